@@ -1,0 +1,2 @@
+export { majority, committedIndex, voteResult, quorumActive } from './majority.js';
+export type { VoteResult } from './majority.js';

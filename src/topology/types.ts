@@ -1,0 +1,56 @@
+// The topology file's model: the single source for `meshlb serve`, `dev`,
+// `sim`, docker-compose and Kubernetes manifests. Parsed and validated by
+// ./parse.ts; see docs/topology.md for the YAML format.
+
+export type Tier = 'global' | 'region' | 'zone' | 'node';
+
+/** A cell's tier is its depth: "/" global, "/eu" region, "/eu/a" zone, "/eu/a/n1" node. */
+export const TIERS: readonly Tier[] = ['global', 'region', 'zone', 'node'];
+
+export interface ReplicaSpec {
+  /** 1-based replica number within the cell. */
+  readonly replica: number;
+  /** Stable id, e.g. "/eu/west-1a#2". */
+  readonly id: string;
+  /** host:port this replica listens on (gRPC, all services on one port). */
+  readonly address: string;
+}
+
+export interface Label {
+  readonly key: string;
+  readonly value: string;
+}
+
+export interface CellSpec {
+  readonly path: string;
+  readonly tier: Tier;
+  /** Parent path; '' for the root "/". */
+  readonly parent: string;
+  readonly children: readonly string[];
+  /** Routing policy name (src/policies registry) and its config. */
+  readonly policy: string;
+  readonly policyConfig: Readonly<Record<string, unknown>>;
+  readonly replicas: readonly ReplicaSpec[];
+  /** Free-form metadata: location, cost, ... reported in summaries. */
+  readonly labels: readonly Label[];
+}
+
+export interface MeshDefaults {
+  readonly maxMessageBytes: number; // default 4 MiB
+  readonly maxPayloadBytes: number; // default 4 MiB
+  readonly summaryIntervalMs: number; // default 150
+  readonly heartbeatIntervalMs: number; // default 1000
+  readonly heartbeatTimeoutMs: number; // default 3000
+  readonly taskTimeoutMs: number; // default 30000
+  readonly maxAttempts: number; // default 3
+  readonly queueCapacity: number; // default 100000 per cell
+  readonly dataDir: string; // default ".data"
+}
+
+export interface Topology {
+  readonly name: string;
+  readonly defaults: MeshDefaults;
+  /** Every cell, parents before children. */
+  readonly cells: readonly CellSpec[];
+  readonly byPath: ReadonlyMap<string, CellSpec>;
+}

@@ -1,0 +1,47 @@
+// Errors that cross the gRPC boundary. Inside the product, expected failures
+// are values or these typed errors; they become a gRPC status in exactly one
+// place (toServiceError), so every handler answers the same way.
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+
+export class MeshError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+    /** Extra trailers: leader hints, retry hints. */
+    readonly details: Record<string, string> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'MeshError';
+  }
+}
+
+export const invalidArgument = (msg: string) => new MeshError(status.INVALID_ARGUMENT, msg);
+export const notFound = (msg: string) => new MeshError(status.NOT_FOUND, msg);
+export const alreadyExists = (msg: string) => new MeshError(status.ALREADY_EXISTS, msg);
+export const unavailable = (msg: string) => new MeshError(status.UNAVAILABLE, msg);
+export const deadlineExceeded = (msg: string) => new MeshError(status.DEADLINE_EXCEEDED, msg);
+
+/** Not the leader: the trailer `meshlb-leader` names who is (id and address when known). */
+export function notLeader(msg: string, leaderId: string, leaderAddress: string): MeshError {
+  return new MeshError(status.FAILED_PRECONDITION, msg, {
+    'meshlb-leader': leaderId,
+    'meshlb-leader-address': leaderAddress,
+  });
+}
+
+/** Saturated: the trailer `meshlb-retry-after-ms` says when to try again. */
+export function resourceExhausted(msg: string, retryAfterMs: number): MeshError {
+  return new MeshError(status.RESOURCE_EXHAUSTED, msg, { 'meshlb-retry-after-ms': String(retryAfterMs) });
+}
+
+/** Map anything thrown inside a handler to a ServiceError; unknown errors become INTERNAL. */
+export function toServiceError(err: unknown): Partial<ServiceError> {
+  const metadata = new Metadata();
+  if (err instanceof MeshError) {
+    for (const [k, v] of Object.entries(err.details)) metadata.set(k, v);
+    return { code: err.code, details: err.message, metadata };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: status.INTERNAL, details: `internal error: ${message}`, metadata };
+}
