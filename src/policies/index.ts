@@ -1,0 +1,40 @@
+// Public entry of the routing policies. Importing this module registers every
+// policy; the cell then creates one by name from its config.
+
+import './global-geo.js';
+import './region-wrr.js';
+import './zone-least-conn.js';
+import './node-score.js';
+import './baseline-random.js';
+import './round-robin.js';
+import './p2c.js';
+import './least-loaded.js';
+
+export type {
+  Candidate,
+  KindSlots,
+  Label,
+  Picker,
+  PickResult,
+  Policy,
+  PolicyDeps,
+  PolicyFactory,
+  Priority,
+  RejectCode,
+  TaskInfo,
+  Tier,
+  Utilization,
+} from './types.js';
+export { registerPolicy, getPolicy, listPolicies, createPolicy, DEFAULT_POLICY_BY_TIER } from './registry.js';
+export { PolicyConfigError } from './config.js';
+export { BasePicker, KindView } from './picker.js';
+export { makeCandidate, type CandidateInit } from './candidate.js';
+export { seededRandom } from './rng.js';
+export { globalGeoPolicy, GLOBAL_GEO_DEFAULT_WEIGHTS, type GlobalGeoConfig } from './global-geo.js';
+export { regionWrrPolicy, reportedWeight, type RegionWrrConfig } from './region-wrr.js';
+export { zoneLeastConnPolicy, type ZoneLeastConnConfig } from './zone-least-conn.js';
+export { nodeScorePolicy, NODE_SCORE_DEFAULT_WEIGHTS, type NodeScoreConfig } from './node-score.js';
+export { randomPolicy } from './baseline-random.js';
+export { roundRobinPolicy } from './round-robin.js';
+export { p2cPolicy } from './p2c.js';
+export { leastLoadedPolicy } from './least-loaded.js';

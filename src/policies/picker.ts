@@ -1,0 +1,214 @@
+// The shared half of every picker: eligibility, the credit overlay, and the
+// route/queue/spillUp decision. A policy subclass only chooses among eligible
+// candidates (select()), so the safety rules (never route to a full, draining,
+// wrong-kind, excluded or affinity-failing candidate) live in one place.
+//
+// Per kind, a KindView is built lazily on the first pick of that kind: the
+// indices of non-draining candidates with slots of the kind, and a Float64Array
+// of remaining credits. Picks scan only that view, never sort, and return
+// cached route objects, so the route path allocates nothing.
+
+import type { Candidate, PickResult, Picker, TaskInfo } from './types.js';
+
+export class KindView {
+  /** Remaining credits of the kind over members; 0 ⇒ queue without scanning. */
+  creditSum = 0;
+  /** Round-robin style cursor, free for the policy to use. */
+  cursor = 0;
+  /** Reusable buffer of member positions for policies that sample. */
+  readonly scratch: Int32Array;
+  /** Policy-specific per-kind data (e.g. WRR virtual deadlines). */
+  ext: unknown = undefined;
+
+  constructor(
+    readonly kind: string,
+    /** Candidate indices (into the picker's candidate array). */
+    readonly members: Int32Array,
+    /** Credit overlay per member position; consumed by routes. */
+    readonly credits: Float64Array,
+    /** Free slots at build time, to count dispatches since the snapshot. */
+    readonly initial: Float64Array,
+    readonly total: Float64Array,
+  ) {
+    this.scratch = new Int32Array(members.length);
+    for (let i = 0; i < credits.length; i++) this.creditSum += credits[i]!;
+  }
+}
+
+const SPILL_NO_KIND: PickResult = Object.freeze({ type: 'spillUp', reason: 'no candidate has the kind' });
+const SPILL_NO_MATCH: PickResult = Object.freeze({
+  type: 'spillUp',
+  reason: 'no candidate of the kind matches affinity/exclusions',
+});
+const QUEUE_FULL: PickResult = Object.freeze({ type: 'queue', reason: 'all candidates of the kind are full' });
+const REJECT_NO_KIND: PickResult = Object.freeze({
+  type: 'reject',
+  code: 'INVALID_ARGUMENT',
+  reason: 'task has no kind',
+});
+
+export abstract class BasePicker implements Picker {
+  private readonly views = new Map<string, KindView | null>();
+  private readonly routes: PickResult[];
+  private readonly indexById = new Map<string, number>();
+  /** "key\0value" per candidate, built only if some task carries affinity. */
+  private labelSets: Set<string>[] | undefined;
+  // Per-pick requirements, held in fields so ok() needs no closure.
+  private reqLabels: string[] = [];
+  private reqCount = 0;
+  private excl: readonly string[] | undefined = undefined;
+
+  constructor(
+    protected readonly cands: readonly Candidate[],
+    protected readonly random: () => number,
+  ) {
+    this.routes = cands.map((c) => Object.freeze({ type: 'route', candidate: c.id }) as PickResult);
+    cands.forEach((c, i) => this.indexById.set(c.id, i));
+  }
+
+  /** Choose a member position among those with ok(v, pos); -1 if none. */
+  protected abstract select(v: KindView, task: TaskInfo): number;
+
+  /** Hook for per-kind policy data, called once when a view is built. */
+  protected initView(_v: KindView): void {}
+
+  pick(task: TaskInfo): PickResult {
+    if (!task.kind) return REJECT_NO_KIND;
+    const v = this.view(task.kind);
+    if (v === null) return SPILL_NO_KIND;
+    const aff = task.affinity;
+    this.reqCount = 0;
+    if (aff && aff.length > 0) {
+      if (!this.labelSets) this.labelSets = this.cands.map(labelSet);
+      for (let i = 0; i < aff.length; i++) this.reqLabels[this.reqCount++] = aff[i]!.key + '\0' + aff[i]!.value;
+    }
+    this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
+    if (v.creditSum > 0) {
+      const pos = this.select(v, task);
+      if (pos >= 0) {
+        if (!this.ok(v, pos)) throw new Error(`policy chose an ineligible candidate (bug)`);
+        v.credits[pos]! -= 1;
+        v.creditSum -= 1;
+        return this.routes[v.members[pos]!]!;
+      }
+    }
+    // Slow path: nothing routable. Queue if some candidate could take it later.
+    if (this.reqCount === 0 && this.excl === undefined) return QUEUE_FULL;
+    for (let p = 0; p < v.members.length; p++) if (this.matches(v, p)) return QUEUE_FULL;
+    return SPILL_NO_MATCH;
+  }
+
+  release(candidateId: string, kind: string): void {
+    const idx = this.indexById.get(candidateId);
+    const v = idx === undefined ? null : this.view(kind);
+    if (v === null) return;
+    for (let p = 0; p < v.members.length; p++) {
+      if (v.members[p] === idx) {
+        // Never above total: a stray release must not create capacity.
+        if (v.credits[p]! < v.total[p]!) {
+          v.credits[p]! += 1;
+          v.creditSum += 1;
+        }
+        return;
+      }
+    }
+  }
+
+  credits(kind: string): number {
+    return this.view(kind)?.creditSum ?? 0;
+  }
+
+  hasKind(kind: string): boolean {
+    return this.view(kind) !== null;
+  }
+
+  /** Eligible now: has a credit, matches affinity, not excluded. */
+  protected ok(v: KindView, pos: number): boolean {
+    return v.credits[pos]! >= 1 && this.matches(v, pos);
+  }
+
+  private matches(v: KindView, pos: number): boolean {
+    const idx = v.members[pos]!;
+    if (this.excl !== undefined && this.excl.includes(this.cands[idx]!.id)) return false;
+    if (this.reqCount > 0) {
+      const set = this.labelSets![idx]!;
+      for (let i = 0; i < this.reqCount; i++) if (!set.has(this.reqLabels[i]!)) return false;
+    }
+    return true;
+  }
+
+  protected candidateAt(v: KindView, pos: number): Candidate {
+    return this.cands[v.members[pos]!]!;
+  }
+
+  /** Dispatches made through this picker to the member since the snapshot. */
+  protected sinceSnapshot(v: KindView, pos: number): number {
+    return v.initial[pos]! - v.credits[pos]!;
+  }
+
+  /**
+   * The eligible member with the lowest score(v, pos), ties broken uniformly
+   * at random (reservoir sampling, so no array of ties is built).
+   */
+  protected selectMin(v: KindView, score: (v: KindView, pos: number) => number): number {
+    let best = -1;
+    let bestScore = Infinity;
+    let ties = 0;
+    for (let p = 0; p < v.members.length; p++) {
+      if (!this.ok(v, p)) continue;
+      const s = score(v, p);
+      if (best < 0 || s < bestScore) {
+        best = p;
+        bestScore = s;
+        ties = 1;
+      } else if (s === bestScore && this.random() * ++ties < 1) {
+        best = p;
+      }
+    }
+    return best;
+  }
+
+  /** Fills v.scratch with eligible positions; returns how many. */
+  protected collectEligible(v: KindView): number {
+    let n = 0;
+    for (let p = 0; p < v.members.length; p++) if (this.ok(v, p)) v.scratch[n++] = p;
+    return n;
+  }
+
+  private view(kind: string): KindView | null {
+    let v = this.views.get(kind);
+    if (v === undefined) {
+      v = buildView(this.cands, kind);
+      if (v !== null) this.initView(v);
+      this.views.set(kind, v);
+    }
+    return v;
+  }
+}
+
+function buildView(cands: readonly Candidate[], kind: string): KindView | null {
+  const idx: number[] = [];
+  for (let i = 0; i < cands.length; i++) {
+    const c = cands[i]!;
+    const s = c.slots.get(kind);
+    // A candidate with zero total slots of a kind cannot ever take it.
+    if (!c.draining && s !== undefined && s.total > 0) idx.push(i);
+  }
+  if (idx.length === 0) return null;
+  const n = idx.length;
+  const credits = new Float64Array(n);
+  const total = new Float64Array(n);
+  for (let p = 0; p < n; p++) {
+    const s = cands[idx[p]!]!.slots.get(kind)!;
+    total[p] = s.total;
+    // Summaries can be momentarily inconsistent; credits are whole, within [0, total].
+    credits[p] = Math.max(0, Math.min(Math.floor(s.free), s.total));
+  }
+  return new KindView(kind, Int32Array.from(idx), credits, Float64Array.from(credits), total);
+}
+
+function labelSet(c: Candidate): Set<string> {
+  const s = new Set<string>();
+  for (const l of c.labels) s.add(l.key + '\0' + l.value);
+  return s;
+}

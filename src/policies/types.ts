@@ -1,0 +1,136 @@
+// The one interface between a cell and its routing policy.
+//
+// A policy is pure: it sees candidates (what this cell knows about each child:
+// a child cell's summary, or an agent at a node cell), a task, and its own small
+// state. It never does IO, never reads a clock (`now` is passed in) and never
+// calls Math.random (randomness comes from the injected `random`), so a seed
+// replays a run exactly.
+//
+// Lifecycle (grpc-js picker style):
+//   policy = createPolicy(name, rawConfig, { random })    // once per cell config
+//   picker = policy.buildPicker(candidates, now)           // on every summary change
+//   result = picker.pick(task)                             // hot path, synchronous
+//
+// Credits: a picker owns a small per-(kind, candidate) credit overlay copied
+// from `free` at build time. A `route` result has already consumed one credit,
+// so consecutive picks against one snapshot never oversubscribe a child. If the
+// caller then fails to dispatch (link send failed), it gives the credit back
+// with picker.release(). When a fresh summary arrives the cell builds a new
+// picker; it should pass `free` minus the dispatches the child has not yet
+// acknowledged in that summary, since the child could not have counted them.
+// Building is O(candidates); picking is O(candidates of the kind) with no
+// sorting and, on the route path, no allocation (route results are cached).
+
+import type { Priority } from '../queue/priority.js';
+
+export type { Priority };
+
+export interface Label {
+  readonly key: string;
+  readonly value: string;
+}
+
+/** Resource utilization, each 0..1. */
+export interface Utilization {
+  readonly cpu: number;
+  readonly memory: number;
+  readonly gpu: number;
+  readonly network: number;
+}
+
+/** Slots of one kind: free is the dispatch credit, total the capacity. */
+export interface KindSlots {
+  readonly free: number;
+  readonly total: number;
+}
+
+export interface Candidate {
+  /** Child cell path (`/eu`) or agent id at a node cell. */
+  readonly id: string;
+  /** Per task kind; a candidate without an entry cannot take that kind. */
+  readonly slots: ReadonlyMap<string, KindSlots>;
+  readonly healthyAgents: number;
+  /** Tasks buffered in the child (all priorities). */
+  readonly queueDepth: number;
+  /** Tasks running or assigned in the child (connections, in LB terms). */
+  readonly active: number;
+  readonly utilization: Utilization;
+  /** EWMA of task latency in ms; 0 = no data yet. */
+  readonly latencyEwmaMs: number;
+  /** EWMA of success, 0..1. */
+  readonly successEwma: number;
+  /**
+   * Labels, e.g. region/zone/location/gpu. A key may repeat with different
+   * values: a cell aggregating a subtree advertises every value present in it.
+   */
+  readonly labels: readonly Label[];
+  readonly costPerTask?: number;
+  readonly rttMs?: number;
+  /** Completed tasks per second (the ORCA "qps" of weighted round robin). */
+  readonly qps?: number;
+  /** Age of the summary these numbers come from, ms. */
+  readonly summaryAgeMs: number;
+  /** Draining candidates take no new tasks. */
+  readonly draining: boolean;
+}
+
+export interface TaskInfo {
+  readonly kind: string;
+  readonly priority: Priority;
+  /** Required labels: every one must be present on the candidate. */
+  readonly affinity?: readonly Label[];
+  readonly tenant?: string;
+  /** Preferred location (a region/zone/location label value). */
+  readonly location?: string;
+  readonly attempt?: number;
+  /** Candidates that must not get this task (e.g. the one that just failed it). */
+  readonly exclude?: readonly string[];
+}
+
+export type RejectCode = 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'RESOURCE_EXHAUSTED';
+
+/**
+ * route:   dispatch to `candidate` (one credit already consumed).
+ * queue:   candidates can serve this task but all are full now; keep it queued.
+ * spillUp: no usable candidate here has the kind (or matches affinity / is not
+ *          excluded); hand the task to the parent.
+ * reject:  the task itself is unacceptable.
+ */
+export type PickResult =
+  | { readonly type: 'route'; readonly candidate: string }
+  | { readonly type: 'queue'; readonly reason: string }
+  | { readonly type: 'spillUp'; readonly reason: string }
+  | { readonly type: 'reject'; readonly code: RejectCode; readonly reason: string };
+
+export interface Picker {
+  /** Synchronous; a `route` consumes one credit of the chosen candidate. */
+  pick(task: TaskInfo): PickResult;
+  /** Give back a credit taken by a route that was not dispatched. */
+  release(candidateId: string, kind: string): void;
+  /** Remaining credits of `kind` over non-draining candidates (0 if none). */
+  credits(kind: string): number;
+  /** True if some non-draining candidate has the kind at all (else: spill up). */
+  hasKind(kind: string): boolean;
+}
+
+export interface PolicyDeps {
+  /** Uniform in [0, 1). Inject a seeded source (see seededRandom). */
+  readonly random: () => number;
+}
+
+/** A configured policy instance with its own small state (e.g. WRR weights). */
+export interface Policy {
+  readonly name: string;
+  buildPicker(candidates: readonly Candidate[], now: number): Picker;
+}
+
+/** One per policy file, registered by name. */
+export interface PolicyFactory<C = unknown> {
+  readonly name: string;
+  readonly description: string;
+  /** Validate raw config (from YAML/JSON); throws PolicyConfigError. */
+  parseConfig(raw: unknown): C;
+  create(config: C, deps: PolicyDeps): Policy;
+}
+
+export type Tier = 'global' | 'region' | 'zone' | 'node';
