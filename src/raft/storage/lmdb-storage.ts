@@ -1,0 +1,334 @@
+// The durable Raft log on lmdb. Entries live in their own database keyed by
+// index (lmdb's ordered-binary number keys sort numerically); hard state, the
+// log base (compaction point) and small runtime records live under meta keys.
+//
+// Durability: lmdb-js defaults to `overlappingSync` on Linux, where a commit
+// promise resolves once the transaction is VISIBLE and the fsync happens after.
+// We keep that mode (it lets the next transaction proceed while the previous one
+// flushes) but a sync write awaits `flushed` as well, so it resolves only once
+// lmdb has fsync'd it. `noSync`/`noMetaSync` are never set.
+//
+// Reads are synchronous (the core's LogReader contract): recent entries from an
+// in-memory tail cache, older ones from lmdb. In-memory state is updated when a
+// write is issued (writes are ordered), durability is what the promise reports.
+import path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import {
+  CompactedError,
+  UnavailableError,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Snapshot,
+  type SnapshotMeta,
+} from '../core/types.js';
+import { logger, type Logger } from '../../util/log.js';
+import { decodeEntry, decodeMeta, encodeEntry, encodeMeta } from './codec.js';
+import { EMPTY_CONF, EMPTY_HARD_STATE, StorageCorruptionError, type LogStore, type SnapshotStore } from './ports.js';
+import { FileSnapshotStore } from './snapshot-store.js';
+
+export interface LmdbStorageOptions {
+  /** Directory holding raft.lmdb and snapshots/. */
+  readonly dir: string;
+  /** Membership before any snapshot exists; recorded on first open, ignored afterwards. */
+  readonly bootstrap?: ConfState;
+  readonly snapshots?: SnapshotStore;
+  /** Entries kept in memory for the core's reads (the tail of the log). */
+  readonly cacheEntries?: number;
+  readonly log?: Logger;
+}
+
+interface Base {
+  index: number;
+  term: number;
+}
+
+const K_HARD = 'hardState';
+const K_BASE = 'base';
+const K_CONF = 'bootstrapConf';
+
+export class LmdbStorage implements LogStore {
+  readonly snapshots: SnapshotStore;
+  private readonly root: RootDatabase;
+  private readonly ents: Database<Buffer, number>;
+  private readonly meta: Database<Buffer, string>;
+  private readonly log: Logger;
+  private readonly cacheMax: number;
+  private hard: HardState = EMPTY_HARD_STATE;
+  private base: Base = { index: 0, term: 0 };
+  private bootstrapConf: ConfState = EMPTY_CONF;
+  private last = 0;
+  /** Contiguous tail of the log: cache[k].index === last - cache.length + 1 + k. */
+  private cache: Entry[] = [];
+  private failed: Error | undefined;
+
+  /** Opens (creating if needed) and verifies the log: see recover(). Throws StorageCorruptionError. */
+  static open(opts: LmdbStorageOptions): LmdbStorage {
+    return new LmdbStorage(opts);
+  }
+
+  private constructor(opts: LmdbStorageOptions) {
+    this.log = opts.log ?? logger({ component: 'raft-storage', dir: opts.dir });
+    this.cacheMax = opts.cacheEntries ?? 16_384;
+    this.snapshots = opts.snapshots ?? new FileSnapshotStore(path.join(opts.dir, 'snapshots'));
+    this.root = open({ path: path.join(opts.dir, 'raft.lmdb'), overlappingSync: true, noSync: false, maxDbs: 4 });
+    this.ents = this.root.openDB<Buffer, number>({ name: 'entries', encoding: 'binary' });
+    this.meta = this.root.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
+    try {
+      this.recover(opts.bootstrap);
+    } catch (err) {
+      void this.root.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Load meta records, verify every entry's checksum and contiguity, then:
+   *  - a bad record above the durable commit index is a torn/corrupt TAIL that
+   *    no quorum can depend on from us alone: truncate it (and log it);
+   *  - a bad record at or below the commit index is committed data lost:
+   *    refuse to start, an operator must replace this replica's data.
+   * Finally catch up with a snapshot that was saved but not yet recorded here.
+   */
+  private recover(bootstrap: ConfState | undefined): void {
+    const hard = this.readMeta<HardState>(K_HARD);
+    const base = this.readMeta<Base>(K_BASE);
+    const conf = this.readMeta<ConfState>(K_CONF);
+    if (hard) this.hard = hard;
+    if (base) this.base = base;
+    if (conf) this.bootstrapConf = conf;
+    else if (bootstrap) {
+      this.bootstrapConf = bootstrap;
+      this.meta.putSync(K_CONF, encodeMeta(bootstrap));
+    }
+    let expect = this.base.index + 1;
+    let bad: number | undefined;
+    const tail: Entry[] = [];
+    for (const { key, value } of this.ents.getRange({ start: expect })) {
+      const e = key === expect ? decodeEntry(key, value) : undefined;
+      if (!e) {
+        bad = expect;
+        break;
+      }
+      tail.push(e);
+      if (tail.length > this.cacheMax) tail.shift();
+      expect++;
+    }
+    if (bad !== undefined) {
+      if (bad <= this.hard.commit) {
+        throw new StorageCorruptionError(
+          `raft log entry ${bad} is corrupt or missing but the durable commit index is ${this.hard.commit}: ` +
+            `committed data is damaged, refusing to start; restore this replica from a peer (wipe its data dir)`,
+        );
+      }
+      const dropped = [...this.ents.getKeys({ start: bad })];
+      this.log.warn({ from: bad, records: dropped.length, commit: this.hard.commit }, 'truncating corrupt uncommitted log tail');
+      this.root.transactionSync(() => {
+        for (const k of dropped) this.ents.removeSync(k);
+      });
+    }
+    this.last = expect - 1;
+    this.cache = tail;
+    const snap = this.snapshots.latestMeta();
+    if (snap && snap.index > this.base.index) {
+      this.log.info({ index: snap.index }, 'recording snapshot saved before a crash');
+      this.root.transactionSync(this.snapshotPlan(snap));
+    }
+  }
+
+  private readMeta<T>(key: string): T | undefined {
+    const v = decodeMeta<T>(this.meta.getBinary(key));
+    if (v === 'corrupt') throw new StorageCorruptionError(`raft meta record '${key}' fails its checksum`);
+    return v;
+  }
+
+  // ---- LogReader (synchronous, used by the core) ----
+
+  initialState(): { hardState: HardState; conf: ConfState } {
+    return { hardState: this.hard, conf: this.snapshots.latestMeta()?.conf ?? this.bootstrapConf };
+  }
+
+  firstIndex(): number {
+    return this.base.index + 1;
+  }
+
+  lastIndex(): number {
+    return this.last;
+  }
+
+  term(i: number): number {
+    if (i === this.base.index) return this.base.term;
+    if (i < this.base.index) throw new CompactedError(i);
+    if (i > this.last) throw new UnavailableError(i);
+    return this.entry(i).term;
+  }
+
+  entries(lo: number, hi: number, maxBytes = Number.POSITIVE_INFINITY): Entry[] {
+    if (lo <= this.base.index) throw new CompactedError(lo);
+    if (hi > this.last + 1) throw new UnavailableError(hi - 1);
+    const out: Entry[] = [];
+    let bytes = 0;
+    const cacheFirst = this.last - this.cache.length + 1;
+    if (lo < cacheFirst) {
+      for (const { key, value } of this.ents.getRange({ start: lo, end: Math.min(hi, cacheFirst) })) {
+        const e = this.decodeOrFail(key, value);
+        bytes += e.data.length;
+        if (out.length > 0 && bytes > maxBytes) return out;
+        out.push(e);
+      }
+    }
+    for (let i = Math.max(lo, cacheFirst); i < hi; i++) {
+      const e = this.cache[i - cacheFirst]!;
+      bytes += e.data.length;
+      if (out.length > 0 && bytes > maxBytes) return out;
+      out.push(e);
+    }
+    return out;
+  }
+
+  snapshot(): Snapshot {
+    return (
+      this.snapshots.load() ?? {
+        meta: { index: this.base.index, term: this.base.term, conf: this.bootstrapConf },
+        data: new Uint8Array(0),
+      }
+    );
+  }
+
+  private entry(i: number): Entry {
+    const cacheFirst = this.last - this.cache.length + 1;
+    if (i >= cacheFirst) return this.cache[i - cacheFirst]!;
+    return this.decodeOrFail(i, this.ents.getBinary(i));
+  }
+
+  private decodeOrFail(i: number, value: Uint8Array | undefined): Entry {
+    const e = decodeEntry(i, value);
+    if (!e) throw new StorageCorruptionError(`raft log entry ${i} failed its checksum on read`);
+    return e;
+  }
+
+  // ---- writes (asynchronous, issued by the runtime in Ready order) ----
+
+  hardState(): HardState {
+    return this.hard;
+  }
+
+  async append(entries: readonly Entry[], hardState?: HardState, opts: { sync?: boolean } = {}): Promise<void> {
+    this.checkHealthy();
+    const ents = entries.filter((e) => e.index > this.base.index);
+    if (ents.length > 0 && ents[0]!.index > this.last + 1) {
+      throw new Error(`raft storage: append at ${ents[0]!.index} leaves a gap after ${this.last}`);
+    }
+    if (ents.length === 0 && !hardState) return;
+    const oldLast = this.last;
+    const newLast = ents.length > 0 ? ents.at(-1)!.index : this.last;
+    if (ents.length > 0) this.updateCache(ents);
+    if (hardState) this.hard = hardState;
+    await this.write(() => {
+      for (const e of ents) this.ents.putSync(e.index, encodeEntry(e));
+      // A conflicting suffix longer than the new entries: drop what is past them.
+      if (ents.length > 0) for (let i = newLast + 1; i <= oldLast; i++) this.ents.removeSync(i);
+      if (hardState) this.meta.putSync(K_HARD, encodeMeta(hardState));
+    }, opts.sync ?? true);
+  }
+
+  async setHardState(hs: HardState): Promise<void> {
+    await this.append([], hs);
+  }
+
+  async compact(index: number): Promise<void> {
+    this.checkHealthy();
+    if (index <= this.base.index) return;
+    if (index > this.last) throw new UnavailableError(index);
+    const term = this.term(index);
+    const from = this.base.index + 1;
+    const base = (this.base = { index, term });
+    const cacheFirst = this.last - this.cache.length + 1;
+    if (index >= cacheFirst) this.cache = this.cache.slice(index - cacheFirst + 1);
+    await this.write(() => {
+      for (let i = from; i <= index; i++) this.ents.removeSync(i);
+      this.meta.putSync(K_BASE, encodeMeta(base));
+    }, true);
+  }
+
+  async applySnapshot(meta: SnapshotMeta): Promise<void> {
+    this.checkHealthy();
+    if (meta.index <= this.base.index) return;
+    await this.write(this.snapshotPlan(meta), true);
+  }
+
+  /**
+   * Moves memory to the snapshot's position now and returns the matching
+   * transaction body. Keeps the log suffix if it agrees with the snapshot.
+   */
+  private snapshotPlan(meta: SnapshotMeta): () => void {
+    const keep = meta.index <= this.last && this.term(meta.index) === meta.term;
+    const from = this.base.index + 1;
+    const dropTo = keep ? meta.index : this.last;
+    if (keep) {
+      const cacheFirst = this.last - this.cache.length + 1;
+      if (meta.index >= cacheFirst) this.cache = this.cache.slice(meta.index - cacheFirst + 1);
+    } else {
+      this.cache = [];
+      this.last = meta.index;
+    }
+    this.base = { index: meta.index, term: meta.term };
+    if (this.hard.commit < meta.index) this.hard = { ...this.hard, commit: meta.index };
+    const base = this.base;
+    const hard = this.hard;
+    return () => {
+      for (let i = from; i <= dropTo; i++) this.ents.removeSync(i);
+      this.meta.putSync(K_BASE, encodeMeta(base));
+      this.meta.putSync(K_HARD, encodeMeta(hard));
+    };
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.readMeta<string>(`x:${key}`);
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.checkHealthy();
+    await this.write(() => this.meta.putSync(`x:${key}`, encodeMeta(value)), true);
+  }
+
+  async close(): Promise<void> {
+    await this.root.flushed;
+    await this.root.close();
+  }
+
+  private updateCache(ents: readonly Entry[]): void {
+    const first = ents[0]!.index;
+    const cacheFirst = this.last - this.cache.length + 1;
+    if (first <= cacheFirst) this.cache = [];
+    else this.cache.length = first - cacheFirst; // drop the conflicting suffix
+    for (const e of ents) this.cache.push(e);
+    if (this.cache.length > this.cacheMax) this.cache = this.cache.slice(this.cache.length - this.cacheMax);
+    this.last = ents.at(-1)!.index;
+  }
+
+  /**
+   * One lmdb transaction. Calls issued while an earlier one is still committing
+   * queue up behind it in lmdb's writer; those issued in the same event turn
+   * share a transaction (lmdb-js event-turn batching).
+   */
+  private async write(body: () => void, sync: boolean): Promise<void> {
+    const p = this.root.transaction(body).then(
+      async () => {
+        if (sync) await this.root.flushed;
+      },
+      (err: unknown) => {
+        // A failed write leaves memory ahead of disk: nothing later may be trusted.
+        this.failed = new StorageCorruptionError('raft storage write failed', { cause: err });
+        this.log.error({ err }, 'raft storage write failed; replica must stop');
+        throw this.failed;
+      },
+    );
+    if (sync) return p;
+    p.catch(() => undefined); // surfaced through checkHealthy() on the next call
+  }
+
+  private checkHealthy(): void {
+    if (this.failed) throw this.failed;
+  }
+}
