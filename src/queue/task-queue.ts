@@ -1,0 +1,296 @@
+// The pending-task queue a cell leader keeps before dispatch. Pure: time comes
+// in as `now` (ms), nothing here reads a clock or schedules anything.
+//
+// Layout: kind → 4 lanes (one per base priority) → tenants (DRR) → EDF heap.
+// Service order for one pop among the lanes the caller accepts:
+//   1. lowest effective rank, where a lane's effective rank is its base rank
+//      minus floor(oldest wait / agingMs), floored at 0 (critical): a waiting
+//      low task climbs one level per agingMs, so it cannot starve;
+//   2. tie: the lane whose oldest task arrived first;
+//   3. within the lane, the tenant whose DRR turn it is;
+//   4. within the tenant, the earliest soft deadline
+//      min(deadline, enqueuedAt + softDeadlineMs) — EDF that still cannot
+//      starve a task without a deadline.
+// Expired tasks (deadline <= now) are never returned by pop(); they are moved
+// to an expired list the caller drains with takeExpired() or expire(now).
+// Costs: push/pop/remove O(log n) + O(kinds) lane scan per pop.
+
+import { IndexedHeap } from './heap.js';
+import { Lane, type Entry } from './lane.js';
+import { PRIORITIES, PRIORITY_RANK, type Priority } from './priority.js';
+
+export interface QueueTask {
+  readonly id: string;
+  readonly kind: string;
+  readonly priority: Priority;
+  readonly tenant: string;
+  /** Absolute deadline, ms on the same clock as `now`; undefined = none. */
+  readonly deadline?: number;
+}
+
+export interface TaskQueueOptions {
+  /** Max queued tasks (all kinds). */
+  readonly capacity: number;
+  /** Max queued tasks of one tenant; default capacity (no per-tenant cap). */
+  readonly maxPerTenant?: number;
+  /** Wait that lifts a task one priority level; default 5000. Infinity disables aging. */
+  readonly agingMs?: number;
+  /** Soft deadline for EDF ordering inside a tenant; default 30000. */
+  readonly softDeadlineMs?: number;
+  /** DRR quantum (tasks per turn) per tenant, integer >= 1; default 1 for all. */
+  readonly tenantQuantum?: (tenant: string) => number;
+  /** Bounds of the retry hint returned when full; default 50..5000 ms. */
+  readonly minRetryAfterMs?: number;
+  readonly maxRetryAfterMs?: number;
+}
+
+export type PushResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: 'full' | 'tenant-full'; readonly retryAfterMs: number }
+  | { readonly ok: false; readonly reason: 'duplicate' | 'expired' };
+
+export interface Popped<T> {
+  readonly task: T;
+  readonly enqueuedAt: number;
+  readonly waitedMs: number;
+}
+
+const OK: PushResult = Object.freeze({ ok: true });
+const DUPLICATE: PushResult = Object.freeze({ ok: false, reason: 'duplicate' });
+const EXPIRED: PushResult = Object.freeze({ ok: false, reason: 'expired' });
+
+export class TaskQueue<T extends QueueTask> {
+  private readonly byId = new Map<string, Entry<T>>();
+  private readonly kindLanes = new Map<string, Lane<T>[]>();
+  private readonly perTenant = new Map<string, number>();
+  private readonly depth = [0, 0, 0, 0];
+  private readonly deadlines = new IndexedHeap<Entry<T>>(
+    (a, b) => a.deadline < b.deadline,
+    (e, p) => {
+      e.dpos = p;
+    },
+    (e) => e.dpos,
+  );
+  private expiredOut: T[] = [];
+  private seq = 0;
+  // Drain-rate estimate for the retry hint: pops counted per window.
+  private windowStart = NaN;
+  private windowPops = 0;
+  private ratePerMs = 0;
+
+  private readonly capacity: number;
+  private readonly maxPerTenant: number;
+  private readonly agingMs: number;
+  private readonly softDeadlineMs: number;
+  private readonly quantum: (tenant: string) => number;
+  private readonly minRetry: number;
+  private readonly maxRetry: number;
+
+  constructor(opts: TaskQueueOptions) {
+    if (!(opts.capacity >= 1)) throw new RangeError(`TaskQueue: capacity must be >= 1, got ${opts.capacity}`);
+    this.capacity = opts.capacity;
+    this.maxPerTenant = opts.maxPerTenant ?? opts.capacity;
+    this.agingMs = opts.agingMs ?? 5000;
+    if (!(this.agingMs > 0)) throw new RangeError(`TaskQueue: agingMs must be > 0, got ${this.agingMs}`);
+    this.softDeadlineMs = opts.softDeadlineMs ?? 30_000;
+    const q = opts.tenantQuantum;
+    this.quantum = q ? (t) => Math.max(1, Math.floor(q(t)) || 1) : () => 1;
+    this.minRetry = opts.minRetryAfterMs ?? 50;
+    this.maxRetry = opts.maxRetryAfterMs ?? 5000;
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** Queued tasks per base priority: [critical, high, normal, low]. */
+  depthByPriority(): Readonly<Record<Priority, number>> {
+    return { critical: this.depth[0]!, high: this.depth[1]!, normal: this.depth[2]!, low: this.depth[3]! };
+  }
+
+  sizeOfKind(kind: string): number {
+    const lanes = this.kindLanes.get(kind);
+    return lanes ? lanes[0]!.size + lanes[1]!.size + lanes[2]!.size + lanes[3]!.size : 0;
+  }
+
+  /** Kinds with queued tasks. */
+  kinds(): IterableIterator<string> {
+    return this.kindLanes.keys();
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  get(id: string): T | undefined {
+    return this.byId.get(id)?.task;
+  }
+
+  push(task: T, now: number): PushResult {
+    if (this.byId.has(task.id)) return DUPLICATE;
+    if (task.deadline !== undefined && task.deadline <= now) return EXPIRED;
+    if (this.byId.size >= this.capacity) return { ok: false, reason: 'full', retryAfterMs: this.retryHint() };
+    if ((this.perTenant.get(task.tenant) ?? 0) >= this.maxPerTenant) {
+      return { ok: false, reason: 'tenant-full', retryAfterMs: this.retryHint() };
+    }
+    this.insert(task, now);
+    return OK;
+  }
+
+  /**
+   * Puts back a task popped in the same synchronous step (e.g. the picker
+   * said `queue` for it), keeping its original enqueue time so it keeps its
+   * age. Skips the capacity checks: it only returns a slot it just freed.
+   */
+  requeue(task: T, enqueuedAt: number): boolean {
+    if (this.byId.has(task.id)) return false;
+    this.insert(task, enqueuedAt, true);
+    return true;
+  }
+
+  /**
+   * The next task by the service order above, among kinds `accept` allows
+   * (e.g. kind => picker.credits(kind) > 0 || !picker.hasKind(kind)).
+   */
+  pop(now: number, accept?: (kind: string) => boolean): Popped<T> | undefined {
+    this.collectExpired(now);
+    let best: Lane<T> | null = null;
+    let bestRank = 0;
+    for (const [kind, lanes] of this.kindLanes) {
+      if (accept !== undefined && !accept(kind)) continue;
+      for (let r = 0; r < 4; r++) {
+        const lane = lanes[r]!;
+        if (lane.head === null) continue;
+        const rank = this.effectiveRank(lane, now);
+        if (best === null || rank < bestRank || (rank === bestRank && older(lane.head, best.head!))) {
+          best = lane;
+          bestRank = rank;
+        }
+      }
+    }
+    return best === null ? undefined : this.takeFrom(best, now);
+  }
+
+  /** The next task of one kind (same order, restricted to the kind). */
+  popKind(kind: string, now: number): Popped<T> | undefined {
+    return this.pop(now, (k) => k === kind);
+  }
+
+  /** Cancel: removes and returns the task, or undefined if not queued. */
+  remove(id: string): T | undefined {
+    const e = this.byId.get(id);
+    if (!e) return undefined;
+    this.unlink(e);
+    return e.task;
+  }
+
+  /** Removes expired tasks (deadline <= now) and returns every expired task not yet reported. */
+  expire(now: number): T[] {
+    this.collectExpired(now);
+    return this.takeExpired();
+  }
+
+  /** Expired tasks found by earlier pops, not yet reported. */
+  takeExpired(): T[] {
+    const out = this.expiredOut;
+    this.expiredOut = [];
+    return out;
+  }
+
+  /** A task's effective priority now (for summaries and tests). */
+  effectivePriority(id: string, now: number): Priority | undefined {
+    const e = this.byId.get(id);
+    if (!e) return undefined;
+    return PRIORITIES[Math.max(0, e.rank - Math.floor(Math.max(0, now - e.enqueuedAt) / this.agingMs))];
+  }
+
+  private effectiveRank(lane: Lane<T>, now: number): number {
+    const waited = now - lane.head!.enqueuedAt;
+    return waited <= 0 ? lane.rank : Math.max(0, lane.rank - Math.floor(waited / this.agingMs));
+  }
+
+  private insert(task: T, enqueuedAt: number, fromHead = false): void {
+    let lanes = this.kindLanes.get(task.kind);
+    if (!lanes) {
+      lanes = [0, 1, 2, 3].map((r) => new Lane<T>(task.kind, r));
+      this.kindLanes.set(task.kind, lanes);
+    }
+    const rank = PRIORITY_RANK[task.priority];
+    if (rank === undefined) throw new RangeError(`TaskQueue: unknown priority ${String(task.priority)}`);
+    const lane = lanes[rank]!;
+    const deadline = task.deadline ?? Infinity;
+    const e: Entry<T> = {
+      task,
+      id: task.id,
+      tenant: task.tenant,
+      rank,
+      deadline,
+      key: Math.min(deadline, enqueuedAt + this.softDeadlineMs),
+      enqueuedAt,
+      seq: this.seq++,
+      hpos: -1,
+      dpos: -1,
+      prev: null,
+      next: null,
+      sub: lane.tenantQ(task.tenant),
+    };
+    lane.add(e, fromHead);
+    if (deadline !== Infinity) this.deadlines.push(e);
+    this.byId.set(e.id, e);
+    this.perTenant.set(e.tenant, (this.perTenant.get(e.tenant) ?? 0) + 1);
+    this.depth[rank]!++;
+  }
+
+  private takeFrom(lane: Lane<T>, now: number): Popped<T> {
+    const e = lane.take(this.quantum);
+    this.forget(e, lane);
+    this.countPop(now);
+    return { task: e.task, enqueuedAt: e.enqueuedAt, waitedMs: Math.max(0, now - e.enqueuedAt) };
+  }
+
+  private unlink(e: Entry<T>): void {
+    const lane = e.sub.lane;
+    lane.delete(e);
+    this.forget(e, lane);
+  }
+
+  /** Bookkeeping after e left its lane. */
+  private forget(e: Entry<T>, lane: Lane<T>): void {
+    if (e.dpos >= 0) this.deadlines.remove(e);
+    this.byId.delete(e.id);
+    const n = this.perTenant.get(e.tenant)! - 1;
+    if (n === 0) this.perTenant.delete(e.tenant);
+    else this.perTenant.set(e.tenant, n);
+    this.depth[e.rank]!--;
+    if (this.sizeOfKind(lane.kind) === 0) this.kindLanes.delete(lane.kind);
+  }
+
+  private collectExpired(now: number): void {
+    for (let e = this.deadlines.peek(); e !== undefined && e.deadline <= now; e = this.deadlines.peek()) {
+      this.unlink(e);
+      this.expiredOut.push(e.task);
+    }
+  }
+
+  private countPop(now: number): void {
+    if (Number.isNaN(this.windowStart)) this.windowStart = now;
+    this.windowPops++;
+    const elapsed = now - this.windowStart;
+    if (elapsed >= 1000) {
+      this.ratePerMs = this.windowPops / elapsed;
+      this.windowStart = now;
+      this.windowPops = 0;
+    }
+  }
+
+  /** Time to drain ~1% of capacity at the recent pop rate, clamped. */
+  private retryHint(): number {
+    if (this.ratePerMs <= 0) return this.maxRetry;
+    const ms = Math.ceil(Math.max(1, this.capacity * 0.01) / this.ratePerMs);
+    return Math.min(this.maxRetry, Math.max(this.minRetry, ms));
+  }
+}
+
+function older<T>(a: Entry<T>, b: Entry<T>): boolean {
+  return a.enqueuedAt < b.enqueuedAt || (a.enqueuedAt === b.enqueuedAt && a.seq < b.seq);
+}
