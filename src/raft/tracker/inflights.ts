@@ -37,6 +37,11 @@ export class Inflights {
     if (n > 0) this.slots.splice(0, n);
   }
 
+  /** Free the oldest slot (used when acks may have been lost, to let replication resume). */
+  freeFirstOne(): void {
+    this.slots.shift();
+  }
+
   reset(): void {
     this.slots = [];
   }

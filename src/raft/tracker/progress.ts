@@ -96,7 +96,9 @@ export class Progress {
       this.next = this.match + 1;
       return true;
     }
-    // probe/snapshot: only a reject of the index we probed is meaningful.
+    // A snapshot is on its way: the reject was for an older append.
+    if (this.state === 'snapshot') return false;
+    // probe: only a reject of the index we probed is meaningful.
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1, 1);
     this.probeSent = false;

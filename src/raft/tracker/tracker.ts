@@ -35,6 +35,16 @@ export class ProgressTracker {
     }
   }
 
+  /** A new leader forgets everything it knew: every peer starts probing at `nextIndex`. */
+  resetProgress(nextIndex: number): void {
+    for (const [id, old] of this.progress) {
+      const p = new Progress(nextIndex, this.maxInflight, old.isLearner);
+      // Grace for the first check-quorum round: peers have not had time to answer yet.
+      p.recentActive = true;
+      this.progress.set(id, p);
+    }
+  }
+
   confState(): ConfState {
     return { voters: [...this.voters], learners: [...this.learners] };
   }

@@ -1,0 +1,201 @@
+// Leader-side handling: replication (batched, pipelined, flow-controlled per
+// follower), commitment, heartbeats and check-quorum, ReadIndex and leadership
+// transfer. Functions over the Raft instance rather than methods so that each
+// file stays readable; they import Raft only as a type (no runtime cycle).
+
+import type { Raft } from './core.js';
+import { quorumActive } from '../quorum/majority.js';
+import type { ReadRequest } from './read-only.js';
+import { CompactedError, EntryType, NONE, type Entry, type Message, type NodeId } from './types.js';
+
+/**
+ * Send the next append (or a snapshot) to `to` unless its progress is paused.
+ * With sendIfEmpty false, nothing is sent when there are no new entries.
+ * Returns whether a message was sent.
+ */
+export function sendAppend(r: Raft, to: NodeId, sendIfEmpty = true): boolean {
+  const p = r.trk.progress.get(to);
+  if (!p || to === r.id || p.isPaused()) return false;
+  const prevIndex = p.next - 1;
+  const prevTerm = r.log.term(prevIndex);
+  let ents: Entry[] | undefined;
+  if (prevTerm !== undefined) {
+    try {
+      ents = r.log.slice(p.next, r.log.lastIndex() + 1, r.cfg.maxSizePerMsg);
+    } catch (err) {
+      if (!(err instanceof CompactedError)) throw err;
+    }
+  }
+  if (prevTerm === undefined || ents === undefined) {
+    // The follower needs entries we have compacted: ship the snapshot instead.
+    const snapshot = r.log.storage.snapshot();
+    if (snapshot.meta.index === 0) throw new Error(`raft: need a snapshot for ${to} but storage has none`);
+    r.send({ type: 'snap', to, snapshot });
+    p.becomeSnapshot(snapshot.meta.index);
+    return true;
+  }
+  if (ents.length === 0 && !sendIfEmpty) return false;
+  r.send({ type: 'app', to, index: prevIndex, logTerm: prevTerm, entries: ents, commit: r.log.committed });
+  p.sentEntries(prevIndex + ents.length, ents.length);
+  return true;
+}
+
+export function bcastAppend(r: Raft): void {
+  for (const id of r.trk.progress.keys()) if (id !== r.id) sendAppend(r, id);
+}
+
+export function bcastHeartbeat(r: Raft, context = r.readOnly.last()): void {
+  for (const [id, p] of r.trk.progress) {
+    if (id === r.id) continue;
+    // Never tell a follower to commit beyond what it is known to hold.
+    const commit = Math.min(p.match, r.log.committed);
+    r.send({ type: 'heartbeat', to: id, commit, ...(context !== undefined ? { context } : {}) });
+  }
+}
+
+/** Advance the commit index if a quorum holds a newer entry of the current term (Raft §5.4.2). */
+export function maybeCommit(r: Raft): boolean {
+  const idx = r.trk.committed();
+  if (idx <= r.log.committed) return false;
+  // Figure 8: counting replicas is only safe for entries of the leader's own term.
+  if (r.log.term(idx) !== r.term && !r.knobs.unsafeCommitPriorTermByCount) return false;
+  r.log.commitTo(idx);
+  if (r.pendingReads.length > 0 && r.log.term(r.log.committed) === r.term) {
+    const waiting = r.pendingReads;
+    r.pendingReads = [];
+    for (const rq of waiting) handleReadRequest(r, rq.context, rq.from);
+  }
+  return true;
+}
+
+export function tickLeader(r: Raft): void {
+  r.heartbeatElapsed++;
+  r.electionElapsed++;
+  if (r.electionElapsed >= r.cfg.electionTick) {
+    r.electionElapsed = 0;
+    if (r.cfg.checkQuorum) {
+      // Check-quorum: a leader cut off from a majority steps down so clients look elsewhere.
+      if (!r.trk.quorumActive(r.id)) {
+        r.becomeFollower(r.term, NONE);
+        return;
+      }
+      r.trk.resetRecentActive(r.id);
+    }
+    // A transfer that did not finish within an election timeout is abandoned.
+    r.leadTransferee = NONE;
+  }
+  if (r.heartbeatElapsed >= r.cfg.heartbeatTick) {
+    r.heartbeatElapsed = 0;
+    bcastHeartbeat(r);
+  }
+}
+
+export function sendTimeoutNow(r: Raft, to: NodeId): void {
+  r.send({ type: 'timeoutNow', to });
+}
+
+export function transferLeadership(r: Raft, to: NodeId): void {
+  if (r.role !== 'leader' || to === r.id || !r.trk.isVoter(to)) return;
+  if (r.leadTransferee === to) return;
+  r.leadTransferee = to;
+  // The transfer must finish within one election timeout (tickLeader aborts it).
+  r.electionElapsed = 0;
+  const p = r.trk.progress.get(to)!;
+  if (p.match === r.log.lastIndex()) sendTimeoutNow(r, to);
+  else sendAppend(r, to);
+}
+
+/** A read request (local or forwarded): confirm leadership with a heartbeat round first. */
+export function handleReadRequest(r: Raft, context: string, from: NodeId): void {
+  if (r.log.term(r.log.committed) !== r.term) {
+    // Until an entry of our term commits we may not know the true commit index (§6.4 step 1).
+    r.pendingReads.push({ context, from });
+    return;
+  }
+  if (r.trk.voters.length === 1 && r.trk.voters[0] === r.id) {
+    answerRead(r, { context, index: r.log.committed, from, acks: new Set() });
+    return;
+  }
+  if (r.readOnly.add(context, r.log.committed, from, r.id)) bcastHeartbeat(r, context);
+}
+
+function answerRead(r: Raft, rq: ReadRequest): void {
+  if (rq.from === r.id) r.readStates.push({ index: rq.index, context: rq.context });
+  else r.send({ type: 'readIndexResp', to: rq.from, index: rq.index, context: rq.context });
+}
+
+function handleAppResp(r: Raft, m: Message): void {
+  const p = r.trk.progress.get(m.from);
+  if (!p) return;
+  if (m.reject) {
+    // Fast catch-up: jump to where our log can agree with the follower's hint.
+    let hint = m.rejectHint;
+    if (m.hintTerm !== undefined && m.hintTerm > 0) hint = r.log.findConflictByTerm(m.rejectHint, m.hintTerm);
+    if (p.maybeDecrTo(m.index, hint)) {
+      if (p.state === 'replicate') p.becomeProbe();
+      sendAppend(r, m.from);
+    }
+    return;
+  }
+  const wasPaused = p.isPaused();
+  if (!p.maybeUpdate(m.index)) return;
+  if (p.state === 'probe') {
+    p.becomeReplicate();
+  } else if (p.state === 'snapshot' && p.match >= p.pendingSnapshot) {
+    p.becomeProbe();
+    p.becomeReplicate();
+  } else if (p.state === 'replicate') {
+    p.inflights.freeLE(m.index);
+  }
+  if (maybeCommit(r)) bcastAppend(r);
+  else if (wasPaused) sendAppend(r, m.from);
+  // Pipelining: keep streaming while the window has room.
+  while (sendAppend(r, m.from, false)) {
+    /* sent one more batch */
+  }
+  if (m.from === r.leadTransferee && p.match === r.log.lastIndex()) sendTimeoutNow(r, m.from);
+}
+
+function handleHeartbeatResp(r: Raft, m: Message): void {
+  const p = r.trk.progress.get(m.from);
+  if (!p) return;
+  p.probeSent = false;
+  // Acks for a full window may have been lost: free one slot so replication
+  // resumes (a gap makes the follower reject, which drops us back to probe).
+  if (p.state === 'replicate' && p.inflights.full()) p.inflights.freeFirstOne();
+  if (p.match < r.log.lastIndex()) sendAppend(r, m.from);
+  const ctx = m.context;
+  if (ctx === undefined) return;
+  const acks = r.readOnly.acksOf(ctx);
+  if (r.readOnly.ack(m.from, ctx) === 0) return;
+  if (!quorumActive(r.trk.voters, (id) => acks.has(id))) return;
+  for (const rq of r.readOnly.releaseThrough(ctx)) answerRead(r, rq);
+}
+
+export function stepLeader(r: Raft, m: Message): void {
+  const p = r.trk.progress.get(m.from);
+  if (p) p.recentActive = true;
+  switch (m.type) {
+    case 'prop': {
+      let any = false;
+      for (const e of m.entries) {
+        // Forwarded proposals are fire-and-forget: refusals are silent drops.
+        if (r.acceptProposal(e.type === EntryType.ConfChange ? EntryType.ConfChange : EntryType.Normal, e.data).ok) any = true;
+      }
+      if (any) bcastAppend(r);
+      break;
+    }
+    case 'appResp':
+      handleAppResp(r, m);
+      break;
+    case 'heartbeatResp':
+      handleHeartbeatResp(r, m);
+      break;
+    case 'readIndex':
+      handleReadRequest(r, m.context ?? '', m.from);
+      break;
+    default:
+      // Vote responses after winning, a stray timeoutNow, etc.: nothing to do.
+      break;
+  }
+}

@@ -1,0 +1,229 @@
+// A synchronous in-process cluster for unit tests and golden scripts (in the
+// manner of etcd's network harness): MemoryStorage per node, a message queue,
+// and cut/isolate/drop filters. Every node's randomness is seeded.
+
+import { RawNode } from '../../../src/raft/core/raft.js';
+import { MemoryStorage } from '../../../src/raft/core/memory-storage.js';
+import { decodeConfChange } from '../../../src/raft/core/confchange.js';
+import type { TestingKnobs } from '../../../src/raft/core/core.js';
+import {
+  EntryType,
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type RaftConfig,
+  type ReadState,
+} from '../../../src/raft/core/types.js';
+import { Rng } from '../sim/rng.js';
+
+export interface ClusterOptions {
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  electionTick?: number;
+  heartbeatTick?: number;
+  maxInflight?: number;
+  maxSizePerMsg?: number;
+  maxUncommitted?: number;
+  seed?: number;
+  knobs?: TestingKnobs;
+}
+
+export interface Member {
+  node: RawNode;
+  storage: MemoryStorage;
+  /** Normal entries applied to the "state machine", in order (data decoded as text). */
+  applied: Entry[];
+  readStates: ReadState[];
+  conf: ConfState;
+}
+
+const dec = new TextDecoder();
+export const text = (e: Entry): string => dec.decode(e.data);
+
+export class Cluster {
+  readonly members = new Map<NodeId, Member>();
+  /** Messages sent and not yet delivered, in send order. */
+  queue: Message[] = [];
+  private readonly cut = new Set<string>();
+  private readonly dropTypes = new Set<string>();
+  private readonly rng: Rng;
+
+  constructor(
+    voters: readonly NodeId[],
+    readonly opts: ClusterOptions = {},
+  ) {
+    this.rng = new Rng(opts.seed ?? 1);
+    for (const id of voters) this.start(id, MemoryStorage.bootstrap(voters));
+  }
+
+  config(id: NodeId, storage: MemoryStorage, applied = 0): RaftConfig {
+    const o = this.opts;
+    const rng = this.rng.fork();
+    return {
+      id,
+      storage,
+      electionTick: o.electionTick ?? 10,
+      heartbeatTick: o.heartbeatTick ?? 1,
+      preVote: o.preVote ?? false,
+      checkQuorum: o.checkQuorum ?? false,
+      maxInflight: o.maxInflight ?? 256,
+      maxSizePerMsg: o.maxSizePerMsg ?? 1 << 20,
+      maxUncommitted: o.maxUncommitted ?? 0,
+      applied,
+      random: () => rng.next(),
+    };
+  }
+
+  /** Start (or restart from its storage) node `id`. */
+  start(id: NodeId, storage: MemoryStorage): Member {
+    const applied = storage.firstIndex() - 1;
+    const m: Member = {
+      node: new RawNode(this.config(id, storage, applied), this.opts.knobs),
+      storage,
+      applied: [],
+      readStates: [],
+      conf: storage.snapshot().meta.conf,
+    };
+    this.members.set(id, m);
+    this.process(id);
+    return m;
+  }
+
+  /** A new node with an empty log (to be added by a conf change). */
+  addEmpty(id: NodeId): Member {
+    return this.start(id, new MemoryStorage());
+  }
+
+  get(id: NodeId): Member {
+    const m = this.members.get(id);
+    if (!m) throw new Error(`no node ${id}`);
+    return m;
+  }
+
+  node(id: NodeId): RawNode {
+    return this.get(id).node;
+  }
+
+  /** Handle every pending Ready of `id` in the contract's order; returns the messages it produced. */
+  process(id: NodeId): Message[] {
+    const m = this.get(id);
+    const out: Message[] = [];
+    while (m.node.hasReady()) {
+      const rd = m.node.ready();
+      if (rd.snapshot) m.storage.applySnapshot(rd.snapshot);
+      m.storage.append(rd.entries);
+      if (rd.hardState) m.storage.setHardState(rd.hardState);
+      out.push(...rd.messages);
+      if (rd.snapshot) {
+        m.applied = [];
+        m.conf = rd.snapshot.meta.conf;
+      }
+      for (const e of rd.committedEntries) {
+        if (e.type === EntryType.ConfChange) m.conf = m.node.applyConfChange(decodeConfChange(e.data));
+        else if (e.data.length > 0) m.applied.push(e);
+      }
+      m.readStates.push(...rd.readStates);
+      m.node.advance(rd);
+    }
+    this.queue.push(...out);
+    return out;
+  }
+
+  processAll(): void {
+    for (const id of this.members.keys()) this.process(id);
+  }
+
+  private blocked(msg: Message): boolean {
+    return this.cut.has(`${msg.from}>${msg.to}`) || this.dropTypes.has(msg.type) || !this.members.has(msg.to);
+  }
+
+  /** Deliver the queued messages (only those queued now); returns how many were delivered. */
+  deliver(filter?: (m: Message) => boolean): number {
+    const batch = this.queue;
+    this.queue = [];
+    let n = 0;
+    for (const msg of batch) {
+      if (filter && !filter(msg)) {
+        this.queue.push(msg);
+        continue;
+      }
+      if (this.blocked(msg)) continue;
+      this.get(msg.to).node.step(msg);
+      this.process(msg.to);
+      n++;
+    }
+    return n;
+  }
+
+  /** Process and deliver until nothing is left to do. */
+  stabilize(maxRounds = 1000): void {
+    for (let i = 0; i < maxRounds; i++) {
+      this.processAll();
+      if (this.queue.length === 0) return;
+      this.deliver();
+    }
+    throw new Error('cluster did not stabilize');
+  }
+
+  tick(id: NodeId, n = 1): void {
+    for (let i = 0; i < n; i++) {
+      this.node(id).tick();
+      this.process(id);
+    }
+  }
+
+  campaign(id: NodeId): void {
+    this.node(id).campaign();
+    this.process(id);
+  }
+
+  propose(id: NodeId, data: string) {
+    const r = this.node(id).propose(new TextEncoder().encode(data));
+    this.process(id);
+    return r;
+  }
+
+  /** Block traffic both ways between the two groups. */
+  partition(a: readonly NodeId[], b: readonly NodeId[]): void {
+    for (const x of a) for (const y of b) this.cut.add(`${x}>${y}`).add(`${y}>${x}`);
+  }
+
+  /** One-way cut. */
+  cutOneWay(from: NodeId, to: NodeId): void {
+    this.cut.add(`${from}>${to}`);
+  }
+
+  isolate(id: NodeId): void {
+    this.partition([id], [...this.members.keys()].filter((x) => x !== id));
+  }
+
+  dropType(type: string, on = true): void {
+    if (on) this.dropTypes.add(type);
+    else this.dropTypes.delete(type);
+  }
+
+  heal(): void {
+    this.cut.clear();
+    this.dropTypes.clear();
+  }
+
+  leader(): NodeId | undefined {
+    let best: NodeId | undefined;
+    let term = -1;
+    for (const [id, m] of this.members) {
+      const s = m.node.status();
+      if (s.role === 'leader' && s.term > term) {
+        best = id;
+        term = s.term;
+      }
+    }
+    return best;
+  }
+
+  /** Log of `id` as persisted: [firstIndex, lastIndex]. */
+  log(id: NodeId): Entry[] {
+    const s = this.get(id).storage;
+    return s.entries(s.firstIndex(), s.lastIndex() + 1);
+  }
+}
