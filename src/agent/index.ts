@@ -1,0 +1,10 @@
+// The agent SDK: what a worker process imports to take tasks from a node cell.
+export { Agent, AGENT_SDK_VERSION } from './agent.js';
+export type { AgentOptions, AgentState, AgentStats, AgentEvents } from './agent.js';
+export type { AgentTask, TaskHandler, HandlerOutput } from './task.js';
+export { FatalTaskError, TaskCancelledError } from './errors.js';
+export { Backoff, seededRandom } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
+export { AgentChannelPool } from './pool.js';
+export type { AgentChannelPoolOptions } from './pool.js';
+export { ResultStatus } from '../gen/meshlb/v1/task.js';

@@ -1,0 +1,348 @@
+// A minimal, real gRPC server for SDK tests: AgentService and TaskService on
+// 127.0.0.1:0. The test drives it (assign, cancel, drain, kill a stream, move a
+// task to a state) and observes what the agent or client sent. It makes no
+// decisions of its own beyond what a test asks for.
+import { Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
+import {
+  AgentServiceService,
+  type AgentHello,
+  type AgentLoad,
+  type ConnectRequest,
+  type ConnectResponse,
+} from '../../src/gen/meshlb/v1/agent.js';
+import {
+  TaskServiceService,
+  TaskState,
+  type Dispatch,
+  type SubmitBatchItem,
+  type Task,
+  type TaskRef,
+  type TaskResult,
+  type TaskSpec,
+  type WatchRequest,
+  type WatchResponse,
+} from '../../src/gen/meshlb/v1/task.js';
+import { MeshError, notFound, invalidArgument, notLeader, resourceExhausted, toServiceError } from '../../src/util/errors.js';
+
+export interface FakeNodeOptions {
+  nodeCell?: string;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  maxMessageBytes?: number;
+  /** Send a Welcome as soon as the hello arrives (default true). */
+  autoWelcome?: boolean;
+}
+
+export class FakeAgentSession {
+  hello: AgentHello | undefined;
+  readonly loads: { at: number; load: AgentLoad }[] = [];
+  readonly results: TaskResult[] = [];
+  readonly started: TaskRef[] = [];
+  /** Messages carrying results (to check batching). */
+  resultMessages = 0;
+  messages = 0;
+  /** The agent half-closed its side. */
+  agentEnded = false;
+  /** The stream is over (either side). */
+  closed = false;
+
+  constructor(readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>) {}
+
+  send(m: ConnectResponse): void {
+    if (!this.closed) this.call.write(m);
+  }
+
+  welcome(node: FakeNode): void {
+    this.send({
+      msg: {
+        $case: 'welcome',
+        value: {
+          nodeCell: node.opts.nodeCell ?? '/test/n1',
+          replicaId: `${node.opts.nodeCell ?? '/test/n1'}#1`,
+          heartbeatIntervalMs: node.opts.heartbeatIntervalMs ?? 1000,
+          heartbeatTimeoutMs: node.opts.heartbeatTimeoutMs ?? 3000,
+          maxMessageBytes: node.opts.maxMessageBytes ?? 4 * 1024 * 1024,
+        },
+      },
+    });
+  }
+
+  assign(tasks: Dispatch[]): void {
+    this.send({ msg: { $case: 'assignments', value: { tasks } } });
+  }
+
+  cancel(refs: TaskRef[]): void {
+    this.send({ msg: { $case: 'cancels', value: { refs } } });
+  }
+
+  drain(reason = 'test'): void {
+    this.send({ msg: { $case: 'drain', value: { reason } } });
+  }
+
+  /** Break the stream with an error status, as a dying node would. */
+  kill(code = status.UNAVAILABLE, details = 'killed by test'): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.call.emit('error', { code, details });
+  }
+
+  resultFor(taskId: string): TaskResult | undefined {
+    return this.results.find((r) => r.taskId === taskId);
+  }
+}
+
+/** A dispatch for tests. */
+export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer = '', attempt = 1): Dispatch {
+  return {
+    taskId,
+    attempt,
+    homeCell: '/',
+    leaseMs: 30_000,
+    spec: {
+      idempotencyKey: '',
+      kind,
+      labels: [{ key: 'k', value: 'v' }],
+      affinity: [],
+      priority: 0,
+      tenant: '',
+      deadlineUnixMs: 0,
+      timeoutMs: 0,
+      maxAttempts: 0,
+      payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+      durability: 0,
+    },
+  };
+}
+
+const TERMINAL = new Set([TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELLED, TaskState.TASK_STATE_DEAD_LETTERED]);
+
+export class FakeNode {
+  readonly sessions: FakeAgentSession[] = [];
+  // ---- TaskService side ----
+  readonly tasks = new Map<string, Task>();
+  readonly byKey = new Map<string, string>();
+  readonly submitted: TaskSpec[] = [];
+  /** When set, every TaskService call answers FAILED_PRECONDITION naming this leader address. */
+  redirectTo: string | undefined;
+  /** The next N submits answer RESOURCE_EXHAUSTED with this hint. */
+  exhausted = { count: 0, retryAfterMs: 20 };
+  /** Calls received per method. */
+  readonly calls: Record<string, number> = {};
+  /** Submits never answer (to test client deadlines). */
+  hangSubmit = false;
+  private watchers = new Map<string, Set<ServerWritableStream<WatchRequest, WatchResponse>>>();
+  private nextId = 1;
+
+  private constructor(
+    readonly server: Server,
+    readonly port: number,
+    readonly opts: FakeNodeOptions,
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  static async start(opts: FakeNodeOptions = {}, port = 0): Promise<FakeNode> {
+    const server = new Server({
+      'grpc.max_receive_message_length': opts.maxMessageBytes ?? 4 * 1024 * 1024,
+      'grpc.max_send_message_length': opts.maxMessageBytes ?? 4 * 1024 * 1024,
+    });
+    let node!: FakeNode;
+    server.addService(AgentServiceService, { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => node.onConnect(call) });
+    server.addService(TaskServiceService, {
+      submit: (call: any, cb: any) => node.unary('submit', () => node.submitOne(call.request.task), cb),
+      submitBatch: (call: any, cb: any) =>
+        node.unary('submitBatch', () => ({ items: (call.request.tasks as TaskSpec[]).map((t) => node.batchItem(t)) }), cb),
+      submitStream: (call: any) => {
+        node.count('submitStream');
+        call.on('data', (req: { requestId: number; task: TaskSpec }) => call.write({ requestId: req.requestId, item: node.batchItem(req.task) }));
+        call.on('end', () => call.end());
+        call.on('error', () => {});
+      },
+      get: (call: any, cb: any) => node.unary('get', () => ({ task: node.mustGet(call.request.taskId) }), cb),
+      cancel: (call: any, cb: any) =>
+        node.unary(
+          'cancel',
+          () => {
+            const t = node.mustGet(call.request.taskId);
+            if (!TERMINAL.has(t.state)) node.setState(t.id, TaskState.TASK_STATE_CANCELLED, undefined, call.request.reason);
+            return { task: node.tasks.get(t.id) };
+          },
+          cb,
+        ),
+      watch: (call: ServerWritableStream<WatchRequest, WatchResponse>) => node.onWatch(call),
+    });
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    node = new FakeNode(server, bound, opts);
+    return node;
+  }
+
+  /** The latest session of an agent id (or the latest of all). */
+  session(agentId?: string): FakeAgentSession | undefined {
+    for (let i = this.sessions.length - 1; i >= 0; i--) {
+      const s = this.sessions[i]!;
+      if (agentId === undefined || s.hello?.agentId === agentId) return s;
+    }
+    return undefined;
+  }
+
+  liveSessions(): FakeAgentSession[] {
+    return this.sessions.filter((s) => !s.closed && s.hello);
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sessions) s.closed = true;
+    this.server.forceShutdown();
+  }
+
+  private onConnect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
+    const s = new FakeAgentSession(call);
+    this.sessions.push(s);
+    call.on('data', (m: ConnectRequest) => {
+      s.messages++;
+      switch (m.msg?.$case) {
+        case 'hello':
+          s.hello = m.msg.value;
+          if (this.opts.autoWelcome !== false) s.welcome(this);
+          break;
+        case 'load':
+          s.loads.push({ at: performance.now(), load: m.msg.value });
+          break;
+        case 'results':
+          s.resultMessages++;
+          s.results.push(...m.msg.value.results);
+          break;
+        case 'started':
+          s.started.push(...m.msg.value.refs);
+          break;
+      }
+    });
+    call.on('end', () => {
+      s.agentEnded = true;
+      if (!s.closed) {
+        s.closed = true;
+        call.end();
+      }
+    });
+    call.on('error', () => {
+      s.closed = true;
+    });
+    call.on('cancelled', () => {
+      s.closed = true;
+    });
+  }
+
+  // ---- TaskService ----
+
+  private count(method: string): void {
+    this.calls[method] = (this.calls[method] ?? 0) + 1;
+  }
+
+  private unary<T>(method: string, fn: () => T, cb: (err: unknown, res?: T) => void): void {
+    this.count(method);
+    if (method === 'submit' && this.hangSubmit) return;
+    try {
+      if (this.redirectTo) throw notLeader('not the leader', 'leader#1', this.redirectTo);
+      cb(null, fn());
+    } catch (err) {
+      cb(toServiceError(err));
+    }
+  }
+
+  private submitOne(spec: TaskSpec | undefined): { taskId: string; existing: boolean; state: TaskState } {
+    if (!spec || !spec.kind) throw invalidArgument('task.kind is required');
+    if (this.exhausted.count > 0) {
+      this.exhausted.count--;
+      throw resourceExhausted('queue full', this.exhausted.retryAfterMs);
+    }
+    this.submitted.push(spec);
+    if (spec.idempotencyKey) {
+      const id = this.byKey.get(spec.idempotencyKey);
+      if (id) return { taskId: id, existing: true, state: this.tasks.get(id)!.state };
+    }
+    const id = `t-${this.nextId++}`;
+    if (spec.idempotencyKey) this.byKey.set(spec.idempotencyKey, id);
+    const now = Date.now();
+    this.tasks.set(id, {
+      id,
+      spec,
+      state: TaskState.TASK_STATE_QUEUED,
+      attempt: 0,
+      homeCell: '/',
+      createdUnixMs: now,
+      updatedUnixMs: now,
+      result: undefined,
+      reason: '',
+    });
+    return { taskId: id, existing: false, state: TaskState.TASK_STATE_QUEUED };
+  }
+
+  private batchItem(spec: TaskSpec | undefined): SubmitBatchItem {
+    try {
+      const r = this.submitOne(spec);
+      return { taskId: r.taskId, existing: r.existing, code: 0, message: '' };
+    } catch (err) {
+      const e = err instanceof MeshError ? err : new MeshError(status.INTERNAL, String(err));
+      return { taskId: '', existing: false, code: e.code, message: e.message };
+    }
+  }
+
+  private mustGet(id: string): Task {
+    const t = this.tasks.get(id);
+    if (!t) throw notFound(`task ${id} not found`);
+    return t;
+  }
+
+  /** Move a task to a state (COMPLETED etc.) and tell its watchers. */
+  setState(id: string, state: TaskState, result?: Partial<TaskResult>, reason = ''): Task {
+    const t = this.mustGet(id);
+    const next: Task = {
+      ...t,
+      state,
+      attempt: Math.max(1, t.attempt),
+      updatedUnixMs: Date.now(),
+      reason,
+      result: result
+        ? { taskId: id, attempt: 1, status: 1, output: Buffer.alloc(0), error: '', agentId: 'a', nodeCell: '/n', runMicros: 1, ...result }
+        : t.result,
+    };
+    this.tasks.set(id, next);
+    for (const w of this.watchers.get(id) ?? []) {
+      w.write({ task: next });
+      if (TERMINAL.has(state)) w.end();
+    }
+    if (TERMINAL.has(state)) this.watchers.delete(id);
+    return next;
+  }
+
+  private onWatch(call: ServerWritableStream<WatchRequest, WatchResponse>): void {
+    this.count('watch');
+    if (this.redirectTo) {
+      call.emit('error', toServiceError(notLeader('not the leader', 'leader#1', this.redirectTo)));
+      return;
+    }
+    const t = this.tasks.get(call.request.taskId);
+    if (!t) {
+      call.emit('error', toServiceError(notFound(`task ${call.request.taskId} not found`)));
+      return;
+    }
+    call.write({ task: t });
+    if (TERMINAL.has(t.state)) {
+      call.end();
+      return;
+    }
+    let set = this.watchers.get(t.id);
+    if (!set) this.watchers.set(t.id, (set = new Set()));
+    set.add(call);
+    call.on('cancelled', () => set.delete(call));
+  }
+
+  watcherCount(id: string): number {
+    return this.watchers.get(id)?.size ?? 0;
+  }
+}
+
+export { Metadata };
