@@ -1,0 +1,128 @@
+// One gRPC server per replica: every service of the replica on one port, plus
+// grpc.health.v1 and server reflection, with bounded message sizes, keepalive
+// and a stream cap per HTTP/2 connection high enough for one agent-sim process
+// holding thousands of agent streams on a single connection.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../util/log.js';
+import { logger as rootChild } from '../util/log.js';
+import { ReplicaHealth, serviceNameOf } from './health.js';
+import { reflectionServices } from './reflection.js';
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** Streams per HTTP/2 connection: one agent-sim process multiplexes 5,000+ agents on one. */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
+
+export interface ServiceEntry {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+export interface ReplicaServerOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 = any free port. */
+  port?: number;
+  /** Max receive and send message size; default 4 MiB. */
+  maxMessageBytes?: number;
+  services: ServiceEntry[];
+  log?: Logger;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; default 10,000. */
+  maxConcurrentStreams?: number;
+  /** Server keepalive pings: interval and ack timeout (ms). Defaults 20,000 / 10,000. */
+  keepaliveTimeMs?: number;
+  keepaliveTimeoutMs?: number;
+  /** Close connections older than this (ms), so clients rebalance; off by default. */
+  maxConnectionAgeMs?: number;
+  maxConnectionAgeGraceMs?: number;
+  /** Node http2 session memory cap in MiB (outstanding frames); default 64. */
+  maxSessionMemoryMiB?: number;
+  /** Start with every service SERVING (default) or NOT_SERVING until the caller says so. */
+  initiallyServing?: boolean;
+  /** Serve reflection (default true). */
+  reflection?: boolean;
+}
+
+export interface ReplicaServer {
+  server: grpc.Server;
+  port: number;
+  address: string;
+  health: { setServing(service: string, serving: boolean): void };
+  /** NOT_SERVING, then a graceful shutdown; after graceMs (default 2,000) the rest is cut. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function serverOptions(o: Omit<ReplicaServerOptions, 'services'>): grpc.ServerOptions {
+  const max = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const opts: grpc.ServerOptions = {
+    'grpc.max_receive_message_length': max,
+    'grpc.max_send_message_length': max,
+    'grpc.max_concurrent_streams': o.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+    // Server pings find dead peers (a half-open agent connection) within keepalive + timeout.
+    'grpc.keepalive_time_ms': o.keepaliveTimeMs ?? 20_000,
+    'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMs ?? 10_000,
+    'grpc-node.max_session_memory': o.maxSessionMemoryMiB ?? 64,
+  };
+  if (o.maxConnectionAgeMs !== undefined) {
+    opts['grpc.max_connection_age_ms'] = o.maxConnectionAgeMs;
+    opts['grpc.max_connection_age_grace_ms'] = o.maxConnectionAgeGraceMs ?? 30_000;
+  }
+  return opts;
+}
+
+/** Client-side options that match the server's limits (message size, keepalive within what the server accepts). */
+export function clientOptions(maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES): grpc.ChannelOptions {
+  return {
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  };
+}
+
+export async function startReplicaServer(o: ReplicaServerOptions): Promise<ReplicaServer> {
+  const host = o.host ?? '127.0.0.1';
+  const log = o.log ?? rootChild({ component: 'grpc-server' });
+  const server = new grpc.Server(serverOptions(o));
+  const health = new ReplicaHealth();
+  const serving = o.initiallyServing ?? true;
+  health.setServing('', serving);
+  for (const s of o.services) {
+    server.addService(s.definition, s.implementation);
+    health.setServing(serviceNameOf(s.definition), serving);
+  }
+  health.addToServer(server);
+  if (o.reflection ?? true) {
+    for (const r of reflectionServices()) server.addService(r.definition, r.implementation);
+  }
+  const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${bindHost}:${o.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(new Error(`cannot listen on ${bindHost}:${o.port ?? 0}: ${err.message}`, { cause: err })) : resolve(p),
+    );
+  });
+  const address = `${bindHost}:${port}`;
+  log.info({ address, services: o.services.map((s) => serviceNameOf(s.definition)) }, 'grpc server listening');
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    port,
+    address,
+    health,
+    close(graceMs = 2_000) {
+      closing ??= new Promise<void>((resolve) => {
+        health.setAll(false);
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref?.();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }).then(() => log.info({ address }, 'grpc server closed'));
+      return closing;
+    },
+  };
+}
