@@ -1,0 +1,30 @@
+// The Raft library's public entry: what a mesh cell needs to run a replicated
+// state machine. The pure core's internals stay behind src/raft/core.
+export type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  RaftConfig,
+  Ready,
+  Snapshot,
+  SnapshotMeta,
+} from './core/types.js';
+export { EntryType, NONE } from './core/types.js';
+export * from './storage/index.js';
+export { RaftReplica, type ReplicaOptions, type RequestOptions, type StateMachine } from './runtime/replica.js';
+export type { CoreFactory, RaftCore } from './runtime/core-port.js';
+export { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftTiming } from './runtime/defaults.js';
+export {
+  ApplyError,
+  NotLeaderError,
+  OverloadedError,
+  RaftError,
+  ShuttingDownError,
+  TimeoutError,
+  toMeshError,
+} from './runtime/errors.js';
+export { GrpcTransport, registerRaftService, type GrpcTransportOptions } from './runtime/grpc-transport.js';
+export { MemoryNetwork, type RaftEndpoint, type ReplicaStatus, type Transport } from './runtime/transport.js';

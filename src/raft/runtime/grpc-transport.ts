@@ -1,0 +1,318 @@
+// Raft over gRPC. Each replica dials each peer once and keeps one bidi Stream
+// per peer, writing one RaftServiceStreamRequest per batch. Per-peer send
+// queues are bounded: when a peer is slow or down we drop (Raft retransmits)
+// and tell the core the peer is unreachable so it stops pipelining to it.
+// Snapshots go through InstallSnapshot in chunks so no single gRPC message has
+// to hold a whole snapshot.
+import * as grpc from '@grpc/grpc-js';
+import {
+  RaftServiceClient,
+  RaftServiceService,
+  type RaftServiceInstallSnapshotRequest,
+  type RaftServiceServer,
+  type RaftServiceStreamRequest,
+  type RaftServiceStreamResponse,
+  type RaftMessage,
+} from '../../gen/meshlb/v1/raft.js';
+import type { Message, NodeId } from '../core/types.js';
+import { logger, type Logger } from '../../util/log.js';
+import type { RaftEndpoint, Transport } from './transport.js';
+import { approxSize, messageFromWire, messageToWire, ROLE_TO_WIRE } from './wire.js';
+
+const CHUNK = 1 << 20;
+
+export interface GrpcTransportOptions {
+  readonly groupId: string;
+  readonly self: NodeId;
+  /** Peer id -> "host:port"; an entry for `self` is ignored. */
+  readonly peers: Readonly<Record<NodeId, string>>;
+  readonly credentials?: grpc.ChannelCredentials;
+  /** Messages queued per peer before new ones are dropped. */
+  readonly maxQueue?: number;
+  /** Soft cap on one stream write (the receiver's default limit is 4 MiB). */
+  readonly maxBatchBytes?: number;
+  readonly log?: Logger;
+}
+
+export class GrpcTransport implements Transport {
+  private readonly links = new Map<NodeId, PeerLink>();
+  private endpoint: RaftEndpoint | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: GrpcTransportOptions) {
+    this.log = opts.log ?? logger({ component: 'raft-transport', group: opts.groupId, node: opts.self });
+    for (const [id, addr] of Object.entries(opts.peers)) this.setPeer(id, addr);
+  }
+
+  start(endpoint: RaftEndpoint): void {
+    this.endpoint = endpoint;
+  }
+
+  send(to: NodeId, msgs: readonly Message[]): void {
+    const link = this.links.get(to);
+    if (!link) {
+      this.endpoint?.reportUnreachable(to);
+      return;
+    }
+    link.send(msgs);
+  }
+
+  setPeer(id: NodeId, address: string): void {
+    if (id === this.opts.self || !address) return;
+    const cur = this.links.get(id);
+    if (cur?.address === address) return;
+    cur?.close();
+    this.links.set(id, new PeerLink(id, address, this.opts, () => this.endpoint, this.log));
+  }
+
+  removePeer(id: NodeId): void {
+    this.links.get(id)?.close();
+    this.links.delete(id);
+  }
+
+  async close(): Promise<void> {
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+  }
+}
+
+class PeerLink {
+  private readonly client: RaftServiceClient;
+  private call: grpc.ClientDuplexStream<RaftServiceStreamRequest, RaftServiceStreamResponse> | undefined;
+  private queue: RaftMessage[] = [];
+  private queueBytes = 0;
+  private writable = true;
+  private flushScheduled = false;
+  private backoffMs = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly maxQueue: number;
+  private readonly maxBatchBytes: number;
+
+  constructor(
+    readonly id: NodeId,
+    readonly address: string,
+    private readonly opts: GrpcTransportOptions,
+    private readonly endpoint: () => RaftEndpoint | undefined,
+    private readonly log: Logger,
+  ) {
+    this.maxQueue = opts.maxQueue ?? 8192;
+    this.maxBatchBytes = opts.maxBatchBytes ?? 1 << 20;
+    this.client = new RaftServiceClient(address, opts.credentials ?? grpc.credentials.createInsecure(), {
+      // Peers restart in well under a second in failover; grpc's default 1 s
+      // initial reconnect backoff would keep a restarted peer cut off longer.
+      'grpc.initial_reconnect_backoff_ms': 50,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      'grpc.max_receive_message_length': 64 << 20,
+    });
+  }
+
+  send(msgs: readonly Message[]): void {
+    if (this.closed) return;
+    for (const m of msgs) {
+      if (m.type === 'snap') {
+        this.sendSnapshot(m);
+        continue;
+      }
+      if (this.queue.length >= this.maxQueue) {
+        this.endpoint()?.reportUnreachable(this.id);
+        continue; // drop: Raft will retransmit what matters
+      }
+      this.queue.push(messageToWire(m));
+      this.queueBytes += approxSize(m);
+    }
+    if (!this.flushScheduled && this.queue.length > 0) {
+      this.flushScheduled = true;
+      // Same-turn sends (several Readies, forwarded proposals) share one write.
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    if (this.closed || this.queue.length === 0) return;
+    const call = this.ensureCall();
+    if (!call) return;
+    while (this.queue.length > 0 && this.writable) {
+      let n = 0;
+      let bytes = 0;
+      while (n < this.queue.length && (n === 0 || bytes < this.maxBatchBytes)) {
+        bytes += 64 + this.queue[n]!.entries.reduce((s, e) => s + e.data.length + 24, 0);
+        n++;
+      }
+      const messages = this.queue.splice(0, n);
+      this.queueBytes = Math.max(0, this.queueBytes - bytes);
+      this.writable = call.write({ groupId: this.opts.groupId, from: this.opts.self, messages });
+    }
+    if (!this.writable) {
+      call.once('drain', () => {
+        this.writable = true;
+        this.flush();
+      });
+    }
+  }
+
+  private ensureCall(): grpc.ClientDuplexStream<RaftServiceStreamRequest, RaftServiceStreamResponse> | undefined {
+    if (this.call) return this.call;
+    if (this.reconnectTimer) return undefined;
+    const call = this.client.stream();
+    this.call = call;
+    this.writable = true;
+    call.on('metadata', () => {
+      this.backoffMs = 0; // the peer answered: the stream is up
+    });
+    call.on('data', (r: RaftServiceStreamResponse) => {
+      if (r.error) this.log.warn({ peer: this.id, error: r.error }, 'peer refused raft messages');
+    });
+    const down = (err?: Error) => {
+      if (this.call !== call) return;
+      this.call = undefined;
+      if (this.closed) return;
+      this.log.debug({ peer: this.id, err: err?.message }, 'raft stream down');
+      this.endpoint()?.reportUnreachable(this.id);
+      this.backoffMs = Math.min(1000, Math.max(25, this.backoffMs * 2));
+      const delay = this.backoffMs / 2 + (Math.random() * this.backoffMs) / 2;
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = undefined;
+        this.flush();
+      }, delay);
+    };
+    call.on('error', down);
+    call.on('end', () => down());
+    call.on('close', () => down());
+    return call;
+  }
+
+  private sendSnapshot(m: Message): void {
+    const snap = m.snapshot;
+    const ep = this.endpoint();
+    if (!snap) return;
+    const call = this.client.installSnapshot({ deadline: Date.now() + 60_000 }, (err, res) => {
+      const ok = !err && res.accepted;
+      if (!ok) this.log.warn({ peer: this.id, err: err?.message ?? res?.error }, 'snapshot transfer failed');
+      ep?.reportSnapshot(this.id, ok);
+    });
+    const header: RaftServiceInstallSnapshotRequest = {
+      part: { $case: 'header', value: { groupId: this.opts.groupId, message: messageToWire(m), totalBytes: snap.data.length } },
+    };
+    call.write(header);
+    for (let off = 0; off < snap.data.length; off += CHUNK) {
+      call.write({ part: { $case: 'chunk', value: Buffer.from(snap.data.subarray(off, off + CHUNK)) } });
+    }
+    call.end();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.call?.end();
+    this.call = undefined;
+    this.client.close();
+  }
+}
+
+// ---- server side: one RaftService per grpc.Server, routing to many replicas ----
+
+interface Router {
+  readonly replicas: Map<string, RaftEndpoint>; // `${group}\0${node}`
+}
+const routers = new WeakMap<grpc.Server, Router>();
+const key = (group: string, node: NodeId) => `${group}\0${node}`;
+
+/**
+ * Attach a replica to an existing grpc.Server (the service is added once per
+ * server; later calls only add routes), so all cells of a process can share
+ * one port. Returns a function that detaches the replica.
+ */
+export function registerRaftService(server: grpc.Server, endpoint: RaftEndpoint): () => void {
+  let router = routers.get(server);
+  if (!router) {
+    const r: Router = { replicas: new Map() };
+    router = r;
+    routers.set(server, r);
+    server.addService(RaftServiceService, raftServiceImpl(r));
+  }
+  const k = key(endpoint.groupId, endpoint.id);
+  router.replicas.set(k, endpoint);
+  const rt = router;
+  return () => {
+    if (rt.replicas.get(k) === endpoint) rt.replicas.delete(k);
+  };
+}
+
+function raftServiceImpl(router: Router): RaftServiceServer {
+  const log = logger({ component: 'raft-service' });
+  return {
+    stream(call) {
+      call.sendMetadata(new grpc.Metadata());
+      call.on('data', (req: RaftServiceStreamRequest) => {
+        const byNode = new Map<NodeId, Message[]>();
+        for (const w of req.messages) {
+          let m: Message;
+          try {
+            m = messageFromWire(w);
+          } catch (err) {
+            log.warn({ err: String(err), from: req.from }, 'dropping malformed raft message');
+            continue;
+          }
+          const list = byNode.get(m.to);
+          if (list) list.push(m);
+          else byNode.set(m.to, [m]);
+        }
+        for (const [to, msgs] of byNode) {
+          const ep = router.replicas.get(key(req.groupId, to));
+          if (ep) ep.deliver(msgs);
+          else call.write({ error: `unknown raft replica ${to} in group ${req.groupId}` });
+        }
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined); // the peer went away; it will redial
+    },
+    installSnapshot(call, callback) {
+      let header: { groupId: string; message: RaftMessage; totalBytes: number } | undefined;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let failed = '';
+      call.on('data', (req: RaftServiceInstallSnapshotRequest) => {
+        if (req.part?.$case === 'header' && req.part.value.message) {
+          header = { groupId: req.part.value.groupId, message: req.part.value.message, totalBytes: req.part.value.totalBytes };
+        } else if (req.part?.$case === 'chunk') {
+          size += req.part.value.length;
+          if (!header || size > header.totalBytes) failed = 'chunk without header or beyond total size';
+          else chunks.push(req.part.value);
+        }
+      });
+      call.on('end', () => {
+        if (!failed && (!header || size !== header.totalBytes)) failed = 'incomplete snapshot';
+        const ep = header && router.replicas.get(key(header.groupId, header.message.to));
+        if (!failed && !ep) failed = 'unknown raft replica';
+        if (failed || !header || !ep) return callback(null, { accepted: false, error: failed });
+        try {
+          ep.deliver([messageFromWire(header.message, Buffer.concat(chunks))]);
+          callback(null, { accepted: true, error: '' });
+        } catch (err) {
+          callback(null, { accepted: false, error: String(err) });
+        }
+      });
+      call.on('error', () => undefined);
+    },
+    status(call, callback) {
+      const prefix = `${call.request.groupId}\0`;
+      const ep = [...router.replicas.entries()].find(([k]) => k.startsWith(prefix))?.[1];
+      if (!ep) return callback({ code: grpc.status.NOT_FOUND, details: `no raft group ${call.request.groupId} here` });
+      const s = ep.status();
+      callback(null, {
+        nodeId: s.id,
+        role: ROLE_TO_WIRE[s.role],
+        term: s.term,
+        leaderId: s.leader,
+        leaderAddress: s.leaderAddress,
+        commit: s.commit,
+        applied: s.applied,
+        lastIndex: s.lastIndex,
+      });
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// A 3-replica KV cluster for runtime tests: real lmdb in temp dirs, and either
+// real gRPC on 127.0.0.1 (port 0, then the bound port) or the in-memory network.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { GrpcTransport, MemoryNetwork, RaftReplica, registerRaftService, type NodeId } from '../../../src/raft/index.js';
+import type { DEFAULT_LIMITS } from '../../../src/raft/runtime/defaults.js';
+import { KvStateMachine } from '../../../scripts/raft-kv-state.js';
+import { waitFor } from '../../helpers/wait.js';
+
+export interface Node {
+  id: NodeId;
+  dir: string;
+  address: string;
+  server?: grpc.Server;
+  replica?: RaftReplica;
+  kv: KvStateMachine;
+}
+
+export class TestCluster {
+  readonly nodes = new Map<NodeId, Node>();
+  readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlb-raft-rt-'));
+  readonly net = new MemoryNetwork();
+
+  constructor(
+    readonly mode: 'grpc' | 'memory',
+    readonly ids: NodeId[] = ['n1', 'n2', 'n3'],
+    readonly limits: Partial<typeof DEFAULT_LIMITS> = {},
+  ) {}
+
+  async start(): Promise<void> {
+    for (const id of this.ids) {
+      const node: Node = { id, dir: path.join(this.root, id), address: '', kv: new KvStateMachine() };
+      if (this.mode === 'grpc') node.address = `127.0.0.1:${await this.bind(node, 0)}`;
+      else node.address = `mem:${id}`;
+      this.nodes.set(id, node);
+    }
+    for (const id of this.ids) this.startReplica(id);
+  }
+
+  private bind(node: Node, port: number): Promise<number> {
+    const server = new grpc.Server();
+    node.server = server;
+    return new Promise((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  }
+
+  peers(): Record<NodeId, string> {
+    return Object.fromEntries(this.ids.map((id) => [id, this.nodes.get(id)!.address]));
+  }
+
+  startReplica(id: NodeId): RaftReplica {
+    const node = this.nodes.get(id)!;
+    node.kv = new KvStateMachine();
+    const transport =
+      this.mode === 'grpc' ? new GrpcTransport({ groupId: 'g1', self: id, peers: this.peers() }) : this.net.transport(id);
+    const replica = new RaftReplica({
+      groupId: 'g1',
+      id,
+      peers: this.peers(),
+      dataDir: node.dir,
+      stateMachine: node.kv,
+      transport,
+      limits: this.limits,
+    });
+    if (node.server) registerRaftService(node.server, replica);
+    node.replica = replica;
+    return replica;
+  }
+
+  /** Stop a replica and (grpc) its server, as a crash would take both. */
+  async stop(id: NodeId): Promise<void> {
+    const node = this.nodes.get(id)!;
+    await node.replica?.stop();
+    node.replica = undefined;
+    node.server?.forceShutdown();
+    node.server = undefined;
+  }
+
+  async restart(id: NodeId): Promise<RaftReplica> {
+    const node = this.nodes.get(id)!;
+    if (this.mode === 'grpc') await this.bind(node, Number(node.address.split(':')[1]));
+    return this.startReplica(id);
+  }
+
+  replica(id: NodeId): RaftReplica {
+    const r = this.nodes.get(id)?.replica;
+    if (!r) throw new Error(`replica ${id} is not running`);
+    return r;
+  }
+
+  running(): Node[] {
+    return [...this.nodes.values()].filter((n) => n.replica);
+  }
+
+  /** The leader all running replicas agree on. */
+  async leader(timeoutMs = 5_000): Promise<NodeId> {
+    return waitFor(
+      () => {
+        const ls = new Set(this.running().map((n) => n.replica!.status().leader));
+        const [l] = [...ls];
+        return ls.size === 1 && l && this.nodes.get(l)?.replica?.isLeader() ? l : undefined;
+      },
+      { timeoutMs, what: 'one agreed leader' },
+    );
+  }
+
+  async close(): Promise<void> {
+    for (const id of this.ids) await this.stop(id);
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
