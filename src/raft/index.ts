@@ -16,7 +16,7 @@ export { EntryType, NONE } from './core/types.js';
 export * from './storage/index.js';
 export { RaftReplica, type ReplicaOptions, type RequestOptions, type StateMachine } from './runtime/replica.js';
 export type { CoreFactory, RaftCore } from './runtime/core-port.js';
-export { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftTiming } from './runtime/defaults.js';
+export { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftLimits, type RaftTiming } from './runtime/defaults.js';
 export {
   ApplyError,
   NotLeaderError,

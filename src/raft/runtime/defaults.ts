@@ -17,7 +17,16 @@ export interface RaftTiming {
 
 export const DEFAULT_TIMING: RaftTiming = { tickMs: 50, electionTick: 10, heartbeatTick: 1 };
 
-export const DEFAULT_LIMITS = {
+export interface RaftLimits {
+  readonly maxInflight: number;
+  readonly maxSizePerMsg: number;
+  readonly maxUncommitted: number;
+  readonly snapshotEvery: number;
+  readonly snapshotKeep: number;
+  readonly requestTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: RaftLimits = {
   /** Appends in flight per follower: pipelining depth before waiting for acks. */
   maxInflight: 256,
   /** Bytes of entries per append message (well under gRPC's 4 MiB receive limit). */
@@ -30,4 +39,4 @@ export const DEFAULT_LIMITS = {
   snapshotKeep: 2_000,
   /** Default deadline of propose() and read(). */
   requestTimeoutMs: 5_000,
-} as const;
+};

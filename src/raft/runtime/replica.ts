@@ -25,7 +25,7 @@ import { LmdbStorage } from '../storage/lmdb-storage.js';
 import type { LogStore, SnapshotStore } from '../storage/ports.js';
 import { logger, type Logger } from '../../util/log.js';
 import type { CoreFactory, RaftCore } from './core-port.js';
-import { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftTiming } from './defaults.js';
+import { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftLimits, type RaftTiming } from './defaults.js';
 import { unwrap, unwrapSnapshot, wrap, wrapSnapshot } from './envelope.js';
 import { ApplyError, NotLeaderError, OverloadedError, ShuttingDownError, TimeoutError } from './errors.js';
 import { Waiters } from './waiters.js';
@@ -51,7 +51,7 @@ export interface ReplicaOptions {
   /** The pure core; RawNode unless a test drives the runtime with a fake. */
   readonly core?: CoreFactory;
   readonly timing?: Partial<RaftTiming>;
-  readonly limits?: Partial<typeof DEFAULT_LIMITS>;
+  readonly limits?: Partial<RaftLimits>;
   readonly random?: () => number;
   readonly log?: Logger;
 }
@@ -74,7 +74,7 @@ export class RaftReplica implements RaftEndpoint {
   private readonly sm: StateMachine;
   private readonly transport: Transport;
   private readonly timing: RaftTiming;
-  private readonly limits: typeof DEFAULT_LIMITS;
+  private readonly limits: RaftLimits;
   private readonly logger: Logger;
   private readonly addresses: Record<NodeId, string>;
   /** Unique per process start, so request ids never repeat across restarts. */

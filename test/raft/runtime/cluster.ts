@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcTransport, MemoryNetwork, RaftReplica, registerRaftService, type NodeId } from '../../../src/raft/index.js';
-import type { DEFAULT_LIMITS } from '../../../src/raft/runtime/defaults.js';
+import type { RaftLimits } from '../../../src/raft/runtime/defaults.js';
 import { KvStateMachine } from '../../../scripts/raft-kv-state.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -26,7 +26,7 @@ export class TestCluster {
   constructor(
     readonly mode: 'grpc' | 'memory',
     readonly ids: NodeId[] = ['n1', 'n2', 'n3'],
-    readonly limits: Partial<typeof DEFAULT_LIMITS> = {},
+    readonly limits: Partial<RaftLimits> = {},
   ) {}
 
   async start(): Promise<void> {
