@@ -1,0 +1,120 @@
+// Friendly task input -> the wire TaskSpec, and helpers to read a Task's outcome.
+import { Durability, Priority, TaskState, type Label, type Task, type TaskSpec } from '../gen/meshlb/v1/task.js';
+
+export type PriorityName = 'critical' | 'high' | 'normal' | 'low';
+export type DurabilityName = 'logged' | 'none';
+
+export interface TaskInput {
+  /** Required: agents declare the kinds they run. */
+  kind: string;
+  /** Bytes as-is, a string as UTF-8, anything else as JSON. */
+  payload?: Uint8Array | string | object | number | boolean | null;
+  labels?: Record<string, string>;
+  /** Labels an agent must carry to be eligible. */
+  affinity?: Record<string, string>;
+  priority?: PriorityName | Priority;
+  tenant?: string;
+  /** Same key -> same task (never a second one). Set it to make submits safe to retry. */
+  idempotencyKey?: string;
+  /** Absolute deadline: a Date or unix ms. Past it the task is dead-lettered. */
+  deadline?: Date | number;
+  /** Per-attempt run timeout (ms); 0/absent = the cell default. */
+  timeoutMs?: number;
+  /** 0/absent = the cell default. */
+  maxAttempts?: number;
+  /** 'logged' (default: never lost) or 'none' (fire-and-forget, opt-in). */
+  durability?: DurabilityName | Durability;
+}
+
+const PRIORITIES: Record<PriorityName, Priority> = {
+  critical: Priority.PRIORITY_CRITICAL,
+  high: Priority.PRIORITY_HIGH,
+  normal: Priority.PRIORITY_NORMAL,
+  low: Priority.PRIORITY_LOW,
+};
+
+const DURABILITIES: Record<DurabilityName, Durability> = {
+  logged: Durability.DURABILITY_LOGGED,
+  none: Durability.DURABILITY_NONE,
+};
+
+const EMPTY: Buffer = Buffer.alloc(0);
+
+export function toPriority(p: TaskInput['priority']): Priority {
+  if (p === undefined) return Priority.PRIORITY_UNSPECIFIED;
+  if (typeof p === 'number') return p;
+  const v = PRIORITIES[p];
+  if (v === undefined) throw new TypeError(`unknown priority "${String(p)}" (critical, high, normal, low)`);
+  return v;
+}
+
+export function toDurability(d: TaskInput['durability']): Durability {
+  if (d === undefined) return Durability.DURABILITY_UNSPECIFIED;
+  if (typeof d === 'number') return d;
+  const v = DURABILITIES[d];
+  if (v === undefined) throw new TypeError(`unknown durability "${String(d)}" (logged, none)`);
+  return v;
+}
+
+export function encodePayload(p: TaskInput['payload']): Buffer {
+  if (p === undefined) return EMPTY;
+  if (Buffer.isBuffer(p)) return p;
+  if (p instanceof Uint8Array) return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+  if (typeof p === 'string') return Buffer.from(p, 'utf8');
+  return Buffer.from(JSON.stringify(p), 'utf8');
+}
+
+function labels(rec: Record<string, string> | undefined): Label[] {
+  if (!rec) return [];
+  const out: Label[] = [];
+  for (const key in rec) out.push({ key, value: String(rec[key]) });
+  return out;
+}
+
+/** Friendly input -> wire spec. Throws TypeError on input that cannot be converted. */
+export function toTaskSpec(t: TaskInput): TaskSpec {
+  if (!t || typeof t.kind !== 'string') throw new TypeError('task.kind (a string) is required');
+  const deadline = t.deadline instanceof Date ? t.deadline.getTime() : (t.deadline ?? 0);
+  return {
+    idempotencyKey: t.idempotencyKey ?? '',
+    kind: t.kind,
+    labels: labels(t.labels),
+    affinity: labels(t.affinity),
+    priority: toPriority(t.priority),
+    tenant: t.tenant ?? '',
+    deadlineUnixMs: deadline,
+    timeoutMs: t.timeoutMs ?? 0,
+    maxAttempts: t.maxAttempts ?? 0,
+    payload: encodePayload(t.payload),
+    durability: toDurability(t.durability),
+  };
+}
+
+const TERMINAL_STATES: ReadonlySet<TaskState> = new Set([
+  TaskState.TASK_STATE_COMPLETED,
+  TaskState.TASK_STATE_FAILED,
+  TaskState.TASK_STATE_CANCELLED,
+  TaskState.TASK_STATE_DEAD_LETTERED,
+]);
+
+export function isTerminal(state: TaskState): boolean {
+  return TERMINAL_STATES.has(state);
+}
+
+export type TaskStateName = 'unspecified' | 'queued' | 'dispatched' | 'running' | 'completed' | 'failed' | 'cancelled' | 'dead_lettered';
+
+export function taskStateName(state: TaskState): TaskStateName {
+  const n = TaskState[state];
+  return (n ? n.replace('TASK_STATE_', '').toLowerCase() : 'unspecified') as TaskStateName;
+}
+
+/** The task's result output as UTF-8 text ('' when none). */
+export function outputText(task: Task): string {
+  return task.result ? Buffer.from(task.result.output).toString('utf8') : '';
+}
+
+/** The task's result output parsed as JSON (undefined when empty). */
+export function outputJson<T = unknown>(task: Task): T | undefined {
+  const s = outputText(task);
+  return s ? (JSON.parse(s) as T) : undefined;
+}
