@@ -90,6 +90,12 @@ export class Cluster {
     return m;
   }
 
+  /** Crash and restart `id` from its storage (which this harness always keeps synced). */
+  restart(id: NodeId): Member {
+    this.queue = this.queue.filter((m) => m.to !== id && m.from !== id);
+    return this.start(id, this.get(id).storage);
+  }
+
   /** A new node with an empty log (to be added by a conf change). */
   addEmpty(id: NodeId): Member {
     return this.start(id, new MemoryStorage());
