@@ -39,7 +39,43 @@ export interface Member {
 }
 
 const dec = new TextDecoder();
-export const text = (e: Entry): string => dec.decode(e.data);
+export const text = (e: Pick<Entry, 'data'>): string => dec.decode(e.data);
+
+export function fmtEntry(e: Entry): string {
+  if (e.type === EntryType.ConfChange) {
+    const cc = decodeConfChange(e.data);
+    return `${e.index}@${e.term} ${cc.type}(${cc.node})`;
+  }
+  return e.data.length === 0 ? `${e.index}@${e.term}` : `${e.index}@${e.term} ${text(e)}`;
+}
+
+/** One line per message, stable enough for golden files. */
+export function fmtMessage(m: Message): string {
+  const head = `${m.from}->${m.to} ${m.type} term=${m.term}`;
+  const ctx = m.context !== undefined ? ` ctx=${m.context}` : '';
+  switch (m.type) {
+    case 'app':
+      return `${head} prev=${m.index}@${m.logTerm} commit=${m.commit} entries=[${m.entries.map(fmtEntry).join(', ')}]`;
+    case 'appResp':
+      return m.reject ? `${head} reject index=${m.index} hint=${m.rejectHint}@${m.hintTerm ?? 0}` : `${head} index=${m.index}`;
+    case 'vote':
+    case 'preVote':
+      return `${head} last=${m.index}@${m.logTerm}${ctx}`;
+    case 'voteResp':
+    case 'preVoteResp':
+      return `${head} ${m.reject ? 'reject' : 'grant'}`;
+    case 'heartbeat':
+      return `${head} commit=${m.commit}${ctx}`;
+    case 'snap':
+      return `${head} snapshot=${m.snapshot?.meta.index}@${m.snapshot?.meta.term}`;
+    case 'prop':
+      return `${head} entries=[${m.entries.map((e) => (e.type === EntryType.ConfChange ? 'confchange' : text(e))).join(', ')}]`;
+    case 'readIndexResp':
+      return `${head} index=${m.index}${ctx}`;
+    default:
+      return `${head}${ctx}`;
+  }
+}
 
 export class Cluster {
   readonly members = new Map<NodeId, Member>();
@@ -48,6 +84,8 @@ export class Cluster {
   private readonly cut = new Set<string>();
   private readonly dropTypes = new Set<string>();
   private readonly rng: Rng;
+  /** When set, a human-readable trace of role changes, applies and reads (golden scripts print it). */
+  trace: string[] | undefined;
 
   constructor(
     voters: readonly NodeId[],
@@ -117,6 +155,10 @@ export class Cluster {
     const out: Message[] = [];
     while (m.node.hasReady()) {
       const rd = m.node.ready();
+      if (this.trace && rd.softState) {
+        const st = m.node.status();
+        this.trace.push(`${id} is ${rd.softState.role} term=${st.term} leader=${rd.softState.leader || '-'}`);
+      }
       if (rd.snapshot) m.storage.applySnapshot(rd.snapshot);
       m.storage.append(rd.entries);
       if (rd.hardState) m.storage.setHardState(rd.hardState);
@@ -124,11 +166,18 @@ export class Cluster {
       if (rd.snapshot) {
         m.applied = [];
         m.conf = rd.snapshot.meta.conf;
+        this.trace?.push(`${id} installed snapshot ${rd.snapshot.meta.index}@${rd.snapshot.meta.term}`);
       }
       for (const e of rd.committedEntries) {
-        if (e.type === EntryType.ConfChange) m.conf = m.node.applyConfChange(decodeConfChange(e.data));
-        else if (e.data.length > 0) m.applied.push(e);
+        if (e.type === EntryType.ConfChange) {
+          m.conf = m.node.applyConfChange(decodeConfChange(e.data));
+          this.trace?.push(`${id} applied ${e.index}@${e.term} conf voters=${m.conf.voters.join(',')} learners=${m.conf.learners.join(',')}`);
+        } else if (e.data.length > 0) {
+          m.applied.push(e);
+          this.trace?.push(`${id} applied ${e.index}@${e.term} ${text(e)}`);
+        }
       }
+      for (const rs of rd.readStates) this.trace?.push(`${id} read-state ${rs.context} index=${rs.index}`);
       m.readStates.push(...rd.readStates);
       m.node.advance(rd);
     }
@@ -154,7 +203,11 @@ export class Cluster {
         this.queue.push(msg);
         continue;
       }
-      if (this.blocked(msg)) continue;
+      if (this.blocked(msg)) {
+        this.trace?.push(`drop ${fmtMessage(msg)}`);
+        continue;
+      }
+      this.trace?.push(fmtMessage(msg));
       this.get(msg.to).node.step(msg);
       this.process(msg.to);
       n++;
