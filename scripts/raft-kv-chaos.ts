@@ -3,18 +3,12 @@
 // once the cluster acknowledged it (applied after commit), SIGKILL of the
 // current leader again and again (restarting it each time), then every
 // acknowledged write is read back through a linearizable read on every replica.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import { RaftRole, RaftServiceClient, type RaftServiceStatusResponse } from '../src/gen/meshlb/v1/raft.js';
-import { call, RaftKvClient, type DumpResponse, type PutResponse } from './raft-kv-service.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const GROUP = 'demo';
+import { RaftRole, type RaftServiceStatusResponse } from '../src/gen/meshlb/v1/raft.js';
+import { freePort, poll, Replica } from './raft-kv-cluster.js';
+import { call, type DumpResponse, type PutResponse } from './raft-kv-service.js';
 
 export interface ChaosOptions {
   readonly kills: number;
@@ -29,73 +23,6 @@ export interface ChaosResult {
   readonly acked: number;
   readonly lost: string[];
   readonly replicasChecked: number;
-}
-
-class Replica {
-  proc: ChildProcess | undefined;
-  readonly status: RaftServiceClient;
-  readonly kv: grpc.Client;
-  constructor(readonly id: string, readonly port: number, readonly dir: string, readonly peers: string) {
-    this.status = new RaftServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 500 });
-    this.kv = new RaftKvClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 500 });
-  }
-
-  start(): Promise<void> {
-    // node --import tsx (not the tsx CLI): the pid we SIGKILL is the server itself, not a wrapper.
-    const args = ['--import', 'tsx', path.join(here, 'raft-kv-server.ts'), '--id', this.id, '--port', String(this.port), '--dir', this.dir, '--peers', this.peers];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn' } });
-    this.proc = proc;
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${this.id} did not start within 20 s`)), 20_000);
-      proc.stdout!.on('data', (d: Buffer) => {
-        if (d.toString().includes('READY')) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-      proc.once('exit', (code) => {
-        clearTimeout(t);
-        reject(new Error(`${this.id} exited early (${code})`));
-      });
-    });
-  }
-
-  async kill(): Promise<void> {
-    const p = this.proc;
-    this.proc = undefined;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await exited;
-  }
-
-  getStatus(deadlineMs = 300): Promise<RaftServiceStatusResponse | undefined> {
-    return new Promise((resolve) =>
-      this.status.status({ groupId: GROUP }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => resolve(err ? undefined : res)),
-    );
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-/** Poll until `fn` returns a value; bounded. The poll interval is a sampling rate, not a guess at timing. */
-async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 10): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 export async function runKillChaos(opts: ChaosOptions): Promise<ChaosResult> {

@@ -1,0 +1,134 @@
+// npm run bench:raft — Raft commit throughput and latency of a 3-replica group
+// in separate processes (sync on, 100-byte entries) at 1, 64 and 256 concurrent
+// proposers, next to a same-run baseline of raw lmdb durable writes (one put per
+// commit, awaited until flushed, same concurrency) on this machine.
+// Proposers run inside the leader's process (RaftKv.Bench), so the figures are
+// Raft's: propose -> replicate -> fsync on a quorum -> commit -> applied.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { open } from 'lmdb';
+import { RaftRole } from '../src/gen/meshlb/v1/raft.js';
+import { freePort, poll, Replica } from '../scripts/raft-kv-cluster.js';
+import { call, type BenchResponse } from '../scripts/raft-kv-service.js';
+import { LatencyHistogram, type LatencySummary } from './lib/histogram.js';
+import { writeResults } from './lib/results.js';
+import { renderTable } from './lib/table.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
+const quick = values.quick ?? false;
+const ENTRY_BYTES = 100;
+const LEVELS = [
+  { concurrency: 1, count: quick ? 300 : 2_000 },
+  { concurrency: 64, count: quick ? 5_000 : 40_000 },
+  { concurrency: 256, count: quick ? 10_000 : 80_000 },
+];
+const MAX_MS = quick ? 5_000 : 15_000;
+
+interface Row {
+  concurrency: number;
+  ops: number;
+  opsPerSec: number;
+  latency: LatencySummary;
+  errors: number;
+}
+
+async function baseline(dir: string, concurrency: number, count: number): Promise<Row> {
+  // Same lmdb options as LmdbStorage: overlappingSync (default) and every write awaited until flushed.
+  const db = open({ path: path.join(dir, `baseline-${concurrency}.lmdb`), overlappingSync: true, noSync: false });
+  const value = Buffer.alloc(ENTRY_BYTES, 0x61);
+  const h = new LatencyHistogram();
+  let issued = 0;
+  const start = performance.now();
+  const deadline = start + MAX_MS;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (issued < count && performance.now() < deadline) {
+        const k = issued++;
+        const t = performance.now();
+        await db.put(k, value);
+        await db.flushed;
+        h.recordMs(performance.now() - t);
+      }
+    }),
+  );
+  const elapsed = performance.now() - start;
+  await db.close();
+  const latency = h.summary();
+  return { concurrency, ops: latency.count, opsPerSec: (latency.count / elapsed) * 1000, latency, errors: 0 };
+}
+
+async function main(): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlb-bench-raft-'));
+  const ids = ['n1', 'n2', 'n3'];
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]}`).join(',');
+  const reps = ids.map((id, i) => new Replica(id, ports[i]!, path.join(root, id), peers));
+  const base: Row[] = [];
+  const raft: Row[] = [];
+  try {
+    console.log(`baseline: raw lmdb durable writes (${ENTRY_BYTES} B) in ${root}`);
+    for (const l of LEVELS) base.push(await baseline(root, l.concurrency, l.count));
+    await Promise.all(reps.map((r) => r.start()));
+    const leader = await poll(async () => {
+      const st = await Promise.all(reps.map((r) => r.getStatus()));
+      const l = st.find((s) => s?.role === RaftRole.RAFT_ROLE_LEADER);
+      return l && st.every((s) => s?.leaderId === l.nodeId) ? reps.find((r) => r.id === l.nodeId) : undefined;
+    }, 15_000, 'a leader');
+    console.log(`raft: 3 processes, leader ${leader.id}; warming up`);
+    await call(leader.kv, 'bench', { concurrency: 16, count: 2_000, valueBytes: ENTRY_BYTES, maxMs: 5_000 }, 30_000);
+    for (const l of LEVELS) {
+      const r = await call<unknown, BenchResponse>(leader.kv, 'bench', { ...l, valueBytes: ENTRY_BYTES, maxMs: MAX_MS }, MAX_MS + 30_000);
+      const h = new LatencyHistogram();
+      for (const us of r.latenciesUs) h.recordUs(us);
+      const latency = h.summary();
+      raft.push({ concurrency: l.concurrency, ops: latency.count, opsPerSec: (latency.count / r.elapsedMs) * 1000, latency, errors: r.errors });
+      console.log(`  ${l.concurrency} proposers: ${latency.count} commits in ${r.elapsedMs.toFixed(0)} ms`);
+    }
+  } finally {
+    for (const r of reps) {
+      await r.kill();
+      r.status.close();
+      r.kv.close();
+    }
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+
+  const rows = raft.map((r, i) => {
+    const b = base[i]!;
+    return [
+      r.concurrency,
+      r.opsPerSec,
+      b.opsPerSec,
+      r.opsPerSec / b.opsPerSec,
+      r.latency.p50Ms,
+      b.latency.p50Ms,
+      r.latency.p50Ms / b.latency.p50Ms,
+      r.latency.p99Ms,
+      b.latency.p99Ms,
+      r.latency.p99Ms / b.latency.p99Ms,
+      r.errors,
+    ];
+  });
+  console.log('');
+  console.log(
+    renderTable(
+      ['proposers', 'raft commits/s', 'lmdb writes/s', 'x base', 'raft p50 ms', 'lmdb p50 ms', 'x base', 'raft p99 ms', 'lmdb p99 ms', 'x base', 'errors'],
+      rows,
+    ),
+  );
+  const p50Ratio = raft[0]!.latency.p50Ms / base[0]!.latency.p50Ms;
+  const at64 = raft[1]!.opsPerSec;
+  const targets = {
+    p50At1WithinFourTimesBaseline: { ratio: p50Ratio, met: p50Ratio <= 4 },
+    commitsPerSecAt64AtLeast15000: { value: at64, met: at64 >= 15_000 },
+  };
+  console.log('');
+  console.log(`target: p50 at 1 proposer <= 4x one durable lmdb write: ${p50Ratio.toFixed(2)}x -> ${targets.p50At1WithinFourTimesBaseline.met ? 'met' : 'NOT met'}`);
+  console.log(`target: >= 15,000 commits/s at 64 proposers: ${Math.round(at64).toLocaleString('en-US')} -> ${targets.commitsPerSecAt64AtLeast15000.met ? 'met' : 'NOT met'}`);
+  const file = writeResults('raft', { entryBytes: ENTRY_BYTES, quick, raft, baseline: base, targets });
+  console.log(`results: ${file}`);
+}
+
+await main();
