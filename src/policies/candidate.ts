@@ -7,6 +7,8 @@ export interface CandidateInit {
   readonly id: string;
   /** kind → { free, total } or [free, total]. */
   readonly slots: ReadonlyMap<string, KindSlots> | Readonly<Record<string, KindSlots | readonly [number, number]>>;
+  /** Slots shared by all kinds (an agent's slots): { free, total } or [free, total]. */
+  readonly sharedSlots?: KindSlots | readonly [number, number];
   readonly healthyAgents?: number;
   readonly queueDepth?: number;
   readonly active?: number;
@@ -48,6 +50,13 @@ export function makeCandidate(init: CandidateInit): Candidate {
     labels,
     summaryAgeMs: init.summaryAgeMs ?? 0,
     draining: init.draining ?? false,
+    ...(init.sharedSlots !== undefined
+      ? {
+          sharedSlots: Array.isArray(init.sharedSlots)
+            ? { free: init.sharedSlots[0]!, total: init.sharedSlots[1]! }
+            : (init.sharedSlots as KindSlots),
+        }
+      : {}),
     ...(init.costPerTask !== undefined ? { costPerTask: init.costPerTask } : {}),
     ...(init.rttMs !== undefined ? { rttMs: init.rttMs } : {}),
     ...(init.qps !== undefined ? { qps: init.qps } : {}),

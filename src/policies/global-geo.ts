@@ -46,7 +46,7 @@ class GlobalGeoPicker extends BasePicker {
     this.score = (v, pos) =>
       -(
         w.locality * this.loc[v.members[pos]!]! +
-        w.capacity * (v.credits[pos]! / v.total[pos]!) +
+        w.capacity * (this.avail(v, pos) / v.total[pos]!) +
         w.cost * (v.ext as Float64Array)[pos]!
       );
   }
@@ -66,6 +66,8 @@ class GlobalGeoPicker extends BasePicker {
     const key = task.location ?? '';
     let loc = this.localityByLoc.get(key);
     if (loc === undefined) {
+      // Tasks name few locations; the cap only guards against a flood of odd ones.
+      if (this.localityByLoc.size >= 64) this.localityByLoc.clear();
       loc = Float64Array.from(this.cands, (c) => this.locality(c, key));
       this.localityByLoc.set(key, loc);
     }

@@ -9,14 +9,12 @@ import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory } from './typ
 
 export type LeastLoadedConfig = Record<string, never>;
 
-/** Busy fraction of the kind's slots, including dispatches since the snapshot. */
-export function occupancy(v: KindView, pos: number): number {
-  return (v.total[pos]! - v.credits[pos]!) / v.total[pos]!;
-}
-
 class LeastLoadedPicker extends BasePicker {
+  /** Busy fraction of the kind's slots, including dispatches since the snapshot. */
+  private readonly occupancy = (v: KindView, pos: number): number => 1 - this.avail(v, pos) / v.total[pos]!;
+
   protected select(v: KindView): number {
-    return this.selectMin(v, occupancy);
+    return this.selectMin(v, this.occupancy);
   }
 }
 

@@ -53,7 +53,7 @@ class NodeScorePicker extends BasePicker {
     });
     // selectMin minimises, so negate.
     this.score = (v, pos) =>
-      -(w.availability * (v.credits[pos]! / v.total[pos]!) + this.staticPart[v.members[pos]!]!);
+      -(w.availability * (this.avail(v, pos) / v.total[pos]!) + this.staticPart[v.members[pos]!]!);
   }
 
   protected select(v: KindView): number {

@@ -7,11 +7,16 @@
 // indices of non-draining candidates with slots of the kind, and a Float64Array
 // of remaining credits. Picks scan only that view, never sort, and return
 // cached route objects, so the route path allocates nothing.
+//
+// Kinds may share a candidate's slots (an agent's slots serve every kind it
+// declares): then a per-candidate pool credit caps all its kinds, a route
+// consumes both, and every built view containing the candidate has its
+// creditSum adjusted, so credits(kind) stays exact (Σ min(kind, pool)).
 
-import type { Candidate, PickResult, Picker, TaskInfo } from './types.js';
+import type { Candidate, KindSlots, PickResult, Picker, TaskInfo } from './types.js';
 
 export class KindView {
-  /** Remaining credits of the kind over members; 0 ⇒ queue without scanning. */
+  /** Σ min(kind credit, pool credit) over members; 0 ⇒ queue without scanning. */
   creditSum = 0;
   /** Round-robin style cursor, free for the policy to use. */
   cursor = 0;
@@ -26,12 +31,9 @@ export class KindView {
     readonly members: Int32Array,
     /** Credit overlay per member position; consumed by routes. */
     readonly credits: Float64Array,
-    /** Free slots at build time, to count dispatches since the snapshot. */
-    readonly initial: Float64Array,
     readonly total: Float64Array,
   ) {
     this.scratch = new Int32Array(members.length);
-    for (let i = 0; i < credits.length; i++) this.creditSum += credits[i]!;
   }
 }
 
@@ -51,6 +53,13 @@ export abstract class BasePicker implements Picker {
   private readonly views = new Map<string, KindView | null>();
   private readonly routes: PickResult[];
   private readonly indexById = new Map<string, number>();
+  /** Shared-slot credit per candidate index (Infinity = kinds independent). */
+  private readonly pool: Float64Array;
+  private readonly poolTotal: Float64Array;
+  /** Routes per candidate index through this picker (all kinds). */
+  private readonly sent: Float64Array;
+  /** Built views containing each pooled candidate, with its position in them. */
+  private readonly memberOf: Array<Array<KindView | number>>;
   /** "key\0value" per candidate, built only if some task carries affinity. */
   private labelSets: Set<string>[] | undefined;
   // Per-pick requirements, held in fields so ok() needs no closure.
@@ -64,6 +73,10 @@ export abstract class BasePicker implements Picker {
   ) {
     this.routes = cands.map((c) => Object.freeze({ type: 'route', candidate: c.id }) as PickResult);
     cands.forEach((c, i) => this.indexById.set(c.id, i));
+    this.pool = Float64Array.from(cands, (c) => (c.sharedSlots ? wholeCredits(c.sharedSlots) : Infinity));
+    this.poolTotal = Float64Array.from(cands, (c) => (c.sharedSlots ? c.sharedSlots.total : Infinity));
+    this.sent = new Float64Array(cands.length);
+    this.memberOf = cands.map(() => []);
   }
 
   /** Choose a member position among those with ok(v, pos); -1 if none. */
@@ -87,8 +100,7 @@ export abstract class BasePicker implements Picker {
       const pos = this.select(v, task);
       if (pos >= 0) {
         if (!this.ok(v, pos)) throw new Error(`policy chose an ineligible candidate (bug)`);
-        v.credits[pos]! -= 1;
-        v.creditSum -= 1;
+        this.adjust(v, pos, -1);
         return this.routes[v.members[pos]!]!;
       }
     }
@@ -100,15 +112,14 @@ export abstract class BasePicker implements Picker {
 
   release(candidateId: string, kind: string): void {
     const idx = this.indexById.get(candidateId);
-    const v = idx === undefined ? null : this.view(kind);
+    if (idx === undefined) return;
+    const v = this.view(kind);
     if (v === null) return;
+    // Never above total: a stray release must not create capacity.
+    const poolRoom = this.pool[idx] === Infinity || this.pool[idx]! < this.poolTotal[idx]!;
     for (let p = 0; p < v.members.length; p++) {
       if (v.members[p] === idx) {
-        // Never above total: a stray release must not create capacity.
-        if (v.credits[p]! < v.total[p]!) {
-          v.credits[p]! += 1;
-          v.creditSum += 1;
-        }
+        if (poolRoom && v.credits[p]! < v.total[p]!) this.adjust(v, p, +1);
         return;
       }
     }
@@ -124,7 +135,12 @@ export abstract class BasePicker implements Picker {
 
   /** Eligible now: has a credit, matches affinity, not excluded. */
   protected ok(v: KindView, pos: number): boolean {
-    return v.credits[pos]! >= 1 && this.matches(v, pos);
+    return v.credits[pos]! >= 1 && this.pool[v.members[pos]!]! >= 1 && this.matches(v, pos);
+  }
+
+  /** Routable credits of the member now: min(kind credit, shared credit). */
+  protected avail(v: KindView, pos: number): number {
+    return Math.min(v.credits[pos]!, this.pool[v.members[pos]!]!);
   }
 
   private matches(v: KindView, pos: number): boolean {
@@ -141,9 +157,25 @@ export abstract class BasePicker implements Picker {
     return this.cands[v.members[pos]!]!;
   }
 
-  /** Dispatches made through this picker to the member since the snapshot. */
+  /** Dispatches (all kinds) made through this picker to the member since the snapshot. */
   protected sinceSnapshot(v: KindView, pos: number): number {
-    return v.initial[pos]! - v.credits[pos]!;
+    return this.sent[v.members[pos]!]!;
+  }
+
+  /** Moves one credit of member pos of v (and its pool), keeping every creditSum exact. */
+  private adjust(v: KindView, pos: number, delta: 1 | -1): void {
+    const idx = v.members[pos]!;
+    this.sent[idx]! -= delta;
+    if (this.pool[idx] === Infinity) {
+      v.credits[pos]! += delta;
+      v.creditSum += delta;
+      return;
+    }
+    const mem = this.memberOf[idx]!;
+    for (let i = 0; i < mem.length; i += 2) (mem[i] as KindView).creditSum -= this.avail(mem[i] as KindView, mem[i + 1] as number);
+    v.credits[pos]! += delta;
+    this.pool[idx]! += delta;
+    for (let i = 0; i < mem.length; i += 2) (mem[i] as KindView).creditSum += this.avail(mem[i] as KindView, mem[i + 1] as number);
   }
 
   /**
@@ -179,7 +211,14 @@ export abstract class BasePicker implements Picker {
     let v = this.views.get(kind);
     if (v === undefined) {
       v = buildView(this.cands, kind);
-      if (v !== null) this.initView(v);
+      if (v !== null) {
+        for (let p = 0; p < v.members.length; p++) {
+          const idx = v.members[p]!;
+          v.creditSum += this.avail(v, p);
+          if (this.pool[idx] !== Infinity) this.memberOf[idx]!.push(v, p);
+        }
+        this.initView(v);
+      }
       this.views.set(kind, v);
     }
     return v;
@@ -201,10 +240,14 @@ function buildView(cands: readonly Candidate[], kind: string): KindView | null {
   for (let p = 0; p < n; p++) {
     const s = cands[idx[p]!]!.slots.get(kind)!;
     total[p] = s.total;
-    // Summaries can be momentarily inconsistent; credits are whole, within [0, total].
-    credits[p] = Math.max(0, Math.min(Math.floor(s.free), s.total));
+    credits[p] = wholeCredits(s);
   }
-  return new KindView(kind, Int32Array.from(idx), credits, Float64Array.from(credits), total);
+  return new KindView(kind, Int32Array.from(idx), credits, total);
+}
+
+/** Summaries can be momentarily inconsistent; credits are whole, within [0, total]. */
+function wholeCredits(s: KindSlots): number {
+  return Math.max(0, Math.min(Math.floor(s.free), s.total));
 }
 
 function labelSet(c: Candidate): Set<string> {

@@ -2,7 +2,7 @@
 // on ORCA load reports (gRFC A58), with summaries as the load reports:
 //   weight = qps / (utilization + (eps/qps)·errorUtilizationPenalty)
 // where eps/qps = 1 − successEwma and utilization = max(cpu, gpu, slot
-// occupancy). A weight is usable only after `blackoutPeriodMs` of continuous
+// occupancy (shared slots if reported, else summed over kinds)). A weight is usable only after `blackoutPeriodMs` of continuous
 // valid reports (so a new or restarted child, whose first numbers are noise,
 // does not get a burst), and expires `weightExpirationPeriodMs` after the last
 // fresh summary (a silent child falls back and must sit out a new blackout).
@@ -38,9 +38,14 @@ export function reportedWeight(c: Candidate, penalty: number): number {
   const qps = c.qps ?? 0;
   let busy = 0;
   let total = 0;
-  for (const s of c.slots.values()) {
-    total += s.total;
-    busy += Math.max(0, s.total - s.free);
+  if (c.sharedSlots) {
+    total = c.sharedSlots.total;
+    busy = Math.max(0, total - c.sharedSlots.free);
+  } else {
+    for (const s of c.slots.values()) {
+      total += s.total;
+      busy += Math.max(0, s.total - s.free);
+    }
   }
   const util = Math.max(c.utilization.cpu, c.utilization.gpu, total > 0 ? busy / total : 0);
   const errRatio = 1 - Math.min(1, Math.max(0, c.successEwma));

@@ -49,6 +49,13 @@ export interface Candidate {
   readonly id: string;
   /** Per task kind; a candidate without an entry cannot take that kind. */
   readonly slots: ReadonlyMap<string, KindSlots>;
+  /**
+   * Slots shared by all kinds, if kinds compete for them: an agent's slots
+   * (every kind it declares draws on the same `slots`), or a cell's distinct
+   * free slots when its per-kind numbers overlap. A route then needs a credit
+   * in both the kind and this pool. Omitted: kinds are independent.
+   */
+  readonly sharedSlots?: KindSlots;
   readonly healthyAgents: number;
   /** Tasks buffered in the child (all priorities). */
   readonly queueDepth: number;
@@ -107,7 +114,7 @@ export interface Picker {
   pick(task: TaskInfo): PickResult;
   /** Give back a credit taken by a route that was not dispatched. */
   release(candidateId: string, kind: string): void;
-  /** Remaining credits of `kind` over non-draining candidates (0 if none). */
+  /** Routable credits of `kind` now: Σ min(kind credit, shared credit) over non-draining candidates. */
   credits(kind: string): number;
   /** True if some non-draining candidate has the kind at all (else: spill up). */
   hasKind(kind: string): boolean;

@@ -32,6 +32,7 @@ const slotArb = fc.record({ free: fc.integer({ min: -1, max: 5 }), total: fc.int
 
 const candidateBody = fc.record({
   slots: fc.dictionary(fc.constantFrom(...KINDS), slotArb, { maxKeys: 3 }),
+  shared: fc.option(slotArb, { nil: undefined }),
   labels: fc.subarray([...LABELS]),
   draining: fc.integer({ min: 0, max: 4 }).map((x) => x === 0),
   active: fc.nat(20),
@@ -59,6 +60,7 @@ export const candidatesArb: fc.Arbitrary<Candidate[]> = fc.array(candidateBody, 
       latencyEwmaMs: b.latencyEwmaMs,
       successEwma: b.successEwma,
       summaryAgeMs: b.summaryAgeMs,
+      ...(b.shared !== undefined ? { sharedSlots: b.shared } : {}),
       ...(b.cost !== undefined ? { costPerTask: b.cost } : {}),
       ...(b.rtt !== undefined ? { rttMs: b.rtt } : {}),
       ...(b.qps !== undefined ? { qps: b.qps } : {}),
@@ -83,14 +85,17 @@ export const taskArb: fc.Arbitrary<TaskInfo> = fc.record({
   return out;
 });
 
-/** Reference model: credits per candidate per kind, as the spec defines them. */
+/** Reference model: credits per candidate per kind, and shared pools, as the spec defines them. */
 export class CreditModel {
   private readonly credits = new Map<string, number>();
+  private readonly pools = new Map<string, number>();
 
   constructor(private readonly cands: readonly Candidate[]) {
+    const whole = (s: { free: number; total: number }) => Math.max(0, Math.min(Math.floor(s.free), s.total));
     for (const c of cands) {
+      if (c.sharedSlots) this.pools.set(c.id, whole(c.sharedSlots));
       for (const [kind, s] of c.slots) {
-        if (!c.draining && s.total > 0) this.credits.set(`${c.id}/${kind}`, Math.max(0, Math.min(Math.floor(s.free), s.total)));
+        if (!c.draining && s.total > 0) this.credits.set(`${c.id}/${kind}`, whole(s));
       }
     }
   }
@@ -105,11 +110,18 @@ export class CreditModel {
     );
   }
 
+  /** Routable credits: min(kind credit, shared pool). */
   credit(id: string, kind: string): number {
-    return this.credits.get(`${id}/${kind}`) ?? 0;
+    return Math.min(this.credits.get(`${id}/${kind}`) ?? 0, this.pools.get(id) ?? Infinity);
+  }
+
+  /** Σ credit over candidates, what Picker.credits(kind) must report. */
+  total(kind: string): number {
+    return this.cands.reduce((n, c) => n + this.credit(c.id, kind), 0);
   }
 
   take(id: string, kind: string): void {
-    this.credits.set(`${id}/${kind}`, this.credit(id, kind) - 1);
+    this.credits.set(`${id}/${kind}`, (this.credits.get(`${id}/${kind}`) ?? 0) - 1);
+    if (this.pools.has(id)) this.pools.set(id, this.pools.get(id)! - 1);
   }
 }

@@ -62,6 +62,23 @@ describe('picker eligibility', () => {
     expect(p.credits('a')).toBe(3);
   });
 
+  it('kinds sharing an agent\'s slots never overbook it', () => {
+    // An agent with 2 slots serving kinds a and b: 2 tasks in total, not 2 per kind.
+    const agent = cand('agent', { slots: { a: [2, 2], b: [2, 2] }, sharedSlots: [2, 2] });
+    const other = cand('other', { slots: { b: [1, 1] } });
+    const p = picker('least-loaded', [agent, other]);
+    expect(p.credits('a')).toBe(2);
+    expect(p.credits('b')).toBe(3);
+    expect(p.pick(task('a'))).toEqual({ type: 'route', candidate: 'agent' });
+    expect(p.credits('b')).toBe(2); // the agent's b credit shrank with its pool
+    expect(tally(p, 3, task('b'))).toEqual({ agent: 1, other: 1, '-': 1 });
+    expect(p.credits('a')).toBe(0);
+    expect(p.pick(task('a')).type).toBe('queue');
+    p.release('agent', 'b');
+    expect([p.credits('a'), p.credits('b')]).toEqual([1, 1]);
+    expect(p.pick(task('a'))).toEqual({ type: 'route', candidate: 'agent' });
+  });
+
   it('hasKind ignores draining candidates', () => {
     const p = picker('random', [cand('x', { draining: true, slots: { a: [1, 1] } }), cand('y', { slots: { b: [0, 1] } })]);
     expect(p.hasKind('a')).toBe(false);
