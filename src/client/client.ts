@@ -151,6 +151,7 @@ export class MeshClient {
     let hops = 0;
     let failovers = 0;
     for (;;) {
+      if (opts.signal?.aborted) throw new MeshClientError(status.CANCELLED, 'watch aborted', {}, { cause: opts.signal.reason });
       const call = this.clientFor(address).watch({ taskId }, new Metadata(), { deadline });
       const onAbort = () => call.cancel();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -200,7 +201,7 @@ export class MeshClient {
         if (last && isTerminal(last.state)) return last;
       } catch (e) {
         const err = MeshClientError.from(e);
-        if (err.code === status.DEADLINE_EXCEEDED) break;
+        if (err.code === status.DEADLINE_EXCEEDED && !opts.signal?.aborted) break;
         if (err.code !== status.UNAVAILABLE) throw err;
       }
       await sleep(Math.min(backoff.next(), Math.max(0, until - Date.now())));

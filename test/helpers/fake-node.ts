@@ -41,6 +41,8 @@ export class FakeAgentSession {
   /** Messages carrying results (to check batching). */
   resultMessages = 0;
   messages = 0;
+  /** Task ids assigned by the auto-dispatcher and not yet answered. */
+  readonly outstanding = new Set<string>();
   /** The agent half-closed its side. */
   agentEnded = false;
   /** The stream is over (either side). */
@@ -130,6 +132,14 @@ export class FakeNode {
   readonly calls: Record<string, number> = {};
   /** Submits never answer (to test client deadlines). */
   hangSubmit = false;
+  /**
+   * Behave like a tiny node: queue submitted tasks, assign them to connected
+   * agents within their slots, complete them from the agents' results.
+   */
+  autoDispatch = false;
+  /** Result messages whose status was not OK count as FAILED (no retries here). */
+  private queue: string[] = [];
+  private pumpScheduled = false;
   private watchers = new Map<string, Set<ServerWritableStream<WatchRequest, WatchResponse>>>();
   private nextId = 1;
 
@@ -207,6 +217,7 @@ export class FakeNode {
         case 'hello':
           s.hello = m.msg.value;
           if (this.opts.autoWelcome !== false) s.welcome(this);
+          this.schedulePump();
           break;
         case 'load':
           s.loads.push({ at: performance.now(), load: m.msg.value });
@@ -214,6 +225,7 @@ export class FakeNode {
         case 'results':
           s.resultMessages++;
           s.results.push(...m.msg.value.results);
+          if (this.autoDispatch) this.onAutoResults(s, m.msg.value.results);
           break;
         case 'started':
           s.started.push(...m.msg.value.refs);
@@ -227,12 +239,56 @@ export class FakeNode {
         call.end();
       }
     });
-    call.on('error', () => {
+    const gone = () => {
       s.closed = true;
+      if (this.autoDispatch && s.outstanding.size > 0) {
+        this.queue.push(...s.outstanding);
+        s.outstanding.clear();
+        this.schedulePump();
+      }
+    };
+    call.on('error', gone);
+    call.on('cancelled', gone);
+    call.on('finish', gone);
+  }
+
+  private schedulePump(): void {
+    if (!this.autoDispatch || this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
     });
-    call.on('cancelled', () => {
-      s.closed = true;
-    });
+  }
+
+  private pump(): void {
+    for (const s of this.sessions) {
+      if (this.queue.length === 0) return;
+      if (s.closed || !s.hello) continue;
+      const free = s.hello.slots - s.outstanding.size;
+      if (free <= 0) continue;
+      const ids = this.queue.splice(0, free);
+      const batch: Dispatch[] = [];
+      for (const id of ids) {
+        const t = this.tasks.get(id);
+        if (!t || TERMINAL.has(t.state)) continue;
+        s.outstanding.add(id);
+        const attempt = t.attempt + 1;
+        this.tasks.set(id, { ...t, attempt, state: TaskState.TASK_STATE_DISPATCHED });
+        batch.push({ taskId: id, attempt, homeCell: '/', spec: t.spec, leaseMs: 30_000 });
+      }
+      if (batch.length) s.assign(batch);
+    }
+  }
+
+  private onAutoResults(s: FakeAgentSession, results: TaskResult[]): void {
+    for (const r of results) {
+      if (!s.outstanding.delete(r.taskId)) continue;
+      const t = this.tasks.get(r.taskId);
+      if (!t || TERMINAL.has(t.state) || t.attempt !== r.attempt) continue;
+      this.setState(r.taskId, r.status === 1 ? TaskState.TASK_STATE_COMPLETED : TaskState.TASK_STATE_FAILED, r);
+    }
+    this.schedulePump();
   }
 
   // ---- TaskService ----
@@ -265,6 +321,10 @@ export class FakeNode {
     }
     const id = `t-${this.nextId++}`;
     if (spec.idempotencyKey) this.byKey.set(spec.idempotencyKey, id);
+    if (this.autoDispatch) {
+      this.queue.push(id);
+      this.schedulePump();
+    }
     const now = Date.now();
     this.tasks.set(id, {
       id,

@@ -1,0 +1,247 @@
+// `meshlb agent-sim`: many simulated agents in one process against a node cell.
+// Each agent has its own stream; streams share a small pool of HTTP/2
+// connections (AgentChannelPool), so thousands of agents cost one socket each
+// per channel, not one per agent. Service time and failures come from one seed.
+import type { Label } from '../gen/meshlb/v1/task.js';
+import { Agent, AgentChannelPool, seededRandom, type AgentTask } from '../agent/index.js';
+
+export interface AgentSimOptions {
+  /** Node cell replica address (or several to fail over across). */
+  address: string | readonly string[];
+  /** Agents to run (default 10). */
+  agents?: number;
+  /** Slots per agent (default 4). */
+  slots?: number;
+  /** Kinds every agent takes (default ['default']). */
+  kinds?: readonly string[];
+  labels?: Record<string, string> | readonly Label[];
+  /** Mean simulated service time, ms (default 0: handlers return at once). */
+  serviceTimeMs?: number;
+  /** Service time varies uniformly by +- this much, ms (default 0). */
+  serviceJitterMs?: number;
+  /** Fraction of attempts that fail with an ERROR (default 0). */
+  failureRate?: number;
+  /** Seed for service times, failures and reconnect jitter (default 1). */
+  seed?: number;
+  /** Run this long, then drain and exit; 0/absent = until SIGINT/SIGTERM (or `signal`). */
+  durationS?: number;
+  /** Agent ids are `${idPrefix}-${i}` (default 'sim'). */
+  idPrefix?: string;
+  /** Print one JSON summary on stdout at exit (progress lines still go to stderr). */
+  json?: boolean;
+  /** HTTP/2 connections shared by the agents (default: one per 1000 agents). */
+  channels?: number;
+  /** Progress line period, ms (default 1000; 0 = none). */
+  statsIntervalMs?: number;
+  heartbeatIntervalMs?: number;
+  /** How long the final drain may take (default 10 s). */
+  drainTimeoutMs?: number;
+  /** Stop (gracefully) when aborted: for embedding and tests. */
+  signal?: AbortSignal;
+  /** Output sinks (default process.stdout / process.stderr). */
+  stdout?: (line: string) => void;
+  stderr?: (line: string) => void;
+}
+
+export interface AgentSimStats {
+  agents: number;
+  connected: number;
+  in_flight: number;
+  completed: number;
+  failed: number;
+  started: number;
+  /** Assignments beyond an agent's slots (refused): must stay 0 against a correct node. */
+  refused_over_slots: number;
+  /** Highest concurrent tasks seen on any one agent (never above slots). */
+  max_in_flight_per_agent: number;
+  reconnects: number;
+  results_dropped: number;
+  elapsed_s: number;
+  throughput_per_s: number;
+}
+
+export interface AgentSim {
+  readonly agents: readonly Agent[];
+  stats(): AgentSimStats;
+  /** Resolves when every agent has had its first Welcome (or closed). */
+  ready(): Promise<void>;
+  /** Drain every agent (or close abruptly with graceful=false), then release the channels. */
+  stop(opts?: { graceful?: boolean; timeoutMs?: number }): Promise<AgentSimStats>;
+}
+
+function labelsRecord(l: AgentSimOptions['labels']): Record<string, string> | undefined {
+  if (!l) return undefined;
+  if (Array.isArray(l)) {
+    const out: Record<string, string> = {};
+    for (const { key, value } of l as readonly Label[]) out[key] = value;
+    return out;
+  }
+  return l as Record<string, string>;
+}
+
+/** Start the simulated agents (for embedding: dev, sim, tests). */
+export function startAgentSim(opts: AgentSimOptions): AgentSim {
+  const n = opts.agents ?? 10;
+  const slots = opts.slots ?? 4;
+  const kinds = opts.kinds?.length ? [...opts.kinds] : ['default'];
+  const seed = opts.seed ?? 1;
+  const mean = opts.serviceTimeMs ?? 0;
+  const jitter = opts.serviceJitterMs ?? 0;
+  const failureRate = opts.failureRate ?? 0;
+  const prefix = opts.idPrefix ?? 'sim';
+  const labels = labelsRecord(opts.labels);
+  const pool = new AgentChannelPool({ channels: opts.channels ?? Math.max(1, Math.ceil(n / 1000)) });
+  const t0 = performance.now();
+  const agents: Agent[] = [];
+  for (let i = 0; i < n; i++) {
+    const rnd = seededRandom((seed * 1_000_003 + i) >>> 0);
+    const handler = (task: AgentTask): Promise<void> | void => {
+      const fail = failureRate > 0 && rnd() < failureRate;
+      const delay = mean > 0 || jitter > 0 ? Math.max(0, mean + (rnd() * 2 - 1) * jitter) : 0;
+      if (delay <= 0) {
+        if (fail) throw new Error('simulated failure');
+        return;
+      }
+      return new Promise<void>((resolve, reject) => {
+        const signal = task.signal;
+        const timer = setTimeout(() => {
+          signal.removeEventListener('abort', onAbort);
+          if (fail) reject(new Error('simulated failure'));
+          else resolve();
+        }, delay);
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    };
+    const agent = new Agent({
+      address: opts.address,
+      agentId: `${prefix}-${i}`,
+      kinds,
+      labels,
+      slots,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      random: seededRandom((seed * 7919 + i) >>> 0),
+      clientFor: pool.clientFor,
+    });
+    for (const k of kinds) agent.handle(k, handler);
+    agents.push(agent);
+  }
+  for (const a of agents) void a.start();
+
+  const stats = (): AgentSimStats => {
+    const s: AgentSimStats = {
+      agents: n,
+      connected: 0,
+      in_flight: 0,
+      completed: 0,
+      failed: 0,
+      started: 0,
+      refused_over_slots: 0,
+      max_in_flight_per_agent: 0,
+      reconnects: 0,
+      results_dropped: 0,
+      elapsed_s: 0,
+      throughput_per_s: 0,
+    };
+    for (const a of agents) {
+      const st = a.stats;
+      if (a.state === 'connected') s.connected++;
+      s.in_flight += a.inFlight;
+      s.completed += st.tasksOk;
+      s.failed += st.tasksFailed;
+      s.started += st.tasksStarted;
+      s.refused_over_slots += st.refusedOverSlots;
+      if (st.maxInFlight > s.max_in_flight_per_agent) s.max_in_flight_per_agent = st.maxInFlight;
+      s.reconnects += Math.max(0, st.connects - 1);
+      s.results_dropped += st.resultsDropped;
+    }
+    s.elapsed_s = round3((performance.now() - t0) / 1000);
+    s.throughput_per_s = s.elapsed_s > 0 ? Math.round((s.completed + s.failed) / s.elapsed_s) : 0;
+    return s;
+  };
+
+  let stopping: Promise<AgentSimStats> | undefined;
+  return {
+    agents,
+    stats,
+    ready: () => Promise.all(agents.map((a) => a.start())).then(() => undefined),
+    stop: ({ graceful = true, timeoutMs = opts.drainTimeoutMs ?? 10_000 } = {}) => {
+      stopping ??= (async () => {
+        if (graceful) await Promise.all(agents.map((a) => a.drain({ timeoutMs })));
+        for (const a of agents) a.close();
+        const s = stats();
+        pool.close();
+        return s;
+      })();
+      return stopping;
+    },
+  };
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Resolves with why we stop: 'duration', 'SIGINT', 'SIGTERM' or 'aborted'. */
+export function waitForStop(durationS: number, signal?: AbortSignal): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const finish = (why: string) => {
+      if (timer) clearTimeout(timer);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(why);
+    };
+    const onInt = () => finish('SIGINT');
+    const onTerm = () => finish('SIGTERM');
+    const onAbort = () => finish('aborted');
+    const timer = durationS > 0 ? setTimeout(() => finish('duration'), durationS * 1000) : undefined;
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+  });
+}
+
+/** The CLI entry: run until durationS or a signal, print progress and a summary; returns the exit code. */
+export async function runAgentSim(opts: AgentSimOptions): Promise<number> {
+  const out = opts.stdout ?? ((l: string) => process.stdout.write(l + '\n'));
+  const err = opts.stderr ?? ((l: string) => process.stderr.write(l + '\n'));
+  const sim = startAgentSim(opts);
+  const statsEvery = opts.statsIntervalMs ?? 1000;
+  let lastDone = 0;
+  let lastAt = performance.now();
+  const progress =
+    statsEvery > 0
+      ? setInterval(() => {
+          const s = sim.stats();
+          const now = performance.now();
+          const done = s.completed + s.failed;
+          const rate = Math.round(((done - lastDone) * 1000) / Math.max(1, now - lastAt));
+          lastDone = done;
+          lastAt = now;
+          err(
+            `agent-sim ${s.elapsed_s.toFixed(1)}s connected ${s.connected}/${s.agents} in-flight ${s.in_flight} completed ${s.completed} failed ${s.failed} rate ${rate}/s`,
+          );
+        }, statsEvery)
+      : undefined;
+
+  const reason = await waitForStop(opts.durationS ?? 0, opts.signal);
+  if (progress) clearInterval(progress);
+  err(`agent-sim: stopping (${reason}), draining ${sim.agents.length} agents`);
+  const everConnected = sim.agents.some((a) => a.stats.connects > 0);
+  const final = await sim.stop({ graceful: true });
+  if (opts.json) out(JSON.stringify({ ...final, stop_reason: reason }));
+  else
+    out(
+      `agent-sim: ${final.agents} agents, completed ${final.completed}, failed ${final.failed}, ` +
+        `${final.throughput_per_s}/s over ${final.elapsed_s}s, reconnects ${final.reconnects}, ` +
+        `refused over slots ${final.refused_over_slots}, max in-flight per agent ${final.max_in_flight_per_agent}`,
+    );
+  if (!everConnected) {
+    err(`agent-sim: no agent ever connected to ${String(opts.address)}`);
+    return 1;
+  }
+  return 0;
+}

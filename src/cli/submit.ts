@@ -1,0 +1,286 @@
+// `meshlb submit`: a bounded load generator. Submits up to `tasks` tasks (or for
+// `durationS`), paced at `rate` per second with at most `concurrency` in flight,
+// optionally waits for every result, and reports counts, throughput and latency
+// percentiles. It always stops by itself.
+import * as hdr from 'hdr-histogram-js';
+import { setMaxListeners } from 'node:events';
+import { status } from '@grpc/grpc-js';
+import { seededRandom } from '../agent/backoff.js';
+import { MeshClient, MeshClientError, TaskState, type DurabilityName, type PriorityName, type TaskInput } from '../client/index.js';
+
+export interface SubmitLoadOptions {
+  /** Any replica (usually the root cell), or several. */
+  address: string | readonly string[];
+  /** Tasks to submit (default 1000). */
+  tasks?: number;
+  /** Submissions per second; 0/absent = as fast as admitted. */
+  rate?: number;
+  /** Max tasks in flight: submitted and (when waiting) not yet finished (default 256). */
+  concurrency?: number;
+  /** Task kind (default 'default'). */
+  kind?: string;
+  payloadBytes?: number;
+  priority?: PriorityName;
+  durability?: DurabilityName;
+  /** Per-attempt task timeout (ms). */
+  timeoutMs?: number;
+  /** Specs per SubmitBatch call; 1/absent = one Submit per task. */
+  batch?: number;
+  /** Wait for every accepted task's result (default true). */
+  wait?: boolean;
+  /** How long to wait for results after the last submit (default 30 s). */
+  waitMs?: number;
+  /** Stop submitting after this many seconds (0/absent = no time bound besides `tasks`). */
+  durationS?: number;
+  /** Retry RESOURCE_EXHAUSTED after the server's hint (default true); still-rejected tasks count as rejected. */
+  retryExhausted?: boolean;
+  seed?: number;
+  /** One JSON object on stdout instead of the text summary. */
+  json?: boolean;
+  /** Progress line period on stderr, ms (default 1000; 0 = none). */
+  statsIntervalMs?: number;
+  signal?: AbortSignal;
+  stdout?: (line: string) => void;
+  stderr?: (line: string) => void;
+}
+
+export interface LatencySummary {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export interface SubmitSummary {
+  submitted: number;
+  accepted: number;
+  rejected: number;
+  rejected_by_code: Record<string, number>;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  dead_lettered: number;
+  /** Accepted but no terminal state seen by the end of the wait. */
+  unfinished: number;
+  elapsed_s: number;
+  submit_rate_per_s: number;
+  /** Finished tasks per second when waiting, else accepted per second. */
+  throughput_per_s: number;
+  /** Submit-to-result when waiting, else the submit call's latency. */
+  latency_ms: LatencySummary;
+  submit_latency_ms: LatencySummary;
+  seed: number;
+}
+
+function histogram() {
+  // Microseconds, 1 us .. 1 h, 3 significant digits.
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+}
+
+function summarize(h: hdr.Histogram): LatencySummary {
+  if (h.totalCount === 0) return { p50: 0, p90: 0, p99: 0, max: 0 };
+  const ms = (us: number) => Math.round(us) / 1000;
+  return { p50: ms(h.getValueAtPercentile(50)), p90: ms(h.getValueAtPercentile(90)), p99: ms(h.getValueAtPercentile(99)), max: ms(h.maxValue) };
+}
+
+const recordUs = (h: hdr.Histogram, startMs: number) => h.recordValue(Math.max(1, Math.round((performance.now() - startMs) * 1000)));
+
+/** Run the load; returns its summary (the CLI prints it). */
+export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary> {
+  const total = opts.tasks ?? 1000;
+  const rate = opts.rate ?? 0;
+  const concurrency = Math.max(1, opts.concurrency ?? 256);
+  const batch = Math.max(1, opts.batch ?? 1);
+  const wait = opts.wait ?? true;
+  const waitMs = opts.waitMs ?? 30_000;
+  const seed = opts.seed ?? 1;
+  const rnd = seededRandom(seed);
+  const err = opts.stderr ?? ((l: string) => process.stderr.write(l + '\n'));
+  const payload = Buffer.alloc(opts.payloadBytes ?? 0);
+  for (let i = 0; i < payload.length; i++) payload[i] = Math.floor(rnd() * 256);
+  const client = new MeshClient({ address: opts.address, retryResourceExhausted: opts.retryExhausted ?? true, random: seededRandom(seed + 1) });
+
+  const s: SubmitSummary = {
+    submitted: 0,
+    accepted: 0,
+    rejected: 0,
+    rejected_by_code: {},
+    completed: 0,
+    failed: 0,
+    cancelled: 0,
+    dead_lettered: 0,
+    unfinished: 0,
+    elapsed_s: 0,
+    submit_rate_per_s: 0,
+    throughput_per_s: 0,
+    latency_ms: { p50: 0, p90: 0, p99: 0, max: 0 },
+    submit_latency_ms: { p50: 0, p90: 0, p99: 0, max: 0 },
+    seed,
+  };
+  const e2e = histogram();
+  const submitH = histogram();
+  const spec: TaskInput = {
+    kind: opts.kind ?? 'default',
+    payload,
+    priority: opts.priority,
+    durability: opts.durability,
+    timeoutMs: opts.timeoutMs,
+  };
+
+  const t0 = performance.now();
+  const stopSubmitAt = opts.durationS && opts.durationS > 0 ? t0 + opts.durationS * 1000 : Infinity;
+  let inFlight = 0;
+  let slotFreed: (() => void) | undefined;
+  const freeSlot = (n: number) => {
+    inFlight -= n;
+    const f = slotFreed;
+    slotFreed = undefined;
+    f?.();
+  };
+  const waiters = new Set<Promise<void>>();
+  let fatal: MeshClientError | undefined;
+
+  const reject = (code: number, n: number) => {
+    s.rejected += n;
+    const name = status[code] ?? String(code);
+    s.rejected_by_code[name] = (s.rejected_by_code[name] ?? 0) + n;
+    // Not being able to reach the server at all is not load data: stop.
+    if (code === status.UNAVAILABLE && s.accepted === 0) fatal ??= new MeshClientError(code, 'cannot reach the server');
+  };
+
+  const follow = (taskId: string, startedAt: number) => {
+    const p = client
+      .waitForResult(taskId, { signal: waitAbort.signal })
+      .then((t) => {
+        recordUs(e2e, startedAt);
+        if (t.state === TaskState.TASK_STATE_COMPLETED) s.completed++;
+        else if (t.state === TaskState.TASK_STATE_FAILED) s.failed++;
+        else if (t.state === TaskState.TASK_STATE_CANCELLED) s.cancelled++;
+        else if (t.state === TaskState.TASK_STATE_DEAD_LETTERED) s.dead_lettered++;
+      })
+      .catch(() => {
+        s.unfinished++;
+      })
+      .finally(() => {
+        waiters.delete(p);
+        freeSlot(1);
+      });
+    waiters.add(p);
+  };
+  // Results are awaited until waitMs after the last submission (or until the caller aborts).
+  const waitAbort = new AbortController();
+  setMaxListeners(0, waitAbort.signal); // one listener per awaited task
+  const onOuterAbort = () => waitAbort.abort();
+  opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
+
+  const sendUnit = async (n: number) => {
+    const startedAt = performance.now();
+    s.submitted += n;
+    try {
+      if (n === 1 && batch === 1) {
+        const r = await client.submit(spec);
+        recordUs(submitH, startedAt);
+        s.accepted++;
+        if (wait) follow(r.taskId, startedAt);
+        else recordUs(e2e, startedAt);
+        freeSlot(wait ? 0 : 1);
+      } else {
+        const items = await client.submitBatch(Array.from({ length: n }, () => spec));
+        recordUs(submitH, startedAt);
+        let done = 0;
+        for (const it of items) {
+          if (it.ok) {
+            s.accepted++;
+            if (wait) follow(it.taskId, startedAt);
+            else {
+              recordUs(e2e, startedAt);
+              done++;
+            }
+          } else {
+            reject(it.code, 1);
+            done++;
+          }
+        }
+        freeSlot(done);
+      }
+    } catch (e) {
+      reject(MeshClientError.from(e).code, n);
+      freeSlot(n);
+    }
+  };
+
+  const statsEvery = opts.statsIntervalMs ?? 1000;
+  const progress =
+    statsEvery > 0
+      ? setInterval(() => {
+          const el = (performance.now() - t0) / 1000;
+          err(
+            `submit ${el.toFixed(1)}s submitted ${s.submitted} accepted ${s.accepted} rejected ${s.rejected} completed ${s.completed} failed ${s.failed} in-flight ${inFlight}`,
+          );
+        }, statsEvery)
+      : undefined;
+
+  try {
+    let sent = 0;
+    while (sent < total && !fatal && !opts.signal?.aborted) {
+      const now = performance.now();
+      if (now >= stopSubmitAt) break;
+      if (rate > 0) {
+        const due = t0 + (sent / rate) * 1000;
+        if (due > now) await sleep(due - now);
+      }
+      const n = Math.min(batch, total - sent);
+      while (inFlight + n > concurrency) await new Promise<void>((r) => (slotFreed = r));
+      inFlight += n;
+      sent += n;
+      void sendUnit(n);
+      // Yield now and then so responses are processed while we pace.
+      if (rate === 0 && sent % (batch * 64) === 0) await new Promise((r) => setImmediate(r));
+    }
+    // Let the last submissions land, then wait for results within waitMs.
+    while (inFlight > waiters.size) await new Promise<void>((r) => (slotFreed = r));
+    if (wait && waiters.size > 0) {
+      const timer = setTimeout(() => waitAbort.abort(), waitMs);
+      await Promise.all([...waiters]);
+      clearTimeout(timer);
+    }
+  } finally {
+    opts.signal?.removeEventListener('abort', onOuterAbort);
+    if (progress) clearInterval(progress);
+    client.close();
+  }
+
+  const elapsed = (performance.now() - t0) / 1000;
+  s.elapsed_s = Math.round(elapsed * 1000) / 1000;
+  s.submit_rate_per_s = elapsed > 0 ? Math.round(s.accepted / elapsed) : 0;
+  const finished = s.completed + s.failed + s.cancelled + s.dead_lettered;
+  s.throughput_per_s = elapsed > 0 ? Math.round((wait ? finished : s.accepted) / elapsed) : 0;
+  s.latency_ms = summarize(e2e);
+  s.submit_latency_ms = summarize(submitH);
+  if (fatal) err(`submit: ${fatal.message}`);
+  return s;
+}
+
+/** The CLI entry: returns 0 when every accepted task was accounted for, 1 otherwise (or nothing could be submitted). */
+export async function runSubmit(opts: SubmitLoadOptions): Promise<number> {
+  const out = opts.stdout ?? ((l: string) => process.stdout.write(l + '\n'));
+  const s = await submitLoad(opts);
+  if (opts.json) out(JSON.stringify(s));
+  else {
+    out(
+      `submitted ${s.submitted}, accepted ${s.accepted}, rejected ${s.rejected}` +
+        (s.rejected ? ` (${Object.entries(s.rejected_by_code).map(([k, v]) => `${k} ${v}`).join(', ')})` : '') +
+        `, completed ${s.completed}, failed ${s.failed}, cancelled ${s.cancelled}, dead-lettered ${s.dead_lettered}, unfinished ${s.unfinished}`,
+    );
+    out(
+      `${s.elapsed_s}s, ${s.throughput_per_s} tasks/s; latency p50 ${s.latency_ms.p50} ms, p99 ${s.latency_ms.p99} ms, max ${s.latency_ms.max} ms` +
+        ` (submit p50 ${s.submit_latency_ms.p50} ms, p99 ${s.submit_latency_ms.p99} ms)`,
+    );
+  }
+  if (s.accepted === 0 && s.submitted > 0) return 1;
+  return s.unfinished > 0 ? 1 : 0;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
