@@ -129,9 +129,9 @@ export class TaskQueue<T extends QueueTask> {
   push(task: T, now: number): PushResult {
     if (this.byId.has(task.id)) return DUPLICATE;
     if (task.deadline !== undefined && task.deadline <= now) return EXPIRED;
-    if (this.byId.size >= this.capacity) return { ok: false, reason: 'full', retryAfterMs: this.retryHint() };
+    if (this.byId.size >= this.capacity) return { ok: false, reason: 'full', retryAfterMs: this.retryHint(now) };
     if ((this.perTenant.get(task.tenant) ?? 0) >= this.maxPerTenant) {
-      return { ok: false, reason: 'tenant-full', retryAfterMs: this.retryHint() };
+      return { ok: false, reason: 'tenant-full', retryAfterMs: this.retryHint(now) };
     }
     this.insert(task, now);
     return OK;
@@ -284,9 +284,14 @@ export class TaskQueue<T extends QueueTask> {
   }
 
   /** Time to drain ~1% of capacity at the recent pop rate, clamped. */
-  private retryHint(): number {
-    if (this.ratePerMs <= 0) return this.maxRetry;
-    const ms = Math.ceil(Math.max(1, this.capacity * 0.01) / this.ratePerMs);
+  private retryHint(now: number): number {
+    // An open window older than a full one means pops stopped or slowed:
+    // its own rate is the fresher (lower) estimate. Same before any window closed.
+    const elapsed = now - this.windowStart;
+    let rate = this.ratePerMs;
+    if ((elapsed > 1000 || rate <= 0) && elapsed > 0) rate = this.windowPops / elapsed;
+    if (!(rate > 0)) return this.maxRetry;
+    const ms = Math.ceil(Math.max(1, this.capacity * 0.01) / rate);
     return Math.min(this.maxRetry, Math.max(this.minRetry, ms));
   }
 }

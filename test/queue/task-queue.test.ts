@@ -119,6 +119,9 @@ describe('TaskQueue', () => {
     while (queue.size < 1000) queue.push(t(), 2000);
     // 1% of capacity = 10 tasks at 0.1/ms → 100 ms.
     expect(queue.push(t(), 2000)).toEqual({ ok: false, reason: 'full', retryAfterMs: 100 });
+    // Pops stopped at t=1500: the open window (49 pops since t=1010) slows the estimate.
+    expect(queue.push(t(), 4000)).toEqual({ ok: false, reason: 'full', retryAfterMs: Math.ceil(10 / (49 / 2990)) });
+    expect(queue.push(t(), 1e7)).toEqual({ ok: false, reason: 'full', retryAfterMs: 5000 });
   });
 
   it('rejects a duplicate id', () => {
