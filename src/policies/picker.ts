@@ -171,11 +171,18 @@ export abstract class BasePicker implements Picker {
       v.creditSum += delta;
       return;
     }
+    // The pool caps every kind of this candidate: re-derive each view's share.
     const mem = this.memberOf[idx]!;
-    for (let i = 0; i < mem.length; i += 2) (mem[i] as KindView).creditSum -= this.avail(mem[i] as KindView, mem[i + 1] as number);
+    for (let i = 0; i < mem.length; i += 2) {
+      const w = mem[i] as KindView;
+      w.creditSum -= this.avail(w, mem[i + 1] as number);
+    }
     v.credits[pos]! += delta;
     this.pool[idx]! += delta;
-    for (let i = 0; i < mem.length; i += 2) (mem[i] as KindView).creditSum += this.avail(mem[i] as KindView, mem[i + 1] as number);
+    for (let i = 0; i < mem.length; i += 2) {
+      const w = mem[i] as KindView;
+      w.creditSum += this.avail(w, mem[i + 1] as number);
+    }
   }
 
   /**
