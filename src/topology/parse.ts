@@ -459,6 +459,14 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
       else seen.set(r.address, r.id);
     }
   }
+  // Cells also name containers, Services and StatefulSets (cellSlug): "/a-b" and "/a/b" would collide.
+  const slugs = new Map<string, string>();
+  for (const cell of ctx.cells) {
+    const s = cellSlug(cell.path);
+    const prev = slugs.get(s);
+    if (prev) c.add(`cell "${cell.path}"`, `its container name "${s}" collides with cell "${prev}"; rename one`);
+    else slugs.set(s, cell.path);
+  }
   if (c.issues.length) throw new TopologyError(source, c.issues);
   return {
     name,

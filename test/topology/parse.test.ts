@@ -158,6 +158,7 @@ describe('errors name the file, the cell and the field', () => {
     ['labels not a map', base('  name: /\n  labels: [a, b]'), /cell "\/" field "labels": must be a mapping/],
     ['children not a list', base('  name: /\n  children: { name: a }'), /cell "\/" field "children": must be a list/],
     ['missing cells', 'name: t', /field "cells": missing/],
+    ['container name collision', base('  name: /\n  children: [{ name: root }]'), /cell "\/root": its container name "root" collides with cell "\/"/],
     ['bad name', base('  name: /').replace('name: t', 'name: "My Mesh"'), /field "name": must be lowercase/],
     ['duplicate YAML key', 'name: a\nname: b\ncells: { name: / }', /not valid YAML/],
   ];

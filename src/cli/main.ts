@@ -1,0 +1,385 @@
+// The `meshlb` command line. Each command's module is imported only when that
+// command runs, so startup stays fast and a broken or missing module breaks
+// only its own command. Exit codes: what the command returns (0 ok), 1 for a
+// failure it reports, 2 for bad usage (unknown flags, bad values).
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+
+export const EXIT_USAGE = 2;
+
+// ---- value parsers: bad values are usage errors (exit 2) with the reason ----
+function int(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (v: string): number => {
+    if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`must be an integer between ${min} and ${max}`);
+    const n = Number(v);
+    if (n < min || n > max) throw new InvalidArgumentError(`must be an integer between ${min} and ${max}`);
+    return n;
+  };
+}
+function num(min: number, max = Number.POSITIVE_INFINITY) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`must be a number between ${min} and ${max}`);
+    }
+    return n;
+  };
+}
+function list(allowed?: readonly string[]) {
+  return (v: string): string[] => {
+    const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+    if (!items.length) throw new InvalidArgumentError('must be a comma-separated list');
+    const bad = allowed ? items.filter((i) => !allowed.includes(i)) : [];
+    if (bad.length) throw new InvalidArgumentError(`unknown ${bad.join(', ')} (allowed: ${allowed!.join(', ')})`);
+    return items;
+  };
+}
+function labels(v: string): Array<{ key: string; value: string }> {
+  return list()(v).map((kv) => {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new InvalidArgumentError(`"${kv}" is not key=value`);
+    return { key: kv.slice(0, i), value: kv.slice(i + 1) };
+  });
+}
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+export const CHAOS = ['kill-leaders', 'kill-agents', 'partition'] as const;
+
+type Opts = Record<string, unknown>;
+
+/** Import `./<file>` next to this module and return its exported function `name`. */
+async function load<T extends (opts: never) => Promise<number>>(file: string, name: string): Promise<T> {
+  const spec = new URL(`./${file}`, import.meta.url).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(spec)) as Record<string, unknown>;
+  } catch (err) {
+    throw new CliFailure(`cannot load ${file}: ${(err as Error).message}`);
+  }
+  const fn = mod[name];
+  if (typeof fn !== 'function') throw new CliFailure(`${file} does not export ${name}()`);
+  return fn as T;
+}
+
+class CliFailure extends Error {}
+
+function applyLogLevel(o: Opts): void {
+  if (typeof o.logLevel === 'string') process.env.MESHLB_LOG_LEVEL = o.logLevel;
+}
+
+const logLevelOption = () =>
+  new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS);
+
+/** Run `fn`, optionally with a /metrics endpoint beside it. */
+async function withMetrics(o: Opts, fn: () => Promise<number>): Promise<number> {
+  if (typeof o.metricsPort !== 'number') return fn();
+  const { startMetricsServer } = await import('../admin/metrics.js');
+  const srv = await startMetricsServer(o.metricsPort, { host: (o.metricsHost as string | undefined) ?? '127.0.0.1' });
+  process.stderr.write(`metrics at ${srv.url}\n`);
+  try {
+    return await fn();
+  } finally {
+    await srv.close();
+  }
+}
+
+export function buildProgram(run: (code: Promise<number>) => void): Command {
+  const program = new Command('meshlb')
+    .description('A gRPC hierarchical mesh of balancer cells that distributes tasks to fleets of agents')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('serve')
+    .description('run one replica of one cell of a topology')
+    .requiredOption('--topology <file>', 'topology YAML')
+    .requiredOption('--cell <path>', 'cell path, e.g. / or /eu/west-1a/n1')
+    .option('--replica <n>', 'replica number (1-based)', int(1, 5), 1)
+    .option('--data-dir <dir>', 'where this replica keeps its state (default: topology defaults.dataDir)')
+    .option('--listen <host>', 'bind host, overriding the topology address host (e.g. 0.0.0.0 in containers)')
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
+    .option('--metrics-host <host>', 'bind host for /metrics', '127.0.0.1')
+    .addOption(logLevelOption())
+    .action((o: Opts) => {
+      applyLogLevel(o);
+      run(
+        withMetrics(o, async () => {
+          const runServe = await load<(opts: Opts) => Promise<number>>('serve.js', 'runServe');
+          return runServe({ topologyFile: o.topology, cell: o.cell, replica: o.replica, dataDir: o.dataDir, listenHost: o.listen, logLevel: o.logLevel });
+        }),
+      );
+    });
+
+  program
+    .command('dev')
+    .description('the whole mesh in one process with simulated agents and a workload')
+    .option('--tasks <n>', 'tasks to submit', int(0))
+    .option('--agents <n>', 'simulated agents in total', int(1))
+    .option('--rate <r>', 'submissions per second (0 = as fast as admitted)', num(0))
+    .option('--duration <s>', 'stop submitting after this many seconds', num(0))
+    .option('--seed <s>', 'random seed', int(0))
+    .option('--json', 'print one JSON summary on stdout')
+    .option('--topology <file>', 'topology YAML (default: the built-in example)')
+    .option('--service-time-ms <n>', 'mean simulated service time', num(0))
+    .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
+    .addOption(logLevelOption())
+    .action((o: Opts) => {
+      applyLogLevel(o);
+      run(
+        withMetrics(o, async () => {
+          const runDev = await load<(opts: Opts) => Promise<number>>('dev.js', 'runDev');
+          return runDev({
+            tasks: o.tasks,
+            agents: o.agents,
+            rate: o.rate,
+            durationS: o.duration,
+            seed: o.seed,
+            json: o.json === true,
+            topologyFile: o.topology,
+            serviceTimeMs: o.serviceTimeMs,
+            failureRate: o.failureRate,
+          });
+        }),
+      );
+    });
+
+  program
+    .command('agent-sim')
+    .description('many simulated agents in one process, connected to a node cell')
+    .requiredOption('--address <host:port>', 'node cell replica address')
+    .option('--agents <n>', 'agents to run', int(1), 10)
+    .option('--slots <n>', 'slots per agent', int(1), 4)
+    .option('--kinds <list>', 'task kinds the agents take', list(), ['default'])
+    .option('--labels <k=v,...>', 'agent labels', labels)
+    .option('--service-time-ms <n>', 'mean simulated service time', num(0))
+    .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
+    .option('--duration <s>', 'run this long, then drain and exit (default: until signalled)', num(0))
+    .option('--id-prefix <p>', 'agent id prefix')
+    .option('--seed <s>', 'random seed', int(0))
+    .option('--json', 'print one JSON summary on stdout at exit')
+    .addOption(logLevelOption())
+    .action((o: Opts) => {
+      applyLogLevel(o);
+      run(
+        (async () => {
+          const runAgentSim = await load<(opts: Opts) => Promise<number>>('agent-sim.js', 'runAgentSim');
+          return runAgentSim({
+            address: o.address,
+            agents: o.agents,
+            slots: o.slots,
+            kinds: o.kinds,
+            labels: o.labels ?? [],
+            serviceTimeMs: o.serviceTimeMs,
+            failureRate: o.failureRate,
+            durationS: o.duration,
+            idPrefix: o.idPrefix,
+            seed: o.seed,
+            json: o.json === true,
+          });
+        })(),
+      );
+    });
+
+  program
+    .command('submit')
+    .description('a bounded load generator: submit tasks and wait for their results')
+    .requiredOption('--address <host:port>', 'any replica address (usually the root cell)')
+    .option('--tasks <n>', 'tasks to submit', int(1), 1000)
+    .option('--rate <r>', 'submissions per second (0 = as fast as admitted)', num(0), 0)
+    .option('--kind <k>', 'task kind', 'default')
+    .option('--payload-bytes <n>', 'payload size', int(0), 0)
+    .option('--priority <p>', 'priority', 'normal')
+    .option('--concurrency <n>', 'max tasks in flight', int(1))
+    .option('--timeout-ms <n>', 'task timeout', int(1))
+    .option('--duration <s>', 'stop submitting after this many seconds', num(0))
+    .option('--wait-ms <n>', 'how long to wait for results after the last submit', int(0))
+    .option('--durability <d>', 'durability: logged or none')
+    .option('--seed <s>', 'random seed', int(0))
+    .option('--json', 'print one JSON summary on stdout')
+    .addOption(logLevelOption())
+    .action((o: Opts) => {
+      applyLogLevel(o);
+      run(
+        (async () => {
+          const runSubmit = await load<(opts: Opts) => Promise<number>>('submit.js', 'runSubmit');
+          return runSubmit({
+            address: o.address,
+            tasks: o.tasks,
+            rate: o.rate,
+            kind: o.kind,
+            payloadBytes: o.payloadBytes,
+            priority: o.priority,
+            concurrency: o.concurrency,
+            timeoutMs: o.timeoutMs,
+            durationS: o.duration,
+            waitMs: o.waitMs,
+            durability: o.durability,
+            seed: o.seed,
+            json: o.json === true,
+          });
+        })(),
+      );
+    });
+
+  program
+    .command('deploy')
+    .description('generate docker-compose.yml and k8s/ manifests from a topology')
+    .requiredOption('--topology <file>', 'topology YAML')
+    .requiredOption('--out <dir>', 'output directory (e.g. deploy)')
+    .option('--image <image>', 'container image', 'meshlb:latest')
+    .option('--namespace <ns>', 'Kubernetes namespace', 'meshlb')
+    .option('--agents-per-node <n>', 'simulated agents per node cell in the generated agent-sim services', int(0), 20)
+    .action((o: Opts) => {
+      run(
+        (async () => {
+          const { runDeploy } = await import('./deploy.js');
+          return runDeploy({
+            topologyFile: o.topology as string,
+            outDir: o.out as string,
+            image: o.image as string,
+            namespace: o.namespace as string,
+            agentsPerNode: o.agentsPerNode as number,
+          });
+        })(),
+      );
+    });
+
+  program
+    .command('sim')
+    .description('the topology as separate processes on loopback, with optional chaos')
+    .requiredOption('--topology <file>', 'topology YAML')
+    .option('--duration <s>', 'workload duration', num(1), 20)
+    .option('--agents-per-node <n>', 'simulated agents per node cell', int(1), 10)
+    .option('--rate <r>', 'submissions per second', num(1), 200)
+    .option('--tasks <n>', 'tasks to submit (default: rate x duration)', int(1))
+    .option('--chaos <list>', `faults to inject: ${CHAOS.join(', ')}`, list(CHAOS), [])
+    .option('--seed <s>', 'random seed', int(0), 1)
+    .option('--json', 'print one JSON summary on stdout')
+    .addOption(logLevelOption())
+    .action((o: Opts) => {
+      applyLogLevel(o);
+      run(
+        (async () => {
+          const { runSim } = await import('./sim.js');
+          const chaos = o.chaos as string[];
+          return runSim({
+            topologyFile: o.topology as string,
+            durationS: o.duration as number,
+            agentsPerNode: o.agentsPerNode as number,
+            rate: o.rate as number,
+            tasks: o.tasks as number | undefined,
+            chaos: { killLeaders: chaos.includes('kill-leaders'), killAgents: chaos.includes('kill-agents'), partition: chaos.includes('partition') },
+            seed: o.seed as number,
+            json: o.json === true,
+            logLevel: o.logLevel as string | undefined,
+          });
+        })(),
+      );
+    });
+
+  program
+    .command('health')
+    .description('grpc.health.v1 Check against a replica: exit 0 if SERVING, 1 otherwise')
+    .requiredOption('--address <host:port>', 'replica address')
+    .option('--service <name>', 'service name ("" = the whole replica)', '')
+    .option('--timeout-ms <n>', 'deadline', int(1), 2000)
+    .action((o: Opts) => {
+      run(
+        (async () => {
+          const { checkHealth } = await import('./health-check.js');
+          const status = await checkHealth(o.address as string, o.service as string, o.timeoutMs as number);
+          process.stdout.write(`${status}\n`);
+          return status === 'SERVING' ? 0 : 1;
+        })(),
+      );
+    });
+
+  const topology = program.command('topology').description('check and inspect topology files');
+  topology
+    .command('validate')
+    .description('validate a topology file: exit 0, or list every problem and exit 1')
+    .argument('<file>')
+    .action((file: string) => {
+      run(
+        (async () => {
+          const { loadTopology } = await import('../topology/parse.js');
+          await registerPolicies();
+          const t = loadTopology(file);
+          const replicas = t.cells.reduce((n, c) => n + c.replicas.length, 0);
+          process.stdout.write(`${file}: ok (${t.name}: ${t.cells.length} cells, ${replicas} replicas)\n`);
+          return 0;
+        })(),
+      );
+    });
+  topology
+    .command('show')
+    .description('print the cell tree with tiers, policies and addresses')
+    .argument('<file>')
+    .option('--yaml', 'print the explicit topology (every address spelled out) as YAML')
+    .action((file: string, o: Opts) => {
+      run(
+        (async () => {
+          const { loadTopology, formatTopology, topologyToDocument } = await import('../topology/parse.js');
+          await registerPolicies();
+          const t = loadTopology(file);
+          if (o.yaml) {
+            const { stringify } = await import('yaml');
+            process.stdout.write(stringify(topologyToDocument(t)));
+          } else process.stdout.write(`${formatTopology(t)}\n`);
+          return 0;
+        })(),
+      );
+    });
+  return program;
+}
+
+/** Let src/policies register every policy, when that module exists, so validation knows them all. */
+async function registerPolicies(): Promise<void> {
+  try {
+    await import(new URL('../policies/index.js', import.meta.url).href);
+  } catch {
+    // not built yet: the built-in list of names applies
+  }
+}
+
+/** Parse argv and run; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let pending: Promise<number> | undefined;
+  const program = buildProgram((p) => {
+    pending = p;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; every parse error is a usage error
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    throw err;
+  }
+  if (!pending) return 0;
+  try {
+    return await pending;
+  } catch (err) {
+    const { TopologyError } = await import('../topology/parse.js');
+    if (err instanceof TopologyError || err instanceof CliFailure) {
+      process.stderr.write(`meshlb: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`meshlb: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+function isEntry(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  return /(^|[\\/])(main\.(ts|js)|meshlb(\.js)?)$/.test(entry);
+}
+
+if (isEntry()) {
+  const code = await main(process.argv.slice(2));
+  // Let stdout drain (a --json summary piped to another program), then exit
+  // even if a library left a timer or socket behind.
+  process.stdout.write('', () => process.exit(code));
+}

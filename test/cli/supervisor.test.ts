@@ -1,0 +1,110 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Supervisor } from '../../src/cli/supervisor.js';
+import { waitFor } from '../helpers/wait.js';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const idle = (name: string) => ({ name, command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] });
+
+let sup: Supervisor | undefined;
+afterEach(async () => {
+  await sup?.stopAll(500);
+  sup = undefined;
+});
+
+describe('Supervisor', () => {
+  it('starts, kills -9, restarts and stops everything, leaving no process behind', async () => {
+    const unexpected: string[] = [];
+    sup = new Supervisor({ onUnexpectedExit: (n) => unexpected.push(n) });
+    const a = sup.start(idle('a'));
+    sup.start(idle('b'));
+    await waitFor(() => a.child.pid, { what: 'pid of a' });
+    const firstPid = a.child.pid!;
+    await sup.kill('a');
+    expect(alive(firstPid)).toBe(false);
+    expect(sup.get('a').running).toBe(false);
+    const again = sup.restart('a');
+    expect(again.starts).toBe(2);
+    expect(again.child.pid).not.toBe(firstPid);
+    expect(sup.pids()).toHaveLength(2);
+    await sup.stopAll(2000);
+    expect(sup.everPids).toHaveLength(3);
+    for (const pid of sup.everPids) expect(alive(pid)).toBe(false);
+    expect(unexpected).toEqual([]); // kills and stops are expected
+  });
+
+  it('reports a child that dies on its own, but not a job that ends', async () => {
+    const unexpected: Array<[string, number]> = [];
+    sup = new Supervisor({ onUnexpectedExit: (n, c) => unexpected.push([n, c]) });
+    const crash = sup.start({ name: 'crash', command: process.execPath, args: ['-e', 'process.exit(7)'] });
+    const job = sup.start({ name: 'job', command: process.execPath, args: ['-e', 'console.log(JSON.stringify({ok:1}))'], captureStdout: true, job: true });
+    expect(await crash.exited).toBe(7);
+    expect(await job.exited).toBe(0);
+    expect(JSON.parse(job.stdout)).toEqual({ ok: 1 });
+    expect(unexpected).toEqual([['crash', 7]]);
+  });
+
+  it('SIGKILLs children that ignore SIGTERM after the grace period', async () => {
+    sup = new Supervisor();
+    const stubborn = sup.start({
+      name: 'stubborn',
+      command: process.execPath,
+      args: ['-e', "process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000)"],
+      captureStdout: true,
+    });
+    await waitFor(() => stubborn.stdout.includes('ready'), { what: 'stubborn child ready' });
+    await sup.stopAll(200);
+    expect(alive(stubborn.child.pid!)).toBe(false);
+    expect(await stubborn.exited).toBe(128 + 9);
+  });
+
+  it('pauses and resumes (SIGSTOP/SIGCONT), and stopAll wakes a paused child to stop it', async () => {
+    sup = new Supervisor();
+    const p = sup.start({
+      name: 'ticker',
+      command: process.execPath,
+      args: ['-e', 'let n = 0; setInterval(() => console.log(n++), 20)'],
+      captureStdout: true,
+    });
+    await waitFor(() => p.stdout.length > 0, { what: 'ticks' });
+    sup.pause('ticker');
+    expect(p.paused).toBe(true);
+    sup.resume('ticker');
+    const before = p.stdout.length;
+    await waitFor(() => p.stdout.length > before, { what: 'ticks after resume' });
+    sup.pause('ticker');
+    await sup.stopAll(2000);
+    expect(alive(p.child.pid!)).toBe(false);
+  });
+
+  it('stops its children on SIGINT through the installed handler', async () => {
+    sup = new Supervisor();
+    const s = sup;
+    s.start(idle('x'));
+    let stopped = false;
+    s.installSignalHandlers(() => {
+      void s.stopAll(1000).then(() => {
+        stopped = true;
+      });
+    });
+    process.emit('SIGINT', 'SIGINT');
+    await waitFor(() => stopped, { what: 'stop after SIGINT' });
+    for (const pid of s.everPids) expect(alive(pid)).toBe(false);
+    expect(process.listeners('SIGINT')).not.toContain(undefined);
+  });
+
+  it('kills -9 synchronously what is left at process exit', async () => {
+    sup = new Supervisor();
+    const p = sup.start(idle('y'));
+    await waitFor(() => p.child.pid, { what: 'pid' });
+    sup.killAllSync();
+    await p.exited;
+    expect(alive(p.child.pid!)).toBe(false);
+  });
+});
