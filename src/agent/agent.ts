@@ -61,7 +61,7 @@ export interface AgentOptions {
   resendWindowMs?: number;
   /** Max results per gRPC message (default 1024). */
   maxBatch?: number;
-  /** Give up waiting for a Welcome after this long and reconnect (default 10 s). */
+  /** Give up waiting for a Welcome after this long and reconnect (default 30 s). */
   welcomeTimeoutMs?: number;
   /** Extra load figures (e.g. gpu) merged into every heartbeat. */
   loadProvider?: () => { cpu?: number; memory?: number; gpu?: number };
@@ -307,7 +307,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       },
     });
     this.stats.messagesSent++;
-    const welcomeTimeoutMs = this.opts.welcomeTimeoutMs ?? 10_000;
+    const welcomeTimeoutMs = this.opts.welcomeTimeoutMs ?? 30_000;
     this.welcomeTimer = setTimeout(() => {
       if (this.call === call && !this.welcomed) {
         this.logger().warn({ address }, 'agent: no welcome in time, reconnecting');
@@ -351,9 +351,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.sendLoad(), interval);
     this.heartbeatTimer.unref();
-    // Tell the node at once what we still hold from before (it counts against our slots).
+    // Tell the node at once what we still hold from before a reconnect: the attempts
+    // (re-announced as started) and their count in a load; both count against our slots.
+    for (const t of this.running.values()) this.pendingStarted.push({ taskId: t.id, attempt: t.attempt });
     this.sendLoad();
-    if (this.pendingResults.length > 0) this.scheduleFlush();
+    if (this.pendingResults.length > 0 || this.pendingStarted.length > 0) this.scheduleFlush();
     this.logger().debug({ node: w.nodeCell, replica: w.replicaId, interval }, 'agent: connected');
     this.notify();
     this.emit('connected', w);

@@ -222,12 +222,30 @@ describe('Agent', () => {
     await waitFor(() => node.sessions.length === 2 && node.session()!.hello, { what: 'second session' });
     const s2 = node.session()!;
     await waitFor(() => s2.resultFor('s1') && s2.resultFor('s2'), { what: 'slow results on the new stream' });
+    // Anything still running at the reconnect was re-announced as started on the new stream.
+    for (const ref of s2.started) expect(['s1', 's2']).toContain(ref.taskId);
     // The result sent just before the break is sent again (the node fences by attempt).
     await waitFor(() => s2.resultFor('fast'), { what: 're-sent fast result' });
     expect(agent.stats.resultsResent).toBeGreaterThanOrEqual(1);
     expect(agent.stats.connects).toBe(2);
     expect(draws.length).toBeGreaterThanOrEqual(1);
     expect(agent.stats.refusedOverSlots).toBe(0);
+  });
+
+  it('after a reconnect, re-announces attempts still running (started + in_flight in the first load)', async () => {
+    const node = await startNode();
+    const g = gate();
+    const agent = newAgent({ address: node.address, backoff: { initialMs: 5, maxMs: 20 }, random: seededRandom(2) }).handle('echo', () => g.p);
+    await agent.start();
+    node.session()!.assign([dispatch('r1'), dispatch('r2')]);
+    await waitFor(() => agent.inFlight === 2, { what: 'two running' });
+    node.session()!.kill();
+    await waitFor(() => node.sessions.length === 2 && node.session()!.started.length === 2, { what: 're-announced on the new stream' });
+    const s2 = node.session()!;
+    expect(s2.started.map((r) => r.taskId).sort()).toEqual(['r1', 'r2']);
+    expect(s2.loads[0]!.load.inFlight).toBe(2);
+    g.open();
+    await waitFor(() => s2.results.length === 2, { what: 'results on the new stream' });
   });
 
   it('keeps retrying while the node is down and comes back when it returns on the same port', async () => {
