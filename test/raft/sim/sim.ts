@@ -1,0 +1,411 @@
+// The seeded Raft simulator (after TigerBeetle's VOPR): replicas of RawNode in
+// one process on a virtual clock, with a network that loses, duplicates,
+// delays and reorders messages, partitions (symmetric and one-way), crashes
+// that lose unsynced writes, membership changes, leadership transfers,
+// snapshots and compaction, and a key-value client workload whose history is
+// checked for linearizability. One seed drives every choice; invariants are
+// checked after every step (see invariants.ts); at the end everything is
+// healed and the cluster must make progress within a bounded number of ticks.
+
+import { decodeConfChange } from '../../../src/raft/core/confchange.js';
+import { MemoryStorage } from '../../../src/raft/core/memory-storage.js';
+import type { TestingKnobs } from '../../../src/raft/core/core.js';
+import { EntryType, type Message, type NodeId, type Ready } from '../../../src/raft/core/types.js';
+import { InvariantChecker } from './invariants.js';
+import { encodePut } from './kv.js';
+import { checkHistory, type Operation } from './linearizability.js';
+import { Disk, Replica, type NodeParams, type PendingOp } from './replica.js';
+import { Rng } from './rng.js';
+import { Workload } from './workload.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly replicas?: 3 | 5;
+  /** Length of the chaos phase, in ticks. */
+  readonly ticks?: number;
+  /** Bound on the healed phase: progress must happen within this many ticks. */
+  readonly livenessTicks?: number;
+  /** Deliberately broken core behaviour (mutation testing of the checkers). */
+  readonly knobs?: TestingKnobs;
+  /** Deliberately broken driver: send messages before the disk sync. */
+  readonly sendBeforeSync?: boolean;
+  readonly maxSizePerMsg?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly violations: string[];
+  readonly livenessOk: boolean;
+  readonly livenessTicks: number;
+  readonly stats: Record<string, number>;
+}
+
+interface InFlight {
+  readonly due: number;
+  readonly msg: Message;
+}
+
+export function replayCommand(seed: number, replicas: number): string {
+  return `npm run sim:raft -- --seed ${seed} --replicas ${replicas} --verbose`;
+}
+
+export class Simulation {
+  readonly rng: Rng;
+  readonly replicas = new Map<NodeId, Replica>();
+  readonly checker: InvariantChecker;
+  readonly params: NodeParams;
+  readonly stats: Record<string, number> = {};
+  now = 0;
+  /** Logical clock for the history: bumped at every event so call/return times are distinct. */
+  clock = 0;
+  private inflight: InFlight[] = [];
+  private blocked = new Set<string>();
+  private healAt = 0;
+  private loss: number;
+  private dup: number;
+  private nextId: number;
+  readonly workload: Workload;
+  private readonly log: (line: string) => void;
+
+  constructor(readonly opts: SimOptions) {
+    this.rng = new Rng(opts.seed);
+    this.log = opts.log ?? (() => {});
+    this.checker = new InvariantChecker(() => ` (seed ${opts.seed}, tick ${this.now})`);
+    const r = this.rng;
+    this.params = {
+      electionTick: 10,
+      heartbeatTick: 2,
+      preVote: r.chance(0.7),
+      checkQuorum: r.chance(0.7),
+      maxInflight: r.int(1, 8),
+      maxSizePerMsg: opts.maxSizePerMsg ?? r.pick([1, 64, 256, 4096]),
+      maxUncommitted: r.chance(0.5) ? 0 : r.int(5, 50),
+      knobs: opts.knobs ?? {},
+    };
+    this.loss = r.pick([0, 0.01, 0.05, 0.1]);
+    this.dup = r.pick([0, 0.01, 0.05]);
+    const n = opts.replicas ?? 3;
+    const ids = Array.from({ length: n }, (_, i) => String(i + 1));
+    this.nextId = n + 1;
+    this.workload = new Workload(this);
+    for (const id of ids) this.addReplica(id, MemoryStorage.bootstrap(ids));
+    this.log(`seed ${opts.seed}: ${n} replicas ${JSON.stringify({ ...this.params, knobs: undefined, loss: this.loss, dup: this.dup })}`);
+  }
+
+  bump(key: string, by = 1): void {
+    this.stats[key] = (this.stats[key] ?? 0) + by;
+  }
+
+  private addReplica(id: NodeId, storage: MemoryStorage): Replica {
+    const rep = new Replica(id, new Disk(storage), this.params, this.rng.fork());
+    this.replicas.set(id, rep);
+    this.process(rep);
+    return rep;
+  }
+
+  up(): Replica[] {
+    return [...this.replicas.values()].filter((r) => r.up);
+  }
+
+  leader(): Replica | undefined {
+    let best: Replica | undefined;
+    for (const r of this.up()) {
+      const s = r.node.status();
+      if (s.role === 'leader' && (!best || s.term > best.node.status().term)) best = r;
+    }
+    return best;
+  }
+
+  /** Run `fn` against a replica; a throw from the core is a violation, and the replica is crashed. */
+  guard(rep: Replica, what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.checker.onError(`${rep.id} threw during ${what}: ${(err as Error).stack ?? String(err)}`);
+      if (rep.up) this.crash(rep, 1);
+    }
+  }
+
+  // ---- the driver: Ready handling in the contract's order --------------------
+
+  process(rep: Replica): void {
+    this.guard(rep, 'ready', () => {
+      while (rep.up && rep.node.hasReady()) this.handleReady(rep, rep.node.ready());
+    });
+  }
+
+  private handleReady(rep: Replica, rd: Ready): void {
+    const s = rep.disk.live;
+    // 1. persist (then sync when asked)
+    if (rd.snapshot) s.applySnapshot(rd.snapshot);
+    s.append(rd.entries);
+    if (rd.hardState) s.setHardState(rd.hardState);
+    if (rd.entries.length > 0) {
+      this.checker.onWrite(rep.id, rep.view, rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
+    }
+    if (this.opts.sendBeforeSync) {
+      for (const m of rd.messages) this.send(m);
+      // The mutation: a crash may strike between sending and syncing.
+      if (rd.mustSync && this.rng.chance(0.05)) {
+        this.crash(rep, this.rng.int(1, 5));
+        return;
+      }
+      if (rd.mustSync) rep.disk.sync();
+    } else {
+      if (rd.mustSync) rep.disk.sync();
+      // 2. send
+      for (const m of rd.messages) this.send(m);
+    }
+    const st = rep.node.status();
+    if (rd.softState) {
+      this.checker.onRole(rep.id, rd.softState.role, st.term, rep.view);
+      if (rd.softState.role === 'leader') this.bump('leadersElected');
+      this.log(`t${this.now} ${rep.id} is ${rd.softState.role} term=${st.term}`);
+    }
+    // 3. apply
+    if (rd.snapshot) this.workload.onSnapshot(rep, rd.snapshot);
+    for (const e of rd.committedEntries) {
+      const put = rep.kv.apply(e);
+      this.checker.onApply(rep.id, e.index, rep.kv.hash);
+      if (e.type === EntryType.ConfChange) this.applyConfChange(rep, decodeConfChange(e.data));
+      this.workload.onApply(rep, put);
+      if (!rep.up) return;
+    }
+    for (const rs of rd.readStates) this.workload.onReadState(rep, rs.context, rs.index);
+    rep.node.advance(rd);
+    this.checker.onCommit(rep.id, st.term, rep.node.status().commit, rep.view);
+    this.workload.serveReads(rep);
+  }
+
+  private applyConfChange(rep: Replica, cc: ReturnType<typeof decodeConfChange>): void {
+    rep.conf = rep.node.applyConfChange(cc);
+    if (cc.type !== 'removeNode') return;
+    this.bump('confChangesApplied');
+    const gone = this.replicas.get(cc.node);
+    // The operator decommissions a node once the removal is applied anywhere.
+    if (gone && !gone.removed && !rep.conf.voters.includes(cc.node) && !rep.conf.learners.includes(cc.node)) {
+      this.log(`t${this.now} ${cc.node} decommissioned (removal applied at ${rep.id})`);
+      gone.removed = true;
+      if (gone.up) this.stop(gone);
+    }
+  }
+
+  // ---- network ------------------------------------------------------------
+
+  send(m: Message): void {
+    this.bump('messages');
+    if (this.rng.chance(this.loss)) return this.dropped(m);
+    const copies = this.rng.chance(this.dup) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = this.rng.chance(0.1) ? this.rng.int(2, 8) : this.rng.int(0, 1);
+      this.inflight.push({ due: this.now + delay, msg: m });
+    }
+  }
+
+  /** The transport tells a leader when a snapshot could not be delivered. */
+  private dropped(m: Message): void {
+    if (m.type !== 'snap') return;
+    const from = this.replicas.get(m.from);
+    if (from?.up) {
+      from.node.reportSnapshot(m.to, false);
+      this.process(from);
+    }
+  }
+
+  private deliverDue(): void {
+    const due = this.inflight.filter((f) => f.due <= this.now);
+    if (due.length === 0) return;
+    this.inflight = this.inflight.filter((f) => f.due > this.now);
+    for (const { msg } of this.rng.shuffle(due)) {
+      const to = this.replicas.get(msg.to);
+      if (!to?.up || this.blocked.has(`${msg.from}>${msg.to}`)) {
+        this.dropped(msg);
+        continue;
+      }
+      this.clock++;
+      this.guard(to, `step ${msg.type}`, () => to.node.step(msg));
+      this.process(to);
+    }
+  }
+
+  // ---- faults -----------------------------------------------------------------
+
+  private stop(rep: Replica): void {
+    rep.up = false;
+    this.checker.onDown(rep.id);
+    this.workload.onDown(rep);
+  }
+
+  crash(rep: Replica, downFor: number): void {
+    this.bump('crashes');
+    this.log(`t${this.now} crash ${rep.id} for ${downFor} ticks`);
+    this.stop(rep);
+    rep.disk.crash();
+    rep.restartAt = this.now + downFor;
+  }
+
+  private restart(rep: Replica): void {
+    this.log(`t${this.now} restart ${rep.id}`);
+    rep.up = true;
+    this.guard(rep, 'restart', () => rep.boot());
+    this.process(rep);
+  }
+
+  private partition(): void {
+    const ids = this.up().map((r) => r.id);
+    if (ids.length < 2) return;
+    this.blocked.clear();
+    const kind = this.rng.int(0, 2);
+    if (kind === 0) {
+      // symmetric split
+      const side = new Set(this.rng.shuffle([...ids]).slice(0, this.rng.int(1, Math.floor(ids.length / 2))));
+      for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}>${b}`);
+      this.log(`t${this.now} partition ${[...side].join(',')} | rest`);
+    } else {
+      // asymmetric: some one-way links cut
+      const n = this.rng.int(1, ids.length);
+      for (let i = 0; i < n; i++) {
+        const a = this.rng.pick(ids);
+        const b = this.rng.pick(ids);
+        if (a !== b) this.blocked.add(`${a}>${b}`);
+      }
+      this.log(`t${this.now} one-way cuts ${[...this.blocked].join(' ')}`);
+    }
+    this.healAt = this.now + this.rng.int(10, 60);
+    this.bump('partitions');
+  }
+
+  private membershipChange(): void {
+    const l = this.leader();
+    if (!l) return;
+    const conf = l.node.status().conf;
+    const r = this.rng;
+    const total = conf.voters.length + conf.learners.length;
+    const choice = r.int(0, 2);
+    let cc: { type: 'addLearner' | 'addVoter' | 'removeNode'; node: NodeId } | undefined;
+    if (choice === 0 && total < 6) {
+      const id = String(this.nextId++);
+      this.addReplica(id, new MemoryStorage());
+      cc = { type: 'addLearner', node: id };
+    } else if (choice === 1 && conf.learners.length > 0) {
+      cc = { type: 'addVoter', node: r.pick(conf.learners) };
+    } else if (choice === 2 && (conf.voters.length > 3 || conf.learners.length > 0)) {
+      const pool = conf.voters.length > 3 ? [...conf.voters, ...conf.learners] : [...conf.learners];
+      cc = { type: 'removeNode', node: r.pick(pool) };
+    }
+    if (!cc) return;
+    let ok = false;
+    this.guard(l, 'proposeConfChange', () => {
+      ok = l.node.proposeConfChange({ ...cc, context: '' }).ok;
+    });
+    this.log(`t${this.now} propose ${cc.type} ${cc.node} via ${l.id}: ${ok ? 'accepted' : 'refused'}`);
+    if (ok) this.bump('confChangesProposed');
+    else if (cc.type === 'addLearner') {
+      const rep = this.replicas.get(cc.node)!;
+      rep.removed = true;
+      this.stop(rep);
+    }
+    this.process(l);
+  }
+
+  private transfer(): void {
+    const l = this.leader();
+    if (!l) return;
+    const voters = l.node.status().conf.voters.filter((v) => v !== l.id);
+    if (voters.length === 0) return;
+    const to = this.rng.pick(voters);
+    this.log(`t${this.now} transfer leadership ${l.id} -> ${to}`);
+    this.bump('transfers');
+    this.guard(l, 'transferLeader', () => l.node.transferLeader(to));
+    this.process(l);
+  }
+
+  private maybeSnapshot(rep: Replica): void {
+    const s = rep.disk.live;
+    const snapIndex = s.snapshot().meta.index;
+    if (rep.kv.applied - snapIndex < 20 || !this.rng.chance(0.3)) return;
+    s.createSnapshot(rep.kv.applied, rep.conf, rep.kv.snapshot());
+    s.compact(Math.max(s.firstIndex() - 1, rep.kv.applied - this.rng.int(0, 8)));
+    this.bump('snapshots');
+  }
+
+  private chaos(): void {
+    const r = this.rng;
+    const alive = this.up().filter((x) => !x.removed);
+    const members = [...this.replicas.values()].filter((x) => !x.removed);
+    if (r.chance(0.01) && alive.length > Math.floor(members.length / 2) + 1) this.crash(r.pick(alive), r.int(3, 40));
+    if (r.chance(0.002) && alive.length > 0) {
+      // Every replica crashes at once (a power cut): only synced state survives anywhere.
+      for (const x of alive) this.crash(x, r.int(1, 20));
+    }
+    for (const x of this.replicas.values()) if (!x.up && !x.removed && x.restartAt <= this.now) this.restart(x);
+    if (this.healAt > 0 && this.now >= this.healAt) {
+      this.blocked.clear();
+      this.healAt = 0;
+    }
+    if (r.chance(0.012)) this.partition();
+    if (r.chance(0.006)) this.membershipChange();
+    if (r.chance(0.005)) this.transfer();
+  }
+
+  private tick(chaos: boolean): void {
+    this.now++;
+    if (chaos) this.chaos();
+    this.workload.issue(chaos);
+    for (const rep of this.rng.shuffle(this.up())) {
+      this.clock++;
+      this.guard(rep, 'tick', () => rep.node.tick());
+      this.process(rep);
+    }
+    this.deliverDue();
+    for (const rep of this.up()) this.maybeSnapshot(rep);
+    this.workload.expire();
+  }
+
+  /** Heal everything and wait for a leader that commits and applies a fresh entry everywhere. */
+  private liveness(bound: number): number {
+    this.blocked.clear();
+    this.loss = 0;
+    this.dup = 0;
+    for (const x of this.replicas.values()) if (!x.up && !x.removed) this.restart(x);
+    const data = encodePut({ client: 0, seq: 1, key: '__probe', value: `probe-${this.opts.seed}` });
+    for (let t = 1; t <= bound; t++) {
+      this.tick(false);
+      const l = this.leader();
+      if (!l) continue;
+      const members = [...l.conf.voters, ...l.conf.learners];
+      const done = members.every((id) => this.replicas.get(id)?.kv.data.get('__probe') !== undefined);
+      if (done && l.kv.data.has('__probe')) return t;
+      if (t % 10 === 1) this.guard(l, 'probe', () => void l.node.propose(data));
+      this.process(l);
+    }
+    return -1;
+  }
+
+  run(): SimResult {
+    const ticks = this.opts.ticks ?? 300;
+    for (let i = 0; i < ticks; i++) this.tick(true);
+    const bound = this.opts.livenessTicks ?? 400;
+    const took = this.liveness(bound);
+    this.workload.finish();
+    const history: Operation[] = this.workload.history;
+    const lin = checkHistory(history);
+    if (!lin.ok) this.checker.onError(`linearizability: history of key ${lin.key} is not linearizable (seed ${this.opts.seed})`);
+    this.stats.ops = history.length;
+    this.stats.ticks = this.now;
+    return {
+      seed: this.opts.seed,
+      violations: [...this.checker.violations],
+      livenessOk: took > 0,
+      livenessTicks: took,
+      stats: { ...this.stats },
+    };
+  }
+}
+
+export function runSeed(opts: SimOptions): SimResult {
+  return new Simulation(opts).run();
+}
+
+export type { PendingOp };
