@@ -212,7 +212,10 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Start connecting. Resolves at the first Welcome (or when the agent is closed first: check `state`). */
   start(): Promise<void> {
-    if (this._state === 'idle') this.connect();
+    if (this._state === 'idle') {
+      if (this.helloKinds().length === 0) throw new TypeError('agent: no kinds to declare (register a handler or pass kinds)');
+      this.connect();
+    }
     return this.waitState(() => this.welcomed || this._state === 'closed', Infinity).then(() => undefined);
   }
 
@@ -275,6 +278,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     return c;
   }
 
+  /** Declared kinds: the option, else the handlers' kinds ('*' is a local catch-all, not a kind). */
+  private helloKinds(): string[] {
+    if (this.opts.kinds) return [...this.opts.kinds];
+    return [...this.handlers.keys()].filter((k) => k !== '*');
+  }
+
   private connect(): void {
     if (this._state === 'closed') return;
     this.reconnectTimer = undefined;
@@ -299,7 +308,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         $case: 'hello',
         value: {
           agentId: this.agentId,
-          kinds: [...(this.opts.kinds ?? this.handlers.keys())],
+          kinds: this.helloKinds(),
           labels: recordToLabels(this.opts.labels),
           slots: this.slots,
           version: this.opts.version ?? AGENT_SDK_VERSION,

@@ -6,7 +6,7 @@ import * as hdr from 'hdr-histogram-js';
 import { setMaxListeners } from 'node:events';
 import { status } from '@grpc/grpc-js';
 import { seededRandom } from '../agent/backoff.js';
-import { MeshClient, MeshClientError, TaskState, type DurabilityName, type PriorityName, type TaskInput } from '../client/index.js';
+import { MeshClient, MeshClientError, TaskState, toTaskSpec, type DurabilityName, type PriorityName, type TaskInput } from '../client/index.js';
 
 export interface SubmitLoadOptions {
   /** Any replica (usually the root cell), or several. */
@@ -98,6 +98,14 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
   const err = opts.stderr ?? ((l: string) => process.stderr.write(l + '\n'));
   const payload = Buffer.alloc(opts.payloadBytes ?? 0);
   for (let i = 0; i < payload.length; i++) payload[i] = Math.floor(rnd() * 256);
+  const spec: TaskInput = {
+    kind: opts.kind ?? 'default',
+    payload,
+    priority: opts.priority,
+    durability: opts.durability,
+    timeoutMs: opts.timeoutMs,
+  };
+  toTaskSpec(spec); // bad options (priority, durability) fail here, before any traffic
   const client = new MeshClient({ address: opts.address, retryResourceExhausted: opts.retryExhausted ?? true, random: seededRandom(seed + 1) });
 
   const s: SubmitSummary = {
@@ -119,13 +127,6 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
   };
   const e2e = histogram();
   const submitH = histogram();
-  const spec: TaskInput = {
-    kind: opts.kind ?? 'default',
-    payload,
-    priority: opts.priority,
-    durability: opts.durability,
-    timeoutMs: opts.timeoutMs,
-  };
 
   const t0 = performance.now();
   const stopSubmitAt = opts.durationS && opts.durationS > 0 ? t0 + opts.durationS * 1000 : Infinity;
@@ -264,7 +265,17 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
 /** The CLI entry: returns 0 when every accepted task was accounted for, 1 otherwise (or nothing could be submitted). */
 export async function runSubmit(opts: SubmitLoadOptions): Promise<number> {
   const out = opts.stdout ?? ((l: string) => process.stdout.write(l + '\n'));
-  const s = await submitLoad(opts);
+  const err = opts.stderr ?? ((l: string) => process.stderr.write(l + '\n'));
+  let s: SubmitSummary;
+  try {
+    s = await submitLoad(opts);
+  } catch (e) {
+    if (e instanceof TypeError) {
+      err(`submit: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
   if (opts.json) out(JSON.stringify(s));
   else {
     out(

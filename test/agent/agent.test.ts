@@ -136,6 +136,30 @@ describe('Agent', () => {
     expect(s.resultFor('d')!.error).toMatch(/no handler/);
   });
 
+  it('cuts result batches to fit the max message size the node announced', async () => {
+    const node = await startNode({ maxMessageBytes: 64 * 1024 });
+    const big = Buffer.alloc(20 * 1024, 7);
+    const agent = newAgent({ address: node.address, slots: 10 }).handle('echo', () => big);
+    await agent.start();
+    const s = node.session()!;
+    s.assign(Array.from({ length: 10 }, (_, i) => dispatch(`t${i}`)));
+    await waitFor(() => s.results.length === 10, { what: '10 big results' });
+    expect(s.resultMessages).toBeGreaterThanOrEqual(5);
+    expect(s.results.every((r) => r.output.length === big.length)).toBe(true);
+    expect(agent.state).toBe('connected');
+  });
+
+  it('refuses to start with nothing to declare; a "*" handler catches any kind', async () => {
+    const node = await startNode();
+    expect(() => new Agent({ address: node.address, agentId: 'x', slots: 1 }).start()).toThrow(/no kinds/);
+    const agent = newAgent({ address: node.address, kinds: ['a', 'b'] }).handle('*', (t) => t.kind);
+    await agent.start();
+    expect(node.session()!.hello!.kinds).toEqual(['a', 'b']);
+    node.session()!.assign([dispatch('t1', 'b')]);
+    const r = await waitFor(() => node.session()!.resultFor('t1'), { what: 'result' });
+    expect(r.output.toString()).toBe('b');
+  });
+
   it('sends heartbeats with load at the Welcome interval', async () => {
     const node = await startNode({ heartbeatIntervalMs: 40 });
     const g = gate();

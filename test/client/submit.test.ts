@@ -62,3 +62,12 @@ describe('submit load generator', () => {
     expect(JSON.parse(out[0]!)).toMatchObject({ submitted: 5, accepted: 5, unfinished: 5 });
   });
 });
+
+describe('submit options', () => {
+  it('a bad priority is a usage error (exit 2) before any traffic', async () => {
+    const err: string[] = [];
+    const code = await runSubmit({ address: '127.0.0.1:1', priority: 'urgent' as never, stdout: () => {}, stderr: (l) => err.push(l) });
+    expect(code).toBe(2);
+    expect(err.join('\n')).toMatch(/unknown priority/);
+  });
+});
