@@ -154,7 +154,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--service-time-ms <n>', 'mean simulated service time', num(0))
     .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
     .option('--duration <s>', 'run this long, then drain and exit (default: until signalled)', num(0))
-    .option('--id-prefix <p>', 'agent id prefix')
+    .option('--id-prefix <p>', 'agent ids are <prefix>-<i>')
+    .option('--channels <n>', 'HTTP/2 connections shared by the agents (default one per 1000 agents)', int(1))
     .option('--seed <s>', 'random seed', int(0))
     .option('--json', 'print one JSON summary on stdout at exit')
     .addOption(logLevelOption())
@@ -173,6 +174,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             failureRate: o.failureRate,
             durationS: o.duration,
             idPrefix: o.idPrefix,
+            channels: o.channels,
             seed: o.seed,
             json: o.json === true,
           });
@@ -188,12 +190,14 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--rate <r>', 'submissions per second (0 = as fast as admitted)', num(0), 0)
     .option('--kind <k>', 'task kind', 'default')
     .option('--payload-bytes <n>', 'payload size', int(0), 0)
-    .option('--priority <p>', 'priority', 'normal')
+    .addOption(new Option('--priority <p>', 'priority').choices(['critical', 'high', 'normal', 'low']).default('normal'))
     .option('--concurrency <n>', 'max tasks in flight', int(1))
     .option('--timeout-ms <n>', 'task timeout', int(1))
     .option('--duration <s>', 'stop submitting after this many seconds', num(0))
     .option('--wait-ms <n>', 'how long to wait for results after the last submit', int(0))
-    .option('--durability <d>', 'durability: logged or none')
+    .addOption(new Option('--durability <d>', 'durability').choices(['logged', 'none']))
+    .option('--batch <n>', 'specs per SubmitBatch call (1 = one Submit per task)', int(1, 10_000))
+    .option('--no-wait', 'do not wait for results')
     .option('--seed <s>', 'random seed', int(0))
     .option('--json', 'print one JSON summary on stdout')
     .addOption(logLevelOption())
@@ -214,6 +218,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             durationS: o.duration,
             waitMs: o.waitMs,
             durability: o.durability,
+            batch: o.batch,
+            wait: o.wait !== false,
             seed: o.seed,
             json: o.json === true,
           });

@@ -54,6 +54,8 @@ export interface SimResult {
   restarts: number;
   unexpected_exits: Array<{ name: string; code: number }>;
   submit_exit_code: number;
+  /** Accepted tasks with no terminal state at the end (submit's `unfinished`). */
+  lost: number;
   submit: Record<string, unknown> | null;
   duration_s: number;
   ok: boolean;
@@ -186,7 +188,7 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
     const agentSpec = (cell: CellSpec) => ({
       name: agentProc(cell),
       command: node,
-      args: [bin, 'agent-sim', '--address', cell.replicas[0]!.address, '--agents', String(o.agentsPerNode), '--id-prefix', `${cellSlug(cell.path)}-`, '--seed', String(o.seed)],
+      args: [bin, 'agent-sim', '--address', cell.replicas[0]!.address, '--agents', String(o.agentsPerNode), '--id-prefix', cellSlug(cell.path), '--seed', String(o.seed)],
       env,
     });
     for (const cell of nodes) sup.start(agentSpec(cell));
@@ -262,7 +264,9 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
   } finally {
     await sup.stopAll();
   }
-  const lost = typeof submit?.lost === 'number' ? submit.lost : 0;
+  // submit reports `unfinished` (accepted, no terminal state by the end of its wait); `lost` if it ever says so.
+  const num = (k: string) => (typeof submit?.[k] === 'number' ? (submit[k] as number) : 0);
+  const lost = Math.max(num('lost'), num('unfinished'));
   const result: SimResult = {
     topology: t.name,
     replicas: replicas.length,
@@ -272,6 +276,7 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
     restarts,
     unexpected_exits: unexpected,
     submit_exit_code: submitCode,
+    lost,
     submit,
     duration_s: (Date.now() - started) / 1000,
     ok: submitCode === 0 && submit !== null && lost === 0,

@@ -72,7 +72,8 @@ describe('meshlb sim (with a fake meshlb)', () => {
     expect(result.replicas).toBe(7);
     expect(result.agent_processes).toBe(2);
     expect(result.agents).toBe(6);
-    expect(result.submit).toEqual({ submitted: 300, completed: 300, failed: 0, lost: 0 });
+    expect(result.submit).toEqual({ submitted: 300, accepted: 300, completed: 300, failed: 0, unfinished: 0 });
+    expect(result.lost).toBe(0);
     expect(result.chaos.map((c) => c.kind)).toEqual(expect.arrayContaining(['kill-leader', 'kill-agents', 'partition']));
     // every kill was followed by a restart
     expect(result.restarts).toBe(result.chaos.filter((c) => c.kind !== 'partition').length);
@@ -98,7 +99,7 @@ describe('meshlb sim (with a fake meshlb)', () => {
         progress: () => undefined,
       });
       expect(result.ok).toBe(false);
-      expect(result.submit?.lost).toBe(2);
+      expect(result.lost).toBe(2);
       for (const pid of pids) expect(alive(pid)).toBe(false);
     } finally {
       delete process.env.FAKE_LOST;
