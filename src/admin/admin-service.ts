@@ -1,0 +1,114 @@
+// AdminService for one replica: the topology, this cell's state, its agents,
+// and draining an agent. Read-only except DrainAgent; every failure is a
+// status via toServiceError with one log line.
+import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import type {
+  AdminServiceServer,
+  AgentInfo,
+  CellInfo,
+  ChildStatus,
+  DrainAgentRequest,
+  DrainAgentResponse,
+  GetCellRequest,
+  GetCellResponse,
+} from '../gen/meshlb/v1/admin.js';
+import type { AgentSession } from '../mesh/agent-sessions.js';
+import { isUndecodable } from '../mesh/grpc-util.js';
+import type { Replica } from '../mesh/replica.js';
+import { buildSummary } from '../mesh/summary.js';
+import type { CellSpec } from '../topology/types.js';
+import { status } from '@grpc/grpc-js';
+import { invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
+
+const failedPrecondition = (msg: string) => new MeshError(status.FAILED_PRECONDITION, msg);
+
+function cellInfo(c: CellSpec): CellInfo {
+  return {
+    path: c.path,
+    tier: c.tier,
+    parent: c.parent,
+    policy: c.policy,
+    replicas: c.replicas.map((r) => ({ replica: r.replica, id: r.id, address: r.address })),
+    labels: c.labels.map((l) => ({ key: l.key, value: l.value })),
+  };
+}
+
+export function agentInfo(s: AgentSession): AgentInfo {
+  return {
+    agentId: s.id,
+    kinds: [...s.kinds],
+    labels: s.labels.map((l) => ({ key: l.key, value: l.value })),
+    slots: s.slots,
+    inFlight: s.inFlight,
+    cpu: s.cpu,
+    memory: s.memory,
+    draining: s.draining,
+    connectedUnixMs: s.connectedMs,
+    lastSeenUnixMs: s.lastSeenMs,
+    successEwma: s.success.value,
+    latencyEwmaMs: s.latencyMs.value,
+  };
+}
+
+export function adminService(replica: Replica): AdminServiceServer {
+  const cell = replica.cell;
+  const answer = <Req, Res>(what: string, fn: (req: Req) => Res) => (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
+    try {
+      if (isUndecodable(call.request)) throw invalidArgument(`undecodable request: ${call.request.$invalid}`);
+      cb(null, fn(call.request));
+    } catch (err) {
+      const se = toServiceError(err);
+      cell.log.warn({ code: se.code, err: se.details }, `admin ${what} refused`);
+      cb(se, null);
+    }
+  };
+  return {
+    getTopology: answer('GetTopology', () => ({
+      name: cell.topology.name,
+      cells: cell.topology.cells.map(cellInfo),
+    })),
+    getCell: answer('GetCell', (req: GetCellRequest): GetCellResponse => {
+      if (req.path && req.path !== cell.path) {
+        const known = cell.topology.byPath.get(req.path);
+        if (!known) throw notFound(`cell ${req.path} is not in topology ${cell.topology.name}`);
+        const addr = known.replicas.map((r) => r.address).join(',');
+        throw failedPrecondition(`this replica serves ${cell.path}; ask a replica of ${req.path} (${addr})`);
+      }
+      const now = cell.now();
+      const children: ChildStatus[] = cell.spec.children.map((child) => {
+        const link = cell.children?.links.get(child);
+        let inFlight = 0;
+        if (link) for (const item of cell.routes.values()) if (item.via?.t === 'child' && item.via.cell === child) inFlight++;
+        return { cell: child, connected: link !== undefined, summary: link?.summary, inFlight };
+      });
+      const c = cell.ledger.counters;
+      return {
+        cell: cellInfo(cell.spec),
+        replicaId: cell.replicaId,
+        leader: cell.ledgerLog.isLeader(),
+        leaderId: cell.replicaId,
+        term: 0,
+        summary: buildSummary(cell, 0, now, ''),
+        children,
+        parentConnected: cell.parent?.connected ?? false,
+        tasksAccepted: c.accepted,
+        tasksCompleted: c.completed,
+        tasksFailed: c.failed,
+        tasksDeadLettered: c.deadLettered,
+        queueDepth: cell.queue.size,
+        inFlight: cell.inFlight(),
+      };
+    }),
+    listAgents: answer('ListAgents', () => ({
+      cell: cell.path,
+      agents: cell.agents ? [...cell.agents.byId.values()].filter((s) => !s.dead).map(agentInfo) : [],
+    })),
+    drainAgent: answer('DrainAgent', (req: DrainAgentRequest): DrainAgentResponse => {
+      if (!req.agentId) throw invalidArgument('agent_id is required');
+      if (!cell.agents) throw failedPrecondition(`cell ${cell.path} is a ${cell.tier} cell; agents connect to node cells`);
+      const s = cell.agents.drainAgent(req.agentId, req.reason || 'drained by operator');
+      cell.log.info({ agent: req.agentId, reason: req.reason }, 'agent drain ordered');
+      return { agent: agentInfo(s) };
+    }),
+  };
+}

@@ -1,0 +1,138 @@
+// Outgoing batching for one stream. Items (dispatches, results, acks, ...) are
+// queued in lanes and flushed together on setImmediate: when there is a queue,
+// one gRPC message carries many of them. A flush writes lanes in their
+// declared order (the link relies on it: acks before the summary that counts
+// them), splitting a lane into messages of at most maxBatchItems items and
+// about maxBatchBytes bytes.
+//
+// Bounded: bytes handed to the stream whose write callback has not fired yet
+// are counted; past maxBufferedBytes the peer is not reading, and onOverflow
+// is called once (the owner closes the stream with RESOURCE_EXHAUSTED and
+// requeues what it held). Items are never dropped silently.
+
+export interface BatcherOptions {
+  readonly maxBatchItems: number;
+  readonly maxBatchBytes: number;
+  readonly maxBufferedBytes: number;
+}
+
+export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
+  maxBatchItems: 512,
+  maxBatchBytes: 1 << 20,
+  maxBufferedBytes: 16 << 20,
+};
+
+export interface Lane<I, M> {
+  /** Wrap a chunk of items into one stream message. */
+  readonly wrap: (items: I[]) => M;
+  /** Approximate encoded size of an item, bytes. */
+  readonly sizeOf: (item: I) => number;
+}
+
+/** What the batcher needs of a stream: grpc-js call objects fit as they are. */
+export interface WritableStream<M> {
+  write(msg: M, cb: (err?: Error | null) => void): boolean;
+}
+
+export class StreamBatcher<M> {
+  private readonly pending: unknown[][];
+  private readonly pendingBytes: number[];
+  private scheduled = false;
+  private closed = false;
+  private overflowed = false;
+  /** Bytes written to the stream whose write has not completed. */
+  private unflushed = 0;
+  /** Messages written (for tests and metrics). */
+  messages = 0;
+  items = 0;
+
+  constructor(
+    private readonly stream: WritableStream<M>,
+    private readonly lanes: readonly Lane<any, M>[],
+    private readonly opts: BatcherOptions,
+    private readonly onOverflow: (bufferedBytes: number) => void,
+    /** Called at the start of each flush: last-moment items (a fresh summary). */
+    private readonly beforeFlush?: () => void,
+  ) {
+    this.pending = lanes.map(() => []);
+    this.pendingBytes = lanes.map(() => 0);
+  }
+
+  get bufferedBytes(): number {
+    return this.unflushed;
+  }
+
+  get queuedItems(): number {
+    let n = 0;
+    for (const p of this.pending) n += p.length;
+    return n;
+  }
+
+  /** Queue an item on lane `lane`; flushed on the next turn of the event loop. */
+  push(lane: number, item: unknown): void {
+    if (this.closed) return;
+    this.pending[lane]!.push(item);
+    this.pendingBytes[lane]! += this.lanes[lane]!.sizeOf(item);
+    this.schedule();
+  }
+
+  /** Ask for a flush even with nothing queued (beforeFlush may add items). */
+  schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    if (this.closed) return;
+    // Still marked scheduled: what beforeFlush pushes goes out in this flush.
+    this.beforeFlush?.();
+    this.scheduled = false;
+    for (let l = 0; l < this.lanes.length; l++) {
+      const items = this.pending[l]!;
+      if (items.length === 0) continue;
+      const lane = this.lanes[l]!;
+      this.pending[l] = [];
+      this.pendingBytes[l] = 0;
+      let start = 0;
+      let bytes = 0;
+      for (let i = 0; i < items.length; i++) {
+        bytes += lane.sizeOf(items[i]);
+        const n = i - start + 1;
+        if (n >= this.opts.maxBatchItems || bytes >= this.opts.maxBatchBytes || i === items.length - 1) {
+          this.write(lane.wrap(items.slice(start, i + 1)), bytes, n);
+          start = i + 1;
+          bytes = 0;
+        }
+      }
+    }
+  }
+
+  private write(msg: M, bytes: number, n: number): void {
+    if (this.closed) return;
+    this.unflushed += bytes;
+    this.messages++;
+    this.items += n;
+    try {
+      this.stream.write(msg, () => {
+        this.unflushed -= bytes;
+      });
+    } catch {
+      // A stream that already ended: its owner learns of it through 'error'/'end'.
+      this.unflushed -= bytes;
+      return;
+    }
+    if (this.unflushed > this.opts.maxBufferedBytes && !this.overflowed) {
+      this.overflowed = true;
+      this.onOverflow(this.unflushed);
+    }
+  }
+
+  /** Stop writing; queued items are returned per lane for requeueing. */
+  close(): unknown[][] {
+    this.closed = true;
+    const left = this.pending.map((p) => p);
+    for (let l = 0; l < this.pending.length; l++) this.pending[l] = [];
+    return left;
+  }
+}

@@ -1,0 +1,412 @@
+// The home task ledger: a replicated state machine.
+//
+// Everything a cell must decide once about the tasks it is home for (accept,
+// start an attempt, complete, fail, cancel, dead-letter) is a LedgerCommand.
+// `apply(cmd)` is deterministic: it reads no clock (times travel in the
+// command), no randomness, does no IO, so every replica that applies the same
+// commands in the same order holds the same ledger. Callers never call apply
+// for logged tasks directly: they go through a LedgerLog, whose first
+// implementation (LocalLedgerLog) applies at once on the one replica of a cell;
+// Raft will sit behind the same interface later.
+//
+// Invariants (checked by test/mesh/ledger.test.ts):
+// - one idempotency key names one task id for as long as the task is retained;
+// - a task reaches a terminal state at most once; later commands for it are
+//   answered `terminal` and change nothing;
+// - a result or failure for an attempt other than the current one is `stale`;
+// - at most `retention` terminal tasks are kept; the oldest is evicted first.
+import {
+  Durability,
+  ResultStatus,
+  Task as TaskJson,
+  TaskState,
+  type Task,
+  type TaskResult,
+  type TaskSpec,
+} from '../gen/meshlb/v1/task.js';
+
+export interface AcceptedTask {
+  readonly id: string;
+  readonly spec: TaskSpec;
+  readonly homeCell: string;
+  readonly atMs: number;
+}
+
+export type LedgerCommand =
+  | { readonly type: 'accepted'; readonly tasks: readonly AcceptedTask[] }
+  /** Attempt `attempt` (= current + 1) was dispatched. */
+  | { readonly type: 'dispatched'; readonly refs: readonly { id: string; attempt: number }[]; readonly atMs: number }
+  /** An agent acknowledged the assignment (optional, informative). */
+  | { readonly type: 'running'; readonly id: string; readonly attempt: number; readonly atMs: number }
+  | { readonly type: 'completed'; readonly result: TaskResult; readonly atMs: number }
+  /**
+   * The current attempt failed: agent error, agent or link lost, lease lapsed.
+   * `counted` false = the attempt never started (e.g. refused for capacity):
+   * it does not use up max_attempts. `fatal` ends the task at once.
+   */
+  | {
+      readonly type: 'attemptFailed';
+      readonly id: string;
+      readonly attempt: number;
+      readonly reason: string;
+      readonly result?: TaskResult;
+      readonly counted: boolean;
+      readonly fatal?: boolean;
+      /** Lease lapses and losses dead-letter when attempts run out; agent errors fail. */
+      readonly lapse?: boolean;
+      readonly atMs: number;
+    }
+  | { readonly type: 'cancelled'; readonly id: string; readonly reason: string; readonly atMs: number }
+  | { readonly type: 'deadLettered'; readonly id: string; readonly reason: string; readonly atMs: number };
+
+/** What apply() says about one command (or one task of a batch). */
+export type ApplyResult =
+  | { readonly ok: true; readonly id: string; readonly existing?: boolean; readonly state: TaskState; readonly attempt: number }
+  | { readonly ok: false; readonly id: string; readonly why: 'unknown' | 'stale' | 'terminal'; readonly state?: TaskState };
+
+/** The ledger's record of one task. Mutable inside the ledger only. */
+export interface TaskRecord {
+  readonly id: string;
+  readonly spec: TaskSpec;
+  readonly homeCell: string;
+  readonly createdMs: number;
+  state: TaskState;
+  /** Fencing number of the current attempt; 0 before the first dispatch. */
+  attempt: number;
+  /** Failed attempts that count against max_attempts. */
+  failures: number;
+  updatedMs: number;
+  result: TaskResult | undefined;
+  reason: string;
+}
+
+export interface LedgerOptions {
+  /** Terminal tasks kept for Get/Watch and idempotency; the oldest is evicted first. */
+  readonly retention: number;
+  /** Used when a spec says max_attempts 0. */
+  readonly defaultMaxAttempts: number;
+}
+
+export const TERMINAL_STATES: ReadonlySet<TaskState> = new Set([
+  TaskState.TASK_STATE_COMPLETED,
+  TaskState.TASK_STATE_FAILED,
+  TaskState.TASK_STATE_CANCELLED,
+  TaskState.TASK_STATE_DEAD_LETTERED,
+]);
+
+export const isTerminal = (s: TaskState): boolean => TERMINAL_STATES.has(s);
+
+/** Called for every transition into a terminal state (exactly once per task). */
+export type TerminalListener = (rec: TaskRecord) => void;
+/** Called for every change of a task record (watchers). */
+export type ChangeListener = (rec: TaskRecord) => void;
+
+/** A hard cap on attempts, counted or not, so nothing cycles forever. */
+const UNCOUNTED_ATTEMPT_SLACK = 20;
+
+export class Ledger {
+  private readonly tasks = new Map<string, TaskRecord>();
+  private readonly byKey = new Map<string, string>();
+  /** Terminal task ids, oldest first (Map keeps insertion order: O(1) eviction). */
+  private readonly terminalOrder = new Map<string, true>();
+  private live = 0;
+  private readonly terminalListeners: TerminalListener[] = [];
+  private readonly changeListeners: ChangeListener[] = [];
+  readonly counters = { accepted: 0, completed: 0, failed: 0, cancelled: 0, deadLettered: 0 };
+
+  constructor(private readonly opts: LedgerOptions) {}
+
+  onTerminal(l: TerminalListener): void {
+    this.terminalListeners.push(l);
+  }
+
+  onChange(l: ChangeListener): void {
+    this.changeListeners.push(l);
+  }
+
+  get(id: string): TaskRecord | undefined {
+    return this.tasks.get(id);
+  }
+
+  idForKey(key: string): string | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** Tasks not yet terminal. */
+  get liveCount(): number {
+    return this.live;
+  }
+
+  get size(): number {
+    return this.tasks.size;
+  }
+
+  maxAttempts(rec: TaskRecord): number {
+    return rec.spec.maxAttempts > 0 ? rec.spec.maxAttempts : this.opts.defaultMaxAttempts;
+  }
+
+  /** Apply one command. Deterministic; never throws on well-formed commands. */
+  apply(cmd: LedgerCommand): ApplyResult[] {
+    switch (cmd.type) {
+      case 'accepted':
+        return cmd.tasks.map((t) => this.accept(t));
+      case 'dispatched':
+        return cmd.refs.map((r) => this.dispatched(r.id, r.attempt, cmd.atMs));
+      case 'running': {
+        const r = this.current(cmd.id, cmd.attempt);
+        if (!r.ok) return [r.res];
+        if (r.rec.state === TaskState.TASK_STATE_DISPATCHED) this.touch(r.rec, TaskState.TASK_STATE_RUNNING, cmd.atMs);
+        return [this.ok(r.rec)];
+      }
+      case 'completed': {
+        const r = this.current(cmd.result.taskId, cmd.result.attempt);
+        if (!r.ok) return [r.res];
+        r.rec.result = cmd.result;
+        this.finish(r.rec, TaskState.TASK_STATE_COMPLETED, '', cmd.atMs);
+        return [this.ok(r.rec)];
+      }
+      case 'attemptFailed':
+        return [this.attemptFailed(cmd)];
+      case 'cancelled':
+      case 'deadLettered': {
+        const rec = this.tasks.get(cmd.id);
+        if (!rec) return [{ ok: false, id: cmd.id, why: 'unknown' }];
+        if (isTerminal(rec.state)) return [{ ok: false, id: cmd.id, why: 'terminal', state: rec.state }];
+        const to = cmd.type === 'cancelled' ? TaskState.TASK_STATE_CANCELLED : TaskState.TASK_STATE_DEAD_LETTERED;
+        this.finish(rec, to, cmd.reason, cmd.atMs);
+        return [this.ok(rec)];
+      }
+    }
+  }
+
+  private accept(t: AcceptedTask): ApplyResult {
+    const key = t.spec.idempotencyKey;
+    if (key) {
+      const existing = this.byKey.get(key);
+      if (existing !== undefined) {
+        const rec = this.tasks.get(existing)!;
+        return { ok: true, id: existing, existing: true, state: rec.state, attempt: rec.attempt };
+      }
+    }
+    const prior = this.tasks.get(t.id);
+    if (prior) return { ok: true, id: t.id, existing: true, state: prior.state, attempt: prior.attempt };
+    const rec: TaskRecord = {
+      id: t.id,
+      spec: t.spec,
+      homeCell: t.homeCell,
+      createdMs: t.atMs,
+      state: TaskState.TASK_STATE_QUEUED,
+      attempt: 0,
+      failures: 0,
+      updatedMs: t.atMs,
+      result: undefined,
+      reason: '',
+    };
+    this.tasks.set(t.id, rec);
+    if (key) this.byKey.set(key, t.id);
+    this.live++;
+    this.counters.accepted++;
+    this.changed(rec);
+    return this.ok(rec);
+  }
+
+  private dispatched(id: string, attempt: number, atMs: number): ApplyResult {
+    const rec = this.tasks.get(id);
+    if (!rec) return { ok: false, id, why: 'unknown' };
+    if (isTerminal(rec.state)) return { ok: false, id, why: 'terminal', state: rec.state };
+    // A new attempt supersedes the old one; numbers only grow (the fence).
+    if (attempt <= rec.attempt) return { ok: false, id, why: 'stale', state: rec.state };
+    rec.attempt = attempt;
+    this.touch(rec, TaskState.TASK_STATE_DISPATCHED, atMs);
+    return this.ok(rec);
+  }
+
+  private attemptFailed(cmd: Extract<LedgerCommand, { type: 'attemptFailed' }>): ApplyResult {
+    const r = this.current(cmd.id, cmd.attempt);
+    if (!r.ok) return r.res;
+    const rec = r.rec;
+    if (cmd.counted) rec.failures++;
+    if (cmd.result) rec.result = cmd.result;
+    const max = this.maxAttempts(rec);
+    if (cmd.fatal) {
+      this.finish(rec, TaskState.TASK_STATE_FAILED, cmd.reason, cmd.atMs);
+    } else if (rec.failures >= max || rec.attempt >= max + UNCOUNTED_ATTEMPT_SLACK) {
+      const to = cmd.lapse ? TaskState.TASK_STATE_DEAD_LETTERED : TaskState.TASK_STATE_FAILED;
+      this.finish(rec, to, `${cmd.reason} (attempt ${rec.attempt} of ${max})`, cmd.atMs);
+    } else {
+      rec.reason = cmd.reason;
+      this.touch(rec, TaskState.TASK_STATE_QUEUED, cmd.atMs);
+    }
+    return this.ok(rec);
+  }
+
+  /** The record if `attempt` is its current, non-terminal attempt. */
+  private current(id: string, attempt: number): { ok: true; rec: TaskRecord } | { ok: false; res: ApplyResult } {
+    const rec = this.tasks.get(id);
+    if (!rec) return { ok: false, res: { ok: false, id, why: 'unknown' } };
+    if (isTerminal(rec.state)) return { ok: false, res: { ok: false, id, why: 'terminal', state: rec.state } };
+    if (attempt !== rec.attempt || rec.state === TaskState.TASK_STATE_QUEUED) {
+      return { ok: false, res: { ok: false, id, why: 'stale', state: rec.state } };
+    }
+    return { ok: true, rec };
+  }
+
+  private touch(rec: TaskRecord, state: TaskState, atMs: number): void {
+    rec.state = state;
+    rec.updatedMs = atMs;
+    this.changed(rec);
+  }
+
+  private finish(rec: TaskRecord, state: TaskState, reason: string, atMs: number): void {
+    rec.state = state;
+    rec.reason = reason;
+    rec.updatedMs = atMs;
+    this.live--;
+    if (state === TaskState.TASK_STATE_COMPLETED) this.counters.completed++;
+    else if (state === TaskState.TASK_STATE_FAILED) this.counters.failed++;
+    else if (state === TaskState.TASK_STATE_CANCELLED) this.counters.cancelled++;
+    else this.counters.deadLettered++;
+    this.terminalOrder.set(rec.id, true);
+    for (const l of this.terminalListeners) l(rec);
+    this.changed(rec);
+    this.evict();
+  }
+
+  private evict(): void {
+    while (this.terminalOrder.size > this.opts.retention) {
+      const oldest = this.terminalOrder.keys().next().value as string;
+      this.terminalOrder.delete(oldest);
+      const rec = this.tasks.get(oldest);
+      this.tasks.delete(oldest);
+      if (rec?.spec.idempotencyKey && this.byKey.get(rec.spec.idempotencyKey) === oldest) {
+        this.byKey.delete(rec.spec.idempotencyKey);
+      }
+    }
+  }
+
+  private changed(rec: TaskRecord): void {
+    for (const l of this.changeListeners) l(rec);
+  }
+
+  private ok(rec: TaskRecord): ApplyResult {
+    return { ok: true, id: rec.id, state: rec.state, attempt: rec.attempt };
+  }
+
+  /** Every retained record, for snapshots and admin; live ones first is not guaranteed. */
+  records(): IterableIterator<TaskRecord> {
+    return this.tasks.values();
+  }
+
+  /** The whole state as bytes (JSON of proto Task records; terminal order kept). */
+  snapshot(): Uint8Array {
+    const live: unknown[] = [];
+    const terminal: unknown[] = [];
+    for (const rec of this.tasks.values()) {
+      if (isTerminal(rec.state)) continue;
+      live.push(snapRecord(rec));
+    }
+    for (const id of this.terminalOrder.keys()) terminal.push(snapRecord(this.tasks.get(id)!));
+    return new TextEncoder().encode(JSON.stringify({ v: 1, live, terminal, counters: this.counters }));
+  }
+
+  /** Replace the state with a snapshot taken by snapshot(). Listeners are not called. */
+  restore(bytes: Uint8Array): void {
+    const snap = JSON.parse(new TextDecoder().decode(bytes)) as {
+      v: number;
+      live: SnapRecord[];
+      terminal: SnapRecord[];
+      counters: Ledger['counters'];
+    };
+    if (snap.v !== 1) throw new Error(`ledger snapshot version ${snap.v} not supported`);
+    this.tasks.clear();
+    this.byKey.clear();
+    this.terminalOrder.clear();
+    this.live = 0;
+    for (const s of [...snap.live, ...snap.terminal]) {
+      const rec = fromSnap(s);
+      this.tasks.set(rec.id, rec);
+      if (rec.spec.idempotencyKey) this.byKey.set(rec.spec.idempotencyKey, rec.id);
+      if (isTerminal(rec.state)) this.terminalOrder.set(rec.id, true);
+      else this.live++;
+    }
+    Object.assign(this.counters, snap.counters);
+  }
+}
+
+interface SnapRecord {
+  task: unknown;
+  failures: number;
+}
+
+function snapRecord(rec: TaskRecord): SnapRecord {
+  return { task: TaskJson.toJSON(toProtoTask(rec)), failures: rec.failures };
+}
+
+function fromSnap(s: SnapRecord): TaskRecord {
+  const t = TaskJson.fromJSON(s.task);
+  return {
+    id: t.id,
+    spec: t.spec!,
+    homeCell: t.homeCell,
+    createdMs: t.createdUnixMs,
+    state: t.state,
+    attempt: t.attempt,
+    failures: s.failures,
+    updatedMs: t.updatedUnixMs,
+    result: t.result,
+    reason: t.reason,
+  };
+}
+
+
+/** The public view of a record. */
+export function toProtoTask(rec: TaskRecord): Task {
+  return {
+    id: rec.id,
+    spec: rec.spec,
+    state: rec.state,
+    attempt: rec.attempt,
+    homeCell: rec.homeCell,
+    createdUnixMs: rec.createdMs,
+    updatedUnixMs: rec.updatedMs,
+    result: rec.result,
+    reason: rec.reason,
+  };
+}
+
+/** Is this task logged (replicated) or kept in the leader's memory only? */
+export const isLogged = (spec: TaskSpec): boolean => spec.durability !== Durability.DURABILITY_NONE;
+
+export const resultIsOk = (r: TaskResult): boolean => r.status === ResultStatus.RESULT_STATUS_OK;
+
+/**
+ * The log in front of the ledger. propose() resolves once the commands are
+ * committed and applied, with one ApplyResult[] per command, in order.
+ */
+export interface LedgerLog {
+  propose(cmds: readonly LedgerCommand[]): Promise<ApplyResult[][]>;
+  /** Whether this replica may propose (the leader). */
+  isLeader(): boolean;
+}
+
+/** One replica per cell: commit is applying. */
+export class LocalLedgerLog implements LedgerLog {
+  constructor(private readonly ledger: Ledger) {}
+
+  propose(cmds: readonly LedgerCommand[]): Promise<ApplyResult[][]> {
+    try {
+      return Promise.resolve(cmds.map((c) => this.ledger.apply(c)));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The synchronous form, for callers that know the log is local. */
+  proposeSync(cmds: readonly LedgerCommand[]): ApplyResult[][] {
+    return cmds.map((c) => this.ledger.apply(c));
+  }
+
+  isLeader(): boolean {
+    return true;
+  }
+}

@@ -1,0 +1,215 @@
+// The child side of LinkService.Open: this cell's leader keeps one stream to
+// its parent (to every parent replica once cells are replicated; one for now)
+// and reconnects with backoff and jitter when it breaks.
+//
+// Up: hello, then acks, results, spill-ups, cancels and — always last in a
+// flush — a summary. A summary goes out after every flush that carried acks
+// (the parent's credit rule depends on it), when the capacity signature
+// changed, and at least every summaryIntervalMs.
+import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
+import type { DispatchAck } from '../gen/meshlb/v1/link.js';
+import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import { StreamBatcher } from './batcher.js';
+import type { Cell } from './cell.js';
+import { dispatchSize, resultSize } from './child-links.js';
+import { buildSummary, summarySignature } from './summary.js';
+import { routeKey, type WorkItem } from './types.js';
+
+const enum Lane {
+  Acks,
+  Results,
+  SpillUps,
+  Cancels,
+  Summary,
+}
+
+export class ParentLink {
+  connected = false;
+  private client: LinkServiceClient | undefined;
+  private call: ClientDuplexStream<OpenRequest, OpenResponse> | undefined;
+  private batcher: StreamBatcher<OpenRequest> | undefined;
+  private seq = 0;
+  private lastSig = '';
+  private lastSummaryMs = 0;
+  private summaryDue = false;
+  private attempt = 0;
+  private reconnectAtMs = 0;
+  private closed = false;
+  private addressIdx = 0;
+  /** The address this replica serves on (reported in summaries). */
+  selfAddress = '';
+
+  constructor(
+    private readonly cell: Cell,
+    private readonly addresses: () => readonly string[],
+  ) {}
+
+  start(): void {
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const cell = this.cell;
+    const addrs = this.addresses();
+    if (addrs.length === 0) return;
+    const address = addrs[this.addressIdx++ % addrs.length]!;
+    const max = cell.settings.maxMessageBytes;
+    this.client?.close();
+    this.client = new LinkServiceClient(address, credentials.createInsecure(), {
+      'grpc.max_receive_message_length': max,
+      'grpc.max_send_message_length': max,
+      'grpc.keepalive_time_ms': 10_000,
+    });
+    const call = this.client.open();
+    this.call = call;
+    const batcher = new StreamBatcher<OpenRequest>(
+      call,
+      [
+        { wrap: (acks: DispatchAck[]) => ({ msg: { $case: 'acks', value: { acks } } }), sizeOf: () => 48 },
+        { wrap: (results: TaskResult[]) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
+        { wrap: (tasks: Dispatch[]) => ({ msg: { $case: 'spillUps', value: { tasks } } }), sizeOf: dispatchSize },
+        { wrap: (refs: TaskRef[]) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
+        { wrap: (s) => ({ msg: { $case: 'summary', value: s[s.length - 1] } }), sizeOf: () => 200 },
+      ],
+      cell.settings.batcher,
+      (bytes) => {
+        cell.log.warn({ bytes }, 'parent not reading; reconnecting');
+        this.broken(call, 'parent not reading');
+        call.cancel();
+      },
+      () => this.maybeSummary(),
+    );
+    this.batcher = batcher;
+    call.write({ msg: { $case: 'hello', value: { cell: cell.path, replicaId: cell.replicaId, term: 0 } } });
+    call.on('data', (m: OpenResponse) => {
+      try {
+        this.handle(m);
+      } catch (err) {
+        cell.log.error({ err }, 'parent link: bad message; reconnecting');
+        this.broken(call, 'bad message from parent');
+        call.cancel();
+      }
+    });
+    call.on('error', (err) => this.broken(call, err.message));
+    call.on('end', () => this.broken(call, 'parent ended the link'));
+  }
+
+  private handle(m: OpenResponse): void {
+    const cell = this.cell;
+    const msg = m.msg;
+    if (!msg) return;
+    switch (msg.$case) {
+      case 'welcome':
+        this.connected = true;
+        this.attempt = 0;
+        this.summaryDue = true;
+        this.lastSig = '';
+        this.batcher?.schedule();
+        cell.log.info({ parent: msg.value.parentCell, replica: msg.value.replicaId }, 'linked to parent');
+        cell.dispatcher.invalidate();
+        return;
+      case 'dispatches': {
+        const acks = cell.acceptForwarded(msg.value.tasks, { t: 'parent' });
+        for (const a of acks) this.batcher?.push(Lane.Acks, a);
+        this.summaryDue = true;
+        return;
+      }
+      case 'cancels':
+        cell.cancelRefs(msg.value.refs, 'cancelled from above');
+        return;
+      case 'drain':
+        cell.draining = msg.value.drain;
+        cell.log.info({ drain: msg.value.drain, reason: msg.value.reason }, 'drain order from parent');
+        this.capacityChanged();
+        return;
+      case 'results':
+        cell.deliverResults(msg.value.results);
+        return;
+      case 'acks':
+        for (const a of msg.value.acks) if (!a.accepted) cell.nacked(routeKey(a.taskId, a.attempt), a.reason);
+        return;
+    }
+  }
+
+  private broken(call: ClientDuplexStream<OpenRequest, OpenResponse>, why: string): void {
+    if (call !== this.call) return;
+    this.call = undefined;
+    this.batcher?.close();
+    this.batcher = undefined;
+    const was = this.connected;
+    this.connected = false;
+    if (this.closed) return;
+    if (was) this.cell.log.warn({ why }, 'parent link lost');
+    this.cell.parentLost();
+    // Backoff with full jitter, 100 ms .. 5 s; driven by the cell's tick.
+    const cap = Math.min(5000, 100 * 2 ** Math.min(6, this.attempt++));
+    this.reconnectAtMs = this.cell.now() + cap / 2 + this.cell.random() * (cap / 2);
+  }
+
+  /** From the cell's periodic tick: periodic summaries and reconnects. */
+  tick(now: number): void {
+    if (this.closed) return;
+    if (this.call === undefined) {
+      if (now >= this.reconnectAtMs) this.connect();
+      return;
+    }
+    if (this.connected && now - this.lastSummaryMs >= this.cell.settings.summaryIntervalMs) {
+      this.summaryDue = true;
+      this.batcher?.schedule();
+    }
+  }
+
+  /** Capacity below changed: a summary goes out with the next flush if it differs. */
+  capacityChanged(): void {
+    this.batcher?.schedule();
+  }
+
+  private maybeSummary(): void {
+    if (!this.connected || !this.batcher) return;
+    const now = this.cell.now();
+    const s = buildSummary(this.cell, this.seq + 1, now, this.selfAddress);
+    const sig = summarySignature(s);
+    if (!this.summaryDue && sig === this.lastSig) return;
+    this.seq++;
+    this.summaryDue = false;
+    this.lastSig = sig;
+    this.lastSummaryMs = now;
+    this.batcher.push(Lane.Summary, s);
+  }
+
+  sendResult(r: TaskResult): void {
+    this.batcher?.push(Lane.Results, r);
+  }
+
+  sendCancel(ref: TaskRef): void {
+    this.batcher?.push(Lane.Cancels, ref);
+  }
+
+  spillUp(item: WorkItem): void {
+    if (!this.batcher || !this.connected) {
+      this.cell.bounce(item, 'parent unreachable');
+      return;
+    }
+    this.batcher.push(Lane.SpillUps, {
+      taskId: item.taskId,
+      attempt: item.attempt,
+      homeCell: item.homeCell,
+      spec: item.spec,
+      leaseMs: item.leaseMs,
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.batcher?.close();
+    try {
+      this.call?.end();
+    } catch {
+      // gone
+    }
+    this.call?.cancel();
+    this.client?.close();
+  }
+}

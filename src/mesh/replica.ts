@@ -1,0 +1,111 @@
+// One running replica: a Cell, its services on one gRPC port (TaskService,
+// AgentService on node cells, LinkService on cells with children,
+// AdminService, health, reflection), and its link to the parent.
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { AgentServiceService, type ConnectRequest, type ConnectResponse } from '../gen/meshlb/v1/agent.js';
+import { LinkServiceService, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
+import { TaskServiceService } from '../gen/meshlb/v1/task.js';
+import { AdminServiceService } from '../gen/meshlb/v1/admin.js';
+import { startReplicaServer, type ReplicaServer, type ServiceEntry } from '../admin/grpc-server.js';
+import { adminService } from '../admin/admin-service.js';
+import type { Topology } from '../topology/types.js';
+import { AgentSessions } from './agent-sessions.js';
+import { Cell } from './cell.js';
+import { ChildLinks } from './child-links.js';
+import { tolerantService } from './grpc-util.js';
+import { ParentLink } from './parent-link.js';
+import { TaskService } from './task-service.js';
+import type { CellOptions } from './types.js';
+
+export interface ReplicaOptions extends CellOptions {
+  readonly topology: Topology;
+  readonly cell: string;
+  readonly replica?: number;
+  /** Bind host; default: the topology address's host. */
+  readonly host?: string;
+  /** Bind port; default: the topology address's port (0 = any). */
+  readonly port?: number;
+}
+
+export class Replica {
+  readonly cell: Cell;
+  readonly tasks: TaskService;
+  private server: ReplicaServer | undefined;
+  private closed = false;
+
+  constructor(readonly opts: ReplicaOptions) {
+    const spec = opts.topology.byPath.get(opts.cell);
+    if (!spec) throw new Error(`cell ${opts.cell} is not in topology ${opts.topology.name}`);
+    const cell = new Cell(opts.topology, spec, opts.replica ?? 1, opts);
+    this.cell = cell;
+    if (spec.tier === 'node') cell.agents = new AgentSessions(cell);
+    if (spec.children.length > 0) cell.children = new ChildLinks(cell);
+    if (spec.parent !== '') {
+      const parentSpec = opts.topology.byPath.get(spec.parent)!;
+      cell.parent = new ParentLink(cell, opts.parentAddresses ?? (() => parentSpec.replicas.map((r) => r.address)));
+    }
+    this.tasks = new TaskService(cell);
+  }
+
+  get address(): string {
+    if (!this.server) throw new Error('replica not started');
+    return this.server.address;
+  }
+
+  async start(): Promise<this> {
+    const cell = this.cell;
+    const services: ServiceEntry[] = [
+      { definition: tolerantService(TaskServiceService), implementation: this.tasks.implementation() },
+      { definition: tolerantService(AdminServiceService), implementation: adminService(this) },
+    ];
+    if (cell.agents) {
+      const agents = cell.agents;
+      services.push({
+        definition: tolerantService(AgentServiceService),
+        implementation: { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => agents.connect(call) },
+      });
+    }
+    if (cell.children) {
+      const children = cell.children;
+      services.push({
+        definition: tolerantService(LinkServiceService),
+        implementation: { open: (call: ServerDuplexStream<OpenRequest, OpenResponse>) => children.open(call) },
+      });
+    }
+    const self = cell.spec.replicas.find((r) => r.replica === (this.opts.replica ?? 1));
+    const [h, p] = splitHostPort(self?.address ?? '127.0.0.1:0');
+    this.server = await startReplicaServer({
+      host: this.opts.host ?? h,
+      port: this.opts.port ?? p,
+      maxMessageBytes: cell.settings.maxMessageBytes,
+      services,
+      log: cell.log,
+    });
+    cell.start();
+    if (cell.parent) {
+      cell.parent.selfAddress = this.server.address;
+      cell.parent.start();
+    }
+    return this;
+  }
+
+  /** Stop taking work, close links and streams, stop the server. */
+  async close(graceMs = 1000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const cell = this.cell;
+    cell.draining = true;
+    cell.parent?.close();
+    this.tasks.closeAll();
+    cell.agents?.closeAll();
+    cell.children?.closeAll();
+    cell.close();
+    await this.server?.close(graceMs);
+  }
+}
+
+function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  if (i < 0) return [address, 0];
+  return [address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1)) || 0];
+}

@@ -1,0 +1,69 @@
+// A hashed timer wheel: many deadlines (leases, backoffs, task deadlines,
+// route expiries) with no per-task timer. Entries go into the slot of their
+// due time (granularity `tickMs`); one periodic sweep fires every slot that has
+// come due. Insert is O(1), firing is O(due entries). There is no removal:
+// owners check on firing whether the entry still matters (lazy cancellation),
+// e.g. a lease fires for attempt 3 while the task is on attempt 4 → ignored.
+//
+// The wheel reads time only through the injected clock; tests drive it with
+// advance(now) and no real timers.
+
+export class TimerWheel<T> {
+  /** slot number → entries due in that slot. */
+  private readonly slots = new Map<number, T[]>();
+  /** The next slot not yet fired. */
+  private cursor: number;
+  private count = 0;
+
+  constructor(
+    private readonly tickMs: number,
+    now: number,
+  ) {
+    this.cursor = Math.floor(now / tickMs);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Schedule `entry` to fire at or after `dueMs` (at most one tick late). */
+  add(dueMs: number, entry: T): void {
+    // Never into a slot already fired: it would wait for a full scan.
+    const slot = Math.max(Math.ceil(dueMs / this.tickMs), this.cursor);
+    let list = this.slots.get(slot);
+    if (!list) {
+      list = [];
+      this.slots.set(slot, list);
+    }
+    list.push(entry);
+    this.count++;
+  }
+
+  /** Fire every entry due by `now`, in due order. */
+  advance(now: number, fire: (entry: T) => void): void {
+    const last = Math.floor(now / this.tickMs);
+    // Jumps over long idle gaps: only visit slots that exist.
+    if (last - this.cursor > 4096) {
+      const due = [...this.slots.keys()].filter((s) => s <= last).sort((a, b) => a - b);
+      this.cursor = last + 1;
+      for (const s of due) this.fireSlot(s, fire);
+      return;
+    }
+    // The cursor moves past a slot before it fires, so entries added while
+    // firing land in a later slot, never in one already fired.
+    while (this.cursor <= last) this.fireSlot(this.cursor++, fire);
+  }
+
+  private fireSlot(slot: number, fire: (entry: T) => void): void {
+    const list = this.slots.get(slot);
+    if (!list) return;
+    this.slots.delete(slot);
+    this.count -= list.length;
+    for (const e of list) fire(e);
+  }
+
+  clear(): void {
+    this.slots.clear();
+    this.count = 0;
+  }
+}
