@@ -1,13 +1,17 @@
 // Timing and flow-control defaults (see docs/raft.md "Defaults" for the why).
 //
-// Failover budget: a follower notices the leader is gone when its randomized
-// election timeout, [electionTick, 2*electionTick) ticks = [500, 1000) ms, runs
-// out since the last heartbeat; with two survivors the first of them fires on
-// average ~670 ms after the last heartbeat and never later than ~1 s, then a
-// pre-vote and a vote round on loopback (each one fsync + one RTT, ~2 ms) make
-// it leader. Heartbeats every tick (50 ms) keep followers' timers far from the
-// 500 ms floor even with a few ticks of event-loop lag under load, so a busy
-// but live leader is not deposed.
+// Failover budget (design: a new leader within about a second; demo: p99 of
+// kill -> new leader < 1.5 s). A follower campaigns when its randomized
+// election timeout, [electionTick, 2*electionTick) ticks = [300, 600) ms, runs
+// out since the last heartbeat. With two survivors the first fires ~400 ms
+// after the last heartbeat on average; pre-vote + vote on loopback (one fsync
+// and one RTT each) add a few ms. If both fire within those few ms they split
+// the vote and both re-randomize: still <= 600 + 600 ms, inside the budget.
+// The 10 ms tick matters as much as the range: the core randomizes in whole
+// ticks, and with 50 ms ticks only 10 distinct timeouts exist, so survivors
+// often fire in the same tick and split (seen in the demo: 1.7 s failovers).
+// Heartbeats every 5 ticks (50 ms) leave 6 heartbeats of slack before the
+// 300 ms floor, so a live leader with some event-loop lag is not deposed.
 export interface RaftTiming {
   /** Wall-clock length of one core tick. */
   readonly tickMs: number;
@@ -15,7 +19,7 @@ export interface RaftTiming {
   readonly heartbeatTick: number;
 }
 
-export const DEFAULT_TIMING: RaftTiming = { tickMs: 50, electionTick: 10, heartbeatTick: 1 };
+export const DEFAULT_TIMING: RaftTiming = { tickMs: 10, electionTick: 30, heartbeatTick: 5 };
 
 export interface RaftLimits {
   readonly maxInflight: number;
