@@ -121,6 +121,15 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   const topology = defaultTopology(opts.topologyFile);
   const mesh = await startMesh(topology, { seed, prefetchRatio: 1 });
   const root = mesh.replicas.get('/')!.cell;
+  if (process.env.MESHLB_DEV_TRACE) {
+    const t00 = performance.now();
+    const iv = setInterval(() => {
+      const parts: string[] = [];
+      for (const [p, r] of mesh.replicas) if (p.split('/').length <= 3) parts.push(`${p}:q${r.cell.queue.size}/r${r.cell.routes.size}`);
+      err(`${(performance.now() - t00).toFixed(0)} ${parts.join(' ')} done ${completed}\n`);
+    }, 100);
+    iv.unref();
+  }
 
   // Accounting from the home ledger.
   const acceptedAt = new Map<string, number>();
