@@ -18,7 +18,8 @@
 // with @bufbuild/protobuf's createFileRegistry plus validateFileDescriptors
 // below (the protodesc rules the trap is about), and serve the reflection
 // protocol from that registry. test/admin/reflection.test.ts proves it over a
-// real gRPC connection.
+// real gRPC connection, and that the descriptors equal what buf (a
+// protoc-compatible compiler) builds from the same files.
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';

@@ -9,13 +9,18 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { create, createFileRegistry, fromBinary, toBinary, type FileRegistry } from '@bufbuild/protobuf';
-import { FileDescriptorProtoSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { create, createFileRegistry, fromBinary, toBinary, toJson, type FileRegistry } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
 import { startReplicaServer, type ReplicaServer } from '../../src/admin/grpc-server.js';
 import { buildFileDescriptors, mapEntryName, validateFileDescriptors } from '../../src/admin/reflection.js';
 import { TaskServiceService } from '../../src/gen/meshlb/v1/task.js';
 
 const require = createRequire(import.meta.url);
+const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const reflectionProtoDir = join(dirname(require.resolve('@grpc/reflection')), '..', 'proto');
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -190,6 +195,30 @@ describe('the trap this avoids', () => {
     // round-trips through the wire format unchanged
     for (const f of files) expect(fromBinary(FileDescriptorProtoSchema, toBinary(FileDescriptorProtoSchema, f)).name).toBe(f.name);
   });
+  it('our descriptors equal what buf (a protoc-compatible compiler) builds, for every meshlb proto and health.proto', () => {
+    const buf = join(repo, 'node_modules', '.bin', 'buf');
+    const build = (args: string[]) => {
+      const out = join(mkdtempSync(join(tmpdir(), 'meshlb-buf-')), 'image.binpb');
+      const r = spawnSync(buf, ['build', ...args, '-o', out, '--exclude-source-info'], { cwd: repo, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return fromBinary(FileDescriptorSetSchema, readFileSync(out)).file;
+    };
+    const ours = new Map(buildFileDescriptors().map((f) => [f.name, f]));
+    const json = (f: FileDescriptorProto) => toJson(FileDescriptorProtoSchema, f);
+    const mesh = build([]);
+    expect(mesh.length).toBeGreaterThanOrEqual(4);
+    for (const f of mesh) {
+      expect(ours.has(f.name), f.name).toBe(true);
+      expect(json(ours.get(f.name)!), f.name).toEqual(json(f));
+    }
+    const healthDir = join(dirname((require('grpc-health-check') as { protoPath: string }).protoPath), '..', '..');
+    const [health] = build([healthDir]);
+    // same content; we serve it under its canonical path and without the java/go/csharp file options
+    health!.name = 'grpc/health/v1/health.proto';
+    health!.options = undefined;
+    expect(json(ours.get('grpc/health/v1/health.proto')!)).toEqual(json(health!));
+  });
+
   it('the validator catches a misnamed map entry', () => {
     const files = buildFileDescriptors();
     const health = files.find((f) => f.name === 'grpc/health/v1/health.proto')!;
