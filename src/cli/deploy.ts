@@ -62,7 +62,8 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
         command: ['serve', '--topology', TOPOLOGY_MOUNT, '--cell', cell.path, '--replica', String(r.replica), '--listen', '0.0.0.0', '--data-dir', '/data'],
         volumes: [`./compose/topology.yaml:${TOPOLOGY_MOUNT}:ro`],
         healthcheck: {
-          test: ['CMD', 'node', 'bin/meshlb.js', 'health', '--address', `127.0.0.1:${CONTAINER_PORT}`],
+          // its own service name: right whether serve binds 0.0.0.0 or the name's address
+          test: ['CMD', 'node', 'bin/meshlb.js', 'health', '--address', `${composeName(cell, r)}:${CONTAINER_PORT}`],
           interval: '5s',
           timeout: '3s',
           retries: 5,
