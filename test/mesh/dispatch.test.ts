@@ -1,0 +1,189 @@
+// Dispatch, leases, retries, deadlines and cancel at one home cell, with no
+// network: a fake clock, and a fake set of agents standing in for
+// AgentSessions (the cell talks to it through the same methods).
+import { describe, expect, it } from 'vitest';
+import { ResultStatus, TaskSpec, TaskState, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
+import { Cell } from '../../src/mesh/cell.js';
+import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
+import { LOST_PREFIX, type WorkItem } from '../../src/mesh/types.js';
+import { makeCandidate } from '../../src/policies/index.js';
+import { parseTopology } from '../../src/topology/parse.js';
+
+const TOPO = parseTopology(`
+name: unit
+tiers: { global: { policy: least-loaded } }
+addressing: { host: 127.0.0.1, basePort: 7000 }
+cells: { name: / }
+`);
+
+class FakeAgents {
+  readonly held = new Map<string, WorkItem[]>();
+  readonly cancels: string[] = [];
+  maxOver = 0;
+  constructor(private readonly slots: Record<string, number>) {
+    for (const id of Object.keys(slots)) this.held.set(id, []);
+  }
+  candidates() {
+    return Object.entries(this.slots).map(([id, s]) =>
+      makeCandidate({ id, slots: { k: [s - this.held.get(id)!.length, s] } }),
+    );
+  }
+  load() {
+    return { capacity: new Map(), healthyAgents: 0, cpu: 0, memory: 0, latencyEwmaMs: 0, successEwma: 1 };
+  }
+  assign(agentId: string, item: WorkItem) {
+    const h = this.held.get(agentId)!;
+    h.push(item);
+    this.maxOver = Math.max(this.maxOver, h.length - this.slots[agentId]!);
+  }
+  /** Like a real agent, it stops a cancelled attempt, and its slot frees once it says so. */
+  cancel(_agentId: string, ref: { taskId: string; attempt: number }) {
+    this.cancels.push(`${ref.taskId}#${ref.attempt}`);
+    if (this.releaseOnCancel) {
+      for (const h of this.held.values()) {
+        const i = h.findIndex((x) => x.taskId === ref.taskId && x.attempt === ref.attempt);
+        if (i >= 0) h.splice(i, 1);
+      }
+      this.onRelease();
+    }
+  }
+  releaseOnCancel = false;
+  onRelease = () => {};
+  sweep() {}
+  closeAll() {}
+  all(): WorkItem[] {
+    return [...this.held.values()].flat();
+  }
+  /** The agent answers: its slot frees, the result goes to the cell. */
+  answer(cell: Cell, item: WorkItem, status = ResultStatus.RESULT_STATUS_OK, error = '') {
+    for (const h of this.held.values()) {
+      const i = h.indexOf(item);
+      if (i >= 0) h.splice(i, 1);
+    }
+    const r: TaskResult = { taskId: item.taskId, attempt: item.attempt, status, output: Buffer.alloc(0), error, agentId: 'a', nodeCell: '/', runMicros: 0 };
+    cell.deliverResult(r);
+    cell.dispatcher.invalidate();
+  }
+}
+
+function setup(slots: Record<string, number>, opts: { maxAttempts?: number; timeoutMs?: number } = {}) {
+  let now = 1_000_000;
+  const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, {
+    now: () => now,
+    seed: 7,
+    tickMs: 10,
+    taskTimeoutMs: opts.timeoutMs ?? 1000,
+    leaseSlackMs: 0,
+    backoffBaseMs: 100,
+    backoffMaxMs: 1000,
+    maxAttempts: opts.maxAttempts ?? 3,
+  });
+  const agents = new FakeAgents(slots);
+  cell.agents = agents as unknown as AgentSessions;
+  agents.onRelease = () => cell.dispatcher.invalidate();
+  const turn = () => new Promise<void>((r) => setImmediate(r));
+  const settle = async () => {
+    for (let i = 0; i < 4; i++) await turn();
+  };
+  const advance = async (ms: number) => {
+    now += ms;
+    cell.tick();
+    await settle();
+  };
+  return { cell, agents, settle, advance, spec: (p: Partial<TaskSpec> = {}) => TaskSpec.fromPartial({ kind: 'k', ...p }) };
+}
+
+describe('dispatch at a home cell', () => {
+  it('never assigns more than the free slots, and refills as slots free', async () => {
+    const { cell, agents, settle, spec } = setup({ a: 2, b: 1 });
+    await cell.submit(Array.from({ length: 10 }, () => spec()));
+    await settle();
+    expect(agents.all()).toHaveLength(3);
+    expect(agents.maxOver).toBe(0);
+    expect(cell.queue.size).toBe(7);
+    agents.answer(cell, agents.held.get('a')![0]!);
+    await settle();
+    expect(agents.all()).toHaveLength(3);
+    expect(cell.ledger.counters.completed).toBe(1);
+    expect(agents.maxOver).toBe(0);
+  });
+
+  it('a lapsed lease retries with attempt+1 after backoff; the stale result is dropped', async () => {
+    const { cell, agents, settle, advance, spec } = setup({ a: 1, b: 1 });
+    const [o] = await cell.submit([spec()]);
+    await settle();
+    const first = agents.all()[0]!;
+    expect(first.attempt).toBe(1);
+    await advance(1001); // lease lapses
+    expect(cell.ledger.get(o!.id)!.state).toBe(TaskState.TASK_STATE_QUEUED);
+    expect(agents.cancels).toContain(`${o!.id}#1`);
+    await advance(1000); // past the backoff cap
+    const second = agents.all().find((i) => i.attempt === 2)!;
+    expect(second).toBeDefined();
+    agents.answer(cell, first); // stale: attempt 1
+    expect(cell.ledger.get(o!.id)!.state).toBe(TaskState.TASK_STATE_DISPATCHED);
+    agents.answer(cell, second);
+    expect(cell.ledger.get(o!.id)!.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(cell.ledger.get(o!.id)!.attempt).toBe(2);
+  });
+
+  it('dead-letters after max attempts of lapsed leases', async () => {
+    const { cell, agents, advance, settle, spec } = setup({ a: 1 }, { maxAttempts: 2 });
+    agents.releaseOnCancel = true;
+    const [o] = await cell.submit([spec()]);
+    await settle();
+    for (let i = 0; i < 6; i++) await advance(1001);
+    const rec = cell.ledger.get(o!.id)!;
+    expect(rec.state).toBe(TaskState.TASK_STATE_DEAD_LETTERED);
+    expect(rec.attempt).toBe(2);
+  });
+
+  it('retries agent errors with backoff and fails after max attempts; lost attempts retry at once', async () => {
+    const { cell, agents, settle, advance, spec } = setup({ a: 1 }, { maxAttempts: 2 });
+    const [o] = await cell.submit([spec()]);
+    await settle();
+    agents.answer(cell, agents.all()[0]!, ResultStatus.RESULT_STATUS_ERROR, LOST_PREFIX + 'agent died');
+    await settle();
+    // lost: requeued at once, no backoff
+    expect(agents.all()[0]!.attempt).toBe(2);
+    agents.answer(cell, agents.all()[0]!, ResultStatus.RESULT_STATUS_ERROR, 'bad input');
+    await advance(10);
+    expect(cell.ledger.get(o!.id)!.state).toBe(TaskState.TASK_STATE_FAILED);
+    expect(cell.ledger.get(o!.id)!.reason).toMatch(/bad input/);
+  });
+
+  it('dead-letters a task whose deadline passes while queued', async () => {
+    const { cell, agents, settle, advance, spec } = setup({ a: 1 });
+    await cell.submit([spec()]); // occupies the only slot
+    await settle();
+    const [late] = await cell.submit([spec({ deadlineUnixMs: 1_000_000 + 500 })]);
+    await settle();
+    expect(agents.all()).toHaveLength(1);
+    await advance(600);
+    expect(cell.ledger.get(late!.id)!.state).toBe(TaskState.TASK_STATE_DEAD_LETTERED);
+    expect(cell.queue.size).toBe(0);
+  });
+
+  it('cancel ends the task once and cancels the attempt at the agent', async () => {
+    const { cell, agents, settle, spec } = setup({ a: 1 });
+    const [o] = await cell.submit([spec()]);
+    await settle();
+    const rec = await cell.cancel(o!.id, 'user');
+    expect(rec.state).toBe(TaskState.TASK_STATE_CANCELLED);
+    expect(agents.cancels).toEqual([`${o!.id}#1`]);
+    agents.answer(cell, agents.all()[0]!);
+    expect(cell.ledger.get(o!.id)!.state).toBe(TaskState.TASK_STATE_CANCELLED);
+    expect(cell.ledger.counters.completed).toBe(0);
+  });
+
+  it('refuses submissions past capacity with RESOURCE_EXHAUSTED and a retry hint', async () => {
+    let now = 5;
+    const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, { now: () => now, seed: 1, queueCapacity: 3 });
+    await cell.submit([TaskSpec.fromPartial({ kind: 'k' }), TaskSpec.fromPartial({ kind: 'k' })]);
+    await expect(cell.submit([TaskSpec.fromPartial({ kind: 'k' }), TaskSpec.fromPartial({ kind: 'k' })])).rejects.toMatchObject({
+      code: 8,
+      details: { 'meshlb-retry-after-ms': expect.stringMatching(/^\d+$/) },
+    });
+    now++;
+  });
+});
