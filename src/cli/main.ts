@@ -309,7 +309,6 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       run(
         (async () => {
           const { loadTopology } = await import('../topology/parse.js');
-          await registerPolicies();
           const t = loadTopology(file);
           const replicas = t.cells.reduce((n, c) => n + c.replicas.length, 0);
           process.stdout.write(`${file}: ok (${t.name}: ${t.cells.length} cells, ${replicas} replicas)\n`);
@@ -326,7 +325,6 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       run(
         (async () => {
           const { loadTopology, formatTopology, topologyToDocument } = await import('../topology/parse.js');
-          await registerPolicies();
           const t = loadTopology(file);
           if (o.yaml) {
             const { stringify } = await import('yaml');
@@ -337,15 +335,6 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       );
     });
   return program;
-}
-
-/** Let src/policies register every policy, when that module exists, so validation knows them all. */
-async function registerPolicies(): Promise<void> {
-  try {
-    await import(new URL('../policies/index.js', import.meta.url).href);
-  } catch {
-    // not built yet: the built-in list of names applies
-  }
 }
 
 /** Parse argv and run; resolves to the exit code. */

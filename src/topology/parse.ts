@@ -4,7 +4,9 @@
 // one pass. Parsing is pure: no IO except in loadTopology.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { DEFAULT_POLICY_BY_TIER, listPolicies } from '../policies/registry.js';
+// Importing the policies' index registers every policy, so validation knows
+// their names and checks each cell's policyConfig with the policy's own parser.
+import { DEFAULT_POLICY_BY_TIER, getPolicy, listPolicies } from '../policies/index.js';
 import {
   TIERS,
   type CellSpec,
@@ -30,10 +32,7 @@ export const DEFAULTS: MeshDefaults = {
 /** The tier defaults of the design (seed 002's per-tier algorithms). */
 export const DEFAULT_TIER_POLICY: Readonly<Record<Tier, string>> = DEFAULT_POLICY_BY_TIER;
 
-/**
- * Policies known even before src/policies registers its modules; the registry's
- * names (listPolicies) are added to these at validation time.
- */
+/** The policy names of the design; the registry (listPolicies) is the authority, these the fallback. */
 export const BUILTIN_POLICIES: readonly string[] = [
   'global-geo',
   'region-wrr',
@@ -67,7 +66,10 @@ export class TopologyError extends Error {
 }
 
 export interface ParseOptions {
-  /** Policy names to accept; default BUILTIN_POLICIES plus the registry's. */
+  /**
+   * Policy names to accept instead of the registry's (then policyConfig is not
+   * checked, since those policies may not be registered).
+   */
   policies?: readonly string[];
 }
 
@@ -131,7 +133,20 @@ class Collector {
 
 function knownPolicies(opts: ParseOptions): Set<string> {
   if (opts.policies) return new Set(opts.policies);
-  return new Set([...BUILTIN_POLICIES, ...listPolicies()]);
+  const registered = listPolicies();
+  return new Set(registered.length ? registered : BUILTIN_POLICIES);
+}
+
+/** Check a policyConfig with the policy's own parser (when the policy is registered). */
+function checkPolicyConfig(where: string, policy: string, config: Obj, c: Collector, enabled: boolean): void {
+  if (!enabled) return;
+  const factory = getPolicy(policy);
+  if (!factory) return;
+  try {
+    factory.parseConfig(config);
+  } catch (err) {
+    c.add(where, (err as Error).message);
+  }
 }
 
 function parseDefaults(raw: unknown, c: Collector): MeshDefaults {
@@ -169,7 +184,7 @@ interface TierDefaults {
   replicas: number;
 }
 
-function parseTiers(raw: unknown, c: Collector, policies: Set<string>): Record<Tier, TierDefaults> {
+function parseTiers(raw: unknown, c: Collector, policies: Set<string>, checkConfigs: boolean): Record<Tier, TierDefaults> {
   const out = Object.fromEntries(
     TIERS.map((t) => [t, { policy: DEFAULT_TIER_POLICY[t], policyConfig: {}, replicas: 1 }]),
   ) as Record<Tier, TierDefaults>;
@@ -190,16 +205,19 @@ function parseTiers(raw: unknown, c: Collector, policies: Set<string>): Record<T
     c.keys(where, t, TIER_KEYS);
     if (t.policy !== undefined) {
       if (typeof t.policy !== 'string' || !policies.has(t.policy)) {
-        c.add(`${where}.policy`, unknownPolicyMsg(t.policy, policies));
+        c.add(`field "tiers.${tier}.policy"`, unknownPolicyMsg(t.policy, policies));
       } else out[tier].policy = t.policy;
     }
     if (t.policyConfig !== undefined) {
-      if (!isObj(t.policyConfig)) c.add(`${where}.policyConfig`, `must be a mapping, got ${describe(t.policyConfig)}`);
-      else out[tier].policyConfig = t.policyConfig;
+      if (!isObj(t.policyConfig)) c.add(`field "tiers.${tier}.policyConfig"`, `must be a mapping, got ${describe(t.policyConfig)}`);
+      else {
+        out[tier].policyConfig = t.policyConfig;
+        checkPolicyConfig(`field "tiers.${tier}.policyConfig"`, out[tier].policy, t.policyConfig, c, checkConfigs);
+      }
     }
     if (t.replicas !== undefined) {
       if (typeof t.replicas !== 'number' || !REPLICA_COUNTS.includes(t.replicas)) {
-        c.add(`${where}.replicas`, `must be 1, 3 or 5, got ${describe(t.replicas)}`);
+        c.add(`field "tiers.${tier}.replicas"`, `must be 1, 3 or 5, got ${describe(t.replicas)}`);
       } else out[tier].replicas = t.replicas;
     }
   }
@@ -238,6 +256,7 @@ function parseAddressing(raw: unknown, c: Collector): Addressing {
 interface Ctx {
   c: Collector;
   policies: Set<string>;
+  checkConfigs: boolean;
   tiers: Record<Tier, TierDefaults>;
   addressing: Addressing;
   cells: CellSpec[];
@@ -320,7 +339,10 @@ function parseCell(raw: unknown, parent: string, siblingIndex: number, ctx: Ctx)
   let policyConfig: Obj = raw.policy !== undefined && raw.policy !== td.policy ? {} : td.policyConfig;
   if (raw.policyConfig !== undefined) {
     if (!isObj(raw.policyConfig)) c.add(`${where} field "policyConfig"`, `must be a mapping, got ${describe(raw.policyConfig)}`);
-    else policyConfig = raw.policyConfig;
+    else {
+      policyConfig = raw.policyConfig;
+      checkPolicyConfig(`${where} field "policyConfig"`, policy, policyConfig, c, ctx.checkConfigs);
+    }
   }
   const labels = parseLabels(raw.labels, where, c);
   const replicas = parseReplicas(raw.replicas, path, tier, td.replicas, ctx);
@@ -402,16 +424,16 @@ function parseReplicas(raw: unknown, path: string, tier: Tier, dflt: number, ctx
     c.keys(w, r, REPLICA_KEYS);
     const a = r.address;
     if (typeof a !== 'string') {
-      c.add(`${w}.address`, `must be a "host:port" string, got ${describe(a)}`);
+      c.add(`cell "${path}" field "replicas[${i}].address"`, `must be a "host:port" string, got ${describe(a)}`);
       return;
     }
     const hp = splitAddress(a);
     if (!hp) {
-      c.add(`${w}.address`, `malformed address "${a}" (want host:port)`);
+      c.add(`cell "${path}" field "replicas[${i}].address"`, `malformed address "${a}" (want host:port)`);
       return;
     }
     if (hp.port < 1 || hp.port > 65535) {
-      c.add(`${w}.address`, `port out of range 1-65535: ${hp.port}`);
+      c.add(`cell "${path}" field "replicas[${i}].address"`, `port out of range 1-65535: ${hp.port}`);
       return;
     }
     out.push(make(i + 1, a));
@@ -439,9 +461,10 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
     } else name = doc.name;
   }
   const defaults = parseDefaults(doc.defaults, c);
-  const tiers = parseTiers(doc.tiers, c, policies);
+  const checkConfigs = opts.policies === undefined;
+  const tiers = parseTiers(doc.tiers, c, policies, checkConfigs);
   const addressing = parseAddressing(doc.addressing, c);
-  const ctx: Ctx = { c, policies, tiers, addressing, cells: [], nextPort: 0 };
+  const ctx: Ctx = { c, policies, checkConfigs, tiers, addressing, cells: [], nextPort: 0 };
   let root: unknown = doc.cells;
   if (Array.isArray(root)) {
     if (root.length !== 1) c.add('field "cells"', `must hold exactly one root cell "/", got ${root.length}`);

@@ -81,7 +81,7 @@ name: small
 cells:
   - name: /
     policy: p2c
-    policyConfig: { choices: 2 }
+    policyConfig: {}
     replicas: [{ address: "a:1" }, { address: "b:1" }, { address: "c:1" }]
     children:
       - name: r1
@@ -90,7 +90,7 @@ cells:
 `);
     expect(t.name).toBe('small');
     expect(t.byPath.get('/')!.policy).toBe('p2c');
-    expect(t.byPath.get('/')!.policyConfig).toEqual({ choices: 2 });
+    expect(t.byPath.get('/')!.policyConfig).toEqual({});
     expect(t.byPath.get('/r1')!.replicas[0]!.address).toBe('[::1]:7000');
   });
   it('generates hosts from a pattern with a fixed port', () => {
@@ -120,6 +120,11 @@ cells: { name: /, children: [{ name: eu }] }
   it('loadTopology names an unreadable file', () => {
     expect(() => loadTopology('/nonexistent/t.yaml')).toThrow(/\/nonexistent\/t.yaml: cannot read/);
   });
+  it('knows every registered policy', () => {
+    for (const p of ['global-geo', 'region-wrr', 'zone-least-conn', 'node-score', 'random', 'round-robin', 'p2c', 'least-loaded']) {
+      expect(parseTopology(`addressing: { basePort: 1 }\ncells: { name: /, policy: ${p} }`).cells[0]!.policy).toBe(p);
+    }
+  });
   it('accepts policies passed in explicitly', () => {
     const t = parseTopology('addressing: { basePort: 1 }\ncells: { name: /, policy: mine }', 's', { policies: ['mine', 'global-geo'] });
     expect(t.cells[0]!.policy).toBe('mine');
@@ -143,8 +148,8 @@ describe('errors name the file, the cell and the field', () => {
     ['duplicate address', 'cells: { name: /, replicas: [{address: "h:1"}], children: [{ name: eu, replicas: [{address: "h:1"}] }] }', /cell "\/eu" field "replicas": duplicate address h:1 \(also \/#1\)/],
     ['replicas 2', base('  name: /\n  replicas: 2'), /cell "\/" field "replicas": must be 1, 3 or 5 replicas.*got 2/],
     ['replica list of 4', 'cells: { name: /, replicas: [{address: "a:1"},{address: "a:2"},{address: "a:3"},{address: "a:4"}] }', /must be 1, 3 or 5 replicas.*got 4/],
-    ['tier replicas 4', base('  name: /', 'tiers: { zone: { replicas: 4 } }\n'), /field "tiers.zone".replicas: must be 1, 3 or 5/],
-    ['port out of range', 'cells: { name: /, replicas: [{ address: "h:70000" }] }', /cell "\/" field "replicas\[0\]".address: port out of range 1-65535: 70000/],
+    ['tier replicas 4', base('  name: /', 'tiers: { zone: { replicas: 4 } }\n'), /field "tiers.zone.replicas": must be 1, 3 or 5/],
+    ['port out of range', 'cells: { name: /, replicas: [{ address: "h:70000" }] }', /cell "\/" field "replicas\[0\].address": port out of range 1-65535: 70000/],
     ['port zero', 'cells: { name: /, replicas: [{ address: "h:0" }] }', /port out of range 1-65535: 0/],
     ['malformed address', 'cells: { name: /, replicas: [{ address: "nohost" }] }', /malformed address "nohost"/],
     ['basePort out of range', 'addressing: { basePort: 70000 }\ncells: { name: / }', /field "addressing.basePort": port out of range/],
@@ -153,7 +158,9 @@ describe('errors name the file, the cell and the field', () => {
     ['node with children', base('  name: /\n  children: [{ name: a, children: [{ name: b, children: [{ name: c, children: [{ name: d }] }] }] }]'), /cell "\/a\/b\/c" field "children": a node cell \(depth 3\) cannot have children/],
     ['tier mismatch', base('  name: /\n  children: [{ name: a, tier: zone }]'), /cell "\/a" field "tier": says string "zone" but a cell at depth 1 is tier "region"/],
     ['unknown policy', base('  name: /\n  policy: fastest'), /cell "\/" field "policy": unknown policy string "fastest" \(known: .*global-geo/],
-    ['unknown tier policy', base('  name: /', 'tiers: { node: { policy: nope } }\n'), /field "tiers.node".policy: unknown policy/],
+    ['bad policyConfig (checked by the policy)', base('  name: /\n  policy: p2c\n  policyConfig: { bogus: 1 }'), /cell "\/" field "policyConfig": policy p2c: .*bogus/],
+    ['bad tier policyConfig', base('  name: /', 'tiers: { global: { policy: p2c, policyConfig: { bogus: 1 } } }\n'), /field "tiers.global.policyConfig": policy p2c: .*bogus/],
+    ['unknown tier policy', base('  name: /', 'tiers: { node: { policy: nope } }\n'), /field "tiers.node.policy": unknown policy/],
     ['unknown tier', base('  name: /', 'tiers: { planet: {} }\n'), /field "tiers": unknown key "planet"/],
     ['labels not a map', base('  name: /\n  labels: [a, b]'), /cell "\/" field "labels": must be a mapping/],
     ['children not a list', base('  name: /\n  children: { name: a }'), /cell "\/" field "children": must be a list/],
