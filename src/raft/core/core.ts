@@ -30,6 +30,8 @@ export const TRANSFER_CONTEXT = 'raft:transfer';
 export interface TestingKnobs {
   /** Commit entries of earlier terms by counting replicas (the Raft paper's figure 8 bug). */
   readonly unsafeCommitPriorTermByCount?: boolean;
+  /** Grant votes without the up-to-date log check of §5.4.1 (breaks leader completeness). */
+  readonly unsafeVoteIgnoringLog?: boolean;
 }
 
 type MessageInit = Partial<Message> & Pick<Message, 'type' | 'to'>;
@@ -281,7 +283,7 @@ export class Raft {
       // A pre-vote for a future term promises nothing, so we may grant it while following.
       (pre && m.term > this.term);
     const resp = pre ? 'preVoteResp' : 'voteResp';
-    if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
+    if (canVote && (this.log.isUpToDate(m.index, m.logTerm) || this.knobs.unsafeVoteIgnoringLog === true)) {
       this.send({ type: resp, to: m.from, term: m.term });
       if (!pre) {
         this.electionElapsed = 0;

@@ -129,6 +129,13 @@ function handleAppResp(r: Raft, m: Message): void {
   if (!p) return;
   if (m.reject) {
     // Fast catch-up: jump to where our log can agree with the follower's hint.
+    if (p.state === 'snapshot' && m.rejectHint >= p.pendingSnapshot && p.pendingSnapshot > 0) {
+      // A stale append was refused by a follower that already holds the
+      // snapshot (its hint says so): resume probing after it.
+      p.becomeProbe();
+      sendAppend(r, m.from);
+      return;
+    }
     let hint = m.rejectHint;
     if (m.hintTerm !== undefined && m.hintTerm > 0) hint = r.log.findConflictByTerm(m.rejectHint, m.hintTerm);
     if (p.maybeDecrTo(m.index, hint)) {

@@ -7,7 +7,7 @@
 // checked after every step (see invariants.ts); at the end everything is
 // healed and the cluster must make progress within a bounded number of ticks.
 
-import { decodeConfChange } from '../../../src/raft/core/confchange.js';
+import { confEquals, decodeConfChange } from '../../../src/raft/core/confchange.js';
 import { MemoryStorage } from '../../../src/raft/core/memory-storage.js';
 import type { TestingKnobs } from '../../../src/raft/core/core.js';
 import { EntryType, type Message, type NodeId, type Ready } from '../../../src/raft/core/types.js';
@@ -29,6 +29,8 @@ export interface SimOptions {
   readonly knobs?: TestingKnobs;
   /** Deliberately broken driver: send messages before the disk sync. */
   readonly sendBeforeSync?: boolean;
+  /** Deliberately broken client: serve gets from the local replica without ReadIndex. */
+  readonly unsafeLocalReads?: boolean;
   readonly maxSizePerMsg?: number;
   readonly log?: (line: string) => void;
 }
@@ -164,7 +166,10 @@ export class Simulation {
       this.log(`t${this.now} ${rep.id} is ${rd.softState.role} term=${st.term}`);
     }
     // 3. apply
-    if (rd.snapshot) this.workload.onSnapshot(rep, rd.snapshot);
+    if (rd.snapshot) {
+      rep.conf = rd.snapshot.meta.conf;
+      this.workload.onSnapshot(rep, rd.snapshot);
+    }
     for (const e of rd.committedEntries) {
       const put = rep.kv.apply(e);
       this.checker.onApply(rep.id, e.index, rep.kv.hash);
@@ -226,6 +231,14 @@ export class Simulation {
       this.clock++;
       this.guard(to, `step ${msg.type}`, () => to.node.step(msg));
       this.process(to);
+      if (msg.type === 'snap') {
+        // Like a real transport, report a snapshot once it has been streamed.
+        const from = this.replicas.get(msg.from);
+        if (from?.up) {
+          this.guard(from, 'reportSnapshot', () => from.node.reportSnapshot(msg.to, true));
+          this.process(from);
+        }
+      }
     }
   }
 
@@ -374,7 +387,12 @@ export class Simulation {
       this.tick(false);
       const l = this.leader();
       if (!l) continue;
-      const members = [...l.conf.voters, ...l.conf.learners];
+      // The leader's configuration must match what its state machine applied.
+      const conf = l.node.status().conf;
+      if (!confEquals(conf, l.conf) && l.node.status().applied === l.node.status().commit) {
+        this.checker.onError(`driver conf ${JSON.stringify(l.conf)} != core conf ${JSON.stringify(conf)} at ${l.id}`);
+      }
+      const members = [...conf.voters, ...conf.learners];
       const done = members.every((id) => this.replicas.get(id)?.kv.data.get('__probe') !== undefined);
       if (done && l.kv.data.has('__probe')) return t;
       if (t % 10 === 1) this.guard(l, 'probe', () => void l.node.propose(data));
@@ -385,9 +403,10 @@ export class Simulation {
 
   run(): SimResult {
     const ticks = this.opts.ticks ?? 300;
-    for (let i = 0; i < ticks; i++) this.tick(true);
+    // A run stops at the end of the tick of its first violation: the first one is the interesting one.
+    for (let i = 0; i < ticks && this.checker.violations.length === 0; i++) this.tick(true);
     const bound = this.opts.livenessTicks ?? 400;
-    const took = this.liveness(bound);
+    const took = this.checker.violations.length === 0 ? this.liveness(bound) : 0;
     this.workload.finish();
     const history: Operation[] = this.workload.history;
     const lin = checkHistory(history);
