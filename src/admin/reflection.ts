@@ -34,6 +34,7 @@ import {
   type FileRegistry,
   type MessageShape,
 } from '@bufbuild/protobuf';
+import * as wkt from '@bufbuild/protobuf/wkt';
 import {
   DescriptorProtoSchema,
   EnumDescriptorProtoSchema,
@@ -193,6 +194,11 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
     return f;
   };
   const ref = (from: FileAcc, self: string, target: PbObject) => {
+    const wellKnown = WKT_BY_TYPE().get(fq(target).slice(1));
+    if (wellKnown) {
+      from.deps.add(wellKnown.proto.name);
+      return;
+    }
     const depName = nameOf(topLevel(target).filename);
     if (depName !== self) from.deps.add(depName);
   };
@@ -217,8 +223,11 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
       o.fieldsArray.length === 1 && o.fieldsArray[0]!.options?.proto3_optional === true;
     const ordered = [...oneofs.filter((o) => !isSynthetic(o)), ...oneofs.filter(isSynthetic)];
     msg.oneofDecl = ordered.map((o) => ({ $typeName: 'google.protobuf.OneofDescriptorProto', name: o.name }) as never);
+    // Declared nested types first, then map entries (protoc puts an entry where
+    // its field is declared; the order carries no meaning, this is the usual layout).
+    const mapEntries: DescriptorProto[] = [];
     for (const field of t.fieldsArray) {
-      const f = fieldProto(field, file, self, msg);
+      const f = fieldProto(field, file, self, mapEntries);
       if (field.partOf) {
         f.oneofIndex = ordered.indexOf(field.partOf);
         if (isSynthetic(field.partOf)) f.proto3Optional = true;
@@ -229,6 +238,7 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
       if (nested instanceof protobuf.Type) msg.nestedType.push(messageProto(nested, file, self));
       else if (nested instanceof protobuf.Enum) msg.enumType.push(enumProto(nested));
     }
+    msg.nestedType.push(...mapEntries);
     for (const r of t.reserved ?? []) {
       if (typeof r === 'string') msg.reservedName.push(r);
       else msg.reservedRange.push({ $typeName: 'google.protobuf.DescriptorProto.ReservedRange', start: r[0]!, end: r[1]! + 1 } as never);
@@ -236,7 +246,7 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
     return msg;
   };
 
-  const fieldProto = (field: PbField, file: FileAcc, self: string, msg: DescriptorProto): FieldDescriptorProto => {
+  const fieldProto = (field: PbField, file: FileAcc, self: string, mapEntries: DescriptorProto[]): FieldDescriptorProto => {
     const f = create(FieldDescriptorProtoSchema, {
       name: field.name,
       number: field.id,
@@ -265,7 +275,7 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
       const value = create(FieldDescriptorProtoSchema, { name: 'value', number: 2, label: Label.OPTIONAL, jsonName: 'value' });
       setType(value, field.type, field.resolvedType);
       entry.field.push(key, value);
-      msg.nestedType.push(entry);
+      mapEntries.push(entry);
       f.label = Label.REPEATED;
       f.type = FType.MESSAGE;
       f.typeName = `${fq(field.parent!)}.${entryName}`;
@@ -293,13 +303,23 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
           ref(file, nameOf(o.filename), m.resolvedResponseType!);
         }
       } else if (o instanceof protobuf.Namespace) {
-        walk(o);
+        // google.protobuf: protobufjs' bundled copies; we serve the canonical descriptors instead
+        if (fq(o) !== '.google.protobuf') walk(o);
       }
     }
   };
   walk(root);
 
   const built = new Map<string, FileDescriptorProto>();
+  // Well-known types we reference, with their own imports, as @bufbuild/protobuf embeds them.
+  const addWkt = (name: string) => {
+    if (built.has(name)) return;
+    const f = WKT_BY_FILE().get(name);
+    if (!f) throw new Error(`unknown well-known file ${name}`);
+    built.set(name, f.proto);
+    for (const d of f.proto.dependency) addWkt(d);
+  };
+  for (const f of files.values()) for (const d of f.deps) if (d.startsWith('google/protobuf/')) addWkt(d);
   for (const [name, f] of files) {
     built.set(
       name,
@@ -341,6 +361,37 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
   };
   for (const name of [...built.keys()].sort()) visit(name, []);
   return out;
+}
+
+type GenFileT = (typeof wkt)['file_google_protobuf_timestamp'];
+let wktByType: Map<string, GenFileT> | undefined;
+let wktByFile: Map<string, GenFileT> | undefined;
+
+/** google.protobuf.* type name → its file, from @bufbuild/protobuf's embedded descriptors. */
+function WKT_BY_TYPE(): Map<string, GenFileT> {
+  if (!wktByType) {
+    wktByType = new Map();
+    for (const f of WKT_BY_FILE().values()) {
+      const add = (typeName: string) => wktByType!.set(typeName, f);
+      const walkMsg = (m: GenFileT['messages'][number]) => {
+        add(m.typeName);
+        m.nestedMessages.forEach(walkMsg);
+        m.nestedEnums.forEach((e) => add(e.typeName));
+      };
+      f.messages.forEach(walkMsg);
+      f.enums.forEach((e) => add(e.typeName));
+    }
+  }
+  return wktByType;
+}
+
+function WKT_BY_FILE(): Map<string, GenFileT> {
+  wktByFile ??= new Map(
+    Object.entries(wkt)
+      .filter(([k]) => k.startsWith('file_google_protobuf_'))
+      .map(([, f]) => [(f as GenFileT).proto.name, f as GenFileT]),
+  );
+  return wktByFile;
 }
 
 /**

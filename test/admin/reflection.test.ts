@@ -219,6 +219,27 @@ describe('the trap this avoids', () => {
     expect(json(ours.get('grpc/health/v1/health.proto')!)).toEqual(json(health!));
   });
 
+  it('renders maps, proto3 optional, oneofs, reserved, nested enums and well-known imports exactly as buf does', () => {
+    const dir = join(repo, 'test', 'admin', 'fixtures', 'protos');
+    const out = join(mkdtempSync(join(tmpdir(), 'meshlb-buf-')), 'x.binpb');
+    const r = spawnSync(join(repo, 'node_modules', '.bin', 'buf'), ['build', dir, '-o', out, '--exclude-source-info'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const reference = fromBinary(FileDescriptorSetSchema, readFileSync(out)).file;
+    const ours = buildFileDescriptors([{ includeDir: dir, files: ['x/v1/x.proto'] }]);
+    expect(ours.map((f) => f.name)).toEqual(['google/protobuf/timestamp.proto', 'x/v1/y.proto', 'x/v1/x.proto']);
+    expect(validateFileDescriptors(ours)).toEqual([]);
+    for (const name of ['x/v1/x.proto', 'x/v1/y.proto']) {
+      const a = ours.find((f) => f.name === name)!;
+      const b = reference.find((f) => f.name === name)!;
+      expect(toJson(FileDescriptorProtoSchema, a), name).toEqual(toJson(FileDescriptorProtoSchema, b));
+    }
+    const reg = registryFrom([...ours].reverse());
+    const outer = reg.getMessage('x.v1.Outer')!;
+    expect(outer.field.inners!.fieldKind).toBe('map');
+    expect(outer.field.perKindColors!.fieldKind).toBe('map');
+    expect(outer.field.at!.message?.typeName).toBe('google.protobuf.Timestamp');
+  });
+
   it('the validator catches a misnamed map entry', () => {
     const files = buildFileDescriptors();
     const health = files.find((f) => f.name === 'grpc/health/v1/health.proto')!;
