@@ -272,6 +272,27 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   for (const r of mesh.replicas.values()) if (r.cell.agents) over = Math.max(over, r.cell.agents.maxOverSlots);
   for (const a of agents) over = Math.max(over, a.maxHeld - slots);
 
+  if (process.env.MESHLB_DEV_TRACE) {
+    let msgs = 0;
+    let items = 0;
+    for (const r of mesh.replicas.values()) {
+      const c = r.cell;
+      for (const l of c.children?.links.values() ?? []) {
+        msgs += l.batcher.messages;
+        items += l.batcher.items;
+      }
+      for (const s of c.agents?.byId.values() ?? []) {
+        msgs += s.batcher.messages;
+        items += s.batcher.items;
+      }
+      const pb = (c.parent as unknown as { batcher?: { messages: number; items: number } } | undefined)?.batcher;
+      if (pb) {
+        msgs += pb.messages;
+        items += pb.items;
+      }
+    }
+    err(`batching: ${msgs} messages carried ${items} items (${(items / Math.max(1, msgs)).toFixed(1)} per message)\n`);
+  }
   client.close();
   for (const a of agents) a.end();
   for (const c of clients.values()) c.close();
