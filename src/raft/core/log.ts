@@ -24,7 +24,14 @@ export class RaftLog {
     this.applied = Math.max(applied, floor);
     if (this.committed < floor) this.committed = floor;
     if (this.applied > this.committed) {
-      throw new Error(`raft: applied ${this.applied} is beyond committed ${this.committed}`);
+      // The driver applied (and durably recorded) entries whose commit index
+      // was not synced (a commit-only HardState need not be). Applied entries
+      // were committed, so the commit index may safely catch up, as long as
+      // the log still holds them.
+      if (this.applied > storage.lastIndex()) {
+        throw new Error(`raft: applied ${this.applied} is beyond the last log index ${storage.lastIndex()}`);
+      }
+      this.committed = this.applied;
     }
   }
 

@@ -67,6 +67,8 @@ export class Simulation {
   private loss: number;
   private dup: number;
   private nextId: number;
+  private readonly storm: number;
+  private readonly maxDelay: number;
   readonly workload: Workload;
   private readonly log: (line: string) => void;
 
@@ -85,14 +87,19 @@ export class Simulation {
       maxUncommitted: r.chance(0.5) ? 0 : r.int(5, 50),
       knobs: opts.knobs ?? {},
     };
-    this.loss = r.pick([0, 0.01, 0.05, 0.1]);
+    // How hostile this seed's world is: every rate below is scaled by it.
+    this.storm = r.pick([0.5, 1, 1, 2, 4]);
+    this.loss = Math.min(0.4, r.pick([0, 0.01, 0.05, 0.1]) * this.storm);
     this.dup = r.pick([0, 0.01, 0.05]);
+    this.maxDelay = r.pick([3, 8, 20]);
     const n = opts.replicas ?? 3;
     const ids = Array.from({ length: n }, (_, i) => String(i + 1));
     this.nextId = n + 1;
     this.workload = new Workload(this);
     for (const id of ids) this.addReplica(id, MemoryStorage.bootstrap(ids));
-    this.log(`seed ${opts.seed}: ${n} replicas ${JSON.stringify({ ...this.params, knobs: undefined, loss: this.loss, dup: this.dup })}`);
+    this.log(
+      `seed ${opts.seed}: ${n} replicas ${JSON.stringify({ ...this.params, knobs: undefined, storm: this.storm, loss: this.loss, dup: this.dup, maxDelay: this.maxDelay })}`,
+    );
   }
 
   bump(key: string, by = 1): void {
@@ -203,7 +210,8 @@ export class Simulation {
     if (this.rng.chance(this.loss)) return this.dropped(m);
     const copies = this.rng.chance(this.dup) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      const delay = this.rng.chance(0.1) ? this.rng.int(2, 8) : this.rng.int(0, 1);
+      // Mostly prompt; sometimes late enough to arrive after terms have changed.
+      const delay = this.rng.chance(0.1) ? this.rng.int(2, this.maxDelay) : this.rng.int(0, 1);
       this.inflight.push({ due: this.now + delay, msg: m });
     }
   }
@@ -226,6 +234,11 @@ export class Simulation {
       const to = this.replicas.get(msg.to);
       if (!to?.up || this.blocked.has(`${msg.from}>${msg.to}`)) {
         this.dropped(msg);
+        // A transport notices a dead connection (sometimes) and tells the sender.
+        const from = this.replicas.get(msg.from);
+        if (from?.up && msg.type === 'app' && this.rng.chance(0.5)) {
+          this.guard(from, 'reportUnreachable', () => from.node.reportUnreachable(msg.to));
+        }
         continue;
       }
       this.clock++;
@@ -347,8 +360,9 @@ export class Simulation {
     const r = this.rng;
     const alive = this.up().filter((x) => !x.removed);
     const members = [...this.replicas.values()].filter((x) => !x.removed);
-    if (r.chance(0.01) && alive.length > Math.floor(members.length / 2) + 1) this.crash(r.pick(alive), r.int(3, 40));
-    if (r.chance(0.002) && alive.length > 0) {
+    const k = this.storm;
+    if (r.chance(0.01 * k) && alive.length > Math.floor(members.length / 2) + 1) this.crash(r.pick(alive), r.int(3, 40));
+    if (r.chance(0.002 * k) && alive.length > 0) {
       // Every replica crashes at once (a power cut): only synced state survives anywhere.
       for (const x of alive) this.crash(x, r.int(1, 20));
     }
@@ -357,9 +371,9 @@ export class Simulation {
       this.blocked.clear();
       this.healAt = 0;
     }
-    if (r.chance(0.012)) this.partition();
-    if (r.chance(0.006)) this.membershipChange();
-    if (r.chance(0.005)) this.transfer();
+    if (r.chance(0.012 * k)) this.partition();
+    if (r.chance(0.006 * k)) this.membershipChange();
+    if (r.chance(0.005 * k)) this.transfer();
   }
 
   private tick(chaos: boolean): void {
