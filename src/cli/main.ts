@@ -260,6 +260,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--tasks <n>', 'tasks to submit (default: rate x duration)', int(1))
     .option('--chaos <list>', `faults to inject: ${CHAOS.join(', ')}`, list(CHAOS), [])
     .option('--seed <s>', 'random seed', int(0), 1)
+    .option('--ready-timeout <s>', 'how long to wait for every replica to be SERVING', num(1), 90)
     .option('--json', 'print one JSON summary on stdout')
     .addOption(logLevelOption())
     .action((o: Opts) => {
@@ -278,6 +279,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             seed: o.seed as number,
             json: o.json === true,
             logLevel: o.logLevel as string | undefined,
+            readyTimeoutMs: (o.readyTimeout as number) * 1000,
           });
         })(),
       );

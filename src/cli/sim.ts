@@ -28,7 +28,7 @@ export interface SimOptions {
   logLevel?: string;
   /** The meshlb entry to run (default: this checkout's bin/meshlb.js). */
   bin?: string;
-  /** How long to wait for every replica to be SERVING (default 30 s). */
+  /** How long to wait for every replica to be SERVING (default 90 s: 30 processes starting on 2 cores take a while). */
   readyTimeoutMs?: number;
   /** How long a killed or paused process stays down (default 1.5 s). */
   downMs?: number;
@@ -98,11 +98,17 @@ async function findLeader(cell: CellSpec): Promise<number> {
   return 1;
 }
 
-async function untilDeadline(what: string, timeoutMs: number, cond: () => Promise<boolean>, abort: AbortSignal): Promise<void> {
+async function untilDeadline(
+  what: string,
+  timeoutMs: number,
+  cond: () => Promise<boolean>,
+  abort: AbortSignal,
+  detail: () => string = () => '',
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!abort.aborted) {
     if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? ` (${detail()})` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('interrupted');
@@ -175,14 +181,18 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
       });
     }
     say(`sim: started ${replicas.length} replicas of ${t.name}; waiting for health`);
+    let notServing: string[] = [];
     await untilDeadline(
       'every replica SERVING',
-      o.readyTimeoutMs ?? 30_000,
+      o.readyTimeoutMs ?? 90_000,
       async () => {
         if (unexpected.length) throw new Error(`${unexpected[0]!.name} exited with ${unexpected[0]!.code} before the mesh was up`);
-        return (await Promise.all(replicas.map(({ r }) => checkHealth(r.address, '', 1000)))).every((s) => s === 'SERVING');
+        const statuses = await Promise.all(replicas.map(({ r }) => checkHealth(r.address, '', 1000)));
+        notServing = replicas.flatMap(({ r }, i) => (statuses[i] === 'SERVING' ? [] : [`${r.id} ${r.address}: ${statuses[i]}`]));
+        return notServing.length === 0;
       },
       abort.signal,
+      () => notServing.join('; '),
     );
     // 2. agents, one agent-sim per node cell
     const agentSpec = (cell: CellSpec) => ({
