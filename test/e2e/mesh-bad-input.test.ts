@@ -51,7 +51,8 @@ function rawStream(address: string, path: string) {
   return { client, call: client.open() };
 }
 
-function streamStatus(call: grpc.ClientDuplexStream<unknown, unknown>): Promise<grpc.StatusObject> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function streamStatus(call: grpc.ClientDuplexStream<any, any>): Promise<grpc.StatusObject> {
   return new Promise((resolve) => {
     call.on('data', () => {});
     call.on('error', () => {});
