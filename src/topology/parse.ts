@@ -3,7 +3,7 @@
 // names the file, the cell path and the field, so an operator fixes a file in
 // one pass. Parsing is pure: no IO except in loadTopology.
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 // Importing the policies' index registers every policy, so validation knows
 // their names and checks each cell's policyConfig with the policy's own parser.
 import { DEFAULT_POLICY_BY_TIER, getPolicy, listPolicies } from '../policies/index.js';
@@ -121,8 +121,18 @@ interface Addressing {
 
 class Collector {
   readonly issues: string[] = [];
+  /** Line of each cell's mapping and each top-level key, to point at the problem. */
+  constructor(private readonly lines: ReadonlyMap<string, number> = new Map()) {}
   add(where: string, msg: string): void {
-    this.issues.push(where ? `${where}: ${msg}` : msg);
+    const line = this.lineOf(where);
+    this.issues.push(`${line ? `line ${line}: ` : ''}${where ? `${where}: ` : ''}${msg}`);
+  }
+  private lineOf(where: string): number | undefined {
+    const cell = /^cell "([^"]+)"/.exec(where);
+    if (cell) return this.lines.get(cell[1]!);
+    const field = /^field "([a-zA-Z]+)/.exec(where);
+    if (field) return this.lines.get(field[1]!);
+    return undefined;
   }
   keys(where: string, o: Obj, allowed: readonly string[]): void {
     for (const k of Object.keys(o)) {
@@ -441,16 +451,48 @@ function parseReplicas(raw: unknown, path: string, tier: Tier, dflt: number, ctx
   return out;
 }
 
+/** Lines of the top-level keys and of every cell (by path), for error messages. */
+function nodeLines(root: unknown, lc: LineCounter): Map<string, number> {
+  const out = new Map<string, number>();
+  const lineOf = (n: unknown) => {
+    const r = (n as YamlNode | null)?.range;
+    return r ? lc.linePos(r[0]).line : undefined;
+  };
+  if (!isMap(root)) return out;
+  for (const pair of root.items) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+    const line = lineOf(pair.key);
+    if (key && line) out.set(key, line);
+  }
+  const walk = (node: unknown, path: string) => {
+    if (!isMap(node)) return;
+    const line = lineOf(node);
+    if (line && !out.has(path)) out.set(path, line);
+    const children = node.get('children', true);
+    if (!isSeq(children)) return;
+    for (const ch of children.items) {
+      if (!isMap(ch)) continue;
+      const name = ch.get('name');
+      if (typeof name === 'string' && SEGMENT_RE.test(name)) walk(ch, joinPath(path, name));
+    }
+  };
+  let cells: unknown = root.get('cells', true);
+  if (isSeq(cells)) cells = cells.items[0];
+  walk(cells, '/');
+  return out;
+}
+
 /** Parse and validate a topology document. Throws TopologyError listing every problem. */
 export function parseTopology(yamlText: string, source = '<topology>', opts: ParseOptions = {}): Topology {
-  let doc: unknown;
-  try {
-    doc = parseYaml(yamlText, { uniqueKeys: true, prettyErrors: true });
-  } catch (err) {
-    const msg = err instanceof YAMLParseError ? err.message : String(err);
-    throw new TopologyError(source, [`not valid YAML: ${msg.split('\n')[0]}`]);
+  const lineCounter = new LineCounter();
+  const parsed = parseDocument(yamlText, { uniqueKeys: true, lineCounter });
+  if (parsed.errors.length) {
+    const e = parsed.errors[0]!;
+    const line = e.linePos?.[0]?.line;
+    throw new TopologyError(source, [`${line ? `line ${line}: ` : ''}not valid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`]);
   }
-  const c = new Collector();
+  const doc: unknown = parsed.toJS();
+  const c = new Collector(nodeLines(parsed.contents, lineCounter));
   if (!isObj(doc)) throw new TopologyError(source, [`the document must be a mapping, got ${describe(doc)}`]);
   c.keys('', doc, TOP_KEYS);
   const policies = knownPolicies(opts);

@@ -175,6 +175,12 @@ describe('errors name the file, the cell and the field', () => {
       expect(issues.some((i) => re.test(i)), `issues were:\n${issues.join('\n')}`).toBe(true);
     });
   }
+  it('points at the line of the cell or top-level field', () => {
+    const issues = errorsOf('name: t\naddressing: { basePort: 9000 }\ndefaults: { maxAttempts: 0 }\ncells:\n  name: /\n  children:\n    - name: eu\n      replicas: 2\n');
+    expect(issues).toContain('line 3: field "defaults.maxAttempts": must be a positive integer, got number 0');
+    expect(issues.some((i) => i.startsWith('line 7: cell "/eu" field "replicas"'))).toBe(true);
+    expect(errorsOf('name: a\nname: b\ncells: { name: / }')[0]).toMatch(/^line 2: not valid YAML: Map keys must be unique$/);
+  });
   it('reports every problem at once', () => {
     const issues = errorsOf(base('  name: /\n  replicas: 2\n  children: [{ name: A }, { name: b, policy: x }]'));
     expect(issues.length).toBeGreaterThanOrEqual(3);
