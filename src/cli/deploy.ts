@@ -180,6 +180,8 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
             metadata: { labels: labels(cell) },
             spec: {
               terminationGracePeriodSeconds: 20,
+              // the image runs as user node (1000); the data volume must be writable by it
+              securityContext: { runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 },
               containers: [
                 {
                   name: 'meshlb',
