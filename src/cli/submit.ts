@@ -56,6 +56,8 @@ export interface SubmitSummary {
   accepted: number;
   rejected: number;
   rejected_by_code: Record<string, number>;
+  /** The first message seen per status code (rejections and failed waits), to tell why. */
+  first_errors: Record<string, string>;
   completed: number;
   failed: number;
   cancelled: number;
@@ -113,6 +115,7 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
     accepted: 0,
     rejected: 0,
     rejected_by_code: {},
+    first_errors: {},
     completed: 0,
     failed: 0,
     cancelled: 0,
@@ -141,12 +144,17 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
   const waiters = new Set<Promise<void>>();
   let fatal: MeshClientError | undefined;
 
-  const reject = (code: number, n: number) => {
+  const noteError = (code: number, message: string) => {
+    const name = status[code] ?? String(code);
+    s.first_errors[name] ??= message;
+  };
+  const reject = (code: number, n: number, message: string) => {
+    noteError(code, message);
     s.rejected += n;
     const name = status[code] ?? String(code);
     s.rejected_by_code[name] = (s.rejected_by_code[name] ?? 0) + n;
     // Not being able to reach the server at all is not load data: stop.
-    if (code === status.UNAVAILABLE && s.accepted === 0) fatal ??= new MeshClientError(code, 'cannot reach the server');
+    if (code === status.UNAVAILABLE && s.accepted === 0) fatal ??= new MeshClientError(code, `cannot reach the server: ${message}`);
   };
 
   const follow = (taskId: string, startedAt: number) => {
@@ -159,7 +167,9 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
         else if (t.state === TaskState.TASK_STATE_CANCELLED) s.cancelled++;
         else if (t.state === TaskState.TASK_STATE_DEAD_LETTERED) s.dead_lettered++;
       })
-      .catch(() => {
+      .catch((e: unknown) => {
+        const err = MeshClientError.from(e);
+        if (!waitAbort.signal.aborted) noteError(err.code, `waiting for ${taskId}: ${err.details}`);
         s.unfinished++;
       })
       .finally(() => {
@@ -198,14 +208,15 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
               done++;
             }
           } else {
-            reject(it.code, 1);
+            reject(it.code, 1, it.message);
             done++;
           }
         }
         freeSlot(done);
       }
     } catch (e) {
-      reject(MeshClientError.from(e).code, n);
+      const err = MeshClientError.from(e);
+      reject(err.code, n, err.details);
       freeSlot(n);
     }
   };
@@ -231,7 +242,8 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
         if (due > now) await sleep(due - now);
       }
       const n = Math.min(batch, total - sent);
-      while (inFlight + n > concurrency) await new Promise<void>((r) => (slotFreed = r));
+      // A unit bigger than the concurrency still goes, alone.
+      while (inFlight > 0 && inFlight + n > concurrency) await new Promise<void>((r) => (slotFreed = r));
       inFlight += n;
       sent += n;
       void sendUnit(n);

@@ -155,14 +155,21 @@ export class MeshClient {
       const call = this.clientFor(address).watch({ taskId }, new Metadata(), { deadline });
       const onAbort = () => call.cancel();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
+      // Cancel (RST_STREAM) only a watch the caller abandons. A stream that reached a
+      // terminal state or failed is over already: thousands of needless RSTs at once
+      // trip HTTP/2 flood protection and take the whole connection down.
+      let over = false;
       try {
         for await (const msg of call as AsyncIterable<{ task?: Task }>) {
           if (!msg.task) continue;
+          if (isTerminal(msg.task.state)) over = true;
           yield msg.task;
-          if (isTerminal(msg.task.state)) return;
+          if (over) return;
         }
+        over = true;
         return;
       } catch (e) {
+        over = true;
         const err = MeshClientError.from(e);
         if (opts.signal?.aborted) throw new MeshClientError(status.CANCELLED, 'watch aborted', {}, { cause: opts.signal.reason });
         if (err.code === status.FAILED_PRECONDITION && err.leaderAddress && hops < this.maxRedirects) {
@@ -179,7 +186,7 @@ export class MeshClient {
         throw err;
       } finally {
         opts.signal?.removeEventListener('abort', onAbort);
-        call.cancel();
+        if (!over) call.cancel();
       }
     }
   }
@@ -202,7 +209,7 @@ export class MeshClient {
       } catch (e) {
         const err = MeshClientError.from(e);
         if (err.code === status.DEADLINE_EXCEEDED && !opts.signal?.aborted) break;
-        if (err.code !== status.UNAVAILABLE) throw err;
+        if (!retryableWatchError(err)) throw err;
       }
       await sleep(Math.min(backoff.next(), Math.max(0, until - Date.now())));
     }
@@ -342,6 +349,12 @@ export class SubmitStream {
   cancel(): void {
     this.call.cancel();
   }
+}
+
+/** Watching is read-only, so it is retried after transport failures and saturation. */
+function retryableWatchError(err: MeshClientError): boolean {
+  if (err.code === status.UNAVAILABLE || err.code === status.RESOURCE_EXHAUSTED) return true;
+  return err.code === status.INTERNAL && /RST_STREAM|Session closed/i.test(err.details);
 }
 
 function toItem(it: SubmitBatchItem): SubmitItem {

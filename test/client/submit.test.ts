@@ -39,7 +39,8 @@ describe('submit load generator', () => {
     expect(s.rejected_by_code).toEqual({ RESOURCE_EXHAUSTED: 50 });
     expect(node.calls.submitBatch).toBe(5);
     node.exhausted.count = 0;
-    const ok = await submitLoad({ address: node.address, tasks: 55, batch: 10, statsIntervalMs: 0, stderr: () => {} });
+    // A batch larger than the concurrency still goes (alone): no deadlock.
+    const ok = await submitLoad({ address: node.address, tasks: 55, batch: 10, concurrency: 4, statsIntervalMs: 0, stderr: () => {} });
     expect(ok).toMatchObject({ accepted: 55, completed: 55 });
   });
 
