@@ -229,8 +229,8 @@ export class Raft {
   // ---- messages -------------------------------------------------------------
 
   step(m: Message): void {
-    if (m.term === 0) {
-      // Term-less requests (prop, readIndex): handled by role below.
+    if (m.type === 'prop' || m.type === 'readIndex') {
+      // Term-less requests: their outcome does not depend on the sender's term.
     } else if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {
         // Leader lease (check-quorum): while we heard from a leader within the

@@ -14,6 +14,7 @@ import {
   type NodeId,
   type RaftConfig,
   type ReadState,
+  type Ready,
 } from '../../../src/raft/core/types.js';
 import { Rng } from '../sim/rng.js';
 
@@ -27,6 +28,7 @@ export interface ClusterOptions {
   maxUncommitted?: number;
   seed?: number;
   knobs?: TestingKnobs;
+  observer?: (id: NodeId, rd: Ready, member: Member) => void;
 }
 
 export interface Member {
@@ -84,6 +86,8 @@ export class Cluster {
   private readonly cut = new Set<string>();
   private readonly dropTypes = new Set<string>();
   private readonly rng: Rng;
+  /** Called after each Ready of `id` was persisted, applied and advanced (for invariant checkers). */
+  observer: ((id: NodeId, rd: Ready, member: Member) => void) | undefined;
   /** When set, a human-readable trace of role changes, applies and reads (golden scripts print it). */
   trace: string[] | undefined;
 
@@ -92,6 +96,7 @@ export class Cluster {
     readonly opts: ClusterOptions = {},
   ) {
     this.rng = new Rng(opts.seed ?? 1);
+    this.observer = opts.observer;
     for (const id of voters) this.start(id, MemoryStorage.bootstrap(voters));
   }
 
@@ -180,6 +185,7 @@ export class Cluster {
       for (const rs of rd.readStates) this.trace?.push(`${id} read-state ${rs.context} index=${rs.index}`);
       m.readStates.push(...rd.readStates);
       m.node.advance(rd);
+      this.observer?.(id, rd, m);
     }
     this.queue.push(...out);
     return out;

@@ -16,6 +16,7 @@ import { encodePut } from './kv.js';
 import { checkHistory, type Operation } from './linearizability.js';
 import { Disk, Replica, type NodeParams, type PendingOp } from './replica.js';
 import { Rng } from './rng.js';
+import { Faults } from './faults.js';
 import { Workload } from './workload.js';
 
 export interface SimOptions {
@@ -62,15 +63,19 @@ export class Simulation {
   /** Logical clock for the history: bumped at every event so call/return times are distinct. */
   clock = 0;
   private inflight: InFlight[] = [];
-  private blocked = new Set<string>();
-  private healAt = 0;
+  /** One-way links currently cut, as `from>to`. */
+  readonly blocked = new Set<string>();
+  healAt = 0;
   private loss: number;
   private dup: number;
-  private nextId: number;
-  private readonly storm: number;
+  nextId: number;
+  readonly storm: number;
   private readonly maxDelay: number;
+  /** False during the healed liveness phase: no more faults. */
+  private chaosOn = true;
   readonly workload: Workload;
-  private readonly log: (line: string) => void;
+  private readonly faults: Faults;
+  readonly log: (line: string) => void;
 
   constructor(readonly opts: SimOptions) {
     this.rng = new Rng(opts.seed);
@@ -96,6 +101,7 @@ export class Simulation {
     const ids = Array.from({ length: n }, (_, i) => String(i + 1));
     this.nextId = n + 1;
     this.workload = new Workload(this);
+    this.faults = new Faults(this);
     for (const id of ids) this.addReplica(id, MemoryStorage.bootstrap(ids));
     this.log(
       `seed ${opts.seed}: ${n} replicas ${JSON.stringify({ ...this.params, knobs: undefined, storm: this.storm, loss: this.loss, dup: this.dup, maxDelay: this.maxDelay })}`,
@@ -106,7 +112,7 @@ export class Simulation {
     this.stats[key] = (this.stats[key] ?? 0) + by;
   }
 
-  private addReplica(id: NodeId, storage: MemoryStorage): Replica {
+  addReplica(id: NodeId, storage: MemoryStorage): Replica {
     const rep = new Replica(id, new Disk(storage), this.params, this.rng.fork());
     this.replicas.set(id, rep);
     this.process(rep);
@@ -167,6 +173,12 @@ export class Simulation {
       for (const m of rd.messages) this.send(m);
     }
     const st = rep.node.status();
+    if (rd.hardState && st.role === 'leader' && this.chaosOn && this.rng.chance(0.03 * this.storm)) {
+      // Adversarial timing: a leader crashes right after announcing a new commit index,
+      // before anything else it knows can spread (the window figure 8 is about).
+      this.crash(rep, this.rng.int(1, 30));
+      return;
+    }
     if (rd.softState) {
       this.checker.onRole(rep.id, rd.softState.role, st.term, rep.view);
       if (rd.softState.role === 'leader') this.bump('leadersElected');
@@ -257,7 +269,7 @@ export class Simulation {
 
   // ---- faults -----------------------------------------------------------------
 
-  private stop(rep: Replica): void {
+  stop(rep: Replica): void {
     rep.up = false;
     this.checker.onDown(rep.id);
     this.workload.onDown(rep);
@@ -271,114 +283,16 @@ export class Simulation {
     rep.restartAt = this.now + downFor;
   }
 
-  private restart(rep: Replica): void {
+  restart(rep: Replica): void {
     this.log(`t${this.now} restart ${rep.id}`);
     rep.up = true;
     this.guard(rep, 'restart', () => rep.boot());
     this.process(rep);
   }
 
-  private partition(): void {
-    const ids = this.up().map((r) => r.id);
-    if (ids.length < 2) return;
-    this.blocked.clear();
-    const kind = this.rng.int(0, 2);
-    if (kind === 0) {
-      // symmetric split
-      const side = new Set(this.rng.shuffle([...ids]).slice(0, this.rng.int(1, Math.floor(ids.length / 2))));
-      for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}>${b}`);
-      this.log(`t${this.now} partition ${[...side].join(',')} | rest`);
-    } else {
-      // asymmetric: some one-way links cut
-      const n = this.rng.int(1, ids.length);
-      for (let i = 0; i < n; i++) {
-        const a = this.rng.pick(ids);
-        const b = this.rng.pick(ids);
-        if (a !== b) this.blocked.add(`${a}>${b}`);
-      }
-      this.log(`t${this.now} one-way cuts ${[...this.blocked].join(' ')}`);
-    }
-    this.healAt = this.now + this.rng.int(10, 60);
-    this.bump('partitions');
-  }
-
-  private membershipChange(): void {
-    const l = this.leader();
-    if (!l) return;
-    const conf = l.node.status().conf;
-    const r = this.rng;
-    const total = conf.voters.length + conf.learners.length;
-    const choice = r.int(0, 2);
-    let cc: { type: 'addLearner' | 'addVoter' | 'removeNode'; node: NodeId } | undefined;
-    if (choice === 0 && total < 6) {
-      const id = String(this.nextId++);
-      this.addReplica(id, new MemoryStorage());
-      cc = { type: 'addLearner', node: id };
-    } else if (choice === 1 && conf.learners.length > 0) {
-      cc = { type: 'addVoter', node: r.pick(conf.learners) };
-    } else if (choice === 2 && (conf.voters.length > 3 || conf.learners.length > 0)) {
-      const pool = conf.voters.length > 3 ? [...conf.voters, ...conf.learners] : [...conf.learners];
-      cc = { type: 'removeNode', node: r.pick(pool) };
-    }
-    if (!cc) return;
-    let ok = false;
-    this.guard(l, 'proposeConfChange', () => {
-      ok = l.node.proposeConfChange({ ...cc, context: '' }).ok;
-    });
-    this.log(`t${this.now} propose ${cc.type} ${cc.node} via ${l.id}: ${ok ? 'accepted' : 'refused'}`);
-    if (ok) this.bump('confChangesProposed');
-    else if (cc.type === 'addLearner') {
-      const rep = this.replicas.get(cc.node)!;
-      rep.removed = true;
-      this.stop(rep);
-    }
-    this.process(l);
-  }
-
-  private transfer(): void {
-    const l = this.leader();
-    if (!l) return;
-    const voters = l.node.status().conf.voters.filter((v) => v !== l.id);
-    if (voters.length === 0) return;
-    const to = this.rng.pick(voters);
-    this.log(`t${this.now} transfer leadership ${l.id} -> ${to}`);
-    this.bump('transfers');
-    this.guard(l, 'transferLeader', () => l.node.transferLeader(to));
-    this.process(l);
-  }
-
-  private maybeSnapshot(rep: Replica): void {
-    const s = rep.disk.live;
-    const snapIndex = s.snapshot().meta.index;
-    if (rep.kv.applied - snapIndex < 20 || !this.rng.chance(0.3)) return;
-    s.createSnapshot(rep.kv.applied, rep.conf, rep.kv.snapshot());
-    s.compact(Math.max(s.firstIndex() - 1, rep.kv.applied - this.rng.int(0, 8)));
-    this.bump('snapshots');
-  }
-
-  private chaos(): void {
-    const r = this.rng;
-    const alive = this.up().filter((x) => !x.removed);
-    const members = [...this.replicas.values()].filter((x) => !x.removed);
-    const k = this.storm;
-    if (r.chance(0.01 * k) && alive.length > Math.floor(members.length / 2) + 1) this.crash(r.pick(alive), r.int(3, 40));
-    if (r.chance(0.002 * k) && alive.length > 0) {
-      // Every replica crashes at once (a power cut): only synced state survives anywhere.
-      for (const x of alive) this.crash(x, r.int(1, 20));
-    }
-    for (const x of this.replicas.values()) if (!x.up && !x.removed && x.restartAt <= this.now) this.restart(x);
-    if (this.healAt > 0 && this.now >= this.healAt) {
-      this.blocked.clear();
-      this.healAt = 0;
-    }
-    if (r.chance(0.012 * k)) this.partition();
-    if (r.chance(0.006 * k)) this.membershipChange();
-    if (r.chance(0.005 * k)) this.transfer();
-  }
-
   private tick(chaos: boolean): void {
     this.now++;
-    if (chaos) this.chaos();
+    if (chaos) this.faults.chaos();
     this.workload.issue(chaos);
     for (const rep of this.rng.shuffle(this.up())) {
       this.clock++;
@@ -386,12 +300,13 @@ export class Simulation {
       this.process(rep);
     }
     this.deliverDue();
-    for (const rep of this.up()) this.maybeSnapshot(rep);
+    for (const rep of this.up()) this.faults.maybeSnapshot(rep);
     this.workload.expire();
   }
 
   /** Heal everything and wait for a leader that commits and applies a fresh entry everywhere. */
   private liveness(bound: number): number {
+    this.chaosOn = false;
     this.blocked.clear();
     this.loss = 0;
     this.dup = 0;
