@@ -213,6 +213,23 @@ describe('MeshClient', () => {
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
   });
 
+  it('thousands of watches ending at once do not take the connection down (no needless RST_STREAM flood)', async () => {
+    const node = await startNode();
+    const c = newClient({ address: node.address });
+    const ids = (await c.submitBatch(Array.from({ length: 1500 }, () => ({ kind: 'x' })))).map((i) => i.taskId);
+    const waits = ids.map(async (id) => {
+      let last: Task | undefined;
+      for await (const t of c.watch(id)) last = t; // plain watch: no retries to hide a dropped connection
+      return last!;
+    });
+    await waitFor(() => ids.every((id) => node.watcherCount(id) === 1), { timeoutMs: 30_000, what: '1500 watches open' });
+    for (const id of ids) node.setState(id, TaskState.TASK_STATE_COMPLETED, {});
+    const done = await Promise.all(waits);
+    expect(done.every((t) => t.state === TaskState.TASK_STATE_COMPLETED)).toBe(true);
+    // The same connection still works.
+    expect((await c.submit({ kind: 'x' })).taskId).toMatch(/^t-/);
+  });
+
   it('submitStream pipelines many submissions on one stream', async () => {
     const node = await startNode();
     const c = newClient({ address: node.address });
