@@ -161,7 +161,8 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Running handlers by `${taskId}#${attempt}`; its size is the in-flight count. */
   private readonly running = new Map<string, RunningTask>();
-  private pendingStarted: TaskRef[] = [];
+  /** Started since the last flush; acked only if still running at the flush (a result implies the start). */
+  private pendingStarted: RunningTask[] = [];
   private pendingResults: TaskResult[] = [];
   /** Recently written batches, for re-sending after a break (bounded by window and maxBufferedResults). */
   private sentRing: SentBatch[] = [];
@@ -362,7 +363,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.heartbeatTimer.unref();
     // Tell the node at once what we still hold from before a reconnect: the attempts
     // (re-announced as started) and their count in a load; both count against our slots.
-    for (const t of this.running.values()) this.pendingStarted.push({ taskId: t.id, attempt: t.attempt });
+    for (const t of this.running.values()) this.pendingStarted.push(t);
     this.sendLoad();
     if (this.pendingResults.length > 0 || this.pendingStarted.length > 0) this.scheduleFlush();
     this.logger().debug({ node: w.nodeCell, replica: w.replicaId, interval }, 'agent: connected');
@@ -464,7 +465,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.stats.inFlight = n;
       if (n > this.stats.maxInFlight) this.stats.maxInFlight = n;
       this.stats.tasksStarted++;
-      this.pendingStarted.push({ taskId: d.taskId, attempt: d.attempt });
+      this.pendingStarted.push(t);
       this.scheduleFlush();
       if (this.listenerCount('taskStart') > 0) this.emit('taskStart', t);
       this.runHandler(t, handler);
@@ -569,9 +570,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     const call = this.call;
     if (!call || !this.welcomed || this.writeBlocked) return;
     if (this.pendingStarted.length > 0) {
-      const refs = this.pendingStarted;
-      this.pendingStarted = [];
-      this.write(call, { msg: { $case: 'started', value: { refs } } });
+      let refs: TaskRef[] | undefined;
+      for (const t of this.pendingStarted) {
+        if (this.running.get(t.key) === t) (refs ??= []).push({ taskId: t.id, attempt: t.attempt });
+      }
+      this.pendingStarted.length = 0;
+      if (refs) this.write(call, { msg: { $case: 'started', value: { refs } } });
     }
     const now = performance.now();
     this.trimSentRing(now);

@@ -40,8 +40,23 @@ describe('Agent', () => {
     expect(r.status).toBe(ResultStatus.RESULT_STATUS_OK);
     expect(Buffer.from(r.output).toString()).toBe('echo:hi:v');
     expect(r).toMatchObject({ attempt: 1, agentId: 'a1', nodeCell: '/test/n1' });
-    expect(s.started).toEqual([{ taskId: 't1', attempt: 1 }]);
     expect(agent.stats.tasksOk).toBe(1);
+    // It finished within the same turn: its result implies the start, no separate ack.
+    expect(s.started).toEqual([]);
+  });
+
+  it('acks the start of a task that is still running at the flush', async () => {
+    const node = await startNode();
+    const g = gate();
+    const agent = newAgent({ address: node.address }).handle('echo', () => g.p);
+    await agent.start();
+    const s = node.session()!;
+    s.assign([dispatch('t1', 'echo', '', 3)]);
+    await waitFor(() => s.started.length === 1, { what: 'started ack' });
+    expect(s.started).toEqual([{ taskId: 't1', attempt: 3 }]);
+    g.open();
+    await waitFor(() => s.resultFor('t1'), { what: 'result' });
+    expect(s.resultFor('t1')!.attempt).toBe(3);
   });
 
   it('coalesces results: many finished tasks travel in few messages', async () => {
