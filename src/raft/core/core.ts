@@ -303,6 +303,8 @@ export class Raft {
     // The leader counts itself at once: Ready's contract has it persist before
     // anything that depends on the entry (messages, applying) leaves the node.
     this.trk.progress.get(this.id)?.maybeUpdate(e.index);
+    // A single voter is its own quorum: nobody else's ack will trigger this.
+    maybeCommit(this);
     return e;
   }
 
