@@ -6,7 +6,7 @@ import type { Label } from '../gen/meshlb/v1/task.js';
 import { Agent, AgentChannelPool, seededRandom, type AgentTask } from '../agent/index.js';
 
 export interface AgentSimOptions {
-  /** Node cell replica address (or several to fail over across). */
+  /** Node cell replica address, or several (a list or "h1:p1,h2:p2") to fail over across. */
   address: string | readonly string[];
   /** Agents to run (default 10). */
   agents?: number;
@@ -69,6 +69,12 @@ export interface AgentSim {
   stop(opts?: { graceful?: boolean; timeoutMs?: number }): Promise<AgentSimStats>;
 }
 
+/** "h1:p1,h2:p2" (as the CLI passes it) or a list -> a list of addresses. */
+export function splitAddresses(a: string | readonly string[]): string[] {
+  const list = typeof a === 'string' ? a.split(',') : [...a];
+  return list.map((x) => x.trim()).filter(Boolean);
+}
+
 function labelsRecord(l: AgentSimOptions['labels']): Record<string, string> | undefined {
   if (!l) return undefined;
   if (Array.isArray(l)) {
@@ -90,6 +96,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
   const failureRate = opts.failureRate ?? 0;
   const prefix = opts.idPrefix ?? 'sim';
   const labels = labelsRecord(opts.labels);
+  const address = splitAddresses(opts.address);
   const pool = new AgentChannelPool({ channels: opts.channels ?? Math.max(1, Math.ceil(n / 1000)) });
   const t0 = performance.now();
   const agents: Agent[] = [];
@@ -117,7 +124,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
       });
     };
     const agent = new Agent({
-      address: opts.address,
+      address,
       agentId: `${prefix}-${i}`,
       kinds,
       labels,

@@ -6,10 +6,11 @@ import * as hdr from 'hdr-histogram-js';
 import { setMaxListeners } from 'node:events';
 import { status } from '@grpc/grpc-js';
 import { seededRandom } from '../agent/backoff.js';
+import { splitAddresses } from './agent-sim.js';
 import { MeshClient, MeshClientError, TaskState, toTaskSpec, type DurabilityName, type PriorityName, type TaskInput } from '../client/index.js';
 
 export interface SubmitLoadOptions {
-  /** Any replica (usually the root cell), or several. */
+  /** Any replica (usually the root cell), or several (a list or "h1:p1,h2:p2"). */
   address: string | readonly string[];
   /** Tasks to submit (default 1000). */
   tasks?: number;
@@ -108,7 +109,7 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
     timeoutMs: opts.timeoutMs,
   };
   toTaskSpec(spec); // bad options (priority, durability) fail here, before any traffic
-  const client = new MeshClient({ address: opts.address, retryResourceExhausted: opts.retryExhausted ?? true, random: seededRandom(seed + 1) });
+  const client = new MeshClient({ address: splitAddresses(opts.address), retryResourceExhausted: opts.retryExhausted ?? true, random: seededRandom(seed + 1) });
 
   const s: SubmitSummary = {
     submitted: 0,
