@@ -12,7 +12,7 @@ import type { Topology } from '../topology/types.js';
 import { AgentSessions } from './agent-sessions.js';
 import { Cell } from './cell.js';
 import { ChildLinks } from './child-links.js';
-import { tolerantService } from './grpc-util.js';
+import { enableNoDelay, tolerantService } from './grpc-util.js';
 import { ParentLink } from './parent-link.js';
 import { TaskService } from './task-service.js';
 import type { CellOptions } from './types.js';
@@ -81,6 +81,7 @@ export class Replica {
       services,
       log: cell.log,
     });
+    enableNoDelay(this.server.server);
     cell.start();
     if (cell.parent) {
       cell.parent.selfAddress = this.server.address;
