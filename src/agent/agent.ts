@@ -30,6 +30,8 @@ const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const MAX_ERROR_CHARS = 4096;
 /** Per-result framing overhead assumed when cutting batches by size. */
 const RESULT_OVERHEAD_BYTES = 96;
+/** After a drain's deadline, how long results (e.g. of aborted handlers) may still take to go out. */
+const DRAIN_FLUSH_GRACE_MS = 2000;
 
 export interface AgentOptions {
   /** host:port of the node cell replica, or several to fail over across (tried in turn). */
@@ -669,12 +671,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       for (const t of this.running.values()) t.abort('agent drain timed out');
     }
     // Every result out: needs a welcomed stream (reconnecting if need be) and an empty queue.
+    // Aborted handlers report on a later turn, so this phase gets a short grace of its own.
+    const flushUntil = Math.max(until, performance.now() + DRAIN_FLUSH_GRACE_MS);
     this.scheduleFlush();
     await this.waitState(
       () =>
         this.isClosed() ||
         (this.welcomed && this.pendingResults.length === 0 && this.pendingStarted.length === 0 && !this.writeBlocked && !this.flushScheduled),
-      until,
+      flushUntil,
     );
     const call = this.call;
     if (call && !this.isClosed()) {

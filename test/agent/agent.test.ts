@@ -338,6 +338,48 @@ describe('Agent', () => {
     expect(node.sessions.length).toBe(1);
   });
 
+  it('drain past its timeout aborts stuck handlers, reports them, and closes', async () => {
+    const node = await startNode();
+    const agent = newAgent({ address: node.address }).handle(
+      'echo',
+      (t) => new Promise((_, reject) => t.signal.addEventListener('abort', () => reject(t.signal.reason))),
+    );
+    await agent.start();
+    const s = node.session()!;
+    s.assign([dispatch('stuck')]);
+    await waitFor(() => agent.inFlight === 1, { what: 'running' });
+    await agent.drain({ timeoutMs: 100 });
+    expect(agent.state).toBe('closed');
+    const r = s.resultFor('stuck')!;
+    expect(r.status).toBe(ResultStatus.RESULT_STATUS_ERROR);
+    expect(r.error).toMatch(/drain timed out/);
+  });
+
+  it('holds at most maxBufferedResults while the node is away, dropping the oldest', async () => {
+    const node = await startNode();
+    const port = node.port;
+    const g = gate();
+    const agent = newAgent({ address: node.address, slots: 5, maxBufferedResults: 3, backoff: { initialMs: 10, maxMs: 50 }, random: seededRandom(4) }).handle(
+      'echo',
+      async (t) => {
+        await g.p;
+        return t.id;
+      },
+    );
+    await agent.start();
+    node.session()!.assign(['a', 'b', 'c', 'd', 'e'].map((id) => dispatch(id)));
+    await waitFor(() => agent.inFlight === 5, { what: 'five running' });
+    await node.stop();
+    await waitFor(() => agent.state === 'connecting', { what: 'disconnected' });
+    g.open();
+    await waitFor(() => agent.inFlight === 0, { what: 'all finished offline' });
+    expect(agent.stats.resultsDropped).toBe(2);
+    const node2 = await FakeNode.start({}, port);
+    cleanups.push(() => node2.stop());
+    await waitFor(() => node2.session('a1')?.results.length === 3, { what: 'the three newest results' });
+    expect(node2.session('a1')!.results.map((r) => r.taskId)).toEqual(['c', 'd', 'e']);
+  });
+
   it('a DrainOrder from the node drains and closes without reconnecting', async () => {
     const node = await startNode();
     const g = gate();
