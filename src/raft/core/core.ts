@@ -361,6 +361,9 @@ export class Raft {
     if (this.role !== 'leader') return;
     if (!this.promotable()) {
       // A removed (or demoted) leader stops leading; the rest elect a new one.
+      // First tell them the commit index: otherwise a remaining member may not
+      // know the removal is committed and keep waiting for our vote.
+      bcastAppend(this);
       this.becomeFollower(this.term, NONE);
       return;
     }

@@ -49,8 +49,11 @@ export class Faults {
       cc = { type: 'addLearner', node: id };
     } else if (choice === 1 && conf.learners.length > 0) {
       cc = { type: 'addVoter', node: r.pick(conf.learners) };
-    } else if (choice === 2 && (conf.voters.length > 3 || conf.learners.length > 0)) {
-      const pool = conf.voters.length > 3 ? [...conf.voters, ...conf.learners] : [...conf.learners];
+    } else if (choice === 2) {
+      // Usually keep three voters; sometimes shrink to two or one (a single voter is its own quorum).
+      const voterOk = conf.voters.length > 3 || (conf.voters.length > 1 && r.chance(0.3));
+      const pool = voterOk ? [...conf.voters, ...conf.learners] : [...conf.learners];
+      if (pool.length === 0) return;
       cc = { type: 'removeNode', node: r.pick(pool) };
     }
     if (!cc) return;

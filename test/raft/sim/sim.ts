@@ -207,8 +207,11 @@ export class Simulation {
     if (cc.type !== 'removeNode') return;
     this.bump('confChangesApplied');
     const gone = this.replicas.get(cc.node);
-    // The operator decommissions a node once the removal is applied anywhere.
-    if (gone && !gone.removed && !rep.conf.voters.includes(cc.node) && !rep.conf.learners.includes(cc.node)) {
+    // The operator decommissions a node once a remaining voter has applied its
+    // removal (stopping it earlier could leave the remaining members unaware
+    // that the removal committed, waiting for the removed node's vote).
+    const remainingVoter = rep.id !== cc.node && rep.conf.voters.includes(rep.id);
+    if (gone && !gone.removed && remainingVoter && !rep.conf.voters.includes(cc.node) && !rep.conf.learners.includes(cc.node)) {
       this.log(`t${this.now} ${cc.node} decommissioned (removal applied at ${rep.id})`);
       gone.removed = true;
       if (gone.up) this.stop(gone);
