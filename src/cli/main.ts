@@ -152,6 +152,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--kinds <list>', 'task kinds the agents take', list(), ['default'])
     .option('--labels <k=v,...>', 'agent labels', labels)
     .option('--service-time-ms <n>', 'mean simulated service time', num(0))
+    .option('--service-jitter-ms <n>', 'uniform jitter added to the service time', num(0))
     .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
     .option('--duration <s>', 'run this long, then drain and exit (default: until signalled)', num(0))
     .option('--id-prefix <p>', 'agent ids are <prefix>-<i>')
@@ -171,6 +172,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             kinds: o.kinds,
             labels: o.labels ?? [],
             serviceTimeMs: o.serviceTimeMs,
+            serviceJitterMs: o.serviceJitterMs,
             failureRate: o.failureRate,
             durationS: o.duration,
             idPrefix: o.idPrefix,
