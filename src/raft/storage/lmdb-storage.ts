@@ -3,10 +3,18 @@
 // log base (compaction point) and small runtime records live under meta keys.
 //
 // Durability: lmdb-js defaults to `overlappingSync` on Linux, where a commit
-// promise resolves once the transaction is VISIBLE and the fsync happens after.
-// We keep that mode (it lets the next transaction proceed while the previous one
-// flushes) but a sync write awaits `flushed` as well, so it resolves only once
-// lmdb has fsync'd it. `noSync`/`noMetaSync` are never set.
+// resolves once the transaction is VISIBLE and the fsync happens later. We turn
+// it off, so LMDB's commit itself fsyncs (`noSync`/`noMetaSync` are never set).
+//
+// Each write is one synchronous lmdb transaction (transactionSync): the commit
+// and its fsync run on the calling thread. That blocks the event loop for one
+// fsync per Ready (~0.4-0.6 ms here), but lmdb-js's asynchronous paths hand
+// every commit to a writer thread and back, and on a busy machine those two
+// thread wake-ups cost more than the fsync: measured on this 2-CPU box under
+// load, a 64-entry append took 0.6 ms p50 synchronously, 3.3 ms via `batch`,
+// and awaiting `flushed` under overlappingSync was worse still. Group commit
+// is the runtime's: proposals that arrive while one Ready is being written are
+// queued by the event loop and all land in the next Ready's single transaction.
 //
 // Reads are synchronous (the core's LogReader contract): recent entries from an
 // in-memory tail cache, older ones from lmdb. In-memory state is updated when a
@@ -61,6 +69,9 @@ export class LmdbStorage implements LogStore {
   /** Contiguous tail of the log: cache[k].index === last - cache.length + 1 + k. */
   private cache: Entry[] = [];
   private failed: Error | undefined;
+  /** A commit-only hard state not yet written (see append); flushed with the next write or by a timer. */
+  private hardDirty = false;
+  private hardTimer: NodeJS.Timeout | undefined;
 
   /** Opens (creating if needed) and verifies the log: see recover(). Throws StorageCorruptionError. */
   static open(opts: LmdbStorageOptions): LmdbStorage {
@@ -71,7 +82,7 @@ export class LmdbStorage implements LogStore {
     this.log = opts.log ?? logger({ component: 'raft-storage', dir: opts.dir });
     this.cacheMax = opts.cacheEntries ?? 16_384;
     this.snapshots = opts.snapshots ?? new FileSnapshotStore(path.join(opts.dir, 'snapshots'));
-    this.root = open({ path: path.join(opts.dir, 'raft.lmdb'), overlappingSync: true, noSync: false, maxDbs: 4 });
+    this.root = open({ path: path.join(opts.dir, 'raft.lmdb'), overlappingSync: false, noSync: false, maxDbs: 4, mapSize: 1 << 30 });
     this.ents = this.root.openDB<Buffer, number>({ name: 'entries', encoding: 'binary' });
     this.meta = this.root.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
     try {
@@ -220,16 +231,32 @@ export class LmdbStorage implements LogStore {
       throw new Error(`raft storage: append at ${ents[0]!.index} leaves a gap after ${this.last}`);
     }
     if (ents.length === 0 && !hardState) return;
+    if (hardState) this.hard = hardState;
+    if (ents.length === 0 && !(opts.sync ?? true)) {
+      // Only the commit index moved (etcd's mustSync=false). Every lmdb commit
+      // is an fsync, so rather than a transaction of its own it rides along with
+      // the next write; a timer bounds how stale the durable copy can get.
+      this.hardDirty = true;
+      this.hardTimer ??= setTimeout(() => {
+        this.hardTimer = undefined;
+        if (this.hardDirty && !this.failed) void this.write(() => this.putHard(), true).catch(() => undefined);
+      }, 200).unref();
+      return;
+    }
     const oldLast = this.last;
     const newLast = ents.length > 0 ? ents.at(-1)!.index : this.last;
     if (ents.length > 0) this.updateCache(ents);
-    if (hardState) this.hard = hardState;
     await this.write(() => {
       for (const e of ents) this.ents.putSync(e.index, encodeEntry(e));
       // A conflicting suffix longer than the new entries: drop what is past them.
       if (ents.length > 0) for (let i = newLast + 1; i <= oldLast; i++) this.ents.removeSync(i);
-      if (hardState) this.meta.putSync(K_HARD, encodeMeta(hardState));
-    }, opts.sync ?? true);
+      if (hardState || this.hardDirty) this.putHard();
+    }, true);
+  }
+
+  private putHard(): void {
+    this.hardDirty = false;
+    this.meta.putSync(K_HARD, encodeMeta(this.hard));
   }
 
   async setHardState(hs: HardState): Promise<void> {
@@ -293,7 +320,8 @@ export class LmdbStorage implements LogStore {
   }
 
   async close(): Promise<void> {
-    await this.root.flushed;
+    if (this.hardTimer) clearTimeout(this.hardTimer);
+    if (this.hardDirty && !this.failed) await this.write(() => this.putHard(), true);
     await this.root.close();
   }
 
@@ -308,24 +336,19 @@ export class LmdbStorage implements LogStore {
   }
 
   /**
-   * One lmdb transaction. Calls issued while an earlier one is still committing
-   * queue up behind it in lmdb's writer; those issued in the same event turn
-   * share a transaction (lmdb-js event-turn batching).
+   * One atomic, fsync'd lmdb transaction, committed before this returns (see
+   * the header for why synchronously). Async in signature so the port allows a
+   * truly asynchronous store; `sync` is accepted for that reason too.
    */
-  private async write(body: () => void, sync: boolean): Promise<void> {
-    const p = this.root.transaction(body).then(
-      async () => {
-        if (sync) await this.root.flushed;
-      },
-      (err: unknown) => {
-        // A failed write leaves memory ahead of disk: nothing later may be trusted.
-        this.failed = new StorageCorruptionError('raft storage write failed', { cause: err });
-        this.log.error({ err }, 'raft storage write failed; replica must stop');
-        throw this.failed;
-      },
-    );
-    if (sync) return p;
-    p.catch(() => undefined); // surfaced through checkHealthy() on the next call
+  private async write(body: () => void, _sync: boolean): Promise<void> {
+    try {
+      this.root.transactionSync(body);
+    } catch (err) {
+      // A failed write leaves memory ahead of disk: nothing later may be trusted.
+      this.failed = new StorageCorruptionError('raft storage write failed', { cause: err });
+      this.log.error({ err }, 'raft storage write failed; replica must stop');
+      throw this.failed;
+    }
   }
 
   private checkHealthy(): void {

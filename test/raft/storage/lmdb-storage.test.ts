@@ -42,6 +42,20 @@ describe('LmdbStorage', () => {
     await r.close();
   });
 
+  it('folds a commit-only hard state into the next write, and flushes it on close', async () => {
+    const dir = tmp();
+    const s = LmdbStorage.open({ dir });
+    await s.append(ents(1, 3, 1), { term: 1, vote: 'a', commit: 0 });
+    await s.append([], { term: 1, vote: 'a', commit: 2 }, { sync: false });
+    expect(s.initialState().hardState.commit).toBe(2); // visible at once
+    await s.append(ents(4, 4, 1));
+    await s.append([], { term: 1, vote: 'a', commit: 4 }, { sync: false });
+    await s.close();
+    const r = LmdbStorage.open({ dir });
+    expect(r.initialState().hardState).toEqual({ term: 1, vote: 'a', commit: 4 });
+    await r.close();
+  });
+
   it('replaces a conflicting suffix, including a longer old one', async () => {
     const s = LmdbStorage.open({ dir: tmp(), cacheEntries: 4 });
     await s.append(ents(1, 10, 1));
