@@ -73,6 +73,8 @@ export class Simulation {
   private readonly maxDelay: number;
   /** False during the healed liveness phase: no more faults. */
   private chaosOn = true;
+  /** Removed nodes not yet shut down, with the index of their removal entry. */
+  private readonly removals = new Map<NodeId, number>();
   readonly workload: Workload;
   private readonly faults: Faults;
   readonly log: (line: string) => void;
@@ -192,7 +194,7 @@ export class Simulation {
     for (const e of rd.committedEntries) {
       const put = rep.kv.apply(e);
       this.checker.onApply(rep.id, e.index, rep.kv.hash);
-      if (e.type === EntryType.ConfChange) this.applyConfChange(rep, decodeConfChange(e.data));
+      if (e.type === EntryType.ConfChange) this.applyConfChange(rep, decodeConfChange(e.data), e.index);
       this.workload.onApply(rep, put);
       if (!rep.up) return;
     }
@@ -202,17 +204,31 @@ export class Simulation {
     this.workload.serveReads(rep);
   }
 
-  private applyConfChange(rep: Replica, cc: ReturnType<typeof decodeConfChange>): void {
+  private applyConfChange(rep: Replica, cc: ReturnType<typeof decodeConfChange>, index: number): void {
     rep.conf = rep.node.applyConfChange(cc);
     if (cc.type !== 'removeNode') return;
     this.bump('confChangesApplied');
-    const gone = this.replicas.get(cc.node);
-    // The operator decommissions a node once a remaining voter has applied its
-    // removal (stopping it earlier could leave the remaining members unaware
-    // that the removal committed, waiting for the removed node's vote).
-    const remainingVoter = rep.id !== cc.node && rep.conf.voters.includes(rep.id);
-    if (gone && !gone.removed && remainingVoter && !rep.conf.voters.includes(cc.node) && !rep.conf.learners.includes(cc.node)) {
-      this.log(`t${this.now} ${cc.node} decommissioned (removal applied at ${rep.id})`);
+    if (!rep.conf.voters.includes(cc.node) && !rep.conf.learners.includes(cc.node)) {
+      const known = this.removals.get(cc.node);
+      if (known === undefined || index < known) this.removals.set(cc.node, index);
+    }
+  }
+
+  /**
+   * The operator shuts a removed node down only once a remaining voter holds
+   * the removal durably committed. Earlier is unsafe for liveness: the
+   * remaining members might not know (or, after a crash, forget) that the
+   * removal committed, and then wait forever for the removed node's vote.
+   */
+  private decommission(): void {
+    for (const [id, index] of this.removals) {
+      const gone = this.replicas.get(id);
+      if (!gone || gone.removed) continue;
+      const witness = this.up().find(
+        (r) => r.id !== id && r.conf.voters.includes(r.id) && !r.conf.voters.includes(id) && r.disk.durable.hardState().commit >= index,
+      );
+      if (!witness) continue;
+      this.log(`t${this.now} ${id} decommissioned (removal at ${index} durably committed on ${witness.id})`);
       gone.removed = true;
       if (gone.up) this.stop(gone);
     }
@@ -303,6 +319,7 @@ export class Simulation {
       this.process(rep);
     }
     this.deliverDue();
+    this.decommission();
     for (const rep of this.up()) this.faults.maybeSnapshot(rep);
     this.workload.expire();
   }
