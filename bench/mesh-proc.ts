@@ -1,0 +1,147 @@
+// The processes of `npm run bench` (bench/mesh.ts forks this file with IPC):
+//
+//   cells  TOPOLOGY_YAML PATH[=PARENT_ADDR] ...  one Replica per path (port 0), in order; a
+//                                                 path whose parent runs in this process links to
+//                                                 it directly. The root records, per finished
+//                                                 task, submit-to-result latency from the submit
+//                                                 time carried in the payload.
+//   agents NODE_ADDR AGENTS SLOTS                 no-op SimAgents on one connection; each records
+//                                                 dispatch latency (submit to agent start).
+//   agentsim NODE_ADDR AGENTS                     the real agent SDK (as `meshlb agent-sim`).
+//
+// Times travel as process.hrtime (CLOCK_MONOTONIC, shared by every process on
+// the host) in microseconds, a float64 at the start of the payload.
+//
+// IPC: the parent sends {cmd: 'reset'} and {cmd: 'report'}; this process
+// answers {type: 'report', ...} with counts, a latency summary and the CPU it
+// used since the reset. It exits when the IPC channel closes.
+import { credentials } from '@grpc/grpc-js';
+import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
+import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
+import { TaskState } from '../src/gen/meshlb/v1/task.js';
+import { Replica } from '../src/mesh/replica.js';
+import { SimAgent } from '../src/mesh/sim-agent.js';
+import { parseTopology } from '../src/topology/parse.js';
+import { nowUs, payloadTimeUs } from './lib/clock.js';
+import { LatencyHistogram } from './lib/histogram.js';
+
+
+type Msg = { cmd: 'reset' } | { cmd: 'report' } | { cmd: 'rss' };
+
+function send(m: unknown): void {
+  process.send?.(m);
+}
+
+let hist = new LatencyHistogram();
+let count = 0;
+let cpu0 = process.cpuUsage();
+let t0 = nowUs();
+let lastUs = 0;
+let extra: () => Record<string, unknown> = () => ({});
+
+function reset(): void {
+  hist = new LatencyHistogram();
+  count = 0;
+  cpu0 = process.cpuUsage();
+  t0 = nowUs();
+  lastUs = 0;
+}
+
+function report(): Record<string, unknown> {
+  const c = process.cpuUsage(cpu0);
+  return { type: 'report', count, latency: hist.summary(), cpuUs: c.user + c.system, wallUs: nowUs() - t0, lastUs, ...extra() };
+}
+
+function listen(): void {
+  process.on('message', (m: Msg) => {
+    if (m.cmd === 'reset') {
+      reset();
+      send({ type: 'reset' });
+    } else if (m.cmd === 'report') send(report());
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+async function cells(yaml: string, paths: string[]): Promise<void> {
+  const topology = parseTopology(yaml, '<bench>');
+  const started = new Map<string, Replica>();
+  const addresses: Record<string, string> = {};
+  for (const arg of paths) {
+    const [path, parentAddr] = arg.split('=') as [string, string | undefined];
+    const spec = topology.byPath.get(path)!;
+    const local = spec.parent ? started.get(spec.parent) : undefined;
+    const r = new Replica({
+      topology,
+      cell: path,
+      host: '127.0.0.1',
+      port: 0,
+      parentAddresses: () => (local ? [local.address] : parentAddr ? [parentAddr] : []),
+    });
+    await r.start();
+    started.set(path, r);
+    addresses[path] = r.address;
+  }
+  const root = started.get('/');
+  if (root) {
+    root.cell.ledger.onTerminal((rec) => {
+      if (rec.state !== TaskState.TASK_STATE_COMPLETED) return;
+      count++;
+      lastUs = nowUs();
+      const t = payloadTimeUs(rec.spec.payload);
+      if (t === t) hist.recordUs(lastUs - t);
+    });
+  }
+  extra = () => {
+    const out: Record<string, unknown> = {};
+    if (root) {
+      const c = root.cell;
+      let free = 0;
+      for (const l of c.children?.links.values() ?? []) for (const k of l.summary?.kinds ?? []) free += k.freeSlots;
+      out.rootFree = free;
+      out.live = c.ledger.liveCount;
+      out.counters = c.ledger.counters;
+    }
+    const node = [...started.values()].find((r) => r.cell.agents);
+    if (node) out.agentsConnected = node.cell.agents!.byId.size;
+    let msgs = 0;
+    let items = 0;
+    for (const r of started.values()) {
+      for (const l of r.cell.children?.links.values() ?? []) ((msgs += l.batcher.messages), (items += l.batcher.items));
+      for (const s of r.cell.agents?.byId.values() ?? []) ((msgs += s.batcher.messages), (items += s.batcher.items));
+      const pb = (r.cell.parent as unknown as { batcher?: { messages: number; items: number } } | undefined)?.batcher;
+      if (pb) ((msgs += pb.messages), (items += pb.items));
+    }
+    out.batching = { messages: msgs, items };
+    return out;
+  };
+  listen();
+  send({ type: 'ready', addresses });
+}
+
+async function agents(address: string, n: number, slots: number): Promise<void> {
+  const client = new AgentServiceClient(address, credentials.createInsecure());
+  const onStart = (d: Dispatch): void => {
+    count++;
+    lastUs = nowUs();
+    const t = payloadTimeUs(d.spec!.payload);
+    if (t === t) hist.recordUs(lastUs - t);
+  };
+  const list: SimAgent[] = [];
+  for (let i = 0; i < n; i++) list.push(new SimAgent({ address, agentId: `bench-${i}`, kinds: ['bench'], slots, client, onStart }));
+  await Promise.all(list.map((a) => a.start()));
+  listen();
+  send({ type: 'ready' });
+}
+
+async function agentSim(address: string, n: number): Promise<void> {
+  const { startAgentSim } = await import('../src/cli/agent-sim.js');
+  const sim = startAgentSim({ address, agents: n, slots: 4, kinds: ['bench'], statsIntervalMs: 0 });
+  extra = () => ({ connected: sim.stats().connected });
+  listen();
+  send({ type: 'ready' });
+}
+
+const [role, ...args] = process.argv.slice(2);
+if (role === 'cells') await cells(args[0]!, args.slice(1));
+else if (role === 'agents') await agents(args[0]!, Number(args[1]), Number(args[2]));
+else if (role === 'agentsim') await agentSim(args[0]!, Number(args[1]));
