@@ -15,6 +15,7 @@ import {
   NONE,
   type ConfChange,
   type ConfState,
+  type Entry,
   type Message,
   type NodeId,
   type Ready,
@@ -315,6 +316,15 @@ export class RaftReplica implements RaftEndpoint {
       this.term = rd.hardState.term;
       this.commit = rd.hardState.commit;
     }
+    // 0. Committed entries we already hold durably from earlier Readies (below
+    // this Ready's first new entry) are applied before this Ready's write: the
+    // rule "persist, then apply" exists for committed entries that arrive in the
+    // same Ready as their data, which these are not. Without this a leader under
+    // load answers every commit one fsync late (behind the next batch's write).
+    if (!rd.snapshot && rd.entries.length > 0 && rd.committedEntries.length > 0) {
+      this.applyCommitted(rd.committedEntries, Math.min(this.log.lastIndex(), rd.entries[0]!.index - 1));
+      await null; // let the callers just answered run (and propose again) before we block on the fsync
+    }
     // 1. persist: snapshot, then entries + hard state in one fsync'd transaction.
     if (rd.snapshot) {
       await this.snaps.save(rd.snapshot);
@@ -335,12 +345,7 @@ export class RaftReplica implements RaftEndpoint {
     }
     // 3. apply.
     if (rd.snapshot) this.restore(rd.snapshot);
-    for (const e of rd.committedEntries) {
-      if (e.index <= this.applied) continue;
-      if (e.type === EntryType.ConfChange) this.applyConf(decodeConfChange(e.data));
-      else if (e.data.length > 0) this.applyNormal(e.index, e.data);
-      this.applied = e.index;
-    }
+    this.applyCommitted(rd.committedEntries, Number.POSITIVE_INFINITY);
     for (const rs of rd.readStates) {
       const r = this.reads.get(rs.context);
       if (r) r.index = rs.index;
@@ -348,6 +353,17 @@ export class RaftReplica implements RaftEndpoint {
     for (const r of this.reads.values()) if (r.index !== undefined && r.index <= this.applied) r.p.resolve(undefined);
     this.waiters.check();
     this.maybeSnapshot();
+  }
+
+  /** Apply committed entries up to `upTo`, in order, skipping what is already applied. */
+  private applyCommitted(entries: readonly Entry[], upTo: number): void {
+    for (const e of entries) {
+      if (e.index > upTo) break;
+      if (e.index <= this.applied) continue;
+      if (e.type === EntryType.ConfChange) this.applyConf(decodeConfChange(e.data));
+      else if (e.data.length > 0) this.applyNormal(e.index, e.data);
+      this.applied = e.index;
+    }
   }
 
   private applyNormal(index: number, data: Uint8Array): void {
