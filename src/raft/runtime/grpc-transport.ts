@@ -24,7 +24,7 @@ const CHUNK = 1 << 20;
 export interface GrpcTransportOptions {
   readonly groupId: string;
   readonly self: NodeId;
-  /** Peer id -> "host:port"; an entry for `self` is ignored. */
+  /** Peer id -> "host:port"; the entry for `self` is our own address, told to peers so they can answer. */
   readonly peers: Readonly<Record<NodeId, string>>;
   readonly credentials?: grpc.ChannelCredentials;
   /** Messages queued per peer before new ones are dropped. */
@@ -144,7 +144,8 @@ class PeerLink {
       }
       const messages = this.queue.splice(0, n);
       this.queueBytes = Math.max(0, this.queueBytes - bytes);
-      this.writable = call.write({ groupId: this.opts.groupId, from: this.opts.self, messages });
+      const fromAddress = this.opts.peers[this.opts.self] ?? '';
+      this.writable = call.write({ groupId: this.opts.groupId, from: this.opts.self, messages, fromAddress });
     }
     if (!this.writable) {
       call.once('drain', () => {
@@ -263,6 +264,7 @@ function raftServiceImpl(router: Router): RaftServiceServer {
         }
         for (const [to, msgs] of byNode) {
           const ep = router.replicas.get(key(req.groupId, to));
+          if (ep && req.fromAddress) ep.learnAddress?.(req.from, req.fromAddress);
           if (ep) ep.deliver(msgs);
           else call.write({ error: `unknown raft replica ${to} in group ${req.groupId}` });
         }

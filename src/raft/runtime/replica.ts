@@ -42,8 +42,14 @@ export interface StateMachine {
 export interface ReplicaOptions {
   readonly groupId: string;
   readonly id: NodeId;
-  /** Bootstrap voters with their addresses (self included); later starts only take addresses from it. */
+  /** Initial voters with their addresses (self included); later starts only take addresses from it. */
   readonly peers: Readonly<Record<NodeId, string>>;
+  /**
+   * Joining an existing group (added with addVoter/addLearner): start with an
+   * empty log and learn the configuration from the leader. Without it, a first
+   * start bootstraps a new group whose voters are `peers`.
+   */
+  readonly join?: boolean;
   /** Where LmdbStorage keeps the log and snapshots, unless `storage` is given. */
   readonly dataDir?: string;
   readonly storage?: { log: LogStore; snapshots: SnapshotStore };
@@ -113,7 +119,7 @@ export class RaftReplica implements RaftEndpoint {
     let storage = opts.storage;
     if (!storage) {
       if (!opts.dataDir) throw new Error('raft replica: dataDir or storage is required');
-      const lmdb = LmdbStorage.open({ dir: opts.dataDir, bootstrap: { voters: Object.keys(opts.peers), learners: [] }, log: this.logger });
+      const lmdb = LmdbStorage.open({ dir: opts.dataDir, bootstrap: opts.join ? undefined : opts.peers, log: this.logger });
       storage = { log: lmdb, snapshots: lmdb.snapshots };
     }
     this.log = storage.log;
@@ -261,6 +267,12 @@ export class RaftReplica implements RaftEndpoint {
 
   reportUnreachable(peer: NodeId): void {
     if (!this.closed) this.core.reportUnreachable(peer);
+  }
+
+  learnAddress(peer: NodeId, address: string): void {
+    if (this.closed || this.addresses[peer] || peer === this.id) return;
+    this.addresses[peer] = address;
+    this.transport.setPeer(peer, address);
   }
 
   reportSnapshot(peer: NodeId, ok: boolean): void {

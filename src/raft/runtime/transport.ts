@@ -23,6 +23,8 @@ export interface RaftEndpoint {
   /** Messages addressed to this replica (snap messages carry their data). */
   deliver(msgs: readonly Message[]): void;
   reportUnreachable(peer: NodeId): void;
+  /** A peer told us where it serves; used only if we have no address for it yet. */
+  learnAddress?(peer: NodeId, address: string): void;
   reportSnapshot(peer: NodeId, ok: boolean): void;
   status(): ReplicaStatus;
 }

@@ -21,10 +21,14 @@
 // write is issued (writes are ordered), durability is what the promise reports.
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { encodeConfChange } from '../core/confchange.js';
 import {
   CompactedError,
+  EntryType,
+  NONE,
   UnavailableError,
   type ConfState,
+  type NodeId,
   type Entry,
   type HardState,
   type Snapshot,
@@ -38,8 +42,13 @@ import { FileSnapshotStore } from './snapshot-store.js';
 export interface LmdbStorageOptions {
   /** Directory holding raft.lmdb and snapshots/. */
   readonly dir: string;
-  /** Membership before any snapshot exists; recorded on first open, ignored afterwards. */
-  readonly bootstrap?: ConfState;
+  /**
+   * Initial voters (id -> address) of a NEW group: on first open of an empty
+   * log, write the core's bootstrap entries (one committed addVoter per voter at
+   * term 1, in id order, so every initial member holds the same log). Ignored
+   * once the log has anything. A replica joining an existing group passes none.
+   */
+  readonly bootstrap?: Readonly<Record<NodeId, string>>;
   readonly snapshots?: SnapshotStore;
   /** Entries kept in memory for the core's reads (the tail of the log). */
   readonly cacheEntries?: number;
@@ -53,7 +62,6 @@ interface Base {
 
 const K_HARD = 'hardState';
 const K_BASE = 'base';
-const K_CONF = 'bootstrapConf';
 
 export class LmdbStorage implements LogStore {
   readonly snapshots: SnapshotStore;
@@ -64,7 +72,6 @@ export class LmdbStorage implements LogStore {
   private readonly cacheMax: number;
   private hard: HardState = EMPTY_HARD_STATE;
   private base: Base = { index: 0, term: 0 };
-  private bootstrapConf: ConfState = EMPTY_CONF;
   private last = 0;
   /** Contiguous tail of the log: cache[k].index === last - cache.length + 1 + k. */
   private cache: Entry[] = [];
@@ -101,16 +108,25 @@ export class LmdbStorage implements LogStore {
    *    refuse to start, an operator must replace this replica's data.
    * Finally catch up with a snapshot that was saved but not yet recorded here.
    */
-  private recover(bootstrap: ConfState | undefined): void {
+  private recover(bootstrap: Readonly<Record<NodeId, string>> | undefined): void {
     const hard = this.readMeta<HardState>(K_HARD);
     const base = this.readMeta<Base>(K_BASE);
-    const conf = this.readMeta<ConfState>(K_CONF);
     if (hard) this.hard = hard;
     if (base) this.base = base;
-    if (conf) this.bootstrapConf = conf;
-    else if (bootstrap) {
-      this.bootstrapConf = bootstrap;
-      this.meta.putSync(K_CONF, encodeMeta(bootstrap));
+    if (bootstrap && !hard && !base && this.snapshots.latestMeta() === undefined && this.ents.getKeysCount() === 0) {
+      const ids = Object.keys(bootstrap).sort();
+      // The address rides in the context so the runtime learns it from the log like any later member.
+      const ents: Entry[] = ids.map((node, i) => ({
+        term: 1,
+        index: i + 1,
+        type: EntryType.ConfChange,
+        data: encodeConfChange({ type: 'addVoter', node, context: bootstrap[node] ?? '' }),
+      }));
+      this.hard = { term: 1, vote: NONE, commit: ents.length };
+      this.root.transactionSync(() => {
+        for (const e of ents) this.ents.putSync(e.index, encodeEntry(e));
+        this.meta.putSync(K_HARD, encodeMeta(this.hard));
+      });
     }
     let expect = this.base.index + 1;
     let bad: number | undefined;
@@ -156,7 +172,8 @@ export class LmdbStorage implements LogStore {
   // ---- LogReader (synchronous, used by the core) ----
 
   initialState(): { hardState: HardState; conf: ConfState } {
-    return { hardState: this.hard, conf: this.snapshots.latestMeta()?.conf ?? this.bootstrapConf };
+    // Without a snapshot the configuration is in the log (bootstrap entries); the core replays it.
+    return { hardState: this.hard, conf: this.snapshots.latestMeta()?.conf ?? EMPTY_CONF };
   }
 
   firstIndex(): number {
@@ -200,7 +217,7 @@ export class LmdbStorage implements LogStore {
   snapshot(): Snapshot {
     return (
       this.snapshots.load() ?? {
-        meta: { index: this.base.index, term: this.base.term, conf: this.bootstrapConf },
+        meta: { index: this.base.index, term: this.base.term, conf: EMPTY_CONF },
         data: new Uint8Array(0),
       }
     );

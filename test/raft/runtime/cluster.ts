@@ -51,19 +51,31 @@ export class TestCluster {
     return Object.fromEntries(this.ids.map((id) => [id, this.nodes.get(id)!.address]));
   }
 
-  startReplica(id: NodeId): RaftReplica {
+  /** A new member that joins the running group (empty log, learns the configuration). */
+  async addJoiner(id: NodeId): Promise<Node> {
+    const node: Node = { id, dir: path.join(this.root, id), address: '', kv: new KvStateMachine() };
+    node.address = this.mode === 'grpc' ? `127.0.0.1:${await this.bind(node, 0)}` : `mem:${id}`;
+    this.nodes.set(id, node);
+    this.ids.push(id);
+    this.startReplica(id, true);
+    return node;
+  }
+
+  startReplica(id: NodeId, join = false): RaftReplica {
     const node = this.nodes.get(id)!;
     node.kv = new KvStateMachine();
-    const transport =
-      this.mode === 'grpc' ? new GrpcTransport({ groupId: 'g1', self: id, peers: this.peers() }) : this.net.transport(id);
+    // A joiner knows only itself: the members' addresses come from the log.
+    const peers = join ? { [id]: node.address } : this.peers();
+    const transport = this.mode === 'grpc' ? new GrpcTransport({ groupId: 'g1', self: id, peers }) : this.net.transport(id);
     const replica = new RaftReplica({
       groupId: 'g1',
       id,
-      peers: this.peers(),
+      peers,
       dataDir: node.dir,
       stateMachine: node.kv,
       transport,
       limits: this.limits,
+      join,
     });
     if (node.server) registerRaftService(node.server, replica);
     node.replica = replica;

@@ -79,6 +79,21 @@ describe('RaftReplica over gRPC', () => {
     expect(cluster.replica(leader).status().applied).toBeGreaterThan(120);
   });
 
+  it('a replica started with join: true catches up from an empty log and becomes a voter', async () => {
+    cluster = new TestCluster('grpc');
+    await cluster.start();
+    const leader = await cluster.leader();
+    for (let i = 0; i < 10; i++) await cluster.replica(leader).propose(putCommand(`j${i}`, `${i}`));
+    const n4 = await cluster.addJoiner('n4');
+    expect(cluster.replica('n4').isLeader()).toBe(false);
+    const conf = await cluster.replica(leader).addVoter('n4', n4.address);
+    expect([...conf.voters].sort()).toEqual(['n1', 'n2', 'n3', 'n4']);
+    await waitFor(() => n4.kv.data.get('j9') === '9', { what: 'joiner to catch up' });
+    await cluster.replica('n4').read();
+    // The joiner learned the initial members (and their addresses) from the log.
+    expect(cluster.replica('n4').addressOf(leader)).toBe(cluster.nodes.get(leader)!.address);
+  });
+
   it('membership changes pass through (forwarded from a follower); typed errors carry leader hints', async () => {
     cluster = new TestCluster('grpc');
     await cluster.start();

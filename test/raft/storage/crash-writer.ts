@@ -10,7 +10,7 @@ export function payload(index: number): Uint8Array {
 
 async function main(): Promise<void> {
   const dir = process.argv[2]!;
-  const store = LmdbStorage.open({ dir, bootstrap: { voters: ['a'], learners: [] } });
+  const store = LmdbStorage.open({ dir });
   let next = store.lastIndex() + 1;
   for (let round = 0; round < 20_000; round++) {
     const batch: Entry[] = [];

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { open } from 'lmdb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CompactedError, EntryType, UnavailableError, type Entry } from '../../../src/raft/core/types.js';
+import { decodeConfChange } from '../../../src/raft/core/confchange.js';
 import { LmdbStorage, StorageCorruptionError } from '../../../src/raft/storage/index.js';
 
 const dirs: string[] = [];
@@ -26,15 +27,30 @@ const text = (e: Entry) => new TextDecoder().decode(e.data);
 const conf = { voters: ['a', 'b', 'c'], learners: [] };
 
 describe('LmdbStorage', () => {
+  it('bootstraps a new group with one committed addVoter entry per voter, once', async () => {
+    const dir = tmp();
+    const s = LmdbStorage.open({ dir, bootstrap: { c: 'h:3', a: 'h:1', b: 'h:2' } });
+    expect(s.initialState()).toEqual({ hardState: { term: 1, vote: '', commit: 3 }, conf: { voters: [], learners: [] } });
+    expect(s.entries(1, 4).map((e) => [e.type, decodeConfChange(e.data)])).toEqual([
+      [EntryType.ConfChange, { type: 'addVoter', node: 'a', context: 'h:1' }],
+      [EntryType.ConfChange, { type: 'addVoter', node: 'b', context: 'h:2' }],
+      [EntryType.ConfChange, { type: 'addVoter', node: 'c', context: 'h:3' }],
+    ]);
+    await s.append(ents(4, 5, 2));
+    await s.close();
+    const r = LmdbStorage.open({ dir, bootstrap: { z: 'h:9' } }); // not empty: ignored
+    expect(r.lastIndex()).toBe(5);
+    await r.close();
+  });
+
   it('persists entries and hard state across reopen', async () => {
     const dir = tmp();
-    const s = LmdbStorage.open({ dir, bootstrap: conf });
-    expect(s.initialState().conf).toEqual(conf);
+    const s = LmdbStorage.open({ dir });
     expect([s.firstIndex(), s.lastIndex()]).toEqual([1, 0]);
     await s.append(ents(1, 10, 1), { term: 1, vote: 'b', commit: 4 });
     await s.close();
     const r = LmdbStorage.open({ dir, cacheEntries: 3 }); // small cache: reads come from lmdb too
-    expect(r.initialState()).toEqual({ hardState: { term: 1, vote: 'b', commit: 4 }, conf });
+    expect(r.initialState().hardState).toEqual({ term: 1, vote: 'b', commit: 4 });
     expect(r.lastIndex()).toBe(10);
     expect(r.entries(1, 11).map(text)).toEqual(ents(1, 10, 1).map(text));
     expect(r.term(7)).toBe(1);
@@ -111,7 +127,7 @@ describe('LmdbStorage', () => {
 
   it('records on open a snapshot that was saved before a crash cut the log update', async () => {
     const dir = tmp();
-    const s = LmdbStorage.open({ dir, bootstrap: conf });
+    const s = LmdbStorage.open({ dir });
     await s.append(ents(1, 3, 1));
     await s.snapshots.save({ meta: { index: 50, term: 4, conf }, data: enc.encode('x') });
     await s.close(); // crash stand-in: applySnapshot never ran

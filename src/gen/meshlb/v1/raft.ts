@@ -265,6 +265,11 @@ export interface RaftServiceStreamRequest {
   /** Sending replica; the receiver learns it is reachable. */
   from: string;
   messages: RaftMessage[];
+  /**
+   * Where the sender serves RaftService, so a replica that does not know it yet
+   * (one that just joined with an empty log) can answer.
+   */
+  fromAddress: string;
 }
 
 export interface RaftServiceStreamResponse {
@@ -899,7 +904,7 @@ export const RaftMessage: MessageFns<RaftMessage> = {
 };
 
 function createBaseRaftServiceStreamRequest(): RaftServiceStreamRequest {
-  return { groupId: "", from: "", messages: [] };
+  return { groupId: "", from: "", messages: [], fromAddress: "" };
 }
 
 export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
@@ -912,6 +917,9 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
     }
     for (const v of message.messages) {
       RaftMessage.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.fromAddress !== "") {
+      writer.uint32(34).string(message.fromAddress);
     }
     return writer;
   },
@@ -953,6 +961,14 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
             message.messages.push(RaftMessage.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.fromAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -976,6 +992,11 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
       messages: globalThis.Array.isArray(object?.messages)
         ? object.messages.map((e: any) => RaftMessage.fromJSON(e))
         : [],
+      fromAddress: isSet(object.fromAddress)
+        ? globalThis.String(object.fromAddress)
+        : isSet(object.from_address)
+        ? globalThis.String(object.from_address)
+        : "",
     };
   },
 
@@ -990,6 +1011,9 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
     if (message.messages?.length) {
       obj.messages = message.messages.map((e) => RaftMessage.toJSON(e));
     }
+    if (message.fromAddress !== "") {
+      obj.fromAddress = message.fromAddress;
+    }
     return obj;
   },
 
@@ -1001,6 +1025,7 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
     message.groupId = object.groupId ?? "";
     message.from = object.from ?? "";
     message.messages = object.messages?.map((e) => RaftMessage.fromPartial(e)) || [];
+    message.fromAddress = object.fromAddress ?? "";
     return message;
   },
 };
