@@ -22,7 +22,9 @@ export class Replica {
 
   start(): Promise<void> {
     // node --import tsx (not the tsx CLI): the pid we SIGKILL is the server itself, not a wrapper.
-    const args = ['--import', 'tsx', path.join(here, 'raft-kv-server.ts'), '--id', this.id, '--port', String(this.port), '--dir', this.dir, '--peers', this.peers];
+    // MESHLB_RAFT_NODE_ARGS: extra node flags for the servers (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+    const extra = (process.env.MESHLB_RAFT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const args = [...extra, '--import', 'tsx', path.join(here, 'raft-kv-server.ts'), '--id', this.id, '--port', String(this.port), '--dir', this.dir, '--peers', this.peers];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn' } });
     this.proc = proc;
     return new Promise((resolve, reject) => {
