@@ -5,7 +5,7 @@
 
 import { ProgressTracker } from '../tracker/tracker.js';
 import { applyToConf, decodeConfChange } from './confchange.js';
-import { bcastAppend, handleReadRequest, maybeCommit, stepLeader, tickLeader } from './leader.js';
+import { bcastAppend, handleReadRequest, maybeCommit, maybeLeave, stepLeader, tickLeader } from './leader.js';
 import { stepCandidate, stepFollower } from './follower.js';
 import { RaftLog } from './log.js';
 import { ReadOnlyQueue } from './read-only.js';
@@ -54,6 +54,13 @@ export class Raft {
   randomizedElectionTimeout = 0;
   /** Leader only: target of an ongoing transfer; proposals are refused while set. */
   leadTransferee: NodeId = NONE;
+  /**
+   * Leader only, after its own removal was applied: it keeps leading (without
+   * counting itself) until every remaining voter reports a commit index >= this,
+   * then steps down. Stepping down at once could leave the others unaware that
+   * the removal committed, waiting for our vote. 0 when not leaving.
+   */
+  leavingAt = 0;
   /** Leader only: index of the last conf change appended; a new one waits until applied >= this. */
   pendingConfIndex = 0;
   readonly readOnly = new ReadOnlyQueue();
@@ -127,6 +134,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.electionTick + Math.floor(this.cfg.random() * this.cfg.electionTick);
     this.leadTransferee = NONE;
+    this.leavingAt = 0;
     this.trk.resetVotes();
     this.readOnly.clear();
     this.pendingReads = [];
@@ -310,7 +318,8 @@ export class Raft {
 
   /** Leader-side admission of one proposal (local or forwarded). */
   acceptProposal(type: EntryType, data: Uint8Array): ProposeResult {
-    if (this.leadTransferee !== NONE) return { ok: false, reason: 'transferring' };
+    // Handing over (transfer, or leaving after our removal): new work goes to the next leader.
+    if (this.leadTransferee !== NONE || this.leavingAt > 0) return { ok: false, reason: 'transferring' };
     if (type === EntryType.ConfChange && this.pendingConfIndex > this.log.applied) {
       return { ok: false, reason: 'pendingConfChange' };
     }
@@ -360,13 +369,15 @@ export class Raft {
     this.trk.applyConf(conf, this.log.lastIndex() + 1);
     if (this.role !== 'leader') return;
     if (!this.promotable()) {
-      // A removed (or demoted) leader stops leading; the rest elect a new one.
-      // First tell them the commit index: otherwise a remaining member may not
-      // know the removal is committed and keep waiting for our vote.
+      // A removed (or demoted) leader steps down once the remaining voters know
+      // the removal committed (see leavingAt); until then it keeps replicating.
+      this.leavingAt = Math.max(this.log.committed, 1);
+      this.leadTransferee = NONE;
       bcastAppend(this);
-      this.becomeFollower(this.term, NONE);
+      maybeLeave(this);
       return;
     }
+    this.leavingAt = 0;
     if (this.leadTransferee !== NONE && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = NONE;
     // A smaller quorum may already hold more entries.
     if (maybeCommit(this)) bcastAppend(this);

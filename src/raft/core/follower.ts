@@ -8,12 +8,12 @@ import { NONE, type Message } from './types.js';
 function handleAppend(r: Raft, m: Message): void {
   if (m.index < r.log.committed) {
     // Everything up to our commit index is already settled: tell the leader where to resume.
-    r.send({ type: 'appResp', to: m.from, index: r.log.committed });
+    r.send({ type: 'appResp', to: m.from, index: r.log.committed, commit: r.log.committed });
     return;
   }
   const lastNew = r.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
   if (lastNew !== undefined) {
-    r.send({ type: 'appResp', to: m.from, index: lastNew });
+    r.send({ type: 'appResp', to: m.from, index: lastNew, commit: r.log.committed });
     return;
   }
   // Conflict hint (fast catch-up): the largest index at which our log could
@@ -27,20 +27,26 @@ function handleAppend(r: Raft, m: Message): void {
     reject: true,
     rejectHint: hint,
     hintTerm: r.log.term(hint) ?? 0,
+    commit: r.log.committed,
   });
 }
 
 function handleHeartbeat(r: Raft, m: Message): void {
   // The leader sends min(match, commit), so this never exceeds what we hold.
   r.log.commitTo(m.commit);
-  r.send({ type: 'heartbeatResp', to: m.from, ...(m.context !== undefined ? { context: m.context } : {}) });
+  r.send({
+    type: 'heartbeatResp',
+    to: m.from,
+    commit: r.log.committed,
+    ...(m.context !== undefined ? { context: m.context } : {}),
+  });
 }
 
 function handleSnapshot(r: Raft, m: Message): void {
   if (m.snapshot && r.restore(m.snapshot)) {
-    r.send({ type: 'appResp', to: m.from, index: r.log.lastIndex() });
+    r.send({ type: 'appResp', to: m.from, index: r.log.lastIndex(), commit: r.log.committed });
   } else {
-    r.send({ type: 'appResp', to: m.from, index: r.log.committed });
+    r.send({ type: 'appResp', to: m.from, index: r.log.committed, commit: r.log.committed });
   }
 }
 

@@ -90,12 +90,21 @@ export function tickLeader(r: Raft): void {
   }
 }
 
+/** A removed leader steps down once every remaining voter reported a commit index covering its removal. */
+export function maybeLeave(r: Raft): void {
+  if (r.role !== 'leader' || r.leavingAt === 0) return;
+  for (const id of r.trk.voters) {
+    if ((r.trk.progress.get(id)?.commit ?? 0) < r.leavingAt) return;
+  }
+  r.becomeFollower(r.term, NONE);
+}
+
 export function sendTimeoutNow(r: Raft, to: NodeId): void {
   r.send({ type: 'timeoutNow', to });
 }
 
 export function transferLeadership(r: Raft, to: NodeId): void {
-  if (r.role !== 'leader' || to === r.id || !r.trk.isVoter(to)) return;
+  if (r.role !== 'leader' || r.leavingAt > 0 || to === r.id || !r.trk.isVoter(to)) return;
   if (r.leadTransferee === to) return;
   r.leadTransferee = to;
   // The transfer must finish within one election timeout (tickLeader aborts it).
@@ -181,7 +190,10 @@ function handleHeartbeatResp(r: Raft, m: Message): void {
 
 export function stepLeader(r: Raft, m: Message): void {
   const p = r.trk.progress.get(m.from);
-  if (p) p.recentActive = true;
+  if (p) {
+    p.recentActive = true;
+    if ((m.type === 'appResp' || m.type === 'heartbeatResp') && m.commit > p.commit) p.commit = m.commit;
+  }
   switch (m.type) {
     case 'prop': {
       let any = false;
@@ -205,4 +217,5 @@ export function stepLeader(r: Raft, m: Message): void {
       // Vote responses after winning, a stray timeoutNow, etc.: nothing to do.
       break;
   }
+  if (r.leavingAt > 0) maybeLeave(r);
 }

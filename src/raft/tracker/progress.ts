@@ -24,6 +24,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** Highest commit index the follower reported in its responses (it knows entries up to here are committed). */
+  commit = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number, public isLearner = false) {

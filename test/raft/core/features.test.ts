@@ -131,6 +131,31 @@ describe('membership', () => {
     expect(c.get('2').applied.map(text)).toEqual(['after']);
   });
 
+  it('a removed leader keeps replicating until every remaining voter knows the removal committed', () => {
+    const c = new Cluster(three);
+    elect(c, '1');
+    c.cutOneWay('1', '3');
+    c.node('1').proposeConfChange({ type: 'removeNode', node: '1', context: '' });
+    c.processAll();
+    c.stabilize();
+    c.tick('1', 3);
+    c.stabilize();
+    expect(c.get('1').conf.voters).toEqual(['2', '3']); // applied at the leader
+    expect(c.node('1').status().role).toBe('leader'); // 3 does not know yet
+    expect(c.propose('1', 'no')).toEqual({ ok: false, reason: 'transferring' });
+    c.heal();
+    c.tick('1', 1);
+    c.stabilize();
+    expect(c.get('3').conf.voters).toEqual(['2', '3']); // 3 learned the removal committed
+    expect(c.node('1').status().role).toBe('follower');
+    for (let i = 0; i < 30 && !c.leader(); i++) {
+      c.tick('2');
+      c.tick('3');
+      c.stabilize();
+    }
+    expect(['2', '3']).toContain(c.leader());
+  });
+
   it('ConfChange entries carry the encoded change', () => {
     const c = new Cluster(three);
     elect(c, '1');
