@@ -83,6 +83,7 @@ export interface Message {
   /** app: index of the entry preceding `entries`; appResp: last index matched or rejected; vote: candidate's last index. */
   readonly index: number;
   readonly entries: readonly Entry[];
+  /** app/heartbeat: the leader's commit index (heartbeat: capped at the follower's match); appResp/heartbeatResp: the follower's. */
   readonly commit: number;
   readonly reject: boolean;
   /** appResp with reject: follower's hint for fast catch-up (its last index, or conflict index). */
@@ -90,7 +91,7 @@ export interface Message {
   /** appResp with reject: term of the follower's entry at rejectHint (etcd-style conflict hint). */
   readonly hintTerm?: number;
   readonly snapshot?: Snapshot;
-  /** readIndex / heartbeat: opaque request context. */
+  /** readIndex / heartbeat: opaque request context; vote: marks a leadership-transfer campaign (overrides the lease). */
   readonly context?: string;
 }
 

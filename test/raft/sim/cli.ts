@@ -16,7 +16,7 @@ const count = single !== undefined ? 1 : Number(arg('seeds') ?? 100);
 const first = single !== undefined ? Number(single) : start;
 const fixedReplicas = arg('replicas');
 const ticks = arg('ticks') !== undefined ? Number(arg('ticks')) : undefined;
-if (!Number.isInteger(first) || !Number.isInteger(count) || count < 1) {
+if (!Number.isInteger(first) || !Number.isInteger(count) || count < 1 || (fixedReplicas !== undefined && !['3', '5'].includes(fixedReplicas))) {
   console.error('usage: --seeds N [--start S] [--seed X] [--replicas 3|5] [--ticks T] [--verbose]');
   process.exit(2);
 }

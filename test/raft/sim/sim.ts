@@ -351,7 +351,7 @@ export class Simulation {
   }
 
   run(): SimResult {
-    const ticks = this.opts.ticks ?? 300;
+    const ticks = this.opts.ticks ?? 400;
     // A run stops at the end of the tick of its first violation: the first one is the interesting one.
     for (let i = 0; i < ticks && this.checker.violations.length === 0; i++) this.tick(true);
     const bound = this.opts.livenessTicks ?? 400;
