@@ -26,7 +26,7 @@ import { nowUs, payloadTimeUs } from './lib/clock.js';
 import { LatencyHistogram } from './lib/histogram.js';
 
 
-type Msg = { cmd: 'reset' } | { cmd: 'report' } | { cmd: 'rss' };
+type Msg = { cmd: 'reset' } | { cmd: 'report' } | { cmd: 'count' };
 
 function send(m: unknown): void {
   process.send?.(m);
@@ -58,6 +58,8 @@ function listen(): void {
       reset();
       send({ type: 'reset' });
     } else if (m.cmd === 'report') send(report());
+    // Cheap progress polls: no histogram walk, no extras.
+    else if (m.cmd === 'count') send({ type: 'count', count, lastUs });
   });
   process.on('disconnect', () => process.exit(0));
 }

@@ -40,6 +40,9 @@ import { writeResults } from './lib/results.js';
 import { renderTable, type Cell } from './lib/table.js';
 
 const QUICK = process.argv.includes('--quick');
+/** --only=echo,multi,paced,single,agents runs a subset (for profiling); the table then has gaps. */
+const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const runs = (phase: string): boolean => !ONLY || ONLY.includes(phase);
 const PROC = fileURLToPath(new URL('./mesh-proc.ts', import.meta.url));
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
@@ -111,7 +114,7 @@ class Proc {
     return new Promise((res) => this.waiters.push(res));
   }
 
-  async ask(cmd: 'reset' | 'report'): Promise<any> {
+  async ask(cmd: 'reset' | 'report' | 'count'): Promise<any> {
     const r = this.next();
     this.child.send({ cmd });
     return r;
@@ -214,8 +217,8 @@ async function reportAll(m: Mesh): Promise<{ root: Report; agents: Report; cpuUs
 async function waitCount(p: Proc, n: number, maxMs: number): Promise<Report> {
   const by = Date.now() + maxMs;
   for (;;) {
-    const r = await p.report();
-    if (r.count >= n || Date.now() > by) return r;
+    const r = await p.ask('count');
+    if (r.count >= n || Date.now() > by) return p.report();
     await sleep(25);
   }
 }
@@ -374,50 +377,66 @@ async function manyAgents(n: number): Promise<{ agents: number; connected: numbe
 
 const round = (x: number): number => Math.round(x * 100) / 100;
 
+const NO_LAT: LatencySummary = { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, maxMs: NaN, meanMs: NaN };
+const NO_ECHO_RESULT: EchoResult = { itemsPerMessage: 1, items: 0, seconds: 0, roundTripsPerSecond: NaN };
+const NO_ECHO = { unbatched: NO_ECHO_RESULT, batched: NO_ECHO_RESULT };
+const NO_TP: Throughput = { tasks: 0, completed: 0, seconds: 0, tasksPerSecond: NaN, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {}, rejectedBatches: 0, itemsPerMessage: NaN };
+const NO_PACED: Paced = { rate: 0, tasks: 0, completed: 0, submitToResult: NO_LAT, dispatch: NO_LAT, cpuUsPerTask: NaN };
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   const load0 = os.loadavg();
   log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cpus`);
 
-  log('(a) echo baseline');
-  const echo = await runEcho({ items: QUICK ? 50_000 : 200_000, maxMs: 10_000 });
+  const echo = runs('echo') ? (log('(a) echo baseline'), await runEcho({ items: QUICK ? 50_000 : 200_000, maxMs: 10_000 })) : NO_ECHO;
   log(`echo: ${Math.round(echo.unbatched.roundTripsPerSecond)} rt/s unbatched, ${Math.round(echo.batched.roundTripsPerSecond)} batched`);
 
   const N = QUICK ? 20_000 : 60_000;
-  log('(b) four tiers, one process per cell');
-  const multi = await startMesh('multi');
-  let multiTp: Throughput;
-  let pacedLow: Paced;
-  let pacedHalf: Paced;
-  try {
-    await throughput(multi, 5_000, 10_000); // warm-up (JIT, connections)
-    multiTp = await throughput(multi, N, 20_000);
-    log(`multi-process: ${multiTp.tasksPerSecond} tasks/s, ${multiTp.cpuUsPerTask} µs CPU/task`);
-    log('(c) paced 500 tasks/s');
-    pacedLow = await paced(multi, 500, QUICK ? 3 : 6);
-    log(`paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms`);
-    const half = Math.max(100, Math.round(multiTp.tasksPerSecond / 2));
-    log(`(d) paced ${half} tasks/s (half of peak)`);
-    pacedHalf = await paced(multi, half, QUICK ? 3 : 5);
-    log(`dispatch at ${half}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms`);
-  } finally {
-    await multi.stop();
+  let multiTp = NO_TP;
+  let pacedLow = NO_PACED;
+  let pacedHalf = NO_PACED;
+  if (runs('multi') || runs('paced')) {
+    log('(b) four tiers, one process per cell');
+    const multi = await startMesh('multi');
+    try {
+      await throughput(multi, 5_000, 10_000); // warm-up (JIT, connections)
+      if (runs('multi')) {
+        multiTp = await throughput(multi, N, 20_000);
+        log(`multi-process: ${multiTp.tasksPerSecond} tasks/s, ${multiTp.cpuUsPerTask} µs CPU/task`);
+      }
+      if (runs('paced')) {
+        log('(c) paced 500 tasks/s');
+        pacedLow = await paced(multi, 500, QUICK ? 3 : 6);
+        log(`paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms`);
+        const half = Math.max(100, Math.round((multiTp.tasksPerSecond || 2000) / 2));
+        log(`(d) paced ${half} tasks/s (half of peak)`);
+        pacedHalf = await paced(multi, half, QUICK ? 3 : 5);
+        log(`dispatch at ${half}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms`);
+      }
+    } finally {
+      await multi.stop();
+    }
   }
 
-  log('(b2) four tiers in one process');
-  const single = await startMesh('single');
-  let singleTp: Throughput;
-  try {
-    await throughput(single, 5_000, 10_000);
-    singleTp = await throughput(single, N, 20_000);
-    log(`one process: ${singleTp.tasksPerSecond} tasks/s, ${singleTp.cpuUsPerTask} µs CPU/task`);
-  } finally {
-    await single.stop();
+  let singleTp = NO_TP;
+  if (runs('single')) {
+    log('(b2) four tiers in one process');
+    const single = await startMesh('single');
+    try {
+      await throughput(single, 5_000, 10_000);
+      singleTp = await throughput(single, N, 20_000);
+      log(`one process: ${singleTp.tasksPerSecond} tasks/s, ${singleTp.cpuUsPerTask} µs CPU/task`);
+    } finally {
+      await single.stop();
+    }
   }
 
-  log('(e) 5,000 agent streams against one node replica');
-  const many = await manyAgents(QUICK ? 1000 : 5000);
-  log(`node RSS ${many.nodeRssMiB} MiB with ${many.connected} agents`);
+  let many = { agents: 0, connected: 0, nodeRssMiB: NaN, nodeRssBeforeMiB: NaN, seconds: 0 };
+  if (runs('agents')) {
+    log('(e) 5,000 agent streams against one node replica');
+    many = await manyAgents(QUICK ? 1000 : 5000);
+    log(`node RSS ${many.nodeRssMiB} MiB with ${many.connected} agents`);
+  }
 
   const echoRt = echo.unbatched.roundTripsPerSecond;
   const yes = (b: boolean): string => (b ? 'yes' : 'NO');

@@ -3,9 +3,14 @@
 // and reconnects with backoff and jitter when it breaks.
 //
 // Up: hello, then acks, results, spill-ups, cancels and — always last in a
-// flush — a summary. A summary goes out after every flush that carried acks
-// (the parent's credit rule depends on it), when the capacity signature
-// changed, and at least every summaryIntervalMs.
+// flush — a summary. A summary goes out at least every summaryIntervalMs, when
+// the shape of the capacity changed (kinds, totals, healthy agents, draining),
+// and when the parent's view of our free slots (the free of our last summary
+// minus the dispatches we accepted since) is off from the truth: too high
+// (any amount), or too low by an eighth of the kind's slots or while the
+// parent is nearly out of credit. A summary the parent does not need costs a
+// message per hop per task at low rates; one it needs is never held back.
+// Skipping is always safe: between summaries the parent's credit only shrinks.
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
@@ -13,6 +18,7 @@ import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher } from './batcher.js';
 import type { Cell } from './cell.js';
 import { dispatchSize, resultSize } from './child-links.js';
+import type { Summary } from '../gen/meshlb/v1/link.js';
 import { buildSummary, summarySignature } from './summary.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -31,6 +37,9 @@ export class ParentLink {
   private batcher: StreamBatcher<OpenRequest> | undefined;
   private seq = 0;
   private lastSig = '';
+  /** Per kind: free slots in our last summary, and dispatches we accepted since (the parent's view). */
+  private readonly reportedFree = new Map<string, number>();
+  private readonly acceptedSince = new Map<string, number>();
   private lastSummaryMs = 0;
   private summaryDue = false;
   private attempt = 0;
@@ -111,9 +120,17 @@ export class ParentLink {
         cell.dispatcher.invalidate();
         return;
       case 'dispatches': {
-        const acks = cell.acceptForwarded(msg.value.tasks, { t: 'parent' });
-        for (const a of acks) this.batcher?.push(Lane.Acks, a);
-        this.summaryDue = true;
+        const tasks = msg.value.tasks;
+        const acks = cell.acceptForwarded(tasks, { t: 'parent' });
+        // One ack per dispatch, in order.
+        for (let i = 0; i < acks.length; i++) {
+          const a = acks[i]!;
+          if (a.accepted) {
+            const kind = tasks[i]!.spec!.kind;
+            this.acceptedSince.set(kind, (this.acceptedSince.get(kind) ?? 0) + 1);
+          }
+          this.batcher?.push(Lane.Acks, a);
+        }
         return;
       }
       case 'cancels':
@@ -171,12 +188,28 @@ export class ParentLink {
     const now = this.cell.now();
     const s = buildSummary(this.cell, this.seq + 1, now, this.selfAddress);
     const sig = summarySignature(s);
-    if (!this.summaryDue && sig === this.lastSig) return;
+    if (!this.summaryDue && sig === this.lastSig && !this.parentViewOff(s)) return;
     this.seq++;
     this.summaryDue = false;
     this.lastSig = sig;
     this.lastSummaryMs = now;
+    this.reportedFree.clear();
+    this.acceptedSince.clear();
+    for (const k of s.kinds) this.reportedFree.set(k.kind, k.freeSlots);
     this.batcher.push(Lane.Summary, s);
+  }
+
+  /** Is the parent's credit view of some kind far enough from the truth to need a summary? */
+  private parentViewOff(s: Summary): boolean {
+    for (const k of s.kinds) {
+      const view = (this.reportedFree.get(k.kind) ?? 0) - (this.acceptedSince.get(k.kind) ?? 0);
+      const gap = k.freeSlots - view;
+      if (gap === 0) continue;
+      if (gap < 0) return true;
+      const threshold = Math.max(1, Math.floor(k.totalSlots / 8));
+      if (gap >= threshold || view <= threshold) return true;
+    }
+    return false;
   }
 
   sendResult(r: TaskResult): void {

@@ -71,10 +71,14 @@ export function buildSummary(cell: Cell, seq: number, now: number, address: stri
   };
 }
 
-/** What must change for a summary to be worth sending between periodic ones. */
+/**
+ * The shape of a summary's capacity (kinds, totals, healthy agents, draining):
+ * a change of it is always worth a summary. Free slots are judged separately
+ * against the parent's view (parent-link.ts).
+ */
 export function summarySignature(s: Summary): string {
   let sig = s.draining ? 'D' : '';
-  for (const k of s.kinds) sig += `${k.kind}:${k.freeSlots}/${k.totalSlots}/${k.healthyAgents};`;
+  for (const k of s.kinds) sig += `${k.kind}:${k.totalSlots}/${k.healthyAgents};`;
   return sig;
 }
 
