@@ -14,7 +14,8 @@ export type {
 } from './core/types.js';
 export { EntryType, NONE } from './core/types.js';
 export * from './storage/index.js';
-export { RaftReplica, type ReplicaOptions, type RequestOptions, type StateMachine } from './runtime/replica.js';
+export { RaftReplica } from './runtime/replica.js';
+export type { ReplicaOptions, RequestOptions, StateMachine } from './runtime/options.js';
 export type { CoreFactory, RaftCore } from './runtime/core-port.js';
 export { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftLimits, type RaftTiming } from './runtime/defaults.js';
 export {

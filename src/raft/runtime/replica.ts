@@ -28,49 +28,11 @@ import { logger, type Logger } from '../../util/log.js';
 import type { CoreFactory, RaftCore } from './core-port.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftLimits, type RaftTiming } from './defaults.js';
 import { unwrap, unwrapSnapshot, wrap, wrapSnapshot } from './envelope.js';
-import { ApplyError, NotLeaderError, OverloadedError, ShuttingDownError, TimeoutError } from './errors.js';
+import { ApplyError, NotLeaderError, OverloadedError, ShuttingDownError } from './errors.js';
+import { Requests } from './requests.js';
 import { Waiters } from './waiters.js';
+import type { ReplicaOptions, RequestOptions, StateMachine } from './options.js';
 import type { RaftEndpoint, ReplicaStatus, Transport } from './transport.js';
-
-/** The replicated application. apply() must be deterministic: every replica applies the same entries in order. */
-export interface StateMachine {
-  apply(data: Uint8Array, index: number): unknown;
-  snapshot(): Uint8Array;
-  restore(data: Uint8Array): void;
-}
-
-export interface ReplicaOptions {
-  readonly groupId: string;
-  readonly id: NodeId;
-  /** Initial voters with their addresses (self included); later starts only take addresses from it. */
-  readonly peers: Readonly<Record<NodeId, string>>;
-  /**
-   * Joining an existing group (added with addVoter/addLearner): start with an
-   * empty log and learn the configuration from the leader. Without it, a first
-   * start bootstraps a new group whose voters are `peers`.
-   */
-  readonly join?: boolean;
-  /** Where LmdbStorage keeps the log and snapshots, unless `storage` is given. */
-  readonly dataDir?: string;
-  readonly storage?: { log: LogStore; snapshots: SnapshotStore };
-  readonly stateMachine: StateMachine;
-  readonly transport: Transport;
-  /** The pure core; RawNode unless a test drives the runtime with a fake. */
-  readonly core?: CoreFactory;
-  readonly timing?: Partial<RaftTiming>;
-  readonly limits?: Partial<RaftLimits>;
-  readonly random?: () => number;
-  readonly log?: Logger;
-}
-
-export interface RequestOptions {
-  readonly timeoutMs?: number;
-}
-
-interface Pending {
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-}
 
 export class RaftReplica implements RaftEndpoint {
   readonly groupId: string;
@@ -100,9 +62,7 @@ export class RaftReplica implements RaftEndpoint {
   private pumpIdle: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly ticker: NodeJS.Timeout;
-  private readonly pending = new Map<string, Pending>();
-  /** Read contexts -> read index once the leader confirmed it (undefined while waiting). */
-  private readonly reads = new Map<string, { index: number | undefined; p: Pending }>();
+  private readonly requests = new Requests();
   /** Proposals to retry once a leader is known (elections, transfers). */
   private retries: Array<() => void> = [];
   private readonly waiters = new Waiters();
@@ -163,7 +123,7 @@ export class RaftReplica implements RaftEndpoint {
     const id = `${this.nonce}.${(this.seq++).toString(36)}`;
     const entry = wrap(id, data);
     const timeoutMs = opts.timeoutMs ?? this.limits.requestTimeoutMs;
-    return this.track(this.pending, id, 'raft proposal', timeoutMs, () => this.submit(id, entry));
+    return this.requests.propose(id, timeoutMs, () => this.submit(id, entry));
   }
 
   /** Linearizable read barrier (ReadIndex): resolves once this replica has applied everything committed before the call. */
@@ -171,17 +131,7 @@ export class RaftReplica implements RaftEndpoint {
     if (this.closed) return Promise.reject(new ShuttingDownError());
     const ctx = `${this.nonce}.r${(this.seq++).toString(36)}`;
     const timeoutMs = opts.timeoutMs ?? this.limits.requestTimeoutMs;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.reads.delete(ctx);
-        reject(new TimeoutError('raft read', timeoutMs));
-      }, timeoutMs);
-      const done = (fn: () => void) => {
-        clearTimeout(timer);
-        this.reads.delete(ctx);
-        fn();
-      };
-      this.reads.set(ctx, { index: undefined, p: { resolve: () => done(resolve), reject: (e) => done(() => reject(e)) } });
+    return this.requests.read(ctx, timeoutMs, () => {
       this.core.readIndex(ctx);
       this.kick();
     });
@@ -293,7 +243,7 @@ export class RaftReplica implements RaftEndpoint {
     }
     // A ReadIndex request can be lost with a leader; ask again every election timeout.
     if (this.ticks % this.timing.electionTick === 0) {
-      for (const [ctx, r] of this.reads) if (r.index === undefined) this.core.readIndex(ctx);
+      for (const ctx of this.requests.unconfirmedReads()) this.core.readIndex(ctx);
     }
     this.kick();
   }
@@ -358,11 +308,8 @@ export class RaftReplica implements RaftEndpoint {
     // 3. apply.
     if (rd.snapshot) this.restore(rd.snapshot);
     this.applyCommitted(rd.committedEntries, Number.POSITIVE_INFINITY);
-    for (const rs of rd.readStates) {
-      const r = this.reads.get(rs.context);
-      if (r) r.index = rs.index;
-    }
-    for (const r of this.reads.values()) if (r.index !== undefined && r.index <= this.applied) r.p.resolve(undefined);
+    for (const rs of rd.readStates) this.requests.readConfirmed(rs.context, rs.index);
+    this.requests.applied(this.applied);
     this.waiters.check();
     this.maybeSnapshot();
   }
@@ -386,7 +333,7 @@ export class RaftReplica implements RaftEndpoint {
       this.logger.error({ index, err: String(err) }, 'skipping entry without a request envelope');
       return;
     }
-    const p = this.pending.get(env.id);
+    const p = this.requests.proposal(env.id);
     try {
       const result = this.sm.apply(env.payload, index);
       p?.resolve(result);
@@ -454,7 +401,7 @@ export class RaftReplica implements RaftEndpoint {
   // ---- requests ----
 
   private submit(id: string, entry: Uint8Array): void {
-    const p = this.pending.get(id);
+    const p = this.requests.proposal(id);
     if (!p || this.closed) return;
     const r = this.core.propose(entry);
     this.kick();
@@ -478,23 +425,12 @@ export class RaftReplica implements RaftEndpoint {
     }
     const done = () => (cc.type === 'removeNode' ? !this.conf.voters.includes(cc.node) && !this.conf.learners.includes(cc.node)
       : cc.type === 'addVoter' ? this.conf.voters.includes(cc.node) : this.conf.learners.includes(cc.node));
-    return this.waitFor(done, `membership change ${cc.type} ${cc.node}`, opts.timeoutMs ?? this.limits.requestTimeoutMs).then(() => this.conf);
-  }
-
-  /** Register a pending request under `id`, with a deadline; `start` runs after registration. */
-  private track(map: Map<string, Pending>, id: string, what: string, timeoutMs: number, start: () => void): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        map.delete(id);
-        reject(new TimeoutError(what, timeoutMs));
-      }, timeoutMs);
-      const settle = (fn: () => void) => {
-        clearTimeout(timer);
-        map.delete(id);
-        fn();
-      };
-      map.set(id, { resolve: (v) => settle(() => resolve(v)), reject: (e) => settle(() => reject(e)) });
-      start();
+    return this.waitFor(done, `membership change ${cc.type} ${cc.node}`, opts.timeoutMs ?? this.limits.requestTimeoutMs).then(async () => {
+      // A commit-only hard state is persisted lazily; make the commit index covering this
+      // change durable here before answering, so an operator who shuts a removed node down
+      // after this resolves (on a remaining voter) follows the core's removal rule.
+      await this.log.setHardState(this.log.initialState().hardState);
+      return this.conf;
     });
   }
 
@@ -504,8 +440,7 @@ export class RaftReplica implements RaftEndpoint {
   }
 
   private failAll(err: Error): void {
-    for (const p of [...this.pending.values()]) p.reject(err);
-    for (const r of [...this.reads.values()]) r.p.reject(err);
+    this.requests.failAll(err);
     this.retries = [];
     this.waiters.failAll(err);
   }
