@@ -82,7 +82,6 @@ class PeerLink {
   private queue: RaftMessage[] = [];
   private queueBytes = 0;
   private writable = true;
-  private flushScheduled = false;
   private backoffMs = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -121,14 +120,9 @@ class PeerLink {
       this.queue.push(messageToWire(m));
       this.queueBytes += approxSize(m);
     }
-    if (!this.flushScheduled && this.queue.length > 0) {
-      this.flushScheduled = true;
-      // Same-turn sends (several Readies, forwarded proposals) share one write.
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
-    }
+    // The replica hands over one batch per peer per Ready: write it now (a
+    // deferred flush would hold it behind the next Ready's fsync).
+    this.flush();
   }
 
   private flush(): void {

@@ -261,6 +261,9 @@ export class RaftReplica implements RaftEndpoint {
         const rd = this.core.ready();
         await this.handleReady(rd);
         this.core.advance(rd);
+        // Yield to the event loop between Readies: acks and proposals that arrived
+        // during the fsync are stepped first and share the next Ready's write.
+        await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {
       this.logger.fatal({ err }, 'raft replica failed; stopping');
