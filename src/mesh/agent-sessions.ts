@@ -195,9 +195,11 @@ export class AgentSessions {
         unknown++;
         continue;
       }
+      const kind = s.assigned.get(key)!;
       this.account(s, -1);
       s.assigned.delete(key);
       this.account(s, 1);
+      if (s.usable) cell.dispatcher.release(s.id, kind);
       const t0 = s.sentAt.get(key);
       s.sentAt.delete(key);
       if (t0 !== undefined) s.latencyMs.add(now - t0);
@@ -207,7 +209,8 @@ export class AgentSessions {
       cell.deliverResult(r);
     }
     if (unknown > 0) cell.log.warn({ agent: s.id, unknown }, 'agent sent results for attempts it does not hold; ignored');
-    this.changed();
+    // Freed slots went back to the live picker (release): no rebuild.
+    cell.parent?.capacityChanged();
   }
 
   /** Give an attempt to an agent the picker chose (it had a free slot). */
@@ -308,11 +311,14 @@ export class AgentSessions {
       if (s.dead) continue;
       const slots = new Map<string, { free: number; total: number }>();
       const free = Math.max(0, s.slots - s.assigned.size);
-      for (const k of s.kinds) slots.set(k, { free, total: s.slots });
+      const shared = { free, total: s.slots };
+      for (const k of s.kinds) slots.set(k, shared);
       out.push(
         makeCandidate({
           id: s.id,
           slots,
+          // One pool of slots for all its kinds: picks of any kind consume it.
+          ...(s.kinds.length > 1 ? { sharedSlots: shared } : {}),
           healthyAgents: 1,
           active: s.assigned.size,
           utilization: { cpu: s.cpu, memory: s.memory },

@@ -9,18 +9,27 @@
 // command per pump) before it leaves the cell; items from elsewhere keep theirs.
 //
 // The picker is rebuilt only when the candidates changed (dirty), at most once
-// per pump; picks consume its credit overlay, and each send also counts in the
-// link's or agent's own accounting, so a rebuilt picker starts from the truth.
+// per pump, and at least every PICKER_REFRESH_MS so scores follow the load and
+// latency figures; picks consume its credit overlay, and each send also counts
+// in the link's or agent's own accounting, so a rebuilt picker starts from the
+// truth. A slot freed by a result is handed back to the live picker
+// (release), not answered with a rebuild: at the node a rebuild is O(agents).
 import { ResultStatus } from '../gen/meshlb/v1/task.js';
 import { createPolicy, type Picker, type Policy, type TaskInfo } from '../policies/index.js';
 import type { Cell } from './cell.js';
 import { isLogged, type ApplyResult, type LedgerCommand } from './ledger.js';
 import { REQUEUE_PREFIX, routeKey, type Via, type WorkItem } from './types.js';
 
+/** Rebuild the picker at least this often (fresh scores), even with no change. */
+export const PICKER_REFRESH_MS = 250;
+
 export class Dispatcher {
   private scheduled = false;
   private dirty = true;
   private picker: Picker | undefined;
+  private builtMs = 0;
+  /** Picker rebuilds (for tests and the bench). */
+  rebuilds = 0;
   readonly policy: Policy;
   pumps = 0;
 
@@ -34,6 +43,12 @@ export class Dispatcher {
     this.schedule();
   }
 
+  /** One slot of `kind` at `candidate` came free: give the credit back to the live picker. */
+  release(candidate: string, kind: string): void {
+    if (!this.dirty && this.picker !== undefined) this.picker.release(candidate, kind);
+    this.schedule();
+  }
+
   schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -41,11 +56,13 @@ export class Dispatcher {
   }
 
   private getPicker(now: number): Picker {
-    if (this.dirty || this.picker === undefined) {
+    if (this.dirty || this.picker === undefined || now - this.builtMs >= PICKER_REFRESH_MS) {
       const c = this.cell;
       const cands = c.agents ? c.agents.candidates(now) : c.children ? c.children.candidates(now) : [];
       this.picker = this.policy.buildPicker(cands, now);
       this.dirty = false;
+      this.builtMs = now;
+      this.rebuilds++;
     }
     return this.picker;
   }

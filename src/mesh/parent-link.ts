@@ -11,6 +11,10 @@
 // parent is nearly out of credit. A summary the parent does not need costs a
 // message per hop per task at low rates; one it needs is never held back.
 // Skipping is always safe: between summaries the parent's credit only shrinks.
+//
+// Accepted acks do not move the parent's credit (unacked − 1, acked since the
+// summary + 1), so they are held and written just before the next summary
+// (or once MAX_HELD_ACKS pile up); nacks, which return credit, go at once.
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
@@ -30,6 +34,9 @@ const enum Lane {
   Summary,
 }
 
+/** Accepted acks held back at most this many before they are written anyway. */
+const MAX_HELD_ACKS = 256;
+
 export class ParentLink {
   connected = false;
   private client: LinkServiceClient | undefined;
@@ -40,6 +47,8 @@ export class ParentLink {
   /** Per kind: free slots in our last summary, and dispatches we accepted since (the parent's view). */
   private readonly reportedFree = new Map<string, number>();
   private readonly acceptedSince = new Map<string, number>();
+  /** Accepted acks waiting for the next summary (which they must precede). */
+  private heldAcks: DispatchAck[] = [];
   private lastSummaryMs = 0;
   private summaryDue = false;
   private attempt = 0;
@@ -128,9 +137,12 @@ export class ParentLink {
           if (a.accepted) {
             const kind = tasks[i]!.spec!.kind;
             this.acceptedSince.set(kind, (this.acceptedSince.get(kind) ?? 0) + 1);
-          }
-          this.batcher?.push(Lane.Acks, a);
+            this.heldAcks.push(a);
+          } else this.batcher?.push(Lane.Acks, a);
         }
+        if (this.heldAcks.length >= MAX_HELD_ACKS) this.releaseAcks();
+        // The flush decides whether a summary (and the held acks) goes out.
+        this.batcher?.schedule();
         return;
       }
       case 'cancels':
@@ -155,6 +167,7 @@ export class ParentLink {
     this.call = undefined;
     this.batcher?.close();
     this.batcher = undefined;
+    this.heldAcks = [];
     const was = this.connected;
     this.connected = false;
     if (this.closed) return;
@@ -189,6 +202,8 @@ export class ParentLink {
     const s = buildSummary(this.cell, this.seq + 1, now, this.selfAddress);
     const sig = summarySignature(s);
     if (!this.summaryDue && sig === this.lastSig && !this.parentViewOff(s)) return;
+    // Every ack of a dispatch this summary counts goes before it.
+    this.releaseAcks();
     this.seq++;
     this.summaryDue = false;
     this.lastSig = sig;
@@ -197,6 +212,13 @@ export class ParentLink {
     this.acceptedSince.clear();
     for (const k of s.kinds) this.reportedFree.set(k.kind, k.freeSlots);
     this.batcher.push(Lane.Summary, s);
+  }
+
+  private releaseAcks(): void {
+    const acks = this.heldAcks;
+    if (acks.length === 0) return;
+    this.heldAcks = [];
+    for (const a of acks) this.batcher?.push(Lane.Acks, a);
   }
 
   /** Is the parent's credit view of some kind far enough from the truth to need a summary? */
