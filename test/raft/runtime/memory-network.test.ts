@@ -21,6 +21,8 @@ describe('RaftReplica on the memory network', () => {
     await cluster.replica(old).propose(putCommand('before', '1'));
     cluster.net.cut(old);
     const stranded = cluster.replica(old).propose(putCommand('stranded', 'x'), { timeoutMs: 1_500 });
+    // No quorum confirms its leadership any more: a linearizable read must not be served.
+    const staleRead = cluster.replica(old).read({ timeoutMs: 1_000 }).then(() => 'served', (e: unknown) => e);
     const others = cluster.ids.filter((id) => id !== old);
     const next = await waitFor(
       () => {
@@ -31,6 +33,7 @@ describe('RaftReplica on the memory network', () => {
     );
     await cluster.replica(next).propose(putCommand('during', '2'));
     await expect(stranded).rejects.toBeInstanceOf(TimeoutError);
+    expect(await staleRead).toBeInstanceOf(TimeoutError);
     cluster.net.heal(old);
     await waitFor(() => cluster!.nodes.get(old)!.kv.data.get('during') === '2', { what: 'old leader converges' });
     expect(cluster.nodes.get(old)!.kv.data.has('stranded')).toBe(false);
