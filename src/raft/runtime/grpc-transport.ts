@@ -17,7 +17,7 @@ import {
 import type { Message, NodeId } from '../core/types.js';
 import { logger, type Logger } from '../../util/log.js';
 import type { RaftEndpoint, Transport } from './transport.js';
-import { approxSize, messageFromWire, messageToWire, ROLE_TO_WIRE } from './wire.js';
+import { messageFromWire, messageToWire, ROLE_TO_WIRE } from './wire.js';
 
 const CHUNK = 1 << 20;
 
@@ -80,7 +80,6 @@ class PeerLink {
   private readonly client: RaftServiceClient;
   private call: grpc.ClientDuplexStream<RaftServiceStreamRequest, RaftServiceStreamResponse> | undefined;
   private queue: RaftMessage[] = [];
-  private queueBytes = 0;
   private writable = true;
   private backoffMs = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -118,7 +117,6 @@ class PeerLink {
         continue; // drop: Raft will retransmit what matters
       }
       this.queue.push(messageToWire(m));
-      this.queueBytes += approxSize(m);
     }
     // The replica hands over one batch per peer per Ready: write it now (a
     // deferred flush would hold it behind the next Ready's fsync).
@@ -137,7 +135,6 @@ class PeerLink {
         n++;
       }
       const messages = this.queue.splice(0, n);
-      this.queueBytes = Math.max(0, this.queueBytes - bytes);
       const fromAddress = this.opts.peers[this.opts.self] ?? '';
       this.writable = call.write({ groupId: this.opts.groupId, from: this.opts.self, messages, fromAddress });
     }

@@ -105,10 +105,3 @@ export function messageFromWire(w: RaftMessage, snapData?: Uint8Array): Message 
   };
   return m;
 }
-
-/** Rough encoded size, to keep one stream write under the receiver's message limit. */
-export function approxSize(m: Message): number {
-  let n = 64 + (m.context?.length ?? 0);
-  for (const e of m.entries) n += 24 + e.data.length;
-  return n;
-}
