@@ -61,17 +61,9 @@ export interface SimResult {
   ok: boolean;
 }
 
-/** mulberry32: a small seeded generator, so a seed replays the same chaos. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../util/rng.js';
+
+export { seededRandom };
 
 const replicaProc = (cell: CellSpec, n: number) => `replica ${cell.path}#${n}`;
 const agentProc = (cell: CellSpec) => `agents ${cell.path}`;

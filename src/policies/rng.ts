@@ -1,13 +1,2 @@
-// A tiny seeded PRNG (mulberry32) so simulations and tests can inject a
-// reproducible `random` into policies. Not for cryptography.
-
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Policies take an injected `random`; the seeded source is the product's one.
+export { seededRandom } from '../util/rng.js';

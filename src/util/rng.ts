@@ -1,0 +1,14 @@
+// The product's one seeded PRNG (mulberry32: 32-bit state, fast, good enough
+// for jitter, simulated workloads and policy tie-breaks). Everything random in
+// meshlb takes a `random: () => number` so a seed replays a run. Not for
+// cryptography.
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
