@@ -19,7 +19,7 @@ import { makeCandidate, type Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, MeshError, resourceExhausted } from '../util/errors.js';
 import { StreamBatcher } from './batcher.js';
 import type { Cell } from './cell.js';
-import { dispatchSize } from './child-links.js';
+import { dispatchSize, wireDispatch } from './child-links.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { Ewma, type Capacity, type SubtreeLoad } from './summary.js';
 import { routeKey, type WorkItem } from './types.js';
@@ -216,7 +216,7 @@ export class AgentSessions {
   /** Give an attempt to an agent the picker chose (it had a free slot). */
   assign(agentId: string, item: WorkItem): void {
     const s = this.byId.get(agentId);
-    const key = routeKey(item.taskId, item.attempt);
+    const key = item.key;
     if (!s || !s.usable || s.assigned.size >= s.slots) {
       // The picker's view was stale: refuse it back toward its origin, uncounted.
       this.cell.bounce(item, `agent ${agentId} unavailable`);
@@ -228,13 +228,7 @@ export class AgentSessions {
     const over = s.assigned.size - s.slots;
     if (over > this.maxOverSlots) this.maxOverSlots = over;
     s.sentAt.set(key, this.cell.now());
-    s.batcher.push(Lane.Assignments, {
-      taskId: item.taskId,
-      attempt: item.attempt,
-      homeCell: item.homeCell,
-      spec: item.spec,
-      leaseMs: item.leaseMs,
-    });
+    s.batcher.push(Lane.Assignments, wireDispatch(item));
     this.cell.parent?.capacityChanged();
   }
 

@@ -36,6 +36,7 @@ import {
   isTerminal,
   Ledger,
   LocalLedgerLog,
+  type AcceptedTask,
   type ApplyResult,
   type LedgerCommand,
   type LedgerLog,
@@ -189,7 +190,7 @@ export class Cell {
   async submit(specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
     if (!this.ledgerLog.isLeader()) throw new MeshError(14, 'not the leader');
     const now = this.now();
-    const fresh: { id: string; spec: TaskSpec; homeCell: string; atMs: number }[] = [];
+    const fresh: AcceptedTask[] = [];
     const out: (SubmitOutcome | number)[] = [];
     let newCount = 0;
     for (const spec of specs) {
@@ -208,13 +209,29 @@ export class Cell {
         this.retryHintMs(),
       );
     }
-    const logged = fresh.filter((f) => isLogged(f.spec));
-    const none = fresh.filter((f) => !isLogged(f.spec));
-    const results = new Map<string, ApplyResult>();
-    if (none.length > 0) for (const r of this.ledger.apply({ type: 'accepted', tasks: none })) results.set(r.id, r);
-    if (logged.length > 0) {
+    // Answers by position in `fresh` (apply answers each command's tasks in order).
+    const res: ApplyResult[] = new Array(fresh.length);
+    const none: AcceptedTask[] = [];
+    const noneAt: number[] = [];
+    let logged: AcceptedTask[] | undefined;
+    let loggedAt: number[] | undefined;
+    for (let i = 0; i < fresh.length; i++) {
+      const f = fresh[i]!;
+      if (isLogged(f.spec)) {
+        (logged ??= []).push(f);
+        (loggedAt ??= []).push(i);
+      } else {
+        none.push(f);
+        noneAt.push(i);
+      }
+    }
+    if (none.length > 0) {
+      const rs = this.ledger.apply({ type: 'accepted', tasks: none });
+      for (let j = 0; j < rs.length; j++) res[noneAt[j]!] = rs[j]!;
+    }
+    if (logged !== undefined) {
       const [rs] = await this.ledgerLog.propose([{ type: 'accepted', tasks: logged }]);
-      for (const r of rs!) results.set(r.id, r);
+      for (let j = 0; j < rs!.length; j++) res[loggedAt![j]!] = rs![j]!;
     }
     const outcomes: SubmitOutcome[] = [];
     for (const o of out) {
@@ -223,15 +240,14 @@ export class Cell {
         continue;
       }
       const f = fresh[o]!;
-      const r = results.get(f.id);
-      // Two specs with one key in one batch: apply answered the second with the first's id.
-      const res = r ?? results.get(this.ledger.idForKey(f.spec.idempotencyKey) ?? '');
-      if (!res || !res.ok) throw new MeshError(13, `accept failed for ${f.id}`);
-      if (res.id !== f.id || res.existing) {
-        outcomes.push({ id: res.id, existing: true, state: res.state });
+      // Two specs with one key in one batch: apply answers the second with the first's id (existing).
+      const r = res[o];
+      if (!r || !r.ok) throw new MeshError(13, `accept failed for ${f.id}`);
+      if (r.id !== f.id || r.existing) {
+        outcomes.push({ id: r.id, existing: true, state: r.state });
         continue;
       }
-      outcomes.push({ id: f.id, existing: false, state: res.state });
+      outcomes.push({ id: f.id, existing: false, state: r.state });
       const rec = this.ledger.get(f.id)!;
       if (rec.spec.deadlineUnixMs > 0) this.wheel.add(rec.spec.deadlineUnixMs, { t: 'deadline', id: rec.id });
       this.enqueueHome(rec);
@@ -266,15 +282,19 @@ export class Cell {
     exclude: string | undefined,
     id = routeKey(taskId, attempt),
     leaseMs = 0,
+    wire: Dispatch | undefined = undefined,
   ): WorkItem {
+    // One object shape for every item (no conditional spread): monomorphic access on the hot path.
     return {
       id,
       kind: spec.kind,
       priority: pbPriorityName(spec.priority),
       tenant: spec.tenant,
-      ...(spec.deadlineUnixMs > 0 ? { deadline: spec.deadlineUnixMs } : {}),
+      deadline: spec.deadlineUnixMs > 0 ? spec.deadlineUnixMs : undefined,
       taskId,
       attempt,
+      key: attempt > 0 ? id : '',
+      wire,
       homeCell,
       spec,
       leaseMs: leaseMs || (spec.timeoutMs || this.settings.taskTimeoutMs) + this.settings.leaseSlackMs,
@@ -299,7 +319,7 @@ export class Cell {
         continue;
       }
       const exclude = origin.t === 'child' ? origin.cell : undefined;
-      const item = this.makeItem(d.taskId, d.attempt, d.homeCell, d.spec!, origin, exclude, undefined, d.leaseMs);
+      const item = this.makeItem(d.taskId, d.attempt, d.homeCell, d.spec!, origin, exclude, undefined, d.leaseMs, d.leaseMs > 0 ? d : undefined);
       const key = item.id;
       if (this.routes.has(key)) {
         // A duplicate of an attempt we hold: accept (idempotent), keep the first.
@@ -409,7 +429,7 @@ export class Cell {
     const lost: WorkItem[] = [];
     for (const item of this.routes.values()) if (item.via !== undefined && match(item.via)) lost.push(item);
     for (const item of lost) {
-      this.routes.delete(routeKey(item.taskId, item.attempt));
+      this.routes.delete(item.key);
       this.sendBack(item.origin, {
         taskId: item.taskId,
         attempt: item.attempt,
@@ -427,7 +447,7 @@ export class Cell {
 
   /** An attempt that could not be handed on after all: back to its origin, not counted. */
   bounce(item: WorkItem, why: string): void {
-    this.routes.delete(routeKey(item.taskId, item.attempt));
+    this.routes.delete(item.key);
     this.sendBack(item.origin, {
       taskId: item.taskId,
       attempt: item.attempt,
@@ -518,7 +538,7 @@ export class Cell {
     if (item.origin.t !== 'home') {
       this.wheel.add(this.now() + item.leaseMs + this.settings.leaseSlackMs, {
         t: 'route',
-        key: routeKey(item.taskId, item.attempt),
+        key: item.key,
         stamp: item.sentMs,
       });
     }

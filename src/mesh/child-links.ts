@@ -229,21 +229,13 @@ export class ChildLinks {
 
   dispatch(child: string, item: WorkItem): void {
     const link = this.links.get(child);
-    const key = routeKey(item.taskId, item.attempt);
     if (!link || link.closed) {
       this.cell.bounce(item, `no link to ${child}`);
       return;
     }
-    link.sent.set(key, item.kind);
+    link.sent.set(item.key, item.kind);
     inc(link.unacked, item.kind, 1);
-    const d: Dispatch = {
-      taskId: item.taskId,
-      attempt: item.attempt,
-      homeCell: item.homeCell,
-      spec: item.spec,
-      leaseMs: item.leaseMs,
-    };
-    link.batcher.push(Lane.Dispatches, d);
+    link.batcher.push(Lane.Dispatches, wireDispatch(item));
   }
 
   sendResult(child: string, r: TaskResult): void {
@@ -335,6 +327,19 @@ export class ChildLinks {
     }
     this.links.clear();
   }
+}
+
+/** The Dispatch for an item: the one it arrived as (same attempt, lease and spec), else a new one. */
+export function wireDispatch(item: WorkItem): Dispatch {
+  return (
+    item.wire ?? {
+      taskId: item.taskId,
+      attempt: item.attempt,
+      homeCell: item.homeCell,
+      spec: item.spec,
+      leaseMs: item.leaseMs,
+    }
+  );
 }
 
 export function dispatchSize(d: Dispatch): number {

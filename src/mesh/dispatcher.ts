@@ -103,16 +103,30 @@ export class Dispatcher {
     this.commitHome(homeNew);
   }
 
+  /** One TaskInfo reused for every pick (pickers read it during pick() only). */
+  private readonly task: { -readonly [K in keyof TaskInfo]: TaskInfo[K] } = {
+    kind: '',
+    priority: 'normal',
+    tenant: '',
+    attempt: 0,
+    affinity: undefined,
+    exclude: undefined,
+  };
+  private readonly excludeOne: string[] = [''];
+
   private info(item: WorkItem): TaskInfo {
+    const t = this.task;
+    t.kind = item.kind;
+    t.priority = item.priority;
+    t.tenant = item.tenant;
+    t.attempt = item.attempt;
     // Affinity names agent labels: only the node tier can check it.
-    return {
-      kind: item.kind,
-      priority: item.priority,
-      tenant: item.tenant,
-      attempt: item.attempt,
-      ...(this.cell.agents && item.spec.affinity.length > 0 ? { affinity: item.spec.affinity } : {}),
-      ...(item.exclude !== undefined ? { exclude: [item.exclude] } : {}),
-    };
+    t.affinity = this.cell.agents && item.spec.affinity.length > 0 ? item.spec.affinity : undefined;
+    if (item.exclude !== undefined) {
+      this.excludeOne[0] = item.exclude;
+      t.exclude = this.excludeOne;
+    } else t.exclude = undefined;
+    return t;
   }
 
   private viaFor(candidate: string): Via {
@@ -174,7 +188,7 @@ export class Dispatcher {
       homeNew.push(item);
       return;
     }
-    this.cell.routes.set(routeKey(item.taskId, item.attempt), item);
+    this.cell.routes.set(item.key, item);
     this.transmit(item);
     this.cell.routed(item);
   }
@@ -236,7 +250,8 @@ export class Dispatcher {
       // Cancelled or ended meanwhile: nothing to send (its credit returns with the next summary).
       if (!res.ok) continue;
       item.attempt = res.attempt;
-      cell.routes.set(routeKey(item.taskId, item.attempt), item);
+      item.key = routeKey(item.taskId, item.attempt);
+      cell.routes.set(item.key, item);
       cell.leased(item);
       this.transmit(item);
     }

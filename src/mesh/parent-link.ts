@@ -21,7 +21,7 @@ import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher } from './batcher.js';
 import type { Cell } from './cell.js';
-import { dispatchSize, resultSize } from './child-links.js';
+import { dispatchSize, resultSize, wireDispatch } from './child-links.js';
 import type { Summary } from '../gen/meshlb/v1/link.js';
 import { buildSummary, summarySignature } from './summary.js';
 import { routeKey, type WorkItem } from './types.js';
@@ -247,13 +247,7 @@ export class ParentLink {
       this.cell.bounce(item, 'parent unreachable');
       return;
     }
-    this.batcher.push(Lane.SpillUps, {
-      taskId: item.taskId,
-      attempt: item.attempt,
-      homeCell: item.homeCell,
-      spec: item.spec,
-      leaseMs: item.leaseMs,
-    });
+    this.batcher.push(Lane.SpillUps, wireDispatch(item));
   }
 
   close(): void {

@@ -29,7 +29,12 @@ export interface SimAgentOptions {
   readonly onStart?: (d: Dispatch) => void;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class SimAgent {
+  /** No-op attempts (service time 0) answered together on the next turn. */
+  private immediate: Dispatch[] = [];
+  private immediateFail: boolean[] = [];
   private call: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
   private readonly held = new Map<string, NodeJS.Timeout | null>();
   private results: TaskResult[] = [];
@@ -112,24 +117,40 @@ export class SimAgent {
     const rnd = this.opts.random ?? Math.random;
     const mean = this.opts.serviceTimeMs ?? 0;
     const fail = (this.opts.failureRate ?? 0) > 0 && rnd() < this.opts.failureRate!;
-    const done = (): void => {
-      if (!this.held.has(key)) return;
-      this.finish(d.taskId, d.attempt, fail ? ResultStatus.RESULT_STATUS_ERROR : ResultStatus.RESULT_STATUS_OK, fail ? 'simulated failure' : '');
-    };
     if (mean > 0) {
+      const done = (): void => {
+        if (!this.held.has(key)) return;
+        this.finish(d.taskId, d.attempt, fail ? ResultStatus.RESULT_STATUS_ERROR : ResultStatus.RESULT_STATUS_OK, fail ? 'simulated failure' : '');
+      };
       this.held.set(key, setTimeout(done, mean * (0.5 + rnd())));
     } else {
+      // No-op: answered on the next turn, all of this turn's together (no closure per attempt).
       this.held.set(key, null);
-      setImmediate(done);
+      if (this.immediate.length === 0) setImmediate(() => this.answerImmediate());
+      this.immediate.push(d);
+      this.immediateFail.push(fail);
     }
     if (this.held.size > this.maxHeld) this.maxHeld = this.held.size;
+  }
+
+  private answerImmediate(): void {
+    const list = this.immediate;
+    const fails = this.immediateFail;
+    this.immediate = [];
+    this.immediateFail = [];
+    for (let i = 0; i < list.length; i++) {
+      const d = list[i]!;
+      if (!this.held.has(`${d.taskId}#${d.attempt}`)) continue;
+      const fail = fails[i]!;
+      this.finish(d.taskId, d.attempt, fail ? ResultStatus.RESULT_STATUS_ERROR : ResultStatus.RESULT_STATUS_OK, fail ? 'simulated failure' : '');
+    }
   }
 
   private finish(taskId: string, attempt: number, status: ResultStatus, error: string): void {
     this.held.delete(`${taskId}#${attempt}`);
     if (status === ResultStatus.RESULT_STATUS_OK) this.completed++;
     else this.failed++;
-    this.results.push({ taskId, attempt, status, output: Buffer.alloc(0), error, agentId: this.opts.agentId, nodeCell: '', runMicros: 0 });
+    this.results.push({ taskId, attempt, status, output: EMPTY, error, agentId: this.opts.agentId, nodeCell: '', runMicros: 0 });
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => {

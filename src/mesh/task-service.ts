@@ -45,7 +45,8 @@ export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number
   if (!(spec.priority in Priority) || spec.priority < 0) return `task.priority ${spec.priority} is not a known priority`;
   if (!(spec.durability in Durability) || spec.durability < 0) return `task.durability ${spec.durability} is unknown`;
   if (spec.labels.length > MAX_LABELS || spec.affinity.length > MAX_LABELS) return `at most ${MAX_LABELS} labels`;
-  if ([...spec.labels, ...spec.affinity].some((l) => !l.key)) return 'label keys must be non-empty';
+  for (const l of spec.labels) if (!l.key) return 'label keys must be non-empty';
+  for (const l of spec.affinity) if (!l.key) return 'label keys must be non-empty';
   if (spec.deadlineUnixMs < 0) return 'task.deadline_unix_ms must not be negative';
   if (spec.deadlineUnixMs > 0 && spec.deadlineUnixMs <= now) return 'task.deadline_unix_ms is in the past';
   if (spec.maxAttempts > 100) return 'task.max_attempts must be <= 100';

@@ -1,6 +1,6 @@
 // Shared vocabulary of the mesh core: work items, where they came from, where
 // they went, and the options of one cell replica.
-import type { TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
+import type { Dispatch, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { Priority as PbPriority, ResultStatus } from '../gen/meshlb/v1/task.js';
 import type { Priority } from '../queue/index.js';
 import type { Logger } from '../util/log.js';
@@ -35,6 +35,10 @@ export interface WorkItem {
   readonly taskId: string;
   /** 0 for a home item until dispatch assigns the next attempt. */
   attempt: number;
+  /** routeKey(taskId, attempt) once the attempt is known ('' before): computed once per hop. */
+  key: string;
+  /** The Dispatch this item arrived as (forwarded items): sent on as it is, no copy. */
+  readonly wire: Dispatch | undefined;
   readonly homeCell: string;
   readonly spec: TaskSpec;
   readonly leaseMs: number;

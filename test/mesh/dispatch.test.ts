@@ -108,6 +108,21 @@ describe('dispatch at a home cell', () => {
     expect(agents.maxOver).toBe(0);
   });
 
+  it('two specs with one idempotency key in one batch make one task, and it runs', async () => {
+    for (const durability of [1, 2]) {
+      const { cell, agents, settle, spec } = setup({ a: 4 });
+      const out = await cell.submit([spec({ idempotencyKey: 'k1', durability }), spec({ idempotencyKey: 'k1', durability }), spec({ durability })]);
+      expect(out[0]!.existing).toBe(false);
+      expect(out[1]!).toMatchObject({ id: out[0]!.id, existing: true });
+      expect(out[2]!.existing).toBe(false);
+      await settle();
+      expect(agents.all().map((i) => i.taskId).sort()).toEqual([out[0]!.id, out[2]!.id].sort());
+      for (const item of agents.all()) agents.answer(cell, item);
+      expect(cell.ledger.get(out[0]!.id)!.state).toBe(TaskState.TASK_STATE_COMPLETED);
+      expect(cell.ledger.liveCount).toBe(0);
+    }
+  });
+
   it('a lapsed lease retries with attempt+1 after backoff; the stale result is dropped', async () => {
     const { cell, agents, settle, advance, spec } = setup({ a: 1, b: 1 });
     const [o] = await cell.submit([spec()]);
