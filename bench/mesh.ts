@@ -30,7 +30,6 @@ import {
   Durability,
   Priority,
   TaskServiceClient,
-  type SubmitStreamResponse,
   type TaskSpec,
 } from '../src/gen/meshlb/v1/task.js';
 import { runEcho, type EchoResult } from './echo.js';
@@ -95,7 +94,12 @@ class Proc {
 
   static start(name: string, args: string[]): Promise<[Proc, any]> {
     const child = fork(PROC, args, {
-      execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])],
+      execArgv: [
+        '--import',
+        'tsx',
+        ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []),
+        ...(process.env.BENCH_TRACE_GC ? ['--trace-gc'] : []),
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn' },
     });
@@ -304,33 +308,40 @@ interface Paced {
   rate: number;
   tasks: number;
   completed: number;
+  refused: number;
   submitToResult: LatencySummary;
   dispatch: LatencySummary;
   cpuUsPerTask: number;
 }
 
-/** `rate` tasks/s for `seconds` over SubmitStream, one task per message. */
+/**
+ * `rate` tasks/s for `seconds` on one SubmitStream, one task per message, each
+ * stamped when it is due (a 1 ms timer writes every task due by then).
+ */
 async function paced(m: Mesh, rate: number, seconds: number): Promise<Paced> {
   const client = new TaskServiceClient(m.address, credentials.createInsecure());
   await resetAll(m);
   const cpu0 = process.cpuUsage();
-  const call = client.submitStream();
-  call.on('data', (_r: SubmitStreamResponse) => undefined);
-  call.on('error', () => undefined);
   const n = Math.round(rate * seconds);
+  let failed = 0;
+  const stream = client.submitStream();
+  stream.on('data', (r: { item?: { code: number } }) => {
+    if (r.item && r.item.code !== 0) failed++;
+  });
+  stream.on('error', () => undefined);
   const start = nowUs();
   let sent = 0;
   await new Promise<void>((resolve) => {
     const tick = (): void => {
       const due = Math.min(n, Math.floor(((nowUs() - start) / 1e6) * rate));
-      while (sent < due) call.write({ requestId: sent++, task: spec() });
+      while (sent < due) stream.write({ requestId: sent++, task: spec() });
       if (sent >= n) resolve();
       else setTimeout(tick, 1);
     };
     tick();
   });
   const root = await waitCount(m.root, n, 15_000);
-  call.end();
+  stream.end();
   const agents = await m.agents.report();
   const after = await reportAll(m);
   const c = process.cpuUsage(cpu0);
@@ -339,6 +350,7 @@ async function paced(m: Mesh, rate: number, seconds: number): Promise<Paced> {
     rate,
     tasks: n,
     completed: root.count,
+    refused: failed,
     submitToResult: root.latency,
     dispatch: agents.latency,
     cpuUsPerTask: round((after.cpuUs + c.user + c.system) / Math.max(1, root.count)),
@@ -381,7 +393,7 @@ const NO_LAT: LatencySummary = { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, m
 const NO_ECHO_RESULT: EchoResult = { itemsPerMessage: 1, items: 0, seconds: 0, roundTripsPerSecond: NaN };
 const NO_ECHO = { unbatched: NO_ECHO_RESULT, batched: NO_ECHO_RESULT };
 const NO_TP: Throughput = { tasks: 0, completed: 0, seconds: 0, tasksPerSecond: NaN, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {}, rejectedBatches: 0, itemsPerMessage: NaN };
-const NO_PACED: Paced = { rate: 0, tasks: 0, completed: 0, submitToResult: NO_LAT, dispatch: NO_LAT, cpuUsPerTask: NaN };
+const NO_PACED: Paced = { rate: 0, tasks: 0, completed: 0, refused: 0, submitToResult: NO_LAT, dispatch: NO_LAT, cpuUsPerTask: NaN };
 
 async function main(): Promise<void> {
   const t0 = Date.now();
