@@ -22,7 +22,7 @@ import { TaskState } from '../src/gen/meshlb/v1/task.js';
 import { Replica } from '../src/mesh/replica.js';
 import { SimAgent } from '../src/mesh/sim-agent.js';
 import { parseTopology } from '../src/topology/parse.js';
-import { nowUs, payloadTimeUs } from './lib/clock.js';
+import { nowUs, payloadTimeUs, Samples } from './lib/clock.js';
 import { LatencyHistogram } from './lib/histogram.js';
 
 
@@ -32,7 +32,7 @@ function send(m: unknown): void {
   process.send?.(m);
 }
 
-let hist = new LatencyHistogram();
+let samples = new Samples();
 let count = 0;
 let cpu0 = process.cpuUsage();
 let t0 = nowUs();
@@ -40,7 +40,7 @@ let lastUs = 0;
 let extra: () => Record<string, unknown> = () => ({});
 
 function reset(): void {
-  hist = new LatencyHistogram();
+  samples = new Samples();
   count = 0;
   cpu0 = process.cpuUsage();
   t0 = nowUs();
@@ -49,6 +49,8 @@ function reset(): void {
 
 function report(): Record<string, unknown> {
   const c = process.cpuUsage(cpu0);
+  const hist = new LatencyHistogram();
+  samples.forEach((us) => hist.recordUs(us));
   return { type: 'report', count, latency: hist.summary(), cpuUs: c.user + c.system, wallUs: nowUs() - t0, lastUs, ...extra() };
 }
 
@@ -90,7 +92,7 @@ async function cells(yaml: string, paths: string[]): Promise<void> {
       count++;
       lastUs = nowUs();
       const t = payloadTimeUs(rec.spec.payload);
-      if (t === t) hist.recordUs(lastUs - t);
+      if (t === t) samples.push(lastUs - t);
     });
   }
   extra = () => {
@@ -126,7 +128,7 @@ async function agents(address: string, n: number, slots: number): Promise<void> 
     count++;
     lastUs = nowUs();
     const t = payloadTimeUs(d.spec!.payload);
-    if (t === t) hist.recordUs(lastUs - t);
+    if (t === t) samples.push(lastUs - t);
   };
   const list: SimAgent[] = [];
   for (let i = 0; i < n; i++) list.push(new SimAgent({ address, agentId: `bench-${i}`, kinds: ['bench'], slots, client, onStart }));

@@ -12,8 +12,37 @@ export function stampPayload(us: number, bytes = 8): Buffer {
   return b;
 }
 
-/** The time at the start of a payload made by stampPayload; NaN if absent. */
+const scratch = new Float64Array(1);
+const scratchBytes = new Uint8Array(scratch.buffer);
+
+/** The time at the start of a payload made by stampPayload; NaN if absent. Allocates nothing. */
 export function payloadTimeUs(p: Uint8Array): number {
   if (p.length < 8) return Number.NaN;
-  return Buffer.from(p.buffer, p.byteOffset, 8).readDoubleLE(0);
+  for (let i = 0; i < 8; i++) scratchBytes[i] = p[i]!;
+  return scratch[0]!;
+}
+
+/**
+ * Latency samples (µs) kept in a flat array while a measurement runs and put
+ * into a histogram only when asked, so recording costs the measured process
+ * next to nothing. Keeps at most `cap` samples (the first ones).
+ */
+export class Samples {
+  private buf: Float64Array;
+  length = 0;
+  constructor(private readonly cap = 2_000_000) {
+    this.buf = new Float64Array(1024);
+  }
+  push(us: number): void {
+    if (this.length >= this.buf.length) {
+      if (this.length >= this.cap) return;
+      const next = new Float64Array(Math.min(this.cap, this.buf.length * 2));
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.length++] = us;
+  }
+  forEach(f: (us: number) => void): void {
+    for (let i = 0; i < this.length; i++) f(this.buf[i]!);
+  }
 }
