@@ -32,6 +32,8 @@ export interface TestingKnobs {
   readonly unsafeCommitPriorTermByCount?: boolean;
   /** Grant votes without the up-to-date log check of §5.4.1 (breaks leader completeness). */
   readonly unsafeVoteIgnoringLog?: boolean;
+  /** With earlyMessages: hand out every message (votes, acks, new terms) as early (may precede the write). */
+  readonly unsafeEarlyVotesAndAcks?: boolean;
 }
 
 type MessageInit = Partial<Message> & Pick<Message, 'type' | 'to'>;
@@ -168,8 +170,9 @@ export class Raft {
     this.role = 'leader';
     const last = this.log.lastIndex();
     this.trk.resetProgress(last + 1);
-    const self = this.trk.progress.get(this.id);
-    if (self) self.maybeUpdate(last);
+    // We count ourselves only for what is durable here (see selfDurable); a
+    // tail received but not yet written counts once advance() reports it.
+    this.selfDurable();
     // Any conf change in the uncommitted tail may still be pending: be conservative.
     this.pendingConfIndex = last;
     // An entry of our own term lets us commit (and therefore serve reads) promptly.
@@ -308,12 +311,24 @@ export class Raft {
   appendEntry(type: EntryType, data: Uint8Array): Entry {
     const e: Entry = { term: this.term, index: this.log.lastIndex() + 1, type, data };
     this.log.append([e]);
-    // The leader counts itself at once: Ready's contract has it persist before
-    // anything that depends on the entry (messages, applying) leaves the node.
-    this.trk.progress.get(this.id)?.maybeUpdate(e.index);
-    // A single voter is its own quorum: nobody else's ack will trigger this.
-    maybeCommit(this);
+    // The leader does NOT count itself for this entry yet: it may be sent to
+    // followers before it is durable here (Ready.earlyMessages), so a commit
+    // counting it now could rest on a copy a crash erases. advance() counts it
+    // once the driver has written it (selfDurable).
     return e;
+  }
+
+  /**
+   * Leader: advance our own match index to the last entry durable on our disk
+   * and commit what a quorum now holds. Returns whether the commit index moved.
+   */
+  selfDurable(): boolean {
+    if (this.role !== 'leader') return false;
+    const self = this.trk.progress.get(this.id);
+    if (!self) return false;
+    const durable = this.log.stableLastIndex();
+    if (!self.maybeUpdate(durable)) return false;
+    return maybeCommit(this);
   }
 
   /** Leader-side admission of one proposal (local or forwarded). */

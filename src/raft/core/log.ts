@@ -181,6 +181,17 @@ export class RaftLog {
     this.unstableOffset = i + 1;
   }
 
+  /**
+   * The last index the driver has reported durable (advance) that belongs to
+   * this log: below the unstable tail. 0 while an incoming snapshot is not yet
+   * written (the stored log may not agree with ours then).
+   */
+  stableLastIndex(): number {
+    if (this.unstableSnapshot) return 0;
+    if (this.unstable.length > 0) return this.unstableOffset - 1;
+    return this.storage.lastIndex();
+  }
+
   stableSnapTo(i: number): void {
     if (this.unstableSnapshot && this.unstableSnapshot.meta.index === i) this.unstableSnapshot = undefined;
   }

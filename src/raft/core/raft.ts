@@ -4,7 +4,7 @@
 
 import { applyToConf, encodeConfChange } from './confchange.js';
 import { Raft, type TestingKnobs } from './core.js';
-import { transferLeadership } from './leader.js';
+import { bcastAppend, transferLeadership } from './leader.js';
 import type { ProgressState } from '../tracker/progress.js';
 import {
   EntryType,
@@ -53,9 +53,14 @@ export class RawNode {
   private prevHard: HardState;
   /** A Ready was handed out and not yet advanced: the next one must wait. */
   private outstanding = false;
+  /** The driver sends Ready.earlyMessages before persisting (RaftConfig.earlyMessages). */
+  private readonly early: boolean;
+  private readonly unsafeAllEarly: boolean;
 
   constructor(config: RaftConfig, knobs: TestingKnobs = {}) {
     this.r = new Raft(config, knobs);
+    this.early = config.earlyMessages === true;
+    this.unsafeAllEarly = knobs.unsafeEarlyVotesAndAcks === true;
     this.prevSoft = { leader: this.r.lead, role: this.r.role };
     this.prevHard = config.storage.initialState().hardState;
   }
@@ -140,13 +145,29 @@ export class RawNode {
       hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote || hard.commit !== this.prevHard.commit;
     const entries = r.log.unstable.slice();
     const snapshot = r.log.unstableSnapshot;
+    // Early sends (see Ready): only a leader's appends and heartbeats, and only
+    // when this Ready carries no new term or vote (so the term they carry is
+    // already durable). Everything else waits for the write.
+    let messages = r.msgs;
+    const earlyMessages: Message[] = [];
+    if (this.early && this.unsafeAllEarly) {
+      messages = [];
+      earlyMessages.push(...r.msgs);
+    } else if (this.early && hard.term === this.prevHard.term && hard.vote === this.prevHard.vote) {
+      messages = [];
+      for (const m of r.msgs) {
+        if ((m.type === 'app' || m.type === 'heartbeat') && m.from === r.id && m.term === hard.term) earlyMessages.push(m);
+        else messages.push(m);
+      }
+    }
     const rd: Ready = {
       ...(softChanged ? { softState: soft } : {}),
       ...(hardChanged ? { hardState: hard } : {}),
       entries,
       ...(snapshot ? { snapshot } : {}),
       committedEntries: r.log.nextCommitted(MAX_COMMITTED_BYTES_PER_READY),
-      messages: r.msgs,
+      messages,
+      ...(this.early ? { earlyMessages } : {}),
       readStates: r.readStates,
       // A commit-only change need not be synced: the commit index can be relearned from the leader.
       mustSync:
@@ -169,6 +190,9 @@ export class RawNode {
     }
     const last = rd.entries[rd.entries.length - 1];
     if (last) log.stableTo(last.index, last.term);
+    // A leader counts itself toward commit only for entries now durable here;
+    // a new commit index goes out to the followers with the next Ready.
+    if ((last || rd.snapshot) && this.r.selfDurable()) bcastAppend(this.r);
     const applied = rd.committedEntries[rd.committedEntries.length - 1];
     if (applied) log.appliedTo(applied.index);
     this.outstanding = false;

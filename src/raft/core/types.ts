@@ -117,8 +117,31 @@ export interface ReadState {
  *  3. apply `snapshot` then `committedEntries` to the state machine, in order,
  *     and call applyConfChange() for each committed ConfChange entry;
  *  4. call advance(ready).
- * A leader may send its own `messages` before persisting (etcd's optimization)
- * but this runtime keeps the simple rule above.
+ * Readies are handled strictly one after another: ready() refuses to hand out
+ * the next one before advance() of this one, and advance() means "step 1 is
+ * durable".
+ *
+ * Early sends (RaftConfig.earlyMessages, Raft dissertation §10.2.1): a leader
+ * may replicate its entries while it is still writing them. When the driver
+ * opts in, the leader's `app` and `heartbeat` messages come out in
+ * `earlyMessages` instead of `messages`, and the driver MAY send them before
+ * (or while) it does step 1. This is safe because:
+ *  - the leader counts itself toward the commit quorum only for entries that
+ *    are durable on its own disk: its own match index advances in advance()
+ *    (the driver's "step 1 is durable"), never when it appends. A commit
+ *    therefore always rests on a majority of durable copies, leader or not;
+ *  - `earlyMessages` is only ever non-empty when this Ready changes neither
+ *    the term nor the vote, so the term such a message carries is already
+ *    durable (a leader that crashes before its write restarts in that same
+ *    term as a follower and cannot lead it again, so no other entry can ever
+ *    take an (index, term) a follower may already hold);
+ *  - everything whose meaning is "I durably hold this" still waits in
+ *    `messages`: votes, vote and pre-vote responses, append and heartbeat
+ *    responses, and everything of a Ready that changes the term or vote;
+ *  - nothing is applied before step 1: a committed entry is applied (step 3)
+ *    only after this Ready's entries are durable locally.
+ * A driver that does not opt in gets every message in `messages` and may keep
+ * the simple rule above.
  */
 export interface Ready {
   readonly softState?: SoftState;
@@ -126,7 +149,14 @@ export interface Ready {
   readonly entries: readonly Entry[];
   readonly snapshot?: Snapshot;
   readonly committedEntries: readonly Entry[];
+  /** Send after step 1 is durable. */
   readonly messages: readonly Message[];
+  /**
+   * Only with RaftConfig.earlyMessages (empty or absent otherwise): the
+   * leader's appends and heartbeats, which may be sent before step 1 is
+   * durable (see above). Not repeated in `messages`.
+   */
+  readonly earlyMessages?: readonly Message[];
   readonly readStates: readonly ReadState[];
   readonly mustSync: boolean;
 }
@@ -178,6 +208,12 @@ export interface RaftConfig {
   readonly applied: number;
   /** Injected source of randomness in [0,1): the only one the core may use. */
   readonly random: () => number;
+  /**
+   * The driver sends Ready.earlyMessages before persisting (a leader replicates
+   * in parallel with its own fsync). Off by default: every message is then in
+   * Ready.messages, to be sent after the write.
+   */
+  readonly earlyMessages?: boolean;
 }
 
 /** Why a proposal was refused, as a value (not an exception): the runtime maps it to a status. */

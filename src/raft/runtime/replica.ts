@@ -108,6 +108,8 @@ export class RaftReplica implements RaftEndpoint {
       maxUncommitted: this.limits.maxUncommitted,
       applied: this.applied,
       random: opts.random ?? Math.random,
+      // The leader replicates while it writes (see handleReady and Ready.earlyMessages).
+      earlyMessages: true,
     });
     for (const [id, addr] of Object.entries(this.addresses)) this.transport.setPeer(id, addr);
     this.transport.start(this);
@@ -281,13 +283,28 @@ export class RaftReplica implements RaftEndpoint {
       this.term = rd.hardState.term;
       this.commit = rd.hardState.commit;
     }
+    // Early sends: a leader's appends and heartbeats leave before its own write
+    // (Ready.earlyMessages), so the followers' fsyncs overlap with ours. The
+    // core counts our own copy toward commit only after advance(), i.e. once
+    // the write below is durable, and nothing is applied before it.
+    const early = rd.earlyMessages ?? [];
+    if (early.length > 0) this.sendBatched(early);
+    const writes = rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined;
     // 0. Committed entries we already hold durably from earlier Readies (below
     // this Ready's first new entry) are applied before this Ready's write: the
     // rule "persist, then apply" exists for committed entries that arrive in the
     // same Ready as their data, which these are not. Without this a leader under
     // load answers every commit one fsync late (behind the next batch's write).
+    let answered = false;
     if (!rd.snapshot && rd.entries.length > 0 && rd.committedEntries.length > 0) {
-      this.applyCommitted(rd.committedEntries, Math.min(this.log.lastIndex(), rd.entries[0]!.index - 1));
+      answered = this.applyCommitted(rd.committedEntries, Math.min(this.log.lastIndex(), rd.entries[0]!.index - 1)) > 0;
+    }
+    if (rd.mustSync && early.length > 0) {
+      // The synchronous fsync below blocks this thread: give the event loop one
+      // turn first so the appends just handed to gRPC reach the socket (and the
+      // callers answered above run) before we block.
+      await new Promise((resolve) => setImmediate(resolve));
+    } else if (answered) {
       await null; // let the callers just answered run (and propose again) before we block on the fsync
     }
     // 1. persist: snapshot, then entries + hard state in one fsync'd transaction.
@@ -295,19 +312,13 @@ export class RaftReplica implements RaftEndpoint {
       await this.snaps.save(rd.snapshot);
       await this.log.applySnapshot(rd.snapshot.meta);
     }
-    const write = this.log.append(rd.entries, rd.hardState, { sync: rd.mustSync });
-    if (rd.mustSync) await write;
-    else write.catch((err: unknown) => this.logger.error({ err }, 'raft hard state write failed'));
-    // 2. send, one batch per peer.
-    if (rd.messages.length > 0) {
-      const byPeer = new Map<NodeId, Message[]>();
-      for (const m of rd.messages) {
-        const l = byPeer.get(m.to);
-        if (l) l.push(m);
-        else byPeer.set(m.to, [m]);
-      }
-      for (const [to, msgs] of byPeer) this.transport.send(to, msgs);
+    if (writes) {
+      const write = this.log.append(rd.entries, rd.hardState, { sync: rd.mustSync });
+      if (rd.mustSync) await write;
+      else write.catch((err: unknown) => this.logger.error({ err }, 'raft hard state write failed'));
     }
+    // 2. send the rest (votes, acks, ...): they promise what step 1 made durable.
+    if (rd.messages.length > 0) this.sendBatched(rd.messages);
     // 3. apply.
     if (rd.snapshot) this.restore(rd.snapshot);
     this.applyCommitted(rd.committedEntries, Number.POSITIVE_INFINITY);
@@ -317,15 +328,33 @@ export class RaftReplica implements RaftEndpoint {
     this.maybeSnapshot();
   }
 
-  /** Apply committed entries up to `upTo`, in order, skipping what is already applied. */
-  private applyCommitted(entries: readonly Entry[], upTo: number): void {
+  /** Hand messages to the transport, one batch per peer. */
+  private sendBatched(msgs: readonly Message[]): void {
+    if (msgs.length === 1) {
+      this.transport.send(msgs[0]!.to, msgs);
+      return;
+    }
+    const byPeer = new Map<NodeId, Message[]>();
+    for (const m of msgs) {
+      const l = byPeer.get(m.to);
+      if (l) l.push(m);
+      else byPeer.set(m.to, [m]);
+    }
+    for (const [to, list] of byPeer) this.transport.send(to, list);
+  }
+
+  /** Apply committed entries up to `upTo`, in order, skipping what is already applied; returns how many. */
+  private applyCommitted(entries: readonly Entry[], upTo: number): number {
+    let n = 0;
     for (const e of entries) {
       if (e.index > upTo) break;
       if (e.index <= this.applied) continue;
       if (e.type === EntryType.ConfChange) this.applyConf(decodeConfChange(e.data));
       else if (e.data.length > 0) this.applyNormal(e.index, e.data);
       this.applied = e.index;
+      n++;
     }
+    return n;
   }
 
   private applyNormal(index: number, data: Uint8Array): void {

@@ -28,6 +28,8 @@ export interface ClusterOptions {
   maxUncommitted?: number;
   seed?: number;
   knobs?: TestingKnobs;
+  /** Nodes hand their leader appends out in Ready.earlyMessages (the harness sends them first). */
+  earlyMessages?: boolean;
   observer?: (id: NodeId, rd: Ready, member: Member) => void;
 }
 
@@ -115,6 +117,7 @@ export class Cluster {
       maxUncommitted: o.maxUncommitted ?? 0,
       applied,
       random: () => rng.next(),
+      ...(o.earlyMessages ? { earlyMessages: true } : {}),
     };
   }
 
@@ -160,6 +163,7 @@ export class Cluster {
     const out: Message[] = [];
     while (m.node.hasReady()) {
       const rd = m.node.ready();
+      out.push(...(rd.earlyMessages ?? [])); // may go before the write (the harness's writes cannot fail)
       if (this.trace && rd.softState) {
         const st = m.node.status();
         this.trace.push(`${id} is ${rd.softState.role} term=${st.term} leader=${rd.softState.leader || '-'}`);

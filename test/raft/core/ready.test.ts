@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { RawNode } from '../../../src/raft/core/raft.js';
 import { MemoryStorage } from '../../../src/raft/core/memory-storage.js';
-import { Cluster } from './cluster.js';
+import { Cluster, text } from './cluster.js';
 import type { RaftConfig } from '../../../src/raft/core/types.js';
 
 function config(storage: MemoryStorage, over: Partial<RaftConfig> = {}): RaftConfig {
@@ -34,22 +34,33 @@ describe('Ready / advance', () => {
     n.advance(rd);
   });
 
-  it('a single voter commits its own entries (mustSync: new entries and a term change)', () => {
+  it('a single voter commits its own entries once they are durable (mustSync: new entries and a term change)', () => {
     const s = MemoryStorage.bootstrap(['1']);
     const n = new RawNode(config(s));
     let rd = n.ready();
     n.applyConfChange({ type: 'addVoter', node: '1', context: '' });
     n.advance(rd);
-    n.campaign(); // single voter: leader at once, appends and commits its empty entry
+    n.campaign(); // single voter: leader at once, appends its empty entry
     rd = n.ready();
     expect(rd.softState?.role).toBe('leader');
-    expect(rd.hardState).toEqual({ term: 2, vote: '1', commit: 2 });
+    // The leader counts itself only for what it has written: not committed yet.
+    expect(rd.hardState).toEqual({ term: 2, vote: '1', commit: 1 });
     expect(rd.entries.map((e) => e.index)).toEqual([2]);
-    expect(rd.committedEntries.map((e) => e.index)).toEqual([2]);
+    expect(rd.committedEntries).toEqual([]);
     expect(rd.mustSync).toBe(true);
     s.append(rd.entries);
+    s.setHardState(rd.hardState!);
+    n.advance(rd); // "durable": now it is its own quorum
+    expect(n.status().commit).toBe(2);
+    rd = n.ready();
+    expect(rd.hardState?.commit).toBe(2);
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([2]);
     n.advance(rd);
     expect(n.propose(new Uint8Array([9]))).toEqual({ ok: true, index: 3, term: 2 });
+    rd = n.ready();
+    expect(rd.committedEntries).toEqual([]);
+    s.append(rd.entries);
+    n.advance(rd);
     rd = n.ready();
     expect(rd.committedEntries.map((e) => e.index)).toEqual([3]);
     n.advance(rd);
@@ -109,5 +120,144 @@ describe('Ready / advance', () => {
     expect(n.status().commit).toBe(3);
     expect(n.status().conf.voters).toEqual(['1', '2', '3']); // replayed from the log up to applied
     expect(() => new RawNode(config(MemoryStorage.bootstrap(['1']), { applied: 5 }))).toThrow(/beyond the last log index/);
+  });
+});
+
+describe('early sends (RaftConfig.earlyMessages)', () => {
+  /** A leader (1) of a 3-node cluster with everything settled. */
+  function settled(): Cluster {
+    const c = new Cluster(['1', '2', '3'], { earlyMessages: true });
+    c.campaign('1');
+    c.stabilize();
+    expect(c.leader()).toBe('1');
+    return c;
+  }
+
+  it('a leader hands its appends out as early messages; a follower ack is never early', () => {
+    const c = settled();
+    const n = c.node('1');
+    n.propose(new Uint8Array([7]));
+    const rd = n.ready();
+    expect(rd.entries.map((e) => e.data[0])).toEqual([7]);
+    expect(rd.earlyMessages?.map((m) => `${m.type}>${m.to}`).sort()).toEqual(['app>2', 'app>3']);
+    expect(rd.messages).toEqual([]);
+    // Follower 2 gets the append: its ack waits for its own write.
+    c.node('2').step(rd.earlyMessages!.find((m) => m.to === '2')!);
+    const frd = c.node('2').ready();
+    expect(frd.earlyMessages ?? []).toEqual([]);
+    expect(frd.messages.map((m) => m.type)).toEqual(['appResp']);
+    c.get('2').storage.append(frd.entries);
+    c.node('2').advance(frd);
+    c.get('1').storage.append(rd.entries);
+    n.advance(rd);
+  });
+
+  it('the leader does not count an entry it has not written: leader + one follower is no quorum until advance()', () => {
+    const c = settled();
+    const n = c.node('1');
+    const before = n.status().commit;
+    n.propose(new Uint8Array([7]));
+    const rd = n.ready(); // the leader's write of entry `before + 1` is in flight
+    const idx = rd.entries[0]!.index;
+    expect(n.status().progress['1']!.match).toBe(idx - 1);
+    // Follower 2 persists and acks before the leader's write finished.
+    c.node('2').step(rd.earlyMessages!.find((m) => m.to === '2')!);
+    const frd = c.node('2').ready();
+    c.get('2').storage.append(frd.entries);
+    c.node('2').advance(frd);
+    for (const m of frd.messages) n.step(m);
+    expect(n.status().progress['2']!.match).toBe(idx);
+    expect(n.status().commit).toBe(before); // 1 (not durable) + 2 must not commit
+    // Now the leader's own write is durable: 1 + 2 are a majority.
+    c.get('1').storage.append(rd.entries);
+    n.advance(rd);
+    expect(n.status().progress['1']!.match).toBe(idx);
+    expect(n.status().commit).toBe(idx);
+    const next = n.ready();
+    expect(next.committedEntries.map((e) => e.index)).toEqual([idx]);
+    // The new commit index goes to the followers in appends, which may be early too.
+    expect(next.earlyMessages!.filter((m) => m.type === 'app' && m.commit === idx).length).toBe(2);
+    n.advance(next);
+  });
+
+  it('two followers are a quorum without the leader; applying still waits for the leader write', () => {
+    const c = settled();
+    const n = c.node('1');
+    const before = n.status().commit;
+    n.propose(new Uint8Array([7]));
+    const rd = n.ready();
+    const idx = rd.entries[0]!.index;
+    for (const f of ['2', '3']) {
+      c.node(f).step(rd.earlyMessages!.find((m) => m.to === f)!);
+      const frd = c.node(f).ready();
+      c.get(f).storage.append(frd.entries);
+      c.node(f).advance(frd);
+      for (const m of frd.messages) n.step(m);
+    }
+    expect(n.status().commit).toBe(idx); // a majority of durable copies: 2 and 3
+    expect(n.hasReady()).toBe(false); // ...but nothing comes out before rd is advanced
+    expect(before).toBe(idx - 1);
+    c.get('1').storage.append(rd.entries);
+    n.advance(rd);
+    const next = n.ready();
+    expect(next.committedEntries.map((e) => e.index)).toEqual([idx]);
+    n.advance(next);
+  });
+
+  it('a Ready that changes the term or vote has no early messages (votes and their terms wait for the write)', () => {
+    const c = new Cluster(['1', '2', '3'], { earlyMessages: true });
+    const n = c.node('1');
+    n.campaign();
+    const rd = n.ready();
+    expect(rd.hardState?.vote).toBe('1');
+    expect(rd.earlyMessages).toEqual([]);
+    expect(rd.messages.map((m) => m.type)).toEqual(['vote', 'vote']);
+    c.get('1').storage.setHardState(rd.hardState!);
+    n.advance(rd);
+    // Voters answer only after their write too.
+    c.node('2').step(rd.messages.find((m) => m.to === '2')!);
+    const vrd = c.node('2').ready();
+    expect(vrd.earlyMessages).toEqual([]);
+    expect(vrd.messages.map((m) => m.type)).toEqual(['voteResp']);
+    c.get('2').storage.setHardState(vrd.hardState!);
+    c.node('2').advance(vrd);
+    // The new leader's first appends (its term is durable since the campaign) may be early.
+    n.step(vrd.messages[0]!);
+    const lrd = n.ready();
+    expect(lrd.softState?.role).toBe('leader');
+    expect(lrd.earlyMessages!.map((m) => m.type)).toEqual(['app', 'app']);
+    c.get('1').storage.append(lrd.entries);
+    n.advance(lrd);
+  });
+
+  it('a single voter that elects itself does not send early in that Ready (its new term is not durable yet)', () => {
+    const c = new Cluster(['1'], { earlyMessages: true });
+    c.node('1').campaign();
+    const rd = c.node('1').ready();
+    expect(rd.softState?.role).toBe('leader');
+    expect(rd.earlyMessages).toEqual([]);
+    c.node('1').advance(rd);
+  });
+
+  it('without the option every message is in messages and earlyMessages is absent', () => {
+    const c = new Cluster(['1', '2', '3']);
+    c.campaign('1');
+    c.stabilize();
+    c.node('1').propose(new Uint8Array([1]));
+    const rd = c.node('1').ready();
+    expect(rd.earlyMessages).toBeUndefined();
+    expect(rd.messages.map((m) => m.type)).toEqual(['app', 'app']);
+    c.node('1').advance(rd);
+  });
+
+  it('a cluster with early sends replicates and applies the same as without', () => {
+    for (const early of [false, true]) {
+      const c = new Cluster(['1', '2', '3'], { earlyMessages: early });
+      c.campaign('1');
+      c.stabilize();
+      for (let i = 0; i < 20; i++) c.propose('1', `v${i}`);
+      c.stabilize();
+      for (const id of ['1', '2', '3']) expect(c.get(id).applied.map((e) => text(e))).toEqual(Array.from({ length: 20 }, (_, i) => `v${i}`));
+    }
   });
 });

@@ -1,7 +1,8 @@
 // One simulated replica: a RawNode over a "disk" that models unsynced writes.
 // The node reads `live` (everything written); `durable` is what survives a
 // crash, refreshed only by sync(). The Ready contract says to sync before
-// sending when mustSync, so a crash can only lose writes nothing depended on.
+// sending when mustSync, so a crash can only lose writes nothing depended on
+// (a leader's early appends excepted: see Ready.earlyMessages).
 
 import { RawNode } from '../../../src/raft/core/raft.js';
 import { MemoryStorage } from '../../../src/raft/core/memory-storage.js';
@@ -31,6 +32,8 @@ export interface NodeParams {
   readonly maxInflight: number;
   readonly maxSizePerMsg: number;
   readonly maxUncommitted: number;
+  /** The driver sends a leader's appends before syncing (Ready.earlyMessages). */
+  readonly earlyMessages: boolean;
   readonly knobs: TestingKnobs;
 }
 
@@ -117,6 +120,7 @@ export class Replica {
       maxUncommitted: p.maxUncommitted,
       applied: this.kv.applied,
       random: () => this.rng.next(),
+      earlyMessages: p.earlyMessages,
     };
     this.node = new RawNode(cfg, p.knobs);
     this.view = viewOf(s);

@@ -40,7 +40,7 @@ describe('raft simulator', () => {
     for (const seed of range(1, 60)) {
       for (const [k, v] of Object.entries(runSeed({ seed, replicas: seed % 2 ? 3 : 5 }).stats)) total[k] = (total[k] ?? 0) + v;
     }
-    for (const k of ['crashes', 'partitions', 'snapshots', 'transfers', 'confChangesProposed', 'confChangesApplied', 'leadersElected', 'getsDone', 'putsDone', 'opsAbandoned']) {
+    for (const k of ['crashes', 'partitions', 'snapshots', 'transfers', 'confChangesProposed', 'confChangesApplied', 'leadersElected', 'crashesAfterEarlySend', 'getsDone', 'putsDone', 'opsAbandoned']) {
       expect(total[k] ?? 0, k).toBeGreaterThan(5);
     }
   });
@@ -52,6 +52,19 @@ describe('mutations are caught (the checkers can fail)', () => {
     expect(bad.length).toBeGreaterThan(20);
     const fromCheckers = bad.flatMap((b) => b.what).filter((w) => /safety|completeness|committed entry changed|log matching/.test(w));
     expect(fromCheckers.length).toBeGreaterThan(0);
+  });
+
+  it('early sends that include votes, acks and new terms: crashes between send and sync break safety', () => {
+    const bad = failures(range(1, 60), { earlyMessages: true, knobs: { unsafeEarlyVotesAndAcks: true } });
+    expect(bad.length).toBeGreaterThan(30);
+    // Real safety findings, not just a stuck cluster: a forgotten ack shows up as a leader telling a
+    // follower to commit past the end of its log (the core refuses), a forgotten vote as a broken invariant.
+    const safety = bad.filter((b) => b.what.some((w) => /safety|completeness|committed entry changed|log matching|beyond last index/.test(w)));
+    expect(safety.length).toBeGreaterThan(30);
+  });
+
+  it('the same seeds with the real early sends (leader appends only) stay clean', () => {
+    expect(failures(range(1, 60), { earlyMessages: true })).toEqual([]);
   });
 
   it('core grants votes ignoring the log (§5.4.1 removed): leader completeness breaks', () => {

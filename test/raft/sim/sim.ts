@@ -28,8 +28,10 @@ export interface SimOptions {
   readonly livenessTicks?: number;
   /** Deliberately broken core behaviour (mutation testing of the checkers). */
   readonly knobs?: TestingKnobs;
-  /** Deliberately broken driver: send messages before the disk sync. */
+  /** Deliberately broken driver: send every message (votes and acks too) before the disk sync. */
   readonly sendBeforeSync?: boolean;
+  /** Force the leader's early sends on or off (default: drawn per seed, mostly on). */
+  readonly earlyMessages?: boolean;
   /** Deliberately broken client: serve gets from the local replica without ReadIndex. */
   readonly unsafeLocalReads?: boolean;
   readonly maxSizePerMsg?: number;
@@ -92,6 +94,8 @@ export class Simulation {
       maxInflight: r.int(1, 8),
       maxSizePerMsg: opts.maxSizePerMsg ?? r.pick([1, 64, 256, 4096]),
       maxUncommitted: r.chance(0.5) ? 0 : r.int(5, 50),
+      // Most seeds drive the leader the way the runtime does: appends go out before the sync.
+      earlyMessages: opts.earlyMessages ?? r.chance(0.8),
       knobs: opts.knobs ?? {},
     };
     // How hostile this seed's world is: every rate below is scaled by it.
@@ -161,6 +165,10 @@ export class Simulation {
     if (rd.entries.length > 0) {
       this.checker.onWrite(rep.id, rep.view, rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
     }
+    // A leader's early messages (Ready.earlyMessages) go out before the sync,
+    // and a crash may strike before the sync: the unsynced entries are lost
+    // while followers may already hold them.
+    for (const m of rd.earlyMessages ?? []) this.send(m);
     if (this.opts.sendBeforeSync) {
       for (const m of rd.messages) this.send(m);
       // The mutation: a crash may strike between sending and syncing.
@@ -170,6 +178,11 @@ export class Simulation {
       }
       if (rd.mustSync) rep.disk.sync();
     } else {
+      if ((rd.earlyMessages?.length ?? 0) > 0 && rd.mustSync && this.chaosOn && this.rng.chance(0.05)) {
+        this.bump('crashesAfterEarlySend');
+        this.crash(rep, this.rng.int(1, 10));
+        return;
+      }
       if (rd.mustSync) rep.disk.sync();
       // 2. send
       for (const m of rd.messages) this.send(m);
