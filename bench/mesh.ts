@@ -100,6 +100,8 @@ class Proc {
         'tsx',
         ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []),
         ...(process.env.BENCH_TRACE_GC ? ['--trace-gc'] : []),
+        // Extra V8/node flags for the mesh processes, e.g. BENCH_NODE_FLAGS=--max-semi-space-size=32
+        ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : []),
       ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn' },

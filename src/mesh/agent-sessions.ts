@@ -34,8 +34,8 @@ export class AgentSession {
   readonly kinds: readonly string[];
   readonly labels: readonly Label[];
   readonly slots: number;
-  /** route key → kind of every attempt the agent holds. */
-  readonly assigned = new Map<string, string>();
+  /** route key → every attempt the agent holds (its kind, and sentMs: when it was sent). */
+  readonly assigned = new Map<string, WorkItem>();
   cpu = 0;
   memory = 0;
   draining = false;
@@ -43,7 +43,6 @@ export class AgentSession {
   lastSeenMs: number;
   readonly success = new Ewma(0.1, 1);
   readonly latencyMs = new Ewma(0.1, 0);
-  readonly sentAt = new Map<string, number>();
   readonly batcher: StreamBatcher<ConnectResponse>;
 
   constructor(
@@ -191,22 +190,19 @@ export class AgentSessions {
     let unknown = 0;
     for (const r of results) {
       const key = routeKey(r.taskId, r.attempt);
-      if (!s.assigned.has(key)) {
+      const item = s.assigned.get(key);
+      if (item === undefined) {
         unknown++;
         continue;
       }
-      const kind = s.assigned.get(key)!;
-      this.account(s, -1);
       s.assigned.delete(key);
-      this.account(s, 1);
-      if (s.usable) cell.dispatcher.release(s.id, kind);
-      const t0 = s.sentAt.get(key);
-      s.sentAt.delete(key);
-      if (t0 !== undefined) s.latencyMs.add(now - t0);
+      this.slotsTaken(s, -1);
+      if (s.usable) cell.dispatcher.release(s.id, item.kind);
+      s.latencyMs.add(now - item.sentMs);
       s.success.add(r.status === ResultStatus.RESULT_STATUS_OK ? 1 : 0);
       r.agentId = s.id;
       r.nodeCell = cell.path;
-      cell.deliverResult(r);
+      cell.deliverResult(r, key);
     }
     if (unknown > 0) cell.log.warn({ agent: s.id, unknown }, 'agent sent results for attempts it does not hold; ignored');
     // Freed slots went back to the live picker (release): no rebuild.
@@ -222,12 +218,10 @@ export class AgentSessions {
       this.cell.bounce(item, `agent ${agentId} unavailable`);
       return;
     }
-    this.account(s, -1);
-    s.assigned.set(key, item.kind);
-    this.account(s, 1);
+    s.assigned.set(key, item);
+    this.slotsTaken(s, 1);
     const over = s.assigned.size - s.slots;
     if (over > this.maxOverSlots) this.maxOverSlots = over;
-    s.sentAt.set(key, this.cell.now());
     s.batcher.push(Lane.Assignments, wireDispatch(item));
     this.cell.parent?.capacityChanged();
   }
@@ -283,6 +277,16 @@ export class AgentSessions {
   private changed(): void {
     this.cell.dispatcher.invalidate();
     this.cell.parent?.capacityChanged();
+  }
+
+  /**
+   * `delta` slots of a live agent were taken (1) or freed (-1): its free slots
+   * per kind move by -delta (what account(-1), change, account(1) would do;
+   * assigned never exceeds slots, so free = slots - assigned needs no clamp).
+   */
+  private slotsTaken(s: AgentSession, delta: 1 | -1): void {
+    if (s.dead || s.draining) return;
+    for (const k of s.kinds) this.capacity.get(k)!.free -= delta;
   }
 
   /** Add (sign 1) or remove (sign -1) an agent's contribution to capacity. */

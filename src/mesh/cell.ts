@@ -366,8 +366,8 @@ export class Cell {
     for (const r of results) this.deliverResult(r);
   }
 
-  deliverResult(r: TaskResult): void {
-    const key = routeKey(r.taskId, r.attempt);
+  /** `key` is routeKey(r.taskId, r.attempt) when the caller already has it. */
+  deliverResult(r: TaskResult, key = routeKey(r.taskId, r.attempt)): void {
     const item = this.routes.get(key);
     if (item === undefined) {
       if (this.ledger.get(r.taskId)) this.homeResult(r);
