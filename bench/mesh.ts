@@ -287,8 +287,7 @@ async function throughput(m: Mesh, n: number, maxMs: number): Promise<Throughput
   const clientUs = cpuClient.user + cpuClient.system;
   const total = after.cpuUs + clientUs;
   const done = Math.max(1, r.count);
-  const byProc: Record<string, number> = { client: round(clientUs / done), agents: round(after.agents.cpuUs / done) };
-  m.cells.forEach((c, i) => (byProc[c.name] = round(after.perCell[i]! / done)));
+  const byProc = byProcess(m, after, clientUs, done);
   const b = sumBatching(after);
   return {
     tasks: submitted,
@@ -300,6 +299,12 @@ async function throughput(m: Mesh, n: number, maxMs: number): Promise<Throughput
     rejectedBatches: rejected,
     itemsPerMessage: round((b.items - batchMsgs0.items) / Math.max(1, b.messages - batchMsgs0.messages)),
   };
+}
+
+function byProcess(m: Mesh, r: { agents: Report; perCell: number[] }, clientUs: number, tasks: number): Record<string, number> {
+  const out: Record<string, number> = { client: round(clientUs / tasks), agents: round(r.agents.cpuUs / tasks) };
+  m.cells.forEach((c, i) => (out[c.name] = round(r.perCell[i]! / tasks)));
+  return out;
 }
 
 function sumBatching(r: { root: Report; agents: Report }): { messages: number; items: number } {
@@ -317,6 +322,7 @@ interface Paced {
   submitToResult: LatencySummary;
   dispatch: LatencySummary;
   cpuUsPerTask: number;
+  cpuUsPerTaskByProcess: Record<string, number>;
 }
 
 /**
@@ -377,6 +383,7 @@ async function paced(m: Mesh, rate: number, seconds: number, mode: 'stream' | 'b
     submitToResult: root.latency,
     dispatch: agents.latency,
     cpuUsPerTask: round((after.cpuUs + c.user + c.system) / Math.max(1, root.count)),
+    cpuUsPerTaskByProcess: byProcess(m, after, c.user + c.system, Math.max(1, root.count)),
   };
 }
 
@@ -416,7 +423,7 @@ const NO_LAT: LatencySummary = { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, m
 const NO_ECHO_RESULT: EchoResult = { itemsPerMessage: 1, items: 0, seconds: 0, roundTripsPerSecond: NaN };
 const NO_ECHO = { unbatched: NO_ECHO_RESULT, batched: NO_ECHO_RESULT };
 const NO_TP: Throughput = { tasks: 0, completed: 0, seconds: 0, tasksPerSecond: NaN, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {}, rejectedBatches: 0, itemsPerMessage: NaN };
-const NO_PACED: Paced = { rate: 0, mode: '', tasksPerCall: 0, tasks: 0, completed: 0, refused: 0, submitToResult: NO_LAT, dispatch: NO_LAT, cpuUsPerTask: NaN };
+const NO_PACED: Paced = { rate: 0, mode: '', tasksPerCall: 0, tasks: 0, completed: 0, refused: 0, submitToResult: NO_LAT, dispatch: NO_LAT, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {} };
 
 async function main(): Promise<void> {
   const t0 = Date.now();
