@@ -5,7 +5,7 @@
 
 import { ProgressTracker } from '../tracker/tracker.js';
 import { applyToConf, decodeConfChange } from './confchange.js';
-import { bcastAppend, handleReadRequest, maybeCommit, maybeLeave, stepLeader, tickLeader } from './leader.js';
+import { bcastAppend, flushAppends, handleReadRequest, maybeCommit, maybeLeave, stepLeader, tickLeader } from './leader.js';
 import { stepCandidate, stepFollower } from './follower.js';
 import { RaftLog } from './log.js';
 import { ReadOnlyQueue } from './read-only.js';
@@ -68,6 +68,8 @@ export class Raft {
   readonly readOnly = new ReadOnlyQueue();
   /** Leader only: reads that arrived before it committed an entry of its own term. */
   pendingReads: Array<{ context: string; from: NodeId }> = [];
+  /** Leader: new entries or a new commit index wait for flushAppends (one append per follower per Ready). */
+  pendingBcast = false;
   /** Outbox and read results, drained by RawNode.ready(). */
   msgs: Message[] = [];
   readStates: ReadState[] = [];
@@ -137,6 +139,7 @@ export class Raft {
     this.randomizedElectionTimeout = this.cfg.electionTick + Math.floor(this.cfg.random() * this.cfg.electionTick);
     this.leadTransferee = NONE;
     this.leavingAt = 0;
+    this.pendingBcast = false;
     this.trk.resetVotes();
     this.readOnly.clear();
     this.pendingReads = [];
@@ -352,7 +355,8 @@ export class Raft {
       return { ok: true, forwarded: true, leader: this.lead };
     }
     const res = this.acceptProposal(type, data);
-    if (res.ok) bcastAppend(this);
+    // Replicated once per Ready for all proposals of a turn (flushAppends).
+    if (res.ok) this.pendingBcast = true;
     return res;
   }
 
@@ -381,6 +385,8 @@ export class Raft {
   }
 
   applyConfChange(conf: ConfState): void {
+    // A peer this change removes must still get the commit index that covers its removal.
+    flushAppends(this, true);
     this.trk.applyConf(conf, this.log.lastIndex() + 1);
     if (this.role !== 'leader') return;
     if (!this.promotable()) {

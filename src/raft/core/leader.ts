@@ -37,11 +37,38 @@ export function sendAppend(r: Raft, to: NodeId, sendIfEmpty = true): boolean {
   if (ents.length === 0 && !sendIfEmpty) return false;
   r.send({ type: 'app', to, index: prevIndex, logTerm: prevTerm, entries: ents, commit: r.log.committed });
   p.sentEntries(prevIndex + ents.length, ents.length);
+  if (r.log.committed > p.sentCommit) p.sentCommit = r.log.committed;
   return true;
 }
 
 export function bcastAppend(r: Raft): void {
   for (const id of r.trk.progress.keys()) if (id !== r.id) sendAppend(r, id);
+}
+
+/**
+ * Replicate new entries or a new commit index, once for everything that
+ * happened since the last Ready: many proposals (or acks that moved the
+ * commit index) in one turn become one append per follower, not one each.
+ * A follower gets an empty append only if it has not been sent this commit
+ * index yet. RawNode flushes this when it looks for a Ready.
+ */
+export function flushAppends(r: Raft, force = false): void {
+  if (!r.pendingBcast) return;
+  r.pendingBcast = false;
+  if (r.role !== 'leader') return;
+  // An empty append that only carries the commit index waits until we have
+  // applied up to it: the callers answered by that apply usually propose again,
+  // and the append carrying their entries carries the commit index too. When
+  // nothing follows, it goes out right after the apply (the driver asks for the
+  // next Ready after advance()), not on a timer.
+  // (`force`: a conf change is about to drop peers, which must still hear it.)
+  const applyFirst = !force && r.log.applied < r.log.committed;
+  for (const [id, p] of r.trk.progress) {
+    if (id === r.id) continue;
+    const owed = p.sentCommit < r.log.committed;
+    if (sendAppend(r, id, owed && !applyFirst)) continue;
+    if (owed && applyFirst) r.pendingBcast = true;
+  }
 }
 
 export function bcastHeartbeat(r: Raft, context = r.readOnly.last()): void {
@@ -163,7 +190,7 @@ function handleAppResp(r: Raft, m: Message): void {
   } else if (p.state === 'replicate') {
     p.inflights.freeLE(m.index);
   }
-  if (maybeCommit(r)) bcastAppend(r);
+  if (maybeCommit(r)) r.pendingBcast = true; // the new commit index goes to everyone once, at the next Ready
   else if (wasPaused) sendAppend(r, m.from);
   // Pipelining: keep streaming while the window has room.
   while (sendAppend(r, m.from, false)) {
@@ -201,7 +228,7 @@ export function stepLeader(r: Raft, m: Message): void {
         // Forwarded proposals are fire-and-forget: refusals are silent drops.
         if (r.acceptProposal(e.type === EntryType.ConfChange ? EntryType.ConfChange : EntryType.Normal, e.data).ok) any = true;
       }
-      if (any) bcastAppend(r);
+      if (any) r.pendingBcast = true;
       break;
     }
     case 'appResp':

@@ -4,7 +4,7 @@
 
 import { applyToConf, encodeConfChange } from './confchange.js';
 import { Raft, type TestingKnobs } from './core.js';
-import { bcastAppend, transferLeadership } from './leader.js';
+import { flushAppends, transferLeadership } from './leader.js';
 import type { ProgressState } from '../tracker/progress.js';
 import {
   EntryType,
@@ -121,6 +121,7 @@ export class RawNode {
   hasReady(): boolean {
     if (this.outstanding) return false;
     const r = this.r;
+    flushAppends(r);
     if (r.lead !== this.prevSoft.leader || r.role !== this.prevSoft.role) return true;
     if (r.term !== this.prevHard.term || r.vote !== this.prevHard.vote || r.log.committed !== this.prevHard.commit) {
       return true;
@@ -138,6 +139,7 @@ export class RawNode {
   ready(): Ready {
     if (this.outstanding) throw new Error('raft: ready() called before advance() of the previous Ready');
     const r = this.r;
+    flushAppends(r);
     const soft: SoftState = { leader: r.lead, role: r.role };
     const hard: HardState = { term: r.term, vote: r.vote, commit: r.log.committed };
     const softChanged = soft.leader !== this.prevSoft.leader || soft.role !== this.prevSoft.role;
@@ -192,7 +194,7 @@ export class RawNode {
     if (last) log.stableTo(last.index, last.term);
     // A leader counts itself toward commit only for entries now durable here;
     // a new commit index goes out to the followers with the next Ready.
-    if ((last || rd.snapshot) && this.r.selfDurable()) bcastAppend(this.r);
+    if ((last || rd.snapshot) && this.r.selfDurable()) this.r.pendingBcast = true;
     const applied = rd.committedEntries[rd.committedEntries.length - 1];
     if (applied) log.appliedTo(applied.index);
     this.outstanding = false;

@@ -26,6 +26,8 @@ export class Progress {
   recentActive = false;
   /** Highest commit index the follower reported in its responses (it knows entries up to here are committed). */
   commit = 0;
+  /** Highest commit index the leader has put in an append to this follower (so an empty append need not repeat it). */
+  sentCommit = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number, public isLearner = false) {
