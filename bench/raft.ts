@@ -16,14 +16,17 @@ import { LatencyHistogram, type LatencySummary } from './lib/histogram.js';
 import { writeResults } from './lib/results.js';
 import { renderTable } from './lib/table.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' } } });
 const quick = values.quick ?? false;
 const ENTRY_BYTES = 100;
-const LEVELS = [
+const ALL_LEVELS = [
   { concurrency: 1, count: quick ? 300 : 2_000 },
   { concurrency: 64, count: quick ? 5_000 : 40_000 },
   { concurrency: 256, count: quick ? 10_000 : 80_000 },
 ];
+// --only 1,64: a subset of the levels (for A/B runs while tuning; the targets need 1 and 64).
+const only = values.only?.split(',').map(Number);
+const LEVELS = only ? ALL_LEVELS.filter((l) => only.includes(l.concurrency)) : ALL_LEVELS;
 const MAX_MS = quick ? 5_000 : 15_000;
 
 interface Row {
@@ -32,6 +35,21 @@ interface Row {
   opsPerSec: number;
   latency: LatencySummary;
   errors: number;
+  /** Raft only: CPU time (user + system) of the three server processes per commit, in microseconds. */
+  cpuUsPerCommit?: number;
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); undefined elsewhere. */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -69,6 +87,7 @@ async function baseline(dir: string, mode: 'put' | 'sync', concurrency: number, 
 
 async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlb-bench-raft-'));
+  const loadBefore = os.loadavg();
   const ids = ['n1', 'n2', 'n3'];
   const ports = [await freePort(), await freePort(), await freePort()];
   const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]}`).join(',');
@@ -88,12 +107,20 @@ async function main(): Promise<void> {
     }, 15_000, 'a leader');
     console.log(`raft: 3 processes, leader ${leader.id}; warming up`);
     await call(leader.kv, 'bench', { concurrency: 16, count: 2_000, valueBytes: ENTRY_BYTES, maxMs: 5_000 }, 30_000);
+    // CPU per commit is the figure least disturbed by other jobs on a shared machine (latency is not).
+    const cpuNow = () => reps.reduce<number | undefined>((sum, x) => {
+      const c = cpuMs(x.proc?.pid);
+      return sum === undefined || c === undefined ? undefined : sum + c;
+    }, 0);
     for (const l of LEVELS) {
+      const cpu0 = cpuNow();
       const r = await call<unknown, BenchResponse>(leader.kv, 'bench', { ...l, valueBytes: ENTRY_BYTES, maxMs: MAX_MS }, MAX_MS + 30_000);
+      const cpu1 = cpuNow();
       const h = new LatencyHistogram();
       for (const us of r.latenciesUs) h.recordUs(us);
       const latency = h.summary();
-      raft.push({ concurrency: l.concurrency, ops: latency.count, opsPerSec: (latency.count / r.elapsedMs) * 1000, latency, errors: r.errors });
+      const cpuUsPerCommit = cpu0 !== undefined && cpu1 !== undefined && latency.count > 0 ? ((cpu1 - cpu0) * 1000) / latency.count : undefined;
+      raft.push({ concurrency: l.concurrency, ops: latency.count, opsPerSec: (latency.count / r.elapsedMs) * 1000, latency, errors: r.errors, ...(cpuUsPerCommit !== undefined ? { cpuUsPerCommit } : {}) });
       console.log(`  ${l.concurrency} proposers: ${latency.count} commits in ${r.elapsedMs.toFixed(0)} ms`);
     }
   } finally {
@@ -119,12 +146,13 @@ async function main(): Promise<void> {
       b.latency.p99Ms,
       r.latency.p99Ms / b.latency.p99Ms,
       r.errors,
+      r.cpuUsPerCommit ?? NaN,
     ];
   });
   console.log('');
   console.log(
     renderTable(
-      ['proposers', 'raft commits/s', 'lmdb puts/s', 'x base', 'raft p50 ms', 'lmdb p50 ms', 'x base', 'raft p99 ms', 'lmdb p99 ms', 'x base', 'errors'],
+      ['proposers', 'raft commits/s', 'lmdb puts/s', 'x base', 'raft p50 ms', 'lmdb p50 ms', 'x base', 'raft p99 ms', 'lmdb p99 ms', 'x base', 'errors', 'cpu us/commit'],
       rows,
     ),
   );
@@ -141,7 +169,11 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`target: p50 at 1 proposer <= 4x one durable lmdb write: ${p50Ratio.toFixed(2)}x -> ${targets.p50At1WithinFourTimesBaseline.met ? 'met' : 'NOT met'}`);
   console.log(`target: >= 15,000 commits/s at 64 proposers: ${Math.round(at64).toLocaleString('en-US')} -> ${targets.commitsPerSecAt64AtLeast15000.met ? 'met' : 'NOT met'}`);
-  const file = writeResults('raft', { entryBytes: ENTRY_BYTES, quick, raft, baseline: base, singleSyncWrite: single, targets });
+  // The machine is shared: the figures only mean something next to its load.
+  const loadAfter = os.loadavg();
+  const fmtLoad = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
+  console.log(`load average (1/5/15 min): ${fmtLoad(loadBefore)} before, ${fmtLoad(loadAfter)} after, ${os.cpus().length} CPUs`);
+  const file = writeResults('raft', { entryBytes: ENTRY_BYTES, quick, raft, baseline: base, singleSyncWrite: single, targets, loadAverage: { before: loadBefore, after: loadAfter } });
   console.log(`results: ${file}`);
 }
 
