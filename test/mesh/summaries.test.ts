@@ -3,7 +3,8 @@
 // interval), tasks one at a time must cost no summary per task — the child
 // sends one only when the parent's credit view drifts by an eighth of the
 // slots — and accepted acks ride with those summaries; nothing is lost and
-// the parent's credit never exceeds what is really free below.
+// the parent's credit never exceeds what is really free below; the node's
+// picker is not rebuilt per result.
 import { credentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentServiceClient } from '../../src/gen/meshlb/v1/agent.js';
@@ -51,6 +52,9 @@ describe('summaries and acks on a link', () => {
     const root = mesh.replicas.get('/')!.cell;
     const links = ['/', '/r', '/r/z'].map((p) => [...mesh.replicas.get(p)!.cell.children!.links.values()][0]!);
     const seq0 = links.map((l) => l.summary!.seq);
+    const node = mesh.replicas.get('/r/z/n')!.cell.dispatcher;
+    const rebuilds0 = node.rebuilds;
+    const t0 = Date.now();
     const N = 40;
     for (let i = 0; i < N; i++) {
       const [o] = await root.submit([TaskSpec.fromPartial({ kind: 'k', durability: Durability.DURABILITY_NONE })]);
@@ -65,6 +69,9 @@ describe('summaries and acks on a link', () => {
     // The held acks went out with those summaries: at most the acks since the last one are pending.
     for (const l of links) expect(l.sent.size).toBeLessThan(SLOTS / 8 + 1);
     expect(agent.maxHeld).toBeLessThanOrEqual(SLOTS);
+    // A result hands its slot back to the node's live picker: rebuilds come from the
+    // 250 ms refresh only, not one per result (that would be N).
+    expect(node.rebuilds - rebuilds0).toBeLessThanOrEqual(2 + Math.ceil((Date.now() - t0) / 250));
     expect(root.ledger.counters.completed).toBe(N);
   });
 });
