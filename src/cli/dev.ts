@@ -7,7 +7,6 @@
 // accepted must reach exactly one terminal record; `lost` counts those that
 // did not by the end (after waiting for the drain, bounded), and
 // `duplicates_recorded` those with more than one terminal record.
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
@@ -18,7 +17,7 @@ import { TaskState } from '../gen/meshlb/v1/task.js';
 import { startMesh } from '../mesh/harness.js';
 import { SimAgent } from '../mesh/sim-agent.js';
 import { seededRandom } from '../policies/index.js';
-import { loadTopology, parseTopology } from '../topology/parse.js';
+import { loadTopology } from '../topology/parse.js';
 import type { Topology } from '../topology/types.js';
 
 export interface DevOptions {
@@ -63,34 +62,10 @@ export interface DevReport {
   max_agent_over_slots: number;
 }
 
-const BUILTIN_TOPOLOGY = `
-name: example
-tiers:
-  global: { policy: global-geo }
-  region: { policy: region-wrr }
-  zone: { policy: zone-least-conn }
-  node: { policy: node-score }
-addressing: { host: 127.0.0.1, basePort: 7100 }
-cells:
-  name: /
-  children:
-    - name: eu
-      labels: { location: eu-west, cost: 1.0 }
-      children:
-        - { name: west-1a, children: [{ name: n1 }, { name: n2 }] }
-        - { name: west-1b, children: [{ name: n1 }, { name: n2 }] }
-    - name: us
-      labels: { location: us-east, cost: 0.8 }
-      children:
-        - { name: east-1a, children: [{ name: n1 }, { name: n2 }] }
-        - { name: east-1b, children: [{ name: n1 }, { name: n2 }] }
-`;
-
+/** The topology file given, else deploy/topologies/example.yaml: the one source for dev, sim and deploy. */
 function defaultTopology(file?: string): Topology {
-  if (file) return loadTopology(file);
   const here = dirname(fileURLToPath(import.meta.url));
-  const example = join(here, '..', '..', 'deploy', 'topologies', 'example.yaml');
-  return existsSync(example) ? loadTopology(example) : parseTopology(BUILTIN_TOPOLOGY, '<built-in example>');
+  return loadTopology(file ?? join(here, '..', '..', 'deploy', 'topologies', 'example.yaml'));
 }
 
 export async function runDev(opts: DevOptions = {}): Promise<number> {
@@ -110,10 +85,13 @@ export async function runDev(opts: DevOptions = {}): Promise<number> {
 }
 
 export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
-  const tasks = opts.tasks ?? 5000;
+  // The defaults are the demo `npm start` shows: ~5 s of paced traffic with
+  // some failing attempts, so progress, retries and the summary are all seen.
+  // `--rate 0` submits as fast as the mesh admits.
+  const tasks = opts.tasks ?? 10_000;
   const agentCount = opts.agents ?? 40;
   const seed = opts.seed ?? 1;
-  const rate = opts.rate ?? 0;
+  const rate = opts.rate ?? 2000;
   const slots = opts.slots ?? 8;
   const progressMs = opts.progressMs ?? 500;
   const err = opts.stderr ?? ((s: string) => process.stderr.write(s));
@@ -167,8 +145,8 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
         agentId: `sim-${i}`,
         kinds: ['sim'],
         slots,
-        serviceTimeMs: opts.serviceTimeMs ?? 0,
-        failureRate: opts.failureRate ?? 0,
+        serviceTimeMs: opts.serviceTimeMs ?? 2,
+        failureRate: opts.failureRate ?? 0.02,
         random: seededRandom(seed * 7919 + i),
         client,
       }),

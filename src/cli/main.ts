@@ -114,7 +114,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .description('the whole mesh in one process with simulated agents and a workload')
     .option('--tasks <n>', 'tasks to submit', int(0))
     .option('--agents <n>', 'simulated agents in total', int(1))
-    .option('--rate <r>', 'submissions per second (0 = as fast as admitted)', num(0))
+    .option('--rate <r>', 'submissions per second (default 2000; 0 = as fast as admitted)', num(0))
     .option('--duration <s>', 'stop submitting after this many seconds', num(0))
     .option('--seed <s>', 'random seed', int(0))
     .option('--json', 'print one JSON summary on stdout')
@@ -124,6 +124,9 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
     .addOption(logLevelOption())
     .action((o: Opts) => {
+      // Fifteen in-process replicas logging at info drown the progress line:
+      // dev logs warnings and errors only unless asked.
+      if (o.logLevel === undefined && !process.env.MESHLB_LOG_LEVEL) process.env.MESHLB_LOG_LEVEL = 'warn';
       applyLogLevel(o);
       run(
         withMetrics(o, async () => {
