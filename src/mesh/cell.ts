@@ -80,6 +80,7 @@ export interface CellSettings {
   readonly taskTimeoutMs: number;
   readonly maxAttempts: number;
   readonly summaryIntervalMs: number;
+  readonly linkTimeoutMs: number;
   readonly leaseSlackMs: number;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
@@ -136,6 +137,7 @@ export class Cell {
       taskTimeoutMs: opts.taskTimeoutMs ?? d.taskTimeoutMs,
       maxAttempts: opts.maxAttempts ?? d.maxAttempts,
       summaryIntervalMs: opts.summaryIntervalMs ?? d.summaryIntervalMs,
+      linkTimeoutMs: opts.linkTimeoutMs ?? d.linkTimeoutMs ?? 2000,
       leaseSlackMs: opts.leaseSlackMs ?? 2000,
       backoffBaseMs: opts.backoffBaseMs ?? 50,
       backoffMaxMs: opts.backoffMaxMs ?? 5000,
@@ -181,6 +183,7 @@ export class Cell {
     this.wheel.advance(now, (e) => this.fire(e, now));
     this.agents?.sweep(now);
     this.parent?.tick(now);
+    this.children?.tick(now);
     for (const item of this.queue.expire(now)) this.expired(item);
   }
 

@@ -9,11 +9,18 @@
 // those acked after the latest summary. The child always sends a summary after
 // a flush that carried acks, computed after handling the dispatches, so a
 // summary counts every dispatch acked before it; nacks return the credit.
+//
+// Liveness: the child sends a summary at least every summaryIntervalMs, and the
+// parent writes something at least as often (an empty `acks` batch when it had
+// nothing else to say), so either end can tell a silent peer (a cut network
+// that blackholes packets keeps TCP "up" for a long time) from a quiet one. A
+// child with no message for linkTimeoutMs is dead: its stream ends with
+// DEADLINE_EXCEEDED and its attempts fail back as lost at once, as on a break.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { OpenRequest, OpenResponse, Summary } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
-import { invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
+import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { StreamBatcher } from './batcher.js';
 import type { Cell } from './cell.js';
 import { failStream, isUndecodable } from './grpc-util.js';
@@ -26,7 +33,11 @@ const enum Lane {
   Cancels,
   Dispatches,
   Drain,
+  /** An empty `acks` batch: "still here", when nothing else went out for summaryIntervalMs. */
+  Keepalive,
 }
+
+const KEEPALIVE: OpenResponse = { msg: { $case: 'acks', value: { acks: [] } } };
 
 const inc = (m: Map<string, number>, k: string, d: number): void => {
   const v = (m.get(k) ?? 0) + d;
@@ -46,6 +57,13 @@ export class ChildLink {
   readonly sent = new Map<string, string>();
   readonly batcher: StreamBatcher<OpenResponse>;
   closed = false;
+  /** When the child last sent anything (ms). */
+  lastSeenMs = 0;
+  /** When we last wrote to it (ms), and the batcher's message count then. */
+  lastSentMs = 0;
+  private sentMark = 0;
+  /** Past the timeout at the previous check (declared dead only if still so at the next one). */
+  suspect = false;
 
   constructor(
     readonly cell: string,
@@ -61,10 +79,21 @@ export class ChildLink {
         { wrap: (refs) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
         { wrap: (tasks) => ({ msg: { $case: 'dispatches', value: { tasks } } }), sizeOf: dispatchSize },
         { wrap: (d) => ({ msg: { $case: 'drain', value: d[d.length - 1] } }), sizeOf: () => 16 },
+        { wrap: () => KEEPALIVE, sizeOf: () => 8 },
       ],
       owner.settings.batcher,
       onOverflow,
     );
+  }
+
+  /** Note a write since the last check; true when nothing went out for `quietMs`. */
+  quietFor(now: number, quietMs: number): boolean {
+    if (this.batcher.messages !== this.sentMark) {
+      this.sentMark = this.batcher.messages;
+      this.lastSentMs = now;
+      return false;
+    }
+    return now - this.lastSentMs >= quietMs;
   }
 
   credits(kind: string): number {
@@ -89,6 +118,8 @@ export class ChildLink {
 
 export class ChildLinks {
   readonly links = new Map<string, ChildLink>();
+  /** Links accepted, and links ended for silence (linkTimeoutMs). */
+  readonly stats = { accepted: 0, timedOut: 0, keepalives: 0 };
 
   constructor(private readonly cell: Cell) {}
 
@@ -115,6 +146,8 @@ export class ChildLinks {
           return;
         }
         if (link.closed) return;
+        link.lastSeenMs = cell.now();
+        link.suspect = false;
         this.handle(link, m);
       } catch (err) {
         fail(err, 'link: message handling failed');
@@ -153,6 +186,8 @@ export class ChildLinks {
       }
     }
     this.links.set(child, link);
+    link.lastSeenMs = link.lastSentMs = cell.now();
+    this.stats.accepted++;
     call.write({
       msg: {
         $case: 'welcome',
@@ -225,6 +260,38 @@ export class ChildLinks {
     cell.viaLost((v) => v.t === 'child' && v.cell === link.cell, `link to ${link.cell} lost`);
     cell.dispatcher.invalidate();
     cell.parent?.capacityChanged();
+  }
+
+  /**
+   * From the cell's tick: keepalives to quiet links, and the end of silent
+   * ones. A link past the timeout is only suspected at first and declared dead
+   * at a later tick if still silent, so a stall of our own event loop (data
+   * waiting in the socket, timers run first) cannot kill a healthy link.
+   */
+  tick(now: number): void {
+    const timeout = this.cell.settings.linkTimeoutMs;
+    const keepalive = this.cell.settings.summaryIntervalMs;
+    let dead: ChildLink[] | undefined;
+    for (const link of this.links.values()) {
+      if (link.closed) continue;
+      if (now - link.lastSeenMs > timeout) {
+        if (link.suspect) (dead ??= []).push(link);
+        else link.suspect = true;
+        continue;
+      }
+      link.suspect = false;
+      if (link.quietFor(now, keepalive)) {
+        link.batcher.push(Lane.Keepalive, true);
+        this.stats.keepalives++;
+      }
+    }
+    if (dead === undefined) return;
+    for (const link of dead) {
+      const silent = now - link.lastSeenMs;
+      this.stats.timedOut++;
+      this.lost(link, `no message for ${silent} ms (linkTimeoutMs ${timeout})`);
+      failStream(link.call, deadlineExceeded(`link from ${link.cell}: no message for ${silent} ms`), this.cell.log, 'child link timed out');
+    }
   }
 
   dispatch(child: string, item: WorkItem): void {

@@ -15,6 +15,13 @@
 // Accepted acks do not move the parent's credit (unacked − 1, acked since the
 // summary + 1), so they are held and written just before the next summary
 // (or once MAX_HELD_ACKS pile up); nacks, which return credit, go at once.
+//
+// Liveness: the parent writes at least every summaryIntervalMs (an empty
+// `acks` batch when idle). A parent silent for linkTimeoutMs — no welcome
+// after the hello, or nothing since — is gone even if TCP says otherwise (a
+// blackholed network): the stream is cancelled, attempts from the parent are
+// dropped and spill-ups fail back as on any break, and we reconnect with
+// backoff.
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
@@ -55,6 +62,12 @@ export class ParentLink {
   private reconnectAtMs = 0;
   private closed = false;
   private addressIdx = 0;
+  /** When the parent last sent anything on the current stream (ms; its opening counts). */
+  private lastHeardMs = 0;
+  /** Past the timeout at the previous tick (declared dead only if still so at the next one). */
+  private suspect = false;
+  /** Streams opened, welcomes received, streams ended for silence (linkTimeoutMs). */
+  readonly stats = { opened: 0, welcomed: 0, timedOut: 0 };
   /** The address this replica serves on (reported in summaries). */
   selfAddress = '';
 
@@ -82,6 +95,9 @@ export class ParentLink {
     });
     const call = this.client.open();
     this.call = call;
+    this.lastHeardMs = cell.now();
+    this.suspect = false;
+    this.stats.opened++;
     const batcher = new StreamBatcher<OpenRequest>(
       call,
       [
@@ -102,6 +118,9 @@ export class ParentLink {
     this.batcher = batcher;
     call.write({ msg: { $case: 'hello', value: { cell: cell.path, replicaId: cell.replicaId, term: 0 } } });
     call.on('data', (m: OpenResponse) => {
+      if (call !== this.call) return;
+      this.lastHeardMs = cell.now();
+      this.suspect = false;
       try {
         this.handle(m);
       } catch (err) {
@@ -121,6 +140,7 @@ export class ParentLink {
     switch (msg.$case) {
       case 'welcome':
         this.connected = true;
+        this.stats.welcomed++;
         this.attempt = 0;
         this.summaryDue = true;
         this.lastSig = '';
@@ -181,10 +201,29 @@ export class ParentLink {
   /** From the cell's periodic tick: periodic summaries and reconnects. */
   tick(now: number): void {
     if (this.closed) return;
-    if (this.call === undefined) {
+    const call = this.call;
+    if (call === undefined) {
       if (now >= this.reconnectAtMs) this.connect();
       return;
     }
+    const timeout = this.cell.settings.linkTimeoutMs;
+    if (now - this.lastHeardMs > timeout) {
+      // Suspect first, dead at a later tick: a stall of our own loop is not the parent's silence.
+      if (!this.suspect) {
+        this.suspect = true;
+        return;
+      }
+      const silent = now - this.lastHeardMs;
+      this.stats.timedOut++;
+      this.cell.log.warn(
+        { silentMs: silent, linkTimeoutMs: timeout, welcomed: this.connected },
+        this.connected ? 'parent link silent; reconnecting' : 'no welcome from parent; reconnecting',
+      );
+      this.broken(call, `parent silent for ${silent} ms`);
+      call.cancel();
+      return;
+    }
+    this.suspect = false;
     if (this.connected && now - this.lastSummaryMs >= this.cell.settings.summaryIntervalMs) {
       this.summaryDue = true;
       this.batcher?.schedule();

@@ -120,6 +120,13 @@ export interface CellOptions {
   readonly taskTimeoutMs?: number;
   readonly maxAttempts?: number;
   readonly summaryIntervalMs?: number;
+  /**
+   * A parent-child link with no message for this long is dead: the parent ends
+   * the child's stream (its attempts fail back as lost), the child cancels and
+   * reconnects. Both ends send at least every summaryIntervalMs. Default: the
+   * topology's defaults.linkTimeoutMs (2,000 ms).
+   */
+  readonly linkTimeoutMs?: number;
   /** Addresses of the parent's replicas (dev overrides the topology's). */
   readonly parentAddresses?: () => readonly string[];
   /** Node tier: extra credits offered upward as a fraction of agent slots (a local prefetch queue). Default 0.5. */

@@ -21,6 +21,7 @@ export const DEFAULTS: MeshDefaults = {
   maxMessageBytes: 4 * 1024 * 1024,
   maxPayloadBytes: 4 * 1024 * 1024,
   summaryIntervalMs: 150,
+  linkTimeoutMs: 2000,
   heartbeatIntervalMs: 1000,
   heartbeatTimeoutMs: 3000,
   taskTimeoutMs: 30_000,
@@ -184,6 +185,9 @@ function parseDefaults(raw: unknown, c: Collector): MeshDefaults {
   const d = out as unknown as MeshDefaults;
   if (d.heartbeatTimeoutMs <= d.heartbeatIntervalMs) {
     c.add('field "defaults.heartbeatTimeoutMs"', `must exceed heartbeatIntervalMs (${d.heartbeatIntervalMs})`);
+  }
+  if (d.linkTimeoutMs <= 2 * d.summaryIntervalMs) {
+    c.add('field "defaults.linkTimeoutMs"', `must exceed twice summaryIntervalMs (${2 * d.summaryIntervalMs})`);
   }
   return d;
 }

@@ -39,6 +39,8 @@ export interface MeshDefaults {
   readonly maxMessageBytes: number; // default 4 MiB
   readonly maxPayloadBytes: number; // default 4 MiB
   readonly summaryIntervalMs: number; // default 150
+  /** A parent-child link silent this long (no message either way) is declared dead. Default 2000; > 2 × summaryIntervalMs. */
+  readonly linkTimeoutMs: number; // default 2000
   readonly heartbeatIntervalMs: number; // default 1000
   readonly heartbeatTimeoutMs: number; // default 3000
   readonly taskTimeoutMs: number; // default 30000

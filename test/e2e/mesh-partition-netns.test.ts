@@ -6,11 +6,13 @@
 // observer (AdminService), on a link partitions never cut.
 //
 // Mid-run, node cell a (and its agents, which share its namespace) is cut from
-// its zone parent. Asserted: every accepted task ends exactly once, completed
-// (attempts are plentiful, so nothing should dead-letter): per Get and per the
-// home's counters; tasks that were held on the partitioned side were re-run on
-// node b (attempt > 1, result from b); after heal the zone shows a connected
-// again and a second wave runs on a's agents too.
+// its zone parent. Asserted: within about linkTimeoutMs both ends see the cut
+// (the zone shows a disconnected, a shows its parent disconnected) and stay so
+// while it lasts; every accepted task ends exactly once, completed (attempts
+// are plentiful, so nothing should dead-letter): per Get and per the home's
+// counters; tasks that were held on the partitioned side were re-run on node b
+// (attempt > 1, result from b); after heal the zone shows a connected again and
+// a second wave runs on a's agents too.
 import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +32,7 @@ const SEED = Number(process.env.MESHLB_TEST_SEED ?? Date.now() % 1_000_000);
 const PORT = 7000;
 const MAX_ATTEMPTS = 10;
 const TIMEOUT_MS = 1500; // per attempt; the home's lease is this + its 2 s slack
+const LINK_TIMEOUT_MS = 2000; // the topology default: a link silent this long is dead at both ends
 const gate = netnsGate();
 
 // member -> cell path
@@ -40,6 +43,7 @@ function topologyYaml(lab: NetnsLab, dataDir: string): string {
   return `name: netns
 defaults:
   summaryIntervalMs: 100
+  linkTimeoutMs: ${LINK_TIMEOUT_MS}
   heartbeatIntervalMs: 200
   heartbeatTimeoutMs: 1000
   taskTimeoutMs: ${TIMEOUT_MS}
@@ -197,6 +201,19 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
     const cutAt = Date.now();
     note(`cut /r1/z1/a <-> /r1/z1 with ${before.inFlight} in flight on a, ${ids.length} submitted`);
 
+    // Both ends see the cut within about linkTimeoutMs (not after gRPC keepalive's tens of seconds).
+    const seen = await waitFor(
+      async () => {
+        const [z, a] = await Promise.all([getCell('z'), getCell('a')]);
+        if (z && a && !childConnected(z, CELLS.a!) && !a.parentConnected) return { z, a, at: Date.now() };
+        return undefined;
+      },
+      { timeoutMs: LINK_TIMEOUT_MS + 3000, intervalMs: 20, what: 'the zone and node a to see the cut link as down' },
+    ).catch(fail);
+    const detectMs = seen.at - cutAt;
+    note(`cut seen ${detectMs} ms after it: zone shows a connected=false, a shows parent connected=false`);
+    expect(detectMs, report()).toBeGreaterThanOrEqual(LINK_TIMEOUT_MS - 200);
+
     // Keep it cut until the home has re-run some of a's work on b (lease lapsed, attempt+1),
     // and for at least two leases (1.5 s timeout + 2 s slack each).
     const rerun = new Set<string>();
@@ -212,9 +229,10 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
       { timeoutMs: 25_000, intervalMs: 250, what: 'tasks from the cut-off node completed on b' },
     ).catch(fail);
     const [zDuring, aDuring] = await Promise.all([getCell('z'), getCell('a')]);
-    // (A silent cut does not close the TCP connection: both ends may still call the link
-    // connected until gRPC keepalive gives up. The leases, not the link state, recover the work.)
+    // Still cut: the link stays down at both ends (a keeps trying, and gives up on each silent stream).
     note(`during the cut: ${rerun.size} tasks re-run on b; zone says a connected=${childConnected(zDuring, CELLS.a!)}, a says parent connected=${aDuring?.parentConnected}`);
+    expect(childConnected(zDuring, CELLS.a!), `zone shows the cut-off node connected\n${report()}`).toBe(false);
+    expect(aDuring?.parentConnected, `the cut-off node shows its parent connected\n${report()}`).toBe(false);
 
     lab!.heal();
     const healAt = Date.now();
