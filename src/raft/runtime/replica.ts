@@ -2,7 +2,10 @@
 // disk and the network, and drives the pure core through Ready/advance:
 //
 //   tick timer / network / propose()  -> core.step/tick/propose  -> kick()
-//   pump: while core.hasReady(): rd = ready(); persist(rd); send(rd); apply(rd); advance(rd)
+//   pump: while core.hasReady(): rd = ready(); send(rd.earlyMessages); persist(rd);
+//         send(rd.messages); apply(rd); advance(rd)
+// (early messages are the leader's appends: they may leave before its own
+// write, see Ready in core/types.ts; votes and acks wait for the write)
 //
 // Group commit falls out of the pump: while one Ready's entries are being
 // fsync'd, new proposals pile up in the core and the next ready() hands them

@@ -8,7 +8,9 @@ export interface LogStore extends LogReader {
    * Persist one Ready's `entries` (replacing any suffix from entries[0].index on)
    * and `hardState` in ONE transaction. When `sync` is true the promise resolves
    * only once the transaction is on stable storage (fsync'd): the runtime sends
-   * messages only after that. With `sync` false the write is ordered but the
+   * acks and votes only after that (a leader's own appends may go ahead, see
+   * Ready.earlyMessages), and the core counts the leader's copy toward commit
+   * only after that. With `sync` false the write is ordered but the
    * caller may proceed before it is flushed (etcd's mustSync=false case: only
    * the commit index moved, which Raft may lose without harm).
    */
