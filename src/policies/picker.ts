@@ -24,6 +24,8 @@ export class KindView {
   readonly scratch: Int32Array;
   /** Policy-specific per-kind data (e.g. WRR virtual deadlines). */
   ext: unknown = undefined;
+  /** Member position by candidate index (-1: not a member), filled when the view is built. */
+  posOf: Int32Array | undefined = undefined;
 
   constructor(
     readonly kind: string,
@@ -85,6 +87,13 @@ export abstract class BasePicker implements Picker {
   /** Hook for per-kind policy data, called once when a view is built. */
   protected initView(_v: KindView): void {}
 
+  /**
+   * Hook: avail(v, pos) may have changed (a route or release of this member,
+   * or of another kind sharing its slots). For policies that index members by
+   * availability instead of scanning them.
+   */
+  protected availChanged(_v: KindView, _pos: number): void {}
+
   pick(task: TaskInfo): PickResult {
     if (!task.kind) return REJECT_NO_KIND;
     const v = this.view(task.kind);
@@ -117,12 +126,8 @@ export abstract class BasePicker implements Picker {
     if (v === null) return;
     // Never above total: a stray release must not create capacity.
     const poolRoom = this.pool[idx] === Infinity || this.pool[idx]! < this.poolTotal[idx]!;
-    for (let p = 0; p < v.members.length; p++) {
-      if (v.members[p] === idx) {
-        if (poolRoom && v.credits[p]! < v.total[p]!) this.adjust(v, p, +1);
-        return;
-      }
-    }
+    const p = v.posOf![idx]!;
+    if (p >= 0 && poolRoom && v.credits[p]! < v.total[p]!) this.adjust(v, p, +1);
   }
 
   credits(kind: string): number {
@@ -169,6 +174,7 @@ export abstract class BasePicker implements Picker {
     if (this.pool[idx] === Infinity) {
       v.credits[pos]! += delta;
       v.creditSum += delta;
+      this.availChanged(v, pos);
       return;
     }
     // The pool caps every kind of this candidate: re-derive each view's share.
@@ -182,6 +188,7 @@ export abstract class BasePicker implements Picker {
     for (let i = 0; i < mem.length; i += 2) {
       const w = mem[i] as KindView;
       w.creditSum += this.avail(w, mem[i + 1] as number);
+      this.availChanged(w, mem[i + 1] as number);
     }
   }
 
@@ -219,8 +226,10 @@ export abstract class BasePicker implements Picker {
     if (v === undefined) {
       v = buildView(this.cands, kind);
       if (v !== null) {
+        v.posOf = new Int32Array(this.cands.length).fill(-1);
         for (let p = 0; p < v.members.length; p++) {
           const idx = v.members[p]!;
+          v.posOf[idx] = p;
           v.creditSum += this.avail(v, p);
           if (this.pool[idx] !== Infinity) this.memberOf[idx]!.push(v, p);
         }
