@@ -120,6 +120,8 @@ export class ChildLinks {
   readonly links = new Map<string, ChildLink>();
   /** Links accepted, and links ended for silence (linkTimeoutMs). */
   readonly stats = { accepted: 0, timedOut: 0, keepalives: 0 };
+  /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
+  private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
 
   constructor(private readonly cell: Cell) {}
 
@@ -127,7 +129,9 @@ export class ChildLinks {
   open(call: ServerDuplexStream<OpenRequest, OpenResponse>): void {
     const cell = this.cell;
     let link: ChildLink | undefined;
+    this.pending.set(call, cell.now());
     const fail = (err: unknown, what: string): void => {
+      this.pending.delete(call);
       if (link) this.lost(link, what);
       failStream(call, err, cell.log, what);
     };
@@ -142,6 +146,7 @@ export class ChildLinks {
           if (!cell.spec.children.includes(child)) {
             return fail(notFound(`cell ${JSON.stringify(child)} is not a child of ${cell.path}`), 'link: unknown cell');
           }
+          this.pending.delete(call);
           link = this.accept(child, call);
           return;
         }
@@ -154,6 +159,7 @@ export class ChildLinks {
       }
     });
     const gone = (): void => {
+      this.pending.delete(call);
       if (link) this.lost(link, 'link closed by child');
     };
     call.on('end', () => {
@@ -285,6 +291,11 @@ export class ChildLinks {
         this.stats.keepalives++;
       }
     }
+    for (const [call, since] of this.pending) {
+      if (now - since <= timeout) continue;
+      this.pending.delete(call);
+      failStream(call, deadlineExceeded(`no hello within ${timeout} ms`), this.cell.log, 'link: hello timeout');
+    }
     if (dead === undefined) return;
     for (const link of dead) {
       const silent = now - link.lastSeenMs;
@@ -383,6 +394,7 @@ export class ChildLinks {
   }
 
   closeAll(): void {
+    this.pending.clear();
     for (const link of [...this.links.values()]) {
       link.closed = true;
       link.batcher.close();

@@ -191,6 +191,21 @@ describe(`link liveness (seed ${SEED})`, () => {
     expect(b.status).toBeUndefined();
   }, 20_000);
 
+  it('a stream that never says hello is ended DEADLINE_EXCEEDED after linkTimeoutMs', async () => {
+    const root = await new Replica({ topology: TOPO, cell: '/', host: '127.0.0.1', port: 0, seed: SEED }).start();
+    cleanups.push(() => root.close(0));
+    const c = new LinkServiceClient(root.address, grpc.credentials.createInsecure());
+    cleanups.push(() => c.close());
+    const call = c.open();
+    let status: grpc.StatusObject | undefined;
+    call.on('status', (st) => (status = st));
+    call.on('error', () => {});
+    const t0 = Date.now();
+    await waitFor(() => status, { timeoutMs: LINK_TIMEOUT_MS + DETECT_SLACK_MS + 1000, what: 'the hello-less stream ended' });
+    expect(status!.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(LINK_TIMEOUT_MS);
+  }, 20_000);
+
   it('a child cancels a silent parent (welcomed, or never welcomed) within ~linkTimeoutMs and reconnects; a parent sending keepalives keeps it', async () => {
     // The fake parent: per stream, `mode` decides what it does after the hello.
     type Mode = 'welcome-then-silent' | 'silent' | 'keepalive';
