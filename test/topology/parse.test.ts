@@ -140,6 +140,7 @@ describe('errors name the file, the cell and the field', () => {
     ['unknown defaults key', base('  name: /', 'defaults: { maxMessageByte: 5 }\n'), /field "defaults": unknown key "maxMessageByte"/],
     ['bad defaults value', base('  name: /', 'defaults: { maxAttempts: -1 }\n'), /field "defaults.maxAttempts": must be a positive integer/],
     ['heartbeat timeout below interval', base('  name: /', 'defaults: { heartbeatTimeoutMs: 500 }\n'), /heartbeatTimeoutMs.*must exceed heartbeatIntervalMs/],
+    ['link timeout within two summaries', base('  name: /', 'defaults: { summaryIntervalMs: 200, linkTimeoutMs: 400 }\n'), /linkTimeoutMs.*must exceed twice summaryIntervalMs \(400\)/],
     ['root not named /', base('  name: root'), /cell "\/" field "name": the root cell's name must be "\/"/],
     ['segment with a slash', base('  name: /\n  children: [{ name: "eu/x" }]'), /cell "\/" field "children\[0\]" field "name": bad path segment/],
     ['uppercase segment', base('  name: /\n  children: [{ name: EU }]'), /bad path segment string "EU"/],
