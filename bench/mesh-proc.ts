@@ -15,6 +15,7 @@
 // IPC: the parent sends {cmd: 'reset'} and {cmd: 'report'}; this process
 // answers {type: 'report', ...} with counts, a latency summary and the CPU it
 // used since the reset. It exits when the IPC channel closes.
+import { readFileSync } from 'node:fs';
 import { credentials } from '@grpc/grpc-js';
 import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
 import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
@@ -38,6 +39,27 @@ let cpu0 = process.cpuUsage();
 let t0 = nowUs();
 let lastUs = 0;
 let extra: () => Record<string, unknown> = () => ({});
+let wake0 = wakeups();
+let wait0 = runQueueWaitUs();
+
+/** Time the main thread spent runnable but waiting for a CPU (Linux schedstat), µs; 0 elsewhere. */
+function runQueueWaitUs(): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[1]) / 1000;
+  } catch {
+    return 0;
+  }
+}
+
+/** Times the main thread went to sleep and was woken (voluntary context switches; Linux only, else 0). */
+function wakeups(): number {
+  try {
+    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
 
 function reset(): void {
   samples = new Samples();
@@ -45,13 +67,15 @@ function reset(): void {
   cpu0 = process.cpuUsage();
   t0 = nowUs();
   lastUs = 0;
+  wake0 = wakeups();
+  wait0 = runQueueWaitUs();
 }
 
 function report(): Record<string, unknown> {
   const c = process.cpuUsage(cpu0);
   const hist = new LatencyHistogram();
   samples.forEach((us) => hist.recordUs(us));
-  return { type: 'report', count, latency: hist.summary(), cpuUs: c.user + c.system, wallUs: nowUs() - t0, lastUs, ...extra() };
+  return { type: 'report', count, latency: hist.summary(), cpuUs: c.user + c.system, wakeups: wakeups() - wake0, runQueueWaitUs: runQueueWaitUs() - wait0, wallUs: nowUs() - t0, lastUs, ...extra() };
 }
 
 function listen(): void {
@@ -116,6 +140,8 @@ async function cells(yaml: string, paths: string[]): Promise<void> {
       if (pb) ((msgs += pb.messages), (items += pb.items));
     }
     out.batching = { messages: msgs, items };
+    // Pumps that left work queued for want of credit, per cell (since start).
+    out.creditStalls = Object.fromEntries([...started].map(([p, r]) => [p, r.cell.stats.creditStalls]));
     return out;
   };
   listen();

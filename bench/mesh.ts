@@ -40,7 +40,7 @@ import { writeResults } from './lib/results.js';
 import { renderTable, type Cell } from './lib/table.js';
 
 const QUICK = process.argv.includes('--quick');
-/** --only=echo,multi,paced,single,agents runs a subset (for profiling); the table then has gaps. */
+/** --only=echo,multi,paced,paced500,single,agents runs a subset (for profiling; paced500 = the 500/s phase alone); the table then has gaps. */
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const runs = (phase: string): boolean => !ONLY || ONLY.includes(phase);
 const PROC = fileURLToPath(new URL('./mesh-proc.ts', import.meta.url));
@@ -74,6 +74,8 @@ interface Report {
   count: number;
   latency: LatencySummary;
   cpuUs: number;
+  wakeups: number;
+  runQueueWaitUs: number;
   wallUs: number;
   lastUs: number;
   [k: string]: unknown;
@@ -215,10 +217,30 @@ async function resetAll(m: Mesh): Promise<void> {
   await Promise.all([...m.cells, m.agents].map((p) => p.ask('reset')));
 }
 
-async function reportAll(m: Mesh): Promise<{ root: Report; agents: Report; cpuUs: number; perCell: number[] }> {
+async function reportAll(
+  m: Mesh,
+): Promise<{
+  root: Report;
+  agents: Report;
+  cpuUs: number;
+  perCell: number[];
+  wakeups: number[];
+  runQueueWaitUs: number[];
+  creditStalls: Record<string, number>;
+}> {
   const cells = await Promise.all(m.cells.map((p) => p.report()));
   const agents = await m.agents.report();
-  return { root: cells[0]!, agents, cpuUs: cells.reduce((s, c) => s + c.cpuUs, 0) + agents.cpuUs, perCell: cells.map((c) => c.cpuUs) };
+  const creditStalls: Record<string, number> = {};
+  for (const c of cells) Object.assign(creditStalls, c.creditStalls as Record<string, number>);
+  return {
+    root: cells[0]!,
+    agents,
+    cpuUs: cells.reduce((s, c) => s + c.cpuUs, 0) + agents.cpuUs,
+    perCell: cells.map((c) => c.cpuUs),
+    wakeups: [...cells.map((c) => c.wakeups), agents.wakeups],
+    runQueueWaitUs: [...cells.map((c) => c.runQueueWaitUs), agents.runQueueWaitUs],
+    creditStalls,
+  };
 }
 
 async function waitCount(p: Proc, n: number, maxMs: number): Promise<Report> {
@@ -323,6 +345,12 @@ interface Paced {
   dispatch: LatencySummary;
   cpuUsPerTask: number;
   cpuUsPerTaskByProcess: Record<string, number>;
+  /** Pumps per cell that left tasks queued for want of credit during the phase. */
+  creditStalls: Record<string, number>;
+  /** Times each process's event loop slept and was woken, per task. */
+  wakeupsPerTask: Record<string, number>;
+  /** Per process: share of the phase's wall time its main thread was runnable but waiting for a CPU (other load). */
+  runQueueWaitShare: Record<string, number>;
 }
 
 /**
@@ -336,6 +364,7 @@ interface Paced {
 async function paced(m: Mesh, rate: number, seconds: number, mode: 'stream' | 'batch'): Promise<Paced> {
   const client = new TaskServiceClient(m.address, credentials.createInsecure());
   await resetAll(m);
+  const stalls0 = (await reportAll(m)).creditStalls;
   const cpu0 = process.cpuUsage();
   const n = Math.round(rate * seconds);
   let failed = 0;
@@ -384,7 +413,29 @@ async function paced(m: Mesh, rate: number, seconds: number, mode: 'stream' | 'b
     dispatch: agents.latency,
     cpuUsPerTask: round((after.cpuUs + c.user + c.system) / Math.max(1, root.count)),
     cpuUsPerTaskByProcess: byProcess(m, after, c.user + c.system, Math.max(1, root.count)),
+    creditStalls: Object.fromEntries(Object.entries(after.creditStalls).map(([k, v]) => [k, v - (stalls0[k] ?? 0)])),
+    wakeupsPerTask: Object.fromEntries(
+      [...m.cells.map((c) => c.name), 'agents'].map((name, i) => [name, round(after.wakeups[i]! / Math.max(1, root.count))]),
+    ),
+    runQueueWaitShare: Object.fromEntries(
+      [...m.cells.map((c) => c.name), 'agents'].map((name, i) => [name, round(after.runQueueWaitUs[i]! / Math.max(1, after.root.wallUs))]),
+    ),
   };
+}
+
+/** CPU each process burns with no tasks (timers, heartbeats, summaries), µs per second of wall time. */
+async function idleCpu(m: Mesh, ms: number): Promise<Record<string, number>> {
+  await resetAll(m);
+  const t0 = nowUs();
+  await sleep(ms);
+  const r = await reportAll(m);
+  const s = (nowUs() - t0) / 1e6;
+  const out: Record<string, number> = { agents: Math.round(r.agents.cpuUs / s), 'agents wakeups/s': Math.round(r.agents.wakeups / s) };
+  m.cells.forEach((c, i) => {
+    out[c.name] = Math.round(r.perCell[i]! / s);
+    out[`${c.name} wakeups/s`] = Math.round(r.wakeups[i]! / s);
+  });
+  return out;
 }
 
 function vmRssMiB(pid: number): number {
@@ -423,7 +474,7 @@ const NO_LAT: LatencySummary = { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, m
 const NO_ECHO_RESULT: EchoResult = { itemsPerMessage: 1, items: 0, seconds: 0, roundTripsPerSecond: NaN };
 const NO_ECHO = { unbatched: NO_ECHO_RESULT, batched: NO_ECHO_RESULT };
 const NO_TP: Throughput = { tasks: 0, completed: 0, seconds: 0, tasksPerSecond: NaN, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {}, rejectedBatches: 0, itemsPerMessage: NaN };
-const NO_PACED: Paced = { rate: 0, mode: '', tasksPerCall: 0, tasks: 0, completed: 0, refused: 0, submitToResult: NO_LAT, dispatch: NO_LAT, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {} };
+const NO_PACED: Paced = { rate: 0, mode: '', tasksPerCall: 0, tasks: 0, completed: 0, refused: 0, submitToResult: NO_LAT, dispatch: NO_LAT, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {}, creditStalls: {}, wakeupsPerTask: {}, runQueueWaitShare: {} };
 
 async function main(): Promise<void> {
   const t0 = Date.now();
@@ -437,7 +488,8 @@ async function main(): Promise<void> {
   let multiTp = NO_TP;
   let pacedLow = NO_PACED;
   let pacedHalf = NO_PACED;
-  if (runs('multi') || runs('paced')) {
+  let idle: Record<string, number> = {};
+  if (runs('multi') || runs('paced') || runs('paced500')) {
     log('(b) four tiers, one process per cell');
     const multi = await startMesh('multi');
     try {
@@ -446,14 +498,18 @@ async function main(): Promise<void> {
         multiTp = await throughput(multi, N, 20_000);
         log(`multi-process: ${multiTp.tasksPerSecond} tasks/s, ${multiTp.cpuUsPerTask} µs CPU/task`);
       }
-      if (runs('paced')) {
+      if (runs('paced') || runs('paced500')) {
+        idle = await idleCpu(multi, 2000);
+        log(`idle CPU (µs per second of wall time): ${JSON.stringify(idle)}`);
         log('(c) paced 500 tasks/s');
         pacedLow = await paced(multi, 500, QUICK ? 3 : 6, 'stream');
-        log(`paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms`);
+        log(`paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}`);
+      }
+      if (runs('paced')) {
         const half = Math.max(100, Math.round((multiTp.tasksPerSecond || 2000) / 2));
         log(`(d) paced ${half} tasks/s (half of peak)`);
         pacedHalf = await paced(multi, half, QUICK ? 3 : 5, 'batch');
-        log(`dispatch at ${half}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms`);
+        log(`dispatch at ${half}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`);
       }
     } finally {
       await multi.stop();
@@ -511,6 +567,7 @@ async function main(): Promise<void> {
     throughputOneProcess: singleTp,
     paced500: pacedLow,
     pacedHalfPeak: pacedHalf,
+    idleCpuUsPerSecond: idle,
     manyAgents: many,
     ratios: {
       multiProcessToEcho: round(multiTp.tasksPerSecond / echoRt),

@@ -115,7 +115,7 @@ export class Cell {
   private timer: NodeJS.Timeout | undefined;
   private idSeq = 0;
   private readonly idPrefix: string;
-  readonly stats = { resultsForwarded: 0, staleResults: 0, nacks: 0, spilled: 0, dispatched: 0 };
+  readonly stats = { resultsForwarded: 0, staleResults: 0, nacks: 0, spilled: 0, dispatched: 0, creditStalls: 0 };
 
   constructor(
     readonly topology: Topology,

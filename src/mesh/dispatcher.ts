@@ -99,6 +99,8 @@ export class Dispatcher {
           this.reject(item, r.reason);
         }
       }
+      // Left queued for want of credit (counted once per pump and kind): at low rates this should stay 0.
+      if (cell.queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) cell.stats.creditStalls++;
     }
     this.commitHome(homeNew);
   }
