@@ -63,6 +63,11 @@ type WheelEntry =
   | { t: 'deadline'; id: string }
   | { t: 'route'; key: string; stamp: number };
 
+/** An idle cell's timer fires at least this often (sweeps, periodic summaries, reconnects, queued deadlines). */
+export const IDLE_TICK_MS = 50;
+/** Granularity of the wheel for leases and route expiries. */
+export const SLOW_TICK_MS = 50;
+
 export interface SubmitOutcome {
   readonly id: string;
   readonly existing: boolean;
@@ -111,7 +116,12 @@ export class Cell {
   /** Non-home items queued here (bounded by forwardBuffer). */
   forwardQueued = 0;
   draining = false;
+  /** Retries and deadlines, at tickMs. */
   private readonly wheel: TimerWheel<WheelEntry>;
+  /** Leases and route expiries (seconds away; a few tens of ms late is fine), at SLOW_TICK_MS. */
+  private readonly slowWheel: TimerWheel<WheelEntry>;
+  /** When the armed timer fires (ms on `now`'s clock). */
+  private armedFor = Infinity;
   private timer: NodeJS.Timeout | undefined;
   private idSeq = 0;
   private readonly idPrefix: string;
@@ -156,6 +166,7 @@ export class Cell {
     // holds requeues and forwarded items, which must never be refused.
     this.queue = new TaskQueue<WorkItem>({ capacity: this.settings.queueCapacity + this.settings.forwardBuffer + 1024 });
     this.wheel = new TimerWheel(this.settings.tickMs, this.now());
+    this.slowWheel = new TimerWheel(Math.max(this.settings.tickMs, SLOW_TICK_MS), this.now());
     this.dispatcher = new Dispatcher(this);
     this.idPrefix = Math.floor(this.random() * 36 ** 6)
       .toString(36)
@@ -167,20 +178,65 @@ export class Cell {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.settings.tickMs);
-    this.timer.unref?.();
+    this.arm(this.now());
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.armedFor = Infinity;
+    this.closed = true;
     this.wheel.clear();
+    this.slowWheel.clear();
+  }
+
+  private closed = false;
+
+  /**
+   * Arm the timer for the next tick: the next entry due on either wheel, and
+   * at least every IDLE_TICK_MS for the sweeps (heartbeats, periodic summaries,
+   * reconnects, queued deadlines). An idle cell so wakes ~20 times a second,
+   * not 100 (each wakeup of an idle process costs 100-250 µs of CPU on a
+   * loaded VM, mostly outside JavaScript).
+   */
+  private arm(now: number): void {
+    if (this.closed) return;
+    let at = now + IDLE_TICK_MS;
+    const fine = this.wheel.nextDue(now, IDLE_TICK_MS);
+    if (fine !== undefined && fine < at) at = fine;
+    const slow = this.slowWheel.nextDue(now, IDLE_TICK_MS);
+    if (slow !== undefined && slow < at) at = slow;
+    this.setTimer(now, at);
+  }
+
+  private setTimer(now: number, at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.armedFor = at;
+    // Real milliseconds, clamped: an injected clock (tests) still ticks at least every IDLE_TICK_MS.
+    const delay = Math.min(IDLE_TICK_MS, Math.max(this.settings.tickMs, at - now));
+    this.timer = setTimeout(this.onTimer, delay);
+    this.timer.unref?.();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    this.tick();
+    this.arm(this.now());
+  };
+
+  /** Schedule a timer-wheel entry; wakes the timer earlier if it sleeps past it. */
+  private schedule(dueMs: number, e: WheelEntry): void {
+    if (e.t === 'lease' || e.t === 'route') this.slowWheel.add(dueMs, e);
+    else this.wheel.add(dueMs, e);
+    if (dueMs < this.armedFor && this.timer !== undefined) this.setTimer(this.now(), dueMs);
   }
 
   /** Periodic: fire due timers; links and agents run their own sweeps from here. */
   tick(): void {
     const now = this.now();
     this.wheel.advance(now, (e) => this.fire(e, now));
+    this.slowWheel.advance(now, (e) => this.fire(e, now));
     this.agents?.sweep(now);
     this.parent?.tick(now);
     this.children?.tick(now);
@@ -252,7 +308,7 @@ export class Cell {
       }
       outcomes.push({ id: f.id, existing: false, state: r.state });
       const rec = this.ledger.get(f.id)!;
-      if (rec.spec.deadlineUnixMs > 0) this.wheel.add(rec.spec.deadlineUnixMs, { t: 'deadline', id: rec.id });
+      if (rec.spec.deadlineUnixMs > 0) this.schedule(rec.spec.deadlineUnixMs, { t: 'deadline', id: rec.id });
       this.enqueueHome(rec);
     }
     this.dispatcher.schedule();
@@ -337,7 +393,7 @@ export class Cell {
       }
       this.forwardQueued++;
       this.routes.set(key, item);
-      this.wheel.add(now + item.leaseMs + this.settings.leaseSlackMs, { t: 'route', key, stamp: item.sentMs });
+      this.schedule(now + item.leaseMs + this.settings.leaseSlackMs, { t: 'route', key, stamp: item.sentMs });
       acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: true, reason: '' });
     }
     this.dispatcher.schedule();
@@ -528,18 +584,18 @@ export class Cell {
     const n = Math.max(1, rec.failures);
     const cap = Math.min(this.settings.backoffMaxMs, this.settings.backoffBaseMs * 2 ** Math.min(20, n - 1));
     const delay = cap / 2 + this.random() * (cap / 2);
-    this.wheel.add(this.now() + delay, { t: 'retry', id: rec.id, attempt: rec.attempt });
+    this.schedule(this.now() + delay, { t: 'retry', id: rec.id, attempt: rec.attempt });
   }
 
   /** Home dispatch committed: start the lease. */
   leased(item: WorkItem): void {
-    this.wheel.add(this.now() + item.leaseMs, { t: 'lease', id: item.taskId, attempt: item.attempt });
+    this.schedule(this.now() + item.leaseMs, { t: 'lease', id: item.taskId, attempt: item.attempt });
   }
 
   /** A route stamp for non-home attempts sent on, so forgotten routes expire. */
   routed(item: WorkItem): void {
     if (item.origin.t !== 'home') {
-      this.wheel.add(this.now() + item.leaseMs + this.settings.leaseSlackMs, {
+      this.schedule(this.now() + item.leaseMs + this.settings.leaseSlackMs, {
         t: 'route',
         key: item.key,
         stamp: item.sentMs,

@@ -62,6 +62,17 @@ export class TimerWheel<T> {
     for (const e of list) fire(e);
   }
 
+  /**
+   * The due time (ms) of the earliest entry due by `now + horizonMs`, or
+   * undefined if none: probes at most horizonMs / tickMs + 1 slots.
+   */
+  nextDue(now: number, horizonMs: number): number | undefined {
+    if (this.count === 0) return undefined;
+    const last = Math.floor((now + horizonMs) / this.tickMs);
+    for (let s = this.cursor; s <= last; s++) if (this.slots.has(s)) return s * this.tickMs;
+    return undefined;
+  }
+
   clear(): void {
     this.slots.clear();
     this.count = 0;
