@@ -55,6 +55,18 @@ describe('TimerWheel', () => {
     w.advance(20_000_000, (e) => fired.push(e));
     expect(fired).toEqual([1, 2]);
   });
+
+  it('nextDue: the earliest occupied slot within the horizon (the cell sleeps until then)', () => {
+    const w = new TimerWheel<string>(10, 0);
+    expect(w.nextDue(0, 50)).toBeUndefined();
+    w.add(120, 'far');
+    expect(w.nextDue(0, 50)).toBeUndefined();
+    w.add(33, 'near');
+    expect(w.nextDue(0, 50)).toBe(40);
+    w.advance(40, () => undefined);
+    expect(w.nextDue(40, 50)).toBeUndefined();
+    expect(w.nextDue(80, 50)).toBe(120);
+  });
 });
 
 describe('StreamBatcher', () => {
