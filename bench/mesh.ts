@@ -40,7 +40,10 @@ import { writeResults } from './lib/results.js';
 import { renderTable, type Cell } from './lib/table.js';
 
 const QUICK = process.argv.includes('--quick');
-/** --only=echo,multi,paced,paced500,single,agents runs a subset (for profiling; paced500 = the 500/s phase alone); the table then has gaps. */
+/**
+ * --only=echo,multi,paced,paced500,single,pacedsingle,agents runs a subset (for profiling; paced500 = the 500/s
+ * phase alone; pacedsingle = 500/s against the four cells in one process, a diagnostic); the table then has gaps.
+ */
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const runs = (phase: string): boolean => !ONLY || ONLY.includes(phase);
 const PROC = fileURLToPath(new URL('./mesh-proc.ts', import.meta.url));
@@ -517,13 +520,21 @@ async function main(): Promise<void> {
   }
 
   let singleTp = NO_TP;
-  if (runs('single')) {
+  let pacedSingle = NO_PACED;
+  if (runs('single') || runs('pacedsingle')) {
     log('(b2) four tiers in one process');
     const single = await startMesh('single');
     try {
       await throughput(single, 5_000, 10_000);
       singleTp = await throughput(single, N, 20_000);
       log(`one process: ${singleTp.tasksPerSecond} tasks/s, ${singleTp.cpuUsPerTask} µs CPU/task`);
+      if (runs('pacedsingle')) {
+        // Diagnostic: the same paced load with no process boundary between the tiers.
+        pacedSingle = await paced(single, 500, QUICK ? 3 : 6, 'stream');
+        log(
+          `paced 500/s, cells in one process: p50 ${pacedSingle.submitToResult.p50Ms} p99 ${pacedSingle.submitToResult.p99Ms} ms, dispatch p99 ${pacedSingle.dispatch.p99Ms} ms, ${pacedSingle.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedSingle.cpuUsPerTaskByProcess)}, wakeups/task ${JSON.stringify(pacedSingle.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedSingle.runQueueWaitShare)}`,
+        );
+      }
     } finally {
       await single.stop();
     }
@@ -567,6 +578,7 @@ async function main(): Promise<void> {
     throughputOneProcess: singleTp,
     paced500: pacedLow,
     pacedHalfPeak: pacedHalf,
+    paced500OneProcess: pacedSingle,
     idleCpuUsPerSecond: idle,
     manyAgents: many,
     ratios: {
