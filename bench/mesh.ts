@@ -46,6 +46,8 @@ const QUICK = process.argv.includes('--quick');
  */
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const runs = (phase: string): boolean => !ONLY || ONLY.includes(phase);
+/** --half-rate=N: the rate of phase (d) when (b) did not run (--only=paced); default half of (b)'s peak, else 1000. */
+const HALF_RATE = Number(process.argv.find((a) => a.startsWith('--half-rate='))?.slice(12) ?? 0);
 const PROC = fileURLToPath(new URL('./mesh-proc.ts', import.meta.url));
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
@@ -509,7 +511,7 @@ async function main(): Promise<void> {
         log(`paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}`);
       }
       if (runs('paced')) {
-        const half = Math.max(100, Math.round((multiTp.tasksPerSecond || 2000) / 2));
+        const half = HALF_RATE || Math.max(100, Math.round((multiTp.tasksPerSecond || 2000) / 2));
         log(`(d) paced ${half} tasks/s (half of peak)`);
         pacedHalf = await paced(multi, half, QUICK ? 3 : 5, 'batch');
         log(`dispatch at ${half}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`);
@@ -563,6 +565,7 @@ async function main(): Promise<void> {
     [`paced ${pacedHalf.rate}/s (half peak) dispatch p50 ms`, pacedHalf.dispatch.p50Ms, '-', '-', '-'],
     [`paced ${pacedHalf.rate}/s (half peak) dispatch p99 ms`, pacedHalf.dispatch.p99Ms, '< 10', yes(pacedHalf.dispatch.p99Ms < 10), round(pacedHalf.dispatch.p99Ms / 10)],
     [`paced ${pacedHalf.rate}/s submit→result p99 ms`, pacedHalf.submitToResult.p99Ms, '-', '-', '-'],
+    ['paced 500/s p99 ms, cells in one process (diagnostic)', pacedSingle.submitToResult.p99Ms, '-', '-', '-'],
     [`node RSS MiB, ${many.connected} agent streams`, many.nodeRssMiB, '< 500', yes(many.nodeRssMiB < 500 && many.connected >= many.agents), round(many.nodeRssMiB / 500)],
   ];
   const table = renderTable(['figure', 'value', 'target', 'met', 'ratio (echo / target)'], rows);
