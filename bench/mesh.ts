@@ -38,6 +38,7 @@ import { nowUs, stampPayload } from './lib/clock.js';
 import type { LatencySummary } from './lib/histogram.js';
 import { writeResults } from './lib/results.js';
 import { renderTable, type Cell } from './lib/table.js';
+import { chainTopologyYaml } from '../src/topology/chain.js';
 
 const QUICK = process.argv.includes('--quick');
 /**
@@ -51,25 +52,13 @@ const HALF_RATE = Number(process.argv.find((a) => a.startsWith('--half-rate='))?
 const PROC = fileURLToPath(new URL('./mesh-proc.ts', import.meta.url));
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
-const TOPOLOGY = `
-name: bench-chain
-defaults: { summaryIntervalMs: 150, heartbeatTimeoutMs: 3000 }
-tiers:
-  global: { policy: global-geo }
-  region: { policy: region-wrr }
-  zone: { policy: zone-least-conn }
-  node: { policy: node-score }
-addressing: { host: 127.0.0.1, basePort: 7600 }
-cells:
-  name: /
-  children:
-    - name: r
-      labels: { location: eu-west }
-      children:
-        - name: z
-          children:
-            - name: n
-`;
+const TOPOLOGY = chainTopologyYaml({
+  name: 'bench-chain',
+  nodes: ['n'],
+  basePort: 7600,
+  defaults: { summaryIntervalMs: 150, heartbeatTimeoutMs: 3000 },
+  regionLabels: { location: 'eu-west' },
+});
 const CHAIN = ['/', '/r', '/r/z', '/r/z/n'];
 const AGENTS = 100;
 const SLOTS = 16;

@@ -5,25 +5,12 @@ import { Agent, seededRandom, type AgentTask } from '../../src/agent/index.js';
 import { MeshClient, TaskState, outputJson } from '../../src/client/index.js';
 import { startMesh, type MeshHarness } from '../../src/mesh/harness.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { chainTopologyYaml } from '../../src/topology/chain.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 424242);
 
-const TOPOLOGY = parseTopology(`
-name: sdk-chain
-tiers:
-  global: { policy: global-geo }
-  region: { policy: region-wrr }
-  zone: { policy: zone-least-conn }
-  node: { policy: node-score }
-addressing: { host: 127.0.0.1, basePort: 7300 }
-cells:
-  name: /
-  children:
-    - name: r
-      children:
-        - { name: z, children: [{ name: n1 }] }
-`);
+const TOPOLOGY = parseTopology(chainTopologyYaml({ name: 'sdk-chain', basePort: 7300 }));
 const NODE = '/r/z/n1';
 
 describe(`SDK agents and client on the real mesh (seed ${SEED})`, () => {

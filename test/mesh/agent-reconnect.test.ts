@@ -14,26 +14,15 @@ import { ResultStatus } from '../../src/gen/meshlb/v1/task.js';
 import { failStream } from '../../src/mesh/grpc-util.js';
 import { startMesh, type MeshHarness } from '../../src/mesh/harness.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { chainTopologyYaml } from '../../src/topology/chain.js';
 import { unavailable } from '../../src/util/errors.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 27182);
 
-const TOPOLOGY = parseTopology(`
-name: agent-reconnect
-tiers:
-  global: { policy: least-loaded }
-  region: { policy: least-loaded }
-  zone: { policy: least-loaded }
-  node: { policy: node-score }
-addressing: { host: 127.0.0.1, basePort: 7000 }
-cells:
-  name: /
-  children:
-    - name: r
-      children:
-        - { name: z, children: [{ name: n1 }] }
-`);
+const TOPOLOGY = parseTopology(
+  chainTopologyYaml({ name: 'agent-reconnect', policies: { global: 'least-loaded', region: 'least-loaded', zone: 'least-loaded' } }),
+);
 const NODE = '/r/z/n1';
 
 describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {

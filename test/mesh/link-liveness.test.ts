@@ -17,6 +17,7 @@ import { ResultStatus, TaskSpec, TaskState, type Dispatch } from '../../src/gen/
 import { startMesh, type MeshHarness } from '../../src/mesh/harness.js';
 import { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { chainTopologyYaml } from '../../src/topology/chain.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 31337);
@@ -36,18 +37,13 @@ cells:
   children: [{ name: a }, { name: b }]
 `);
 
-const CHAIN = parseTopology(`
-name: liveness-chain
-tiers: { global: { policy: least-loaded }, region: { policy: least-loaded }, zone: { policy: least-loaded } }
-defaults: { summaryIntervalMs: ${SUMMARY_MS}, linkTimeoutMs: ${LINK_TIMEOUT_MS} }
-addressing: { host: 127.0.0.1, basePort: 7000 }
-cells:
-  name: /
-  children:
-    - name: r
-      children:
-        - { name: z, children: [{ name: n1 }] }
-`);
+const CHAIN = parseTopology(
+  chainTopologyYaml({
+    name: 'liveness-chain',
+    policies: { global: 'least-loaded', region: 'least-loaded', zone: 'least-loaded' },
+    defaults: { summaryIntervalMs: SUMMARY_MS, linkTimeoutMs: LINK_TIMEOUT_MS },
+  }),
+);
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

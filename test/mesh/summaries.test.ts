@@ -12,19 +12,10 @@ import { Durability, TaskSpec, TaskState } from '../../src/gen/meshlb/v1/task.js
 import { startMesh, type MeshHarness } from '../../src/mesh/harness.js';
 import { SimAgent } from '../../src/mesh/sim-agent.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { chainTopologyYaml } from '../../src/topology/chain.js';
 import { waitFor } from '../helpers/wait.js';
 
-const CHAIN = parseTopology(`
-name: chain
-tiers: { global: { policy: global-geo }, region: { policy: region-wrr }, zone: { policy: zone-least-conn }, node: { policy: node-score } }
-addressing: { host: 127.0.0.1, basePort: 7300 }
-cells:
-  name: /
-  children:
-    - name: r
-      labels: { location: eu-west }
-      children: [{ name: z, children: [{ name: n }] }]
-`);
+const CHAIN = parseTopology(chainTopologyYaml({ basePort: 7300, nodes: ['n'], regionLabels: { location: 'eu-west' } }));
 const SLOTS = 64;
 
 describe('summaries and acks on a link', () => {
