@@ -103,6 +103,7 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
   let writing = false;
   let writers: Promise<void>[] = [];
   let seq = 0;
+  const writerErrors: string[] = [];
   const startWriters = (n: number) => {
     writing = true;
     writers = Array.from({ length: n }, async (_, w) => {
@@ -114,8 +115,14 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
           try {
             await call<unknown, PutResponse>(target.kv, 'put', { key, value }, 1_500);
             acked.set(key, value);
+            // Stick to a replica that just worked, as a real client would: it is the
+            // leader or a follower on the leader's side that forwards to it. Without
+            // this, one failed write drops the hint and writers keep drawing the
+            // isolated replica at random, each draw costing a full deadline.
+            leaderHint ??= target;
             break;
-          } catch {
+          } catch (e) {
+            writerErrors.push(`${target.id}: ${(e as Error).message}`.slice(0, 160));
             // Unknown outcome; the same put again is idempotent. Try elsewhere.
             if (leaderHint === target) leaderHint = undefined;
             await new Promise((r) => setTimeout(r, 20));
@@ -235,8 +242,9 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
 
     // The majority keeps accepting writes.
     const atFailover = acked.size;
-    await waitFor(() => acked.size >= atFailover + 40, { timeoutMs: 10_000, what: '40 writes acknowledged by the majority' }).catch((e: Error) => {
-      throw new Error(`${e.message}\n${report()}`);
+    await waitFor(() => acked.size >= atFailover + 40, { timeoutMs: 10_000, what: '40 writes acknowledged by the majority' }).catch(async (e: Error) => {
+      const st = await statuses();
+      throw new Error(`${e.message}\nacked ${acked.size} (at failover ${atFailover}); writerErrors ${JSON.stringify(writerErrors.slice(-12))}\nstatus ${JSON.stringify(st)}\n${report()}`);
     });
 
     // The isolated leader: check-quorum makes it step down; its write was never acknowledged.
