@@ -487,32 +487,25 @@ export class Cell {
   viaLost(match: (via: Via) => boolean, why: string): number {
     const lost: WorkItem[] = [];
     for (const item of this.routes.values()) if (item.via !== undefined && match(item.via)) lost.push(item);
-    for (const item of lost) {
-      this.routes.delete(item.key);
-      this.sendBack(item.origin, {
-        taskId: item.taskId,
-        attempt: item.attempt,
-        status: ResultStatus.RESULT_STATUS_ERROR,
-        output: Buffer.alloc(0),
-        error: LOST_PREFIX + why,
-        agentId: '',
-        nodeCell: this.path,
-        runMicros: 0,
-      });
-    }
+    for (const item of lost) this.failBack(item, LOST_PREFIX + why);
     if (lost.length > 0) this.dispatcher.schedule();
     return lost.length;
   }
 
   /** An attempt that could not be handed on after all: back to its origin, not counted. */
   bounce(item: WorkItem, why: string): void {
+    this.failBack(item, REQUEUE_PREFIX + why);
+  }
+
+  /** Forget the attempt here and send its origin an error result carrying `error` (lost: or requeue:). */
+  private failBack(item: WorkItem, error: string): void {
     this.routes.delete(item.key);
     this.sendBack(item.origin, {
       taskId: item.taskId,
       attempt: item.attempt,
       status: ResultStatus.RESULT_STATUS_ERROR,
       output: Buffer.alloc(0),
-      error: REQUEUE_PREFIX + why,
+      error,
       agentId: '',
       nodeCell: this.path,
       runMicros: 0,

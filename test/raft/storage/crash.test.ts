@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LmdbStorage } from '../../../src/raft/storage/index.js';
 import { waitFor } from '../../helpers/wait.js';
 import { payload } from './crash-writer.js';
+import { seededRandom } from '../../../src/util/rng.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dirs: string[] = [];
@@ -19,21 +20,11 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('LmdbStorage crash durability', () => {
   const seed = Number(process.env.MESHLB_SEED ?? Date.now() % 1_000_000);
   it(`keeps every entry reported durable before SIGKILL (seed ${seed})`, async () => {
-    const rand = mulberry32(seed);
+    const rand = seededRandom(seed);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlb-crash-'));
     dirs.push(dir);
     let expected = 0;
