@@ -246,7 +246,8 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
     if (n === 0) lost++;
     else if (n > 1) duplicates++;
   }
-  let over = Number.NEGATIVE_INFINITY;
+  // How many tasks past its slots the worst agent ever held: 0 when none was over.
+  let over = 0;
   for (const r of mesh.replicas.values()) if (r.cell.agents) over = Math.max(over, r.cell.agents.maxOverSlots);
   for (const a of agents) over = Math.max(over, a.maxHeld - slots);
 
@@ -292,7 +293,7 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
     agents: agentCount,
     cells: topology.cells.length,
     seed,
-    max_agent_over_slots: Number.isFinite(over) ? over : 0,
+    max_agent_over_slots: over,
   };
   hist.destroy();
   return report;
