@@ -29,8 +29,8 @@ import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher } from './batcher.js';
 import type { Cell } from './cell.js';
 import { dispatchSize, resultSize, wireDispatch } from './child-links.js';
-import type { Summary } from '../gen/meshlb/v1/link.js';
-import { buildSummary, summarySignature } from './summary.js';
+import type { KindCapacity } from '../gen/meshlb/v1/link.js';
+import { buildSummary, capacitySignature, subtreeLoad, summaryKinds } from './summary.js';
 import { routeKey, type WorkItem } from './types.js';
 
 const enum Lane {
@@ -237,10 +237,14 @@ export class ParentLink {
 
   private maybeSummary(): void {
     if (!this.connected || !this.batcher) return;
-    const now = this.cell.now();
-    const s = buildSummary(this.cell, this.seq + 1, now, this.selfAddress);
-    const sig = summarySignature(s);
-    if (!this.summaryDue && sig === this.lastSig && !this.parentViewOff(s)) return;
+    const cell = this.cell;
+    const now = cell.now();
+    // Judge from the kinds alone; the whole summary is built only when one goes out.
+    const load = subtreeLoad(cell, now);
+    const kinds = summaryKinds(cell, load);
+    const sig = capacitySignature(kinds, cell.draining);
+    if (!this.summaryDue && sig === this.lastSig && !this.parentViewOff(kinds)) return;
+    const s = buildSummary(cell, this.seq + 1, now, this.selfAddress, load, kinds);
     // Every ack of a dispatch this summary counts goes before it.
     this.releaseAcks();
     this.seq++;
@@ -261,8 +265,8 @@ export class ParentLink {
   }
 
   /** Is the parent's credit view of some kind far enough from the truth to need a summary? */
-  private parentViewOff(s: Summary): boolean {
-    for (const k of s.kinds) {
+  private parentViewOff(kinds: readonly KindCapacity[]): boolean {
+    for (const k of kinds) {
       const view = (this.reportedFree.get(k.kind) ?? 0) - (this.acceptedSince.get(k.kind) ?? 0);
       const gap = k.freeSlots - view;
       if (gap === 0) continue;

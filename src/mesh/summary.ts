@@ -34,8 +34,11 @@ export function subtreeLoad(cell: Cell, now: number): SubtreeLoad {
   return { capacity: new Map(), healthyAgents: 0, cpu: 0, memory: 0, latencyEwmaMs: 0, successEwma: 1 };
 }
 
-export function buildSummary(cell: Cell, seq: number, now: number, address: string): Summary {
-  const load = subtreeLoad(cell, now);
+/**
+ * Per kind the free and total slots this cell reports, sorted by kind: the part
+ * of a summary the parent link judges before deciding to send one.
+ */
+export function summaryKinds(cell: Cell, load: SubtreeLoad): KindCapacity[] {
   const kinds: KindCapacity[] = [];
   // A node also takes a small prefetch (a fraction of its slots) to queue
   // locally, so an agent that frees a slot gets work without a round trip.
@@ -45,7 +48,19 @@ export function buildSummary(cell: Cell, seq: number, now: number, address: stri
     const free = cell.draining ? 0 : Math.max(0, c.free + extra - cell.queue.sizeOfKind(kind));
     kinds.push({ kind, freeSlots: free, totalSlots: c.total, healthyAgents: c.healthy });
   }
-  kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
+  if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
+  return kinds;
+}
+
+/** The whole summary; `load` and `kinds` when the caller already computed them (same `now`). */
+export function buildSummary(
+  cell: Cell,
+  seq: number,
+  now: number,
+  address: string,
+  load: SubtreeLoad = subtreeLoad(cell, now),
+  kinds: KindCapacity[] = summaryKinds(cell, load),
+): Summary {
   const depth = cell.queue.depthByPriority();
   const ranks = [depth.critical, depth.high, depth.normal, depth.low];
   const queue: QueueDepth[] = [];
@@ -77,8 +92,13 @@ export function buildSummary(cell: Cell, seq: number, now: number, address: stri
  * against the parent's view (parent-link.ts).
  */
 export function summarySignature(s: Summary): string {
-  let sig = s.draining ? 'D' : '';
-  for (const k of s.kinds) sig += `${k.kind}:${k.totalSlots}/${k.healthyAgents};`;
+  return capacitySignature(s.kinds, s.draining);
+}
+
+/** summarySignature from the kinds and the draining flag alone (before the summary is built). */
+export function capacitySignature(kinds: readonly KindCapacity[], draining: boolean): string {
+  let sig = draining ? 'D' : '';
+  for (const k of kinds) sig += `${k.kind}:${k.totalSlots}/${k.healthyAgents};`;
   return sig;
 }
 
