@@ -2,7 +2,6 @@
 // separate process) answers grpc.health.v1 Check and reflection list, its
 // reflected descriptors build a strict registry, and SIGTERM stops it cleanly.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
@@ -15,21 +14,11 @@ import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { Supervisor } from '../../src/cli/supervisor.js';
 import { checkHealth } from '../../src/cli/health-check.js';
 import { waitFor } from '../helpers/wait.js';
+import { freePort } from '../helpers/process.js';
 
 const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const require = createRequire(import.meta.url);
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sup = new Supervisor();
 afterAll(() => sup.stopAll(2000));

@@ -2,31 +2,11 @@
 // loopback, agents and a replica killed -9 and restarted mid-workload; every
 // accepted task still completes, and no process is left behind.
 import { describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulate } from '../../src/cli/sim.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { alive, freePort } from '../helpers/process.js';
 
 describe('meshlb sim (real processes)', () => {
   it('survives kill -9 of agents and a node replica with no task lost', { timeout: 150_000 }, async () => {

@@ -2,25 +2,14 @@
 // health checks): health wait, agents, the workload, chaos with restarts, the
 // result, and teardown with no process left behind.
 import { describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { seededRandom, simulate } from '../../src/cli/sim.js';
+import { alive, freePort } from '../helpers/process.js';
 
 const fake = fileURLToPath(new URL('./fixtures/fake-meshlb.mjs', import.meta.url));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function topologyFile(): Promise<string> {
   const a = async () => `127.0.0.1:${await freePort()}`;
@@ -42,15 +31,6 @@ cells:
   writeFileSync(f, yaml);
   return f;
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('meshlb sim (with a fake meshlb)', () => {
   it('runs the topology as processes, injects chaos, collects the result and leaves nothing running', async () => {

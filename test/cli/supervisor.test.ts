@@ -1,15 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Supervisor } from '../../src/cli/supervisor.js';
 import { waitFor } from '../helpers/wait.js';
+import { alive } from '../helpers/process.js';
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const idle = (name: string) => ({ name, command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] });
 
 let sup: Supervisor | undefined;
