@@ -77,19 +77,7 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
       const slug = cellSlug(cell.path);
       services[`agents-${slug}`] = {
         image,
-        command: [
-          'agent-sim',
-          '--address',
-          `${composeName(cell, cell.replicas[0]!)}:${CONTAINER_PORT}`,
-          '--agents',
-          String(agents),
-          '--slots',
-          String(slots),
-          '--kinds',
-          'default',
-          '--id-prefix',
-          slug,
-        ],
+        command: agentSimArgs(`${composeName(cell, cell.replicas[0]!)}:${CONTAINER_PORT}`, agents, slots, slug),
         depends_on: { [composeName(cell, cell.replicas[0]!)]: { condition: 'service_healthy' } },
         restart: 'unless-stopped',
       };
@@ -241,19 +229,7 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
                 {
                   name: 'agent-sim',
                   image,
-                  args: [
-                    'agent-sim',
-                    '--address',
-                    `${k8sHost(cell, cell.replicas[0]!, ns)}:${CONTAINER_PORT}`,
-                    '--agents',
-                    String(agents),
-                    '--slots',
-                    String(slots),
-                    '--kinds',
-                    'default',
-                    '--id-prefix',
-                    cellSlug(cell.path),
-                  ],
+                  args: agentSimArgs(`${k8sHost(cell, cell.replicas[0]!, ns)}:${CONTAINER_PORT}`, agents, slots, cellSlug(cell.path)),
                   resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 },
               ],
@@ -345,4 +321,9 @@ export async function runDeploy(o: RunDeployOptions): Promise<number> {
   const written = writeDeploy(files, o.outDir);
   process.stdout.write(`wrote ${written.length} files under ${o.outDir} (${t.cells.length} cells, ${t.cells.reduce((n, c) => n + c.replicas.length, 0)} replicas)\n`);
   return 0;
+}
+
+/** The simulated agents one node cell gets, the same in compose and k8s. */
+function agentSimArgs(address: string, agents: number, slots: number, idPrefix: string): string[] {
+  return ['agent-sim', '--address', address, '--agents', String(agents), '--slots', String(slots), '--kinds', 'default', '--id-prefix', idPrefix];
 }
