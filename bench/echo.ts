@@ -36,7 +36,9 @@ async function serve(): Promise<void> {
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   process.stdout.write(`PORT ${port}\n`);
   process.on('SIGTERM', () => server.forceShutdown());
@@ -58,10 +60,20 @@ export interface EchoResult {
  * Round trips of `items` items of `itemBytes` each, keeping `window` items in
  * flight, `itemsPerMessage` per gRPC message. Bounded by count and by `maxMs`.
  */
-async function drive(port: number, items: number, itemBytes: number, itemsPerMessage: number, window: number, maxMs: number): Promise<EchoResult> {
+async function drive(
+  port: number,
+  items: number,
+  itemBytes: number,
+  itemsPerMessage: number,
+  window: number,
+  maxMs: number,
+): Promise<EchoResult> {
   const Client = grpc.makeGenericClientConstructor(definition, 'Echo');
   const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call = client.makeBidiStreamRequest(path, identity.serialize, identity.deserialize) as grpc.ClientDuplexStream<Buffer, Buffer>;
+  const call = client.makeBidiStreamRequest(path, identity.serialize, identity.deserialize) as grpc.ClientDuplexStream<
+    Buffer,
+    Buffer
+  >;
   const message = Buffer.alloc(itemBytes * itemsPerMessage, 7);
   const messages = Math.ceil(items / itemsPerMessage);
   const windowMsgs = Math.max(1, Math.floor(window / itemsPerMessage));
@@ -97,12 +109,16 @@ async function drive(port: number, items: number, itemBytes: number, itemsPerMes
 }
 
 /** Spawn the echo server process, measure unbatched and batched round trips, stop it. */
-export async function runEcho(opts: { items?: number; itemBytes?: number; batch?: number; maxMs?: number } = {}): Promise<{ unbatched: EchoResult; batched: EchoResult }> {
+export async function runEcho(
+  opts: { items?: number; itemBytes?: number; batch?: number; maxMs?: number } = {},
+): Promise<{ unbatched: EchoResult; batched: EchoResult }> {
   const items = opts.items ?? 200_000;
   const itemBytes = opts.itemBytes ?? 64;
   const batch = opts.batch ?? 100;
   const maxMs = opts.maxMs ?? 15_000;
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'serve'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let buf = '';

@@ -26,7 +26,6 @@ import { parseTopology } from '../src/topology/parse.js';
 import { nowUs, payloadTimeUs, Samples } from './lib/clock.js';
 import { LatencyHistogram } from './lib/histogram.js';
 
-
 type Msg = { cmd: 'reset' } | { cmd: 'report' } | { cmd: 'count' };
 
 function send(m: unknown): void {
@@ -75,7 +74,17 @@ function report(): Record<string, unknown> {
   const c = process.cpuUsage(cpu0);
   const hist = new LatencyHistogram();
   samples.forEach((us) => hist.recordUs(us));
-  return { type: 'report', count, latency: hist.summary(), cpuUs: c.user + c.system, wakeups: wakeups() - wake0, runQueueWaitUs: runQueueWaitUs() - wait0, wallUs: nowUs() - t0, lastUs, ...extra() };
+  return {
+    type: 'report',
+    count,
+    latency: hist.summary(),
+    cpuUs: c.user + c.system,
+    wakeups: wakeups() - wake0,
+    runQueueWaitUs: runQueueWaitUs() - wait0,
+    wallUs: nowUs() - t0,
+    lastUs,
+    ...extra(),
+  };
 }
 
 function listen(): void {
@@ -157,7 +166,8 @@ async function agents(address: string, n: number, slots: number): Promise<void> 
     if (t === t) samples.push(lastUs - t);
   };
   const list: SimAgent[] = [];
-  for (let i = 0; i < n; i++) list.push(new SimAgent({ address, agentId: `bench-${i}`, kinds: ['bench'], slots, client, onStart }));
+  for (let i = 0; i < n; i++)
+    list.push(new SimAgent({ address, agentId: `bench-${i}`, kinds: ['bench'], slots, client, onStart }));
   await Promise.all(list.map((a) => a.start()));
   listen();
   send({ type: 'ready' });

@@ -27,12 +27,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import {
-  Durability,
-  Priority,
-  TaskServiceClient,
-  type TaskSpec,
-} from '../src/gen/meshlb/v1/task.js';
+import { Durability, Priority, TaskServiceClient, type TaskSpec } from '../src/gen/meshlb/v1/task.js';
 import { runEcho, type EchoResult } from './echo.js';
 import { nowUs, stampPayload } from './lib/clock.js';
 import type { LatencySummary } from './lib/histogram.js';
@@ -45,7 +40,10 @@ const QUICK = process.argv.includes('--quick');
  * --only=echo,multi,paced,paced500,single,pacedsingle,agents runs a subset (for profiling; paced500 = the 500/s
  * phase alone; pacedsingle = 500/s against the four cells in one process, a diagnostic); the table then has gaps.
  */
-const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const ONLY = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 const runs = (phase: string): boolean => !ONLY || ONLY.includes(phase);
 /** --half-rate=N: the rate of phase (d) when (b) did not run (--only=paced); default half of (b)'s peak, else 1000. */
 const HALF_RATE = Number(process.argv.find((a) => a.startsWith('--half-rate='))?.slice(12) ?? 0);
@@ -211,9 +209,7 @@ async function resetAll(m: Mesh): Promise<void> {
   await Promise.all([...m.cells, m.agents].map((p) => p.ask('reset')));
 }
 
-async function reportAll(
-  m: Mesh,
-): Promise<{
+async function reportAll(m: Mesh): Promise<{
   root: Report;
   agents: Report;
   cpuUs: number;
@@ -317,7 +313,12 @@ async function throughput(m: Mesh, n: number, maxMs: number): Promise<Throughput
   };
 }
 
-function byProcess(m: Mesh, r: { agents: Report; perCell: number[] }, clientUs: number, tasks: number): Record<string, number> {
+function byProcess(
+  m: Mesh,
+  r: { agents: Report; perCell: number[] },
+  clientUs: number,
+  tasks: number,
+): Record<string, number> {
   const out: Record<string, number> = { client: round(clientUs / tasks), agents: round(r.agents.cpuUs / tasks) };
   m.cells.forEach((c, i) => (out[c.name] = round(r.perCell[i]! / tasks)));
   return out;
@@ -409,10 +410,16 @@ async function paced(m: Mesh, rate: number, seconds: number, mode: 'stream' | 'b
     cpuUsPerTaskByProcess: byProcess(m, after, c.user + c.system, Math.max(1, root.count)),
     creditStalls: Object.fromEntries(Object.entries(after.creditStalls).map(([k, v]) => [k, v - (stalls0[k] ?? 0)])),
     wakeupsPerTask: Object.fromEntries(
-      [...m.cells.map((c) => c.name), 'agents'].map((name, i) => [name, round(after.wakeups[i]! / Math.max(1, root.count))]),
+      [...m.cells.map((c) => c.name), 'agents'].map((name, i) => [
+        name,
+        round(after.wakeups[i]! / Math.max(1, root.count)),
+      ]),
     ),
     runQueueWaitShare: Object.fromEntries(
-      [...m.cells.map((c) => c.name), 'agents'].map((name, i) => [name, round(after.runQueueWaitUs[i]! / Math.max(1, after.root.wallUs))]),
+      [...m.cells.map((c) => c.name), 'agents'].map((name, i) => [
+        name,
+        round(after.runQueueWaitUs[i]! / Math.max(1, after.root.wallUs)),
+      ]),
     ),
   };
 }
@@ -424,7 +431,10 @@ async function idleCpu(m: Mesh, ms: number): Promise<Record<string, number>> {
   await sleep(ms);
   const r = await reportAll(m);
   const s = (nowUs() - t0) / 1e6;
-  const out: Record<string, number> = { agents: Math.round(r.agents.cpuUs / s), 'agents wakeups/s': Math.round(r.agents.wakeups / s) };
+  const out: Record<string, number> = {
+    agents: Math.round(r.agents.cpuUs / s),
+    'agents wakeups/s': Math.round(r.agents.wakeups / s),
+  };
   m.cells.forEach((c, i) => {
     out[c.name] = Math.round(r.perCell[i]! / s);
     out[`${c.name} wakeups/s`] = Math.round(r.wakeups[i]! / s);
@@ -438,7 +448,9 @@ function vmRssMiB(pid: number): number {
   return m ? round(Number(m[1]) / 1024) : NaN;
 }
 
-async function manyAgents(n: number): Promise<{ agents: number; connected: number; nodeRssMiB: number; nodeRssBeforeMiB: number; seconds: number }> {
+async function manyAgents(
+  n: number,
+): Promise<{ agents: number; connected: number; nodeRssMiB: number; nodeRssBeforeMiB: number; seconds: number }> {
   const [node, m] = await Proc.start('node cell', ['cells', TOPOLOGY, '/r/z/n']);
   const rss0 = vmRssMiB(node.pid);
   const t0 = Date.now();
@@ -467,16 +479,43 @@ const round = (x: number): number => Math.round(x * 100) / 100;
 const NO_LAT: LatencySummary = { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, maxMs: NaN, meanMs: NaN };
 const NO_ECHO_RESULT: EchoResult = { itemsPerMessage: 1, items: 0, seconds: 0, roundTripsPerSecond: NaN };
 const NO_ECHO = { unbatched: NO_ECHO_RESULT, batched: NO_ECHO_RESULT };
-const NO_TP: Throughput = { tasks: 0, completed: 0, seconds: 0, tasksPerSecond: NaN, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {}, rejectedBatches: 0, itemsPerMessage: NaN };
-const NO_PACED: Paced = { rate: 0, mode: '', tasksPerCall: 0, tasks: 0, completed: 0, refused: 0, submitToResult: NO_LAT, dispatch: NO_LAT, cpuUsPerTask: NaN, cpuUsPerTaskByProcess: {}, creditStalls: {}, wakeupsPerTask: {}, runQueueWaitShare: {} };
+const NO_TP: Throughput = {
+  tasks: 0,
+  completed: 0,
+  seconds: 0,
+  tasksPerSecond: NaN,
+  cpuUsPerTask: NaN,
+  cpuUsPerTaskByProcess: {},
+  rejectedBatches: 0,
+  itemsPerMessage: NaN,
+};
+const NO_PACED: Paced = {
+  rate: 0,
+  mode: '',
+  tasksPerCall: 0,
+  tasks: 0,
+  completed: 0,
+  refused: 0,
+  submitToResult: NO_LAT,
+  dispatch: NO_LAT,
+  cpuUsPerTask: NaN,
+  cpuUsPerTaskByProcess: {},
+  creditStalls: {},
+  wakeupsPerTask: {},
+  runQueueWaitShare: {},
+};
 
 async function main(): Promise<void> {
   const t0 = Date.now();
   const load0 = os.loadavg();
   log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cpus`);
 
-  const echo = runs('echo') ? (log('(a) echo baseline'), await runEcho({ items: QUICK ? 50_000 : 200_000, maxMs: 10_000 })) : NO_ECHO;
-  log(`echo: ${Math.round(echo.unbatched.roundTripsPerSecond)} rt/s unbatched, ${Math.round(echo.batched.roundTripsPerSecond)} batched`);
+  const echo = runs('echo')
+    ? (log('(a) echo baseline'), await runEcho({ items: QUICK ? 50_000 : 200_000, maxMs: 10_000 }))
+    : NO_ECHO;
+  log(
+    `echo: ${Math.round(echo.unbatched.roundTripsPerSecond)} rt/s unbatched, ${Math.round(echo.batched.roundTripsPerSecond)} batched`,
+  );
 
   const N = QUICK ? 20_000 : 60_000;
   let multiTp = NO_TP;
@@ -497,13 +536,17 @@ async function main(): Promise<void> {
         log(`idle CPU (µs per second of wall time): ${JSON.stringify(idle)}`);
         log('(c) paced 500 tasks/s');
         pacedLow = await paced(multi, 500, QUICK ? 3 : 6, 'stream');
-        log(`paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}`);
+        log(
+          `paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}`,
+        );
       }
       if (runs('paced')) {
         const half = HALF_RATE || Math.max(100, Math.round((multiTp.tasksPerSecond || 2000) / 2));
         log(`(d) paced ${half} tasks/s (half of peak)`);
         pacedHalf = await paced(multi, half, QUICK ? 3 : 5, 'batch');
-        log(`dispatch at ${half}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`);
+        log(
+          `dispatch at ${half}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`,
+        );
       }
     } finally {
       await multi.stop();
@@ -542,23 +585,61 @@ async function main(): Promise<void> {
   const yes = (b: boolean): string => (b ? 'yes' : 'NO');
   const rows: Cell[][] = [
     ['echo round trips/s, 1 item/msg (baseline)', Math.round(echoRt), '-', '-', 1],
-    ['echo round trips/s, 100 items/msg', Math.round(echo.batched.roundTripsPerSecond), '-', '-', round(echo.batched.roundTripsPerSecond / echoRt)],
-    ['tasks/s, 4 tiers, process per cell', multiTp.tasksPerSecond, '>= 10,000 and >= 25% echo', yes(multiTp.tasksPerSecond >= 10_000 && multiTp.tasksPerSecond >= 0.25 * echoRt), round(multiTp.tasksPerSecond / echoRt)],
+    [
+      'echo round trips/s, 100 items/msg',
+      Math.round(echo.batched.roundTripsPerSecond),
+      '-',
+      '-',
+      round(echo.batched.roundTripsPerSecond / echoRt),
+    ],
+    [
+      'tasks/s, 4 tiers, process per cell',
+      multiTp.tasksPerSecond,
+      '>= 10,000 and >= 25% echo',
+      yes(multiTp.tasksPerSecond >= 10_000 && multiTp.tasksPerSecond >= 0.25 * echoRt),
+      round(multiTp.tasksPerSecond / echoRt),
+    ],
     ['  CPU µs per task (all processes)', multiTp.cpuUsPerTask, '-', '-', '-'],
     ['  items per link/agent message (root)', multiTp.itemsPerMessage, '-', '-', '-'],
-    ['tasks/s, 4 tiers, one process', singleTp.tasksPerSecond, '(reference)', '-', round(singleTp.tasksPerSecond / echoRt)],
+    [
+      'tasks/s, 4 tiers, one process',
+      singleTp.tasksPerSecond,
+      '(reference)',
+      '-',
+      round(singleTp.tasksPerSecond / echoRt),
+    ],
     ['  CPU µs per task (all processes)', singleTp.cpuUsPerTask, '-', '-', '-'],
     ['paced 500/s submit→result p50 ms', pacedLow.submitToResult.p50Ms, '-', '-', '-'],
-    ['paced 500/s submit→result p99 ms', pacedLow.submitToResult.p99Ms, '< 5', yes(pacedLow.submitToResult.p99Ms < 5), round(pacedLow.submitToResult.p99Ms / 5)],
+    [
+      'paced 500/s submit→result p99 ms',
+      pacedLow.submitToResult.p99Ms,
+      '< 5',
+      yes(pacedLow.submitToResult.p99Ms < 5),
+      round(pacedLow.submitToResult.p99Ms / 5),
+    ],
     ['paced 500/s dispatch p99 ms', pacedLow.dispatch.p99Ms, '-', '-', '-'],
     [`paced ${pacedHalf.rate}/s (half peak) dispatch p50 ms`, pacedHalf.dispatch.p50Ms, '-', '-', '-'],
-    [`paced ${pacedHalf.rate}/s (half peak) dispatch p99 ms`, pacedHalf.dispatch.p99Ms, '< 10', yes(pacedHalf.dispatch.p99Ms < 10), round(pacedHalf.dispatch.p99Ms / 10)],
+    [
+      `paced ${pacedHalf.rate}/s (half peak) dispatch p99 ms`,
+      pacedHalf.dispatch.p99Ms,
+      '< 10',
+      yes(pacedHalf.dispatch.p99Ms < 10),
+      round(pacedHalf.dispatch.p99Ms / 10),
+    ],
     [`paced ${pacedHalf.rate}/s submit→result p99 ms`, pacedHalf.submitToResult.p99Ms, '-', '-', '-'],
     ['paced 500/s p99 ms, cells in one process (diagnostic)', pacedSingle.submitToResult.p99Ms, '-', '-', '-'],
-    [`node RSS MiB, ${many.connected} agent streams`, many.nodeRssMiB, '< 500', yes(many.nodeRssMiB < 500 && many.connected >= many.agents), round(many.nodeRssMiB / 500)],
+    [
+      `node RSS MiB, ${many.connected} agent streams`,
+      many.nodeRssMiB,
+      '< 500',
+      yes(many.nodeRssMiB < 500 && many.connected >= many.agents),
+      round(many.nodeRssMiB / 500),
+    ],
   ];
   // A phase left out with --only has NaN figures: say "not run" rather than "NO".
-  const shown = rows.map((r) => (typeof r[1] === 'number' && Number.isNaN(r[1]) ? [r[0], 'not run', r[2], '-', '-'] : r));
+  const shown = rows.map((r): Cell[] =>
+    typeof r[1] === 'number' && Number.isNaN(r[1]) ? [r[0]!, 'not run', r[2]!, '-', '-'] : r,
+  );
   const table = renderTable(['figure', 'value', 'target', 'met', 'ratio (echo / target)'], shown);
   const load1 = os.loadavg();
   const file = writeResults('mesh', {
@@ -580,7 +661,9 @@ async function main(): Promise<void> {
       oneProcessToEcho: round(singleTp.tasksPerSecond / echoRt),
     },
   });
-  process.stdout.write(`\n${table}\n\nload average before ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${load1.map((x) => x.toFixed(2)).join(' ')}; ${round((Date.now() - t0) / 1000)} s\n${file}\n`);
+  process.stdout.write(
+    `\n${table}\n\nload average before ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${load1.map((x) => x.toFixed(2)).join(' ')}; ${round((Date.now() - t0) / 1000)} s\n${file}\n`,
+  );
 }
 
 main().then(

@@ -23,7 +23,9 @@ function measure(label: string, ops: number, fn: () => void): void {
   const t0 = performance.now();
   fn();
   const ms = performance.now() - t0;
-  console.log(`${label.padEnd(44)} ${String(Math.round((ops / ms) * 1000)).padStart(12)} ops/s  (${ops} ops, ${ms.toFixed(1)} ms)`);
+  console.log(
+    `${label.padEnd(44)} ${String(Math.round((ops / ms) * 1000)).padStart(12)} ops/s  (${ops} ops, ${ms.toFixed(1)} ms)`,
+  );
 }
 
 const N = 100_000;

@@ -59,7 +59,12 @@ function cpuMs(pid: number | undefined): number | undefined {
  * ('sync') one synchronous fsync'd transaction per put, the way LmdbStorage writes.
  */
 async function baseline(dir: string, mode: 'put' | 'sync', concurrency: number, count: number): Promise<Row> {
-  const db = open({ path: path.join(dir, `baseline-${mode}-${concurrency}.lmdb`), overlappingSync: false, noSync: false, mapSize: 1 << 30 });
+  const db = open({
+    path: path.join(dir, `baseline-${mode}-${concurrency}.lmdb`),
+    overlappingSync: false,
+    noSync: false,
+    mapSize: 1 << 30,
+  });
   const value = Buffer.alloc(ENTRY_BYTES, 0x61);
   const h = new LatencyHistogram();
   let issued = 0;
@@ -100,27 +105,47 @@ async function main(): Promise<void> {
     for (const l of LEVELS) base.push(await baseline(root, 'put', l.concurrency, l.count));
     single = await baseline(root, 'sync', 1, LEVELS[0]!.count);
     await Promise.all(reps.map((r) => r.start()));
-    const leader = await poll(async () => {
-      const st = await Promise.all(reps.map((r) => r.getStatus()));
-      const l = st.find((s) => s?.role === RaftRole.RAFT_ROLE_LEADER);
-      return l && st.every((s) => s?.leaderId === l.nodeId) ? reps.find((r) => r.id === l.nodeId) : undefined;
-    }, 15_000, 'a leader');
+    const leader = await poll(
+      async () => {
+        const st = await Promise.all(reps.map((r) => r.getStatus()));
+        const l = st.find((s) => s?.role === RaftRole.RAFT_ROLE_LEADER);
+        return l && st.every((s) => s?.leaderId === l.nodeId) ? reps.find((r) => r.id === l.nodeId) : undefined;
+      },
+      15_000,
+      'a leader',
+    );
     console.log(`raft: 3 processes, leader ${leader.id}; warming up`);
     await call(leader.kv, 'bench', { concurrency: 16, count: 2_000, valueBytes: ENTRY_BYTES, maxMs: 5_000 }, 30_000);
     // CPU per commit is the figure least disturbed by other jobs on a shared machine (latency is not).
-    const cpuNow = () => reps.reduce<number | undefined>((sum, x) => {
-      const c = cpuMs(x.proc?.pid);
-      return sum === undefined || c === undefined ? undefined : sum + c;
-    }, 0);
+    const cpuNow = () =>
+      reps.reduce<number | undefined>((sum, x) => {
+        const c = cpuMs(x.proc?.pid);
+        return sum === undefined || c === undefined ? undefined : sum + c;
+      }, 0);
     for (const l of LEVELS) {
       const cpu0 = cpuNow();
-      const r = await call<unknown, BenchResponse>(leader.kv, 'bench', { ...l, valueBytes: ENTRY_BYTES, maxMs: MAX_MS }, MAX_MS + 30_000);
+      const r = await call<unknown, BenchResponse>(
+        leader.kv,
+        'bench',
+        { ...l, valueBytes: ENTRY_BYTES, maxMs: MAX_MS },
+        MAX_MS + 30_000,
+      );
       const cpu1 = cpuNow();
       const h = new LatencyHistogram();
       for (const us of r.latenciesUs) h.recordUs(us);
       const latency = h.summary();
-      const cpuUsPerCommit = cpu0 !== undefined && cpu1 !== undefined && latency.count > 0 ? ((cpu1 - cpu0) * 1000) / latency.count : undefined;
-      raft.push({ concurrency: l.concurrency, ops: latency.count, opsPerSec: (latency.count / r.elapsedMs) * 1000, latency, errors: r.errors, ...(cpuUsPerCommit !== undefined ? { cpuUsPerCommit } : {}) });
+      const cpuUsPerCommit =
+        cpu0 !== undefined && cpu1 !== undefined && latency.count > 0
+          ? ((cpu1 - cpu0) * 1000) / latency.count
+          : undefined;
+      raft.push({
+        concurrency: l.concurrency,
+        ops: latency.count,
+        opsPerSec: (latency.count / r.elapsedMs) * 1000,
+        latency,
+        errors: r.errors,
+        ...(cpuUsPerCommit !== undefined ? { cpuUsPerCommit } : {}),
+      });
       console.log(`  ${l.concurrency} proposers: ${latency.count} commits in ${r.elapsedMs.toFixed(0)} ms`);
     }
   } finally {
@@ -152,14 +177,29 @@ async function main(): Promise<void> {
   console.log('');
   console.log(
     renderTable(
-      ['proposers', 'raft commits/s', 'lmdb puts/s', 'x base', 'raft p50 ms', 'lmdb p50 ms', 'x base', 'raft p99 ms', 'lmdb p99 ms', 'x base', 'errors', 'cpu us/commit'],
+      [
+        'proposers',
+        'raft commits/s',
+        'lmdb puts/s',
+        'x base',
+        'raft p50 ms',
+        'lmdb p50 ms',
+        'x base',
+        'raft p99 ms',
+        'lmdb p99 ms',
+        'x base',
+        'errors',
+        'cpu us/commit',
+      ],
       rows,
     ),
   );
   // The stricter of the two single-write references: whichever durable write was faster here.
   const singleP50 = Math.min(base[0]!.latency.p50Ms, single!.latency.p50Ms);
   console.log('');
-  console.log(`one durable lmdb write, p50: async put ${base[0]!.latency.p50Ms} ms, synchronous transaction ${single!.latency.p50Ms} ms (p99 ${single!.latency.p99Ms} ms)`);
+  console.log(
+    `one durable lmdb write, p50: async put ${base[0]!.latency.p50Ms} ms, synchronous transaction ${single!.latency.p50Ms} ms (p99 ${single!.latency.p99Ms} ms)`,
+  );
   const p50Ratio = raft[0]!.latency.p50Ms / singleP50;
   const at64 = raft[1]!.opsPerSec;
   const targets = {
@@ -167,13 +207,27 @@ async function main(): Promise<void> {
     commitsPerSecAt64AtLeast15000: { value: at64, met: at64 >= 15_000 },
   };
   console.log('');
-  console.log(`target: p50 at 1 proposer <= 4x one durable lmdb write: ${p50Ratio.toFixed(2)}x -> ${targets.p50At1WithinFourTimesBaseline.met ? 'met' : 'NOT met'}`);
-  console.log(`target: >= 15,000 commits/s at 64 proposers: ${Math.round(at64).toLocaleString('en-US')} -> ${targets.commitsPerSecAt64AtLeast15000.met ? 'met' : 'NOT met'}`);
+  console.log(
+    `target: p50 at 1 proposer <= 4x one durable lmdb write: ${p50Ratio.toFixed(2)}x -> ${targets.p50At1WithinFourTimesBaseline.met ? 'met' : 'NOT met'}`,
+  );
+  console.log(
+    `target: >= 15,000 commits/s at 64 proposers: ${Math.round(at64).toLocaleString('en-US')} -> ${targets.commitsPerSecAt64AtLeast15000.met ? 'met' : 'NOT met'}`,
+  );
   // The machine is shared: the figures only mean something next to its load.
   const loadAfter = os.loadavg();
   const fmtLoad = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
-  console.log(`load average (1/5/15 min): ${fmtLoad(loadBefore)} before, ${fmtLoad(loadAfter)} after, ${os.cpus().length} CPUs`);
-  const file = writeResults('raft', { entryBytes: ENTRY_BYTES, quick, raft, baseline: base, singleSyncWrite: single, targets, loadAverage: { before: loadBefore, after: loadAfter } });
+  console.log(
+    `load average (1/5/15 min): ${fmtLoad(loadBefore)} before, ${fmtLoad(loadAfter)} after, ${os.cpus().length} CPUs`,
+  );
+  const file = writeResults('raft', {
+    entryBytes: ENTRY_BYTES,
+    quick,
+    raft,
+    baseline: base,
+    singleSyncWrite: single,
+    targets,
+    loadAverage: { before: loadBefore, after: loadAfter },
+  });
   console.log(`results: ${file}`);
 }
 

@@ -13,9 +13,15 @@ const p50 = percentile(res.failoversMs, 50);
 const p99 = percentile(res.failoversMs, 99);
 const max = Math.max(...res.failoversMs);
 console.log('');
-console.log(`kills: ${res.failoversMs.length}   acknowledged writes: ${res.acked}   replicas read back: ${res.replicasChecked}`);
-console.log(`failover (kill -> new leader seen via Status): p50 ${p50.toFixed(0)} ms   p99 ${p99.toFixed(0)} ms   max ${max.toFixed(0)} ms`);
-console.log(`lost acknowledged writes: ${res.lost.length}${res.lost.length ? ` (e.g. ${res.lost.slice(0, 5).join(', ')})` : ''}`);
+console.log(
+  `kills: ${res.failoversMs.length}   acknowledged writes: ${res.acked}   replicas read back: ${res.replicasChecked}`,
+);
+console.log(
+  `failover (kill -> new leader seen via Status): p50 ${p50.toFixed(0)} ms   p99 ${p99.toFixed(0)} ms   max ${max.toFixed(0)} ms`,
+);
+console.log(
+  `lost acknowledged writes: ${res.lost.length}${res.lost.length ? ` (e.g. ${res.lost.slice(0, 5).join(', ')})` : ''}`,
+);
 const ok = res.lost.length === 0 && p99 <= 1500 && res.failoversMs.length >= 20;
 console.log(ok ? 'PASS' : 'FAIL');
 process.exit(ok ? 0 : 1);

@@ -45,7 +45,8 @@ export async function runKillChaos(opts: ChaosOptions): Promise<ChaosResult> {
       const st = await Promise.all(reps.map((r) => (r.proc ? r.getStatus() : Promise.resolve(undefined))));
       const live = st.filter((s): s is RaftServiceStatusResponse => s !== undefined);
       const l = live.find((s) => s.role === RaftRole.RAFT_ROLE_LEADER);
-      if (!l || live.length < reps.filter((r) => r.proc).length || live.some((s) => s.leaderId !== l.nodeId)) return undefined;
+      if (!l || live.length < reps.filter((r) => r.proc).length || live.some((s) => s.leaderId !== l.nodeId))
+        return undefined;
       return { rep: reps.find((r) => r.id === l.nodeId)!, st: l, all: live };
     };
 
@@ -72,25 +73,36 @@ export async function runKillChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const between = opts.writesBetweenKills ?? 50;
     for (let k = 1; k <= opts.kills; k++) {
       const before = acked.size;
-      const cur = await poll(async () => {
-        const a = await agreed();
-        // Every replica caught up (so a kill never strands the only copy of a lagging log) and writes flowing.
-        if (!a || acked.size < before + between) return undefined;
-        return a.all.every((s) => s.applied + 50 >= a.st.commit) ? a : undefined;
-      }, 30_000, `a stable leader and ${between} new acknowledged writes before kill ${k}`);
+      const cur = await poll(
+        async () => {
+          const a = await agreed();
+          // Every replica caught up (so a kill never strands the only copy of a lagging log) and writes flowing.
+          if (!a || acked.size < before + between) return undefined;
+          return a.all.every((s) => s.applied + 50 >= a.st.commit) ? a : undefined;
+        },
+        30_000,
+        `a stable leader and ${between} new acknowledged writes before kill ${k}`,
+      );
       leader = cur.rep;
       const victim = cur.rep;
       const t0 = performance.now();
       await victim.kill();
       leader = undefined;
-      const next = await poll(async () => {
-        const st = await Promise.all(reps.filter((r) => r.proc).map((r) => r.getStatus(100)));
-        return st.find((s) => s && s.role === RaftRole.RAFT_ROLE_LEADER && s.term > cur.st.term);
-      }, 10_000, `a new leader after kill ${k}`, 5);
+      const next = await poll(
+        async () => {
+          const st = await Promise.all(reps.filter((r) => r.proc).map((r) => r.getStatus(100)));
+          return st.find((s) => s && s.role === RaftRole.RAFT_ROLE_LEADER && s.term > cur.st.term);
+        },
+        10_000,
+        `a new leader after kill ${k}`,
+        5,
+      );
       const ms = performance.now() - t0;
       failoversMs.push(ms);
       leader = reps.find((r) => r.id === next.nodeId);
-      log(`kill ${k}/${opts.kills}: killed ${victim.id} (term ${cur.st.term}); ${next.nodeId} leads term ${next.term} after ${ms.toFixed(0)} ms; ${acked.size} writes acknowledged`);
+      log(
+        `kill ${k}/${opts.kills}: killed ${victim.id} (term ${cur.st.term}); ${next.nodeId} leads term ${next.term} after ${ms.toFixed(0)} ms; ${acked.size} writes acknowledged`,
+      );
       await victim.start();
     }
     stop = true;
@@ -99,7 +111,12 @@ export async function runKillChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // Read back through a linearizable read on every replica.
     const lost = new Set<string>();
     for (const r of reps) {
-      const dump = await poll(() => call<unknown, DumpResponse>(r.kv, 'dump', {}, 5_000).catch(() => undefined), 20_000, `dump of ${r.id}`, 50);
+      const dump = await poll(
+        () => call<unknown, DumpResponse>(r.kv, 'dump', {}, 5_000).catch(() => undefined),
+        20_000,
+        `dump of ${r.id}`,
+        50,
+      );
       const data = new Map(dump.entries);
       for (const [k, v] of acked) if (data.get(k) !== v) lost.add(`${r.id}:${k}`);
     }

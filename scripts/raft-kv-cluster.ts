@@ -15,17 +15,44 @@ export class Replica {
   proc: ChildProcess | undefined;
   readonly status: RaftServiceClient;
   readonly kv: grpc.Client;
-  constructor(readonly id: string, readonly port: number, readonly dir: string, readonly peers: string) {
-    this.status = new RaftServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 500 });
-    this.kv = new RaftKvClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 500 });
+  constructor(
+    readonly id: string,
+    readonly port: number,
+    readonly dir: string,
+    readonly peers: string,
+  ) {
+    this.status = new RaftServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': 50,
+      'grpc.max_reconnect_backoff_ms': 500,
+    });
+    this.kv = new RaftKvClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': 50,
+      'grpc.max_reconnect_backoff_ms': 500,
+    });
   }
 
   start(): Promise<void> {
     // node --import tsx (not the tsx CLI): the pid we SIGKILL is the server itself, not a wrapper.
     // MESHLB_RAFT_NODE_ARGS: extra node flags for the servers (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
     const extra = (process.env.MESHLB_RAFT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const args = [...extra, '--import', 'tsx', path.join(here, 'raft-kv-server.ts'), '--id', this.id, '--port', String(this.port), '--dir', this.dir, '--peers', this.peers];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn' } });
+    const args = [
+      ...extra,
+      '--import',
+      'tsx',
+      path.join(here, 'raft-kv-server.ts'),
+      '--id',
+      this.id,
+      '--port',
+      String(this.port),
+      '--dir',
+      this.dir,
+      '--peers',
+      this.peers,
+    ];
+    const proc = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn' },
+    });
     this.proc = proc;
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${this.id} did not start within 20 s`)), 20_000);
@@ -53,7 +80,9 @@ export class Replica {
 
   getStatus(deadlineMs = 300): Promise<RaftServiceStatusResponse | undefined> {
     return new Promise((resolve) =>
-      this.status.status({ groupId: GROUP }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => resolve(err ? undefined : res)),
+      this.status.status({ groupId: GROUP }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+        resolve(err ? undefined : res),
+      ),
     );
   }
 }
@@ -70,7 +99,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** Poll until `fn` returns a value; bounded. The poll interval is a sampling rate, not a guess at timing. */
-export async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 10): Promise<T> {
+export async function poll<T>(
+  fn: () => Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+  everyMs = 10,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -79,4 +113,3 @@ export async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: numbe
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
-

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   const peers = Object.fromEntries(values.peers!.split(',').map((p) => p.split('=') as [string, string]));
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${values.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    server.bindAsync(`127.0.0.1:${values.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
   );
   const kv = new KvStateMachine();
   const replica = new RaftReplica({
@@ -46,7 +48,10 @@ async function main(): Promise<void> {
       );
     },
     bench: (call: grpc.ServerUnaryCall<BenchRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      runBench(replica, call.request).then((r) => cb(null, r), (err: unknown) => cb(toServiceError(toMeshError(err))));
+      runBench(replica, call.request).then(
+        (r) => cb(null, r),
+        (err: unknown) => cb(toServiceError(toMeshError(err))),
+      );
     },
   });
   process.on('SIGTERM', () => {

@@ -51,9 +51,21 @@ export interface BenchResponse {
 
 export const RaftKvClient = grpc.makeGenericClientConstructor(RaftKvService, 'RaftKv');
 
-export function call<Req, Res>(client: grpc.Client, method: 'put' | 'dump' | 'bench', req: Req, deadlineMs: number): Promise<Res> {
+export function call<Req, Res>(
+  client: grpc.Client,
+  method: 'put' | 'dump' | 'bench',
+  req: Req,
+  deadlineMs: number,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const fn = (client as unknown as Record<string, (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void>)[method]!;
-    fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res)));
+    const fn = (
+      client as unknown as Record<
+        string,
+        (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void
+      >
+    )[method]!;
+    fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    );
   });
 }

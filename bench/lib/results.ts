@@ -22,6 +22,9 @@ export function writeResults(name: string, data: Record<string, unknown>): strin
   fs.mkdirSync(resultsDir, { recursive: true });
   const ts = new Date().toISOString().replace(/[:.]/g, '-');
   const file = path.join(resultsDir, `${name}-${ts}.json`);
-  fs.writeFileSync(file, `${JSON.stringify({ name, at: new Date().toISOString(), machine: machineInfo(), ...data }, null, 2)}\n`);
+  fs.writeFileSync(
+    file,
+    `${JSON.stringify({ name, at: new Date().toISOString(), machine: machineInfo(), ...data }, null, 2)}\n`,
+  );
   return file;
 }

@@ -7,7 +7,11 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
   const line = (cells: readonly string[], numeric: readonly boolean[]) =>
     cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'));
-  return [line(header, numeric), widths.map((w) => '-'.repeat(w)).join('  '), ...text.map((r) => line(r, numeric))].join('\n');
+  return [
+    line(header, numeric),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...text.map((r) => line(r, numeric)),
+  ].join('\n');
 }
 
 function fmt(n: number): string {

@@ -52,16 +52,18 @@ export function agentInfo(s: AgentSession): AgentInfo {
 
 export function adminService(replica: Replica): AdminServiceServer {
   const cell = replica.cell;
-  const answer = <Req, Res>(what: string, fn: (req: Req) => Res) => (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
-    try {
-      if (isUndecodable(call.request)) throw invalidArgument(`undecodable request: ${call.request.$invalid}`);
-      cb(null, fn(call.request));
-    } catch (err) {
-      const se = toServiceError(err);
-      cell.log.warn({ code: se.code, err: se.details }, `admin ${what} refused`);
-      cb(se, null);
-    }
-  };
+  const answer =
+    <Req, Res>(what: string, fn: (req: Req) => Res) =>
+    (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
+      try {
+        if (isUndecodable(call.request)) throw invalidArgument(`undecodable request: ${call.request.$invalid}`);
+        cb(null, fn(call.request));
+      } catch (err) {
+        const se = toServiceError(err);
+        cell.log.warn({ code: se.code, err: se.details }, `admin ${what} refused`);
+        cb(se, null);
+      }
+    };
   return {
     getTopology: answer('GetTopology', () => ({
       name: cell.topology.name,
@@ -78,7 +80,8 @@ export function adminService(replica: Replica): AdminServiceServer {
       const children: ChildStatus[] = cell.spec.children.map((child) => {
         const link = cell.children?.links.get(child);
         let inFlight = 0;
-        if (link) for (const item of cell.routes.values()) if (item.via?.t === 'child' && item.via.cell === child) inFlight++;
+        if (link)
+          for (const item of cell.routes.values()) if (item.via?.t === 'child' && item.via.cell === child) inFlight++;
         return { cell: child, connected: link !== undefined, summary: link?.summary, inFlight };
       });
       const c = cell.ledger.counters;
@@ -105,7 +108,8 @@ export function adminService(replica: Replica): AdminServiceServer {
     })),
     drainAgent: answer('DrainAgent', (req: DrainAgentRequest): DrainAgentResponse => {
       if (!req.agentId) throw invalidArgument('agent_id is required');
-      if (!cell.agents) throw failedPrecondition(`cell ${cell.path} is a ${cell.tier} cell; agents connect to node cells`);
+      if (!cell.agents)
+        throw failedPrecondition(`cell ${cell.path} is a ${cell.tier} cell; agents connect to node cells`);
       const s = cell.agents.drainAgent(req.agentId, req.reason || 'drained by operator');
       cell.log.info({ agent: req.agentId, reason: req.reason }, 'agent drain ordered');
       return { agent: agentInfo(s) };

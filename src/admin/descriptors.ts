@@ -65,8 +65,15 @@ export function defaultProtoSources(): ProtoSource[] {
   const reflectionDir = join(dirname(require.resolve('@grpc/reflection')), '..', 'proto');
   return [
     { includeDir: protoDir, files: meshFiles },
-    { includeDir: healthDir, files: ['health/v1/health.proto'], rename: { 'health/v1/health.proto': 'grpc/health/v1/health.proto' } },
-    { includeDir: reflectionDir, files: ['grpc/reflection/v1/reflection.proto', 'grpc/reflection/v1alpha/reflection.proto'] },
+    {
+      includeDir: healthDir,
+      files: ['health/v1/health.proto'],
+      rename: { 'health/v1/health.proto': 'grpc/health/v1/health.proto' },
+    },
+    {
+      includeDir: reflectionDir,
+      files: ['grpc/reflection/v1/reflection.proto', 'grpc/reflection/v1alpha/reflection.proto'],
+    },
   ];
 }
 
@@ -220,12 +227,22 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
     msg.nestedType.push(...mapEntries);
     for (const r of t.reserved ?? []) {
       if (typeof r === 'string') msg.reservedName.push(r);
-      else msg.reservedRange.push({ $typeName: 'google.protobuf.DescriptorProto.ReservedRange', start: r[0]!, end: r[1]! + 1 } as never);
+      else
+        msg.reservedRange.push({
+          $typeName: 'google.protobuf.DescriptorProto.ReservedRange',
+          start: r[0]!,
+          end: r[1]! + 1,
+        } as never);
     }
     return msg;
   };
 
-  const fieldProto = (field: PbField, file: FileAcc, self: string, mapEntries: DescriptorProto[]): FieldDescriptorProto => {
+  const fieldProto = (
+    field: PbField,
+    file: FileAcc,
+    self: string,
+    mapEntries: DescriptorProto[],
+  ): FieldDescriptorProto => {
     const f = create(FieldDescriptorProtoSchema, {
       name: field.name,
       number: field.id,
@@ -249,9 +266,19 @@ export function buildFileDescriptors(sources: ProtoSource[] = defaultProtoSource
     if (field instanceof protobuf.MapField) {
       const entryName = mapEntryName(field.name);
       const entry = create(DescriptorProtoSchema, { name: entryName, options: { mapEntry: true } });
-      const key = create(FieldDescriptorProtoSchema, { name: 'key', number: 1, label: Label.OPTIONAL, jsonName: 'key' });
+      const key = create(FieldDescriptorProtoSchema, {
+        name: 'key',
+        number: 1,
+        label: Label.OPTIONAL,
+        jsonName: 'key',
+      });
       setType(key, field.keyType, null);
-      const value = create(FieldDescriptorProtoSchema, { name: 'value', number: 2, label: Label.OPTIONAL, jsonName: 'value' });
+      const value = create(FieldDescriptorProtoSchema, {
+        name: 'value',
+        number: 2,
+        label: Label.OPTIONAL,
+        jsonName: 'value',
+      });
       setType(value, field.type, field.resolvedType);
       entry.field.push(key, value);
       mapEntries.push(entry);

@@ -98,7 +98,9 @@ export async function startReplicaServer(o: ReplicaServerOptions): Promise<Repli
   const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${bindHost}:${o.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(new Error(`cannot listen on ${bindHost}:${o.port ?? 0}: ${err.message}`, { cause: err })) : resolve(p),
+      err
+        ? reject(new Error(`cannot listen on ${bindHost}:${o.port ?? 0}: ${err.message}`, { cause: err }))
+        : resolve(p),
     );
   });
   const address = `${bindHost}:${port}`;

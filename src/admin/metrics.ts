@@ -46,15 +46,30 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   const registers = [registry];
   return {
     registry,
-    tasksSubmitted: new Counter({ name: `${p}tasks_submitted_total`, help: 'Tasks accepted at their home cell', labelNames: ['cell'], registers }),
+    tasksSubmitted: new Counter({
+      name: `${p}tasks_submitted_total`,
+      help: 'Tasks accepted at their home cell',
+      labelNames: ['cell'],
+      registers,
+    }),
     tasksCompleted: new Counter({
       name: `${p}tasks_completed_total`,
       help: 'Terminal task outcomes recorded at the home cell',
       labelNames: ['cell', 'status'],
       registers,
     }),
-    tasksRetried: new Counter({ name: `${p}tasks_retried_total`, help: 'Task re-dispatches (attempt > 1)', labelNames: ['cell'], registers }),
-    rejected: new Counter({ name: `${p}requests_rejected_total`, help: 'Requests refused, by reason', labelNames: ['cell', 'reason'], registers }),
+    tasksRetried: new Counter({
+      name: `${p}tasks_retried_total`,
+      help: 'Task re-dispatches (attempt > 1)',
+      labelNames: ['cell'],
+      registers,
+    }),
+    rejected: new Counter({
+      name: `${p}requests_rejected_total`,
+      help: 'Requests refused, by reason',
+      labelNames: ['cell', 'reason'],
+      registers,
+    }),
     dispatchLatency: new Histogram({
       name: `${p}dispatch_latency_seconds`,
       help: 'Submit to agent start',
@@ -69,10 +84,30 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    queueDepth: new Gauge({ name: `${p}queue_depth`, help: 'Tasks queued in the cell', labelNames: ['cell'], registers }),
-    inFlight: new Gauge({ name: `${p}in_flight`, help: 'Tasks dispatched and not yet resolved', labelNames: ['cell'], registers }),
-    agentsConnected: new Gauge({ name: `${p}agents_connected`, help: 'Agent streams open at a node cell', labelNames: ['cell'], registers }),
-    childLinks: new Gauge({ name: `${p}child_links_connected`, help: 'Child cells linked', labelNames: ['cell'], registers }),
+    queueDepth: new Gauge({
+      name: `${p}queue_depth`,
+      help: 'Tasks queued in the cell',
+      labelNames: ['cell'],
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: `${p}in_flight`,
+      help: 'Tasks dispatched and not yet resolved',
+      labelNames: ['cell'],
+      registers,
+    }),
+    agentsConnected: new Gauge({
+      name: `${p}agents_connected`,
+      help: 'Agent streams open at a node cell',
+      labelNames: ['cell'],
+      registers,
+    }),
+    childLinks: new Gauge({
+      name: `${p}child_links_connected`,
+      help: 'Child cells linked',
+      labelNames: ['cell'],
+      registers,
+    }),
     linkMessages: new Counter({
       name: `${p}link_messages_total`,
       help: 'gRPC messages on links',
@@ -86,7 +121,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
       buckets: BATCH_BUCKETS,
       registers,
     }),
-    leader: new Gauge({ name: `${p}is_leader`, help: '1 if this replica leads its cell', labelNames: ['cell'], registers }),
+    leader: new Gauge({
+      name: `${p}is_leader`,
+      help: '1 if this replica leads its cell',
+      labelNames: ['cell'],
+      registers,
+    }),
   };
 }
 

@@ -102,7 +102,11 @@ export function makePool(files: FileDescriptorProto[]): DescriptorPool {
 }
 
 /** A grpc-js method definition whose messages are (de)serialized by @bufbuild/protobuf. */
-function bidi<I extends DescMessage, O extends DescMessage>(path: string, input: I, output: O): grpc.MethodDefinition<MessageShape<I>, MessageShape<O>> {
+function bidi<I extends DescMessage, O extends DescMessage>(
+  path: string,
+  input: I,
+  output: O,
+): grpc.MethodDefinition<MessageShape<I>, MessageShape<O>> {
   return {
     path,
     requestStream: true,
@@ -130,8 +134,14 @@ function withDeps(p: DescriptorPool, name: string): Uint8Array[] {
 type Json = Record<string, unknown>;
 
 /** Answer one ServerReflectionRequest (as a plain object in the bufbuild shape). */
-export function answerReflection(p: DescriptorPool, req: { host: string; messageRequest: { case?: string; value?: unknown } }): Json {
-  const err = (code: grpc.status, message: string) => ({ case: 'errorResponse', value: { errorCode: code, errorMessage: message } });
+export function answerReflection(
+  p: DescriptorPool,
+  req: { host: string; messageRequest: { case?: string; value?: unknown } },
+): Json {
+  const err = (code: grpc.status, message: string) => ({
+    case: 'errorResponse',
+    value: { errorCode: code, errorMessage: message },
+  });
   const r = req.messageRequest;
   let messageResponse: Json;
   switch (r.case) {
@@ -183,7 +193,9 @@ export function reflectionServices(p: DescriptorPool = descriptorPool()): Array<
       ServerReflectionInfo: bidi(`/${pkg}.ServerReflection/ServerReflectionInfo`, input, output),
     } as grpc.ServiceDefinition;
     const implementation: grpc.UntypedServiceImplementation = {
-      ServerReflectionInfo: (call: grpc.ServerDuplexStream<MessageShape<typeof input>, MessageShape<typeof output>>) => {
+      ServerReflectionInfo: (
+        call: grpc.ServerDuplexStream<MessageShape<typeof input>, MessageShape<typeof output>>,
+      ) => {
         call.on('data', (req) => {
           const answer = answerReflection(p, req as never);
           call.write(create(output, answer as never));
@@ -200,4 +212,3 @@ export function reflectionServices(p: DescriptorPool = descriptorPool()): Array<
 export function servedFiles(p: DescriptorPool = descriptorPool()): string[] {
   return p.files.map((f) => f.name);
 }
-

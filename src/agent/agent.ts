@@ -11,19 +11,27 @@
 // - Outgoing `started` acks and results are coalesced per event-loop turn
 //   (flushed on setImmediate): one gRPC message carries many of them.
 import { EventEmitter } from 'node:events';
-import { credentials as grpcCredentials, type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import {
-  AgentServiceClient,
-  type ConnectRequest,
-  type ConnectResponse,
-  type Welcome,
-} from '../gen/meshlb/v1/agent.js';
+  credentials as grpcCredentials,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  type StatusObject,
+} from '@grpc/grpc-js';
+import { AgentServiceClient, type ConnectRequest, type ConnectResponse, type Welcome } from '../gen/meshlb/v1/agent.js';
 import { ResultStatus, type Dispatch, type TaskRef, type TaskResult } from '../gen/meshlb/v1/task.js';
 import { logger as rootLogger, type Logger } from '../util/log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { FatalTaskError } from './errors.js';
 import { sampleLoad } from './load.js';
-import { encodeOutput, recordToLabels, RunningTask, type AgentTask, type HandlerOutput, type TaskHandler } from './task.js';
+import {
+  encodeOutput,
+  recordToLabels,
+  RunningTask,
+  type AgentTask,
+  type HandlerOutput,
+  type TaskHandler,
+} from './task.js';
 
 export const AGENT_SDK_VERSION = 'meshlb-agent-ts/0.1.0';
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -152,7 +160,6 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private _state: AgentState = 'idle';
   private _draining = false;
-  private drainOrdered = false;
   private drainPromise: Promise<void> | undefined;
   private call: Call | undefined;
   private welcomed = false;
@@ -216,7 +223,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Start connecting. Resolves at the first Welcome (or when the agent is closed first: check `state`). */
   start(): Promise<void> {
     if (this._state === 'idle') {
-      if (this.helloKinds().length === 0) throw new TypeError('agent: no kinds to declare (register a handler or pass kinds)');
+      if (this.helloKinds().length === 0)
+        throw new TypeError('agent: no kinds to declare (register a handler or pass kinds)');
       this.connect();
     }
     return this.waitState(() => this.welcomed || this._state === 'closed', Infinity).then(() => undefined);
@@ -342,7 +350,6 @@ export class Agent extends EventEmitter<AgentEvents> {
         for (const ref of m.msg.value.refs) this.cancelTask(ref.taskId, ref.attempt, 'cancelled by node');
         break;
       case 'drain':
-        this.drainOrdered = true;
         this.logger().info({ reason: m.msg.value.reason }, 'agent: drain ordered by node');
         this.emit('drainOrder', m.msg.value.reason);
         void this.drain();
@@ -358,7 +365,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     this._state = 'connected';
     this.backoff.reset();
     this.stats.connects++;
-    if (w.maxMessageBytes > 0) this.maxMessageBytes = Math.min(this.opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, w.maxMessageBytes);
+    if (w.maxMessageBytes > 0)
+      this.maxMessageBytes = Math.min(this.opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, w.maxMessageBytes);
     const interval = this.opts.heartbeatIntervalMs ?? (w.heartbeatIntervalMs || 1000);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.sendLoad(), interval);
@@ -677,7 +685,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.waitState(
       () =>
         this.isClosed() ||
-        (this.welcomed && this.pendingResults.length === 0 && this.pendingStarted.length === 0 && !this.writeBlocked && !this.flushScheduled),
+        (this.welcomed &&
+          this.pendingResults.length === 0 &&
+          this.pendingStarted.length === 0 &&
+          !this.writeBlocked &&
+          !this.flushScheduled),
       flushUntil,
     );
     const call = this.call;

@@ -21,7 +21,10 @@ export class Backoff {
   /** Failed attempts since the last reset. */
   attempt = 0;
 
-  constructor(opts: BackoffOptions = {}, private readonly random: () => number = Math.random) {
+  constructor(
+    opts: BackoffOptions = {},
+    private readonly random: () => number = Math.random,
+  ) {
     this.initialMs = opts.initialMs ?? 100;
     this.maxMs = opts.maxMs ?? 5000;
     this.multiplier = opts.multiplier ?? 2;

@@ -24,7 +24,8 @@ export function sampleLoad(): LoadSample {
   if (now - lastAt < REFRESH_MS) return last;
   const usage = process.cpuUsage();
   const elapsedMicros = (now - lastCpuAt) * 1000;
-  const processShare = elapsedMicros > 0 ? (usage.user + usage.system - lastCpu.user - lastCpu.system) / elapsedMicros / cores : 0;
+  const processShare =
+    elapsedMicros > 0 ? (usage.user + usage.system - lastCpu.user - lastCpu.system) / elapsedMicros / cores : 0;
   lastCpu = usage;
   lastCpuAt = now;
   const avg = os.loadavg()[0] ?? 0;

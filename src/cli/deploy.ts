@@ -53,13 +53,28 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
 
   // ---- docker compose ----
   const composeTopology = topologyToDocument(t, (c, r) => `${composeName(c, r)}:${CONTAINER_PORT}`);
-  files.set('compose/topology.yaml', header('The topology as the compose services see it.', source) + yamlDoc(composeTopology));
+  files.set(
+    'compose/topology.yaml',
+    header('The topology as the compose services see it.', source) + yamlDoc(composeTopology),
+  );
   const services: Record<string, unknown> = {};
   for (const cell of t.cells) {
     for (const r of cell.replicas) {
       services[composeName(cell, r)] = {
         image,
-        command: ['serve', '--topology', TOPOLOGY_MOUNT, '--cell', cell.path, '--replica', String(r.replica), '--listen', '0.0.0.0', '--data-dir', '/data'],
+        command: [
+          'serve',
+          '--topology',
+          TOPOLOGY_MOUNT,
+          '--cell',
+          cell.path,
+          '--replica',
+          String(r.replica),
+          '--listen',
+          '0.0.0.0',
+          '--data-dir',
+          '/data',
+        ],
         volumes: [`./compose/topology.yaml:${TOPOLOGY_MOUNT}:ro`],
         healthcheck: {
           // its own service name: right whether serve binds 0.0.0.0 or the name's address
@@ -127,7 +142,11 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
     files.set(`k8s/${name}`, header(what, source) + docs.map((d) => yamlDoc(d)).join('---\n'));
     resources.push(name);
   };
-  add('namespace.yaml', [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: labels() } }], 'The namespace.');
+  add(
+    'namespace.yaml',
+    [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: labels() } }],
+    'The namespace.',
+  );
   add(
     'configmap.yaml',
     [
@@ -181,7 +200,12 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
                   ],
                   ports: [{ name: 'grpc', containerPort: CONTAINER_PORT }],
                   readinessProbe: { grpc: { port: CONTAINER_PORT }, periodSeconds: 5, failureThreshold: 2 },
-                  livenessProbe: { grpc: { port: CONTAINER_PORT }, initialDelaySeconds: 10, periodSeconds: 10, failureThreshold: 3 },
+                  livenessProbe: {
+                    grpc: { port: CONTAINER_PORT },
+                    initialDelaySeconds: 10,
+                    periodSeconds: 10,
+                    failureThreshold: 3,
+                  },
                   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
                   volumeMounts: [
                     { name: 'topology', mountPath: dirname(TOPOLOGY_MOUNT), readOnly: true },
@@ -210,7 +234,11 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
         spec: { maxUnavailable: 1, selector: { matchLabels: labels(cell) } },
       });
     }
-    add(`cell-${slug}.yaml`, docs, `Cell ${cell.path} (${cell.tier}, ${cell.replicas.length} replica${cell.replicas.length > 1 ? 's' : ''}).`);
+    add(
+      `cell-${slug}.yaml`,
+      docs,
+      `Cell ${cell.path} (${cell.tier}, ${cell.replicas.length} replica${cell.replicas.length > 1 ? 's' : ''}).`,
+    );
   }
   if (agents > 0 && nodes.length) {
     add(
@@ -229,7 +257,12 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
                 {
                   name: 'agent-sim',
                   image,
-                  args: agentSimArgs(`${k8sHost(cell, cell.replicas[0]!, ns)}:${CONTAINER_PORT}`, agents, slots, cellSlug(cell.path)),
+                  args: agentSimArgs(
+                    `${k8sHost(cell, cell.replicas[0]!, ns)}:${CONTAINER_PORT}`,
+                    agents,
+                    slots,
+                    cellSlug(cell.path),
+                  ),
                   resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 },
               ],
@@ -281,7 +314,11 @@ export function generateDeploy(t: Topology, opts: DeployOptions = {}): Map<strin
   files.set(
     'k8s/kustomization.yaml',
     header('kubectl apply -k deploy/k8s', source) +
-      yamlDoc({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: resources.filter((r) => r !== 'submit-job.yaml') }),
+      yamlDoc({
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        resources: resources.filter((r) => r !== 'submit-job.yaml'),
+      }),
   );
   return files;
 }
@@ -319,11 +356,25 @@ export async function runDeploy(o: RunDeployOptions): Promise<number> {
   const t = loadTopology(o.topologyFile);
   const files = generateDeploy(t, { ...o, sourceName: o.sourceName ?? sourceNameFor(o.topologyFile, o.outDir) });
   const written = writeDeploy(files, o.outDir);
-  process.stdout.write(`wrote ${written.length} files under ${o.outDir} (${t.cells.length} cells, ${t.cells.reduce((n, c) => n + c.replicas.length, 0)} replicas)\n`);
+  process.stdout.write(
+    `wrote ${written.length} files under ${o.outDir} (${t.cells.length} cells, ${t.cells.reduce((n, c) => n + c.replicas.length, 0)} replicas)\n`,
+  );
   return 0;
 }
 
 /** The simulated agents one node cell gets, the same in compose and k8s. */
 function agentSimArgs(address: string, agents: number, slots: number, idPrefix: string): string[] {
-  return ['agent-sim', '--address', address, '--agents', String(agents), '--slots', String(slots), '--kinds', 'default', '--id-prefix', idPrefix];
+  return [
+    'agent-sim',
+    '--address',
+    address,
+    '--agents',
+    String(agents),
+    '--slots',
+    String(slots),
+    '--kinds',
+    'default',
+    '--id-prefix',
+    idPrefix,
+  ];
 }

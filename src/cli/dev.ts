@@ -103,7 +103,8 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
     const t00 = performance.now();
     const iv = setInterval(() => {
       const parts: string[] = [];
-      for (const [p, r] of mesh.replicas) if (p.split('/').length <= 3) parts.push(`${p}:q${r.cell.queue.size}/r${r.cell.routes.size}`);
+      for (const [p, r] of mesh.replicas)
+        if (p.split('/').length <= 3) parts.push(`${p}:q${r.cell.queue.size}/r${r.cell.routes.size}`);
       err(`${(performance.now() - t00).toFixed(0)} ${parts.join(' ')} done ${completed}\n`);
     }, 100);
     iv.unref();
@@ -112,7 +113,11 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   // Accounting from the home ledger.
   const acceptedAt = new Map<string, number>();
   const terminalCount = new Map<string, number>();
-  const hist = buildHistogram({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  const hist = buildHistogram({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   let completed = 0;
   let failed = 0;
   let dead = 0;

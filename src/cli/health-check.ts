@@ -9,13 +9,26 @@ const HealthClient = grpc.makeGenericClientConstructor(healthService as grpc.Ser
 export async function checkHealth(address: string, service = '', timeoutMs = 2000): Promise<string> {
   // A private subchannel: a shared one would still be in reconnect backoff from
   // the previous failed probe, and a probe must see the server as it is now.
-  const client = new HealthClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as grpc.Client & {
-    check(req: { service: string }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
+  const client = new HealthClient(address, grpc.credentials.createInsecure(), {
+    'grpc.use_local_subchannel_pool': 1,
+  }) as unknown as grpc.Client & {
+    check(
+      req: { service: string },
+      opts: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res?: { status: string }) => void,
+    ): void;
   };
   try {
     return await new Promise<string>((resolve) =>
       client.check({ service }, { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) resolve(err.code === grpc.status.NOT_FOUND ? 'NOT_FOUND' : err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED ? 'UNREACHABLE' : `ERROR ${grpc.status[err.code]}`);
+        if (err)
+          resolve(
+            err.code === grpc.status.NOT_FOUND
+              ? 'NOT_FOUND'
+              : err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED
+                ? 'UNREACHABLE'
+                : `ERROR ${grpc.status[err.code]}`,
+          );
         else resolve(res?.status ?? 'UNKNOWN');
       }),
     );

@@ -26,7 +26,10 @@ function num(min: number, max = Number.POSITIVE_INFINITY) {
 }
 function list(allowed?: readonly string[]) {
   return (v: string): string[] => {
-    const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+    const items = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (!items.length) throw new InvalidArgumentError('must be a comma-separated list');
     const bad = allowed ? items.filter((i) => !allowed.includes(i)) : [];
     if (bad.length) throw new InvalidArgumentError(`unknown ${bad.join(', ')} (allowed: ${allowed!.join(', ')})`);
@@ -65,8 +68,7 @@ function applyLogLevel(o: Opts): void {
   if (typeof o.logLevel === 'string') process.env.MESHLB_LOG_LEVEL = o.logLevel;
 }
 
-const logLevelOption = () =>
-  new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS);
+const logLevelOption = () => new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS);
 
 /** Run `fn`, optionally with a /metrics endpoint beside it. */
 async function withMetrics(o: Opts, fn: () => Promise<number>): Promise<number> {
@@ -104,7 +106,14 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       run(
         withMetrics(o, async () => {
           const runServe = await load<(opts: Opts) => Promise<number>>('serve.js', 'runServe');
-          return runServe({ topologyFile: o.topology, cell: o.cell, replica: o.replica, dataDir: o.dataDir, listenHost: o.listen, logLevel: o.logLevel });
+          return runServe({
+            topologyFile: o.topology,
+            cell: o.cell,
+            replica: o.replica,
+            dataDir: o.dataDir,
+            listenHost: o.listen,
+            logLevel: o.logLevel,
+          });
         }),
       );
     });
@@ -195,7 +204,9 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--rate <r>', 'submissions per second (0 = as fast as admitted)', num(0), 0)
     .option('--kind <k>', 'task kind', 'default')
     .option('--payload-bytes <n>', 'payload size', int(0), 0)
-    .addOption(new Option('--priority <p>', 'priority').choices(['critical', 'high', 'normal', 'low']).default('normal'))
+    .addOption(
+      new Option('--priority <p>', 'priority').choices(['critical', 'high', 'normal', 'low']).default('normal'),
+    )
     .option('--concurrency <n>', 'max tasks in flight', int(1))
     .option('--timeout-ms <n>', 'task timeout', int(1))
     .option('--duration <s>', 'stop submitting after this many seconds', num(0))
@@ -280,7 +291,11 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             agentsPerNode: o.agentsPerNode as number,
             rate: o.rate as number,
             tasks: o.tasks as number | undefined,
-            chaos: { killLeaders: chaos.includes('kill-leaders'), killAgents: chaos.includes('kill-agents'), partition: chaos.includes('partition') },
+            chaos: {
+              killLeaders: chaos.includes('kill-leaders'),
+              killAgents: chaos.includes('kill-agents'),
+              partition: chaos.includes('partition'),
+            },
             seed: o.seed as number,
             json: o.json === true,
             logLevel: o.logLevel as string | undefined,

@@ -80,7 +80,9 @@ async function findLeader(cell: CellSpec): Promise<number> {
     const client = new AdminServiceClient(r.address, grpc.credentials.createInsecure());
     try {
       const leader = await new Promise<boolean>((res) =>
-        client.getCell({ path: '' }, new grpc.Metadata(), { deadline: Date.now() + 1000 }, (err, v) => res(!err && v.leader)),
+        client.getCell({ path: '' }, new grpc.Metadata(), { deadline: Date.now() + 1000 }, (err, v) =>
+          res(!err && v.leader),
+        ),
       );
       if (leader) return r.replica;
     } finally {
@@ -100,7 +102,8 @@ async function untilDeadline(
   const end = Date.now() + timeoutMs;
   while (!abort.aborted) {
     if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? ` (${detail()})` : ''}`);
+    if (Date.now() > end)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? ` (${detail()})` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('interrupted');
@@ -168,7 +171,18 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
       sup.start({
         name: replicaProc(cell, r.replica),
         command: node,
-        args: [bin, 'serve', '--topology', topologyFile, '--cell', cell.path, '--replica', String(r.replica), '--data-dir', join('.data', 'sim', t.name, `${cellSlug(cell.path)}-${r.replica}`)],
+        args: [
+          bin,
+          'serve',
+          '--topology',
+          topologyFile,
+          '--cell',
+          cell.path,
+          '--replica',
+          String(r.replica),
+          '--data-dir',
+          join('.data', 'sim', t.name, `${cellSlug(cell.path)}-${r.replica}`),
+        ],
         env,
       });
     }
@@ -178,9 +192,12 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
       'every replica SERVING',
       o.readyTimeoutMs ?? 90_000,
       async () => {
-        if (unexpected.length) throw new Error(`${unexpected[0]!.name} exited with ${unexpected[0]!.code} before the mesh was up`);
+        if (unexpected.length)
+          throw new Error(`${unexpected[0]!.name} exited with ${unexpected[0]!.code} before the mesh was up`);
         const statuses = await Promise.all(replicas.map(({ r }) => checkHealth(r.address, '', 1000)));
-        notServing = replicas.flatMap(({ r }, i) => (statuses[i] === 'SERVING' ? [] : [`${r.id} ${r.address}: ${statuses[i]}`]));
+        notServing = replicas.flatMap(({ r }, i) =>
+          statuses[i] === 'SERVING' ? [] : [`${r.id} ${r.address}: ${statuses[i]}`],
+        );
         return notServing.length === 0;
       },
       abort.signal,
@@ -190,7 +207,18 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
     const agentSpec = (cell: CellSpec) => ({
       name: agentProc(cell),
       command: node,
-      args: [bin, 'agent-sim', '--address', cell.replicas[0]!.address, '--agents', String(o.agentsPerNode), '--id-prefix', cellSlug(cell.path), '--seed', String(o.seed)],
+      args: [
+        bin,
+        'agent-sim',
+        '--address',
+        cell.replicas[0]!.address,
+        '--agents',
+        String(o.agentsPerNode),
+        '--id-prefix',
+        cellSlug(cell.path),
+        '--seed',
+        String(o.seed),
+      ],
       env,
     });
     for (const cell of nodes) sup.start(agentSpec(cell));
@@ -201,7 +229,19 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
     const submitProc = sup.start({
       name: 'submit',
       command: node,
-      args: [bin, 'submit', '--address', root.replicas[0]!.address, '--tasks', String(tasks), '--rate', String(o.rate), '--seed', String(o.seed), '--json'],
+      args: [
+        bin,
+        'submit',
+        '--address',
+        root.replicas[0]!.address,
+        '--tasks',
+        String(tasks),
+        '--rate',
+        String(o.rate),
+        '--seed',
+        String(o.seed),
+        '--json',
+      ],
       env,
       captureStdout: true,
       job: true,
@@ -230,7 +270,10 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
           // non-root cells for single-replica roots, so the workload's entry point stays up
           const pool = t.cells.filter((c) => c.replicas.length > 1 || c.path !== root.path);
           const cell = pool[Math.floor(rnd() * pool.length)]!;
-          const n = kind === 'kill-leader' ? await findLeader(cell) : cell.replicas[Math.floor(rnd() * cell.replicas.length)]!.replica;
+          const n =
+            kind === 'kill-leader'
+              ? await findLeader(cell)
+              : cell.replicas[Math.floor(rnd() * cell.replicas.length)]!.replica;
           target = replicaProc(cell, n);
           if (kind === 'kill-leader') await sup.kill(target);
           else sup.pause(target);

@@ -7,7 +7,15 @@ import { setMaxListeners } from 'node:events';
 import { status } from '@grpc/grpc-js';
 import { seededRandom } from '../agent/backoff.js';
 import { splitAddresses } from './agent-sim.js';
-import { MeshClient, MeshClientError, TaskState, toTaskSpec, type DurabilityName, type PriorityName, type TaskInput } from '../client/index.js';
+import {
+  MeshClient,
+  MeshClientError,
+  TaskState,
+  toTaskSpec,
+  type DurabilityName,
+  type PriorityName,
+  type TaskInput,
+} from '../client/index.js';
 
 export interface SubmitLoadOptions {
   /** Any replica (usually the root cell), or several (a list or "h1:p1,h2:p2"). */
@@ -77,16 +85,26 @@ export interface SubmitSummary {
 
 function histogram() {
   // Microseconds, 1 us .. 1 h, 3 significant digits.
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
 }
 
 function summarize(h: hdr.Histogram): LatencySummary {
   if (h.totalCount === 0) return { p50: 0, p90: 0, p99: 0, max: 0 };
   const ms = (us: number) => Math.round(us) / 1000;
-  return { p50: ms(h.getValueAtPercentile(50)), p90: ms(h.getValueAtPercentile(90)), p99: ms(h.getValueAtPercentile(99)), max: ms(h.maxValue) };
+  return {
+    p50: ms(h.getValueAtPercentile(50)),
+    p90: ms(h.getValueAtPercentile(90)),
+    p99: ms(h.getValueAtPercentile(99)),
+    max: ms(h.maxValue),
+  };
 }
 
-const recordUs = (h: hdr.Histogram, startMs: number) => h.recordValue(Math.max(1, Math.round((performance.now() - startMs) * 1000)));
+const recordUs = (h: hdr.Histogram, startMs: number) =>
+  h.recordValue(Math.max(1, Math.round((performance.now() - startMs) * 1000)));
 
 /** Run the load; returns its summary (the CLI prints it). */
 export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary> {
@@ -109,7 +127,11 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
     timeoutMs: opts.timeoutMs,
   };
   toTaskSpec(spec); // bad options (priority, durability) fail here, before any traffic
-  const client = new MeshClient({ address: splitAddresses(opts.address), retryResourceExhausted: opts.retryExhausted ?? true, random: seededRandom(seed + 1) });
+  const client = new MeshClient({
+    address: splitAddresses(opts.address),
+    retryResourceExhausted: opts.retryExhausted ?? true,
+    random: seededRandom(seed + 1),
+  });
 
   const s: SubmitSummary = {
     submitted: 0,
@@ -155,7 +177,8 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
     const name = status[code] ?? String(code);
     s.rejected_by_code[name] = (s.rejected_by_code[name] ?? 0) + n;
     // Not being able to reach the server at all is not load data: stop.
-    if (code === status.UNAVAILABLE && s.accepted === 0) fatal ??= new MeshClientError(code, `cannot reach the server: ${message}`);
+    if (code === status.UNAVAILABLE && s.accepted === 0)
+      fatal ??= new MeshClientError(code, `cannot reach the server: ${message}`);
   };
 
   const follow = (taskId: string, startedAt: number) => {
@@ -293,7 +316,11 @@ export async function runSubmit(opts: SubmitLoadOptions): Promise<number> {
   else {
     out(
       `submitted ${s.submitted}, accepted ${s.accepted}, rejected ${s.rejected}` +
-        (s.rejected ? ` (${Object.entries(s.rejected_by_code).map(([k, v]) => `${k} ${v}`).join(', ')})` : '') +
+        (s.rejected
+          ? ` (${Object.entries(s.rejected_by_code)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')})`
+          : '') +
         `, completed ${s.completed}, failed ${s.failed}, cancelled ${s.cancelled}, dead-lettered ${s.dead_lettered}, unfinished ${s.unfinished}`,
     );
     out(

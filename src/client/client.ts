@@ -7,7 +7,15 @@
 // (get, watch, cancel, and submits whose specs all carry an idempotency key).
 // RESOURCE_EXHAUSTED is retried only when the caller opted in, after the
 // server's `meshlb-retry-after-ms` hint, within the call's deadline.
-import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials as grpcCredentials,
+  Metadata,
+  status,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import {
   TaskServiceClient,
   type SubmitBatchItem,
@@ -145,13 +153,17 @@ export class MeshClient {
    * The task now and at every change; the iterator ends after a terminal state
    * (completed, failed, cancelled, dead-lettered). Breaking out of the loop cancels the watch.
    */
-  async *watch(taskId: string, opts: { deadlineMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<Task, void, undefined> {
+  async *watch(
+    taskId: string,
+    opts: { deadlineMs?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<Task, void, undefined> {
     const deadline = opts.deadlineMs !== undefined ? Date.now() + opts.deadlineMs : Infinity;
     let address = this.preferred;
     let hops = 0;
     let failovers = 0;
     for (;;) {
-      if (opts.signal?.aborted) throw new MeshClientError(status.CANCELLED, 'watch aborted', {}, { cause: opts.signal.reason });
+      if (opts.signal?.aborted)
+        throw new MeshClientError(status.CANCELLED, 'watch aborted', {}, { cause: opts.signal.reason });
       const call = this.clientFor(address).watch({ taskId }, new Metadata(), { deadline });
       const onAbort = () => call.cancel();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -171,7 +183,8 @@ export class MeshClient {
       } catch (e) {
         over = true;
         const err = MeshClientError.from(e);
-        if (opts.signal?.aborted) throw new MeshClientError(status.CANCELLED, 'watch aborted', {}, { cause: opts.signal.reason });
+        if (opts.signal?.aborted)
+          throw new MeshClientError(status.CANCELLED, 'watch aborted', {}, { cause: opts.signal.reason });
         if (err.code === status.FAILED_PRECONDITION && err.leaderAddress && hops < this.maxRedirects) {
           hops++;
           this.redirects++;
@@ -204,7 +217,11 @@ export class MeshClient {
       if (left <= 0) break;
       try {
         let last: Task | undefined;
-        for await (const t of this.watch(taskId, { deadlineMs: Number.isFinite(left) ? left : undefined, signal: opts.signal })) last = t;
+        for await (const t of this.watch(taskId, {
+          deadlineMs: Number.isFinite(left) ? left : undefined,
+          signal: opts.signal,
+        }))
+          last = t;
         if (last && isTerminal(last.state)) return last;
       } catch (e) {
         const err = MeshClientError.from(e);
@@ -247,7 +264,12 @@ export class MeshClient {
   private invoke(address: string, method: UnaryMethod, req: unknown, deadline: number): Promise<any> {
     const client = this.clientFor(address) as unknown as Record<
       UnaryMethod,
-      (req: unknown, md: Metadata, o: { deadline: number }, cb: (err: ServiceError | null, res: unknown) => void) => void
+      (
+        req: unknown,
+        md: Metadata,
+        o: { deadline: number },
+        cb: (err: ServiceError | null, res: unknown) => void,
+      ) => void
     >;
     return new Promise((resolve, reject) => {
       client[method](req, new Metadata(), { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
@@ -255,9 +277,19 @@ export class MeshClient {
   }
 
   private async unary(method: 'submit', req: { task: TaskSpec }, opts: CallOpts, safe: boolean): Promise<SubmitResult>;
-  private async unary(method: 'submitBatch', req: { tasks: TaskSpec[] }, opts: CallOpts, safe: boolean): Promise<{ items: SubmitBatchItem[] }>;
+  private async unary(
+    method: 'submitBatch',
+    req: { tasks: TaskSpec[] },
+    opts: CallOpts,
+    safe: boolean,
+  ): Promise<{ items: SubmitBatchItem[] }>;
   private async unary(method: 'get', req: { taskId: string }, opts: CallOpts, safe: boolean): Promise<{ task?: Task }>;
-  private async unary(method: 'cancel', req: { taskId: string; reason: string }, opts: CallOpts, safe: boolean): Promise<{ task?: Task }>;
+  private async unary(
+    method: 'cancel',
+    req: { taskId: string; reason: string },
+    opts: CallOpts,
+    safe: boolean,
+  ): Promise<{ task?: Task }>;
   private async unary(method: UnaryMethod, req: unknown, opts: CallOpts, safe: boolean): Promise<unknown> {
     const deadline = Date.now() + (opts.deadlineMs ?? this.defaultDeadlineMs);
     let address = this.preferred;
@@ -285,7 +317,10 @@ export class MeshClient {
         }
         if (err.code === status.RESOURCE_EXHAUSTED && this.retry && retries < this.retry.maxRetries) {
           retries++;
-          fallback ??= new Backoff({ initialMs: this.retry.fallbackMs, maxMs: this.retry.fallbackMs * 32 }, this.random);
+          fallback ??= new Backoff(
+            { initialMs: this.retry.fallbackMs, maxMs: this.retry.fallbackMs * 32 },
+            this.random,
+          );
           const wait = err.retryAfterMs ?? fallback.next();
           if (Date.now() + wait < deadline) {
             await sleep(wait);
@@ -301,7 +336,10 @@ export class MeshClient {
 /** Pipelined submissions over one SubmitStream call; responses matched by request id. */
 export class SubmitStream {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (i: SubmitItem) => void; reject: (e: MeshClientError) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (i: SubmitItem) => void; reject: (e: MeshClientError) => void }
+  >();
   private failure: MeshClientError | undefined;
   private done: Promise<void>;
 
@@ -310,7 +348,11 @@ export class SubmitStream {
       const p = this.pending.get(res.requestId);
       if (!p) return;
       this.pending.delete(res.requestId);
-      p.resolve(res.item ? toItem(res.item) : { ok: false, taskId: '', existing: false, code: status.INTERNAL, message: 'empty response item' });
+      p.resolve(
+        res.item
+          ? toItem(res.item)
+          : { ok: false, taskId: '', existing: false, code: status.INTERNAL, message: 'empty response item' },
+      );
     });
     this.done = new Promise<void>((resolve) => {
       call.on('error', (e) => {

@@ -29,7 +29,8 @@ export class MeshClientError extends Error {
     this.details = details;
     this.metadata = metadata;
     const retry = Number(metadata[RETRY_AFTER_TRAILER]);
-    this.retryAfterMs = metadata[RETRY_AFTER_TRAILER] !== undefined && Number.isFinite(retry) && retry >= 0 ? retry : undefined;
+    this.retryAfterMs =
+      metadata[RETRY_AFTER_TRAILER] !== undefined && Number.isFinite(retry) && retry >= 0 ? retry : undefined;
     this.leaderAddress = metadata[LEADER_ADDRESS_TRAILER] || undefined;
   }
 
@@ -38,7 +39,9 @@ export class MeshClientError extends Error {
     if (err instanceof MeshClientError) return err;
     const se = err as Partial<ServiceError> | undefined;
     if (se && typeof se.code === 'number') {
-      return new MeshClientError(se.code, se.details ?? se.message ?? '', metadataToRecord(se.metadata), { cause: err });
+      return new MeshClientError(se.code, se.details ?? se.message ?? '', metadataToRecord(se.metadata), {
+        cause: err,
+      });
     }
     return new MeshClientError(status.UNKNOWN, err instanceof Error ? err.message : String(err), {}, { cause: err });
   }

@@ -101,7 +101,8 @@ export function isTerminal(state: TaskState): boolean {
   return TERMINAL_STATES.has(state);
 }
 
-export type TaskStateName = 'unspecified' | 'queued' | 'dispatched' | 'running' | 'completed' | 'failed' | 'cancelled' | 'dead_lettered';
+export type TaskStateName =
+  'unspecified' | 'queued' | 'dispatched' | 'running' | 'completed' | 'failed' | 'cancelled' | 'dead_lettered';
 
 export function taskStateName(state: TaskState): TaskStateName {
   const n = TaskState[state];

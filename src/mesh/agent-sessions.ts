@@ -134,7 +134,8 @@ export class AgentSessions {
     call.on('data', (req: ConnectRequest) => {
       try {
         if (session?.dead) return;
-        if (isUndecodable(req)) return fail(invalidArgument(`undecodable agent message: ${req.$invalid}`), 'agent: garbage');
+        if (isUndecodable(req))
+          return fail(invalidArgument(`undecodable agent message: ${req.$invalid}`), 'agent: garbage');
         const m = req.msg;
         if (!m) return fail(invalidArgument('agent message with no content'), 'agent: empty message');
         if (session === undefined) {
@@ -190,7 +191,8 @@ export class AgentSessions {
     const cell = this.cell;
     const id = h.agentId;
     if (!id || id.length > 256) throw invalidArgument('hello.agent_id is required (1-256 characters)');
-    if (h.kinds.length === 0 || h.kinds.some((k) => !k)) throw invalidArgument('hello.kinds must list at least one non-empty kind');
+    if (h.kinds.length === 0 || h.kinds.some((k) => !k))
+      throw invalidArgument('hello.kinds must list at least one non-empty kind');
     if (!(h.slots >= 1) || h.slots > cell.settings.maxAgentSlots) {
       throw invalidArgument(`hello.slots must be 1..${cell.settings.maxAgentSlots}, got ${h.slots}`);
     }
@@ -198,7 +200,12 @@ export class AgentSessions {
     if (prior && !prior.dead) throw alreadyExists(`agent ${id} is already connected to ${cell.path}`);
     const s: AgentSession = new AgentSession(id, h, call, cell.now(), cell, (bytes) => {
       this.lost(s, 'agent not reading');
-      failStream(call, resourceExhausted(`agent ${id} stopped reading (${bytes} bytes unread)`, 1000), cell.log, 'agent overflow');
+      failStream(
+        call,
+        resourceExhausted(`agent ${id} stopped reading (${bytes} bytes unread)`, 1000),
+        cell.log,
+        'agent overflow',
+      );
     });
     // What its previous session held may still be running there: reserved before any assignment.
     const orphans = this.orphans.get(id);
@@ -261,7 +268,8 @@ export class AgentSessions {
       r.nodeCell = cell.path;
       cell.deliverResult(r, key);
     }
-    if (unknown > 0) cell.log.warn({ agent: s.id, unknown }, 'agent sent results for attempts it does not hold; ignored');
+    if (unknown > 0)
+      cell.log.warn({ agent: s.id, unknown }, 'agent sent results for attempts it does not hold; ignored');
     // Freed slots went back to the live picker (release): no rebuild.
     cell.parent?.capacityChanged();
   }
@@ -354,7 +362,12 @@ export class AgentSessions {
     for (const s of this.byId.values()) {
       if (!s.dead && now - s.lastSeenMs > hb) {
         this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
-        failStream(s.call, deadlineExceeded(`agent ${s.id} missed heartbeats for ${hb} ms`), this.cell.log, 'agent dead');
+        failStream(
+          s.call,
+          deadlineExceeded(`agent ${s.id} missed heartbeats for ${hb} ms`),
+          this.cell.log,
+          'agent dead',
+        );
         continue;
       }
       if (s.carried.size > 0) {
@@ -386,7 +399,8 @@ export class AgentSessions {
     // Remember what it held: should it come back while these may still run, they hold its slots.
     if (s.assigned.size + s.carried.size > 0) {
       const held = new Map<string, Carried>();
-      for (const [key, item] of s.assigned) held.set(key, { kind: item.kind, untilMs: item.sentMs + item.leaseMs, confirmed: false });
+      for (const [key, item] of s.assigned)
+        held.set(key, { kind: item.kind, untilMs: item.sentMs + item.leaseMs, confirmed: false });
       for (const [key, c] of s.carried) held.set(key, { kind: c.kind, untilMs: c.untilMs, confirmed: false });
       this.orphans.set(s.id, held);
     }

@@ -164,7 +164,9 @@ export class Cell {
     this.ledgerLog = new LocalLedgerLog(this.ledger);
     // Home tasks are bounded at submit (queueCapacity); the queue itself also
     // holds requeues and forwarded items, which must never be refused.
-    this.queue = new TaskQueue<WorkItem>({ capacity: this.settings.queueCapacity + this.settings.forwardBuffer + 1024 });
+    this.queue = new TaskQueue<WorkItem>({
+      capacity: this.settings.queueCapacity + this.settings.forwardBuffer + 1024,
+    });
     this.wheel = new TimerWheel(this.settings.tickMs, this.now());
     this.slowWheel = new TimerWheel(Math.max(this.settings.tickMs, SLOW_TICK_MS), this.now());
     this.dispatcher = new Dispatcher(this);
@@ -378,7 +380,17 @@ export class Cell {
         continue;
       }
       const exclude = origin.t === 'child' ? origin.cell : undefined;
-      const item = this.makeItem(d.taskId, d.attempt, d.homeCell, d.spec!, origin, exclude, undefined, d.leaseMs, d.leaseMs > 0 ? d : undefined);
+      const item = this.makeItem(
+        d.taskId,
+        d.attempt,
+        d.homeCell,
+        d.spec!,
+        origin,
+        exclude,
+        undefined,
+        d.leaseMs,
+        d.leaseMs > 0 ? d : undefined,
+      );
       const key = item.id;
       if (this.routes.has(key)) {
         // A duplicate of an attempt we hold: accept (idempotent), keep the first.
@@ -601,10 +613,14 @@ export class Cell {
     if (!rec) return Promise.reject(notFound(`task ${id} not found at cell ${this.path}`));
     if (isTerminal(rec.state)) return Promise.resolve(rec);
     return new Promise((resolve) => {
-      this.commit({ type: 'cancelled', id, reason: reason || 'cancelled by client', atMs: this.now() }, isLogged(rec.spec), () => {
-        this.dropAttempt(rec, 'cancelled');
-        resolve(rec);
-      });
+      this.commit(
+        { type: 'cancelled', id, reason: reason || 'cancelled by client', atMs: this.now() },
+        isLogged(rec.spec),
+        () => {
+          this.dropAttempt(rec, 'cancelled');
+          resolve(rec);
+        },
+      );
     });
   }
 
@@ -631,7 +647,8 @@ export class Cell {
     switch (e.t) {
       case 'lease': {
         const rec = this.ledger.get(e.id);
-        if (!rec || isTerminal(rec.state) || rec.attempt !== e.attempt || rec.state === TaskState.TASK_STATE_QUEUED) return;
+        if (!rec || isTerminal(rec.state) || rec.attempt !== e.attempt || rec.state === TaskState.TASK_STATE_QUEUED)
+          return;
         this.dropAttempt(rec, 'lease lapsed');
         this.commit(
           {

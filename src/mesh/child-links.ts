@@ -137,11 +137,13 @@ export class ChildLinks {
     };
     call.on('data', (msg: OpenRequest) => {
       try {
-        if (isUndecodable(msg)) return fail(invalidArgument(`undecodable link message: ${msg.$invalid}`), 'link: garbage');
+        if (isUndecodable(msg))
+          return fail(invalidArgument(`undecodable link message: ${msg.$invalid}`), 'link: garbage');
         const m = msg.msg;
         if (!m) return fail(invalidArgument('link message with no content'), 'link: empty message');
         if (link === undefined) {
-          if (m.$case !== 'hello') return fail(invalidArgument('the first link message must be hello'), 'link: no hello');
+          if (m.$case !== 'hello')
+            return fail(invalidArgument('the first link message must be hello'), 'link: no hello');
           const child = m.value.cell;
           if (!cell.spec.children.includes(child)) {
             return fail(notFound(`cell ${JSON.stringify(child)} is not a child of ${cell.path}`), 'link: unknown cell');
@@ -301,7 +303,12 @@ export class ChildLinks {
       const silent = now - link.lastSeenMs;
       this.stats.timedOut++;
       this.lost(link, `no message for ${silent} ms (linkTimeoutMs ${timeout})`);
-      failStream(link.call, deadlineExceeded(`link from ${link.cell}: no message for ${silent} ms`), this.cell.log, 'child link timed out');
+      failStream(
+        link.call,
+        deadlineExceeded(`link from ${link.cell}: no message for ${silent} ms`),
+        this.cell.log,
+        'child link timed out',
+      );
     }
   }
 

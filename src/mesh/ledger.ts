@@ -61,8 +61,19 @@ export type LedgerCommand =
 
 /** What apply() says about one command (or one task of a batch). */
 export type ApplyResult =
-  | { readonly ok: true; readonly id: string; readonly existing?: boolean; readonly state: TaskState; readonly attempt: number }
-  | { readonly ok: false; readonly id: string; readonly why: 'unknown' | 'stale' | 'terminal'; readonly state?: TaskState };
+  | {
+      readonly ok: true;
+      readonly id: string;
+      readonly existing?: boolean;
+      readonly state: TaskState;
+      readonly attempt: number;
+    }
+  | {
+      readonly ok: false;
+      readonly id: string;
+      readonly why: 'unknown' | 'stale' | 'terminal';
+      readonly state?: TaskState;
+    };
 
 /** The ledger's record of one task. Mutable inside the ledger only. */
 export interface TaskRecord {
@@ -357,7 +368,6 @@ function fromSnap(s: SnapRecord): TaskRecord {
     reason: t.reason,
   };
 }
-
 
 /** The public view of a record. */
 export function toProtoTask(rec: TaskRecord): Task {

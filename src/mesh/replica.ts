@@ -62,7 +62,9 @@ export class Replica {
       const agents = cell.agents;
       services.push({
         definition: tolerantService(AgentServiceService),
-        implementation: { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => agents.connect(call) },
+        implementation: {
+          connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => agents.connect(call),
+        },
       });
     }
     if (cell.children) {

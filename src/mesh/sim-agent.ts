@@ -5,11 +5,7 @@
 // the node never exceeded its slots, and it can die abruptly (kill), stop
 // heartbeating (mute) or stop reading (pause).
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import {
-  AgentServiceClient,
-  type ConnectRequest,
-  type ConnectResponse,
-} from '../gen/meshlb/v1/agent.js';
+import { AgentServiceClient, type ConnectRequest, type ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import { ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
 
 export interface SimAgentOptions {
@@ -96,7 +92,13 @@ export class SimAgent {
     call.write({
       msg: {
         $case: 'hello',
-        value: { agentId: o.agentId, kinds: [...o.kinds], labels: [...(o.labels ?? [])], slots: o.slots, version: 'sim' },
+        value: {
+          agentId: o.agentId,
+          kinds: [...o.kinds],
+          labels: [...(o.labels ?? [])],
+          slots: o.slots,
+          version: 'sim',
+        },
       },
     });
     this.hb = setInterval(() => {
@@ -120,7 +122,12 @@ export class SimAgent {
     if (mean > 0) {
       const done = (): void => {
         if (!this.held.has(key)) return;
-        this.finish(d.taskId, d.attempt, fail ? ResultStatus.RESULT_STATUS_ERROR : ResultStatus.RESULT_STATUS_OK, fail ? 'simulated failure' : '');
+        this.finish(
+          d.taskId,
+          d.attempt,
+          fail ? ResultStatus.RESULT_STATUS_ERROR : ResultStatus.RESULT_STATUS_OK,
+          fail ? 'simulated failure' : '',
+        );
       };
       this.held.set(key, setTimeout(done, mean * (0.5 + rnd())));
     } else {
@@ -142,7 +149,12 @@ export class SimAgent {
       const d = list[i]!;
       if (!this.held.has(`${d.taskId}#${d.attempt}`)) continue;
       const fail = fails[i]!;
-      this.finish(d.taskId, d.attempt, fail ? ResultStatus.RESULT_STATUS_ERROR : ResultStatus.RESULT_STATUS_OK, fail ? 'simulated failure' : '');
+      this.finish(
+        d.taskId,
+        d.attempt,
+        fail ? ResultStatus.RESULT_STATUS_ERROR : ResultStatus.RESULT_STATUS_OK,
+        fail ? 'simulated failure' : '',
+      );
     }
   }
 
@@ -150,14 +162,24 @@ export class SimAgent {
     this.held.delete(`${taskId}#${attempt}`);
     if (status === ResultStatus.RESULT_STATUS_OK) this.completed++;
     else this.failed++;
-    this.results.push({ taskId, attempt, status, output: EMPTY, error, agentId: this.opts.agentId, nodeCell: '', runMicros: 0 });
+    this.results.push({
+      taskId,
+      attempt,
+      status,
+      output: EMPTY,
+      error,
+      agentId: this.opts.agentId,
+      nodeCell: '',
+      runMicros: 0,
+    });
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => {
         this.flushing = false;
         const results = this.results;
         this.results = [];
-        if (this.call && !this.closed && results.length > 0) this.call.write({ msg: { $case: 'results', value: { results } } });
+        if (this.call && !this.closed && results.length > 0)
+          this.call.write({ msg: { $case: 'results', value: { results } } });
       });
     }
   }

@@ -3,7 +3,13 @@
 // toServiceError with one log line. A client that goes away mid-call loses
 // nothing: a task accepted is in the ledger whether or not the answer reached
 // the client (the idempotency key lets it find the task again).
-import { status, type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import {
+  status,
+  type sendUnaryData,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+} from '@grpc/grpc-js';
 import {
   Durability,
   Priority,
@@ -42,7 +48,8 @@ export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number
   if (spec.payload.length > maxPayloadBytes) {
     return `task.payload is ${spec.payload.length} bytes, over the cap of ${maxPayloadBytes}`;
   }
-  if (!(spec.priority in Priority) || spec.priority < 0) return `task.priority ${spec.priority} is not a known priority`;
+  if (!(spec.priority in Priority) || spec.priority < 0)
+    return `task.priority ${spec.priority} is not a known priority`;
   if (!(spec.durability in Durability) || spec.durability < 0) return `task.durability ${spec.durability} is unknown`;
   if (spec.labels.length > MAX_LABELS || spec.affinity.length > MAX_LABELS) return `at most ${MAX_LABELS} labels`;
   for (const l of spec.labels) if (!l.key) return 'label keys must be non-empty';
@@ -102,10 +109,14 @@ export class TaskService {
     }
   }
 
-  private submitBatch(call: ServerUnaryCall<SubmitBatchRequest, SubmitBatchResponse>, cb: sendUnaryData<SubmitBatchResponse>): void {
+  private submitBatch(
+    call: ServerUnaryCall<SubmitBatchRequest, SubmitBatchResponse>,
+    cb: sendUnaryData<SubmitBatchResponse>,
+  ): void {
     try {
       const req = this.request(call);
-      if (req.tasks.length > MAX_BATCH) throw invalidArgument(`at most ${MAX_BATCH} tasks per batch, got ${req.tasks.length}`);
+      if (req.tasks.length > MAX_BATCH)
+        throw invalidArgument(`at most ${MAX_BATCH} tasks per batch, got ${req.tasks.length}`);
       this.submitMany(req.tasks).then(
         (items) => cb(null, { items }),
         (err: unknown) => this.fail(cb, err, 'submit batch failed', safePeer(call)),
@@ -159,7 +170,12 @@ export class TaskService {
           items = await this.submitMany(batch.map((r) => r.task!));
         } catch (err) {
           const se = toServiceError(err);
-          items = batch.map(() => ({ taskId: '', existing: false, code: se.code ?? status.INTERNAL, message: se.details ?? '' }));
+          items = batch.map(() => ({
+            taskId: '',
+            existing: false,
+            code: se.code ?? status.INTERNAL,
+            message: se.details ?? '',
+          }));
         }
         if (!open) return;
         for (let i = 0; i < batch.length; i++) call.write({ requestId: batch[i]!.requestId, item: items[i] });
@@ -176,7 +192,11 @@ export class TaskService {
       const why = validateSpec(req.task, cell.settings.maxPayloadBytes, cell.now());
       if (why) {
         chain = chain.then(() => {
-          if (open) call.write({ requestId: req.requestId, item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why } });
+          if (open)
+            call.write({
+              requestId: req.requestId,
+              item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why },
+            });
         });
         return;
       }
@@ -204,7 +224,8 @@ export class TaskService {
   private find(id: string): TaskRecord {
     if (!id) throw invalidArgument('task_id is required');
     const rec = this.cell.ledger.get(id);
-    if (!rec) throw notFound(`task ${id} is not known at cell ${this.cell.path} (its home cell, or expired from retention)`);
+    if (!rec)
+      throw notFound(`task ${id} is not known at cell ${this.cell.path} (its home cell, or expired from retention)`);
     return rec;
   }
 

@@ -145,7 +145,9 @@ class NodeScorePicker extends BasePicker {
     const runEnd = new Int32Array(n);
     for (let k = n - 1; k >= 0; k--) {
       runEnd[k] =
-        k + 1 < n && this.rank[v.members[sorted[k]!]!] === this.rank[v.members[sorted[k + 1]!]!] ? runEnd[k + 1]! : k + 1;
+        k + 1 < n && this.rank[v.members[sorted[k]!]!] === this.rank[v.members[sorted[k + 1]!]!]
+          ? runEnd[k + 1]!
+          : k + 1;
     }
     const ix = new ScoreIndex(sorted, runEnd);
     v.ext = ix;
@@ -187,7 +189,10 @@ class NodeScorePicker extends BasePicker {
 
   protected select(v: KindView, task: TaskInfo): number {
     // Affinity and exclusions are per task: scan (rare at the node).
-    if ((task.affinity !== undefined && task.affinity.length > 0) || (task.exclude !== undefined && task.exclude.length > 0)) {
+    if (
+      (task.affinity !== undefined && task.affinity.length > 0) ||
+      (task.exclude !== undefined && task.exclude.length > 0)
+    ) {
       return this.selectMin(v, this.score);
     }
     const ix = v.ext as ScoreIndex;

@@ -198,7 +198,12 @@ interface TierDefaults {
   replicas: number;
 }
 
-function parseTiers(raw: unknown, c: Collector, policies: Set<string>, checkConfigs: boolean): Record<Tier, TierDefaults> {
+function parseTiers(
+  raw: unknown,
+  c: Collector,
+  policies: Set<string>,
+  checkConfigs: boolean,
+): Record<Tier, TierDefaults> {
   const out = Object.fromEntries(
     TIERS.map((t) => [t, { policy: DEFAULT_TIER_POLICY[t], policyConfig: {}, replicas: 1 }]),
   ) as Record<Tier, TierDefaults>;
@@ -223,7 +228,8 @@ function parseTiers(raw: unknown, c: Collector, policies: Set<string>, checkConf
       } else out[tier].policy = t.policy;
     }
     if (t.policyConfig !== undefined) {
-      if (!isObj(t.policyConfig)) c.add(`field "tiers.${tier}.policyConfig"`, `must be a mapping, got ${describe(t.policyConfig)}`);
+      if (!isObj(t.policyConfig))
+        c.add(`field "tiers.${tier}.policyConfig"`, `must be a mapping, got ${describe(t.policyConfig)}`);
       else {
         out[tier].policyConfig = t.policyConfig;
         checkPolicyConfig(`field "tiers.${tier}.policyConfig"`, out[tier].policy, t.policyConfig, c, checkConfigs);
@@ -251,7 +257,8 @@ function parseAddressing(raw: unknown, c: Collector): Addressing {
   }
   c.keys('field "addressing"', raw, ADDRESSING_KEYS);
   if (raw.host !== undefined) {
-    if (typeof raw.host !== 'string' || raw.host === '') c.add('field "addressing.host"', `must be a host name or pattern, got ${describe(raw.host)}`);
+    if (typeof raw.host !== 'string' || raw.host === '')
+      c.add('field "addressing.host"', `must be a host name or pattern, got ${describe(raw.host)}`);
     else out.host = raw.host;
   }
   for (const k of ['basePort', 'port'] as const) {
@@ -262,7 +269,10 @@ function parseAddressing(raw: unknown, c: Collector): Addressing {
     } else out[k] = v;
   }
   if (out.basePort !== undefined && out.port !== undefined) {
-    c.add('field "addressing"', 'give either basePort (one port per replica) or port (the same port on distinct hosts), not both');
+    c.add(
+      'field "addressing"',
+      'give either basePort (one port per replica) or port (the same port on distinct hosts), not both',
+    );
   }
   return out;
 }
@@ -347,12 +357,14 @@ function parseCell(raw: unknown, parent: string, siblingIndex: number, ctx: Ctx)
   const td = ctx.tiers[tier];
   let policy = td.policy;
   if (raw.policy !== undefined) {
-    if (typeof raw.policy !== 'string' || !ctx.policies.has(raw.policy)) c.add(`${where} field "policy"`, unknownPolicyMsg(raw.policy, ctx.policies));
+    if (typeof raw.policy !== 'string' || !ctx.policies.has(raw.policy))
+      c.add(`${where} field "policy"`, unknownPolicyMsg(raw.policy, ctx.policies));
     else policy = raw.policy;
   }
   let policyConfig: Obj = raw.policy !== undefined && raw.policy !== td.policy ? {} : td.policyConfig;
   if (raw.policyConfig !== undefined) {
-    if (!isObj(raw.policyConfig)) c.add(`${where} field "policyConfig"`, `must be a mapping, got ${describe(raw.policyConfig)}`);
+    if (!isObj(raw.policyConfig))
+      c.add(`${where} field "policyConfig"`, `must be a mapping, got ${describe(raw.policyConfig)}`);
     else {
       policyConfig = raw.policyConfig;
       checkPolicyConfig(`${where} field "policyConfig"`, policy, policyConfig, c, ctx.checkConfigs);
@@ -363,7 +375,8 @@ function parseCell(raw: unknown, parent: string, siblingIndex: number, ctx: Ctx)
   // Children.
   let rawChildren: unknown[] = [];
   if (raw.children !== undefined && raw.children !== null) {
-    if (!Array.isArray(raw.children)) c.add(`${where} field "children"`, `must be a list of cells, got ${describe(raw.children)}`);
+    if (!Array.isArray(raw.children))
+      c.add(`${where} field "children"`, `must be a list of cells, got ${describe(raw.children)}`);
     else rawChildren = raw.children;
   }
   if (tier === 'node' && rawChildren.length > 0) {
@@ -402,7 +415,10 @@ function parseReplicas(raw: unknown, path: string, tier: Tier, dflt: number, ctx
       if (ctx.addressing.port !== undefined) port = ctx.addressing.port;
       else if (ctx.addressing.basePort !== undefined) port = ctx.addressing.basePort + ctx.nextPort++;
       else {
-        c.add(where, 'no address: list `{ address: host:port }` per replica, or set addressing.basePort or addressing.port');
+        c.add(
+          where,
+          'no address: list `{ address: host:port }` per replica, or set addressing.basePort or addressing.port',
+        );
         return [];
       }
       if (port > 65535) {
@@ -493,7 +509,9 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
   if (parsed.errors.length) {
     const e = parsed.errors[0]!;
     const line = e.linePos?.[0]?.line;
-    throw new TopologyError(source, [`${line ? `line ${line}: ` : ''}not valid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`]);
+    throw new TopologyError(source, [
+      `${line ? `line ${line}: ` : ''}not valid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+    ]);
   }
   const doc: unknown = parsed.toJS();
   const c = new Collector(nodeLines(parsed.contents, lineCounter));
@@ -560,10 +578,15 @@ export function loadTopology(file: string, opts: ParseOptions = {}): Topology {
 export function findReplica(topology: Topology, path: string, replica = 1): { cell: CellSpec; replica: ReplicaSpec } {
   const cell = topology.byPath.get(path);
   if (!cell) {
-    throw new TopologyError(topology.name, [`unknown cell "${path}" (cells: ${topology.cells.map((x) => x.path).join(', ')})`]);
+    throw new TopologyError(topology.name, [
+      `unknown cell "${path}" (cells: ${topology.cells.map((x) => x.path).join(', ')})`,
+    ]);
   }
   const r = cell.replicas.find((x) => x.replica === replica);
-  if (!r) throw new TopologyError(topology.name, [`cell "${path}" has no replica ${replica} (it has ${cell.replicas.length})`]);
+  if (!r)
+    throw new TopologyError(topology.name, [
+      `cell "${path}" has no replica ${replica} (it has ${cell.replicas.length})`,
+    ]);
   return { cell, replica: r };
 }
 
@@ -592,11 +615,15 @@ export function topologyToDocument(
 
 /** A human-readable tree, for `meshlb topology show`. */
 export function formatTopology(t: Topology): string {
-  const lines = [`topology ${t.name}: ${t.cells.length} cells, ${t.cells.reduce((n, x) => n + x.replicas.length, 0)} replicas`];
+  const lines = [
+    `topology ${t.name}: ${t.cells.length} cells, ${t.cells.reduce((n, x) => n + x.replicas.length, 0)} replicas`,
+  ];
   const walk = (path: string, indent: string): void => {
     const cell = t.byPath.get(path)!;
     const labels = cell.labels.length ? ` {${cell.labels.map((l) => `${l.key}=${l.value}`).join(', ')}}` : '';
-    lines.push(`${indent}${cell.path}  [${cell.tier}, ${cell.policy}]${labels}  ${cell.replicas.map((r) => r.address).join(' ')}`);
+    lines.push(
+      `${indent}${cell.path}  [${cell.tier}, ${cell.policy}]${labels}  ${cell.replicas.map((r) => r.address).join(' ')}`,
+    );
     for (const ch of cell.children) walk(ch, `${indent}  `);
   };
   if (t.byPath.has('/')) walk('/', '  ');

@@ -95,7 +95,9 @@ describe('startReplicaServer', () => {
 
   it('fails clearly when the port is taken', async () => {
     const { s } = await start();
-    await expect(startReplicaServer({ host: '127.0.0.1', port: s.port, services: [] })).rejects.toThrow(/cannot listen on 127.0.0.1:\d+/);
+    await expect(startReplicaServer({ host: '127.0.0.1', port: s.port, services: [] })).rejects.toThrow(
+      /cannot listen on 127.0.0.1:\d+/,
+    );
   });
 
   it('sets message size, stream cap and keepalive options', () => {

@@ -111,7 +111,9 @@ describe('server reflection', () => {
 
   it('renders the health List map field as protoc does (StatusesEntry, map_entry)', async () => {
     const [a] = await reflect(v1, [{ file_containing_symbol: 'grpc.health.v1.HealthListResponse' }]);
-    const files = (a!.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) => fromBinary(FileDescriptorProtoSchema, b));
+    const files = (a!.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) =>
+      fromBinary(FileDescriptorProtoSchema, b),
+    );
     const health = files.find((f) => f.name === 'grpc/health/v1/health.proto')!;
     const resp = health.messageType.find((m) => m.name === 'HealthListResponse')!;
     expect(resp.nestedType.map((n) => [n.name, n.options?.mapEntry])).toEqual([['StatusesEntry', true]]);
@@ -127,7 +129,10 @@ describe('server reflection', () => {
       { file_containing_symbol: 'meshlb.v1.TaskService.Submit' },
       { file_containing_symbol: 'meshlb.v1.Nope' },
     ]);
-    const names = (r: Any) => (r.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) => fromBinary(FileDescriptorProtoSchema, b).name);
+    const names = (r: Any) =>
+      (r.file_descriptor_response.file_descriptor_proto as Buffer[]).map(
+        (b) => fromBinary(FileDescriptorProtoSchema, b).name,
+      );
     expect(names(bySym!)).toEqual(['meshlb/v1/admin.proto', 'meshlb/v1/link.proto', 'meshlb/v1/task.proto']);
     expect(names(byFile!)).toEqual(['meshlb/v1/agent.proto', 'meshlb/v1/task.proto']);
     expect(names(byMethod!)).toEqual(['meshlb/v1/task.proto']);
@@ -146,7 +151,9 @@ describe('server reflection', () => {
 
   it('calls Health/Check using only reflected descriptors (as grpcurl does)', async () => {
     const [a] = await reflect(v1, [{ file_containing_symbol: 'grpc.health.v1.Health' }]);
-    const files = (a!.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) => fromBinary(FileDescriptorProtoSchema, b));
+    const files = (a!.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) =>
+      fromBinary(FileDescriptorProtoSchema, b),
+    );
     const reg = registryFrom(files);
     const svc = reg.getService('grpc.health.v1.Health')!;
     const check = svc.methods.find((m) => m.name === 'Check')!;
@@ -180,8 +187,12 @@ describe('the trap this avoids', () => {
     const client = reflectionClient(`127.0.0.1:${port}`, 'v1');
     try {
       const [a] = await reflect(client, [{ file_containing_symbol: 'grpc.health.v1.Health' }]);
-      const naive = (a!.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) => fromBinary(FileDescriptorProtoSchema, b));
-      expect(validateFileDescriptors(naive).join('\n')).toMatch(/not fully qualified|named Statuses, want StatusesEntry/);
+      const naive = (a!.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) =>
+        fromBinary(FileDescriptorProtoSchema, b),
+      );
+      expect(validateFileDescriptors(naive).join('\n')).toMatch(
+        /not fully qualified|named Statuses, want StatusesEntry/,
+      );
       expect(() => registryFrom(naive)).toThrow();
     } finally {
       client.close();
@@ -193,7 +204,8 @@ describe('the trap this avoids', () => {
     expect(validateFileDescriptors(files)).toEqual([]);
     expect(files.map((f) => f.name)).toContain('grpc/health/v1/health.proto');
     // round-trips through the wire format unchanged
-    for (const f of files) expect(fromBinary(FileDescriptorProtoSchema, toBinary(FileDescriptorProtoSchema, f)).name).toBe(f.name);
+    for (const f of files)
+      expect(fromBinary(FileDescriptorProtoSchema, toBinary(FileDescriptorProtoSchema, f)).name).toBe(f.name);
   });
   it('our descriptors equal what buf (a protoc-compatible compiler) builds, for every meshlb proto and health.proto', () => {
     const buf = join(repo, 'node_modules', '.bin', 'buf');
@@ -222,7 +234,9 @@ describe('the trap this avoids', () => {
   it('renders maps, proto3 optional, oneofs, reserved, nested enums and well-known imports exactly as buf does', () => {
     const dir = join(repo, 'test', 'admin', 'fixtures', 'protos');
     const out = join(mkdtempSync(join(tmpdir(), 'meshlb-buf-')), 'x.binpb');
-    const r = spawnSync(join(repo, 'node_modules', '.bin', 'buf'), ['build', dir, '-o', out, '--exclude-source-info'], { encoding: 'utf8' });
+    const r = spawnSync(join(repo, 'node_modules', '.bin', 'buf'), ['build', dir, '-o', out, '--exclude-source-info'], {
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
     const reference = fromBinary(FileDescriptorSetSchema, readFileSync(out)).file;
     const ours = buildFileDescriptors([{ includeDir: dir, files: ['x/v1/x.proto'] }]);

@@ -19,13 +19,24 @@ describe(`SDK agents and client on the real mesh (seed ${SEED})`, () => {
   const agents: Agent[] = [];
 
   function agent(id: string, slots = 2): Agent {
-    const a = new Agent({ address: mesh.address(NODE), agentId: id, slots, random: seededRandom(SEED + agents.length), backoff: { initialMs: 10, maxMs: 100 } });
+    const a = new Agent({
+      address: mesh.address(NODE),
+      agentId: id,
+      slots,
+      random: seededRandom(SEED + agents.length),
+      backoff: { initialMs: 10, maxMs: 100 },
+    });
     agents.push(a);
     return a;
   }
 
   beforeAll(async () => {
-    mesh = await startMesh(TOPOLOGY, { seed: SEED, heartbeatIntervalMs: 100, heartbeatTimeoutMs: 600, summaryIntervalMs: 100 });
+    mesh = await startMesh(TOPOLOGY, {
+      seed: SEED,
+      heartbeatIntervalMs: 100,
+      heartbeatTimeoutMs: 600,
+      summaryIntervalMs: 100,
+    });
     client = new MeshClient({ address: mesh.address('/'), deadlineMs: 10_000 });
   });
 
@@ -36,7 +47,10 @@ describe(`SDK agents and client on the real mesh (seed ${SEED})`, () => {
   });
 
   it('runs submitted tasks on SDK agents and returns their output, within slots', async () => {
-    const a = agent('sdk-a', 3).handle('sum', (t) => ({ sum: t.json<number[]>().reduce((x, y) => x + y, 0), attempt: t.attempt }));
+    const a = agent('sdk-a', 3).handle('sum', (t) => ({
+      sum: t.json<number[]>().reduce((x, y) => x + y, 0),
+      attempt: t.attempt,
+    }));
     await a.start();
     await mesh.ready();
     const items = await client.submitBatch(Array.from({ length: 60 }, (_, i) => ({ kind: 'sum', payload: [i, 1] })));

@@ -14,7 +14,17 @@ describe('agent-sim', () => {
     const node = await FakeNode.start({ heartbeatIntervalMs: 200 });
     cleanups.push(() => node.stop());
     node.autoDispatch = true;
-    const sim = startAgentSim({ address: node.address, agents: 50, slots: 2, kinds: ['default'], serviceTimeMs: 2, serviceJitterMs: 1, failureRate: 0.1, seed: 11, channels: 2 });
+    const sim = startAgentSim({
+      address: node.address,
+      agents: 50,
+      slots: 2,
+      kinds: ['default'],
+      serviceTimeMs: 2,
+      serviceJitterMs: 1,
+      failureRate: 0.1,
+      seed: 11,
+      channels: 2,
+    });
     cleanups.push(() => sim.stop({ graceful: false }));
     await sim.ready();
     expect(sim.stats().connected).toBe(50);
@@ -22,10 +32,16 @@ describe('agent-sim', () => {
     const client = new MeshClient({ address: node.address });
     cleanups.push(() => client.close());
     const items = await client.submitBatch(Array.from({ length: 600 }, () => ({ kind: 'default' })));
-    await waitFor(() => [...node.tasks.values()].every((t) => t.state === TaskState.TASK_STATE_COMPLETED || t.state === TaskState.TASK_STATE_FAILED), {
-      timeoutMs: 20_000,
-      what: 'all 600 tasks finished',
-    });
+    await waitFor(
+      () =>
+        [...node.tasks.values()].every(
+          (t) => t.state === TaskState.TASK_STATE_COMPLETED || t.state === TaskState.TASK_STATE_FAILED,
+        ),
+      {
+        timeoutMs: 20_000,
+        what: 'all 600 tasks finished',
+      },
+    );
     const st = sim.stats();
     expect(items.every((i) => i.ok)).toBe(true);
     expect(st.completed + st.failed).toBe(600);
@@ -63,7 +79,14 @@ describe('agent-sim', () => {
     const dead = await FakeNode.start();
     const addr = dead.address;
     await dead.stop();
-    const code = await runAgentSim({ address: addr, agents: 2, durationS: 0.2, statsIntervalMs: 0, stdout: () => {}, stderr: () => {} });
+    const code = await runAgentSim({
+      address: addr,
+      agents: 2,
+      durationS: 0.2,
+      statsIntervalMs: 0,
+      stdout: () => {},
+      stderr: () => {},
+    });
     expect(code).toBe(1);
   });
 });

@@ -30,11 +30,19 @@ function gate() {
 describe('Agent', () => {
   it('says hello with kinds, labels and slots, runs a task and reports the result', async () => {
     const node = await startNode();
-    const agent = newAgent({ address: node.address, labels: { gpu: 'a100' }, slots: 3 }).handle('echo', async (t) => `echo:${t.text()}:${t.labels.k}`);
+    const agent = newAgent({ address: node.address, labels: { gpu: 'a100' }, slots: 3 }).handle(
+      'echo',
+      async (t) => `echo:${t.text()}:${t.labels.k}`,
+    );
     await agent.start();
     expect(agent.state).toBe('connected');
     const s = node.session('a1')!;
-    expect(s.hello).toMatchObject({ agentId: 'a1', kinds: ['echo'], slots: 3, labels: [{ key: 'gpu', value: 'a100' }] });
+    expect(s.hello).toMatchObject({
+      agentId: 'a1',
+      kinds: ['echo'],
+      slots: 3,
+      labels: [{ key: 'gpu', value: 'a100' }],
+    });
     s.assign([dispatch('t1', 'echo', 'hi')]);
     const r = await waitFor(() => s.resultFor('t1'), { what: 'result of t1' });
     expect(r.status).toBe(ResultStatus.RESULT_STATUS_OK);
@@ -274,12 +282,18 @@ describe('Agent', () => {
   it('after a reconnect, re-announces attempts still running (started + in_flight in the first load)', async () => {
     const node = await startNode();
     const g = gate();
-    const agent = newAgent({ address: node.address, backoff: { initialMs: 5, maxMs: 20 }, random: seededRandom(2) }).handle('echo', () => g.p);
+    const agent = newAgent({
+      address: node.address,
+      backoff: { initialMs: 5, maxMs: 20 },
+      random: seededRandom(2),
+    }).handle('echo', () => g.p);
     await agent.start();
     node.session()!.assign([dispatch('r1'), dispatch('r2')]);
     await waitFor(() => agent.inFlight === 2, { what: 'two running' });
     node.session()!.kill();
-    await waitFor(() => node.sessions.length === 2 && node.session()!.started.length === 2, { what: 're-announced on the new stream' });
+    await waitFor(() => node.sessions.length === 2 && node.session()!.started.length === 2, {
+      what: 're-announced on the new stream',
+    });
     const s2 = node.session()!;
     expect(s2.started.map((r) => r.taskId).sort()).toEqual(['r1', 'r2']);
     expect(s2.loads[0]!.load.inFlight).toBe(2);
@@ -289,7 +303,11 @@ describe('Agent', () => {
 
   it('keeps retrying while the node is down and comes back when it returns on the same port', async () => {
     const node = await startNode();
-    const agent = newAgent({ address: node.address, backoff: { initialMs: 10, maxMs: 50 }, random: seededRandom(3) }).handle('echo', () => 'x');
+    const agent = newAgent({
+      address: node.address,
+      backoff: { initialMs: 10, maxMs: 50 },
+      random: seededRandom(3),
+    }).handle('echo', () => 'x');
     await agent.start();
     const port = node.port;
     await node.stop();
@@ -306,7 +324,11 @@ describe('Agent', () => {
     const deadAddr = dead.address;
     await dead.stop();
     const node = await startNode();
-    const agent = newAgent({ address: [deadAddr, node.address], backoff: { initialMs: 5, maxMs: 20 }, random: seededRandom(1) }).handle('echo', () => 1);
+    const agent = newAgent({
+      address: [deadAddr, node.address],
+      backoff: { initialMs: 5, maxMs: 20 },
+      random: seededRandom(1),
+    }).handle('echo', () => 1);
     await agent.start();
     expect(agent.address).toBe(node.address);
     expect(node.session('a1')).toBeDefined();
@@ -359,13 +381,16 @@ describe('Agent', () => {
     const node = await startNode();
     const port = node.port;
     const g = gate();
-    const agent = newAgent({ address: node.address, slots: 5, maxBufferedResults: 3, backoff: { initialMs: 10, maxMs: 50 }, random: seededRandom(4) }).handle(
-      'echo',
-      async (t) => {
-        await g.p;
-        return t.id;
-      },
-    );
+    const agent = newAgent({
+      address: node.address,
+      slots: 5,
+      maxBufferedResults: 3,
+      backoff: { initialMs: 10, maxMs: 50 },
+      random: seededRandom(4),
+    }).handle('echo', async (t) => {
+      await g.p;
+      return t.id;
+    });
     await agent.start();
     node.session()!.assign(['a', 'b', 'c', 'd', 'e'].map((id) => dispatch(id)));
     await waitFor(() => agent.inFlight === 5, { what: 'five running' });

@@ -38,9 +38,17 @@ describe('generated deploy files', () => {
     for (const cell of example.cells) {
       for (const r of cell.replicas) {
         const name = `${cellSlug(cell.path)}-${r.replica}`;
-        const s = services[name];
+        const s = services[name]!;
         expect(s, name).toBeDefined();
-        expect(s.command.slice(0, 7)).toEqual(['serve', '--topology', '/etc/meshlb/topology.yaml', '--cell', cell.path, '--replica', String(r.replica)]);
+        expect(s.command.slice(0, 7)).toEqual([
+          'serve',
+          '--topology',
+          '/etc/meshlb/topology.yaml',
+          '--cell',
+          cell.path,
+          '--replica',
+          String(r.replica),
+        ]);
         expect(s.volumes[0]).toBe('./compose/topology.yaml:/etc/meshlb/topology.yaml:ro');
         expect(s.healthcheck.test).toContain('health');
         // the address the other replicas dial is this service's DNS name
@@ -50,14 +58,14 @@ describe('generated deploy files', () => {
     const agents = Object.keys(services).filter((s) => s.startsWith('agents-'));
     expect(agents).toHaveLength(8);
     for (const a of agents) {
-      const s = services[a];
+      const s = services[a]!;
       expect(s.command[0]).toBe('agent-sim');
       const target = (s.command[2] as string).split(':')[0]!;
       expect(services[target], `agent-sim ${a} dials ${target}`).toBeDefined();
       expect(Object.keys(s.depends_on)).toEqual([target]);
     }
-    expect(services.submit.command.slice(0, 3)).toEqual(['submit', '--address', `root-1:${CONTAINER_PORT}`]);
-    expect(services.submit.profiles).toEqual(['workload']);
+    expect(services.submit!.command.slice(0, 3)).toEqual(['submit', '--address', `root-1:${CONTAINER_PORT}`]);
+    expect(services.submit!.profiles).toEqual(['workload']);
     expect(Object.keys(services)).toHaveLength(15 + 8 + 1);
     // every service name is a valid compose/DNS name
     for (const s of Object.keys(services)) expect(s).toMatch(/^[a-z0-9][a-z0-9-]*$/);
@@ -80,7 +88,9 @@ describe('generated deploy files', () => {
       const c = sts.spec.template.spec.containers[0];
       expect(c.readinessProbe.grpc.port).toBe(CONTAINER_PORT);
       expect(c.livenessProbe.grpc.port).toBe(CONTAINER_PORT);
-      expect(c.args[0]).toMatch(/serve --topology \/etc\/meshlb\/topology.yaml --cell \S+ --replica \$\(\( \$\{HOSTNAME##\*-\} \+ 1 \)\)/);
+      expect(c.args[0]).toMatch(
+        /serve --topology \/etc\/meshlb\/topology.yaml --cell \S+ --replica \$\(\( \$\{HOSTNAME##\*-\} \+ 1 \)\)/,
+      );
       // selector matches the template, and no agent-sim pod
       expect(sts.spec.template.metadata.labels).toMatchObject(sts.spec.selector.matchLabels);
       expect(sts.spec.selector.matchLabels['meshlb.io/role']).toBe('replica');
@@ -91,7 +101,9 @@ describe('generated deploy files', () => {
     for (const d of of('Deployment')) expect(d.spec.selector.matchLabels['meshlb.io/role']).toBe('agent-sim');
     const cm = of('ConfigMap')[0]!;
     const topo = parseTopology(cm.data['topology.yaml'], 'configmap');
-    expect(topo.byPath.get('/eu/west-1a/n1')!.replicas[0]!.address).toBe(`eu-west-1a-n1-0.eu-west-1a-n1.meshlb.svc.cluster.local:${CONTAINER_PORT}`);
+    expect(topo.byPath.get('/eu/west-1a/n1')!.replicas[0]!.address).toBe(
+      `eu-west-1a-n1-0.eu-west-1a-n1.meshlb.svc.cluster.local:${CONTAINER_PORT}`,
+    );
     const kustomization = parse(files.get('k8s/kustomization.yaml')!) as Any;
     for (const r of kustomization.resources as string[]) expect(files.has(`k8s/${r}`), r).toBe(true);
   });

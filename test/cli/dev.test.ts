@@ -9,7 +9,10 @@ const repo = join(import.meta.dirname, '..', '..');
 
 function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repo, 'bin', 'meshlb.js'), ...args], { cwd: repo, env: { ...process.env, MESHLB_LOG_LEVEL: 'warn' } });
+    const child = spawn(process.execPath, [join(repo, 'bin', 'meshlb.js'), ...args], {
+      cwd: repo,
+      env: { ...process.env, MESHLB_LOG_LEVEL: 'warn' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -28,7 +31,23 @@ function runCli(args: string[], timeoutMs: number): Promise<{ code: number | nul
 describe('meshlb dev', () => {
   it('runs the example mesh and prints one JSON report with every task accounted for', async () => {
     const seed = 7;
-    const r = await runCli(['dev', '--tasks', '3000', '--agents', '30', '--rate', '0', '--failure-rate', '0.05', '--seed', String(seed), '--json'], 90_000);
+    const r = await runCli(
+      [
+        'dev',
+        '--tasks',
+        '3000',
+        '--agents',
+        '30',
+        '--rate',
+        '0',
+        '--failure-rate',
+        '0.05',
+        '--seed',
+        String(seed),
+        '--json',
+      ],
+      90_000,
+    );
     expect(r.code, `seed ${seed}; stderr:\n${r.stderr}`).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);

@@ -32,7 +32,8 @@ describe('meshlb CLI', () => {
   it('--help lists every command and exits 0', async () => {
     const r = await run('--help');
     expect(r.code).toBe(0);
-    for (const c of ['serve', 'dev', 'agent-sim', 'submit', 'deploy', 'sim', 'topology', 'health']) expect(r.out).toContain(c);
+    for (const c of ['serve', 'dev', 'agent-sim', 'submit', 'deploy', 'sim', 'topology', 'health'])
+      expect(r.out).toContain(c);
   });
 
   it('unknown flags and commands are usage errors (exit 2) with a message', async () => {
@@ -50,7 +51,10 @@ describe('meshlb CLI', () => {
       [['dev', '--failure-rate', '1.5'], /--failure-rate.*between 0 and 1/],
       [['serve', '--topology', example, '--cell', '/', '--replica', '9'], /--replica.*between 1 and 5/],
       [['serve', '--cell', '/'], /required option '--topology <file>'/],
-      [['sim', '--topology', example, '--chaos', 'meteor'], /unknown meteor \(allowed: kill-leaders, kill-agents, partition\)/],
+      [
+        ['sim', '--topology', example, '--chaos', 'meteor'],
+        /unknown meteor \(allowed: kill-leaders, kill-agents, partition\)/,
+      ],
       [['agent-sim', '--address', 'x:1', '--labels', 'novalue'], /"novalue" is not key=value/],
       [['serve', '--topology', example, '--cell', '/', '--log-level', 'loud'], /--log-level.*Allowed choices/],
     ];
@@ -97,7 +101,10 @@ describe('meshlb CLI', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('ok (example');
-    const bad = spawnSync(process.execPath, [join(repo, 'bin', 'meshlb.js'), 'dev', '--nope'], { encoding: 'utf8', timeout: 30_000 });
+    const bad = spawnSync(process.execPath, [join(repo, 'bin', 'meshlb.js'), 'dev', '--nope'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(bad.status).toBe(EXIT_USAGE);
   });
 });

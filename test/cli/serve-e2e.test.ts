@@ -32,9 +32,21 @@ describe('meshlb serve (real process)', () => {
     const proc = sup.start({
       name: 'serve',
       command: process.execPath,
-      args: [join(repo, 'bin', 'meshlb.js'), 'serve', '--topology', topo, '--cell', '/', '--data-dir', join(dir, 'data')],
+      args: [
+        join(repo, 'bin', 'meshlb.js'),
+        'serve',
+        '--topology',
+        topo,
+        '--cell',
+        '/',
+        '--data-dir',
+        join(dir, 'data'),
+      ],
     });
-    await waitFor(async () => (await checkHealth(address, '', 1000)) === 'SERVING', { timeoutMs: 30_000, what: 'serve SERVING' });
+    await waitFor(async () => (await checkHealth(address, '', 1000)) === 'SERVING', {
+      timeoutMs: 30_000,
+      what: 'serve SERVING',
+    });
     expect(await checkHealth(address, 'meshlb.v1.TaskService')).toBe('SERVING');
     expect(await checkHealth(address, 'meshlb.v1.AdminService')).toBe('SERVING');
 
@@ -59,9 +71,13 @@ describe('meshlb serve (real process)', () => {
       call.end();
       await done;
       const services = (answers[0]!.list_services_response.service as Any[]).map((s) => s.name);
-      expect(services).toEqual(expect.arrayContaining(['grpc.health.v1.Health', 'meshlb.v1.TaskService', 'meshlb.v1.AdminService']));
+      expect(services).toEqual(
+        expect.arrayContaining(['grpc.health.v1.Health', 'meshlb.v1.TaskService', 'meshlb.v1.AdminService']),
+      );
       for (const a of answers.slice(1)) {
-        const files = (a.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) => fromBinary(FileDescriptorProtoSchema, b));
+        const files = (a.file_descriptor_response.file_descriptor_proto as Buffer[]).map((b) =>
+          fromBinary(FileDescriptorProtoSchema, b),
+        );
         const byName = new Map(files.map((f) => [f.name, f]));
         expect(() => createFileRegistry(files[0]!, (n) => byName.get(n))).not.toThrow();
       }

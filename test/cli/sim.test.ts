@@ -54,7 +54,9 @@ describe('meshlb sim (with a fake meshlb)', () => {
     expect(result.agents).toBe(6);
     expect(result.submit).toEqual({ submitted: 300, accepted: 300, completed: 300, failed: 0, unfinished: 0 });
     expect(result.lost).toBe(0);
-    expect(result.chaos.map((c) => c.kind)).toEqual(expect.arrayContaining(['kill-leader', 'kill-agents', 'partition']));
+    expect(result.chaos.map((c) => c.kind)).toEqual(
+      expect.arrayContaining(['kill-leader', 'kill-agents', 'partition']),
+    );
     // every kill was followed by a restart
     expect(result.restarts).toBe(result.chaos.filter((c) => c.kind !== 'partition').length);
     expect(result.unexpected_exits).toEqual([]);

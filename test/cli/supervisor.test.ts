@@ -36,7 +36,13 @@ describe('Supervisor', () => {
     const unexpected: Array<[string, number]> = [];
     sup = new Supervisor({ onUnexpectedExit: (n, c) => unexpected.push([n, c]) });
     const crash = sup.start({ name: 'crash', command: process.execPath, args: ['-e', 'process.exit(7)'] });
-    const job = sup.start({ name: 'job', command: process.execPath, args: ['-e', 'console.log(JSON.stringify({ok:1}))'], captureStdout: true, job: true });
+    const job = sup.start({
+      name: 'job',
+      command: process.execPath,
+      args: ['-e', 'console.log(JSON.stringify({ok:1}))'],
+      captureStdout: true,
+      job: true,
+    });
     expect(await crash.exited).toBe(7);
     expect(await job.exited).toBe(0);
     expect(JSON.parse(job.stdout)).toEqual({ ok: 1 });

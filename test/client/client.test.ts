@@ -46,7 +46,15 @@ async function expectMeshError(p: Promise<unknown>): Promise<MeshClientError> {
 describe('toTaskSpec', () => {
   it('converts friendly input: priority names, label records, JSON/text/bytes payloads, durability, deadline', () => {
     const d = new Date('2030-01-01T00:00:00Z');
-    const s = toTaskSpec({ kind: 'k', priority: 'critical', labels: { a: '1', b: '2' }, payload: { x: 1 }, durability: 'none', deadline: d, idempotencyKey: 'i' });
+    const s = toTaskSpec({
+      kind: 'k',
+      priority: 'critical',
+      labels: { a: '1', b: '2' },
+      payload: { x: 1 },
+      durability: 'none',
+      deadline: d,
+      idempotencyKey: 'i',
+    });
     expect(s.priority).toBe(Priority.PRIORITY_CRITICAL);
     expect(s.labels).toEqual([
       { key: 'a', value: '1' },
@@ -75,7 +83,11 @@ describe('MeshClient', () => {
     const c = newClient({ address: node.address });
     const r = await c.submit({ kind: 'echo', payload: 'hi', priority: 'high', labels: { zone: 'a' } });
     expect(r).toMatchObject({ taskId: 't-1', existing: false, state: TaskState.TASK_STATE_QUEUED });
-    expect(node.submitted[0]).toMatchObject({ kind: 'echo', priority: Priority.PRIORITY_HIGH, labels: [{ key: 'zone', value: 'a' }] });
+    expect(node.submitted[0]).toMatchObject({
+      kind: 'echo',
+      priority: Priority.PRIORITY_HIGH,
+      labels: [{ key: 'zone', value: 'a' }],
+    });
     const again = await c.submit({ kind: 'echo', idempotencyKey: 'k1' });
     const same = await c.submit({ kind: 'echo', idempotencyKey: 'k1' });
     expect(same).toMatchObject({ taskId: again.taskId, existing: true });
@@ -185,9 +197,11 @@ describe('MeshClient', () => {
   it('watch of an unknown task fails with NOT_FOUND; breaking out cancels the server stream', async () => {
     const node = await startNode();
     const c = newClient({ address: node.address });
-    const err = await expectMeshError((async () => {
-      for await (const _ of c.watch('missing')) void _;
-    })());
+    const err = await expectMeshError(
+      (async () => {
+        for await (const _ of c.watch('missing')) void _;
+      })(),
+    );
     expect(err.code).toBe(status.NOT_FOUND);
     const { taskId } = await c.submit({ kind: 'echo' });
     for await (const t of c.watch(taskId)) {
@@ -222,7 +236,10 @@ describe('MeshClient', () => {
       for await (const t of c.watch(id)) last = t; // plain watch: no retries to hide a dropped connection
       return last!;
     });
-    await waitFor(() => ids.every((id) => node.watcherCount(id) === 1), { timeoutMs: 30_000, what: '1500 watches open' });
+    await waitFor(() => ids.every((id) => node.watcherCount(id) === 1), {
+      timeoutMs: 30_000,
+      what: '1500 watches open',
+    });
     for (const id of ids) node.setState(id, TaskState.TASK_STATE_COMPLETED, {});
     const done = await Promise.all(waits);
     expect(done.every((t) => t.state === TaskState.TASK_STATE_COMPLETED)).toBe(true);

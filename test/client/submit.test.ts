@@ -21,7 +21,15 @@ async function meshWithAgents(agents = 10) {
 describe('submit load generator', () => {
   it('submits a bounded count, waits for results and reports latency percentiles', async () => {
     const { node } = await meshWithAgents();
-    const s = await submitLoad({ address: node.address, tasks: 150, concurrency: 64, payloadBytes: 16, priority: 'high', statsIntervalMs: 0, stderr: () => {} });
+    const s = await submitLoad({
+      address: node.address,
+      tasks: 150,
+      concurrency: 64,
+      payloadBytes: 16,
+      priority: 'high',
+      statsIntervalMs: 0,
+      stderr: () => {},
+    });
     expect(s).toMatchObject({ submitted: 150, accepted: 150, rejected: 0, completed: 150, unfinished: 0 });
     expect(s.latency_ms.p50).toBeGreaterThan(0);
     expect(s.latency_ms.p99).toBeGreaterThanOrEqual(s.latency_ms.p50);
@@ -33,20 +41,42 @@ describe('submit load generator', () => {
   it('batches submissions and counts rejections by code', async () => {
     const { node } = await meshWithAgents();
     node.exhausted = { count: 1000, retryAfterMs: 1 };
-    const s = await submitLoad({ address: node.address, tasks: 50, batch: 10, retryExhausted: false, statsIntervalMs: 0, stderr: () => {} });
+    const s = await submitLoad({
+      address: node.address,
+      tasks: 50,
+      batch: 10,
+      retryExhausted: false,
+      statsIntervalMs: 0,
+      stderr: () => {},
+    });
     expect(s.submitted).toBe(50);
     expect(s.rejected).toBe(50);
     expect(s.rejected_by_code).toEqual({ RESOURCE_EXHAUSTED: 50 });
     expect(node.calls.submitBatch).toBe(5);
     node.exhausted.count = 0;
     // A batch larger than the concurrency still goes (alone): no deadlock.
-    const ok = await submitLoad({ address: node.address, tasks: 55, batch: 10, concurrency: 4, statsIntervalMs: 0, stderr: () => {} });
+    const ok = await submitLoad({
+      address: node.address,
+      tasks: 55,
+      batch: 10,
+      concurrency: 4,
+      statsIntervalMs: 0,
+      stderr: () => {},
+    });
     expect(ok).toMatchObject({ accepted: 55, completed: 55 });
   });
 
   it('is paced by rate and bounded by durationS', async () => {
     const { node } = await meshWithAgents(2);
-    const s = await submitLoad({ address: node.address, tasks: 1_000_000, rate: 200, durationS: 0.25, wait: false, statsIntervalMs: 0, stderr: () => {} });
+    const s = await submitLoad({
+      address: node.address,
+      tasks: 1_000_000,
+      rate: 200,
+      durationS: 0.25,
+      wait: false,
+      statsIntervalMs: 0,
+      stderr: () => {},
+    });
     expect(s.submitted).toBeGreaterThan(10);
     expect(s.submitted).toBeLessThan(100);
     expect(s.accepted).toBe(s.submitted);
@@ -57,7 +87,15 @@ describe('submit load generator', () => {
     cleanups.push(() => node.stop());
     node.autoDispatch = true; // but no agents: nothing ever finishes
     const out: string[] = [];
-    const code = await runSubmit({ address: node.address, tasks: 5, waitMs: 100, json: true, statsIntervalMs: 0, stdout: (l) => out.push(l), stderr: () => {} });
+    const code = await runSubmit({
+      address: node.address,
+      tasks: 5,
+      waitMs: 100,
+      json: true,
+      statsIntervalMs: 0,
+      stdout: (l) => out.push(l),
+      stderr: () => {},
+    });
     expect(code).toBe(1);
     expect(out).toHaveLength(1);
     expect(JSON.parse(out[0]!)).toMatchObject({ submitted: 5, accepted: 5, unfinished: 5 });
@@ -67,7 +105,12 @@ describe('submit load generator', () => {
 describe('submit options', () => {
   it('a bad priority is a usage error (exit 2) before any traffic', async () => {
     const err: string[] = [];
-    const code = await runSubmit({ address: '127.0.0.1:1', priority: 'urgent' as never, stdout: () => {}, stderr: (l) => err.push(l) });
+    const code = await runSubmit({
+      address: '127.0.0.1:1',
+      priority: 'urgent' as never,
+      stdout: () => {},
+      stderr: (l) => err.push(l),
+    });
     expect(code).toBe(2);
     expect(err.join('\n')).toMatch(/unknown priority/);
   });

@@ -27,7 +27,8 @@ setRootLogger(
     }),
   ),
 );
-const logged = (re: RegExp) => waitFor(() => lines.some((l) => re.test(l)), { timeoutMs: 3000, what: `a log line ${re}` });
+const logged = (re: RegExp) =>
+  waitFor(() => lines.some((l) => re.test(l)), { timeoutMs: 3000, what: `a log line ${re}` });
 
 const codeOf = async (p: Promise<unknown>): Promise<number> => {
   try {
@@ -42,7 +43,17 @@ const codeOf = async (p: Promise<unknown>): Promise<number> => {
 function rawStream(address: string, path: string) {
   const id = (b: Buffer) => b;
   const Ctor = grpc.makeGenericClientConstructor(
-    { open: { path, requestStream: true, responseStream: true, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
+    {
+      open: {
+        path,
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: id,
+        requestDeserialize: id,
+        responseSerialize: id,
+        responseDeserialize: id,
+      },
+    },
     'raw',
   );
   const client = new Ctor(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
@@ -115,14 +126,24 @@ describe('bad input', () => {
   it('unknown task ids → NOT_FOUND (Get, Cancel, Watch); empty id → INVALID_ARGUMENT', async () => {
     expect(await codeOf(client.get('no-such-task'))).toBe(grpc.status.NOT_FOUND);
     expect(await codeOf(client.cancel('no-such-task'))).toBe(grpc.status.NOT_FOUND);
-    expect(await codeOf((async () => { for await (const _ of client.watch('no-such-task')) void _; })())).toBe(grpc.status.NOT_FOUND);
+    expect(
+      await codeOf(
+        (async () => {
+          for await (const _ of client.watch('no-such-task')) void _;
+        })(),
+      ),
+    ).toBe(grpc.status.NOT_FOUND);
     expect(await codeOf(client.get(''))).toBe(grpc.status.INVALID_ARGUMENT);
     await logged(/get refused/);
   });
 
   it('oversize payload → INVALID_ARGUMENT over the payload cap, RESOURCE_EXHAUSTED over the message cap', async () => {
-    expect(await codeOf(client.submit({ kind: 'echo', payload: Buffer.alloc(100 * 1024) }))).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(await codeOf(client.submit({ kind: 'echo', payload: Buffer.alloc(5 * 1024 * 1024) }))).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(await codeOf(client.submit({ kind: 'echo', payload: Buffer.alloc(100 * 1024) }))).toBe(
+      grpc.status.INVALID_ARGUMENT,
+    );
+    expect(await codeOf(client.submit({ kind: 'echo', payload: Buffer.alloc(5 * 1024 * 1024) }))).toBe(
+      grpc.status.RESOURCE_EXHAUSTED,
+    );
     // Still serving.
     expect((await client.submit({ kind: 'echo' })).taskId).toBeTruthy();
   });
@@ -195,10 +216,16 @@ describe('bad input', () => {
         Array.from({ length: 40 }, () => ({ kind: 'big', payload: Buffer.alloc(60 * 1024) })),
       );
       const cell = t.mesh.replicas.get(home)!.cell;
-      await waitFor(() => cell.agents!.byId.get('stuck') === undefined, { timeoutMs: 10_000, what: 'stuck agent dropped' });
+      await waitFor(() => cell.agents!.byId.get('stuck') === undefined, {
+        timeoutMs: 10_000,
+        what: 'stuck agent dropped',
+      });
       await logged(/agent overflow/);
       await t.addAgent(home, { agentId: 'unstuck', kinds: ['big'], slots: 8 });
-      await waitFor(() => items.every((i) => cell.ledger.get(i.taskId)!.state === 4), { timeoutMs: 15_000, what: 'big tasks completed elsewhere' });
+      await waitFor(() => items.every((i) => cell.ledger.get(i.taskId)!.state === 4), {
+        timeoutMs: 15_000,
+        what: 'big tasks completed elsewhere',
+      });
       stuck.resume();
       await waitFor(() => stuck.status !== undefined, { timeoutMs: 10_000, what: 'stuck agent status' });
       expect(stuck.status!.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
@@ -221,13 +248,18 @@ describe('bad input', () => {
     const raw = new TaskServiceClient(t.mesh.address('/'), grpc.credentials.createInsecure());
     const call = raw.submitStream();
     call.on('error', () => {});
-    for (let i = 0; i < 50; i++) call.write({ requestId: i, task: TaskSpec.fromPartial({ kind: 'echo', idempotencyKey: `mid-${i}` }) });
+    for (let i = 0; i < 50; i++)
+      call.write({ requestId: i, task: TaskSpec.fromPartial({ kind: 'echo', idempotencyKey: `mid-${i}` }) });
     await new Promise((r) => setTimeout(r, 20));
     call.cancel();
     // Unary: the client's deadline passes before the answer.
     await new Promise<void>((res) =>
       raw.submitBatch(
-        { tasks: Array.from({ length: 200 }, (_, i) => TaskSpec.fromPartial({ kind: 'echo', idempotencyKey: `dl-${i}` })) },
+        {
+          tasks: Array.from({ length: 200 }, (_, i) =>
+            TaskSpec.fromPartial({ kind: 'echo', idempotencyKey: `dl-${i}` }),
+          ),
+        },
         new grpc.Metadata(),
         { deadline: Date.now() + 1 },
         () => res(),

@@ -33,7 +33,9 @@ describe(`mesh chaos: agents killed mid-task (seed ${SEED})`, () => {
     const N = 1500;
     const ids: string[] = [];
     for (let b = 0; b < N / 250; b++) {
-      const items = await client.submitBatch(Array.from({ length: 250 }, (_, i) => ({ kind: 'echo', payload: `c${b}-${i}` })));
+      const items = await client.submitBatch(
+        Array.from({ length: 250 }, (_, i) => ({ kind: 'echo', payload: `c${b}-${i}` })),
+      );
       for (const it of items) {
         expect(it.ok).toBe(true);
         ids.push(it.taskId);
@@ -71,7 +73,8 @@ describe(`mesh chaos: agents killed mid-task (seed ${SEED})`, () => {
     // Lost attempts were retried elsewhere: with 6 attempts almost all complete.
     expect(completed).toBeGreaterThan(N * 0.95);
     for (const a of t.agents) expect(a.maxHeld, `agent ${a.opts.agentId} held`).toBeLessThanOrEqual(a.opts.slots);
-    for (const node of t.mesh.nodes) expect(t.mesh.replicas.get(node)!.cell.agents!.maxOverSlots).toBeLessThanOrEqual(0);
+    for (const node of t.mesh.nodes)
+      expect(t.mesh.replicas.get(node)!.cell.agents!.maxOverSlots).toBeLessThanOrEqual(0);
     // Muted agents were declared dead by missed heartbeats.
     if (muted > 0) {
       await waitFor(() => t!.agents.filter((a) => a.status?.code === 4).length > 0, {

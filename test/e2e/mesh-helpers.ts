@@ -58,7 +58,8 @@ export async function startTestMesh(opts: CellOptions = {}): Promise<TestMesh> {
     agents,
     async addAgent(node, o) {
       let client = clients.get(node);
-      if (!client) clients.set(node, (client = new AgentServiceClient(mesh.address(node), credentials.createInsecure())));
+      if (!client)
+        clients.set(node, (client = new AgentServiceClient(mesh.address(node), credentials.createInsecure())));
       const a = new SimAgent({
         address: mesh.address(node),
         kinds: ['echo'],

@@ -85,12 +85,22 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
 
   const getCell = (m: string) =>
     new Promise<GetCellResponse | undefined>((resolve) =>
-      admins.get(m)!.getCell({ path: '' }, new grpc.Metadata(), { deadline: Date.now() + 500 }, (err, res) => resolve(err ? undefined : res)),
+      admins
+        .get(m)!
+        .getCell({ path: '' }, new grpc.Metadata(), { deadline: Date.now() + 500 }, (err, res) =>
+          resolve(err ? undefined : res),
+        ),
     );
-  const childConnected = (c: GetCellResponse | undefined, child: string) => c?.children.find((x) => x.cell === child)?.connected === true;
+  const childConnected = (c: GetCellResponse | undefined, child: string) =>
+    c?.children.find((x) => x.cell === child)?.connected === true;
   const allLinked = async () => {
     const [g, r, z] = await Promise.all([getCell('g'), getCell('r'), getCell('z')]);
-    return childConnected(g, '/r1') && childConnected(r, '/r1/z1') && childConnected(z, CELLS.a!) && childConnected(z, CELLS.b!);
+    return (
+      childConnected(g, '/r1') &&
+      childConnected(r, '/r1/z1') &&
+      childConnected(z, CELLS.a!) &&
+      childConnected(z, CELLS.b!)
+    );
   };
 
   beforeAll(async () => {
@@ -101,13 +111,28 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
     fs.writeFileSync(topo, topologyYaml(lab, path.join(tmp, 'data')));
     const env = { ...process.env, MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn' };
     for (const [m, cell] of Object.entries(CELLS)) {
-      procs.push(lab.spawn(m, `serve ${cell}`, process.execPath, [BIN, 'serve', '--topology', topo, '--cell', cell, '--data-dir', path.join(tmp, 'data', m)], env));
-      admins.set(m, new AdminServiceClient(`${lab.member(m).ip}:${PORT}`, grpc.credentials.createInsecure(), { 'grpc.max_reconnect_backoff_ms': 500 }));
+      procs.push(
+        lab.spawn(
+          m,
+          `serve ${cell}`,
+          process.execPath,
+          [BIN, 'serve', '--topology', topo, '--cell', cell, '--data-dir', path.join(tmp, 'data', m)],
+          env,
+        ),
+      );
+      admins.set(
+        m,
+        new AdminServiceClient(`${lab.member(m).ip}:${PORT}`, grpc.credentials.createInsecure(), {
+          'grpc.max_reconnect_backoff_ms': 500,
+        }),
+      );
     }
     await waitFor(
       async () => {
         for (const p of procs) if (!p.running()) throw new Error(`${p.name} exited early:\n${p.output()}`);
-        const st = await Promise.all(Object.keys(CELLS).map((m) => checkHealth(`${lab!.member(m).ip}:${PORT}`, '', 1000)));
+        const st = await Promise.all(
+          Object.keys(CELLS).map((m) => checkHealth(`${lab!.member(m).ip}:${PORT}`, '', 1000)),
+        );
         return st.every((s) => s === 'SERVING');
       },
       { timeoutMs: 40_000, intervalMs: 100, what: 'every replica SERVING' },
@@ -118,8 +143,26 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
           m,
           `agents ${m}`,
           process.execPath,
-          [BIN, 'agent-sim', '--address', `${lab.member(m).ip}:${PORT}`, '--agents', '4', '--slots', '2', '--kinds', 'default',
-            '--service-time-ms', '120', '--service-jitter-ms', '40', '--id-prefix', m, '--seed', String(SEED + m.charCodeAt(0))],
+          [
+            BIN,
+            'agent-sim',
+            '--address',
+            `${lab.member(m).ip}:${PORT}`,
+            '--agents',
+            '4',
+            '--slots',
+            '2',
+            '--kinds',
+            'default',
+            '--service-time-ms',
+            '120',
+            '--service-jitter-ms',
+            '40',
+            '--id-prefix',
+            m,
+            '--seed',
+            String(SEED + m.charCodeAt(0)),
+          ],
           env,
         ),
       );
@@ -129,13 +172,18 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
       async () => {
         const [a, b] = await Promise.all([getCell('a'), getCell('b')]);
         // A node's own summary: free slots of kind default = its agents' slots (4 x 2).
-        const free = (c: GetCellResponse | undefined) => c?.summary?.kinds.find((k) => k.kind === 'default')?.totalSlots ?? 0;
+        const free = (c: GetCellResponse | undefined) =>
+          c?.summary?.kinds.find((k) => k.kind === 'default')?.totalSlots ?? 0;
         return free(a) >= 8 && free(b) >= 8;
       },
       { timeoutMs: 20_000, intervalMs: 50, what: 'both node cells to report their agents' },
     ).catch(fail);
     client = new MeshClient({ address: `${lab.member('g').ip}:${PORT}`, deadlineMs: 5_000 });
-    note(`mesh up in ${lab.id}: ${Object.entries(CELLS).map(([m, c]) => `${c}=${lab!.member(m).ip}`).join(' ')}`);
+    note(
+      `mesh up in ${lab.id}: ${Object.entries(CELLS)
+        .map(([m, c]) => `${c}=${lab!.member(m).ip}`)
+        .join(' ')}`,
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -222,7 +270,8 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
         for (const id of ids.slice(0, 200)) {
           if (rerun.has(id)) continue;
           const t = await client!.get(id);
-          if (t.state === TaskState.TASK_STATE_COMPLETED && t.attempt > 1 && t.result?.nodeCell === CELLS.b) rerun.add(id);
+          if (t.state === TaskState.TASK_STATE_COMPLETED && t.attempt > 1 && t.result?.nodeCell === CELLS.b)
+            rerun.add(id);
         }
         return rerun.size >= 1 && Date.now() - cutAt > 7_000;
       },
@@ -230,7 +279,9 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
     ).catch(fail);
     const [zDuring, aDuring] = await Promise.all([getCell('z'), getCell('a')]);
     // Still cut: the link stays down at both ends (a keeps trying, and gives up on each silent stream).
-    note(`during the cut: ${rerun.size} tasks re-run on b; zone says a connected=${childConnected(zDuring, CELLS.a!)}, a says parent connected=${aDuring?.parentConnected}`);
+    note(
+      `during the cut: ${rerun.size} tasks re-run on b; zone says a connected=${childConnected(zDuring, CELLS.a!)}, a says parent connected=${aDuring?.parentConnected}`,
+    );
     expect(childConnected(zDuring, CELLS.a!), `zone shows the cut-off node connected\n${report()}`).toBe(false);
     expect(aDuring?.parentConnected, `the cut-off node shows its parent connected\n${report()}`).toBe(false);
 
@@ -257,19 +308,24 @@ describe.skipIf(gate.skip)(`mesh partition in network namespaces (seed ${SEED})`
     for (const t of tasks.values()) byState.set(TaskState[t.state], (byState.get(TaskState[t.state]) ?? 0) + 1);
     const retried = [...tasks.values()].filter((t) => t.attempt > 1);
     const onA2 = ids2.filter((id) => tasks.get(id)!.result?.nodeCell === CELLS.a).length;
-    note(`${all.length} tasks: ${JSON.stringify(Object.fromEntries(byState))}; ${retried.length} retried; wave 2 on a: ${onA2}/${ids2.length}`);
+    note(
+      `${all.length} tasks: ${JSON.stringify(Object.fromEntries(byState))}; ${retried.length} retried; wave 2 on a: ${onA2}/${ids2.length}`,
+    );
     console.log(trace.join('\n'));
 
     // Every accepted task completed (dead-letter only allowed if attempts truly ran out).
     for (const t of tasks.values()) {
-      if (t.state === TaskState.TASK_STATE_DEAD_LETTERED) expect(t.attempt, `${t.id} dead-lettered early\n${report()}`).toBe(MAX_ATTEMPTS);
+      if (t.state === TaskState.TASK_STATE_DEAD_LETTERED)
+        expect(t.attempt, `${t.id} dead-lettered early\n${report()}`).toBe(MAX_ATTEMPTS);
       else expect(TaskState[t.state], `${t.id}: ${t.reason}\n${report()}`).toBe('TASK_STATE_COMPLETED');
     }
     expect(byState.get('TASK_STATE_COMPLETED'), report()).toBe(all.length);
     // Exactly once: the home recorded one terminal outcome per task, no more.
     const home = (await getCell('g'))!;
     expect(Number(home.tasksAccepted), report()).toBe(all.length);
-    expect(Number(home.tasksCompleted) + Number(home.tasksFailed) + Number(home.tasksDeadLettered), report()).toBe(all.length);
+    expect(Number(home.tasksCompleted) + Number(home.tasksFailed) + Number(home.tasksDeadLettered), report()).toBe(
+      all.length,
+    );
     expect(Number(home.tasksCompleted), report()).toBe(all.length);
     // The cut-off node's work was re-run elsewhere; after heal a runs work again.
     expect(rerun.size, report()).toBeGreaterThan(0);

@@ -72,7 +72,10 @@ describe(`mesh across four tiers (seed ${SEED})`, () => {
     await waitFor(() => slow.inFlight === 1, { timeoutMs: 10_000, what: 'slow task running' });
     const task = await client.cancel(taskId, 'test');
     expect(task.state).toBe(TaskState.TASK_STATE_CANCELLED);
-    await waitFor(() => slow.cancelled === 1 && slow.inFlight === 0, { timeoutMs: 5_000, what: 'agent saw the cancel' });
+    await waitFor(() => slow.cancelled === 1 && slow.inFlight === 0, {
+      timeoutMs: 5_000,
+      what: 'agent saw the cancel',
+    });
     const again = await client.get(taskId);
     expect(again.state).toBe(TaskState.TASK_STATE_CANCELLED);
   });
@@ -100,8 +103,8 @@ describe(`mesh across four tiers (seed ${SEED})`, () => {
     try {
       const topo = await call<{ cells: unknown[] }>((cb) => admin.getTopology({}, cb as never));
       expect(topo.cells).toHaveLength(15);
-      const cell = await call<{ cell: { tier: string }; parentConnected: boolean; summary: { kinds: unknown[] } }>((cb) =>
-        admin.getCell({ path: '' }, cb as never),
+      const cell = await call<{ cell: { tier: string }; parentConnected: boolean; summary: { kinds: unknown[] } }>(
+        (cb) => admin.getCell({ path: '' }, cb as never),
       );
       expect(cell.cell.tier).toBe('node');
       expect(cell.parentConnected).toBe(true);

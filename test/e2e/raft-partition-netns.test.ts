@@ -84,7 +84,9 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
 
   const getStatus = (r: Rep, deadlineMs = 300) =>
     new Promise<RaftServiceStatusResponse | undefined>((resolve) =>
-      r.status.status({ groupId: GROUP }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => resolve(err ? undefined : res)),
+      r.status.status({ groupId: GROUP }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+        resolve(err ? undefined : res),
+      ),
     );
   const statuses = () => Promise.all(reps.map((r) => getStatus(r)));
   const byId = (id: string) => reps.find((r) => r.id === id)!;
@@ -152,7 +154,8 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
       for (const [k, v] of acked) if (m.get(k) !== v) lost.push(`${reps[i]!.id}:${k}`);
     });
     expect(lost, `acknowledged writes missing after ${what}\n${report()}`).toEqual([]);
-    for (const m of dumps.slice(1)) expect([...m].sort(), `replica states differ after ${what}\n${report()}`).toEqual([...dumps[0]!].sort());
+    for (const m of dumps.slice(1))
+      expect([...m].sort(), `replica states differ after ${what}\n${report()}`).toEqual([...dumps[0]!].sort());
     return dumps[0]!;
   };
 
@@ -163,15 +166,21 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
     const peers = lab.names.map((n) => `${n}=${lab!.member(n).ip}:${PORT}`).join(',');
     for (const id of lab.names) {
       const ip = lab.member(id).ip;
-      const proc = lab.spawn(id, `kv ${id}`, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SERVER], {
-        ...process.env,
-        MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn',
-        KV_ID: id,
-        KV_HOST: ip,
-        KV_PORT: String(PORT),
-        KV_PEERS: peers,
-        KV_DIR: path.join(tmp, id),
-      });
+      const proc = lab.spawn(
+        id,
+        `kv ${id}`,
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', SERVER],
+        {
+          ...process.env,
+          MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn',
+          KV_ID: id,
+          KV_HOST: ip,
+          KV_PORT: String(PORT),
+          KV_PEERS: peers,
+          KV_DIR: path.join(tmp, id),
+        },
+      );
       reps.push({
         id,
         address: `${ip}:${PORT}`,
@@ -242,9 +251,14 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
 
     // The majority keeps accepting writes.
     const atFailover = acked.size;
-    await waitFor(() => acked.size >= atFailover + 40, { timeoutMs: 10_000, what: '40 writes acknowledged by the majority' }).catch(async (e: Error) => {
+    await waitFor(() => acked.size >= atFailover + 40, {
+      timeoutMs: 10_000,
+      what: '40 writes acknowledged by the majority',
+    }).catch(async (e: Error) => {
       const st = await statuses();
-      throw new Error(`${e.message}\nacked ${acked.size} (at failover ${atFailover}); writerErrors ${JSON.stringify(writerErrors.slice(-12))}\nstatus ${JSON.stringify(st)}\n${report()}`);
+      throw new Error(
+        `${e.message}\nacked ${acked.size} (at failover ${atFailover}); writerErrors ${JSON.stringify(writerErrors.slice(-12))}\nstatus ${JSON.stringify(st)}\n${report()}`,
+      );
     });
 
     // The isolated leader: check-quorum makes it step down; its write was never acknowledged.
@@ -259,7 +273,12 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
     const isoOutcome = await isoWrite;
     note(`write sent to the isolated leader: ${isoOutcome}`);
     expect(isoOutcome, report()).not.toBe('acknowledged');
-    const late = await call<unknown, PutResponse>(old.kv, 'put', { key: `${isoKey}-late`, value: 'must-not-commit' }, 1_500).then(
+    const late = await call<unknown, PutResponse>(
+      old.kv,
+      'put',
+      { key: `${isoKey}-late`, value: 'must-not-commit' },
+      1_500,
+    ).then(
       () => 'acknowledged',
       (e: grpc.ServiceError) => `rejected ${grpc.status[e.code]}`,
     );
@@ -287,7 +306,9 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
       },
       { timeoutMs: 10_000, intervalMs: 20, what: 'every replica applied the same commit index' },
     );
-    note(`converged: leader ${done.leader.id} term ${done.term}, applied ${done.st.map((s) => `${s.nodeId}=${s.applied}`).join(' ')}; ${acked.size} acked`);
+    note(
+      `converged: leader ${done.leader.id} term ${done.term}, applied ${done.st.map((s) => `${s.nodeId}=${s.applied}`).join(' ')}; ${acked.size} acked`,
+    );
     expect(done.st.find((s) => s.nodeId === old.id)!.role).toBe(RaftRole.RAFT_ROLE_FOLLOWER);
     // Pre-vote: the isolated replica campaigned without raising its term, so its return
     // did not force an election either.
@@ -323,18 +344,29 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
     const violations: string[] = [];
     await waitFor(
       async () => {
-        const [ls, os_, cs] = await Promise.all([getStatus(leader, 200), getStatus(other, 200), getStatus(cutOff, 200)]);
-        if (ls && (ls.role !== RaftRole.RAFT_ROLE_LEADER || ls.term !== cur.term)) violations.push(`leader ${leader.id}: ${RaftRole[ls.role]} term ${ls.term}`);
-        if (os_ && (os_.leaderId !== leader.id || os_.term !== cur.term)) violations.push(`${other.id}: leader '${os_.leaderId}' term ${os_.term}`);
+        const [ls, os_, cs] = await Promise.all([
+          getStatus(leader, 200),
+          getStatus(other, 200),
+          getStatus(cutOff, 200),
+        ]);
+        if (ls && (ls.role !== RaftRole.RAFT_ROLE_LEADER || ls.term !== cur.term))
+          violations.push(`leader ${leader.id}: ${RaftRole[ls.role]} term ${ls.term}`);
+        if (os_ && (os_.leaderId !== leader.id || os_.term !== cur.term))
+          violations.push(`${other.id}: leader '${os_.leaderId}' term ${os_.term}`);
         if (cs && cs.term !== cur.term) violations.push(`${cutOff.id}: term ${cs.term} (was ${cur.term})`);
-        if (violations.length) throw new Error(`disruption during the one-link cut: ${violations.slice(0, 5).join('; ')}\n${report()}`);
+        if (violations.length)
+          throw new Error(`disruption during the one-link cut: ${violations.slice(0, 5).join('; ')}\n${report()}`);
         if (cs && !leaderlessSince && (cs.leaderId === '' || cs.role !== RaftRole.RAFT_ROLE_FOLLOWER)) {
           leaderlessSince = performance.now();
           note(`${cutOff.id} lost the leader: ${RaftRole[cs.role]} term ${cs.term}`);
         }
         return leaderlessSince > 0 && performance.now() - leaderlessSince > 1_200 && acked.size >= atCut + 100;
       },
-      { timeoutMs: 15_000, intervalMs: 25, what: `the cut-off follower ${cutOff.id} campaigning in vain while 100 writes commit` },
+      {
+        timeoutMs: 15_000,
+        intervalMs: 25,
+        what: `the cut-off follower ${cutOff.id} campaigning in vain while 100 writes commit`,
+      },
     ).catch((e: Error) => {
       throw new Error(`${e.message}\n${report()}`);
     });
@@ -353,7 +385,9 @@ describe.skipIf(gate.skip)(`raft partitions in network namespaces (seed ${SEED})
     ).catch((e: Error) => {
       throw new Error(`${e.message}\n${report()}`);
     });
-    note(`${cutOff.id} caught up in ${(performance.now() - healT0).toFixed(0)} ms: applied ${caught.cs.applied}, leader commit ${caught.ls.commit}`);
+    note(
+      `${cutOff.id} caught up in ${(performance.now() - healT0).toFixed(0)} ms: applied ${caught.cs.applied}, leader commit ${caught.ls.commit}`,
+    );
     expect(caught.ls.term, report()).toBe(cur.term);
     expect(caught.cs.term, report()).toBe(cur.term);
     await stopWriters();

@@ -2,7 +2,14 @@
 // 127.0.0.1:0. The test drives it (assign, cancel, drain, kill a stream, move a
 // task to a state) and observes what the agent or client sent. It makes no
 // decisions of its own beyond what a test asks for.
-import { Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  status,
+  type ServerDuplexStream,
+  type ServerWritableStream,
+} from '@grpc/grpc-js';
 import {
   AgentServiceService,
   type AgentHello,
@@ -22,7 +29,14 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from '../../src/gen/meshlb/v1/task.js';
-import { MeshError, notFound, invalidArgument, notLeader, resourceExhausted, toServiceError } from '../../src/util/errors.js';
+import {
+  MeshError,
+  notFound,
+  invalidArgument,
+  notLeader,
+  resourceExhausted,
+  toServiceError,
+} from '../../src/util/errors.js';
 
 export interface FakeNodeOptions {
   nodeCell?: string;
@@ -116,7 +130,12 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
   };
 }
 
-const TERMINAL = new Set([TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELLED, TaskState.TASK_STATE_DEAD_LETTERED]);
+const TERMINAL = new Set([
+  TaskState.TASK_STATE_COMPLETED,
+  TaskState.TASK_STATE_FAILED,
+  TaskState.TASK_STATE_CANCELLED,
+  TaskState.TASK_STATE_DEAD_LETTERED,
+]);
 
 export class FakeNode {
   readonly sessions: FakeAgentSession[] = [];
@@ -159,14 +178,22 @@ export class FakeNode {
       'grpc.max_send_message_length': opts.maxMessageBytes ?? 4 * 1024 * 1024,
     });
     let node!: FakeNode;
-    server.addService(AgentServiceService, { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => node.onConnect(call) });
+    server.addService(AgentServiceService, {
+      connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => node.onConnect(call),
+    });
     server.addService(TaskServiceService, {
       submit: (call: any, cb: any) => node.unary('submit', () => node.submitOne(call.request.task), cb),
       submitBatch: (call: any, cb: any) =>
-        node.unary('submitBatch', () => ({ items: (call.request.tasks as TaskSpec[]).map((t) => node.batchItem(t)) }), cb),
+        node.unary(
+          'submitBatch',
+          () => ({ items: (call.request.tasks as TaskSpec[]).map((t) => node.batchItem(t)) }),
+          cb,
+        ),
       submitStream: (call: any) => {
         node.count('submitStream');
-        call.on('data', (req: { requestId: number; task: TaskSpec }) => call.write({ requestId: req.requestId, item: node.batchItem(req.task) }));
+        call.on('data', (req: { requestId: number; task: TaskSpec }) =>
+          call.write({ requestId: req.requestId, item: node.batchItem(req.task) }),
+        );
         call.on('end', () => call.end());
         call.on('error', () => {});
       },
@@ -176,7 +203,8 @@ export class FakeNode {
           'cancel',
           () => {
             const t = node.mustGet(call.request.taskId);
-            if (!TERMINAL.has(t.state)) node.setState(t.id, TaskState.TASK_STATE_CANCELLED, undefined, call.request.reason);
+            if (!TERMINAL.has(t.state))
+              node.setState(t.id, TaskState.TASK_STATE_CANCELLED, undefined, call.request.reason);
             return { task: node.tasks.get(t.id) };
           },
           cb,
@@ -184,7 +212,9 @@ export class FakeNode {
       watch: (call: ServerWritableStream<WatchRequest, WatchResponse>) => node.onWatch(call),
     });
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     node = new FakeNode(server, bound, opts);
     return node;
@@ -366,7 +396,17 @@ export class FakeNode {
       updatedUnixMs: Date.now(),
       reason,
       result: result
-        ? { taskId: id, attempt: 1, status: 1, output: Buffer.alloc(0), error: '', agentId: 'a', nodeCell: '/n', runMicros: 1, ...result }
+        ? {
+            taskId: id,
+            attempt: 1,
+            status: 1,
+            output: Buffer.alloc(0),
+            error: '',
+            agentId: 'a',
+            nodeCell: '/n',
+            runMicros: 1,
+            ...result,
+          }
         : t.result,
     };
     this.tasks.set(id, next);

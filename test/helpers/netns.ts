@@ -42,7 +42,8 @@ let probed: NetnsProbe | undefined;
 /** Can this process make namespaces, bridges and veths? Cached; leaves nothing behind. */
 export function probeNetns(): NetnsProbe {
   if (probed) return probed;
-  if (process.platform !== 'linux') return (probed = { ok: false, reason: `network namespaces need Linux (platform is ${process.platform})` });
+  if (process.platform !== 'linux')
+    return (probed = { ok: false, reason: `network namespaces need Linux (platform is ${process.platform})` });
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     return (probed = { ok: false, reason: `network namespace tests need root (uid is ${process.getuid()})` });
   }
@@ -284,7 +285,13 @@ export class NetnsLab {
   }
 
   /** Start `command args` inside a member's namespace (`ip netns exec`, which execs: the pid is the command's). */
-  spawn(member: string, name: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): LabProcess {
+  spawn(
+    member: string,
+    name: string,
+    command: string,
+    args: readonly string[],
+    env: NodeJS.ProcessEnv = process.env,
+  ): LabProcess {
     if (this.closed) throw new Error('lab is closed');
     const m = this.member(member);
     const child = spawn(IP, ['netns', 'exec', m.ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });

@@ -21,7 +21,10 @@ import { waitFor } from '../helpers/wait.js';
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 27182);
 
 const TOPOLOGY = parseTopology(
-  chainTopologyYaml({ name: 'agent-reconnect', policies: { global: 'least-loaded', region: 'least-loaded', zone: 'least-loaded' } }),
+  chainTopologyYaml({
+    name: 'agent-reconnect',
+    policies: { global: 'least-loaded', region: 'least-loaded', zone: 'least-loaded' },
+  }),
 );
 const NODE = '/r/z/n1';
 
@@ -31,7 +34,13 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
   const agents: Agent[] = [];
 
   beforeAll(async () => {
-    mesh = await startMesh(TOPOLOGY, { seed: SEED, heartbeatIntervalMs: 100, heartbeatTimeoutMs: 2000, summaryIntervalMs: 100, prefetchRatio: 1 });
+    mesh = await startMesh(TOPOLOGY, {
+      seed: SEED,
+      heartbeatIntervalMs: 100,
+      heartbeatTimeoutMs: 2000,
+      summaryIntervalMs: 100,
+      prefetchRatio: 1,
+    });
     client = new MeshClient({ address: mesh.address('/'), deadlineMs: 10_000 });
   });
 
@@ -49,7 +58,13 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     const started: string[] = [];
     const overlap: number[] = [];
     let running = 0;
-    const a = new Agent({ address: mesh.address(NODE), agentId: 'rc', slots: 2, random: seededRandom(SEED), backoff: { initialMs: 10, maxMs: 50 } });
+    const a = new Agent({
+      address: mesh.address(NODE),
+      agentId: 'rc',
+      slots: 2,
+      random: seededRandom(SEED),
+      backoff: { initialMs: 10, maxMs: 50 },
+    });
     agents.push(a);
     a.handle('long', async (t: AgentTask) => {
       started.push(`${t.id}#${t.attempt}`);
@@ -67,7 +82,10 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     await a.start();
     await mesh.ready();
 
-    const first = await client.submitBatch([{ kind: 'long', maxAttempts: 5 }, { kind: 'long', maxAttempts: 5 }]);
+    const first = await client.submitBatch([
+      { kind: 'long', maxAttempts: 5 },
+      { kind: 'long', maxAttempts: 5 },
+    ]);
     await waitFor(() => gates.size === 2 && a.inFlight === 2, { timeoutMs: 10_000, what: 'two long attempts running' });
     const third = await client.submit({ kind: 'long', maxAttempts: 5 });
     const ids = [...first.map((i) => i.taskId), third.taskId];
@@ -75,10 +93,13 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     // The node kills the stream (as on a node-side error); the agent reconnects and keeps running both.
     const old = sessions.byId.get('rc')!;
     failStream(old.call, unavailable('test: stream killed by the node'), node.log, 'test kill');
-    await waitFor(() => a.stats.connects >= 2 && sessions.byId.get('rc') !== old && sessions.byId.get('rc') !== undefined, {
-      timeoutMs: 10_000,
-      what: 'the agent reconnected',
-    });
+    await waitFor(
+      () => a.stats.connects >= 2 && sessions.byId.get('rc') !== old && sessions.byId.get('rc') !== undefined,
+      {
+        timeoutMs: 10_000,
+        what: 'the agent reconnected',
+      },
+    );
     const fresh = sessions.byId.get('rc')!;
     // Its two running attempts count against the new session at once.
     await waitFor(() => fresh.inFlight === 2, { timeoutMs: 5000, what: 'the node to count the carried attempts' });
@@ -102,7 +123,11 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     await waitFor(() => started.length >= 3, { timeoutMs: 10_000, what: 'new work after a carried attempt finished' });
     [...gates.values()][1]!();
     const done = await Promise.all(ids.map((id) => client.waitForResult(id, { timeoutMs: 15_000 })));
-    expect(done.map((t) => TaskState[t.state])).toEqual(['TASK_STATE_COMPLETED', 'TASK_STATE_COMPLETED', 'TASK_STATE_COMPLETED']);
+    expect(done.map((t) => TaskState[t.state])).toEqual([
+      'TASK_STATE_COMPLETED',
+      'TASK_STATE_COMPLETED',
+      'TASK_STATE_COMPLETED',
+    ]);
     // The first two ran again (attempt 2, their attempt 1 was failed back as lost when the stream died);
     // the late attempt-1 results reached the node and were fenced at home.
     expect(done[0]!.attempt).toBe(2);
@@ -119,16 +144,34 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     const node = mesh.replicas.get(NODE)!.cell;
     const sessions = node.agents!;
     const trimmedBefore = sessions.stats.carriedTrimmed;
-    const doomed = new Agent({ address: mesh.address(NODE), agentId: 'rs', slots: 2, random: seededRandom(SEED + 1), backoff: { initialMs: 10, maxMs: 50 } });
+    const doomed = new Agent({
+      address: mesh.address(NODE),
+      agentId: 'rs',
+      slots: 2,
+      random: seededRandom(SEED + 1),
+      backoff: { initialMs: 10, maxMs: 50 },
+    });
     agents.push(doomed);
     doomed.handle('hang', () => new Promise(() => {}));
     await doomed.start();
-    const items = await client.submitBatch([{ kind: 'hang', maxAttempts: 5 }, { kind: 'hang', maxAttempts: 5 }]);
-    await waitFor(() => doomed.inFlight === 2, { timeoutMs: 10_000, what: 'two attempts running on the first process' });
+    const items = await client.submitBatch([
+      { kind: 'hang', maxAttempts: 5 },
+      { kind: 'hang', maxAttempts: 5 },
+    ]);
+    await waitFor(() => doomed.inFlight === 2, {
+      timeoutMs: 10_000,
+      what: 'two attempts running on the first process',
+    });
     doomed.close(); // the process dies: its attempts fail back as lost
     await waitFor(() => sessions.byId.get('rs') === undefined, { timeoutMs: 5000, what: 'the node to see it gone' });
     const t0 = Date.now();
-    const reborn = new Agent({ address: mesh.address(NODE), agentId: 'rs', slots: 2, random: seededRandom(SEED + 2), backoff: { initialMs: 10, maxMs: 50 } });
+    const reborn = new Agent({
+      address: mesh.address(NODE),
+      agentId: 'rs',
+      slots: 2,
+      random: seededRandom(SEED + 2),
+      backoff: { initialMs: 10, maxMs: 50 },
+    });
     agents.push(reborn);
     reborn.handle('hang', (t) => `attempt ${t.attempt}`);
     await reborn.start();
@@ -151,10 +194,25 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
       if (m.msg?.$case === 'assignments') for (const d of m.msg.value.tasks) assigned.push(`${d.taskId}#${d.attempt}`);
     });
     call.on('error', () => {});
-    call.write({ msg: { $case: 'hello', value: { agentId: 'raw', kinds: ['raw'], labels: [], slots: 2, version: 'test' } } });
-    call.write({ msg: { $case: 'started', value: { refs: [{ taskId: 'elsewhere-1', attempt: 1 }, { taskId: 'elsewhere-2', attempt: 3 }] } } });
+    call.write({
+      msg: { $case: 'hello', value: { agentId: 'raw', kinds: ['raw'], labels: [], slots: 2, version: 'test' } },
+    });
+    call.write({
+      msg: {
+        $case: 'started',
+        value: {
+          refs: [
+            { taskId: 'elsewhere-1', attempt: 1 },
+            { taskId: 'elsewhere-2', attempt: 3 },
+          ],
+        },
+      },
+    });
     call.write({ msg: { $case: 'load', value: { inFlight: 2, cpu: 0, memory: 0, gpu: 0, draining: false } } });
-    await waitFor(() => sessions.byId.get('raw')?.inFlight === 2, { timeoutMs: 5000, what: 'the announced attempts carried' });
+    await waitFor(() => sessions.byId.get('raw')?.inFlight === 2, {
+      timeoutMs: 5000,
+      what: 'the announced attempts carried',
+    });
     const { taskId } = await client.submit({ kind: 'raw', maxAttempts: 5 });
     const until = Date.now() + 500;
     await waitFor(() => Date.now() > until || assigned.length > 0, { timeoutMs: 5000, what: 'a quiet period' });
@@ -163,7 +221,20 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     call.write({
       msg: {
         $case: 'results',
-        value: { results: [{ taskId: 'elsewhere-1', attempt: 1, status: ResultStatus.RESULT_STATUS_OK, output: Buffer.alloc(0), error: '', agentId: 'raw', nodeCell: '', runMicros: 1 }] },
+        value: {
+          results: [
+            {
+              taskId: 'elsewhere-1',
+              attempt: 1,
+              status: ResultStatus.RESULT_STATUS_OK,
+              output: Buffer.alloc(0),
+              error: '',
+              agentId: 'raw',
+              nodeCell: '',
+              runMicros: 1,
+            },
+          ],
+        },
       },
     });
     await waitFor(() => assigned.length === 1, { timeoutMs: 5000, what: 'the waiting task assigned' });

@@ -115,7 +115,13 @@ describe('StreamBatcher', () => {
   it('beforeFlush items go out in the same flush, after earlier lanes', async () => {
     const s = new FakeStream<{ lane: string; items: number[] }>();
     let b: StreamBatcher<{ lane: string; items: number[] }>;
-    b = new StreamBatcher(s, lanes, DEFAULT_BATCHER_OPTIONS, () => {}, () => b.push(1, 99));
+    b = new StreamBatcher(
+      s,
+      lanes,
+      DEFAULT_BATCHER_OPTIONS,
+      () => {},
+      () => b.push(1, 99),
+    );
     b.push(0, 1);
     await turn();
     expect(s.written.map((m) => m.lane)).toEqual(['a', 'b']);
@@ -126,8 +132,7 @@ describe('StreamBatcher', () => {
 
 describe('child link credits', () => {
   const fakeCell = { settings: { batcher: DEFAULT_BATCHER_OPTIONS } } as unknown as Cell;
-  const link = () =>
-    new ChildLink('/c', { write: () => true } as never, fakeCell, () => {});
+  const link = () => new ChildLink('/c', { write: () => true } as never, fakeCell, () => {});
   const summary = (free: number, seq: number) => ({
     cell: '/c',
     seq,

@@ -60,7 +60,16 @@ class FakeAgents {
       const i = h.indexOf(item);
       if (i >= 0) h.splice(i, 1);
     }
-    const r: TaskResult = { taskId: item.taskId, attempt: item.attempt, status, output: Buffer.alloc(0), error, agentId: 'a', nodeCell: '/', runMicros: 0 };
+    const r: TaskResult = {
+      taskId: item.taskId,
+      attempt: item.attempt,
+      status,
+      output: Buffer.alloc(0),
+      error,
+      agentId: 'a',
+      nodeCell: '/',
+      runMicros: 0,
+    };
     cell.deliverResult(r);
     cell.dispatcher.invalidate();
   }
@@ -90,7 +99,13 @@ function setup(slots: Record<string, number>, opts: { maxAttempts?: number; time
     cell.tick();
     await settle();
   };
-  return { cell, agents, settle, advance, spec: (p: Partial<TaskSpec> = {}) => TaskSpec.fromPartial({ kind: 'k', ...p }) };
+  return {
+    cell,
+    agents,
+    settle,
+    advance,
+    spec: (p: Partial<TaskSpec> = {}) => TaskSpec.fromPartial({ kind: 'k', ...p }),
+  };
 }
 
 describe('dispatch at a home cell', () => {
@@ -111,12 +126,21 @@ describe('dispatch at a home cell', () => {
   it('two specs with one idempotency key in one batch make one task, and it runs', async () => {
     for (const durability of [1, 2]) {
       const { cell, agents, settle, spec } = setup({ a: 4 });
-      const out = await cell.submit([spec({ idempotencyKey: 'k1', durability }), spec({ idempotencyKey: 'k1', durability }), spec({ durability })]);
+      const out = await cell.submit([
+        spec({ idempotencyKey: 'k1', durability }),
+        spec({ idempotencyKey: 'k1', durability }),
+        spec({ durability }),
+      ]);
       expect(out[0]!.existing).toBe(false);
       expect(out[1]!).toMatchObject({ id: out[0]!.id, existing: true });
       expect(out[2]!.existing).toBe(false);
       await settle();
-      expect(agents.all().map((i) => i.taskId).sort()).toEqual([out[0]!.id, out[2]!.id].sort());
+      expect(
+        agents
+          .all()
+          .map((i) => i.taskId)
+          .sort(),
+      ).toEqual([out[0]!.id, out[2]!.id].sort());
       for (const item of agents.all()) agents.answer(cell, item);
       expect(cell.ledger.get(out[0]!.id)!.state).toBe(TaskState.TASK_STATE_COMPLETED);
       expect(cell.ledger.liveCount).toBe(0);
@@ -195,7 +219,9 @@ describe('dispatch at a home cell', () => {
     let now = 5;
     const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, { now: () => now, seed: 1, queueCapacity: 3 });
     await cell.submit([TaskSpec.fromPartial({ kind: 'k' }), TaskSpec.fromPartial({ kind: 'k' })]);
-    await expect(cell.submit([TaskSpec.fromPartial({ kind: 'k' }), TaskSpec.fromPartial({ kind: 'k' })])).rejects.toMatchObject({
+    await expect(
+      cell.submit([TaskSpec.fromPartial({ kind: 'k' }), TaskSpec.fromPartial({ kind: 'k' })]),
+    ).rejects.toMatchObject({
       code: 8,
       details: { 'meshlb-retry-after-ms': expect.stringMatching(/^\d+$/) },
     });

@@ -15,17 +15,26 @@ const ok = (id: string, attempt: number): TaskResult => ({
   runMicros: 1,
 });
 const ledger = (retention = 100, defaultMaxAttempts = 3) => new Ledger({ retention, defaultMaxAttempts });
-const accept = (l: Ledger, id: string, s = spec(), atMs = 1) => l.apply({ type: 'accepted', tasks: [{ id, spec: s, homeCell: '/', atMs }] })[0]!;
-const dispatch = (l: Ledger, id: string, attempt: number) => l.apply({ type: 'dispatched', refs: [{ id, attempt }], atMs: 2 })[0]!;
-const fail = (l: Ledger, id: string, attempt: number, extra: Partial<Extract<LedgerCommand, { type: 'attemptFailed' }>> = {}) =>
-  l.apply({ type: 'attemptFailed', id, attempt, reason: 'boom', counted: true, atMs: 3, ...extra })[0]!;
+const accept = (l: Ledger, id: string, s = spec(), atMs = 1) =>
+  l.apply({ type: 'accepted', tasks: [{ id, spec: s, homeCell: '/', atMs }] })[0]!;
+const dispatch = (l: Ledger, id: string, attempt: number) =>
+  l.apply({ type: 'dispatched', refs: [{ id, attempt }], atMs: 2 })[0]!;
+const fail = (
+  l: Ledger,
+  id: string,
+  attempt: number,
+  extra: Partial<Extract<LedgerCommand, { type: 'attemptFailed' }>> = {},
+) => l.apply({ type: 'attemptFailed', id, attempt, reason: 'boom', counted: true, atMs: 3, ...extra })[0]!;
 
 describe('Ledger', () => {
   it('accepts a task as QUEUED and completes it on the current attempt', () => {
     const l = ledger();
     expect(accept(l, 't1')).toMatchObject({ ok: true, id: 't1', state: TaskState.TASK_STATE_QUEUED });
     expect(dispatch(l, 't1', 1)).toMatchObject({ ok: true, attempt: 1, state: TaskState.TASK_STATE_DISPATCHED });
-    expect(l.apply({ type: 'completed', result: ok('t1', 1), atMs: 5 })[0]).toMatchObject({ ok: true, state: TaskState.TASK_STATE_COMPLETED });
+    expect(l.apply({ type: 'completed', result: ok('t1', 1), atMs: 5 })[0]).toMatchObject({
+      ok: true,
+      state: TaskState.TASK_STATE_COMPLETED,
+    });
     expect(l.get('t1')!.result!.output.toString()).toBe('out');
     expect(l.liveCount).toBe(0);
     expect(l.counters.completed).toBe(1);
@@ -58,9 +67,18 @@ describe('Ledger', () => {
     accept(l, 't');
     dispatch(l, 't', 1);
     l.apply({ type: 'completed', result: ok('t', 1), atMs: 5 });
-    expect(l.apply({ type: 'completed', result: ok('t', 1), atMs: 6 })[0]).toMatchObject({ ok: false, why: 'terminal' });
-    expect(l.apply({ type: 'cancelled', id: 't', reason: 'x', atMs: 6 })[0]).toMatchObject({ ok: false, why: 'terminal' });
-    expect(l.apply({ type: 'deadLettered', id: 't', reason: 'x', atMs: 6 })[0]).toMatchObject({ ok: false, why: 'terminal' });
+    expect(l.apply({ type: 'completed', result: ok('t', 1), atMs: 6 })[0]).toMatchObject({
+      ok: false,
+      why: 'terminal',
+    });
+    expect(l.apply({ type: 'cancelled', id: 't', reason: 'x', atMs: 6 })[0]).toMatchObject({
+      ok: false,
+      why: 'terminal',
+    });
+    expect(l.apply({ type: 'deadLettered', id: 't', reason: 'x', atMs: 6 })[0]).toMatchObject({
+      ok: false,
+      why: 'terminal',
+    });
     expect(seen).toEqual(['t']);
   });
 
@@ -94,7 +112,10 @@ describe('Ledger', () => {
 
   it('answers unknown ids with `unknown`', () => {
     const l = ledger();
-    expect(l.apply({ type: 'cancelled', id: 'nope', reason: '', atMs: 1 })[0]).toMatchObject({ ok: false, why: 'unknown' });
+    expect(l.apply({ type: 'cancelled', id: 'nope', reason: '', atMs: 1 })[0]).toMatchObject({
+      ok: false,
+      why: 'unknown',
+    });
     expect(dispatch(l, 'nope', 1)).toMatchObject({ ok: false, why: 'unknown' });
   });
 
@@ -116,7 +137,11 @@ describe('Ledger', () => {
 
   it('snapshot/restore reproduces the state exactly', () => {
     const l = ledger(10);
-    accept(l, 'a', spec({ idempotencyKey: 'ka', payload: Buffer.from([1, 2, 3]), durability: Durability.DURABILITY_LOGGED }));
+    accept(
+      l,
+      'a',
+      spec({ idempotencyKey: 'ka', payload: Buffer.from([1, 2, 3]), durability: Durability.DURABILITY_LOGGED }),
+    );
     accept(l, 'b');
     dispatch(l, 'b', 1);
     l.apply({ type: 'completed', result: ok('b', 1), atMs: 4 });
@@ -147,7 +172,12 @@ describe('Ledger', () => {
     const cmd = fc.oneof(
       fc.record({ t: fc.constant('dispatch'), id: fc.constantFrom(...ids), attempt: fc.integer({ min: 1, max: 4 }) }),
       fc.record({ t: fc.constant('ok'), id: fc.constantFrom(...ids), attempt: fc.integer({ min: 0, max: 4 }) }),
-      fc.record({ t: fc.constant('fail'), id: fc.constantFrom(...ids), attempt: fc.integer({ min: 0, max: 4 }), lapse: fc.boolean() }),
+      fc.record({
+        t: fc.constant('fail'),
+        id: fc.constantFrom(...ids),
+        attempt: fc.integer({ min: 0, max: 4 }),
+        lapse: fc.boolean(),
+      }),
       fc.record({ t: fc.constant('cancel'), id: fc.constantFrom(...ids) }),
     );
     fc.assert(

@@ -51,7 +51,13 @@ afterEach(async () => {
 });
 
 function summary(cell: string, seq: number, free: number): Summary {
-  return Summary.fromPartial({ cell, seq, kinds: [{ kind: 'k', freeSlots: free, totalSlots: 4, healthyAgents: 1 }], healthyAgents: 1, successEwma: 1 });
+  return Summary.fromPartial({
+    cell,
+    seq,
+    kinds: [{ kind: 'k', freeSlots: free, totalSlots: 4, healthyAgents: 1 }],
+    healthyAgents: 1,
+    successEwma: 1,
+  });
 }
 
 /** A child cell on the raw LinkService stream, driven by the test. */
@@ -125,14 +131,23 @@ function adminGetCell(address: string): Promise<GetCellResponse> {
 
 describe(`link liveness (seed ${SEED})`, () => {
   it('a parent ends the link of a silent child within ~linkTimeoutMs and re-dispatches its attempts at once', async () => {
-    const root = await new Replica({ topology: TOPO, cell: '/', host: '127.0.0.1', port: 0, seed: SEED, taskTimeoutMs: TASK_TIMEOUT_MS }).start();
+    const root = await new Replica({
+      topology: TOPO,
+      cell: '/',
+      host: '127.0.0.1',
+      port: 0,
+      seed: SEED,
+      taskTimeoutMs: TASK_TIMEOUT_MS,
+    }).start();
     cleanups.push(() => root.close(0));
     const cell = root.cell;
 
     // Child a: hello and one summary (4 free), then nothing, stream left open.
     const a = new FakeChild(root.address, '/a');
     await waitFor(() => cell.children!.links.get('/a')?.summary, { timeoutMs: 5000, what: '/a summary at the root' });
-    const outcomes = await cell.submit(Array.from({ length: 3 }, () => TaskSpec.fromPartial({ kind: 'k', timeoutMs: TASK_TIMEOUT_MS })));
+    const outcomes = await cell.submit(
+      Array.from({ length: 3 }, () => TaskSpec.fromPartial({ kind: 'k', timeoutMs: TASK_TIMEOUT_MS })),
+    );
     const ids = outcomes.map((o) => o.id);
     await waitFor(() => a.dispatches.length === 3, { timeoutMs: 5000, what: 'three dispatches at /a' });
     expect(a.dispatches.every((d) => d.attempt === 1)).toBe(true);
@@ -162,7 +177,20 @@ describe(`link liveness (seed ${SEED})`, () => {
       child.send({
         msg: {
           $case: 'results',
-          value: { results: [{ taskId: d.taskId, attempt: d.attempt, status: ResultStatus.RESULT_STATUS_OK, output: Buffer.from('ok'), error: '', agentId: 'x', nodeCell: '/b', runMicros: 1 }] },
+          value: {
+            results: [
+              {
+                taskId: d.taskId,
+                attempt: d.attempt,
+                status: ResultStatus.RESULT_STATUS_OK,
+                output: Buffer.from('ok'),
+                error: '',
+                agentId: 'x',
+                nodeCell: '/b',
+                runMicros: 1,
+              },
+            ],
+          },
         },
       }),
     );
@@ -172,7 +200,9 @@ describe(`link liveness (seed ${SEED})`, () => {
       what: 'every task completed on /b',
     });
     const doneAt = Date.now();
-    expect(doneAt - a.lastWriteMs, 'recovered long before the 32 s lease').toBeLessThan(LINK_TIMEOUT_MS + DETECT_SLACK_MS + 3000);
+    expect(doneAt - a.lastWriteMs, 'recovered long before the 32 s lease').toBeLessThan(
+      LINK_TIMEOUT_MS + DETECT_SLACK_MS + 3000,
+    );
     for (const id of ids) expect(cell.ledger.get(id)!.attempt).toBe(2);
     expect(b.dispatches.map((d) => d.attempt)).toEqual([2, 2, 2]);
     expect(a.dispatches.length).toBe(3);
@@ -180,7 +210,10 @@ describe(`link liveness (seed ${SEED})`, () => {
     // b, quiet but reporting, stays linked well past the timeout, and hears keepalives.
     const kaBefore = b.keepalives;
     const until = Date.now() + 3 * LINK_TIMEOUT_MS;
-    await waitFor(() => Date.now() > until || !cell.children!.links.has('/b'), { timeoutMs: 10_000, what: 'three link timeouts to pass' });
+    await waitFor(() => Date.now() > until || !cell.children!.links.has('/b'), {
+      timeoutMs: 10_000,
+      what: 'three link timeouts to pass',
+    });
     expect(cell.children!.links.has('/b')).toBe(true);
     expect(cell.children!.stats.timedOut).toBe(1);
     expect(b.keepalives - kaBefore, 'keepalives from an idle parent').toBeGreaterThanOrEqual(4);
@@ -197,7 +230,10 @@ describe(`link liveness (seed ${SEED})`, () => {
     call.on('status', (st) => (status = st));
     call.on('error', () => {});
     const t0 = Date.now();
-    await waitFor(() => status, { timeoutMs: LINK_TIMEOUT_MS + DETECT_SLACK_MS + 1000, what: 'the hello-less stream ended' });
+    await waitFor(() => status, {
+      timeoutMs: LINK_TIMEOUT_MS + DETECT_SLACK_MS + 1000,
+      what: 'the hello-less stream ended',
+    });
     expect(status!.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(LINK_TIMEOUT_MS);
   }, 20_000);
@@ -216,8 +252,11 @@ describe(`link liveness (seed ${SEED})`, () => {
         call.on('data', (m: OpenRequest) => {
           if (m.msg?.$case !== 'hello') return;
           if (rec.mode === 'silent') return;
-          call.write({ msg: { $case: 'welcome', value: { parentCell: '/', replicaId: '/#1', leader: true, leaderId: '/#1' } } });
-          if (rec.mode === 'keepalive') ka = setInterval(() => call.write({ msg: { $case: 'acks', value: { acks: [] } } }), SUMMARY_MS);
+          call.write({
+            msg: { $case: 'welcome', value: { parentCell: '/', replicaId: '/#1', leader: true, leaderId: '/#1' } },
+          });
+          if (rec.mode === 'keepalive')
+            ka = setInterval(() => call.write({ msg: { $case: 'acks', value: { acks: [] } } }), SUMMARY_MS);
         });
         call.on('cancelled', () => {
           rec.cancelledAt ??= Date.now();
@@ -227,7 +266,9 @@ describe(`link liveness (seed ${SEED})`, () => {
       },
     });
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     cleanups.push(() => new Promise<void>((r) => server.tryShutdown(() => r())));
     const parentAddr = `127.0.0.1:${port}`;
@@ -263,7 +304,10 @@ describe(`link liveness (seed ${SEED})`, () => {
     await waitFor(() => opened.length >= 2, { timeoutMs: 5000, what: 'a reconnect' });
     expect(opened[1]!.mode).toBe('silent');
     mode = 'keepalive';
-    await waitFor(() => opened[1]!.cancelledAt, { timeoutMs: LINK_TIMEOUT_MS + DETECT_SLACK_MS + 1000, what: 'the unwelcomed stream cancelled' });
+    await waitFor(() => opened[1]!.cancelledAt, {
+      timeoutMs: LINK_TIMEOUT_MS + DETECT_SLACK_MS + 1000,
+      what: 'the unwelcomed stream cancelled',
+    });
     expect(opened[1]!.cancelledAt! - opened[1]!.at).toBeGreaterThanOrEqual(LINK_TIMEOUT_MS - 50);
     expect(link.stats.timedOut).toBe(2);
 
@@ -271,7 +315,10 @@ describe(`link liveness (seed ${SEED})`, () => {
     await waitFor(() => link.connected, { timeoutMs: 10_000, what: 'the child linked again' });
     const streams = opened.length;
     const until = Date.now() + 3 * LINK_TIMEOUT_MS;
-    await waitFor(() => Date.now() > until || !link.connected, { timeoutMs: 10_000, what: 'three link timeouts to pass' });
+    await waitFor(() => Date.now() > until || !link.connected, {
+      timeoutMs: 10_000,
+      what: 'three link timeouts to pass',
+    });
     expect(link.connected).toBe(true);
     expect(opened.length).toBe(streams);
     expect(link.stats.timedOut).toBe(2);

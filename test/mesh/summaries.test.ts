@@ -30,7 +30,9 @@ describe('summaries and acks on a link', () => {
     await agent.start();
     await mesh.ready();
     // Every level has seen the agent's slots.
-    await waitFor(() => mesh.replicas.get('/')!.cell.children!.links.get('/r')!.credits('k') === SLOTS, { what: 'root credit' });
+    await waitFor(() => mesh.replicas.get('/')!.cell.children!.links.get('/r')!.credits('k') === SLOTS, {
+      what: 'root credit',
+    });
   });
 
   afterAll(async () => {
@@ -49,7 +51,9 @@ describe('summaries and acks on a link', () => {
     const N = 40;
     for (let i = 0; i < N; i++) {
       const [o] = await root.submit([TaskSpec.fromPartial({ kind: 'k', durability: Durability.DURABILITY_NONE })]);
-      await waitFor(() => root.ledger.get(o!.id)!.state === TaskState.TASK_STATE_COMPLETED, { what: `task ${i} completed` });
+      await waitFor(() => root.ledger.get(o!.id)!.state === TaskState.TASK_STATE_COMPLETED, {
+        what: `task ${i} completed`,
+      });
       // Never more credit than slots really free below (all free between tasks).
       for (const l of links) expect(l.credits('k')).toBeLessThanOrEqual(SLOTS);
     }

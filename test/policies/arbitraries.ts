@@ -68,22 +68,24 @@ export const candidatesArb: fc.Arbitrary<Candidate[]> = fc.array(candidateBody, 
   ),
 );
 
-export const taskArb: fc.Arbitrary<TaskInfo> = fc.record({
-  kind: fc.constantFrom(...TASK_KINDS),
-  priority: fc.constantFrom(...PRIORITIES),
-  affinity: fc.subarray([...LABELS], { maxLength: 2 }),
-  location: fc.option(fc.constantFrom('eu', 'us', 'z1'), { nil: undefined }),
-  exclude: fc.subarray(['c0', 'c1', 'c2']),
-}).map((t) => {
-  const out: TaskInfo = {
-    kind: t.kind,
-    priority: t.priority,
-    affinity: t.affinity,
-    exclude: t.exclude,
-    ...(t.location !== undefined ? { location: t.location } : {}),
-  };
-  return out;
-});
+export const taskArb: fc.Arbitrary<TaskInfo> = fc
+  .record({
+    kind: fc.constantFrom(...TASK_KINDS),
+    priority: fc.constantFrom(...PRIORITIES),
+    affinity: fc.subarray([...LABELS], { maxLength: 2 }),
+    location: fc.option(fc.constantFrom('eu', 'us', 'z1'), { nil: undefined }),
+    exclude: fc.subarray(['c0', 'c1', 'c2']),
+  })
+  .map((t) => {
+    const out: TaskInfo = {
+      kind: t.kind,
+      priority: t.priority,
+      affinity: t.affinity,
+      exclude: t.exclude,
+      ...(t.location !== undefined ? { location: t.location } : {}),
+    };
+    return out;
+  });
 
 /** Reference model: credits per candidate per kind, and shared pools, as the spec defines them. */
 export class CreditModel {

@@ -25,7 +25,7 @@ describe('random', () => {
   it('is roughly uniform', () => {
     const big = { slots: { a: [1e6, 1e6] as const } };
     const t = tally(picker('random', [cand('x', big), cand('y', big), cand('z', big)]), 3000);
-    for (const id of ['x', 'y', 'z']) expect(t[id]).toBeGreaterThan(850), expect(t[id]).toBeLessThan(1150);
+    for (const id of ['x', 'y', 'z']) (expect(t[id]).toBeGreaterThan(850), expect(t[id]).toBeLessThan(1150));
   });
 });
 
@@ -39,13 +39,19 @@ describe('p2c', () => {
   });
 
   it('with one eligible candidate, takes it', () => {
-    expect(picker('p2c', [cand('x'), cand('full', { slots: { a: [0, 1] } })]).pick(task())).toEqual({ type: 'route', candidate: 'x' });
+    expect(picker('p2c', [cand('x'), cand('full', { slots: { a: [0, 1] } })]).pick(task())).toEqual({
+      type: 'route',
+      candidate: 'x',
+    });
   });
 });
 
 describe('least-loaded', () => {
   it('picks the lowest occupancy, then spreads as it fills', () => {
-    const p = picker('least-loaded', [cand('half', { slots: { a: [5, 10] } }), cand('empty', { slots: { a: [10, 10] } })]);
+    const p = picker('least-loaded', [
+      cand('half', { slots: { a: [5, 10] } }),
+      cand('empty', { slots: { a: [10, 10] } }),
+    ]);
     // empty takes picks until both are at 5/10, then they alternate.
     expect(tally(p, 5)).toEqual({ empty: 5 });
     expect(tally(p, 10)).toEqual({ empty: 5, half: 5 });

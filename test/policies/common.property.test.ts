@@ -10,7 +10,12 @@ import { assertProperty, candidatesArb, CreditModel, taskArb } from './arbitrari
 // WRR with its default 10 s blackout would only exercise mean weights here.
 const CONFIGS: Record<string, unknown> = { 'region-wrr': { blackoutPeriodMs: 0 } };
 
-function run(name: string, cands: Candidate[], tasks: TaskInfo[], seed: number): { results: PickResult[]; picker: Picker } {
+function run(
+  name: string,
+  cands: Candidate[],
+  tasks: TaskInfo[],
+  seed: number,
+): { results: PickResult[]; picker: Picker } {
   const policy = createPolicy(name, CONFIGS[name], { random: seededRandom(seed) });
   const picker = policy.buildPicker(cands, 1_000_000);
   return { results: tasks.map((t) => picker.pick(t)), picker };
@@ -25,7 +30,16 @@ const scenario = fc.record({
 describe('every policy', () => {
   it('registers all tier and baseline policies', () => {
     expect(listPolicies()).toEqual(
-      ['global-geo', 'least-loaded', 'node-score', 'p2c', 'random', 'region-wrr', 'round-robin', 'zone-least-conn'].sort(),
+      [
+        'global-geo',
+        'least-loaded',
+        'node-score',
+        'p2c',
+        'random',
+        'region-wrr',
+        'round-robin',
+        'zone-least-conn',
+      ].sort(),
     );
   });
 

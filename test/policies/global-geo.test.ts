@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { PolicyConfigError } from '../../src/policies/index.js';
 import { cand, picker, tally, task } from './helpers.js';
 
-const eu = (free: number, extra = {}) => cand('/eu', { labels: { region: 'eu' }, slots: { a: [free, 10] }, rttMs: 80, ...extra });
-const us = (free: number, extra = {}) => cand('/us', { labels: { region: 'us' }, slots: { a: [free, 10] }, rttMs: 80, ...extra });
+const eu = (free: number, extra = {}) =>
+  cand('/eu', { labels: { region: 'eu' }, slots: { a: [free, 10] }, rttMs: 80, ...extra });
+const us = (free: number, extra = {}) =>
+  cand('/us', { labels: { region: 'us' }, slots: { a: [free, 10] }, rttMs: 80, ...extra });
 
 describe('global-geo', () => {
   it('prefers the local region while it has capacity', () => {
@@ -21,7 +23,10 @@ describe('global-geo', () => {
   });
 
   it('fills local first, then spills to remote within one snapshot', () => {
-    expect(tally(picker('global-geo', [us(10), eu(4)]), 6, task('a', { location: 'eu' }))).toEqual({ '/eu': 4, '/us': 2 });
+    expect(tally(picker('global-geo', [us(10), eu(4)]), 6, task('a', { location: 'eu' }))).toEqual({
+      '/eu': 4,
+      '/us': 2,
+    });
   });
 
   it('without a preferred location, lower rtt wins', () => {

@@ -56,15 +56,24 @@ const cases: Array<[string, Partial<CandidateInit>, Partial<CandidateInit>]> = [
 describe('node-score', () => {
   it.each(cases)('prefers better %s', (_name, better, worse) => {
     // Both orders, so neither position nor tie-break can pass the test.
-    expect(picker('node-score', [cand('good', better), cand('bad', worse)]).pick(task())).toEqual({ type: 'route', candidate: 'good' });
-    expect(picker('node-score', [cand('bad', worse), cand('good', better)]).pick(task())).toEqual({ type: 'route', candidate: 'good' });
+    expect(picker('node-score', [cand('good', better), cand('bad', worse)]).pick(task())).toEqual({
+      type: 'route',
+      candidate: 'good',
+    });
+    expect(picker('node-score', [cand('bad', worse), cand('good', better)]).pick(task())).toEqual({
+      type: 'route',
+      candidate: 'good',
+    });
   });
 
   it('weights are configurable: cpu-only scoring ignores availability', () => {
     const roomyHot = cand('roomyHot', { slots: { a: [10, 10] }, utilization: { cpu: 0.9 } });
     const fullCool = cand('fullCool', { slots: { a: [1, 10] }, utilization: { cpu: 0.1 } });
     const cfg = { availability: 0, success: 0, speed: 0, cpu: 1, memory: 0 };
-    expect(picker('node-score', [roomyHot, fullCool], cfg).pick(task())).toEqual({ type: 'route', candidate: 'fullCool' });
+    expect(picker('node-score', [roomyHot, fullCool], cfg).pick(task())).toEqual({
+      type: 'route',
+      candidate: 'fullCool',
+    });
     expect(picker('node-score', [roomyHot, fullCool]).pick(task())).toEqual({ type: 'route', candidate: 'roomyHot' });
   });
 
@@ -76,7 +85,9 @@ describe('node-score', () => {
   it('rejects bad config', () => {
     expect(() => picker('node-score', [], { gpu: 1 })).toThrow(/unknown config key "gpu"/);
     expect(() => picker('node-score', [], { latencyRefMs: 0 })).toThrow(/latencyRefMs/);
-    expect(() => picker('node-score', [], { availability: 0, success: 0, speed: 0, cpu: 0, memory: 0 })).toThrow(/not all be zero/);
+    expect(() => picker('node-score', [], { availability: 0, success: 0, speed: 0, cpu: 0, memory: 0 })).toThrow(
+      /not all be zero/,
+    );
   });
 
   it('the indexed pick always takes a best-scoring eligible agent, through picks and releases (shared slots too)', () => {
@@ -117,32 +128,41 @@ describe('node-score', () => {
     });
     const op = fc.record({ release: fc.nat(3).map((x) => x === 0), kind: fc.constantFrom('a', 'b'), who: fc.nat(199) });
     assertProperty(
-      fc.property(fc.array(agent, { minLength: 33, maxLength: 200 }), fc.array(op, { minLength: 1, maxLength: 300 }), fc.integer(), (as, ops, seed) => {
-        const cands = as.map((x, i) =>
-          x.two
-            ? cand(`m${i}`, { slots: { a: [x.free, x.total], b: [x.free, x.total] }, sharedSlots: [x.free, x.total], latencyEwmaMs: x.lat })
-            : cand(`m${i}`, { slots: { a: [x.free, x.total] }, latencyEwmaMs: x.lat }),
-        );
-        const p = picker('node-score', cands, undefined, seed);
-        const m = new Model(cands);
-        for (const o of ops) {
-          if (o.release) {
-            const c = cands[o.who % cands.length]!;
-            p.release(c.id, o.kind);
-            m.release(c, o.kind);
-            continue;
+      fc.property(
+        fc.array(agent, { minLength: 33, maxLength: 200 }),
+        fc.array(op, { minLength: 1, maxLength: 300 }),
+        fc.integer(),
+        (as, ops, seed) => {
+          const cands = as.map((x, i) =>
+            x.two
+              ? cand(`m${i}`, {
+                  slots: { a: [x.free, x.total], b: [x.free, x.total] },
+                  sharedSlots: [x.free, x.total],
+                  latencyEwmaMs: x.lat,
+                })
+              : cand(`m${i}`, { slots: { a: [x.free, x.total] }, latencyEwmaMs: x.lat }),
+          );
+          const p = picker('node-score', cands, undefined, seed);
+          const m = new Model(cands);
+          for (const o of ops) {
+            if (o.release) {
+              const c = cands[o.who % cands.length]!;
+              p.release(c.id, o.kind);
+              m.release(c, o.kind);
+              continue;
+            }
+            const r = p.pick(task(o.kind));
+            const eligible = cands.filter((c) => m.credit(c, o.kind) > 0);
+            expect(r.type === 'route').toBe(eligible.length > 0);
+            if (r.type !== 'route') continue;
+            const best = Math.min(...eligible.map((c) => refScore(c, o.kind, m.credit(c, o.kind))));
+            const chosen = cands.find((c) => c.id === r.candidate)!;
+            expect(refScore(chosen, o.kind, m.credit(chosen, o.kind))).toBe(best);
+            m.take(chosen, o.kind);
           }
-          const r = p.pick(task(o.kind));
-          const eligible = cands.filter((c) => m.credit(c, o.kind) > 0);
-          expect(r.type === 'route').toBe(eligible.length > 0);
-          if (r.type !== 'route') continue;
-          const best = Math.min(...eligible.map((c) => refScore(c, o.kind, m.credit(c, o.kind))));
-          const chosen = cands.find((c) => c.id === r.candidate)!;
-          expect(refScore(chosen, o.kind, m.credit(chosen, o.kind))).toBe(best);
-          m.take(chosen, o.kind);
-        }
-        expect(p.credits('a')).toBe(cands.reduce((n, c) => n + m.credit(c, 'a'), 0));
-      }),
+          expect(p.credits('a')).toBe(cands.reduce((n, c) => n + m.credit(c, 'a'), 0));
+        },
+      ),
       100,
     );
   });

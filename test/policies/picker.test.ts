@@ -11,7 +11,12 @@ describe('picker eligibility', () => {
     { name: 'zero total slots', cands: [cand('x', { slots: { a: [0, 0] } })], t: task('a'), want: 'spillUp' },
     { name: 'all full', cands: [cand('x', { slots: { a: [0, 4] } })], t: task('a'), want: 'queue' },
     { name: 'negative free', cands: [cand('x', { slots: { a: [-3, 4] } })], t: task('a'), want: 'queue' },
-    { name: 'fractional free floors to 0', cands: [cand('x', { slots: { a: [0.9, 4] } })], t: task('a'), want: 'queue' },
+    {
+      name: 'fractional free floors to 0',
+      cands: [cand('x', { slots: { a: [0.9, 4] } })],
+      t: task('a'),
+      want: 'queue',
+    },
     {
       name: 'affinity unmatched',
       cands: [cand('x', { labels: { gpu: 't4' } })],
@@ -40,7 +45,12 @@ describe('picker eligibility', () => {
   });
 
   it('matches a repeated label key against any of its values (aggregated subtree)', () => {
-    const c = cand('cell', { labels: [{ key: 'gpu', value: 't4' }, { key: 'gpu', value: 'a100' }] });
+    const c = cand('cell', {
+      labels: [
+        { key: 'gpu', value: 't4' },
+        { key: 'gpu', value: 'a100' },
+      ],
+    });
     expect(picker('random', [c]).pick(task('a', { affinity: [{ key: 'gpu', value: 'a100' }] }))).toEqual({
       type: 'route',
       candidate: 'cell',
@@ -62,7 +72,7 @@ describe('picker eligibility', () => {
     expect(p.credits('a')).toBe(3);
   });
 
-  it('kinds sharing an agent\'s slots never overbook it', () => {
+  it("kinds sharing an agent's slots never overbook it", () => {
     // An agent with 2 slots serving kinds a and b: 2 tasks in total, not 2 per kind.
     const agent = cand('agent', { slots: { a: [2, 2], b: [2, 2] }, sharedSlots: [2, 2] });
     const other = cand('other', { slots: { b: [1, 1] } });
@@ -80,7 +90,10 @@ describe('picker eligibility', () => {
   });
 
   it('hasKind ignores draining candidates', () => {
-    const p = picker('random', [cand('x', { draining: true, slots: { a: [1, 1] } }), cand('y', { slots: { b: [0, 1] } })]);
+    const p = picker('random', [
+      cand('x', { draining: true, slots: { a: [1, 1] } }),
+      cand('y', { slots: { b: [0, 1] } }),
+    ]);
     expect(p.hasKind('a')).toBe(false);
     expect(p.hasKind('b')).toBe(true);
     expect(p.credits('b')).toBe(0);

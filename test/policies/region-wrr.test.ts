@@ -60,7 +60,10 @@ describe('region-wrr', () => {
   });
 
   it('clamps extreme weights to maxWeightRatio around the mean', () => {
-    const p = picker('region-wrr', [zone('tiny', 1), zone('huge', 100_000)], { blackoutPeriodMs: 0, maxWeightRatio: 2 });
+    const p = picker('region-wrr', [zone('tiny', 1), zone('huge', 100_000)], {
+      blackoutPeriodMs: 0,
+      maxWeightRatio: 2,
+    });
     // mean = 100001, tiny → mean/2, huge → mean·2 → 1:4
     within(tally(p, 5000)['tiny']!, 1000, 20);
   });

@@ -3,19 +3,29 @@ import { cand, picker, tally, task } from './helpers.js';
 
 describe('zone-least-conn', () => {
   it('prefers the idler node', () => {
-    const p = picker('zone-least-conn', [cand('busy', { active: 8, slots: { a: [2, 10] } }), cand('idle', { active: 1, slots: { a: [9, 10] } })]);
+    const p = picker('zone-least-conn', [
+      cand('busy', { active: 8, slots: { a: [2, 10] } }),
+      cand('idle', { active: 1, slots: { a: [9, 10] } }),
+    ]);
     expect(p.pick(task())).toEqual({ type: 'route', candidate: 'idle' });
   });
 
   it('counts queue depth as load', () => {
-    const p = picker('zone-least-conn', [cand('queued', { active: 1, queueDepth: 10 }), cand('running', { active: 3 })]);
+    const p = picker('zone-least-conn', [
+      cand('queued', { active: 1, queueDepth: 10 }),
+      cand('running', { active: 3 }),
+    ]);
     expect(p.pick(task())).toEqual({ type: 'route', candidate: 'running' });
   });
 
   it('queueWeight 0 ignores queue depth', () => {
-    const p = picker('zone-least-conn', [cand('queued', { active: 1, queueDepth: 10 }), cand('running', { active: 3 })], {
-      queueWeight: 0,
-    });
+    const p = picker(
+      'zone-least-conn',
+      [cand('queued', { active: 1, queueDepth: 10 }), cand('running', { active: 3 })],
+      {
+        queueWeight: 0,
+      },
+    );
     expect(p.pick(task())).toEqual({ type: 'route', candidate: 'queued' });
   });
 
@@ -40,6 +50,8 @@ describe('zone-least-conn', () => {
 
   it('rejects bad config', () => {
     expect(() => picker('zone-least-conn', [], { queueWeight: -1 })).toThrow(/>= 0/);
-    expect(() => picker('zone-least-conn', [], { weight: 1 })).toThrow(/unknown config key "weight"; known keys: queueWeight/);
+    expect(() => picker('zone-least-conn', [], { weight: 1 })).toThrow(
+      /unknown config key "weight"; known keys: queueWeight/,
+    );
   });
 });

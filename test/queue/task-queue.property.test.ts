@@ -23,7 +23,13 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       ttl: fc.option(fc.integer({ min: -10, max: 3000 }), { nil: null }),
     }),
   },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('pop' as const), kinds: fc.option(fc.subarray(['a', 'b', 'c']), { nil: null }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant('pop' as const),
+      kinds: fc.option(fc.subarray(['a', 'b', 'c']), { nil: null }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('remove' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('expire' as const) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 1500 }) }) },

@@ -11,7 +11,8 @@ const t = (priority: Priority = 'normal', extra: Partial<QueueTask> = {}): Queue
   ...extra,
 });
 
-const q = (opts: Partial<ConstructorParameters<typeof TaskQueue>[0]> = {}) => new TaskQueue<QueueTask>({ capacity: 100, ...opts });
+const q = (opts: Partial<ConstructorParameters<typeof TaskQueue>[0]> = {}) =>
+  new TaskQueue<QueueTask>({ capacity: 100, ...opts });
 
 function drain(queue: TaskQueue<QueueTask>, now: number, accept?: (k: string) => boolean): QueueTask[] {
   const out: QueueTask[] = [];
@@ -92,21 +93,33 @@ describe('TaskQueue', () => {
     const queue = q();
     for (let i = 0; i < 10; i++) queue.push(t('normal', { tenant: 'big' }), 0);
     for (let i = 0; i < 3; i++) queue.push(t('normal', { tenant: 'small' }), 1);
-    expect(drain(queue, 2).map((x) => x.tenant).slice(0, 7)).toEqual(['big', 'small', 'big', 'small', 'big', 'small', 'big']);
+    expect(
+      drain(queue, 2)
+        .map((x) => x.tenant)
+        .slice(0, 7),
+    ).toEqual(['big', 'small', 'big', 'small', 'big', 'small', 'big']);
   });
 
   it('weights tenants by quantum (deficit round robin)', () => {
     const queue = q({ tenantQuantum: (tenant) => (tenant === 'gold' ? 2 : 1) });
     for (let i = 0; i < 6; i++) queue.push(t('normal', { tenant: 'gold' }), 0);
     for (let i = 0; i < 6; i++) queue.push(t('normal', { tenant: 'free' }), 0);
-    expect(drain(queue, 0).map((x) => x.tenant[0]).join('')).toBe('ggfggfggffff');
+    expect(
+      drain(queue, 0)
+        .map((x) => x.tenant[0])
+        .join(''),
+    ).toBe('ggfggfggffff');
   });
 
   it('is bounded: full and tenant-full answers carry a retry hint', () => {
     const queue = q({ capacity: 3, maxPerTenant: 2, minRetryAfterMs: 10, maxRetryAfterMs: 900 });
     expect(queue.push(t('normal', { tenant: 'x' }), 0).ok).toBe(true);
     expect(queue.push(t('normal', { tenant: 'x' }), 0).ok).toBe(true);
-    expect(queue.push(t('normal', { tenant: 'x' }), 0)).toEqual({ ok: false, reason: 'tenant-full', retryAfterMs: 900 });
+    expect(queue.push(t('normal', { tenant: 'x' }), 0)).toEqual({
+      ok: false,
+      reason: 'tenant-full',
+      retryAfterMs: 900,
+    });
     expect(queue.push(t('normal', { tenant: 'y' }), 0).ok).toBe(true);
     expect(queue.push(t('normal', { tenant: 'z' }), 0)).toEqual({ ok: false, reason: 'full', retryAfterMs: 900 });
     expect(queue.size).toBe(3);

@@ -51,9 +51,7 @@ function parse(src: string): Block[] {
 }
 
 function render(blocks: Array<Block & { actual: string }>): string {
-  return (
-    blocks.map((b) => [...b.comments, b.command, '----', b.actual].join('\n')).join('\n\n') + '\n'
-  );
+  return blocks.map((b) => [...b.comments, b.command, '----', b.actual].join('\n')).join('\n\n') + '\n';
 }
 
 class Interpreter {
@@ -100,7 +98,9 @@ class Interpreter {
       case 'propose-conf-change': {
         const kind = { 'add-voter': 'addVoter', 'add-learner': 'addLearner', remove: 'removeNode' }[args[1]!];
         if (!kind) throw new Error(`bad conf change ${args[1]}`);
-        const r = c().node(args[0]!).proposeConfChange({ type: kind as ConfChangeType, node: args[2]!, context: '' });
+        const r = c()
+          .node(args[0]!)
+          .proposeConfChange({ type: kind as ConfChangeType, node: args[2]!, context: '' });
         c().process(args[0]!);
         out.unshift(`result: ${JSON.stringify(r)}`);
         break;
@@ -201,7 +201,9 @@ class Interpreter {
   }
 }
 
-const files = readdirSync(DIR).filter((f) => f.endsWith('.txt')).sort();
+const files = readdirSync(DIR)
+  .filter((f) => f.endsWith('.txt'))
+  .sort();
 
 describe('raft golden scenarios', () => {
   it('has scenario files', () => expect(files.length).toBeGreaterThanOrEqual(8));

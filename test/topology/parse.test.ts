@@ -99,7 +99,11 @@ addressing: { host: "{cell}-{replica}.mesh", port: 7000 }
 tiers: { global: { replicas: 3 } }
 cells: { name: /, children: [{ name: eu }] }
 `);
-    expect(t.byPath.get('/')!.replicas.map((r) => r.address)).toEqual(['root-1.mesh:7000', 'root-2.mesh:7000', 'root-3.mesh:7000']);
+    expect(t.byPath.get('/')!.replicas.map((r) => r.address)).toEqual([
+      'root-1.mesh:7000',
+      'root-2.mesh:7000',
+      'root-3.mesh:7000',
+    ]);
     expect(t.byPath.get('/eu')!.replicas[0]!.address).toBe('eu-1.mesh:7000');
   });
   it('round-trips through topologyToDocument', () => {
@@ -121,12 +125,23 @@ cells: { name: /, children: [{ name: eu }] }
     expect(() => loadTopology('/nonexistent/t.yaml')).toThrow(/\/nonexistent\/t.yaml: cannot read/);
   });
   it('knows every registered policy', () => {
-    for (const p of ['global-geo', 'region-wrr', 'zone-least-conn', 'node-score', 'random', 'round-robin', 'p2c', 'least-loaded']) {
+    for (const p of [
+      'global-geo',
+      'region-wrr',
+      'zone-least-conn',
+      'node-score',
+      'random',
+      'round-robin',
+      'p2c',
+      'least-loaded',
+    ]) {
       expect(parseTopology(`addressing: { basePort: 1 }\ncells: { name: /, policy: ${p} }`).cells[0]!.policy).toBe(p);
     }
   });
   it('accepts policies passed in explicitly', () => {
-    const t = parseTopology('addressing: { basePort: 1 }\ncells: { name: /, policy: mine }', 's', { policies: ['mine', 'global-geo'] });
+    const t = parseTopology('addressing: { basePort: 1 }\ncells: { name: /, policy: mine }', 's', {
+      policies: ['mine', 'global-geo'],
+    });
     expect(t.cells[0]!.policy).toBe('mine');
   });
 });
@@ -137,50 +152,131 @@ describe('errors name the file, the cell and the field', () => {
     ['not a mapping', '- a\n- b', /the document must be a mapping, got a list/],
     ['unknown top-level key', base('  name: /', 'colour: red\n'), /unknown key "colour"/],
     ['unknown cell key', base('  name: /\n  colour: red'), /cell "\/": unknown key "colour"/],
-    ['unknown defaults key', base('  name: /', 'defaults: { maxMessageByte: 5 }\n'), /field "defaults": unknown key "maxMessageByte"/],
-    ['bad defaults value', base('  name: /', 'defaults: { maxAttempts: -1 }\n'), /field "defaults.maxAttempts": must be a positive integer/],
-    ['heartbeat timeout below interval', base('  name: /', 'defaults: { heartbeatTimeoutMs: 500 }\n'), /heartbeatTimeoutMs.*must exceed heartbeatIntervalMs/],
-    ['link timeout within two summaries', base('  name: /', 'defaults: { summaryIntervalMs: 200, linkTimeoutMs: 400 }\n'), /linkTimeoutMs.*must exceed twice summaryIntervalMs \(400\)/],
+    [
+      'unknown defaults key',
+      base('  name: /', 'defaults: { maxMessageByte: 5 }\n'),
+      /field "defaults": unknown key "maxMessageByte"/,
+    ],
+    [
+      'bad defaults value',
+      base('  name: /', 'defaults: { maxAttempts: -1 }\n'),
+      /field "defaults.maxAttempts": must be a positive integer/,
+    ],
+    [
+      'heartbeat timeout below interval',
+      base('  name: /', 'defaults: { heartbeatTimeoutMs: 500 }\n'),
+      /heartbeatTimeoutMs.*must exceed heartbeatIntervalMs/,
+    ],
+    [
+      'link timeout within two summaries',
+      base('  name: /', 'defaults: { summaryIntervalMs: 200, linkTimeoutMs: 400 }\n'),
+      /linkTimeoutMs.*must exceed twice summaryIntervalMs \(400\)/,
+    ],
     ['root not named /', base('  name: root'), /cell "\/" field "name": the root cell's name must be "\/"/],
-    ['segment with a slash', base('  name: /\n  children: [{ name: "eu/x" }]'), /cell "\/" field "children\[0\]" field "name": bad path segment/],
+    [
+      'segment with a slash',
+      base('  name: /\n  children: [{ name: "eu/x" }]'),
+      /cell "\/" field "children\[0\]" field "name": bad path segment/,
+    ],
     ['uppercase segment', base('  name: /\n  children: [{ name: EU }]'), /bad path segment string "EU"/],
     ['missing segment', base('  name: /\n  children: [{ labels: {} }]'), /bad path segment nothing/],
     ['duplicate cell', base('  name: /\n  children: [{ name: eu }, { name: eu }]'), /cell "\/eu": duplicate cell/],
-    ['duplicate address', 'cells: { name: /, replicas: [{address: "h:1"}], children: [{ name: eu, replicas: [{address: "h:1"}] }] }', /cell "\/eu" field "replicas": duplicate address h:1 \(also \/#1\)/],
+    [
+      'duplicate address',
+      'cells: { name: /, replicas: [{address: "h:1"}], children: [{ name: eu, replicas: [{address: "h:1"}] }] }',
+      /cell "\/eu" field "replicas": duplicate address h:1 \(also \/#1\)/,
+    ],
     ['replicas 2', base('  name: /\n  replicas: 2'), /cell "\/" field "replicas": must be 1, 3 or 5 replicas.*got 2/],
-    ['replica list of 4', 'cells: { name: /, replicas: [{address: "a:1"},{address: "a:2"},{address: "a:3"},{address: "a:4"}] }', /must be 1, 3 or 5 replicas.*got 4/],
-    ['tier replicas 4', base('  name: /', 'tiers: { zone: { replicas: 4 } }\n'), /field "tiers.zone.replicas": must be 1, 3 or 5/],
-    ['port out of range', 'cells: { name: /, replicas: [{ address: "h:70000" }] }', /cell "\/" field "replicas\[0\].address": port out of range 1-65535: 70000/],
+    [
+      'replica list of 4',
+      'cells: { name: /, replicas: [{address: "a:1"},{address: "a:2"},{address: "a:3"},{address: "a:4"}] }',
+      /must be 1, 3 or 5 replicas.*got 4/,
+    ],
+    [
+      'tier replicas 4',
+      base('  name: /', 'tiers: { zone: { replicas: 4 } }\n'),
+      /field "tiers.zone.replicas": must be 1, 3 or 5/,
+    ],
+    [
+      'port out of range',
+      'cells: { name: /, replicas: [{ address: "h:70000" }] }',
+      /cell "\/" field "replicas\[0\].address": port out of range 1-65535: 70000/,
+    ],
     ['port zero', 'cells: { name: /, replicas: [{ address: "h:0" }] }', /port out of range 1-65535: 0/],
     ['malformed address', 'cells: { name: /, replicas: [{ address: "nohost" }] }', /malformed address "nohost"/],
-    ['basePort out of range', 'addressing: { basePort: 70000 }\ncells: { name: / }', /field "addressing.basePort": port out of range/],
-    ['generated port overflow', 'addressing: { basePort: 65535 }\ncells: { name: /, children: [{ name: a }] }', /cell "\/a" field "replicas": generated port 65536 out of range/],
+    [
+      'basePort out of range',
+      'addressing: { basePort: 70000 }\ncells: { name: / }',
+      /field "addressing.basePort": port out of range/,
+    ],
+    [
+      'generated port overflow',
+      'addressing: { basePort: 65535 }\ncells: { name: /, children: [{ name: a }] }',
+      /cell "\/a" field "replicas": generated port 65536 out of range/,
+    ],
     ['no addresses at all', 'cells: { name: / }', /cell "\/" field "replicas": no address/],
-    ['node with children', base('  name: /\n  children: [{ name: a, children: [{ name: b, children: [{ name: c, children: [{ name: d }] }] }] }]'), /cell "\/a\/b\/c" field "children": a node cell \(depth 3\) cannot have children/],
-    ['tier mismatch', base('  name: /\n  children: [{ name: a, tier: zone }]'), /cell "\/a" field "tier": says string "zone" but a cell at depth 1 is tier "region"/],
-    ['unknown policy', base('  name: /\n  policy: fastest'), /cell "\/" field "policy": unknown policy string "fastest" \(known: .*global-geo/],
-    ['bad policyConfig (checked by the policy)', base('  name: /\n  policy: p2c\n  policyConfig: { bogus: 1 }'), /cell "\/" field "policyConfig": policy p2c: .*bogus/],
-    ['bad tier policyConfig', base('  name: /', 'tiers: { global: { policy: p2c, policyConfig: { bogus: 1 } } }\n'), /field "tiers.global.policyConfig": policy p2c: .*bogus/],
-    ['unknown tier policy', base('  name: /', 'tiers: { node: { policy: nope } }\n'), /field "tiers.node.policy": unknown policy/],
+    [
+      'node with children',
+      base(
+        '  name: /\n  children: [{ name: a, children: [{ name: b, children: [{ name: c, children: [{ name: d }] }] }] }]',
+      ),
+      /cell "\/a\/b\/c" field "children": a node cell \(depth 3\) cannot have children/,
+    ],
+    [
+      'tier mismatch',
+      base('  name: /\n  children: [{ name: a, tier: zone }]'),
+      /cell "\/a" field "tier": says string "zone" but a cell at depth 1 is tier "region"/,
+    ],
+    [
+      'unknown policy',
+      base('  name: /\n  policy: fastest'),
+      /cell "\/" field "policy": unknown policy string "fastest" \(known: .*global-geo/,
+    ],
+    [
+      'bad policyConfig (checked by the policy)',
+      base('  name: /\n  policy: p2c\n  policyConfig: { bogus: 1 }'),
+      /cell "\/" field "policyConfig": policy p2c: .*bogus/,
+    ],
+    [
+      'bad tier policyConfig',
+      base('  name: /', 'tiers: { global: { policy: p2c, policyConfig: { bogus: 1 } } }\n'),
+      /field "tiers.global.policyConfig": policy p2c: .*bogus/,
+    ],
+    [
+      'unknown tier policy',
+      base('  name: /', 'tiers: { node: { policy: nope } }\n'),
+      /field "tiers.node.policy": unknown policy/,
+    ],
     ['unknown tier', base('  name: /', 'tiers: { planet: {} }\n'), /field "tiers": unknown key "planet"/],
     ['labels not a map', base('  name: /\n  labels: [a, b]'), /cell "\/" field "labels": must be a mapping/],
     ['children not a list', base('  name: /\n  children: { name: a }'), /cell "\/" field "children": must be a list/],
     ['missing cells', 'name: t', /field "cells": missing/],
-    ['container name collision', base('  name: /\n  children: [{ name: root }]'), /cell "\/root": its container name "root" collides with cell "\/"/],
+    [
+      'container name collision',
+      base('  name: /\n  children: [{ name: root }]'),
+      /cell "\/root": its container name "root" collides with cell "\/"/,
+    ],
     ['bad name', base('  name: /').replace('name: t', 'name: "My Mesh"'), /field "name": must be lowercase/],
     ['duplicate YAML key', 'name: a\nname: b\ncells: { name: / }', /not valid YAML/],
   ];
   for (const [what, text, re] of cases) {
     it(what, () => {
       const issues = errorsOf(text);
-      expect(issues.some((i) => re.test(i)), `issues were:\n${issues.join('\n')}`).toBe(true);
+      expect(
+        issues.some((i) => re.test(i)),
+        `issues were:\n${issues.join('\n')}`,
+      ).toBe(true);
     });
   }
   it('points at the line of the cell or top-level field', () => {
-    const issues = errorsOf('name: t\naddressing: { basePort: 9000 }\ndefaults: { maxAttempts: 0 }\ncells:\n  name: /\n  children:\n    - name: eu\n      replicas: 2\n');
+    const issues = errorsOf(
+      'name: t\naddressing: { basePort: 9000 }\ndefaults: { maxAttempts: 0 }\ncells:\n  name: /\n  children:\n    - name: eu\n      replicas: 2\n',
+    );
     expect(issues).toContain('line 3: field "defaults.maxAttempts": must be a positive integer, got number 0');
     expect(issues.some((i) => i.startsWith('line 7: cell "/eu" field "replicas"'))).toBe(true);
-    expect(errorsOf('name: a\nname: b\ncells: { name: / }')[0]).toMatch(/^line 2: not valid YAML: Map keys must be unique$/);
+    expect(errorsOf('name: a\nname: b\ncells: { name: / }')[0]).toMatch(
+      /^line 2: not valid YAML: Map keys must be unique$/,
+    );
   });
   it('reports every problem at once', () => {
     const issues = errorsOf(base('  name: /\n  replicas: 2\n  children: [{ name: A }, { name: b, policy: x }]'));
@@ -188,7 +284,11 @@ describe('errors name the file, the cell and the field', () => {
   });
   it('rejects depth beyond node even via a node cell', () => {
     // a node cell's children are reported once and not descended into
-    const issues = errorsOf(base('  name: /\n  children: [{ name: a, children: [{ name: b, children: [{ name: c, children: [{ name: d, children: [{ name: e }] }] }] }] }]'));
+    const issues = errorsOf(
+      base(
+        '  name: /\n  children: [{ name: a, children: [{ name: b, children: [{ name: c, children: [{ name: d, children: [{ name: e }] }] }] }] }]',
+      ),
+    );
     expect(issues).toHaveLength(1);
   });
   it('names the file when loading', () => {

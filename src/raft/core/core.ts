@@ -5,7 +5,15 @@
 
 import { ProgressTracker } from '../tracker/tracker.js';
 import { applyToConf, decodeConfChange } from './confchange.js';
-import { bcastAppend, flushAppends, handleReadRequest, maybeCommit, maybeLeave, stepLeader, tickLeader } from './leader.js';
+import {
+  bcastAppend,
+  flushAppends,
+  handleReadRequest,
+  maybeCommit,
+  maybeLeave,
+  stepLeader,
+  tickLeader,
+} from './leader.js';
 import { stepCandidate, stepFollower } from './follower.js';
 import { RaftLog } from './log.js';
 import { ReadOnlyQueue } from './read-only.js';

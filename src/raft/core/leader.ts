@@ -190,7 +190,8 @@ function handleAppResp(r: Raft, m: Message): void {
   } else if (p.state === 'replicate') {
     p.inflights.freeLE(m.index);
   }
-  if (maybeCommit(r)) r.pendingBcast = true; // the new commit index goes to everyone once, at the next Ready
+  if (maybeCommit(r))
+    r.pendingBcast = true; // the new commit index goes to everyone once, at the next Ready
   else if (wasPaused) sendAppend(r, m.from);
   // Pipelining: keep streaming while the window has room.
   while (sendAppend(r, m.from, false)) {
@@ -226,7 +227,8 @@ export function stepLeader(r: Raft, m: Message): void {
       let any = false;
       for (const e of m.entries) {
         // Forwarded proposals are fire-and-forget: refusals are silent drops.
-        if (r.acceptProposal(e.type === EntryType.ConfChange ? EntryType.ConfChange : EntryType.Normal, e.data).ok) any = true;
+        if (r.acceptProposal(e.type === EntryType.ConfChange ? EntryType.ConfChange : EntryType.Normal, e.data).ok)
+          any = true;
       }
       if (any) r.pendingBcast = true;
       break;

@@ -17,7 +17,11 @@ export class RaftLog {
   /** Highest index handed to the driver for applying and acknowledged by advance(). */
   applied: number;
 
-  constructor(readonly storage: LogReader, applied: number, committed: number) {
+  constructor(
+    readonly storage: LogReader,
+    applied: number,
+    committed: number,
+  ) {
     this.unstableOffset = storage.lastIndex() + 1;
     this.committed = committed;
     const floor = storage.firstIndex() - 1;
@@ -134,7 +138,8 @@ export class RaftLog {
     const ci = this.findConflict(ents);
     if (ci !== 0) {
       // Log Matching + Leader Completeness guarantee committed entries never conflict.
-      if (ci <= this.committed) throw new Error(`raft: entry ${ci} conflicts with committed entry (committed ${this.committed})`);
+      if (ci <= this.committed)
+        throw new Error(`raft: entry ${ci} conflicts with committed entry (committed ${this.committed})`);
       this.append(ents.slice(ci - ents[0]!.index));
     }
     this.commitTo(Math.min(commit, lastNew));
@@ -145,7 +150,8 @@ export class RaftLog {
   append(ents: readonly Entry[]): void {
     if (ents.length === 0) return;
     const after = ents[0]!.index;
-    if (after <= this.committed) throw new Error(`raft: append at ${after} would overwrite committed ${this.committed}`);
+    if (after <= this.committed)
+      throw new Error(`raft: append at ${after} would overwrite committed ${this.committed}`);
     if (after === this.unstableOffset + this.unstable.length) {
       this.unstable.push(...ents);
     } else if (after <= this.unstableOffset) {

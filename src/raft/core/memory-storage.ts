@@ -124,7 +124,8 @@ export class MemoryStorage implements LogReader {
 
   /** Record a snapshot of the state machine at `index` (<= applied); does not compact. */
   createSnapshot(index: number, conf: ConfState, data: Uint8Array): Snapshot {
-    if (index <= this.snap.meta.index) throw new Error(`raft: snapshot ${index} is not newer than ${this.snap.meta.index}`);
+    if (index <= this.snap.meta.index)
+      throw new Error(`raft: snapshot ${index} is not newer than ${this.snap.meta.index}`);
     if (index > this.lastIndex()) throw new Error(`raft: snapshot ${index} beyond last index ${this.lastIndex()}`);
     this.snap = { meta: { index, term: this.term(index), conf }, data };
     return this.snap;

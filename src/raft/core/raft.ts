@@ -158,7 +158,8 @@ export class RawNode {
     } else if (this.early && hard.term === this.prevHard.term && hard.vote === this.prevHard.vote) {
       messages = [];
       for (const m of r.msgs) {
-        if ((m.type === 'app' || m.type === 'heartbeat') && m.from === r.id && m.term === hard.term) earlyMessages.push(m);
+        if ((m.type === 'app' || m.type === 'heartbeat') && m.from === r.id && m.term === hard.term)
+          earlyMessages.push(m);
         else messages.push(m);
       }
     }
@@ -173,7 +174,10 @@ export class RawNode {
       readStates: r.readStates,
       // A commit-only change need not be synced: the commit index can be relearned from the leader.
       mustSync:
-        entries.length > 0 || snapshot !== undefined || hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote,
+        entries.length > 0 ||
+        snapshot !== undefined ||
+        hard.term !== this.prevHard.term ||
+        hard.vote !== this.prevHard.vote,
     };
     r.msgs = [];
     r.readStates = [];

@@ -39,5 +39,8 @@ export function unwrapSnapshot(data: Uint8Array): { addresses: Record<string, st
   if (data.length === 0) return { addresses: {}, sm: data };
   const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
   if (4 + n > data.length) throw new Error('raft snapshot envelope: malformed');
-  return { addresses: JSON.parse(dec.decode(data.subarray(4, 4 + n))) as Record<string, string>, sm: data.subarray(4 + n) };
+  return {
+    addresses: JSON.parse(dec.decode(data.subarray(4, 4 + n))) as Record<string, string>,
+    sm: data.subarray(4 + n),
+  };
 }

@@ -14,15 +14,25 @@ export class RaftError extends Error {
 
 /** This replica cannot take the request; `leader`/`leaderAddress` say who can ('' when unknown). */
 export class NotLeaderError extends RaftError {
-  constructor(readonly leader: NodeId, readonly leaderAddress: string) {
-    super(leader ? `not the leader; the leader is ${leader} (${leaderAddress || 'address unknown'})` : 'not the leader; no leader is known');
+  constructor(
+    readonly leader: NodeId,
+    readonly leaderAddress: string,
+  ) {
+    super(
+      leader
+        ? `not the leader; the leader is ${leader} (${leaderAddress || 'address unknown'})`
+        : 'not the leader; no leader is known',
+    );
     this.name = 'NotLeaderError';
   }
 }
 
 /** The deadline passed. For a proposal the outcome is unknown: it may still commit. */
 export class TimeoutError extends RaftError {
-  constructor(what: string, readonly timeoutMs: number) {
+  constructor(
+    what: string,
+    readonly timeoutMs: number,
+  ) {
     super(`${what} timed out after ${timeoutMs} ms`);
     this.name = 'TimeoutError';
   }
@@ -37,7 +47,10 @@ export class ShuttingDownError extends RaftError {
 
 /** The leader refused more work for now (too many uncommitted entries, a transfer in progress). */
 export class OverloadedError extends RaftError {
-  constructor(readonly reason: string, readonly retryAfterMs: number) {
+  constructor(
+    readonly reason: string,
+    readonly retryAfterMs: number,
+  ) {
     super(`raft proposal refused: ${reason}`);
     this.name = 'OverloadedError';
   }

@@ -187,7 +187,10 @@ class PeerLink {
       ep?.reportSnapshot(this.id, ok);
     });
     const header: RaftServiceInstallSnapshotRequest = {
-      part: { $case: 'header', value: { groupId: this.opts.groupId, message: messageToWire(m), totalBytes: snap.data.length } },
+      part: {
+        $case: 'header',
+        value: { groupId: this.opts.groupId, message: messageToWire(m), totalBytes: snap.data.length },
+      },
     };
     call.write(header);
     for (let off = 0; off < snap.data.length; off += CHUNK) {
@@ -270,7 +273,11 @@ function raftServiceImpl(router: Router): RaftServiceServer {
       let failed = '';
       call.on('data', (req: RaftServiceInstallSnapshotRequest) => {
         if (req.part?.$case === 'header' && req.part.value.message) {
-          header = { groupId: req.part.value.groupId, message: req.part.value.message, totalBytes: req.part.value.totalBytes };
+          header = {
+            groupId: req.part.value.groupId,
+            message: req.part.value.message,
+            totalBytes: req.part.value.totalBytes,
+          };
         } else if (req.part?.$case === 'chunk') {
           size += req.part.value.length;
           if (!header || size > header.totalBytes) failed = 'chunk without header or beyond total size';

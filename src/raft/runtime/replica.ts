@@ -82,7 +82,11 @@ export class RaftReplica implements RaftEndpoint {
     let storage = opts.storage;
     if (!storage) {
       if (!opts.dataDir) throw new Error('raft replica: dataDir or storage is required');
-      const lmdb = LmdbStorage.open({ dir: opts.dataDir, bootstrap: opts.join ? undefined : opts.peers, log: this.logger });
+      const lmdb = LmdbStorage.open({
+        dir: opts.dataDir,
+        bootstrap: opts.join ? undefined : opts.peers,
+        log: this.logger,
+      });
       storage = { log: lmdb, snapshots: lmdb.snapshots };
     }
     this.log = storage.log;
@@ -458,9 +462,17 @@ export class RaftReplica implements RaftEndpoint {
       if (r.reason === 'notLeader') return Promise.reject(new NotLeaderError(r.leader, this.addresses[r.leader] ?? ''));
       return Promise.reject(new OverloadedError(r.reason, this.timing.tickMs * this.timing.electionTick));
     }
-    const done = () => (cc.type === 'removeNode' ? !this.conf.voters.includes(cc.node) && !this.conf.learners.includes(cc.node)
-      : cc.type === 'addVoter' ? this.conf.voters.includes(cc.node) : this.conf.learners.includes(cc.node));
-    return this.waitFor(done, `membership change ${cc.type} ${cc.node}`, opts.timeoutMs ?? this.limits.requestTimeoutMs).then(async () => {
+    const done = () =>
+      cc.type === 'removeNode'
+        ? !this.conf.voters.includes(cc.node) && !this.conf.learners.includes(cc.node)
+        : cc.type === 'addVoter'
+          ? this.conf.voters.includes(cc.node)
+          : this.conf.learners.includes(cc.node);
+    return this.waitFor(
+      done,
+      `membership change ${cc.type} ${cc.node}`,
+      opts.timeoutMs ?? this.limits.requestTimeoutMs,
+    ).then(async () => {
       // A commit-only hard state is persisted lazily; make the commit index covering this
       // change durable here before answering, so an operator who shuts a removed node down
       // after this resolves (on a remaining voter) follows the core's removal rule.

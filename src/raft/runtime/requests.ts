@@ -20,7 +20,10 @@ export class Requests {
   /** Register a proposal under `id` with a deadline; `start` runs once it is registered. */
   propose(id: string, timeoutMs: number, start: () => void): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.proposals.get(id)?.reject(new TimeoutError('raft proposal', timeoutMs)), timeoutMs);
+      const timer = setTimeout(
+        () => this.proposals.get(id)?.reject(new TimeoutError('raft proposal', timeoutMs)),
+        timeoutMs,
+      );
       const settle = (fn: () => void) => {
         clearTimeout(timer);
         this.proposals.delete(id);
@@ -38,13 +41,19 @@ export class Requests {
   /** Register a read under `ctx` with a deadline; `start` runs once it is registered. */
   read(ctx: string, timeoutMs: number, start: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => this.reads.get(ctx)?.p.reject(new TimeoutError('raft read', timeoutMs)), timeoutMs);
+      const timer = setTimeout(
+        () => this.reads.get(ctx)?.p.reject(new TimeoutError('raft read', timeoutMs)),
+        timeoutMs,
+      );
       const settle = (fn: () => void) => {
         clearTimeout(timer);
         this.reads.delete(ctx);
         fn();
       };
-      this.reads.set(ctx, { index: undefined, p: { resolve: () => settle(resolve), reject: (e) => settle(() => reject(e)) } });
+      this.reads.set(ctx, {
+        index: undefined,
+        p: { resolve: () => settle(resolve), reject: (e) => settle(() => reject(e)) },
+      });
       start();
     });
   }

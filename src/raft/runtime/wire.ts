@@ -24,9 +24,7 @@ const TO_WIRE: Record<MessageType, RaftMessageType> = {
   readIndex: RaftMessageType.RAFT_MESSAGE_TYPE_READ_INDEX,
   readIndexResp: RaftMessageType.RAFT_MESSAGE_TYPE_READ_INDEX_RESP,
 };
-const FROM_WIRE = new Map<RaftMessageType, MessageType>(
-  Object.entries(TO_WIRE).map(([k, v]) => [v, k as MessageType]),
-);
+const FROM_WIRE = new Map<RaftMessageType, MessageType>(Object.entries(TO_WIRE).map(([k, v]) => [v, k as MessageType]));
 
 export const ROLE_TO_WIRE: Record<Role, RaftRole> = {
   follower: RaftRole.RAFT_ROLE_FOLLOWER,
@@ -43,7 +41,10 @@ function entryToWire(e: Entry): RaftEntry {
   return {
     term: e.term,
     index: e.index,
-    type: e.type === EntryType.ConfChange ? RaftEntryType.RAFT_ENTRY_TYPE_CONF_CHANGE : RaftEntryType.RAFT_ENTRY_TYPE_NORMAL,
+    type:
+      e.type === EntryType.ConfChange
+        ? RaftEntryType.RAFT_ENTRY_TYPE_CONF_CHANGE
+        : RaftEntryType.RAFT_ENTRY_TYPE_NORMAL,
     data: e.data as Buffer,
   };
 }
@@ -70,7 +71,9 @@ export function messageToWire(m: Message): RaftMessage {
     reject: m.reject,
     rejectHint: m.rejectHint,
     hintTerm: m.hintTerm,
-    snapshot: m.snapshot ? { index: m.snapshot.meta.index, term: m.snapshot.meta.term, conf: { ...m.snapshot.meta.conf } } : undefined,
+    snapshot: m.snapshot
+      ? { index: m.snapshot.meta.index, term: m.snapshot.meta.term, conf: { ...m.snapshot.meta.conf } }
+      : undefined,
     context: m.context,
   } as RaftMessage;
 }

@@ -89,7 +89,13 @@ export class LmdbStorage implements LogStore {
     this.log = opts.log ?? logger({ component: 'raft-storage', dir: opts.dir });
     this.cacheMax = opts.cacheEntries ?? 16_384;
     this.snapshots = opts.snapshots ?? new FileSnapshotStore(path.join(opts.dir, 'snapshots'));
-    this.root = open({ path: path.join(opts.dir, 'raft.lmdb'), overlappingSync: false, noSync: false, maxDbs: 4, mapSize: 1 << 30 });
+    this.root = open({
+      path: path.join(opts.dir, 'raft.lmdb'),
+      overlappingSync: false,
+      noSync: false,
+      maxDbs: 4,
+      mapSize: 1 << 30,
+    });
     this.ents = this.root.openDB<Buffer, number>({ name: 'entries', encoding: 'binary' });
     this.meta = this.root.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
     try {
@@ -149,7 +155,10 @@ export class LmdbStorage implements LogStore {
         );
       }
       const dropped = [...this.ents.getKeys({ start: bad })];
-      this.log.warn({ from: bad, records: dropped.length, commit: this.hard.commit }, 'truncating corrupt uncommitted log tail');
+      this.log.warn(
+        { from: bad, records: dropped.length, commit: this.hard.commit },
+        'truncating corrupt uncommitted log tail',
+      );
       this.root.transactionSync(() => {
         for (const k of dropped) this.ents.removeSync(k);
       });

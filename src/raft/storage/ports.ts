@@ -44,7 +44,10 @@ export class StorageCorruptionError extends Error {
 }
 
 export class SnapshotCorruptError extends StorageCorruptionError {
-  constructor(readonly file: string, reason: string) {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
     super(`raft snapshot ${file} is corrupt: ${reason}`);
     this.name = 'SnapshotCorruptError';
   }

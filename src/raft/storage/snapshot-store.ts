@@ -19,7 +19,10 @@ export class FileSnapshotStore implements SnapshotStore {
   private loaded = false;
 
   /** `retain`: how many snapshot files to keep (older ones are a fallback for operators, not read). */
-  constructor(readonly dir: string, private readonly retain = 2) {
+  constructor(
+    readonly dir: string,
+    private readonly retain = 2,
+  ) {
     fs.mkdirSync(dir, { recursive: true });
   }
 

@@ -30,7 +30,11 @@ export class Progress {
   sentCommit = 0;
   readonly inflights: Inflights;
 
-  constructor(next: number, maxInflight: number, public isLearner = false) {
+  constructor(
+    next: number,
+    maxInflight: number,
+    public isLearner = false,
+  ) {
     this.next = next;
     this.inflights = new Inflights(maxInflight);
   }

@@ -61,7 +61,9 @@ export function fmtMessage(m: Message): string {
     case 'app':
       return `${head} prev=${m.index}@${m.logTerm} commit=${m.commit} entries=[${m.entries.map(fmtEntry).join(', ')}]`;
     case 'appResp':
-      return m.reject ? `${head} reject index=${m.index} hint=${m.rejectHint}@${m.hintTerm ?? 0}` : `${head} index=${m.index}`;
+      return m.reject
+        ? `${head} reject index=${m.index} hint=${m.rejectHint}@${m.hintTerm ?? 0}`
+        : `${head} index=${m.index}`;
     case 'vote':
     case 'preVote':
       return `${head} last=${m.index}@${m.logTerm}${ctx}`;
@@ -180,7 +182,9 @@ export class Cluster {
       for (const e of rd.committedEntries) {
         if (e.type === EntryType.ConfChange) {
           m.conf = m.node.applyConfChange(decodeConfChange(e.data));
-          this.trace?.push(`${id} applied ${e.index}@${e.term} conf voters=${m.conf.voters.join(',')} learners=${m.conf.learners.join(',')}`);
+          this.trace?.push(
+            `${id} applied ${e.index}@${e.term} conf voters=${m.conf.voters.join(',')} learners=${m.conf.learners.join(',')}`,
+          );
         } else if (e.data.length > 0) {
           m.applied.push(e);
           this.trace?.push(`${id} applied ${e.index}@${e.term} ${text(e)}`);
@@ -264,7 +268,10 @@ export class Cluster {
   }
 
   isolate(id: NodeId): void {
-    this.partition([id], [...this.members.keys()].filter((x) => x !== id));
+    this.partition(
+      [id],
+      [...this.members.keys()].filter((x) => x !== id),
+    );
   }
 
   dropType(type: string, on = true): void {

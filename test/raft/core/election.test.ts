@@ -26,7 +26,7 @@ describe('elections', () => {
       for (let step = 0; step < 300; step++) {
         const id = rng.pick(['1', '2', '3', '4', '5']);
         if (rng.chance(0.5)) c.tick(id);
-        else c.deliver((m) => rng.chance(0.5));
+        else c.deliver(() => rng.chance(0.5));
         for (const [nid, m] of c.members) {
           const st = m.node.status();
           if (st.role !== 'leader') continue;

@@ -8,9 +8,18 @@ import type { RaftConfig } from '../../../src/raft/core/types.js';
 function config(storage: MemoryStorage, over: Partial<RaftConfig> = {}): RaftConfig {
   let x = 7;
   return {
-    id: '1', storage, electionTick: 10, heartbeatTick: 1, preVote: false, checkQuorum: false,
-    maxInflight: 4, maxSizePerMsg: 1024, maxUncommitted: 0, applied: 0,
-    random: () => ((x = (x * 48271) % 2147483647) / 2147483647), ...over,
+    id: '1',
+    storage,
+    electionTick: 10,
+    heartbeatTick: 1,
+    preVote: false,
+    checkQuorum: false,
+    maxInflight: 4,
+    maxSizePerMsg: 1024,
+    maxUncommitted: 0,
+    applied: 0,
+    random: () => (x = (x * 48271) % 2147483647) / 2147483647,
+    ...over,
   };
 }
 
@@ -119,7 +128,9 @@ describe('Ready / advance', () => {
     const n = new RawNode(config(s, { applied: 3 }));
     expect(n.status().commit).toBe(3);
     expect(n.status().conf.voters).toEqual(['1', '2', '3']); // replayed from the log up to applied
-    expect(() => new RawNode(config(MemoryStorage.bootstrap(['1']), { applied: 5 }))).toThrow(/beyond the last log index/);
+    expect(() => new RawNode(config(MemoryStorage.bootstrap(['1']), { applied: 5 }))).toThrow(
+      /beyond the last log index/,
+    );
   });
 });
 
@@ -178,7 +189,12 @@ describe('early sends (RaftConfig.earlyMessages)', () => {
     n.advance(next);
     // Once applied, the new commit index goes to the followers in appends, which may be early too.
     const after = n.ready();
-    expect(after.earlyMessages!.filter((m) => m.type === 'app' && m.commit === idx).map((m) => m.to).sort()).toEqual(['2', '3']);
+    expect(
+      after
+        .earlyMessages!.filter((m) => m.type === 'app' && m.commit === idx)
+        .map((m) => m.to)
+        .sort(),
+    ).toEqual(['2', '3']);
     n.advance(after);
   });
 
@@ -259,7 +275,8 @@ describe('early sends (RaftConfig.earlyMessages)', () => {
       c.stabilize();
       for (let i = 0; i < 20; i++) c.propose('1', `v${i}`);
       c.stabilize();
-      for (const id of ['1', '2', '3']) expect(c.get(id).applied.map((e) => text(e))).toEqual(Array.from({ length: 20 }, (_, i) => `v${i}`));
+      for (const id of ['1', '2', '3'])
+        expect(c.get(id).applied.map((e) => text(e))).toEqual(Array.from({ length: 20 }, (_, i) => `v${i}`));
     }
   });
 });
@@ -323,7 +340,10 @@ describe('coalescing', () => {
     for (const m of acks) c.node('1').step(m);
     expect(c.node('1').status().commit).toBe(idx);
     const out = c.process('1');
-    const commits = out.filter((m) => m.type === 'app' && m.commit === idx).map((m) => m.to).sort();
+    const commits = out
+      .filter((m) => m.type === 'app' && m.commit === idx)
+      .map((m) => m.to)
+      .sort();
     expect(commits).toEqual(['2', '3']);
   });
 });

@@ -37,7 +37,12 @@ describe('replication', () => {
     c.heal();
     c.tick('3', 1);
     c.stabilize();
-    const logs = five.map((id) => c.log(id).map((e) => `${e.index}/${e.term}/${text(e)}`).join(','));
+    const logs = five.map((id) =>
+      c
+        .log(id)
+        .map((e) => `${e.index}/${e.term}/${text(e)}`)
+        .join(','),
+    );
     expect(new Set(logs).size).toBe(1);
     expect(logs[0]).not.toContain('lost');
     for (const id of five) expect(c.get(id).applied.map(text)).toEqual(['kept']);
@@ -49,8 +54,16 @@ describe('replication', () => {
     const f = c.node('2');
     const st = f.status();
     f.step({
-      type: 'app', from: '1', to: '2', term: st.term, logTerm: st.term, index: st.lastIndex + 5,
-      entries: [], commit: 0, reject: false, rejectHint: 0,
+      type: 'app',
+      from: '1',
+      to: '2',
+      term: st.term,
+      logTerm: st.term,
+      index: st.lastIndex + 5,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
     });
     const out = c.process('2');
     const resp = out.find((m) => m.type === 'appResp')!;
@@ -186,8 +199,16 @@ describe('replication', () => {
     const before = c.log('1');
     // A stale append from a bogus lower-term "leader" must not touch the leader's log.
     c.node('1').step({
-      type: 'app', from: '2', to: '1', term: 1, logTerm: 0, index: 0,
-      entries: [{ term: 1, index: 1, type: 0, data: new Uint8Array([9]) }], commit: 0, reject: false, rejectHint: 0,
+      type: 'app',
+      from: '2',
+      to: '1',
+      term: 1,
+      logTerm: 0,
+      index: 0,
+      entries: [{ term: 1, index: 1, type: 0, data: new Uint8Array([9]) }],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
     });
     c.stabilize();
     expect(c.log('1')).toEqual(before);

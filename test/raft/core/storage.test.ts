@@ -3,7 +3,12 @@ import { MemoryStorage } from '../../../src/raft/core/memory-storage.js';
 import { applyToConf, decodeConfChange, encodeConfChange } from '../../../src/raft/core/confchange.js';
 import { CompactedError, EntryType, UnavailableError, type Entry } from '../../../src/raft/core/types.js';
 
-const e = (index: number, term: number): Entry => ({ index, term, type: EntryType.Normal, data: new Uint8Array([index]) });
+const e = (index: number, term: number): Entry => ({
+  index,
+  term,
+  type: EntryType.Normal,
+  data: new Uint8Array([index]),
+});
 
 describe('MemoryStorage', () => {
   it('appends, truncates a conflicting suffix, and answers term/entries', () => {
@@ -54,7 +59,9 @@ describe('ConfChange', () => {
     expect(() => decodeConfChange(new Uint8Array([0xff]))).toThrow(/bad conf change/);
   });
 
-  const table: Array<[string, string[], string[], 'addVoter' | 'addLearner' | 'removeNode', string, string[], string[]]> = [
+  const table: Array<
+    [string, string[], string[], 'addVoter' | 'addLearner' | 'removeNode', string, string[], string[]]
+  > = [
     ['add voter', ['a'], [], 'addVoter', 'b', ['a', 'b'], []],
     ['add learner', ['a'], [], 'addLearner', 'b', ['a'], ['b']],
     ['promote learner', ['a'], ['b'], 'addVoter', 'b', ['a', 'b'], []],

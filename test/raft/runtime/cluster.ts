@@ -4,7 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { GrpcTransport, MemoryNetwork, RaftReplica, registerRaftService, type NodeId } from '../../../src/raft/index.js';
+import {
+  GrpcTransport,
+  MemoryNetwork,
+  RaftReplica,
+  registerRaftService,
+  type NodeId,
+} from '../../../src/raft/index.js';
 import type { RaftLimits } from '../../../src/raft/runtime/defaults.js';
 import { KvStateMachine } from '../../../scripts/raft-kv-state.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -43,7 +49,9 @@ export class TestCluster {
     const server = new grpc.Server();
     node.server = server;
     return new Promise((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
   }
 
@@ -66,7 +74,8 @@ export class TestCluster {
     node.kv = new KvStateMachine();
     // A joiner knows only itself: the members' addresses come from the log.
     const peers = join ? { [id]: node.address } : this.peers();
-    const transport = this.mode === 'grpc' ? new GrpcTransport({ groupId: 'g1', self: id, peers }) : this.net.transport(id);
+    const transport =
+      this.mode === 'grpc' ? new GrpcTransport({ groupId: 'g1', self: id, peers }) : this.net.transport(id);
     const replica = new RaftReplica({
       groupId: 'g1',
       id,

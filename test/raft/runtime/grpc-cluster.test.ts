@@ -28,7 +28,9 @@ describe('RaftReplica over gRPC', () => {
     const fidx = (await cluster.replica(follower).propose(putCommand('b', '2'))) as number;
     expect(fidx).toBeGreaterThan(idx as number);
     expect(cluster.nodes.get(follower)!.kv.data.get('b')).toBe('2');
-    await waitFor(() => allHave(cluster!, 'a', '1') && allHave(cluster!, 'b', '2'), { what: 'writes applied everywhere' });
+    await waitFor(() => allHave(cluster!, 'a', '1') && allHave(cluster!, 'b', '2'), {
+      what: 'writes applied everywhere',
+    });
     // ReadIndex on the third replica: after read() it has applied every write acknowledged before.
     const third = cluster.ids.find((id) => id !== leader && id !== follower)!;
     await cluster.replica(leader).propose(putCommand('c', '3'));
@@ -69,7 +71,9 @@ describe('RaftReplica over gRPC', () => {
     await cluster.stop(lagger);
     const r = cluster.replica(leader);
     await Promise.all(Array.from({ length: 150 }, (_, i) => r.propose(putCommand(`s${i}`, `${i}`))));
-    await waitFor(() => r.status().applied >= 150 && r.status().firstIndex > 100, { what: 'leader to snapshot and compact' });
+    await waitFor(() => r.status().applied >= 150 && r.status().firstIndex > 100, {
+      what: 'leader to snapshot and compact',
+    });
     await cluster.restart(lagger);
     await waitFor(() => allHave(cluster!, 's149', '149') && allHave(cluster!, 's0', '0'), {
       what: 'lagging replica to install the snapshot',
@@ -101,9 +105,14 @@ describe('RaftReplica over gRPC', () => {
     const follower = cluster.ids.find((id) => id !== leader)!;
     const conf = await cluster.replica(follower).addLearner('n9', '127.0.0.1:1');
     expect(conf.learners).toEqual(['n9']);
-    await waitFor(() => cluster!.replica(leader).addressOf('n9') === '127.0.0.1:1', { what: 'learner address on leader' });
+    await waitFor(() => cluster!.replica(leader).addressOf('n9') === '127.0.0.1:1', {
+      what: 'learner address on leader',
+    });
     expect((await cluster.replica(leader).removeNode('n9')).learners).toEqual([]);
-    const err = await cluster.replica(follower).transferLeadership(follower).catch((e: unknown) => e);
+    const err = await cluster
+      .replica(follower)
+      .transferLeadership(follower)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotLeaderError);
     expect((err as NotLeaderError).leader).toBe(leader);
     expect((err as NotLeaderError).leaderAddress).toBe(cluster.nodes.get(leader)!.address);

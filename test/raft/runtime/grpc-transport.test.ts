@@ -5,7 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GrpcTransport, RaftReplica, registerRaftService, type Message, type RaftEndpoint } from '../../../src/raft/index.js';
+import {
+  GrpcTransport,
+  RaftReplica,
+  registerRaftService,
+  type Message,
+  type RaftEndpoint,
+} from '../../../src/raft/index.js';
 import { KvStateMachine, putCommand } from '../../../scripts/raft-kv-state.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -25,11 +31,32 @@ function fakeEndpoint(): RaftEndpoint & { unreachable: string[]; got: Message[] 
     deliver: (m) => void got.push(...m),
     reportUnreachable: (p) => void unreachable.push(p),
     reportSnapshot: () => undefined,
-    status: () => ({ id: 'a', role: 'follower', term: 0, leader: '', leaderAddress: '', commit: 0, applied: 0, lastIndex: 0, firstIndex: 1 }),
+    status: () => ({
+      id: 'a',
+      role: 'follower',
+      term: 0,
+      leader: '',
+      leaderAddress: '',
+      commit: 0,
+      applied: 0,
+      lastIndex: 0,
+      firstIndex: 1,
+    }),
   };
 }
 
-const hb = (to: string): Message => ({ type: 'heartbeat', from: 'a', to, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 });
+const hb = (to: string): Message => ({
+  type: 'heartbeat',
+  from: 'a',
+  to,
+  term: 1,
+  logTerm: 0,
+  index: 0,
+  entries: [],
+  commit: 0,
+  reject: false,
+  rejectHint: 0,
+});
 
 describe('GrpcTransport', () => {
   it('reports an unreachable peer, and drops beyond the bounded queue', async () => {
@@ -37,7 +64,10 @@ describe('GrpcTransport', () => {
     const t = new GrpcTransport({ groupId: 'g', self: 'a', peers: { b: '127.0.0.1:1' }, maxQueue: 4 });
     cleanups.push(() => t.close());
     t.start(ep);
-    t.send('b', Array.from({ length: 6 }, () => hb('b')));
+    t.send(
+      'b',
+      Array.from({ length: 6 }, () => hb('b')),
+    );
     expect(ep.unreachable).toEqual(['b', 'b']); // 2 over the bound of 4, reported at once
     await waitFor(() => ep.unreachable.length > 2, { timeoutMs: 5_000, what: 'stream failure report' });
     t.send('zz', [hb('zz')]);
@@ -47,7 +77,9 @@ describe('GrpcTransport', () => {
   it('carries batches to the right replica of the right group on a shared server', async () => {
     const server = new grpc.Server();
     cleanups.push(() => void server.forceShutdown());
-    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    const port = await new Promise<number>((res, rej) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+    );
     const [x, y] = [fakeEndpoint(), fakeEndpoint()];
     Object.assign(x, { groupId: 'g1', id: 'b' });
     Object.assign(y, { groupId: 'g2', id: 'b' });
@@ -69,7 +101,9 @@ describe('GrpcTransport', () => {
     const servers = await Promise.all(
       [0, 1, 2].map(async () => {
         const s = new grpc.Server();
-        const p = await new Promise<number>((res, rej) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e ? rej(e) : res(port))));
+        const p = await new Promise<number>((res, rej) =>
+          s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e ? rej(e) : res(port))),
+        );
         return { s, addr: `127.0.0.1:${p}` };
       }),
     );
@@ -79,7 +113,14 @@ describe('GrpcTransport', () => {
     const groups = ['cellA', 'cellB'].map((g) =>
       ids.map((id, i) => {
         const kv = new KvStateMachine();
-        const replica = new RaftReplica({ groupId: g, id, peers, dataDir: path.join(root, g, id), stateMachine: kv, transport: new GrpcTransport({ groupId: g, self: id, peers }) });
+        const replica = new RaftReplica({
+          groupId: g,
+          id,
+          peers,
+          dataDir: path.join(root, g, id),
+          stateMachine: kv,
+          transport: new GrpcTransport({ groupId: g, self: id, peers }),
+        });
         registerRaftService(servers[i]!.s, replica);
         cleanups.push(() => replica.stop());
         return { replica, kv };
@@ -89,6 +130,8 @@ describe('GrpcTransport', () => {
       await waitFor(() => g.some((n) => n.replica.isLeader()), { timeoutMs: 5_000, what: `leader of group ${gi}` });
       await g[0]!.replica.propose(putCommand('group', String(gi)));
     }
-    await waitFor(() => groups.every((g, gi) => g.every((n) => n.kv.data.get('group') === String(gi))), { what: 'each group applied its own write' });
+    await waitFor(() => groups.every((g, gi) => g.every((n) => n.kv.data.get('group') === String(gi))), {
+      what: 'each group applied its own write',
+    });
   });
 });

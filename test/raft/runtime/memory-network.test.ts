@@ -22,7 +22,13 @@ describe('RaftReplica on the memory network', () => {
     cluster.net.cut(old);
     const stranded = cluster.replica(old).propose(putCommand('stranded', 'x'), { timeoutMs: 1_500 });
     // No quorum confirms its leadership any more: a linearizable read must not be served.
-    const staleRead = cluster.replica(old).read({ timeoutMs: 1_000 }).then(() => 'served', (e: unknown) => e);
+    const staleRead = cluster
+      .replica(old)
+      .read({ timeoutMs: 1_000 })
+      .then(
+        () => 'served',
+        (e: unknown) => e,
+      );
     const others = cluster.ids.filter((id) => id !== old);
     const next = await waitFor(
       () => {

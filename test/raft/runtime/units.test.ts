@@ -2,7 +2,13 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { EntryType, type Message } from '../../../src/raft/core/types.js';
-import { NotLeaderError, OverloadedError, ShuttingDownError, TimeoutError, toMeshError } from '../../../src/raft/index.js';
+import {
+  NotLeaderError,
+  OverloadedError,
+  ShuttingDownError,
+  TimeoutError,
+  toMeshError,
+} from '../../../src/raft/index.js';
 import { unwrap, unwrapSnapshot, wrap, wrapSnapshot } from '../../../src/raft/runtime/envelope.js';
 import { messageFromWire, messageToWire } from '../../../src/raft/runtime/wire.js';
 import { RaftMessage, RaftMessageType } from '../../../src/gen/meshlb/v1/raft.js';
@@ -40,14 +46,21 @@ describe('wire codec', () => {
   });
 
   it('carries snapshot meta without data; data is joined from chunks', () => {
-    const m: Message = { ...base, type: 'snap', entries: [], snapshot: { meta: { index: 9, term: 2, conf: { voters: ['a'], learners: ['c'] } }, data: new Uint8Array([5, 5]) } };
+    const m: Message = {
+      ...base,
+      type: 'snap',
+      entries: [],
+      snapshot: { meta: { index: 9, term: 2, conf: { voters: ['a'], learners: ['c'] } }, data: new Uint8Array([5, 5]) },
+    };
     const w = messageToWire(m);
     expect(RaftMessage.encode(w).finish().length).toBeLessThan(60);
     expect(messageFromWire(w, new Uint8Array([5, 5])).snapshot).toEqual(m.snapshot);
   });
 
   it('refuses an unknown message type', () => {
-    expect(() => messageFromWire({ ...messageToWire(base), type: RaftMessageType.RAFT_MESSAGE_TYPE_UNSPECIFIED })).toThrow(/bad message type/);
+    expect(() =>
+      messageFromWire({ ...messageToWire(base), type: RaftMessageType.RAFT_MESSAGE_TYPE_UNSPECIFIED }),
+    ).toThrow(/bad message type/);
   });
 });
 

@@ -16,7 +16,12 @@ const count = single !== undefined ? 1 : Number(arg('seeds') ?? 100);
 const first = single !== undefined ? Number(single) : start;
 const fixedReplicas = arg('replicas');
 const ticks = arg('ticks') !== undefined ? Number(arg('ticks')) : undefined;
-if (!Number.isInteger(first) || !Number.isInteger(count) || count < 1 || (fixedReplicas !== undefined && !['3', '5'].includes(fixedReplicas))) {
+if (
+  !Number.isInteger(first) ||
+  !Number.isInteger(count) ||
+  count < 1 ||
+  (fixedReplicas !== undefined && !['3', '5'].includes(fixedReplicas))
+) {
   console.error('usage: --seeds N [--start S] [--seed X] [--replicas 3|5] [--ticks T] [--verbose]');
   process.exit(2);
 }
@@ -27,7 +32,12 @@ const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   // Without --replicas, odd seeds run 3 replicas and even seeds 5.
   const replicas = (fixedReplicas !== undefined ? Number(fixedReplicas) : seed % 2 === 1 ? 3 : 5) as 3 | 5;
-  const res = runSeed({ seed, replicas, ...(ticks !== undefined ? { ticks } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
+  const res = runSeed({
+    seed,
+    replicas,
+    ...(ticks !== undefined ? { ticks } : {}),
+    ...(verbose ? { log: (l: string) => console.log(l) } : {}),
+  });
   const bad = res.violations.length + (res.livenessOk ? 0 : 1);
   if (verbose) console.log(`seed ${seed}: ${JSON.stringify(res.stats)} liveness=${res.livenessTicks}`);
   if (bad > 0) {

@@ -97,12 +97,14 @@ export class Faults {
     const alive = this.sim.up().filter((x) => !x.removed);
     const members = [...this.sim.replicas.values()].filter((x) => !x.removed);
     const k = this.sim.storm;
-    if (r.chance(0.01 * k) && alive.length > Math.floor(members.length / 2) + 1) this.sim.crash(r.pick(alive), r.int(3, 40));
+    if (r.chance(0.01 * k) && alive.length > Math.floor(members.length / 2) + 1)
+      this.sim.crash(r.pick(alive), r.int(3, 40));
     if (r.chance(0.002 * k) && alive.length > 0) {
       // Every replica crashes at once (a power cut): only synced state survives anywhere.
       for (const x of alive) this.sim.crash(x, r.int(1, 20));
     }
-    for (const x of this.sim.replicas.values()) if (!x.up && !x.removed && x.restartAt <= this.sim.now) this.sim.restart(x);
+    for (const x of this.sim.replicas.values())
+      if (!x.up && !x.removed && x.restartAt <= this.sim.now) this.sim.restart(x);
     if (this.sim.healAt > 0 && this.sim.now >= this.sim.healAt) {
       this.sim.blocked.clear();
       this.sim.healAt = 0;

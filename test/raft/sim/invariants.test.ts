@@ -13,7 +13,7 @@ function log(entries: string[], compacted = 0): LogView {
     lastIndex: () => parsed.length,
   };
 }
-const hash = (s: string) => [...s].reduce((h, c) => (Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0), 2166136261);
+const hash = (s: string) => [...s].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261);
 
 describe('InvariantChecker', () => {
   it('election safety: two leaders in one term', () => {

@@ -89,7 +89,9 @@ export class InvariantChecker {
     if (i < log.firstIndex() - 1) return; // covered by its snapshot (state-machine safety checks those)
     const t = log.term(i);
     if (t !== rec.term) {
-      this.fail(`leader completeness: leader ${id} of term ${term} lacks committed ${i}@${rec.term} (has ${t ?? 'nothing'})`);
+      this.fail(
+        `leader completeness: leader ${id} of term ${term} lacks committed ${i}@${rec.term} (has ${t ?? 'nothing'})`,
+      );
     }
   }
 

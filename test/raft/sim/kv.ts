@@ -60,9 +60,7 @@ export class KvStore {
   }
 
   snapshot(): Uint8Array {
-    return enc.encode(
-      JSON.stringify({ d: [...this.data], s: [...this.sessions], h: this.hash, a: this.applied }),
-    );
+    return enc.encode(JSON.stringify({ d: [...this.data], s: [...this.sessions], h: this.hash, a: this.applied }));
   }
 
   static restore(bytes: Uint8Array): KvStore {

@@ -3,10 +3,20 @@ import { checkHistory, checkRegister, type Operation } from './linearizability.j
 import { Rng } from './rng.js';
 
 const put = (client: number, value: string, call: number, ret: number, key = 'k'): Operation => ({
-  client, kind: 'put', key, value, call, ret,
+  client,
+  kind: 'put',
+  key,
+  value,
+  call,
+  ret,
 });
 const get = (client: number, value: string | null, call: number, ret: number, key = 'k'): Operation => ({
-  client, kind: 'get', key, value, call, ret,
+  client,
+  kind: 'get',
+  key,
+  value,
+  call,
+  ret,
 });
 
 describe('linearizability checker', () => {
@@ -19,7 +29,10 @@ describe('linearizability checker', () => {
     ['concurrent puts in either order', [put(1, 'a', 1, 4), put(2, 'b', 2, 5), get(3, 'a', 6, 7)]],
     ['unknown-outcome put seen later', [put(1, 'a', 1, Infinity), get(2, 'a', 5, 6)]],
     ['unknown-outcome put never seen', [put(1, 'a', 1, Infinity), get(2, null, 5, 6)]],
-    ['unknown-outcome put seen, then overwritten', [put(1, 'a', 1, Infinity), get(2, 'a', 3, 4), put(3, 'b', 5, 6), get(2, 'b', 7, 8)]],
+    [
+      'unknown-outcome put seen, then overwritten',
+      [put(1, 'a', 1, Infinity), get(2, 'a', 3, 4), put(3, 'b', 5, 6), get(2, 'b', 7, 8)],
+    ],
   ];
   it.each(accept)('accepts: %s', (_n, ops) => expect(checkHistory(ops).ok).toBe(true));
 
@@ -27,17 +40,22 @@ describe('linearizability checker', () => {
     ['stale read after a completed put', [put(1, 'a', 1, 2), get(2, null, 3, 4)]],
     ['read of a value never written', [get(1, 'zzz', 1, 2)]],
     ['read goes back in time', [put(1, 'a', 1, 2), put(1, 'b', 3, 4), get(2, 'b', 5, 6), get(3, 'a', 7, 8)]],
-    ['two readers see opposite orders', [
-      put(1, 'a', 1, 10), put(2, 'b', 1.5, 10.5),
-      get(3, 'a', 11, 12), get(3, 'b', 13, 14), get(4, 'a', 15, 16),
-    ]],
+    [
+      'two readers see opposite orders',
+      [put(1, 'a', 1, 10), put(2, 'b', 1.5, 10.5), get(3, 'a', 11, 12), get(3, 'b', 13, 14), get(4, 'a', 15, 16)],
+    ],
     ['read sees a put before its call', [get(1, 'a', 1, 2), put(2, 'a', 3, 4)]],
     ['unknown-outcome put seen, disappears', [put(1, 'a', 1, Infinity), get(2, 'a', 3, 4), get(2, null, 5, 6)]],
   ];
   it.each(reject)('rejects: %s', (_n, ops) => expect(checkHistory(ops).ok).toBe(false));
 
   it('names the offending key', () => {
-    const r = checkHistory([put(1, 'a', 1, 2, 'x'), get(1, 'a', 3, 4, 'x'), put(1, 'a', 1, 2, 'y'), get(1, 'q', 3, 4, 'y')]);
+    const r = checkHistory([
+      put(1, 'a', 1, 2, 'x'),
+      get(1, 'a', 3, 4, 'x'),
+      put(1, 'a', 1, 2, 'y'),
+      get(1, 'q', 3, 4, 'y'),
+    ]);
     expect(r).toMatchObject({ ok: false, key: 'y' });
   });
 
@@ -50,9 +68,11 @@ describe('linearizability checker', () => {
       for (let i = 0; i < n; i++) {
         const call = (t += rng.int(0, 2) + 0.001 * i);
         const ret = rng.chance(0.15) ? Infinity : call + rng.int(1, 6) + 0.0005;
-        ops.push(rng.chance(0.5)
-          ? put(i, `v${rng.int(0, 2)}`, call, ret)
-          : get(i, rng.chance(0.2) ? null : `v${rng.int(0, 2)}`, call, ret));
+        ops.push(
+          rng.chance(0.5)
+            ? put(i, `v${rng.int(0, 2)}`, call, ret)
+            : get(i, rng.chance(0.2) ? null : `v${rng.int(0, 2)}`, call, ret),
+        );
       }
       expect(checkRegister(ops).ok, `seed ${seed}`).toBe(bruteForce(ops));
     }

@@ -13,7 +13,8 @@ function failures(seeds: number[], extra: Partial<SimOptions> = {}): Array<{ see
     const r = runSeed({ seed, replicas, ...extra });
     const what = [...r.violations];
     if (!r.livenessOk) what.push('liveness: no progress within the bound after healing');
-    if (what.length > 0) out.push({ seed, what: what.map((w) => `${w.split('\n')[0]}\n    replay: ${replayCommand(seed, replicas)}`) });
+    if (what.length > 0)
+      out.push({ seed, what: what.map((w) => `${w.split('\n')[0]}\n    replay: ${replayCommand(seed, replicas)}`) });
   }
   return out;
 }
@@ -38,9 +39,22 @@ describe('raft simulator', () => {
   it('exercises the faults it claims to (aggregate over seeds)', () => {
     const total: Record<string, number> = {};
     for (const seed of range(1, 60)) {
-      for (const [k, v] of Object.entries(runSeed({ seed, replicas: seed % 2 ? 3 : 5 }).stats)) total[k] = (total[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(runSeed({ seed, replicas: seed % 2 ? 3 : 5 }).stats))
+        total[k] = (total[k] ?? 0) + v;
     }
-    for (const k of ['crashes', 'partitions', 'snapshots', 'transfers', 'confChangesProposed', 'confChangesApplied', 'leadersElected', 'crashesAfterEarlySend', 'getsDone', 'putsDone', 'opsAbandoned']) {
+    for (const k of [
+      'crashes',
+      'partitions',
+      'snapshots',
+      'transfers',
+      'confChangesProposed',
+      'confChangesApplied',
+      'leadersElected',
+      'crashesAfterEarlySend',
+      'getsDone',
+      'putsDone',
+      'opsAbandoned',
+    ]) {
       expect(total[k] ?? 0, k).toBeGreaterThan(5);
     }
   });
@@ -50,7 +64,9 @@ describe('mutations are caught (the checkers can fail)', () => {
   it('driver sends before syncing: crashes forget votes and acks', () => {
     const bad = failures(range(1, 40), { sendBeforeSync: true });
     expect(bad.length).toBeGreaterThan(20);
-    const fromCheckers = bad.flatMap((b) => b.what).filter((w) => /safety|completeness|committed entry changed|log matching/.test(w));
+    const fromCheckers = bad
+      .flatMap((b) => b.what)
+      .filter((w) => /safety|completeness|committed entry changed|log matching/.test(w));
     expect(fromCheckers.length).toBeGreaterThan(0);
   });
 
@@ -59,7 +75,9 @@ describe('mutations are caught (the checkers can fail)', () => {
     expect(bad.length).toBeGreaterThan(30);
     // Real safety findings, not just a stuck cluster: a forgotten ack shows up as a leader telling a
     // follower to commit past the end of its log (the core refuses), a forgotten vote as a broken invariant.
-    const safety = bad.filter((b) => b.what.some((w) => /safety|completeness|committed entry changed|log matching|beyond last index/.test(w)));
+    const safety = bad.filter((b) =>
+      b.what.some((w) => /safety|completeness|committed entry changed|log matching|beyond last index/.test(w)),
+    );
     expect(safety.length).toBeGreaterThan(30);
   });
 
@@ -69,7 +87,9 @@ describe('mutations are caught (the checkers can fail)', () => {
 
   it('core grants votes ignoring the log (§5.4.1 removed): leader completeness breaks', () => {
     const bad = failures(range(1, 10), { knobs: { unsafeVoteIgnoringLog: true } });
-    const hits = bad.flatMap((b) => b.what).filter((w) => /leader completeness|state-machine safety|committed entry changed/.test(w));
+    const hits = bad
+      .flatMap((b) => b.what)
+      .filter((w) => /leader completeness|state-machine safety|committed entry changed/.test(w));
     expect(hits.length).toBeGreaterThan(0);
   });
 

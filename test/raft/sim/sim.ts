@@ -238,7 +238,11 @@ export class Simulation {
       const gone = this.replicas.get(id);
       if (!gone || gone.removed) continue;
       const witness = this.up().find(
-        (r) => r.id !== id && r.conf.voters.includes(r.id) && !r.conf.voters.includes(id) && r.disk.durable.hardState().commit >= index,
+        (r) =>
+          r.id !== id &&
+          r.conf.voters.includes(r.id) &&
+          !r.conf.voters.includes(id) &&
+          r.disk.durable.hardState().commit >= index,
       );
       if (!witness) continue;
       this.log(`t${this.now} ${id} decommissioned (removal at ${index} durably committed on ${witness.id})`);
@@ -372,7 +376,8 @@ export class Simulation {
     this.workload.finish();
     const history: Operation[] = this.workload.history;
     const lin = checkHistory(history);
-    if (!lin.ok) this.checker.onError(`linearizability: history of key ${lin.key} is not linearizable (seed ${this.opts.seed})`);
+    if (!lin.ok)
+      this.checker.onError(`linearizability: history of key ${lin.key} is not linearizable (seed ${this.opts.seed})`);
     this.stats.ops = history.length;
     this.stats.ticks = this.now;
     return {

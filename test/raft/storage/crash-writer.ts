@@ -15,7 +15,8 @@ async function main(): Promise<void> {
   for (let round = 0; round < 20_000; round++) {
     const batch: Entry[] = [];
     const n = 1 + (round % 7);
-    for (let k = 0; k < n; k++, next++) batch.push({ index: next, term: 1, type: EntryType.Normal, data: payload(next) });
+    for (let k = 0; k < n; k++, next++)
+      batch.push({ index: next, term: 1, type: EntryType.Normal, data: payload(next) });
     // Commit trails the appended entries by a few, like a real follower's.
     await store.append(batch, { term: 1, vote: 'a', commit: Math.max(0, next - 5) });
     process.stdout.write(`durable ${next - 1}\n`);

@@ -20,7 +20,6 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-
 describe('LmdbStorage crash durability', () => {
   const seed = Number(process.env.MESHLB_SEED ?? Date.now() % 1_000_000);
   it(`keeps every entry reported durable before SIGKILL (seed ${seed})`, async () => {
@@ -42,7 +41,10 @@ describe('LmdbStorage crash durability', () => {
         for (const l of lines) if (l.startsWith('durable ')) reported = Number(l.slice(8));
       });
       const target = expected + 50 + Math.floor(rand() * 400);
-      await waitFor(() => reported >= target, { timeoutMs: 20_000, what: `child to report ${target} durable (seed ${seed})` });
+      await waitFor(() => reported >= target, {
+        timeoutMs: 20_000,
+        what: `child to report ${target} durable (seed ${seed})`,
+      });
       child.kill('SIGKILL');
       await waitFor(() => child.exitCode !== null || child.signalCode !== null, { what: 'child death' });
       expected = reported;
@@ -50,7 +52,8 @@ describe('LmdbStorage crash durability', () => {
       expect(s.lastIndex(), `seed ${seed}`).toBeGreaterThanOrEqual(expected);
       const got = s.entries(1, expected + 1);
       expect(got).toHaveLength(expected);
-      for (const e of got) expect(Buffer.from(e.data).equals(Buffer.from(payload(e.index))), `entry ${e.index}`).toBe(true);
+      for (const e of got)
+        expect(Buffer.from(e.data).equals(Buffer.from(payload(e.index))), `entry ${e.index}`).toBe(true);
       expect(s.initialState().hardState.commit).toBeGreaterThanOrEqual(expected - 5);
       await s.close();
     }

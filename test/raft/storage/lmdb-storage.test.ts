@@ -30,7 +30,10 @@ describe('LmdbStorage', () => {
   it('bootstraps a new group with one committed addVoter entry per voter, once', async () => {
     const dir = tmp();
     const s = LmdbStorage.open({ dir, bootstrap: { c: 'h:3', a: 'h:1', b: 'h:2' } });
-    expect(s.initialState()).toEqual({ hardState: { term: 1, vote: '', commit: 3 }, conf: { voters: [], learners: [] } });
+    expect(s.initialState()).toEqual({
+      hardState: { term: 1, vote: '', commit: 3 },
+      conf: { voters: [], learners: [] },
+    });
     expect(s.entries(1, 4).map((e) => [e.type, decodeConfChange(e.data)])).toEqual([
       [EntryType.ConfChange, { type: 'addVoter', node: 'a', context: 'h:1' }],
       [EntryType.ConfChange, { type: 'addVoter', node: 'b', context: 'h:2' }],
@@ -77,7 +80,11 @@ describe('LmdbStorage', () => {
     await s.append(ents(1, 10, 1));
     await s.append(ents(6, 7, 2, 'new'));
     expect(s.lastIndex()).toBe(7);
-    expect(s.entries(5, 8).map((e) => [e.term, text(e)])).toEqual([[1, '5'], [2, 'new6'], [2, 'new7']]);
+    expect(s.entries(5, 8).map((e) => [e.term, text(e)])).toEqual([
+      [1, '5'],
+      [2, 'new6'],
+      [2, 'new7'],
+    ]);
     await expect(s.append(ents(9, 9, 2))).rejects.toThrow(/gap/);
     await s.close();
   });
@@ -141,7 +148,7 @@ describe('LmdbStorage', () => {
     const s = LmdbStorage.open({ dir });
     await s.append(ents(1, 10, 1), { term: 1, vote: '', commit: 6 });
     await s.close();
-    pokeEntry(dir, 8, (b) => (b[b.length - 1] ^= 0xff));
+    pokeEntry(dir, 8, (b) => (b[b.length - 1]! ^= 0xff));
     const r = LmdbStorage.open({ dir });
     expect(r.lastIndex()).toBe(7);
     expect(r.entries(1, 8).map(text)).toEqual(ents(1, 7, 1).map(text));
@@ -155,7 +162,7 @@ describe('LmdbStorage', () => {
     const s = LmdbStorage.open({ dir });
     await s.append(ents(1, 10, 1), { term: 1, vote: '', commit: 9 });
     await s.close();
-    pokeEntry(dir, 4, (b) => (b[6] ^= 0x01)); // flip a bit in the term
+    pokeEntry(dir, 4, (b) => (b[6]! ^= 0x01)); // flip a bit in the term
     expect(() => LmdbStorage.open({ dir })).toThrow(StorageCorruptionError);
     expect(() => LmdbStorage.open({ dir })).toThrow(/entry 4 .*commit index is 9.*refusing to start/);
     const dir2 = tmp();
@@ -174,7 +181,7 @@ describe('LmdbStorage', () => {
     const root = open({ path: path.join(dir, 'raft.lmdb'), maxDbs: 4 });
     const meta = root.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
     const b = Buffer.from(meta.getBinary('hardState')!);
-    b[b.length - 2] ^= 0x10;
+    b[b.length - 2]! ^= 0x10;
     meta.putSync('hardState', b);
     await root.close();
     expect(() => LmdbStorage.open({ dir })).toThrow(/hardState.*checksum/);

@@ -36,7 +36,7 @@ describe('FileSnapshotStore', () => {
     await new FileSnapshotStore(dir).save({ meta: { index: 7, term: 1, conf }, data: new Uint8Array(1000).fill(3) });
     const file = path.join(dir, fs.readdirSync(dir)[0]!);
     const b = fs.readFileSync(file);
-    b[b.length - 10] ^= 0x40;
+    b[b.length - 10]! ^= 0x40;
     fs.writeFileSync(file, b);
     expect(() => new FileSnapshotStore(dir).load()).toThrow(SnapshotCorruptError);
     expect(() => new FileSnapshotStore(dir).load()).toThrow(/sha256 checksum mismatch/);
