@@ -143,10 +143,19 @@ async function cells(yaml: string, paths: string[]): Promise<void> {
     let msgs = 0;
     let items = 0;
     for (const r of started.values()) {
-      for (const l of r.cell.children?.links.values() ?? []) ((msgs += l.batcher.messages), (items += l.batcher.items));
-      for (const s of r.cell.agents?.byId.values() ?? []) ((msgs += s.batcher.messages), (items += s.batcher.items));
+      for (const l of r.cell.children?.links.values() ?? []) {
+        msgs += l.batcher.messages;
+        items += l.batcher.items;
+      }
+      for (const s of r.cell.agents?.byId.values() ?? []) {
+        msgs += s.batcher.messages;
+        items += s.batcher.items;
+      }
       const pb = (r.cell.parent as unknown as { batcher?: { messages: number; items: number } } | undefined)?.batcher;
-      if (pb) ((msgs += pb.messages), (items += pb.items));
+      if (pb) {
+        msgs += pb.messages;
+        items += pb.items;
+      }
     }
     out.batching = { messages: msgs, items };
     // Pumps that left work queued for want of credit, per cell (since start).

@@ -73,21 +73,28 @@ interface Report {
   [k: string]: unknown;
 }
 
+/** What a bench child process sends over IPC (bench/mesh-proc.ts): JSON, read field by field. */
+interface ProcMessage {
+  readonly type?: string;
+  readonly addresses: Record<string, string>;
+  readonly count: number;
+}
+
 class Proc {
-  private readonly waiters: ((m: any) => void)[] = [];
+  private readonly waiters: ((m: ProcMessage) => void)[] = [];
   readonly exited: Promise<number | null>;
   constructor(
     readonly name: string,
     readonly child: ChildProcess,
   ) {
-    child.on('message', (m: any) => {
+    child.on('message', (m) => {
       const i = this.waiters.findIndex(() => true);
-      if (i >= 0) this.waiters.splice(i, 1)[0]!(m);
+      if (i >= 0) this.waiters.splice(i, 1)[0]!(m as ProcMessage);
     });
     this.exited = new Promise((res) => child.on('exit', (code) => res(code)));
   }
 
-  static start(name: string, args: string[]): Promise<[Proc, any]> {
+  static start(name: string, args: string[]): Promise<[Proc, ProcMessage]> {
     const child = fork(PROC, args, {
       execArgv: [
         '--import',
@@ -111,18 +118,18 @@ class Proc {
     });
   }
 
-  private next(): Promise<any> {
+  private next(): Promise<ProcMessage> {
     return new Promise((res) => this.waiters.push(res));
   }
 
-  async ask(cmd: 'reset' | 'report' | 'count'): Promise<any> {
+  async ask(cmd: 'reset' | 'report' | 'count'): Promise<ProcMessage> {
     const r = this.next();
     this.child.send({ cmd });
     return r;
   }
 
   report(): Promise<Report> {
-    return this.ask('report');
+    return this.ask('report') as unknown as Promise<Report>;
   }
 
   get pid(): number {
@@ -149,21 +156,21 @@ interface Mesh {
 async function startMesh(mode: 'multi' | 'single'): Promise<Mesh> {
   const cells: Proc[] = [];
   let rootAddr = '';
-  let nodeAddr = '';
+  let nodeAddr: string;
   if (mode === 'multi') {
     let parent = '';
     for (const path of CHAIN) {
       const [p, m] = await Proc.start(`cell ${path}`, ['cells', TOPOLOGY, parent ? `${path}=${parent}` : path]);
       cells.push(p);
-      parent = m.addresses[path];
+      parent = m.addresses[path] ?? '';
       if (path === '/') rootAddr = parent;
     }
     nodeAddr = parent;
   } else {
     const [p, m] = await Proc.start('cells (one process)', ['cells', TOPOLOGY, ...CHAIN]);
     cells.push(p);
-    rootAddr = m.addresses['/'];
-    nodeAddr = m.addresses['/r/z/n'];
+    rootAddr = m.addresses['/'] ?? '';
+    nodeAddr = m.addresses['/r/z/n'] ?? '';
   }
   const [agents] = await Proc.start('agents', ['agents', nodeAddr, String(AGENTS), String(SLOTS)]);
   const root = cells[0]!;
@@ -454,8 +461,8 @@ async function manyAgents(
   const [node, m] = await Proc.start('node cell', ['cells', TOPOLOGY, '/r/z/n']);
   const rss0 = vmRssMiB(node.pid);
   const t0 = Date.now();
-  const [sim] = await Proc.start('agent-sim', ['agentsim', m.addresses['/r/z/n'], String(n)]);
-  let connected = 0;
+  const [sim] = await Proc.start('agent-sim', ['agentsim', m.addresses['/r/z/n'] ?? '', String(n)]);
+  let connected: number;
   try {
     const by = Date.now() + 60_000;
     for (;;) {

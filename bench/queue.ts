@@ -34,7 +34,9 @@ const N = 100_000;
   const tasks = makeTasks(N, 'a');
   measure('queue.push (100k, 3 kinds, 10 tenants)', N, () => tasks.forEach((t, i) => q.push(t, i)));
   measure('queue.pop (drain 100k)', N, () => {
-    while (q.pop(N)) {}
+    while (q.pop(N)) {
+      // drain
+    }
   });
 }
 {

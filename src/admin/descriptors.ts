@@ -453,7 +453,7 @@ export function validateFileDescriptors(files: readonly FileDescriptorProto[]): 
         }
         if (f.label !== Label.REPEATED) problems.push(`${file.name}: ${where}: a map field must be repeated`);
       }
-      if (f.hasOwnProperty('oneofIndex') && f.oneofIndex >= m.oneofDecl.length) {
+      if (Object.prototype.hasOwnProperty.call(f, 'oneofIndex') && f.oneofIndex >= m.oneofDecl.length) {
         problems.push(`${file.name}: ${where}: oneof index ${f.oneofIndex} out of range`);
       }
     }

@@ -261,7 +261,7 @@ export class MeshClient {
     return this.addresses[(i + 1) % this.addresses.length]!;
   }
 
-  private invoke(address: string, method: UnaryMethod, req: unknown, deadline: number): Promise<any> {
+  private invoke(address: string, method: UnaryMethod, req: unknown, deadline: number): Promise<unknown> {
     const client = this.clientFor(address) as unknown as Record<
       UnaryMethod,
       (

@@ -8,6 +8,8 @@ import {
   ServerCredentials,
   status,
   type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
   type ServerWritableStream,
 } from '@grpc/grpc-js';
 import {
@@ -177,19 +179,23 @@ export class FakeNode {
       'grpc.max_receive_message_length': opts.maxMessageBytes ?? 4 * 1024 * 1024,
       'grpc.max_send_message_length': opts.maxMessageBytes ?? 4 * 1024 * 1024,
     });
+    // The TaskService handlers below read only these request fields.
+    type Req = ServerUnaryCall<{ task: TaskSpec; tasks: TaskSpec[]; taskId: string; reason: string }, unknown>;
+    type Done = sendUnaryData<unknown>;
+    // eslint-disable-next-line prefer-const -- assigned once the server is bound; handlers close over it
     let node!: FakeNode;
     server.addService(AgentServiceService, {
       connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => node.onConnect(call),
     });
     server.addService(TaskServiceService, {
-      submit: (call: any, cb: any) => node.unary('submit', () => node.submitOne(call.request.task), cb),
-      submitBatch: (call: any, cb: any) =>
+      submit: (call: Req, cb: Done) => node.unary('submit', () => node.submitOne(call.request.task), cb),
+      submitBatch: (call: Req, cb: Done) =>
         node.unary(
           'submitBatch',
           () => ({ items: (call.request.tasks as TaskSpec[]).map((t) => node.batchItem(t)) }),
           cb,
         ),
-      submitStream: (call: any) => {
+      submitStream: (call: ServerDuplexStream<{ requestId: number; task: TaskSpec }, unknown>) => {
         node.count('submitStream');
         call.on('data', (req: { requestId: number; task: TaskSpec }) =>
           call.write({ requestId: req.requestId, item: node.batchItem(req.task) }),
@@ -197,8 +203,8 @@ export class FakeNode {
         call.on('end', () => call.end());
         call.on('error', () => {});
       },
-      get: (call: any, cb: any) => node.unary('get', () => ({ task: node.mustGet(call.request.taskId) }), cb),
-      cancel: (call: any, cb: any) =>
+      get: (call: Req, cb: Done) => node.unary('get', () => ({ task: node.mustGet(call.request.taskId) }), cb),
+      cancel: (call: Req, cb: Done) =>
         node.unary(
           'cancel',
           () => {
@@ -327,7 +333,7 @@ export class FakeNode {
     this.calls[method] = (this.calls[method] ?? 0) + 1;
   }
 
-  private unary<T>(method: string, fn: () => T, cb: (err: unknown, res?: T) => void): void {
+  private unary<T>(method: string, fn: () => T, cb: sendUnaryData<T>): void {
     this.count(method);
     if (method === 'submit' && this.hangSubmit) return;
     try {

@@ -110,7 +110,7 @@ function pidAlive(pid: number): boolean {
 
 /** Delete namespaces left behind by test processes that no longer exist (e.g. a SIGKILLed runner). */
 export function sweepStale(): void {
-  let list = '';
+  let list: string;
   try {
     list = run(['netns', 'list']);
   } catch {

@@ -25,7 +25,10 @@ describe('random', () => {
   it('is roughly uniform', () => {
     const big = { slots: { a: [1e6, 1e6] as const } };
     const t = tally(picker('random', [cand('x', big), cand('y', big), cand('z', big)]), 3000);
-    for (const id of ['x', 'y', 'z']) (expect(t[id]).toBeGreaterThan(850), expect(t[id]).toBeLessThan(1150));
+    for (const id of ['x', 'y', 'z']) {
+      expect(t[id]).toBeGreaterThan(850);
+      expect(t[id]).toBeLessThan(1150);
+    }
   });
 });
 
