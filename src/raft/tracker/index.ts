@@ -1,3 +1,0 @@
-export { Inflights } from './inflights.js';
-export { Progress, type ProgressState } from './progress.js';
-export { ProgressTracker } from './tracker.js';
