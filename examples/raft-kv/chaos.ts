@@ -1,14 +1,14 @@
 // The kill-the-leader drill shared by `npm run raft:demo` and the e2e test:
-// three raft-kv-server processes on 127.0.0.1, writers that count a write only
+// three server.ts processes on 127.0.0.1, writers that count a write only
 // once the cluster acknowledged it (applied after commit), SIGKILL of the
 // current leader again and again (restarting it each time), then every
 // acknowledged write is read back through a linearizable read on every replica.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RaftRole, type RaftServiceStatusResponse } from '../src/gen/meshlb/v1/raft.js';
-import { freePort, poll, Replica } from './raft-kv-cluster.js';
-import { call, type DumpResponse, type PutResponse } from './raft-kv-service.js';
+import { RaftRole, type RaftServiceStatusResponse } from '../../src/gen/meshlb/v1/raft.js';
+import { freePort, poll, Replica } from './cluster.js';
+import { call, type DumpResponse, type PutResponse } from './service.js';
 
 export interface ChaosOptions {
   readonly kills: number;

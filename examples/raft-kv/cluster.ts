@@ -1,12 +1,12 @@
 // Process handles for the demo KV cluster (shared by the kill drill and the
-// Raft benchmark): spawn a raft-kv-server, wait for READY, SIGKILL, Status.
+// Raft benchmark): spawn a server.ts, wait for READY, SIGKILL, Status.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { RaftServiceClient, type RaftServiceStatusResponse } from '../src/gen/meshlb/v1/raft.js';
-import { RaftKvClient } from './raft-kv-service.js';
+import { RaftServiceClient, type RaftServiceStatusResponse } from '../../src/gen/meshlb/v1/raft.js';
+import { RaftKvClient } from './service.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const GROUP = 'demo';
@@ -39,7 +39,7 @@ export class Replica {
       ...extra,
       '--import',
       'tsx',
-      path.join(here, 'raft-kv-server.ts'),
+      path.join(here, 'server.ts'),
       '--id',
       this.id,
       '--port',

@@ -2,7 +2,7 @@
 // over under a write load; assert no acknowledged write is lost and failover
 // p99 stays under 1.5 s. Options: --kills N (default 20), --writers N (default 8).
 import { parseArgs } from 'node:util';
-import { percentile, runKillChaos } from './raft-kv-chaos.js';
+import { percentile, runKillChaos } from './chaos.js';
 
 const { values } = parseArgs({ options: { kills: { type: 'string' }, writers: { type: 'string' } } });
 const kills = Math.max(20, Number(values.kills ?? 20));

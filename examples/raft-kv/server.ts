@@ -1,14 +1,16 @@
 // One replica of the demo KV as its own OS process:
-//   node --import tsx scripts/raft-kv-server.ts --id n1 --port 7001 --dir /tmp/x/n1 \
+//   node --import tsx examples/raft-kv/server.ts --id n1 --port 7001 --dir /tmp/x/n1 \
 //        --peers n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003
 // Serves RaftService (peer traffic + Status) and the demo RaftKv service on one
 // port; prints "READY <port>" once serving. SIGTERM stops it cleanly.
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { GrpcTransport, RaftReplica, registerRaftService, toMeshError } from '../src/raft/index.js';
-import { toServiceError } from '../src/util/errors.js';
-import { KvStateMachine, putCommand } from './raft-kv-state.js';
-import { RaftKvService, type BenchRequest, type BenchResponse, type PutRequest } from './raft-kv-service.js';
+import { GrpcTransport, RaftReplica, registerRaftService } from '../../src/raft/index.js';
+import { toServiceError } from '../../src/util/errors.js';
+import { logger } from '../../src/util/log.js';
+import { toMeshError } from '../../src/util/raft-status.js';
+import { KvStateMachine, putCommand } from './state.js';
+import { RaftKvService, type BenchRequest, type BenchResponse, type PutRequest } from './service.js';
 
 const GROUP = 'demo';
 
@@ -25,15 +27,22 @@ async function main(): Promise<void> {
     ),
   );
   const kv = new KvStateMachine();
+  // The Raft library is silent unless given loggers: hand it the product's (pino fits RaftLogger).
   const replica = new RaftReplica({
     groupId: GROUP,
     id,
     peers,
     dataDir: values.dir!,
     stateMachine: kv,
-    transport: new GrpcTransport({ groupId: GROUP, self: id, peers }),
+    transport: new GrpcTransport({
+      groupId: GROUP,
+      self: id,
+      peers,
+      log: logger({ component: 'raft-transport', group: GROUP, node: id }),
+    }),
+    log: logger({ component: 'raft', group: GROUP, node: id }),
   });
-  registerRaftService(server, replica);
+  registerRaftService(server, replica, { log: logger({ component: 'raft-service' }) });
   server.addService(RaftKvService, {
     put: (call: grpc.ServerUnaryCall<PutRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       replica.propose(putCommand(call.request.key, call.request.value)).then(

@@ -1,6 +1,6 @@
 // A tiny replicated key/value state machine for the Raft demo, tests and bench.
 // Commands are JSON: {"k": key, "v": value}; apply returns the entry index.
-import type { StateMachine } from '../src/raft/index.js';
+import type { StateMachine } from '../../src/raft/index.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -29,7 +29,7 @@ export { registerPolicy, getPolicy, listPolicies, createPolicy, DEFAULT_POLICY_B
 export { PolicyConfigError } from './config.js';
 export { BasePicker, KindView } from './picker.js';
 export { makeCandidate, type CandidateInit } from './candidate.js';
-export { seededRandom } from './rng.js';
+export { seededRandom } from '../util/rng.js';
 export { globalGeoPolicy, GLOBAL_GEO_DEFAULT_WEIGHTS, type GlobalGeoConfig } from './global-geo.js';
 export { regionWrrPolicy, reportedWeight, type RegionWrrConfig } from './region-wrr.js';
 export { zoneLeastConnPolicy, type ZoneLeastConnConfig } from './zone-least-conn.js';

@@ -25,7 +25,7 @@ export {
   RaftError,
   ShuttingDownError,
   TimeoutError,
-  toMeshError,
 } from './runtime/errors.js';
+export { silentLogger, type RaftLogger } from './logger.js';
 export { GrpcTransport, registerRaftService, type GrpcTransportOptions } from './runtime/grpc-transport.js';
 export { MemoryNetwork, type RaftEndpoint, type ReplicaStatus, type Transport } from './runtime/transport.js';

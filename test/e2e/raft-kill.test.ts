@@ -4,7 +4,7 @@
 // finish within a bound (the design asks ~1 s; p99 < 1.5 s is checked by
 // `npm run raft:demo` over 20+ kills, here each one must be under 3 s).
 import { describe, expect, it } from 'vitest';
-import { runKillChaos } from '../../scripts/raft-kv-chaos.js';
+import { runKillChaos } from '../../examples/raft-kv/chaos.js';
 
 describe('raft kill -9 drill (e2e)', () => {
   it('loses no acknowledged write across 5 leader kills and fails over in bounded time', async () => {

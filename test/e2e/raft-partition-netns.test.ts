@@ -1,5 +1,5 @@
 // Real network partitions between real Raft processes. Three replicas of the
-// demo KV (scripts/raft-kv-state.ts + raft-kv-service.ts, the same state machine
+// demo KV (examples/raft-kv/state.ts + service.ts, the same state machine
 // and client service as the kill drill) each run in their own network namespace
 // with their own address; this test process is the client and observer, on a
 // link that partitions never cut (test/helpers/netns.ts). Links between
@@ -22,7 +22,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RaftRole, RaftServiceClient, type RaftServiceStatusResponse } from '../../src/gen/meshlb/v1/raft.js';
 import { seededRandom } from '../../src/util/rng.js';
-import { call, RaftKvClient, type DumpResponse, type PutResponse } from '../../scripts/raft-kv-service.js';
+import { call, RaftKvClient, type DumpResponse, type PutResponse } from '../../examples/raft-kv/service.js';
 import { NetnsLab, netnsGate, type LabProcess } from '../helpers/netns.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -32,22 +32,25 @@ const GROUP = 'demo';
 const PORT = 7000;
 const gate = netnsGate();
 
-// scripts/raft-kv-server.ts binds 127.0.0.1 (fine for the loopback drill, useless
+// examples/raft-kv/server.ts binds 127.0.0.1 (fine for the loopback drill, useless
 // in a namespace); this is the same server bound to the namespace's address.
 const SERVER = `
 import * as grpc from '@grpc/grpc-js';
-const { GrpcTransport, RaftReplica, registerRaftService, toMeshError } = await import(${JSON.stringify(path.join(repo, 'src/raft/index.ts'))});
+const { GrpcTransport, RaftReplica, registerRaftService } = await import(${JSON.stringify(path.join(repo, 'src/raft/index.ts'))});
 const { toServiceError } = await import(${JSON.stringify(path.join(repo, 'src/util/errors.ts'))});
-const { KvStateMachine, putCommand } = await import(${JSON.stringify(path.join(repo, 'scripts/raft-kv-state.ts'))});
-const { RaftKvService } = await import(${JSON.stringify(path.join(repo, 'scripts/raft-kv-service.ts'))});
+const { toMeshError } = await import(${JSON.stringify(path.join(repo, 'src/util/raft-status.ts'))});
+const { logger } = await import(${JSON.stringify(path.join(repo, 'src/util/log.ts'))});
+const { KvStateMachine, putCommand } = await import(${JSON.stringify(path.join(repo, 'examples/raft-kv/state.ts'))});
+const { RaftKvService } = await import(${JSON.stringify(path.join(repo, 'examples/raft-kv/service.ts'))});
 const id = process.env.KV_ID, host = process.env.KV_HOST, port = Number(process.env.KV_PORT);
 const peers = Object.fromEntries(process.env.KV_PEERS.split(',').map((p) => p.split('=')));
 const server = new grpc.Server();
 await new Promise((res, rej) => server.bindAsync(host + ':' + port, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
 const kv = new KvStateMachine();
 const replica = new RaftReplica({ groupId: 'demo', id, peers, dataDir: process.env.KV_DIR, stateMachine: kv,
-  transport: new GrpcTransport({ groupId: 'demo', self: id, peers }) });
-registerRaftService(server, replica);
+  transport: new GrpcTransport({ groupId: 'demo', self: id, peers, log: logger({ component: 'raft-transport', group: 'demo', node: id }) }),
+  log: logger({ component: 'raft', group: 'demo', node: id }) });
+registerRaftService(server, replica, { log: logger({ component: 'raft-service' }) });
 server.addService(RaftKvService, {
   put: (c, cb) => replica.propose(putCommand(c.request.key, c.request.value)).then((index) => cb(null, { index }), (e) => cb(toServiceError(toMeshError(e)))),
   dump: (_c, cb) => replica.read().then(() => cb(null, { entries: [...kv.data] }), (e) => cb(toServiceError(toMeshError(e)))),

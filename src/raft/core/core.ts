@@ -32,7 +32,7 @@ import {
 } from './types.js';
 
 /** Context of a vote request sent because of timeoutNow: it overrides the leader lease. */
-export const TRANSFER_CONTEXT = 'raft:transfer';
+const TRANSFER_CONTEXT = 'raft:transfer';
 
 /** Deliberate bugs, for proving that the tests and checkers can fail. Never set in production. */
 export interface TestingKnobs {

@@ -13,7 +13,7 @@ import { CompactedError, EntryType, NONE, type Entry, type Message, type NodeId 
  * With sendIfEmpty false, nothing is sent when there are no new entries.
  * Returns whether a message was sent.
  */
-export function sendAppend(r: Raft, to: NodeId, sendIfEmpty = true): boolean {
+function sendAppend(r: Raft, to: NodeId, sendIfEmpty = true): boolean {
   const p = r.trk.progress.get(to);
   if (!p || to === r.id || p.isPaused()) return false;
   const prevIndex = p.next - 1;
@@ -71,7 +71,7 @@ export function flushAppends(r: Raft, force = false): void {
   }
 }
 
-export function bcastHeartbeat(r: Raft, context = r.readOnly.last()): void {
+function bcastHeartbeat(r: Raft, context = r.readOnly.last()): void {
   for (const [id, p] of r.trk.progress) {
     if (id === r.id) continue;
     // Never tell a follower to commit beyond what it is known to hold.
@@ -126,7 +126,7 @@ export function maybeLeave(r: Raft): void {
   r.becomeFollower(r.term, NONE);
 }
 
-export function sendTimeoutNow(r: Raft, to: NodeId): void {
+function sendTimeoutNow(r: Raft, to: NodeId): void {
   r.send({ type: 'timeoutNow', to });
 }
 

@@ -18,7 +18,7 @@ import {
 
 const EMPTY = new Uint8Array(0);
 
-export function entrySize(e: Entry): number {
+function entrySize(e: Entry): number {
   // A fixed overhead keeps empty entries from being "free" in size limits.
   return e.data.byteLength + 16;
 }

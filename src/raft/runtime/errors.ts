@@ -1,8 +1,7 @@
 // What a caller of the replica can be told, as Error subclasses (nats-style,
-// with a cause where there is one). They become a gRPC status in exactly one
-// place: toMeshError() below, which the service layer hands to toServiceError().
-import { status } from '@grpc/grpc-js';
-import { MeshError, notLeader } from '../../util/errors.js';
+// with a cause where there is one). The library knows no wire statuses: the
+// application maps these once at its own boundary (meshlb: toMeshError in
+// src/util/raft-status.ts).
 import type { NodeId } from '../core/types.js';
 
 export class RaftError extends Error {
@@ -62,17 +61,4 @@ export class ApplyError extends RaftError {
     super(`state machine failed applying entry ${index}: ${String(cause)}`, { cause });
     this.name = 'ApplyError';
   }
-}
-
-/** The one mapping from runtime errors to a gRPC status (FAILED_PRECONDITION carries the leader hint). */
-export function toMeshError(err: unknown): MeshError {
-  if (err instanceof MeshError) return err;
-  if (err instanceof NotLeaderError) return notLeader(err.message, err.leader, err.leaderAddress);
-  if (err instanceof TimeoutError) return new MeshError(status.DEADLINE_EXCEEDED, err.message);
-  if (err instanceof ShuttingDownError) return new MeshError(status.UNAVAILABLE, err.message);
-  if (err instanceof OverloadedError) {
-    return new MeshError(status.RESOURCE_EXHAUSTED, err.message, { 'meshlb-retry-after-ms': String(err.retryAfterMs) });
-  }
-  if (err instanceof ApplyError) return new MeshError(status.INTERNAL, err.message, {}, { cause: err });
-  return new MeshError(status.INTERNAL, err instanceof Error ? err.message : String(err), {}, { cause: err });
 }

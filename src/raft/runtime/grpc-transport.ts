@@ -15,7 +15,7 @@ import {
   type RaftMessage,
 } from '../../gen/meshlb/v1/raft.js';
 import type { Message, NodeId } from '../core/types.js';
-import { logger, type Logger } from '../../util/log.js';
+import { silentLogger, type RaftLogger } from '../logger.js';
 import type { RaftEndpoint, Transport } from './transport.js';
 import { messageFromWire, messageToWire, ROLE_TO_WIRE } from './wire.js';
 
@@ -31,16 +31,17 @@ export interface GrpcTransportOptions {
   readonly maxQueue?: number;
   /** Soft cap on one stream write (the receiver's default limit is 4 MiB). */
   readonly maxBatchBytes?: number;
-  readonly log?: Logger;
+  /** Silent when absent. */
+  readonly log?: RaftLogger;
 }
 
 export class GrpcTransport implements Transport {
   private readonly links = new Map<NodeId, PeerLink>();
   private endpoint: RaftEndpoint | undefined;
-  private readonly log: Logger;
+  private readonly log: RaftLogger;
 
   constructor(private readonly opts: GrpcTransportOptions) {
-    this.log = opts.log ?? logger({ component: 'raft-transport', group: opts.groupId, node: opts.self });
+    this.log = opts.log ?? silentLogger;
     for (const [id, addr] of Object.entries(opts.peers)) this.setPeer(id, addr);
   }
 
@@ -92,7 +93,7 @@ class PeerLink {
     readonly address: string,
     private readonly opts: GrpcTransportOptions,
     private readonly endpoint: () => RaftEndpoint | undefined,
-    private readonly log: Logger,
+    private readonly log: RaftLogger,
   ) {
     this.maxQueue = opts.maxQueue ?? 8192;
     this.maxBatchBytes = opts.maxBatchBytes ?? 1 << 20;
@@ -219,15 +220,20 @@ const key = (group: string, node: NodeId) => `${group}\0${node}`;
 /**
  * Attach a replica to an existing grpc.Server (the service is added once per
  * server; later calls only add routes), so all cells of a process can share
- * one port. Returns a function that detaches the replica.
+ * one port. Returns a function that detaches the replica. `opts.log` (silent
+ * when absent) is the service's, so only the first registration on a server sets it.
  */
-export function registerRaftService(server: grpc.Server, endpoint: RaftEndpoint): () => void {
+export function registerRaftService(
+  server: grpc.Server,
+  endpoint: RaftEndpoint,
+  opts: { readonly log?: RaftLogger } = {},
+): () => void {
   let router = routers.get(server);
   if (!router) {
     const r: Router = { replicas: new Map() };
     router = r;
     routers.set(server, r);
-    server.addService(RaftServiceService, raftServiceImpl(r));
+    server.addService(RaftServiceService, raftServiceImpl(r, opts.log ?? silentLogger));
   }
   const k = key(endpoint.groupId, endpoint.id);
   router.replicas.set(k, endpoint);
@@ -237,8 +243,7 @@ export function registerRaftService(server: grpc.Server, endpoint: RaftEndpoint)
   };
 }
 
-function raftServiceImpl(router: Router): RaftServiceServer {
-  const log = logger({ component: 'raft-service' });
+function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
   return {
     stream(call) {
       call.sendMetadata(new grpc.Metadata());

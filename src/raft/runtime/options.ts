@@ -1,8 +1,8 @@
 // What a caller gives a RaftReplica: the replicated application, where it
 // lives, how it talks, and its knobs.
 import type { NodeId } from '../core/types.js';
+import type { RaftLogger } from '../logger.js';
 import type { LogStore, SnapshotStore } from '../storage/ports.js';
-import type { Logger } from '../../util/log.js';
 import type { CoreFactory } from './core-port.js';
 import type { RaftLimits, RaftTiming } from './defaults.js';
 import type { Transport } from './transport.js';
@@ -35,7 +35,8 @@ export interface ReplicaOptions {
   readonly timing?: Partial<RaftTiming>;
   readonly limits?: Partial<RaftLimits>;
   readonly random?: () => number;
-  readonly log?: Logger;
+  /** Also handed to the LmdbStorage the replica opens. Silent when absent. */
+  readonly log?: RaftLogger;
 }
 
 export interface RequestOptions {

@@ -27,7 +27,7 @@ import {
 } from '../core/types.js';
 import { LmdbStorage } from '../storage/lmdb-storage.js';
 import type { LogStore, SnapshotStore } from '../storage/ports.js';
-import { logger, type Logger } from '../../util/log.js';
+import { silentLogger, type RaftLogger } from '../logger.js';
 import type { CoreFactory, RaftCore } from './core-port.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftLimits, type RaftTiming } from './defaults.js';
 import { unwrap, unwrapSnapshot, wrap, wrapSnapshot } from './envelope.js';
@@ -47,7 +47,7 @@ export class RaftReplica implements RaftEndpoint {
   private readonly transport: Transport;
   private readonly timing: RaftTiming;
   private readonly limits: RaftLimits;
-  private readonly logger: Logger;
+  private readonly logger: RaftLogger;
   private readonly addresses: Record<NodeId, string>;
   /** Unique per process start, so request ids never repeat across restarts. */
   private readonly nonce = randomBytes(6).toString('base64url');
@@ -78,7 +78,7 @@ export class RaftReplica implements RaftEndpoint {
     this.transport = opts.transport;
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.logger = opts.log ?? logger({ component: 'raft', group: opts.groupId, node: opts.id });
+    this.logger = opts.log ?? silentLogger;
     let storage = opts.storage;
     if (!storage) {
       if (!opts.dataDir) throw new Error('raft replica: dataDir or storage is required');
@@ -275,7 +275,7 @@ export class RaftReplica implements RaftEndpoint {
         await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {
-      this.logger.fatal({ err }, 'raft replica failed; stopping');
+      this.logger.error({ err }, 'raft replica failed; stopping');
       this.failAll(err instanceof Error ? err : new Error(String(err)));
       this.closed = true;
       clearInterval(this.ticker);

@@ -3,7 +3,7 @@
 // confirmed an index and this replica applied it). Each has its own deadline.
 import { TimeoutError } from './errors.js';
 
-export interface Pending {
+interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
 }

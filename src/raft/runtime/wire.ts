@@ -33,10 +33,6 @@ export const ROLE_TO_WIRE: Record<Role, RaftRole> = {
   leader: RaftRole.RAFT_ROLE_LEADER,
 };
 
-export function roleFromWire(r: RaftRole): Role | undefined {
-  return (Object.entries(ROLE_TO_WIRE).find(([, v]) => v === r)?.[0] as Role | undefined) ?? undefined;
-}
-
 function entryToWire(e: Entry): RaftEntry {
   return {
     term: e.term,

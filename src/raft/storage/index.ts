@@ -1,3 +1,3 @@
 export * from './ports.js';
 export { LmdbStorage, type LmdbStorageOptions } from './lmdb-storage.js';
-export { FileSnapshotStore, MemorySnapshotStore, readSnapshotFile } from './snapshot-store.js';
+export { FileSnapshotStore } from './snapshot-store.js';

@@ -34,7 +34,7 @@ import {
   type Snapshot,
   type SnapshotMeta,
 } from '../core/types.js';
-import { logger, type Logger } from '../../util/log.js';
+import { silentLogger, type RaftLogger } from '../logger.js';
 import { decodeEntry, decodeMeta, encodeEntry, encodeMeta } from './codec.js';
 import { EMPTY_CONF, EMPTY_HARD_STATE, StorageCorruptionError, type LogStore, type SnapshotStore } from './ports.js';
 import { FileSnapshotStore } from './snapshot-store.js';
@@ -52,7 +52,8 @@ export interface LmdbStorageOptions {
   readonly snapshots?: SnapshotStore;
   /** Entries kept in memory for the core's reads (the tail of the log). */
   readonly cacheEntries?: number;
-  readonly log?: Logger;
+  /** Silent when absent. */
+  readonly log?: RaftLogger;
 }
 
 interface Base {
@@ -68,7 +69,7 @@ export class LmdbStorage implements LogStore {
   private readonly root: RootDatabase;
   private readonly ents: Database<Buffer, number>;
   private readonly meta: Database<Buffer, string>;
-  private readonly log: Logger;
+  private readonly log: RaftLogger;
   private readonly cacheMax: number;
   private hard: HardState = EMPTY_HARD_STATE;
   private base: Base = { index: 0, term: 0 };
@@ -86,7 +87,7 @@ export class LmdbStorage implements LogStore {
   }
 
   private constructor(opts: LmdbStorageOptions) {
-    this.log = opts.log ?? logger({ component: 'raft-storage', dir: opts.dir });
+    this.log = opts.log ?? silentLogger;
     this.cacheMax = opts.cacheEntries ?? 16_384;
     this.snapshots = opts.snapshots ?? new FileSnapshotStore(path.join(opts.dir, 'snapshots'));
     this.root = open({

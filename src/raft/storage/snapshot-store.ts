@@ -84,7 +84,7 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 }
 
-export function readSnapshotFile(file: string): Snapshot {
+function readSnapshotFile(file: string): Snapshot {
   const buf = fs.readFileSync(file);
   if (buf.length < HEAD || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw new SnapshotCorruptError(file, 'bad magic or truncated header');
@@ -101,25 +101,11 @@ export function readSnapshotFile(file: string): Snapshot {
 }
 
 /** fsync a directory so a rename inside it survives power loss. */
-export async function fsyncDir(dir: string): Promise<void> {
+async function fsyncDir(dir: string): Promise<void> {
   const fh = await fs.promises.open(dir, 'r');
   try {
     await fh.sync();
   } finally {
     await fh.close();
-  }
-}
-
-/** Non-durable twin for unit tests of pure logic. */
-export class MemorySnapshotStore implements SnapshotStore {
-  private snap: Snapshot | undefined;
-  async save(snap: Snapshot): Promise<void> {
-    this.snap = snap;
-  }
-  load(): Snapshot | undefined {
-    return this.snap;
-  }
-  latestMeta(): SnapshotMeta | undefined {
-    return this.snap?.meta;
   }
 }

@@ -16,7 +16,7 @@ import {
   type ReadState,
   type Ready,
 } from '../../../src/raft/core/types.js';
-import { Rng } from '../sim/rng.js';
+import { Rng } from '../../../src/util/rng.js';
 
 export interface ClusterOptions {
   preVote?: boolean;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { RawNode } from '../../../src/raft/core/raft.js';
 import { MemoryStorage } from '../../../src/raft/core/memory-storage.js';
 import { Cluster } from './cluster.js';
-import { Rng } from '../sim/rng.js';
+import { Rng } from '../../../src/util/rng.js';
 
 const ids = ['1', '2', '3'];
 

@@ -12,7 +12,7 @@ import {
   type NodeId,
 } from '../../../src/raft/index.js';
 import type { RaftLimits } from '../../../src/raft/runtime/defaults.js';
-import { KvStateMachine } from '../../../scripts/raft-kv-state.js';
+import { KvStateMachine } from '../../../examples/raft-kv/state.js';
 import { waitFor } from '../../helpers/wait.js';
 
 export interface Node {

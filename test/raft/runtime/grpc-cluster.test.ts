@@ -2,7 +2,7 @@
 // runtime path (persist, send, apply, ReadIndex, snapshots) end to end.
 import { afterEach, describe, expect, it } from 'vitest';
 import { NotLeaderError, ShuttingDownError } from '../../../src/raft/index.js';
-import { putCommand } from '../../../scripts/raft-kv-state.js';
+import { putCommand } from '../../../examples/raft-kv/state.js';
 import { waitFor } from '../../helpers/wait.js';
 import { TestCluster } from './cluster.js';
 

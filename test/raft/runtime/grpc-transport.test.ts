@@ -12,7 +12,7 @@ import {
   type Message,
   type RaftEndpoint,
 } from '../../../src/raft/index.js';
-import { KvStateMachine, putCommand } from '../../../scripts/raft-kv-state.js';
+import { KvStateMachine, putCommand } from '../../../examples/raft-kv/state.js';
 import { waitFor } from '../../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];

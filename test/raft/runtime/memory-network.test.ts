@@ -3,7 +3,7 @@
 // heal every replica converges on the majority's log.
 import { afterEach, describe, expect, it } from 'vitest';
 import { TimeoutError } from '../../../src/raft/index.js';
-import { putCommand } from '../../../scripts/raft-kv-state.js';
+import { putCommand } from '../../../examples/raft-kv/state.js';
 import { waitFor } from '../../helpers/wait.js';
 import { TestCluster } from './cluster.js';
 

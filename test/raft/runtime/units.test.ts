@@ -1,14 +1,7 @@
-// Pure pieces of the runtime: wire codec, envelopes, the error -> status map.
-import { status } from '@grpc/grpc-js';
+// Pure pieces of the runtime: wire codec, envelopes. (The error -> status map
+// is the product's: test/util/raft-status.test.ts.)
 import { describe, expect, it } from 'vitest';
 import { EntryType, type Message } from '../../../src/raft/core/types.js';
-import {
-  NotLeaderError,
-  OverloadedError,
-  ShuttingDownError,
-  TimeoutError,
-  toMeshError,
-} from '../../../src/raft/index.js';
 import { unwrap, unwrapSnapshot, wrap, wrapSnapshot } from '../../../src/raft/runtime/envelope.js';
 import { messageFromWire, messageToWire } from '../../../src/raft/runtime/wire.js';
 import { RaftMessage, RaftMessageType } from '../../../src/gen/meshlb/v1/raft.js';
@@ -72,17 +65,5 @@ describe('envelopes', () => {
     expect(() => unwrap(new Uint8Array([1, 200, 1]))).toThrow(/malformed/);
     const s = unwrapSnapshot(wrapSnapshot({ a: '1:2' }, new Uint8Array([4])));
     expect([s.addresses, [...s.sm]]).toEqual([{ a: '1:2' }, [4]]);
-  });
-});
-
-describe('toMeshError', () => {
-  it('maps each runtime error to one gRPC status, with the leader hint', () => {
-    const nl = toMeshError(new NotLeaderError('n2', '127.0.0.1:5000'));
-    expect(nl.code).toBe(status.FAILED_PRECONDITION);
-    expect(nl.details).toEqual({ 'meshlb-leader': 'n2', 'meshlb-leader-address': '127.0.0.1:5000' });
-    expect(toMeshError(new TimeoutError('x', 5)).code).toBe(status.DEADLINE_EXCEEDED);
-    expect(toMeshError(new ShuttingDownError()).code).toBe(status.UNAVAILABLE);
-    expect(toMeshError(new OverloadedError('full', 50)).code).toBe(status.RESOURCE_EXHAUSTED);
-    expect(toMeshError(new Error('boom')).code).toBe(status.INTERNAL);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkHistory, checkRegister, type Operation } from './linearizability.js';
-import { Rng } from './rng.js';
+import { Rng } from '../../../src/util/rng.js';
 
 const put = (client: number, value: string, call: number, ret: number, key = 'k'): Operation => ({
   client,

@@ -10,7 +10,7 @@ import type { TestingKnobs } from '../../../src/raft/core/core.js';
 import type { ConfState, NodeId, RaftConfig } from '../../../src/raft/core/types.js';
 import { KvStore, fnv } from './kv.js';
 import type { LogView } from './invariants.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../../../src/util/rng.js';
 
 export interface PendingOp {
   readonly client: number;

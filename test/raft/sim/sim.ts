@@ -15,7 +15,7 @@ import { InvariantChecker } from './invariants.js';
 import { encodePut } from './kv.js';
 import { checkHistory, type Operation } from './linearizability.js';
 import { Disk, Replica, type NodeParams, type PendingOp } from './replica.js';
-import { Rng } from './rng.js';
+import { Rng } from '../../../src/util/rng.js';
 import { Faults } from './faults.js';
 import { Workload } from './workload.js';
 
