@@ -3,7 +3,7 @@
 // 250 ms, so a heartbeat costs a field read, not a syscall.
 import os from 'node:os';
 
-export interface LoadSample {
+interface LoadSample {
   /** 0..1: the host's 1-minute load per core, or this process's CPU share when loadavg is unavailable. */
   cpu: number;
   /** 0..1: the host's memory in use. */

@@ -35,7 +35,7 @@ export type TaskHandler = (task: AgentTask) => Promise<HandlerOutput> | HandlerO
 const EMPTY: Buffer = Buffer.alloc(0);
 const decoder = new TextDecoder();
 
-export function labelsToRecord(labels: readonly Label[]): Record<string, string> {
+function labelsToRecord(labels: readonly Label[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const l of labels) out[l.key] = l.value;
   return out;

@@ -1,0 +1,265 @@
+// The agent's stream to its node cell: hello → welcome, heartbeats, and
+// reconnecting with backoff across the node's replicas when the stream breaks.
+// It knows nothing of tasks: messages other than the welcome, the moment a
+// stream is welcomed or broken, and the figures a heartbeat carries all go
+// through the ConnectionPeer the agent gives it.
+//
+// Invariants:
+// - At most one live call; events from an older call are ignored (the
+//   `call !== this.call` checks), so a late 'status' cannot break a newer stream.
+// - `welcomed` holds only between the Welcome and the end of that same call;
+//   heartbeats and batches go out only while it holds.
+// - Once `closed`, nothing reconnects and no timer is left running.
+import {
+  credentials as grpcCredentials,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  type StatusObject,
+} from '@grpc/grpc-js';
+import {
+  AgentServiceClient,
+  type AgentHello,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Welcome,
+} from '../gen/meshlb/v1/agent.js';
+import type { Logger } from '../util/log.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { sampleLoad } from './load.js';
+
+export type AgentState = 'idle' | 'connecting' | 'connected' | 'closed';
+
+export interface ConnectionStats {
+  /** Welcomes received. */
+  connects: number;
+  /** Welcomed streams that broke or ended. */
+  disconnects: number;
+  messagesSent: number;
+  heartbeatsSent: number;
+}
+
+/** A message from the node other than the Welcome (which the connection handles itself). */
+export type NodeMessage = Exclude<NonNullable<ConnectResponse['msg']>, { $case: 'welcome' }>;
+
+/** What the connection needs from the agent around it. */
+interface ConnectionPeer {
+  /** The hello for a new stream (built per stream: handlers may have been added since). */
+  hello(): AgentHello;
+  /** The stream was welcomed; the heartbeat timer is already running. */
+  welcomed(welcome: Welcome, heartbeatIntervalMs: number): void;
+  message(msg: NodeMessage): void;
+  /** A stream ended; called before the reconnect is scheduled (which a close() here prevents). */
+  broken(status: StatusObject, wasWelcomed: boolean): void;
+  /** A blocked stream can take writes again. */
+  writable(): void;
+  /** What a heartbeat reports besides cpu and memory. */
+  load(): { inFlight: number; draining: boolean };
+}
+
+interface ConnectionOptions {
+  addresses: readonly string[];
+  backoff?: BackoffOptions;
+  random: () => number;
+  /** Configured max message size; a Welcome may lower it. */
+  maxMessageBytes: number;
+  heartbeatIntervalMs?: number;
+  welcomeTimeoutMs: number;
+  channelOptions?: ChannelOptions;
+  credentials?: ChannelCredentials;
+  clientFor?: (address: string) => AgentServiceClient;
+  loadProvider?: () => { cpu?: number; memory?: number; gpu?: number };
+  logger: () => Logger;
+}
+
+type Call = ClientDuplexStream<ConnectRequest, ConnectResponse>;
+
+export class Connection {
+  state: AgentState = 'idle';
+  /** Negotiated: the configured size, lowered to the node's if it sets one. */
+  maxMessageBytes: number;
+  /** The live call saw a Welcome. */
+  welcomed = false;
+  /** The live call's write() returned false; set until its 'drain'. */
+  writeBlocked = false;
+  private call: Call | undefined;
+  private addrIndex = 0;
+  private readonly backoff: Backoff;
+  private readonly ownClients = new Map<string, AgentServiceClient>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private welcomeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly opts: ConnectionOptions,
+    private readonly stats: ConnectionStats,
+    private readonly peer: ConnectionPeer,
+  ) {
+    this.backoff = new Backoff(opts.backoff, opts.random);
+    this.maxMessageBytes = opts.maxMessageBytes;
+  }
+
+  /** The address of the current (or last tried) node replica. */
+  get address(): string {
+    return this.opts.addresses[this.addrIndex]!;
+  }
+
+  connect(): void {
+    if (this.state === 'closed') return;
+    this.reconnectTimer = undefined;
+    this.state = 'connecting';
+    const address = this.address;
+    let call: Call;
+    try {
+      call = this.clientFor(address).connect();
+    } catch (err) {
+      this.opts.logger().warn({ err, address }, 'agent: cannot open stream');
+      this.scheduleReconnect(false);
+      return;
+    }
+    this.call = call;
+    this.welcomed = false;
+    this.writeBlocked = false;
+    call.on('data', (m: ConnectResponse) => this.onMessage(call, m));
+    call.on('error', () => {}); // the 'status' event carries the outcome
+    call.on('status', (s: StatusObject) => this.onBroken(call, s));
+    call.write({ msg: { $case: 'hello', value: this.peer.hello() } });
+    this.stats.messagesSent++;
+    this.welcomeTimer = setTimeout(() => {
+      if (this.call === call && !this.welcomed) {
+        this.opts.logger().warn({ address }, 'agent: no welcome in time, reconnecting');
+        call.cancel();
+      }
+    }, this.opts.welcomeTimeoutMs);
+    this.welcomeTimer.unref();
+  }
+
+  /** Write on the live welcomed call, noting backpressure (the peer hears `writable` after the drain). */
+  write(m: ConnectRequest): void {
+    const call = this.call;
+    if (!call) return;
+    this.stats.messagesSent++;
+    if (!call.write(m)) {
+      this.writeBlocked = true;
+      call.once('drain', () => {
+        if (call !== this.call) return;
+        this.writeBlocked = false;
+        this.peer.writable();
+      });
+    }
+  }
+
+  /** A heartbeat: load figures, on the welcomed stream only. */
+  sendLoad(): void {
+    const call = this.call;
+    if (!call || !this.welcomed) return;
+    const s = sampleLoad();
+    const extra = this.opts.loadProvider?.();
+    const { inFlight, draining } = this.peer.load();
+    call.write({
+      msg: {
+        $case: 'load',
+        value: {
+          inFlight,
+          cpu: extra?.cpu ?? s.cpu,
+          memory: extra?.memory ?? s.memory,
+          gpu: extra?.gpu ?? 0,
+          draining,
+        },
+      },
+    });
+    this.stats.heartbeatsSent++;
+    this.stats.messagesSent++;
+  }
+
+  /**
+   * Half-close the live call after its queued writes, with a last heartbeat first (the
+   * node then ends its side). Returns whether that call is still the live one, to wait on.
+   */
+  halfClose(): (() => boolean) | undefined {
+    const call = this.call;
+    if (!call) return undefined;
+    this.sendLoad();
+    call.end();
+    return () => this.call === call;
+  }
+
+  /** Stop for good: cancel the stream, clear timers, close the clients made here. */
+  close(): void {
+    this.state = 'closed';
+    this.clearTimers();
+    const call = this.call;
+    this.call = undefined;
+    this.welcomed = false;
+    call?.cancel();
+    for (const c of this.ownClients.values()) c.close();
+    this.ownClients.clear();
+  }
+
+  private clientFor(address: string): AgentServiceClient {
+    if (this.opts.clientFor) return this.opts.clientFor(address);
+    let c = this.ownClients.get(address);
+    if (!c) {
+      c = new AgentServiceClient(address, this.opts.credentials ?? grpcCredentials.createInsecure(), {
+        'grpc.max_send_message_length': this.maxMessageBytes,
+        'grpc.max_receive_message_length': this.maxMessageBytes,
+        // The channel's own reconnect pacing follows ours, so a node that comes back is found promptly.
+        'grpc.initial_reconnect_backoff_ms': Math.max(20, this.backoff.initialMs),
+        'grpc.max_reconnect_backoff_ms': Math.max(100, this.backoff.maxMs),
+        ...this.opts.channelOptions,
+      });
+      this.ownClients.set(address, c);
+    }
+    return c;
+  }
+
+  private onMessage(call: Call, m: ConnectResponse): void {
+    if (call !== this.call || !m.msg) return;
+    if (m.msg.$case === 'welcome') this.onWelcome(m.msg.value);
+    else this.peer.message(m.msg);
+  }
+
+  private onWelcome(w: Welcome): void {
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.welcomeTimer = undefined;
+    this.welcomed = true;
+    this.state = 'connected';
+    this.backoff.reset();
+    this.stats.connects++;
+    if (w.maxMessageBytes > 0) this.maxMessageBytes = Math.min(this.opts.maxMessageBytes, w.maxMessageBytes);
+    const interval = this.opts.heartbeatIntervalMs ?? (w.heartbeatIntervalMs || 1000);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => this.sendLoad(), interval);
+    this.heartbeatTimer.unref();
+    this.peer.welcomed(w, interval);
+  }
+
+  private onBroken(call: Call, s: StatusObject): void {
+    if (call !== this.call) return;
+    this.call = undefined;
+    const wasWelcomed = this.welcomed;
+    this.welcomed = false;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.heartbeatTimer = this.welcomeTimer = undefined;
+    if (wasWelcomed && this.state !== 'closed') this.stats.disconnects++;
+    this.peer.broken(s, wasWelcomed);
+    this.scheduleReconnect(wasWelcomed);
+  }
+
+  private scheduleReconnect(wasWelcomed: boolean): void {
+    if (this.state === 'closed') return;
+    this.state = 'connecting';
+    if (this.opts.addresses.length > 1) this.addrIndex = (this.addrIndex + 1) % this.opts.addresses.length;
+    if (wasWelcomed) this.backoff.reset();
+    const delay = this.backoff.next();
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private clearTimers(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.heartbeatTimer = this.reconnectTimer = this.welcomeTimer = undefined;
+  }
+}

@@ -1,0 +1,188 @@
+// Running the node's assignments within the agent's slots: one handler per
+// kind ('*' catches the rest), each attempt cancellable through its
+// AbortSignal, each finished attempt turned into exactly one TaskResult.
+//
+// Invariants:
+// - `running.size <= slots`: an assignment beyond the slots is refused with an
+//   ERROR result "over slots" and counted in refusedOverSlots (the node is
+//   trusted to respect slots; a healthy mesh keeps this 0).
+// - An attempt (`${taskId}#${attempt}`) runs at most once at a time; the same
+//   attempt assigned again while it runs is ignored (duplicateAssignments).
+// - A handler that finishes reports once, and only while its entry is still the
+//   one in `running`.
+import { ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
+import { FatalTaskError } from './errors.js';
+import { encodeOutput, RunningTask, type HandlerOutput, type TaskHandler } from './task.js';
+
+const MAX_ERROR_CHARS = 4096;
+const EMPTY: Buffer = Buffer.alloc(0);
+
+export interface ExecutorStats {
+  inFlight: number;
+  /** High-water mark of concurrent handlers (never above slots). */
+  maxInFlight: number;
+  tasksStarted: number;
+  tasksOk: number;
+  tasksFailed: number;
+  tasksCancelled: number;
+  /** Assignments beyond slots, refused with an ERROR result. */
+  refusedOverSlots: number;
+  /** Assignments refused for another reason (draining, no handler). */
+  refusedOther: number;
+  /** The same attempt assigned while already running: ignored. */
+  duplicateAssignments: number;
+}
+
+/** Where the executor's news goes: the outbox and the agent's events. */
+interface ExecutorPeer {
+  /** A handler was called (its `started` ack is due). */
+  started(task: RunningTask): void;
+  /** A result to send: a finished attempt, or a refused assignment. */
+  report(result: TaskResult): void;
+  /** An attempt finished; its result has been reported. */
+  ended(task: RunningTask, status: ResultStatus): void;
+}
+
+export class Executor {
+  /** Running handlers by `${taskId}#${attempt}`; its size is the in-flight count. */
+  readonly running = new Map<string, RunningTask>();
+  /** The node cell results are stamped with (from the latest Welcome). */
+  nodeCell = '';
+  private readonly handlers = new Map<string, TaskHandler>();
+
+  constructor(
+    private readonly agentId: string,
+    private readonly slots: number,
+    private readonly stats: ExecutorStats,
+    private readonly peer: ExecutorPeer,
+  ) {}
+
+  handle(kind: string, handler: TaskHandler): void {
+    this.handlers.set(kind, handler);
+  }
+
+  /** The kinds with a handler ('*' is a local catch-all, not a kind). */
+  kinds(): string[] {
+    return [...this.handlers.keys()].filter((k) => k !== '*');
+  }
+
+  assign(tasks: readonly Dispatch[], draining: boolean): void {
+    for (const d of tasks) {
+      const key = d.taskId + '#' + d.attempt;
+      if (this.running.has(key)) {
+        this.stats.duplicateAssignments++;
+        continue;
+      }
+      if (draining) {
+        this.stats.refusedOther++;
+        this.refuse(d, 'agent draining');
+        continue;
+      }
+      if (this.running.size >= this.slots) {
+        this.stats.refusedOverSlots++;
+        this.refuse(d, `over slots: agent ${this.agentId} holds ${this.running.size} of ${this.slots}`);
+        continue;
+      }
+      const kind = d.spec?.kind ?? '';
+      const handler = this.handlers.get(kind) ?? this.handlers.get('*');
+      if (!handler) {
+        this.stats.refusedOther++;
+        this.refuse(d, `no handler for kind "${kind}" on agent ${this.agentId}`);
+        continue;
+      }
+      const t = new RunningTask(d, key);
+      this.running.set(key, t);
+      const n = this.running.size;
+      this.stats.inFlight = n;
+      if (n > this.stats.maxInFlight) this.stats.maxInFlight = n;
+      this.stats.tasksStarted++;
+      this.peer.started(t);
+      this.run(t, handler);
+    }
+  }
+
+  /** Abort one attempt, or every running attempt of the task when attempt is 0. */
+  cancel(taskId: string, attempt: number, reason: string): void {
+    if (attempt > 0) {
+      this.running.get(taskId + '#' + attempt)?.abort(reason);
+      return;
+    }
+    for (const t of this.running.values()) if (t.id === taskId) t.abort(reason);
+  }
+
+  abortAll(reason: string): void {
+    for (const t of this.running.values()) t.abort(reason);
+  }
+
+  private run(t: RunningTask, handler: TaskHandler): void {
+    let r: Promise<HandlerOutput> | HandlerOutput;
+    try {
+      r = handler(t);
+    } catch (err) {
+      this.finish(t, undefined, err);
+      return;
+    }
+    if (r !== null && typeof r === 'object' && typeof (r as Promise<HandlerOutput>).then === 'function') {
+      (r as Promise<HandlerOutput>).then(
+        (v) => this.finish(t, v, undefined),
+        (err: unknown) => this.finish(t, undefined, err ?? new Error('handler rejected')),
+      );
+    } else {
+      this.finish(t, r as HandlerOutput, undefined);
+    }
+  }
+
+  private finish(t: RunningTask, value: HandlerOutput, err: unknown): void {
+    if (this.running.get(t.key) !== t) return; // closed meanwhile
+    this.running.delete(t.key);
+    this.stats.inFlight = this.running.size;
+    let status: ResultStatus;
+    let output: Buffer | undefined;
+    let error = '';
+    if (err === undefined) {
+      try {
+        output = encodeOutput(value);
+        status = ResultStatus.RESULT_STATUS_OK;
+      } catch (e) {
+        status = ResultStatus.RESULT_STATUS_ERROR;
+        error = `output not serializable: ${errorMessage(e)}`;
+      }
+    } else {
+      status = err instanceof FatalTaskError ? ResultStatus.RESULT_STATUS_FATAL : ResultStatus.RESULT_STATUS_ERROR;
+      error = errorMessage(err);
+    }
+    if (status === ResultStatus.RESULT_STATUS_OK) this.stats.tasksOk++;
+    else this.stats.tasksFailed++;
+    if (t.cancelled) this.stats.tasksCancelled++;
+    const micros = Math.round((performance.now() - t.startedAt) * 1000);
+    this.peer.report({
+      taskId: t.id,
+      attempt: t.attempt,
+      status,
+      output: output ?? EMPTY,
+      error,
+      agentId: this.agentId,
+      nodeCell: this.nodeCell,
+      runMicros: micros > 0xffffffff ? 0xffffffff : micros,
+    });
+    this.peer.ended(t, status);
+  }
+
+  private refuse(d: Dispatch, reason: string): void {
+    this.peer.report({
+      taskId: d.taskId,
+      attempt: d.attempt,
+      status: ResultStatus.RESULT_STATUS_ERROR,
+      output: EMPTY,
+      error: reason,
+      agentId: this.agentId,
+      nodeCell: this.nodeCell,
+      runMicros: 0,
+    });
+  }
+}
+
+function errorMessage(err: unknown): string {
+  const m = err instanceof Error ? err.message || err.name : String(err);
+  return m.length > MAX_ERROR_CHARS ? m.slice(0, MAX_ERROR_CHARS) : m;
+}
