@@ -21,7 +21,7 @@ import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
 import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
 import { TaskState } from '../src/gen/meshlb/v1/task.js';
 import { Replica } from '../src/mesh/replica.js';
-import { SimAgent } from '../src/mesh/sim-agent.js';
+import { SimAgent } from '../src/dev/sim-agent.js';
 import { parseTopology } from '../src/topology/parse.js';
 import { nowUs, payloadTimeUs, Samples } from './lib/clock.js';
 import { LatencyHistogram } from './lib/histogram.js';

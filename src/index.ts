@@ -41,5 +41,5 @@ export type { Topology, CellSpec, ReplicaSpec, MeshDefaults, Tier } from './topo
 
 // Embedding: one replica of a cell, or a whole topology in one process.
 export { Replica, type ReplicaOptions } from './mesh/replica.js';
-export { startMesh, type MeshHarness } from './mesh/harness.js';
+export { startMesh, type MeshHarness } from './dev/harness.js';
 export type { CellOptions } from './mesh/types.js';

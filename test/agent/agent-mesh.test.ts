@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, seededRandom, type AgentTask } from '../../src/agent/index.js';
 import { MeshClient, TaskState, outputJson } from '../../src/client/index.js';
-import { startMesh, type MeshHarness } from '../../src/mesh/harness.js';
+import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import { chainTopologyYaml } from '../../src/topology/chain.js';
 import { waitFor } from '../helpers/wait.js';

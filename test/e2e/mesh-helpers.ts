@@ -2,8 +2,8 @@
 // cells, four tiers) on loopback, and instrumented simulated agents.
 import { credentials } from '@grpc/grpc-js';
 import { AgentServiceClient } from '../../src/gen/meshlb/v1/agent.js';
-import { startMesh, type MeshHarness } from '../../src/mesh/harness.js';
-import { SimAgent, type SimAgentOptions } from '../../src/mesh/sim-agent.js';
+import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
+import { SimAgent, type SimAgentOptions } from '../../src/dev/sim-agent.js';
 import type { CellOptions } from '../../src/mesh/types.js';
 import { seededRandom } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';

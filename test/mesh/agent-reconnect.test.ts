@@ -12,7 +12,7 @@ import { MeshClient, TaskState } from '../../src/client/index.js';
 import { AgentServiceClient, type ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
 import { ResultStatus } from '../../src/gen/meshlb/v1/task.js';
 import { failStream } from '../../src/mesh/grpc-util.js';
-import { startMesh, type MeshHarness } from '../../src/mesh/harness.js';
+import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import { chainTopologyYaml } from '../../src/topology/chain.js';
 import { unavailable } from '../../src/util/errors.js';

@@ -14,7 +14,7 @@ import {
   type OpenResponse,
 } from '../../src/gen/meshlb/v1/link.js';
 import { ResultStatus, TaskSpec, TaskState, type Dispatch } from '../../src/gen/meshlb/v1/task.js';
-import { startMesh, type MeshHarness } from '../../src/mesh/harness.js';
+import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
 import { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import { chainTopologyYaml } from '../../src/topology/chain.js';

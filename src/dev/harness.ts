@@ -2,8 +2,8 @@
 // parents first, each child linked to its parent's actual address. Used by
 // `meshlb dev` and the integration tests.
 import type { Topology } from '../topology/types.js';
-import { Replica } from './replica.js';
-import type { CellOptions } from './types.js';
+import { Replica } from '../mesh/replica.js';
+import type { CellOptions } from '../mesh/types.js';
 
 export interface MeshHarness {
   readonly topology: Topology;
