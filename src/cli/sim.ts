@@ -10,7 +10,8 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadTopology, cellSlug } from '../topology/parse.js';
+import { loadTopology } from '../topology/parse.js';
+import { cellSlug } from '../topology/paths.js';
 import type { CellSpec, Topology } from '../topology/types.js';
 import { checkHealth } from './health-check.js';
 import { Supervisor } from './supervisor.js';

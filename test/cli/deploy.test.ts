@@ -8,8 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse } from 'yaml';
-import { CONTAINER_PORT, generateDeploy, runDeploy, sourceNameFor } from '../../src/cli/deploy.js';
-import { cellSlug, loadTopology, parseTopology } from '../../src/topology/parse.js';
+import { runDeploy, sourceNameFor } from '../../src/cli/deploy.js';
+import { CONTAINER_PORT, generateDeploy } from '../../src/topology/deploy/index.js';
+import { loadTopology, parseTopology } from '../../src/topology/parse.js';
+import { cellSlug } from '../../src/topology/paths.js';
 
 const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const deployDir = join(repo, 'deploy');

@@ -4,15 +4,15 @@ import { join } from 'node:path';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import {
-  DEFAULTS,
   TopologyError,
-  cellSlug,
   findReplica,
   formatTopology,
   loadTopology,
   parseTopology,
   topologyToDocument,
 } from '../../src/topology/parse.js';
+import { DEFAULTS } from '../../src/topology/defaults.js';
+import { cellSlug } from '../../src/topology/paths.js';
 import { stringify } from 'yaml';
 
 const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
