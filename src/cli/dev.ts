@@ -9,7 +9,7 @@
 // `duplicates_recorded` those with more than one terminal record.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import { build as buildHistogram } from 'hdr-histogram-js';
 import { MeshClient, MeshClientError, type TaskInput } from '../client/index.js';
 import { AgentServiceClient } from '../gen/meshlb/v1/agent.js';
@@ -218,7 +218,7 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
           })
           .catch((e: unknown) => {
             // Saturated: put the batch back after the hint (idempotency keys make it safe).
-            if (e instanceof MeshClientError && e.code === 8) {
+            if (e instanceof MeshClientError && e.code === status.RESOURCE_EXHAUSTED) {
               next = Math.min(next, from);
               return new Promise((r) => setTimeout(r, e.retryAfterMs ?? 100));
             }

@@ -22,13 +22,10 @@
 // sorting and, on the route path, no allocation (route results are cached).
 
 import type { Priority } from '../queue/priority.js';
+// One Label and one Tier in the codebase: the topology's.
+import type { Label, Tier } from '../topology/types.js';
 
-export type { Priority };
-
-export interface Label {
-  readonly key: string;
-  readonly value: string;
-}
+export type { Label, Priority, Tier };
 
 /** Resource utilization, each 0..1. */
 export interface Utilization {
@@ -139,5 +136,3 @@ export interface PolicyFactory<C = unknown> {
   parseConfig(raw: unknown): C;
   create(config: C, deps: PolicyDeps): Policy;
 }
-
-export type Tier = 'global' | 'region' | 'zone' | 'node';
