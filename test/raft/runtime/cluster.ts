@@ -10,6 +10,7 @@ import {
   RaftReplica,
   registerRaftService,
   type NodeId,
+  type Transport,
 } from '../../../src/raft/index.js';
 import type { RaftLimits } from '../../../src/raft/runtime/defaults.js';
 import { KvStateMachine } from '../../../examples/raft-kv/state.js';
@@ -21,6 +22,7 @@ export interface Node {
   address: string;
   server?: grpc.Server;
   replica?: RaftReplica;
+  transport?: Transport;
   kv: KvStateMachine;
 }
 
@@ -88,6 +90,7 @@ export class TestCluster {
     });
     if (node.server) registerRaftService(node.server, replica);
     node.replica = replica;
+    node.transport = transport;
     return replica;
   }
 
@@ -104,6 +107,20 @@ export class TestCluster {
     const node = this.nodes.get(id)!;
     if (this.mode === 'grpc') await this.bind(node, Number(node.address.split(':')[1]));
     return this.startReplica(id);
+  }
+
+  /**
+   * Forget every message the running replicas still hold queued for `id` (a
+   * down peer's queue keeps filling until it overflows), as a long outage
+   * would: what `id` learns next is only what its peers send from now on.
+   */
+  dropQueuedTo(id: NodeId): void {
+    const address = this.nodes.get(id)!.address;
+    for (const n of this.running()) {
+      if (n.id === id) continue;
+      n.transport!.removePeer(id);
+      n.transport!.setPeer(id, address);
+    }
   }
 
   replica(id: NodeId): RaftReplica {

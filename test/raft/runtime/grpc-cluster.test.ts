@@ -74,6 +74,9 @@ describe('RaftReplica over gRPC', () => {
     await waitFor(() => r.status().applied >= 150 && r.status().firstIndex > 100, {
       what: 'leader to snapshot and compact',
     });
+    // An append queued for the lagger before the compaction would still carry
+    // the whole log and make the catch-up a log replay: drop what is queued.
+    cluster.dropQueuedTo(lagger);
     await cluster.restart(lagger);
     await waitFor(() => allHave(cluster!, 's149', '149') && allHave(cluster!, 's0', '0'), {
       what: 'lagging replica to install the snapshot',
