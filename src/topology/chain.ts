@@ -5,7 +5,7 @@
 // file for child processes).
 import type { Tier } from './types.js';
 
-export interface ChainOptions {
+interface ChainOptions {
   name?: string;
   /** Node cell names under "/r/z" (default ["n1"]). */
   nodes?: readonly string[];
