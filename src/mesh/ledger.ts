@@ -5,9 +5,10 @@
 // `apply(cmd)` is deterministic: it reads no clock (times travel in the
 // command), no randomness, does no IO, so every replica that applies the same
 // commands in the same order holds the same ledger. Callers never call apply
-// for logged tasks directly: they go through a LedgerLog, whose first
-// implementation (LocalLedgerLog) applies at once on the one replica of a cell;
-// Raft will sit behind the same interface later.
+// for logged tasks directly: they go through a LedgerLog: LocalLedgerLog applies
+// at once on the one replica of a cell, RaftLedgerLog (raft-ledger-log.ts)
+// replicates the commands through the cell's Raft group first. snapshot() and
+// restore() carry the whole state, so Raft can compact the log behind it.
 //
 // Invariants (checked by test/mesh/ledger.test.ts):
 // - one idempotency key names one task id for as long as the task is retained;
@@ -15,15 +16,8 @@
 //   answered `terminal` and change nothing;
 // - a result or failure for an attempt other than the current one is `stale`;
 // - at most `retention` terminal tasks are kept; the oldest is evicted first.
-import {
-  Durability,
-  ResultStatus,
-  Task as TaskJson,
-  TaskState,
-  type Task,
-  type TaskResult,
-  type TaskSpec,
-} from '../gen/meshlb/v1/task.js';
+import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
+import { Durability, ResultStatus, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
 
 export interface AcceptedTask {
   readonly id: string;
@@ -308,66 +302,64 @@ export class Ledger {
     return this.tasks.values();
   }
 
-  /** The whole state as bytes (JSON of proto Task records; terminal order kept). */
+  /**
+   * The whole state as bytes (a LedgerSnapshot, proto/meshlb/v1/ledger.proto):
+   * every record in the map's order, the terminal (eviction) order and the
+   * counters. The idempotency index and the live count follow from the records.
+   */
   snapshot(): Uint8Array {
-    const live: unknown[] = [];
-    const terminal: unknown[] = [];
+    const at = new Map<string, number>();
+    const records: LedgerRecord[] = [];
     for (const rec of this.tasks.values()) {
-      if (isTerminal(rec.state)) continue;
-      live.push(snapRecord(rec));
+      at.set(rec.id, records.length);
+      records.push(rec);
     }
-    for (const id of this.terminalOrder.keys()) terminal.push(snapRecord(this.tasks.get(id)!));
-    return new TextEncoder().encode(JSON.stringify({ v: 1, live, terminal, counters: this.counters }));
+    const terminalOrder = [...this.terminalOrder.keys()].map((id) => at.get(id)!);
+    const counters = { ...this.counters };
+    return LedgerSnapshot.encode({ version: SNAPSHOT_VERSION, records, terminalOrder, counters }).finish();
   }
 
-  /** Replace the state with a snapshot taken by snapshot(). Listeners are not called. */
+  /**
+   * Replace the state with a snapshot taken by snapshot(); afterwards this
+   * ledger answers every command exactly as the snapshotted one would.
+   * Listeners are not called. Throws on a snapshot that is not self-consistent.
+   */
   restore(bytes: Uint8Array): void {
-    const snap = JSON.parse(new TextDecoder().decode(bytes)) as {
-      v: number;
-      live: SnapRecord[];
-      terminal: SnapRecord[];
-      counters: Ledger['counters'];
-    };
-    if (snap.v !== 1) throw new Error(`ledger snapshot version ${snap.v} not supported`);
+    const snap = LedgerSnapshot.decode(bytes);
+    if (snap.version !== SNAPSHOT_VERSION) throw new Error(`ledger snapshot version ${snap.version} not supported`);
+    const records = snap.records.map(fromLedgerRecord);
+    const terminal = new Map<string, true>();
+    for (const i of snap.terminalOrder) {
+      const rec = records[i];
+      if (!rec || !isTerminal(rec.state) || terminal.has(rec.id)) throw new Error(`ledger snapshot: bad terminal ${i}`);
+      terminal.set(rec.id, true);
+    }
     this.tasks.clear();
     this.byKey.clear();
     this.terminalOrder.clear();
     this.live = 0;
-    for (const s of [...snap.live, ...snap.terminal]) {
-      const rec = fromSnap(s);
+    for (const rec of records) {
       this.tasks.set(rec.id, rec);
       if (rec.spec.idempotencyKey) this.byKey.set(rec.spec.idempotencyKey, rec.id);
-      if (isTerminal(rec.state)) this.terminalOrder.set(rec.id, true);
-      else this.live++;
+      if (!isTerminal(rec.state)) this.live++;
     }
-    Object.assign(this.counters, snap.counters);
+    if (terminal.size + this.live !== this.tasks.size) throw new Error('ledger snapshot: terminal order incomplete');
+    for (const id of terminal.keys()) this.terminalOrder.set(id, true);
+    const c = snap.counters;
+    Object.assign(this.counters, {
+      accepted: c?.accepted ?? 0,
+      completed: c?.completed ?? 0,
+      failed: c?.failed ?? 0,
+      cancelled: c?.cancelled ?? 0,
+      deadLettered: c?.deadLettered ?? 0,
+    });
   }
 }
 
-interface SnapRecord {
-  task: unknown;
-  failures: number;
-}
+const SNAPSHOT_VERSION = 1;
 
-function snapRecord(rec: TaskRecord): SnapRecord {
-  return { task: TaskJson.toJSON(toProtoTask(rec)), failures: rec.failures };
-}
-
-function fromSnap(s: SnapRecord): TaskRecord {
-  const t = TaskJson.fromJSON(s.task);
-  return {
-    id: t.id,
-    spec: t.spec!,
-    homeCell: t.homeCell,
-    createdMs: t.createdUnixMs,
-    state: t.state,
-    attempt: t.attempt,
-    failures: s.failures,
-    updatedMs: t.updatedUnixMs,
-    result: t.result,
-    reason: t.reason,
-  };
-}
+/** LedgerRecord has TaskRecord's fields (a record encodes as it is); a spec is always there. */
+const fromLedgerRecord = (r: LedgerRecord): TaskRecord => ({ ...r, spec: r.spec ?? TaskSpec.fromPartial({}) });
 
 /** The public view of a record. */
 export function toProtoTask(rec: TaskRecord): Task {
