@@ -4,7 +4,19 @@
 import { parseArgs } from 'node:util';
 import { percentile, runKillChaos } from './chaos.js';
 
-const { values } = parseArgs({ options: { kills: { type: 'string' }, writers: { type: 'string' } } });
+const USAGE = `usage: npm run raft:demo -- [--kills N] [--writers N]
+  Starts 3 Raft KV replicas as processes (examples/raft-kv/server.ts), SIGKILLs the
+  leader --kills times (default and minimum 20) while --writers clients (default 8)
+  write, then reads every acknowledged write back from every replica. Exits 0 (PASS)
+  when none is lost and the failover p99 is at most 1.5 s.`;
+
+const { values } = parseArgs({
+  options: { kills: { type: 'string' }, writers: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+});
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const kills = Math.max(20, Number(values.kills ?? 20));
 const writers = Number(values.writers ?? 8);
 

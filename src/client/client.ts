@@ -70,7 +70,7 @@ export interface SubmitItem {
   ok: boolean;
   taskId: string;
   existing: boolean;
-  /** gRPC status code (0 = OK). */
+  /** gRPC status code (status.OK when accepted). */
   code: number;
   message: string;
 }
@@ -400,7 +400,7 @@ function retryableWatchError(err: MeshClientError): boolean {
 }
 
 function toItem(it: SubmitBatchItem): SubmitItem {
-  return { ok: it.code === 0, taskId: it.taskId, existing: it.existing, code: it.code, message: it.message };
+  return { ok: it.code === status.OK, taskId: it.taskId, existing: it.existing, code: it.code, message: it.message };
 }
 
 function sleep(ms: number): Promise<void> {
