@@ -17,6 +17,7 @@ import {
 import { stepCandidate, stepFollower } from './follower.js';
 import { RaftLog } from './log.js';
 import { ReadOnlyQueue } from './read-only.js';
+import type { MessageInit, StepContext, TestingKnobs } from './step-context.js';
 import {
   EntryType,
   NONE,
@@ -34,19 +35,9 @@ import {
 /** Context of a vote request sent because of timeoutNow: it overrides the leader lease. */
 const TRANSFER_CONTEXT = 'raft:transfer';
 
-/** Deliberate bugs, for proving that the tests and checkers can fail. Never set in production. */
-export interface TestingKnobs {
-  /** Commit entries of earlier terms by counting replicas (the Raft paper's figure 8 bug). */
-  readonly unsafeCommitPriorTermByCount?: boolean;
-  /** Grant votes without the up-to-date log check of §5.4.1 (breaks leader completeness). */
-  readonly unsafeVoteIgnoringLog?: boolean;
-  /** With earlyMessages: hand out every message (votes, acks, new terms) as early (may precede the write). */
-  readonly unsafeEarlyVotesAndAcks?: boolean;
-}
+export type { TestingKnobs } from './step-context.js';
 
-type MessageInit = Partial<Message> & Pick<Message, 'type' | 'to'>;
-
-export class Raft {
+export class Raft implements StepContext {
   readonly id: NodeId;
   /** Persistent (HardState): current term and the vote cast in it. */
   term = 0;

@@ -1,11 +1,11 @@
 // Follower and (pre-)candidate handling: accepting appends, heartbeats and
 // snapshots from the leader, counting votes, and the leadership-transfer
-// trigger. Imports Raft only as a type (no runtime cycle with core.ts).
+// trigger. Sees the Raft state only through StepContext (step-context.ts).
 
-import type { Raft } from './core.js';
+import type { StepContext } from './step-context.js';
 import { NONE, type Message } from './types.js';
 
-function handleAppend(r: Raft, m: Message): void {
+function handleAppend(r: StepContext, m: Message): void {
   if (m.index < r.log.committed) {
     // Everything up to our commit index is already settled: tell the leader where to resume.
     r.send({ type: 'appResp', to: m.from, index: r.log.committed, commit: r.log.committed });
@@ -31,7 +31,7 @@ function handleAppend(r: Raft, m: Message): void {
   });
 }
 
-function handleHeartbeat(r: Raft, m: Message): void {
+function handleHeartbeat(r: StepContext, m: Message): void {
   // The leader sends min(match, commit), so this never exceeds what we hold.
   r.log.commitTo(m.commit);
   r.send({
@@ -42,7 +42,7 @@ function handleHeartbeat(r: Raft, m: Message): void {
   });
 }
 
-function handleSnapshot(r: Raft, m: Message): void {
+function handleSnapshot(r: StepContext, m: Message): void {
   if (m.snapshot && r.restore(m.snapshot)) {
     r.send({ type: 'appResp', to: m.from, index: r.log.lastIndex(), commit: r.log.committed });
   } else {
@@ -51,7 +51,7 @@ function handleSnapshot(r: Raft, m: Message): void {
 }
 
 /** Messages from the leader of our term (the term rules already ran in Raft.step). */
-function fromLeader(r: Raft, m: Message): boolean {
+function fromLeader(r: StepContext, m: Message): boolean {
   switch (m.type) {
     case 'app':
       handleAppend(r, m);
@@ -67,7 +67,7 @@ function fromLeader(r: Raft, m: Message): boolean {
   }
 }
 
-export function stepFollower(r: Raft, m: Message): void {
+export function stepFollower(r: StepContext, m: Message): void {
   if (m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap') {
     r.electionElapsed = 0;
     r.lead = m.from;
@@ -89,7 +89,7 @@ export function stepFollower(r: Raft, m: Message): void {
   }
 }
 
-export function stepCandidate(r: Raft, m: Message): void {
+export function stepCandidate(r: StepContext, m: Message): void {
   if (m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap') {
     // A leader of our term exists: we lost this election.
     r.becomeFollower(m.term, m.from);

@@ -1,9 +1,9 @@
 // Leader-side handling: replication (batched, pipelined, flow-controlled per
 // follower), commitment, heartbeats and check-quorum, ReadIndex and leadership
 // transfer. Functions over the Raft instance rather than methods so that each
-// file stays readable; they import Raft only as a type (no runtime cycle).
+// file stays readable; they see it only through StepContext (step-context.ts).
 
-import type { Raft } from './core.js';
+import type { StepContext } from './step-context.js';
 import { quorumActive } from '../quorum/majority.js';
 import type { ReadRequest } from './read-only.js';
 import { CompactedError, EntryType, NONE, type Entry, type Message, type NodeId } from './types.js';
@@ -13,7 +13,7 @@ import { CompactedError, EntryType, NONE, type Entry, type Message, type NodeId 
  * With sendIfEmpty false, nothing is sent when there are no new entries.
  * Returns whether a message was sent.
  */
-function sendAppend(r: Raft, to: NodeId, sendIfEmpty = true): boolean {
+function sendAppend(r: StepContext, to: NodeId, sendIfEmpty = true): boolean {
   const p = r.trk.progress.get(to);
   if (!p || to === r.id || p.isPaused()) return false;
   const prevIndex = p.next - 1;
@@ -41,7 +41,7 @@ function sendAppend(r: Raft, to: NodeId, sendIfEmpty = true): boolean {
   return true;
 }
 
-export function bcastAppend(r: Raft): void {
+export function bcastAppend(r: StepContext): void {
   for (const id of r.trk.progress.keys()) if (id !== r.id) sendAppend(r, id);
 }
 
@@ -52,7 +52,7 @@ export function bcastAppend(r: Raft): void {
  * A follower gets an empty append only if it has not been sent this commit
  * index yet. RawNode flushes this when it looks for a Ready.
  */
-export function flushAppends(r: Raft, force = false): void {
+export function flushAppends(r: StepContext, force = false): void {
   if (!r.pendingBcast) return;
   r.pendingBcast = false;
   if (r.role !== 'leader') return;
@@ -71,7 +71,7 @@ export function flushAppends(r: Raft, force = false): void {
   }
 }
 
-function bcastHeartbeat(r: Raft, context = r.readOnly.last()): void {
+function bcastHeartbeat(r: StepContext, context = r.readOnly.last()): void {
   for (const [id, p] of r.trk.progress) {
     if (id === r.id) continue;
     // Never tell a follower to commit beyond what it is known to hold.
@@ -81,7 +81,7 @@ function bcastHeartbeat(r: Raft, context = r.readOnly.last()): void {
 }
 
 /** Advance the commit index if a quorum holds a newer entry of the current term (Raft §5.4.2). */
-export function maybeCommit(r: Raft): boolean {
+export function maybeCommit(r: StepContext): boolean {
   const idx = r.trk.committed();
   if (idx <= r.log.committed) return false;
   // Figure 8: counting replicas is only safe for entries of the leader's own term.
@@ -95,7 +95,7 @@ export function maybeCommit(r: Raft): boolean {
   return true;
 }
 
-export function tickLeader(r: Raft): void {
+export function tickLeader(r: StepContext): void {
   r.heartbeatElapsed++;
   r.electionElapsed++;
   if (r.electionElapsed >= r.cfg.electionTick) {
@@ -118,7 +118,7 @@ export function tickLeader(r: Raft): void {
 }
 
 /** A removed leader steps down once every remaining voter reported a commit index covering its removal. */
-export function maybeLeave(r: Raft): void {
+export function maybeLeave(r: StepContext): void {
   if (r.role !== 'leader' || r.leavingAt === 0) return;
   for (const id of r.trk.voters) {
     if ((r.trk.progress.get(id)?.commit ?? 0) < r.leavingAt) return;
@@ -126,11 +126,11 @@ export function maybeLeave(r: Raft): void {
   r.becomeFollower(r.term, NONE);
 }
 
-function sendTimeoutNow(r: Raft, to: NodeId): void {
+function sendTimeoutNow(r: StepContext, to: NodeId): void {
   r.send({ type: 'timeoutNow', to });
 }
 
-export function transferLeadership(r: Raft, to: NodeId): void {
+export function transferLeadership(r: StepContext, to: NodeId): void {
   if (r.role !== 'leader' || r.leavingAt > 0 || to === r.id || !r.trk.isVoter(to)) return;
   if (r.leadTransferee === to) return;
   r.leadTransferee = to;
@@ -142,7 +142,7 @@ export function transferLeadership(r: Raft, to: NodeId): void {
 }
 
 /** A read request (local or forwarded): confirm leadership with a heartbeat round first. */
-export function handleReadRequest(r: Raft, context: string, from: NodeId): void {
+export function handleReadRequest(r: StepContext, context: string, from: NodeId): void {
   if (r.log.term(r.log.committed) !== r.term) {
     // Until an entry of our term commits we may not know the true commit index (§6.4 step 1).
     r.pendingReads.push({ context, from });
@@ -155,12 +155,12 @@ export function handleReadRequest(r: Raft, context: string, from: NodeId): void 
   if (r.readOnly.add(context, r.log.committed, from, r.id)) bcastHeartbeat(r, context);
 }
 
-function answerRead(r: Raft, rq: ReadRequest): void {
+function answerRead(r: StepContext, rq: ReadRequest): void {
   if (rq.from === r.id) r.readStates.push({ index: rq.index, context: rq.context });
   else r.send({ type: 'readIndexResp', to: rq.from, index: rq.index, context: rq.context });
 }
 
-function handleAppResp(r: Raft, m: Message): void {
+function handleAppResp(r: StepContext, m: Message): void {
   const p = r.trk.progress.get(m.from);
   if (!p) return;
   if (m.reject) {
@@ -200,7 +200,7 @@ function handleAppResp(r: Raft, m: Message): void {
   if (m.from === r.leadTransferee && p.match === r.log.lastIndex()) sendTimeoutNow(r, m.from);
 }
 
-function handleHeartbeatResp(r: Raft, m: Message): void {
+function handleHeartbeatResp(r: StepContext, m: Message): void {
   const p = r.trk.progress.get(m.from);
   if (!p) return;
   p.probeSent = false;
@@ -216,7 +216,7 @@ function handleHeartbeatResp(r: Raft, m: Message): void {
   for (const rq of r.readOnly.releaseThrough(ctx)) answerRead(r, rq);
 }
 
-export function stepLeader(r: Raft, m: Message): void {
+export function stepLeader(r: StepContext, m: Message): void {
   const p = r.trk.progress.get(m.from);
   if (p) {
     p.recentActive = true;
