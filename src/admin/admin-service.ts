@@ -12,10 +12,9 @@ import type {
   GetCellRequest,
   GetCellResponse,
 } from '../gen/meshlb/v1/admin.js';
-import type { AgentSession } from '../mesh/agent-sessions.js';
+import type { AgentSession } from '../mesh/agent-session.js';
+import type { Cell } from '../mesh/cell.js';
 import { isUndecodable } from '../mesh/grpc-util.js';
-import type { Replica } from '../mesh/replica.js';
-import { buildSummary } from '../mesh/summary.js';
 import type { CellSpec } from '../topology/types.js';
 import { status } from '@grpc/grpc-js';
 import { invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
@@ -50,8 +49,7 @@ export function agentInfo(s: AgentSession): AgentInfo {
   };
 }
 
-export function adminService(replica: Replica): AdminServiceServer {
-  const cell = replica.cell;
+export function adminService(cell: Cell): AdminServiceServer {
   const answer =
     <Req, Res>(what: string, fn: (req: Req) => Res) =>
     (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
@@ -76,12 +74,13 @@ export function adminService(replica: Replica): AdminServiceServer {
         const addr = known.replicas.map((r) => r.address).join(',');
         throw failedPrecondition(`this replica serves ${cell.path}; ask a replica of ${req.path} (${addr})`);
       }
-      const now = cell.now();
+      const now = cell.scheduler.now();
       const children: ChildStatus[] = cell.spec.children.map((child) => {
         const link = cell.children?.links.get(child);
         let inFlight = 0;
         if (link)
-          for (const item of cell.routes.values()) if (item.via?.t === 'child' && item.via.cell === child) inFlight++;
+          for (const item of cell.routes.values())
+            if (item.via?.type === 'child' && item.via.cell === child) inFlight++;
         return { cell: child, connected: link !== undefined, summary: link?.summary, inFlight };
       });
       const c = cell.ledger.counters;
@@ -91,7 +90,7 @@ export function adminService(replica: Replica): AdminServiceServer {
         leader: cell.ledgerLog.isLeader(),
         leaderId: cell.replicaId,
         term: 0,
-        summary: buildSummary(cell, 0, now, ''),
+        summary: cell.summaries.build(0, now, ''),
         children,
         parentConnected: cell.parent?.connected ?? false,
         tasksAccepted: c.accepted,

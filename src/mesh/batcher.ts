@@ -1,5 +1,5 @@
 // Outgoing batching for one stream. Items (dispatches, results, acks, ...) are
-// queued in lanes and flushed together on setImmediate: when there is a queue,
+// queued in lanes and flushed together on the next turn (Scheduler.defer): when there is a queue,
 // one gRPC message carries many of them. A flush writes lanes in their
 // declared order (the link relies on it: acks before the summary that counts
 // them), splitting a lane into messages of at most maxBatchItems items and
@@ -9,6 +9,7 @@
 // are counted; past maxBufferedBytes the peer is not reading, and onOverflow
 // is called once (the owner closes the stream with RESOURCE_EXHAUSTED and
 // requeues what it held). Items are never dropped silently.
+import type { Scheduler } from './scheduler.js';
 
 export interface BatcherOptions {
   readonly maxBatchItems: number;
@@ -36,8 +37,8 @@ export interface WritableStream<M> {
 
 export class StreamBatcher<M> {
   private readonly pending: unknown[][];
-  private readonly pendingBytes: number[];
   private scheduled = false;
+  private readonly flushNow = (): void => this.flush();
   private closed = false;
   private overflowed = false;
   /** Bytes written to the stream whose write has not completed. */
@@ -48,31 +49,25 @@ export class StreamBatcher<M> {
 
   constructor(
     private readonly stream: WritableStream<M>,
-    private readonly lanes: readonly Lane<any, M>[],
+    /** Each lane has its own item type; the batcher only carries items from push() to wrap(). */
+    private readonly lanes: readonly Lane<never, M>[],
     private readonly opts: BatcherOptions,
+    private readonly scheduler: Scheduler,
     private readonly onOverflow: (bufferedBytes: number) => void,
     /** Called at the start of each flush: last-moment items (a fresh summary). */
     private readonly beforeFlush?: () => void,
   ) {
     this.pending = lanes.map(() => []);
-    this.pendingBytes = lanes.map(() => 0);
   }
 
   get bufferedBytes(): number {
     return this.unflushed;
   }
 
-  get queuedItems(): number {
-    let n = 0;
-    for (const p of this.pending) n += p.length;
-    return n;
-  }
-
   /** Queue an item on lane `lane`; flushed on the next turn of the event loop. */
   push(lane: number, item: unknown): void {
     if (this.closed) return;
     this.pending[lane]!.push(item);
-    this.pendingBytes[lane]! += this.lanes[lane]!.sizeOf(item);
     this.schedule();
   }
 
@@ -80,7 +75,7 @@ export class StreamBatcher<M> {
   schedule(): void {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
-    setImmediate(() => this.flush());
+    this.scheduler.defer(this.flushNow);
   }
 
   flush(): void {
@@ -93,14 +88,13 @@ export class StreamBatcher<M> {
       if (items.length === 0) continue;
       const lane = this.lanes[l]!;
       this.pending[l] = [];
-      this.pendingBytes[l] = 0;
       let start = 0;
       let bytes = 0;
       for (let i = 0; i < items.length; i++) {
-        bytes += lane.sizeOf(items[i]);
+        bytes += lane.sizeOf(items[i] as never);
         const n = i - start + 1;
         if (n >= this.opts.maxBatchItems || bytes >= this.opts.maxBatchBytes || i === items.length - 1) {
-          this.write(lane.wrap(items.slice(start, i + 1)), bytes, n);
+          this.write(lane.wrap(items.slice(start, i + 1) as never[]), bytes, n);
           start = i + 1;
           bytes = 0;
         }
@@ -128,11 +122,9 @@ export class StreamBatcher<M> {
     }
   }
 
-  /** Stop writing; queued items are returned per lane for requeueing. */
-  close(): unknown[][] {
+  /** Stop writing. Queued items are dropped: the owner fails their attempts back itself (lost). */
+  close(): void {
     this.closed = true;
-    const left = this.pending.map((p) => p);
     for (let l = 0; l < this.pending.length; l++) this.pending[l] = [];
-    return left;
   }
 }

@@ -1,14 +1,7 @@
 // The parent side of LinkService.Open: one stream per child cell (its leader).
 // Up from the child: hello, summaries, dispatch acks, results, spill-ups and
 // cancels; down to it: welcome, dispatches, cancels, drain, results (of tasks
-// it spilled up) and acks (of its spill-ups).
-//
-// Credits: a child may get a task of kind K only while
-//   free_K(latest summary) − unacked_K − ackedSinceSummary_K > 0
-// where unacked counts dispatches sent and not yet acked, and ackedSinceSummary
-// those acked after the latest summary. The child always sends a summary after
-// a flush that carried acks, computed after handling the dispatches, so a
-// summary counts every dispatch acked before it; nacks return the credit.
+// it spilled up) and acks (of its spill-ups). Credits per link: child-link.ts.
 //
 // Liveness: the child sends a summary at least every summaryIntervalMs, and the
 // parent writes something at least as often (an empty `acks` batch when it had
@@ -17,119 +10,33 @@
 // child with no message for linkTimeoutMs is dead: its stream ends with
 // DEADLINE_EXCEEDED and its attempts fail back as lost at once, as on a break.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { OpenRequest, OpenResponse, Summary } from '../gen/meshlb/v1/link.js';
-import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
+import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
 import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
-import { StreamBatcher } from './batcher.js';
-import type { Cell } from './cell.js';
+import { ChildLink } from './child-link.js';
 import { failStream, isUndecodable } from './grpc-util.js';
-import type { Capacity, SubtreeLoad } from './summary.js';
+import type { Capacity, CellPort, ChildSide, SubtreeLoad } from './port.js';
 import { routeKey, type WorkItem } from './types.js';
 
-const enum Lane {
-  Acks,
-  Results,
-  Cancels,
-  Dispatches,
-  Drain,
-  /** An empty `acks` batch: "still here", when nothing else went out for summaryIntervalMs. */
-  Keepalive,
-}
-
-const KEEPALIVE: OpenResponse = { msg: { $case: 'acks', value: { acks: [] } } };
-
-const inc = (m: Map<string, number>, k: string, d: number): void => {
-  const v = (m.get(k) ?? 0) + d;
-  if (v <= 0) m.delete(k);
-  else m.set(k, v);
-};
-
-export class ChildLink {
-  summary: Summary | undefined;
-  summaryAtMs = 0;
-  readonly free = new Map<string, number>();
-  readonly total = new Map<string, number>();
-  readonly healthy = new Map<string, number>();
-  readonly unacked = new Map<string, number>();
-  readonly ackedSinceSummary = new Map<string, number>();
-  /** Dispatches awaiting an ack: route key → kind. */
-  readonly sent = new Map<string, string>();
-  readonly batcher: StreamBatcher<OpenResponse>;
-  closed = false;
-  /** When the child last sent anything (ms). */
-  lastSeenMs = 0;
-  /** When we last wrote to it (ms), and the batcher's message count then. */
-  lastSentMs = 0;
-  private sentMark = 0;
-  /** Past the timeout at the previous check (declared dead only if still so at the next one). */
-  suspect = false;
-
-  constructor(
-    readonly cell: string,
-    readonly call: ServerDuplexStream<OpenRequest, OpenResponse>,
-    owner: Cell,
-    onOverflow: (bytes: number) => void,
-  ) {
-    this.batcher = new StreamBatcher<OpenResponse>(
-      call,
-      [
-        { wrap: (acks) => ({ msg: { $case: 'acks', value: { acks } } }), sizeOf: () => 48 },
-        { wrap: (results) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
-        { wrap: (refs) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
-        { wrap: (tasks) => ({ msg: { $case: 'dispatches', value: { tasks } } }), sizeOf: dispatchSize },
-        { wrap: (d) => ({ msg: { $case: 'drain', value: d[d.length - 1] } }), sizeOf: () => 16 },
-        { wrap: () => KEEPALIVE, sizeOf: () => 8 },
-      ],
-      owner.settings.batcher,
-      onOverflow,
-    );
-  }
-
-  /** Note a write since the last check; true when nothing went out for `quietMs`. */
-  quietFor(now: number, quietMs: number): boolean {
-    if (this.batcher.messages !== this.sentMark) {
-      this.sentMark = this.batcher.messages;
-      this.lastSentMs = now;
-      return false;
-    }
-    return now - this.lastSentMs >= quietMs;
-  }
-
-  credits(kind: string): number {
-    const f = this.free.get(kind) ?? 0;
-    return Math.max(0, f - (this.unacked.get(kind) ?? 0) - (this.ackedSinceSummary.get(kind) ?? 0));
-  }
-
-  applySummary(s: Summary, now: number): void {
-    this.summary = s;
-    this.summaryAtMs = now;
-    this.free.clear();
-    this.total.clear();
-    this.healthy.clear();
-    for (const k of s.kinds) {
-      this.free.set(k.kind, k.freeSlots);
-      this.total.set(k.kind, k.totalSlots);
-      this.healthy.set(k.kind, k.healthyAgents);
-    }
-    this.ackedSinceSummary.clear();
-  }
-}
-
-export class ChildLinks {
+export class ChildLinks implements ChildSide {
   readonly links = new Map<string, ChildLink>();
   /** Links accepted, and links ended for silence (linkTimeoutMs). */
   readonly stats = { accepted: 0, timedOut: 0, keepalives: 0 };
   /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
   private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
 
-  constructor(private readonly cell: Cell) {}
+  constructor(
+    private readonly cell: CellPort,
+    /** The paths of this cell's children: the only cells that may link. */
+    private readonly children: readonly string[],
+  ) {}
 
   /** LinkService.Open handler. */
   open(call: ServerDuplexStream<OpenRequest, OpenResponse>): void {
     const cell = this.cell;
     let link: ChildLink | undefined;
-    this.pending.set(call, cell.now());
+    this.pending.set(call, cell.scheduler.now());
     const fail = (err: unknown, what: string): void => {
       this.pending.delete(call);
       if (link) this.lost(link, what);
@@ -145,7 +52,7 @@ export class ChildLinks {
           if (m.$case !== 'hello')
             return fail(invalidArgument('the first link message must be hello'), 'link: no hello');
           const child = m.value.cell;
-          if (!cell.spec.children.includes(child)) {
+          if (!this.children.includes(child)) {
             return fail(notFound(`cell ${JSON.stringify(child)} is not a child of ${cell.path}`), 'link: unknown cell');
           }
           this.pending.delete(call);
@@ -153,7 +60,7 @@ export class ChildLinks {
           return;
         }
         if (link.closed) return;
-        link.lastSeenMs = cell.now();
+        link.lastSeenMs = cell.scheduler.now();
         link.suspect = false;
         this.handle(link, m);
       } catch (err) {
@@ -180,7 +87,7 @@ export class ChildLinks {
   private accept(child: string, call: ServerDuplexStream<OpenRequest, OpenResponse>): ChildLink {
     const cell = this.cell;
     const prev = this.links.get(child);
-    const link: ChildLink = new ChildLink(child, call, cell, (bytes) => {
+    const link: ChildLink = new ChildLink(child, call, cell.settings.batcher, cell.scheduler, (bytes) => {
       this.lost(link, 'child not reading');
       failStream(call, resourceExhausted(`link to ${child}: ${bytes} bytes unread`, 1000), cell.log, 'link overflow');
     });
@@ -194,7 +101,7 @@ export class ChildLinks {
       }
     }
     this.links.set(child, link);
-    link.lastSeenMs = link.lastSentMs = cell.now();
+    link.lastSeenMs = link.lastSentMs = cell.scheduler.now();
     this.stats.accepted++;
     call.write({
       msg: {
@@ -215,35 +122,29 @@ export class ChildLinks {
         const s = m.value;
         if (s.cell !== link.cell) throw invalidArgument(`summary for ${s.cell} on the link of ${link.cell}`);
         if (link.summary && s.seq <= link.summary.seq) return;
-        link.applySummary(s, cell.now());
-        cell.dispatcher.invalidate();
-        cell.parent?.capacityChanged();
+        link.applySummary(s, cell.scheduler.now());
+        cell.candidatesChanged();
+        cell.capacityChanged();
         return;
       }
       case 'acks': {
         let nack = false;
         for (const a of m.value.acks) {
           const key = routeKey(a.taskId, a.attempt);
-          const kind = link.sent.get(key);
-          if (kind === undefined) continue;
-          link.sent.delete(key);
-          inc(link.unacked, kind, -1);
-          if (a.accepted) inc(link.ackedSinceSummary, kind, 1);
-          else {
-            nack = true;
-            cell.nacked(key, a.reason);
-          }
+          if (link.acked(key, a.accepted) === undefined || a.accepted) continue;
+          nack = true;
+          cell.nacked(key, a.reason);
         }
-        if (nack) cell.dispatcher.invalidate();
+        if (nack) cell.candidatesChanged();
         return;
       }
       case 'results':
         cell.deliverResults(m.value.results);
         return;
       case 'spillUps': {
-        const acks = cell.acceptForwarded(m.value.tasks, { t: 'child', cell: link.cell });
-        for (const a of acks) link.batcher.push(Lane.Acks, a);
-        cell.parent?.capacityChanged();
+        const acks = cell.acceptForwarded(m.value.tasks, { type: 'child', cell: link.cell });
+        for (const a of acks) link.sendAck(a);
+        cell.capacityChanged();
         return;
       }
       case 'cancels':
@@ -260,14 +161,9 @@ export class ChildLinks {
     this.links.delete(link.cell);
     const cell = this.cell;
     cell.log.warn({ child: link.cell, why }, 'child link lost');
-    // Attempts the child spilled up to us can no longer report back: drop them
-    // (the child fails them itself); attempts we sent down fail back as lost.
-    const drop: [string, WorkItem][] = [];
-    for (const e of cell.routes) if (e[1].origin.t === 'child' && e[1].origin.cell === link.cell) drop.push(e);
-    for (const [key, item] of drop) cell.cancelRoute(key, item, `child ${link.cell} gone`);
-    cell.viaLost((v) => v.t === 'child' && v.cell === link.cell, `link to ${link.cell} lost`);
-    cell.dispatcher.invalidate();
-    cell.parent?.capacityChanged();
+    cell.childLost(link.cell);
+    cell.candidatesChanged();
+    cell.capacityChanged();
   }
 
   /**
@@ -289,7 +185,7 @@ export class ChildLinks {
       }
       link.suspect = false;
       if (link.quietFor(now, keepalive)) {
-        link.batcher.push(Lane.Keepalive, true);
+        link.sendKeepalive();
         this.stats.keepalives++;
       }
     }
@@ -318,23 +214,15 @@ export class ChildLinks {
       this.cell.bounce(item, `no link to ${child}`);
       return;
     }
-    link.sent.set(item.key, item.kind);
-    inc(link.unacked, item.kind, 1);
-    link.batcher.push(Lane.Dispatches, wireDispatch(item));
+    link.dispatch(item);
   }
 
   sendResult(child: string, r: TaskResult): void {
-    this.links.get(child)?.batcher.push(Lane.Results, r);
+    this.links.get(child)?.sendResult(r);
   }
 
   sendCancel(child: string, ref: TaskRef): void {
-    this.links.get(child)?.batcher.push(Lane.Cancels, ref);
-  }
-
-  drain(child: string, drain: boolean, reason: string): boolean {
-    const link = this.links.get(child);
-    link?.batcher.push(Lane.Drain, { reason, drain });
-    return link !== undefined;
+    this.links.get(child)?.sendCancel(ref);
   }
 
   candidates(now: number): Candidate[] {
@@ -413,25 +301,4 @@ export class ChildLinks {
     }
     this.links.clear();
   }
-}
-
-/** The Dispatch for an item: the one it arrived as (same attempt, lease and spec), else a new one. */
-export function wireDispatch(item: WorkItem): Dispatch {
-  return (
-    item.wire ?? {
-      taskId: item.taskId,
-      attempt: item.attempt,
-      homeCell: item.homeCell,
-      spec: item.spec,
-      leaseMs: item.leaseMs,
-    }
-  );
-}
-
-export function dispatchSize(d: Dispatch): number {
-  return 96 + (d.spec?.payload.length ?? 0) + (d.spec?.kind.length ?? 0);
-}
-
-export function resultSize(r: TaskResult): number {
-  return 64 + r.output.length + r.error.length;
 }

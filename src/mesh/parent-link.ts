@@ -26,12 +26,12 @@ import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
-import { StreamBatcher } from './batcher.js';
-import type { Cell } from './cell.js';
-import { dispatchSize, resultSize, wireDispatch } from './child-links.js';
 import type { KindCapacity } from '../gen/meshlb/v1/link.js';
-import { buildSummary, capacitySignature, subtreeLoad, summaryKinds } from './summary.js';
-import { routeKey, type WorkItem } from './types.js';
+import { StreamBatcher } from './batcher.js';
+import type { CellPort, ParentSide } from './port.js';
+import { capacitySignature, type Summarizer } from './summary.js';
+import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
+import { dispatchSize, resultSize, wireDispatch } from './wire.js';
 
 const enum Lane {
   Acks,
@@ -44,7 +44,7 @@ const enum Lane {
 /** Accepted acks held back at most this many before they are written anyway. */
 const MAX_HELD_ACKS = 256;
 
-export class ParentLink {
+export class ParentLink implements ParentSide {
   connected = false;
   private client: LinkServiceClient | undefined;
   private call: ClientDuplexStream<OpenRequest, OpenResponse> | undefined;
@@ -72,7 +72,8 @@ export class ParentLink {
   selfAddress = '';
 
   constructor(
-    private readonly cell: Cell,
+    private readonly cell: CellPort,
+    private readonly summaries: Summarizer,
     private readonly addresses: () => readonly string[],
   ) {}
 
@@ -95,7 +96,7 @@ export class ParentLink {
     });
     const call = this.client.open();
     this.call = call;
-    this.lastHeardMs = cell.now();
+    this.lastHeardMs = cell.scheduler.now();
     this.suspect = false;
     this.stats.opened++;
     const batcher = new StreamBatcher<OpenRequest>(
@@ -105,9 +106,10 @@ export class ParentLink {
         { wrap: (results: TaskResult[]) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
         { wrap: (tasks: Dispatch[]) => ({ msg: { $case: 'spillUps', value: { tasks } } }), sizeOf: dispatchSize },
         { wrap: (refs: TaskRef[]) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
-        { wrap: (s) => ({ msg: { $case: 'summary', value: s[s.length - 1] } }), sizeOf: () => 200 },
+        { wrap: (s) => ({ msg: { $case: 'summary', value: s[s.length - 1]! } }), sizeOf: () => 200 },
       ],
       cell.settings.batcher,
+      cell.scheduler,
       (bytes) => {
         cell.log.warn({ bytes }, 'parent not reading; reconnecting');
         this.broken(call, 'parent not reading');
@@ -119,7 +121,7 @@ export class ParentLink {
     call.write({ msg: { $case: 'hello', value: { cell: cell.path, replicaId: cell.replicaId, term: 0 } } });
     call.on('data', (m: OpenResponse) => {
       if (call !== this.call) return;
-      this.lastHeardMs = cell.now();
+      this.lastHeardMs = cell.scheduler.now();
       this.suspect = false;
       try {
         this.handle(m);
@@ -146,11 +148,11 @@ export class ParentLink {
         this.lastSig = '';
         this.batcher?.schedule();
         cell.log.info({ parent: msg.value.parentCell, replica: msg.value.replicaId }, 'linked to parent');
-        cell.dispatcher.invalidate();
+        cell.candidatesChanged();
         return;
       case 'dispatches': {
         const tasks = msg.value.tasks;
-        const acks = cell.acceptForwarded(tasks, { t: 'parent' });
+        const acks = cell.acceptForwarded(tasks, FROM_PARENT);
         // One ack per dispatch, in order.
         for (let i = 0; i < acks.length; i++) {
           const a = acks[i]!;
@@ -169,9 +171,8 @@ export class ParentLink {
         cell.cancelRefs(msg.value.refs, 'cancelled from above');
         return;
       case 'drain':
-        cell.draining = msg.value.drain;
         cell.log.info({ drain: msg.value.drain, reason: msg.value.reason }, 'drain order from parent');
-        this.capacityChanged();
+        cell.setDraining(msg.value.drain);
         return;
       case 'results':
         cell.deliverResults(msg.value.results);
@@ -195,7 +196,7 @@ export class ParentLink {
     this.cell.parentLost();
     // Backoff with full jitter, 100 ms .. 5 s; driven by the cell's tick.
     const cap = Math.min(5000, 100 * 2 ** Math.min(6, this.attempt++));
-    this.reconnectAtMs = this.cell.now() + cap / 2 + this.cell.random() * (cap / 2);
+    this.reconnectAtMs = this.cell.scheduler.now() + cap / 2 + this.cell.random() * (cap / 2);
   }
 
   /** From the cell's periodic tick: periodic summaries and reconnects. */
@@ -237,14 +238,14 @@ export class ParentLink {
 
   private maybeSummary(): void {
     if (!this.connected || !this.batcher) return;
-    const cell = this.cell;
-    const now = cell.now();
+    const summaries = this.summaries;
+    const now = this.cell.scheduler.now();
     // Judge from the kinds alone; the whole summary is built only when one goes out.
-    const load = subtreeLoad(cell, now);
-    const kinds = summaryKinds(cell, load);
-    const sig = capacitySignature(kinds, cell.draining);
+    const load = summaries.load(now);
+    const kinds = summaries.kinds(load);
+    const sig = capacitySignature(kinds, summaries.draining);
     if (!this.summaryDue && sig === this.lastSig && !this.parentViewOff(kinds)) return;
-    const s = buildSummary(cell, this.seq + 1, now, this.selfAddress, load, kinds);
+    const s = summaries.build(this.seq + 1, now, this.selfAddress, load, kinds);
     // Every ack of a dispatch this summary counts goes before it.
     this.releaseAcks();
     this.seq++;

@@ -38,13 +38,20 @@ export class Replica {
     if (!spec) throw new Error(`cell ${opts.cell} is not in topology ${opts.topology.name}`);
     const cell = new Cell(opts.topology, spec, opts.replica ?? 1, opts);
     this.cell = cell;
-    if (spec.tier === 'node') cell.agents = new AgentSessions(cell);
-    if (spec.children.length > 0) cell.children = new ChildLinks(cell);
-    if (spec.parent !== '') {
-      const parentSpec = opts.topology.byPath.get(spec.parent)!;
-      cell.parent = new ParentLink(cell, opts.parentAddresses ?? (() => parentSpec.replicas.map((r) => r.address)));
-    }
-    this.tasks = new TaskService(cell);
+    const parentSpec = opts.topology.byPath.get(spec.parent);
+    cell.attach({
+      agents: spec.tier === 'node' ? new AgentSessions(cell) : undefined,
+      children: spec.children.length > 0 ? new ChildLinks(cell, spec.children) : undefined,
+      parent:
+        parentSpec !== undefined
+          ? new ParentLink(
+              cell,
+              cell.summaries,
+              opts.parentAddresses ?? (() => parentSpec.replicas.map((r) => r.address)),
+            )
+          : undefined,
+    });
+    this.tasks = new TaskService(cell.home);
   }
 
   get address(): string {
@@ -56,7 +63,7 @@ export class Replica {
     const cell = this.cell;
     const services: ServiceEntry[] = [
       { definition: tolerantService(TaskServiceService), implementation: this.tasks.implementation() },
-      { definition: tolerantService(AdminServiceService), implementation: adminService(this) },
+      { definition: tolerantService(AdminServiceService), implementation: adminService(cell) },
     ];
     if (cell.agents) {
       const agents = cell.agents;

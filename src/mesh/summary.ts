@@ -3,22 +3,23 @@
 // credits, so they are conservative: free below (child credits or agent slots)
 // minus what this cell already holds queued of that kind.
 import type { KindCapacity, QueueDepth, Summary } from '../gen/meshlb/v1/link.js';
-import { Priority } from '../gen/meshlb/v1/task.js';
-import type { Cell } from './cell.js';
+import { Priority, type Label } from '../gen/meshlb/v1/task.js';
+import type { TaskQueue } from '../queue/index.js';
+import type { Links, SubtreeLoad } from './port.js';
+import type { CellSettings } from './settings.js';
+import type { WorkItem } from './types.js';
 
-export interface Capacity {
-  free: number;
-  total: number;
-  healthy: number;
-}
-
-export interface SubtreeLoad {
-  readonly capacity: ReadonlyMap<string, Capacity>;
-  readonly healthyAgents: number;
-  readonly cpu: number;
-  readonly memory: number;
-  readonly latencyEwmaMs: number;
-  readonly successEwma: number;
+/** What a summary reads of its cell. */
+export interface SummarySource {
+  readonly path: string;
+  readonly replicaId: string;
+  readonly labels: readonly Label[];
+  readonly settings: CellSettings;
+  readonly queue: TaskQueue<WorkItem>;
+  /** Attempts held (queued here for others, or sent on). */
+  readonly routes: { readonly size: number };
+  readonly links: Links;
+  readonly draining: boolean;
 }
 
 const RANK_PRIORITY = [
@@ -28,62 +29,82 @@ const RANK_PRIORITY = [
   Priority.PRIORITY_LOW,
 ];
 
-export function subtreeLoad(cell: Cell, now: number): SubtreeLoad {
-  if (cell.agents) return cell.agents.load();
-  if (cell.children) return cell.children.load(now);
-  return { capacity: new Map(), healthyAgents: 0, cpu: 0, memory: 0, latencyEwmaMs: 0, successEwma: 1 };
-}
+const NO_LOAD: SubtreeLoad = {
+  capacity: new Map(),
+  healthyAgents: 0,
+  cpu: 0,
+  memory: 0,
+  latencyEwmaMs: 0,
+  successEwma: 1,
+};
 
-/**
- * Per kind the free and total slots this cell reports, sorted by kind: the part
- * of a summary the parent link judges before deciding to send one.
- */
-export function summaryKinds(cell: Cell, load: SubtreeLoad): KindCapacity[] {
-  const kinds: KindCapacity[] = [];
-  // A node also takes a small prefetch (a fraction of its slots) to queue
-  // locally, so an agent that frees a slot gets work without a round trip.
-  const ratio = cell.agents ? cell.settings.prefetchRatio : 0;
-  for (const [kind, c] of load.capacity) {
-    const extra = c.healthy > 0 ? Math.min(cell.settings.forwardBuffer, Math.ceil(c.total * ratio)) : 0;
-    const free = cell.draining ? 0 : Math.max(0, c.free + extra - cell.queue.sizeOfKind(kind));
-    kinds.push({ kind, freeSlots: free, totalSlots: c.total, healthyAgents: c.healthy });
+export class Summarizer {
+  constructor(private readonly cell: SummarySource) {}
+
+  get draining(): boolean {
+    return this.cell.draining;
   }
-  if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
-  return kinds;
-}
 
-/** The whole summary; `load` and `kinds` when the caller already computed them (same `now`). */
-export function buildSummary(
-  cell: Cell,
-  seq: number,
-  now: number,
-  address: string,
-  load: SubtreeLoad = subtreeLoad(cell, now),
-  kinds: KindCapacity[] = summaryKinds(cell, load),
-): Summary {
-  const depth = cell.queue.depthByPriority();
-  const ranks = [depth.critical, depth.high, depth.normal, depth.low];
-  const queue: QueueDepth[] = [];
-  for (let i = 0; i < 4; i++) if (ranks[i]! > 0) queue.push({ priority: RANK_PRIORITY[i]!, depth: ranks[i]! });
-  let free = 0;
-  for (const k of kinds) free += k.freeSlots;
-  return {
-    cell: cell.path,
-    seq,
-    kinds,
-    queue,
-    utilization: { cpu: load.cpu, memory: load.memory, gpu: 0, network: 0 },
-    latencyEwmaMs: load.latencyEwmaMs,
-    successEwma: load.successEwma,
-    healthyAgents: load.healthyAgents,
-    activeTasks: cell.routes.size,
-    forecastFreeSlots: free,
-    leaderId: cell.replicaId,
-    leaderAddress: address,
-    labels: cell.spec.labels.map((l) => ({ key: l.key, value: l.value })),
-    draining: cell.draining,
-    sentUnixMs: now,
-  };
+  load(now: number): SubtreeLoad {
+    const { agents, children } = this.cell.links;
+    if (agents) return agents.load();
+    if (children) return children.load(now);
+    return NO_LOAD;
+  }
+
+  /**
+   * Per kind the free and total slots this cell reports, sorted by kind: the
+   * part of a summary the parent link judges before deciding to send one.
+   */
+  kinds(load: SubtreeLoad): KindCapacity[] {
+    const cell = this.cell;
+    const kinds: KindCapacity[] = [];
+    // A node also takes a small prefetch (a fraction of its slots) to queue
+    // locally, so an agent that frees a slot gets work without a round trip.
+    const ratio = cell.links.agents ? cell.settings.prefetchRatio : 0;
+    const draining = cell.draining;
+    for (const [kind, c] of load.capacity) {
+      const extra = c.healthy > 0 ? Math.min(cell.settings.forwardBuffer, Math.ceil(c.total * ratio)) : 0;
+      const free = draining ? 0 : Math.max(0, c.free + extra - cell.queue.sizeOfKind(kind));
+      kinds.push({ kind, freeSlots: free, totalSlots: c.total, healthyAgents: c.healthy });
+    }
+    if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
+    return kinds;
+  }
+
+  /** The whole summary; `load` and `kinds` when the caller already computed them (same `now`). */
+  build(
+    seq: number,
+    now: number,
+    address: string,
+    load: SubtreeLoad = this.load(now),
+    kinds: KindCapacity[] = this.kinds(load),
+  ): Summary {
+    const cell = this.cell;
+    const depth = cell.queue.depthByPriority();
+    const ranks = [depth.critical, depth.high, depth.normal, depth.low];
+    const queue: QueueDepth[] = [];
+    for (let i = 0; i < 4; i++) if (ranks[i]! > 0) queue.push({ priority: RANK_PRIORITY[i]!, depth: ranks[i]! });
+    let free = 0;
+    for (const k of kinds) free += k.freeSlots;
+    return {
+      cell: cell.path,
+      seq,
+      kinds,
+      queue,
+      utilization: { cpu: load.cpu, memory: load.memory, gpu: 0, network: 0 },
+      latencyEwmaMs: load.latencyEwmaMs,
+      successEwma: load.successEwma,
+      healthyAgents: load.healthyAgents,
+      activeTasks: cell.routes.size,
+      forecastFreeSlots: free,
+      leaderId: cell.replicaId,
+      leaderAddress: address,
+      labels: cell.labels.map((l) => ({ key: l.key, value: l.value })),
+      draining: cell.draining,
+      sentUnixMs: now,
+    };
+  }
 }
 
 /**
@@ -91,32 +112,8 @@ export function buildSummary(
  * a change of it is always worth a summary. Free slots are judged separately
  * against the parent's view (parent-link.ts).
  */
-export function summarySignature(s: Summary): string {
-  return capacitySignature(s.kinds, s.draining);
-}
-
-/** summarySignature from the kinds and the draining flag alone (before the summary is built). */
 export function capacitySignature(kinds: readonly KindCapacity[], draining: boolean): string {
   let sig = draining ? 'D' : '';
   for (const k of kinds) sig += `${k.kind}:${k.totalSlots}/${k.healthyAgents};`;
   return sig;
-}
-
-/** Exponentially weighted moving average helper. */
-export class Ewma {
-  value: number;
-  private seeded = false;
-  constructor(
-    private readonly alpha: number,
-    initial: number,
-  ) {
-    this.value = initial;
-  }
-
-  add(x: number): void {
-    if (!this.seeded) {
-      this.value = x;
-      this.seeded = true;
-    } else this.value += this.alpha * (x - this.value);
-  }
 }

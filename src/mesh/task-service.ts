@@ -13,7 +13,6 @@ import {
 import {
   Durability,
   Priority,
-  TaskState,
   type CancelRequest,
   type CancelResponse,
   type GetRequest,
@@ -31,16 +30,16 @@ import {
   type WatchResponse,
 } from '../gen/meshlb/v1/task.js';
 import { invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
-import type { Cell } from './cell.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
+import type { Home } from './home.js';
 import { isTerminal, toProtoTask, type TaskRecord } from './ledger.js';
 
-export const MAX_BATCH = 10_000;
+const MAX_BATCH = 10_000;
 const MAX_KEY = 256;
 const MAX_LABELS = 64;
 
 /** Why a spec is unacceptable, or '' if it is fine. */
-export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number, now: number): string {
+function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number, now: number): string {
   if (!spec) return 'task is required';
   if (!spec.kind) return 'task.kind is required';
   if (spec.kind.length > 128) return 'task.kind is longer than 128 characters';
@@ -64,8 +63,8 @@ export class TaskService {
   /** Open Watch streams by task id. */
   private readonly watchers = new Map<string, Set<ServerWritableStream<WatchRequest, WatchResponse>>>();
 
-  constructor(private readonly cell: Cell) {
-    cell.ledger.onChange((rec) => this.changed(rec));
+  constructor(private readonly home: Home) {
+    home.ledger.onChange((rec) => this.changed(rec));
   }
 
   get watcherCount(): number {
@@ -86,7 +85,7 @@ export class TaskService {
   private fail<T>(cb: sendUnaryData<T>, err: unknown, what: string, peer: string): void {
     const se = toServiceError(err);
     const level = se.code === status.INTERNAL ? 'error' : 'warn';
-    this.cell.log[level]({ code: se.code, err: se.details, peer }, what);
+    this.home.log[level]({ code: se.code, err: se.details, peer }, what);
     cb(se, null);
   }
 
@@ -98,9 +97,9 @@ export class TaskService {
   private submit(call: ServerUnaryCall<SubmitRequest, SubmitResponse>, cb: sendUnaryData<SubmitResponse>): void {
     try {
       const req = this.request(call);
-      const why = validateSpec(req.task, this.cell.settings.maxPayloadBytes, this.cell.now());
+      const why = validateSpec(req.task, this.home.settings.maxPayloadBytes, this.home.scheduler.now());
       if (why) throw invalidArgument(why);
-      this.cell.submit([req.task!]).then(
+      this.home.submit([req.task!]).then(
         ([o]) => cb(null, { taskId: o!.id, existing: o!.existing, state: o!.state }),
         (err: unknown) => this.fail(cb, err, 'submit failed', safePeer(call)),
       );
@@ -128,13 +127,13 @@ export class TaskService {
 
   /** One item per spec, in order; a bad spec fails alone, saturation fails the batch. */
   private async submitMany(specs: readonly TaskSpec[]): Promise<SubmitBatchItem[]> {
-    const now = this.cell.now();
+    const now = this.home.scheduler.now();
     const items: SubmitBatchItem[] = new Array(specs.length);
     const good: TaskSpec[] = [];
     const where: number[] = [];
     let bad = 0;
     for (let i = 0; i < specs.length; i++) {
-      const why = validateSpec(specs[i], this.cell.settings.maxPayloadBytes, now);
+      const why = validateSpec(specs[i], this.home.settings.maxPayloadBytes, now);
       if (why) {
         bad++;
         items[i] = { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why };
@@ -143,9 +142,9 @@ export class TaskService {
         where.push(i);
       }
     }
-    if (bad > 0) this.cell.log.warn({ bad, of: specs.length }, 'submit batch: invalid specs refused');
+    if (bad > 0) this.home.log.warn({ bad, of: specs.length }, 'submit batch: invalid specs refused');
     if (good.length > 0) {
-      const outs = await this.cell.submit(good);
+      const outs = await this.home.submit(good);
       for (let j = 0; j < outs.length; j++) {
         items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '' };
       }
@@ -154,7 +153,7 @@ export class TaskService {
   }
 
   private submitStream(call: ServerDuplexStream<SubmitStreamRequest, SubmitStreamResponse>): void {
-    const cell = this.cell;
+    const home = this.home;
     let open = true;
     // Responses must keep request order: each waits for the ones before it.
     let chain: Promise<void> = Promise.resolve();
@@ -184,12 +183,12 @@ export class TaskService {
     };
     call.on('data', (req: SubmitStreamRequest) => {
       if (isUndecodable(req)) {
-        cell.log.warn({ peer: safePeer(call) }, 'submit stream: undecodable message');
+        home.log.warn({ peer: safePeer(call) }, 'submit stream: undecodable message');
         call.emit('error', toServiceError(invalidArgument(`undecodable request: ${req.$invalid}`)));
         open = false;
         return;
       }
-      const why = validateSpec(req.task, cell.settings.maxPayloadBytes, cell.now());
+      const why = validateSpec(req.task, home.settings.maxPayloadBytes, home.scheduler.now());
       if (why) {
         chain = chain.then(() => {
           if (open)
@@ -203,7 +202,7 @@ export class TaskService {
       pending.push(req);
       if (!scheduled) {
         scheduled = true;
-        setImmediate(flush);
+        home.scheduler.defer(flush);
       }
     });
     call.on('end', () => {
@@ -211,7 +210,7 @@ export class TaskService {
         if (open) call.end();
         open = false;
       };
-      if (scheduled || pending.length > 0) setImmediate(() => chain.then(finish, finish));
+      if (scheduled || pending.length > 0) home.scheduler.defer(() => chain.then(finish, finish));
       else chain.then(finish, finish);
     });
     const gone = (): void => {
@@ -223,9 +222,9 @@ export class TaskService {
 
   private find(id: string): TaskRecord {
     if (!id) throw invalidArgument('task_id is required');
-    const rec = this.cell.ledger.get(id);
+    const rec = this.home.ledger.get(id);
     if (!rec)
-      throw notFound(`task ${id} is not known at cell ${this.cell.path} (its home cell, or expired from retention)`);
+      throw notFound(`task ${id} is not known at cell ${this.home.path} (its home cell, or expired from retention)`);
     return rec;
   }
 
@@ -241,7 +240,7 @@ export class TaskService {
     try {
       const req = this.request(call);
       this.find(req.taskId);
-      this.cell.cancel(req.taskId, req.reason).then(
+      this.home.cancel(req.taskId, req.reason).then(
         (rec) => cb(null, { task: toProtoTask(rec) }),
         (err: unknown) => this.fail(cb, err, 'cancel failed', safePeer(call)),
       );
@@ -257,7 +256,7 @@ export class TaskService {
       rec = this.find(call.request.taskId);
     } catch (err) {
       const se = toServiceError(err);
-      this.cell.log.warn({ code: se.code, err: se.details, peer: safePeer(call) }, 'watch refused');
+      this.home.log.warn({ code: se.code, err: se.details, peer: safePeer(call) }, 'watch refused');
       call.emit('error', se);
       return;
     }
@@ -310,5 +309,3 @@ export class TaskService {
     this.watchers.clear();
   }
 }
-
-export { TaskState };

@@ -1,23 +1,31 @@
 // Shared vocabulary of the mesh core: work items, where they came from, where
-// they went, and the options of one cell replica.
+// they went, the results the mesh makes itself, and the options of one cell
+// replica.
 import type { Dispatch, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
-import { Priority as PbPriority, ResultStatus } from '../gen/meshlb/v1/task.js';
+import { MeshFailure, Priority as PbPriority, ResultStatus } from '../gen/meshlb/v1/task.js';
 import type { Priority } from '../queue/index.js';
 import type { Logger } from '../util/log.js';
 import type { BatcherOptions } from './batcher.js';
+import type { Scheduler } from './scheduler.js';
 
 /**
  * Where an attempt came from, so its result goes back the same way:
  * home = this cell owns the task (its ledger records the outcome);
  * parent = dispatched to us by the parent; child = spilled up by that child.
  */
-export type Origin = { readonly t: 'home' } | { readonly t: 'parent' } | { readonly t: 'child'; readonly cell: string };
+export type Origin =
+  { readonly type: 'home' } | { readonly type: 'parent' } | { readonly type: 'child'; readonly cell: string };
 
 /** Where this cell sent an attempt. */
 export type Via =
-  | { readonly t: 'child'; readonly cell: string }
-  | { readonly t: 'agent'; readonly agentId: string }
-  | { readonly t: 'parent' };
+  | { readonly type: 'child'; readonly cell: string }
+  | { readonly type: 'agent'; readonly agentId: string }
+  | { readonly type: 'parent' };
+
+/** The origins and the via that carry no data: shared, not allocated per item. */
+export const FROM_HOME: Origin = { type: 'home' };
+export const FROM_PARENT: Origin = { type: 'parent' };
+export const TO_PARENT: Via = { type: 'parent' };
 
 /**
  * One attempt of one task held by a cell (queued or sent on). Its `id` is the
@@ -53,7 +61,43 @@ export interface WorkItem {
 
 export const routeKey = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
 
-export function pbPriorityName(p: PbPriority): Priority {
+/** The id of a home task's item while it waits for its next attempt number. */
+export const nextAttemptId = (taskId: string): string => `${taskId}#next`;
+
+export function makeItem(
+  taskId: string,
+  attempt: number,
+  homeCell: string,
+  spec: TaskSpec,
+  origin: Origin,
+  exclude: string | undefined,
+  id: string,
+  leaseMs: number,
+  wire: Dispatch | undefined,
+  now: number,
+): WorkItem {
+  // One object shape for every item (no conditional spread): monomorphic access on the hot path.
+  return {
+    id,
+    kind: spec.kind,
+    priority: pbPriorityName(spec.priority),
+    tenant: spec.tenant,
+    deadline: spec.deadlineUnixMs > 0 ? spec.deadlineUnixMs : undefined,
+    taskId,
+    attempt,
+    key: attempt > 0 ? id : '',
+    wire,
+    homeCell,
+    spec,
+    leaseMs,
+    origin,
+    exclude,
+    via: undefined,
+    sentMs: now,
+  };
+}
+
+function pbPriorityName(p: PbPriority): Priority {
   switch (p) {
     case PbPriority.PRIORITY_CRITICAL:
       return 'critical';
@@ -67,36 +111,68 @@ export function pbPriorityName(p: PbPriority): Priority {
 }
 
 /**
- * Results the mesh itself makes when an attempt is lost (agent died, link
- * broke, stream overflowed). `lost:` failures count as an attempt and are
- * retried at once; `requeue:` failures mean the attempt never started
- * (refused for capacity) and do not count against max_attempts.
+ * How the mesh itself ends an attempt it cannot run:
+ * - lost: it may have run and is gone (agent died, link broke, stream
+ *   overflowed); counts as an attempt, retried at once;
+ * - requeue: it never started (refused for capacity); not counted;
+ * - rejected: the task itself is unacceptable; fatal.
  */
-export const LOST_PREFIX = 'lost: ';
-export const REQUEUE_PREFIX = 'requeue: ';
+export type MeshFailureKind = 'lost' | 'requeue' | 'rejected';
 
+/**
+ * The result the mesh sends toward an attempt's origin when it fails the
+ * attempt itself. The kind travels typed (TaskResult.mesh_failure); the error
+ * text says the same for people.
+ */
 export function meshFailure(
-  taskId: string,
-  attempt: number,
-  error: string,
-  where: { agentId?: string; nodeCell?: string } = {},
+  item: { readonly taskId: string; readonly attempt: number },
+  kind: MeshFailureKind,
+  why: string,
+  nodeCell: string,
 ): TaskResult {
   return {
-    taskId,
-    attempt,
-    status: ResultStatus.RESULT_STATUS_ERROR,
+    taskId: item.taskId,
+    attempt: item.attempt,
+    status: kind === 'rejected' ? ResultStatus.RESULT_STATUS_FATAL : ResultStatus.RESULT_STATUS_ERROR,
     output: Buffer.alloc(0),
-    error,
-    agentId: where.agentId ?? '',
-    nodeCell: where.nodeCell ?? '',
+    error: kind === 'rejected' ? `rejected at ${nodeCell}: ${why}` : `${kind}: ${why}`,
+    agentId: '',
+    nodeCell,
     runMicros: 0,
+    meshFailure:
+      kind === 'lost'
+        ? MeshFailure.MESH_FAILURE_LOST
+        : kind === 'requeue'
+          ? MeshFailure.MESH_FAILURE_REQUEUE
+          : undefined,
   };
 }
 
+/** Counters of one cell (tests, the bench, `meshlb dev`). */
+export interface CellStats {
+  /** Results sent back toward an attempt's origin. */
+  resultsForwarded: number;
+  /** Results for attempts that are not current (fenced). */
+  staleResults: number;
+  /** Dispatches refused here or downstream. */
+  nacks: number;
+  /** Items handed up to the parent. */
+  spilled: number;
+  /** Items sent on (to a child, an agent or the parent). */
+  dispatched: number;
+  /** Pumps that left work of a kind queued for want of credit (at low rates this should stay 0). */
+  creditStalls: number;
+}
+
 export interface CellOptions {
-  /** Clock, ms since the epoch. Default Date.now. */
+  /**
+   * Clock, timers and deferred turns. Default: the real ones. A virtual
+   * scheduler (virtual-scheduler.ts) runs a cell on simulated time.
+   */
+  readonly scheduler?: Scheduler;
+  /** Clock, ms since the epoch: overrides the scheduler's clock only (its timers stay). */
   readonly now?: () => number;
-  /** Uniform [0,1). Default: seeded from `seed`, else Math.random. */
+  /** Uniform [0,1). Default: seeded from `seed`, else the platform's. */
   readonly random?: () => number;
   readonly seed?: number;
   readonly log?: Logger;

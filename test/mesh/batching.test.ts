@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { StreamBatcher, type WritableStream } from '../../src/mesh/batcher.js';
 import { TimerWheel } from '../../src/mesh/wheel.js';
-import { ChildLink } from '../../src/mesh/child-links.js';
-import type { Cell } from '../../src/mesh/cell.js';
+import { ChildLink } from '../../src/mesh/child-link.js';
 import { DEFAULT_BATCHER_OPTIONS } from '../../src/mesh/batcher.js';
+import { realScheduler } from '../../src/mesh/scheduler.js';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
@@ -77,7 +77,7 @@ describe('StreamBatcher', () => {
 
   it('coalesces items pushed in one turn into one message per lane, in lane order', async () => {
     const s = new FakeStream<{ lane: string; items: number[] }>();
-    const b = new StreamBatcher(s, lanes, DEFAULT_BATCHER_OPTIONS, () => {});
+    const b = new StreamBatcher(s, lanes, DEFAULT_BATCHER_OPTIONS, realScheduler, () => {});
     for (let i = 0; i < 100; i++) b.push(1, i);
     for (let i = 0; i < 3; i++) b.push(0, i);
     expect(s.written).toHaveLength(0);
@@ -90,7 +90,7 @@ describe('StreamBatcher', () => {
 
   it('splits a lane by maxBatchItems', async () => {
     const s = new FakeStream<{ lane: string; items: number[] }>();
-    const b = new StreamBatcher(s, lanes, { ...DEFAULT_BATCHER_OPTIONS, maxBatchItems: 40 }, () => {});
+    const b = new StreamBatcher(s, lanes, { ...DEFAULT_BATCHER_OPTIONS, maxBatchItems: 40 }, realScheduler, () => {});
     for (let i = 0; i < 100; i++) b.push(0, i);
     await turn();
     expect(s.written.map((m) => m.items.length)).toEqual([40, 40, 20]);
@@ -101,7 +101,13 @@ describe('StreamBatcher', () => {
     const s = new FakeStream<{ lane: string; items: number[] }>();
     s.autoComplete = false;
     let overflows = 0;
-    const b = new StreamBatcher(s, lanes, { ...DEFAULT_BATCHER_OPTIONS, maxBufferedBytes: 500 }, () => overflows++);
+    const b = new StreamBatcher(
+      s,
+      lanes,
+      { ...DEFAULT_BATCHER_OPTIONS, maxBufferedBytes: 500 },
+      realScheduler,
+      () => overflows++,
+    );
     for (let round = 0; round < 10; round++) {
       for (let i = 0; i < 10; i++) b.push(0, i);
       await turn();
@@ -114,11 +120,11 @@ describe('StreamBatcher', () => {
 
   it('beforeFlush items go out in the same flush, after earlier lanes', async () => {
     const s = new FakeStream<{ lane: string; items: number[] }>();
-    let b: StreamBatcher<{ lane: string; items: number[] }>;
-    b = new StreamBatcher(
+    const b: StreamBatcher<{ lane: string; items: number[] }> = new StreamBatcher(
       s,
       lanes,
       DEFAULT_BATCHER_OPTIONS,
+      realScheduler,
       () => {},
       () => b.push(1, 99),
     );
@@ -131,8 +137,8 @@ describe('StreamBatcher', () => {
 });
 
 describe('child link credits', () => {
-  const fakeCell = { settings: { batcher: DEFAULT_BATCHER_OPTIONS } } as unknown as Cell;
-  const link = () => new ChildLink('/c', { write: () => true } as never, fakeCell, () => {});
+  const link = () =>
+    new ChildLink('/c', { write: () => true } as never, DEFAULT_BATCHER_OPTIONS, realScheduler, () => {});
   const summary = (free: number, seq: number) => ({
     cell: '/c',
     seq,

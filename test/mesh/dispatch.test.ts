@@ -2,10 +2,10 @@
 // network: a fake clock, and a fake set of agents standing in for
 // AgentSessions (the cell talks to it through the same methods).
 import { describe, expect, it } from 'vitest';
-import { ResultStatus, TaskSpec, TaskState, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
+import { MeshFailure, ResultStatus, TaskSpec, TaskState, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import { Cell } from '../../src/mesh/cell.js';
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
-import { LOST_PREFIX, type WorkItem } from '../../src/mesh/types.js';
+import type { WorkItem } from '../../src/mesh/types.js';
 import { makeCandidate } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
 
@@ -55,7 +55,7 @@ class FakeAgents {
     return [...this.held.values()].flat();
   }
   /** The agent answers: its slot frees, the result goes to the cell. */
-  answer(cell: Cell, item: WorkItem, status = ResultStatus.RESULT_STATUS_OK, error = '') {
+  answer(cell: Cell, item: WorkItem, status = ResultStatus.RESULT_STATUS_OK, error = '', meshFailure?: MeshFailure) {
     for (const h of this.held.values()) {
       const i = h.indexOf(item);
       if (i >= 0) h.splice(i, 1);
@@ -69,6 +69,7 @@ class FakeAgents {
       agentId: 'a',
       nodeCell: '/',
       runMicros: 0,
+      meshFailure,
     };
     cell.deliverResult(r);
     cell.dispatcher.invalidate();
@@ -88,7 +89,7 @@ function setup(slots: Record<string, number>, opts: { maxAttempts?: number; time
     maxAttempts: opts.maxAttempts ?? 3,
   });
   const agents = new FakeAgents(slots);
-  cell.agents = agents as unknown as AgentSessions;
+  cell.attach({ agents: agents as unknown as AgentSessions });
   agents.onRelease = () => cell.dispatcher.invalidate();
   const turn = () => new Promise<void>((r) => setImmediate(r));
   const settle = async () => {
@@ -181,7 +182,13 @@ describe('dispatch at a home cell', () => {
     const { cell, agents, settle, advance, spec } = setup({ a: 1 }, { maxAttempts: 2 });
     const [o] = await cell.submit([spec()]);
     await settle();
-    agents.answer(cell, agents.all()[0]!, ResultStatus.RESULT_STATUS_ERROR, LOST_PREFIX + 'agent died');
+    agents.answer(
+      cell,
+      agents.all()[0]!,
+      ResultStatus.RESULT_STATUS_ERROR,
+      'lost: agent died',
+      MeshFailure.MESH_FAILURE_LOST,
+    );
     await settle();
     // lost: requeued at once, no backoff
     expect(agents.all()[0]!.attempt).toBe(2);

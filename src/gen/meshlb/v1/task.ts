@@ -243,6 +243,57 @@ export function resultStatusToJSON(object: ResultStatus): string {
   }
 }
 
+/**
+ * Why the mesh itself failed an attempt (an agent never sets it). The home
+ * cell decides on this field, never on the error text.
+ */
+export enum MeshFailure {
+  MESH_FAILURE_UNSPECIFIED = 0,
+  /**
+   * MESH_FAILURE_LOST - The attempt may have run and is gone (its agent died, a link broke, a
+   * stream overflowed): it counts against max_attempts and is retried at once.
+   */
+  MESH_FAILURE_LOST = 1,
+  /**
+   * MESH_FAILURE_REQUEUE - The attempt never started (refused for capacity on the way down): it does
+   * not count against max_attempts and is retried after backoff.
+   */
+  MESH_FAILURE_REQUEUE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function meshFailureFromJSON(object: any): MeshFailure {
+  switch (object) {
+    case 0:
+    case "MESH_FAILURE_UNSPECIFIED":
+      return MeshFailure.MESH_FAILURE_UNSPECIFIED;
+    case 1:
+    case "MESH_FAILURE_LOST":
+      return MeshFailure.MESH_FAILURE_LOST;
+    case 2:
+    case "MESH_FAILURE_REQUEUE":
+      return MeshFailure.MESH_FAILURE_REQUEUE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return MeshFailure.UNRECOGNIZED;
+  }
+}
+
+export function meshFailureToJSON(object: MeshFailure): string {
+  switch (object) {
+    case MeshFailure.MESH_FAILURE_UNSPECIFIED:
+      return "MESH_FAILURE_UNSPECIFIED";
+    case MeshFailure.MESH_FAILURE_LOST:
+      return "MESH_FAILURE_LOST";
+    case MeshFailure.MESH_FAILURE_REQUEUE:
+      return "MESH_FAILURE_REQUEUE";
+    case MeshFailure.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A key/value pair: agent and task labels, cell metadata. */
 export interface Label {
   key: string;
@@ -282,6 +333,11 @@ export interface TaskResult {
   nodeCell: string;
   /** Time the agent spent running it. */
   runMicros: number;
+  /**
+   * Set only on results the mesh makes for attempts it lost or bounced (the
+   * error text says the same for people); absent on an agent's own results.
+   */
+  meshFailure?: MeshFailure | undefined;
 }
 
 /** The home cell's record of a task. */
@@ -736,6 +792,7 @@ function createBaseTaskResult(): TaskResult {
     agentId: "",
     nodeCell: "",
     runMicros: 0,
+    meshFailure: undefined,
   };
 }
 
@@ -764,6 +821,9 @@ export const TaskResult: MessageFns<TaskResult> = {
     }
     if (message.runMicros !== 0) {
       writer.uint32(64).uint32(message.runMicros);
+    }
+    if (message.meshFailure !== undefined) {
+      writer.uint32(72).int32(message.meshFailure);
     }
     return writer;
   },
@@ -845,6 +905,14 @@ export const TaskResult: MessageFns<TaskResult> = {
             message.runMicros = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.meshFailure = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -883,6 +951,11 @@ export const TaskResult: MessageFns<TaskResult> = {
         : isSet(object.run_micros)
         ? globalThis.Number(object.run_micros)
         : 0,
+      meshFailure: isSet(object.meshFailure)
+        ? meshFailureFromJSON(object.meshFailure)
+        : isSet(object.mesh_failure)
+        ? meshFailureFromJSON(object.mesh_failure)
+        : undefined,
     };
   },
 
@@ -912,6 +985,9 @@ export const TaskResult: MessageFns<TaskResult> = {
     if (message.runMicros !== 0) {
       obj.runMicros = Math.round(message.runMicros);
     }
+    if (message.meshFailure !== undefined) {
+      obj.meshFailure = meshFailureToJSON(message.meshFailure);
+    }
     return obj;
   },
 
@@ -928,6 +1004,7 @@ export const TaskResult: MessageFns<TaskResult> = {
     message.agentId = object.agentId ?? "";
     message.nodeCell = object.nodeCell ?? "";
     message.runMicros = object.runMicros ?? 0;
+    message.meshFailure = object.meshFailure ?? undefined;
     return message;
   },
 };

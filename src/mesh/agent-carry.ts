@@ -1,0 +1,127 @@
+// Attempts carried over an agent's reconnect. An agent whose stream broke
+// keeps running what it held, and after reconnecting re-announces it
+// (`started` refs, `in_flight` in its first load). Its old attempts were
+// already failed back as lost (the home re-dispatches them), but they still
+// occupy the agent's slots, so the new session `carries` them: reserved slots,
+// taken at the hello from what the dead session held (so nothing is assigned
+// in the moment before the agent speaks), added for `started` refs of attempts
+// we did not assign, trimmed when a load reports fewer running than we carry,
+// and released when their results arrive (forwarded like any result; the home
+// fences them as stale) or when their lease would have ended (a bound, if the
+// result never comes).
+//
+// Invariant: `orphans` holds, per agent id with no live session, at most its
+// slots of attempts, each only until its lease would have ended.
+import type { TaskRef } from '../gen/meshlb/v1/task.js';
+import type { AgentCapacity } from './agent-capacity.js';
+import type { AgentSession, Carried } from './agent-session.js';
+import type { CellPort } from './port.js';
+import { routeKey } from './types.js';
+
+export class CarryOver {
+  /**
+   * Per agent id: the attempts its last session held when it died, until their
+   * lease ends; a new session of that id carries them from its hello.
+   */
+  private readonly orphans = new Map<string, Map<string, Carried>>();
+  /** Carried attempts: taken on (hello or started), released by their result, by a load, or by expiry. */
+  readonly stats = { carried: 0, carriedResults: 0, carriedTrimmed: 0, carriedExpired: 0 };
+
+  constructor(
+    private readonly cell: CellPort,
+    private readonly capacity: AgentCapacity,
+  ) {}
+
+  /** A dead session's attempts may still run at the agent: remember them for its next session. */
+  remember(s: AgentSession): void {
+    if (s.assigned.size + s.carried.size === 0) return;
+    const held = new Map<string, Carried>();
+    for (const [key, item] of s.assigned)
+      held.set(key, { kind: item.kind, untilMs: item.sentMs + item.leaseMs, confirmed: false });
+    for (const [key, c] of s.carried) held.set(key, { kind: c.kind, untilMs: c.untilMs, confirmed: false });
+    this.orphans.set(s.id, held);
+  }
+
+  /** At the hello, before the session counts in capacity: reserve what its previous session held. */
+  adopt(s: AgentSession, now: number): void {
+    const orphans = this.orphans.get(s.id);
+    if (orphans === undefined) return;
+    this.orphans.delete(s.id);
+    for (const [key, c] of orphans) {
+      if (c.untilMs <= now || s.carried.size >= s.slots) continue;
+      s.carried.set(key, { kind: c.kind, untilMs: c.untilMs, confirmed: false });
+      this.stats.carried++;
+    }
+  }
+
+  /** `started` refs: attempts we did not assign in this session are carried (they hold slots). True if any was taken on. */
+  started(s: AgentSession, refs: readonly TaskRef[]): boolean {
+    let taken = false;
+    let until = 0;
+    for (const ref of refs) {
+      const key = routeKey(ref.taskId, ref.attempt);
+      if (s.assigned.has(key)) continue;
+      const c = s.carried.get(key);
+      if (c !== undefined) {
+        c.confirmed = true;
+        continue;
+      }
+      if (s.inFlight >= s.slots) continue; // it cannot run more than its slots: nothing to reserve
+      if (until === 0) {
+        const settings = this.cell.settings;
+        until = this.cell.scheduler.now() + settings.taskTimeoutMs + settings.leaseSlackMs;
+      }
+      s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
+      this.capacity.slotsTaken(s, 1);
+      this.stats.carried++;
+      taken = true;
+    }
+    return taken;
+  }
+
+  /** The result of a carried attempt arrived: its slot frees. */
+  answered(s: AgentSession, key: string, c: Carried): void {
+    this.release(s, key, c);
+    this.stats.carriedResults++;
+  }
+
+  /** A load says the agent runs fewer attempts than we carry: release the excess, unconfirmed ones first. */
+  trim(s: AgentSession, running: number): void {
+    let excess = s.carried.size - running;
+    for (const pass of [false, true]) {
+      for (const [key, c] of s.carried) {
+        if (excess <= 0) break;
+        if (c.confirmed !== pass) continue;
+        this.release(s, key, c);
+        this.stats.carriedTrimmed++;
+        excess--;
+      }
+    }
+    this.cell.capacityChanged();
+  }
+
+  /** From the sweep: carried attempts past their lease, and orphans past theirs. */
+  expire(sessions: Iterable<AgentSession>, now: number): void {
+    for (const s of sessions) {
+      if (s.dead || s.carried.size === 0) continue;
+      for (const [key, c] of s.carried) {
+        if (c.untilMs > now) continue;
+        this.release(s, key, c);
+        this.stats.carriedExpired++;
+      }
+    }
+    for (const [id, held] of this.orphans) {
+      for (const [key, c] of held) if (c.untilMs <= now) held.delete(key);
+      if (held.size === 0) this.orphans.delete(id);
+    }
+  }
+
+  private release(s: AgentSession, key: string, c: Carried): void {
+    s.carried.delete(key);
+    this.capacity.slotsTaken(s, -1);
+    if (!s.usable) return;
+    if (c.kind !== undefined) this.cell.slotFreed(s.id, c.kind);
+    else this.cell.candidatesChanged();
+    this.cell.capacityChanged();
+  }
+}

@@ -1,0 +1,140 @@
+// One child's link at its parent: the stream, what the child last reported,
+// and the dispatch credits that follow from it.
+//
+// Credits: a child may get a task of kind K only while
+//   free_K(latest summary) − unacked_K − ackedSinceSummary_K > 0
+// where unacked counts dispatches sent and not yet acked, and ackedSinceSummary
+// those acked after the latest summary. The child always sends a summary after
+// a flush that carried acks, computed after handling the dispatches, so a
+// summary counts every dispatch acked before it; nacks return the credit.
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { DispatchAck, OpenRequest, OpenResponse, Summary } from '../gen/meshlb/v1/link.js';
+import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import { StreamBatcher, type BatcherOptions } from './batcher.js';
+import type { Scheduler } from './scheduler.js';
+import type { WorkItem } from './types.js';
+import { dispatchSize, resultSize, wireDispatch } from './wire.js';
+
+const enum Lane {
+  Acks,
+  Results,
+  Cancels,
+  Dispatches,
+  /** An empty `acks` batch: "still here", when nothing else went out for summaryIntervalMs. */
+  Keepalive,
+}
+
+const KEEPALIVE: OpenResponse = { msg: { $case: 'acks', value: { acks: [] } } };
+
+const inc = (m: Map<string, number>, k: string, d: number): void => {
+  const v = (m.get(k) ?? 0) + d;
+  if (v <= 0) m.delete(k);
+  else m.set(k, v);
+};
+
+export class ChildLink {
+  summary: Summary | undefined;
+  summaryAtMs = 0;
+  /** Per kind, from the latest summary. */
+  readonly free = new Map<string, number>();
+  readonly total = new Map<string, number>();
+  readonly healthy = new Map<string, number>();
+  /** Per kind: dispatches sent and not yet acked, and those acked since the latest summary. */
+  readonly unacked = new Map<string, number>();
+  readonly ackedSinceSummary = new Map<string, number>();
+  /** Dispatches awaiting an ack: route key → kind (unacked_K counts these). */
+  readonly sent = new Map<string, string>();
+  readonly batcher: StreamBatcher<OpenResponse>;
+  closed = false;
+  /** When the child last sent anything (ms). */
+  lastSeenMs = 0;
+  /** When we last wrote to it (ms), and the batcher's message count then. */
+  lastSentMs = 0;
+  private sentMark = 0;
+  /** Past the timeout at the previous check (declared dead only if still so at the next one). */
+  suspect = false;
+
+  constructor(
+    readonly cell: string,
+    readonly call: ServerDuplexStream<OpenRequest, OpenResponse>,
+    batcher: BatcherOptions,
+    scheduler: Scheduler,
+    onOverflow: (bytes: number) => void,
+  ) {
+    this.batcher = new StreamBatcher<OpenResponse>(
+      call,
+      [
+        { wrap: (acks) => ({ msg: { $case: 'acks', value: { acks } } }), sizeOf: () => 48 },
+        { wrap: (results) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
+        { wrap: (refs) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
+        { wrap: (tasks) => ({ msg: { $case: 'dispatches', value: { tasks } } }), sizeOf: dispatchSize },
+        { wrap: () => KEEPALIVE, sizeOf: () => 8 },
+      ],
+      batcher,
+      scheduler,
+      onOverflow,
+    );
+  }
+
+  /** Note a write since the last check; true when nothing went out for `quietMs`. */
+  quietFor(now: number, quietMs: number): boolean {
+    if (this.batcher.messages !== this.sentMark) {
+      this.sentMark = this.batcher.messages;
+      this.lastSentMs = now;
+      return false;
+    }
+    return now - this.lastSentMs >= quietMs;
+  }
+
+  credits(kind: string): number {
+    const f = this.free.get(kind) ?? 0;
+    return Math.max(0, f - (this.unacked.get(kind) ?? 0) - (this.ackedSinceSummary.get(kind) ?? 0));
+  }
+
+  applySummary(s: Summary, now: number): void {
+    this.summary = s;
+    this.summaryAtMs = now;
+    this.free.clear();
+    this.total.clear();
+    this.healthy.clear();
+    for (const k of s.kinds) {
+      this.free.set(k.kind, k.freeSlots);
+      this.total.set(k.kind, k.totalSlots);
+      this.healthy.set(k.kind, k.healthyAgents);
+    }
+    this.ackedSinceSummary.clear();
+  }
+
+  /** Send `item` down: it holds a credit of its kind until acked. */
+  dispatch(item: WorkItem): void {
+    this.sent.set(item.key, item.kind);
+    inc(this.unacked, item.kind, 1);
+    this.batcher.push(Lane.Dispatches, wireDispatch(item));
+  }
+
+  /** The child answered the dispatch `key`: its credit moves (accepted) or returns (refused). Its kind, if it was ours. */
+  acked(key: string, accepted: boolean): string | undefined {
+    const kind = this.sent.get(key);
+    if (kind === undefined) return undefined;
+    this.sent.delete(key);
+    inc(this.unacked, kind, -1);
+    if (accepted) inc(this.ackedSinceSummary, kind, 1);
+    return kind;
+  }
+
+  sendAck(a: DispatchAck): void {
+    this.batcher.push(Lane.Acks, a);
+  }
+
+  sendResult(r: TaskResult): void {
+    this.batcher.push(Lane.Results, r);
+  }
+
+  sendCancel(ref: TaskRef): void {
+    this.batcher.push(Lane.Cancels, ref);
+  }
+
+  sendKeepalive(): void {
+    this.batcher.push(Lane.Keepalive, true);
+  }
+}

@@ -1,0 +1,361 @@
+// The home of tasks: what a cell decides once about the tasks submitted to it
+// — accept (submit), start an attempt, record a result, retry after a
+// failure or a lapsed lease, cancel, dead-letter. Every decision is a
+// LedgerCommand committed through the LedgerLog (logged tasks) or applied at
+// once (durability NONE); the ledger fences stale attempts, this module only
+// proposes and then acts on what was committed: queue the next attempt, arm
+// its lease or backoff, stop an attempt that ended.
+//
+// Invariants:
+// - a home task waits in the queue (as `taskId#next`) only while its ledger
+//   state is QUEUED; its attempt number comes from the ledger when it leaves
+//   the cell (startAttempts), never before;
+// - every attempt sent on holds a lease entry on the timers; a lease that
+//   fires for an attempt that is still current fails it as lost;
+// - only committed commands move a task: results, failures and cancels for an
+//   attempt that is not current change nothing (the ledger answers `stale`).
+import { status } from '@grpc/grpc-js';
+import { MeshFailure, ResultStatus, TaskState, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
+import type { TaskQueue } from '../queue/index.js';
+import { MeshError, notFound, resourceExhausted, unavailable } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import {
+  isLogged,
+  isTerminal,
+  type AcceptedTask,
+  type ApplyResult,
+  type Ledger,
+  type LedgerCommand,
+  type LedgerLog,
+  type TaskRecord,
+} from './ledger.js';
+import type { RouteTable } from './routes.js';
+import type { Scheduler } from './scheduler.js';
+import { leaseFor, type CellSettings } from './settings.js';
+import type { CellTimers, WheelEntry } from './timers.js';
+import { FROM_HOME, makeItem, nextAttemptId, routeKey, type CellStats, type WorkItem } from './types.js';
+
+export interface SubmitOutcome {
+  readonly id: string;
+  readonly existing: boolean;
+  readonly state: TaskState;
+}
+
+export interface HomeDeps {
+  readonly path: string;
+  readonly settings: CellSettings;
+  readonly log: Logger;
+  readonly scheduler: Scheduler;
+  readonly random: () => number;
+  readonly ledger: Ledger;
+  readonly ledgerLog: LedgerLog;
+  readonly queue: TaskQueue<WorkItem>;
+  readonly routes: RouteTable;
+  readonly timers: CellTimers;
+  readonly stats: CellStats;
+  /** Queued work changed: pump on the next turn. */
+  readonly wake: () => void;
+  /** Stop an attempt held in the route table wherever it went (a cancel toward it). */
+  readonly stopAttempt: (item: WorkItem, why: string) => void;
+}
+
+export class Home {
+  readonly path: string;
+  readonly settings: CellSettings;
+  readonly log: Logger;
+  readonly scheduler: Scheduler;
+  readonly ledger: Ledger;
+  private readonly d: HomeDeps;
+  private idSeq = 0;
+  private readonly idPrefix: string;
+
+  constructor(deps: HomeDeps) {
+    this.d = deps;
+    this.path = deps.path;
+    this.settings = deps.settings;
+    this.log = deps.log;
+    this.scheduler = deps.scheduler;
+    this.ledger = deps.ledger;
+    this.idPrefix = Math.floor(deps.random() * 36 ** 6)
+      .toString(36)
+      .padStart(6, '0');
+  }
+
+  /** Validate and accept specs at this (home) cell. Throws MeshError for the batch as a whole. */
+  async submit(specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
+    const { ledger, ledgerLog, settings } = this.d;
+    if (!ledgerLog.isLeader()) throw unavailable('not the leader');
+    const now = this.scheduler.now();
+    const fresh: AcceptedTask[] = [];
+    const out: (SubmitOutcome | number)[] = [];
+    let newCount = 0;
+    for (const spec of specs) {
+      const known = spec.idempotencyKey ? ledger.idForKey(spec.idempotencyKey) : undefined;
+      if (known !== undefined) {
+        out.push({ id: known, existing: true, state: ledger.get(known)!.state });
+        continue;
+      }
+      newCount++;
+      out.push(fresh.length);
+      fresh.push({ id: this.nextId(), spec, homeCell: this.path, atMs: now });
+    }
+    if (newCount > 0 && ledger.liveCount + newCount > settings.queueCapacity) {
+      throw resourceExhausted(
+        `cell ${this.path} is saturated (${ledger.liveCount} live tasks, capacity ${settings.queueCapacity})`,
+        this.retryHintMs(),
+      );
+    }
+    // Answers by position in `fresh` (apply answers each command's tasks in order).
+    const res: ApplyResult[] = new Array(fresh.length);
+    const none: AcceptedTask[] = [];
+    const noneAt: number[] = [];
+    let logged: AcceptedTask[] | undefined;
+    let loggedAt: number[] | undefined;
+    for (let i = 0; i < fresh.length; i++) {
+      const f = fresh[i]!;
+      if (isLogged(f.spec)) {
+        (logged ??= []).push(f);
+        (loggedAt ??= []).push(i);
+      } else {
+        none.push(f);
+        noneAt.push(i);
+      }
+    }
+    if (none.length > 0) {
+      const rs = ledger.apply({ type: 'accepted', tasks: none });
+      for (let j = 0; j < rs.length; j++) res[noneAt[j]!] = rs[j]!;
+    }
+    if (logged !== undefined) {
+      const [rs] = await ledgerLog.propose([{ type: 'accepted', tasks: logged }]);
+      for (let j = 0; j < rs!.length; j++) res[loggedAt![j]!] = rs![j]!;
+    }
+    const outcomes: SubmitOutcome[] = [];
+    for (const o of out) {
+      if (typeof o !== 'number') {
+        outcomes.push(o);
+        continue;
+      }
+      const f = fresh[o]!;
+      // Two specs with one key in one batch: apply answers the second with the first's id (existing).
+      const r = res[o];
+      if (!r || !r.ok) throw new MeshError(status.INTERNAL, `accept failed for ${f.id}`);
+      if (r.id !== f.id || r.existing) {
+        outcomes.push({ id: r.id, existing: true, state: r.state });
+        continue;
+      }
+      outcomes.push({ id: f.id, existing: false, state: r.state });
+      const rec = ledger.get(f.id)!;
+      if (rec.spec.deadlineUnixMs > 0)
+        this.d.timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
+      this.enqueue(rec);
+    }
+    this.d.wake();
+    return outcomes;
+  }
+
+  private nextId(): string {
+    return `${this.idPrefix}${(++this.idSeq).toString(36).padStart(6, '0')}`;
+  }
+
+  /** A retry hint for saturated answers: 100-200 ms, jittered. */
+  retryHintMs(): number {
+    return Math.min(5000, 100 + Math.floor(this.d.random() * 100));
+  }
+
+  /** Queue the next attempt of a home task. */
+  private enqueue(rec: TaskRecord): void {
+    const { queue, settings } = this.d;
+    const now = this.scheduler.now();
+    const item = makeItem(
+      rec.id,
+      0,
+      rec.homeCell,
+      rec.spec,
+      FROM_HOME,
+      undefined,
+      nextAttemptId(rec.id),
+      leaseFor(rec.spec, settings),
+      undefined,
+      now,
+    );
+    const r = queue.push(item, now);
+    if (!r.ok && r.reason === 'expired') this.deadLetter(rec.id, 'deadline passed before dispatch');
+    else if (!r.ok) queue.requeue(item, now);
+    this.d.wake();
+  }
+
+  /**
+   * Give new home attempts their numbers (one `dispatched` command per
+   * durability per pump), then `send` each one the ledger started. Logged
+   * tasks are sent once the command is committed.
+   */
+  startAttempts(items: readonly WorkItem[], send: (item: WorkItem) => void): void {
+    if (items.length === 0) return;
+    const { ledger, ledgerLog } = this.d;
+    const logged: WorkItem[] = [];
+    const none: WorkItem[] = [];
+    for (const it of items) (isLogged(it.spec) ? logged : none).push(it);
+    const atMs = this.scheduler.now();
+    const cmd = (list: WorkItem[]): LedgerCommand => ({
+      type: 'dispatched',
+      refs: list.map((it) => ({ id: it.taskId, attempt: (ledger.get(it.taskId)?.attempt ?? 0) + 1 })),
+      atMs,
+    });
+    if (none.length > 0) this.started(none, ledger.apply(cmd(none)), send);
+    if (logged.length > 0) {
+      ledgerLog.propose([cmd(logged)]).then(
+        (rs) => this.started(logged, rs[0]!, send),
+        (err: unknown) => this.log.error({ err }, 'dispatch commit failed'),
+      );
+    }
+  }
+
+  private started(items: WorkItem[], results: ApplyResult[], send: (item: WorkItem) => void): void {
+    const { routes, timers } = this.d;
+    const now = this.scheduler.now();
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      const res = results[i]!;
+      // Cancelled or ended meanwhile: nothing to send (its credit returns with the next summary).
+      if (!res.ok) continue;
+      item.attempt = res.attempt;
+      item.key = routeKey(item.taskId, item.attempt);
+      routes.sent(item);
+      timers.schedule(now + item.leaseMs, { type: 'lease', id: item.taskId, attempt: item.attempt });
+      send(item);
+    }
+  }
+
+  /** A result for one of our tasks (fenced by the ledger: stale attempts are dropped). */
+  result(r: TaskResult): void {
+    const rec = this.ledger.get(r.taskId);
+    if (!rec) return;
+    if (isTerminal(rec.state) || rec.attempt !== r.attempt) {
+      this.d.stats.staleResults++;
+      return;
+    }
+    const atMs = this.scheduler.now();
+    const logged = isLogged(rec.spec);
+    if (r.status === ResultStatus.RESULT_STATUS_OK) {
+      this.commit({ type: 'completed', result: r, atMs }, logged);
+      return;
+    }
+    const requeue = r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE;
+    const lost = r.meshFailure === MeshFailure.MESH_FAILURE_LOST;
+    this.commit(
+      {
+        type: 'attemptFailed',
+        id: r.taskId,
+        attempt: r.attempt,
+        reason: r.error || 'failed',
+        result: r,
+        counted: !requeue,
+        fatal: r.status === ResultStatus.RESULT_STATUS_FATAL,
+        lapse: lost,
+        atMs,
+      },
+      logged,
+      (res) => this.afterFailure(res[0]!, lost),
+    );
+  }
+
+  /** A failed attempt was committed: queue the task again, at once (lost) or after backoff. */
+  private afterFailure(res: ApplyResult, immediate: boolean): void {
+    if (!res.ok || res.state !== TaskState.TASK_STATE_QUEUED) return;
+    const rec = this.ledger.get(res.id)!;
+    if (immediate) {
+      this.enqueue(rec);
+      return;
+    }
+    const { settings } = this.d;
+    const n = Math.max(1, rec.failures);
+    const cap = Math.min(settings.backoffMaxMs, settings.backoffBaseMs * 2 ** Math.min(20, n - 1));
+    const delay = cap / 2 + this.d.random() * (cap / 2);
+    this.d.timers.schedule(this.scheduler.now() + delay, { type: 'retry', id: rec.id, attempt: rec.attempt });
+  }
+
+  cancel(id: string, reason: string): Promise<TaskRecord> {
+    const rec = this.ledger.get(id);
+    if (!rec) return Promise.reject(notFound(`task ${id} not found at cell ${this.path}`));
+    if (isTerminal(rec.state)) return Promise.resolve(rec);
+    return new Promise((resolve) => {
+      this.commit(
+        { type: 'cancelled', id, reason: reason || 'cancelled by client', atMs: this.scheduler.now() },
+        isLogged(rec.spec),
+        () => {
+          this.dropAttempt(rec, 'cancelled');
+          resolve(rec);
+        },
+      );
+    });
+  }
+
+  deadLetter(id: string, reason: string): void {
+    const rec = this.ledger.get(id);
+    if (!rec || isTerminal(rec.state)) return;
+    this.commit({ type: 'deadLettered', id, reason, atMs: this.scheduler.now() }, isLogged(rec.spec), () =>
+      this.dropAttempt(rec, reason),
+    );
+  }
+
+  /** A home item's deadline passed while it waited in the queue. */
+  expiredQueued(item: WorkItem): void {
+    this.deadLetter(item.taskId, 'deadline passed while queued');
+  }
+
+  /** A lease, retry or deadline entry came due. */
+  fire(e: Exclude<WheelEntry, { type: 'route' }>, now: number): void {
+    switch (e.type) {
+      case 'lease': {
+        const rec = this.ledger.get(e.id);
+        if (!rec || isTerminal(rec.state) || rec.attempt !== e.attempt || rec.state === TaskState.TASK_STATE_QUEUED)
+          return;
+        this.dropAttempt(rec, 'lease lapsed');
+        this.commit(
+          {
+            type: 'attemptFailed',
+            id: e.id,
+            attempt: e.attempt,
+            reason: 'lost: lease lapsed',
+            counted: true,
+            lapse: true,
+            atMs: now,
+          },
+          isLogged(rec.spec),
+          (res) => this.afterFailure(res[0]!, false),
+        );
+        return;
+      }
+      case 'retry': {
+        const rec = this.ledger.get(e.id);
+        if (rec && rec.state === TaskState.TASK_STATE_QUEUED && rec.attempt === e.attempt) this.enqueue(rec);
+        return;
+      }
+      case 'deadline':
+        this.deadLetter(e.id, 'deadline passed');
+        return;
+    }
+  }
+
+  /** The task ended or its attempt lapsed: stop the attempt wherever it is. */
+  private dropAttempt(rec: TaskRecord, why: string): void {
+    this.d.queue.remove(nextAttemptId(rec.id));
+    if (rec.attempt > 0) {
+      const item = this.d.routes.get(routeKey(rec.id, rec.attempt));
+      if (item) this.d.stopAttempt(item, why);
+    }
+  }
+
+  /** Commit one command: logged tasks through the log, NONE straight to the state machine. */
+  private commit(cmd: LedgerCommand, logged: boolean, then?: (r: ApplyResult[]) => void): void {
+    if (!logged) {
+      const r = this.ledger.apply(cmd);
+      then?.(r);
+      return;
+    }
+    this.d.ledgerLog.propose([cmd]).then(
+      (rs) => then?.(rs[0]!),
+      (err: unknown) => this.log.error({ err }, 'ledger commit failed'),
+    );
+  }
+}

@@ -1,0 +1,115 @@
+// The cell behind a port. The pieces around a cell — the link up to its
+// parent, the links down to its children, the agent sessions of a node — talk
+// to it only through CellPort: hand in forwarded work and results, say that a
+// dispatch was refused or could not be delivered, cancel, report a lost link
+// or agent, and tell it that capacity changed. The cell talks back to them
+// through the Side interfaces below. Neither knows the other's class, so each
+// piece can be driven by a fake in a test, and no piece imports cell.ts.
+//
+// Everything here is synchronous: a port call does its work before it returns
+// (no promise hops on the hot path).
+import type { DispatchAck } from '../gen/meshlb/v1/link.js';
+import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Candidate } from '../policies/index.js';
+import type { Logger } from '../util/log.js';
+import type { Scheduler } from './scheduler.js';
+import type { CellSettings } from './settings.js';
+import type { Origin, WorkItem } from './types.js';
+
+export interface CellPort {
+  readonly path: string;
+  readonly replicaId: string;
+  readonly settings: CellSettings;
+  readonly log: Logger;
+  /** The cell's clock, timers and deferred turns (virtual in a simulation). */
+  readonly scheduler: Scheduler;
+  readonly random: () => number;
+
+  /** Dispatches from the parent (down) or spill-ups from a child (up): queue them; one ack per dispatch, in order. */
+  acceptForwarded(tasks: readonly Dispatch[], origin: Origin): DispatchAck[];
+  /** A result from an agent, a child, or the parent (of a task we spilled up). `key` is its routeKey when known. */
+  deliverResult(r: TaskResult, key?: string): void;
+  deliverResults(results: readonly TaskResult[]): void;
+  /** A dispatch we sent (route `key`) was refused downstream: hold the attempt here again. */
+  nacked(key: string, reason: string): void;
+  /** A side could not hand `item` on after all: it goes back to its origin uncounted (requeue). */
+  bounce(item: WorkItem, why: string): void;
+  /** Cancels from the parent (down) or from a child (of tasks it spilled up). */
+  cancelRefs(refs: readonly TaskRef[], why: string): void;
+
+  /** The agent is gone: attempts it held fail back as lost. Returns how many. */
+  agentLost(agentId: string, why: string): number;
+  /** The child's link is gone: attempts it spilled up are dropped, attempts sent to it fail back as lost. */
+  childLost(child: string): void;
+  /** The parent link is gone: attempts from the parent are dropped, spill-ups fail back as lost. */
+  parentLost(): void;
+
+  /** The candidates below changed (an agent came or went, a summary arrived): re-pick from fresh figures. */
+  candidatesChanged(): void;
+  /** One slot of `kind` at `candidate` came free. */
+  slotFreed(candidate: string, kind: string): void;
+  /** The capacity this cell reports upward may have changed. */
+  capacityChanged(): void;
+  /** A drain order from the parent: refuse forwarded work, report no free slots. */
+  setDraining(drain: boolean): void;
+}
+
+/** Slots of one kind in a subtree, and the healthy agents that serve it. */
+export interface Capacity {
+  free: number;
+  total: number;
+  healthy: number;
+}
+
+/** What a cell's subtree can take and how it is doing, for summaries. */
+export interface SubtreeLoad {
+  readonly capacity: ReadonlyMap<string, Capacity>;
+  readonly healthyAgents: number;
+  readonly cpu: number;
+  readonly memory: number;
+  readonly latencyEwmaMs: number;
+  readonly successEwma: number;
+}
+
+/** The link to the parent, as the cell uses it. */
+export interface ParentSide {
+  /** Welcomed by the parent on the current stream. */
+  readonly connected: boolean;
+  sendResult(r: TaskResult): void;
+  sendCancel(ref: TaskRef): void;
+  /** Hand `item` up; bounces it when the parent is unreachable. */
+  spillUp(item: WorkItem): void;
+  capacityChanged(): void;
+  /** From the cell timer: periodic summaries, silence, reconnects. */
+  tick(now: number): void;
+}
+
+/** The links to the children, as the cell uses them. */
+export interface ChildSide {
+  /** Send `item` down to `child`; bounces it when there is no link. */
+  dispatch(child: string, item: WorkItem): void;
+  sendResult(child: string, r: TaskResult): void;
+  sendCancel(child: string, ref: TaskRef): void;
+  candidates(now: number): Candidate[];
+  load(now: number): SubtreeLoad;
+  /** From the cell timer: keepalives, silent links, hello deadlines. */
+  tick(now: number): void;
+}
+
+/** The agents of a node cell, as the cell uses them. */
+export interface AgentSide {
+  /** Give `item` to the agent; bounces it when the agent cannot take it. */
+  assign(agentId: string, item: WorkItem): void;
+  cancel(agentId: string, ref: TaskRef, why: string): void;
+  candidates(now: number): Candidate[];
+  load(): SubtreeLoad;
+  /** From the cell timer: heartbeats, hello deadlines, carried attempts. */
+  sweep(now: number): void;
+}
+
+/** What is attached below and above a cell (set once, when the replica is wired). */
+export interface Links {
+  parent: ParentSide | undefined;
+  children: ChildSide | undefined;
+  agents: AgentSide | undefined;
+}

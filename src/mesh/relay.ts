@@ -1,0 +1,227 @@
+// Attempts passing through a cell: work forwarded to it (dispatches from the
+// parent, spill-ups from children), results travelling back along each
+// attempt's origin, cancels travelling toward where it went, and the failures
+// the mesh makes itself — an attempt bounced (never started: `requeue`), lost
+// with an agent or a link (`lost`), or rejected (fatal). The cell's CellPort
+// calls end here; home decisions are left to Home.
+//
+// A result is sent back along its route's origin exactly once: the route is
+// dropped (routes.ts) in the same step.
+import type { DispatchAck } from '../gen/meshlb/v1/link.js';
+import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Logger } from '../util/log.js';
+import type { Home } from './home.js';
+import type { Links } from './port.js';
+import type { RouteTable } from './routes.js';
+import type { Scheduler } from './scheduler.js';
+import { leaseFor, type CellSettings } from './settings.js';
+import type { CellTimers, WheelEntry } from './timers.js';
+import {
+  makeItem,
+  meshFailure,
+  routeKey,
+  type CellStats,
+  type MeshFailureKind,
+  type Origin,
+  type Via,
+  type WorkItem,
+} from './types.js';
+
+export interface RelayDeps {
+  readonly path: string;
+  readonly settings: CellSettings;
+  readonly log: Logger;
+  readonly scheduler: Scheduler;
+  readonly routes: RouteTable;
+  readonly timers: CellTimers;
+  readonly links: Links;
+  readonly home: Home;
+  readonly stats: CellStats;
+  /** Queued work changed: pump on the next turn. */
+  readonly wake: () => void;
+}
+
+export class Relay {
+  /** Refuse forwarded work (a drain order from the parent, or shutting down). */
+  draining = false;
+  private readonly d: RelayDeps;
+
+  constructor(deps: RelayDeps) {
+    this.d = deps;
+  }
+
+  /** Dispatches from the parent (down) or spill-ups from a child (up): queue them, answer acks in order. */
+  acceptForwarded(tasks: readonly Dispatch[], origin: Origin): DispatchAck[] {
+    const { routes, stats, settings } = this.d;
+    const acks: DispatchAck[] = [];
+    const now = this.d.scheduler.now();
+    const exclude = origin.type === 'child' ? origin.cell : undefined;
+    for (const d of tasks) {
+      const reason = this.checkForwarded(d);
+      if (reason) {
+        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason });
+        stats.nacks++;
+        continue;
+      }
+      const key = routeKey(d.taskId, d.attempt);
+      if (routes.has(key)) {
+        // A duplicate of an attempt we hold: accept (idempotent), keep the first.
+        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: true, reason: '' });
+        continue;
+      }
+      const spec = d.spec!;
+      const leaseMs = d.leaseMs || leaseFor(spec, settings);
+      const wire = d.leaseMs > 0 ? d : undefined;
+      const item = makeItem(d.taskId, d.attempt, d.homeCell, spec, origin, exclude, key, leaseMs, wire, now);
+      const r = routes.admit(item, now);
+      if (!r.ok) {
+        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason: `queue ${r.reason}` });
+        stats.nacks++;
+        continue;
+      }
+      this.d.timers.schedule(now + item.leaseMs + settings.leaseSlackMs, { type: 'route', key, stamp: item.sentMs });
+      acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: true, reason: '' });
+    }
+    this.d.wake();
+    return acks;
+  }
+
+  private checkForwarded(d: Dispatch): string {
+    if (!d.taskId || d.attempt < 1 || !d.spec || !d.spec.kind || !d.homeCell) return 'malformed dispatch';
+    if (d.spec.payload.length > this.d.settings.maxPayloadBytes) return 'payload too large';
+    if (this.draining) return 'draining';
+    if (this.d.routes.forwardQueued >= this.d.settings.forwardBuffer) return 'buffer full';
+    return '';
+  }
+
+  /** A dispatched attempt was refused downstream: hold it again here. */
+  nacked(key: string, reason: string): void {
+    const item = this.d.routes.get(key);
+    if (!item || item.via === undefined) return;
+    this.d.stats.nacks++;
+    this.d.log.debug({ key, reason }, 'dispatch refused downstream; requeued');
+    this.d.routes.requeue(item, this.d.scheduler.now());
+    this.d.wake();
+  }
+
+  deliverResults(results: readonly TaskResult[]): void {
+    for (const r of results) this.deliverResult(r);
+  }
+
+  /** A result goes back along its route; one with no route still reaches the ledger if we are its home. */
+  deliverResult(r: TaskResult, key = routeKey(r.taskId, r.attempt)): void {
+    const item = this.d.routes.get(key);
+    if (item === undefined) {
+      if (this.d.home.ledger.get(r.taskId)) this.d.home.result(r);
+      else this.d.stats.staleResults++;
+      return;
+    }
+    this.d.routes.drop(item);
+    this.sendBack(item.origin, r);
+  }
+
+  private sendBack(origin: Origin, r: TaskResult): void {
+    this.d.stats.resultsForwarded++;
+    switch (origin.type) {
+      case 'home':
+        this.d.home.result(r);
+        return;
+      case 'parent':
+        this.d.links.parent?.sendResult(r);
+        return;
+      case 'child':
+        this.d.links.children?.sendResult(origin.cell, r);
+        return;
+    }
+  }
+
+  /** Cancels from the parent (down) or a child (for tasks it spilled up). */
+  cancelRefs(refs: readonly TaskRef[], why: string): void {
+    for (const ref of refs) {
+      const item = this.d.routes.get(routeKey(ref.taskId, ref.attempt));
+      if (item) this.cancelRoute(item, why);
+    }
+  }
+
+  /** Drop an attempt held here and pass the cancel on toward where it went. */
+  cancelRoute(item: WorkItem, why: string): void {
+    this.d.routes.drop(item);
+    const via = item.via;
+    if (via === undefined) return;
+    const ref = { taskId: item.taskId, attempt: item.attempt };
+    const links = this.d.links;
+    if (via.type === 'child') links.children?.sendCancel(via.cell, ref);
+    else if (via.type === 'parent') links.parent?.sendCancel(ref);
+    else links.agents?.cancel(via.agentId, ref, why);
+  }
+
+  agentLost(agentId: string, why: string): number {
+    return this.viaLost((v) => v.type === 'agent' && v.agentId === agentId, `agent ${agentId}: ${why}`);
+  }
+
+  /** Attempts the child spilled up to us can no longer report back: dropped (it fails them itself). */
+  childLost(child: string): void {
+    this.dropOrigin((o) => o.type === 'child' && o.cell === child, `child ${child} gone`);
+    this.viaLost((v) => v.type === 'child' && v.cell === child, `link to ${child} lost`);
+  }
+
+  /** The parent link broke: attempts it gave us are failed there already; drop them here. */
+  parentLost(): void {
+    this.dropOrigin((o) => o.type === 'parent', 'parent link lost');
+    this.viaLost((v) => v.type === 'parent', `parent of ${this.d.path} unreachable`);
+  }
+
+  private dropOrigin(match: (o: Origin) => boolean, why: string): void {
+    const drop: WorkItem[] = [];
+    for (const item of this.d.routes.values()) if (match(item.origin)) drop.push(item);
+    for (const item of drop) this.cancelRoute(item, why);
+  }
+
+  /**
+   * Attempts sent to a place that is gone (agent, child link, parent link):
+   * each fails back toward its origin as lost, so its home retries it at once
+   * elsewhere.
+   */
+  private viaLost(match: (via: Via) => boolean, why: string): number {
+    const lost: WorkItem[] = [];
+    for (const item of this.d.routes.values()) if (item.via !== undefined && match(item.via)) lost.push(item);
+    for (const item of lost) this.failBack(item, 'lost', why);
+    if (lost.length > 0) this.d.wake();
+    return lost.length;
+  }
+
+  /** An attempt that could not be handed on after all: back to its origin, not counted. */
+  bounce(item: WorkItem, why: string): void {
+    this.failBack(item, 'requeue', why);
+  }
+
+  /** The policy rejected the task itself: a home task is dead-lettered, another goes back to its origin as fatal. */
+  reject(item: WorkItem, reason: string): void {
+    if (item.origin.type === 'home') this.d.home.deadLetter(item.taskId, `rejected: ${reason}`);
+    else this.failBack(item, 'rejected', reason);
+  }
+
+  /** Forget the attempt here and send its origin the mesh's error result. */
+  private failBack(item: WorkItem, kind: MeshFailureKind, why: string): void {
+    this.d.routes.drop(item);
+    this.sendBack(item.origin, meshFailure(item, kind, why, this.d.path));
+  }
+
+  /** A forwarded attempt was sent on: its route expires if no result or cancel comes. */
+  routed(item: WorkItem): void {
+    if (item.origin.type === 'home') return;
+    const due = this.d.scheduler.now() + item.leaseMs + this.d.settings.leaseSlackMs;
+    this.d.timers.schedule(due, { type: 'route', key: item.key, stamp: item.sentMs });
+  }
+
+  /** A route expiry came due: drop the route if it is the same sending. */
+  fire(e: Extract<WheelEntry, { type: 'route' }>): void {
+    const item = this.d.routes.get(e.key);
+    if (item && item.sentMs === e.stamp) this.cancelRoute(item, 'route expired');
+  }
+
+  /** The queue reported forwarded `item` expired. */
+  expiredQueued(item: WorkItem): void {
+    this.d.routes.expired(item);
+  }
+}

@@ -1,0 +1,41 @@
+// The mesh's one door to ambient time and chance. Everything under src/mesh
+// reads the clock, sets timers and defers work to the next turn of the event
+// loop through a Scheduler it is given, the way src/raft's core takes its
+// ticks and random source from outside: a simulator can hand a cell a virtual
+// scheduler (virtual-scheduler.ts) and replay a run exactly from a seed.
+// test/mesh/purity.test.ts keeps this the only file that touches the real
+// clock, timers or Math.random.
+
+/** A timer set with Scheduler.setTimer. */
+export interface TimerHandle {
+  /** Stop it if it has not fired; harmless afterwards. */
+  cancel(): void;
+}
+
+export interface Scheduler {
+  /** Milliseconds since the epoch (or since a simulation's start). */
+  now(): number;
+  /**
+   * Call `fn` once after `delayMs`. A mesh timer never keeps the process
+   * alive by itself (real timers are unref'd): the servers and streams do.
+   */
+  setTimer(delayMs: number, fn: () => void): TimerHandle;
+  /** Call `fn` on a later turn, after the I/O already waiting (batching: one flush, one pump per turn). */
+  defer(fn: () => void): void;
+}
+
+/** Node's clock and timers. */
+export const realScheduler: Scheduler = {
+  now: Date.now,
+  setTimer(delayMs, fn) {
+    const t = setTimeout(fn, delayMs);
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+  defer(fn) {
+    setImmediate(fn);
+  },
+};
+
+/** Uniform [0, 1) from the platform: the default when no random source or seed is given. */
+export const realRandom: () => number = Math.random;

@@ -1,0 +1,55 @@
+// A cell's settings, resolved once: the topology's defaults, then the
+// options a replica was started with (tests and `meshlb dev` shorten them).
+import type { TaskSpec } from '../gen/meshlb/v1/task.js';
+import type { MeshDefaults } from '../topology/types.js';
+import { DEFAULT_BATCHER_OPTIONS, type BatcherOptions } from './batcher.js';
+import type { CellOptions } from './types.js';
+
+export interface CellSettings {
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly maxPayloadBytes: number;
+  readonly maxMessageBytes: number;
+  readonly queueCapacity: number;
+  readonly forwardBuffer: number;
+  readonly taskTimeoutMs: number;
+  readonly maxAttempts: number;
+  readonly summaryIntervalMs: number;
+  readonly linkTimeoutMs: number;
+  readonly leaseSlackMs: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  readonly tickMs: number;
+  readonly retention: number;
+  readonly maxAgentSlots: number;
+  readonly prefetchRatio: number;
+  readonly batcher: BatcherOptions;
+}
+
+export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSettings {
+  return {
+    heartbeatIntervalMs: opts.heartbeatIntervalMs ?? d.heartbeatIntervalMs,
+    heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? d.heartbeatTimeoutMs,
+    maxPayloadBytes: opts.maxPayloadBytes ?? d.maxPayloadBytes,
+    maxMessageBytes: d.maxMessageBytes,
+    queueCapacity: opts.queueCapacity ?? d.queueCapacity,
+    forwardBuffer: opts.forwardBuffer ?? 4096,
+    taskTimeoutMs: opts.taskTimeoutMs ?? d.taskTimeoutMs,
+    maxAttempts: opts.maxAttempts ?? d.maxAttempts,
+    summaryIntervalMs: opts.summaryIntervalMs ?? d.summaryIntervalMs,
+    linkTimeoutMs: opts.linkTimeoutMs ?? d.linkTimeoutMs ?? 2000,
+    leaseSlackMs: opts.leaseSlackMs ?? 2000,
+    backoffBaseMs: opts.backoffBaseMs ?? 50,
+    backoffMaxMs: opts.backoffMaxMs ?? 5000,
+    tickMs: opts.tickMs ?? 10,
+    retention: opts.retention ?? 100_000,
+    maxAgentSlots: opts.maxAgentSlots ?? 10_000,
+    prefetchRatio: opts.prefetchRatio ?? 0.5,
+    batcher: { ...DEFAULT_BATCHER_OPTIONS, ...opts.batcher },
+  };
+}
+
+/** The lease of an attempt of `spec`: its timeout (or the default) plus the slack. */
+export function leaseFor(spec: TaskSpec, s: CellSettings): number {
+  return (spec.timeoutMs || s.taskTimeoutMs) + s.leaseSlackMs;
+}
