@@ -24,8 +24,8 @@ export class CarryOver {
    * lease ends; a new session of that id carries them from its hello.
    */
   private readonly orphans = new Map<string, Map<string, Carried>>();
-  /** Carried attempts: taken on (hello or started), released by their result, by a load, or by expiry. */
-  readonly stats = { carried: 0, carriedResults: 0, carriedTrimmed: 0, carriedExpired: 0 };
+  /** Carried attempts released by their result, and by a load that reports fewer running. */
+  readonly stats = { carriedResults: 0, carriedTrimmed: 0 };
 
   constructor(
     private readonly cell: CellPort,
@@ -50,7 +50,6 @@ export class CarryOver {
     for (const [key, c] of orphans) {
       if (c.untilMs <= now || s.carried.size >= s.slots) continue;
       s.carried.set(key, { kind: c.kind, untilMs: c.untilMs, confirmed: false });
-      this.stats.carried++;
     }
   }
 
@@ -73,7 +72,6 @@ export class CarryOver {
       }
       s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
       this.capacity.slotsTaken(s, 1);
-      this.stats.carried++;
       taken = true;
     }
     return taken;
@@ -107,7 +105,6 @@ export class CarryOver {
       for (const [key, c] of s.carried) {
         if (c.untilMs > now) continue;
         this.release(s, key, c);
-        this.stats.carriedExpired++;
       }
     }
     for (const [id, held] of this.orphans) {

@@ -35,7 +35,7 @@ export class AgentSessions implements AgentSide {
     this.carry = new CarryOver(cell, this.capacity);
   }
 
-  /** Carried attempts: taken on (hello or started), released by their result, by a load, or by expiry. */
+  /** Carried attempts released by their result, and by a load. */
   get stats(): CarryOver['stats'] {
     return this.carry.stats;
   }

@@ -53,14 +53,7 @@ export class Cell implements CellPort {
   readonly summaries: Summarizer;
   /** What is attached above and below, as the modules use it. */
   readonly links: Links = { parent: undefined, children: undefined, agents: undefined };
-  readonly stats: CellStats = {
-    resultsForwarded: 0,
-    staleResults: 0,
-    nacks: 0,
-    spilled: 0,
-    dispatched: 0,
-    creditStalls: 0,
-  };
+  readonly stats: CellStats = { spilled: 0, creditStalls: 0 };
   /** The same attachments with their own types (admin, tests, the replica's lifecycle). */
   agents: AgentSessions | undefined;
   children: ChildLinks | undefined;
@@ -69,8 +62,8 @@ export class Cell implements CellPort {
   constructor(
     readonly topology: Topology,
     readonly spec: CellSpec,
-    readonly replica: number,
-    readonly opts: CellOptions = {},
+    replica: number,
+    opts: CellOptions = {},
   ) {
     this.path = spec.path;
     this.tier = spec.tier;
@@ -106,7 +99,6 @@ export class Cell implements CellPort {
       queue: this.queue,
       routes: this.routes,
       timers: this.timers,
-      stats: this.stats,
       wake,
       stopAttempt: (item, why) => this.relay.cancelRoute(item, why),
     });
@@ -116,7 +108,6 @@ export class Cell implements CellPort {
       timers: this.timers,
       links: this.links,
       home: this.home,
-      stats: this.stats,
       wake,
     });
     this.dispatcher = new Dispatcher({

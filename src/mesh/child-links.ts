@@ -21,8 +21,8 @@ import { routeKey, type WorkItem } from './types.js';
 
 export class ChildLinks implements ChildSide {
   readonly links = new Map<string, ChildLink>();
-  /** Links accepted, and links ended for silence (linkTimeoutMs). */
-  readonly stats = { accepted: 0, timedOut: 0, keepalives: 0 };
+  /** Links ended for silence (linkTimeoutMs). */
+  readonly stats = { timedOut: 0 };
   /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
   private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
 
@@ -102,7 +102,6 @@ export class ChildLinks implements ChildSide {
     }
     this.links.set(child, link);
     link.lastSeenMs = link.lastSentMs = cell.scheduler.now();
-    this.stats.accepted++;
     call.write({
       msg: {
         $case: 'welcome',
@@ -184,10 +183,7 @@ export class ChildLinks implements ChildSide {
         continue;
       }
       link.suspect = false;
-      if (link.quietFor(now, keepalive)) {
-        link.sendKeepalive();
-        this.stats.keepalives++;
-      }
+      if (link.quietFor(now, keepalive)) link.sendKeepalive();
     }
     for (const [call, since] of this.pending) {
       if (now - since <= timeout) continue;

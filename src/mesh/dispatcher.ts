@@ -195,7 +195,6 @@ export class Dispatcher {
   private transmit(item: WorkItem): void {
     const via = item.via!;
     const links = this.d.links;
-    this.d.stats.dispatched++;
     if (via.type === 'child') links.children!.dispatch(via.cell, item);
     else if (via.type === 'agent') links.agents!.assign(via.agentId, item);
     else links.parent!.spillUp(item);

@@ -33,7 +33,7 @@ import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
 import { leaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
-import { FROM_HOME, makeItem, nextAttemptId, routeKey, type CellStats, type WorkItem } from './types.js';
+import { FROM_HOME, makeItem, nextAttemptId, routeKey, type WorkItem } from './types.js';
 
 export interface SubmitOutcome {
   readonly id: string;
@@ -52,7 +52,6 @@ export interface HomeDeps {
   readonly queue: TaskQueue<WorkItem>;
   readonly routes: RouteTable;
   readonly timers: CellTimers;
-  readonly stats: CellStats;
   /** Queued work changed: pump on the next turn. */
   readonly wake: () => void;
   /** Stop an attempt held in the route table wherever it went (a cancel toward it). */
@@ -230,10 +229,7 @@ export class Home {
   result(r: TaskResult): void {
     const rec = this.ledger.get(r.taskId);
     if (!rec) return;
-    if (isTerminal(rec.state) || rec.attempt !== r.attempt) {
-      this.d.stats.staleResults++;
-      return;
-    }
+    if (isTerminal(rec.state) || rec.attempt !== r.attempt) return; // stale: fenced
     const atMs = this.scheduler.now();
     const logged = isLogged(rec.spec);
     if (r.status === ResultStatus.RESULT_STATUS_OK) {

@@ -66,8 +66,8 @@ export class ParentLink implements ParentSide {
   private lastHeardMs = 0;
   /** Past the timeout at the previous tick (declared dead only if still so at the next one). */
   private suspect = false;
-  /** Streams opened, welcomes received, streams ended for silence (linkTimeoutMs). */
-  readonly stats = { opened: 0, welcomed: 0, timedOut: 0 };
+  /** Streams opened, streams ended for silence (linkTimeoutMs). */
+  readonly stats = { opened: 0, timedOut: 0 };
   /** The address this replica serves on (reported in summaries). */
   selfAddress = '';
 
@@ -142,7 +142,6 @@ export class ParentLink implements ParentSide {
     switch (msg.$case) {
       case 'welcome':
         this.connected = true;
-        this.stats.welcomed++;
         this.attempt = 0;
         this.summaryDue = true;
         this.lastSig = '';

@@ -20,7 +20,6 @@ import {
   makeItem,
   meshFailure,
   routeKey,
-  type CellStats,
   type MeshFailureKind,
   type Origin,
   type Via,
@@ -36,7 +35,6 @@ export interface RelayDeps {
   readonly timers: CellTimers;
   readonly links: Links;
   readonly home: Home;
-  readonly stats: CellStats;
   /** Queued work changed: pump on the next turn. */
   readonly wake: () => void;
 }
@@ -52,7 +50,7 @@ export class Relay {
 
   /** Dispatches from the parent (down) or spill-ups from a child (up): queue them, answer acks in order. */
   acceptForwarded(tasks: readonly Dispatch[], origin: Origin): DispatchAck[] {
-    const { routes, stats, settings } = this.d;
+    const { routes, settings } = this.d;
     const acks: DispatchAck[] = [];
     const now = this.d.scheduler.now();
     const exclude = origin.type === 'child' ? origin.cell : undefined;
@@ -60,7 +58,6 @@ export class Relay {
       const reason = this.checkForwarded(d);
       if (reason) {
         acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason });
-        stats.nacks++;
         continue;
       }
       const key = routeKey(d.taskId, d.attempt);
@@ -76,7 +73,6 @@ export class Relay {
       const r = routes.admit(item, now);
       if (!r.ok) {
         acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason: `queue ${r.reason}` });
-        stats.nacks++;
         continue;
       }
       this.d.timers.schedule(now + item.leaseMs + settings.leaseSlackMs, { type: 'route', key, stamp: item.sentMs });
@@ -98,7 +94,6 @@ export class Relay {
   nacked(key: string, reason: string): void {
     const item = this.d.routes.get(key);
     if (!item || item.via === undefined) return;
-    this.d.stats.nacks++;
     this.d.log.debug({ key, reason }, 'dispatch refused downstream; requeued');
     this.d.routes.requeue(item, this.d.scheduler.now());
     this.d.wake();
@@ -112,8 +107,8 @@ export class Relay {
   deliverResult(r: TaskResult, key = routeKey(r.taskId, r.attempt)): void {
     const item = this.d.routes.get(key);
     if (item === undefined) {
+      // Not ours to route: the home ledger fences it, or it is stale (an attempt no longer held here).
       if (this.d.home.ledger.get(r.taskId)) this.d.home.result(r);
-      else this.d.stats.staleResults++;
       return;
     }
     this.d.routes.drop(item);
@@ -121,7 +116,6 @@ export class Relay {
   }
 
   private sendBack(origin: Origin, r: TaskResult): void {
-    this.d.stats.resultsForwarded++;
     switch (origin.type) {
       case 'home':
         this.d.home.result(r);

@@ -148,18 +148,10 @@ export function meshFailure(
   };
 }
 
-/** Counters of one cell (tests, the bench, `meshlb dev`). */
+/** Counters of one cell (tests, the bench). */
 export interface CellStats {
-  /** Results sent back toward an attempt's origin. */
-  resultsForwarded: number;
-  /** Results for attempts that are not current (fenced). */
-  staleResults: number;
-  /** Dispatches refused here or downstream. */
-  nacks: number;
   /** Items handed up to the parent. */
   spilled: number;
-  /** Items sent on (to a child, an agent or the parent). */
-  dispatched: number;
   /** Pumps that left work of a kind queued for want of credit (at low rates this should stay 0). */
   creditStalls: number;
 }
