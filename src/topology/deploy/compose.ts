@@ -1,21 +1,28 @@
 // docker-compose from a topology: one service per replica, named
-// <cell-slug>-<n> and reached at <cell-slug>-<n>:7000; agents-<slug> services
-// of simulated agents per node cell; a `submit` service under the "workload"
-// profile.
+// <cell-slug>-<n> and reached at <cell-slug>-<n>:7000, with a named volume
+// data-<cell-slug>-<n> at its data dir and a grpc health check; agents-<slug>
+// services of simulated agents per node cell; a `submit` service under the
+// "workload" profile.
 import { cellSlug } from '../paths.js';
 import { topologyToDocument } from '../parse.js';
 import type { CellSpec, ReplicaSpec, Topology } from '../types.js';
 import {
   CONTAINER_PORT,
+  DATA_DIR,
   TOPOLOGY_MOUNT,
   agentSimArgs,
   header,
+  serveArgs,
   submitArgs,
   yamlDoc,
   type DeploySettings,
 } from './common.js';
 
 const composeName = (cell: CellSpec, r: ReplicaSpec) => `${cellSlug(cell.path)}-${r.replica}`;
+/** The named volume holding one replica's data dir. */
+const dataVolume = (cell: CellSpec, r: ReplicaSpec) => `data-${composeName(cell, r)}`;
+const healthy = (names: string[]) =>
+  Object.fromEntries(names.map((n) => [n, { condition: 'service_healthy' }]));
 
 /** compose/topology.yaml and docker-compose.yml, relative to the output directory. */
 export function composeFiles(t: Topology, s: DeploySettings): Map<string, string> {
@@ -28,31 +35,31 @@ export function composeFiles(t: Topology, s: DeploySettings): Map<string, string
     header('The topology as the compose services see it.', source) + yamlDoc(composeTopology),
   );
   const services: Record<string, unknown> = {};
+  const volumes: Record<string, Record<string, never>> = {};
   for (const cell of t.cells) {
+    const parent = t.byPath.get(cell.parent);
     for (const r of cell.replicas) {
-      services[composeName(cell, r)] = {
+      const name = composeName(cell, r);
+      volumes[dataVolume(cell, r)] = {};
+      services[name] = {
         image,
-        command: [
-          'serve',
-          '--topology',
-          TOPOLOGY_MOUNT,
-          '--cell',
-          cell.path,
-          '--replica',
-          String(r.replica),
-          '--listen',
-          '0.0.0.0',
-          '--data-dir',
-          '/data',
-        ],
-        volumes: [`./compose/topology.yaml:${TOPOLOGY_MOUNT}:ro`],
+        command: serveArgs(cell.path, String(r.replica)),
+        volumes: [`./compose/topology.yaml:${TOPOLOGY_MOUNT}:ro`, `${dataVolume(cell, r)}:${DATA_DIR}`],
         healthcheck: {
           // its own service name: right whether serve binds 0.0.0.0 or the name's address
-          test: ['CMD', 'node', 'bin/meshlb.js', 'health', '--address', `${composeName(cell, r)}:${CONTAINER_PORT}`],
+          test: ['CMD', 'node', 'bin/meshlb.js', 'health', '--address', `${name}:${CONTAINER_PORT}`],
           interval: '5s',
-          timeout: '3s',
+          timeout: '5s',
+          // a replica recovering a long Raft log is not failing yet
+          start_period: '30s',
           retries: 5,
         },
+        // Parents first, so a child's first link attempt finds its parent up.
+        // Only ordering: links reconnect with backoff whatever the order, as
+        // in k8s, where pods start in parallel.
+        ...(parent ? { depends_on: healthy(parent.replicas.map((p) => composeName(parent, p))) } : {}),
+        // serve drains for up to 10 s on SIGTERM, then closes (compose's default is 10 s)
+        stop_grace_period: '20s',
         restart: 'unless-stopped',
       };
     }
@@ -63,7 +70,9 @@ export function composeFiles(t: Topology, s: DeploySettings): Map<string, string
       services[`agents-${slug}`] = {
         image,
         command: agentSimArgs(`${composeName(cell, cell.replicas[0]!)}:${CONTAINER_PORT}`, s, slug),
-        depends_on: { [composeName(cell, cell.replicas[0]!)]: { condition: 'service_healthy' } },
+        depends_on: healthy([composeName(cell, cell.replicas[0]!)]),
+        // the image's HEALTHCHECK probes a replica's port; agent-sim serves none
+        healthcheck: { disable: true },
         restart: 'unless-stopped',
       };
     }
@@ -73,18 +82,23 @@ export function composeFiles(t: Topology, s: DeploySettings): Map<string, string
       image,
       profiles: ['workload'],
       command: ['submit', '--address', `${composeName(root, root.replicas[0]!)}:${CONTAINER_PORT}`, ...submitArgs(s)],
-      depends_on: { [composeName(root, root.replicas[0]!)]: { condition: 'service_healthy' } },
+      depends_on: healthy([composeName(root, root.replicas[0]!)]),
+      healthcheck: { disable: true },
       restart: 'no',
     };
   }
   const compose = {
     name: `meshlb-${t.name}`,
     services,
+    volumes,
   };
   files.set(
     'docker-compose.yml',
     header(
-      `One service per replica; agents-* run simulated agents; \`docker compose --profile workload run --rm submit\` sends a workload.\n# Build the image first: docker build -f deploy/Dockerfile -t ${image} .`,
+      `One service per replica; agents-* run simulated agents; \`docker compose --profile workload run --rm submit\` sends a workload.\n` +
+        `# Each replica keeps its Raft log and snapshots in a named volume of its own (data-<service>) at ${DATA_DIR},\n` +
+        `# so a replica restarted or recreated rejoins with its state; \`docker compose down -v\` deletes them.\n` +
+        `# Build the image first: docker build -f deploy/Dockerfile -t ${image} .`,
       source,
     ) + yamlDoc(compose),
   );

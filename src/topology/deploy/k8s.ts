@@ -1,5 +1,6 @@
 // Kubernetes manifests from a topology: per cell a StatefulSet (pod ordinal =
-// replica - 1) and a headless Service, so a replica is reached at
+// replica - 1) with a volume claim per replica at the data dir and grpc
+// probes, and a headless Service, so a replica is reached at
 // <slug>-<n-1>.<slug>.<ns>.svc.cluster.local:7000; a PodDisruptionBudget for a
 // replicated cell; the topology in a ConfigMap; a Deployment of simulated
 // agents per node cell; a submit Job; and a kustomization of them all but the Job.
@@ -9,9 +10,12 @@ import { topologyToDocument } from '../parse.js';
 import type { CellSpec, ReplicaSpec, Topology } from '../types.js';
 import {
   CONTAINER_PORT,
+  DATA_DIR,
+  IMAGE_UID,
   TOPOLOGY_MOUNT,
   agentSimArgs,
   header,
+  serveArgs,
   submitArgs,
   yamlDoc,
   type DeploySettings,
@@ -19,6 +23,24 @@ import {
 
 const k8sHost = (cell: CellSpec, r: ReplicaSpec, ns: string) =>
   `${cellSlug(cell.path)}-${r.replica - 1}.${cellSlug(cell.path)}.${ns}.svc.cluster.local`;
+
+const isCommented = (d: unknown): d is [unknown, string] => Array.isArray(d);
+
+/** Said above each StatefulSet: the probe choice, the data volume, and (one replica) why no PDB. */
+function statefulSetComment(replicas: number): string {
+  const lines = [
+    "Probes: the kubelet's own gRPC probe (grpc.health.v1 Check of \"\"; Kubernetes >= 1.24), so the",
+    'image needs no probe binary and no node process is started per probe.',
+    `The Raft log and snapshots live under ${DATA_DIR}: one PersistentVolumeClaim per replica (data-<pod>),`,
+    'kept when the pod is deleted or rescheduled, so the replica rejoins with its state.',
+  ];
+  if (replicas === 1)
+    lines.push(
+      'No PodDisruptionBudget: with one replica any disruption stops the cell, so a budget could only',
+      'block every node drain (minAvailable 1) or allow everything (minAvailable 0, the same as none).',
+    );
+  return lines.join('\n');
+}
 
 /** The k8s/ files, relative to the output directory. */
 export function k8sFiles(t: Topology, s: DeploySettings): Map<string, string> {
@@ -35,8 +57,10 @@ export function k8sFiles(t: Topology, s: DeploySettings): Map<string, string> {
   });
   const k8sTopology = topologyToDocument(t, (c, r) => `${k8sHost(c, r, ns)}:${CONTAINER_PORT}`);
   const resources: string[] = [];
+  // A document is an object, or [object, comment] to say why in the file.
   const add = (name: string, docs: unknown[], what: string) => {
-    files.set(`k8s/${name}`, header(what, source) + docs.map((d) => yamlDoc(d)).join('---\n'));
+    const text = docs.map((d) => (isCommented(d) ? yamlDoc(d[0], d[1]) : yamlDoc(d))).join('---\n');
+    files.set(`k8s/${name}`, header(what, source) + text);
     resources.push(name);
   };
   add(
@@ -71,7 +95,8 @@ export function k8sFiles(t: Topology, s: DeploySettings): Map<string, string> {
           ports: [{ name: 'grpc', port: CONTAINER_PORT, targetPort: 'grpc', appProtocol: 'grpc' }],
         },
       },
-      {
+      [
+        {
         apiVersion: 'apps/v1',
         kind: 'StatefulSet',
         metadata: { name: slug, namespace: ns, labels: labels(cell) },
@@ -83,30 +108,36 @@ export function k8sFiles(t: Topology, s: DeploySettings): Map<string, string> {
           template: {
             metadata: { labels: labels(cell) },
             spec: {
+              // serve drains for up to 10 s on SIGTERM, then closes
               terminationGracePeriodSeconds: 20,
-              // the image runs as user node (1000); the data volume must be writable by it
-              securityContext: { runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 },
+              // The image's user; fsGroup makes the data volume writable by it
+              // (changed only when the volume's root does not match, not on every mount).
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: IMAGE_UID,
+                runAsGroup: IMAGE_UID,
+                fsGroup: IMAGE_UID,
+                fsGroupChangePolicy: 'OnRootMismatch',
+              },
               containers: [
                 {
                   name: 'meshlb',
                   image,
-                  // Replica number = pod ordinal + 1 (the hostname ends in -<ordinal>).
+                  // The image's entrypoint (node bin/meshlb.js) through a shell, only
+                  // because the replica number is pod ordinal + 1 (the hostname ends
+                  // in -<ordinal>); exec leaves node as PID 1, so SIGTERM reaches it.
                   command: ['sh', '-c'],
-                  args: [
-                    `exec node bin/meshlb.js serve --topology ${TOPOLOGY_MOUNT} --cell ${cell.path} --replica $(( \${HOSTNAME##*-} + 1 )) --listen 0.0.0.0 --data-dir /data`,
-                  ],
+                  args: [`exec node bin/meshlb.js ${serveArgs(cell.path, '$(( ${HOSTNAME##*-} + 1 ))').join(' ')}`],
                   ports: [{ name: 'grpc', containerPort: CONTAINER_PORT }],
+                  // Startup allows a long Raft log replay (up to 2 min) before liveness counts.
+                  startupProbe: { grpc: { port: CONTAINER_PORT }, periodSeconds: 2, failureThreshold: 60 },
                   readinessProbe: { grpc: { port: CONTAINER_PORT }, periodSeconds: 5, failureThreshold: 2 },
-                  livenessProbe: {
-                    grpc: { port: CONTAINER_PORT },
-                    initialDelaySeconds: 10,
-                    periodSeconds: 10,
-                    failureThreshold: 3,
-                  },
+                  livenessProbe: { grpc: { port: CONTAINER_PORT }, periodSeconds: 10, failureThreshold: 3 },
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
                   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
                   volumeMounts: [
                     { name: 'topology', mountPath: dirname(TOPOLOGY_MOUNT), readOnly: true },
-                    { name: 'data', mountPath: '/data' },
+                    { name: 'data', mountPath: DATA_DIR },
                   ],
                 },
               ],
@@ -120,16 +151,22 @@ export function k8sFiles(t: Topology, s: DeploySettings): Map<string, string> {
             },
           ],
         },
-      },
+        },
+        statefulSetComment(cell.replicas.length),
+      ],
     ];
-    if (cell.replicas.length > 1) {
-      docs.push({
-        apiVersion: 'policy/v1',
-        kind: 'PodDisruptionBudget',
-        metadata: { name: slug, namespace: ns, labels: labels(cell) },
-        // A Raft group keeps a majority: at most one voluntary disruption at a time.
-        spec: { maxUnavailable: 1, selector: { matchLabels: labels(cell) } },
-      });
+    const n = cell.replicas.length;
+    if (n > 1) {
+      docs.push([
+        {
+          apiVersion: 'policy/v1',
+          kind: 'PodDisruptionBudget',
+          metadata: { name: slug, namespace: ns, labels: labels(cell) },
+          spec: { maxUnavailable: 1, selector: { matchLabels: labels(cell) } },
+        },
+        `A ${n}-replica Raft group commits with ${Math.floor(n / 2) + 1}: at most one voluntary disruption\n` +
+          `(drain, eviction) at a time, so a majority always stays${n > 3 ? ', with room for a crash on top' : ''}.`,
+      ]);
     }
     add(
       `cell-${slug}.yaml`,
