@@ -10,7 +10,7 @@
 //   attempt assigned again while it runs is ignored (duplicateAssignments).
 // - A handler that finishes reports once, and only while its entry is still the
 //   one in `running`.
-import { ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
+import { MeshFailure, ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
 import { FatalTaskError } from './errors.js';
 import { encodeOutput, RunningTask, type HandlerOutput, type TaskHandler } from './task.js';
 
@@ -164,6 +164,7 @@ export class Executor {
       agentId: this.agentId,
       nodeCell: this.nodeCell,
       runMicros: micros > 0xffffffff ? 0xffffffff : micros,
+      meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
     });
     this.peer.ended(t, status);
   }
@@ -178,6 +179,7 @@ export class Executor {
       agentId: this.agentId,
       nodeCell: this.nodeCell,
       runMicros: 0,
+      meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
     });
   }
 }

@@ -6,7 +6,7 @@
 // heartbeating (mute) or stop reading (pause).
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { AgentServiceClient, type ConnectRequest, type ConnectResponse } from '../gen/meshlb/v1/agent.js';
-import { ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
+import { MeshFailure, ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
 
 export interface SimAgentOptions {
   readonly address: string;
@@ -171,6 +171,7 @@ export class SimAgent {
       agentId: this.opts.agentId,
       nodeCell: '',
       runMicros: 0,
+      meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
     });
     if (!this.flushing) {
       this.flushing = true;

@@ -12,7 +12,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
-import { ResultStatus } from '../gen/meshlb/v1/task.js';
+import { MeshFailure, ResultStatus } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { AgentCapacity } from './agent-capacity.js';
@@ -154,7 +154,7 @@ export class AgentSessions implements AgentSide {
     for (const r of results) {
       const key = routeKey(r.taskId, r.attempt);
       // Only the mesh makes mesh failures: an agent's result is its own.
-      if (r.meshFailure !== undefined) r.meshFailure = undefined;
+      if (r.meshFailure !== MeshFailure.MESH_FAILURE_UNSPECIFIED) r.meshFailure = MeshFailure.MESH_FAILURE_UNSPECIFIED;
       const item = s.assigned.get(key);
       if (item === undefined) {
         const c = s.carried.get(key);

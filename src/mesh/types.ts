@@ -144,7 +144,7 @@ export function meshFailure(
         ? MeshFailure.MESH_FAILURE_LOST
         : kind === 'requeue'
           ? MeshFailure.MESH_FAILURE_REQUEUE
-          : undefined,
+          : MeshFailure.MESH_FAILURE_UNSPECIFIED,
   };
 }
 

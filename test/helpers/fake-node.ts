@@ -20,6 +20,7 @@ import {
   type ConnectResponse,
 } from '../../src/gen/meshlb/v1/agent.js';
 import {
+  MeshFailure,
   TaskServiceService,
   TaskState,
   type Dispatch,
@@ -411,6 +412,7 @@ export class FakeNode {
             agentId: 'a',
             nodeCell: '/n',
             runMicros: 1,
+            meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
             ...result,
           }
         : t.result,

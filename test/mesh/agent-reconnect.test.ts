@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, seededRandom, type AgentTask } from '../../src/agent/index.js';
 import { MeshClient, TaskState } from '../../src/client/index.js';
 import { AgentServiceClient, type ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
-import { ResultStatus } from '../../src/gen/meshlb/v1/task.js';
+import { MeshFailure, ResultStatus } from '../../src/gen/meshlb/v1/task.js';
 import { failStream } from '../../src/mesh/grpc-util.js';
 import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
 import { parseTopology } from '../../src/topology/parse.js';
@@ -232,6 +232,7 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
               agentId: 'raw',
               nodeCell: '',
               runMicros: 1,
+              meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
             },
           ],
         },

@@ -55,7 +55,13 @@ class FakeAgents {
     return [...this.held.values()].flat();
   }
   /** The agent answers: its slot frees, the result goes to the cell. */
-  answer(cell: Cell, item: WorkItem, status = ResultStatus.RESULT_STATUS_OK, error = '', meshFailure?: MeshFailure) {
+  answer(
+    cell: Cell,
+    item: WorkItem,
+    status = ResultStatus.RESULT_STATUS_OK,
+    error = '',
+    meshFailure = MeshFailure.MESH_FAILURE_UNSPECIFIED,
+  ) {
     for (const h of this.held.values()) {
       const i = h.indexOf(item);
       if (i >= 0) h.splice(i, 1);

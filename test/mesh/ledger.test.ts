@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Durability, ResultStatus, TaskSpec, TaskState, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
+import {
+  Durability,
+  MeshFailure,
+  ResultStatus,
+  TaskSpec,
+  TaskState,
+  type TaskResult,
+} from '../../src/gen/meshlb/v1/task.js';
 import { isTerminal, Ledger, LocalLedgerLog, type LedgerCommand } from '../../src/mesh/ledger.js';
 
 const spec = (p: Partial<TaskSpec> = {}): TaskSpec => TaskSpec.fromPartial({ kind: 'k', ...p });
@@ -13,6 +20,7 @@ const ok = (id: string, attempt: number): TaskResult => ({
   agentId: 'a',
   nodeCell: '/n',
   runMicros: 1,
+  meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
 });
 const ledger = (retention = 100, defaultMaxAttempts = 3) => new Ledger({ retention, defaultMaxAttempts });
 const accept = (l: Ledger, id: string, s = spec(), atMs = 1) =>

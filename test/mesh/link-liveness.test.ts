@@ -13,7 +13,7 @@ import {
   type OpenRequest,
   type OpenResponse,
 } from '../../src/gen/meshlb/v1/link.js';
-import { ResultStatus, TaskSpec, TaskState, type Dispatch } from '../../src/gen/meshlb/v1/task.js';
+import { MeshFailure, ResultStatus, TaskSpec, TaskState, type Dispatch } from '../../src/gen/meshlb/v1/task.js';
 import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
 import { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
@@ -188,6 +188,7 @@ describe(`link liveness (seed ${SEED})`, () => {
                 agentId: 'x',
                 nodeCell: '/b',
                 runMicros: 1,
+                meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
               },
             ],
           },

@@ -76,6 +76,13 @@ export interface GetCellResponse {
   tasksDeadLettered: number;
   queueDepth: number;
   inFlight: number;
+  /**
+   * Attempts this replica's cell sent on (to children or agents) since this
+   * replica started: it grows while the cell dispatches, so a new leader's
+   * count growing shows dispatch has resumed after a failover. Optional so a
+   * reader can tell "not reported" (a replica that does not count it) from 0.
+   */
+  dispatched?: number | undefined;
 }
 
 export interface ListAgentsRequest {
@@ -705,6 +712,7 @@ function createBaseGetCellResponse(): GetCellResponse {
     tasksDeadLettered: 0,
     queueDepth: 0,
     inFlight: 0,
+    dispatched: undefined,
   };
 }
 
@@ -751,6 +759,9 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     }
     if (message.inFlight !== 0) {
       writer.uint32(112).uint32(message.inFlight);
+    }
+    if (message.dispatched !== undefined) {
+      writer.uint32(120).uint64(message.dispatched);
     }
     return writer;
   },
@@ -880,6 +891,14 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
             message.inFlight = reader.uint32();
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.dispatched = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -946,6 +965,7 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
         : isSet(object.in_flight)
         ? globalThis.Number(object.in_flight)
         : 0,
+      dispatched: isSet(object.dispatched) ? globalThis.Number(object.dispatched) : undefined,
     };
   },
 
@@ -993,6 +1013,9 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     if (message.inFlight !== 0) {
       obj.inFlight = Math.round(message.inFlight);
     }
+    if (message.dispatched !== undefined) {
+      obj.dispatched = Math.round(message.dispatched);
+    }
     return obj;
   },
 
@@ -1017,6 +1040,7 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     message.tasksDeadLettered = object.tasksDeadLettered ?? 0;
     message.queueDepth = object.queueDepth ?? 0;
     message.inFlight = object.inFlight ?? 0;
+    message.dispatched = object.dispatched ?? undefined;
     return message;
   },
 };

@@ -335,9 +335,11 @@ export interface TaskResult {
   runMicros: number;
   /**
    * Set only on results the mesh makes for attempts it lost or bounced (the
-   * error text says the same for people); absent on an agent's own results.
+   * error text says the same for people); UNSPECIFIED on an agent's own
+   * results (a node clears it on what agents send). Not `optional`: older
+   * protoc releases reject proto3 optional, and agents compile this file.
    */
-  meshFailure?: MeshFailure | undefined;
+  meshFailure: MeshFailure;
 }
 
 /** The home cell's record of a task. */
@@ -792,7 +794,7 @@ function createBaseTaskResult(): TaskResult {
     agentId: "",
     nodeCell: "",
     runMicros: 0,
-    meshFailure: undefined,
+    meshFailure: 0,
   };
 }
 
@@ -822,7 +824,7 @@ export const TaskResult: MessageFns<TaskResult> = {
     if (message.runMicros !== 0) {
       writer.uint32(64).uint32(message.runMicros);
     }
-    if (message.meshFailure !== undefined) {
+    if (message.meshFailure !== 0) {
       writer.uint32(72).int32(message.meshFailure);
     }
     return writer;
@@ -955,7 +957,7 @@ export const TaskResult: MessageFns<TaskResult> = {
         ? meshFailureFromJSON(object.meshFailure)
         : isSet(object.mesh_failure)
         ? meshFailureFromJSON(object.mesh_failure)
-        : undefined,
+        : 0,
     };
   },
 
@@ -985,7 +987,7 @@ export const TaskResult: MessageFns<TaskResult> = {
     if (message.runMicros !== 0) {
       obj.runMicros = Math.round(message.runMicros);
     }
-    if (message.meshFailure !== undefined) {
+    if (message.meshFailure !== 0) {
       obj.meshFailure = meshFailureToJSON(message.meshFailure);
     }
     return obj;
@@ -1004,7 +1006,7 @@ export const TaskResult: MessageFns<TaskResult> = {
     message.agentId = object.agentId ?? "";
     message.nodeCell = object.nodeCell ?? "";
     message.runMicros = object.runMicros ?? 0;
-    message.meshFailure = object.meshFailure ?? undefined;
+    message.meshFailure = object.meshFailure ?? 0;
     return message;
   },
 };
