@@ -1,9 +1,10 @@
 // Whole-repository checks that belong in `npm test`: the TypeScript compiles
-// under strict settings, the protos pass `buf lint`, and no test is focused
-// or skipped (a focused test silently drops the rest of the suite).
+// under strict settings, eslint and prettier pass, the protos pass `buf lint`,
+// no test is focused or skipped (a focused test silently drops the rest of the
+// suite), and the docs stand alone (every link resolves inside the repository).
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -32,6 +33,36 @@ describe('repository', () => {
     const r = run(join(root, 'node_modules', '.bin', 'tsc'), ['--noEmit', '-p', 'tsconfig.json']);
     expect(r.output).toBe('');
     expect(r.ok).toBe(true);
+  });
+
+  it('passes npm run lint (eslint)', () => {
+    const r = run(join(root, 'node_modules', '.bin', 'eslint'), ['.']);
+    expect(r.output).toBe('');
+    expect(r.ok).toBe(true);
+  });
+
+  it('is formatted (prettier --check)', () => {
+    const r = run(join(root, 'node_modules', '.bin', 'prettier'), ['--check', '--log-level', 'warn', '.']);
+    expect(r.output).toBe('');
+    expect(r.ok).toBe(true);
+  });
+
+  it('has docs whose links stay inside the repository and exist', () => {
+    const docs = ['README.md', ...readdirSync(join(root, 'docs')).map((f) => join('docs', f))].filter((f) =>
+      f.endsWith('.md'),
+    );
+    const bad: string[] = [];
+    for (const doc of docs) {
+      const text = readFileSync(join(root, doc), 'utf8');
+      if (/\.\.\/shared\b/.test(text)) bad.push(`${doc}: names ../shared`);
+      for (const m of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        const target = m[1]!;
+        if (/^[a-z]+:/.test(target)) continue;
+        const abs = resolve(dirname(join(root, doc)), target);
+        if (!abs.startsWith(root + sep) || !existsSync(abs)) bad.push(`${doc}: link ${target}`);
+      }
+    }
+    expect(bad).toEqual([]);
   });
 
   it('passes buf lint', () => {
