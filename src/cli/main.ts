@@ -44,7 +44,7 @@ function labels(v: string): Array<{ key: string; value: string }> {
   });
 }
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-export const CHAOS = ['kill-leaders', 'kill-agents', 'partition'] as const;
+export const CHAOS = ['kill-leaders', 'kill-agents', 'partition', 'restart', 'pause'] as const;
 
 type Opts = Record<string, unknown>;
 
@@ -268,14 +268,28 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
 
   program
     .command('sim')
-    .description('the topology as separate processes on loopback, with optional chaos')
+    .description(
+      'the topology as separate processes (on loopback, or one network namespace per replica), with seeded chaos',
+    )
     .requiredOption('--topology <file>', 'topology YAML')
     .option('--duration <s>', 'workload duration', num(1), 20)
     .option('--agents-per-node <n>', 'simulated agents per node cell', int(1), 10)
     .option('--rate <r>', 'submissions per second', num(1), 200)
     .option('--tasks <n>', 'tasks to submit (default: rate x duration)', int(1))
     .option('--chaos <list>', `faults to inject: ${CHAOS.join(', ')}`, list(CHAOS), [])
-    .option('--seed <s>', 'random seed', int(0), 1)
+    .addOption(
+      new Option('--kill-tier <tier>', 'kill-leaders at this tier only (default: a random tier each time)').choices([
+        'global',
+        'region',
+        'zone',
+        'node',
+      ]),
+    )
+    .option('--chaos-every <s>', 'mean seconds between chaos events (default: duration/4, 0.5 to 10)', num(0.1))
+    .option('--down <s>', 'how long a fault stays in force (partitions about twice as long)', num(0), 1.5)
+    .option('--netns', 'one network namespace per replica; partitions cut real links (Linux, root)')
+    .option('--keep-data', "keep the replicas' data directories (the path is in the result)")
+    .option('--seed <s>', 'random seed (same seed, same chaos schedule)', int(0), 1)
     .option('--ready-timeout <s>', 'how long to wait for every replica to be SERVING', num(1), 90)
     .option('--json', 'print one JSON summary on stdout')
     .addOption(logLevelOption())
@@ -295,7 +309,14 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
               killLeaders: chaos.includes('kill-leaders'),
               killAgents: chaos.includes('kill-agents'),
               partition: chaos.includes('partition'),
+              restart: chaos.includes('restart'),
+              pause: chaos.includes('pause'),
             },
+            killTier: o.killTier as 'global' | 'region' | 'zone' | 'node' | undefined,
+            chaosEveryS: o.chaosEvery as number | undefined,
+            downMs: (o.down as number) * 1000,
+            netns: o.netns === true,
+            keepData: o.keepData === true,
             seed: o.seed as number,
             json: o.json === true,
             logLevel: o.logLevel as string | undefined,

@@ -1,20 +1,38 @@
-// `meshlb sim`: a topology as separate OS processes on loopback — one
-// `meshlb serve` per replica, one `meshlb agent-sim` per node cell, one
-// bounded `meshlb submit` workload against the root — with optional chaos:
-//   kill-leaders: kill -9 the leader replica of a random cell, restart it later
-//   kill-agents:  kill -9 a random agent-sim process, restart it later
-//   partition:    SIGSTOP a random replica for a while, then SIGCONT. On one
-//                 host that is the closest honest stand-in for a partition:
-//                 its peers see a silent peer whose connections stay open.
-// Every child is torn down at the end, on error, and on SIGINT/SIGTERM.
+// `meshlb sim`: a topology as separate OS processes — one `meshlb serve` per
+// replica (each with its own --data-dir under a temporary root), one `meshlb
+// agent-sim` per node cell, one bounded `meshlb submit` workload against the
+// root's replicas — with seeded chaos beside the workload (sim/chaos.ts plans
+// it, sim/inject.ts runs it, sim/observe.ts measures failovers through
+// AdminService.GetCell, sim/report.ts sums it up).
+//
+// On loopback by default. With `netns`, every replica runs in its own network
+// namespace with its own address (src/cli/netns.ts; the topology is rewritten
+// to those addresses in a temporary file), agent-sims in their node's
+// namespace, and partitions are real blackhole routes. This process and the
+// workload stay in the root namespace, on a link no partition cuts.
+//
+// Every child is torn down at the end, on error, and on SIGINT/SIGTERM; then
+// the namespaces and (unless keepData) the data root are removed.
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { loadTopology } from '../topology/parse.js';
+import { loadTopology, parseTopology } from '../topology/parse.js';
 import { cellSlug } from '../topology/paths.js';
-import type { CellSpec, Topology } from '../topology/types.js';
+import type { CellSpec, Tier, Topology } from '../topology/types.js';
+import { seededRandom } from '../util/rng.js';
 import { checkHealth } from './health-check.js';
+import { NetnsLab, probeNetns, type NetnsProbe } from './netns.js';
 import { Supervisor } from './supervisor.js';
+import { chaosSchedule, type ChaosKind } from './sim/chaos.js';
+import { runChaos, type ChaosEvent, type ChaosOutcome } from './sim/inject.js';
+import { memberOf, netnsMembers, netnsTopologyYaml } from './sim/netns-topology.js';
+import { Observer } from './sim/observe.js';
+import { accountTasks, failoverByTier, type AgentSimReport, type HomeCounters } from './sim/report.js';
+import { formatSimResult, type SimResult } from './sim/result.js';
+
+export { seededRandom };
+export type { ChaosEvent, SimResult };
 
 export interface SimOptions {
   topologyFile: string;
@@ -23,7 +41,15 @@ export interface SimOptions {
   rate: number;
   /** Tasks to submit; default rate x duration. */
   tasks?: number;
-  chaos: { killLeaders: boolean; killAgents: boolean; partition: boolean };
+  chaos: { killLeaders: boolean; killAgents: boolean; partition: boolean; restart?: boolean; pause?: boolean };
+  /** kill-leaders at this tier only (default: a random tier each time). */
+  killTier?: Tier;
+  /** Mean seconds between chaos events (default a quarter of the duration, 0.5 to 10 s). */
+  chaosEveryS?: number;
+  /** One network namespace per replica; partitions cut real links (Linux, root). */
+  netns?: boolean;
+  /** Keep the replicas' data root at the end (its path is in the result). */
+  keepData?: boolean;
   seed: number;
   json: boolean;
   logLevel?: string;
@@ -31,66 +57,31 @@ export interface SimOptions {
   bin?: string;
   /** How long to wait for every replica to be SERVING (default 90 s: 30 processes starting on 2 cores take a while). */
   readyTimeoutMs?: number;
-  /** How long a killed or paused process stays down (default 1.5 s). */
+  /** Base time a killed or paused process stays down (default 1.5 s; a partition holds about twice that). */
   downMs?: number;
   /** Where progress lines go (default stderr). */
   progress?: (line: string) => void;
   /** Forward child output to progress (default only when logLevel is set). */
   childOutput?: boolean;
+  /** How --netns finds out whether it can run (tests replace it). */
+  probeNetns?: () => NetnsProbe;
 }
 
-export interface ChaosEvent {
-  atMs: number;
-  kind: 'kill-leader' | 'kill-agents' | 'partition';
-  target: string;
-  downMs: number;
-}
-
-export interface SimResult {
-  topology: string;
-  replicas: number;
-  agent_processes: number;
-  agents: number;
-  chaos: ChaosEvent[];
-  restarts: number;
-  unexpected_exits: Array<{ name: string; code: number }>;
-  submit_exit_code: number;
-  /** Accepted tasks with no terminal state at the end (submit's `unfinished`). */
-  lost: number;
-  submit: Record<string, unknown> | null;
-  duration_s: number;
-  ok: boolean;
-}
-
-import { seededRandom } from '../util/rng.js';
-
-export { seededRandom };
-
-const replicaProc = (cell: CellSpec, n: number) => `replica ${cell.path}#${n}`;
-const agentProc = (cell: CellSpec) => `agents ${cell.path}`;
+const replicaProc = (cell: string, n: number) => `replica ${cell}#${n}`;
+const agentProc = (cell: string) => `agents ${cell}`;
 
 function defaultBin(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'meshlb.js');
 }
 
-/** The leader replica of a cell per AdminService.GetCell; the first replica if nobody says. */
-async function findLeader(cell: CellSpec): Promise<number> {
-  if (cell.replicas.length === 1) return 1;
-  const { AdminServiceClient } = await import('../gen/meshlb/v1/admin.js');
-  for (const r of cell.replicas) {
-    const client = new AdminServiceClient(r.address, grpc.credentials.createInsecure());
-    try {
-      const leader = await new Promise<boolean>((res) =>
-        client.getCell({ path: '' }, new grpc.Metadata(), { deadline: Date.now() + 1000 }, (err, v) =>
-          res(!err && v.leader),
-        ),
-      );
-      if (leader) return r.replica;
-    } finally {
-      client.close();
-    }
-  }
-  return 1;
+function chaosKinds(c: SimOptions['chaos']): ChaosKind[] {
+  return [
+    ...(c.killLeaders ? (['kill-leader'] as const) : []),
+    ...(c.killAgents ? (['kill-agents'] as const) : []),
+    ...(c.partition ? (['partition'] as const) : []),
+    ...(c.restart ? (['restart'] as const) : []),
+    ...(c.pause ? (['pause'] as const) : []),
+  ];
 }
 
 async function untilDeadline(
@@ -110,40 +101,43 @@ async function untilDeadline(
   throw new Error('interrupted');
 }
 
-const sleep = (ms: number, abort: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      abort.removeEventListener('abort', done);
-      resolve();
-    }
-    abort.addEventListener('abort', done);
-  });
-
-/** `meshlb sim`: run, print the result (JSON on stdout with --json), exit 0 if nothing was lost. */
-export async function runSim(o: SimOptions): Promise<number> {
-  const { result } = await simulate(o);
-  const say = o.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
-  if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else {
-    say(
-      `sim: ${result.ok ? 'ok' : 'FAILED'} in ${result.duration_s.toFixed(1)} s; submit exit ${result.submit_exit_code}; ` +
-        `${result.chaos.length} chaos events, ${result.restarts} restarts` +
-        (result.submit ? `; ${JSON.stringify(result.submit)}` : '; no submit result'),
-    );
+/** The last JSON object a process printed on stdout, if any. */
+function lastJson(stdout: string): Record<string, unknown> | null {
+  const line = stdout
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.trim().startsWith('{'));
+  if (!line) return null;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return null;
   }
+}
+
+/** `meshlb sim`: run, print the result (JSON on stdout with --json); exit 0 if ok, 1 if not, 2 if --netns cannot run. */
+export async function runSim(o: SimOptions): Promise<number> {
+  const say = o.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (o.netns) {
+    const p = (o.probeNetns ?? probeNetns)();
+    if (!p.ok) {
+      say(`meshlb sim: --netns cannot run here: ${p.reason} (run as root on Linux with iproute2, or drop --netns)`);
+      return 2;
+    }
+  }
+  const { result } = await simulate(o);
+  if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else for (const line of formatSimResult(result)) say(line);
   return result.ok ? 0 : 1;
 }
 
 /** Run the simulation; also returns every pid spawned (all gone when this resolves). */
 export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids: number[] }> {
-  const t: Topology = loadTopology(o.topologyFile);
+  const declared: Topology = loadTopology(o.topologyFile);
   const started = Date.now();
   const say = o.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const bin = o.bin ?? defaultBin();
-  const topologyFile = resolve(o.topologyFile);
-  const rnd = seededRandom(o.seed);
   const abort = new AbortController();
   const unexpected: Array<{ name: string; code: number }> = [];
   const showChildren = o.childOutput ?? o.logLevel !== undefined;
@@ -160,34 +154,46 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
     say(`sim: ${sig}, stopping every process`);
     abort.abort();
   });
-  const chaos: ChaosEvent[] = [];
-  let restarts = 0;
+  const dataRoot = mkdtempSync(join(tmpdir(), `meshlb-sim-${declared.name}-`));
+  const observer = new Observer();
+  const members = netnsMembers(declared);
+  const out: ChaosOutcome = { events: [], failovers: [], restarts: 0 };
+  let lab: NetnsLab | undefined;
+  let t = declared;
   let submitCode = -1;
   let submit: Record<string, unknown> | null = null;
-  const replicas = t.cells.flatMap((c) => c.replicas.map((r) => ({ cell: c, r })));
-  const nodes = t.cells.filter((c) => c.tier === 'node');
+  let home: HomeCounters | undefined;
+  const agentSims: AgentSimReport[] = [];
+  const replicas = declared.cells.flatMap((c) => c.replicas.map((r) => ({ cell: c, r })));
+  const nodes = declared.cells.filter((c) => c.tier === 'node');
   try {
+    // 0. with --netns: the lab and the topology at its addresses
+    let topologyFile = resolve(o.topologyFile);
+    if (o.netns) {
+      lab = NetnsLab.create([...members.values()], { handleSignals: false });
+      const yaml = netnsTopologyYaml(declared, (c, r) => lab!.member(memberOf(members, c.path, r.replica)).ip);
+      topologyFile = join(dataRoot, 'topology.yaml');
+      writeFileSync(topologyFile, yaml);
+      t = parseTopology(yaml, topologyFile);
+      say(`sim: network namespaces ${lab.id}-*, subnet ${lab.subnet}.0/24; topology for the run in ${topologyFile}`);
+    }
+    const inNs = (cell: string, replica: number, args: string[]) => {
+      if (!lab) return { command: node, args };
+      const x = lab.execPrefix(memberOf(members, cell, replica));
+      return { command: x.command, args: [...x.args, node, ...args] };
+    };
     // 1. every replica, then wait for all of them to be SERVING
     for (const { cell, r } of replicas) {
+      const dataDir = join(dataRoot, `${cellSlug(cell.path)}-${r.replica}`);
+      const args = [bin, 'serve', '--topology', topologyFile, '--cell', cell.path, '--replica', String(r.replica)];
       sup.start({
-        name: replicaProc(cell, r.replica),
-        command: node,
-        args: [
-          bin,
-          'serve',
-          '--topology',
-          topologyFile,
-          '--cell',
-          cell.path,
-          '--replica',
-          String(r.replica),
-          '--data-dir',
-          join('.data', 'sim', t.name, `${cellSlug(cell.path)}-${r.replica}`),
-        ],
+        name: replicaProc(cell.path, r.replica),
+        ...inNs(cell.path, r.replica, [...args, '--data-dir', dataDir]),
         env,
       });
     }
-    say(`sim: started ${replicas.length} replicas of ${t.name}; waiting for health`);
+    const runReplicas = t.cells.flatMap((c) => c.replicas);
+    say(`sim: started ${replicas.length} replicas of ${t.name} (data in ${dataRoot}); waiting for health`);
     let notServing: string[] = [];
     await untilDeadline(
       'every replica SERVING',
@@ -195,8 +201,8 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
       async () => {
         if (unexpected.length)
           throw new Error(`${unexpected[0]!.name} exited with ${unexpected[0]!.code} before the mesh was up`);
-        const statuses = await Promise.all(replicas.map(({ r }) => checkHealth(r.address, '', 1000)));
-        notServing = replicas.flatMap(({ r }, i) =>
+        const statuses = await Promise.all(runReplicas.map((r) => checkHealth(r.address, '', 1000)));
+        notServing = runReplicas.flatMap((r, i) =>
           statuses[i] === 'SERVING' ? [] : [`${r.id} ${r.address}: ${statuses[i]}`],
         );
         return notServing.length === 0;
@@ -204,128 +210,117 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
       abort.signal,
       () => notServing.join('; '),
     );
-    // 2. agents, one agent-sim per node cell
-    const agentSpec = (cell: CellSpec) => ({
-      name: agentProc(cell),
-      command: node,
-      args: [
-        bin,
-        'agent-sim',
-        '--address',
-        cell.replicas[0]!.address,
-        '--agents',
-        String(o.agentsPerNode),
-        '--id-prefix',
-        cellSlug(cell.path),
-        '--seed',
-        String(o.seed),
-      ],
-      env,
-    });
-    for (const cell of nodes) sup.start(agentSpec(cell));
+    // 2. agents: one agent-sim per node cell, in the node's namespace; --json for its final counts
+    const addresses = (c: CellSpec) => t.byPath.get(c.path)!.replicas.map((r) => r.address);
+    for (const cell of nodes) {
+      const args = [bin, 'agent-sim', '--address', addresses(cell).join(','), '--agents', String(o.agentsPerNode)];
+      sup.start({
+        name: agentProc(cell.path),
+        ...inNs(cell.path, 1, [...args, '--id-prefix', cellSlug(cell.path), '--seed', String(o.seed), '--json']),
+        env,
+        captureStdout: true,
+      });
+    }
     say(`sim: ${nodes.length} agent-sim processes x ${o.agentsPerNode} agents`);
-    // 3. the workload, with chaos beside it
+    // 3. the workload (from this namespace, to every root replica), with chaos beside it
     const tasks = o.tasks ?? Math.max(1, Math.round(o.rate * o.durationS));
     const root = t.byPath.get('/') ?? t.cells[0]!;
+    const submitArgs = ['--address', addresses(root).join(','), '--tasks', String(tasks), '--rate', String(o.rate)];
     const submitProc = sup.start({
       name: 'submit',
       command: node,
-      args: [
-        bin,
-        'submit',
-        '--address',
-        root.replicas[0]!.address,
-        '--tasks',
-        String(tasks),
-        '--rate',
-        String(o.rate),
-        '--seed',
-        String(o.seed),
-        '--json',
-      ],
+      args: [bin, 'submit', ...submitArgs, '--seed', String(o.seed), '--json'],
       env,
       captureStdout: true,
       job: true,
     });
-    say(`sim: submitting ${tasks} tasks at ${o.rate}/s`);
-    const downMs = o.downMs ?? 1500;
-    const kinds: ChaosEvent['kind'][] = [
-      ...(o.chaos.killLeaders ? (['kill-leader'] as const) : []),
-      ...(o.chaos.killAgents ? (['kill-agents'] as const) : []),
-      ...(o.chaos.partition ? (['partition'] as const) : []),
-    ];
-    const chaosLoop = (async () => {
-      if (!kinds.length) return;
-      const every = Math.max(500, (o.durationS * 1000) / 4);
-      let i = 0;
-      while (!abort.signal.aborted && submitProc.running) {
-        await sleep(every, abort.signal);
-        if (abort.signal.aborted || !submitProc.running) return;
-        const kind = kinds[i++ % kinds.length]!;
-        let target: string;
-        if (kind === 'kill-agents') {
-          if (!nodes.length) continue;
-          target = agentProc(nodes[Math.floor(rnd() * nodes.length)]!);
-          await sup.kill(target);
-        } else {
-          // non-root cells for single-replica roots, so the workload's entry point stays up
-          const pool = t.cells.filter((c) => c.replicas.length > 1 || c.path !== root.path);
-          const cell = pool[Math.floor(rnd() * pool.length)]!;
-          const n =
-            kind === 'kill-leader'
-              ? await findLeader(cell)
-              : cell.replicas[Math.floor(rnd() * cell.replicas.length)]!.replica;
-          target = replicaProc(cell, n);
-          if (kind === 'kill-leader') await sup.kill(target);
-          else sup.pause(target);
-        }
-        chaos.push({ atMs: Date.now() - started, kind, target, downMs });
-        say(`sim: chaos ${kind} ${target} for ${downMs} ms`);
-        await sleep(downMs, abort.signal);
-        if (kind === 'partition') sup.resume(target);
-        else if (!sup.get(target).running) {
-          sup.restart(target);
-          restarts++;
-        }
-      }
-    })();
+    const workloadAt = Date.now();
+    say(`sim: submitting ${tasks} tasks at ${o.rate}/s (seed ${o.seed})`);
+    const stopChaos = new AbortController();
+    abort.signal.addEventListener('abort', () => stopChaos.abort());
+    const durationMs = o.durationS * 1000;
+    const schedule = chaosSchedule({
+      seed: o.seed,
+      kinds: chaosKinds(o.chaos),
+      cells: t.cells.map((c) => ({ path: c.path, tier: c.tier, replicas: c.replicas.length })),
+      entry: root.path,
+      killTier: o.killTier,
+      everyMs: o.chaosEveryS ? o.chaosEveryS * 1000 : Math.min(10_000, Math.max(500, durationMs / 4)),
+      downMs: o.downMs ?? 1500,
+    });
+    const ctx = {
+      sup,
+      observer,
+      topology: t,
+      lab,
+      member: (cell: string, replica: number) => memberOf(members, cell, replica),
+      replicaProc,
+      agentProc,
+      say,
+      startedAt: started,
+      workloadAt,
+    };
+    const chaosLoop = runChaos(ctx, schedule, stopChaos.signal, out);
     const aborted = new Promise<number>((r) => abort.signal.addEventListener('abort', () => r(-2)));
     submitCode = await Promise.race([submitProc.exited, aborted]);
-    abort.abort(); // ends the chaos loop
+    stopChaos.abort();
     await chaosLoop;
-    const lastJson = submitProc.stdout
-      .trim()
-      .split('\n')
-      .reverse()
-      .find((l) => l.trim().startsWith('{'));
-    if (lastJson) {
-      try {
-        submit = JSON.parse(lastJson) as Record<string, unknown>;
-      } catch {
-        submit = null;
-      }
-    }
+    submit = lastJson(submitProc.stdout);
+    // 4. what the home recorded, then the agents' own counts (they print them when asked to stop)
+    if (!abort.signal.aborted) home = await observer.homeCounters(root);
+    await Promise.all(
+      nodes.map(async (cell) => {
+        const name = agentProc(cell.path);
+        const p = sup.get(name);
+        await sup.stop(name, 8000);
+        const final = lastJson(p.stdout);
+        const started = typeof final?.started === 'number' ? final.started : undefined;
+        agentSims.push({ name, starts: p.starts, ...(started === undefined ? {} : { started }) });
+      }),
+    );
   } catch (err) {
     say(`sim: ${(err as Error).message}`);
   } finally {
     await sup.stopAll();
+    observer.close();
+    await lab?.close();
+    if (!o.keepData) rmSync(dataRoot, { recursive: true, force: true });
   }
-  // submit reports `unfinished` (accepted, no terminal state by the end of its wait); `lost` if it ever says so.
-  const num = (k: string) => (typeof submit?.[k] === 'number' ? (submit[k] as number) : 0);
-  const lost = Math.max(num('lost'), num('unfinished'));
+  agentSims.sort((a, b) => a.name.localeCompare(b.name));
+  const account = accountTasks(submit, agentSims, home);
+  const problems: string[] = [];
+  if (submitCode !== 0) problems.push(`submit exited with ${submitCode}`);
+  if (!submit) problems.push('no submit result');
+  if (account.lost > 0) problems.push(`${account.lost} acknowledged tasks lost`);
+  if (account.recorded_twice !== 0)
+    problems.push(
+      account.recorded_twice === 'n/a'
+        ? `recorded-twice unknown: ${account.why_na.recorded_twice}`
+        : `${account.recorded_twice} outcomes recorded twice`,
+    );
+  for (const u of unexpected) problems.push(`${u.name} exited unexpectedly with ${u.code}`);
   const result: SimResult = {
     topology: t.name,
+    seed: o.seed,
+    partition_mode: lab ? 'netns' : 'sigstop',
+    netns: lab?.id ?? null,
     replicas: replicas.length,
     agent_processes: nodes.length,
     agents: nodes.length * o.agentsPerNode,
-    chaos,
-    restarts,
+    chaos: out.events,
+    restarts: out.restarts,
+    failover: failoverByTier(out.failovers, observer.dispatchedReported),
+    ...account,
     unexpected_exits: unexpected,
     submit_exit_code: submitCode,
-    lost,
     submit,
+    agent_sims: agentSims,
+    home: home ?? null,
+    data_dir: dataRoot,
+    data_kept: o.keepData === true,
     duration_s: (Date.now() - started) / 1000,
-    ok: submitCode === 0 && submit !== null && lost === 0,
+    ok: problems.length === 0,
+    problems,
   };
   return { result, pids: [...sup.everPids] };
 }

@@ -158,6 +158,29 @@ export class Supervisor {
     }
   }
 
+  /**
+   * SIGTERM one process (SIGKILL after graceMs) and wait for it: for children
+   * that print a final report when asked to stop, before the rest go down.
+   */
+  async stop(name: string, graceMs = 3000): Promise<number | undefined> {
+    const p = this.get(name);
+    if (!p.running) return undefined;
+    this.expectedExit.add(p.child);
+    if (p.paused) this.resume(name);
+    p.child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([
+      p.exited,
+      new Promise<undefined>((r) => {
+        timer = setTimeout(() => r(undefined), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (code !== undefined) return code;
+    p.child.kill('SIGKILL');
+    return p.exited;
+  }
+
   /** SIGTERM everything, SIGKILL what is left after graceMs; resolves when all have exited. */
   async stopAll(graceMs = 3000): Promise<void> {
     this.stopping = true;

@@ -53,7 +53,7 @@ describe('meshlb CLI', () => {
       [['serve', '--cell', '/'], /required option '--topology <file>'/],
       [
         ['sim', '--topology', example, '--chaos', 'meteor'],
-        /unknown meteor \(allowed: kill-leaders, kill-agents, partition\)/,
+        /unknown meteor \(allowed: kill-leaders, kill-agents, partition, restart, pause\)/,
       ],
       [['agent-sim', '--address', 'x:1', '--labels', 'novalue'], /"novalue" is not key=value/],
       [['serve', '--topology', example, '--cell', '/', '--log-level', 'loud'], /--log-level.*Allowed choices/],

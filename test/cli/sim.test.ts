@@ -35,6 +35,7 @@ cells:
 describe('meshlb sim (with a fake meshlb)', () => {
   it('runs the topology as processes, injects chaos, collects the result and leaves nothing running', async () => {
     const lines: string[] = [];
+    process.env.FAKE_HOME_TASKS = '300'; // what the fake root's GetCell reports as accepted and completed
     const { result, pids } = await simulate({
       topologyFile: await topologyFile(),
       durationS: 2,
@@ -47,7 +48,7 @@ describe('meshlb sim (with a fake meshlb)', () => {
       bin: fake,
       downMs: 200,
       progress: (l) => lines.push(l),
-    });
+    }).finally(() => delete process.env.FAKE_HOME_TASKS);
     expect(result.ok, lines.join('\n')).toBe(true);
     expect(result.replicas).toBe(7);
     expect(result.agent_processes).toBe(2);
