@@ -139,13 +139,15 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
   const say = o.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const bin = o.bin ?? defaultBin();
   const abort = new AbortController();
-  const unexpected: Array<{ name: string; code: number }> = [];
+  const unexpected: Array<{ name: string; code: number; last: string }> = [];
   const showChildren = o.childOutput ?? o.logLevel !== undefined;
   const sup = new Supervisor({
     onOutput: showChildren ? (name, line) => say(`[${name}] ${line}`) : undefined,
     onUnexpectedExit: (name, code) => {
-      unexpected.push({ name, code });
-      say(`sim: ${name} exited unexpectedly with ${code}`);
+      // Its last words say why (e.g. a stack trace's first line), even when child output is not shown.
+      const last = [...sup.get(name).tail].reverse().find((l) => l.trim() !== '') ?? '';
+      unexpected.push({ name, code, last });
+      say(`sim: ${name} exited unexpectedly with ${code}${last ? `: ${last}` : ''}`);
     },
   });
   const env = { ...process.env, ...(o.logLevel ? { MESHLB_LOG_LEVEL: o.logLevel } : {}) };
@@ -298,7 +300,8 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
         ? `recorded-twice unknown: ${account.why_na.recorded_twice}`
         : `${account.recorded_twice} outcomes recorded twice`,
     );
-  for (const u of unexpected) problems.push(`${u.name} exited unexpectedly with ${u.code}`);
+  for (const u of unexpected)
+    problems.push(`${u.name} exited unexpectedly with ${u.code}${u.last ? `: ${u.last}` : ''}`);
   const result: SimResult = {
     topology: t.name,
     seed: o.seed,

@@ -23,6 +23,8 @@ export interface Proc {
   /** Starts counted from 1; restarts add one. */
   starts: number;
   stdout: string;
+  /** The last lines of the current incarnation's output (not captured stdout), to say why it died. */
+  tail: string[];
   /** Resolves with the exit code (or 128+signal) of the current incarnation. */
   exited: Promise<number>;
   running: boolean;
@@ -36,6 +38,7 @@ export interface SupervisorOptions {
   onUnexpectedExit?: (name: string, code: number) => void;
 }
 
+const TAIL_LINES = 20;
 const SIGNAL_CODES: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 export class Supervisor {
@@ -70,7 +73,8 @@ export class Supervisor {
     if (this.stopping) throw new Error('supervisor is stopping');
     if (this.procs.get(spec.name)?.running) throw new Error(`${spec.name} is already running`);
     const prev = this.procs.get(spec.name);
-    const proc: Proc = prev ?? ({ spec, starts: 0, stdout: '', running: false, paused: false } as Proc);
+    const proc: Proc =
+      prev ?? ({ spec, starts: 0, stdout: '', tail: [] as string[], running: false, paused: false } as Proc);
     this.launch(proc);
     this.procs.set(spec.name, proc);
     return proc;
@@ -89,6 +93,12 @@ export class Supervisor {
     proc.running = true;
     proc.paused = false;
     proc.stdout = '';
+    proc.tail = [];
+    const line = (l: string) => {
+      proc.tail.push(l);
+      if (proc.tail.length > TAIL_LINES) proc.tail.shift();
+      this.opts.onOutput?.(spec.name, l);
+    };
     const lines = (stream: NodeJS.ReadableStream, capture: boolean) => {
       let buf = '';
       stream.setEncoding('utf8');
@@ -100,24 +110,28 @@ export class Supervisor {
         buf += chunk;
         let i: number;
         while ((i = buf.indexOf('\n')) >= 0) {
-          this.opts.onOutput?.(spec.name, buf.slice(0, i));
+          line(buf.slice(0, i));
           buf = buf.slice(i + 1);
         }
       });
       stream.on('end', () => {
-        if (buf) this.opts.onOutput?.(spec.name, buf);
+        if (buf) line(buf);
       });
     };
     lines(child.stdout!, spec.captureStdout === true);
     lines(child.stderr!, false);
     proc.exited = new Promise<number>((resolve) => {
+      let finished = false;
       const done = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (finished) return; // a failed spawn reports 'error' and may still 'close'
+        finished = true;
         proc.running = false;
         const c = code ?? 128 + (signal ? (SIGNAL_CODES[signal] ?? 0) : 0);
         if (!this.expectedExit.delete(child) && !spec.job) this.opts.onUnexpectedExit?.(spec.name, c);
         resolve(c);
       };
-      child.once('exit', done);
+      // 'close', not 'exit': by then its output is all read (the submit job's JSON, a dying replica's last words).
+      child.once('close', done);
       child.once('error', (err) => {
         this.opts.onOutput?.(spec.name, `spawn failed: ${err.message}`);
         if (child.exitCode === null && child.pid === undefined) done(127, null);

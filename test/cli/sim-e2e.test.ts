@@ -47,6 +47,10 @@ cells:
     expect(result.submit?.completed, why).toBe(300);
     expect(result.chaos.length, why).toBeGreaterThanOrEqual(1);
     expect(result.restarts, why).toBe(result.chaos.length);
+    expect(result.partition_mode, why).toBe('sigstop');
+    expect(result.acknowledged, why).toBe(300);
+    expect(result.recorded_twice, why).toBe(0);
+    expect(result.home, why).toEqual({ accepted: 300, completed: 300, failed: 0, deadLettered: 0 });
     expect(result.unexpected_exits, why).toEqual([]);
     for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
   });

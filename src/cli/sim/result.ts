@@ -34,7 +34,8 @@ export interface SimResult {
   duplicate_executions: Count;
   recorded_twice: Count;
   why_na: Record<string, string>;
-  unexpected_exits: Array<{ name: string; code: number }>;
+  /** Processes that exited on their own, with their last line of output. */
+  unexpected_exits: Array<{ name: string; code: number; last: string }>;
   submit_exit_code: number;
   submit: Record<string, unknown> | null;
   agent_sims: AgentSimReport[];
