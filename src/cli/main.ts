@@ -96,7 +96,10 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .requiredOption('--topology <file>', 'topology YAML')
     .requiredOption('--cell <path>', 'cell path, e.g. / or /eu/west-1a/n1')
     .option('--replica <n>', 'replica number (1-based)', int(1, 5), 1)
-    .option('--data-dir <dir>', 'where this replica keeps its state (default: topology defaults.dataDir)')
+    .option(
+      '--data-dir <dir>',
+      "this replica's own directory for its Raft log and snapshots (default: <topology defaults.dataDir>/<cell>-<replica>)",
+    )
     .option('--listen <host>', 'bind host, overriding the topology address host (e.g. 0.0.0.0 in containers)')
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
     .option('--metrics-host <host>', 'bind host for /metrics', '127.0.0.1')
@@ -286,7 +289,12 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       ]),
     )
     .option('--chaos-every <s>', 'mean seconds between chaos events (default: duration/4, 0.5 to 10)', num(0.1))
-    .option('--down <s>', 'how long a fault stays in force (partitions about twice as long)', num(0), 1.5)
+    .option(
+      '--down <s>',
+      'how long a fault stays in force (a partition: twice this or the link timeout, whichever is longer)',
+      num(0),
+      1.5,
+    )
     .option('--netns', 'one network namespace per replica; partitions cut real links (Linux, root)')
     .option('--keep-data', "keep the replicas' data directories (the path is in the result)")
     .option('--seed <s>', 'random seed (same seed, same chaos schedule)', int(0), 1)

@@ -249,6 +249,7 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
       killTier: o.killTier,
       everyMs: o.chaosEveryS ? o.chaosEveryS * 1000 : Math.min(10_000, Math.max(500, durationMs / 4)),
       downMs: o.downMs ?? 1500,
+      linkTimeoutMs: t.defaults.linkTimeoutMs,
     });
     const ctx = {
       sup,

@@ -65,6 +65,17 @@ describe('chaos schedule', () => {
     expect(new Set(events.filter((e) => e.kind === 'kill-leader').map((e) => e.tier))).toEqual(new Set(TIERS));
   });
 
+  it('holds a partition past twice the link timeout when that is longer, so both ends notice the cut', () => {
+    const long = planChaos(input({ linkTimeoutMs: 4000 }), 50);
+    const base = planChaos(input(), 50);
+    long.forEach((e, i) => {
+      if (e.kind !== 'partition') return expect(e).toEqual(base[i]);
+      expect(e.holdMs).toBeGreaterThanOrEqual(6000);
+      expect(e.holdMs).toBeLessThanOrEqual(10000);
+    });
+    expect(planChaos(input({ linkTimeoutMs: 500 }), 50)).toEqual(base);
+  });
+
   it('kill-leaders at a chosen tier hits only that tier', () => {
     for (const tier of TIERS) {
       const kills = planChaos(input({ kinds: ['kill-leader'], killTier: tier }), 30);

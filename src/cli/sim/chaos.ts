@@ -33,6 +33,8 @@ export interface ChaosPlanInput {
   everyMs: number;
   /** Base time a fault stays in force (killed, paused, cut). */
   downMs: number;
+  /** The topology's linkTimeoutMs: a cut is held at least about twice this, so both ends notice it. */
+  linkTimeoutMs?: number;
 }
 
 export interface PlannedChaos {
@@ -93,8 +95,9 @@ export function* chaosSchedule(input: ChaosPlanInput): Generator<PlannedChaos, v
       }
       const cell = pick(cells);
       const replica = kind === 'kill-leader' || kind === 'kill-agents' ? 0 : 1 + Math.floor(rnd() * cell.replicas);
-      // A cut is held past a couple of link timeouts' worth so both ends notice; a restart holds nothing.
-      const holdMs = kind === 'restart' ? 0 : span(kind === 'partition' ? input.downMs * 2 : input.downMs);
+      // A cut is held past a couple of link timeouts so both ends notice; a restart holds nothing.
+      const cutMs = Math.max(input.downMs, input.linkTimeoutMs ?? 0) * 2;
+      const holdMs = kind === 'restart' ? 0 : span(kind === 'partition' ? cutMs : input.downMs);
       yield { seq: seq++, atMs, kind, tier: cell.tier, cell: cell.path, replica, holdMs };
     }
   }

@@ -141,20 +141,29 @@ export class Observer {
     return undefined;
   }
 
-  /** The counters of the replica leading the home cell (highest term, then most accepted), if one answers. */
-  async homeCounters(cell: CellSpec): Promise<HomeCounters | undefined> {
-    const leaders = (await this.askAll(cell, 2000)).filter((a) => a.res.leader);
-    leaders.sort(
-      (a, b) => Number(b.res.term) - Number(a.res.term) || Number(b.res.tasksAccepted) - Number(a.res.tasksAccepted),
-    );
-    const r = leaders[0]?.res;
-    if (!r) return undefined;
-    return {
-      accepted: Number(r.tasksAccepted),
-      completed: Number(r.tasksCompleted),
-      failed: Number(r.tasksFailed),
-      deadLettered: Number(r.tasksDeadLettered),
-    };
+  /**
+   * The counters of the replica leading the home cell (highest term, then most
+   * accepted), waiting up to boundMs for one to answer as leader (an election
+   * may be under way after a late kill).
+   */
+  async homeCounters(cell: CellSpec, boundMs = 10_000): Promise<HomeCounters | undefined> {
+    const end = Date.now() + boundMs;
+    for (;;) {
+      const leaders = (await this.askAll(cell, 2000)).filter((a) => a.res.leader);
+      leaders.sort(
+        (a, b) => Number(b.res.term) - Number(a.res.term) || Number(b.res.tasksAccepted) - Number(a.res.tasksAccepted),
+      );
+      const r = leaders[0]?.res;
+      if (r)
+        return {
+          accepted: Number(r.tasksAccepted),
+          completed: Number(r.tasksCompleted),
+          failed: Number(r.tasksFailed),
+          deadLettered: Number(r.tasksDeadLettered),
+        };
+      if (Date.now() > end) return undefined;
+      await pause(200);
+    }
   }
 
   close(): void {
