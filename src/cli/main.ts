@@ -291,7 +291,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--chaos-every <s>', 'mean seconds between chaos events (default: duration/4, 0.5 to 10)', num(0.1))
     .option(
       '--down <s>',
-      'how long a fault stays in force (a partition: twice this or the link timeout, whichever is longer)',
+      'how long a fault stays in force (a partition twice this; with --netns at least twice the link timeout)',
       num(0),
       1.5,
     )

@@ -249,7 +249,8 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
       killTier: o.killTier,
       everyMs: o.chaosEveryS ? o.chaosEveryS * 1000 : Math.min(10_000, Math.max(500, durationMs / 4)),
       downMs: o.downMs ?? 1500,
-      linkTimeoutMs: t.defaults.linkTimeoutMs,
+      // A real cut is held until both ends must have seen it; a SIGSTOP stand-in keeps the plain hold.
+      linkTimeoutMs: lab ? t.defaults.linkTimeoutMs : undefined,
     });
     const ctx = {
       sup,
