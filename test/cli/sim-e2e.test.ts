@@ -2,7 +2,7 @@
 // loopback, agents and a replica killed -9 and restarted mid-workload; every
 // accepted task still completes, and no process is left behind.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulate } from '../../src/cli/sim.js';
@@ -40,7 +40,7 @@ cells:
       seed: 2,
       json: false,
       progress: (l) => lines.push(l),
-    });
+    }).finally(() => rmSync(dir, { recursive: true, force: true }));
     const why = `seed 2\n${lines.join('\n')}\n${JSON.stringify(result)}`;
     expect(result.ok, why).toBe(true);
     expect(result.lost, why).toBe(0);

@@ -1,8 +1,8 @@
 // runSim's orchestration against a fake meshlb (real processes, real gRPC
 // health checks): health wait, agents, the workload, chaos with restarts, the
 // result, and teardown with no process left behind.
-import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,8 @@ import { seededRandom, simulate } from '../../src/cli/sim.js';
 import { alive, freePort } from '../helpers/process.js';
 
 const fake = fileURLToPath(new URL('./fixtures/fake-meshlb.mjs', import.meta.url));
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 async function topologyFile(): Promise<string> {
   const a = async () => `127.0.0.1:${await freePort()}`;
@@ -27,7 +29,9 @@ cells:
             - { name: n1, replicas: [{ address: "${await a()}" }] }
             - { name: n2, replicas: [{ address: "${await a()}" }] }
 `;
-  const f = join(mkdtempSync(join(tmpdir(), 'meshlb-sim-')), 'topology.yaml');
+  const dir = mkdtempSync(join(tmpdir(), 'meshlb-sim-'));
+  dirs.push(dir);
+  const f = join(dir, 'topology.yaml');
   writeFileSync(f, yaml);
   return f;
 }
