@@ -40,6 +40,8 @@ export interface ReplicaServerOptions {
   initiallyServing?: boolean;
   /** Serve reflection (default true). */
   reflection?: boolean;
+  /** Add services that register themselves on the server (the Raft stream), before it binds. */
+  register?: (server: grpc.Server) => void;
 }
 
 export interface ReplicaServer {
@@ -91,6 +93,7 @@ export async function startReplicaServer(o: ReplicaServerOptions): Promise<Repli
     server.addService(s.definition, s.implementation);
     health.setServing(serviceNameOf(s.definition), serving);
   }
+  o.register?.(server);
   health.addToServer(server);
   if (o.reflection ?? true) {
     for (const r of reflectionServices()) server.addService(r.definition, r.implementation);

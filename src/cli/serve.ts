@@ -2,7 +2,9 @@
 // any cell, for multi-process runs. SIGTERM/SIGINT drain it: it stops taking
 // work (summaries report no free slots, new dispatches are refused), waits a
 // bounded time for what it holds to finish, then closes its links and server.
+import { join } from 'node:path';
 import { loadTopology, findReplica } from '../topology/parse.js';
+import { cellSlug } from '../topology/paths.js';
 import { logger } from '../util/log.js';
 import { Replica } from '../mesh/replica.js';
 
@@ -10,7 +12,11 @@ export interface ServeOptions {
   topologyFile: string;
   cell: string;
   replica?: number;
-  /** Where durable state will live once cells are replicated (unused by the local ledger). */
+  /**
+   * This replica's own directory: its Raft log, hard state and snapshots
+   * (lmdb). Default: <topology defaults.dataDir>/<cell slug>-<replica>, so
+   * replicas of one topology on one machine never share one.
+   */
   dataDir?: string;
   /** Bind host (overrides the topology address host), e.g. 0.0.0.0 in containers. */
   listenHost?: string;
@@ -31,7 +37,9 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   const topology = loadTopology(opts.topologyFile);
   const { replica: spec } = findReplica(topology, opts.cell, opts.replica ?? 1);
   const [, portText] = splitAddress(spec.address);
+  const dataDir = opts.dataDir ?? join(topology.defaults.dataDir, `${cellSlug(opts.cell)}-${opts.replica ?? 1}`);
   const replica = new Replica({
+    dataDir,
     topology,
     cell: opts.cell,
     replica: opts.replica ?? 1,
@@ -39,7 +47,10 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     port: opts.port ?? Number(portText),
   });
   await replica.start();
-  log.info({ address: replica.address, replica: replica.cell.replicaId, tier: replica.cell.tier }, 'replica serving');
+  log.info(
+    { address: replica.address, replica: replica.cell.replicaId, tier: replica.cell.tier, dataDir },
+    'replica serving',
+  );
   opts.onStarted?.(replica);
 
   await new Promise<void>((resolve) => {

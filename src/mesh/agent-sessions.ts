@@ -19,7 +19,7 @@ import { AgentCapacity } from './agent-capacity.js';
 import { CarryOver } from './agent-carry.js';
 import { AgentSession } from './agent-session.js';
 import { failStream, isUndecodable } from './grpc-util.js';
-import type { AgentSide, CellPort, SubtreeLoad } from './port.js';
+import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { routeKey, type WorkItem } from './types.js';
 
 export class AgentSessions implements AgentSide {
@@ -58,6 +58,8 @@ export class AgentSessions implements AgentSide {
         if (!m) return fail(invalidArgument('agent message with no content'), 'agent: empty message');
         if (session === undefined) {
           if (m.$case !== 'hello') return fail(invalidArgument('the first message must be hello'), 'agent: no hello');
+          const lead = cell.leaderHint();
+          if (!lead.leading) return fail(notLeadingError(cell.path, lead), 'agent: not the leader');
           this.pending.delete(call);
           session = this.hello(m.value, call);
           return;

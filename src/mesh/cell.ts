@@ -22,7 +22,8 @@ import type { AgentSessions } from './agent-sessions.js';
 import type { ChildLinks } from './child-links.js';
 import { Dispatcher } from './dispatcher.js';
 import { Home, type SubmitOutcome } from './home.js';
-import { Ledger, LocalLedgerLog, type LedgerLog, type TaskRecord } from './ledger.js';
+import { Ledger, type TaskRecord } from './ledger.js';
+import { SoleLeader, type ReplicatedLog } from './leadership.js';
 import type { ParentLink } from './parent-link.js';
 import type { CellPort, Links } from './port.js';
 import { Relay } from './relay.js';
@@ -31,7 +32,7 @@ import { realRandom, realScheduler, type Scheduler } from './scheduler.js';
 import { resolveSettings, type CellSettings } from './settings.js';
 import { Summarizer } from './summary.js';
 import { CellTimers } from './timers.js';
-import type { CellOptions, CellStats, Origin, WorkItem } from './types.js';
+import { routeKey, type CellOptions, type CellStats, type Origin, type WorkItem } from './types.js';
 
 export class Cell implements CellPort {
   readonly path: string;
@@ -42,7 +43,16 @@ export class Cell implements CellPort {
   readonly random: () => number;
   readonly log: Logger;
   readonly ledger: Ledger;
-  readonly ledgerLog: LedgerLog;
+  /** The ledger's log and the cell's leadership: local (one replica) or the cell's Raft group. */
+  readonly ledgerLog: ReplicatedLog;
+  /**
+   * This replica makes the cell's decisions now: it leads and its ledger held
+   * everything committed before its term when it started leading. Only then
+   * does it dispatch, run leases, keep the parent link and take child links
+   * and agents; a replica that stops leading drops all of that (soft state).
+   */
+  private leadingTerm: number | undefined;
+  private readonly unsubscribe: (() => void)[] = [];
   /** Home items waiting for their next attempt and forwarded items, in one service order. */
   readonly queue: TaskQueue<WorkItem>;
   readonly routes: RouteTable;
@@ -76,7 +86,7 @@ export class Cell implements CellPort {
     this.random = opts.random ?? (opts.seed !== undefined ? seededRandom(opts.seed) : realRandom);
     this.log = opts.log ?? logger({ component: 'cell', cell: this.path, replica: this.replicaId });
     this.ledger = new Ledger({ retention: this.settings.retention, defaultMaxAttempts: this.settings.maxAttempts });
-    this.ledgerLog = new LocalLedgerLog(this.ledger);
+    this.ledgerLog = opts.replicatedLog ? opts.replicatedLog(this.ledger) : new SoleLeader(this.ledger, this.replicaId);
     // Home tasks are bounded at submit (queueCapacity); the queue itself also
     // holds requeues and forwarded items, which must never be refused.
     this.queue = new TaskQueue<WorkItem>({
@@ -101,6 +111,7 @@ export class Cell implements CellPort {
       timers: this.timers,
       wake,
       stopAttempt: (item, why) => this.relay.cancelRoute(item, why),
+      leaderHint: () => this.leaderHint(),
     });
     this.relay = new Relay({
       ...ctx,
@@ -122,6 +133,8 @@ export class Cell implements CellPort {
       stats: this.stats,
     });
     this.summaries = new Summarizer(this);
+    // The one replica of an unreplicated cell leads from the start (its ledger starts empty).
+    if (this.ledgerLog instanceof SoleLeader) this.leadingTerm = 0;
   }
 
   /** Attach the links and agent sessions (once, before start). */
@@ -144,12 +157,65 @@ export class Cell implements CellPort {
     this.relay.draining = drain;
   }
 
+  get leading(): boolean {
+    return this.leadingTerm !== undefined;
+  }
+
+  /** Who leads this cell, as far as this replica knows (for redirects and forwarding). */
+  leaderHint(): { leading: boolean; leader: string; leaderAddress: string } {
+    const l = this.ledgerLog.leader();
+    return { leading: this.leading, leader: l?.id ?? '', leaderAddress: l?.address ?? '' };
+  }
+
   start(): void {
     this.timers.start();
+    if (this.ledgerLog instanceof SoleLeader) {
+      this.parent?.start();
+      return;
+    }
+    this.unsubscribe.push(
+      this.ledgerLog.onLeading((term) => this.lead(term)),
+      this.ledgerLog.onLeaderChange((ev) => {
+        if (!ev.self && this.leading) this.stepDown(ev.leader);
+      }),
+    );
+    // Leading already (a one-replica group elects itself before start()): confirm, then lead.
+    if (this.ledgerLog.isLeader()) {
+      void this.ledgerLog.readIndex().then(
+        () => {
+          const term = this.ledgerLog.replication()?.term ?? 0;
+          if (this.ledgerLog.isLeader() && !this.leading) this.lead(term);
+        },
+        () => undefined,
+      );
+    }
   }
 
   close(): void {
+    for (const u of this.unsubscribe.splice(0)) u();
+    this.leadingTerm = undefined;
     this.timers.close();
+  }
+
+  /** This replica now decides for the cell: rebuild the queue and leases from the ledger, link up. */
+  private lead(term: number): void {
+    if (this.leadingTerm === term) return;
+    this.leadingTerm = term;
+    const resumed = this.home.resume();
+    if (!(this.ledgerLog instanceof SoleLeader)) this.log.info({ term, ...resumed }, 'leading the cell');
+    this.parent?.start();
+    this.dispatcher.invalidate();
+  }
+
+  /** Another replica leads now: drop everything only a leader holds; links and agents go to the new leader. */
+  private stepDown(leader: string): void {
+    this.log.warn({ leader, term: this.leadingTerm }, 'no longer leading the cell');
+    this.leadingTerm = undefined;
+    this.parent?.stop();
+    this.children?.closeAll();
+    this.agents?.closeAll();
+    this.home.suspend();
+    this.relay.clear();
   }
 
   /** Fire due timers and run the sweeps now (the timer does this by itself; tests call it). */
@@ -230,6 +296,28 @@ export class Cell implements CellPort {
 
   capacityChanged(): void {
     this.links.parent?.capacityChanged();
+  }
+
+  heldFromParent(max: number): TaskRef[] {
+    const out: TaskRef[] = [];
+    for (const item of this.routes.values()) {
+      if (item.origin.type !== 'parent') continue;
+      out.push({ taskId: item.taskId, attempt: item.attempt });
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
+  childHolds(child: string, refs: readonly TaskRef[]): void {
+    let cancelled = 0;
+    for (const ref of refs) {
+      if (this.routes.has(routeKey(ref.taskId, ref.attempt))) continue;
+      if (this.home.adopt(child, ref)) continue;
+      // Not an attempt anyone here waits for (a stale one, or one of a cell that changed leader): stop it.
+      this.children?.sendCancel(child, ref);
+      cancelled++;
+    }
+    if (cancelled > 0) this.log.info({ child, cancelled }, 'child holds attempts nobody waits for: cancelled');
   }
 
   setDraining(drain: boolean): void {

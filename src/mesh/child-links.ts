@@ -16,8 +16,11 @@ import { makeCandidate, type Candidate } from '../policies/index.js';
 import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { ChildLink } from './child-link.js';
 import { failStream, isUndecodable } from './grpc-util.js';
-import type { Capacity, CellPort, ChildSide, SubtreeLoad } from './port.js';
+import { notLeadingError, type Capacity, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
 import { routeKey, type WorkItem } from './types.js';
+
+/** Attempts a hello may name (link.proto); more are ignored. */
+const MAX_HOLDING = 50_000;
 
 export class ChildLinks implements ChildSide {
   readonly links = new Map<string, ChildLink>();
@@ -52,11 +55,14 @@ export class ChildLinks implements ChildSide {
           if (m.$case !== 'hello')
             return fail(invalidArgument('the first link message must be hello'), 'link: no hello');
           const child = m.value.cell;
+          const lead = cell.leaderHint();
+          if (!lead.leading) return fail(notLeadingError(cell.path, lead), 'link: not the leader');
           if (!this.children.includes(child)) {
             return fail(notFound(`cell ${JSON.stringify(child)} is not a child of ${cell.path}`), 'link: unknown cell');
           }
           this.pending.delete(call);
           link = this.accept(child, call);
+          cell.childHolds(child, m.value.holding.slice(0, MAX_HOLDING));
           return;
         }
         if (link.closed) return;

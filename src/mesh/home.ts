@@ -17,7 +17,7 @@
 import { status } from '@grpc/grpc-js';
 import { MeshFailure, ResultStatus, TaskState, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { TaskQueue } from '../queue/index.js';
-import { MeshError, notFound, resourceExhausted, unavailable } from '../util/errors.js';
+import { MeshError, notFound, notLeader, resourceExhausted, unavailable } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import {
   isLogged,
@@ -30,7 +30,7 @@ import {
   type TaskRecord,
 } from './ledger.js';
 import type { RouteTable } from './routes.js';
-import type { Scheduler } from './scheduler.js';
+import type { Scheduler, TimerHandle } from './scheduler.js';
 import { leaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
 import { FROM_HOME, makeItem, nextAttemptId, routeKey, type WorkItem } from './types.js';
@@ -56,6 +56,8 @@ export interface HomeDeps {
   readonly wake: () => void;
   /** Stop an attempt held in the route table wherever it went (a cancel toward it). */
   readonly stopAttempt: (item: WorkItem, why: string) => void;
+  /** This replica decides for the cell now (leader, caught up); the hint names the leader otherwise. */
+  readonly leaderHint: () => { leading: boolean; leader: string; leaderAddress: string };
 }
 
 export class Home {
@@ -66,6 +68,9 @@ export class Home {
   readonly ledger: Ledger;
   private readonly d: HomeDeps;
   private idSeq = 0;
+  /** Attempts out when this replica started leading, not yet claimed by a child (id → attempt). */
+  private readonly unclaimed = new Map<string, number>();
+  private reconcileTimer: TimerHandle | undefined;
   private readonly idPrefix: string;
 
   constructor(deps: HomeDeps) {
@@ -83,7 +88,7 @@ export class Home {
   /** Validate and accept specs at this (home) cell. Throws MeshError for the batch as a whole. */
   async submit(specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
     const { ledger, ledgerLog, settings } = this.d;
-    if (!ledgerLog.isLeader()) throw unavailable('not the leader');
+    this.mustLead();
     const now = this.scheduler.now();
     const fresh: AcceptedTask[] = [];
     const out: (SubmitOutcome | number)[] = [];
@@ -150,6 +155,123 @@ export class Home {
     }
     this.d.wake();
     return outcomes;
+  }
+
+  /** Throws FAILED_PRECONDITION with the leader hint on a follower, UNAVAILABLE while no leader is ready. */
+  mustLead(): void {
+    const h = this.d.leaderHint();
+    if (h.leading) return;
+    if (h.leader && h.leaderAddress) {
+      throw notLeader(`cell ${this.path}: not the leader; the leader is ${h.leader}`, h.leader, h.leaderAddress);
+    }
+    throw unavailable(`cell ${this.path}: no leader ready yet; retry shortly`);
+  }
+
+  /**
+   * This replica started leading: rebuild the queue and the timers from the
+   * ledger, which holds every committed decision. Queued tasks wait for
+   * dispatch again. A task whose attempt was out when the old leader stopped
+   * keeps that attempt: its result may still come back (children keep attempts
+   * and re-send results across a change of parent leader), so its lease runs
+   * on from when it was dispatched (at least linkTimeoutMs more, for the
+   * children to relink), and a lapse retries it as before.
+   */
+  resume(): { queued: number; out: number } {
+    const { ledger, settings, timers } = this.d;
+    const now = this.scheduler.now();
+    let queued = 0;
+    let out = 0;
+    this.unclaimed.clear();
+    for (const rec of ledger.records()) {
+      if (isTerminal(rec.state)) continue;
+      if (rec.spec.deadlineUnixMs > 0) timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
+      if (rec.state === TaskState.TASK_STATE_QUEUED) {
+        queued++;
+        this.enqueue(rec);
+        continue;
+      }
+      out++;
+      this.unclaimed.set(rec.id, rec.attempt);
+      const due = Math.max(now + 2 * settings.linkTimeoutMs, rec.updatedMs + leaseFor(rec.spec, settings));
+      timers.schedule(due, { type: 'lease', id: rec.id, attempt: rec.attempt });
+    }
+    if (this.unclaimed.size > 0) {
+      // Children relink within a link timeout or two and say what they hold (adopt()); what none holds is lost.
+      this.reconcileTimer?.cancel();
+      this.reconcileTimer = this.scheduler.setTimer(2 * settings.linkTimeoutMs, () => this.reconcile());
+    }
+    return { queued, out };
+  }
+
+  /**
+   * A child that (re)linked holds this attempt of one of our tasks: if it is
+   * still the current attempt and out, route its result and cancels through
+   * that child again. Returns false when the attempt is not ours or not
+   * current (the caller cancels it below).
+   */
+  adopt(child: string, ref: { readonly taskId: string; readonly attempt: number }): boolean {
+    const rec = this.ledger.get(ref.taskId);
+    if (!rec || isTerminal(rec.state) || rec.attempt !== ref.attempt || rec.state === TaskState.TASK_STATE_QUEUED) {
+      return false;
+    }
+    this.unclaimed.delete(rec.id);
+    const key = routeKey(rec.id, rec.attempt);
+    if (this.d.routes.has(key)) return true;
+    const item = makeItem(
+      rec.id,
+      rec.attempt,
+      rec.homeCell,
+      rec.spec,
+      FROM_HOME,
+      undefined,
+      key,
+      leaseFor(rec.spec, this.settings),
+      undefined,
+      rec.updatedMs,
+    );
+    item.via = { type: 'child', cell: child };
+    this.d.routes.sent(item);
+    return true;
+  }
+
+  /** Attempts out when this replica started leading that no child claims by now: retry them (uncounted). */
+  private reconcile(): void {
+    this.reconcileTimer = undefined;
+    if (!this.d.leaderHint().leading) return;
+    const lost = [...this.unclaimed];
+    this.unclaimed.clear();
+    if (lost.length > 0)
+      this.log.warn({ attempts: lost.length }, 'attempts out under the old leader that no child holds: retrying');
+    const now = this.scheduler.now();
+    for (const [id, attempt] of lost) {
+      const rec = this.ledger.get(id);
+      if (!rec || isTerminal(rec.state) || rec.attempt !== attempt || rec.state === TaskState.TASK_STATE_QUEUED)
+        continue;
+      if (this.d.routes.has(routeKey(id, attempt))) continue;
+      this.commit(
+        {
+          type: 'attemptFailed',
+          id,
+          attempt,
+          reason: 'lost: no child held it after the cell changed leader',
+          counted: false,
+          lapse: true,
+          atMs: now,
+        },
+        isLogged(rec.spec),
+        (res) => this.afterFailure(res[0]!, true),
+      );
+    }
+  }
+
+  /** This replica stopped leading: its queued home items go (the new leader queues them from its ledger). */
+  suspend(): void {
+    this.reconcileTimer?.cancel();
+    this.reconcileTimer = undefined;
+    this.unclaimed.clear();
+    for (const rec of this.ledger.records()) {
+      if (!isTerminal(rec.state)) this.d.queue.remove(nextAttemptId(rec.id));
+    }
   }
 
   private nextId(): string {
@@ -271,6 +393,11 @@ export class Home {
   }
 
   cancel(id: string, reason: string): Promise<TaskRecord> {
+    try {
+      this.mustLead();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const rec = this.ledger.get(id);
     if (!rec) return Promise.reject(notFound(`task ${id} not found at cell ${this.path}`));
     if (isTerminal(rec.state)) return Promise.resolve(rec);
@@ -301,6 +428,8 @@ export class Home {
 
   /** A lease, retry or deadline entry came due. */
   fire(e: Exclude<WheelEntry, { type: 'route' }>, now: number): void {
+    // Timers armed while leading are moot after a step-down: the new leader re-arms its own.
+    if (!this.d.leaderHint().leading) return;
     switch (e.type) {
       case 'lease': {
         const rec = this.ledger.get(e.id);

@@ -22,7 +22,7 @@
 // blackholed network): the stream is cancelled, attempts from the parent are
 // dropped and spill-ups fail back as on any break, and we reconnect with
 // backoff.
-import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { credentials, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
@@ -43,6 +43,25 @@ const enum Lane {
 
 /** Accepted acks held back at most this many before they are written anyway. */
 const MAX_HELD_ACKS = 256;
+/**
+ * Results held while the parent is unreachable, re-sent once a parent replica
+ * welcomes us: across a change of parent leader they reach the new leader,
+ * which keeps those of attempts that are still current. Past the bound the
+ * oldest go (their home's lease retries them).
+ */
+const MAX_HELD_RESULTS = 10_000;
+/**
+ * Results written to a parent stay here for a while after (at most this many,
+ * for two link timeouts): a parent replica that dies may have taken them with
+ * it unread, and then they are written again to whichever replica welcomes us
+ * next. The parent's ledger drops what it already recorded (stale or
+ * terminal), so a second copy is harmless.
+ */
+const MAX_RECENT_RESULTS = 10_000;
+/** Attempts from the parent named in a hello (link.proto), at most. */
+const MAX_HOLDING = 50_000;
+/** After a refusal that names the leader, try it this soon (ms). */
+const REDIRECT_DELAY_MS = 20;
 
 export class ParentLink implements ParentSide {
   connected = false;
@@ -61,7 +80,16 @@ export class ParentLink implements ParentSide {
   private attempt = 0;
   private reconnectAtMs = 0;
   private closed = false;
+  /** Linking only while this replica leads its cell (start/stop). */
+  private running = false;
   private addressIdx = 0;
+  /** The parent's leader as a refusal named it: tried first on the next connect. */
+  private preferred = '';
+  private heldResults: TaskResult[] = [];
+  /** Results written on the current or last stream, with when (see MAX_RECENT_RESULTS). */
+  private recent: { r: TaskResult; atMs: number }[] = [];
+  /** Whether the link broke since the last welcome (recent results are then re-sent on the next one). */
+  private brokeSinceWelcome = false;
   /** When the parent last sent anything on the current stream (ms; its opening counts). */
   private lastHeardMs = 0;
   /** Past the timeout at the previous tick (declared dead only if still so at the next one). */
@@ -77,16 +105,45 @@ export class ParentLink implements ParentSide {
     private readonly addresses: () => readonly string[],
   ) {}
 
+  /** Link up (this replica leads its cell). Idempotent. */
   start(): void {
+    if (this.closed || this.running) return;
+    this.running = true;
+    this.attempt = 0;
     this.connect();
   }
 
+  /** Unlink (this replica stopped leading); start() links again. */
+  stop(): void {
+    if (!this.running) return;
+    this.running = false;
+    const call = this.call;
+    this.call = undefined;
+    this.batcher?.close();
+    this.batcher = undefined;
+    this.heldAcks = [];
+    this.heldResults = [];
+    this.connected = false;
+    if (call) {
+      try {
+        call.end();
+      } catch {
+        // gone
+      }
+      call.cancel();
+    }
+  }
+
   private connect(): void {
-    if (this.closed) return;
+    if (this.closed || !this.running) return;
     const cell = this.cell;
     const addrs = this.addresses();
     if (addrs.length === 0) return;
-    const address = addrs[this.addressIdx++ % addrs.length]!;
+    let address = addrs[this.addressIdx++ % addrs.length]!;
+    if (this.preferred) {
+      address = this.preferred;
+      this.preferred = '';
+    }
     const max = cell.settings.maxMessageBytes;
     this.client?.close();
     this.client = new LinkServiceClient(address, credentials.createInsecure(), {
@@ -118,7 +175,12 @@ export class ParentLink implements ParentSide {
       () => this.maybeSummary(),
     );
     this.batcher = batcher;
-    call.write({ msg: { $case: 'hello', value: { cell: cell.path, replicaId: cell.replicaId, term: 0 } } });
+    call.write({
+      msg: {
+        $case: 'hello',
+        value: { cell: cell.path, replicaId: cell.replicaId, term: 0, holding: cell.heldFromParent(MAX_HOLDING) },
+      },
+    });
     call.on('data', (m: OpenResponse) => {
       if (call !== this.call) return;
       this.lastHeardMs = cell.scheduler.now();
@@ -131,7 +193,13 @@ export class ParentLink implements ParentSide {
         call.cancel();
       }
     });
-    call.on('error', (err) => this.broken(call, err.message));
+    call.on('error', (err: ServiceError) => {
+      // A parent replica that does not lead names its leader: go there next, soon.
+      const hint = err.code === status.FAILED_PRECONDITION ? err.metadata?.get('meshlb-leader-address')[0] : undefined;
+      if (typeof hint === 'string' && hint !== '') this.preferred = hint;
+      this.broken(call, err.message);
+      if (this.preferred) this.reconnectAtMs = this.cell.scheduler.now() + REDIRECT_DELAY_MS;
+    });
     call.on('end', () => this.broken(call, 'parent ended the link'));
   }
 
@@ -145,6 +213,7 @@ export class ParentLink implements ParentSide {
         this.attempt = 0;
         this.summaryDue = true;
         this.lastSig = '';
+        this.resendHeld();
         this.batcher?.schedule();
         cell.log.info({ parent: msg.value.parentCell, replica: msg.value.replicaId }, 'linked to parent');
         cell.candidatesChanged();
@@ -190,6 +259,7 @@ export class ParentLink implements ParentSide {
     this.heldAcks = [];
     const was = this.connected;
     this.connected = false;
+    this.brokeSinceWelcome = true;
     if (this.closed) return;
     if (was) this.cell.log.warn({ why }, 'parent link lost');
     this.cell.parentLost();
@@ -200,7 +270,7 @@ export class ParentLink implements ParentSide {
 
   /** From the cell's periodic tick: periodic summaries and reconnects. */
   tick(now: number): void {
-    if (this.closed) return;
+    if (this.closed || !this.running) return;
     const call = this.call;
     if (call === undefined) {
       if (now >= this.reconnectAtMs) this.connect();
@@ -224,10 +294,18 @@ export class ParentLink implements ParentSide {
       return;
     }
     this.suspect = false;
+    this.pruneRecent(now);
     if (this.connected && now - this.lastSummaryMs >= this.cell.settings.summaryIntervalMs) {
       this.summaryDue = true;
       this.batcher?.schedule();
     }
+  }
+
+  private pruneRecent(now: number): void {
+    const horizon = now - 2 * this.cell.settings.linkTimeoutMs;
+    let i = 0;
+    while (i < this.recent.length && this.recent[i]!.atMs < horizon) i++;
+    if (i > 0) this.recent.splice(0, i);
   }
 
   /** Capacity below changed: a summary goes out with the next flush if it differs. */
@@ -278,7 +356,33 @@ export class ParentLink implements ParentSide {
   }
 
   sendResult(r: TaskResult): void {
-    this.batcher?.push(Lane.Results, r);
+    if (this.batcher && this.connected) {
+      this.batcher.push(Lane.Results, r);
+      if (this.recent.length >= MAX_RECENT_RESULTS) this.recent.shift();
+      this.recent.push({ r, atMs: this.cell.scheduler.now() });
+      return;
+    }
+    if (!this.running) return;
+    if (this.heldResults.length >= MAX_HELD_RESULTS) this.heldResults.shift();
+    this.heldResults.push(r);
+  }
+
+  /** After a welcome: results held while unlinked, and (after a break) those written recently that may be lost. */
+  private resendHeld(): void {
+    const now = this.cell.scheduler.now();
+    const horizon = now - 2 * this.cell.settings.linkTimeoutMs;
+    const again = this.brokeSinceWelcome ? this.recent.filter((e) => e.atMs >= horizon).map((e) => e.r) : [];
+    this.brokeSinceWelcome = false;
+    this.recent = [];
+    const held = this.heldResults;
+    this.heldResults = [];
+    if (held.length + again.length === 0) return;
+    this.cell.log.info(
+      { held: held.length, recent: again.length },
+      'parent link: re-sending results held while unlinked and written just before the break',
+    );
+    for (const r of again) this.sendResult(r);
+    for (const r of held) this.sendResult(r);
   }
 
   sendCancel(ref: TaskRef): void {

@@ -11,6 +11,7 @@
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { Candidate } from '../policies/index.js';
+import { notLeader, unavailable, type MeshError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Scheduler } from './scheduler.js';
 import type { CellSettings } from './settings.js';
@@ -52,6 +53,26 @@ export interface CellPort {
   capacityChanged(): void;
   /** A drain order from the parent: refuse forwarded work, report no free slots. */
   setDraining(drain: boolean): void;
+
+  /** Whether this replica decides for the cell now, and who does otherwise (links and agents go there). */
+  leaderHint(): LeaderHint;
+  /** Attempts held here that came from the parent (for the link hello), at most `max`. */
+  heldFromParent(max: number): TaskRef[];
+  /** A child (re)linked holding these attempts from us: adopt the current ones of our tasks, cancel the rest. */
+  childHolds(child: string, refs: readonly TaskRef[]): void;
+}
+
+export interface LeaderHint {
+  readonly leading: boolean;
+  readonly leader: string;
+  readonly leaderAddress: string;
+}
+
+/** The refusal a replica that does not lead its cell gives a link or an agent: go to the leader. */
+export function notLeadingError(path: string, h: LeaderHint): MeshError {
+  return h.leader && h.leaderAddress
+    ? notLeader(`cell ${path}: this replica does not lead; the leader is ${h.leader}`, h.leader, h.leaderAddress)
+    : unavailable(`cell ${path}: no leader ready yet; retry shortly`);
 }
 
 /** Slots of one kind in a subtree, and the healthy agents that serve it. */

@@ -159,10 +159,22 @@ export class Relay {
     this.viaLost((v) => v.type === 'child' && v.cell === child, `link to ${child} lost`);
   }
 
-  /** The parent link broke: attempts it gave us are failed there already; drop them here. */
+  /**
+   * The parent link broke. Spill-ups sent to it fail back as lost. Attempts
+   * the parent gave us stay: if the parent replica died, its cell's new leader
+   * still counts on them (their results are held and re-sent when we relink,
+   * see parent-link.ts); if the parent lives, it has failed them back already
+   * and their results will be stale there (execution is at least once). Their
+   * routes expire with their lease either way.
+   */
   parentLost(): void {
-    this.dropOrigin((o) => o.type === 'parent', 'parent link lost');
     this.viaLost((v) => v.type === 'parent', `parent of ${this.d.path} unreachable`);
+  }
+
+  /** This replica stopped leading its cell: forget every attempt held here, telling no one (the links are gone). */
+  clear(): void {
+    const all = [...this.d.routes.values()];
+    for (const item of all) this.d.routes.drop(item);
   }
 
   private dropOrigin(match: (o: Origin) => boolean, why: string): void {

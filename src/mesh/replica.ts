@@ -1,7 +1,7 @@
 // One running replica: a Cell, its services on one gRPC port (TaskService,
 // AgentService on node cells, LinkService on cells with children,
 // AdminService, health, reflection), and its link to the parent.
-import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
 import { AgentServiceService, type ConnectRequest, type ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import { LinkServiceService, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import { TaskServiceService } from '../gen/meshlb/v1/task.js';
@@ -14,7 +14,9 @@ import { Cell } from './cell.js';
 import { ChildLinks } from './child-links.js';
 import { enableNoDelay, tolerantService } from './grpc-util.js';
 import { ParentLink } from './parent-link.js';
+import { raftCell, type RaftCell } from './raft-cell.js';
 import { TaskService } from './task-service.js';
+import { logger } from '../util/log.js';
 import type { CellOptions } from './types.js';
 
 export interface ReplicaOptions extends CellOptions {
@@ -25,18 +27,39 @@ export interface ReplicaOptions extends CellOptions {
   readonly host?: string;
   /** Bind port; default: the topology address's port (0 = any). */
   readonly port?: number;
+  /**
+   * This replica's own directory. Given, the cell's ledger is replicated by
+   * Raft over the cell's replicas (a one-replica cell is a one-voter group)
+   * and kept on disk there; absent, the replica keeps its ledger in memory
+   * and leads alone (meshlb dev, most tests).
+   */
+  readonly dataDir?: string;
 }
 
 export class Replica {
   readonly cell: Cell;
   readonly tasks: TaskService;
+  private readonly raft: RaftCell | undefined;
   private server: ReplicaServer | undefined;
   private closed = false;
 
   constructor(readonly opts: ReplicaOptions) {
     const spec = opts.topology.byPath.get(opts.cell);
     if (!spec) throw new Error(`cell ${opts.cell} is not in topology ${opts.topology.name}`);
-    const cell = new Cell(opts.topology, spec, opts.replica ?? 1, opts);
+    const replica = opts.replica ?? 1;
+    this.raft = opts.dataDir
+      ? raftCell({
+          spec,
+          replica,
+          dataDir: opts.dataDir,
+          log: opts.log ?? logger({ component: 'raft', cell: spec.path, replica }),
+          ...(opts.random ? { random: opts.random } : {}),
+        })
+      : undefined;
+    const cell = new Cell(opts.topology, spec, replica, {
+      ...opts,
+      ...(this.raft ? { replicatedLog: this.raft.factory } : {}),
+    });
     this.cell = cell;
     const parentSpec = opts.topology.byPath.get(spec.parent);
     cell.attach({
@@ -89,13 +112,12 @@ export class Replica {
       maxMessageBytes: cell.settings.maxMessageBytes,
       services,
       log: cell.log,
+      ...(this.raft ? { register: (server: Server) => this.raft!.register(server) } : {}),
     });
     enableNoDelay(this.server.server);
+    if (cell.parent) cell.parent.selfAddress = this.server.address;
+    // Leading (at once for a one-replica cell, on election for a Raft group) starts the parent link.
     cell.start();
-    if (cell.parent) {
-      cell.parent.selfAddress = this.server.address;
-      cell.parent.start();
-    }
     return this;
   }
 
@@ -111,6 +133,7 @@ export class Replica {
     cell.children?.closeAll();
     cell.close();
     await this.server?.close(graceMs);
+    await cell.ledgerLog.close();
   }
 }
 

@@ -4,6 +4,7 @@
 import type { Dispatch, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { MeshFailure, Priority as PbPriority, ResultStatus } from '../gen/meshlb/v1/task.js';
 import type { Priority } from '../queue/index.js';
+import type { LogFactory } from './leadership.js';
 import type { Logger } from '../util/log.js';
 import type { BatcherOptions } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
@@ -201,4 +202,10 @@ export interface CellOptions {
   readonly prefetchRatio?: number;
   /** Max slots one agent may declare. Default 10,000. */
   readonly maxAgentSlots?: number;
+  /**
+   * The cell's log and leadership over its (empty) ledger. Default: one local
+   * replica that leads from start() and keeps its ledger in memory. The
+   * replica passes the Raft one (raft-cell.ts) for replicated or durable cells.
+   */
+  readonly replicatedLog?: LogFactory;
 }

@@ -92,7 +92,7 @@ class FakeChild {
     });
     this.call.on('status', (s) => (this.status = s));
     this.call.on('error', () => {});
-    this.send({ msg: { $case: 'hello', value: { cell, replicaId: `${cell}#1`, term: 0 } } });
+    this.send({ msg: { $case: 'hello', value: { cell, replicaId: `${cell}#1`, term: 0, holding: [] } } });
     this.sendSummary(4);
     cleanups.push(() => this.close());
   }

@@ -49,6 +49,13 @@ export interface LinkHello {
   replicaId: string;
   /** The child's Raft term when it became leader (fences old leaders). */
   term: number;
+  /**
+   * Attempts this child holds from its parent (queued here or sent on below),
+   * at most 50,000. A parent replica that just became its cell's leader
+   * adopts those of its tasks that are still current and cancels the others;
+   * attempts its ledger has out that no child holds are retried.
+   */
+  holding: TaskRef[];
 }
 
 /** Free and total slots for one task kind in a subtree. */
@@ -339,7 +346,7 @@ export const OpenRequest: MessageFns<OpenRequest> = {
 };
 
 function createBaseLinkHello(): LinkHello {
-  return { cell: "", replicaId: "", term: 0 };
+  return { cell: "", replicaId: "", term: 0, holding: [] };
 }
 
 export const LinkHello: MessageFns<LinkHello> = {
@@ -352,6 +359,9 @@ export const LinkHello: MessageFns<LinkHello> = {
     }
     if (message.term !== 0) {
       writer.uint32(24).uint64(message.term);
+    }
+    for (const v of message.holding) {
+      TaskRef.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -393,6 +403,14 @@ export const LinkHello: MessageFns<LinkHello> = {
             message.term = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.holding.push(TaskRef.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -414,6 +432,7 @@ export const LinkHello: MessageFns<LinkHello> = {
         ? globalThis.String(object.replica_id)
         : "",
       term: isSet(object.term) ? globalThis.Number(object.term) : 0,
+      holding: globalThis.Array.isArray(object?.holding) ? object.holding.map((e: any) => TaskRef.fromJSON(e)) : [],
     };
   },
 
@@ -428,6 +447,9 @@ export const LinkHello: MessageFns<LinkHello> = {
     if (message.term !== 0) {
       obj.term = Math.round(message.term);
     }
+    if (message.holding?.length) {
+      obj.holding = message.holding.map((e) => TaskRef.toJSON(e));
+    }
     return obj;
   },
 
@@ -439,6 +461,7 @@ export const LinkHello: MessageFns<LinkHello> = {
     message.cell = object.cell ?? "";
     message.replicaId = object.replicaId ?? "";
     message.term = object.term ?? 0;
+    message.holding = object.holding?.map((e) => TaskRef.fromPartial(e)) || [];
     return message;
   },
 };

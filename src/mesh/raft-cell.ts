@@ -1,0 +1,87 @@
+// A cell replica's Raft group: the RaftLedgerLog (the ledger replicated by
+// src/raft) on lmdb in the replica's data directory, its peers from the
+// topology (the cell's other replicas, by replica id), and the Raft gRPC
+// service on the replica's own port. The cell sees it as a ReplicatedLog.
+//
+// Used for every replica that has a data directory (`meshlb serve` always
+// has one), whatever its replica count: a one-replica cell is a one-voter
+// group, so its accepted tasks survive a restart too.
+import type { Server } from '@grpc/grpc-js';
+import { GrpcTransport, registerRaftService, type RaftLogger } from '../raft/index.js';
+import type { CellSpec } from '../topology/types.js';
+import type { Ledger } from './ledger.js';
+import type { LogFactory, ReplicatedLog, ReplicationStatus } from './leadership.js';
+import { RaftLedgerLog } from './raft-ledger-log.js';
+
+export interface RaftCellOptions {
+  readonly spec: CellSpec;
+  readonly replica: number;
+  /** This replica's own directory (lmdb log, hard state, snapshots). */
+  readonly dataDir: string;
+  readonly log: RaftLogger;
+  /** Peer addresses by replica number, when they differ from the topology's (tests, dev). */
+  readonly addresses?: (replica: number) => string | undefined;
+  readonly random?: () => number;
+}
+
+export interface RaftCell {
+  readonly factory: LogFactory;
+  /** Serve the group's Raft stream on the replica's gRPC server (before it binds). */
+  register(server: Server): void;
+}
+
+export function raftCell(o: RaftCellOptions): RaftCell {
+  const peers: Record<string, string> = {};
+  for (const r of o.spec.replicas) peers[r.id] = o.addresses?.(r.replica) ?? r.address;
+  const self = o.spec.replicas.find((r) => r.replica === o.replica);
+  if (!self) throw new Error(`cell ${o.spec.path} has no replica ${o.replica}`);
+  let log: RaftLedgerLog | undefined;
+  const factory: LogFactory = (ledger: Ledger) => {
+    const transport = new GrpcTransport({ groupId: o.spec.path, self: self.id, peers, log: o.log });
+    log = new RaftLedgerLog({
+      ledger,
+      raft: {
+        groupId: o.spec.path,
+        id: self.id,
+        peers,
+        dataDir: o.dataDir,
+        transport,
+        log: o.log,
+        ...(o.random ? { random: o.random } : {}),
+      },
+    });
+    return adapt(log);
+  };
+  return {
+    factory,
+    register(server: Server): void {
+      if (!log) throw new Error('raft cell: register() before the cell was built');
+      registerRaftService(server, log.replica, { log: o.log });
+    },
+  };
+}
+
+/** The RaftLedgerLog as the cell's ReplicatedLog. */
+function adapt(log: RaftLedgerLog): ReplicatedLog {
+  return {
+    propose: (cmds) => log.propose(cmds),
+    isLeader: () => log.isLeader(),
+    leader: () => log.leader(),
+    readIndex: () => log.readIndex(),
+    onLeading: (fn) => log.onLeading(fn),
+    onLeaderChange: (fn) => log.onLeaderChange(fn),
+    replication: (): ReplicationStatus => {
+      const st = log.status();
+      return {
+        role: st.role,
+        term: st.term,
+        leader: st.leader,
+        leaderAddress: st.leaderAddress,
+        commit: st.commit,
+        applied: st.applied,
+        logEntries: st.logEntries,
+      };
+    },
+    close: () => log.close(),
+  };
+}
