@@ -279,7 +279,13 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
         await sup.stop(name, 8000);
         const final = lastJson(p.stdout);
         const started = typeof final?.started === 'number' ? final.started : undefined;
-        agentSims.push({ name, starts: p.starts, ...(started === undefined ? {} : { started }) });
+        const over = typeof final?.refused_over_slots === 'number' ? final.refused_over_slots : undefined;
+        agentSims.push({
+          name,
+          starts: p.starts,
+          ...(started === undefined ? {} : { started }),
+          ...(over === undefined ? {} : { refused_over_slots: over }),
+        });
       }),
     );
   } catch (err) {
@@ -296,6 +302,8 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
   if (submitCode !== 0) problems.push(`submit exited with ${submitCode}`);
   if (!submit) problems.push('no submit result');
   if (account.lost > 0) problems.push(`${account.lost} acknowledged tasks lost`);
+  const overSlots = agentSims.reduce((n, a) => n + (a.refused_over_slots ?? 0), 0);
+  if (overSlots > 0) problems.push(`${overSlots} assignments past an agent's slots (refused by the agents)`);
   if (account.recorded_twice !== 0)
     problems.push(
       account.recorded_twice === 'n/a'

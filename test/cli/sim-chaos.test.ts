@@ -33,12 +33,18 @@ describe('chaos schedule', () => {
     expect(planChaos(input({ seed: 8 }), 50)).not.toEqual(planChaos(input(), 50));
     // Pinned: a seed printed in a report replays the same schedule in later versions too.
     expect(planChaos(input(), 5).map((e) => `${e.atMs} ${e.kind} ${e.cell}#${e.replica} ${e.holdMs}`)).toEqual([
-      '1021 restart /eu/west-1b/n1#1 0',
-      '1761 kill-agents /us/east-1a/n1#0 1672',
-      '2519 partition /eu/west-1a#3 3028',
-      '3216 pause /eu/west-1b#1 1526',
-      '4012 kill-leader /eu/west-1a/n2#0 1783',
+      '906 pause /eu/west-1b/n1#1 1540',
+      '2136 kill-agents /eu/west-1b/n1#0 1242',
+      '3400 partition /eu/west-1b/n2#1 2802',
+      '4193 restart /us#1 0',
+      '5671 kill-leader /#0 1783',
     ]);
+  });
+
+  it('walks kill-leader through every tier in turn when no tier is chosen', () => {
+    const kills = planChaos(input({ kinds: ['kill-leader'] }), 8).map((e) => e.tier);
+    expect(new Set(kills.slice(0, 4))).toEqual(new Set(TIERS));
+    expect(kills.slice(4)).toEqual(kills.slice(0, 4));
   });
 
   it('holds every enabled kind once per round, with gaps and holds drawn around the settings', () => {

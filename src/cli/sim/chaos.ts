@@ -80,6 +80,9 @@ export function* chaosSchedule(input: ChaosPlanInput): Generator<PlannedChaos, v
   const span = (base: number) => Math.round(base * (0.75 + 0.5 * rnd()));
   let atMs = 0;
   let seq = 0;
+  // kill-leader with no tier chosen walks the tiers in turn from a seeded start, so a few kills cover them all.
+  const killTiers = TIERS.filter((x) => t['kill-leader'].some((c) => c.tier === x));
+  let killTurn = Math.floor(rnd() * Math.max(1, killTiers.length));
   for (;;) {
     const round = [...kinds];
     for (let i = round.length - 1; i > 0; i--) {
@@ -90,7 +93,7 @@ export function* chaosSchedule(input: ChaosPlanInput): Generator<PlannedChaos, v
       atMs += Math.max(1, Math.round(input.everyMs * (0.5 + rnd())));
       let cells = t[kind];
       if (kind === 'kill-leader' && input.killTier === undefined) {
-        const tier = pick(TIERS.filter((x) => cells.some((c) => c.tier === x)));
+        const tier = killTiers[killTurn++ % killTiers.length]!;
         cells = cells.filter((c) => c.tier === tier);
       }
       const cell = pick(cells);

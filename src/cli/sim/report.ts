@@ -72,6 +72,8 @@ export interface AgentSimReport {
   starts: number;
   /** `started` from its last incarnation's JSON, if it printed one. */
   started?: number;
+  /** Assignments its agents refused for being over their slots (last incarnation): must be 0. */
+  refused_over_slots?: number;
 }
 
 /** The home cell's counters (GetCell on the replica that leads the root at the end). */
