@@ -3,8 +3,12 @@
 // Where a call goes: the replica that last answered (or the leader a follower
 // named), else the first address. FAILED_PRECONDITION with a
 // `meshlb-leader-address` trailer is retried at that leader (bounded hops).
-// UNAVAILABLE moves to the next address only for calls that are safe to repeat
-// (get, watch, cancel, and submits whose specs all carry an idempotency key).
+// Every submitted task carries an idempotency key (a random 128-bit one when
+// the caller set none), so a submit whose outcome is unknown (no answer by the
+// attempt's deadline, the replica unreachable or gone mid-call) is repeated
+// with the same keys at the next address, with backoff, within the call's
+// deadline (retry.ts): an unknown outcome never becomes two tasks. Get,
+// watch and cancel move to the next address on UNAVAILABLE.
 // RESOURCE_EXHAUSTED is retried only when the caller opted in, after the
 // server's `meshlb-retry-after-ms` hint, within the call's deadline.
 import {
@@ -13,21 +17,23 @@ import {
   status,
   type ChannelCredentials,
   type ChannelOptions,
-  type ClientDuplexStream,
   type ServiceError,
 } from '@grpc/grpc-js';
 import {
   TaskServiceClient,
   type SubmitBatchItem,
-  type SubmitStreamRequest,
-  type SubmitStreamResponse,
   type Task,
   type TaskSpec,
   type TaskState,
 } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
+import { newIdempotencyKey, outcomeUnknown, SUBMIT_RETRY_DEFAULTS, type SubmitRetryOptions } from './retry.js';
 import { isTerminal, toTaskSpec, type TaskInput } from './spec.js';
+import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
+
+export { SubmitStream, type SubmitItem };
+export type { SubmitRetryOptions };
 
 export interface RetryExhaustedOptions {
   /** Max retries of one call (default 5). */
@@ -49,6 +55,17 @@ export interface MeshClientOptions {
   retryResourceExhausted?: boolean | RetryExhaustedOptions;
   /** Leader redirects followed per call (default 3). */
   maxRedirects?: number;
+  /**
+   * Give every task submitted without an idempotency key a random 128-bit one
+   * (32 hex digits), so any submit can be repeated safely (default true).
+   */
+  autoIdempotencyKey?: boolean;
+  /**
+   * Repeat a submit whose outcome is unknown (DEADLINE_EXCEEDED, UNAVAILABLE,
+   * CANCELLED, a reset stream) with the same keys: on by default for submits
+   * whose tasks all carry a key; false turns it off.
+   */
+  submitRetry?: SubmitRetryOptions | false;
   /** Random source for retry jitter. */
   random?: () => number;
 }
@@ -65,30 +82,32 @@ export interface SubmitResult {
   state: TaskState;
 }
 
-/** One entry of a batch or stream submission, in order; a bad spec fails alone. */
-export interface SubmitItem {
-  ok: boolean;
-  taskId: string;
-  existing: boolean;
-  /** gRPC status code (status.OK when accepted). */
-  code: number;
-  message: string;
-}
-
 type UnaryMethod = 'submit' | 'submitBatch' | 'get' | 'cancel';
 
 const MAX_BATCH = 1000;
+
+/** How a unary call may be repeated: `safe` to repeat at all; `submit` under the unknown-outcome policy. */
+interface Repeat {
+  readonly safe: boolean;
+  readonly submit: boolean;
+}
+/** Get and cancel: safe to repeat (cancel of a cancelled task answers its record). */
+const READ: Repeat = { safe: true, submit: false };
 
 export class MeshClient {
   readonly addresses: readonly string[];
   /** Leader redirects followed so far (all calls). */
   redirects = 0;
+  /** Submit attempts repeated after an unknown outcome, so far (all calls). */
+  submitRetries = 0;
   private preferred: string;
   private readonly clients = new Map<string, TaskServiceClient>();
   private readonly defaultDeadlineMs: number;
   private readonly retry: Required<RetryExhaustedOptions> | undefined;
   private readonly maxRedirects: number;
   private readonly random: () => number;
+  private readonly autoKey: boolean;
+  private readonly submitRetry: (SubmitRetryOptions & typeof SUBMIT_RETRY_DEFAULTS) | undefined;
   private closed = false;
 
   constructor(private readonly opts: MeshClientOptions) {
@@ -101,6 +120,8 @@ export class MeshClient {
     this.random = opts.random ?? Math.random;
     const r = opts.retryResourceExhausted;
     this.retry = r ? { maxRetries: 5, fallbackMs: 50, ...(r === true ? {} : r) } : undefined;
+    this.autoKey = opts.autoIdempotencyKey ?? true;
+    this.submitRetry = opts.submitRetry === false ? undefined : { ...SUBMIT_RETRY_DEFAULTS, ...opts.submitRetry };
   }
 
   /** The address calls go to first (the last one that answered, or the leader a follower named). */
@@ -108,23 +129,42 @@ export class MeshClient {
     return this.preferred;
   }
 
+  /**
+   * Submit one task. `existing` is true when the task's own idempotency key
+   * named a task the cell had already; a key the client made up is never
+   * reported as existing (a repeat of an attempt whose answer was lost finds
+   * the task that attempt created: it is still this call's task).
+   */
   async submit(task: TaskInput, opts: CallOpts = {}): Promise<SubmitResult> {
     const spec = toTaskSpec(task);
-    const res = await this.unary('submit', { task: spec }, opts, spec.idempotencyKey !== '');
-    return { taskId: res.taskId, existing: res.existing, state: res.state };
+    const auto = this.keyed(spec);
+    const res = await this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
+    return { taskId: res.taskId, existing: res.existing && !auto, state: res.state };
   }
 
   /** Submit many; one item per spec, in order. Large inputs go in several calls of up to 1000. */
   async submitBatch(tasks: readonly TaskInput[], opts: CallOpts = {}): Promise<SubmitItem[]> {
     const specs = tasks.map(toTaskSpec);
+    const auto = specs.map((s) => this.keyed(s));
     const out: SubmitItem[] = [];
     for (let i = 0; i < specs.length; i += MAX_BATCH) {
       const chunk = specs.length <= MAX_BATCH ? specs : specs.slice(i, i + MAX_BATCH);
       const safe = chunk.every((s) => s.idempotencyKey !== '');
-      const res = await this.unary('submitBatch', { tasks: chunk }, opts, safe);
-      for (const it of res.items) out.push(toItem(it));
+      const res = await this.unary('submitBatch', { tasks: chunk }, opts, { safe, submit: true });
+      for (const it of res.items) {
+        const item = toItem(it);
+        if (auto[out.length]) item.existing = false;
+        out.push(item);
+      }
     }
     return out;
+  }
+
+  /** Give a spec without a key a random one (unless turned off); true when it did. */
+  private keyed(spec: TaskSpec): boolean {
+    if (spec.idempotencyKey || !this.autoKey) return false;
+    spec.idempotencyKey = newIdempotencyKey();
+    return true;
   }
 
   /**
@@ -134,17 +174,17 @@ export class MeshClient {
   submitStream(opts: CallOpts & { deadlineMs?: number } = {}): SubmitStream {
     const deadline = opts.deadlineMs !== undefined ? Date.now() + opts.deadlineMs : Infinity;
     const call = this.clientFor(this.preferred).submitStream(new Metadata(), { deadline });
-    return new SubmitStream(call);
+    return new SubmitStream(call, this.autoKey ? newIdempotencyKey : undefined);
   }
 
   async get(taskId: string, opts: CallOpts = {}): Promise<Task> {
-    const res = await this.unary('get', { taskId }, opts, true);
+    const res = await this.unary('get', { taskId }, opts, READ);
     if (!res.task) throw new MeshClientError(status.INTERNAL, `server returned no task for ${taskId}`);
     return res.task;
   }
 
   async cancel(taskId: string, reason = '', opts: CallOpts = {}): Promise<Task> {
-    const res = await this.unary('cancel', { taskId, reason }, opts, true);
+    const res = await this.unary('cancel', { taskId, reason }, opts, READ);
     if (!res.task) throw new MeshClientError(status.INTERNAL, `server returned no task for ${taskId}`);
     return res.task;
   }
@@ -276,30 +316,36 @@ export class MeshClient {
     });
   }
 
-  private async unary(method: 'submit', req: { task: TaskSpec }, opts: CallOpts, safe: boolean): Promise<SubmitResult>;
+  private async unary(method: 'submit', req: { task: TaskSpec }, opts: CallOpts, r: Repeat): Promise<SubmitResult>;
   private async unary(
     method: 'submitBatch',
     req: { tasks: TaskSpec[] },
     opts: CallOpts,
-    safe: boolean,
+    r: Repeat,
   ): Promise<{ items: SubmitBatchItem[] }>;
-  private async unary(method: 'get', req: { taskId: string }, opts: CallOpts, safe: boolean): Promise<{ task?: Task }>;
+  private async unary(method: 'get', req: { taskId: string }, opts: CallOpts, r: Repeat): Promise<{ task?: Task }>;
   private async unary(
     method: 'cancel',
     req: { taskId: string; reason: string },
     opts: CallOpts,
-    safe: boolean,
+    r: Repeat,
   ): Promise<{ task?: Task }>;
-  private async unary(method: UnaryMethod, req: unknown, opts: CallOpts, safe: boolean): Promise<unknown> {
-    const deadline = Date.now() + (opts.deadlineMs ?? this.defaultDeadlineMs);
+  private async unary(method: UnaryMethod, req: unknown, opts: CallOpts, r: Repeat): Promise<unknown> {
+    const callMs = opts.deadlineMs ?? this.defaultDeadlineMs;
+    const deadline = Date.now() + callMs;
+    // Submits under the unknown-outcome policy: each attempt gets part of the deadline.
+    const again = r.safe && r.submit ? this.submitRetry : undefined;
+    const attemptMs = again ? (again.attemptTimeoutMs ?? Math.max(1, Math.ceil(callMs / 2))) : Infinity;
     let address = this.preferred;
     let hops = 0;
     let failovers = 0;
     let retries = 0;
+    let attempts = 1;
     let fallback: Backoff | undefined;
+    let unknownBackoff: Backoff | undefined;
     for (;;) {
       try {
-        const res = await this.invoke(address, method, req, deadline);
+        const res = await this.invoke(address, method, req, Math.min(deadline, Date.now() + attemptMs));
         this.preferred = address;
         return res;
       } catch (e) {
@@ -310,7 +356,22 @@ export class MeshClient {
           address = err.leaderAddress;
           continue;
         }
-        if (err.code === status.UNAVAILABLE && safe && failovers < this.addresses.length - 1) {
+        if (again && !this.closed && outcomeUnknown(err) && attempts < again.maxAttempts) {
+          // Same request, same keys, the next address: the cell answers the task if the lost attempt made it.
+          unknownBackoff ??= new Backoff(
+            { initialMs: again.initialBackoffMs, maxMs: Math.max(again.initialBackoffMs, again.maxBackoffMs) },
+            this.random,
+          );
+          const wait = Math.max(unknownBackoff.next(), err.retryAfterMs ?? 0);
+          if (Date.now() + wait < deadline) {
+            attempts++;
+            this.submitRetries++;
+            address = this.nextAddress(address);
+            await sleep(wait);
+            continue;
+          }
+        }
+        if (err.code === status.UNAVAILABLE && r.safe && !again && failovers < this.addresses.length - 1) {
           failovers++;
           address = this.nextAddress(address);
           continue;
@@ -333,74 +394,10 @@ export class MeshClient {
   }
 }
 
-/** Pipelined submissions over one SubmitStream call; responses matched by request id. */
-export class SubmitStream {
-  private nextId = 1;
-  private readonly pending = new Map<
-    number,
-    { resolve: (i: SubmitItem) => void; reject: (e: MeshClientError) => void }
-  >();
-  private failure: MeshClientError | undefined;
-  private done: Promise<void>;
-
-  constructor(private readonly call: ClientDuplexStream<SubmitStreamRequest, SubmitStreamResponse>) {
-    call.on('data', (res: SubmitStreamResponse) => {
-      const p = this.pending.get(res.requestId);
-      if (!p) return;
-      this.pending.delete(res.requestId);
-      p.resolve(
-        res.item
-          ? toItem(res.item)
-          : { ok: false, taskId: '', existing: false, code: status.INTERNAL, message: 'empty response item' },
-      );
-    });
-    this.done = new Promise<void>((resolve) => {
-      call.on('error', (e) => {
-        this.failure = MeshClientError.from(e);
-      });
-      call.on('status', () => {
-        const err = this.failure ?? new MeshClientError(status.UNAVAILABLE, 'submit stream ended before answering');
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-        resolve();
-      });
-    });
-  }
-
-  /** Submissions sent and not yet answered. */
-  get inFlight(): number {
-    return this.pending.size;
-  }
-
-  submit(task: TaskInput): Promise<SubmitItem> {
-    if (this.failure) return Promise.reject(this.failure);
-    const spec = toTaskSpec(task);
-    const requestId = this.nextId++;
-    return new Promise<SubmitItem>((resolve, reject) => {
-      this.pending.set(requestId, { resolve, reject });
-      this.call.write({ requestId, task: spec });
-    });
-  }
-
-  /** Half-close and wait for every answer. */
-  async end(): Promise<void> {
-    this.call.end();
-    await this.done;
-  }
-
-  cancel(): void {
-    this.call.cancel();
-  }
-}
-
 /** Watching is read-only, so it is retried after transport failures and saturation. */
 function retryableWatchError(err: MeshClientError): boolean {
   if (err.code === status.UNAVAILABLE || err.code === status.RESOURCE_EXHAUSTED) return true;
   return err.code === status.INTERNAL && /RST_STREAM|Session closed/i.test(err.details);
-}
-
-function toItem(it: SubmitBatchItem): SubmitItem {
-  return { ok: it.code === status.OK, taskId: it.taskId, existing: it.existing, code: it.code, message: it.message };
 }
 
 function sleep(ms: number): Promise<void> {

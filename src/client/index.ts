@@ -1,6 +1,14 @@
 // The client SDK: submit, read, watch and cancel tasks.
 export { MeshClient, SubmitStream } from './client.js';
-export type { MeshClientOptions, RetryExhaustedOptions, CallOpts, SubmitResult, SubmitItem } from './client.js';
+export type {
+  MeshClientOptions,
+  RetryExhaustedOptions,
+  SubmitRetryOptions,
+  CallOpts,
+  SubmitResult,
+  SubmitItem,
+} from './client.js';
+export { newIdempotencyKey } from './retry.js';
 export { MeshClientError, LEADER_ADDRESS_TRAILER, LEADER_TRAILER, RETRY_AFTER_TRAILER } from './errors.js';
 export { toTaskSpec, isTerminal, taskStateName, outputText, outputJson } from './spec.js';
 export type { TaskInput, PriorityName, DurabilityName, TaskStateName } from './spec.js';

@@ -172,8 +172,8 @@ describe('MeshClient', () => {
     const r = await c.submit({ kind: 'x', idempotencyKey: 'safe-1' });
     expect(r.taskId).toBe('t-1');
     expect(c.address).toBe(node.address);
-    // Without an idempotency key a submit is not repeated elsewhere.
-    const c2 = newClient({ address: [deadAddr, node.address] });
+    // Without an idempotency key (auto keys turned off) a submit is not repeated elsewhere.
+    const c2 = newClient({ address: [deadAddr, node.address], autoIdempotencyKey: false });
     const err = await expectMeshError(c2.submit({ kind: 'x' }));
     expect(err.code).toBe(status.UNAVAILABLE);
   });
