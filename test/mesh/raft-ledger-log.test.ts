@@ -137,7 +137,7 @@ describe('RaftLedgerLog on the memory network', () => {
     expect(nextId).not.toBe(old.replica.id);
     const next = c.log(nextId);
     await waitFor(() => leading.find((e) => e.id === nextId), {
-      timeoutMs: 5_000,
+      timeoutMs: 15_000,
       what: 'onLeading on the new leader',
     });
     const ev = leading.find((e) => e.id === nextId)!;
@@ -196,7 +196,7 @@ describe('RaftLedgerLog on the memory network', () => {
       expect((await Promise.all(cmds.map((cmd) => leader.propose([cmd])))).every(okAll)).toBe(true);
       most = Math.max(most, longest());
       // Once the snapshot in flight is saved and the log compacted, every replica is back under the bound.
-      await waitFor(() => longest() <= bound, { timeoutMs: 5_000, what: `log <= ${bound} entries after wave ${w}` });
+      await waitFor(() => longest() <= bound, { timeoutMs: 15_000, what: `log <= ${bound} entries after wave ${w}` });
     }
     await c.converged();
     for (const l of c.running()) {
@@ -216,6 +216,7 @@ describe('RaftLedgerLog on the memory network', () => {
     for (const chunk of [range(60, 'a'), range(60, 'b')])
       await Promise.all(chunk.map((id) => leader.propose([accept(id)])));
     await c.converged();
+    await c.snapshotsSettled();
     const held = Buffer.from(c.log(f).ledger.snapshot());
     await c.stop(f);
     await Promise.all(range(40, 'c').map((id) => leader.propose([accept(id), dispatch([id])])));
@@ -260,7 +261,9 @@ describe('RaftLedgerLog on the memory network', () => {
       .filter((r) => !isTerminal(r.state))
       .map((r) => ({ id: r.id, state: r.state, attempt: r.attempt }));
     expect(unfinished).toHaveLength(100);
-    for (const id of [...c.ids]) await c.stop(id);
+    await c.converged();
+    await c.snapshotsSettled();
+    for (const id of c.ids) await c.stop(id);
     for (const id of c.ids) c.startReplica(id);
     const leading: number[] = [];
     for (const l of c.running()) l.onLeading((term) => leading.push(term));
@@ -284,7 +287,7 @@ describe('RaftLedgerLog over gRPC', () => {
     await leader.propose([dispatch(ids)]);
     const old = leader.replica.id;
     await c.stop(old);
-    const nextId = await c.leader(5_000);
+    const nextId = await c.leader();
     expect(nextId).not.toBe(old);
     const next = c.log(nextId);
     // The old leader may have died before telling anyone the last commit index:
