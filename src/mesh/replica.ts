@@ -74,7 +74,7 @@ export class Replica {
             )
           : undefined,
     });
-    this.tasks = new TaskService(cell.home);
+    this.tasks = new TaskService(cell);
   }
 
   get address(): string {

@@ -1,69 +1,93 @@
 // TaskService for one replica: Submit, SubmitBatch, SubmitStream, Get, Watch,
-// Cancel. Input is validated here; every failure becomes a status through
+// Cancel, on every replica of a cell (active-active). Writes are decided by
+// the cell's leader: on the leader they are served here, on a follower they
+// are forwarded to the leader (task-forward.ts) and the answer comes back as
+// if served here. Reads pass a ReadIndex barrier (read-barrier.ts) and then
+// read the local ledger, so they are linearizable on any replica.
+//
+// Input is validated here; every failure becomes a status through
 // toServiceError with one log line. A client that goes away mid-call loses
 // nothing: a task accepted is in the ledger whether or not the answer reached
 // the client (the idempotency key lets it find the task again).
 import {
   status,
+  type Deadline,
+  type Metadata,
   type sendUnaryData,
   type ServerDuplexStream,
   type ServerUnaryCall,
   type ServerWritableStream,
 } from '@grpc/grpc-js';
-import {
-  Durability,
-  Priority,
-  type CancelRequest,
-  type CancelResponse,
-  type GetRequest,
-  type GetResponse,
-  type SubmitBatchItem,
-  type SubmitBatchRequest,
-  type SubmitBatchResponse,
-  type SubmitRequest,
-  type SubmitResponse,
-  type SubmitStreamRequest,
-  type SubmitStreamResponse,
-  type TaskServiceServer,
-  type TaskSpec,
-  type WatchRequest,
-  type WatchResponse,
+import type {
+  CancelRequest,
+  CancelResponse,
+  GetRequest,
+  GetResponse,
+  SubmitBatchItem,
+  SubmitBatchRequest,
+  SubmitBatchResponse,
+  SubmitRequest,
+  SubmitResponse,
+  SubmitStreamRequest,
+  SubmitStreamResponse,
+  TaskServiceServer,
+  TaskSpec,
+  WatchRequest,
+  WatchResponse,
 } from '../gen/meshlb/v1/task.js';
-import { invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
+import { invalidArgument, MeshError, notFound, notLeader, toServiceError } from '../util/errors.js';
+import { toMeshError } from '../util/raft-status.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
 import { isTerminal, toProtoTask, type TaskRecord } from './ledger.js';
+import { ReadBarrier } from './read-barrier.js';
+import {
+  isForwarded,
+  LeaderForwarder,
+  leaderTrailers,
+  LOCAL,
+  unavailableRetry,
+  type Cancellable,
+  type Exchange,
+  type ForwardMethod,
+  type WriteRoute,
+} from './task-forward.js';
+import { serveSubmitStream } from './task-stream.js';
+import { MAX_BATCH, validateSpec } from './task-validate.js';
 
-const MAX_BATCH = 10_000;
-const MAX_KEY = 256;
-const MAX_LABELS = 64;
+/** What the service needs of its cell (Cell implements it). */
+export interface TaskCell {
+  readonly home: Home;
+  readonly replicaId: string;
+  /** Whether this replica decides for the cell now, and who leads as far as it knows. */
+  leaderHint(): { leading: boolean; leader: string; leaderAddress: string };
+  readonly ledgerLog: { readIndex(): Promise<void> };
+}
 
-/** Why a spec is unacceptable, or '' if it is fine. */
-function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number, now: number): string {
-  if (!spec) return 'task is required';
-  if (!spec.kind) return 'task.kind is required';
-  if (spec.kind.length > 128) return 'task.kind is longer than 128 characters';
-  if (spec.idempotencyKey.length > MAX_KEY) return `task.idempotency_key is longer than ${MAX_KEY} characters`;
-  if (spec.payload.length > maxPayloadBytes) {
-    return `task.payload is ${spec.payload.length} bytes, over the cap of ${maxPayloadBytes}`;
-  }
-  if (!(spec.priority in Priority) || spec.priority < 0)
-    return `task.priority ${spec.priority} is not a known priority`;
-  if (!(spec.durability in Durability) || spec.durability < 0) return `task.durability ${spec.durability} is unknown`;
-  if (spec.labels.length > MAX_LABELS || spec.affinity.length > MAX_LABELS) return `at most ${MAX_LABELS} labels`;
-  for (const l of spec.labels) if (!l.key) return 'label keys must be non-empty';
-  for (const l of spec.affinity) if (!l.key) return 'label keys must be non-empty';
-  if (spec.deadlineUnixMs < 0) return 'task.deadline_unix_ms must not be negative';
-  if (spec.deadlineUnixMs > 0 && spec.deadlineUnixMs <= now) return 'task.deadline_unix_ms is in the past';
-  if (spec.maxAttempts > 100) return 'task.max_attempts must be <= 100';
-  return '';
+export interface TaskServiceOptions {
+  /** Forwarded calls in flight per replica before RESOURCE_EXHAUSTED (default 1024). */
+  readonly maxForwarding?: number;
 }
 
 export class TaskService {
   /** Open Watch streams by task id. */
   private readonly watchers = new Map<string, Set<ServerWritableStream<WatchRequest, WatchResponse>>>();
+  private readonly home: Home;
+  private readonly forwarder: LeaderForwarder;
+  private readonly barrier: ReadBarrier;
 
-  constructor(private readonly home: Home) {
+  constructor(
+    private readonly cell: TaskCell,
+    opts: TaskServiceOptions = {},
+  ) {
+    const home = (this.home = cell.home);
+    this.forwarder = new LeaderForwarder({
+      maxInFlight: opts.maxForwarding,
+      maxMessageBytes: home.settings.maxMessageBytes,
+      now: () => home.scheduler.now(),
+      retryHintMs: () => home.retryHintMs(),
+    });
+    this.barrier = new ReadBarrier(() => cell.ledgerLog.readIndex());
     home.ledger.onChange((rec) => this.changed(rec));
   }
 
@@ -71,19 +95,24 @@ export class TaskService {
     return this.watchers.size;
   }
 
+  /** Calls forwarded to the leader and not yet answered. */
+  get forwarding(): number {
+    return this.forwarder.inFlight;
+  }
+
   implementation(): TaskServiceServer {
     return {
       submit: (call, cb) => this.submit(call, cb),
       submitBatch: (call, cb) => this.submitBatch(call, cb),
       submitStream: (call) => this.submitStream(call),
-      get: (call, cb) => this.get(call, cb),
-      watch: (call) => this.watch(call),
+      get: (call, cb) => void this.get(call, cb),
+      watch: (call) => void this.watch(call),
       cancel: (call, cb) => this.cancel(call, cb),
     };
   }
 
   private fail<T>(cb: sendUnaryData<T>, err: unknown, what: string, peer: string): void {
-    const se = toServiceError(err);
+    const se = toServiceError(toMeshError(err));
     const level = se.code === status.INTERNAL ? 'error' : 'warn';
     this.home.log[level]({ code: se.code, err: se.details, peer }, what);
     cb(se, null);
@@ -94,11 +123,56 @@ export class TaskService {
     return call.request;
   }
 
+  /**
+   * Where a write goes. The leader serves it; a follower forwards it to the
+   * leader it knows, unless the call was forwarded to it already (it answers
+   * with the hint then: one hop at most). Throws while no leader is ready.
+   */
+  private route(md: Metadata | undefined): WriteRoute {
+    const h = this.cell.leaderHint();
+    if (h.leading) return LOCAL;
+    const known = h.leader !== '' && h.leaderAddress !== '' && h.leader !== this.cell.replicaId;
+    if (known && !(md && isForwarded(md))) return { type: 'forward', leader: h.leader, address: h.leaderAddress };
+    if (known) {
+      throw notLeader(`cell ${this.home.path}: not the leader; the leader is ${h.leader}`, h.leader, h.leaderAddress);
+    }
+    // No leader known (an election), or this replica leads but is still catching up.
+    throw unavailableRetry(`cell ${this.home.path}: no leader ready yet; retry shortly`, this.home.retryHintMs());
+  }
+
+  /** Cancel what this call forwarded when its caller goes away. */
+  private upstreamOf(call: { on(ev: 'cancelled', fn: () => void): unknown }): Set<Cancellable> {
+    const calls = new Set<Cancellable>();
+    call.on('cancelled', () => {
+      for (const c of calls) c.cancel();
+    });
+    return calls;
+  }
+
+  /** Repeat a unary write at the leader; its answer (and the leader hint) goes back to the caller. */
+  private relay<M extends ForwardMethod>(
+    call: ServerUnaryCall<Exchange[M][0], Exchange[M][1]>,
+    cb: sendUnaryData<Exchange[M][1]>,
+    to: { leader: string; address: string },
+    method: M,
+    req: Exchange[M][0],
+  ): void {
+    this.forwarder.forward(to, method, req, call.getDeadline(), this.upstreamOf(call)).then(
+      (res) => cb(null, res, leaderTrailers(to)),
+      (err: unknown) => this.fail(cb, err, `${method} failed at the leader`, safePeer(call)),
+    );
+  }
+
   private submit(call: ServerUnaryCall<SubmitRequest, SubmitResponse>, cb: sendUnaryData<SubmitResponse>): void {
     try {
       const req = this.request(call);
       const why = validateSpec(req.task, this.home.settings.maxPayloadBytes, this.home.scheduler.now());
       if (why) throw invalidArgument(why);
+      const to = this.route(call.metadata);
+      if (to.type === 'forward') {
+        this.relay(call, cb, to, 'submit', req);
+        return;
+      }
       this.home.submit([req.task!]).then(
         ([o]) => cb(null, { taskId: o!.id, existing: o!.existing, state: o!.state }),
         (err: unknown) => this.fail(cb, err, 'submit failed', safePeer(call)),
@@ -116,7 +190,12 @@ export class TaskService {
       const req = this.request(call);
       if (req.tasks.length > MAX_BATCH)
         throw invalidArgument(`at most ${MAX_BATCH} tasks per batch, got ${req.tasks.length}`);
-      this.submitMany(req.tasks).then(
+      const to = this.route(call.metadata);
+      if (to.type === 'forward') {
+        this.relay(call, cb, to, 'submitBatch', req);
+        return;
+      }
+      this.submitMany(req.tasks, LOCAL).then(
         (items) => cb(null, { items }),
         (err: unknown) => this.fail(cb, err, 'submit batch failed', safePeer(call)),
       );
@@ -125,8 +204,17 @@ export class TaskService {
     }
   }
 
-  /** One item per spec, in order; a bad spec fails alone, saturation fails the batch. */
-  private async submitMany(specs: readonly TaskSpec[]): Promise<SubmitBatchItem[]> {
+  /**
+   * One item per spec, in order; a bad spec fails alone, saturation (or a
+   * failed forward) fails the batch. Forwarded: the good specs go to the
+   * leader as one SubmitBatch.
+   */
+  private async submitMany(
+    specs: readonly (TaskSpec | undefined)[],
+    to: WriteRoute,
+    deadline: Deadline = Infinity,
+    upstream?: Set<Cancellable>,
+  ): Promise<SubmitBatchItem[]> {
     const now = this.home.scheduler.now();
     const items: SubmitBatchItem[] = new Array(specs.length);
     const good: TaskSpec[] = [];
@@ -143,81 +231,33 @@ export class TaskService {
       }
     }
     if (bad > 0) this.home.log.warn({ bad, of: specs.length }, 'submit batch: invalid specs refused');
-    if (good.length > 0) {
-      const outs = await this.home.submit(good);
-      for (let j = 0; j < outs.length; j++) {
-        items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '' };
+    if (good.length === 0) return items;
+    if (to.type === 'forward') {
+      const res = await this.forwarder.forward(to, 'submitBatch', { tasks: good }, deadline, upstream);
+      for (let j = 0; j < where.length; j++) {
+        items[where[j]!] = res.items[j] ?? {
+          taskId: '',
+          existing: false,
+          code: status.INTERNAL,
+          message: 'the leader answered fewer items than sent',
+        };
       }
+      return items;
+    }
+    const outs = await this.home.submit(good);
+    for (let j = 0; j < outs.length; j++) {
+      items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '' };
     }
     return items;
   }
 
   private submitStream(call: ServerDuplexStream<SubmitStreamRequest, SubmitStreamResponse>): void {
-    const home = this.home;
-    let open = true;
-    // Responses must keep request order: each waits for the ones before it.
-    let chain: Promise<void> = Promise.resolve();
-    let pending: SubmitStreamRequest[] = [];
-    let scheduled = false;
-    const flush = (): void => {
-      scheduled = false;
-      const batch = pending;
-      pending = [];
-      const run = async (): Promise<void> => {
-        let items: SubmitBatchItem[];
-        try {
-          items = await this.submitMany(batch.map((r) => r.task!));
-        } catch (err) {
-          const se = toServiceError(err);
-          items = batch.map(() => ({
-            taskId: '',
-            existing: false,
-            code: se.code ?? status.INTERNAL,
-            message: se.details ?? '',
-          }));
-        }
-        if (!open) return;
-        for (let i = 0; i < batch.length; i++) call.write({ requestId: batch[i]!.requestId, item: items[i] });
-      };
-      chain = chain.then(run, run);
-    };
-    call.on('data', (req: SubmitStreamRequest) => {
-      if (isUndecodable(req)) {
-        home.log.warn({ peer: safePeer(call) }, 'submit stream: undecodable message');
-        call.emit('error', toServiceError(invalidArgument(`undecodable request: ${req.$invalid}`)));
-        open = false;
-        return;
-      }
-      const why = validateSpec(req.task, home.settings.maxPayloadBytes, home.scheduler.now());
-      if (why) {
-        chain = chain.then(() => {
-          if (open)
-            call.write({
-              requestId: req.requestId,
-              item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why },
-            });
-        });
-        return;
-      }
-      pending.push(req);
-      if (!scheduled) {
-        scheduled = true;
-        home.scheduler.defer(flush);
-      }
+    serveSubmitStream(call, {
+      home: this.home,
+      route: () => this.route(undefined),
+      submitMany: (specs, to, upstream) => this.submitMany(specs, to, call.getDeadline(), upstream),
+      upstreamOf: (c) => this.upstreamOf(c),
     });
-    call.on('end', () => {
-      const finish = (): void => {
-        if (open) call.end();
-        open = false;
-      };
-      if (scheduled || pending.length > 0) home.scheduler.defer(() => chain.then(finish, finish));
-      else chain.then(finish, finish);
-    });
-    const gone = (): void => {
-      open = false;
-    };
-    call.on('cancelled', gone);
-    call.on('error', gone);
   }
 
   private find(id: string): TaskRecord {
@@ -228,9 +268,22 @@ export class TaskService {
     return rec;
   }
 
-  private get(call: ServerUnaryCall<GetRequest, GetResponse>, cb: sendUnaryData<GetResponse>): void {
+  /** The ReadIndex barrier; a barrier that cannot pass (no leader reachable) is UNAVAILABLE. */
+  private async readBarrier(): Promise<void> {
     try {
-      cb(null, { task: toProtoTask(this.find(this.request(call).taskId)) });
+      await this.barrier.wait();
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw unavailableRetry(`cell ${this.home.path}: read barrier failed (${why}); retry`, this.home.retryHintMs());
+    }
+  }
+
+  private async get(call: ServerUnaryCall<GetRequest, GetResponse>, cb: sendUnaryData<GetResponse>): Promise<void> {
+    try {
+      const id = this.request(call).taskId;
+      if (!id) throw invalidArgument('task_id is required');
+      await this.readBarrier();
+      cb(null, { task: toProtoTask(this.find(id)) });
     } catch (err) {
       this.fail(cb, err, 'get refused', safePeer(call));
     }
@@ -239,6 +292,12 @@ export class TaskService {
   private cancel(call: ServerUnaryCall<CancelRequest, CancelResponse>, cb: sendUnaryData<CancelResponse>): void {
     try {
       const req = this.request(call);
+      if (!req.taskId) throw invalidArgument('task_id is required');
+      const to = this.route(call.metadata);
+      if (to.type === 'forward') {
+        this.relay(call, cb, to, 'cancel', req);
+        return;
+      }
       this.find(req.taskId);
       this.home.cancel(req.taskId, req.reason).then(
         (rec) => cb(null, { task: toProtoTask(rec) }),
@@ -249,17 +308,21 @@ export class TaskService {
     }
   }
 
-  private watch(call: ServerWritableStream<WatchRequest, WatchResponse>): void {
+  /** After a read barrier, the record now and at every change (followers apply the same changes). */
+  private async watch(call: ServerWritableStream<WatchRequest, WatchResponse>): Promise<void> {
     let rec: TaskRecord;
     try {
       if (isUndecodable(call.request)) throw invalidArgument(`undecodable request: ${call.request.$invalid}`);
+      if (!call.request.taskId) throw invalidArgument('task_id is required');
+      await this.readBarrier();
       rec = this.find(call.request.taskId);
     } catch (err) {
-      const se = toServiceError(err);
+      const se = toServiceError(toMeshError(err));
       this.home.log.warn({ code: se.code, err: se.details, peer: safePeer(call) }, 'watch refused');
       call.emit('error', se);
       return;
     }
+    if (call.cancelled) return;
     call.write({ task: toProtoTask(rec) });
     if (isTerminal(rec.state)) {
       call.end();
@@ -295,7 +358,7 @@ export class TaskService {
     if (done) this.watchers.delete(rec.id);
   }
 
-  /** End every watch (shutdown). */
+  /** End every watch and drop the connections to the leader (shutdown). */
   closeAll(): void {
     for (const set of this.watchers.values()) {
       for (const call of set) {
@@ -307,5 +370,6 @@ export class TaskService {
       }
     }
     this.watchers.clear();
+    this.forwarder.close();
   }
 }

@@ -302,7 +302,13 @@ export interface Label {
 
 /** What a client asks for. */
 export interface TaskSpec {
-  /** Same key within the home cell's retention -> same task, never a second one. */
+  /**
+   * Same key within the home cell's retention -> same task, never a second one.
+   * Set one on every submit so that a submit whose outcome is unknown (no
+   * answer: a deadline, a dropped connection, a leader that went away) can be
+   * repeated safely; the client SDK sets a random 128-bit key when the caller
+   * gives none.
+   */
   idempotencyKey: string;
   /** Agents declare the kinds they run; required. */
   kind: string;
@@ -2511,7 +2517,23 @@ export const CancelResponse: MessageFns<CancelResponse> = {
   },
 };
 
-/** Submit, read, watch and cancel tasks. Any replica of any cell serves it. */
+/**
+ * Submit, read, watch and cancel tasks. Any replica of any cell serves it.
+ *
+ * Writes (Submit, SubmitBatch, SubmitStream, Cancel) are decided by the cell's
+ * leader. A follower forwards them to the leader and answers as the leader
+ * did, adding the trailers meshlb-leader and meshlb-leader-address (for
+ * clients that want to go to the leader directly). A forwarded call carries
+ * the header meshlb-forwarded: 1 and is never forwarded again: a replica that
+ * no longer leads answers it FAILED_PRECONDITION with those trailers. While no
+ * leader is known the answer is UNAVAILABLE, and with too many calls already
+ * forwarded RESOURCE_EXHAUSTED, both with meshlb-retry-after-ms.
+ *
+ * Get and Watch are linearizable on every replica: they read the replica's
+ * copy of the ledger after a ReadIndex barrier, so a task whose Submit
+ * returned before the read began is found. Tasks with durability NONE live in
+ * the leader's memory only: followers do not know them.
+ */
 export type TaskServiceService = typeof TaskServiceService;
 export const TaskServiceService = {
   submit: {
@@ -2532,7 +2554,10 @@ export const TaskServiceService = {
     responseSerialize: (value: SubmitBatchResponse): Buffer => Buffer.from(SubmitBatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SubmitBatchResponse => SubmitBatchResponse.decode(value),
   },
-  /** Many submissions on one stream; one response per request, in order. */
+  /**
+   * Many submissions on one stream; one response per request, in order. On a
+   * follower the requests of each read turn go to the leader as one SubmitBatch.
+   */
   submitStream: {
     path: "/meshlb.v1.TaskService/SubmitStream" as const,
     requestStream: true as const,
@@ -2576,7 +2601,10 @@ export const TaskServiceService = {
 export interface TaskServiceServer extends UntypedServiceImplementation {
   submit: handleUnaryCall<SubmitRequest, SubmitResponse>;
   submitBatch: handleUnaryCall<SubmitBatchRequest, SubmitBatchResponse>;
-  /** Many submissions on one stream; one response per request, in order. */
+  /**
+   * Many submissions on one stream; one response per request, in order. On a
+   * follower the requests of each read turn go to the leader as one SubmitBatch.
+   */
   submitStream: handleBidiStreamingCall<SubmitStreamRequest, SubmitStreamResponse>;
   get: handleUnaryCall<GetRequest, GetResponse>;
   /** Streams the task's record now and at every change, until it ends. */
@@ -2615,7 +2643,10 @@ export interface TaskServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SubmitBatchResponse) => void,
   ): ClientUnaryCall;
-  /** Many submissions on one stream; one response per request, in order. */
+  /**
+   * Many submissions on one stream; one response per request, in order. On a
+   * follower the requests of each read turn go to the leader as one SubmitBatch.
+   */
   submitStream(): ClientDuplexStream<SubmitStreamRequest, SubmitStreamResponse>;
   submitStream(options: Partial<CallOptions>): ClientDuplexStream<SubmitStreamRequest, SubmitStreamResponse>;
   submitStream(

@@ -1,0 +1,115 @@
+// TaskService.SubmitStream: many submissions on one stream. Requests that
+// arrive in one turn of the event loop go as one batch (on a follower, one
+// SubmitBatch forwarded to the leader). Batches start at once, without waiting
+// for the ones before them, but responses are written in request order:
+// task.proto promises one response per request, in order.
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { SubmitBatchItem, SubmitStreamRequest, SubmitStreamResponse, TaskSpec } from '../gen/meshlb/v1/task.js';
+import { invalidArgument, toServiceError } from '../util/errors.js';
+import { toMeshError } from '../util/raft-status.js';
+import { isUndecodable, safePeer } from './grpc-util.js';
+import type { Home } from './home.js';
+import { leaderTrailers, type Cancellable, type WriteRoute } from './task-forward.js';
+import { validateSpec } from './task-validate.js';
+
+export interface SubmitStreamDeps {
+  readonly home: Home;
+  /** Where the next batch goes (throws while no leader is ready). */
+  route(): WriteRoute;
+  /** One item per spec, in order (bad specs fail alone); rejects for the whole batch. */
+  submitMany(
+    specs: readonly (TaskSpec | undefined)[],
+    to: WriteRoute,
+    upstream: Set<Cancellable>,
+  ): Promise<SubmitBatchItem[]>;
+  /** The set of calls forwarded for this stream, cancelled when the stream is. */
+  upstreamOf(call: ServerDuplexStream<SubmitStreamRequest, SubmitStreamResponse>): Set<Cancellable>;
+}
+
+export function serveSubmitStream(
+  call: ServerDuplexStream<SubmitStreamRequest, SubmitStreamResponse>,
+  d: SubmitStreamDeps,
+): void {
+  const home = d.home;
+  let open = true;
+  // Responses keep request order: each write waits for the ones before it.
+  let chain: Promise<void> = Promise.resolve();
+  let pending: SubmitStreamRequest[] = [];
+  let scheduled = false;
+  /** The leader last forwarded to: its hint goes in the trailers. */
+  let forwardedTo: { leader: string; address: string } | undefined;
+  const upstream = d.upstreamOf(call);
+  const itemsFor = async (batch: SubmitStreamRequest[]): Promise<SubmitBatchItem[]> => {
+    try {
+      const to = d.route();
+      if (to.type === 'forward') forwardedTo = to;
+      return await d.submitMany(
+        batch.map((r) => r.task),
+        to,
+        upstream,
+      );
+    } catch (err) {
+      // Saturation, no leader, a failed forward: every request of the batch gets that status.
+      const se = toServiceError(toMeshError(err));
+      return batch.map(() => ({
+        taskId: '',
+        existing: false,
+        code: se.code ?? status.INTERNAL,
+        message: se.details ?? '',
+      }));
+    }
+  };
+  const flush = (): void => {
+    scheduled = false;
+    const batch = pending;
+    pending = [];
+    const work = itemsFor(batch);
+    chain = chain.then(async () => {
+      const items = await work;
+      if (!open) return;
+      for (let i = 0; i < batch.length; i++) call.write({ requestId: batch[i]!.requestId, item: items[i] });
+    });
+  };
+  call.on('data', (req: SubmitStreamRequest) => {
+    if (!open) return;
+    if (isUndecodable(req)) {
+      home.log.warn({ peer: safePeer(call) }, 'submit stream: undecodable message');
+      call.emit('error', toServiceError(invalidArgument(`undecodable request: ${req.$invalid}`)));
+      open = false;
+      return;
+    }
+    const why = validateSpec(req.task, home.settings.maxPayloadBytes, home.scheduler.now());
+    if (why) {
+      if (pending.length > 0) flush(); // what came before is answered first
+      chain = chain.then(() => {
+        if (open)
+          call.write({
+            requestId: req.requestId,
+            item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why },
+          });
+      });
+      return;
+    }
+    pending.push(req);
+    if (!scheduled) {
+      scheduled = true;
+      // A flush forced by a bad spec in between leaves nothing for this one.
+      home.scheduler.defer(() => {
+        if (scheduled) flush();
+      });
+    }
+  });
+  call.on('end', () => {
+    const finish = (): void => {
+      if (open) call.end(forwardedTo ? leaderTrailers(forwardedTo) : undefined);
+      open = false;
+    };
+    if (scheduled || pending.length > 0) home.scheduler.defer(() => chain.then(finish, finish));
+    else chain.then(finish, finish);
+  });
+  const gone = (): void => {
+    open = false;
+  };
+  call.on('cancelled', gone);
+  call.on('error', gone);
+}
