@@ -10,7 +10,7 @@
 //   and go out after the next Welcome; results sent shortly before a stream
 //   broke are sent again (the node fences by attempt).
 import { EventEmitter } from 'node:events';
-import type { StatusObject, ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
+import { status as grpcStatus, type StatusObject, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import type { AgentHello, AgentServiceClient, Welcome } from '../gen/meshlb/v1/agent.js';
 import type { ResultStatus } from '../gen/meshlb/v1/task.js';
 import { logger as rootLogger, type Logger } from '../util/log.js';
@@ -62,6 +62,14 @@ export interface AgentOptions {
   /** Extra load figures (e.g. gpu) merged into every heartbeat. */
   loadProvider?: () => { cpu?: number; memory?: number; gpu?: number };
   version?: string;
+  /**
+   * The mesh this agent expects to join (the topology's `name`): a node of
+   * another mesh refuses the hello (the `helloRefused` event). Unset, any mesh is
+   * fine; the Welcome (and the `connected` event) says which one it joined.
+   */
+  mesh?: string;
+  /** The node cell this agent expects to reach (e.g. "/eu/west-1a/n1"); a node of another cell refuses it. */
+  nodeCell?: string;
 }
 
 /** Counters of the three parts, kept in one object the agent exposes live. */
@@ -70,6 +78,13 @@ export interface AgentStats extends ConnectionStats, ExecutorStats, OutboxStats 
 export interface AgentEvents {
   connected: [welcome: Welcome];
   disconnected: [status: { code: number; details: string }];
+  /**
+   * The node refused the hello: another mesh or node cell than the options name
+   * (FAILED_PRECONDITION), or a hello it cannot take (INVALID_ARGUMENT). The
+   * agent keeps retrying with backoff (another address may be right); close it
+   * to give up.
+   */
+  helloRefused: [refusal: { code: number; details: string; address: string }];
   taskStart: [task: AgentTask];
   taskEnd: [task: AgentTask, status: ResultStatus];
   drainOrder: [reason: string];
@@ -107,6 +122,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly outbox: Outbox;
   private _draining = false;
   private drainPromise: Promise<void> | undefined;
+  /** The last refusal logged: a node that keeps refusing is logged once, not at every retry. */
+  private lastRefusal = '';
   /** Callbacks of waitState, run (and dropped) at every state change. */
   private waiters = new Set<() => void>();
 
@@ -253,6 +270,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       labels: recordToLabels(this.opts.labels),
       slots: this.slots,
       version: this.opts.version ?? AGENT_SDK_VERSION,
+      mesh: this.opts.mesh ?? '',
+      meshId: '',
+      nodeCell: this.opts.nodeCell ?? '',
     };
   }
 
@@ -274,13 +294,14 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private onWelcome(w: Welcome, interval: number): void {
     this.welcome = w;
+    this.lastRefusal = '';
     this.executor.nodeCell = w.nodeCell;
     // Tell the node at once what we still hold from before a reconnect: the attempts
     // (re-announced as started) and their count in a load; both count against our slots.
     this.outbox.reannounce(this.executor.running.values());
     this.connection.sendLoad();
     this.outbox.resume();
-    this.logger().debug({ node: w.nodeCell, replica: w.replicaId, interval }, 'agent: connected');
+    this.logger().debug({ mesh: w.mesh, node: w.nodeCell, replica: w.replicaId, interval }, 'agent: connected');
     this.notify();
     this.emit('connected', w);
   }
@@ -289,6 +310,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.outbox.broken();
     if (this.isClosed()) return;
     if (wasWelcomed) this.emit('disconnected', { code: s.code, details: s.details });
+    else if (isRefusal(s)) {
+      if (s.details !== this.lastRefusal)
+        this.logger().warn(
+          { code: s.code, details: s.details, address: this.address },
+          'agent: node refused the hello',
+        );
+      this.lastRefusal = s.details;
+      this.emit('helloRefused', { code: s.code, details: s.details, address: this.address });
+    }
     this.logger().debug({ code: s.code, details: s.details, address: this.address }, 'agent: stream ended');
     this.notify();
     // A drain that has nothing left to report is done: do not come back.
@@ -344,4 +374,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       });
     }
   }
+}
+
+/** The node refused the hello itself (not a redirect to its leader, not a network failure). */
+function isRefusal(s: StatusObject): boolean {
+  if (s.code === grpcStatus.INVALID_ARGUMENT) return true;
+  return s.code === grpcStatus.FAILED_PRECONDITION && s.metadata.get('meshlb-leader').length === 0;
 }

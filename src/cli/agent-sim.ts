@@ -25,6 +25,8 @@ export interface AgentSimOptions {
   seed?: number;
   /** Run this long, then drain and exit; 0/absent = until SIGINT/SIGTERM (or `signal`). */
   durationS?: number;
+  /** The mesh (topology name) the agents expect; a node of another mesh refuses them. Default: any. */
+  mesh?: string;
   /** Agent ids are `${idPrefix}-${i}` (default 'sim'). */
   idPrefix?: string;
   /** Print one JSON summary on stdout at exit (progress lines still go to stderr). */
@@ -132,6 +134,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       random: seededRandom((seed * 7919 + i) >>> 0),
       clientFor: pool.clientFor,
+      ...(opts.mesh ? { mesh: opts.mesh } : {}),
     });
     for (const k of kinds) agent.handle(k, handler);
     agents.push(agent);
@@ -216,6 +219,15 @@ export async function runAgentSim(opts: AgentSimOptions): Promise<number> {
   const out = opts.stdout ?? ((l: string) => process.stdout.write(l + '\n'));
   const err = opts.stderr ?? ((l: string) => process.stderr.write(l + '\n'));
   const sim = startAgentSim(opts);
+  // A refused hello (another mesh, a bad hello) is the same for every agent: say it once.
+  let refusal = '';
+  for (const a of sim.agents) {
+    a.on('helloRefused', (r) => {
+      if (r.details === refusal) return;
+      refusal = r.details;
+      err(`agent-sim: ${r.address} refused the agents: ${r.details}`);
+    });
+  }
   const statsEvery = opts.statsIntervalMs ?? 1000;
   let lastDone = 0;
   let lastAt = performance.now();

@@ -171,6 +171,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
     .option('--duration <s>', 'run this long, then drain and exit (default: until signalled)', num(0))
     .option('--id-prefix <p>', 'agent ids are <prefix>-<i>')
+    .option('--mesh <name>', 'the mesh (topology name) the agents expect; a node of another mesh refuses them')
     .option('--channels <n>', 'HTTP/2 connections shared by the agents (default one per 1000 agents)', int(1))
     .option('--seed <s>', 'random seed', int(0))
     .option('--json', 'print one JSON summary on stdout at exit')
@@ -191,6 +192,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             failureRate: o.failureRate,
             durationS: o.duration,
             idPrefix: o.idPrefix,
+            mesh: o.mesh,
             channels: o.channels,
             seed: o.seed,
             json: o.json === true,

@@ -21,6 +21,8 @@ export interface SimAgentOptions {
   readonly heartbeatIntervalMs?: number;
   /** Share one client (one HTTP/2 connection) among many agents. */
   readonly client?: AgentServiceClient;
+  /** The mesh (topology name) this agent expects; a node of another mesh refuses it. Default: any. */
+  readonly mesh?: string;
   /** Called when an attempt starts (tests count executions). */
   readonly onStart?: (d: Dispatch) => void;
 }
@@ -98,6 +100,9 @@ export class SimAgent {
           labels: [...(o.labels ?? [])],
           slots: o.slots,
           version: 'sim',
+          mesh: o.mesh ?? '',
+          meshId: '',
+          nodeCell: '',
         },
       },
     });

@@ -19,6 +19,7 @@ import { AgentCapacity } from './agent-capacity.js';
 import { CarryOver } from './agent-carry.js';
 import { AgentSession } from './agent-session.js';
 import { failStream, isUndecodable } from './grpc-util.js';
+import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -31,7 +32,11 @@ export class AgentSessions implements AgentSide {
   /** Instrumentation: the most attempts any agent held, relative to its slots (must stay <= 0). */
   maxOverSlots = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly cell: CellPort) {
+  constructor(
+    private readonly cell: CellPort,
+    /** Named in the welcome; a hello naming another mesh (or another node cell) is refused. */
+    private readonly mesh: MeshIdentity,
+  ) {
     this.carry = new CarryOver(cell, this.capacity);
   }
 
@@ -58,6 +63,11 @@ export class AgentSessions implements AgentSide {
         if (!m) return fail(invalidArgument('agent message with no content'), 'agent: empty message');
         if (session === undefined) {
           if (m.$case !== 'hello') return fail(invalidArgument('the first message must be hello'), 'agent: no hello');
+          const h = m.value;
+          const claim = { mesh: h.mesh, meshId: h.meshId, cell: h.nodeCell };
+          const here = { mesh: this.mesh, cell: cell.path, replicaId: cell.replicaId };
+          const refused = refuseHello(`agent ${clip(h.agentId)}`, claim, here);
+          if (refused) return fail(refused, 'agent: refused, another mesh or cell');
           const lead = cell.leaderHint();
           if (!lead.leading) return fail(notLeadingError(cell.path, lead), 'agent: not the leader');
           this.pending.delete(call);
@@ -141,6 +151,8 @@ export class AgentSessions implements AgentSide {
           heartbeatIntervalMs: cell.settings.heartbeatIntervalMs,
           heartbeatTimeoutMs: cell.settings.heartbeatTimeoutMs,
           maxMessageBytes: cell.settings.maxMessageBytes,
+          mesh: this.mesh.name,
+          meshId: this.mesh.id,
         },
       },
     });

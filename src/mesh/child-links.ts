@@ -16,6 +16,7 @@ import { makeCandidate, type Candidate } from '../policies/index.js';
 import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { ChildLink } from './child-link.js';
 import { failStream, isUndecodable } from './grpc-util.js';
+import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type Capacity, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -33,6 +34,8 @@ export class ChildLinks implements ChildSide {
     private readonly cell: CellPort,
     /** The paths of this cell's children: the only cells that may link. */
     private readonly children: readonly string[],
+    /** Named in the welcome; a hello naming another mesh (or another cell as its parent) is refused. */
+    private readonly mesh: MeshIdentity,
   ) {}
 
   /** LinkService.Open handler. */
@@ -55,6 +58,11 @@ export class ChildLinks implements ChildSide {
           if (m.$case !== 'hello')
             return fail(invalidArgument('the first link message must be hello'), 'link: no hello');
           const child = m.value.cell;
+          const h = m.value;
+          const claim = { mesh: h.mesh, meshId: h.meshId, cell: h.parentCell };
+          const here = { mesh: this.mesh, cell: cell.path, replicaId: cell.replicaId };
+          const refused = refuseHello(`link from cell ${clip(child)}`, claim, here);
+          if (refused) return fail(refused, 'link: refused, another mesh or cell');
           const lead = cell.leaderHint();
           if (!lead.leading) return fail(notLeadingError(cell.path, lead), 'link: not the leader');
           if (!this.children.includes(child)) {
@@ -111,7 +119,14 @@ export class ChildLinks implements ChildSide {
     call.write({
       msg: {
         $case: 'welcome',
-        value: { parentCell: cell.path, replicaId: cell.replicaId, leader: true, leaderId: cell.replicaId },
+        value: {
+          parentCell: cell.path,
+          replicaId: cell.replicaId,
+          leader: true,
+          leaderId: cell.replicaId,
+          mesh: this.mesh.name,
+          meshId: this.mesh.id,
+        },
       },
     });
     cell.log.info({ child }, 'child linked');

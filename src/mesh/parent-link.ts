@@ -27,7 +27,9 @@ import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/m
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { KindCapacity } from '../gen/meshlb/v1/link.js';
+import { parentOf } from '../topology/paths.js';
 import { StreamBatcher } from './batcher.js';
+import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
 import { capacitySignature, type Summarizer } from './summary.js';
 import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
@@ -98,11 +100,15 @@ export class ParentLink implements ParentSide {
   readonly stats = { opened: 0, timedOut: 0 };
   /** The address this replica serves on (reported in summaries). */
   selfAddress = '';
+  /** The last refusal logged (another mesh or cell): logged once, not at every retry. */
+  private lastRefusal = '';
 
   constructor(
     private readonly cell: CellPort,
     private readonly summaries: Summarizer,
     private readonly addresses: () => readonly string[],
+    /** Named in the hello; a welcome from another mesh is not taken. */
+    private readonly mesh: MeshIdentity,
   ) {}
 
   /** Link up (this replica leads its cell). Idempotent. */
@@ -178,7 +184,15 @@ export class ParentLink implements ParentSide {
     call.write({
       msg: {
         $case: 'hello',
-        value: { cell: cell.path, replicaId: cell.replicaId, term: 0, holding: cell.heldFromParent(MAX_HOLDING) },
+        value: {
+          cell: cell.path,
+          replicaId: cell.replicaId,
+          term: 0,
+          holding: cell.heldFromParent(MAX_HOLDING),
+          mesh: this.mesh.name,
+          meshId: this.mesh.id,
+          parentCell: parentOf(cell.path),
+        },
       },
     });
     call.on('data', (m: OpenResponse) => {
@@ -197,6 +211,11 @@ export class ParentLink implements ParentSide {
       // A parent replica that does not lead names its leader: go there next, soon.
       const hint = err.code === status.FAILED_PRECONDITION ? err.metadata?.get('meshlb-leader-address')[0] : undefined;
       if (typeof hint === 'string' && hint !== '') this.preferred = hint;
+      else if (err.code === status.FAILED_PRECONDITION && err.details !== this.lastRefusal) {
+        // Another mesh or cell at that address: a configuration error, said once (we keep retrying).
+        this.lastRefusal = err.details;
+        this.cell.log.warn({ address, err: err.details.slice(0, 500) }, 'parent refused the link');
+      }
       this.broken(call, err.message);
       if (this.preferred) this.reconnectAtMs = this.cell.scheduler.now() + REDIRECT_DELAY_MS;
     });
@@ -208,16 +227,23 @@ export class ParentLink implements ParentSide {
     const msg = m.msg;
     if (!msg) return;
     switch (msg.$case) {
-      case 'welcome':
+      case 'welcome': {
+        const w = msg.value;
+        // A parent that does not check hellos itself: leave rather than link into another mesh.
+        const here = { mesh: this.mesh, cell: cell.path, replicaId: cell.replicaId };
+        const refused = refuseHello(`welcome from ${clip(w.replicaId)}`, { ...w, cell: '' }, here);
+        if (refused) throw refused;
+        this.lastRefusal = '';
         this.connected = true;
         this.attempt = 0;
         this.summaryDue = true;
         this.lastSig = '';
         this.resendHeld();
         this.batcher?.schedule();
-        cell.log.info({ parent: msg.value.parentCell, replica: msg.value.replicaId }, 'linked to parent');
+        cell.log.info({ parent: w.parentCell, replica: w.replicaId }, 'linked to parent');
         cell.candidatesChanged();
         return;
+      }
       case 'dispatches': {
         const tasks = msg.value.tasks;
         const acks = cell.acceptForwarded(tasks, FROM_PARENT);

@@ -3,6 +3,10 @@
 // topology (the cell's other replicas, by replica id), and the Raft gRPC
 // service on the replica's own port. The cell sees it as a ReplicatedLog.
 //
+// The group's cluster id is the mesh id and the cell path: a replica of
+// another mesh (or another cell) whose address overlaps ours is refused on
+// the Raft stream, and no entry crosses between them.
+//
 // Used for every replica that has a data directory (`meshlb serve` always
 // has one), whatever its replica count: a one-replica cell is a one-voter
 // group, so its accepted tasks survive a restart too.
@@ -18,6 +22,8 @@ export interface RaftCellOptions {
   readonly replica: number;
   /** This replica's own directory (lmdb log, hard state, snapshots). */
   readonly dataDir: string;
+  /** The topology's mesh id; with the cell path, the Raft cluster id both ends of a stream compare. */
+  readonly meshId: string;
   readonly log: RaftLogger;
   /** Peer addresses by replica number, when they differ from the topology's (tests, dev). */
   readonly addresses?: (replica: number) => string | undefined;
@@ -35,9 +41,10 @@ export function raftCell(o: RaftCellOptions): RaftCell {
   for (const r of o.spec.replicas) peers[r.id] = o.addresses?.(r.replica) ?? r.address;
   const self = o.spec.replicas.find((r) => r.replica === o.replica);
   if (!self) throw new Error(`cell ${o.spec.path} has no replica ${o.replica}`);
+  const clusterId = `${o.meshId}${o.spec.path}`;
   let log: RaftLedgerLog | undefined;
   const factory: LogFactory = (ledger: Ledger) => {
-    const transport = new GrpcTransport({ groupId: o.spec.path, self: self.id, peers, log: o.log });
+    const transport = new GrpcTransport({ groupId: o.spec.path, self: self.id, peers, clusterId, log: o.log });
     log = new RaftLedgerLog({
       ledger,
       raft: {
@@ -56,7 +63,7 @@ export function raftCell(o: RaftCellOptions): RaftCell {
     factory,
     register(server: Server): void {
       if (!log) throw new Error('raft cell: register() before the cell was built');
-      registerRaftService(server, log.replica, { log: o.log });
+      registerRaftService(server, log.replica, { log: o.log, clusterId });
     },
   };
 }

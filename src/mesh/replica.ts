@@ -13,6 +13,7 @@ import { AgentSessions } from './agent-sessions.js';
 import { Cell } from './cell.js';
 import { ChildLinks } from './child-links.js';
 import { enableNoDelay, tolerantService } from './grpc-util.js';
+import { meshOf } from './mesh-identity.js';
 import { ParentLink } from './parent-link.js';
 import { raftCell, type RaftCell } from './raft-cell.js';
 import { TaskService } from './task-service.js';
@@ -47,11 +48,13 @@ export class Replica {
     const spec = opts.topology.byPath.get(opts.cell);
     if (!spec) throw new Error(`cell ${opts.cell} is not in topology ${opts.topology.name}`);
     const replica = opts.replica ?? 1;
+    const mesh = meshOf(opts.topology);
     this.raft = opts.dataDir
       ? raftCell({
           spec,
           replica,
           dataDir: opts.dataDir,
+          meshId: mesh.id,
           log: opts.log ?? logger({ component: 'raft', cell: spec.path, replica }),
           ...(opts.random ? { random: opts.random } : {}),
         })
@@ -63,14 +66,15 @@ export class Replica {
     this.cell = cell;
     const parentSpec = opts.topology.byPath.get(spec.parent);
     cell.attach({
-      agents: spec.tier === 'node' ? new AgentSessions(cell) : undefined,
-      children: spec.children.length > 0 ? new ChildLinks(cell, spec.children) : undefined,
+      agents: spec.tier === 'node' ? new AgentSessions(cell, mesh) : undefined,
+      children: spec.children.length > 0 ? new ChildLinks(cell, spec.children, mesh) : undefined,
       parent:
         parentSpec !== undefined
           ? new ParentLink(
               cell,
               cell.summaries,
               opts.parentAddresses ?? (() => parentSpec.replicas.map((r) => r.address)),
+              mesh,
             )
           : undefined,
     });

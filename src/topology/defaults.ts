@@ -5,6 +5,7 @@
 //
 // Importing the policies' index registers every policy, so validation knows
 // their names and checks each policyConfig with the policy's own parser.
+import { createHash } from 'node:crypto';
 import { DEFAULT_POLICY_BY_TIER, getPolicy, listPolicies } from '../policies/index.js';
 import { Collector, describe, isObj, type Obj } from './format.js';
 import { cellSlug } from './paths.js';
@@ -22,6 +23,17 @@ export const DEFAULTS: MeshDefaults = {
   queueCapacity: 100_000,
   dataDir: '.data',
 };
+
+/**
+ * The mesh id when the file gives none: a hash of the name, so it is the same
+ * in every process that reads the file (replicas, agent-sim, generated
+ * manifests) and two meshes with different names get different ids without
+ * anyone writing one. Meshes that share a name (two copies of one file) share
+ * this id too: give one an explicit `id:` (docs/topology.md).
+ */
+export function defaultMeshId(name: string): string {
+  return createHash('sha256').update(`meshlb-mesh:${name}`).digest('hex').slice(0, 16);
+}
 
 /** The policy names of the design; the registry (listPolicies) is the authority, these the fallback. */
 const BUILTIN_POLICIES: readonly string[] = [

@@ -7,13 +7,15 @@
 //   format.ts    how a problem is written (line, cell, field)
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
-import { knownPolicies, parseAddressing, parseDefaults, parseTiers } from './defaults.js';
+import { defaultMeshId, knownPolicies, parseAddressing, parseDefaults, parseTiers } from './defaults.js';
 import { Collector, describe, isObj, nodeLines, yamlSyntaxIssue, type Obj } from './format.js';
 import type { CellSpec, ReplicaSpec, Topology } from './types.js';
 import { checkMesh, parseCell, type CellContext } from './validate.js';
 
-const TOP_KEYS = ['name', 'defaults', 'tiers', 'addressing', 'cells'];
+const TOP_KEYS = ['name', 'id', 'defaults', 'tiers', 'addressing', 'cells'];
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$/;
+/** No '/': a Raft cluster id is the mesh id followed by the cell path. */
+const ID_RE = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
 
 /** All problems found in one file; `issues` holds one line per problem. */
 export class TopologyError extends Error {
@@ -55,6 +57,12 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
       c.add('field "name"', `must be lowercase letters, digits and '-', got ${describe(doc.name)}`);
     } else name = doc.name;
   }
+  let id = defaultMeshId(name);
+  if (doc.id !== undefined) {
+    if (typeof doc.id !== 'string' || !ID_RE.test(doc.id)) {
+      c.add('field "id"', `must be 1-64 lowercase letters, digits and '-', got ${describe(doc.id)}`);
+    } else id = doc.id;
+  }
   const defaults = parseDefaults(doc.defaults, c);
   const checkConfigs = opts.policies === undefined;
   const tiers = parseTiers(doc.tiers, c, policies, checkConfigs);
@@ -71,6 +79,7 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
   if (c.issues.length) throw new TopologyError(source, c.issues);
   return {
     name,
+    id,
     defaults,
     cells: ctx.cells,
     byPath: new Map(ctx.cells.map((x) => [x.path, x])),
@@ -124,13 +133,13 @@ export function topologyToDocument(
     return o;
   };
   const root = t.byPath.get('/');
-  return { name: t.name, defaults: { ...t.defaults }, cells: root ? cellDoc(root) : null };
+  return { name: t.name, id: t.id, defaults: { ...t.defaults }, cells: root ? cellDoc(root) : null };
 }
 
 /** A human-readable tree, for `meshlb topology show`. */
 export function formatTopology(t: Topology): string {
   const lines = [
-    `topology ${t.name}: ${t.cells.length} cells, ${t.cells.reduce((n, x) => n + x.replicas.length, 0)} replicas`,
+    `topology ${t.name} (id ${t.id}): ${t.cells.length} cells, ${t.cells.reduce((n, x) => n + x.replicas.length, 0)} replicas`,
   ];
   const walk = (path: string, indent: string): void => {
     const cell = t.byPath.get(path)!;

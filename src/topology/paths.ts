@@ -10,6 +10,13 @@ export function joinPath(parent: string, segment: string): string {
   return parent === '/' ? `/${segment}` : `${parent}/${segment}`;
 }
 
+/** The parent's path: "/eu/west-1a" → "/eu", "/eu" → "/"; '' for the root. */
+export function parentOf(path: string): string {
+  if (path === '/') return '';
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
 export function depthOf(path: string): number {
   return path === '/' ? 0 : path.split('/').length - 1;
 }

@@ -51,6 +51,13 @@ export interface MeshDefaults {
 
 export interface Topology {
   readonly name: string;
+  /**
+   * The mesh's identity on the wire: every link, Raft and agent hello names it
+   * (with `name`) and a peer of another mesh is refused. The file's `id:`, else
+   * derived from the name (defaultMeshId), so every process reading the same
+   * file agrees with no shared state.
+   */
+  readonly id: string;
   readonly defaults: MeshDefaults;
   /** Every cell, parents before children. */
   readonly cells: readonly CellSpec[];

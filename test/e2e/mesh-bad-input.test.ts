@@ -199,7 +199,20 @@ describe('bad input', () => {
     try {
       const call = c.open();
       const st = streamStatus(call);
-      call.write({ msg: { $case: 'hello', value: { cell: '/us/east-1a', replicaId: 'x', term: 0, holding: [] } } });
+      call.write({
+        msg: {
+          $case: 'hello',
+          value: {
+            cell: '/us/east-1a',
+            replicaId: 'x',
+            term: 0,
+            holding: [],
+            mesh: '',
+            meshId: '',
+            parentCell: '',
+          },
+        },
+      });
       expect((await st).code).toBe(grpc.status.NOT_FOUND);
     } finally {
       c.close();

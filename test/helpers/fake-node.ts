@@ -81,6 +81,8 @@ export class FakeAgentSession {
           heartbeatIntervalMs: node.opts.heartbeatIntervalMs ?? 1000,
           heartbeatTimeoutMs: node.opts.heartbeatTimeoutMs ?? 3000,
           maxMessageBytes: node.opts.maxMessageBytes ?? 4 * 1024 * 1024,
+          mesh: '',
+          meshId: '',
         },
       },
     });

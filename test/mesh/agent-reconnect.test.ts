@@ -195,7 +195,19 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     });
     call.on('error', () => {});
     call.write({
-      msg: { $case: 'hello', value: { agentId: 'raw', kinds: ['raw'], labels: [], slots: 2, version: 'test' } },
+      msg: {
+        $case: 'hello',
+        value: {
+          agentId: 'raw',
+          kinds: ['raw'],
+          labels: [],
+          slots: 2,
+          version: 'test',
+          mesh: '',
+          meshId: '',
+          nodeCell: '',
+        },
+      },
     });
     call.write({
       msg: {

@@ -92,7 +92,12 @@ class FakeChild {
     });
     this.call.on('status', (s) => (this.status = s));
     this.call.on('error', () => {});
-    this.send({ msg: { $case: 'hello', value: { cell, replicaId: `${cell}#1`, term: 0, holding: [] } } });
+    this.send({
+      msg: {
+        $case: 'hello',
+        value: { cell, replicaId: `${cell}#1`, term: 0, holding: [], mesh: '', meshId: '', parentCell: '' },
+      },
+    });
     this.sendSummary(4);
     cleanups.push(() => this.close());
   }
@@ -254,7 +259,10 @@ describe(`link liveness (seed ${SEED})`, () => {
           if (m.msg?.$case !== 'hello') return;
           if (rec.mode === 'silent') return;
           call.write({
-            msg: { $case: 'welcome', value: { parentCell: '/', replicaId: '/#1', leader: true, leaderId: '/#1' } },
+            msg: {
+              $case: 'welcome',
+              value: { parentCell: '/', replicaId: '/#1', leader: true, leaderId: '/#1', mesh: '', meshId: '' },
+            },
           });
           if (rec.mode === 'keepalive')
             ka = setInterval(() => call.write({ msg: { $case: 'acks', value: { acks: [] } } }), SUMMARY_MS);

@@ -4,6 +4,12 @@
 // and tell the core the peer is unreachable so it stops pipelining to it.
 // Snapshots go through InstallSnapshot in chunks so no single gRPC message has
 // to hold a whole snapshot.
+//
+// Cluster ids: the application may give both ends an opaque `clusterId` (the
+// mesh id and cell path, say). Every stream batch and snapshot header carries
+// the sender's; a receiver whose replica has a different one refuses the
+// stream with FAILED_PRECONDITION and delivers nothing, so two clusters whose
+// addresses overlap never exchange entries. Empty on either side: not checked.
 import * as grpc from '@grpc/grpc-js';
 import {
   RaftServiceClient,
@@ -33,7 +39,12 @@ export interface GrpcTransportOptions {
   readonly maxBatchBytes?: number;
   /** Silent when absent. */
   readonly log?: RaftLogger;
+  /** Sent with every batch; a receiver registered with another one refuses us (see the top). */
+  readonly clusterId?: string;
 }
+
+/** After a peer refused us for another cluster id: retry this rarely (a configuration error, not a blip). */
+const REFUSED_RETRY_MS = 5000;
 
 export class GrpcTransport implements Transport {
   private readonly links = new Map<NodeId, PeerLink>();
@@ -85,6 +96,8 @@ class PeerLink {
   private backoffMs = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The last refusal logged, so a peer that keeps refusing is logged once. */
+  private lastRefusal = '';
   private readonly maxQueue: number;
   private readonly maxBatchBytes: number;
 
@@ -137,7 +150,13 @@ class PeerLink {
       }
       const messages = this.queue.splice(0, n);
       const fromAddress = this.opts.peers[this.opts.self] ?? '';
-      this.writable = call.write({ groupId: this.opts.groupId, from: this.opts.self, messages, fromAddress });
+      this.writable = call.write({
+        groupId: this.opts.groupId,
+        from: this.opts.self,
+        messages,
+        fromAddress,
+        clusterId: this.opts.clusterId ?? '',
+      });
     }
     if (!this.writable) {
       call.once('drain', () => {
@@ -159,20 +178,27 @@ class PeerLink {
     call.on('data', (r: RaftServiceStreamResponse) => {
       if (r.error) this.log.warn({ peer: this.id, error: r.error }, 'peer refused raft messages');
     });
-    const down = (err?: Error) => {
+    const down = (err?: Partial<grpc.ServiceError>) => {
       if (this.call !== call) return;
       this.call = undefined;
       if (this.closed) return;
-      this.log.debug({ peer: this.id, err: err?.message }, 'raft stream down');
+      const refused = err?.code === grpc.status.FAILED_PRECONDITION;
+      if (refused && err.details !== this.lastRefusal) {
+        this.lastRefusal = err.details ?? '';
+        this.log.warn(
+          { peer: this.id, address: this.address, err: this.lastRefusal.slice(0, 500) },
+          'raft peer refused us',
+        );
+      } else this.log.debug({ peer: this.id, err: err?.message }, 'raft stream down');
       this.endpoint()?.reportUnreachable(this.id);
-      this.backoffMs = Math.min(1000, Math.max(25, this.backoffMs * 2));
+      this.backoffMs = refused ? REFUSED_RETRY_MS : Math.min(1000, Math.max(25, this.backoffMs * 2));
       const delay = this.backoffMs / 2 + (Math.random() * this.backoffMs) / 2;
       this.reconnectTimer = setTimeout(() => {
         this.reconnectTimer = undefined;
         this.flush();
       }, delay);
     };
-    call.on('error', down);
+    call.on('error', (err: grpc.ServiceError) => down(err));
     call.on('end', () => down());
     call.on('close', () => down());
     return call;
@@ -190,7 +216,12 @@ class PeerLink {
     const header: RaftServiceInstallSnapshotRequest = {
       part: {
         $case: 'header',
-        value: { groupId: this.opts.groupId, message: messageToWire(m), totalBytes: snap.data.length },
+        value: {
+          groupId: this.opts.groupId,
+          message: messageToWire(m),
+          totalBytes: snap.data.length,
+          clusterId: this.opts.clusterId ?? '',
+        },
       },
     };
     call.write(header);
@@ -211,11 +242,24 @@ class PeerLink {
 
 // ---- server side: one RaftService per grpc.Server, routing to many replicas ----
 
+interface Route {
+  readonly ep: RaftEndpoint;
+  readonly clusterId: string;
+}
 interface Router {
-  readonly replicas: Map<string, RaftEndpoint>; // `${group}\0${node}`
+  readonly replicas: Map<string, Route>; // `${group}\0${node}`
 }
 const routers = new WeakMap<grpc.Server, Router>();
 const key = (group: string, node: NodeId) => `${group}\0${node}`;
+
+/** Caller input in an error or a log line: quoted, at most 200 characters of it. */
+const clip = (s: string): string => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s);
+
+/** Why a sender of cluster `theirs` may not reach `route`, or '' (empty ids are not checked). */
+function clusterRefusal(what: string, theirs: string, route: Route): string {
+  if (!theirs || !route.clusterId || theirs === route.clusterId) return '';
+  return `${what} refused: it is for cluster ${clip(theirs)}, but replica ${clip(route.ep.id)} here is in cluster ${clip(route.clusterId)}`;
+}
 
 /**
  * Attach a replica to an existing grpc.Server (the service is added once per
@@ -226,7 +270,7 @@ const key = (group: string, node: NodeId) => `${group}\0${node}`;
 export function registerRaftService(
   server: grpc.Server,
   endpoint: RaftEndpoint,
-  opts: { readonly log?: RaftLogger } = {},
+  opts: { readonly log?: RaftLogger; readonly clusterId?: string } = {},
 ): () => void {
   let router = routers.get(server);
   if (!router) {
@@ -236,10 +280,11 @@ export function registerRaftService(
     server.addService(RaftServiceService, raftServiceImpl(r, opts.log ?? silentLogger));
   }
   const k = key(endpoint.groupId, endpoint.id);
-  router.replicas.set(k, endpoint);
+  const route: Route = { ep: endpoint, clusterId: opts.clusterId ?? '' };
+  router.replicas.set(k, route);
   const rt = router;
   return () => {
-    if (rt.replicas.get(k) === endpoint) rt.replicas.delete(k);
+    if (rt.replicas.get(k) === route) rt.replicas.delete(k);
   };
 }
 
@@ -247,7 +292,9 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
   return {
     stream(call) {
       call.sendMetadata(new grpc.Metadata());
+      let refused = false;
       call.on('data', (req: RaftServiceStreamRequest) => {
+        if (refused) return;
         const byNode = new Map<NodeId, Message[]>();
         for (const w of req.messages) {
           let m: Message;
@@ -261,8 +308,21 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
           if (list) list.push(m);
           else byNode.set(m.to, [m]);
         }
+        // Another cluster's sender gets nothing delivered, and its stream ends.
+        for (const to of byNode.keys()) {
+          const route = router.replicas.get(key(req.groupId, to));
+          const why = route ? clusterRefusal(`raft stream from ${clip(req.from)}`, req.clusterId, route) : '';
+          if (!why) continue;
+          refused = true;
+          log.warn(
+            { from: clip(req.from), group: clip(req.groupId), err: why },
+            'raft stream refused: another cluster',
+          );
+          call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: why });
+          return;
+        }
         for (const [to, msgs] of byNode) {
-          const ep = router.replicas.get(key(req.groupId, to));
+          const ep = router.replicas.get(key(req.groupId, to))?.ep;
           if (ep && req.fromAddress) ep.learnAddress?.(req.from, req.fromAddress);
           if (ep) ep.deliver(msgs);
           else call.write({ error: `unknown raft replica ${to} in group ${req.groupId}` });
@@ -272,7 +332,7 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
       call.on('error', () => undefined); // the peer went away; it will redial
     },
     installSnapshot(call, callback) {
-      let header: { groupId: string; message: RaftMessage; totalBytes: number } | undefined;
+      let header: { groupId: string; message: RaftMessage; totalBytes: number; clusterId: string } | undefined;
       const chunks: Buffer[] = [];
       let size = 0;
       let failed = '';
@@ -282,6 +342,7 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
             groupId: req.part.value.groupId,
             message: req.part.value.message,
             totalBytes: req.part.value.totalBytes,
+            clusterId: req.part.value.clusterId,
           };
         } else if (req.part?.$case === 'chunk') {
           size += req.part.value.length;
@@ -291,7 +352,13 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
       });
       call.on('end', () => {
         if (!failed && (!header || size !== header.totalBytes)) failed = 'incomplete snapshot';
-        const ep = header && router.replicas.get(key(header.groupId, header.message.to));
+        const route = header && router.replicas.get(key(header.groupId, header.message.to));
+        const why = header && route ? clusterRefusal('snapshot', header.clusterId, route) : '';
+        if (why) {
+          log.warn({ group: clip(header?.groupId ?? ''), err: why }, 'raft snapshot refused: another cluster');
+          return callback({ code: grpc.status.FAILED_PRECONDITION, details: why });
+        }
+        const ep = route?.ep;
         if (!failed && !ep) failed = 'unknown raft replica';
         if (failed || !header || !ep) return callback(null, { accepted: false, error: failed });
         try {
@@ -305,7 +372,7 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
     },
     status(call, callback) {
       const prefix = `${call.request.groupId}\0`;
-      const ep = [...router.replicas.entries()].find(([k]) => k.startsWith(prefix))?.[1];
+      const ep = [...router.replicas.entries()].find(([k]) => k.startsWith(prefix))?.[1].ep;
       if (!ep) return callback({ code: grpc.status.NOT_FOUND, details: `no raft group ${call.request.groupId} here` });
       const s = ep.status();
       callback(null, {

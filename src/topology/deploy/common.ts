@@ -81,12 +81,14 @@ export function serveArgs(cellPath: string, replica: string): string[] {
   ];
 }
 
-/** The simulated agents one node cell gets, the same in compose and k8s. */
-export function agentSimArgs(address: string, s: DeploySettings, idPrefix: string): string[] {
+/** The simulated agents one node cell gets, the same in compose and k8s; they expect `mesh` (the topology name). */
+export function agentSimArgs(address: string, s: DeploySettings, idPrefix: string, mesh: string): string[] {
   return [
     'agent-sim',
     '--address',
     address,
+    '--mesh',
+    mesh,
     '--agents',
     String(s.agentsPerNode),
     '--slots',

@@ -69,7 +69,7 @@ export function composeFiles(t: Topology, s: DeploySettings): Map<string, string
       const slug = cellSlug(cell.path);
       services[`agents-${slug}`] = {
         image,
-        command: agentSimArgs(`${composeName(cell, cell.replicas[0]!)}:${CONTAINER_PORT}`, s, slug),
+        command: agentSimArgs(`${composeName(cell, cell.replicas[0]!)}:${CONTAINER_PORT}`, s, slug, t.name),
         depends_on: healthy([composeName(cell, cell.replicas[0]!)]),
         // the image's HEALTHCHECK probes a replica's port; agent-sim serves none
         healthcheck: { disable: true },

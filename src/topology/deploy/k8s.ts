@@ -195,6 +195,7 @@ export function k8sFiles(t: Topology, s: DeploySettings): Map<string, string> {
                     `${k8sHost(cell, cell.replicas[0]!, ns)}:${CONTAINER_PORT}`,
                     s,
                     cellSlug(cell.path),
+                    t.name,
                   ),
                   resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 },

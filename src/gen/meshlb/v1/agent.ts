@@ -49,6 +49,14 @@ export interface AgentHello {
   /** Max concurrent tasks; the node never exceeds it. */
   slots: number;
   version: string;
+  /**
+   * The mesh the agent expects (topology `name`, and/or its `id`) and the node
+   * cell it expects to reach; a node of another mesh or another cell refuses
+   * the stream with FAILED_PRECONDITION. Empty: any (the Welcome says which).
+   */
+  mesh: string;
+  meshId: string;
+  nodeCell: string;
 }
 
 export interface AgentLoad {
@@ -89,6 +97,9 @@ export interface Welcome {
   /** The node declares the agent dead after this long without a message. */
   heartbeatTimeoutMs: number;
   maxMessageBytes: number;
+  /** The mesh the agent joined (topology `name` and `id`). */
+  mesh: string;
+  meshId: string;
 }
 
 export interface Assignments {
@@ -248,7 +259,7 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
 };
 
 function createBaseAgentHello(): AgentHello {
-  return { agentId: "", kinds: [], labels: [], slots: 0, version: "" };
+  return { agentId: "", kinds: [], labels: [], slots: 0, version: "", mesh: "", meshId: "", nodeCell: "" };
 }
 
 export const AgentHello: MessageFns<AgentHello> = {
@@ -267,6 +278,15 @@ export const AgentHello: MessageFns<AgentHello> = {
     }
     if (message.version !== "") {
       writer.uint32(42).string(message.version);
+    }
+    if (message.mesh !== "") {
+      writer.uint32(50).string(message.mesh);
+    }
+    if (message.meshId !== "") {
+      writer.uint32(58).string(message.meshId);
+    }
+    if (message.nodeCell !== "") {
+      writer.uint32(66).string(message.nodeCell);
     }
     return writer;
   },
@@ -324,6 +344,30 @@ export const AgentHello: MessageFns<AgentHello> = {
             message.version = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.meshId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.nodeCell = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -347,6 +391,17 @@ export const AgentHello: MessageFns<AgentHello> = {
       labels: globalThis.Array.isArray(object?.labels) ? object.labels.map((e: any) => Label.fromJSON(e)) : [],
       slots: isSet(object.slots) ? globalThis.Number(object.slots) : 0,
       version: isSet(object.version) ? globalThis.String(object.version) : "",
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      meshId: isSet(object.meshId)
+        ? globalThis.String(object.meshId)
+        : isSet(object.mesh_id)
+        ? globalThis.String(object.mesh_id)
+        : "",
+      nodeCell: isSet(object.nodeCell)
+        ? globalThis.String(object.nodeCell)
+        : isSet(object.node_cell)
+        ? globalThis.String(object.node_cell)
+        : "",
     };
   },
 
@@ -367,6 +422,15 @@ export const AgentHello: MessageFns<AgentHello> = {
     if (message.version !== "") {
       obj.version = message.version;
     }
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.meshId !== "") {
+      obj.meshId = message.meshId;
+    }
+    if (message.nodeCell !== "") {
+      obj.nodeCell = message.nodeCell;
+    }
     return obj;
   },
 
@@ -380,6 +444,9 @@ export const AgentHello: MessageFns<AgentHello> = {
     message.labels = object.labels?.map((e) => Label.fromPartial(e)) || [];
     message.slots = object.slots ?? 0;
     message.version = object.version ?? "";
+    message.mesh = object.mesh ?? "";
+    message.meshId = object.meshId ?? "";
+    message.nodeCell = object.nodeCell ?? "";
     return message;
   },
 };
@@ -801,7 +868,15 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { nodeCell: "", replicaId: "", heartbeatIntervalMs: 0, heartbeatTimeoutMs: 0, maxMessageBytes: 0 };
+  return {
+    nodeCell: "",
+    replicaId: "",
+    heartbeatIntervalMs: 0,
+    heartbeatTimeoutMs: 0,
+    maxMessageBytes: 0,
+    mesh: "",
+    meshId: "",
+  };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -820,6 +895,12 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.maxMessageBytes !== 0) {
       writer.uint32(40).uint32(message.maxMessageBytes);
+    }
+    if (message.mesh !== "") {
+      writer.uint32(50).string(message.mesh);
+    }
+    if (message.meshId !== "") {
+      writer.uint32(58).string(message.meshId);
     }
     return writer;
   },
@@ -877,6 +958,22 @@ export const Welcome: MessageFns<Welcome> = {
             message.maxMessageBytes = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.meshId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -916,6 +1013,12 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.max_message_bytes)
         ? globalThis.Number(object.max_message_bytes)
         : 0,
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      meshId: isSet(object.meshId)
+        ? globalThis.String(object.meshId)
+        : isSet(object.mesh_id)
+        ? globalThis.String(object.mesh_id)
+        : "",
     };
   },
 
@@ -936,6 +1039,12 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.maxMessageBytes !== 0) {
       obj.maxMessageBytes = Math.round(message.maxMessageBytes);
     }
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.meshId !== "") {
+      obj.meshId = message.meshId;
+    }
     return obj;
   },
 
@@ -949,6 +1058,8 @@ export const Welcome: MessageFns<Welcome> = {
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.heartbeatTimeoutMs = object.heartbeatTimeoutMs ?? 0;
     message.maxMessageBytes = object.maxMessageBytes ?? 0;
+    message.mesh = object.mesh ?? "";
+    message.meshId = object.meshId ?? "";
     return message;
   },
 };

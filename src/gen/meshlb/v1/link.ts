@@ -56,6 +56,15 @@ export interface LinkHello {
    * attempts its ledger has out that no child holds are retried.
    */
   holding: TaskRef[];
+  /**
+   * The mesh the child belongs to (topology `name` and `id`) and the parent
+   * cell it expects to reach. A parent of another mesh or another cell refuses
+   * the link with FAILED_PRECONDITION. Empty: not checked (peers that predate
+   * these fields); meshlb always sets them.
+   */
+  mesh: string;
+  meshId: string;
+  parentCell: string;
 }
 
 /** Free and total slots for one task kind in a subtree. */
@@ -146,6 +155,12 @@ export interface LinkWelcome {
   /** Whether this parent replica is the leader of its cell (only the leader dispatches). */
   leader: boolean;
   leaderId: string;
+  /**
+   * The parent's mesh (topology `name` and `id`); a child of another mesh
+   * leaves instead of linking.
+   */
+  mesh: string;
+  meshId: string;
 }
 
 export interface Dispatches {
@@ -346,7 +361,7 @@ export const OpenRequest: MessageFns<OpenRequest> = {
 };
 
 function createBaseLinkHello(): LinkHello {
-  return { cell: "", replicaId: "", term: 0, holding: [] };
+  return { cell: "", replicaId: "", term: 0, holding: [], mesh: "", meshId: "", parentCell: "" };
 }
 
 export const LinkHello: MessageFns<LinkHello> = {
@@ -362,6 +377,15 @@ export const LinkHello: MessageFns<LinkHello> = {
     }
     for (const v of message.holding) {
       TaskRef.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.mesh !== "") {
+      writer.uint32(42).string(message.mesh);
+    }
+    if (message.meshId !== "") {
+      writer.uint32(50).string(message.meshId);
+    }
+    if (message.parentCell !== "") {
+      writer.uint32(58).string(message.parentCell);
     }
     return writer;
   },
@@ -411,6 +435,30 @@ export const LinkHello: MessageFns<LinkHello> = {
             message.holding.push(TaskRef.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.meshId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.parentCell = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -433,6 +481,17 @@ export const LinkHello: MessageFns<LinkHello> = {
         : "",
       term: isSet(object.term) ? globalThis.Number(object.term) : 0,
       holding: globalThis.Array.isArray(object?.holding) ? object.holding.map((e: any) => TaskRef.fromJSON(e)) : [],
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      meshId: isSet(object.meshId)
+        ? globalThis.String(object.meshId)
+        : isSet(object.mesh_id)
+        ? globalThis.String(object.mesh_id)
+        : "",
+      parentCell: isSet(object.parentCell)
+        ? globalThis.String(object.parentCell)
+        : isSet(object.parent_cell)
+        ? globalThis.String(object.parent_cell)
+        : "",
     };
   },
 
@@ -450,6 +509,15 @@ export const LinkHello: MessageFns<LinkHello> = {
     if (message.holding?.length) {
       obj.holding = message.holding.map((e) => TaskRef.toJSON(e));
     }
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.meshId !== "") {
+      obj.meshId = message.meshId;
+    }
+    if (message.parentCell !== "") {
+      obj.parentCell = message.parentCell;
+    }
     return obj;
   },
 
@@ -462,6 +530,9 @@ export const LinkHello: MessageFns<LinkHello> = {
     message.replicaId = object.replicaId ?? "";
     message.term = object.term ?? 0;
     message.holding = object.holding?.map((e) => TaskRef.fromPartial(e)) || [];
+    message.mesh = object.mesh ?? "";
+    message.meshId = object.meshId ?? "";
+    message.parentCell = object.parentCell ?? "";
     return message;
   },
 };
@@ -1719,7 +1790,7 @@ export const OpenResponse: MessageFns<OpenResponse> = {
 };
 
 function createBaseLinkWelcome(): LinkWelcome {
-  return { parentCell: "", replicaId: "", leader: false, leaderId: "" };
+  return { parentCell: "", replicaId: "", leader: false, leaderId: "", mesh: "", meshId: "" };
 }
 
 export const LinkWelcome: MessageFns<LinkWelcome> = {
@@ -1735,6 +1806,12 @@ export const LinkWelcome: MessageFns<LinkWelcome> = {
     }
     if (message.leaderId !== "") {
       writer.uint32(34).string(message.leaderId);
+    }
+    if (message.mesh !== "") {
+      writer.uint32(42).string(message.mesh);
+    }
+    if (message.meshId !== "") {
+      writer.uint32(50).string(message.meshId);
     }
     return writer;
   },
@@ -1784,6 +1861,22 @@ export const LinkWelcome: MessageFns<LinkWelcome> = {
             message.leaderId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.meshId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1814,6 +1907,12 @@ export const LinkWelcome: MessageFns<LinkWelcome> = {
         : isSet(object.leader_id)
         ? globalThis.String(object.leader_id)
         : "",
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      meshId: isSet(object.meshId)
+        ? globalThis.String(object.meshId)
+        : isSet(object.mesh_id)
+        ? globalThis.String(object.mesh_id)
+        : "",
     };
   },
 
@@ -1831,6 +1930,12 @@ export const LinkWelcome: MessageFns<LinkWelcome> = {
     if (message.leaderId !== "") {
       obj.leaderId = message.leaderId;
     }
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.meshId !== "") {
+      obj.meshId = message.meshId;
+    }
     return obj;
   },
 
@@ -1843,6 +1948,8 @@ export const LinkWelcome: MessageFns<LinkWelcome> = {
     message.replicaId = object.replicaId ?? "";
     message.leader = object.leader ?? false;
     message.leaderId = object.leaderId ?? "";
+    message.mesh = object.mesh ?? "";
+    message.meshId = object.meshId ?? "";
     return message;
   },
 };

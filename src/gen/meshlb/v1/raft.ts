@@ -270,6 +270,13 @@ export interface RaftServiceStreamRequest {
    * (one that just joined with an empty log) can answer.
    */
   fromAddress: string;
+  /**
+   * The sender's cluster (an opaque string the application gives both ends,
+   * e.g. the mesh id and the cell path). A receiver whose replica has another
+   * ends the stream with FAILED_PRECONDITION and delivers nothing. Empty: not
+   * checked (senders that predate the field).
+   */
+  clusterId: string;
 }
 
 export interface RaftServiceStreamResponse {
@@ -282,6 +289,8 @@ export interface RaftSnapshotHeader {
   /** The snap message (its snapshot meta set); its data follows in chunks. */
   message: RaftMessage | undefined;
   totalBytes: number;
+  /** As RaftServiceStreamRequest.cluster_id. */
+  clusterId: string;
 }
 
 export interface RaftServiceInstallSnapshotRequest {
@@ -904,7 +913,7 @@ export const RaftMessage: MessageFns<RaftMessage> = {
 };
 
 function createBaseRaftServiceStreamRequest(): RaftServiceStreamRequest {
-  return { groupId: "", from: "", messages: [], fromAddress: "" };
+  return { groupId: "", from: "", messages: [], fromAddress: "", clusterId: "" };
 }
 
 export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
@@ -920,6 +929,9 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
     }
     if (message.fromAddress !== "") {
       writer.uint32(34).string(message.fromAddress);
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(42).string(message.clusterId);
     }
     return writer;
   },
@@ -969,6 +981,14 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
             message.fromAddress = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -997,6 +1017,11 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
         : isSet(object.from_address)
         ? globalThis.String(object.from_address)
         : "",
+      clusterId: isSet(object.clusterId)
+        ? globalThis.String(object.clusterId)
+        : isSet(object.cluster_id)
+        ? globalThis.String(object.cluster_id)
+        : "",
     };
   },
 
@@ -1014,6 +1039,9 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
     if (message.fromAddress !== "") {
       obj.fromAddress = message.fromAddress;
     }
+    if (message.clusterId !== "") {
+      obj.clusterId = message.clusterId;
+    }
     return obj;
   },
 
@@ -1026,6 +1054,7 @@ export const RaftServiceStreamRequest: MessageFns<RaftServiceStreamRequest> = {
     message.from = object.from ?? "";
     message.messages = object.messages?.map((e) => RaftMessage.fromPartial(e)) || [];
     message.fromAddress = object.fromAddress ?? "";
+    message.clusterId = object.clusterId ?? "";
     return message;
   },
 };
@@ -1098,7 +1127,7 @@ export const RaftServiceStreamResponse: MessageFns<RaftServiceStreamResponse> = 
 };
 
 function createBaseRaftSnapshotHeader(): RaftSnapshotHeader {
-  return { groupId: "", message: undefined, totalBytes: 0 };
+  return { groupId: "", message: undefined, totalBytes: 0, clusterId: "" };
 }
 
 export const RaftSnapshotHeader: MessageFns<RaftSnapshotHeader> = {
@@ -1111,6 +1140,9 @@ export const RaftSnapshotHeader: MessageFns<RaftSnapshotHeader> = {
     }
     if (message.totalBytes !== 0) {
       writer.uint32(24).uint64(message.totalBytes);
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(34).string(message.clusterId);
     }
     return writer;
   },
@@ -1152,6 +1184,14 @@ export const RaftSnapshotHeader: MessageFns<RaftSnapshotHeader> = {
             message.totalBytes = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1177,6 +1217,11 @@ export const RaftSnapshotHeader: MessageFns<RaftSnapshotHeader> = {
         : isSet(object.total_bytes)
         ? globalThis.Number(object.total_bytes)
         : 0,
+      clusterId: isSet(object.clusterId)
+        ? globalThis.String(object.clusterId)
+        : isSet(object.cluster_id)
+        ? globalThis.String(object.cluster_id)
+        : "",
     };
   },
 
@@ -1191,6 +1236,9 @@ export const RaftSnapshotHeader: MessageFns<RaftSnapshotHeader> = {
     if (message.totalBytes !== 0) {
       obj.totalBytes = Math.round(message.totalBytes);
     }
+    if (message.clusterId !== "") {
+      obj.clusterId = message.clusterId;
+    }
     return obj;
   },
 
@@ -1204,6 +1252,7 @@ export const RaftSnapshotHeader: MessageFns<RaftSnapshotHeader> = {
       ? RaftMessage.fromPartial(object.message)
       : undefined;
     message.totalBytes = object.totalBytes ?? 0;
+    message.clusterId = object.clusterId ?? "";
     return message;
   },
 };
