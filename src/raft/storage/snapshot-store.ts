@@ -2,8 +2,16 @@
 // last. Layout: magic(8) | sha256(32) over the rest | metaLen u32 | meta JSON | data.
 // Written via temp file + fsync + rename + directory fsync, so a crash leaves
 // either the old set of files or the new one, never a half-written snapshot
-// under a final name (a stray *.tmp is ignored and removed on the next save).
-import { createHash } from 'node:crypto';
+// under a final name.
+//
+// Saves can overlap: a replica's background snapshot and one received from the
+// leader, or a stopped replica's unfinished save and its restarted successor's
+// (a second store on the same directory). So a store runs its saves one at a
+// time, each save writes a temp file of its own (`<final>.<pid>-<tag>.tmp`),
+// and a prune removes a temp file only when no save can still be writing it:
+// not one in flight in this process (any store), and not one of another
+// process that is alive. Leftovers of a crash are removed by the next save.
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Snapshot, SnapshotMeta } from '../core/types.js';
@@ -12,11 +20,21 @@ import { SnapshotCorruptError, type SnapshotStore } from './ports.js';
 const MAGIC = Buffer.from('MLBSNAP1', 'ascii');
 const HEAD = MAGIC.length + 32 + 4;
 const NAME = /^snap-(\d{20})-(\d+)\.snap$/;
+/** A temp file; the owner (`.<pid>-<tag>`) is absent in names written before saves were tagged. */
+const TMP = /^snap-\d{20}-\d+\.snap(?:\.(\d+)-[\w-]+)?\.tmp$/;
+
+/** Temp files (absolute paths) of saves in flight in this process, across all stores. */
+const writing = new Set<string>();
+/** Tags this process's temp files apart from an earlier process's with the same pid (containers). */
+const processTag = randomBytes(4).toString('hex');
+let saves = 0;
 
 export class FileSnapshotStore implements SnapshotStore {
   private cached: Snapshot | undefined;
   private cachedMeta: SnapshotMeta | undefined;
   private loaded = false;
+  /** The save in progress (saves are serialized, see save()). */
+  private queue: Promise<void> = Promise.resolve();
 
   /** `retain`: how many snapshot files to keep (older ones are a fallback for operators, not read). */
   constructor(
@@ -26,7 +44,14 @@ export class FileSnapshotStore implements SnapshotStore {
     fs.mkdirSync(dir, { recursive: true });
   }
 
-  async save(snap: Snapshot): Promise<void> {
+  /** Saves run one at a time, in call order; a failed save does not stop the next. */
+  save(snap: Snapshot): Promise<void> {
+    const run = this.queue.then(() => this.write(snap));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write(snap: Snapshot): Promise<void> {
     const meta = Buffer.from(JSON.stringify(snap.meta), 'utf8');
     const body = Buffer.allocUnsafe(4 + meta.length + snap.data.length);
     body.writeUInt32BE(meta.length, 0);
@@ -35,19 +60,29 @@ export class FileSnapshotStore implements SnapshotStore {
     const sum = createHash('sha256').update(body).digest();
     const name = `snap-${String(snap.meta.index).padStart(20, '0')}-${snap.meta.term}.snap`;
     const final = path.join(this.dir, name);
-    const tmp = `${final}.tmp`;
-    const fh = await fs.promises.open(tmp, 'w');
+    const tmp = path.resolve(`${final}.${process.pid}-${processTag}${(saves++).toString(36)}.tmp`);
+    writing.add(tmp);
     try {
-      await fh.writev([MAGIC, sum, body]);
-      await fh.sync();
+      const fh = await fs.promises.open(tmp, 'w');
+      try {
+        await fh.writev([MAGIC, sum, body]);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.promises.rename(tmp, final);
+    } catch (err) {
+      await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
     } finally {
-      await fh.close();
+      writing.delete(tmp);
     }
-    await fs.promises.rename(tmp, final);
     await fsyncDir(this.dir);
-    this.cached = snap;
-    this.cachedMeta = snap.meta;
-    this.loaded = true;
+    // The latest is the highest index (what a fresh load() would pick), whatever the save order.
+    if (this.loaded && (!this.cachedMeta || snap.meta.index >= this.cachedMeta.index)) {
+      this.cached = snap;
+      this.cachedMeta = snap.meta;
+    }
     await this.prune();
   }
 
@@ -73,14 +108,32 @@ export class FileSnapshotStore implements SnapshotStore {
       .sort();
   }
 
+  /** Keep the `retain` latest snapshots; remove temp files no save is writing any more. */
   private async prune(): Promise<void> {
     for (const f of fs.readdirSync(this.dir)) {
-      if (f.endsWith('.tmp')) await fs.promises.rm(path.join(this.dir, f), { force: true });
+      const m = TMP.exec(f);
+      const file = path.resolve(this.dir, f);
+      if (m && !writing.has(file) && !ownerAlive(m[1])) await fs.promises.rm(file, { force: true });
     }
     const files = this.files();
     for (const f of files.slice(0, Math.max(0, files.length - this.retain))) {
       await fs.promises.rm(path.join(this.dir, f), { force: true });
     }
+  }
+}
+
+/**
+ * Whether the process that named a temp file may still be writing it. This
+ * process's own files are known exactly (`writing`); another pid is asked with
+ * signal 0. A dead pid reused by an unrelated process only delays the cleanup.
+ */
+function ownerAlive(pid: string | undefined): boolean {
+  if (pid === undefined || Number(pid) === process.pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
