@@ -63,7 +63,7 @@ export class Cell implements CellPort {
   readonly summaries: Summarizer;
   /** What is attached above and below, as the modules use it. */
   readonly links: Links = { parent: undefined, children: undefined, agents: undefined };
-  readonly stats: CellStats = { spilled: 0, creditStalls: 0 };
+  readonly stats: CellStats = { dispatched: 0, spilled: 0, creditStalls: 0 };
   /** The same attachments with their own types (admin, tests, the replica's lifecycle). */
   agents: AgentSessions | undefined;
   children: ChildLinks | undefined;
@@ -201,7 +201,7 @@ export class Cell implements CellPort {
   private lead(term: number): void {
     if (this.leadingTerm === term) return;
     this.leadingTerm = term;
-    const resumed = this.home.resume();
+    const resumed = this.home.recovery.resume();
     if (!(this.ledgerLog instanceof SoleLeader)) this.log.info({ term, ...resumed }, 'leading the cell');
     this.parent?.start();
     this.dispatcher.invalidate();
@@ -214,7 +214,7 @@ export class Cell implements CellPort {
     this.parent?.stop();
     this.children?.closeAll();
     this.agents?.closeAll();
-    this.home.suspend();
+    this.home.recovery.suspend();
     this.relay.clear();
   }
 
@@ -312,7 +312,7 @@ export class Cell implements CellPort {
     let cancelled = 0;
     for (const ref of refs) {
       if (this.routes.has(routeKey(ref.taskId, ref.attempt))) continue;
-      if (this.home.adopt(child, ref)) continue;
+      if (this.home.recovery.adopt(child, ref)) continue;
       // Not an attempt anyone here waits for (a stale one, or one of a cell that changed leader): stop it.
       this.children?.sendCancel(child, ref);
       cancelled++;

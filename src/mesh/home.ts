@@ -29,11 +29,34 @@ import {
   type LedgerLog,
   type TaskRecord,
 } from './ledger.js';
+import { HomeRecovery } from './home-recovery.js';
 import type { RouteTable } from './routes.js';
-import type { Scheduler, TimerHandle } from './scheduler.js';
+import type { Scheduler } from './scheduler.js';
 import { leaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
 import { FROM_HOME, makeItem, nextAttemptId, routeKey, type WorkItem } from './types.js';
+
+/** Specs per `accepted` proposal stay under this many bytes (payloads plus a fixed allowance per task). */
+const MAX_PROPOSAL_BYTES = 1 << 20;
+const PER_TASK_BYTES = 256;
+
+function chunkBySize(tasks: AcceptedTask[]): AcceptedTask[][] {
+  const out: AcceptedTask[][] = [];
+  let cur: AcceptedTask[] = [];
+  let bytes = 0;
+  for (const t of tasks) {
+    const b = PER_TASK_BYTES + t.spec.payload.length;
+    if (cur.length > 0 && bytes + b > MAX_PROPOSAL_BYTES) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(t);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
 
 export interface SubmitOutcome {
   readonly id: string;
@@ -66,11 +89,12 @@ export class Home {
   readonly log: Logger;
   readonly scheduler: Scheduler;
   readonly ledger: Ledger;
-  private readonly d: HomeDeps;
+  readonly d: HomeDeps;
   private idSeq = 0;
-  /** Attempts out when this replica started leading, not yet claimed by a child (id → attempt). */
-  private readonly unclaimed = new Map<string, number>();
-  private reconcileTimer: TimerHandle | undefined;
+  /** Tasks with a retry armed (QUEUED, deliberately not in the queue yet). */
+  readonly retrying = new Set<string>();
+  /** Failover and repair: back on track from the ledger (home-recovery.ts). */
+  readonly recovery: HomeRecovery;
   private readonly idPrefix: string;
 
   constructor(deps: HomeDeps) {
@@ -80,6 +104,7 @@ export class Home {
     this.log = deps.log;
     this.scheduler = deps.scheduler;
     this.ledger = deps.ledger;
+    this.recovery = new HomeRecovery(this);
     this.idPrefix = Math.floor(deps.random() * 36 ** 6)
       .toString(36)
       .padStart(6, '0');
@@ -130,8 +155,11 @@ export class Home {
       for (let j = 0; j < rs.length; j++) res[noneAt[j]!] = rs[j]!;
     }
     if (logged !== undefined) {
-      const [rs] = await ledgerLog.propose([{ type: 'accepted', tasks: logged }]);
-      for (let j = 0; j < rs!.length; j++) res[loggedAt![j]!] = rs![j]!;
+      // One proposal per ~1 MiB of specs: a Raft entry must fit in one gRPC message to the followers.
+      const chunks = chunkBySize(logged);
+      const answers = await Promise.all(chunks.map((c) => ledgerLog.propose([{ type: 'accepted', tasks: c }])));
+      let j = 0;
+      for (const [rs] of answers) for (const r of rs!) res[loggedAt![j++]!] = r;
     }
     const outcomes: SubmitOutcome[] = [];
     for (const o of out) {
@@ -167,113 +195,6 @@ export class Home {
     throw unavailable(`cell ${this.path}: no leader ready yet; retry shortly`);
   }
 
-  /**
-   * This replica started leading: rebuild the queue and the timers from the
-   * ledger, which holds every committed decision. Queued tasks wait for
-   * dispatch again. A task whose attempt was out when the old leader stopped
-   * keeps that attempt: its result may still come back (children keep attempts
-   * and re-send results across a change of parent leader), so its lease runs
-   * on from when it was dispatched (at least linkTimeoutMs more, for the
-   * children to relink), and a lapse retries it as before.
-   */
-  resume(): { queued: number; out: number } {
-    const { ledger, settings, timers } = this.d;
-    const now = this.scheduler.now();
-    let queued = 0;
-    let out = 0;
-    this.unclaimed.clear();
-    for (const rec of ledger.records()) {
-      if (isTerminal(rec.state)) continue;
-      if (rec.spec.deadlineUnixMs > 0) timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
-      if (rec.state === TaskState.TASK_STATE_QUEUED) {
-        queued++;
-        this.enqueue(rec);
-        continue;
-      }
-      out++;
-      this.unclaimed.set(rec.id, rec.attempt);
-      const due = Math.max(now + 2 * settings.linkTimeoutMs, rec.updatedMs + leaseFor(rec.spec, settings));
-      timers.schedule(due, { type: 'lease', id: rec.id, attempt: rec.attempt });
-    }
-    if (this.unclaimed.size > 0) {
-      // Children relink within a link timeout or two and say what they hold (adopt()); what none holds is lost.
-      this.reconcileTimer?.cancel();
-      this.reconcileTimer = this.scheduler.setTimer(2 * settings.linkTimeoutMs, () => this.reconcile());
-    }
-    return { queued, out };
-  }
-
-  /**
-   * A child that (re)linked holds this attempt of one of our tasks: if it is
-   * still the current attempt and out, route its result and cancels through
-   * that child again. Returns false when the attempt is not ours or not
-   * current (the caller cancels it below).
-   */
-  adopt(child: string, ref: { readonly taskId: string; readonly attempt: number }): boolean {
-    const rec = this.ledger.get(ref.taskId);
-    if (!rec || isTerminal(rec.state) || rec.attempt !== ref.attempt || rec.state === TaskState.TASK_STATE_QUEUED) {
-      return false;
-    }
-    this.unclaimed.delete(rec.id);
-    const key = routeKey(rec.id, rec.attempt);
-    if (this.d.routes.has(key)) return true;
-    const item = makeItem(
-      rec.id,
-      rec.attempt,
-      rec.homeCell,
-      rec.spec,
-      FROM_HOME,
-      undefined,
-      key,
-      leaseFor(rec.spec, this.settings),
-      undefined,
-      rec.updatedMs,
-    );
-    item.via = { type: 'child', cell: child };
-    this.d.routes.sent(item);
-    return true;
-  }
-
-  /** Attempts out when this replica started leading that no child claims by now: retry them (uncounted). */
-  private reconcile(): void {
-    this.reconcileTimer = undefined;
-    if (!this.d.leaderHint().leading) return;
-    const lost = [...this.unclaimed];
-    this.unclaimed.clear();
-    if (lost.length > 0)
-      this.log.warn({ attempts: lost.length }, 'attempts out under the old leader that no child holds: retrying');
-    const now = this.scheduler.now();
-    for (const [id, attempt] of lost) {
-      const rec = this.ledger.get(id);
-      if (!rec || isTerminal(rec.state) || rec.attempt !== attempt || rec.state === TaskState.TASK_STATE_QUEUED)
-        continue;
-      if (this.d.routes.has(routeKey(id, attempt))) continue;
-      this.commit(
-        {
-          type: 'attemptFailed',
-          id,
-          attempt,
-          reason: 'lost: no child held it after the cell changed leader',
-          counted: false,
-          lapse: true,
-          atMs: now,
-        },
-        isLogged(rec.spec),
-        (res) => this.afterFailure(res[0]!, true),
-      );
-    }
-  }
-
-  /** This replica stopped leading: its queued home items go (the new leader queues them from its ledger). */
-  suspend(): void {
-    this.reconcileTimer?.cancel();
-    this.reconcileTimer = undefined;
-    this.unclaimed.clear();
-    for (const rec of this.ledger.records()) {
-      if (!isTerminal(rec.state)) this.d.queue.remove(nextAttemptId(rec.id));
-    }
-  }
-
   private nextId(): string {
     return `${this.idPrefix}${(++this.idSeq).toString(36).padStart(6, '0')}`;
   }
@@ -284,7 +205,8 @@ export class Home {
   }
 
   /** Queue the next attempt of a home task. */
-  private enqueue(rec: TaskRecord): void {
+  /** Queue the next attempt of a home task (also used by recovery). */
+  enqueue(rec: TaskRecord): void {
     const { queue, settings } = this.d;
     const now = this.scheduler.now();
     const item = makeItem(
@@ -326,7 +248,8 @@ export class Home {
     if (logged.length > 0) {
       ledgerLog.propose([cmd(logged)]).then(
         (rs) => this.started(logged, rs[0]!, send),
-        (err: unknown) => this.log.error({ err }, 'dispatch commit failed'),
+        // The items left the queue: repair() queues them again (or leases them, if the command commits late).
+        (err: unknown) => this.recovery.proposalFailed(err, 'dispatch'),
       );
     }
   }
@@ -378,7 +301,7 @@ export class Home {
   }
 
   /** A failed attempt was committed: queue the task again, at once (lost) or after backoff. */
-  private afterFailure(res: ApplyResult, immediate: boolean): void {
+  afterFailure(res: ApplyResult, immediate: boolean): void {
     if (!res.ok || res.state !== TaskState.TASK_STATE_QUEUED) return;
     const rec = this.ledger.get(res.id)!;
     if (immediate) {
@@ -389,6 +312,7 @@ export class Home {
     const n = Math.max(1, rec.failures);
     const cap = Math.min(settings.backoffMaxMs, settings.backoffBaseMs * 2 ** Math.min(20, n - 1));
     const delay = cap / 2 + this.d.random() * (cap / 2);
+    this.retrying.add(rec.id);
     this.d.timers.schedule(this.scheduler.now() + delay, { type: 'retry', id: rec.id, attempt: rec.attempt });
   }
 
@@ -401,7 +325,7 @@ export class Home {
     const rec = this.ledger.get(id);
     if (!rec) return Promise.reject(notFound(`task ${id} not found at cell ${this.path}`));
     if (isTerminal(rec.state)) return Promise.resolve(rec);
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       this.commit(
         { type: 'cancelled', id, reason: reason || 'cancelled by client', atMs: this.scheduler.now() },
         isLogged(rec.spec),
@@ -409,6 +333,7 @@ export class Home {
           this.dropAttempt(rec, 'cancelled');
           resolve(rec);
         },
+        reject,
       );
     });
   }
@@ -452,6 +377,7 @@ export class Home {
         return;
       }
       case 'retry': {
+        this.retrying.delete(e.id);
         const rec = this.ledger.get(e.id);
         if (rec && rec.state === TaskState.TASK_STATE_QUEUED && rec.attempt === e.attempt) this.enqueue(rec);
         return;
@@ -471,8 +397,18 @@ export class Home {
     }
   }
 
-  /** Commit one command: logged tasks through the log, NONE straight to the state machine. */
-  private commit(cmd: LedgerCommand, logged: boolean, then?: (r: ApplyResult[]) => void): void {
+  /**
+   * Commit one command: logged tasks through the log, NONE straight to the
+   * state machine. A proposal can fail (a timeout under load, an election):
+   * its outcome is then unknown, and repair() puts the tasks it touched back
+   * on track from what the ledger says.
+   */
+  commit(
+    cmd: LedgerCommand,
+    logged: boolean,
+    then?: (r: ApplyResult[]) => void,
+    failed?: (err: unknown) => void,
+  ): void {
     if (!logged) {
       const r = this.ledger.apply(cmd);
       then?.(r);
@@ -480,7 +416,10 @@ export class Home {
     }
     this.d.ledgerLog.propose([cmd]).then(
       (rs) => then?.(rs[0]!),
-      (err: unknown) => this.log.error({ err }, 'ledger commit failed'),
+      (err: unknown) => {
+        this.recovery.proposalFailed(err, cmd.type);
+        failed?.(err);
+      },
     );
   }
 }

@@ -29,7 +29,7 @@ function filesUnder(dir: string, out: string[] = []): string[] {
 }
 
 describe('repository', () => {
-  it('type-checks with tsc (strict)', () => {
+  it('type-checks with tsc (strict)', { timeout: 240_000 }, () => {
     const r = run(join(root, 'node_modules', '.bin', 'tsc'), ['--noEmit', '-p', 'tsconfig.json']);
     expect(r.output).toBe('');
     expect(r.ok).toBe(true);
