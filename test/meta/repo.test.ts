@@ -35,13 +35,13 @@ describe('repository', () => {
     expect(r.ok).toBe(true);
   });
 
-  it('passes npm run lint (eslint)', () => {
+  it('passes npm run lint (eslint)', { timeout: 240_000 }, () => {
     const r = run(join(root, 'node_modules', '.bin', 'eslint'), ['.']);
     expect(r.output).toBe('');
     expect(r.ok).toBe(true);
   });
 
-  it('is formatted (prettier --check)', () => {
+  it('is formatted (prettier --check)', { timeout: 240_000 }, () => {
     const r = run(join(root, 'node_modules', '.bin', 'prettier'), ['--check', '--log-level', 'warn', '.']);
     expect(r.output).toBe('');
     expect(r.ok).toBe(true);
