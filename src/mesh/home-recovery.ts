@@ -14,11 +14,35 @@
 // - a task is in `retrying` (home.ts) exactly while a retry entry is armed for
 //   it, so repair() never queues a task twice.
 import { TaskState } from '../gen/meshlb/v1/task.js';
-import type { Home } from './home.js';
-import { isLogged, isTerminal } from './ledger.js';
-import type { TimerHandle } from './scheduler.js';
-import { leaseFor } from './settings.js';
-import { FROM_HOME, makeItem, nextAttemptId, routeKey } from './types.js';
+import type { TaskQueue } from '../queue/index.js';
+import type { Logger } from '../util/log.js';
+import { isLogged, isTerminal, type ApplyResult, type Ledger, type LedgerCommand, type TaskRecord } from './ledger.js';
+import type { RouteTable } from './routes.js';
+import type { Scheduler, TimerHandle } from './scheduler.js';
+import { leaseFor, type CellSettings } from './settings.js';
+import type { CellTimers } from './timers.js';
+import { FROM_HOME, makeItem, nextAttemptId, routeKey, type WorkItem } from './types.js';
+
+/** What recovery uses of Home (home.ts implements it). */
+export interface RecoveryHost {
+  readonly ledger: Ledger;
+  readonly log: Logger;
+  readonly scheduler: Scheduler;
+  readonly settings: CellSettings;
+  /** Tasks with a retry armed. */
+  readonly retrying: Set<string>;
+  readonly d: {
+    readonly queue: TaskQueue<WorkItem>;
+    readonly routes: RouteTable;
+    readonly timers: CellTimers;
+    readonly settings: CellSettings;
+    leaderHint(): { readonly leading: boolean };
+  };
+  enqueue(rec: TaskRecord): void;
+  afterFailure(res: ApplyResult, immediate: boolean): void;
+  commit(cmd: LedgerCommand, logged: boolean, then?: (r: ApplyResult[]) => void): void;
+  deadLetter(id: string, reason: string): void;
+}
 
 /** After a failed proposal, repair from the ledger this often, for this long (a late commit may still apply). */
 const REPAIR_EVERY_MS = 500;
@@ -34,7 +58,7 @@ export class HomeRecovery {
   /** Attempts given a lease again by this repair window (once each). */
   private readonly rearmed = new Set<string>();
 
-  constructor(private readonly h: Home) {}
+  constructor(private readonly h: RecoveryHost) {}
 
   /**
    * This replica started leading: rebuild the queue and the timers from the
