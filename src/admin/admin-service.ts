@@ -1,21 +1,24 @@
-// AdminService for one replica: the topology, this cell's state, its agents,
-// and draining an agent. Read-only except DrainAgent; every failure is a
+// AdminService for one replica: the topology, this cell's state as this
+// replica sees it (its Raft role and log included), its agents, draining an
+// agent, and the cell's Raft group (group-admin.ts). Every failure is a
 // status via toServiceError with one log line.
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import type {
-  AdminServiceServer,
-  AgentInfo,
-  CellInfo,
-  ChildStatus,
-  DrainAgentRequest,
-  DrainAgentResponse,
-  GetCellRequest,
-  GetCellResponse,
+import {
+  ReplicaRole,
+  type AdminServiceServer,
+  type AgentInfo,
+  type CellInfo,
+  type ChildStatus,
+  type DrainAgentRequest,
+  type DrainAgentResponse,
+  type GetCellRequest,
+  type GetCellResponse,
 } from '../gen/meshlb/v1/admin.js';
 import type { AgentSession } from '../mesh/agent-session.js';
 import type { Cell } from '../mesh/cell.js';
 import { isUndecodable } from '../mesh/grpc-util.js';
 import type { CellSpec } from '../topology/types.js';
+import { addReplica, groupMembers, removeReplica, transferLeader } from './group-admin.js';
 import { status } from '@grpc/grpc-js';
 import { invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
 
@@ -49,17 +52,30 @@ export function agentInfo(s: AgentSession): AgentInfo {
   };
 }
 
+/** The Raft runtime's role names (ReplicaStatus.role) as the admin enum. */
+const ROLES: Record<string, ReplicaRole> = {
+  leader: ReplicaRole.REPLICA_ROLE_LEADER,
+  follower: ReplicaRole.REPLICA_ROLE_FOLLOWER,
+  candidate: ReplicaRole.REPLICA_ROLE_CANDIDATE,
+  preCandidate: ReplicaRole.REPLICA_ROLE_PRE_CANDIDATE,
+};
+
 export function adminService(cell: Cell): AdminServiceServer {
   const answer =
-    <Req, Res>(what: string, fn: (req: Req) => Res) =>
+    <Req, Res>(what: string, fn: (req: Req) => Res | Promise<Res>) =>
     (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
-      try {
-        if (isUndecodable(call.request)) throw invalidArgument(`undecodable request: ${call.request.$invalid}`);
-        cb(null, fn(call.request));
-      } catch (err) {
+      const refuse = (err: unknown): void => {
         const se = toServiceError(err);
         cell.log.warn({ code: se.code, err: se.details }, `admin ${what} refused`);
         cb(se, null);
+      };
+      try {
+        if (isUndecodable(call.request)) throw invalidArgument(`undecodable request: ${call.request.$invalid}`);
+        const res = fn(call.request);
+        if (res instanceof Promise) res.then((r) => cb(null, r), refuse);
+        else cb(null, res);
+      } catch (err) {
+        refuse(err);
       }
     };
   return {
@@ -84,12 +100,21 @@ export function adminService(cell: Cell): AdminServiceServer {
         return { cell: child, connected: link !== undefined, summary: link?.summary, inFlight };
       });
       const c = cell.ledger.counters;
+      const raft = cell.ledgerLog.replication();
+      const leader = cell.ledgerLog.leader();
       return {
         cell: cellInfo(cell.spec),
         replicaId: cell.replicaId,
-        leader: cell.ledgerLog.isLeader(),
-        leaderId: cell.replicaId,
-        term: 0,
+        leader: cell.leading,
+        leaderId: leader?.id ?? '',
+        leaderAddress: leader?.address ?? '',
+        term: raft?.term ?? 0,
+        role: raft ? (ROLES[raft.role] ?? ReplicaRole.UNRECOGNIZED) : ReplicaRole.REPLICA_ROLE_SOLE,
+        commitIndex: raft?.commit ?? 0,
+        appliedIndex: raft?.applied ?? 0,
+        logEntries: raft?.logEntries ?? 0,
+        members: groupMembers(cell),
+        dispatched: cell.stats.dispatched,
         summary: cell.summaries.build(0, now, ''),
         children,
         parentConnected: cell.parent?.connected ?? false,
@@ -113,5 +138,8 @@ export function adminService(cell: Cell): AdminServiceServer {
       cell.log.info({ agent: req.agentId, reason: req.reason }, 'agent drain ordered');
       return { agent: agentInfo(s) };
     }),
+    transferLeader: answer('TransferLeader', (req) => transferLeader(cell, req)),
+    addReplica: answer('AddReplica', (req) => addReplica(cell, req)),
+    removeReplica: answer('RemoveReplica', (req) => removeReplica(cell, req)),
   };
 }

@@ -101,6 +101,10 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       "this replica's own directory for its Raft log and snapshots (default: <topology defaults.dataDir>/<cell>-<replica>)",
     )
     .option('--listen <host>', 'bind host, overriding the topology address host (e.g. 0.0.0.0 in containers)')
+    .option(
+      '--join',
+      "join the cell's running Raft group with an empty log, to be added with AdminService/AddReplica (docs/topology.md)",
+    )
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
     .option('--metrics-host <host>', 'bind host for /metrics', '127.0.0.1')
     .addOption(logLevelOption())
@@ -115,6 +119,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             replica: o.replica,
             dataDir: o.dataDir,
             listenHost: o.listen,
+            join: o.join === true,
             logLevel: o.logLevel,
           });
         }),

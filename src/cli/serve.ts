@@ -1,12 +1,18 @@
-// `meshlb serve --topology FILE --cell PATH [--replica N]`: one replica of
-// any cell, for multi-process runs. SIGTERM/SIGINT drain it: it stops taking
-// work (summaries report no free slots, new dispatches are refused), waits a
-// bounded time for what it holds to finish, then closes its links and server.
+// `meshlb serve --topology FILE --cell PATH [--replica N] [--join]`: one
+// replica of any cell, for multi-process runs. SIGTERM/SIGINT stop it
+// gracefully (stopReplica): a leader first hands its cell's leadership to a
+// caught-up follower (bounded), so the cell keeps deciding with no election;
+// then the replica stops taking work (summaries report no free slots, new
+// dispatches are refused), waits a bounded time for what it still holds to
+// finish, and closes its links and server. A follower has nothing to hand
+// over or drain and exits at once.
 import { join } from 'node:path';
 import { loadTopology, findReplica } from '../topology/parse.js';
 import { cellSlug } from '../topology/paths.js';
 import { logger } from '../util/log.js';
 import { Replica } from '../mesh/replica.js';
+import type { Handover } from '../mesh/leadership.js';
+import type { Logger } from '../util/log.js';
 
 export interface ServeOptions {
   topologyFile: string;
@@ -24,8 +30,16 @@ export interface ServeOptions {
   /** Bind port (overrides the topology's). */
   port?: number;
   logLevel?: string;
+  /**
+   * Joining a running Raft group: start with an empty log, to be added with
+   * AdminService AddReplica (docs/topology.md). Harmless once the data dir
+   * holds a log.
+   */
+  join?: boolean;
   /** How long a drain may take on SIGTERM (default 10 s). */
   drainTimeoutMs?: number;
+  /** How long a leader may take to hand over on SIGTERM (default 2 s). */
+  handOverTimeoutMs?: number;
   /** For tests: resolve the started replica instead of waiting for a signal. */
   onStarted?: (replica: Replica) => void;
   /** For tests: stop when aborted, as on SIGTERM. */
@@ -40,6 +54,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   const dataDir = opts.dataDir ?? join(topology.defaults.dataDir, `${cellSlug(opts.cell)}-${opts.replica ?? 1}`);
   const replica = new Replica({
     dataDir,
+    ...(opts.join ? { join: true } : {}),
     topology,
     cell: opts.cell,
     replica: opts.replica ?? 1,
@@ -70,19 +85,65 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     }
   });
 
-  // Drain: refuse new work, let held attempts finish (bounded), then close.
+  await stopReplica(replica, {
+    log,
+    ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}),
+    ...(opts.handOverTimeoutMs !== undefined ? { handOverTimeoutMs: opts.handOverTimeoutMs } : {}),
+  });
+  log.info('replica closed');
+  return 0;
+}
+
+export interface StopOptions {
+  log: Logger;
+  /** Bound on handing leadership over (default 2 s); past it the replica drains and stops anyway. */
+  handOverTimeoutMs?: number;
+  /** Bound on the drain (default 10 s). */
+  drainTimeoutMs?: number;
+  /** Bound on the server's graceful shutdown (default 2 s). */
+  graceMs?: number;
+}
+
+export interface StopReport {
+  /** Set when this replica led and handed leadership over. */
+  handedOver?: Handover;
+  /** Attempts and queued items still held when the drain ended (their homes retry them). */
+  left: number;
+}
+
+/**
+ * The SIGTERM path: hand leadership over (a leader of a group with another
+ * voter), drain, close. Bounded by handOverTimeoutMs + drainTimeoutMs +
+ * graceMs. A leader that hands over stops leading at once: its queue and
+ * routes go with its soft state, and the new leader adopts the attempts it
+ * had out from the children's hellos, so the drain below has nothing left.
+ */
+export async function stopReplica(replica: Replica, o: StopOptions): Promise<StopReport> {
   const cell = replica.cell;
+  const report: StopReport = { left: 0 };
+  const self = cell.replicaId;
+  const otherVoter = cell.ledgerLog.members().some((m) => m.voter && m.id !== self);
+  if (cell.leading && otherVoter) {
+    try {
+      report.handedOver = await cell.ledgerLog.transferLeader(undefined, o.handOverTimeoutMs ?? 2000);
+      o.log.info({ ...report.handedOver }, 'leadership handed over before stopping');
+    } catch (err) {
+      o.log.warn({ err: String(err) }, 'leadership hand-over failed; draining as leader (the others elect)');
+    }
+  }
+  // Drain: refuse new work, let held attempts finish (bounded), then close.
   cell.draining = true;
   cell.parent?.capacityChanged();
-  const by = Date.now() + (opts.drainTimeoutMs ?? 10_000);
+  const by = Date.now() + (o.drainTimeoutMs ?? 10_000);
   while (Date.now() < by && (cell.routes.size > 0 || cell.queue.size > 0)) {
     await new Promise((r) => setTimeout(r, 50));
   }
-  const left = cell.routes.size + cell.queue.size;
-  if (left > 0) log.warn({ left }, 'drain timed out; closing with attempts held (their homes retry them)');
-  await replica.close(2000);
-  log.info('replica closed');
-  return 0;
+  report.left = cell.routes.size + cell.queue.size;
+  if (report.left > 0) {
+    o.log.warn({ left: report.left }, 'drain timed out; closing with attempts held (their homes retry them)');
+  }
+  await replica.close(o.graceMs ?? 2000);
+  return report;
 }
 
 function splitAddress(address: string): [string, string] {

@@ -197,6 +197,10 @@ export class Dispatcher {
     const links = this.d.links;
     if (via.type === 'child') links.children!.dispatch(via.cell, item);
     else if (via.type === 'agent') links.agents!.assign(via.agentId, item);
-    else links.parent!.spillUp(item);
+    else {
+      links.parent!.spillUp(item);
+      return;
+    }
+    this.d.stats.dispatched++;
   }
 }

@@ -14,8 +14,10 @@ import type { Server } from '@grpc/grpc-js';
 import { GrpcTransport, registerRaftService, type RaftLogger } from '../raft/index.js';
 import type { CellSpec } from '../topology/types.js';
 import type { Ledger } from './ledger.js';
-import type { LogFactory, ReplicatedLog, ReplicationStatus } from './leadership.js';
+import type { LogFactory } from './leadership.js';
+import { RaftCellLog } from './raft-cell-log.js';
 import { RaftLedgerLog } from './raft-ledger-log.js';
+import { realScheduler, type Scheduler } from './scheduler.js';
 
 export interface RaftCellOptions {
   readonly spec: CellSpec;
@@ -28,6 +30,14 @@ export interface RaftCellOptions {
   /** Peer addresses by replica number, when they differ from the topology's (tests, dev). */
   readonly addresses?: (replica: number) => string | undefined;
   readonly random?: () => number;
+  /**
+   * A replica being added to a running group (`meshlb serve --join`): it
+   * starts with an empty log and learns the members from the leader once
+   * AddReplica names it. Ignored once its data dir holds a log.
+   */
+  readonly join?: boolean;
+  /** Clock and timers for transfers and catch-up waits (real by default). */
+  readonly scheduler?: Scheduler;
 }
 
 export interface RaftCell {
@@ -55,9 +65,10 @@ export function raftCell(o: RaftCellOptions): RaftCell {
         transport,
         log: o.log,
         ...(o.random ? { random: o.random } : {}),
+        ...(o.join ? { join: true } : {}),
       },
     });
-    return adapt(log);
+    return new RaftCellLog(log, o.scheduler ?? realScheduler);
   };
   return {
     factory,
@@ -65,30 +76,5 @@ export function raftCell(o: RaftCellOptions): RaftCell {
       if (!log) throw new Error('raft cell: register() before the cell was built');
       registerRaftService(server, log.replica, { log: o.log, clusterId });
     },
-  };
-}
-
-/** The RaftLedgerLog as the cell's ReplicatedLog. */
-function adapt(log: RaftLedgerLog): ReplicatedLog {
-  return {
-    propose: (cmds) => log.propose(cmds),
-    isLeader: () => log.isLeader(),
-    leader: () => log.leader(),
-    readIndex: () => log.readIndex(),
-    onLeading: (fn) => log.onLeading(fn),
-    onLeaderChange: (fn) => log.onLeaderChange(fn),
-    replication: (): ReplicationStatus => {
-      const st = log.status();
-      return {
-        role: st.role,
-        term: st.term,
-        leader: st.leader,
-        leaderAddress: st.leaderAddress,
-        commit: st.commit,
-        applied: st.applied,
-        logEntries: st.logEntries,
-      };
-    },
-    close: () => log.close(),
   };
 }

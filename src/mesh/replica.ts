@@ -35,6 +35,8 @@ export interface ReplicaOptions extends CellOptions {
    * and leads alone (meshlb dev, most tests).
    */
   readonly dataDir?: string;
+  /** Joining a running Raft group (`meshlb serve --join`, then AdminService AddReplica); needs dataDir. */
+  readonly join?: boolean;
 }
 
 export class Replica {
@@ -57,6 +59,7 @@ export class Replica {
           meshId: mesh.id,
           log: opts.log ?? logger({ component: 'raft', cell: spec.path, replica }),
           ...(opts.random ? { random: opts.random } : {}),
+          ...(opts.join ? { join: true } : {}),
         })
       : undefined;
     const cell = new Cell(opts.topology, spec, replica, {

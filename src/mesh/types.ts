@@ -151,6 +151,8 @@ export function meshFailure(
 
 /** Counters of one cell (tests, the bench). */
 export interface CellStats {
+  /** Attempts sent on to a child or an agent since this replica started (AdminService GetCell). */
+  dispatched: number;
   /** Items handed up to the parent. */
   spilled: number;
   /** Pumps that left work of a kind queued for want of credit (at low rates this should stay 0). */

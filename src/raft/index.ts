@@ -28,4 +28,10 @@ export {
 } from './runtime/errors.js';
 export { silentLogger, type RaftLogger } from './logger.js';
 export { GrpcTransport, registerRaftService, type GrpcTransportOptions } from './runtime/grpc-transport.js';
-export { MemoryNetwork, type RaftEndpoint, type ReplicaStatus, type Transport } from './runtime/transport.js';
+export {
+  MemoryNetwork,
+  type RaftEndpoint,
+  type RaftMember,
+  type ReplicaStatus,
+  type Transport,
+} from './runtime/transport.js';

@@ -35,7 +35,7 @@ import { ApplyError, NotLeaderError, OverloadedError, ShuttingDownError } from '
 import { Requests } from './requests.js';
 import { Waiters } from './waiters.js';
 import type { ReplicaOptions, RequestOptions, StateMachine } from './options.js';
-import type { RaftEndpoint, ReplicaStatus, Transport } from './transport.js';
+import type { RaftEndpoint, RaftMember, ReplicaStatus, Transport } from './transport.js';
 
 export class RaftReplica implements RaftEndpoint {
   readonly groupId: string;
@@ -193,6 +193,22 @@ export class RaftReplica implements RaftEndpoint {
       lastIndex: this.log.lastIndex(),
       firstIndex: this.log.firstIndex(),
     };
+  }
+
+  /** The configuration in force here, voters first; on the leader with each member's progress. */
+  members(): RaftMember[] {
+    const st = this.core.status();
+    const member = (id: NodeId, voter: boolean): RaftMember => {
+      const p = st.progress[id];
+      return {
+        id,
+        address: this.addresses[id] ?? '',
+        voter,
+        match: p?.match ?? 0,
+        recentActive: p?.recentActive ?? false,
+      };
+    };
+    return [...st.conf.voters.map((id) => member(id, true)), ...st.conf.learners.map((id) => member(id, false))];
   }
 
   addressOf(id: NodeId): string {

@@ -16,6 +16,17 @@ export interface ReplicaStatus {
   readonly firstIndex: number;
 }
 
+/** A voter or learner of the group, as one replica knows it (RaftReplica.members). */
+export interface RaftMember {
+  readonly id: NodeId;
+  readonly address: string;
+  readonly voter: boolean;
+  /** Leader only (0 elsewhere): the highest index known to be in this member's log. */
+  readonly match: number;
+  /** Leader only (false elsewhere): heard from within the last election timeout. */
+  readonly recentActive: boolean;
+}
+
 /** The receiving side of a replica, as a transport sees it. */
 export interface RaftEndpoint {
   readonly groupId: string;

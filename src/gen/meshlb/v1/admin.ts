@@ -25,6 +25,67 @@ export const protobufPackage = "meshlb.v1";
 
 export const protobufFileName = "meshlb/v1/admin.proto";
 
+/**
+ * A replica's Raft role. SOLE: the one replica of a cell with no Raft group
+ * (no data dir: meshlb dev, tests); it leads alone and keeps nothing on disk.
+ */
+export enum ReplicaRole {
+  REPLICA_ROLE_UNSPECIFIED = 0,
+  REPLICA_ROLE_LEADER = 1,
+  REPLICA_ROLE_FOLLOWER = 2,
+  REPLICA_ROLE_CANDIDATE = 3,
+  REPLICA_ROLE_PRE_CANDIDATE = 4,
+  REPLICA_ROLE_SOLE = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function replicaRoleFromJSON(object: any): ReplicaRole {
+  switch (object) {
+    case 0:
+    case "REPLICA_ROLE_UNSPECIFIED":
+      return ReplicaRole.REPLICA_ROLE_UNSPECIFIED;
+    case 1:
+    case "REPLICA_ROLE_LEADER":
+      return ReplicaRole.REPLICA_ROLE_LEADER;
+    case 2:
+    case "REPLICA_ROLE_FOLLOWER":
+      return ReplicaRole.REPLICA_ROLE_FOLLOWER;
+    case 3:
+    case "REPLICA_ROLE_CANDIDATE":
+      return ReplicaRole.REPLICA_ROLE_CANDIDATE;
+    case 4:
+    case "REPLICA_ROLE_PRE_CANDIDATE":
+      return ReplicaRole.REPLICA_ROLE_PRE_CANDIDATE;
+    case 5:
+    case "REPLICA_ROLE_SOLE":
+      return ReplicaRole.REPLICA_ROLE_SOLE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ReplicaRole.UNRECOGNIZED;
+  }
+}
+
+export function replicaRoleToJSON(object: ReplicaRole): string {
+  switch (object) {
+    case ReplicaRole.REPLICA_ROLE_UNSPECIFIED:
+      return "REPLICA_ROLE_UNSPECIFIED";
+    case ReplicaRole.REPLICA_ROLE_LEADER:
+      return "REPLICA_ROLE_LEADER";
+    case ReplicaRole.REPLICA_ROLE_FOLLOWER:
+      return "REPLICA_ROLE_FOLLOWER";
+    case ReplicaRole.REPLICA_ROLE_CANDIDATE:
+      return "REPLICA_ROLE_CANDIDATE";
+    case ReplicaRole.REPLICA_ROLE_PRE_CANDIDATE:
+      return "REPLICA_ROLE_PRE_CANDIDATE";
+    case ReplicaRole.REPLICA_ROLE_SOLE:
+      return "REPLICA_ROLE_SOLE";
+    case ReplicaRole.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface GetTopologyRequest {
 }
 
@@ -60,10 +121,29 @@ export interface ChildStatus {
   inFlight: number;
 }
 
+/** A member of a cell's Raft group, as the replica answering knows it. */
+export interface RaftMember {
+  id: string;
+  address: string;
+  /** false: a learner (receives the log, does not vote or count for commit). */
+  voter: boolean;
+  /**
+   * The highest log index known to be on this member. Only the leader knows
+   * it (0 when another replica answers).
+   */
+  matchIndex: number;
+}
+
 export interface GetCellResponse {
   cell: CellInfo | undefined;
   replicaId: string;
+  /**
+   * This replica makes the cell's decisions now: it is the Raft leader and
+   * its ledger has caught up (role LEADER alone is not enough). True on at
+   * most one replica of a healthy cell.
+   */
   leader: boolean;
+  /** The leader as this replica knows it; empty during an election. */
   leaderId: string;
   term: number;
   /** This cell's own summary as it would report it now. */
@@ -79,10 +159,25 @@ export interface GetCellResponse {
   /**
    * Attempts this replica's cell sent on (to children or agents) since this
    * replica started: it grows while the cell dispatches, so a new leader's
-   * count growing shows dispatch has resumed after a failover. Optional so a
-   * reader can tell "not reported" (a replica that does not count it) from 0.
+   * count growing shows dispatch has resumed after a failover.
    */
-  dispatched?: number | undefined;
+  dispatched: number;
+  role: ReplicaRole;
+  leaderAddress: string;
+  /**
+   * Raft log indexes on this replica: committed (known to be on a majority)
+   * and applied to its ledger. A follower with applied == the leader's
+   * commit_index is caught up. 0 for a SOLE replica.
+   */
+  commitIndex: number;
+  appliedIndex: number;
+  /**
+   * Entries held in this replica's log (older ones are compacted into a
+   * snapshot).
+   */
+  logEntries: number;
+  /** The group's voters and learners (empty for a SOLE replica). */
+  members: RaftMember[];
 }
 
 export interface ListAgentsRequest {
@@ -115,6 +210,52 @@ export interface DrainAgentRequest {
 
 export interface DrainAgentResponse {
   agent: AgentInfo | undefined;
+}
+
+export interface TransferLeaderRequest {
+  /**
+   * The voter to lead, by id ("/#2") or number ("2"); empty: the most
+   * caught-up other voter.
+   */
+  to: string;
+}
+
+export interface TransferLeaderResponse {
+  /** The replica that led when the call came. */
+  from: string;
+  leaderId: string;
+  leaderAddress: string;
+  /** The new leader's term. */
+  term: number;
+  /** From the call to the new leader being seen. */
+  tookMs: number;
+}
+
+export interface AddReplicaRequest {
+  /**
+   * Id ("/#4") or number ("4") of the replica to add; empty: the next number
+   * after every member and every replica of this replica's topology.
+   */
+  replica: string;
+  /**
+   * host:port it serves on; may be empty when this replica's topology file
+   * lists the replica.
+   */
+  address: string;
+}
+
+export interface AddReplicaResponse {
+  added: RaftMember | undefined;
+  members: RaftMember[];
+}
+
+export interface RemoveReplicaRequest {
+  /** Id ("/#3") or number ("3"). */
+  replica: string;
+}
+
+export interface RemoveReplicaResponse {
+  members: RaftMember[];
 }
 
 function createBaseGetTopologyRequest(): GetTopologyRequest {
@@ -696,6 +837,127 @@ export const ChildStatus: MessageFns<ChildStatus> = {
   },
 };
 
+function createBaseRaftMember(): RaftMember {
+  return { id: "", address: "", voter: false, matchIndex: 0 };
+}
+
+export const RaftMember: MessageFns<RaftMember> = {
+  encode(message: RaftMember, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    if (message.voter !== false) {
+      writer.uint32(24).bool(message.voter);
+    }
+    if (message.matchIndex !== 0) {
+      writer.uint32(32).uint64(message.matchIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RaftMember {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRaftMember();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.voter = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.matchIndex = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RaftMember {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      voter: isSet(object.voter) ? globalThis.Boolean(object.voter) : false,
+      matchIndex: isSet(object.matchIndex)
+        ? globalThis.Number(object.matchIndex)
+        : isSet(object.match_index)
+        ? globalThis.Number(object.match_index)
+        : 0,
+    };
+  },
+
+  toJSON(message: RaftMember): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.voter !== false) {
+      obj.voter = message.voter;
+    }
+    if (message.matchIndex !== 0) {
+      obj.matchIndex = Math.round(message.matchIndex);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RaftMember>): RaftMember {
+    return RaftMember.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RaftMember>): RaftMember {
+    const message = createBaseRaftMember();
+    message.id = object.id ?? "";
+    message.address = object.address ?? "";
+    message.voter = object.voter ?? false;
+    message.matchIndex = object.matchIndex ?? 0;
+    return message;
+  },
+};
+
 function createBaseGetCellResponse(): GetCellResponse {
   return {
     cell: undefined,
@@ -712,7 +974,13 @@ function createBaseGetCellResponse(): GetCellResponse {
     tasksDeadLettered: 0,
     queueDepth: 0,
     inFlight: 0,
-    dispatched: undefined,
+    dispatched: 0,
+    role: 0,
+    leaderAddress: "",
+    commitIndex: 0,
+    appliedIndex: 0,
+    logEntries: 0,
+    members: [],
   };
 }
 
@@ -760,8 +1028,26 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     if (message.inFlight !== 0) {
       writer.uint32(112).uint32(message.inFlight);
     }
-    if (message.dispatched !== undefined) {
+    if (message.dispatched !== 0) {
       writer.uint32(120).uint64(message.dispatched);
+    }
+    if (message.role !== 0) {
+      writer.uint32(128).int32(message.role);
+    }
+    if (message.leaderAddress !== "") {
+      writer.uint32(138).string(message.leaderAddress);
+    }
+    if (message.commitIndex !== 0) {
+      writer.uint32(144).uint64(message.commitIndex);
+    }
+    if (message.appliedIndex !== 0) {
+      writer.uint32(152).uint64(message.appliedIndex);
+    }
+    if (message.logEntries !== 0) {
+      writer.uint32(160).uint64(message.logEntries);
+    }
+    for (const v of message.members) {
+      RaftMember.encode(v!, writer.uint32(170).fork()).join();
     }
     return writer;
   },
@@ -899,6 +1185,54 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
             message.dispatched = longToNumber(reader.uint64());
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.leaderAddress = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.commitIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.appliedIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.logEntries = longToNumber(reader.uint64());
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.members.push(RaftMember.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -965,7 +1299,31 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
         : isSet(object.in_flight)
         ? globalThis.Number(object.in_flight)
         : 0,
-      dispatched: isSet(object.dispatched) ? globalThis.Number(object.dispatched) : undefined,
+      dispatched: isSet(object.dispatched) ? globalThis.Number(object.dispatched) : 0,
+      role: isSet(object.role) ? replicaRoleFromJSON(object.role) : 0,
+      leaderAddress: isSet(object.leaderAddress)
+        ? globalThis.String(object.leaderAddress)
+        : isSet(object.leader_address)
+        ? globalThis.String(object.leader_address)
+        : "",
+      commitIndex: isSet(object.commitIndex)
+        ? globalThis.Number(object.commitIndex)
+        : isSet(object.commit_index)
+        ? globalThis.Number(object.commit_index)
+        : 0,
+      appliedIndex: isSet(object.appliedIndex)
+        ? globalThis.Number(object.appliedIndex)
+        : isSet(object.applied_index)
+        ? globalThis.Number(object.applied_index)
+        : 0,
+      logEntries: isSet(object.logEntries)
+        ? globalThis.Number(object.logEntries)
+        : isSet(object.log_entries)
+        ? globalThis.Number(object.log_entries)
+        : 0,
+      members: globalThis.Array.isArray(object?.members)
+        ? object.members.map((e: any) => RaftMember.fromJSON(e))
+        : [],
     };
   },
 
@@ -1013,8 +1371,26 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     if (message.inFlight !== 0) {
       obj.inFlight = Math.round(message.inFlight);
     }
-    if (message.dispatched !== undefined) {
+    if (message.dispatched !== 0) {
       obj.dispatched = Math.round(message.dispatched);
+    }
+    if (message.role !== 0) {
+      obj.role = replicaRoleToJSON(message.role);
+    }
+    if (message.leaderAddress !== "") {
+      obj.leaderAddress = message.leaderAddress;
+    }
+    if (message.commitIndex !== 0) {
+      obj.commitIndex = Math.round(message.commitIndex);
+    }
+    if (message.appliedIndex !== 0) {
+      obj.appliedIndex = Math.round(message.appliedIndex);
+    }
+    if (message.logEntries !== 0) {
+      obj.logEntries = Math.round(message.logEntries);
+    }
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => RaftMember.toJSON(e));
     }
     return obj;
   },
@@ -1040,7 +1416,13 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     message.tasksDeadLettered = object.tasksDeadLettered ?? 0;
     message.queueDepth = object.queueDepth ?? 0;
     message.inFlight = object.inFlight ?? 0;
-    message.dispatched = object.dispatched ?? undefined;
+    message.dispatched = object.dispatched ?? 0;
+    message.role = object.role ?? 0;
+    message.leaderAddress = object.leaderAddress ?? "";
+    message.commitIndex = object.commitIndex ?? 0;
+    message.appliedIndex = object.appliedIndex ?? 0;
+    message.logEntries = object.logEntries ?? 0;
+    message.members = object.members?.map((e) => RaftMember.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1622,7 +2004,538 @@ export const DrainAgentResponse: MessageFns<DrainAgentResponse> = {
   },
 };
 
-/** Operators: inspect the mesh and drain agents. Served by every replica. */
+function createBaseTransferLeaderRequest(): TransferLeaderRequest {
+  return { to: "" };
+}
+
+export const TransferLeaderRequest: MessageFns<TransferLeaderRequest> = {
+  encode(message: TransferLeaderRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.to !== "") {
+      writer.uint32(10).string(message.to);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferLeaderRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferLeaderRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.to = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferLeaderRequest {
+    return { to: isSet(object.to) ? globalThis.String(object.to) : "" };
+  },
+
+  toJSON(message: TransferLeaderRequest): unknown {
+    const obj: any = {};
+    if (message.to !== "") {
+      obj.to = message.to;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TransferLeaderRequest>): TransferLeaderRequest {
+    return TransferLeaderRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TransferLeaderRequest>): TransferLeaderRequest {
+    const message = createBaseTransferLeaderRequest();
+    message.to = object.to ?? "";
+    return message;
+  },
+};
+
+function createBaseTransferLeaderResponse(): TransferLeaderResponse {
+  return { from: "", leaderId: "", leaderAddress: "", term: 0, tookMs: 0 };
+}
+
+export const TransferLeaderResponse: MessageFns<TransferLeaderResponse> = {
+  encode(message: TransferLeaderResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== "") {
+      writer.uint32(10).string(message.from);
+    }
+    if (message.leaderId !== "") {
+      writer.uint32(18).string(message.leaderId);
+    }
+    if (message.leaderAddress !== "") {
+      writer.uint32(26).string(message.leaderAddress);
+    }
+    if (message.term !== 0) {
+      writer.uint32(32).uint64(message.term);
+    }
+    if (message.tookMs !== 0) {
+      writer.uint32(40).uint32(message.tookMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferLeaderResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferLeaderResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.leaderId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.leaderAddress = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.tookMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferLeaderResponse {
+    return {
+      from: isSet(object.from) ? globalThis.String(object.from) : "",
+      leaderId: isSet(object.leaderId)
+        ? globalThis.String(object.leaderId)
+        : isSet(object.leader_id)
+        ? globalThis.String(object.leader_id)
+        : "",
+      leaderAddress: isSet(object.leaderAddress)
+        ? globalThis.String(object.leaderAddress)
+        : isSet(object.leader_address)
+        ? globalThis.String(object.leader_address)
+        : "",
+      term: isSet(object.term) ? globalThis.Number(object.term) : 0,
+      tookMs: isSet(object.tookMs)
+        ? globalThis.Number(object.tookMs)
+        : isSet(object.took_ms)
+        ? globalThis.Number(object.took_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: TransferLeaderResponse): unknown {
+    const obj: any = {};
+    if (message.from !== "") {
+      obj.from = message.from;
+    }
+    if (message.leaderId !== "") {
+      obj.leaderId = message.leaderId;
+    }
+    if (message.leaderAddress !== "") {
+      obj.leaderAddress = message.leaderAddress;
+    }
+    if (message.term !== 0) {
+      obj.term = Math.round(message.term);
+    }
+    if (message.tookMs !== 0) {
+      obj.tookMs = Math.round(message.tookMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TransferLeaderResponse>): TransferLeaderResponse {
+    return TransferLeaderResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TransferLeaderResponse>): TransferLeaderResponse {
+    const message = createBaseTransferLeaderResponse();
+    message.from = object.from ?? "";
+    message.leaderId = object.leaderId ?? "";
+    message.leaderAddress = object.leaderAddress ?? "";
+    message.term = object.term ?? 0;
+    message.tookMs = object.tookMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseAddReplicaRequest(): AddReplicaRequest {
+  return { replica: "", address: "" };
+}
+
+export const AddReplicaRequest: MessageFns<AddReplicaRequest> = {
+  encode(message: AddReplicaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replica !== "") {
+      writer.uint32(10).string(message.replica);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddReplicaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddReplicaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddReplicaRequest {
+    return {
+      replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+    };
+  },
+
+  toJSON(message: AddReplicaRequest): unknown {
+    const obj: any = {};
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AddReplicaRequest>): AddReplicaRequest {
+    return AddReplicaRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AddReplicaRequest>): AddReplicaRequest {
+    const message = createBaseAddReplicaRequest();
+    message.replica = object.replica ?? "";
+    message.address = object.address ?? "";
+    return message;
+  },
+};
+
+function createBaseAddReplicaResponse(): AddReplicaResponse {
+  return { added: undefined, members: [] };
+}
+
+export const AddReplicaResponse: MessageFns<AddReplicaResponse> = {
+  encode(message: AddReplicaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.added !== undefined) {
+      RaftMember.encode(message.added, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.members) {
+      RaftMember.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddReplicaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddReplicaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.added = RaftMember.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.members.push(RaftMember.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddReplicaResponse {
+    return {
+      added: isSet(object.added) ? RaftMember.fromJSON(object.added) : undefined,
+      members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => RaftMember.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: AddReplicaResponse): unknown {
+    const obj: any = {};
+    if (message.added !== undefined) {
+      obj.added = RaftMember.toJSON(message.added);
+    }
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => RaftMember.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AddReplicaResponse>): AddReplicaResponse {
+    return AddReplicaResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AddReplicaResponse>): AddReplicaResponse {
+    const message = createBaseAddReplicaResponse();
+    message.added = (object.added !== undefined && object.added !== null)
+      ? RaftMember.fromPartial(object.added)
+      : undefined;
+    message.members = object.members?.map((e) => RaftMember.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRemoveReplicaRequest(): RemoveReplicaRequest {
+  return { replica: "" };
+}
+
+export const RemoveReplicaRequest: MessageFns<RemoveReplicaRequest> = {
+  encode(message: RemoveReplicaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replica !== "") {
+      writer.uint32(10).string(message.replica);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveReplicaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveReplicaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveReplicaRequest {
+    return { replica: isSet(object.replica) ? globalThis.String(object.replica) : "" };
+  },
+
+  toJSON(message: RemoveReplicaRequest): unknown {
+    const obj: any = {};
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RemoveReplicaRequest>): RemoveReplicaRequest {
+    return RemoveReplicaRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RemoveReplicaRequest>): RemoveReplicaRequest {
+    const message = createBaseRemoveReplicaRequest();
+    message.replica = object.replica ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveReplicaResponse(): RemoveReplicaResponse {
+  return { members: [] };
+}
+
+export const RemoveReplicaResponse: MessageFns<RemoveReplicaResponse> = {
+  encode(message: RemoveReplicaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.members) {
+      RaftMember.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveReplicaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveReplicaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.members.push(RaftMember.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveReplicaResponse {
+    return {
+      members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => RaftMember.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: RemoveReplicaResponse): unknown {
+    const obj: any = {};
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => RaftMember.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RemoveReplicaResponse>): RemoveReplicaResponse {
+    return RemoveReplicaResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RemoveReplicaResponse>): RemoveReplicaResponse {
+    const message = createBaseRemoveReplicaResponse();
+    message.members = object.members?.map((e) => RaftMember.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+/**
+ * Operators: inspect the mesh, drain agents, move a cell's leadership and
+ * change its replicas. Served by every replica.
+ *
+ * TransferLeader, AddReplica and RemoveReplica act on the cell's Raft group
+ * and are answered by its leader only: a follower answers FAILED_PRECONDITION
+ * with the trailers meshlb-leader / meshlb-leader-address (UNAVAILABLE while
+ * no leader is known), and a replica without a Raft group (meshlb dev, no
+ * data dir) FAILED_PRECONDITION "not replicated". Replicas are named by id
+ * ("/eu#2") or by number ("2") within the cell; anything else, or a replica
+ * that is not a member, is INVALID_ARGUMENT.
+ */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
   getTopology: {
@@ -1634,6 +2547,10 @@ export const AdminServiceService = {
     responseSerialize: (value: GetTopologyResponse): Buffer => Buffer.from(GetTopologyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetTopologyResponse => GetTopologyResponse.decode(value),
   },
+  /**
+   * This replica's view of its cell (each replica reports itself: ask every
+   * replica of a cell to see them all).
+   */
   getCell: {
     path: "/meshlb.v1.AdminService/GetCell" as const,
     requestStream: false as const,
@@ -1661,13 +2578,62 @@ export const AdminServiceService = {
     responseSerialize: (value: DrainAgentResponse): Buffer => Buffer.from(DrainAgentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DrainAgentResponse => DrainAgentResponse.decode(value),
   },
+  /** Hand the cell's leadership to another voter; answered once it leads. */
+  transferLeader: {
+    path: "/meshlb.v1.AdminService/TransferLeader" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TransferLeaderRequest): Buffer =>
+      Buffer.from(TransferLeaderRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TransferLeaderRequest => TransferLeaderRequest.decode(value),
+    responseSerialize: (value: TransferLeaderResponse): Buffer =>
+      Buffer.from(TransferLeaderResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TransferLeaderResponse => TransferLeaderResponse.decode(value),
+  },
+  /**
+   * Add a replica (already started with `meshlb serve ... --join`): as a
+   * learner first, made a voter once it holds the log.
+   */
+  addReplica: {
+    path: "/meshlb.v1.AdminService/AddReplica" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddReplicaRequest): Buffer => Buffer.from(AddReplicaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddReplicaRequest => AddReplicaRequest.decode(value),
+    responseSerialize: (value: AddReplicaResponse): Buffer => Buffer.from(AddReplicaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AddReplicaResponse => AddReplicaResponse.decode(value),
+  },
+  /** Remove a replica from the group (not the leader: transfer first). */
+  removeReplica: {
+    path: "/meshlb.v1.AdminService/RemoveReplica" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveReplicaRequest): Buffer => Buffer.from(RemoveReplicaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveReplicaRequest => RemoveReplicaRequest.decode(value),
+    responseSerialize: (value: RemoveReplicaResponse): Buffer =>
+      Buffer.from(RemoveReplicaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveReplicaResponse => RemoveReplicaResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
   getTopology: handleUnaryCall<GetTopologyRequest, GetTopologyResponse>;
+  /**
+   * This replica's view of its cell (each replica reports itself: ask every
+   * replica of a cell to see them all).
+   */
   getCell: handleUnaryCall<GetCellRequest, GetCellResponse>;
   listAgents: handleUnaryCall<ListAgentsRequest, ListAgentsResponse>;
   drainAgent: handleUnaryCall<DrainAgentRequest, DrainAgentResponse>;
+  /** Hand the cell's leadership to another voter; answered once it leads. */
+  transferLeader: handleUnaryCall<TransferLeaderRequest, TransferLeaderResponse>;
+  /**
+   * Add a replica (already started with `meshlb serve ... --join`): as a
+   * learner first, made a voter once it holds the log.
+   */
+  addReplica: handleUnaryCall<AddReplicaRequest, AddReplicaResponse>;
+  /** Remove a replica from the group (not the leader: transfer first). */
+  removeReplica: handleUnaryCall<RemoveReplicaRequest, RemoveReplicaResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -1686,6 +2652,10 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetTopologyResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * This replica's view of its cell (each replica reports itself: ask every
+   * replica of a cell to see them all).
+   */
   getCell(
     request: GetCellRequest,
     callback: (error: ServiceError | null, response: GetCellResponse) => void,
@@ -1730,6 +2700,57 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DrainAgentResponse) => void,
+  ): ClientUnaryCall;
+  /** Hand the cell's leadership to another voter; answered once it leads. */
+  transferLeader(
+    request: TransferLeaderRequest,
+    callback: (error: ServiceError | null, response: TransferLeaderResponse) => void,
+  ): ClientUnaryCall;
+  transferLeader(
+    request: TransferLeaderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TransferLeaderResponse) => void,
+  ): ClientUnaryCall;
+  transferLeader(
+    request: TransferLeaderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TransferLeaderResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Add a replica (already started with `meshlb serve ... --join`): as a
+   * learner first, made a voter once it holds the log.
+   */
+  addReplica(
+    request: AddReplicaRequest,
+    callback: (error: ServiceError | null, response: AddReplicaResponse) => void,
+  ): ClientUnaryCall;
+  addReplica(
+    request: AddReplicaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AddReplicaResponse) => void,
+  ): ClientUnaryCall;
+  addReplica(
+    request: AddReplicaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AddReplicaResponse) => void,
+  ): ClientUnaryCall;
+  /** Remove a replica from the group (not the leader: transfer first). */
+  removeReplica(
+    request: RemoveReplicaRequest,
+    callback: (error: ServiceError | null, response: RemoveReplicaResponse) => void,
+  ): ClientUnaryCall;
+  removeReplica(
+    request: RemoveReplicaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveReplicaResponse) => void,
+  ): ClientUnaryCall;
+  removeReplica(
+    request: RemoveReplicaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveReplicaResponse) => void,
   ): ClientUnaryCall;
 }
 
