@@ -28,6 +28,7 @@ import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { KindCapacity } from '../gen/meshlb/v1/link.js';
 import { parentOf } from '../topology/paths.js';
+import { ResultKeeper } from './result-keeper.js';
 import { StreamBatcher } from './batcher.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
@@ -45,21 +46,6 @@ const enum Lane {
 
 /** Accepted acks held back at most this many before they are written anyway. */
 const MAX_HELD_ACKS = 256;
-/**
- * Results held while the parent is unreachable, re-sent once a parent replica
- * welcomes us: across a change of parent leader they reach the new leader,
- * which keeps those of attempts that are still current. Past the bound the
- * oldest go (their home's lease retries them).
- */
-const MAX_HELD_RESULTS = 10_000;
-/**
- * Results written to a parent stay here for a while after (at most this many,
- * for two link timeouts): a parent replica that dies may have taken them with
- * it unread, and then they are written again to whichever replica welcomes us
- * next. The parent's ledger drops what it already recorded (stale or
- * terminal), so a second copy is harmless.
- */
-const MAX_RECENT_RESULTS = 10_000;
 /** Attempts from the parent named in a hello (link.proto), at most. */
 const MAX_HOLDING = 50_000;
 /** After a refusal that names the leader, try it this soon (ms). */
@@ -87,11 +73,8 @@ export class ParentLink implements ParentSide {
   private addressIdx = 0;
   /** The parent's leader as a refusal named it: tried first on the next connect. */
   private preferred = '';
-  private heldResults: TaskResult[] = [];
-  /** Results written on the current or last stream, with when (see MAX_RECENT_RESULTS). */
-  private recent: { r: TaskResult; atMs: number }[] = [];
-  /** Whether the link broke since the last welcome (recent results are then re-sent on the next one). */
-  private brokeSinceWelcome = false;
+  /** Results a change of parent leader must not lose (result-keeper.ts); made at the first start(). */
+  private kept: ResultKeeper | undefined;
   /** When the parent last sent anything on the current stream (ms; its opening counts). */
   private lastHeardMs = 0;
   /** Past the timeout at the previous tick (declared dead only if still so at the next one). */
@@ -116,6 +99,7 @@ export class ParentLink implements ParentSide {
     if (this.closed || this.running) return;
     this.running = true;
     this.attempt = 0;
+    this.kept ??= new ResultKeeper(2 * this.cell.settings.linkTimeoutMs);
     this.connect();
   }
 
@@ -128,7 +112,7 @@ export class ParentLink implements ParentSide {
     this.batcher?.close();
     this.batcher = undefined;
     this.heldAcks = [];
-    this.heldResults = [];
+    this.kept?.clear();
     this.connected = false;
     if (call) {
       try {
@@ -285,7 +269,7 @@ export class ParentLink implements ParentSide {
     this.heldAcks = [];
     const was = this.connected;
     this.connected = false;
-    this.brokeSinceWelcome = true;
+    this.kept?.broken();
     if (this.closed) return;
     if (was) this.cell.log.warn({ why }, 'parent link lost');
     this.cell.parentLost();
@@ -320,18 +304,11 @@ export class ParentLink implements ParentSide {
       return;
     }
     this.suspect = false;
-    this.pruneRecent(now);
+    this.kept?.prune(now);
     if (this.connected && now - this.lastSummaryMs >= this.cell.settings.summaryIntervalMs) {
       this.summaryDue = true;
       this.batcher?.schedule();
     }
-  }
-
-  private pruneRecent(now: number): void {
-    const horizon = now - 2 * this.cell.settings.linkTimeoutMs;
-    let i = 0;
-    while (i < this.recent.length && this.recent[i]!.atMs < horizon) i++;
-    if (i > 0) this.recent.splice(0, i);
   }
 
   /** Capacity below changed: a summary goes out with the next flush if it differs. */
@@ -384,24 +361,16 @@ export class ParentLink implements ParentSide {
   sendResult(r: TaskResult): void {
     if (this.batcher && this.connected) {
       this.batcher.push(Lane.Results, r);
-      if (this.recent.length >= MAX_RECENT_RESULTS) this.recent.shift();
-      this.recent.push({ r, atMs: this.cell.scheduler.now() });
+      this.kept?.wrote(r, this.cell.scheduler.now());
       return;
     }
-    if (!this.running) return;
-    if (this.heldResults.length >= MAX_HELD_RESULTS) this.heldResults.shift();
-    this.heldResults.push(r);
+    if (this.running) this.kept?.hold(r);
   }
 
   /** After a welcome: results held while unlinked, and (after a break) those written recently that may be lost. */
   private resendHeld(): void {
-    const now = this.cell.scheduler.now();
-    const horizon = now - 2 * this.cell.settings.linkTimeoutMs;
-    const again = this.brokeSinceWelcome ? this.recent.filter((e) => e.atMs >= horizon).map((e) => e.r) : [];
-    this.brokeSinceWelcome = false;
-    this.recent = [];
-    const held = this.heldResults;
-    this.heldResults = [];
+    if (!this.kept) return;
+    const { recent: again, held } = this.kept.takeForResend(this.cell.scheduler.now());
     if (held.length + again.length === 0) return;
     this.cell.log.info(
       { held: held.length, recent: again.length },
