@@ -35,11 +35,13 @@ export class TestCluster {
     readonly mode: 'grpc' | 'memory',
     readonly ids: NodeId[] = ['n1', 'n2', 'n3'],
     readonly limits: Partial<RaftLimits> = {},
+    /** Each (re)started replica's state machine; a plain KvStateMachine by default. */
+    readonly newStateMachine: () => KvStateMachine = () => new KvStateMachine(),
   ) {}
 
   async start(): Promise<void> {
     for (const id of this.ids) {
-      const node: Node = { id, dir: path.join(this.root, id), address: '', kv: new KvStateMachine() };
+      const node: Node = { id, dir: path.join(this.root, id), address: '', kv: this.newStateMachine() };
       if (this.mode === 'grpc') node.address = `127.0.0.1:${await this.bind(node, 0)}`;
       else node.address = `mem:${id}`;
       this.nodes.set(id, node);
@@ -63,7 +65,7 @@ export class TestCluster {
 
   /** A new member that joins the running group (empty log, learns the configuration). */
   async addJoiner(id: NodeId): Promise<Node> {
-    const node: Node = { id, dir: path.join(this.root, id), address: '', kv: new KvStateMachine() };
+    const node: Node = { id, dir: path.join(this.root, id), address: '', kv: this.newStateMachine() };
     node.address = this.mode === 'grpc' ? `127.0.0.1:${await this.bind(node, 0)}` : `mem:${id}`;
     this.nodes.set(id, node);
     this.ids.push(id);
@@ -73,7 +75,7 @@ export class TestCluster {
 
   startReplica(id: NodeId, join = false): RaftReplica {
     const node = this.nodes.get(id)!;
-    node.kv = new KvStateMachine();
+    node.kv = this.newStateMachine();
     // A joiner knows only itself: the members' addresses come from the log.
     const peers = join ? { [id]: node.address } : this.peers();
     const transport =
