@@ -159,4 +159,28 @@ describe('a 3-replica root cell on Raft (seed ' + SEED + ')', () => {
     expect(again.map((o) => o.id)).toEqual([ids[0], ids[50 + 50]]);
     expect(again.every((o) => o.existing)).toBe(true);
   });
+
+  it('a whole cell stopped and started again on its data dirs resumes every accepted unfinished task', async () => {
+    const topo = await topology();
+    const m = await start(topo);
+    // No agents: everything accepted stays unfinished.
+    for (const a of m.agents) a.end();
+    m.agents.length = 0;
+    const leader = await waitFor(() => leaderOf(m), { timeoutMs: 10_000, what: 'a root leader' });
+    const ids = (await leader.cell.submit(Array.from({ length: 40 }, (_, i) => spec(i)))).map((o) => o.id);
+    await Promise.all([...m.roots.values()].map((r) => r.close(0)));
+    m.roots.clear();
+    for (const n of [1, 2, 3]) m.roots.set(n, await startRoot(topo, m.dirs, n));
+    const next = await waitFor(() => leaderOf(m), { timeoutMs: 15_000, what: 'a leader after the restart' });
+    for (const id of ids) expect(next.cell.ledger.get(id)?.state, id).toBe(TaskState.TASK_STATE_QUEUED);
+    // Agents come back: every task runs to completion under the restarted cell.
+    const node = m.others[2]!;
+    const agent = new SimAgent({ address: node.address, agentId: 'late', kinds: ['echo'], slots: 8, serviceTimeMs: 5 });
+    m.agents.push(agent);
+    await agent.start();
+    await waitFor(
+      () => ids.every((id) => next.cell.ledger.get(id)?.state === TaskState.TASK_STATE_COMPLETED) || undefined,
+      { timeoutMs: 30_000, what: 'every task completed after the whole cell restarted' },
+    );
+  });
 });
