@@ -63,6 +63,7 @@ export class RaftReplica implements RaftEndpoint {
   private pumping = false;
   private pumpIdle: Promise<void> = Promise.resolve();
   private closed = false;
+  private stopping: Promise<void> | undefined;
   private readonly ticker: NodeJS.Timeout;
   private readonly requests = new Requests();
   private readonly leaderListeners = new Set<(leader: NodeId, term: number) => void>();
@@ -225,10 +226,14 @@ export class RaftReplica implements RaftEndpoint {
    * Stop ticking, fail what is waiting with ShuttingDownError, finish the Ready
    * in flight and the snapshot being written (at most STOP_SNAPSHOT_WAIT_MS:
    * a replica restarted on the same directory must not race it), close
-   * transport and storage.
+   * transport and storage. Also after the replica failed on its own (which
+   * only closed it), and every call resolves once all that is done.
    */
-  async stop(): Promise<void> {
-    if (this.closed) return;
+  stop(): Promise<void> {
+    return (this.stopping ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
     this.closed = true;
     clearInterval(this.ticker);
     this.proposer.failAll(new ShuttingDownError());

@@ -3,8 +3,13 @@
 // waits for the write in flight, so the successor never races it, and the
 // restarted replica rebuilds from that snapshot and catches up.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { RawNode } from '../../../src/raft/core/raft.js';
+import type { Ready } from '../../../src/raft/core/types.js';
+import { MemoryNetwork, RaftReplica, ShuttingDownError } from '../../../src/raft/index.js';
+import { LmdbStorage } from '../../../src/raft/storage/index.js';
 import { KvStateMachine, putCommand } from '../../../examples/raft-kv/state.js';
 import { waitFor } from '../../helpers/wait.js';
 import { TestCluster } from './cluster.js';
@@ -66,5 +71,39 @@ describe('RaftReplica stopped mid-snapshot', () => {
     });
     expect(node.kv.data.size).toBe(41);
     expect(cluster.replica(f).status().applied).toBe(cluster.replica(leader).status().applied);
+  });
+  it('stop() after the replica failed on its own still closes its transport and storage', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlb-raft-fail-'));
+    try {
+      const log = LmdbStorage.open({ dir, bootstrap: { a: 'mem:a' } });
+      const logClose = vi.spyOn(log, 'close');
+      const t = new MemoryNetwork().transport('a');
+      const transportClose = vi.spyOn(t, 'close');
+      class FailingCore extends RawNode {
+        override ready(): Ready {
+          throw new Error('disk on fire');
+        }
+      }
+      const r = new RaftReplica({
+        groupId: 'g',
+        id: 'a',
+        peers: { a: 'mem:a' },
+        storage: { log, snapshots: log.snapshots },
+        stateMachine: new KvStateMachine(),
+        transport: t,
+        core: (cfg) => new FailingCore(cfg),
+      });
+      await waitFor(
+        async () =>
+          (await r.propose(putCommand('k', 'v'), { timeoutMs: 20 }).catch((e: unknown) => e)) instanceof
+          ShuttingDownError,
+        { what: 'the replica to fail on its first Ready' },
+      );
+      await Promise.all([r.stop(), r.stop()]);
+      expect(transportClose).toHaveBeenCalledTimes(1);
+      expect(logClose).toHaveBeenCalledTimes(1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
