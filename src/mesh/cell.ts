@@ -201,6 +201,7 @@ export class Cell implements CellPort {
   private lead(term: number): void {
     if (this.leadingTerm === term) return;
     this.leadingTerm = term;
+    this.home.leadTerm(term);
     const resumed = this.home.recovery.resume();
     if (!(this.ledgerLog instanceof SoleLeader)) this.log.info({ term, ...resumed }, 'leading the cell');
     this.parent?.start();

@@ -95,7 +95,9 @@ export class Home {
   readonly retrying = new Set<string>();
   /** Failover and repair: back on track from the ledger (home-recovery.ts). */
   readonly recovery: HomeRecovery;
-  private readonly idPrefix: string;
+  /** Task ids are idPrefix + a sequence number; see leadTerm(). */
+  private idPrefix: string;
+  private readonly randomPrefix: string;
 
   constructor(deps: HomeDeps) {
     this.d = deps;
@@ -105,9 +107,10 @@ export class Home {
     this.scheduler = deps.scheduler;
     this.ledger = deps.ledger;
     this.recovery = new HomeRecovery(this);
-    this.idPrefix = Math.floor(deps.random() * 36 ** 6)
+    this.randomPrefix = Math.floor(deps.random() * 36 ** 6)
       .toString(36)
       .padStart(6, '0');
+    this.idPrefix = this.randomPrefix;
   }
 
   /** Validate and accept specs at this (home) cell. Throws MeshError for the batch as a whole. */
@@ -176,6 +179,8 @@ export class Home {
         continue;
       }
       outcomes.push({ id: f.id, existing: false, state: r.state });
+      // Committed after this replica stopped leading: the new leader queues it from its ledger.
+      if (!this.d.leaderHint().leading) continue;
       const rec = ledger.get(f.id)!;
       if (rec.spec.deadlineUnixMs > 0)
         this.d.timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
@@ -193,6 +198,16 @@ export class Home {
       throw notLeader(`cell ${this.path}: not the leader; the leader is ${h.leader}`, h.leader, h.leaderAddress);
     }
     throw unavailable(`cell ${this.path}: no leader ready yet; retry shortly`);
+  }
+
+  /**
+   * This replica leads `term` (0: an unreplicated cell). Ids name the term
+   * after the random part: one leader per term, so ids of a replicated cell
+   * never repeat across leaders or restarts, whatever the random draw.
+   */
+  leadTerm(term: number): void {
+    this.idPrefix = term > 0 ? `${this.randomPrefix}${term.toString(36)}-` : this.randomPrefix;
+    this.idSeq = 0;
   }
 
   private nextId(): string {
@@ -255,6 +270,8 @@ export class Home {
   }
 
   private started(items: WorkItem[], results: ApplyResult[], send: (item: WorkItem) => void): void {
+    // Committed after this replica stopped leading: the new leader leases these attempts from its ledger.
+    if (!this.d.leaderHint().leading) return;
     const { routes, timers } = this.d;
     const now = this.scheduler.now();
     for (let i = 0; i < items.length; i++) {

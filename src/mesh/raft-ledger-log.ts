@@ -29,9 +29,8 @@
 //   every entry committed before its term (a ReadIndex barrier), i.e. when it
 //   may resume dispatch from the ledger's records.
 //
-// Not wired yet: the cell still uses LocalLedgerLog; making the cell propose
-// here, forward followers' submits, rebuild its queue and leases in onLeading
-// and serve status() through AdminService come next.
+// The cell reaches it through raft-cell-log.ts (the ReplicatedLog port), built
+// by raft-cell.ts for every replica with a data directory.
 import {
   NotLeaderError,
   RaftReplica,

@@ -28,7 +28,7 @@ export const pause = (ms: number, stop?: AbortSignal) =>
 
 export class Observer {
   private readonly clients = new Map<string, AdminServiceClient>();
-  /** Whether any replica ever reported GetCell.dispatched (an optional field: replicas that do not count leave it out). */
+  /** Whether any replica ever reported GetCell.dispatched (replicas of older versions leave it out). */
   dispatchedReported = false;
 
   private client(address: string): AdminServiceClient {
