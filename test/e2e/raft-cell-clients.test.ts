@@ -5,49 +5,17 @@
 // other. The client SDK, given all three addresses, keeps submitting through
 // a leader close: submits whose answer was lost are repeated with the same
 // idempotency key, and N submits end as exactly N tasks.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MeshClient } from '../../src/client/index.js';
-import { SimAgent } from '../../src/dev/sim-agent.js';
-import { AgentServiceClient } from '../../src/gen/meshlb/v1/agent.js';
 import { TaskState } from '../../src/gen/meshlb/v1/task.js';
-import { Replica } from '../../src/mesh/replica.js';
-import { parseTopology } from '../../src/topology/parse.js';
-import type { Topology } from '../../src/topology/types.js';
+import type { Replica } from '../../src/mesh/replica.js';
 import { seededRandom } from '../../src/util/rng.js';
-import { freePort } from '../helpers/process.js';
+import { OpsMesh, SEED } from '../helpers/raft-cell-mesh.js';
 import { waitFor } from '../helpers/wait.js';
 
-const SEED = Number(process.env.MESHLB_TEST_SEED ?? 20261208);
-
-async function topology(): Promise<Topology> {
-  const p = await Promise.all([0, 1, 2, 3, 4, 5].map(() => freePort()));
-  const a = (i: number) => `{ address: "127.0.0.1:${p[i]}" }`;
-  return parseTopology(`
-name: raftclients
-defaults: { summaryIntervalMs: 100, heartbeatIntervalMs: 100, heartbeatTimeoutMs: 1500 }
-cells:
-  name: /
-  replicas: [${a(0)}, ${a(1)}, ${a(2)}]
-  children:
-    - name: r
-      replicas: [${a(3)}]
-      children:
-        - name: z
-          replicas: [${a(4)}]
-          children: [{ name: n1, replicas: [${a(5)}] }]
-`);
-}
-
 interface Mesh {
-  roots: Replica[];
-  others: Replica[];
-  agents: SimAgent[];
+  ops: OpsMesh;
   clients: MeshClient[];
-  dirs: string;
 }
 
 let mesh: Mesh | undefined;
@@ -55,50 +23,16 @@ let mesh: Mesh | undefined;
 afterEach(async () => {
   if (!mesh) return;
   for (const c of mesh.clients) c.close();
-  for (const a of mesh.agents) a.end();
-  await Promise.all([...mesh.roots, ...mesh.others].map((r) => r.close(100)));
-  rmSync(mesh.dirs, { recursive: true, force: true });
+  await mesh.ops.close();
   mesh = undefined;
 });
 
 async function start(): Promise<Mesh> {
-  const topo = await topology();
-  const dirs = mkdtempSync(join(tmpdir(), 'meshlb-raftclients-'));
-  const roots: Replica[] = [];
-  for (const n of [1, 2, 3]) {
-    roots.push(
-      await new Replica({
-        topology: topo,
-        cell: '/',
-        replica: n,
-        dataDir: join(dirs, `root-${n}`),
-        seed: SEED + n,
-      }).start(),
-    );
-  }
-  const others: Replica[] = [];
-  for (const path of ['/r', '/r/z', '/r/z/n1']) {
-    others.push(await new Replica({ topology: topo, cell: path, seed: SEED + others.length + 10 }).start());
-  }
-  const node = others[2]!;
-  const client = new AgentServiceClient(node.address, credentials.createInsecure());
-  const rnd = seededRandom(SEED);
-  const agents = [1, 2].map(
-    (i) =>
-      new SimAgent({
-        address: node.address,
-        client,
-        agentId: `a${i}`,
-        kinds: ['echo'],
-        slots: 8,
-        serviceTimeMs: 20,
-        random: rnd,
-      }),
-  );
-  await Promise.all(agents.map((a) => a.start()));
-  mesh = { roots, others, agents, clients: [], dirs };
+  mesh = { ops: await OpsMesh.start({ slots: 8, serviceTimeMs: 20 }), clients: [] };
   return mesh;
 }
+
+const roots = (m: Mesh): Replica[] => [...m.ops.roots.values()];
 
 function client(m: Mesh, address: string | string[], seed: number): MeshClient {
   const c = new MeshClient({ address, deadlineMs: 15_000, random: seededRandom(seed) });
@@ -108,8 +42,8 @@ function client(m: Mesh, address: string | string[], seed: number): MeshClient {
 
 /** The leader once it leads and the region has linked to it, and the two followers. */
 async function roles(m: Mesh): Promise<{ leader: Replica; followers: Replica[] }> {
-  const leader = await waitFor(() => m.roots.find((r) => r.cell.leading), { timeoutMs: 10_000, what: 'a root leader' });
-  const followers = m.roots.filter((r) => r !== leader);
+  const leader = await waitFor(() => m.ops.leader(), { timeoutMs: 10_000, what: 'a root leader' });
+  const followers = roots(m).filter((r) => r !== leader);
   // The followers know who leads (they forward there).
   await waitFor(() => followers.every((f) => f.cell.leaderHint().leader === leader.cell.replicaId) || undefined, {
     timeoutMs: 10_000,
@@ -201,7 +135,7 @@ describe('clients of a 3-replica root cell (seed ' + SEED + ')', () => {
     });
     expect(results.length).toBeLessThan(N);
     const oldId = leader.cell.replicaId;
-    m.roots = m.roots.filter((r) => r !== leader);
+    m.ops.roots.delete(m.ops.numberOf(leader));
     await leader.close(0);
     await Promise.all(workers);
 
@@ -211,12 +145,12 @@ describe('clients of a 3-replica root cell (seed ' + SEED + ')', () => {
     // Submits in flight at the close, or sent before the followers knew, were repeated.
     expect(c.submitRetries).toBeGreaterThan(0);
 
-    const next2 = await waitFor(() => m.roots.find((r) => r.cell.leading), { timeoutMs: 10_000, what: 'a new leader' });
+    const next2 = await waitFor(() => m.ops.leader(), { timeoutMs: 10_000, what: 'a new leader' });
     expect(next2.cell.replicaId).not.toBe(oldId);
     // Exactly N tasks: a submit repeated after a lost answer found its first attempt's task.
     expect(next2.cell.ledger.size).toBe(N);
     // Found by Get on every surviving replica (each read passes the barrier there).
-    for (const r of m.roots) {
+    for (const r of roots(m)) {
       const rc = client(m, r.address, SEED + 4);
       for (const id of results) expect((await rc.get(id)).id).toBe(id);
     }

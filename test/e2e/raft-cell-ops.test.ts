@@ -10,7 +10,7 @@ import { ReplicaRole, type GetCellResponse } from '../../src/gen/meshlb/v1/admin
 import type { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import { waitFor } from '../helpers/wait.js';
-import { OpsMesh, refusal, SEED, spec, topologyText } from './raft-cell-mesh.js';
+import { OpsMesh, refusal, SEED, spec, topologyText } from '../helpers/raft-cell-mesh.js';
 
 let mesh: OpsMesh | undefined;
 
