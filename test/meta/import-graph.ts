@@ -8,20 +8,21 @@ import { dirname, join, relative, resolve } from 'node:path';
 /** Module (path relative to the repository root, e.g. `src/mesh/cell.ts`) → modules it imports. */
 export type ImportGraph = ReadonlyMap<string, readonly string[]>;
 
-const SPECIFIER = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
+const SPECIFIER =
+  /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
+
+/** Every import specifier of `code` (static, side-effect, re-export, dynamic), comments ignored. */
+export function importSpecifiers(code: string): string[] {
+  const stripped = code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  return [...stripped.matchAll(SPECIFIER)].map((m) => (m[1] ?? m[2] ?? m[3])!);
+}
 
 /** Relative specifiers of one source file (package imports are not part of the graph). */
 export function relativeSpecifiers(code: string): string[] {
-  const out: string[] = [];
-  const stripped = code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  for (const m of stripped.matchAll(SPECIFIER)) {
-    const spec = m[1] ?? m[2];
-    if (spec !== undefined && spec.startsWith('.')) out.push(spec);
-  }
-  return out;
+  return importSpecifiers(code).filter((s) => s.startsWith('.'));
 }
 
-function tsFiles(dir: string, out: string[] = []): string[] {
+export function tsFiles(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) tsFiles(p, out);

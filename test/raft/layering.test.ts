@@ -3,23 +3,15 @@
 // with. (eslint's no-restricted-imports says the same while editing; this
 // check also covers packages, e.g. a logger library.) The checker is shown to
 // fire on synthetic imports first, so a green run means something.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { importSpecifiers, tsFiles } from '../meta/import-graph.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const ALLOWED_DIRS = ['src/raft/', 'src/gen/'];
 /** IO the runtime and storage do themselves: gRPC and lmdb (plus Node's built-ins). */
 const ALLOWED_PACKAGES = ['@grpc/grpc-js', 'lmdb'];
-
-const SPECIFIER =
-  /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
-
-/** Every import specifier of `code` (static, side-effect, re-export, dynamic), comments ignored. */
-function importSpecifiers(code: string): string[] {
-  const stripped = code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  return [...stripped.matchAll(SPECIFIER)].map((m) => (m[1] ?? m[2] ?? m[3])!);
-}
 
 /** The imports of `file` (a path relative to the repository root) that leave the library, with the reason. */
 function outsideImports(file: string, code: string): string[] {
@@ -33,15 +25,6 @@ function outsideImports(file: string, code: string): string[] {
     } else if (!spec.startsWith('node:') && !ALLOWED_PACKAGES.includes(spec)) {
       out.push(`${file} -> package ${spec}`);
     }
-  }
-  return out;
-}
-
-function tsFiles(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) tsFiles(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
   }
   return out;
 }
