@@ -101,6 +101,12 @@ describe('src/ import graph', () => {
     expect(layerViolations(graph, LAYERS)).toEqual([]);
   });
 
+  it('reaches cell.ts only from the wiring (the replica) and the admin service: the rest of src/mesh goes through CellPort', () => {
+    const importers = [...graph].filter(([, deps]) => deps.includes('src/mesh/cell.ts')).map(([from]) => from);
+    expect(importers.filter((f) => f !== 'src/mesh/replica.ts' && !f.startsWith('src/admin/'))).toEqual([]);
+    expect(importers).toContain('src/mesh/replica.ts');
+  });
+
   it('imports no module that does not exist', () => {
     const missing: string[] = [];
     for (const [from, deps] of graph) for (const d of deps) if (!graph.has(d)) missing.push(`${from} -> ${d}`);
