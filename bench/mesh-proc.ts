@@ -1,10 +1,19 @@
 // The processes of `npm run bench` (bench/mesh.ts forks this file with IPC):
 //
-//   cells  TOPOLOGY_YAML PATH[=PARENT_ADDR] ...  one Replica per path (port 0), in order; a
-//                                                 path whose parent runs in this process links to
-//                                                 it directly. The root records, per finished
-//                                                 task, submit-to-result latency from the submit
-//                                                 time carried in the payload.
+//   cells  TOPOLOGY_YAML PATH[#N][=PARENT_ADDR] ... [--data=DIR] [--topology-addresses]
+//                                                 one Replica per path (replica N, default 1; port
+//                                                 0), in order; a path whose parent runs in this
+//                                                 process links to it directly. The root records,
+//                                                 per finished task, submit-to-result latency from
+//                                                 the submit time carried in the payload (every
+//                                                 replica of a Raft root records what it applies;
+//                                                 the bench asks the leader).
+//                                                 --data=DIR: the replica's data directory (one
+//                                                 replica per process then): its cell's ledger
+//                                                 runs on Raft over the topology's replicas, on
+//                                                 lmdb with fsync. --topology-addresses: bind at
+//                                                 the topology's address, and link to the parent's
+//                                                 replicas as the topology lists them.
 //   agents NODE_ADDR AGENTS SLOTS                 no-op SimAgents on one connection; each records
 //                                                 dispatch latency (submit to agent start).
 //   agentsim NODE_ADDR AGENTS                     the real agent SDK (as `meshlb agent-sim`).
@@ -99,20 +108,28 @@ function listen(): void {
   process.on('disconnect', () => process.exit(0));
 }
 
-async function cells(yaml: string, paths: string[]): Promise<void> {
+async function cells(yaml: string, args: string[]): Promise<void> {
   const topology = parseTopology(yaml, '<bench>');
+  const dataDir = args.find((a) => a.startsWith('--data='))?.slice(7);
+  const fixed = args.includes('--topology-addresses');
+  const paths = args.filter((a) => !a.startsWith('--'));
+  if (dataDir && paths.length !== 1) throw new Error('--data: one replica per process');
   const started = new Map<string, Replica>();
   const addresses: Record<string, string> = {};
   for (const arg of paths) {
-    const [path, parentAddr] = arg.split('=') as [string, string | undefined];
+    const [cellArg, parentAddr] = arg.split('=') as [string, string | undefined];
+    const [path, n] = cellArg.split('#') as [string, string | undefined];
     const spec = topology.byPath.get(path)!;
     const local = spec.parent ? started.get(spec.parent) : undefined;
     const r = new Replica({
       topology,
       cell: path,
-      host: '127.0.0.1',
-      port: 0,
-      parentAddresses: () => (local ? [local.address] : parentAddr ? [parentAddr] : []),
+      replica: n ? Number(n) : 1,
+      ...(fixed ? {} : { host: '127.0.0.1', port: 0 }),
+      ...(dataDir ? { dataDir } : {}),
+      ...(local || parentAddr || !fixed
+        ? { parentAddresses: () => (local ? [local.address] : parentAddr ? [parentAddr] : []) }
+        : {}),
     });
     await r.start();
     started.set(path, r);

@@ -13,7 +13,12 @@
 //       at half of the peak measured in (b), the tasks due each millisecond in
 //       one SubmitBatch;
 //   (e) 5,000 agent streams from one agent-sim process (the agent SDK) against
-//       one node replica process: the node's RSS.
+//       one node replica process: the node's RSS;
+//   (f) durable (bench/durable.ts): LOGGED tasks (the default durability) through
+//       the same four tiers with the root a 3-replica Raft group, one process
+//       per replica, lmdb with fsync, the client at the root's leader: full-rate
+//       tasks/s and CPU per task (against (b)'s NONE figure of the same run),
+//       and paced 500/s submit-to-result.
 //
 // Every process stamps times with process.hrtime (CLOCK_MONOTONIC, one clock
 // for the host); the submit time travels in the task payload. CPU time per
@@ -21,24 +26,36 @@
 // processes: it is the figure to compare across runs on a loaded machine.
 //
 // Bounded: every phase stops by count or by time; the whole run takes about
-// two minutes. Writes bench/results/mesh-<timestamp>.json and prints a table.
-import { fork, type ChildProcess } from 'node:child_process';
+// three minutes. Writes bench/results/mesh-<timestamp>.json and prints a table.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { Durability, Priority, TaskServiceClient, type TaskSpec } from '../src/gen/meshlb/v1/task.js';
+import { Durability } from '../src/gen/meshlb/v1/task.js';
+import { DurableMesh, fsyncBaseline, ROOT_REPLICAS, type LeaderInfo } from './durable.js';
 import { runEcho, type EchoResult } from './echo.js';
-import { nowUs, stampPayload } from './lib/clock.js';
+import {
+  idleCpu,
+  NO_LAT,
+  NO_PACED,
+  NO_TP,
+  paced,
+  round,
+  sleep,
+  throughput,
+  type Mesh,
+  type Paced,
+  type Throughput,
+} from './lib/phases.js';
 import type { LatencySummary } from './lib/histogram.js';
+import { Proc } from './lib/proc.js';
 import { writeResults } from './lib/results.js';
 import { renderTable, type Cell } from './lib/table.js';
 import { chainTopologyYaml } from '../src/topology/chain.js';
 
 const QUICK = process.argv.includes('--quick');
 /**
- * --only=echo,multi,paced,paced500,single,pacedsingle,agents runs a subset (for profiling; paced500 = the 500/s
- * phase alone; pacedsingle = 500/s against the four cells in one process, a diagnostic); the table then has gaps.
+ * --only=echo,multi,paced,paced500,single,pacedsingle,agents,durable runs a subset (for profiling; paced500 = the
+ * 500/s phase alone; pacedsingle = 500/s against the four cells in one process, a diagnostic; durable = (f), with
+ * (b)'s NONE full-rate figure for its ratio); the table then has gaps.
  */
 const ONLY = process.argv
   .find((a) => a.startsWith('--only='))
@@ -47,7 +64,6 @@ const ONLY = process.argv
 const runs = (phase: string): boolean => !ONLY || ONLY.includes(phase);
 /** --half-rate=N: the rate of phase (d) when (b) did not run (--only=paced); default half of (b)'s peak, else 1000. */
 const HALF_RATE = Number(process.argv.find((a) => a.startsWith('--half-rate='))?.slice(12) ?? 0);
-const PROC = fileURLToPath(new URL('./mesh-proc.ts', import.meta.url));
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
 const TOPOLOGY = chainTopologyYaml({
@@ -60,98 +76,8 @@ const TOPOLOGY = chainTopologyYaml({
 const CHAIN = ['/', '/r', '/r/z', '/r/z/n'];
 const AGENTS = 100;
 const SLOTS = 16;
-
-interface Report {
-  type: 'report';
-  count: number;
-  latency: LatencySummary;
-  cpuUs: number;
-  wakeups: number;
-  runQueueWaitUs: number;
-  wallUs: number;
-  lastUs: number;
-  [k: string]: unknown;
-}
-
-/** What a bench child process sends over IPC (bench/mesh-proc.ts): JSON, read field by field. */
-interface ProcMessage {
-  readonly type?: string;
-  readonly addresses: Record<string, string>;
-  readonly count: number;
-}
-
-class Proc {
-  private readonly waiters: ((m: ProcMessage) => void)[] = [];
-  readonly exited: Promise<number | null>;
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    child.on('message', (m) => {
-      const i = this.waiters.findIndex(() => true);
-      if (i >= 0) this.waiters.splice(i, 1)[0]!(m as ProcMessage);
-    });
-    this.exited = new Promise((res) => child.on('exit', (code) => res(code)));
-  }
-
-  static start(name: string, args: string[]): Promise<[Proc, ProcMessage]> {
-    const child = fork(PROC, args, {
-      execArgv: [
-        '--import',
-        'tsx',
-        ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []),
-        ...(process.env.BENCH_TRACE_GC ? ['--trace-gc'] : []),
-        // Extra V8/node flags for the mesh processes, e.g. BENCH_NODE_FLAGS=--max-semi-space-size=32
-        ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : []),
-      ],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, MESHLB_LOG_LEVEL: process.env.MESHLB_LOG_LEVEL ?? 'warn' },
-    });
-    const p = new Proc(name, child);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${name} did not start in 60 s`)), 60_000);
-      p.next().then((m) => {
-        clearTimeout(t);
-        resolve([p, m]);
-      });
-      void p.exited.then((code) => reject(new Error(`${name} exited ${code} before ready`)));
-    });
-  }
-
-  private next(): Promise<ProcMessage> {
-    return new Promise((res) => this.waiters.push(res));
-  }
-
-  async ask(cmd: 'reset' | 'report' | 'count'): Promise<ProcMessage> {
-    const r = this.next();
-    this.child.send({ cmd });
-    return r;
-  }
-
-  report(): Promise<Report> {
-    return this.ask('report') as unknown as Promise<Report>;
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    this.child.disconnect();
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 3000);
-    await this.exited;
-    clearTimeout(t);
-  }
-}
-
-interface Mesh {
-  readonly cells: Proc[];
-  readonly agents: Proc;
-  readonly root: Proc;
-  readonly address: string;
-  stop(): Promise<void>;
-}
+/** The default durability: UNSPECIFIED is LOGGED (accepted once in the home cell's log). */
+const LOGGED = Durability.DURABILITY_UNSPECIFIED;
 
 async function startMesh(mode: 'multi' | 'single'): Promise<Mesh> {
   const cells: Proc[] = [];
@@ -194,261 +120,6 @@ async function startMesh(mode: 'multi' | 'single'): Promise<Mesh> {
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function spec(): TaskSpec {
-  return {
-    idempotencyKey: '',
-    kind: 'bench',
-    labels: [],
-    affinity: [],
-    priority: Priority.PRIORITY_NORMAL,
-    tenant: '',
-    deadlineUnixMs: 0,
-    timeoutMs: 0,
-    maxAttempts: 0,
-    payload: stampPayload(nowUs()),
-    durability: Durability.DURABILITY_NONE,
-  };
-}
-
-async function resetAll(m: Mesh): Promise<void> {
-  await Promise.all([...m.cells, m.agents].map((p) => p.ask('reset')));
-}
-
-async function reportAll(m: Mesh): Promise<{
-  root: Report;
-  agents: Report;
-  cpuUs: number;
-  perCell: number[];
-  wakeups: number[];
-  runQueueWaitUs: number[];
-  creditStalls: Record<string, number>;
-}> {
-  const cells = await Promise.all(m.cells.map((p) => p.report()));
-  const agents = await m.agents.report();
-  const creditStalls: Record<string, number> = {};
-  for (const c of cells) Object.assign(creditStalls, c.creditStalls as Record<string, number>);
-  return {
-    root: cells[0]!,
-    agents,
-    cpuUs: cells.reduce((s, c) => s + c.cpuUs, 0) + agents.cpuUs,
-    perCell: cells.map((c) => c.cpuUs),
-    wakeups: [...cells.map((c) => c.wakeups), agents.wakeups],
-    runQueueWaitUs: [...cells.map((c) => c.runQueueWaitUs), agents.runQueueWaitUs],
-    creditStalls,
-  };
-}
-
-async function waitCount(p: Proc, n: number, maxMs: number): Promise<Report> {
-  const by = Date.now() + maxMs;
-  for (;;) {
-    const r = await p.ask('count');
-    if (r.count >= n || Date.now() > by) return p.report();
-    await sleep(25);
-  }
-}
-
-interface Throughput {
-  tasks: number;
-  completed: number;
-  seconds: number;
-  tasksPerSecond: number;
-  cpuUsPerTask: number;
-  cpuUsPerTaskByProcess: Record<string, number>;
-  rejectedBatches: number;
-  itemsPerMessage: number;
-}
-
-/** Submit `n` tasks as fast as the root admits them; tasks/s from first submit to last result. */
-async function throughput(m: Mesh, n: number, maxMs: number): Promise<Throughput> {
-  const client = new TaskServiceClient(m.address, credentials.createInsecure());
-  await resetAll(m);
-  const before = await reportAll(m);
-  const batchMsgs0 = sumBatching(before);
-  const cpu0 = process.cpuUsage();
-  const startUs = nowUs();
-  const batch = 500;
-  const window = 8;
-  let next = 0;
-  let inFlight = 0;
-  let rejected = 0;
-  const deadline = Date.now() + maxMs;
-  await new Promise<void>((resolve) => {
-    const pump = (): void => {
-      while (next < n && inFlight < window && Date.now() < deadline) {
-        const k = Math.min(batch, n - next);
-        next += k;
-        inFlight++;
-        const tasks: TaskSpec[] = [];
-        for (let i = 0; i < k; i++) tasks.push(spec());
-        client.submitBatch({ tasks }, new Metadata(), (err: ServiceError | null) => {
-          inFlight--;
-          if (err) {
-            rejected++;
-            next -= k; // saturated (RESOURCE_EXHAUSTED): resubmit later
-            setTimeout(pump, 20);
-            return;
-          }
-          pump();
-        });
-      }
-      if ((next >= n || Date.now() >= deadline) && inFlight === 0) resolve();
-    };
-    pump();
-  });
-  const submitted = next;
-  const r = await waitCount(m.root, submitted, Math.max(1000, deadline - Date.now() + 5000));
-  const cpuClient = process.cpuUsage(cpu0);
-  const after = await reportAll(m);
-  client.close();
-  const seconds = ((r.lastUs || nowUs()) - startUs) / 1e6;
-  const clientUs = cpuClient.user + cpuClient.system;
-  const total = after.cpuUs + clientUs;
-  const done = Math.max(1, r.count);
-  const byProc = byProcess(m, after, clientUs, done);
-  const b = sumBatching(after);
-  return {
-    tasks: submitted,
-    completed: r.count,
-    seconds: round(seconds),
-    tasksPerSecond: Math.round(r.count / seconds),
-    cpuUsPerTask: round(total / done),
-    cpuUsPerTaskByProcess: byProc,
-    rejectedBatches: rejected,
-    itemsPerMessage: round((b.items - batchMsgs0.items) / Math.max(1, b.messages - batchMsgs0.messages)),
-  };
-}
-
-function byProcess(
-  m: Mesh,
-  r: { agents: Report; perCell: number[] },
-  clientUs: number,
-  tasks: number,
-): Record<string, number> {
-  const out: Record<string, number> = { client: round(clientUs / tasks), agents: round(r.agents.cpuUs / tasks) };
-  m.cells.forEach((c, i) => (out[c.name] = round(r.perCell[i]! / tasks)));
-  return out;
-}
-
-function sumBatching(r: { root: Report; agents: Report }): { messages: number; items: number } {
-  const x = r.root.batching as { messages: number; items: number } | undefined;
-  return x ?? { messages: 0, items: 0 };
-}
-
-interface Paced {
-  rate: number;
-  mode: 'stream' | 'batch' | '';
-  tasksPerCall: number;
-  tasks: number;
-  completed: number;
-  refused: number;
-  submitToResult: LatencySummary;
-  dispatch: LatencySummary;
-  cpuUsPerTask: number;
-  cpuUsPerTaskByProcess: Record<string, number>;
-  /** Pumps per cell that left tasks queued for want of credit during the phase. */
-  creditStalls: Record<string, number>;
-  /** Times each process's event loop slept and was woken, per task. */
-  wakeupsPerTask: Record<string, number>;
-  /** Per process: share of the phase's wall time its main thread was runnable but waiting for a CPU (other load). */
-  runQueueWaitShare: Record<string, number>;
-}
-
-/**
- * `rate` tasks/s for `seconds`; every millisecond (as the timer allows) the
- * tasks due by then are stamped and sent: with `stream`, one task per message
- * on one SubmitStream (a client submitting tasks one by one); with `batch`,
- * all of them in one SubmitBatch (a batching client at high rates: SubmitStream
- * answers every task with its own message, which at thousands per second
- * costs the client and the root more than the mesh's own work).
- */
-async function paced(m: Mesh, rate: number, seconds: number, mode: 'stream' | 'batch'): Promise<Paced> {
-  const client = new TaskServiceClient(m.address, credentials.createInsecure());
-  await resetAll(m);
-  const stalls0 = (await reportAll(m)).creditStalls;
-  const cpu0 = process.cpuUsage();
-  const n = Math.round(rate * seconds);
-  let failed = 0;
-  const stream = client.submitStream();
-  stream.on('data', (r: { item?: { code: number } }) => {
-    if (r.item && r.item.code !== 0) failed++;
-  });
-  stream.on('error', () => undefined);
-  const start = nowUs();
-  let sent = 0;
-  let calls = 0;
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const due = Math.min(n, Math.floor(((nowUs() - start) / 1e6) * rate));
-      if (mode === 'stream') while (sent < due) stream.write({ requestId: sent++, task: spec() });
-      else if (due > sent) {
-        const tasks: TaskSpec[] = [];
-        while (sent < due) {
-          tasks.push(spec());
-          sent++;
-        }
-        calls++;
-        client.submitBatch({ tasks }, new Metadata(), (err: ServiceError | null) => {
-          if (err) failed += tasks.length;
-        });
-      }
-      if (sent >= n) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
-  });
-  const root = await waitCount(m.root, n, 15_000);
-  stream.end();
-  const agents = await m.agents.report();
-  const after = await reportAll(m);
-  const c = process.cpuUsage(cpu0);
-  client.close();
-  return {
-    rate,
-    mode,
-    tasksPerCall: mode === 'stream' ? 1 : round(n / Math.max(1, calls)),
-    tasks: n,
-    completed: root.count,
-    refused: failed,
-    submitToResult: root.latency,
-    dispatch: agents.latency,
-    cpuUsPerTask: round((after.cpuUs + c.user + c.system) / Math.max(1, root.count)),
-    cpuUsPerTaskByProcess: byProcess(m, after, c.user + c.system, Math.max(1, root.count)),
-    creditStalls: Object.fromEntries(Object.entries(after.creditStalls).map(([k, v]) => [k, v - (stalls0[k] ?? 0)])),
-    wakeupsPerTask: Object.fromEntries(
-      [...m.cells.map((c) => c.name), 'agents'].map((name, i) => [
-        name,
-        round(after.wakeups[i]! / Math.max(1, root.count)),
-      ]),
-    ),
-    runQueueWaitShare: Object.fromEntries(
-      [...m.cells.map((c) => c.name), 'agents'].map((name, i) => [
-        name,
-        round(after.runQueueWaitUs[i]! / Math.max(1, after.root.wallUs)),
-      ]),
-    ),
-  };
-}
-
-/** CPU each process burns with no tasks (timers, heartbeats, summaries), µs per second of wall time. */
-async function idleCpu(m: Mesh, ms: number): Promise<Record<string, number>> {
-  await resetAll(m);
-  const t0 = nowUs();
-  await sleep(ms);
-  const r = await reportAll(m);
-  const s = (nowUs() - t0) / 1e6;
-  const out: Record<string, number> = {
-    agents: Math.round(r.agents.cpuUs / s),
-    'agents wakeups/s': Math.round(r.agents.wakeups / s),
-  };
-  m.cells.forEach((c, i) => {
-    out[c.name] = Math.round(r.perCell[i]! / s);
-    out[`${c.name} wakeups/s`] = Math.round(r.wakeups[i]! / s);
-  });
-  return out;
-}
-
 function vmRssMiB(pid: number): number {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmRSS:\s+(\d+) kB/.exec(s);
@@ -481,36 +152,59 @@ async function manyAgents(
   }
 }
 
-const round = (x: number): number => Math.round(x * 100) / 100;
+interface Durable {
+  /** One fsync'd lmdb write on the data dirs' file system just before (f): the disk's floor. */
+  fsyncWrite: LatencySummary;
+  throughput: Throughput;
+  paced500: Paced;
+  /** The root leader before the full-rate phase, after it and after the paced phase: a change is reported. */
+  leaders: LeaderInfo[];
+  leaderChanges: number;
+}
 
-const NO_LAT: LatencySummary = { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, maxMs: NaN, meanMs: NaN };
+const NO_DURABLE: Durable = {
+  fsyncWrite: NO_LAT,
+  throughput: NO_TP,
+  paced500: NO_PACED,
+  leaders: [],
+  leaderChanges: NaN,
+};
+
+/** (f): LOGGED tasks (durability left at its default) with the root a 3-replica Raft group; see bench/durable.ts. */
+async function durablePhases(n: number): Promise<Durable> {
+  log(`(f) durable: LOGGED tasks, root cell of ${ROOT_REPLICAS} replicas (Raft, lmdb, fsync), process per replica`);
+  const fsyncWrite = await fsyncBaseline(300, 3000);
+  log(`one fsync'd lmdb write: p50 ${fsyncWrite.p50Ms} p99 ${fsyncWrite.p99Ms} ms (${fsyncWrite.count} writes)`);
+  const m = await DurableMesh.start(TOPOLOGY, AGENTS, SLOTS);
+  try {
+    const leaders: LeaderInfo[] = [];
+    const leader = async (): Promise<void> => {
+      const l = await m.findLeader();
+      leaders.push(l);
+      log(`root leader ${l.id} (term ${l.term}) at ${l.address}, pid ${m.root.pid}`);
+    };
+    await throughput(m, 5_000, 10_000, LOGGED); // warm-up (JIT, connections, lmdb)
+    await leader();
+    const tp = await throughput(m, n, 20_000, LOGGED);
+    log(
+      `durable full rate: ${tp.tasksPerSecond} tasks/s (${tp.completed}/${tp.tasks} in ${tp.seconds} s, ${tp.rejectedBatches} batches refused), ${tp.cpuUsPerTask} µs CPU/task ${JSON.stringify(tp.cpuUsPerTaskByProcess)}`,
+    );
+    await leader();
+    const p = await paced(m, 500, QUICK ? 3 : 6, 'stream', LOGGED);
+    log(
+      `durable paced 500/s: p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} p99.9 ${p.submitToResult.p999Ms} ms (${p.completed}/${p.tasks}, ${p.refused} refused), ${p.cpuUsPerTask} µs CPU/task ${JSON.stringify(p.cpuUsPerTaskByProcess)}, wakeups/task ${JSON.stringify(p.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(p.runQueueWaitShare)}`,
+    );
+    await leader();
+    const changes = leaders.slice(1).filter((l, i) => l.id !== leaders[i]!.id || l.term !== leaders[i]!.term).length;
+    if (changes > 0) log(`WARNING: the root leader changed ${changes} time(s) during the durable phases`);
+    return { fsyncWrite, throughput: tp, paced500: p, leaders, leaderChanges: changes };
+  } finally {
+    await m.stop();
+  }
+}
+
 const NO_ECHO_RESULT: EchoResult = { itemsPerMessage: 1, items: 0, seconds: 0, roundTripsPerSecond: NaN };
 const NO_ECHO = { unbatched: NO_ECHO_RESULT, batched: NO_ECHO_RESULT };
-const NO_TP: Throughput = {
-  tasks: 0,
-  completed: 0,
-  seconds: 0,
-  tasksPerSecond: NaN,
-  cpuUsPerTask: NaN,
-  cpuUsPerTaskByProcess: {},
-  rejectedBatches: 0,
-  itemsPerMessage: NaN,
-};
-const NO_PACED: Paced = {
-  rate: 0,
-  mode: '',
-  tasksPerCall: 0,
-  tasks: 0,
-  completed: 0,
-  refused: 0,
-  submitToResult: NO_LAT,
-  dispatch: NO_LAT,
-  cpuUsPerTask: NaN,
-  cpuUsPerTaskByProcess: {},
-  creditStalls: {},
-  wakeupsPerTask: {},
-  runQueueWaitShare: {},
-};
 
 async function main(): Promise<void> {
   const t0 = Date.now();
@@ -529,12 +223,12 @@ async function main(): Promise<void> {
   let pacedLow = NO_PACED;
   let pacedHalf = NO_PACED;
   let idle: Record<string, number> = {};
-  if (runs('multi') || runs('paced') || runs('paced500')) {
+  if (runs('multi') || runs('paced') || runs('paced500') || runs('durable')) {
     log('(b) four tiers, one process per cell');
     const multi = await startMesh('multi');
     try {
       await throughput(multi, 5_000, 10_000); // warm-up (JIT, connections)
-      if (runs('multi')) {
+      if (runs('multi') || runs('durable')) {
         multiTp = await throughput(multi, N, 20_000);
         log(`multi-process: ${multiTp.tasksPerSecond} tasks/s, ${multiTp.cpuUsPerTask} µs CPU/task`);
       }
@@ -559,6 +253,8 @@ async function main(): Promise<void> {
       await multi.stop();
     }
   }
+
+  const durable = runs('durable') ? await durablePhases(N) : NO_DURABLE;
 
   let singleTp = NO_TP;
   let pacedSingle = NO_PACED;
@@ -589,6 +285,9 @@ async function main(): Promise<void> {
   }
 
   const echoRt = echo.unbatched.roundTripsPerSecond;
+  const dTp = durable.throughput;
+  const dPaced = durable.paced500;
+  const dRatio = round(dTp.tasksPerSecond / multiTp.tasksPerSecond);
   const yes = (b: boolean): string => (b ? 'yes' : 'NO');
   const rows: Cell[][] = [
     ['echo round trips/s, 1 item/msg (baseline)', Math.round(echoRt), '-', '-', 1],
@@ -642,6 +341,28 @@ async function main(): Promise<void> {
       yes(many.nodeRssMiB < 500 && many.connected >= many.agents),
       round(many.nodeRssMiB / 500),
     ],
+    [
+      `tasks/s, LOGGED, ${ROOT_REPLICAS}-replica root, fsync`,
+      dTp.tasksPerSecond,
+      '>= 12,000',
+      yes(dTp.tasksPerSecond >= 12_000),
+      round(dTp.tasksPerSecond / 12_000),
+    ],
+    ['  durable / NONE tasks/s (same run)', dRatio, '>= 0.40', yes(dRatio >= 0.4), round(dRatio / 0.4)],
+    ['  CPU µs per task (all processes)', dTp.cpuUsPerTask, '-', '-', '-'],
+    ['  root leader changes during (f)', durable.leaderChanges, '-', '-', '-'],
+    ['paced 500/s LOGGED submit→result p50 ms', dPaced.submitToResult.p50Ms, '-', '-', '-'],
+    [
+      'paced 500/s LOGGED submit→result p99 ms',
+      dPaced.submitToResult.p99Ms,
+      '< 10',
+      yes(dPaced.submitToResult.p99Ms < 10),
+      round(dPaced.submitToResult.p99Ms / 10),
+    ],
+    ['paced 500/s LOGGED submit→result p99.9 ms', dPaced.submitToResult.p999Ms, '-', '-', '-'],
+    ['  CPU µs per task (all processes)', dPaced.cpuUsPerTask, '-', '-', '-'],
+    ["one fsync'd lmdb write p50 ms (disk floor, same run)", durable.fsyncWrite.p50Ms, '-', '-', '-'],
+    ["one fsync'd lmdb write p99 ms", durable.fsyncWrite.p99Ms, '-', '-', '-'],
   ];
   // A phase left out with --only has NaN figures: say "not run" rather than "NO".
   const shown = rows.map((r): Cell[] =>
@@ -663,9 +384,14 @@ async function main(): Promise<void> {
     paced500OneProcess: pacedSingle,
     idleCpuUsPerSecond: idle,
     manyAgents: many,
+    durable: {
+      topology: `the same chain, / with ${ROOT_REPLICAS} replicas (Raft, lmdb with fsync, a process each), the other cells one replica in memory`,
+      ...durable,
+    },
     ratios: {
       multiProcessToEcho: round(multiTp.tasksPerSecond / echoRt),
       oneProcessToEcho: round(singleTp.tasksPerSecond / echoRt),
+      durableToNone: dRatio,
     },
   });
   process.stdout.write(

@@ -6,6 +6,7 @@ export interface LatencySummary {
   readonly p50Ms: number;
   readonly p90Ms: number;
   readonly p99Ms: number;
+  readonly p999Ms: number;
   readonly maxMs: number;
   readonly meanMs: number;
 }
@@ -33,6 +34,7 @@ export class LatencyHistogram {
       p50Ms: ms(this.h.getValueAtPercentile(50)),
       p90Ms: ms(this.h.getValueAtPercentile(90)),
       p99Ms: ms(this.h.getValueAtPercentile(99)),
+      p999Ms: ms(this.h.getValueAtPercentile(99.9)),
       maxMs: ms(this.h.maxValue),
       meanMs: ms(this.h.mean),
     };

@@ -1,0 +1,322 @@
+// Driving a running bench mesh (cells, agents and this process as the
+// client): full-rate throughput, paced submits, idle CPU. The figures come
+// from the processes' reports (bench/mesh-proc.ts): results counted and timed
+// by the home cell's ledger in `root`, CPU summed over every process.
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Durability, Priority, TaskServiceClient, type TaskSpec } from '../../src/gen/meshlb/v1/task.js';
+import { nowUs, stampPayload } from './clock.js';
+import type { LatencySummary } from './histogram.js';
+import type { Proc, Report } from './proc.js';
+
+export interface Mesh {
+  /** Every cell process (all replicas of every cell). */
+  readonly cells: Proc[];
+  readonly agents: Proc;
+  /** The home cell's process that the client submits to and whose ledger counts results: its leader. */
+  readonly root: Proc;
+  /** `root`'s address. */
+  readonly address: string;
+  stop(): Promise<void>;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const round = (x: number): number => Math.round(x * 100) / 100;
+
+/** A no-op task stamped with the submit time; durability NONE unless told (UNSPECIFIED is LOGGED). */
+export function spec(durability: Durability = Durability.DURABILITY_NONE): TaskSpec {
+  return {
+    idempotencyKey: '',
+    kind: 'bench',
+    labels: [],
+    affinity: [],
+    priority: Priority.PRIORITY_NORMAL,
+    tenant: '',
+    deadlineUnixMs: 0,
+    timeoutMs: 0,
+    maxAttempts: 0,
+    payload: stampPayload(nowUs()),
+    durability,
+  };
+}
+
+export async function resetAll(m: Mesh): Promise<void> {
+  await Promise.all([...m.cells, m.agents].map((p) => p.ask('reset')));
+}
+
+export interface MeshReport {
+  root: Report;
+  agents: Report;
+  cpuUs: number;
+  perCell: number[];
+  wakeups: number[];
+  runQueueWaitUs: number[];
+  creditStalls: Record<string, number>;
+}
+
+export async function reportAll(m: Mesh): Promise<MeshReport> {
+  const cells = await Promise.all(m.cells.map((p) => p.report()));
+  const agents = await m.agents.report();
+  const creditStalls: Record<string, number> = {};
+  for (const c of cells) Object.assign(creditStalls, c.creditStalls as Record<string, number>);
+  return {
+    root: cells[m.cells.indexOf(m.root)]!,
+    agents,
+    cpuUs: cells.reduce((s, c) => s + c.cpuUs, 0) + agents.cpuUs,
+    perCell: cells.map((c) => c.cpuUs),
+    wakeups: [...cells.map((c) => c.wakeups), agents.wakeups],
+    runQueueWaitUs: [...cells.map((c) => c.runQueueWaitUs), agents.runQueueWaitUs],
+    creditStalls,
+  };
+}
+
+export async function waitCount(p: Proc, n: number, maxMs: number): Promise<Report> {
+  const by = Date.now() + maxMs;
+  for (;;) {
+    const r = await p.ask('count');
+    if (r.count >= n || Date.now() > by) return p.report();
+    await sleep(25);
+  }
+}
+
+export interface Throughput {
+  tasks: number;
+  completed: number;
+  seconds: number;
+  tasksPerSecond: number;
+  cpuUsPerTask: number;
+  cpuUsPerTaskByProcess: Record<string, number>;
+  rejectedBatches: number;
+  itemsPerMessage: number;
+}
+
+export const NO_TP: Throughput = {
+  tasks: 0,
+  completed: 0,
+  seconds: 0,
+  tasksPerSecond: NaN,
+  cpuUsPerTask: NaN,
+  cpuUsPerTaskByProcess: {},
+  rejectedBatches: 0,
+  itemsPerMessage: NaN,
+};
+
+/** Submit `n` tasks as fast as the root admits them; tasks/s from first submit to last result. */
+export async function throughput(
+  m: Mesh,
+  n: number,
+  maxMs: number,
+  durability: Durability = Durability.DURABILITY_NONE,
+): Promise<Throughput> {
+  const client = new TaskServiceClient(m.address, credentials.createInsecure());
+  await resetAll(m);
+  const before = await reportAll(m);
+  const batchMsgs0 = sumBatching(before);
+  const cpu0 = process.cpuUsage();
+  const startUs = nowUs();
+  const batch = 500;
+  const window = 8;
+  let next = 0;
+  let inFlight = 0;
+  let rejected = 0;
+  const deadline = Date.now() + maxMs;
+  await new Promise<void>((resolve) => {
+    const pump = (): void => {
+      while (next < n && inFlight < window && Date.now() < deadline) {
+        const k = Math.min(batch, n - next);
+        next += k;
+        inFlight++;
+        const tasks: TaskSpec[] = [];
+        for (let i = 0; i < k; i++) tasks.push(spec(durability));
+        client.submitBatch({ tasks }, new Metadata(), (err: ServiceError | null) => {
+          inFlight--;
+          if (err) {
+            rejected++;
+            next -= k; // saturated (RESOURCE_EXHAUSTED): resubmit later
+            setTimeout(pump, 20);
+            return;
+          }
+          pump();
+        });
+      }
+      if ((next >= n || Date.now() >= deadline) && inFlight === 0) resolve();
+    };
+    pump();
+  });
+  const submitted = next;
+  const r = await waitCount(m.root, submitted, Math.max(1000, deadline - Date.now() + 5000));
+  const cpuClient = process.cpuUsage(cpu0);
+  const after = await reportAll(m);
+  client.close();
+  const seconds = ((r.lastUs || nowUs()) - startUs) / 1e6;
+  const clientUs = cpuClient.user + cpuClient.system;
+  const total = after.cpuUs + clientUs;
+  const done = Math.max(1, r.count);
+  const byProc = byProcess(m, after, clientUs, done);
+  const b = sumBatching(after);
+  return {
+    tasks: submitted,
+    completed: r.count,
+    seconds: round(seconds),
+    tasksPerSecond: Math.round(r.count / seconds),
+    cpuUsPerTask: round(total / done),
+    cpuUsPerTaskByProcess: byProc,
+    rejectedBatches: rejected,
+    itemsPerMessage: round((b.items - batchMsgs0.items) / Math.max(1, b.messages - batchMsgs0.messages)),
+  };
+}
+
+function byProcess(
+  m: Mesh,
+  r: { agents: Report; perCell: number[] },
+  clientUs: number,
+  tasks: number,
+): Record<string, number> {
+  const out: Record<string, number> = { client: round(clientUs / tasks), agents: round(r.agents.cpuUs / tasks) };
+  m.cells.forEach((c, i) => (out[c.name] = round(r.perCell[i]! / tasks)));
+  return out;
+}
+
+function sumBatching(r: { root: Report; agents: Report }): { messages: number; items: number } {
+  const x = r.root.batching as { messages: number; items: number } | undefined;
+  return x ?? { messages: 0, items: 0 };
+}
+
+export interface Paced {
+  rate: number;
+  mode: 'stream' | 'batch' | '';
+  tasksPerCall: number;
+  tasks: number;
+  completed: number;
+  refused: number;
+  submitToResult: LatencySummary;
+  dispatch: LatencySummary;
+  cpuUsPerTask: number;
+  cpuUsPerTaskByProcess: Record<string, number>;
+  /** Pumps per cell that left tasks queued for want of credit during the phase. */
+  creditStalls: Record<string, number>;
+  /** Times each process's event loop slept and was woken, per task. */
+  wakeupsPerTask: Record<string, number>;
+  /** Per process: share of the phase's wall time its main thread was runnable but waiting for a CPU (other load). */
+  runQueueWaitShare: Record<string, number>;
+}
+
+export const NO_LAT: LatencySummary = {
+  count: 0,
+  p50Ms: NaN,
+  p90Ms: NaN,
+  p99Ms: NaN,
+  p999Ms: NaN,
+  maxMs: NaN,
+  meanMs: NaN,
+};
+
+export const NO_PACED: Paced = {
+  rate: 0,
+  mode: '',
+  tasksPerCall: 0,
+  tasks: 0,
+  completed: 0,
+  refused: 0,
+  submitToResult: NO_LAT,
+  dispatch: NO_LAT,
+  cpuUsPerTask: NaN,
+  cpuUsPerTaskByProcess: {},
+  creditStalls: {},
+  wakeupsPerTask: {},
+  runQueueWaitShare: {},
+};
+
+/**
+ * `rate` tasks/s for `seconds`; every millisecond (as the timer allows) the
+ * tasks due by then are stamped and sent: with `stream`, one task per message
+ * on one SubmitStream (a client submitting tasks one by one); with `batch`,
+ * all of them in one SubmitBatch (a batching client at high rates: SubmitStream
+ * answers every task with its own message, which at thousands per second
+ * costs the client and the root more than the mesh's own work).
+ */
+export async function paced(
+  m: Mesh,
+  rate: number,
+  seconds: number,
+  mode: 'stream' | 'batch',
+  durability: Durability = Durability.DURABILITY_NONE,
+): Promise<Paced> {
+  const client = new TaskServiceClient(m.address, credentials.createInsecure());
+  await resetAll(m);
+  const stalls0 = (await reportAll(m)).creditStalls;
+  const cpu0 = process.cpuUsage();
+  const n = Math.round(rate * seconds);
+  let failed = 0;
+  const stream = client.submitStream();
+  stream.on('data', (r: { item?: { code: number } }) => {
+    if (r.item && r.item.code !== 0) failed++;
+  });
+  stream.on('error', () => undefined);
+  const start = nowUs();
+  let sent = 0;
+  let calls = 0;
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(n, Math.floor(((nowUs() - start) / 1e6) * rate));
+      if (mode === 'stream') while (sent < due) stream.write({ requestId: sent++, task: spec(durability) });
+      else if (due > sent) {
+        const tasks: TaskSpec[] = [];
+        while (sent < due) {
+          tasks.push(spec(durability));
+          sent++;
+        }
+        calls++;
+        client.submitBatch({ tasks }, new Metadata(), (err: ServiceError | null) => {
+          if (err) failed += tasks.length;
+        });
+      }
+      if (sent >= n) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const root = await waitCount(m.root, n, 15_000);
+  stream.end();
+  const agents = await m.agents.report();
+  const after = await reportAll(m);
+  const c = process.cpuUsage(cpu0);
+  client.close();
+  const names = [...m.cells.map((c) => c.name), 'agents'];
+  return {
+    rate,
+    mode,
+    tasksPerCall: mode === 'stream' ? 1 : round(n / Math.max(1, calls)),
+    tasks: n,
+    completed: root.count,
+    refused: failed,
+    submitToResult: root.latency,
+    dispatch: agents.latency,
+    cpuUsPerTask: round((after.cpuUs + c.user + c.system) / Math.max(1, root.count)),
+    cpuUsPerTaskByProcess: byProcess(m, after, c.user + c.system, Math.max(1, root.count)),
+    creditStalls: Object.fromEntries(Object.entries(after.creditStalls).map(([k, v]) => [k, v - (stalls0[k] ?? 0)])),
+    wakeupsPerTask: Object.fromEntries(
+      names.map((name, i) => [name, round(after.wakeups[i]! / Math.max(1, root.count))]),
+    ),
+    runQueueWaitShare: Object.fromEntries(
+      names.map((name, i) => [name, round(after.runQueueWaitUs[i]! / Math.max(1, after.root.wallUs))]),
+    ),
+  };
+}
+
+/** CPU each process burns with no tasks (timers, heartbeats, summaries), µs per second of wall time. */
+export async function idleCpu(m: Mesh, ms: number): Promise<Record<string, number>> {
+  await resetAll(m);
+  const t0 = nowUs();
+  await sleep(ms);
+  const r = await reportAll(m);
+  const s = (nowUs() - t0) / 1e6;
+  const out: Record<string, number> = {
+    agents: Math.round(r.agents.cpuUs / s),
+    'agents wakeups/s': Math.round(r.agents.wakeups / s),
+  };
+  m.cells.forEach((c, i) => {
+    out[c.name] = Math.round(r.perCell[i]! / s);
+    out[`${c.name} wakeups/s`] = Math.round(r.wakeups[i]! / s);
+  });
+  return out;
+}
