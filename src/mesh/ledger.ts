@@ -17,7 +17,7 @@
 // - a result or failure for an attempt other than the current one is `stale`;
 // - at most `retention` terminal tasks are kept; the oldest is evicted first.
 import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
-import { Durability, ResultStatus, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
+import { Durability, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
 
 export interface AcceptedTask {
   readonly id: string;
@@ -92,7 +92,7 @@ export interface LedgerOptions {
   readonly defaultMaxAttempts: number;
 }
 
-export const TERMINAL_STATES: ReadonlySet<TaskState> = new Set([
+const TERMINAL_STATES: ReadonlySet<TaskState> = new Set([
   TaskState.TASK_STATE_COMPLETED,
   TaskState.TASK_STATE_FAILED,
   TaskState.TASK_STATE_CANCELLED,
@@ -379,8 +379,6 @@ export function toProtoTask(rec: TaskRecord): Task {
 /** Is this task logged (replicated) or kept in the leader's memory only? */
 export const isLogged = (spec: TaskSpec): boolean => spec.durability !== Durability.DURABILITY_NONE;
 
-export const resultIsOk = (r: TaskResult): boolean => r.status === ResultStatus.RESULT_STATUS_OK;
-
 /**
  * The log in front of the ledger. propose() resolves once the commands are
  * committed and applied, with one ApplyResult[] per command, in order.
@@ -401,11 +399,6 @@ export class LocalLedgerLog implements LedgerLog {
     } catch (err) {
       return Promise.reject(err);
     }
-  }
-
-  /** The synchronous form, for callers that know the log is local. */
-  proposeSync(cmds: readonly LedgerCommand[]): ApplyResult[][] {
-    return cmds.map((c) => this.ledger.apply(c));
   }
 
   isLeader(): boolean {

@@ -99,11 +99,7 @@ export class RaftLedgerLog implements LedgerLog {
     // ledger holds that state when this constructor returns; later committed
     // entries are applied asynchronously (onApplied).
     this.replica = new RaftReplica({ ...opts.raft, stateMachine: this.stateMachine() });
-    this.replica.onLeaderChange((leader) => {
-      // The runtime reports the soft state before it records the Ready's term:
-      // read the status once that synchronous step is over.
-      queueMicrotask(() => this.leaderChanged(leader));
-    });
+    this.replica.onLeaderChange((leader, term) => this.leaderChanged(leader, term));
   }
 
   /** Replicate one batch; resolves with one ApplyResult[] per command once applied here. Leader only. */
@@ -209,13 +205,12 @@ export class RaftLedgerLog implements LedgerLog {
     }
   }
 
-  private leaderChanged(leader: NodeId): void {
+  private leaderChanged(leader: NodeId, term: number): void {
     if (this.closed) return;
-    const st = this.replica.status();
     const ev: LeaderChange = {
       leader,
-      leaderAddress: st.leaderAddress,
-      term: st.term,
+      leaderAddress: this.replica.addressOf(leader),
+      term,
       self: leader === this.replica.id,
     };
     this.notify(this.leaderListeners, ev, 'onLeaderChange');

@@ -6,7 +6,6 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {
-  DEFAULT_LIMITS,
   GrpcTransport,
   MemoryNetwork,
   registerRaftService,
@@ -168,33 +167,6 @@ export class LedgerCluster {
       }));
       throw new Error(`${String(err)}; replicas: ${JSON.stringify(seen)}`, { cause: err });
     }
-  }
-
-  /**
-   * No replica is writing a snapshot or due to start one. Tests wait for this
-   * before stopping a replica they restart on its data dir: RaftReplica.stop()
-   * does not wait for a snapshot still being saved, and FileSnapshotStore's
-   * prune removes every *.tmp in the directory, including another save's file
-   * in flight, so a stop during a save can make the restarted replica's next
-   * save fail and the replica stop (a library bug, reported; not the ledger's).
-   * Reads the storage layout: <dataDir>/snapshots/snap-<index, 20 digits>-<term>.snap.
-   */
-  async snapshotsSettled(): Promise<void> {
-    const every = this.opts.limits?.snapshotEvery ?? DEFAULT_LIMITS.snapshotEvery;
-    const keep = this.opts.limits?.snapshotKeep ?? DEFAULT_LIMITS.snapshotKeep;
-    const settled = (l: RaftLedgerLog) => {
-      const files = fs.readdirSync(path.join(this.member(l.replica.id).dir, 'snapshots'));
-      if (files.some((f) => f.endsWith('.tmp'))) return false;
-      const latest = files
-        .filter((f) => f.endsWith('.snap'))
-        .sort()
-        .at(-1);
-      const index = latest ? Number(latest.slice('snap-'.length, 'snap-'.length + 20)) : 0;
-      const st = l.status();
-      // Saved, compacted behind (the last step of a snapshot), and no next one due.
-      return st.applied - index < every && (index === 0 || st.firstIndex > index - keep);
-    };
-    await waitFor(() => this.running().every(settled), { what: 'snapshots to be saved and compacted' });
   }
 
   async close(): Promise<void> {

@@ -216,7 +216,6 @@ describe('RaftLedgerLog on the memory network', () => {
     for (const chunk of [range(60, 'a'), range(60, 'b')])
       await Promise.all(chunk.map((id) => leader.propose([accept(id)])));
     await c.converged();
-    await c.snapshotsSettled();
     const held = Buffer.from(c.log(f).ledger.snapshot());
     await c.stop(f);
     await Promise.all(range(40, 'c').map((id) => leader.propose([accept(id), dispatch([id])])));
@@ -262,7 +261,6 @@ describe('RaftLedgerLog on the memory network', () => {
       .map((r) => ({ id: r.id, state: r.state, attempt: r.attempt }));
     expect(unfinished).toHaveLength(100);
     await c.converged();
-    await c.snapshotsSettled();
     for (const id of c.ids) await c.stop(id);
     for (const id of c.ids) c.startReplica(id);
     const leading: number[] = [];
