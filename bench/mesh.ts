@@ -157,7 +157,7 @@ interface Durable {
   fsyncWrite: LatencySummary;
   throughput: Throughput;
   paced500: Paced;
-  /** The root leader before the full-rate phase, after it and after the paced phase: a change is reported. */
+  /** The root leader once elected, after the warm-up, the full-rate phase and the paced phase: a change is reported. */
   leaders: LeaderInfo[];
   leaderChanges: number;
 }
@@ -183,6 +183,7 @@ async function durablePhases(n: number): Promise<Durable> {
       leaders.push(l);
       log(`root leader ${l.id} (term ${l.term}) at ${l.address}, pid ${m.root.pid}`);
     };
+    await leader();
     await throughput(m, 5_000, 10_000, LOGGED); // warm-up (JIT, connections, lmdb)
     await leader();
     const tp = await throughput(m, n, 20_000, LOGGED);
