@@ -1,6 +1,6 @@
 // The home of tasks: what a cell decides once about the tasks submitted to it
-// — accept (submit), start an attempt, record a result, retry after a
-// failure or a lapsed lease, cancel, dead-letter. Every decision is a
+// — accept (submit, in home-submit.ts), start an attempt, record a result,
+// retry after a failure or a lapsed lease, cancel, dead-letter. Every decision is a
 // LedgerCommand committed through the LedgerLog (logged tasks) or applied at
 // once (durability NONE); the ledger fences stale attempts, this module only
 // proposes and then acts on what was committed: queue the next attempt, arm
@@ -14,15 +14,13 @@
 //   fires for an attempt that is still current fails it as lost;
 // - only committed commands move a task: results, failures and cancels for an
 //   attempt that is not current change nothing (the ledger answers `stale`).
-import { status } from '@grpc/grpc-js';
 import { MeshFailure, ResultStatus, TaskState, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { TaskQueue } from '../queue/index.js';
-import { MeshError, notFound, notLeader, resourceExhausted, unavailable } from '../util/errors.js';
+import { notFound, notLeader, unavailable } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import {
   isLogged,
   isTerminal,
-  type AcceptedTask,
   type ApplyResult,
   type Ledger,
   type LedgerCommand,
@@ -30,39 +28,14 @@ import {
   type TaskRecord,
 } from './ledger.js';
 import { HomeRecovery } from './home-recovery.js';
+import { acceptSpecs, TaskIds, type SubmitOutcome } from './home-submit.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
 import { leaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
 import { FROM_HOME, makeItem, nextAttemptId, routeKey, type WorkItem } from './types.js';
 
-/** Specs per `accepted` proposal stay under this many bytes (payloads plus a fixed allowance per task). */
-const MAX_PROPOSAL_BYTES = 1 << 20;
-const PER_TASK_BYTES = 256;
-
-function chunkBySize(tasks: AcceptedTask[]): AcceptedTask[][] {
-  const out: AcceptedTask[][] = [];
-  let cur: AcceptedTask[] = [];
-  let bytes = 0;
-  for (const t of tasks) {
-    const b = PER_TASK_BYTES + t.spec.payload.length;
-    if (cur.length > 0 && bytes + b > MAX_PROPOSAL_BYTES) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(t);
-    bytes += b;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
-}
-
-export interface SubmitOutcome {
-  readonly id: string;
-  readonly existing: boolean;
-  readonly state: TaskState;
-}
+export type { SubmitOutcome } from './home-submit.js';
 
 export interface HomeDeps {
   readonly path: string;
@@ -90,14 +63,12 @@ export class Home {
   readonly scheduler: Scheduler;
   readonly ledger: Ledger;
   readonly d: HomeDeps;
-  private idSeq = 0;
   /** Tasks with a retry armed (QUEUED, deliberately not in the queue yet). */
   readonly retrying = new Set<string>();
   /** Failover and repair: back on track from the ledger (home-recovery.ts). */
   readonly recovery: HomeRecovery;
-  /** Task ids are idPrefix + a sequence number; see leadTerm(). */
-  private idPrefix: string;
-  private readonly randomPrefix: string;
+  /** Ids of the tasks this replica accepts (home-submit.ts). */
+  private readonly ids: TaskIds;
 
   constructor(deps: HomeDeps) {
     this.d = deps;
@@ -107,87 +78,12 @@ export class Home {
     this.scheduler = deps.scheduler;
     this.ledger = deps.ledger;
     this.recovery = new HomeRecovery(this);
-    this.randomPrefix = Math.floor(deps.random() * 36 ** 6)
-      .toString(36)
-      .padStart(6, '0');
-    this.idPrefix = this.randomPrefix;
+    this.ids = new TaskIds(deps.random);
   }
 
-  /** Validate and accept specs at this (home) cell. Throws MeshError for the batch as a whole. */
-  async submit(specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
-    const { ledger, ledgerLog, settings } = this.d;
-    this.mustLead();
-    const now = this.scheduler.now();
-    const fresh: AcceptedTask[] = [];
-    const out: (SubmitOutcome | number)[] = [];
-    let newCount = 0;
-    for (const spec of specs) {
-      const known = spec.idempotencyKey ? ledger.idForKey(spec.idempotencyKey) : undefined;
-      if (known !== undefined) {
-        out.push({ id: known, existing: true, state: ledger.get(known)!.state });
-        continue;
-      }
-      newCount++;
-      out.push(fresh.length);
-      fresh.push({ id: this.nextId(), spec, homeCell: this.path, atMs: now });
-    }
-    if (newCount > 0 && ledger.liveCount + newCount > settings.queueCapacity) {
-      throw resourceExhausted(
-        `cell ${this.path} is saturated (${ledger.liveCount} live tasks, capacity ${settings.queueCapacity})`,
-        this.retryHintMs(),
-      );
-    }
-    // Answers by position in `fresh` (apply answers each command's tasks in order).
-    const res: ApplyResult[] = new Array(fresh.length);
-    const none: AcceptedTask[] = [];
-    const noneAt: number[] = [];
-    let logged: AcceptedTask[] | undefined;
-    let loggedAt: number[] | undefined;
-    for (let i = 0; i < fresh.length; i++) {
-      const f = fresh[i]!;
-      if (isLogged(f.spec)) {
-        (logged ??= []).push(f);
-        (loggedAt ??= []).push(i);
-      } else {
-        none.push(f);
-        noneAt.push(i);
-      }
-    }
-    if (none.length > 0) {
-      const rs = ledger.apply({ type: 'accepted', tasks: none });
-      for (let j = 0; j < rs.length; j++) res[noneAt[j]!] = rs[j]!;
-    }
-    if (logged !== undefined) {
-      // One proposal per ~1 MiB of specs: a Raft entry must fit in one gRPC message to the followers.
-      const chunks = chunkBySize(logged);
-      const answers = await Promise.all(chunks.map((c) => ledgerLog.propose([{ type: 'accepted', tasks: c }])));
-      let j = 0;
-      for (const [rs] of answers) for (const r of rs!) res[loggedAt![j++]!] = r;
-    }
-    const outcomes: SubmitOutcome[] = [];
-    for (const o of out) {
-      if (typeof o !== 'number') {
-        outcomes.push(o);
-        continue;
-      }
-      const f = fresh[o]!;
-      // Two specs with one key in one batch: apply answers the second with the first's id (existing).
-      const r = res[o];
-      if (!r || !r.ok) throw new MeshError(status.INTERNAL, `accept failed for ${f.id}`);
-      if (r.id !== f.id || r.existing) {
-        outcomes.push({ id: r.id, existing: true, state: r.state });
-        continue;
-      }
-      outcomes.push({ id: f.id, existing: false, state: r.state });
-      // Committed after this replica stopped leading: the new leader queues it from its ledger.
-      if (!this.d.leaderHint().leading) continue;
-      const rec = ledger.get(f.id)!;
-      if (rec.spec.deadlineUnixMs > 0)
-        this.d.timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
-      this.enqueue(rec);
-    }
-    this.d.wake();
-    return outcomes;
+  /** Validate and accept specs at this (home) cell (home-submit.ts). Throws MeshError for the batch as a whole. */
+  submit(specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
+    return acceptSpecs(this, this.ids, specs);
   }
 
   /** Throws FAILED_PRECONDITION with the leader hint on a follower, UNAVAILABLE while no leader is ready. */
@@ -200,18 +96,9 @@ export class Home {
     throw unavailable(`cell ${this.path}: no leader ready yet; retry shortly`);
   }
 
-  /**
-   * This replica leads `term` (0: an unreplicated cell). Ids name the term
-   * after the random part: one leader per term, so ids of a replicated cell
-   * never repeat across leaders or restarts, whatever the random draw.
-   */
+  /** This replica leads `term` (0: an unreplicated cell): task ids name it (TaskIds.leadTerm). */
   leadTerm(term: number): void {
-    this.idPrefix = term > 0 ? `${this.randomPrefix}${term.toString(36)}-` : this.randomPrefix;
-    this.idSeq = 0;
-  }
-
-  private nextId(): string {
-    return `${this.idPrefix}${(++this.idSeq).toString(36).padStart(6, '0')}`;
+    this.ids.leadTerm(term);
   }
 
   /** A retry hint for saturated answers: 100-200 ms, jittered. */
@@ -219,7 +106,6 @@ export class Home {
     return Math.min(5000, 100 + Math.floor(this.d.random() * 100));
   }
 
-  /** Queue the next attempt of a home task. */
   /** Queue the next attempt of a home task (also used by recovery). */
   enqueue(rec: TaskRecord): void {
     const { queue, settings } = this.d;

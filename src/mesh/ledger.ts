@@ -9,6 +9,7 @@
 // at once on the one replica of a cell, RaftLedgerLog (raft-ledger-log.ts)
 // replicates the commands through the cell's Raft group first. snapshot() and
 // restore() carry the whole state, so Raft can compact the log behind it.
+// The commands, their answers and the task record are in ledger-record.ts.
 //
 // Invariants (checked by test/mesh/ledger.test.ts):
 // - one idempotency key names one task id for as long as the task is retained;
@@ -17,73 +18,17 @@
 // - a result or failure for an attempt other than the current one is `stale`;
 // - at most `retention` terminal tasks are kept; the oldest is evicted first.
 import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
-import { Durability, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
+import { TaskSpec, TaskState } from '../gen/meshlb/v1/task.js';
+import {
+  isTerminal,
+  type AcceptedTask,
+  type ApplyResult,
+  type LedgerCommand,
+  type TaskRecord,
+} from './ledger-record.js';
 
-export interface AcceptedTask {
-  readonly id: string;
-  readonly spec: TaskSpec;
-  readonly homeCell: string;
-  readonly atMs: number;
-}
-
-export type LedgerCommand =
-  | { readonly type: 'accepted'; readonly tasks: readonly AcceptedTask[] }
-  /** Attempt `attempt` (= current + 1) was dispatched. */
-  | { readonly type: 'dispatched'; readonly refs: readonly { id: string; attempt: number }[]; readonly atMs: number }
-  /** An agent acknowledged the assignment (optional, informative). */
-  | { readonly type: 'running'; readonly id: string; readonly attempt: number; readonly atMs: number }
-  | { readonly type: 'completed'; readonly result: TaskResult; readonly atMs: number }
-  /**
-   * The current attempt failed: agent error, agent or link lost, lease lapsed.
-   * `counted` false = the attempt never started (e.g. refused for capacity):
-   * it does not use up max_attempts. `fatal` ends the task at once.
-   */
-  | {
-      readonly type: 'attemptFailed';
-      readonly id: string;
-      readonly attempt: number;
-      readonly reason: string;
-      readonly result?: TaskResult;
-      readonly counted: boolean;
-      readonly fatal?: boolean;
-      /** Lease lapses and losses dead-letter when attempts run out; agent errors fail. */
-      readonly lapse?: boolean;
-      readonly atMs: number;
-    }
-  | { readonly type: 'cancelled'; readonly id: string; readonly reason: string; readonly atMs: number }
-  | { readonly type: 'deadLettered'; readonly id: string; readonly reason: string; readonly atMs: number };
-
-/** What apply() says about one command (or one task of a batch). */
-export type ApplyResult =
-  | {
-      readonly ok: true;
-      readonly id: string;
-      readonly existing?: boolean;
-      readonly state: TaskState;
-      readonly attempt: number;
-    }
-  | {
-      readonly ok: false;
-      readonly id: string;
-      readonly why: 'unknown' | 'stale' | 'terminal';
-      readonly state?: TaskState;
-    };
-
-/** The ledger's record of one task. Mutable inside the ledger only. */
-export interface TaskRecord {
-  readonly id: string;
-  readonly spec: TaskSpec;
-  readonly homeCell: string;
-  readonly createdMs: number;
-  state: TaskState;
-  /** Fencing number of the current attempt; 0 before the first dispatch. */
-  attempt: number;
-  /** Failed attempts that count against max_attempts. */
-  failures: number;
-  updatedMs: number;
-  result: TaskResult | undefined;
-  reason: string;
-}
+export { isLogged, isTerminal, toProtoTask } from './ledger-record.js';
+export type { AcceptedTask, ApplyResult, LedgerCommand, TaskRecord } from './ledger-record.js';
 
 export interface LedgerOptions {
   /** Terminal tasks kept for Get/Watch and idempotency; the oldest is evicted first. */
@@ -91,15 +36,6 @@ export interface LedgerOptions {
   /** Used when a spec says max_attempts 0. */
   readonly defaultMaxAttempts: number;
 }
-
-const TERMINAL_STATES: ReadonlySet<TaskState> = new Set([
-  TaskState.TASK_STATE_COMPLETED,
-  TaskState.TASK_STATE_FAILED,
-  TaskState.TASK_STATE_CANCELLED,
-  TaskState.TASK_STATE_DEAD_LETTERED,
-]);
-
-export const isTerminal = (s: TaskState): boolean => TERMINAL_STATES.has(s);
 
 /** Called for every transition into a terminal state (exactly once per task). */
 export type TerminalListener = (rec: TaskRecord) => void;
@@ -360,24 +296,6 @@ const SNAPSHOT_VERSION = 1;
 
 /** LedgerRecord has TaskRecord's fields (a record encodes as it is); a spec is always there. */
 const fromLedgerRecord = (r: LedgerRecord): TaskRecord => ({ ...r, spec: r.spec ?? TaskSpec.fromPartial({}) });
-
-/** The public view of a record. */
-export function toProtoTask(rec: TaskRecord): Task {
-  return {
-    id: rec.id,
-    spec: rec.spec,
-    state: rec.state,
-    attempt: rec.attempt,
-    homeCell: rec.homeCell,
-    createdUnixMs: rec.createdMs,
-    updatedUnixMs: rec.updatedMs,
-    result: rec.result,
-    reason: rec.reason,
-  };
-}
-
-/** Is this task logged (replicated) or kept in the leader's memory only? */
-export const isLogged = (spec: TaskSpec): boolean => spec.durability !== Durability.DURABILITY_NONE;
 
 /**
  * The log in front of the ledger. propose() resolves once the commands are

@@ -1,0 +1,172 @@
+// Accepting tasks at their home cell — the part of Home (home.ts) a client
+// waits on: idempotency keys answered from the ledger, the capacity check,
+// task ids, specs split into proposals a Raft entry can carry, and answers in
+// the caller's order. Apart from home.ts, which runs what was accepted
+// (attempts, results, failures, timers), so each fits in a head.
+//
+// Invariant: a task is queued here only once its `accepted` command is
+// committed and only while this replica still leads; otherwise the new leader
+// queues it from its ledger.
+import { status } from '@grpc/grpc-js';
+import type { TaskSpec, TaskState } from '../gen/meshlb/v1/task.js';
+import { MeshError, resourceExhausted } from '../util/errors.js';
+import {
+  isLogged,
+  type AcceptedTask,
+  type ApplyResult,
+  type Ledger,
+  type LedgerLog,
+  type TaskRecord,
+} from './ledger.js';
+import type { Scheduler } from './scheduler.js';
+import type { CellSettings } from './settings.js';
+import type { CellTimers } from './timers.js';
+
+/** Specs per `accepted` proposal stay under this many bytes (payloads plus a fixed allowance per task). */
+const MAX_PROPOSAL_BYTES = 1 << 20;
+const PER_TASK_BYTES = 256;
+
+export interface SubmitOutcome {
+  readonly id: string;
+  readonly existing: boolean;
+  readonly state: TaskState;
+}
+
+/** What accepting uses of Home (home.ts implements it). */
+export interface SubmitHost {
+  readonly path: string;
+  readonly scheduler: Scheduler;
+  readonly d: {
+    readonly ledger: Ledger;
+    readonly ledgerLog: LedgerLog;
+    readonly settings: CellSettings;
+    readonly timers: CellTimers;
+    wake(): void;
+    leaderHint(): { readonly leading: boolean };
+  };
+  mustLead(): void;
+  retryHintMs(): number;
+  enqueue(rec: TaskRecord): void;
+}
+
+/** Task ids: a random prefix drawn once, the leader's term (see leadTerm), a sequence number. */
+export class TaskIds {
+  private seq = 0;
+  private prefix: string;
+  private readonly randomPrefix: string;
+
+  constructor(random: () => number) {
+    this.randomPrefix = Math.floor(random() * 36 ** 6)
+      .toString(36)
+      .padStart(6, '0');
+    this.prefix = this.randomPrefix;
+  }
+
+  /**
+   * This replica leads `term` (0: an unreplicated cell). Ids name the term
+   * after the random part: one leader per term, so ids of a replicated cell
+   * never repeat across leaders or restarts, whatever the random draw.
+   */
+  leadTerm(term: number): void {
+    this.prefix = term > 0 ? `${this.randomPrefix}${term.toString(36)}-` : this.randomPrefix;
+    this.seq = 0;
+  }
+
+  next(): string {
+    return `${this.prefix}${(++this.seq).toString(36).padStart(6, '0')}`;
+  }
+}
+
+/** Validate and accept specs at this (home) cell. Throws MeshError for the batch as a whole. */
+export async function acceptSpecs(h: SubmitHost, ids: TaskIds, specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
+  const { ledger, ledgerLog, settings } = h.d;
+  h.mustLead();
+  const now = h.scheduler.now();
+  const fresh: AcceptedTask[] = [];
+  const out: (SubmitOutcome | number)[] = [];
+  let newCount = 0;
+  for (const spec of specs) {
+    const known = spec.idempotencyKey ? ledger.idForKey(spec.idempotencyKey) : undefined;
+    if (known !== undefined) {
+      out.push({ id: known, existing: true, state: ledger.get(known)!.state });
+      continue;
+    }
+    newCount++;
+    out.push(fresh.length);
+    fresh.push({ id: ids.next(), spec, homeCell: h.path, atMs: now });
+  }
+  if (newCount > 0 && ledger.liveCount + newCount > settings.queueCapacity) {
+    throw resourceExhausted(
+      `cell ${h.path} is saturated (${ledger.liveCount} live tasks, capacity ${settings.queueCapacity})`,
+      h.retryHintMs(),
+    );
+  }
+  // Answers by position in `fresh` (apply answers each command's tasks in order).
+  const res: ApplyResult[] = new Array(fresh.length);
+  const none: AcceptedTask[] = [];
+  const noneAt: number[] = [];
+  let logged: AcceptedTask[] | undefined;
+  let loggedAt: number[] | undefined;
+  for (let i = 0; i < fresh.length; i++) {
+    const f = fresh[i]!;
+    if (isLogged(f.spec)) {
+      (logged ??= []).push(f);
+      (loggedAt ??= []).push(i);
+    } else {
+      none.push(f);
+      noneAt.push(i);
+    }
+  }
+  if (none.length > 0) {
+    const rs = ledger.apply({ type: 'accepted', tasks: none });
+    for (let j = 0; j < rs.length; j++) res[noneAt[j]!] = rs[j]!;
+  }
+  if (logged !== undefined) {
+    // One proposal per ~1 MiB of specs: a Raft entry must fit in one gRPC message to the followers.
+    const chunks = chunkBySize(logged);
+    const answers = await Promise.all(chunks.map((c) => ledgerLog.propose([{ type: 'accepted', tasks: c }])));
+    let j = 0;
+    for (const [rs] of answers) for (const r of rs!) res[loggedAt![j++]!] = r;
+  }
+  const outcomes: SubmitOutcome[] = [];
+  for (const o of out) {
+    if (typeof o !== 'number') {
+      outcomes.push(o);
+      continue;
+    }
+    const f = fresh[o]!;
+    // Two specs with one key in one batch: apply answers the second with the first's id (existing).
+    const r = res[o];
+    if (!r || !r.ok) throw new MeshError(status.INTERNAL, `accept failed for ${f.id}`);
+    if (r.id !== f.id || r.existing) {
+      outcomes.push({ id: r.id, existing: true, state: r.state });
+      continue;
+    }
+    outcomes.push({ id: f.id, existing: false, state: r.state });
+    // Committed after this replica stopped leading: the new leader queues it from its ledger.
+    if (!h.d.leaderHint().leading) continue;
+    const rec = ledger.get(f.id)!;
+    if (rec.spec.deadlineUnixMs > 0) h.d.timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
+    h.enqueue(rec);
+  }
+  h.d.wake();
+  return outcomes;
+}
+
+function chunkBySize(tasks: AcceptedTask[]): AcceptedTask[][] {
+  const out: AcceptedTask[][] = [];
+  let cur: AcceptedTask[] = [];
+  let bytes = 0;
+  for (const t of tasks) {
+    const b = PER_TASK_BYTES + t.spec.payload.length;
+    if (cur.length > 0 && bytes + b > MAX_PROPOSAL_BYTES) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(t);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}

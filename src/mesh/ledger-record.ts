@@ -1,0 +1,100 @@
+// A task's record in the home ledger and the commands that move it: the
+// vocabulary the Ledger state machine (ledger.ts), its log entry codec
+// (ledger-codec.ts), the logs in front of it and the services reading it share.
+// Kept apart from the state machine so ledger.ts holds the transitions and
+// their invariants, and the shapes can be read without them; ledger.ts
+// re-exports everything here, so importers name one module.
+import { Durability, TaskState, type Task, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
+
+export interface AcceptedTask {
+  readonly id: string;
+  readonly spec: TaskSpec;
+  readonly homeCell: string;
+  readonly atMs: number;
+}
+
+export type LedgerCommand =
+  | { readonly type: 'accepted'; readonly tasks: readonly AcceptedTask[] }
+  /** Attempt `attempt` (= current + 1) was dispatched. */
+  | { readonly type: 'dispatched'; readonly refs: readonly { id: string; attempt: number }[]; readonly atMs: number }
+  /** An agent acknowledged the assignment (optional, informative). */
+  | { readonly type: 'running'; readonly id: string; readonly attempt: number; readonly atMs: number }
+  | { readonly type: 'completed'; readonly result: TaskResult; readonly atMs: number }
+  /**
+   * The current attempt failed: agent error, agent or link lost, lease lapsed.
+   * `counted` false = the attempt never started (e.g. refused for capacity):
+   * it does not use up max_attempts. `fatal` ends the task at once.
+   */
+  | {
+      readonly type: 'attemptFailed';
+      readonly id: string;
+      readonly attempt: number;
+      readonly reason: string;
+      readonly result?: TaskResult;
+      readonly counted: boolean;
+      readonly fatal?: boolean;
+      /** Lease lapses and losses dead-letter when attempts run out; agent errors fail. */
+      readonly lapse?: boolean;
+      readonly atMs: number;
+    }
+  | { readonly type: 'cancelled'; readonly id: string; readonly reason: string; readonly atMs: number }
+  | { readonly type: 'deadLettered'; readonly id: string; readonly reason: string; readonly atMs: number };
+
+/** What apply() says about one command (or one task of a batch). */
+export type ApplyResult =
+  | {
+      readonly ok: true;
+      readonly id: string;
+      readonly existing?: boolean;
+      readonly state: TaskState;
+      readonly attempt: number;
+    }
+  | {
+      readonly ok: false;
+      readonly id: string;
+      readonly why: 'unknown' | 'stale' | 'terminal';
+      readonly state?: TaskState;
+    };
+
+/** The ledger's record of one task. Mutable inside the ledger only. */
+export interface TaskRecord {
+  readonly id: string;
+  readonly spec: TaskSpec;
+  readonly homeCell: string;
+  readonly createdMs: number;
+  state: TaskState;
+  /** Fencing number of the current attempt; 0 before the first dispatch. */
+  attempt: number;
+  /** Failed attempts that count against max_attempts. */
+  failures: number;
+  updatedMs: number;
+  result: TaskResult | undefined;
+  reason: string;
+}
+
+const TERMINAL_STATES: ReadonlySet<TaskState> = new Set([
+  TaskState.TASK_STATE_COMPLETED,
+  TaskState.TASK_STATE_FAILED,
+  TaskState.TASK_STATE_CANCELLED,
+  TaskState.TASK_STATE_DEAD_LETTERED,
+]);
+
+export const isTerminal = (s: TaskState): boolean => TERMINAL_STATES.has(s);
+
+/** The public view of a record. */
+export function toProtoTask(rec: TaskRecord): Task {
+  return {
+    id: rec.id,
+    spec: rec.spec,
+    state: rec.state,
+    attempt: rec.attempt,
+    homeCell: rec.homeCell,
+    createdUnixMs: rec.createdMs,
+    updatedUnixMs: rec.updatedMs,
+    result: rec.result,
+    reason: rec.reason,
+  };
+}
+
+/** Is this task logged (replicated) or kept in the leader's memory only? */
+export const isLogged = (spec: TaskSpec): boolean => spec.durability !== Durability.DURABILITY_NONE;
