@@ -1,6 +1,7 @@
 // FileDescriptorProtos for the protos a replica serves, built from the .proto
-// sources the way protoc builds them, and the checks strict readers apply.
-// Why this exists and how it is proven: see ./reflection.ts.
+// sources (proto-sources.ts) the way protoc builds them; descriptor-check.ts
+// holds the checks strict readers apply. Why this exists and how it is
+// proven: see ./reflection.ts.
 //
 // protobufjs (proto-loader's parser) reads the files; we emit one descriptor
 // per source file under its real import path, fully qualified type names, map
@@ -9,10 +10,9 @@
 // reserved ranges and names, and `dependency` listing the files referenced.
 // Well-known types (google/protobuf/*) come from @bufbuild/protobuf's
 // canonical embedded descriptors.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { create } from '@bufbuild/protobuf';
 import * as wkt from '@bufbuild/protobuf/wkt';
 import {
@@ -29,53 +29,12 @@ import {
   type FieldDescriptorProto,
   type FileDescriptorProto,
 } from '@bufbuild/protobuf/wkt';
+import { defaultProtoSources, type ProtoSource } from './proto-sources.js';
 
 const require = createRequire(import.meta.url);
 // protobufjs is @grpc/proto-loader's parser; resolve it through proto-loader so
 // we use exactly the copy it depends on.
 const protobuf = createRequire(require.resolve('@grpc/proto-loader'))('protobufjs') as typeof import('protobufjs');
-
-/** The repository's proto/ directory, found from this module's location (src/admin or dist/src/admin). */
-export function repoProtoDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const up of ['../../proto', '../../../proto']) {
-    const p = join(here, up);
-    if (existsSync(join(p, 'meshlb', 'v1'))) return p;
-  }
-  throw new Error(`cannot find proto/meshlb/v1 above ${here}`);
-}
-
-/** One source tree: an include directory and the import paths to load from it. */
-export interface ProtoSource {
-  includeDir: string;
-  files: string[];
-  /** Rename import paths for the descriptors (e.g. health/v1/health.proto → grpc/health/v1/health.proto). */
-  rename?: Record<string, string>;
-}
-
-/** meshlb.v1 protos, grpc.health.v1 (from grpc-health-check) and grpc.reflection v1/v1alpha. */
-export function defaultProtoSources(): ProtoSource[] {
-  const protoDir = repoProtoDir();
-  const meshFiles = readdirSync(join(protoDir, 'meshlb', 'v1'))
-    .filter((f) => f.endsWith('.proto'))
-    .sort()
-    .map((f) => `meshlb/v1/${f}`);
-  const healthPath = (require('grpc-health-check') as { protoPath: string }).protoPath;
-  const healthDir = join(dirname(healthPath), '..', '..');
-  const reflectionDir = join(dirname(require.resolve('@grpc/reflection')), '..', 'proto');
-  return [
-    { includeDir: protoDir, files: meshFiles },
-    {
-      includeDir: healthDir,
-      files: ['health/v1/health.proto'],
-      rename: { 'health/v1/health.proto': 'grpc/health/v1/health.proto' },
-    },
-    {
-      includeDir: reflectionDir,
-      files: ['grpc/reflection/v1/reflection.proto', 'grpc/reflection/v1alpha/reflection.proto'],
-    },
-  ];
-}
 
 // protobufjs scalar type names → descriptor types.
 const SCALARS: Record<string, FType> = {
@@ -398,83 +357,4 @@ function WKT_BY_FILE(): Map<string, GenFileT> {
       .map(([, f]) => [(f as GenFileT).proto.name, f as GenFileT]),
   );
   return wktByFile;
-}
-
-/**
- * The rules strict descriptor readers (Go protodesc, which grpcurl uses) apply
- * and that naive descriptor output breaks. Returns one line per violation.
- */
-export function validateFileDescriptors(files: readonly FileDescriptorProto[]): string[] {
-  const problems: string[] = [];
-  const types = new Map<string, 'message' | 'enum' | 'map'>();
-  const fileOfType = new Map<string, string>();
-  const collect = (file: FileDescriptorProto, scope: string, msgs: DescriptorProto[], enums: EnumDescriptorProto[]) => {
-    for (const e of enums) {
-      types.set(`${scope}.${e.name}`, 'enum');
-      fileOfType.set(`${scope}.${e.name}`, file.name);
-    }
-    for (const m of msgs) {
-      const n = `${scope}.${m.name}`;
-      types.set(n, m.options?.mapEntry ? 'map' : 'message');
-      fileOfType.set(n, file.name);
-      collect(file, n, m.nestedType, m.enumType);
-    }
-  };
-  for (const f of files) collect(f, f.package ? `.${f.package}` : '', f.messageType, f.enumType);
-  const byName = new Map(files.map((f) => [f.name, f]));
-  const checkRef = (file: FileDescriptorProto, where: string, typeName: string) => {
-    if (!typeName.startsWith('.')) {
-      problems.push(`${file.name}: ${where}: type name "${typeName}" is not fully qualified`);
-      return;
-    }
-    const owner = fileOfType.get(typeName);
-    if (!owner) problems.push(`${file.name}: ${where}: unresolved type ${typeName}`);
-    else if (owner !== file.name && !file.dependency.includes(owner)) {
-      problems.push(`${file.name}: ${where}: uses ${typeName} from ${owner}, which is not a dependency`);
-    }
-  };
-  const checkMsg = (file: FileDescriptorProto, scope: string, m: DescriptorProto) => {
-    const name = `${scope}.${m.name}`;
-    for (const f of m.field) {
-      const where = `field ${name}.${f.name}`;
-      if (f.typeName) checkRef(file, where, f.typeName);
-      const target = types.get(f.typeName);
-      if (target === 'map') {
-        const entry = m.nestedType.find((n) => `${name}.${n.name}` === f.typeName);
-        if (!entry) problems.push(`${file.name}: ${where}: map entry ${f.typeName} is not nested in ${name}`);
-        else {
-          if (entry.name !== mapEntryName(f.name)) {
-            problems.push(`${file.name}: ${where}: map entry is named ${entry.name}, want ${mapEntryName(f.name)}`);
-          }
-          const [k, v] = [entry.field.find((x) => x.number === 1), entry.field.find((x) => x.number === 2)];
-          if (entry.field.length !== 2 || k?.name !== 'key' || v?.name !== 'value') {
-            problems.push(`${file.name}: ${where}: map entry must have exactly key = 1 and value = 2`);
-          }
-        }
-        if (f.label !== Label.REPEATED) problems.push(`${file.name}: ${where}: a map field must be repeated`);
-      }
-      if (Object.prototype.hasOwnProperty.call(f, 'oneofIndex') && f.oneofIndex >= m.oneofDecl.length) {
-        problems.push(`${file.name}: ${where}: oneof index ${f.oneofIndex} out of range`);
-      }
-    }
-    for (const n of m.nestedType) {
-      if (n.options?.mapEntry) {
-        const used = m.field.some((f) => f.typeName === `${name}.${n.name}`);
-        if (!used) problems.push(`${file.name}: map entry ${name}.${n.name} has no map field`);
-      }
-      checkMsg(file, name, n);
-    }
-  };
-  for (const file of files) {
-    const scope = file.package ? `.${file.package}` : '';
-    for (const d of file.dependency) if (!byName.has(d)) problems.push(`${file.name}: dependency ${d} is missing`);
-    for (const m of file.messageType) checkMsg(file, scope, m);
-    for (const s of file.service) {
-      for (const m of s.method) {
-        checkRef(file, `method ${scope}.${s.name}.${m.name} input`, m.inputType);
-        checkRef(file, `method ${scope}.${s.name}.${m.name} output`, m.outputType);
-      }
-    }
-  }
-  return problems;
 }

@@ -11,9 +11,9 @@
 //
 // So ./descriptors.ts builds FileDescriptorProtos from the .proto sources as
 // protoc would; here we check them with @bufbuild/protobuf's createFileRegistry
-// plus validateFileDescriptors (the protodesc rules the trap is about), and
-// serve the reflection protocol from that registry. test/admin/reflection.test.ts
-// proves it over a real gRPC connection, and that the descriptors equal what
+// plus validateFileDescriptors (./descriptor-check.ts: the protodesc rules the
+// trap is about), and serve the reflection protocol from that registry.
+// test/admin/reflection.test.ts proves it over a real gRPC connection, and that the descriptors equal what
 // buf (a protoc-compatible compiler) builds from the same files.
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -32,17 +32,12 @@ import {
   type EnumDescriptorProto,
   type FileDescriptorProto,
 } from '@bufbuild/protobuf/wkt';
-import { buildFileDescriptors, validateFileDescriptors } from './descriptors.js';
+import { validateFileDescriptors } from './descriptor-check.js';
+import { buildFileDescriptors } from './descriptors.js';
 
-export {
-  buildFileDescriptors,
-  defaultProtoSources,
-  jsonName,
-  mapEntryName,
-  repoProtoDir,
-  validateFileDescriptors,
-  type ProtoSource,
-} from './descriptors.js';
+export { buildFileDescriptors, jsonName, mapEntryName } from './descriptors.js';
+export { validateFileDescriptors } from './descriptor-check.js';
+export { defaultProtoSources, repoProtoDir, type ProtoSource } from './proto-sources.js';
 
 /** Everything reflection serves, built and checked once per process. */
 export interface DescriptorPool {
