@@ -2,86 +2,13 @@
 // command runs, so startup stays fast and a broken or missing module breaks
 // only its own command. Exit codes: what the command returns (0 ok), 1 for a
 // failure it reports, 2 for bad usage (unknown flags, bad values).
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { applyLogLevel, int, labels, list, logLevelOption, num, type Opts } from './flags.js';
+import { CliFailure, load, withMetrics } from './load.js';
 
 export const EXIT_USAGE = 2;
 
-// ---- value parsers: bad values are usage errors (exit 2) with the reason ----
-function int(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (v: string): number => {
-    if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`must be an integer between ${min} and ${max}`);
-    const n = Number(v);
-    if (n < min || n > max) throw new InvalidArgumentError(`must be an integer between ${min} and ${max}`);
-    return n;
-  };
-}
-function num(min: number, max = Number.POSITIVE_INFINITY) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`must be a number between ${min} and ${max}`);
-    }
-    return n;
-  };
-}
-function list(allowed?: readonly string[]) {
-  return (v: string): string[] => {
-    const items = v
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    if (!items.length) throw new InvalidArgumentError('must be a comma-separated list');
-    const bad = allowed ? items.filter((i) => !allowed.includes(i)) : [];
-    if (bad.length) throw new InvalidArgumentError(`unknown ${bad.join(', ')} (allowed: ${allowed!.join(', ')})`);
-    return items;
-  };
-}
-function labels(v: string): Array<{ key: string; value: string }> {
-  return list()(v).map((kv) => {
-    const i = kv.indexOf('=');
-    if (i <= 0) throw new InvalidArgumentError(`"${kv}" is not key=value`);
-    return { key: kv.slice(0, i), value: kv.slice(i + 1) };
-  });
-}
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 export const CHAOS = ['kill-leaders', 'kill-agents', 'partition', 'restart', 'pause'] as const;
-
-type Opts = Record<string, unknown>;
-
-/** Import `./<file>` next to this module and return its exported function `name`. */
-async function load<T extends (opts: never) => Promise<number>>(file: string, name: string): Promise<T> {
-  const spec = new URL(`./${file}`, import.meta.url).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(spec)) as Record<string, unknown>;
-  } catch (err) {
-    throw new CliFailure(`cannot load ${file}: ${(err as Error).message}`);
-  }
-  const fn = mod[name];
-  if (typeof fn !== 'function') throw new CliFailure(`${file} does not export ${name}()`);
-  return fn as T;
-}
-
-class CliFailure extends Error {}
-
-function applyLogLevel(o: Opts): void {
-  if (typeof o.logLevel === 'string') process.env.MESHLB_LOG_LEVEL = o.logLevel;
-}
-
-const logLevelOption = () => new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS);
-
-/** Run `fn`, optionally with a /metrics endpoint beside it. */
-async function withMetrics(o: Opts, fn: () => Promise<number>): Promise<number> {
-  if (typeof o.metricsPort !== 'number') return fn();
-  const { startMetricsServer } = await import('../admin/metrics.js');
-  const srv = await startMetricsServer(o.metricsPort, { host: (o.metricsHost as string | undefined) ?? '127.0.0.1' });
-  process.stderr.write(`metrics at ${srv.url}\n`);
-  try {
-    return await fn();
-  } finally {
-    await srv.close();
-  }
-}
 
 export function buildProgram(run: (code: Promise<number>) => void): Command {
   const program = new Command('meshlb')
