@@ -2,12 +2,13 @@
 // changed (new work, a summary, an ack, a freed agent slot). Per kind it asks
 // the tier's policy picker for a target while credits last:
 //   route   → send to that child (dispatch) or agent (assignment);
-//   queue   → every target of the kind is full: leave it queued;
+//   queue   → every target that could take it is full: leave it queued;
 //   spillUp → nothing below can take it: hand it to the parent;
 //   reject  → the task itself is unacceptable: end it.
 // A home item gets its attempt number from the ledger (Home.startAttempts, one
 // `dispatched` command per pump) before it leaves the cell; items from
-// elsewhere keep theirs.
+// elsewhere keep theirs. An item that cannot go now (queue, or a spillUp with
+// nowhere to go) waits without holding up the other items of its kind.
 //
 // The picker is rebuilt only when the candidates changed (dirty), at most once
 // per pump, and at least every PICKER_REFRESH_MS so scores follow the load and
@@ -16,7 +17,7 @@
 // truth. A slot freed by a result is handed back to the live picker
 // (release), not answered with a rebuild: at the node a rebuild is O(agents).
 import type { Picker, Policy, TaskInfo } from '../policies/index.js';
-import type { TaskQueue } from '../queue/index.js';
+import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Home } from './home.js';
 import type { Links } from './port.js';
 import type { Relay } from './relay.js';
@@ -92,6 +93,7 @@ export class Dispatcher {
     const now = this.d.scheduler.now();
     const picker = this.getPicker(now);
     const homeNew: WorkItem[] = [];
+    const parked = this.parked;
     for (const kind of [...queue.kinds()]) {
       let budget = queue.sizeOfKind(kind);
       if (budget === 0) continue;
@@ -107,15 +109,18 @@ export class Dispatcher {
         const r = picker.pick(this.info(item));
         if (r.type === 'route') {
           this.route(item, this.viaFor(r.candidate), homeNew, now);
-        } else if (r.type === 'spillUp') {
-          if (!this.spill(item, homeNew, now)) routes.putBack(item, popped.enqueuedAt);
-        } else if (r.type === 'queue') {
-          routes.putBack(item, popped.enqueuedAt);
-          break;
-        } else {
+        } else if (r.type === 'reject') {
           relay.reject(item, r.reason);
+        } else if (r.type === 'queue' || !this.spill(item, homeNew, now)) {
+          // This one cannot go now (its affinity or exclusions leave no candidate
+          // with a credit, or nowhere to hand it): set it aside for this pump, so
+          // the rest of its kind still goes while credits last. Put back at the
+          // head it would be popped again, and stop its kind for everyone.
+          parked.push(popped);
         }
       }
+      for (const p of parked) routes.putBack(p.task, p.enqueuedAt);
+      parked.length = 0;
       // Left queued for want of credit (counted once per pump and kind): at low rates this should stay 0.
       if (queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) this.d.stats.creditStalls++;
     }
@@ -132,6 +137,8 @@ export class Dispatcher {
     exclude: undefined,
   };
   private readonly excludeOne: string[] = [''];
+  /** Items of the kind being pumped that cannot go this pump (reused). */
+  private readonly parked: Popped<WorkItem>[] = [];
 
   private info(item: WorkItem): TaskInfo {
     const t = this.task;

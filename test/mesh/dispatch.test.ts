@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { MeshFailure, ResultStatus, TaskSpec, TaskState, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import { Cell } from '../../src/mesh/cell.js';
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
-import type { WorkItem } from '../../src/mesh/types.js';
+import { FROM_PARENT, type WorkItem } from '../../src/mesh/types.js';
 import { makeCandidate } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
 
@@ -20,12 +20,15 @@ class FakeAgents {
   readonly held = new Map<string, WorkItem[]>();
   readonly cancels: string[] = [];
   maxOver = 0;
-  constructor(private readonly slots: Record<string, number>) {
+  constructor(
+    private readonly slots: Record<string, number>,
+    private readonly labels: Record<string, Record<string, string>> = {},
+  ) {
     for (const id of Object.keys(slots)) this.held.set(id, []);
   }
   candidates() {
     return Object.entries(this.slots).map(([id, s]) =>
-      makeCandidate({ id, slots: { k: [s - this.held.get(id)!.length, s] } }),
+      makeCandidate({ id, slots: { k: [s - this.held.get(id)!.length, s] }, labels: this.labels[id] ?? {} }),
     );
   }
   load() {
@@ -82,7 +85,10 @@ class FakeAgents {
   }
 }
 
-function setup(slots: Record<string, number>, opts: { maxAttempts?: number; timeoutMs?: number } = {}) {
+function setup(
+  slots: Record<string, number>,
+  opts: { maxAttempts?: number; timeoutMs?: number; labels?: Record<string, Record<string, string>> } = {},
+) {
   let now = 1_000_000;
   const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, {
     now: () => now,
@@ -94,7 +100,7 @@ function setup(slots: Record<string, number>, opts: { maxAttempts?: number; time
     backoffMaxMs: 1000,
     maxAttempts: opts.maxAttempts ?? 3,
   });
-  const agents = new FakeAgents(slots);
+  const agents = new FakeAgents(slots, opts.labels);
   cell.attach({ agents: agents as unknown as AgentSessions });
   agents.onRelease = () => cell.dispatcher.invalidate();
   const turn = () => new Promise<void>((r) => setImmediate(r));
@@ -239,5 +245,59 @@ describe('dispatch at a home cell', () => {
       details: { 'meshlb-retry-after-ms': expect.stringMatching(/^\d+$/) },
     });
     now++;
+  });
+});
+
+// Issue 8: one task no agent can take sat at the head of its kind's queue and
+// the pump stopped there (a `queue` answer broke the kind's loop; a spillUp it
+// could not hand on was put back at the head and popped again), so every other
+// task of the kind waited while agents of that kind sat idle.
+describe('head-of-line: a task no agent can take does not hold up the rest of its kind', () => {
+  const a100 = { affinity: [{ key: 'gpu', value: 'a100' }] };
+  const ids = (items: WorkItem[]) => items.map((i) => i.taskId).sort();
+
+  it('an affinity no agent has (nowhere to spill it): the other tasks go to the idle agents at once', async () => {
+    const { cell, agents, settle, advance, spec } = setup({ a: 2, b: 2 });
+    const [blocker] = await cell.submit([spec(a100)]);
+    await advance(5); // it waits longest: first in line
+    const out = [blocker!, ...(await cell.submit([spec(), spec(), spec()]))];
+    await settle();
+    expect(ids(agents.all())).toEqual(
+      out
+        .slice(1)
+        .map((o) => o.id)
+        .sort(),
+    );
+    // The blocker still waits for an agent with gpu=a100, and keeps its place.
+    expect(cell.queue.has(`${out[0]!.id}#next`)).toBe(true);
+    expect(agents.maxOver).toBe(0);
+  });
+
+  it('the only matching agent is full: the other tasks of the kind still go to the idle ones', async () => {
+    const { cell, agents, settle, spec } = setup({ g: 1, a: 2 }, { labels: { g: { gpu: 'a100' } } });
+    const out = await cell.submit([spec(a100), spec(a100), spec(), spec()]);
+    await settle();
+    expect(ids(agents.held.get('g')!)).toEqual([out[0]!.id]);
+    expect(ids(agents.held.get('a')!)).toEqual([out[2]!.id, out[3]!.id].sort());
+    expect(cell.queue.has(`${out[1]!.id}#next`)).toBe(true);
+    expect(agents.maxOver).toBe(0);
+  });
+
+  it('at a node: a dispatch from the parent that no agent matches does not hold up the ones behind it', async () => {
+    const { cell, agents, settle, advance } = setup({ a: 2 });
+    const d = (i: number, p: Partial<TaskSpec> = {}) => ({
+      taskId: `t${i}`,
+      attempt: 1,
+      homeCell: '/elsewhere',
+      leaseMs: 60_000,
+      spec: TaskSpec.fromPartial({ kind: 'k', ...p }),
+    });
+    const acks = cell.acceptForwarded([d(0, a100)], FROM_PARENT);
+    await advance(5); // it waits longest: first in line
+    acks.push(...cell.acceptForwarded([d(1), d(2)], FROM_PARENT));
+    expect(acks.every((a) => a.accepted)).toBe(true);
+    await settle();
+    expect(ids(agents.all())).toEqual(['t1', 't2']);
+    expect(cell.queue.has('t0#1')).toBe(true);
   });
 });
