@@ -3,18 +3,8 @@
 // and reconnects with backoff and jitter when it breaks.
 //
 // Up: hello, then acks, results, spill-ups, cancels and — always last in a
-// flush — a summary. A summary goes out at least every summaryIntervalMs, when
-// the shape of the capacity changed (kinds, totals, healthy agents, draining),
-// and when the parent's view of our free slots (the free of our last summary
-// minus the dispatches we accepted since) is off from the truth: too high
-// (any amount), or too low by an eighth of the kind's slots or while the
-// parent is nearly out of credit. A summary the parent does not need costs a
-// message per hop per task at low rates; one it needs is never held back.
-// Skipping is always safe: between summaries the parent's credit only shrinks.
-//
-// Accepted acks do not move the parent's credit (unacked − 1, acked since the
-// summary + 1), so they are held and written just before the next summary
-// (or once MAX_HELD_ACKS pile up); nacks, which return credit, go at once.
+// flush — a summary. When a summary goes out and when accepted acks are
+// written (held until the next summary; nacks at once) is summary-pacer.ts.
 //
 // Liveness: the parent writes at least every summaryIntervalMs (an empty
 // `acks` batch when idle). A parent silent for linkTimeoutMs — no welcome
@@ -26,13 +16,13 @@ import { credentials, status, type ClientDuplexStream, type ServiceError } from 
 import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
-import type { KindCapacity } from '../gen/meshlb/v1/link.js';
 import { parentOf } from '../topology/paths.js';
 import { ResultKeeper } from './result-keeper.js';
 import { StreamBatcher } from './batcher.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
-import { capacitySignature, type Summarizer } from './summary.js';
+import type { Summarizer } from './summary.js';
+import { SummaryPacer } from './summary-pacer.js';
 import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
 import { dispatchSize, resultSize, wireDispatch } from './wire.js';
 
@@ -44,8 +34,6 @@ const enum Lane {
   Summary,
 }
 
-/** Accepted acks held back at most this many before they are written anyway. */
-const MAX_HELD_ACKS = 256;
 /** Attempts from the parent named in a hello (link.proto), at most. */
 const MAX_HOLDING = 50_000;
 /** After a refusal that names the leader, try it this soon (ms). */
@@ -56,15 +44,8 @@ export class ParentLink implements ParentSide {
   private client: LinkServiceClient | undefined;
   private call: ClientDuplexStream<OpenRequest, OpenResponse> | undefined;
   private batcher: StreamBatcher<OpenRequest> | undefined;
-  private seq = 0;
-  private lastSig = '';
-  /** Per kind: free slots in our last summary, and dispatches we accepted since (the parent's view). */
-  private readonly reportedFree = new Map<string, number>();
-  private readonly acceptedSince = new Map<string, number>();
-  /** Accepted acks waiting for the next summary (which they must precede). */
-  private heldAcks: DispatchAck[] = [];
-  private lastSummaryMs = 0;
-  private summaryDue = false;
+  /** When summaries go out and accepted acks are written (summary-pacer.ts). */
+  private readonly pacer: SummaryPacer;
   private attempt = 0;
   private reconnectAtMs = 0;
   private closed = false;
@@ -88,11 +69,13 @@ export class ParentLink implements ParentSide {
 
   constructor(
     private readonly cell: CellPort,
-    private readonly summaries: Summarizer,
+    summaries: Summarizer,
     private readonly addresses: () => readonly string[],
     /** Named in the hello; a welcome from another mesh is not taken. */
     private readonly mesh: MeshIdentity,
-  ) {}
+  ) {
+    this.pacer = new SummaryPacer(summaries);
+  }
 
   /** Link up (this replica leads its cell). Idempotent. */
   start(): void {
@@ -111,7 +94,7 @@ export class ParentLink implements ParentSide {
     this.call = undefined;
     this.batcher?.close();
     this.batcher = undefined;
-    this.heldAcks = [];
+    this.pacer.dropHeld();
     this.kept?.clear();
     this.connected = false;
     if (call) {
@@ -220,8 +203,7 @@ export class ParentLink implements ParentSide {
         this.lastRefusal = '';
         this.connected = true;
         this.attempt = 0;
-        this.summaryDue = true;
-        this.lastSig = '';
+        this.pacer.welcomed();
         this.resendHeld();
         this.batcher?.schedule();
         cell.log.info({ parent: w.parentCell, replica: w.replicaId }, 'linked to parent');
@@ -234,13 +216,10 @@ export class ParentLink implements ParentSide {
         // One ack per dispatch, in order.
         for (let i = 0; i < acks.length; i++) {
           const a = acks[i]!;
-          if (a.accepted) {
-            const kind = tasks[i]!.spec!.kind;
-            this.acceptedSince.set(kind, (this.acceptedSince.get(kind) ?? 0) + 1);
-            this.heldAcks.push(a);
-          } else this.batcher?.push(Lane.Acks, a);
+          if (a.accepted) this.pacer.accepted(tasks[i]!.spec!.kind, a);
+          else this.batcher?.push(Lane.Acks, a);
         }
-        if (this.heldAcks.length >= MAX_HELD_ACKS) this.releaseAcks();
+        if (this.pacer.tooManyHeld) this.releaseAcks();
         // The flush decides whether a summary (and the held acks) goes out.
         this.batcher?.schedule();
         return;
@@ -266,7 +245,7 @@ export class ParentLink implements ParentSide {
     this.call = undefined;
     this.batcher?.close();
     this.batcher = undefined;
-    this.heldAcks = [];
+    this.pacer.dropHeld();
     const was = this.connected;
     this.connected = false;
     this.kept?.broken();
@@ -305,10 +284,7 @@ export class ParentLink implements ParentSide {
     }
     this.suspect = false;
     this.kept?.prune(now);
-    if (this.connected && now - this.lastSummaryMs >= this.cell.settings.summaryIntervalMs) {
-      this.summaryDue = true;
-      this.batcher?.schedule();
-    }
+    if (this.connected && this.pacer.periodic(now, this.cell.settings.summaryIntervalMs)) this.batcher?.schedule();
   }
 
   /** Capacity below changed: a summary goes out with the next flush if it differs. */
@@ -318,44 +294,15 @@ export class ParentLink implements ParentSide {
 
   private maybeSummary(): void {
     if (!this.connected || !this.batcher) return;
-    const summaries = this.summaries;
-    const now = this.cell.scheduler.now();
-    // Judge from the kinds alone; the whole summary is built only when one goes out.
-    const load = summaries.load(now);
-    const kinds = summaries.kinds(load);
-    const sig = capacitySignature(kinds, summaries.draining);
-    if (!this.summaryDue && sig === this.lastSig && !this.parentViewOff(kinds)) return;
-    const s = summaries.build(this.seq + 1, now, this.selfAddress, load, kinds);
+    const s = this.pacer.next(this.cell.scheduler.now(), this.selfAddress);
+    if (!s) return;
     // Every ack of a dispatch this summary counts goes before it.
     this.releaseAcks();
-    this.seq++;
-    this.summaryDue = false;
-    this.lastSig = sig;
-    this.lastSummaryMs = now;
-    this.reportedFree.clear();
-    this.acceptedSince.clear();
-    for (const k of s.kinds) this.reportedFree.set(k.kind, k.freeSlots);
     this.batcher.push(Lane.Summary, s);
   }
 
   private releaseAcks(): void {
-    const acks = this.heldAcks;
-    if (acks.length === 0) return;
-    this.heldAcks = [];
-    for (const a of acks) this.batcher?.push(Lane.Acks, a);
-  }
-
-  /** Is the parent's credit view of some kind far enough from the truth to need a summary? */
-  private parentViewOff(kinds: readonly KindCapacity[]): boolean {
-    for (const k of kinds) {
-      const view = (this.reportedFree.get(k.kind) ?? 0) - (this.acceptedSince.get(k.kind) ?? 0);
-      const gap = k.freeSlots - view;
-      if (gap === 0) continue;
-      if (gap < 0) return true;
-      const threshold = Math.max(1, Math.floor(k.totalSlots / 8));
-      if (gap >= threshold || view <= threshold) return true;
-    }
-    return false;
+    for (const a of this.pacer.takeHeld()) this.batcher?.push(Lane.Acks, a);
   }
 
   sendResult(r: TaskResult): void {
