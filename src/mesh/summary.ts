@@ -1,7 +1,8 @@
 // What a cell reports to its parent: per kind the free and total slots of its
 // subtree, its queue, load and health. Free slots are the parent's dispatch
 // credits, so they are conservative: free below (child credits or agent slots)
-// minus what this cell already holds queued of that kind.
+// minus what this cell already holds queued of that kind, and never above the
+// kind's total slots.
 import type { KindCapacity, QueueDepth, Summary } from '../gen/meshlb/v1/link.js';
 import { Priority, type Label } from '../gen/meshlb/v1/task.js';
 import type { TaskQueue } from '../queue/index.js';
@@ -61,11 +62,14 @@ export class Summarizer {
     const kinds: KindCapacity[] = [];
     // A node also takes a small prefetch (a fraction of its slots) to queue
     // locally, so an agent that frees a slot gets work without a round trip.
+    // Never more free than total, though: idle agents plus the prefetch
+    // claimed more slots than exist (issue 8), and a parent's credit and every
+    // sum above it count free against total.
     const ratio = cell.links.agents ? cell.settings.prefetchRatio : 0;
     const draining = cell.draining;
     for (const [kind, c] of load.capacity) {
       const extra = c.healthy > 0 ? Math.min(cell.settings.forwardBuffer, Math.ceil(c.total * ratio)) : 0;
-      const free = draining ? 0 : Math.max(0, c.free + extra - cell.queue.sizeOfKind(kind));
+      const free = draining ? 0 : Math.max(0, Math.min(c.total, c.free + extra) - cell.queue.sizeOfKind(kind));
       kinds.push({ kind, freeSlots: free, totalSlots: c.total, healthyAgents: c.healthy });
     }
     if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));

@@ -1,0 +1,58 @@
+// What a node cell reports upward about its agents' slots (issue 8): the
+// prefetch a node offers on top of its agents' free slots (prefetchRatio)
+// must never make a summary claim more free slots than there are slots. Two
+// idle agents of 4 slots were reported as `freeSlots: 12, totalSlots: 8`.
+import { describe, expect, it } from 'vitest';
+import type { AgentSession } from '../../src/mesh/agent-session.js';
+import { AgentCapacity } from '../../src/mesh/agent-capacity.js';
+import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
+import { Cell } from '../../src/mesh/cell.js';
+import { parseTopology } from '../../src/topology/parse.js';
+
+const TOPO = parseTopology(`
+name: unit
+addressing: { host: 127.0.0.1, basePort: 7000 }
+cells: { name: / }
+`);
+
+/** Just what AgentCapacity reads of a session. */
+function agent(slots: number, inFlight = 0): AgentSession {
+  return { dead: false, draining: false, kinds: ['k'], slots, inFlight } as unknown as AgentSession;
+}
+
+function nodeWith(agents: AgentSession[], prefetchRatio?: number) {
+  const capacity = new AgentCapacity();
+  for (const a of agents) capacity.account(a, 1);
+  const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, {
+    seed: 1,
+    ...(prefetchRatio !== undefined ? { prefetchRatio } : {}),
+  });
+  const side = {
+    load: () => ({
+      capacity: capacity.byKind,
+      healthyAgents: agents.length,
+      cpu: 0,
+      memory: 0,
+      latencyEwmaMs: 0,
+      successEwma: 1,
+    }),
+  };
+  cell.attach({ agents: side as unknown as AgentSessions });
+  return cell.summaries.build(1, 0, '').kinds;
+}
+
+describe('a node summary never reports more free slots than slots', () => {
+  it('two idle agents of 4 slots: 8 free of 8, prefetch or not', () => {
+    for (const ratio of [undefined, 0.5, 1]) {
+      expect(nodeWith([agent(4), agent(4)], ratio)).toEqual([
+        { kind: 'k', freeSlots: 8, totalSlots: 8, healthyAgents: 2 },
+      ]);
+    }
+  });
+
+  it('busy agents still offer the prefetch (half their slots by default), within the slots', () => {
+    expect(nodeWith([agent(4, 4), agent(4, 4)])[0]).toMatchObject({ freeSlots: 4, totalSlots: 8 });
+    expect(nodeWith([agent(4, 3), agent(4, 4)])[0]).toMatchObject({ freeSlots: 5, totalSlots: 8 });
+    expect(nodeWith([agent(4, 1), agent(4, 1)])[0]).toMatchObject({ freeSlots: 8, totalSlots: 8 });
+  });
+});
