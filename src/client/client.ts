@@ -11,76 +11,18 @@
 // watch and cancel move to the next address on UNAVAILABLE.
 // RESOURCE_EXHAUSTED is retried only when the caller opted in, after the
 // server's `meshlb-retry-after-ms` hint, within the call's deadline.
-import {
-  credentials as grpcCredentials,
-  Metadata,
-  status,
-  type ChannelCredentials,
-  type ChannelOptions,
-  type ServiceError,
-} from '@grpc/grpc-js';
-import {
-  TaskServiceClient,
-  type SubmitBatchItem,
-  type Task,
-  type TaskSpec,
-  type TaskState,
-} from '../gen/meshlb/v1/task.js';
+import { credentials as grpcCredentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { TaskServiceClient, type SubmitBatchItem, type Task, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
+import type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult } from './options.js';
 import { newIdempotencyKey, outcomeUnknown, SUBMIT_RETRY_DEFAULTS, type SubmitRetryOptions } from './retry.js';
 import { isTerminal, toTaskSpec, type TaskInput } from './spec.js';
 import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
 
 export { SubmitStream, type SubmitItem };
 export type { SubmitRetryOptions };
-
-export interface RetryExhaustedOptions {
-  /** Max retries of one call (default 5). */
-  maxRetries?: number;
-  /** Wait used when the server gave no hint (ms, default 50, doubling with jitter). */
-  fallbackMs?: number;
-}
-
-export interface MeshClientOptions {
-  /** host:port of any replica, or several (tried in turn on UNAVAILABLE for safe calls). */
-  address: string | readonly string[];
-  /** Deadline of each call unless given per call (default 10 s). */
-  deadlineMs?: number;
-  /** Max gRPC message size both ways (default 4 MiB). */
-  maxMessageBytes?: number;
-  credentials?: ChannelCredentials;
-  channelOptions?: ChannelOptions;
-  /** Opt-in: retry RESOURCE_EXHAUSTED after the server's retry hint. */
-  retryResourceExhausted?: boolean | RetryExhaustedOptions;
-  /** Leader redirects followed per call (default 3). */
-  maxRedirects?: number;
-  /**
-   * Give every task submitted without an idempotency key a random 128-bit one
-   * (32 hex digits), so any submit can be repeated safely (default true).
-   */
-  autoIdempotencyKey?: boolean;
-  /**
-   * Repeat a submit whose outcome is unknown (DEADLINE_EXCEEDED, UNAVAILABLE,
-   * CANCELLED, a reset stream) with the same keys: on by default for submits
-   * whose tasks all carry a key; false turns it off.
-   */
-  submitRetry?: SubmitRetryOptions | false;
-  /** Random source for retry jitter. */
-  random?: () => number;
-}
-
-export interface CallOpts {
-  /** This call's deadline (ms from now). */
-  deadlineMs?: number;
-}
-
-export interface SubmitResult {
-  taskId: string;
-  /** True when the idempotency key named an existing task. */
-  existing: boolean;
-  state: TaskState;
-}
+export type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult };
 
 type UnaryMethod = 'submit' | 'submitBatch' | 'get' | 'cancel';
 

@@ -1,0 +1,54 @@
+// What a MeshClient can be told (MeshClientOptions, per-call CallOpts) and
+// what a submit answers: the SDK's public shapes, apart from the behaviour in
+// client.ts so that file fits in a head and the shapes read on their own.
+// client.ts re-exports them; src/client/index.ts and src/index.ts name them.
+import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
+import type { TaskState } from '../gen/meshlb/v1/task.js';
+import type { SubmitRetryOptions } from './retry.js';
+
+export interface RetryExhaustedOptions {
+  /** Max retries of one call (default 5). */
+  maxRetries?: number;
+  /** Wait used when the server gave no hint (ms, default 50, doubling with jitter). */
+  fallbackMs?: number;
+}
+
+export interface MeshClientOptions {
+  /** host:port of any replica, or several (tried in turn on UNAVAILABLE for safe calls). */
+  address: string | readonly string[];
+  /** Deadline of each call unless given per call (default 10 s). */
+  deadlineMs?: number;
+  /** Max gRPC message size both ways (default 4 MiB). */
+  maxMessageBytes?: number;
+  credentials?: ChannelCredentials;
+  channelOptions?: ChannelOptions;
+  /** Opt-in: retry RESOURCE_EXHAUSTED after the server's retry hint. */
+  retryResourceExhausted?: boolean | RetryExhaustedOptions;
+  /** Leader redirects followed per call (default 3). */
+  maxRedirects?: number;
+  /**
+   * Give every task submitted without an idempotency key a random 128-bit one
+   * (32 hex digits), so any submit can be repeated safely (default true).
+   */
+  autoIdempotencyKey?: boolean;
+  /**
+   * Repeat a submit whose outcome is unknown (DEADLINE_EXCEEDED, UNAVAILABLE,
+   * CANCELLED, a reset stream) with the same keys: on by default for submits
+   * whose tasks all carry a key; false turns it off.
+   */
+  submitRetry?: SubmitRetryOptions | false;
+  /** Random source for retry jitter. */
+  random?: () => number;
+}
+
+export interface CallOpts {
+  /** This call's deadline (ms from now). */
+  deadlineMs?: number;
+}
+
+export interface SubmitResult {
+  taskId: string;
+  /** True when the idempotency key named an existing task. */
+  existing: boolean;
+  state: TaskState;
+}
