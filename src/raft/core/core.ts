@@ -1,10 +1,12 @@
 // The Raft state machine proper: roles, terms, elections and the term rules
 // every message goes through. Role-specific handling lives in leader.ts and
-// follower.ts; RawNode (raft.ts) wraps this with the Ready/advance interface.
+// follower.ts, the election rules (vote requests, the lease, granting a vote)
+// in election.ts; RawNode (raft.ts) wraps this with the Ready/advance interface.
 // Nothing here does IO, reads a clock or draws randomness except config.random.
 
 import { ProgressTracker } from '../tracker/tracker.js';
 import { applyToConf, decodeConfChange } from './confchange.js';
+import { handleVoteRequest, hasUnappliedConfChange, leaseIgnores, requestVotes } from './election.js';
 import {
   bcastAppend,
   flushAppends,
@@ -31,9 +33,6 @@ import {
   type Role,
   type Snapshot,
 } from './types.js';
-
-/** Context of a vote request sent because of timeoutNow: it overrides the leader lease. */
-const TRANSFER_CONTEXT = 'raft:transfer';
 
 export type { TestingKnobs } from './step-context.js';
 
@@ -184,17 +183,10 @@ export class Raft implements StepContext {
 
   // ---- elections ----------------------------------------------------------
 
-  /** Whether a conf change is committed but not yet applied: campaigning then could use a stale config. */
-  private hasUnappliedConfChange(): boolean {
-    if (this.log.committed <= this.log.applied) return false;
-    const lo = Math.max(this.log.applied + 1, this.log.firstIndex());
-    return this.log.slice(lo, this.log.committed + 1).some((e) => e.type === EntryType.ConfChange);
-  }
-
   /** Start an election: 'pre' runs a pre-vote first; 'transfer' skips it and overrides leases. */
   campaign(kind: 'pre' | 'election' | 'transfer'): void {
     if (!this.promotable() || this.role === 'leader') return;
-    if (this.hasUnappliedConfChange()) return;
+    if (hasUnappliedConfChange(this)) return;
     let voteTerm: number;
     if (kind === 'pre') {
       this.becomePreCandidate();
@@ -209,17 +201,7 @@ export class Raft implements StepContext {
       else this.becomeLeader();
       return;
     }
-    for (const id of this.trk.voters) {
-      if (id === this.id) continue;
-      this.send({
-        type: kind === 'pre' ? 'preVote' : 'vote',
-        to: id,
-        term: voteTerm,
-        index: this.log.lastIndex(),
-        logTerm: this.log.lastTerm(),
-        ...(kind === 'transfer' ? { context: TRANSFER_CONTEXT } : {}),
-      });
-    }
+    requestVotes(this, kind, voteTerm);
   }
 
   /** Election timeout fired (or the application asked to campaign). */
@@ -245,13 +227,8 @@ export class Raft implements StepContext {
     if (m.type === 'prop' || m.type === 'readIndex') {
       // Term-less requests: their outcome does not depend on the sender's term.
     } else if (m.term > this.term) {
-      if (m.type === 'vote' || m.type === 'preVote') {
-        // Leader lease (check-quorum): while we heard from a leader within the
-        // election timeout, a higher-term candidate is a disruptive rejoiner,
-        // unless the leader itself asked for the election (transfer).
-        const inLease = this.cfg.checkQuorum && this.lead !== NONE && this.electionElapsed < this.cfg.electionTick;
-        if (inLease && m.context !== TRANSFER_CONTEXT) return;
-      }
+      // Leader lease (check-quorum): a disruptive rejoiner's request is ignored (election.ts).
+      if ((m.type === 'vote' || m.type === 'preVote') && leaseIgnores(this, m)) return;
       if (m.type === 'preVote') {
         // A pre-vote never changes our term.
       } else if (m.type === 'preVoteResp' && !m.reject) {
@@ -271,7 +248,7 @@ export class Raft implements StepContext {
     }
 
     if (m.type === 'vote' || m.type === 'preVote') {
-      this.handleVoteRequest(m);
+      handleVoteRequest(this, m);
       return;
     }
     switch (this.role) {
@@ -285,25 +262,6 @@ export class Raft implements StepContext {
       case 'follower':
         stepFollower(this, m);
         break;
-    }
-  }
-
-  private handleVoteRequest(m: Message): void {
-    const pre = m.type === 'preVote';
-    const canVote =
-      this.vote === m.from ||
-      (this.vote === NONE && this.lead === NONE) ||
-      // A pre-vote for a future term promises nothing, so we may grant it while following.
-      (pre && m.term > this.term);
-    const resp = pre ? 'preVoteResp' : 'voteResp';
-    if (canVote && (this.log.isUpToDate(m.index, m.logTerm) || this.knobs.unsafeVoteIgnoringLog === true)) {
-      this.send({ type: resp, to: m.from, term: m.term });
-      if (!pre) {
-        this.electionElapsed = 0;
-        this.vote = m.from;
-      }
-    } else {
-      this.send({ type: resp, to: m.from, reject: true });
     }
   }
 
