@@ -1,13 +1,17 @@
 // Whole-repository checks that belong in `npm test`: the TypeScript compiles
 // under strict settings, eslint and prettier pass, the protos pass `buf lint`,
 // no test is focused or skipped (a focused test silently drops the rest of the
-// suite), and the docs stand alone (every link resolves inside the repository).
+// suite), the docs stand alone (every link resolves inside the repository),
+// and every hand-written source file fits in a head (MAX_SOURCE_LINES).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..');
+
+/** Lines a hand-written file under src/ may have (the aim is ~400; generated src/gen is exempt). */
+const MAX_SOURCE_LINES = 420;
 
 function run(cmd: string, args: string[]): { ok: boolean; output: string } {
   try {
@@ -69,6 +73,19 @@ describe('repository', () => {
     const r = run(join(root, 'node_modules', '.bin', 'buf'), ['lint']);
     expect(r.output).toBe('');
     expect(r.ok).toBe(true);
+  });
+
+  it(`has no hand-written source file over ${MAX_SOURCE_LINES} lines`, () => {
+    const gen = join(root, 'src', 'gen') + sep;
+    const offenders = filesUnder(join(root, 'src'))
+      .filter((f) => !f.startsWith(gen))
+      .map((f) => {
+        const text = readFileSync(f, 'utf8');
+        return { file: relative(root, f), lines: text.split('\n').length - (text.endsWith('\n') ? 1 : 0) };
+      })
+      .filter((f) => f.lines > MAX_SOURCE_LINES)
+      .map((f) => `${f.file}: ${f.lines} lines (split it along its seams)`);
+    expect(offenders).toEqual([]);
   });
 
   it('has no focused or skipped tests', () => {
