@@ -25,7 +25,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--replica <n>', 'replica number (1-based)', int(1, 5), 1)
     .option(
       '--data-dir <dir>',
-      "this replica's own directory for its Raft log and snapshots (default: <topology defaults.dataDir>/<cell>-<replica>)",
+      "this replica's own directory for its Raft log and snapshots (default: <topology defaults.dataDir>/<mesh name>-<mesh id>/<cell>-<replica>)",
     )
     .option('--listen <host>', 'bind host, overriding the topology address host (e.g. 0.0.0.0 in containers)')
     .option(
@@ -150,6 +150,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--wait-ms <n>', 'how long to wait for results after the last submit', int(0))
     .addOption(new Option('--durability <d>', 'durability').choices(['logged', 'none']))
     .option('--batch <n>', 'specs per SubmitBatch call (1 = one Submit per task)', int(1, 10_000))
+    .option('--wait', 'wait for every result (the default)')
     .option('--no-wait', 'do not wait for results')
     .option('--seed <s>', 'random seed', int(0))
     .option('--json', 'print one JSON summary on stdout')

@@ -13,6 +13,7 @@ import { logger } from '../util/log.js';
 import { Replica } from '../mesh/replica.js';
 import type { Handover } from '../mesh/leadership.js';
 import type { Logger } from '../util/log.js';
+import type { Topology } from '../topology/types.js';
 
 export interface ServeOptions {
   topologyFile: string;
@@ -20,8 +21,8 @@ export interface ServeOptions {
   replica?: number;
   /**
    * This replica's own directory: its Raft log, hard state and snapshots
-   * (lmdb). Default: <topology defaults.dataDir>/<cell slug>-<replica>, so
-   * replicas of one topology on one machine never share one.
+   * (lmdb). Default: defaultDataDir(), so replicas on one machine never share
+   * one, whether of one topology or of two.
    */
   dataDir?: string;
   /** Bind host (overrides the topology address host), e.g. 0.0.0.0 in containers. */
@@ -51,7 +52,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   const topology = loadTopology(opts.topologyFile);
   const { replica: spec } = findReplica(topology, opts.cell, opts.replica ?? 1);
   const [, portText] = splitAddress(spec.address);
-  const dataDir = opts.dataDir ?? join(topology.defaults.dataDir, `${cellSlug(opts.cell)}-${opts.replica ?? 1}`);
+  const dataDir = opts.dataDir ?? defaultDataDir(topology, opts.cell, opts.replica ?? 1);
   const replica = new Replica({
     dataDir,
     ...(opts.join ? { join: true } : {}),
@@ -92,6 +93,17 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   });
   log.info('replica closed');
   return 0;
+}
+
+/**
+ * <defaults.dataDir>/<mesh name>-<mesh id>/<cell slug>-<replica>, e.g.
+ * .data/example-8ac119a12fc792ec/root-1. The mesh is part of the path because
+ * a replica opens whatever log it finds there: without it, `/`'s replica 1 of
+ * ha.yaml started after example.yaml's (both .data/root-1) took over that
+ * one-voter group and led it alone, beside ha.yaml's real root group.
+ */
+export function defaultDataDir(topology: Topology, cell: string, replica: number): string {
+  return join(topology.defaults.dataDir, `${topology.name}-${topology.id}`, `${cellSlug(cell)}-${replica}`);
 }
 
 export interface StopOptions {
