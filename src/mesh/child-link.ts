@@ -3,7 +3,7 @@
 //
 // Credits: a child may get a task of kind K only while
 //   free_K(latest summary) − unacked_K − ackedSinceSummary_K > 0
-// where unacked counts dispatches sent and not yet acked, and ackedSinceSummary
+// where free_K is the summary's free plus prefetch slots of K, unacked counts dispatches sent and not yet acked, and ackedSinceSummary
 // those acked after the latest summary. The child always sends a summary after
 // a flush that carried acks, computed after handling the dispatches, so a
 // summary counts every dispatch acked before it; nacks return the credit.
@@ -12,6 +12,7 @@ import type { DispatchAck, OpenRequest, OpenResponse, Summary } from '../gen/mes
 import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
+import { creditOf } from './summary.js';
 import type { WorkItem } from './types.js';
 import { dispatchSize, resultSize, wireDispatch } from './wire.js';
 
@@ -35,7 +36,7 @@ const inc = (m: Map<string, number>, k: string, d: number): void => {
 export class ChildLink {
   summary: Summary | undefined;
   summaryAtMs = 0;
-  /** Per kind, from the latest summary. */
+  /** Per kind, from the latest summary: free plus prefetch slots (the credit basis). */
   readonly free = new Map<string, number>();
   readonly total = new Map<string, number>();
   readonly healthy = new Map<string, number>();
@@ -98,7 +99,7 @@ export class ChildLink {
     this.total.clear();
     this.healthy.clear();
     for (const k of s.kinds) {
-      this.free.set(k.kind, k.freeSlots);
+      this.free.set(k.kind, creditOf(k));
       this.total.set(k.kind, k.totalSlots);
       this.healthy.set(k.kind, k.healthyAgents);
     }

@@ -16,7 +16,7 @@
 // summary + 1), so they are held and written just before the next summary (or
 // once MAX_HELD_ACKS pile up); nacks, which return credit, go at once.
 import type { DispatchAck, KindCapacity, Summary } from '../gen/meshlb/v1/link.js';
-import { capacitySignature, type Summarizer } from './summary.js';
+import { capacitySignature, creditOf, type Summarizer } from './summary.js';
 
 /** Accepted acks held back at most this many before they are written anyway. */
 const MAX_HELD_ACKS = 256;
@@ -88,7 +88,7 @@ export class SummaryPacer {
     this.lastSummaryMs = now;
     this.reportedFree.clear();
     this.acceptedSince.clear();
-    for (const k of s.kinds) this.reportedFree.set(k.kind, k.freeSlots);
+    for (const k of s.kinds) this.reportedFree.set(k.kind, creditOf(k));
     return s;
   }
 
@@ -96,7 +96,7 @@ export class SummaryPacer {
   private parentViewOff(kinds: readonly KindCapacity[]): boolean {
     for (const k of kinds) {
       const view = (this.reportedFree.get(k.kind) ?? 0) - (this.acceptedSince.get(k.kind) ?? 0);
-      const gap = k.freeSlots - view;
+      const gap = creditOf(k) - view;
       if (gap === 0) continue;
       if (gap < 0) return true;
       const threshold = Math.max(1, Math.floor(k.totalSlots / 8));

@@ -1,8 +1,8 @@
 // What a cell reports to its parent: per kind the free and total slots of its
 // subtree, its queue, load and health. Free slots are the parent's dispatch
 // credits, so they are conservative: free below (child credits or agent slots)
-// minus what this cell already holds queued of that kind, and never above the
-// kind's total slots.
+// minus what this cell already holds queued of that kind; free never exceeds
+// the kind's total slots (credit beyond it goes as prefetch_slots).
 import type { KindCapacity, QueueDepth, Summary } from '../gen/meshlb/v1/link.js';
 import { Priority, type Label } from '../gen/meshlb/v1/task.js';
 import type { TaskQueue } from '../queue/index.js';
@@ -62,15 +62,24 @@ export class Summarizer {
     const kinds: KindCapacity[] = [];
     // A node also takes a small prefetch (a fraction of its slots) to queue
     // locally, so an agent that frees a slot gets work without a round trip.
-    // Never more free than total, though: idle agents plus the prefetch
-    // claimed more slots than exist (issue 8), and a parent's credit and every
-    // sum above it count free against total.
+    // The parent's credit is what it may send: free below plus that prefetch,
+    // minus what waits here already. Idle agents plus the prefetch come to
+    // more than the slots there are, so the part of the credit beyond the
+    // total goes as prefetch_slots: free never exceeds total (issue 8: two
+    // idle agents of 4 slots were reported as 12 free of 8).
     const ratio = cell.links.agents ? cell.settings.prefetchRatio : 0;
     const draining = cell.draining;
     for (const [kind, c] of load.capacity) {
       const extra = c.healthy > 0 ? Math.min(cell.settings.forwardBuffer, Math.ceil(c.total * ratio)) : 0;
-      const free = draining ? 0 : Math.max(0, Math.min(c.total, c.free + extra) - cell.queue.sizeOfKind(kind));
-      kinds.push({ kind, freeSlots: free, totalSlots: c.total, healthyAgents: c.healthy });
+      const credit = draining ? 0 : Math.max(0, c.free + extra - cell.queue.sizeOfKind(kind));
+      const free = Math.min(credit, c.total);
+      kinds.push({
+        kind,
+        freeSlots: free,
+        totalSlots: c.total,
+        healthyAgents: c.healthy,
+        prefetchSlots: credit - free,
+      });
     }
     if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
     return kinds;
@@ -90,7 +99,7 @@ export class Summarizer {
     const queue: QueueDepth[] = [];
     for (let i = 0; i < 4; i++) if (ranks[i]! > 0) queue.push({ priority: RANK_PRIORITY[i]!, depth: ranks[i]! });
     let free = 0;
-    for (const k of kinds) free += k.freeSlots;
+    for (const k of kinds) free += creditOf(k);
     return {
       cell: cell.path,
       seq,
@@ -110,6 +119,9 @@ export class Summarizer {
     };
   }
 }
+
+/** What the parent may send of the kind before the next summary (its credit basis). */
+export const creditOf = (k: KindCapacity): number => k.freeSlots + k.prefetchSlots;
 
 /**
  * The shape of a summary's capacity (kinds, totals, healthy agents, draining):

@@ -54,7 +54,7 @@ function summary(cell: string, seq: number, free: number): Summary {
   return Summary.fromPartial({
     cell,
     seq,
-    kinds: [{ kind: 'k', freeSlots: free, totalSlots: 4, healthyAgents: 1 }],
+    kinds: [{ kind: 'k', freeSlots: free, totalSlots: 4, healthyAgents: 1, prefetchSlots: 0 }],
     healthyAgents: 1,
     successEwma: 1,
   });

@@ -2,6 +2,7 @@
 // prefetch a node offers on top of its agents' free slots (prefetchRatio)
 // must never make a summary claim more free slots than there are slots. Two
 // idle agents of 4 slots were reported as `freeSlots: 12, totalSlots: 8`.
+// The parent's credit (free + prefetch) is what it was: only the report changed.
 import { describe, expect, it } from 'vitest';
 import type { AgentSession } from '../../src/mesh/agent-session.js';
 import { AgentCapacity } from '../../src/mesh/agent-capacity.js';
@@ -42,17 +43,24 @@ function nodeWith(agents: AgentSession[], prefetchRatio?: number) {
 }
 
 describe('a node summary never reports more free slots than slots', () => {
-  it('two idle agents of 4 slots: 8 free of 8, prefetch or not', () => {
-    for (const ratio of [undefined, 0.5, 1]) {
-      expect(nodeWith([agent(4), agent(4)], ratio)).toEqual([
-        { kind: 'k', freeSlots: 8, totalSlots: 8, healthyAgents: 2 },
-      ]);
-    }
+  it('two idle agents of 4 slots: 8 free of 8, and the prefetch (half the slots by default) apart', () => {
+    expect(nodeWith([agent(4), agent(4)])).toEqual([
+      { kind: 'k', freeSlots: 8, totalSlots: 8, healthyAgents: 2, prefetchSlots: 4 },
+    ]);
+    expect(nodeWith([agent(4), agent(4)], 1)[0]).toMatchObject({ freeSlots: 8, totalSlots: 8, prefetchSlots: 8 });
+    expect(nodeWith([agent(4), agent(4)], 0)[0]).toMatchObject({ freeSlots: 8, totalSlots: 8, prefetchSlots: 0 });
   });
 
-  it('busy agents still offer the prefetch (half their slots by default), within the slots', () => {
-    expect(nodeWith([agent(4, 4), agent(4, 4)])[0]).toMatchObject({ freeSlots: 4, totalSlots: 8 });
-    expect(nodeWith([agent(4, 3), agent(4, 4)])[0]).toMatchObject({ freeSlots: 5, totalSlots: 8 });
-    expect(nodeWith([agent(4, 1), agent(4, 1)])[0]).toMatchObject({ freeSlots: 8, totalSlots: 8 });
+  it('the credit (free + prefetch) is the free agent slots plus the prefetch; free stays within the slots', () => {
+    for (const [inFlight, credit] of [
+      [[4, 4], 4],
+      [[3, 4], 5],
+      [[1, 1], 10],
+      [[0, 2], 10],
+    ] as const) {
+      const [k] = nodeWith(inFlight.map((n) => agent(4, n)));
+      expect(k!.freeSlots + k!.prefetchSlots).toBe(credit);
+      expect(k!.freeSlots).toBeLessThanOrEqual(k!.totalSlots);
+    }
   });
 });

@@ -67,12 +67,23 @@ export interface LinkHello {
   parentCell: string;
 }
 
-/** Free and total slots for one task kind in a subtree. */
+/**
+ * Free and total slots for one task kind in a subtree. The parent's credit
+ * (what it may send before the next summary) is free_slots + prefetch_slots.
+ */
 export interface KindCapacity {
   kind: string;
+  /** What the parent may send now, never more than total_slots. */
   freeSlots: number;
   totalSlots: number;
   healthyAgents: number;
+  /**
+   * What it may send beyond that: room in the subtree's node queues (a node
+   * takes a prefetch of prefetchRatio of its slots to queue locally, so an
+   * agent that frees a slot gets work without a round trip). 0 from peers
+   * that predate the field.
+   */
+  prefetchSlots: number;
 }
 
 export interface QueueDepth {
@@ -538,7 +549,7 @@ export const LinkHello: MessageFns<LinkHello> = {
 };
 
 function createBaseKindCapacity(): KindCapacity {
-  return { kind: "", freeSlots: 0, totalSlots: 0, healthyAgents: 0 };
+  return { kind: "", freeSlots: 0, totalSlots: 0, healthyAgents: 0, prefetchSlots: 0 };
 }
 
 export const KindCapacity: MessageFns<KindCapacity> = {
@@ -554,6 +565,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     }
     if (message.healthyAgents !== 0) {
       writer.uint32(32).uint32(message.healthyAgents);
+    }
+    if (message.prefetchSlots !== 0) {
+      writer.uint32(40).uint32(message.prefetchSlots);
     }
     return writer;
   },
@@ -603,6 +617,14 @@ export const KindCapacity: MessageFns<KindCapacity> = {
             message.healthyAgents = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.prefetchSlots = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -633,6 +655,11 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         : isSet(object.healthy_agents)
         ? globalThis.Number(object.healthy_agents)
         : 0,
+      prefetchSlots: isSet(object.prefetchSlots)
+        ? globalThis.Number(object.prefetchSlots)
+        : isSet(object.prefetch_slots)
+        ? globalThis.Number(object.prefetch_slots)
+        : 0,
     };
   },
 
@@ -650,6 +677,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.healthyAgents !== 0) {
       obj.healthyAgents = Math.round(message.healthyAgents);
     }
+    if (message.prefetchSlots !== 0) {
+      obj.prefetchSlots = Math.round(message.prefetchSlots);
+    }
     return obj;
   },
 
@@ -662,6 +692,7 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.freeSlots = object.freeSlots ?? 0;
     message.totalSlots = object.totalSlots ?? 0;
     message.healthyAgents = object.healthyAgents ?? 0;
+    message.prefetchSlots = object.prefetchSlots ?? 0;
     return message;
   },
 };
