@@ -16,6 +16,10 @@
 // - a task reaches a terminal state at most once; later commands for it are
 //   answered `terminal` and change nothing;
 // - a result or failure for an attempt other than the current one is `stale`;
+// - a new attempt starts only from QUEUED (after the last one ended), so every
+//   attempt that may have run ends once, counted or not: at most max_attempts
+//   counted ones run (the attempt number, a fence, also counts dispatches
+//   refused before they started);
 // - at most `retention` terminal tasks are kept; the oldest is evicted first.
 import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { TaskSpec, TaskState } from '../gen/meshlb/v1/task.js';
@@ -155,8 +159,13 @@ export class Ledger {
     const rec = this.tasks.get(id);
     if (!rec) return { ok: false, id, why: 'unknown' };
     if (isTerminal(rec.state)) return { ok: false, id, why: 'terminal', state: rec.state };
-    // A new attempt supersedes the old one; numbers only grow (the fence).
-    if (attempt <= rec.attempt) return { ok: false, id, why: 'stale', state: rec.state };
+    // Numbers only grow (the fence). A new attempt starts only once the last
+    // one ended (QUEUED): superseding one still out would let it run on
+    // uncounted, past max_attempts (a dispatch committed late, after a repair
+    // had queued the task again).
+    if (attempt <= rec.attempt || rec.state !== TaskState.TASK_STATE_QUEUED) {
+      return { ok: false, id, why: 'stale', state: rec.state };
+    }
     rec.attempt = attempt;
     this.touch(rec, TaskState.TASK_STATE_DISPATCHED, atMs);
     return this.ok(rec);
@@ -173,7 +182,13 @@ export class Ledger {
       this.finish(rec, TaskState.TASK_STATE_FAILED, cmd.reason, cmd.atMs);
     } else if (rec.failures >= max || rec.attempt >= max + UNCOUNTED_ATTEMPT_SLACK) {
       const to = cmd.lapse ? TaskState.TASK_STATE_DEAD_LETTERED : TaskState.TASK_STATE_FAILED;
-      this.finish(rec, to, `${cmd.reason} (attempt ${rec.attempt} of ${max})`, cmd.atMs);
+      // Attempts are those counted against max_attempts; the attempt number
+      // also counts dispatches refused before they started (uncounted).
+      const why =
+        rec.failures >= max
+          ? `${rec.failures} of ${max} attempts`
+          : `${rec.failures} of ${max} attempts, ${rec.attempt} dispatches`;
+      this.finish(rec, to, `${cmd.reason} (${why})`, cmd.atMs);
     } else {
       rec.reason = cmd.reason;
       this.touch(rec, TaskState.TASK_STATE_QUEUED, cmd.atMs);

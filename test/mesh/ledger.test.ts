@@ -118,6 +118,37 @@ describe('Ledger', () => {
     expect(fail(l, 't', 6)).toMatchObject({ state: TaskState.TASK_STATE_FAILED });
   });
 
+  it('starts a new attempt only after the last one ended (one still out is never superseded)', () => {
+    const l = ledger();
+    accept(l, 't');
+    dispatch(l, 't', 1);
+    expect(dispatch(l, 't', 2)).toMatchObject({ ok: false, why: 'stale' });
+    expect(l.get('t')).toMatchObject({ attempt: 1, state: TaskState.TASK_STATE_DISPATCHED });
+    fail(l, 't', 1, { counted: false });
+    expect(dispatch(l, 't', 2)).toMatchObject({ ok: true, attempt: 2 });
+  });
+
+  it('property: attempts that may have run (dispatched, not refused uncounted) never exceed max_attempts', () => {
+    const cmd = fc.oneof(
+      fc.record({ t: fc.constant('dispatch'), attempt: fc.integer({ min: 1, max: 8 }) }),
+      fc.record({ t: fc.constant('fail'), attempt: fc.integer({ min: 1, max: 8 }), counted: fc.boolean() }),
+    );
+    fc.assert(
+      fc.property(fc.array(cmd, { maxLength: 40 }), (cmds) => {
+        const l = ledger(100, 2);
+        accept(l, 't');
+        let ran = 0;
+        for (const c of cmds) {
+          if (c.t === 'dispatch') {
+            if (dispatch(l, 't', c.attempt).ok) ran++;
+          } else if (fail(l, 't', c.attempt, { counted: c.counted }).ok && !c.counted) ran--;
+          expect(ran).toBeLessThanOrEqual(2);
+        }
+      }),
+      { seed: 8, numRuns: 300 },
+    );
+  });
+
   it('answers unknown ids with `unknown`', () => {
     const l = ledger();
     expect(l.apply({ type: 'cancelled', id: 'nope', reason: '', atMs: 1 })[0]).toMatchObject({
