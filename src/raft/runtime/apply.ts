@@ -25,6 +25,8 @@ export interface ApplierDeps {
 export class Applier {
   /** Highest index applied to the state machine; a restored snapshot's index counts. */
   applied = 0;
+  /** Term of the entry at `applied` (the snapshot's when it was restored last). */
+  appliedTerm = 0;
   /** The configuration as of `applied`. */
   conf: ConfState = { voters: [], learners: [] };
 
@@ -39,6 +41,7 @@ export class Applier {
       if (e.type === EntryType.ConfChange) this.applyConf(decodeConfChange(e.data));
       else if (e.data.length > 0) this.applyNormal(e.index, e.data);
       this.applied = e.index;
+      this.appliedTerm = e.term;
       n++;
     }
     return n;
@@ -50,6 +53,7 @@ export class Applier {
     this.deps.book.restore(addresses);
     this.deps.sm.restore(sm);
     this.applied = snap.meta.index;
+    this.appliedTerm = snap.meta.term;
     this.conf = snap.meta.conf;
   }
 

@@ -110,10 +110,17 @@ export class Proposer {
     }
   }
 
-  /** After a Ready was applied: answer reads confirmed and applied, and waits whose condition now holds. */
-  applied(readStates: readonly ReadState[], applied: number): void {
+  /**
+   * After a Ready was applied: answer reads confirmed and applied, waits whose
+   * condition now holds, and fail proposals a newer leader's log has made
+   * impossible (appended here in an older term than `appliedTerm`) with
+   * NotLeaderError: their entry will never commit, so unlike a timeout this
+   * is a definite "not done, ask the leader".
+   */
+  applied(readStates: readonly ReadState[], applied: number, appliedTerm: number): void {
     for (const rs of readStates) this.port.requests.readConfirmed(rs.context, rs.index);
     this.port.requests.applied(applied);
+    this.port.requests.lostBefore(appliedTerm, () => this.notLeader(this.port.leader()));
     this.waiters.check();
   }
 
@@ -128,7 +135,10 @@ export class Proposer {
     if (!p || this.port.closed()) return;
     const r = this.port.core.propose(entry);
     this.port.kick();
-    if (r.ok) return;
+    if (r.ok) {
+      if ('index' in r) this.port.requests.appended(id, r.index, r.term);
+      return;
+    }
     if (r.reason === 'notLeader' && r.leader !== NONE) {
       p.reject(this.notLeader(r.leader));
     } else if (r.reason === 'tooManyUncommitted') {

@@ -355,7 +355,7 @@ export class RaftReplica implements RaftEndpoint {
     // 3. apply.
     if (rd.snapshot) this.restore(rd.snapshot);
     this.applier.applyCommitted(rd.committedEntries, Number.POSITIVE_INFINITY);
-    this.proposer.applied(rd.readStates, this.applier.applied);
+    this.proposer.applied(rd.readStates, this.applier.applied, this.applier.appliedTerm);
     this.snapshotter.maybeTake(this.applier.applied, this.applier.conf, () => this.applier.snapshotData());
   }
 
@@ -376,6 +376,7 @@ export class RaftReplica implements RaftEndpoint {
 
   private restore(snap: Snapshot): void {
     this.applier.restore(snap);
+    this.requests.unknownUpTo(snap.meta.index);
     this.snapshotter.restored(snap.meta.index);
   }
 

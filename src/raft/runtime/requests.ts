@@ -1,11 +1,19 @@
 // Bookkeeping of what callers are waiting for: proposals (by request id, until
 // their entry applies here) and ReadIndex reads (by context, until the leader
 // confirmed an index and this replica applied it). Each has its own deadline.
+// A proposal this replica appended to its own log (as leader) also records the
+// entry's index and term, so it can be failed as soon as it can no longer
+// commit (see lostBefore), rather than at its deadline.
 import { TimeoutError } from './errors.js';
 
 interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
+}
+
+interface Proposal extends Pending {
+  /** Where this replica's core appended the entry; unset when forwarded or not appended yet. */
+  at?: { readonly index: number; readonly term: number };
 }
 
 interface Read {
@@ -14,7 +22,9 @@ interface Read {
 }
 
 export class Requests {
-  private readonly proposals = new Map<string, Pending>();
+  private readonly proposals = new Map<string, Proposal>();
+  /** Highest term passed to lostBefore: scans happen only when it grows (once per new term applied). */
+  private lostTerm = 0;
   private readonly reads = new Map<string, Read>();
 
   /** Register a proposal under `id` with a deadline; `start` runs once it is registered. */
@@ -36,6 +46,30 @@ export class Requests {
 
   proposal(id: string): Pending | undefined {
     return this.proposals.get(id);
+  }
+
+  /** The core appended proposal `id`'s entry at (index, term) in this replica's log. */
+  appended(id: string, index: number, term: number): void {
+    const p = this.proposals.get(id);
+    if (p) p.at = { index, term };
+  }
+
+  /**
+   * Entries up to one of `term` are committed and applied here. An appended
+   * proposal (i, t) with t < term that still waits can never commit: if i is at
+   * or below that entry, its index was applied without our request id; if
+   * above, every committed entry there has a term >= `term` (terms never
+   * decrease along a log), so not t. Reject those with `err()`.
+   */
+  lostBefore(term: number, err: () => Error): void {
+    if (term <= this.lostTerm) return;
+    this.lostTerm = term;
+    for (const p of [...this.proposals.values()]) if (p.at && p.at.term < term) p.reject(err());
+  }
+
+  /** A snapshot up to `index` replaced the state machine: proposals at or below it may be in it, unseen. */
+  unknownUpTo(index: number): void {
+    for (const p of this.proposals.values()) if (p.at && p.at.index <= index) p.at = undefined;
   }
 
   /** Register a read under `ctx` with a deadline; `start` runs once it is registered. */
