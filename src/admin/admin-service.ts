@@ -100,6 +100,9 @@ export function adminService(cell: Cell): AdminServiceServer {
         return { cell: child, connected: link !== undefined, summary: link?.summary, inFlight };
       });
       const c = cell.ledger.counters;
+      const unplaceable = [...cell.dispatcher.unplaceable()]
+        .map(([kind, tasks]) => ({ kind, tasks }))
+        .sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
       const raft = cell.ledgerLog.replication();
       const leader = cell.ledgerLog.leader();
       return {
@@ -124,6 +127,8 @@ export function adminService(cell: Cell): AdminServiceServer {
         tasksDeadLettered: c.deadLettered,
         queueDepth: cell.queue.size,
         inFlight: cell.inFlight(),
+        unplaceable: unplaceable.reduce((n, k) => n + k.tasks, 0),
+        unplaceableKinds: unplaceable,
       };
     }),
     listAgents: answer('ListAgents', () => ({

@@ -131,6 +131,7 @@ export class Cell implements CellPort {
       home: this.home,
       relay: this.relay,
       stats: this.stats,
+      unplaceableTimeoutMs: this.settings.unplaceableTimeoutMs,
     });
     this.summaries = new Summarizer(this);
     // The one replica of an unreplicated cell leads from the start (its ledger starts empty).
@@ -230,6 +231,7 @@ export class Cell implements CellPort {
     agents?.sweep(now);
     parent?.tick(now);
     children?.tick(now);
+    this.dispatcher.sweep(now);
     for (const item of this.queue.expire(now)) {
       if (item.origin.type === 'home') this.home.expiredQueued(item);
       else this.relay.expiredQueued(item);

@@ -24,6 +24,7 @@ import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
+import { Unplaceable } from './unplaceable.js';
 
 /** Rebuild the picker at least this often (fresh scores), even with no change. */
 const PICKER_REFRESH_MS = 250;
@@ -38,6 +39,8 @@ export interface DispatcherDeps {
   readonly home: Home;
   readonly relay: Relay;
   readonly stats: CellStats;
+  /** A task of a kind nobody serves waits this long where it cannot go further (unplaceable.ts). */
+  readonly unplaceableTimeoutMs: number;
 }
 
 export class Dispatcher {
@@ -51,8 +54,23 @@ export class Dispatcher {
   private readonly pumpNow = (): void => this.pump();
   private readonly send = (item: WorkItem): void => this.transmit(item);
 
+  /** Tasks of kinds nobody serves, waiting here (the root, or cut off from the parent). */
+  private readonly unplaceableKinds: Unplaceable;
+
   constructor(deps: DispatcherDeps) {
     this.d = deps;
+    const { queue, routes, relay } = deps;
+    this.unplaceableKinds = new Unplaceable({ queue, routes, relay, timeoutMs: deps.unplaceableTimeoutMs });
+  }
+
+  /** From the cell's tick: pump if an unplaceable task may have waited out its limit. */
+  sweep(now: number): void {
+    if (this.unplaceableKinds.due(now)) this.schedule();
+  }
+
+  /** Tasks waiting here for a kind no agent serves, per kind (GetCell). */
+  unplaceable(): Map<string, number> {
+    return this.unplaceableKinds.counts();
   }
 
   /** Candidates changed: rebuild the picker on the next pump. */
@@ -101,6 +119,7 @@ export class Dispatcher {
         this.unservable(kind, now, homeNew);
         continue;
       }
+      this.unplaceableKinds.placeable(kind);
       while (budget-- > 0 && picker.credits(kind) > 0) {
         const popped = queue.popKind(kind, now);
         if (!popped) break;
@@ -159,10 +178,14 @@ export class Dispatcher {
     return this.d.links.agents ? { type: 'agent', agentId: candidate } : { type: 'child', cell: candidate };
   }
 
-  /** No target below has the kind: spill everything of it up, or wait at the root. */
+  /** No target below has the kind: spill everything of it up, or wait here (the root, or no parent link) up to the limit. */
   private unservable(kind: string, now: number, homeNew: WorkItem[]): void {
     const { queue, routes, relay } = this.d;
-    if (!this.d.links.parent?.connected) return;
+    if (!this.d.links.parent?.connected) {
+      this.unplaceableKinds.hold(kind, now);
+      return;
+    }
+    this.unplaceableKinds.placeable(kind);
     for (;;) {
       const popped = queue.popKind(kind, now);
       if (!popped) return;

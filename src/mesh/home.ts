@@ -31,9 +31,9 @@ import { HomeRecovery } from './home-recovery.js';
 import { acceptSpecs, TaskIds, type SubmitOutcome } from './home-submit.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
-import { leaseFor, type CellSettings } from './settings.js';
+import { leaseFor, spilledLeaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
-import { FROM_HOME, makeItem, nextAttemptId, routeKey, type WorkItem } from './types.js';
+import { FROM_HOME, makeItem, nextAttemptId, noAgentOfKind, routeKey, TO_PARENT, type WorkItem } from './types.js';
 
 export type { SubmitOutcome } from './home-submit.js';
 
@@ -167,6 +167,8 @@ export class Home {
       if (!res.ok) continue;
       item.attempt = res.attempt;
       item.key = routeKey(item.taskId, item.attempt);
+      // Handed up, it may wait at the top for an agent of its kind (unplaceable.ts): the lease covers that.
+      if (item.via === TO_PARENT) item.leaseMs = spilledLeaseFor(item.spec, this.settings);
       routes.sent(item);
       timers.schedule(now + item.leaseMs, { type: 'lease', id: item.taskId, attempt: item.attempt });
       send(item);
@@ -182,6 +184,12 @@ export class Home {
     const logged = isLogged(rec.spec);
     if (r.status === ResultStatus.RESULT_STATUS_OK) {
       this.commit({ type: 'completed', result: r, atMs }, logged);
+      return;
+    }
+    if (r.meshFailure === MeshFailure.MESH_FAILURE_UNPLACEABLE) {
+      // Nowhere above had an agent of its kind for unplaceableTimeoutMs: it ends as it would have here
+      // (unless that attempt already ended: `deadLettered` is not fenced by attempt in the ledger).
+      if (rec.state !== TaskState.TASK_STATE_QUEUED) this.deadLetter(r.taskId, noAgentOfKind(rec.spec.kind));
       return;
     }
     const requeue = r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE;

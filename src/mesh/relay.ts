@@ -2,8 +2,9 @@
 // parent, spill-ups from children), results travelling back along each
 // attempt's origin, cancels travelling toward where it went, and the failures
 // the mesh makes itself — an attempt bounced (never started: `requeue`), lost
-// with an agent or a link (`lost`), or rejected (fatal). The cell's CellPort
-// calls end here; home decisions are left to Home.
+// with an agent or a link (`lost`), unplaceable (no agent of its kind anywhere
+// it could go), or rejected (fatal). The cell's CellPort calls end here; home
+// decisions are left to Home.
 //
 // A result is sent back along its route's origin exactly once: the route is
 // dropped (routes.ts) in the same step.
@@ -199,6 +200,16 @@ export class Relay {
   /** An attempt that could not be handed on after all: back to its origin, not counted. */
   bounce(item: WorkItem, why: string): void {
     this.failBack(item, 'requeue', why);
+  }
+
+  /**
+   * No agent of the item's kind anywhere it could go, for unplaceableTimeoutMs
+   * (unplaceable.ts): a home task is dead-lettered, another goes back to its
+   * origin, whose home does the same.
+   */
+  unplaceable(item: WorkItem, why: string): void {
+    if (item.origin.type === 'home') this.d.home.deadLetter(item.taskId, why);
+    else this.failBack(item, 'unplaceable', why);
   }
 
   /** The policy rejected the task itself: a home task is dead-lettered, another goes back to its origin as fatal. */

@@ -23,6 +23,7 @@ export interface CellSettings {
   readonly retention: number;
   readonly maxAgentSlots: number;
   readonly prefetchRatio: number;
+  readonly unplaceableTimeoutMs: number;
   readonly batcher: BatcherOptions;
 }
 
@@ -45,6 +46,7 @@ export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSetting
     retention: opts.retention ?? 100_000,
     maxAgentSlots: opts.maxAgentSlots ?? 10_000,
     prefetchRatio: opts.prefetchRatio ?? 0.5,
+    unplaceableTimeoutMs: opts.unplaceableTimeoutMs ?? d.unplaceableTimeoutMs,
     batcher: { ...DEFAULT_BATCHER_OPTIONS, ...opts.batcher },
   };
 }
@@ -52,4 +54,13 @@ export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSetting
 /** The lease of an attempt of `spec`: its timeout (or the default) plus the slack. */
 export function leaseFor(spec: TaskSpec, s: CellSettings): number {
   return (spec.timeoutMs || s.taskTimeoutMs) + s.leaseSlackMs;
+}
+
+/**
+ * The lease of an attempt handed up to the parent (spilled): it may wait at
+ * the top of the tree for an agent of its kind, up to unplaceableTimeoutMs,
+ * before it runs or is answered "no agent of kind X".
+ */
+export function spilledLeaseFor(spec: TaskSpec, s: CellSettings): number {
+  return leaseFor(spec, s) + s.unplaceableTimeoutMs;
 }

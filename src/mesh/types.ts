@@ -50,7 +50,8 @@ export interface WorkItem {
   readonly wire: Dispatch | undefined;
   readonly homeCell: string;
   readonly spec: TaskSpec;
-  readonly leaseMs: number;
+  /** Set when the item is made; a home attempt handed up to the parent gets a longer one (spilledLeaseFor). */
+  leaseMs: number;
   readonly origin: Origin;
   /** A child that spilled this item up (its subtree cannot serve it). */
   readonly exclude: string | undefined;
@@ -116,9 +117,21 @@ function pbPriorityName(p: PbPriority): Priority {
  * - lost: it may have run and is gone (agent died, link broke, stream
  *   overflowed); counts as an attempt, retried at once;
  * - requeue: it never started (refused for capacity); not counted;
+ * - unplaceable: no agent of its kind anywhere it could go, for
+ *   unplaceableTimeoutMs; the home dead-letters the task;
  * - rejected: the task itself is unacceptable; fatal.
  */
-export type MeshFailureKind = 'lost' | 'requeue' | 'rejected';
+export type MeshFailureKind = 'lost' | 'requeue' | 'unplaceable' | 'rejected';
+
+/** Why a task of a kind nobody serves is dead-lettered (unplaceable.ts), at every tier. */
+export const noAgentOfKind = (kind: string): string => `no agent of kind ${kind}`;
+
+const MESH_FAILURES: Record<MeshFailureKind, MeshFailure> = {
+  lost: MeshFailure.MESH_FAILURE_LOST,
+  requeue: MeshFailure.MESH_FAILURE_REQUEUE,
+  unplaceable: MeshFailure.MESH_FAILURE_UNPLACEABLE,
+  rejected: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+};
 
 /**
  * The result the mesh sends toward an attempt's origin when it fails the
@@ -140,12 +153,7 @@ export function meshFailure(
     agentId: '',
     nodeCell,
     runMicros: 0,
-    meshFailure:
-      kind === 'lost'
-        ? MeshFailure.MESH_FAILURE_LOST
-        : kind === 'requeue'
-          ? MeshFailure.MESH_FAILURE_REQUEUE
-          : MeshFailure.MESH_FAILURE_UNSPECIFIED,
+    meshFailure: MESH_FAILURES[kind],
   };
 }
 
@@ -200,6 +208,8 @@ export interface CellOptions {
   readonly linkTimeoutMs?: number;
   /** Addresses of the parent's replicas (dev overrides the topology's). */
   readonly parentAddresses?: () => readonly string[];
+  /** A task of a kind no agent serves waits this long where it cannot go further. Default: the topology's defaults.unplaceableTimeoutMs. */
+  readonly unplaceableTimeoutMs?: number;
   /** Node tier: extra credits offered upward as a fraction of agent slots (a local prefetch queue). Default 0.5. */
   readonly prefetchRatio?: number;
   /** Max slots one agent may declare. Default 10,000. */

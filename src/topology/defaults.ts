@@ -21,6 +21,7 @@ export const DEFAULTS: MeshDefaults = {
   taskTimeoutMs: 30_000,
   maxAttempts: 3,
   queueCapacity: 100_000,
+  unplaceableTimeoutMs: 300_000,
   dataDir: '.data',
 };
 

@@ -46,6 +46,12 @@ export interface MeshDefaults {
   readonly taskTimeoutMs: number; // default 30000
   readonly maxAttempts: number; // default 3
   readonly queueCapacity: number; // default 100000 per cell
+  /**
+   * How long a task of a kind no agent serves waits where it cannot go further
+   * (the root, or a cell cut off from its parent) before it is dead-lettered
+   * with the reason "no agent of kind X". Default 300000 (5 minutes).
+   */
+  readonly unplaceableTimeoutMs: number;
   readonly dataDir: string; // default ".data"
 }
 

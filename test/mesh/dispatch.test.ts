@@ -87,7 +87,12 @@ class FakeAgents {
 
 function setup(
   slots: Record<string, number>,
-  opts: { maxAttempts?: number; timeoutMs?: number; labels?: Record<string, Record<string, string>> } = {},
+  opts: {
+    maxAttempts?: number;
+    timeoutMs?: number;
+    labels?: Record<string, Record<string, string>>;
+    unplaceableTimeoutMs?: number;
+  } = {},
 ) {
   let now = 1_000_000;
   const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, {
@@ -99,6 +104,7 @@ function setup(
     backoffBaseMs: 100,
     backoffMaxMs: 1000,
     maxAttempts: opts.maxAttempts ?? 3,
+    ...(opts.unplaceableTimeoutMs !== undefined ? { unplaceableTimeoutMs: opts.unplaceableTimeoutMs } : {}),
   });
   const agents = new FakeAgents(slots, opts.labels);
   cell.attach({ agents: agents as unknown as AgentSessions });
@@ -299,5 +305,39 @@ describe('head-of-line: a task no agent can take does not hold up the rest of it
     await settle();
     expect(ids(agents.all())).toEqual(['t1', 't2']);
     expect(cell.queue.has('t0#1')).toBe(true);
+  });
+});
+
+// Issue 8: a task of a kind nobody serves waited QUEUED forever at the root,
+// while the same task homed lower was dead-lettered as "lease lapsed". One
+// behaviour at every tier: it waits up to unplaceableTimeoutMs where it cannot
+// go further (here: the root, with no agent of its kind), counted as
+// unplaceable, then ends DEAD_LETTERED with the reason "no agent of kind X".
+describe('a task of a kind no agent serves', () => {
+  it('waits QUEUED up to unplaceableTimeoutMs, counted as unplaceable, then is dead-lettered "no agent of kind X"', async () => {
+    const { cell, agents, settle, advance, spec } = setup({ a: 1 }, { unplaceableTimeoutMs: 5000 });
+    const [o] = await cell.submit([spec({ kind: 'gpu' })]);
+    await settle();
+    await advance(3000);
+    const [p] = await cell.submit([spec({ kind: 'gpu' }), spec()]);
+    await settle();
+    expect(agents.all()).toHaveLength(1); // the kind served is not held up
+    await advance(1950);
+    expect(cell.ledger.get(o!.id)!.state).toBe(TaskState.TASK_STATE_QUEUED);
+    expect(cell.dispatcher.unplaceable()).toEqual(new Map([['gpu', 2]]));
+    await advance(100); // the first has waited 5 s: it ends, the second waits on
+    expect(cell.ledger.get(o!.id)).toMatchObject({
+      state: TaskState.TASK_STATE_DEAD_LETTERED,
+      reason: 'no agent of kind gpu',
+    });
+    expect(cell.ledger.get(p!.id)!.state).toBe(TaskState.TASK_STATE_QUEUED);
+    expect(cell.dispatcher.unplaceable()).toEqual(new Map([['gpu', 1]]));
+    await advance(3000);
+    expect(cell.ledger.get(p!.id)).toMatchObject({
+      state: TaskState.TASK_STATE_DEAD_LETTERED,
+      reason: 'no agent of kind gpu',
+    });
+    expect(cell.dispatcher.unplaceable().size).toBe(0);
+    expect(cell.queue.sizeOfKind('gpu')).toBe(0);
   });
 });

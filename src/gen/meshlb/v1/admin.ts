@@ -178,6 +178,21 @@ export interface GetCellResponse {
   logEntries: number;
   /** The group's voters and learners (empty for a SOLE replica). */
   members: RaftMember[];
+  /**
+   * Tasks waiting in this cell for a kind no agent below serves, with nowhere
+   * further to go (the root, or a cell whose parent link is down). Each ends
+   * DEAD_LETTERED with the reason "no agent of kind X" once it has waited
+   * defaults.unplaceableTimeoutMs. Counted on the leader (0 elsewhere).
+   */
+  unplaceable: number;
+  /** The same, per kind, sorted by kind. */
+  unplaceableKinds: KindTasks[];
+}
+
+/** A number of tasks of one kind. */
+export interface KindTasks {
+  kind: string;
+  tasks: number;
 }
 
 export interface ListAgentsRequest {
@@ -981,6 +996,8 @@ function createBaseGetCellResponse(): GetCellResponse {
     appliedIndex: 0,
     logEntries: 0,
     members: [],
+    unplaceable: 0,
+    unplaceableKinds: [],
   };
 }
 
@@ -1048,6 +1065,12 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     }
     for (const v of message.members) {
       RaftMember.encode(v!, writer.uint32(170).fork()).join();
+    }
+    if (message.unplaceable !== 0) {
+      writer.uint32(176).uint32(message.unplaceable);
+    }
+    for (const v of message.unplaceableKinds) {
+      KindTasks.encode(v!, writer.uint32(186).fork()).join();
     }
     return writer;
   },
@@ -1233,6 +1256,22 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
             message.members.push(RaftMember.decode(reader, reader.uint32()));
             continue;
           }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.unplaceable = reader.uint32();
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.unplaceableKinds.push(KindTasks.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1324,6 +1363,12 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
       members: globalThis.Array.isArray(object?.members)
         ? object.members.map((e: any) => RaftMember.fromJSON(e))
         : [],
+      unplaceable: isSet(object.unplaceable) ? globalThis.Number(object.unplaceable) : 0,
+      unplaceableKinds: globalThis.Array.isArray(object?.unplaceableKinds)
+        ? object.unplaceableKinds.map((e: any) => KindTasks.fromJSON(e))
+        : globalThis.Array.isArray(object?.unplaceable_kinds)
+        ? object.unplaceable_kinds.map((e: any) => KindTasks.fromJSON(e))
+        : [],
     };
   },
 
@@ -1392,6 +1437,12 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     if (message.members?.length) {
       obj.members = message.members.map((e) => RaftMember.toJSON(e));
     }
+    if (message.unplaceable !== 0) {
+      obj.unplaceable = Math.round(message.unplaceable);
+    }
+    if (message.unplaceableKinds?.length) {
+      obj.unplaceableKinds = message.unplaceableKinds.map((e) => KindTasks.toJSON(e));
+    }
     return obj;
   },
 
@@ -1423,6 +1474,93 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     message.appliedIndex = object.appliedIndex ?? 0;
     message.logEntries = object.logEntries ?? 0;
     message.members = object.members?.map((e) => RaftMember.fromPartial(e)) || [];
+    message.unplaceable = object.unplaceable ?? 0;
+    message.unplaceableKinds = object.unplaceableKinds?.map((e) => KindTasks.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseKindTasks(): KindTasks {
+  return { kind: "", tasks: 0 };
+}
+
+export const KindTasks: MessageFns<KindTasks> = {
+  encode(message: KindTasks, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.tasks !== 0) {
+      writer.uint32(16).uint32(message.tasks);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KindTasks {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKindTasks();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.tasks = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KindTasks {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      tasks: isSet(object.tasks) ? globalThis.Number(object.tasks) : 0,
+    };
+  },
+
+  toJSON(message: KindTasks): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.tasks !== 0) {
+      obj.tasks = Math.round(message.tasks);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KindTasks>): KindTasks {
+    return KindTasks.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KindTasks>): KindTasks {
+    const message = createBaseKindTasks();
+    message.kind = object.kind ?? "";
+    message.tasks = object.tasks ?? 0;
     return message;
   },
 };

@@ -134,7 +134,10 @@ export enum TaskState {
   /** TASK_STATE_FAILED - The agent reported failure on the last allowed attempt. */
   TASK_STATE_FAILED = 5,
   TASK_STATE_CANCELLED = 6,
-  /** TASK_STATE_DEAD_LETTERED - Leases lapsed max_attempts times, or the deadline passed before completion. */
+  /**
+   * TASK_STATE_DEAD_LETTERED - Leases lapsed max_attempts times, the deadline passed before completion,
+   * or no agent of its kind was anywhere for defaults.unplaceableTimeoutMs.
+   */
   TASK_STATE_DEAD_LETTERED = 7,
   UNRECOGNIZED = -1,
 }
@@ -259,6 +262,13 @@ export enum MeshFailure {
    * not count against max_attempts and is retried after backoff.
    */
   MESH_FAILURE_REQUEUE = 2,
+  /**
+   * MESH_FAILURE_UNPLACEABLE - No agent of the task's kind anywhere it could go: it waited
+   * defaults.unplaceableTimeoutMs where it could go no further (the root, or a
+   * cell cut off from its parent). The home dead-letters the task with the
+   * reason "no agent of kind X".
+   */
+  MESH_FAILURE_UNPLACEABLE = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -273,6 +283,9 @@ export function meshFailureFromJSON(object: any): MeshFailure {
     case 2:
     case "MESH_FAILURE_REQUEUE":
       return MeshFailure.MESH_FAILURE_REQUEUE;
+    case 3:
+    case "MESH_FAILURE_UNPLACEABLE":
+      return MeshFailure.MESH_FAILURE_UNPLACEABLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -288,6 +301,8 @@ export function meshFailureToJSON(object: MeshFailure): string {
       return "MESH_FAILURE_LOST";
     case MeshFailure.MESH_FAILURE_REQUEUE:
       return "MESH_FAILURE_REQUEUE";
+    case MeshFailure.MESH_FAILURE_UNPLACEABLE:
+      return "MESH_FAILURE_UNPLACEABLE";
     case MeshFailure.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

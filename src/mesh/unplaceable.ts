@@ -1,0 +1,92 @@
+// Tasks of a kind no agent below serves, waiting where they cannot go further
+// up: the root, or a cell whose parent link is down. Whatever tier a task is
+// homed at, this is where it ends up (a cell that can hand a task up does), so
+// every tier behaves alike: the task waits at most unplaceableTimeoutMs
+// (topology defaults), counted per kind for GetCell, then ends. A home task is
+// dead-lettered "no agent of kind X"; one a child spilled up goes back to it
+// as an `unplaceable` failure and its home does the same. Items from the
+// parent are never unplaceable here: they go back to the parent (uncounted)
+// once it is reachable, as any item it sent against a capacity that is gone.
+//
+// Invariant: `kinds` holds a kind from the first pump that found it
+// unplaceable here until a pump finds it placeable again (a candidate below
+// has it, or the parent can take it), or a check finds no task of it left to
+// wait. A task's wait counts from max(since, when it was queued here).
+import type { Popped, TaskQueue } from '../queue/index.js';
+import type { Relay } from './relay.js';
+import type { RouteTable } from './routes.js';
+import { noAgentOfKind, type WorkItem } from './types.js';
+
+export interface UnplaceableDeps {
+  readonly queue: TaskQueue<WorkItem>;
+  readonly routes: RouteTable;
+  readonly relay: Relay;
+  readonly timeoutMs: number;
+}
+
+export class Unplaceable {
+  /** Per unplaceable kind: since when, and when a task of it may have waited out the limit (ms). */
+  private readonly kinds = new Map<string, { since: number; checkAt: number }>();
+
+  constructor(private readonly d: UnplaceableDeps) {}
+
+  /** A pump found `kind` placeable: its tasks wait for nothing but credit now. */
+  placeable(kind: string): void {
+    if (this.kinds.size > 0) this.kinds.delete(kind);
+  }
+
+  /** A pump found `kind` unplaceable: its clock starts; tasks that waited out the limit end. */
+  hold(kind: string, now: number): void {
+    let k = this.kinds.get(kind);
+    if (k === undefined) this.kinds.set(kind, (k = { since: now, checkAt: now + this.d.timeoutMs }));
+    if (now < k.checkAt) return;
+    const next = this.expire(kind, k.since, now);
+    if (next === Infinity) this.kinds.delete(kind);
+    else k.checkAt = next;
+  }
+
+  /** Some task may have waited out the limit (the cell's tick asks, so a pump looks). */
+  due(now: number): boolean {
+    for (const [kind, k] of this.kinds) {
+      if (this.d.queue.sizeOfKind(kind) === 0) this.kinds.delete(kind);
+      else if (k.checkAt <= now) return true;
+    }
+    return false;
+  }
+
+  /** Tasks waiting here unplaceable, per kind (GetCell). O(routes): for operators, not the hot path. */
+  counts(): Map<string, number> {
+    const out = new Map<string, number>();
+    if (this.kinds.size === 0) return out;
+    const fromParent = new Map<string, number>();
+    for (const item of this.d.routes.values()) {
+      if (item.via === undefined && item.origin.type === 'parent' && this.kinds.has(item.kind))
+        fromParent.set(item.kind, (fromParent.get(item.kind) ?? 0) + 1);
+    }
+    for (const kind of this.kinds.keys()) {
+      const n = this.d.queue.sizeOfKind(kind) - (fromParent.get(kind) ?? 0);
+      if (n > 0) out.set(kind, n);
+    }
+    return out;
+  }
+
+  /** End the tasks of `kind` that waited out the limit; when the next one will have (Infinity: none waits). */
+  private expire(kind: string, since: number, now: number): number {
+    const { queue, routes, relay, timeoutMs } = this.d;
+    const keep: Popped<WorkItem>[] = [];
+    let next = Infinity;
+    for (let p = queue.popKind(kind, now); p !== undefined; p = queue.popKind(kind, now)) {
+      const item = p.task;
+      routes.taken(item);
+      const from = Math.max(since, p.enqueuedAt);
+      if (item.origin.type === 'parent') keep.push(p);
+      else if (now - from >= timeoutMs) relay.unplaceable(item, noAgentOfKind(kind));
+      else {
+        keep.push(p);
+        next = Math.min(next, from + timeoutMs);
+      }
+    }
+    for (const p of keep) routes.putBack(p.task, p.enqueuedAt);
+    return next;
+  }
+}
