@@ -327,20 +327,13 @@ export class RaftReplica implements RaftEndpoint {
     // rule "persist, then apply" exists for committed entries that arrive in the
     // same Ready as their data, which these are not. Without this a leader under
     // load answers every commit one fsync late (behind the next batch's write).
-    let answered = false;
     if (!rd.snapshot && rd.entries.length > 0 && rd.committedEntries.length > 0) {
-      answered =
-        this.applier.applyCommitted(rd.committedEntries, Math.min(this.log.lastIndex(), rd.entries[0]!.index - 1)) > 0;
-    }
-    if (rd.mustSync && early.length > 0) {
-      // The synchronous fsync below blocks this thread: give the event loop one
-      // turn first so the appends just handed to gRPC reach the socket (and the
-      // callers answered above run) before we block.
-      await new Promise((resolve) => setImmediate(resolve));
-    } else if (answered) {
-      await null; // let the callers just answered run (and propose again) before we block on the fsync
+      this.applier.applyCommitted(rd.committedEntries, Math.min(this.log.lastIndex(), rd.entries[0]!.index - 1));
     }
     // 1. persist: snapshot, then entries + hard state in one fsync'd transaction.
+    // The write does not block the event loop (lmdb commits on its own thread):
+    // while it syncs, messages are stepped into the core and proposals queue
+    // there for the next Ready; the early sends above reach their sockets.
     if (rd.snapshot) {
       await this.snaps.save(rd.snapshot);
       await this.log.applySnapshot(rd.snapshot.meta);

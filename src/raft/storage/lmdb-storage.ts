@@ -2,23 +2,22 @@
 // index (lmdb's ordered-binary number keys sort numerically); hard state, the
 // log base (compaction point) and small runtime records live under meta keys.
 //
-// Durability: lmdb-js defaults to `overlappingSync` on Linux, where a commit
-// resolves once the transaction is VISIBLE and the fsync happens later. We turn
-// it off, so LMDB's commit itself fsyncs (`noSync`/`noMetaSync` are never set).
-//
-// Each write is one synchronous lmdb transaction (transactionSync): the commit
-// and its fsync run on the calling thread. That blocks the event loop for one
-// fsync per Ready (~0.4-0.6 ms here), but lmdb-js's asynchronous paths hand
-// every commit to a writer thread and back, and on a busy machine those two
-// thread wake-ups cost more than the fsync: measured on this 2-CPU box under
-// load, a 64-entry append took 0.6 ms p50 synchronously, 3.3 ms via `batch`,
-// and awaiting `flushed` under overlappingSync was worse still. Group commit
-// is the runtime's: proposals that arrive while one Ready is being written are
-// queued by the event loop and all land in the next Ready's single transaction.
+// Durability: lmdb-js defaults to `overlappingSync` on Linux (a commit resolves
+// when VISIBLE, the fsync comes later); we turn it off, so LMDB's commit itself
+// fsyncs (`noSync`/`noMetaSync` are never set). Writes do not block the event loop: a write is lmdb-js asynchronous single
+// operations (put/remove) issued in one event turn, which lmdb-js commits as
+// ONE transaction on its writer thread (eventTurnBatching, its default); the
+// promise resolves after that commit, fsync included. (transactionSync, used
+// before, stopped the event loop for every fsync: docs/raft.md.) Within a
+// write, any prefix of the operations is a valid log (belt and braces): a
+// conflicting suffix goes first, the hard state after the entries it covers,
+// a base before the entries below it. Writes run in call order. Group commit
+// is the runtime's: what arrives while one Ready is written joins the next.
 //
 // Reads are synchronous (the core's LogReader contract): recent entries from an
-// in-memory tail cache, older ones from lmdb. In-memory state is updated when a
-// write is issued (writes are ordered), durability is what the promise reports.
+// in-memory tail cache (always holding the entries of a write in flight), older
+// ones from lmdb. In-memory state is updated when a write is issued (values are
+// captured then); durability is what the promise reports.
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { encodeConfChange } from '../core/confchange.js';
@@ -61,6 +60,11 @@ interface Base {
   term: number;
 }
 
+/** What moving to a snapshot's position changes on disk, in order (see snapshotPlan). */
+interface SnapshotPlan {
+  apply(remove: (index: number) => void, put: (key: string, value: Buffer) => void): void;
+}
+
 const K_HARD = 'hardState';
 const K_BASE = 'base';
 
@@ -80,6 +84,8 @@ export class LmdbStorage implements LogStore {
   /** A commit-only hard state not yet written (see append); flushed with the next write or by a timer. */
   private hardDirty = false;
   private hardTimer: NodeJS.Timeout | undefined;
+  /** Side records as last written (lmdb shows a write only once it committed). */
+  private readonly metaValues = new Map<string, string>();
 
   /** Opens (creating if needed) and verifies the log: see recover(). Throws StorageCorruptionError. */
   static open(opts: LmdbStorageOptions): LmdbStorage {
@@ -169,7 +175,13 @@ export class LmdbStorage implements LogStore {
     const snap = this.snapshots.latestMeta();
     if (snap && snap.index > this.base.index) {
       this.log.info({ index: snap.index }, 'recording snapshot saved before a crash');
-      this.root.transactionSync(this.snapshotPlan(snap));
+      const plan = this.snapshotPlan(snap);
+      this.root.transactionSync(() =>
+        plan.apply(
+          (i) => void this.ents.removeSync(i),
+          (k, v) => void this.meta.putSync(k, v),
+        ),
+      );
     }
   }
 
@@ -266,7 +278,7 @@ export class LmdbStorage implements LogStore {
       this.hardDirty = true;
       this.hardTimer ??= setTimeout(() => {
         this.hardTimer = undefined;
-        if (this.hardDirty && !this.failed) void this.write(() => this.putHard(), true).catch(() => undefined);
+        if (this.hardDirty && !this.failed) void this.write(() => [this.putHard()]).catch(() => undefined);
       }, 200).unref();
       return;
     }
@@ -274,16 +286,19 @@ export class LmdbStorage implements LogStore {
     const newLast = ents.length > 0 ? ents.at(-1)!.index : this.last;
     if (ents.length > 0) this.updateCache(ents);
     await this.write(() => {
-      for (const e of ents) this.ents.putSync(e.index, encodeEntry(e));
-      // A conflicting suffix longer than the new entries: drop what is past them.
-      if (ents.length > 0) for (let i = newLast + 1; i <= oldLast; i++) this.ents.removeSync(i);
-      if (hardState || this.hardDirty) this.putHard();
-    }, true);
+      // A conflicting suffix longer than the new entries: drop what is past them (first, see the header).
+      const ops: Array<Promise<boolean>> = [];
+      if (ents.length > 0) for (let i = newLast + 1; i <= oldLast; i++) ops.push(this.ents.remove(i));
+      for (const e of ents) ops.push(this.ents.put(e.index, encodeEntry(e)));
+      if (hardState || this.hardDirty) ops.push(this.putHard());
+      return ops;
+    });
   }
 
-  private putHard(): void {
+  /** Queue the hard state as it is NOW (captured at issue time, not when lmdb runs the write). */
+  private putHard(): Promise<boolean> {
     this.hardDirty = false;
-    this.meta.putSync(K_HARD, encodeMeta(this.hard));
+    return this.meta.put(K_HARD, encodeMeta(this.hard));
   }
 
   async setHardState(hs: HardState): Promise<void> {
@@ -300,22 +315,34 @@ export class LmdbStorage implements LogStore {
     const cacheFirst = this.last - this.cache.length + 1;
     if (index >= cacheFirst) this.cache = this.cache.slice(index - cacheFirst + 1);
     await this.write(() => {
-      for (let i = from; i <= index; i++) this.ents.removeSync(i);
-      this.meta.putSync(K_BASE, encodeMeta(base));
-    }, true);
+      // The base moves first: entries below it are never read, so any prefix of this write is a valid log.
+      const ops = [this.meta.put(K_BASE, encodeMeta(base))];
+      for (let i = from; i <= index; i++) ops.push(this.ents.remove(i));
+      return ops;
+    });
   }
 
   async applySnapshot(meta: SnapshotMeta): Promise<void> {
     this.checkHealthy();
     if (meta.index <= this.base.index) return;
-    await this.write(this.snapshotPlan(meta), true);
+    const plan = this.snapshotPlan(meta);
+    await this.write(() => {
+      const ops: Array<Promise<boolean>> = [];
+      plan.apply(
+        (i) => ops.push(this.ents.remove(i)),
+        (k, v) => ops.push(this.meta.put(k, v)),
+      );
+      return ops;
+    });
   }
 
   /**
-   * Moves memory to the snapshot's position now and returns the matching
-   * transaction body. Keeps the log suffix if it agrees with the snapshot.
+   * Moves memory to the snapshot's position now and returns the disk's part
+   * (values captured now). Keeps the log suffix if it agrees with the snapshot.
+   * Order, so that any prefix of it is a valid log: a conflicting suffix goes
+   * first, then base and hard state move, then the entries below the base.
    */
-  private snapshotPlan(meta: SnapshotMeta): () => void {
+  private snapshotPlan(meta: SnapshotMeta): SnapshotPlan {
     const keep = meta.index <= this.last && this.term(meta.index) === meta.term;
     const from = this.base.index + 1;
     const dropTo = keep ? meta.index : this.last;
@@ -328,27 +355,31 @@ export class LmdbStorage implements LogStore {
     }
     this.base = { index: meta.index, term: meta.term };
     if (this.hard.commit < meta.index) this.hard = { ...this.hard, commit: meta.index };
-    const base = this.base;
-    const hard = this.hard;
-    return () => {
-      for (let i = from; i <= dropTo; i++) this.ents.removeSync(i);
-      this.meta.putSync(K_BASE, encodeMeta(base));
-      this.meta.putSync(K_HARD, encodeMeta(hard));
+    const base = encodeMeta(this.base);
+    const hard = encodeMeta(this.hard);
+    return {
+      apply: (remove, put) => {
+        for (let i = Math.max(from, meta.index + 1); i <= dropTo; i++) remove(i);
+        put(K_BASE, base);
+        put(K_HARD, hard);
+        for (let i = from; i <= Math.min(dropTo, meta.index); i++) remove(i);
+      },
     };
   }
 
   getMeta(key: string): string | undefined {
-    return this.readMeta<string>(`x:${key}`);
+    return this.metaValues.get(key) ?? this.readMeta<string>(`x:${key}`);
   }
 
   async setMeta(key: string, value: string): Promise<void> {
     this.checkHealthy();
-    await this.write(() => this.meta.putSync(`x:${key}`, encodeMeta(value)), true);
+    this.metaValues.set(key, value);
+    await this.write(() => [this.meta.put(`x:${key}`, encodeMeta(value))]);
   }
 
   async close(): Promise<void> {
     if (this.hardTimer) clearTimeout(this.hardTimer);
-    if (this.hardDirty && !this.failed) await this.write(() => this.putHard(), true);
+    if (this.hardDirty && !this.failed) await this.write(() => [this.putHard()]);
     await this.root.close();
   }
 
@@ -358,21 +389,23 @@ export class LmdbStorage implements LogStore {
     if (first <= cacheFirst) this.cache = [];
     else this.cache.length = first - cacheFirst; // drop the conflicting suffix
     for (const e of ents) this.cache.push(e);
-    if (this.cache.length > this.cacheMax) this.cache = this.cache.slice(this.cache.length - this.cacheMax);
+    // Never trim the entries being written: lmdb shows them only once they committed.
+    const keep = Math.max(this.cacheMax, ents.length);
+    if (this.cache.length > keep) this.cache = this.cache.slice(this.cache.length - keep);
     this.last = ents.at(-1)!.index;
   }
 
   /**
-   * One atomic, fsync'd lmdb transaction, committed before this returns (see
-   * the header for why synchronously). Async in signature so the port allows a
-   * truly asynchronous store; `sync` is accepted for that reason too.
+   * One atomic, fsync'd lmdb transaction, committed on lmdb-js's writer thread:
+   * `issue` queues its operations synchronously (one event turn, so one
+   * transaction) and the promise resolves once lmdb committed them durably.
    */
-  private async write(body: () => void, _sync: boolean): Promise<void> {
+  private async write(issue: () => Array<Promise<boolean>>): Promise<void> {
     try {
-      this.root.transactionSync(body);
+      await Promise.all(issue());
     } catch (err) {
       // A failed write leaves memory ahead of disk: nothing later may be trusted.
-      this.failed = new StorageCorruptionError('raft storage write failed', { cause: err });
+      this.failed ??= new StorageCorruptionError('raft storage write failed', { cause: err });
       this.log.error({ err }, 'raft storage write failed; replica must stop');
       throw this.failed;
     }
