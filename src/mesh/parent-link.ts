@@ -252,8 +252,11 @@ export class ParentLink implements ParentSide {
     if (this.closed) return;
     if (was) this.cell.log.warn({ why }, 'parent link lost');
     this.cell.parentLost();
-    // Backoff with full jitter, 100 ms .. 5 s; driven by the cell's tick.
-    const cap = Math.min(5000, 100 * 2 ** Math.min(6, this.attempt++));
+    // Backoff with full jitter, 100 ms .. 5 s, driven by the cell's tick. It grows per round
+    // over the parent's replicas, not per try: when the parent's leader dies, the next replica
+    // (likely the new leader, or one that names it) is tried within ~100 ms, not after seconds.
+    const round = Math.floor(this.attempt++ / Math.max(1, this.addresses().length));
+    const cap = Math.min(5000, 100 * 2 ** Math.min(6, round));
     this.reconnectAtMs = this.cell.scheduler.now() + cap / 2 + this.cell.random() * (cap / 2);
   }
 
