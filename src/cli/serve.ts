@@ -6,6 +6,8 @@
 // dispatches are refused), waits a bounded time for what it still holds to
 // finish, and closes its links and server. A follower has nothing to hand
 // over or drain and exits at once.
+import { DataDirError } from '../mesh/data-dir.js';
+import { CliFailure } from './load.js';
 import { join } from 'node:path';
 import { loadTopology, findReplica } from '../topology/parse.js';
 import { cellSlug } from '../topology/paths.js';
@@ -47,13 +49,23 @@ export interface ServeOptions {
   signal?: AbortSignal;
 }
 
+/** A replica, or a one-line CLI failure when its data dir belongs to someone else. */
+function newReplica(o: ConstructorParameters<typeof Replica>[0]): Replica {
+  try {
+    return new Replica(o);
+  } catch (err) {
+    if (err instanceof DataDirError) throw new CliFailure(err.message);
+    throw err;
+  }
+}
+
 export async function runServe(opts: ServeOptions): Promise<number> {
   const log = logger({ component: 'serve', cell: opts.cell });
   const topology = loadTopology(opts.topologyFile);
   const { replica: spec } = findReplica(topology, opts.cell, opts.replica ?? 1);
   const [, portText] = splitAddress(spec.address);
   const dataDir = opts.dataDir ?? defaultDataDir(topology, opts.cell, opts.replica ?? 1);
-  const replica = new Replica({
+  const replica = newReplica({
     dataDir,
     ...(opts.join ? { join: true } : {}),
     topology,

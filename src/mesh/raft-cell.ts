@@ -16,6 +16,7 @@ import type { CellSpec } from '../topology/types.js';
 import type { Ledger } from './ledger.js';
 import type { LogFactory } from './leadership.js';
 import { RaftCellLog } from './raft-cell-log.js';
+import { claimDataDir } from './data-dir.js';
 import { RaftLedgerLog } from './raft-ledger-log.js';
 import { realScheduler, type Scheduler } from './scheduler.js';
 
@@ -52,6 +53,7 @@ export function raftCell(o: RaftCellOptions): RaftCell {
   const self = o.spec.replicas.find((r) => r.replica === o.replica);
   if (!self) throw new Error(`cell ${o.spec.path} has no replica ${o.replica}`);
   const clusterId = `${o.meshId}${o.spec.path}`;
+  claimDataDir(o.dataDir, { meshId: o.meshId, cell: o.spec.path, replicaId: self.id });
   let log: RaftLedgerLog | undefined;
   const factory: LogFactory = (ledger: Ledger) => {
     const transport = new GrpcTransport({ groupId: o.spec.path, self: self.id, peers, clusterId, log: o.log });
