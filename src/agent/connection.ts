@@ -16,6 +16,7 @@ import {
   type ChannelOptions,
   type ClientDuplexStream,
   type StatusObject,
+  status,
 } from '@grpc/grpc-js';
 import {
   AgentServiceClient,
@@ -28,6 +29,9 @@ import type { Logger } from '../util/log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { sampleLoad } from './load.js';
 
+/** After a follower names its leader, connect there this soon (ms); at most this many redirects in a row. */
+const LEADER_REDIRECT_MS = 20;
+const MAX_REDIRECTS = 3;
 export type AgentState = 'idle' | 'connecting' | 'connected' | 'closed';
 
 export interface ConnectionStats {
@@ -84,6 +88,8 @@ export class Connection {
   writeBlocked = false;
   private call: Call | undefined;
   private addrIndex = 0;
+  /** Leader hints followed in a row (reset by a welcome or a plain reconnect). */
+  private redirects = 0;
   private readonly backoff: Backoff;
   private readonly ownClients = new Map<string, AgentServiceClient>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -224,6 +230,7 @@ export class Connection {
     this.welcomeTimer = undefined;
     this.welcomed = true;
     this.state = 'connected';
+    this.redirects = 0;
     this.backoff.reset();
     this.stats.connects++;
     if (w.maxMessageBytes > 0) this.maxMessageBytes = Math.min(this.opts.maxMessageBytes, w.maxMessageBytes);
@@ -244,6 +251,19 @@ export class Connection {
     this.heartbeatTimer = this.welcomeTimer = undefined;
     if (wasWelcomed && this.state !== 'closed') this.stats.disconnects++;
     this.peer.broken(s, wasWelcomed);
+    // A replica that does not lead its node cell names the leader: go there next, soon, if it is
+    // one of our addresses (an agent never follows a hint to an address it was not given).
+    const hint = s.code === status.FAILED_PRECONDITION ? s.metadata?.get('meshlb-leader-address')[0] : undefined;
+    const to = typeof hint === 'string' ? this.opts.addresses.indexOf(hint) : -1;
+    if (to >= 0 && to !== this.addrIndex && this.state !== 'closed' && this.redirects < MAX_REDIRECTS) {
+      this.redirects++;
+      this.opts.logger().info({ from: this.address, to: hint }, 'agent: going to the node cell leader');
+      this.addrIndex = to;
+      this.state = 'connecting';
+      this.reconnectTimer = setTimeout(() => this.connect(), LEADER_REDIRECT_MS);
+      return;
+    }
+    this.redirects = 0; // hints that go round in circles (an election) end in the usual backoff
     this.scheduleReconnect(wasWelcomed);
   }
 
