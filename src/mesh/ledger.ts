@@ -57,6 +57,8 @@ export class Ledger {
   private live = 0;
   private readonly terminalListeners: TerminalListener[] = [];
   private readonly changeListeners: ChangeListener[] = [];
+  /** Told after restore() replaced the whole ledger (no per-record change was reported for it). */
+  private readonly restoreListeners: (() => void)[] = [];
   readonly counters = { accepted: 0, completed: 0, failed: 0, cancelled: 0, deadLettered: 0 };
 
   constructor(private readonly opts: LedgerOptions) {}
@@ -67,6 +69,10 @@ export class Ledger {
 
   onChange(l: ChangeListener): void {
     this.changeListeners.push(l);
+  }
+
+  onRestored(l: () => void): void {
+    this.restoreListeners.push(l);
   }
 
   get(id: string): TaskRecord | undefined {
@@ -304,6 +310,7 @@ export class Ledger {
       cancelled: c?.cancelled ?? 0,
       deadLettered: c?.deadLettered ?? 0,
     });
+    for (const l of this.restoreListeners) l();
   }
 }
 

@@ -89,6 +89,13 @@ export class TaskService {
     });
     this.barrier = new ReadBarrier(() => cell.ledgerLog.readIndex());
     home.ledger.onChange((rec) => this.changed(rec));
+    // A follower that caught up by snapshot skipped the changes in it: tell each watcher where its task is now.
+    home.ledger.onRestored(() => {
+      for (const id of [...this.watchers.keys()]) {
+        const rec = home.ledger.get(id);
+        if (rec) this.changed(rec);
+      }
+    });
   }
 
   get watcherCount(): number {

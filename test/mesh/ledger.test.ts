@@ -246,3 +246,25 @@ describe('Ledger', () => {
     );
   });
 });
+
+describe('Ledger.onRestored', () => {
+  it('tells listeners once after a snapshot replaced the ledger, with no per-record change or terminal event', () => {
+    const a = ledger();
+    accept(a, 't1');
+    accept(a, 't2');
+    dispatch(a, 't1', 1);
+    a.apply({ type: 'completed', result: ok('t1', 1), atMs: 3 });
+    const b = ledger();
+    let restored = 0;
+    let changes = 0;
+    let terminals = 0;
+    b.onRestored(() => restored++);
+    b.onChange(() => changes++);
+    b.onTerminal(() => terminals++);
+    b.restore(a.snapshot());
+    expect(restored).toBe(1);
+    expect(changes).toBe(0);
+    expect(terminals).toBe(0);
+    expect(b.get('t1')?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+  });
+});
