@@ -3,38 +3,11 @@
 // answer never becomes a second task.
 import { createServer, Socket, type Server } from 'node:net';
 import { status } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
-import { MeshClient, MeshClientError } from '../../src/client/index.js';
-import { seededRandom } from '../../src/agent/index.js';
-import { FakeNode } from '../helpers/fake-node.js';
+import { describe, expect, it } from 'vitest';
+import { expectMeshError, useClientFixture } from '../helpers/client-fixture.js';
 import { waitFor } from '../helpers/wait.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function startNode(): Promise<FakeNode> {
-  const node = await FakeNode.start();
-  cleanups.push(() => node.stop());
-  return node;
-}
-
-function newClient(opts: ConstructorParameters<typeof MeshClient>[0]): MeshClient {
-  const c = new MeshClient({ random: seededRandom(11), ...opts });
-  cleanups.push(() => c.close());
-  return c;
-}
-
-async function expectMeshError(p: Promise<unknown>): Promise<MeshClientError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MeshClientError);
-    return e as MeshClientError;
-  }
-  throw new Error('expected a MeshClientError');
-}
+const { startNode, newClient, cleanup } = useClientFixture(11);
 
 /**
  * A TCP proxy to `target` that passes the client's bytes on and, once the
@@ -67,7 +40,7 @@ async function oneWayProxy(target: number): Promise<{ address: string; server: S
     upstream.on('error', close).on('close', close);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(
+  cleanup(
     () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();

@@ -1,9 +1,7 @@
 import { status } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   Durability,
-  MeshClient,
-  MeshClientError,
   Priority,
   TaskState,
   isTerminal,
@@ -12,36 +10,10 @@ import {
   toTaskSpec,
   type Task,
 } from '../../src/client/index.js';
-import { seededRandom } from '../../src/agent/index.js';
-import { FakeNode } from '../helpers/fake-node.js';
+import { expectMeshError, useClientFixture } from '../helpers/client-fixture.js';
 import { waitFor } from '../helpers/wait.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function startNode(): Promise<FakeNode> {
-  const node = await FakeNode.start();
-  cleanups.push(() => node.stop());
-  return node;
-}
-
-function newClient(opts: ConstructorParameters<typeof MeshClient>[0]): MeshClient {
-  const c = new MeshClient({ random: seededRandom(5), ...opts });
-  cleanups.push(() => c.close());
-  return c;
-}
-
-async function expectMeshError(p: Promise<unknown>): Promise<MeshClientError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MeshClientError);
-    return e as MeshClientError;
-  }
-  throw new Error('expected a MeshClientError');
-}
+const { startNode, newClient } = useClientFixture(5);
 
 describe('toTaskSpec', () => {
   it('converts friendly input: priority names, label records, JSON/text/bytes payloads, durability, deadline', () => {
