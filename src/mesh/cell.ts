@@ -112,6 +112,7 @@ export class Cell implements CellPort {
       wake,
       stopAttempt: (item, why) => this.relay.cancelRoute(item, why),
       leaderHint: () => this.leaderHint(),
+      leading: () => this.leadingTerm !== undefined,
     });
     this.relay = new Relay({
       ...ctx,

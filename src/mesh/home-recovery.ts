@@ -36,7 +36,7 @@ export interface RecoveryHost {
     readonly routes: RouteTable;
     readonly timers: CellTimers;
     readonly settings: CellSettings;
-    leaderHint(): { readonly leading: boolean };
+    leading(): boolean;
   };
   enqueue(rec: TaskRecord): void;
   afterFailure(res: ApplyResult, immediate: boolean): void;
@@ -131,7 +131,7 @@ export class HomeRecovery {
   /** Attempts out when this replica started leading that no child claims by now: retry them (uncounted). */
   private reconcile(): void {
     this.reconcileTimer = undefined;
-    if (!this.h.d.leaderHint().leading) return;
+    if (!this.h.d.leading()) return;
     const lost = [...this.unclaimed];
     this.unclaimed.clear();
     if (lost.length > 0)
@@ -174,7 +174,7 @@ export class HomeRecovery {
 
   /** A proposal failed while leading: repair for a few seconds (a late commit may still apply). */
   proposalFailed(err: unknown, what: string): void {
-    if (!this.h.d.leaderHint().leading) return; // stepped down: the new leader rebuilds from the ledger
+    if (!this.h.d.leading()) return; // stepped down: the new leader rebuilds from the ledger
     this.h.log.warn({ err: String(err), what }, 'ledger proposal failed; repairing from the ledger');
     this.repairUntil = this.h.scheduler.now() + REPAIR_WINDOW_MS;
     this.repairTimer ??= this.h.scheduler.setTimer(REPAIR_EVERY_MS, () => this.repair());
@@ -189,7 +189,7 @@ export class HomeRecovery {
    */
   private repair(): void {
     this.repairTimer = undefined;
-    if (!this.h.d.leaderHint().leading) return;
+    if (!this.h.d.leading()) return;
     const { queue, routes, settings, timers } = this.h.d;
     const now = this.h.scheduler.now();
     let fixed = 0;

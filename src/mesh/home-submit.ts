@@ -42,7 +42,7 @@ export interface SubmitHost {
     readonly settings: CellSettings;
     readonly timers: CellTimers;
     wake(): void;
-    leaderHint(): { readonly leading: boolean };
+    leading(): boolean;
   };
   mustLead(): void;
   retryHintMs(): number;
@@ -144,7 +144,7 @@ export async function acceptSpecs(h: SubmitHost, ids: TaskIds, specs: readonly T
     }
     outcomes.push({ id: f.id, existing: false, state: r.state });
     // Committed after this replica stopped leading: the new leader queues it from its ledger.
-    if (!h.d.leaderHint().leading) continue;
+    if (!h.d.leading()) continue;
     const rec = ledger.get(f.id)!;
     if (rec.spec.deadlineUnixMs > 0) h.d.timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
     h.enqueue(rec);

@@ -16,7 +16,8 @@
 //   attempt that is not current change nothing (the ledger answers `stale`).
 import { MeshFailure, ResultStatus, TaskState, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { TaskQueue } from '../queue/index.js';
-import { notFound, notLeader, unavailable } from '../util/errors.js';
+import { notFound } from '../util/errors.js';
+import { notLeadingError, type LeaderHint } from './port.js';
 import type { Logger } from '../util/log.js';
 import {
   isLogged,
@@ -53,7 +54,9 @@ export interface HomeDeps {
   /** Stop an attempt held in the route table wherever it went (a cancel toward it). */
   readonly stopAttempt: (item: WorkItem, why: string) => void;
   /** This replica decides for the cell now (leader, caught up); the hint names the leader otherwise. */
-  readonly leaderHint: () => { leading: boolean; leader: string; leaderAddress: string };
+  readonly leaderHint: () => LeaderHint;
+  /** The cheap check of the hint's `leading` (on every timer entry and commit). */
+  readonly leading: () => boolean;
 }
 
 export class Home {
@@ -88,12 +91,8 @@ export class Home {
 
   /** Throws FAILED_PRECONDITION with the leader hint on a follower, UNAVAILABLE while no leader is ready. */
   mustLead(): void {
-    const h = this.d.leaderHint();
-    if (h.leading) return;
-    if (h.leader && h.leaderAddress) {
-      throw notLeader(`cell ${this.path}: not the leader; the leader is ${h.leader}`, h.leader, h.leaderAddress);
-    }
-    throw unavailable(`cell ${this.path}: no leader ready yet; retry shortly`);
+    if (this.d.leading()) return;
+    throw notLeadingError(this.path, this.d.leaderHint());
   }
 
   /** This replica leads `term` (0: an unreplicated cell): task ids name it (TaskIds.leadTerm). */
@@ -157,7 +156,7 @@ export class Home {
 
   private started(items: WorkItem[], results: ApplyResult[], send: (item: WorkItem) => void): void {
     // Committed after this replica stopped leading: the new leader leases these attempts from its ledger.
-    if (!this.d.leaderHint().leading) return;
+    if (!this.d.leading()) return;
     const { routes, timers } = this.d;
     const now = this.scheduler.now();
     for (let i = 0; i < items.length; i++) {
@@ -265,7 +264,7 @@ export class Home {
   /** A lease, retry or deadline entry came due. */
   fire(e: Exclude<WheelEntry, { type: 'route' }>, now: number): void {
     // Timers armed while leading are moot after a step-down: the new leader re-arms its own.
-    if (!this.d.leaderHint().leading) return;
+    if (!this.d.leading()) return;
     switch (e.type) {
       case 'lease': {
         const rec = this.ledger.get(e.id);
