@@ -28,8 +28,11 @@ export {
 } from './runtime/errors.js';
 export { silentLogger, type RaftLogger } from './logger.js';
 export { GrpcTransport, registerRaftService, type GrpcTransportOptions } from './runtime/grpc-transport.js';
+export { realClock, type RaftClock, type RaftTimer } from './runtime/clock.js';
 export {
   MemoryNetwork,
+  type MemoryNetworkOptions,
+  type NetworkFaults,
   type RaftEndpoint,
   type RaftMember,
   type ReplicaStatus,

@@ -3,6 +3,7 @@
 import type { NodeId } from '../core/types.js';
 import type { RaftLogger } from '../logger.js';
 import type { LogStore, SnapshotStore } from '../storage/ports.js';
+import type { RaftClock } from './clock.js';
 import type { CoreFactory } from './core-port.js';
 import type { RaftLimits, RaftTiming } from './defaults.js';
 import type { Transport } from './transport.js';
@@ -35,6 +36,12 @@ export interface ReplicaOptions {
   readonly timing?: Partial<RaftTiming>;
   readonly limits?: Partial<RaftLimits>;
   readonly random?: () => number;
+  /**
+   * Time for the tick, request deadlines and the pump's turns; realClock when
+   * absent. A virtual clock makes the replica run only when its driver moves
+   * it: stop() too needs the clock driven until it resolves.
+   */
+  readonly clock?: RaftClock;
   /** Also handed to the LmdbStorage the replica opens. Silent when absent. */
   readonly log?: RaftLogger;
 }

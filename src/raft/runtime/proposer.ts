@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { NONE, type ConfChange, type ConfState, type NodeId, type ReadState } from '../core/types.js';
 import type { LogStore } from '../storage/ports.js';
 import type { AddressBook } from './address-book.js';
+import type { RaftClock } from './clock.js';
 import type { RaftCore } from './core-port.js';
 import type { RaftLimits, RaftTiming } from './defaults.js';
 import { wrap } from './envelope.js';
@@ -24,6 +25,8 @@ export interface ProposerPort {
   readonly requests: Requests;
   readonly timing: RaftTiming;
   readonly limits: RaftLimits;
+  /** Request deadlines run on it. */
+  readonly clock: RaftClock;
   closed(): boolean;
   /** Run the pump: the core has something new to hand out. */
   kick(): void;
@@ -39,9 +42,11 @@ export class Proposer {
   private seq = 0;
   /** Proposals to retry once a leader is known (elections, transfers). */
   private retries: Array<() => void> = [];
-  private readonly waiters = new Waiters();
+  private readonly waiters: Waiters;
 
-  constructor(private readonly port: ProposerPort) {}
+  constructor(private readonly port: ProposerPort) {
+    this.waiters = new Waiters(port.clock);
+  }
 
   propose(data: Uint8Array, opts: RequestOptions): Promise<unknown> {
     if (this.port.closed()) return Promise.reject(new ShuttingDownError());

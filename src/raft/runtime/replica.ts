@@ -11,6 +11,10 @@
 // fsync'd, new proposals pile up in the core and the next ready() hands them
 // all over for a single transaction.
 //
+// Time comes only from the RaftClock it is given (clock.ts; real by default):
+// the tick, request deadlines and the pump's turns, so a simulator can run it
+// on virtual time.
+//
 // Around it: proposer.ts turns callers' requests into core calls, apply.ts
 // applies committed entries and snapshots, snapshotter.ts takes this replica's
 // own snapshots, address-book.ts keeps the peers' addresses.
@@ -29,6 +33,7 @@ import type { LogStore, SnapshotStore } from '../storage/ports.js';
 import { silentLogger, type RaftLogger } from '../logger.js';
 import { AddressBook } from './address-book.js';
 import { Applier } from './apply.js';
+import { every, realClock, type RaftClock, type RaftTimer } from './clock.js';
 import type { CoreFactory, RaftCore } from './core-port.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMING, type RaftLimits, type RaftTiming } from './defaults.js';
 import { ShuttingDownError } from './errors.js';
@@ -48,6 +53,7 @@ export class RaftReplica implements RaftEndpoint {
   private readonly log: LogStore;
   private readonly snaps: SnapshotStore;
   private readonly transport: Transport;
+  private readonly clock: RaftClock;
   private readonly timing: RaftTiming;
   private readonly limits: RaftLimits;
   private readonly logger: RaftLogger;
@@ -64,14 +70,16 @@ export class RaftReplica implements RaftEndpoint {
   private pumpIdle: Promise<void> = Promise.resolve();
   private closed = false;
   private stopping: Promise<void> | undefined;
-  private readonly ticker: NodeJS.Timeout;
-  private readonly requests = new Requests();
+  private readonly ticker: RaftTimer;
+  private readonly requests: Requests;
   private readonly leaderListeners = new Set<(leader: NodeId, term: number) => void>();
 
   constructor(opts: ReplicaOptions) {
     this.groupId = opts.groupId;
     this.id = opts.id;
     this.transport = opts.transport;
+    this.clock = opts.clock ?? realClock;
+    this.requests = new Requests(this.clock);
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.logger = opts.log ?? silentLogger;
@@ -102,6 +110,7 @@ export class RaftReplica implements RaftEndpoint {
       limits: this.limits,
       logger: this.logger,
       closed: () => this.closed,
+      clock: this.clock,
     });
     // The state machine lives in memory: rebuild it from the latest snapshot,
     // the core then re-applies the committed entries after it.
@@ -134,6 +143,7 @@ export class RaftReplica implements RaftEndpoint {
       requests: this.requests,
       timing: this.timing,
       limits: this.limits,
+      clock: this.clock,
       closed: () => this.closed,
       kick: () => this.kick(),
       leader: () => this.leader,
@@ -142,7 +152,7 @@ export class RaftReplica implements RaftEndpoint {
     });
     this.book.dialAll();
     this.transport.start(this);
-    this.ticker = setInterval(() => this.onTick(), this.timing.tickMs);
+    this.ticker = every(this.clock, this.timing.tickMs, () => this.onTick());
     this.kick();
   }
 
@@ -235,7 +245,7 @@ export class RaftReplica implements RaftEndpoint {
 
   private async shutdown(): Promise<void> {
     this.closed = true;
-    clearInterval(this.ticker);
+    this.ticker.cancel();
     this.proposer.failAll(new ShuttingDownError());
     await this.pumpIdle;
     if (!(await this.snapshotter.settle(STOP_SNAPSHOT_WAIT_MS))) {
@@ -284,8 +294,8 @@ export class RaftReplica implements RaftEndpoint {
   private kick(): void {
     if (this.pumping || this.closed) return;
     this.pumping = true;
-    // setImmediate, not a microtask: let everything proposed in this turn join the same Ready.
-    this.pumpIdle = new Promise((resolve) => setImmediate(() => void this.pump().then(resolve)));
+    // A later turn (setImmediate on the real clock), not a microtask: what is proposed in this turn joins one Ready.
+    this.pumpIdle = new Promise((resolve) => this.clock.defer(() => void this.pump().then(resolve)));
   }
 
   private async pump(): Promise<void> {
@@ -296,13 +306,13 @@ export class RaftReplica implements RaftEndpoint {
         this.core.advance(rd);
         // Yield to the event loop between Readies: acks and proposals that arrived
         // during the fsync are stepped first and share the next Ready's write.
-        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise<void>((resolve) => this.clock.defer(resolve));
       }
     } catch (err) {
       this.logger.error({ err }, 'raft replica failed; stopping');
       this.proposer.failAll(err instanceof Error ? err : new Error(String(err)));
       this.closed = true;
-      clearInterval(this.ticker);
+      this.ticker.cancel();
     } finally {
       this.pumping = false; // synchronous with the last hasReady() check: no lost wake-up
     }

@@ -4,6 +4,7 @@
 // A proposal this replica appended to its own log (as leader) also records the
 // entry's index and term, so it can be failed as soon as it can no longer
 // commit (see lostBefore), rather than at its deadline.
+import { realClock, type RaftClock } from './clock.js';
 import { TimeoutError } from './errors.js';
 
 interface Pending {
@@ -27,15 +28,17 @@ export class Requests {
   private lostTerm = 0;
   private readonly reads = new Map<string, Read>();
 
+  /** Deadlines run on `clock` (virtual in a simulation). */
+  constructor(private readonly clock: RaftClock = realClock) {}
+
   /** Register a proposal under `id` with a deadline; `start` runs once it is registered. */
   propose(id: string, timeoutMs: number, start: () => void): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => this.proposals.get(id)?.reject(new TimeoutError('raft proposal', timeoutMs)),
-        timeoutMs,
+      const timer = this.clock.setTimer(timeoutMs, () =>
+        this.proposals.get(id)?.reject(new TimeoutError('raft proposal', timeoutMs)),
       );
       const settle = (fn: () => void) => {
-        clearTimeout(timer);
+        timer.cancel();
         this.proposals.delete(id);
         fn();
       };
@@ -75,12 +78,11 @@ export class Requests {
   /** Register a read under `ctx` with a deadline; `start` runs once it is registered. */
   read(ctx: string, timeoutMs: number, start: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => this.reads.get(ctx)?.p.reject(new TimeoutError('raft read', timeoutMs)),
-        timeoutMs,
+      const timer = this.clock.setTimer(timeoutMs, () =>
+        this.reads.get(ctx)?.p.reject(new TimeoutError('raft read', timeoutMs)),
       );
       const settle = (fn: () => void) => {
-        clearTimeout(timer);
+        timer.cancel();
         this.reads.delete(ctx);
         fn();
       };

@@ -6,6 +6,7 @@
 import type { ConfState, Snapshot } from '../core/types.js';
 import type { RaftLogger } from '../logger.js';
 import type { LogStore, SnapshotStore } from '../storage/ports.js';
+import type { RaftClock, RaftTimer } from './clock.js';
 import type { RaftLimits } from './defaults.js';
 
 export interface SnapshotterDeps {
@@ -15,6 +16,8 @@ export interface SnapshotterDeps {
   readonly logger: RaftLogger;
   /** Once stopped the log is closed: a save that ends later must not compact it. */
   readonly closed: () => boolean;
+  /** settle()'s bound runs on it (virtual in a simulation). */
+  readonly clock: RaftClock;
 }
 
 export class Snapshotter {
@@ -44,12 +47,14 @@ export class Snapshotter {
   async settle(timeoutMs: number): Promise<boolean> {
     const write = this.inFlight;
     if (!write) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    let timer: RaftTimer | undefined;
+    const expired = new Promise<false>(
+      (resolve) => (timer = this.deps.clock.setTimer(timeoutMs, () => resolve(false))),
+    );
     try {
       return await Promise.race([write.then(() => true), expired]);
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 

@@ -1,16 +1,20 @@
 // Promises waiting for a condition on replica state (a leader, a membership),
 // re-checked after every Ready; each has its own deadline.
+import { realClock, type RaftClock, type RaftTimer } from './clock.js';
 import { TimeoutError } from './errors.js';
 
 interface Waiter {
   cond: () => boolean;
   resolve(): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout;
+  timer: RaftTimer;
 }
 
 export class Waiters {
   private readonly list = new Set<Waiter>();
+
+  /** Deadlines run on `clock` (virtual in a simulation). */
+  constructor(private readonly clock: RaftClock = realClock) {}
 
   add(cond: () => boolean, what: string, timeoutMs: number): Promise<void> {
     if (cond()) return Promise.resolve();
@@ -19,10 +23,10 @@ export class Waiters {
         cond,
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: this.clock.setTimer(timeoutMs, () => {
           this.list.delete(w);
           reject(new TimeoutError(`waiting for ${what}`, timeoutMs));
-        }, timeoutMs),
+        }),
       };
       this.list.add(w);
     });
@@ -31,7 +35,7 @@ export class Waiters {
   check(): void {
     for (const w of this.list) {
       if (w.cond()) {
-        clearTimeout(w.timer);
+        w.timer.cancel();
         this.list.delete(w);
         w.resolve();
       }
@@ -40,7 +44,7 @@ export class Waiters {
 
   failAll(err: Error): void {
     for (const w of this.list) {
-      clearTimeout(w.timer);
+      w.timer.cancel();
       w.reject(err);
     }
     this.list.clear();

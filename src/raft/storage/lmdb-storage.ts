@@ -20,11 +20,8 @@
 // captured then); durability is what the promise reports.
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { encodeConfChange } from '../core/confchange.js';
 import {
   CompactedError,
-  EntryType,
-  NONE,
   UnavailableError,
   type ConfState,
   type NodeId,
@@ -34,6 +31,7 @@ import {
   type SnapshotMeta,
 } from '../core/types.js';
 import { silentLogger, type RaftLogger } from '../logger.js';
+import { bootstrapLog } from './bootstrap.js';
 import { decodeEntry, decodeMeta, encodeEntry, encodeMeta } from './codec.js';
 import { EMPTY_CONF, EMPTY_HARD_STATE, StorageCorruptionError, type LogStore, type SnapshotStore } from './ports.js';
 import { FileSnapshotStore } from './snapshot-store.js';
@@ -127,15 +125,8 @@ export class LmdbStorage implements LogStore {
     if (hard) this.hard = hard;
     if (base) this.base = base;
     if (bootstrap && !hard && !base && this.snapshots.latestMeta() === undefined && this.ents.getKeysCount() === 0) {
-      const ids = Object.keys(bootstrap).sort();
-      // The address rides in the context so the runtime learns it from the log like any later member.
-      const ents: Entry[] = ids.map((node, i) => ({
-        term: 1,
-        index: i + 1,
-        type: EntryType.ConfChange,
-        data: encodeConfChange({ type: 'addVoter', node, context: bootstrap[node] ?? '' }),
-      }));
-      this.hard = { term: 1, vote: NONE, commit: ents.length };
+      const { entries: ents, hardState } = bootstrapLog(bootstrap);
+      this.hard = hardState;
       this.root.transactionSync(() => {
         for (const e of ents) this.ents.putSync(e.index, encodeEntry(e));
         this.meta.putSync(K_HARD, encodeMeta(this.hard));
