@@ -9,6 +9,10 @@
 import { status } from '@grpc/grpc-js';
 import type { Topology } from '../topology/types.js';
 import { MeshError } from '../util/errors.js';
+import { clip } from '../util/limits.js';
+
+// Kept here for the callers that quote hellos (parent-link.ts); the helper lives in src/util.
+export { clip };
 
 export interface MeshIdentity {
   readonly name: string;
@@ -31,11 +35,6 @@ export interface HelloTarget {
   readonly mesh: MeshIdentity;
   readonly cell: string;
   readonly replicaId: string;
-}
-
-/** Caller input in an error or a log line: quoted, and at most `max` characters of it. */
-export function clip(s: string, max = 200): string {
-  return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
 }
 
 function describeMesh(name: string, id: string): string {

@@ -2,6 +2,7 @@
 // are values or these typed errors; they become a gRPC status in exactly one
 // place (toServiceError), so every handler answers the same way.
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { LIMITS, overLimit, truncate } from './limits.js';
 
 export class MeshError extends Error {
   constructor(
@@ -22,6 +23,12 @@ export const alreadyExists = (msg: string) => new MeshError(status.ALREADY_EXIST
 export const unavailable = (msg: string) => new MeshError(status.UNAVAILABLE, msg);
 export const deadlineExceeded = (msg: string) => new MeshError(status.DEADLINE_EXCEEDED, msg);
 
+/** Throws INVALID_ARGUMENT naming the field and the limit when `value` is longer than `max`. */
+export function checkLength(field: string, value: string, max: number): void {
+  const why = overLimit(field, value, max);
+  if (why) throw invalidArgument(why);
+}
+
 /** Not the leader: the trailer `meshlb-leader` names who is (id and address when known). */
 export function notLeader(msg: string, leaderId: string, leaderAddress: string): MeshError {
   return new MeshError(status.FAILED_PRECONDITION, msg, {
@@ -35,13 +42,18 @@ export function resourceExhausted(msg: string, retryAfterMs: number): MeshError 
   return new MeshError(status.RESOURCE_EXHAUSTED, msg, { 'meshlb-retry-after-ms': String(retryAfterMs) });
 }
 
-/** Map anything thrown inside a handler to a ServiceError; unknown errors become INTERNAL. */
+/**
+ * Map anything thrown inside a handler to a ServiceError; unknown errors become
+ * INTERNAL. The message is cut to LIMITS.statusMessage whatever made it: it
+ * travels as an HTTP/2 trailer, and one past the peer's header-list limit is
+ * never delivered (the call would hang until its deadline).
+ */
 export function toServiceError(err: unknown): Partial<ServiceError> {
   const metadata = new Metadata();
   if (err instanceof MeshError) {
     for (const [k, v] of Object.entries(err.details)) metadata.set(k, v);
-    return { code: err.code, details: err.message, metadata };
+    return { code: err.code, details: truncate(err.message, LIMITS.statusMessage), metadata };
   }
   const message = err instanceof Error ? err.message : String(err);
-  return { code: status.INTERNAL, details: `internal error: ${message}`, metadata };
+  return { code: status.INTERNAL, details: truncate(`internal error: ${message}`, LIMITS.statusMessage), metadata };
 }
