@@ -5,7 +5,8 @@
 // if served here. Reads pass a ReadIndex barrier (read-barrier.ts) and then
 // read the local ledger, so they are linearizable on any replica.
 //
-// Input is validated here; every failure becomes a status through
+// Input is validated here, every field against its limit (src/util/limits.ts)
+// before any lookup or forward; every failure becomes a status through
 // toServiceError with one log line. A client that goes away mid-call loses
 // nothing: a task accepted is in the ledger whether or not the answer reached
 // the client (the idempotency key lets it find the task again).
@@ -35,7 +36,8 @@ import type {
   WatchRequest,
   WatchResponse,
 } from '../gen/meshlb/v1/task.js';
-import { invalidArgument, MeshError, notFound, notLeader, toServiceError } from '../util/errors.js';
+import { checkLength, invalidArgument, notFound, notLeader, toServiceError } from '../util/errors.js';
+import { clip, LIMITS } from '../util/limits.js';
 import { toMeshError } from '../util/raft-status.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
@@ -53,6 +55,7 @@ import {
   type WriteRoute,
 } from './task-forward.js';
 import { serveSubmitStream } from './task-stream.js';
+import { TaskWatchers } from './task-watch.js';
 import { MAX_BATCH, validateSpec } from './task-validate.js';
 
 /** What the service needs of its cell (Cell implements it). */
@@ -69,9 +72,15 @@ export interface TaskServiceOptions {
   readonly maxForwarding?: number;
 }
 
+/** A task id a caller sent: required, and within its limit before any lookup. */
+function checkTaskId(id: string): void {
+  if (!id) throw invalidArgument('task_id is required');
+  checkLength('task_id', id, LIMITS.taskId);
+}
+
 export class TaskService {
-  /** Open Watch streams by task id. */
-  private readonly watchers = new Map<string, Set<ServerWritableStream<WatchRequest, WatchResponse>>>();
+  /** Open Watch streams (bounded per task and per replica). */
+  readonly watchers: TaskWatchers;
   private readonly home: Home;
   private readonly forwarder: LeaderForwarder;
   private readonly barrier: ReadBarrier;
@@ -88,18 +97,20 @@ export class TaskService {
       retryHintMs: () => home.retryHintMs(),
     });
     this.barrier = new ReadBarrier(() => cell.ledgerLog.readIndex());
-    home.ledger.onChange((rec) => this.changed(rec));
+    const watchers = (this.watchers = new TaskWatchers(() => home.retryHintMs()));
+    home.ledger.onChange((rec) => watchers.changed(rec));
     // A follower that caught up by snapshot skipped the changes in it: tell each watcher where its task is now.
     home.ledger.onRestored(() => {
-      for (const id of [...this.watchers.keys()]) {
+      for (const id of watchers.ids()) {
         const rec = home.ledger.get(id);
-        if (rec) this.changed(rec);
+        if (rec) watchers.changed(rec);
       }
     });
   }
 
+  /** Tasks with at least one watcher. */
   get watcherCount(): number {
-    return this.watchers.size;
+    return this.watchers.tasks;
   }
 
   /** Calls forwarded to the leader and not yet answered. */
@@ -196,7 +207,7 @@ export class TaskService {
     try {
       const req = this.request(call);
       if (req.tasks.length > MAX_BATCH)
-        throw invalidArgument(`at most ${MAX_BATCH} tasks per batch, got ${req.tasks.length}`);
+        throw invalidArgument(`tasks has ${req.tasks.length} items, over the limit of ${MAX_BATCH} per batch`);
       const to = this.route(call.metadata);
       if (to.type === 'forward') {
         this.relay(call, cb, to, 'submitBatch', req);
@@ -268,10 +279,12 @@ export class TaskService {
   }
 
   private find(id: string): TaskRecord {
-    if (!id) throw invalidArgument('task_id is required');
+    checkTaskId(id);
     const rec = this.home.ledger.get(id);
     if (!rec)
-      throw notFound(`task ${id} is not known at cell ${this.home.path} (its home cell, or expired from retention)`);
+      throw notFound(
+        `task ${clip(id)} is not known at cell ${this.home.path} (its home cell, or expired from retention)`,
+      );
     return rec;
   }
 
@@ -288,7 +301,7 @@ export class TaskService {
   private async get(call: ServerUnaryCall<GetRequest, GetResponse>, cb: sendUnaryData<GetResponse>): Promise<void> {
     try {
       const id = this.request(call).taskId;
-      if (!id) throw invalidArgument('task_id is required');
+      checkTaskId(id);
       await this.readBarrier();
       cb(null, { task: toProtoTask(this.find(id)) });
     } catch (err) {
@@ -299,7 +312,8 @@ export class TaskService {
   private cancel(call: ServerUnaryCall<CancelRequest, CancelResponse>, cb: sendUnaryData<CancelResponse>): void {
     try {
       const req = this.request(call);
-      if (!req.taskId) throw invalidArgument('task_id is required');
+      checkTaskId(req.taskId);
+      checkLength('reason', req.reason, LIMITS.reason);
       const to = this.route(call.metadata);
       if (to.type === 'forward') {
         this.relay(call, cb, to, 'cancel', req);
@@ -320,9 +334,10 @@ export class TaskService {
     let rec: TaskRecord;
     try {
       if (isUndecodable(call.request)) throw invalidArgument(`undecodable request: ${call.request.$invalid}`);
-      if (!call.request.taskId) throw invalidArgument('task_id is required');
+      checkTaskId(call.request.taskId);
       await this.readBarrier();
       rec = this.find(call.request.taskId);
+      this.watchers.admit(rec.id);
     } catch (err) {
       const se = toServiceError(toMeshError(err));
       this.home.log.warn({ code: se.code, err: se.details, peer: safePeer(call) }, 'watch refused');
@@ -335,48 +350,12 @@ export class TaskService {
       call.end();
       return;
     }
-    let set = this.watchers.get(rec.id);
-    if (!set) this.watchers.set(rec.id, (set = new Set()));
-    set.add(call);
-    const id = rec.id;
-    const drop = (): void => {
-      const s = this.watchers.get(id);
-      s?.delete(call);
-      if (s && s.size === 0) this.watchers.delete(id);
-    };
-    call.on('cancelled', drop);
-    call.on('error', drop);
-    call.on('close', drop);
-  }
-
-  private changed(rec: TaskRecord): void {
-    const set = this.watchers.get(rec.id);
-    if (!set) return;
-    const msg: WatchResponse = { task: toProtoTask(rec) };
-    const done = isTerminal(rec.state);
-    for (const call of set) {
-      try {
-        call.write(msg);
-        if (done) call.end();
-      } catch {
-        // the watcher left
-      }
-    }
-    if (done) this.watchers.delete(rec.id);
+    this.watchers.add(rec.id, call);
   }
 
   /** End every watch and drop the connections to the leader (shutdown). */
   closeAll(): void {
-    for (const set of this.watchers.values()) {
-      for (const call of set) {
-        try {
-          call.emit('error', toServiceError(new MeshError(status.UNAVAILABLE, 'replica shutting down')));
-        } catch {
-          // gone
-        }
-      }
-    }
-    this.watchers.clear();
+    this.watchers.closeAll();
     this.forwarder.close();
   }
 }

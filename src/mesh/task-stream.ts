@@ -3,9 +3,14 @@
 // SubmitBatch forwarded to the leader). Batches start at once, without waiting
 // for the ones before them, but responses are written in request order:
 // task.proto promises one response per request, in order.
+//
+// Memory stays bounded whatever the client does: with LIMITS.streamInFlight
+// requests unanswered, or answers the client is not reading, the stream stops
+// reading (HTTP/2 flow control then holds the client) until it catches up.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { SubmitBatchItem, SubmitStreamRequest, SubmitStreamResponse, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { invalidArgument, toServiceError } from '../util/errors.js';
+import { LIMITS } from '../util/limits.js';
 import { toMeshError } from '../util/raft-status.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
@@ -39,6 +44,27 @@ export function serveSubmitStream(
   /** The leader last forwarded to: its hint goes in the trailers. */
   let forwardedTo: { leader: string; address: string } | undefined;
   const upstream = d.upstreamOf(call);
+  /** Requests received and not yet answered; answers the client has not taken yet. */
+  let unanswered = 0;
+  let unread = false;
+  let paused = false;
+  const pace = (): void => {
+    const full = unanswered >= LIMITS.streamInFlight || unread;
+    if (full === paused || !open) return;
+    paused = full;
+    if (full) call.pause();
+    else call.resume();
+  };
+  const answer = (res: SubmitStreamResponse): void => {
+    unanswered--;
+    call.write(res);
+    // Counted in answers, not against the stream's small high-water mark: a batch of answers is normal.
+    if (call.writableLength >= LIMITS.streamInFlight) unread = true;
+  };
+  call.on('drain', () => {
+    unread = false;
+    pace();
+  });
   const itemsFor = async (batch: SubmitStreamRequest[]): Promise<SubmitBatchItem[]> => {
     try {
       const to = d.route();
@@ -67,7 +93,8 @@ export function serveSubmitStream(
     chain = chain.then(async () => {
       const items = await work;
       if (!open) return;
-      for (let i = 0; i < batch.length; i++) call.write({ requestId: batch[i]!.requestId, item: items[i] });
+      for (let i = 0; i < batch.length; i++) answer({ requestId: batch[i]!.requestId, item: items[i] });
+      pace();
     });
   };
   call.on('data', (req: SubmitStreamRequest) => {
@@ -78,15 +105,18 @@ export function serveSubmitStream(
       open = false;
       return;
     }
+    unanswered++;
+    pace();
     const why = validateSpec(req.task, home.settings.maxPayloadBytes, home.scheduler.now());
     if (why) {
       if (pending.length > 0) flush(); // what came before is answered first
       chain = chain.then(() => {
-        if (open)
-          call.write({
-            requestId: req.requestId,
-            item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why },
-          });
+        if (!open) return;
+        answer({
+          requestId: req.requestId,
+          item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why },
+        });
+        pace();
       });
       return;
     }

@@ -1,27 +1,45 @@
 // What a task spec must satisfy before a cell accepts it (every replica checks
 // before it serves or forwards a submit, so bad input never costs a hop).
-import { Durability, Priority, type TaskSpec } from '../gen/meshlb/v1/task.js';
+// Lengths and counts come from src/util/limits.ts; no message echoes caller input.
+import { Durability, Priority, type Label, type TaskSpec } from '../gen/meshlb/v1/task.js';
+import { LIMITS, overLimit } from '../util/limits.js';
 
 /** Specs per SubmitBatch. */
-export const MAX_BATCH = 10_000;
-const MAX_KEY = 256;
-const MAX_LABELS = 64;
+export const MAX_BATCH = LIMITS.tasksPerBatch;
+
+/** Why a list of labels is unacceptable, or ''. `field` is `task.labels` or `task.affinity`. */
+function checkLabels(field: string, labels: readonly Label[]): string {
+  if (labels.length > LIMITS.labelsPerTask) {
+    return `${field} has ${labels.length} labels, over the limit of ${LIMITS.labelsPerTask}`;
+  }
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i]!;
+    if (!l.key) return `${field}: label keys must be non-empty`;
+    const why =
+      overLimit(`${field}[${i}].key`, l.key, LIMITS.labelKey) ||
+      overLimit(`${field}[${i}].value`, l.value, LIMITS.labelValue);
+    if (why) return why;
+  }
+  return '';
+}
 
 /** Why a spec is unacceptable, or '' if it is fine. */
 export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number, now: number): string {
   if (!spec) return 'task is required';
   if (!spec.kind) return 'task.kind is required';
-  if (spec.kind.length > 128) return 'task.kind is longer than 128 characters';
-  if (spec.idempotencyKey.length > MAX_KEY) return `task.idempotency_key is longer than ${MAX_KEY} characters`;
+  const tooLong =
+    overLimit('task.kind', spec.kind, LIMITS.kind) ||
+    overLimit('task.idempotency_key', spec.idempotencyKey, LIMITS.idempotencyKey) ||
+    overLimit('task.tenant', spec.tenant, LIMITS.tenant);
+  if (tooLong) return tooLong;
   if (spec.payload.length > maxPayloadBytes) {
     return `task.payload is ${spec.payload.length} bytes, over the cap of ${maxPayloadBytes}`;
   }
   if (!(spec.priority in Priority) || spec.priority < 0)
     return `task.priority ${spec.priority} is not a known priority`;
   if (!(spec.durability in Durability) || spec.durability < 0) return `task.durability ${spec.durability} is unknown`;
-  if (spec.labels.length > MAX_LABELS || spec.affinity.length > MAX_LABELS) return `at most ${MAX_LABELS} labels`;
-  for (const l of spec.labels) if (!l.key) return 'label keys must be non-empty';
-  for (const l of spec.affinity) if (!l.key) return 'label keys must be non-empty';
+  const labels = checkLabels('task.labels', spec.labels) || checkLabels('task.affinity', spec.affinity);
+  if (labels) return labels;
   if (spec.deadlineUnixMs < 0) return 'task.deadline_unix_ms must not be negative';
   if (spec.deadlineUnixMs > 0 && spec.deadlineUnixMs <= now) return 'task.deadline_unix_ms is in the past';
   if (spec.maxAttempts > 100) return 'task.max_attempts must be <= 100';
