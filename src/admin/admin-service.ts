@@ -20,7 +20,8 @@ import { isUndecodable } from '../mesh/grpc-util.js';
 import type { CellSpec } from '../topology/types.js';
 import { addReplica, groupMembers, removeReplica, transferLeader } from './group-admin.js';
 import { status } from '@grpc/grpc-js';
-import { invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
+import { checkLength, invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
+import { clip, LIMITS } from '../util/limits.js';
 
 const failedPrecondition = (msg: string) => new MeshError(status.FAILED_PRECONDITION, msg);
 
@@ -84,9 +85,10 @@ export function adminService(cell: Cell): AdminServiceServer {
       cells: cell.topology.cells.map(cellInfo),
     })),
     getCell: answer('GetCell', (req: GetCellRequest): GetCellResponse => {
+      checkLength('path', req.path, LIMITS.cellPath);
       if (req.path && req.path !== cell.path) {
         const known = cell.topology.byPath.get(req.path);
-        if (!known) throw notFound(`cell ${req.path} is not in topology ${cell.topology.name}`);
+        if (!known) throw notFound(`cell ${clip(req.path)} is not in topology ${cell.topology.name}`);
         const addr = known.replicas.map((r) => r.address).join(',');
         throw failedPrecondition(`this replica serves ${cell.path}; ask a replica of ${req.path} (${addr})`);
       }
@@ -137,6 +139,8 @@ export function adminService(cell: Cell): AdminServiceServer {
     })),
     drainAgent: answer('DrainAgent', (req: DrainAgentRequest): DrainAgentResponse => {
       if (!req.agentId) throw invalidArgument('agent_id is required');
+      checkLength('agent_id', req.agentId, LIMITS.agentId);
+      checkLength('reason', req.reason, LIMITS.reason);
       if (!cell.agents)
         throw failedPrecondition(`cell ${cell.path} is a ${cell.tier} cell; agents connect to node cells`);
       const s = cell.agents.drainAgent(req.agentId, req.reason || 'drained by operator');

@@ -1,6 +1,7 @@
 // AdminService calls that change a cell's Raft group: TransferLeader,
 // AddReplica, RemoveReplica. Each answers on the cell's leader only; the
-// checks run in the order an operator fixes them: a cell with no group
+// checks run in the order an operator fixes them: fields over their limits
+// (INVALID_ARGUMENT, before anything is looked up), a cell with no group
 // ("not replicated"), then a follower (FAILED_PRECONDITION naming the leader,
 // UNAVAILABLE during an election), then the arguments (INVALID_ARGUMENT).
 // The group itself is the cell's ReplicatedLog (src/mesh/raft-cell-log.ts).
@@ -16,7 +17,8 @@ import type {
 } from '../gen/meshlb/v1/admin.js';
 import type { Cell } from '../mesh/cell.js';
 import type { GroupMember } from '../mesh/leadership.js';
-import { invalidArgument, MeshError } from '../util/errors.js';
+import { checkLength, invalidArgument, MeshError } from '../util/errors.js';
+import { clip, LIMITS } from '../util/limits.js';
 
 /** An operator's TransferLeader waits this long for the new leader (a SIGTERM hand-over has its own bound). */
 export const TRANSFER_TIMEOUT_MS = 5_000;
@@ -33,7 +35,7 @@ export function replicaId(cell: string, text: string): string {
   const n = /^\d{1,4}$/.test(digits) ? Number(digits) : NaN;
   if (!(n >= 1 && n <= MAX_REPLICA_NUMBER)) {
     throw invalidArgument(
-      `"${text}" does not name a replica of cell ${cell}: give its id (${cell}#2) or its number (2)`,
+      `${clip(text)} does not name a replica of cell ${cell}: give its id (${cell}#2) or its number (2)`,
     );
   }
   return `${cell}#${n}`;
@@ -47,7 +49,7 @@ function replicaNumber(id: string): number {
 function checkAddress(address: string): string {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(address.trim());
   const port = m ? Number(m[2]) : 0;
-  if (!m || port < 1 || port > 65535) throw invalidArgument(`address "${address}" is not host:port`);
+  if (!m || port < 1 || port > 65535) throw invalidArgument(`address ${clip(address)} is not host:port`);
   return address.trim();
 }
 
@@ -66,6 +68,7 @@ function mustControl(cell: Cell): void {
 }
 
 export async function transferLeader(cell: Cell, req: TransferLeaderRequest): Promise<TransferLeaderResponse> {
+  checkLength('to', req.to, LIMITS.replicaId);
   mustControl(cell);
   const to = req.to.trim() ? replicaId(cell.path, req.to) : undefined;
   const h = await cell.ledgerLog.transferLeader(to, TRANSFER_TIMEOUT_MS);
@@ -74,6 +77,8 @@ export async function transferLeader(cell: Cell, req: TransferLeaderRequest): Pr
 }
 
 export async function addReplica(cell: Cell, req: AddReplicaRequest): Promise<AddReplicaResponse> {
+  checkLength('replica', req.replica, LIMITS.replicaId);
+  checkLength('address', req.address, LIMITS.address);
   mustControl(cell);
   let id: string;
   if (req.replica.trim()) {
@@ -99,6 +104,7 @@ export async function addReplica(cell: Cell, req: AddReplicaRequest): Promise<Ad
 }
 
 export async function removeReplica(cell: Cell, req: RemoveReplicaRequest): Promise<RemoveReplicaResponse> {
+  checkLength('replica', req.replica, LIMITS.replicaId);
   mustControl(cell);
   if (!req.replica.trim()) throw invalidArgument('replica is required (an id like /#3, or a number)');
   const id = replicaId(cell.path, req.replica);
