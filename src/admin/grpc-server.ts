@@ -2,6 +2,11 @@
 // grpc.health.v1 and server reflection, with bounded message sizes, keepalive
 // and a stream cap per HTTP/2 connection high enough for one agent-sim process
 // holding thousands of agent streams on a single connection.
+//
+// Health and reflection name exactly the services this server serves (a node
+// cell has no LinkService, a cell with no data dir no RaftService): the
+// server records every addService, including those a `register` callback
+// makes, so grpcurl never offers a method that answers UNIMPLEMENTED.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../util/log.js';
 import { logger as rootChild } from '../util/log.js';
@@ -44,11 +49,23 @@ export interface ReplicaServerOptions {
   register?: (server: grpc.Server) => void;
 }
 
+/** A grpc.Server that records the services added to it, by fully qualified name. */
+class ServedServer extends grpc.Server {
+  readonly served: string[] = [];
+
+  override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    super.addService(service, implementation);
+    this.served.push(serviceNameOf(service));
+  }
+}
+
 export interface ReplicaServer {
   server: grpc.Server;
   port: number;
   address: string;
   health: { setServing(service: string, serving: boolean): void };
+  /** Every service served, fully qualified (health and reflection included), in the order added. */
+  readonly services: readonly string[];
   /** NOT_SERVING, then a graceful shutdown; after graceMs (default 2,000) the rest is cut. */
   close(graceMs?: number): Promise<void>;
 }
@@ -85,19 +102,18 @@ export function clientOptions(maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES): grpc
 export async function startReplicaServer(o: ReplicaServerOptions): Promise<ReplicaServer> {
   const host = o.host ?? '127.0.0.1';
   const log = o.log ?? rootChild({ component: 'grpc-server' });
-  const server = new grpc.Server(serverOptions(o));
+  const server = new ServedServer(serverOptions(o));
   const health = new ReplicaHealth();
   const serving = o.initiallyServing ?? true;
-  health.setServing('', serving);
-  for (const s of o.services) {
-    server.addService(s.definition, s.implementation);
-    health.setServing(serviceNameOf(s.definition), serving);
-  }
+  for (const s of o.services) server.addService(s.definition, s.implementation);
   o.register?.(server);
   health.addToServer(server);
   if (o.reflection ?? true) {
-    for (const r of reflectionServices()) server.addService(r.definition, r.implementation);
+    for (const r of reflectionServices(undefined, () => server.served))
+      server.addService(r.definition, r.implementation);
   }
+  health.setServing('', serving);
+  for (const name of server.served) health.setServing(name, serving);
   const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${bindHost}:${o.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
@@ -107,13 +123,14 @@ export async function startReplicaServer(o: ReplicaServerOptions): Promise<Repli
     );
   });
   const address = `${bindHost}:${port}`;
-  log.info({ address, services: o.services.map((s) => serviceNameOf(s.definition)) }, 'grpc server listening');
+  log.info({ address, services: server.served }, 'grpc server listening');
   let closing: Promise<void> | undefined;
   return {
     server,
     port,
     address,
     health,
+    services: server.served,
     close(graceMs = 2_000) {
       closing ??= new Promise<void>((resolve) => {
         health.setAll(false);

@@ -34,6 +34,7 @@ import {
 } from '@bufbuild/protobuf/wkt';
 import { validateFileDescriptors } from './descriptor-check.js';
 import { buildFileDescriptors } from './descriptors.js';
+import { clip, LIMITS, overLimit } from '../util/limits.js';
 
 export { buildFileDescriptors, jsonName, mapEntryName } from './descriptors.js';
 export { validateFileDescriptors } from './descriptor-check.js';
@@ -128,56 +129,88 @@ function withDeps(p: DescriptorPool, name: string): Uint8Array[] {
 
 type Json = Record<string, unknown>;
 
-/** Answer one ServerReflectionRequest (as a plain object in the bufbuild shape). */
+const INVALID: number = grpc.status.INVALID_ARGUMENT;
+
+/**
+ * Answer one ServerReflectionRequest (as a plain object in the bufbuild shape).
+ * `served` (default: every service in the pool) is what listServices names:
+ * the services this server serves. Files and symbols are answered from the
+ * whole pool, as grpc-go does: messages of one file are used by another.
+ * Names a caller sends are bounded (LIMITS.reflectionName) and echoed clipped.
+ */
 export function answerReflection(
   p: DescriptorPool,
   req: { host: string; messageRequest: { case?: string; value?: unknown } },
+  served: readonly string[] = p.services,
 ): Json {
   const err = (code: grpc.status, message: string) => ({
     case: 'errorResponse',
     value: { errorCode: code, errorMessage: message },
   });
   const r = req.messageRequest;
+  const name = (v: unknown): string => String(v);
+  if (req.host.length > LIMITS.reflectionName) {
+    return { validHost: '', messageResponse: err(INVALID, overLimit('host', req.host, LIMITS.reflectionName)) };
+  }
+  const tooLong = (field: string, v: string): Json | undefined =>
+    v.length > LIMITS.reflectionName ? err(INVALID, overLimit(field, v, LIMITS.reflectionName)) : undefined;
   let messageResponse: Json;
   switch (r.case) {
-    case 'listServices':
-      messageResponse = { case: 'listServicesResponse', value: { service: p.services.map((name) => ({ name })) } };
+    case 'listServices': {
+      const names = p.services.filter((s) => served.includes(s));
+      messageResponse = { case: 'listServicesResponse', value: { service: names.map((n) => ({ name: n })) } };
       break;
+    }
     case 'fileByFilename': {
-      const name = String(r.value);
-      messageResponse = p.encoded.has(name)
-        ? { case: 'fileDescriptorResponse', value: { fileDescriptorProto: withDeps(p, name) } }
-        : err(grpc.status.NOT_FOUND, `file not found: ${name}`);
+      const file = name(r.value);
+      messageResponse =
+        tooLong('file_by_filename', file) ??
+        (p.encoded.has(file)
+          ? { case: 'fileDescriptorResponse', value: { fileDescriptorProto: withDeps(p, file) } }
+          : err(grpc.status.NOT_FOUND, `file not found: ${clip(file)}`));
       break;
     }
     case 'fileContainingSymbol': {
-      const sym = String(r.value).replace(/^\./, '');
+      const sym = name(r.value).replace(/^\./, '');
       const file = p.symbols.get(sym);
-      messageResponse = file
-        ? { case: 'fileDescriptorResponse', value: { fileDescriptorProto: withDeps(p, file) } }
-        : err(grpc.status.NOT_FOUND, `symbol not found: ${sym}`);
+      messageResponse =
+        tooLong('file_containing_symbol', sym) ??
+        (file
+          ? { case: 'fileDescriptorResponse', value: { fileDescriptorProto: withDeps(p, file) } }
+          : err(grpc.status.NOT_FOUND, `symbol not found: ${clip(sym)}`));
       break;
     }
     case 'fileContainingExtension': {
       const v = r.value as { containingType: string; extensionNumber: number };
-      messageResponse = err(grpc.status.NOT_FOUND, `no extension ${v.extensionNumber} of ${v.containingType}`);
+      messageResponse = err(grpc.status.NOT_FOUND, `no extension ${v.extensionNumber} of ${clip(v.containingType)}`);
       break;
     }
     case 'allExtensionNumbersOfType': {
-      const t = String(r.value).replace(/^\./, '');
-      messageResponse = p.symbols.has(t)
-        ? { case: 'allExtensionNumbersResponse', value: { baseTypeName: t, extensionNumber: [] } }
-        : err(grpc.status.NOT_FOUND, `type not found: ${t}`);
+      const t = name(r.value).replace(/^\./, '');
+      messageResponse =
+        tooLong('all_extension_numbers_of_type', t) ??
+        (p.symbols.has(t)
+          ? { case: 'allExtensionNumbersResponse', value: { baseTypeName: t, extensionNumber: [] } }
+          : err(grpc.status.NOT_FOUND, `type not found: ${clip(t)}`));
       break;
     }
     default:
       messageResponse = err(grpc.status.UNIMPLEMENTED, `unsupported reflection request ${String(r.case)}`);
   }
-  return { validHost: req.host, originalRequest: req, messageResponse };
+  // An oversize request is not echoed back: the answer would be as large as the request.
+  const bounded = messageResponse.case !== 'errorResponse' || (messageResponse.value as Json).errorCode !== INVALID;
+  return bounded ? { validHost: req.host, originalRequest: req, messageResponse } : { validHost: '', messageResponse };
 }
 
-/** grpc.reflection.v1 and v1alpha ServerReflection services, ready for Server.addService. */
-export function reflectionServices(p: DescriptorPool = descriptorPool()): Array<{
+/**
+ * grpc.reflection.v1 and v1alpha ServerReflection services, ready for
+ * Server.addService. `served` names the services the server serves, read at
+ * each listServices (default: every service in the pool).
+ */
+export function reflectionServices(
+  p: DescriptorPool = descriptorPool(),
+  served: () => readonly string[] = () => p.services,
+): Array<{
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
 }> {
@@ -192,7 +225,7 @@ export function reflectionServices(p: DescriptorPool = descriptorPool()): Array<
         call: grpc.ServerDuplexStream<MessageShape<typeof input>, MessageShape<typeof output>>,
       ) => {
         call.on('data', (req) => {
-          const answer = answerReflection(p, req as never);
+          const answer = answerReflection(p, req as never, served());
           call.write(create(output, answer as never));
         });
         call.on('end', () => call.end());

@@ -17,6 +17,10 @@ import { create, createFileRegistry, fromBinary, toBinary, toJson, type FileRegi
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
 import { startReplicaServer, type ReplicaServer } from '../../src/admin/grpc-server.js';
 import { buildFileDescriptors, mapEntryName, validateFileDescriptors } from '../../src/admin/reflection.js';
+import { AdminServiceService } from '../../src/gen/meshlb/v1/admin.js';
+import { AgentServiceService } from '../../src/gen/meshlb/v1/agent.js';
+import { LinkServiceService } from '../../src/gen/meshlb/v1/link.js';
+import { RaftServiceService } from '../../src/gen/meshlb/v1/raft.js';
 import { TaskServiceService } from '../../src/gen/meshlb/v1/task.js';
 
 const require = createRequire(import.meta.url);
@@ -57,17 +61,23 @@ function registryFrom(files: FileDescriptorProto[]): FileRegistry {
   return createFileRegistry(root, (name) => byName.get(name));
 }
 
-// Services other engineers add are served too; a dummy implementation is enough here.
-const taskService = {
-  definition: TaskServiceService as unknown as grpc.ServiceDefinition,
+// Every meshlb.v1 service, so each one's descriptors are checked; a dummy implementation is enough here.
+const served = [
+  TaskServiceService,
+  AgentServiceService,
+  LinkServiceService,
+  AdminServiceService,
+  RaftServiceService,
+].map((d) => ({
+  definition: d as unknown as grpc.ServiceDefinition,
   implementation: {} as grpc.UntypedServiceImplementation,
-};
+}));
 
 describe('server reflection', () => {
   let srv: ReplicaServer;
   let v1: Any;
   beforeAll(async () => {
-    srv = await startReplicaServer({ host: '127.0.0.1', port: 0, services: [taskService] });
+    srv = await startReplicaServer({ host: '127.0.0.1', port: 0, services: served });
     v1 = reflectionClient(srv.address, 'v1');
   });
   afterAll(async () => {
@@ -75,19 +85,19 @@ describe('server reflection', () => {
     await srv?.close(100);
   });
 
-  it('lists health, reflection and every meshlb.v1 service', async () => {
+  it('lists health, reflection and the meshlb.v1 services served (here all of them)', async () => {
     const [res] = await reflect(v1, [{ host: '', list_services: '*' }]);
     const names = (res!.list_services_response.service as Any[]).map((s) => s.name as string);
-    expect(names).toEqual(
-      expect.arrayContaining([
-        'grpc.health.v1.Health',
-        'grpc.reflection.v1.ServerReflection',
-        'meshlb.v1.TaskService',
-        'meshlb.v1.AgentService',
-        'meshlb.v1.LinkService',
-        'meshlb.v1.AdminService',
-      ]),
-    );
+    expect(names.sort()).toEqual([
+      'grpc.health.v1.Health',
+      'grpc.reflection.v1.ServerReflection',
+      'grpc.reflection.v1alpha.ServerReflection',
+      'meshlb.v1.AdminService',
+      'meshlb.v1.AgentService',
+      'meshlb.v1.LinkService',
+      'meshlb.v1.RaftService',
+      'meshlb.v1.TaskService',
+    ]);
   });
 
   it('serves descriptors a strict registry accepts, for every service', async () => {
