@@ -15,6 +15,7 @@ import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { MeshFailure, ResultStatus } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
+import { LIMITS, overCount, overLimit } from '../util/limits.js';
 import { AgentCapacity } from './agent-capacity.js';
 import { CarryOver } from './agent-carry.js';
 import { AgentSession } from './agent-session.js';
@@ -23,8 +24,35 @@ import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { routeKey, type WorkItem } from './types.js';
 
+/** Why a hello's strings and lists are over their limits (LIMITS), or ''; checked before any lookup. */
+function helloOverLimits(h: AgentHello): string {
+  const strings =
+    overLimit('hello.agent_id', h.agentId, LIMITS.agentId) ||
+    overLimit('hello.node_cell', h.nodeCell, LIMITS.cellPath) ||
+    overLimit('hello.mesh', h.mesh, LIMITS.meshName) ||
+    overLimit('hello.mesh_id', h.meshId, LIMITS.meshName) ||
+    overLimit('hello.version', h.version, LIMITS.agentVersion) ||
+    overCount('hello.kinds', h.kinds.length, LIMITS.kindsPerAgent) ||
+    overCount('hello.labels', h.labels.length, LIMITS.labelsPerAgent);
+  if (strings) return strings;
+  for (let i = 0; i < h.kinds.length; i++) {
+    const why = overLimit(`hello.kinds[${i}]`, h.kinds[i]!, LIMITS.kind);
+    if (why) return why;
+  }
+  for (let i = 0; i < h.labels.length; i++) {
+    const l = h.labels[i]!;
+    const why =
+      overLimit(`hello.labels[${i}].key`, l.key, LIMITS.labelKey) ||
+      overLimit(`hello.labels[${i}].value`, l.value, LIMITS.labelValue);
+    if (why) return why;
+  }
+  return '';
+}
+
 export class AgentSessions implements AgentSide {
   readonly byId = new Map<string, AgentSession>();
+  /** Sessions plus streams awaiting their hello, per replica (LIMITS; tests lower it). */
+  maxAgents: number = LIMITS.agentsPerNode;
   private readonly pending = new Map<ServerDuplexStream<ConnectRequest, ConnectResponse>, number>();
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
@@ -48,6 +76,11 @@ export class AgentSessions implements AgentSide {
   connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
     const cell = this.cell;
     let session: AgentSession | undefined;
+    if (this.byId.size + this.pending.size >= this.maxAgents) {
+      const why = `node ${cell.path} holds ${this.maxAgents} agent streams, its limit; try another node`;
+      failStream(call, resourceExhausted(why, cell.settings.heartbeatTimeoutMs), cell.log, 'agent: too many agents');
+      return;
+    }
     this.pending.set(call, cell.scheduler.now());
     const fail = (err: unknown, what: string): void => {
       this.pending.delete(call);
@@ -64,6 +97,8 @@ export class AgentSessions implements AgentSide {
         if (session === undefined) {
           if (m.$case !== 'hello') return fail(invalidArgument('the first message must be hello'), 'agent: no hello');
           const h = m.value;
+          const tooLong = helloOverLimits(h);
+          if (tooLong) return fail(invalidArgument(tooLong), 'agent: hello over limits');
           const claim = { mesh: h.mesh, meshId: h.meshId, cell: h.nodeCell };
           const here = { mesh: this.mesh, cell: cell.path, replicaId: cell.replicaId };
           const refused = refuseHello(`agent ${clip(h.agentId)}`, claim, here);
@@ -120,7 +155,7 @@ export class AgentSessions implements AgentSide {
   private hello(h: AgentHello, call: ServerDuplexStream<ConnectRequest, ConnectResponse>): AgentSession {
     const cell = this.cell;
     const id = h.agentId;
-    if (!id || id.length > 256) throw invalidArgument('hello.agent_id is required (1-256 characters)');
+    if (!id) throw invalidArgument(`hello.agent_id is required (1-${LIMITS.agentId} characters)`);
     if (h.kinds.length === 0 || h.kinds.some((k) => !k))
       throw invalidArgument('hello.kinds must list at least one non-empty kind');
     if (!(h.slots >= 1) || h.slots > cell.settings.maxAgentSlots) {
@@ -223,7 +258,7 @@ export class AgentSessions implements AgentSide {
 
   drainAgent(agentId: string, reason: string): AgentSession {
     const s = this.byId.get(agentId);
-    if (!s || s.dead) throw notFound(`agent ${agentId} is not connected to ${this.cell.path}`);
+    if (!s || s.dead) throw notFound(`agent ${clip(agentId)} is not connected to ${this.cell.path}`);
     this.capacity.account(s, -1);
     s.draining = true;
     this.capacity.account(s, 1);

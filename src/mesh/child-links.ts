@@ -10,10 +10,11 @@
 // child with no message for linkTimeoutMs is dead: its stream ends with
 // DEADLINE_EXCEEDED and its attempts fail back as lost at once, as on a break.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
+import type { LinkHello, OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
 import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
+import { LIMITS, overLimit } from '../util/limits.js';
 import { ChildLink } from './child-link.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
@@ -21,7 +22,18 @@ import { notLeadingError, type Capacity, type CellPort, type ChildSide, type Sub
 import { routeKey, type WorkItem } from './types.js';
 
 /** Attempts a hello may name (link.proto); more are ignored. */
-const MAX_HOLDING = 50_000;
+const MAX_HOLDING = LIMITS.holdingPerHello;
+
+/** Why a link hello's strings are over their limits (LIMITS), or ''; checked before any lookup. */
+function helloOverLimits(h: LinkHello): string {
+  return (
+    overLimit('hello.cell', h.cell, LIMITS.cellPath) ||
+    overLimit('hello.replica_id', h.replicaId, LIMITS.replicaId) ||
+    overLimit('hello.mesh', h.mesh, LIMITS.meshName) ||
+    overLimit('hello.mesh_id', h.meshId, LIMITS.meshName) ||
+    overLimit('hello.parent_cell', h.parentCell, LIMITS.cellPath)
+  );
+}
 
 export class ChildLinks implements ChildSide {
   readonly links = new Map<string, ChildLink>();
@@ -59,6 +71,8 @@ export class ChildLinks implements ChildSide {
             return fail(invalidArgument('the first link message must be hello'), 'link: no hello');
           const child = m.value.cell;
           const h = m.value;
+          const tooLong = helloOverLimits(h);
+          if (tooLong) return fail(invalidArgument(tooLong), 'link: hello over limits');
           const claim = { mesh: h.mesh, meshId: h.meshId, cell: h.parentCell };
           const here = { mesh: this.mesh, cell: cell.path, replicaId: cell.replicaId };
           const refused = refuseHello(`link from cell ${clip(child)}`, claim, here);
@@ -66,7 +80,7 @@ export class ChildLinks implements ChildSide {
           const lead = cell.leaderHint();
           if (!lead.leading) return fail(notLeadingError(cell.path, lead), 'link: not the leader');
           if (!this.children.includes(child)) {
-            return fail(notFound(`cell ${JSON.stringify(child)} is not a child of ${cell.path}`), 'link: unknown cell');
+            return fail(notFound(`cell ${clip(child)} is not a child of ${cell.path}`), 'link: unknown cell');
           }
           this.pending.delete(call);
           link = this.accept(child, call);
@@ -140,7 +154,7 @@ export class ChildLinks implements ChildSide {
         throw invalidArgument('hello sent twice');
       case 'summary': {
         const s = m.value;
-        if (s.cell !== link.cell) throw invalidArgument(`summary for ${s.cell} on the link of ${link.cell}`);
+        if (s.cell !== link.cell) throw invalidArgument(`summary for ${clip(s.cell)} on the link of ${link.cell}`);
         if (link.summary && s.seq <= link.summary.seq) return;
         link.applySummary(s, cell.scheduler.now());
         cell.candidatesChanged();

@@ -19,6 +19,7 @@ import {
 } from '../../src/gen/meshlb/v1/link.js';
 import { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { LIMITS } from '../../src/util/limits.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 4242);
@@ -177,11 +178,20 @@ describe('mesh identity', () => {
         'check the addresses it was given',
     );
 
+    // Names up to their limit are refused naming both sides, clipped; longer ones are INVALID_ARGUMENT.
+    const long = 'x'.repeat(LIMITS.meshName);
+    const longer = await refuse({ mesh: long, meshId: long, parentCell: '/' });
+    expect(longer.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(longer.details.length).toBeLessThan(800);
+    expect(longer.details).toContain(`mesh "alpha" (id "${ALPHA.id}")`);
+    const farCell = await refuse({ mesh: 'alpha', meshId: ALPHA.id, parentCell: 'y'.repeat(LIMITS.cellPath) });
+    expect(farCell.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(farCell.details).toContain(`it expects cell "${'y'.repeat(200)}…"`);
     const huge = 'x'.repeat(10_000);
-    const long = await refuse({ mesh: huge, meshId: huge, parentCell: '/' });
-    expect(long.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(long.details.length).toBeLessThan(800);
-    expect(long.details).toContain(`mesh "alpha" (id "${ALPHA.id}")`);
+    const over = await refuse({ mesh: huge, meshId: huge, parentCell: '/' });
+    expect(over.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(over.details.length).toBeLessThan(800);
+    expect(over.details).toContain(`hello.mesh is 10000 characters, over the limit of ${LIMITS.meshName}`);
 
     // Right mesh and cell: linked (welcomed), the welcome naming the mesh.
     const call = client.open();
