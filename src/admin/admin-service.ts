@@ -21,7 +21,7 @@ import type { CellSpec } from '../topology/types.js';
 import { addReplica, groupMembers, removeReplica, transferLeader } from './group-admin.js';
 import { status } from '@grpc/grpc-js';
 import { checkLength, invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
-import { clip, LIMITS } from '../util/limits.js';
+import { clip, LIMITS, truncate } from '../util/limits.js';
 
 const failedPrecondition = (msg: string) => new MeshError(status.FAILED_PRECONDITION, msg);
 
@@ -144,7 +144,10 @@ export function adminService(cell: Cell): AdminServiceServer {
       if (!cell.agents)
         throw failedPrecondition(`cell ${cell.path} is a ${cell.tier} cell; agents connect to node cells`);
       const s = cell.agents.drainAgent(req.agentId, req.reason || 'drained by operator');
-      cell.log.info({ agent: req.agentId, reason: req.reason }, 'agent drain ordered');
+      cell.log.info(
+        { agent: truncate(req.agentId, LIMITS.echo), reason: truncate(req.reason, LIMITS.echo) },
+        'agent drain ordered',
+      );
       return { agent: agentInfo(s) };
     }),
     transferLeader: answer('TransferLeader', (req) => transferLeader(cell, req)),

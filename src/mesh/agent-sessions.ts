@@ -15,7 +15,7 @@ import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { MeshFailure, ResultStatus } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
-import { LIMITS, overCount, overLimit } from '../util/limits.js';
+import { LIMITS, overCount, overLimit, truncate } from '../util/limits.js';
 import { AgentCapacity } from './agent-capacity.js';
 import { CarryOver } from './agent-carry.js';
 import { AgentSession } from './agent-session.js';
@@ -191,7 +191,8 @@ export class AgentSessions implements AgentSide {
         },
       },
     });
-    cell.log.debug({ agent: id, kinds: s.kinds, slots: s.slots, carried: s.carried.size }, 'agent connected');
+    const kinds = truncate(s.kinds.join(','), LIMITS.echo);
+    cell.log.debug({ agent: id, kinds, slots: s.slots, carried: s.carried.size }, 'agent connected');
     this.changed();
     return s;
   }
