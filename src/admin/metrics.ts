@@ -1,133 +1,35 @@
-// Prometheus metrics: one Registry per process holding the objects the mesh
-// increments. `meshlb dev` runs many replicas in one process, so every metric
-// carries a `cell` label. On hot paths take the labelled child once
-// (`const c = m.tasksSubmitted.labels(cell)`) and `inc(n)` per batch: label
-// lookup per task would cost more than the work it counts.
+// Prometheus metrics: one Registry per process. `metrics()` is the process's
+// (with Node's process metrics); `createMetrics()` an independent set (tests,
+// several meshes in one process). A cell counts into a set when its replica
+// is given the set's `meter` (CellOptions.meter; `meshlb serve` and `meshlb
+// dev` do so with --metrics-port). The families are in metric-families.ts,
+// how a cell is counted in cell-metrics.ts.
 //
 // Exposition is off by default; `startMetricsServer(port)` serves GET /metrics
 // on loopback with a small connection cap and timeouts (nothing else).
 import { createServer, type Server } from 'node:http';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { MeterFactory } from '../mesh/meter.js';
+import { CellMeters } from './cell-metrics.js';
+import { createFamilies, type MeshFamilies } from './metric-families.js';
 
-export interface MeshMetrics {
+export { BATCH_BUCKETS, LATENCY_BUCKETS } from './metric-families.js';
+
+export interface MeshMetrics extends MeshFamilies {
   readonly registry: Registry;
-  /** Tasks accepted at their home cell. */
-  readonly tasksSubmitted: Counter<'cell'>;
-  /** Terminal outcomes recorded at the home cell; status = completed|failed|cancelled|dead_lettered. */
-  readonly tasksCompleted: Counter<'cell' | 'status'>;
-  /** Re-dispatches after a lapsed lease or a failed attempt. */
-  readonly tasksRetried: Counter<'cell'>;
-  /** Requests refused; reason = invalid_argument|resource_exhausted|not_found|... */
-  readonly rejected: Counter<'cell' | 'reason'>;
-  /** Submit → agent start, seconds. */
-  readonly dispatchLatency: Histogram<'cell'>;
-  /** Submit → result recorded, seconds. */
-  readonly taskLatency: Histogram<'cell'>;
-  readonly queueDepth: Gauge<'cell'>;
-  readonly inFlight: Gauge<'cell'>;
-  readonly agentsConnected: Gauge<'cell'>;
-  /** Child links connected (for cells with children). */
-  readonly childLinks: Gauge<'cell'>;
-  /** gRPC messages on links; direction = up|down, link = parent|child|agent. */
-  readonly linkMessages: Counter<'cell' | 'direction' | 'link'>;
-  /** Items per link message (tasks, results, acks coalesced into one gRPC message). */
-  readonly linkBatchSize: Histogram<'cell' | 'link'>;
-  readonly leader: Gauge<'cell'>;
+  /** Give it to a replica (CellOptions.meter) to count its cell here. */
+  readonly meter: MeterFactory;
 }
-
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 /** A fresh, independent set of metrics (tests; several meshes in one process). */
 export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string } = {}): MeshMetrics {
   const registry = new Registry();
   const p = opts.prefix ?? 'meshlb_';
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: p });
-  const registers = [registry];
-  return {
-    registry,
-    tasksSubmitted: new Counter({
-      name: `${p}tasks_submitted_total`,
-      help: 'Tasks accepted at their home cell',
-      labelNames: ['cell'],
-      registers,
-    }),
-    tasksCompleted: new Counter({
-      name: `${p}tasks_completed_total`,
-      help: 'Terminal task outcomes recorded at the home cell',
-      labelNames: ['cell', 'status'],
-      registers,
-    }),
-    tasksRetried: new Counter({
-      name: `${p}tasks_retried_total`,
-      help: 'Task re-dispatches (attempt > 1)',
-      labelNames: ['cell'],
-      registers,
-    }),
-    rejected: new Counter({
-      name: `${p}requests_rejected_total`,
-      help: 'Requests refused, by reason',
-      labelNames: ['cell', 'reason'],
-      registers,
-    }),
-    dispatchLatency: new Histogram({
-      name: `${p}dispatch_latency_seconds`,
-      help: 'Submit to agent start',
-      labelNames: ['cell'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    }),
-    taskLatency: new Histogram({
-      name: `${p}task_latency_seconds`,
-      help: 'Submit to result recorded',
-      labelNames: ['cell'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    }),
-    queueDepth: new Gauge({
-      name: `${p}queue_depth`,
-      help: 'Tasks queued in the cell',
-      labelNames: ['cell'],
-      registers,
-    }),
-    inFlight: new Gauge({
-      name: `${p}in_flight`,
-      help: 'Tasks dispatched and not yet resolved',
-      labelNames: ['cell'],
-      registers,
-    }),
-    agentsConnected: new Gauge({
-      name: `${p}agents_connected`,
-      help: 'Agent streams open at a node cell',
-      labelNames: ['cell'],
-      registers,
-    }),
-    childLinks: new Gauge({
-      name: `${p}child_links_connected`,
-      help: 'Child cells linked',
-      labelNames: ['cell'],
-      registers,
-    }),
-    linkMessages: new Counter({
-      name: `${p}link_messages_total`,
-      help: 'gRPC messages on links',
-      labelNames: ['cell', 'direction', 'link'],
-      registers,
-    }),
-    linkBatchSize: new Histogram({
-      name: `${p}link_batch_size`,
-      help: 'Items coalesced per link message',
-      labelNames: ['cell', 'link'],
-      buckets: BATCH_BUCKETS,
-      registers,
-    }),
-    leader: new Gauge({
-      name: `${p}is_leader`,
-      help: '1 if this replica leads its cell',
-      labelNames: ['cell'],
-      registers,
-    }),
-  };
+  // Gauges are read from the cells only when scraped, by then `cells` is set.
+  const families = createFamilies(registry, p, (name, gauge) => cells.collect(name, gauge));
+  const cells = new CellMeters(families);
+  return { ...families, registry, meter: cells.factory };
 }
 
 let processMetrics: MeshMetrics | undefined;

@@ -10,6 +10,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import type { Label, TaskRef } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
+import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import type { WorkItem } from './types.js';
 import { dispatchSize, wireDispatch } from './wire.js';
@@ -74,6 +75,8 @@ export class AgentSession {
     batcher: BatcherOptions,
     scheduler: Scheduler,
     onOverflow: (bytes: number) => void,
+    /** Counts the messages written to it (the cell's agent-link meter). */
+    meter: LinkMeter = NO_LINK,
   ) {
     this.kinds = [...new Set(hello.kinds)];
     this.labels = hello.labels;
@@ -89,6 +92,8 @@ export class AgentSession {
       batcher,
       scheduler,
       onOverflow,
+      undefined,
+      meter,
     );
   }
 

@@ -9,6 +9,7 @@
 // are counted; past maxBufferedBytes the peer is not reading, and onOverflow
 // is called once (the owner closes the stream with RESOURCE_EXHAUSTED and
 // requeues what it held). Items are never dropped silently.
+import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 
 export interface BatcherOptions {
@@ -56,6 +57,8 @@ export class StreamBatcher<M> {
     private readonly onOverflow: (bufferedBytes: number) => void,
     /** Called at the start of each flush: last-moment items (a fresh summary). */
     private readonly beforeFlush?: () => void,
+    /** Counts each message written and its items (metrics). */
+    private readonly meter: LinkMeter = NO_LINK,
   ) {
     this.pending = lanes.map(() => []);
   }
@@ -107,6 +110,7 @@ export class StreamBatcher<M> {
     this.unflushed += bytes;
     this.messages++;
     this.items += n;
+    this.meter.sent(n);
     try {
       this.stream.write(msg, () => {
         this.unflushed -= bytes;

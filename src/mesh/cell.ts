@@ -24,6 +24,7 @@ import { Dispatcher } from './dispatcher.js';
 import { Home, type SubmitOutcome } from './home.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { SoleLeader, type ReplicatedLog } from './leadership.js';
+import { NO_METER, type CellMeter } from './meter.js';
 import type { ParentLink } from './parent-link.js';
 import type { CellPort, Links } from './port.js';
 import { Relay } from './relay.js';
@@ -45,6 +46,8 @@ export class Cell implements CellPort {
   readonly ledger: Ledger;
   /** The ledger's log and the cell's leadership: local (one replica) or the cell's Raft group. */
   readonly ledgerLog: ReplicatedLog;
+  /** Where counts go (metrics); NO_METER unless the replica was given a meter. */
+  readonly meter: CellMeter;
   /**
    * This replica makes the cell's decisions now: it leads and its ledger held
    * everything committed before its term when it started leading. Only then
@@ -93,6 +96,8 @@ export class Cell implements CellPort {
       capacity: this.settings.queueCapacity + this.settings.forwardBuffer + 1024,
     });
     this.routes = new RouteTable(this.queue);
+    // Made before the modules that count into it; it reads the rest of the cell only later (at scrape time).
+    this.meter = opts.meter ? opts.meter(this) : NO_METER;
     this.timers = new CellTimers(
       this.scheduler,
       this.settings.tickMs,
@@ -120,6 +125,7 @@ export class Cell implements CellPort {
       timers: this.timers,
       links: this.links,
       home: this.home,
+      meter: this.meter,
       wake,
     });
     this.dispatcher = new Dispatcher({
@@ -197,6 +203,7 @@ export class Cell implements CellPort {
     for (const u of this.unsubscribe.splice(0)) u();
     this.leadingTerm = undefined;
     this.timers.close();
+    this.meter.close();
   }
 
   /** This replica now decides for the cell: rebuild the queue and leases from the ledger, link up. */

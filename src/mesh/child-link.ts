@@ -11,6 +11,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { DispatchAck, OpenRequest, OpenResponse, Summary } from '../gen/meshlb/v1/link.js';
 import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
+import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import { creditOf } from './summary.js';
 import type { WorkItem } from './types.js';
@@ -61,6 +62,8 @@ export class ChildLink {
     batcher: BatcherOptions,
     scheduler: Scheduler,
     onOverflow: (bytes: number) => void,
+    /** Counts the messages written to it (the cell's child-link meter). */
+    meter: LinkMeter = NO_LINK,
   ) {
     this.batcher = new StreamBatcher<OpenResponse>(
       call,
@@ -74,6 +77,8 @@ export class ChildLink {
       batcher,
       scheduler,
       onOverflow,
+      undefined,
+      meter,
     );
   }
 

@@ -121,6 +121,8 @@ export class Home {
       undefined,
       now,
     );
+    // Every attempt of a home task measures from its submit (metrics: submit -> agent start).
+    item.arrivedMs = rec.createdMs;
     const r = queue.push(item, now);
     if (!r.ok && r.reason === 'expired') this.deadLetter(rec.id, 'deadline passed before dispatch');
     else if (!r.ok) queue.requeue(item, now);

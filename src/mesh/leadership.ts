@@ -32,6 +32,8 @@ export interface ReplicationStatus {
   readonly leaderAddress: string;
   readonly commit: number;
   readonly applied: number;
+  /** The last index in this replica's log (commit lags it while entries wait for a quorum). */
+  readonly lastIndex: number;
   readonly logEntries: number;
 }
 

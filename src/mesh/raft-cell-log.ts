@@ -75,6 +75,7 @@ export class RaftCellLog implements ReplicatedLog {
       leaderAddress: st.leaderAddress,
       commit: st.commit,
       applied: st.applied,
+      lastIndex: st.lastIndex,
       logEntries: st.logEntries,
     };
   }

@@ -8,10 +8,12 @@
 //
 // A result is sent back along its route's origin exactly once: the route is
 // dropped (routes.ts) in the same step.
+import { status } from '@grpc/grpc-js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { Logger } from '../util/log.js';
 import type { Home } from './home.js';
+import type { CellMeter } from './meter.js';
 import type { Links } from './port.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
@@ -36,6 +38,7 @@ export interface RelayDeps {
   readonly timers: CellTimers;
   readonly links: Links;
   readonly home: Home;
+  readonly meter: CellMeter;
   /** Queued work changed: pump on the next turn. */
   readonly wake: () => void;
 }
@@ -58,6 +61,7 @@ export class Relay {
     for (const d of tasks) {
       const reason = this.checkForwarded(d);
       if (reason) {
+        this.d.meter.rejected(refusalCode(reason));
         acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason });
         continue;
       }
@@ -73,6 +77,7 @@ export class Relay {
       const item = makeItem(d.taskId, d.attempt, d.homeCell, spec, origin, exclude, key, leaseMs, wire, now);
       const r = routes.admit(item, now);
       if (!r.ok) {
+        this.d.meter.rejected(r.reason === 'expired' ? status.DEADLINE_EXCEEDED : status.RESOURCE_EXHAUSTED);
         acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason: `queue ${r.reason}` });
         continue;
       }
@@ -83,7 +88,7 @@ export class Relay {
     return acks;
   }
 
-  private checkForwarded(d: Dispatch): string {
+  private checkForwarded(d: Dispatch): Refusal | '' {
     if (!d.taskId || d.attempt < 1 || !d.spec || !d.spec.kind || !d.homeCell) return 'malformed dispatch';
     if (d.spec.payload.length > this.d.settings.maxPayloadBytes) return 'payload too large';
     if (this.draining) return 'draining';
@@ -113,6 +118,7 @@ export class Relay {
       return;
     }
     this.d.routes.drop(item);
+    this.d.meter.resultBack(item.arrivedMs, item.origin.type === 'home', r);
     this.sendBack(item.origin, r);
   }
 
@@ -241,4 +247,14 @@ export class Relay {
   expiredQueued(item: WorkItem): void {
     this.d.routes.expired(item);
   }
+}
+
+/** Why a forwarded dispatch is refused (the nack's reason). */
+type Refusal = 'malformed dispatch' | 'payload too large' | 'draining' | 'buffer full';
+
+/** The status a refusal counts as (metrics' reason label): bad input, a cell shutting down, or full. */
+function refusalCode(r: Refusal): status {
+  if (r === 'draining') return status.UNAVAILABLE;
+  if (r === 'buffer full') return status.RESOURCE_EXHAUSTED;
+  return status.INVALID_ARGUMENT;
 }

@@ -5,6 +5,7 @@ import type { Dispatch, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { MeshFailure, Priority as PbPriority, ResultStatus } from '../gen/meshlb/v1/task.js';
 import type { Priority } from '../queue/index.js';
 import type { LogFactory } from './leadership.js';
+import type { MeterFactory } from './meter.js';
 import type { Logger } from '../util/log.js';
 import type { BatcherOptions } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
@@ -59,6 +60,8 @@ export interface WorkItem {
   via: Via | undefined;
   /** When it was sent on (ms). */
   sentMs: number;
+  /** When the task came to this cell (ms): forwarded here, or submitted (home items; metrics measure from it). */
+  arrivedMs: number;
 }
 
 export const routeKey = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
@@ -96,6 +99,7 @@ export function makeItem(
     exclude,
     via: undefined,
     sentMs: now,
+    arrivedMs: now,
   };
 }
 
@@ -220,4 +224,6 @@ export interface CellOptions {
    * replica passes the Raft one (raft-cell.ts) for replicated or durable cells.
    */
   readonly replicatedLog?: LogFactory;
+  /** Metrics for the cell (src/admin/metrics.ts `meter`). Default: none. */
+  readonly meter?: MeterFactory;
 }

@@ -1,0 +1,67 @@
+// What a cell tells its metrics, from the few paths where a count happens: a
+// message on a link, an attempt's result passing back, a request refused. The
+// Prometheus side (src/admin/cell-metrics.ts) implements it; a cell built
+// without metrics gets NO_METER, whose methods do nothing. Everything else
+// (task outcomes, queue depth, agents, Raft state) the metrics read from the
+// cell itself — ledger listeners and gauges read at scrape time — so no hot
+// path carries more than one call here.
+//
+// The view a meter gets of its cell (MeteredCell) is read-only and narrow, so
+// this module imports no cell and the Cell class satisfies it as it is.
+import type { status } from '@grpc/grpc-js';
+import type { TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Leadership } from './leadership.js';
+import type { Ledger } from './ledger.js';
+
+export type LinkKind = 'parent' | 'child' | 'agent';
+
+/** Counts of one kind of link of one cell, shared by every link of that kind (no object per link). */
+export interface LinkMeter {
+  /** One message written, carrying `items` items (batcher.ts). */
+  sent(items: number): void;
+  /** One message read. */
+  received(): void;
+}
+
+export interface CellMeter {
+  readonly parent: LinkMeter;
+  readonly child: LinkMeter;
+  readonly agent: LinkMeter;
+  /**
+   * An attempt's result came back through this cell, before it goes on toward
+   * its origin (relay.ts). `arrivedMs`: when the task arrived here (submitted,
+   * for a home task); `home`: this cell is the task's home.
+   */
+  resultBack(arrivedMs: number, home: boolean, r: TaskResult): void;
+  /** A request or a forwarded dispatch refused here, answered with `code`. */
+  rejected(code: status): void;
+  /** The cell closed: stop reading it. */
+  close(): void;
+}
+
+/** What a meter reads of its cell (Cell implements it). */
+export interface MeteredCell {
+  readonly path: string;
+  readonly leading: boolean;
+  readonly scheduler: { now(): number };
+  readonly ledger: Ledger;
+  readonly ledgerLog: Leadership;
+  readonly queue: { readonly size: number };
+  inFlight(): number;
+  readonly agents: { readonly byId: { readonly size: number } } | undefined;
+  readonly children: { readonly links: { readonly size: number } } | undefined;
+}
+
+/** Builds a cell's meter; called once by the Cell constructor, which may not have its links attached yet. */
+export type MeterFactory = (cell: MeteredCell) => CellMeter;
+
+export const NO_LINK: LinkMeter = { sent: () => undefined, received: () => undefined };
+
+export const NO_METER: CellMeter = {
+  parent: NO_LINK,
+  child: NO_LINK,
+  agent: NO_LINK,
+  resultBack: () => undefined,
+  rejected: () => undefined,
+  close: () => undefined,
+};
