@@ -15,6 +15,7 @@ import { MeshClient, MeshClientError, type TaskInput } from '../client/index.js'
 import { AgentServiceClient } from '../gen/meshlb/v1/agent.js';
 import { TaskState } from '../gen/meshlb/v1/task.js';
 import { startMesh } from '../dev/harness.js';
+import type { MeterFactory } from '../mesh/meter.js';
 import { SimAgent } from '../dev/sim-agent.js';
 import { seededRandom } from '../policies/index.js';
 import { loadTopology } from '../topology/parse.js';
@@ -42,6 +43,8 @@ export interface DevOptions {
   progressMs?: number;
   stdout?: (s: string) => void;
   stderr?: (s: string) => void;
+  /** Count every cell into these metrics (--metrics-port). */
+  meter?: MeterFactory;
 }
 
 export interface DevReport {
@@ -97,7 +100,7 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   const err = opts.stderr ?? ((s: string) => process.stderr.write(s));
   const random = seededRandom(seed);
   const topology = defaultTopology(opts.topologyFile);
-  const mesh = await startMesh(topology, { seed, prefetchRatio: 1 });
+  const mesh = await startMesh(topology, { seed, prefetchRatio: 1, ...(opts.meter ? { meter: opts.meter } : {}) });
   const root = mesh.replicas.get('/')!.cell;
   if (process.env.MESHLB_DEV_TRACE) {
     const t00 = performance.now();

@@ -38,9 +38,10 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .action((o: Opts) => {
       applyLogLevel(o);
       run(
-        withMetrics(o, async () => {
+        withMetrics(o, async (meter) => {
           const runServe = await load<(opts: Opts) => Promise<number>>('serve.js', 'runServe');
           return runServe({
+            meter,
             topologyFile: o.topology,
             cell: o.cell,
             replica: o.replica,
@@ -73,9 +74,10 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       if (o.logLevel === undefined && !process.env.MESHLB_LOG_LEVEL) process.env.MESHLB_LOG_LEVEL = 'warn';
       applyLogLevel(o);
       run(
-        withMetrics(o, async () => {
+        withMetrics(o, async (meter) => {
           const runDev = await load<(opts: Opts) => Promise<number>>('dev.js', 'runDev');
           return runDev({
+            meter,
             tasks: o.tasks,
             agents: o.agents,
             rate: o.rate,

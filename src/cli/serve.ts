@@ -14,6 +14,7 @@ import { cellSlug } from '../topology/paths.js';
 import { logger } from '../util/log.js';
 import { Replica } from '../mesh/replica.js';
 import type { Handover } from '../mesh/leadership.js';
+import type { MeterFactory } from '../mesh/meter.js';
 import type { Logger } from '../util/log.js';
 import type { Topology } from '../topology/types.js';
 
@@ -39,6 +40,8 @@ export interface ServeOptions {
    * holds a log.
    */
   join?: boolean;
+  /** Count the replica's cell into these metrics (--metrics-port). */
+  meter?: MeterFactory;
   /** How long a drain may take on SIGTERM (default 10 s). */
   drainTimeoutMs?: number;
   /** How long a leader may take to hand over on SIGTERM (default 2 s). */
@@ -73,6 +76,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     replica: opts.replica ?? 1,
     ...(opts.listenHost || opts.host ? { host: opts.listenHost ?? opts.host } : {}),
     port: opts.port ?? Number(portText),
+    ...(opts.meter ? { meter: opts.meter } : {}),
   });
   await replica.start();
   log.info(

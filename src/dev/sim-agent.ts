@@ -125,6 +125,7 @@ export class SimAgent {
     const mean = this.opts.serviceTimeMs ?? 0;
     const fail = (this.opts.failureRate ?? 0) > 0 && rnd() < this.opts.failureRate!;
     if (mean > 0) {
+      const ms = mean * (0.5 + rnd());
       const done = (): void => {
         if (!this.held.has(key)) return;
         this.finish(
@@ -132,9 +133,10 @@ export class SimAgent {
           d.attempt,
           fail ? ResultStatus.RESULT_STATUS_ERROR : ResultStatus.RESULT_STATUS_OK,
           fail ? 'simulated failure' : '',
+          Math.round(ms * 1000),
         );
       };
-      this.held.set(key, setTimeout(done, mean * (0.5 + rnd())));
+      this.held.set(key, setTimeout(done, ms));
     } else {
       // No-op: answered on the next turn, all of this turn's together (no closure per attempt).
       this.held.set(key, null);
@@ -163,7 +165,8 @@ export class SimAgent {
     }
   }
 
-  private finish(taskId: string, attempt: number, status: ResultStatus, error: string): void {
+  /** `runMicros`: the simulated run time, reported as a real agent reports its own. */
+  private finish(taskId: string, attempt: number, status: ResultStatus, error: string, runMicros = 0): void {
     this.held.delete(`${taskId}#${attempt}`);
     if (status === ResultStatus.RESULT_STATUS_OK) this.completed++;
     else this.failed++;
@@ -175,7 +178,7 @@ export class SimAgent {
       error,
       agentId: this.opts.agentId,
       nodeCell: '',
-      runMicros: 0,
+      runMicros,
       meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
     });
     if (!this.flushing) {
