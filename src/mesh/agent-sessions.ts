@@ -320,7 +320,15 @@ export class AgentSessions implements AgentSide {
       const slots = new Map<string, { free: number; total: number }>();
       const free = Math.max(0, s.slots - s.inFlight);
       const shared = { free, total: s.slots };
-      for (const k of s.kinds) slots.set(k, shared);
+      if (s.kinds.length === 1) slots.set(s.kinds[0]!, shared);
+      else {
+        // Several kinds share the slots (the pool below). Per kind, only what that
+        // kind holds is taken: a result of kind a gives its credit back to a and
+        // to the pool, so b can use it at once — with the pool's free count per
+        // kind, a slot freed by a would never reach b until a rebuild.
+        const held = heldByKind(s);
+        for (const k of s.kinds) slots.set(k, { free: Math.max(0, s.slots - (held.get(k) ?? 0)), total: s.slots });
+      }
       out.push(
         makeCandidate({
           id: s.id,
@@ -379,3 +387,11 @@ export class AgentSessions implements AgentSide {
 }
 
 const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0);
+
+/** Attempts an agent holds per kind (assigned in this session, and carried ones whose kind is known). */
+function heldByKind(s: AgentSession): Map<string, number> {
+  const n = new Map<string, number>();
+  for (const item of s.assigned.values()) n.set(item.kind, (n.get(item.kind) ?? 0) + 1);
+  for (const c of s.carried.values()) if (c.kind !== undefined) n.set(c.kind, (n.get(c.kind) ?? 0) + 1);
+  return n;
+}

@@ -39,9 +39,31 @@ const MAX_HOLDING = 50_000;
 /** After a refusal that names the leader, try it this soon (ms). */
 const REDIRECT_DELAY_MS = 20;
 
+/** One LinkService.Open stream to a parent replica, and how to let go of its channel. */
+export interface DialedLink {
+  readonly call: ClientDuplexStream<OpenRequest, OpenResponse>;
+  close(): void;
+}
+
+/**
+ * Opens a link stream to `address`: gRPC by default; the mesh simulator
+ * passes its own (streams over a simulated network on virtual time).
+ */
+export type LinkDialer = (address: string, maxMessageBytes: number) => DialedLink;
+
+/** The real dialer: a gRPC channel per stream, plaintext, with keepalives. */
+export const grpcLinkDialer: LinkDialer = (address, max) => {
+  const client = new LinkServiceClient(address, credentials.createInsecure(), {
+    'grpc.max_receive_message_length': max,
+    'grpc.max_send_message_length': max,
+    'grpc.keepalive_time_ms': 10_000,
+  });
+  return { call: client.open(), close: () => client.close() };
+};
+
 export class ParentLink implements ParentSide {
   connected = false;
-  private client: LinkServiceClient | undefined;
+  private dialed: DialedLink | undefined;
   private call: ClientDuplexStream<OpenRequest, OpenResponse> | undefined;
   private batcher: StreamBatcher<OpenRequest> | undefined;
   /** When summaries go out and accepted acks are written (summary-pacer.ts). */
@@ -73,6 +95,7 @@ export class ParentLink implements ParentSide {
     private readonly addresses: () => readonly string[],
     /** Named in the hello; a welcome from another mesh is not taken. */
     private readonly mesh: MeshIdentity,
+    private readonly dial: LinkDialer = grpcLinkDialer,
   ) {
     this.pacer = new SummaryPacer(summaries);
   }
@@ -117,14 +140,9 @@ export class ParentLink implements ParentSide {
       address = this.preferred;
       this.preferred = '';
     }
-    const max = cell.settings.maxMessageBytes;
-    this.client?.close();
-    this.client = new LinkServiceClient(address, credentials.createInsecure(), {
-      'grpc.max_receive_message_length': max,
-      'grpc.max_send_message_length': max,
-      'grpc.keepalive_time_ms': 10_000,
-    });
-    const call = this.client.open();
+    this.dialed?.close();
+    this.dialed = this.dial(address, cell.settings.maxMessageBytes);
+    const call = this.dialed.call;
     this.call = call;
     this.lastHeardMs = cell.scheduler.now();
     this.suspect = false;
@@ -351,6 +369,6 @@ export class ParentLink implements ParentSide {
       // gone
     }
     this.call?.cancel();
-    this.client?.close();
+    this.dialed?.close();
   }
 }

@@ -14,7 +14,7 @@ import { Cell } from './cell.js';
 import { ChildLinks } from './child-links.js';
 import { enableNoDelay, tolerantService } from './grpc-util.js';
 import { meshOf } from './mesh-identity.js';
-import { ParentLink } from './parent-link.js';
+import { ParentLink, type LinkDialer } from './parent-link.js';
 import { raftCell, type RaftCell } from './raft-cell.js';
 import { TaskService } from './task-service.js';
 import { logger } from '../util/log.js';
@@ -67,20 +67,7 @@ export class Replica {
       ...(this.raft ? { replicatedLog: this.raft.factory } : {}),
     });
     this.cell = cell;
-    const parentSpec = opts.topology.byPath.get(spec.parent);
-    cell.attach({
-      agents: spec.tier === 'node' ? new AgentSessions(cell, mesh) : undefined,
-      children: spec.children.length > 0 ? new ChildLinks(cell, spec.children, mesh) : undefined,
-      parent:
-        parentSpec !== undefined
-          ? new ParentLink(
-              cell,
-              cell.summaries,
-              opts.parentAddresses ?? (() => parentSpec.replicas.map((r) => r.address)),
-              mesh,
-            )
-          : undefined,
-    });
+    wireCell(cell, opts.parentAddresses ?? (() => parentSpecAddresses(opts.topology, spec.parent)));
     this.tasks = new TaskService(cell);
   }
 
@@ -142,6 +129,25 @@ export class Replica {
     await this.server?.close(graceMs);
     await cell.ledgerLog.close();
   }
+}
+
+/**
+ * Attach what a cell of its shape has: agent sessions (a node), links to its
+ * children, the link to its parent (dialled with `dial`: gRPC unless a
+ * simulator passes its own).
+ */
+export function wireCell(cell: Cell, parentAddresses: () => readonly string[], dial?: LinkDialer): void {
+  const { spec, topology } = cell;
+  const mesh = meshOf(topology);
+  cell.attach({
+    agents: spec.tier === 'node' ? new AgentSessions(cell, mesh) : undefined,
+    children: spec.children.length > 0 ? new ChildLinks(cell, spec.children, mesh) : undefined,
+    parent: spec.parent ? new ParentLink(cell, cell.summaries, parentAddresses, mesh, dial) : undefined,
+  });
+}
+
+function parentSpecAddresses(topology: Topology, parent: string): string[] {
+  return topology.byPath.get(parent)?.replicas.map((r) => r.address) ?? [];
 }
 
 function splitHostPort(address: string): [string, number] {

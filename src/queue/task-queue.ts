@@ -126,6 +126,11 @@ export class TaskQueue<T extends QueueTask> {
     return this.byId.get(id)?.task;
   }
 
+  /** Every queued task, in no particular order (admin views, the mesh simulator's checks). */
+  *values(): IterableIterator<T> {
+    for (const e of this.byId.values()) yield e.task;
+  }
+
   push(task: T, now: number): PushResult {
     if (this.byId.has(task.id)) return DUPLICATE;
     if (task.deadline !== undefined && task.deadline <= now) return EXPIRED;

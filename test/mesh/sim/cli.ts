@@ -1,0 +1,51 @@
+// npm run sim:mesh -- --seeds N [--start S] [--seed X] [--replicas 1|3|5] [--faults F] [--verbose]
+// Runs seeds of the mesh simulator; prints each failing seed with its
+// violations and the command that replays it, and ends with exactly
+// `seeds=N violations=V` (exit 1 if V > 0).
+import { replayCommand, runSeed } from './sim.js';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const verbose = process.argv.includes('--verbose');
+const single = arg('seed');
+const count = single !== undefined ? 1 : Number(arg('seeds') ?? 100);
+const first = single !== undefined ? Number(single) : Number(arg('start') ?? 1);
+const maxReplicas = Number(arg('replicas') ?? 1);
+const faults = Number(arg('faults') ?? 1);
+if (
+  !Number.isInteger(first) ||
+  !Number.isInteger(count) ||
+  count < 1 ||
+  ![1, 3, 5].includes(maxReplicas) ||
+  !(faults >= 0)
+) {
+  console.error('usage: --seeds N [--start S] [--seed X] [--replicas 1|3|5] [--faults F] [--verbose]');
+  process.exit(2);
+}
+
+let violations = 0;
+let failed = 0;
+const t0 = performance.now();
+for (let seed = first; seed < first + count; seed++) {
+  const res = await runSeed({
+    seed,
+    maxReplicas,
+    faults,
+    ...(verbose ? { log: (l: string) => console.log(l), cellLogLevel: process.env.MESHLB_LOG_LEVEL ?? 'silent' } : {}),
+  });
+  if (verbose) console.log(`seed ${seed}: ${JSON.stringify(res.stats)}`);
+  if (res.violations.length > 0) {
+    failed++;
+    violations += res.violations.length;
+    console.log(`FAIL seed=${seed}`);
+    for (const v of res.violations.slice(0, 8)) console.log(`  [${v.check}] at ${Math.round(v.atMs)} ms: ${v.what}`);
+    console.log(`  replay: ${replayCommand(seed, maxReplicas)}`);
+  }
+}
+const secs = (performance.now() - t0) / 1000;
+console.error(`${count} seeds in ${secs.toFixed(1)} s (${(count / secs).toFixed(1)} seeds/s), ${failed} failed`);
+console.log(`seeds=${count} violations=${violations}`);
+process.exit(violations > 0 ? 1 : 0);

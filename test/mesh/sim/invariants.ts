@@ -1,0 +1,213 @@
+// What must hold in the mesh at every step of a simulated run, whatever the
+// faults (docs/design.md's promises), checked against the real cells' state:
+//   place      an attempt (task, attempt) is in at most one place: one cell's
+//              queue or one agent; a task's home never runs two attempts as current;
+//   terminal   a task gets at most one terminal record, and never leaves it;
+//   attempts   attempts that ran on agents never exceed max_attempts;
+//   slots      an agent never holds more than its slots (node and agent view);
+//   capacity   free slots never exceed total, in every summary a parent holds;
+//   credits    dispatch credits and their counts never go negative;
+//   stale      a task completes only from its current attempt, one an agent ran;
+//   blocked    a queued task at a node never waits while an agent that could run
+//              it sits idle with a free slot, for longer than a bound;
+// and, once faults healed and the run drained:
+//   ended      every accepted task ended with exactly one terminal record.
+// Each check names itself in the violation, so a mutation test can show it fire.
+import { ResultStatus, TaskState, type Label } from '../../../src/gen/meshlb/v1/task.js';
+import type { ChildLink } from '../../../src/mesh/child-link.js';
+import { isTerminal, type Ledger, type TaskRecord } from '../../../src/mesh/ledger.js';
+import type { AgentObserver } from './agent.js';
+import type { SimMesh } from './mesh.js';
+
+export type Check =
+  | 'place'
+  | 'terminal'
+  | 'attempts'
+  | 'slots'
+  | 'capacity'
+  | 'credits'
+  | 'stale'
+  | 'blocked'
+  | 'ended'
+  | 'idempotency'
+  | 'crash';
+
+export interface Violation {
+  readonly check: Check;
+  readonly atMs: number;
+  readonly what: string;
+}
+
+interface TaskWatch {
+  terminals: number;
+  /** Attempts that started on an agent. */
+  readonly ran: Set<number>;
+  /** Attempts whose agent finished them with an OK result. */
+  readonly ok: Set<number>;
+  max: number;
+}
+
+/** How long a capable idle agent may sit beside a queued task it could run (ms). */
+export const BLOCKED_BOUND_MS = 2_000;
+
+export class Checker implements AgentObserver {
+  readonly violations: Violation[] = [];
+  private readonly tasks = new Map<string, TaskWatch>();
+  /** Running at agents: route key -> agent ids (more than one is a violation). */
+  private readonly runningAt = new Map<string, Set<string>>();
+  /** Queued task at a node with a capable idle agent: since when. */
+  private readonly idleSince = new Map<string, number>();
+  private readonly seenViolation = new Set<string>();
+
+  constructor(
+    private readonly now: () => number,
+    private readonly limit = 50,
+  ) {}
+
+  add(check: Check, what: string): void {
+    // One line per distinct finding; a run that goes bad stops piling up copies.
+    const key = `${check}:${what}`;
+    if (this.seenViolation.has(key) || this.violations.length >= this.limit) return;
+    this.seenViolation.add(key);
+    this.violations.push({ check, atMs: this.now(), what });
+  }
+
+  private watch(id: string): TaskWatch {
+    let w = this.tasks.get(id);
+    if (!w) this.tasks.set(id, (w = { terminals: 0, ran: new Set(), ok: new Set(), max: 0 }));
+    return w;
+  }
+
+  /** Watch a leading replica's home ledger (each replica's ledger applies every entry once). */
+  attachLedger(replicaId: string, ledger: Ledger): void {
+    const last = new Map<string, TaskState>();
+    ledger.onChange((rec) => {
+      const prev = last.get(rec.id);
+      if (prev !== undefined && isTerminal(prev) && prev !== rec.state)
+        this.add('terminal', `${rec.id} left terminal ${TaskState[prev]} for ${TaskState[rec.state]} at ${replicaId}`);
+      last.set(rec.id, rec.state);
+      const w = this.watch(rec.id);
+      w.max = ledger.maxAttempts(rec);
+      if (rec.failures > w.max) this.add('attempts', `${rec.id}: ${rec.failures} failed attempts of ${w.max}`);
+      if (rec.state === TaskState.TASK_STATE_COMPLETED) this.completed(rec, w);
+    });
+    ledger.onTerminal((rec) => {
+      const w = this.watch(rec.id);
+      // Counted per ledger: one terminal per replica's copy of the task.
+      const k = `${replicaId}|${rec.id}`;
+      if (this.terminalAt.has(k)) this.add('terminal', `${rec.id} recorded terminal twice at ${replicaId}`);
+      this.terminalAt.add(k);
+      w.terminals++;
+    });
+  }
+
+  private readonly terminalAt = new Set<string>();
+
+  private completed(rec: TaskRecord, w: TaskWatch): void {
+    const r = rec.result;
+    if (!r || r.status !== ResultStatus.RESULT_STATUS_OK) return;
+    if (r.attempt !== rec.attempt)
+      this.add('stale', `${rec.id} completed by attempt ${r.attempt}, current ${rec.attempt}`);
+    if (!w.ok.has(r.attempt)) this.add('stale', `${rec.id} completed by attempt ${r.attempt}, which no agent finished`);
+  }
+
+  // ------------------------------------------------------------ agents
+
+  overSlots(agent: string, held: number, slots: number, key: string): void {
+    this.add('slots', `agent ${agent} was given ${key} holding ${held - 1} of ${slots} slots`);
+  }
+
+  started(agent: string, taskId: string, attempt: number): void {
+    const key = `${taskId}#${attempt}`;
+    let at = this.runningAt.get(key);
+    if (!at) this.runningAt.set(key, (at = new Set()));
+    at.add(agent);
+    if (at.size > 1) this.add('place', `${key} runs at ${[...at].join(' and ')}`);
+    const w = this.watch(taskId);
+    w.ran.add(attempt);
+    if (w.max > 0 && w.ran.size > w.max)
+      this.add('attempts', `${taskId}: ${w.ran.size} attempts ran on agents, max_attempts ${w.max}`);
+  }
+
+  finished(agent: string, taskId: string, attempt: number, ok = false): void {
+    const key = `${taskId}#${attempt}`;
+    const at = this.runningAt.get(key);
+    at?.delete(agent);
+    if (at?.size === 0) this.runningAt.delete(key);
+    if (ok) this.watch(taskId).ok.add(attempt);
+  }
+
+  // ------------------------------------------------------------ the mesh, every step
+
+  step(mesh: SimMesh): void {
+    const now = this.now();
+    const queued = new Map<string, string>();
+    const stillIdle = new Set<string>();
+    for (const rep of mesh.replicas.values()) {
+      if (!rep.up || !rep.cell.leading) continue;
+      const cell = rep.cell;
+      for (const item of cell.queue.values()) {
+        if (item.attempt === 0) continue; // a home task waiting for its next attempt number
+        const where = queued.get(item.key);
+        if (where !== undefined) this.add('place', `${item.key} queued at ${where} and ${cell.path}`);
+        queued.set(item.key, cell.path);
+        if (this.runningAt.has(item.key)) this.add('place', `${item.key} queued at ${cell.path} and running`);
+      }
+      if (cell.children) for (const link of cell.children.links.values()) this.link(cell.path, link);
+      const agents = cell.agents;
+      if (!agents) continue;
+      if (agents.maxOverSlots > 0)
+        this.add('slots', `node ${cell.path} gave an agent ${agents.maxOverSlots} over its slots`);
+      for (const s of agents.byId.values()) {
+        if (s.dead) continue;
+        if (s.inFlight > s.slots)
+          this.add('slots', `node ${cell.path} counts ${s.inFlight} held by ${s.id} of ${s.slots}`);
+        if (!s.usable || s.inFlight >= s.slots) continue;
+        for (const item of cell.queue.values()) {
+          if (!s.kinds.includes(item.kind) || !matches(s.labels, item.spec.affinity)) continue;
+          const k = `${cell.path}|${item.id}|${s.id}`;
+          stillIdle.add(k);
+          const since = this.idleSince.get(k) ?? now;
+          this.idleSince.set(k, since);
+          if (now - since > BLOCKED_BOUND_MS)
+            this.add('blocked', `${item.id} queued at ${cell.path} for ${now - since} ms beside idle agent ${s.id}`);
+        }
+      }
+    }
+    for (const k of this.idleSince.keys()) if (!stillIdle.has(k)) this.idleSince.delete(k);
+  }
+
+  private link(path: string, link: ChildLink): void {
+    const s = link.summary;
+    if (s)
+      for (const k of s.kinds)
+        if (k.freeSlots > k.totalSlots)
+          this.add('capacity', `${link.cell} told ${path} free ${k.freeSlots} > total ${k.totalSlots} of ${k.kind}`);
+    const raw = link as unknown as { unacked: Map<string, number>; ackedSinceSummary: Map<string, number> };
+    for (const [kind, n] of raw.unacked)
+      if (n < 0) this.add('credits', `${path} -> ${link.cell}: ${n} unacked dispatches of ${kind}`);
+    for (const [kind, n] of raw.ackedSinceSummary)
+      if (n < 0) this.add('credits', `${path} -> ${link.cell}: ${n} acked since summary of ${kind}`);
+  }
+
+  /** After the run drained: every accepted task ended, once. */
+  final(
+    accepted: Iterable<{ id: string; home: string }>,
+    stateOf: (home: string, id: string) => TaskRecord | undefined,
+  ): void {
+    for (const t of accepted) {
+      const rec = stateOf(t.home, t.id);
+      if (!rec) this.add('ended', `${t.id} (home ${t.home}) is not in its home ledger`);
+      else if (!isTerminal(rec.state))
+        this.add(
+          'ended',
+          `${t.id} (home ${t.home}) still ${TaskState[rec.state]} (attempt ${rec.attempt}: ${rec.reason})`,
+        );
+    }
+  }
+}
+
+function matches(labels: readonly Label[], affinity: readonly Label[]): boolean {
+  for (const a of affinity) if (!labels.some((l) => l.key === a.key && l.value === a.value)) return false;
+  return true;
+}

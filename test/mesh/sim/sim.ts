@@ -1,0 +1,196 @@
+// One seeded run of the whole mesh on virtual time (npm run sim:mesh): a
+// generated topology of real cells, simulated agents and clients, faults from
+// the seed, and the invariants of invariants.ts checked every step. The run:
+//   0 .. warm      agents connect, links come up;
+//   warm .. heal   the workload and the faults;
+//   heal ..        every fault healed; runs until every accepted task ended
+//                  (or the bound, which is then a violation).
+// Same seed, same run: every clock, timer, random draw and message order
+// comes from the seed and the VirtualScheduler.
+import { TaskState } from '../../../src/gen/meshlb/v1/task.js';
+import { isTerminal, type TaskRecord } from '../../../src/mesh/ledger.js';
+import type { CellOptions } from '../../../src/mesh/types.js';
+import { VirtualScheduler } from '../../../src/mesh/virtual-scheduler.js';
+import { Rng } from '../../../src/util/rng.js';
+import { SimAgent } from './agent.js';
+import { healAll, planFaults, type FaultEnv, type FaultStats } from './faults.js';
+import { Checker, type Violation } from './invariants.js';
+import { SimMesh, type SimReplica } from './mesh.js';
+import { SimNet } from './net.js';
+import { makeShape } from './topo.js';
+import { Workload, type WorkloadStats } from './workload.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Replicas per cell drawn from 1..maxReplicas; 1 (default today) runs every cell alone. */
+  readonly maxReplicas?: number;
+  /** 0 = no faults; 1 = the default mix. */
+  readonly faults?: number;
+  /** Trace lines (--verbose). */
+  readonly log?: (line: string) => void;
+  /** Cell log level for verbose runs (pino level). */
+  readonly cellLogLevel?: string;
+  /** Called once the mesh is built, before the run (mutation tests break things here). */
+  readonly tamper?: (mesh: SimMesh, agents: readonly SimAgent[]) => void;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly violations: readonly Violation[];
+  readonly stats: {
+    cells: number;
+    replicas: number;
+    agents: number;
+    virtualMs: number;
+    steps: number;
+    messages: number;
+    outcomes: Record<string, number>;
+    workload: WorkloadStats;
+    faults: FaultStats;
+  };
+}
+
+const T0 = 1_760_000_000_000;
+/** Virtual time per step; the invariants are checked after every step. */
+const STEP_MS = 10;
+/** After the heal, every accepted task must end within this (leases, backoffs, unplaceable wait). */
+const DRAIN_BOUND_MS = 90_000;
+
+/** Short timers keep a seed's virtual run short; the logic is the same at any scale. */
+export const SIM_CELL_OPTIONS: CellOptions = {
+  tickMs: 20,
+  summaryIntervalMs: 100,
+  linkTimeoutMs: 1000,
+  heartbeatIntervalMs: 250,
+  heartbeatTimeoutMs: 1200,
+  taskTimeoutMs: 3000,
+  leaseSlackMs: 500,
+  backoffBaseMs: 50,
+  backoffMaxMs: 1000,
+  maxAttempts: 3,
+  unplaceableTimeoutMs: 4000,
+  queueCapacity: 5000,
+  retention: 100_000,
+};
+
+export function replayCommand(seed: number, maxReplicas: number): string {
+  return `npm run sim:mesh -- --seed ${seed}${maxReplicas !== 1 ? ` --replicas ${maxReplicas}` : ''} --verbose`;
+}
+
+export async function runSeed(o: SimOptions): Promise<SimResult> {
+  const rng = new Rng(o.seed);
+  const maxReplicas = o.maxReplicas ?? 1;
+  const shape = makeShape(rng.fork(), { maxReplicas });
+  const vs = new VirtualScheduler(T0);
+  const net = new SimNet(vs, rng.fork());
+  const checker = new Checker(() => vs.now() - T0);
+  const log = o.log ?? (() => undefined);
+  const mesh = new SimMesh({
+    topology: shape.topology,
+    vs,
+    net,
+    rng: rng.fork(),
+    cellOptions: SIM_CELL_OPTIONS,
+    onCell: (r: SimReplica) => checker.attachLedger(r.id, r.cell.ledger),
+    ...(o.cellLogLevel ? { logLevel: o.cellLogLevel } : {}),
+  });
+  const later = (ms: number, fn: () => void): void => void vs.setTimer(Math.max(0, Math.round(T0 + ms - vs.now())), fn);
+  const agents = shape.agents.map(
+    (a) => new SimAgent(a, net, rng.fork(), mesh.mesh, () => mesh.endpointsOf(a.node), checker),
+  );
+  for (const a of agents) later(rng.next() * 300, () => a.start());
+  o.tamper?.(mesh, agents);
+
+  const warm = 800;
+  const healAt = warm + 2000 + rng.next() * 6000;
+  const workload = new Workload(rng.fork(), shape, mesh, checker, () => vs.now(), later);
+  workload.plan(warm, healAt);
+  const env: FaultEnv = {
+    rng: rng.fork(),
+    net,
+    mesh,
+    agents,
+    later,
+    log: (l) => log(`${Math.round(vs.now() - T0)} ${l}`),
+  };
+  const faults = planFaults(env, warm, healAt, o.faults ?? 1);
+  let healed = false;
+  later(healAt, () => {
+    healed = true;
+    healAll(env);
+  });
+  log(
+    `seed ${o.seed}: ${shape.topology.cells.length} cells, ${agents.length} agents, kinds ${shape.kinds.join(',')}, heal at ${Math.round(healAt)} ms`,
+  );
+
+  let steps = 0;
+  const stateOf = (home: string, id: string) => mesh.leaderOf(home)?.cell.ledger.get(id) ?? anyLedger(mesh, home, id);
+  const allEnded = (): boolean => {
+    for (const t of workload.accepted.values()) {
+      const rec = stateOf(t.home, t.id);
+      if (!rec || !isTerminal(rec.state)) return false;
+    }
+    return true;
+  };
+  try {
+    for (;;) {
+      vs.advance(STEP_MS);
+      await settle(vs);
+      steps++;
+      checker.step(mesh);
+      const t = vs.now() - T0;
+      if (healed && steps % 10 === 0 && allEnded()) break;
+      if (t > healAt + DRAIN_BOUND_MS) break;
+    }
+  } catch (err) {
+    checker.add(
+      'crash',
+      err instanceof Error ? (err.stack ?? err.message).split('\n').slice(0, 4).join(' | ') : String(err),
+    );
+  }
+  checker.final(workload.accepted.values(), stateOf);
+  const outcomes: Record<string, number> = {};
+  for (const t of workload.accepted.values()) {
+    const s = stateOf(t.home, t.id)?.state;
+    const name = s === undefined ? 'missing' : stateName(s);
+    outcomes[name] = (outcomes[name] ?? 0) + 1;
+  }
+  mesh.close();
+  return {
+    seed: o.seed,
+    violations: checker.violations,
+    stats: {
+      cells: shape.topology.cells.length,
+      replicas: mesh.replicas.size,
+      agents: agents.length,
+      virtualMs: Math.round(vs.now() - T0),
+      steps,
+      messages: net.stats.messages,
+      outcomes,
+      workload: workload.stats,
+      faults,
+    },
+  };
+}
+
+/** Let promise continuations run (commits answered, submits resolved), then the turns they deferred, until quiet. */
+export async function settle(vs: VirtualScheduler): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    await new Promise<void>((r) => setImmediate(r));
+    if (vs.runDeferred() === 0) return;
+  }
+  throw new Error('simulation does not settle: deferred work keeps coming');
+}
+
+function stateName(s: TaskState): string {
+  return TaskState[s].replace('TASK_STATE_', '').toLowerCase();
+}
+
+function anyLedger(mesh: SimMesh, home: string, id: string): TaskRecord | undefined {
+  for (const ep of mesh.endpointsOf(home)) {
+    const rep = mesh.replicas.get(ep);
+    const rec = rep?.up ? rep.cell.ledger.get(id) : undefined;
+    if (rec) return rec;
+  }
+  return undefined;
+}

@@ -1,0 +1,140 @@
+// What the simulated clients do: bursts and a trickle of submits at cells of
+// every tier, with kinds, affinities, priorities, tenants, deadlines,
+// timeouts, attempt limits and durability drawn from the seed; cancels; and
+// resubmits of an earlier idempotency key, which must name the same task.
+import { status } from '@grpc/grpc-js';
+import { Durability, Priority, TaskSpec } from '../../../src/gen/meshlb/v1/task.js';
+import { MeshError } from '../../../src/util/errors.js';
+import type { Rng } from '../../../src/util/rng.js';
+import type { Checker } from './invariants.js';
+import type { SimMesh } from './mesh.js';
+import type { Shape } from './topo.js';
+
+export interface Accepted {
+  readonly id: string;
+  readonly home: string;
+}
+
+export interface WorkloadStats {
+  submitted: number;
+  accepted: number;
+  rejected: number;
+  cancels: number;
+  resubmits: number;
+  /** Submits given up on: no leader for the home cell within the client's retries. */
+  unanswered: number;
+}
+
+/** A kind no agent serves: such tasks wait, then end DEAD_LETTERED "no agent of kind ghost". */
+const GHOST = 'ghost';
+
+export class Workload {
+  readonly accepted = new Map<string, Accepted>();
+  private readonly keys: { key: string; spec: TaskSpec; home: string; id?: string }[] = [];
+  readonly stats: WorkloadStats = { submitted: 0, accepted: 0, rejected: 0, cancels: 0, resubmits: 0, unanswered: 0 };
+  private seq = 0;
+
+  constructor(
+    private readonly rng: Rng,
+    private readonly shape: Shape,
+    private readonly mesh: SimMesh,
+    private readonly checker: Checker,
+    private readonly now: () => number,
+    private readonly later: (ms: number, fn: () => void) => void,
+  ) {}
+
+  /** Plan the submits of the window [fromMs, toMs) of the run (relative times). */
+  plan(fromMs: number, toMs: number): void {
+    const bursts = this.rng.int(2, 8);
+    for (let b = 0; b < bursts; b++) {
+      const at = fromMs + this.rng.next() * (toMs - fromMs);
+      const n = this.rng.int(1, 40);
+      this.later(at, () => this.burst(n));
+    }
+    for (let t = fromMs; t < toMs; t += 50 + this.rng.next() * 250) this.later(t, () => this.burst(1));
+  }
+
+  private spec(): TaskSpec {
+    const r = this.rng;
+    const kind = r.chance(0.03) ? GHOST : r.pick(this.shape.kinds);
+    return TaskSpec.fromPartial({
+      idempotencyKey: `k${this.seq++}`,
+      kind,
+      affinity: r.chance(0.1) ? [r.pick(this.shape.gpuLabels)] : [],
+      priority: r.pick([
+        Priority.PRIORITY_LOW,
+        Priority.PRIORITY_NORMAL,
+        Priority.PRIORITY_HIGH,
+        Priority.PRIORITY_CRITICAL,
+      ]),
+      tenant: r.pick(['t0', 't1', 't2']),
+      deadlineUnixMs: r.chance(0.1) ? this.now() + r.int(300, 8000) : 0,
+      timeoutMs: r.chance(0.3) ? r.int(500, 3000) : 0,
+      maxAttempts: r.chance(0.5) ? r.int(1, 4) : 0,
+      durability: r.chance(0.5) ? Durability.DURABILITY_NONE : Durability.DURABILITY_LOGGED,
+    });
+  }
+
+  private burst(n: number): void {
+    const homes = this.shape.topology.cells;
+    const home = this.rng.pick(homes).path;
+    const specs: TaskSpec[] = [];
+    for (let i = 0; i < n; i++) specs.push(this.spec());
+    // Now and then an earlier task is submitted again with its key: it must name the same task.
+    if (this.keys.length > 0 && this.rng.chance(0.2)) {
+      const again = this.rng.pick(this.keys);
+      if (again.id !== undefined) {
+        this.stats.resubmits++;
+        this.submit(again.home, [again.spec], 0, (ids) => {
+          if (ids[0] !== again.id)
+            this.checker.add('idempotency', `key ${again.key} at ${again.home} named ${ids[0]}, first ${again.id}`);
+        });
+      }
+    }
+    this.submit(home, specs, 0, (ids) => {
+      ids.forEach((id, i) => {
+        this.keys.push({ key: specs[i]!.idempotencyKey, spec: specs[i]!, home, id });
+        this.accepted.set(id, { id, home });
+        if (this.rng.chance(0.05)) this.later(this.rng.int(0, 3000), () => this.cancel(home, id));
+      });
+    });
+  }
+
+  /** Submit at the home's leader; no leader (an election): the client retries, as the SDK does. */
+  private submit(home: string, specs: TaskSpec[], tries: number, done: (ids: string[]) => void): void {
+    const leader = this.mesh.leaderOf(home);
+    if (!leader) {
+      if (tries >= 40) {
+        this.stats.unanswered += specs.length;
+        return;
+      }
+      this.later(100, () => this.submit(home, specs, tries + 1, done));
+      return;
+    }
+    if (tries === 0) this.stats.submitted += specs.length;
+    // What a client sends arrives decoded from the wire, as TaskService hands it to the cell.
+    const wire = specs.map((s) => TaskSpec.decode(TaskSpec.encode(s).finish()));
+    leader.cell.submit(wire).then(
+      (outs) => {
+        for (const o of outs) if (!o.existing) this.stats.accepted++;
+        done(outs.map((o) => o.id));
+      },
+      (err: unknown) => {
+        // Saturated: the client is told so (no retry here). Anything else (not the leader, an
+        // outcome unknown across a leader change): the same keys again, as the client SDK retries.
+        if (err instanceof MeshError && err.code === status.RESOURCE_EXHAUSTED) {
+          this.stats.rejected += specs.length;
+          return;
+        }
+        this.later(100, () => this.submit(home, specs, tries + 1, done));
+      },
+    );
+  }
+
+  private cancel(home: string, id: string): void {
+    const leader = this.mesh.leaderOf(home);
+    if (!leader) return;
+    this.stats.cancels++;
+    leader.cell.cancel(id, 'cancelled by the simulated client').catch(() => undefined);
+  }
+}
