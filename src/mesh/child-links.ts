@@ -61,6 +61,7 @@ export class ChildLinks implements ChildSide {
       failStream(call, err, cell.log, what);
     };
     call.on('data', (msg: OpenRequest) => {
+      cell.meter.child.received();
       try {
         if (isUndecodable(msg))
           return fail(invalidArgument(`undecodable link message: ${msg.$invalid}`), 'link: garbage');
@@ -115,10 +116,17 @@ export class ChildLinks implements ChildSide {
   private accept(child: string, call: ServerDuplexStream<OpenRequest, OpenResponse>): ChildLink {
     const cell = this.cell;
     const prev = this.links.get(child);
-    const link: ChildLink = new ChildLink(child, call, cell.settings.batcher, cell.scheduler, (bytes) => {
-      this.lost(link, 'child not reading');
-      failStream(call, resourceExhausted(`link to ${child}: ${bytes} bytes unread`, 1000), cell.log, 'link overflow');
-    });
+    const link: ChildLink = new ChildLink(
+      child,
+      call,
+      cell.settings.batcher,
+      cell.scheduler,
+      (bytes) => {
+        this.lost(link, 'child not reading');
+        failStream(call, resourceExhausted(`link to ${child}: ${bytes} bytes unread`, 1000), cell.log, 'link overflow');
+      },
+      cell.meter.child,
+    );
     if (prev) {
       // The child (or its new leader) reconnected: the old stream's attempts are lost.
       this.lost(prev, 'replaced by a new link');

@@ -13,6 +13,7 @@ import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { Candidate } from '../policies/index.js';
 import { notLeader, unavailable, type MeshError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import type { CellMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import type { CellSettings } from './settings.js';
 import type { Origin, WorkItem } from './types.js';
@@ -25,6 +26,8 @@ export interface CellPort {
   /** The cell's clock, timers and deferred turns (virtual in a simulation). */
   readonly scheduler: Scheduler;
   readonly random: () => number;
+  /** Where the links count their messages (metrics). */
+  readonly meter: CellMeter;
 
   /** Dispatches from the parent (down) or spill-ups from a child (up): queue them; one ack per dispatch, in order. */
   acceptForwarded(tasks: readonly Dispatch[], origin: Origin): DispatchAck[];

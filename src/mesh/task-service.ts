@@ -41,6 +41,7 @@ import { clip, LIMITS } from '../util/limits.js';
 import { toMeshError } from '../util/raft-status.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
+import type { CellMeter } from './meter.js';
 import { isTerminal, toProtoTask, type TaskRecord } from './ledger.js';
 import { ReadBarrier } from './read-barrier.js';
 import {
@@ -65,6 +66,8 @@ export interface TaskCell {
   /** Whether this replica decides for the cell now, and who leads as far as it knows. */
   leaderHint(): { leading: boolean; leader: string; leaderAddress: string };
   readonly ledgerLog: { readIndex(): Promise<void> };
+  /** Counts refusals (metrics); none when absent. */
+  readonly meter?: Pick<CellMeter, 'rejected'>;
 }
 
 export interface TaskServiceOptions {
@@ -82,6 +85,8 @@ export class TaskService {
   /** Open Watch streams (bounded per task and per replica). */
   readonly watchers: TaskWatchers;
   private readonly home: Home;
+  /** Every refusal this replica answers, by status (metrics). */
+  private readonly rejected: (code: status) => void;
   private readonly forwarder: LeaderForwarder;
   private readonly barrier: ReadBarrier;
 
@@ -90,6 +95,8 @@ export class TaskService {
     opts: TaskServiceOptions = {},
   ) {
     const home = (this.home = cell.home);
+    const meter = cell.meter;
+    this.rejected = meter ? (code) => meter.rejected(code) : () => undefined;
     this.forwarder = new LeaderForwarder({
       maxInFlight: opts.maxForwarding,
       maxMessageBytes: home.settings.maxMessageBytes,
@@ -131,6 +138,7 @@ export class TaskService {
 
   private fail<T>(cb: sendUnaryData<T>, err: unknown, what: string, peer: string): void {
     const se = toServiceError(toMeshError(err));
+    this.rejected(se.code ?? status.INTERNAL);
     const level = se.code === status.INTERNAL ? 'error' : 'warn';
     this.home.log[level]({ code: se.code, err: se.details, peer }, what);
     cb(se, null);
@@ -242,6 +250,7 @@ export class TaskService {
       const why = validateSpec(specs[i], this.home.settings.maxPayloadBytes, now);
       if (why) {
         bad++;
+        this.rejected(status.INVALID_ARGUMENT);
         items[i] = { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why };
       } else {
         good.push(specs[i]!);
@@ -274,6 +283,7 @@ export class TaskService {
       home: this.home,
       route: () => this.route(undefined),
       submitMany: (specs, to, upstream) => this.submitMany(specs, to, call.getDeadline(), upstream),
+      rejected: this.rejected,
       upstreamOf: (c) => this.upstreamOf(c),
     });
   }
@@ -340,6 +350,7 @@ export class TaskService {
       this.watchers.admit(rec.id);
     } catch (err) {
       const se = toServiceError(toMeshError(err));
+      this.rejected(se.code ?? status.INTERNAL);
       this.home.log.warn({ code: se.code, err: se.details, peer: safePeer(call) }, 'watch refused');
       call.emit('error', se);
       return;

@@ -27,6 +27,8 @@ export interface SubmitStreamDeps {
     to: WriteRoute,
     upstream: Set<Cancellable>,
   ): Promise<SubmitBatchItem[]>;
+  /** Count a refused request (metrics). */
+  rejected(code: status): void;
   /** The set of calls forwarded for this stream, cancelled when the stream is. */
   upstreamOf(call: ServerDuplexStream<SubmitStreamRequest, SubmitStreamResponse>): Set<Cancellable>;
 }
@@ -56,6 +58,7 @@ export function serveSubmitStream(
     else call.resume();
   };
   const answer = (res: SubmitStreamResponse): void => {
+    if (res.item && res.item.code !== status.OK) d.rejected(res.item.code);
     unanswered--;
     call.write(res);
     // Counted in answers, not against the stream's small high-water mark: a batch of answers is normal.
@@ -101,6 +104,7 @@ export function serveSubmitStream(
     if (!open) return;
     if (isUndecodable(req)) {
       home.log.warn({ peer: safePeer(call) }, 'submit stream: undecodable message');
+      d.rejected(status.INVALID_ARGUMENT);
       call.emit('error', toServiceError(invalidArgument(`undecodable request: ${req.$invalid}`)));
       open = false;
       return;
