@@ -88,6 +88,7 @@ export class AgentSessions implements AgentSide {
       failStream(call, err, cell.log, what);
     };
     call.on('data', (req: ConnectRequest) => {
+      cell.meter.agent.received();
       try {
         if (session?.dead) return;
         if (isUndecodable(req))
@@ -164,15 +165,24 @@ export class AgentSessions implements AgentSide {
     const prior = this.byId.get(id);
     if (prior && !prior.dead) throw alreadyExists(`agent ${id} is already connected to ${cell.path}`);
     const now = cell.scheduler.now();
-    const s: AgentSession = new AgentSession(id, h, call, now, cell.settings.batcher, cell.scheduler, (bytes) => {
-      this.lost(s, 'agent not reading');
-      failStream(
-        call,
-        resourceExhausted(`agent ${id} stopped reading (${bytes} bytes unread)`, 1000),
-        cell.log,
-        'agent overflow',
-      );
-    });
+    const s: AgentSession = new AgentSession(
+      id,
+      h,
+      call,
+      now,
+      cell.settings.batcher,
+      cell.scheduler,
+      (bytes) => {
+        this.lost(s, 'agent not reading');
+        failStream(
+          call,
+          resourceExhausted(`agent ${id} stopped reading (${bytes} bytes unread)`, 1000),
+          cell.log,
+          'agent overflow',
+        );
+      },
+      cell.meter.agent,
+    );
     // What its previous session held may still be running there: reserved before any assignment.
     this.carry.adopt(s, now);
     this.byId.set(id, s);
