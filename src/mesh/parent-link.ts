@@ -164,6 +164,7 @@ export class ParentLink implements ParentSide {
         call.cancel();
       },
       () => this.maybeSummary(),
+      cell.meter.parent,
     );
     this.batcher = batcher;
     call.write({
@@ -182,6 +183,7 @@ export class ParentLink implements ParentSide {
     });
     call.on('data', (m: OpenResponse) => {
       if (call !== this.call) return;
+      cell.meter.parent.received();
       this.lastHeardMs = cell.scheduler.now();
       this.suspect = false;
       try {
