@@ -18,7 +18,8 @@ export interface MeshHarness {
 
 export async function startMesh(
   topology: Topology,
-  opts: CellOptions & { perCell?: (path: string) => CellOptions } = {},
+  /** `perCell` may give a cell a data dir: it then runs as a one-replica Raft group on it. */
+  opts: CellOptions & { perCell?: (path: string) => CellOptions & { dataDir?: string } } = {},
 ): Promise<MeshHarness> {
   const replicas = new Map<string, Replica>();
   const { perCell, ...common } = opts;
