@@ -273,6 +273,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       mesh: this.opts.mesh ?? '',
       meshId: '',
       nodeCell: this.opts.nodeCell ?? '',
+      // What still runs from a stream that broke: the node reserves it before assigning more.
+      running: [...this.executor.running.values()].map((t) => ({ taskId: t.id, attempt: t.attempt })),
     };
   }
 

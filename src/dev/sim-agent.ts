@@ -103,6 +103,7 @@ export class SimAgent {
           mesh: o.mesh ?? '',
           meshId: '',
           nodeCell: '',
+          running: [],
         },
       },
     });

@@ -53,6 +53,21 @@ export class CarryOver {
     }
   }
 
+  /**
+   * At the hello, after adopt(), before the session counts in capacity: what
+   * the agent says it still runs from an earlier stream holds slots too (our
+   * orphans may have forgotten it: its lease ended while the agent ran on).
+   */
+  declared(s: AgentSession, refs: readonly TaskRef[], now: number): void {
+    const settings = this.cell.settings;
+    const until = now + settings.taskTimeoutMs + settings.leaseSlackMs;
+    for (const ref of refs) {
+      if (s.carried.size >= s.slots) return;
+      const key = routeKey(ref.taskId, ref.attempt);
+      if (!s.carried.has(key)) s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
+    }
+  }
+
   /** `started` refs: attempts we did not assign in this session are carried (they hold slots). True if any was taken on. */
   started(s: AgentSession, refs: readonly TaskRef[]): boolean {
     let taken = false;

@@ -185,6 +185,8 @@ export class AgentSessions implements AgentSide {
     );
     // What its previous session held may still be running there: reserved before any assignment.
     this.carry.adopt(s, now);
+    // And what the agent says it still runs (its hello), before any assignment can land on those slots.
+    if (h.running.length > 0) this.carry.declared(s, h.running, now);
     this.byId.set(id, s);
     this.capacity.account(s, 1);
     call.write({

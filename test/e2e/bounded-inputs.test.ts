@@ -218,6 +218,7 @@ describe('bounded inputs (real gRPC)', () => {
       mesh: '',
       meshId: '',
       nodeCell: '',
+      running: [],
     };
     const cases: [Partial<AgentHello>, string, number][] = [
       [{ agentId: big(KB * KB) }, 'hello.agent_id', LIMITS.agentId],

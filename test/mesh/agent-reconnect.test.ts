@@ -206,6 +206,7 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
           mesh: '',
           meshId: '',
           nodeCell: '',
+          running: [],
         },
       },
     });
@@ -253,6 +254,31 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     await waitFor(() => assigned.length === 1, { timeoutMs: 5000, what: 'the waiting task assigned' });
     expect(assigned[0]).toBe(`${taskId}#1`);
     expect(sessions.byId.get('raw')!.inFlight).toBe(2);
+    call.cancel();
+    client0.close();
+  }, 30_000);
+  it('attempts named in the hello hold slots from the first moment, before any `started` (sim:mesh seed 64)', async () => {
+    // A reconnecting agent whose old attempt outlived its lease: the node forgot it, and work queued
+    // at the node went to the agent before its `started` re-announcement arrived (refused over slots).
+    const sessions = mesh.replicas.get(NODE)!.cell.agents!;
+    const client0 = new AgentServiceClient(mesh.address(NODE), grpc.credentials.createInsecure());
+    const call = client0.connect();
+    const assigned: string[] = [];
+    call.on('data', (m: ConnectResponse) => {
+      if (m.msg?.$case === 'assignments') for (const d of m.msg.value.tasks) assigned.push(`${d.taskId}#${d.attempt}`);
+    });
+    call.on('error', () => {});
+    const hello = { agentId: 'declares', kinds: ['declared'], labels: [], slots: 1, version: 'test' };
+    const running = [{ taskId: 'forgotten', attempt: 2 }];
+    call.write({ msg: { $case: 'hello', value: { ...hello, mesh: '', meshId: '', nodeCell: '', running } } });
+    await waitFor(() => sessions.byId.get('declares')?.inFlight === 1, {
+      timeoutMs: 5000,
+      what: 'the attempt named in the hello carried',
+    });
+    await client.submit({ kind: 'declared', maxAttempts: 5 });
+    const until = Date.now() + 500;
+    await waitFor(() => Date.now() > until || assigned.length > 0, { timeoutMs: 5000, what: 'a quiet period' });
+    expect(assigned).toEqual([]);
     call.cancel();
     client0.close();
   }, 30_000);

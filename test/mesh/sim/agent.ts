@@ -110,6 +110,9 @@ export class SimAgent {
           mesh: this.mesh.name,
           meshId: this.mesh.id,
           nodeCell: this.shape.node,
+          running: [...this.running.values()]
+            .filter((r) => !r.done)
+            .map((r) => ({ taskId: r.d.taskId, attempt: r.d.attempt })),
         },
       },
     });
@@ -117,6 +120,8 @@ export class SimAgent {
 
   private onMessage(call: ClientEnd<ConnectRequest, ConnectResponse>, m: ConnectResponse): void {
     if (call !== this.call || this.crashed) return;
+    // A paused process reads nothing until it wakes (then in order: timers due at one time fire in order).
+    if (this.frozen(() => this.onMessage(call, m))) return;
     const msg = m.msg;
     if (!msg) return;
     switch (msg.$case) {
@@ -174,11 +179,7 @@ export class SimAgent {
   private finish(r: Running, how: 'ok' | 'error' | 'cancelled'): void {
     if (r.done || this.crashed || this.running.get(r.key) !== r) return;
     // A hung agent finishes nothing until it wakes.
-    const now = this.net.vs.now();
-    if (now < this.hungUntil) {
-      this.net.vs.setTimer(this.hungUntil - now, () => this.finish(r, how));
-      return;
-    }
+    if (this.frozen(() => this.finish(r, how))) return;
     r.done = true;
     this.running.delete(r.key);
     this.obs.finished(this.shape.id, r.d.taskId, r.d.attempt, how === 'ok');
@@ -219,6 +220,7 @@ export class SimAgent {
 
   private broken(call: ClientEnd<ConnectRequest, ConnectResponse>, err: ServiceError | undefined): void {
     if (call !== this.call) return;
+    if (this.frozen(() => this.broken(call, err))) return;
     this.call = undefined;
     this.welcomed = false;
     this.hbTimer?.cancel();
@@ -257,6 +259,14 @@ export class SimAgent {
     const call = this.call;
     this.call = undefined;
     if (call) this.net.breakOne(this.shape.id, call.getPeer().slice(4), 'agent crashed');
+  }
+
+  /** Paused now: run `fn` when the pause ends instead. */
+  private frozen(fn: () => void): boolean {
+    const now = this.net.vs.now();
+    if (now >= this.hungUntil) return false;
+    this.net.vs.setTimer(this.hungUntil - now, fn);
+    return true;
   }
 
   /** A stop-the-world pause: no heartbeats, no progress, for `ms`. */

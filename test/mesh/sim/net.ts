@@ -92,7 +92,9 @@ export class ClientEnd<Req, Res> extends EventEmitter {
     super();
   }
   write(msg: Req, cb?: () => void): boolean {
-    if (this.pipe.closed || this.pipe.clientHalfClosed) throw new Error('write after end');
+    // After end() a write is a bug (Node streams throw); on a stream that broke it goes nowhere (grpc-js).
+    if (this.pipe.clientHalfClosed) throw new Error('write after end');
+    if (this.pipe.closed) return false;
     this.pipe.toServer(msg, cb);
     return true;
   }
@@ -113,7 +115,8 @@ export class ServerEnd<Req, Res> extends EventEmitter {
     super();
   }
   write(msg: Res, cb?: () => void): boolean {
-    if (this.pipe.closed || this.pipe.serverEnded) throw new Error('write after end');
+    if (this.pipe.serverEnded && !this.pipe.closed) throw new Error('write after end');
+    if (this.pipe.closed) return false;
     this.pipe.toClient(msg, cb);
     return true;
   }

@@ -57,6 +57,12 @@ export interface AgentHello {
   mesh: string;
   meshId: string;
   nodeCell: string;
+  /**
+   * Attempts the agent still runs from an earlier stream (a reconnect). The
+   * node reserves their slots before it assigns anything, so nothing lands on
+   * an agent whose slots are full; at most `slots` are taken.
+   */
+  running: TaskRef[];
 }
 
 export interface AgentLoad {
@@ -259,7 +265,7 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
 };
 
 function createBaseAgentHello(): AgentHello {
-  return { agentId: "", kinds: [], labels: [], slots: 0, version: "", mesh: "", meshId: "", nodeCell: "" };
+  return { agentId: "", kinds: [], labels: [], slots: 0, version: "", mesh: "", meshId: "", nodeCell: "", running: [] };
 }
 
 export const AgentHello: MessageFns<AgentHello> = {
@@ -287,6 +293,9 @@ export const AgentHello: MessageFns<AgentHello> = {
     }
     if (message.nodeCell !== "") {
       writer.uint32(66).string(message.nodeCell);
+    }
+    for (const v of message.running) {
+      TaskRef.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -368,6 +377,14 @@ export const AgentHello: MessageFns<AgentHello> = {
             message.nodeCell = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.running.push(TaskRef.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -402,6 +419,9 @@ export const AgentHello: MessageFns<AgentHello> = {
         : isSet(object.node_cell)
         ? globalThis.String(object.node_cell)
         : "",
+      running: globalThis.Array.isArray(object?.running)
+        ? object.running.map((e: any) => TaskRef.fromJSON(e))
+        : [],
     };
   },
 
@@ -431,6 +451,9 @@ export const AgentHello: MessageFns<AgentHello> = {
     if (message.nodeCell !== "") {
       obj.nodeCell = message.nodeCell;
     }
+    if (message.running?.length) {
+      obj.running = message.running.map((e) => TaskRef.toJSON(e));
+    }
     return obj;
   },
 
@@ -447,6 +470,7 @@ export const AgentHello: MessageFns<AgentHello> = {
     message.mesh = object.mesh ?? "";
     message.meshId = object.meshId ?? "";
     message.nodeCell = object.nodeCell ?? "";
+    message.running = object.running?.map((e) => TaskRef.fromPartial(e)) || [];
     return message;
   },
 };
