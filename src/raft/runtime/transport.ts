@@ -56,7 +56,7 @@ export interface NetworkFaults {
   drop: number;
   /** Probability that one message is delivered a second time, in a batch of its own. */
   duplicate: number;
-  /** Each batch (and each duplicate) arrives after a delay drawn uniformly from [min, max] ms; later sends may overtake it. */
+  /** Each batch (and each duplicate) arrives after a delay drawn uniformly from [min, max] ms (rounded); later sends may overtake it. */
   delayMs: readonly [number, number];
 }
 
@@ -161,7 +161,8 @@ export class MemoryNetwork {
     // The sender as it is now: reports go to the replica that sent, not to a later one restarted under its id.
     const src = this.endpoints.get(from);
     const [min, max] = this.faults.delayMs;
-    const delay = max > 0 ? min + this.random() * (max - min) : 0;
+    // Whole milliseconds, as real timers take them (a virtual clock stays on integers).
+    const delay = max > 0 ? Math.round(min + this.random() * (max - min)) : 0;
     const run = () => (lostSnap ? src?.reportSnapshot(to, false) : this.arrive(src, from, to, msgs));
     if (delay > 0) this.clock.setTimer(delay, run);
     else this.clock.defer(run);

@@ -1,4 +1,4 @@
-// npm run sim:mesh -- --seeds N [--start S] [--seed X] [--replicas 1|3|5] [--faults F] [--verbose]
+// npm run sim:mesh -- --seeds N [--start S] [--seed X] [--replicas 1|3|5] [--no-raft] [--faults F] [--verbose]
 // Runs seeds of the mesh simulator; prints each failing seed with its
 // violations and the command that replays it, and ends with exactly
 // `seeds=N violations=V` (exit 1 if V > 0).
@@ -13,7 +13,8 @@ const verbose = process.argv.includes('--verbose');
 const single = arg('seed');
 const count = single !== undefined ? 1 : Number(arg('seeds') ?? 100);
 const first = single !== undefined ? Number(single) : Number(arg('start') ?? 1);
-const maxReplicas = Number(arg('replicas') ?? 1);
+const maxReplicas = Number(arg('replicas') ?? 5);
+const raft = !process.argv.includes('--no-raft');
 const faults = Number(arg('faults') ?? 1);
 if (
   !Number.isInteger(first) ||
@@ -22,7 +23,7 @@ if (
   ![1, 3, 5].includes(maxReplicas) ||
   !(faults >= 0)
 ) {
-  console.error('usage: --seeds N [--start S] [--seed X] [--replicas 1|3|5] [--faults F] [--verbose]');
+  console.error('usage: --seeds N [--start S] [--seed X] [--replicas 1|3|5] [--no-raft] [--faults F] [--verbose]');
   process.exit(2);
 }
 
@@ -33,6 +34,7 @@ for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
     seed,
     maxReplicas,
+    raft,
     faults,
     ...(verbose ? { log: (l: string) => console.log(l), cellLogLevel: process.env.MESHLB_LOG_LEVEL ?? 'silent' } : {}),
   });
@@ -42,7 +44,7 @@ for (let seed = first; seed < first + count; seed++) {
     violations += res.violations.length;
     console.log(`FAIL seed=${seed}`);
     for (const v of res.violations.slice(0, 8)) console.log(`  [${v.check}] at ${Math.round(v.atMs)} ms: ${v.what}`);
-    console.log(`  replay: ${replayCommand(seed, maxReplicas)}`);
+    console.log(`  replay: ${replayCommand(seed, { maxReplicas, raft, faults })}`);
   }
 }
 const secs = (performance.now() - t0) / 1000;

@@ -94,6 +94,43 @@ export function planFaults(env: FaultEnv, fromMs: number, healAt: number, intens
       r.skewMs += rng.int(-300, 1000);
     });
   }
+  // Raft cells: a replica crashes and restarts from its storage, a replica's host drops off the
+  // network for a while, a leader hands over (as on SIGTERM). Several may overlap, quorum or not.
+  if (mesh.raftNet) {
+    for (let i = count(4); i > 0; i--) {
+      const r = rng.pick(replicas);
+      const at = when();
+      later(at, () => {
+        if (!r.up) return;
+        stats.replicaCrashes++;
+        log(`replica ${r.id} crashes${r.cell.leading ? ' (leader)' : ''}`);
+        mesh.crash(r.id);
+      });
+      later(until(at, 3000), () => mesh.restart(r.id));
+    }
+    for (let i = count(2); i > 0; i--) {
+      const r = rng.pick(replicas);
+      const at = when();
+      later(at, () => {
+        stats.partitions++;
+        log(`replica ${r.id} isolated${r.cell.leading ? ' (leader)' : ''}`);
+        mesh.isolate(r.id, true);
+      });
+      later(until(at, 3000), () => mesh.isolate(r.id, false));
+    }
+    const groups = replicas.filter((r) => r.spec.replicas.length > 1);
+    for (let i = count(3); i > 0 && groups.length > 0; i--) {
+      const path = rng.pick(groups).spec.path;
+      later(when(), () => {
+        const leader = mesh.leaderOf(path);
+        if (!leader) return;
+        stats.leaderChanges++;
+        log(`leader ${leader.id} of ${path} hands over`);
+        leader.cell.ledgerLog.transferLeader(undefined, 2000).catch(() => undefined);
+      });
+    }
+  }
+
   // Agents: crash and restart, lose their node for a while, hang, slow down, drain, answer twice.
   for (const a of agents) {
     if (rng.chance(0.25 * intensity)) {
@@ -150,6 +187,10 @@ export function planFaults(env: FaultEnv, fromMs: number, healAt: number, intens
 /** Everything back to health at the end of the fault window. */
 export function healAll(env: FaultEnv): void {
   env.net.healAll();
+  for (const r of env.mesh.replicas.values()) {
+    env.mesh.isolate(r.id, false);
+    if (!r.up) env.mesh.restart(r.id);
+  }
   for (const r of env.mesh.replicas.values()) r.skewMs = 0;
   for (const a of env.agents) {
     a.slowFactor = 1;

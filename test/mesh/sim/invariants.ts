@@ -80,6 +80,8 @@ export class Checker implements AgentObserver {
 
   /** Watch a leading replica's home ledger (each replica's ledger applies every entry once). */
   attachLedger(replicaId: string, ledger: Ledger): void {
+    // One name per ledger instance: a restarted replica replays its log into a new one.
+    const copy = `${replicaId}@${++this.ledgers}`;
     const last = new Map<string, TaskState>();
     ledger.onChange((rec) => {
       const prev = last.get(rec.id);
@@ -94,7 +96,7 @@ export class Checker implements AgentObserver {
     ledger.onTerminal((rec) => {
       const w = this.watch(rec.id);
       // Counted per ledger: one terminal per replica's copy of the task.
-      const k = `${replicaId}|${rec.id}`;
+      const k = `${copy}|${rec.id}`;
       if (this.terminalAt.has(k)) this.add('terminal', `${rec.id} recorded terminal twice at ${replicaId}`);
       this.terminalAt.add(k);
       w.terminals++;
@@ -102,6 +104,7 @@ export class Checker implements AgentObserver {
   }
 
   private readonly terminalAt = new Set<string>();
+  private ledgers = 0;
 
   private completed(rec: TaskRecord, w: TaskWatch): void {
     const r = rec.result;
@@ -190,12 +193,22 @@ export class Checker implements AgentObserver {
       if (n < 0) this.add('credits', `${path} -> ${link.cell}: ${n} acked since summary of ${kind}`);
   }
 
-  /** After the run drained: every accepted task ended, once. */
+  /**
+   * After the run drained: every accepted task ended, once. A NONE task whose
+   * accepting leader is no longer its cell's leader (it crashed or handed
+   * over) may be gone: NONE skips the log by contract. Returns how many were.
+   */
   final(
-    accepted: Iterable<{ id: string; home: string }>,
+    accepted: Iterable<{ id: string; home: string; logged: boolean; ledger: Ledger }>,
     stateOf: (home: string, id: string) => TaskRecord | undefined,
-  ): void {
+    homeLedger: (home: string) => Ledger | undefined,
+  ): number {
+    let noneLost = 0;
     for (const t of accepted) {
+      if (!t.logged && homeLedger(t.home) !== t.ledger) {
+        if (!isTerminal(t.ledger.get(t.id)?.state ?? TaskState.TASK_STATE_QUEUED)) noneLost++;
+        continue;
+      }
       const rec = stateOf(t.home, t.id);
       if (!rec) this.add('ended', `${t.id} (home ${t.home}) is not in its home ledger`);
       else if (!isTerminal(rec.state))
@@ -204,6 +217,7 @@ export class Checker implements AgentObserver {
           `${t.id} (home ${t.home}) still ${TaskState[rec.state]} (attempt ${rec.attempt}: ${rec.reason})`,
         );
     }
+    return noneLost;
   }
 }
 

@@ -8,11 +8,14 @@ import { OpenRequest, OpenResponse } from '../../../src/gen/meshlb/v1/link.js';
 import { Cell } from '../../../src/mesh/cell.js';
 import { meshOf, type MeshIdentity } from '../../../src/mesh/mesh-identity.js';
 import type { LinkDialer } from '../../../src/mesh/parent-link.js';
+import { RaftCellLog } from '../../../src/mesh/raft-cell-log.js';
+import { RaftLedgerLog } from '../../../src/mesh/raft-ledger-log.js';
 import { wireCell } from '../../../src/mesh/replica.js';
 import type { Scheduler } from '../../../src/mesh/scheduler.js';
 import type { CellOptions } from '../../../src/mesh/types.js';
 import type { VirtualScheduler } from '../../../src/mesh/virtual-scheduler.js';
 import type { CellSpec, Topology } from '../../../src/topology/types.js';
+import { MemoryLogStore, MemoryNetwork } from '../../../src/raft/index.js';
 import type { Rng } from '../../../src/util/rng.js';
 import type { ServerEnd, SimNet } from './net.js';
 
@@ -34,8 +37,12 @@ export interface MeshOptions {
   readonly rng: Rng;
   /** Settings every cell gets (short timers keep a seed's virtual run short). */
   readonly cellOptions: CellOptions;
-  /** The cell's log for a replicated cell (Raft on the simulated network); absent: one replica leading alone. */
-  readonly logFor?: (r: SimReplica) => CellOptions['replicatedLog'];
+  /**
+   * Every cell a Raft group (as `meshlb serve` runs it: even one replica is a
+   * one-voter group) on an in-memory network and in-memory stores that
+   * outlive a crash; without it every replica leads alone (`meshlb dev`).
+   */
+  readonly raft?: boolean;
   /** Called with every cell built (at the start and after a restart): the checker watches its ledger. */
   readonly onCell?: (r: SimReplica) => void;
   /** Log lines of the cells (verbose runs); silent otherwise. */
@@ -45,9 +52,19 @@ export interface MeshOptions {
 export class SimMesh {
   readonly replicas = new Map<string, SimReplica>();
   readonly mesh: MeshIdentity;
+  /** The Raft groups' network (their messages; the links and agent streams are on SimNet). */
+  readonly raftNet: MemoryNetwork | undefined;
+  /** Each replica's "disk": its Raft log, hard state and snapshots, kept across a crash. */
+  private readonly disks = new Map<string, MemoryLogStore>();
+  /** Replicas whose Raft replica is still stopping after a crash: a restart waits for it. */
+  private readonly stopping = new Map<string, Promise<void>>();
 
   constructor(private readonly o: MeshOptions) {
     this.mesh = meshOf(o.topology);
+    if (o.raft) {
+      const r = o.rng.fork();
+      this.raftNet = new MemoryNetwork({ clock: o.vs, random: () => r.next(), faults: { delayMs: [0, 3] } });
+    }
     for (const spec of o.topology.cells) {
       for (const r of spec.replicas) {
         const rep: SimReplica = {
@@ -74,7 +91,7 @@ export class SimMesh {
       defer: (fn) => vs.defer(fn),
     };
     const log = pino({ level: this.o.logLevel ?? 'silent', base: { cell: rep.spec.path, replica: rep.id } });
-    const factory = this.o.logFor?.(rep);
+    const factory = this.raftNet ? this.raftLog(rep, scheduler) : undefined;
     const cell = new Cell(topology, rep.spec, rep.replica, {
       ...this.o.cellOptions,
       scheduler,
@@ -94,6 +111,33 @@ export class SimMesh {
     return cell;
   }
 
+  /** The cell's log for `rep`: a RaftLedgerLog on the replica's disk and the Raft network, as raft-cell.ts builds it. */
+  private raftLog(rep: SimReplica, clock: Scheduler): CellOptions['replicatedLog'] {
+    const peers: Record<string, string> = {};
+    for (const r of rep.spec.replicas) peers[r.id] = r.id;
+    let disk = this.disks.get(rep.id);
+    if (!disk) this.disks.set(rep.id, (disk = new MemoryLogStore({ bootstrap: peers })));
+    const store = disk;
+    const r = this.o.rng.fork();
+    const net = this.raftNet!;
+    return (ledger) =>
+      new RaftCellLog(
+        new RaftLedgerLog({
+          ledger,
+          raft: {
+            groupId: rep.spec.path,
+            id: rep.id,
+            peers,
+            storage: { log: store, snapshots: store.snapshots },
+            transport: net.transport(rep.id),
+            clock,
+            random: () => r.next(),
+          },
+        }),
+        clock,
+      );
+  }
+
   /** The replica that leads `path` now (undefined during an election or while all are down). */
   leaderOf(path: string): SimReplica | undefined {
     const spec = this.o.topology.byPath.get(path);
@@ -102,6 +146,13 @@ export class SimMesh {
       if (rep?.up && rep.cell.leading) return rep;
     }
     return undefined;
+  }
+
+  /** Cut `id` off from every other endpoint (links, agents, its Raft peers), or heal that. */
+  isolate(id: string, on: boolean): void {
+    this.o.net.isolate(id, on);
+    if (on) this.raftNet?.cut(id);
+    else if (this.replicas.get(id)?.up) this.raftNet?.heal(id);
   }
 
   endpointsOf(path: string): string[] {
@@ -114,16 +165,27 @@ export class SimMesh {
     if (!rep || !rep.up) return;
     rep.up = false;
     this.o.net.setDown(id, true);
+    this.raftNet?.cut(id);
     rep.cell.parent?.close();
     rep.cell.close();
-    void rep.cell.ledgerLog.close();
+    this.stopping.set(
+      id,
+      rep.cell.ledgerLog.close().catch(() => undefined),
+    );
   }
 
-  /** A new process on the same storage. */
+  /** A new process on the same storage (once the old one has let go of it). */
   restart(id: string): void {
     const rep = this.replicas.get(id);
     if (!rep || rep.up) return;
+    const stopping = this.stopping.get(id);
+    if (stopping) {
+      this.stopping.delete(id);
+      void stopping.then(() => this.restart(id));
+      return;
+    }
     this.o.net.setDown(id, false);
+    this.raftNet?.heal(id);
     rep.up = true;
     rep.skewMs = 0;
     rep.cell = this.build(rep);

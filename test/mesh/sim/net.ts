@@ -236,6 +236,7 @@ export class SimNet {
   private readonly down = new Set<string>();
   /** Blackholed endpoint pairs, as "a|b" with a < b. */
   private readonly partitions = new Set<string>();
+  private readonly isolated = new Set<string>();
   private readonly pipes = new Set<Pipe<unknown, unknown>>();
   /** Per-endpoint extra latency (a slow host). */
   private readonly slow = new Map<string, number>();
@@ -288,7 +289,14 @@ export class SimNet {
   }
 
   cut(a: string, b: string): boolean {
+    if (this.isolated.size > 0 && (this.isolated.has(a) || this.isolated.has(b))) return true;
     return this.partitions.size > 0 && this.partitions.has(a < b ? `${a}|${b}` : `${b}|${a}`);
+  }
+
+  /** Cut `endpoint` off from everyone (its host's network is down), or heal that. */
+  isolate(endpoint: string, on: boolean): void {
+    if (on) this.isolated.add(endpoint);
+    else this.isolated.delete(endpoint);
   }
 
   partition(a: string, b: string, on: boolean): void {
@@ -299,6 +307,7 @@ export class SimNet {
 
   healAll(): void {
     this.partitions.clear();
+    this.isolated.clear();
     this.slow.clear();
   }
 

@@ -22,8 +22,10 @@ import { Workload, type WorkloadStats } from './workload.js';
 
 export interface SimOptions {
   readonly seed: number;
-  /** Replicas per cell drawn from 1..maxReplicas; 1 (default today) runs every cell alone. */
+  /** Replicas per cell drawn from 1..maxReplicas (1, 3 or 5; default 5). */
   readonly maxReplicas?: number;
+  /** Every cell a Raft group (default), or every replica leading alone with its ledger in memory (`meshlb dev`). */
+  readonly raft?: boolean;
   /** 0 = no faults; 1 = the default mix. */
   readonly faults?: number;
   /** Trace lines (--verbose). */
@@ -45,6 +47,8 @@ export interface SimResult {
     steps: number;
     messages: number;
     outcomes: Record<string, number>;
+    /** NONE tasks gone with the leader that accepted them (by contract). */
+    noneLost: number;
     workload: WorkloadStats;
     faults: FaultStats;
   };
@@ -73,13 +77,18 @@ export const SIM_CELL_OPTIONS: CellOptions = {
   retention: 100_000,
 };
 
-export function replayCommand(seed: number, maxReplicas: number): string {
-  return `npm run sim:mesh -- --seed ${seed}${maxReplicas !== 1 ? ` --replicas ${maxReplicas}` : ''} --verbose`;
+export function replayCommand(seed: number, o: { maxReplicas: number; raft: boolean; faults: number }): string {
+  const flags = [
+    o.raft ? (o.maxReplicas !== 5 ? `--replicas ${o.maxReplicas}` : '') : '--no-raft',
+    o.faults !== 1 ? `--faults ${o.faults}` : '',
+  ].filter(Boolean);
+  return `npm run sim:mesh -- --seed ${seed} ${[...flags, '--verbose'].join(' ')}`;
 }
 
 export async function runSeed(o: SimOptions): Promise<SimResult> {
   const rng = new Rng(o.seed);
-  const maxReplicas = o.maxReplicas ?? 1;
+  const raft = o.raft ?? true;
+  const maxReplicas = raft ? (o.maxReplicas ?? 5) : 1;
   const shape = makeShape(rng.fork(), { maxReplicas });
   const vs = new VirtualScheduler(T0);
   const net = new SimNet(vs, rng.fork());
@@ -91,6 +100,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     net,
     rng: rng.fork(),
     cellOptions: SIM_CELL_OPTIONS,
+    raft,
     onCell: (r: SimReplica) => checker.attachLedger(r.id, r.cell.ledger),
     ...(o.cellLogLevel ? { logLevel: o.cellLogLevel } : {}),
   });
@@ -148,10 +158,10 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       err instanceof Error ? (err.stack ?? err.message).split('\n').slice(0, 4).join(' | ') : String(err),
     );
   }
-  checker.final(workload.accepted.values(), stateOf);
+  const noneLost = checker.final(workload.accepted.values(), stateOf, (home) => mesh.leaderOf(home)?.cell.ledger);
   const outcomes: Record<string, number> = {};
   for (const t of workload.accepted.values()) {
-    const s = stateOf(t.home, t.id)?.state;
+    const s = (t.logged ? stateOf(t.home, t.id) : t.ledger.get(t.id))?.state;
     const name = s === undefined ? 'missing' : stateName(s);
     outcomes[name] = (outcomes[name] ?? 0) + 1;
   }
@@ -167,6 +177,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       steps,
       messages: net.stats.messages,
       outcomes,
+      noneLost,
       workload: workload.stats,
       faults,
     },

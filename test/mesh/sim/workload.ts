@@ -5,6 +5,7 @@
 import { status } from '@grpc/grpc-js';
 import { Durability, Priority, TaskSpec } from '../../../src/gen/meshlb/v1/task.js';
 import { MeshError } from '../../../src/util/errors.js';
+import type { Ledger } from '../../../src/mesh/ledger.js';
 import type { Rng } from '../../../src/util/rng.js';
 import type { Checker } from './invariants.js';
 import type { SimMesh } from './mesh.js';
@@ -13,6 +14,10 @@ import type { Shape } from './topo.js';
 export interface Accepted {
   readonly id: string;
   readonly home: string;
+  /** LOGGED (replicated) or NONE (kept in the accepting leader's memory only). */
+  readonly logged: boolean;
+  /** The ledger of the leader that accepted it: a NONE task lives only there. */
+  readonly ledger: Ledger;
 }
 
 export interface WorkloadStats {
@@ -85,23 +90,27 @@ export class Workload {
       const again = this.rng.pick(this.keys);
       if (again.id !== undefined) {
         this.stats.resubmits++;
-        this.submit(again.home, [again.spec], 0, (ids) => {
+        this.submit(again.home, [again.spec], 0, (ids, ledger) => {
+          // A NONE task's key is known only to the leader that accepted it (by contract).
+          const first = this.accepted.get(again.id!);
+          if (first && !first.logged && first.ledger !== ledger) return;
           if (ids[0] !== again.id)
             this.checker.add('idempotency', `key ${again.key} at ${again.home} named ${ids[0]}, first ${again.id}`);
         });
       }
     }
-    this.submit(home, specs, 0, (ids) => {
+    this.submit(home, specs, 0, (ids, ledger) => {
       ids.forEach((id, i) => {
+        const logged = specs[i]!.durability !== Durability.DURABILITY_NONE;
         this.keys.push({ key: specs[i]!.idempotencyKey, spec: specs[i]!, home, id });
-        this.accepted.set(id, { id, home });
+        if (!this.accepted.has(id)) this.accepted.set(id, { id, home, logged, ledger });
         if (this.rng.chance(0.05)) this.later(this.rng.int(0, 3000), () => this.cancel(home, id));
       });
     });
   }
 
   /** Submit at the home's leader; no leader (an election): the client retries, as the SDK does. */
-  private submit(home: string, specs: TaskSpec[], tries: number, done: (ids: string[]) => void): void {
+  private submit(home: string, specs: TaskSpec[], tries: number, done: (ids: string[], ledger: Ledger) => void): void {
     const leader = this.mesh.leaderOf(home);
     if (!leader) {
       if (tries >= 40) {
@@ -117,7 +126,10 @@ export class Workload {
     leader.cell.submit(wire).then(
       (outs) => {
         for (const o of outs) if (!o.existing) this.stats.accepted++;
-        done(outs.map((o) => o.id));
+        done(
+          outs.map((o) => o.id),
+          leader.cell.ledger,
+        );
       },
       (err: unknown) => {
         // Saturated: the client is told so (no retry here). Anything else (not the leader, an
