@@ -62,9 +62,12 @@ export class CarryOver {
     const settings = this.cell.settings;
     const until = now + settings.taskTimeoutMs + settings.leaseSlackMs;
     for (const ref of refs) {
-      if (s.carried.size >= s.slots) return;
       const key = routeKey(ref.taskId, ref.attempt);
-      if (!s.carried.has(key)) s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
+      const c = s.carried.get(key);
+      // Adopted from the orphans with what was left of its lease: the agent says it runs on, so it
+      // holds the slot as long as a fresh one would (sim:mesh seed 49: released early, over slots).
+      if (c !== undefined) s.carried.set(key, { kind: c.kind, untilMs: Math.max(c.untilMs, until), confirmed: true });
+      else if (s.carried.size < s.slots) s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
     }
   }
 

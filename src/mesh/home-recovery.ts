@@ -2,7 +2,8 @@
 // (home.ts) that only matters when something went wrong:
 // - resume(): this replica started leading; rebuild the queue and the timers
 //   from the ledger, and keep the attempts that were out (children relink and
-//   claim them with adopt(); reconcile() retries what nobody claims);
+//   claim them with adopt(); reconcile() fails what nobody claims as lost,
+//   counted: it may have run);
 // - suspend(): this replica stopped leading; drop what only a leader holds;
 // - repair(): proposals failed (a timeout under load, an election), so their
 //   outcome is unknown; put every live task back on track from what the ledger
@@ -128,7 +129,7 @@ export class HomeRecovery {
     return true;
   }
 
-  /** Attempts out when this replica started leading that no child claims by now: retry them (uncounted). */
+  /** Attempts out when this replica started leading that no child claims by now: lost (counted), retried if attempts remain. */
   private reconcile(): void {
     this.reconcileTimer = undefined;
     if (!this.h.d.leading()) return;
@@ -148,7 +149,9 @@ export class HomeRecovery {
           id,
           attempt,
           reason: 'lost: no child held it after the cell changed leader',
-          counted: false,
+          // It was dispatched: it may have run, and its result died with the old leader's links.
+          // Counted, so a task never runs more than max_attempts times (sim:mesh seed 68).
+          counted: true,
           lapse: true,
           atMs: now,
         },
