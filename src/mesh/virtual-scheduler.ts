@@ -15,8 +15,9 @@ interface VirtualTimer {
 export class VirtualScheduler implements Scheduler {
   private nowMs: number;
   private seq = 0;
-  /** Pending timers, sorted by (at, seq). */
-  private timers: VirtualTimer[] = [];
+  /** Pending timers: a binary min-heap on (at, seq); cancelled ones are dropped when they surface. */
+  private heap: VirtualTimer[] = [];
+  private live = 0;
   private deferred: (() => void)[] = [];
 
   constructor(startMs = 0) {
@@ -29,12 +30,13 @@ export class VirtualScheduler implements Scheduler {
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
     const t: VirtualTimer = { at: this.nowMs + Math.max(0, delayMs), seq: this.seq++, fn, cancelled: false };
-    let i = this.timers.length;
-    while (i > 0 && this.timers[i - 1]!.at > t.at) i--;
-    this.timers.splice(i, 0, t);
+    this.push(t);
+    this.live++;
     return {
       cancel: () => {
+        if (t.cancelled) return;
         t.cancelled = true;
+        this.live--;
       },
     };
   }
@@ -45,9 +47,13 @@ export class VirtualScheduler implements Scheduler {
 
   /** Timers set and not yet fired or cancelled. */
   get pendingTimers(): number {
-    let n = 0;
-    for (const t of this.timers) if (!t.cancelled) n++;
-    return n;
+    return this.live;
+  }
+
+  /** When the next pending timer is due (undefined if none). */
+  nextAt(): number | undefined {
+    this.dropCancelled();
+    return this.heap[0]?.at;
   }
 
   /** Run deferred work, including work it defers, until none is left. Throws past `limit` (a livelock). */
@@ -73,14 +79,54 @@ export class VirtualScheduler implements Scheduler {
   advanceTo(ms: number): void {
     this.runDeferred();
     for (;;) {
-      const t = this.timers[0];
+      this.dropCancelled();
+      const t = this.heap[0];
       if (t === undefined || t.at > ms) break;
-      this.timers.shift();
-      if (t.cancelled) continue;
+      this.pop();
+      t.cancelled = true; // fired: a later cancel() is a no-op
+      this.live--;
       if (t.at > this.nowMs) this.nowMs = t.at;
       t.fn();
       this.runDeferred();
     }
     if (ms > this.nowMs) this.nowMs = ms;
+  }
+
+  private dropCancelled(): void {
+    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.pop();
+  }
+
+  private static before(a: VirtualTimer, b: VirtualTimer): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  private push(t: VirtualTimer): void {
+    const h = this.heap;
+    let i = h.length;
+    h.push(t);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!VirtualScheduler.before(t, h[p]!)) break;
+      h[i] = h[p]!;
+      i = p;
+    }
+    h[i] = t;
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const r = l + 1;
+      const c = r < h.length && VirtualScheduler.before(h[r]!, h[l]!) ? r : l;
+      if (!VirtualScheduler.before(h[c]!, last)) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = last;
   }
 }
