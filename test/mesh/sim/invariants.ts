@@ -6,7 +6,8 @@
 //   attempts   attempts that ran on agents never exceed max_attempts;
 //   slots      an agent never holds more than its slots (node and agent view);
 //   capacity   free slots never exceed total, in every summary a parent holds;
-//   credits    dispatch credits and their counts never go negative;
+//   credits    dispatch credits and their counts never go negative, and each
+//              link's unacked count is the dispatches awaiting an ack;
 //   stale      a task completes only from its current attempt, one an agent ran;
 //   blocked    a queued task at a node never waits while an agent that could run
 //              it sits idle with a free slot, for longer than a bound;
@@ -191,6 +192,18 @@ export class Checker implements AgentObserver {
       if (n < 0) this.add('credits', `${path} -> ${link.cell}: ${n} unacked dispatches of ${kind}`);
     for (const [kind, n] of raw.ackedSinceSummary)
       if (n < 0) this.add('credits', `${path} -> ${link.cell}: ${n} acked since summary of ${kind}`);
+    // The link's counters clamp at zero (a count that would go negative is
+    // deleted), so a double decrement never shows as a negative number: it
+    // shows as fewer unacked than dispatches awaiting an ack (`sent`), which
+    // over-grants credit. unacked_K must equal the sent entries of kind K.
+    const awaiting = new Map<string, number>();
+    for (const kind of link.sent.values()) awaiting.set(kind, (awaiting.get(kind) ?? 0) + 1);
+    for (const kind of new Set([...awaiting.keys(), ...raw.unacked.keys()])) {
+      const n = raw.unacked.get(kind) ?? 0;
+      const want = awaiting.get(kind) ?? 0;
+      if (n !== want)
+        this.add('credits', `${path} -> ${link.cell}: ${n} unacked dispatches of ${kind}, ${want} awaiting an ack`);
+    }
   }
 
   /**
