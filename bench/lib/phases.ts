@@ -36,6 +36,8 @@ export function spec(durability: Durability = Durability.DURABILITY_NONE): TaskS
     maxAttempts: 0,
     payload: stampPayload(nowUs()),
     durability,
+    traceParent: '',
+    traceState: '',
   };
 }
 

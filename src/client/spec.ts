@@ -87,6 +87,8 @@ export function toTaskSpec(t: TaskInput): TaskSpec {
     maxAttempts: t.maxAttempts ?? 0,
     payload: encodePayload(t.payload),
     durability: toDurability(t.durability),
+    traceParent: '',
+    traceState: '',
   };
 }
 

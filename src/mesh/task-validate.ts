@@ -30,7 +30,9 @@ export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number
   const tooLong =
     overLimit('task.kind', spec.kind, LIMITS.kind) ||
     overLimit('task.idempotency_key', spec.idempotencyKey, LIMITS.idempotencyKey) ||
-    overLimit('task.tenant', spec.tenant, LIMITS.tenant);
+    overLimit('task.tenant', spec.tenant, LIMITS.tenant) ||
+    overLimit('task.trace_parent', spec.traceParent, LIMITS.traceParent) ||
+    overLimit('task.trace_state', spec.traceState, LIMITS.traceState);
   if (tooLong) return tooLong;
   if (spec.payload.length > maxPayloadBytes) {
     return `task.payload is ${spec.payload.length} bytes, over the cap of ${maxPayloadBytes}`;

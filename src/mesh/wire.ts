@@ -13,6 +13,7 @@ export function wireDispatch(item: WorkItem): Dispatch {
       homeCell: item.homeCell,
       spec: item.spec,
       leaseMs: item.leaseMs,
+      traceParent: '',
     }
   );
 }

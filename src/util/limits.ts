@@ -30,6 +30,10 @@ export const LIMITS = {
   labelValue: 256,
   /** TaskSpec.labels and TaskSpec.affinity, each. */
   labelsPerTask: 64,
+  /** TaskSpec.trace_parent (a W3C traceparent is 55 characters; later versions may add fields). */
+  traceParent: 256,
+  /** TaskSpec.trace_state (W3C: at most 32 entries, and 512 characters must always be passed on). */
+  traceState: 512,
   /** Cancel and DrainAgent reasons. */
   reason: 1024,
   /** AgentHello.agent_id, DrainAgent.agent_id. */

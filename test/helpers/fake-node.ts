@@ -131,7 +131,10 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
       maxAttempts: 0,
       payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
       durability: 0,
+      traceParent: '',
+      traceState: '',
     },
+    traceParent: '',
   };
 }
 
@@ -314,7 +317,7 @@ export class FakeNode {
         s.outstanding.add(id);
         const attempt = t.attempt + 1;
         this.tasks.set(id, { ...t, attempt, state: TaskState.TASK_STATE_DISPATCHED });
-        batch.push({ taskId: id, attempt, homeCell: '/', spec: t.spec, leaseMs: 30_000 });
+        batch.push({ taskId: id, attempt, homeCell: '/', spec: t.spec, leaseMs: 30_000, traceParent: '' });
       }
       if (batch.length) s.assign(batch);
     }

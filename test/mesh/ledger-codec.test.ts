@@ -52,6 +52,22 @@ describe('ledger command codec', () => {
     expect(decodeCommands(encodeCommands([]))).toEqual([]);
   });
 
+  it("keeps a task's trace context (trace_parent, trace_state) in commands and snapshots", () => {
+    const traced = spec({
+      traceParent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      traceState: 'congo=t61rcWkgMzE',
+    });
+    const [accepted] = decodeCommands(
+      encodeCommands([{ type: 'accepted', tasks: [{ id: 't', spec: traced, homeCell: '/', atMs: 1 }] }]),
+    );
+    expect(accepted?.type === 'accepted' && accepted.tasks[0]!.spec).toStrictEqual(traced);
+    const a = ledger();
+    a.apply(accepted!);
+    const b = ledger();
+    b.restore(a.snapshot());
+    expect(b.get('t')?.spec).toStrictEqual(traced);
+  });
+
   it('refuses bytes that are not a batch and commands of an unknown kind', () => {
     expect(() => decodeCommands(Uint8Array.from([0x0a, 0x05, 0x01]))).toThrow(LedgerCodecError);
     const unknown = LedgerBatch.encode({ commands: [{ command: undefined }] }).finish();

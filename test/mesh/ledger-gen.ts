@@ -54,6 +54,8 @@ const specOf = (p: Pools): fc.Arbitrary<TaskSpec> =>
     maxAttempts: p.maxAttempts,
     payload: bytes,
     durability: fc.constantFrom(Durability.DURABILITY_UNSPECIFIED, Durability.DURABILITY_LOGGED),
+    traceParent: fc.constantFrom('', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),
+    traceState: fc.constantFrom('', 'congo=t61rcWkgMzE'),
   }).map((s) => TaskSpec.fromPartial(s)); // every field the generated type has, including ones added later
 
 const resultOf = (p: Pools): fc.Arbitrary<TaskResult> =>

@@ -340,6 +340,17 @@ export interface TaskSpec {
   maxAttempts: number;
   payload: Buffer;
   durability: Durability;
+  /**
+   * W3C Trace Context (https://www.w3.org/TR/trace-context/) of the trace the
+   * task belongs to: "00-<trace id>-<span id>-<flags>", empty = none. A client
+   * sets the caller's span; a home cell that traces replaces it with its own
+   * submit span (a child of the caller's) before logging the task, so every
+   * attempt's spans hang under it and Get shows it. The mesh keeps it as is
+   * when it does not trace.
+   */
+  traceParent: string;
+  /** The W3C tracestate that goes with trace_parent (vendor data), passed on unchanged. */
+  traceState: string;
 }
 
 /** An agent's answer for one attempt. The first result of the current attempt wins. */
@@ -391,6 +402,13 @@ export interface Dispatch {
     | undefined;
   /** Lease: the home cell re-dispatches if no result arrives in this time. */
   leaseMs: number;
+  /**
+   * W3C traceparent of the span of the cell that sent this dispatch (its
+   * dispatch decision), when that cell traces; empty otherwise. The receiver's
+   * span is its child: each tier's span, and the agent's run, under the tier
+   * above. An agent that finds it empty continues spec.trace_parent.
+   */
+  traceParent: string;
 }
 
 /** Identifies one attempt of a task (cancels, acks). */
@@ -561,6 +579,8 @@ function createBaseTaskSpec(): TaskSpec {
     maxAttempts: 0,
     payload: Buffer.alloc(0),
     durability: 0,
+    traceParent: "",
+    traceState: "",
   };
 }
 
@@ -598,6 +618,12 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.durability !== 0) {
       writer.uint32(88).int32(message.durability);
+    }
+    if (message.traceParent !== "") {
+      writer.uint32(98).string(message.traceParent);
+    }
+    if (message.traceState !== "") {
+      writer.uint32(106).string(message.traceState);
     }
     return writer;
   },
@@ -703,6 +729,22 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.durability = reader.int32() as any;
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.traceParent = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.traceState = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -744,6 +786,16 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         : 0,
       payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : Buffer.alloc(0),
       durability: isSet(object.durability) ? durabilityFromJSON(object.durability) : 0,
+      traceParent: isSet(object.traceParent)
+        ? globalThis.String(object.traceParent)
+        : isSet(object.trace_parent)
+        ? globalThis.String(object.trace_parent)
+        : "",
+      traceState: isSet(object.traceState)
+        ? globalThis.String(object.traceState)
+        : isSet(object.trace_state)
+        ? globalThis.String(object.trace_state)
+        : "",
     };
   },
 
@@ -782,6 +834,12 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.durability !== 0) {
       obj.durability = durabilityToJSON(message.durability);
     }
+    if (message.traceParent !== "") {
+      obj.traceParent = message.traceParent;
+    }
+    if (message.traceState !== "") {
+      obj.traceState = message.traceState;
+    }
     return obj;
   },
 
@@ -801,6 +859,8 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     message.maxAttempts = object.maxAttempts ?? 0;
     message.payload = object.payload ?? Buffer.alloc(0);
     message.durability = object.durability ?? 0;
+    message.traceParent = object.traceParent ?? "";
+    message.traceState = object.traceState ?? "";
     return message;
   },
 };
@@ -1254,7 +1314,7 @@ export const Task: MessageFns<Task> = {
 };
 
 function createBaseDispatch(): Dispatch {
-  return { taskId: "", attempt: 0, homeCell: "", spec: undefined, leaseMs: 0 };
+  return { taskId: "", attempt: 0, homeCell: "", spec: undefined, leaseMs: 0, traceParent: "" };
 }
 
 export const Dispatch: MessageFns<Dispatch> = {
@@ -1273,6 +1333,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     }
     if (message.leaseMs !== 0) {
       writer.uint32(40).uint32(message.leaseMs);
+    }
+    if (message.traceParent !== "") {
+      writer.uint32(50).string(message.traceParent);
     }
     return writer;
   },
@@ -1330,6 +1393,14 @@ export const Dispatch: MessageFns<Dispatch> = {
             message.leaseMs = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.traceParent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1361,6 +1432,11 @@ export const Dispatch: MessageFns<Dispatch> = {
         : isSet(object.lease_ms)
         ? globalThis.Number(object.lease_ms)
         : 0,
+      traceParent: isSet(object.traceParent)
+        ? globalThis.String(object.traceParent)
+        : isSet(object.trace_parent)
+        ? globalThis.String(object.trace_parent)
+        : "",
     };
   },
 
@@ -1381,6 +1457,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     if (message.leaseMs !== 0) {
       obj.leaseMs = Math.round(message.leaseMs);
     }
+    if (message.traceParent !== "") {
+      obj.traceParent = message.traceParent;
+    }
     return obj;
   },
 
@@ -1394,6 +1473,7 @@ export const Dispatch: MessageFns<Dispatch> = {
     message.homeCell = object.homeCell ?? "";
     message.spec = (object.spec !== undefined && object.spec !== null) ? TaskSpec.fromPartial(object.spec) : undefined;
     message.leaseMs = object.leaseMs ?? 0;
+    message.traceParent = object.traceParent ?? "";
     return message;
   },
 };
