@@ -81,6 +81,18 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
       return { command: { $case: 'cancelled', value: { taskId: c.id, reason: c.reason, atMs: c.atMs } } };
     case 'deadLettered':
       return { command: { $case: 'deadLettered', value: { taskId: c.id, reason: c.reason, atMs: c.atMs } } };
+    case 'replayed':
+      return { command: { $case: 'replayed', value: { taskIds: [...c.ids], reason: c.reason, atMs: c.atMs } } };
+    case 'cellDrained':
+      return { command: { $case: 'cellDrained', value: { drain: c.drain, reason: c.reason, atMs: c.atMs } } };
+    case 'policySet':
+      return {
+        command: { $case: 'policySet', value: { policy: c.policy, configJson: c.configJson, atMs: c.atMs } },
+      };
+    case 'agentCordoned':
+      return {
+        command: { $case: 'agentCordoned', value: { agentId: c.agentId, cordon: c.cordon, atMs: c.atMs } },
+      };
   }
 }
 
@@ -106,6 +118,14 @@ function fromMsg(m: LedgerCommandMsg): LedgerCommand {
       return { type: 'cancelled', id: c.value.taskId, reason: c.value.reason, atMs: c.value.atMs };
     case 'deadLettered':
       return { type: 'deadLettered', id: c.value.taskId, reason: c.value.reason, atMs: c.value.atMs };
+    case 'replayed':
+      return { type: 'replayed', ids: c.value.taskIds, reason: c.value.reason, atMs: c.value.atMs };
+    case 'cellDrained':
+      return { type: 'cellDrained', drain: c.value.drain, reason: c.value.reason, atMs: c.value.atMs };
+    case 'policySet':
+      return { type: 'policySet', policy: c.value.policy, configJson: c.value.configJson, atMs: c.value.atMs };
+    case 'agentCordoned':
+      return { type: 'agentCordoned', agentId: c.value.agentId, cordon: c.value.cordon, atMs: c.value.atMs };
     case undefined:
       // A command from a newer version this one does not know: refusing beats skipping it silently.
       throw new LedgerCodecError('ledger command of an unknown kind');

@@ -38,7 +38,36 @@ export type LedgerCommand =
       readonly atMs: number;
     }
   | { readonly type: 'cancelled'; readonly id: string; readonly reason: string; readonly atMs: number }
-  | { readonly type: 'deadLettered'; readonly id: string; readonly reason: string; readonly atMs: number };
+  | { readonly type: 'deadLettered'; readonly id: string; readonly reason: string; readonly atMs: number }
+  /**
+   * An operator replayed tasks that ended FAILED, DEAD_LETTERED or CANCELLED:
+   * each starts a new attempt series (QUEUED, no failures counted, the attempt
+   * number goes on growing as the fence). Others are answered and left alone.
+   */
+  | { readonly type: 'replayed'; readonly ids: readonly string[]; readonly reason: string; readonly atMs: number }
+  /** The operator's drain of the cell (false lifts it). */
+  | { readonly type: 'cellDrained'; readonly drain: boolean; readonly reason: string; readonly atMs: number }
+  /** The operator's routing policy for the cell ('' = the topology's), its config as JSON ('' = defaults). */
+  | { readonly type: 'policySet'; readonly policy: string; readonly configJson: string; readonly atMs: number }
+  /** An agent of this node cell cordoned (no new assignments; it stays connected) or not. */
+  | { readonly type: 'agentCordoned'; readonly agentId: string; readonly cordon: boolean; readonly atMs: number };
+
+/**
+ * What operators set on the cell through its log (AdminService): replicated
+ * with the ledger, so every replica and every later leader holds the same.
+ */
+export interface CellConfig {
+  draining: boolean;
+  drainReason: string;
+  /** '' = the topology's policy. */
+  policy: string;
+  policyConfigJson: string;
+  /** Cordoned agent ids, in the order they were cordoned (at most MAX_CORDONED). */
+  readonly cordoned: Set<string>;
+}
+
+/** Cordoned agents a cell remembers: about a node's agents, far above a real fleet per node. */
+export const MAX_CORDONED = 10_000;
 
 /** What apply() says about one command (or one task of a batch). */
 export type ApplyResult =
@@ -52,7 +81,8 @@ export type ApplyResult =
   | {
       readonly ok: false;
       readonly id: string;
-      readonly why: 'unknown' | 'stale' | 'terminal';
+      /** live: a replay of a task that has not ended; full: a cordon past MAX_CORDONED. */
+      readonly why: 'unknown' | 'stale' | 'terminal' | 'live' | 'full';
       readonly state?: TaskState;
     };
 
@@ -70,6 +100,10 @@ export interface TaskRecord {
   updatedMs: number;
   result: TaskResult | undefined;
   reason: string;
+  /** Times an operator replayed it (each a new attempt series). */
+  replays: number;
+  /** The attempt number the current series started from: its attempts are attempt - attemptBase. */
+  attemptBase: number;
 }
 
 const TERMINAL_STATES: ReadonlySet<TaskState> = new Set([

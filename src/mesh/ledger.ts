@@ -20,19 +20,28 @@
 //   attempt that may have run ends once, counted or not: at most max_attempts
 //   counted ones run (the attempt number, a fence, also counts dispatches
 //   refused before they started);
-// - at most `retention` terminal tasks are kept; the oldest is evicted first.
-import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
+// - at most `retention` terminal tasks are kept; the oldest is evicted first;
+// - only a `replayed` command reopens a terminal task (FAILED, DEAD_LETTERED,
+//   CANCELLED; never COMPLETED), as a new attempt series: so a task reaches a
+//   terminal state at most once per series, and its attempt number never
+//   goes back (a result of an attempt before the replay stays stale).
+//
+// The cell's operator settings (drain, policy, cordoned agents) are in the
+// same log and snapshot (`config`): the cell's one replicated state machine.
+import { LedgerSnapshot, type LedgerCellConfig, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { TaskSpec, TaskState } from '../gen/meshlb/v1/task.js';
 import {
   isTerminal,
+  MAX_CORDONED,
   type AcceptedTask,
   type ApplyResult,
+  type CellConfig,
   type LedgerCommand,
   type TaskRecord,
 } from './ledger-record.js';
 
-export { isLogged, isTerminal, toProtoTask } from './ledger-record.js';
-export type { AcceptedTask, ApplyResult, LedgerCommand, TaskRecord } from './ledger-record.js';
+export { isLogged, isTerminal, MAX_CORDONED, toProtoTask } from './ledger-record.js';
+export type { AcceptedTask, ApplyResult, CellConfig, LedgerCommand, TaskRecord } from './ledger-record.js';
 
 export interface LedgerOptions {
   /** Terminal tasks kept for Get/Watch and idempotency; the oldest is evicted first. */
@@ -60,6 +69,10 @@ export class Ledger {
   /** Told after restore() replaced the whole ledger (no per-record change was reported for it). */
   private readonly restoreListeners: (() => void)[] = [];
   readonly counters = { accepted: 0, completed: 0, failed: 0, cancelled: 0, deadLettered: 0 };
+  /** The operator's settings of the cell (drain, policy, cordons). */
+  readonly config: CellConfig = emptyConfig();
+  /** Told after a config command applied, and after restore(). */
+  private readonly configListeners: ((c: CellConfig) => void)[] = [];
 
   constructor(private readonly opts: LedgerOptions) {}
 
@@ -73,6 +86,10 @@ export class Ledger {
 
   onRestored(l: () => void): void {
     this.restoreListeners.push(l);
+  }
+
+  onConfig(l: (c: CellConfig) => void): void {
+    this.configListeners.push(l);
   }
 
   get(id: string): TaskRecord | undefined {
@@ -127,7 +144,48 @@ export class Ledger {
         this.finish(rec, to, cmd.reason, cmd.atMs);
         return [this.ok(rec)];
       }
+      case 'replayed':
+        return cmd.ids.map((id) => this.replay(id, cmd.reason, cmd.atMs));
+      case 'cellDrained':
+        this.config.draining = cmd.drain;
+        this.config.drainReason = cmd.drain ? cmd.reason : '';
+        return [this.configChanged()];
+      case 'policySet':
+        this.config.policy = cmd.policy;
+        this.config.policyConfigJson = cmd.policy ? cmd.configJson : '';
+        return [this.configChanged()];
+      case 'agentCordoned': {
+        const cordoned = this.config.cordoned;
+        if (cmd.cordon && !cordoned.has(cmd.agentId) && cordoned.size >= MAX_CORDONED) {
+          return [{ ok: false, id: cmd.agentId, why: 'full' }];
+        }
+        if (cmd.cordon) cordoned.add(cmd.agentId);
+        else cordoned.delete(cmd.agentId);
+        return [this.configChanged()];
+      }
     }
+  }
+
+  /** A new attempt series for a task that ended other than COMPLETED. */
+  private replay(id: string, reason: string, atMs: number): ApplyResult {
+    const rec = this.tasks.get(id);
+    if (!rec) return { ok: false, id, why: 'unknown' };
+    if (!isTerminal(rec.state)) return { ok: false, id, why: 'live', state: rec.state };
+    if (rec.state === TaskState.TASK_STATE_COMPLETED) return { ok: false, id, why: 'terminal', state: rec.state };
+    this.terminalOrder.delete(id);
+    this.live++;
+    rec.failures = 0;
+    rec.attemptBase = rec.attempt;
+    rec.replays++;
+    rec.result = undefined;
+    rec.reason = reason;
+    this.touch(rec, TaskState.TASK_STATE_QUEUED, atMs);
+    return this.ok(rec);
+  }
+
+  private configChanged(): ApplyResult {
+    for (const l of this.configListeners) l(this.config);
+    return { ok: true, id: '', state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 };
   }
 
   private accept(t: AcceptedTask): ApplyResult {
@@ -152,6 +210,8 @@ export class Ledger {
       updatedMs: t.atMs,
       result: undefined,
       reason: '',
+      replays: 0,
+      attemptBase: 0,
     };
     this.tasks.set(t.id, rec);
     if (key) this.byKey.set(key, t.id);
@@ -186,14 +246,14 @@ export class Ledger {
     const max = this.maxAttempts(rec);
     if (cmd.fatal) {
       this.finish(rec, TaskState.TASK_STATE_FAILED, cmd.reason, cmd.atMs);
-    } else if (rec.failures >= max || rec.attempt >= max + UNCOUNTED_ATTEMPT_SLACK) {
+    } else if (rec.failures >= max || rec.attempt - rec.attemptBase >= max + UNCOUNTED_ATTEMPT_SLACK) {
       const to = cmd.lapse ? TaskState.TASK_STATE_DEAD_LETTERED : TaskState.TASK_STATE_FAILED;
       // Attempts are those counted against max_attempts; the attempt number
       // also counts dispatches refused before they started (uncounted).
       const why =
         rec.failures >= max
           ? `${rec.failures} of ${max} attempts`
-          : `${rec.failures} of ${max} attempts, ${rec.attempt} dispatches`;
+          : `${rec.failures} of ${max} attempts, ${rec.attempt - rec.attemptBase} dispatches`;
       this.finish(rec, to, `${cmd.reason} (${why})`, cmd.atMs);
     } else {
       rec.reason = cmd.reason;
@@ -273,7 +333,15 @@ export class Ledger {
     }
     const terminalOrder = [...this.terminalOrder.keys()].map((id) => at.get(id)!);
     const counters = { ...this.counters };
-    return LedgerSnapshot.encode({ version: SNAPSHOT_VERSION, records, terminalOrder, counters }).finish();
+    const c = this.config;
+    const config: LedgerCellConfig = {
+      draining: c.draining,
+      drainReason: c.drainReason,
+      policy: c.policy,
+      policyConfigJson: c.policyConfigJson,
+      cordoned: [...c.cordoned],
+    };
+    return LedgerSnapshot.encode({ version: SNAPSHOT_VERSION, records, terminalOrder, counters, config }).finish();
   }
 
   /**
@@ -310,11 +378,23 @@ export class Ledger {
       cancelled: c?.cancelled ?? 0,
       deadLettered: c?.deadLettered ?? 0,
     });
+    const cfg = snap.config;
+    this.config.draining = cfg?.draining ?? false;
+    this.config.drainReason = cfg?.drainReason ?? '';
+    this.config.policy = cfg?.policy ?? '';
+    this.config.policyConfigJson = cfg?.policyConfigJson ?? '';
+    this.config.cordoned.clear();
+    for (const id of cfg?.cordoned ?? []) this.config.cordoned.add(id);
     for (const l of this.restoreListeners) l();
+    for (const l of this.configListeners) l(this.config);
   }
 }
 
 const SNAPSHOT_VERSION = 1;
+
+function emptyConfig(): CellConfig {
+  return { draining: false, drainReason: '', policy: '', policyConfigJson: '', cordoned: new Set() };
+}
 
 /** LedgerRecord has TaskRecord's fields (a record encodes as it is); a spec is always there. */
 const fromLedgerRecord = (r: LedgerRecord): TaskRecord => ({ ...r, spec: r.spec ?? TaskSpec.fromPartial({}) });

@@ -98,6 +98,15 @@ const commandOf = (p: Pools): fc.Arbitrary<LedgerCommand> => {
     ),
     record({ type: fc.constant('cancelled' as const), id: p.ids, reason: text(), atMs: ms }),
     record({ type: fc.constant('deadLettered' as const), id: p.ids, reason: text(), atMs: ms }),
+    record({
+      type: fc.constant('replayed' as const),
+      ids: fc.array(p.ids, { maxLength: 3 }),
+      reason: text(),
+      atMs: ms,
+    }),
+    record({ type: fc.constant('cellDrained' as const), drain: fc.boolean(), reason: text(), atMs: ms }),
+    record({ type: fc.constant('policySet' as const), policy: text(), configJson: text(), atMs: ms }),
+    record({ type: fc.constant('agentCordoned' as const), agentId: p.ids, cordon: fc.boolean(), atMs: ms }),
   );
 };
 
@@ -112,7 +121,18 @@ export const anyCommand = commandOf(wide);
  * for a dispatch, current for everything else).
  */
 export interface Step {
-  readonly op: 'accept' | 'dispatch' | 'running' | 'complete' | 'fail' | 'cancel' | 'deadLetter';
+  readonly op:
+    | 'accept'
+    | 'dispatch'
+    | 'running'
+    | 'complete'
+    | 'fail'
+    | 'cancel'
+    | 'deadLetter'
+    | 'replay'
+    | 'drain'
+    | 'policy'
+    | 'cordon';
   readonly ids: readonly string[];
   readonly delta: number;
   readonly spec: TaskSpec;
@@ -136,6 +156,10 @@ export const step: fc.Arbitrary<Step> = record({
     ['fail', 3],
     ['cancel', 1],
     ['deadLetter', 1],
+    ['replay', 1],
+    ['drain', 1],
+    ['policy', 1],
+    ['cordon', 1],
   ),
   ids: fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'), { minLength: 1, maxLength: 3 }),
   delta: weighted([0, 8], [-1, 1], [1, 1]),
@@ -189,6 +213,14 @@ export function commandFor(s: Step, l: Ledger): LedgerCommand {
       return { type: 'cancelled', id, reason: s.reason, atMs: s.atMs };
     case 'deadLetter':
       return { type: 'deadLettered', id, reason: s.reason, atMs: s.atMs };
+    case 'replay':
+      return { type: 'replayed', ids: s.ids, reason: s.reason, atMs: s.atMs };
+    case 'drain':
+      return { type: 'cellDrained', drain: s.counted, reason: s.reason, atMs: s.atMs };
+    case 'policy':
+      return { type: 'policySet', policy: s.fatal ? '' : 'p2c', configJson: s.reason, atMs: s.atMs };
+    case 'cordon':
+      return { type: 'agentCordoned', agentId: id, cordon: s.counted, atMs: s.atMs };
   }
 }
 

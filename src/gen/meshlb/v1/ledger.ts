@@ -27,6 +27,10 @@ export interface LedgerCommand {
     | { $case: "attemptFailed"; value: LedgerAttemptFailed }
     | { $case: "cancelled"; value: LedgerCancelled }
     | { $case: "deadLettered"; value: LedgerDeadLettered }
+    | { $case: "replayed"; value: LedgerReplayed }
+    | { $case: "cellDrained"; value: LedgerCellDrained }
+    | { $case: "policySet"; value: LedgerPolicySet }
+    | { $case: "agentCordoned"; value: LedgerAgentCordoned }
     | undefined;
 }
 
@@ -91,6 +95,50 @@ export interface LedgerDeadLettered {
 }
 
 /**
+ * An operator replayed tasks that ended FAILED, DEAD_LETTERED or CANCELLED
+ * (AdminService RetryTask, ReplayDeadLetters): each starts a new attempt
+ * series, QUEUED with no failures counted; its attempt number goes on growing
+ * (the fence). Others are left as they are.
+ */
+export interface LedgerReplayed {
+  taskIds: string[];
+  reason: string;
+  atMs: number;
+}
+
+/**
+ * An operator drained (or undrained) the cell: it refuses work from its parent
+ * and reports no free slots (AdminService DrainCell, UndrainCell).
+ */
+export interface LedgerCellDrained {
+  drain: boolean;
+  reason: string;
+  atMs: number;
+}
+
+/**
+ * An operator set the cell's routing policy and its config (AdminService
+ * SetPolicy). An empty policy returns to the topology's.
+ */
+export interface LedgerPolicySet {
+  policy: string;
+  /** The policy's config as JSON (an object), "" for its defaults. */
+  configJson: string;
+  atMs: number;
+}
+
+/**
+ * An operator cordoned an agent of this node cell (no new assignments, it
+ * stays connected), or lifted that (AdminService CordonAgent,
+ * UncordonAgent). Held by agent id, so it outlives the agent's reconnects.
+ */
+export interface LedgerAgentCordoned {
+  agentId: string;
+  cordon: boolean;
+  atMs: number;
+}
+
+/**
  * The whole ledger: restoring it gives a ledger that answers every later command
  * exactly as the one that was snapshotted.
  */
@@ -101,7 +149,22 @@ export interface LedgerSnapshot {
   records: LedgerRecord[];
   /** The terminal records, oldest first, as indexes into `records`: the eviction order. */
   terminalOrder: number[];
-  counters: LedgerCounters | undefined;
+  counters:
+    | LedgerCounters
+    | undefined;
+  /** The operator's settings of the cell (absent in snapshots taken before them). */
+  config: LedgerCellConfig | undefined;
+}
+
+/** What operators set on the cell through the log (drain, policy, cordons). */
+export interface LedgerCellConfig {
+  draining: boolean;
+  drainReason: string;
+  /** "" = the topology's policy. */
+  policy: string;
+  policyConfigJson: string;
+  /** Cordoned agent ids, in the order they were cordoned. */
+  cordoned: string[];
 }
 
 /** The ledger's record of one task (the idempotency index is rebuilt from the specs). */
@@ -118,6 +181,13 @@ export interface LedgerRecord {
   updatedMs: number;
   result: TaskResult | undefined;
   reason: string;
+  /** Times an operator replayed the task (a new attempt series each). */
+  replays: number;
+  /**
+   * The attempt number the current series started from (0 before any replay):
+   * attempts of this series are attempt - attempt_base.
+   */
+  attemptBase: number;
 }
 
 /** Tasks that reached each outcome since the cell's log began (not only the retained ones). */
@@ -228,6 +298,18 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "deadLettered":
         LedgerDeadLettered.encode(message.command.value, writer.uint32(58).fork()).join();
         break;
+      case "replayed":
+        LedgerReplayed.encode(message.command.value, writer.uint32(66).fork()).join();
+        break;
+      case "cellDrained":
+        LedgerCellDrained.encode(message.command.value, writer.uint32(74).fork()).join();
+        break;
+      case "policySet":
+        LedgerPolicySet.encode(message.command.value, writer.uint32(82).fork()).join();
+        break;
+      case "agentCordoned":
+        LedgerAgentCordoned.encode(message.command.value, writer.uint32(90).fork()).join();
+        break;
     }
     return writer;
   },
@@ -301,6 +383,38 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
             message.command = { $case: "deadLettered", value: LedgerDeadLettered.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.command = { $case: "replayed", value: LedgerReplayed.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.command = { $case: "cellDrained", value: LedgerCellDrained.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.command = { $case: "policySet", value: LedgerPolicySet.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.command = { $case: "agentCordoned", value: LedgerAgentCordoned.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -333,6 +447,20 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
         ? { $case: "deadLettered", value: LedgerDeadLettered.fromJSON(object.deadLettered) }
         : isSet(object.dead_lettered)
         ? { $case: "deadLettered", value: LedgerDeadLettered.fromJSON(object.dead_lettered) }
+        : isSet(object.replayed)
+        ? { $case: "replayed", value: LedgerReplayed.fromJSON(object.replayed) }
+        : isSet(object.cellDrained)
+        ? { $case: "cellDrained", value: LedgerCellDrained.fromJSON(object.cellDrained) }
+        : isSet(object.cell_drained)
+        ? { $case: "cellDrained", value: LedgerCellDrained.fromJSON(object.cell_drained) }
+        : isSet(object.policySet)
+        ? { $case: "policySet", value: LedgerPolicySet.fromJSON(object.policySet) }
+        : isSet(object.policy_set)
+        ? { $case: "policySet", value: LedgerPolicySet.fromJSON(object.policy_set) }
+        : isSet(object.agentCordoned)
+        ? { $case: "agentCordoned", value: LedgerAgentCordoned.fromJSON(object.agentCordoned) }
+        : isSet(object.agent_cordoned)
+        ? { $case: "agentCordoned", value: LedgerAgentCordoned.fromJSON(object.agent_cordoned) }
         : undefined,
     };
   },
@@ -353,6 +481,14 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       obj.cancelled = LedgerCancelled.toJSON(message.command.value);
     } else if (message.command?.$case === "deadLettered") {
       obj.deadLettered = LedgerDeadLettered.toJSON(message.command.value);
+    } else if (message.command?.$case === "replayed") {
+      obj.replayed = LedgerReplayed.toJSON(message.command.value);
+    } else if (message.command?.$case === "cellDrained") {
+      obj.cellDrained = LedgerCellDrained.toJSON(message.command.value);
+    } else if (message.command?.$case === "policySet") {
+      obj.policySet = LedgerPolicySet.toJSON(message.command.value);
+    } else if (message.command?.$case === "agentCordoned") {
+      obj.agentCordoned = LedgerAgentCordoned.toJSON(message.command.value);
     }
     return obj;
   },
@@ -402,6 +538,30 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "deadLettered": {
         if (object.command?.value !== undefined && object.command?.value !== null) {
           message.command = { $case: "deadLettered", value: LedgerDeadLettered.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "replayed": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "replayed", value: LedgerReplayed.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "cellDrained": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "cellDrained", value: LedgerCellDrained.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "policySet": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "policySet", value: LedgerPolicySet.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "agentCordoned": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "agentCordoned", value: LedgerAgentCordoned.fromPartial(object.command.value) };
         }
         break;
       }
@@ -1304,8 +1464,440 @@ export const LedgerDeadLettered: MessageFns<LedgerDeadLettered> = {
   },
 };
 
+function createBaseLedgerReplayed(): LedgerReplayed {
+  return { taskIds: [], reason: "", atMs: 0 };
+}
+
+export const LedgerReplayed: MessageFns<LedgerReplayed> = {
+  encode(message: LedgerReplayed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.taskIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(25).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerReplayed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerReplayed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerReplayed {
+    return {
+      taskIds: globalThis.Array.isArray(object?.taskIds)
+        ? object.taskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.task_ids)
+        ? object.task_ids.map((e: any) => globalThis.String(e))
+        : [],
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerReplayed): unknown {
+    const obj: any = {};
+    if (message.taskIds?.length) {
+      obj.taskIds = message.taskIds;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerReplayed>): LedgerReplayed {
+    return LedgerReplayed.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerReplayed>): LedgerReplayed {
+    const message = createBaseLedgerReplayed();
+    message.taskIds = object.taskIds?.map((e) => e) || [];
+    message.reason = object.reason ?? "";
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerCellDrained(): LedgerCellDrained {
+  return { drain: false, reason: "", atMs: 0 };
+}
+
+export const LedgerCellDrained: MessageFns<LedgerCellDrained> = {
+  encode(message: LedgerCellDrained, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.drain !== false) {
+      writer.uint32(8).bool(message.drain);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(25).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerCellDrained {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerCellDrained();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.drain = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerCellDrained {
+    return {
+      drain: isSet(object.drain) ? globalThis.Boolean(object.drain) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerCellDrained): unknown {
+    const obj: any = {};
+    if (message.drain !== false) {
+      obj.drain = message.drain;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerCellDrained>): LedgerCellDrained {
+    return LedgerCellDrained.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerCellDrained>): LedgerCellDrained {
+    const message = createBaseLedgerCellDrained();
+    message.drain = object.drain ?? false;
+    message.reason = object.reason ?? "";
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerPolicySet(): LedgerPolicySet {
+  return { policy: "", configJson: "", atMs: 0 };
+}
+
+export const LedgerPolicySet: MessageFns<LedgerPolicySet> = {
+  encode(message: LedgerPolicySet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== "") {
+      writer.uint32(10).string(message.policy);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(18).string(message.configJson);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(25).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerPolicySet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerPolicySet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerPolicySet {
+    return {
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      configJson: isSet(object.configJson)
+        ? globalThis.String(object.configJson)
+        : isSet(object.config_json)
+        ? globalThis.String(object.config_json)
+        : "",
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerPolicySet): unknown {
+    const obj: any = {};
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.configJson !== "") {
+      obj.configJson = message.configJson;
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerPolicySet>): LedgerPolicySet {
+    return LedgerPolicySet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerPolicySet>): LedgerPolicySet {
+    const message = createBaseLedgerPolicySet();
+    message.policy = object.policy ?? "";
+    message.configJson = object.configJson ?? "";
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerAgentCordoned(): LedgerAgentCordoned {
+  return { agentId: "", cordon: false, atMs: 0 };
+}
+
+export const LedgerAgentCordoned: MessageFns<LedgerAgentCordoned> = {
+  encode(message: LedgerAgentCordoned, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agentId !== "") {
+      writer.uint32(10).string(message.agentId);
+    }
+    if (message.cordon !== false) {
+      writer.uint32(16).bool(message.cordon);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(25).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerAgentCordoned {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerAgentCordoned();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cordon = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerAgentCordoned {
+    return {
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      cordon: isSet(object.cordon) ? globalThis.Boolean(object.cordon) : false,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerAgentCordoned): unknown {
+    const obj: any = {};
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.cordon !== false) {
+      obj.cordon = message.cordon;
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerAgentCordoned>): LedgerAgentCordoned {
+    return LedgerAgentCordoned.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerAgentCordoned>): LedgerAgentCordoned {
+    const message = createBaseLedgerAgentCordoned();
+    message.agentId = object.agentId ?? "";
+    message.cordon = object.cordon ?? false;
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseLedgerSnapshot(): LedgerSnapshot {
-  return { version: 0, records: [], terminalOrder: [], counters: undefined };
+  return { version: 0, records: [], terminalOrder: [], counters: undefined, config: undefined };
 }
 
 export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
@@ -1325,6 +1917,9 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     }
     if (message.counters !== undefined) {
       LedgerCounters.encode(message.counters, writer.uint32(34).fork()).join();
+    }
+    if (message.config !== undefined) {
+      LedgerCellConfig.encode(message.config, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1384,6 +1979,14 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
             message.counters = LedgerCounters.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.config = LedgerCellConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1408,6 +2011,7 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
         ? object.terminal_order.map((e: any) => globalThis.Number(e))
         : [],
       counters: isSet(object.counters) ? LedgerCounters.fromJSON(object.counters) : undefined,
+      config: isSet(object.config) ? LedgerCellConfig.fromJSON(object.config) : undefined,
     };
   },
 
@@ -1425,6 +2029,9 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     if (message.counters !== undefined) {
       obj.counters = LedgerCounters.toJSON(message.counters);
     }
+    if (message.config !== undefined) {
+      obj.config = LedgerCellConfig.toJSON(message.config);
+    }
     return obj;
   },
 
@@ -1439,6 +2046,150 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     message.counters = (object.counters !== undefined && object.counters !== null)
       ? LedgerCounters.fromPartial(object.counters)
       : undefined;
+    message.config = (object.config !== undefined && object.config !== null)
+      ? LedgerCellConfig.fromPartial(object.config)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLedgerCellConfig(): LedgerCellConfig {
+  return { draining: false, drainReason: "", policy: "", policyConfigJson: "", cordoned: [] };
+}
+
+export const LedgerCellConfig: MessageFns<LedgerCellConfig> = {
+  encode(message: LedgerCellConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.draining !== false) {
+      writer.uint32(8).bool(message.draining);
+    }
+    if (message.drainReason !== "") {
+      writer.uint32(18).string(message.drainReason);
+    }
+    if (message.policy !== "") {
+      writer.uint32(26).string(message.policy);
+    }
+    if (message.policyConfigJson !== "") {
+      writer.uint32(34).string(message.policyConfigJson);
+    }
+    for (const v of message.cordoned) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerCellConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerCellConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.drainReason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.policyConfigJson = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.cordoned.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerCellConfig {
+    return {
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
+      drainReason: isSet(object.drainReason)
+        ? globalThis.String(object.drainReason)
+        : isSet(object.drain_reason)
+        ? globalThis.String(object.drain_reason)
+        : "",
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      policyConfigJson: isSet(object.policyConfigJson)
+        ? globalThis.String(object.policyConfigJson)
+        : isSet(object.policy_config_json)
+        ? globalThis.String(object.policy_config_json)
+        : "",
+      cordoned: globalThis.Array.isArray(object?.cordoned) ? object.cordoned.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: LedgerCellConfig): unknown {
+    const obj: any = {};
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
+    if (message.drainReason !== "") {
+      obj.drainReason = message.drainReason;
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.policyConfigJson !== "") {
+      obj.policyConfigJson = message.policyConfigJson;
+    }
+    if (message.cordoned?.length) {
+      obj.cordoned = message.cordoned;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerCellConfig>): LedgerCellConfig {
+    return LedgerCellConfig.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerCellConfig>): LedgerCellConfig {
+    const message = createBaseLedgerCellConfig();
+    message.draining = object.draining ?? false;
+    message.drainReason = object.drainReason ?? "";
+    message.policy = object.policy ?? "";
+    message.policyConfigJson = object.policyConfigJson ?? "";
+    message.cordoned = object.cordoned?.map((e) => e) || [];
     return message;
   },
 };
@@ -1455,6 +2206,8 @@ function createBaseLedgerRecord(): LedgerRecord {
     updatedMs: 0,
     result: undefined,
     reason: "",
+    replays: 0,
+    attemptBase: 0,
   };
 }
 
@@ -1489,6 +2242,12 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
     }
     if (message.reason !== "") {
       writer.uint32(82).string(message.reason);
+    }
+    if (message.replays !== 0) {
+      writer.uint32(88).uint32(message.replays);
+    }
+    if (message.attemptBase !== 0) {
+      writer.uint32(96).uint32(message.attemptBase);
     }
     return writer;
   },
@@ -1586,6 +2345,22 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
             message.reason = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.replays = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.attemptBase = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1622,6 +2397,12 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
         : 0,
       result: isSet(object.result) ? TaskResult.fromJSON(object.result) : undefined,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      replays: isSet(object.replays) ? globalThis.Number(object.replays) : 0,
+      attemptBase: isSet(object.attemptBase)
+        ? globalThis.Number(object.attemptBase)
+        : isSet(object.attempt_base)
+        ? globalThis.Number(object.attempt_base)
+        : 0,
     };
   },
 
@@ -1657,6 +2438,12 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.replays !== 0) {
+      obj.replays = Math.round(message.replays);
+    }
+    if (message.attemptBase !== 0) {
+      obj.attemptBase = Math.round(message.attemptBase);
+    }
     return obj;
   },
 
@@ -1677,6 +2464,8 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
       ? TaskResult.fromPartial(object.result)
       : undefined;
     message.reason = object.reason ?? "";
+    message.replays = object.replays ?? 0;
+    message.attemptBase = object.attemptBase ?? 0;
     return message;
   },
 };
