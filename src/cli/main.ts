@@ -5,7 +5,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { applyLogLevel, int, labels, list, logLevelOption, num, type Opts } from './flags.js';
 import { CliFailure, load, withMetrics } from './load.js';
-import { addCallerSecurityOptions, callerSecurityFrom } from './security-flags.js';
 
 export const EXIT_USAGE = 2;
 
@@ -93,102 +92,96 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       );
     });
 
-  addCallerSecurityOptions(
-    program
-      .command('agent-sim')
-      .description('many simulated agents in one process, connected to a node cell')
-      .requiredOption('--address <host:port>', 'node cell replica address')
-      .option('--agents <n>', 'agents to run', int(1), 10)
-      .option('--slots <n>', 'slots per agent', int(1), 4)
-      .option('--kinds <list>', 'task kinds the agents take', list(), ['default'])
-      .option('--labels <k=v,...>', 'agent labels', labels)
-      .option('--service-time-ms <n>', 'mean simulated service time', num(0))
-      .option('--service-jitter-ms <n>', 'uniform jitter added to the service time', num(0))
-      .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
-      .option('--duration <s>', 'run this long, then drain and exit (default: until signalled)', num(0))
-      .option('--id-prefix <p>', 'agent ids are <prefix>-<i>')
-      .option('--mesh <name>', 'the mesh (topology name) the agents expect; a node of another mesh refuses them')
-      .option('--channels <n>', 'HTTP/2 connections shared by the agents (default one per 1000 agents)', int(1))
-      .option('--seed <s>', 'random seed', int(0))
-      .option('--json', 'print one JSON summary on stdout at exit')
-      .addOption(logLevelOption()),
-  ).action((o: Opts) => {
-    applyLogLevel(o);
-    run(
-      (async () => {
-        const runAgentSim = await load<(opts: Opts) => Promise<number>>('agent-sim.js', 'runAgentSim');
-        return runAgentSim({
-          address: o.address,
-          agents: o.agents,
-          slots: o.slots,
-          kinds: o.kinds,
-          labels: o.labels ?? [],
-          serviceTimeMs: o.serviceTimeMs,
-          serviceJitterMs: o.serviceJitterMs,
-          failureRate: o.failureRate,
-          durationS: o.duration,
-          idPrefix: o.idPrefix,
-          mesh: o.mesh,
-          channels: o.channels,
-          seed: o.seed,
-          json: o.json === true,
-          security: callerSecurityFrom(o),
-        });
-      })(),
-    );
-  });
+  program
+    .command('agent-sim')
+    .description('many simulated agents in one process, connected to a node cell')
+    .requiredOption('--address <host:port>', 'node cell replica address')
+    .option('--agents <n>', 'agents to run', int(1), 10)
+    .option('--slots <n>', 'slots per agent', int(1), 4)
+    .option('--kinds <list>', 'task kinds the agents take', list(), ['default'])
+    .option('--labels <k=v,...>', 'agent labels', labels)
+    .option('--service-time-ms <n>', 'mean simulated service time', num(0))
+    .option('--service-jitter-ms <n>', 'uniform jitter added to the service time', num(0))
+    .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
+    .option('--duration <s>', 'run this long, then drain and exit (default: until signalled)', num(0))
+    .option('--id-prefix <p>', 'agent ids are <prefix>-<i>')
+    .option('--mesh <name>', 'the mesh (topology name) the agents expect; a node of another mesh refuses them')
+    .option('--channels <n>', 'HTTP/2 connections shared by the agents (default one per 1000 agents)', int(1))
+    .option('--seed <s>', 'random seed', int(0))
+    .option('--json', 'print one JSON summary on stdout at exit')
+    .addOption(logLevelOption())
+    .action((o: Opts) => {
+      applyLogLevel(o);
+      run(
+        (async () => {
+          const runAgentSim = await load<(opts: Opts) => Promise<number>>('agent-sim.js', 'runAgentSim');
+          return runAgentSim({
+            address: o.address,
+            agents: o.agents,
+            slots: o.slots,
+            kinds: o.kinds,
+            labels: o.labels ?? [],
+            serviceTimeMs: o.serviceTimeMs,
+            serviceJitterMs: o.serviceJitterMs,
+            failureRate: o.failureRate,
+            durationS: o.duration,
+            idPrefix: o.idPrefix,
+            mesh: o.mesh,
+            channels: o.channels,
+            seed: o.seed,
+            json: o.json === true,
+          });
+        })(),
+      );
+    });
 
-  addCallerSecurityOptions(
-    program
-      .command('submit')
-      .description('a bounded load generator: submit tasks and wait for their results')
-      .requiredOption('--address <host:port>', 'any replica address (usually the root cell)')
-      .option('--tasks <n>', 'tasks to submit', int(1), 1000)
-      .option('--rate <r>', 'submissions per second (0 = as fast as admitted)', num(0), 0)
-      .option('--kind <k>', 'task kind', 'default')
-      .option('--payload-bytes <n>', 'payload size', int(0), 0)
-      .addOption(
-        new Option('--priority <p>', 'priority').choices(['critical', 'high', 'normal', 'low']).default('normal'),
-      )
-      .option('--concurrency <n>', 'max tasks in flight', int(1))
-      .option('--timeout-ms <n>', 'task timeout', int(1))
-      .option('--duration <s>', 'stop submitting after this many seconds', num(0))
-      .option('--wait-ms <n>', 'how long to wait for results after the last submit', int(0))
-      .addOption(new Option('--durability <d>', 'durability').choices(['logged', 'none']))
-      .option('--batch <n>', 'specs per SubmitBatch call (1 = one Submit per task)', int(1, 10_000))
-      .option('--wait', 'wait for every result (the default)')
-      .option('--no-wait', 'do not wait for results')
-      .option('--tenant <name>', "the tasks' tenant (default: none, or a token's only tenant)")
-      .option('--seed <s>', 'random seed', int(0))
-      .option('--json', 'print one JSON summary on stdout')
-      .addOption(logLevelOption()),
-  ).action((o: Opts) => {
-    applyLogLevel(o);
-    run(
-      (async () => {
-        const runSubmit = await load<(opts: Opts) => Promise<number>>('submit.js', 'runSubmit');
-        return runSubmit({
-          address: o.address,
-          tasks: o.tasks,
-          rate: o.rate,
-          kind: o.kind,
-          payloadBytes: o.payloadBytes,
-          priority: o.priority,
-          concurrency: o.concurrency,
-          timeoutMs: o.timeoutMs,
-          durationS: o.duration,
-          waitMs: o.waitMs,
-          durability: o.durability,
-          batch: o.batch,
-          wait: o.wait !== false,
-          seed: o.seed,
-          json: o.json === true,
-          tenant: o.tenant,
-          security: callerSecurityFrom(o),
-        });
-      })(),
-    );
-  });
+  program
+    .command('submit')
+    .description('a bounded load generator: submit tasks and wait for their results')
+    .requiredOption('--address <host:port>', 'any replica address (usually the root cell)')
+    .option('--tasks <n>', 'tasks to submit', int(1), 1000)
+    .option('--rate <r>', 'submissions per second (0 = as fast as admitted)', num(0), 0)
+    .option('--kind <k>', 'task kind', 'default')
+    .option('--payload-bytes <n>', 'payload size', int(0), 0)
+    .addOption(
+      new Option('--priority <p>', 'priority').choices(['critical', 'high', 'normal', 'low']).default('normal'),
+    )
+    .option('--concurrency <n>', 'max tasks in flight', int(1))
+    .option('--timeout-ms <n>', 'task timeout', int(1))
+    .option('--duration <s>', 'stop submitting after this many seconds', num(0))
+    .option('--wait-ms <n>', 'how long to wait for results after the last submit', int(0))
+    .addOption(new Option('--durability <d>', 'durability').choices(['logged', 'none']))
+    .option('--batch <n>', 'specs per SubmitBatch call (1 = one Submit per task)', int(1, 10_000))
+    .option('--wait', 'wait for every result (the default)')
+    .option('--no-wait', 'do not wait for results')
+    .option('--seed <s>', 'random seed', int(0))
+    .option('--json', 'print one JSON summary on stdout')
+    .addOption(logLevelOption())
+    .action((o: Opts) => {
+      applyLogLevel(o);
+      run(
+        (async () => {
+          const runSubmit = await load<(opts: Opts) => Promise<number>>('submit.js', 'runSubmit');
+          return runSubmit({
+            address: o.address,
+            tasks: o.tasks,
+            rate: o.rate,
+            kind: o.kind,
+            payloadBytes: o.payloadBytes,
+            priority: o.priority,
+            concurrency: o.concurrency,
+            timeoutMs: o.timeoutMs,
+            durationS: o.duration,
+            waitMs: o.waitMs,
+            durability: o.durability,
+            batch: o.batch,
+            wait: o.wait !== false,
+            seed: o.seed,
+            json: o.json === true,
+          });
+        })(),
+      );
+    });
 
   program
     .command('deploy')
@@ -278,48 +271,19 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       );
     });
 
-  addCallerSecurityOptions(
-    program
-      .command('health')
-      .description('grpc.health.v1 Check against a replica: exit 0 if SERVING, 1 otherwise')
-      .requiredOption('--address <host:port>', 'replica address')
-      .option('--service <name>', 'service name ("" = the whole replica)', '')
-      .option('--timeout-ms <n>', 'deadline', int(1), 2000),
-  ).action((o: Opts) => {
-    run(
-      (async () => {
-        const { checkHealth } = await import('./health-check.js');
-        const status = await checkHealth(
-          o.address as string,
-          o.service as string,
-          o.timeoutMs as number,
-          callerSecurityFrom(o),
-        );
-        process.stdout.write(`${status}\n`);
-        return status === 'SERVING' ? 0 : 1;
-      })(),
-    );
-  });
-
   program
-    .command('certs')
-    .description('make a development CA and a certificate per replica with openssl (docs/security.md)')
-    .requiredOption('--topology <file>', 'topology YAML')
-    .requiredOption('--out <dir>', 'output directory (reuses DIR/ca.pem and ca.key if present)')
-    .option('--days <n>', 'validity of the replica certificates', int(1, 3650), 365)
-    .option('--san <names>', 'extra DNS names or IPs for every replica certificate', list())
-    .option('--new-ca', 'make a new CA even if DIR has one')
+    .command('health')
+    .description('grpc.health.v1 Check against a replica: exit 0 if SERVING, 1 otherwise')
+    .requiredOption('--address <host:port>', 'replica address')
+    .option('--service <name>', 'service name ("" = the whole replica)', '')
+    .option('--timeout-ms <n>', 'deadline', int(1), 2000)
     .action((o: Opts) => {
       run(
         (async () => {
-          const { runCerts } = await import('./certs.js');
-          return runCerts({
-            topologyFile: o.topology as string,
-            outDir: o.out as string,
-            days: o.days as number,
-            extraSans: (o.san as string[] | undefined) ?? [],
-            newCa: o.newCa === true,
-          });
+          const { checkHealth } = await import('./health-check.js');
+          const status = await checkHealth(o.address as string, o.service as string, o.timeoutMs as number);
+          process.stdout.write(`${status}\n`);
+          return status === 'SERVING' ? 0 : 1;
         })(),
       );
     });

@@ -25,6 +25,7 @@ import { Home, type SubmitOutcome } from './home.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { SoleLeader, type ReplicatedLog } from './leadership.js';
 import { NO_METER, type CellMeter } from './meter.js';
+import { NO_TRACER, type CellTracer } from './tracer.js';
 import type { ParentLink } from './parent-link.js';
 import type { CellPort, Links } from './port.js';
 import { Relay } from './relay.js';
@@ -48,6 +49,8 @@ export class Cell implements CellPort {
   readonly ledgerLog: ReplicatedLog;
   /** Where counts go (metrics); NO_METER unless the replica was given a meter. */
   readonly meter: CellMeter;
+  /** Where task spans go; NO_TRACER unless the replica was given a tracer. */
+  readonly tracer: CellTracer;
   /**
    * This replica makes the cell's decisions now: it leads and its ledger held
    * everything committed before its term when it started leading. Only then
@@ -98,6 +101,7 @@ export class Cell implements CellPort {
     this.routes = new RouteTable(this.queue);
     // Made before the modules that count into it; it reads the rest of the cell only later (at scrape time).
     this.meter = opts.meter ? opts.meter(this) : NO_METER;
+    this.tracer = opts.tracer ? opts.tracer(this) : NO_TRACER;
     this.timers = new CellTimers(
       this.scheduler,
       this.settings.tickMs,
@@ -105,7 +109,13 @@ export class Cell implements CellPort {
       (at) => this.sweep(at),
     );
     const wake = (): void => this.dispatcher.schedule();
-    const ctx = { path: this.path, settings: this.settings, log: this.log, scheduler: this.scheduler };
+    const ctx = {
+      path: this.path,
+      settings: this.settings,
+      log: this.log,
+      scheduler: this.scheduler,
+      tracer: this.tracer,
+    };
     this.home = new Home({
       ...ctx,
       random: this.random,
@@ -139,6 +149,7 @@ export class Cell implements CellPort {
       relay: this.relay,
       stats: this.stats,
       unplaceableTimeoutMs: this.settings.unplaceableTimeoutMs,
+      tracer: this.tracer,
     });
     this.summaries = new Summarizer(this);
     // The one replica of an unreplicated cell leads from the start (its ledger starts empty).

@@ -23,6 +23,7 @@ import type { Links } from './port.js';
 import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
+import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
 
@@ -41,6 +42,7 @@ export interface DispatcherDeps {
   readonly stats: CellStats;
   /** A task of a kind nobody serves waits this long where it cannot go further (unplaceable.ts). */
   readonly unplaceableTimeoutMs: number;
+  readonly tracer: CellTracer;
 }
 
 export class Dispatcher {
@@ -225,6 +227,7 @@ export class Dispatcher {
   private transmit(item: WorkItem): void {
     const via = item.via!;
     const links = this.d.links;
+    if (this.d.tracer.enabled) item.traceParent = this.d.tracer.dispatched(item, this.d.scheduler.now());
     if (via.type === 'child') links.children!.dispatch(via.cell, item);
     else if (via.type === 'agent') links.agents!.assign(via.agentId, item);
     else {

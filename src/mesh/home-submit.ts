@@ -21,6 +21,7 @@ import {
 import type { Scheduler } from './scheduler.js';
 import type { CellSettings } from './settings.js';
 import type { CellTimers } from './timers.js';
+import type { SubmitTrace } from './tracer.js';
 
 /** Specs per `accepted` proposal stay under this many bytes (payloads plus a fixed allowance per task). */
 const MAX_PROPOSAL_BYTES = 1 << 20;
@@ -78,7 +79,12 @@ export class TaskIds {
 }
 
 /** Validate and accept specs at this (home) cell. Throws MeshError for the batch as a whole. */
-export async function acceptSpecs(h: SubmitHost, ids: TaskIds, specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
+export async function acceptSpecs(
+  h: SubmitHost,
+  ids: TaskIds,
+  specs: readonly TaskSpec[],
+  trace?: SubmitTrace,
+): Promise<SubmitOutcome[]> {
   const { ledger, ledgerLog, settings } = h.d;
   h.mustLead();
   const now = h.scheduler.now();
@@ -93,7 +99,9 @@ export async function acceptSpecs(h: SubmitHost, ids: TaskIds, specs: readonly T
     }
     newCount++;
     out.push(fresh.length);
-    fresh.push({ id: ids.next(), spec, homeCell: h.path, atMs: now });
+    const id = ids.next();
+    // Traced: the ledger keeps the spec naming this task's submit span, under which its attempts go.
+    fresh.push({ id, spec: trace ? trace.start(id, spec) : spec, homeCell: h.path, atMs: now });
   }
   if (newCount > 0 && ledger.liveCount + newCount > settings.queueCapacity) {
     throw resourceExhausted(

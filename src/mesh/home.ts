@@ -31,6 +31,7 @@ import {
 import { HomeRecovery } from './home-recovery.js';
 import { acceptSpecs, TaskIds, type SubmitOutcome } from './home-submit.js';
 import type { RouteTable } from './routes.js';
+import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
 import { leaseFor, spilledLeaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
@@ -57,6 +58,7 @@ export interface HomeDeps {
   readonly leaderHint: () => LeaderHint;
   /** The cheap check of the hint's `leading` (on every timer entry and commit). */
   readonly leading: () => boolean;
+  readonly tracer: CellTracer;
 }
 
 export class Home {
@@ -86,7 +88,18 @@ export class Home {
 
   /** Validate and accept specs at this (home) cell (home-submit.ts). Throws MeshError for the batch as a whole. */
   submit(specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
-    return acceptSpecs(this, this.ids, specs);
+    if (!this.d.tracer.enabled) return acceptSpecs(this, this.ids, specs);
+    const t = this.d.tracer.submits();
+    return acceptSpecs(this, this.ids, specs, t).then(
+      (outcomes) => {
+        t.end();
+        return outcomes;
+      },
+      (err: unknown) => {
+        t.end(err);
+        throw err;
+      },
+    );
   }
 
   /** Throws FAILED_PRECONDITION with the leader hint on a follower, UNAVAILABLE while no leader is ready. */

@@ -12,11 +12,13 @@ import { status } from '@grpc/grpc-js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { Logger } from '../util/log.js';
+import { taskLogFields } from '../util/trace-context.js';
 import type { Home } from './home.js';
 import type { CellMeter } from './meter.js';
 import type { Links } from './port.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
+import type { CellTracer } from './tracer.js';
 import { leaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
 import {
@@ -39,6 +41,7 @@ export interface RelayDeps {
   readonly links: Links;
   readonly home: Home;
   readonly meter: CellMeter;
+  readonly tracer: CellTracer;
   /** Queued work changed: pump on the next turn. */
   readonly wake: () => void;
 }
@@ -100,7 +103,8 @@ export class Relay {
   nacked(key: string, reason: string): void {
     const item = this.d.routes.get(key);
     if (!item || item.via === undefined) return;
-    this.d.log.debug({ key, reason }, 'dispatch refused downstream; requeued');
+    const task = taskLogFields(item.taskId, item.spec.traceParent);
+    this.d.log.debug({ ...task, attempt: item.attempt, reason }, 'dispatch refused downstream; requeued');
     this.d.routes.requeue(item, this.d.scheduler.now());
     this.d.wake();
   }
@@ -119,6 +123,7 @@ export class Relay {
     }
     this.d.routes.drop(item);
     this.d.meter.resultBack(item.arrivedMs, item.origin.type === 'home', r);
+    if (this.d.tracer.enabled) this.d.tracer.resultBack(item, r, this.d.scheduler.now());
     this.sendBack(item.origin, r);
   }
 

@@ -6,6 +6,7 @@ import { MeshFailure, Priority as PbPriority, ResultStatus } from '../gen/meshlb
 import type { Priority } from '../queue/index.js';
 import type { LogFactory } from './leadership.js';
 import type { MeterFactory } from './meter.js';
+import type { TracerFactory } from './tracer.js';
 import type { Logger } from '../util/log.js';
 import type { BatcherOptions } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
@@ -62,6 +63,12 @@ export interface WorkItem {
   sentMs: number;
   /** When the task came to this cell (ms): forwarded here, or submitted (home items; metrics measure from it). */
   arrivedMs: number;
+  /**
+   * The W3C traceparent of this cell's span for the attempt, set when it is
+   * sent on by a cell that traces (tracer.ts), '' otherwise: the Dispatch
+   * carries it (wire.ts), so the next tier's span is its child.
+   */
+  traceParent: string;
 }
 
 export const routeKey = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
@@ -100,6 +107,7 @@ export function makeItem(
     via: undefined,
     sentMs: now,
     arrivedMs: now,
+    traceParent: '',
   };
 }
 
@@ -226,4 +234,6 @@ export interface CellOptions {
   readonly replicatedLog?: LogFactory;
   /** Metrics for the cell (src/admin/metrics.ts `meter`). Default: none. */
   readonly meter?: MeterFactory;
+  /** Traces of the tasks crossing the cell (src/trace `cellTracer`). Default: none (NO_TRACER). */
+  readonly tracer?: TracerFactory;
 }

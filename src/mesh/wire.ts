@@ -4,8 +4,17 @@
 import type { Dispatch, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { WorkItem } from './types.js';
 
-/** The Dispatch for an item: the one it arrived as (same attempt, lease and spec), else a new one. */
+/**
+ * The Dispatch for an item: the one it arrived as (same attempt, lease and
+ * spec), else a new one. Traced here (tracer.ts), a copy naming this cell's
+ * span: the one it arrived as stays as the sender made it.
+ */
 export function wireDispatch(item: WorkItem): Dispatch {
+  if (item.traceParent !== '') return { ...untraced(item), traceParent: item.traceParent };
+  return untraced(item);
+}
+
+function untraced(item: WorkItem): Dispatch {
   return (
     item.wire ?? {
       taskId: item.taskId,
@@ -19,7 +28,10 @@ export function wireDispatch(item: WorkItem): Dispatch {
 }
 
 export function dispatchSize(d: Dispatch): number {
-  return 96 + (d.spec?.payload.length ?? 0) + (d.spec?.kind.length ?? 0);
+  const s = d.spec;
+  // Trace context counts too: a caller's trace_state alone may be 512 characters.
+  const trace = d.traceParent.length + (s ? s.traceParent.length + s.traceState.length : 0);
+  return 96 + trace + (s?.payload.length ?? 0) + (s?.kind.length ?? 0);
 }
 
 export function resultSize(r: TaskResult): number {
