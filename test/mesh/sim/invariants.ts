@@ -8,7 +8,7 @@
 //   capacity   free slots never exceed total, in every summary a parent holds;
 //   credits    dispatch credits and their counts never go negative, and each
 //              link's unacked count is the dispatches awaiting an ack;
-//   stale      a task completes only from its current attempt, one an agent ran;
+//   stale      a task completes only from its current, live attempt, one an agent ran;
 //   blocked    a queued task at a node never waits while an agent that could run
 //              it sits idle with a free slot, for longer than a bound;
 // and, once faults healed and the run drained:
@@ -88,6 +88,10 @@ export class Checker implements AgentObserver {
       const prev = last.get(rec.id);
       if (prev !== undefined && isTerminal(prev) && prev !== rec.state)
         this.add('terminal', `${rec.id} left terminal ${TaskState[prev]} for ${TaskState[rec.state]} at ${replicaId}`);
+      // From QUEUED the last attempt had ended (failed or lost): a result for it is stale
+      // although its number is still the record's attempt, which the check below compares.
+      if (rec.state === TaskState.TASK_STATE_COMPLETED && prev === TaskState.TASK_STATE_QUEUED)
+        this.add('stale', `${rec.id} completed by attempt ${rec.attempt}, which had ended (QUEUED) at ${replicaId}`);
       last.set(rec.id, rec.state);
       const w = this.watch(rec.id);
       w.max = ledger.maxAttempts(rec);
