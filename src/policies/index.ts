@@ -33,7 +33,7 @@ export { seededRandom } from '../util/rng.js';
 export { globalGeoPolicy, GLOBAL_GEO_DEFAULT_WEIGHTS, type GlobalGeoConfig } from './global-geo.js';
 export { regionWrrPolicy, reportedWeight, type RegionWrrConfig } from './region-wrr.js';
 export { zoneLeastConnPolicy, type ZoneLeastConnConfig } from './zone-least-conn.js';
-export { nodeScorePolicy, NODE_SCORE_DEFAULT_WEIGHTS, type NodeScoreConfig } from './node-score.js';
+export { nodeScorePolicy, NODE_SCORE_DEFAULTS, UNMEASURED_SPEEDUP, type NodeScoreConfig } from './node-score.js';
 export { randomPolicy } from './baseline-random.js';
 export { roundRobinPolicy } from './round-robin.js';
 export { p2cPolicy } from './p2c.js';

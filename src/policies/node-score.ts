@@ -1,55 +1,64 @@
-// Node tier: resource scoring of agents (seed 002's node balancer). Each
-// eligible agent gets
-//   score = w.availability·(credits/total) + w.success·successEwma
-//         + w.speed·ref/(ref + latencyEwmaMs) + w.cpu·(1 − cpu) + w.memory·(1 − memory)
-// and the highest score wins (random tie-break). Only availability changes
-// between picks, so the rest is computed once per picker.
+// Node tier: shortest expected delay over agents, from measured service time,
+// success rate, resources and occupied slots. Each eligible agent gets
+//   delay = T/p · (1 + cpu·u.cpu + memory·u.memory) · (1 + load·busy/slots)
+// T: the agent's latencyEwmaMs (an agent with none yet is assumed a little
+//    faster than the fastest measured one, so it gets tried, one task at a
+//    time: see delay()); p: successEwma floored at minSuccess (a failed
+//    attempt is run again, so 1/p attempts per success); busy: its occupied
+//    slots of the kind, counting this picker's own routes (slots − credits).
+// The lowest delay wins (random tie-break). With load = 1 an agent more than
+// twice as fast with a free slot always beats an idle slow one (the two-speed
+// case of issue 11), while agents of about equal speed share work by their
+// free slots. Only busy changes between picks, so the rest is computed once
+// per picker.
 //
 // A node has thousands of agents, so a pick does not scan them. Members of a
-// kind are grouped by (total slots, available credits): within a group the
-// availability term is the same, so the best member is the one with the
-// highest static part. Each group is a bitset over the members in static-rank
-// order, and a pick compares only the groups' first members: O(groups) plus a
-// word scan, with groups ≤ the distinct (total, credits) pairs, e.g. 16 for
-// agents of 16 slots. Building it is O(n) per kind after one sort of the
-// static parts per picker. A member moves
-// between groups when its availability changes (availChanged). Ties, within a
-// group or across groups with equal scores, are broken uniformly at random
-// over all tied members, as the scan does. Tasks with affinity or exclusions
-// (rare at the node) fall back to the scan.
+// kind are grouped by (total slots, available credits, trial flag): within a
+// group the load factor is the same, so the best member is the one with the
+// lowest static part. Each group is a bitset over the members in static-rank order,
+// and a pick compares only the groups' first members: O(groups) plus a word
+// scan, with groups ≤ the distinct (total, credits) pairs, e.g. 16 for agents
+// of 16 slots. Building it is O(n) per kind after one sort of the static
+// parts per picker. A member moves between groups when its availability
+// changes (availChanged). Ties, within a group or across groups with equal
+// scores, are broken uniformly at random over all tied members, as the scan
+// does. Tasks with affinity or exclusions (rare at the node) fall back to the
+// scan.
 
-import { configObject, numberKey, weightKeys } from './config.js';
+import { configObject, numberKey } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
 import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, TaskInfo } from './types.js';
 
-export interface NodeScoreWeights {
-  readonly availability: number;
-  readonly success: number;
-  readonly speed: number;
+export interface NodeScoreConfig {
+  /** Stretch of the expected service time per occupied fraction of the slots. */
+  readonly load: number;
+  /** Stretch at full cpu and at full memory use. */
   readonly cpu: number;
   readonly memory: number;
-}
-
-export interface NodeScoreConfig {
-  readonly weights: NodeScoreWeights;
-  /** Latency at which the speed term is 0.5; an agent with no data scores 1. */
+  /** Floor of the success rate in the 1/p retry factor. */
+  readonly minSuccess: number;
+  /** Service time assumed when no agent has latency data yet. */
   readonly latencyRefMs: number;
 }
 
-export const NODE_SCORE_DEFAULT_WEIGHTS: NodeScoreWeights = {
-  availability: 0.35,
-  success: 0.25,
-  speed: 0.2,
-  cpu: 0.1,
-  memory: 0.1,
+export const NODE_SCORE_DEFAULTS: NodeScoreConfig = {
+  load: 1,
+  cpu: 0.2,
+  memory: 0.2,
+  minSuccess: 0.05,
+  latencyRefMs: 100,
 };
+
+/** An agent without latency data is assumed this fraction of the fastest measured one. */
+export const UNMEASURED_SPEEDUP = 0.9;
 
 const clamp01 = (x: number): number => (x < 0 ? 0 : x > 1 ? 1 : x);
 
 /**
- * Members of one kind view with equal total slots and equal available credits,
- * as a bitset over the view's members in static-rank order (best first).
+ * Members of one kind view with equal total slots, equal available credits and
+ * equal trial flags, as a bitset over the view's members in static-rank order
+ * (fastest first).
  */
 class Group {
   size = 0;
@@ -59,6 +68,7 @@ class Group {
   constructor(
     readonly total: number,
     readonly avail: number,
+    readonly trial: boolean,
     words: number,
   ) {
     this.bits = new Uint32Array(words);
@@ -66,7 +76,7 @@ class Group {
 }
 
 class ScoreIndex {
-  /** total → avail → group. */
+  /** total → 2·avail + trial → group. */
   readonly groups = new Map<number, Map<number, Group>>();
   readonly nonEmpty = new Set<Group>();
   /** Per member position: its group (undefined: no credit). */
@@ -97,41 +107,84 @@ interface Tie {
 }
 
 class NodeScorePicker extends BasePicker {
-  /** Score part that does not change between picks, by candidate index. */
+  /** Expected service time before the load factor (lower is better), by candidate index. */
   private readonly staticPart: Float64Array;
-  /** Dense rank of staticPart by candidate index (0 = highest; equal parts, equal rank). */
+  /** Dense rank of staticPart by candidate index (0 = lowest; equal parts, equal rank). */
   private readonly rank: Int32Array;
   /** Candidate indices by rank. */
   private readonly order: Int32Array;
   private readonly score: (v: KindView, pos: number) => number;
-  private readonly wAvail: number;
+  private readonly load: number;
+  /** 1: no latency data and no slot freed through this picker yet (on trial, see delay()). */
+  private readonly trial: Uint8Array;
+  /** Views built so far (a member leaving trial moves group in each). */
+  private readonly built: KindView[] = [];
+  /** What each running task of an agent on trial adds to its delay: the slowest measured time. */
+  private readonly trialMs: number;
   private readonly ties: Tie[] = [];
   private nTies = 0;
 
   constructor(cands: readonly Candidate[], random: () => number, cfg: NodeScoreConfig) {
     super(cands, random);
-    const w = cfg.weights;
-    this.wAvail = w.availability;
+    this.load = cfg.load;
+    let fastest = Infinity;
+    let slowest = 0;
+    for (const c of cands) {
+      if (!(c.latencyEwmaMs > 0)) continue;
+      if (c.latencyEwmaMs < fastest) fastest = c.latencyEwmaMs;
+      if (c.latencyEwmaMs > slowest) slowest = c.latencyEwmaMs;
+    }
+    const prior = fastest < Infinity ? fastest * UNMEASURED_SPEEDUP : cfg.latencyRefMs;
+    this.trialMs = slowest > 0 ? slowest : cfg.latencyRefMs;
+    this.trial = Uint8Array.from(cands, (c) => (c.latencyEwmaMs > 0 ? 0 : 1));
     this.staticPart = Float64Array.from(cands, (c) => {
-      const lat = Math.max(0, c.latencyEwmaMs);
-      return (
-        w.success * clamp01(c.successEwma) +
-        w.speed * (cfg.latencyRefMs / (cfg.latencyRefMs + lat)) +
-        w.cpu * (1 - clamp01(c.utilization.cpu)) +
-        w.memory * (1 - clamp01(c.utilization.memory))
-      );
+      const t = c.latencyEwmaMs > 0 ? c.latencyEwmaMs : prior;
+      const p = Math.max(cfg.minSuccess, clamp01(c.successEwma));
+      return (t / p) * (1 + cfg.cpu * clamp01(c.utilization.cpu) + cfg.memory * clamp01(c.utilization.memory));
     });
     const st = this.staticPart;
-    this.order = Int32Array.from(cands, (_c, i) => i).sort((a, b) => st[b]! - st[a]! || a - b);
+    this.order = Int32Array.from(cands, (_c, i) => i).sort((a, b) => st[a]! - st[b]! || a - b);
     this.rank = new Int32Array(cands.length);
     let r = -1;
     for (let i = 0; i < this.order.length; i++) {
       if (i === 0 || st[this.order[i]!] !== st[this.order[i - 1]!]) r++;
       this.rank[this.order[i]!] = r;
     }
-    // selectMin minimises, so negate.
-    this.score = (v, pos) =>
-      -(w.availability * (this.avail(v, pos) / v.total[pos]!) + this.staticPart[v.members[pos]!]!);
+    this.score = (v, pos) => {
+      const idx = v.members[pos]!;
+      return this.delay(this.staticPart[idx]!, v.total[pos]!, this.avail(v, pos), this.trial[idx] === 1);
+    };
+  }
+
+  /**
+   * Expected delay of a member with static part `st`, `total` slots of the
+   * kind and `avail` credits. An agent without latency data is tried one
+   * task at a time: until it frees a slot (a release through this picker, or
+   * a measurement in a later one), each task it runs adds the slowest
+   * measured service time, so it takes a second task only when the others
+   * are about as loaded. A cold node thus learns which agents answer before
+   * it has a single EWMA. Within a group (equal total, avail and trial flag)
+   * the order is by `st` alone.
+   */
+  private delay(st: number, total: number, avail: number, trial: boolean): number {
+    const busy = total - avail;
+    return st * (1 + this.load * (busy / total)) + (trial ? busy * this.trialMs : 0);
+  }
+
+  override release(candidateId: string, kind: string): void {
+    const idx = this.indexOf(candidateId);
+    if (idx !== undefined && this.trial[idx] === 1) {
+      // It answered: off trial. Move it to the group of its new flag in every view.
+      const moving: [KindView, number][] = [];
+      for (const v of this.built) {
+        const pos = v.posOf![idx]!;
+        if (pos >= 0) moving.push([v, pos]);
+      }
+      for (const [v, pos] of moving) this.unindex(v.ext as ScoreIndex, pos);
+      this.trial[idx] = 0;
+      for (const [v, pos] of moving) this.insert(v, v.ext as ScoreIndex, pos);
+    }
+    super.release(candidateId, kind);
   }
 
   protected override initView(v: KindView): void {
@@ -151,6 +204,7 @@ class NodeScorePicker extends BasePicker {
     }
     const ix = new ScoreIndex(sorted, runEnd);
     v.ext = ix;
+    this.built.push(v);
     for (let p = 0; p < n; p++) this.insert(v, ix, p);
   }
 
@@ -159,23 +213,28 @@ class NodeScorePicker extends BasePicker {
     const g = ix.where[pos];
     const a = this.avail(v, pos);
     if (g !== undefined ? g.avail === a : a < 1) return;
-    if (g !== undefined) {
-      const j = ix.slot[pos]!;
-      g.bits[j >>> 5]! &= ~(1 << (j & 31));
-      if (--g.size === 0) ix.nonEmpty.delete(g);
-      ix.where[pos] = undefined;
-    }
+    this.unindex(ix, pos);
     this.insert(v, ix, pos);
+  }
+
+  private unindex(ix: ScoreIndex, pos: number): void {
+    const g = ix.where[pos];
+    if (g === undefined) return;
+    const j = ix.slot[pos]!;
+    g.bits[j >>> 5]! &= ~(1 << (j & 31));
+    if (--g.size === 0) ix.nonEmpty.delete(g);
+    ix.where[pos] = undefined;
   }
 
   private insert(v: KindView, ix: ScoreIndex, pos: number): void {
     const a = this.avail(v, pos);
     if (a < 1) return;
     const t = v.total[pos]!;
+    const um = this.trial[v.members[pos]!] === 1;
     let byAvail = ix.groups.get(t);
     if (byAvail === undefined) ix.groups.set(t, (byAvail = new Map()));
-    let g = byAvail.get(a);
-    if (g === undefined) byAvail.set(a, (g = new Group(t, a, ix.words)));
+    let g = byAvail.get(2 * a + (um ? 1 : 0));
+    if (g === undefined) byAvail.set(2 * a + (um ? 1 : 0), (g = new Group(t, a, um, ix.words)));
     const j = ix.slot[pos]!;
     const wd = j >>> 5;
     g.bits[wd]! |= 1 << (j & 31);
@@ -201,7 +260,7 @@ class NodeScorePicker extends BasePicker {
     this.nTies = 0;
     for (const g of ix.nonEmpty) {
       const j = firstSet(g);
-      const s = -(this.wAvail * (g.avail / g.total) + this.staticPart[v.members[ix.sorted[j]!]!]!);
+      const s = this.delay(this.staticPart[v.members[ix.sorted[j]!]!]!, g.total, g.avail, g.trial);
       if (s > best) continue;
       if (s < best) {
         best = s;
@@ -276,12 +335,17 @@ function nthSet(b: Uint32Array, from: number, to: number, k: number): number {
 
 export const nodeScorePolicy: PolicyFactory<NodeScoreConfig> = {
   name: 'node-score',
-  description: 'weighted score of availability, success rate, speed, cpu and memory (node tier)',
+  description: 'shortest expected delay from measured service time, success rate, resources and free slots (node tier)',
   parseConfig(raw) {
-    const o = configObject('node-score', raw, [...Object.keys(NODE_SCORE_DEFAULT_WEIGHTS), 'latencyRefMs']);
+    const n = 'node-score';
+    const o = configObject(n, raw, Object.keys(NODE_SCORE_DEFAULTS));
+    const d = NODE_SCORE_DEFAULTS;
     return {
-      weights: weightKeys('node-score', o, NODE_SCORE_DEFAULT_WEIGHTS),
-      latencyRefMs: numberKey('node-score', o, 'latencyRefMs', 100, { min: 1e-3 }),
+      load: numberKey(n, o, 'load', d.load, { min: 0 }),
+      cpu: numberKey(n, o, 'cpu', d.cpu, { min: 0 }),
+      memory: numberKey(n, o, 'memory', d.memory, { min: 0 }),
+      minSuccess: numberKey(n, o, 'minSuccess', d.minSuccess, { min: 1e-3, max: 1 }),
+      latencyRefMs: numberKey(n, o, 'latencyRefMs', d.latencyRefMs, { min: 1e-3 }),
     };
   },
   create(config, deps: PolicyDeps): Policy {

@@ -158,6 +158,16 @@ export abstract class BasePicker implements Picker {
     return true;
   }
 
+  /** The candidate's index in this picker, if it has one. */
+  protected indexOf(candidateId: string): number | undefined {
+    return this.indexById.get(candidateId);
+  }
+
+  /** Routes (all kinds, net of releases) through this picker to the candidate at `index`. */
+  routedTo(index: number): number {
+    return this.sent[index]!;
+  }
+
   protected candidateAt(v: KindView, pos: number): Candidate {
     return this.cands[v.members[pos]!]!;
   }

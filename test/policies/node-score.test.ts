@@ -1,40 +1,61 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NODE_SCORE_DEFAULT_WEIGHTS, type Candidate, type CandidateInit } from '../../src/policies/index.js';
+import {
+  NODE_SCORE_DEFAULTS,
+  UNMEASURED_SPEEDUP,
+  type Candidate,
+  type CandidateInit,
+} from '../../src/policies/index.js';
 import { assertProperty, candidatesArb } from './arbitraries.js';
-import { cand, picker, task } from './helpers.js';
+import { cand, picker, tally, task } from './helpers.js';
 
-/** Reference: the node-score of a candidate with `credit` routable credits of a kind (default weights). */
-function refScore(c: Candidate, kind: string, credit: number): number {
-  const w = NODE_SCORE_DEFAULT_WEIGHTS;
+/**
+ * Reference: node-score's expected delay of a candidate with `credit` routable
+ * credits of a kind (default config), written out from the formula in
+ * src/policies/node-score.ts. `trial`: no latency data and no release yet.
+ */
+function refDelay(cands: readonly Candidate[], c: Candidate, kind: string, credit: number, trial: boolean): number {
+  const d = NODE_SCORE_DEFAULTS;
   const clamp = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
-  const stat =
-    w.success * clamp(c.successEwma) +
-    w.speed * (100 / (100 + Math.max(0, c.latencyEwmaMs))) +
-    w.cpu * (1 - clamp(c.utilization.cpu)) +
-    w.memory * (1 - clamp(c.utilization.memory));
-  return -(w.availability * (credit / c.slots.get(kind)!.total) + stat);
+  const measured = cands.map((x) => x.latencyEwmaMs).filter((l) => l > 0);
+  const prior = measured.length ? Math.min(...measured) * UNMEASURED_SPEEDUP : d.latencyRefMs;
+  const trialMs = measured.length ? Math.max(...measured) : d.latencyRefMs;
+  const t = c.latencyEwmaMs > 0 ? c.latencyEwmaMs : prior;
+  const st =
+    (t / Math.max(d.minSuccess, clamp(c.successEwma))) *
+    (1 + d.cpu * clamp(c.utilization.cpu) + d.memory * clamp(c.utilization.memory));
+  const total = c.slots.get(kind)!.total;
+  const busy = total - credit;
+  return st * (1 + d.load * (busy / total)) + (trial ? busy * trialMs : 0);
 }
 
 /** Credits per candidate and kind and shared pools, with pick and release as the picker defines them. */
 class Model {
   readonly kind = new Map<string, number>();
   readonly pool = new Map<string, number>();
+  /** Candidates on trial: no latency data, no release yet. */
+  readonly trial = new Set<string>();
   constructor(readonly cands: readonly Candidate[]) {
     const whole = (s: { free: number; total: number }) => Math.max(0, Math.min(Math.floor(s.free), s.total));
     for (const c of cands) {
       if (c.sharedSlots) this.pool.set(c.id, whole(c.sharedSlots));
       for (const [k, s] of c.slots) if (!c.draining && s.total > 0) this.kind.set(`${c.id}/${k}`, whole(s));
+      if (!(c.latencyEwmaMs > 0)) this.trial.add(c.id);
     }
   }
   credit(c: Candidate, k: string): number {
     return Math.min(this.kind.get(`${c.id}/${k}`) ?? 0, this.pool.get(c.id) ?? Infinity);
+  }
+  delay(c: Candidate, k: string): number {
+    return refDelay(this.cands, c, k, this.credit(c, k), this.trial.has(c.id));
   }
   take(c: Candidate, k: string): void {
     this.kind.set(`${c.id}/${k}`, this.kind.get(`${c.id}/${k}`)! - 1);
     if (this.pool.has(c.id)) this.pool.set(c.id, this.pool.get(c.id)! - 1);
   }
   release(c: Candidate, k: string): void {
+    // Any release names the agent as one that answers: it leaves trial.
+    this.trial.delete(c.id);
     const cur = this.kind.get(`${c.id}/${k}`);
     if (cur === undefined) return;
     if (this.pool.has(c.id) && this.pool.get(c.id)! >= c.sharedSlots!.total) return;
@@ -66,15 +87,39 @@ describe('node-score', () => {
     });
   });
 
-  it('weights are configurable: cpu-only scoring ignores availability', () => {
-    const roomyHot = cand('roomyHot', { slots: { a: [10, 10] }, utilization: { cpu: 0.9 } });
-    const fullCool = cand('fullCool', { slots: { a: [1, 10] }, utilization: { cpu: 0.1 } });
-    const cfg = { availability: 0, success: 0, speed: 0, cpu: 1, memory: 0 };
-    expect(picker('node-score', [roomyHot, fullCool], cfg).pick(task())).toEqual({
+  it('an idle slow agent does not beat a fast one with tasks running (issue 11, two speeds)', () => {
+    // 20 ms with 3 of 4 slots busy: 20·1.75 = 35 ms expected; 160 ms idle: 160.
+    const fast = cand('fast', { slots: { a: [1, 4] }, latencyEwmaMs: 20 });
+    const slow = cand('slow', { slots: { a: [4, 4] }, latencyEwmaMs: 160 });
+    expect(picker('node-score', [slow, fast]).pick(task())).toEqual({ type: 'route', candidate: 'fast' });
+    // The slow one serves only once every fast slot is taken.
+    expect(tally(picker('node-score', [slow, fast]), 3)).toEqual({ fast: 1, slow: 2 });
+  });
+
+  it('agents of about equal speed share work by their free slots', () => {
+    const busy = cand('busy', { slots: { a: [1, 4] }, latencyEwmaMs: 20 });
+    const idle = cand('idle', { slots: { a: [4, 4] }, latencyEwmaMs: 25 });
+    expect(picker('node-score', [busy, idle]).pick(task())).toEqual({ type: 'route', candidate: 'idle' });
+  });
+
+  it('a failing agent counts its retries: success 0.5 doubles its expected time', () => {
+    const flaky = cand('flaky', { latencyEwmaMs: 20, successEwma: 0.5 });
+    const steady = cand('steady', { latencyEwmaMs: 35 });
+    expect(picker('node-score', [flaky, steady]).pick(task())).toEqual({ type: 'route', candidate: 'steady' });
+  });
+
+  it('config: load 0 packs the fastest agent; a heavy cpu weight sends work to a cool slower one', () => {
+    const fast = cand('fast', { slots: { a: [1, 4] }, latencyEwmaMs: 20, utilization: { cpu: 0.9 } });
+    const slower = cand('slower', { slots: { a: [4, 4] }, latencyEwmaMs: 30 });
+    expect(picker('node-score', [fast, slower]).pick(task())).toEqual({ type: 'route', candidate: 'slower' });
+    expect(picker('node-score', [fast, slower], { load: 0 }).pick(task())).toEqual({
       type: 'route',
-      candidate: 'fullCool',
+      candidate: 'fast',
     });
-    expect(picker('node-score', [roomyHot, fullCool]).pick(task())).toEqual({ type: 'route', candidate: 'roomyHot' });
+    expect(picker('node-score', [fast, slower], { load: 0, cpu: 1 }).pick(task())).toEqual({
+      type: 'route',
+      candidate: 'slower',
+    });
   });
 
   it('an agent with no latency data is not penalised', () => {
@@ -82,12 +127,25 @@ describe('node-score', () => {
     expect(p.pick(task())).toEqual({ type: 'route', candidate: 'new' });
   });
 
+  it('an agent with no latency data is tried one task at a time until it frees a slot', () => {
+    // new: assumed 0.9·20 = 18 ms, but with its trial task running it costs 18·1.25 + 20 (the slowest measured).
+    const p = picker('node-score', [
+      cand('fast', { slots: { a: [2, 4] }, latencyEwmaMs: 20 }),
+      cand('new', { slots: { a: [3, 4] } }),
+    ]);
+    expect(p.pick(task())).toEqual({ type: 'route', candidate: 'fast' });
+    // It answered (a slot came back): off trial, 18 ms idle beats fast at 3 of 4 busy.
+    p.release('new', 'a');
+    expect(p.pick(task())).toEqual({ type: 'route', candidate: 'new' });
+  });
+
   it('rejects bad config', () => {
     expect(() => picker('node-score', [], { gpu: 1 })).toThrow(/unknown config key "gpu"/);
     expect(() => picker('node-score', [], { latencyRefMs: 0 })).toThrow(/latencyRefMs/);
-    expect(() => picker('node-score', [], { availability: 0, success: 0, speed: 0, cpu: 0, memory: 0 })).toThrow(
-      /not all be zero/,
-    );
+    expect(() => picker('node-score', [], { load: -1 })).toThrow(/"load" must be >= 0/);
+    expect(() => picker('node-score', [], { minSuccess: 0 })).toThrow(/minSuccess/);
+    // The weights of the former additive score are gone, and say so.
+    expect(() => picker('node-score', [], { availability: 0.35 })).toThrow(/unknown config key "availability"/);
   });
 
   it('the indexed pick always takes a best-scoring eligible agent, through picks and releases (shared slots too)', () => {
@@ -108,10 +166,10 @@ describe('node-score', () => {
           const eligible = cands.filter((c) => m.credit(c, o.kind) > 0);
           expect(r.type === 'route').toBe(eligible.length > 0);
           if (r.type !== 'route') continue;
-          const best = Math.min(...eligible.map((c) => refScore(c, o.kind, m.credit(c, o.kind))));
+          const best = Math.min(...eligible.map((c) => m.delay(c, o.kind)));
           const chosen = cands.find((c) => c.id === r.candidate)!;
           expect(m.credit(chosen, o.kind)).toBeGreaterThan(0);
-          expect(refScore(chosen, o.kind, m.credit(chosen, o.kind))).toBe(best);
+          expect(m.delay(chosen, o.kind)).toBe(best);
           m.take(chosen, o.kind);
           expect(p.credits(o.kind)).toBe(cands.reduce((n, c) => n + m.credit(c, o.kind), 0));
         }
@@ -155,9 +213,9 @@ describe('node-score', () => {
             const eligible = cands.filter((c) => m.credit(c, o.kind) > 0);
             expect(r.type === 'route').toBe(eligible.length > 0);
             if (r.type !== 'route') continue;
-            const best = Math.min(...eligible.map((c) => refScore(c, o.kind, m.credit(c, o.kind))));
+            const best = Math.min(...eligible.map((c) => m.delay(c, o.kind)));
             const chosen = cands.find((c) => c.id === r.candidate)!;
-            expect(refScore(chosen, o.kind, m.credit(chosen, o.kind))).toBe(best);
+            expect(m.delay(chosen, o.kind)).toBe(best);
             m.take(chosen, o.kind);
           }
           expect(p.credits('a')).toBe(cands.reduce((n, c) => n + m.credit(c, 'a'), 0));
@@ -168,12 +226,12 @@ describe('node-score', () => {
   });
 
   it('breaks ties uniformly over every tied agent, across slot sizes', () => {
-    // 5/10 and 10/20 free: equal availability terms, equal everything else.
+    // 5/10 and 10/20 free: equal load factors, equal everything else (measured, so no trial term).
     const cs = [
-      cand('s1', { slots: { a: [5, 10] } }),
-      cand('s2', { slots: { a: [5, 10] } }),
-      cand('l1', { slots: { a: [10, 20] } }),
-      cand('l2', { slots: { a: [10, 20] } }),
+      cand('s1', { slots: { a: [5, 10] }, latencyEwmaMs: 40 }),
+      cand('s2', { slots: { a: [5, 10] }, latencyEwmaMs: 40 }),
+      cand('l1', { slots: { a: [10, 20] }, latencyEwmaMs: 40 }),
+      cand('l2', { slots: { a: [10, 20] }, latencyEwmaMs: 40 }),
     ];
     const counts: Record<string, number> = {};
     for (let seed = 1; seed <= 2000; seed++) {
@@ -192,8 +250,8 @@ describe('node-score', () => {
     for (const n of hits.values()) expect(n).toBeGreaterThan(15);
   });
 
-  it('5,000 agents: picks spread over the agents with the most free slots, credits exact', () => {
-    const cs = Array.from({ length: 5000 }, (_, i) => cand(`g${i}`, { slots: { a: [4, 4] }, latencyEwmaMs: i % 7 }));
+  it('5,000 agents of one speed: picks spread over the agents with the most free slots, credits exact', () => {
+    const cs = Array.from({ length: 5000 }, (_, i) => cand(`g${i}`, { slots: { a: [4, 4] }, latencyEwmaMs: 50 }));
     const p = picker('node-score', cs);
     const seen = new Set<string>();
     for (let i = 0; i < 5000; i++) {
@@ -201,8 +259,20 @@ describe('node-score', () => {
       expect(r.type).toBe('route');
       if (r.type === 'route') seen.add(r.candidate);
     }
-    // The availability term dominates: every agent took one before any took a second.
+    // Equal speeds: the load factor decides, so every agent took one before any took a second.
     expect(seen.size).toBe(5000);
     expect(p.credits('a')).toBe(15_000);
+  });
+
+  it('5,000 agents of two speeds: the fast half fills before the slow half gets a task', () => {
+    // 20 ms agents stay ahead of idle 160 ms ones through all 4 slots (20·1.75 < 160).
+    const cs = Array.from({ length: 5000 }, (_, i) =>
+      cand(`g${i}`, { slots: { a: [4, 4] }, latencyEwmaMs: i % 2 ? 160 : 20 }),
+    );
+    const p = picker('node-score', cs);
+    const got = tally(p, 10_000);
+    expect(Object.keys(got).every((id) => Number(id.slice(1)) % 2 === 0)).toBe(true);
+    expect(p.pick(task())).toMatchObject({ type: 'route' });
+    expect(p.credits('a')).toBe(9_999);
   });
 });
