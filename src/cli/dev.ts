@@ -1,7 +1,9 @@
 // `meshlb dev`: the whole example hierarchy in one process over real gRPC on
 // 127.0.0.1 (port 0 per replica), simulated agents spread over the node
-// cells, a workload submitted at "/" through the client SDK, a live progress
-// line on stderr and a final summary (or one JSON object on stdout).
+// cells, a workload submitted at "/" through the client SDK. Each replica's
+// live address goes to stderr first (the topology file's ports are not used),
+// then progress (a live line on a terminal, plain lines when piped), and the
+// summary on stdout (or one JSON object with --json).
 //
 // Accounting is taken from the home ledger of "/" (in-process): every task it
 // accepted must reach exactly one terminal record; `lost` counts those that
@@ -20,6 +22,7 @@ import { SimAgent } from '../dev/sim-agent.js';
 import { seededRandom } from '../policies/index.js';
 import { loadTopology } from '../topology/parse.js';
 import type { Topology } from '../topology/types.js';
+import { progressLines, progressTo } from './progress.js';
 
 export interface DevOptions {
   tasks?: number;
@@ -41,7 +44,9 @@ export interface DevOptions {
   drainTimeoutMs?: number;
   /** Progress line period (default 500 ms; 0 = none). */
   progressMs?: number;
+  /** Where the summary line goes (default stdout). */
   stdout?: (s: string) => void;
+  /** Where addresses and progress lines go, one line per call (default stderr: a live line on a terminal). */
   stderr?: (s: string) => void;
   /** Count every cell into these metrics (--metrics-port). */
   meter?: MeterFactory;
@@ -76,9 +81,8 @@ export async function runDev(opts: DevOptions = {}): Promise<number> {
   const out = opts.stdout ?? ((s: string) => process.stdout.write(s + '\n'));
   if (opts.json) out(JSON.stringify(report));
   else {
-    const err = opts.stderr ?? ((s: string) => process.stderr.write(s + '\n'));
-    err(
-      `\nmeshlb dev: ${report.submitted} submitted, ${report.completed} completed, ${report.failed} failed, ` +
+    out(
+      `meshlb dev: ${report.submitted} submitted, ${report.completed} completed, ${report.failed} failed, ` +
         `${report.dead_lettered} dead-lettered, ${report.lost} lost, ${report.duplicates_recorded} duplicates — ` +
         `${report.throughput_per_s} tasks/s, p50 ${report.latency_ms.p50} ms, p99 ${report.latency_ms.p99} ms ` +
         `(${report.cells} cells, ${report.agents} agents, seed ${report.seed}, ${report.elapsed_s} s)`,
@@ -97,18 +101,25 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   const rate = opts.rate ?? 2000;
   const slots = opts.slots ?? 8;
   const progressMs = opts.progressMs ?? 500;
-  const err = opts.stderr ?? ((s: string) => process.stderr.write(s));
+  const say = opts.stderr ?? ((s: string) => process.stderr.write(s + '\n'));
+  const progress = opts.stderr ? progressLines(opts.stderr) : progressTo(process.stderr);
   const random = seededRandom(seed);
   const topology = defaultTopology(opts.topologyFile);
   const mesh = await startMesh(topology, { seed, prefetchRatio: 1, ...(opts.meter ? { meter: opts.meter } : {}) });
   const root = mesh.replicas.get('/')!.cell;
+  // Every replica listens on a port of its own choosing: say where, so grpcurl, an agent
+  // or a client can reach this mesh while it runs.
+  say(`meshlb dev: ${topology.name}, ${mesh.replicas.size} cells, one replica each, listening at:`);
+  const width = Math.max(...[...mesh.replicas.keys()].map((p) => p.length));
+  for (const [path, r] of mesh.replicas)
+    say(`  ${path.padEnd(width)}  ${r.address}  ${r.cell.tier}${r.cell.agents ? ' (agents connect here)' : ''}`);
   if (process.env.MESHLB_DEV_TRACE) {
     const t00 = performance.now();
     const iv = setInterval(() => {
       const parts: string[] = [];
       for (const [p, r] of mesh.replicas)
         if (p.split('/').length <= 3) parts.push(`${p}:q${r.cell.queue.size}/r${r.cell.routes.size}`);
-      err(`${(performance.now() - t00).toFixed(0)} ${parts.join(' ')} done ${completed}\n`);
+      say(`${(performance.now() - t00).toFixed(0)} ${parts.join(' ')} done ${completed}`);
     }, 100);
     iv.unref();
   }
@@ -168,14 +179,14 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   let submitted = 0;
   let rejected = 0;
   let stopSubmitting = false;
-  const progress =
+  const ticker =
     progressMs > 0
       ? setInterval(() => {
           const el = (performance.now() - t0) / 1000;
-          err(
-            `\r[dev] ${el.toFixed(1)}s submitted ${submitted} completed ${completed} failed ${failed + dead} ` +
+          progress.line(
+            `[dev] ${el.toFixed(1)}s submitted ${submitted} completed ${completed} failed ${failed + dead} ` +
               `rate ${Math.round(completed / Math.max(el, 0.001))}/s p50 ${(hist.getValueAtPercentile(50) / 1000).toFixed(1)}ms ` +
-              `p99 ${(hist.getValueAtPercentile(99) / 1000).toFixed(1)}ms   `,
+              `p99 ${(hist.getValueAtPercentile(99) / 1000).toFixed(1)}ms`,
           );
         }, progressMs)
       : undefined;
@@ -244,8 +255,8 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   const drainBy = performance.now() + (opts.drainTimeoutMs ?? 30_000);
   while (root.ledger.liveCount > 0 && performance.now() < drainBy) await new Promise((r) => setTimeout(r, 10));
   const elapsed = (performance.now() - t0) / 1000;
-  if (progress) clearInterval(progress);
-  if (progressMs > 0) err('\n');
+  if (ticker) clearInterval(ticker);
+  progress.done();
 
   let duplicates = 0;
   let lost = 0;
@@ -278,7 +289,7 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
         items += pb.items;
       }
     }
-    err(`batching: ${msgs} messages carried ${items} items (${(items / Math.max(1, msgs)).toFixed(1)} per message)\n`);
+    say(`batching: ${msgs} messages carried ${items} items (${(items / Math.max(1, msgs)).toFixed(1)} per message)`);
   }
   client.close();
   for (const a of agents) a.end();

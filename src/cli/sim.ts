@@ -61,6 +61,8 @@ export interface SimOptions {
   downMs?: number;
   /** Where progress lines go (default stderr). */
   progress?: (line: string) => void;
+  /** Where the summary goes without --json (default stdout). */
+  output?: (line: string) => void;
   /** Forward child output to progress (default only when logLevel is set). */
   childOutput?: boolean;
   /** How --netns finds out whether it can run (tests replace it). */
@@ -127,8 +129,9 @@ export async function runSim(o: SimOptions): Promise<number> {
     }
   }
   const { result } = await simulate(o);
-  if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else for (const line of formatSimResult(result)) say(line);
+  const print = o.output ?? ((line: string) => process.stdout.write(`${line}\n`));
+  if (o.json) print(JSON.stringify(result));
+  else for (const line of formatSimResult(result)) print(line);
   return result.ok ? 0 : 1;
 }
 
@@ -195,7 +198,10 @@ export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids
       });
     }
     const runReplicas = t.cells.flatMap((c) => c.replicas);
-    say(`sim: started ${replicas.length} replicas of ${t.name} (data in ${dataRoot}); waiting for health`);
+    say(`sim: started ${replicas.length} replicas of ${t.name} (data in ${dataRoot}), listening at:`);
+    const width = Math.max(...runReplicas.map((r) => r.id.length));
+    for (const r of runReplicas) say(`  ${r.id.padEnd(width)}  ${r.address}`);
+    say('sim: waiting for every replica to be SERVING');
     let notServing: string[] = [];
     await untilDeadline(
       'every replica SERVING',
