@@ -255,6 +255,39 @@ const key = (group: string, node: NodeId) => `${group}\0${node}`;
 /** Caller input in an error or a log line: quoted, at most 200 characters of it. */
 const clip = (s: string): string => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s);
 
+/** A request that failed to decode (say a uint64 past 2^53, which the generated decoder refuses). */
+interface Undecodable {
+  readonly $undecodable: string;
+}
+const isUndecodable = (m: unknown): m is Undecodable => typeof m === 'object' && m !== null && '$undecodable' in m;
+
+/**
+ * The service with tolerant request decoding: bytes that do not decode reach
+ * the handler as an Undecodable, answered INVALID_ARGUMENT, instead of grpc-js's
+ * INTERNAL "Error deserializing request" (which says the server is at fault).
+ */
+function tolerant(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(def)) {
+    out[name] = {
+      ...m,
+      requestDeserialize: (buf: Buffer) => {
+        try {
+          return m.requestDeserialize(buf);
+        } catch (err) {
+          return { $undecodable: err instanceof Error ? err.message : String(err) } satisfies Undecodable;
+        }
+      },
+    };
+  }
+  return out;
+}
+
+const undecodable = (m: Undecodable): Partial<grpc.StatusObject> => ({
+  code: grpc.status.INVALID_ARGUMENT,
+  details: `undecodable raft request: ${clip(m.$undecodable)}`,
+});
+
 /** Why a sender of cluster `theirs` may not reach `route`, or '' (empty ids are not checked). */
 function clusterRefusal(what: string, theirs: string, route: Route): string {
   if (!theirs || !route.clusterId || theirs === route.clusterId) return '';
@@ -277,7 +310,7 @@ export function registerRaftService(
     const r: Router = { replicas: new Map() };
     router = r;
     routers.set(server, r);
-    server.addService(RaftServiceService, raftServiceImpl(r, opts.log ?? silentLogger));
+    server.addService(tolerant(RaftServiceService), raftServiceImpl(r, opts.log ?? silentLogger));
   }
   const k = key(endpoint.groupId, endpoint.id);
   const route: Route = { ep: endpoint, clusterId: opts.clusterId ?? '' };
@@ -293,8 +326,14 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
     stream(call) {
       call.sendMetadata(new grpc.Metadata());
       let refused = false;
-      call.on('data', (req: RaftServiceStreamRequest) => {
+      call.on('data', (req: RaftServiceStreamRequest | Undecodable) => {
         if (refused) return;
+        if (isUndecodable(req)) {
+          refused = true;
+          log.warn({ err: clip(req.$undecodable) }, 'raft stream refused: undecodable request');
+          call.emit('error', undecodable(req));
+          return;
+        }
         const byNode = new Map<NodeId, Message[]>();
         for (const w of req.messages) {
           let m: Message;
@@ -325,7 +364,7 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
           const ep = router.replicas.get(key(req.groupId, to))?.ep;
           if (ep && req.fromAddress) ep.learnAddress?.(req.from, req.fromAddress);
           if (ep) ep.deliver(msgs);
-          else call.write({ error: `unknown raft replica ${to} in group ${req.groupId}` });
+          else call.write({ error: `unknown raft replica ${clip(to)} in group ${clip(req.groupId)}` });
         }
       });
       call.on('end', () => call.end());
@@ -336,8 +375,10 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
       const chunks: Buffer[] = [];
       let size = 0;
       let failed = '';
-      call.on('data', (req: RaftServiceInstallSnapshotRequest) => {
-        if (req.part?.$case === 'header' && req.part.value.message) {
+      let invalid: Undecodable | undefined;
+      call.on('data', (req: RaftServiceInstallSnapshotRequest | Undecodable) => {
+        if (isUndecodable(req)) invalid ??= req;
+        else if (req.part?.$case === 'header' && req.part.value.message) {
           header = {
             groupId: req.part.value.groupId,
             message: req.part.value.message,
@@ -351,6 +392,7 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
         }
       });
       call.on('end', () => {
+        if (invalid) return callback(undecodable(invalid));
         if (!failed && (!header || size !== header.totalBytes)) failed = 'incomplete snapshot';
         const route = header && router.replicas.get(key(header.groupId, header.message.to));
         const why = header && route ? clusterRefusal('snapshot', header.clusterId, route) : '';
@@ -371,9 +413,13 @@ function raftServiceImpl(router: Router, log: RaftLogger): RaftServiceServer {
       call.on('error', () => undefined);
     },
     status(call, callback) {
+      const req: unknown = call.request;
+      if (isUndecodable(req)) return callback(undecodable(req));
       const prefix = `${call.request.groupId}\0`;
       const ep = [...router.replicas.entries()].find(([k]) => k.startsWith(prefix))?.[1].ep;
-      if (!ep) return callback({ code: grpc.status.NOT_FOUND, details: `no raft group ${call.request.groupId} here` });
+      // The group id is quoted clipped: a trailer past the peer's header-list limit never arrives.
+      if (!ep)
+        return callback({ code: grpc.status.NOT_FOUND, details: `no raft group ${clip(call.request.groupId)} here` });
       const s = ep.status();
       callback(null, {
         nodeId: s.id,
