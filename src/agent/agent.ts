@@ -11,6 +11,7 @@
 //   broke are sent again (the node fences by attempt).
 import { EventEmitter } from 'node:events';
 import { status as grpcStatus, type StatusObject, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import type { Tracer } from '@opentelemetry/api';
 import type { AgentHello, AgentServiceClient, Welcome } from '../gen/meshlb/v1/agent.js';
 import type { ResultStatus } from '../gen/meshlb/v1/task.js';
 import { logger as rootLogger, type Logger } from '../util/log.js';
@@ -70,6 +71,13 @@ export interface AgentOptions {
   mesh?: string;
   /** The node cell this agent expects to reach (e.g. "/eu/west-1a/n1"); a node of another cell refuses it. */
   nodeCell?: string;
+  /**
+   * Trace each run (docs/operations.md, "Traces"): a span around the handler,
+   * the child of the node's dispatch span (or of the submitter's, when the mesh
+   * does not trace), with AgentTask.context its context. Unset: no span; the
+   * task's trace id is still on AgentTask.traceId.
+   */
+  tracer?: Tracer;
 }
 
 /** Counters of the three parts, kept in one object the agent exposes live. */
@@ -171,6 +179,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.notify();
       },
     });
+    if (opts.tracer) this.executor.traceWith(opts.tracer);
     const connection = this.connection;
     const running = this.executor.running;
     this.outbox = new Outbox(

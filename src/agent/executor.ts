@@ -10,6 +10,7 @@
 //   attempt assigned again while it runs is ignored (duplicateAssignments).
 // - A handler that finishes reports once, and only while its entry is still the
 //   one in `running`.
+import { context, type Tracer } from '@opentelemetry/api';
 import { MeshFailure, ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
 import { FatalTaskError } from './errors.js';
 import { encodeOutput, RunningTask, type HandlerOutput, type TaskHandler } from './task.js';
@@ -57,6 +58,14 @@ export class Executor {
     private readonly peer: ExecutorPeer,
   ) {}
 
+  /** The run spans' tracer (AgentOptions.tracer); none: no span, no context per task. */
+  private tracer: Tracer | undefined;
+
+  /** Trace every run from now on. */
+  traceWith(tracer: Tracer): void {
+    this.tracer = tracer;
+  }
+
   handle(kind: string, handler: TaskHandler): void {
     this.handlers.set(kind, handler);
   }
@@ -91,6 +100,7 @@ export class Executor {
         continue;
       }
       const t = new RunningTask(d, key);
+      if (this.tracer) t.startSpan(this.tracer, this.agentId, this.nodeCell);
       this.running.set(key, t);
       const n = this.running.size;
       this.stats.inFlight = n;
@@ -117,7 +127,8 @@ export class Executor {
   private run(t: RunningTask, handler: TaskHandler): void {
     let r: Promise<HandlerOutput> | HandlerOutput;
     try {
-      r = handler(t);
+      // Traced, inside the run span's context, so the handler's own spans are its children.
+      r = this.tracer ? context.with(t.context, handler, undefined, t) : handler(t);
     } catch (err) {
       this.finish(t, undefined, err);
       return;
@@ -155,6 +166,7 @@ export class Executor {
     else this.stats.tasksFailed++;
     if (t.cancelled) this.stats.tasksCancelled++;
     const micros = Math.round((performance.now() - t.startedAt) * 1000);
+    t.endSpan(status, error);
     this.peer.report({
       taskId: t.id,
       attempt: t.attempt,

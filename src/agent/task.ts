@@ -1,7 +1,9 @@
 // The task object a handler receives. Built once per assignment on the hot
 // path, so the costly parts (AbortController, labels record, decoded text) are
 // created only if the handler asks for them.
-import type { Dispatch, Label } from '../gen/meshlb/v1/task.js';
+import { SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { ResultStatus, type Dispatch, type Label } from '../gen/meshlb/v1/task.js';
+import { ATTR, contextOf, SPAN, traceIdOf } from '../util/trace-context.js';
 import { TaskCancelledError } from './errors.js';
 
 export interface AgentTask {
@@ -21,6 +23,19 @@ export interface AgentTask {
   readonly homeCell: string;
   /** Aborted when the node cancels this attempt, or the agent is closed. */
   readonly signal: AbortSignal;
+  /**
+   * The W3C traceparent this run continues: the node's dispatch span when the
+   * mesh traces, else the one the task was submitted with; '' when none.
+   */
+  readonly traceParent: string;
+  /** The trace id ('' when the task carries no trace). */
+  readonly traceId: string;
+  /**
+   * An OpenTelemetry context for the handler's own spans: the agent's run
+   * span when the agent traces (AgentOptions.tracer), else the task's incoming
+   * trace (ROOT_CONTEXT when it has none). The handler also runs inside it.
+   */
+  readonly context: Context;
   /** The payload as UTF-8 text. */
   text(): string;
   /** The payload parsed as JSON. */
@@ -59,6 +74,11 @@ export class RunningTask implements AgentTask {
   /** Map key: `${id}#${attempt}`. */
   readonly key: string;
   cancelled = false;
+  readonly traceParent: string;
+  private readonly traceState: string;
+  /** The run span, when the agent traces. */
+  private span: Span | undefined;
+  private ctx: Context | undefined;
   private ac: AbortController | undefined;
   private rawLabels: Label[];
   private labelsRec: Record<string, string> | undefined;
@@ -74,7 +94,50 @@ export class RunningTask implements AgentTask {
     this.timeoutMs = spec?.timeoutMs ?? 0;
     this.homeCell = d.homeCell;
     this.rawLabels = spec?.labels ?? [];
+    this.traceParent = d.traceParent || (spec?.traceParent ?? '');
+    this.traceState = spec?.traceState ?? '';
     this.startedAt = performance.now();
+  }
+
+  get traceId(): string {
+    return this.span ? this.span.spanContext().traceId : traceIdOf(this.traceParent);
+  }
+
+  get context(): Context {
+    this.ctx ??= contextOf(this.traceParent, this.traceState);
+    return this.ctx;
+  }
+
+  /** Start the run span (the agent traces): a child of the incoming context, the handler's context from now on. */
+  startSpan(tracer: Tracer, agentId: string, nodeCell: string): void {
+    const parent = contextOf(this.traceParent, this.traceState);
+    this.span = tracer.startSpan(
+      SPAN.run,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          [ATTR.taskId]: this.id,
+          [ATTR.attempt]: this.attempt,
+          [ATTR.kind]: this.kind,
+          [ATTR.agentId]: agentId,
+          [ATTR.node]: nodeCell,
+        },
+      },
+      parent,
+    );
+    this.ctx = trace.setSpan(parent, this.span);
+  }
+
+  /** End the run span, if any, with the attempt's outcome. */
+  endSpan(status: ResultStatus, error: string): void {
+    const span = this.span;
+    if (!span) return;
+    const name =
+      status === ResultStatus.RESULT_STATUS_OK ? 'ok' : status === ResultStatus.RESULT_STATUS_FATAL ? 'fatal' : 'error';
+    span.setAttribute(ATTR.status, name);
+    if (status !== ResultStatus.RESULT_STATUS_OK)
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.slice(0, 1024) });
+    span.end();
   }
 
   get signal(): AbortSignal {

@@ -48,3 +48,38 @@ export function taskLogFields(taskId: string, traceParent: string): { taskId: st
   const traceId = traceIdOf(traceParent);
   return traceId ? { taskId, traceId } : { taskId };
 }
+
+/** Span names, one per hop (docs/operations.md, "Traces"). */
+export const SPAN = {
+  /** The client SDK's submit call. */
+  clientSubmit: 'meshlb.client.submit',
+  /** Accepting the task at its home cell (validation, the log commit). */
+  submit: 'meshlb.submit',
+  /** One tier's decision for one attempt: from arrival (at the home: the pick) until sent on. */
+  dispatch: 'meshlb.dispatch',
+  /** The agent's handler. */
+  run: 'meshlb.run',
+  /** An attempt's result passing back through a tier: from when that tier sent it on until the result came back. */
+  result: 'meshlb.result',
+} as const;
+
+/** Attribute keys the spans carry. */
+export const ATTR = {
+  taskId: 'meshlb.task.id',
+  attempt: 'meshlb.task.attempt',
+  kind: 'meshlb.task.kind',
+  tenant: 'meshlb.task.tenant',
+  cell: 'meshlb.cell',
+  tier: 'meshlb.tier',
+  replica: 'meshlb.replica',
+  /** Where a dispatch went: child, agent or parent (a spill-up). */
+  via: 'meshlb.dispatch.via',
+  /** The child cell or agent id it went to ('' for the parent). */
+  to: 'meshlb.dispatch.to',
+  /** ok, error, fatal. */
+  status: 'meshlb.result.status',
+  /** lost, requeue, unplaceable: an attempt the mesh failed itself. */
+  meshFailure: 'meshlb.result.mesh_failure',
+  agentId: 'meshlb.agent.id',
+  node: 'meshlb.node',
+} as const;
