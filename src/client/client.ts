@@ -18,6 +18,7 @@ import { MeshClientError } from './errors.js';
 import type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult } from './options.js';
 import { newIdempotencyKey, outcomeUnknown, SUBMIT_RETRY_DEFAULTS, type SubmitRetryOptions } from './retry.js';
 import { isTerminal, toTaskSpec, type TaskInput } from './spec.js';
+import { endSubmit, startSubmit } from './trace.js';
 import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
 
 export { SubmitStream, type SubmitItem };
@@ -80,7 +81,9 @@ export class MeshClient {
   async submit(task: TaskInput, opts: CallOpts = {}): Promise<SubmitResult> {
     const spec = toTaskSpec(task);
     const auto = this.keyed(spec);
-    const res = await this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
+    const span = startSubmit(this.opts.tracer, opts.context, [spec]);
+    const call = this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
+    const res = await endSubmit(span, call);
     return { taskId: res.taskId, existing: res.existing && !auto, state: res.state };
   }
 
@@ -88,6 +91,12 @@ export class MeshClient {
   async submitBatch(tasks: readonly TaskInput[], opts: CallOpts = {}): Promise<SubmitItem[]> {
     const specs = tasks.map(toTaskSpec);
     const auto = specs.map((s) => this.keyed(s));
+    // One span for the whole batch (with a tracer): its tasks share one trace.
+    const span = startSubmit(this.opts.tracer, opts.context, specs);
+    return endSubmit(span, this.submitChunks(specs, auto, opts));
+  }
+
+  private async submitChunks(specs: TaskSpec[], auto: boolean[], opts: CallOpts): Promise<SubmitItem[]> {
     const out: SubmitItem[] = [];
     for (let i = 0; i < specs.length; i += MAX_BATCH) {
       const chunk = specs.length <= MAX_BATCH ? specs : specs.slice(i, i + MAX_BATCH);

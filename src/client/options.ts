@@ -3,6 +3,7 @@
 // client.ts so that file fits in a head and the shapes read on their own.
 // client.ts re-exports them; src/client/index.ts and src/index.ts name them.
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
+import type { Context, Tracer } from '@opentelemetry/api';
 import type { TaskState } from '../gen/meshlb/v1/task.js';
 import type { SubmitRetryOptions } from './retry.js';
 
@@ -39,11 +40,23 @@ export interface MeshClientOptions {
   submitRetry?: SubmitRetryOptions | false;
   /** Random source for retry jitter. */
   random?: () => number;
+  /**
+   * Trace submits (docs/operations.md, "Traces"): a span per Submit or
+   * SubmitBatch call, the child of the call's context, which its tasks then
+   * carry. Unset: no span; the tasks still carry the caller's span if the
+   * context has one.
+   */
+  tracer?: Tracer;
 }
 
 export interface CallOpts {
   /** This call's deadline (ms from now). */
   deadlineMs?: number;
+  /**
+   * Submits: the trace the tasks continue (an OpenTelemetry Context holding
+   * the caller's span). Default: OpenTelemetry's active context.
+   */
+  context?: Context;
 }
 
 export interface SubmitResult {

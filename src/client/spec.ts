@@ -24,6 +24,12 @@ export interface TaskInput {
   maxAttempts?: number;
   /** 'logged' (default: never lost) or 'none' (fire-and-forget, opt-in). */
   durability?: DurabilityName | Durability;
+  /**
+   * The W3C traceparent (and tracestate) the task continues, e.g. from an
+   * incoming request's headers. Unset: the submit's context decides (CallOpts.context).
+   */
+  traceParent?: string;
+  traceState?: string;
 }
 
 const PRIORITIES: Record<PriorityName, Priority> = {
@@ -87,8 +93,8 @@ export function toTaskSpec(t: TaskInput): TaskSpec {
     maxAttempts: t.maxAttempts ?? 0,
     payload: encodePayload(t.payload),
     durability: toDurability(t.durability),
-    traceParent: '',
-    traceState: '',
+    traceParent: t.traceParent ?? '',
+    traceState: t.traceState ?? '',
   };
 }
 
