@@ -1,48 +1,107 @@
-// Zone tier: least connections plus queue depth (seed 002's zone balancer).
-// A child's load is (active + queueWeight·queueDepth + dispatches since the
-// snapshot) / its total slots of the kind, so a big node is not starved just
-// because it runs more tasks in absolute terms. Ties are broken at random so
-// equal nodes share work instead of the first one taking every burst.
+// Zone tier: least connections plus queue depth (seed 002's zone balancer),
+// made to tolerate stale summaries (issue 11). A child's load is
+//   (active + queueWeight·queueDepth + unseen + routes since the snapshot) / total slots
+// where unseen counts what this policy sent the child that its summary cannot
+// show yet (unseen.ts), so a big node is not starved and a burst is not
+// forgotten at every picker rebuild. A summary summaryAgeMs old may also miss
+// completions, up to min(active + unseen, age · completion rate), the rate
+// from qps or else from the latency EWMA; so each eligible child whose load
+// minus that slack is still at most the least load is a plausible best, and
+// the pick takes the less loaded of `choices` of them drawn at random (power
+// of d choices). With fresh summaries the slack is 0 and this is the plain
+// least load with a random tie-break.
 
 import { configObject, numberKey } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
 import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory } from './types.js';
+import { UnseenSends } from './unseen.js';
 
 export interface ZoneLeastConnConfig {
   /** How much one queued task counts against one running task. */
   readonly queueWeight: number;
+  /** How many plausible best children a pick draws and compares (power of d). */
+  readonly choices: number;
 }
 
 class ZoneLeastConnPicker extends BasePicker {
-  private readonly score: (v: KindView, pos: number) => number;
+  /** Completions a child's summary may have missed, by candidate index (before dividing by slots). */
+  private readonly slack: Float64Array;
 
-  constructor(cands: readonly Candidate[], random: () => number, cfg: ZoneLeastConnConfig) {
+  constructor(
+    cands: readonly Candidate[],
+    random: () => number,
+    private readonly cfg: ZoneLeastConnConfig,
+    private readonly unseen: Float64Array,
+  ) {
     super(cands, random);
-    const qw = cfg.queueWeight;
-    // Bound once per picker, not per pick.
-    this.score = (v, pos) => {
-      const c = this.candidateAt(v, pos);
-      return (c.active + qw * c.queueDepth + this.sinceSnapshot(v, pos)) / v.total[pos]!;
-    };
+    this.slack = Float64Array.from(cands, (c, i) => {
+      const age = Math.max(0, c.summaryAgeMs);
+      if (age === 0) return 0;
+      const busy = Math.max(0, c.active + unseen[i]!);
+      let slots = 0;
+      for (const s of c.slots.values()) slots += s.total;
+      const qps = c.qps ?? 0;
+      const perMs = qps > 0 ? qps / 1000 : c.latencyEwmaMs > 0 ? Math.min(busy, slots) / c.latencyEwmaMs : 0;
+      return Math.min(busy, age * perMs);
+    });
+  }
+
+  private load(v: KindView, pos: number): number {
+    const c = this.candidateAt(v, pos);
+    const idx = v.members[pos]!;
+    return (
+      (c.active + this.cfg.queueWeight * c.queueDepth + this.unseen[idx]! + this.sinceSnapshot(v, pos)) / v.total[pos]!
+    );
   }
 
   protected select(v: KindView): number {
-    return this.selectMin(v, this.score);
+    let least = Infinity;
+    for (let p = 0; p < v.members.length; p++) if (this.ok(v, p)) least = Math.min(least, this.load(v, p));
+    if (least === Infinity) return -1;
+    let n = 0;
+    for (let p = 0; p < v.members.length; p++) {
+      if (this.ok(v, p) && this.load(v, p) - this.slack[v.members[p]!]! / v.total[p]! <= least) v.scratch[n++] = p;
+    }
+    if (n === 1) return v.scratch[0]!;
+    // Power of d over the plausible best: a partial shuffle draws `choices` distinct ones.
+    let best = -1;
+    let bestLoad = Infinity;
+    const d = Math.min(this.cfg.choices, n);
+    for (let k = 0; k < d; k++) {
+      const j = k + Math.floor(this.random() * (n - k));
+      const p = v.scratch[j]!;
+      v.scratch[j] = v.scratch[k]!;
+      v.scratch[k] = p;
+      const l = this.load(v, p);
+      if (l < bestLoad) {
+        best = p;
+        bestLoad = l;
+      }
+    }
+    return best;
   }
 }
 
 export const zoneLeastConnPolicy: PolicyFactory<ZoneLeastConnConfig> = {
   name: 'zone-least-conn',
-  description: 'least (active + queued) tasks per slot, random tie-break (zone tier)',
+  description: 'least (active + queued + unseen) tasks per slot, power of d over the plausible best (zone tier)',
   parseConfig(raw) {
-    const o = configObject('zone-least-conn', raw, ['queueWeight']);
-    return { queueWeight: numberKey('zone-least-conn', o, 'queueWeight', 1, { min: 0 }) };
+    const o = configObject('zone-least-conn', raw, ['queueWeight', 'choices']);
+    return {
+      queueWeight: numberKey('zone-least-conn', o, 'queueWeight', 1, { min: 0 }),
+      choices: numberKey('zone-least-conn', o, 'choices', 2, { min: 1, integer: true }),
+    };
   },
   create(config, deps: PolicyDeps): Policy {
+    const unseen = new UnseenSends();
     return {
       name: 'zone-least-conn',
-      buildPicker: (cands: readonly Candidate[]): Picker => new ZoneLeastConnPicker(cands, deps.random, config),
+      buildPicker: (cands: readonly Candidate[], now: number): Picker => {
+        const p = new ZoneLeastConnPicker(cands, deps.random, config, unseen.begin(cands, now));
+        unseen.attach(cands, p);
+        return p;
+      },
     };
   },
 };
