@@ -19,6 +19,8 @@ import type { TaskQueue } from '../queue/index.js';
 import { notFound } from '../util/errors.js';
 import { notLeadingError, type LeaderHint } from './port.js';
 import type { Logger } from '../util/log.js';
+import { clip } from '../util/limits.js';
+import { taskLogFields } from '../util/trace-context.js';
 import {
   isLogged,
   isTerminal,
@@ -266,9 +268,10 @@ export class Home {
   deadLetter(id: string, reason: string): void {
     const rec = this.ledger.get(id);
     if (!rec || isTerminal(rec.state)) return;
-    this.commit({ type: 'deadLettered', id, reason, atMs: this.scheduler.now() }, isLogged(rec.spec), () =>
-      this.dropAttempt(rec, reason),
-    );
+    this.commit({ type: 'deadLettered', id, reason, atMs: this.scheduler.now() }, isLogged(rec.spec), () => {
+      this.dropAttempt(rec, reason);
+      this.log.info({ ...taskLogFields(id, rec.spec.traceParent), reason: clip(reason) }, 'task dead-lettered');
+    });
   }
 
   /** A home item's deadline passed while it waited in the queue. */
