@@ -23,6 +23,7 @@ import { seededRandom } from '../policies/index.js';
 import { loadTopology } from '../topology/parse.js';
 import type { Topology } from '../topology/types.js';
 import { progressLines, progressTo } from './progress.js';
+import { servePage } from './serve.js';
 
 export interface DevOptions {
   tasks?: number;
@@ -50,6 +51,8 @@ export interface DevOptions {
   stderr?: (s: string) => void;
   /** Count every cell into these metrics (--metrics-port). */
   meter?: MeterFactory;
+  /** Serve the live page (as the root's replica sees the mesh) on this port while it runs (--http-port). */
+  httpPort?: number;
 }
 
 export interface DevReport {
@@ -113,6 +116,8 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   const width = Math.max(...[...mesh.replicas.keys()].map((p) => p.length));
   for (const [path, r] of mesh.replicas)
     say(`  ${path.padEnd(width)}  ${r.address}  ${r.cell.tier}${r.cell.agents ? ' (agents connect here)' : ''}`);
+  const page = opts.httpPort === undefined ? undefined : await servePage(mesh.replicas.get('/')!, opts.httpPort);
+  if (page) say(`  live page at ${page.url}`);
   if (process.env.MESHLB_DEV_TRACE) {
     const t00 = performance.now();
     const iv = setInterval(() => {
@@ -294,6 +299,7 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   client.close();
   for (const a of agents) a.end();
   for (const c of clients.values()) c.close();
+  await page?.close();
   await mesh.close();
 
   const q = (p: number): number => Math.round(hist.getValueAtPercentile(p) / 10) / 100;

@@ -34,6 +34,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     )
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
     .option('--metrics-host <host>', 'bind host for /metrics', '127.0.0.1')
+    .option('--http-port <port>', 'serve the live page and its JSON on this port (0 = any free port)', int(0, 65535))
+    .option('--http-host <host>', 'bind host for the live page', '127.0.0.1')
     .addOption(logLevelOption())
     .action((o: Opts) => {
       applyLogLevel(o);
@@ -47,6 +49,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             replica: o.replica,
             dataDir: o.dataDir,
             listenHost: o.listen,
+            httpPort: o.httpPort,
+            httpHost: o.httpHost,
             join: o.join === true,
             logLevel: o.logLevel,
           });
@@ -67,6 +71,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--service-time-ms <n>', 'mean simulated service time', num(0))
     .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
+    .option('--http-port <port>', 'serve the live page on this port while it runs (0 = any free port)', int(0, 65535))
     .addOption(logLevelOption())
     .action((o: Opts) => {
       // Fifteen in-process replicas logging at info drown the progress line:
@@ -85,6 +90,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             seed: o.seed,
             json: o.json === true,
             topologyFile: o.topology,
+            httpPort: o.httpPort,
             serviceTimeMs: o.serviceTimeMs,
             failureRate: o.failureRate,
           });
@@ -284,6 +290,29 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
           const status = await checkHealth(o.address as string, o.service as string, o.timeoutMs as number);
           process.stdout.write(`${status}\n`);
           return status === 'SERVING' ? 0 : 1;
+        })(),
+      );
+    });
+
+  program
+    .command('status')
+    .description(
+      'the mesh as a tree: per cell its health, leader, agents, free slots, queue, in flight and rates (asks twice)',
+    )
+    .requiredOption('--address <host:port>', 'any replica address (the whole mesh is shown from any cell)')
+    .option('--interval <s>', 'seconds between the two answers the rates come from (0 = one answer, no rates)', num(0), 1)
+    .option('--timeout-ms <n>', 'deadline of each answer', int(1), 5000)
+    .option('--json', 'print one JSON object on stdout')
+    .action((o: Opts) => {
+      run(
+        (async () => {
+          const runStatus = await load<(opts: Opts) => Promise<number>>('status.js', 'runStatus');
+          return runStatus({
+            address: o.address,
+            intervalS: o.interval,
+            timeoutMs: o.timeoutMs,
+            json: o.json === true,
+          });
         })(),
       );
     });

@@ -13,6 +13,7 @@ import { loadTopology, findReplica } from '../topology/parse.js';
 import { cellSlug } from '../topology/paths.js';
 import { logger } from '../util/log.js';
 import { Replica } from '../mesh/replica.js';
+import { startPageServer, type PageServer } from '../admin/page-server.js';
 import type { Handover } from '../mesh/leadership.js';
 import type { MeterFactory } from '../mesh/meter.js';
 import type { Logger } from '../util/log.js';
@@ -42,6 +43,10 @@ export interface ServeOptions {
   join?: boolean;
   /** Count the replica's cell into these metrics (--metrics-port). */
   meter?: MeterFactory;
+  /** Serve the live page and its JSON on this port (--http-port; 0 = any free port). */
+  httpPort?: number;
+  /** Bind host for the live page (default 127.0.0.1). */
+  httpHost?: string;
   /** How long a drain may take on SIGTERM (default 10 s). */
   drainTimeoutMs?: number;
   /** How long a leader may take to hand over on SIGTERM (default 2 s). */
@@ -83,6 +88,8 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     { address: replica.address, replica: replica.cell.replicaId, tier: replica.cell.tier, dataDir },
     'replica serving',
   );
+  const page = opts.httpPort === undefined ? undefined : await servePage(replica, opts.httpPort, opts.httpHost);
+  if (page) log.info({ url: page.url }, 'live page serving');
   opts.onStarted?.(replica);
 
   await new Promise<void>((resolve) => {
@@ -107,6 +114,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}),
     ...(opts.handOverTimeoutMs !== undefined ? { handOverTimeoutMs: opts.handOverTimeoutMs } : {}),
   });
+  await page?.close();
   log.info('replica closed');
   return 0;
 }
@@ -172,6 +180,16 @@ export async function stopReplica(replica: Replica, o: StopOptions): Promise<Sto
   }
   await replica.close(o.graceMs ?? 2000);
   return report;
+}
+
+/** The live page beside a replica; a port in use is a one-line CLI failure. */
+export async function servePage(replica: Replica, port: number, host = '127.0.0.1'): Promise<PageServer> {
+  try {
+    return await startPageServer(replica.admin, port, { host });
+  } catch (err) {
+    await replica.close(0);
+    throw new CliFailure(`--http-port ${port} on ${host}: ${(err as Error).message}`);
+  }
 }
 
 function splitAddress(address: string): [string, string] {

@@ -1,0 +1,180 @@
+// The live page: plain HTML, CSS and JavaScript (src/admin/page/, no build
+// step, nothing from the network) served by a replica on its HTTP port
+// (`meshlb serve --http-port`, `meshlb dev --http-port`), with the JSON it
+// polls. The answers are AdminService's (admin-service.ts), so the page shows
+// what grpcurl shows:
+//   GET /                          the page (index.html, app.js, style.css)
+//   GET /api/mesh                  GetMeshStatus: every cell, its leader, health and load
+//   GET /api/cell?path=/eu         GetCell and ListAgents at that cell's leader
+//   GET /api/dead-letters?cell=/   ListDeadLetters at that cell's leader (page_token=... for more)
+//   GET /metrics                   Prometheus text, when the process counts metrics
+// Bounded like /metrics: loopback by default, at most 32 connections, 5 s
+// timeouts; every other path is 404, every other method 405. Errors are JSON
+// {code, message} with the gRPC status name and an HTTP status to match.
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { status } from '@grpc/grpc-js';
+import type { Registry } from 'prom-client';
+import {
+  GetCellResponse,
+  GetMeshStatusResponse,
+  ListAgentsResponse,
+  ListDeadLettersResponse,
+} from '../gen/meshlb/v1/admin.js';
+import { toServiceError } from '../util/errors.js';
+import { targetCell } from './admin-route.js';
+import type { Admin } from './admin-service.js';
+import { deadLetters } from './admin-service.js';
+
+/** Dead letters per page on the page. */
+const PAGE_DEAD_LETTERS = 50;
+/** The page's own deadline for an answer from the mesh. */
+const API_DEADLINE_MS = 3_000;
+
+const FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+};
+
+const HTTP_OF: Partial<Record<status, number>> = {
+  [status.INVALID_ARGUMENT]: 400,
+  [status.NOT_FOUND]: 404,
+  [status.FAILED_PRECONDITION]: 409,
+  [status.RESOURCE_EXHAUSTED]: 429,
+  [status.UNAVAILABLE]: 503,
+  [status.DEADLINE_EXCEEDED]: 504,
+};
+
+export interface PageServer {
+  readonly port: number;
+  /** http://host:port/ */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export interface PageServerOptions {
+  /** Bind host (default 127.0.0.1; 0.0.0.0 in containers). */
+  readonly host?: string;
+  /** Serve GET /metrics from this registry too. */
+  readonly registry?: Registry;
+}
+
+/** Serve the live page for the mesh as `admin`'s replica sees it, on `port` (0: any free port). */
+export async function startPageServer(admin: Admin, port: number, opts: PageServerOptions = {}): Promise<PageServer> {
+  const host = opts.host ?? '127.0.0.1';
+  // Read once: the page is a few kilobytes and must not change under a running replica.
+  const files = new Map<string, Buffer>();
+  for (const { file } of Object.values(FILES)) {
+    files.set(file, readFileSync(new URL(`./page/${file}`, import.meta.url)));
+  }
+  const server: Server = createServer((req, res) => {
+    void handle(admin, files, opts.registry, req, res).catch((err: unknown) => fail(res, err));
+  });
+  server.maxConnections = 32;
+  server.requestTimeout = 5_000;
+  server.headersTimeout = 5_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  const actual = typeof addr === 'object' && addr ? addr.port : port;
+  return {
+    port: actual,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function handle(
+  admin: Admin,
+  files: ReadonlyMap<string, Buffer>,
+  registry: Registry | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://page');
+  if (req.method !== 'GET') {
+    res.writeHead(405, { allow: 'GET', 'content-type': 'text/plain' }).end('only GET\n');
+    return;
+  }
+  const page = FILES[url.pathname];
+  if (page) {
+    res
+      .writeHead(200, {
+        'content-type': page.type,
+        'cache-control': 'no-cache',
+        // Everything the page loads is its own: no inline script, nothing from elsewhere.
+        'content-security-policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:",
+        'x-content-type-options': 'nosniff',
+      })
+      .end(files.get(page.file));
+    return;
+  }
+  const q = (name: string): string => url.searchParams.get(name) ?? '';
+  switch (url.pathname) {
+    case '/api/mesh': {
+      const s = await admin.mesh.answer({ subtree: false, cell: '', hops: 0 }, API_DEADLINE_MS, false);
+      return json(res, GetMeshStatusResponse.toJSON(s));
+    }
+    case '/api/cell': {
+      const detail = await cellDetail(admin, q('path'));
+      return json(res, { cell: GetCellResponse.toJSON(detail.cell), agents: ListAgentsResponse.toJSON(detail.agents) });
+    }
+    case '/api/dead-letters': {
+      const req = { cell: q('cell'), kind: '', tenant: '', pageSize: PAGE_DEAD_LETTERS, pageToken: q('page_token') };
+      const page = await admin.routed('listDeadLetters', req.cell, req, API_DEADLINE_MS, false, () =>
+        deadLetters(admin.cell, req),
+      );
+      return json(res, ListDeadLettersResponse.toJSON(page));
+    }
+    case '/metrics':
+      if (registry) {
+        const body = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+        return;
+      }
+  }
+  res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try / or /api/mesh\n');
+}
+
+/** GetCell and ListAgents of `path` ('' = this replica's cell) at its leader. */
+async function cellDetail(admin: Admin, path: string): Promise<{ cell: GetCellResponse; agents: ListAgentsResponse }> {
+  const { cell, router } = admin;
+  const target = targetCell(cell, path);
+  const route = await router.route(target, false);
+  if (route.local) return { cell: admin.getCell({ path: '' }), agents: admin.listAgents() };
+  const [c, a] = await Promise.all([
+    router.call(route.address, target, 'getCell', { path: '' }, API_DEADLINE_MS),
+    router.call(route.address, target, 'listAgents', {}, API_DEADLINE_MS),
+  ]);
+  return { cell: c, agents: a };
+}
+
+function json(res: ServerResponse, body: unknown): void {
+  res
+    .writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+    .end(JSON.stringify(body));
+}
+
+function fail(res: ServerResponse, err: unknown): void {
+  const se = toServiceError(err);
+  const code = se.code ?? status.INTERNAL;
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res
+    .writeHead(HTTP_OF[code] ?? 500, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+    .end(JSON.stringify({ code: status[code], message: se.details ?? '' }));
+}
