@@ -60,7 +60,10 @@ export class AgentSession {
   readonly carried = new Map<string, Carried>();
   cpu = 0;
   memory = 0;
-  draining = false;
+  /** It drains (by itself, or told to: it leaves once idle). */
+  private drainOrdered = false;
+  /** An operator cordoned it (CordonAgent): no new assignments, it stays connected. */
+  cordoned = false;
   dead = false;
   lastSeenMs: number;
   readonly success = new Ewma(0.1, 1);
@@ -95,6 +98,15 @@ export class AgentSession {
       undefined,
       meter,
     );
+  }
+
+  /** Takes no new work: it drains, or it is cordoned (capacity and policies see either as draining). */
+  get draining(): boolean {
+    return this.drainOrdered || this.cordoned;
+  }
+
+  set draining(drain: boolean) {
+    this.drainOrdered = drain;
   }
 
   /** Slots taken: attempts assigned in this session plus those carried from before. */

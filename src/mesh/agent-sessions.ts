@@ -59,6 +59,8 @@ export class AgentSessions implements AgentSide {
   private lastSweepMs = 0;
   /** Instrumentation: the most attempts any agent held, relative to its slots (must stay <= 0). */
   maxOverSlots = Number.NEGATIVE_INFINITY;
+  /** Agent ids an operator cordoned (the cell's replicated config): a session is cordoned from its hello on. */
+  private cordons: ReadonlySet<string> = new Set();
 
   constructor(
     private readonly cell: CellPort,
@@ -187,6 +189,7 @@ export class AgentSessions implements AgentSide {
     this.carry.adopt(s, now);
     // And what the agent says it still runs (its hello), before any assignment can land on those slots.
     if (h.running.length > 0) this.carry.declared(s, h.running, now);
+    s.cordoned = this.cordons.has(id);
     this.byId.set(id, s);
     this.capacity.account(s, 1);
     call.write({
@@ -318,6 +321,21 @@ export class AgentSessions implements AgentSide {
     s.carried.clear();
     this.cell.log.info({ agent: s.id, why, requeued: n }, 'agent gone');
     this.changed();
+  }
+
+  /** The cordoned agent ids changed (cell-config.ts): sessions follow, capacity and candidates with them. */
+  setCordoned(ids: ReadonlySet<string>): void {
+    this.cordons = ids;
+    let changed = false;
+    for (const s of this.byId.values()) {
+      const on = ids.has(s.id);
+      if (s.dead || s.cordoned === on) continue;
+      this.capacity.account(s, -1);
+      s.cordoned = on;
+      this.capacity.account(s, 1);
+      changed = true;
+    }
+    if (changed) this.changed();
   }
 
   private changed(): void {

@@ -19,6 +19,7 @@ import { TaskQueue } from '../queue/index.js';
 import type { CellSpec, Tier, Topology } from '../topology/types.js';
 import { logger, type Logger } from '../util/log.js';
 import type { AgentSessions } from './agent-sessions.js';
+import { followCellConfig } from './cell-config.js';
 import type { ChildLinks } from './child-links.js';
 import { Dispatcher } from './dispatcher.js';
 import { Home, type SubmitOutcome } from './home.js';
@@ -187,6 +188,8 @@ export class Cell implements CellPort {
   }
 
   start(): void {
+    // The operator's drain, policy and cordons, from the log (after attach: cordons reach the agent sessions).
+    followCellConfig(this);
     this.timers.start();
     if (this.ledgerLog instanceof SoleLeader) {
       this.parent?.start();

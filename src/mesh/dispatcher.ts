@@ -53,6 +53,8 @@ export class Dispatcher {
   /** Picker rebuilds (for tests and the bench). */
   rebuilds = 0;
   private readonly d: DispatcherDeps;
+  /** The tier policy: the topology's, or one an operator set (setPolicy). */
+  private policy: Policy;
   private readonly pumpNow = (): void => this.pump();
   private readonly send = (item: WorkItem): void => this.transmit(item);
 
@@ -61,6 +63,7 @@ export class Dispatcher {
 
   constructor(deps: DispatcherDeps) {
     this.d = deps;
+    this.policy = deps.policy;
     const { queue, routes, relay } = deps;
     this.unplaceableKinds = new Unplaceable({ queue, routes, relay, timeoutMs: deps.unplaceableTimeoutMs });
   }
@@ -87,6 +90,12 @@ export class Dispatcher {
     this.schedule();
   }
 
+  /** An operator set another policy (cell-config.ts): the next pump builds its picker. */
+  setPolicy(policy: Policy): void {
+    this.policy = policy;
+    this.invalidate();
+  }
+
   /** Pump on the next turn (once, however often it is asked). */
   schedule(): void {
     if (this.scheduled) return;
@@ -98,7 +107,7 @@ export class Dispatcher {
     if (this.dirty || this.picker === undefined || now - this.builtMs >= PICKER_REFRESH_MS) {
       const { agents, children } = this.d.links;
       const cands = agents ? agents.candidates(now) : children ? children.candidates(now) : [];
-      this.picker = this.d.policy.buildPicker(cands, now);
+      this.picker = this.policy.buildPicker(cands, now);
       this.dirty = false;
       this.builtMs = now;
       this.rebuilds++;

@@ -7,7 +7,7 @@ import { LinkServiceService, type OpenRequest, type OpenResponse } from '../gen/
 import { TaskServiceService } from '../gen/meshlb/v1/task.js';
 import { AdminServiceService } from '../gen/meshlb/v1/admin.js';
 import { startReplicaServer, type ReplicaServer, type ServiceEntry } from '../admin/grpc-server.js';
-import { adminService } from '../admin/admin-service.js';
+import { Admin } from '../admin/admin-service.js';
 import type { Topology } from '../topology/types.js';
 import { AgentSessions } from './agent-sessions.js';
 import { Cell } from './cell.js';
@@ -44,6 +44,8 @@ export class Replica {
   readonly tasks: TaskService;
   private readonly raft: RaftCell | undefined;
   private server: ReplicaServer | undefined;
+  /** AdminService, and the same answers for the live page (src/admin/page-server.ts). */
+  readonly admin: Admin;
   private closed = false;
 
   constructor(readonly opts: ReplicaOptions) {
@@ -67,6 +69,10 @@ export class Replica {
       ...(this.raft ? { replicatedLog: this.raft.factory } : {}),
     });
     this.cell = cell;
+    this.admin = new Admin(cell, {
+      selfAddress: () => this.server?.address ?? '',
+      parentAddresses: opts.parentAddresses ?? (() => parentSpecAddresses(opts.topology, spec.parent)),
+    });
     wireCell(cell, opts.parentAddresses ?? (() => parentSpecAddresses(opts.topology, spec.parent)));
     this.tasks = new TaskService(cell);
   }
@@ -80,7 +86,7 @@ export class Replica {
     const cell = this.cell;
     const services: ServiceEntry[] = [
       { definition: tolerantService(TaskServiceService), implementation: this.tasks.implementation() },
-      { definition: tolerantService(AdminServiceService), implementation: adminService(cell) },
+      { definition: tolerantService(AdminServiceService), implementation: this.admin.implementation() },
     ];
     if (cell.agents) {
       const agents = cell.agents;
@@ -127,6 +133,7 @@ export class Replica {
     cell.children?.closeAll();
     cell.close();
     await this.server?.close(graceMs);
+    this.admin.close();
     await cell.ledgerLog.close();
   }
 }

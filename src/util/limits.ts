@@ -69,6 +69,16 @@ export const LIMITS = {
   healthWatchers: 10_000,
   /** Agent sessions (and hellos awaited) per node replica. */
   agentsPerNode: 20_000,
+  /** AdminService list pages (ListTasks, ListDeadLetters; default 100). */
+  adminPageSize: 1000,
+  /** AdminService page tokens (the mesh makes tokens of about 40 characters). */
+  pageToken: 512,
+  /** Tasks per ReplayDeadLetters call (ids given, or `all` up to this many). */
+  replayPerCall: 1000,
+  /** SetPolicy policy name and tier. */
+  policyName: 64,
+  /** SetPolicy config_json (a policy config is a few weights). */
+  policyConfigJson: 16_384,
   /** Caller input quoted in a status message or a log line. */
   echo: 200,
   /** Any status message the mesh sends (the trailer must reach the caller). */

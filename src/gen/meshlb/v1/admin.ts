@@ -19,7 +19,16 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Summary } from "./link.js";
-import { Label } from "./task.js";
+import {
+  Label,
+  Priority,
+  priorityFromJSON,
+  priorityToJSON,
+  Task,
+  TaskState,
+  taskStateFromJSON,
+  taskStateToJSON,
+} from "./task.js";
 
 export const protobufPackage = "meshlb.v1";
 
@@ -86,6 +95,58 @@ export function replicaRoleToJSON(object: ReplicaRole): string {
   }
 }
 
+/** Health of a cell as GetMeshStatus sees it. */
+export enum CellHealth {
+  CELL_HEALTH_UNSPECIFIED = 0,
+  /** CELL_HEALTH_HEALTHY - Its leader answered and nothing below is amiss. */
+  CELL_HEALTH_HEALTHY = 1,
+  /**
+   * CELL_HEALTH_DEGRADED - It answered, with problems (a child or the parent not linked, no
+   * agents at a node, no leader known, tasks nobody can serve).
+   */
+  CELL_HEALTH_DEGRADED = 2,
+  /** CELL_HEALTH_UNREACHABLE - No replica of it answered in time. */
+  CELL_HEALTH_UNREACHABLE = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function cellHealthFromJSON(object: any): CellHealth {
+  switch (object) {
+    case 0:
+    case "CELL_HEALTH_UNSPECIFIED":
+      return CellHealth.CELL_HEALTH_UNSPECIFIED;
+    case 1:
+    case "CELL_HEALTH_HEALTHY":
+      return CellHealth.CELL_HEALTH_HEALTHY;
+    case 2:
+    case "CELL_HEALTH_DEGRADED":
+      return CellHealth.CELL_HEALTH_DEGRADED;
+    case 3:
+    case "CELL_HEALTH_UNREACHABLE":
+      return CellHealth.CELL_HEALTH_UNREACHABLE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CellHealth.UNRECOGNIZED;
+  }
+}
+
+export function cellHealthToJSON(object: CellHealth): string {
+  switch (object) {
+    case CellHealth.CELL_HEALTH_UNSPECIFIED:
+      return "CELL_HEALTH_UNSPECIFIED";
+    case CellHealth.CELL_HEALTH_HEALTHY:
+      return "CELL_HEALTH_HEALTHY";
+    case CellHealth.CELL_HEALTH_DEGRADED:
+      return "CELL_HEALTH_DEGRADED";
+    case CellHealth.CELL_HEALTH_UNREACHABLE:
+      return "CELL_HEALTH_UNREACHABLE";
+    case CellHealth.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface GetTopologyRequest {
 }
 
@@ -102,6 +163,14 @@ export interface CellInfo {
   policy: string;
   replicas: ReplicaInfo[];
   labels: Label[];
+  /**
+   * The cell's leader and the address it serves on, live (not the topology
+   * file's), as far as the replica answering knows: its own cell, its parent
+   * (the replica its link reached) and its children (their summaries).
+   * Empty where it does not know: GetMeshStatus asks every cell.
+   */
+  leaderId: string;
+  leaderAddress: string;
 }
 
 export interface GetTopologyResponse {
@@ -187,6 +256,17 @@ export interface GetCellResponse {
   unplaceable: number;
   /** The same, per kind, sorted by kind. */
   unplaceableKinds: KindTasks[];
+  tasksCancelled: number;
+  /** Drained by an operator (DrainCell) or by its parent, or shutting down. */
+  draining: boolean;
+  drainReason: string;
+  /**
+   * The routing policy in force and its config as JSON: the topology's
+   * unless an operator set one (SetPolicy; policy_overridden).
+   */
+  policy: string;
+  policyConfigJson: string;
+  policyOverridden: boolean;
 }
 
 /** A number of tasks of one kind. */
@@ -211,6 +291,8 @@ export interface AgentInfo {
   lastSeenUnixMs: number;
   successEwma: number;
   latencyEwmaMs: number;
+  /** An operator cordoned it (CordonAgent): no new assignments. */
+  cordoned: boolean;
 }
 
 export interface ListAgentsResponse {
@@ -218,6 +300,11 @@ export interface ListAgentsResponse {
   agents: AgentInfo[];
 }
 
+/**
+ * The agent is told to drain: it finishes what it runs and disconnects (the
+ * SDK does not come back). Ask the node cell's replica (see CordonAgent to
+ * keep an agent connected but idle, from any replica).
+ */
 export interface DrainAgentRequest {
   agentId: string;
   reason: string;
@@ -225,6 +312,289 @@ export interface DrainAgentRequest {
 
 export interface DrainAgentResponse {
   agent: AgentInfo | undefined;
+}
+
+/**
+ * The node stops assigning to the agent, which stays connected and finishes
+ * what it runs. Held by agent id in the node cell's replicated config, so it
+ * outlives the agent's reconnects, until UncordonAgent.
+ */
+export interface CordonAgentRequest {
+  /** The node cell (empty: this replica's). */
+  cell: string;
+  agentId: string;
+  reason: string;
+}
+
+export interface CordonAgentResponse {
+  /** Absent when the agent is not connected now (the cordon holds for when it is). */
+  agent: AgentInfo | undefined;
+  replicated: boolean;
+}
+
+export interface UncordonAgentRequest {
+  cell: string;
+  agentId: string;
+}
+
+export interface UncordonAgentResponse {
+  /** Absent when the agent is not connected now. */
+  agent:
+    | AgentInfo
+    | undefined;
+  /** Whether a cordon was lifted (false: there was none). */
+  wasCordoned: boolean;
+}
+
+export interface DrainCellRequest {
+  cell: string;
+  reason: string;
+}
+
+export interface DrainCellResponse {
+  cell: string;
+  draining: boolean;
+  reason: string;
+  /**
+   * Recorded in the cell's Raft log (false: a replica with no Raft group,
+   * which keeps it in memory until it stops).
+   */
+  replicated: boolean;
+}
+
+export interface UndrainCellRequest {
+  cell: string;
+}
+
+export interface UndrainCellResponse {
+  cell: string;
+  draining: boolean;
+  replicated: boolean;
+}
+
+export interface GetMeshStatusRequest {
+  /**
+   * Between replicas: only the subtree of `cell`, which the replica asked
+   * must serve. Operators leave both empty.
+   */
+  subtree: boolean;
+  cell: string;
+  /** Hops so far (replicas asking their parents); refused past 8. */
+  hops: number;
+}
+
+export interface CellStatus {
+  path: string;
+  tier: string;
+  parent: string;
+  health: CellHealth;
+  /** Why it is not healthy, one line each. */
+  problems: string[];
+  leaderId: string;
+  leaderAddress: string;
+  term: number;
+  /** The replica that answered for the cell and its live address. */
+  replicaId: string;
+  address: string;
+  policy: string;
+  policyOverridden: boolean;
+  draining: boolean;
+  drainReason: string;
+  /**
+   * Node cells: agents connected and those taking work; other cells: the
+   * sums over the node cells below that answered.
+   */
+  agents: number;
+  healthyAgents: number;
+  /**
+   * Agent slots free and in all (each agent counted once whatever its kinds),
+   * summed over the subtree like agents.
+   */
+  freeSlots: number;
+  totalSlots: number;
+  queueDepth: number;
+  inFlight: number;
+  /** Outcomes of the tasks homed here since its log began. */
+  tasksAccepted: number;
+  tasksCompleted: number;
+  tasksFailed: number;
+  tasksCancelled: number;
+  tasksDeadLettered: number;
+  /** Attempts the answering replica sent on since it started. */
+  dispatched: number;
+  unplaceable: number;
+  childrenLinked: number;
+  children: number;
+  parentConnected: boolean;
+  /** The answering replica's clock when it answered. */
+  observedUnixMs: number;
+  replicas: number;
+}
+
+export interface GetMeshStatusResponse {
+  /** Parents before their children, in topology order. */
+  cells: CellStatus[];
+  /** The replica that assembled the answer (the root's, when it was reached). */
+  answeredBy: string;
+  atUnixMs: number;
+  /**
+   * Set when the answer does not cover the whole mesh (the root or a parent
+   * could not be reached), with why.
+   */
+  partial: string;
+}
+
+/** A task as lists show it: the spec without its payload. */
+export interface TaskBrief {
+  id: string;
+  kind: string;
+  tenant: string;
+  priority: Priority;
+  state: TaskState;
+  attempt: number;
+  /** Failed attempts of this series that count against max_attempts. */
+  failures: number;
+  maxAttempts: number;
+  homeCell: string;
+  createdUnixMs: number;
+  updatedUnixMs: number;
+  reason: string;
+  replays: number;
+  payloadBytes: number;
+  idempotencyKey: string;
+}
+
+export interface ListTasksRequest {
+  cell: string;
+  /** Any of these states (empty: all). */
+  states: TaskState[];
+  /** Exact matches; empty: any. */
+  kind: string;
+  tenant: string;
+  /** Default 100, at most 1000. */
+  pageSize: number;
+  /** next_page_token of the previous page; empty: the first page. */
+  pageToken: string;
+  /** Newest first (default: oldest first, by submit time then id). */
+  newestFirst: boolean;
+}
+
+export interface ListTasksResponse {
+  cell: string;
+  tasks: TaskBrief[];
+  /**
+   * Empty on the last page. A page token stays valid while the ledger holds
+   * tasks: pages never repeat or skip a task that was there throughout.
+   */
+  nextPageToken: string;
+}
+
+export interface GetTaskRequest {
+  taskId: string;
+  cell: string;
+}
+
+export interface GetTaskResponse {
+  task: Task | undefined;
+  failures: number;
+  maxAttempts: number;
+  replays: number;
+  /**
+   * Where the task is now: "queued", "waiting to retry", "sent to child
+   * /eu", "assigned to agent a-1", "sent to parent /", or "ended".
+   */
+  location: string;
+}
+
+export interface CancelTaskRequest {
+  taskId: string;
+  reason: string;
+  cell: string;
+}
+
+export interface CancelTaskResponse {
+  task: Task | undefined;
+}
+
+export interface RetryTaskRequest {
+  taskId: string;
+  reason: string;
+  cell: string;
+}
+
+export interface RetryTaskResponse {
+  task:
+    | Task
+    | undefined;
+  /** "replayed": a new attempt series; "retried now": its backoff cut short. */
+  action: string;
+}
+
+export interface ListDeadLettersRequest {
+  cell: string;
+  kind: string;
+  tenant: string;
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface ListDeadLettersResponse {
+  cell: string;
+  tasks: TaskBrief[];
+  nextPageToken: string;
+}
+
+export interface ReplayDeadLettersRequest {
+  cell: string;
+  /** The dead letters to replay (at most 1000) ... */
+  taskIds: string[];
+  /**
+   * ... or, with no ids and `all` set, every dead letter matching kind and
+   * tenant (empty: any), oldest first, up to `limit` (default and most 1000).
+   */
+  all: boolean;
+  kind: string;
+  tenant: string;
+  limit: number;
+  reason: string;
+}
+
+export interface ReplaySkipped {
+  taskId: string;
+  why: string;
+}
+
+export interface ReplayDeadLettersResponse {
+  replayed: TaskBrief[];
+  skipped: ReplaySkipped[];
+}
+
+export interface SetPolicyRequest {
+  /** One cell (empty: this replica's) ... */
+  cell: string;
+  /** ... or every cell of this tier: global, region, zone or node. */
+  tier: string;
+  /** A policy name (docs/policies.md), e.g. "p2c", "node-score". */
+  policy: string;
+  /** Its config as a JSON object (e.g. node-score's weights); empty: defaults. */
+  configJson: string;
+  /** Back to the topology's policy (policy and config_json empty). */
+  reset: boolean;
+}
+
+export interface PolicyResult {
+  cell: string;
+  /** The policy in force now and its config. */
+  policy: string;
+  configJson: string;
+  /** Recorded in the cell's Raft log (false: kept in this replica's memory). */
+  replicated: boolean;
+  /** Why this cell was not changed ("" when it was). */
+  error: string;
+}
+
+export interface SetPolicyResponse {
+  cells: PolicyResult[];
 }
 
 export interface TransferLeaderRequest {
@@ -427,7 +797,7 @@ export const ReplicaInfo: MessageFns<ReplicaInfo> = {
 };
 
 function createBaseCellInfo(): CellInfo {
-  return { path: "", tier: "", parent: "", policy: "", replicas: [], labels: [] };
+  return { path: "", tier: "", parent: "", policy: "", replicas: [], labels: [], leaderId: "", leaderAddress: "" };
 }
 
 export const CellInfo: MessageFns<CellInfo> = {
@@ -449,6 +819,12 @@ export const CellInfo: MessageFns<CellInfo> = {
     }
     for (const v of message.labels) {
       Label.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.leaderId !== "") {
+      writer.uint32(58).string(message.leaderId);
+    }
+    if (message.leaderAddress !== "") {
+      writer.uint32(66).string(message.leaderAddress);
     }
     return writer;
   },
@@ -514,6 +890,22 @@ export const CellInfo: MessageFns<CellInfo> = {
             message.labels.push(Label.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.leaderId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.leaderAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -536,6 +928,16 @@ export const CellInfo: MessageFns<CellInfo> = {
         ? object.replicas.map((e: any) => ReplicaInfo.fromJSON(e))
         : [],
       labels: globalThis.Array.isArray(object?.labels) ? object.labels.map((e: any) => Label.fromJSON(e)) : [],
+      leaderId: isSet(object.leaderId)
+        ? globalThis.String(object.leaderId)
+        : isSet(object.leader_id)
+        ? globalThis.String(object.leader_id)
+        : "",
+      leaderAddress: isSet(object.leaderAddress)
+        ? globalThis.String(object.leaderAddress)
+        : isSet(object.leader_address)
+        ? globalThis.String(object.leader_address)
+        : "",
     };
   },
 
@@ -559,6 +961,12 @@ export const CellInfo: MessageFns<CellInfo> = {
     if (message.labels?.length) {
       obj.labels = message.labels.map((e) => Label.toJSON(e));
     }
+    if (message.leaderId !== "") {
+      obj.leaderId = message.leaderId;
+    }
+    if (message.leaderAddress !== "") {
+      obj.leaderAddress = message.leaderAddress;
+    }
     return obj;
   },
 
@@ -573,6 +981,8 @@ export const CellInfo: MessageFns<CellInfo> = {
     message.policy = object.policy ?? "";
     message.replicas = object.replicas?.map((e) => ReplicaInfo.fromPartial(e)) || [];
     message.labels = object.labels?.map((e) => Label.fromPartial(e)) || [];
+    message.leaderId = object.leaderId ?? "";
+    message.leaderAddress = object.leaderAddress ?? "";
     return message;
   },
 };
@@ -998,6 +1408,12 @@ function createBaseGetCellResponse(): GetCellResponse {
     members: [],
     unplaceable: 0,
     unplaceableKinds: [],
+    tasksCancelled: 0,
+    draining: false,
+    drainReason: "",
+    policy: "",
+    policyConfigJson: "",
+    policyOverridden: false,
   };
 }
 
@@ -1071,6 +1487,24 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     }
     for (const v of message.unplaceableKinds) {
       KindTasks.encode(v!, writer.uint32(186).fork()).join();
+    }
+    if (message.tasksCancelled !== 0) {
+      writer.uint32(192).uint64(message.tasksCancelled);
+    }
+    if (message.draining !== false) {
+      writer.uint32(200).bool(message.draining);
+    }
+    if (message.drainReason !== "") {
+      writer.uint32(210).string(message.drainReason);
+    }
+    if (message.policy !== "") {
+      writer.uint32(218).string(message.policy);
+    }
+    if (message.policyConfigJson !== "") {
+      writer.uint32(226).string(message.policyConfigJson);
+    }
+    if (message.policyOverridden !== false) {
+      writer.uint32(232).bool(message.policyOverridden);
     }
     return writer;
   },
@@ -1272,6 +1706,54 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
             message.unplaceableKinds.push(KindTasks.decode(reader, reader.uint32()));
             continue;
           }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.tasksCancelled = longToNumber(reader.uint64());
+            continue;
+          }
+          case 25: {
+            if (tag !== 200) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.drainReason = reader.string();
+            continue;
+          }
+          case 27: {
+            if (tag !== 218) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 28: {
+            if (tag !== 226) {
+              break;
+            }
+
+            message.policyConfigJson = reader.string();
+            continue;
+          }
+          case 29: {
+            if (tag !== 232) {
+              break;
+            }
+
+            message.policyOverridden = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1369,6 +1851,28 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
         : globalThis.Array.isArray(object?.unplaceable_kinds)
         ? object.unplaceable_kinds.map((e: any) => KindTasks.fromJSON(e))
         : [],
+      tasksCancelled: isSet(object.tasksCancelled)
+        ? globalThis.Number(object.tasksCancelled)
+        : isSet(object.tasks_cancelled)
+        ? globalThis.Number(object.tasks_cancelled)
+        : 0,
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
+      drainReason: isSet(object.drainReason)
+        ? globalThis.String(object.drainReason)
+        : isSet(object.drain_reason)
+        ? globalThis.String(object.drain_reason)
+        : "",
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      policyConfigJson: isSet(object.policyConfigJson)
+        ? globalThis.String(object.policyConfigJson)
+        : isSet(object.policy_config_json)
+        ? globalThis.String(object.policy_config_json)
+        : "",
+      policyOverridden: isSet(object.policyOverridden)
+        ? globalThis.Boolean(object.policyOverridden)
+        : isSet(object.policy_overridden)
+        ? globalThis.Boolean(object.policy_overridden)
+        : false,
     };
   },
 
@@ -1443,6 +1947,24 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     if (message.unplaceableKinds?.length) {
       obj.unplaceableKinds = message.unplaceableKinds.map((e) => KindTasks.toJSON(e));
     }
+    if (message.tasksCancelled !== 0) {
+      obj.tasksCancelled = Math.round(message.tasksCancelled);
+    }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
+    if (message.drainReason !== "") {
+      obj.drainReason = message.drainReason;
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.policyConfigJson !== "") {
+      obj.policyConfigJson = message.policyConfigJson;
+    }
+    if (message.policyOverridden !== false) {
+      obj.policyOverridden = message.policyOverridden;
+    }
     return obj;
   },
 
@@ -1476,6 +1998,12 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     message.members = object.members?.map((e) => RaftMember.fromPartial(e)) || [];
     message.unplaceable = object.unplaceable ?? 0;
     message.unplaceableKinds = object.unplaceableKinds?.map((e) => KindTasks.fromPartial(e)) || [];
+    message.tasksCancelled = object.tasksCancelled ?? 0;
+    message.draining = object.draining ?? false;
+    message.drainReason = object.drainReason ?? "";
+    message.policy = object.policy ?? "";
+    message.policyConfigJson = object.policyConfigJson ?? "";
+    message.policyOverridden = object.policyOverridden ?? false;
     return message;
   },
 };
@@ -1631,6 +2159,7 @@ function createBaseAgentInfo(): AgentInfo {
     lastSeenUnixMs: 0,
     successEwma: 0,
     latencyEwmaMs: 0,
+    cordoned: false,
   };
 }
 
@@ -1671,6 +2200,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.latencyEwmaMs !== 0) {
       writer.uint32(97).double(message.latencyEwmaMs);
+    }
+    if (message.cordoned !== false) {
+      writer.uint32(104).bool(message.cordoned);
     }
     return writer;
   },
@@ -1784,6 +2316,14 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.latencyEwmaMs = reader.double();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.cordoned = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1834,6 +2374,7 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         : isSet(object.latency_ewma_ms)
         ? globalThis.Number(object.latency_ewma_ms)
         : 0,
+      cordoned: isSet(object.cordoned) ? globalThis.Boolean(object.cordoned) : false,
     };
   },
 
@@ -1875,6 +2416,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.latencyEwmaMs !== 0) {
       obj.latencyEwmaMs = floatToJson(message.latencyEwmaMs);
     }
+    if (message.cordoned !== false) {
+      obj.cordoned = message.cordoned;
+    }
     return obj;
   },
 
@@ -1895,6 +2439,7 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.lastSeenUnixMs = object.lastSeenUnixMs ?? 0;
     message.successEwma = object.successEwma ?? 0;
     message.latencyEwmaMs = object.latencyEwmaMs ?? 0;
+    message.cordoned = object.cordoned ?? false;
     return message;
   },
 };
@@ -2138,6 +2683,3797 @@ export const DrainAgentResponse: MessageFns<DrainAgentResponse> = {
     message.agent = (object.agent !== undefined && object.agent !== null)
       ? AgentInfo.fromPartial(object.agent)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseCordonAgentRequest(): CordonAgentRequest {
+  return { cell: "", agentId: "", reason: "" };
+}
+
+export const CordonAgentRequest: MessageFns<CordonAgentRequest> = {
+  encode(message: CordonAgentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(18).string(message.agentId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CordonAgentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCordonAgentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CordonAgentRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: CordonAgentRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CordonAgentRequest>): CordonAgentRequest {
+    return CordonAgentRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CordonAgentRequest>): CordonAgentRequest {
+    const message = createBaseCordonAgentRequest();
+    message.cell = object.cell ?? "";
+    message.agentId = object.agentId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCordonAgentResponse(): CordonAgentResponse {
+  return { agent: undefined, replicated: false };
+}
+
+export const CordonAgentResponse: MessageFns<CordonAgentResponse> = {
+  encode(message: CordonAgentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agent !== undefined) {
+      AgentInfo.encode(message.agent, writer.uint32(10).fork()).join();
+    }
+    if (message.replicated !== false) {
+      writer.uint32(16).bool(message.replicated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CordonAgentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCordonAgentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agent = AgentInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CordonAgentResponse {
+    return {
+      agent: isSet(object.agent) ? AgentInfo.fromJSON(object.agent) : undefined,
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+    };
+  },
+
+  toJSON(message: CordonAgentResponse): unknown {
+    const obj: any = {};
+    if (message.agent !== undefined) {
+      obj.agent = AgentInfo.toJSON(message.agent);
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CordonAgentResponse>): CordonAgentResponse {
+    return CordonAgentResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CordonAgentResponse>): CordonAgentResponse {
+    const message = createBaseCordonAgentResponse();
+    message.agent = (object.agent !== undefined && object.agent !== null)
+      ? AgentInfo.fromPartial(object.agent)
+      : undefined;
+    message.replicated = object.replicated ?? false;
+    return message;
+  },
+};
+
+function createBaseUncordonAgentRequest(): UncordonAgentRequest {
+  return { cell: "", agentId: "" };
+}
+
+export const UncordonAgentRequest: MessageFns<UncordonAgentRequest> = {
+  encode(message: UncordonAgentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(18).string(message.agentId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UncordonAgentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUncordonAgentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UncordonAgentRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UncordonAgentRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UncordonAgentRequest>): UncordonAgentRequest {
+    return UncordonAgentRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UncordonAgentRequest>): UncordonAgentRequest {
+    const message = createBaseUncordonAgentRequest();
+    message.cell = object.cell ?? "";
+    message.agentId = object.agentId ?? "";
+    return message;
+  },
+};
+
+function createBaseUncordonAgentResponse(): UncordonAgentResponse {
+  return { agent: undefined, wasCordoned: false };
+}
+
+export const UncordonAgentResponse: MessageFns<UncordonAgentResponse> = {
+  encode(message: UncordonAgentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agent !== undefined) {
+      AgentInfo.encode(message.agent, writer.uint32(10).fork()).join();
+    }
+    if (message.wasCordoned !== false) {
+      writer.uint32(16).bool(message.wasCordoned);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UncordonAgentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUncordonAgentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agent = AgentInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.wasCordoned = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UncordonAgentResponse {
+    return {
+      agent: isSet(object.agent) ? AgentInfo.fromJSON(object.agent) : undefined,
+      wasCordoned: isSet(object.wasCordoned)
+        ? globalThis.Boolean(object.wasCordoned)
+        : isSet(object.was_cordoned)
+        ? globalThis.Boolean(object.was_cordoned)
+        : false,
+    };
+  },
+
+  toJSON(message: UncordonAgentResponse): unknown {
+    const obj: any = {};
+    if (message.agent !== undefined) {
+      obj.agent = AgentInfo.toJSON(message.agent);
+    }
+    if (message.wasCordoned !== false) {
+      obj.wasCordoned = message.wasCordoned;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UncordonAgentResponse>): UncordonAgentResponse {
+    return UncordonAgentResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UncordonAgentResponse>): UncordonAgentResponse {
+    const message = createBaseUncordonAgentResponse();
+    message.agent = (object.agent !== undefined && object.agent !== null)
+      ? AgentInfo.fromPartial(object.agent)
+      : undefined;
+    message.wasCordoned = object.wasCordoned ?? false;
+    return message;
+  },
+};
+
+function createBaseDrainCellRequest(): DrainCellRequest {
+  return { cell: "", reason: "" };
+}
+
+export const DrainCellRequest: MessageFns<DrainCellRequest> = {
+  encode(message: DrainCellRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainCellRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainCellRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainCellRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: DrainCellRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DrainCellRequest>): DrainCellRequest {
+    return DrainCellRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DrainCellRequest>): DrainCellRequest {
+    const message = createBaseDrainCellRequest();
+    message.cell = object.cell ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseDrainCellResponse(): DrainCellResponse {
+  return { cell: "", draining: false, reason: "", replicated: false };
+}
+
+export const DrainCellResponse: MessageFns<DrainCellResponse> = {
+  encode(message: DrainCellResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.draining !== false) {
+      writer.uint32(16).bool(message.draining);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.replicated !== false) {
+      writer.uint32(32).bool(message.replicated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainCellResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainCellResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainCellResponse {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+    };
+  },
+
+  toJSON(message: DrainCellResponse): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DrainCellResponse>): DrainCellResponse {
+    return DrainCellResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DrainCellResponse>): DrainCellResponse {
+    const message = createBaseDrainCellResponse();
+    message.cell = object.cell ?? "";
+    message.draining = object.draining ?? false;
+    message.reason = object.reason ?? "";
+    message.replicated = object.replicated ?? false;
+    return message;
+  },
+};
+
+function createBaseUndrainCellRequest(): UndrainCellRequest {
+  return { cell: "" };
+}
+
+export const UndrainCellRequest: MessageFns<UndrainCellRequest> = {
+  encode(message: UndrainCellRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UndrainCellRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUndrainCellRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UndrainCellRequest {
+    return { cell: isSet(object.cell) ? globalThis.String(object.cell) : "" };
+  },
+
+  toJSON(message: UndrainCellRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UndrainCellRequest>): UndrainCellRequest {
+    return UndrainCellRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UndrainCellRequest>): UndrainCellRequest {
+    const message = createBaseUndrainCellRequest();
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseUndrainCellResponse(): UndrainCellResponse {
+  return { cell: "", draining: false, replicated: false };
+}
+
+export const UndrainCellResponse: MessageFns<UndrainCellResponse> = {
+  encode(message: UndrainCellResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.draining !== false) {
+      writer.uint32(16).bool(message.draining);
+    }
+    if (message.replicated !== false) {
+      writer.uint32(24).bool(message.replicated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UndrainCellResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUndrainCellResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UndrainCellResponse {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+    };
+  },
+
+  toJSON(message: UndrainCellResponse): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UndrainCellResponse>): UndrainCellResponse {
+    return UndrainCellResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UndrainCellResponse>): UndrainCellResponse {
+    const message = createBaseUndrainCellResponse();
+    message.cell = object.cell ?? "";
+    message.draining = object.draining ?? false;
+    message.replicated = object.replicated ?? false;
+    return message;
+  },
+};
+
+function createBaseGetMeshStatusRequest(): GetMeshStatusRequest {
+  return { subtree: false, cell: "", hops: 0 };
+}
+
+export const GetMeshStatusRequest: MessageFns<GetMeshStatusRequest> = {
+  encode(message: GetMeshStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subtree !== false) {
+      writer.uint32(8).bool(message.subtree);
+    }
+    if (message.cell !== "") {
+      writer.uint32(18).string(message.cell);
+    }
+    if (message.hops !== 0) {
+      writer.uint32(24).uint32(message.hops);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMeshStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMeshStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.subtree = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.hops = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMeshStatusRequest {
+    return {
+      subtree: isSet(object.subtree) ? globalThis.Boolean(object.subtree) : false,
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      hops: isSet(object.hops) ? globalThis.Number(object.hops) : 0,
+    };
+  },
+
+  toJSON(message: GetMeshStatusRequest): unknown {
+    const obj: any = {};
+    if (message.subtree !== false) {
+      obj.subtree = message.subtree;
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.hops !== 0) {
+      obj.hops = Math.round(message.hops);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetMeshStatusRequest>): GetMeshStatusRequest {
+    return GetMeshStatusRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetMeshStatusRequest>): GetMeshStatusRequest {
+    const message = createBaseGetMeshStatusRequest();
+    message.subtree = object.subtree ?? false;
+    message.cell = object.cell ?? "";
+    message.hops = object.hops ?? 0;
+    return message;
+  },
+};
+
+function createBaseCellStatus(): CellStatus {
+  return {
+    path: "",
+    tier: "",
+    parent: "",
+    health: 0,
+    problems: [],
+    leaderId: "",
+    leaderAddress: "",
+    term: 0,
+    replicaId: "",
+    address: "",
+    policy: "",
+    policyOverridden: false,
+    draining: false,
+    drainReason: "",
+    agents: 0,
+    healthyAgents: 0,
+    freeSlots: 0,
+    totalSlots: 0,
+    queueDepth: 0,
+    inFlight: 0,
+    tasksAccepted: 0,
+    tasksCompleted: 0,
+    tasksFailed: 0,
+    tasksCancelled: 0,
+    tasksDeadLettered: 0,
+    dispatched: 0,
+    unplaceable: 0,
+    childrenLinked: 0,
+    children: 0,
+    parentConnected: false,
+    observedUnixMs: 0,
+    replicas: 0,
+  };
+}
+
+export const CellStatus: MessageFns<CellStatus> = {
+  encode(message: CellStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.tier !== "") {
+      writer.uint32(18).string(message.tier);
+    }
+    if (message.parent !== "") {
+      writer.uint32(26).string(message.parent);
+    }
+    if (message.health !== 0) {
+      writer.uint32(32).int32(message.health);
+    }
+    for (const v of message.problems) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.leaderId !== "") {
+      writer.uint32(50).string(message.leaderId);
+    }
+    if (message.leaderAddress !== "") {
+      writer.uint32(58).string(message.leaderAddress);
+    }
+    if (message.term !== 0) {
+      writer.uint32(64).uint64(message.term);
+    }
+    if (message.replicaId !== "") {
+      writer.uint32(74).string(message.replicaId);
+    }
+    if (message.address !== "") {
+      writer.uint32(82).string(message.address);
+    }
+    if (message.policy !== "") {
+      writer.uint32(90).string(message.policy);
+    }
+    if (message.policyOverridden !== false) {
+      writer.uint32(96).bool(message.policyOverridden);
+    }
+    if (message.draining !== false) {
+      writer.uint32(104).bool(message.draining);
+    }
+    if (message.drainReason !== "") {
+      writer.uint32(114).string(message.drainReason);
+    }
+    if (message.agents !== 0) {
+      writer.uint32(120).uint32(message.agents);
+    }
+    if (message.healthyAgents !== 0) {
+      writer.uint32(128).uint32(message.healthyAgents);
+    }
+    if (message.freeSlots !== 0) {
+      writer.uint32(136).uint32(message.freeSlots);
+    }
+    if (message.totalSlots !== 0) {
+      writer.uint32(144).uint32(message.totalSlots);
+    }
+    if (message.queueDepth !== 0) {
+      writer.uint32(152).uint32(message.queueDepth);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(160).uint32(message.inFlight);
+    }
+    if (message.tasksAccepted !== 0) {
+      writer.uint32(168).uint64(message.tasksAccepted);
+    }
+    if (message.tasksCompleted !== 0) {
+      writer.uint32(176).uint64(message.tasksCompleted);
+    }
+    if (message.tasksFailed !== 0) {
+      writer.uint32(184).uint64(message.tasksFailed);
+    }
+    if (message.tasksCancelled !== 0) {
+      writer.uint32(192).uint64(message.tasksCancelled);
+    }
+    if (message.tasksDeadLettered !== 0) {
+      writer.uint32(200).uint64(message.tasksDeadLettered);
+    }
+    if (message.dispatched !== 0) {
+      writer.uint32(208).uint64(message.dispatched);
+    }
+    if (message.unplaceable !== 0) {
+      writer.uint32(216).uint32(message.unplaceable);
+    }
+    if (message.childrenLinked !== 0) {
+      writer.uint32(224).uint32(message.childrenLinked);
+    }
+    if (message.children !== 0) {
+      writer.uint32(232).uint32(message.children);
+    }
+    if (message.parentConnected !== false) {
+      writer.uint32(240).bool(message.parentConnected);
+    }
+    if (message.observedUnixMs !== 0) {
+      writer.uint32(248).int64(message.observedUnixMs);
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(256).uint32(message.replicas);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CellStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCellStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tier = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.parent = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.health = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.problems.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.leaderId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.leaderAddress = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.policyOverridden = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.drainReason = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.agents = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.healthyAgents = reader.uint32();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.freeSlots = reader.uint32();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.totalSlots = reader.uint32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.queueDepth = reader.uint32();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.inFlight = reader.uint32();
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.tasksAccepted = longToNumber(reader.uint64());
+            continue;
+          }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.tasksCompleted = longToNumber(reader.uint64());
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.tasksFailed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.tasksCancelled = longToNumber(reader.uint64());
+            continue;
+          }
+          case 25: {
+            if (tag !== 200) {
+              break;
+            }
+
+            message.tasksDeadLettered = longToNumber(reader.uint64());
+            continue;
+          }
+          case 26: {
+            if (tag !== 208) {
+              break;
+            }
+
+            message.dispatched = longToNumber(reader.uint64());
+            continue;
+          }
+          case 27: {
+            if (tag !== 216) {
+              break;
+            }
+
+            message.unplaceable = reader.uint32();
+            continue;
+          }
+          case 28: {
+            if (tag !== 224) {
+              break;
+            }
+
+            message.childrenLinked = reader.uint32();
+            continue;
+          }
+          case 29: {
+            if (tag !== 232) {
+              break;
+            }
+
+            message.children = reader.uint32();
+            continue;
+          }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.parentConnected = reader.bool();
+            continue;
+          }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.observedUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 32: {
+            if (tag !== 256) {
+              break;
+            }
+
+            message.replicas = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CellStatus {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      tier: isSet(object.tier) ? globalThis.String(object.tier) : "",
+      parent: isSet(object.parent) ? globalThis.String(object.parent) : "",
+      health: isSet(object.health) ? cellHealthFromJSON(object.health) : 0,
+      problems: globalThis.Array.isArray(object?.problems) ? object.problems.map((e: any) => globalThis.String(e)) : [],
+      leaderId: isSet(object.leaderId)
+        ? globalThis.String(object.leaderId)
+        : isSet(object.leader_id)
+        ? globalThis.String(object.leader_id)
+        : "",
+      leaderAddress: isSet(object.leaderAddress)
+        ? globalThis.String(object.leaderAddress)
+        : isSet(object.leader_address)
+        ? globalThis.String(object.leader_address)
+        : "",
+      term: isSet(object.term) ? globalThis.Number(object.term) : 0,
+      replicaId: isSet(object.replicaId)
+        ? globalThis.String(object.replicaId)
+        : isSet(object.replica_id)
+        ? globalThis.String(object.replica_id)
+        : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      policyOverridden: isSet(object.policyOverridden)
+        ? globalThis.Boolean(object.policyOverridden)
+        : isSet(object.policy_overridden)
+        ? globalThis.Boolean(object.policy_overridden)
+        : false,
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
+      drainReason: isSet(object.drainReason)
+        ? globalThis.String(object.drainReason)
+        : isSet(object.drain_reason)
+        ? globalThis.String(object.drain_reason)
+        : "",
+      agents: isSet(object.agents) ? globalThis.Number(object.agents) : 0,
+      healthyAgents: isSet(object.healthyAgents)
+        ? globalThis.Number(object.healthyAgents)
+        : isSet(object.healthy_agents)
+        ? globalThis.Number(object.healthy_agents)
+        : 0,
+      freeSlots: isSet(object.freeSlots)
+        ? globalThis.Number(object.freeSlots)
+        : isSet(object.free_slots)
+        ? globalThis.Number(object.free_slots)
+        : 0,
+      totalSlots: isSet(object.totalSlots)
+        ? globalThis.Number(object.totalSlots)
+        : isSet(object.total_slots)
+        ? globalThis.Number(object.total_slots)
+        : 0,
+      queueDepth: isSet(object.queueDepth)
+        ? globalThis.Number(object.queueDepth)
+        : isSet(object.queue_depth)
+        ? globalThis.Number(object.queue_depth)
+        : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      tasksAccepted: isSet(object.tasksAccepted)
+        ? globalThis.Number(object.tasksAccepted)
+        : isSet(object.tasks_accepted)
+        ? globalThis.Number(object.tasks_accepted)
+        : 0,
+      tasksCompleted: isSet(object.tasksCompleted)
+        ? globalThis.Number(object.tasksCompleted)
+        : isSet(object.tasks_completed)
+        ? globalThis.Number(object.tasks_completed)
+        : 0,
+      tasksFailed: isSet(object.tasksFailed)
+        ? globalThis.Number(object.tasksFailed)
+        : isSet(object.tasks_failed)
+        ? globalThis.Number(object.tasks_failed)
+        : 0,
+      tasksCancelled: isSet(object.tasksCancelled)
+        ? globalThis.Number(object.tasksCancelled)
+        : isSet(object.tasks_cancelled)
+        ? globalThis.Number(object.tasks_cancelled)
+        : 0,
+      tasksDeadLettered: isSet(object.tasksDeadLettered)
+        ? globalThis.Number(object.tasksDeadLettered)
+        : isSet(object.tasks_dead_lettered)
+        ? globalThis.Number(object.tasks_dead_lettered)
+        : 0,
+      dispatched: isSet(object.dispatched) ? globalThis.Number(object.dispatched) : 0,
+      unplaceable: isSet(object.unplaceable) ? globalThis.Number(object.unplaceable) : 0,
+      childrenLinked: isSet(object.childrenLinked)
+        ? globalThis.Number(object.childrenLinked)
+        : isSet(object.children_linked)
+        ? globalThis.Number(object.children_linked)
+        : 0,
+      children: isSet(object.children) ? globalThis.Number(object.children) : 0,
+      parentConnected: isSet(object.parentConnected)
+        ? globalThis.Boolean(object.parentConnected)
+        : isSet(object.parent_connected)
+        ? globalThis.Boolean(object.parent_connected)
+        : false,
+      observedUnixMs: isSet(object.observedUnixMs)
+        ? globalThis.Number(object.observedUnixMs)
+        : isSet(object.observed_unix_ms)
+        ? globalThis.Number(object.observed_unix_ms)
+        : 0,
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
+    };
+  },
+
+  toJSON(message: CellStatus): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.tier !== "") {
+      obj.tier = message.tier;
+    }
+    if (message.parent !== "") {
+      obj.parent = message.parent;
+    }
+    if (message.health !== 0) {
+      obj.health = cellHealthToJSON(message.health);
+    }
+    if (message.problems?.length) {
+      obj.problems = message.problems;
+    }
+    if (message.leaderId !== "") {
+      obj.leaderId = message.leaderId;
+    }
+    if (message.leaderAddress !== "") {
+      obj.leaderAddress = message.leaderAddress;
+    }
+    if (message.term !== 0) {
+      obj.term = Math.round(message.term);
+    }
+    if (message.replicaId !== "") {
+      obj.replicaId = message.replicaId;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.policyOverridden !== false) {
+      obj.policyOverridden = message.policyOverridden;
+    }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
+    if (message.drainReason !== "") {
+      obj.drainReason = message.drainReason;
+    }
+    if (message.agents !== 0) {
+      obj.agents = Math.round(message.agents);
+    }
+    if (message.healthyAgents !== 0) {
+      obj.healthyAgents = Math.round(message.healthyAgents);
+    }
+    if (message.freeSlots !== 0) {
+      obj.freeSlots = Math.round(message.freeSlots);
+    }
+    if (message.totalSlots !== 0) {
+      obj.totalSlots = Math.round(message.totalSlots);
+    }
+    if (message.queueDepth !== 0) {
+      obj.queueDepth = Math.round(message.queueDepth);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.tasksAccepted !== 0) {
+      obj.tasksAccepted = Math.round(message.tasksAccepted);
+    }
+    if (message.tasksCompleted !== 0) {
+      obj.tasksCompleted = Math.round(message.tasksCompleted);
+    }
+    if (message.tasksFailed !== 0) {
+      obj.tasksFailed = Math.round(message.tasksFailed);
+    }
+    if (message.tasksCancelled !== 0) {
+      obj.tasksCancelled = Math.round(message.tasksCancelled);
+    }
+    if (message.tasksDeadLettered !== 0) {
+      obj.tasksDeadLettered = Math.round(message.tasksDeadLettered);
+    }
+    if (message.dispatched !== 0) {
+      obj.dispatched = Math.round(message.dispatched);
+    }
+    if (message.unplaceable !== 0) {
+      obj.unplaceable = Math.round(message.unplaceable);
+    }
+    if (message.childrenLinked !== 0) {
+      obj.childrenLinked = Math.round(message.childrenLinked);
+    }
+    if (message.children !== 0) {
+      obj.children = Math.round(message.children);
+    }
+    if (message.parentConnected !== false) {
+      obj.parentConnected = message.parentConnected;
+    }
+    if (message.observedUnixMs !== 0) {
+      obj.observedUnixMs = Math.round(message.observedUnixMs);
+    }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CellStatus>): CellStatus {
+    return CellStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CellStatus>): CellStatus {
+    const message = createBaseCellStatus();
+    message.path = object.path ?? "";
+    message.tier = object.tier ?? "";
+    message.parent = object.parent ?? "";
+    message.health = object.health ?? 0;
+    message.problems = object.problems?.map((e) => e) || [];
+    message.leaderId = object.leaderId ?? "";
+    message.leaderAddress = object.leaderAddress ?? "";
+    message.term = object.term ?? 0;
+    message.replicaId = object.replicaId ?? "";
+    message.address = object.address ?? "";
+    message.policy = object.policy ?? "";
+    message.policyOverridden = object.policyOverridden ?? false;
+    message.draining = object.draining ?? false;
+    message.drainReason = object.drainReason ?? "";
+    message.agents = object.agents ?? 0;
+    message.healthyAgents = object.healthyAgents ?? 0;
+    message.freeSlots = object.freeSlots ?? 0;
+    message.totalSlots = object.totalSlots ?? 0;
+    message.queueDepth = object.queueDepth ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.tasksAccepted = object.tasksAccepted ?? 0;
+    message.tasksCompleted = object.tasksCompleted ?? 0;
+    message.tasksFailed = object.tasksFailed ?? 0;
+    message.tasksCancelled = object.tasksCancelled ?? 0;
+    message.tasksDeadLettered = object.tasksDeadLettered ?? 0;
+    message.dispatched = object.dispatched ?? 0;
+    message.unplaceable = object.unplaceable ?? 0;
+    message.childrenLinked = object.childrenLinked ?? 0;
+    message.children = object.children ?? 0;
+    message.parentConnected = object.parentConnected ?? false;
+    message.observedUnixMs = object.observedUnixMs ?? 0;
+    message.replicas = object.replicas ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetMeshStatusResponse(): GetMeshStatusResponse {
+  return { cells: [], answeredBy: "", atUnixMs: 0, partial: "" };
+}
+
+export const GetMeshStatusResponse: MessageFns<GetMeshStatusResponse> = {
+  encode(message: GetMeshStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.cells) {
+      CellStatus.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.answeredBy !== "") {
+      writer.uint32(18).string(message.answeredBy);
+    }
+    if (message.atUnixMs !== 0) {
+      writer.uint32(24).int64(message.atUnixMs);
+    }
+    if (message.partial !== "") {
+      writer.uint32(34).string(message.partial);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMeshStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMeshStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cells.push(CellStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.answeredBy = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.atUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.partial = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMeshStatusResponse {
+    return {
+      cells: globalThis.Array.isArray(object?.cells) ? object.cells.map((e: any) => CellStatus.fromJSON(e)) : [],
+      answeredBy: isSet(object.answeredBy)
+        ? globalThis.String(object.answeredBy)
+        : isSet(object.answered_by)
+        ? globalThis.String(object.answered_by)
+        : "",
+      atUnixMs: isSet(object.atUnixMs)
+        ? globalThis.Number(object.atUnixMs)
+        : isSet(object.at_unix_ms)
+        ? globalThis.Number(object.at_unix_ms)
+        : 0,
+      partial: isSet(object.partial) ? globalThis.String(object.partial) : "",
+    };
+  },
+
+  toJSON(message: GetMeshStatusResponse): unknown {
+    const obj: any = {};
+    if (message.cells?.length) {
+      obj.cells = message.cells.map((e) => CellStatus.toJSON(e));
+    }
+    if (message.answeredBy !== "") {
+      obj.answeredBy = message.answeredBy;
+    }
+    if (message.atUnixMs !== 0) {
+      obj.atUnixMs = Math.round(message.atUnixMs);
+    }
+    if (message.partial !== "") {
+      obj.partial = message.partial;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetMeshStatusResponse>): GetMeshStatusResponse {
+    return GetMeshStatusResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetMeshStatusResponse>): GetMeshStatusResponse {
+    const message = createBaseGetMeshStatusResponse();
+    message.cells = object.cells?.map((e) => CellStatus.fromPartial(e)) || [];
+    message.answeredBy = object.answeredBy ?? "";
+    message.atUnixMs = object.atUnixMs ?? 0;
+    message.partial = object.partial ?? "";
+    return message;
+  },
+};
+
+function createBaseTaskBrief(): TaskBrief {
+  return {
+    id: "",
+    kind: "",
+    tenant: "",
+    priority: 0,
+    state: 0,
+    attempt: 0,
+    failures: 0,
+    maxAttempts: 0,
+    homeCell: "",
+    createdUnixMs: 0,
+    updatedUnixMs: 0,
+    reason: "",
+    replays: 0,
+    payloadBytes: 0,
+    idempotencyKey: "",
+  };
+}
+
+export const TaskBrief: MessageFns<TaskBrief> = {
+  encode(message: TaskBrief, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(26).string(message.tenant);
+    }
+    if (message.priority !== 0) {
+      writer.uint32(32).int32(message.priority);
+    }
+    if (message.state !== 0) {
+      writer.uint32(40).int32(message.state);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(48).uint32(message.attempt);
+    }
+    if (message.failures !== 0) {
+      writer.uint32(56).uint32(message.failures);
+    }
+    if (message.maxAttempts !== 0) {
+      writer.uint32(64).uint32(message.maxAttempts);
+    }
+    if (message.homeCell !== "") {
+      writer.uint32(74).string(message.homeCell);
+    }
+    if (message.createdUnixMs !== 0) {
+      writer.uint32(80).int64(message.createdUnixMs);
+    }
+    if (message.updatedUnixMs !== 0) {
+      writer.uint32(88).int64(message.updatedUnixMs);
+    }
+    if (message.reason !== "") {
+      writer.uint32(98).string(message.reason);
+    }
+    if (message.replays !== 0) {
+      writer.uint32(104).uint32(message.replays);
+    }
+    if (message.payloadBytes !== 0) {
+      writer.uint32(112).uint32(message.payloadBytes);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(122).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskBrief {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskBrief();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.priority = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.failures = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxAttempts = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.homeCell = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.createdUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.updatedUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.replays = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.payloadBytes = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskBrief {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
+      state: isSet(object.state) ? taskStateFromJSON(object.state) : 0,
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      failures: isSet(object.failures) ? globalThis.Number(object.failures) : 0,
+      maxAttempts: isSet(object.maxAttempts)
+        ? globalThis.Number(object.maxAttempts)
+        : isSet(object.max_attempts)
+        ? globalThis.Number(object.max_attempts)
+        : 0,
+      homeCell: isSet(object.homeCell)
+        ? globalThis.String(object.homeCell)
+        : isSet(object.home_cell)
+        ? globalThis.String(object.home_cell)
+        : "",
+      createdUnixMs: isSet(object.createdUnixMs)
+        ? globalThis.Number(object.createdUnixMs)
+        : isSet(object.created_unix_ms)
+        ? globalThis.Number(object.created_unix_ms)
+        : 0,
+      updatedUnixMs: isSet(object.updatedUnixMs)
+        ? globalThis.Number(object.updatedUnixMs)
+        : isSet(object.updated_unix_ms)
+        ? globalThis.Number(object.updated_unix_ms)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      replays: isSet(object.replays) ? globalThis.Number(object.replays) : 0,
+      payloadBytes: isSet(object.payloadBytes)
+        ? globalThis.Number(object.payloadBytes)
+        : isSet(object.payload_bytes)
+        ? globalThis.Number(object.payload_bytes)
+        : 0,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: TaskBrief): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.priority !== 0) {
+      obj.priority = priorityToJSON(message.priority);
+    }
+    if (message.state !== 0) {
+      obj.state = taskStateToJSON(message.state);
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.failures !== 0) {
+      obj.failures = Math.round(message.failures);
+    }
+    if (message.maxAttempts !== 0) {
+      obj.maxAttempts = Math.round(message.maxAttempts);
+    }
+    if (message.homeCell !== "") {
+      obj.homeCell = message.homeCell;
+    }
+    if (message.createdUnixMs !== 0) {
+      obj.createdUnixMs = Math.round(message.createdUnixMs);
+    }
+    if (message.updatedUnixMs !== 0) {
+      obj.updatedUnixMs = Math.round(message.updatedUnixMs);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.replays !== 0) {
+      obj.replays = Math.round(message.replays);
+    }
+    if (message.payloadBytes !== 0) {
+      obj.payloadBytes = Math.round(message.payloadBytes);
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TaskBrief>): TaskBrief {
+    return TaskBrief.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TaskBrief>): TaskBrief {
+    const message = createBaseTaskBrief();
+    message.id = object.id ?? "";
+    message.kind = object.kind ?? "";
+    message.tenant = object.tenant ?? "";
+    message.priority = object.priority ?? 0;
+    message.state = object.state ?? 0;
+    message.attempt = object.attempt ?? 0;
+    message.failures = object.failures ?? 0;
+    message.maxAttempts = object.maxAttempts ?? 0;
+    message.homeCell = object.homeCell ?? "";
+    message.createdUnixMs = object.createdUnixMs ?? 0;
+    message.updatedUnixMs = object.updatedUnixMs ?? 0;
+    message.reason = object.reason ?? "";
+    message.replays = object.replays ?? 0;
+    message.payloadBytes = object.payloadBytes ?? 0;
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseListTasksRequest(): ListTasksRequest {
+  return { cell: "", states: [], kind: "", tenant: "", pageSize: 0, pageToken: "", newestFirst: false };
+}
+
+export const ListTasksRequest: MessageFns<ListTasksRequest> = {
+  encode(message: ListTasksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.states.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.states) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.kind !== "") {
+      writer.uint32(26).string(message.kind);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(34).string(message.tenant);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(40).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(50).string(message.pageToken);
+    }
+    if (message.newestFirst !== false) {
+      writer.uint32(56).bool(message.newestFirst);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTasksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTasksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.states.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.states.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.newestFirst = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTasksRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      states: globalThis.Array.isArray(object?.states) ? object.states.map((e: any) => taskStateFromJSON(e)) : [],
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      newestFirst: isSet(object.newestFirst)
+        ? globalThis.Boolean(object.newestFirst)
+        : isSet(object.newest_first)
+        ? globalThis.Boolean(object.newest_first)
+        : false,
+    };
+  },
+
+  toJSON(message: ListTasksRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.states?.length) {
+      obj.states = message.states.map((e) => taskStateToJSON(e));
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.newestFirst !== false) {
+      obj.newestFirst = message.newestFirst;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListTasksRequest>): ListTasksRequest {
+    return ListTasksRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListTasksRequest>): ListTasksRequest {
+    const message = createBaseListTasksRequest();
+    message.cell = object.cell ?? "";
+    message.states = object.states?.map((e) => e) || [];
+    message.kind = object.kind ?? "";
+    message.tenant = object.tenant ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    message.newestFirst = object.newestFirst ?? false;
+    return message;
+  },
+};
+
+function createBaseListTasksResponse(): ListTasksResponse {
+  return { cell: "", tasks: [], nextPageToken: "" };
+}
+
+export const ListTasksResponse: MessageFns<ListTasksResponse> = {
+  encode(message: ListTasksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    for (const v of message.tasks) {
+      TaskBrief.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(26).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTasksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTasksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tasks.push(TaskBrief.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTasksResponse {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => TaskBrief.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTasksResponse): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => TaskBrief.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListTasksResponse>): ListTasksResponse {
+    return ListTasksResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListTasksResponse>): ListTasksResponse {
+    const message = createBaseListTasksResponse();
+    message.cell = object.cell ?? "";
+    message.tasks = object.tasks?.map((e) => TaskBrief.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseGetTaskRequest(): GetTaskRequest {
+  return { taskId: "", cell: "" };
+}
+
+export const GetTaskRequest: MessageFns<GetTaskRequest> = {
+  encode(message: GetTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.cell !== "") {
+      writer.uint32(18).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetTaskRequest {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+    };
+  },
+
+  toJSON(message: GetTaskRequest): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetTaskRequest>): GetTaskRequest {
+    return GetTaskRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetTaskRequest>): GetTaskRequest {
+    const message = createBaseGetTaskRequest();
+    message.taskId = object.taskId ?? "";
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseGetTaskResponse(): GetTaskResponse {
+  return { task: undefined, failures: 0, maxAttempts: 0, replays: 0, location: "" };
+}
+
+export const GetTaskResponse: MessageFns<GetTaskResponse> = {
+  encode(message: GetTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== undefined) {
+      Task.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    if (message.failures !== 0) {
+      writer.uint32(16).uint32(message.failures);
+    }
+    if (message.maxAttempts !== 0) {
+      writer.uint32(24).uint32(message.maxAttempts);
+    }
+    if (message.replays !== 0) {
+      writer.uint32(32).uint32(message.replays);
+    }
+    if (message.location !== "") {
+      writer.uint32(42).string(message.location);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task = Task.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.failures = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxAttempts = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replays = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetTaskResponse {
+    return {
+      task: isSet(object.task) ? Task.fromJSON(object.task) : undefined,
+      failures: isSet(object.failures) ? globalThis.Number(object.failures) : 0,
+      maxAttempts: isSet(object.maxAttempts)
+        ? globalThis.Number(object.maxAttempts)
+        : isSet(object.max_attempts)
+        ? globalThis.Number(object.max_attempts)
+        : 0,
+      replays: isSet(object.replays) ? globalThis.Number(object.replays) : 0,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+    };
+  },
+
+  toJSON(message: GetTaskResponse): unknown {
+    const obj: any = {};
+    if (message.task !== undefined) {
+      obj.task = Task.toJSON(message.task);
+    }
+    if (message.failures !== 0) {
+      obj.failures = Math.round(message.failures);
+    }
+    if (message.maxAttempts !== 0) {
+      obj.maxAttempts = Math.round(message.maxAttempts);
+    }
+    if (message.replays !== 0) {
+      obj.replays = Math.round(message.replays);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetTaskResponse>): GetTaskResponse {
+    return GetTaskResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetTaskResponse>): GetTaskResponse {
+    const message = createBaseGetTaskResponse();
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    message.failures = object.failures ?? 0;
+    message.maxAttempts = object.maxAttempts ?? 0;
+    message.replays = object.replays ?? 0;
+    message.location = object.location ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelTaskRequest(): CancelTaskRequest {
+  return { taskId: "", reason: "", cell: "" };
+}
+
+export const CancelTaskRequest: MessageFns<CancelTaskRequest> = {
+  encode(message: CancelTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.cell !== "") {
+      writer.uint32(26).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelTaskRequest {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+    };
+  },
+
+  toJSON(message: CancelTaskRequest): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CancelTaskRequest>): CancelTaskRequest {
+    return CancelTaskRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelTaskRequest>): CancelTaskRequest {
+    const message = createBaseCancelTaskRequest();
+    message.taskId = object.taskId ?? "";
+    message.reason = object.reason ?? "";
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelTaskResponse(): CancelTaskResponse {
+  return { task: undefined };
+}
+
+export const CancelTaskResponse: MessageFns<CancelTaskResponse> = {
+  encode(message: CancelTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== undefined) {
+      Task.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task = Task.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelTaskResponse {
+    return { task: isSet(object.task) ? Task.fromJSON(object.task) : undefined };
+  },
+
+  toJSON(message: CancelTaskResponse): unknown {
+    const obj: any = {};
+    if (message.task !== undefined) {
+      obj.task = Task.toJSON(message.task);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CancelTaskResponse>): CancelTaskResponse {
+    return CancelTaskResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelTaskResponse>): CancelTaskResponse {
+    const message = createBaseCancelTaskResponse();
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    return message;
+  },
+};
+
+function createBaseRetryTaskRequest(): RetryTaskRequest {
+  return { taskId: "", reason: "", cell: "" };
+}
+
+export const RetryTaskRequest: MessageFns<RetryTaskRequest> = {
+  encode(message: RetryTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.cell !== "") {
+      writer.uint32(26).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetryTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetryTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetryTaskRequest {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+    };
+  },
+
+  toJSON(message: RetryTaskRequest): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RetryTaskRequest>): RetryTaskRequest {
+    return RetryTaskRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RetryTaskRequest>): RetryTaskRequest {
+    const message = createBaseRetryTaskRequest();
+    message.taskId = object.taskId ?? "";
+    message.reason = object.reason ?? "";
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseRetryTaskResponse(): RetryTaskResponse {
+  return { task: undefined, action: "" };
+}
+
+export const RetryTaskResponse: MessageFns<RetryTaskResponse> = {
+  encode(message: RetryTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== undefined) {
+      Task.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    if (message.action !== "") {
+      writer.uint32(18).string(message.action);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetryTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetryTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task = Task.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetryTaskResponse {
+    return {
+      task: isSet(object.task) ? Task.fromJSON(object.task) : undefined,
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+    };
+  },
+
+  toJSON(message: RetryTaskResponse): unknown {
+    const obj: any = {};
+    if (message.task !== undefined) {
+      obj.task = Task.toJSON(message.task);
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RetryTaskResponse>): RetryTaskResponse {
+    return RetryTaskResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RetryTaskResponse>): RetryTaskResponse {
+    const message = createBaseRetryTaskResponse();
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    message.action = object.action ?? "";
+    return message;
+  },
+};
+
+function createBaseListDeadLettersRequest(): ListDeadLettersRequest {
+  return { cell: "", kind: "", tenant: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListDeadLettersRequest: MessageFns<ListDeadLettersRequest> = {
+  encode(message: ListDeadLettersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(26).string(message.tenant);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(32).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(42).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeadLettersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeadLettersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeadLettersRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDeadLettersRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListDeadLettersRequest>): ListDeadLettersRequest {
+    return ListDeadLettersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListDeadLettersRequest>): ListDeadLettersRequest {
+    const message = createBaseListDeadLettersRequest();
+    message.cell = object.cell ?? "";
+    message.kind = object.kind ?? "";
+    message.tenant = object.tenant ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListDeadLettersResponse(): ListDeadLettersResponse {
+  return { cell: "", tasks: [], nextPageToken: "" };
+}
+
+export const ListDeadLettersResponse: MessageFns<ListDeadLettersResponse> = {
+  encode(message: ListDeadLettersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    for (const v of message.tasks) {
+      TaskBrief.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(26).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeadLettersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeadLettersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tasks.push(TaskBrief.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeadLettersResponse {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => TaskBrief.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDeadLettersResponse): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => TaskBrief.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListDeadLettersResponse>): ListDeadLettersResponse {
+    return ListDeadLettersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListDeadLettersResponse>): ListDeadLettersResponse {
+    const message = createBaseListDeadLettersResponse();
+    message.cell = object.cell ?? "";
+    message.tasks = object.tasks?.map((e) => TaskBrief.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseReplayDeadLettersRequest(): ReplayDeadLettersRequest {
+  return { cell: "", taskIds: [], all: false, kind: "", tenant: "", limit: 0, reason: "" };
+}
+
+export const ReplayDeadLettersRequest: MessageFns<ReplayDeadLettersRequest> = {
+  encode(message: ReplayDeadLettersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    for (const v of message.taskIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(24).bool(message.all);
+    }
+    if (message.kind !== "") {
+      writer.uint32(34).string(message.kind);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(42).string(message.tenant);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(48).uint32(message.limit);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplayDeadLettersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplayDeadLettersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.taskIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplayDeadLettersRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      taskIds: globalThis.Array.isArray(object?.taskIds)
+        ? object.taskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.task_ids)
+        ? object.task_ids.map((e: any) => globalThis.String(e))
+        : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ReplayDeadLettersRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.taskIds?.length) {
+      obj.taskIds = message.taskIds;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplayDeadLettersRequest>): ReplayDeadLettersRequest {
+    return ReplayDeadLettersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplayDeadLettersRequest>): ReplayDeadLettersRequest {
+    const message = createBaseReplayDeadLettersRequest();
+    message.cell = object.cell ?? "";
+    message.taskIds = object.taskIds?.map((e) => e) || [];
+    message.all = object.all ?? false;
+    message.kind = object.kind ?? "";
+    message.tenant = object.tenant ?? "";
+    message.limit = object.limit ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseReplaySkipped(): ReplaySkipped {
+  return { taskId: "", why: "" };
+}
+
+export const ReplaySkipped: MessageFns<ReplaySkipped> = {
+  encode(message: ReplaySkipped, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.why !== "") {
+      writer.uint32(18).string(message.why);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplaySkipped {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplaySkipped();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.why = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplaySkipped {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      why: isSet(object.why) ? globalThis.String(object.why) : "",
+    };
+  },
+
+  toJSON(message: ReplaySkipped): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.why !== "") {
+      obj.why = message.why;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplaySkipped>): ReplaySkipped {
+    return ReplaySkipped.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplaySkipped>): ReplaySkipped {
+    const message = createBaseReplaySkipped();
+    message.taskId = object.taskId ?? "";
+    message.why = object.why ?? "";
+    return message;
+  },
+};
+
+function createBaseReplayDeadLettersResponse(): ReplayDeadLettersResponse {
+  return { replayed: [], skipped: [] };
+}
+
+export const ReplayDeadLettersResponse: MessageFns<ReplayDeadLettersResponse> = {
+  encode(message: ReplayDeadLettersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.replayed) {
+      TaskBrief.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.skipped) {
+      ReplaySkipped.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplayDeadLettersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplayDeadLettersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replayed.push(TaskBrief.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.skipped.push(ReplaySkipped.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplayDeadLettersResponse {
+    return {
+      replayed: globalThis.Array.isArray(object?.replayed)
+        ? object.replayed.map((e: any) => TaskBrief.fromJSON(e))
+        : [],
+      skipped: globalThis.Array.isArray(object?.skipped)
+        ? object.skipped.map((e: any) => ReplaySkipped.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReplayDeadLettersResponse): unknown {
+    const obj: any = {};
+    if (message.replayed?.length) {
+      obj.replayed = message.replayed.map((e) => TaskBrief.toJSON(e));
+    }
+    if (message.skipped?.length) {
+      obj.skipped = message.skipped.map((e) => ReplaySkipped.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplayDeadLettersResponse>): ReplayDeadLettersResponse {
+    return ReplayDeadLettersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplayDeadLettersResponse>): ReplayDeadLettersResponse {
+    const message = createBaseReplayDeadLettersResponse();
+    message.replayed = object.replayed?.map((e) => TaskBrief.fromPartial(e)) || [];
+    message.skipped = object.skipped?.map((e) => ReplaySkipped.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSetPolicyRequest(): SetPolicyRequest {
+  return { cell: "", tier: "", policy: "", configJson: "", reset: false };
+}
+
+export const SetPolicyRequest: MessageFns<SetPolicyRequest> = {
+  encode(message: SetPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.tier !== "") {
+      writer.uint32(18).string(message.tier);
+    }
+    if (message.policy !== "") {
+      writer.uint32(26).string(message.policy);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(34).string(message.configJson);
+    }
+    if (message.reset !== false) {
+      writer.uint32(40).bool(message.reset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tier = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.reset = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetPolicyRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      tier: isSet(object.tier) ? globalThis.String(object.tier) : "",
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      configJson: isSet(object.configJson)
+        ? globalThis.String(object.configJson)
+        : isSet(object.config_json)
+        ? globalThis.String(object.config_json)
+        : "",
+      reset: isSet(object.reset) ? globalThis.Boolean(object.reset) : false,
+    };
+  },
+
+  toJSON(message: SetPolicyRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.tier !== "") {
+      obj.tier = message.tier;
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.configJson !== "") {
+      obj.configJson = message.configJson;
+    }
+    if (message.reset !== false) {
+      obj.reset = message.reset;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetPolicyRequest>): SetPolicyRequest {
+    return SetPolicyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetPolicyRequest>): SetPolicyRequest {
+    const message = createBaseSetPolicyRequest();
+    message.cell = object.cell ?? "";
+    message.tier = object.tier ?? "";
+    message.policy = object.policy ?? "";
+    message.configJson = object.configJson ?? "";
+    message.reset = object.reset ?? false;
+    return message;
+  },
+};
+
+function createBasePolicyResult(): PolicyResult {
+  return { cell: "", policy: "", configJson: "", replicated: false, error: "" };
+}
+
+export const PolicyResult: MessageFns<PolicyResult> = {
+  encode(message: PolicyResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.policy !== "") {
+      writer.uint32(18).string(message.policy);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(26).string(message.configJson);
+    }
+    if (message.replicated !== false) {
+      writer.uint32(32).bool(message.replicated);
+    }
+    if (message.error !== "") {
+      writer.uint32(42).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyResult {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      configJson: isSet(object.configJson)
+        ? globalThis.String(object.configJson)
+        : isSet(object.config_json)
+        ? globalThis.String(object.config_json)
+        : "",
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: PolicyResult): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.configJson !== "") {
+      obj.configJson = message.configJson;
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PolicyResult>): PolicyResult {
+    return PolicyResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PolicyResult>): PolicyResult {
+    const message = createBasePolicyResult();
+    message.cell = object.cell ?? "";
+    message.policy = object.policy ?? "";
+    message.configJson = object.configJson ?? "";
+    message.replicated = object.replicated ?? false;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseSetPolicyResponse(): SetPolicyResponse {
+  return { cells: [] };
+}
+
+export const SetPolicyResponse: MessageFns<SetPolicyResponse> = {
+  encode(message: SetPolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.cells) {
+      PolicyResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetPolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetPolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cells.push(PolicyResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetPolicyResponse {
+    return {
+      cells: globalThis.Array.isArray(object?.cells) ? object.cells.map((e: any) => PolicyResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SetPolicyResponse): unknown {
+    const obj: any = {};
+    if (message.cells?.length) {
+      obj.cells = message.cells.map((e) => PolicyResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetPolicyResponse>): SetPolicyResponse {
+    return SetPolicyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetPolicyResponse>): SetPolicyResponse {
+    const message = createBaseSetPolicyResponse();
+    message.cells = object.cells?.map((e) => PolicyResult.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2663,8 +6999,16 @@ export const RemoveReplicaResponse: MessageFns<RemoveReplicaResponse> = {
 };
 
 /**
- * Operators: inspect the mesh, drain agents, move a cell's leadership and
- * change its replicas. Served by every replica.
+ * Operators: inspect the mesh, drain agents and cells, look after tasks and
+ * dead letters, set routing policies, move a cell's leadership and change its
+ * replicas. Served by every replica.
+ *
+ * Calls with a `cell` field act on that cell (empty: the cell of the replica
+ * asked) and are answered by its leader: any replica forwards them there, one
+ * hop (its own cell's leader from Raft; another cell's leader found as
+ * GetMeshStatus finds it). A forwarded call carries `meshlb-forwarded: 1` and
+ * is never forwarded again. A cell not in the topology is NOT_FOUND; no
+ * leader reachable is UNAVAILABLE.
  *
  * TransferLeader, AddReplica and RemoveReplica act on the cell's Raft group
  * and are answered by its leader only: a follower answers FAILED_PRECONDITION
@@ -2752,6 +7096,144 @@ export const AdminServiceService = {
       Buffer.from(RemoveReplicaResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RemoveReplicaResponse => RemoveReplicaResponse.decode(value),
   },
+  /**
+   * Every cell of the mesh with its leader, live address, health and load,
+   * as its leader reports it now (asked down the tree, each cell by its
+   * parent's replica, from the root: a replica of another cell asks its
+   * parent first). Rates come from asking twice.
+   */
+  getMeshStatus: {
+    path: "/meshlb.v1.AdminService/GetMeshStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetMeshStatusRequest): Buffer => Buffer.from(GetMeshStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetMeshStatusRequest => GetMeshStatusRequest.decode(value),
+    responseSerialize: (value: GetMeshStatusResponse): Buffer =>
+      Buffer.from(GetMeshStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetMeshStatusResponse => GetMeshStatusResponse.decode(value),
+  },
+  /** Stop assigning to an agent, keeping it connected (replicated), and undo it. */
+  cordonAgent: {
+    path: "/meshlb.v1.AdminService/CordonAgent" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CordonAgentRequest): Buffer => Buffer.from(CordonAgentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CordonAgentRequest => CordonAgentRequest.decode(value),
+    responseSerialize: (value: CordonAgentResponse): Buffer => Buffer.from(CordonAgentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CordonAgentResponse => CordonAgentResponse.decode(value),
+  },
+  uncordonAgent: {
+    path: "/meshlb.v1.AdminService/UncordonAgent" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UncordonAgentRequest): Buffer => Buffer.from(UncordonAgentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UncordonAgentRequest => UncordonAgentRequest.decode(value),
+    responseSerialize: (value: UncordonAgentResponse): Buffer =>
+      Buffer.from(UncordonAgentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UncordonAgentResponse => UncordonAgentResponse.decode(value),
+  },
+  /**
+   * Drain a cell (a node cell drains a node): it refuses new work from its
+   * parent and reports no free slots; what it holds finishes. Replicated.
+   */
+  drainCell: {
+    path: "/meshlb.v1.AdminService/DrainCell" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DrainCellRequest): Buffer => Buffer.from(DrainCellRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DrainCellRequest => DrainCellRequest.decode(value),
+    responseSerialize: (value: DrainCellResponse): Buffer => Buffer.from(DrainCellResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DrainCellResponse => DrainCellResponse.decode(value),
+  },
+  undrainCell: {
+    path: "/meshlb.v1.AdminService/UndrainCell" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UndrainCellRequest): Buffer => Buffer.from(UndrainCellRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UndrainCellRequest => UndrainCellRequest.decode(value),
+    responseSerialize: (value: UndrainCellResponse): Buffer => Buffer.from(UndrainCellResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UndrainCellResponse => UndrainCellResponse.decode(value),
+  },
+  /** Tasks whose home is the cell, filtered and paged. */
+  listTasks: {
+    path: "/meshlb.v1.AdminService/ListTasks" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTasksRequest): Buffer => Buffer.from(ListTasksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTasksRequest => ListTasksRequest.decode(value),
+    responseSerialize: (value: ListTasksResponse): Buffer => Buffer.from(ListTasksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTasksResponse => ListTasksResponse.decode(value),
+  },
+  /** One task with where its attempt is now. */
+  getTask: {
+    path: "/meshlb.v1.AdminService/GetTask" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetTaskRequest): Buffer => Buffer.from(GetTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetTaskRequest => GetTaskRequest.decode(value),
+    responseSerialize: (value: GetTaskResponse): Buffer => Buffer.from(GetTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetTaskResponse => GetTaskResponse.decode(value),
+  },
+  cancelTask: {
+    path: "/meshlb.v1.AdminService/CancelTask" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelTaskRequest): Buffer => Buffer.from(CancelTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelTaskRequest => CancelTaskRequest.decode(value),
+    responseSerialize: (value: CancelTaskResponse): Buffer => Buffer.from(CancelTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelTaskResponse => CancelTaskResponse.decode(value),
+  },
+  /**
+   * A task that ended FAILED, DEAD_LETTERED or CANCELLED starts a new
+   * attempt series (recorded in the ledger); a task waiting out its retry
+   * backoff is retried now.
+   */
+  retryTask: {
+    path: "/meshlb.v1.AdminService/RetryTask" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RetryTaskRequest): Buffer => Buffer.from(RetryTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RetryTaskRequest => RetryTaskRequest.decode(value),
+    responseSerialize: (value: RetryTaskResponse): Buffer => Buffer.from(RetryTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RetryTaskResponse => RetryTaskResponse.decode(value),
+  },
+  /** The cell's DEAD_LETTERED tasks, newest first, paged. */
+  listDeadLetters: {
+    path: "/meshlb.v1.AdminService/ListDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListDeadLettersRequest): Buffer =>
+      Buffer.from(ListDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListDeadLettersRequest => ListDeadLettersRequest.decode(value),
+    responseSerialize: (value: ListDeadLettersResponse): Buffer =>
+      Buffer.from(ListDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListDeadLettersResponse => ListDeadLettersResponse.decode(value),
+  },
+  /** Dead letters start new attempt series (recorded in the ledger). */
+  replayDeadLetters: {
+    path: "/meshlb.v1.AdminService/ReplayDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplayDeadLettersRequest): Buffer =>
+      Buffer.from(ReplayDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplayDeadLettersRequest => ReplayDeadLettersRequest.decode(value),
+    responseSerialize: (value: ReplayDeadLettersResponse): Buffer =>
+      Buffer.from(ReplayDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplayDeadLettersResponse => ReplayDeadLettersResponse.decode(value),
+  },
+  /**
+   * A cell's (or every cell of a tier's) routing policy and its config
+   * (weights...), at runtime. Replicated.
+   */
+  setPolicy: {
+    path: "/meshlb.v1.AdminService/SetPolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetPolicyRequest): Buffer => Buffer.from(SetPolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetPolicyRequest => SetPolicyRequest.decode(value),
+    responseSerialize: (value: SetPolicyResponse): Buffer => Buffer.from(SetPolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetPolicyResponse => SetPolicyResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -2772,6 +7254,42 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   addReplica: handleUnaryCall<AddReplicaRequest, AddReplicaResponse>;
   /** Remove a replica from the group (not the leader: transfer first). */
   removeReplica: handleUnaryCall<RemoveReplicaRequest, RemoveReplicaResponse>;
+  /**
+   * Every cell of the mesh with its leader, live address, health and load,
+   * as its leader reports it now (asked down the tree, each cell by its
+   * parent's replica, from the root: a replica of another cell asks its
+   * parent first). Rates come from asking twice.
+   */
+  getMeshStatus: handleUnaryCall<GetMeshStatusRequest, GetMeshStatusResponse>;
+  /** Stop assigning to an agent, keeping it connected (replicated), and undo it. */
+  cordonAgent: handleUnaryCall<CordonAgentRequest, CordonAgentResponse>;
+  uncordonAgent: handleUnaryCall<UncordonAgentRequest, UncordonAgentResponse>;
+  /**
+   * Drain a cell (a node cell drains a node): it refuses new work from its
+   * parent and reports no free slots; what it holds finishes. Replicated.
+   */
+  drainCell: handleUnaryCall<DrainCellRequest, DrainCellResponse>;
+  undrainCell: handleUnaryCall<UndrainCellRequest, UndrainCellResponse>;
+  /** Tasks whose home is the cell, filtered and paged. */
+  listTasks: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
+  /** One task with where its attempt is now. */
+  getTask: handleUnaryCall<GetTaskRequest, GetTaskResponse>;
+  cancelTask: handleUnaryCall<CancelTaskRequest, CancelTaskResponse>;
+  /**
+   * A task that ended FAILED, DEAD_LETTERED or CANCELLED starts a new
+   * attempt series (recorded in the ledger); a task waiting out its retry
+   * backoff is retried now.
+   */
+  retryTask: handleUnaryCall<RetryTaskRequest, RetryTaskResponse>;
+  /** The cell's DEAD_LETTERED tasks, newest first, paged. */
+  listDeadLetters: handleUnaryCall<ListDeadLettersRequest, ListDeadLettersResponse>;
+  /** Dead letters start new attempt series (recorded in the ledger). */
+  replayDeadLetters: handleUnaryCall<ReplayDeadLettersRequest, ReplayDeadLettersResponse>;
+  /**
+   * A cell's (or every cell of a tier's) routing policy and its config
+   * (weights...), at runtime. Replicated.
+   */
+  setPolicy: handleUnaryCall<SetPolicyRequest, SetPolicyResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -2889,6 +7407,210 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RemoveReplicaResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Every cell of the mesh with its leader, live address, health and load,
+   * as its leader reports it now (asked down the tree, each cell by its
+   * parent's replica, from the root: a replica of another cell asks its
+   * parent first). Rates come from asking twice.
+   */
+  getMeshStatus(
+    request: GetMeshStatusRequest,
+    callback: (error: ServiceError | null, response: GetMeshStatusResponse) => void,
+  ): ClientUnaryCall;
+  getMeshStatus(
+    request: GetMeshStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetMeshStatusResponse) => void,
+  ): ClientUnaryCall;
+  getMeshStatus(
+    request: GetMeshStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetMeshStatusResponse) => void,
+  ): ClientUnaryCall;
+  /** Stop assigning to an agent, keeping it connected (replicated), and undo it. */
+  cordonAgent(
+    request: CordonAgentRequest,
+    callback: (error: ServiceError | null, response: CordonAgentResponse) => void,
+  ): ClientUnaryCall;
+  cordonAgent(
+    request: CordonAgentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CordonAgentResponse) => void,
+  ): ClientUnaryCall;
+  cordonAgent(
+    request: CordonAgentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CordonAgentResponse) => void,
+  ): ClientUnaryCall;
+  uncordonAgent(
+    request: UncordonAgentRequest,
+    callback: (error: ServiceError | null, response: UncordonAgentResponse) => void,
+  ): ClientUnaryCall;
+  uncordonAgent(
+    request: UncordonAgentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UncordonAgentResponse) => void,
+  ): ClientUnaryCall;
+  uncordonAgent(
+    request: UncordonAgentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UncordonAgentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Drain a cell (a node cell drains a node): it refuses new work from its
+   * parent and reports no free slots; what it holds finishes. Replicated.
+   */
+  drainCell(
+    request: DrainCellRequest,
+    callback: (error: ServiceError | null, response: DrainCellResponse) => void,
+  ): ClientUnaryCall;
+  drainCell(
+    request: DrainCellRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DrainCellResponse) => void,
+  ): ClientUnaryCall;
+  drainCell(
+    request: DrainCellRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DrainCellResponse) => void,
+  ): ClientUnaryCall;
+  undrainCell(
+    request: UndrainCellRequest,
+    callback: (error: ServiceError | null, response: UndrainCellResponse) => void,
+  ): ClientUnaryCall;
+  undrainCell(
+    request: UndrainCellRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UndrainCellResponse) => void,
+  ): ClientUnaryCall;
+  undrainCell(
+    request: UndrainCellRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UndrainCellResponse) => void,
+  ): ClientUnaryCall;
+  /** Tasks whose home is the cell, filtered and paged. */
+  listTasks(
+    request: ListTasksRequest,
+    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
+  ): ClientUnaryCall;
+  listTasks(
+    request: ListTasksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
+  ): ClientUnaryCall;
+  listTasks(
+    request: ListTasksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
+  ): ClientUnaryCall;
+  /** One task with where its attempt is now. */
+  getTask(
+    request: GetTaskRequest,
+    callback: (error: ServiceError | null, response: GetTaskResponse) => void,
+  ): ClientUnaryCall;
+  getTask(
+    request: GetTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetTaskResponse) => void,
+  ): ClientUnaryCall;
+  getTask(
+    request: GetTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetTaskResponse) => void,
+  ): ClientUnaryCall;
+  cancelTask(
+    request: CancelTaskRequest,
+    callback: (error: ServiceError | null, response: CancelTaskResponse) => void,
+  ): ClientUnaryCall;
+  cancelTask(
+    request: CancelTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelTaskResponse) => void,
+  ): ClientUnaryCall;
+  cancelTask(
+    request: CancelTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelTaskResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A task that ended FAILED, DEAD_LETTERED or CANCELLED starts a new
+   * attempt series (recorded in the ledger); a task waiting out its retry
+   * backoff is retried now.
+   */
+  retryTask(
+    request: RetryTaskRequest,
+    callback: (error: ServiceError | null, response: RetryTaskResponse) => void,
+  ): ClientUnaryCall;
+  retryTask(
+    request: RetryTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RetryTaskResponse) => void,
+  ): ClientUnaryCall;
+  retryTask(
+    request: RetryTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RetryTaskResponse) => void,
+  ): ClientUnaryCall;
+  /** The cell's DEAD_LETTERED tasks, newest first, paged. */
+  listDeadLetters(
+    request: ListDeadLettersRequest,
+    callback: (error: ServiceError | null, response: ListDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  listDeadLetters(
+    request: ListDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  listDeadLetters(
+    request: ListDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  /** Dead letters start new attempt series (recorded in the ledger). */
+  replayDeadLetters(
+    request: ReplayDeadLettersRequest,
+    callback: (error: ServiceError | null, response: ReplayDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  replayDeadLetters(
+    request: ReplayDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReplayDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  replayDeadLetters(
+    request: ReplayDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplayDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A cell's (or every cell of a tier's) routing policy and its config
+   * (weights...), at runtime. Replicated.
+   */
+  setPolicy(
+    request: SetPolicyRequest,
+    callback: (error: ServiceError | null, response: SetPolicyResponse) => void,
+  ): ClientUnaryCall;
+  setPolicy(
+    request: SetPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetPolicyResponse) => void,
+  ): ClientUnaryCall;
+  setPolicy(
+    request: SetPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetPolicyResponse) => void,
   ): ClientUnaryCall;
 }
 
