@@ -1,0 +1,292 @@
+// Realistic bugs put into the real product code for the mutation tests
+// (mutation.test.ts): each one breaks a promise one named check of the
+// Checker (invariants.ts) watches, so a test can show that check fire. A
+// mutation patches a prototype (every cell of the run, restarted replicas
+// too) and returns the undo; the test undoes it in a finally.
+//
+// A bug the product fences twice shows only where the first fence has a gap:
+// the home checks a task has not ended before it proposes an end, so a ledger
+// that applies a second end is seen only with two ends in flight (Raft cells).
+import { TaskState, type TaskRef } from '../../../src/gen/meshlb/v1/task.js';
+import type { KindCapacity } from '../../../src/gen/meshlb/v1/link.js';
+import { AgentSessions } from '../../../src/mesh/agent-sessions.js';
+import { ChildLink } from '../../../src/mesh/child-link.js';
+import { ChildLinks } from '../../../src/mesh/child-links.js';
+import { Dispatcher } from '../../../src/mesh/dispatcher.js';
+import { Home } from '../../../src/mesh/home.js';
+import { isTerminal, Ledger, type LedgerCommand, type TaskRecord } from '../../../src/mesh/ledger.js';
+import { Relay } from '../../../src/mesh/relay.js';
+import { Summarizer } from '../../../src/mesh/summary.js';
+import type { WheelEntry } from '../../../src/mesh/timers.js';
+import { routeKey, type WorkItem } from '../../../src/mesh/types.js';
+import type { Check } from './invariants.js';
+
+export interface Mutation {
+  readonly check: Check;
+  /** The bug, in a sentence (the test's name). */
+  readonly what: string;
+  /** Run the seeds with Raft cells (the bug needs a commit in flight) instead of --no-raft. */
+  readonly raft?: boolean;
+  /** Other checks the bug may trip as a consequence (each says why where it is set). */
+  readonly alsoMay?: readonly Check[];
+  /** Put the bug in; returns the undo. */
+  readonly apply: () => () => void;
+}
+
+type Fn = (...args: never[]) => unknown;
+
+/** Replace `proto[name]` (a method, private ones too) with `make(original)`; returns the undo. */
+function patch<T extends object>(proto: T, name: string, make: (orig: Fn) => Fn): () => void {
+  const p = proto as unknown as Record<string, Fn>;
+  const orig = p[name];
+  if (typeof orig !== 'function') throw new Error(`no method ${name} to mutate`);
+  p[name] = make(orig);
+  return () => {
+    p[name] = orig;
+  };
+}
+
+const both =
+  (...undo: (() => void)[]) =>
+  (): void => {
+    for (const u of undo.reverse()) u();
+  };
+
+/** The private parts of the classes a mutation reaches into. */
+interface LedgerInside {
+  tasks: Map<string, TaskRecord>;
+  byKey: Map<string, string>;
+  finish(rec: TaskRecord, state: TaskState, reason: string, atMs: number): void;
+}
+interface SessionsInside {
+  byId: AgentSessions['byId'];
+  cell: { slotFreed(agentId: string, kind: string): void; capacityChanged(): void };
+  capacity: { slotsTaken(s: unknown, d: number): void };
+}
+interface DispatcherInside {
+  d: { queue: { kinds(): IterableIterator<string> }; links: { agents: unknown } };
+}
+interface RelayInside {
+  d: { routes: { get(key: string): WorkItem | undefined } };
+  cancelRoute(item: WorkItem, why: string): void;
+}
+
+export const MUTATIONS: readonly Mutation[] = [
+  {
+    check: 'slots',
+    what: 'AgentSessions.cancel frees the slot at once (the agent still runs the attempt until it notices)',
+    apply: () =>
+      patch(
+        AgentSessions.prototype,
+        'cancel',
+        (orig) =>
+          function (this: SessionsInside, agentId: string, ref: TaskRef, why: string): void {
+            orig.apply(this, [agentId, ref, why] as never);
+            const s = this.byId.get(agentId);
+            const key = routeKey(ref.taskId, ref.attempt);
+            const item = s?.assigned.get(key);
+            if (!s || !item) return;
+            s.assigned.delete(key);
+            this.capacity.slotsTaken(s, -1);
+            this.cell.slotFreed(s.id, item.kind);
+            this.cell.capacityChanged();
+          },
+      ),
+  },
+  {
+    check: 'credits',
+    what: 'ChildLink.acked decrements unacked twice (credits over-granted)',
+    apply: () =>
+      patch(
+        ChildLink.prototype,
+        'acked',
+        (orig) =>
+          function (this: ChildLink, key: string, accepted: boolean): string | undefined {
+            const kind = orig.apply(this, [key, accepted] as never) as string | undefined;
+            if (kind !== undefined) {
+              // The link's own helper (inc) clamps at zero: the count vanishes rather than go negative.
+              const v = (this.unacked.get(kind) ?? 0) - 1;
+              if (v <= 0) this.unacked.delete(kind);
+              else this.unacked.set(kind, v);
+            }
+            return kind;
+          },
+      ),
+  },
+  {
+    check: 'capacity',
+    what: 'Summarizer reports the prefetch as free slots (free 12 of 8, the bug of issue 8)',
+    apply: () =>
+      patch(
+        Summarizer.prototype,
+        'kinds',
+        (orig) =>
+          function (this: Summarizer, ...args: never[]): KindCapacity[] {
+            const kinds = orig.apply(this, args) as KindCapacity[];
+            for (const k of kinds) {
+              k.freeSlots += k.prefetchSlots;
+              k.prefetchSlots = 0;
+            }
+            return kinds;
+          },
+      ),
+  },
+  {
+    check: 'place',
+    what: 'ChildLinks.dispatch also sends the attempt to a second child of its kind',
+    // The copy can go down a link that already awaits that attempt's ack: its unacked counts it twice.
+    alsoMay: ['credits'],
+    apply: () =>
+      patch(
+        ChildLinks.prototype,
+        'dispatch',
+        (orig) =>
+          function (this: ChildLinks, child: string, item: WorkItem): void {
+            orig.apply(this, [child, item] as never);
+            for (const link of this.links.values())
+              if (link.cell !== child && !link.closed && (link.total.get(item.kind) ?? 0) > 0) {
+                link.dispatch(item);
+                return;
+              }
+          },
+      ),
+  },
+  {
+    check: 'stale',
+    what: "the ledger's attempt fence removed (a result for an ended or superseded attempt completes the task)",
+    apply: () =>
+      patch(
+        Ledger.prototype,
+        'current',
+        () =>
+          function (this: LedgerInside, id: string) {
+            const rec = this.tasks.get(id);
+            if (!rec) return { ok: false, res: { ok: false, id, why: 'unknown' } };
+            if (isTerminal(rec.state)) return { ok: false, res: { ok: false, id, why: 'terminal', state: rec.state } };
+            return { ok: true, rec };
+          },
+      ),
+  },
+  {
+    check: 'terminal',
+    what: 'the ledger applies a cancel or dead-letter to a task that already ended',
+    // The home checks a task has not ended before it proposes an end: only two ends in flight
+    // at once (a Raft commit apart) reach the ledger, where its own check is the fence.
+    raft: true,
+    apply: () =>
+      patch(
+        Ledger.prototype,
+        'apply',
+        (orig) =>
+          function (this: LedgerInside, cmd: LedgerCommand) {
+            const ends = cmd.type === 'cancelled' || cmd.type === 'deadLettered';
+            const rec = ends ? this.tasks.get(cmd.id) : undefined;
+            if (!ends || !rec || !isTerminal(rec.state)) return orig.apply(this, [cmd] as never);
+            const to = cmd.type === 'cancelled' ? TaskState.TASK_STATE_CANCELLED : TaskState.TASK_STATE_DEAD_LETTERED;
+            this.finish(rec, to, cmd.reason, cmd.atMs);
+            return [{ ok: true, id: rec.id, state: rec.state, attempt: rec.attempt }];
+          },
+      ),
+  },
+  {
+    check: 'attempts',
+    what: 'Home commits every failed attempt as uncounted (retries past max_attempts)',
+    // Uncounted, a task whose affinity no agent has lapses up to 20 more spilled leases: past the drain bound.
+    alsoMay: ['ended'],
+    apply: () =>
+      patch(
+        Home.prototype,
+        'commit',
+        (orig) =>
+          function (this: Home, cmd: LedgerCommand, ...rest: never[]): void {
+            const c = cmd.type === 'attemptFailed' ? { ...cmd, counted: false } : cmd;
+            orig.apply(this, [c, ...rest] as never);
+          },
+      ),
+  },
+  {
+    check: 'blocked',
+    what: 'the node dispatcher skips one kind (its tasks wait beside idle agents)',
+    apply: () => {
+      // The victim: the first kind a node pumps; skipped from then on, at every node.
+      let victim: string | undefined;
+      return patch(
+        Dispatcher.prototype,
+        'pump',
+        (orig) =>
+          function (this: DispatcherInside): void {
+            const q = this.d.queue;
+            if (!this.d.links.agents) return void orig.apply(this, []);
+            const kinds = q.kinds.bind(q);
+            q.kinds = function* () {
+              for (const k of kinds()) if ((victim ??= k) !== k) yield k;
+            };
+            try {
+              orig.apply(this, []);
+            } finally {
+              q.kinds = kinds;
+            }
+          },
+      );
+    },
+  },
+  {
+    check: 'ended',
+    what: 'Home ignores lease expiries (an attempt whose result was lost is waited on forever)',
+    apply: () =>
+      patch(
+        Home.prototype,
+        'fire',
+        (orig) =>
+          function (this: Home, e: WheelEntry, now: number): void {
+            if (e.type !== 'lease') orig.apply(this, [e, now] as never);
+          },
+      ),
+  },
+  {
+    check: 'idempotency',
+    what: "the ledger's idempotency index misses every key (a resubmit makes a new task)",
+    apply: () => {
+      // The run's ledgers stay blind after the undo: they go with the run.
+      const blind = (l: LedgerInside): void => {
+        l.byKey.get = () => undefined;
+      };
+      return both(
+        patch(
+          Ledger.prototype,
+          'idForKey',
+          (orig) =>
+            function (this: LedgerInside, key: string) {
+              blind(this);
+              return orig.apply(this, [key] as never);
+            },
+        ),
+        patch(
+          Ledger.prototype,
+          'apply',
+          (orig) =>
+            function (this: LedgerInside, cmd: LedgerCommand) {
+              blind(this);
+              return orig.apply(this, [cmd] as never);
+            },
+        ),
+      );
+    },
+  },
+  {
+    check: 'crash',
+    what: 'Relay.fire assumes the route of an expiry entry is still there (TypeError)',
+    // The run stops at the throw: what was in flight never ends.
+    alsoMay: ['ended'],
+    apply: () =>
+      patch(
+        Relay.prototype,
+        'fire',
+        () =>
+          function (this: RelayInside, e: Extract<WheelEntry, { type: 'route' }>): void {
+            const item = this.d.routes.get(e.key)!;
+            if (item.sentMs === e.stamp) this.cancelRoute(item, 'route expired');
+          },
+      ),
+  },
+];
