@@ -300,7 +300,12 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       'the mesh as a tree: per cell its health, leader, agents, free slots, queue, in flight and rates (asks twice)',
     )
     .requiredOption('--address <host:port>', 'any replica address (the whole mesh is shown from any cell)')
-    .option('--interval <s>', 'seconds between the two answers the rates come from (0 = one answer, no rates)', num(0), 1)
+    .option(
+      '--interval <s>',
+      'seconds between the two answers the rates come from (0 = one answer, no rates)',
+      num(0),
+      1,
+    )
     .option('--timeout-ms <n>', 'deadline of each answer', int(1), 5000)
     .option('--json', 'print one JSON object on stdout')
     .action((o: Opts) => {
