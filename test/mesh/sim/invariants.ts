@@ -1,7 +1,7 @@
 // What must hold in the mesh at every step of a simulated run, whatever the
 // faults (docs/design.md's promises), checked against the real cells' state:
 //   place      an attempt (task, attempt) is in at most one place: one cell's
-//              queue or one agent; a task's home never runs two attempts as current;
+//              queue or one agent;
 //   terminal   a task gets at most one terminal record, and never leaves it;
 //   attempts   attempts that ran on agents never exceed max_attempts;
 //   slots      an agent never holds more than its slots (node and agent view);
@@ -178,7 +178,8 @@ export class Checker implements AgentObserver {
           const since = this.idleSince.get(k) ?? now;
           this.idleSince.set(k, since);
           if (now - since > BLOCKED_BOUND_MS)
-            this.add('blocked', `${item.id} queued at ${cell.path} for ${now - since} ms beside idle agent ${s.id}`);
+            // Named by when it began, so one blocked task is one finding, not one per step.
+            this.add('blocked', `${item.id} queued at ${cell.path} beside idle agent ${s.id} since ${since} ms`);
         }
       }
     }
