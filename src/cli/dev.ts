@@ -18,6 +18,7 @@ import { AgentServiceClient } from '../gen/meshlb/v1/agent.js';
 import { TaskState } from '../gen/meshlb/v1/task.js';
 import { startMesh } from '../dev/harness.js';
 import type { MeterFactory } from '../mesh/meter.js';
+import type { TracerFactory } from '../mesh/tracer.js';
 import { SimAgent } from '../dev/sim-agent.js';
 import { seededRandom } from '../policies/index.js';
 import { loadTopology } from '../topology/parse.js';
@@ -51,6 +52,8 @@ export interface DevOptions {
   stderr?: (s: string) => void;
   /** Count every cell into these metrics (--metrics-port). */
   meter?: MeterFactory;
+  /** Trace the tasks crossing every cell (--otlp-endpoint). */
+  tracer?: TracerFactory;
   /** Serve the live page (as the root's replica sees the mesh) on this port while it runs (--http-port). */
   httpPort?: number;
 }
@@ -108,7 +111,12 @@ export async function devRun(opts: DevOptions = {}): Promise<DevReport> {
   const progress = opts.stderr ? progressLines(opts.stderr) : progressTo(process.stderr);
   const random = seededRandom(seed);
   const topology = defaultTopology(opts.topologyFile);
-  const mesh = await startMesh(topology, { seed, prefetchRatio: 1, ...(opts.meter ? { meter: opts.meter } : {}) });
+  const mesh = await startMesh(topology, {
+    seed,
+    prefetchRatio: 1,
+    ...(opts.meter ? { meter: opts.meter } : {}),
+    ...(opts.tracer ? { tracer: opts.tracer } : {}),
+  });
   const root = mesh.replicas.get('/')!.cell;
   // Every replica listens on a port of its own choosing: say where, so grpcurl, an agent
   // or a client can reach this mesh while it runs.

@@ -4,7 +4,7 @@
 // failure it reports, 2 for bad usage (unknown flags, bad values).
 import { Command, CommanderError, Option } from 'commander';
 import { applyLogLevel, int, labels, list, logLevelOption, num, type Opts } from './flags.js';
-import { CliFailure, load, withMetrics } from './load.js';
+import { CliFailure, load, withTelemetry } from './load.js';
 
 export const EXIT_USAGE = 2;
 
@@ -34,16 +34,26 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     )
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
     .option('--metrics-host <host>', 'bind host for /metrics', '127.0.0.1')
+    .option(
+      '--otlp-endpoint <url>',
+      'send task traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default: no traces; env MESHLB_OTLP_ENDPOINT)',
+    )
+    .option(
+      '--trace-sample <ratio>',
+      'fraction of new traces recorded, 0-1 (default 1; env MESHLB_TRACE_SAMPLE)',
+      num(0, 1),
+    )
     .option('--http-port <port>', 'serve the live page and its JSON on this port (0 = any free port)', int(0, 65535))
     .option('--http-host <host>', 'bind host for the live page', '127.0.0.1')
     .addOption(logLevelOption())
     .action((o: Opts) => {
       applyLogLevel(o);
       run(
-        withMetrics(o, async (meter) => {
+        withTelemetry(o, async (meter, tracer) => {
           const runServe = await load<(opts: Opts) => Promise<number>>('serve.js', 'runServe');
           return runServe({
             meter,
+            tracer,
             topologyFile: o.topology,
             cell: o.cell,
             replica: o.replica,
@@ -71,6 +81,15 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--service-time-ms <n>', 'mean simulated service time', num(0))
     .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
+    .option(
+      '--otlp-endpoint <url>',
+      'send task traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default: no traces; env MESHLB_OTLP_ENDPOINT)',
+    )
+    .option(
+      '--trace-sample <ratio>',
+      'fraction of new traces recorded, 0-1 (default 1; env MESHLB_TRACE_SAMPLE)',
+      num(0, 1),
+    )
     .option('--http-port <port>', 'serve the live page on this port while it runs (0 = any free port)', int(0, 65535))
     .addOption(logLevelOption())
     .action((o: Opts) => {
@@ -79,10 +98,11 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       if (o.logLevel === undefined && !process.env.MESHLB_LOG_LEVEL) process.env.MESHLB_LOG_LEVEL = 'warn';
       applyLogLevel(o);
       run(
-        withMetrics(o, async (meter) => {
+        withTelemetry(o, async (meter, tracer) => {
           const runDev = await load<(opts: Opts) => Promise<number>>('dev.js', 'runDev');
           return runDev({
             meter,
+            tracer,
             tasks: o.tasks,
             agents: o.agents,
             rate: o.rate,

@@ -16,6 +16,7 @@ import { Replica } from '../mesh/replica.js';
 import { startPageServer, type PageServer } from '../admin/page-server.js';
 import type { Handover } from '../mesh/leadership.js';
 import type { MeterFactory } from '../mesh/meter.js';
+import type { TracerFactory } from '../mesh/tracer.js';
 import type { Logger } from '../util/log.js';
 import type { Topology } from '../topology/types.js';
 
@@ -43,6 +44,8 @@ export interface ServeOptions {
   join?: boolean;
   /** Count the replica's cell into these metrics (--metrics-port). */
   meter?: MeterFactory;
+  /** Trace the tasks crossing the replica's cell (--otlp-endpoint). */
+  tracer?: TracerFactory;
   /** Serve the live page and its JSON on this port (--http-port; 0 = any free port). */
   httpPort?: number;
   /** Bind host for the live page (default 127.0.0.1). */
@@ -82,6 +85,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     ...(opts.listenHost || opts.host ? { host: opts.listenHost ?? opts.host } : {}),
     port: opts.port ?? Number(portText),
     ...(opts.meter ? { meter: opts.meter } : {}),
+    ...(opts.tracer ? { tracer: opts.tracer } : {}),
   });
   await replica.start();
   log.info(
