@@ -99,7 +99,7 @@ export const zoneLeastConnPolicy: PolicyFactory<ZoneLeastConnConfig> = {
       name: 'zone-least-conn',
       buildPicker: (cands: readonly Candidate[], now: number): Picker => {
         const p = new ZoneLeastConnPicker(cands, deps.random, config, unseen.begin(cands, now));
-        unseen.attach(cands, p);
+        unseen.attach(cands, p, now);
         return p;
       },
     };

@@ -58,12 +58,19 @@ describe('zone-least-conn', () => {
     // x would look idle and take the next 10 alone.
     const p1 = policy.buildPicker([cand('x', { summaryAgeMs: 110 }), cand('y', { active: 5, summaryAgeMs: 0 })], 10);
     expect(tally(p1, 10)).toEqual({ x: 5, y: 5 });
-    // t=20: x's summary taken at 15 shows the first epoch's 5 (ended at 10) but not the second's (ended at 20).
+    // t=20: x's summary taken at 5 shows the routes of the picker built at 0, not those of the one
+    // built at 10: x is at 5 + 5, like y. Counting the first 5 again would send both picks to y.
     const p2 = policy.buildPicker(
-      [cand('x', { active: 5, summaryAgeMs: 5 }), cand('y', { active: 10, summaryAgeMs: 0 })],
+      [cand('x', { active: 5, summaryAgeMs: 15 }), cand('y', { active: 10, summaryAgeMs: 0 })],
       20,
     );
     expect(tally(p2, 2)).toEqual({ x: 1, y: 1 });
+    // t=30: a summary taken at 25 shows all ten; nothing is unseen any more.
+    const p3 = policy.buildPicker(
+      [cand('x', { active: 11, summaryAgeMs: 5 }), cand('y', { active: 11, summaryAgeMs: 5 })],
+      30,
+    );
+    expect(tally(p3, 2)).toEqual({ x: 1, y: 1 });
   });
 
   it('with stale summaries, picks spread over the plausible best instead of herding on one', () => {
