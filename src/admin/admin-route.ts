@@ -29,6 +29,8 @@ const MAX_CLIENTS = 32;
 const CLIENT_IDLE_MS = 30_000;
 /** A call with no deadline of its own still ends. */
 export const DEFAULT_ADMIN_DEADLINE_MS = 5_000;
+/** How long a call waits for its cell's leader to be known (an election) before UNAVAILABLE. */
+const ELECTION_WAIT_MS = 2_000;
 const TRAILERS = ['meshlb-leader', 'meshlb-leader-address', 'meshlb-retry-after-ms'];
 
 /** Where a call is answered: here, or at `address` (the leader of `cell`). */
@@ -64,8 +66,16 @@ export class AdminRouter {
     const cell = this.cell;
     if (target === cell.path) {
       if (cell.leading) return { local: true };
-      const hint = cell.leaderHint();
-      if (forwarded || !hint.leaderAddress) throw notLeadingError(cell.path, hint);
+      let hint = cell.leaderHint();
+      // Another replica to forward to (this one may lead in Raft before its ledger caught up: not yet).
+      const known = (): boolean => hint.leaderAddress !== '' && hint.leader !== cell.replicaId;
+      // During an election nobody is known to lead: wait a little for one, as a client would retry.
+      for (const until = Date.now() + ELECTION_WAIT_MS; !forwarded && !known() && Date.now() < until;) {
+        await new Promise((r) => setTimeout(r, 50));
+        if (cell.leading) return { local: true };
+        hint = cell.leaderHint();
+      }
+      if (forwarded || !known()) throw notLeadingError(cell.path, hint);
       return { local: false, address: hint.leaderAddress };
     }
     if (forwarded) {
