@@ -18,6 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { loadTopology, parseTopology } from '../topology/parse.js';
+import { CliFailure } from './load.js';
 import { cellSlug } from '../topology/paths.js';
 import type { CellSpec, Tier, Topology } from '../topology/types.js';
 import { seededRandom } from '../util/rng.js';
@@ -138,6 +139,9 @@ export async function runSim(o: SimOptions): Promise<number> {
 /** Run the simulation; also returns every pid spawned (all gone when this resolves). */
 export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids: number[] }> {
   const declared: Topology = loadTopology(o.topologyFile);
+  // Its observer, agent-sims and submit job speak plaintext with no token (docs/security.md).
+  if (declared.security)
+    throw new CliFailure(`${o.topologyFile} has a security: section; meshlb sim runs plaintext meshes only`);
   const started = Date.now();
   const say = o.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const bin = o.bin ?? defaultBin();
