@@ -11,7 +11,25 @@
 // and Dispatch.trace_parent (the sending tier's span; see WorkItem.traceParent).
 import type { TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { Tier } from '../topology/types.js';
-import type { WorkItem } from './types.js';
+
+/** What a tracer reads of an attempt (a WorkItem, types.ts; named apart so types.ts need not be imported here). */
+export interface TracedAttempt {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly spec: TaskSpec;
+  /** The Dispatch it arrived as (forwarded work): its trace_parent is the sending tier's span. */
+  readonly wire: { readonly traceParent: string } | undefined;
+  readonly origin: { readonly type: 'home' | 'parent' | 'child' };
+  readonly via:
+    | { readonly type: 'child'; readonly cell: string }
+    | { readonly type: 'agent'; readonly agentId: string }
+    | { readonly type: 'parent' }
+    | undefined;
+  readonly sentMs: number;
+  readonly arrivedMs: number;
+  /** This cell's span for the attempt, once sent on ('' before). */
+  readonly traceParent: string;
+}
 
 /** The spans of one submit call at the home: started per new task, ended when the call is answered. */
 export interface SubmitTrace {
@@ -31,9 +49,9 @@ export interface CellTracer {
    * its span here, from when it arrived (or, at its home, was picked) until
    * now. Returns the traceparent the Dispatch carries on.
    */
-  dispatched(item: WorkItem, nowMs: number): string;
+  dispatched(item: TracedAttempt, nowMs: number): string;
   /** An attempt's result came back through this cell (the item's traceParent names its span here). */
-  resultBack(item: WorkItem, r: TaskResult, nowMs: number): void;
+  resultBack(item: TracedAttempt, r: TaskResult, nowMs: number): void;
 }
 
 /** What a tracer knows of its cell. */

@@ -8,8 +8,7 @@
 // the same clock, so one trace never mixes clocks within a tier.
 import { SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import { MeshFailure, ResultStatus, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
-import type { CellTracer, SubmitTrace, TracedCell, TracerFactory } from '../mesh/tracer.js';
-import type { WorkItem } from '../mesh/types.js';
+import type { CellTracer, SubmitTrace, TracedAttempt, TracedCell, TracerFactory } from '../mesh/tracer.js';
 import { clip } from '../util/limits.js';
 import { ATTR, contextOf, formatTraceParent, SPAN } from '../util/trace-context.js';
 
@@ -34,7 +33,7 @@ class OtelCellTracer implements CellTracer {
     return new Submits(this.tracer, this.cellAttrs);
   }
 
-  dispatched(item: WorkItem, nowMs: number): string {
+  dispatched(item: TracedAttempt, nowMs: number): string {
     const spec = item.spec;
     // The sending tier's span, else (at the home, or from a tier that does not trace) the task's own context.
     const parent = contextOf(item.wire?.traceParent || spec.traceParent, spec.traceState);
@@ -59,7 +58,7 @@ class OtelCellTracer implements CellTracer {
     return formatTraceParent(span.spanContext());
   }
 
-  resultBack(item: WorkItem, r: TaskResult, nowMs: number): void {
+  resultBack(item: TracedAttempt, r: TaskResult, nowMs: number): void {
     if (item.traceParent === '') return; // sent on before this cell traced
     const span = this.tracer.startSpan(
       SPAN.result,

@@ -44,8 +44,8 @@ export function tracingFromEnv(
   env: NodeJS.ProcessEnv = process.env,
 ): TracingOptions {
   const endpoint = flags.otlpEndpoint || env.MESHLB_OTLP_ENDPOINT || undefined;
-  if (endpoint !== undefined && !URL.canParse(endpoint)) {
-    throw new RangeError(`the OTLP endpoint must be a URL such as http://127.0.0.1:4318, not "${endpoint}"`);
+  if (endpoint !== undefined && !/^https?:$/.test(URL.canParse(endpoint) ? new URL(endpoint).protocol : '')) {
+    throw new RangeError(`the OTLP endpoint must be an http(s) URL such as http://127.0.0.1:4318, not "${endpoint}"`);
   }
   const sampleRatio = flags.traceSample ?? sampleFrom(env.MESHLB_TRACE_SAMPLE);
   const on = endpoint !== undefined || env.OTEL_TRACES_EXPORTER === 'otlp';
