@@ -17,7 +17,9 @@ import type { ResultStatus } from '../gen/meshlb/v1/task.js';
 import { logger as rootLogger, type Logger } from '../util/log.js';
 import type { BackoffOptions } from './backoff.js';
 import { Connection, type AgentState, type ConnectionStats, type NodeMessage } from './connection.js';
+import { notNodeCell, resultStatusName, streamStatus, type ResultStatusName, type StreamStatus } from './events.js';
 import { Executor, type ExecutorStats } from './executor.js';
+import { StateWaiters } from './waiters.js';
 import { Outbox, type OutboxStats } from './outbox.js';
 import { recordToLabels, type AgentTask, type TaskHandler } from './task.js';
 
@@ -85,16 +87,21 @@ export interface AgentStats extends ConnectionStats, ExecutorStats, OutboxStats 
 
 export interface AgentEvents {
   connected: [welcome: Welcome];
-  disconnected: [status: { code: number; details: string }];
+  /**
+   * A welcomed stream broke (the agent reconnects), or no address given is a node
+   * cell (they answer UNIMPLEMENTED): then the agent closes at once and start()
+   * rejects with the reason.
+   */
+  disconnected: [status: StreamStatus];
   /**
    * The node refused the hello: another mesh or node cell than the options name
    * (FAILED_PRECONDITION), or a hello it cannot take (INVALID_ARGUMENT). The
    * agent keeps retrying with backoff (another address may be right); close it
    * to give up.
    */
-  helloRefused: [refusal: { code: number; details: string; address: string }];
+  helloRefused: [refusal: StreamStatus & { address: string }];
   taskStart: [task: AgentTask];
-  taskEnd: [task: AgentTask, status: ResultStatus];
+  taskEnd: [task: AgentTask, status: ResultStatus, statusName: ResultStatusName];
   drainOrder: [reason: string];
   closed: [];
 }
@@ -122,6 +129,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   };
   /** The latest Welcome from the node. */
   welcome: Welcome | undefined;
+  /** How the last stream ended (or failed to open), to tell why an agent is not connected. */
+  lastStatus: StreamStatus | undefined;
 
   private readonly opts: AgentOptions;
   private log: Logger | undefined;
@@ -132,8 +141,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   private drainPromise: Promise<void> | undefined;
   /** The last refusal logged: a node that keeps refusing is logged once, not at every retry. */
   private lastRefusal = '';
-  /** Callbacks of waitState, run (and dropped) at every state change. */
-  private waiters = new Set<() => void>();
+  /** Its addresses, and those that answered UNIMPLEMENTED since the last Welcome (not node cells). */
+  private readonly addresses: ReadonlySet<string>;
+  private readonly notNodes = new Set<string>();
+  /** Why the agent gave up by itself; start() rejects with it. */
+  private failure: Error | undefined;
+  private readonly waiters = new StateWaiters();
 
   constructor(opts: AgentOptions) {
     super();
@@ -144,6 +157,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.opts = opts;
     this.agentId = opts.agentId;
     this.slots = opts.slots;
+    this.addresses = new Set(addresses);
     this.connection = new Connection(
       {
         addresses,
@@ -175,8 +189,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       },
       report: (r) => this.outbox.push(r),
       ended: (t, status) => {
-        if (this.listenerCount('taskEnd') > 0) this.emit('taskEnd', t, status);
-        this.notify();
+        if (this.listenerCount('taskEnd') > 0) this.emit('taskEnd', t, status, resultStatusName(status));
+        this.waiters.notify();
       },
     });
     if (opts.tracer) this.executor.traceWith(opts.tracer);
@@ -195,7 +209,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         write: (m) => connection.write(m),
         maxMessageBytes: () => connection.maxMessageBytes,
         running: (t) => running.get(t.key) === t,
-        flushed: () => this.notify(),
+        flushed: () => this.waiters.notify(),
       },
     );
   }
@@ -223,14 +237,21 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this;
   }
 
-  /** Start connecting. Resolves at the first Welcome (or when the agent is closed first: check `state`). */
+  /**
+   * Start connecting. Resolves at the first Welcome (or when close() came first: check
+   * `state`); rejects when the agent gives up by itself (no address is a node cell).
+   */
   start(): Promise<void> {
     if (this.connection.state === 'idle') {
       if (this.helloKinds().length === 0)
         throw new TypeError('agent: no kinds to declare (register a handler or pass kinds)');
       this.connection.connect();
     }
-    return this.waitState(() => this.connection.welcomed || this.isClosed(), Infinity).then(() => undefined);
+    return this.waiters
+      .until(() => this.connection.welcomed || this.isClosed(), Infinity)
+      .then(() => {
+        if (this.failure) throw this.failure;
+      });
   }
 
   /**
@@ -249,7 +270,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.connection.close();
     this.executor.abortAll('agent closed');
     this.outbox.clear();
-    this.notify();
+    this.waiters.notify();
     this.emit('closed');
   }
 
@@ -306,6 +327,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private onWelcome(w: Welcome, interval: number): void {
     this.welcome = w;
     this.lastRefusal = '';
+    this.notNodes.clear();
     this.executor.nodeCell = w.nodeCell;
     // Tell the node at once what we still hold from before a reconnect: the attempts
     // (re-announced as started) and their count in a load; both count against our slots.
@@ -313,27 +335,42 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.connection.sendLoad();
     this.outbox.resume();
     this.logger().debug({ mesh: w.mesh, node: w.nodeCell, replica: w.replicaId, interval }, 'agent: connected');
-    this.notify();
+    this.waiters.notify();
     this.emit('connected', w);
   }
 
   private onBroken(s: StatusObject, wasWelcomed: boolean): void {
     this.outbox.broken();
     if (this.isClosed()) return;
-    if (wasWelcomed) this.emit('disconnected', { code: s.code, details: s.details });
-    else if (isRefusal(s)) {
+    this.lastStatus = streamStatus(s);
+    if (wasWelcomed) this.emit('disconnected', this.lastStatus);
+    else if (s.code === grpcStatus.UNIMPLEMENTED) {
+      // No AgentService there: not a node cell, and retrying will not make it one. Once
+      // every address has said so, give up at once instead of retrying for ever unheard.
+      this.notNodes.add(this.address);
+      if (this.notNodes.size >= this.addresses.size) return this.giveUp(s);
+    } else if (isRefusal(s)) {
       if (s.details !== this.lastRefusal)
         this.logger().warn(
           { code: s.code, details: s.details, address: this.address },
           'agent: node refused the hello',
         );
       this.lastRefusal = s.details;
-      this.emit('helloRefused', { code: s.code, details: s.details, address: this.address });
+      this.emit('helloRefused', { ...this.lastStatus, address: this.address });
     }
     this.logger().debug({ code: s.code, details: s.details, address: this.address }, 'agent: stream ended');
-    this.notify();
+    this.waiters.notify();
     // A drain that has nothing left to report is done: do not come back.
     if (this._draining && this.executor.running.size === 0 && this.outbox.pendingResults === 0) this.close();
+  }
+
+  /** No address is a node cell: say why (log, `disconnected`, start() rejects), then close. */
+  private giveUp(s: StatusObject): void {
+    const details = notNodeCell([...this.notNodes], s.details);
+    this.logger().error({ code: s.code, addresses: [...this.notNodes] }, `agent: ${details}`);
+    this.failure = Object.assign(new Error(`agent ${this.agentId}: ${details}`), { code: s.code });
+    this.emit('disconnected', { ...streamStatus(s), details });
+    this.close();
   }
 
   private async runDrain(timeoutMs: number): Promise<void> {
@@ -341,7 +378,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const until = performance.now() + timeoutMs;
     this.connection.sendLoad();
     const running = this.executor.running;
-    const idle = await this.waitState(() => running.size === 0 || this.isClosed(), until);
+    const idle = await this.waiters.until(() => running.size === 0 || this.isClosed(), until);
     if (this.isClosed()) return;
     if (!idle) {
       this.logger().warn({ inFlight: running.size }, 'agent: drain timed out, aborting handlers');
@@ -351,39 +388,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Aborted handlers report on a later turn, so this phase gets a short grace of its own.
     const flushUntil = Math.max(until, performance.now() + DRAIN_FLUSH_GRACE_MS);
     this.outbox.scheduleFlush();
-    await this.waitState(
+    await this.waiters.until(
       () => this.isClosed() || (this.connection.welcomed && this.outbox.idle && !this.connection.writeBlocked),
       flushUntil,
     );
     if (!this.isClosed()) {
       // Half-close after the queued writes; the node ends its side, then we are done.
       const open = this.connection.halfClose();
-      if (open) await this.waitState(() => !open() || this.isClosed(), performance.now() + 2000);
+      if (open) await this.waiters.until(() => !open() || this.isClosed(), performance.now() + 2000);
     }
     this.close();
-  }
-
-  private notify(): void {
-    if (this.waiters.size === 0) return;
-    const ws = this.waiters;
-    this.waiters = new Set();
-    for (const w of ws) w();
-  }
-
-  /** Wait until pred() holds (re-checked at every state change) or `until` (performance.now() ms) passes. */
-  private async waitState(pred: () => boolean, until: number): Promise<boolean> {
-    for (;;) {
-      if (pred()) return true;
-      const left = until - performance.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = Number.isFinite(left) ? setTimeout(resolve, left) : undefined;
-        this.waiters.add(() => {
-          if (timer) clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
   }
 }
 

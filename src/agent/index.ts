@@ -3,6 +3,8 @@ export { Agent, AGENT_SDK_VERSION } from './agent.js';
 export type { AgentOptions, AgentState, AgentStats, AgentEvents } from './agent.js';
 export type { AgentTask, TaskHandler, HandlerOutput } from './task.js';
 export { FatalTaskError, TaskCancelledError } from './errors.js';
+export { resultStatusName, codeName } from './events.js';
+export type { ResultStatusName, StreamStatus } from './events.js';
 export { Backoff, seededRandom } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
 export { AgentChannelPool } from './pool.js';

@@ -4,6 +4,7 @@
 // per channel, not one per agent. Service time and failures come from one seed.
 import type { Label } from '../gen/meshlb/v1/task.js';
 import { Agent, AgentChannelPool, seededRandom, type AgentTask } from '../agent/index.js';
+import { progressLines, progressTo } from './progress.js';
 
 export interface AgentSimOptions {
   /** Node cell replica address, or several (a list or "h1:p1,h2:p2") to fail over across. */
@@ -139,7 +140,8 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
     for (const k of kinds) agent.handle(k, handler);
     agents.push(agent);
   }
-  for (const a of agents) void a.start();
+  // A start that fails (no address is a node cell) says why through the agent's events.
+  for (const a of agents) a.start().catch(() => undefined);
 
   const stats = (): AgentSimStats => {
     const s: AgentSimStats = {
@@ -217,21 +219,37 @@ export function waitForStop(durationS: number, signal?: AbortSignal): Promise<st
 /** The CLI entry: run until durationS or a signal, print progress and a summary; returns the exit code. */
 export async function runAgentSim(opts: AgentSimOptions): Promise<number> {
   const out = opts.stdout ?? ((l: string) => process.stdout.write(l + '\n'));
-  const err = opts.stderr ?? ((l: string) => process.stderr.write(l + '\n'));
+  const progress = opts.stderr ? progressLines(opts.stderr) : progressTo(process.stderr);
+  const err = (l: string): void => {
+    progress.done();
+    (opts.stderr ?? ((line: string) => process.stderr.write(line + '\n')))(l);
+  };
   const sim = startAgentSim(opts);
-  // A refused hello (another mesh, a bad hello) is the same for every agent: say it once.
+  // Stop early when the agents give up (no address is a node cell), else at the duration or a signal.
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) stop.abort();
+  // A refused hello (another mesh, a bad hello) or a wrong address is the same for every agent: say it once.
   let refusal = '';
+  let gaveUp = '';
   for (const a of sim.agents) {
     a.on('helloRefused', (r) => {
       if (r.details === refusal) return;
       refusal = r.details;
-      err(`agent-sim: ${r.address} refused the agents: ${r.details}`);
+      err(`agent-sim: ${r.address} refused the agents (${r.codeName}): ${r.details}`);
+    });
+    a.on('disconnected', (st) => {
+      if (st.codeName !== 'UNIMPLEMENTED' || gaveUp) return;
+      gaveUp = st.details;
+      err(`agent-sim: ${st.details}`);
+      stop.abort();
     });
   }
   const statsEvery = opts.statsIntervalMs ?? 1000;
   let lastDone = 0;
   let lastAt = performance.now();
-  const progress =
+  const ticker =
     statsEvery > 0
       ? setInterval(() => {
           const s = sim.stats();
@@ -240,14 +258,16 @@ export async function runAgentSim(opts: AgentSimOptions): Promise<number> {
           const rate = Math.round(((done - lastDone) * 1000) / Math.max(1, now - lastAt));
           lastDone = done;
           lastAt = now;
-          err(
+          progress.line(
             `agent-sim ${s.elapsed_s.toFixed(1)}s connected ${s.connected}/${s.agents} in-flight ${s.in_flight} completed ${s.completed} failed ${s.failed} rate ${rate}/s`,
           );
         }, statsEvery)
       : undefined;
 
-  const reason = await waitForStop(opts.durationS ?? 0, opts.signal);
-  if (progress) clearInterval(progress);
+  const stopped = await waitForStop(opts.durationS ?? 0, stop.signal);
+  const reason = gaveUp ? 'no node cell' : stopped;
+  opts.signal?.removeEventListener('abort', onAbort);
+  if (ticker) clearInterval(ticker);
   err(`agent-sim: stopping (${reason}), draining ${sim.agents.length} agents`);
   const everConnected = sim.agents.some((a) => a.stats.connects > 0);
   const final = await sim.stop({ graceful: true });
@@ -259,7 +279,10 @@ export async function runAgentSim(opts: AgentSimOptions): Promise<number> {
         `refused over slots ${final.refused_over_slots}, max in-flight per agent ${final.max_in_flight_per_agent}`,
     );
   if (!everConnected) {
-    err(`agent-sim: no agent ever connected to ${String(opts.address)}`);
+    // Why, as far as the agents know: the last way a stream to the node ended.
+    const last = gaveUp ? undefined : sim.agents.find((a) => a.lastStatus)?.lastStatus;
+    const why = last ? ` (last: ${last.codeName}: ${last.details})` : '';
+    if (!gaveUp) err(`agent-sim: no agent ever connected to ${String(opts.address)}${why}`);
     return 1;
   }
   return 0;
