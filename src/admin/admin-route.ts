@@ -38,7 +38,7 @@ export type Route = { readonly local: true } | { readonly local: false; readonly
 
 export interface RouterOptions {
   /** TLS for channels to other replicas (by the cell they serve); plaintext when absent. */
-  readonly credentials?: (cell: string) => ChannelCredentials;
+  readonly credentials?: (cell: string) => ChannelCredentials | undefined;
   /** The live address of another cell's leader, or undefined (mesh-status.ts). */
   readonly locate: (cell: string) => Promise<string | undefined>;
 }

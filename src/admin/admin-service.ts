@@ -88,7 +88,7 @@ export interface AdminOptions {
   /** The parent cell's replica addresses (default: the topology's). */
   readonly parentAddresses?: () => readonly string[];
   /** TLS for channels to other replicas (by the cell they serve); plaintext when absent. */
-  readonly credentials?: (cell: string) => ChannelCredentials;
+  readonly credentials?: (cell: string) => ChannelCredentials | undefined;
 }
 
 type Call<Req, Res> = ServerUnaryCall<Req, Res>;

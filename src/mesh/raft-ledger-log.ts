@@ -5,8 +5,8 @@
 // snapshot (Ledger.snapshot(), a LedgerSnapshot). Each replica applies every
 // committed entry to its own Ledger, in log order, so followers' ledgers are
 // readable (stale by at most the entries not yet applied there; readIndex()
-// makes a read linearizable). Config, drain flags and other replicated cell
-// state are not in this log yet.
+// makes a read linearizable). The cell's operator config (drain, routing
+// policy, cordoned agents: ledger.ts `config`) is in the same entries and snapshot.
 //
 // Ordering contract:
 // - commands apply in log order, a batch's commands in array order, never
