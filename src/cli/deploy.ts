@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { generateDeploy, type DeployOptions } from '../topology/deploy/index.js';
 import { loadTopology } from '../topology/parse.js';
+import { CliFailure } from './load.js';
 
 /** Write the generated files under outDir. */
 function writeDeploy(files: Map<string, string>, outDir: string): string[] {
@@ -38,7 +39,13 @@ export function sourceNameFor(topologyFile: string, outDir: string): string {
 export async function runDeploy(o: RunDeployOptions): Promise<number> {
   const t = loadTopology(o.topologyFile);
   const files = generateDeploy(t, { ...o, sourceName: o.sourceName ?? sourceNameFor(o.topologyFile, o.outDir) });
-  const written = writeDeploy(files, o.outDir);
+  let written: string[];
+  try {
+    written = writeDeploy(files, o.outDir);
+  } catch (err) {
+    // A path that is a file, not writable, on a read-only disk: one line, not a stack.
+    throw new CliFailure(`cannot write under --out ${o.outDir}: ${(err as Error).message}`);
+  }
   process.stdout.write(
     `wrote ${written.length} files under ${o.outDir} (${t.cells.length} cells, ${t.cells.reduce((n, c) => n + c.replicas.length, 0)} replicas)\n`,
   );

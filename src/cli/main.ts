@@ -4,7 +4,10 @@
 // failure it reports, 2 for bad usage (unknown flags, bad values).
 import { Command, CommanderError, Option } from 'commander';
 import { applyLogLevel, int, labels, list, logLevelOption, num, type Opts } from './flags.js';
-import { CliFailure, load, withTelemetry } from './load.js';
+import { reportFailure, wantsStack } from './errors.js';
+import { annotateHelp } from './help.js';
+import { addTopologyCommands } from './topology-commands.js';
+import { load, withTelemetry } from './load.js';
 
 export const EXIT_USAGE = 2;
 
@@ -342,40 +345,9 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       );
     });
 
-  const topology = program.command('topology').description('check and inspect topology files');
-  topology
-    .command('validate')
-    .description('validate a topology file: exit 0, or list every problem and exit 1')
-    .argument('<file>')
-    .action((file: string) => {
-      run(
-        (async () => {
-          const { loadTopology } = await import('../topology/parse.js');
-          const t = loadTopology(file);
-          const replicas = t.cells.reduce((n, c) => n + c.replicas.length, 0);
-          process.stdout.write(`${file}: ok (${t.name}: ${t.cells.length} cells, ${replicas} replicas)\n`);
-          return 0;
-        })(),
-      );
-    });
-  topology
-    .command('show')
-    .description('print the cell tree with tiers, policies and addresses')
-    .argument('<file>')
-    .option('--yaml', 'print the explicit topology (every address spelled out) as YAML')
-    .action((file: string, o: Opts) => {
-      run(
-        (async () => {
-          const { loadTopology, formatTopology, topologyToDocument } = await import('../topology/parse.js');
-          const t = loadTopology(file);
-          if (o.yaml) {
-            const { stringify } = await import('yaml');
-            process.stdout.write(stringify(topologyToDocument(t)));
-          } else process.stdout.write(`${formatTopology(t)}\n`);
-          return 0;
-        })(),
-      );
-    });
+  addTopologyCommands(program, run);
+  // Required options marked, every default shown (help.ts).
+  annotateHelp(program);
   return program;
 }
 
@@ -398,13 +370,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await pending;
   } catch (err) {
-    const { TopologyError } = await import('../topology/parse.js');
-    if (err instanceof TopologyError || err instanceof CliFailure) {
-      process.stderr.write(`meshlb: ${err.message}\n`);
-      return 1;
-    }
-    process.stderr.write(`meshlb: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    return 1;
+    // One line that says what went wrong (errors.ts); the stack only when debugging.
+    return reportFailure(err);
   }
 }
 
@@ -415,6 +382,10 @@ function isEntry(): boolean {
 }
 
 if (isEntry()) {
+  // grpc-js logs some failures itself ("E No address added ..."), beside our one-line error;
+  // its own log stays available with GRPC_VERBOSITY, or with a debug log level.
+  if (process.env.GRPC_VERBOSITY === undefined && !wantsStack() && !process.argv.includes('debug'))
+    process.env.GRPC_VERBOSITY = 'NONE';
   const code = await main(process.argv.slice(2));
   // Let stdout drain (a --json summary piped to another program), then exit
   // even if a library left a timer or socket behind.

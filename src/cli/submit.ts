@@ -7,6 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { status } from '@grpc/grpc-js';
 import { seededRandom } from '../agent/backoff.js';
 import { splitAddresses } from './agent-sim.js';
+import { progressLines, progressTo } from './progress.js';
 import {
   MeshClient,
   MeshClientError,
@@ -116,7 +117,11 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
   const waitMs = opts.waitMs ?? 30_000;
   const seed = opts.seed ?? 1;
   const rnd = seededRandom(seed);
-  const err = opts.stderr ?? ((l: string) => process.stderr.write(l + '\n'));
+  const progress = opts.stderr ? progressLines(opts.stderr) : progressTo(process.stderr);
+  const err = (l: string): void => {
+    progress.done();
+    (opts.stderr ?? ((line: string) => process.stderr.write(line + '\n')))(l);
+  };
   const payload = Buffer.alloc(opts.payloadBytes ?? 0);
   for (let i = 0; i < payload.length; i++) payload[i] = Math.floor(rnd() * 256);
   const spec: TaskInput = {
@@ -246,11 +251,11 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
   };
 
   const statsEvery = opts.statsIntervalMs ?? 1000;
-  const progress =
+  const ticker =
     statsEvery > 0
       ? setInterval(() => {
           const el = (performance.now() - t0) / 1000;
-          err(
+          progress.line(
             `submit ${el.toFixed(1)}s submitted ${s.submitted} accepted ${s.accepted} rejected ${s.rejected} completed ${s.completed} failed ${s.failed} in-flight ${inFlight}`,
           );
         }, statsEvery)
@@ -283,7 +288,8 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
     }
   } finally {
     opts.signal?.removeEventListener('abort', onOuterAbort);
-    if (progress) clearInterval(progress);
+    if (ticker) clearInterval(ticker);
+    progress.done();
     client.close();
   }
 
