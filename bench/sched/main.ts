@@ -1,0 +1,86 @@
+// npm run bench:sched [-- --scenario two-speed,herding] [--seeds 3] [--scale 0.5] [--no-write]
+//
+// A discrete-event simulation of the real policies, pickers and TaskQueue on
+// virtual time (no sockets): seeded scenarios, each run with the tier defaults
+// and with every policy in place of the default at each tier. Prints one
+// table per scenario (ratios to the default run of the same tasks), writes
+// bench/results/sched-<time>.json and .svg. A benchmark, not a test: numbers
+// are virtual milliseconds, the same on any machine for the same seed.
+
+import fs from 'node:fs';
+import { listPolicies } from '../../src/policies/index.js';
+import { writeResults } from '../lib/results.js';
+import { renderScenarioTable, renderSvg, type RunRecord } from './report.js';
+import { SCENARIOS } from './scenarios.js';
+import { scenarioNames, scenarioRuns } from './suite.js';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const names = arg('scenario')?.split(',') ?? scenarioNames();
+const scale = Number(arg('scale') ?? 1);
+const seeds = Number(arg('seeds') ?? 1);
+for (const n of names)
+  if (!SCENARIOS[n]) throw new Error(`unknown scenario ${n}; known: ${scenarioNames().join(', ')}`);
+if (!(scale > 0 && scale <= 1)) throw new Error(`--scale must be in (0, 1], got ${scale}`);
+if (!(Number.isInteger(seeds) && seeds >= 1)) throw new Error(`--seeds must be a whole number >= 1, got ${seeds}`);
+
+const all: RunRecord[] = [];
+const described: Record<string, unknown>[] = [];
+for (const n of names) {
+  const runs: RunRecord[] = [];
+  const variants = Array.from({ length: seeds }, (_, v) => SCENARIOS[n]!(scale, v));
+  for (const [v, sc] of variants.entries()) {
+    runs.push(...scenarioRuns(sc, v));
+    const { name, description, seed, tasks, tiers, settings, faults } = sc;
+    described.push({ name, variant: v, description, seed, tasks: tasks.length, tiers, settings, faults });
+  }
+  all.push(...runs);
+  const first = variants[0]!;
+  const wall = runs.reduce((s, r) => s + r.wallMs, 0) / 1000;
+  console.log(`\n== ${first.name}: ${first.description}`);
+  console.log(`   ${first.tasks.length} tasks, ${seeds} seed(s), ${runs.length} runs, ${wall.toFixed(1)} s wall`);
+  console.log(renderScenarioTable(runs));
+}
+
+// The issue's targets, read off this run: per seed, the default against every other run of the same tasks.
+const lines: string[] = [];
+const bySeed = (sc: string): RunRecord[][] => {
+  const out: RunRecord[][] = [];
+  for (const r of all) if (r.scenario === sc) (out[r.variant] ??= []).push(r);
+  return out;
+};
+for (const runs of bySeed('two-speed')) {
+  const def = runs.find((r) => r.tier === 'default')!;
+  const best = runs.filter((r) => r !== def).sort((a, b) => a.metrics.p99Ms - b.metrics.p99Ms)[0]!;
+  const x = (best.metrics.p99Ms / def.metrics.p99Ms).toFixed(2);
+  lines.push(
+    `two-speed (seed ${def.variant}): default p99 ${def.metrics.p99Ms.toFixed(1)} ms; best other: ${best.policy} ${best.metrics.p99Ms.toFixed(1)} ms (x${x})`,
+  );
+}
+for (const runs of bySeed('heterogeneous')) {
+  const def = runs.find((r) => r.tier === 'default')!;
+  const worst = runs.filter((r) => r !== def).sort((a, b) => a.metrics.p99Ms - b.metrics.p99Ms)[0]!;
+  lines.push(
+    `heterogeneous (seed ${def.variant}): default p99 ${def.metrics.p99Ms.toFixed(1)} ms; best other: ${worst.tier} ${worst.policy} x${(worst.metrics.p99Ms / def.metrics.p99Ms).toFixed(2)}`,
+  );
+}
+for (const runs of bySeed('herding')) {
+  const def = runs.find((r) => r.tier === 'default')!;
+  const at1s = def.metrics.probes.find((p) => p.atMs === 4000 * scale);
+  lines.push(
+    `herding (seed ${def.variant}): default max/mean load 1 s after the burst ${at1s?.maxOverMean.toFixed(2)}, credit violations ${def.metrics.creditViolations}`,
+  );
+}
+const violations = all.reduce((n, r) => n + r.metrics.creditViolations, 0);
+lines.push(`credit violations over all runs: ${violations}`);
+console.log(`\n${lines.join('\n')}`);
+
+if (!process.argv.includes('--no-write')) {
+  const file = writeResults('sched', { scale, scenarios: described, runs: all });
+  const svg = file.replace(/\.json$/, '.svg');
+  fs.writeFileSync(svg, renderSvg(all, listPolicies()));
+  console.log(`\nwrote ${file}\n      ${svg}`);
+}
