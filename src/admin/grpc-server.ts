@@ -47,6 +47,10 @@ export interface ReplicaServerOptions {
   reflection?: boolean;
   /** Add services that register themselves on the server (the Raft stream), before it binds. */
   register?: (server: grpc.Server) => void;
+  /** TLS (src/security); default plaintext. */
+  credentials?: grpc.ServerCredentials;
+  /** Run before every handler (the security guard); default none. */
+  interceptors?: grpc.ServerInterceptor[];
 }
 
 /** A grpc.Server that records the services added to it, by fully qualified name. */
@@ -102,7 +106,7 @@ export function clientOptions(maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES): grpc
 export async function startReplicaServer(o: ReplicaServerOptions): Promise<ReplicaServer> {
   const host = o.host ?? '127.0.0.1';
   const log = o.log ?? rootChild({ component: 'grpc-server' });
-  const server = new ServedServer(serverOptions(o));
+  const server = new ServedServer({ ...serverOptions(o), ...(o.interceptors ? { interceptors: o.interceptors } : {}) });
   const health = new ReplicaHealth();
   const serving = o.initiallyServing ?? true;
   for (const s of o.services) server.addService(s.definition, s.implementation);
@@ -116,14 +120,17 @@ export async function startReplicaServer(o: ReplicaServerOptions): Promise<Repli
   for (const name of server.served) health.setServing(name, serving);
   const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${bindHost}:${o.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err
-        ? reject(new Error(`cannot listen on ${bindHost}:${o.port ?? 0}: ${err.message}`, { cause: err }))
-        : resolve(p),
+    server.bindAsync(
+      `${bindHost}:${o.port ?? 0}`,
+      o.credentials ?? grpc.ServerCredentials.createInsecure(),
+      (err, p) =>
+        err
+          ? reject(new Error(`cannot listen on ${bindHost}:${o.port ?? 0}: ${err.message}`, { cause: err }))
+          : resolve(p),
     );
   });
   const address = `${bindHost}:${port}`;
-  log.info({ address, services: server.served }, 'grpc server listening');
+  log.info({ address, services: server.served, tls: o.credentials?._isSecure() ?? false }, 'grpc server listening');
   let closing: Promise<void> | undefined;
   return {
     server,

@@ -15,6 +15,7 @@ import type { Tracer } from '@opentelemetry/api';
 import type { AgentHello, AgentServiceClient, Welcome } from '../gen/meshlb/v1/agent.js';
 import type { ResultStatus } from '../gen/meshlb/v1/task.js';
 import { logger as rootLogger, type Logger } from '../util/log.js';
+import { callerCredentials, type CallerSecurity } from '../security/caller.js';
 import type { BackoffOptions } from './backoff.js';
 import { Connection, type AgentState, type ConnectionStats, type NodeMessage } from './connection.js';
 import { notNodeCell, resultStatusName, streamStatus, type ResultStatusName, type StreamStatus } from './events.js';
@@ -52,6 +53,14 @@ export interface AgentOptions {
   /** Extra grpc-js channel options (used when the agent makes its own client). */
   channelOptions?: ChannelOptions;
   credentials?: ChannelCredentials;
+  /**
+   * TLS to the replicas (docs/security.md): `true` for the system's roots, or
+   * a CA (and a client certificate) as files, re-read when they change, or
+   * PEM. Default plaintext. Ignored when `credentials` is given.
+   */
+  tls?: CallerSecurity['tls'];
+  /** A bearer token sent with every call (a static token or a JWT, or a function for refreshing ones); needs tls. */
+  token?: CallerSecurity['token'];
   /** Supply the gRPC client per address, e.g. from an AgentChannelPool shared by many agents. */
   clientFor?: (address: string) => AgentServiceClient;
   /** Results held while disconnected (default 10,000); beyond it the oldest are dropped (their leases lapse, the tasks retry). */
@@ -95,9 +104,10 @@ export interface AgentEvents {
   disconnected: [status: StreamStatus];
   /**
    * The node refused the hello: another mesh or node cell than the options name
-   * (FAILED_PRECONDITION), or a hello it cannot take (INVALID_ARGUMENT). The
-   * agent keeps retrying with backoff (another address may be right); close it
-   * to give up.
+   * (FAILED_PRECONDITION), a hello it cannot take (INVALID_ARGUMENT), or a
+   * caller without a valid token or the agent role (UNAUTHENTICATED,
+   * PERMISSION_DENIED). The agent keeps retrying with backoff (another address
+   * may be right, a token may be added); close it to give up.
    */
   helloRefused: [refusal: StreamStatus & { address: string }];
   taskStart: [task: AgentTask];
@@ -167,7 +177,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         heartbeatIntervalMs: opts.heartbeatIntervalMs,
         welcomeTimeoutMs: opts.welcomeTimeoutMs ?? 30_000,
         channelOptions: opts.channelOptions,
-        credentials: opts.credentials,
+        credentials: opts.credentials ?? callerCredentials(opts),
         clientFor: opts.clientFor,
         loadProvider: opts.loadProvider,
         logger: () => this.logger(),
@@ -404,5 +414,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 /** The node refused the hello itself (not a redirect to its leader, not a network failure). */
 function isRefusal(s: StatusObject): boolean {
   if (s.code === grpcStatus.INVALID_ARGUMENT) return true;
+  // A secured node (docs/security.md): no valid token, or a token without the agent role.
+  if (s.code === grpcStatus.UNAUTHENTICATED || s.code === grpcStatus.PERMISSION_DENIED) return true;
   return s.code === grpcStatus.FAILED_PRECONDITION && s.metadata.get('meshlb-leader').length === 0;
 }

@@ -5,8 +5,11 @@
 import type { Label } from '../gen/meshlb/v1/task.js';
 import { Agent, AgentChannelPool, seededRandom, type AgentTask } from '../agent/index.js';
 import { progressLines, progressTo } from './progress.js';
+import { callerCredentials, type CallerSecurity } from '../security/caller.js';
 
 export interface AgentSimOptions {
+  /** TLS and a bearer token for the node (docs/security.md); default plaintext. */
+  security?: CallerSecurity;
   /** Node cell replica address, or several (a list or "h1:p1,h2:p2") to fail over across. */
   address: string | readonly string[];
   /** Agents to run (default 10). */
@@ -100,7 +103,11 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
   const prefix = opts.idPrefix ?? 'sim';
   const labels = labelsRecord(opts.labels);
   const address = splitAddresses(opts.address);
-  const pool = new AgentChannelPool({ channels: opts.channels ?? Math.max(1, Math.ceil(n / 1000)) });
+  const credentials = opts.security ? callerCredentials(opts.security) : undefined;
+  const pool = new AgentChannelPool({
+    channels: opts.channels ?? Math.max(1, Math.ceil(n / 1000)),
+    ...(credentials ? { credentials } : {}),
+  });
   const t0 = performance.now();
   const agents: Agent[] = [];
   for (let i = 0; i < n; i++) {

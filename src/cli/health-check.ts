@@ -3,13 +3,19 @@
 // status string (UNREACHABLE, NOT_FOUND, ...).
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
+import { callerCredentials, type CallerSecurity } from '../security/caller.js';
 
 const HealthClient = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'Health');
 
-export async function checkHealth(address: string, service = '', timeoutMs = 2000): Promise<string> {
+export async function checkHealth(
+  address: string,
+  service = '',
+  timeoutMs = 2000,
+  security: CallerSecurity = {},
+): Promise<string> {
   // A private subchannel: a shared one would still be in reconnect backoff from
   // the previous failed probe, and a probe must see the server as it is now.
-  const client = new HealthClient(address, grpc.credentials.createInsecure(), {
+  const client = new HealthClient(address, callerCredentials(security) ?? grpc.credentials.createInsecure(), {
     'grpc.use_local_subchannel_pool': 1,
   }) as unknown as grpc.Client & {
     check(

@@ -8,6 +8,7 @@ import { reportFailure, wantsStack } from './errors.js';
 import { annotateHelp } from './help.js';
 import { addTopologyCommands } from './topology-commands.js';
 import { load, withTelemetry } from './load.js';
+import { addSecurityCommands, callerSecurityFrom } from './security-flags.js';
 
 export const EXIT_USAGE = 2;
 
@@ -159,6 +160,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             channels: o.channels,
             seed: o.seed,
             json: o.json === true,
+            security: callerSecurityFrom(o),
           });
         })(),
       );
@@ -207,6 +209,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             wait: o.wait !== false,
             seed: o.seed,
             json: o.json === true,
+            tenant: o.tenant,
+            security: callerSecurityFrom(o),
           });
         })(),
       );
@@ -310,7 +314,12 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       run(
         (async () => {
           const { checkHealth } = await import('./health-check.js');
-          const status = await checkHealth(o.address as string, o.service as string, o.timeoutMs as number);
+          const status = await checkHealth(
+            o.address as string,
+            o.service as string,
+            o.timeoutMs as number,
+            callerSecurityFrom(o),
+          );
           process.stdout.write(`${status}\n`);
           return status === 'SERVING' ? 0 : 1;
         })(),
@@ -346,6 +355,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     });
 
   addTopologyCommands(program, run);
+  addSecurityCommands(program, run);
   // Required options marked, every default shown (help.ts).
   annotateHelp(program);
   return program;

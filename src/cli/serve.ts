@@ -8,7 +8,8 @@
 // over or drain and exits at once.
 import { DataDirError } from '../mesh/data-dir.js';
 import { CliFailure } from './load.js';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { replicaSecurity, type ReplicaSecurity } from '../security/replica-security.js';
 import { loadTopology, findReplica } from '../topology/parse.js';
 import { cellSlug } from '../topology/paths.js';
 import { logger } from '../util/log.js';
@@ -60,6 +61,20 @@ export interface ServeOptions {
   signal?: AbortSignal;
 }
 
+/** The topology's `security:` for this replica (docs/security.md); a bad file is a one-line CLI failure. */
+function secured(topology: Topology, opts: ServeOptions): ReplicaSecurity | undefined {
+  try {
+    return replicaSecurity({
+      topology,
+      cell: opts.cell,
+      replica: opts.replica ?? 1,
+      baseDir: dirname(resolve(opts.topologyFile)),
+    });
+  } catch (err) {
+    throw new CliFailure(`security: ${(err as Error).message}`);
+  }
+}
+
 /** A replica, or a one-line CLI failure when its data dir belongs to someone else. */
 function newReplica(o: ConstructorParameters<typeof Replica>[0]): Replica {
   try {
@@ -76,7 +91,9 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   const { replica: spec } = findReplica(topology, opts.cell, opts.replica ?? 1);
   const [, portText] = splitAddress(spec.address);
   const dataDir = opts.dataDir ?? defaultDataDir(topology, opts.cell, opts.replica ?? 1);
+  const security = secured(topology, opts);
   const replica = newReplica({
+    ...(security ? { security } : {}),
     dataDir,
     ...(opts.join ? { join: true } : {}),
     topology,

@@ -140,8 +140,8 @@ export async function runSim(o: SimOptions): Promise<number> {
 export async function simulate(o: SimOptions): Promise<{ result: SimResult; pids: number[] }> {
   const declared: Topology = loadTopology(o.topologyFile);
   // Its observer, agent-sims and submit job speak plaintext with no token (docs/security.md).
-  if (declared.security)
-    throw new CliFailure(`${o.topologyFile} has a security: section; meshlb sim runs plaintext meshes only`);
+  if (declared.security?.tls || declared.security?.auth)
+    throw new CliFailure(`${o.topologyFile} has security.tls or security.auth; meshlb sim runs plaintext meshes only`);
   const started = Date.now();
   const say = o.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const bin = o.bin ?? defaultBin();

@@ -17,6 +17,7 @@ import {
   type PriorityName,
   type TaskInput,
 } from '../client/index.js';
+import type { CallerSecurity } from '../security/caller.js';
 
 export interface SubmitLoadOptions {
   /** Any replica (usually the root cell), or several (a list or "h1:p1,h2:p2"). */
@@ -42,6 +43,10 @@ export interface SubmitLoadOptions {
   waitMs?: number;
   /** Stop submitting after this many seconds (0/absent = no time bound besides `tasks`). */
   durationS?: number;
+  /** The tasks' tenant (default none: a token with one tenant submits for it). */
+  tenant?: string;
+  /** TLS and a bearer token (docs/security.md); default plaintext. */
+  security?: CallerSecurity;
   /** Retry RESOURCE_EXHAUSTED after the server's hint (default true); still-rejected tasks count as rejected. */
   retryExhausted?: boolean;
   seed?: number;
@@ -126,6 +131,7 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
   for (let i = 0; i < payload.length; i++) payload[i] = Math.floor(rnd() * 256);
   const spec: TaskInput = {
     kind: opts.kind ?? 'default',
+    ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}),
     payload,
     priority: opts.priority,
     durability: opts.durability,
@@ -134,6 +140,7 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
   toTaskSpec(spec); // bad options (priority, durability) fail here, before any traffic
   const client = new MeshClient({
     address: splitAddresses(opts.address),
+    ...opts.security,
     retryResourceExhausted: opts.retryExhausted ?? true,
     random: seededRandom(seed + 1),
   });

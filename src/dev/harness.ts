@@ -4,6 +4,7 @@
 import type { Topology } from '../topology/types.js';
 import { Replica } from '../mesh/replica.js';
 import type { CellOptions } from '../mesh/types.js';
+import type { ReplicaSecurity } from '../security/replica-security.js';
 
 export interface MeshHarness {
   readonly topology: Topology;
@@ -18,8 +19,13 @@ export interface MeshHarness {
 
 export async function startMesh(
   topology: Topology,
-  /** `perCell` may give a cell a data dir: it then runs as a one-replica Raft group on it. */
-  opts: CellOptions & { perCell?: (path: string) => CellOptions & { dataDir?: string } } = {},
+  /**
+   * `perCell` may give a cell a data dir (it then runs as a one-replica Raft
+   * group on it) or its security (TLS and the guard, src/security).
+   */
+  opts: CellOptions & {
+    perCell?: (path: string) => CellOptions & { dataDir?: string; security?: ReplicaSecurity };
+  } = {},
 ): Promise<MeshHarness> {
   const replicas = new Map<string, Replica>();
   const { perCell, ...common } = opts;

@@ -12,7 +12,13 @@
 // blackholed network): the stream is cancelled, attempts from the parent are
 // dropped and spill-ups fail back as on any break, and we reconnect with
 // backoff.
-import { credentials, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  status,
+  type ChannelCredentials,
+  type ClientDuplexStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
@@ -51,15 +57,18 @@ export interface DialedLink {
  */
 export type LinkDialer = (address: string, maxMessageBytes: number) => DialedLink;
 
-/** The real dialer: a gRPC channel per stream, plaintext, with keepalives. */
-export const grpcLinkDialer: LinkDialer = (address, max) => {
-  const client = new LinkServiceClient(address, credentials.createInsecure(), {
-    'grpc.max_receive_message_length': max,
-    'grpc.max_send_message_length': max,
-    'grpc.keepalive_time_ms': 10_000,
-  });
-  return { call: client.open(), close: () => client.close() };
-};
+/** The real dialer: a gRPC channel per stream (plaintext unless given TLS credentials), with keepalives. */
+export const grpcDialer =
+  (creds?: ChannelCredentials): LinkDialer =>
+  (address, max) => {
+    const client = new LinkServiceClient(address, creds ?? credentials.createInsecure(), {
+      'grpc.max_receive_message_length': max,
+      'grpc.max_send_message_length': max,
+      'grpc.keepalive_time_ms': 10_000,
+    });
+    return { call: client.open(), close: () => client.close() };
+  };
+export const grpcLinkDialer: LinkDialer = grpcDialer();
 
 export class ParentLink implements ParentSide {
   connected = false;

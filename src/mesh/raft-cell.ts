@@ -10,7 +10,7 @@
 // Used for every replica that has a data directory (`meshlb serve` always
 // has one), whatever its replica count: a one-replica cell is a one-voter
 // group, so its accepted tasks survive a restart too.
-import type { Server } from '@grpc/grpc-js';
+import type { ChannelCredentials, Server } from '@grpc/grpc-js';
 import { GrpcTransport, registerRaftService, type RaftLogger } from '../raft/index.js';
 import type { CellSpec } from '../topology/types.js';
 import type { Ledger } from './ledger.js';
@@ -39,6 +39,8 @@ export interface RaftCellOptions {
   readonly join?: boolean;
   /** Clock and timers for transfers and catch-up waits (real by default). */
   readonly scheduler?: Scheduler;
+  /** TLS to the peers (src/security); default plaintext. */
+  readonly credentials?: ChannelCredentials;
 }
 
 export interface RaftCell {
@@ -56,7 +58,14 @@ export function raftCell(o: RaftCellOptions): RaftCell {
   claimDataDir(o.dataDir, { meshId: o.meshId, cell: o.spec.path, replicaId: self.id });
   let log: RaftLedgerLog | undefined;
   const factory: LogFactory = (ledger: Ledger) => {
-    const transport = new GrpcTransport({ groupId: o.spec.path, self: self.id, peers, clusterId, log: o.log });
+    const transport = new GrpcTransport({
+      groupId: o.spec.path,
+      self: self.id,
+      peers,
+      clusterId,
+      log: o.log,
+      ...(o.credentials ? { credentials: o.credentials } : {}),
+    });
     log = new RaftLedgerLog({
       ledger,
       raft: {

@@ -1,7 +1,7 @@
 // One running replica: a Cell, its services on one gRPC port (TaskService,
 // AgentService on node cells, LinkService on cells with children,
 // AdminService, health, reflection), and its link to the parent.
-import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
+import type { Server, ServerCredentials, ServerDuplexStream, ServerInterceptor } from '@grpc/grpc-js';
 import { AgentServiceService, type ConnectRequest, type ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import { LinkServiceService, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import { TaskServiceService } from '../gen/meshlb/v1/task.js';
@@ -14,11 +14,12 @@ import { Cell } from './cell.js';
 import { ChildLinks } from './child-links.js';
 import { enableNoDelay, tolerantService } from './grpc-util.js';
 import { meshOf } from './mesh-identity.js';
-import { ParentLink, type LinkDialer } from './parent-link.js';
+import { grpcDialer, ParentLink, type LinkDialer } from './parent-link.js';
 import { raftCell, type RaftCell } from './raft-cell.js';
 import { TaskService } from './task-service.js';
 import { logger } from '../util/log.js';
 import type { CellOptions } from './types.js';
+import type { ReplicaSecurity } from '../security/replica-security.js';
 
 export interface ReplicaOptions extends CellOptions {
   readonly topology: Topology;
@@ -37,6 +38,12 @@ export interface ReplicaOptions extends CellOptions {
   readonly dataDir?: string;
   /** Joining a running Raft group (`meshlb serve --join`, then AdminService AddReplica); needs dataDir. */
   readonly join?: boolean;
+  /**
+   * TLS for the server and for channels to other replicas, and the guard
+   * (src/security/replica-security.ts; `meshlb serve` builds it from the
+   * topology). Absent: plaintext and open. The replica closes it.
+   */
+  readonly security?: ReplicaSecurity;
 }
 
 export class Replica {
@@ -62,6 +69,7 @@ export class Replica {
           log: opts.log ?? logger({ component: 'raft', cell: spec.path, replica }),
           ...(opts.random ? { random: opts.random } : {}),
           ...(opts.join ? { join: true } : {}),
+          ...(opts.security ? { credentials: opts.security.channelCredentials(spec.path) } : {}),
         })
       : undefined;
     const cell = new Cell(opts.topology, spec, replica, {
@@ -72,9 +80,16 @@ export class Replica {
     this.admin = new Admin(cell, {
       selfAddress: () => this.server?.address ?? '',
       parentAddresses: opts.parentAddresses ?? (() => parentSpecAddresses(opts.topology, spec.parent)),
+      // Forwarded admin calls and the mesh status walk reach other cells' replicas: TLS like the links.
+      ...(opts.security ? { credentials: (c: string) => opts.security!.channelCredentials(c) } : {}),
     });
-    wireCell(cell, opts.parentAddresses ?? (() => parentSpecAddresses(opts.topology, spec.parent)));
-    this.tasks = new TaskService(cell);
+    const sec = opts.security;
+    wireCell(
+      cell,
+      opts.parentAddresses ?? (() => parentSpecAddresses(opts.topology, spec.parent)),
+      sec && spec.parent ? grpcDialer(sec.channelCredentials(spec.parent)) : undefined,
+    );
+    this.tasks = new TaskService(cell, sec ? { credentials: sec.channelCredentials(spec.path) } : {});
   }
 
   get address(): string {
@@ -113,12 +128,34 @@ export class Replica {
       services,
       log: cell.log,
       ...(this.raft ? { register: (server: Server) => this.raft!.register(server) } : {}),
+      ...(this.opts.security ? this.guarded(this.opts.security) : {}),
     });
     enableNoDelay(this.server.server);
     if (cell.parent) cell.parent.selfAddress = this.server.address;
     // Leading (at once for a one-replica cell, on election for a Raft group) starts the parent link.
     cell.start();
     return this;
+  }
+
+  /** TLS and the guard for the server: a task's tenant is looked up locally, after a read barrier if unknown. */
+  private guarded(sec: ReplicaSecurity): { credentials: ServerCredentials; interceptors: ServerInterceptor[] } {
+    const { home, ledgerLog, spec } = this.cell;
+    const taskTenant = async (id: string): Promise<string | undefined> => {
+      const known = home.ledger.get(id);
+      if (known) return known.spec.tenant;
+      await ledgerLog.readIndex();
+      return home.ledger.get(id)?.spec.tenant;
+    };
+    return {
+      credentials: sec.serverCredentials(),
+      interceptors: sec.interceptors({
+        cell: spec.path,
+        children: spec.children,
+        taskTenant,
+        leading: () => this.cell.leading,
+        ledger: home.ledger,
+      }),
+    };
   }
 
   /** Stop taking work, close links and streams, stop the server. */
@@ -135,6 +172,7 @@ export class Replica {
     await this.server?.close(graceMs);
     this.admin.close();
     await cell.ledgerLog.close();
+    this.opts.security?.close();
   }
 }
 

@@ -14,7 +14,15 @@
 //   sockets stay bounded when the leader is slow or gone);
 // - one TaskServiceClient (one HTTP/2 connection) per leader address, kept
 //   until close(): a cell has at most five replicas, so at most five.
-import { credentials, Metadata, status, type ClientUnaryCall, type Deadline, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  Metadata,
+  status,
+  type ChannelCredentials,
+  type ClientUnaryCall,
+  type Deadline,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import {
   TaskServiceClient,
   type CancelRequest,
@@ -80,6 +88,8 @@ export interface LeaderForwarderOptions {
   readonly now: () => number;
   /** A jittered retry hint for RESOURCE_EXHAUSTED and UNAVAILABLE answers. */
   readonly retryHintMs: () => number;
+  /** TLS to the leader (src/security); default plaintext. */
+  readonly credentials?: ChannelCredentials | undefined;
 }
 
 export class LeaderForwarder {
@@ -154,7 +164,7 @@ export class LeaderForwarder {
   private clientFor(address: string): TaskServiceClient {
     let c = this.clients.get(address);
     if (!c) {
-      c = new TaskServiceClient(address, credentials.createInsecure(), {
+      c = new TaskServiceClient(address, this.o.credentials ?? credentials.createInsecure(), {
         'grpc.max_send_message_length': this.o.maxMessageBytes,
         'grpc.max_receive_message_length': this.o.maxMessageBytes,
       });

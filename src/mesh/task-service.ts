@@ -12,6 +12,7 @@
 // the client (the idempotency key lets it find the task again).
 import {
   status,
+  type ChannelCredentials,
   type Deadline,
   type Metadata,
   type sendUnaryData,
@@ -73,6 +74,8 @@ export interface TaskCell {
 export interface TaskServiceOptions {
   /** Forwarded calls in flight per replica before RESOURCE_EXHAUSTED (default 1024). */
   readonly maxForwarding?: number;
+  /** TLS to the leader a follower forwards to (src/security); default plaintext. */
+  readonly credentials?: ChannelCredentials | undefined;
 }
 
 /** A task id a caller sent: required, and within its limit before any lookup. */
@@ -102,6 +105,7 @@ export class TaskService {
       maxMessageBytes: home.settings.maxMessageBytes,
       now: () => home.scheduler.now(),
       retryHintMs: () => home.retryHintMs(),
+      credentials: opts.credentials,
     });
     this.barrier = new ReadBarrier(() => cell.ledgerLog.readIndex());
     const watchers = (this.watchers = new TaskWatchers(() => home.retryHintMs()));

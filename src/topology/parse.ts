@@ -10,9 +10,10 @@ import { LineCounter, parseDocument } from 'yaml';
 import { defaultMeshId, knownPolicies, parseAddressing, parseDefaults, parseTiers } from './defaults.js';
 import { Collector, describe, isObj, nodeLines, yamlSyntaxIssue, type Obj } from './format.js';
 import type { CellSpec, ReplicaSpec, Topology } from './types.js';
+import { parseSecurity } from './security.js';
 import { checkMesh, parseCell, type CellContext } from './validate.js';
 
-const TOP_KEYS = ['name', 'id', 'defaults', 'tiers', 'addressing', 'cells'];
+const TOP_KEYS = ['name', 'id', 'defaults', 'tiers', 'addressing', 'cells', 'security'];
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$/;
 /** No '/': a Raft cluster id is the mesh id followed by the cell path. */
 const ID_RE = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
@@ -76,6 +77,7 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
   if (root === undefined || root === null) c.add('field "cells"', 'missing: the tree of cells, rooted at "/"');
   else parseCell(root, '', 0, ctx);
   checkMesh(ctx.cells, c);
+  const security = parseSecurity(doc.security, c);
   if (c.issues.length) throw new TopologyError(source, c.issues);
   return {
     name,
@@ -83,6 +85,7 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
     defaults,
     cells: ctx.cells,
     byPath: new Map(ctx.cells.map((x) => [x.path, x])),
+    ...(security ? { security } : {}),
   };
 }
 

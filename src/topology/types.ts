@@ -68,4 +68,38 @@ export interface Topology {
   /** Every cell, parents before children. */
   readonly cells: readonly CellSpec[];
   readonly byPath: ReadonlyMap<string, CellSpec>;
+  /** The `security:` section (docs/security.md); absent: plaintext and open. */
+  readonly security?: SecuritySpec;
+}
+
+/** Paths as written in the file: relative ones are relative to the topology file's directory. */
+export interface SecuritySpec {
+  readonly tls?: {
+    readonly ca: string;
+    /** Patterns: {cell} is the cell's slug ("root", "eu-west-1a"), {replica} its number. */
+    readonly cert: string;
+    readonly key: string;
+    readonly reloadIntervalMs: number;
+  };
+  readonly auth?: {
+    /** Static tokens (sha256 of each token -> principal, roles, tenants); reloaded when it changes. */
+    readonly tokens?: string;
+    readonly jwt?: {
+      readonly hs256SecretFile?: string | undefined;
+      readonly rs256PublicKeyFile?: string | undefined;
+      readonly issuer?: string | undefined;
+      readonly audience?: string | undefined;
+    };
+  };
+  /** Per-tenant limits at each home cell (src/security/quotas.ts); need no tls. */
+  readonly quotas?: {
+    readonly default?: TenantLimitsSpec;
+    readonly tenants?: Readonly<Record<string, TenantLimitsSpec>>;
+  };
+}
+
+export interface TenantLimitsSpec {
+  readonly submitsPerSecond?: number;
+  readonly burst?: number;
+  readonly queuedTasks?: number;
 }
