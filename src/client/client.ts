@@ -11,20 +11,13 @@
 // watch and cancel move to the next address on UNAVAILABLE.
 // RESOURCE_EXHAUSTED is retried only when the caller opted in, after the
 // server's `meshlb-retry-after-ms` hint, within the call's deadline.
-import {
-  credentials as grpcCredentials,
-  Metadata,
-  status,
-  type ChannelCredentials,
-  type ServiceError,
-} from '@grpc/grpc-js';
-import { callerCredentials } from '../security/caller.js';
+import { credentials as grpcCredentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { TaskServiceClient, type SubmitBatchItem, type Task, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
 import type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult } from './options.js';
 import { newIdempotencyKey, outcomeUnknown, SUBMIT_RETRY_DEFAULTS, type SubmitRetryOptions } from './retry.js';
-import { isTerminal, toTaskSpec, type TaskInput } from './spec.js';
+import { isTerminal, taskStateName, toTaskSpec, withStateName, type TaskInput, type TaskRecord } from './spec.js';
 import { endSubmit, startSubmit } from './trace.js';
 import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
 
@@ -59,7 +52,6 @@ export class MeshClient {
   private readonly autoKey: boolean;
   private readonly submitRetry: (SubmitRetryOptions & typeof SUBMIT_RETRY_DEFAULTS) | undefined;
   private closed = false;
-  private readonly credentials: ChannelCredentials;
 
   constructor(private readonly opts: MeshClientOptions) {
     const addrs = typeof opts.address === 'string' ? [opts.address] : [...opts.address];
@@ -73,7 +65,6 @@ export class MeshClient {
     this.retry = r ? { maxRetries: 5, fallbackMs: 50, ...(r === true ? {} : r) } : undefined;
     this.autoKey = opts.autoIdempotencyKey ?? true;
     this.submitRetry = opts.submitRetry === false ? undefined : { ...SUBMIT_RETRY_DEFAULTS, ...opts.submitRetry };
-    this.credentials = opts.credentials ?? callerCredentials(opts) ?? grpcCredentials.createInsecure();
   }
 
   /** The address calls go to first (the last one that answered, or the leader a follower named). */
@@ -93,7 +84,12 @@ export class MeshClient {
     const span = startSubmit(this.opts.tracer, opts.context, [spec]);
     const call = this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
     const res = await endSubmit(span, call);
-    return { taskId: res.taskId, existing: res.existing && !auto, state: res.state };
+    return {
+      taskId: res.taskId,
+      existing: res.existing && !auto,
+      state: res.state,
+      stateName: taskStateName(res.state),
+    };
   }
 
   /** Submit many; one item per spec, in order. Large inputs go in several calls of up to 1000. */
@@ -137,16 +133,16 @@ export class MeshClient {
     return new SubmitStream(call, this.autoKey ? newIdempotencyKey : undefined);
   }
 
-  async get(taskId: string, opts: CallOpts = {}): Promise<Task> {
+  async get(taskId: string, opts: CallOpts = {}): Promise<TaskRecord> {
     const res = await this.unary('get', { taskId }, opts, READ);
     if (!res.task) throw new MeshClientError(status.INTERNAL, `server returned no task for ${taskId}`);
-    return res.task;
+    return withStateName(res.task);
   }
 
-  async cancel(taskId: string, reason = '', opts: CallOpts = {}): Promise<Task> {
+  async cancel(taskId: string, reason = '', opts: CallOpts = {}): Promise<TaskRecord> {
     const res = await this.unary('cancel', { taskId, reason }, opts, READ);
     if (!res.task) throw new MeshClientError(status.INTERNAL, `server returned no task for ${taskId}`);
-    return res.task;
+    return withStateName(res.task);
   }
 
   /**
@@ -156,7 +152,7 @@ export class MeshClient {
   async *watch(
     taskId: string,
     opts: { deadlineMs?: number; signal?: AbortSignal } = {},
-  ): AsyncGenerator<Task, void, undefined> {
+  ): AsyncGenerator<TaskRecord, void, undefined> {
     const deadline = opts.deadlineMs !== undefined ? Date.now() + opts.deadlineMs : Infinity;
     let address = this.preferred;
     let hops = 0;
@@ -175,7 +171,7 @@ export class MeshClient {
         for await (const msg of call as AsyncIterable<{ task?: Task }>) {
           if (!msg.task) continue;
           if (isTerminal(msg.task.state)) over = true;
-          yield msg.task;
+          yield withStateName(msg.task);
           if (over) return;
         }
         over = true;
@@ -209,14 +205,14 @@ export class MeshClient {
    * DEADLINE_EXCEEDED after timeoutMs (default: no limit). Survives a watch stream
    * ending early by watching again.
    */
-  async waitForResult(taskId: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Task> {
+  async waitForResult(taskId: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TaskRecord> {
     const until = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
     const backoff = new Backoff({ initialMs: 20, maxMs: 1000 }, this.random);
     for (;;) {
       const left = until - Date.now();
       if (left <= 0) break;
       try {
-        let last: Task | undefined;
+        let last: TaskRecord | undefined;
         for await (const t of this.watch(taskId, {
           deadlineMs: Number.isFinite(left) ? left : undefined,
           signal: opts.signal,
@@ -246,7 +242,7 @@ export class MeshClient {
     let c = this.clients.get(address);
     if (!c) {
       const max = this.opts.maxMessageBytes ?? 4 * 1024 * 1024;
-      c = new TaskServiceClient(address, this.credentials, {
+      c = new TaskServiceClient(address, this.opts.credentials ?? grpcCredentials.createInsecure(), {
         'grpc.max_send_message_length': max,
         'grpc.max_receive_message_length': max,
         ...this.opts.channelOptions,

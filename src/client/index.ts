@@ -11,6 +11,6 @@ export type {
 export { newIdempotencyKey } from './retry.js';
 export { MeshClientError, LEADER_ADDRESS_TRAILER, LEADER_TRAILER, RETRY_AFTER_TRAILER } from './errors.js';
 export { toTaskSpec, isTerminal, taskStateName, outputText, outputJson } from './spec.js';
-export type { TaskInput, PriorityName, DurabilityName, TaskStateName } from './spec.js';
+export type { TaskInput, PriorityName, DurabilityName, TaskStateName, TaskRecord } from './spec.js';
 export { TaskState, Priority, Durability, ResultStatus } from '../gen/meshlb/v1/task.js';
 export type { Task, TaskSpec, TaskResult } from '../gen/meshlb/v1/task.js';

@@ -117,6 +117,19 @@ export function taskStateName(state: TaskState): TaskStateName {
   return (n ? n.replace('TASK_STATE_', '').toLowerCase() : 'unspecified') as TaskStateName;
 }
 
+/**
+ * A task record as the client returns it: the protocol's `Task`, with its state also by
+ * name, so a record printed or logged says `completed` where `state` says 4.
+ */
+export interface TaskRecord extends Task {
+  readonly stateName: TaskStateName;
+}
+
+/** `task` with its `stateName` set (the same object). */
+export function withStateName(task: Task): TaskRecord {
+  return Object.assign(task, { stateName: taskStateName(task.state) });
+}
+
 /** The task's result output as UTF-8 text ('' when none). */
 export function outputText(task: Task): string {
   return task.result ? Buffer.from(task.result.output).toString('utf8') : '';
