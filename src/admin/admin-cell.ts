@@ -14,9 +14,8 @@ import type {
   UncordonAgentResponse,
 } from '../gen/meshlb/v1/admin.js';
 import type { Cell } from '../mesh/cell.js';
-import { policyFor } from '../mesh/cell-config.js';
+import { isPolicyConfigError, policyFor } from '../mesh/cell-config.js';
 import type { AgentSession } from '../mesh/agent-session.js';
-import { PolicyConfigError } from '../policies/index.js';
 import { checkLength, invalidArgument, MeshError, resourceExhausted } from '../util/errors.js';
 import { clip, LIMITS } from '../util/limits.js';
 import { commit } from './admin-tasks.js';
@@ -108,7 +107,7 @@ export function checkPolicy(cell: Cell, policy: string, configJson: string): str
   try {
     policyFor(cell, policy, normal);
   } catch (err) {
-    if (err instanceof PolicyConfigError) throw invalidArgument(err.message);
+    if (isPolicyConfigError(err)) throw invalidArgument(err.message);
     throw err;
   }
   return normal;

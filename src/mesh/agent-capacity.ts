@@ -26,6 +26,13 @@ export class AgentCapacity {
     }
   }
 
+  /** Change what a session offers (`change`: draining, cordoned), its slots counted out before and in after. */
+  update(s: AgentSession, change: () => void): void {
+    this.account(s, -1);
+    change();
+    this.account(s, 1);
+  }
+
   /**
    * `delta` slots of a live agent were taken (1) or freed (-1): its free slots
    * per kind move by -delta (what account(-1), change, account(1) would do;

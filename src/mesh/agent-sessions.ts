@@ -326,16 +326,9 @@ export class AgentSessions implements AgentSide {
   /** The cordoned agent ids changed (cell-config.ts): sessions follow, capacity and candidates with them. */
   setCordoned(ids: ReadonlySet<string>): void {
     this.cordons = ids;
-    let changed = false;
-    for (const s of this.byId.values()) {
-      const on = ids.has(s.id);
-      if (s.dead || s.cordoned === on) continue;
-      this.capacity.account(s, -1);
-      s.cordoned = on;
-      this.capacity.account(s, 1);
-      changed = true;
-    }
-    if (changed) this.changed();
+    const flip = [...this.byId.values()].filter((s) => !s.dead && s.cordoned !== ids.has(s.id));
+    for (const s of flip) this.capacity.update(s, () => (s.cordoned = !s.cordoned));
+    if (flip.length > 0) this.changed();
   }
 
   private changed(): void {

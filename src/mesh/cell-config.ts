@@ -4,19 +4,34 @@
 // snapshot, holds the same. This module makes the cell follow them on every
 // replica: the drain flag, the dispatcher's policy, the node's cordons.
 // AdminService (src/admin/admin-cell.ts) proposes them.
-import { createPolicy, type Policy } from '../policies/index.js';
-import type { CellConfig } from './ledger.js';
-import type { Cell } from './cell.js';
+import { createPolicy, PolicyConfigError, type Policy } from '../policies/index.js';
+import type { CellSpec } from '../topology/types.js';
+import type { Logger } from '../util/log.js';
+import type { CellConfig, Ledger } from './ledger.js';
+
+/** What of a cell following its config uses (the Cell; not imported, to keep cell.ts out of a circle). */
+export interface ConfiguredCell {
+  readonly spec: Pick<CellSpec, 'policy' | 'policyConfig'>;
+  readonly random: () => number;
+  readonly log: Logger;
+  readonly ledger: Pick<Ledger, 'config' | 'onConfig'>;
+  readonly dispatcher: { setPolicy(policy: Policy): void };
+  readonly agents: { setCordoned(ids: ReadonlySet<string>): void } | undefined;
+  setDraining(drain: boolean): void;
+}
+
+/** A policy or its config refused by the policy's own checks (AdminService answers INVALID_ARGUMENT). */
+export const isPolicyConfigError = (err: unknown): err is PolicyConfigError => err instanceof PolicyConfigError;
 
 /** The policy an operator set, or the topology's: throws PolicyConfigError or a JSON SyntaxError. */
-export function policyFor(cell: Pick<Cell, 'spec' | 'random'>, name: string, configJson: string): Policy {
+export function policyFor(cell: Pick<ConfiguredCell, 'spec' | 'random'>, name: string, configJson: string): Policy {
   if (!name) return createPolicy(cell.spec.policy, cell.spec.policyConfig, { random: cell.random });
   const raw: unknown = configJson ? JSON.parse(configJson) : undefined;
   return createPolicy(name, raw, { random: cell.random });
 }
 
 /** Follow the ledger's config from now on (and apply what it holds already). */
-export function followCellConfig(cell: Cell): void {
+export function followCellConfig(cell: ConfiguredCell): void {
   let drained = false;
   let policyKey = '\n';
   const apply = (c: CellConfig): void => {

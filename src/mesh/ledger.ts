@@ -41,6 +41,7 @@ import {
 } from './ledger-record.js';
 
 export { isLogged, isTerminal, MAX_CORDONED, toProtoTask } from './ledger-record.js';
+export { LocalLedgerLog, type LedgerLog } from './ledger-log.js';
 export type { AcceptedTask, ApplyResult, CellConfig, LedgerCommand, TaskRecord } from './ledger-record.js';
 
 export interface LedgerOptions {
@@ -398,30 +399,3 @@ function emptyConfig(): CellConfig {
 
 /** LedgerRecord has TaskRecord's fields (a record encodes as it is); a spec is always there. */
 const fromLedgerRecord = (r: LedgerRecord): TaskRecord => ({ ...r, spec: r.spec ?? TaskSpec.fromPartial({}) });
-
-/**
- * The log in front of the ledger. propose() resolves once the commands are
- * committed and applied, with one ApplyResult[] per command, in order.
- */
-export interface LedgerLog {
-  propose(cmds: readonly LedgerCommand[]): Promise<ApplyResult[][]>;
-  /** Whether this replica may propose (the leader). */
-  isLeader(): boolean;
-}
-
-/** One replica per cell: commit is applying. */
-export class LocalLedgerLog implements LedgerLog {
-  constructor(private readonly ledger: Ledger) {}
-
-  propose(cmds: readonly LedgerCommand[]): Promise<ApplyResult[][]> {
-    try {
-      return Promise.resolve(cmds.map((c) => this.ledger.apply(c)));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
-  isLeader(): boolean {
-    return true;
-  }
-}
