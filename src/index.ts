@@ -44,3 +44,7 @@ export type { Topology, CellSpec, ReplicaSpec, MeshDefaults, Tier } from './topo
 export { Replica, type ReplicaOptions } from './mesh/replica.js';
 export { startMesh, type MeshHarness } from './dev/harness.js';
 export type { CellOptions } from './mesh/types.js';
+
+// Security (docs/security.md): TLS and a bearer token for SDK callers; a replica's TLS and guard from the topology.
+export type { CallerSecurity, CallerTlsOptions } from './security/caller.js';
+export { replicaSecurity, type ReplicaSecurity } from './security/replica-security.js';

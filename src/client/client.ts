@@ -11,7 +11,14 @@
 // watch and cancel move to the next address on UNAVAILABLE.
 // RESOURCE_EXHAUSTED is retried only when the caller opted in, after the
 // server's `meshlb-retry-after-ms` hint, within the call's deadline.
-import { credentials as grpcCredentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials as grpcCredentials,
+  Metadata,
+  status,
+  type ChannelCredentials,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { callerCredentials } from '../security/caller.js';
 import { TaskServiceClient, type SubmitBatchItem, type Task, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
@@ -52,6 +59,7 @@ export class MeshClient {
   private readonly autoKey: boolean;
   private readonly submitRetry: (SubmitRetryOptions & typeof SUBMIT_RETRY_DEFAULTS) | undefined;
   private closed = false;
+  private readonly credentials: ChannelCredentials;
 
   constructor(private readonly opts: MeshClientOptions) {
     const addrs = typeof opts.address === 'string' ? [opts.address] : [...opts.address];
@@ -65,6 +73,7 @@ export class MeshClient {
     this.retry = r ? { maxRetries: 5, fallbackMs: 50, ...(r === true ? {} : r) } : undefined;
     this.autoKey = opts.autoIdempotencyKey ?? true;
     this.submitRetry = opts.submitRetry === false ? undefined : { ...SUBMIT_RETRY_DEFAULTS, ...opts.submitRetry };
+    this.credentials = opts.credentials ?? callerCredentials(opts) ?? grpcCredentials.createInsecure();
   }
 
   /** The address calls go to first (the last one that answered, or the leader a follower named). */
@@ -242,7 +251,7 @@ export class MeshClient {
     let c = this.clients.get(address);
     if (!c) {
       const max = this.opts.maxMessageBytes ?? 4 * 1024 * 1024;
-      c = new TaskServiceClient(address, this.opts.credentials ?? grpcCredentials.createInsecure(), {
+      c = new TaskServiceClient(address, this.credentials, {
         'grpc.max_send_message_length': max,
         'grpc.max_receive_message_length': max,
         ...this.opts.channelOptions,

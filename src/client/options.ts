@@ -7,6 +7,7 @@ import type { Context, Tracer } from '@opentelemetry/api';
 import type { TaskState } from '../gen/meshlb/v1/task.js';
 import type { SubmitRetryOptions } from './retry.js';
 import type { TaskStateName } from './spec.js';
+import type { CallerSecurity } from '../security/caller.js';
 
 export interface RetryExhaustedOptions {
   /** Max retries of one call (default 5). */
@@ -23,6 +24,14 @@ export interface MeshClientOptions {
   /** Max gRPC message size both ways (default 4 MiB). */
   maxMessageBytes?: number;
   credentials?: ChannelCredentials;
+  /**
+   * TLS to the replicas (docs/security.md): `true` for the system's roots, or
+   * a CA (and a client certificate) as files, re-read when they change, or
+   * PEM. Default plaintext. Ignored when `credentials` is given.
+   */
+  tls?: CallerSecurity['tls'];
+  /** A bearer token sent with every call (a static token or a JWT, or a function for refreshing ones); needs tls. */
+  token?: CallerSecurity['token'];
   channelOptions?: ChannelOptions;
   /** Opt-in: retry RESOURCE_EXHAUSTED after the server's retry hint. */
   retryResourceExhausted?: boolean | RetryExhaustedOptions;
