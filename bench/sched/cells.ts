@@ -97,13 +97,18 @@ export class SimCell {
     this.schedulePump();
   }
 
-  /** The node must never hold more of a kind than its slots plus the prefetch it advertised. */
+  /**
+   * The node must never hold more of a kind than its slots plus the prefetch
+   * it ever advertised: all its agents' slots, since one that died after a
+   * summary leaves its credit spent legitimately (checked where agents have a
+   * single kind: shared slots make per-kind credits overlap by design).
+   */
   private checkCredit(kind: string): void {
     if (this.tier !== 'node' || this.agents.some((a) => a.spec.kinds.length > 1)) return;
     let total = 0;
     let running = 0;
     for (const a of this.agents) {
-      if (!a.up || a.spec.kinds[0] !== kind) continue;
+      if (a.spec.kinds[0] !== kind) continue;
       total += a.spec.slots;
       running += a.inFlight;
     }

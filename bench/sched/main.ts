@@ -8,8 +8,10 @@
 // are virtual milliseconds, the same on any machine for the same seed.
 
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { listPolicies } from '../../src/policies/index.js';
-import { writeResults } from '../lib/results.js';
+import { machineInfo } from '../lib/results.js';
 import { renderScenarioTable, renderSvg, type RunRecord } from './report.js';
 import { SCENARIOS } from './scenarios.js';
 import { scenarioNames, scenarioRuns } from './suite.js';
@@ -79,8 +81,37 @@ lines.push(`credit violations over all runs: ${violations}`);
 console.log(`\n${lines.join('\n')}`);
 
 if (!process.argv.includes('--no-write')) {
-  const file = writeResults('sched', { scale, scenarios: described, runs: all });
+  const file = writeJson({ scale, seeds, scenarios: described, runs: all.map(compact) });
   const svg = file.replace(/\.json$/, '.svg');
   fs.writeFileSync(svg, renderSvg(all, listPolicies()));
   console.log(`\nwrote ${file}\n      ${svg}`);
+}
+
+/** Rounded numbers; per-agent and CDF arrays only for the first variant (the chart's). */
+function compact(r: RunRecord): unknown {
+  const round = (x: number, d: number): number => (Number.isFinite(x) ? Number(x.toFixed(d)) : x);
+  const m = r.metrics;
+  return {
+    ...r,
+    wallMs: Math.round(r.wallMs),
+    metrics: {
+      ...m,
+      utilizationByAgent: r.variant === 0 ? m.utilizationByAgent.map((u) => round(u, 3)) : undefined,
+      cdf: r.variant === 0 ? m.cdf.map(([p, ms]) => [round(p, 4), round(ms, 1)]) : undefined,
+    },
+  };
+}
+
+/** bench/results/sched-<time>.json, with numeric arrays kept on one line. */
+function writeJson(data: Record<string, unknown>): string {
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const at = new Date().toISOString();
+  const file = path.join(dir, `sched-${at.replace(/[:.]/g, '-')}.json`);
+  const text = JSON.stringify({ name: 'sched', at, machine: machineInfo(), ...data }, null, 2).replace(
+    /\[[\s\d.,eE+-]*\]/g,
+    (arr) => arr.replace(/\s+/g, ''),
+  );
+  fs.writeFileSync(file, `${text}\n`);
+  return file;
 }

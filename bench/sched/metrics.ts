@@ -239,8 +239,8 @@ export class Metrics {
     const uv = utilization.reduce((a, b) => a + (b - um) ** 2, 0) / Math.max(1, utilization.length);
     const span = Math.max(1, Math.max(end, this.lastCompletion) - this.firstArrival);
     const cdf: [number, number][] = [];
-    for (let i = 1; i <= 100; i++) {
-      const p = 1 - Math.pow(10, (-3 * i) / 100); // 0.07 .. 0.999, dense in the tail
+    for (let i = 1; i <= 50; i++) {
+      const p = 1 - Math.pow(10, (-3 * i) / 50); // 0.13 .. 0.999, dense in the tail
       cdf.push([p, q(p)]);
     }
     cdf.unshift([0, ts[0] ?? NaN], [0.5, q(0.5)]);
