@@ -11,7 +11,12 @@
 //   the FAILED_PRECONDITION leader hint, a replica of another cell refuses
 //   it, so a call crosses at most one hop and never loops;
 // - at most MAX_CLIENTS channels are kept, each closed after CLIENT_IDLE_MS
-//   unused (timers unref'd: an idle pool never holds the process open).
+//   unused (timers unref'd: an idle pool never holds the process open);
+// - a call made while answering a caller carries the caller's
+//   `authorization` header (asCaller), so with tokens on (docs/security.md)
+//   the guard of every replica it reaches checks the caller itself: a
+//   forward never lends a replica's rights to anyone.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Client, credentials, Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { AdminServiceService } from '../gen/meshlb/v1/admin.js';
 import type { Cell } from '../mesh/cell.js';
@@ -32,6 +37,14 @@ export const DEFAULT_ADMIN_DEADLINE_MS = 5_000;
 /** How long a call waits for its cell's leader to be known (an election) before UNAVAILABLE. */
 const ELECTION_WAIT_MS = 2_000;
 const TRAILERS = ['meshlb-leader', 'meshlb-leader-address', 'meshlb-retry-after-ms'];
+
+/** The `authorization` header of the call being answered, for the calls it makes (see the header). */
+const caller = new AsyncLocalStorage<string>();
+
+/** Run `fn` answering a caller whose `authorization` header is `authorization` ('' for none). */
+export function asCaller<T>(authorization: string, fn: () => T): T {
+  return caller.run(authorization, fn);
+}
 
 /** Where a call is answered: here, or at `address` (the leader of `cell`). */
 export type Route = { readonly local: true } | { readonly local: false; readonly address: string };
@@ -102,6 +115,8 @@ export class AdminRouter {
     const client = this.client(address, targetCellPath);
     const md = new Metadata();
     if (forwarded) md.set(FORWARDED_HEADER, '1');
+    const auth = caller.getStore();
+    if (auth) md.set('authorization', auth);
     return new Promise((resolve, reject) => {
       client.makeUnaryRequest(
         def.path,

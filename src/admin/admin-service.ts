@@ -35,7 +35,15 @@ import { status } from '@grpc/grpc-js';
 import { checkLength, invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
 import { clip, LIMITS, truncate } from '../util/limits.js';
 import { cordonAgent, policyInForce, setCellDrain, setPolicy, uncordonAgent } from './admin-cell.js';
-import { AdminRouter, msLeft, targetCell, type AdminMethod, type RequestOf, type ResponseOf } from './admin-route.js';
+import {
+  AdminRouter,
+  asCaller,
+  msLeft,
+  targetCell,
+  type AdminMethod,
+  type RequestOf,
+  type ResponseOf,
+} from './admin-route.js';
 import { checkTaskId, getTask, listTasks, replayDeadLetters, retryTask } from './admin-tasks.js';
 import { liveAddress, MeshStatus } from './mesh-status.js';
 
@@ -283,7 +291,8 @@ export class Admin {
         };
         try {
           if (isUndecodable(call.request)) throw invalidArgument(`undecodable request: ${call.request.$invalid}`);
-          const res = fn(call.request, call);
+          const auth = call.metadata.get('authorization')[0];
+          const res = asCaller(typeof auth === 'string' ? auth : '', () => fn(call.request, call));
           if (res instanceof Promise) res.then((r) => cb(null, r), refuse);
           else cb(null, res);
         } catch (err) {

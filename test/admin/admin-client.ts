@@ -1,6 +1,6 @@
 // The generated AdminService client, one promise per call, requests filled
 // from partial objects (as grpcurl fills omitted fields with defaults).
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { AdminServiceClient, AdminServiceService } from '../../src/gen/meshlb/v1/admin.js';
 
 type Service = typeof AdminServiceService;
@@ -18,8 +18,8 @@ export interface Admin {
   close(): void;
 }
 
-export function adminAt(address: string): Admin {
-  const client = new AdminServiceClient(address, credentials.createInsecure());
+export function adminAt(address: string, creds: ChannelCredentials = credentials.createInsecure()): Admin {
+  const client = new AdminServiceClient(address, creds);
   const call = <M extends Method>(method: M, req: Partial<Req<M>> = {}, timeoutMs = 10_000): Promise<Res<M>> => {
     const def = AdminServiceService[method];
     // Every field the caller leaves out at its default (as grpcurl sends it).
