@@ -342,6 +342,14 @@ export async function runSubmit(opts: SubmitLoadOptions): Promise<number> {
     );
   }
   if (s.accepted === 0 && s.submitted > 0) return 1;
+  const ended = s.completed + s.failed + s.cancelled + s.dead_lettered;
+  if (s.unfinished > 0 && ended === 0) {
+    // Nothing ran at all: most often no agent takes this kind (they wait for one, up to the mesh's limit).
+    err(
+      `submit: none of the ${s.unfinished} tasks finished within --wait-ms; is an agent of kind ` +
+        `"${opts.kind ?? 'default'}" connected? (agent-sim --kinds and submit --kind must name the same kind)`,
+    );
+  }
   return s.unfinished > 0 ? 1 : 0;
 }
 

@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
 import { errorLine } from '../../src/cli/errors.js';
 import { progressTo } from '../../src/cli/progress.js';
+import { runSubmit } from '../../src/cli/submit.js';
+import { FakeNode } from '../helpers/fake-node.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 
@@ -132,6 +134,32 @@ describe('failures are one line', () => {
       'cannot listen on 127.0.0.1:9464: the port is in use (another replica, a meshlb dev or another program holds it)',
     );
     expect(errorLine(new Error('first line\n    at somewhere (x.ts:1:2)'))).toBe('first line');
+  });
+});
+
+describe('hints', () => {
+  it('submit says which kind no agent took when none of its tasks finished', async () => {
+    const node = await FakeNode.start();
+    try {
+      node.autoDispatch = true; // but no agent: nothing ever finishes
+      const err: string[] = [];
+      const code = await runSubmit({
+        address: node.address,
+        tasks: 3,
+        kind: 'echo',
+        waitMs: 100,
+        statsIntervalMs: 0,
+        stdout: () => undefined,
+        stderr: (l) => err.push(l),
+      });
+      expect(code).toBe(1);
+      expect(err).toContain(
+        'submit: none of the 3 tasks finished within --wait-ms; is an agent of kind "echo" connected? ' +
+          '(agent-sim --kinds and submit --kind must name the same kind)',
+      );
+    } finally {
+      await node.stop();
+    }
   });
 });
 
