@@ -349,6 +349,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             intervalS: o.interval,
             timeoutMs: o.timeoutMs,
             json: o.json === true,
+            security: callerSecurityFrom(o),
           });
         })(),
       );

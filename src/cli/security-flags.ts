@@ -13,7 +13,7 @@ import type { Opts } from './flags.js';
 
 /** Add `certs`, and the caller flags to agent-sim, submit and health (their actions read callerSecurityFrom). */
 export function addSecurityCommands(program: Command, run: (code: Promise<number>) => void): void {
-  for (const name of ['agent-sim', 'submit', 'health']) {
+  for (const name of ['agent-sim', 'submit', 'health', 'status']) {
     const cmd = program.commands.find((c) => c.name() === name);
     if (cmd) addCallerSecurityOptions(cmd);
   }

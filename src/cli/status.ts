@@ -3,9 +3,11 @@
 // leader, agents, free slots, queue depth, tasks in flight and rates. Rates
 // need two answers: it asks, waits --interval seconds, asks again, and prints
 // the second answer with the change per second. Exit 0 when every cell is
-// healthy, 1 otherwise (or when the replica does not answer).
+// healthy, 1 otherwise (or when the replica does not answer). On a secured
+// mesh it takes the callers' flags (--ca, --token-file; an admin-read token).
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { AdminServiceClient, CellHealth, type CellStatus, type GetMeshStatusResponse } from '../gen/meshlb/v1/admin.js';
+import { callerCredentials, type CallerSecurity } from '../security/caller.js';
 import { CliFailure } from './load.js';
 
 export interface StatusOptions {
@@ -14,6 +16,8 @@ export interface StatusOptions {
   intervalS?: number;
   json?: boolean;
   timeoutMs?: number;
+  /** TLS and a token for a secured mesh (--ca, --token-file...; docs/security.md). */
+  security?: CallerSecurity;
   stdout?: (s: string) => void;
 }
 
@@ -41,7 +45,7 @@ export async function runStatus(o: StatusOptions): Promise<number> {
   const out = o.stdout ?? ((s: string) => process.stdout.write(s + '\n'));
   const timeoutMs = o.timeoutMs ?? 5_000;
   const intervalS = o.intervalS ?? 1;
-  const client = new AdminServiceClient(o.address, credentials.createInsecure());
+  const client = new AdminServiceClient(o.address, callerCredentials(o.security ?? {}) ?? credentials.createInsecure());
   let first: GetMeshStatusResponse;
   let second: GetMeshStatusResponse | undefined;
   try {

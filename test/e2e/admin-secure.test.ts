@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/index.js';
+import { runStatus } from '../../src/cli/status.js';
 import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
 import { CellHealth } from '../../src/gen/meshlb/v1/admin.js';
 import { callerCredentials } from '../../src/security/caller.js';
@@ -90,5 +91,16 @@ describe('admin calls on a secured mesh carry the caller', () => {
     expect(await root.call('drainCell', { cell: '/r/z/n', reason: 'secure' })).toMatchObject({ draining: true });
     expect(mesh.replicas.get('/r/z/n')!.cell.draining).toBe(true);
     expect(await root.call('undrainCell', { cell: '/r/z/n' })).toMatchObject({ draining: false });
+  });
+
+  it('meshlb status takes the caller flags: with --ca and an admin-read token it shows every cell', async () => {
+    const lines: string[] = [];
+    const security = { tls: { caFile: join(t.certs, 'ca.pem') }, token: TOKENS.ops[0] };
+    const code = await runStatus({ address: mesh.address('/'), intervalS: 0, security, stdout: (s) => lines.push(s) });
+    expect(code).toBe(0);
+    expect(lines.join('\n')).toContain('/r/z/n');
+    await expect(runStatus({ address: mesh.address('/'), intervalS: 0, stdout: () => undefined })).rejects.toThrow(
+      /did not answer GetMeshStatus/,
+    );
   });
 });
