@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listPolicies } from '../../src/policies/index.js';
 import { machineInfo } from '../lib/results.js';
+import type { RunMetrics } from './metrics.js';
 import { renderScenarioTable, renderSvg, type RunRecord } from './report.js';
 import { SCENARIOS } from './scenarios.js';
 import { scenarioNames, scenarioRuns } from './suite.js';
@@ -91,13 +92,19 @@ if (!process.argv.includes('--no-write')) {
 function compact(r: RunRecord): unknown {
   const round = (x: number, d: number): number => (Number.isFinite(x) ? Number(x.toFixed(d)) : x);
   const m = r.metrics;
+  const scalars = Object.fromEntries(
+    Object.entries(m).map(([k, v]) => [k, typeof v === 'number' ? round(v, 3) : v]),
+  ) as unknown as RunMetrics;
   return {
     ...r,
     wallMs: Math.round(r.wallMs),
     metrics: {
-      ...m,
+      ...scalars,
       utilizationByAgent: r.variant === 0 ? m.utilizationByAgent.map((u) => round(u, 3)) : undefined,
       cdf: r.variant === 0 ? m.cdf.map(([p, ms]) => [round(p, 4), round(ms, 1)]) : undefined,
+      byKind: Object.fromEntries(
+        Object.entries(m.byKind).map(([k, v]) => [k, { ...v, p50Ms: round(v.p50Ms, 1), p99Ms: round(v.p99Ms, 1) }]),
+      ),
     },
   };
 }

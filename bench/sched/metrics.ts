@@ -59,10 +59,15 @@ export interface RunMetrics {
   /** Completion-time quantiles for the CDF chart: [quantile, ms]. */
   readonly cdf: readonly (readonly [number, number])[];
   readonly utilizationByAgent: readonly number[];
+  /** Per kind: completed tasks and their p50/p99 completion times (ms). */
+  readonly byKind: Readonly<
+    Record<string, { readonly completed: number; readonly p50Ms: number; readonly p99Ms: number }>
+  >;
 }
 
 export class Metrics {
   private times: number[] = [];
+  private readonly timesByKind = new Map<string, number[]>();
   completed = 0;
   failed = 0;
   deadlineTasks = 0;
@@ -187,6 +192,9 @@ export class Metrics {
   completedTask(t: SimTask, now: number): void {
     this.completed++;
     this.times.push(now - t.spec.at);
+    let k = this.timesByKind.get(t.kind);
+    if (!k) this.timesByKind.set(t.kind, (k = []));
+    k.push(now - t.spec.at);
     if (now > this.lastCompletion) this.lastCompletion = now;
     if (t.deadline !== undefined && now > t.deadline) this.deadlineMisses++;
   }
@@ -265,6 +273,13 @@ export class Metrics {
       probes: this.probes,
       cdf,
       utilizationByAgent: utilization,
+      byKind: Object.fromEntries(
+        [...this.timesByKind].map(([kind, xs]) => {
+          const s = Float64Array.from(xs).sort();
+          const at = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+          return [kind, { completed: s.length, p50Ms: at(0.5), p99Ms: at(0.99) }];
+        }),
+      ),
     };
   }
 }

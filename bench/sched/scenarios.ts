@@ -249,7 +249,7 @@ export const SCENARIOS: Readonly<Record<string, ScenarioFactory>> = {
       );
     const cpu = (id: string, n: number, labels: Label[] = []): AgentSpec[] =>
       Array.from({ length: n }, (_, i) =>
-        agent(`${id}/c${i}`, { kinds: ['embed', 'tool'], slots: 8, speed: 1 + (i % 2), labels }),
+        agent(`${id}/c${i}`, { kinds: ['embed', 'tool'], slots: 8, speed: 1.5, labels }),
       );
     const root = cell('/z', 'zone', [
       node('/z/n0', [...gpu('/z/n0', 'h100', 4), ...cpu('/z/n0', 1)]),
@@ -270,7 +270,7 @@ export const SCENARIOS: Readonly<Record<string, ScenarioFactory>> = {
       tenants: [['t0', 1]],
       affinity: { tool: { share: 0.2, sets: [L({ egress: 'yes' })] } },
     };
-    // llm: (6 h100 x 2 slots x2 + 6 a100 x 2 slots) / 0.8 s = 45/s. CPU: 6 agents x 8 slots at x1/x2 = 72
+    // llm: (6 h100 x 2 slots x2 + 6 a100 x 2 slots) / 0.8 s = 45/s. CPU: 6 agents x 8 slots at x1.5 = 72
     // slot-speeds over a mean 0.4·60 + 0.6·20 = 36 ms task = 2,000/s.
     return make(
       'affinity-kinds',
