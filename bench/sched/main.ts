@@ -109,16 +109,15 @@ function compact(r: RunRecord): unknown {
   };
 }
 
-/** bench/results/sched-<time>.json, with numeric arrays kept on one line. */
-function writeJson(data: Record<string, unknown>): string {
+/** bench/results/sched-<time>.json: the header pretty, then one line per run (grep-able, small). */
+function writeJson(data: { runs: unknown[] } & Record<string, unknown>): string {
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const at = new Date().toISOString();
   const file = path.join(dir, `sched-${at.replace(/[:.]/g, '-')}.json`);
-  const text = JSON.stringify({ name: 'sched', at, machine: machineInfo(), ...data }, null, 2).replace(
-    /\[[\s\d.,eE+-]*\]/g,
-    (arr) => arr.replace(/\s+/g, ''),
-  );
-  fs.writeFileSync(file, `${text}\n`);
+  const { runs, ...head } = data;
+  const top = JSON.stringify({ name: 'sched', at, machine: machineInfo(), ...head }, null, 2);
+  const lines = runs.map((r) => JSON.stringify(r)).join(',\n');
+  fs.writeFileSync(file, `${top.slice(0, -2)},\n  "runs": [\n${lines}\n]}\n`);
   return file;
 }
