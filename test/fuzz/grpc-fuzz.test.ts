@@ -16,11 +16,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkHealth } from '../../src/cli/health-check.js';
 import { MeshClient, TaskState } from '../../src/client/index.js';
 import { SimAgent } from '../../src/dev/sim-agent.js';
+import { AdminServiceClient } from '../../src/gen/meshlb/v1/admin.js';
 import { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import type { Topology } from '../../src/topology/types.js';
@@ -186,10 +188,40 @@ describe('gRPC fuzz over every reflected method of a replica of each tier', () =
     120_000 * ROUNDS,
   );
 
+  /**
+   * Undo what the fuzzer may have asked of AdminService as an operator would
+   * (nothing authenticates it yet): drained cells and policies it set.
+   */
+  async function undoAdminCalls(): Promise<void> {
+    const admin = new AdminServiceClient(replicas.get('/')!.address, grpc.credentials.createInsecure());
+    type Call<Req> = (
+      req: Req,
+      md: grpc.Metadata,
+      o: Partial<grpc.CallOptions>,
+      cb: (e: grpc.ServiceError | null) => void,
+    ) => unknown;
+    const call = <Req>(fn: Call<Req>, req: Req) =>
+      new Promise<string>((resolve) =>
+        fn.call(admin, req, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e) =>
+          resolve(e ? `${grpc.status[e.code]} ${e.details}` : 'OK'),
+        ),
+      );
+    try {
+      for (const cell of CHAIN) {
+        expect(await call(admin.undrainCell, { cell }), `UndrainCell ${cell}`).toBe('OK');
+        const reset = { cell, tier: '', policy: '', configJson: '', reset: true };
+        expect(await call(admin.setPolicy, reset), `SetPolicy ${cell} reset`).toBe('OK');
+      }
+    } finally {
+      admin.close();
+    }
+  }
+
   it('leaves every replica serving and the chain running tasks; no log line over 4 KB', async () => {
     for (const [cell, r] of replicas)
       expect(await checkHealth(r.address, '', 5000), `${cell} seed ${SEED}`).toBe('SERVING');
-    // The fuzzer may have drained or displaced the first agent: a fresh one takes the task.
+    await undoAdminCalls();
+    // The fuzzer may have drained, cordoned or displaced the first agent: a fresh one takes the task.
     agents.push(await startAgent('after-fuzz'));
     await runsEndToEnd();
     expect(longestLog, `seed ${SEED}; ${logLines} log lines, the longest begins ${longestLogHead}`).toBeLessThanOrEqual(
