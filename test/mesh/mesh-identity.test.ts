@@ -227,12 +227,13 @@ describe('mesh identity', () => {
     };
 
     const stranger = agent('b1', { mesh: 'beta' });
-    const refusals: { code: number; details: string; address: string }[] = [];
+    const refusals: { code: number; codeName?: string; details: string; address: string }[] = [];
     stranger.on('helloRefused', (r) => refusals.push(r));
     void stranger.start();
     await waitFor(() => refusals.length >= 2, { what: 'the agent to be refused (twice: it retries)' });
     expect(refusals[0]).toEqual({
       code: grpc.status.FAILED_PRECONDITION,
+      codeName: 'FAILED_PRECONDITION',
       details:
         `agent "b1" refused: it is for mesh "beta", but replica /eu/z1/n1#1 is in mesh "alpha" (id "${ALPHA.id}"); ` +
         'check the addresses it was given',
