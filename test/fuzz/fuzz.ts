@@ -61,8 +61,14 @@ const UNANSWERED = 'left unanswered past deadline + margin';
 const RAW_MALFORMED: Scenario[] = ['raw-huge-prefix', 'raw-compressed-flag', 'raw-short-frame'];
 
 /** The cases for one target: `rounds` x a base set per method, in a seeded order. */
-export function planCases(target: Target, rng: Rng, dictionary: readonly string[], rounds: number): FuzzCase[] {
-  const make = new InputMaker(rng.fork(), dictionary);
+export function planCases(
+  target: Target,
+  rng: Rng,
+  dictionary: readonly string[],
+  rounds: number,
+  hints: ReadonlyMap<string, readonly string[]> = new Map(),
+): FuzzCase[] {
+  const make = new InputMaker(rng.fork(), dictionary, hints);
   const cases: FuzzCase[] = [];
   const add = (method: FuzzMethod, scenario: Scenario, messages: Input[]) =>
     cases.push({ target: target.name, address: target.address, method, scenario, messages });

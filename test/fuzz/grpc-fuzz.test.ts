@@ -60,6 +60,26 @@ setRootLogger(
 );
 
 const CHAIN = ['/', '/r', '/r/z', '/r/z/n1'] as const;
+const POLICIES = [
+  'random',
+  'global-geo',
+  'least-loaded',
+  'node-score',
+  'p2c',
+  'region-wrr',
+  'round-robin',
+  'zone-least-conn',
+];
+/** Policy configs: valid extremes (node-score's stretches at 1e308 and near 0), and ones every policy refuses. */
+const CONFIGS = [
+  '{}',
+  '{"load":1e308,"cpu":1e308,"memory":1e308,"latencyRefMs":1e308,"minSuccess":1}',
+  '{"load":0,"cpu":0,"memory":0,"latencyRefMs":0.001,"minSuccess":0.001}',
+  'null',
+  '[]',
+  '{"load":-1}',
+  '{"a":',
+];
 const NODE = '/r/z/n1';
 
 async function topology(): Promise<Topology> {
@@ -153,13 +173,38 @@ describe('gRPC fuzz over every reflected method of a replica of each tier', () =
         'meshlb/v1/task.proto',
         'grpc.health.v1.Health',
       ];
+      const ids = CHAIN.map((c) => `${c}#1`);
+      const hints = new Map<string, string[]>([
+        ['mesh', [topo.name]],
+        ['mesh_id', [topo.id]],
+        ['cell', [...CHAIN]],
+        ['path', [...CHAIN]],
+        ['parent_cell', [...CHAIN]],
+        ['node_cell', [NODE]],
+        ['replica_id', ids],
+        ['replica', ['2', ...ids]],
+        ['to', ['1', ...ids]],
+        ['from', ids],
+        ['group_id', [...CHAIN]],
+        ['cluster_id', CHAIN.map((c) => `${topo.id}${c}`)],
+        ['task_id', [taskId]],
+        ['kind', ['echo']],
+        ['kinds', ['echo']],
+        ['agent_id', ['good']],
+        ['tier', ['global', 'region', 'zone', 'node']],
+        ['policy', POLICIES],
+        ['config_json', CONFIGS],
+        ['service', ['', 'meshlb.v1.TaskService', 'grpc.health.v1.Health']],
+        ['file_containing_symbol', ['meshlb.v1.TaskService', 'meshlb.v1.TaskSpec']],
+        ['file_by_filename', ['meshlb/v1/task.proto', 'meshlb/v1/admin.proto']],
+      ]);
       const rng = new Rng(SEED);
       const targets: Target[] = [];
       for (const [cell, r] of replicas) {
         const name = `${cell === '/' ? 'global (Raft)' : cell === NODE ? 'node' : cell.length === 2 ? 'region' : 'zone'} ${cell}`;
         targets.push({ name, address: r.address, methods: await reflectMethods(r.address) });
       }
-      const cases = targets.flatMap((t) => planCases(t, rng.fork(), dictionary, ROUNDS));
+      const cases = targets.flatMap((t) => planCases(t, rng.fork(), dictionary, ROUNDS, hints));
       report = await runCases(rng.shuffle(cases), TIMES, CONCURRENCY);
 
       const methods = targets.map((t) => `${t.name}: ${t.methods.length} methods`).join('; ');

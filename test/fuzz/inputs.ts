@@ -65,6 +65,8 @@ export class InputMaker {
     private readonly rng: Rng,
     /** Strings the mesh knows (cell paths, replica ids, task ids, service names...). */
     private readonly dictionary: readonly string[],
+    /** By field name, the values that field takes in the mesh (mesh -> its name, cell -> a path): they get past the first checks. */
+    private readonly hints: ReadonlyMap<string, readonly string[]> = new Map(),
   ) {}
 
   /** A well-formed input (valid protobuf of `desc`, however odd). */
@@ -174,7 +176,7 @@ export class InputMaker {
     this.fields--;
     switch (f.fieldKind) {
       case 'scalar':
-        this.scalar(w.tag(f.number, scalarWire(f.scalar)), f.scalar, plain);
+        this.scalar(w.tag(f.number, scalarWire(f.scalar)), f.scalar, plain, f.name);
         return;
       case 'enum':
         w.tag(f.number, WireType.Varint).int32(this.enumValue(f.enum, plain));
@@ -196,7 +198,7 @@ export class InputMaker {
         this.fields -= count;
         const scalar = f.listKind === 'enum' ? ScalarType.INT32 : f.scalar;
         const value = (x: BinaryWriter) =>
-          f.listKind === 'enum' ? x.int32(this.enumValue(f.enum, plain)) : this.scalar(x, scalar, plain);
+          f.listKind === 'enum' ? x.int32(this.enumValue(f.enum, plain)) : this.scalar(x, scalar, plain, f.name);
         // Packed and unpacked are both valid for packable scalars; parsers must take either.
         const packable = scalarWire(scalar) !== WireType.LengthDelimited;
         if (packable && rng.chance(0.5)) {
@@ -224,7 +226,7 @@ export class InputMaker {
     }
   }
 
-  private scalar(w: BinaryWriter, t: ScalarType, plain: boolean): BinaryWriter {
+  private scalar(w: BinaryWriter, t: ScalarType, plain: boolean, field = ''): BinaryWriter {
     const rng = this.rng;
     switch (t) {
       case ScalarType.DOUBLE:
@@ -255,7 +257,7 @@ export class InputMaker {
         // A varint of 2 is a valid true (decoders take any non-zero).
         return plain || rng.chance(0.8) ? w.bool(rng.chance(0.5)) : w.uint32(2);
       case ScalarType.STRING:
-        return w.string(this.text(plain));
+        return w.string(this.text(plain, field));
       case ScalarType.BYTES: {
         const big = !plain && rng.chance(0.1) && this.budget > 1_000_000;
         const len = big ? 1_000_000 : rng.int(0, 64);
@@ -265,8 +267,10 @@ export class InputMaker {
     }
   }
 
-  private text(plain: boolean): string {
+  private text(plain: boolean, field: string): string {
     const rng = this.rng;
+    const hint = this.hints.get(field);
+    if (hint?.length && rng.chance(plain ? 0.9 : 0.5)) return rng.pick(hint);
     const r = rng.next();
     if (plain || r < 0.45) return this.dictionary.length ? rng.pick(this.dictionary) : '';
     if (r < 0.65) return rng.pick(ODD);
