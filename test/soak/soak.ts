@@ -111,8 +111,8 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   const durationMs = o.minutes * 60_000;
   const warmupSec = o.warmupSec ?? Math.max(30, (o.minutes * 60) / 4);
   const problems: string[] = [];
-  const root = mkdtempSync(join(tmpdir(), 'meshlb-soak-'));
   const topology = await onFreePorts(o.topologyYaml);
+  const root = mkdtempSync(join(tmpdir(), 'meshlb-soak-'));
   const topologyFile = join(root, 'topology.yaml');
   writeFileSync(topologyFile, stringify(topologyToDocument(topology)));
   const bin = join(repo, 'bin', 'meshlb.js');
