@@ -12,6 +12,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { MeterFactory } from '../mesh/meter.js';
 import { CellMeters } from './cell-metrics.js';
 import { createFamilies, type MeshFamilies } from './metric-families.js';
+import { listenBounded } from './http-listen.js';
 
 export { BATCH_BUCKETS, LATENCY_BUCKETS } from './metric-families.js';
 
@@ -66,26 +67,6 @@ export async function startMetricsServer(
       .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body))
       .catch((err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`));
   });
-  server.maxConnections = 16;
-  server.requestTimeout = 5_000;
-  server.headersTimeout = 5_000;
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  const actual = typeof addr === 'object' && addr ? addr.port : port;
-  return {
-    port: actual,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}/metrics`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const l = await listenBounded(server, port, host, 16);
+  return { port: l.port, url: `${l.base}/metrics`, close: l.close };
 }

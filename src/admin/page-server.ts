@@ -23,6 +23,7 @@ import {
 } from '../gen/meshlb/v1/admin.js';
 import { toServiceError } from '../util/errors.js';
 import { targetCell } from './admin-route.js';
+import { listenBounded } from './http-listen.js';
 import type { Admin } from './admin-service.js';
 import { deadLetters } from './admin-service.js';
 
@@ -72,28 +73,8 @@ export async function startPageServer(admin: Admin, port: number, opts: PageServ
   const server: Server = createServer((req, res) => {
     void handle(admin, files, opts.registry, req, res).catch((err: unknown) => fail(res, err));
   });
-  server.maxConnections = 32;
-  server.requestTimeout = 5_000;
-  server.headersTimeout = 5_000;
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  const actual = typeof addr === 'object' && addr ? addr.port : port;
-  return {
-    port: actual,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}/`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const l = await listenBounded(server, port, host, 32);
+  return { port: l.port, url: `${l.base}/`, close: l.close };
 }
 
 async function handle(
