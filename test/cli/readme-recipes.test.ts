@@ -132,7 +132,11 @@ describe('README recipes, as written', () => {
   // How each README command runs here (null: not run, for the reason given).
   const plans: Array<{ match: RegExp; skip?: string; timeoutMs?: number; run?: (cmd: string) => Promise<void> }> = [
     { match: /^npm test$/, skip: 'the suite itself' },
-    { match: /^npm run bench(:raft)?$/, skip: 'benchmarks measure the machine for minutes; never run in tests' },
+    { match: /^npm run bench(:raft|:sched)?$/, skip: 'benchmarks measure the machine for minutes; never run in tests' },
+    {
+      match: /^npm run soak -- --minutes \d+$/,
+      skip: 'a soak runs for minutes; test/soak/soak.test.ts runs two minutes of the same processes',
+    },
     {
       match: /^npm run raft:demo$/,
       skip: 'kills a Raft leader at least 20 times (minutes); test/e2e/raft-kill.test.ts runs the same processes',
