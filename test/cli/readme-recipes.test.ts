@@ -78,15 +78,33 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port with `n` free ports from it (the shifted copy of example.yaml binds them all). */
+/**
+ * A base port with `n` free ports from it (the shifted copy of example.yaml binds them all).
+ * Below the kernel's ephemeral range: ports other tests bind with port 0, and their client
+ * connections, come from that range, and took one of ours between this probe and the bind
+ * (a fresh-clone CI run saw "port in use").
+ */
 async function freeRange(n: number): Promise<number> {
+  const ephemeralLow = ephemeralRangeStart();
+  const lo = 10_000;
+  const hi = Math.max(lo + 1_000, ephemeralLow - n - 1);
   for (let tries = 0; tries < 50; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = lo + Math.floor(Math.random() * (hi - lo));
     let ok = true;
     for (let p = base; p < base + n && ok; p++) ok = await portFree(p);
     if (ok) return base;
   }
   throw new Error(`no ${n} free consecutive ports found`);
+}
+
+/** The first port the kernel hands out for port-0 binds and outgoing connections (Linux; 32768 elsewhere). */
+function ephemeralRangeStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
 }
 
 /** `s` with `re` replaced, failing when README no longer has what the test shrinks. */
