@@ -52,3 +52,16 @@ export function applyLogLevel(o: Opts): void {
 
 export const logLevelOption = () =>
   new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS);
+
+/** Task traces (src/trace), for the commands that run cells: serve and dev. */
+export const otlpEndpointOption = () =>
+  new Option(
+    '--otlp-endpoint <url>',
+    'send task traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default: no traces; env MESHLB_OTLP_ENDPOINT)',
+  );
+
+export const traceSampleOption = () =>
+  new Option(
+    '--trace-sample <ratio>',
+    'fraction of new traces recorded, 0-1 (default 1; env MESHLB_TRACE_SAMPLE)',
+  ).argParser(num(0, 1));

@@ -3,7 +3,17 @@
 // only its own command. Exit codes: what the command returns (0 ok), 1 for a
 // failure it reports, 2 for bad usage (unknown flags, bad values).
 import { Command, CommanderError, Option } from 'commander';
-import { applyLogLevel, int, labels, list, logLevelOption, num, type Opts } from './flags.js';
+import {
+  applyLogLevel,
+  int,
+  labels,
+  list,
+  logLevelOption,
+  num,
+  otlpEndpointOption,
+  traceSampleOption,
+  type Opts,
+} from './flags.js';
 import { reportFailure, wantsStack } from './errors.js';
 import { annotateHelp } from './help.js';
 import { addTopologyCommands } from './topology-commands.js';
@@ -38,15 +48,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     )
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
     .option('--metrics-host <host>', 'bind host for /metrics', '127.0.0.1')
-    .option(
-      '--otlp-endpoint <url>',
-      'send task traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default: no traces; env MESHLB_OTLP_ENDPOINT)',
-    )
-    .option(
-      '--trace-sample <ratio>',
-      'fraction of new traces recorded, 0-1 (default 1; env MESHLB_TRACE_SAMPLE)',
-      num(0, 1),
-    )
+    .addOption(otlpEndpointOption())
+    .addOption(traceSampleOption())
     .option('--http-port <port>', 'serve the live page and its JSON on this port (0 = any free port)', int(0, 65535))
     .option('--http-host <host>', 'bind host for the live page', '127.0.0.1')
     .addOption(logLevelOption())
@@ -85,15 +88,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--service-time-ms <n>', 'mean simulated service time', num(0))
     .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', int(0, 65535))
-    .option(
-      '--otlp-endpoint <url>',
-      'send task traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default: no traces; env MESHLB_OTLP_ENDPOINT)',
-    )
-    .option(
-      '--trace-sample <ratio>',
-      'fraction of new traces recorded, 0-1 (default 1; env MESHLB_TRACE_SAMPLE)',
-      num(0, 1),
-    )
+    .addOption(otlpEndpointOption())
+    .addOption(traceSampleOption())
     .option('--http-port <port>', 'serve the live page on this port while it runs (0 = any free port)', int(0, 65535))
     .addOption(logLevelOption())
     .action((o: Opts) => {
