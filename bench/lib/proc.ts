@@ -40,8 +40,9 @@ export class Proc {
     this.exited = new Promise((res) => child.on('exit', (code) => res(code)));
   }
 
-  static start(name: string, args: string[]): Promise<[Proc, ProcMessage]> {
-    const child = fork(PROC, args, {
+  /** Fork `script` (default bench/mesh-proc.ts; any file speaking the same IPC) with `args`; resolves on its 'ready'. */
+  static start(name: string, args: string[], script: string = PROC): Promise<[Proc, ProcMessage]> {
+    const child = fork(script, args, {
       execArgv: [
         '--import',
         'tsx',

@@ -1,0 +1,268 @@
+// `npm run bench:peers`: meshlb against a peer, BullMQ on a local Redis, with
+// the workloads of `npm run bench` in one run, printed side by side.
+//
+//   (a) baseline: the bare grpc-js echo (bench/echo.ts), unbatched round trips/s;
+//   (b) full rate: meshlb's four tiers, a process per cell, 100 no-op agents of
+//       16 slots, this process submitting SubmitBatch of 500 with 8 batches in
+//       flight — against BullMQ: this process adding jobs with Queue.addBulk of
+//       500 with 8 in flight, one Worker process (no-op processor, concurrency
+//       --bullmq-concurrency, default 100), one redis-server;
+//   (c) paced 500/s: meshlb one task per SubmitStream message; BullMQ one
+//       Queue.add per job; every millisecond the tasks due are sent.
+//
+// Submit-to-result: from the submit time carried in the task (job) to the
+// result recorded — by meshlb's home ledger, by BullMQ's worker when it emits
+// 'completed' (the job is complete in Redis). CPU per task: every process of
+// each side, this client included — meshlb's cells and agents (process.cpuUsage
+// over IPC), BullMQ's producer (this process), worker (the same) and
+// redis-server (/proc/<pid>/stat).
+//
+// Redis: Debian's redis-server (apt-get install -y redis-server), started here
+// on a free loopback port with no persistence (no RDB, no AOF) and stopped
+// after, on Ctrl-C and on errors too. Without redis-server the BullMQ side is
+// skipped with a message; nothing is installed. BullMQ jobs are removed once
+// complete (removeOnComplete), as a queue that runs for long would.
+//
+// Flags: --quick (smaller counts), --only=meshlb|bullmq, --bullmq-concurrency=N.
+// Bounded: every phase stops by count or time; about two minutes in all.
+// Writes bench/results/peers-<timestamp>.json and .txt (the table).
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { runEcho } from './echo.js';
+import { startChainMesh } from './lib/chain-mesh.js';
+import { nowUs } from './lib/clock.js';
+import type { LatencySummary } from './lib/histogram.js';
+import { NO_LAT, paced, round, throughput, waitCount } from './lib/phases.js';
+import { procCpuUs } from './lib/procfs.js';
+import { Proc } from './lib/proc.js';
+import { findRedisServer, REDIS_MISSING, startRedis, type Redis } from './lib/redis.js';
+import { writeResults } from './lib/results.js';
+import { peerRows, renderPeers, type Side } from './peers-table.js';
+import { QUEUE, type BenchJob } from './peers-bullmq.js';
+
+const QUICK = process.argv.includes('--quick');
+const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+const flag = (name: string, def: number): number =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def);
+const CONCURRENCY = flag('bullmq-concurrency', 100);
+const N = QUICK ? 20_000 : 60_000;
+const PACED_S = QUICK ? 3 : 6;
+const RATE = 500;
+const AGENTS = 100;
+const SLOTS = 16;
+const WORKER = fileURLToPath(new URL('./peers-bullmq.ts', import.meta.url));
+const log = (s: string): void => void process.stderr.write(`[bench:peers] ${s}\n`);
+
+const EMPTY: Side = {
+  tasksPerSecond: NaN,
+  fullRate: NO_LAT,
+  cpuUsPerTask: NaN,
+  cpuUsPerTaskByProcess: {},
+  paced: NO_LAT,
+  pacedCompleted: NaN,
+  pacedCpuUsPerTask: NaN,
+  pacedCpuUsPerTaskByProcess: {},
+};
+
+async function meshlb(): Promise<Side> {
+  log(`meshlb: four tiers, process per cell, ${AGENTS} no-op agents x ${SLOTS} slots`);
+  const m = await startChainMesh(AGENTS, SLOTS);
+  try {
+    await throughput(m, 5_000, 10_000); // warm-up (JIT, connections)
+    const tp = await throughput(m, N, 20_000);
+    const full = (await m.root.report()).latency;
+    log(`meshlb full rate: ${tp.tasksPerSecond} tasks/s, p99 ${full.p99Ms} ms, ${tp.cpuUsPerTask} µs CPU/task`);
+    const p = await paced(m, RATE, PACED_S, 'stream');
+    log(
+      `meshlb paced ${RATE}/s: p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} ms, ${p.cpuUsPerTask} µs CPU/task`,
+    );
+    return {
+      tasksPerSecond: tp.tasksPerSecond,
+      fullRate: full,
+      cpuUsPerTask: tp.cpuUsPerTask,
+      cpuUsPerTaskByProcess: tp.cpuUsPerTaskByProcess,
+      paced: p.submitToResult,
+      pacedCompleted: p.completed,
+      pacedCpuUsPerTask: p.cpuUsPerTask,
+      pacedCpuUsPerTaskByProcess: p.cpuUsPerTaskByProcess,
+    };
+  } finally {
+    await m.stop();
+  }
+}
+
+interface BullPhase {
+  completed: number;
+  seconds: number;
+  latency: LatencySummary;
+  cpuUsPerTask: number;
+  byProcess: Record<string, number>;
+}
+
+/** Run `submit` (which adds `n` jobs) and wait for the worker to complete them; CPU over producer, worker, Redis. */
+async function bullPhase(
+  worker: Proc,
+  redis: Redis,
+  n: number,
+  maxMs: number,
+  submit: () => Promise<void>,
+): Promise<BullPhase> {
+  await worker.ask('reset');
+  const redis0 = procCpuUs(redis.pid);
+  const cpu0 = process.cpuUsage();
+  const start = nowUs();
+  await submit();
+  const r = await waitCount(worker, n, maxMs);
+  const c = process.cpuUsage(cpu0);
+  const producer = c.user + c.system;
+  const redisUs = procCpuUs(redis.pid) - redis0;
+  const done = Math.max(1, r.count);
+  return {
+    completed: r.count,
+    seconds: round(((r.lastUs || nowUs()) - start) / 1e6),
+    latency: r.latency,
+    cpuUsPerTask: round((producer + r.cpuUs + redisUs) / done),
+    byProcess: {
+      producer: round(producer / done),
+      worker: round(r.cpuUs / done),
+      'redis-server': round(redisUs / done),
+    },
+  };
+}
+
+/** Add `n` jobs as fast as Redis takes them: addBulk of 500, 8 calls in flight. */
+async function addFullRate(q: Queue<BenchJob>, n: number): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < n) {
+      const k = Math.min(500, n - next);
+      next += k;
+      const jobs = [];
+      for (let i = 0; i < k; i++) jobs.push({ name: 'bench', data: { t: nowUs() } });
+      await q.addBulk(jobs);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, lane));
+}
+
+/** `rate` jobs/s for `seconds`: every millisecond the jobs due, one Queue.add each. */
+async function addPaced(q: Queue<BenchJob>, rate: number, seconds: number): Promise<void> {
+  const n = Math.round(rate * seconds);
+  const start = nowUs();
+  let sent = 0;
+  const pending: Promise<unknown>[] = [];
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(n, Math.floor(((nowUs() - start) / 1e6) * rate));
+      while (sent < due) {
+        sent++;
+        pending.push(q.add('bench', { t: nowUs() }));
+      }
+      if (sent >= n) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  await Promise.all(pending);
+}
+
+async function bullmq(redis: Redis): Promise<Side> {
+  log(
+    `BullMQ: redis-server ${redis.version} on 127.0.0.1:${redis.port} (no persistence), one worker of concurrency ${CONCURRENCY}`,
+  );
+  const [worker] = await Proc.start('bullmq worker', ['worker', String(redis.port), String(CONCURRENCY)], WORKER);
+  const q = new Queue<BenchJob>(QUEUE, {
+    connection: { host: '127.0.0.1', port: redis.port },
+    defaultJobOptions: { removeOnComplete: true, removeOnFail: true },
+  });
+  try {
+    await q.waitUntilReady();
+    await bullPhase(worker, redis, 5_000, 20_000, () => addFullRate(q, 5_000)); // warm-up
+    const full = await bullPhase(worker, redis, N, 60_000, () => addFullRate(q, N));
+    const tps = Math.round(full.completed / full.seconds);
+    log(
+      `BullMQ full rate: ${tps} jobs/s (${full.completed}/${N}), p99 ${full.latency.p99Ms} ms, ${full.cpuUsPerTask} µs CPU/job`,
+    );
+    const n = RATE * PACED_S;
+    const p = await bullPhase(worker, redis, n, 15_000, () => addPaced(q, RATE, PACED_S));
+    log(`BullMQ paced ${RATE}/s: p50 ${p.latency.p50Ms} p99 ${p.latency.p99Ms} ms, ${p.cpuUsPerTask} µs CPU/job`);
+    return {
+      tasksPerSecond: tps,
+      fullRate: full.latency,
+      cpuUsPerTask: full.cpuUsPerTask,
+      cpuUsPerTaskByProcess: full.byProcess,
+      paced: p.latency,
+      pacedCompleted: p.completed,
+      pacedCpuUsPerTask: p.cpuUsPerTask,
+      pacedCpuUsPerTaskByProcess: p.byProcess,
+    };
+  } finally {
+    await q.close();
+    await worker.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const load0 = os.loadavg();
+  log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cpus`);
+  log('(a) echo baseline');
+  const echo = await runEcho({ items: QUICK ? 50_000 : 200_000, maxMs: 10_000 });
+  const echoRt = echo.unbatched.roundTripsPerSecond;
+  log(`echo: ${Math.round(echoRt)} rt/s unbatched`);
+
+  const mesh = ONLY === 'bullmq' ? EMPTY : await meshlb();
+  let bull = EMPTY;
+  let skipped = '';
+  let redisVersion = '';
+  if (ONLY !== 'meshlb') {
+    const bin = findRedisServer();
+    if (!bin) {
+      skipped = REDIS_MISSING;
+      log(skipped);
+    } else {
+      const redis = await startRedis(bin);
+      redisVersion = redis.version;
+      try {
+        bull = await bullmq(redis);
+      } finally {
+        await redis.stop();
+      }
+    }
+  }
+
+  const table = renderPeers(peerRows(mesh, bull, echoRt, RATE));
+  const load1 = os.loadavg();
+  const data = {
+    quick: QUICK,
+    seconds: round((Date.now() - t0) / 1000),
+    loadAverage: { before: load0, after: load1 },
+    echo: echo.unbatched,
+    meshlb: {
+      setup: `chain / → /r → /r/z → /r/z/n, a process per cell, durability NONE, ${AGENTS} no-op agents x ${SLOTS} slots`,
+      ...mesh,
+    },
+    bullmq: {
+      setup: `redis-server ${redisVersion || '-'} (no persistence, loopback), one Worker process of concurrency ${CONCURRENCY}, jobs removed on completion`,
+      skipped,
+      ...bull,
+    },
+    tasks: { fullRate: N, pacedRate: RATE, pacedSeconds: PACED_S },
+    table,
+  };
+  const file = writeResults('peers', data);
+  writeFileSync(file.replace(/\.json$/, '.txt'), `${table}\n`);
+  process.stdout.write(
+    `\n${table}\n${skipped ? `\n${skipped}\n` : ''}\nload average before ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${load1.map((x) => x.toFixed(2)).join(' ')}; ${round((Date.now() - t0) / 1000)} s\n${file}\n`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:peers failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
