@@ -11,109 +11,26 @@
 //   tests and other runs may hold 7100-7114).
 // A command the test does not know fails it: a new README command must be given
 // a way to run here, or a stated reason not to (benchmarks, the suite itself).
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTopology } from '../../src/topology/parse.js';
+import {
+  bash,
+  freeRange,
+  inlineCommands,
+  movedTopology,
+  noStack,
+  portFree,
+  repo,
+  shBlocks,
+  shrink,
+} from './recipes.js';
 
-const repo = join(import.meta.dirname, '..', '..');
 const README = readFileSync(join(repo, 'README.md'), 'utf8');
 const EXAMPLE = 'deploy/topologies/example.yaml';
 const example = loadTopology(join(repo, EXAMPLE));
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Every ```sh block: its commands (comments and blank lines dropped), and its text. */
-function shBlocks(md: string): Array<{ commands: string[]; script: string }> {
-  return [...md.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => {
-    const script = m[1]!;
-    const commands = script
-      .split('\n')
-      .map((l) => l.replace(/(^|\s+)#.*$/, '').trim())
-      .filter(Boolean);
-    return { commands, script };
-  });
-}
-
-/** Commands README names inline (`npx meshlb ...`, `grpcurl ...`), whitespace folded. */
-function inlineCommands(md: string): string[] {
-  return [...md.matchAll(/`((?:npx meshlb|grpcurl) [^`]+)`/g)].map((m) => m[1]!.replace(/\s+/g, ' '));
-}
-
-/** Run `script` with bash from the repository root, in its own process group (killed whole on timeout). */
-function bash(script: string, timeoutMs: number): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', script], { cwd: repo, env: process.env, detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-      reject(new Error(`did not finish within ${timeoutMs} ms: ${script}\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/**
- * A base port with `n` free ports from it (the shifted copy of example.yaml binds them all).
- * Below the kernel's ephemeral range: ports other tests bind with port 0, and their client
- * connections, come from that range, and took one of ours between this probe and the bind
- * (a fresh-clone CI run saw "port in use").
- */
-async function freeRange(n: number): Promise<number> {
-  const ephemeralLow = ephemeralRangeStart();
-  const lo = 10_000;
-  const hi = Math.max(lo + 1_000, ephemeralLow - n - 1);
-  for (let tries = 0; tries < 50; tries++) {
-    const base = lo + Math.floor(Math.random() * (hi - lo));
-    let ok = true;
-    for (let p = base; p < base + n && ok; p++) ok = await portFree(p);
-    if (ok) return base;
-  }
-  throw new Error(`no ${n} free consecutive ports found`);
-}
-
-/** The first port the kernel hands out for port-0 binds and outgoing connections (Linux; 32768 elsewhere). */
-function ephemeralRangeStart(): number {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > 11_000 ? low : 32_768;
-  } catch {
-    return 32_768;
-  }
-}
-
-/** `s` with `re` replaced, failing when README no longer has what the test shrinks. */
-function shrink(s: string, re: RegExp, to: string): string {
-  expect(s, `README command no longer matches ${re}`).toMatch(re);
-  return s.replace(re, to);
-}
-
-const noStack = (r: Ran): void => expect(`${r.stdout}${r.stderr}`).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
 
 /** The summary line README quotes after "It ends with a line like this one", numbers left open. */
 function devSummaryPattern(): RegExp {
@@ -135,13 +52,7 @@ describe('README recipes, as written', () => {
 
   beforeAll(async () => {
     base = await freeRange(example.cells.length);
-    const yaml = readFileSync(join(repo, EXAMPLE), 'utf8');
-    const text = shrink(yaml, /basePort: 7100\b/, `basePort: ${base}`).replace(
-      /^defaults:\n/m,
-      `defaults:\n  dataDir: ${JSON.stringify(join(dir, 'data'))}\n`,
-    );
-    shifted = join(dir, 'example.yaml');
-    writeFileSync(shifted, text);
+    shifted = movedTopology(EXAMPLE, join(dir, 'example.yaml'), base, join(dir, 'data'));
     expect(loadTopology(shifted).defaults.dataDir).toBe(join(dir, 'data'));
   });
 
