@@ -30,6 +30,9 @@ export type {
   DurabilityName,
   TaskStateName,
   TaskRecord,
+  SubmitCoalesceOptions,
+  ResultStreamOptions,
+  WaitOpts,
 } from './client/index.js';
 
 // Protocol types.

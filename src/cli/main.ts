@@ -178,7 +178,20 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--duration <s>', 'stop submitting after this many seconds', num(0))
     .option('--wait-ms <n>', 'how long to wait for results after the last submit', int(0))
     .addOption(new Option('--durability <d>', 'durability').choices(['logged', 'none']))
-    .option('--batch <n>', 'specs per SubmitBatch call (1 = one Submit per task)', int(1, 10_000))
+    .option(
+      '--batch <n>',
+      'specs per SubmitBatch call made by the generator (1 = one submit per task, coalesced by the client)',
+      int(1, 10_000),
+      1,
+    )
+    .option(
+      '--coalesce-window-ms <ms>',
+      'a submit made while others are in flight waits this long to share a SubmitBatch (0 = same event-loop turn only)',
+      num(0),
+      2,
+    )
+    .option('--no-coalesce', 'one Submit call per task (no client-side coalescing)')
+    .option('--no-shared-watch', 'one Watch stream per task instead of one shared WatchMany stream')
     .option('--wait', 'wait for every result (the default)')
     .option('--no-wait', 'do not wait for results')
     .option('--seed <s>', 'random seed', int(0))
@@ -202,6 +215,9 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             waitMs: o.waitMs,
             durability: o.durability,
             batch: o.batch,
+            coalesce: o.coalesce !== false,
+            coalesceWindowMs: o.coalesceWindowMs,
+            sharedWatch: o.sharedWatch !== false,
             wait: o.wait !== false,
             seed: o.seed,
             json: o.json === true,

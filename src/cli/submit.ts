@@ -2,6 +2,12 @@
 // `durationS`), paced at `rate` per second with at most `concurrency` in flight,
 // optionally waits for every result, and reports counts, throughput and latency
 // percentiles. It always stops by itself.
+//
+// Each task is submitted and waited for on its own, as a user's code would:
+// the client SDK coalesces the submits into SubmitBatch calls (a submit made
+// while others are in flight waits up to `coalesceWindowMs` for company) and
+// waits for every result on one shared WatchMany stream; `coalesce: false`
+// and `sharedWatch: false` measure one Submit and one Watch per task.
 import * as hdr from 'hdr-histogram-js';
 import { setMaxListeners } from 'node:events';
 import { status } from '@grpc/grpc-js';
@@ -35,8 +41,14 @@ export interface SubmitLoadOptions {
   durability?: DurabilityName;
   /** Per-attempt task timeout (ms). */
   timeoutMs?: number;
-  /** Specs per SubmitBatch call; 1/absent = one Submit per task. */
+  /** Specs per SubmitBatch call the generator makes itself; 1/absent = one submit per task (coalesced by the client). */
   batch?: number;
+  /** Let the client coalesce single submits into SubmitBatch calls (default true). */
+  coalesce?: boolean;
+  /** How long a submit made while others are in flight waits for company, ms (default 2). */
+  coalesceWindowMs?: number;
+  /** Wait for results over one shared WatchMany stream (default true); false: one Watch per task. */
+  sharedWatch?: boolean;
   /** Wait for every accepted task's result (default true). */
   wait?: boolean;
   /** How long to wait for results after the last submit (default 30 s). */
@@ -88,6 +100,9 @@ export interface SubmitSummary {
   submit_latency_ms: LatencySummary;
   seed: number;
 }
+
+/** The default coalescing window of `meshlb submit` (ms), as the SDK's. */
+export const COALESCE_WINDOW_MS = 2;
 
 function histogram() {
   // Microseconds, 1 us .. 1 h, 3 significant digits.
@@ -143,6 +158,8 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
     ...opts.security,
     retryResourceExhausted: opts.retryExhausted ?? true,
     random: seededRandom(seed + 1),
+    submitCoalesce: opts.coalesce === false ? false : { windowMs: opts.coalesceWindowMs ?? COALESCE_WINDOW_MS },
+    sharedWatch: opts.sharedWatch ?? true,
   });
 
   const s: SubmitSummary = {

@@ -11,6 +11,11 @@
 // watch and cancel move to the next address on UNAVAILABLE.
 // RESOURCE_EXHAUSTED is retried only when the caller opted in, after the
 // server's `meshlb-retry-after-ms` hint, within the call's deadline.
+//
+// Waiting per task is cheap: waitForResult shares one WatchMany stream per
+// client (result-stream.ts) and single submits are coalesced into SubmitBatch
+// calls where the caller cannot tell (submit-coalescer.ts), so code that
+// submits and waits one task at a time gets close to batch throughput.
 import {
   credentials as grpcCredentials,
   Metadata,
@@ -27,6 +32,8 @@ import { newIdempotencyKey, outcomeUnknown, SUBMIT_RETRY_DEFAULTS, type SubmitRe
 import { isTerminal, taskStateName, toTaskSpec, withStateName, type TaskInput, type TaskRecord } from './spec.js';
 import { endSubmit, startSubmit } from './trace.js';
 import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
+import { SubmitCoalescer } from './submit-coalescer.js';
+import { ResultStream, type WaitOpts } from './result-stream.js';
 
 export { SubmitStream, type SubmitItem };
 export type { SubmitRetryOptions };
@@ -60,6 +67,10 @@ export class MeshClient {
   private readonly submitRetry: (SubmitRetryOptions & typeof SUBMIT_RETRY_DEFAULTS) | undefined;
   private closed = false;
   private readonly credentials: ChannelCredentials;
+  /** Single submits grouped into SubmitBatch calls; undefined when turned off. */
+  readonly coalescer: SubmitCoalescer | undefined;
+  /** The shared WatchMany stream(s) waitForResult uses; undefined when turned off. */
+  readonly results: ResultStream | undefined;
 
   constructor(private readonly opts: MeshClientOptions) {
     const addrs = typeof opts.address === 'string' ? [opts.address] : [...opts.address];
@@ -74,6 +85,27 @@ export class MeshClient {
     this.autoKey = opts.autoIdempotencyKey ?? true;
     this.submitRetry = opts.submitRetry === false ? undefined : { ...SUBMIT_RETRY_DEFAULTS, ...opts.submitRetry };
     this.credentials = opts.credentials ?? callerCredentials(opts) ?? grpcCredentials.createInsecure();
+    if (opts.submitCoalesce !== false) {
+      const one = (spec: TaskSpec, deadlineMs: number | undefined) =>
+        this.unary('submit', { task: spec }, { deadlineMs }, { safe: spec.idempotencyKey !== '', submit: true });
+      const batch = async (specs: TaskSpec[], deadlineMs: number | undefined) => {
+        const safe = specs.every((s) => s.idempotencyKey !== '');
+        return (await this.unary('submitBatch', { tasks: specs }, { deadlineMs }, { safe, submit: true })).items;
+      };
+      this.coalescer = new SubmitCoalescer({ one, batch }, opts.submitCoalesce === true ? {} : opts.submitCoalesce);
+    }
+    if (opts.sharedWatch !== false) {
+      this.results = new ResultStream(
+        {
+          addresses: this.addresses,
+          first: () => this.preferred,
+          clientFor: (a) => this.clientFor(a),
+          fallback: (id, o) => this.waitPerTask(id, o),
+          random: this.random,
+        },
+        opts.sharedWatch === true ? {} : opts.sharedWatch,
+      );
+    }
   }
 
   /** The address calls go to first (the last one that answered, or the leader a follower named). */
@@ -91,7 +123,11 @@ export class MeshClient {
     const spec = toTaskSpec(task);
     const auto = this.keyed(spec);
     const span = startSubmit(this.opts.tracer, opts.context, [spec]);
-    const call = this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
+    // With a tracer each submit keeps its own span and call: not coalesced.
+    const call =
+      this.coalescer && !span
+        ? this.coalescer.submit(spec, opts.deadlineMs)
+        : this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
     const res = await endSubmit(span, call);
     return {
       taskId: res.taskId,
@@ -211,10 +247,22 @@ export class MeshClient {
 
   /**
    * Wait until the task ends and return its final record. Throws MeshClientError
-   * DEADLINE_EXCEEDED after timeoutMs (default: no limit). Survives a watch stream
-   * ending early by watching again.
+   * DEADLINE_EXCEEDED after timeoutMs (default: no limit). Waits share one
+   * WatchMany stream (re-subscribed on another stream if it breaks) unless
+   * `sharedWatch: false`; a cell without WatchMany gets one Watch per task.
    */
-  async waitForResult(taskId: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TaskRecord> {
+  waitForResult(taskId: string, opts: WaitOpts = {}): Promise<TaskRecord> {
+    return this.results ? this.results.wait(taskId, opts) : this.waitPerTask(taskId, opts);
+  }
+
+  /** Submit one task and wait for its final record (timeoutMs bounds the wait, after the submit). */
+  async submitAndWait(task: TaskInput, opts: CallOpts & WaitOpts = {}): Promise<TaskRecord> {
+    const { taskId } = await this.submit(task, opts);
+    return this.waitForResult(taskId, opts);
+  }
+
+  /** One Watch stream per task; watches again when a stream ends early. */
+  private async waitPerTask(taskId: string, opts: WaitOpts): Promise<TaskRecord> {
     const until = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
     const backoff = new Backoff({ initialMs: 20, maxMs: 1000 }, this.random);
     for (;;) {
@@ -239,6 +287,7 @@ export class MeshClient {
   }
 
   close(): void {
+    this.results?.close();
     this.closed = true;
     for (const c of this.clients.values()) c.close();
     this.clients.clear();

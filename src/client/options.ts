@@ -6,6 +6,8 @@ import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { TaskState } from '../gen/meshlb/v1/task.js';
 import type { SubmitRetryOptions } from './retry.js';
+import type { SubmitCoalesceOptions } from './submit-coalescer.js';
+import type { ResultStreamOptions } from './result-stream.js';
 import type { TaskStateName } from './spec.js';
 import type { CallerSecurity } from '../security/caller.js';
 
@@ -48,6 +50,21 @@ export interface MeshClientOptions {
    * whose tasks all carry a key; false turns it off.
    */
   submitRetry?: SubmitRetryOptions | false;
+  /**
+   * Coalesce single `submit` calls into SubmitBatch calls (docs/sdk.md,
+   * "Waiting per task"): a submit made while none is in flight leaves at once,
+   * one made while others are in flight waits up to `windowMs` (default 2) for
+   * others, up to `maxBatch` (default 1000). On by default; false turns it off.
+   * Submits under a tracer are never coalesced (each keeps its span).
+   */
+  submitCoalesce?: SubmitCoalesceOptions | boolean;
+  /**
+   * waitForResult over one shared WatchMany stream per client (default on):
+   * `maxIdsPerStream` (default 10,000; more open another stream), `lingerMs`
+   * (default 250: an idle stream stays open this long for the next wait).
+   * false: one Watch stream per waited task, as before.
+   */
+  sharedWatch?: ResultStreamOptions | boolean;
   /** Random source for retry jitter. */
   random?: () => number;
   /**

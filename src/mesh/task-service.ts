@@ -34,6 +34,8 @@ import type {
   SubmitStreamResponse,
   TaskServiceServer,
   TaskSpec,
+  WatchManyRequest,
+  WatchManyResponse,
   WatchRequest,
   WatchResponse,
 } from '../gen/meshlb/v1/task.js';
@@ -58,6 +60,7 @@ import {
 } from './task-forward.js';
 import { serveSubmitStream } from './task-stream.js';
 import { TaskWatchers } from './task-watch.js';
+import { serveWatchMany } from './task-watch-many.js';
 import { MAX_BATCH, validateSpec } from './task-validate.js';
 
 /** What the service needs of its cell (Cell implements it). */
@@ -85,8 +88,10 @@ function checkTaskId(id: string): void {
 }
 
 export class TaskService {
-  /** Open Watch streams (bounded per task and per replica). */
+  /** Open Watch streams and WatchMany ids (bounded per task and per replica). */
   readonly watchers: TaskWatchers;
+  /** Ids one WatchMany stream may watch (LIMITS; tests lower it). */
+  readonly watchManyLimits: { idsPerStream: number } = { idsPerStream: LIMITS.watchManyIdsPerStream };
   private readonly home: Home;
   /** Every refusal this replica answers, by status (metrics). */
   private readonly rejected: (code: status) => void;
@@ -136,6 +141,7 @@ export class TaskService {
       submitStream: (call) => this.submitStream(call),
       get: (call, cb) => void this.get(call, cb),
       watch: (call) => void this.watch(call),
+      watchMany: (call) => this.watchMany(call),
       cancel: (call, cb) => this.cancel(call, cb),
     };
   }
@@ -366,6 +372,17 @@ export class TaskService {
       return;
     }
     this.watchers.add(rec.id, call);
+  }
+
+  /** Many tasks' results on one stream (task-watch-many.ts); served on every replica, as Watch. */
+  private watchMany(call: ServerDuplexStream<WatchManyRequest, WatchManyResponse>): void {
+    serveWatchMany(call, {
+      home: this.home,
+      watchers: this.watchers,
+      readBarrier: () => this.readBarrier(),
+      rejected: this.rejected,
+      maxIds: this.watchManyLimits.idsPerStream,
+    });
   }
 
   /** End every watch and drop the connections to the leader (shutdown). */

@@ -1,24 +1,34 @@
-// The open TaskService.Watch streams of one replica, by task id: each is told
-// its task's record at every change and ended when the task ends.
+// Who watches which task on one replica, by task id: the open TaskService.Watch
+// streams (each one task) and the WatchMany streams (many tasks each,
+// task-watch-many.ts). Each is told its task's record at every change; a
+// Watch stream is ended when its task ends, a WatchMany stream forgets the id.
 //
 // Invariants:
-// - `count` is the number of streams in `byTask` (a stream is dropped once,
-//   whether it leaves or its task ends);
-// - at most `limits.perTask` streams per task and `limits.perReplica` in all
-//   (LIMITS): beyond them a Watch is refused RESOURCE_EXHAUSTED, so memory
-//   stays bounded whatever callers open.
+// - `count` is the number of (task, watcher) pairs in `byTask` (a pair is
+//   dropped once, whether its watcher leaves or its task ends);
+// - at most `limits.perTask` watchers per task and `limits.perReplica` pairs
+//   in all (LIMITS): beyond them a Watch, or a WatchMany id, is refused
+//   RESOURCE_EXHAUSTED, so memory stays bounded whatever callers open.
 import { status, type ServerWritableStream } from '@grpc/grpc-js';
-import type { WatchRequest, WatchResponse } from '../gen/meshlb/v1/task.js';
+import type { Task, WatchRequest, WatchResponse } from '../gen/meshlb/v1/task.js';
 import { MeshError, resourceExhausted, toServiceError } from '../util/errors.js';
 import { clip, LIMITS } from '../util/limits.js';
 import { isTerminal, toProtoTask, type TaskRecord } from './ledger.js';
 
 type WatchCall = ServerWritableStream<WatchRequest, WatchResponse>;
 
+/** One watcher of one or more tasks. */
+export interface TaskWatcher {
+  /** The task changed (`task` is its record as sent); `done` once it ended (the pair is dropped then). */
+  changed(task: Task, done: boolean): void;
+  /** The replica shuts down: end with this status. */
+  shutdown(err: MeshError): void;
+}
+
 export class TaskWatchers {
-  private readonly byTask = new Map<string, Set<WatchCall>>();
+  private readonly byTask = new Map<string, Set<TaskWatcher>>();
   private count = 0;
-  /** Watch streams allowed per task and per replica (LIMITS; tests lower them). */
+  /** Watchers allowed per task and (task, watcher) pairs per replica (LIMITS; tests lower them). */
   readonly limits: { perTask: number; perReplica: number } = {
     perTask: LIMITS.watchersPerTask,
     perReplica: LIMITS.watchersPerReplica,
@@ -31,7 +41,7 @@ export class TaskWatchers {
     return this.byTask.size;
   }
 
-  /** Watch streams open. */
+  /** (task, watcher) pairs: Watch streams, plus each id each WatchMany stream watches. */
   get streams(): number {
     return this.count;
   }
@@ -52,55 +62,69 @@ export class TaskWatchers {
     }
   }
 
-  /** Keep `call` until it leaves or its task ends. */
+  /** Keep a Watch `call` until it leaves or its task ends. */
   add(id: string, call: WatchCall): void {
-    let set = this.byTask.get(id);
-    if (!set) this.byTask.set(id, (set = new Set()));
-    set.add(call);
-    this.count++;
-    const drop = (): void => {
-      const s = this.byTask.get(id);
-      if (!s?.delete(call)) return; // already dropped, or ended with its task
-      this.count--;
-      if (s.size === 0) this.byTask.delete(id);
+    const w: TaskWatcher = {
+      changed(task, done) {
+        try {
+          call.write({ task });
+          if (done) call.end();
+        } catch {
+          // the watcher left
+        }
+      },
+      shutdown(err) {
+        try {
+          call.emit('error', toServiceError(err));
+        } catch {
+          // gone
+        }
+      },
     };
+    this.watch(id, w);
+    const drop = (): void => this.unwatch(id, w);
     call.on('cancelled', drop);
     call.on('error', drop);
     call.on('close', drop);
   }
 
-  /** Tell the task's watchers its record; end them if it ended. */
+  /** Tell `w` of every change of task `id` until it ends or unwatch(id, w). */
+  watch(id: string, w: TaskWatcher): void {
+    let set = this.byTask.get(id);
+    if (!set) this.byTask.set(id, (set = new Set()));
+    if (set.has(w)) return;
+    set.add(w);
+    this.count++;
+  }
+
+  /** Stop telling `w` about `id` (nothing when already dropped, or ended with its task). */
+  unwatch(id: string, w: TaskWatcher): void {
+    const s = this.byTask.get(id);
+    if (!s?.delete(w)) return;
+    this.count--;
+    if (s.size === 0) this.byTask.delete(id);
+  }
+
+  /** Tell the task's watchers its record; drop them if it ended. */
   changed(rec: TaskRecord): void {
     const set = this.byTask.get(rec.id);
     if (!set) return;
-    const msg: WatchResponse = { task: toProtoTask(rec) };
+    const task = toProtoTask(rec);
     const done = isTerminal(rec.state);
-    for (const call of set) {
-      try {
-        call.write(msg);
-        if (done) call.end();
-      } catch {
-        // the watcher left
-      }
-    }
     if (done) {
       this.count -= set.size;
       this.byTask.delete(rec.id);
     }
+    for (const w of set) w.changed(task, done);
   }
 
-  /** End every watch with UNAVAILABLE (shutdown). */
+  /** End every watcher with UNAVAILABLE (shutdown). */
   closeAll(): void {
-    for (const set of this.byTask.values()) {
-      for (const call of set) {
-        try {
-          call.emit('error', toServiceError(new MeshError(status.UNAVAILABLE, 'replica shutting down')));
-        } catch {
-          // gone
-        }
-      }
-    }
+    const all = new Set<TaskWatcher>();
+    for (const set of this.byTask.values()) for (const w of set) all.add(w);
     this.byTask.clear();
     this.count = 0;
+    const err = new MeshError(status.UNAVAILABLE, 'replica shutting down');
+    for (const w of all) w.shutdown(err);
   }
 }

@@ -12,7 +12,8 @@
 //                  follower's guard checked the caller already.
 //   tokens         everything else by bearer token and role (METHODS below);
 //                  submitters only for their tenants: each spec's tenant on
-//                  submit, the task's tenant on Get, Watch and Cancel (admin
+//                  submit, the task's tenant on Get, Watch, WatchMany (each
+//                  id added: one of another tenant ends the stream) and Cancel (admin
 //                  roles read and cancel any tenant's tasks).
 //   open           health and reflection: probes and grpcurl need them.
 //
@@ -28,7 +29,7 @@ import { AUTHORIZATION } from './caller.js';
 import { AuthError, type Authenticator } from './tokens.js';
 import type { TenantQuotas } from './quotas.js';
 
-type Check = 'spec' | 'batch' | 'stream' | 'task' | 'hello';
+type Check = 'spec' | 'batch' | 'stream' | 'task' | 'tasks' | 'hello';
 
 interface Rule {
   /** Replicas of which cells may call (by certificate). */
@@ -50,6 +51,7 @@ export const METHODS: Readonly<Record<string, Rule>> = {
   '/meshlb.v1.TaskService/SubmitStream': { roles: ['submitter'], check: 'stream' },
   '/meshlb.v1.TaskService/Get': { roles: ['submitter', ...READ], anyTenant: READ, check: 'task' },
   '/meshlb.v1.TaskService/Watch': { roles: ['submitter', ...READ], anyTenant: READ, check: 'task' },
+  '/meshlb.v1.TaskService/WatchMany': { roles: ['submitter', ...READ], anyTenant: READ, check: 'tasks' },
   '/meshlb.v1.TaskService/Cancel': { roles: ['submitter', ...WRITE], anyTenant: WRITE, check: 'task' },
   '/meshlb.v1.AgentService/Connect': { roles: ['agent'] },
   '/meshlb.v1.AdminService/GetTopology': { roles: READ },
@@ -264,19 +266,24 @@ function checkMessage(
       }
       return quotaRefusal(specs, o);
     }
-    case 'task': {
+    case 'task':
+    case 'tasks': {
       if (!principal) return undefined;
       if (rule?.anyTenant?.some((r) => principal.roles.has(r))) return undefined;
-      const id = (msg as { taskId?: unknown }).taskId;
-      if (typeof id !== 'string' || id === '' || id.length > LIMITS.taskId) return undefined;
-      return o.taskTenant(id).then((tenant) =>
-        tenant === undefined || mayUseTenant(principal, tenant)
+      const ids = check === 'task' ? [(msg as { taskId?: unknown }).taskId] : (msg as { taskIds?: unknown[] }).taskIds;
+      const valid = (ids ?? []).filter(
+        (id): id is string => typeof id === 'string' && id !== '' && id.length <= LIMITS.taskId,
+      );
+      if (valid.length === 0) return undefined;
+      return Promise.all(valid.map((id) => o.taskTenant(id))).then((tenants) => {
+        const i = tenants.findIndex((t) => t !== undefined && !mayUseTenant(principal, t));
+        return i < 0
           ? undefined
           : {
               code: grpc.status.PERMISSION_DENIED,
-              details: `task ${clip(id)} belongs to another tenant; ${describePrincipal(principal)} may not see or cancel it`,
-            },
-      );
+              details: `task ${clip(valid[i]!)} belongs to another tenant; ${describePrincipal(principal)} may not see or cancel it`,
+            };
+      });
     }
     default:
       return undefined;

@@ -65,6 +65,8 @@ export const LIMITS = {
   /** Open Watch streams on one task, and on one replica. */
   watchersPerTask: 1_000,
   watchersPerReplica: 100_000,
+  /** Task ids one WatchMany stream watches at once (they count against watchersPerReplica too). */
+  watchManyIdsPerStream: 10_000,
   /** Open health Watch streams per replica. */
   healthWatchers: 10_000,
   /** Agent sessions (and hellos awaited) per node replica. */

@@ -472,6 +472,29 @@ export interface WatchResponse {
   task: Task | undefined;
 }
 
+export interface WatchManyRequest {
+  /** Ids to watch on this stream (a repeat of an id watched already is ignored). */
+  taskIds: string[];
+  /** For the ids of this request: send every change, not only the terminal record. */
+  allChanges: boolean;
+  /** Ids to stop watching (nothing more is sent for them). */
+  unwatchTaskIds: string[];
+}
+
+/** An id of a WatchManyRequest that is not watched, and why. */
+export interface WatchManyError {
+  taskId: string;
+  /** gRPC status code (NOT_FOUND, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ...). */
+  code: number;
+  message: string;
+}
+
+export interface WatchManyResponse {
+  /** Terminal records (and, for ids added with all_changes, earlier changes), in the order they happened. */
+  tasks: Task[];
+  errors: WatchManyError[];
+}
+
 export interface CancelRequest {
   taskId: string;
   reason: string;
@@ -2456,6 +2479,309 @@ export const WatchResponse: MessageFns<WatchResponse> = {
   },
 };
 
+function createBaseWatchManyRequest(): WatchManyRequest {
+  return { taskIds: [], allChanges: false, unwatchTaskIds: [] };
+}
+
+export const WatchManyRequest: MessageFns<WatchManyRequest> = {
+  encode(message: WatchManyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.taskIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.allChanges !== false) {
+      writer.uint32(16).bool(message.allChanges);
+    }
+    for (const v of message.unwatchTaskIds) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchManyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchManyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.allChanges = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.unwatchTaskIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchManyRequest {
+    return {
+      taskIds: globalThis.Array.isArray(object?.taskIds)
+        ? object.taskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.task_ids)
+        ? object.task_ids.map((e: any) => globalThis.String(e))
+        : [],
+      allChanges: isSet(object.allChanges)
+        ? globalThis.Boolean(object.allChanges)
+        : isSet(object.all_changes)
+        ? globalThis.Boolean(object.all_changes)
+        : false,
+      unwatchTaskIds: globalThis.Array.isArray(object?.unwatchTaskIds)
+        ? object.unwatchTaskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.unwatch_task_ids)
+        ? object.unwatch_task_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: WatchManyRequest): unknown {
+    const obj: any = {};
+    if (message.taskIds?.length) {
+      obj.taskIds = message.taskIds;
+    }
+    if (message.allChanges !== false) {
+      obj.allChanges = message.allChanges;
+    }
+    if (message.unwatchTaskIds?.length) {
+      obj.unwatchTaskIds = message.unwatchTaskIds;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchManyRequest>): WatchManyRequest {
+    return WatchManyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchManyRequest>): WatchManyRequest {
+    const message = createBaseWatchManyRequest();
+    message.taskIds = object.taskIds?.map((e) => e) || [];
+    message.allChanges = object.allChanges ?? false;
+    message.unwatchTaskIds = object.unwatchTaskIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseWatchManyError(): WatchManyError {
+  return { taskId: "", code: 0, message: "" };
+}
+
+export const WatchManyError: MessageFns<WatchManyError> = {
+  encode(message: WatchManyError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.code !== 0) {
+      writer.uint32(16).uint32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchManyError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchManyError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.code = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchManyError {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: WatchManyError): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchManyError>): WatchManyError {
+    return WatchManyError.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchManyError>): WatchManyError {
+    const message = createBaseWatchManyError();
+    message.taskId = object.taskId ?? "";
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchManyResponse(): WatchManyResponse {
+  return { tasks: [], errors: [] };
+}
+
+export const WatchManyResponse: MessageFns<WatchManyResponse> = {
+  encode(message: WatchManyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tasks) {
+      Task.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.errors) {
+      WatchManyError.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchManyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchManyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tasks.push(Task.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.errors.push(WatchManyError.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchManyResponse {
+    return {
+      tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => Task.fromJSON(e)) : [],
+      errors: globalThis.Array.isArray(object?.errors) ? object.errors.map((e: any) => WatchManyError.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: WatchManyResponse): unknown {
+    const obj: any = {};
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => Task.toJSON(e));
+    }
+    if (message.errors?.length) {
+      obj.errors = message.errors.map((e) => WatchManyError.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchManyResponse>): WatchManyResponse {
+    return WatchManyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchManyResponse>): WatchManyResponse {
+    const message = createBaseWatchManyResponse();
+    message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
+    message.errors = object.errors?.map((e) => WatchManyError.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseCancelRequest(): CancelRequest {
   return { taskId: "", reason: "" };
 }
@@ -2682,6 +3008,29 @@ export const TaskServiceService = {
     responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
   },
+  /**
+   * Results for many tasks on one stream: the client adds task ids (and may
+   * drop them) at any time; the server sends each task's terminal record once
+   * (and, for ids added with all_changes, every change before it), records
+   * that become ready together in one response. Served on every replica, as
+   * Watch is (linearizable: each request's ids are looked up after a ReadIndex
+   * barrier). A task already ended is answered at once. At most
+   * limits.watchManyIdsPerStream ids are watched per stream: ids past it get
+   * an error entry RESOURCE_EXHAUSTED (and the replica logs it); ids a
+   * follower does not know (durability NONE, expired, another cell's) get
+   * NOT_FOUND. When the client half-closes, the stream ends once every id it
+   * watches has ended. A stream that breaks loses nothing the client cannot
+   * get back: it adds its unanswered ids again on a new stream.
+   */
+  watchMany: {
+    path: "/meshlb.v1.TaskService/WatchMany" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchManyRequest): Buffer => Buffer.from(WatchManyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchManyRequest => WatchManyRequest.decode(value),
+    responseSerialize: (value: WatchManyResponse): Buffer => Buffer.from(WatchManyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchManyResponse => WatchManyResponse.decode(value),
+  },
   cancel: {
     path: "/meshlb.v1.TaskService/Cancel" as const,
     requestStream: false as const,
@@ -2704,6 +3053,21 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   get: handleUnaryCall<GetRequest, GetResponse>;
   /** Streams the task's record now and at every change, until it ends. */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
+  /**
+   * Results for many tasks on one stream: the client adds task ids (and may
+   * drop them) at any time; the server sends each task's terminal record once
+   * (and, for ids added with all_changes, every change before it), records
+   * that become ready together in one response. Served on every replica, as
+   * Watch is (linearizable: each request's ids are looked up after a ReadIndex
+   * barrier). A task already ended is answered at once. At most
+   * limits.watchManyIdsPerStream ids are watched per stream: ids past it get
+   * an error entry RESOURCE_EXHAUSTED (and the replica logs it); ids a
+   * follower does not know (durability NONE, expired, another cell's) get
+   * NOT_FOUND. When the client half-closes, the stream ends once every id it
+   * watches has ended. A stream that breaks loses nothing the client cannot
+   * get back: it adds its unanswered ids again on a new stream.
+   */
+  watchMany: handleBidiStreamingCall<WatchManyRequest, WatchManyResponse>;
   cancel: handleUnaryCall<CancelRequest, CancelResponse>;
 }
 
@@ -2767,6 +3131,26 @@ export interface TaskServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchResponse>;
+  /**
+   * Results for many tasks on one stream: the client adds task ids (and may
+   * drop them) at any time; the server sends each task's terminal record once
+   * (and, for ids added with all_changes, every change before it), records
+   * that become ready together in one response. Served on every replica, as
+   * Watch is (linearizable: each request's ids are looked up after a ReadIndex
+   * barrier). A task already ended is answered at once. At most
+   * limits.watchManyIdsPerStream ids are watched per stream: ids past it get
+   * an error entry RESOURCE_EXHAUSTED (and the replica logs it); ids a
+   * follower does not know (durability NONE, expired, another cell's) get
+   * NOT_FOUND. When the client half-closes, the stream ends once every id it
+   * watches has ended. A stream that breaks loses nothing the client cannot
+   * get back: it adds its unanswered ids again on a new stream.
+   */
+  watchMany(): ClientDuplexStream<WatchManyRequest, WatchManyResponse>;
+  watchMany(options: Partial<CallOptions>): ClientDuplexStream<WatchManyRequest, WatchManyResponse>;
+  watchMany(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<WatchManyRequest, WatchManyResponse>;
   cancel(
     request: CancelRequest,
     callback: (error: ServiceError | null, response: CancelResponse) => void,
