@@ -85,27 +85,19 @@ export class MeshClient {
     this.autoKey = opts.autoIdempotencyKey ?? true;
     this.submitRetry = opts.submitRetry === false ? undefined : { ...SUBMIT_RETRY_DEFAULTS, ...opts.submitRetry };
     this.credentials = opts.credentials ?? callerCredentials(opts) ?? grpcCredentials.createInsecure();
-    if (opts.submitCoalesce !== false) {
-      const one = (spec: TaskSpec, deadlineMs: number | undefined) =>
-        this.unary('submit', { task: spec }, { deadlineMs }, { safe: spec.idempotencyKey !== '', submit: true });
-      const batch = async (specs: TaskSpec[], deadlineMs: number | undefined) => {
-        const safe = specs.every((s) => s.idempotencyKey !== '');
-        return (await this.unary('submitBatch', { tasks: specs }, { deadlineMs }, { safe, submit: true })).items;
-      };
-      this.coalescer = new SubmitCoalescer({ one, batch }, opts.submitCoalesce === true ? {} : opts.submitCoalesce);
-    }
-    if (opts.sharedWatch !== false) {
-      this.results = new ResultStream(
-        {
-          addresses: this.addresses,
-          first: () => this.preferred,
-          clientFor: (a) => this.clientFor(a),
-          fallback: (id, o) => this.waitPerTask(id, o),
-          random: this.random,
-        },
-        opts.sharedWatch === true ? {} : opts.sharedWatch,
-      );
-    }
+    const c = opts.submitCoalesce;
+    const ports = {
+      one: (spec: TaskSpec, deadlineMs: number | undefined) => this.submitCall(spec, { deadlineMs }),
+      batch: (specs: TaskSpec[], deadlineMs: number | undefined) => this.batchCall(specs, { deadlineMs }),
+    };
+    if (c !== false) this.coalescer = new SubmitCoalescer(ports, c === true ? {} : c);
+    const w = opts.sharedWatch;
+    if (w === false) return;
+    const first = () => this.preferred;
+    const clientFor = (a: string) => this.clientFor(a);
+    const fallback = (id: string, o: WaitOpts) => this.waitPerTask(id, o);
+    const rs = { addresses: this.addresses, first, clientFor, fallback, random: this.random };
+    this.results = new ResultStream(rs, w === true ? {} : w);
   }
 
   /** The address calls go to first (the last one that answered, or the leader a follower named). */
@@ -124,10 +116,7 @@ export class MeshClient {
     const auto = this.keyed(spec);
     const span = startSubmit(this.opts.tracer, opts.context, [spec]);
     // With a tracer each submit keeps its own span and call: not coalesced.
-    const call =
-      this.coalescer && !span
-        ? this.coalescer.submit(spec, opts.deadlineMs)
-        : this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
+    const call = this.coalescer && !span ? this.coalescer.submit(spec, opts.deadlineMs) : this.submitCall(spec, opts);
     const res = await endSubmit(span, call);
     return {
       taskId: res.taskId,
@@ -150,15 +139,24 @@ export class MeshClient {
     const out: SubmitItem[] = [];
     for (let i = 0; i < specs.length; i += MAX_BATCH) {
       const chunk = specs.length <= MAX_BATCH ? specs : specs.slice(i, i + MAX_BATCH);
-      const safe = chunk.every((s) => s.idempotencyKey !== '');
-      const res = await this.unary('submitBatch', { tasks: chunk }, opts, { safe, submit: true });
-      for (const it of res.items) {
+      for (const it of await this.batchCall(chunk, opts)) {
         const item = toItem(it);
         if (auto[out.length]) item.existing = false;
         out.push(item);
       }
     }
     return out;
+  }
+
+  /** One Submit call: repeated after an unknown outcome when the spec has a key. */
+  private submitCall(spec: TaskSpec, opts: CallOpts): Promise<SubmitResult> {
+    return this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
+  }
+
+  /** One SubmitBatch call: repeated after an unknown outcome when every spec has a key. */
+  private async batchCall(tasks: TaskSpec[], opts: CallOpts): Promise<SubmitBatchItem[]> {
+    const safe = tasks.every((s) => s.idempotencyKey !== '');
+    return (await this.unary('submitBatch', { tasks }, opts, { safe, submit: true })).items;
   }
 
   /** Give a spec without a key a random one (unless turned off); true when it did. */

@@ -74,11 +74,11 @@ class WatchManyStream implements TaskWatcher {
     call.on('close', gone);
   }
 
-  changed(task: Task, done: boolean): void {
-    const all = this.watched.get(task.id);
+  changed(id: string, task: () => Task, done: boolean): void {
+    const all = this.watched.get(id);
     if (all === undefined) return;
-    if (done) this.watched.delete(task.id); // TaskWatchers dropped the pair already
-    if (done || all) this.send(task);
+    if (done) this.watched.delete(id); // TaskWatchers dropped the pair already
+    if (done || all) this.send(task());
     if (done) this.maybeEnd();
   }
 

@@ -19,8 +19,11 @@ type WatchCall = ServerWritableStream<WatchRequest, WatchResponse>;
 
 /** One watcher of one or more tasks. */
 export interface TaskWatcher {
-  /** The task changed (`task` is its record as sent); `done` once it ended (the pair is dropped then). */
-  changed(task: Task, done: boolean): void;
+  /**
+   * The task `id` changed; `task()` is its record as sent (built once per
+   * change, only if a watcher asks); `done` once it ended (the pair is dropped then).
+   */
+  changed(id: string, task: () => Task, done: boolean): void;
   /** The replica shuts down: end with this status. */
   shutdown(err: MeshError): void;
 }
@@ -65,9 +68,9 @@ export class TaskWatchers {
   /** Keep a Watch `call` until it leaves or its task ends. */
   add(id: string, call: WatchCall): void {
     const w: TaskWatcher = {
-      changed(task, done) {
+      changed(_id, task, done) {
         try {
-          call.write({ task });
+          call.write({ task: task() });
           if (done) call.end();
         } catch {
           // the watcher left
@@ -109,13 +112,14 @@ export class TaskWatchers {
   changed(rec: TaskRecord): void {
     const set = this.byTask.get(rec.id);
     if (!set) return;
-    const task = toProtoTask(rec);
+    let proto: Task | undefined;
+    const task = (): Task => (proto ??= toProtoTask(rec));
     const done = isTerminal(rec.state);
     if (done) {
       this.count -= set.size;
       this.byTask.delete(rec.id);
     }
-    for (const w of set) w.changed(task, done);
+    for (const w of set) w.changed(rec.id, task, done);
   }
 
   /** End every watcher with UNAVAILABLE (shutdown). */
