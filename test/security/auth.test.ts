@@ -159,10 +159,15 @@ describe('clients and tenants', () => {
       for await (const x of beta.watch(taskId)) void x;
     })();
     expect((await refusal(watched)).code).toBe(status.PERMISSION_DENIED);
+    // Waiting on the shared WatchMany stream: the guard refuses the id, and the wait says why.
+    expect((await refusal(beta.waitForResult(taskId, { timeoutMs: 20_000 }))).code).toBe(status.PERMISSION_DENIED);
+    const acmeWaits = acme.waitForResult(taskId, { timeoutMs: 20_000 });
     // admin-read reads any tenant's task but may not cancel it; admin-write may.
     expect((await client(TOKENS.ops[0]).get(taskId)).id).toBe(taskId);
     expect((await refusal(client(TOKENS.ops[0]).cancel(taskId))).code).toBe(status.PERMISSION_DENIED);
     expect((await client(TOKENS.root[0]).cancel(taskId)).state).toBe(TaskState.TASK_STATE_CANCELLED);
+    expect((await acmeWaits).state).toBe(TaskState.TASK_STATE_CANCELLED);
+    expect(acme.results!.stats.broken).toBe(0); // served by WatchMany, not one Watch per task
     // An unknown task is still NOT_FOUND (no tenant to check).
     expect((await refusal(beta.get('no-such-task'))).code).toBe(status.NOT_FOUND);
   });
