@@ -203,6 +203,13 @@ describe('task accounting', () => {
     expect(unread.recorded_twice).toBe('n/a');
     expect(unread.why_na.recorded_twice).toMatch(/GetCell/);
     expect(accountTasks(submit, agents, { ...home, accepted: 40 }).why_na.recorded_twice).toMatch(/cover 40/);
+    // The home accepted more than submit heard of (answers lost to deadlines): known only once nothing is pending there.
+    const more = { ...home, accepted: 120, completed: 120, cancelled: 0 };
+    expect(accountTasks(submit, agents, { ...more, pending: 0 }).recorded_twice).toBe(0);
+    expect(accountTasks(submit, agents, { ...more, completed: 121, pending: 0 }).recorded_twice).toBe(1);
+    const held = accountTasks(submit, agents, { ...more, completed: 118, pending: 2 });
+    expect(held.recorded_twice).toBe('n/a');
+    expect(held.why_na.recorded_twice).toMatch(/2 still pending/);
     const none = accountTasks(null, agents, home);
     expect([none.acknowledged, none.duplicate_executions, none.recorded_twice]).toEqual(['n/a', 'n/a', 'n/a']);
   });

@@ -160,6 +160,8 @@ export class Observer {
           completed: Number(r.tasksCompleted),
           failed: Number(r.tasksFailed),
           deadLettered: Number(r.tasksDeadLettered),
+          cancelled: Number(r.tasksCancelled),
+          pending: r.queueDepth + r.inFlight,
         };
       if (Date.now() > end) return undefined;
       await pause(200);

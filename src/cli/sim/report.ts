@@ -82,6 +82,10 @@ export interface HomeCounters {
   completed: number;
   failed: number;
   deadLettered: number;
+  /** Absent from older readings: then a home that accepted more than submit heard of stays n/a. */
+  cancelled?: number;
+  /** Tasks the home still holds (queued + in flight). */
+  pending?: number;
 }
 
 export type Count = number | 'n/a';
@@ -132,8 +136,17 @@ export function accountTasks(
   let twice: Count = 'n/a';
   if (!submit || accepted === undefined) why.recorded_twice = 'no submit result';
   else if (!home) why.recorded_twice = "the home cell's counters could not be read (AdminService.GetCell)";
-  else if (home.accepted !== accepted)
-    why.recorded_twice = `the home's counters cover ${home.accepted} accepted tasks, submit acknowledged ${accepted}`;
+  else if (home.accepted > accepted && home.pending === 0 && home.cancelled !== undefined) {
+    // Submits whose answer never reached submit (a deadline while a leader was being
+    // replaced) were accepted all the same. Nothing is pending at the home, so every task
+    // it accepted has ended: any outcome past one per accepted task was recorded twice.
+    const homeTerminal = home.completed + home.failed + home.deadLettered + home.cancelled;
+    if (homeTerminal >= home.accepted) twice = homeTerminal - home.accepted;
+    else why.recorded_twice = `the home recorded ${homeTerminal} outcomes for ${home.accepted} accepted tasks`;
+  } else if (home.accepted !== accepted)
+    why.recorded_twice = `the home's counters cover ${home.accepted} accepted tasks, submit acknowledged ${accepted}${
+      home.pending ? ` (${home.pending} still pending at the home)` : ''
+    }`;
   else if (s('unfinished') + s('cancelled') > 0)
     why.recorded_twice = 'some tasks ended unseen by submit (unfinished or cancelled)';
   else {
