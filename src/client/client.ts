@@ -28,7 +28,14 @@ import { TaskServiceClient, type SubmitBatchItem, type Task, type TaskSpec } fro
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
 import type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult } from './options.js';
-import { newIdempotencyKey, outcomeUnknown, SUBMIT_RETRY_DEFAULTS, type SubmitRetryOptions } from './retry.js';
+import {
+  newIdempotencyKey,
+  outcomeUnknown,
+  retryableWatchError,
+  sleep,
+  SUBMIT_RETRY_DEFAULTS,
+  type SubmitRetryOptions,
+} from './retry.js';
 import { isTerminal, taskStateName, toTaskSpec, withStateName, type TaskInput, type TaskRecord } from './spec.js';
 import { endSubmit, startSubmit } from './trace.js';
 import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
@@ -301,6 +308,9 @@ export class MeshClient {
       c = new TaskServiceClient(address, this.credentials, {
         'grpc.max_send_message_length': max,
         'grpc.max_receive_message_length': max,
+        // Pings while a call is open (a long WatchMany): a replica that went silent is found in 40 s.
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.keepalive_timeout_ms': 10_000,
         ...this.opts.channelOptions,
       });
       this.clients.set(address, c);
@@ -404,14 +414,4 @@ export class MeshClient {
       }
     }
   }
-}
-
-/** Watching is read-only, so it is retried after transport failures and saturation. */
-function retryableWatchError(err: MeshClientError): boolean {
-  if (err.code === status.UNAVAILABLE || err.code === status.RESOURCE_EXHAUSTED) return true;
-  return err.code === status.INTERNAL && /RST_STREAM|Session closed/i.test(err.details);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -50,3 +50,13 @@ export function outcomeUnknown(err: MeshClientError): boolean {
       return false;
   }
 }
+
+/** Watching is read-only, so it is retried after transport failures and saturation. */
+export function retryableWatchError(err: MeshClientError): boolean {
+  if (err.code === status.UNAVAILABLE || err.code === status.RESOURCE_EXHAUSTED) return true;
+  return err.code === status.INTERNAL && /RST_STREAM|Session closed/i.test(err.details);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
