@@ -38,6 +38,8 @@ export function spec(durability: Durability = Durability.DURABILITY_NONE): TaskS
     durability,
     traceParent: '',
     traceState: '',
+    contextKey: '',
+    contextHard: false,
   };
 }
 

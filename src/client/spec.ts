@@ -30,6 +30,13 @@ export interface TaskInput {
    */
   traceParent?: string;
   traceState?: string;
+  /**
+   * Tasks with the same context key (a session, a conversation, a dataset, a prompt
+   * prefix) return to the agent that ran the key last while it has room (docs/policies.md).
+   */
+  contextKey?: string;
+  /** Only the key's holder may run it; the task waits for it (default: overflow allowed). */
+  contextHard?: boolean;
 }
 
 const PRIORITIES: Record<PriorityName, Priority> = {
@@ -95,6 +102,8 @@ export function toTaskSpec(t: TaskInput): TaskSpec {
     durability: toDurability(t.durability),
     traceParent: t.traceParent ?? '',
     traceState: t.traceState ?? '',
+    contextKey: t.contextKey ?? '',
+    contextHard: t.contextHard ?? false,
   };
 }
 

@@ -165,6 +165,8 @@ export class Dispatcher {
     attempt: 0,
     affinity: undefined,
     exclude: undefined,
+    contextKey: undefined,
+    contextHard: false,
   };
   private readonly excludeOne: string[] = [''];
   /** Items of the kind being pumped that cannot go this pump (reused). */
@@ -182,6 +184,9 @@ export class Dispatcher {
       this.excludeOne[0] = item.exclude;
       t.exclude = this.excludeOne;
     } else t.exclude = undefined;
+    // Every tier places a keyed task by its key, so it returns to the same subtree and agent.
+    t.contextKey = item.spec.contextKey || undefined;
+    t.contextHard = item.spec.contextHard;
     return t;
   }
 

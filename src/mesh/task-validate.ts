@@ -31,6 +31,7 @@ export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number
     overLimit('task.kind', spec.kind, LIMITS.kind) ||
     overLimit('task.idempotency_key', spec.idempotencyKey, LIMITS.idempotencyKey) ||
     overLimit('task.tenant', spec.tenant, LIMITS.tenant) ||
+    overLimit('task.context_key', spec.contextKey, LIMITS.contextKey) ||
     overLimit('task.trace_parent', spec.traceParent, LIMITS.traceParent) ||
     overLimit('task.trace_state', spec.traceState, LIMITS.traceState);
   if (tooLong) return tooLong;

@@ -13,6 +13,7 @@
 // consumes both, and every built view containing the candidate has its
 // creditSum adjusted, so credits(kind) stays exact (Σ min(kind, pool)).
 
+import { ContextRing, LOAD_BOUND, loadCap } from './context.js';
 import type { Candidate, KindSlots, PickResult, Picker, TaskInfo } from './types.js';
 
 export class KindView {
@@ -26,6 +27,8 @@ export class KindView {
   ext: unknown = undefined;
   /** Member position by candidate index (-1: not a member), filled when the view is built. */
   posOf: Int32Array | undefined = undefined;
+  /** The members on a hash ring, built on the first pick with a context key. */
+  ring: ContextRing | undefined = undefined;
 
   constructor(
     readonly kind: string,
@@ -45,6 +48,7 @@ const SPILL_NO_MATCH: PickResult = Object.freeze({
   reason: 'no candidate of the kind matches affinity/exclusions',
 });
 const QUEUE_FULL: PickResult = Object.freeze({ type: 'queue', reason: 'all candidates of the kind are full' });
+const QUEUE_HOLDER: PickResult = Object.freeze({ type: 'queue', reason: "the context key's holder is full" });
 const REJECT_NO_KIND: PickResult = Object.freeze({
   type: 'reject',
   code: 'INVALID_ARGUMENT',
@@ -105,6 +109,15 @@ export abstract class BasePicker implements Picker {
       for (let i = 0; i < aff.length; i++) this.reqLabels[this.reqCount++] = aff[i]!.key + '\0' + aff[i]!.value;
     }
     this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
+    if (task.contextKey) {
+      const pos = this.selectByContext(v, task.contextKey, task.contextHard === true);
+      if (pos >= 0) {
+        this.adjust(v, pos, -1);
+        return this.routes[v.members[pos]!]!;
+      }
+      if (pos === HOLDER_FULL) return QUEUE_HOLDER;
+      if (pos === NO_HOLDER) return SPILL_NO_MATCH;
+    }
     if (v.creditSum > 0) {
       const pos = this.select(v, task);
       if (pos >= 0) {
@@ -136,6 +149,42 @@ export abstract class BasePicker implements Picker {
 
   hasKind(kind: string): boolean {
     return this.view(kind) !== null;
+  }
+
+  /**
+   * The member a context key goes to (./context.ts), or: -1, soft and no member on the
+   * ring has room within the load bound (the policy chooses); HOLDER_FULL, hard and its
+   * holder has no credit; NO_HOLDER, hard and no member matches the task at all.
+   */
+  private selectByContext(v: KindView, key: string, hard: boolean): number {
+    if (!v.ring) v.ring = new ContextRing(Array.from(v.members, (idx) => this.cands[idx]!.id));
+    if (hard) {
+      const holder = v.ring.walk(key, (p) => this.matches(v, p));
+      if (holder < 0) return NO_HOLDER;
+      return this.ok(v, holder) ? holder : HOLDER_FULL;
+    }
+    if (v.creditSum <= 0) return -1;
+    let total = 0;
+    for (let p = 0; p < v.members.length; p++) total += this.contextLoad(v, p);
+    const cap = loadCap(total, v.members.length);
+    return v.ring.walk(key, (p) => this.ok(v, p) && (this.contextLoad(v, p) + 1 <= cap || this.roomy(v, p)));
+  }
+
+  /**
+   * After one more task the member still has a share of its slots free that the load
+   * bound would leave it (1 - 1/LOAD_BOUND): it is nowhere near overload, so a key's
+   * holder keeps its key even when loads are low and stale (a burst counted against
+   * an upper tier's summary before the child reported it done).
+   */
+  private roomy(v: KindView, pos: number): boolean {
+    return this.avail(v, pos) - 1 >= v.total[pos]! * (1 - 1 / LOAD_BOUND);
+  }
+
+  /** What a member is running or holding now, as this picker knows it: its snapshot's plus routes since. */
+  private contextLoad(v: KindView, pos: number): number {
+    const idx = v.members[pos]!;
+    const c = this.cands[idx]!;
+    return c.active + c.queueDepth + this.sent[idx]!;
   }
 
   /** Eligible now: has a credit, matches affinity, not excluded. */
@@ -250,6 +299,9 @@ export abstract class BasePicker implements Picker {
     return v;
   }
 }
+
+const HOLDER_FULL = -2;
+const NO_HOLDER = -3;
 
 function buildView(cands: readonly Candidate[], kind: string): KindView | null {
   const idx: number[] = [];

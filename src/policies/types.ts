@@ -89,6 +89,13 @@ export interface TaskInfo {
   readonly attempt?: number;
   /** Candidates that must not get this task (e.g. the one that just failed it). */
   readonly exclude?: readonly string[];
+  /**
+   * Tasks with the same context key go where the key's caches are warm (./context.ts:
+   * consistent hashing with bounded loads), whatever the policy; empty = none.
+   */
+  readonly contextKey?: string;
+  /** Hard: only the key's holder may take it (it waits for one); soft: overflow is allowed. */
+  readonly contextHard?: boolean;
 }
 
 export type RejectCode = 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'RESOURCE_EXHAUSTED';

@@ -24,6 +24,8 @@ export const LIMITS = {
   kind: 128,
   /** TaskSpec.tenant. */
   tenant: 128,
+  /** TaskSpec.context_key (a session id, a conversation, a prompt-prefix hash). */
+  contextKey: 256,
   /** Label keys (task labels and affinity, agent labels). */
   labelKey: 128,
   /** Label values. */

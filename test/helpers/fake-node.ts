@@ -133,6 +133,8 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
       durability: 0,
       traceParent: '',
       traceState: '',
+      contextKey: '',
+      contextHard: false,
     },
     traceParent: '',
   };

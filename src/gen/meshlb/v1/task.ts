@@ -351,6 +351,18 @@ export interface TaskSpec {
   traceParent: string;
   /** The W3C tracestate that goes with trace_parent (vendor data), passed on unchanged. */
   traceState: string;
+  /**
+   * Tasks with the same context key (a session, a conversation, a dataset, a
+   * prompt prefix) go where the key's caches are warm: every tier places them by
+   * consistent hashing with bounded loads (docs/policies.md), so they return to
+   * the agent that ran the key last while it has room. Empty = none.
+   */
+  contextKey: string;
+  /**
+   * Hard: only the key's holder may run it (the task waits for it); soft (false,
+   * the default): past the load bound it overflows to the next candidates.
+   */
+  contextHard: boolean;
 }
 
 /** An agent's answer for one attempt. The first result of the current attempt wins. */
@@ -604,6 +616,8 @@ function createBaseTaskSpec(): TaskSpec {
     durability: 0,
     traceParent: "",
     traceState: "",
+    contextKey: "",
+    contextHard: false,
   };
 }
 
@@ -647,6 +661,12 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.traceState !== "") {
       writer.uint32(106).string(message.traceState);
+    }
+    if (message.contextKey !== "") {
+      writer.uint32(242).string(message.contextKey);
+    }
+    if (message.contextHard !== false) {
+      writer.uint32(248).bool(message.contextHard);
     }
     return writer;
   },
@@ -768,6 +788,22 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.traceState = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.contextKey = reader.string();
+            continue;
+          }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.contextHard = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -819,6 +855,16 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         : isSet(object.trace_state)
         ? globalThis.String(object.trace_state)
         : "",
+      contextKey: isSet(object.contextKey)
+        ? globalThis.String(object.contextKey)
+        : isSet(object.context_key)
+        ? globalThis.String(object.context_key)
+        : "",
+      contextHard: isSet(object.contextHard)
+        ? globalThis.Boolean(object.contextHard)
+        : isSet(object.context_hard)
+        ? globalThis.Boolean(object.context_hard)
+        : false,
     };
   },
 
@@ -863,6 +909,12 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.traceState !== "") {
       obj.traceState = message.traceState;
     }
+    if (message.contextKey !== "") {
+      obj.contextKey = message.contextKey;
+    }
+    if (message.contextHard !== false) {
+      obj.contextHard = message.contextHard;
+    }
     return obj;
   },
 
@@ -884,6 +936,8 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     message.durability = object.durability ?? 0;
     message.traceParent = object.traceParent ?? "";
     message.traceState = object.traceState ?? "";
+    message.contextKey = object.contextKey ?? "";
+    message.contextHard = object.contextHard ?? false;
     return message;
   },
 };

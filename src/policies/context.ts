@@ -1,0 +1,97 @@
+// Context routing: a task may carry a context key (a session, a conversation, a
+// dataset, a prompt prefix). Tasks with the same key should land where the last
+// one ran, because that agent's caches are warm, the way cache-aware LLM routers
+// send a prompt prefix back to the worker holding its KV cache.
+//
+// The rule is consistent hashing with bounded loads (Mirrokni, Thorup and
+// Zadeh): candidates sit on a hash ring (several points each); a key walks the
+// ring from its own hash and takes the first candidate that is eligible and whose
+// load after this task stays within LOAD_BOUND times the mean, so
+// - the same key keeps going to the same candidate while it has room (warm):
+//   within the bound, or with at least 1 - 1/LOAD_BOUND of its slots still free
+//   after this task (loads low or stale: no overload to prevent);
+// - a hot key overflows to the next candidates on the ring, never piling onto
+//   one agent past the bound;
+// - when a candidate leaves, only the keys it held move (about 1/N of them),
+//   and when one joins it takes about 1/N, so caches elsewhere stay warm.
+// "Soft" keys fall back to the policy's own choice when the walk finds no room;
+// "hard" keys go only to their holder (the first candidate on the ring that can
+// ever take the task) and wait for it.
+//
+// Pure and allocation-free per pick: the ring is built once per picker view, on
+// the first pick that carries a key, and walked with a stamped visited array.
+
+/** No candidate's load (active + routed since the snapshot) goes past this times the mean. */
+export const LOAD_BOUND = 1.25;
+
+/** 32-bit FNV-1a of `s` mixed with murmur3's finalizer (FNV alone clusters short keys). */
+export function hash32(s: string, seed = 0): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Points per member: enough to spread keys evenly, fewer for huge views so a build stays cheap. */
+export function pointsPerMember(members: number): number {
+  return Math.max(4, Math.min(64, Math.floor(32_000 / Math.max(1, members))));
+}
+
+/** A hash ring over a view's members: sorted points and, for each, the member position it belongs to. */
+export class ContextRing {
+  readonly points: Uint32Array;
+  readonly owner: Int32Array;
+  private readonly seen: Int32Array;
+  private stamp = 0;
+
+  /** `ids[p]` names member position p; a candidate keeps its ring points whatever else is in the view. */
+  constructor(ids: readonly string[]) {
+    const per = pointsPerMember(ids.length);
+    const pts: Array<[number, number]> = [];
+    for (let p = 0; p < ids.length; p++) for (let r = 0; r < per; r++) pts.push([hash32(`${ids[p]}#${r}`), p]);
+    pts.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    this.points = Uint32Array.from(pts, (x) => x[0]);
+    this.owner = Int32Array.from(pts, (x) => x[1]);
+    this.seen = new Int32Array(ids.length);
+  }
+
+  /**
+   * Member positions in ring order from `key`'s point, each once, until `visit`
+   * returns true (that position is returned) or every member was visited (-1).
+   */
+  walk(key: string, visit: (pos: number) => boolean): number {
+    const n = this.points.length;
+    if (n === 0) return -1;
+    const h = hash32(key);
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.points[mid]! < h) lo = mid + 1;
+      else hi = mid;
+    }
+    if (++this.stamp === 0x7fffffff) {
+      this.seen.fill(0);
+      this.stamp = 1;
+    }
+    for (let i = 0; i < n; i++) {
+      const pos = this.owner[(lo + i) % n]!;
+      if (this.seen[pos] === this.stamp) continue;
+      this.seen[pos] = this.stamp;
+      if (visit(pos)) return pos;
+    }
+    return -1;
+  }
+}
+
+/** The load bound for one more task: ceil(LOAD_BOUND × (total + 1) / members), at least 1. */
+export function loadCap(totalLoad: number, members: number, bound = LOAD_BOUND): number {
+  return Math.max(1, Math.ceil((bound * (totalLoad + 1)) / Math.max(1, members)));
+}
