@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listPolicies } from '../../src/policies/index.js';
 import { machineInfo } from '../lib/results.js';
+import { keysMovedOnLeave, runContext } from './context.js';
 import type { RunMetrics } from './metrics.js';
 import { renderScenarioTable, renderSvg, type RunRecord } from './report.js';
 import { SCENARIOS } from './scenarios.js';
@@ -77,12 +78,27 @@ for (const runs of bySeed('herding')) {
     `herding (seed ${def.variant}): default max/mean load 1 s after the burst ${at1s?.maxOverMean.toFixed(2)}, credit violations ${def.metrics.creditViolations}`,
   );
 }
+// Context routing (./context.ts): the same tasks with and without keys, and a holder leaving.
+const ctxTasks = Math.max(2_000, Math.round(60_000 * scale));
+const context = {
+  keyed: runContext(true, ctxTasks),
+  unkeyed: runContext(false, ctxTasks),
+  movedOnLeave: keysMovedOnLeave(),
+};
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+for (const f of [context.keyed, context.unkeyed])
+  lines.push(
+    `context routing, 64 agents, Zipf keys, 80% busy, ${f.keyed ? 'keys' : 'no keys (baseline)'}: warm hits ${pct(f.hitRate)}, max/mean in flight p99 ${f.p99MaxOverMean.toFixed(2)} (max ${f.maxOverMean.toFixed(2)}), placements past 1.25x the mean ${pct(f.overBoundShare)}`,
+  );
+lines.push(
+  `context routing: one of 64 agents leaves, keys that move ${pct(context.movedOnLeave)} (1/N = ${pct(1 / 64)})`,
+);
 const violations = all.reduce((n, r) => n + r.metrics.creditViolations, 0);
 lines.push(`credit violations over all runs: ${violations}`);
 console.log(`\n${lines.join('\n')}`);
 
 if (!process.argv.includes('--no-write')) {
-  const file = writeJson({ scale, seeds, scenarios: described, runs: all.map(compact) });
+  const file = writeJson({ scale, seeds, scenarios: described, context, runs: all.map(compact) });
   const svg = file.replace(/\.json$/, '.svg');
   fs.writeFileSync(svg, renderSvg(all, listPolicies()));
   console.log(`\nwrote ${file}\n      ${svg}`);

@@ -8,8 +8,9 @@
 // ring from its own hash and takes the first candidate that is eligible and whose
 // load after this task stays within LOAD_BOUND times the mean, so
 // - the same key keeps going to the same candidate while it has room (warm):
-//   within the bound, or with at least 1 - 1/LOAD_BOUND of its slots still free
-//   after this task (loads low or stale: no overload to prevent);
+//   within the bound, or, while the candidates are less than half busy, with at
+//   least 1 - 1/LOAD_BOUND of its slots still free after this task (loads low or
+//   stale: no overload to prevent);
 // - a hot key overflows to the next candidates on the ring, never piling onto
 //   one agent past the bound;
 // - when a candidate leaves, only the keys it held move (about 1/N of them),
@@ -91,7 +92,11 @@ export class ContextRing {
   }
 }
 
-/** The load bound for one more task: ceil(LOAD_BOUND × (total + 1) / members), at least 1. */
+/**
+ * The load bound for one more task: floor(LOAD_BOUND × (total + 1) / members), at least 1.
+ * Floor, not the paper's ceil: with loads of a few tasks a ceil lets one member reach
+ * 1.3-1.5x the mean, and low loads are covered by the roomy rule (picker.ts) anyway.
+ */
 export function loadCap(totalLoad: number, members: number, bound = LOAD_BOUND): number {
-  return Math.max(1, Math.ceil((bound * (totalLoad + 1)) / Math.max(1, members)));
+  return Math.max(1, Math.floor((bound * (totalLoad + 1)) / Math.max(1, members)));
 }

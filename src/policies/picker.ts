@@ -165,16 +165,22 @@ export abstract class BasePicker implements Picker {
     }
     if (v.creditSum <= 0) return -1;
     let total = 0;
-    for (let p = 0; p < v.members.length; p++) total += this.contextLoad(v, p);
+    let slots = 0;
+    for (let p = 0; p < v.members.length; p++) {
+      total += this.contextLoad(v, p);
+      slots += v.total[p]!;
+    }
     const cap = loadCap(total, v.members.length);
-    return v.ring.walk(key, (p) => this.ok(v, p) && (this.contextLoad(v, p) + 1 <= cap || this.roomy(v, p)));
+    const quiet = total < slots / 2;
+    return v.ring.walk(key, (p) => this.ok(v, p) && (this.contextLoad(v, p) + 1 <= cap || (quiet && this.roomy(v, p))));
   }
 
   /**
    * After one more task the member still has a share of its slots free that the load
-   * bound would leave it (1 - 1/LOAD_BOUND): it is nowhere near overload, so a key's
-   * holder keeps its key even when loads are low and stale (a burst counted against
-   * an upper tier's summary before the child reported it done).
+   * bound would leave it (1 - 1/LOAD_BOUND): while the candidates are less than half
+   * busy it is nowhere near overload, so a key's holder keeps its key even when loads
+   * are low and stale (a burst counted against an upper tier's summary before the
+   * child reported it done).
    */
   private roomy(v: KindView, pos: number): boolean {
     return this.avail(v, pos) - 1 >= v.total[pos]! * (1 - 1 / LOAD_BOUND);

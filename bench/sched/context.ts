@@ -1,0 +1,158 @@
+// Context routing measured (issue's target): one node cell with 64 agents of 16
+// slots, Poisson arrivals at 80% utilization, keys drawn Zipf(1.1) from 10,000,
+// every pick through the real node policy's picker (rebuilt every 150 virtual ms
+// from the agents' true in-flight counts, a freed slot released to the live
+// picker as the node does). Each agent keeps the last 64 keys it ran warm (an
+// LRU cache). A task is warm when some agent holds its key; a hit when it lands
+// on one that does (a hot key is held by the few agents it overflows to). Load
+// balance is max/mean in-flight, sampled every 10 ms while the mean is at least
+// half the slots. The same tasks without keys give the baseline. Then one holder
+// leaves: the share of keys whose ring holder changes.
+import { ContextRing } from '../../src/policies/context.js';
+import { createPolicy, makeCandidate, seededRandom, type Picker } from '../../src/policies/index.js';
+import { Rng } from '../../src/util/rng.js';
+
+export interface ContextFigures {
+  keyed: boolean;
+  tasks: number;
+  warm: number;
+  hitRate: number;
+  /** Over samples while busy: the worst max/mean in-flight, and its 99th percentile. */
+  maxOverMean: number;
+  p99MaxOverMean: number;
+  queuedShare: number;
+  /** Placements that left the chosen agent past 1.25x the mean in-flight (rounded up to a whole task). */
+  overBoundShare: number;
+}
+
+const AGENTS = 64;
+const SLOTS = 16;
+/** Keys an agent keeps warm (its cache: least recently used out). */
+const CACHE = 64;
+const SERVICE_MS = 100;
+const KEYS = 10_000;
+
+/** Zipf(s) over 1..n by inversion of the precomputed CDF. */
+function zipf(n: number, s: number, rng: Rng): () => number {
+  const cdf = new Float64Array(n);
+  let sum = 0;
+  for (let k = 1; k <= n; k++) cdf[k - 1] = sum += 1 / k ** s;
+  return () => {
+    const u = rng.next() * sum;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cdf[mid]! < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+export function runContext(keyed: boolean, tasks = 60_000, seed = 11): ContextFigures {
+  const rng = new Rng(seed);
+  const key = zipf(KEYS, 1.1, rng);
+  const policy = createPolicy('node-score', undefined, { random: seededRandom(seed) });
+  const ids = Array.from({ length: AGENTS }, (_, i) => `agent-${i}`);
+  const inFlight = new Array<number>(AGENTS).fill(0);
+  const build = (): Picker =>
+    policy.buildPicker(
+      ids.map((id, i) =>
+        makeCandidate({ id, slots: { work: [SLOTS - inFlight[i]!, SLOTS] }, active: inFlight[i]!, healthyAgents: 1 }),
+      ),
+      0,
+    );
+  const ratePerMs = (0.8 * AGENTS * SLOTS) / SERVICE_MS;
+  const exp = (meanMs: number): number => -meanMs * Math.log(1 - rng.next());
+  const done: Array<{ at: number; agent: number }> = [];
+  const waiting: number[] = [];
+  const caches = ids.map(() => new Map<number, true>());
+  const holds = (a: number, k: number): boolean => caches[a]!.has(k);
+  const warmAnywhere = (k: number): boolean => caches.some((c) => c.has(k));
+  let picker = build();
+  let nextRebuild = 150;
+  let nextSample = 10;
+  let now = 0;
+  let warm = 0;
+  let hits = 0;
+  let queued = 0;
+  let over = 0;
+  let total = 0;
+  const ratios: number[] = [];
+  const place = (k: number): boolean => {
+    const r = picker.pick({ kind: 'work', priority: 'normal', contextKey: keyed ? `key-${k}` : undefined });
+    if (r.type !== 'route') return false;
+    const a = Number(r.candidate.slice('agent-'.length));
+    if (warmAnywhere(k)) {
+      warm++;
+      if (holds(a, k)) hits++;
+    }
+    const cache = caches[a]!;
+    cache.delete(k);
+    cache.set(k, true);
+    if (cache.size > CACHE) cache.delete(cache.keys().next().value!);
+    inFlight[a]!++;
+    total++;
+    if (inFlight[a]! > Math.ceil((1.25 * total) / AGENTS)) over++;
+    done.push({ at: now + exp(SERVICE_MS), agent: a });
+    return true;
+  };
+  let arrivalAt = exp(1 / ratePerMs);
+  let i = 0;
+  while (i < tasks || done.length > 0) {
+    let soonest = -1;
+    for (let j = 0; j < done.length; j++) if (soonest < 0 || done[j]!.at < done[soonest]!.at) soonest = j;
+    const doneAt = soonest >= 0 ? done[soonest]!.at : Infinity;
+    const arrival = i < tasks ? arrivalAt : Infinity;
+    now = Math.min(arrival, doneAt, nextRebuild, nextSample);
+    if (now === doneAt) {
+      const d = done.splice(soonest, 1)[0]!;
+      inFlight[d.agent]!--;
+      total--;
+      picker.release(ids[d.agent]!, 'work'); // the slot goes back to the live picker, as at a node
+      while (waiting.length > 0 && place(waiting[0]!)) waiting.shift();
+    } else if (now === arrival) {
+      const k = key();
+      if (waiting.length > 0 || !place(k)) {
+        queued++;
+        waiting.push(k);
+      }
+      i++;
+      arrivalAt = now + exp(1 / ratePerMs);
+    } else if (now === nextRebuild) {
+      nextRebuild += 150;
+      picker = build();
+    } else {
+      nextSample += 10;
+      const mean = inFlight.reduce((a, b) => a + b, 0) / AGENTS;
+      if (mean >= 0.5 * SLOTS && i < tasks) ratios.push(Math.max(...inFlight) / mean);
+    }
+  }
+  ratios.sort((a, b) => a - b);
+  return {
+    keyed,
+    tasks,
+    warm,
+    hitRate: warm > 0 ? hits / warm : 0,
+    maxOverMean: ratios.at(-1) ?? 0,
+    p99MaxOverMean: ratios[Math.floor(ratios.length * 0.99)] ?? 0,
+    queuedShare: queued / tasks,
+    overBoundShare: over / tasks,
+  };
+}
+
+/** The share of `keys` keys whose holder changes when one of `agents` leaves the ring. */
+export function keysMovedOnLeave(agents = AGENTS, keys = KEYS): number {
+  const ids = Array.from({ length: agents }, (_, i) => `agent-${i}`);
+  const before = new ContextRing(ids);
+  const rest = ids.slice(1);
+  const after = new ContextRing(rest);
+  let moved = 0;
+  for (let k = 0; k < keys; k++) {
+    const a = ids[before.walk(`key-${k}`, () => true)];
+    const b = rest[after.walk(`key-${k}`, () => true)];
+    if (a !== b) moved++;
+  }
+  return moved / keys;
+}
