@@ -5,10 +5,9 @@
 //   outbox.ts      started acks and results: batching, the disconnected buffer, re-sends
 // Each part states its invariants beside its fields. Together they give:
 // - At most `slots` handlers run at once (the excess is refused "over slots").
-// - Every handler that finishes produces exactly one result, sent once on the
-//   live stream; results finished while disconnected wait in a bounded buffer
-//   and go out after the next Welcome; results sent shortly before a stream
-//   broke are sent again (the node fences by attempt).
+// - Every handler that finishes produces exactly one result, sent once on the live
+//   stream; results finished while disconnected wait in a bounded buffer and go
+//   out after the next Welcome; those sent shortly before a break go again.
 import { EventEmitter } from 'node:events';
 import { status as grpcStatus, type StatusObject, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import type { Tracer } from '@opentelemetry/api';
@@ -41,7 +40,7 @@ export interface AgentOptions {
   labels?: Record<string, string>;
   /** Max concurrent tasks (>= 1). */
   slots: number;
-  /** Heartbeat period; default: the node's Welcome.heartbeat_interval_ms, else 1000. */
+  /** Heartbeat period; default: the node's (its Welcome, lengthened by a HeartbeatChange), else 1000. */
   heartbeatIntervalMs?: number;
   /** Reconnect backoff (full jitter). Defaults: 100 ms initial, 5 s max, x2. */
   backoff?: BackoffOptions;
@@ -136,6 +135,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     resultsDropped: 0,
     messagesSent: 0,
     heartbeatsSent: 0,
+    heartbeatIntervalMs: 0,
   };
   /** The latest Welcome from the node. */
   welcome: Welcome | undefined;

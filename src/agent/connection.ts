@@ -23,6 +23,7 @@ import {
   type AgentHello,
   type ConnectRequest,
   type ConnectResponse,
+  type HeartbeatChange,
   type Welcome,
 } from '../gen/meshlb/v1/agent.js';
 import type { Logger } from '../util/log.js';
@@ -41,10 +42,12 @@ export interface ConnectionStats {
   disconnects: number;
   messagesSent: number;
   heartbeatsSent: number;
+  /** The interval loads go out at now: the Welcome's, lengthened by the node's HeartbeatChange (0 before a Welcome). */
+  heartbeatIntervalMs: number;
 }
 
-/** A message from the node other than the Welcome (which the connection handles itself). */
-export type NodeMessage = Exclude<NonNullable<ConnectResponse['msg']>, { $case: 'welcome' }>;
+/** A message from the node other than the Welcome and HeartbeatChange (which the connection handles itself). */
+export type NodeMessage = Exclude<NonNullable<ConnectResponse['msg']>, { $case: 'welcome' } | { $case: 'heartbeat' }>;
 
 /** What the connection needs from the agent around it. */
 interface ConnectionPeer {
@@ -222,6 +225,7 @@ export class Connection {
   private onMessage(call: Call, m: ConnectResponse): void {
     if (call !== this.call || !m.msg) return;
     if (m.msg.$case === 'welcome') this.onWelcome(m.msg.value);
+    else if (m.msg.$case === 'heartbeat') this.onHeartbeatChange(m.msg.value);
     else this.peer.message(m.msg);
   }
 
@@ -235,10 +239,36 @@ export class Connection {
     this.stats.connects++;
     if (w.maxMessageBytes > 0) this.maxMessageBytes = Math.min(this.opts.maxMessageBytes, w.maxMessageBytes);
     const interval = this.opts.heartbeatIntervalMs ?? (w.heartbeatIntervalMs || 1000);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = setInterval(() => this.sendLoad(), interval);
-    this.heartbeatTimer.unref();
+    this.beatEvery(interval, interval);
     this.peer.welcomed(w, interval);
+  }
+
+  /**
+   * The node lengthened the interval (it holds many agents). The next load goes
+   * at a random point of the new interval, so the agents it told at once do not
+   * beat in step; the gap since the last load stays within two new intervals,
+   * inside the node's timeout. An interval set in the options stays.
+   */
+  private onHeartbeatChange(h: HeartbeatChange): void {
+    if (!this.welcomed || this.opts.heartbeatIntervalMs !== undefined) return;
+    if (!(h.intervalMs > this.stats.heartbeatIntervalMs)) return;
+    this.beatEvery(h.intervalMs, Math.max(1, Math.floor(this.opts.random() * h.intervalMs)));
+  }
+
+  /** Loads every `interval` ms, the first after `firstMs`. */
+  private beatEvery(interval: number, firstMs: number): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.stats.heartbeatIntervalMs = interval;
+    const every = (): void => {
+      this.heartbeatTimer = setInterval(() => this.sendLoad(), interval);
+      this.heartbeatTimer.unref();
+    };
+    if (firstMs === interval) return every();
+    this.heartbeatTimer = setTimeout(() => {
+      this.sendLoad();
+      every();
+    }, firstMs);
+    this.heartbeatTimer.unref();
   }
 
   private onBroken(call: Call, s: StatusObject): void {

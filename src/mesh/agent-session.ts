@@ -8,6 +8,7 @@
 // answers or dies, since it may still be running).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
+import { LIMITS, overCount, overLimit } from '../util/limits.js';
 import type { Label, TaskRef } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
 import { NO_LINK, type LinkMeter } from './meter.js';
@@ -19,6 +20,40 @@ const enum Lane {
   Assignments,
   Cancels,
   Drain,
+  Heartbeat,
+}
+
+/** How often an agent sends a load, and how long the node waits for a message before it declares it dead. */
+export interface Heartbeat {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Loads per second the agents of one node replica send together, at most, once
+ * there are enough of them to stretch their interval (1,000 agents at the
+ * default 1 s). Each costs the node a message and its agent a timer and a
+ * write: at 1 s, 20,000 agents cost a node ~30% of a core in heartbeats alone.
+ */
+export const HEARTBEATS_PER_SECOND = 1000;
+
+/**
+ * The heartbeat a node holding `agents` streams asks of each: the configured
+ * one while they send at most `perSecond` loads a second together, else
+ * stretched by steps of x1.5, each rounded up to a whole multiple of the
+ * configured interval (1, 2, 3, 5, 8, 12, 18, 27 s from 1 s), so they send
+ * between half of `perSecond` and all of it — as Nomad bounds heartbeats per
+ * server. The timeout keeps its ratio to the interval: as many loads may be
+ * late before the agent is declared dead, so failure detection takes that
+ * ratio times the stretched interval (3 x 27 s = 81 s for 20,000 agents).
+ */
+export function heartbeatFor(agents: number, base: Heartbeat, perSecond: number): Heartbeat {
+  if (!(base.intervalMs > 0) || !(perSecond > 0)) return base;
+  let interval = base.intervalMs;
+  while ((agents * 1000) / interval > perSecond)
+    interval = Math.ceil((interval * 1.5) / base.intervalMs) * base.intervalMs;
+  if (interval === base.intervalMs) return base;
+  return { intervalMs: interval, timeoutMs: Math.ceil((interval * base.timeoutMs) / base.intervalMs) };
 }
 
 /** An attempt the agent runs from before its current session, holding a slot. */
@@ -50,6 +85,31 @@ export class Ewma {
   }
 }
 
+/** Why a hello's strings and lists are over their limits (LIMITS), or ''; checked before any lookup. */
+export function helloOverLimits(h: AgentHello): string {
+  const strings =
+    overLimit('hello.agent_id', h.agentId, LIMITS.agentId) ||
+    overLimit('hello.node_cell', h.nodeCell, LIMITS.cellPath) ||
+    overLimit('hello.mesh', h.mesh, LIMITS.meshName) ||
+    overLimit('hello.mesh_id', h.meshId, LIMITS.meshName) ||
+    overLimit('hello.version', h.version, LIMITS.agentVersion) ||
+    overCount('hello.kinds', h.kinds.length, LIMITS.kindsPerAgent) ||
+    overCount('hello.labels', h.labels.length, LIMITS.labelsPerAgent);
+  if (strings) return strings;
+  for (let i = 0; i < h.kinds.length; i++) {
+    const why = overLimit(`hello.kinds[${i}]`, h.kinds[i]!, LIMITS.kind);
+    if (why) return why;
+  }
+  for (let i = 0; i < h.labels.length; i++) {
+    const l = h.labels[i]!;
+    const why =
+      overLimit(`hello.labels[${i}].key`, l.key, LIMITS.labelKey) ||
+      overLimit(`hello.labels[${i}].value`, l.value, LIMITS.labelValue);
+    if (why) return why;
+  }
+  return '';
+}
+
 export class AgentSession {
   readonly kinds: readonly string[];
   readonly labels: readonly Label[];
@@ -66,6 +126,8 @@ export class AgentSession {
   cordoned = false;
   dead = false;
   lastSeenMs: number;
+  /** What the agent was told (its Welcome, then HeartbeatChange): within a session it only grows. */
+  heartbeat: Heartbeat;
   readonly success = new Ewma(0.1, 1);
   readonly latencyMs = new Ewma(0.1, 0);
   readonly batcher: StreamBatcher<ConnectResponse>;
@@ -75,6 +137,7 @@ export class AgentSession {
     hello: AgentHello,
     readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
     readonly connectedMs: number,
+    heartbeat: Heartbeat,
     batcher: BatcherOptions,
     scheduler: Scheduler,
     onOverflow: (bytes: number) => void,
@@ -85,12 +148,14 @@ export class AgentSession {
     this.labels = hello.labels;
     this.slots = hello.slots;
     this.lastSeenMs = connectedMs;
+    this.heartbeat = heartbeat;
     this.batcher = new StreamBatcher<ConnectResponse>(
       call,
       [
         { wrap: (tasks) => ({ msg: { $case: 'assignments', value: { tasks } } }), sizeOf: dispatchSize },
         { wrap: (refs) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
         { wrap: (d) => ({ msg: { $case: 'drain', value: d[d.length - 1]! } }), sizeOf: () => 16 },
+        { wrap: (h) => ({ msg: { $case: 'heartbeat', value: h[h.length - 1]! } }), sizeOf: () => 16 },
       ],
       batcher,
       scheduler,
@@ -129,5 +194,17 @@ export class AgentSession {
 
   sendDrain(reason: string): void {
     this.batcher.push(Lane.Drain, { reason });
+  }
+
+  /**
+   * Lengthen the agent's heartbeat (never shorten it: an agent that ignores the
+   * message, an older one, keeps its faster interval and stays alive). The
+   * longer timeout holds at once; the agent's next load comes within the new
+   * interval of reading this, well inside the timeout.
+   */
+  stretchHeartbeat(h: Heartbeat): void {
+    if (h.intervalMs <= this.heartbeat.intervalMs || this.dead) return;
+    this.heartbeat = h;
+    this.batcher.push(Lane.Heartbeat, h);
   }
 }

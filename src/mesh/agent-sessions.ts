@@ -4,7 +4,8 @@
 // - every session's assigned + carried stays within its slots (agent-session.ts);
 // - one live session per agent id: a second hello with a live id is refused
 //   with ALREADY_EXISTS on the new stream;
-// - an agent silent for heartbeatTimeoutMs, or whose stream breaks, is dead:
+// - an agent silent for its heartbeat timeout (heartbeatTimeoutMs, stretched
+//   with the number of agents: heartbeatFor in agent-session.ts), or whose stream breaks, is dead:
 //   its attempts fail back to their homes at once as lost results, and what
 //   it held is remembered for its next session (agent-carry.ts);
 // - capacity per kind (free/total/healthy) is kept incrementally
@@ -15,44 +16,23 @@ import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { MeshFailure, ResultStatus } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
-import { LIMITS, overCount, overLimit, truncate } from '../util/limits.js';
+import { LIMITS, truncate } from '../util/limits.js';
 import { AgentCapacity } from './agent-capacity.js';
 import { CarryOver } from './agent-carry.js';
-import { AgentSession } from './agent-session.js';
+import { AgentSession, heartbeatFor, helloOverLimits, HEARTBEATS_PER_SECOND, type Heartbeat } from './agent-session.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { routeKey, type WorkItem } from './types.js';
 
-/** Why a hello's strings and lists are over their limits (LIMITS), or ''; checked before any lookup. */
-function helloOverLimits(h: AgentHello): string {
-  const strings =
-    overLimit('hello.agent_id', h.agentId, LIMITS.agentId) ||
-    overLimit('hello.node_cell', h.nodeCell, LIMITS.cellPath) ||
-    overLimit('hello.mesh', h.mesh, LIMITS.meshName) ||
-    overLimit('hello.mesh_id', h.meshId, LIMITS.meshName) ||
-    overLimit('hello.version', h.version, LIMITS.agentVersion) ||
-    overCount('hello.kinds', h.kinds.length, LIMITS.kindsPerAgent) ||
-    overCount('hello.labels', h.labels.length, LIMITS.labelsPerAgent);
-  if (strings) return strings;
-  for (let i = 0; i < h.kinds.length; i++) {
-    const why = overLimit(`hello.kinds[${i}]`, h.kinds[i]!, LIMITS.kind);
-    if (why) return why;
-  }
-  for (let i = 0; i < h.labels.length; i++) {
-    const l = h.labels[i]!;
-    const why =
-      overLimit(`hello.labels[${i}].key`, l.key, LIMITS.labelKey) ||
-      overLimit(`hello.labels[${i}].value`, l.value, LIMITS.labelValue);
-    if (why) return why;
-  }
-  return '';
-}
-
 export class AgentSessions implements AgentSide {
   readonly byId = new Map<string, AgentSession>();
   /** Sessions plus streams awaiting their hello, per replica (LIMITS; tests lower it). */
   maxAgents: number = LIMITS.agentsPerNode;
+  /** Loads per second the agents send together at most: past it their interval stretches (tests lower it). */
+  heartbeatsPerSecond = HEARTBEATS_PER_SECOND;
+  /** Every live session's heartbeat interval is at least this. */
+  private intervalFloorMs = 0;
   private readonly pending = new Map<ServerDuplexStream<ConnectRequest, ConnectResponse>, number>();
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
@@ -167,11 +147,13 @@ export class AgentSessions implements AgentSide {
     const prior = this.byId.get(id);
     if (prior && !prior.dead) throw alreadyExists(`agent ${id} is already connected to ${cell.path}`);
     const now = cell.scheduler.now();
+    const hb = this.pace();
     const s: AgentSession = new AgentSession(
       id,
       h,
       call,
       now,
+      hb,
       cell.settings.batcher,
       cell.scheduler,
       (bytes) => {
@@ -198,8 +180,8 @@ export class AgentSessions implements AgentSide {
         value: {
           nodeCell: cell.path,
           replicaId: cell.replicaId,
-          heartbeatIntervalMs: cell.settings.heartbeatIntervalMs,
-          heartbeatTimeoutMs: cell.settings.heartbeatTimeoutMs,
+          heartbeatIntervalMs: hb.intervalMs,
+          heartbeatTimeoutMs: hb.timeoutMs,
           maxMessageBytes: cell.settings.maxMessageBytes,
           mesh: this.mesh.name,
           meshId: this.mesh.id,
@@ -210,6 +192,15 @@ export class AgentSessions implements AgentSide {
     cell.log.debug({ agent: id, kinds, slots: s.slots, carried: s.carried.size }, 'agent connected');
     this.changed();
     return s;
+  }
+
+  /** The heartbeat of a new session; when the agents outgrow the floor, every session's is stretched, once. */
+  private pace(): Heartbeat {
+    const { heartbeatIntervalMs: intervalMs, heartbeatTimeoutMs: timeoutMs } = this.cell.settings;
+    const hb = heartbeatFor(this.byId.size + 1, { intervalMs, timeoutMs }, this.heartbeatsPerSecond);
+    if (hb.intervalMs > this.intervalFloorMs) for (const x of this.byId.values()) x.stretchHeartbeat(hb);
+    this.intervalFloorMs = hb.intervalMs;
+    return hb;
   }
 
   private results(s: AgentSession, results: readonly TaskResult[]): void {
@@ -289,14 +280,11 @@ export class AgentSessions implements AgentSide {
     if (now - this.lastSweepMs < Math.min(250, hb / 4)) return;
     this.lastSweepMs = now;
     for (const s of this.byId.values()) {
-      if (!s.dead && now - s.lastSeenMs > hb) {
+      const timeout = s.heartbeat.timeoutMs;
+      if (!s.dead && now - s.lastSeenMs > timeout) {
         this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
-        failStream(
-          s.call,
-          deadlineExceeded(`agent ${s.id} missed heartbeats for ${hb} ms`),
-          this.cell.log,
-          'agent dead',
-        );
+        const why = deadlineExceeded(`agent ${s.id} missed heartbeats for ${timeout} ms`);
+        failStream(s.call, why, this.cell.log, 'agent dead');
       }
     }
     this.carry.expire(this.byId.values(), now);

@@ -92,6 +92,9 @@ export interface ConnectResponse {
     | { $case: "assignments"; value: Assignments }
     | { $case: "cancels"; value: Cancels }
     | { $case: "drain"; value: DrainOrder }
+    | //
+    /** The node stretched the heartbeat interval (it holds many agents). */
+    { $case: "heartbeat"; value: HeartbeatChange }
     | undefined;
 }
 
@@ -114,6 +117,18 @@ export interface Assignments {
 
 export interface Cancels {
   refs: TaskRef[];
+}
+
+/**
+ * From now on, send AgentLoad at least every interval_ms; the node declares the
+ * agent dead after timeout_ms without a message. A node only ever lengthens
+ * both (it keeps its heartbeats per second bounded as agents join), so an
+ * agent that ignores this message (an older one) keeps its Welcome's interval
+ * and stays alive.
+ */
+export interface HeartbeatChange {
+  intervalMs: number;
+  timeoutMs: number;
 }
 
 /** Finish what you hold, take nothing new, then close the stream. */
@@ -767,6 +782,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "drain":
         DrainOrder.encode(message.msg.value, writer.uint32(34).fork()).join();
         break;
+      case "heartbeat":
+        HeartbeatChange.encode(message.msg.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -816,6 +834,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.msg = { $case: "drain", value: DrainOrder.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.msg = { $case: "heartbeat", value: HeartbeatChange.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -838,6 +864,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "cancels", value: Cancels.fromJSON(object.cancels) }
         : isSet(object.drain)
         ? { $case: "drain", value: DrainOrder.fromJSON(object.drain) }
+        : isSet(object.heartbeat)
+        ? { $case: "heartbeat", value: HeartbeatChange.fromJSON(object.heartbeat) }
         : undefined,
     };
   },
@@ -852,6 +880,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.cancels = Cancels.toJSON(message.msg.value);
     } else if (message.msg?.$case === "drain") {
       obj.drain = DrainOrder.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "heartbeat") {
+      obj.heartbeat = HeartbeatChange.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -883,6 +913,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "drain": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "drain", value: DrainOrder.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "heartbeat": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "heartbeat", value: HeartbeatChange.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -1218,6 +1254,99 @@ export const Cancels: MessageFns<Cancels> = {
   fromPartial(object: DeepPartial<Cancels>): Cancels {
     const message = createBaseCancels();
     message.refs = object.refs?.map((e) => TaskRef.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseHeartbeatChange(): HeartbeatChange {
+  return { intervalMs: 0, timeoutMs: 0 };
+}
+
+export const HeartbeatChange: MessageFns<HeartbeatChange> = {
+  encode(message: HeartbeatChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.intervalMs !== 0) {
+      writer.uint32(8).uint32(message.intervalMs);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(16).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HeartbeatChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeartbeatChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.intervalMs = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HeartbeatChange {
+    return {
+      intervalMs: isSet(object.intervalMs)
+        ? globalThis.Number(object.intervalMs)
+        : isSet(object.interval_ms)
+        ? globalThis.Number(object.interval_ms)
+        : 0,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: HeartbeatChange): unknown {
+    const obj: any = {};
+    if (message.intervalMs !== 0) {
+      obj.intervalMs = Math.round(message.intervalMs);
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<HeartbeatChange>): HeartbeatChange {
+    return HeartbeatChange.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HeartbeatChange>): HeartbeatChange {
+    const message = createBaseHeartbeatChange();
+    message.intervalMs = object.intervalMs ?? 0;
+    message.timeoutMs = object.timeoutMs ?? 0;
     return message;
   },
 };

@@ -1,0 +1,351 @@
+// `npm run bench:scale`: how a node replica and the mesh grow with the number
+// of agents, in one bounded run.
+//
+//   (a) one node replica (its own process, alone: the home of the tasks sent to
+//       it) with N agent streams from agent-sim processes (the agent SDK as
+//       `meshlb agent-sim` runs it, at most --per-sim agents each), for each N of
+//       --sizes (default 100, 1,000, 5,000, 20,000; the first size is the
+//       reference every ratio is taken against). Per size: the node's RSS once
+//       all are connected, heartbeat CPU (every process's CPU with the agents
+//       idle, as cores), then tasks at --rate per second in SubmitBatch of
+//       --batch for --load-seconds: tasks/s (first submit to last result),
+//       submit-to-result p50/p99 as the node's ledger records them, and the
+//       node's peak RSS.
+//   (b) the example mesh (deploy/topologies/example.yaml: 15 cells, 8 nodes), a
+//       process per cell, with --mesh-agents agents in all spread over the 8
+//       nodes (default 20,000; the issue's figure is 100,000): heartbeat CPU of
+//       every process with the agents idle, the node replicas' RSS, then tasks
+//       at --rate submitted at the root.
+//
+// Agents heartbeat at the interval their node gives them (the Welcome, and a
+// heartbeat message when it stretches it: docs/agent-protocol.md).
+//
+// Bounded: every wait has a deadline; the run stops by itself (about 4 minutes
+// with the defaults on 2 cores). Writes bench/results/scale-<timestamp>.json and
+// .txt (the tables). Flags: --sizes=100,1000,5000,20000 --per-sim=5000
+// --rate=2000 --batch=50 --load-seconds=8 --idle-seconds=4 --mesh-agents=20000
+// (0: skip (b)) --only=node|mesh --quick (sizes 100,1000,2000; 4,000 mesh agents).
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { TaskServiceClient, type TaskSpec } from '../src/gen/meshlb/v1/task.js';
+import { parseTopology } from '../src/topology/parse.js';
+import { chainTopology } from './lib/chain-mesh.js';
+import { nowUs } from './lib/clock.js';
+import type { LatencySummary } from './lib/histogram.js';
+import { round, sleep, spec, waitCount } from './lib/phases.js';
+import { Proc } from './lib/proc.js';
+import { procPeakRssMiB, procRssMiB } from './lib/procfs.js';
+import { writeResults } from './lib/results.js';
+import { renderTable, type Cell } from './lib/table.js';
+import { ratioRow, splitAgents } from './scale-table.js';
+
+const QUICK = process.argv.includes('--quick');
+const arg = (name: string): string | undefined =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const num = (name: string, def: number): number => Number(arg(name) ?? def);
+const SIZES = (arg('sizes') ?? (QUICK ? '100,1000,2000' : '100,1000,5000,20000')).split(',').map(Number);
+const PER_SIM = num('per-sim', 5000);
+const RATE = num('rate', 2000);
+const BATCH = num('batch', 50);
+const LOAD_S = num('load-seconds', QUICK ? 4 : 8);
+const IDLE_S = num('idle-seconds', 4);
+const MESH_AGENTS = num('mesh-agents', QUICK ? 4000 : 20_000);
+const ONLY = arg('only');
+const SLOTS = 4;
+const PROC = fileURLToPath(new URL('./scale-proc.ts', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../deploy/topologies/example.yaml', import.meta.url));
+const NODE = '/r/z/n';
+const round3 = (v: number): number => Math.round(v * 1000) / 1000;
+const log = (s: string): void => void process.stderr.write(`[bench:scale] ${s}\n`);
+
+interface Load {
+  submitted: number;
+  completed: number;
+  refusedBatches: number;
+  tasksPerSecond: number;
+  submitToResult: LatencySummary;
+}
+
+/** SubmitBatch of `batch` tasks every batch/rate seconds for `seconds` to `address`; `home` counts the results. */
+async function load(address: string, home: Proc, others: Proc[], seconds: number): Promise<Load> {
+  const client = new TaskServiceClient(address, credentials.createInsecure());
+  await Promise.all([home, ...others].map((p) => p.ask('reset')));
+  const batches = Math.round((RATE * seconds) / BATCH);
+  const every = (BATCH / RATE) * 1e6;
+  const start = nowUs();
+  let sent = 0;
+  let refused = 0;
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      while (sent < batches && nowUs() - start >= sent * every) {
+        const tasks: TaskSpec[] = [];
+        for (let i = 0; i < BATCH; i++) tasks.push(spec());
+        sent++;
+        client.submitBatch({ tasks }, new Metadata(), (err: ServiceError | null) => {
+          if (err) refused++;
+        });
+      }
+      if (sent >= batches) resolve();
+      else setTimeout(tick, Math.max(1, (start + sent * every - nowUs()) / 1000));
+    };
+    tick();
+  });
+  const n = (batches - refused) * BATCH;
+  const r = await waitCount(home, n, 20_000);
+  client.close();
+  return {
+    submitted: batches * BATCH,
+    completed: r.count,
+    refusedBatches: refused,
+    tasksPerSecond: Math.round(r.count / (((r.lastUs || nowUs()) - start) / 1e6)),
+    submitToResult: r.latency,
+  };
+}
+
+/** CPU of each process while nothing but heartbeats and timers run, in cores (CPU seconds per second). */
+async function idleCores(procs: Proc[], seconds: number): Promise<number[]> {
+  await Promise.all(procs.map((p) => p.ask('reset')));
+  await sleep(seconds * 1000);
+  const reports = await Promise.all(procs.map((p) => p.report()));
+  return reports.map((r) => round3(r.cpuUs / r.wallUs));
+}
+
+/** Start agent-sim processes for `n` agents against `address` (at most PER_SIM each). */
+async function startSims(address: string, n: number, prefix: string): Promise<Proc[]> {
+  const sims: Proc[] = [];
+  for (const [i, k] of splitAgents(n, PER_SIM).entries()) {
+    const [p] = await Proc.start(`agent-sim ${prefix}${i}`, ['agentsim', address, String(k), `${prefix}${i}`], PROC);
+    sims.push(p);
+  }
+  return sims;
+}
+
+/** Wait until the node processes hold `n` agent streams in all (bounded); the seconds it took. */
+async function connected(nodes: Proc[], n: number, maxMs: number): Promise<{ agents: number; seconds: number }> {
+  const t0 = Date.now();
+  let agents: number;
+  for (;;) {
+    const rs = await Promise.all(nodes.map((p) => p.report()));
+    agents = rs.reduce((s, r) => s + ((r.agentsConnected as number) ?? 0), 0);
+    if (agents >= n || Date.now() - t0 > maxMs) return { agents, seconds: round((Date.now() - t0) / 1000) };
+    await sleep(250);
+  }
+}
+
+interface NodeRun {
+  agents: number;
+  connected: number;
+  connectSeconds: number;
+  heartbeatIntervals: Record<string, number>;
+  rssIdleMiB: number;
+  rssPeakMiB: number;
+  idleCoresNode: number;
+  idleCoresAgentSims: number;
+  load: Load;
+  loadCoresNode: number;
+}
+
+async function nodeRun(n: number): Promise<NodeRun> {
+  log(`(a) one node replica, ${n} agents`);
+  const [node, m] = await Proc.start(`node ${NODE}`, ['node', chainTopology(), NODE], PROC);
+  const sims: Proc[] = [];
+  try {
+    const address = m.addresses[NODE]!;
+    sims.push(...(await startSims(address, n, `a${n}-`)));
+    const c = await connected([node], n, 60_000 + n * 5);
+    log(`${c.agents}/${n} agents connected in ${c.seconds} s`);
+    await sleep(1000); // every agent past its first load
+    const cores = await idleCores([node, ...sims], IDLE_S);
+    const rep = await node.report();
+    const rssIdle = procRssMiB(node.pid);
+    log(
+      `idle: node ${cores[0]} cores, agent-sims ${round(cores.slice(1).reduce((s, x) => s + x, 0))}; RSS ${round(rssIdle)} MiB`,
+    );
+    const l = await load(address, node, sims, LOAD_S);
+    const after = await node.report();
+    const loadCores = round3(after.cpuUs / after.wallUs);
+    log(
+      `load: ${l.tasksPerSecond} tasks/s (${l.completed}/${l.submitted}), p50 ${l.submitToResult.p50Ms} p99 ${l.submitToResult.p99Ms} ms`,
+    );
+    return {
+      agents: n,
+      connected: c.agents,
+      connectSeconds: c.seconds,
+      heartbeatIntervals: rep.heartbeatIntervals as Record<string, number>,
+      rssIdleMiB: round(rssIdle),
+      rssPeakMiB: round(procPeakRssMiB(node.pid)),
+      idleCoresNode: cores[0]!,
+      idleCoresAgentSims: round3(cores.slice(1).reduce((s, x) => s + x, 0)),
+      load: l,
+      loadCoresNode: loadCores,
+    };
+  } finally {
+    for (const s of sims) await s.stop();
+    await node.stop();
+  }
+}
+
+interface MeshRun {
+  agents: number;
+  connected: number;
+  connectSeconds: number;
+  idleCoresCells: number;
+  idleCoresAgentSims: number;
+  idleCoresByCell: Record<string, number>;
+  nodeRssMiB: { max: number; mean: number };
+  cellRssMiB: Record<string, number>;
+  load: Load;
+}
+
+async function meshRun(total: number): Promise<MeshRun> {
+  const yaml = readFileSync(EXAMPLE, 'utf8');
+  const topo = parseTopology(yaml, EXAMPLE);
+  const order = [...topo.cells].sort((a, b) => a.path.split('/').length - b.path.split('/').length);
+  log(`(b) the example mesh, ${order.length} cells a process each, ${total} agents`);
+  const cells: Proc[] = [];
+  const nodes: Proc[] = [];
+  const sims: Proc[] = [];
+  const addr = new Map<string, string>();
+  try {
+    for (const c of order) {
+      const parent = c.parent ? addr.get(c.parent) : undefined;
+      const [p, m] = await Proc.start(`cell ${c.path}`, ['cells', yaml, parent ? `${c.path}=${parent}` : c.path]);
+      addr.set(c.path, m.addresses[c.path]!);
+      cells.push(p);
+      if (c.tier === 'node') nodes.push(p);
+    }
+    const nodeCells = order.filter((c) => c.tier === 'node');
+    const perNode = splitAgents(total, Math.ceil(total / nodeCells.length));
+    for (const [i, c] of nodeCells.entries())
+      sims.push(...(await startSims(addr.get(c.path)!, perNode[i] ?? 0, `m${i}-`)));
+    const c = await connected(nodes, total, 90_000 + total * 2);
+    log(`${c.agents}/${total} agents connected in ${c.seconds} s`);
+    const root = cells[0]!;
+    const by = Date.now() + 30_000;
+    while (((await root.report()).rootFree as number) < c.agents * SLOTS && Date.now() < by) await sleep(250);
+    await sleep(1000);
+    const cores = await idleCores([...cells, ...sims], IDLE_S);
+    const cellCores = cores.slice(0, cells.length);
+    const rss = nodes.map((p) => procRssMiB(p.pid));
+    const cellRss = Object.fromEntries(cells.map((p) => [p.name, round(procRssMiB(p.pid))]));
+    const idleCells = round3(cellCores.reduce((s, x) => s + x, 0));
+    const idleSims = round3(cores.slice(cells.length).reduce((s, x) => s + x, 0));
+    log(`idle: cells ${idleCells} cores, agent-sims ${idleSims} cores; node RSS max ${round(Math.max(...rss))} MiB`);
+    const l = await load(addr.get('/')!, root, [], LOAD_S);
+    log(
+      `load at the root: ${l.tasksPerSecond} tasks/s (${l.completed}/${l.submitted}), p99 ${l.submitToResult.p99Ms} ms`,
+    );
+    return {
+      agents: total,
+      connected: c.agents,
+      connectSeconds: c.seconds,
+      idleCoresCells: idleCells,
+      idleCoresAgentSims: idleSims,
+      idleCoresByCell: Object.fromEntries(cells.map((p, i) => [p.name, cellCores[i]!])),
+      nodeRssMiB: { max: round(Math.max(...rss)), mean: round(rss.reduce((s, x) => s + x, 0) / rss.length) },
+      cellRssMiB: cellRss,
+      load: l,
+    };
+  } finally {
+    for (const s of sims) await s.stop();
+    for (const p of [...cells].reverse()) await p.stop();
+  }
+}
+
+function nodeTable(runs: NodeRun[]): string {
+  const ref = runs[0]!;
+  const rows: Cell[][] = runs.map((r) => [
+    r.agents,
+    r.connected,
+    Object.keys(r.heartbeatIntervals).join('/') || '-',
+    r.rssIdleMiB,
+    r.rssPeakMiB,
+    r.idleCoresNode,
+    r.idleCoresAgentSims,
+    r.load.tasksPerSecond,
+    r.load.submitToResult.p50Ms,
+    r.load.submitToResult.p99Ms,
+    ...ratioRow(r, ref),
+  ]);
+  return renderTable(
+    [
+      'agents',
+      'connected',
+      'heartbeat ms',
+      'RSS MiB',
+      'peak RSS MiB',
+      'idle cores node',
+      'idle cores agent-sims',
+      'tasks/s',
+      'p50 ms',
+      'p99 ms',
+      'x RSS',
+      'x idle node',
+      'x tasks/s',
+      'x p99',
+    ],
+    rows,
+  );
+}
+
+function meshTable(r: MeshRun): string {
+  return renderTable(
+    ['figure', 'value'],
+    [
+      ['agents (connected / asked)', `${r.connected} / ${r.agents}`],
+      ['heartbeat CPU, all cell processes (cores)', r.idleCoresCells],
+      ['heartbeat CPU, agent-sim processes (cores)', r.idleCoresAgentSims],
+      ['heartbeat CPU in all (cores)', round3(r.idleCoresCells + r.idleCoresAgentSims)],
+      ['node replica RSS MiB, max / mean', `${r.nodeRssMiB.max} / ${r.nodeRssMiB.mean}`],
+      [`tasks/s at the root (offered ${RATE}/s)`, r.load.tasksPerSecond],
+      ['submit→result p50 / p99 ms', `${r.load.submitToResult.p50Ms} / ${r.load.submitToResult.p99Ms}`],
+    ],
+  );
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const load0 = os.loadavg();
+  log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cpus`);
+  const runs: NodeRun[] = [];
+  if (ONLY !== 'mesh') for (const n of SIZES) runs.push(await nodeRun(n));
+  const mesh = ONLY !== 'node' && MESH_AGENTS > 0 ? await meshRun(MESH_AGENTS) : undefined;
+  const tables = [
+    runs.length ? `one node replica (x: ratio to the ${runs[0]!.agents}-agent run)\n${nodeTable(runs)}` : '',
+    mesh ? `the example mesh, ${mesh.agents} agents\n${meshTable(mesh)}` : '',
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+  const load1 = os.loadavg();
+  const file = writeResults('scale', {
+    quick: QUICK,
+    seconds: round((Date.now() - t0) / 1000),
+    loadAverage: { before: load0, after: load1 },
+    settings: {
+      sizes: SIZES,
+      perSim: PER_SIM,
+      rate: RATE,
+      batch: BATCH,
+      loadSeconds: LOAD_S,
+      idleSeconds: IDLE_S,
+      slots: SLOTS,
+    },
+    node: runs,
+    mesh: mesh ?? null,
+    tables,
+  });
+  writeFileSync(file.replace(/\.json$/, '.txt'), `${tables}\n`);
+  process.stdout.write(
+    `\n${tables}\n\nload average before ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${load1.map((x) => x.toFixed(2)).join(' ')}; ${round((Date.now() - t0) / 1000)} s\n${file}\n`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:scale failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
