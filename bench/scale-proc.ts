@@ -7,14 +7,16 @@
 //                                  payload; it reports its agent streams and the
 //                                  heartbeat intervals it gave them.
 //   agentsim NODE_ADDR N PREFIX    N agents of the agent SDK (startAgentSim, the code of
-//                                  `meshlb agent-sim`), ids PREFIX-0..N-1, 4 slots, kind
-//                                  `bench`, no-op handlers, heartbeating as the node says.
+//                                  `meshlb agent-sim`), 16 slots, kind `bench`, no-op
+//                                  handlers, heartbeating as the node says; started 1,000
+//                                  at a time (ids PREFIX<group>-<i>), each group once the
+//                                  previous one is welcomed.
 //
 // IPC as bench/lib/proc.ts (reset, report, count); it exits when the parent goes away.
 import { TaskState } from '../src/gen/meshlb/v1/task.js';
 import { Replica } from '../src/mesh/replica.js';
 import { parseTopology } from '../src/topology/parse.js';
-import { startAgentSim } from '../src/cli/agent-sim.js';
+import { startAgentSim, type AgentSim } from '../src/cli/agent-sim.js';
 import { nowUs, payloadTimeUs } from './lib/clock.js';
 import { ChildReporter } from './lib/child.js';
 
@@ -43,18 +45,28 @@ async function node(yaml: string, path: string): Promise<void> {
   rep.ready({ addresses: { [path]: r.address } });
 }
 
+/** Agents are started this many at a time, each group once the previous one is welcomed (or after 30 s). */
+const RAMP = 1000;
+
 async function agentSim(address: string, n: number, prefix: string): Promise<void> {
-  const sim = startAgentSim({
-    address,
-    agents: n,
-    slots: 4,
-    kinds: ['bench'],
-    idPrefix: prefix,
-    statsIntervalMs: 0,
-  });
-  const rep = new ChildReporter(() => ({ connected: sim.stats().connected }));
+  // A node that gets thousands of hellos at once on a starved machine cuts the streams whose hello took
+  // longer than its timeout to arrive; their reconnects keep the storm going. A ramp converges.
+  const sims: AgentSim[] = [];
+  const rep = new ChildReporter(() => ({ connected: sims.reduce((k, s) => k + s.stats().connected, 0) }));
   rep.listen();
   rep.ready();
+  for (let start = 0; start < n; start += RAMP) {
+    const sim = startAgentSim({
+      address,
+      agents: Math.min(RAMP, n - start),
+      slots: 16,
+      kinds: ['bench'],
+      idPrefix: `${prefix}${start / RAMP}`,
+      statsIntervalMs: 0,
+    });
+    sims.push(sim);
+    await Promise.race([sim.ready(), new Promise((r) => setTimeout(r, 30_000))]);
+  }
 }
 
 const [role, ...args] = process.argv.slice(2);

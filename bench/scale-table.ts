@@ -11,6 +11,7 @@ export function splitAgents(n: number, per: number): number[] {
 
 export interface Scaled {
   rssIdleMiB: number;
+  nodeCpuUsPerTask: number;
   idleCoresNode: number;
   load: { tasksPerSecond: number; submitToResult: { p99Ms: number } };
 }
@@ -18,12 +19,13 @@ export interface Scaled {
 const x = (a: number, b: number): number | string =>
   Number.isFinite(a) && Number.isFinite(b) && b > 0 ? Math.round((a / b) * 100) / 100 : '-';
 
-/** RSS, idle node CPU, tasks/s and p99 of `r` as multiples of `ref`'s. */
+/** RSS, idle node CPU, tasks/s, p99 and node CPU per task of `r` as multiples of `ref`'s. */
 export function ratioRow(r: Scaled, ref: Scaled): (number | string)[] {
   return [
     x(r.rssIdleMiB, ref.rssIdleMiB),
     x(r.idleCoresNode, ref.idleCoresNode),
     x(r.load.tasksPerSecond, ref.load.tasksPerSecond),
     x(r.load.submitToResult.p99Ms, ref.load.submitToResult.p99Ms),
+    x(r.nodeCpuUsPerTask, ref.nodeCpuUsPerTask),
   ];
 }

@@ -3,28 +3,31 @@
 //
 //   (a) one node replica (its own process, alone: the home of the tasks sent to
 //       it) with N agent streams from agent-sim processes (the agent SDK as
-//       `meshlb agent-sim` runs it, at most --per-sim agents each), for each N of
-//       --sizes (default 100, 1,000, 5,000, 20,000; the first size is the
-//       reference every ratio is taken against). Per size: the node's RSS once
-//       all are connected, heartbeat CPU (every process's CPU with the agents
-//       idle, as cores), then tasks at --rate per second in SubmitBatch of
-//       --batch for --load-seconds: tasks/s (first submit to last result),
-//       submit-to-result p50/p99 as the node's ledger records them, and the
-//       node's peak RSS.
+//       `meshlb agent-sim` runs it, at most --per-sim agents each, started in
+//       parallel, each ramping its agents 1,000 at a time), for each N of --sizes
+//       (default 100, 1,000, 5,000, 20,000; the first size is the reference every
+//       ratio is taken against). Per size: the node's RSS once all are
+//       connected, heartbeat CPU (each process's CPU with the agents idle, in
+//       cores), then tasks at --rate per second in SubmitBatch of --batch for
+//       --load-seconds: tasks/s (first submit to last result), submit-to-result
+//       p50/p99 as the node's ledger records it, the node's peak RSS, and how
+//       long each process waited for a CPU (the machine's other load).
 //   (b) the example mesh (deploy/topologies/example.yaml: 15 cells, 8 nodes), a
 //       process per cell, with --mesh-agents agents in all spread over the 8
-//       nodes (default 20,000; the issue's figure is 100,000): heartbeat CPU of
-//       every process with the agents idle, the node replicas' RSS, then tasks
-//       at --rate submitted at the root.
+//       nodes (default 20,000; the issue's figure is 100,000): the cells' idle CPU
+//       before any agent connects and with all of them, the agent-sims' idle
+//       CPU, the node replicas' RSS, then tasks at --mesh-rate (default 500) per
+//       second submitted at the root.
 //
 // Agents heartbeat at the interval their node gives them (the Welcome, and a
-// heartbeat message when it stretches it: docs/agent-protocol.md).
+// HeartbeatChange when it stretches it: docs/agent-protocol.md).
 //
-// Bounded: every wait has a deadline; the run stops by itself (about 4 minutes
-// with the defaults on 2 cores). Writes bench/results/scale-<timestamp>.json and
-// .txt (the tables). Flags: --sizes=100,1000,5000,20000 --per-sim=5000
+// Bounded: every wait has a deadline; the run stops by itself (4-12 minutes
+// with the defaults on 2 shared cores). Writes bench/results/scale-<timestamp>.json
+// and .txt (the tables). Flags: --sizes=100,1000,5000,20000 --per-sim=5000
 // --rate=2000 --batch=50 --load-seconds=8 --idle-seconds=4 --mesh-agents=20000
-// (0: skip (b)) --only=node|mesh --quick (sizes 100,1000,2000; 4,000 mesh agents).
+// (0: skip (b)) --mesh-rate=500 --only=node|mesh --quick (sizes 100,1000,2000;
+// 4,000 mesh agents; 4 s of load).
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -48,12 +51,14 @@ const num = (name: string, def: number): number => Number(arg(name) ?? def);
 const SIZES = (arg('sizes') ?? (QUICK ? '100,1000,2000' : '100,1000,5000,20000')).split(',').map(Number);
 const PER_SIM = num('per-sim', 5000);
 const RATE = num('rate', 2000);
+/** The mesh phase's rate: its point is the heartbeat cost with many agents while tasks flow, not the mesh's peak. */
+const MESH_RATE = num('mesh-rate', 500);
 const BATCH = num('batch', 50);
 const LOAD_S = num('load-seconds', QUICK ? 4 : 8);
 const IDLE_S = num('idle-seconds', 4);
 const MESH_AGENTS = num('mesh-agents', QUICK ? 4000 : 20_000);
 const ONLY = arg('only');
-const SLOTS = 4;
+const SLOTS = 16;
 const PROC = fileURLToPath(new URL('./scale-proc.ts', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../deploy/topologies/example.yaml', import.meta.url));
 const NODE = '/r/z/n';
@@ -69,11 +74,11 @@ interface Load {
 }
 
 /** SubmitBatch of `batch` tasks every batch/rate seconds for `seconds` to `address`; `home` counts the results. */
-async function load(address: string, home: Proc, others: Proc[], seconds: number): Promise<Load> {
+async function load(address: string, home: Proc, others: Proc[], seconds: number, rate = RATE): Promise<Load> {
   const client = new TaskServiceClient(address, credentials.createInsecure());
   await Promise.all([home, ...others].map((p) => p.ask('reset')));
-  const batches = Math.round((RATE * seconds) / BATCH);
-  const every = (BATCH / RATE) * 1e6;
+  const batches = Math.round((rate * seconds) / BATCH);
+  const every = (BATCH / rate) * 1e6;
   const start = nowUs();
   let sent = 0;
   let refused = 0;
@@ -114,10 +119,16 @@ async function idleCores(procs: Proc[], seconds: number): Promise<number[]> {
 
 /** Start agent-sim processes for `n` agents against `address` (at most PER_SIM each). */
 async function startSims(address: string, n: number, prefix: string): Promise<Proc[]> {
-  const sims: Proc[] = [];
-  for (const [i, k] of splitAgents(n, PER_SIM).entries()) {
-    const [p] = await Proc.start(`agent-sim ${prefix}${i}`, ['agentsim', address, String(k), `${prefix}${i}`], PROC);
-    sims.push(p);
+  const started = await Promise.allSettled(
+    splitAgents(n, PER_SIM).map((k, i) =>
+      Proc.start(`agent-sim ${prefix}${i}`, ['agentsim', address, String(k), `${prefix}${i}`], PROC),
+    ),
+  );
+  const sims = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value[0]] : []));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    for (const p of sims) await p.stop();
+    throw (failed as PromiseRejectedResult).reason;
   }
   return sims;
 }
@@ -145,6 +156,11 @@ interface NodeRun {
   idleCoresAgentSims: number;
   load: Load;
   loadCoresNode: number;
+  /** The node's CPU over the load phase per completed task: the figure the machine's other load moves least. */
+  nodeCpuUsPerTask: number;
+  loadCoresAgentSims: number;
+  /** Per process, the share of the load phase its main thread was runnable but waiting for a CPU (other load). */
+  loadWaitingForCpu: { node: number; agentSims: number[] };
 }
 
 async function nodeRun(n: number): Promise<NodeRun> {
@@ -164,10 +180,12 @@ async function nodeRun(n: number): Promise<NodeRun> {
       `idle: node ${cores[0]} cores, agent-sims ${round(cores.slice(1).reduce((s, x) => s + x, 0))}; RSS ${round(rssIdle)} MiB`,
     );
     const l = await load(address, node, sims, LOAD_S);
-    const after = await node.report();
-    const loadCores = round3(after.cpuUs / after.wallUs);
+    const after = await Promise.all([node, ...sims].map((p) => p.report()));
+    const loadCores = round3(after[0]!.cpuUs / after[0]!.wallUs);
+    const simCores = round3(after.slice(1).reduce((s, r) => s + r.cpuUs / r.wallUs, 0));
+    const waiting = after.map((r) => round(r.runQueueWaitUs / r.wallUs));
     log(
-      `load: ${l.tasksPerSecond} tasks/s (${l.completed}/${l.submitted}), p50 ${l.submitToResult.p50Ms} p99 ${l.submitToResult.p99Ms} ms`,
+      `load: ${l.tasksPerSecond} tasks/s (${l.completed}/${l.submitted}), p50 ${l.submitToResult.p50Ms} p99 ${l.submitToResult.p99Ms} ms; cores node ${loadCores}, agent-sims ${simCores}; waiting for CPU ${JSON.stringify(waiting)}`,
     );
     return {
       agents: n,
@@ -180,6 +198,9 @@ async function nodeRun(n: number): Promise<NodeRun> {
       idleCoresAgentSims: round3(cores.slice(1).reduce((s, x) => s + x, 0)),
       load: l,
       loadCoresNode: loadCores,
+      nodeCpuUsPerTask: round((after[0]!.cpuUs / Math.max(1, l.completed)) | 0),
+      loadCoresAgentSims: simCores,
+      loadWaitingForCpu: { node: waiting[0]!, agentSims: waiting.slice(1) },
     };
   } finally {
     for (const s of sims) await s.stop();
@@ -191,49 +212,85 @@ interface MeshRun {
   agents: number;
   connected: number;
   connectSeconds: number;
+  idleCoresCellsNoAgents: number;
   idleCoresCells: number;
   idleCoresAgentSims: number;
   idleCoresByCell: Record<string, number>;
   nodeRssMiB: { max: number; mean: number };
   cellRssMiB: Record<string, number>;
+  agentSimRssMiB: { max: number; sum: number };
   load: Load;
+}
+
+const depthOf = (path: string): number => (path === '/' ? 0 : path.split('/').length - 1);
+
+/** Until the root's view of free slots stops growing (every summary in), bounded. */
+async function settled(root: Proc, maxMs: number): Promise<void> {
+  const by = Date.now() + maxMs;
+  let last = -1;
+  let same = 0;
+  while (Date.now() < by && same < 4) {
+    const free = (await root.report()).rootFree as number;
+    same = free === last && free > 0 ? same + 1 : 0;
+    last = free;
+    await sleep(250);
+  }
 }
 
 async function meshRun(total: number): Promise<MeshRun> {
   const yaml = readFileSync(EXAMPLE, 'utf8');
   const topo = parseTopology(yaml, EXAMPLE);
-  const order = [...topo.cells].sort((a, b) => a.path.split('/').length - b.path.split('/').length);
+  const order = [...topo.cells].sort((a, b) => depthOf(a.path) - depthOf(b.path));
   log(`(b) the example mesh, ${order.length} cells a process each, ${total} agents`);
   const cells: Proc[] = [];
   const nodes: Proc[] = [];
   const sims: Proc[] = [];
   const addr = new Map<string, string>();
   try {
-    for (const c of order) {
-      const parent = c.parent ? addr.get(c.parent) : undefined;
-      const [p, m] = await Proc.start(`cell ${c.path}`, ['cells', yaml, parent ? `${c.path}=${parent}` : c.path]);
-      addr.set(c.path, m.addresses[c.path]!);
-      cells.push(p);
-      if (c.tier === 'node') nodes.push(p);
+    // A tier at a time, its cells in parallel: each needs its parent's address.
+    for (const depth of [...new Set(order.map((c) => depthOf(c.path)))]) {
+      const tier = order.filter((c) => depthOf(c.path) === depth);
+      const started = await Promise.allSettled(
+        tier.map((c) => {
+          const parent = c.parent ? addr.get(c.parent) : undefined;
+          return Proc.start(`cell ${c.path}`, ['cells', yaml, parent ? `${c.path}=${parent}` : c.path]);
+        }),
+      );
+      for (const [i, r] of started.entries()) {
+        if (r.status === 'rejected') continue;
+        const c = tier[i]!;
+        addr.set(c.path, r.value[1].addresses[c.path]!);
+        cells.push(r.value[0]);
+        if (c.tier === 'node') nodes.push(r.value[0]);
+      }
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     }
+    // The cells' own idle cost (summaries, link keepalives, sweeps) with no agent yet: what heartbeats add is above it.
+    await sleep(1000);
+    const bare = round3((await idleCores(cells, IDLE_S)).reduce((s, x) => s + x, 0));
+    log(`idle with no agents: cells ${bare} cores`);
     const nodeCells = order.filter((c) => c.tier === 'node');
     const perNode = splitAgents(total, Math.ceil(total / nodeCells.length));
-    for (const [i, c] of nodeCells.entries())
-      sims.push(...(await startSims(addr.get(c.path)!, perNode[i] ?? 0, `m${i}-`)));
+    const perNodeSims = await Promise.allSettled(
+      nodeCells.map((c, i) => startSims(addr.get(c.path)!, perNode[i] ?? 0, `m${i}-`)),
+    );
+    for (const r of perNodeSims) if (r.status === 'fulfilled') sims.push(...r.value);
+    const failed = perNodeSims.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     const c = await connected(nodes, total, 90_000 + total * 2);
     log(`${c.agents}/${total} agents connected in ${c.seconds} s`);
     const root = cells[0]!;
-    const by = Date.now() + 30_000;
-    while (((await root.report()).rootFree as number) < c.agents * SLOTS && Date.now() < by) await sleep(250);
-    await sleep(1000);
+    await settled(root, 30_000);
     const cores = await idleCores([...cells, ...sims], IDLE_S);
     const cellCores = cores.slice(0, cells.length);
     const rss = nodes.map((p) => procRssMiB(p.pid));
     const cellRss = Object.fromEntries(cells.map((p) => [p.name, round(procRssMiB(p.pid))]));
     const idleCells = round3(cellCores.reduce((s, x) => s + x, 0));
     const idleSims = round3(cores.slice(cells.length).reduce((s, x) => s + x, 0));
+    const simRss = sims.map((p) => procRssMiB(p.pid));
     log(`idle: cells ${idleCells} cores, agent-sims ${idleSims} cores; node RSS max ${round(Math.max(...rss))} MiB`);
-    const l = await load(addr.get('/')!, root, [], LOAD_S);
+    const l = await load(addr.get('/')!, root, [], LOAD_S, MESH_RATE);
     log(
       `load at the root: ${l.tasksPerSecond} tasks/s (${l.completed}/${l.submitted}), p99 ${l.submitToResult.p99Ms} ms`,
     );
@@ -241,11 +298,13 @@ async function meshRun(total: number): Promise<MeshRun> {
       agents: total,
       connected: c.agents,
       connectSeconds: c.seconds,
+      idleCoresCellsNoAgents: bare,
       idleCoresCells: idleCells,
       idleCoresAgentSims: idleSims,
       idleCoresByCell: Object.fromEntries(cells.map((p, i) => [p.name, cellCores[i]!])),
       nodeRssMiB: { max: round(Math.max(...rss)), mean: round(rss.reduce((s, x) => s + x, 0) / rss.length) },
       cellRssMiB: cellRss,
+      agentSimRssMiB: { max: round(Math.max(...simRss)), sum: round(simRss.reduce((s, x) => s + x, 0)) },
       load: l,
     };
   } finally {
@@ -257,8 +316,8 @@ async function meshRun(total: number): Promise<MeshRun> {
 function nodeTable(runs: NodeRun[]): string {
   const ref = runs[0]!;
   const rows: Cell[][] = runs.map((r) => [
-    r.agents,
-    r.connected,
+    r.agents.toLocaleString('en-US'),
+    r.connected.toLocaleString('en-US'),
     Object.keys(r.heartbeatIntervals).join('/') || '-',
     r.rssIdleMiB,
     r.rssPeakMiB,
@@ -267,6 +326,7 @@ function nodeTable(runs: NodeRun[]): string {
     r.load.tasksPerSecond,
     r.load.submitToResult.p50Ms,
     r.load.submitToResult.p99Ms,
+    r.nodeCpuUsPerTask,
     ...ratioRow(r, ref),
   ]);
   return renderTable(
@@ -281,10 +341,12 @@ function nodeTable(runs: NodeRun[]): string {
       'tasks/s',
       'p50 ms',
       'p99 ms',
+      'node CPU µs/task',
       'x RSS',
       'x idle node',
       'x tasks/s',
       'x p99',
+      'x µs/task',
     ],
     rows,
   );
@@ -295,11 +357,17 @@ function meshTable(r: MeshRun): string {
     ['figure', 'value'],
     [
       ['agents (connected / asked)', `${r.connected} / ${r.agents}`],
-      ['heartbeat CPU, all cell processes (cores)', r.idleCoresCells],
-      ['heartbeat CPU, agent-sim processes (cores)', r.idleCoresAgentSims],
-      ['heartbeat CPU in all (cores)', round3(r.idleCoresCells + r.idleCoresAgentSims)],
+      ['idle CPU, the 15 cell processes with no agents (cores)', r.idleCoresCellsNoAgents],
+      ['idle CPU, the cell processes with the agents (cores)', r.idleCoresCells],
+      ['idle CPU, the agent-sim processes (cores)', r.idleCoresAgentSims],
+      [
+        'heartbeat CPU in all: cells above their own idle + agent-sims',
+        round3(r.idleCoresCells - r.idleCoresCellsNoAgents + r.idleCoresAgentSims),
+      ],
+      ['idle CPU in all with the agents (cores)', round3(r.idleCoresCells + r.idleCoresAgentSims)],
+      ['agent-sim RSS MiB, max / sum', `${r.agentSimRssMiB.max} / ${r.agentSimRssMiB.sum}`],
       ['node replica RSS MiB, max / mean', `${r.nodeRssMiB.max} / ${r.nodeRssMiB.mean}`],
-      [`tasks/s at the root (offered ${RATE}/s)`, r.load.tasksPerSecond],
+      [`tasks/s at the root (offered ${MESH_RATE}/s)`, r.load.tasksPerSecond],
       ['submit→result p50 / p99 ms', `${r.load.submitToResult.p50Ms} / ${r.load.submitToResult.p99Ms}`],
     ],
   );

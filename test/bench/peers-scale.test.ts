@@ -1,9 +1,10 @@
-// The pure helpers of bench:peers: /proc parsing, Redis arguments, the side-by-side table.
+// The pure helpers of bench:peers and bench:scale: /proc parsing, Redis arguments, the side-by-side table, agents per process and ratios.
 import { describe, expect, it } from 'vitest';
 import { parseStatCpuTicks, parseStatusMiB, procCpuUs, procRssMiB } from '../../bench/lib/procfs.js';
 import { redisArgs } from '../../bench/lib/redis.js';
 import { peerRows, ratio, type Side } from '../../bench/peers-table.js';
 import { NO_LAT } from '../../bench/lib/phases.js';
+import { ratioRow, splitAgents } from '../../bench/scale-table.js';
 
 describe('procfs', () => {
   it('reads utime + stime past a command name holding spaces and parentheses', () => {
@@ -71,5 +72,25 @@ describe('peer table', () => {
     const skipped = { ...side(NaN, NaN, NaN), pacedCompleted: NaN };
     const gap = peerRows(side(30_000, 60, 4), skipped, 60_000, 500);
     expect(gap[0]).toEqual(['tasks/s, full rate (more is better)', 30_000, 'not run', '-']);
+  });
+});
+
+describe('scale helpers', () => {
+  it('splits agents over processes of at most `per`', () => {
+    expect(splitAgents(12_000, 5000)).toEqual([5000, 5000, 2000]);
+    expect(splitAgents(100, 5000)).toEqual([100]);
+    expect(splitAgents(0, 5000)).toEqual([]);
+    expect(splitAgents(10, 0)).toEqual([]);
+  });
+
+  it('gives each figure as a multiple of the reference run', () => {
+    const run = (rss: number, idle: number, tps: number, p99: number, us: number) => ({
+      rssIdleMiB: rss,
+      idleCoresNode: idle,
+      nodeCpuUsPerTask: us,
+      load: { tasksPerSecond: tps, submitToResult: { p99Ms: p99 } },
+    });
+    expect(ratioRow(run(480, 0.07, 1000, 30, 150), run(120, 0.01, 2000, 10, 75))).toEqual([4, 7, 0.5, 3, 2]);
+    expect(ratioRow(run(480, 0.07, NaN, 30, 150), run(120, 0, 2000, 10, 75))).toEqual([4, '-', '-', 3, 2]);
   });
 });
