@@ -24,7 +24,8 @@
 // IPC: the parent sends {cmd: 'reset'} and {cmd: 'report'}; this process
 // answers {type: 'report', ...} with counts, a latency summary and the CPU it
 // used since the reset. It exits when the IPC channel closes.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { credentials } from '@grpc/grpc-js';
 import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
 import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
@@ -69,7 +70,35 @@ function wakeups(): number {
   }
 }
 
+/**
+ * BENCH_PROF_PHASE=DIR: a CPU profile of each measured phase (from a reset to the next, or to exit), written to
+ * DIR/<pid>-<n>.cpuprofile, without the start-up and warm-up that --cpu-prof (BENCH_PROF) also records.
+ */
+const PROF_DIR = process.env.BENCH_PROF_PHASE;
+let profiler: Session | undefined;
+let profiles = 0;
+
+function profileStart(): void {
+  if (!PROF_DIR) return;
+  profiler ??= (() => {
+    const s = new Session();
+    s.connect();
+    s.post('Profiler.enable');
+    s.post('Profiler.setSamplingInterval', { interval: 250 });
+    return s;
+  })();
+  profiler.post('Profiler.start');
+}
+
+function profileStop(): void {
+  profiler?.post('Profiler.stop', (err, r) => {
+    if (!err) writeFileSync(`${PROF_DIR}/${process.pid}-${++profiles}.cpuprofile`, JSON.stringify(r.profile));
+  });
+}
+
 function reset(): void {
+  profileStop();
+  profileStart();
   samples = new Samples();
   count = 0;
   cpu0 = process.cpuUsage();
@@ -88,6 +117,7 @@ function report(): Record<string, unknown> {
     count,
     latency: hist.summary(),
     cpuUs: c.user + c.system,
+    cpuSystemUs: c.system,
     wakeups: wakeups() - wake0,
     runQueueWaitUs: runQueueWaitUs() - wait0,
     wallUs: nowUs() - t0,
@@ -105,7 +135,10 @@ function listen(): void {
     // Cheap progress polls: no histogram walk, no extras.
     else if (m.cmd === 'count') send({ type: 'count', count, lastUs });
   });
-  process.on('disconnect', () => process.exit(0));
+  process.on('disconnect', () => {
+    profileStop();
+    process.exit(0);
+  });
 }
 
 async function cells(yaml: string, args: string[]): Promise<void> {

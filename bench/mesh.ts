@@ -8,10 +8,13 @@
 //       process as the client (SubmitBatch, several batches in flight); then
 //       the same with the four cells in one process;
 //   (c) paced 500 tasks/s (SubmitStream, one task per message): submit-to-result
-//       latency, the result as recorded by the home ledger;
-//   (d) dispatch latency (submit to agent start, measured in the agents process)
-//       at half of the peak measured in (b), the tasks due each millisecond in
-//       one SubmitBatch;
+//       latency, the result as recorded by the home ledger (after a paced
+//       warm-up, so that V8 has compiled the low-rate path);
+//   (d) a paced sweep (bench/lib/sweep.ts): 100, 500, 2,000, 8,000 tasks/s and
+//       half of the peak measured in (b), the tasks due each millisecond in one
+//       SubmitBatch: submit-to-result p50/p99/p99.9, dispatch latency (submit to
+//       agent start, measured in the agents process), CPU, wakeups and link
+//       messages per task per process; a table, and a chart beside the JSON;
 //   (e) 5,000 agent streams from one agent-sim process (the agent SDK) against
 //       one node replica process: the node's RSS;
 //   (f) durable (bench/durable.ts): LOGGED tasks (the default durability) through
@@ -47,14 +50,15 @@ import {
 } from './lib/phases.js';
 import type { LatencySummary } from './lib/histogram.js';
 import { Proc } from './lib/proc.js';
-import { writeResults } from './lib/results.js';
+import { writeBeside, writeResults } from './lib/results.js';
+import { sweep, sweepChart, sweepTable, SWEEP_RATES, type SweepPoint } from './lib/sweep.js';
 import { renderTable, type Cell } from './lib/table.js';
 import { chainTopologyYaml } from '../src/topology/chain.js';
 
 const QUICK = process.argv.includes('--quick');
 /**
- * --only=echo,multi,paced,paced500,single,pacedsingle,agents,durable runs a subset (for profiling; paced500 = the
- * 500/s phase alone; pacedsingle = 500/s against the four cells in one process, a diagnostic; durable = (f), with
+ * --only=echo,multi,paced,paced500,sweep,single,pacedsingle,agents,durable runs a subset (for profiling; paced500 =
+ * the 500/s phase alone; sweep = (d) alone; paced = (c) and (d); pacedsingle = 500/s against the four cells in one process, a diagnostic; durable = (f), with
  * (b)'s NONE full-rate figure for its ratio); the table then has gaps.
  */
 const ONLY = process.argv
@@ -62,7 +66,7 @@ const ONLY = process.argv
   ?.slice(7)
   .split(',');
 const runs = (phase: string): boolean => !ONLY || ONLY.includes(phase);
-/** --half-rate=N: the rate of phase (d) when (b) did not run (--only=paced); default half of (b)'s peak, else 1000. */
+/** --half-rate=N: the half-of-peak rate of (d) when (b) did not run (--only=paced); default half of (b)'s peak, else 1000. */
 const HALF_RATE = Number(process.argv.find((a) => a.startsWith('--half-rate='))?.slice(12) ?? 0);
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
@@ -223,8 +227,10 @@ async function main(): Promise<void> {
   let multiTp = NO_TP;
   let pacedLow = NO_PACED;
   let pacedHalf = NO_PACED;
+  let pacedWarm = NO_PACED;
+  let sweepPoints: SweepPoint[] = [];
   let idle: Record<string, number> = {};
-  if (runs('multi') || runs('paced') || runs('paced500') || runs('durable')) {
+  if (runs('multi') || runs('paced') || runs('paced500') || runs('sweep') || runs('durable')) {
     log('(b) four tiers, one process per cell');
     const multi = await startMesh('multi');
     try {
@@ -233,21 +239,32 @@ async function main(): Promise<void> {
         multiTp = await throughput(multi, N, 20_000);
         log(`multi-process: ${multiTp.tasksPerSecond} tasks/s, ${multiTp.cpuUsPerTask} µs CPU/task`);
       }
-      if (runs('paced') || runs('paced500')) {
+      if (runs('paced') || runs('paced500') || runs('sweep')) {
         idle = await idleCpu(multi, 2000);
         log(`idle CPU (µs per second of wall time): ${JSON.stringify(idle)}`);
+        // The paced path's own JIT warm-up: the full-rate warm-up leaves code that runs per message at low rates
+        // (one task per message, a flush per task) unoptimized, and V8 would spend the first seconds of the
+        // measured phase compiling it (measured: ~25% more CPU per task in a first 500/s pass than in a second).
+        // A long-running mesh is past this; the first pass is kept in the results as pacedWarmUp.
+        pacedWarm = await paced(multi, 1000, QUICK ? 2 : 3, 'stream');
+        log(
+          `paced warm-up 1000/s: ${pacedWarm.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedWarm.cpuUsPerTaskByProcess)}`,
+        );
+      }
+      if (runs('paced') || runs('paced500')) {
         log('(c) paced 500 tasks/s');
         pacedLow = await paced(multi, 500, QUICK ? 3 : 6, 'stream');
         log(
-          `paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}`,
+          `paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, messages/task ${JSON.stringify(pacedLow.messagesPerTask)}, system CPU share ${JSON.stringify(pacedLow.systemCpuShare)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}`,
         );
       }
-      if (runs('paced')) {
-        const half = HALF_RATE || Math.max(100, Math.round((multiTp.tasksPerSecond || 2000) / 2));
-        log(`(d) paced ${half} tasks/s (half of peak)`);
-        pacedHalf = await paced(multi, half, QUICK ? 3 : 5, 'batch');
+      if (runs('paced') || runs('sweep')) {
+        const peak = HALF_RATE ? 2 * HALF_RATE : multiTp.tasksPerSecond || 2000;
+        log(`(d) paced sweep: ${SWEEP_RATES.join(', ')} tasks/s and half of peak (${Math.round(peak / 2)})`);
+        sweepPoints = await sweep(multi, peak, QUICK, log);
+        pacedHalf = sweepPoints.find((p) => p.why !== 'fixed') ?? NO_PACED;
         log(
-          `dispatch at ${half}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`,
+          `dispatch at ${pacedHalf.rate}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`,
         );
       }
     } finally {
@@ -380,8 +397,10 @@ async function main(): Promise<void> {
     agents: { count: AGENTS, slots: SLOTS, kind: 'no-op SimAgent, one connection' },
     throughputMultiProcess: multiTp,
     throughputOneProcess: singleTp,
+    pacedWarmUp: pacedWarm,
     paced500: pacedLow,
     pacedHalfPeak: pacedHalf,
+    sweep: sweepPoints,
     paced500OneProcess: pacedSingle,
     idleCpuUsPerSecond: idle,
     manyAgents: many,
@@ -395,8 +414,18 @@ async function main(): Promise<void> {
       durableToNone: dRatio,
     },
   });
+  const svg = sweepPoints.length
+    ? writeBeside(
+        file,
+        '-sweep.svg',
+        sweepChart(sweepPoints, 'meshlb: four tiers, process per cell, paced (SubmitBatch per ms)'),
+      )
+    : '';
+  const sweepText = sweepPoints.length
+    ? `\n\npaced sweep (tasks due each ms in one SubmitBatch)\n${sweepTable(sweepPoints)}`
+    : '';
   process.stdout.write(
-    `\n${table}\n\nload average before ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${load1.map((x) => x.toFixed(2)).join(' ')}; ${round((Date.now() - t0) / 1000)} s\n${file}\n`,
+    `\n${table}${sweepText}\n\nload average before ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${load1.map((x) => x.toFixed(2)).join(' ')}; ${round((Date.now() - t0) / 1000)} s\n${file}${svg ? `\n${svg}` : ''}\n`,
   );
 }
 

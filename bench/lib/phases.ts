@@ -52,6 +52,10 @@ export interface MeshReport {
   agents: Report;
   cpuUs: number;
   perCell: number[];
+  /** Per cell process: CPU in the kernel (system time), µs. */
+  perCellSystem: number[];
+  /** Per cell process: stream messages its links and agent sessions wrote (since it started). */
+  linkMessages: number[];
   wakeups: number[];
   runQueueWaitUs: number[];
   creditStalls: Record<string, number>;
@@ -67,6 +71,8 @@ export async function reportAll(m: Mesh): Promise<MeshReport> {
     agents,
     cpuUs: cells.reduce((s, c) => s + c.cpuUs, 0) + agents.cpuUs,
     perCell: cells.map((c) => c.cpuUs),
+    perCellSystem: cells.map((c) => c.cpuSystemUs ?? 0),
+    linkMessages: cells.map((c) => (c.batching as { messages: number } | undefined)?.messages ?? 0),
     wakeups: [...cells.map((c) => c.wakeups), agents.wakeups],
     runQueueWaitUs: [...cells.map((c) => c.runQueueWaitUs), agents.runQueueWaitUs],
     creditStalls,
@@ -202,6 +208,10 @@ export interface Paced {
   wakeupsPerTask: Record<string, number>;
   /** Per process: share of the phase's wall time its main thread was runnable but waiting for a CPU (other load). */
   runQueueWaitShare: Record<string, number>;
+  /** Per cell process: link and agent-stream messages it wrote, per task. */
+  messagesPerTask: Record<string, number>;
+  /** Per process: share of its CPU time spent in the kernel (syscalls, wakeups). */
+  systemCpuShare: Record<string, number>;
 }
 
 export const NO_LAT: LatencySummary = {
@@ -228,6 +238,8 @@ export const NO_PACED: Paced = {
   creditStalls: {},
   wakeupsPerTask: {},
   runQueueWaitShare: {},
+  messagesPerTask: {},
+  systemCpuShare: {},
 };
 
 /**
@@ -247,7 +259,8 @@ export async function paced(
 ): Promise<Paced> {
   const client = new TaskServiceClient(m.address, credentials.createInsecure());
   await resetAll(m);
-  const stalls0 = (await reportAll(m)).creditStalls;
+  const before = await reportAll(m);
+  const stalls0 = before.creditStalls;
   const cpu0 = process.cpuUsage();
   const n = Math.round(rate * seconds);
   let failed = 0;
@@ -304,6 +317,17 @@ export async function paced(
     runQueueWaitShare: Object.fromEntries(
       names.map((name, i) => [name, round(after.runQueueWaitUs[i]! / Math.max(1, after.root.wallUs))]),
     ),
+    messagesPerTask: Object.fromEntries(
+      m.cells.map((p, i) => [
+        p.name,
+        round((after.linkMessages[i]! - before.linkMessages[i]!) / Math.max(1, root.count)),
+      ]),
+    ),
+    systemCpuShare: Object.fromEntries([
+      ...m.cells.map((p, i) => [p.name, round(after.perCellSystem[i]! / Math.max(1, after.perCell[i]!))]),
+      ['agents', round((after.agents.cpuSystemUs ?? 0) / Math.max(1, after.agents.cpuUs))],
+      ['client', round(c.system / Math.max(1, c.user + c.system))],
+    ]),
   };
 }
 

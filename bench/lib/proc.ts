@@ -12,6 +12,8 @@ export interface Report {
   count: number;
   latency: LatencySummary;
   cpuUs: number;
+  /** Of cpuUs, the time in the kernel. */
+  cpuSystemUs: number;
   wakeups: number;
   runQueueWaitUs: number;
   wallUs: number;

@@ -28,3 +28,10 @@ export function writeResults(name: string, data: Record<string, unknown>): strin
   );
   return file;
 }
+
+/** Write `text` next to a results file: `<results file without .json><suffix>` (e.g. '-sweep.svg'); returns its path. */
+export function writeBeside(resultsFile: string, suffix: string, text: string): string {
+  const file = resultsFile.replace(/\.json$/, suffix);
+  fs.writeFileSync(file, text);
+  return file;
+}
