@@ -167,6 +167,8 @@ class Conn {
 
 export class ResultStream {
   private readonly waiting = new Map<string, Set<Waiter>>();
+  /** Waits (and their ids) per abort signal given, with the one listener on it. */
+  private readonly bySignal = new Map<AbortSignal, { waits: Map<Waiter, string>; onAbort: () => void }>();
   /** Where each id waiting is carried. */
   private readonly carrier = new Map<string, Conn>();
   private readonly conns: Conn[] = [];
@@ -202,15 +204,15 @@ export class ResultStream {
     if (opts.signal?.aborted) return Promise.reject(aborted(opts.signal));
     return new Promise<TaskRecord>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const onAbort = (): void => this.leave(id, w, aborted(opts.signal!));
+      const signal = opts.signal;
       const w: Waiter = {
         resolve,
         reject,
-        signal: opts.signal,
+        signal,
         until: opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity,
         cleanup: () => {
           clearTimeout(timer);
-          opts.signal?.removeEventListener('abort', onAbort);
+          if (signal) this.unlisten(signal, w);
         },
       };
       if (opts.timeoutMs !== undefined) {
@@ -218,7 +220,7 @@ export class ResultStream {
         const err = new MeshClientError(status.DEADLINE_EXCEEDED, `task ${id} did not finish within ${ms} ms`);
         timer = setTimeout(() => this.leave(id, w, err), Math.max(0, ms));
       }
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal) this.listen(signal, id, w);
       const set = this.waiting.get(id);
       if (set) {
         set.add(w);
@@ -227,6 +229,32 @@ export class ResultStream {
       this.waiting.set(id, new Set([w]));
       this.place(id);
     });
+  }
+
+  /**
+   * One 'abort' listener per signal, whatever the number of waits given it:
+   * EventTarget looks through its listeners on every add and remove, so one
+   * listener per wait costs O(waits) each when thousands share a signal.
+   */
+  private listen(signal: AbortSignal, id: string, w: Waiter): void {
+    let entry = this.bySignal.get(signal);
+    if (!entry) {
+      const waits = new Map<Waiter, string>();
+      const onAbort = (): void => {
+        this.bySignal.delete(signal);
+        for (const [x, xid] of [...waits]) this.leave(xid, x, aborted(signal));
+      };
+      this.bySignal.set(signal, (entry = { waits, onAbort }));
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    entry.waits.set(w, id);
+  }
+
+  private unlisten(signal: AbortSignal, w: Waiter): void {
+    const entry = this.bySignal.get(signal);
+    if (!entry?.waits.delete(w) || entry.waits.size > 0) return;
+    this.bySignal.delete(signal);
+    signal.removeEventListener('abort', entry.onAbort);
   }
 
   /** Stop every stream; waiters reject with CANCELLED. */

@@ -17,6 +17,7 @@ import {
 import type { Replica } from '../../src/mesh/replica.js';
 import { seededRandom } from '../../src/util/rng.js';
 import { OpsMesh, SEED } from '../helpers/raft-cell-mesh.js';
+import { expectMeshError } from '../helpers/client-fixture.js';
 import { waitFor } from '../helpers/wait.js';
 
 let mesh: OpsMesh | undefined;
@@ -103,6 +104,18 @@ describe('the shared waiting path (seed ' + SEED + ')', () => {
     expect(c.coalescer!.stats.batched).toBeGreaterThan(N / 4);
     // The replica forgot every id it watched for the stream.
     await waitFor(() => leader.tasks.watchers.streams === 0 || undefined, { what: 'no watchers left' });
+
+    // Waits that give up (a timeout, an abort shared by many) leave the stream: the cell unwatches their ids.
+    const stuck = await Promise.all([0, 1, 2].map(() => c.submit({ kind: 'nobody-runs-this' })));
+    const ac = new AbortController();
+    const waits = stuck.map((t) => expectMeshError(c.waitForResult(t.taskId, { signal: ac.signal })));
+    const timed = await expectMeshError(c.waitForResult(stuck[0]!.taskId, { timeoutMs: 50 }));
+    expect(timed.code).toBe(status.DEADLINE_EXCEEDED);
+    await waitFor(() => leader.tasks.watchers.streams === 3 || undefined, { what: 'three ids watched' });
+    ac.abort();
+    expect((await Promise.all(waits)).map((e) => e.code)).toEqual([0, 1, 2].map(() => status.CANCELLED));
+    await waitFor(() => leader.tasks.watchers.streams === 0 || undefined, { what: 'the ids unwatched' });
+    expect(c.results!.pending).toBe(0);
   });
 
   it('a replica kill breaks the stream: pending ids are re-subscribed elsewhere, no result is lost', async () => {
