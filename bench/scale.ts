@@ -14,7 +14,7 @@
 //       long each process waited for a CPU (the machine's other load).
 //   (b) the example mesh (deploy/topologies/example.yaml: 15 cells, 8 nodes), a
 //       process per cell, with --mesh-agents agents in all spread over the 8
-//       nodes (default 20,000; the issue's figure is 100,000): the cells' idle CPU
+//       nodes (default 8,000; the issue's figure is 100,000: docs/mesh.md, Scale): the cells' idle CPU
 //       before any agent connects and with all of them, the agent-sims' idle
 //       CPU, the node replicas' RSS, then tasks at --mesh-rate (default 500) per
 //       second submitted at the root.
@@ -25,7 +25,7 @@
 // Bounded: every wait has a deadline; the run stops by itself (4-12 minutes
 // with the defaults on 2 shared cores). Writes bench/results/scale-<timestamp>.json
 // and .txt (the tables). Flags: --sizes=100,1000,5000,20000 --per-sim=5000
-// --rate=2000 --batch=50 --load-seconds=8 --idle-seconds=4 --mesh-agents=20000
+// --rate=2000 --batch=50 --load-seconds=8 --idle-seconds=4 --mesh-agents=8000
 // (0: skip (b)) --mesh-rate=500 --only=node|mesh --quick (sizes 100,1000,2000;
 // 4,000 mesh agents; 4 s of load).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -56,7 +56,7 @@ const MESH_RATE = num('mesh-rate', 500);
 const BATCH = num('batch', 50);
 const LOAD_S = num('load-seconds', QUICK ? 4 : 8);
 const IDLE_S = num('idle-seconds', 4);
-const MESH_AGENTS = num('mesh-agents', QUICK ? 4000 : 20_000);
+const MESH_AGENTS = num('mesh-agents', QUICK ? 4000 : 8000);
 const ONLY = arg('only');
 const SLOTS = 16;
 const PROC = fileURLToPath(new URL('./scale-proc.ts', import.meta.url));
