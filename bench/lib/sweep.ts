@@ -17,7 +17,7 @@ export interface SweepPoint extends Paced {
 }
 
 /** Seconds for a point: at least `minTasks` tasks (for a p99.9), at least `minS`, at most `maxS`. */
-function seconds(rate: number, quick: boolean): number {
+export function pointSeconds(rate: number, quick: boolean): number {
   const minTasks = quick ? 500 : 1000;
   const [minS, maxS] = quick ? [2, 5] : [3, 10];
   return Math.min(maxS, Math.max(minS, Math.ceil(minTasks / rate)));
@@ -30,7 +30,7 @@ export async function sweep(m: Mesh, peak: number, quick: boolean, log: (s: stri
   rates.sort((a, b) => a[0] - b[0]);
   const out: SweepPoint[] = [];
   for (const [rate, why] of rates) {
-    const p = await paced(m, rate, seconds(rate, quick), 'batch');
+    const p = await paced(m, rate, pointSeconds(rate, quick), 'batch');
     log(
       `sweep ${rate}/s (${why}): submit→result p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} p99.9 ${p.submitToResult.p999Ms} ms, dispatch p99 ${p.dispatch.p99Ms} ms, ${p.completed}/${p.tasks} done, ${p.cpuUsPerTask} µs CPU/task ${JSON.stringify(p.cpuUsPerTaskByProcess)}, wakeups/task ${JSON.stringify(p.wakeupsPerTask)}, messages/task ${JSON.stringify(p.messagesPerTask)}`,
     );
