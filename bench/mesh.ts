@@ -28,8 +28,9 @@
 // task is the sum of process.cpuUsage over the mesh, agents and client
 // processes: it is the figure to compare across runs on a loaded machine.
 //
-// Bounded: every phase stops by count or by time; the whole run takes about a
-// minute and a half (longer on a loaded machine). Writes bench/results/mesh-<timestamp>.json and prints a table.
+// Bounded: every phase stops by count or by time; the whole run takes two to
+// four minutes (longer on a loaded machine). Writes bench/results/mesh-<timestamp>.json
+// (and the sweep's chart beside it, -sweep.svg) and prints the tables.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { Durability } from '../src/gen/meshlb/v1/task.js';
