@@ -70,7 +70,7 @@ export class Cell implements CellPort {
   readonly summaries: Summarizer;
   /** What is attached above and below, as the modules use it. */
   readonly links: Links = { parent: undefined, children: undefined, agents: undefined };
-  readonly stats: CellStats = { dispatched: 0, spilled: 0, creditStalls: 0 };
+  readonly stats: CellStats = { dispatched: 0, spilled: 0, creditStalls: 0, givenBack: 0 };
   /** The same attachments with their own types (admin, tests, the replica's lifecycle). */
   agents: AgentSessions | undefined;
   children: ChildLinks | undefined;
@@ -289,6 +289,14 @@ export class Cell implements CellPort {
 
   nacked(key: string, reason: string): void {
     this.relay.nacked(key, reason);
+  }
+
+  queuedOfKind(kind: string): number {
+    return this.queue.sizeOfKind(kind);
+  }
+
+  giveBack(kind: string, max: number): TaskRef[] {
+    return this.dispatcher.giveBack(kind, max);
   }
 
   bounce(item: WorkItem, why: string): void {

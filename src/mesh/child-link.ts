@@ -22,6 +22,8 @@ const enum Lane {
   Results,
   Cancels,
   Dispatches,
+  /** Work stealing asks (steal.ts). */
+  Steals,
   /** An empty `acks` batch: "still here", when nothing else went out for summaryIntervalMs. */
   Keepalive,
 }
@@ -41,6 +43,12 @@ export class ChildLink {
   readonly free = new Map<string, number>();
   readonly total = new Map<string, number>();
   readonly healthy = new Map<string, number>();
+  /** Per kind, from the latest summary: tasks waiting in the child's own queue, and its free slots (no prefetch). */
+  readonly queued = new Map<string, number>();
+  readonly freeSlots = new Map<string, number>();
+  /** Per kind: the summary seq and time of our last steal ask (ask again only on a newer summary, after a pause). */
+  private readonly askedSeq = new Map<string, number>();
+  private readonly askedMs = new Map<string, number>();
   /** Per kind: dispatches sent and not yet acked, and those acked since the latest summary. */
   readonly unacked = new Map<string, number>();
   readonly ackedSinceSummary = new Map<string, number>();
@@ -72,6 +80,7 @@ export class ChildLink {
         { wrap: (results) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
         { wrap: (refs) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
         { wrap: (tasks) => ({ msg: { $case: 'dispatches', value: { tasks } } }), sizeOf: dispatchSize },
+        { wrap: (kinds) => ({ msg: { $case: 'steal', value: { kinds } } }), sizeOf: () => 40 },
         { wrap: () => KEEPALIVE, sizeOf: () => 8 },
       ],
       batcher,
@@ -103,7 +112,11 @@ export class ChildLink {
     this.free.clear();
     this.total.clear();
     this.healthy.clear();
+    this.queued.clear();
+    this.freeSlots.clear();
     for (const k of s.kinds) {
+      if (k.queued > 0) this.queued.set(k.kind, k.queued);
+      this.freeSlots.set(k.kind, k.freeSlots);
       this.free.set(k.kind, creditOf(k));
       this.total.set(k.kind, k.totalSlots);
       this.healthy.set(k.kind, k.healthyAgents);
@@ -138,6 +151,24 @@ export class ChildLink {
 
   sendCancel(ref: TaskRef): void {
     this.batcher.push(Lane.Cancels, ref);
+  }
+
+  /**
+   * Whether the child may be asked for `kind` again: a newer summary came since the last
+   * ask (it shows what that ask left), and `pauseMs` passed (work a policy sends back to
+   * the giver cannot bounce between siblings faster than that).
+   */
+  askable(kind: string, now: number, pauseMs: number): boolean {
+    const seq = this.askedSeq.get(kind);
+    if (seq === undefined) return true;
+    return (this.summary?.seq ?? 0) > seq && now - (this.askedMs.get(kind) ?? 0) >= pauseMs;
+  }
+
+  /** Ask the child for up to `max` of its queued tasks of `kind` back. */
+  sendSteal(kind: string, max: number, now: number): void {
+    this.askedSeq.set(kind, this.summary?.seq ?? 0);
+    this.askedMs.set(kind, now);
+    this.batcher.push(Lane.Steals, { kind, max });
   }
 
   sendKeepalive(): void {

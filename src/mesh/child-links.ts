@@ -19,7 +19,11 @@ import { ChildLink } from './child-link.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type Capacity, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
+import { planSteals, type StealView } from './steal.js';
 import { routeKey, type WorkItem } from './types.js';
+
+/** A child is asked for a kind at most once per this many summary intervals (steal.ts). */
+const STEAL_PAUSE_SUMMARIES = 2;
 
 /** Attempts a hello may name (link.proto); more are ignored. */
 const MAX_HOLDING = LIMITS.holdingPerHello;
@@ -38,7 +42,7 @@ function helloOverLimits(h: LinkHello): string {
 export class ChildLinks implements ChildSide {
   readonly links = new Map<string, ChildLink>();
   /** Links ended for silence (linkTimeoutMs). */
-  readonly stats = { timedOut: 0 };
+  readonly stats = { timedOut: 0, stealAsks: 0, givenBack: 0 };
   /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
   private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
 
@@ -167,6 +171,15 @@ export class ChildLinks implements ChildSide {
         link.applySummary(s, cell.scheduler.now());
         cell.candidatesChanged();
         cell.capacityChanged();
+        if (link.queued.size > 0 || this.anyQueued) this.steal();
+        return;
+      }
+      case 'givenBack': {
+        // Unstarted attempts the child took out of its queue for us: place them again here.
+        const refs = m.value.refs.slice(0, LIMITS.tasksPerBatch);
+        for (const r of refs) cell.nacked(routeKey(r.taskId, r.attempt), `given back by ${link.cell} (work stealing)`);
+        this.stats.givenBack += refs.length;
+        cell.candidatesChanged();
         return;
       }
       case 'acks': {
@@ -192,6 +205,39 @@ export class ChildLinks implements ChildSide {
       case 'cancels':
         cell.cancelRefs(m.value.refs, `cancelled by ${link.cell}`);
         return;
+    }
+  }
+
+  /** Some child reported queued work in its latest summary. */
+  private get anyQueued(): boolean {
+    for (const l of this.links.values()) if (l.queued.size > 0) return true;
+    return false;
+  }
+
+  /** Ask loaded children to give queued work back while a sibling has room (steal.ts). */
+  private steal(): void {
+    const batch = this.cell.settings.stealBatch;
+    if (batch <= 0 || this.links.size < 2) return;
+    const now = this.cell.scheduler.now();
+    const pause = STEAL_PAUSE_SUMMARIES * this.cell.settings.summaryIntervalMs;
+    const kinds = new Set<string>();
+    for (const l of this.links.values()) if (!l.closed) for (const k of l.queued.keys()) kinds.add(k);
+    for (const kind of kinds) {
+      const views: StealView[] = [];
+      for (const l of this.links.values()) {
+        if (l.closed || !l.summary || !l.total.get(kind) || l.summary.draining) continue;
+        // Room to run now, not to wait in another queue: free slots, less what is on its way there.
+        views.push({
+          cell: l.cell,
+          credit: Math.min(l.credits(kind), l.freeSlots.get(kind) ?? 0),
+          queued: l.queued.get(kind) ?? 0,
+          askable: l.askable(kind, now, pause),
+        });
+      }
+      for (const ask of planSteals(kind, views, this.cell.queuedOfKind(kind), batch)) {
+        this.links.get(ask.cell)?.sendSteal(kind, ask.max, now);
+        this.stats.stealAsks++;
+      }
     }
   }
 

@@ -17,6 +17,7 @@
 // truth. A slot freed by a result is handed back to the live picker
 // (release), not answered with a rebuild: at the node a rebuild is O(agents).
 import type { Picker, Policy, TaskInfo } from '../policies/index.js';
+import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Home } from './home.js';
 import type { Links } from './port.js';
@@ -217,6 +218,40 @@ export class Dispatcher {
         return;
       }
     }
+  }
+
+  /**
+   * Work stealing, the child's half (steal.ts): up to `max` queued tasks of `kind`, the
+   * ones the queue would run next. An attempt from the parent is taken out of the
+   * queue and its route dropped before it is returned, so it is never in two places;
+   * a task homed here goes up as a spill-up (its attempt starts now). Spill-ups from
+   * our own children stay.
+   */
+  giveBack(kind: string, max: number): TaskRef[] {
+    const { queue, routes } = this.d;
+    const out: TaskRef[] = [];
+    if (!this.d.links.parent?.connected) return out;
+    const now = this.d.scheduler.now();
+    const homeNew: WorkItem[] = [];
+    const keep = this.parked;
+    let given = 0;
+    while (given < max) {
+      const popped = queue.popKind(kind, now);
+      if (!popped) break;
+      const item = popped.task;
+      routes.taken(item);
+      if (item.origin.type === 'parent') {
+        routes.drop(item);
+        out.push({ taskId: item.taskId, attempt: item.attempt });
+        given++;
+      } else if (item.origin.type === 'home' && this.spill(item, homeNew, now)) given++;
+      else keep.push(popped);
+    }
+    for (const p of keep) routes.putBack(p.task, p.enqueuedAt);
+    keep.length = 0;
+    this.d.stats.givenBack += given;
+    this.d.home.startAttempts(homeNew, this.send);
+    return out;
   }
 
   private spill(item: WorkItem, homeNew: WorkItem[], now: number): boolean {

@@ -23,6 +23,7 @@ import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/m
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { parentOf } from '../topology/paths.js';
+import { LIMITS } from '../util/limits.js';
 import { ResultKeeper } from './result-keeper.js';
 import { StreamBatcher } from './batcher.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
@@ -37,6 +38,8 @@ const enum Lane {
   Results,
   SpillUps,
   Cancels,
+  /** Attempts given back for a steal ask (steal.ts). */
+  GivenBack,
   Summary,
 }
 
@@ -163,6 +166,7 @@ export class ParentLink implements ParentSide {
         { wrap: (results: TaskResult[]) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
         { wrap: (tasks: Dispatch[]) => ({ msg: { $case: 'spillUps', value: { tasks } } }), sizeOf: dispatchSize },
         { wrap: (refs: TaskRef[]) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
+        { wrap: (refs: TaskRef[]) => ({ msg: { $case: 'givenBack', value: { refs } } }), sizeOf: () => 40 },
         { wrap: (s) => ({ msg: { $case: 'summary', value: s[s.length - 1]! } }), sizeOf: () => 200 },
       ],
       cell.settings.batcher,
@@ -266,6 +270,15 @@ export class ParentLink implements ParentSide {
       case 'acks':
         for (const a of msg.value.acks) if (!a.accepted) cell.nacked(routeKey(a.taskId, a.attempt), a.reason);
         return;
+      case 'steal': {
+        // A sibling has room: give back queued work (bounded per ask), then report the new queue soon.
+        for (const k of msg.value.kinds.slice(0, LIMITS.kindsPerAgent)) {
+          const refs = cell.giveBack(k.kind, Math.min(k.max, LIMITS.tasksPerBatch));
+          for (const r of refs) this.batcher?.push(Lane.GivenBack, r);
+        }
+        cell.capacityChanged();
+        return;
+      }
     }
   }
 

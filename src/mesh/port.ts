@@ -63,6 +63,13 @@ export interface CellPort {
   heldFromParent(max: number): TaskRef[];
   /** A child (re)linked holding these attempts from us: adopt the current ones of our tasks, cancel the rest. */
   childHolds(child: string, refs: readonly TaskRef[]): void;
+  /** Tasks of `kind` waiting in this cell's queue. */
+  queuedOfKind(kind: string): number;
+  /**
+   * The parent asks for up to `max` queued tasks of `kind` back (work stealing): the
+   * attempts it sent, taken out of the queue (returned), and tasks homed here, spilled up.
+   */
+  giveBack(kind: string, max: number): TaskRef[];
 }
 
 export interface LeaderHint {

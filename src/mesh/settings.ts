@@ -23,6 +23,7 @@ export interface CellSettings {
   readonly retention: number;
   readonly maxAgentSlots: number;
   readonly prefetchRatio: number;
+  readonly stealBatch: number;
   readonly unplaceableTimeoutMs: number;
   readonly batcher: BatcherOptions;
 }
@@ -46,6 +47,7 @@ export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSetting
     retention: opts.retention ?? 100_000,
     maxAgentSlots: opts.maxAgentSlots ?? 10_000,
     prefetchRatio: opts.prefetchRatio ?? 0.5,
+    stealBatch: opts.stealBatch ?? 32,
     unplaceableTimeoutMs: opts.unplaceableTimeoutMs ?? d.unplaceableTimeoutMs,
     batcher: { ...DEFAULT_BATCHER_OPTIONS, ...opts.batcher },
   };

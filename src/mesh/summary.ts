@@ -79,6 +79,7 @@ export class Summarizer {
         totalSlots: c.total,
         healthyAgents: c.healthy,
         prefetchSlots: credit - free,
+        queued: cell.queue.sizeOfKind(kind),
       });
     }
     if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));

@@ -175,6 +175,8 @@ export interface CellStats {
   dispatched: number;
   /** Items handed up to the parent. */
   spilled: number;
+  /** Tasks this cell gave back to its parent for an idle sibling (work stealing). */
+  givenBack: number;
   /** Pumps that left work of a kind queued for want of credit (at low rates this should stay 0). */
   creditStalls: number;
 }
@@ -224,6 +226,8 @@ export interface CellOptions {
   readonly unplaceableTimeoutMs?: number;
   /** Node tier: extra credits offered upward as a fraction of agent slots (a local prefetch queue). Default 0.5. */
   readonly prefetchRatio?: number;
+  /** Work stealing (steal.ts): at most this many tasks taken back from one child per ask; 0 turns it off. Default 32. */
+  readonly stealBatch?: number;
   /** Max slots one agent may declare. Default 10,000. */
   readonly maxAgentSlots?: number;
   /**

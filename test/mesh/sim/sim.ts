@@ -49,6 +49,8 @@ export interface SimResult {
     outcomes: Record<string, number>;
     /** NONE tasks gone with the leader that accepted them (by contract). */
     noneLost: number;
+    /** Tasks cells gave back to their parents for idle siblings (work stealing; live replicas' counts). */
+    givenBack: number;
     workload: WorkloadStats;
     faults: FaultStats;
   };
@@ -167,6 +169,8 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     const name = s === undefined ? 'missing' : stateName(s);
     outcomes[name] = (outcomes[name] ?? 0) + 1;
   }
+  let givenBack = 0;
+  for (const rep of mesh.replicas.values()) givenBack += rep.cell.stats.givenBack;
   mesh.close();
   return {
     seed: o.seed,
@@ -180,6 +184,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       messages: net.stats.messages,
       outcomes,
       noneLost,
+      givenBack,
       workload: workload.stats,
       faults,
     },

@@ -40,7 +40,17 @@ export interface OpenRequest {
     | //
     /** Cancels for tasks this child spilled up (the child is their home). */
     { $case: "cancels"; value: LinkCancels }
+    | //
+    /**
+     * Attempts the parent sent that the child gives back unstarted, answering a
+     * Steal: taken out of its queue before this is sent, so each is in one place.
+     */
+    { $case: "givenBack"; value: GivenBack }
     | undefined;
+}
+
+export interface GivenBack {
+  refs: TaskRef[];
 }
 
 export interface LinkHello {
@@ -84,6 +94,11 @@ export interface KindCapacity {
    * that predate the field.
    */
   prefetchSlots: number;
+  /**
+   * Tasks of the kind waiting in this cell's own queue: what the parent may
+   * take back for an idle sibling (work stealing). 0 from peers that predate it.
+   */
+  queued: number;
 }
 
 export interface QueueDepth {
@@ -157,7 +172,23 @@ export interface OpenResponse {
     /** Results for tasks the child spilled up. */
     { $case: "results"; value: LinkResults }
     | { $case: "acks"; value: DispatchAcks }
+    | //
+    /**
+     * Work stealing: give back up to `max` queued tasks of each kind (a sibling
+     * is idle). Attempts from the parent come back as GivenBack; tasks whose
+     * home is the child go up as spill-ups.
+     */
+    { $case: "steal"; value: Steal }
     | undefined;
+}
+
+export interface Steal {
+  kinds: StealKind[];
+}
+
+export interface StealKind {
+  kind: string;
+  max: number;
 }
 
 export interface LinkWelcome {
@@ -208,6 +239,9 @@ export const OpenRequest: MessageFns<OpenRequest> = {
         break;
       case "cancels":
         LinkCancels.encode(message.msg.value, writer.uint32(50).fork()).join();
+        break;
+      case "givenBack":
+        GivenBack.encode(message.msg.value, writer.uint32(58).fork()).join();
         break;
     }
     return writer;
@@ -274,6 +308,14 @@ export const OpenRequest: MessageFns<OpenRequest> = {
             message.msg = { $case: "cancels", value: LinkCancels.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "givenBack", value: GivenBack.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -302,6 +344,10 @@ export const OpenRequest: MessageFns<OpenRequest> = {
         ? { $case: "spillUps", value: SpillUps.fromJSON(object.spill_ups) }
         : isSet(object.cancels)
         ? { $case: "cancels", value: LinkCancels.fromJSON(object.cancels) }
+        : isSet(object.givenBack)
+        ? { $case: "givenBack", value: GivenBack.fromJSON(object.givenBack) }
+        : isSet(object.given_back)
+        ? { $case: "givenBack", value: GivenBack.fromJSON(object.given_back) }
         : undefined,
     };
   },
@@ -320,6 +366,8 @@ export const OpenRequest: MessageFns<OpenRequest> = {
       obj.spillUps = SpillUps.toJSON(message.msg.value);
     } else if (message.msg?.$case === "cancels") {
       obj.cancels = LinkCancels.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "givenBack") {
+      obj.givenBack = GivenBack.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -366,7 +414,80 @@ export const OpenRequest: MessageFns<OpenRequest> = {
         }
         break;
       }
+      case "givenBack": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "givenBack", value: GivenBack.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseGivenBack(): GivenBack {
+  return { refs: [] };
+}
+
+export const GivenBack: MessageFns<GivenBack> = {
+  encode(message: GivenBack, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.refs) {
+      TaskRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GivenBack {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGivenBack();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.refs.push(TaskRef.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GivenBack {
+    return { refs: globalThis.Array.isArray(object?.refs) ? object.refs.map((e: any) => TaskRef.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: GivenBack): unknown {
+    const obj: any = {};
+    if (message.refs?.length) {
+      obj.refs = message.refs.map((e) => TaskRef.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GivenBack>): GivenBack {
+    return GivenBack.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GivenBack>): GivenBack {
+    const message = createBaseGivenBack();
+    message.refs = object.refs?.map((e) => TaskRef.fromPartial(e)) || [];
     return message;
   },
 };
@@ -549,7 +670,7 @@ export const LinkHello: MessageFns<LinkHello> = {
 };
 
 function createBaseKindCapacity(): KindCapacity {
-  return { kind: "", freeSlots: 0, totalSlots: 0, healthyAgents: 0, prefetchSlots: 0 };
+  return { kind: "", freeSlots: 0, totalSlots: 0, healthyAgents: 0, prefetchSlots: 0, queued: 0 };
 }
 
 export const KindCapacity: MessageFns<KindCapacity> = {
@@ -568,6 +689,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     }
     if (message.prefetchSlots !== 0) {
       writer.uint32(40).uint32(message.prefetchSlots);
+    }
+    if (message.queued !== 0) {
+      writer.uint32(48).uint32(message.queued);
     }
     return writer;
   },
@@ -625,6 +749,14 @@ export const KindCapacity: MessageFns<KindCapacity> = {
             message.prefetchSlots = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.queued = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -660,6 +792,7 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         : isSet(object.prefetch_slots)
         ? globalThis.Number(object.prefetch_slots)
         : 0,
+      queued: isSet(object.queued) ? globalThis.Number(object.queued) : 0,
     };
   },
 
@@ -680,6 +813,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.prefetchSlots !== 0) {
       obj.prefetchSlots = Math.round(message.prefetchSlots);
     }
+    if (message.queued !== 0) {
+      obj.queued = Math.round(message.queued);
+    }
     return obj;
   },
 
@@ -693,6 +829,7 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.totalSlots = object.totalSlots ?? 0;
     message.healthyAgents = object.healthyAgents ?? 0;
     message.prefetchSlots = object.prefetchSlots ?? 0;
+    message.queued = object.queued ?? 0;
     return message;
   },
 };
@@ -1660,6 +1797,9 @@ export const OpenResponse: MessageFns<OpenResponse> = {
       case "acks":
         DispatchAcks.encode(message.msg.value, writer.uint32(50).fork()).join();
         break;
+      case "steal":
+        Steal.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1725,6 +1865,14 @@ export const OpenResponse: MessageFns<OpenResponse> = {
             message.msg = { $case: "acks", value: DispatchAcks.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "steal", value: Steal.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1751,6 +1899,8 @@ export const OpenResponse: MessageFns<OpenResponse> = {
         ? { $case: "results", value: LinkResults.fromJSON(object.results) }
         : isSet(object.acks)
         ? { $case: "acks", value: DispatchAcks.fromJSON(object.acks) }
+        : isSet(object.steal)
+        ? { $case: "steal", value: Steal.fromJSON(object.steal) }
         : undefined,
     };
   },
@@ -1769,6 +1919,8 @@ export const OpenResponse: MessageFns<OpenResponse> = {
       obj.results = LinkResults.toJSON(message.msg.value);
     } else if (message.msg?.$case === "acks") {
       obj.acks = DispatchAcks.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "steal") {
+      obj.steal = Steal.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -1815,7 +1967,167 @@ export const OpenResponse: MessageFns<OpenResponse> = {
         }
         break;
       }
+      case "steal": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "steal", value: Steal.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseSteal(): Steal {
+  return { kinds: [] };
+}
+
+export const Steal: MessageFns<Steal> = {
+  encode(message: Steal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.kinds) {
+      StealKind.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Steal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSteal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kinds.push(StealKind.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Steal {
+    return {
+      kinds: globalThis.Array.isArray(object?.kinds) ? object.kinds.map((e: any) => StealKind.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: Steal): unknown {
+    const obj: any = {};
+    if (message.kinds?.length) {
+      obj.kinds = message.kinds.map((e) => StealKind.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Steal>): Steal {
+    return Steal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Steal>): Steal {
+    const message = createBaseSteal();
+    message.kinds = object.kinds?.map((e) => StealKind.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStealKind(): StealKind {
+  return { kind: "", max: 0 };
+}
+
+export const StealKind: MessageFns<StealKind> = {
+  encode(message: StealKind, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.max !== 0) {
+      writer.uint32(16).uint32(message.max);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StealKind {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStealKind();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.max = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StealKind {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      max: isSet(object.max) ? globalThis.Number(object.max) : 0,
+    };
+  },
+
+  toJSON(message: StealKind): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.max !== 0) {
+      obj.max = Math.round(message.max);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StealKind>): StealKind {
+    return StealKind.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StealKind>): StealKind {
+    const message = createBaseStealKind();
+    message.kind = object.kind ?? "";
+    message.max = object.max ?? 0;
     return message;
   },
 };
