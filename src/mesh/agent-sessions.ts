@@ -37,6 +37,8 @@ export class AgentSessions implements AgentSide {
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
   private lastSweepMs = 0;
+  /** The last sweep came late and judged nobody (sweep). */
+  private stallSkipped = false;
   /** Instrumentation: the most attempts any agent held, relative to its slots (must stay <= 0). */
   maxOverSlots = Number.NEGATIVE_INFINITY;
   /** Agent ids an operator cordoned (the cell's replicated config): a session is cordoned from its hello on. */
@@ -274,11 +276,20 @@ export class AgentSessions implements AgentSide {
     return s;
   }
 
-  /** Heartbeat and hello deadlines, carried attempts; a scan every half heartbeat interval, not per task. */
+  /**
+   * Heartbeat and hello deadlines, carried attempts; a scan every quarter timeout (at most 250 ms), not
+   * per task. A sweep that comes half a timeout late (this process was descheduled or blocked) declares
+   * nobody dead: timers run before the event loop reads its sockets, where the hellos and loads sent
+   * meanwhile wait. The next one, after that read, judges (one skipped in a row at most).
+   */
   sweep(now: number): void {
     const hb = this.cell.settings.heartbeatTimeoutMs;
-    if (now - this.lastSweepMs < Math.min(250, hb / 4)) return;
+    const gap = now - this.lastSweepMs;
+    if (gap < Math.min(250, hb / 4)) return;
+    const stalled = this.lastSweepMs > 0 && gap > hb / 2 && !this.stallSkipped;
     this.lastSweepMs = now;
+    this.stallSkipped = stalled;
+    if (stalled) return;
     for (const s of this.byId.values()) {
       const timeout = s.heartbeat.timeoutMs;
       if (!s.dead && now - s.lastSeenMs > timeout) {

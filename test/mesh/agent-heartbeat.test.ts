@@ -5,6 +5,8 @@
 // them, so an agent that ignores the message (an older SDK, any agent written
 // before it) keeps beating at its Welcome's interval and stays connected; an
 // agent that falls silent is declared dead after its own stretched timeout.
+// A node whose own process stalls past the timeout reads what waits in its
+// sockets before it declares anyone dead.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, seededRandom } from '../../src/agent/index.js';
 import { AgentServiceClient, type ConnectRequest, type ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
@@ -156,5 +158,50 @@ describe(`a node stretches its agents' heartbeats (seed ${SEED})`, () => {
     expect(Date.now() - since).toBeGreaterThanOrEqual(1400);
     expect(silent.seen.ended).toMatch(/DEADLINE_EXCEEDED|missed heartbeats/);
     expect(sessions.byId.size).toBe(8);
+  });
+});
+
+describe(`a node stalled for longer than the heartbeat timeout (seed ${SEED})`, () => {
+  const NODE = '/r/z/n1';
+  let mesh: MeshHarness;
+  let agent: Agent | undefined;
+
+  beforeAll(async () => {
+    mesh = await startMesh(parseTopology(chainTopologyYaml({ name: 'heartbeat-stall' })), {
+      heartbeatIntervalMs: 100,
+      heartbeatTimeoutMs: 300,
+    });
+  });
+
+  afterAll(async () => {
+    agent?.close();
+    await mesh?.close();
+  });
+
+  it('reads the loads waiting in its sockets before it declares anyone dead (a late sweep judges nobody)', async () => {
+    const sessions = mesh.replicas.get(NODE)!.cell.agents!;
+    agent = new Agent({
+      address: mesh.address(NODE),
+      agentId: 'a',
+      kinds: ['k'],
+      slots: 1,
+      random: seededRandom(SEED),
+    });
+    agent.handle('k', () => undefined);
+    await agent.start();
+    const a = agent;
+    await waitFor(() => a.stats.heartbeatsSent >= 2, { what: 'two loads' });
+    // The process (node and agent alike) is descheduled for over twice the timeout: when it runs
+    // again its timers fire before it reads the loads the agent sends.
+    const until = Date.now() + 700;
+    while (Date.now() < until) {
+      // busy: a stalled event loop
+    }
+    const sent = a.stats.heartbeatsSent;
+    await waitFor(() => a.stats.heartbeatsSent >= sent + 5, { timeoutMs: 10_000, what: 'five more loads' });
+    expect(a.lastStatus?.details ?? '', JSON.stringify(a.lastStatus)).toBe('');
+    expect(a.stats.disconnects).toBe(0);
+    expect(a.stats.connects).toBe(1);
+    expect(sessions.byId.has('a')).toBe(true);
   });
 });
