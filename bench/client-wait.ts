@@ -71,8 +71,9 @@ async function main(): Promise<void> {
       if (Date.now() > by) throw new Error(`mesh not ready: root sees ${String(r.rootFree)} free slots`);
       await new Promise((res) => setTimeout(res, 50));
     }
-    // Warm both paths up (JIT, connections) before measuring.
-    for (const mode of MODES) await run(root, mode, 500, 1);
+    // Warm both paths up before measuring: V8 compiles the per-message code of the client and
+    // of the mesh during the first seconds of traffic, which would be charged to the first point.
+    for (const mode of MODES) await run(root, mode, 1000, QUICK ? 1 : 3);
     for (const rate of RATES) {
       for (const mode of MODES) {
         await mesh.ask('reset');
