@@ -6,6 +6,8 @@
 //             WatchMany)
 //   shared    the SDK's defaults: submits coalesced into SubmitBatch calls,
 //             every wait on one shared WatchMany stream
+//   stream-only  (only with --modes=...) one Submit call per task, waits on the
+//             shared stream: what each half is worth
 //
 // The mesh is the four-tier chain of `npm run bench` (/ → /r → /r/z → /r/z/n)
 // with its four cells in one process (bench/mesh-proc.ts) and 100 no-op
@@ -34,7 +36,7 @@ const AGENTS = 100;
 const SLOTS = 16;
 const log = (s: string): void => void process.stderr.write(`[bench:client] ${s}\n`);
 
-type Mode = 'per-task' | 'shared';
+type Mode = 'per-task' | 'shared' | 'stream-only';
 
 const TOPOLOGY = chainTopologyYaml({
   name: 'bench-client',
@@ -147,7 +149,7 @@ function run(address: string, mode: Mode, rate: number, seconds: number): Promis
     kind: 'bench',
     durability: 'logged',
     coalesce: mode === 'shared',
-    sharedWatch: mode === 'shared',
+    sharedWatch: mode !== 'per-task',
     waitMs: 30_000,
     statsIntervalMs: 0,
     stderr: () => {},
