@@ -40,6 +40,9 @@ export function spec(durability: Durability = Durability.DURABILITY_NONE): TaskS
     traceState: '',
     contextKey: '',
     contextHard: false,
+    concurrencyKey: '',
+    rateLimitKey: '',
+    rateUnits: 0,
   };
 }
 

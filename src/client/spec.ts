@@ -37,6 +37,11 @@ export interface TaskInput {
   contextKey?: string;
   /** Only the key's holder may run it; the task waits for it (default: overflow allowed). */
   contextHard?: boolean;
+  /** Flow control (docs/flow-control.md): at most the key's limit of its tasks run at once, mesh-wide. */
+  concurrencyKey?: string;
+  /** A rate-limit key of the topology, and the units this task spends of it (default 1). */
+  rateLimitKey?: string;
+  rateUnits?: number;
 }
 
 const PRIORITIES: Record<PriorityName, Priority> = {
@@ -104,6 +109,9 @@ export function toTaskSpec(t: TaskInput): TaskSpec {
     traceState: t.traceState ?? '',
     contextKey: t.contextKey ?? '',
     contextHard: t.contextHard ?? false,
+    concurrencyKey: t.concurrencyKey ?? '',
+    rateLimitKey: t.rateLimitKey ?? '',
+    rateUnits: t.rateUnits ?? 0,
   };
 }
 

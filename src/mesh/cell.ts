@@ -92,7 +92,11 @@ export class Cell implements CellPort {
     this.scheduler = now ? { now, setTimer: (ms, fn) => base.setTimer(ms, fn), defer: (fn) => base.defer(fn) } : base;
     this.random = opts.random ?? (opts.seed !== undefined ? seededRandom(opts.seed) : realRandom);
     this.log = opts.log ?? logger({ component: 'cell', cell: this.path, replica: this.replicaId });
-    this.ledger = new Ledger({ retention: this.settings.retention, defaultMaxAttempts: this.settings.maxAttempts });
+    this.ledger = new Ledger({
+      retention: this.settings.retention,
+      defaultMaxAttempts: this.settings.maxAttempts,
+      flow: { spec: topology.flow, defaultTimeoutMs: this.settings.taskTimeoutMs },
+    });
     this.ledgerLog = opts.replicatedLog ? opts.replicatedLog(this.ledger) : new SoleLeader(this.ledger, this.replicaId);
     // Home tasks are bounded at submit (queueCapacity); the queue itself also
     // holds requeues and forwarded items, which must never be refused.
@@ -254,6 +258,7 @@ export class Cell implements CellPort {
     parent?.tick(now);
     children?.tick(now);
     this.dispatcher.sweep(now);
+    this.home.sweepPermits(now);
     for (const item of this.queue.expire(now)) {
       if (item.origin.type === 'home') this.home.expiredQueued(item);
       else this.relay.expiredQueued(item);

@@ -16,6 +16,7 @@
 // in the link's or agent's own accounting, so a rebuilt picker starts from the
 // truth. A slot freed by a result is handed back to the live picker
 // (release), not answered with a rebuild: at the node a rebuild is O(agents).
+import { isKeyed } from '../flow/gate.js';
 import type { Picker, Policy, TaskInfo } from '../policies/index.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
@@ -137,12 +138,19 @@ export class Dispatcher {
         if (!popped) break;
         const item = popped.task;
         routes.taken(item);
+        // A home task naming a flow key starts only within its key's limits (src/flow/gate.ts).
+        const keyed = item.attempt === 0 && item.origin.type === 'home' && isKeyed(item.spec);
+        if (keyed && !this.admitted(item, popped.enqueuedAt, now)) continue;
         const r = picker.pick(this.info(item));
         if (r.type === 'route') {
           this.route(item, this.viaFor(r.candidate), homeNew, now);
-        } else if (r.type === 'reject') {
+          continue;
+        }
+        if (r.type === 'reject') {
+          if (keyed) this.d.home.flow.settled(item); // not leaving after all: its reservation goes
           relay.reject(item, r.reason);
         } else if (r.type === 'queue' || !this.spill(item, homeNew, now)) {
+          if (keyed) this.d.home.flow.settled(item);
           // This one cannot go now (its affinity or exclusions leave no candidate
           // with a credit, or nowhere to hand it): set it aside for this pump, so
           // the rest of its kind still goes while credits last. Put back at the
@@ -156,6 +164,13 @@ export class Dispatcher {
       if (queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) this.d.stats.creditStalls++;
     }
     this.d.home.startAttempts(homeNew, this.send);
+  }
+
+  /** The flow gate lets it go (true), holds it for its key, or cancels it (cancel-newest). */
+  private admitted(item: WorkItem, enqueuedAt: number, now: number): boolean {
+    const g = this.d.home.flow.admit(item, enqueuedAt, now);
+    if (g.type === 'cancel') this.d.home.cancelForFlow(item.taskId, g.why);
+    return g.type === 'go';
   }
 
   /** One TaskInfo reused for every pick (pickers read it during pick() only). */

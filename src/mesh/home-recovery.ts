@@ -32,6 +32,8 @@ export interface RecoveryHost {
   readonly settings: CellSettings;
   /** Tasks with a retry armed. */
   readonly retrying: Set<string>;
+  /** Tasks waiting for their flow key (src/flow/gate.ts). */
+  readonly flow: { holds(taskId: string): boolean; clear(): void };
   readonly d: {
     readonly queue: TaskQueue<WorkItem>;
     readonly routes: RouteTable;
@@ -168,6 +170,7 @@ export class HomeRecovery {
     this.repairTimer?.cancel();
     this.repairTimer = undefined;
     this.h.retrying.clear();
+    this.h.flow.clear();
     this.rearmed.clear();
     this.unclaimed.clear();
     for (const rec of this.h.ledger.records()) {
@@ -203,7 +206,7 @@ export class HomeRecovery {
         continue;
       }
       if (rec.state === TaskState.TASK_STATE_QUEUED) {
-        if (!queue.has(nextAttemptId(rec.id)) && !this.h.retrying.has(rec.id)) {
+        if (!queue.has(nextAttemptId(rec.id)) && !this.h.retrying.has(rec.id) && !this.h.flow.holds(rec.id)) {
           this.h.enqueue(rec);
           fixed++;
         }

@@ -19,6 +19,7 @@ import {
   type TaskRecord,
 } from './ledger.js';
 import type { Scheduler } from './scheduler.js';
+import { keyedRefusal } from '../flow/admission.js';
 import type { CellSettings } from './settings.js';
 import type { CellTimers } from './timers.js';
 import type { SubmitTrace } from './tracer.js';
@@ -87,6 +88,10 @@ export async function acceptSpecs(
 ): Promise<SubmitOutcome[]> {
   const { ledger, ledgerLog, settings } = h.d;
   h.mustLead();
+  for (const spec of specs) {
+    const why = keyedRefusal(spec, h.path, ledger.flow);
+    if (why) throw new MeshError(why.code, why.message);
+  }
   const now = h.scheduler.now();
   const fresh: AcceptedTask[] = [];
   const out: (SubmitOutcome | number)[] = [];

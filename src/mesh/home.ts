@@ -15,6 +15,8 @@
 // - only committed commands move a task: results, failures and cancels for an
 //   attempt that is not current change nothing (the ledger answers `stale`).
 import { MeshFailure, ResultStatus, TaskState, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
+import { permitRef } from '../flow/flow-state.js';
+import { FlowGate } from '../flow/gate.js';
 import type { TaskQueue } from '../queue/index.js';
 import { notFound } from '../util/errors.js';
 import { notLeadingError, type LeaderHint } from './port.js';
@@ -76,6 +78,10 @@ export class Home {
   readonly recovery: HomeRecovery;
   /** Ids of the tasks this replica accepts (home-submit.ts). */
   private readonly ids: TaskIds;
+  /** Home tasks waiting for their concurrency or rate-limit key (src/flow/gate.ts): soft, the leader's. */
+  readonly flow: FlowGate<WorkItem>;
+  /** Lingering permits whose return is proposed and not yet applied (once each). */
+  private readonly returning = new Set<string>();
 
   constructor(deps: HomeDeps) {
     this.d = deps;
@@ -86,6 +92,22 @@ export class Home {
     this.ledger = deps.ledger;
     this.recovery = new HomeRecovery(this);
     this.ids = new TaskIds(deps.random);
+    const { queue, scheduler } = deps;
+    this.flow = new FlowGate<WorkItem>(
+      deps.ledger.flow,
+      {
+        requeue: (item, at) => {
+          queue.requeue(item, at);
+          deps.wake();
+        },
+        later: (ms, fn) => void scheduler.setTimer(ms, fn),
+      },
+      () => scheduler.now(),
+    );
+    // A permit came back or a limit changed (applied on every replica): the leader lets waiting tasks go.
+    deps.ledger.flow.onFreed((key) => {
+      if (deps.leading()) this.flow.freed(key);
+    });
   }
 
   /** Validate and accept specs at this (home) cell (home-submit.ts). Throws MeshError for the batch as a whole. */
@@ -156,6 +178,10 @@ export class Home {
     const none: WorkItem[] = [];
     for (const it of items) (isLogged(it.spec) ? logged : none).push(it);
     const atMs = this.scheduler.now();
+    // Each admitted start (flow gate) stays counted as pending until the ledger has decided it.
+    const settle = (list: WorkItem[]): void => {
+      for (const it of list) if (it.spec.concurrencyKey) this.flow.settled(it);
+    };
     const cmd = (list: WorkItem[]): LedgerCommand => ({
       type: 'dispatched',
       refs: list.map((it) => ({ id: it.taskId, attempt: (ledger.get(it.taskId)?.attempt ?? 0) + 1 })),
@@ -164,9 +190,15 @@ export class Home {
     if (none.length > 0) this.started(none, ledger.apply(cmd(none)), send);
     if (logged.length > 0) {
       ledgerLog.propose([cmd(logged)]).then(
-        (rs) => this.started(logged, rs[0]!, send),
+        (rs) => {
+          settle(logged);
+          this.started(logged, rs[0]!, send);
+        },
         // The items left the queue: repair() queues them again (or leases them, if the command commits late).
-        (err: unknown) => this.recovery.proposalFailed(err, 'dispatch'),
+        (err: unknown) => {
+          settle(logged);
+          this.recovery.proposalFailed(err, 'dispatch');
+        },
       );
     }
   }
@@ -179,8 +211,13 @@ export class Home {
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       const res = results[i]!;
-      // Cancelled or ended meanwhile: nothing to send (its credit returns with the next summary).
-      if (!res.ok) continue;
+      // Past its key's limit after all (the ledger decides): it waits again. Cancelled or ended
+      // meanwhile: nothing to send (its credit returns with the next summary).
+      if (!res.ok) {
+        const rec = res.why === 'limited' ? this.ledger.get(res.id) : undefined;
+        if (rec?.state === TaskState.TASK_STATE_QUEUED) this.enqueue(rec);
+        continue;
+      }
       item.attempt = res.attempt;
       item.key = routeKey(item.taskId, item.attempt);
       // Handed up, it may wait at the top for an agent of its kind (unplaceable.ts): the lease covers that.
@@ -193,6 +230,11 @@ export class Home {
 
   /** A result for one of our tasks (fenced by the ledger: stale attempts are dropped). */
   result(r: TaskResult): void {
+    // An agent answered an attempt whose permit lingers (lost or stopped): it is done with it. (A
+    // failure the mesh made says nothing of the agent: it may still run it.)
+    const fromAgent = r.agentId !== '' && r.meshFailure === MeshFailure.MESH_FAILURE_UNSPECIFIED;
+    if (fromAgent && this.ledger.flow.permits.isLingering(permitRef(r.taskId, r.attempt)))
+      this.returnPermit(r.taskId, r.attempt);
     const rec = this.ledger.get(r.taskId);
     if (!rec) return;
     if (isTerminal(rec.state) || rec.attempt !== r.attempt) return; // stale: fenced
@@ -316,9 +358,33 @@ export class Home {
     }
   }
 
+  /** From the cell's tick: lingering permits whose time has come go back through the log. */
+  sweepPermits(now: number): void {
+    if (!this.d.leading()) return;
+    for (const ref of this.ledger.flow.permits.due(now)) {
+      const i = ref.lastIndexOf('#');
+      this.returnPermit(ref.slice(0, i), Number(ref.slice(i + 1)));
+    }
+  }
+
+  private returnPermit(id: string, attempt: number): void {
+    const ref = permitRef(id, attempt);
+    if (this.returning.has(ref)) return;
+    this.returning.add(ref);
+    const done = (): void => void this.returning.delete(ref);
+    // Only keyed (LOGGED) tasks hold permits; a failed proposal is retried by the next sweep.
+    this.commit({ type: 'permitReturned', id, attempt, atMs: this.scheduler.now() }, true, done, done);
+  }
+
+  /** A task whose key is at its limit under the cancel-newest strategy ends CANCELLED instead of waiting. */
+  cancelForFlow(id: string, why: string): void {
+    this.cancel(id, why).catch((err: unknown) => this.log.warn({ err: String(err), id }, 'flow cancel failed'));
+  }
+
   /** The task ended or its attempt lapsed: stop the attempt wherever it is. */
   private dropAttempt(rec: TaskRecord, why: string): void {
     this.d.queue.remove(nextAttemptId(rec.id));
+    this.flow.forget(rec.id);
     if (rec.attempt > 0) {
       const item = this.d.routes.get(routeKey(rec.id, rec.attempt));
       if (item) this.d.stopAttempt(item, why);

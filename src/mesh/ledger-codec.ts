@@ -93,6 +93,10 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
       return {
         command: { $case: 'agentCordoned', value: { agentId: c.agentId, cordon: c.cordon, atMs: c.atMs } },
       };
+    case 'permitReturned':
+      return { command: { $case: 'permitReturned', value: { taskId: c.id, attempt: c.attempt, atMs: c.atMs } } };
+    case 'flowLimitSet':
+      return { command: { $case: 'flowLimitSet', value: { key: c.key, limit: c.limit, atMs: c.atMs } } };
   }
 }
 
@@ -126,6 +130,10 @@ function fromMsg(m: LedgerCommandMsg): LedgerCommand {
       return { type: 'policySet', policy: c.value.policy, configJson: c.value.configJson, atMs: c.value.atMs };
     case 'agentCordoned':
       return { type: 'agentCordoned', agentId: c.value.agentId, cordon: c.value.cordon, atMs: c.value.atMs };
+    case 'permitReturned':
+      return { type: 'permitReturned', id: c.value.taskId, attempt: c.value.attempt, atMs: c.value.atMs };
+    case 'flowLimitSet':
+      return { type: 'flowLimitSet', key: c.value.key, limit: c.value.limit, atMs: c.value.atMs };
     case undefined:
       // A command from a newer version this one does not know: refusing beats skipping it silently.
       throw new LedgerCodecError('ledger command of an unknown kind');

@@ -4,7 +4,8 @@
 // Kept apart from the state machine so ledger.ts holds the transitions and
 // their invariants, and the shapes can be read without them; ledger.ts
 // re-exports everything here, so importers name one module.
-import { Durability, TaskState, type Task, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
+import type { LedgerRecord } from '../gen/meshlb/v1/ledger.js';
+import { Durability, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
 
 export interface AcceptedTask {
   readonly id: string;
@@ -50,7 +51,11 @@ export type LedgerCommand =
   /** The operator's routing policy for the cell ('' = the topology's), its config as JSON ('' = defaults). */
   | { readonly type: 'policySet'; readonly policy: string; readonly configJson: string; readonly atMs: number }
   /** An agent of this node cell cordoned (no new assignments; it stays connected) or not. */
-  | { readonly type: 'agentCordoned'; readonly agentId: string; readonly cordon: boolean; readonly atMs: number };
+  | { readonly type: 'agentCordoned'; readonly agentId: string; readonly cordon: boolean; readonly atMs: number }
+  /** A lingering concurrency permit came back: the agent answered, or the linger ended (src/flow). */
+  | { readonly type: 'permitReturned'; readonly id: string; readonly attempt: number; readonly atMs: number }
+  /** An operator set a concurrency key's limit (0: back to the topology's). */
+  | { readonly type: 'flowLimitSet'; readonly key: string; readonly limit: number; readonly atMs: number };
 
 /**
  * What operators set on the cell through its log (AdminService): replicated
@@ -81,8 +86,11 @@ export type ApplyResult =
   | {
       readonly ok: false;
       readonly id: string;
-      /** live: a replay of a task that has not ended; full: a cordon past MAX_CORDONED. */
-      readonly why: 'unknown' | 'stale' | 'terminal' | 'live' | 'full';
+      /**
+       * live: a replay of a task that has not ended; full: a cordon past
+       * MAX_CORDONED; limited: a dispatch past its concurrency or rate limit.
+       */
+      readonly why: 'unknown' | 'stale' | 'terminal' | 'live' | 'full' | 'limited';
       readonly state?: TaskState;
     };
 
@@ -132,3 +140,10 @@ export function toProtoTask(rec: TaskRecord): Task {
 
 /** Is this task logged (replicated) or kept in the leader's memory only? */
 export const isLogged = (spec: TaskSpec): boolean => spec.durability !== Durability.DURABILITY_NONE;
+
+export function emptyConfig(): CellConfig {
+  return { draining: false, drainReason: '', policy: '', policyConfigJson: '', cordoned: new Set() };
+}
+
+/** LedgerRecord has TaskRecord's fields (a record encodes as it is); a spec is always there. */
+export const fromLedgerRecord = (r: LedgerRecord): TaskRecord => ({ ...r, spec: r.spec ?? TaskSpec.fromPartial({}) });

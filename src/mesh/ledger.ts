@@ -26,11 +26,15 @@
 //   terminal state at most once per series, and its attempt number never
 //   goes back (a result of an attempt before the replay stays stale).
 //
-// The cell's operator settings (drain, policy, cordoned agents) are in the
-// same log and snapshot (`config`): the cell's one replicated state machine.
+// The cell's operator settings (drain, policy, cordoned agents) and flow control
+// (`flow`, src/flow/flow-state.ts: permits per concurrency key, rate state) are
+// in the same log and snapshot: the cell's one replicated state machine.
 import { LedgerSnapshot, type LedgerCellConfig, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
-import { TaskSpec, TaskState } from '../gen/meshlb/v1/task.js';
+import { TaskState } from '../gen/meshlb/v1/task.js';
+import { FlowState, NO_FLOW, type FlowConfig } from '../flow/flow-state.js';
 import {
+  emptyConfig,
+  fromLedgerRecord,
   isTerminal,
   MAX_CORDONED,
   type AcceptedTask,
@@ -49,6 +53,8 @@ export interface LedgerOptions {
   readonly retention: number;
   /** Used when a spec says max_attempts 0. */
   readonly defaultMaxAttempts: number;
+  /** Concurrency and rate limits per key (src/flow); default none. */
+  readonly flow?: FlowConfig;
 }
 
 /** Called for every transition into a terminal state (exactly once per task). */
@@ -74,8 +80,12 @@ export class Ledger {
   readonly config: CellConfig = emptyConfig();
   /** Told after a config command applied, and after restore(). */
   private readonly configListeners: ((c: CellConfig) => void)[] = [];
+  /** Permits per concurrency key, runtime limits, rate state: replicated with the tasks (src/flow). */
+  readonly flow: FlowState;
 
-  constructor(private readonly opts: LedgerOptions) {}
+  constructor(private readonly opts: LedgerOptions) {
+    this.flow = new FlowState(opts.flow ?? NO_FLOW);
+  }
 
   onTerminal(l: TerminalListener): void {
     this.terminalListeners.push(l);
@@ -131,6 +141,7 @@ export class Ledger {
         const r = this.current(cmd.result.taskId, cmd.result.attempt);
         if (!r.ok) return [r.res];
         r.rec.result = cmd.result;
+        this.flow.ended(r.rec.id, r.rec.attempt);
         this.finish(r.rec, TaskState.TASK_STATE_COMPLETED, '', cmd.atMs);
         return [this.ok(r.rec)];
       }
@@ -142,6 +153,8 @@ export class Ledger {
         if (!rec) return [{ ok: false, id: cmd.id, why: 'unknown' }];
         if (isTerminal(rec.state)) return [{ ok: false, id: cmd.id, why: 'terminal', state: rec.state }];
         const to = cmd.type === 'cancelled' ? TaskState.TASK_STATE_CANCELLED : TaskState.TASK_STATE_DEAD_LETTERED;
+        // An attempt still out may run on at its agent: its permit lingers (until the agent answers).
+        if (rec.state !== TaskState.TASK_STATE_QUEUED) this.flow.stopped(rec.spec, rec.id, rec.attempt, cmd.atMs);
         this.finish(rec, to, cmd.reason, cmd.atMs);
         return [this.ok(rec)];
       }
@@ -155,6 +168,12 @@ export class Ledger {
         this.config.policy = cmd.policy;
         this.config.policyConfigJson = cmd.policy ? cmd.configJson : '';
         return [this.configChanged()];
+      case 'permitReturned':
+        this.flow.returned(cmd.id, cmd.attempt);
+        return [{ ok: true, id: cmd.id, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: cmd.attempt }];
+      case 'flowLimitSet':
+        this.flow.setLimit(cmd.key, cmd.limit);
+        return [{ ok: true, id: cmd.key, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
       case 'agentCordoned': {
         const cordoned = this.config.cordoned;
         if (cmd.cordon && !cordoned.has(cmd.agentId) && cordoned.size >= MAX_CORDONED) {
@@ -233,6 +252,8 @@ export class Ledger {
     if (attempt <= rec.attempt || rec.state !== TaskState.TASK_STATE_QUEUED) {
       return { ok: false, id, why: 'stale', state: rec.state };
     }
+    // Its concurrency key at its limit, or its rate spent: it stays QUEUED (the leader queues it again).
+    if (!this.flow.start(rec.spec, id, attempt, atMs)) return { ok: false, id, why: 'limited', state: rec.state };
     rec.attempt = attempt;
     this.touch(rec, TaskState.TASK_STATE_DISPATCHED, atMs);
     return this.ok(rec);
@@ -244,6 +265,9 @@ export class Ledger {
     const rec = r.rec;
     if (cmd.counted) rec.failures++;
     if (cmd.result) rec.result = cmd.result;
+    // Lost or lapsed: the agent may still run it, so its permit lingers; otherwise the agent is done with it.
+    if (cmd.lapse) this.flow.stopped(rec.spec, rec.id, rec.attempt, cmd.atMs);
+    else this.flow.ended(rec.id, rec.attempt);
     const max = this.maxAttempts(rec);
     if (cmd.fatal) {
       this.finish(rec, TaskState.TASK_STATE_FAILED, cmd.reason, cmd.atMs);
@@ -342,7 +366,8 @@ export class Ledger {
       policyConfigJson: c.policyConfigJson,
       cordoned: [...c.cordoned],
     };
-    return LedgerSnapshot.encode({ version: SNAPSHOT_VERSION, records, terminalOrder, counters, config }).finish();
+    const snap = { version: SNAPSHOT_VERSION, records, terminalOrder, counters, config, flow: this.flow.toProto() };
+    return LedgerSnapshot.encode(snap).finish();
   }
 
   /**
@@ -386,16 +411,10 @@ export class Ledger {
     this.config.policyConfigJson = cfg?.policyConfigJson ?? '';
     this.config.cordoned.clear();
     for (const id of cfg?.cordoned ?? []) this.config.cordoned.add(id);
+    this.flow.restore(snap.flow);
     for (const l of this.restoreListeners) l();
     for (const l of this.configListeners) l(this.config);
   }
 }
 
 const SNAPSHOT_VERSION = 1;
-
-function emptyConfig(): CellConfig {
-  return { draining: false, drainReason: '', policy: '', policyConfigJson: '', cordoned: new Set() };
-}
-
-/** LedgerRecord has TaskRecord's fields (a record encodes as it is); a spec is always there. */
-const fromLedgerRecord = (r: LedgerRecord): TaskRecord => ({ ...r, spec: r.spec ?? TaskSpec.fromPartial({}) });

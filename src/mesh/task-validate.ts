@@ -33,7 +33,9 @@ export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number
     overLimit('task.tenant', spec.tenant, LIMITS.tenant) ||
     overLimit('task.context_key', spec.contextKey, LIMITS.contextKey) ||
     overLimit('task.trace_parent', spec.traceParent, LIMITS.traceParent) ||
-    overLimit('task.trace_state', spec.traceState, LIMITS.traceState);
+    overLimit('task.trace_state', spec.traceState, LIMITS.traceState) ||
+    overLimit('task.concurrency_key', spec.concurrencyKey, LIMITS.tenant) ||
+    overLimit('task.rate_limit_key', spec.rateLimitKey, LIMITS.tenant);
   if (tooLong) return tooLong;
   if (spec.payload.length > maxPayloadBytes) {
     return `task.payload is ${spec.payload.length} bytes, over the cap of ${maxPayloadBytes}`;
@@ -46,5 +48,8 @@ export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number
   if (spec.deadlineUnixMs < 0) return 'task.deadline_unix_ms must not be negative';
   if (spec.deadlineUnixMs > 0 && spec.deadlineUnixMs <= now) return 'task.deadline_unix_ms is in the past';
   if (spec.maxAttempts > 100) return 'task.max_attempts must be <= 100';
+  // A permit or rate spent must outlive a leader change: it is in the replicated ledger, with the task.
+  if ((spec.concurrencyKey || spec.rateLimitKey) && spec.durability === Durability.DURABILITY_NONE)
+    return 'a task with a concurrency or rate-limit key must be durability LOGGED';
   return '';
 }

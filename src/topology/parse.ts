@@ -11,9 +11,10 @@ import { defaultMeshId, knownPolicies, parseAddressing, parseDefaults, parseTier
 import { Collector, describe, isObj, nodeLines, yamlSyntaxIssue, type Obj } from './format.js';
 import type { CellSpec, ReplicaSpec, Topology } from './types.js';
 import { parseSecurity } from './security.js';
+import { flowToDocument, parseFlow } from './flow.js';
 import { checkMesh, parseCell, type CellContext } from './validate.js';
 
-const TOP_KEYS = ['name', 'id', 'defaults', 'tiers', 'addressing', 'cells', 'security'];
+const TOP_KEYS = ['name', 'id', 'defaults', 'tiers', 'addressing', 'cells', 'security', 'flow'];
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$/;
 /** No '/': a Raft cluster id is the mesh id followed by the cell path. */
 const ID_RE = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
@@ -78,6 +79,7 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
   else parseCell(root, '', 0, ctx);
   checkMesh(ctx.cells, c);
   const security = parseSecurity(doc.security, c);
+  const flow = parseFlow(doc.flow, c);
   if (c.issues.length) throw new TopologyError(source, c.issues);
   return {
     name,
@@ -86,6 +88,7 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
     cells: ctx.cells,
     byPath: new Map(ctx.cells.map((x) => [x.path, x])),
     ...(security ? { security } : {}),
+    ...(flow ? { flow } : {}),
   };
 }
 
@@ -136,7 +139,14 @@ export function topologyToDocument(
     return o;
   };
   const root = t.byPath.get('/');
-  return { name: t.name, id: t.id, defaults: { ...t.defaults }, cells: root ? cellDoc(root) : null };
+  const flow = flowToDocument(t.flow);
+  return {
+    name: t.name,
+    id: t.id,
+    defaults: { ...t.defaults },
+    ...(flow ? { flow } : {}),
+    cells: root ? cellDoc(root) : null,
+  };
 }
 
 /** A human-readable tree, for `meshlb topology show`. */

@@ -70,6 +70,33 @@ export interface Topology {
   readonly byPath: ReadonlyMap<string, CellSpec>;
   /** The `security:` section (docs/security.md); absent: plaintext and open. */
   readonly security?: SecuritySpec;
+  /** The `flow:` section (docs/flow-control.md): concurrency and rate limits per key. */
+  readonly flow?: FlowSpec;
+}
+
+/** What a task that would wait for its concurrency key does: wait (queue) or end CANCELLED (cancel-newest). */
+export type ConcurrencyStrategy = 'queue' | 'cancel-newest';
+
+export interface ConcurrencyKeySpec {
+  readonly limit: number;
+  readonly strategy: ConcurrencyStrategy;
+}
+
+/** GCRA: `units` per `periodMs` sustained, `burst` at once from idle. */
+export interface RateLimitSpec {
+  readonly units: number;
+  readonly periodMs: number;
+  readonly burst: number;
+}
+
+export interface FlowSpec {
+  readonly concurrency: ReadonlyMap<string, ConcurrencyKeySpec>;
+  readonly rateLimits: ReadonlyMap<string, RateLimitSpec>;
+  /**
+   * How long past its timeout a lost or stopped attempt keeps its permit (its
+   * agent may still run it). Default 5000 ms.
+   */
+  readonly lingerMs: number;
 }
 
 /** Paths as written in the file: relative ones are relative to the topology file's directory. */

@@ -135,6 +135,9 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
       traceState: '',
       contextKey: '',
       contextHard: false,
+      concurrencyKey: '',
+      rateLimitKey: '',
+      rateUnits: 0,
     },
     traceParent: '',
   };

@@ -56,6 +56,10 @@ const specOf = (p: Pools): fc.Arbitrary<TaskSpec> =>
     durability: fc.constantFrom(Durability.DURABILITY_UNSPECIFIED, Durability.DURABILITY_LOGGED),
     traceParent: fc.constantFrom('', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),
     traceState: fc.constantFrom('', 'congo=t61rcWkgMzE'),
+    // Keyed tasks take permits in the ledger (src/flow): snapshots and replays carry them.
+    concurrencyKey: fc.constantFrom('', '', 'c1', 'c2'),
+    rateLimitKey: fc.constantFrom('', 'r1'),
+    rateUnits: fc.integer({ min: 0, max: 3 }),
   }).map((s) => TaskSpec.fromPartial(s)); // every field the generated type has, including ones added later
 
 const resultOf = (p: Pools): fc.Arbitrary<TaskResult> =>
@@ -107,6 +111,13 @@ const commandOf = (p: Pools): fc.Arbitrary<LedgerCommand> => {
     record({ type: fc.constant('cellDrained' as const), drain: fc.boolean(), reason: text(), atMs: ms }),
     record({ type: fc.constant('policySet' as const), policy: text(), configJson: text(), atMs: ms }),
     record({ type: fc.constant('agentCordoned' as const), agentId: p.ids, cordon: fc.boolean(), atMs: ms }),
+    record({ type: fc.constant('permitReturned' as const), id: p.ids, attempt: p.attempt, atMs: ms }),
+    record({
+      type: fc.constant('flowLimitSet' as const),
+      key: p.keys,
+      limit: fc.integer({ min: 0, max: UINT32_MAX }),
+      atMs: ms,
+    }),
   );
 };
 

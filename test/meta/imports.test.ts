@@ -20,6 +20,11 @@ export const LAYERS: readonly LayerRule[] = [
   },
   { from: 'src/topology/', allow: ['src/topology/', 'src/policies/', ...LIBS], why: 'the topology file is data' },
   {
+    from: 'src/flow/',
+    allow: ['src/flow/', 'src/topology/types.ts', ...LIBS],
+    why: 'flow control is pure logic the ledger and the home use',
+  },
+  {
     from: 'src/agent/',
     allow: ['src/agent/', 'src/security/caller.ts', 'src/security/cert-provider.ts', ...LIBS],
     why: 'the agent SDK does not pull in the mesh (its TLS and token options only)',
@@ -39,6 +44,7 @@ export const LAYERS: readonly LayerRule[] = [
     allow: [
       'src/mesh/',
       'src/queue/',
+      'src/flow/',
       'src/policies/',
       'src/topology/',
       'src/raft/',

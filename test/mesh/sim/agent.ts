@@ -39,7 +39,8 @@ interface Running {
 /** What the checker learns from agents. */
 export interface AgentObserver {
   overSlots(agent: string, held: number, slots: number, key: string): void;
-  started(agent: string, taskId: string, attempt: number): void;
+  /** `key`: the task's concurrency key ('' for none). */
+  started(agent: string, taskId: string, attempt: number, key?: string): void;
   finished(agent: string, taskId: string, attempt: number, ok?: boolean): void;
 }
 
@@ -170,7 +171,7 @@ export class SimAgent {
     }
     const r: Running = { d, key, done: false };
     this.running.set(key, r);
-    this.obs.started(this.shape.id, d.taskId, d.attempt);
+    this.obs.started(this.shape.id, d.taskId, d.attempt, d.spec?.concurrencyKey ?? '');
     this.call?.write({ msg: { $case: 'started', value: { refs: [{ taskId: d.taskId, attempt: d.attempt }] } } });
     const ms = Math.round(this.shape.serviceMs * this.slowFactor * (0.2 + this.rng.next() * 1.6));
     this.net.vs.setTimer(ms, () => this.finish(r, this.rng.chance(this.shape.failRate) ? 'error' : 'ok'));

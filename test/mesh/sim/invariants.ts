@@ -31,6 +31,7 @@ export type Check =
   | 'blocked'
   | 'ended'
   | 'idempotency'
+  | 'flow'
   | 'crash';
 
 export interface Violation {
@@ -60,9 +61,16 @@ export class Checker implements AgentObserver {
   private readonly idleSince = new Map<string, number>();
   private readonly seenViolation = new Set<string>();
 
+  /** Concurrency key → `agent|taskId#attempt` running at the agents now. */
+  private readonly keyRunning = new Map<string, Set<string>>();
+  /** Highest count seen per key (stats). */
+  readonly keyPeak = new Map<string, number>();
+
   constructor(
     private readonly now: () => number,
     private readonly limit = 50,
+    /** Concurrency key → its limit (the topology's flow section). */
+    private readonly keyLimits: ReadonlyMap<string, number> = new Map(),
   ) {}
 
   add(check: Check, what: string): void {
@@ -125,8 +133,9 @@ export class Checker implements AgentObserver {
     this.add('slots', `agent ${agent} was given ${key} holding ${held - 1} of ${slots} slots`);
   }
 
-  started(agent: string, taskId: string, attempt: number): void {
+  started(agent: string, taskId: string, attempt: number, ckey = ''): void {
     const key = `${taskId}#${attempt}`;
+    if (ckey) this.keyStarted(ckey, `${agent}|${key}`);
     let at = this.runningAt.get(key);
     if (!at) this.runningAt.set(key, (at = new Set()));
     at.add(agent);
@@ -139,10 +148,31 @@ export class Checker implements AgentObserver {
 
   finished(agent: string, taskId: string, attempt: number, ok = false): void {
     const key = `${taskId}#${attempt}`;
+    for (const [ck, set] of this.keyRunning)
+      if (set.delete(`${agent}|${key}`) && set.size === 0) this.keyRunning.delete(ck);
     const at = this.runningAt.get(key);
     at?.delete(agent);
     if (at?.size === 0) this.runningAt.delete(key);
     if (ok) this.watch(taskId).ok.add(attempt);
+  }
+
+  /** flow: a key never has more attempts running at the agents than its limit (however many cells, whatever fails). */
+  private keyStarted(ckey: string, at: string): void {
+    let set = this.keyRunning.get(ckey);
+    if (!set) this.keyRunning.set(ckey, (set = new Set()));
+    set.add(at);
+    this.keyPeak.set(ckey, Math.max(this.keyPeak.get(ckey) ?? 0, set.size));
+    const limit = this.keyLimits.get(ckey);
+    if (limit !== undefined && set.size > limit)
+      this.add('flow', `key ${ckey} has ${set.size} running at agents, limit ${limit}: ${[...set].join(' ')}`);
+  }
+
+  /** flow, once drained: every key's count is back to zero, at the agents and in the root's ledger. */
+  flowAtEnd(root: Ledger | undefined): void {
+    for (const [ck, set] of this.keyRunning)
+      if (set.size > 0) this.add('flow', `key ${ck} still has ${set.size} running at agents at the end`);
+    const held = root?.flow.permits.counts() ?? new Map<string, number>();
+    for (const [ck, n] of held) this.add('flow', `key ${ck} still holds ${n} permits in the root's ledger at the end`);
   }
 
   // ------------------------------------------------------------ the mesh, every step

@@ -39,6 +39,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'blocked',
       'ended',
       'idempotency',
+      'flow',
       'crash',
     ];
     expect(MUTATIONS.map((m) => m.check).sort()).toEqual([...named].sort());

@@ -9,6 +9,7 @@
 // that applies a second end is seen only with two ends in flight (Raft cells).
 import { TaskState, type TaskRef } from '../../../src/gen/meshlb/v1/task.js';
 import type { KindCapacity } from '../../../src/gen/meshlb/v1/link.js';
+import { FlowState } from '../../../src/flow/flow-state.js';
 import { AgentSessions } from '../../../src/mesh/agent-sessions.js';
 import { ChildLink } from '../../../src/mesh/child-link.js';
 import { ChildLinks } from '../../../src/mesh/child-links.js';
@@ -72,6 +73,19 @@ interface RelayInside {
 }
 
 export const MUTATIONS: readonly Mutation[] = [
+  {
+    check: 'flow',
+    what: "a lost or stopped attempt's concurrency permit comes back at once (its agent may still run it)",
+    apply: () =>
+      patch(
+        FlowState.prototype,
+        'stopped',
+        () =>
+          function (this: FlowState, _spec: unknown, taskId: string, attempt: number): void {
+            this.ended(taskId, attempt);
+          },
+      ),
+  },
   {
     check: 'slots',
     what: 'AgentSessions.cancel frees the slot at once (the agent still runs the attempt until it notices)',
@@ -276,8 +290,8 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     check: 'crash',
     what: 'Relay.fire assumes the route of an expiry entry is still there (TypeError)',
-    // The run stops at the throw: what was in flight never ends.
-    alsoMay: ['ended'],
+    // The run stops at the throw: what was in flight never ends (nor gives its concurrency permit back).
+    alsoMay: ['ended', 'flow'],
     apply: () =>
       patch(
         Relay.prototype,

@@ -18,6 +18,7 @@ import { Checker, type Violation } from './invariants.js';
 import { SimMesh, type SimReplica } from './mesh.js';
 import { SimNet } from './net.js';
 import { makeShape } from './topo.js';
+import { planFlow } from './flow.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 export interface SimOptions {
@@ -53,6 +54,8 @@ export interface SimResult {
     givenBack: number;
     workload: WorkloadStats;
     faults: FaultStats;
+    /** Per concurrency key: its limit and the most attempts seen running at the agents at once. */
+    flow: Record<string, { limit: number; peak: number }>;
   };
 }
 
@@ -91,10 +94,11 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   const rng = new Rng(o.seed);
   const raft = o.raft ?? true;
   const maxReplicas = raft ? (o.maxReplicas ?? 5) : 1;
-  const shape = makeShape(rng.fork(), { maxReplicas });
+  const flow = planFlow(o.seed);
+  const shape = makeShape(rng.fork(), { maxReplicas, flowYaml: flow.yaml });
   const vs = new VirtualScheduler(T0);
   const net = new SimNet(vs, rng.fork());
-  const checker = new Checker(() => vs.now() - T0);
+  const checker = new Checker(() => vs.now() - T0, 50, flow.limits);
   const log = o.log ?? (() => undefined);
   const mesh = new SimMesh({
     topology: shape.topology,
@@ -115,7 +119,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
 
   const warm = 800;
   const healAt = warm + 2000 + rng.next() * 6000;
-  const workload = new Workload(rng.fork(), shape, mesh, checker, () => vs.now(), later);
+  const workload = new Workload(rng.fork(), shape, mesh, checker, () => vs.now(), later, flow);
   workload.plan(warm, healAt);
   const env: FaultEnv = {
     rng: rng.fork(),
@@ -138,6 +142,8 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   let steps = 0;
   const stateOf = (home: string, id: string) => mesh.leaderOf(home)?.cell.ledger.get(id) ?? anyLedger(mesh, home, id);
   const allEnded = (): boolean => {
+    // Lingering permits go back too: a run ends with every key's count at zero (checked in final()).
+    if ((mesh.leaderOf('/')?.cell.ledger.flow.permits.total ?? 0) > 0) return false;
     for (const t of workload.accepted.values()) {
       // A NONE task gone with the leader that accepted it is not waited for (final() counts it).
       if (!t.logged && mesh.leaderOf(t.home)?.cell.ledger !== t.ledger) continue;
@@ -163,6 +169,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     );
   }
   const noneLost = checker.final(workload.accepted.values(), stateOf, (home) => mesh.leaderOf(home)?.cell.ledger);
+  checker.flowAtEnd(mesh.leaderOf('/')?.cell.ledger);
   const outcomes: Record<string, number> = {};
   for (const t of workload.accepted.values()) {
     const s = (t.logged ? stateOf(t.home, t.id) : t.ledger.get(t.id))?.state;
@@ -187,6 +194,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       givenBack,
       workload: workload.stats,
       faults,
+      flow: Object.fromEntries([...flow.limits].map(([k, limit]) => [k, { limit, peak: checker.keyPeak.get(k) ?? 0 }])),
     },
   };
 }

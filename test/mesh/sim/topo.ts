@@ -19,6 +19,8 @@ export interface Shape {
 export interface ShapeOptions {
   /** Replicas per cell are drawn from 1..maxReplicas (1 = no Raft groups). */
   readonly maxReplicas: number;
+  /** The topology's `flow:` section as YAML lines (flow.ts draws it from its own stream). */
+  readonly flowYaml?: readonly string[];
 }
 
 const POLICIES = {
@@ -52,6 +54,7 @@ export function makeShape(rng: Rng, o: ShapeOptions): Shape {
     `  zone: { policy: ${rng.pick(POLICIES.zone)} }`,
     `  node: { policy: ${rng.pick(POLICIES.node)} }`,
     `addressing: { host: 127.0.0.1, basePort: 20000 }`,
+    ...(o.flowYaml ?? []),
     `cells:`,
     ...lines,
   ].join('\n');

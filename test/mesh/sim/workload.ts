@@ -10,6 +10,7 @@ import type { Rng } from '../../../src/util/rng.js';
 import type { Checker } from './invariants.js';
 import type { SimMesh } from './mesh.js';
 import type { Shape } from './topo.js';
+import { keyedSpec, type FlowPlan } from './flow.js';
 
 export interface Accepted {
   readonly id: string;
@@ -46,7 +47,10 @@ export class Workload {
     private readonly checker: Checker,
     private readonly now: () => number,
     private readonly later: (ms: number, fn: () => void) => void,
+    /** Keyed tasks (flow.ts), drawn from their own stream. */
+    private readonly flow?: FlowPlan,
   ) {}
+  private flowSeq = 0;
 
   /** Plan the submits of the window [fromMs, toMs) of the run (relative times). */
   plan(fromMs: number, toMs: number): void {
@@ -57,6 +61,25 @@ export class Workload {
       this.later(at, () => this.burst(n));
     }
     for (let t = fromMs; t < toMs; t += 50 + this.rng.next() * 250) this.later(t, () => this.burst(1));
+    const f = this.flow;
+    if (!f) return;
+    for (let b = f.rng.int(2, 6); b > 0; b--) {
+      const at = fromMs + f.rng.next() * (toMs - fromMs);
+      const n = f.rng.int(3, 25);
+      this.later(at, () => this.keyedBurst(f, n));
+    }
+  }
+
+  /** Tasks naming concurrency keys, at the root (which holds the keys' counters). */
+  private keyedBurst(f: FlowPlan, n: number): void {
+    const specs: TaskSpec[] = [];
+    for (let i = 0; i < n; i++) specs.push(keyedSpec(f, this.shape.kinds, this.flowSeq++, this.now()));
+    this.submit('/', specs, 0, (ids, ledger) => {
+      for (const id of ids) {
+        if (!this.accepted.has(id)) this.accepted.set(id, { id, home: '/', logged: true, ledger });
+        if (f.rng.chance(0.05)) this.later(f.rng.int(0, 3000), () => this.cancel('/', id));
+      }
+    });
   }
 
   private spec(): TaskSpec {

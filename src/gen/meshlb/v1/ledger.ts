@@ -31,6 +31,8 @@ export interface LedgerCommand {
     | { $case: "cellDrained"; value: LedgerCellDrained }
     | { $case: "policySet"; value: LedgerPolicySet }
     | { $case: "agentCordoned"; value: LedgerAgentCordoned }
+    | { $case: "permitReturned"; value: LedgerPermitReturned }
+    | { $case: "flowLimitSet"; value: LedgerFlowLimitSet }
     | undefined;
 }
 
@@ -139,6 +141,27 @@ export interface LedgerAgentCordoned {
 }
 
 /**
+ * A concurrency permit held by an attempt that was lost, cancelled or
+ * dead-lettered while out came back: its agent answered, or its linger ended
+ * (docs/flow-control.md).
+ */
+export interface LedgerPermitReturned {
+  taskId: string;
+  attempt: number;
+  atMs: number;
+}
+
+/**
+ * An operator set a concurrency key's limit (AdminService
+ * SetConcurrencyLimit); 0 returns to the topology's.
+ */
+export interface LedgerFlowLimitSet {
+  key: string;
+  limit: number;
+  atMs: number;
+}
+
+/**
  * The whole ledger: restoring it gives a ledger that answers every later command
  * exactly as the one that was snapshotted.
  */
@@ -153,7 +176,42 @@ export interface LedgerSnapshot {
     | LedgerCounters
     | undefined;
   /** The operator's settings of the cell (absent in snapshots taken before them). */
-  config: LedgerCellConfig | undefined;
+  config:
+    | LedgerCellConfig
+    | undefined;
+  /** Flow control: permits held, limits set at runtime, rate state (src/flow). */
+  flow: LedgerFlow | undefined;
+}
+
+/** The flow-control state of the ledger (src/flow/flow-state.ts). */
+export interface LedgerFlow {
+  permits: LedgerPermit[];
+  limits: LedgerFlowLimit[];
+  rates: LedgerRate[];
+}
+
+/** One concurrency permit: held by attempt `attempt` of a task, for its key. */
+export interface LedgerPermit {
+  key: string;
+  taskId: string;
+  attempt: number;
+  /**
+   * 0: held while the attempt is out; else held until then (ms), since an
+   * attempt that was lost or stopped may still run at its agent.
+   */
+  untilMs: number;
+}
+
+/** A concurrency limit an operator set at runtime. */
+export interface LedgerFlowLimit {
+  key: string;
+  limit: number;
+}
+
+/** A rate-limit key's theoretical arrival time (GCRA), ms. */
+export interface LedgerRate {
+  key: string;
+  tatMs: number;
 }
 
 /** What operators set on the cell through the log (drain, policy, cordons). */
@@ -310,6 +368,12 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "agentCordoned":
         LedgerAgentCordoned.encode(message.command.value, writer.uint32(90).fork()).join();
         break;
+      case "permitReturned":
+        LedgerPermitReturned.encode(message.command.value, writer.uint32(98).fork()).join();
+        break;
+      case "flowLimitSet":
+        LedgerFlowLimitSet.encode(message.command.value, writer.uint32(106).fork()).join();
+        break;
     }
     return writer;
   },
@@ -415,6 +479,22 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
             message.command = { $case: "agentCordoned", value: LedgerAgentCordoned.decode(reader, reader.uint32()) };
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.command = { $case: "permitReturned", value: LedgerPermitReturned.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.command = { $case: "flowLimitSet", value: LedgerFlowLimitSet.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -461,6 +541,14 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
         ? { $case: "agentCordoned", value: LedgerAgentCordoned.fromJSON(object.agentCordoned) }
         : isSet(object.agent_cordoned)
         ? { $case: "agentCordoned", value: LedgerAgentCordoned.fromJSON(object.agent_cordoned) }
+        : isSet(object.permitReturned)
+        ? { $case: "permitReturned", value: LedgerPermitReturned.fromJSON(object.permitReturned) }
+        : isSet(object.permit_returned)
+        ? { $case: "permitReturned", value: LedgerPermitReturned.fromJSON(object.permit_returned) }
+        : isSet(object.flowLimitSet)
+        ? { $case: "flowLimitSet", value: LedgerFlowLimitSet.fromJSON(object.flowLimitSet) }
+        : isSet(object.flow_limit_set)
+        ? { $case: "flowLimitSet", value: LedgerFlowLimitSet.fromJSON(object.flow_limit_set) }
         : undefined,
     };
   },
@@ -489,6 +577,10 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       obj.policySet = LedgerPolicySet.toJSON(message.command.value);
     } else if (message.command?.$case === "agentCordoned") {
       obj.agentCordoned = LedgerAgentCordoned.toJSON(message.command.value);
+    } else if (message.command?.$case === "permitReturned") {
+      obj.permitReturned = LedgerPermitReturned.toJSON(message.command.value);
+    } else if (message.command?.$case === "flowLimitSet") {
+      obj.flowLimitSet = LedgerFlowLimitSet.toJSON(message.command.value);
     }
     return obj;
   },
@@ -562,6 +654,18 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "agentCordoned": {
         if (object.command?.value !== undefined && object.command?.value !== null) {
           message.command = { $case: "agentCordoned", value: LedgerAgentCordoned.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "permitReturned": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "permitReturned", value: LedgerPermitReturned.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "flowLimitSet": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "flowLimitSet", value: LedgerFlowLimitSet.fromPartial(object.command.value) };
         }
         break;
       }
@@ -1896,8 +2000,222 @@ export const LedgerAgentCordoned: MessageFns<LedgerAgentCordoned> = {
   },
 };
 
+function createBaseLedgerPermitReturned(): LedgerPermitReturned {
+  return { taskId: "", attempt: 0, atMs: 0 };
+}
+
+export const LedgerPermitReturned: MessageFns<LedgerPermitReturned> = {
+  encode(message: LedgerPermitReturned, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(25).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerPermitReturned {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerPermitReturned();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerPermitReturned {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerPermitReturned): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerPermitReturned>): LedgerPermitReturned {
+    return LedgerPermitReturned.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerPermitReturned>): LedgerPermitReturned {
+    const message = createBaseLedgerPermitReturned();
+    message.taskId = object.taskId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerFlowLimitSet(): LedgerFlowLimitSet {
+  return { key: "", limit: 0, atMs: 0 };
+}
+
+export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
+  encode(message: LedgerFlowLimitSet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(25).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerFlowLimitSet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerFlowLimitSet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerFlowLimitSet {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerFlowLimitSet): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerFlowLimitSet>): LedgerFlowLimitSet {
+    return LedgerFlowLimitSet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerFlowLimitSet>): LedgerFlowLimitSet {
+    const message = createBaseLedgerFlowLimitSet();
+    message.key = object.key ?? "";
+    message.limit = object.limit ?? 0;
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseLedgerSnapshot(): LedgerSnapshot {
-  return { version: 0, records: [], terminalOrder: [], counters: undefined, config: undefined };
+  return { version: 0, records: [], terminalOrder: [], counters: undefined, config: undefined, flow: undefined };
 }
 
 export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
@@ -1920,6 +2238,9 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     }
     if (message.config !== undefined) {
       LedgerCellConfig.encode(message.config, writer.uint32(42).fork()).join();
+    }
+    if (message.flow !== undefined) {
+      LedgerFlow.encode(message.flow, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1987,6 +2308,14 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
             message.config = LedgerCellConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.flow = LedgerFlow.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2012,6 +2341,7 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
         : [],
       counters: isSet(object.counters) ? LedgerCounters.fromJSON(object.counters) : undefined,
       config: isSet(object.config) ? LedgerCellConfig.fromJSON(object.config) : undefined,
+      flow: isSet(object.flow) ? LedgerFlow.fromJSON(object.flow) : undefined,
     };
   },
 
@@ -2032,6 +2362,9 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     if (message.config !== undefined) {
       obj.config = LedgerCellConfig.toJSON(message.config);
     }
+    if (message.flow !== undefined) {
+      obj.flow = LedgerFlow.toJSON(message.flow);
+    }
     return obj;
   },
 
@@ -2049,6 +2382,413 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     message.config = (object.config !== undefined && object.config !== null)
       ? LedgerCellConfig.fromPartial(object.config)
       : undefined;
+    message.flow = (object.flow !== undefined && object.flow !== null)
+      ? LedgerFlow.fromPartial(object.flow)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLedgerFlow(): LedgerFlow {
+  return { permits: [], limits: [], rates: [] };
+}
+
+export const LedgerFlow: MessageFns<LedgerFlow> = {
+  encode(message: LedgerFlow, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.permits) {
+      LedgerPermit.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.limits) {
+      LedgerFlowLimit.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.rates) {
+      LedgerRate.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerFlow {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerFlow();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.permits.push(LedgerPermit.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.limits.push(LedgerFlowLimit.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rates.push(LedgerRate.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerFlow {
+    return {
+      permits: globalThis.Array.isArray(object?.permits)
+        ? object.permits.map((e: any) => LedgerPermit.fromJSON(e))
+        : [],
+      limits: globalThis.Array.isArray(object?.limits)
+        ? object.limits.map((e: any) => LedgerFlowLimit.fromJSON(e))
+        : [],
+      rates: globalThis.Array.isArray(object?.rates) ? object.rates.map((e: any) => LedgerRate.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: LedgerFlow): unknown {
+    const obj: any = {};
+    if (message.permits?.length) {
+      obj.permits = message.permits.map((e) => LedgerPermit.toJSON(e));
+    }
+    if (message.limits?.length) {
+      obj.limits = message.limits.map((e) => LedgerFlowLimit.toJSON(e));
+    }
+    if (message.rates?.length) {
+      obj.rates = message.rates.map((e) => LedgerRate.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerFlow>): LedgerFlow {
+    return LedgerFlow.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerFlow>): LedgerFlow {
+    const message = createBaseLedgerFlow();
+    message.permits = object.permits?.map((e) => LedgerPermit.fromPartial(e)) || [];
+    message.limits = object.limits?.map((e) => LedgerFlowLimit.fromPartial(e)) || [];
+    message.rates = object.rates?.map((e) => LedgerRate.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLedgerPermit(): LedgerPermit {
+  return { key: "", taskId: "", attempt: 0, untilMs: 0 };
+}
+
+export const LedgerPermit: MessageFns<LedgerPermit> = {
+  encode(message: LedgerPermit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(18).string(message.taskId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(24).uint32(message.attempt);
+    }
+    if (message.untilMs !== 0) {
+      writer.uint32(33).double(message.untilMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerPermit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerPermit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.untilMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerPermit {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      untilMs: isSet(object.untilMs)
+        ? globalThis.Number(object.untilMs)
+        : isSet(object.until_ms)
+        ? globalThis.Number(object.until_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerPermit): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.untilMs !== 0) {
+      obj.untilMs = floatToJson(message.untilMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerPermit>): LedgerPermit {
+    return LedgerPermit.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerPermit>): LedgerPermit {
+    const message = createBaseLedgerPermit();
+    message.key = object.key ?? "";
+    message.taskId = object.taskId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.untilMs = object.untilMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerFlowLimit(): LedgerFlowLimit {
+  return { key: "", limit: 0 };
+}
+
+export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
+  encode(message: LedgerFlowLimit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerFlowLimit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerFlowLimit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerFlowLimit {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: LedgerFlowLimit): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerFlowLimit>): LedgerFlowLimit {
+    return LedgerFlowLimit.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerFlowLimit>): LedgerFlowLimit {
+    const message = createBaseLedgerFlowLimit();
+    message.key = object.key ?? "";
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerRate(): LedgerRate {
+  return { key: "", tatMs: 0 };
+}
+
+export const LedgerRate: MessageFns<LedgerRate> = {
+  encode(message: LedgerRate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.tatMs !== 0) {
+      writer.uint32(17).double(message.tatMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerRate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerRate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.tatMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerRate {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      tatMs: isSet(object.tatMs)
+        ? globalThis.Number(object.tatMs)
+        : isSet(object.tat_ms)
+        ? globalThis.Number(object.tat_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerRate): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.tatMs !== 0) {
+      obj.tatMs = floatToJson(message.tatMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerRate>): LedgerRate {
+    return LedgerRate.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerRate>): LedgerRate {
+    const message = createBaseLedgerRate();
+    message.key = object.key ?? "";
+    message.tatMs = object.tatMs ?? 0;
     return message;
   },
 };

@@ -363,6 +363,18 @@ export interface TaskSpec {
    * the default): past the load bound it overflows to the next candidates.
    */
   contextHard: boolean;
+  /**
+   * Flow control (docs/flow-control.md). A concurrency key: the task starts
+   * only while fewer of the key's tasks than its limit run anywhere in the
+   * mesh. Empty = none. A keyed task is homed at the root cell "/" and LOGGED.
+   */
+  concurrencyKey: string;
+  /**
+   * A rate-limit key of the topology's flow.rateLimits: the task starts only
+   * within the key's rate, spending rate_units of it (0 = 1). Empty = none.
+   */
+  rateLimitKey: string;
+  rateUnits: number;
 }
 
 /** An agent's answer for one attempt. The first result of the current attempt wins. */
@@ -618,6 +630,9 @@ function createBaseTaskSpec(): TaskSpec {
     traceState: "",
     contextKey: "",
     contextHard: false,
+    concurrencyKey: "",
+    rateLimitKey: "",
+    rateUnits: 0,
   };
 }
 
@@ -667,6 +682,15 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.contextHard !== false) {
       writer.uint32(248).bool(message.contextHard);
+    }
+    if (message.concurrencyKey !== "") {
+      writer.uint32(114).string(message.concurrencyKey);
+    }
+    if (message.rateLimitKey !== "") {
+      writer.uint32(122).string(message.rateLimitKey);
+    }
+    if (message.rateUnits !== 0) {
+      writer.uint32(128).uint32(message.rateUnits);
     }
     return writer;
   },
@@ -804,6 +828,30 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.contextHard = reader.bool();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.concurrencyKey = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.rateLimitKey = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.rateUnits = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -865,6 +913,21 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         : isSet(object.context_hard)
         ? globalThis.Boolean(object.context_hard)
         : false,
+      concurrencyKey: isSet(object.concurrencyKey)
+        ? globalThis.String(object.concurrencyKey)
+        : isSet(object.concurrency_key)
+        ? globalThis.String(object.concurrency_key)
+        : "",
+      rateLimitKey: isSet(object.rateLimitKey)
+        ? globalThis.String(object.rateLimitKey)
+        : isSet(object.rate_limit_key)
+        ? globalThis.String(object.rate_limit_key)
+        : "",
+      rateUnits: isSet(object.rateUnits)
+        ? globalThis.Number(object.rateUnits)
+        : isSet(object.rate_units)
+        ? globalThis.Number(object.rate_units)
+        : 0,
     };
   },
 
@@ -915,6 +978,15 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.contextHard !== false) {
       obj.contextHard = message.contextHard;
     }
+    if (message.concurrencyKey !== "") {
+      obj.concurrencyKey = message.concurrencyKey;
+    }
+    if (message.rateLimitKey !== "") {
+      obj.rateLimitKey = message.rateLimitKey;
+    }
+    if (message.rateUnits !== 0) {
+      obj.rateUnits = Math.round(message.rateUnits);
+    }
     return obj;
   },
 
@@ -938,6 +1010,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     message.traceState = object.traceState ?? "";
     message.contextKey = object.contextKey ?? "";
     message.contextHard = object.contextHard ?? false;
+    message.concurrencyKey = object.concurrencyKey ?? "";
+    message.rateLimitKey = object.rateLimitKey ?? "";
+    message.rateUnits = object.rateUnits ?? 0;
     return message;
   },
 };

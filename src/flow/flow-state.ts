@@ -1,0 +1,147 @@
+// The flow-control part of the home ledger (src/mesh/ledger.ts): the
+// concurrency permits held per key, the limits operators set at runtime and
+// each rate-limit key's GCRA state. Deterministic like the ledger: no clock
+// (times come from the commands), no randomness, so every replica of the
+// cell that applies the same log holds the same counts, and a new leader
+// starts from them (docs/flow-control.md, "Where the counters live").
+//
+// Invariants:
+// - a key never holds more permits than its limit at the moment each was
+//   taken (start() refuses past it; a limit lowered at runtime only stops
+//   new starts);
+// - a rate key's TAT only grows, and a start is refused rather than let it
+//   run more than `burst` units ahead of the command's time.
+import type { LedgerFlow } from '../gen/meshlb/v1/ledger.js';
+import type { TaskSpec } from '../gen/meshlb/v1/task.js';
+import type { ConcurrencyStrategy, FlowSpec } from '../topology/types.js';
+import { gcra, type RateRule } from './gcra.js';
+import { PermitTable } from './permits.js';
+
+/** The flow settings of a cell: the topology's `flow:` section and the default task timeout. */
+export interface FlowConfig {
+  readonly spec: FlowSpec | undefined;
+  /** A task with timeout 0 runs up to this (the cell's taskTimeoutMs): its permit lingers past it. */
+  readonly defaultTimeoutMs: number;
+}
+
+export const NO_FLOW: FlowConfig = { spec: undefined, defaultTimeoutMs: 30_000 };
+
+/** `taskId#attempt`, as permits are held. */
+export const permitRef = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
+
+export class FlowState {
+  readonly permits = new PermitTable();
+  /** Limits set at runtime (AdminService), over the topology's. */
+  private readonly runtime = new Map<string, number>();
+  private readonly tats = new Map<string, number>();
+  private readonly freed: ((key: string) => void)[] = [];
+
+  constructor(private readonly cfg: FlowConfig) {}
+
+  /** Told when a key may admit more (a permit came back, a limit changed). Called on every replica. */
+  onFreed(l: (key: string) => void): void {
+    this.freed.push(l);
+  }
+
+  /** The key's limit now (runtime over topology); Infinity for a key with none (counted, not limited). */
+  limit(key: string): number {
+    return this.runtime.get(key) ?? this.cfg.spec?.concurrency.get(key)?.limit ?? Infinity;
+  }
+
+  strategy(key: string): ConcurrencyStrategy {
+    return this.cfg.spec?.concurrency.get(key)?.strategy ?? 'queue';
+  }
+
+  rateRule(key: string): RateRule | undefined {
+    return this.cfg.spec?.rateLimits.get(key);
+  }
+
+  /** The key's theoretical arrival time (0 = unused). */
+  tat(key: string): number {
+    return this.tats.get(key) ?? 0;
+  }
+
+  /** Keys with a limit, a runtime limit or permits held (gauges, admin). */
+  keys(): Set<string> {
+    const ks = new Set<string>(this.cfg.spec?.concurrency.keys() ?? []);
+    for (const k of this.runtime.keys()) ks.add(k);
+    for (const k of this.permits.counts().keys()) ks.add(k);
+    return ks;
+  }
+
+  /**
+   * Attempt `attempt` of a task with `spec` is dispatched at `atMs`: take its
+   * permit and its rate units, or refuse (false, nothing changed).
+   */
+  start(spec: TaskSpec, taskId: string, attempt: number, atMs: number): boolean {
+    const ck = spec.concurrencyKey;
+    const rk = spec.rateLimitKey;
+    const rule = rk ? this.rateRule(rk) : undefined;
+    let tat = 0;
+    if (rule) {
+      const a = gcra(this.tat(rk), atMs, spec.rateUnits || 1, rule);
+      if (!a.ok) return false;
+      tat = a.tat;
+    }
+    if (ck && !this.permits.acquire(ck, permitRef(taskId, attempt), this.limit(ck))) return false;
+    if (rule) this.tats.set(rk, tat);
+    return true;
+  }
+
+  /** The agent is done with the attempt (a result, or it never started): its permit comes back. */
+  ended(taskId: string, attempt: number): void {
+    this.give(permitRef(taskId, attempt));
+  }
+
+  /**
+   * The home stopped waiting for the attempt (lost, lease lapsed, cancelled,
+   * dead-lettered while out) but its agent may still run it: the permit stays
+   * until the agent answers (returned()) or the task's timeout plus the
+   * linger has passed since `atMs`.
+   */
+  stopped(spec: TaskSpec, taskId: string, attempt: number, atMs: number): void {
+    const ref = permitRef(taskId, attempt);
+    if (!this.permits.has(ref) || this.permits.isLingering(ref)) return;
+    const lingerMs = this.cfg.spec?.lingerMs ?? 0;
+    this.permits.linger(ref, atMs + (spec.timeoutMs || this.cfg.defaultTimeoutMs) + lingerMs);
+  }
+
+  /** A lingering permit came back (ledger command permitReturned). */
+  returned(taskId: string, attempt: number): void {
+    this.give(permitRef(taskId, attempt));
+  }
+
+  /** An operator set `key`'s limit; 0 returns to the topology's. */
+  setLimit(key: string, limit: number): void {
+    if (limit > 0) this.runtime.set(key, limit);
+    else this.runtime.delete(key);
+    for (const l of this.freed) l(key);
+  }
+
+  private give(ref: string): void {
+    const key = this.permits.release(ref);
+    if (key !== undefined) for (const l of this.freed) l(key);
+  }
+
+  toProto(): LedgerFlow {
+    return {
+      permits: this.permits.entries().map((e) => {
+        const i = e.ref.lastIndexOf('#');
+        return { key: e.key, taskId: e.ref.slice(0, i), attempt: Number(e.ref.slice(i + 1)), untilMs: e.untilMs };
+      }),
+      limits: [...this.runtime].map(([key, limit]) => ({ key, limit })),
+      rates: [...this.tats].map(([key, tatMs]) => ({ key, tatMs })),
+    };
+  }
+
+  /** Replace the state with a snapshot's (absent in snapshots taken before flow control: empty). */
+  restore(f: LedgerFlow | undefined): void {
+    this.permits.load(
+      (f?.permits ?? []).map((p) => ({ key: p.key, ref: permitRef(p.taskId, p.attempt), untilMs: p.untilMs })),
+    );
+    this.runtime.clear();
+    for (const l of f?.limits ?? []) this.runtime.set(l.key, l.limit);
+    this.tats.clear();
+    for (const r of f?.rates ?? []) this.tats.set(r.key, r.tatMs);
+  }
+}

@@ -1,0 +1,91 @@
+// The topology's optional `flow:` section (docs/flow-control.md): limits per
+// key that hold across the whole mesh, enforced by the root cell, which owns
+// every key's counter.
+//   flow:
+//     lingerMs: 5000
+//     concurrency:
+//       customer-42: { limit: 3 }                          # strategy: queue
+//       crawler: { limit: 10, strategy: cancel-newest }
+//     rateLimits:
+//       llm: { units: 100, periodMs: 1000, burst: 20 }
+import { Collector, describe, isObj, type Obj } from './format.js';
+import type { ConcurrencyKeySpec, ConcurrencyStrategy, FlowSpec, RateLimitSpec } from './types.js';
+
+const TOP = ['lingerMs', 'concurrency', 'rateLimits'];
+const STRATEGIES: readonly ConcurrencyStrategy[] = ['queue', 'cancel-newest'];
+/** Keys are matched as written; the same bound as a tenant name. */
+const KEY_RE = /^[A-Za-z0-9._:/@-]{1,128}$/;
+export const DEFAULT_LINGER_MS = 5000;
+
+export function parseFlow(raw: unknown, c: Collector): FlowSpec | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObj(raw)) {
+    c.add('field "flow"', `must be a mapping, got ${describe(raw)}`);
+    return undefined;
+  }
+  c.keys('field "flow"', raw, TOP);
+  const int = (where: string, v: unknown, min: number, dflt: number | undefined): number | undefined => {
+    if (v === undefined) return dflt;
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= min) return v;
+    c.add(`field "flow.${where}"`, `must be an integer >= ${min}, got ${describe(v)}`);
+    return undefined;
+  };
+  const lingerMs = int('lingerMs', raw.lingerMs, 0, DEFAULT_LINGER_MS) ?? DEFAULT_LINGER_MS;
+  const concurrency = new Map<string, ConcurrencyKeySpec>();
+  for (const [key, v] of entries(c, 'concurrency', raw.concurrency)) {
+    c.keys(`field "flow.concurrency.${key}"`, v, ['limit', 'strategy']);
+    const limit = int(`concurrency.${key}.limit`, v.limit, 1, undefined);
+    if (v.limit === undefined) c.add(`field "flow.concurrency.${key}.limit"`, 'missing');
+    let strategy: ConcurrencyStrategy = 'queue';
+    if (v.strategy !== undefined) {
+      if (STRATEGIES.includes(v.strategy as ConcurrencyStrategy)) strategy = v.strategy as ConcurrencyStrategy;
+      else
+        c.add(
+          `field "flow.concurrency.${key}.strategy"`,
+          `must be one of ${STRATEGIES.join(', ')}, got ${describe(v.strategy)}`,
+        );
+    }
+    if (limit !== undefined) concurrency.set(key, { limit, strategy });
+  }
+  const rateLimits = new Map<string, RateLimitSpec>();
+  for (const [key, v] of entries(c, 'rateLimits', raw.rateLimits)) {
+    c.keys(`field "flow.rateLimits.${key}"`, v, ['units', 'periodMs', 'burst']);
+    const units = int(`rateLimits.${key}.units`, v.units, 1, undefined);
+    const periodMs = int(`rateLimits.${key}.periodMs`, v.periodMs, 1, 1000);
+    const burst = int(`rateLimits.${key}.burst`, v.burst, 1, 1);
+    if (v.units === undefined) c.add(`field "flow.rateLimits.${key}.units"`, 'missing');
+    if (units !== undefined && periodMs !== undefined && burst !== undefined)
+      rateLimits.set(key, { units, periodMs, burst });
+  }
+  return { concurrency, rateLimits, lingerMs };
+}
+
+function entries(c: Collector, field: string, raw: unknown): [string, Obj][] {
+  if (raw === undefined || raw === null) return [];
+  if (!isObj(raw)) {
+    c.add(`field "flow.${field}"`, `must be a mapping of key to settings, got ${describe(raw)}`);
+    return [];
+  }
+  const out: [string, Obj][] = [];
+  for (const [key, v] of Object.entries(raw)) {
+    if (!KEY_RE.test(key)) {
+      c.add(
+        `field "flow.${field}"`,
+        `key ${JSON.stringify(key.slice(0, 40))} must be 1-128 of A-Z a-z 0-9 . _ : / @ -`,
+      );
+      continue;
+    }
+    if (!isObj(v)) c.add(`field "flow.${field}.${key}"`, `must be a mapping, got ${describe(v)}`);
+    else out.push([key, v]);
+  }
+  return out;
+}
+
+/** The section as YAML-ready data (topologyToDocument), or undefined when absent. */
+export function flowToDocument(f: FlowSpec | undefined): Obj | undefined {
+  if (!f) return undefined;
+  const o: Obj = { lingerMs: f.lingerMs };
+  if (f.concurrency.size) o.concurrency = Object.fromEntries([...f.concurrency].map(([k, v]) => [k, { ...v }]));
+  if (f.rateLimits.size) o.rateLimits = Object.fromEntries([...f.rateLimits].map(([k, v]) => [k, { ...v }]));
+  return o;
+}

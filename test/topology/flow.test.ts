@@ -1,0 +1,80 @@
+// The topology's `flow:` section (src/topology/flow.ts): concurrency and rate
+// limits per key, every problem reported with its field, and the section kept
+// by topologyToDocument (meshlb deploy writes it into the generated topology).
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { parseTopology, TopologyError, topologyToDocument } from '../../src/topology/parse.js';
+
+const doc = (flow: string): string => `name: t\naddressing: { basePort: 9000 }\n${flow}cells:\n  name: /\n`;
+
+function issues(yaml: string): string[] {
+  try {
+    parseTopology(yaml, 'bad.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(TopologyError);
+    return [...(err as TopologyError).issues];
+  }
+  throw new Error('expected parseTopology to fail');
+}
+
+describe('topology flow section', () => {
+  it('reads concurrency keys (strategy queue by default), rate limits (period 1 s, burst 1 by default) and the linger', () => {
+    const t = parseTopology(
+      doc(`flow:
+  lingerMs: 2500
+  concurrency:
+    customer-42: { limit: 3 }
+    crawl: { limit: 10, strategy: cancel-newest }
+  rateLimits:
+    llm: { units: 100, periodMs: 1000, burst: 20 }
+    slow: { units: 2 }
+`),
+    );
+    expect(t.flow?.lingerMs).toBe(2500);
+    expect([...t.flow!.concurrency]).toEqual([
+      ['customer-42', { limit: 3, strategy: 'queue' }],
+      ['crawl', { limit: 10, strategy: 'cancel-newest' }],
+    ]);
+    expect([...t.flow!.rateLimits]).toEqual([
+      ['llm', { units: 100, periodMs: 1000, burst: 20 }],
+      ['slow', { units: 2, periodMs: 1000, burst: 1 }],
+    ]);
+    // The generated topology keeps it.
+    const again = parseTopology(stringify(topologyToDocument(t)));
+    expect(again.flow).toEqual(t.flow);
+  });
+
+  it('is optional, and the linger defaults to 5 s', () => {
+    expect(parseTopology(doc('')).flow).toBeUndefined();
+    expect(parseTopology(doc('flow: {}\n')).flow).toEqual({
+      concurrency: new Map(),
+      rateLimits: new Map(),
+      lingerMs: 5000,
+    });
+  });
+
+  it('names every bad field', () => {
+    const got = issues(
+      doc(`flow:
+  lingerMs: -1
+  bogus: 1
+  concurrency:
+    a: { limit: 0 }
+    b: { strategy: newest-first }
+    "bad key!": { limit: 1 }
+  rateLimits:
+    r: { periodMs: 0 }
+    s: 7
+`),
+    );
+    expect(got.join('\n')).toMatch(/flow.lingerMs.*integer >= 0/);
+    expect(got.join('\n')).toMatch(/"bogus"/);
+    expect(got.join('\n')).toMatch(/flow.concurrency.a.limit.*integer >= 1, got number 0/);
+    expect(got.join('\n')).toMatch(/flow.concurrency.b.limit.*missing/);
+    expect(got.join('\n')).toMatch(/flow.concurrency.b.strategy.*queue, cancel-newest/);
+    expect(got.join('\n')).toMatch(/flow.concurrency.*"bad key!"/);
+    expect(got.join('\n')).toMatch(/flow.rateLimits.r.periodMs/);
+    expect(got.join('\n')).toMatch(/flow.rateLimits.r.units.*missing/);
+    expect(got.join('\n')).toMatch(/flow.rateLimits.s.*must be a mapping/);
+  });
+});
