@@ -55,6 +55,11 @@ export class SimAgent {
     return this.held.size;
   }
 
+  /** The attempts it runs now, as `taskId#attempt` (tests count them per concurrency key). */
+  heldRefs(): IterableIterator<string> {
+    return this.held.keys();
+  }
+
   start(): Promise<void> {
     const o = this.opts;
     let client = o.client;

@@ -40,8 +40,8 @@ export interface TestMesh {
   close(): Promise<void>;
 }
 
-export async function startTestMesh(opts: CellOptions = {}): Promise<TestMesh> {
-  const mesh = await startMesh(TEST_TOPOLOGY, {
+export async function startTestMesh(opts: CellOptions = {}, topology = TEST_TOPOLOGY): Promise<TestMesh> {
+  const mesh = await startMesh(topology, {
     seed: SEED,
     heartbeatIntervalMs: 100,
     // Generous against CPU starvation on a shared 2-core CI machine; tests of

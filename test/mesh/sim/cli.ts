@@ -29,6 +29,8 @@ if (
 
 let violations = 0;
 let failed = 0;
+/** Flow control over all seeds: keyed attempts started, keys, keys that reached their limit, the highest peak/limit. */
+const flow = { starts: 0, keys: 0, atLimit: 0, worst: 0, leaderChanges: 0, agentCrashes: 0, replicaCrashes: 0 };
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -39,6 +41,15 @@ for (let seed = first; seed < first + count; seed++) {
     ...(verbose ? { log: (l: string) => console.log(l), cellLogLevel: process.env.MESHLB_LOG_LEVEL ?? 'silent' } : {}),
   });
   if (verbose) console.log(`seed ${seed}: ${JSON.stringify(res.stats)}`);
+  for (const k of Object.values(res.stats.flow)) {
+    flow.starts += k.starts;
+    flow.keys++;
+    if (k.peak === k.limit) flow.atLimit++;
+    flow.worst = Math.max(flow.worst, k.peak / k.limit);
+  }
+  flow.leaderChanges += res.stats.faults.leaderChanges;
+  flow.agentCrashes += res.stats.faults.agentCrashes;
+  flow.replicaCrashes += res.stats.faults.replicaCrashes;
   if (res.violations.length > 0) {
     failed++;
     violations += res.violations.length;
@@ -49,5 +60,10 @@ for (let seed = first; seed < first + count; seed++) {
 }
 const secs = (performance.now() - t0) / 1000;
 console.error(`${count} seeds in ${secs.toFixed(1)} s (${(count / secs).toFixed(1)} seeds/s), ${failed} failed`);
+console.error(
+  `flow: ${flow.starts} keyed attempts started over ${flow.keys} keys; ${flow.atLimit} keys reached their limit; ` +
+    `most running at once ${flow.worst.toFixed(2)} of the limit (faults: ${flow.leaderChanges} leader changes, ` +
+    `${flow.replicaCrashes} replica crashes, ${flow.agentCrashes} agent crashes)`,
+);
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);

@@ -63,8 +63,9 @@ export class Checker implements AgentObserver {
 
   /** Concurrency key → `agent|taskId#attempt` running at the agents now. */
   private readonly keyRunning = new Map<string, Set<string>>();
-  /** Highest count seen per key (stats). */
+  /** Highest count seen per key, and attempts started per key (stats). */
   readonly keyPeak = new Map<string, number>();
+  readonly keyStarts = new Map<string, number>();
 
   constructor(
     private readonly now: () => number,
@@ -161,6 +162,7 @@ export class Checker implements AgentObserver {
     let set = this.keyRunning.get(ckey);
     if (!set) this.keyRunning.set(ckey, (set = new Set()));
     set.add(at);
+    this.keyStarts.set(ckey, (this.keyStarts.get(ckey) ?? 0) + 1);
     this.keyPeak.set(ckey, Math.max(this.keyPeak.get(ckey) ?? 0, set.size));
     const limit = this.keyLimits.get(ckey);
     if (limit !== undefined && set.size > limit)

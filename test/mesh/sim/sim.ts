@@ -54,8 +54,8 @@ export interface SimResult {
     givenBack: number;
     workload: WorkloadStats;
     faults: FaultStats;
-    /** Per concurrency key: its limit and the most attempts seen running at the agents at once. */
-    flow: Record<string, { limit: number; peak: number }>;
+    /** Per concurrency key: its limit, attempts started at agents, the most seen running at the agents at once. */
+    flow: Record<string, { limit: number; starts: number; peak: number }>;
   };
 }
 
@@ -194,7 +194,12 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       givenBack,
       workload: workload.stats,
       faults,
-      flow: Object.fromEntries([...flow.limits].map(([k, limit]) => [k, { limit, peak: checker.keyPeak.get(k) ?? 0 }])),
+      flow: Object.fromEntries(
+        [...flow.limits].map(([k, limit]) => [
+          k,
+          { limit, starts: checker.keyStarts.get(k) ?? 0, peak: checker.keyPeak.get(k) ?? 0 },
+        ]),
+      ),
     },
   };
 }

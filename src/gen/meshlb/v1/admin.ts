@@ -500,8 +500,10 @@ export interface GetTaskResponse {
   maxAttempts: number;
   replays: number;
   /**
-   * Where the task is now: "queued", "waiting to retry", "sent to child
-   * /eu", "assigned to agent a-1", "sent to parent /", or "ended".
+   * Where the task is now: "queued", "waiting to retry", "waiting:
+   * concurrency key K at its limit of N", "waiting: rate limit K until T"
+   * (docs/flow-control.md), "sent to child /eu", "assigned to agent a-1",
+   * "sent to parent /", or "ended".
    */
   location: string;
 }

@@ -1,0 +1,167 @@
+// Flow control over real gRPC through the four tiers (docs/flow-control.md):
+// a concurrency key with limit 3 never has more than 3 attempts running at
+// the agents of 8 nodes, counted at every start, while unkeyed work flows
+// past it and agents are killed mid-task; every permit comes back. Then
+// cancel-newest, and the submits a keyed task is refused for.
+import { status } from '@grpc/grpc-js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MeshClient } from '../../src/client/index.js';
+import { MeshClientError } from '../../src/client/errors.js';
+import { TaskState } from '../../src/gen/meshlb/v1/task.js';
+import { seededRandom } from '../../src/policies/index.js';
+import type { Topology } from '../../src/topology/types.js';
+import { adminAt } from '../admin/admin-client.js';
+import { waitFor } from '../helpers/wait.js';
+import { SEED, startTestMesh, TEST_TOPOLOGY, type TestMesh } from './mesh-helpers.js';
+
+const TOPOLOGY: Topology = {
+  ...TEST_TOPOLOGY,
+  flow: {
+    lingerMs: 300,
+    concurrency: new Map([
+      ['cust', { limit: 3, strategy: 'queue' as const }],
+      ['one', { limit: 1, strategy: 'cancel-newest' as const }],
+    ]),
+    rateLimits: new Map(),
+  },
+};
+
+describe(`flow control over gRPC (seed ${SEED})`, () => {
+  let t: TestMesh | undefined;
+  let client: MeshClient | undefined;
+  afterAll(async () => {
+    client?.close();
+    await t?.close();
+  });
+
+  it('a key with limit 3 never has more than 3 running across 8 nodes while other work flows and agents die', async () => {
+    t = await startTestMesh({ maxAttempts: 6, taskTimeoutMs: 2000, leaseSlackMs: 500 }, TOPOLOGY);
+    const keyOf = new Map<string, string>(); // taskId -> key (unkeyed tasks: 'none')
+    const running = (key: string): number => {
+      let n = 0;
+      for (const a of t!.agents)
+        if (!a.closed)
+          for (const ref of a.heldRefs()) if ((keyOf.get(ref.slice(0, ref.lastIndexOf('#'))) ?? 'none') === key) n++;
+      return n;
+    };
+    const peak = new Map<string, number>();
+    let next = 0;
+    const spawn = (node: string) =>
+      t!.addAgent(node, {
+        agentId: `f${next++}`,
+        slots: 2,
+        serviceTimeMs: 20,
+        random: seededRandom(SEED + next),
+        // Counted at every start: the only moment a key's count at the agents grows (+1: this one).
+        onStart: (d) => {
+          const key = d.spec?.concurrencyKey || 'none';
+          peak.set(key, Math.max(peak.get(key) ?? 0, running(key) + 1));
+        },
+      });
+    for (const node of t.mesh.nodes) for (let i = 0; i < 2; i++) await spawn(node);
+    await t.mesh.ready();
+    const root = t.mesh.replicas.get('/')!.cell;
+    client = new MeshClient({ address: t.mesh.address('/') });
+
+    const N = 300;
+    const tasks = Array.from({ length: 2 * N }, (_, i) =>
+      i % 2 === 0 ? { kind: 'echo', concurrencyKey: 'cust', payload: `k${i}` } : { kind: 'echo', payload: `u${i}` },
+    );
+    const items = await client.submitBatch(tasks);
+    items.forEach((it, i) => {
+      expect(it.ok).toBe(true);
+      if (i % 2 === 0) keyOf.set(it.taskId, 'cust');
+    });
+
+    // Kill agents running keyed attempts while it runs (their permits linger, then come back).
+    const rnd = seededRandom(SEED);
+    let killed = 0;
+    while (root.ledger.liveCount > 0 && killed < 4) {
+      await new Promise((r) => setTimeout(r, 60));
+      const victims = t.agents.filter(
+        (a) => !a.closed && [...a.heldRefs()].some((ref) => keyOf.has(ref.slice(0, ref.lastIndexOf('#')))),
+      );
+      if (victims.length === 0) continue;
+      victims[Math.floor(rnd() * victims.length)]!.kill();
+      killed++;
+      await spawn(t.mesh.nodes[Math.floor(rnd() * t.mesh.nodes.length)]!);
+    }
+    await waitFor(() => root.ledger.liveCount === 0, { timeoutMs: 60_000, what: 'every task terminal' });
+    expect(killed).toBeGreaterThan(0);
+    for (const it of items) expect(root.ledger.get(it.taskId)!.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(peak.get('cust')).toBe(3);
+    // The other work was not held to the key's limit.
+    expect(peak.get('none')!).toBeGreaterThan(3);
+    // Every permit comes back (lingering ones once their agent answered or their linger ended).
+    await waitFor(() => root.ledger.flow.permits.total === 0, { timeoutMs: 10_000, what: 'permits back to zero' });
+    expect(root.home.flow.backlog().size).toBe(0);
+  });
+
+  it('cancel-newest: with the key at its limit, a task that would wait ends CANCELLED', async () => {
+    const slow = await t!.addAgent(t!.mesh.nodes[0]!, {
+      agentId: 'slow',
+      slots: 1,
+      serviceTimeMs: 400,
+      kinds: ['slow'],
+    });
+    const items = await client!.submitBatch(
+      Array.from({ length: 4 }, (_, i) => ({ kind: 'slow', concurrencyKey: 'one', payload: `${i}` })),
+    );
+    const root = t!.mesh.replicas.get('/')!.cell;
+    await waitFor(
+      () =>
+        items.every((it) =>
+          [TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_CANCELLED].includes(root.ledger.get(it.taskId)!.state),
+        ),
+      {
+        timeoutMs: 10_000,
+        what: 'all four ended',
+      },
+    );
+    const states = items.map((it) => root.ledger.get(it.taskId)!);
+    expect(states.filter((r) => r.state === TaskState.TASK_STATE_COMPLETED)).toHaveLength(1);
+    const cancelled = states.filter((r) => r.state === TaskState.TASK_STATE_CANCELLED);
+    expect(cancelled).toHaveLength(3);
+    expect(cancelled[0]!.reason).toBe('concurrency key one at its limit of 1 (cancel-newest)');
+    expect(slow.maxHeld).toBe(1);
+  });
+
+  it('the admin API names why a queued task waits (its key at its limit)', async () => {
+    const root = adminAt(t!.mesh.address('/'));
+    try {
+      for (let i = 0; i < 3; i++)
+        await t!.addAgent(t!.mesh.nodes[1 + i]!, { agentId: `w${i}`, slots: 2, serviceTimeMs: 1500, kinds: ['wait'] });
+      await t!.mesh.ready();
+      const items = await client!.submitBatch(
+        Array.from({ length: 5 }, (_, i) => ({ kind: 'wait', concurrencyKey: 'cust', payload: `${i}` })),
+      );
+      const cell = t!.mesh.replicas.get('/')!.cell;
+      const waiting = await waitFor(() => items.find((it) => cell.home.flow.holds(it.taskId)), {
+        timeoutMs: 5000,
+        what: 'a task held for its key',
+      });
+      const got = await root.call('getTask', { taskId: waiting.taskId });
+      expect(got.location).toBe('waiting: concurrency key cust at its limit of 3');
+      expect(cell.ledger.flow.permits.held('cust')).toBe(3);
+    } finally {
+      root.close();
+    }
+  });
+
+  it('refuses a keyed task homed below the root, and a keyed task with durability NONE', async () => {
+    const zone = new MeshClient({ address: t!.mesh.address('/eu/west-1a') });
+    try {
+      const below = await zone.submit({ kind: 'echo', concurrencyKey: 'cust' }).catch((e: unknown) => e);
+      expect(below).toBeInstanceOf(MeshClientError);
+      expect((below as MeshClientError).code).toBe(status.FAILED_PRECONDITION);
+      expect((below as Error).message).toContain('root cell /');
+      const none = await client!
+        .submit({ kind: 'echo', concurrencyKey: 'cust', durability: 'none' })
+        .catch((e: unknown) => e);
+      expect((none as MeshClientError).code).toBe(status.INVALID_ARGUMENT);
+      expect((none as Error).message).toContain('durability LOGGED');
+    } finally {
+      zone.close();
+    }
+  });
+});
