@@ -45,6 +45,8 @@ import {
   type ResponseOf,
 } from './admin-route.js';
 import { checkTaskId, getTask, listTasks, replayDeadLetters, retryTask } from './admin-tasks.js';
+import { checkFlowCell, getFlow, setConcurrencyLimit } from './admin-flow.js';
+import { FLOW_OWNER } from '../flow/admission.js';
 import { liveAddress, MeshStatus } from './mesh-status.js';
 
 const failedPrecondition = (msg: string) => new MeshError(status.FAILED_PRECONDITION, msg);
@@ -342,6 +344,24 @@ export class Admin {
       setPolicy: answer('SetPolicy', (req, call) =>
         this.setPolicy(req, msLeft(call.getDeadline()), isForwarded(call.metadata)),
       ),
+      // Flow control is the root's (it owns every key's counter): routed there whatever replica is asked.
+      setConcurrencyLimit: answer('SetConcurrencyLimit', (req, call) => {
+        checkFlowCell(req.cell);
+        return this.routed(
+          'setConcurrencyLimit',
+          FLOW_OWNER,
+          req,
+          msLeft(call.getDeadline()),
+          isForwarded(call.metadata),
+          () => setConcurrencyLimit(cell, req.key, req.limit),
+        );
+      }),
+      getFlow: answer('GetFlow', (req, call) => {
+        checkFlowCell(req.cell);
+        return this.routed('getFlow', FLOW_OWNER, req, msLeft(call.getDeadline()), isForwarded(call.metadata), () =>
+          getFlow(cell),
+        );
+      }),
     };
   }
 }

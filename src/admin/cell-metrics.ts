@@ -59,7 +59,7 @@ export class CellMeters {
   }
 
   /** One replica per cell path (several share a process in tests): the one that leads, else the first. */
-  private byPath(): Map<string, MeteredCell> {
+  byPath(): Map<string, MeteredCell> {
     const out = new Map<string, MeteredCell>();
     for (const c of this.cells) {
       const seen = out.get(c.path);

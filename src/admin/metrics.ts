@@ -12,6 +12,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { MeterFactory } from '../mesh/meter.js';
 import { CellMeters } from './cell-metrics.js';
 import { createFamilies, type MeshFamilies } from './metric-families.js';
+import { registerFlowGauges } from './flow-metrics.js';
 import { listenBounded } from './http-listen.js';
 
 export { BATCH_BUCKETS, LATENCY_BUCKETS } from './metric-families.js';
@@ -30,6 +31,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   // Gauges are read from the cells only when scraped, by then `cells` is set.
   const families = createFamilies(registry, p, (name, gauge) => cells.collect(name, gauge));
   const cells = new CellMeters(families);
+  registerFlowGauges(registry, p, () => cells.byPath());
   return { ...families, registry, meter: cells.factory };
 }
 

@@ -48,6 +48,16 @@ export class FlowState {
     return this.runtime.get(key) ?? this.cfg.spec?.concurrency.get(key)?.limit ?? Infinity;
   }
 
+  /** The limit was set at runtime (it overrides the topology's). */
+  hasRuntimeLimit(key: string): boolean {
+    return this.runtime.has(key);
+  }
+
+  /** Rate-limit keys of the topology. */
+  rateKeys(): string[] {
+    return [...(this.cfg.spec?.rateLimits.keys() ?? [])];
+  }
+
   strategy(key: string): ConcurrencyStrategy {
     return this.cfg.spec?.concurrency.get(key)?.strategy ?? 'queue';
   }

@@ -27,6 +27,13 @@ export class PermitTable {
     return this.byKey.get(key)?.size ?? 0;
   }
 
+  /** Lingering permits of `key` (O(lingering)). */
+  lingeringOf(key: string): number {
+    let n = 0;
+    for (const ref of this.lingering.keys()) if (this.keyOf.get(ref) === key) n++;
+    return n;
+  }
+
   /** Every permit held, all keys. */
   get total(): number {
     return this.keyOf.size;

@@ -50,6 +50,8 @@ export interface MeteredCell {
   inFlight(): number;
   readonly agents: { readonly byId: { readonly size: number } } | undefined;
   readonly children: { readonly links: { readonly size: number } } | undefined;
+  /** Tasks waiting for their flow key, by `c:key` / `r:key` (src/flow/gate.ts). */
+  readonly home: { readonly flow: { backlog(): ReadonlyMap<string, number> } };
 }
 
 /** Builds a cell's meter; called once by the Cell constructor, which may not have its links attached yet. */

@@ -5,10 +5,11 @@ import { MeshFailure, ResultStatus, TaskSpec, type TaskResult } from '../../src/
 import { Ledger } from '../../src/mesh/ledger.js';
 import { SoleLeader, type ReplicationStatus } from '../../src/mesh/leadership.js';
 import type { MeteredCell } from '../../src/mesh/meter.js';
+import type { FlowConfig } from '../../src/flow/flow-state.js';
 
 /** A cell as a meter sees it, with every figure set by the test. */
-function fakeCell(path: string, raft?: ReplicationStatus) {
-  const ledger = new Ledger({ retention: 100, defaultMaxAttempts: 3 });
+function fakeCell(path: string, raft?: ReplicationStatus, flow?: FlowConfig, backlog = new Map<string, number>()) {
+  const ledger = new Ledger({ retention: 100, defaultMaxAttempts: 3, ...(flow ? { flow } : {}) });
   const log = new SoleLeader(ledger, `${path}#1`);
   let leaderChange: ((ev: { leader: string; leaderAddress: string; term: number; self: boolean }) => void) | undefined;
   const ledgerLog = Object.assign(log, {
@@ -29,6 +30,7 @@ function fakeCell(path: string, raft?: ReplicationStatus) {
     inFlight: () => 3,
     agents: { byId: { size: 2 } },
     children: undefined,
+    home: { flow: { backlog: () => backlog } },
   } satisfies MeteredCell;
   return {
     cell,
@@ -173,5 +175,45 @@ describe('metrics', () => {
     } finally {
       await srv.close();
     }
+  });
+
+  it('has per-key flow gauges at the cell that counts keys: in flight, limit, waiting', async () => {
+    const m = createMetrics();
+    const flow: FlowConfig = {
+      defaultTimeoutMs: 1000,
+      spec: {
+        lingerMs: 0,
+        concurrency: new Map([['cust', { limit: 3, strategy: 'queue' as const }]]),
+        rateLimits: new Map(),
+      },
+    };
+    const f = fakeCell(
+      '/',
+      undefined,
+      flow,
+      new Map([
+        ['c:cust', 4],
+        ['r:llm', 2],
+      ]),
+    );
+    m.meter(f.cell);
+    const spec = TaskSpec.fromPartial({ kind: 'k', concurrencyKey: 'cust' });
+    f.ledger.apply({ type: 'accepted', tasks: ['a', 'b'].map((id) => ({ id, spec, homeCell: '/', atMs: 1 })) });
+    f.ledger.apply({
+      type: 'dispatched',
+      refs: [
+        { id: 'a', attempt: 1 },
+        { id: 'b', attempt: 1 },
+      ],
+      atMs: 2,
+    });
+    const text = await m.registry.metrics();
+    for (const line of [
+      'meshlb_flow_in_flight{cell="/",key="cust"} 2',
+      'meshlb_flow_limit{cell="/",key="cust"} 3',
+      'meshlb_flow_waiting{cell="/",key="cust"} 4',
+      'meshlb_flow_rate_waiting{cell="/",key="llm"} 2',
+    ])
+      expect(text).toContain(line);
   });
 });

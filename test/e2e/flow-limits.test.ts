@@ -148,6 +148,28 @@ describe(`flow control over gRPC (seed ${SEED})`, () => {
     }
   });
 
+  it('GetFlow and SetConcurrencyLimit, asked at any cell, are answered by the root and the limit is in its log', async () => {
+    const zone = adminAt(t!.mesh.address('/eu/west-1a'));
+    const root = t!.mesh.replicas.get('/')!.cell;
+    try {
+      const flow = await zone.call('getFlow', {});
+      const cust = flow.keys.find((k) => k.key === 'cust')!;
+      expect(cust).toMatchObject({ limit: 3, strategy: 'queue', runtimeLimit: false });
+      expect(cust.inFlight).toBe(root.ledger.flow.permits.held('cust'));
+      expect(flow.keys.find((k) => k.key === 'one')).toMatchObject({ limit: 1, strategy: 'cancel-newest' });
+      const set = await zone.call('setConcurrencyLimit', { key: 'cust', limit: 5 });
+      expect(set.key).toMatchObject({ key: 'cust', limit: 5, runtimeLimit: true });
+      expect(root.ledger.flow.limit('cust')).toBe(5);
+      const back = await zone.call('setConcurrencyLimit', { key: 'cust', limit: 0 });
+      expect(back.key).toMatchObject({ limit: 3, runtimeLimit: false });
+      const bad = await zone.refused('getFlow', { cell: '/eu' });
+      expect(bad.code).toBe(status.INVALID_ARGUMENT);
+      expect((await zone.refused('setConcurrencyLimit', { limit: 2 })).details).toMatch(/key is required/);
+    } finally {
+      zone.close();
+    }
+  });
+
   it('refuses a keyed task homed below the root, and a keyed task with durability NONE', async () => {
     const zone = new MeshClient({ address: t!.mesh.address('/eu/west-1a') });
     try {

@@ -56,7 +56,7 @@ export const LAYERS: readonly LayerRule[] = [
   },
   {
     from: 'src/admin/',
-    allow: ['src/admin/', 'src/mesh/', 'src/topology/', 'src/raft/', ...LIBS],
+    allow: ['src/admin/', 'src/mesh/', 'src/flow/', 'src/topology/', 'src/raft/', ...LIBS],
     why: 'admin does not reach the CLI or dev-only code',
   },
 ];

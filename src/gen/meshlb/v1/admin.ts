@@ -645,6 +645,63 @@ export interface RemoveReplicaResponse {
   members: RaftMember[];
 }
 
+export interface SetConcurrencyLimitRequest {
+  /** The concurrency key (1-128 characters). */
+  key: string;
+  /** Its limit from now on, mesh-wide; 0 returns to the topology's (none there: counted, not limited). */
+  limit: number;
+  /** The cell that owns the keys: "/" (empty: "/"). */
+  cell: string;
+}
+
+export interface SetConcurrencyLimitResponse {
+  key:
+    | FlowKey
+    | undefined;
+  /** Recorded in the root's Raft log (false: kept in this replica's memory). */
+  replicated: boolean;
+}
+
+export interface GetFlowRequest {
+  /** The cell that owns the keys: "/" (empty: "/"). */
+  cell: string;
+}
+
+export interface GetFlowResponse {
+  /** Every concurrency key with a limit, a runtime limit or permits held, by key. */
+  keys: FlowKey[];
+  /** Every rate-limit key of the topology, by key. */
+  rates: FlowRate[];
+}
+
+/** One concurrency key as the root cell counts it. */
+export interface FlowKey {
+  key: string;
+  /** 0 = none (counted, not limited). */
+  limit: number;
+  /** "queue" or "cancel-newest". */
+  strategy: string;
+  /** Permits held: attempts out, and those lost or stopped that may still run (lingering, included here). */
+  inFlight: number;
+  lingering: number;
+  /** Tasks waiting at the root's leader for a permit of the key. */
+  waiting: number;
+  /** The limit was set at runtime (SetConcurrencyLimit), over the topology's. */
+  runtimeLimit: boolean;
+}
+
+/** One rate-limit key (GCRA: `units` per `period_ms`, `burst` at once). */
+export interface FlowRate {
+  key: string;
+  units: number;
+  periodMs: number;
+  burst: number;
+  /** When its next unit may start, unix ms (0: now). */
+  nextUnixMs: number;
+  /** Tasks waiting at the root's leader for its rate. */
+  waiting: number;
+}
+
 function createBaseGetTopologyRequest(): GetTopologyRequest {
   return {};
 }
@@ -7000,6 +7057,674 @@ export const RemoveReplicaResponse: MessageFns<RemoveReplicaResponse> = {
   },
 };
 
+function createBaseSetConcurrencyLimitRequest(): SetConcurrencyLimitRequest {
+  return { key: "", limit: 0, cell: "" };
+}
+
+export const SetConcurrencyLimitRequest: MessageFns<SetConcurrencyLimitRequest> = {
+  encode(message: SetConcurrencyLimitRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    if (message.cell !== "") {
+      writer.uint32(26).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetConcurrencyLimitRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetConcurrencyLimitRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetConcurrencyLimitRequest {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+    };
+  },
+
+  toJSON(message: SetConcurrencyLimitRequest): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetConcurrencyLimitRequest>): SetConcurrencyLimitRequest {
+    return SetConcurrencyLimitRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetConcurrencyLimitRequest>): SetConcurrencyLimitRequest {
+    const message = createBaseSetConcurrencyLimitRequest();
+    message.key = object.key ?? "";
+    message.limit = object.limit ?? 0;
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseSetConcurrencyLimitResponse(): SetConcurrencyLimitResponse {
+  return { key: undefined, replicated: false };
+}
+
+export const SetConcurrencyLimitResponse: MessageFns<SetConcurrencyLimitResponse> = {
+  encode(message: SetConcurrencyLimitResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      FlowKey.encode(message.key, writer.uint32(10).fork()).join();
+    }
+    if (message.replicated !== false) {
+      writer.uint32(16).bool(message.replicated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetConcurrencyLimitResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetConcurrencyLimitResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = FlowKey.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetConcurrencyLimitResponse {
+    return {
+      key: isSet(object.key) ? FlowKey.fromJSON(object.key) : undefined,
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+    };
+  },
+
+  toJSON(message: SetConcurrencyLimitResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = FlowKey.toJSON(message.key);
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetConcurrencyLimitResponse>): SetConcurrencyLimitResponse {
+    return SetConcurrencyLimitResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetConcurrencyLimitResponse>): SetConcurrencyLimitResponse {
+    const message = createBaseSetConcurrencyLimitResponse();
+    message.key = (object.key !== undefined && object.key !== null) ? FlowKey.fromPartial(object.key) : undefined;
+    message.replicated = object.replicated ?? false;
+    return message;
+  },
+};
+
+function createBaseGetFlowRequest(): GetFlowRequest {
+  return { cell: "" };
+}
+
+export const GetFlowRequest: MessageFns<GetFlowRequest> = {
+  encode(message: GetFlowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetFlowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetFlowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetFlowRequest {
+    return { cell: isSet(object.cell) ? globalThis.String(object.cell) : "" };
+  },
+
+  toJSON(message: GetFlowRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetFlowRequest>): GetFlowRequest {
+    return GetFlowRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetFlowRequest>): GetFlowRequest {
+    const message = createBaseGetFlowRequest();
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseGetFlowResponse(): GetFlowResponse {
+  return { keys: [], rates: [] };
+}
+
+export const GetFlowResponse: MessageFns<GetFlowResponse> = {
+  encode(message: GetFlowResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.keys) {
+      FlowKey.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.rates) {
+      FlowRate.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetFlowResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetFlowResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keys.push(FlowKey.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rates.push(FlowRate.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetFlowResponse {
+    return {
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => FlowKey.fromJSON(e)) : [],
+      rates: globalThis.Array.isArray(object?.rates) ? object.rates.map((e: any) => FlowRate.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: GetFlowResponse): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => FlowKey.toJSON(e));
+    }
+    if (message.rates?.length) {
+      obj.rates = message.rates.map((e) => FlowRate.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetFlowResponse>): GetFlowResponse {
+    return GetFlowResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetFlowResponse>): GetFlowResponse {
+    const message = createBaseGetFlowResponse();
+    message.keys = object.keys?.map((e) => FlowKey.fromPartial(e)) || [];
+    message.rates = object.rates?.map((e) => FlowRate.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFlowKey(): FlowKey {
+  return { key: "", limit: 0, strategy: "", inFlight: 0, lingering: 0, waiting: 0, runtimeLimit: false };
+}
+
+export const FlowKey: MessageFns<FlowKey> = {
+  encode(message: FlowKey, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    if (message.strategy !== "") {
+      writer.uint32(26).string(message.strategy);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(32).uint32(message.inFlight);
+    }
+    if (message.lingering !== 0) {
+      writer.uint32(40).uint32(message.lingering);
+    }
+    if (message.waiting !== 0) {
+      writer.uint32(48).uint32(message.waiting);
+    }
+    if (message.runtimeLimit !== false) {
+      writer.uint32(56).bool(message.runtimeLimit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FlowKey {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFlowKey();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.strategy = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.inFlight = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lingering = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.waiting = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.runtimeLimit = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FlowKey {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      strategy: isSet(object.strategy) ? globalThis.String(object.strategy) : "",
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      lingering: isSet(object.lingering) ? globalThis.Number(object.lingering) : 0,
+      waiting: isSet(object.waiting) ? globalThis.Number(object.waiting) : 0,
+      runtimeLimit: isSet(object.runtimeLimit)
+        ? globalThis.Boolean(object.runtimeLimit)
+        : isSet(object.runtime_limit)
+        ? globalThis.Boolean(object.runtime_limit)
+        : false,
+    };
+  },
+
+  toJSON(message: FlowKey): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.strategy !== "") {
+      obj.strategy = message.strategy;
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.lingering !== 0) {
+      obj.lingering = Math.round(message.lingering);
+    }
+    if (message.waiting !== 0) {
+      obj.waiting = Math.round(message.waiting);
+    }
+    if (message.runtimeLimit !== false) {
+      obj.runtimeLimit = message.runtimeLimit;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FlowKey>): FlowKey {
+    return FlowKey.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FlowKey>): FlowKey {
+    const message = createBaseFlowKey();
+    message.key = object.key ?? "";
+    message.limit = object.limit ?? 0;
+    message.strategy = object.strategy ?? "";
+    message.inFlight = object.inFlight ?? 0;
+    message.lingering = object.lingering ?? 0;
+    message.waiting = object.waiting ?? 0;
+    message.runtimeLimit = object.runtimeLimit ?? false;
+    return message;
+  },
+};
+
+function createBaseFlowRate(): FlowRate {
+  return { key: "", units: 0, periodMs: 0, burst: 0, nextUnixMs: 0, waiting: 0 };
+}
+
+export const FlowRate: MessageFns<FlowRate> = {
+  encode(message: FlowRate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.units !== 0) {
+      writer.uint32(16).uint32(message.units);
+    }
+    if (message.periodMs !== 0) {
+      writer.uint32(24).uint32(message.periodMs);
+    }
+    if (message.burst !== 0) {
+      writer.uint32(32).uint32(message.burst);
+    }
+    if (message.nextUnixMs !== 0) {
+      writer.uint32(40).int64(message.nextUnixMs);
+    }
+    if (message.waiting !== 0) {
+      writer.uint32(48).uint32(message.waiting);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FlowRate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFlowRate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.units = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.periodMs = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.burst = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.nextUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.waiting = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FlowRate {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      units: isSet(object.units) ? globalThis.Number(object.units) : 0,
+      periodMs: isSet(object.periodMs)
+        ? globalThis.Number(object.periodMs)
+        : isSet(object.period_ms)
+        ? globalThis.Number(object.period_ms)
+        : 0,
+      burst: isSet(object.burst) ? globalThis.Number(object.burst) : 0,
+      nextUnixMs: isSet(object.nextUnixMs)
+        ? globalThis.Number(object.nextUnixMs)
+        : isSet(object.next_unix_ms)
+        ? globalThis.Number(object.next_unix_ms)
+        : 0,
+      waiting: isSet(object.waiting) ? globalThis.Number(object.waiting) : 0,
+    };
+  },
+
+  toJSON(message: FlowRate): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.units !== 0) {
+      obj.units = Math.round(message.units);
+    }
+    if (message.periodMs !== 0) {
+      obj.periodMs = Math.round(message.periodMs);
+    }
+    if (message.burst !== 0) {
+      obj.burst = Math.round(message.burst);
+    }
+    if (message.nextUnixMs !== 0) {
+      obj.nextUnixMs = Math.round(message.nextUnixMs);
+    }
+    if (message.waiting !== 0) {
+      obj.waiting = Math.round(message.waiting);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FlowRate>): FlowRate {
+    return FlowRate.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FlowRate>): FlowRate {
+    const message = createBaseFlowRate();
+    message.key = object.key ?? "";
+    message.units = object.units ?? 0;
+    message.periodMs = object.periodMs ?? 0;
+    message.burst = object.burst ?? 0;
+    message.nextUnixMs = object.nextUnixMs ?? 0;
+    message.waiting = object.waiting ?? 0;
+    return message;
+  },
+};
+
 /**
  * Operators: inspect the mesh, drain agents and cells, look after tasks and
  * dead letters, set routing policies, move a cell's leadership and change its
@@ -7236,6 +7961,31 @@ export const AdminServiceService = {
     responseSerialize: (value: SetPolicyResponse): Buffer => Buffer.from(SetPolicyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SetPolicyResponse => SetPolicyResponse.decode(value),
   },
+  /**
+   * Flow control (docs/flow-control.md), answered by the root cell's leader,
+   * which owns every key's counter: a concurrency key's limit at runtime
+   * (recorded in the root's Raft log), and every key with its counts.
+   */
+  setConcurrencyLimit: {
+    path: "/meshlb.v1.AdminService/SetConcurrencyLimit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetConcurrencyLimitRequest): Buffer =>
+      Buffer.from(SetConcurrencyLimitRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetConcurrencyLimitRequest => SetConcurrencyLimitRequest.decode(value),
+    responseSerialize: (value: SetConcurrencyLimitResponse): Buffer =>
+      Buffer.from(SetConcurrencyLimitResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetConcurrencyLimitResponse => SetConcurrencyLimitResponse.decode(value),
+  },
+  getFlow: {
+    path: "/meshlb.v1.AdminService/GetFlow" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetFlowRequest): Buffer => Buffer.from(GetFlowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetFlowRequest => GetFlowRequest.decode(value),
+    responseSerialize: (value: GetFlowResponse): Buffer => Buffer.from(GetFlowResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetFlowResponse => GetFlowResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -7292,6 +8042,13 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * (weights...), at runtime. Replicated.
    */
   setPolicy: handleUnaryCall<SetPolicyRequest, SetPolicyResponse>;
+  /**
+   * Flow control (docs/flow-control.md), answered by the root cell's leader,
+   * which owns every key's counter: a concurrency key's limit at runtime
+   * (recorded in the root's Raft log), and every key with its counts.
+   */
+  setConcurrencyLimit: handleUnaryCall<SetConcurrencyLimitRequest, SetConcurrencyLimitResponse>;
+  getFlow: handleUnaryCall<GetFlowRequest, GetFlowResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -7613,6 +8370,41 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SetPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Flow control (docs/flow-control.md), answered by the root cell's leader,
+   * which owns every key's counter: a concurrency key's limit at runtime
+   * (recorded in the root's Raft log), and every key with its counts.
+   */
+  setConcurrencyLimit(
+    request: SetConcurrencyLimitRequest,
+    callback: (error: ServiceError | null, response: SetConcurrencyLimitResponse) => void,
+  ): ClientUnaryCall;
+  setConcurrencyLimit(
+    request: SetConcurrencyLimitRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetConcurrencyLimitResponse) => void,
+  ): ClientUnaryCall;
+  setConcurrencyLimit(
+    request: SetConcurrencyLimitRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetConcurrencyLimitResponse) => void,
+  ): ClientUnaryCall;
+  getFlow(
+    request: GetFlowRequest,
+    callback: (error: ServiceError | null, response: GetFlowResponse) => void,
+  ): ClientUnaryCall;
+  getFlow(
+    request: GetFlowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetFlowResponse) => void,
+  ): ClientUnaryCall;
+  getFlow(
+    request: GetFlowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetFlowResponse) => void,
   ): ClientUnaryCall;
 }
 

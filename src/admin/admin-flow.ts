@@ -1,0 +1,69 @@
+// AdminService's flow-control calls (docs/flow-control.md), at the root
+// cell's leader (the caller routes them there): SetConcurrencyLimit commits a
+// `flowLimitSet` command to the root's log, GetFlow lists every key with its
+// counts (permits from the ledger, tasks waiting from the leader's gate).
+import type { FlowKey, FlowRate, GetFlowResponse, SetConcurrencyLimitResponse } from '../gen/meshlb/v1/admin.js';
+import { emissionMs } from '../flow/gcra.js';
+import type { Cell } from '../mesh/cell.js';
+import { checkLength, invalidArgument } from '../util/errors.js';
+import { LIMITS } from '../util/limits.js';
+import { commit } from './admin-tasks.js';
+
+const replicated = (cell: Cell): boolean => cell.ledgerLog.replication() !== undefined;
+
+/** The flow calls name the root or nothing: it owns every key's counter. */
+export function checkFlowCell(named: string): void {
+  if (named.trim() !== '' && named.trim() !== '/')
+    throw invalidArgument('flow control is held by the root cell "/": leave cell empty or name "/"');
+}
+
+function flowKey(cell: Cell, key: string): FlowKey {
+  const f = cell.ledger.flow;
+  const limit = f.limit(key);
+  return {
+    key,
+    limit: Number.isFinite(limit) ? limit : 0,
+    strategy: f.strategy(key),
+    inFlight: f.permits.held(key),
+    lingering: f.permits.lingeringOf(key),
+    waiting: cell.home.flow.backlog().get(`c:${key}`) ?? 0,
+    runtimeLimit: f.hasRuntimeLimit(key),
+  };
+}
+
+export function getFlow(cell: Cell): GetFlowResponse {
+  const f = cell.ledger.flow;
+  const backlog = cell.home.flow.backlog();
+  const now = cell.scheduler.now();
+  const keys = [...f.keys()].sort().map((k) => flowKey(cell, k));
+  const rates = f
+    .rateKeys()
+    .sort()
+    .map((key): FlowRate => {
+      const r = f.rateRule(key)!;
+      // One unit may start once the TAT is at most (burst - 1) intervals ahead.
+      const next = f.tat(key) - (r.burst - 1) * emissionMs(r);
+      return {
+        key,
+        units: r.units,
+        periodMs: r.periodMs,
+        burst: r.burst,
+        nextUnixMs: next > now ? Math.ceil(next) : 0,
+        waiting: backlog.get(`r:${key}`) ?? 0,
+      };
+    });
+  return { keys, rates };
+}
+
+export async function setConcurrencyLimit(
+  cell: Cell,
+  key: string,
+  limit: number,
+): Promise<SetConcurrencyLimitResponse> {
+  if (!key) throw invalidArgument('key is required');
+  checkLength('key', key, LIMITS.tenant);
+  cell.home.mustLead();
+  await commit(cell, { type: 'flowLimitSet', key, limit, atMs: cell.scheduler.now() }, true);
+  cell.log.info({ key, limit }, 'concurrency limit set');
+  return { key: flowKey(cell, key), replicated: replicated(cell) };
+}
