@@ -9,7 +9,10 @@
 //            until the ledger has applied the dispatch (settled());
 //   held     it waits here, by key, with the reason (whyWaiting()), until a
 //            permit of its key comes back (freed()) or its rate allows;
-//   cancel   the key's strategy is cancel-newest: the task ends CANCELLED.
+//   cancel   the key's strategy is cancel-newest: the task ends CANCELLED;
+//   preempt  the key's strategy is cancel-in-progress: it waits, and the
+//            key's oldest attempt in progress is cancelled (once each); its
+//            permit comes back when its agent stops, and then this one goes.
 // Soft state, like the queue: a new leader starts empty and admits from its
 // ledger's counts.
 //
@@ -20,7 +23,11 @@ import type { FlowState } from './flow-state.js';
 import { emissionMs, gcra } from './gcra.js';
 
 export type GateAnswer =
-  { readonly type: 'go' } | { readonly type: 'held' } | { readonly type: 'cancel'; readonly why: string };
+  | { readonly type: 'go' }
+  | { readonly type: 'held' }
+  | { readonly type: 'cancel'; readonly why: string }
+  /** Held, and the key's oldest task in progress is to be cancelled to make room (cancel-in-progress). */
+  | { readonly type: 'preempt'; readonly victim: string; readonly why: string };
 
 export interface GateItem {
   readonly taskId: string;
@@ -58,6 +65,8 @@ export class FlowGate<T extends GateItem> {
   private readonly armed = new Set<string>();
   /** Bumped by clear(): timers armed before it do nothing. */
   private epoch = 0;
+  /** Tasks this leader decided to cancel for a newer one (cancel-in-progress): never chosen twice. */
+  private readonly victims = new Set<string>();
 
   constructor(
     private readonly state: FlowState,
@@ -72,9 +81,10 @@ export class FlowGate<T extends GateItem> {
       const limit = this.state.limit(ck);
       if (this.state.permits.held(ck) + (this.pending.get(ck) ?? 0) >= limit) {
         const why = `concurrency key ${ck} at its limit of ${limit}`;
-        if (this.state.strategy(ck) === 'cancel-newest') return { type: 'cancel', why: `${why} (cancel-newest)` };
+        const strategy = this.state.strategy(ck);
+        if (strategy === 'cancel-newest') return { type: 'cancel', why: `${why} (cancel-newest)` };
         this.hold(`c:${ck}`, item, enqueuedAt, why);
-        return HELD;
+        return strategy === 'cancel-in-progress' ? this.preempt(ck, why) : HELD;
       }
     }
     const rk = spec.rateLimitKey;
@@ -143,7 +153,18 @@ export class FlowGate<T extends GateItem> {
     this.waiting.clear();
     this.where.clear();
     this.armed.clear();
+    this.victims.clear();
     this.epoch++;
+  }
+
+  private preempt(ck: string, why: string): GateAnswer {
+    const ref = this.state.permits.oldestLive(ck, (r) => this.victims.has(r.slice(0, r.lastIndexOf('#'))));
+    if (ref === undefined) return HELD;
+    const victim = ref.slice(0, ref.lastIndexOf('#'));
+    // Bounded: a leader that cancelled this many keeps no older names (their permits linger by now).
+    if (this.victims.size >= 10_000) this.victims.clear();
+    this.victims.add(victim);
+    return { type: 'preempt', victim, why: `${why}: cancelled for a newer task (cancel-in-progress)` };
   }
 
   private hold(wk: string, item: T, enqueuedAt: number, why: string): void {

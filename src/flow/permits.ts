@@ -27,6 +27,12 @@ export class PermitTable {
     return this.byKey.get(key)?.size ?? 0;
   }
 
+  /** The oldest permit of `key` held by a live attempt (not lingering) whose ref `skip` does not refuse. */
+  oldestLive(key: string, skip: (ref: string) => boolean): string | undefined {
+    for (const [ref, until] of this.byKey.get(key) ?? []) if (until === 0 && !skip(ref)) return ref;
+    return undefined;
+  }
+
   /** Lingering permits of `key` (O(lingering)). */
   lingeringOf(key: string): number {
     let n = 0;

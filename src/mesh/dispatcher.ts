@@ -170,6 +170,7 @@ export class Dispatcher {
   private admitted(item: WorkItem, enqueuedAt: number, now: number): boolean {
     const g = this.d.home.flow.admit(item, enqueuedAt, now);
     if (g.type === 'cancel') this.d.home.cancelForFlow(item.taskId, g.why);
+    else if (g.type === 'preempt') this.d.home.cancelForFlow(g.victim, g.why);
     return g.type === 'go';
   }
 

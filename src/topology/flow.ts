@@ -12,7 +12,7 @@ import { Collector, describe, isObj, type Obj } from './format.js';
 import type { ConcurrencyKeySpec, ConcurrencyStrategy, FlowSpec, RateLimitSpec } from './types.js';
 
 const TOP = ['lingerMs', 'concurrency', 'rateLimits'];
-const STRATEGIES: readonly ConcurrencyStrategy[] = ['queue', 'cancel-newest'];
+const STRATEGIES: readonly ConcurrencyStrategy[] = ['queue', 'cancel-newest', 'cancel-in-progress'];
 /** Keys are matched as written; the same bound as a tenant name. */
 const KEY_RE = /^[A-Za-z0-9._:/@-]{1,128}$/;
 export const DEFAULT_LINGER_MS = 5000;

@@ -74,8 +74,12 @@ export interface Topology {
   readonly flow?: FlowSpec;
 }
 
-/** What a task that would wait for its concurrency key does: wait (queue) or end CANCELLED (cancel-newest). */
-export type ConcurrencyStrategy = 'queue' | 'cancel-newest';
+/**
+ * What happens when a task finds its concurrency key at its limit: it waits
+ * (queue); it ends CANCELLED (cancel-newest); or the oldest attempt of the key
+ * in progress is cancelled and it goes once that one stopped (cancel-in-progress).
+ */
+export type ConcurrencyStrategy = 'queue' | 'cancel-newest' | 'cancel-in-progress';
 
 export interface ConcurrencyKeySpec {
   readonly limit: number;

@@ -21,6 +21,7 @@ const TOPOLOGY: Topology = {
     concurrency: new Map([
       ['cust', { limit: 3, strategy: 'queue' as const }],
       ['one', { limit: 1, strategy: 'cancel-newest' as const }],
+      ['latest', { limit: 1, strategy: 'cancel-in-progress' as const }],
     ]),
     rateLimits: new Map(),
   },
@@ -124,6 +125,35 @@ describe(`flow control over gRPC (seed ${SEED})`, () => {
     expect(cancelled).toHaveLength(3);
     expect(cancelled[0]!.reason).toBe('concurrency key one at its limit of 1 (cancel-newest)');
     expect(slow.maxHeld).toBe(1);
+  });
+
+  it('cancel-in-progress: a newer task cancels the one in progress and runs once its agent stopped it', async () => {
+    const agent = await t!.addAgent(t!.mesh.nodes[2]!, {
+      agentId: 'long',
+      slots: 2,
+      // 0.6-1.8 s: within the lease (timeout 2 s + 0.5 s), long enough to be caught running.
+      serviceTimeMs: 1200,
+      kinds: ['long'],
+    });
+    await t!.mesh.ready();
+    const root = t!.mesh.replicas.get('/')!.cell;
+    const older = await client!.submit({ kind: 'long', concurrencyKey: 'latest', payload: 'older' });
+    await waitFor(() => agent.inFlight === 1, { timeoutMs: 5000, what: 'the older task running' });
+    const newer = await client!.submit({ kind: 'long', concurrencyKey: 'latest', payload: 'newer' });
+    await waitFor(() => root.ledger.get(older.taskId)!.state === TaskState.TASK_STATE_CANCELLED, {
+      timeoutMs: 5000,
+      what: 'the older task cancelled',
+    });
+    expect(root.ledger.get(older.taskId)!.reason).toBe(
+      'concurrency key latest at its limit of 1: cancelled for a newer task (cancel-in-progress)',
+    );
+    await waitFor(() => root.ledger.get(newer.taskId)!.state === TaskState.TASK_STATE_COMPLETED, {
+      timeoutMs: 15_000,
+      what: 'the newer task completed',
+    });
+    const seen = `cancelled ${agent.cancelled}, completed ${agent.completed}, failed ${agent.failed}, maxHeld ${agent.maxHeld}; newer ${JSON.stringify(root.ledger.get(newer.taskId))}`;
+    expect(agent.cancelled, seen).toBe(1);
+    expect(agent.maxHeld, seen).toBe(1);
   });
 
   it('the admin API names why a queued task waits (its key at its limit)', async () => {

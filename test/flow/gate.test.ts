@@ -12,6 +12,7 @@ const spec: FlowSpec = {
   concurrency: new Map([
     ['c', { limit: 2, strategy: 'queue' as const }],
     ['n', { limit: 1, strategy: 'cancel-newest' as const }],
+    ['p', { limit: 2, strategy: 'cancel-in-progress' as const }],
   ]),
   rateLimits: new Map([['r', { units: 10, periodMs: 1000, burst: 2 }]]),
 };
@@ -76,6 +77,31 @@ describe('FlowGate', () => {
       type: 'cancel',
       why: 'concurrency key n at its limit of 1 (cancel-newest)',
     });
+  });
+
+  it('cancel-in-progress: a task that would wait waits, and the oldest live attempt of the key is cancelled, once', () => {
+    const { state, gate, requeued, item, now } = setup();
+    const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((id) => item(id, { concurrencyKey: 'p' }));
+    for (const it of [a!, b!]) {
+      expect(gate.admit(it, 1, now()).type).toBe('go');
+      state.start(it.spec, it.taskId, 1, now());
+      gate.settled(it);
+    }
+    expect(gate.admit(c!, 1, now())).toEqual({
+      type: 'preempt',
+      victim: 'a',
+      why: 'concurrency key p at its limit of 2: cancelled for a newer task (cancel-in-progress)',
+    });
+    expect(gate.holds('c')).toBe(true);
+    // The next newcomer takes the next oldest; a cancelled one is never chosen again.
+    expect(gate.admit(d!, 1, now())).toMatchObject({ type: 'preempt', victim: 'b' });
+    expect(gate.admit(e!, 1, now())).toEqual({ type: 'held' });
+    // a's cancel commits: its permit lingers until its agent answers, then c goes.
+    state.stopped(a!.spec, 'a', 1, now());
+    expect(requeued).toEqual([]);
+    state.returned('a', 1);
+    gate.freed('p');
+    expect(requeued).toEqual(['c']);
   });
 
   it('holds past a rate and lets as many go as the rate allows when its timer fires', () => {

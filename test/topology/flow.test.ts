@@ -71,7 +71,7 @@ describe('topology flow section', () => {
     expect(got.join('\n')).toMatch(/"bogus"/);
     expect(got.join('\n')).toMatch(/flow.concurrency.a.limit.*integer >= 1, got number 0/);
     expect(got.join('\n')).toMatch(/flow.concurrency.b.limit.*missing/);
-    expect(got.join('\n')).toMatch(/flow.concurrency.b.strategy.*queue, cancel-newest/);
+    expect(got.join('\n')).toMatch(/flow.concurrency.b.strategy.*queue, cancel-newest, cancel-in-progress/);
     expect(got.join('\n')).toMatch(/flow.concurrency.*"bad key!"/);
     expect(got.join('\n')).toMatch(/flow.rateLimits.r.periodMs/);
     expect(got.join('\n')).toMatch(/flow.rateLimits.r.units.*missing/);

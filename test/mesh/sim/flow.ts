@@ -30,7 +30,8 @@ export function planFlow(seed: number): FlowPlan {
     const key = `c${limits.size}`;
     const limit = rng.int(1, 3);
     limits.set(key, limit);
-    const strategy = rng.chance(0.2) ? ', strategy: cancel-newest' : '';
+    const r = rng.next();
+    const strategy = r < 0.15 ? ', strategy: cancel-newest' : r < 0.3 ? ', strategy: cancel-in-progress' : '';
     yaml.push(`    ${key}: { limit: ${limit}${strategy} }`);
   }
   return { rng, limits, yaml };
