@@ -190,6 +190,9 @@ export class FlowGate<T extends GateItem> {
       const t = emissionMs(rule);
       const base = Math.max(this.state.tat(rk), this.shadowTat.get(rk) ?? 0, now);
       this.release(`r:${rk}`, list, Math.max(1, Math.floor((now + rule.burst * t - base) / t)));
+      // Those let go take the rate as they start; the rest wait for the next unit (the gate holds
+      // nobody again until they are admitted, so it is this timer that comes back for them).
+      if (this.waiting.has(`r:${rk}`)) this.arm(rk, t);
     });
   }
 
