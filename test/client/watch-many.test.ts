@@ -119,7 +119,7 @@ describe('the shared waiting path (seed ' + SEED + ')', () => {
   });
 
   it('a replica kill breaks the stream: pending ids are re-subscribed elsewhere, no result is lost', async () => {
-    mesh = await OpsMesh.start({ slots: 4, serviceTimeMs: 25 });
+    mesh = await OpsMesh.start({ slots: 4, serviceTimeMs: 60 });
     const { leader, followers } = await roles(mesh);
     const [f1, f2] = followers as [Replica, Replica];
     // onLeader's stream is on the leader, onFollower's on a follower: the leader dies under the first,
@@ -141,7 +141,7 @@ describe('the shared waiting path (seed ' + SEED + ')', () => {
         }),
       ),
     );
-    // Some results in, most still running (8 slots, 25 ms each: about 2 s of work).
+    // Some results in, most still running (8 slots, 60 ms each: about 2 s of work).
     await waitFor(() => seen.size >= 20 || undefined, { timeoutMs: 20_000, intervalMs: 2, what: 'the first results' });
     expect(seen.size).toBeLessThan(N);
     mesh.roots.delete(mesh.numberOf(leader));
