@@ -50,7 +50,14 @@ cells:
     expect(result.partition_mode, why).toBe('sigstop');
     expect(result.acknowledged, why).toBe(300);
     expect(result.recorded_twice, why).toBe(0);
-    expect(result.home, why).toEqual({ accepted: 300, completed: 300, failed: 0, deadLettered: 0 });
+    expect(result.home, why).toEqual({
+      accepted: 300,
+      completed: 300,
+      failed: 0,
+      deadLettered: 0,
+      cancelled: 0,
+      pending: 0,
+    });
     expect(result.unexpected_exits, why).toEqual([]);
     for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
   });
