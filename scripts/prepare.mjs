@@ -9,7 +9,7 @@
 // the install: tsc writes dist/ anyway, and `npm run typecheck` and `npm test`
 // are where they fail.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,20 +20,6 @@ const say = (line) => process.stderr.write(`meshlb prepare: ${line}\n`);
 if (!existsSync(join(root, 'src', 'index.ts'))) {
   say('no sources to build (an installed package); skipped');
   process.exit(0);
-}
-
-// `npx meshlb` in a checkout: npm links no package's own bin into its
-// node_modules/.bin, so npx installs the checkout into its cache (~/.npm/_npx)
-// on the first call, and several first calls at once (parallel tests, two
-// terminals) race there and fail with ENOENT. With the link, npx runs
-// bin/meshlb.js from the checkout at once, offline.
-try {
-  const binDir = join(root, 'node_modules', '.bin');
-  mkdirSync(binDir, { recursive: true });
-  rmSync(join(binDir, 'meshlb'), { force: true });
-  symlinkSync(join('..', '..', 'bin', 'meshlb.js'), join(binDir, 'meshlb'));
-} catch (err) {
-  say(`could not link node_modules/.bin/meshlb (${err.message}); npx meshlb installs the checkout into its cache instead`);
 }
 let tsc;
 try {
