@@ -8,6 +8,7 @@ const ALONE = ['test/e2e/raft-chaos-netns.test.ts'];
 export default defineConfig({
   test: {
     pool: 'forks',
+    globalSetup: ['test/global-setup.ts'],
     // Integration tests start real gRPC servers and processes; each waits on
     // conditions with its own bounded timeout, this is only the outer guard.
     testTimeout: 60_000,

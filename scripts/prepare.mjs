@@ -17,6 +17,10 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const say = (line) => process.stderr.write(`meshlb prepare: ${line}\n`);
 
+// `npx meshlb` in a checkout installs the checkout into npx's cache on its first
+// call, which runs this script again: dist/ was built by the install already.
+if (process.env.npm_command === 'exec') process.exit(0);
+
 if (!existsSync(join(root, 'src', 'index.ts'))) {
   say('no sources to build (an installed package); skipped');
   process.exit(0);
