@@ -29,6 +29,7 @@ import type { Cell } from '../mesh/cell.js';
 import { isUndecodable } from '../mesh/grpc-util.js';
 import { toProtoTask } from '../mesh/ledger.js';
 import { isForwarded } from '../mesh/task-forward.js';
+import type { BreakerInfo } from '../mesh/dispatcher-breakers.js';
 import type { CellSpec, Tier } from '../topology/types.js';
 import { addReplica, groupMembers, removeReplica, transferLeader } from './group-admin.js';
 import { status } from '@grpc/grpc-js';
@@ -44,6 +45,7 @@ import {
   type RequestOf,
   type ResponseOf,
 } from './admin-route.js';
+import { breakerMessage } from './admin-placement.js';
 import { checkTaskId, getTask, listTasks, replayDeadLetters, retryTask } from './admin-tasks.js';
 import { checkFlowCell, getFlow, setConcurrencyLimit } from './admin-flow.js';
 import { FLOW_OWNER } from '../flow/admission.js';
@@ -64,7 +66,7 @@ function cellInfo(c: CellSpec, leader?: { id: string; address: string }): CellIn
   };
 }
 
-export function agentInfo(s: AgentSession): AgentInfo {
+export function agentInfo(s: AgentSession, breaker?: BreakerInfo): AgentInfo {
   return {
     agentId: s.id,
     kinds: [...s.kinds],
@@ -79,6 +81,7 @@ export function agentInfo(s: AgentSession): AgentInfo {
     successEwma: s.success.value,
     latencyEwmaMs: s.latencyMs.value,
     cordoned: s.cordoned,
+    breaker: breakerMessage(breaker),
   };
 }
 
@@ -126,6 +129,9 @@ export class Admin {
   close(): void {
     this.router.close();
   }
+
+  /** An agent with the node's breaker for it. */
+  private readonly agentInfo = (s: AgentSession): AgentInfo => agentInfo(s, this.cell.breakers.info(s.id));
 
   /**
    * `method` for the cell `named` ('' = this one), at its leader: `local` here
@@ -175,7 +181,8 @@ export class Admin {
       let inFlight = 0;
       if (link)
         for (const item of cell.routes.values()) if (item.via?.type === 'child' && item.via.cell === child) inFlight++;
-      return { cell: child, connected: link !== undefined, summary: link?.summary, inFlight };
+      const breaker = breakerMessage(cell.breakers.info(child));
+      return { cell: child, connected: link !== undefined, summary: link?.summary, inFlight, breaker };
     });
     const c = cell.ledger.counters;
     const unplaceable = [...cell.dispatcher.unplaceable()]
@@ -221,7 +228,7 @@ export class Admin {
     const cell = this.cell;
     return {
       cell: cell.path,
-      agents: cell.agents ? [...cell.agents.byId.values()].filter((s) => !s.dead).map(agentInfo) : [],
+      agents: cell.agents ? [...cell.agents.byId.values()].filter((s) => !s.dead).map(this.agentInfo) : [],
     };
   }
 
@@ -237,7 +244,7 @@ export class Admin {
       { agent: truncate(req.agentId, LIMITS.echo), reason: truncate(req.reason, LIMITS.echo) },
       'agent drain ordered',
     );
-    return { agent: agentInfo(s) };
+    return { agent: this.agentInfo(s) };
   }
 
   /** SetPolicy: one cell (routed to its leader), or every cell of a tier (each routed; errors per cell). */
@@ -310,7 +317,7 @@ export class Admin {
       answer(what, (req: RequestOf<M> & { cell: string }, call: Call<RequestOf<M>, ResponseOf<M>>) =>
         this.routed(method, req.cell, req, msLeft(call.getDeadline()), isForwarded(call.metadata), () => local(req)),
       );
-    const info = agentInfo;
+    const info = this.agentInfo;
     return {
       getTopology: answer('GetTopology', () => this.getTopology()),
       getCell: answer('GetCell', (req: GetCellRequest) => this.getCell(req)),

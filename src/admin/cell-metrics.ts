@@ -9,7 +9,7 @@
 // and dispatches exist only on the leader. So summing a family over a cell's
 // replicas gives the cell's figure. Gauges are each replica's own view.
 import { status } from '@grpc/grpc-js';
-import type { Gauge } from 'prom-client';
+import type { Counter, Gauge } from 'prom-client';
 import { MeshFailure, TaskState, type TaskResult } from '../gen/meshlb/v1/task.js';
 import type { CellMeter, LinkKind, LinkMeter, MeteredCell, MeterFactory } from '../mesh/meter.js';
 import type { TaskRecord } from '../mesh/ledger.js';
@@ -55,6 +55,20 @@ export class CellMeters {
     for (const [cell, c] of this.byPath()) {
       const v = read(c);
       if (v !== undefined) gauge.set({ cell }, v);
+    }
+  }
+
+  /** Breaker states and trips per cell (the trips counter holds each cell's own count). */
+  collectBreakers(states: Gauge<'cell' | 'state'>, trips: Counter<'cell'>): void {
+    states.reset();
+    trips.reset();
+    for (const [cell, c] of this.byPath()) {
+      if (!c.breakers) continue;
+      const n = c.breakers.counts();
+      states.set({ cell, state: 'closed' }, n.closed);
+      states.set({ cell, state: 'open' }, n.open);
+      states.set({ cell, state: 'half_open' }, n.halfOpen);
+      trips.inc({ cell }, c.breakers.trips);
     }
   }
 

@@ -5,7 +5,7 @@
 // prom-client Gauge read from the cells when scraped (`collect`), so the mesh
 // does nothing for it. Every family carries a `cell` label: `meshlb dev` runs
 // every cell in one process.
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { SeriesCounter, SeriesHistogram } from './series.js';
 
 /** Seconds: sub-millisecond hops on loopback up to tasks of tens of seconds. */
@@ -53,7 +53,14 @@ export interface MeshFamilies {
   /** Leaders this replica has seen its cell's Raft group take (elections and transfers). */
   readonly raftLeaderChanges: SeriesCounter;
   readonly gauges: Readonly<Record<GaugeName, Gauge<'cell'>>>;
+  /** Targets (agents at a node, children elsewhere) per circuit breaker state; state = closed|open|half_open. */
+  readonly breakers: Gauge<'cell' | 'state'>;
+  /** Times a cell's circuit breakers opened (trips, and re-trips after a failed probe). */
+  readonly breakerTrips: Counter<'cell'>;
 }
+
+/** Fills the breaker families from the cells when scraped. */
+export type BreakerCollector = (states: Gauge<'cell' | 'state'>, trips: Counter<'cell'>) => void;
 
 /**
  * Register the families in `registry`. `collect(name, gauge)` fills a gauge
@@ -63,6 +70,7 @@ export function createFamilies(
   registry: Registry,
   p: string,
   collect: (name: GaugeName, gauge: Gauge<'cell'>) => void,
+  collectBreakers: BreakerCollector = () => undefined,
 ): MeshFamilies {
   const registers = [registry];
   const counter = (name: string, help: string, labels: readonly string[]) =>
@@ -114,5 +122,31 @@ export function createFamilies(
     ),
     raftLeaderChanges: counter('raft_leader_changes_total', "Leaders seen taking the cell's Raft group", ['cell']),
     gauges,
+    ...breakerFamilies(p, registers, collectBreakers),
   };
+}
+
+/** Read at scrape time from each cell's breakers (the counter is the cell's own count, set on collect). */
+function breakerFamilies(
+  p: string,
+  registers: Registry[],
+  collect: BreakerCollector,
+): Pick<MeshFamilies, 'breakers' | 'breakerTrips'> {
+  // Each family's collect fills both (idempotent: reset, then set), so either may be scraped first.
+  const both = (): void => collect(breakers, trips);
+  const breakers: Gauge<'cell' | 'state'> = new Gauge({
+    name: `${p}breakers`,
+    help: 'Targets of a cell (agents at a node, child cells elsewhere) per circuit breaker state',
+    labelNames: ['cell', 'state'] as const,
+    registers,
+    collect: both,
+  });
+  const trips: Counter<'cell'> = new Counter({
+    name: `${p}breaker_trips_total`,
+    help: "Times a cell's circuit breakers opened (a trip, or a failed probe while half-open)",
+    labelNames: ['cell'],
+    registers,
+    collect: both,
+  });
+  return { breakers, breakerTrips: trips };
 }

@@ -29,7 +29,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   const p = opts.prefix ?? 'meshlb_';
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: p });
   // Gauges are read from the cells only when scraped, by then `cells` is set.
-  const families = createFamilies(registry, p, (name, gauge) => cells.collect(name, gauge));
+  const families = createFamilies(
+    registry,
+    p,
+    (name, gauge) => cells.collect(name, gauge),
+    (states, trips) => cells.collectBreakers(states, trips),
+  );
   const cells = new CellMeters(families);
   registerFlowGauges(registry, p, () => cells.byPath());
   return { ...families, registry, meter: cells.factory };

@@ -14,7 +14,7 @@
 // the ledger by retention.
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskRef, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
-import { createPolicy, seededRandom } from '../policies/index.js';
+import { BREAKER_DEFAULTS, createPolicy, seededRandom } from '../policies/index.js';
 import { TaskQueue } from '../queue/index.js';
 import type { CellSpec, Tier, Topology } from '../topology/types.js';
 import { logger, type Logger } from '../util/log.js';
@@ -22,6 +22,7 @@ import type { AgentSessions } from './agent-sessions.js';
 import { followCellConfig } from './cell-config.js';
 import type { ChildLinks } from './child-links.js';
 import { Dispatcher } from './dispatcher.js';
+import type { BreakerGate } from './dispatcher-breakers.js';
 import { Home, type SubmitOutcome } from './home.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { SoleLeader, type ReplicatedLog } from './leadership.js';
@@ -142,6 +143,11 @@ export class Cell implements CellPort {
       home: this.home,
       meter: this.meter,
       wake,
+      outcomes: {
+        result: (via, r) => this.dispatcher.breakers.result(via, r),
+        lost: (via) => this.dispatcher.breakers.lost(via),
+        handedBack: (via) => this.dispatcher.breakers.handedBack(via),
+      },
     });
     this.dispatcher = new Dispatcher({
       path: this.path,
@@ -155,6 +161,7 @@ export class Cell implements CellPort {
       stats: this.stats,
       unplaceableTimeoutMs: this.settings.unplaceableTimeoutMs,
       tracer: this.tracer,
+      breaker: spec.breaker ?? BREAKER_DEFAULTS,
     });
     this.summaries = new Summarizer(this);
     // The one replica of an unreplicated cell leads from the start (its ledger starts empty).
@@ -166,6 +173,11 @@ export class Cell implements CellPort {
     this.agents = this.links.agents = parts.agents;
     this.children = this.links.children = parts.children;
     this.parent = this.links.parent = parts.parent;
+  }
+
+  /** The circuit breakers of this cell's targets (agents or children). */
+  get breakers(): BreakerGate {
+    return this.dispatcher.breakers;
   }
 
   get labels(): CellSpec['labels'] {

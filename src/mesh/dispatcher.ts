@@ -17,7 +17,7 @@
 // truth. A slot freed by a result is handed back to the live picker
 // (release), not answered with a rebuild: at the node a rebuild is O(agents).
 import { isKeyed } from '../flow/gate.js';
-import type { Picker, Policy, TaskInfo } from '../policies/index.js';
+import type { BreakerConfig, Picker, Policy, TaskInfo } from '../policies/index.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Home } from './home.js';
@@ -25,6 +25,7 @@ import type { Links } from './port.js';
 import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
+import { BreakerGate } from './dispatcher-breakers.js';
 import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
@@ -45,6 +46,8 @@ export interface DispatcherDeps {
   /** A task of a kind nobody serves waits this long where it cannot go further (unplaceable.ts). */
   readonly unplaceableTimeoutMs: number;
   readonly tracer: CellTracer;
+  /** The circuit breakers of this cell's targets (dispatcher-breakers.ts). */
+  readonly breaker: BreakerConfig;
 }
 
 export class Dispatcher {
@@ -62,16 +65,24 @@ export class Dispatcher {
 
   /** Tasks of kinds nobody serves, waiting here (the root, or cut off from the parent). */
   private readonly unplaceableKinds: Unplaceable;
+  /** Circuit breakers per target: they cap the credits the picker sees. */
+  readonly breakers: BreakerGate;
 
   constructor(deps: DispatcherDeps) {
     this.d = deps;
     this.policy = deps.policy;
+    this.breakers = new BreakerGate(
+      deps.breaker,
+      () => deps.scheduler.now(),
+      () => this.invalidate(),
+    );
     const { queue, routes, relay } = deps;
     this.unplaceableKinds = new Unplaceable({ queue, routes, relay, timeoutMs: deps.unplaceableTimeoutMs });
   }
 
   /** From the cell's tick: pump if an unplaceable task may have waited out its limit. */
   sweep(now: number): void {
+    this.breakers.sweep(now);
     if (this.unplaceableKinds.due(now)) this.schedule();
   }
 
@@ -88,7 +99,9 @@ export class Dispatcher {
 
   /** One slot of `kind` at `candidate` came free: give the credit back to the live picker. */
   release(candidate: string, kind: string): void {
-    if (!this.dirty && this.picker !== undefined) this.picker.release(candidate, kind);
+    // A breaker caps this target below its free slots: the credit must not go back uncapped.
+    if (this.breakers.limits(candidate)) this.dirty = true;
+    else if (!this.dirty && this.picker !== undefined) this.picker.release(candidate, kind);
     this.schedule();
   }
 
@@ -109,7 +122,7 @@ export class Dispatcher {
     if (this.dirty || this.picker === undefined || now - this.builtMs >= PICKER_REFRESH_MS) {
       const { agents, children } = this.d.links;
       const cands = agents ? agents.candidates(now) : children ? children.candidates(now) : [];
-      this.picker = this.policy.buildPicker(cands, now);
+      this.picker = this.policy.buildPicker(this.breakers.apply(cands), now);
       this.dirty = false;
       this.builtMs = now;
       this.rebuilds++;
@@ -143,6 +156,7 @@ export class Dispatcher {
         if (keyed && !this.admitted(item, popped.enqueuedAt, now)) continue;
         const r = picker.pick(this.info(item));
         if (r.type === 'route') {
+          this.breakers.sent(r.candidate);
           this.route(item, this.viaFor(r.candidate), homeNew, now);
           continue;
         }
@@ -158,6 +172,7 @@ export class Dispatcher {
           parked.push(popped);
         }
       }
+      if (picker.credits(kind) <= 0 && this.breakers.blocks(kind)) this.handBack(kind, now);
       for (const p of parked) routes.putBack(p.task, p.enqueuedAt);
       parked.length = 0;
       // Left queued for want of credit (counted once per pump and kind): at low rates this should stay 0.
@@ -268,6 +283,23 @@ export class Dispatcher {
     this.d.stats.givenBack += given;
     this.d.home.startAttempts(homeNew, this.send);
     return out;
+  }
+
+  /**
+   * Every target of `kind` is shut by its breaker: what the parent sent goes
+   * back to it uncounted (a requeue), so its home places it elsewhere rather
+   * than have it wait out cool-downs here; the rest waits (parked).
+   */
+  private handBack(kind: string, now: number): void {
+    const { queue, routes, relay } = this.d;
+    for (let n = queue.sizeOfKind(kind); n > 0; n--) {
+      const popped = queue.popKind(kind, now);
+      if (!popped) return;
+      routes.taken(popped.task);
+      if (popped.task.origin.type === 'parent')
+        relay.bounce(popped.task, `every target of kind ${kind} under ${this.d.path} has its circuit breaker open`);
+      else this.parked.push(popped);
+    }
   }
 
   private spill(item: WorkItem, homeNew: WorkItem[], now: number): boolean {

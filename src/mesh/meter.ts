@@ -52,6 +52,11 @@ export interface MeteredCell {
   readonly children: { readonly links: { readonly size: number } } | undefined;
   /** Tasks waiting for their flow key, by `c:key` / `r:key` (src/flow/gate.ts). */
   readonly home: { readonly flow: { backlog(): ReadonlyMap<string, number> } };
+  /** Its circuit breakers (dispatcher-breakers.ts): targets per state, and trips so far. */
+  readonly breakers?: {
+    counts(): { readonly closed: number; readonly open: number; readonly halfOpen: number };
+    readonly trips: number;
+  };
 }
 
 /** Builds a cell's meter; called once by the Cell constructor, which may not have its links attached yet. */

@@ -44,6 +44,17 @@ export interface RelayDeps {
   readonly tracer: CellTracer;
   /** Queued work changed: pump on the next turn. */
   readonly wake: () => void;
+  /** Where the outcomes of attempts sent on are judged (the circuit breakers, dispatcher-breakers.ts). */
+  readonly outcomes: OutcomeSink;
+}
+
+/** Told how each attempt sent to an agent or a child ended. */
+export interface OutcomeSink {
+  result(via: Via, r: TaskResult): void;
+  /** The attempt was lost with the place it went (an agent or a link gone). */
+  lost(via: Via): void;
+  /** The attempt was refused where it went, unrun (a nack). */
+  handedBack(via: Via): void;
 }
 
 export class Relay {
@@ -105,6 +116,7 @@ export class Relay {
     if (!item || item.via === undefined) return;
     const task = taskLogFields(item.taskId, item.spec.traceParent);
     this.d.log.debug({ ...task, attempt: item.attempt, reason }, 'dispatch refused downstream; requeued');
+    this.d.outcomes.handedBack(item.via);
     this.d.routes.requeue(item, this.d.scheduler.now());
     this.d.wake();
   }
@@ -122,6 +134,7 @@ export class Relay {
       return;
     }
     this.d.routes.drop(item);
+    if (item.via !== undefined) this.d.outcomes.result(item.via, r);
     this.d.meter.resultBack(item.arrivedMs, item.origin.type === 'home', r);
     if (this.d.tracer.enabled) this.d.tracer.resultBack(item, r, this.d.scheduler.now());
     this.sendBack(item.origin, r);
@@ -203,7 +216,10 @@ export class Relay {
   private viaLost(match: (via: Via) => boolean, why: string): number {
     const lost: WorkItem[] = [];
     for (const item of this.d.routes.values()) if (item.via !== undefined && match(item.via)) lost.push(item);
-    for (const item of lost) this.failBack(item, 'lost', why);
+    for (const item of lost) {
+      this.d.outcomes.lost(item.via!);
+      this.failBack(item, 'lost', why);
+    }
     if (lost.length > 0) this.d.wake();
     return lost.length;
   }

@@ -21,6 +21,8 @@ export interface SummarySource {
   readonly routes: { readonly size: number };
   readonly links: Links;
   readonly draining: boolean;
+  /** Circuit breakers of the cell's targets: free slots they hold back are no credit (dispatcher-breakers.ts). */
+  readonly breakers?: { heldBack(kind: string): number; notClosed(): number };
 }
 
 const RANK_PRIORITY = [
@@ -71,7 +73,8 @@ export class Summarizer {
     const draining = cell.draining;
     for (const [kind, c] of load.capacity) {
       const extra = c.healthy > 0 ? Math.min(cell.settings.forwardBuffer, Math.ceil(c.total * ratio)) : 0;
-      const credit = draining ? 0 : Math.max(0, c.free + extra - cell.queue.sizeOfKind(kind));
+      const held = cell.breakers?.heldBack(kind) ?? 0;
+      const credit = draining ? 0 : Math.max(0, c.free - held + extra - cell.queue.sizeOfKind(kind));
       const free = Math.min(credit, c.total);
       kinds.push({
         kind,
@@ -117,6 +120,7 @@ export class Summarizer {
       labels: cell.labels.map((l) => ({ key: l.key, value: l.value })),
       draining: cell.draining,
       sentUnixMs: now,
+      breakersOpen: cell.breakers?.notClosed() ?? 0,
     };
   }
 }

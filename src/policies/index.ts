@@ -38,3 +38,13 @@ export { randomPolicy } from './baseline-random.js';
 export { roundRobinPolicy } from './round-robin.js';
 export { p2cPolicy } from './p2c.js';
 export { leastLoadedPolicy } from './least-loaded.js';
+export {
+  Breaker,
+  Breakers,
+  BREAKER_DEFAULTS,
+  parseBreakerConfig,
+  type BreakerConfig,
+  type BreakerCounts,
+  type BreakerInfo,
+  type BreakerState,
+} from './breaker.js';

@@ -12,9 +12,10 @@ import { Collector, describe, isObj, nodeLines, yamlSyntaxIssue, type Obj } from
 import type { CellSpec, ReplicaSpec, Topology } from './types.js';
 import { parseSecurity } from './security.js';
 import { flowToDocument, parseFlow } from './flow.js';
-import { checkMesh, parseCell, type CellContext } from './validate.js';
+import { checkMesh, parseBreaker, parseCell, type CellContext } from './validate.js';
+import { BREAKER_DEFAULTS } from '../policies/index.js';
 
-const TOP_KEYS = ['name', 'id', 'defaults', 'tiers', 'addressing', 'cells', 'security', 'flow'];
+const TOP_KEYS = ['name', 'id', 'defaults', 'tiers', 'addressing', 'cells', 'security', 'flow', 'breakers'];
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$/;
 /** No '/': a Raft cluster id is the mesh id followed by the cell path. */
 const ID_RE = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
@@ -69,7 +70,8 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
   const checkConfigs = opts.policies === undefined;
   const tiers = parseTiers(doc.tiers, c, policies, checkConfigs);
   const addressing = parseAddressing(doc.addressing, c);
-  const ctx: CellContext = { c, policies, checkConfigs, tiers, addressing, cells: [], nextPort: 0 };
+  const breaker = parseBreaker(doc.breakers, 'field "breakers"', BREAKER_DEFAULTS, c);
+  const ctx: CellContext = { c, policies, checkConfigs, tiers, addressing, cells: [], nextPort: 0, breaker };
   let root: unknown = doc.cells;
   if (Array.isArray(root)) {
     if (root.length !== 1) c.add('field "cells"', `must hold exactly one root cell "/", got ${root.length}`);
@@ -134,6 +136,8 @@ export function topologyToDocument(
     o.policy = cell.policy;
     if (Object.keys(cell.policyConfig).length) o.policyConfig = cell.policyConfig;
     if (cell.labels.length) o.labels = Object.fromEntries(cell.labels.map((l) => [l.key, l.value]));
+    if (cell.breaker && JSON.stringify(cell.breaker) !== JSON.stringify(BREAKER_DEFAULTS))
+      o.breaker = { ...cell.breaker };
     o.replicas = cell.replicas.map((r) => ({ address: mapAddress(cell, r) }));
     if (cell.children.length) o.children = cell.children.map((p) => cellDoc(t.byPath.get(p)!));
     return o;

@@ -2,6 +2,8 @@
 // `sim`, docker-compose and Kubernetes manifests. Parsed and validated by
 // ./parse.ts; see docs/topology.md for the YAML format.
 
+import type { BreakerConfig } from '../policies/breaker.js';
+
 export type Tier = 'global' | 'region' | 'zone' | 'node';
 
 /** A cell's tier is its depth: "/" global, "/eu" region, "/eu/a" zone, "/eu/a/n1" node. */
@@ -33,6 +35,12 @@ export interface CellSpec {
   readonly replicas: readonly ReplicaSpec[];
   /** Free-form metadata: location, cost, ... reported in summaries. */
   readonly labels: readonly Label[];
+  /**
+   * Circuit breakers of this cell's targets (its agents, or its children):
+   * the file's `breakers` section with the cell's `breaker` over it. Absent:
+   * the built-in defaults (src/policies/breaker.ts).
+   */
+  readonly breaker?: BreakerConfig;
 }
 
 export interface MeshDefaults {

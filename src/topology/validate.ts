@@ -10,12 +10,13 @@ import {
   type Addressing,
   type TierDefaults,
 } from './defaults.js';
+import { parseBreakerConfig, type BreakerConfig } from '../policies/index.js';
 import { Collector, describe, isObj, type Obj } from './format.js';
 import { SEGMENT_RE, cellSlug, depthOf, joinPath, splitAddress } from './paths.js';
 import { TIERS, type CellSpec, type Label, type ReplicaSpec, type Tier } from './types.js';
 
 const MAX_DEPTH = TIERS.length; // "/" is depth 0 = global; node = depth 3
-const CELL_KEYS = ['name', 'tier', 'policy', 'policyConfig', 'labels', 'replicas', 'children'];
+const CELL_KEYS = ['name', 'tier', 'policy', 'policyConfig', 'labels', 'replicas', 'children', 'breaker'];
 const REPLICA_KEYS = ['address'];
 
 export interface CellContext {
@@ -28,6 +29,19 @@ export interface CellContext {
   cells: CellSpec[];
   /** Next offset from addressing.basePort, one per generated replica address. */
   nextPort: number;
+  /** The file's `breakers` section over the built-in defaults; a cell's `breaker` goes over it. */
+  breaker: BreakerConfig;
+}
+
+/** A breaker section (the file's `breakers`, a cell's `breaker`) over `base`. */
+export function parseBreaker(raw: unknown, where: string, base: BreakerConfig, c: Collector): BreakerConfig {
+  if (raw === undefined || raw === null) return base;
+  try {
+    return parseBreakerConfig(raw, base);
+  } catch (err) {
+    c.add(where, (err as Error).message);
+    return base;
+  }
 }
 
 function parseLabels(raw: unknown, where: string, c: Collector): Label[] {
@@ -106,6 +120,7 @@ export function parseCell(raw: unknown, parent: string, siblingIndex: number, ct
     }
   }
   const labels = parseLabels(raw.labels, where, c);
+  const breaker = parseBreaker(raw.breaker, `${where} field "breaker"`, ctx.breaker, c);
   const replicas = parseReplicas(raw.replicas, path, tier, td.replicas, ctx);
   // Children.
   let rawChildren: unknown[] = [];
@@ -127,6 +142,7 @@ export function parseCell(raw: unknown, parent: string, siblingIndex: number, ct
     policyConfig,
     replicas,
     labels,
+    breaker,
   };
   ctx.cells.push(cell);
   const children: string[] = [];

@@ -155,6 +155,7 @@ describe('child link credits', () => {
     labels: [],
     draining: false,
     sentUnixMs: 0,
+    breakersOpen: 0,
   });
 
   it('credit = free − unacked − acked since the summary; a summary absorbs the acked', () => {

@@ -10,7 +10,8 @@
 //              link's unacked count is the dispatches awaiting an ack;
 //   stale      a task completes only from its current, live attempt, one an agent ran;
 //   blocked    a queued task at a node never waits while an agent that could run
-//              it sits idle with a free slot, for longer than a bound;
+//              it sits idle with a free slot (its circuit breaker closed), for
+//              longer than a bound;
 // and, once faults healed and the run drained:
 //   ended      every accepted task ended with exactly one terminal record.
 // Each check names itself in the violation, so a mutation test can show it fire.
@@ -203,6 +204,8 @@ export class Checker implements AgentObserver {
         if (s.inFlight > s.slots)
           this.add('slots', `node ${cell.path} counts ${s.inFlight} held by ${s.id} of ${s.slots}`);
         if (!s.usable || s.inFlight >= s.slots) continue;
+        // An agent its breaker shuts off (open, or half-open with its probes out) idles by design.
+        if (cell.breakers.breakers.state(s.id) !== 'closed') continue;
         for (const item of cell.queue.values()) {
           if (!s.kinds.includes(item.kind) || !matches(s.labels, item.spec.affinity)) continue;
           const k = `${cell.path}|${item.id}|${s.id}`;

@@ -34,6 +34,57 @@ export const protobufPackage = "meshlb.v1";
 
 export const protobufFileName = "meshlb/v1/admin.proto";
 
+export enum BreakerState {
+  BREAKER_STATE_UNSPECIFIED = 0,
+  /** BREAKER_STATE_CLOSED - Takes work (in slow start while share < 1). */
+  BREAKER_STATE_CLOSED = 1,
+  /** BREAKER_STATE_OPEN - Gets nothing until its cool-down ends. */
+  BREAKER_STATE_OPEN = 2,
+  /**
+   * BREAKER_STATE_HALF_OPEN - Gets a bounded number of probe tasks: their successes close it, a
+   * failure opens it again.
+   */
+  BREAKER_STATE_HALF_OPEN = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function breakerStateFromJSON(object: any): BreakerState {
+  switch (object) {
+    case 0:
+    case "BREAKER_STATE_UNSPECIFIED":
+      return BreakerState.BREAKER_STATE_UNSPECIFIED;
+    case 1:
+    case "BREAKER_STATE_CLOSED":
+      return BreakerState.BREAKER_STATE_CLOSED;
+    case 2:
+    case "BREAKER_STATE_OPEN":
+      return BreakerState.BREAKER_STATE_OPEN;
+    case 3:
+    case "BREAKER_STATE_HALF_OPEN":
+      return BreakerState.BREAKER_STATE_HALF_OPEN;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return BreakerState.UNRECOGNIZED;
+  }
+}
+
+export function breakerStateToJSON(object: BreakerState): string {
+  switch (object) {
+    case BreakerState.BREAKER_STATE_UNSPECIFIED:
+      return "BREAKER_STATE_UNSPECIFIED";
+    case BreakerState.BREAKER_STATE_CLOSED:
+      return "BREAKER_STATE_CLOSED";
+    case BreakerState.BREAKER_STATE_OPEN:
+      return "BREAKER_STATE_OPEN";
+    case BreakerState.BREAKER_STATE_HALF_OPEN:
+      return "BREAKER_STATE_HALF_OPEN";
+    case BreakerState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /**
  * A replica's Raft role. SOLE: the one replica of a cell with no Raft group
  * (no data dir: meshlb dev, tests); it leads alone and keeps nothing on disk.
@@ -188,6 +239,29 @@ export interface ChildStatus {
   connected: boolean;
   summary: Summary | undefined;
   inFlight: number;
+  /** This cell's circuit breaker for the child (docs/topology.md, breakers). */
+  breaker: Breaker | undefined;
+}
+
+/**
+ * A cell's circuit breaker for one of its targets (an agent, or a child
+ * cell), as its leader holds it.
+ */
+export interface Breaker {
+  state: BreakerState;
+  /** Failures in a row, and the failed share of the outcomes in the window. */
+  consecutiveFailures: number;
+  errorRate: number;
+  outcomes: number;
+  /** When it last opened (0: never). */
+  openedUnixMs: number;
+  /**
+   * Closed and ramping up after a trip: the share of its slots it may fill
+   * now (1: not limited).
+   */
+  share: number;
+  /** Times it opened. */
+  trips: number;
 }
 
 /** A member of a cell's Raft group, as the replica answering knows it. */
@@ -293,6 +367,8 @@ export interface AgentInfo {
   latencyEwmaMs: number;
   /** An operator cordoned it (CordonAgent): no new assignments. */
   cordoned: boolean;
+  /** The node's circuit breaker for it (docs/topology.md, breakers). */
+  breaker: Breaker | undefined;
 }
 
 export interface ListAgentsResponse {
@@ -1199,7 +1275,7 @@ export const GetCellRequest: MessageFns<GetCellRequest> = {
 };
 
 function createBaseChildStatus(): ChildStatus {
-  return { cell: "", connected: false, summary: undefined, inFlight: 0 };
+  return { cell: "", connected: false, summary: undefined, inFlight: 0, breaker: undefined };
 }
 
 export const ChildStatus: MessageFns<ChildStatus> = {
@@ -1215,6 +1291,9 @@ export const ChildStatus: MessageFns<ChildStatus> = {
     }
     if (message.inFlight !== 0) {
       writer.uint32(32).uint32(message.inFlight);
+    }
+    if (message.breaker !== undefined) {
+      Breaker.encode(message.breaker, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1264,6 +1343,14 @@ export const ChildStatus: MessageFns<ChildStatus> = {
             message.inFlight = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.breaker = Breaker.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1286,6 +1373,7 @@ export const ChildStatus: MessageFns<ChildStatus> = {
         : isSet(object.in_flight)
         ? globalThis.Number(object.in_flight)
         : 0,
+      breaker: isSet(object.breaker) ? Breaker.fromJSON(object.breaker) : undefined,
     };
   },
 
@@ -1303,6 +1391,9 @@ export const ChildStatus: MessageFns<ChildStatus> = {
     if (message.inFlight !== 0) {
       obj.inFlight = Math.round(message.inFlight);
     }
+    if (message.breaker !== undefined) {
+      obj.breaker = Breaker.toJSON(message.breaker);
+    }
     return obj;
   },
 
@@ -1317,6 +1408,186 @@ export const ChildStatus: MessageFns<ChildStatus> = {
       ? Summary.fromPartial(object.summary)
       : undefined;
     message.inFlight = object.inFlight ?? 0;
+    message.breaker = (object.breaker !== undefined && object.breaker !== null)
+      ? Breaker.fromPartial(object.breaker)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBreaker(): Breaker {
+  return { state: 0, consecutiveFailures: 0, errorRate: 0, outcomes: 0, openedUnixMs: 0, share: 0, trips: 0 };
+}
+
+export const Breaker: MessageFns<Breaker> = {
+  encode(message: Breaker, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== 0) {
+      writer.uint32(8).int32(message.state);
+    }
+    if (message.consecutiveFailures !== 0) {
+      writer.uint32(16).uint32(message.consecutiveFailures);
+    }
+    if (message.errorRate !== 0) {
+      writer.uint32(25).double(message.errorRate);
+    }
+    if (message.outcomes !== 0) {
+      writer.uint32(32).uint32(message.outcomes);
+    }
+    if (message.openedUnixMs !== 0) {
+      writer.uint32(40).int64(message.openedUnixMs);
+    }
+    if (message.share !== 0) {
+      writer.uint32(49).double(message.share);
+    }
+    if (message.trips !== 0) {
+      writer.uint32(56).uint32(message.trips);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Breaker {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBreaker();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.consecutiveFailures = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.errorRate = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.outcomes = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.openedUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.share = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.trips = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Breaker {
+    return {
+      state: isSet(object.state) ? breakerStateFromJSON(object.state) : 0,
+      consecutiveFailures: isSet(object.consecutiveFailures)
+        ? globalThis.Number(object.consecutiveFailures)
+        : isSet(object.consecutive_failures)
+        ? globalThis.Number(object.consecutive_failures)
+        : 0,
+      errorRate: isSet(object.errorRate)
+        ? globalThis.Number(object.errorRate)
+        : isSet(object.error_rate)
+        ? globalThis.Number(object.error_rate)
+        : 0,
+      outcomes: isSet(object.outcomes) ? globalThis.Number(object.outcomes) : 0,
+      openedUnixMs: isSet(object.openedUnixMs)
+        ? globalThis.Number(object.openedUnixMs)
+        : isSet(object.opened_unix_ms)
+        ? globalThis.Number(object.opened_unix_ms)
+        : 0,
+      share: isSet(object.share) ? globalThis.Number(object.share) : 0,
+      trips: isSet(object.trips) ? globalThis.Number(object.trips) : 0,
+    };
+  },
+
+  toJSON(message: Breaker): unknown {
+    const obj: any = {};
+    if (message.state !== 0) {
+      obj.state = breakerStateToJSON(message.state);
+    }
+    if (message.consecutiveFailures !== 0) {
+      obj.consecutiveFailures = Math.round(message.consecutiveFailures);
+    }
+    if (message.errorRate !== 0) {
+      obj.errorRate = floatToJson(message.errorRate);
+    }
+    if (message.outcomes !== 0) {
+      obj.outcomes = Math.round(message.outcomes);
+    }
+    if (message.openedUnixMs !== 0) {
+      obj.openedUnixMs = Math.round(message.openedUnixMs);
+    }
+    if (message.share !== 0) {
+      obj.share = floatToJson(message.share);
+    }
+    if (message.trips !== 0) {
+      obj.trips = Math.round(message.trips);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Breaker>): Breaker {
+    return Breaker.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Breaker>): Breaker {
+    const message = createBaseBreaker();
+    message.state = object.state ?? 0;
+    message.consecutiveFailures = object.consecutiveFailures ?? 0;
+    message.errorRate = object.errorRate ?? 0;
+    message.outcomes = object.outcomes ?? 0;
+    message.openedUnixMs = object.openedUnixMs ?? 0;
+    message.share = object.share ?? 0;
+    message.trips = object.trips ?? 0;
     return message;
   },
 };
@@ -2219,6 +2490,7 @@ function createBaseAgentInfo(): AgentInfo {
     successEwma: 0,
     latencyEwmaMs: 0,
     cordoned: false,
+    breaker: undefined,
   };
 }
 
@@ -2262,6 +2534,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.cordoned !== false) {
       writer.uint32(104).bool(message.cordoned);
+    }
+    if (message.breaker !== undefined) {
+      Breaker.encode(message.breaker, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -2383,6 +2658,14 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.cordoned = reader.bool();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.breaker = Breaker.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2434,6 +2717,7 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         ? globalThis.Number(object.latency_ewma_ms)
         : 0,
       cordoned: isSet(object.cordoned) ? globalThis.Boolean(object.cordoned) : false,
+      breaker: isSet(object.breaker) ? Breaker.fromJSON(object.breaker) : undefined,
     };
   },
 
@@ -2478,6 +2762,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.cordoned !== false) {
       obj.cordoned = message.cordoned;
     }
+    if (message.breaker !== undefined) {
+      obj.breaker = Breaker.toJSON(message.breaker);
+    }
     return obj;
   },
 
@@ -2499,6 +2786,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.successEwma = object.successEwma ?? 0;
     message.latencyEwmaMs = object.latencyEwmaMs ?? 0;
     message.cordoned = object.cordoned ?? false;
+    message.breaker = (object.breaker !== undefined && object.breaker !== null)
+      ? Breaker.fromPartial(object.breaker)
+      : undefined;
     return message;
   },
 };

@@ -135,6 +135,12 @@ export interface Summary {
   labels: Label[];
   draining: boolean;
   sentUnixMs: number;
+  /**
+   * Targets of this cell (agents at a node, children elsewhere) whose
+   * circuit breaker is open or half-open. The free slots it holds back from
+   * them are already left out of `kinds`.
+   */
+  breakersOpen: number;
 }
 
 export interface DispatchAck {
@@ -1053,6 +1059,7 @@ function createBaseSummary(): Summary {
     labels: [],
     draining: false,
     sentUnixMs: 0,
+    breakersOpen: 0,
   };
 }
 
@@ -1102,6 +1109,9 @@ export const Summary: MessageFns<Summary> = {
     }
     if (message.sentUnixMs !== 0) {
       writer.uint32(120).int64(message.sentUnixMs);
+    }
+    if (message.breakersOpen !== 0) {
+      writer.uint32(128).uint32(message.breakersOpen);
     }
     return writer;
   },
@@ -1239,6 +1249,14 @@ export const Summary: MessageFns<Summary> = {
             message.sentUnixMs = longToNumber(reader.int64());
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.breakersOpen = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1302,6 +1320,11 @@ export const Summary: MessageFns<Summary> = {
         : isSet(object.sent_unix_ms)
         ? globalThis.Number(object.sent_unix_ms)
         : 0,
+      breakersOpen: isSet(object.breakersOpen)
+        ? globalThis.Number(object.breakersOpen)
+        : isSet(object.breakers_open)
+        ? globalThis.Number(object.breakers_open)
+        : 0,
     };
   },
 
@@ -1352,6 +1375,9 @@ export const Summary: MessageFns<Summary> = {
     if (message.sentUnixMs !== 0) {
       obj.sentUnixMs = Math.round(message.sentUnixMs);
     }
+    if (message.breakersOpen !== 0) {
+      obj.breakersOpen = Math.round(message.breakersOpen);
+    }
     return obj;
   },
 
@@ -1377,6 +1403,7 @@ export const Summary: MessageFns<Summary> = {
     message.labels = object.labels?.map((e) => Label.fromPartial(e)) || [];
     message.draining = object.draining ?? false;
     message.sentUnixMs = object.sentUnixMs ?? 0;
+    message.breakersOpen = object.breakersOpen ?? 0;
     return message;
   },
 };
