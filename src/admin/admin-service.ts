@@ -14,6 +14,8 @@ import {
   type ChildStatus,
   type DrainAgentRequest,
   type DrainAgentResponse,
+  type ExplainTaskRequest,
+  type ExplainTaskResponse,
   type GetCellRequest,
   type GetCellResponse,
   type GetTopologyResponse,
@@ -45,7 +47,7 @@ import {
   type RequestOf,
   type ResponseOf,
 } from './admin-route.js';
-import { breakerMessage } from './admin-placement.js';
+import { breakerMessage, explainTask } from './admin-placement.js';
 import { checkTaskId, getTask, listTasks, replayDeadLetters, retryTask } from './admin-tasks.js';
 import { checkFlowCell, getFlow, setConcurrencyLimit } from './admin-flow.js';
 import { FLOW_OWNER } from '../flow/admission.js';
@@ -339,6 +341,17 @@ export class Admin {
       }),
       listTasks: routed('listTasks', 'ListTasks', (req) => listTasks(cell, req)),
       getTask: routed('getTask', 'GetTask', (req) => getTask(cell, req.taskId)),
+      explainTask: answer(
+        'ExplainTask',
+        (req: ExplainTaskRequest, call: Call<ExplainTaskRequest, ExplainTaskResponse>) => {
+          const deadline = msLeft(call.getDeadline());
+          const ask = (next: string, r: ExplainTaskRequest): Promise<ExplainTaskResponse> =>
+            this.routed('explainTask', next, r, deadline, false, () => explainTask(cell, r, ask));
+          return this.routed('explainTask', req.cell, req, deadline, isForwarded(call.metadata), () =>
+            explainTask(cell, req, ask),
+          );
+        },
+      ),
       cancelTask: routed('cancelTask', 'CancelTask', async (req) => {
         checkTaskId(req.taskId);
         checkLength('reason', req.reason, LIMITS.reason);

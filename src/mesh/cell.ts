@@ -151,6 +151,7 @@ export class Cell implements CellPort {
     });
     this.dispatcher = new Dispatcher({
       path: this.path,
+      parent: spec.parent,
       policy: createPolicy(spec.policy, spec.policyConfig, { random: this.random }),
       scheduler: this.scheduler,
       queue: this.queue,

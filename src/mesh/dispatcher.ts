@@ -26,6 +26,7 @@ import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
 import { BreakerGate } from './dispatcher-breakers.js';
+import { Trail, TRAIL_CANDIDATES } from './dispatcher-trail.js';
 import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
@@ -35,6 +36,8 @@ const PICKER_REFRESH_MS = 250;
 
 export interface DispatcherDeps {
   readonly path: string;
+  /** The parent cell's path ('' at the root): where a spill-up goes. */
+  readonly parent: string;
   readonly policy: Policy;
   readonly scheduler: Scheduler;
   readonly queue: TaskQueue<WorkItem>;
@@ -67,6 +70,8 @@ export class Dispatcher {
   private readonly unplaceableKinds: Unplaceable;
   /** Circuit breakers per target: they cap the credits the picker sees. */
   readonly breakers: BreakerGate;
+  /** Recent placement decisions, explained (AdminService.ExplainTask). */
+  readonly trail = new Trail();
 
   constructor(deps: DispatcherDeps) {
     this.d = deps;
@@ -157,6 +162,7 @@ export class Dispatcher {
         const r = picker.pick(this.info(item));
         if (r.type === 'route') {
           this.breakers.sent(r.candidate);
+          if (this.trail.enabled) this.explain(item, picker, r.candidate, now);
           this.route(item, this.viaFor(r.candidate), homeNew, now);
           continue;
         }
@@ -302,9 +308,30 @@ export class Dispatcher {
     }
   }
 
+  /** Record why `chosen` got the item (the picker's explanation, right after the pick). */
+  private explain(item: WorkItem, picker: Picker, chosen: string, now: number): void {
+    const scored = this.trail.mayScore(now);
+    const explanation = scored ? picker.explain(this.task, chosen, TRAIL_CANDIDATES) : undefined;
+    const action = this.d.links.agents ? 'agent' : 'child';
+    const d = { taskId: item.taskId, attempt: item.attempt, kind: item.kind, atMs: now, policy: this.policy.name };
+    this.trail.record({
+      ...d,
+      action,
+      chosen,
+      explanation,
+      note: scored ? '' : "not scored: past the cell's budget of scored decisions a second",
+    });
+  }
+
   private spill(item: WorkItem, homeNew: WorkItem[], now: number): boolean {
     if (!this.d.links.parent?.connected || item.origin.type === 'parent') return false;
     this.d.stats.spilled++;
+    if (this.trail.enabled) {
+      const { taskId, attempt, kind } = item;
+      const note = `nothing below ${this.d.path} can take kind ${kind} now`;
+      const d = { taskId, attempt, kind, atMs: now, policy: this.policy.name, action: 'parent' as const };
+      this.trail.record({ ...d, chosen: this.d.parent, explanation: undefined, note });
+    }
     this.route(item, TO_PARENT, homeNew, now);
     return true;
   }
@@ -323,6 +350,7 @@ export class Dispatcher {
 
   private transmit(item: WorkItem): void {
     const via = item.via!;
+    if (this.trail.enabled) this.trail.sent(item);
     const links = this.d.links;
     if (this.d.tracer.enabled) item.traceParent = this.d.tracer.dispatched(item, this.d.scheduler.now());
     if (via.type === 'child') links.children!.dispatch(via.cell, item);

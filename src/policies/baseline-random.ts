@@ -4,11 +4,15 @@
 import { configObject } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
-import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory } from './types.js';
+import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule } from './types.js';
 
 export type RandomConfig = Record<string, never>;
 
 class RandomPicker extends BasePicker {
+  protected override scoreRule(): ScoreRule {
+    return { score: 'none', rule: 'uniform at random', better: 'none' };
+  }
+
   protected select(v: KindView): number {
     const n = this.collectEligible(v);
     return n === 0 ? -1 : v.scratch[Math.floor(this.random() * n)]!;

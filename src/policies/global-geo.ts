@@ -11,7 +11,7 @@
 import { configObject, numberKey, stringListKey, weightKeys } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
-import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, TaskInfo } from './types.js';
+import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule, TaskInfo } from './types.js';
 
 export interface GlobalGeoWeights {
   readonly locality: number;
@@ -63,6 +63,22 @@ class GlobalGeoPicker extends BasePicker {
   }
 
   protected select(v: KindView, task: TaskInfo): number {
+    this.locate(task);
+    return this.selectMin(v, this.score);
+  }
+
+  protected override scoreRule(): ScoreRule {
+    const w = this.cfg.weights;
+    const score = `${w.locality}·locality + ${w.capacity}·capacity + ${w.cost}·cheapness`;
+    return { score, rule: 'highest score; ties at random', better: 'higher' };
+  }
+
+  protected override scoreOf(v: KindView, pos: number, task: TaskInfo): number {
+    this.locate(task);
+    return -this.score(v, pos);
+  }
+
+  private locate(task: TaskInfo): void {
     const key = task.location ?? '';
     let loc = this.localityByLoc.get(key);
     if (loc === undefined) {
@@ -72,7 +88,6 @@ class GlobalGeoPicker extends BasePicker {
       this.localityByLoc.set(key, loc);
     }
     this.loc = loc;
-    return this.selectMin(v, this.score);
   }
 
   private locality(c: Candidate, location: string): number {

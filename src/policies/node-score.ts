@@ -28,7 +28,7 @@
 import { configObject, numberKey } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
-import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, TaskInfo } from './types.js';
+import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule, TaskInfo } from './types.js';
 
 export interface NodeScoreConfig {
   /** Stretch of the expected service time per occupied fraction of the slots. */
@@ -169,6 +169,14 @@ class NodeScorePicker extends BasePicker {
   private delay(st: number, total: number, avail: number, trial: boolean): number {
     const busy = total - avail;
     return st * (1 + this.load * (busy / total)) + (trial ? busy * this.trialMs : 0);
+  }
+
+  protected override scoreRule(): ScoreRule {
+    return { score: 'expected delay, ms', rule: 'shortest expected delay; ties at random', better: 'lower' };
+  }
+
+  protected override scoreOf(v: KindView, pos: number): number {
+    return this.score(v, pos);
   }
 
   override release(candidateId: string, kind: string): void {

@@ -6,7 +6,7 @@
 import { configObject } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
-import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory } from './types.js';
+import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule } from './types.js';
 
 export type P2cConfig = Record<string, never>;
 
@@ -22,6 +22,14 @@ class P2cPicker extends BasePicker {
     const a = v.scratch[i]!;
     const b = v.scratch[j]!;
     return this.load(v, b) < this.load(v, a) ? b : a;
+  }
+
+  protected override scoreRule(): ScoreRule {
+    return { score: 'load per slot', rule: 'the less loaded of two drawn at random', better: 'lower' };
+  }
+
+  protected override scoreOf(v: KindView, pos: number): number {
+    return this.load(v, pos);
   }
 
   private load(v: KindView, pos: number): number {

@@ -14,7 +14,8 @@
 // creditSum adjusted, so credits(kind) stays exact (Σ min(kind, pool)).
 
 import { ContextRing, LOAD_BOUND, loadCap } from './context.js';
-import type { Candidate, KindSlots, PickResult, Picker, TaskInfo } from './types.js';
+import { contextRule, explainView, NO_SCORE } from './explain.js';
+import type { Candidate, Explanation, KindSlots, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
 
 export class KindView {
   /** Σ min(kind credit, pool credit) over members; 0 ⇒ queue without scanning. */
@@ -191,6 +192,48 @@ export abstract class BasePicker implements Picker {
     const idx = v.members[pos]!;
     const c = this.cands[idx]!;
     return c.active + c.queueDepth + this.sent[idx]!;
+  }
+
+  /** What the policy's scores are and which way is better (explain); policies with a score override it. */
+  protected scoreRule(): ScoreRule {
+    return NO_SCORE;
+  }
+
+  /** The policy's score of member pos for the task, as select() weighs it (explain only; NaN: none). */
+  protected scoreOf(_v: KindView, _pos: number, _task: TaskInfo): number {
+    return NaN;
+  }
+
+  explain(task: TaskInfo, chosen: string, limit: number): Explanation {
+    const v = this.view(task.kind);
+    const rule = contextRule(this.scoreRule(), task);
+    if (v === null) return explainView(rule, this.cands, task, chosen, limit, undefined);
+    const aff = task.affinity ?? [];
+    if (aff.length > 0 && !this.labelSets) this.labelSets = this.cands.map(labelSet);
+    this.reqCount = 0;
+    for (const l of aff) this.reqLabels[this.reqCount++] = l.key + '\0' + l.value;
+    this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
+    // Scores as the pick saw them: the chosen one's credit back for the scan.
+    const idx = this.indexById.get(chosen);
+    const cpos = idx === undefined ? -1 : v.posOf![idx]!;
+    if (cpos >= 0) this.adjust(v, cpos, +1);
+    try {
+      return explainView(rule, this.cands, task, chosen, limit, {
+        size: v.members.length,
+        chosen: cpos,
+        id: (p) => this.candidateAt(v, p).id,
+        ok: (p) => this.ok(v, p),
+        whyNot: (p) => (!this.matches(v, p) ? this.mismatch(v, p) : 'full'),
+        score: (p) => this.scoreOf(v, p, task),
+        credits: (p) => this.avail(v, p),
+      });
+    } finally {
+      if (cpos >= 0) this.adjust(v, cpos, -1);
+    }
+  }
+
+  private mismatch(v: KindView, pos: number): string {
+    return this.excl !== undefined && this.excl.includes(this.cands[v.members[pos]!]!.id) ? 'excluded' : 'affinity';
   }
 
   /** Eligible now: has a credit, matches affinity, not excluded. */

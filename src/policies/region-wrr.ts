@@ -14,7 +14,7 @@
 import { configObject, numberKey } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
-import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory } from './types.js';
+import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule } from './types.js';
 
 export interface RegionWrrConfig {
   readonly blackoutPeriodMs: number;
@@ -68,6 +68,18 @@ class WrrPicker extends BasePicker {
     const d = new Float64Array(v.members.length);
     for (let p = 0; p < d.length; p++) d[p] = this.random() / this.weights[v.members[p]!]!;
     v.ext = d;
+  }
+
+  protected override scoreRule(): ScoreRule {
+    return {
+      score: 'weight',
+      rule: 'weighted round robin: the earliest virtual deadline (picks in proportion to weight)',
+      better: 'none',
+    };
+  }
+
+  protected override scoreOf(v: KindView, pos: number): number {
+    return this.weights[v.members[pos]!]!;
   }
 
   protected select(v: KindView): number {

@@ -5,7 +5,7 @@
 import { configObject } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
-import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory } from './types.js';
+import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule } from './types.js';
 
 export type RoundRobinConfig = Record<string, never>;
 
@@ -23,6 +23,10 @@ class RoundRobinPicker extends BasePicker {
     // member so that many cells do not all hit the same first child.
     const c = this.cursors.get(v.kind);
     v.cursor = c === undefined ? Math.floor(this.random() * v.members.length) : c % v.members.length;
+  }
+
+  protected override scoreRule(): ScoreRule {
+    return { score: 'none', rule: 'the next in turn with a free slot', better: 'none' };
   }
 
   protected select(v: KindView): number {

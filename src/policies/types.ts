@@ -122,6 +122,48 @@ export interface Picker {
   credits(kind: string): number;
   /** True if some non-draining candidate has the kind at all (else: spill up). */
   hasKind(kind: string): boolean;
+  /**
+   * Why `chosen` won the pick just made for `task` (call it before the next
+   * pick): the candidates of the kind as the policy scored them, with the
+   * chosen one's credit counted as before the pick. O(candidates of the
+   * kind); at most `limit` candidates are listed (the chosen one and the
+   * best others), the rest only counted.
+   */
+  explain(task: TaskInfo, chosen: string, limit: number): Explanation;
+}
+
+/** One candidate as a policy saw it for one pick (Picker.explain). */
+export interface ScoredCandidate {
+  readonly id: string;
+  /** The policy's figure for it (Explanation.score says what); NaN where the policy has none. */
+  readonly score: number;
+  readonly eligible: boolean;
+  /** Why not eligible: 'full', 'draining', 'no slots of the kind', 'affinity', 'excluded' ('' if eligible). */
+  readonly whyNot: string;
+  /** Credits for the kind before the pick. */
+  readonly credits: number;
+}
+
+export interface Explanation {
+  /** What the score is, e.g. "expected delay, ms". */
+  readonly score: string;
+  /** How the policy chooses among the eligible, e.g. "lowest score; ties at random". */
+  readonly rule: string;
+  /** Why the chosen one won, in a sentence naming its score and the runner-up's. */
+  readonly why: string;
+  /** The chosen one first, then the best others (at most `limit`). */
+  readonly candidates: readonly ScoredCandidate[];
+  /** Candidates of the kind in all, and how many could have taken the task. */
+  readonly total: number;
+  readonly eligible: number;
+}
+
+/** How a policy explains its scores: what they are, and which way is better. */
+export interface ScoreRule {
+  readonly score: string;
+  readonly rule: string;
+  /** 'lower' / 'higher': the best score wins; 'none': the score does not decide alone (random, turns). */
+  readonly better: 'lower' | 'higher' | 'none';
 }
 
 export interface PolicyDeps {

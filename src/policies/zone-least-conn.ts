@@ -14,7 +14,7 @@
 import { configObject, numberKey } from './config.js';
 import { BasePicker, type KindView } from './picker.js';
 import { registerPolicy } from './registry.js';
-import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory } from './types.js';
+import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule } from './types.js';
 import { UnseenSends } from './unseen.js';
 
 export interface ZoneLeastConnConfig {
@@ -53,6 +53,19 @@ class ZoneLeastConnPicker extends BasePicker {
     return (
       (c.active + this.cfg.queueWeight * c.queueDepth + this.unseen[idx]! + this.sinceSnapshot(v, pos)) / v.total[pos]!
     );
+  }
+
+  protected override scoreRule(): ScoreRule {
+    const d = this.cfg.choices;
+    return {
+      score: 'load per slot',
+      rule: `the less loaded of ${d} drawn among the plausible least loaded (their summaries' age allowed for)`,
+      better: 'lower',
+    };
+  }
+
+  protected override scoreOf(v: KindView, pos: number): number {
+    return this.load(v, pos);
   }
 
   protected select(v: KindView): number {

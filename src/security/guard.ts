@@ -64,6 +64,7 @@ export const METHODS: Readonly<Record<string, Rule>> = {
   '/meshlb.v1.AdminService/GetMeshStatus': { roles: READ },
   '/meshlb.v1.AdminService/ListTasks': { roles: READ },
   '/meshlb.v1.AdminService/GetTask': { roles: READ },
+  '/meshlb.v1.AdminService/ExplainTask': { roles: READ },
   '/meshlb.v1.AdminService/ListDeadLetters': { roles: READ },
   '/meshlb.v1.AdminService/CordonAgent': { roles: WRITE },
   '/meshlb.v1.AdminService/UncordonAgent': { roles: WRITE },

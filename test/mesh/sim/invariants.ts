@@ -9,6 +9,8 @@
 //   credits    dispatch credits and their counts never go negative, and each
 //              link's unacked count is the dispatches awaiting an ack;
 //   stale      a task completes only from its current, live attempt, one an agent ran;
+//   trail      a cell's recorded placement of an attempt (ExplainTask) names
+//              where that attempt went from the cell;
 //   blocked    a queued task at a node never waits while an agent that could run
 //              it sits idle with a free slot (its circuit breaker closed), for
 //              longer than a bound;
@@ -16,6 +18,7 @@
 //   ended      every accepted task ended with exactly one terminal record.
 // Each check names itself in the violation, so a mutation test can show it fire.
 import { ResultStatus, TaskState, type Label } from '../../../src/gen/meshlb/v1/task.js';
+import type { Cell } from '../../../src/mesh/cell.js';
 import type { ChildLink } from '../../../src/mesh/child-link.js';
 import { isTerminal, type Ledger, type TaskRecord } from '../../../src/mesh/ledger.js';
 import type { AgentObserver } from './agent.js';
@@ -30,6 +33,7 @@ export type Check =
   | 'credits'
   | 'stale'
   | 'blocked'
+  | 'trail'
   | 'ended'
   | 'idempotency'
   | 'flow'
@@ -195,6 +199,7 @@ export class Checker implements AgentObserver {
         if (this.runningAt.has(item.key)) this.add('place', `${item.key} queued at ${cell.path} and running`);
       }
       if (cell.children) for (const link of cell.children.links.values()) this.link(cell.path, link);
+      this.trail(cell);
       const agents = cell.agents;
       if (!agents) continue;
       if (agents.maxOverSlots > 0)
@@ -219,6 +224,23 @@ export class Checker implements AgentObserver {
       }
     }
     for (const k of this.idleSince.keys()) if (!stillIdle.has(k)) this.idleSince.delete(k);
+  }
+
+  /** Every attempt sent on from the cell went where the cell's trail says it chose. */
+  private trail(cell: Cell): void {
+    const trail = cell.dispatcher.trail;
+    for (const item of cell.routes.values()) {
+      const via = item.via;
+      if (via === undefined || item.attempt === 0) continue;
+      const d = trail.latest(item.taskId);
+      if (d === undefined || d.attempt !== item.attempt) continue; // out of the ring, or a later attempt's
+      const went = via.type === 'agent' ? via.agentId : via.type === 'child' ? via.cell : cell.spec.parent;
+      if (d.action !== via.type || d.chosen !== went)
+        this.add(
+          'trail',
+          `${item.key} went to ${via.type} ${went} from ${cell.path}; its trail says ${d.action} ${d.chosen}`,
+        );
+    }
   }
 
   private link(path: string, link: ChildLink): void {

@@ -37,6 +37,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'credits',
       'stale',
       'blocked',
+      'trail',
       'ended',
       'idempotency',
       'flow',

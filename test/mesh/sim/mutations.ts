@@ -14,6 +14,7 @@ import { AgentSessions } from '../../../src/mesh/agent-sessions.js';
 import { ChildLink } from '../../../src/mesh/child-link.js';
 import { ChildLinks } from '../../../src/mesh/child-links.js';
 import { Dispatcher } from '../../../src/mesh/dispatcher.js';
+import { Trail, type Decision } from '../../../src/mesh/dispatcher-trail.js';
 import { Home } from '../../../src/mesh/home.js';
 import { isTerminal, Ledger, type LedgerCommand, type TaskRecord } from '../../../src/mesh/ledger.js';
 import { Relay } from '../../../src/mesh/relay.js';
@@ -286,6 +287,20 @@ export const MUTATIONS: readonly Mutation[] = [
         ),
       );
     },
+  },
+  {
+    check: 'trail',
+    what: 'the dispatcher records the runner-up of a pick as the chosen candidate (ExplainTask would mislead)',
+    apply: () =>
+      patch(
+        Trail.prototype,
+        'record',
+        (orig) =>
+          function (this: Trail, d: Decision): void {
+            const other = d.explanation?.candidates[1]?.id;
+            orig.apply(this, [other === undefined ? d : { ...d, chosen: other }] as never);
+          },
+      ),
   },
   {
     check: 'crash',

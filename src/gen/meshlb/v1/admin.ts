@@ -584,6 +584,69 @@ export interface GetTaskResponse {
   location: string;
 }
 
+export interface ExplainTaskRequest {
+  taskId: string;
+  /** The task's home cell (empty: this replica's). */
+  cell: string;
+  /** Between replicas: only the decision of `cell` itself, no walk. */
+  hereOnly: boolean;
+}
+
+/** One candidate as the policy scored it for the decision. */
+export interface PlacementCandidate {
+  /** A child cell's path or an agent's id. */
+  id: string;
+  /**
+   * The policy's figure (PlacementDecision.score says what); NaN where the
+   * policy has none (random, round robin, a draining candidate).
+   */
+  score: number;
+  eligible: boolean;
+  /** Why not eligible: full, draining, affinity, excluded. */
+  whyNot: string;
+  /** Its credits for the kind before the pick. */
+  credits: number;
+}
+
+/** One cell's decision about the task. */
+export interface PlacementDecision {
+  cell: string;
+  tier: string;
+  policy: string;
+  attempt: number;
+  kind: string;
+  atUnixMs: number;
+  /**
+   * "child": sent to the child cell `chosen`; "agent": assigned to the agent
+   * `chosen`; "parent": spilled up to `chosen`.
+   */
+  action: string;
+  chosen: string;
+  /** What the scores are, how the policy chooses, and why `chosen` won. */
+  score: string;
+  rule: string;
+  why: string;
+  /** The chosen one first, then the best others (at most 8). */
+  candidates: PlacementCandidate[];
+  /** Candidates of the kind in all, and how many could have taken the task. */
+  total: number;
+  eligible: number;
+}
+
+export interface ExplainTaskResponse {
+  taskId: string;
+  homeCell: string;
+  /** The attempt explained (the latest one placed). */
+  attempt: number;
+  /** From the home cell on, one decision per cell the attempt passed. */
+  trail: PlacementDecision[];
+  /**
+   * Where and why the trail stops short of an agent, if it does ("" when it
+   * reaches one).
+   */
+  note: string;
+}
+
 export interface CancelTaskRequest {
   taskId: string;
   reason: string;
@@ -5529,6 +5592,691 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
   },
 };
 
+function createBaseExplainTaskRequest(): ExplainTaskRequest {
+  return { taskId: "", cell: "", hereOnly: false };
+}
+
+export const ExplainTaskRequest: MessageFns<ExplainTaskRequest> = {
+  encode(message: ExplainTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.cell !== "") {
+      writer.uint32(18).string(message.cell);
+    }
+    if (message.hereOnly !== false) {
+      writer.uint32(24).bool(message.hereOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.hereOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExplainTaskRequest {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      hereOnly: isSet(object.hereOnly)
+        ? globalThis.Boolean(object.hereOnly)
+        : isSet(object.here_only)
+        ? globalThis.Boolean(object.here_only)
+        : false,
+    };
+  },
+
+  toJSON(message: ExplainTaskRequest): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.hereOnly !== false) {
+      obj.hereOnly = message.hereOnly;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExplainTaskRequest>): ExplainTaskRequest {
+    return ExplainTaskRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExplainTaskRequest>): ExplainTaskRequest {
+    const message = createBaseExplainTaskRequest();
+    message.taskId = object.taskId ?? "";
+    message.cell = object.cell ?? "";
+    message.hereOnly = object.hereOnly ?? false;
+    return message;
+  },
+};
+
+function createBasePlacementCandidate(): PlacementCandidate {
+  return { id: "", score: 0, eligible: false, whyNot: "", credits: 0 };
+}
+
+export const PlacementCandidate: MessageFns<PlacementCandidate> = {
+  encode(message: PlacementCandidate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.score !== 0) {
+      writer.uint32(17).double(message.score);
+    }
+    if (message.eligible !== false) {
+      writer.uint32(24).bool(message.eligible);
+    }
+    if (message.whyNot !== "") {
+      writer.uint32(34).string(message.whyNot);
+    }
+    if (message.credits !== 0) {
+      writer.uint32(40).uint32(message.credits);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlacementCandidate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlacementCandidate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.score = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.eligible = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.whyNot = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.credits = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlacementCandidate {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      score: isSet(object.score) ? globalThis.Number(object.score) : 0,
+      eligible: isSet(object.eligible) ? globalThis.Boolean(object.eligible) : false,
+      whyNot: isSet(object.whyNot)
+        ? globalThis.String(object.whyNot)
+        : isSet(object.why_not)
+        ? globalThis.String(object.why_not)
+        : "",
+      credits: isSet(object.credits) ? globalThis.Number(object.credits) : 0,
+    };
+  },
+
+  toJSON(message: PlacementCandidate): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.score !== 0) {
+      obj.score = floatToJson(message.score);
+    }
+    if (message.eligible !== false) {
+      obj.eligible = message.eligible;
+    }
+    if (message.whyNot !== "") {
+      obj.whyNot = message.whyNot;
+    }
+    if (message.credits !== 0) {
+      obj.credits = Math.round(message.credits);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PlacementCandidate>): PlacementCandidate {
+    return PlacementCandidate.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PlacementCandidate>): PlacementCandidate {
+    const message = createBasePlacementCandidate();
+    message.id = object.id ?? "";
+    message.score = object.score ?? 0;
+    message.eligible = object.eligible ?? false;
+    message.whyNot = object.whyNot ?? "";
+    message.credits = object.credits ?? 0;
+    return message;
+  },
+};
+
+function createBasePlacementDecision(): PlacementDecision {
+  return {
+    cell: "",
+    tier: "",
+    policy: "",
+    attempt: 0,
+    kind: "",
+    atUnixMs: 0,
+    action: "",
+    chosen: "",
+    score: "",
+    rule: "",
+    why: "",
+    candidates: [],
+    total: 0,
+    eligible: 0,
+  };
+}
+
+export const PlacementDecision: MessageFns<PlacementDecision> = {
+  encode(message: PlacementDecision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.tier !== "") {
+      writer.uint32(18).string(message.tier);
+    }
+    if (message.policy !== "") {
+      writer.uint32(26).string(message.policy);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(32).uint32(message.attempt);
+    }
+    if (message.kind !== "") {
+      writer.uint32(42).string(message.kind);
+    }
+    if (message.atUnixMs !== 0) {
+      writer.uint32(48).int64(message.atUnixMs);
+    }
+    if (message.action !== "") {
+      writer.uint32(58).string(message.action);
+    }
+    if (message.chosen !== "") {
+      writer.uint32(66).string(message.chosen);
+    }
+    if (message.score !== "") {
+      writer.uint32(74).string(message.score);
+    }
+    if (message.rule !== "") {
+      writer.uint32(82).string(message.rule);
+    }
+    if (message.why !== "") {
+      writer.uint32(90).string(message.why);
+    }
+    for (const v of message.candidates) {
+      PlacementCandidate.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.total !== 0) {
+      writer.uint32(104).uint32(message.total);
+    }
+    if (message.eligible !== 0) {
+      writer.uint32(112).uint32(message.eligible);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlacementDecision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlacementDecision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tier = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.atUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.chosen = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.score = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.why = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.candidates.push(PlacementCandidate.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.total = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.eligible = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlacementDecision {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      tier: isSet(object.tier) ? globalThis.String(object.tier) : "",
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      atUnixMs: isSet(object.atUnixMs)
+        ? globalThis.Number(object.atUnixMs)
+        : isSet(object.at_unix_ms)
+        ? globalThis.Number(object.at_unix_ms)
+        : 0,
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      chosen: isSet(object.chosen) ? globalThis.String(object.chosen) : "",
+      score: isSet(object.score) ? globalThis.String(object.score) : "",
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
+      why: isSet(object.why) ? globalThis.String(object.why) : "",
+      candidates: globalThis.Array.isArray(object?.candidates)
+        ? object.candidates.map((e: any) => PlacementCandidate.fromJSON(e))
+        : [],
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      eligible: isSet(object.eligible) ? globalThis.Number(object.eligible) : 0,
+    };
+  },
+
+  toJSON(message: PlacementDecision): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.tier !== "") {
+      obj.tier = message.tier;
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.atUnixMs !== 0) {
+      obj.atUnixMs = Math.round(message.atUnixMs);
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.chosen !== "") {
+      obj.chosen = message.chosen;
+    }
+    if (message.score !== "") {
+      obj.score = message.score;
+    }
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
+    if (message.why !== "") {
+      obj.why = message.why;
+    }
+    if (message.candidates?.length) {
+      obj.candidates = message.candidates.map((e) => PlacementCandidate.toJSON(e));
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.eligible !== 0) {
+      obj.eligible = Math.round(message.eligible);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PlacementDecision>): PlacementDecision {
+    return PlacementDecision.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PlacementDecision>): PlacementDecision {
+    const message = createBasePlacementDecision();
+    message.cell = object.cell ?? "";
+    message.tier = object.tier ?? "";
+    message.policy = object.policy ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.kind = object.kind ?? "";
+    message.atUnixMs = object.atUnixMs ?? 0;
+    message.action = object.action ?? "";
+    message.chosen = object.chosen ?? "";
+    message.score = object.score ?? "";
+    message.rule = object.rule ?? "";
+    message.why = object.why ?? "";
+    message.candidates = object.candidates?.map((e) => PlacementCandidate.fromPartial(e)) || [];
+    message.total = object.total ?? 0;
+    message.eligible = object.eligible ?? 0;
+    return message;
+  },
+};
+
+function createBaseExplainTaskResponse(): ExplainTaskResponse {
+  return { taskId: "", homeCell: "", attempt: 0, trail: [], note: "" };
+}
+
+export const ExplainTaskResponse: MessageFns<ExplainTaskResponse> = {
+  encode(message: ExplainTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.homeCell !== "") {
+      writer.uint32(18).string(message.homeCell);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(24).uint32(message.attempt);
+    }
+    for (const v of message.trail) {
+      PlacementDecision.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.note !== "") {
+      writer.uint32(42).string(message.note);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.homeCell = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.trail.push(PlacementDecision.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.note = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExplainTaskResponse {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      homeCell: isSet(object.homeCell)
+        ? globalThis.String(object.homeCell)
+        : isSet(object.home_cell)
+        ? globalThis.String(object.home_cell)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      trail: globalThis.Array.isArray(object?.trail) ? object.trail.map((e: any) => PlacementDecision.fromJSON(e)) : [],
+      note: isSet(object.note) ? globalThis.String(object.note) : "",
+    };
+  },
+
+  toJSON(message: ExplainTaskResponse): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.homeCell !== "") {
+      obj.homeCell = message.homeCell;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.trail?.length) {
+      obj.trail = message.trail.map((e) => PlacementDecision.toJSON(e));
+    }
+    if (message.note !== "") {
+      obj.note = message.note;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExplainTaskResponse>): ExplainTaskResponse {
+    return ExplainTaskResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExplainTaskResponse>): ExplainTaskResponse {
+    const message = createBaseExplainTaskResponse();
+    message.taskId = object.taskId ?? "";
+    message.homeCell = object.homeCell ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.trail = object.trail?.map((e) => PlacementDecision.fromPartial(e)) || [];
+    message.note = object.note ?? "";
+    return message;
+  },
+};
+
 function createBaseCancelTaskRequest(): CancelTaskRequest {
   return { taskId: "", reason: "", cell: "" };
 }
@@ -8191,6 +8939,22 @@ export const AdminServiceService = {
     responseSerialize: (value: GetTaskResponse): Buffer => Buffer.from(GetTaskResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetTaskResponse => GetTaskResponse.decode(value),
   },
+  /**
+   * Why a task went where it went: the placement trail of its latest
+   * attempt, tier by tier from its home cell down (or up, for a spill-up),
+   * each decision with the candidates the policy scored and why the chosen
+   * one won. Each cell keeps its last 1,024 decisions (docs/policies.md), so
+   * the trail of an old task may be short or empty.
+   */
+  explainTask: {
+    path: "/meshlb.v1.AdminService/ExplainTask" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExplainTaskRequest): Buffer => Buffer.from(ExplainTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExplainTaskRequest => ExplainTaskRequest.decode(value),
+    responseSerialize: (value: ExplainTaskResponse): Buffer => Buffer.from(ExplainTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExplainTaskResponse => ExplainTaskResponse.decode(value),
+  },
   cancelTask: {
     path: "/meshlb.v1.AdminService/CancelTask" as const,
     requestStream: false as const,
@@ -8316,6 +9080,14 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listTasks: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
   /** One task with where its attempt is now. */
   getTask: handleUnaryCall<GetTaskRequest, GetTaskResponse>;
+  /**
+   * Why a task went where it went: the placement trail of its latest
+   * attempt, tier by tier from its home cell down (or up, for a spill-up),
+   * each decision with the candidates the policy scored and why the chosen
+   * one won. Each cell keeps its last 1,024 decisions (docs/policies.md), so
+   * the trail of an old task may be short or empty.
+   */
+  explainTask: handleUnaryCall<ExplainTaskRequest, ExplainTaskResponse>;
   cancelTask: handleUnaryCall<CancelTaskRequest, CancelTaskResponse>;
   /**
    * A task that ended FAILED, DEAD_LETTERED or CANCELLED starts a new
@@ -8574,6 +9346,28 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetTaskResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Why a task went where it went: the placement trail of its latest
+   * attempt, tier by tier from its home cell down (or up, for a spill-up),
+   * each decision with the candidates the policy scored and why the chosen
+   * one won. Each cell keeps its last 1,024 decisions (docs/policies.md), so
+   * the trail of an old task may be short or empty.
+   */
+  explainTask(
+    request: ExplainTaskRequest,
+    callback: (error: ServiceError | null, response: ExplainTaskResponse) => void,
+  ): ClientUnaryCall;
+  explainTask(
+    request: ExplainTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExplainTaskResponse) => void,
+  ): ClientUnaryCall;
+  explainTask(
+    request: ExplainTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExplainTaskResponse) => void,
   ): ClientUnaryCall;
   cancelTask(
     request: CancelTaskRequest,

@@ -1,0 +1,137 @@
+// Placement explained (Picker.explain): the candidates a policy scored for one
+// pick, put in order and summed up in a sentence. Pure; the scan itself is
+// BasePicker's, the scores and their meaning each policy's (scoreOf,
+// scoreRule), so every policy explains itself through the one interface.
+import type { Candidate, Explanation, ScoredCandidate, ScoreRule, TaskInfo } from './types.js';
+
+/** What a policy without scores of its own says (a baseline that draws or takes turns overrides the rule). */
+export const NO_SCORE: ScoreRule = { score: 'none', rule: 'any eligible candidate', better: 'none' };
+
+/** A task with a context key goes to the key's holder on the hash ring first (./context.ts): say so. */
+export function contextRule(r: ScoreRule, task: TaskInfo): ScoreRule {
+  if (!task.contextKey) return r;
+  const how = task.contextHard ? 'only its holder (hard)' : 'its holder while within the load bound, else';
+  return { ...r, rule: `context key: ${how} ${task.contextHard ? '' : r.rule}`.trim(), better: 'none' };
+}
+
+/** A picker's view of one kind, as explain reads it (positions 0..size-1). */
+export interface ExplainSource {
+  readonly size: number;
+  /** The chosen member's position (-1: not a member). */
+  readonly chosen: number;
+  id(pos: number): string;
+  ok(pos: number): boolean;
+  whyNot(pos: number): string;
+  score(pos: number): number;
+  credits(pos: number): number;
+}
+
+/**
+ * The chosen one, then the best others up to `limit` (eligible first, by the
+ * policy's score): `limit` passes over the members, no sort, objects only for
+ * those listed. Draining candidates of the kind (not in the view) are counted
+ * and listed last.
+ */
+export function explainView(
+  rule: ScoreRule,
+  cands: readonly Candidate[],
+  task: TaskInfo,
+  chosen: string,
+  limit: number,
+  src: ExplainSource | undefined,
+): Explanation {
+  const listed: ScoredCandidate[] = [];
+  let total = 0;
+  let eligible = 0;
+  if (src !== undefined) {
+    const n = (total = src.size);
+    const sign = rule.better === 'higher' ? -1 : 1;
+    if (key.length < n) {
+      key = new Float64Array(Math.max(n, 2 * key.length));
+      ok = new Uint8Array(key.length);
+    }
+    // One pass: every member's figures, and the best `want` others kept in order (insertion, want <= limit).
+    const want = Math.max(0, limit - (src.chosen >= 0 ? 1 : 0));
+    const top: number[] = [];
+    for (let p = 0; p < n; p++) {
+      ok[p] = src.ok(p) ? 1 : 0;
+      eligible += ok[p]!;
+      key[p] = sign * src.score(p);
+      if (p === src.chosen || want === 0) continue;
+      if (top.length === want && !before(ok[p]!, key[p]!, ok[top[want - 1]!]!, key[top[want - 1]!]!)) continue;
+      let at = Math.min(top.length, want - 1);
+      while (at > 0 && before(ok[p]!, key[p]!, ok[top[at - 1]!]!, key[top[at - 1]!]!)) at--;
+      top.splice(at, 0, p);
+      if (top.length > want) top.pop();
+    }
+    const row = (p: number): ScoredCandidate => ({
+      id: src.id(p),
+      score: sign * key[p]!,
+      eligible: ok[p] === 1,
+      whyNot: ok[p] ? '' : src.whyNot(p),
+      credits: src.credits(p),
+    });
+    if (src.chosen >= 0) listed.push(row(src.chosen));
+    for (const p of top) listed.push(row(p));
+  }
+  for (const c of cands) {
+    const s = c.slots.get(task.kind);
+    if (!c.draining || s === undefined || !(s.total > 0)) continue;
+    total++;
+    if (listed.length < limit) listed.push({ id: c.id, score: NaN, eligible: false, whyNot: 'draining', credits: 0 });
+  }
+  return explained(rule, chosen, listed, total, eligible);
+}
+
+/** Scratch for explainView, grown as needed (explanations are made one at a time, synchronously). */
+let key = new Float64Array(64);
+let ok = new Uint8Array(64);
+
+/** Eligible before not; then the lower (signed) score, NaN last. */
+function before(okA: number, a: number, okB: number, b: number): boolean {
+  if (okA !== okB) return okA > okB;
+  if (Number.isNaN(b)) return !Number.isNaN(a);
+  return a < b;
+}
+
+/**
+ * The explanation of a pick from the candidates listed (the chosen one first,
+ * then the best others, as BasePicker.explain chose them), with why it won.
+ */
+function explained(
+  rule: ScoreRule,
+  chosen: string,
+  listed: ScoredCandidate[],
+  total: number,
+  eligible: number,
+): Explanation {
+  const pick = listed[0]?.id === chosen ? listed[0] : undefined;
+  const rest = pick ? listed.slice(1) : listed;
+  return {
+    score: rule.score,
+    rule: rule.rule,
+    why: why(rule, pick, rest, eligible),
+    candidates: listed,
+    total,
+    eligible,
+  };
+}
+
+function why(rule: ScoreRule, pick: ScoredCandidate | undefined, rest: ScoredCandidate[], eligible: number): string {
+  if (!pick) return `${rule.rule}; the chosen candidate was not among the candidates of the kind`;
+  const among = `among ${eligible} eligible`;
+  if (rule.better === 'none' || Number.isNaN(pick.score)) return `${rule.rule}, ${among}`;
+  const next = rest.find((c) => c.eligible && !Number.isNaN(c.score));
+  const word = rule.better === 'lower' ? 'lowest' : 'highest';
+  const mine = `${rule.score}: ${fmt(pick.score)}`;
+  if (!next) return `the only eligible candidate (${mine})`;
+  const beats = rule.better === 'lower' ? pick.score <= next.score : pick.score >= next.score;
+  if (beats) {
+    const tie =
+      pick.score === next.score ? `tied with ${next.id}, drawn at random` : `next ${next.id} at ${fmt(next.score)}`;
+    return `${word} ${mine} ${among}; ${tie}`;
+  }
+  return `${rule.rule} (${mine}, ${among}; the ${word} is ${next.id} at ${fmt(next.score)})`;
+}
+
+const fmt = (x: number): string => (Number.isInteger(x) ? String(x) : x.toPrecision(4).replace(/\.?0+$/, ''));
