@@ -61,7 +61,10 @@ describe('README recipes, as written', () => {
   // How each README command runs here (null: not run, for the reason given).
   const plans: Array<{ match: RegExp; skip?: string; timeoutMs?: number; run?: (cmd: string) => Promise<void> }> = [
     { match: /^npm test$/, skip: 'the suite itself' },
-    { match: /^npm run bench(:raft|:sched)?$/, skip: 'benchmarks measure the machine for minutes; never run in tests' },
+    {
+      match: /^npm run bench(:raft|:sched|:peers|:scale|:client)?$/,
+      skip: 'benchmarks measure the machine for minutes; never run in tests',
+    },
     {
       match: /^npm run soak -- --minutes \d+$/,
       skip: 'a soak runs for minutes; test/soak/soak.test.ts runs two minutes of the same processes',
