@@ -312,11 +312,13 @@ export class Dispatcher {
   private explain(item: WorkItem, picker: Picker, chosen: string, now: number): void {
     const scored = this.trail.mayScore(now);
     const explanation = scored ? picker.explain(this.task, chosen, TRAIL_CANDIDATES) : undefined;
-    const action = this.d.links.agents ? 'agent' : 'child';
-    const d = { taskId: item.taskId, attempt: item.attempt, kind: item.kind, atMs: now, policy: this.policy.name };
     this.trail.record({
-      ...d,
-      action,
+      taskId: item.taskId,
+      attempt: item.attempt,
+      kind: item.kind,
+      atMs: now,
+      policy: this.policy.name,
+      action: this.d.links.agents ? 'agent' : 'child',
       chosen,
       explanation,
       note: scored ? '' : "not scored: past the cell's budget of scored decisions a second",
@@ -328,9 +330,17 @@ export class Dispatcher {
     this.d.stats.spilled++;
     if (this.trail.enabled) {
       const { taskId, attempt, kind } = item;
-      const note = `nothing below ${this.d.path} can take kind ${kind} now`;
-      const d = { taskId, attempt, kind, atMs: now, policy: this.policy.name, action: 'parent' as const };
-      this.trail.record({ ...d, chosen: this.d.parent, explanation: undefined, note });
+      this.trail.record({
+        taskId,
+        attempt,
+        kind,
+        atMs: now,
+        policy: this.policy.name,
+        action: 'parent',
+        chosen: this.d.parent,
+        explanation: undefined,
+        note: `nothing below ${this.d.path} can take kind ${kind} now`,
+      });
     }
     this.route(item, TO_PARENT, homeNew, now);
     return true;
