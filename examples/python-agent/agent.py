@@ -66,6 +66,15 @@ class Cancelled(Exception):
     pass
 
 
+class RateLimited(Exception):
+    """What the handler calls said "too many requests": run again after retry_after_ms without
+    spending an attempt; the task's rate-limit key pauses mesh-wide as long (RESULT_STATUS_RATE_LIMITED)."""
+
+    def __init__(self, message, retry_after_ms):
+        super().__init__(message)
+        self.retry_after_ms = max(0, min(int(retry_after_ms), 0xFFFFFFFF))
+
+
 class Fatal(Exception):
     """A failure a retry cannot fix: the task fails at once (RESULT_STATUS_FATAL)."""
 
@@ -75,7 +84,8 @@ def echo(task):
 
     A JSON object payload may ask for more: {"sleep_ms": n} waits first (and
     stops early when the attempt is cancelled), {"error": "why"} fails the
-    attempt (retried), {"fatal": "why"} fails the task at once.
+    attempt (retried), {"fatal": "why"} fails the task at once, and
+    {"rate_limited_ms": n} answers the first attempt RATE_LIMITED with that hint.
     """
     spec = task["dispatch"].spec
     payload = spec.payload
@@ -90,6 +100,8 @@ def echo(task):
             raise Cancelled()
     if ask.get("fatal"):
         raise Fatal(str(ask["fatal"]))
+    if ask.get("rate_limited_ms") and task["dispatch"].attempt == 1:
+        raise RateLimited("too many requests", ask["rate_limited_ms"])
     if ask.get("error"):
         raise RuntimeError(str(ask["error"]))
     return payload
@@ -120,7 +132,7 @@ class Agent:
         self.welcome = None
         self.heartbeat_s = 1.0
         self.changed = threading.Condition(self.lock)
-        self.stats = {"connects": 0, "ok": 0, "error": 0, "fatal": 0, "cancelled": 0, "heartbeats": 0}
+        self.stats = {"connects": 0, "ok": 0, "error": 0, "fatal": 0, "rate_limited": 0, "cancelled": 0, "heartbeats": 0}
 
     # ---- the stream ----
 
@@ -306,7 +318,7 @@ class Agent:
 
     def execute(self, handler, task):
         d = task["dispatch"]
-        output, err, status = b"", "", task_pb2.RESULT_STATUS_OK
+        output, err, status, retry_after_ms = b"", "", task_pb2.RESULT_STATUS_OK, 0
         try:
             out = handler(task)
             output = out if isinstance(out, bytes) else str(out).encode("utf-8")
@@ -314,6 +326,8 @@ class Agent:
             status, err = task_pb2.RESULT_STATUS_ERROR, "cancelled"
         except Fatal as e:
             status, err = task_pb2.RESULT_STATUS_FATAL, str(e) or "fatal"
+        except RateLimited as e:
+            status, err, retry_after_ms = task_pb2.RESULT_STATUS_RATE_LIMITED, str(e) or "rate limited", e.retry_after_ms
         except Exception as e:  # a handler's failure is the attempt's result, retried if attempts remain
             status, err = task_pb2.RESULT_STATUS_ERROR, str(e) or type(e).__name__
         name = task_pb2.ResultStatus.Name(status).replace("RESULT_STATUS_", "").lower()
@@ -323,11 +337,11 @@ class Agent:
                 self.stats["cancelled"] += 1
             del self.running[(d.task_id, d.attempt)]
             micros = int((time.monotonic() - task["t0"]) * 1e6)
-            self.report_locked(d, status, output, err[:4096], micros)
+            self.report_locked(d, status, output, err[:4096], micros, retry_after_ms)
             self.changed.notify_all()
         emit("result", task_id=d.task_id, attempt=d.attempt, status=name, error=err)
 
-    def report_locked(self, d, status, output, error, micros=0):
+    def report_locked(self, d, status, output, error, micros=0, retry_after_ms=0):
         # One result per attempt; agent_id and node_cell are set by the node anyway.
         self.pending.append(
             task_pb2.TaskResult(
@@ -339,6 +353,7 @@ class Agent:
                 agent_id=self.agent_id,
                 node_cell=self.welcome.node_cell if self.welcome else "",
                 run_micros=min(micros, 0xFFFFFFFF),
+                retry_after_ms=retry_after_ms,
             )
         )
         self.flush_locked()

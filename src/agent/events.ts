@@ -5,7 +5,7 @@ import { status as grpcStatus, type StatusObject } from '@grpc/grpc-js';
 import { ResultStatus } from '../gen/meshlb/v1/task.js';
 
 /** A result status by name. */
-export type ResultStatusName = 'unspecified' | 'ok' | 'error' | 'fatal';
+export type ResultStatusName = 'unspecified' | 'ok' | 'error' | 'fatal' | 'rate_limited';
 
 export function resultStatusName(s: ResultStatus): ResultStatusName {
   const n = ResultStatus[s];

@@ -12,7 +12,7 @@
 //   one in `running`.
 import { context, type Tracer } from '@opentelemetry/api';
 import { MeshFailure, ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
-import { FatalTaskError } from './errors.js';
+import { FatalTaskError, RateLimitedError } from './errors.js';
 import { encodeOutput, RunningTask, type HandlerOutput, type TaskHandler } from './task.js';
 
 const MAX_ERROR_CHARS = 4096;
@@ -150,6 +150,7 @@ export class Executor {
     let status: ResultStatus;
     let output: Buffer | undefined;
     let error = '';
+    let retryAfterMs = 0;
     if (err === undefined) {
       try {
         output = encodeOutput(value);
@@ -159,8 +160,9 @@ export class Executor {
         error = `output not serializable: ${errorMessage(e)}`;
       }
     } else {
-      status = err instanceof FatalTaskError ? ResultStatus.RESULT_STATUS_FATAL : ResultStatus.RESULT_STATUS_ERROR;
+      status = errorStatus(err);
       error = errorMessage(err);
+      if (err instanceof RateLimitedError) retryAfterMs = err.retryAfterMs;
     }
     if (status === ResultStatus.RESULT_STATUS_OK) this.stats.tasksOk++;
     else this.stats.tasksFailed++;
@@ -177,6 +179,7 @@ export class Executor {
       nodeCell: this.nodeCell,
       runMicros: micros > 0xffffffff ? 0xffffffff : micros,
       meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+      retryAfterMs,
     });
     this.peer.ended(t, status);
   }
@@ -192,8 +195,15 @@ export class Executor {
       nodeCell: this.nodeCell,
       runMicros: 0,
       meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+      retryAfterMs: 0,
     });
   }
+}
+
+function errorStatus(err: unknown): ResultStatus {
+  if (err instanceof FatalTaskError) return ResultStatus.RESULT_STATUS_FATAL;
+  if (err instanceof RateLimitedError) return ResultStatus.RESULT_STATUS_RATE_LIMITED;
+  return ResultStatus.RESULT_STATUS_ERROR;
 }
 
 function errorMessage(err: unknown): string {

@@ -186,6 +186,7 @@ export class SimAgent {
       nodeCell: '',
       runMicros,
       meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+      retryAfterMs: 0,
     });
     if (!this.flushing) {
       this.flushing = true;

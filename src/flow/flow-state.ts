@@ -12,9 +12,9 @@
 // - a rate key's TAT only grows, and a start is refused rather than let it
 //   run more than `burst` units ahead of the command's time.
 import type { LedgerFlow } from '../gen/meshlb/v1/ledger.js';
-import type { TaskSpec } from '../gen/meshlb/v1/task.js';
+import { ResultStatus, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { ConcurrencyStrategy, FlowSpec } from '../topology/types.js';
-import { gcra, type RateRule } from './gcra.js';
+import { emissionMs, gcra, type RateRule } from './gcra.js';
 import { PermitTable } from './permits.js';
 
 /** The flow settings of a cell: the topology's `flow:` section and the default task timeout. */
@@ -22,6 +22,18 @@ export interface FlowConfig {
   readonly spec: FlowSpec | undefined;
   /** A task with timeout 0 runs up to this (the cell's taskTimeoutMs): its permit lingers past it. */
   readonly defaultTimeoutMs: number;
+}
+
+/** The longest retry hint a RATE_LIMITED answer is taken at (a longer one is cut to it). */
+export const MAX_RETRY_AFTER_MS = 600_000;
+
+/**
+ * The wait a RATE_LIMITED answer asks for, capped; 0 for any other result (or
+ * a hint of 0: the cell's retry backoff applies).
+ */
+export function rateLimitedFor(r: TaskResult | undefined): number {
+  if (r?.status !== ResultStatus.RESULT_STATUS_RATE_LIMITED) return 0;
+  return Math.min(r.retryAfterMs, MAX_RETRY_AFTER_MS);
 }
 
 export const NO_FLOW: FlowConfig = { spec: undefined, defaultTimeoutMs: 30_000 };
@@ -101,6 +113,32 @@ export class FlowState {
   /** The agent is done with the attempt (a result, or it never started): its permit comes back. */
   ended(taskId: string, attempt: number): void {
     this.give(permitRef(taskId, attempt));
+  }
+
+  /**
+   * The attempt failed (ledger `attemptFailed`): lost or lapsed, its permit
+   * lingers (stopped()); otherwise the agent is done with it (ended()). An
+   * agent's RATE_LIMITED answer also pauses the task's rate key (pause()).
+   */
+  failed(spec: TaskSpec, taskId: string, attempt: number, atMs: number, lapse: boolean, r?: TaskResult): void {
+    if (lapse) this.stopped(spec, taskId, attempt, atMs);
+    else this.ended(taskId, attempt);
+    const wait = rateLimitedFor(r);
+    if (wait > 0 && spec.rateLimitKey) this.pause(spec.rateLimitKey, atMs + wait);
+  }
+
+  /**
+   * What the key guards said "too many requests": no unit of it starts before
+   * `untilMs`, mesh-wide, and after it the key resumes at its sustained rate
+   * rather than with a fresh burst (the provider was just overrun). Done on
+   * the GCRA's own state: the TAT moves to untilMs + (burst − 1)·T, the
+   * earliest TAT at which one unit is allowed exactly at untilMs. A key with
+   * no rule in the topology has no state to pause.
+   */
+  pause(key: string, untilMs: number): void {
+    const rule = this.rateRule(key);
+    if (!rule) return;
+    this.tats.set(key, Math.max(this.tat(key), untilMs + (rule.burst - 1) * emissionMs(rule)));
   }
 
   /**

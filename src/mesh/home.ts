@@ -15,7 +15,7 @@
 // - only committed commands move a task: results, failures and cancels for an
 //   attempt that is not current change nothing (the ledger answers `stale`).
 import { MeshFailure, ResultStatus, TaskState, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/task.js';
-import { permitRef } from '../flow/flow-state.js';
+import { permitRef, rateLimitedFor } from '../flow/flow-state.js';
 import { FlowGate } from '../flow/gate.js';
 import type { TaskQueue } from '../queue/index.js';
 import { notFound } from '../util/errors.js';
@@ -37,7 +37,7 @@ import { acceptSpecs, TaskIds, type SubmitOutcome } from './home-submit.js';
 import type { RouteTable } from './routes.js';
 import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
-import { leaseFor, spilledLeaseFor, type CellSettings } from './settings.js';
+import { leaseFor, retryBackoff, spilledLeaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
 import { FROM_HOME, makeItem, nextAttemptId, noAgentOfKind, routeKey, TO_PARENT, type WorkItem } from './types.js';
 
@@ -259,7 +259,8 @@ export class Home {
         attempt: r.attempt,
         reason: r.error || 'failed',
         result: r,
-        counted: !requeue,
+        // A refused dispatch never started; a RATE_LIMITED answer is the downstream's, not the task's, fault.
+        counted: !requeue && r.status !== ResultStatus.RESULT_STATUS_RATE_LIMITED,
         fatal: r.status === ResultStatus.RESULT_STATUS_FATAL,
         lapse: lost,
         atMs,
@@ -277,10 +278,8 @@ export class Home {
       this.enqueue(rec);
       return;
     }
-    const { settings } = this.d;
-    const n = Math.max(1, rec.failures);
-    const cap = Math.min(settings.backoffMaxMs, settings.backoffBaseMs * 2 ** Math.min(20, n - 1));
-    const delay = cap / 2 + this.d.random() * (cap / 2);
+    // An agent's RATE_LIMITED answer says how long; otherwise backoff with jitter.
+    const delay = rateLimitedFor(rec.result) || retryBackoff(this.d.settings, rec.failures, this.d.random);
     this.retrying.add(rec.id);
     this.d.timers.schedule(this.scheduler.now() + delay, { type: 'retry', id: rec.id, attempt: rec.attempt });
   }

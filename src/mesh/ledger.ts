@@ -265,9 +265,8 @@ export class Ledger {
     const rec = r.rec;
     if (cmd.counted) rec.failures++;
     if (cmd.result) rec.result = cmd.result;
-    // Lost or lapsed: the agent may still run it, so its permit lingers; otherwise the agent is done with it.
-    if (cmd.lapse) this.flow.stopped(rec.spec, rec.id, rec.attempt, cmd.atMs);
-    else this.flow.ended(rec.id, rec.attempt);
+    // Lost or lapsed: its permit lingers (the agent may run on); a RATE_LIMITED answer pauses its rate key.
+    this.flow.failed(rec.spec, rec.id, rec.attempt, cmd.atMs, cmd.lapse === true, cmd.result);
     const max = this.maxAttempts(rec);
     if (cmd.fatal) {
       this.finish(rec, TaskState.TASK_STATE_FAILED, cmd.reason, cmd.atMs);

@@ -66,3 +66,9 @@ export function leaseFor(spec: TaskSpec, s: CellSettings): number {
 export function spilledLeaseFor(spec: TaskSpec, s: CellSettings): number {
   return leaseFor(spec, s) + s.unplaceableTimeoutMs;
 }
+
+/** The wait before retrying a task after its `failures`-th failure: exponential up to the cap, with jitter (half to all of it). */
+export function retryBackoff(s: CellSettings, failures: number, random: () => number): number {
+  const cap = Math.min(s.backoffMaxMs, s.backoffBaseMs * 2 ** Math.min(20, Math.max(0, failures - 1)));
+  return cap / 2 + random() * (cap / 2);
+}

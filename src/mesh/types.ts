@@ -166,6 +166,7 @@ export function meshFailure(
     nodeCell,
     runMicros: 0,
     meshFailure: MESH_FAILURES[kind],
+    retryAfterMs: 0,
   };
 }
 

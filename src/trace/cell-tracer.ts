@@ -122,6 +122,7 @@ function taskAttrs(taskId: string, spec: TaskSpec): Attributes {
 function statusName(s: ResultStatus): string {
   if (s === ResultStatus.RESULT_STATUS_OK) return 'ok';
   if (s === ResultStatus.RESULT_STATUS_FATAL) return 'fatal';
+  if (s === ResultStatus.RESULT_STATUS_RATE_LIMITED) return 'rate_limited';
   return 'error';
 }
 

@@ -50,6 +50,7 @@ const agentResult = (runMicros: number): TaskResult => ({
   nodeCell: '/r/z/n1',
   runMicros,
   meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+  retryAfterMs: 0,
 });
 
 describe('metrics', () => {

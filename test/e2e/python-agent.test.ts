@@ -206,6 +206,15 @@ describe.skipIf(skip)('a Python agent from the protos (examples/python-agent)', 
     expect(f.result?.error).toBe('bad input');
   });
 
+  it('a RATE_LIMITED answer runs the task again after its hint without spending an attempt', async () => {
+    const before = Date.now();
+    const rl = await client.submit({ kind: 'echo', payload: { rate_limited_ms: 300 }, maxAttempts: 1 });
+    const t = await client.waitForResult(rl.taskId, { timeoutMs: 20_000 });
+    expect(taskStateName(t.state)).toBe('completed');
+    expect(t.attempt).toBe(2);
+    expect(Date.now() - before).toBeGreaterThanOrEqual(300);
+  });
+
   it('heartbeats keep the stream alive past the heartbeat timeout', async () => {
     // The node declares an agent dead after 1 s without a message; several seconds have
     // passed since the welcome and the same stream still serves (one welcome so far).

@@ -423,6 +423,7 @@ export class FakeNode {
             nodeCell: '/n',
             runMicros: 1,
             meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+            retryAfterMs: 0,
             ...result,
           }
         : t.result,

@@ -246,6 +246,7 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
               nodeCell: '',
               runMicros: 1,
               meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+              retryAfterMs: 0,
             },
           ],
         },

@@ -54,6 +54,7 @@ class FakeAgents {
       nodeCell: '/',
       runMicros: 0,
       meshFailure: 0,
+      retryAfterMs: 0,
     };
     cell.slotFreed(agentId, 'k');
     cell.deliverResult(r);

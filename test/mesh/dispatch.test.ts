@@ -79,6 +79,7 @@ class FakeAgents {
       nodeCell: '/',
       runMicros: 0,
       meshFailure,
+      retryAfterMs: 0,
     };
     cell.deliverResult(r);
     cell.dispatcher.invalidate();

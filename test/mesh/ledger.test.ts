@@ -21,6 +21,7 @@ const ok = (id: string, attempt: number): TaskResult => ({
   nodeCell: '/n',
   runMicros: 1,
   meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+  retryAfterMs: 0,
 });
 const ledger = (retention = 100, defaultMaxAttempts = 3) => new Ledger({ retention, defaultMaxAttempts });
 const accept = (l: Ledger, id: string, s = spec(), atMs = 1) =>

@@ -194,6 +194,7 @@ describe(`link liveness (seed ${SEED})`, () => {
                 nodeCell: '/b',
                 runMicros: 1,
                 meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+                retryAfterMs: 0,
               },
             ],
           },

@@ -296,5 +296,6 @@ function result(d: Dispatch, st: ResultStatus, error: string): TaskResult {
     nodeCell: '',
     runMicros: 1000,
     meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
+    retryAfterMs: 0,
   };
 }

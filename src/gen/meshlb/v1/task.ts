@@ -206,6 +206,13 @@ export enum ResultStatus {
   RESULT_STATUS_ERROR = 2,
   /** RESULT_STATUS_FATAL - Failed in a way a retry cannot fix: fail at once. */
   RESULT_STATUS_FATAL = 3,
+  /**
+   * RESULT_STATUS_RATE_LIMITED - The agent's downstream (an LLM provider, an API) said "too many requests":
+   * retry after retry_after_ms, without spending an attempt; the task's
+   * rate-limit key, if it has one, pauses mesh-wide for as long
+   * (docs/flow-control.md, "An agent says RATE_LIMITED").
+   */
+  RESULT_STATUS_RATE_LIMITED = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -223,6 +230,9 @@ export function resultStatusFromJSON(object: any): ResultStatus {
     case 3:
     case "RESULT_STATUS_FATAL":
       return ResultStatus.RESULT_STATUS_FATAL;
+    case 4:
+    case "RESULT_STATUS_RATE_LIMITED":
+      return ResultStatus.RESULT_STATUS_RATE_LIMITED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -240,6 +250,8 @@ export function resultStatusToJSON(object: ResultStatus): string {
       return "RESULT_STATUS_ERROR";
     case ResultStatus.RESULT_STATUS_FATAL:
       return "RESULT_STATUS_FATAL";
+    case ResultStatus.RESULT_STATUS_RATE_LIMITED:
+      return "RESULT_STATUS_RATE_LIMITED";
     case ResultStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -396,6 +408,11 @@ export interface TaskResult {
    * protoc releases reject proto3 optional, and agents compile this file.
    */
   meshFailure: MeshFailure;
+  /**
+   * With RESULT_STATUS_RATE_LIMITED: how long to wait before the next attempt
+   * (the home caps it at 10 minutes; 0 = the cell's retry backoff).
+   */
+  retryAfterMs: number;
 }
 
 /** The home cell's record of a task. */
@@ -1028,6 +1045,7 @@ function createBaseTaskResult(): TaskResult {
     nodeCell: "",
     runMicros: 0,
     meshFailure: 0,
+    retryAfterMs: 0,
   };
 }
 
@@ -1059,6 +1077,9 @@ export const TaskResult: MessageFns<TaskResult> = {
     }
     if (message.meshFailure !== 0) {
       writer.uint32(72).int32(message.meshFailure);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(80).uint32(message.retryAfterMs);
     }
     return writer;
   },
@@ -1148,6 +1169,14 @@ export const TaskResult: MessageFns<TaskResult> = {
             message.meshFailure = reader.int32() as any;
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.retryAfterMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1191,6 +1220,11 @@ export const TaskResult: MessageFns<TaskResult> = {
         : isSet(object.mesh_failure)
         ? meshFailureFromJSON(object.mesh_failure)
         : 0,
+      retryAfterMs: isSet(object.retryAfterMs)
+        ? globalThis.Number(object.retryAfterMs)
+        : isSet(object.retry_after_ms)
+        ? globalThis.Number(object.retry_after_ms)
+        : 0,
     };
   },
 
@@ -1223,6 +1257,9 @@ export const TaskResult: MessageFns<TaskResult> = {
     if (message.meshFailure !== 0) {
       obj.meshFailure = meshFailureToJSON(message.meshFailure);
     }
+    if (message.retryAfterMs !== 0) {
+      obj.retryAfterMs = Math.round(message.retryAfterMs);
+    }
     return obj;
   },
 
@@ -1240,6 +1277,7 @@ export const TaskResult: MessageFns<TaskResult> = {
     message.nodeCell = object.nodeCell ?? "";
     message.runMicros = object.runMicros ?? 0;
     message.meshFailure = object.meshFailure ?? 0;
+    message.retryAfterMs = object.retryAfterMs ?? 0;
     return message;
   },
 };
