@@ -43,6 +43,11 @@ export function spec(durability: Durability = Durability.DURABILITY_NONE): TaskS
     concurrencyKey: '',
     rateLimitKey: '',
     rateUnits: 0,
+    debounceKey: '',
+    debouncePeriodMs: 0,
+    debounceMaxWaitMs: 0,
+    singletonKey: '',
+    singletonMode: 0,
   };
 }
 

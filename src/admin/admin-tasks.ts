@@ -146,8 +146,9 @@ function location(cell: Cell, rec: TaskRecord): string {
   if (isTerminal(rec.state)) return 'ended';
   if (rec.state === TaskState.TASK_STATE_QUEUED) {
     if (cell.home.retrying.has(rec.id)) return 'waiting to retry';
-    // Held for its flow key (docs/flow-control.md): "waiting: concurrency key c at its limit of 3".
-    const why = cell.home.flow.whyWaiting(rec.id);
+    // Held for its flow key or its debounce window (docs/flow-control.md): "waiting: concurrency key c at
+    // its limit of 3", "waiting: debounced until T".
+    const why = cell.home.flow.whyWaiting(rec.id) ?? cell.home.debounce.whyWaiting(rec);
     if (why !== undefined) return `waiting: ${why}`;
     return cell.queue.has(nextAttemptId(rec.id)) ? 'queued' : 'queued (between attempts)';
   }

@@ -1,5 +1,13 @@
 // Friendly task input -> the wire TaskSpec, and helpers to read a Task's outcome.
-import { Durability, Priority, TaskState, type Label, type Task, type TaskSpec } from '../gen/meshlb/v1/task.js';
+import {
+  Durability,
+  Priority,
+  SingletonMode,
+  TaskState,
+  type Label,
+  type Task,
+  type TaskSpec,
+} from '../gen/meshlb/v1/task.js';
 
 export type PriorityName = 'critical' | 'high' | 'normal' | 'low';
 export type DurabilityName = 'logged' | 'none';
@@ -42,6 +50,17 @@ export interface TaskInput {
   /** A rate-limit key of the topology, and the units this task spends of it (default 1). */
   rateLimitKey?: string;
   rateUnits?: number;
+  /**
+   * Debounce (docs/flow-control.md): submits with the same key within `periodMs` of
+   * the last one make one task, run with the last payload, at most `maxWaitMs`
+   * (default 10 periods) after the first. Every submit gets that task's id.
+   */
+  debounce?: { key: string; periodMs: number; maxWaitMs?: number };
+  /**
+   * Singleton: at most one live task per key. 'skip' (default): a submit while one
+   * is live gets its id (`existing`); 'cancel': the live one is cancelled, this one runs.
+   */
+  singleton?: { key: string; mode?: 'skip' | 'cancel' };
 }
 
 const PRIORITIES: Record<PriorityName, Priority> = {
@@ -72,6 +91,13 @@ export function toDurability(d: TaskInput['durability']): Durability {
   const v = DURABILITIES[d];
   if (v === undefined) throw new TypeError(`unknown durability "${String(d)}" (logged, none)`);
   return v;
+}
+
+export function toSingletonMode(m: 'skip' | 'cancel' | undefined): SingletonMode {
+  if (m === undefined) return SingletonMode.SINGLETON_MODE_UNSPECIFIED;
+  if (m === 'skip') return SingletonMode.SINGLETON_MODE_SKIP;
+  if (m === 'cancel') return SingletonMode.SINGLETON_MODE_CANCEL;
+  throw new TypeError(`unknown singleton mode "${String(m)}" (skip, cancel)`);
 }
 
 export function encodePayload(p: TaskInput['payload']): Buffer {
@@ -112,6 +138,11 @@ export function toTaskSpec(t: TaskInput): TaskSpec {
     concurrencyKey: t.concurrencyKey ?? '',
     rateLimitKey: t.rateLimitKey ?? '',
     rateUnits: t.rateUnits ?? 0,
+    debounceKey: t.debounce?.key ?? '',
+    debouncePeriodMs: t.debounce?.periodMs ?? 0,
+    debounceMaxWaitMs: t.debounce?.maxWaitMs ?? 0,
+    singletonKey: t.singleton?.key ?? '',
+    singletonMode: toSingletonMode(t.singleton?.mode),
   };
 }
 

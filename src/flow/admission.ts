@@ -1,6 +1,7 @@
 // What a home cell checks of a task's flow keys before it accepts it (after
-// the spec's own validation, task-validate.ts): the keys' counters live in
-// the root cell's ledger, so a keyed task is homed there; a rate request
+// the spec's own validation, task-validate.ts): the keys' counters (and the
+// debounce and singleton keys) live in the root cell's ledger, so a keyed
+// task is homed there; a rate request
 // larger than its key's burst could never start.
 import { status } from '@grpc/grpc-js';
 import type { TaskSpec } from '../gen/meshlb/v1/task.js';
@@ -14,6 +15,11 @@ export function keyedRefusal(
   home: string,
   flow: FlowState,
 ): { readonly code: status; readonly message: string } | undefined {
+  if ((spec.debounceKey || spec.singletonKey) && home !== FLOW_OWNER)
+    return {
+      code: status.FAILED_PRECONDITION,
+      message: `a task with a debounce or singleton key is submitted at the root cell ${FLOW_OWNER}, which holds the keys (this is ${home})`,
+    };
   if (!spec.concurrencyKey && !spec.rateLimitKey) return undefined;
   if (home !== FLOW_OWNER)
     return {

@@ -22,7 +22,7 @@ import type { Scheduler } from './scheduler.js';
 import { keyedRefusal } from '../flow/admission.js';
 import type { CellSettings } from './settings.js';
 import type { CellTimers } from './timers.js';
-import type { SubmitTrace } from './tracer.js';
+import type { CellTracer, SubmitTrace } from './tracer.js';
 
 /** Specs per `accepted` proposal stay under this many bytes (payloads plus a fixed allowance per task). */
 const MAX_PROPOSAL_BYTES = 1 << 20;
@@ -49,6 +49,8 @@ export interface SubmitHost {
   mustLead(): void;
   retryHintMs(): number;
   enqueue(rec: TaskRecord): void;
+  /** Stop a task's attempt wherever it is (a singleton key's CANCEL ended it). */
+  dropAttempt(rec: TaskRecord, why: string): void;
 }
 
 /** Task ids: a random prefix drawn once, the leader's term (see leadTerm), a sequence number. */
@@ -77,6 +79,27 @@ export class TaskIds {
   next(): string {
     return `${this.prefix}${(++this.seq).toString(36).padStart(6, '0')}`;
   }
+}
+
+/** acceptSpecs under a submit span when the cell traces. */
+export function submitTraced(
+  h: SubmitHost,
+  ids: TaskIds,
+  specs: readonly TaskSpec[],
+  tracer: CellTracer,
+): Promise<SubmitOutcome[]> {
+  if (!tracer.enabled) return acceptSpecs(h, ids, specs);
+  const t = tracer.submits();
+  return acceptSpecs(h, ids, specs, t).then(
+    (outcomes) => {
+      t.end();
+      return outcomes;
+    },
+    (err: unknown) => {
+      t.end(err);
+      throw err;
+    },
+  );
 }
 
 /** Validate and accept specs at this (home) cell. Throws MeshError for the batch as a whole. */
@@ -151,6 +174,9 @@ export async function acceptSpecs(
     // Two specs with one key in one batch: apply answers the second with the first's id (existing).
     const r = res[o];
     if (!r || !r.ok) throw new MeshError(status.INTERNAL, `accept failed for ${f.id}`);
+    // A singleton key's CANCEL ended the live task in the same command: stop its attempt.
+    const replaced = r.replaced !== undefined && h.d.leading() ? ledger.get(r.replaced) : undefined;
+    if (replaced) h.dropAttempt(replaced, replaced.reason);
     if (r.id !== f.id || r.existing) {
       outcomes.push({ id: r.id, existing: true, state: r.state });
       continue;

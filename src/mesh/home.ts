@@ -33,7 +33,8 @@ import {
   type TaskRecord,
 } from './ledger.js';
 import { HomeRecovery } from './home-recovery.js';
-import { acceptSpecs, TaskIds, type SubmitOutcome } from './home-submit.js';
+import { submitTraced, TaskIds, type SubmitOutcome } from './home-submit.js';
+import { DebounceHold, withLedgerSpec } from './debounce-hold.js';
 import type { RouteTable } from './routes.js';
 import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
@@ -82,6 +83,8 @@ export class Home {
   readonly flow: FlowGate<WorkItem>;
   /** Lingering permits whose return is proposed and not yet applied (once each). */
   private readonly returning = new Set<string>();
+  /** Debounced tasks kept out of the queue until their window ends (debounce-hold.ts): soft, the leader's. */
+  readonly debounce = new DebounceHold(this);
 
   constructor(deps: HomeDeps) {
     this.d = deps;
@@ -112,18 +115,7 @@ export class Home {
 
   /** Validate and accept specs at this (home) cell (home-submit.ts). Throws MeshError for the batch as a whole. */
   submit(specs: readonly TaskSpec[]): Promise<SubmitOutcome[]> {
-    if (!this.d.tracer.enabled) return acceptSpecs(this, this.ids, specs);
-    const t = this.d.tracer.submits();
-    return acceptSpecs(this, this.ids, specs, t).then(
-      (outcomes) => {
-        t.end();
-        return outcomes;
-      },
-      (err: unknown) => {
-        t.end(err);
-        throw err;
-      },
-    );
+    return submitTraced(this, this.ids, specs, this.d.tracer);
   }
 
   /** Throws FAILED_PRECONDITION with the leader hint on a follower, UNAVAILABLE while no leader is ready. */
@@ -144,6 +136,7 @@ export class Home {
 
   /** Queue the next attempt of a home task (also used by recovery). */
   enqueue(rec: TaskRecord): void {
+    if (rec.spec.debounceKey && this.debounce.hold(rec)) return;
     const { queue, settings } = this.d;
     const now = this.scheduler.now();
     const item = makeItem(
@@ -209,7 +202,7 @@ export class Home {
     const { routes, timers } = this.d;
     const now = this.scheduler.now();
     for (let i = 0; i < items.length; i++) {
-      const item = items[i]!;
+      const item = withLedgerSpec(items[i]!, this.ledger);
       const res = results[i]!;
       // Past its key's limit after all (the ledger decides): it waits again. Cancelled or ended
       // meanwhile: nothing to send (its credit returns with the next summary).
@@ -381,7 +374,7 @@ export class Home {
   }
 
   /** The task ended or its attempt lapsed: stop the attempt wherever it is. */
-  private dropAttempt(rec: TaskRecord, why: string): void {
+  dropAttempt(rec: TaskRecord, why: string): void {
     this.d.queue.remove(nextAttemptId(rec.id));
     this.flow.forget(rec.id);
     if (rec.attempt > 0) {

@@ -4,7 +4,7 @@
 // Kept apart from the state machine so ledger.ts holds the transitions and
 // their invariants, and the shapes can be read without them; ledger.ts
 // re-exports everything here, so importers name one module.
-import type { LedgerRecord } from '../gen/meshlb/v1/ledger.js';
+import type { LedgerCellConfig, LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { Durability, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
 
 export interface AcceptedTask {
@@ -82,6 +82,8 @@ export type ApplyResult =
       readonly existing?: boolean;
       readonly state: TaskState;
       readonly attempt: number;
+      /** An accepted task's singleton key (CANCEL) cancelled this live task in the same command. */
+      readonly replaced?: string;
     }
   | {
       readonly ok: false;
@@ -97,7 +99,8 @@ export type ApplyResult =
 /** The ledger's record of one task. Mutable inside the ledger only. */
 export interface TaskRecord {
   readonly id: string;
-  readonly spec: TaskSpec;
+  /** Replaced only by a debounce key folding a later submit's payload in (src/flow/keyed.ts). */
+  spec: TaskSpec;
   readonly homeCell: string;
   readonly createdMs: number;
   state: TaskState;
@@ -147,3 +150,46 @@ export function emptyConfig(): CellConfig {
 
 /** LedgerRecord has TaskRecord's fields (a record encodes as it is); a spec is always there. */
 export const fromLedgerRecord = (r: LedgerRecord): TaskRecord => ({ ...r, spec: r.spec ?? TaskSpec.fromPartial({}) });
+
+/** The operator's settings as a snapshot carries them. */
+export const configToProto = (c: CellConfig): LedgerCellConfig => ({
+  draining: c.draining,
+  drainReason: c.drainReason,
+  policy: c.policy,
+  policyConfigJson: c.policyConfigJson,
+  cordoned: [...c.cordoned],
+});
+
+/** Replace `c` with a snapshot's settings (absent in snapshots taken before them: the defaults). */
+export function restoreConfig(c: CellConfig, cfg: LedgerCellConfig | undefined): void {
+  c.draining = cfg?.draining ?? false;
+  c.drainReason = cfg?.drainReason ?? '';
+  c.policy = cfg?.policy ?? '';
+  c.policyConfigJson = cfg?.policyConfigJson ?? '';
+  c.cordoned.clear();
+  for (const id of cfg?.cordoned ?? []) c.cordoned.add(id);
+}
+
+/** Apply an operator's config command to `c`: undefined when applied, the refusal otherwise. */
+export function applyConfig(
+  c: CellConfig,
+  cmd: Extract<LedgerCommand, { type: 'cellDrained' | 'policySet' | 'agentCordoned' }>,
+): ApplyResult | undefined {
+  switch (cmd.type) {
+    case 'cellDrained':
+      c.draining = cmd.drain;
+      c.drainReason = cmd.drain ? cmd.reason : '';
+      return undefined;
+    case 'policySet':
+      c.policy = cmd.policy;
+      c.policyConfigJson = cmd.policy ? cmd.configJson : '';
+      return undefined;
+    case 'agentCordoned':
+      if (cmd.cordon && !c.cordoned.has(cmd.agentId) && c.cordoned.size >= MAX_CORDONED) {
+        return { ok: false, id: cmd.agentId, why: 'full' };
+      }
+      if (cmd.cordon) c.cordoned.add(cmd.agentId);
+      else c.cordoned.delete(cmd.agentId);
+      return undefined;
+  }
+}

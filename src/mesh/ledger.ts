@@ -26,17 +26,21 @@
 //   terminal state at most once per series, and its attempt number never
 //   goes back (a result of an attempt before the replay stays stale).
 //
-// The cell's operator settings (drain, policy, cordoned agents) and flow control
-// (`flow`, src/flow/flow-state.ts: permits per concurrency key, rate state) are
-// in the same log and snapshot: the cell's one replicated state machine.
-import { LedgerSnapshot, type LedgerCellConfig, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
+// The cell's operator settings (drain, policy, cordoned agents), flow control
+// (`flow`, src/flow/flow-state.ts: permits per concurrency key, rate state) and
+// debounce and singleton keys (`keyed`, src/flow/keyed.ts) are in the same log
+// and snapshot: the cell's one replicated state machine.
+import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { TaskState } from '../gen/meshlb/v1/task.js';
 import { FlowState, NO_FLOW, type FlowConfig } from '../flow/flow-state.js';
+import { KeyedTasks } from '../flow/keyed.js';
 import {
+  applyConfig,
+  configToProto,
   emptyConfig,
   fromLedgerRecord,
+  restoreConfig,
   isTerminal,
-  MAX_CORDONED,
   type AcceptedTask,
   type ApplyResult,
   type CellConfig,
@@ -82,6 +86,8 @@ export class Ledger {
   private readonly configListeners: ((c: CellConfig) => void)[] = [];
   /** Permits per concurrency key, runtime limits, rate state: replicated with the tasks (src/flow). */
   readonly flow: FlowState;
+  /** Debounce and singleton keys: which task each names (src/flow/keyed.ts). */
+  readonly keyed = new KeyedTasks();
 
   constructor(private readonly opts: LedgerOptions) {
     this.flow = new FlowState(opts.flow ?? NO_FLOW);
@@ -153,36 +159,22 @@ export class Ledger {
         if (!rec) return [{ ok: false, id: cmd.id, why: 'unknown' }];
         if (isTerminal(rec.state)) return [{ ok: false, id: cmd.id, why: 'terminal', state: rec.state }];
         const to = cmd.type === 'cancelled' ? TaskState.TASK_STATE_CANCELLED : TaskState.TASK_STATE_DEAD_LETTERED;
-        // An attempt still out may run on at its agent: its permit lingers (until the agent answers).
-        if (rec.state !== TaskState.TASK_STATE_QUEUED) this.flow.stopped(rec.spec, rec.id, rec.attempt, cmd.atMs);
-        this.finish(rec, to, cmd.reason, cmd.atMs);
+        this.stop(rec, to, cmd.reason, cmd.atMs);
         return [this.ok(rec)];
       }
       case 'replayed':
         return cmd.ids.map((id) => this.replay(id, cmd.reason, cmd.atMs));
       case 'cellDrained':
-        this.config.draining = cmd.drain;
-        this.config.drainReason = cmd.drain ? cmd.reason : '';
-        return [this.configChanged()];
       case 'policySet':
-        this.config.policy = cmd.policy;
-        this.config.policyConfigJson = cmd.policy ? cmd.configJson : '';
-        return [this.configChanged()];
+      case 'agentCordoned':
+        // Refused (a cordon past MAX_CORDONED) or changed: listeners are told only of changes.
+        return [applyConfig(this.config, cmd) ?? this.configChanged()];
       case 'permitReturned':
         this.flow.returned(cmd.id, cmd.attempt);
         return [{ ok: true, id: cmd.id, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: cmd.attempt }];
       case 'flowLimitSet':
         this.flow.setLimit(cmd.key, cmd.limit);
         return [{ ok: true, id: cmd.key, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
-      case 'agentCordoned': {
-        const cordoned = this.config.cordoned;
-        if (cmd.cordon && !cordoned.has(cmd.agentId) && cordoned.size >= MAX_CORDONED) {
-          return [{ ok: false, id: cmd.agentId, why: 'full' }];
-        }
-        if (cmd.cordon) cordoned.add(cmd.agentId);
-        else cordoned.delete(cmd.agentId);
-        return [this.configChanged()];
-      }
     }
   }
 
@@ -219,6 +211,12 @@ export class Ledger {
     }
     const prior = this.tasks.get(t.id);
     if (prior) return { ok: true, id: t.id, existing: true, state: prior.state, attempt: prior.attempt };
+    // A debounce or singleton key may fold the submit into a live task (src/flow/keyed.ts).
+    const k = this.keyed.admit(t.id, t.spec, t.atMs, (id) => this.tasks.get(id));
+    if (k.type !== 'new') {
+      if (k.type === 'merged') this.changed(this.tasks.get(k.rec.id)!);
+      return { ok: true, id: k.rec.id, existing: true, state: k.rec.state, attempt: k.rec.attempt };
+    }
     const rec: TaskRecord = {
       id: t.id,
       spec: t.spec,
@@ -238,7 +236,16 @@ export class Ledger {
     this.live++;
     this.counters.accepted++;
     this.changed(rec);
-    return this.ok(rec);
+    if (!k.replaces) return this.ok(rec);
+    const why = `singleton key ${t.spec.singletonKey}: replaced by task ${t.id}`;
+    this.stop(this.tasks.get(k.replaces.id)!, TaskState.TASK_STATE_CANCELLED, why, t.atMs);
+    return { ...this.ok(rec), replaced: k.replaces.id };
+  }
+
+  /** Cancelled or dead-lettered: an attempt still out may run on at its agent, so its permit lingers. */
+  private stop(rec: TaskRecord, to: TaskState, reason: string, atMs: number): void {
+    if (rec.state !== TaskState.TASK_STATE_QUEUED) this.flow.stopped(rec.spec, rec.id, rec.attempt, atMs);
+    this.finish(rec, to, reason, atMs);
   }
 
   private dispatched(id: string, attempt: number, atMs: number): ApplyResult {
@@ -252,8 +259,10 @@ export class Ledger {
     if (attempt <= rec.attempt || rec.state !== TaskState.TASK_STATE_QUEUED) {
       return { ok: false, id, why: 'stale', state: rec.state };
     }
-    // Its concurrency key at its limit, or its rate spent: it stays QUEUED (the leader queues it again).
-    if (!this.flow.start(rec.spec, id, attempt, atMs)) return { ok: false, id, why: 'limited', state: rec.state };
+    // Still in its debounce window, its concurrency key at its limit, or its rate spent: it stays
+    // QUEUED (the leader queues it again).
+    if (atMs < this.keyed.holdUntil(rec) || !this.flow.start(rec.spec, id, attempt, atMs))
+      return { ok: false, id, why: 'limited', state: rec.state };
     rec.attempt = attempt;
     this.touch(rec, TaskState.TASK_STATE_DISPATCHED, atMs);
     return this.ok(rec);
@@ -313,6 +322,7 @@ export class Ledger {
     else if (state === TaskState.TASK_STATE_CANCELLED) this.counters.cancelled++;
     else this.counters.deadLettered++;
     this.terminalOrder.set(rec.id, true);
+    this.keyed.ended(rec);
     for (const l of this.terminalListeners) l(rec);
     this.changed(rec);
     this.evict();
@@ -334,7 +344,7 @@ export class Ledger {
     for (const l of this.changeListeners) l(rec);
   }
 
-  private ok(rec: TaskRecord): ApplyResult {
+  private ok(rec: TaskRecord): ApplyResult & { ok: true } {
     return { ok: true, id: rec.id, state: rec.state, attempt: rec.attempt };
   }
 
@@ -357,15 +367,9 @@ export class Ledger {
     }
     const terminalOrder = [...this.terminalOrder.keys()].map((id) => at.get(id)!);
     const counters = { ...this.counters };
-    const c = this.config;
-    const config: LedgerCellConfig = {
-      draining: c.draining,
-      drainReason: c.drainReason,
-      policy: c.policy,
-      policyConfigJson: c.policyConfigJson,
-      cordoned: [...c.cordoned],
-    };
-    const snap = { version: SNAPSHOT_VERSION, records, terminalOrder, counters, config, flow: this.flow.toProto() };
+    const config = configToProto(this.config);
+    const [flow, keyed] = [this.flow.toProto(), this.keyed.toProto()];
+    const snap = { version: SNAPSHOT_VERSION, records, terminalOrder, counters, config, flow, keyed };
     return LedgerSnapshot.encode(snap).finish();
   }
 
@@ -403,14 +407,9 @@ export class Ledger {
       cancelled: c?.cancelled ?? 0,
       deadLettered: c?.deadLettered ?? 0,
     });
-    const cfg = snap.config;
-    this.config.draining = cfg?.draining ?? false;
-    this.config.drainReason = cfg?.drainReason ?? '';
-    this.config.policy = cfg?.policy ?? '';
-    this.config.policyConfigJson = cfg?.policyConfigJson ?? '';
-    this.config.cordoned.clear();
-    for (const id of cfg?.cordoned ?? []) this.config.cordoned.add(id);
+    restoreConfig(this.config, snap.config);
     this.flow.restore(snap.flow);
+    this.keyed.restore(snap.keyed);
     for (const l of this.restoreListeners) l();
     for (const l of this.configListeners) l(this.config);
   }

@@ -3,6 +3,7 @@
 // Lengths and counts come from src/util/limits.ts; no message echoes caller input.
 import { Durability, Priority, type Label, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import { LIMITS, overLimit } from '../util/limits.js';
+import { keyedSpecProblem } from '../flow/keyed.js';
 
 /** Specs per SubmitBatch. */
 export const MAX_BATCH = LIMITS.tasksPerBatch;
@@ -51,5 +52,5 @@ export function validateSpec(spec: TaskSpec | undefined, maxPayloadBytes: number
   // A permit or rate spent must outlive a leader change: it is in the replicated ledger, with the task.
   if ((spec.concurrencyKey || spec.rateLimitKey) && spec.durability === Durability.DURABILITY_NONE)
     return 'a task with a concurrency or rate-limit key must be durability LOGGED';
-  return '';
+  return keyedSpecProblem(spec);
 }

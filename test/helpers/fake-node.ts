@@ -138,6 +138,11 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
       concurrencyKey: '',
       rateLimitKey: '',
       rateUnits: 0,
+      debounceKey: '',
+      debouncePeriodMs: 0,
+      debounceMaxWaitMs: 0,
+      singletonKey: '',
+      singletonMode: 0,
     },
     traceParent: '',
   };

@@ -60,6 +60,12 @@ const specOf = (p: Pools): fc.Arbitrary<TaskSpec> =>
     concurrencyKey: fc.constantFrom('', '', 'c1', 'c2'),
     rateLimitKey: fc.constantFrom('', 'r1'),
     rateUnits: fc.integer({ min: 0, max: 3 }),
+    // Debounce and singleton keys fold accepts into live tasks (src/flow/keyed.ts): snapshots carry them.
+    debounceKey: fc.constantFrom('', '', 'd1'),
+    debouncePeriodMs: fc.constantFrom(0, 10, 1000),
+    debounceMaxWaitMs: fc.constantFrom(0, 5000),
+    singletonKey: fc.constantFrom('', '', 's1'),
+    singletonMode: fc.constantFrom(0, 1, 2),
   }).map((s) => TaskSpec.fromPartial(s)); // every field the generated type has, including ones added later
 
 const resultOf = (p: Pools): fc.Arbitrary<TaskResult> =>

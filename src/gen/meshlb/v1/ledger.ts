@@ -180,7 +180,34 @@ export interface LedgerSnapshot {
     | LedgerCellConfig
     | undefined;
   /** Flow control: permits held, limits set at runtime, rate state (src/flow). */
-  flow: LedgerFlow | undefined;
+  flow:
+    | LedgerFlow
+    | undefined;
+  /** Debounce and singleton keys (src/flow/keyed.ts). */
+  keyed: LedgerKeyed | undefined;
+}
+
+/** The debounce and singleton keys of the ledger (src/flow/keyed.ts). */
+export interface LedgerKeyed {
+  debounces: LedgerDebounce[];
+  singletons: LedgerSingleton[];
+}
+
+/**
+ * A debounce key's held task: it may not start before until_ms; later submits
+ * before then fold into it, pushing until_ms up to first_ms + the max wait.
+ */
+export interface LedgerDebounce {
+  key: string;
+  taskId: string;
+  firstMs: number;
+  untilMs: number;
+}
+
+/** A singleton key's live task. */
+export interface LedgerSingleton {
+  key: string;
+  taskId: string;
 }
 
 /** The flow-control state of the ledger (src/flow/flow-state.ts). */
@@ -2215,7 +2242,15 @@ export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
 };
 
 function createBaseLedgerSnapshot(): LedgerSnapshot {
-  return { version: 0, records: [], terminalOrder: [], counters: undefined, config: undefined, flow: undefined };
+  return {
+    version: 0,
+    records: [],
+    terminalOrder: [],
+    counters: undefined,
+    config: undefined,
+    flow: undefined,
+    keyed: undefined,
+  };
 }
 
 export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
@@ -2241,6 +2276,9 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     }
     if (message.flow !== undefined) {
       LedgerFlow.encode(message.flow, writer.uint32(50).fork()).join();
+    }
+    if (message.keyed !== undefined) {
+      LedgerKeyed.encode(message.keyed, writer.uint32(642).fork()).join();
     }
     return writer;
   },
@@ -2316,6 +2354,14 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
             message.flow = LedgerFlow.decode(reader, reader.uint32());
             continue;
           }
+          case 80: {
+            if (tag !== 642) {
+              break;
+            }
+
+            message.keyed = LedgerKeyed.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2342,6 +2388,7 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
       counters: isSet(object.counters) ? LedgerCounters.fromJSON(object.counters) : undefined,
       config: isSet(object.config) ? LedgerCellConfig.fromJSON(object.config) : undefined,
       flow: isSet(object.flow) ? LedgerFlow.fromJSON(object.flow) : undefined,
+      keyed: isSet(object.keyed) ? LedgerKeyed.fromJSON(object.keyed) : undefined,
     };
   },
 
@@ -2365,6 +2412,9 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     if (message.flow !== undefined) {
       obj.flow = LedgerFlow.toJSON(message.flow);
     }
+    if (message.keyed !== undefined) {
+      obj.keyed = LedgerKeyed.toJSON(message.keyed);
+    }
     return obj;
   },
 
@@ -2385,6 +2435,316 @@ export const LedgerSnapshot: MessageFns<LedgerSnapshot> = {
     message.flow = (object.flow !== undefined && object.flow !== null)
       ? LedgerFlow.fromPartial(object.flow)
       : undefined;
+    message.keyed = (object.keyed !== undefined && object.keyed !== null)
+      ? LedgerKeyed.fromPartial(object.keyed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLedgerKeyed(): LedgerKeyed {
+  return { debounces: [], singletons: [] };
+}
+
+export const LedgerKeyed: MessageFns<LedgerKeyed> = {
+  encode(message: LedgerKeyed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.debounces) {
+      LedgerDebounce.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.singletons) {
+      LedgerSingleton.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerKeyed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerKeyed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.debounces.push(LedgerDebounce.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.singletons.push(LedgerSingleton.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerKeyed {
+    return {
+      debounces: globalThis.Array.isArray(object?.debounces)
+        ? object.debounces.map((e: any) => LedgerDebounce.fromJSON(e))
+        : [],
+      singletons: globalThis.Array.isArray(object?.singletons)
+        ? object.singletons.map((e: any) => LedgerSingleton.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: LedgerKeyed): unknown {
+    const obj: any = {};
+    if (message.debounces?.length) {
+      obj.debounces = message.debounces.map((e) => LedgerDebounce.toJSON(e));
+    }
+    if (message.singletons?.length) {
+      obj.singletons = message.singletons.map((e) => LedgerSingleton.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerKeyed>): LedgerKeyed {
+    return LedgerKeyed.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerKeyed>): LedgerKeyed {
+    const message = createBaseLedgerKeyed();
+    message.debounces = object.debounces?.map((e) => LedgerDebounce.fromPartial(e)) || [];
+    message.singletons = object.singletons?.map((e) => LedgerSingleton.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLedgerDebounce(): LedgerDebounce {
+  return { key: "", taskId: "", firstMs: 0, untilMs: 0 };
+}
+
+export const LedgerDebounce: MessageFns<LedgerDebounce> = {
+  encode(message: LedgerDebounce, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(18).string(message.taskId);
+    }
+    if (message.firstMs !== 0) {
+      writer.uint32(25).double(message.firstMs);
+    }
+    if (message.untilMs !== 0) {
+      writer.uint32(33).double(message.untilMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerDebounce {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerDebounce();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.firstMs = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.untilMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerDebounce {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      firstMs: isSet(object.firstMs)
+        ? globalThis.Number(object.firstMs)
+        : isSet(object.first_ms)
+        ? globalThis.Number(object.first_ms)
+        : 0,
+      untilMs: isSet(object.untilMs)
+        ? globalThis.Number(object.untilMs)
+        : isSet(object.until_ms)
+        ? globalThis.Number(object.until_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerDebounce): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.firstMs !== 0) {
+      obj.firstMs = floatToJson(message.firstMs);
+    }
+    if (message.untilMs !== 0) {
+      obj.untilMs = floatToJson(message.untilMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerDebounce>): LedgerDebounce {
+    return LedgerDebounce.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerDebounce>): LedgerDebounce {
+    const message = createBaseLedgerDebounce();
+    message.key = object.key ?? "";
+    message.taskId = object.taskId ?? "";
+    message.firstMs = object.firstMs ?? 0;
+    message.untilMs = object.untilMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerSingleton(): LedgerSingleton {
+  return { key: "", taskId: "" };
+}
+
+export const LedgerSingleton: MessageFns<LedgerSingleton> = {
+  encode(message: LedgerSingleton, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(18).string(message.taskId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerSingleton {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerSingleton();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerSingleton {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+    };
+  },
+
+  toJSON(message: LedgerSingleton): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerSingleton>): LedgerSingleton {
+    return LedgerSingleton.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerSingleton>): LedgerSingleton {
+    const message = createBaseLedgerSingleton();
+    message.key = object.key ?? "";
+    message.taskId = object.taskId ?? "";
     return message;
   },
 };

@@ -199,6 +199,49 @@ export function taskStateToJSON(object: TaskState): string {
   }
 }
 
+/** What a submit does while a task of its singleton key is live. */
+export enum SingletonMode {
+  /** SINGLETON_MODE_UNSPECIFIED - SKIP. */
+  SINGLETON_MODE_UNSPECIFIED = 0,
+  /** SINGLETON_MODE_SKIP - The submit is answered with the live task's id (existing = true); nothing new runs. */
+  SINGLETON_MODE_SKIP = 1,
+  /** SINGLETON_MODE_CANCEL - The live task is cancelled (reason names the newer task) and the new one is accepted. */
+  SINGLETON_MODE_CANCEL = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function singletonModeFromJSON(object: any): SingletonMode {
+  switch (object) {
+    case 0:
+    case "SINGLETON_MODE_UNSPECIFIED":
+      return SingletonMode.SINGLETON_MODE_UNSPECIFIED;
+    case 1:
+    case "SINGLETON_MODE_SKIP":
+      return SingletonMode.SINGLETON_MODE_SKIP;
+    case 2:
+    case "SINGLETON_MODE_CANCEL":
+      return SingletonMode.SINGLETON_MODE_CANCEL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SingletonMode.UNRECOGNIZED;
+  }
+}
+
+export function singletonModeToJSON(object: SingletonMode): string {
+  switch (object) {
+    case SingletonMode.SINGLETON_MODE_UNSPECIFIED:
+      return "SINGLETON_MODE_UNSPECIFIED";
+    case SingletonMode.SINGLETON_MODE_SKIP:
+      return "SINGLETON_MODE_SKIP";
+    case SingletonMode.SINGLETON_MODE_CANCEL:
+      return "SINGLETON_MODE_CANCEL";
+    case SingletonMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum ResultStatus {
   RESULT_STATUS_UNSPECIFIED = 0,
   RESULT_STATUS_OK = 1,
@@ -387,6 +430,24 @@ export interface TaskSpec {
    */
   rateLimitKey: string;
   rateUnits: number;
+  /**
+   * Debounce (docs/flow-control.md): submits naming the same debounce key
+   * within debounce_period_ms of the last one make one task, run once with the
+   * last submit's payload, debounce_period_ms after the last submit but no later
+   * than debounce_max_wait_ms (0 = 10 x the period) after the first. Every
+   * submit gets that task's id (`existing` from the second on). Homed at the
+   * root "/" and LOGGED, like flow keys.
+   */
+  debounceKey: string;
+  debouncePeriodMs: number;
+  debounceMaxWaitMs: number;
+  /**
+   * Singleton: at most one live task per singleton key. A submit while one is
+   * live either gets that task's id (SKIP, `existing`) or cancels it and starts
+   * (CANCEL). Homed at the root "/" and LOGGED.
+   */
+  singletonKey: string;
+  singletonMode: SingletonMode;
 }
 
 /** An agent's answer for one attempt. The first result of the current attempt wins. */
@@ -464,7 +525,10 @@ export interface SubmitRequest {
 
 export interface SubmitResponse {
   taskId: string;
-  /** True when the idempotency key named an existing task. */
+  /**
+   * True when the idempotency key named an existing task, or a debounce or
+   * singleton (SKIP) key folded this submit into a live task (deduplicated).
+   */
   existing: boolean;
   state: TaskState;
 }
@@ -650,6 +714,11 @@ function createBaseTaskSpec(): TaskSpec {
     concurrencyKey: "",
     rateLimitKey: "",
     rateUnits: 0,
+    debounceKey: "",
+    debouncePeriodMs: 0,
+    debounceMaxWaitMs: 0,
+    singletonKey: "",
+    singletonMode: 0,
   };
 }
 
@@ -708,6 +777,21 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.rateUnits !== 0) {
       writer.uint32(128).uint32(message.rateUnits);
+    }
+    if (message.debounceKey !== "") {
+      writer.uint32(642).string(message.debounceKey);
+    }
+    if (message.debouncePeriodMs !== 0) {
+      writer.uint32(648).uint32(message.debouncePeriodMs);
+    }
+    if (message.debounceMaxWaitMs !== 0) {
+      writer.uint32(656).uint32(message.debounceMaxWaitMs);
+    }
+    if (message.singletonKey !== "") {
+      writer.uint32(666).string(message.singletonKey);
+    }
+    if (message.singletonMode !== 0) {
+      writer.uint32(672).int32(message.singletonMode);
     }
     return writer;
   },
@@ -869,6 +953,46 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.rateUnits = reader.uint32();
             continue;
           }
+          case 80: {
+            if (tag !== 642) {
+              break;
+            }
+
+            message.debounceKey = reader.string();
+            continue;
+          }
+          case 81: {
+            if (tag !== 648) {
+              break;
+            }
+
+            message.debouncePeriodMs = reader.uint32();
+            continue;
+          }
+          case 82: {
+            if (tag !== 656) {
+              break;
+            }
+
+            message.debounceMaxWaitMs = reader.uint32();
+            continue;
+          }
+          case 83: {
+            if (tag !== 666) {
+              break;
+            }
+
+            message.singletonKey = reader.string();
+            continue;
+          }
+          case 84: {
+            if (tag !== 672) {
+              break;
+            }
+
+            message.singletonMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -945,6 +1069,31 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         : isSet(object.rate_units)
         ? globalThis.Number(object.rate_units)
         : 0,
+      debounceKey: isSet(object.debounceKey)
+        ? globalThis.String(object.debounceKey)
+        : isSet(object.debounce_key)
+        ? globalThis.String(object.debounce_key)
+        : "",
+      debouncePeriodMs: isSet(object.debouncePeriodMs)
+        ? globalThis.Number(object.debouncePeriodMs)
+        : isSet(object.debounce_period_ms)
+        ? globalThis.Number(object.debounce_period_ms)
+        : 0,
+      debounceMaxWaitMs: isSet(object.debounceMaxWaitMs)
+        ? globalThis.Number(object.debounceMaxWaitMs)
+        : isSet(object.debounce_max_wait_ms)
+        ? globalThis.Number(object.debounce_max_wait_ms)
+        : 0,
+      singletonKey: isSet(object.singletonKey)
+        ? globalThis.String(object.singletonKey)
+        : isSet(object.singleton_key)
+        ? globalThis.String(object.singleton_key)
+        : "",
+      singletonMode: isSet(object.singletonMode)
+        ? singletonModeFromJSON(object.singletonMode)
+        : isSet(object.singleton_mode)
+        ? singletonModeFromJSON(object.singleton_mode)
+        : 0,
     };
   },
 
@@ -1004,6 +1153,21 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.rateUnits !== 0) {
       obj.rateUnits = Math.round(message.rateUnits);
     }
+    if (message.debounceKey !== "") {
+      obj.debounceKey = message.debounceKey;
+    }
+    if (message.debouncePeriodMs !== 0) {
+      obj.debouncePeriodMs = Math.round(message.debouncePeriodMs);
+    }
+    if (message.debounceMaxWaitMs !== 0) {
+      obj.debounceMaxWaitMs = Math.round(message.debounceMaxWaitMs);
+    }
+    if (message.singletonKey !== "") {
+      obj.singletonKey = message.singletonKey;
+    }
+    if (message.singletonMode !== 0) {
+      obj.singletonMode = singletonModeToJSON(message.singletonMode);
+    }
     return obj;
   },
 
@@ -1030,6 +1194,11 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     message.concurrencyKey = object.concurrencyKey ?? "";
     message.rateLimitKey = object.rateLimitKey ?? "";
     message.rateUnits = object.rateUnits ?? 0;
+    message.debounceKey = object.debounceKey ?? "";
+    message.debouncePeriodMs = object.debouncePeriodMs ?? 0;
+    message.debounceMaxWaitMs = object.debounceMaxWaitMs ?? 0;
+    message.singletonKey = object.singletonKey ?? "";
+    message.singletonMode = object.singletonMode ?? 0;
     return message;
   },
 };
