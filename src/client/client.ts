@@ -116,11 +116,11 @@ export class MeshClient {
    * Submit one task. `existing` is true when the task's own idempotency key
    * named a task the cell had already; a key the client made up is never
    * reported as existing (a repeat of an attempt whose answer was lost finds
-   * the task that attempt created: it is still this call's task).
+   * the task that attempt created: it is still this call's task; but see `folds`).
    */
   async submit(task: TaskInput, opts: CallOpts = {}): Promise<SubmitResult> {
     const spec = toTaskSpec(task);
-    const auto = this.keyed(spec);
+    const auto = this.keyed(spec) && !folds(spec);
     const span = startSubmit(this.opts.tracer, opts.context, [spec]);
     // With a tracer each submit keeps its own span and call: not coalesced.
     const call = this.coalescer && !span ? this.coalescer.submit(spec, opts.deadlineMs) : this.submitCall(spec, opts);
@@ -136,7 +136,7 @@ export class MeshClient {
   /** Submit many; one item per spec, in order. Large inputs go in several calls of up to 1000. */
   async submitBatch(tasks: readonly TaskInput[], opts: CallOpts = {}): Promise<SubmitItem[]> {
     const specs = tasks.map(toTaskSpec);
-    const auto = specs.map((s) => this.keyed(s));
+    const auto = specs.map((s) => this.keyed(s) && !folds(s));
     // One span for the whole batch (with a tracer): its tasks share one trace.
     const span = startSubmit(this.opts.tracer, opts.context, specs);
     return endSubmit(span, this.submitChunks(specs, auto, opts));
@@ -415,3 +415,6 @@ export class MeshClient {
     }
   }
 }
+
+/** A debounce or singleton key may fold the submit into a live task: the server's `existing` says so. */
+const folds = (spec: TaskSpec): boolean => spec.debounceKey !== '' || spec.singletonKey !== '';
