@@ -19,11 +19,44 @@
 // "hard" keys go only to their holder (the first candidate on the ring that can
 // ever take the task) and wait for it.
 //
+// The bound is LOAD_BOUND unless a cell's policyConfig sets `contextLoadBound`
+// (any policy: splitContextConfig, applied in the registry).
+//
 // Pure and allocation-free per pick: the ring is built once per picker view, on
 // the first pick that carries a key, and walked with a stamped visited array.
 
-/** No candidate's load (active + routed since the snapshot) goes past this times the mean. */
+import { numberKey } from './config.js';
+
+/**
+ * No candidate's load (active + routed since the snapshot) goes past this times the mean:
+ * the default of the `contextLoadBound` key every policy's config accepts (see
+ * splitContextConfig).
+ */
 export const LOAD_BOUND = 1.25;
+
+/** The policy-independent config key of context routing, accepted by every policy. */
+export const CONTEXT_BOUND_KEY = 'contextLoadBound';
+
+/**
+ * Split a policy's raw config into the context routing bound (any policy's
+ * picker applies it, so it is not the policy's own key) and the rest, for the
+ * policy's parser. The bound is at least 1 (below it even an even spread breaks
+ * it) and at most 10.
+ */
+export function splitContextConfig(
+  policy: string,
+  raw: unknown,
+): { readonly loadBound: number; readonly rest: unknown } {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || !(CONTEXT_BOUND_KEY in raw))
+    return { loadBound: LOAD_BOUND, rest: raw };
+  const rest: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  delete rest[CONTEXT_BOUND_KEY];
+  const loadBound = numberKey(policy, raw as Record<string, unknown>, CONTEXT_BOUND_KEY, LOAD_BOUND, {
+    min: 1,
+    max: 10,
+  });
+  return { loadBound, rest };
+}
 
 /** 32-bit FNV-1a of `s` mixed with murmur3's finalizer (FNV alone clusters short keys). */
 export function hash32(s: string, seed = 0): number {
@@ -93,7 +126,7 @@ export class ContextRing {
 }
 
 /**
- * The load bound for one more task: floor(LOAD_BOUND × (total + 1) / members), at least 1.
+ * The load bound for one more task: floor(bound × (total + 1) / members), at least 1.
  * Floor, not the paper's ceil: with loads of a few tasks a ceil lets one member reach
  * 1.3-1.5x the mean, and low loads are covered by the roomy rule (picker.ts) anyway.
  */

@@ -28,7 +28,14 @@ export type {
   Tier,
   Utilization,
 } from './types.js';
-export { registerPolicy, getPolicy, listPolicies, createPolicy, DEFAULT_POLICY_BY_TIER } from './registry.js';
+export {
+  registerPolicy,
+  getPolicy,
+  listPolicies,
+  createPolicy,
+  validatePolicyConfig,
+  DEFAULT_POLICY_BY_TIER,
+} from './registry.js';
 export { PolicyConfigError } from './config.js';
 export { BasePicker, KindView } from './picker.js';
 export { makeCandidate, type CandidateInit } from './candidate.js';

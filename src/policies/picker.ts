@@ -73,6 +73,11 @@ export abstract class BasePicker implements Picker {
   private reqLabels: string[] = [];
   private reqCount = 0;
   private excl: readonly string[] | undefined = undefined;
+  /**
+   * Context routing's load bound (./context.ts): a keyed route keeps its candidate within
+   * this times the mean load. Set by the registry from the cell's `contextLoadBound`.
+   */
+  contextBound = LOAD_BOUND;
 
   constructor(
     protected readonly cands: readonly Candidate[],
@@ -171,14 +176,15 @@ export abstract class BasePicker implements Picker {
       total += this.contextLoad(v, p);
       slots += v.total[p]!;
     }
-    const cap = loadCap(total, v.members.length);
+    const cap = loadCap(total, v.members.length, this.contextBound);
     const quiet = total < slots / 2;
     return v.ring.walk(key, (p) => this.ok(v, p) && (this.contextLoad(v, p) + 1 <= cap || (quiet && this.roomy(v, p))));
   }
 
   /**
    * After one more task the member still has a share of its slots free that the load
-   * bound would leave it (1 - 1/LOAD_BOUND): while the candidates are less than half
+   * default bound would leave it (1 - 1/LOAD_BOUND, 20%; fixed, so a tighter contextBound
+   * does not loosen it): while the candidates are less than half
    * busy it is nowhere near overload, so a key's holder keeps its key even when loads
    * are low and stale (a burst counted against an upper tier's summary before the
    * child reported it done).

@@ -2,6 +2,8 @@
 // src/policies/index.ts imports them all, so importing the index is enough.
 
 import { PolicyConfigError } from './config.js';
+import { LOAD_BOUND, splitContextConfig } from './context.js';
+import { BasePicker } from './picker.js';
 import type { Policy, PolicyDeps, PolicyFactory, Tier } from './types.js';
 
 const factories = new Map<string, PolicyFactory<unknown>>();
@@ -24,13 +26,36 @@ export function listPolicies(): string[] {
   return [...factories.keys()].sort();
 }
 
-/** Parse `rawConfig` and create the named policy; throws PolicyConfigError. */
+/**
+ * Parse `rawConfig` and create the named policy; throws PolicyConfigError.
+ * Besides the policy's own keys, any policy takes `contextLoadBound` (context
+ * routing's load bound, ./context.ts), applied to every picker it builds.
+ */
 export function createPolicy(name: string, rawConfig: unknown, deps: PolicyDeps): Policy {
+  const f = factory(name);
+  const { loadBound, rest } = splitContextConfig(name, rawConfig);
+  const policy = f.create(f.parseConfig(rest), deps);
+  if (loadBound === LOAD_BOUND) return policy;
+  return {
+    name: policy.name,
+    buildPicker(cands, now) {
+      const p = policy.buildPicker(cands, now);
+      if (p instanceof BasePicker) p.contextBound = loadBound;
+      return p;
+    },
+  };
+}
+
+/** Check a raw config as createPolicy would (the policy's keys and `contextLoadBound`); throws PolicyConfigError. */
+export function validatePolicyConfig(name: string, rawConfig: unknown): void {
+  const f = factory(name);
+  f.parseConfig(splitContextConfig(name, rawConfig).rest);
+}
+
+function factory(name: string): PolicyFactory<unknown> {
   const f = factories.get(name);
-  if (!f) {
-    throw new PolicyConfigError(name, `unknown policy; known policies: ${listPolicies().join(', ')}`);
-  }
-  return f.create(f.parseConfig(rawConfig), deps);
+  if (!f) throw new PolicyConfigError(name, `unknown policy; known policies: ${listPolicies().join(', ')}`);
+  return f;
 }
 
 /** The tier defaults of the design (seed 002's per-tier algorithms). */

@@ -6,7 +6,7 @@
 // Importing the policies' index registers every policy, so validation knows
 // their names and checks each policyConfig with the policy's own parser.
 import { createHash } from 'node:crypto';
-import { DEFAULT_POLICY_BY_TIER, getPolicy, listPolicies } from '../policies/index.js';
+import { DEFAULT_POLICY_BY_TIER, getPolicy, listPolicies, validatePolicyConfig } from '../policies/index.js';
 import { Collector, describe, isObj, type Obj } from './format.js';
 import { cellSlug } from './paths.js';
 import { TIERS, type MeshDefaults, type Tier } from './types.js';
@@ -80,10 +80,9 @@ export function unknownPolicyMsg(v: unknown, policies: Set<string>): string {
 /** Check a policyConfig with the policy's own parser (when the policy is registered). */
 export function checkPolicyConfig(where: string, policy: string, config: Obj, c: Collector, enabled: boolean): void {
   if (!enabled) return;
-  const factory = getPolicy(policy);
-  if (!factory) return;
+  if (!getPolicy(policy)) return;
   try {
-    factory.parseConfig(config);
+    validatePolicyConfig(policy, config);
   } catch (err) {
     c.add(where, (err as Error).message);
   }

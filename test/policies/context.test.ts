@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ContextRing, LOAD_BOUND, hash32, loadCap } from '../../src/policies/context.js';
+import { validatePolicyConfig } from '../../src/policies/index.js';
 import { cand, picker, task } from './helpers.js';
 
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `agent-${i}`);
@@ -126,6 +127,36 @@ describe('context keys in a picker (any policy)', () => {
       ),
       { seed: 20261206 },
     );
+  });
+
+  it('contextLoadBound (any policy) tightens the bound a hot key overflows at', () => {
+    // 8 agents of 10 slots, each running 5 (half busy: the bound applies), then 16 tasks of
+    // one hot key. Mean after them: 7; the default bound lets its holders reach 8, a bound
+    // of 1 keeps every agent at the mean.
+    const mostLoaded = (config?: unknown): number => {
+      const cands = ids(8).map((id) => cand(id, { slots: { a: [5, 10] }, active: 5 }));
+      const p = picker('least-loaded', cands, config);
+      const load = new Map<string, number>(ids(8).map((id) => [id, 5]));
+      for (let i = 0; i < 16; i++) {
+        const r = p.pick(task('a', { contextKey: 'hot' }));
+        expect(r.type).toBe('route');
+        const c = (r as { candidate: string }).candidate;
+        load.set(c, load.get(c)! + 1);
+      }
+      return Math.max(...load.values());
+    };
+    expect(mostLoaded()).toBe(8);
+    expect(mostLoaded({ contextLoadBound: 1 })).toBe(7);
+    expect(mostLoaded({ contextLoadBound: 1.25 })).toBe(8);
+  });
+
+  it('contextLoadBound is checked like any key: a number from 1 to 10; other unknown keys still fail', () => {
+    expect(() => picker('p2c', agents(2), { contextLoadBound: 0.9 })).toThrow(/"contextLoadBound" must be >= 1/);
+    expect(() => picker('p2c', agents(2), { contextLoadBound: 'x' })).toThrow(/"contextLoadBound" must be a finite/);
+    expect(() => picker('node-score', agents(2), { contextLoadBound: 1.2, bogus: 1 })).toThrow(
+      /unknown config key "bogus"/,
+    );
+    expect(() => validatePolicyConfig('node-score', { contextLoadBound: 1.2, load: 2 })).not.toThrow();
   });
 
   it('hard: only the holder takes the key; it waits while the holder is full', () => {

@@ -93,6 +93,15 @@ cells:
     expect(t.byPath.get('/')!.policyConfig).toEqual({});
     expect(t.byPath.get('/r1')!.replicas[0]!.address).toBe('[::1]:7000');
   });
+  it('takes contextLoadBound in the config of any policy, beside its own keys', () => {
+    const t = parseTopology(
+      base(
+        '  name: /',
+        'tiers: { global: { policy: node-score, policyConfig: { load: 2, contextLoadBound: 1.15 } } }\n',
+      ),
+    );
+    expect(t.byPath.get('/')!.policyConfig).toEqual({ load: 2, contextLoadBound: 1.15 });
+  });
   it('generates hosts from a pattern with a fixed port', () => {
     const t = parseTopology(`
 addressing: { host: "{cell}-{replica}.mesh", port: 7000 }
@@ -236,6 +245,11 @@ describe('errors name the file, the cell and the field', () => {
       'bad policyConfig (checked by the policy)',
       base('  name: /\n  policy: p2c\n  policyConfig: { bogus: 1 }'),
       /cell "\/" field "policyConfig": policy p2c: .*bogus/,
+    ],
+    [
+      'context load bound below 1 (any policy takes it)',
+      base('  name: /\n  policy: p2c\n  policyConfig: { contextLoadBound: 0.5 }'),
+      /cell "\/" field "policyConfig": policy p2c: "contextLoadBound" must be >= 1, got 0.5/,
     ],
     [
       'bad tier policyConfig',
