@@ -48,7 +48,23 @@ export class FlowState {
   private readonly tats = new Map<string, number>();
   private readonly freed: ((key: string) => void)[] = [];
 
-  constructor(private readonly cfg: FlowConfig) {}
+  /** Round-robin groups of the topology: a task's key `group:member` counts against `group`. */
+  private readonly groups: ReadonlySet<string>;
+
+  constructor(private readonly cfg: FlowConfig) {
+    const rr = [...(cfg.spec?.concurrency ?? [])].filter(([, k]) => k.strategy === 'round-robin');
+    this.groups = new Set(rr.map(([key]) => key));
+  }
+
+  /**
+   * The key whose permits a task naming concurrency key `ck` holds: its
+   * round-robin group when `ck` is `group:member` of one, else `ck` itself.
+   */
+  counterKey(ck: string): string {
+    if (this.groups.size === 0) return ck;
+    const i = ck.indexOf(':');
+    return i > 0 && this.groups.has(ck.slice(0, i)) ? ck.slice(0, i) : ck;
+  }
 
   /** Told when a key may admit more (a permit came back, a limit changed). Called on every replica. */
   onFreed(l: (key: string) => void): void {
@@ -105,7 +121,8 @@ export class FlowState {
       if (!a.ok) return false;
       tat = a.tat;
     }
-    if (ck && !this.permits.acquire(ck, permitRef(taskId, attempt), this.limit(ck))) return false;
+    const counter = ck && this.counterKey(ck);
+    if (counter && !this.permits.acquire(counter, permitRef(taskId, attempt), this.limit(counter))) return false;
     if (rule) this.tats.set(rk, tat);
     return true;
   }

@@ -13,6 +13,9 @@
 //   preempt  the key's strategy is cancel-in-progress: it waits, and the
 //            key's oldest attempt in progress is cancelled (once each); its
 //            permit comes back when its agent stops, and then this one goes.
+// A round-robin group's tasks (keys `group:member`) count against the group
+// and wait in one line per member; freed permits go to the members in turn
+// (round-robin.ts).
 // Soft state, like the queue: a new leader starts empty and admits from its
 // ledger's counts.
 //
@@ -21,6 +24,7 @@
 import type { TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { FlowState } from './flow-state.js';
 import { emissionMs, gcra } from './gcra.js';
+import { RoundRobinWaiters } from './round-robin.js';
 
 export type GateAnswer =
   | { readonly type: 'go' }
@@ -59,8 +63,18 @@ export class FlowGate<T extends GateItem> {
   private readonly shadowTat = new Map<string, number>();
   /** `c:key` / `r:key` → waiting tasks, first come first. */
   private readonly waiting = new Map<string, Map<string, Waiting<T>>>();
-  /** taskId → where it waits and why. */
-  private readonly where = new Map<string, { readonly wk: string; readonly why: string }>();
+  /**
+   * Tasks let go for a permit that came back, until they are admitted (or
+   * end): taskId → the key they hold room of. Without this, two permits
+   * coming back before the first task let go reached admit() would let go two
+   * more, and the one beaten to the room would be held again at the back.
+   */
+  private readonly promised = new Map<string, string>();
+  private readonly promisedPer = new Map<string, number>();
+  /** Round-robin group → its waiting tasks, one line per member. */
+  private readonly groups = new Map<string, RoundRobinWaiters<Waiting<T>>>();
+  /** taskId → where it waits and why (`member`: in a round-robin group's line). */
+  private readonly where = new Map<string, { readonly wk: string; readonly why: string; readonly member?: string }>();
   /** Rate keys with a release timer armed. */
   private readonly armed = new Set<string>();
   /** Bumped by clear(): timers armed before it do nothing. */
@@ -75,13 +89,19 @@ export class FlowGate<T extends GateItem> {
   ) {}
 
   admit(item: T, enqueuedAt: number, now: number): GateAnswer {
+    this.unpromise(item.taskId);
     const spec = item.spec;
-    const ck = spec.concurrencyKey;
+    const named = spec.concurrencyKey;
+    const ck = named && this.state.counterKey(named);
     if (ck) {
       const limit = this.state.limit(ck);
-      if (this.state.permits.held(ck) + (this.pending.get(ck) ?? 0) >= limit) {
-        const why = `concurrency key ${ck} at its limit of ${limit}`;
+      if (this.state.permits.held(ck) + (this.pending.get(ck) ?? 0) + (this.promisedPer.get(ck) ?? 0) >= limit) {
         const strategy = this.state.strategy(ck);
+        if (strategy === 'round-robin') {
+          this.holdInGroup(ck, named, item, enqueuedAt, limit);
+          return HELD;
+        }
+        const why = `concurrency key ${ck} at its limit of ${limit}`;
         if (strategy === 'cancel-newest') return { type: 'cancel', why: `${why} (cancel-newest)` };
         this.hold(`c:${ck}`, item, enqueuedAt, why);
         return strategy === 'cancel-in-progress' ? this.preempt(ck, why) : HELD;
@@ -104,7 +124,7 @@ export class FlowGate<T extends GateItem> {
 
   /** An admitted start did not leave after all (no target this pump), or the ledger applied it: unreserve. */
   settled(item: T): void {
-    const ck = item.spec.concurrencyKey;
+    const ck = item.spec.concurrencyKey && this.state.counterKey(item.spec.concurrencyKey);
     if (!ck) return;
     const n = (this.pending.get(ck) ?? 0) - 1;
     if (n > 0) this.pending.set(ck, n);
@@ -115,9 +135,22 @@ export class FlowGate<T extends GateItem> {
   /** Permits of `key` may have come back (or its limit changed): let as many waiting tasks go as fit. */
   freed(key: string): void {
     const list = this.waiting.get(`c:${key}`);
-    if (!list) return;
-    const room = this.state.limit(key) - this.state.permits.held(key) - (this.pending.get(key) ?? 0);
-    this.release(`c:${key}`, list, room);
+    const group = this.groups.get(key);
+    if (!list && !group) return;
+    const room =
+      this.state.limit(key) -
+      this.state.permits.held(key) -
+      (this.pending.get(key) ?? 0) -
+      (this.promisedPer.get(key) ?? 0);
+    if (list) this.release(`c:${key}`, list, room, key);
+    else if (group && room > 0) {
+      for (const [id, w] of group.take(room)) {
+        this.where.delete(id);
+        this.promise(id, key);
+        this.host.requeue(w.item, w.enqueuedAt);
+      }
+      if (group.size === 0) this.groups.delete(key);
+    }
   }
 
   /** Why the task waits here, or undefined when it does not. */
@@ -133,14 +166,21 @@ export class FlowGate<T extends GateItem> {
   backlog(): Map<string, number> {
     const m = new Map<string, number>();
     for (const [wk, list] of this.waiting) m.set(wk, list.size);
+    for (const [key, group] of this.groups) m.set(`c:${key}`, group.size);
     return m;
   }
 
   /** The task ended while waiting (cancelled, dead-lettered). */
   forget(taskId: string): void {
+    this.unpromise(taskId);
     const w = this.where.get(taskId);
     if (!w) return;
     this.where.delete(taskId);
+    if (w.member !== undefined) {
+      const group = this.groups.get(w.wk);
+      if (group?.delete(w.member, taskId) && group.size === 0) this.groups.delete(w.wk);
+      return;
+    }
     const list = this.waiting.get(w.wk);
     list?.delete(taskId);
     if (list?.size === 0) this.waiting.delete(w.wk);
@@ -149,8 +189,11 @@ export class FlowGate<T extends GateItem> {
   /** This replica stopped leading: the new leader admits from its ledger. */
   clear(): void {
     this.pending.clear();
+    this.promised.clear();
+    this.promisedPer.clear();
     this.shadowTat.clear();
     this.waiting.clear();
+    this.groups.clear();
     this.where.clear();
     this.armed.clear();
     this.victims.clear();
@@ -165,6 +208,15 @@ export class FlowGate<T extends GateItem> {
     if (this.victims.size >= 10_000) this.victims.clear();
     this.victims.add(victim);
     return { type: 'preempt', victim, why: `${why}: cancelled for a newer task (cancel-in-progress)` };
+  }
+
+  /** Wait in `member`'s line of round-robin group `group` (its `where` names the group, not `c:`). */
+  private holdInGroup(group: string, member: string, item: T, enqueuedAt: number, limit: number): void {
+    let g = this.groups.get(group);
+    if (!g) this.groups.set(group, (g = new RoundRobinWaiters()));
+    g.add(member, item.taskId, { item, enqueuedAt });
+    const why = `concurrency group ${group} at its limit of ${limit} (${member} waits its turn, round-robin)`;
+    this.where.set(item.taskId, { wk: group, why, member });
   }
 
   private hold(wk: string, item: T, enqueuedAt: number, why: string): void {
@@ -196,11 +248,27 @@ export class FlowGate<T extends GateItem> {
     });
   }
 
-  private release(wk: string, list: Map<string, Waiting<T>>, room: number): void {
+  private promise(taskId: string, key: string): void {
+    this.promised.set(taskId, key);
+    this.promisedPer.set(key, (this.promisedPer.get(key) ?? 0) + 1);
+  }
+
+  private unpromise(taskId: string): void {
+    const key = this.promised.get(taskId);
+    if (key === undefined) return;
+    this.promised.delete(taskId);
+    const n = (this.promisedPer.get(key) ?? 0) - 1;
+    if (n > 0) this.promisedPer.set(key, n);
+    else this.promisedPer.delete(key);
+  }
+
+  /** Let go up to `room` of a line, first come first; for a concurrency key (`key`), each holds room until admitted. */
+  private release(wk: string, list: Map<string, Waiting<T>>, room: number, key?: string): void {
     for (const [id, w] of list) {
       if (room-- <= 0) break;
       list.delete(id);
       this.where.delete(id);
+      if (key !== undefined) this.promise(id, key);
       this.host.requeue(w.item, w.enqueuedAt);
     }
     if (list.size === 0) this.waiting.delete(wk);

@@ -6,13 +6,14 @@
 //     concurrency:
 //       customer-42: { limit: 3 }                          # strategy: queue
 //       crawler: { limit: 10, strategy: cancel-newest }
+//       customers: { limit: 10, strategy: round-robin }   # tasks name customers:<id>
 //     rateLimits:
 //       llm: { units: 100, periodMs: 1000, burst: 20 }
 import { Collector, describe, isObj, type Obj } from './format.js';
 import type { ConcurrencyKeySpec, ConcurrencyStrategy, FlowSpec, RateLimitSpec } from './types.js';
 
 const TOP = ['lingerMs', 'concurrency', 'rateLimits'];
-const STRATEGIES: readonly ConcurrencyStrategy[] = ['queue', 'cancel-newest', 'cancel-in-progress'];
+const STRATEGIES: readonly ConcurrencyStrategy[] = ['queue', 'cancel-newest', 'cancel-in-progress', 'round-robin'];
 /** Keys are matched as written; the same bound as a tenant name. */
 const KEY_RE = /^[A-Za-z0-9._:/@-]{1,128}$/;
 export const DEFAULT_LINGER_MS = 5000;
@@ -45,7 +46,9 @@ export function parseFlow(raw: unknown, c: Collector): FlowSpec | undefined {
           `must be one of ${STRATEGIES.join(', ')}, got ${describe(v.strategy)}`,
         );
     }
-    if (limit !== undefined) concurrency.set(key, { limit, strategy });
+    if (strategy === 'round-robin' && key.includes(':'))
+      c.add(`field "flow.concurrency.${key}"`, 'a round-robin group is named without ":" (tasks name group:member)');
+    else if (limit !== undefined) concurrency.set(key, { limit, strategy });
   }
   const rateLimits = new Map<string, RateLimitSpec>();
   for (const [key, v] of entries(c, 'rateLimits', raw.rateLimits)) {

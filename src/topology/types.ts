@@ -86,8 +86,11 @@ export interface Topology {
  * What happens when a task finds its concurrency key at its limit: it waits
  * (queue); it ends CANCELLED (cancel-newest); or the oldest attempt of the key
  * in progress is cancelled and it goes once that one stopped (cancel-in-progress).
+ * A round-robin key is a group: tasks name `group:member` keys, the limit
+ * holds over all members together, and a freed permit goes to the members'
+ * waiting tasks in turn (round-robin).
  */
-export type ConcurrencyStrategy = 'queue' | 'cancel-newest' | 'cancel-in-progress';
+export type ConcurrencyStrategy = 'queue' | 'cancel-newest' | 'cancel-in-progress' | 'round-robin';
 
 export interface ConcurrencyKeySpec {
   readonly limit: number;

@@ -11,6 +11,8 @@ export interface FlowPlan {
   readonly rng: Rng;
   /** Concurrency key → limit. */
   readonly limits: ReadonlyMap<string, number>;
+  /** Keys that are round-robin groups: tasks name `key:member`, counted against the key. */
+  readonly groups: ReadonlySet<string>;
   /** The topology's `flow:` section. */
   readonly yaml: readonly string[];
 }
@@ -25,22 +27,32 @@ export const SIM_LINGER_MS = 4000;
 export function planFlow(seed: number): FlowPlan {
   const rng = new Rng((Math.imul(seed, 0x9e3779b1) ^ 0xf10f) >>> 0);
   const limits = new Map<string, number>();
+  const groups = new Set<string>();
   const yaml = ['flow:', `  lingerMs: ${SIM_LINGER_MS}`, '  concurrency:'];
   for (let i = rng.int(1, 3); i > 0; i--) {
     const key = `c${limits.size}`;
     const limit = rng.int(1, 3);
     limits.set(key, limit);
     const r = rng.next();
-    const strategy = r < 0.15 ? ', strategy: cancel-newest' : r < 0.3 ? ', strategy: cancel-in-progress' : '';
+    const strategy =
+      r < 0.15
+        ? ', strategy: cancel-newest'
+        : r < 0.3
+          ? ', strategy: cancel-in-progress'
+          : r < 0.5
+            ? ', strategy: round-robin'
+            : '';
+    if (r >= 0.3 && r < 0.5) groups.add(key);
     yaml.push(`    ${key}: { limit: ${limit}${strategy} }`);
   }
-  return { rng, limits, yaml };
+  return { rng, limits, groups, yaml };
 }
 
 /** A keyed task: homed at the root, LOGGED (as keyed tasks must be); a key without a limit now and then. */
 export function keyedSpec(f: FlowPlan, kinds: readonly string[], seq: number, now: number): TaskSpec {
   const r = f.rng;
   const keys = [...f.limits.keys()];
+  const key = r.chance(0.1) ? 'unlimited' : r.pick(keys);
   return TaskSpec.fromPartial({
     idempotencyKey: `f${seq}`,
     kind: r.pick(kinds),
@@ -50,6 +62,6 @@ export function keyedSpec(f: FlowPlan, kinds: readonly string[], seq: number, no
     timeoutMs: r.chance(0.3) ? r.int(500, 3000) : 0,
     maxAttempts: r.chance(0.5) ? r.int(1, 4) : 0,
     durability: Durability.DURABILITY_LOGGED,
-    concurrencyKey: r.chance(0.1) ? 'unlimited' : r.pick(keys),
+    concurrencyKey: f.groups.has(key) ? `${key}:m${r.int(0, 3)}` : key,
   });
 }

@@ -141,7 +141,9 @@ export class Checker implements AgentObserver {
 
   started(agent: string, taskId: string, attempt: number, ckey = ''): void {
     const key = `${taskId}#${attempt}`;
-    if (ckey) this.keyStarted(ckey, `${agent}|${key}`);
+    // A round-robin group's member `group:m` counts against the group's limit.
+    const group = ckey.slice(0, Math.max(0, ckey.indexOf(':')));
+    if (ckey) this.keyStarted(this.keyLimits.has(group) ? group : ckey, `${agent}|${key}`);
     let at = this.runningAt.get(key);
     if (!at) this.runningAt.set(key, (at = new Set()));
     at.add(agent);
