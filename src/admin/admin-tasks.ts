@@ -56,6 +56,7 @@ export function taskBrief(cell: Cell, rec: TaskRecord): TaskBrief {
     replays: rec.replays,
     payloadBytes: rec.spec.payload.length,
     idempotencyKey: rec.spec.idempotencyKey,
+    location: location(cell, rec),
   };
 }
 

@@ -7,6 +7,8 @@
 //   GET /api/mesh                  GetMeshStatus: every cell, its leader, health and load
 //   GET /api/cell?path=/eu         GetCell and ListAgents at that cell's leader
 //   GET /api/dead-letters?cell=/   ListDeadLetters at that cell's leader (page_token=... for more)
+//   GET /api/flow                  GetFlow at the root's leader, and the oldest QUEUED tasks homed
+//                                  there with where each waits (ListTasks' location)
 //   GET /metrics                   Prometheus text, when the process counts metrics
 // Bounded like /metrics: loopback by default, at most 32 connections, 5 s
 // timeouts; every other path is 404, every other method 405. Errors are JSON
@@ -17,10 +19,16 @@ import { status } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import {
   GetCellResponse,
+  GetFlowResponse,
   GetMeshStatusResponse,
   ListAgentsResponse,
   ListDeadLettersResponse,
+  ListTasksResponse,
 } from '../gen/meshlb/v1/admin.js';
+import { TaskState } from '../gen/meshlb/v1/task.js';
+import { FLOW_OWNER } from '../flow/admission.js';
+import { getFlow } from './admin-flow.js';
+import { listTasks } from './admin-tasks.js';
 import { toServiceError } from '../util/errors.js';
 import { targetCell } from './admin-route.js';
 import { listenBounded } from './http-listen.js';
@@ -29,6 +37,8 @@ import { deadLetters } from './admin-service.js';
 
 /** Dead letters per page on the page. */
 const PAGE_DEAD_LETTERS = 50;
+/** Waiting tasks the flow panel lists (the oldest QUEUED at the root). */
+const PAGE_WAITING = 20;
 /** The page's own deadline for an answer from the mesh. */
 const API_DEADLINE_MS = 3_000;
 
@@ -118,6 +128,24 @@ async function handle(
         deadLetters(admin.cell, req),
       );
       return json(res, ListDeadLettersResponse.toJSON(page));
+    }
+    case '/api/flow': {
+      const flow = await admin.routed('getFlow', FLOW_OWNER, { cell: '' }, API_DEADLINE_MS, false, () =>
+        getFlow(admin.cell),
+      );
+      const req = {
+        cell: FLOW_OWNER,
+        states: [TaskState.TASK_STATE_QUEUED],
+        kind: '',
+        tenant: '',
+        pageSize: PAGE_WAITING,
+        pageToken: '',
+        newestFirst: false,
+      };
+      const waiting = await admin.routed('listTasks', FLOW_OWNER, req, API_DEADLINE_MS, false, () =>
+        listTasks(admin.cell, req),
+      );
+      return json(res, { flow: GetFlowResponse.toJSON(flow), waiting: ListTasksResponse.toJSON(waiting) });
     }
     case '/metrics':
       if (registry) {

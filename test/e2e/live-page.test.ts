@@ -4,7 +4,8 @@
 // mesh runs tasks. It checks that what the page shows changes as tasks flow:
 // the root's queue depth appears under a burst, its completed count rises to
 // what was submitted and a rate shows; a click on a node shows its agents;
-// dead letters appear. A screenshot is kept in test-results/ (gitignored).
+// dead letters appear; a concurrency key at its limit shows with the tasks
+// waiting for it and why. A screenshot is kept in test-results/ (gitignored).
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPageServer, type PageServer } from '../../src/admin/page-server.js';
 import { MeshClient } from '../../src/client/index.js';
 import { waitFor } from '../helpers/wait.js';
-import { SEED, startTestMesh, type TestMesh } from './mesh-helpers.js';
+import { SEED, startTestMesh, TEST_TOPOLOGY, type TestMesh } from './mesh-helpers.js';
 
 const CHROMIUM = process.env.MESHLB_CHROMIUM ?? '/usr/bin/chromium';
 const OUT = join(process.cwd(), 'test-results');
@@ -36,7 +37,17 @@ describe.skipIf(Boolean(missing) && !process.env.CI)(`the live page in headless 
 
   beforeAll(async () => {
     if (missing) throw new Error(missing);
-    t = await startTestMesh({ unplaceableTimeoutMs: 500 });
+    t = await startTestMesh(
+      { unplaceableTimeoutMs: 500 },
+      {
+        ...TEST_TOPOLOGY,
+        flow: {
+          lingerMs: 300,
+          concurrency: new Map([['cust', { limit: 1, strategy: 'queue' as const }]]),
+          rateLimits: new Map(),
+        },
+      },
+    );
     // Slow agents, two slots each: a burst queues at the root before it drains.
     for (const n of t.mesh.nodes) await t.addAgent(n, { agentId: `${n}-a`, serviceTimeMs: 40 });
     await t.mesh.ready();
@@ -112,6 +123,32 @@ describe.skipIf(Boolean(missing) && !process.env.CI)(`the live page in headless 
     expect(page.url()).toContain('#cell=');
     await page.locator('#detail-close').click();
     expect(await page.locator('#cell-detail').isHidden()).toBe(true);
+  });
+
+  it('shows flow keys at the root with the tasks waiting for them and why', async () => {
+    // One at a time, 40 ms each: most of 40 keyed tasks wait at the root for seconds.
+    const items = await client.submitBatch(
+      Array.from({ length: 40 }, (_, i) => ({ kind: 'echo', payload: `c${i}`, concurrencyKey: 'cust' })),
+    );
+    expect(items.every((i) => i.ok)).toBe(true);
+    const row = page.locator('#flow-keys tr[data-key="cust"]');
+    await row.waitFor({ timeout: 10_000 });
+    const waitingTask = await waitFor(
+      async () => {
+        for (const i of items.slice(5)) {
+          const r = page.locator(`#flow-waiting tr[data-task="${i.taskId}"] td.reason`);
+          if ((await r.count()) > 0) return r.innerText();
+        }
+        return undefined;
+      },
+      { timeoutMs: 10_000, what: 'a keyed task listed as waiting' },
+    );
+    expect(waitingTask).toBe('waiting: concurrency key cust at its limit of 1');
+    expect(await row.locator('td.in-flight').innerText()).toMatch(/^[01] \/ 1$/);
+    expect(Number(await row.locator('td.waiting').innerText())).toBeGreaterThan(0);
+    mkdirSync(OUT, { recursive: true });
+    await page.screenshot({ path: join(OUT, 'live-page-flow.png'), fullPage: true });
+    await Promise.all(items.map((i) => client.waitForResult(i.taskId, { timeoutMs: 30_000 })));
   });
 
   it('lists dead letters as they happen', async () => {

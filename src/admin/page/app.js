@@ -1,7 +1,8 @@
 /* global document, location, fetch, history */
 // meshlb live page. Polls the replica's JSON (src/admin/page-server.ts) and
 // renders it: the cell tree once a second (rates are the change between two
-// answers), the selected cell's detail, and dead letters. Plain browser
+// answers), the selected cell's detail, flow control at the root (keys, rate
+// keys and the oldest waiting tasks with why they wait), and dead letters. Plain browser
 // JavaScript, no build step, no dependency; everything is set with textContent.
 // The JSON is AdminService's (proto3 JSON: lowerCamelCase, zero values left out).
 
@@ -295,6 +296,81 @@ async function pollDeadLetters(more) {
   }
 }
 
+/** One table row of text cells; `cls` names the cells' classes (for tests and styles). */
+function textRow(values, cls) {
+  const tr = document.createElement('tr');
+  values.forEach((v, i) => {
+    const c = document.createElement('td');
+    c.textContent = v;
+    if (cls[i]) c.className = cls[i];
+    tr.appendChild(c);
+  });
+  return tr;
+}
+
+async function pollFlow() {
+  if ($('paused').checked) return;
+  try {
+    const { flow, waiting } = await getJSON('api/flow');
+    const keys = flow.keys ?? [];
+    const rates = flow.rates ?? [];
+    const tasks = waiting.tasks ?? [];
+    const keyRows = keys.map((k) => {
+      const tr = textRow(
+        [
+          k.key,
+          (k.strategy ?? 'queue') + (k.runtimeLimit ? ' (limit set at runtime)' : ''),
+          `${num(k.inFlight)} / ${k.limit ? num(k.limit) : '∞'}`,
+          String(num(k.lingering)),
+          String(num(k.waiting)),
+        ],
+        ['key', 'strategy', 'in-flight', 'lingering', 'waiting'],
+      );
+      tr.dataset.key = k.key;
+      return tr;
+    });
+    const rateRows = rates.map((r) => {
+      const next = num(r.nextUnixMs);
+      const tr = textRow(
+        [
+          r.key,
+          `${num(r.units)} per ${num(r.periodMs)} ms`,
+          String(num(r.burst)),
+          next ? new Date(next).toLocaleTimeString() : 'now',
+          String(num(r.waiting)),
+        ],
+        ['key', 'rate', 'burst', 'next', 'waiting'],
+      );
+      tr.dataset.key = r.key;
+      return tr;
+    });
+    const taskRows = tasks.map((t) => {
+      const tr = textRow(
+        [t.id, t.kind ?? '', t.tenant ?? '', new Date(num(t.createdUnixMs)).toLocaleTimeString(), t.location ?? ''],
+        ['', '', '', '', 'reason'],
+      );
+      tr.dataset.task = t.id;
+      return tr;
+    });
+    $('flow-keys')
+      .querySelector('tbody')
+      .replaceChildren(...keyRows);
+    $('flow-rates')
+      .querySelector('tbody')
+      .replaceChildren(...rateRows);
+    $('flow-waiting')
+      .querySelector('tbody')
+      .replaceChildren(...taskRows);
+    $('flow-keys').hidden = keyRows.length === 0;
+    $('flow-rates').hidden = rateRows.length === 0;
+    $('flow-none').hidden = taskRows.length > 0;
+    $('flow').hidden = false;
+  } catch (err) {
+    $('flow-none').hidden = false;
+    $('flow-none').textContent = 'flow: ' + err.message;
+  }
+}
+
 $('detail-close').addEventListener('click', () => select(''));
 $('dl-cell').addEventListener('change', (e) => {
   state.dlCell = e.target.value;
@@ -304,7 +380,9 @@ $('dl-more').addEventListener('click', () => void pollDeadLetters(true));
 
 void pollMesh();
 void pollDeadLetters(false);
+void pollFlow();
 if (state.selected) select(state.selected);
 setInterval(() => void pollMesh(), POLL_MS);
 setInterval(() => void pollCell(), POLL_MS);
 setInterval(() => void pollDeadLetters(false), DEAD_LETTERS_MS);
+setInterval(() => void pollFlow(), POLL_MS);

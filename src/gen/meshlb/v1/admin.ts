@@ -538,6 +538,11 @@ export interface TaskBrief {
   replays: number;
   payloadBytes: number;
   idempotencyKey: string;
+  /**
+   * Where the task is now, as GetTask's location: "queued", "waiting:
+   * concurrency key K at its limit of N", "assigned to agent a-1", "ended"...
+   */
+  location: string;
 }
 
 export interface ListTasksRequest {
@@ -4754,6 +4759,7 @@ function createBaseTaskBrief(): TaskBrief {
     replays: 0,
     payloadBytes: 0,
     idempotencyKey: "",
+    location: "",
   };
 }
 
@@ -4803,6 +4809,9 @@ export const TaskBrief: MessageFns<TaskBrief> = {
     }
     if (message.idempotencyKey !== "") {
       writer.uint32(122).string(message.idempotencyKey);
+    }
+    if (message.location !== "") {
+      writer.uint32(130).string(message.location);
     }
     return writer;
   },
@@ -4940,6 +4949,14 @@ export const TaskBrief: MessageFns<TaskBrief> = {
             message.idempotencyKey = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4993,6 +5010,7 @@ export const TaskBrief: MessageFns<TaskBrief> = {
         : isSet(object.idempotency_key)
         ? globalThis.String(object.idempotency_key)
         : "",
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
     };
   },
 
@@ -5043,6 +5061,9 @@ export const TaskBrief: MessageFns<TaskBrief> = {
     if (message.idempotencyKey !== "") {
       obj.idempotencyKey = message.idempotencyKey;
     }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
     return obj;
   },
 
@@ -5066,6 +5087,7 @@ export const TaskBrief: MessageFns<TaskBrief> = {
     message.replays = object.replays ?? 0;
     message.payloadBytes = object.payloadBytes ?? 0;
     message.idempotencyKey = object.idempotencyKey ?? "";
+    message.location = object.location ?? "";
     return message;
   },
 };
