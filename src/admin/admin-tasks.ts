@@ -140,6 +140,8 @@ export function getTask(cell: Cell, id: string): GetTaskResponse {
     maxAttempts: cell.ledger.maxAttempts(rec),
     replays: rec.replays,
     location: location(cell, rec),
+    preemptions: rec.preemptions,
+    preemptedBy: rec.preemptedBy,
   };
 }
 

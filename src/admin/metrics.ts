@@ -12,6 +12,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { MeterFactory } from '../mesh/meter.js';
 import { CellMeters } from './cell-metrics.js';
 import { createFamilies, type MeshFamilies } from './metric-families.js';
+import { registerPreemptionCounter } from './preemption-metrics.js';
 import { registerFlowGauges } from './flow-metrics.js';
 import { listenBounded } from './http-listen.js';
 
@@ -37,6 +38,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   );
   const cells = new CellMeters(families);
   registerFlowGauges(registry, p, () => cells.byPath());
+  registerPreemptionCounter(registry, p, () => cells.byPath());
   return { ...families, registry, meter: cells.factory };
 }
 

@@ -1,7 +1,7 @@
 // Agent: one worker's stream to a node cell (AgentService.Connect), and the
 // public face of the agent SDK. It composes three parts and owns the drain:
 //   connection.ts  the stream: hello/welcome, heartbeats, reconnect with backoff
-//   executor.ts    handlers within the slots, cancel through AbortSignal
+//   executor.ts    handlers within the slots, cancel and preemption through AbortSignal
 //   outbox.ts      started acks and results: batching, the disconnected buffer, re-sends
 // Each part states its invariants beside its fields. Together they give:
 // - At most `slots` handlers run at once (the excess is refused "over slots").
@@ -324,7 +324,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.executor.assign(m.value.tasks, this._draining);
         break;
       case 'cancels':
-        for (const ref of m.value.refs) this.executor.cancel(ref.taskId, ref.attempt, 'cancelled by node');
+      case 'preemptions':
+        this.executor.stop(m);
         break;
       case 'drain':
         this.logger().info({ reason: m.value.reason }, 'agent: drain ordered by node');
@@ -339,8 +340,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.lastRefusal = '';
     this.notNodes.clear();
     this.executor.nodeCell = w.nodeCell;
-    // Tell the node at once what we still hold from before a reconnect: the attempts
-    // (re-announced as started) and their count in a load; both count against our slots.
+    // Tell the node what we still hold from before a reconnect: the attempts (re-announced as started) and their count in a load.
     this.outbox.reannounce(this.executor.running.values());
     this.connection.sendLoad();
     this.outbox.resume();

@@ -31,3 +31,23 @@ export class TaskCancelledError extends Error {
     this.name = 'TaskCancelledError';
   }
 }
+
+/**
+ * The reason on a task's AbortSignal when the node preempts the attempt for a
+ * task of higher priority (docs/flow-control.md, "Preemption"). Stop — or save
+ * what you can — within `graceMs`: then the agent counts the attempt as ended
+ * and its slot as free (a result the handler returns later is dropped). The
+ * attempt is requeued without spending one of the task's attempts.
+ */
+export class TaskPreemptedError extends TaskCancelledError {
+  constructor(
+    message: string,
+    /** How long the handler has to stop, from when the agent got the preemption. */
+    readonly graceMs: number,
+    /** The task that takes the slot. */
+    readonly byTaskId: string,
+  ) {
+    super(message);
+    this.name = 'TaskPreemptedError';
+  }
+}

@@ -11,7 +11,8 @@
 // - A handler that finishes reports once, and only while its entry is still the
 //   one in `running`.
 import { context, type Tracer } from '@opentelemetry/api';
-import { MeshFailure, ResultStatus, type Dispatch, type TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Preemption } from '../gen/meshlb/v1/agent.js';
+import { MeshFailure, ResultStatus, type Dispatch, type TaskRef, type TaskResult } from '../gen/meshlb/v1/task.js';
 import { FatalTaskError, RateLimitedError } from './errors.js';
 import { encodeOutput, RunningTask, type HandlerOutput, type TaskHandler } from './task.js';
 
@@ -118,6 +119,24 @@ export class Executor {
       return;
     }
     for (const t of this.running.values()) if (t.id === taskId) t.abort(reason);
+  }
+
+  /** The node's cancels, and its preemptions (each aborted with its reason and ended after its grace). */
+  stop(
+    m: { $case: 'cancels'; value: { refs: TaskRef[] } } | { $case: 'preemptions'; value: { items: Preemption[] } },
+  ): void {
+    if (m.$case === 'cancels') {
+      for (const ref of m.value.refs) this.cancel(ref.taskId, ref.attempt, 'cancelled by node');
+      return;
+    }
+    for (const p of m.value.items) {
+      const t = p.ref && this.running.get(p.ref.taskId + '#' + p.ref.attempt);
+      if (!t || t.preempted) continue;
+      t.preempt(p.reason || 'preempted by node', p.graceMs, p.byTaskId);
+      // Past the grace the node counts the slot as free: so must we (a late return is dropped).
+      const timer = setTimeout(() => this.finish(t, undefined, t.preempted), p.graceMs);
+      timer.unref?.();
+    }
   }
 
   abortAll(reason: string): void {

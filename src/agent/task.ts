@@ -4,7 +4,7 @@
 import { SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { ResultStatus, type Dispatch, type Label } from '../gen/meshlb/v1/task.js';
 import { ATTR, contextOf, SPAN, traceIdOf } from '../util/trace-context.js';
-import { TaskCancelledError } from './errors.js';
+import { TaskCancelledError, TaskPreemptedError } from './errors.js';
 
 export interface AgentTask {
   /** Task id (stable across attempts). */
@@ -23,6 +23,11 @@ export interface AgentTask {
   readonly homeCell: string;
   /** Aborted when the node cancels this attempt, or the agent is closed. */
   readonly signal: AbortSignal;
+  /**
+   * Set when the node preempted this attempt for a task of higher priority
+   * (the signal is aborted with it too): stop or checkpoint within its graceMs.
+   */
+  readonly preempted: TaskPreemptedError | undefined;
   /**
    * The W3C traceparent this run continues: the node's dispatch span when the
    * mesh traces, else the one the task was submitted with; '' when none.
@@ -74,6 +79,7 @@ export class RunningTask implements AgentTask {
   /** Map key: `${id}#${attempt}`. */
   readonly key: string;
   cancelled = false;
+  preempted: TaskPreemptedError | undefined;
   readonly traceParent: string;
   private readonly traceState: string;
   /** The run span, when the agent traces. */
@@ -158,11 +164,17 @@ export class RunningTask implements AgentTask {
     return JSON.parse(this.text()) as T;
   }
 
-  abort(reason: string): void {
+  abort(reason: string | TaskCancelledError): void {
     if (this.cancelled) return;
     this.cancelled = true;
     this.ac ??= new AbortController();
-    this.ac.abort(new TaskCancelledError(reason));
+    this.ac.abort(typeof reason === 'string' ? new TaskCancelledError(reason) : reason);
+  }
+
+  /** Preempted by the node: aborted with the reason and grace (the executor ends it when the grace is over). */
+  preempt(reason: string, graceMs: number, byTaskId: string): void {
+    this.preempted ??= new TaskPreemptedError(reason, graceMs, byTaskId);
+    this.abort(this.preempted);
   }
 }
 

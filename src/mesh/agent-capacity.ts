@@ -7,7 +7,7 @@
 // free slots). Every change of an agent's state goes through account() (around
 // a change of dead/draining/load) or slotsTaken() (one slot at a time).
 import type { AgentSession } from './agent-session.js';
-import type { Capacity } from './port.js';
+import type { Capacity, SubtreeLoad } from './port.js';
 
 export class AgentCapacity {
   readonly byKind = new Map<string, Capacity>();
@@ -42,4 +42,32 @@ export class AgentCapacity {
     if (s.dead || s.draining) return;
     for (const k of s.kinds) this.byKind.get(k)!.free -= delta;
   }
+}
+
+/** What a node reports of its agents: capacity per kind, and load averages over at most 64 agents (kept cheap). */
+export function subtreeLoad(
+  agents: ReadonlyMap<string, AgentSession>,
+  capacity: ReadonlyMap<string, Capacity>,
+): SubtreeLoad {
+  let cpu = 0;
+  let memory = 0;
+  let lat = 0;
+  let succ = 0;
+  let n = 0;
+  for (const s of agents.values()) {
+    if (n >= 64) break;
+    cpu += s.cpu;
+    memory += s.memory;
+    lat += s.latencyMs.value;
+    succ += s.success.value;
+    n++;
+  }
+  return {
+    capacity,
+    healthyAgents: agents.size,
+    cpu: n ? cpu / n : 0,
+    memory: n ? memory / n : 0,
+    latencyEwmaMs: n ? lat / n : 0,
+    successEwma: n ? succ / n : 1,
+  };
 }

@@ -7,7 +7,7 @@
 // exceeds an agent's slots; a cancelled attempt keeps its slot until the agent
 // answers or dies, since it may still be running).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
+import type { AgentHello, ConnectRequest, ConnectResponse, Preemption } from '../gen/meshlb/v1/agent.js';
 import { LIMITS, overCount, overLimit } from '../util/limits.js';
 import type { Label, TaskRef } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
@@ -18,6 +18,8 @@ import { dispatchSize, wireDispatch } from './wire.js';
 
 const enum Lane {
   Assignments,
+  /** Before Cancels: an agent learns why (and its grace) before the plain cancel of the same attempt. */
+  Preemptions,
   Cancels,
   Drain,
   Heartbeat,
@@ -153,6 +155,7 @@ export class AgentSession {
       call,
       [
         { wrap: (tasks) => ({ msg: { $case: 'assignments', value: { tasks } } }), sizeOf: dispatchSize },
+        { wrap: (items) => ({ msg: { $case: 'preemptions', value: { items } } }), sizeOf: () => 120 },
         { wrap: (refs) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
         { wrap: (d) => ({ msg: { $case: 'drain', value: d[d.length - 1]! } }), sizeOf: () => 16 },
         { wrap: (h) => ({ msg: { $case: 'heartbeat', value: h[h.length - 1]! } }), sizeOf: () => 16 },
@@ -192,6 +195,12 @@ export class AgentSession {
     this.batcher.push(Lane.Cancels, ref);
   }
 
+  /** A preempted attempt: why and its grace (preemptor.ts), then the plain cancel older agents act on. */
+  sendPreemption(p: Preemption): void {
+    this.batcher.push(Lane.Preemptions, p);
+    if (p.ref) this.batcher.push(Lane.Cancels, p.ref);
+  }
+
   sendDrain(reason: string): void {
     this.batcher.push(Lane.Drain, { reason });
   }
@@ -207,4 +216,14 @@ export class AgentSession {
     this.heartbeat = h;
     this.batcher.push(Lane.Heartbeat, h);
   }
+}
+
+export const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0);
+
+/** Attempts an agent holds per kind (assigned in this session, and carried ones whose kind is known). */
+export function heldByKind(s: AgentSession): Map<string, number> {
+  const n = new Map<string, number>();
+  for (const item of s.assigned.values()) n.set(item.kind, (n.get(item.kind) ?? 0) + 1);
+  for (const c of s.carried.values()) if (c.kind !== undefined) n.set(c.kind, (n.get(c.kind) ?? 0) + 1);
+  return n;
 }

@@ -17,9 +17,17 @@ import { MeshFailure, ResultStatus } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
-import { AgentCapacity } from './agent-capacity.js';
+import { AgentCapacity, subtreeLoad } from './agent-capacity.js';
 import { CarryOver } from './agent-carry.js';
-import { AgentSession, heartbeatFor, helloOverLimits, HEARTBEATS_PER_SECOND, type Heartbeat } from './agent-session.js';
+import {
+  AgentSession,
+  clamp01,
+  heartbeatFor,
+  heldByKind,
+  helloOverLimits,
+  HEARTBEATS_PER_SECOND,
+  type Heartbeat,
+} from './agent-session.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
@@ -265,6 +273,17 @@ export class AgentSessions implements AgentSide {
     if (s.assigned.has(routeKey(ref.taskId, ref.attempt))) s.sendCancel(ref);
   }
 
+  /** A preempted attempt its agent did not answer within the grace (preemptor.ts): its slot counts as free. */
+  release(agentId: string, key: string): WorkItem | undefined {
+    const s = this.byId.get(agentId);
+    const item = s?.assigned.get(key);
+    if (!s || !item) return undefined;
+    s.assigned.delete(key);
+    this.capacity.slotsTaken(s, -1);
+    if (s.usable) this.cell.slotFreed(s.id, item.kind);
+    return item;
+  }
+
   drainAgent(agentId: string, reason: string): AgentSession {
     const s = this.byId.get(agentId);
     if (!s || s.dead) throw notFound(`agent ${clip(agentId)} is not connected to ${this.cell.path}`);
@@ -372,28 +391,7 @@ export class AgentSessions implements AgentSide {
   }
 
   load(): SubtreeLoad {
-    let cpu = 0;
-    let memory = 0;
-    let lat = 0;
-    let succ = 0;
-    let n = 0;
-    // O(agents) only for the averages; kept cheap by sampling at most 64 agents.
-    for (const s of this.byId.values()) {
-      if (n >= 64) break;
-      cpu += s.cpu;
-      memory += s.memory;
-      lat += s.latencyMs.value;
-      succ += s.success.value;
-      n++;
-    }
-    return {
-      capacity: this.capacity.byKind,
-      healthyAgents: this.byId.size,
-      cpu: n ? cpu / n : 0,
-      memory: n ? memory / n : 0,
-      latencyEwmaMs: n ? lat / n : 0,
-      successEwma: n ? succ / n : 1,
-    };
+    return subtreeLoad(this.byId, this.capacity.byKind);
   }
 
   closeAll(): void {
@@ -406,14 +404,4 @@ export class AgentSessions implements AgentSide {
       }
     }
   }
-}
-
-const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0);
-
-/** Attempts an agent holds per kind (assigned in this session, and carried ones whose kind is known). */
-function heldByKind(s: AgentSession): Map<string, number> {
-  const n = new Map<string, number>();
-  for (const item of s.assigned.values()) n.set(item.kind, (n.get(item.kind) ?? 0) + 1);
-  for (const c of s.carried.values()) if (c.kind !== undefined) n.set(c.kind, (n.get(c.kind) ?? 0) + 1);
-  return n;
 }

@@ -22,6 +22,8 @@ import type { AgentSessions } from './agent-sessions.js';
 import { followCellConfig } from './cell-config.js';
 import type { ChildLinks } from './child-links.js';
 import { Dispatcher } from './dispatcher.js';
+import { PREEMPTION_DEFAULTS } from '../flow/preemption.js';
+import { Preemptor } from './preemptor.js';
 import type { BreakerGate } from './dispatcher-breakers.js';
 import { Home, type SubmitOutcome } from './home.js';
 import { Ledger, type TaskRecord } from './ledger.js';
@@ -68,6 +70,8 @@ export class Cell implements CellPort {
   readonly home: Home;
   readonly relay: Relay;
   readonly dispatcher: Dispatcher;
+  /** Preemption for critical tasks on saturated kinds (the topology's `preemption:`; off by default). */
+  readonly preemptor: Preemptor;
   readonly summaries: Summarizer;
   /** What is attached above and below, as the modules use it. */
   readonly links: Links = { parent: undefined, children: undefined, agents: undefined };
@@ -149,6 +153,16 @@ export class Cell implements CellPort {
         handedBack: (via) => this.dispatcher.breakers.handedBack(via),
       },
     });
+    this.preemptor = new Preemptor({
+      path: this.path,
+      spec: topology.preemption ?? PREEMPTION_DEFAULTS,
+      log: this.log,
+      queue: this.queue,
+      agents: () => this.agents,
+      children: () => this.children,
+      placeNow: (id, candidate) => this.dispatcher.placeNow(id, candidate),
+      deliver: (r, key) => this.relay.deliverResult(r, key),
+    });
     this.dispatcher = new Dispatcher({
       path: this.path,
       parent: spec.parent,
@@ -163,6 +177,7 @@ export class Cell implements CellPort {
       unplaceableTimeoutMs: this.settings.unplaceableTimeoutMs,
       tracer: this.tracer,
       breaker: spec.breaker ?? BREAKER_DEFAULTS,
+      preemptor: this.preemptor,
     });
     this.summaries = new Summarizer(this);
     // The one replica of an unreplicated cell leads from the start (its ledger starts empty).
@@ -270,6 +285,7 @@ export class Cell implements CellPort {
     agents?.sweep(now);
     parent?.tick(now);
     children?.tick(now);
+    this.preemptor.sweep(now);
     this.dispatcher.sweep(now);
     this.home.sweepPermits(now);
     for (const item of this.queue.expire(now)) {
@@ -298,6 +314,8 @@ export class Cell implements CellPort {
   }
 
   deliverResult(r: TaskResult, key?: string): void {
+    // A preempted attempt's answer: its slot goes to the preempting task, the attempt home as preempted.
+    if (key !== undefined && this.preemptor.isVictim(key)) r = this.preemptor.answered(key, r);
     this.relay.deliverResult(r, key);
   }
 

@@ -46,6 +46,10 @@ export class ChildLink {
   /** Per kind, from the latest summary: tasks waiting in the child's own queue, and its free slots (no prefetch). */
   readonly queued = new Map<string, number>();
   readonly freeSlots = new Map<string, number>();
+  /** Per kind, from the latest summary: attempts a critical task sent there could preempt (preemptor.ts). */
+  readonly preemptible = new Map<string, number>();
+  /** Per kind: critical tasks sent past the credits, for preemption, since the latest summary. */
+  readonly overdraft = new Map<string, number>();
   /** Per kind: the summary seq and time of our last steal ask (ask again only on a newer summary, after a pause). */
   private readonly askedSeq = new Map<string, number>();
   private readonly askedMs = new Map<string, number>();
@@ -114,7 +118,10 @@ export class ChildLink {
     this.healthy.clear();
     this.queued.clear();
     this.freeSlots.clear();
+    this.preemptible.clear();
+    this.overdraft.clear();
     for (const k of s.kinds) {
+      if (k.preemptible > 0) this.preemptible.set(k.kind, k.preemptible);
       if (k.queued > 0) this.queued.set(k.kind, k.queued);
       this.freeSlots.set(k.kind, k.freeSlots);
       this.free.set(k.kind, creditOf(k));

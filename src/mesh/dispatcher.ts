@@ -30,6 +30,7 @@ import { Trail, TRAIL_CANDIDATES } from './dispatcher-trail.js';
 import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
+import type { Preemptor } from './preemptor.js';
 
 /** Rebuild the picker at least this often (fresh scores), even with no change. */
 const PICKER_REFRESH_MS = 250;
@@ -51,6 +52,8 @@ export interface DispatcherDeps {
   readonly tracer: CellTracer;
   /** The circuit breakers of this cell's targets (dispatcher-breakers.ts). */
   readonly breaker: BreakerConfig;
+  /** Preemption for waiting critical tasks of a kind with no credit (preemptor.ts). */
+  readonly preemptor?: Preemptor;
 }
 
 export class Dispatcher {
@@ -88,6 +91,11 @@ export class Dispatcher {
   /** From the cell's tick: pump if an unplaceable task may have waited out its limit. */
   sweep(now: number): void {
     this.breakers.sweep(now);
+    const p = this.d.preemptor;
+    if (p?.again) {
+      p.again = false;
+      this.schedule();
+    }
     if (this.unplaceableKinds.due(now)) this.schedule();
   }
 
@@ -181,10 +189,23 @@ export class Dispatcher {
       if (picker.credits(kind) <= 0 && this.breakers.blocks(kind)) this.handBack(kind, now);
       for (const p of parked) routes.putBack(p.task, p.enqueuedAt);
       parked.length = 0;
+      if (picker.credits(kind) <= 0 && this.d.preemptor?.enabled) this.d.preemptor.consider(kind, now);
       // Left queued for want of credit (counted once per pump and kind): at low rates this should stay 0.
       if (queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) this.d.stats.creditStalls++;
     }
     this.d.home.startAttempts(homeNew, this.send);
+  }
+
+  /** Send queued item `id` to `candidate` now, outside the picker (preemptor.ts): false when it is not queued. */
+  placeNow(id: string, candidate: string): boolean {
+    const item = this.d.queue.remove(id);
+    if (!item) return false;
+    this.d.routes.taken(item);
+    const homeNew: WorkItem[] = [];
+    this.route(item, this.viaFor(candidate), homeNew, this.d.scheduler.now());
+    this.d.home.startAttempts(homeNew, this.send);
+    this.invalidate();
+    return true;
   }
 
   /** The flow gate lets it go (true), holds it for its key, or cancels it (cancel-newest). */

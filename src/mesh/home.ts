@@ -243,7 +243,8 @@ export class Home {
       if (rec.state !== TaskState.TASK_STATE_QUEUED) this.deadLetter(r.taskId, noAgentOfKind(rec.spec.kind));
       return;
     }
-    const requeue = r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE;
+    const requeue =
+      r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE || r.meshFailure === MeshFailure.MESH_FAILURE_PREEMPTED;
     const lost = r.meshFailure === MeshFailure.MESH_FAILURE_LOST;
     this.commit(
       {

@@ -5,7 +5,7 @@
 // their invariants, and the shapes can be read without them; ledger.ts
 // re-exports everything here, so importers name one module.
 import type { LedgerCellConfig, LedgerRecord } from '../gen/meshlb/v1/ledger.js';
-import { Durability, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
+import { Durability, MeshFailure, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
 
 export interface AcceptedTask {
   readonly id: string;
@@ -115,6 +115,37 @@ export interface TaskRecord {
   replays: number;
   /** The attempt number the current series started from: its attempts are attempt - attemptBase. */
   attemptBase: number;
+  /** Attempts preempted for a task of higher priority (uncounted), and the task that preempted the latest. */
+  preemptions: number;
+  preemptedBy: string;
+}
+
+/** The record of a task just accepted. */
+export function newRecord(t: AcceptedTask): TaskRecord {
+  return {
+    id: t.id,
+    spec: t.spec,
+    homeCell: t.homeCell,
+    createdMs: t.atMs,
+    state: TaskState.TASK_STATE_QUEUED,
+    attempt: 0,
+    failures: 0,
+    updatedMs: t.atMs,
+    result: undefined,
+    reason: '',
+    replays: 0,
+    attemptBase: 0,
+    preemptions: 0,
+    preemptedBy: '',
+  };
+}
+
+/** A failed attempt's result; a preempted one (its output names the preempting task) is counted as such. */
+export function keepResult(rec: TaskRecord, r: TaskResult): void {
+  rec.result = r;
+  if (r.meshFailure !== MeshFailure.MESH_FAILURE_PREEMPTED) return;
+  rec.preemptions++;
+  rec.preemptedBy = Buffer.from(r.output).toString('utf8').slice(0, 256);
 }
 
 const TERMINAL_STATES: ReadonlySet<TaskState> = new Set([

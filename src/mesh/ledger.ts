@@ -41,6 +41,8 @@ import {
   fromLedgerRecord,
   restoreConfig,
   isTerminal,
+  keepResult,
+  newRecord,
   type AcceptedTask,
   type ApplyResult,
   type CellConfig,
@@ -217,20 +219,7 @@ export class Ledger {
       if (k.type === 'merged') this.changed(this.tasks.get(k.rec.id)!);
       return { ok: true, id: k.rec.id, existing: true, state: k.rec.state, attempt: k.rec.attempt };
     }
-    const rec: TaskRecord = {
-      id: t.id,
-      spec: t.spec,
-      homeCell: t.homeCell,
-      createdMs: t.atMs,
-      state: TaskState.TASK_STATE_QUEUED,
-      attempt: 0,
-      failures: 0,
-      updatedMs: t.atMs,
-      result: undefined,
-      reason: '',
-      replays: 0,
-      attemptBase: 0,
-    };
+    const rec = newRecord(t);
     this.tasks.set(t.id, rec);
     if (key) this.byKey.set(key, t.id);
     this.live++;
@@ -273,7 +262,7 @@ export class Ledger {
     if (!r.ok) return r.res;
     const rec = r.rec;
     if (cmd.counted) rec.failures++;
-    if (cmd.result) rec.result = cmd.result;
+    if (cmd.result) keepResult(rec, cmd.result);
     // Lost or lapsed: its permit lingers (the agent may run on); a RATE_LIMITED answer pauses its rate key.
     this.flow.failed(rec.spec, rec.id, rec.attempt, cmd.atMs, cmd.lapse === true, cmd.result);
     const max = this.maxAttempts(rec);

@@ -57,6 +57,8 @@ export interface MeteredCell {
     counts(): { readonly closed: number; readonly open: number; readonly halfOpen: number };
     readonly trips: number;
   };
+  /** Attempts it preempted, per kind (preemptor.ts). */
+  readonly preemptor?: { readonly byKind: ReadonlyMap<string, number> };
 }
 
 /** Builds a cell's meter; called once by the Cell constructor, which may not have its links attached yet. */

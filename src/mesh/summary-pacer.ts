@@ -78,7 +78,7 @@ export class SummaryPacer {
     const summaries = this.summaries;
     // Judge from the kinds alone; the whole summary is built only when one goes out.
     const load = summaries.load(now);
-    const kinds = summaries.kinds(load);
+    const kinds = summaries.kinds(load, now);
     const sig = capacitySignature(kinds, summaries.draining);
     if (!this.due && sig === this.lastSig && !this.parentViewOff(kinds)) return undefined;
     const s = summaries.build(this.seq + 1, now, selfAddress, load, kinds);

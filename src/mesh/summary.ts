@@ -23,6 +23,8 @@ export interface SummarySource {
   readonly draining: boolean;
   /** Circuit breakers of the cell's targets: free slots they hold back are no credit (dispatcher-breakers.ts). */
   readonly breakers?: { heldBack(kind: string): number; notClosed(): number };
+  /** Running attempts a critical task sent here could preempt, per kind (preemptor.ts); absent: none. */
+  readonly preemptor?: { preemptible(kind: string, now: number): number };
 }
 
 const RANK_PRIORITY = [
@@ -59,7 +61,7 @@ export class Summarizer {
    * Per kind the free and total slots this cell reports, sorted by kind: the
    * part of a summary the parent link judges before deciding to send one.
    */
-  kinds(load: SubtreeLoad): KindCapacity[] {
+  kinds(load: SubtreeLoad, now = 0): KindCapacity[] {
     const cell = this.cell;
     const kinds: KindCapacity[] = [];
     // A node also takes a small prefetch (a fraction of its slots) to queue
@@ -83,6 +85,7 @@ export class Summarizer {
         healthyAgents: c.healthy,
         prefetchSlots: credit - free,
         queued: cell.queue.sizeOfKind(kind),
+        preemptible: draining ? 0 : (cell.preemptor?.preemptible(kind, now) ?? 0),
       });
     }
     if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
@@ -95,7 +98,7 @@ export class Summarizer {
     now: number,
     address: string,
     load: SubtreeLoad = this.load(now),
-    kinds: KindCapacity[] = this.kinds(load),
+    kinds: KindCapacity[] = this.kinds(load, now),
   ): Summary {
     const cell = this.cell;
     const depth = cell.queue.depthByPriority();
@@ -135,6 +138,7 @@ export const creditOf = (k: KindCapacity): number => k.freeSlots + k.prefetchSlo
  */
 export function capacitySignature(kinds: readonly KindCapacity[], draining: boolean): string {
   let sig = draining ? 'D' : '';
-  for (const k of kinds) sig += `${k.kind}:${k.totalSlots}/${k.healthyAgents};`;
+  // Whether a kind has attempts to preempt, too: a parent holding a critical task learns it at once.
+  for (const k of kinds) sig += `${k.kind}:${k.totalSlots}/${k.healthyAgents}${k.preemptible > 0 ? '+' : ''};`;
   return sig;
 }

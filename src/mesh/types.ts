@@ -131,9 +131,11 @@ function pbPriorityName(p: PbPriority): Priority {
  * - requeue: it never started (refused for capacity); not counted;
  * - unplaceable: no agent of its kind anywhere it could go, for
  *   unplaceableTimeoutMs; the home dead-letters the task;
- * - rejected: the task itself is unacceptable; fatal.
+ * - rejected: the task itself is unacceptable; fatal;
+ * - preempted: stopped at its node for a task of higher priority (preemptor.ts);
+ *   not counted, like requeue.
  */
-export type MeshFailureKind = 'lost' | 'requeue' | 'unplaceable' | 'rejected';
+export type MeshFailureKind = 'lost' | 'requeue' | 'unplaceable' | 'rejected' | 'preempted';
 
 /** Why a task of a kind nobody serves is dead-lettered (unplaceable.ts), at every tier. */
 export const noAgentOfKind = (kind: string): string => `no agent of kind ${kind}`;
@@ -142,6 +144,7 @@ const MESH_FAILURES: Record<MeshFailureKind, MeshFailure> = {
   lost: MeshFailure.MESH_FAILURE_LOST,
   requeue: MeshFailure.MESH_FAILURE_REQUEUE,
   unplaceable: MeshFailure.MESH_FAILURE_UNPLACEABLE,
+  preempted: MeshFailure.MESH_FAILURE_PREEMPTED,
   rejected: MeshFailure.MESH_FAILURE_UNSPECIFIED,
 };
 

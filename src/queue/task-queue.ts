@@ -126,6 +126,19 @@ export class TaskQueue<T extends QueueTask> {
     return this.byId.get(id)?.task;
   }
 
+  /**
+   * Up to `limit` queued tasks of `kind` whose base priority rank is at most
+   * `maxRank` (0 = critical), by rank, then oldest first (preemption). O(limit).
+   */
+  oldestOfKind(kind: string, maxRank: number, limit: number): T[] {
+    const out: T[] = [];
+    const lanes = this.kindLanes.get(kind);
+    if (!lanes) return out;
+    for (let r = 0; r <= maxRank && r < 4; r++)
+      for (let e = lanes[r]!.head; e !== null && out.length < limit; e = e.next) out.push(e.task);
+    return out;
+  }
+
   /** Every queued task, in no particular order (admin views, the mesh simulator's checks). */
   *values(): IterableIterator<T> {
     for (const e of this.byId.values()) yield e.task;

@@ -12,10 +12,22 @@ import { Collector, describe, isObj, nodeLines, yamlSyntaxIssue, type Obj } from
 import type { CellSpec, ReplicaSpec, Topology } from './types.js';
 import { parseSecurity } from './security.js';
 import { flowToDocument, parseFlow } from './flow.js';
+import { parsePreemption, preemptionToDocument } from './preemption.js';
 import { checkMesh, parseBreaker, parseCell, type CellContext } from './validate.js';
 import { BREAKER_DEFAULTS } from '../policies/index.js';
 
-const TOP_KEYS = ['name', 'id', 'defaults', 'tiers', 'addressing', 'cells', 'security', 'flow', 'breakers'];
+const TOP_KEYS = [
+  'name',
+  'id',
+  'defaults',
+  'tiers',
+  'addressing',
+  'cells',
+  'security',
+  'flow',
+  'breakers',
+  'preemption',
+];
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$/;
 /** No '/': a Raft cluster id is the mesh id followed by the cell path. */
 const ID_RE = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
@@ -82,6 +94,7 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
   checkMesh(ctx.cells, c);
   const security = parseSecurity(doc.security, c);
   const flow = parseFlow(doc.flow, c);
+  const preemption = parsePreemption(doc.preemption, c);
   if (c.issues.length) throw new TopologyError(source, c.issues);
   return {
     name,
@@ -91,6 +104,7 @@ export function parseTopology(yamlText: string, source = '<topology>', opts: Par
     byPath: new Map(ctx.cells.map((x) => [x.path, x])),
     ...(security ? { security } : {}),
     ...(flow ? { flow } : {}),
+    ...(preemption ? { preemption } : {}),
   };
 }
 
@@ -144,11 +158,13 @@ export function topologyToDocument(
   };
   const root = t.byPath.get('/');
   const flow = flowToDocument(t.flow);
+  const preemption = preemptionToDocument(t.preemption);
   return {
     name: t.name,
     id: t.id,
     defaults: { ...t.defaults },
     ...(flow ? { flow } : {}),
+    ...(preemption ? { preemption } : {}),
     cells: root ? cellDoc(root) : null,
   };
 }

@@ -80,6 +80,21 @@ export interface Topology {
   readonly security?: SecuritySpec;
   /** The `flow:` section (docs/flow-control.md): concurrency and rate limits per key. */
   readonly flow?: FlowSpec;
+  /** The `preemption:` section (docs/flow-control.md, "Preemption"); absent: off. */
+  readonly preemption?: PreemptionSpec;
+}
+
+/**
+ * Preemption: a task of `minPriority` or higher waiting for a slot of a
+ * saturated kind takes one from a running attempt of lower priority, which is
+ * cancelled with `graceMs` to stop and requeued uncounted; a node preempts at
+ * most `maxPerSecond` attempts a second.
+ */
+export interface PreemptionSpec {
+  readonly enabled: boolean;
+  readonly minPriority: 'critical' | 'high' | 'normal';
+  readonly graceMs: number;
+  readonly maxPerSecond: number;
 }
 
 /**

@@ -142,7 +142,9 @@ describe('child link credits', () => {
   const summary = (free: number, seq: number) => ({
     cell: '/c',
     seq,
-    kinds: [{ kind: 'k', freeSlots: free, totalSlots: 10, healthyAgents: 1, prefetchSlots: 0, queued: 0 }],
+    kinds: [
+      { kind: 'k', freeSlots: free, totalSlots: 10, healthyAgents: 1, prefetchSlots: 0, queued: 0, preemptible: 0 },
+    ],
     queue: [],
     utilization: undefined,
     latencyEwmaMs: 0,

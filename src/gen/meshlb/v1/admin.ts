@@ -587,6 +587,12 @@ export interface GetTaskResponse {
    * "sent to parent /", or "ended".
    */
   location: string;
+  /**
+   * Attempts preempted for a task of higher priority (not counted in
+   * failures), and the task that preempted the latest one.
+   */
+  preemptions: number;
+  preemptedBy: string;
 }
 
 export interface ExplainTaskRequest {
@@ -5478,7 +5484,7 @@ export const GetTaskRequest: MessageFns<GetTaskRequest> = {
 };
 
 function createBaseGetTaskResponse(): GetTaskResponse {
-  return { task: undefined, failures: 0, maxAttempts: 0, replays: 0, location: "" };
+  return { task: undefined, failures: 0, maxAttempts: 0, replays: 0, location: "", preemptions: 0, preemptedBy: "" };
 }
 
 export const GetTaskResponse: MessageFns<GetTaskResponse> = {
@@ -5497,6 +5503,12 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
     }
     if (message.location !== "") {
       writer.uint32(42).string(message.location);
+    }
+    if (message.preemptions !== 0) {
+      writer.uint32(480).uint32(message.preemptions);
+    }
+    if (message.preemptedBy !== "") {
+      writer.uint32(490).string(message.preemptedBy);
     }
     return writer;
   },
@@ -5554,6 +5566,22 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
             message.location = reader.string();
             continue;
           }
+          case 60: {
+            if (tag !== 480) {
+              break;
+            }
+
+            message.preemptions = reader.uint32();
+            continue;
+          }
+          case 61: {
+            if (tag !== 490) {
+              break;
+            }
+
+            message.preemptedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5577,6 +5605,12 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
         : 0,
       replays: isSet(object.replays) ? globalThis.Number(object.replays) : 0,
       location: isSet(object.location) ? globalThis.String(object.location) : "",
+      preemptions: isSet(object.preemptions) ? globalThis.Number(object.preemptions) : 0,
+      preemptedBy: isSet(object.preemptedBy)
+        ? globalThis.String(object.preemptedBy)
+        : isSet(object.preempted_by)
+        ? globalThis.String(object.preempted_by)
+        : "",
     };
   },
 
@@ -5597,6 +5631,12 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
     if (message.location !== "") {
       obj.location = message.location;
     }
+    if (message.preemptions !== 0) {
+      obj.preemptions = Math.round(message.preemptions);
+    }
+    if (message.preemptedBy !== "") {
+      obj.preemptedBy = message.preemptedBy;
+    }
     return obj;
   },
 
@@ -5610,6 +5650,8 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
     message.maxAttempts = object.maxAttempts ?? 0;
     message.replays = object.replays ?? 0;
     message.location = object.location ?? "";
+    message.preemptions = object.preemptions ?? 0;
+    message.preemptedBy = object.preemptedBy ?? "";
     return message;
   },
 };

@@ -95,7 +95,31 @@ export interface ConnectResponse {
     | //
     /** The node stretched the heartbeat interval (it holds many agents). */
     { $case: "heartbeat"; value: HeartbeatChange }
+    | //
+    /**
+     * Attempts preempted for a task of higher priority: stop within the grace
+     * period. The node also sends their refs in a Cancels (for agents that
+     * predate this message); this one says why and how long the agent has.
+     */
+    { $case: "preemptions"; value: Preemptions }
     | undefined;
+}
+
+export interface Preemptions {
+  items: Preemption[];
+}
+
+/** One running attempt the node preempts (docs/flow-control.md, "Preemption"). */
+export interface Preemption {
+  ref:
+    | TaskRef
+    | undefined;
+  /** "preempted by task T (critical) at node N". */
+  reason: string;
+  /** After this long the node counts the attempt's slot as free: stop before. */
+  graceMs: number;
+  /** The task that takes the slot. */
+  byTaskId: string;
 }
 
 export interface Welcome {
@@ -785,6 +809,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "heartbeat":
         HeartbeatChange.encode(message.msg.value, writer.uint32(42).fork()).join();
         break;
+      case "preemptions":
+        Preemptions.encode(message.msg.value, writer.uint32(482).fork()).join();
+        break;
     }
     return writer;
   },
@@ -842,6 +869,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.msg = { $case: "heartbeat", value: HeartbeatChange.decode(reader, reader.uint32()) };
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.msg = { $case: "preemptions", value: Preemptions.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -866,6 +901,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "drain", value: DrainOrder.fromJSON(object.drain) }
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: HeartbeatChange.fromJSON(object.heartbeat) }
+        : isSet(object.preemptions)
+        ? { $case: "preemptions", value: Preemptions.fromJSON(object.preemptions) }
         : undefined,
     };
   },
@@ -882,6 +919,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.drain = DrainOrder.toJSON(message.msg.value);
     } else if (message.msg?.$case === "heartbeat") {
       obj.heartbeat = HeartbeatChange.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "preemptions") {
+      obj.preemptions = Preemptions.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -922,7 +961,207 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         }
         break;
       }
+      case "preemptions": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "preemptions", value: Preemptions.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBasePreemptions(): Preemptions {
+  return { items: [] };
+}
+
+export const Preemptions: MessageFns<Preemptions> = {
+  encode(message: Preemptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Preemption.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Preemptions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreemptions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Preemption.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Preemptions {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Preemption.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: Preemptions): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => Preemption.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Preemptions>): Preemptions {
+    return Preemptions.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Preemptions>): Preemptions {
+    const message = createBasePreemptions();
+    message.items = object.items?.map((e) => Preemption.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePreemption(): Preemption {
+  return { ref: undefined, reason: "", graceMs: 0, byTaskId: "" };
+}
+
+export const Preemption: MessageFns<Preemption> = {
+  encode(message: Preemption, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ref !== undefined) {
+      TaskRef.encode(message.ref, writer.uint32(10).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.graceMs !== 0) {
+      writer.uint32(24).uint32(message.graceMs);
+    }
+    if (message.byTaskId !== "") {
+      writer.uint32(34).string(message.byTaskId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Preemption {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreemption();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ref = TaskRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.graceMs = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.byTaskId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Preemption {
+    return {
+      ref: isSet(object.ref) ? TaskRef.fromJSON(object.ref) : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      graceMs: isSet(object.graceMs)
+        ? globalThis.Number(object.graceMs)
+        : isSet(object.grace_ms)
+        ? globalThis.Number(object.grace_ms)
+        : 0,
+      byTaskId: isSet(object.byTaskId)
+        ? globalThis.String(object.byTaskId)
+        : isSet(object.by_task_id)
+        ? globalThis.String(object.by_task_id)
+        : "",
+    };
+  },
+
+  toJSON(message: Preemption): unknown {
+    const obj: any = {};
+    if (message.ref !== undefined) {
+      obj.ref = TaskRef.toJSON(message.ref);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.graceMs !== 0) {
+      obj.graceMs = Math.round(message.graceMs);
+    }
+    if (message.byTaskId !== "") {
+      obj.byTaskId = message.byTaskId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Preemption>): Preemption {
+    return Preemption.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Preemption>): Preemption {
+    const message = createBasePreemption();
+    message.ref = (object.ref !== undefined && object.ref !== null) ? TaskRef.fromPartial(object.ref) : undefined;
+    message.reason = object.reason ?? "";
+    message.graceMs = object.graceMs ?? 0;
+    message.byTaskId = object.byTaskId ?? "";
     return message;
   },
 };

@@ -273,6 +273,12 @@ export interface LedgerRecord {
    * attempts of this series are attempt - attempt_base.
    */
   attemptBase: number;
+  /**
+   * Attempts of the task preempted for a task of higher priority (requeued
+   * uncounted), and the task that preempted the latest one.
+   */
+  preemptions: number;
+  preemptedBy: string;
 }
 
 /** Tasks that reached each outcome since the cell's log began (not only the retained ones). */
@@ -3308,6 +3314,8 @@ function createBaseLedgerRecord(): LedgerRecord {
     reason: "",
     replays: 0,
     attemptBase: 0,
+    preemptions: 0,
+    preemptedBy: "",
   };
 }
 
@@ -3348,6 +3356,12 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
     }
     if (message.attemptBase !== 0) {
       writer.uint32(96).uint32(message.attemptBase);
+    }
+    if (message.preemptions !== 0) {
+      writer.uint32(480).uint32(message.preemptions);
+    }
+    if (message.preemptedBy !== "") {
+      writer.uint32(490).string(message.preemptedBy);
     }
     return writer;
   },
@@ -3461,6 +3475,22 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
             message.attemptBase = reader.uint32();
             continue;
           }
+          case 60: {
+            if (tag !== 480) {
+              break;
+            }
+
+            message.preemptions = reader.uint32();
+            continue;
+          }
+          case 61: {
+            if (tag !== 490) {
+              break;
+            }
+
+            message.preemptedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3503,6 +3533,12 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
         : isSet(object.attempt_base)
         ? globalThis.Number(object.attempt_base)
         : 0,
+      preemptions: isSet(object.preemptions) ? globalThis.Number(object.preemptions) : 0,
+      preemptedBy: isSet(object.preemptedBy)
+        ? globalThis.String(object.preemptedBy)
+        : isSet(object.preempted_by)
+        ? globalThis.String(object.preempted_by)
+        : "",
     };
   },
 
@@ -3544,6 +3580,12 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
     if (message.attemptBase !== 0) {
       obj.attemptBase = Math.round(message.attemptBase);
     }
+    if (message.preemptions !== 0) {
+      obj.preemptions = Math.round(message.preemptions);
+    }
+    if (message.preemptedBy !== "") {
+      obj.preemptedBy = message.preemptedBy;
+    }
     return obj;
   },
 
@@ -3566,6 +3608,8 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
     message.reason = object.reason ?? "";
     message.replays = object.replays ?? 0;
     message.attemptBase = object.attemptBase ?? 0;
+    message.preemptions = object.preemptions ?? 0;
+    message.preemptedBy = object.preemptedBy ?? "";
     return message;
   },
 };

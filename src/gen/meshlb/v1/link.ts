@@ -99,6 +99,13 @@ export interface KindCapacity {
    * take back for an idle sibling (work stealing). 0 from peers that predate it.
    */
   queued: number;
+  /**
+   * Running attempts of lower priority than the preemption threshold that a
+   * critical task sent here could preempt (docs/flow-control.md,
+   * "Preemption"), less the critical tasks already waiting for one. 0 when
+   * preemption is off, and from peers that predate the field.
+   */
+  preemptible: number;
 }
 
 export interface QueueDepth {
@@ -676,7 +683,7 @@ export const LinkHello: MessageFns<LinkHello> = {
 };
 
 function createBaseKindCapacity(): KindCapacity {
-  return { kind: "", freeSlots: 0, totalSlots: 0, healthyAgents: 0, prefetchSlots: 0, queued: 0 };
+  return { kind: "", freeSlots: 0, totalSlots: 0, healthyAgents: 0, prefetchSlots: 0, queued: 0, preemptible: 0 };
 }
 
 export const KindCapacity: MessageFns<KindCapacity> = {
@@ -698,6 +705,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     }
     if (message.queued !== 0) {
       writer.uint32(48).uint32(message.queued);
+    }
+    if (message.preemptible !== 0) {
+      writer.uint32(480).uint32(message.preemptible);
     }
     return writer;
   },
@@ -763,6 +773,14 @@ export const KindCapacity: MessageFns<KindCapacity> = {
             message.queued = reader.uint32();
             continue;
           }
+          case 60: {
+            if (tag !== 480) {
+              break;
+            }
+
+            message.preemptible = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -799,6 +817,7 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         ? globalThis.Number(object.prefetch_slots)
         : 0,
       queued: isSet(object.queued) ? globalThis.Number(object.queued) : 0,
+      preemptible: isSet(object.preemptible) ? globalThis.Number(object.preemptible) : 0,
     };
   },
 
@@ -822,6 +841,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.queued !== 0) {
       obj.queued = Math.round(message.queued);
     }
+    if (message.preemptible !== 0) {
+      obj.preemptible = Math.round(message.preemptible);
+    }
     return obj;
   },
 
@@ -836,6 +858,7 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.healthyAgents = object.healthyAgents ?? 0;
     message.prefetchSlots = object.prefetchSlots ?? 0;
     message.queued = object.queued ?? 0;
+    message.preemptible = object.preemptible ?? 0;
     return message;
   },
 };

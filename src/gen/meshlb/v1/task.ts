@@ -324,6 +324,12 @@ export enum MeshFailure {
    * reason "no agent of kind X".
    */
   MESH_FAILURE_UNPLACEABLE = 3,
+  /**
+   * MESH_FAILURE_PREEMPTED - The attempt was preempted at its node for a task of higher priority
+   * (docs/flow-control.md, "Preemption"): like REQUEUE it does not count
+   * against max_attempts; the result's output holds the preempting task's id.
+   */
+  MESH_FAILURE_PREEMPTED = 60,
   UNRECOGNIZED = -1,
 }
 
@@ -341,6 +347,9 @@ export function meshFailureFromJSON(object: any): MeshFailure {
     case 3:
     case "MESH_FAILURE_UNPLACEABLE":
       return MeshFailure.MESH_FAILURE_UNPLACEABLE;
+    case 60:
+    case "MESH_FAILURE_PREEMPTED":
+      return MeshFailure.MESH_FAILURE_PREEMPTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -358,6 +367,8 @@ export function meshFailureToJSON(object: MeshFailure): string {
       return "MESH_FAILURE_REQUEUE";
     case MeshFailure.MESH_FAILURE_UNPLACEABLE:
       return "MESH_FAILURE_UNPLACEABLE";
+    case MeshFailure.MESH_FAILURE_PREEMPTED:
+      return "MESH_FAILURE_PREEMPTED";
     case MeshFailure.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
