@@ -273,14 +273,16 @@ export class AgentSessions implements AgentSide {
     if (s.assigned.has(routeKey(ref.taskId, ref.attempt))) s.sendCancel(ref);
   }
 
-  /** A preempted attempt its agent did not answer within the grace (preemptor.ts): its slot counts as free. */
-  release(agentId: string, key: string): WorkItem | undefined {
+  /**
+   * A preempted attempt its agent did not answer within the grace (preemptor.ts): the home stops waiting
+   * for it, but it may still run there, so it holds its slot as a carried one until the agent answers.
+   */
+  carryOn(agentId: string, key: string): WorkItem | undefined {
     const s = this.byId.get(agentId);
     const item = s?.assigned.get(key);
     if (!s || !item) return undefined;
     s.assigned.delete(key);
-    this.capacity.slotsTaken(s, -1);
-    if (s.usable) this.cell.slotFreed(s.id, item.kind);
+    s.carried.set(key, { kind: item.kind, untilMs: item.sentMs + item.leaseMs, confirmed: true });
     return item;
   }
 

@@ -223,8 +223,7 @@ export class Home {
 
   /** A result for one of our tasks (fenced by the ledger: stale attempts are dropped). */
   result(r: TaskResult): void {
-    // An agent answered an attempt whose permit lingers (lost or stopped): it is done with it. (A
-    // failure the mesh made says nothing of the agent: it may still run it.)
+    // An agent answered an attempt whose permit lingers: done with it (a mesh failure says nothing of it).
     const fromAgent = r.agentId !== '' && r.meshFailure === MeshFailure.MESH_FAILURE_UNSPECIFIED;
     if (fromAgent && this.ledger.flow.permits.isLingering(permitRef(r.taskId, r.attempt)))
       this.returnPermit(r.taskId, r.attempt);
@@ -243,9 +242,10 @@ export class Home {
       if (rec.state !== TaskState.TASK_STATE_QUEUED) this.deadLetter(r.taskId, noAgentOfKind(rec.spec.kind));
       return;
     }
-    const requeue =
-      r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE || r.meshFailure === MeshFailure.MESH_FAILURE_PREEMPTED;
-    const lost = r.meshFailure === MeshFailure.MESH_FAILURE_LOST;
+    const preempted = r.meshFailure === MeshFailure.MESH_FAILURE_PREEMPTED;
+    const requeue = preempted || r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE;
+    // Preempted, not answered within its grace (no agent named): it may still run, so its permit lingers.
+    const lost = r.meshFailure === MeshFailure.MESH_FAILURE_LOST || (preempted && r.agentId === '');
     this.commit(
       {
         type: 'attemptFailed',

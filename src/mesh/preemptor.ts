@@ -6,8 +6,7 @@
 // running attempt of strictly lower priority (the lowest, youngest first) on
 // an agent that serves the kind and matches its affinity. The node sends
 // that agent a Preemption (why, and the grace) and a Cancel, keeps the slot
-// held until the agent answers — or the grace plus GRACE_SLACK_MS passes,
-// then counts the slot as free — and hands it to the waiting task at once.
+// held until the agent answers, and hands it to the waiting task at once.
 // The attempt goes back to its home as MESH_FAILURE_PREEMPTED: requeued,
 // not counted against max_attempts (an OK answer that raced the cancel stays
 // a completion). At most maxPerSecond preemptions per second per node.
@@ -16,8 +15,13 @@
 // for is sent past the credits to a child whose summary shows attempts it
 // could preempt (KindCapacity.preemptible), at most that many per summary.
 //
+// A victim its agent does not answer within the grace (plus GRACE_SLACK_MS)
+// goes home as preempted all the same; its slot stays held as a carried
+// attempt (agent-carry.ts) until the agent answers — the SDK ends it at the
+// grace — or its lease ends: the agent never holds more than its slots.
+//
 // Invariants:
-// - a victim is in `victims` from its cancel until its slot is free again;
+// - a victim is in `victims` from its cancel until its agent answers or its grace ends;
 //   each waiting task has at most one victim (`matched`);
 // - nothing is preempted while a usable agent of the kind has a free slot.
 import type { TaskResult } from '../gen/meshlb/v1/task.js';
@@ -31,7 +35,7 @@ import type { AgentSessions } from './agent-sessions.js';
 import type { ChildLinks } from './child-links.js';
 import { meshFailure, type WorkItem } from './types.js';
 
-/** A victim's slot counts as free this long after its grace, if its agent has not answered (network delay). */
+/** A victim goes home this long after its grace if its agent has not answered (the answer may be on its way). */
 export const GRACE_SLACK_MS = 500;
 /** Waiting tasks looked at per kind and pump. */
 const SCAN = 64;
@@ -185,14 +189,12 @@ export class Preemptor {
       if (now < v.untilMs) continue;
       this.victims.delete(key);
       this.matched.delete(v.preemptor);
-      const item = agents!.release(v.agentId, key);
+      const item = agents!.carryOn(v.agentId, key);
       if (!item) continue;
-      this.d.log.warn(
-        { task: item.taskId, attempt: item.attempt, agent: v.agentId },
-        'preempted task not stopped within its grace: slot counted free',
-      );
-      this.d.placeNow(v.preemptor, v.agentId);
-      this.d.deliver(this.preempted(item.taskId, item.attempt, v, v.agentId), key);
+      const { taskId, attempt } = item;
+      this.d.log.warn({ task: taskId, attempt, agent: v.agentId }, 'preempted task not stopped within its grace');
+      // No agent named: the home lets its permit linger (it may still run), and retries it uncounted.
+      this.d.deliver(this.preempted(taskId, attempt, v, ''), key);
     }
   }
 

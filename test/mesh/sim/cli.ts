@@ -31,6 +31,7 @@ let violations = 0;
 let failed = 0;
 /** Flow control over all seeds: keyed attempts started, keys, keys that reached their limit, the highest peak/limit. */
 const flow = { starts: 0, keys: 0, atLimit: 0, worst: 0, leaderChanges: 0, agentCrashes: 0, replicaCrashes: 0 };
+let preemptions = 0;
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -47,6 +48,7 @@ for (let seed = first; seed < first + count; seed++) {
     if (k.peak === k.limit) flow.atLimit++;
     flow.worst = Math.max(flow.worst, k.peak / k.limit);
   }
+  preemptions += res.stats.preemptions;
   flow.leaderChanges += res.stats.faults.leaderChanges;
   flow.agentCrashes += res.stats.faults.agentCrashes;
   flow.replicaCrashes += res.stats.faults.replicaCrashes;
@@ -65,5 +67,6 @@ console.error(
     `most running at once ${flow.worst.toFixed(2)} of the limit (faults: ${flow.leaderChanges} leader changes, ` +
     `${flow.replicaCrashes} replica crashes, ${flow.agentCrashes} agent crashes)`,
 );
+console.error(`preemption: ${preemptions} attempts preempted for critical tasks (live replicas' counts)`);
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);

@@ -65,3 +65,14 @@ export function keyedSpec(f: FlowPlan, kinds: readonly string[], seq: number, no
     concurrencyKey: f.groups.has(key) ? `${key}:m${r.int(0, 3)}` : key,
   });
 }
+
+/**
+ * Preemption (docs/flow-control.md, "Preemption") in two of three runs, from a stream of its own:
+ * the workload's critical tasks preempt lower ones on saturated kinds; every check holds through it.
+ */
+export function planPreemption(seed: number): string[] {
+  const rng = new Rng((Math.imul(seed, 0x85ebca6b) ^ 0x9ee) >>> 0);
+  if (rng.chance(1 / 3)) return [];
+  const min = rng.chance(0.8) ? 'critical' : 'high';
+  return [`preemption: { minPriority: ${min}, graceMs: ${rng.int(100, 2000)}, maxPerSecond: ${rng.int(1, 20)} }`];
+}

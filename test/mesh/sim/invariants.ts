@@ -52,6 +52,8 @@ interface TaskWatch {
   /** Attempts whose agent finished them with an OK result. */
   readonly ok: Set<number>;
   max: number;
+  /** Attempts preempted for critical tasks (the ledger's count): they ran, and spent no attempt by design. */
+  preempted: number;
 }
 
 /** How long a capable idle agent may sit beside a queued task it could run (ms). */
@@ -77,6 +79,8 @@ export class Checker implements AgentObserver {
     private readonly limit = 50,
     /** Concurrency key → its limit (the topology's flow section). */
     private readonly keyLimits: ReadonlyMap<string, number> = new Map(),
+    /** The topology turns preemption on: otherwise no task may be preempted. */
+    private readonly preemption = false,
   ) {}
 
   add(check: Check, what: string): void {
@@ -89,7 +93,7 @@ export class Checker implements AgentObserver {
 
   private watch(id: string): TaskWatch {
     let w = this.tasks.get(id);
-    if (!w) this.tasks.set(id, (w = { terminals: 0, ran: new Set(), ok: new Set(), max: 0 }));
+    if (!w) this.tasks.set(id, (w = { terminals: 0, ran: new Set(), ok: new Set(), max: 0, preempted: 0 }));
     return w;
   }
 
@@ -109,6 +113,8 @@ export class Checker implements AgentObserver {
       last.set(rec.id, rec.state);
       const w = this.watch(rec.id);
       w.max = ledger.maxAttempts(rec);
+      w.preempted = Math.max(w.preempted, rec.preemptions);
+      if (rec.preemptions > 0 && !this.preemption) this.add('attempts', `${rec.id} preempted with preemption off`);
       if (rec.failures > w.max) this.add('attempts', `${rec.id}: ${rec.failures} failed attempts of ${w.max}`);
       if (rec.state === TaskState.TASK_STATE_COMPLETED) this.completed(rec, w);
     });
@@ -150,8 +156,11 @@ export class Checker implements AgentObserver {
     if (at.size > 1) this.add('place', `${key} runs at ${[...at].join(' and ')}`);
     const w = this.watch(taskId);
     w.ran.add(attempt);
-    if (w.max > 0 && w.ran.size > w.max)
-      this.add('attempts', `${taskId}: ${w.ran.size} attempts ran on agents, max_attempts ${w.max}`);
+    if (w.max > 0 && w.ran.size > w.max + w.preempted)
+      this.add(
+        'attempts',
+        `${taskId}: ${w.ran.size} attempts ran on agents, max_attempts ${w.max}, preempted ${w.preempted}`,
+      );
   }
 
   finished(agent: string, taskId: string, attempt: number, ok = false): void {

@@ -18,7 +18,7 @@ import { Checker, type Violation } from './invariants.js';
 import { SimMesh, type SimReplica } from './mesh.js';
 import { SimNet } from './net.js';
 import { makeShape } from './topo.js';
-import { planFlow } from './flow.js';
+import { planFlow, planPreemption } from './flow.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 export interface SimOptions {
@@ -52,6 +52,8 @@ export interface SimResult {
     noneLost: number;
     /** Tasks cells gave back to their parents for idle siblings (work stealing; live replicas' counts). */
     givenBack: number;
+    /** Attempts preempted for critical tasks (live replicas' counts); 0 in runs with preemption off. */
+    preemptions: number;
     workload: WorkloadStats;
     faults: FaultStats;
     /** Per concurrency key: its limit, attempts started at agents, the most seen running at the agents at once. */
@@ -95,10 +97,11 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   const raft = o.raft ?? true;
   const maxReplicas = raft ? (o.maxReplicas ?? 5) : 1;
   const flow = planFlow(o.seed);
-  const shape = makeShape(rng.fork(), { maxReplicas, flowYaml: flow.yaml });
+  const preemption = planPreemption(o.seed);
+  const shape = makeShape(rng.fork(), { maxReplicas, flowYaml: [...flow.yaml, ...preemption] });
   const vs = new VirtualScheduler(T0);
   const net = new SimNet(vs, rng.fork());
-  const checker = new Checker(() => vs.now() - T0, 50, flow.limits);
+  const checker = new Checker(() => vs.now() - T0, 50, flow.limits, preemption.length > 0);
   const log = o.log ?? (() => undefined);
   const mesh = new SimMesh({
     topology: shape.topology,
@@ -177,7 +180,11 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     outcomes[name] = (outcomes[name] ?? 0) + 1;
   }
   let givenBack = 0;
-  for (const rep of mesh.replicas.values()) givenBack += rep.cell.stats.givenBack;
+  let preemptions = 0;
+  for (const rep of mesh.replicas.values()) {
+    givenBack += rep.cell.stats.givenBack;
+    for (const n of rep.cell.preemptor.byKind.values()) preemptions += n;
+  }
   mesh.close();
   return {
     seed: o.seed,
@@ -192,6 +199,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       outcomes,
       noneLost,
       givenBack,
+      preemptions,
       workload: workload.stats,
       faults,
       flow: Object.fromEntries(
