@@ -160,7 +160,7 @@ export class Cell implements CellPort {
       queue: this.queue,
       agents: () => this.agents,
       children: () => this.children,
-      placeNow: (id, candidate) => this.dispatcher.placeNow(id, candidate),
+      placeNow: (id, candidate, why) => this.dispatcher.placeNow(id, candidate, why),
       deliver: (r, key) => this.relay.deliverResult(r, key),
     });
     this.dispatcher = new Dispatcher({

@@ -196,13 +196,30 @@ export class Dispatcher {
     this.d.home.startAttempts(homeNew, this.send);
   }
 
-  /** Send queued item `id` to `candidate` now, outside the picker (preemptor.ts): false when it is not queued. */
-  placeNow(id: string, candidate: string): boolean {
+  /** Send queued item `id` to `candidate` now, outside the picker (preemptor.ts), `why` in its trail. */
+  placeNow(id: string, candidate: string, why: string): boolean {
     const item = this.d.queue.remove(id);
     if (!item) return false;
     this.d.routes.taken(item);
     const homeNew: WorkItem[] = [];
-    this.route(item, this.viaFor(candidate), homeNew, this.d.scheduler.now());
+    const now = this.d.scheduler.now();
+    if (this.trail.enabled) {
+      const { taskId, attempt, kind } = item;
+      const action = this.d.links.agents ? 'agent' : 'child';
+      const policy = this.policy.name;
+      this.trail.record({
+        taskId,
+        attempt,
+        kind,
+        atMs: now,
+        policy,
+        action,
+        chosen: candidate,
+        explanation: undefined,
+        note: why,
+      });
+    }
+    this.route(item, this.viaFor(candidate), homeNew, now);
     this.d.home.startAttempts(homeNew, this.send);
     this.invalidate();
     return true;

@@ -57,7 +57,7 @@ export interface PreemptorDeps {
   readonly agents: () => AgentSessions | undefined;
   readonly children: () => ChildLinks | undefined;
   /** Send a queued item to that agent or child now, outside the picker (dispatcher.placeNow). */
-  readonly placeNow: (id: string, candidate: string) => boolean;
+  readonly placeNow: (id: string, candidate: string, why: string) => boolean;
   /** A result toward the origin of the attempt `key` (the relay). */
   readonly deliver: (r: TaskResult, key: string) => void;
 }
@@ -162,7 +162,7 @@ export class Preemptor {
     if (!v) return r;
     this.victims.delete(key);
     this.matched.delete(v.preemptor);
-    this.d.placeNow(v.preemptor, v.agentId);
+    this.d.placeNow(v.preemptor, v.agentId, `preemption: the slot of ${key}, preempted for it`);
     if (r.status === ResultStatus.RESULT_STATUS_OK) return r;
     return this.preempted(r.taskId, r.attempt, v, r.agentId);
   }
@@ -213,7 +213,7 @@ export class Preemptor {
       if (best === undefined) return;
       const link = children.links.get(best)!;
       link.overdraft.set(kind, (link.overdraft.get(kind) ?? 0) + 1);
-      this.d.placeNow(item.id, best);
+      this.d.placeNow(item.id, best, `preemption: no credit of kind ${kind}; ${best} can preempt ${room} for it`);
     }
   }
 
