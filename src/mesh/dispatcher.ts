@@ -220,8 +220,11 @@ export class Dispatcher {
       });
     }
     this.route(item, this.viaFor(candidate), homeNew, now);
+    // Its credit is taken as a pick's would be, now: a home item is sent only once its start commits,
+    // and a picker rebuilt meanwhile would offer the slot again.
+    if (!this.dirty) this.picker?.take(candidate, item.kind);
     this.d.home.startAttempts(homeNew, this.send);
-    this.invalidate();
+    this.schedule();
     return true;
   }
 

@@ -149,6 +149,15 @@ export abstract class BasePicker implements Picker {
     if (p >= 0 && poolRoom && v.credits[p]! < v.total[p]!) this.adjust(v, p, +1);
   }
 
+  take(candidateId: string, kind: string): void {
+    const idx = this.indexById.get(candidateId);
+    const v = idx === undefined ? null : this.view(kind);
+    if (v === null) return;
+    const p = v.posOf![idx!]!;
+    // Never below zero: a placement past the credits (preemption above the nodes) takes none.
+    if (p >= 0 && v.credits[p]! > 0) this.adjust(v, p, -1);
+  }
+
   credits(kind: string): number {
     return this.view(kind)?.creditSum ?? 0;
   }

@@ -118,6 +118,8 @@ export interface Picker {
   pick(task: TaskInfo): PickResult;
   /** Give back a credit taken by a route that was not dispatched. */
   release(candidateId: string, kind: string): void;
+  /** Take a credit of the candidate as a route would, for a placement made outside pick() (preemption). */
+  take(candidateId: string, kind: string): void;
   /** Routable credits of `kind` now: Σ min(kind credit, shared credit) over non-draining candidates. */
   credits(kind: string): number;
   /** True if some non-draining candidate has the kind at all (else: spill up). */
