@@ -50,6 +50,7 @@ import {
 import { breakerMessage, explainTask } from './admin-placement.js';
 import { checkTaskId, getTask, listTasks, replayDeadLetters, retryTask } from './admin-tasks.js';
 import { checkFlowCell, getFlow, setConcurrencyLimit } from './admin-flow.js';
+import { getVersionRamp, setVersionRamp } from './admin-versions.js';
 import { FLOW_OWNER } from '../flow/admission.js';
 import { liveAddress, MeshStatus } from './mesh-status.js';
 
@@ -84,6 +85,7 @@ export function agentInfo(s: AgentSession, breaker?: BreakerInfo): AgentInfo {
     latencyEwmaMs: s.latencyMs.value,
     cordoned: s.cordoned,
     breaker: breakerMessage(breaker),
+    version: s.version,
   };
 }
 
@@ -382,6 +384,9 @@ export class Admin {
           getFlow(cell),
         );
       }),
+      // A node cell's, at its leader; no cell: every node cell's (docs/flow-control.md, "Version ramps").
+      setVersionRamp: answer('SetVersionRamp', (req, call) => setVersionRamp(cell, req, call, this.routed.bind(this))),
+      getVersionRamp: answer('GetVersionRamp', (req, call) => getVersionRamp(cell, req, call, this.routed.bind(this))),
     };
   }
 }

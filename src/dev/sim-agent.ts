@@ -25,6 +25,8 @@ export interface SimAgentOptions {
   readonly mesh?: string;
   /** Called when an attempt starts (tests count executions). */
   readonly onStart?: (d: Dispatch) => void;
+  /** The version its hello declares (default 'sim'): version ramps place by it. */
+  readonly version?: string;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -104,7 +106,7 @@ export class SimAgent {
           kinds: [...o.kinds],
           labels: [...(o.labels ?? [])],
           slots: o.slots,
-          version: 'sim',
+          version: o.version ?? 'sim',
           mesh: o.mesh ?? '',
           meshId: '',
           nodeCell: '',

@@ -115,6 +115,8 @@ export function helloOverLimits(h: AgentHello): string {
 export class AgentSession {
   readonly kinds: readonly string[];
   readonly labels: readonly Label[];
+  /** As declared in its hello ('' = none): version ramps place by it (version-ramps.ts). */
+  readonly version: string;
   readonly slots: number;
   /** route key → every attempt given to the agent in this session and not yet answered. */
   readonly assigned = new Map<string, WorkItem>();
@@ -148,6 +150,7 @@ export class AgentSession {
   ) {
     this.kinds = [...new Set(hello.kinds)];
     this.labels = hello.labels;
+    this.version = hello.version;
     this.slots = hello.slots;
     this.lastSeenMs = connectedMs;
     this.heartbeat = heartbeat;

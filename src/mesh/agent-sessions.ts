@@ -32,6 +32,7 @@ import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { routeKey, type WorkItem } from './types.js';
+import { VersionRamps } from './version-ramps.js';
 
 export class AgentSessions implements AgentSide {
   readonly byId = new Map<string, AgentSession>();
@@ -51,6 +52,8 @@ export class AgentSessions implements AgentSide {
   maxOverSlots = Number.NEGATIVE_INFINITY;
   /** Agent ids an operator cordoned (the cell's replicated config): a session is cordoned from its hello on. */
   private cordons: ReadonlySet<string> = new Set();
+  /** Version ramps (the cell's replicated config): candidates carry their side of each (version-ramps.ts). */
+  readonly versions = new VersionRamps();
 
   constructor(
     private readonly cell: CellPort,
@@ -383,7 +386,7 @@ export class AgentSessions implements AgentSide {
           utilization: { cpu: s.cpu, memory: s.memory },
           latencyEwmaMs: s.latencyMs.value,
           successEwma: s.success.value,
-          labels: s.labels,
+          labels: this.versions.labels(s),
           summaryAgeMs: now - s.lastSeenMs,
           draining: s.draining,
         }),

@@ -2,12 +2,14 @@
 // are commands in the cell's ledger log (ledger.ts `config`), so every replica
 // applies them in log order and a new leader, or a replica restarted from its
 // snapshot, holds the same. This module makes the cell follow them on every
-// replica: the drain flag, the dispatcher's policy, the node's cordons.
+// replica: the drain flag, the dispatcher's policy, the node's cordons and
+// version ramps.
 // AdminService (src/admin/admin-cell.ts) proposes them.
 import { createPolicy, PolicyConfigError, type Policy } from '../policies/index.js';
 import type { CellSpec } from '../topology/types.js';
 import type { Logger } from '../util/log.js';
 import type { CellConfig, Ledger } from './ledger.js';
+import type { VersionRamps } from './version-ramps.js';
 
 /** What of a cell following its config uses (the Cell; not imported, to keep cell.ts out of a circle). */
 export interface ConfiguredCell {
@@ -15,8 +17,8 @@ export interface ConfiguredCell {
   readonly random: () => number;
   readonly log: Logger;
   readonly ledger: Pick<Ledger, 'config' | 'onConfig'>;
-  readonly dispatcher: { setPolicy(policy: Policy): void };
-  readonly agents: { setCordoned(ids: ReadonlySet<string>): void } | undefined;
+  readonly dispatcher: { setPolicy(policy: Policy): void; invalidate(): void };
+  readonly agents: { setCordoned(ids: ReadonlySet<string>): void; readonly versions: VersionRamps } | undefined;
   setDraining(drain: boolean): void;
 }
 
@@ -52,9 +54,13 @@ export function followCellConfig(cell: ConfiguredCell): void {
       }
     }
     cell.agents?.setCordoned(c.cordoned);
+    // A ramp changed: the candidates carry new sides (version-ramps.ts).
+    if (cell.agents?.versions.set(c.versionRamps)) {
+      cell.log.info({ ramps: Object.fromEntries(c.versionRamps) }, 'version ramps set');
+      cell.dispatcher.invalidate();
+    }
   };
   cell.ledger.onConfig(apply);
-  if (cell.ledger.config.draining || cell.ledger.config.policy || cell.ledger.config.cordoned.size > 0) {
-    apply(cell.ledger.config);
-  }
+  const c = cell.ledger.config;
+  if (c.draining || c.policy || c.cordoned.size > 0 || c.versionRamps.size > 0) apply(c);
 }

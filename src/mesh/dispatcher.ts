@@ -135,6 +135,7 @@ export class Dispatcher {
     if (this.dirty || this.picker === undefined || now - this.builtMs >= PICKER_REFRESH_MS) {
       const { agents, children } = this.d.links;
       const cands = agents ? agents.candidates(now) : children ? children.candidates(now) : [];
+      agents?.versions.observe(cands); // which sides of each version ramp have usable agents here
       this.picker = this.policy.buildPicker(this.breakers.apply(cands), now);
       this.dirty = false;
       this.builtMs = now;
@@ -257,8 +258,8 @@ export class Dispatcher {
     t.priority = item.priority;
     t.tenant = item.tenant;
     t.attempt = item.attempt;
-    // Affinity names agent labels: only the node tier can check it.
-    t.affinity = this.d.links.agents && item.spec.affinity.length > 0 ? item.spec.affinity : undefined;
+    // Affinity names agent labels: only the node tier can check it (with the task's side of a version ramp).
+    t.affinity = this.d.links.agents ? this.d.links.agents.versions.affinity(item) : undefined;
     if (item.exclude !== undefined) {
       this.excludeOne[0] = item.exclude;
       t.exclude = this.excludeOne;

@@ -97,6 +97,10 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
       return { command: { $case: 'permitReturned', value: { taskId: c.id, attempt: c.attempt, atMs: c.atMs } } };
     case 'flowLimitSet':
       return { command: { $case: 'flowLimitSet', value: { key: c.key, limit: c.limit, atMs: c.atMs } } };
+    case 'versionRampSet': {
+      const value = { kind: c.kind, version: c.version, percent: c.percent, atMs: c.atMs };
+      return { command: { $case: 'versionRampSet', value } };
+    }
   }
 }
 
@@ -134,6 +138,10 @@ function fromMsg(m: LedgerCommandMsg): LedgerCommand {
       return { type: 'permitReturned', id: c.value.taskId, attempt: c.value.attempt, atMs: c.value.atMs };
     case 'flowLimitSet':
       return { type: 'flowLimitSet', key: c.value.key, limit: c.value.limit, atMs: c.value.atMs };
+    case 'versionRampSet': {
+      const { kind, version, percent, atMs } = c.value;
+      return { type: 'versionRampSet', kind, version, percent, atMs };
+    }
     case undefined:
       // A command from a newer version this one does not know: refusing beats skipping it silently.
       throw new LedgerCodecError('ledger command of an unknown kind');

@@ -55,7 +55,15 @@ export type LedgerCommand =
   /** A lingering concurrency permit came back: the agent answered, or the linger ended (src/flow). */
   | { readonly type: 'permitReturned'; readonly id: string; readonly attempt: number; readonly atMs: number }
   /** An operator set a concurrency key's limit (0: back to the topology's). */
-  | { readonly type: 'flowLimitSet'; readonly key: string; readonly limit: number; readonly atMs: number };
+  | { readonly type: 'flowLimitSet'; readonly key: string; readonly limit: number; readonly atMs: number }
+  /** An operator set a kind's version ramp at this (node) cell ('' version: removed). */
+  | {
+      readonly type: 'versionRampSet';
+      readonly kind: string;
+      readonly version: string;
+      readonly percent: number;
+      readonly atMs: number;
+    };
 
 /**
  * What operators set on the cell through its log (AdminService): replicated
@@ -69,7 +77,19 @@ export interface CellConfig {
   policyConfigJson: string;
   /** Cordoned agent ids, in the order they were cordoned (at most MAX_CORDONED). */
   readonly cordoned: Set<string>;
+  /** Version ramps by kind (at most MAX_RAMPS): src/mesh/version-ramps.ts. */
+  readonly versionRamps: Map<string, VersionRamp>;
 }
+
+/** A share of a kind's tasks for agents of a new version (docs/flow-control.md, "Version ramps"). */
+export interface VersionRamp {
+  readonly version: string;
+  /** 0 to 100. */
+  readonly percent: number;
+}
+
+/** Kinds with a ramp a cell remembers. */
+export const MAX_RAMPS = 1000;
 
 /** Cordoned agents a cell remembers: about a node's agents, far above a real fleet per node. */
 export const MAX_CORDONED = 10_000;
@@ -90,7 +110,8 @@ export type ApplyResult =
       readonly id: string;
       /**
        * live: a replay of a task that has not ended; full: a cordon past
-       * MAX_CORDONED; limited: a dispatch past its concurrency or rate limit.
+       * MAX_CORDONED or a ramp past MAX_RAMPS; limited: a dispatch past its
+       * concurrency or rate limit, or inside its debounce window.
        */
       readonly why: 'unknown' | 'stale' | 'terminal' | 'live' | 'full' | 'limited';
       readonly state?: TaskState;
@@ -176,7 +197,14 @@ export function toProtoTask(rec: TaskRecord): Task {
 export const isLogged = (spec: TaskSpec): boolean => spec.durability !== Durability.DURABILITY_NONE;
 
 export function emptyConfig(): CellConfig {
-  return { draining: false, drainReason: '', policy: '', policyConfigJson: '', cordoned: new Set() };
+  return {
+    draining: false,
+    drainReason: '',
+    policy: '',
+    policyConfigJson: '',
+    cordoned: new Set(),
+    versionRamps: new Map(),
+  };
 }
 
 /** LedgerRecord has TaskRecord's fields (a record encodes as it is); a spec is always there. */
@@ -189,6 +217,7 @@ export const configToProto = (c: CellConfig): LedgerCellConfig => ({
   policy: c.policy,
   policyConfigJson: c.policyConfigJson,
   cordoned: [...c.cordoned],
+  versionRamps: [...c.versionRamps].map(([kind, r]) => ({ kind, version: r.version, percent: r.percent })),
 });
 
 /** Replace `c` with a snapshot's settings (absent in snapshots taken before them: the defaults). */
@@ -199,12 +228,14 @@ export function restoreConfig(c: CellConfig, cfg: LedgerCellConfig | undefined):
   c.policyConfigJson = cfg?.policyConfigJson ?? '';
   c.cordoned.clear();
   for (const id of cfg?.cordoned ?? []) c.cordoned.add(id);
+  c.versionRamps.clear();
+  for (const r of cfg?.versionRamps ?? []) c.versionRamps.set(r.kind, { version: r.version, percent: r.percent });
 }
 
 /** Apply an operator's config command to `c`: undefined when applied, the refusal otherwise. */
 export function applyConfig(
   c: CellConfig,
-  cmd: Extract<LedgerCommand, { type: 'cellDrained' | 'policySet' | 'agentCordoned' }>,
+  cmd: Extract<LedgerCommand, { type: 'cellDrained' | 'policySet' | 'agentCordoned' | 'versionRampSet' }>,
 ): ApplyResult | undefined {
   switch (cmd.type) {
     case 'cellDrained':
@@ -221,6 +252,12 @@ export function applyConfig(
       }
       if (cmd.cordon) c.cordoned.add(cmd.agentId);
       else c.cordoned.delete(cmd.agentId);
+      return undefined;
+    case 'versionRampSet':
+      if (!cmd.version) c.versionRamps.delete(cmd.kind);
+      else if (!c.versionRamps.has(cmd.kind) && c.versionRamps.size >= MAX_RAMPS)
+        return { ok: false, id: cmd.kind, why: 'full' };
+      else c.versionRamps.set(cmd.kind, { version: cmd.version, percent: cmd.percent });
       return undefined;
   }
 }

@@ -169,6 +169,7 @@ export class Ledger {
       case 'cellDrained':
       case 'policySet':
       case 'agentCordoned':
+      case 'versionRampSet':
         // Refused (a cordon past MAX_CORDONED) or changed: listeners are told only of changes.
         return [applyConfig(this.config, cmd) ?? this.configChanged()];
       case 'permitReturned':

@@ -17,6 +17,7 @@ import type { CellMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import type { CellSettings } from './settings.js';
 import type { Origin, WorkItem } from './types.js';
+import type { VersionRamps } from './version-ramps.js';
 
 export interface CellPort {
   readonly path: string;
@@ -133,6 +134,8 @@ export interface AgentSide {
   assign(agentId: string, item: WorkItem): void;
   cancel(agentId: string, ref: TaskRef, why: string): void;
   candidates(now: number): Candidate[];
+  /** Version ramps: the side each candidate is on, each task's side (version-ramps.ts). */
+  readonly versions: VersionRamps;
   load(): SubtreeLoad;
   /** From the cell timer: heartbeats, hello deadlines, carried attempts. */
   sweep(now: number): void;

@@ -12,6 +12,7 @@ import type { WorkItem } from '../../src/mesh/types.js';
 import { VirtualScheduler } from '../../src/mesh/virtual-scheduler.js';
 import { makeCandidate } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { VersionRamps } from '../../src/mesh/version-ramps.js';
 
 const TOPO = parseTopology(`
 name: unit
@@ -23,6 +24,7 @@ const T0 = 1_000_000;
 
 /** One agent that keeps what it is given (never answers); `busy` slots are taken by others. */
 class Agent implements AgentSide {
+  readonly versions = new VersionRamps();
   readonly held: WorkItem[] = [];
   /** Every attempt it was given (task#attempt), in order. */
   readonly given: string[] = [];

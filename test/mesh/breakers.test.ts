@@ -9,6 +9,7 @@ import { Cell } from '../../src/mesh/cell.js';
 import type { WorkItem } from '../../src/mesh/types.js';
 import { makeCandidate } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { VersionRamps } from '../../src/mesh/version-ramps.js';
 
 const TOPO = parseTopology(`
 name: unit
@@ -19,6 +20,7 @@ cells: { name: / }
 `);
 
 class FakeAgents {
+  readonly versions = new VersionRamps();
   readonly held = new Map<string, WorkItem[]>();
   constructor(private readonly slots: Record<string, number>) {
     for (const id of Object.keys(slots)) this.held.set(id, []);

@@ -8,6 +8,7 @@ import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
 import { FROM_PARENT, type WorkItem } from '../../src/mesh/types.js';
 import { makeCandidate } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { VersionRamps } from '../../src/mesh/version-ramps.js';
 
 const TOPO = parseTopology(`
 name: unit
@@ -17,6 +18,7 @@ cells: { name: / }
 `);
 
 class FakeAgents {
+  readonly versions = new VersionRamps();
   readonly held = new Map<string, WorkItem[]>();
   readonly cancels: string[] = [];
   maxOver = 0;

@@ -149,7 +149,8 @@ export interface Step {
     | 'replay'
     | 'drain'
     | 'policy'
-    | 'cordon';
+    | 'cordon'
+    | 'ramp';
   readonly ids: readonly string[];
   readonly delta: number;
   readonly spec: TaskSpec;
@@ -177,6 +178,7 @@ export const step: fc.Arbitrary<Step> = record({
     ['drain', 1],
     ['policy', 1],
     ['cordon', 1],
+    ['ramp', 1],
   ),
   ids: fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'), { minLength: 1, maxLength: 3 }),
   delta: weighted([0, 8], [-1, 1], [1, 1]),
@@ -238,6 +240,8 @@ export function commandFor(s: Step, l: Ledger): LedgerCommand {
       return { type: 'policySet', policy: s.fatal ? '' : 'p2c', configJson: s.reason, atMs: s.atMs };
     case 'cordon':
       return { type: 'agentCordoned', agentId: id, cordon: s.counted, atMs: s.atMs };
+    case 'ramp':
+      return { type: 'versionRampSet', kind: id, version: s.fatal ? '' : 'v2', percent: 5 + s.delta, atMs: s.atMs };
   }
 }
 

@@ -132,6 +132,7 @@ describe('ledger cell config', () => {
       policy: 'p2c',
       policyConfigJson: '{}',
       cordoned: new Set(['a-2']),
+      versionRamps: new Map(),
     });
     l.apply({ type: 'policySet', policy: '', configJson: 'dropped with the policy', atMs: 6 });
     expect(l.config).toMatchObject({ policy: '', policyConfigJson: '' });

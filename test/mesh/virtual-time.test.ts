@@ -10,6 +10,7 @@ import type { WorkItem } from '../../src/mesh/types.js';
 import { VirtualScheduler } from '../../src/mesh/virtual-scheduler.js';
 import { makeCandidate } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
+import { VersionRamps } from '../../src/mesh/version-ramps.js';
 
 const TOPO = parseTopology(`
 name: unit
@@ -22,6 +23,7 @@ const T0 = 1_000_000;
 
 /** One agent with one slot that never answers unless told to. */
 class SilentAgent implements AgentSide {
+  readonly versions = new VersionRamps();
   readonly held: WorkItem[] = [];
   readonly log: string[] = [];
   constructor(private readonly vs: VirtualScheduler) {}

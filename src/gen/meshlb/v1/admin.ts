@@ -368,7 +368,11 @@ export interface AgentInfo {
   /** An operator cordoned it (CordonAgent): no new assignments. */
   cordoned: boolean;
   /** The node's circuit breaker for it (docs/topology.md, breakers). */
-  breaker: Breaker | undefined;
+  breaker:
+    | Breaker
+    | undefined;
+  /** The version it declared in its hello (version ramps: docs/flow-control.md). */
+  version: string;
 }
 
 export interface ListAgentsResponse {
@@ -850,6 +854,74 @@ export interface FlowRate {
   nextUnixMs: number;
   /** Tasks waiting at the root's leader for its rate. */
   waiting: number;
+}
+
+export interface SetVersionRampRequest {
+  /**
+   * One node cell, or empty: every node cell of the topology (each answered
+   * by its leader; errors per cell).
+   */
+  cell: string;
+  kind: string;
+  /** The new version, as its agents declare it in their hello. */
+  version: string;
+  /**
+   * 0 to 100: the share of the kind's tasks that go to agents of `version`;
+   * the rest go to agents of any other version.
+   */
+  percent: number;
+  /** Remove the kind's ramp (version and percent empty): every agent of the kind serves it. */
+  reset: boolean;
+}
+
+export interface SetVersionRampResponse {
+  cells: VersionRampResult[];
+}
+
+export interface VersionRampResult {
+  cell: string;
+  /** Committed in the cell's Raft log (false: a cell without one, applied in memory). */
+  replicated: boolean;
+  /** Why this cell did not take it ("" = it did). */
+  error: string;
+}
+
+export interface GetVersionRampRequest {
+  /** One node cell, or empty: every node cell, with the sums over all of them (cell ""). */
+  cell: string;
+  /** One kind, or empty: every kind with a ramp. */
+  kind: string;
+}
+
+export interface GetVersionRampResponse {
+  ramps: VersionRampStatus[];
+  /** Node cells that did not answer, with why ("cell: status"). */
+  errors: string[];
+}
+
+/** A kind's ramp at one node cell (or, with cell "", summed over every node cell). */
+export interface VersionRampStatus {
+  cell: string;
+  kind: string;
+  /** The ramp's new version and its share. */
+  version: string;
+  percent: number;
+  /** Each version of the kind's connected agents (and the new one, with none). */
+  versions: VersionShare[];
+}
+
+export interface VersionShare {
+  version: string;
+  /** This is the ramp's new version. */
+  ramped: boolean;
+  /** Connected agents of the kind with this version, and attempts of the kind they run. */
+  agents: number;
+  inFlight: number;
+  /**
+   * "serving"; for an old version at a 100% ramp, "draining" (still running
+   * some) or "drained" (none in flight).
+   */
+  state: string;
 }
 
 function createBaseGetTopologyRequest(): GetTopologyRequest {
@@ -2565,6 +2637,7 @@ function createBaseAgentInfo(): AgentInfo {
     latencyEwmaMs: 0,
     cordoned: false,
     breaker: undefined,
+    version: "",
   };
 }
 
@@ -2611,6 +2684,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.breaker !== undefined) {
       Breaker.encode(message.breaker, writer.uint32(114).fork()).join();
+    }
+    if (message.version !== "") {
+      writer.uint32(642).string(message.version);
     }
     return writer;
   },
@@ -2740,6 +2816,14 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.breaker = Breaker.decode(reader, reader.uint32());
             continue;
           }
+          case 80: {
+            if (tag !== 642) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2792,6 +2876,7 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         : 0,
       cordoned: isSet(object.cordoned) ? globalThis.Boolean(object.cordoned) : false,
       breaker: isSet(object.breaker) ? Breaker.fromJSON(object.breaker) : undefined,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
     };
   },
 
@@ -2839,6 +2924,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.breaker !== undefined) {
       obj.breaker = Breaker.toJSON(message.breaker);
     }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
     return obj;
   },
 
@@ -2863,6 +2951,7 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.breaker = (object.breaker !== undefined && object.breaker !== null)
       ? Breaker.fromPartial(object.breaker)
       : undefined;
+    message.version = object.version ?? "";
     return message;
   },
 };
@@ -8827,6 +8916,751 @@ export const FlowRate: MessageFns<FlowRate> = {
   },
 };
 
+function createBaseSetVersionRampRequest(): SetVersionRampRequest {
+  return { cell: "", kind: "", version: "", percent: 0, reset: false };
+}
+
+export const SetVersionRampRequest: MessageFns<SetVersionRampRequest> = {
+  encode(message: SetVersionRampRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.version !== "") {
+      writer.uint32(26).string(message.version);
+    }
+    if (message.percent !== 0) {
+      writer.uint32(33).double(message.percent);
+    }
+    if (message.reset !== false) {
+      writer.uint32(40).bool(message.reset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetVersionRampRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetVersionRampRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.percent = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.reset = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetVersionRampRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      percent: isSet(object.percent) ? globalThis.Number(object.percent) : 0,
+      reset: isSet(object.reset) ? globalThis.Boolean(object.reset) : false,
+    };
+  },
+
+  toJSON(message: SetVersionRampRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.percent !== 0) {
+      obj.percent = floatToJson(message.percent);
+    }
+    if (message.reset !== false) {
+      obj.reset = message.reset;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetVersionRampRequest>): SetVersionRampRequest {
+    return SetVersionRampRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetVersionRampRequest>): SetVersionRampRequest {
+    const message = createBaseSetVersionRampRequest();
+    message.cell = object.cell ?? "";
+    message.kind = object.kind ?? "";
+    message.version = object.version ?? "";
+    message.percent = object.percent ?? 0;
+    message.reset = object.reset ?? false;
+    return message;
+  },
+};
+
+function createBaseSetVersionRampResponse(): SetVersionRampResponse {
+  return { cells: [] };
+}
+
+export const SetVersionRampResponse: MessageFns<SetVersionRampResponse> = {
+  encode(message: SetVersionRampResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.cells) {
+      VersionRampResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetVersionRampResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetVersionRampResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cells.push(VersionRampResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetVersionRampResponse {
+    return {
+      cells: globalThis.Array.isArray(object?.cells) ? object.cells.map((e: any) => VersionRampResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SetVersionRampResponse): unknown {
+    const obj: any = {};
+    if (message.cells?.length) {
+      obj.cells = message.cells.map((e) => VersionRampResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetVersionRampResponse>): SetVersionRampResponse {
+    return SetVersionRampResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetVersionRampResponse>): SetVersionRampResponse {
+    const message = createBaseSetVersionRampResponse();
+    message.cells = object.cells?.map((e) => VersionRampResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseVersionRampResult(): VersionRampResult {
+  return { cell: "", replicated: false, error: "" };
+}
+
+export const VersionRampResult: MessageFns<VersionRampResult> = {
+  encode(message: VersionRampResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.replicated !== false) {
+      writer.uint32(16).bool(message.replicated);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VersionRampResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVersionRampResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VersionRampResult {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: VersionRampResult): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VersionRampResult>): VersionRampResult {
+    return VersionRampResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VersionRampResult>): VersionRampResult {
+    const message = createBaseVersionRampResult();
+    message.cell = object.cell ?? "";
+    message.replicated = object.replicated ?? false;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseGetVersionRampRequest(): GetVersionRampRequest {
+  return { cell: "", kind: "" };
+}
+
+export const GetVersionRampRequest: MessageFns<GetVersionRampRequest> = {
+  encode(message: GetVersionRampRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVersionRampRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVersionRampRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVersionRampRequest {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+    };
+  },
+
+  toJSON(message: GetVersionRampRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetVersionRampRequest>): GetVersionRampRequest {
+    return GetVersionRampRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetVersionRampRequest>): GetVersionRampRequest {
+    const message = createBaseGetVersionRampRequest();
+    message.cell = object.cell ?? "";
+    message.kind = object.kind ?? "";
+    return message;
+  },
+};
+
+function createBaseGetVersionRampResponse(): GetVersionRampResponse {
+  return { ramps: [], errors: [] };
+}
+
+export const GetVersionRampResponse: MessageFns<GetVersionRampResponse> = {
+  encode(message: GetVersionRampResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ramps) {
+      VersionRampStatus.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.errors) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVersionRampResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVersionRampResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ramps.push(VersionRampStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.errors.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVersionRampResponse {
+    return {
+      ramps: globalThis.Array.isArray(object?.ramps) ? object.ramps.map((e: any) => VersionRampStatus.fromJSON(e)) : [],
+      errors: globalThis.Array.isArray(object?.errors) ? object.errors.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: GetVersionRampResponse): unknown {
+    const obj: any = {};
+    if (message.ramps?.length) {
+      obj.ramps = message.ramps.map((e) => VersionRampStatus.toJSON(e));
+    }
+    if (message.errors?.length) {
+      obj.errors = message.errors;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetVersionRampResponse>): GetVersionRampResponse {
+    return GetVersionRampResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetVersionRampResponse>): GetVersionRampResponse {
+    const message = createBaseGetVersionRampResponse();
+    message.ramps = object.ramps?.map((e) => VersionRampStatus.fromPartial(e)) || [];
+    message.errors = object.errors?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseVersionRampStatus(): VersionRampStatus {
+  return { cell: "", kind: "", version: "", percent: 0, versions: [] };
+}
+
+export const VersionRampStatus: MessageFns<VersionRampStatus> = {
+  encode(message: VersionRampStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.version !== "") {
+      writer.uint32(26).string(message.version);
+    }
+    if (message.percent !== 0) {
+      writer.uint32(33).double(message.percent);
+    }
+    for (const v of message.versions) {
+      VersionShare.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VersionRampStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVersionRampStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.percent = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.versions.push(VersionShare.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VersionRampStatus {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      percent: isSet(object.percent) ? globalThis.Number(object.percent) : 0,
+      versions: globalThis.Array.isArray(object?.versions)
+        ? object.versions.map((e: any) => VersionShare.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: VersionRampStatus): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.percent !== 0) {
+      obj.percent = floatToJson(message.percent);
+    }
+    if (message.versions?.length) {
+      obj.versions = message.versions.map((e) => VersionShare.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VersionRampStatus>): VersionRampStatus {
+    return VersionRampStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VersionRampStatus>): VersionRampStatus {
+    const message = createBaseVersionRampStatus();
+    message.cell = object.cell ?? "";
+    message.kind = object.kind ?? "";
+    message.version = object.version ?? "";
+    message.percent = object.percent ?? 0;
+    message.versions = object.versions?.map((e) => VersionShare.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseVersionShare(): VersionShare {
+  return { version: "", ramped: false, agents: 0, inFlight: 0, state: "" };
+}
+
+export const VersionShare: MessageFns<VersionShare> = {
+  encode(message: VersionShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== "") {
+      writer.uint32(10).string(message.version);
+    }
+    if (message.ramped !== false) {
+      writer.uint32(16).bool(message.ramped);
+    }
+    if (message.agents !== 0) {
+      writer.uint32(24).uint32(message.agents);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(32).uint32(message.inFlight);
+    }
+    if (message.state !== "") {
+      writer.uint32(42).string(message.state);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VersionShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVersionShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ramped = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.agents = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.inFlight = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VersionShare {
+    return {
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      ramped: isSet(object.ramped) ? globalThis.Boolean(object.ramped) : false,
+      agents: isSet(object.agents) ? globalThis.Number(object.agents) : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+    };
+  },
+
+  toJSON(message: VersionShare): unknown {
+    const obj: any = {};
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.ramped !== false) {
+      obj.ramped = message.ramped;
+    }
+    if (message.agents !== 0) {
+      obj.agents = Math.round(message.agents);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VersionShare>): VersionShare {
+    return VersionShare.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VersionShare>): VersionShare {
+    const message = createBaseVersionShare();
+    message.version = object.version ?? "";
+    message.ramped = object.ramped ?? false;
+    message.agents = object.agents ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.state = object.state ?? "";
+    return message;
+  },
+};
+
 /**
  * Operators: inspect the mesh, drain agents and cells, look after tasks and
  * dead letters, set routing policies, move a cell's leadership and change its
@@ -9104,6 +9938,34 @@ export const AdminServiceService = {
     responseSerialize: (value: GetFlowResponse): Buffer => Buffer.from(GetFlowResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetFlowResponse => GetFlowResponse.decode(value),
   },
+  /**
+   * Agent versions (docs/flow-control.md, "Version ramps"): send a share of a
+   * kind's tasks to agents of a new version, in a node cell's Raft log (one
+   * node cell, or every node cell of the topology), and how each version of
+   * the kind is doing there (agents, in flight, the old ones draining).
+   */
+  setVersionRamp: {
+    path: "/meshlb.v1.AdminService/SetVersionRamp" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetVersionRampRequest): Buffer =>
+      Buffer.from(SetVersionRampRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetVersionRampRequest => SetVersionRampRequest.decode(value),
+    responseSerialize: (value: SetVersionRampResponse): Buffer =>
+      Buffer.from(SetVersionRampResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetVersionRampResponse => SetVersionRampResponse.decode(value),
+  },
+  getVersionRamp: {
+    path: "/meshlb.v1.AdminService/GetVersionRamp" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetVersionRampRequest): Buffer =>
+      Buffer.from(GetVersionRampRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetVersionRampRequest => GetVersionRampRequest.decode(value),
+    responseSerialize: (value: GetVersionRampResponse): Buffer =>
+      Buffer.from(GetVersionRampResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetVersionRampResponse => GetVersionRampResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -9175,6 +10037,14 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    */
   setConcurrencyLimit: handleUnaryCall<SetConcurrencyLimitRequest, SetConcurrencyLimitResponse>;
   getFlow: handleUnaryCall<GetFlowRequest, GetFlowResponse>;
+  /**
+   * Agent versions (docs/flow-control.md, "Version ramps"): send a share of a
+   * kind's tasks to agents of a new version, in a node cell's Raft log (one
+   * node cell, or every node cell of the topology), and how each version of
+   * the kind is doing there (agents, in flight, the old ones draining).
+   */
+  setVersionRamp: handleUnaryCall<SetVersionRampRequest, SetVersionRampResponse>;
+  getVersionRamp: handleUnaryCall<GetVersionRampRequest, GetVersionRampResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -9553,6 +10423,42 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetFlowResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Agent versions (docs/flow-control.md, "Version ramps"): send a share of a
+   * kind's tasks to agents of a new version, in a node cell's Raft log (one
+   * node cell, or every node cell of the topology), and how each version of
+   * the kind is doing there (agents, in flight, the old ones draining).
+   */
+  setVersionRamp(
+    request: SetVersionRampRequest,
+    callback: (error: ServiceError | null, response: SetVersionRampResponse) => void,
+  ): ClientUnaryCall;
+  setVersionRamp(
+    request: SetVersionRampRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetVersionRampResponse) => void,
+  ): ClientUnaryCall;
+  setVersionRamp(
+    request: SetVersionRampRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetVersionRampResponse) => void,
+  ): ClientUnaryCall;
+  getVersionRamp(
+    request: GetVersionRampRequest,
+    callback: (error: ServiceError | null, response: GetVersionRampResponse) => void,
+  ): ClientUnaryCall;
+  getVersionRamp(
+    request: GetVersionRampRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetVersionRampResponse) => void,
+  ): ClientUnaryCall;
+  getVersionRamp(
+    request: GetVersionRampRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetVersionRampResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -33,6 +33,7 @@ export interface LedgerCommand {
     | { $case: "agentCordoned"; value: LedgerAgentCordoned }
     | { $case: "permitReturned"; value: LedgerPermitReturned }
     | { $case: "flowLimitSet"; value: LedgerFlowLimitSet }
+    | { $case: "versionRampSet"; value: LedgerVersionRampSet }
     | undefined;
 }
 
@@ -250,6 +251,26 @@ export interface LedgerCellConfig {
   policyConfigJson: string;
   /** Cordoned agent ids, in the order they were cordoned. */
   cordoned: string[];
+  /** Version ramps by kind (a node cell's agents: src/mesh/version-ramps.ts). */
+  versionRamps: LedgerVersionRamp[];
+}
+
+/** A kind's share of tasks for agents of a new version. */
+export interface LedgerVersionRamp {
+  kind: string;
+  version: string;
+  percent: number;
+}
+
+/**
+ * An operator set a kind's version ramp (AdminService SetVersionRamp); an
+ * empty version removes it.
+ */
+export interface LedgerVersionRampSet {
+  kind: string;
+  version: string;
+  percent: number;
+  atMs: number;
 }
 
 /** The ledger's record of one task (the idempotency index is rebuilt from the specs). */
@@ -407,6 +428,9 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "flowLimitSet":
         LedgerFlowLimitSet.encode(message.command.value, writer.uint32(106).fork()).join();
         break;
+      case "versionRampSet":
+        LedgerVersionRampSet.encode(message.command.value, writer.uint32(642).fork()).join();
+        break;
     }
     return writer;
   },
@@ -528,6 +552,14 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
             message.command = { $case: "flowLimitSet", value: LedgerFlowLimitSet.decode(reader, reader.uint32()) };
             continue;
           }
+          case 80: {
+            if (tag !== 642) {
+              break;
+            }
+
+            message.command = { $case: "versionRampSet", value: LedgerVersionRampSet.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -582,6 +614,10 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
         ? { $case: "flowLimitSet", value: LedgerFlowLimitSet.fromJSON(object.flowLimitSet) }
         : isSet(object.flow_limit_set)
         ? { $case: "flowLimitSet", value: LedgerFlowLimitSet.fromJSON(object.flow_limit_set) }
+        : isSet(object.versionRampSet)
+        ? { $case: "versionRampSet", value: LedgerVersionRampSet.fromJSON(object.versionRampSet) }
+        : isSet(object.version_ramp_set)
+        ? { $case: "versionRampSet", value: LedgerVersionRampSet.fromJSON(object.version_ramp_set) }
         : undefined,
     };
   },
@@ -614,6 +650,8 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       obj.permitReturned = LedgerPermitReturned.toJSON(message.command.value);
     } else if (message.command?.$case === "flowLimitSet") {
       obj.flowLimitSet = LedgerFlowLimitSet.toJSON(message.command.value);
+    } else if (message.command?.$case === "versionRampSet") {
+      obj.versionRampSet = LedgerVersionRampSet.toJSON(message.command.value);
     }
     return obj;
   },
@@ -699,6 +737,12 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "flowLimitSet": {
         if (object.command?.value !== undefined && object.command?.value !== null) {
           message.command = { $case: "flowLimitSet", value: LedgerFlowLimitSet.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "versionRampSet": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "versionRampSet", value: LedgerVersionRampSet.fromPartial(object.command.value) };
         }
         break;
       }
@@ -3160,7 +3204,7 @@ export const LedgerRate: MessageFns<LedgerRate> = {
 };
 
 function createBaseLedgerCellConfig(): LedgerCellConfig {
-  return { draining: false, drainReason: "", policy: "", policyConfigJson: "", cordoned: [] };
+  return { draining: false, drainReason: "", policy: "", policyConfigJson: "", cordoned: [], versionRamps: [] };
 }
 
 export const LedgerCellConfig: MessageFns<LedgerCellConfig> = {
@@ -3179,6 +3223,9 @@ export const LedgerCellConfig: MessageFns<LedgerCellConfig> = {
     }
     for (const v of message.cordoned) {
       writer.uint32(42).string(v!);
+    }
+    for (const v of message.versionRamps) {
+      LedgerVersionRamp.encode(v!, writer.uint32(642).fork()).join();
     }
     return writer;
   },
@@ -3236,6 +3283,14 @@ export const LedgerCellConfig: MessageFns<LedgerCellConfig> = {
             message.cordoned.push(reader.string());
             continue;
           }
+          case 80: {
+            if (tag !== 642) {
+              break;
+            }
+
+            message.versionRamps.push(LedgerVersionRamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3263,6 +3318,11 @@ export const LedgerCellConfig: MessageFns<LedgerCellConfig> = {
         ? globalThis.String(object.policy_config_json)
         : "",
       cordoned: globalThis.Array.isArray(object?.cordoned) ? object.cordoned.map((e: any) => globalThis.String(e)) : [],
+      versionRamps: globalThis.Array.isArray(object?.versionRamps)
+        ? object.versionRamps.map((e: any) => LedgerVersionRamp.fromJSON(e))
+        : globalThis.Array.isArray(object?.version_ramps)
+        ? object.version_ramps.map((e: any) => LedgerVersionRamp.fromJSON(e))
+        : [],
     };
   },
 
@@ -3283,6 +3343,9 @@ export const LedgerCellConfig: MessageFns<LedgerCellConfig> = {
     if (message.cordoned?.length) {
       obj.cordoned = message.cordoned;
     }
+    if (message.versionRamps?.length) {
+      obj.versionRamps = message.versionRamps.map((e) => LedgerVersionRamp.toJSON(e));
+    }
     return obj;
   },
 
@@ -3296,6 +3359,229 @@ export const LedgerCellConfig: MessageFns<LedgerCellConfig> = {
     message.policy = object.policy ?? "";
     message.policyConfigJson = object.policyConfigJson ?? "";
     message.cordoned = object.cordoned?.map((e) => e) || [];
+    message.versionRamps = object.versionRamps?.map((e) => LedgerVersionRamp.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLedgerVersionRamp(): LedgerVersionRamp {
+  return { kind: "", version: "", percent: 0 };
+}
+
+export const LedgerVersionRamp: MessageFns<LedgerVersionRamp> = {
+  encode(message: LedgerVersionRamp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.percent !== 0) {
+      writer.uint32(25).double(message.percent);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerVersionRamp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerVersionRamp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.percent = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerVersionRamp {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      percent: isSet(object.percent) ? globalThis.Number(object.percent) : 0,
+    };
+  },
+
+  toJSON(message: LedgerVersionRamp): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.percent !== 0) {
+      obj.percent = floatToJson(message.percent);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerVersionRamp>): LedgerVersionRamp {
+    return LedgerVersionRamp.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerVersionRamp>): LedgerVersionRamp {
+    const message = createBaseLedgerVersionRamp();
+    message.kind = object.kind ?? "";
+    message.version = object.version ?? "";
+    message.percent = object.percent ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerVersionRampSet(): LedgerVersionRampSet {
+  return { kind: "", version: "", percent: 0, atMs: 0 };
+}
+
+export const LedgerVersionRampSet: MessageFns<LedgerVersionRampSet> = {
+  encode(message: LedgerVersionRampSet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.percent !== 0) {
+      writer.uint32(25).double(message.percent);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(33).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerVersionRampSet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerVersionRampSet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.percent = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerVersionRampSet {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      percent: isSet(object.percent) ? globalThis.Number(object.percent) : 0,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerVersionRampSet): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.percent !== 0) {
+      obj.percent = floatToJson(message.percent);
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerVersionRampSet>): LedgerVersionRampSet {
+    return LedgerVersionRampSet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerVersionRampSet>): LedgerVersionRampSet {
+    const message = createBaseLedgerVersionRampSet();
+    message.kind = object.kind ?? "";
+    message.version = object.version ?? "";
+    message.percent = object.percent ?? 0;
+    message.atMs = object.atMs ?? 0;
     return message;
   },
 };
