@@ -41,7 +41,8 @@ describe(`debounce and singleton keys over gRPC (seed ${SEED})`, () => {
     try {
       const answers = [];
       for (let i = 0; i < 20; i++) {
-        const debounce = { key: 'user-7', periodMs: 1000 };
+        // A wide window: under CI load a submit can take a while, and the window must outlast the gaps.
+        const debounce = { key: 'user-7', periodMs: 3000, maxWaitMs: 60_000 };
         answers.push(await client.submit({ kind: 'deb', debounce, payload: `v${i}` }));
       }
       const id = answers[0]!.taskId;
@@ -51,7 +52,7 @@ describe(`debounce and singleton keys over gRPC (seed ${SEED})`, () => {
       expect(got.location).toMatch(/^waiting: debounced until \d{4}-\d\d-\d\dT/);
       expect(answers.map((a) => a.existing)).toEqual([false, ...Array<boolean>(19).fill(true)]);
       await waitFor(() => root.ledger.get(id)!.state === TaskState.TASK_STATE_COMPLETED, {
-        timeoutMs: 10_000,
+        timeoutMs: 20_000,
         what: 'the debounced task completed',
       });
       expect(starts.map((d) => [d.taskId, text(d)])).toEqual([[id, 'v19']]);
