@@ -36,6 +36,12 @@ export function rateLimitedFor(r: TaskResult | undefined): number {
   return Math.min(r.retryAfterMs, MAX_RETRY_AFTER_MS);
 }
 
+/** A key's template: `prefix:*` for `prefix:rest` (the part before the first ':'); '' for a key without ':'. */
+export function templateOf(key: string): string {
+  const i = key.indexOf(':');
+  return i > 0 ? `${key.slice(0, i)}:*` : '';
+}
+
 export const NO_FLOW: FlowConfig = { spec: undefined, defaultTimeoutMs: 30_000 };
 
 /** `taskId#attempt`, as permits are held. */
@@ -71,9 +77,19 @@ export class FlowState {
     this.freed.push(l);
   }
 
-  /** The key's limit now (runtime over topology); Infinity for a key with none (counted, not limited). */
+  /**
+   * The key's limit now: runtime over topology, where the topology's entry is
+   * the key's own or its template's (`prefix:*` for a key `prefix:anything`);
+   * Infinity for a key with none (counted, not limited).
+   */
   limit(key: string): number {
-    return this.runtime.get(key) ?? this.cfg.spec?.concurrency.get(key)?.limit ?? Infinity;
+    return this.runtime.get(key) ?? this.concurrencySpec(key)?.limit ?? Infinity;
+  }
+
+  /** The topology's entry for a concurrency key: its own, else its template's. */
+  private concurrencySpec(key: string) {
+    const c = this.cfg.spec?.concurrency;
+    return c?.get(key) ?? (c && c.size > 0 ? c.get(templateOf(key)) : undefined);
   }
 
   /** The limit was set at runtime (it overrides the topology's). */
@@ -81,17 +97,21 @@ export class FlowState {
     return this.runtime.has(key);
   }
 
-  /** Rate-limit keys of the topology. */
+  /** Rate-limit keys of the topology (templates included) and the dynamic keys with state now. */
   rateKeys(): string[] {
-    return [...(this.cfg.spec?.rateLimits.keys() ?? [])];
+    const ks = new Set(this.cfg.spec?.rateLimits.keys() ?? []);
+    for (const k of this.tats.keys()) ks.add(k);
+    return [...ks];
   }
 
   strategy(key: string): ConcurrencyStrategy {
-    return this.cfg.spec?.concurrency.get(key)?.strategy ?? 'queue';
+    return this.concurrencySpec(key)?.strategy ?? 'queue';
   }
 
+  /** The key's rule: its own, else its template's (`prefix:*`). */
   rateRule(key: string): RateRule | undefined {
-    return this.cfg.spec?.rateLimits.get(key);
+    const r = this.cfg.spec?.rateLimits;
+    return r?.get(key) ?? (r && r.size > 0 ? r.get(templateOf(key)) : undefined);
   }
 
   /** The key's theoretical arrival time (0 = unused). */
@@ -123,7 +143,7 @@ export class FlowState {
     }
     const counter = ck && this.counterKey(ck);
     if (counter && !this.permits.acquire(counter, permitRef(taskId, attempt), this.limit(counter))) return false;
-    if (rule) this.tats.set(rk, tat);
+    if (rule) this.setTat(rk, tat, atMs);
     return true;
   }
 
@@ -155,7 +175,7 @@ export class FlowState {
   pause(key: string, untilMs: number): void {
     const rule = this.rateRule(key);
     if (!rule) return;
-    this.tats.set(key, Math.max(this.tat(key), untilMs + (rule.burst - 1) * emissionMs(rule)));
+    this.setTat(key, Math.max(this.tat(key), untilMs + (rule.burst - 1) * emissionMs(rule)), untilMs);
   }
 
   /**
@@ -181,6 +201,25 @@ export class FlowState {
     if (limit > 0) this.runtime.set(key, limit);
     else this.runtime.delete(key);
     for (const l of this.freed) l(key);
+  }
+
+  /**
+   * Set a key's TAT, and look at the two keys set longest ago: one whose TAT
+   * has passed is forgotten (a TAT at or before now is the same as none:
+   * gcra() takes max(TAT, now)), one still ahead goes to the back. So dynamic
+   * keys (`prefix:*` templates: one key per customer, say) hold state only
+   * while they are ahead of their rate, whatever pauses sit among them.
+   * Deterministic: the Map's order follows the log (and the snapshot), the
+   * same on every replica.
+   */
+  private setTat(key: string, tat: number, atMs: number): void {
+    this.tats.delete(key);
+    this.tats.set(key, tat);
+    for (let n = 0; n < 2 && this.tats.size > 1; n++) {
+      const [k, t] = this.tats.entries().next().value as [string, number];
+      this.tats.delete(k);
+      if (t > atMs) this.tats.set(k, t);
+    }
   }
 
   private give(ref: string): void {

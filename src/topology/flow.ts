@@ -7,6 +7,7 @@
 //       customer-42: { limit: 3 }                          # strategy: queue
 //       crawler: { limit: 10, strategy: cancel-newest }
 //       customers: { limit: 10, strategy: round-robin }   # tasks name customers:<id>
+//       "tenant:*": { limit: 3 }           # a template: tenant:a, tenant:b... 3 each
 //     rateLimits:
 //       llm: { units: 100, periodMs: 1000, burst: 20 }
 import { Collector, describe, isObj, type Obj } from './format.js';
@@ -14,8 +15,12 @@ import type { ConcurrencyKeySpec, ConcurrencyStrategy, FlowSpec, RateLimitSpec }
 
 const TOP = ['lingerMs', 'concurrency', 'rateLimits'];
 const STRATEGIES: readonly ConcurrencyStrategy[] = ['queue', 'cancel-newest', 'cancel-in-progress', 'round-robin'];
-/** Keys are matched as written; the same bound as a tenant name. */
-const KEY_RE = /^[A-Za-z0-9._:/@-]{1,128}$/;
+/**
+ * Keys are matched as written (the same bound as a tenant name), or a
+ * template `prefix:*` that gives every key `prefix:anything` the same limit or
+ * rate, each key counted on its own (one per customer, say).
+ */
+const KEY_RE = /^(?:[A-Za-z0-9._:/@-]{1,128}|[A-Za-z0-9._/@-]{1,126}:\*)$/;
 export const DEFAULT_LINGER_MS = 5000;
 
 export function parseFlow(raw: unknown, c: Collector): FlowSpec | undefined {
@@ -74,7 +79,7 @@ function entries(c: Collector, field: string, raw: unknown): [string, Obj][] {
     if (!KEY_RE.test(key)) {
       c.add(
         `field "flow.${field}"`,
-        `key ${JSON.stringify(key.slice(0, 40))} must be 1-128 of A-Z a-z 0-9 . _ : / @ -`,
+        `key ${JSON.stringify(key.slice(0, 40))} must be 1-128 of A-Z a-z 0-9 . _ : / @ -, or a template prefix:*`,
       );
       continue;
     }
