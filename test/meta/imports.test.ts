@@ -13,6 +13,7 @@ export const LAYERS: readonly LayerRule[] = [
   { from: 'src/raft/', allow: ['src/raft/', 'src/gen/'], why: 'the Raft library imports only itself and its protos' },
   { from: 'src/util/', allow: [...LIBS, 'src/raft/'], why: 'util is a leaf (it maps Raft errors to statuses)' },
   { from: 'src/queue/', allow: ['src/queue/', ...LIBS], why: 'the queue is pure logic' },
+  { from: 'src/forecast/', allow: ['src/forecast/', ...LIBS], why: 'forecasts are pure arithmetic on series' },
   {
     from: 'src/policies/',
     allow: ['src/policies/', 'src/queue/', 'src/topology/types.ts', ...LIBS],
@@ -45,6 +46,7 @@ export const LAYERS: readonly LayerRule[] = [
       'src/mesh/',
       'src/queue/',
       'src/flow/',
+      'src/forecast/',
       'src/policies/',
       'src/topology/',
       'src/raft/',
@@ -56,7 +58,7 @@ export const LAYERS: readonly LayerRule[] = [
   },
   {
     from: 'src/admin/',
-    allow: ['src/admin/', 'src/mesh/', 'src/flow/', 'src/topology/', 'src/raft/', ...LIBS],
+    allow: ['src/admin/', 'src/mesh/', 'src/flow/', 'src/forecast/', 'src/topology/', 'src/raft/', ...LIBS],
     why: 'admin does not reach the CLI or dev-only code',
   },
 ];
