@@ -13,8 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { listPolicies } from '../../src/policies/index.js';
 import { machineInfo } from '../lib/results.js';
 import { keysMovedOnLeave, runContext, TIGHT_CONTEXT_BOUND } from './context.js';
+import { forecastError, type ForecastError } from './forecast.js';
 import type { RunMetrics } from './metrics.js';
-import { renderScenarioTable, renderSvg, type RunRecord } from './report.js';
+import { renderForecastTable, renderScenarioTable, renderSvg, type RunRecord } from './report.js';
 import { SCENARIOS } from './scenarios.js';
 import { scenarioNames, scenarioRuns } from './suite.js';
 
@@ -33,11 +34,14 @@ if (!(Number.isInteger(seeds) && seeds >= 1)) throw new Error(`--seeds must be a
 
 const all: RunRecord[] = [];
 const described: Record<string, unknown>[] = [];
+/** The forecaster against the naive forecast, on each scenario's arrivals (./forecast.ts). */
+const forecasts: ForecastError[] = [];
 for (const n of names) {
   const runs: RunRecord[] = [];
   const variants = Array.from({ length: seeds }, (_, v) => SCENARIOS[n]!(scale, v));
   for (const [v, sc] of variants.entries()) {
     runs.push(...scenarioRuns(sc, v));
+    forecasts.push(forecastError(sc, v));
     const { name, description, seed, tasks, tiers, settings, faults } = sc;
     described.push({ name, variant: v, description, seed, tasks: tasks.length, tiers, settings, faults });
   }
@@ -47,6 +51,13 @@ for (const n of names) {
   console.log(`\n== ${first.name}: ${first.description}`);
   console.log(`   ${first.tasks.length} tasks, ${seeds} seed(s), ${runs.length} runs, ${wall.toFixed(1)} s wall`);
   console.log(renderScenarioTable(runs));
+}
+
+// Arrival-rate forecast error at the entry cell, h summary intervals ahead, against the last interval's rate.
+const f0 = forecasts[0];
+if (f0) {
+  console.log(`\n== arrival forecast error at the entry cell: ${f0.horizon} intervals of ${f0.intervalMs} ms ahead`);
+  console.log(renderForecastTable(forecasts));
 }
 
 // The issue's targets, read off this run: per seed, the default against every other run of the same tasks.
@@ -103,7 +114,7 @@ lines.push(`credit violations over all runs: ${violations}`);
 console.log(`\n${lines.join('\n')}`);
 
 if (!process.argv.includes('--no-write')) {
-  const file = writeJson({ scale, seeds, scenarios: described, context, runs: all.map(compact) });
+  const file = writeJson({ scale, seeds, scenarios: described, context, forecasts, runs: all.map(compact) });
   const svg = file.replace(/\.json$/, '.svg');
   fs.writeFileSync(svg, renderSvg(all, listPolicies()));
   console.log(`\nwrote ${file}\n      ${svg}`);

@@ -5,6 +5,7 @@
 // spread across agents.
 
 import { renderTable, type Cell } from '../lib/table.js';
+import type { ForecastError } from './forecast.js';
 import type { RunMetrics } from './metrics.js';
 import type { PolicyByTier, SimTier } from './types.js';
 
@@ -209,4 +210,29 @@ export function renderSvg(runs: readonly RunRecord[], policyNames: readonly stri
   });
   parts.push('</svg>');
   return parts.join('\n');
+}
+
+/** Per scenario (means over seeds): sMAPE and MAPE of the forecaster and of the naive forecast, and their ratio. */
+export function renderForecastTable(rows: readonly ForecastError[]): string {
+  const by = new Map<string, ForecastError[]>();
+  for (const r of rows) by.set(r.scenario, [...(by.get(r.scenario) ?? []), r]);
+  const out: Cell[][] = [];
+  for (const [scenario, rs] of by) {
+    const m = (f: (r: ForecastError) => number): number => mean(rs.map(f));
+    const holt = m((r) => r.holt.smape);
+    const naive = m((r) => r.naive.smape);
+    out.push([
+      scenario,
+      m((r) => r.meanRate),
+      pct(holt),
+      pct(naive),
+      naive > 0 ? holt / naive : 1,
+      pct(m((r) => r.holt.mape)),
+      pct(m((r) => r.naive.mape)),
+    ]);
+  }
+  return renderTable(
+    ['scenario', 'tasks/s', 'sMAPE holt', 'sMAPE naive', 'holt/naive', 'MAPE holt', 'MAPE naive'],
+    out,
+  );
 }

@@ -53,6 +53,7 @@ import { checkFlowCell, getFlow, setConcurrencyLimit } from './admin-flow.js';
 import { getVersionRamp, setVersionRamp } from './admin-versions.js';
 import { FLOW_OWNER } from '../flow/admission.js';
 import { liveAddress, MeshStatus } from './mesh-status.js';
+import { scaleRecommendations } from './admin-forecast.js';
 
 const failedPrecondition = (msg: string) => new MeshError(status.FAILED_PRECONDITION, msg);
 
@@ -378,6 +379,9 @@ export class Admin {
           () => setConcurrencyLimit(cell, req.key, req.limit),
         );
       }),
+      getScaleRecommendations: routed('getScaleRecommendations', 'GetScaleRecommendations', () =>
+        scaleRecommendations(cell),
+      ),
       getFlow: answer('GetFlow', (req, call) => {
         checkFlowCell(req.cell);
         return this.routed('getFlow', FLOW_OWNER, req, msLeft(call.getDeadline()), isForwarded(call.metadata), () =>

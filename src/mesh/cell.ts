@@ -24,6 +24,7 @@ import type { ChildLinks } from './child-links.js';
 import { Dispatcher } from './dispatcher.js';
 import { PREEMPTION_DEFAULTS } from '../flow/preemption.js';
 import { Preemptor } from './preemptor.js';
+import { CellForecasts, childForecasts } from './forecasts.js';
 import type { BreakerGate } from './dispatcher-breakers.js';
 import { Home, type SubmitOutcome } from './home.js';
 import { Ledger, type TaskRecord } from './ledger.js';
@@ -73,6 +74,8 @@ export class Cell implements CellPort {
   /** Preemption for critical tasks on saturated kinds (the topology's `preemption:`; off by default). */
   readonly preemptor: Preemptor;
   readonly summaries: Summarizer;
+  /** Arrival and service-time forecasts per kind, and what they are used for (forecasts.ts). */
+  readonly forecasts: CellForecasts;
   /** What is attached above and below, as the modules use it. */
   readonly links: Links = { parent: undefined, children: undefined, agents: undefined };
   readonly stats: CellStats = { dispatched: 0, spilled: 0, creditStalls: 0, givenBack: 0 };
@@ -105,8 +108,16 @@ export class Cell implements CellPort {
     this.ledgerLog = opts.replicatedLog ? opts.replicatedLog(this.ledger) : new SoleLeader(this.ledger, this.replicaId);
     // Home tasks are bounded at submit (queueCapacity); the queue itself also
     // holds requeues and forwarded items, which must never be refused.
+    this.forecasts = new CellForecasts(
+      this.settings.forecast,
+      this.settings.summaryIntervalMs,
+      this.scheduler.now(),
+      (kind) => childForecasts(this.children, kind),
+      () => this.summaries.load(this.scheduler.now()),
+    );
     this.queue = new TaskQueue<WorkItem>({
       capacity: this.settings.queueCapacity + this.settings.forwardBuffer + 1024,
+      onPush: (item, at) => this.forecasts.arrived(item.kind, at),
     });
     this.routes = new RouteTable(this.queue);
     // Made before the modules that count into it; it reads the rest of the cell only later (at scrape time).
@@ -148,7 +159,11 @@ export class Cell implements CellPort {
       meter: this.meter,
       wake,
       outcomes: {
-        result: (via, r) => this.dispatcher.breakers.result(via, r),
+        result: (via, r, kind) => {
+          this.dispatcher.breakers.result(via, r);
+          if (via.type === 'agent' && r.runMicros > 0)
+            this.forecasts.served(kind, r.runMicros / 1000, this.scheduler.now());
+        },
         lost: (via) => this.dispatcher.breakers.lost(via),
         handedBack: (via) => this.dispatcher.breakers.handedBack(via),
       },
@@ -287,6 +302,7 @@ export class Cell implements CellPort {
     children?.tick(now);
     this.preemptor.sweep(now);
     this.dispatcher.sweep(now);
+    this.forecasts.tick(now);
     this.home.sweepPermits(now);
     for (const item of this.queue.expire(now)) {
       if (item.origin.type === 'home') this.home.expiredQueued(item);

@@ -12,6 +12,7 @@ import type { status } from '@grpc/grpc-js';
 import type { TaskResult } from '../gen/meshlb/v1/task.js';
 import type { Leadership } from './leadership.js';
 import type { Ledger } from './ledger.js';
+import type { ScaleRecommendation } from './forecasts.js';
 
 export type LinkKind = 'parent' | 'child' | 'agent';
 
@@ -52,6 +53,8 @@ export interface MeteredCell {
   readonly children: { readonly links: { readonly size: number } } | undefined;
   /** Tasks waiting for their flow key, by `c:key` / `r:key` (src/flow/gate.ts). */
   readonly home: { readonly flow: { backlog(): ReadonlyMap<string, number> } };
+  /** Its forecasts per kind and the agents it should have (forecasts.ts). */
+  readonly forecasts?: { recommendations(): readonly ScaleRecommendation[] };
   /** Its circuit breakers (dispatcher-breakers.ts): targets per state, and trips so far. */
   readonly breakers?: {
     counts(): { readonly closed: number; readonly open: number; readonly halfOpen: number };

@@ -50,7 +50,8 @@ export interface RelayDeps {
 
 /** Told how each attempt sent to an agent or a child ended. */
 export interface OutcomeSink {
-  result(via: Via, r: TaskResult): void;
+  /** `kind`: the task's kind (an agent's run time feeds the cell's forecasts). */
+  result(via: Via, r: TaskResult, kind: string): void;
   /** The attempt was lost with the place it went (an agent or a link gone). */
   lost(via: Via): void;
   /** The attempt was refused where it went, unrun (a nack). */
@@ -134,7 +135,7 @@ export class Relay {
       return;
     }
     this.d.routes.drop(item);
-    if (item.via !== undefined) this.d.outcomes.result(item.via, r);
+    if (item.via !== undefined) this.d.outcomes.result(item.via, r, item.kind);
     this.d.meter.resultBack(item.arrivedMs, item.origin.type === 'home', r);
     if (this.d.tracer.enabled) this.d.tracer.resultBack(item, r, this.d.scheduler.now());
     this.sendBack(item.origin, r);

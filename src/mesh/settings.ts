@@ -3,6 +3,7 @@
 import type { TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { MeshDefaults } from '../topology/types.js';
 import { DEFAULT_BATCHER_OPTIONS, type BatcherOptions } from './batcher.js';
+import { FORECAST_SETTINGS, type ForecastSettings } from './forecasts.js';
 import type { CellOptions } from './types.js';
 
 export interface CellSettings {
@@ -24,6 +25,7 @@ export interface CellSettings {
   readonly maxAgentSlots: number;
   readonly prefetchRatio: number;
   readonly stealBatch: number;
+  readonly forecast: ForecastSettings;
   readonly unplaceableTimeoutMs: number;
   readonly batcher: BatcherOptions;
 }
@@ -48,6 +50,8 @@ export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSetting
     maxAgentSlots: opts.maxAgentSlots ?? 10_000,
     prefetchRatio: opts.prefetchRatio ?? 0.5,
     stealBatch: opts.stealBatch ?? 32,
+    // The topology's off switch for pre-positioning, then the replica's own options.
+    forecast: { ...FORECAST_SETTINGS, ...(d.forecastPrefetch === false ? { prefetchCap: 0 } : {}), ...opts.forecast },
     unplaceableTimeoutMs: opts.unplaceableTimeoutMs ?? d.unplaceableTimeoutMs,
     batcher: { ...DEFAULT_BATCHER_OPTIONS, ...opts.batcher },
   };

@@ -25,6 +25,11 @@ export interface SummarySource {
   readonly breakers?: { heldBack(kind: string): number; notClosed(): number };
   /** Running attempts a critical task sent here could preempt, per kind (preemptor.ts); absent: none. */
   readonly preemptor?: { preemptible(kind: string, now: number): number };
+  /** The cell's forecasts (forecasts.ts): the fields of each kind, and a node's pre-positioned room. */
+  readonly forecasts?: {
+    forKind(kind: string): { rate: number; serviceMs: number };
+    prefetch(kind: string, slots: number, base: number): number;
+  };
 }
 
 const RANK_PRIORITY = [
@@ -71,13 +76,19 @@ export class Summarizer {
     // more than the slots there are, so the part of the credit beyond the
     // total goes as prefetch_slots: free never exceeds total (issue 8: two
     // idle agents of 4 slots were reported as 12 free of 8).
+    // The forecast may raise that share to what the node expects to run before
+    // the parent can answer its next summary, up to its slots (forecasts.ts).
     const ratio = cell.links.agents ? cell.settings.prefetchRatio : 0;
     const draining = cell.draining;
+    const forecasts = cell.forecasts;
     for (const [kind, c] of load.capacity) {
-      const extra = c.healthy > 0 ? Math.min(cell.settings.forwardBuffer, Math.ceil(c.total * ratio)) : 0;
+      const base = c.healthy > 0 ? Math.ceil(c.total * ratio) : 0;
+      const room = ratio > 0 && c.healthy > 0 && forecasts ? forecasts.prefetch(kind, c.total, base) : base;
+      const extra = Math.min(cell.settings.forwardBuffer, room);
       const held = cell.breakers?.heldBack(kind) ?? 0;
       const credit = draining ? 0 : Math.max(0, c.free - held + extra - cell.queue.sizeOfKind(kind));
       const free = Math.min(credit, c.total);
+      const f = forecasts?.forKind(kind);
       kinds.push({
         kind,
         freeSlots: free,
@@ -86,6 +97,8 @@ export class Summarizer {
         prefetchSlots: credit - free,
         queued: cell.queue.sizeOfKind(kind),
         preemptible: draining ? 0 : (cell.preemptor?.preemptible(kind, now) ?? 0),
+        forecastRate: f?.rate ?? 0,
+        forecastServiceMs: f?.serviceMs ?? 0,
       });
     }
     if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));

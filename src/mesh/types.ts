@@ -10,6 +10,7 @@ import type { TracerFactory } from './tracer.js';
 import type { Logger } from '../util/log.js';
 import type { BatcherOptions } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
+import type { ForecastSettings } from './forecasts.js';
 
 /**
  * Where an attempt came from, so its result goes back the same way:
@@ -232,6 +233,8 @@ export interface CellOptions {
   readonly prefetchRatio?: number;
   /** Work stealing (steal.ts): at most this many tasks taken back from one child per ask; 0 turns it off. Default 32. */
   readonly stealBatch?: number;
+  /** Forecasts, pre-positioning and scale recommendations (forecasts.ts); unset keys: the defaults. */
+  readonly forecast?: Partial<ForecastSettings>;
   /** Max slots one agent may declare. Default 10,000. */
   readonly maxAgentSlots?: number;
   /**

@@ -28,7 +28,7 @@ export interface QueueTask {
   readonly deadline?: number;
 }
 
-export interface TaskQueueOptions {
+export interface TaskQueueOptions<T extends QueueTask = QueueTask> {
   /** Max queued tasks (all kinds). */
   readonly capacity: number;
   /** Max queued tasks of one tenant; default capacity (no per-tenant cap). */
@@ -42,6 +42,8 @@ export interface TaskQueueOptions {
   /** Bounds of the retry hint returned when full; default 50..5000 ms. */
   readonly minRetryAfterMs?: number;
   readonly maxRetryAfterMs?: number;
+  /** Told of every task a push admitted (not requeues): a cell counts arrivals per kind for its forecasts. */
+  readonly onPush?: (task: T, now: number) => void;
 }
 
 export type PushResult =
@@ -85,8 +87,9 @@ export class TaskQueue<T extends QueueTask> {
   private readonly quantum: (tenant: string) => number;
   private readonly minRetry: number;
   private readonly maxRetry: number;
+  private readonly onPush: ((task: T, now: number) => void) | undefined;
 
-  constructor(opts: TaskQueueOptions) {
+  constructor(opts: TaskQueueOptions<T>) {
     if (!(opts.capacity >= 1)) throw new RangeError(`TaskQueue: capacity must be >= 1, got ${opts.capacity}`);
     this.capacity = opts.capacity;
     this.maxPerTenant = opts.maxPerTenant ?? opts.capacity;
@@ -97,6 +100,7 @@ export class TaskQueue<T extends QueueTask> {
     this.quantum = q ? (t) => Math.max(1, Math.floor(q(t)) || 1) : () => 1;
     this.minRetry = opts.minRetryAfterMs ?? 50;
     this.maxRetry = opts.maxRetryAfterMs ?? 5000;
+    this.onPush = opts.onPush;
   }
 
   get size(): number {
@@ -152,6 +156,7 @@ export class TaskQueue<T extends QueueTask> {
       return { ok: false, reason: 'tenant-full', retryAfterMs: this.retryHint(now) };
     }
     this.insert(task, now);
+    this.onPush?.(task, now);
     return OK;
   }
 

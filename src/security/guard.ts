@@ -78,6 +78,7 @@ export const METHODS: Readonly<Record<string, Rule>> = {
   '/meshlb.v1.AdminService/GetFlow': { roles: READ },
   '/meshlb.v1.AdminService/SetVersionRamp': { roles: WRITE },
   '/meshlb.v1.AdminService/GetVersionRamp': { roles: READ },
+  '/meshlb.v1.AdminService/GetScaleRecommendations': { roles: READ },
   '/meshlb.v1.LinkService/Open': { peer: 'children', check: 'hello' },
   '/meshlb.v1.RaftService/Stream': { peer: 'self' },
   '/meshlb.v1.RaftService/InstallSnapshot': { peer: 'self' },

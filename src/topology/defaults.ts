@@ -23,6 +23,7 @@ export const DEFAULTS: MeshDefaults = {
   queueCapacity: 100_000,
   unplaceableTimeoutMs: 300_000,
   dataDir: '.data',
+  forecastPrefetch: true,
 };
 
 /**
@@ -99,7 +100,12 @@ export function parseDefaults(raw: unknown, c: Collector): MeshDefaults {
   for (const [k, def] of Object.entries(DEFAULTS)) {
     const v = raw[k];
     if (v === undefined) continue;
-    if (typeof def === 'number') {
+    if (typeof def === 'boolean') {
+      if (typeof v !== 'boolean') {
+        c.add(`field "defaults.${k}"`, `must be true or false, got ${describe(v)}`);
+        continue;
+      }
+    } else if (typeof def === 'number') {
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
         c.add(`field "defaults.${k}"`, `must be a positive integer, got ${describe(v)}`);
         continue;

@@ -61,6 +61,12 @@ export interface MeshDefaults {
    */
   readonly unplaceableTimeoutMs: number;
   readonly dataDir: string; // default ".data"
+  /**
+   * Nodes size the queue room they offer their parent (prefetch) by their
+   * arrival forecast, up to their slots (docs/policies.md, "Forecasts and scale
+   * recommendations"). Default true; false keeps the static prefetch share.
+   */
+  readonly forecastPrefetch: boolean;
 }
 
 export interface Topology {

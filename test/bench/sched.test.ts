@@ -4,7 +4,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { listPolicies } from '../../src/policies/index.js';
-import { renderScenarioTable, renderSvg } from '../../bench/sched/report.js';
+import { forecastError } from '../../bench/sched/forecast.js';
+import { renderForecastTable, renderScenarioTable, renderSvg } from '../../bench/sched/report.js';
 import { SCENARIOS } from '../../bench/sched/scenarios.js';
 import { runScenario } from '../../bench/sched/sim.js';
 import { runContext, TIGHT_CONTEXT_BOUND } from '../../bench/sched/context.js';
@@ -31,6 +32,18 @@ describe('bench:sched', () => {
     const svg = renderSvg(runs, listPolicies());
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg).toContain('polyline');
+  });
+
+  it('scores the arrival forecaster against the naive forecast on the same arrivals', () => {
+    const steady = forecastError(SCENARIOS['heterogeneous']!(1, 0), 0);
+    expect(steady.intervals).toBeGreaterThan(10);
+    // Steady Poisson arrivals: smoothing beats the last value, and both are far from 0 and 2.
+    expect(steady.holt.smape).toBeLessThan(steady.naive.smape);
+    expect(steady.naive.smape).toBeGreaterThan(0);
+    expect(steady.naive.smape).toBeLessThan(0.5);
+    const table = renderForecastTable([steady, forecastError(SCENARIOS['bursty']!(0.25, 0), 0)]);
+    expect(table).toContain('bursty');
+    expect(table.split('\n')).toHaveLength(4);
   });
 
   it('is deterministic: a seed replays a run exactly', () => {

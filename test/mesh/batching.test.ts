@@ -143,7 +143,17 @@ describe('child link credits', () => {
     cell: '/c',
     seq,
     kinds: [
-      { kind: 'k', freeSlots: free, totalSlots: 10, healthyAgents: 1, prefetchSlots: 0, queued: 0, preemptible: 0 },
+      {
+        kind: 'k',
+        freeSlots: free,
+        totalSlots: 10,
+        healthyAgents: 1,
+        prefetchSlots: 0,
+        queued: 0,
+        preemptible: 0,
+        forecastRate: 0,
+        forecastServiceMs: 0,
+      },
     ],
     queue: [],
     utilization: undefined,

@@ -45,7 +45,17 @@ function nodeWith(agents: AgentSession[], prefetchRatio?: number) {
 describe('a node summary never reports more free slots than slots', () => {
   it('two idle agents of 4 slots: 8 free of 8, and the prefetch (half the slots by default) apart', () => {
     expect(nodeWith([agent(4), agent(4)])).toEqual([
-      { kind: 'k', freeSlots: 8, totalSlots: 8, healthyAgents: 2, prefetchSlots: 4, queued: 0, preemptible: 0 },
+      {
+        kind: 'k',
+        freeSlots: 8,
+        totalSlots: 8,
+        healthyAgents: 2,
+        prefetchSlots: 4,
+        queued: 0,
+        preemptible: 0,
+        forecastRate: 0,
+        forecastServiceMs: 0,
+      },
     ]);
     expect(nodeWith([agent(4), agent(4)], 1)[0]).toMatchObject({ freeSlots: 8, totalSlots: 8, prefetchSlots: 8 });
     expect(nodeWith([agent(4), agent(4)], 0)[0]).toMatchObject({ freeSlots: 8, totalSlots: 8, prefetchSlots: 0 });

@@ -924,6 +924,43 @@ export interface VersionShare {
   state: string;
 }
 
+export interface GetScaleRecommendationsRequest {
+  /** Empty = the cell of the replica asked. */
+  cell: string;
+}
+
+export interface GetScaleRecommendationsResponse {
+  cell: string;
+  tier: string;
+  /** How far ahead the forecasts look, ms (horizon x summary interval). */
+  horizonMs: number;
+  /** The busy fraction of slots the recommendations plan for. */
+  targetUtilization: number;
+  minAgents: number;
+  maxAgents: number;
+  /** Every kind with agents in the subtree or a forecast here, by kind. */
+  kinds: KindScale[];
+}
+
+/** One kind's forecast and recommendation in a cell's subtree. */
+export interface KindScale {
+  kind: string;
+  /** Healthy agents serving the kind now (an agent of several kinds counts in each). */
+  currentAgents: number;
+  /**
+   * ceil(forecast_rate x forecast_service_ms / 1000 / (slots_per_agent x
+   * target_utilization)), within [min_agents, max_agents].
+   */
+  recommendedAgents: number;
+  /** Tasks per second, horizon_ms ahead. */
+  forecastRate: number;
+  /** Mean time an agent runs one, ms (0 = not measured yet). */
+  forecastServiceMs: number;
+  /** Slots of the kind per healthy agent now (1 with no agent). */
+  slotsPerAgent: number;
+  totalSlots: number;
+}
+
 function createBaseGetTopologyRequest(): GetTopologyRequest {
   return {};
 }
@@ -9661,6 +9698,453 @@ export const VersionShare: MessageFns<VersionShare> = {
   },
 };
 
+function createBaseGetScaleRecommendationsRequest(): GetScaleRecommendationsRequest {
+  return { cell: "" };
+}
+
+export const GetScaleRecommendationsRequest: MessageFns<GetScaleRecommendationsRequest> = {
+  encode(message: GetScaleRecommendationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetScaleRecommendationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetScaleRecommendationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetScaleRecommendationsRequest {
+    return { cell: isSet(object.cell) ? globalThis.String(object.cell) : "" };
+  },
+
+  toJSON(message: GetScaleRecommendationsRequest): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetScaleRecommendationsRequest>): GetScaleRecommendationsRequest {
+    return GetScaleRecommendationsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetScaleRecommendationsRequest>): GetScaleRecommendationsRequest {
+    const message = createBaseGetScaleRecommendationsRequest();
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseGetScaleRecommendationsResponse(): GetScaleRecommendationsResponse {
+  return { cell: "", tier: "", horizonMs: 0, targetUtilization: 0, minAgents: 0, maxAgents: 0, kinds: [] };
+}
+
+export const GetScaleRecommendationsResponse: MessageFns<GetScaleRecommendationsResponse> = {
+  encode(message: GetScaleRecommendationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cell !== "") {
+      writer.uint32(10).string(message.cell);
+    }
+    if (message.tier !== "") {
+      writer.uint32(18).string(message.tier);
+    }
+    if (message.horizonMs !== 0) {
+      writer.uint32(24).uint32(message.horizonMs);
+    }
+    if (message.targetUtilization !== 0) {
+      writer.uint32(33).double(message.targetUtilization);
+    }
+    if (message.minAgents !== 0) {
+      writer.uint32(40).uint32(message.minAgents);
+    }
+    if (message.maxAgents !== 0) {
+      writer.uint32(48).uint32(message.maxAgents);
+    }
+    for (const v of message.kinds) {
+      KindScale.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetScaleRecommendationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetScaleRecommendationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tier = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.horizonMs = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.targetUtilization = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.minAgents = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxAgents = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kinds.push(KindScale.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetScaleRecommendationsResponse {
+    return {
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      tier: isSet(object.tier) ? globalThis.String(object.tier) : "",
+      horizonMs: isSet(object.horizonMs)
+        ? globalThis.Number(object.horizonMs)
+        : isSet(object.horizon_ms)
+        ? globalThis.Number(object.horizon_ms)
+        : 0,
+      targetUtilization: isSet(object.targetUtilization)
+        ? globalThis.Number(object.targetUtilization)
+        : isSet(object.target_utilization)
+        ? globalThis.Number(object.target_utilization)
+        : 0,
+      minAgents: isSet(object.minAgents)
+        ? globalThis.Number(object.minAgents)
+        : isSet(object.min_agents)
+        ? globalThis.Number(object.min_agents)
+        : 0,
+      maxAgents: isSet(object.maxAgents)
+        ? globalThis.Number(object.maxAgents)
+        : isSet(object.max_agents)
+        ? globalThis.Number(object.max_agents)
+        : 0,
+      kinds: globalThis.Array.isArray(object?.kinds)
+        ? object.kinds.map((e: any) => KindScale.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetScaleRecommendationsResponse): unknown {
+    const obj: any = {};
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    if (message.tier !== "") {
+      obj.tier = message.tier;
+    }
+    if (message.horizonMs !== 0) {
+      obj.horizonMs = Math.round(message.horizonMs);
+    }
+    if (message.targetUtilization !== 0) {
+      obj.targetUtilization = floatToJson(message.targetUtilization);
+    }
+    if (message.minAgents !== 0) {
+      obj.minAgents = Math.round(message.minAgents);
+    }
+    if (message.maxAgents !== 0) {
+      obj.maxAgents = Math.round(message.maxAgents);
+    }
+    if (message.kinds?.length) {
+      obj.kinds = message.kinds.map((e) => KindScale.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetScaleRecommendationsResponse>): GetScaleRecommendationsResponse {
+    return GetScaleRecommendationsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetScaleRecommendationsResponse>): GetScaleRecommendationsResponse {
+    const message = createBaseGetScaleRecommendationsResponse();
+    message.cell = object.cell ?? "";
+    message.tier = object.tier ?? "";
+    message.horizonMs = object.horizonMs ?? 0;
+    message.targetUtilization = object.targetUtilization ?? 0;
+    message.minAgents = object.minAgents ?? 0;
+    message.maxAgents = object.maxAgents ?? 0;
+    message.kinds = object.kinds?.map((e) => KindScale.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseKindScale(): KindScale {
+  return {
+    kind: "",
+    currentAgents: 0,
+    recommendedAgents: 0,
+    forecastRate: 0,
+    forecastServiceMs: 0,
+    slotsPerAgent: 0,
+    totalSlots: 0,
+  };
+}
+
+export const KindScale: MessageFns<KindScale> = {
+  encode(message: KindScale, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.currentAgents !== 0) {
+      writer.uint32(16).uint32(message.currentAgents);
+    }
+    if (message.recommendedAgents !== 0) {
+      writer.uint32(24).uint32(message.recommendedAgents);
+    }
+    if (message.forecastRate !== 0) {
+      writer.uint32(33).double(message.forecastRate);
+    }
+    if (message.forecastServiceMs !== 0) {
+      writer.uint32(41).double(message.forecastServiceMs);
+    }
+    if (message.slotsPerAgent !== 0) {
+      writer.uint32(49).double(message.slotsPerAgent);
+    }
+    if (message.totalSlots !== 0) {
+      writer.uint32(56).uint32(message.totalSlots);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KindScale {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKindScale();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.currentAgents = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.recommendedAgents = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.forecastRate = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.forecastServiceMs = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.slotsPerAgent = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.totalSlots = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KindScale {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      currentAgents: isSet(object.currentAgents)
+        ? globalThis.Number(object.currentAgents)
+        : isSet(object.current_agents)
+        ? globalThis.Number(object.current_agents)
+        : 0,
+      recommendedAgents: isSet(object.recommendedAgents)
+        ? globalThis.Number(object.recommendedAgents)
+        : isSet(object.recommended_agents)
+        ? globalThis.Number(object.recommended_agents)
+        : 0,
+      forecastRate: isSet(object.forecastRate)
+        ? globalThis.Number(object.forecastRate)
+        : isSet(object.forecast_rate)
+        ? globalThis.Number(object.forecast_rate)
+        : 0,
+      forecastServiceMs: isSet(object.forecastServiceMs)
+        ? globalThis.Number(object.forecastServiceMs)
+        : isSet(object.forecast_service_ms)
+        ? globalThis.Number(object.forecast_service_ms)
+        : 0,
+      slotsPerAgent: isSet(object.slotsPerAgent)
+        ? globalThis.Number(object.slotsPerAgent)
+        : isSet(object.slots_per_agent)
+        ? globalThis.Number(object.slots_per_agent)
+        : 0,
+      totalSlots: isSet(object.totalSlots)
+        ? globalThis.Number(object.totalSlots)
+        : isSet(object.total_slots)
+        ? globalThis.Number(object.total_slots)
+        : 0,
+    };
+  },
+
+  toJSON(message: KindScale): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.currentAgents !== 0) {
+      obj.currentAgents = Math.round(message.currentAgents);
+    }
+    if (message.recommendedAgents !== 0) {
+      obj.recommendedAgents = Math.round(message.recommendedAgents);
+    }
+    if (message.forecastRate !== 0) {
+      obj.forecastRate = floatToJson(message.forecastRate);
+    }
+    if (message.forecastServiceMs !== 0) {
+      obj.forecastServiceMs = floatToJson(message.forecastServiceMs);
+    }
+    if (message.slotsPerAgent !== 0) {
+      obj.slotsPerAgent = floatToJson(message.slotsPerAgent);
+    }
+    if (message.totalSlots !== 0) {
+      obj.totalSlots = Math.round(message.totalSlots);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KindScale>): KindScale {
+    return KindScale.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KindScale>): KindScale {
+    const message = createBaseKindScale();
+    message.kind = object.kind ?? "";
+    message.currentAgents = object.currentAgents ?? 0;
+    message.recommendedAgents = object.recommendedAgents ?? 0;
+    message.forecastRate = object.forecastRate ?? 0;
+    message.forecastServiceMs = object.forecastServiceMs ?? 0;
+    message.slotsPerAgent = object.slotsPerAgent ?? 0;
+    message.totalSlots = object.totalSlots ?? 0;
+    return message;
+  },
+};
+
 /**
  * Operators: inspect the mesh, drain agents and cells, look after tasks and
  * dead letters, set routing policies, move a cell's leadership and change its
@@ -9966,6 +10450,24 @@ export const AdminServiceService = {
       Buffer.from(GetVersionRampResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetVersionRampResponse => GetVersionRampResponse.decode(value),
   },
+  /**
+   * Scale recommendations for an autoscaler: per task kind, the agents the
+   * cell's subtree has and the agents it should have for its forecast load
+   * (docs/policies.md, "Forecasts and scale recommendations"). Answered by
+   * the cell's leader, whose forecasts they are.
+   */
+  getScaleRecommendations: {
+    path: "/meshlb.v1.AdminService/GetScaleRecommendations" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetScaleRecommendationsRequest): Buffer =>
+      Buffer.from(GetScaleRecommendationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetScaleRecommendationsRequest => GetScaleRecommendationsRequest.decode(value),
+    responseSerialize: (value: GetScaleRecommendationsResponse): Buffer =>
+      Buffer.from(GetScaleRecommendationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetScaleRecommendationsResponse =>
+      GetScaleRecommendationsResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -10045,6 +10547,13 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    */
   setVersionRamp: handleUnaryCall<SetVersionRampRequest, SetVersionRampResponse>;
   getVersionRamp: handleUnaryCall<GetVersionRampRequest, GetVersionRampResponse>;
+  /**
+   * Scale recommendations for an autoscaler: per task kind, the agents the
+   * cell's subtree has and the agents it should have for its forecast load
+   * (docs/policies.md, "Forecasts and scale recommendations"). Answered by
+   * the cell's leader, whose forecasts they are.
+   */
+  getScaleRecommendations: handleUnaryCall<GetScaleRecommendationsRequest, GetScaleRecommendationsResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -10459,6 +10968,27 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetVersionRampResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Scale recommendations for an autoscaler: per task kind, the agents the
+   * cell's subtree has and the agents it should have for its forecast load
+   * (docs/policies.md, "Forecasts and scale recommendations"). Answered by
+   * the cell's leader, whose forecasts they are.
+   */
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -106,6 +106,15 @@ export interface KindCapacity {
    * preemption is off, and from peers that predate the field.
    */
   preemptible: number;
+  /**
+   * The subtree's forecast for the kind a few summary intervals ahead
+   * (docs/policies.md, "Forecasts and scale recommendations"): tasks arriving
+   * per second, and the mean time an agent runs one, ms (0 = not measured).
+   * A parent sums its children's rates and weighs their service times by rate.
+   * 0 from peers that predate the fields.
+   */
+  forecastRate: number;
+  forecastServiceMs: number;
 }
 
 export interface QueueDepth {
@@ -683,7 +692,17 @@ export const LinkHello: MessageFns<LinkHello> = {
 };
 
 function createBaseKindCapacity(): KindCapacity {
-  return { kind: "", freeSlots: 0, totalSlots: 0, healthyAgents: 0, prefetchSlots: 0, queued: 0, preemptible: 0 };
+  return {
+    kind: "",
+    freeSlots: 0,
+    totalSlots: 0,
+    healthyAgents: 0,
+    prefetchSlots: 0,
+    queued: 0,
+    preemptible: 0,
+    forecastRate: 0,
+    forecastServiceMs: 0,
+  };
 }
 
 export const KindCapacity: MessageFns<KindCapacity> = {
@@ -708,6 +727,12 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     }
     if (message.preemptible !== 0) {
       writer.uint32(480).uint32(message.preemptible);
+    }
+    if (message.forecastRate !== 0) {
+      writer.uint32(401).double(message.forecastRate);
+    }
+    if (message.forecastServiceMs !== 0) {
+      writer.uint32(409).double(message.forecastServiceMs);
     }
     return writer;
   },
@@ -781,6 +806,22 @@ export const KindCapacity: MessageFns<KindCapacity> = {
             message.preemptible = reader.uint32();
             continue;
           }
+          case 50: {
+            if (tag !== 401) {
+              break;
+            }
+
+            message.forecastRate = reader.double();
+            continue;
+          }
+          case 51: {
+            if (tag !== 409) {
+              break;
+            }
+
+            message.forecastServiceMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -818,6 +859,16 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         : 0,
       queued: isSet(object.queued) ? globalThis.Number(object.queued) : 0,
       preemptible: isSet(object.preemptible) ? globalThis.Number(object.preemptible) : 0,
+      forecastRate: isSet(object.forecastRate)
+        ? globalThis.Number(object.forecastRate)
+        : isSet(object.forecast_rate)
+        ? globalThis.Number(object.forecast_rate)
+        : 0,
+      forecastServiceMs: isSet(object.forecastServiceMs)
+        ? globalThis.Number(object.forecastServiceMs)
+        : isSet(object.forecast_service_ms)
+        ? globalThis.Number(object.forecast_service_ms)
+        : 0,
     };
   },
 
@@ -844,6 +895,12 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.preemptible !== 0) {
       obj.preemptible = Math.round(message.preemptible);
     }
+    if (message.forecastRate !== 0) {
+      obj.forecastRate = floatToJson(message.forecastRate);
+    }
+    if (message.forecastServiceMs !== 0) {
+      obj.forecastServiceMs = floatToJson(message.forecastServiceMs);
+    }
     return obj;
   },
 
@@ -859,6 +916,8 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.prefetchSlots = object.prefetchSlots ?? 0;
     message.queued = object.queued ?? 0;
     message.preemptible = object.preemptible ?? 0;
+    message.forecastRate = object.forecastRate ?? 0;
+    message.forecastServiceMs = object.forecastServiceMs ?? 0;
     return message;
   },
 };
