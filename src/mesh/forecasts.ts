@@ -83,6 +83,8 @@ interface ChildView {
 
 export class CellForecasts {
   private readonly own: Forecaster;
+  /** Summaries in which a kind's pre-positioned room went past the static share (tests, the simulator). */
+  raised = 0;
 
   constructor(
     readonly settings: ForecastSettings,
@@ -131,7 +133,9 @@ export class CellForecasts {
   prefetch(kind: string, slots: number, base: number): number {
     const cap = this.settings.prefetchCap;
     if (!(cap > 0)) return base;
-    return prepositioned(this.forKind(kind), slots, base, 2 * this.intervalMs, cap);
+    const room = prepositioned(this.forKind(kind), slots, base, 2 * this.intervalMs, cap);
+    if (room > base) this.raised++;
+    return room;
   }
 
   /** Per kind (those with agents below or a forecast here), sorted. */

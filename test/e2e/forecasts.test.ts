@@ -131,6 +131,8 @@ describe(`forecasts and scale recommendations over a real mesh (seed ${SEED})`, 
     expect(high.currentAgents).toBe(2);
     const node = await at(NODE);
     expect(node!.forecastRate).toBeGreaterThan(low.forecastRate / 2);
+    // Under that load the node offered its parent more queue room than the static half of its slots.
+    expect(mesh.replicas.get(NODE)!.cell.forecasts.raised).toBeGreaterThan(0);
 
     const text = await metrics.registry.metrics();
     const gauge = (name: string, cell: string): number => {

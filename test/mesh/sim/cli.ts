@@ -32,6 +32,8 @@ let failed = 0;
 /** Flow control over all seeds: keyed attempts started, keys, keys that reached their limit, the highest peak/limit. */
 const flow = { starts: 0, keys: 0, atLimit: 0, worst: 0, leaderChanges: 0, agentCrashes: 0, replicaCrashes: 0 };
 let preemptions = 0;
+/** Node summaries that offered queue room past the static prefetch, by forecast (docs/policies.md). */
+let prepositioned = 0;
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -49,6 +51,7 @@ for (let seed = first; seed < first + count; seed++) {
     flow.worst = Math.max(flow.worst, k.peak / k.limit);
   }
   preemptions += res.stats.preemptions;
+  prepositioned += res.stats.prepositioned;
   flow.leaderChanges += res.stats.faults.leaderChanges;
   flow.agentCrashes += res.stats.faults.agentCrashes;
   flow.replicaCrashes += res.stats.faults.replicaCrashes;
@@ -68,5 +71,6 @@ console.error(
     `${flow.replicaCrashes} replica crashes, ${flow.agentCrashes} agent crashes)`,
 );
 console.error(`preemption: ${preemptions} attempts preempted for critical tasks (live replicas' counts)`);
+console.error(`forecasts: ${prepositioned} node summaries pre-positioned queue room past the static prefetch`);
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);

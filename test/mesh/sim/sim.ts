@@ -54,6 +54,8 @@ export interface SimResult {
     givenBack: number;
     /** Attempts preempted for critical tasks (live replicas' counts); 0 in runs with preemption off. */
     preemptions: number;
+    /** Node summaries that offered more queue room than the static prefetch, by forecast (live replicas' counts). */
+    prepositioned: number;
     workload: WorkloadStats;
     faults: FaultStats;
     /** Per concurrency key: its limit, attempts started at agents, the most seen running at the agents at once. */
@@ -181,9 +183,11 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   }
   let givenBack = 0;
   let preemptions = 0;
+  let prepositioned = 0;
   for (const rep of mesh.replicas.values()) {
     givenBack += rep.cell.stats.givenBack;
     for (const n of rep.cell.preemptor.byKind.values()) preemptions += n;
+    prepositioned += rep.cell.forecasts.raised;
   }
   mesh.close();
   return {
@@ -200,6 +204,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       noneLost,
       givenBack,
       preemptions,
+      prepositioned,
       workload: workload.stats,
       faults,
       flow: Object.fromEntries(
