@@ -3,7 +3,7 @@
 // autoscaler reads beside GetScaleRecommendations. The leader's figures (its
 // forecasts); a replica that does not lead shows what it measured itself.
 import { Gauge, type Registry } from 'prom-client';
-import type { ScaleRecommendation } from '../mesh/forecasts.js';
+import type { ScaleRecommendation } from '../forecast/index.js';
 import type { MeteredCell } from '../mesh/meter.js';
 
 type Read = (r: ScaleRecommendation) => number;

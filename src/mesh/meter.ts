@@ -12,7 +12,7 @@ import type { status } from '@grpc/grpc-js';
 import type { TaskResult } from '../gen/meshlb/v1/task.js';
 import type { Leadership } from './leadership.js';
 import type { Ledger } from './ledger.js';
-import type { ScaleRecommendation } from './forecasts.js';
+import type { ScaleRecommendation } from '../forecast/index.js';
 
 export type LinkKind = 'parent' | 'child' | 'agent';
 

@@ -3,7 +3,7 @@
 import type { TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { MeshDefaults } from '../topology/types.js';
 import { DEFAULT_BATCHER_OPTIONS, type BatcherOptions } from './batcher.js';
-import { FORECAST_SETTINGS, type ForecastSettings } from './forecasts.js';
+import { FORECAST_SETTINGS, type ForecastSettings } from '../forecast/index.js';
 import type { CellOptions } from './types.js';
 
 export interface CellSettings {

@@ -10,7 +10,7 @@ import type { TracerFactory } from './tracer.js';
 import type { Logger } from '../util/log.js';
 import type { BatcherOptions } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
-import type { ForecastSettings } from './forecasts.js';
+import type { ForecastSettings } from '../forecast/index.js';
 
 /**
  * Where an attempt came from, so its result goes back the same way:
