@@ -26,6 +26,7 @@ import {
   type SetPolicyResponse,
 } from '../gen/meshlb/v1/admin.js';
 import { TaskState } from '../gen/meshlb/v1/task.js';
+import { DEFAULT_HAND_BACK_GRACE_MS } from '../mesh/agent-checkpoint.js';
 import type { AgentSession } from '../mesh/agent-session.js';
 import type { Cell } from '../mesh/cell.js';
 import { isUndecodable } from '../mesh/grpc-util.js';
@@ -244,11 +245,11 @@ export class Admin {
     checkLength('reason', req.reason, LIMITS.reason);
     if (!cell.agents)
       throw failedPrecondition(`cell ${cell.path} is a ${cell.tier} cell; agents connect to node cells`);
-    const s = cell.agents.drainAgent(req.agentId, req.reason || 'drained by operator');
-    cell.log.info(
-      { agent: truncate(req.agentId, LIMITS.echo), reason: truncate(req.reason, LIMITS.echo) },
-      'agent drain ordered',
-    );
+    // Migrate: running attempts are checkpointed and handed back (docs/agent-protocol.md, Checkpoints).
+    const grace = req.migrate ? Math.min(req.graceMs || DEFAULT_HAND_BACK_GRACE_MS, 600_000) : undefined;
+    const s = cell.agents.drainAgent(req.agentId, req.reason || 'drained by operator', grace);
+    const fields = { agent: truncate(req.agentId, LIMITS.echo), reason: truncate(req.reason, LIMITS.echo) };
+    cell.log.info({ ...fields, migrate: req.migrate }, 'agent drain ordered');
     return { agent: this.agentInfo(s) };
   }
 

@@ -16,14 +16,17 @@ import type { ResultStatus } from '../gen/meshlb/v1/task.js';
 import { logger as rootLogger, type Logger } from '../util/log.js';
 import { callerCredentials, type CallerSecurity } from '../security/caller.js';
 import type { BackoffOptions } from './backoff.js';
-import { Connection, type AgentState, type ConnectionStats, type NodeMessage } from './connection.js';
-import { notNodeCell, resultStatusName, streamStatus, type ResultStatusName, type StreamStatus } from './events.js';
-import { Executor, type ExecutorStats } from './executor.js';
+import { Connection, type AgentState, type NodeMessage } from './connection.js';
+import { AgentCheckpoints } from './checkpoints.js';
+import { newAgentStats, type AgentStats } from './stats.js';
+import { codeName, isRefusal, notNodeCell, resultStatusName, streamStatus } from './events.js';
+import type { ResultStatusName, StreamStatus } from './events.js';
+import { Executor } from './executor.js';
 import { StateWaiters } from './waiters.js';
-import { Outbox, type OutboxStats } from './outbox.js';
+import { Outbox } from './outbox.js';
 import { recordToLabels, type AgentTask, type TaskHandler } from './task.js';
 
-export type { AgentState };
+export type { AgentState, AgentStats };
 
 export const AGENT_SDK_VERSION = 'meshlb-agent-ts/0.1.0';
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -91,8 +94,6 @@ export interface AgentOptions {
 }
 
 /** Counters of the three parts, kept in one object the agent exposes live. */
-export interface AgentStats extends ConnectionStats, ExecutorStats, OutboxStats {}
-
 export interface AgentEvents {
   connected: [welcome: Welcome];
   /**
@@ -118,25 +119,7 @@ export interface AgentEvents {
 export class Agent extends EventEmitter<AgentEvents> {
   readonly agentId: string;
   readonly slots: number;
-  readonly stats: AgentStats = {
-    connects: 0,
-    disconnects: 0,
-    inFlight: 0,
-    maxInFlight: 0,
-    tasksStarted: 0,
-    tasksOk: 0,
-    tasksFailed: 0,
-    tasksCancelled: 0,
-    refusedOverSlots: 0,
-    refusedOther: 0,
-    duplicateAssignments: 0,
-    resultsSent: 0,
-    resultsResent: 0,
-    resultsDropped: 0,
-    messagesSent: 0,
-    heartbeatsSent: 0,
-    heartbeatIntervalMs: 0,
-  };
+  readonly stats: AgentStats = newAgentStats();
   /** The latest Welcome from the node. */
   welcome: Welcome | undefined;
   /** How the last stream ended (or failed to open), to tell why an agent is not connected. */
@@ -147,6 +130,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly connection: Connection;
   private readonly executor: Executor;
   private readonly outbox: Outbox;
+  private readonly checkpoints: AgentCheckpoints;
   private _draining = false;
   private drainPromise: Promise<void> | undefined;
   /** The last refusal logged: a node that keeps refusing is logged once, not at every retry. */
@@ -203,6 +187,16 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.waiters.notify();
       },
     });
+    const cps = new AgentCheckpoints(this.stats, {
+      connected: () => this.connection.welcomed,
+      write: (m) => this.connection.write(m),
+      maxMessageBytes: () => this.connection.maxMessageBytes,
+      running: this.executor.running,
+      handBackNow: (t, why) => this.executor.handBackNow(t, why),
+      log: () => this.logger(),
+    });
+    this.checkpoints = cps;
+    this.executor.saver = (t, data, progress) => cps.save(t, data, progress);
     if (opts.tracer) this.executor.traceWith(opts.tracer);
     const connection = this.connection;
     const running = this.executor.running;
@@ -280,6 +274,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.connection.close();
     this.executor.abortAll('agent closed');
     this.outbox.clear();
+    this.checkpoints.broken('agent closed');
     this.waiters.notify();
     this.emit('closed');
   }
@@ -324,12 +319,20 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.executor.assign(m.value.tasks, this._draining);
         break;
       case 'cancels':
+        // A hand-back (requestHandBack): checkpoint and stop within the grace, no attempt spent (checkpoints.ts).
+        if (m.value.handBack) this.checkpoints.handBack(m.value.refs, m.value.reason, m.value.graceMs);
+        else this.executor.stop(m);
+        break;
       case 'preemptions':
         this.executor.stop(m);
         break;
+      case 'checkpointAcks':
+        this.checkpoints.acked(m.value.acks);
+        break;
       case 'drain':
-        this.logger().info({ reason: m.value.reason }, 'agent: drain ordered by node');
+        this.logger().info({ reason: m.value.reason, migrate: m.value.migrate }, 'agent: drain ordered by node');
         this.emit('drainOrder', m.value.reason);
+        if (m.value.migrate) this.checkpoints.handBackAll(m.value.reason, m.value.graceMs);
         void this.drain();
         break;
     }
@@ -351,6 +354,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private onBroken(s: StatusObject, wasWelcomed: boolean): void {
     this.outbox.broken();
+    this.checkpoints.broken(`stream ended: ${s.details || codeName(s.code)}`);
     if (this.isClosed()) return;
     this.lastStatus = streamStatus(s);
     if (wasWelcomed) this.emit('disconnected', this.lastStatus);
@@ -409,12 +413,4 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     this.close();
   }
-}
-
-/** The node refused the hello itself (not a redirect to its leader, not a network failure). */
-function isRefusal(s: StatusObject): boolean {
-  if (s.code === grpcStatus.INVALID_ARGUMENT) return true;
-  // A secured node (docs/security.md): no valid token, or a token without the agent role.
-  if (s.code === grpcStatus.UNAUTHENTICATED || s.code === grpcStatus.PERMISSION_DENIED) return true;
-  return s.code === grpcStatus.FAILED_PRECONDITION && s.metadata.get('meshlb-leader').length === 0;
 }

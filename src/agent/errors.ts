@@ -51,3 +51,24 @@ export class TaskPreemptedError extends TaskCancelledError {
     this.name = 'TaskPreemptedError';
   }
 }
+
+/** A checkpoint the node refused (over its size limit, an attempt it no longer holds) or that could not be sent. */
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}
+
+/** Why the mesh asks an attempt to checkpoint and stop: the reason of AgentTask.handBack. */
+export class HandBackRequest extends Error {
+  constructor(
+    /** e.g. 'preempted', or the drain's reason. */
+    readonly why: string,
+    /** How long the handler has before the agent hands the attempt back by itself (ms). */
+    readonly graceMs: number,
+  ) {
+    super(`hand back: ${why}`);
+    this.name = 'HandBackRequest';
+  }
+}

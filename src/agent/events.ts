@@ -5,7 +5,7 @@ import { status as grpcStatus, type StatusObject } from '@grpc/grpc-js';
 import { ResultStatus } from '../gen/meshlb/v1/task.js';
 
 /** A result status by name. */
-export type ResultStatusName = 'unspecified' | 'ok' | 'error' | 'fatal' | 'rate_limited';
+export type ResultStatusName = 'unspecified' | 'ok' | 'error' | 'fatal' | 'rate_limited' | 'handed_back';
 
 export function resultStatusName(s: ResultStatus): ResultStatusName {
   const n = ResultStatus[s];
@@ -38,4 +38,12 @@ export function notNodeCell(addresses: readonly string[], details: string): stri
     `(AgentService.Connect is UNIMPLEMENTED there${details ? `: ${details}` : ''}); ` +
     'give the agent the address of a node cell (meshlb topology show FILE lists them)'
   );
+}
+
+/** The node refused the hello itself (not a redirect to its leader, not a network failure). */
+export function isRefusal(s: StatusObject): boolean {
+  if (s.code === grpcStatus.INVALID_ARGUMENT) return true;
+  // A secured node (docs/security.md): no valid token, or a token without the agent role.
+  if (s.code === grpcStatus.UNAUTHENTICATED || s.code === grpcStatus.PERMISSION_DENIED) return true;
+  return s.code === grpcStatus.FAILED_PRECONDITION && s.metadata.get('meshlb-leader').length === 0;
 }

@@ -33,6 +33,8 @@ export interface ExecutorStats {
   refusedOther: number;
   /** The same attempt assigned while already running: ignored. */
   duplicateAssignments: number;
+  /** Attempts handed back when the mesh asked (RESULT_STATUS_HANDED_BACK). */
+  tasksHandedBack: number;
 }
 
 /** Where the executor's news goes: the outbox and the agent's events. */
@@ -58,6 +60,9 @@ export class Executor {
     private readonly stats: ExecutorStats,
     private readonly peer: ExecutorPeer,
   ) {}
+
+  /** What sends a handler's checkpoints (the agent's checkpoints.ts). */
+  saver: RunningTask['saver'];
 
   /** The run spans' tracer (AgentOptions.tracer); none: no span, no context per task. */
   private tracer: Tracer | undefined;
@@ -101,6 +106,7 @@ export class Executor {
         continue;
       }
       const t = new RunningTask(d, key);
+      t.saver = this.saver;
       if (this.tracer) t.startSpan(this.tracer, this.agentId, this.nodeCell);
       this.running.set(key, t);
       const n = this.running.size;
@@ -137,6 +143,13 @@ export class Executor {
       const timer = setTimeout(() => this.finish(t, undefined, t.preempted), p.graceMs);
       timer.unref?.();
     }
+  }
+
+  /** The grace of a hand-back is over and the handler has not ended: hand it back now, abort its signal. */
+  handBackNow(t: RunningTask, why: string): void {
+    if (this.running.get(t.key) !== t) return;
+    t.abort(`handed back: ${why}`);
+    this.finish(t, undefined, new Error(`handed back: ${why} (the handler did not end within the grace)`));
   }
 
   abortAll(reason: string): void {
@@ -178,12 +191,17 @@ export class Executor {
         status = ResultStatus.RESULT_STATUS_ERROR;
         error = `output not serializable: ${errorMessage(e)}`;
       }
+    } else if (t.handBackAsked) {
+      // Asked to stop: however it ends short of a value, the attempt is handed back (no attempt spent).
+      status = ResultStatus.RESULT_STATUS_HANDED_BACK;
+      error = `handed back: ${t.handBackAsked.why}`;
     } else {
       status = errorStatus(err);
       error = errorMessage(err);
       if (err instanceof RateLimitedError) retryAfterMs = err.retryAfterMs;
     }
     if (status === ResultStatus.RESULT_STATUS_OK) this.stats.tasksOk++;
+    else if (status === ResultStatus.RESULT_STATUS_HANDED_BACK) this.stats.tasksHandedBack++;
     else this.stats.tasksFailed++;
     if (t.cancelled) this.stats.tasksCancelled++;
     const micros = Math.round((performance.now() - t.startedAt) * 1000);

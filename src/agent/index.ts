@@ -2,7 +2,14 @@
 export { Agent, AGENT_SDK_VERSION } from './agent.js';
 export type { AgentOptions, AgentState, AgentStats, AgentEvents } from './agent.js';
 export type { AgentTask, TaskHandler, HandlerOutput } from './task.js';
-export { FatalTaskError, RateLimitedError, TaskCancelledError, TaskPreemptedError } from './errors.js';
+export {
+  CheckpointError,
+  FatalTaskError,
+  HandBackRequest,
+  RateLimitedError,
+  TaskCancelledError,
+  TaskPreemptedError,
+} from './errors.js';
 export { resultStatusName, codeName } from './events.js';
 export type { ResultStatusName, StreamStatus } from './events.js';
 export { Backoff, seededRandom } from './backoff.js';

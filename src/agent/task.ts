@@ -4,7 +4,7 @@
 import { SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { ResultStatus, type Dispatch, type Label } from '../gen/meshlb/v1/task.js';
 import { ATTR, contextOf, SPAN, traceIdOf } from '../util/trace-context.js';
-import { TaskCancelledError, TaskPreemptedError } from './errors.js';
+import { CheckpointError, HandBackRequest, TaskCancelledError, TaskPreemptedError } from './errors.js';
 
 export interface AgentTask {
   /** Task id (stable across attempts). */
@@ -41,6 +41,32 @@ export interface AgentTask {
    * trace (ROOT_CONTEXT when it has none). The handler also runs inside it.
    */
   readonly context: Context;
+  /**
+   * The checkpoint this attempt resumes from: the data an earlier attempt of
+   * the task saved last (checkpoint()), or undefined on a fresh start.
+   */
+  readonly resumeFrom: Buffer | undefined;
+  /** The progress saved with resumeFrom (0 when none). */
+  readonly resumeProgress: number;
+  /**
+   * Save progress (docs/sdk.md, "Checkpoints"): bytes as they are, a string
+   * as UTF-8, anything else as JSON. Resolves once the node took it and sent
+   * it on toward the task's home (which logs the latest per task, at most
+   * every checkpointIntervalMs); rejects with a CheckpointError when it was
+   * refused (over the node's size limit, an attempt no longer current) or
+   * could not be sent (no stream). A later attempt gets the latest as
+   * `resumeFrom`.
+   */
+  checkpoint(data: Uint8Array | string | object, opts?: { progress?: number }): Promise<void>;
+  /**
+   * Aborted when the mesh asks this attempt to checkpoint and stop (a drain
+   * with migration, a preemption); its reason is a HandBackRequest (why, and
+   * the grace in ms). Checkpoint, then return or throw: a handler that throws
+   * after it hands the attempt back (the task runs on elsewhere from the
+   * checkpoint, no attempt spent); one that returns a value completes the
+   * task. Past the grace the agent hands it back by itself and aborts `signal`.
+   */
+  readonly handBack: AbortSignal;
   /** The payload as UTF-8 text. */
   text(): string;
   /** The payload parsed as JSON. */
@@ -89,6 +115,15 @@ export class RunningTask implements AgentTask {
   private rawLabels: Label[];
   private labelsRec: Record<string, string> | undefined;
 
+  readonly resumeFrom: Buffer | undefined;
+  readonly resumeProgress: number;
+  /** Set when the mesh asked for a hand-back (and the time it was asked). */
+  handBackAsked: HandBackRequest | undefined;
+  private hb: AbortController | undefined;
+  /** Sends a checkpoint (the agent's checkpoints.ts); seq counts this attempt's. */
+  saver: ((t: RunningTask, data: Buffer, progress: number) => Promise<void>) | undefined;
+  checkpointSeq = 0;
+
   constructor(d: Dispatch, key: string) {
     const spec = d.spec;
     this.id = d.taskId;
@@ -103,6 +138,33 @@ export class RunningTask implements AgentTask {
     this.traceParent = d.traceParent || (spec?.traceParent ?? '');
     this.traceState = spec?.traceState ?? '';
     this.startedAt = performance.now();
+    const cp = d.checkpoint;
+    this.resumeFrom = cp?.data;
+    this.resumeProgress = cp?.progress ?? 0;
+  }
+
+  checkpoint(data: Uint8Array | string | object, opts: { progress?: number } = {}): Promise<void> {
+    if (!this.saver) return Promise.reject(new CheckpointError('checkpoints are not available here'));
+    let bytes: Buffer;
+    try {
+      bytes = encodeOutput(data as HandlerOutput);
+    } catch (err) {
+      return Promise.reject(new CheckpointError(`checkpoint not serializable: ${String(err)}`));
+    }
+    return this.saver(this, bytes, opts.progress ?? 0);
+  }
+
+  get handBack(): AbortSignal {
+    this.hb ??= new AbortController();
+    return this.hb.signal;
+  }
+
+  /** The mesh asks for a hand-back (once). */
+  askHandBack(req: HandBackRequest): void {
+    if (this.handBackAsked) return;
+    this.handBackAsked = req;
+    this.hb ??= new AbortController();
+    this.hb.abort(req);
   }
 
   get traceId(): string {
@@ -174,6 +236,8 @@ export class RunningTask implements AgentTask {
   /** Preempted by the node: aborted with the reason and grace (the executor ends it when the grace is over). */
   preempt(reason: string, graceMs: number, byTaskId: string): void {
     this.preempted ??= new TaskPreemptedError(reason, graceMs, byTaskId);
+    // A handler that migrates (handBack) checkpoints on a preemption too: its next attempt resumes from it.
+    this.askHandBack(new HandBackRequest(reason, graceMs));
     this.abort(this.preempted);
   }
 }

@@ -7,7 +7,14 @@
 // exceeds an agent's slots; a cancelled attempt keeps its slot until the agent
 // answers or dies, since it may still be running).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { AgentHello, ConnectRequest, ConnectResponse, Preemption } from '../gen/meshlb/v1/agent.js';
+import type {
+  AgentHello,
+  Cancels,
+  CheckpointAck,
+  ConnectRequest,
+  ConnectResponse,
+  Preemption,
+} from '../gen/meshlb/v1/agent.js';
 import { LIMITS, overCount, overLimit } from '../util/limits.js';
 import type { Label, TaskRef } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
@@ -23,6 +30,9 @@ const enum Lane {
   Cancels,
   Drain,
   Heartbeat,
+  CheckpointAcks,
+  /** Cancels asking for a hand-back (agent-checkpoint.ts): one message per flush. */
+  HandBacks,
 }
 
 /** How often an agent sends a load, and how long the node waits for a message before it declares it dead. */
@@ -56,6 +66,12 @@ export function heartbeatFor(agents: number, base: Heartbeat, perSecond: number)
     interval = Math.ceil((interval * 1.5) / base.intervalMs) * base.intervalMs;
   if (interval === base.intervalMs) return base;
   return { intervalMs: interval, timeoutMs: Math.ceil((interval * base.timeoutMs) / base.intervalMs) };
+}
+
+const NOT_HANDED_BACK = { handBack: false, graceMs: 0, reason: '' } as const;
+
+function mergeCancels(cs: readonly Cancels[]): Cancels {
+  return { ...cs[cs.length - 1]!, refs: cs.flatMap((c) => c.refs) };
 }
 
 /** An attempt the agent runs from before its current session, holding a slot. */
@@ -159,9 +175,12 @@ export class AgentSession {
       [
         { wrap: (tasks) => ({ msg: { $case: 'assignments', value: { tasks } } }), sizeOf: dispatchSize },
         { wrap: (items) => ({ msg: { $case: 'preemptions', value: { items } } }), sizeOf: () => 120 },
-        { wrap: (refs) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
+        { wrap: (refs) => ({ msg: { $case: 'cancels', value: { ...NOT_HANDED_BACK, refs } } }), sizeOf: () => 40 },
         { wrap: (d) => ({ msg: { $case: 'drain', value: d[d.length - 1]! } }), sizeOf: () => 16 },
         { wrap: (h) => ({ msg: { $case: 'heartbeat', value: h[h.length - 1]! } }), sizeOf: () => 16 },
+        { wrap: (acks) => ({ msg: { $case: 'checkpointAcks', value: { acks } } }), sizeOf: () => 64 },
+        // Hand-backs of one flush share a message: the last one's reason and grace.
+        { wrap: (cs: Cancels[]) => ({ msg: { $case: 'cancels', value: mergeCancels(cs) } }), sizeOf: () => 64 },
       ],
       batcher,
       scheduler,
@@ -204,8 +223,19 @@ export class AgentSession {
     if (p.ref) this.batcher.push(Lane.Cancels, p.ref);
   }
 
-  sendDrain(reason: string): void {
-    this.batcher.push(Lane.Drain, { reason });
+  /** `migrateGraceMs` set: hand running attempts back within it (DrainOrder.migrate) instead of finishing them. */
+  sendDrain(reason: string, migrateGraceMs?: number): void {
+    const migrate = migrateGraceMs !== undefined;
+    this.batcher.push(Lane.Drain, { reason, migrate, graceMs: migrate ? migrateGraceMs : 0 });
+  }
+
+  sendCheckpointAck(a: CheckpointAck): void {
+    this.batcher.push(Lane.CheckpointAcks, a);
+  }
+
+  /** Ask the agent to checkpoint these attempts and end them as handed back (agent-checkpoint.ts). */
+  sendHandBack(refs: TaskRef[], reason: string, graceMs: number): void {
+    this.batcher.push(Lane.HandBacks, { refs, handBack: true, graceMs, reason });
   }
 
   /**

@@ -18,6 +18,7 @@ import { makeCandidate, type Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
 import { AgentCapacity, subtreeLoad } from './agent-capacity.js';
+import { agentCheckpoint } from './agent-checkpoint.js';
 import { CarryOver } from './agent-carry.js';
 import {
   AgentSession,
@@ -126,6 +127,8 @@ export class AgentSessions implements AgentSide {
           case 'started':
             if (this.carry.started(session, m.value.refs)) this.changed();
             return;
+          case 'checkpoint':
+            return agentCheckpoint(cell, session, m.value);
         }
       } catch (err) {
         fail(err, 'agent: message handling failed');
@@ -171,12 +174,8 @@ export class AgentSessions implements AgentSide {
       cell.scheduler,
       (bytes) => {
         this.lost(s, 'agent not reading');
-        failStream(
-          call,
-          resourceExhausted(`agent ${id} stopped reading (${bytes} bytes unread)`, 1000),
-          cell.log,
-          'agent overflow',
-        );
+        const why = resourceExhausted(`agent ${id} stopped reading (${bytes} bytes unread)`, 1000);
+        failStream(call, why, cell.log, 'agent overflow');
       },
       cell.meter.agent,
     );
@@ -196,6 +195,7 @@ export class AgentSessions implements AgentSide {
           heartbeatIntervalMs: hb.intervalMs,
           heartbeatTimeoutMs: hb.timeoutMs,
           maxMessageBytes: cell.settings.maxMessageBytes,
+          maxCheckpointBytes: cell.settings.checkpointMaxBytes,
           mesh: this.mesh.name,
           meshId: this.mesh.id,
         },
@@ -289,13 +289,14 @@ export class AgentSessions implements AgentSide {
     return item;
   }
 
-  drainAgent(agentId: string, reason: string): AgentSession {
+  /** `migrateGraceMs` set: the agent hands its running attempts back (checkpointed) instead of finishing them. */
+  drainAgent(agentId: string, reason: string, migrateGraceMs?: number): AgentSession {
     const s = this.byId.get(agentId);
     if (!s || s.dead) throw notFound(`agent ${clip(agentId)} is not connected to ${this.cell.path}`);
     this.capacity.account(s, -1);
     s.draining = true;
     this.capacity.account(s, 1);
-    s.sendDrain(reason);
+    s.sendDrain(reason, migrateGraceMs);
     this.changed();
     return s;
   }

@@ -13,7 +13,7 @@
 // queue by capacity, routes by the queue bound plus credits plus route expiry,
 // the ledger by retention.
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
-import type { Dispatch, TaskRef, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
+import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { BREAKER_DEFAULTS, createPolicy, seededRandom } from '../policies/index.js';
 import { TaskQueue } from '../queue/index.js';
 import type { CellSpec, Tier, Topology } from '../topology/types.js';
@@ -287,6 +287,7 @@ export class Cell implements CellPort {
     this.agents?.closeAll();
     this.home.recovery.suspend();
     this.relay.clear();
+    this.home.checkpoints.clear();
   }
 
   /** Fire due timers and run the sweeps now (the timer does this by itself; tests call it). */
@@ -337,6 +338,10 @@ export class Cell implements CellPort {
 
   deliverResults(results: readonly TaskResult[]): void {
     this.relay.deliverResults(results);
+  }
+
+  deliverCheckpoint(cp: TaskCheckpoint): void {
+    this.relay.deliverCheckpoint(cp);
   }
 
   nacked(key: string, reason: string): void {

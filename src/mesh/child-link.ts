@@ -9,16 +9,18 @@
 // summary counts every dispatch acked before it; nacks return the credit.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { DispatchAck, OpenRequest, OpenResponse, Summary } from '../gen/meshlb/v1/link.js';
-import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
 import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import { creditOf } from './summary.js';
 import type { WorkItem } from './types.js';
-import { dispatchSize, resultSize, wireDispatch } from './wire.js';
+import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
 
 const enum Lane {
   Acks,
+  /** Checkpoints of tasks the child is home for, ahead of their results. */
+  Checkpoints,
   Results,
   Cancels,
   Dispatches,
@@ -81,6 +83,7 @@ export class ChildLink {
       call,
       [
         { wrap: (acks) => ({ msg: { $case: 'acks', value: { acks } } }), sizeOf: () => 48 },
+        { wrap: (checkpoints) => ({ msg: { $case: 'checkpoints', value: { checkpoints } } }), sizeOf: checkpointSize },
         { wrap: (results) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
         { wrap: (refs) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
         { wrap: (tasks) => ({ msg: { $case: 'dispatches', value: { tasks } } }), sizeOf: dispatchSize },
@@ -154,6 +157,10 @@ export class ChildLink {
 
   sendResult(r: TaskResult): void {
     this.batcher.push(Lane.Results, r);
+  }
+
+  sendCheckpoint(cp: TaskCheckpoint): void {
+    this.batcher.push(Lane.Checkpoints, cp);
   }
 
   sendCancel(ref: TaskRef): void {

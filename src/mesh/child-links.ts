@@ -11,7 +11,7 @@
 // DEADLINE_EXCEEDED and its attempts fail back as lost at once, as on a break.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { LinkHello, OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
-import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { makeCandidate, type Candidate } from '../policies/index.js';
 import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, overLimit } from '../util/limits.js';
@@ -196,6 +196,9 @@ export class ChildLinks implements ChildSide {
       case 'results':
         cell.deliverResults(m.value.results);
         return;
+      case 'checkpoints':
+        for (const cp of m.value.checkpoints) cell.deliverCheckpoint(cp);
+        return;
       case 'spillUps': {
         const acks = cell.acceptForwarded(m.value.tasks, { type: 'child', cell: link.cell });
         for (const a of acks) link.sendAck(a);
@@ -304,6 +307,10 @@ export class ChildLinks implements ChildSide {
 
   sendResult(child: string, r: TaskResult): void {
     this.links.get(child)?.sendResult(r);
+  }
+
+  sendCheckpoint(child: string, cp: TaskCheckpoint): void {
+    this.links.get(child)?.sendCheckpoint(cp);
   }
 
   sendCancel(child: string, ref: TaskRef): void {

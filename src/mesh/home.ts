@@ -35,6 +35,7 @@ import {
 import { HomeRecovery } from './home-recovery.js';
 import { submitTraced, TaskIds, type SubmitOutcome } from './home-submit.js';
 import { DebounceHold, withLedgerSpec } from './debounce-hold.js';
+import { HomeCheckpoints } from './home-checkpoints.js';
 import type { RouteTable } from './routes.js';
 import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
@@ -85,6 +86,8 @@ export class Home {
   private readonly returning = new Set<string>();
   /** Debounced tasks kept out of the queue until their window ends (debounce-hold.ts): soft, the leader's. */
   readonly debounce = new DebounceHold(this);
+  /** Checkpoints of running attempts on their way to the ledger, coalesced (home-checkpoints.ts). */
+  readonly checkpoints: HomeCheckpoints;
 
   constructor(deps: HomeDeps) {
     this.d = deps;
@@ -94,6 +97,7 @@ export class Home {
     this.scheduler = deps.scheduler;
     this.ledger = deps.ledger;
     this.recovery = new HomeRecovery(this);
+    this.checkpoints = new HomeCheckpoints(this);
     this.ids = new TaskIds(deps.random);
     const { queue, scheduler } = deps;
     this.flow = new FlowGate<WorkItem>(
@@ -182,10 +186,12 @@ export class Home {
     });
     if (none.length > 0) this.started(none, ledger.apply(cmd(none)), send);
     if (logged.length > 0) {
-      ledgerLog.propose([cmd(logged)]).then(
+      // Checkpoints not logged yet go first, in the same entry: the new attempts resume from them.
+      const before = this.checkpoints.takePending(logged);
+      ledgerLog.propose([...before, cmd(logged)]).then(
         (rs) => {
           settle(logged);
-          this.started(logged, rs[0]!, send);
+          this.started(logged, rs[before.length]!, send);
         },
         // The items left the queue: repair() queues them again (or leases them, if the command commits late).
         (err: unknown) => {
@@ -213,6 +219,7 @@ export class Home {
       }
       item.attempt = res.attempt;
       item.key = routeKey(item.taskId, item.attempt);
+      item.checkpoint = this.ledger.get(item.taskId)?.checkpoint;
       // Handed up, it may wait at the top for an agent of its kind (unplaceable.ts): the lease covers that.
       if (item.via === TO_PARENT) item.leaseMs = spilledLeaseFor(item.spec, this.settings);
       routes.sent(item);
@@ -242,8 +249,9 @@ export class Home {
       if (rec.state !== TaskState.TASK_STATE_QUEUED) this.deadLetter(r.taskId, noAgentOfKind(rec.spec.kind));
       return;
     }
+    const handedBack = r.status === ResultStatus.RESULT_STATUS_HANDED_BACK; // migrated: at once, uncounted
     const preempted = r.meshFailure === MeshFailure.MESH_FAILURE_PREEMPTED;
-    const requeue = preempted || r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE;
+    const requeue = handedBack || preempted || r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE;
     // Preempted, not answered within its grace (no agent named): it may still run, so its permit lingers.
     const lost = r.meshFailure === MeshFailure.MESH_FAILURE_LOST || (preempted && r.agentId === '');
     this.commit(
@@ -260,7 +268,7 @@ export class Home {
         atMs,
       },
       logged,
-      (res) => this.afterFailure(res[0]!, lost),
+      (res) => this.afterFailure(res[0]!, lost || handedBack),
     );
   }
 

@@ -101,6 +101,8 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
       const value = { kind: c.kind, version: c.version, percent: c.percent, atMs: c.atMs };
       return { command: { $case: 'versionRampSet', value } };
     }
+    case 'checkpointed':
+      return { command: { $case: 'checkpointed', value: { checkpoint: c.checkpoint, atMs: c.atMs } } };
   }
 }
 
@@ -142,6 +144,9 @@ function fromMsg(m: LedgerCommandMsg): LedgerCommand {
       const { kind, version, percent, atMs } = c.value;
       return { type: 'versionRampSet', kind, version, percent, atMs };
     }
+    case 'checkpointed':
+      if (!c.value.checkpoint) throw new LedgerCodecError('checkpointed command without a checkpoint');
+      return { type: 'checkpointed', checkpoint: c.value.checkpoint, atMs: c.value.atMs };
     case undefined:
       // A command from a newer version this one does not know: refusing beats skipping it silently.
       throw new LedgerCodecError('ledger command of an unknown kind');

@@ -5,7 +5,15 @@
 // their invariants, and the shapes can be read without them; ledger.ts
 // re-exports everything here, so importers name one module.
 import type { LedgerCellConfig, LedgerRecord } from '../gen/meshlb/v1/ledger.js';
-import { Durability, MeshFailure, TaskSpec, TaskState, type Task, type TaskResult } from '../gen/meshlb/v1/task.js';
+import {
+  Durability,
+  MeshFailure,
+  TaskSpec,
+  TaskState,
+  type Task,
+  type TaskCheckpoint,
+  type TaskResult,
+} from '../gen/meshlb/v1/task.js';
 
 export interface AcceptedTask {
   readonly id: string;
@@ -63,7 +71,9 @@ export type LedgerCommand =
       readonly version: string;
       readonly percent: number;
       readonly atMs: number;
-    };
+    }
+  /** The current attempt saved its progress (ledger-checkpoint.ts): the record keeps the latest. */
+  | { readonly type: 'checkpointed'; readonly checkpoint: TaskCheckpoint; readonly atMs: number };
 
 /**
  * What operators set on the cell through its log (AdminService): replicated
@@ -139,6 +149,8 @@ export interface TaskRecord {
   /** Attempts preempted for a task of higher priority (uncounted), and the task that preempted the latest. */
   preemptions: number;
   preemptedBy: string;
+  /** The last checkpoint an attempt saved (ledger-checkpoint.ts); its data is dropped once the task ends. */
+  checkpoint: TaskCheckpoint | undefined;
 }
 
 /** The record of a task just accepted. */
@@ -158,6 +170,7 @@ export function newRecord(t: AcceptedTask): TaskRecord {
     attemptBase: 0,
     preemptions: 0,
     preemptedBy: '',
+    checkpoint: undefined,
   };
 }
 
@@ -190,8 +203,12 @@ export function toProtoTask(rec: TaskRecord): Task {
     updatedUnixMs: rec.updatedMs,
     result: rec.result,
     reason: rec.reason,
+    // What and when, never the bytes (up to the checkpoint limit each).
+    checkpoint: rec.checkpoint && { ...rec.checkpoint, data: NO_DATA },
   };
 }
+
+const NO_DATA: Buffer = Buffer.alloc(0);
 
 /** Is this task logged (replicated) or kept in the leader's memory only? */
 export const isLogged = (spec: TaskSpec): boolean => spec.durability !== Durability.DURABILITY_NONE;

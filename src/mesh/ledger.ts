@@ -34,6 +34,7 @@ import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { TaskState } from '../gen/meshlb/v1/task.js';
 import { FlowState, NO_FLOW, type FlowConfig } from '../flow/flow-state.js';
 import { KeyedTasks } from '../flow/keyed.js';
+import { applyCheckpoint, dropCheckpointData } from './ledger-checkpoint.js';
 import {
   applyConfig,
   configToProto,
@@ -178,6 +179,8 @@ export class Ledger {
       case 'flowLimitSet':
         this.flow.setLimit(cmd.key, cmd.limit);
         return [{ ok: true, id: cmd.key, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
+      case 'checkpointed':
+        return [applyCheckpoint(this.tasks.get(cmd.checkpoint.taskId), cmd.checkpoint, cmd.atMs)];
     }
   }
 
@@ -306,6 +309,7 @@ export class Ledger {
     rec.state = state;
     rec.reason = reason;
     rec.updatedMs = atMs;
+    dropCheckpointData(rec);
     this.live--;
     if (state === TaskState.TASK_STATE_COMPLETED) this.counters.completed++;
     else if (state === TaskState.TASK_STATE_FAILED) this.counters.failed++;

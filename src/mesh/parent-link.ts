@@ -21,7 +21,7 @@ import {
 } from '@grpc/grpc-js';
 import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
-import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { parentOf } from '../topology/paths.js';
 import { LIMITS } from '../util/limits.js';
 import { ResultKeeper } from './result-keeper.js';
@@ -31,10 +31,12 @@ import type { CellPort, ParentSide } from './port.js';
 import type { Summarizer } from './summary.js';
 import { SummaryPacer } from './summary-pacer.js';
 import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
-import { dispatchSize, resultSize, wireDispatch } from './wire.js';
+import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
 
 const enum Lane {
   Acks,
+  /** Before results: a checkpoint reaches the home ahead of the hand-back written after it. */
+  Checkpoints,
   Results,
   SpillUps,
   Cancels,
@@ -163,6 +165,10 @@ export class ParentLink implements ParentSide {
       call,
       [
         { wrap: (acks: DispatchAck[]) => ({ msg: { $case: 'acks', value: { acks } } }), sizeOf: () => 48 },
+        {
+          wrap: (checkpoints: TaskCheckpoint[]) => ({ msg: { $case: 'checkpoints', value: { checkpoints } } }),
+          sizeOf: checkpointSize,
+        },
         { wrap: (results: TaskResult[]) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
         { wrap: (tasks: Dispatch[]) => ({ msg: { $case: 'spillUps', value: { tasks } } }), sizeOf: dispatchSize },
         { wrap: (refs: TaskRef[]) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
@@ -266,6 +272,9 @@ export class ParentLink implements ParentSide {
         return;
       case 'results':
         cell.deliverResults(msg.value.results);
+        return;
+      case 'checkpoints':
+        for (const cp of msg.value.checkpoints) cell.deliverCheckpoint(cp);
         return;
       case 'acks':
         for (const a of msg.value.acks) if (!a.accepted) cell.nacked(routeKey(a.taskId, a.attempt), a.reason);
@@ -374,6 +383,10 @@ export class ParentLink implements ParentSide {
 
   sendCancel(ref: TaskRef): void {
     this.batcher?.push(Lane.Cancels, ref);
+  }
+
+  sendCheckpoint(cp: TaskCheckpoint): void {
+    if (this.connected) this.batcher?.push(Lane.Checkpoints, cp);
   }
 
   spillUp(item: WorkItem): void {

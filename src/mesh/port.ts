@@ -9,7 +9,7 @@
 // Everything here is synchronous: a port call does its work before it returns
 // (no promise hops on the hot path).
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
-import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { Candidate } from '../policies/index.js';
 import { notLeader, unavailable, type MeshError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -35,6 +35,8 @@ export interface CellPort {
   /** A result from an agent, a child, or the parent (of a task we spilled up). `key` is its routeKey when known. */
   deliverResult(r: TaskResult, key?: string): void;
   deliverResults(results: readonly TaskResult[]): void;
+  /** A running attempt's checkpoint from an agent, a child, or the parent: on toward its home (relay.ts). */
+  deliverCheckpoint(cp: TaskCheckpoint): void;
   /** A dispatch we sent (route `key`) was refused downstream: hold the attempt here again. */
   nacked(key: string, reason: string): void;
   /** A side could not hand `item` on after all: it goes back to its origin uncounted (requeue). */
@@ -108,6 +110,8 @@ export interface ParentSide {
   /** Welcomed by the parent on the current stream. */
   readonly connected: boolean;
   sendResult(r: TaskResult): void;
+  /** On toward the home; dropped while unlinked (the agent's next one follows). */
+  sendCheckpoint(cp: TaskCheckpoint): void;
   sendCancel(ref: TaskRef): void;
   /** Hand `item` up; bounces it when the parent is unreachable. */
   spillUp(item: WorkItem): void;
@@ -121,6 +125,7 @@ export interface ChildSide {
   /** Send `item` down to `child`; bounces it when there is no link. */
   dispatch(child: string, item: WorkItem): void;
   sendResult(child: string, r: TaskResult): void;
+  sendCheckpoint(child: string, cp: TaskCheckpoint): void;
   sendCancel(child: string, ref: TaskRef): void;
   candidates(now: number): Candidate[];
   load(now: number): SubtreeLoad;

@@ -10,7 +10,7 @@
 // dropped (routes.ts) in the same step.
 import { status } from '@grpc/grpc-js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
-import type { Dispatch, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { Logger } from '../util/log.js';
 import { taskLogFields } from '../util/trace-context.js';
 import type { Home } from './home.js';
@@ -153,6 +153,20 @@ export class Relay {
         this.d.links.children?.sendResult(origin.cell, r);
         return;
     }
+  }
+
+  /**
+   * A running attempt's checkpoint: toward its home along the route's origin
+   * (the route stays: the result comes later). Not routed here: ours if we
+   * are its home (the home fences stale attempts), else dropped.
+   */
+  deliverCheckpoint(cp: TaskCheckpoint): void {
+    const item = this.d.routes.get(routeKey(cp.taskId, cp.attempt));
+    const origin = item?.origin;
+    if (origin === undefined || origin.type === 'home') {
+      if (this.d.home.ledger.get(cp.taskId)) this.d.home.checkpoints.offer(cp);
+    } else if (origin.type === 'parent') this.d.links.parent?.sendCheckpoint(cp);
+    else this.d.links.children?.sendCheckpoint(origin.cell, cp);
   }
 
   /** Cancels from the parent (down) or a child (for tasks it spilled up). */

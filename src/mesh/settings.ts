@@ -27,8 +27,14 @@ export interface CellSettings {
   readonly stealBatch: number;
   readonly forecast: ForecastSettings;
   readonly unplaceableTimeoutMs: number;
+  /** Checkpoints (docs/agent-protocol.md): the size limit, and at most one log entry per task per interval. */
+  readonly checkpointMaxBytes: number;
+  readonly checkpointIntervalMs: number;
   readonly batcher: BatcherOptions;
 }
+
+/** 1 MiB: a checkpoint's default size limit. */
+export const DEFAULT_CHECKPOINT_MAX_BYTES = 1 << 20;
 
 export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSettings {
   return {
@@ -53,6 +59,9 @@ export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSetting
     // The topology's off switch for pre-positioning, then the replica's own options.
     forecast: { ...FORECAST_SETTINGS, ...(d.forecastPrefetch === false ? { prefetchCap: 0 } : {}), ...opts.forecast },
     unplaceableTimeoutMs: opts.unplaceableTimeoutMs ?? d.unplaceableTimeoutMs,
+    // Room for the rest of a message: a checkpoint travels in one, with its task's dispatch.
+    checkpointMaxBytes: Math.min(opts.checkpointMaxBytes ?? DEFAULT_CHECKPOINT_MAX_BYTES, d.maxMessageBytes / 4),
+    checkpointIntervalMs: opts.checkpointIntervalMs ?? 500,
     batcher: { ...DEFAULT_BATCHER_OPTIONS, ...opts.batcher },
   };
 }

@@ -1,7 +1,7 @@
 // Shared vocabulary of the mesh core: work items, where they came from, where
 // they went, the results the mesh makes itself, and the options of one cell
 // replica.
-import type { Dispatch, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
+import type { Dispatch, TaskCheckpoint, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { MeshFailure, Priority as PbPriority, ResultStatus } from '../gen/meshlb/v1/task.js';
 import type { Priority } from '../queue/index.js';
 import type { LogFactory } from './leadership.js';
@@ -70,6 +70,8 @@ export interface WorkItem {
    * carries it (wire.ts), so the next tier's span is its child.
    */
   traceParent: string;
+  /** A home attempt's checkpoint to resume from (set as it leaves, home.ts); forwarded items carry it in `wire`. */
+  checkpoint: TaskCheckpoint | undefined;
 }
 
 export const routeKey = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
@@ -109,6 +111,7 @@ export function makeItem(
     sentMs: now,
     arrivedMs: now,
     traceParent: '',
+    checkpoint: undefined,
   };
 }
 
@@ -237,6 +240,10 @@ export interface CellOptions {
   readonly forecast?: Partial<ForecastSettings>;
   /** Max slots one agent may declare. Default 10,000. */
   readonly maxAgentSlots?: number;
+  /** The largest checkpoint an agent may save (bytes, under the max message size). Default 1 MiB. */
+  readonly checkpointMaxBytes?: number;
+  /** A logged task's checkpoints go to the log at most once per this interval (ms), the latest winning. Default 500. */
+  readonly checkpointIntervalMs?: number;
   /**
    * The cell's log and leadership over its (empty) ledger. Default: one local
    * replica that leads from start() and keeps its ledger in memory. The

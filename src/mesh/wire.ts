@@ -1,7 +1,7 @@
 // Messages on the links and agent streams, as the mesh writes them: the
 // Dispatch for an item, and the sizes the batchers count (approximate encoded
 // bytes, for message splitting and the unread-bytes bound).
-import type { Dispatch, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Dispatch, TaskCheckpoint, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { WorkItem } from './types.js';
 
 /**
@@ -23,6 +23,7 @@ function untraced(item: WorkItem): Dispatch {
       spec: item.spec,
       leaseMs: item.leaseMs,
       traceParent: '',
+      checkpoint: item.checkpoint,
     }
   );
 }
@@ -31,9 +32,13 @@ export function dispatchSize(d: Dispatch): number {
   const s = d.spec;
   // Trace context counts too: a caller's trace_state alone may be 512 characters.
   const trace = d.traceParent.length + (s ? s.traceParent.length + s.traceState.length : 0);
-  return 96 + trace + (s?.payload.length ?? 0) + (s?.kind.length ?? 0);
+  return 96 + trace + (s?.payload.length ?? 0) + (s?.kind.length ?? 0) + (d.checkpoint?.data.length ?? 0);
 }
 
 export function resultSize(r: TaskResult): number {
   return 64 + r.output.length + r.error.length;
+}
+
+export function checkpointSize(c: TaskCheckpoint): number {
+  return 64 + c.taskId.length + c.data.length;
 }

@@ -162,12 +162,17 @@ describe('bounded inputs (real gRPC)', () => {
   it('GetCell with a 1 MB path; DrainAgent with a 1 MB agent id or reason → INVALID_ARGUMENT', async () => {
     expectRefused(await unary(admin, admin.getCell, { path: big(KB * KB) }), 'path', LIMITS.cellPath);
     expectRefused(
-      await unary(nodeAdmin, nodeAdmin.drainAgent, { agentId: big(KB * KB), reason: '' }),
+      await unary(nodeAdmin, nodeAdmin.drainAgent, { agentId: big(KB * KB), reason: '', migrate: false, graceMs: 0 }),
       'agent_id',
       LIMITS.agentId,
     );
     expectRefused(
-      await unary(nodeAdmin, nodeAdmin.drainAgent, { agentId: 'good', reason: big(KB * KB) }),
+      await unary(nodeAdmin, nodeAdmin.drainAgent, {
+        agentId: 'good',
+        reason: big(KB * KB),
+        migrate: false,
+        graceMs: 0,
+      }),
       'reason',
       LIMITS.reason,
     );

@@ -268,7 +268,9 @@ describe.skipIf(skip)('a Python agent from the protos (examples/python-agent)', 
     const t = await client.submit({ kind: 'echo', payload: { sleep_ms: 300 } });
     await agent.until('start', (e) => e.task_id === t.taskId && e.attempt !== undefined);
     await new Promise<void>((resolve, reject) =>
-      admin2.drainAgent({ agentId: 'py-1', reason: 'test drain' }, (err) => (err ? reject(err) : resolve())),
+      admin2.drainAgent({ agentId: 'py-1', reason: 'test drain', migrate: false, graceMs: 0 }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
     admin2.close();
     await agent.until('drain', (e) => e.reason === 'test drain');

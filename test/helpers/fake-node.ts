@@ -16,6 +16,7 @@ import {
   AgentServiceService,
   type AgentHello,
   type AgentLoad,
+  type CheckpointAck,
   type ConnectRequest,
   type ConnectResponse,
 } from '../../src/gen/meshlb/v1/agent.js';
@@ -26,6 +27,7 @@ import {
   type Dispatch,
   type SubmitBatchItem,
   type Task,
+  type TaskCheckpoint,
   type TaskRef,
   type TaskResult,
   type TaskSpec,
@@ -46,6 +48,7 @@ export interface FakeNodeOptions {
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   maxMessageBytes?: number;
+  maxCheckpointBytes?: number;
   /** Send a Welcome as soon as the hello arrives (default true). */
   autoWelcome?: boolean;
 }
@@ -55,6 +58,7 @@ export class FakeAgentSession {
   readonly loads: { at: number; load: AgentLoad }[] = [];
   readonly results: TaskResult[] = [];
   readonly started: TaskRef[] = [];
+  readonly checkpoints: TaskCheckpoint[] = [];
   /** Messages carrying results (to check batching). */
   resultMessages = 0;
   messages = 0;
@@ -83,6 +87,7 @@ export class FakeAgentSession {
           maxMessageBytes: node.opts.maxMessageBytes ?? 4 * 1024 * 1024,
           mesh: '',
           meshId: '',
+          maxCheckpointBytes: node.opts.maxCheckpointBytes ?? 1 << 20,
         },
       },
     });
@@ -93,11 +98,21 @@ export class FakeAgentSession {
   }
 
   cancel(refs: TaskRef[]): void {
-    this.send({ msg: { $case: 'cancels', value: { refs } } });
+    this.send({ msg: { $case: 'cancels', value: { refs, handBack: false, graceMs: 0, reason: '' } } });
   }
 
-  drain(reason = 'test'): void {
-    this.send({ msg: { $case: 'drain', value: { reason } } });
+  /** Ask the agent to checkpoint and hand these attempts back (a preemption). */
+  handBack(refs: TaskRef[], reason = 'preempted', graceMs = 5000): void {
+    this.send({ msg: { $case: 'cancels', value: { refs, handBack: true, graceMs, reason } } });
+  }
+
+  /** Answer checkpoints (the node's CheckpointAck). */
+  ackCheckpoints(acks: CheckpointAck[]): void {
+    this.send({ msg: { $case: 'checkpointAcks', value: { acks } } });
+  }
+
+  drain(reason = 'test', migrate = false, graceMs = 0): void {
+    this.send({ msg: { $case: 'drain', value: { reason, migrate, graceMs } } });
   }
 
   /** Break the stream with an error status, as a dying node would. */
@@ -145,6 +160,7 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
       singletonMode: 0,
     },
     traceParent: '',
+    checkpoint: undefined,
   };
 }
 
@@ -282,6 +298,9 @@ export class FakeNode {
         case 'started':
           s.started.push(...m.msg.value.refs);
           break;
+        case 'checkpoint':
+          s.checkpoints.push(m.msg.value);
+          break;
       }
     });
     call.on('end', () => {
@@ -327,7 +346,15 @@ export class FakeNode {
         s.outstanding.add(id);
         const attempt = t.attempt + 1;
         this.tasks.set(id, { ...t, attempt, state: TaskState.TASK_STATE_DISPATCHED });
-        batch.push({ taskId: id, attempt, homeCell: '/', spec: t.spec, leaseMs: 30_000, traceParent: '' });
+        batch.push({
+          taskId: id,
+          attempt,
+          homeCell: '/',
+          spec: t.spec,
+          leaseMs: 30_000,
+          traceParent: '',
+          checkpoint: undefined,
+        });
       }
       if (batch.length) s.assign(batch);
     }
@@ -388,6 +415,7 @@ export class FakeNode {
       updatedUnixMs: now,
       result: undefined,
       reason: '',
+      checkpoint: undefined,
     });
     return { taskId: id, existing: false, state: TaskState.TASK_STATE_QUEUED };
   }

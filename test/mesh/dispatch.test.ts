@@ -301,6 +301,7 @@ describe('head-of-line: a task no agent can take does not hold up the rest of it
       leaseMs: 60_000,
       spec: TaskSpec.fromPartial({ kind: 'k', ...p }),
       traceParent: '',
+      checkpoint: undefined,
     });
     const acks = cell.acceptForwarded([d(0, a100)], FROM_PARENT);
     await advance(5); // it waits longest: first in line

@@ -388,6 +388,13 @@ export interface ListAgentsResponse {
 export interface DrainAgentRequest {
   agentId: string;
   reason: string;
+  /**
+   * Hand running attempts back (checkpoint, then run on elsewhere from it)
+   * instead of waiting for them to finish (DrainOrder.migrate).
+   */
+  migrate: boolean;
+  /** How long the agent has to checkpoint each attempt; 0: 5,000 ms. */
+  graceMs: number;
 }
 
 export interface DrainAgentResponse {
@@ -3079,7 +3086,7 @@ export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
 };
 
 function createBaseDrainAgentRequest(): DrainAgentRequest {
-  return { agentId: "", reason: "" };
+  return { agentId: "", reason: "", migrate: false, graceMs: 0 };
 }
 
 export const DrainAgentRequest: MessageFns<DrainAgentRequest> = {
@@ -3089,6 +3096,12 @@ export const DrainAgentRequest: MessageFns<DrainAgentRequest> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.migrate !== false) {
+      writer.uint32(320).bool(message.migrate);
+    }
+    if (message.graceMs !== 0) {
+      writer.uint32(328).uint32(message.graceMs);
     }
     return writer;
   },
@@ -3122,6 +3135,22 @@ export const DrainAgentRequest: MessageFns<DrainAgentRequest> = {
             message.reason = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.migrate = reader.bool();
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.graceMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3142,6 +3171,12 @@ export const DrainAgentRequest: MessageFns<DrainAgentRequest> = {
         ? globalThis.String(object.agent_id)
         : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      migrate: isSet(object.migrate) ? globalThis.Boolean(object.migrate) : false,
+      graceMs: isSet(object.graceMs)
+        ? globalThis.Number(object.graceMs)
+        : isSet(object.grace_ms)
+        ? globalThis.Number(object.grace_ms)
+        : 0,
     };
   },
 
@@ -3153,6 +3188,12 @@ export const DrainAgentRequest: MessageFns<DrainAgentRequest> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.migrate !== false) {
+      obj.migrate = message.migrate;
+    }
+    if (message.graceMs !== 0) {
+      obj.graceMs = Math.round(message.graceMs);
+    }
     return obj;
   },
 
@@ -3163,6 +3204,8 @@ export const DrainAgentRequest: MessageFns<DrainAgentRequest> = {
     const message = createBaseDrainAgentRequest();
     message.agentId = object.agentId ?? "";
     message.reason = object.reason ?? "";
+    message.migrate = object.migrate ?? false;
+    message.graceMs = object.graceMs ?? 0;
     return message;
   },
 };

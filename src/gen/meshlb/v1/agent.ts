@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Dispatch, Label, TaskRef, TaskResult } from "./task.js";
+import { Dispatch, Label, TaskCheckpoint, TaskRef, TaskResult } from "./task.js";
 
 export const protobufPackage = "meshlb.v1";
 
@@ -38,6 +38,12 @@ export interface ConnectRequest {
     | //
     /** Assignments the agent started (batched): moves tasks to RUNNING. */
     { $case: "started"; value: AgentStarted }
+    | //
+    /**
+     * Saved progress of a running attempt (task_id, attempt, data, progress,
+     * seq); answered by a CheckpointAck.
+     */
+    { $case: "checkpoint"; value: TaskCheckpoint }
     | undefined;
 }
 
@@ -102,6 +108,9 @@ export interface ConnectResponse {
      * predate this message); this one says why and how long the agent has.
      */
     { $case: "preemptions"; value: Preemptions }
+    | //
+    /** The node's answers to checkpoints. */
+    { $case: "checkpointAcks"; value: CheckpointAcks }
     | undefined;
 }
 
@@ -122,6 +131,24 @@ export interface Preemption {
   byTaskId: string;
 }
 
+/**
+ * Accepted: the node took the checkpoint and sent it on toward the task's home
+ * (which records the latest per task, at most one log entry per task per
+ * checkpoint interval). Refused: `error` says why (over the size limit, an
+ * attempt the agent does not hold); the stream stays up.
+ */
+export interface CheckpointAcks {
+  acks: CheckpointAck[];
+}
+
+export interface CheckpointAck {
+  taskId: string;
+  attempt: number;
+  seq: number;
+  accepted: boolean;
+  error: string;
+}
+
 export interface Welcome {
   nodeCell: string;
   replicaId: string;
@@ -133,6 +160,8 @@ export interface Welcome {
   /** The mesh the agent joined (topology `name` and `id`). */
   mesh: string;
   meshId: string;
+  /** The largest checkpoint data the node takes (bytes); 0: checkpoints are not supported. */
+  maxCheckpointBytes: number;
 }
 
 export interface Assignments {
@@ -141,6 +170,15 @@ export interface Assignments {
 
 export interface Cancels {
   refs: TaskRef[];
+  /**
+   * Hand back rather than cancel (a preemption): checkpoint within grace_ms,
+   * then end each attempt with RESULT_STATUS_HANDED_BACK; the task runs again
+   * elsewhere from its last checkpoint, without using up an attempt.
+   */
+  handBack: boolean;
+  graceMs: number;
+  /** Why, for logs and the handler (e.g. "preempted"). */
+  reason: string;
 }
 
 /**
@@ -158,6 +196,13 @@ export interface HeartbeatChange {
 /** Finish what you hold, take nothing new, then close the stream. */
 export interface DrainOrder {
   reason: string;
+  /**
+   * Migrate: do not wait for running attempts to finish; hand each back as a
+   * Cancels with hand_back would (checkpoint within grace_ms, end it with
+   * RESULT_STATUS_HANDED_BACK), then half-close.
+   */
+  migrate: boolean;
+  graceMs: number;
 }
 
 function createBaseConnectRequest(): ConnectRequest {
@@ -178,6 +223,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         break;
       case "started":
         AgentStarted.encode(message.msg.value, writer.uint32(34).fork()).join();
+        break;
+      case "checkpoint":
+        TaskCheckpoint.encode(message.msg.value, writer.uint32(322).fork()).join();
         break;
     }
     return writer;
@@ -228,6 +276,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.msg = { $case: "started", value: AgentStarted.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.msg = { $case: "checkpoint", value: TaskCheckpoint.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -250,6 +306,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "results", value: AgentResults.fromJSON(object.results) }
         : isSet(object.started)
         ? { $case: "started", value: AgentStarted.fromJSON(object.started) }
+        : isSet(object.checkpoint)
+        ? { $case: "checkpoint", value: TaskCheckpoint.fromJSON(object.checkpoint) }
         : undefined,
     };
   },
@@ -264,6 +322,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.results = AgentResults.toJSON(message.msg.value);
     } else if (message.msg?.$case === "started") {
       obj.started = AgentStarted.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "checkpoint") {
+      obj.checkpoint = TaskCheckpoint.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -295,6 +355,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "started": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "started", value: AgentStarted.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "checkpoint": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "checkpoint", value: TaskCheckpoint.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -812,6 +878,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "preemptions":
         Preemptions.encode(message.msg.value, writer.uint32(482).fork()).join();
         break;
+      case "checkpointAcks":
+        CheckpointAcks.encode(message.msg.value, writer.uint32(322).fork()).join();
+        break;
     }
     return writer;
   },
@@ -877,6 +946,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.msg = { $case: "preemptions", value: Preemptions.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.msg = { $case: "checkpointAcks", value: CheckpointAcks.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -903,6 +980,10 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "heartbeat", value: HeartbeatChange.fromJSON(object.heartbeat) }
         : isSet(object.preemptions)
         ? { $case: "preemptions", value: Preemptions.fromJSON(object.preemptions) }
+        : isSet(object.checkpointAcks)
+        ? { $case: "checkpointAcks", value: CheckpointAcks.fromJSON(object.checkpointAcks) }
+        : isSet(object.checkpoint_acks)
+        ? { $case: "checkpointAcks", value: CheckpointAcks.fromJSON(object.checkpoint_acks) }
         : undefined,
     };
   },
@@ -921,6 +1002,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.heartbeat = HeartbeatChange.toJSON(message.msg.value);
     } else if (message.msg?.$case === "preemptions") {
       obj.preemptions = Preemptions.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "checkpointAcks") {
+      obj.checkpointAcks = CheckpointAcks.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -964,6 +1047,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "preemptions": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "preemptions", value: Preemptions.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "checkpointAcks": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "checkpointAcks", value: CheckpointAcks.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -1166,6 +1255,212 @@ export const Preemption: MessageFns<Preemption> = {
   },
 };
 
+function createBaseCheckpointAcks(): CheckpointAcks {
+  return { acks: [] };
+}
+
+export const CheckpointAcks: MessageFns<CheckpointAcks> = {
+  encode(message: CheckpointAcks, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.acks) {
+      CheckpointAck.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointAcks {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointAcks();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.acks.push(CheckpointAck.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointAcks {
+    return {
+      acks: globalThis.Array.isArray(object?.acks) ? object.acks.map((e: any) => CheckpointAck.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: CheckpointAcks): unknown {
+    const obj: any = {};
+    if (message.acks?.length) {
+      obj.acks = message.acks.map((e) => CheckpointAck.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointAcks>): CheckpointAcks {
+    return CheckpointAcks.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointAcks>): CheckpointAcks {
+    const message = createBaseCheckpointAcks();
+    message.acks = object.acks?.map((e) => CheckpointAck.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCheckpointAck(): CheckpointAck {
+  return { taskId: "", attempt: 0, seq: 0, accepted: false, error: "" };
+}
+
+export const CheckpointAck: MessageFns<CheckpointAck> = {
+  encode(message: CheckpointAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint64(message.seq);
+    }
+    if (message.accepted !== false) {
+      writer.uint32(32).bool(message.accepted);
+    }
+    if (message.error !== "") {
+      writer.uint32(42).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.accepted = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointAck {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      accepted: isSet(object.accepted) ? globalThis.Boolean(object.accepted) : false,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: CheckpointAck): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.accepted !== false) {
+      obj.accepted = message.accepted;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointAck>): CheckpointAck {
+    return CheckpointAck.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointAck>): CheckpointAck {
+    const message = createBaseCheckpointAck();
+    message.taskId = object.taskId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.seq = object.seq ?? 0;
+    message.accepted = object.accepted ?? false;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
 function createBaseWelcome(): Welcome {
   return {
     nodeCell: "",
@@ -1175,6 +1470,7 @@ function createBaseWelcome(): Welcome {
     maxMessageBytes: 0,
     mesh: "",
     meshId: "",
+    maxCheckpointBytes: 0,
   };
 }
 
@@ -1200,6 +1496,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.meshId !== "") {
       writer.uint32(58).string(message.meshId);
+    }
+    if (message.maxCheckpointBytes !== 0) {
+      writer.uint32(320).uint32(message.maxCheckpointBytes);
     }
     return writer;
   },
@@ -1273,6 +1572,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.meshId = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.maxCheckpointBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1318,6 +1625,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.mesh_id)
         ? globalThis.String(object.mesh_id)
         : "",
+      maxCheckpointBytes: isSet(object.maxCheckpointBytes)
+        ? globalThis.Number(object.maxCheckpointBytes)
+        : isSet(object.max_checkpoint_bytes)
+        ? globalThis.Number(object.max_checkpoint_bytes)
+        : 0,
     };
   },
 
@@ -1344,6 +1656,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.meshId !== "") {
       obj.meshId = message.meshId;
     }
+    if (message.maxCheckpointBytes !== 0) {
+      obj.maxCheckpointBytes = Math.round(message.maxCheckpointBytes);
+    }
     return obj;
   },
 
@@ -1359,6 +1674,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.maxMessageBytes = object.maxMessageBytes ?? 0;
     message.mesh = object.mesh ?? "";
     message.meshId = object.meshId ?? "";
+    message.maxCheckpointBytes = object.maxCheckpointBytes ?? 0;
     return message;
   },
 };
@@ -1431,13 +1747,22 @@ export const Assignments: MessageFns<Assignments> = {
 };
 
 function createBaseCancels(): Cancels {
-  return { refs: [] };
+  return { refs: [], handBack: false, graceMs: 0, reason: "" };
 }
 
 export const Cancels: MessageFns<Cancels> = {
   encode(message: Cancels, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.refs) {
       TaskRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.handBack !== false) {
+      writer.uint32(320).bool(message.handBack);
+    }
+    if (message.graceMs !== 0) {
+      writer.uint32(328).uint32(message.graceMs);
+    }
+    if (message.reason !== "") {
+      writer.uint32(338).string(message.reason);
     }
     return writer;
   },
@@ -1463,6 +1788,30 @@ export const Cancels: MessageFns<Cancels> = {
             message.refs.push(TaskRef.decode(reader, reader.uint32()));
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.handBack = reader.bool();
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.graceMs = reader.uint32();
+            continue;
+          }
+          case 42: {
+            if (tag !== 338) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1476,13 +1825,35 @@ export const Cancels: MessageFns<Cancels> = {
   },
 
   fromJSON(object: any): Cancels {
-    return { refs: globalThis.Array.isArray(object?.refs) ? object.refs.map((e: any) => TaskRef.fromJSON(e)) : [] };
+    return {
+      refs: globalThis.Array.isArray(object?.refs) ? object.refs.map((e: any) => TaskRef.fromJSON(e)) : [],
+      handBack: isSet(object.handBack)
+        ? globalThis.Boolean(object.handBack)
+        : isSet(object.hand_back)
+        ? globalThis.Boolean(object.hand_back)
+        : false,
+      graceMs: isSet(object.graceMs)
+        ? globalThis.Number(object.graceMs)
+        : isSet(object.grace_ms)
+        ? globalThis.Number(object.grace_ms)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
   },
 
   toJSON(message: Cancels): unknown {
     const obj: any = {};
     if (message.refs?.length) {
       obj.refs = message.refs.map((e) => TaskRef.toJSON(e));
+    }
+    if (message.handBack !== false) {
+      obj.handBack = message.handBack;
+    }
+    if (message.graceMs !== 0) {
+      obj.graceMs = Math.round(message.graceMs);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
     }
     return obj;
   },
@@ -1493,6 +1864,9 @@ export const Cancels: MessageFns<Cancels> = {
   fromPartial(object: DeepPartial<Cancels>): Cancels {
     const message = createBaseCancels();
     message.refs = object.refs?.map((e) => TaskRef.fromPartial(e)) || [];
+    message.handBack = object.handBack ?? false;
+    message.graceMs = object.graceMs ?? 0;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -1591,13 +1965,19 @@ export const HeartbeatChange: MessageFns<HeartbeatChange> = {
 };
 
 function createBaseDrainOrder(): DrainOrder {
-  return { reason: "" };
+  return { reason: "", migrate: false, graceMs: 0 };
 }
 
 export const DrainOrder: MessageFns<DrainOrder> = {
   encode(message: DrainOrder, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.reason !== "") {
       writer.uint32(10).string(message.reason);
+    }
+    if (message.migrate !== false) {
+      writer.uint32(320).bool(message.migrate);
+    }
+    if (message.graceMs !== 0) {
+      writer.uint32(328).uint32(message.graceMs);
     }
     return writer;
   },
@@ -1623,6 +2003,22 @@ export const DrainOrder: MessageFns<DrainOrder> = {
             message.reason = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.migrate = reader.bool();
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.graceMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1636,13 +2032,27 @@ export const DrainOrder: MessageFns<DrainOrder> = {
   },
 
   fromJSON(object: any): DrainOrder {
-    return { reason: isSet(object.reason) ? globalThis.String(object.reason) : "" };
+    return {
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      migrate: isSet(object.migrate) ? globalThis.Boolean(object.migrate) : false,
+      graceMs: isSet(object.graceMs)
+        ? globalThis.Number(object.graceMs)
+        : isSet(object.grace_ms)
+        ? globalThis.Number(object.grace_ms)
+        : 0,
+    };
   },
 
   toJSON(message: DrainOrder): unknown {
     const obj: any = {};
     if (message.reason !== "") {
       obj.reason = message.reason;
+    }
+    if (message.migrate !== false) {
+      obj.migrate = message.migrate;
+    }
+    if (message.graceMs !== 0) {
+      obj.graceMs = Math.round(message.graceMs);
     }
     return obj;
   },
@@ -1653,6 +2063,8 @@ export const DrainOrder: MessageFns<DrainOrder> = {
   fromPartial(object: DeepPartial<DrainOrder>): DrainOrder {
     const message = createBaseDrainOrder();
     message.reason = object.reason ?? "";
+    message.migrate = object.migrate ?? false;
+    message.graceMs = object.graceMs ?? 0;
     return message;
   },
 };
@@ -1702,6 +2114,17 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

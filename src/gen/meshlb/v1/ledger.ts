@@ -6,7 +6,15 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { TaskRef, TaskResult, TaskSpec, TaskState, taskStateFromJSON, taskStateToJSON } from "./task.js";
+import {
+  TaskCheckpoint,
+  TaskRef,
+  TaskResult,
+  TaskSpec,
+  TaskState,
+  taskStateFromJSON,
+  taskStateToJSON,
+} from "./task.js";
 
 export const protobufPackage = "meshlb.v1";
 
@@ -34,7 +42,17 @@ export interface LedgerCommand {
     | { $case: "permitReturned"; value: LedgerPermitReturned }
     | { $case: "flowLimitSet"; value: LedgerFlowLimitSet }
     | { $case: "versionRampSet"; value: LedgerVersionRampSet }
+    | { $case: "checkpointed"; value: LedgerCheckpointed }
     | undefined;
+}
+
+/**
+ * The current attempt of a task saved its progress: the record keeps the
+ * latest (docs/agent-protocol.md, Checkpoints).
+ */
+export interface LedgerCheckpointed {
+  checkpoint: TaskCheckpoint | undefined;
+  atMs: number;
 }
 
 /** A task the home cell accepted (its id was chosen by the leader). */
@@ -300,6 +318,8 @@ export interface LedgerRecord {
    */
   preemptions: number;
   preemptedBy: string;
+  /** The last checkpoint (its data dropped once the task ended). */
+  checkpoint: TaskCheckpoint | undefined;
 }
 
 /** Tasks that reached each outcome since the cell's log began (not only the retained ones). */
@@ -431,6 +451,9 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "versionRampSet":
         LedgerVersionRampSet.encode(message.command.value, writer.uint32(642).fork()).join();
         break;
+      case "checkpointed":
+        LedgerCheckpointed.encode(message.command.value, writer.uint32(322).fork()).join();
+        break;
     }
     return writer;
   },
@@ -560,6 +583,14 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
             message.command = { $case: "versionRampSet", value: LedgerVersionRampSet.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.command = { $case: "checkpointed", value: LedgerCheckpointed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -618,6 +649,8 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
         ? { $case: "versionRampSet", value: LedgerVersionRampSet.fromJSON(object.versionRampSet) }
         : isSet(object.version_ramp_set)
         ? { $case: "versionRampSet", value: LedgerVersionRampSet.fromJSON(object.version_ramp_set) }
+        : isSet(object.checkpointed)
+        ? { $case: "checkpointed", value: LedgerCheckpointed.fromJSON(object.checkpointed) }
         : undefined,
     };
   },
@@ -652,6 +685,8 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       obj.flowLimitSet = LedgerFlowLimitSet.toJSON(message.command.value);
     } else if (message.command?.$case === "versionRampSet") {
       obj.versionRampSet = LedgerVersionRampSet.toJSON(message.command.value);
+    } else if (message.command?.$case === "checkpointed") {
+      obj.checkpointed = LedgerCheckpointed.toJSON(message.command.value);
     }
     return obj;
   },
@@ -746,7 +781,104 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
         }
         break;
       }
+      case "checkpointed": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "checkpointed", value: LedgerCheckpointed.fromPartial(object.command.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseLedgerCheckpointed(): LedgerCheckpointed {
+  return { checkpoint: undefined, atMs: 0 };
+}
+
+export const LedgerCheckpointed: MessageFns<LedgerCheckpointed> = {
+  encode(message: LedgerCheckpointed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.checkpoint !== undefined) {
+      TaskCheckpoint.encode(message.checkpoint, writer.uint32(10).fork()).join();
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(17).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerCheckpointed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerCheckpointed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.checkpoint = TaskCheckpoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerCheckpointed {
+    return {
+      checkpoint: isSet(object.checkpoint) ? TaskCheckpoint.fromJSON(object.checkpoint) : undefined,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerCheckpointed): unknown {
+    const obj: any = {};
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = TaskCheckpoint.toJSON(message.checkpoint);
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerCheckpointed>): LedgerCheckpointed {
+    return LedgerCheckpointed.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerCheckpointed>): LedgerCheckpointed {
+    const message = createBaseLedgerCheckpointed();
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? TaskCheckpoint.fromPartial(object.checkpoint)
+      : undefined;
+    message.atMs = object.atMs ?? 0;
     return message;
   },
 };
@@ -3602,6 +3734,7 @@ function createBaseLedgerRecord(): LedgerRecord {
     attemptBase: 0,
     preemptions: 0,
     preemptedBy: "",
+    checkpoint: undefined,
   };
 }
 
@@ -3648,6 +3781,9 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
     }
     if (message.preemptedBy !== "") {
       writer.uint32(490).string(message.preemptedBy);
+    }
+    if (message.checkpoint !== undefined) {
+      TaskCheckpoint.encode(message.checkpoint, writer.uint32(322).fork()).join();
     }
     return writer;
   },
@@ -3777,6 +3913,14 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
             message.preemptedBy = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.checkpoint = TaskCheckpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3825,6 +3969,7 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
         : isSet(object.preempted_by)
         ? globalThis.String(object.preempted_by)
         : "",
+      checkpoint: isSet(object.checkpoint) ? TaskCheckpoint.fromJSON(object.checkpoint) : undefined,
     };
   },
 
@@ -3872,6 +4017,9 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
     if (message.preemptedBy !== "") {
       obj.preemptedBy = message.preemptedBy;
     }
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = TaskCheckpoint.toJSON(message.checkpoint);
+    }
     return obj;
   },
 
@@ -3896,6 +4044,9 @@ export const LedgerRecord: MessageFns<LedgerRecord> = {
     message.attemptBase = object.attemptBase ?? 0;
     message.preemptions = object.preemptions ?? 0;
     message.preemptedBy = object.preemptedBy ?? "";
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? TaskCheckpoint.fromPartial(object.checkpoint)
+      : undefined;
     return message;
   },
 };

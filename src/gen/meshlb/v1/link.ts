@@ -17,7 +17,16 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Dispatch, Label, Priority, priorityFromJSON, priorityToJSON, TaskRef, TaskResult } from "./task.js";
+import {
+  Dispatch,
+  Label,
+  Priority,
+  priorityFromJSON,
+  priorityToJSON,
+  TaskCheckpoints,
+  TaskRef,
+  TaskResult,
+} from "./task.js";
 
 export const protobufPackage = "meshlb.v1";
 
@@ -46,6 +55,9 @@ export interface OpenRequest {
      * Steal: taken out of its queue before this is sent, so each is in one place.
      */
     { $case: "givenBack"; value: GivenBack }
+    | //
+    /** Running attempts' checkpoints travelling toward their home cells. */
+    { $case: "checkpoints"; value: TaskCheckpoints }
     | undefined;
 }
 
@@ -201,6 +213,9 @@ export interface OpenResponse {
      * home is the child go up as spill-ups.
      */
     { $case: "steal"; value: Steal }
+    | //
+    /** Checkpoints of tasks the child spilled up (the child is their home). */
+    { $case: "checkpoints"; value: TaskCheckpoints }
     | undefined;
 }
 
@@ -264,6 +279,9 @@ export const OpenRequest: MessageFns<OpenRequest> = {
         break;
       case "givenBack":
         GivenBack.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
+      case "checkpoints":
+        TaskCheckpoints.encode(message.msg.value, writer.uint32(322).fork()).join();
         break;
     }
     return writer;
@@ -338,6 +356,14 @@ export const OpenRequest: MessageFns<OpenRequest> = {
             message.msg = { $case: "givenBack", value: GivenBack.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.msg = { $case: "checkpoints", value: TaskCheckpoints.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -370,6 +396,8 @@ export const OpenRequest: MessageFns<OpenRequest> = {
         ? { $case: "givenBack", value: GivenBack.fromJSON(object.givenBack) }
         : isSet(object.given_back)
         ? { $case: "givenBack", value: GivenBack.fromJSON(object.given_back) }
+        : isSet(object.checkpoints)
+        ? { $case: "checkpoints", value: TaskCheckpoints.fromJSON(object.checkpoints) }
         : undefined,
     };
   },
@@ -390,6 +418,8 @@ export const OpenRequest: MessageFns<OpenRequest> = {
       obj.cancels = LinkCancels.toJSON(message.msg.value);
     } else if (message.msg?.$case === "givenBack") {
       obj.givenBack = GivenBack.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "checkpoints") {
+      obj.checkpoints = TaskCheckpoints.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -439,6 +469,12 @@ export const OpenRequest: MessageFns<OpenRequest> = {
       case "givenBack": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "givenBack", value: GivenBack.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "checkpoints": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "checkpoints", value: TaskCheckpoints.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -1909,6 +1945,9 @@ export const OpenResponse: MessageFns<OpenResponse> = {
       case "steal":
         Steal.encode(message.msg.value, writer.uint32(58).fork()).join();
         break;
+      case "checkpoints":
+        TaskCheckpoints.encode(message.msg.value, writer.uint32(322).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1982,6 +2021,14 @@ export const OpenResponse: MessageFns<OpenResponse> = {
             message.msg = { $case: "steal", value: Steal.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.msg = { $case: "checkpoints", value: TaskCheckpoints.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2010,6 +2057,8 @@ export const OpenResponse: MessageFns<OpenResponse> = {
         ? { $case: "acks", value: DispatchAcks.fromJSON(object.acks) }
         : isSet(object.steal)
         ? { $case: "steal", value: Steal.fromJSON(object.steal) }
+        : isSet(object.checkpoints)
+        ? { $case: "checkpoints", value: TaskCheckpoints.fromJSON(object.checkpoints) }
         : undefined,
     };
   },
@@ -2030,6 +2079,8 @@ export const OpenResponse: MessageFns<OpenResponse> = {
       obj.acks = DispatchAcks.toJSON(message.msg.value);
     } else if (message.msg?.$case === "steal") {
       obj.steal = Steal.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "checkpoints") {
+      obj.checkpoints = TaskCheckpoints.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -2079,6 +2130,12 @@ export const OpenResponse: MessageFns<OpenResponse> = {
       case "steal": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "steal", value: Steal.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "checkpoints": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "checkpoints", value: TaskCheckpoints.fromPartial(object.msg.value) };
         }
         break;
       }

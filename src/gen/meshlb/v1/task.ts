@@ -256,6 +256,13 @@ export enum ResultStatus {
    * (docs/flow-control.md, "An agent says RATE_LIMITED").
    */
   RESULT_STATUS_RATE_LIMITED = 4,
+  /**
+   * RESULT_STATUS_HANDED_BACK - The agent stopped the attempt when the mesh asked it to (a drain with
+   * migration, a preemption: a Cancels with hand_back) after saving what it
+   * could as a checkpoint: the task is queued again at once, resuming from its
+   * last checkpoint, and the attempt does not use up max_attempts.
+   */
+  RESULT_STATUS_HANDED_BACK = 40,
   UNRECOGNIZED = -1,
 }
 
@@ -276,6 +283,9 @@ export function resultStatusFromJSON(object: any): ResultStatus {
     case 4:
     case "RESULT_STATUS_RATE_LIMITED":
       return ResultStatus.RESULT_STATUS_RATE_LIMITED;
+    case 40:
+    case "RESULT_STATUS_HANDED_BACK":
+      return ResultStatus.RESULT_STATUS_HANDED_BACK;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -295,6 +305,8 @@ export function resultStatusToJSON(object: ResultStatus): string {
       return "RESULT_STATUS_FATAL";
     case ResultStatus.RESULT_STATUS_RATE_LIMITED:
       return "RESULT_STATUS_RATE_LIMITED";
+    case ResultStatus.RESULT_STATUS_HANDED_BACK:
+      return "RESULT_STATUS_HANDED_BACK";
     case ResultStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -503,6 +515,38 @@ export interface Task {
     | undefined;
   /** Why it failed, was dead-lettered or cancelled. */
   reason: string;
+  /**
+   * The last checkpoint the home recorded (docs/agent-protocol.md), without
+   * its data: size_bytes, attempt, progress and at_unix_ms. Unset: none.
+   */
+  checkpoint: TaskCheckpoint | undefined;
+}
+
+/**
+ * A running attempt's saved progress: an opaque blob its agent sends
+ * (AgentService ConnectRequest.checkpoint) and the home cell keeps with the
+ * task, so the next attempt resumes from it (Dispatch.checkpoint). One message
+ * on every hop; fields a hop does not need are left empty.
+ */
+export interface TaskCheckpoint {
+  taskId: string;
+  /** The attempt that saved it: only the task's current attempt may. */
+  attempt: number;
+  /** Opaque to the mesh, at most the node's Welcome.max_checkpoint_bytes. */
+  data: Buffer;
+  /** Optional, for people (GetTask): e.g. 0..1 done. */
+  progress: number;
+  /** The agent's counter within the attempt (the node echoes it in CheckpointAck). */
+  seq: number;
+  /** When the home recorded it (unix ms; set by the home). */
+  atUnixMs: number;
+  /** The size of data (set by the home; kept when the data is dropped at the task's end). */
+  sizeBytes: number;
+}
+
+/** Checkpoints travelling together (a link's batch). */
+export interface TaskCheckpoints {
+  checkpoints: TaskCheckpoint[];
 }
 
 /** One unit of dispatch, down the tree to an agent. */
@@ -522,6 +566,11 @@ export interface Dispatch {
    * above. An agent that finds it empty continues spec.trace_parent.
    */
   traceParent: string;
+  /**
+   * The task's last checkpoint, saved by an earlier attempt: resume from it.
+   * Unset on a first attempt or when no attempt saved one.
+   */
+  checkpoint: TaskCheckpoint | undefined;
 }
 
 /** Identifies one attempt of a task (cancels, acks). */
@@ -1473,6 +1522,7 @@ function createBaseTask(): Task {
     updatedUnixMs: 0,
     result: undefined,
     reason: "",
+    checkpoint: undefined,
   };
 }
 
@@ -1504,6 +1554,9 @@ export const Task: MessageFns<Task> = {
     }
     if (message.reason !== "") {
       writer.uint32(74).string(message.reason);
+    }
+    if (message.checkpoint !== undefined) {
+      TaskCheckpoint.encode(message.checkpoint, writer.uint32(322).fork()).join();
     }
     return writer;
   },
@@ -1593,6 +1646,14 @@ export const Task: MessageFns<Task> = {
             message.reason = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.checkpoint = TaskCheckpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1628,6 +1689,7 @@ export const Task: MessageFns<Task> = {
         : 0,
       result: isSet(object.result) ? TaskResult.fromJSON(object.result) : undefined,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      checkpoint: isSet(object.checkpoint) ? TaskCheckpoint.fromJSON(object.checkpoint) : undefined,
     };
   },
 
@@ -1660,6 +1722,9 @@ export const Task: MessageFns<Task> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = TaskCheckpoint.toJSON(message.checkpoint);
+    }
     return obj;
   },
 
@@ -1679,12 +1744,263 @@ export const Task: MessageFns<Task> = {
       ? TaskResult.fromPartial(object.result)
       : undefined;
     message.reason = object.reason ?? "";
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? TaskCheckpoint.fromPartial(object.checkpoint)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTaskCheckpoint(): TaskCheckpoint {
+  return { taskId: "", attempt: 0, data: Buffer.alloc(0), progress: 0, seq: 0, atUnixMs: 0, sizeBytes: 0 };
+}
+
+export const TaskCheckpoint: MessageFns<TaskCheckpoint> = {
+  encode(message: TaskCheckpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(26).bytes(message.data);
+    }
+    if (message.progress !== 0) {
+      writer.uint32(33).double(message.progress);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(40).uint64(message.seq);
+    }
+    if (message.atUnixMs !== 0) {
+      writer.uint32(48).int64(message.atUnixMs);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(56).uint32(message.sizeBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskCheckpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskCheckpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.progress = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.atUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.sizeBytes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskCheckpoint {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      progress: isSet(object.progress) ? globalThis.Number(object.progress) : 0,
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      atUnixMs: isSet(object.atUnixMs)
+        ? globalThis.Number(object.atUnixMs)
+        : isSet(object.at_unix_ms)
+        ? globalThis.Number(object.at_unix_ms)
+        : 0,
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: TaskCheckpoint): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.progress !== 0) {
+      obj.progress = floatToJson(message.progress);
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.atUnixMs !== 0) {
+      obj.atUnixMs = Math.round(message.atUnixMs);
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TaskCheckpoint>): TaskCheckpoint {
+    return TaskCheckpoint.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TaskCheckpoint>): TaskCheckpoint {
+    const message = createBaseTaskCheckpoint();
+    message.taskId = object.taskId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    message.progress = object.progress ?? 0;
+    message.seq = object.seq ?? 0;
+    message.atUnixMs = object.atUnixMs ?? 0;
+    message.sizeBytes = object.sizeBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseTaskCheckpoints(): TaskCheckpoints {
+  return { checkpoints: [] };
+}
+
+export const TaskCheckpoints: MessageFns<TaskCheckpoints> = {
+  encode(message: TaskCheckpoints, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.checkpoints) {
+      TaskCheckpoint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskCheckpoints {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskCheckpoints();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.checkpoints.push(TaskCheckpoint.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskCheckpoints {
+    return {
+      checkpoints: globalThis.Array.isArray(object?.checkpoints)
+        ? object.checkpoints.map((e: any) => TaskCheckpoint.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TaskCheckpoints): unknown {
+    const obj: any = {};
+    if (message.checkpoints?.length) {
+      obj.checkpoints = message.checkpoints.map((e) => TaskCheckpoint.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TaskCheckpoints>): TaskCheckpoints {
+    return TaskCheckpoints.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TaskCheckpoints>): TaskCheckpoints {
+    const message = createBaseTaskCheckpoints();
+    message.checkpoints = object.checkpoints?.map((e) => TaskCheckpoint.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseDispatch(): Dispatch {
-  return { taskId: "", attempt: 0, homeCell: "", spec: undefined, leaseMs: 0, traceParent: "" };
+  return { taskId: "", attempt: 0, homeCell: "", spec: undefined, leaseMs: 0, traceParent: "", checkpoint: undefined };
 }
 
 export const Dispatch: MessageFns<Dispatch> = {
@@ -1706,6 +2022,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     }
     if (message.traceParent !== "") {
       writer.uint32(50).string(message.traceParent);
+    }
+    if (message.checkpoint !== undefined) {
+      TaskCheckpoint.encode(message.checkpoint, writer.uint32(322).fork()).join();
     }
     return writer;
   },
@@ -1771,6 +2090,14 @@ export const Dispatch: MessageFns<Dispatch> = {
             message.traceParent = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.checkpoint = TaskCheckpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1807,6 +2134,7 @@ export const Dispatch: MessageFns<Dispatch> = {
         : isSet(object.trace_parent)
         ? globalThis.String(object.trace_parent)
         : "",
+      checkpoint: isSet(object.checkpoint) ? TaskCheckpoint.fromJSON(object.checkpoint) : undefined,
     };
   },
 
@@ -1830,6 +2158,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     if (message.traceParent !== "") {
       obj.traceParent = message.traceParent;
     }
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = TaskCheckpoint.toJSON(message.checkpoint);
+    }
     return obj;
   },
 
@@ -1844,6 +2175,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     message.spec = (object.spec !== undefined && object.spec !== null) ? TaskSpec.fromPartial(object.spec) : undefined;
     message.leaseMs = object.leaseMs ?? 0;
     message.traceParent = object.traceParent ?? "";
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? TaskCheckpoint.fromPartial(object.checkpoint)
+      : undefined;
     return message;
   },
 };
@@ -3530,6 +3864,10 @@ function bytesFromBase64(b64: string): Uint8Array {
 
 function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
+}
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
