@@ -16,7 +16,7 @@ import { routeKey } from './types.js';
 export const DEFAULT_HAND_BACK_GRACE_MS = 5000;
 
 /** Why the node refuses a checkpoint from `s`, or '' to take it. */
-export function checkpointRefusal(s: AgentSession, cp: TaskCheckpoint, maxBytes: number): string {
+function checkpointRefusal(s: AgentSession, cp: TaskCheckpoint, maxBytes: number): string {
   if (!s.assigned.has(routeKey(cp.taskId, cp.attempt))) {
     return `checkpoint for task ${clip(cp.taskId)} attempt ${cp.attempt}: this agent does not run that attempt`;
   }

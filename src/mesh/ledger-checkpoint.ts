@@ -10,7 +10,7 @@
 // - within one attempt the agent's `seq` only grows: an older one is `stale`;
 // - a task that ended keeps what, when and how big its last checkpoint was,
 //   not the data (memory stays bounded by live tasks times the size limit).
-import { TaskState, type TaskCheckpoint } from '../gen/meshlb/v1/task.js';
+import type { TaskCheckpoint } from '../gen/meshlb/v1/task.js';
 import { isTerminal, type ApplyResult, type TaskRecord } from './ledger-record.js';
 
 const NO_DATA: Buffer = Buffer.alloc(0);
@@ -45,6 +45,3 @@ export function dropCheckpointData(rec: TaskRecord): void {
 export function checkpointable(rec: TaskRecord | undefined, attempt: number): rec is TaskRecord {
   return rec !== undefined && !isTerminal(rec.state) && rec.attempt > 0 && rec.attempt === attempt;
 }
-
-/** Not QUEUED: the attempt that saved it is still out (for logs). */
-export const attemptOut = (rec: TaskRecord): boolean => rec.state !== TaskState.TASK_STATE_QUEUED;

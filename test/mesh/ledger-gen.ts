@@ -4,7 +4,15 @@
 // against a ledger's current state (`commandFor`), so that sequences really
 // accept, dispatch, fail, finish and evict tasks (state machine properties).
 import fc from 'fast-check';
-import { Durability, Priority, ResultStatus, TaskSpec, TaskResult, type Label } from '../../src/gen/meshlb/v1/task.js';
+import {
+  Durability,
+  Priority,
+  ResultStatus,
+  TaskCheckpoint,
+  TaskSpec,
+  TaskResult,
+  type Label,
+} from '../../src/gen/meshlb/v1/task.js';
 import type { Ledger, LedgerCommand } from '../../src/mesh/ledger.js';
 
 /** The seed of every property here; override with MESHLB_SEED to replay or explore. fast-check prints it on failure. */
@@ -124,8 +132,18 @@ const commandOf = (p: Pools): fc.Arbitrary<LedgerCommand> => {
       limit: fc.integer({ min: 0, max: UINT32_MAX }),
       atMs: ms,
     }),
+    record({ type: fc.constant('checkpointed' as const), checkpoint: checkpointOf(p), atMs: ms }),
   );
 };
+
+const checkpointOf = (p: Pools): fc.Arbitrary<TaskCheckpoint> =>
+  record({
+    taskId: p.ids,
+    attempt: p.attempt,
+    data: bytes,
+    progress: fc.double({ min: 0, max: 1, noNaN: true }),
+    seq: fc.integer({ min: 0, max: 2 ** 40 }),
+  }).map((c) => TaskCheckpoint.fromPartial(c));
 
 /** Any command, every field over its whole range. */
 export const anyCommand = commandOf(wide);
@@ -150,7 +168,8 @@ export interface Step {
     | 'drain'
     | 'policy'
     | 'cordon'
-    | 'ramp';
+    | 'ramp'
+    | 'checkpoint';
   readonly ids: readonly string[];
   readonly delta: number;
   readonly spec: TaskSpec;
@@ -179,6 +198,7 @@ export const step: fc.Arbitrary<Step> = record({
     ['policy', 1],
     ['cordon', 1],
     ['ramp', 1],
+    ['checkpoint', 2],
   ),
   ids: fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'), { minLength: 1, maxLength: 3 }),
   delta: weighted([0, 8], [-1, 1], [1, 1]),
@@ -242,6 +262,11 @@ export function commandFor(s: Step, l: Ledger): LedgerCommand {
       return { type: 'agentCordoned', agentId: id, cordon: s.counted, atMs: s.atMs };
     case 'ramp':
       return { type: 'versionRampSet', kind: id, version: s.fatal ? '' : 'v2', percent: 5 + s.delta, atMs: s.atMs };
+    case 'checkpoint': {
+      const seq = s.result.runMicros % 100; // sometimes lower than the last: refused as stale
+      const checkpoint = { taskId: id, attempt: attempt(id), data: s.result.output, progress: 0.5, seq };
+      return { type: 'checkpointed', checkpoint: TaskCheckpoint.fromPartial(checkpoint), atMs: s.atMs };
+    }
   }
 }
 
