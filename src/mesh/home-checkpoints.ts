@@ -13,8 +13,8 @@
 import type { TaskCheckpoint } from '../gen/meshlb/v1/task.js';
 import { clip } from '../util/limits.js';
 import type { Logger } from '../util/log.js';
-import { checkpointable } from './ledger-checkpoint.js';
-import { isLogged, type ApplyResult, type Ledger, type LedgerCommand } from './ledger.js';
+import { checkpointable, resumable } from './ledger-checkpoint.js';
+import { isLogged, type ApplyResult, type Ledger, type LedgerCommand, type TaskRecord } from './ledger.js';
 import type { Scheduler } from './scheduler.js';
 import type { CellSettings } from './settings.js';
 import type { WorkItem } from './types.js';
@@ -41,6 +41,9 @@ export interface CheckpointStats {
   /** Over checkpointMaxBytes: dropped. */
   oversize: number;
 }
+
+/** What a new attempt of the task resumes from (ledger-checkpoint.ts). */
+export const resumableOf = (rec: TaskRecord | undefined): TaskCheckpoint | undefined => rec && resumable(rec);
 
 export class HomeCheckpoints {
   /** Task id → the latest checkpoint not logged yet. */

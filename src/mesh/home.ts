@@ -35,7 +35,7 @@ import {
 import { HomeRecovery } from './home-recovery.js';
 import { submitTraced, TaskIds, type SubmitOutcome } from './home-submit.js';
 import { DebounceHold, withLedgerSpec } from './debounce-hold.js';
-import { HomeCheckpoints } from './home-checkpoints.js';
+import { HomeCheckpoints, resumableOf } from './home-checkpoints.js';
 import type { RouteTable } from './routes.js';
 import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
@@ -219,7 +219,7 @@ export class Home {
       }
       item.attempt = res.attempt;
       item.key = routeKey(item.taskId, item.attempt);
-      item.checkpoint = this.ledger.get(item.taskId)?.checkpoint;
+      item.checkpoint = resumableOf(this.ledger.get(item.taskId));
       // Handed up, it may wait at the top for an agent of its kind (unplaceable.ts): the lease covers that.
       if (item.via === TO_PARENT) item.leaseMs = spilledLeaseFor(item.spec, this.settings);
       routes.sent(item);

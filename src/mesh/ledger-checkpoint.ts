@@ -9,7 +9,8 @@
 //   hand-back or loss is still the latest there is);
 // - within one attempt the agent's `seq` only grows: an older one is `stale`;
 // - a task that ended keeps what, when and how big its last checkpoint was,
-//   not the data (memory stays bounded by live tasks times the size limit).
+//   not the data (memory stays bounded by live tasks times the size limit);
+//   replayed (AdminService RetryTask), it starts over (resumable()).
 import type { TaskCheckpoint } from '../gen/meshlb/v1/task.js';
 import { isTerminal, type ApplyResult, type TaskRecord } from './ledger-record.js';
 
@@ -39,6 +40,15 @@ export function applyCheckpoint(rec: TaskRecord | undefined, cp: TaskCheckpoint,
 /** The task ended: keep the checkpoint's figures, drop its bytes. */
 export function dropCheckpointData(rec: TaskRecord): void {
   if (rec.checkpoint && rec.checkpoint.data.length > 0) rec.checkpoint = { ...rec.checkpoint, data: NO_DATA };
+}
+
+/**
+ * The checkpoint the task's next attempt resumes from: the last one saved,
+ * while it still has its data (a task that ended and was replayed starts over).
+ */
+export function resumable(rec: TaskRecord): TaskCheckpoint | undefined {
+  const cp = rec.checkpoint;
+  return cp && cp.data.length === cp.sizeBytes ? cp : undefined;
 }
 
 /** Whether a checkpoint of `attempt` could still be recorded for `rec` (the home checks before it logs one). */

@@ -5,7 +5,7 @@
 // next attempt's dispatch).
 import { describe, expect, it } from 'vitest';
 import { Durability, TaskSpec, TaskState, type TaskCheckpoint } from '../../src/gen/meshlb/v1/task.js';
-import { HomeCheckpoints, type CheckpointHost } from '../../src/mesh/home-checkpoints.js';
+import { HomeCheckpoints, resumableOf, type CheckpointHost } from '../../src/mesh/home-checkpoints.js';
 import { decodeCommands, encodeCommands } from '../../src/mesh/ledger-codec.js';
 import { Ledger, toProtoTask, type LedgerCommand } from '../../src/mesh/ledger.js';
 import { resolveSettings } from '../../src/mesh/settings.js';
@@ -63,6 +63,13 @@ describe('the ledger keeps the latest checkpoint of the current attempt', () => 
     expect(c.data.length).toBe(0);
     expect(c.sizeBytes).toBe(1000);
     expect(save(l, cp('t', 1, 2))).toMatchObject({ ok: false, why: 'terminal' });
+    expect(resumableOf(l.get('t'))).toBeUndefined();
+    // Replayed, it starts over: no checkpoint to resume from, until its new attempt saves one.
+    l.apply({ type: 'replayed', ids: ['t'], reason: 'again', atMs: 6 });
+    expect(resumableOf(l.get('t'))).toBeUndefined();
+    dispatch(l, 't', 2);
+    save(l, cp('t', 2, 1, ''));
+    expect(resumableOf(l.get('t'))).toMatchObject({ attempt: 2, seq: 1, sizeBytes: 0 }); // empty data is data
   });
 
   it('goes through a snapshot and the log codec unchanged; the public record shows no bytes', () => {

@@ -41,6 +41,8 @@ export interface AgentObserver {
   overSlots(agent: string, held: number, slots: number, key: string): void;
   /** `key`: the task's concurrency key ('' for none). */
   started(agent: string, taskId: string, attempt: number, key?: string): void;
+  /** An attempt arrived carrying the checkpoint `from` (attempt and seq; undefined: none) to resume from. */
+  resumed(agent: string, taskId: string, attempt: number, from: { attempt: number; seq: number } | undefined): void;
   finished(agent: string, taskId: string, attempt: number, ok?: boolean): void;
 }
 
@@ -172,8 +174,12 @@ export class SimAgent {
     const r: Running = { d, key, done: false };
     this.running.set(key, r);
     this.obs.started(this.shape.id, d.taskId, d.attempt, d.spec?.concurrencyKey ?? '');
+    const cp = d.checkpoint;
+    this.obs.resumed(this.shape.id, d.taskId, d.attempt, cp && { attempt: cp.attempt, seq: cp.seq });
     this.call?.write({ msg: { $case: 'started', value: { refs: [{ taskId: d.taskId, attempt: d.attempt }] } } });
     const ms = Math.round(this.shape.serviceMs * this.slowFactor * (0.2 + this.rng.next() * 1.6));
+    // Two checkpoints along the way (no random draw: the seed's other draws stay as they were).
+    for (const seq of [1, 2]) this.net.vs.setTimer(Math.round((ms * seq) / 3), () => this.checkpoint(r, seq));
     this.net.vs.setTimer(ms, () => this.finish(r, this.rng.chance(this.shape.failRate) ? 'error' : 'ok'));
   }
 
@@ -187,6 +193,15 @@ export class SimAgent {
     this.stats.completed++;
     const st = how === 'ok' ? ResultStatus.RESULT_STATUS_OK : ResultStatus.RESULT_STATUS_ERROR;
     this.send(result(r.d, st, how === 'ok' ? '' : how));
+  }
+
+  /** Save progress of a running attempt (skipped when it ended, or no stream is up: a later one follows). */
+  private checkpoint(r: Running, seq: number): void {
+    const call = this.call;
+    if (r.done || this.crashed || !call || !this.welcomed || this.net.vs.now() < this.hungUntil) return;
+    const data = Buffer.from(`${r.key}#${seq}`);
+    const value = { taskId: r.d.taskId, attempt: r.d.attempt, data, progress: seq / 3, seq, atUnixMs: 0, sizeBytes: 0 };
+    call.write({ msg: { $case: 'checkpoint', value } });
   }
 
   private send(res: TaskResult): void {

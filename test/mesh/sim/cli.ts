@@ -30,7 +30,16 @@ if (
 let violations = 0;
 let failed = 0;
 /** Flow control over all seeds: keyed attempts started, keys, keys that reached their limit, the highest peak/limit. */
-const flow = { starts: 0, keys: 0, atLimit: 0, worst: 0, leaderChanges: 0, agentCrashes: 0, replicaCrashes: 0 };
+const flow = {
+  starts: 0,
+  keys: 0,
+  atLimit: 0,
+  worst: 0,
+  leaderChanges: 0,
+  agentCrashes: 0,
+  replicaCrashes: 0,
+  resumed: 0,
+};
 let preemptions = 0;
 /** Node summaries that offered queue room past the static prefetch, by forecast (docs/policies.md). */
 let prepositioned = 0;
@@ -52,6 +61,7 @@ for (let seed = first; seed < first + count; seed++) {
   }
   preemptions += res.stats.preemptions;
   prepositioned += res.stats.prepositioned;
+  flow.resumed += res.stats.resumed;
   flow.leaderChanges += res.stats.faults.leaderChanges;
   flow.agentCrashes += res.stats.faults.agentCrashes;
   flow.replicaCrashes += res.stats.faults.replicaCrashes;
@@ -68,7 +78,8 @@ console.error(`${count} seeds in ${secs.toFixed(1)} s (${(count / secs).toFixed(
 console.error(
   `flow: ${flow.starts} keyed attempts started over ${flow.keys} keys; ${flow.atLimit} keys reached their limit; ` +
     `most running at once ${flow.worst.toFixed(2)} of the limit (faults: ${flow.leaderChanges} leader changes, ` +
-    `${flow.replicaCrashes} replica crashes, ${flow.agentCrashes} agent crashes)`,
+    `${flow.replicaCrashes} replica crashes, ${flow.agentCrashes} agent crashes); ` +
+    `${flow.resumed} attempts resumed from a checkpoint`,
 );
 console.error(`preemption: ${preemptions} attempts preempted for critical tasks (live replicas' counts)`);
 console.error(`forecasts: ${prepositioned} node summaries pre-positioned queue room past the static prefetch`);

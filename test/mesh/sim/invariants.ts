@@ -11,6 +11,9 @@
 //   stale      a task completes only from its current, live attempt, one an agent ran;
 //   trail      a cell's recorded placement of an attempt (ExplainTask) names
 //              where that attempt went from the cell;
+//   checkpoint an attempt starts from the latest checkpoint its home ledger
+//              recorded for the task (what the ledger held when the attempt was
+//              dispatched: none of an older attempt, none missed);
 //   blocked    a queued task at a node never waits while an agent that could run
 //              it sits idle with a free slot (its circuit breaker closed), for
 //              longer than a bound;
@@ -20,6 +23,7 @@
 import { ResultStatus, TaskState, type Label } from '../../../src/gen/meshlb/v1/task.js';
 import type { Cell } from '../../../src/mesh/cell.js';
 import type { ChildLink } from '../../../src/mesh/child-link.js';
+import { resumableOf } from '../../../src/mesh/home-checkpoints.js';
 import { isTerminal, type Ledger, type TaskRecord } from '../../../src/mesh/ledger.js';
 import type { AgentObserver } from './agent.js';
 import type { SimMesh } from './mesh.js';
@@ -37,6 +41,7 @@ export type Check =
   | 'ended'
   | 'idempotency'
   | 'flow'
+  | 'checkpoint'
   | 'crash';
 
 export interface Violation {
@@ -101,6 +106,7 @@ export class Checker implements AgentObserver {
   attachLedger(replicaId: string, ledger: Ledger): void {
     // One name per ledger instance: a restarted replica replays its log into a new one.
     const copy = `${replicaId}@${++this.ledgers}`;
+    this.ledgerList.push({ copy, ledger });
     const last = new Map<string, TaskState>();
     ledger.onChange((rec) => {
       const prev = last.get(rec.id);
@@ -130,6 +136,10 @@ export class Checker implements AgentObserver {
 
   private readonly terminalAt = new Set<string>();
   private ledgers = 0;
+  /** Every replica's ledger (restarted replicas add a new one): where checkpoints are recorded. */
+  private readonly ledgerList: { copy: string; ledger: Ledger }[] = [];
+  /** Attempts that started from a checkpoint (stats). */
+  resumedFromCheckpoint = 0;
 
   private completed(rec: TaskRecord, w: TaskWatch): void {
     const r = rec.result;
@@ -161,6 +171,29 @@ export class Checker implements AgentObserver {
         'attempts',
         `${taskId}: ${w.ran.size} attempts ran on agents, max_attempts ${w.max}, preempted ${w.preempted}`,
       );
+  }
+
+  /**
+   * checkpoint: every ledger that applied this attempt's dispatch, and no
+   * checkpoint of it since, holds the checkpoint it was dispatched with: after
+   * the `dispatched` entry no older attempt may record one, so that one is the
+   * latest the home ever recorded before the attempt started.
+   */
+  resumed(agent: string, taskId: string, attempt: number, from: { attempt: number; seq: number } | undefined): void {
+    if (from) this.resumedFromCheckpoint++;
+    const fmt = (c: { attempt: number; seq: number } | undefined): string =>
+      c ? `attempt ${c.attempt} seq ${c.seq}` : 'none';
+    for (const { copy, ledger } of this.ledgerList) {
+      const rec = ledger.get(taskId);
+      if (!rec || rec.attempt < attempt || isTerminal(rec.state)) continue;
+      const want = resumableOf(rec);
+      if (want && want.attempt >= attempt) continue; // this attempt (or a later one) saved since
+      if ((want?.attempt ?? -1) !== (from?.attempt ?? -1) || (want?.seq ?? -1) !== (from?.seq ?? -1))
+        this.add(
+          'checkpoint',
+          `${taskId}#${attempt} at ${agent} resumes from ${fmt(from)}; the ledger at ${copy} holds ${fmt(want)}`,
+        );
+    }
   }
 
   finished(agent: string, taskId: string, attempt: number, ok = false): void {

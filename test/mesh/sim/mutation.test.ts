@@ -41,6 +41,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'ended',
       'idempotency',
       'flow',
+      'checkpoint',
       'crash',
     ];
     expect(MUTATIONS.map((m) => m.check).sort()).toEqual([...named].sort());

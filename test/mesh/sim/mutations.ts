@@ -75,6 +75,23 @@ interface RelayInside {
 
 export const MUTATIONS: readonly Mutation[] = [
   {
+    check: 'checkpoint',
+    what: "a retry forgets the task's checkpoint: the next attempt starts over though the ledger holds one",
+    apply: () =>
+      patch(
+        Home.prototype,
+        'started',
+        (orig) =>
+          function (this: Home, items: unknown, results: unknown, send: (item: WorkItem) => void): void {
+            const forget = (item: WorkItem): void => {
+              item.checkpoint = undefined;
+              send(item);
+            };
+            orig.apply(this, [items, results, forget] as never);
+          },
+      ),
+  },
+  {
     check: 'flow',
     what: "a lost or stopped attempt's concurrency permit comes back at once (its agent may still run it)",
     apply: () =>

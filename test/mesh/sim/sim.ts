@@ -60,6 +60,8 @@ export interface SimResult {
     faults: FaultStats;
     /** Per concurrency key: its limit, attempts started at agents, the most seen running at the agents at once. */
     flow: Record<string, { limit: number; starts: number; peak: number }>;
+    /** Attempts that started from a checkpoint an earlier attempt saved. */
+    resumed: number;
   };
 }
 
@@ -213,6 +215,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
           { limit, starts: checker.keyStarts.get(k) ?? 0, peak: checker.keyPeak.get(k) ?? 0 },
         ]),
       ),
+      resumed: checker.resumedFromCheckpoint,
     },
   };
 }
