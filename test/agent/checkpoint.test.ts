@@ -131,6 +131,37 @@ describe('agent checkpoints', () => {
     expect(s.resultFor('quick')!.status).toBe(ResultStatus.RESULT_STATUS_OK);
   });
 
+  it('a preemption (docs/agent-protocol.md 7a) aborts task.handBack too: a migrating handler checkpoints first', async () => {
+    const order: string[] = [];
+    const { s } = await setup(
+      (t) =>
+        new Promise((_resolve, reject) => {
+          t.handBack.addEventListener('abort', () => {
+            order.push(`handBack: ${(t.handBack.reason as HandBackRequest).why}`);
+            void t.checkpoint('before preemption').catch(() => undefined);
+          });
+          t.signal.addEventListener('abort', () => {
+            order.push(`signal: ${t.preempted?.byTaskId}`);
+            reject(new Error('preempted'));
+          });
+        }),
+    );
+    s.assign([dispatch('t1', 'long')]);
+    await waitFor(() => (s.started.length === 1 ? true : undefined), { what: 'the task started' });
+    const ref = { taskId: 't1', attempt: 1 };
+    s.send({
+      msg: {
+        $case: 'preemptions',
+        value: { items: [{ ref, reason: 'preempted by task c', graceMs: 1000, byTaskId: 'c' }] },
+      },
+    });
+    const r = await waitFor(() => s.resultFor('t1'), { what: 'the answer' });
+    expect(order).toEqual(['handBack: preempted by task c', 'signal: c']);
+    expect(s.checkpoints.map((c) => Buffer.from(c.data).toString())).toEqual(['before preemption']);
+    // Not an error of the task: the node reports it home as preempted, uncounted.
+    expect(r.status).toBe(ResultStatus.RESULT_STATUS_HANDED_BACK);
+  });
+
   it('a drain with migration hands every running attempt back, then the agent leaves', async () => {
     const { s, agent } = await setup(
       (t) =>
