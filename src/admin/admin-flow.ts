@@ -4,6 +4,7 @@
 // counts (permits from the ledger, tasks waiting from the leader's gate).
 import type { FlowKey, FlowRate, GetFlowResponse, SetConcurrencyLimitResponse } from '../gen/meshlb/v1/admin.js';
 import { emissionMs } from '../flow/gcra.js';
+import { strategyOf } from '../flow/flow-state.js';
 import type { Cell } from '../mesh/cell.js';
 import { checkLength, invalidArgument } from '../util/errors.js';
 import { LIMITS } from '../util/limits.js';
@@ -59,11 +60,18 @@ export async function setConcurrencyLimit(
   cell: Cell,
   key: string,
   limit: number,
+  strategy = '',
 ): Promise<SetConcurrencyLimitResponse> {
   if (!key) throw invalidArgument('key is required');
   checkLength('key', key, LIMITS.tenant);
+  if (strategy !== '' && strategyOf(strategy) === '')
+    throw invalidArgument(
+      `strategy must be queue, cancel-newest or cancel-in-progress (round-robin groups are set in the topology), got ${JSON.stringify(strategy.slice(0, 40))}`,
+    );
+  if (strategy !== '' && cell.ledger.flow.isGroup(key))
+    throw invalidArgument(`${key} is a round-robin group of the topology: its strategy cannot change at runtime`);
   cell.home.mustLead();
-  await commit(cell, { type: 'flowLimitSet', key, limit, atMs: cell.scheduler.now() }, true);
-  cell.log.info({ key, limit }, 'concurrency limit set');
+  await commit(cell, { type: 'flowLimitSet', key, limit, strategy, atMs: cell.scheduler.now() }, true);
+  cell.log.info({ key, limit, strategy: strategy || 'topology' }, 'concurrency limit set');
   return { key: flowKey(cell, key), replicated: replicated(cell) };
 }

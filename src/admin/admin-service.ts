@@ -377,7 +377,7 @@ export class Admin {
           req,
           msLeft(call.getDeadline()),
           isForwarded(call.metadata),
-          () => setConcurrencyLimit(cell, req.key, req.limit),
+          () => setConcurrencyLimit(cell, req.key, req.limit, req.strategy),
         );
       }),
       getScaleRecommendations: routed('getScaleRecommendations', 'GetScaleRecommendations', () =>

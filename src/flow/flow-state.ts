@@ -42,6 +42,13 @@ export function templateOf(key: string): string {
   return i > 0 ? `${key.slice(0, i)}:*` : '';
 }
 
+const RUNTIME_STRATEGIES: readonly string[] = ['queue', 'cancel-newest', 'cancel-in-progress'];
+
+/** A strategy an operator may set at runtime, or '' (the topology's) for anything else. */
+export function strategyOf(s: string): ConcurrencyStrategy | '' {
+  return RUNTIME_STRATEGIES.includes(s) ? (s as ConcurrencyStrategy) : '';
+}
+
 export const NO_FLOW: FlowConfig = { spec: undefined, defaultTimeoutMs: 30_000 };
 
 /** `taskId#attempt`, as permits are held. */
@@ -51,6 +58,8 @@ export class FlowState {
   readonly permits = new PermitTable();
   /** Limits set at runtime (AdminService), over the topology's. */
   private readonly runtime = new Map<string, number>();
+  /** Strategies set at runtime with their limits (AdminService), over the topology's. */
+  private readonly runtimeStrategy = new Map<string, ConcurrencyStrategy>();
   private readonly tats = new Map<string, number>();
   private readonly freed: ((key: string) => void)[] = [];
 
@@ -105,7 +114,12 @@ export class FlowState {
   }
 
   strategy(key: string): ConcurrencyStrategy {
-    return this.concurrencySpec(key)?.strategy ?? 'queue';
+    return this.runtimeStrategy.get(key) ?? this.concurrencySpec(key)?.strategy ?? 'queue';
+  }
+
+  /** A round-robin group of the topology (its strategy cannot change at runtime: its members count against it). */
+  isGroup(key: string): boolean {
+    return this.groups.has(key);
   }
 
   /** The key's rule: its own, else its template's (`prefix:*`). */
@@ -196,10 +210,16 @@ export class FlowState {
     this.give(permitRef(taskId, attempt));
   }
 
-  /** An operator set `key`'s limit; 0 returns to the topology's. */
-  setLimit(key: string, limit: number): void {
+  /**
+   * An operator set `key`'s limit and strategy ('' = the topology's); limit 0
+   * returns both to the topology's. A round-robin group keeps its strategy.
+   */
+  setLimit(key: string, limit: number, strategy: ConcurrencyStrategy | '' = ''): void {
     if (limit > 0) this.runtime.set(key, limit);
     else this.runtime.delete(key);
+    if (limit > 0 && strategy !== '' && strategy !== 'round-robin' && !this.groups.has(key))
+      this.runtimeStrategy.set(key, strategy);
+    else this.runtimeStrategy.delete(key);
     for (const l of this.freed) l(key);
   }
 
@@ -222,6 +242,11 @@ export class FlowState {
     }
   }
 
+  private setLimitQuietly(key: string, limit: number, strategy: ConcurrencyStrategy | ''): void {
+    this.runtime.set(key, limit);
+    if (strategy !== '' && strategy !== 'round-robin' && !this.groups.has(key)) this.runtimeStrategy.set(key, strategy);
+  }
+
   private give(ref: string): void {
     const key = this.permits.release(ref);
     if (key !== undefined) for (const l of this.freed) l(key);
@@ -233,7 +258,7 @@ export class FlowState {
         const i = e.ref.lastIndexOf('#');
         return { key: e.key, taskId: e.ref.slice(0, i), attempt: Number(e.ref.slice(i + 1)), untilMs: e.untilMs };
       }),
-      limits: [...this.runtime].map(([key, limit]) => ({ key, limit })),
+      limits: [...this.runtime].map(([key, limit]) => ({ key, limit, strategy: this.runtimeStrategy.get(key) ?? '' })),
       rates: [...this.tats].map(([key, tatMs]) => ({ key, tatMs })),
     };
   }
@@ -244,7 +269,8 @@ export class FlowState {
       (f?.permits ?? []).map((p) => ({ key: p.key, ref: permitRef(p.taskId, p.attempt), untilMs: p.untilMs })),
     );
     this.runtime.clear();
-    for (const l of f?.limits ?? []) this.runtime.set(l.key, l.limit);
+    this.runtimeStrategy.clear();
+    for (const l of f?.limits ?? []) this.setLimitQuietly(l.key, l.limit, strategyOf(l.strategy));
     this.tats.clear();
     for (const r of f?.rates ?? []) this.tats.set(r.key, r.tatMs);
   }

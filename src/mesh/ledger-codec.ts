@@ -96,7 +96,12 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
     case 'permitReturned':
       return { command: { $case: 'permitReturned', value: { taskId: c.id, attempt: c.attempt, atMs: c.atMs } } };
     case 'flowLimitSet':
-      return { command: { $case: 'flowLimitSet', value: { key: c.key, limit: c.limit, atMs: c.atMs } } };
+      return {
+        command: {
+          $case: 'flowLimitSet',
+          value: { key: c.key, limit: c.limit, atMs: c.atMs, strategy: c.strategy ?? '' },
+        },
+      };
     case 'versionRampSet': {
       const value = { kind: c.kind, version: c.version, percent: c.percent, atMs: c.atMs };
       return { command: { $case: 'versionRampSet', value } };
@@ -139,7 +144,13 @@ function fromMsg(m: LedgerCommandMsg): LedgerCommand {
     case 'permitReturned':
       return { type: 'permitReturned', id: c.value.taskId, attempt: c.value.attempt, atMs: c.value.atMs };
     case 'flowLimitSet':
-      return { type: 'flowLimitSet', key: c.value.key, limit: c.value.limit, atMs: c.value.atMs };
+      return {
+        type: 'flowLimitSet',
+        key: c.value.key,
+        limit: c.value.limit,
+        ...(c.value.strategy ? { strategy: c.value.strategy } : {}),
+        atMs: c.value.atMs,
+      };
     case 'versionRampSet': {
       const { kind, version, percent, atMs } = c.value;
       return { type: 'versionRampSet', kind, version, percent, atMs };

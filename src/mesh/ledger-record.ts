@@ -63,7 +63,14 @@ export type LedgerCommand =
   /** A lingering concurrency permit came back: the agent answered, or the linger ended (src/flow). */
   | { readonly type: 'permitReturned'; readonly id: string; readonly attempt: number; readonly atMs: number }
   /** An operator set a concurrency key's limit (0: back to the topology's). */
-  | { readonly type: 'flowLimitSet'; readonly key: string; readonly limit: number; readonly atMs: number }
+  | {
+      readonly type: 'flowLimitSet';
+      readonly key: string;
+      readonly limit: number;
+      /** '' = the topology's. */
+      readonly strategy?: string;
+      readonly atMs: number;
+    }
   /** An operator set a kind's version ramp at this (node) cell ('' version: removed). */
   | {
       readonly type: 'versionRampSet';

@@ -32,7 +32,7 @@
 // and snapshot: the cell's one replicated state machine.
 import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { TaskState } from '../gen/meshlb/v1/task.js';
-import { FlowState, NO_FLOW, type FlowConfig } from '../flow/flow-state.js';
+import { FlowState, NO_FLOW, strategyOf, type FlowConfig } from '../flow/flow-state.js';
 import { KeyedTasks } from '../flow/keyed.js';
 import { applyCheckpoint, dropCheckpointData } from './ledger-checkpoint.js';
 import {
@@ -177,7 +177,7 @@ export class Ledger {
         this.flow.returned(cmd.id, cmd.attempt);
         return [{ ok: true, id: cmd.id, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: cmd.attempt }];
       case 'flowLimitSet':
-        this.flow.setLimit(cmd.key, cmd.limit);
+        this.flow.setLimit(cmd.key, cmd.limit, strategyOf(cmd.strategy ?? ''));
         return [{ ok: true, id: cmd.key, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
       case 'checkpointed':
         return [applyCheckpoint(this.tasks.get(cmd.checkpoint.taskId), cmd.checkpoint, cmd.atMs)];

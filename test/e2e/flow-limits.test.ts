@@ -223,6 +223,15 @@ describe(`flow control over gRPC (seed ${SEED})`, () => {
       expect(root.ledger.flow.limit('cust')).toBe(5);
       const back = await zone.call('setConcurrencyLimit', { key: 'cust', limit: 0 });
       expect(back.key).toMatchObject({ limit: 3, runtimeLimit: false });
+      // A strategy with the limit, replicated like it; limit 0 returns both to the topology's.
+      const cancel = await zone.call('setConcurrencyLimit', { key: 'cust', limit: 4, strategy: 'cancel-newest' });
+      expect(cancel.key).toMatchObject({ limit: 4, strategy: 'cancel-newest', runtimeLimit: true });
+      expect(root.ledger.flow.strategy('cust')).toBe('cancel-newest');
+      const reset = await zone.call('setConcurrencyLimit', { key: 'cust', limit: 0 });
+      expect(reset.key).toMatchObject({ limit: 3, strategy: 'queue', runtimeLimit: false });
+      const rr = await zone.refused('setConcurrencyLimit', { key: 'cust', limit: 2, strategy: 'round-robin' });
+      expect(rr.code).toBe(status.INVALID_ARGUMENT);
+      expect(rr.details).toMatch(/round-robin groups are set in the topology/);
       const bad = await zone.refused('getFlow', { cell: '/eu' });
       expect(bad.code).toBe(status.INVALID_ARGUMENT);
       expect((await zone.refused('setConcurrencyLimit', { limit: 2 })).details).toMatch(/key is required/);

@@ -145,3 +145,29 @@ describe('flow state in the ledger', () => {
     expect(f.flow.toProto()).toEqual(l.flow.toProto());
   });
 });
+
+describe('runtime strategies', () => {
+  it('are set with a limit, survive the log codec and a snapshot, and go back with limit 0', () => {
+    const l = ledger();
+    const cmd = (limit: number, strategy?: string): LedgerCommand => ({
+      type: 'flowLimitSet',
+      key: 'c',
+      limit,
+      ...(strategy ? { strategy } : {}),
+      atMs: 0,
+    });
+    for (const c of decodeCommands(encodeCommands([cmd(4, 'cancel-in-progress')]))) l.apply(c);
+    expect(l.flow.limit('c')).toBe(4);
+    expect(l.flow.strategy('c')).toBe('cancel-in-progress');
+    const copy = ledger();
+    copy.restore(l.snapshot());
+    expect(copy.flow.strategy('c')).toBe('cancel-in-progress');
+    expect(copy.flow.limit('c')).toBe(4);
+    l.apply(cmd(0));
+    expect(l.flow.strategy('c')).toBe('queue');
+    expect(l.flow.limit('c')).toBe(2);
+    // Anything but the three runtime strategies means the topology's.
+    l.apply(cmd(5, 'round-robin'));
+    expect(l.flow.strategy('c')).toBe('queue');
+  });
+});

@@ -813,6 +813,12 @@ export interface SetConcurrencyLimitRequest {
   limit: number;
   /** The cell that owns the keys: "/" (empty: "/"). */
   cell: string;
+  /**
+   * Its strategy from now on: "queue", "cancel-newest" or "cancel-in-progress";
+   * empty: the topology's ("queue" if none). Round-robin groups are the
+   * topology's only (refused here). With limit 0 it goes back to the topology's too.
+   */
+  strategy: string;
 }
 
 export interface SetConcurrencyLimitResponse {
@@ -8329,7 +8335,7 @@ export const RemoveReplicaResponse: MessageFns<RemoveReplicaResponse> = {
 };
 
 function createBaseSetConcurrencyLimitRequest(): SetConcurrencyLimitRequest {
-  return { key: "", limit: 0, cell: "" };
+  return { key: "", limit: 0, cell: "", strategy: "" };
 }
 
 export const SetConcurrencyLimitRequest: MessageFns<SetConcurrencyLimitRequest> = {
@@ -8342,6 +8348,9 @@ export const SetConcurrencyLimitRequest: MessageFns<SetConcurrencyLimitRequest> 
     }
     if (message.cell !== "") {
       writer.uint32(26).string(message.cell);
+    }
+    if (message.strategy !== "") {
+      writer.uint32(34).string(message.strategy);
     }
     return writer;
   },
@@ -8383,6 +8392,14 @@ export const SetConcurrencyLimitRequest: MessageFns<SetConcurrencyLimitRequest> 
             message.cell = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.strategy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8400,6 +8417,7 @@ export const SetConcurrencyLimitRequest: MessageFns<SetConcurrencyLimitRequest> 
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
       cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+      strategy: isSet(object.strategy) ? globalThis.String(object.strategy) : "",
     };
   },
 
@@ -8414,6 +8432,9 @@ export const SetConcurrencyLimitRequest: MessageFns<SetConcurrencyLimitRequest> 
     if (message.cell !== "") {
       obj.cell = message.cell;
     }
+    if (message.strategy !== "") {
+      obj.strategy = message.strategy;
+    }
     return obj;
   },
 
@@ -8425,6 +8446,7 @@ export const SetConcurrencyLimitRequest: MessageFns<SetConcurrencyLimitRequest> 
     message.key = object.key ?? "";
     message.limit = object.limit ?? 0;
     message.cell = object.cell ?? "";
+    message.strategy = object.strategy ?? "";
     return message;
   },
 };

@@ -178,6 +178,8 @@ export interface LedgerFlowLimitSet {
   key: string;
   limit: number;
   atMs: number;
+  /** Empty: the topology's strategy. */
+  strategy: string;
 }
 
 /**
@@ -252,6 +254,8 @@ export interface LedgerPermit {
 export interface LedgerFlowLimit {
   key: string;
   limit: number;
+  /** Set at runtime with the limit; empty: the topology's. */
+  strategy: string;
 }
 
 /** A rate-limit key's theoretical arrival time (GCRA), ms. */
@@ -2319,7 +2323,7 @@ export const LedgerPermitReturned: MessageFns<LedgerPermitReturned> = {
 };
 
 function createBaseLedgerFlowLimitSet(): LedgerFlowLimitSet {
-  return { key: "", limit: 0, atMs: 0 };
+  return { key: "", limit: 0, atMs: 0, strategy: "" };
 }
 
 export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
@@ -2332,6 +2336,9 @@ export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
     }
     if (message.atMs !== 0) {
       writer.uint32(25).double(message.atMs);
+    }
+    if (message.strategy !== "") {
+      writer.uint32(34).string(message.strategy);
     }
     return writer;
   },
@@ -2373,6 +2380,14 @@ export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
             message.atMs = reader.double();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.strategy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2394,6 +2409,7 @@ export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
         : isSet(object.at_ms)
         ? globalThis.Number(object.at_ms)
         : 0,
+      strategy: isSet(object.strategy) ? globalThis.String(object.strategy) : "",
     };
   },
 
@@ -2408,6 +2424,9 @@ export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
     if (message.atMs !== 0) {
       obj.atMs = floatToJson(message.atMs);
     }
+    if (message.strategy !== "") {
+      obj.strategy = message.strategy;
+    }
     return obj;
   },
 
@@ -2419,6 +2438,7 @@ export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
     message.key = object.key ?? "";
     message.limit = object.limit ?? 0;
     message.atMs = object.atMs ?? 0;
+    message.strategy = object.strategy ?? "";
     return message;
   },
 };
@@ -3162,7 +3182,7 @@ export const LedgerPermit: MessageFns<LedgerPermit> = {
 };
 
 function createBaseLedgerFlowLimit(): LedgerFlowLimit {
-  return { key: "", limit: 0 };
+  return { key: "", limit: 0, strategy: "" };
 }
 
 export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
@@ -3172,6 +3192,9 @@ export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
     }
     if (message.limit !== 0) {
       writer.uint32(16).uint32(message.limit);
+    }
+    if (message.strategy !== "") {
+      writer.uint32(26).string(message.strategy);
     }
     return writer;
   },
@@ -3205,6 +3228,14 @@ export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
             message.limit = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.strategy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3221,6 +3252,7 @@ export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
     return {
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      strategy: isSet(object.strategy) ? globalThis.String(object.strategy) : "",
     };
   },
 
@@ -3232,6 +3264,9 @@ export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
     if (message.limit !== 0) {
       obj.limit = Math.round(message.limit);
     }
+    if (message.strategy !== "") {
+      obj.strategy = message.strategy;
+    }
     return obj;
   },
 
@@ -3242,6 +3277,7 @@ export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
     const message = createBaseLedgerFlowLimit();
     message.key = object.key ?? "";
     message.limit = object.limit ?? 0;
+    message.strategy = object.strategy ?? "";
     return message;
   },
 };
