@@ -25,6 +25,7 @@ import type { TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { FlowState } from './flow-state.js';
 import { emissionMs, gcra } from './gcra.js';
 import { RoundRobinWaiters } from './round-robin.js';
+import { isoTime } from '../util/iso-time.js';
 
 export type GateAnswer =
   | { readonly type: 'go' }
@@ -112,7 +113,7 @@ export class FlowGate<T extends GateItem> {
     if (rule) {
       const a = gcra(Math.max(this.state.tat(rk), this.shadowTat.get(rk) ?? 0), now, spec.rateUnits || 1, rule);
       if (!a.ok) {
-        this.hold(`r:${rk}`, item, enqueuedAt, `rate limit ${rk} until ${new Date(a.retryAtMs).toISOString()}`);
+        this.hold(`r:${rk}`, item, enqueuedAt, `rate limit ${rk} until ${isoTime(a.retryAtMs)}`);
         this.arm(rk, a.retryAtMs - now);
         return HELD;
       }

@@ -11,6 +11,7 @@ import { TaskState } from '../gen/meshlb/v1/task.js';
 import type { Ledger, TaskRecord } from './ledger.js';
 import type { Scheduler } from './scheduler.js';
 import type { WorkItem } from './types.js';
+import { isoTime } from '../util/iso-time.js';
 
 /** What the hold uses of Home (home.ts). */
 export interface DebounceHoldHost {
@@ -46,7 +47,7 @@ export class DebounceHold {
   /** Why a held task waits ("debounced until T"), or undefined. */
   whyWaiting(rec: TaskRecord): string | undefined {
     if (!this.held.has(rec.id)) return undefined;
-    return `debounced until ${new Date(this.h.ledger.keyed.holdUntil(rec)).toISOString()}`;
+    return `debounced until ${isoTime(this.h.ledger.keyed.holdUntil(rec))}`;
   }
 
   get size(): number {
