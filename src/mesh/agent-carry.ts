@@ -24,6 +24,8 @@ export class CarryOver {
    * lease ends; a new session of that id carries them from its hello.
    */
   private readonly orphans = new Map<string, Map<string, Carried>>();
+  /** Sessions that may carry attempts (the sweep looks at these, not at every agent). */
+  private readonly holding = new Set<AgentSession>();
   /** Carried attempts released by their result, and by a load that reports fewer running. */
   readonly stats = { carriedResults: 0, carriedTrimmed: 0 };
 
@@ -50,6 +52,7 @@ export class CarryOver {
     for (const [key, c] of orphans) {
       if (c.untilMs <= now || s.carried.size >= s.slots) continue;
       s.carried.set(key, { kind: c.kind, untilMs: c.untilMs, confirmed: false });
+      this.holding.add(s);
     }
   }
 
@@ -69,6 +72,7 @@ export class CarryOver {
       if (c !== undefined) s.carried.set(key, { kind: c.kind, untilMs: Math.max(c.untilMs, until), confirmed: true });
       else if (s.carried.size < s.slots) s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
     }
+    if (s.carried.size > 0) this.holding.add(s);
   }
 
   /** `started` refs: attempts we did not assign in this session are carried (they hold slots). True if any was taken on. */
@@ -89,6 +93,7 @@ export class CarryOver {
         until = this.cell.scheduler.now() + settings.taskTimeoutMs + settings.leaseSlackMs;
       }
       s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
+      this.holding.add(s);
       this.capacity.slotsTaken(s, 1);
       taken = true;
     }
@@ -117,9 +122,12 @@ export class CarryOver {
   }
 
   /** From the sweep: carried attempts past their lease, and orphans past theirs. */
-  expire(sessions: Iterable<AgentSession>, now: number): void {
-    for (const s of sessions) {
-      if (s.dead || s.carried.size === 0) continue;
+  expire(now: number): void {
+    for (const s of this.holding) {
+      if (s.dead || s.carried.size === 0) {
+        this.holding.delete(s);
+        continue;
+      }
       for (const [key, c] of s.carried) {
         if (c.untilMs > now) continue;
         this.release(s, key, c);

@@ -14,9 +14,10 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { MeshFailure, ResultStatus } from '../gen/meshlb/v1/task.js';
-import { makeCandidate, type Candidate } from '../policies/index.js';
+import type { Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
+import { candidateOf } from './agent-candidate.js';
 import { AgentCapacity, subtreeLoad } from './agent-capacity.js';
 import { agentCheckpoint } from './agent-checkpoint.js';
 import { CarryOver } from './agent-carry.js';
@@ -24,7 +25,6 @@ import {
   AgentSession,
   clamp01,
   heartbeatFor,
-  heldByKind,
   helloOverLimits,
   HEARTBEATS_PER_SECOND,
   type Heartbeat,
@@ -43,6 +43,9 @@ export class AgentSessions implements AgentSide {
   heartbeatsPerSecond = HEARTBEATS_PER_SECOND;
   /** Every live session's heartbeat interval is at least this. */
   private intervalFloorMs = 0;
+  /** ... and its timeout at least this (0: the configured one). */
+  private timeoutFloorMs = 0;
+  private lastScanMs = 0;
   private readonly pending = new Map<ServerDuplexStream<ConnectRequest, ConnectResponse>, number>();
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
@@ -119,6 +122,7 @@ export class AgentSessions implements AgentSide {
             this.capacity.account(session, 1);
             if (session.carried.size > l.inFlight) this.carry.trim(session, l.inFlight);
             if (l.draining) this.changed();
+            else cell.agentChanged(session.id);
             return;
           }
           case 'results':
@@ -213,6 +217,7 @@ export class AgentSessions implements AgentSide {
     const hb = heartbeatFor(this.byId.size + 1, { intervalMs, timeoutMs }, this.heartbeatsPerSecond);
     if (hb.intervalMs > this.intervalFloorMs) for (const x of this.byId.values()) x.stretchHeartbeat(hb);
     this.intervalFloorMs = hb.intervalMs;
+    this.timeoutFloorMs = hb.timeoutMs;
     return hb;
   }
 
@@ -250,7 +255,8 @@ export class AgentSessions implements AgentSide {
     }
     if (unknown > 0)
       cell.log.warn({ agent: s.id, unknown }, 'agent sent results for attempts it does not hold; ignored');
-    // Freed slots went back to the live picker (slotFreed): no rebuild.
+    // Freed slots went back to the live picker (slotFreed), new latency and success figures follow: no rebuild.
+    if (s.usable) cell.agentChanged(s.id);
     cell.capacityChanged();
   }
 
@@ -315,15 +321,21 @@ export class AgentSessions implements AgentSide {
     this.lastSweepMs = now;
     this.stallSkipped = stalled;
     if (stalled) return;
-    for (const s of this.byId.values()) {
-      const timeout = s.heartbeat.timeoutMs;
-      if (!s.dead && now - s.lastSeenMs > timeout) {
-        this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
-        const why = deadlineExceeded(`agent ${s.id} missed heartbeats for ${timeout} ms`);
-        failStream(s.call, why, this.cell.log, 'agent dead');
+    // Every session is scanned once per quarter of the shortest timeout any has, at most 250 ms at the
+    // configured heartbeat and stretched with it (6.75 s at 20,000 agents): the same share of a timeout
+    // at any size, so the scans cost a node about as much per second with 20,000 agents as with 1,000.
+    if (now - this.lastScanMs >= (Math.min(250, hb / 4) * Math.max(hb, this.timeoutFloorMs)) / hb) {
+      this.lastScanMs = now;
+      for (const s of this.byId.values()) {
+        const timeout = s.heartbeat.timeoutMs;
+        if (!s.dead && now - s.lastSeenMs > timeout) {
+          this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
+          const why = deadlineExceeded(`agent ${s.id} missed heartbeats for ${timeout} ms`);
+          failStream(s.call, why, this.cell.log, 'agent dead');
+        }
       }
     }
-    this.carry.expire(this.byId.values(), now);
+    this.carry.expire(now);
     for (const [call, since] of this.pending) {
       if (now - since > hb) {
         this.pending.delete(call);
@@ -362,38 +374,14 @@ export class AgentSessions implements AgentSide {
 
   candidates(now: number): Candidate[] {
     const out: Candidate[] = [];
-    for (const s of this.byId.values()) {
-      if (s.dead) continue;
-      const slots = new Map<string, { free: number; total: number }>();
-      const free = Math.max(0, s.slots - s.inFlight);
-      const shared = { free, total: s.slots };
-      if (s.kinds.length === 1) slots.set(s.kinds[0]!, shared);
-      else {
-        // Several kinds share the slots (the pool below). Per kind, only what that
-        // kind holds is taken: a result of kind a gives its credit back to a and
-        // to the pool, so b can use it at once — with the pool's free count per
-        // kind, a slot freed by a would never reach b until a rebuild.
-        const held = heldByKind(s);
-        for (const k of s.kinds) slots.set(k, { free: Math.max(0, s.slots - (held.get(k) ?? 0)), total: s.slots });
-      }
-      out.push(
-        makeCandidate({
-          id: s.id,
-          slots,
-          // One pool of slots for all its kinds: picks of any kind consume it.
-          ...(s.kinds.length > 1 ? { sharedSlots: shared } : {}),
-          healthyAgents: 1,
-          active: s.inFlight,
-          utilization: { cpu: s.cpu, memory: s.memory },
-          latencyEwmaMs: s.latencyMs.value,
-          successEwma: s.success.value,
-          labels: this.versions.labels(s),
-          summaryAgeMs: now - s.lastSeenMs,
-          draining: s.draining,
-        }),
-      );
-    }
+    for (const s of this.byId.values()) if (!s.dead) out.push(candidateOf(s, now, this.versions.labels(s)));
     return out;
+  }
+
+  /** One live agent's candidate (its figures changed: a picker kept up to date takes it in place). */
+  candidate(agentId: string, now: number): Candidate | undefined {
+    const s = this.byId.get(agentId);
+    return s === undefined || s.dead ? undefined : candidateOf(s, now, this.versions.labels(s));
   }
 
   load(): SubtreeLoad {

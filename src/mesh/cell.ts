@@ -384,6 +384,10 @@ export class Cell implements CellPort {
     this.dispatcher.release(candidate, kind);
   }
 
+  agentChanged(agentId: string): void {
+    this.dispatcher.changed(agentId);
+  }
+
   capacityChanged(): void {
     this.links.parent?.capacityChanged();
   }

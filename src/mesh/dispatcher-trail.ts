@@ -78,6 +78,20 @@ export class Trail {
     this.byTask.set(d.taskId, slot);
   }
 
+  /** Record a decision about `item` made at `atMs` (record's fields, from the item). */
+  decided(
+    item: Pick<WorkItem, 'taskId' | 'attempt' | 'kind'>,
+    atMs: number,
+    policy: string,
+    action: Decision['action'],
+    chosen: string,
+    explanation: Explanation | undefined,
+    note: string,
+  ): void {
+    const { taskId, attempt, kind } = item;
+    this.record({ taskId, attempt, kind, atMs, policy, action, chosen, explanation, note });
+  }
+
   /** A home attempt got its number after the pick (Home.startAttempts): fill it in. */
   sent(item: WorkItem): void {
     if (item.origin.type !== 'home') return;

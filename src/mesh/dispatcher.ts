@@ -16,8 +16,9 @@
 // in the link's or agent's own accounting, so a rebuilt picker starts from the
 // truth. A slot freed by a result is handed back to the live picker
 // (release), not answered with a rebuild: at the node a rebuild is O(agents).
+// At a node a picker kept up to date is not rebuilt on a timer (dispatcher-updates.ts).
 import { isKeyed } from '../flow/gate.js';
-import type { BreakerConfig, Picker, Policy, TaskInfo } from '../policies/index.js';
+import type { BreakerConfig, Candidate, Picker, Policy, TaskInfo } from '../policies/index.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Home } from './home.js';
@@ -26,6 +27,7 @@ import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
 import { BreakerGate } from './dispatcher-breakers.js';
+import { AgentUpdates } from './dispatcher-updates.js';
 import { Trail, TRAIL_CANDIDATES } from './dispatcher-trail.js';
 import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
@@ -63,6 +65,8 @@ export class Dispatcher {
   private builtMs = 0;
   /** Picker rebuilds (for tests and the bench). */
   rebuilds = 0;
+  /** Agents whose figures changed since the picker took them (a live picker only). */
+  private readonly updates = new AgentUpdates();
   private readonly d: DispatcherDeps;
   /** The tier policy: the topology's, or one an operator set (setPolicy). */
   private policy: Policy;
@@ -118,6 +122,11 @@ export class Dispatcher {
     this.schedule();
   }
 
+  /** An agent's figures changed: a live picker takes them before its next pick; others wait for a rebuild. */
+  changed(agentId: string): void {
+    if (!this.dirty && this.picker?.update !== undefined) this.updates.changed(agentId);
+  }
+
   /** An operator set another policy (cell-config.ts): the next pump builds its picker. */
   setPolicy(policy: Policy): void {
     this.policy = policy;
@@ -132,14 +141,20 @@ export class Dispatcher {
   }
 
   private getPicker(now: number): Picker {
-    if (this.dirty || this.picker === undefined || now - this.builtMs >= PICKER_REFRESH_MS) {
-      const { agents, children } = this.d.links;
+    const { agents, children } = this.d.links;
+    const live = this.picker?.update !== undefined && agents?.candidate !== undefined;
+    // A breaker caps its target's credits (BreakerGate.apply): only a rebuild applies the cap.
+    const fresh = (id: string): Candidate | undefined =>
+      this.breakers.limits(id) ? undefined : agents!.candidate!(id, now);
+    if (live && !this.dirty && this.updates.pending && !this.updates.apply(this.picker!, fresh, now)) this.dirty = true;
+    if (this.dirty || this.picker === undefined || (!live && now - this.builtMs >= PICKER_REFRESH_MS)) {
       const cands = agents ? agents.candidates(now) : children ? children.candidates(now) : [];
       agents?.versions.observe(cands); // which sides of each version ramp have usable agents here
       this.picker = this.policy.buildPicker(this.breakers.apply(cands), now);
       this.dirty = false;
       this.builtMs = now;
       this.rebuilds++;
+      this.updates.clear();
     }
     return this.picker;
   }
@@ -204,22 +219,8 @@ export class Dispatcher {
     this.d.routes.taken(item);
     const homeNew: WorkItem[] = [];
     const now = this.d.scheduler.now();
-    if (this.trail.enabled) {
-      const { taskId, attempt, kind } = item;
-      const action = this.d.links.agents ? 'agent' : 'child';
-      const policy = this.policy.name;
-      this.trail.record({
-        taskId,
-        attempt,
-        kind,
-        atMs: now,
-        policy,
-        action,
-        chosen: candidate,
-        explanation: undefined,
-        note: why,
-      });
-    }
+    const action = this.d.links.agents ? 'agent' : 'child';
+    if (this.trail.enabled) this.trail.decided(item, now, this.policy.name, action, candidate, undefined, why);
     this.route(item, this.viaFor(candidate), homeNew, now);
     // Its credit is taken as a pick's would be, now: a home item is sent only once its start commits,
     // and a picker rebuilt meanwhile would offer the slot again.
@@ -354,36 +355,15 @@ export class Dispatcher {
   private explain(item: WorkItem, picker: Picker, chosen: string, now: number): void {
     const scored = this.trail.mayScore(now);
     const explanation = scored ? picker.explain(this.task, chosen, TRAIL_CANDIDATES) : undefined;
-    this.trail.record({
-      taskId: item.taskId,
-      attempt: item.attempt,
-      kind: item.kind,
-      atMs: now,
-      policy: this.policy.name,
-      action: this.d.links.agents ? 'agent' : 'child',
-      chosen,
-      explanation,
-      note: scored ? '' : "not scored: past the cell's budget of scored decisions a second",
-    });
+    const note = scored ? '' : "not scored: past the cell's budget of scored decisions a second";
+    this.trail.decided(item, now, this.policy.name, this.d.links.agents ? 'agent' : 'child', chosen, explanation, note);
   }
 
   private spill(item: WorkItem, homeNew: WorkItem[], now: number): boolean {
     if (!this.d.links.parent?.connected || item.origin.type === 'parent') return false;
     this.d.stats.spilled++;
-    if (this.trail.enabled) {
-      const { taskId, attempt, kind } = item;
-      this.trail.record({
-        taskId,
-        attempt,
-        kind,
-        atMs: now,
-        policy: this.policy.name,
-        action: 'parent',
-        chosen: this.d.parent,
-        explanation: undefined,
-        note: `nothing below ${this.d.path} can take kind ${kind} now`,
-      });
-    }
+    const note = `nothing below ${this.d.path} can take kind ${item.kind} now`;
+    if (this.trail.enabled) this.trail.decided(item, now, this.policy.name, 'parent', this.d.parent, undefined, note);
     this.route(item, TO_PARENT, homeNew, now);
     return true;
   }
@@ -393,6 +373,7 @@ export class Dispatcher {
     item.sentMs = now;
     if (item.origin.type === 'home' && item.attempt === 0) {
       homeNew.push(item);
+      if (via.type === 'agent') this.updates.routed(item, via.agentId, now);
       return;
     }
     this.d.routes.sent(item);
@@ -406,8 +387,10 @@ export class Dispatcher {
     const links = this.d.links;
     if (this.d.tracer.enabled) item.traceParent = this.d.tracer.dispatched(item, this.d.scheduler.now());
     if (via.type === 'child') links.children!.dispatch(via.cell, item);
-    else if (via.type === 'agent') links.agents!.assign(via.agentId, item);
-    else {
+    else if (via.type === 'agent') {
+      this.updates.sent(item, via.agentId);
+      links.agents!.assign(via.agentId, item);
+    } else {
       links.parent!.spillUp(item);
       return;
     }

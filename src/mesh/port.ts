@@ -55,6 +55,8 @@ export interface CellPort {
   candidatesChanged(): void;
   /** One slot of `kind` at `candidate` came free. */
   slotFreed(candidate: string, kind: string): void;
+  /** An agent's figures changed (a load, results): its candidate is read again (AgentSide.candidate). */
+  agentChanged(agentId: string): void;
   /** The capacity this cell reports upward may have changed. */
   capacityChanged(): void;
   /** A drain order from the parent: refuse forwarded work, report no free slots. */
@@ -141,6 +143,8 @@ export interface AgentSide {
   candidates(now: number): Candidate[];
   /** Version ramps: the side each candidate is on, each task's side (version-ramps.ts). */
   readonly versions: VersionRamps;
+  /** One live agent's candidate, for a picker kept up to date (absent: the picker is rebuilt instead). */
+  candidate?(agentId: string, now: number): Candidate | undefined;
   load(): SubtreeLoad;
   /** From the cell timer: heartbeats, hello deadlines, carried attempts. */
   sweep(now: number): void;

@@ -24,13 +24,23 @@ export interface ExplainSource {
   whyNot(pos: number): string;
   score(pos: number): number;
   credits(pos: number): number;
+  /** Score only these positions (ascending): a policy's index already knows the best ones. */
+  readonly subset?: ExplainSubset | undefined;
+}
+
+/** The members worth scoring for an explanation, and how many are eligible in all. */
+export interface ExplainSubset {
+  /** Ascending positions; a superset of the best `limit` eligible members. */
+  readonly positions: readonly number[];
+  readonly eligible: number;
 }
 
 /**
  * The chosen one, then the best others up to `limit` (eligible first, by the
- * policy's score): `limit` passes over the members, no sort, objects only for
- * those listed. Draining candidates of the kind (not in the view) are counted
- * and listed last.
+ * policy's score): one pass over the members (or the subset the policy
+ * names), no sort, objects only for those listed. Draining candidates of the
+ * kind (not in the view; `cands` need hold only the draining ones) are
+ * counted and listed last.
  */
 export function explainView(
   rule: ScoreRule,
@@ -53,7 +63,13 @@ export function explainView(
     // One pass: every member's figures, and the best `want` others kept in order (insertion, want <= limit).
     const want = Math.max(0, limit - (src.chosen >= 0 ? 1 : 0));
     const top: number[] = [];
-    for (let p = 0; p < n; p++) {
+    const sub = src.subset;
+    if (sub !== undefined && src.chosen >= 0 && !sub.positions.includes(src.chosen)) {
+      throw new Error('explain: the subset must hold the chosen member (bug)');
+    }
+    const m = sub === undefined ? n : sub.positions.length;
+    for (let q = 0; q < m; q++) {
+      const p = sub === undefined ? q : sub.positions[q]!;
       ok[p] = src.ok(p) ? 1 : 0;
       eligible += ok[p]!;
       key[p] = sign * src.score(p);
@@ -64,6 +80,7 @@ export function explainView(
       top.splice(at, 0, p);
       if (top.length > want) top.pop();
     }
+    if (sub !== undefined) eligible = sub.eligible;
     const row = (p: number): ScoredCandidate => ({
       id: src.id(p),
       score: sign * key[p]!,

@@ -9,24 +9,29 @@
 // The lowest delay wins (random tie-break). With load = 1 an agent more than
 // twice as fast with a free slot always beats an idle slow one (the two-speed
 // case of issue 11), while agents of about equal speed share work by their
-// free slots. Only busy changes between picks, so the rest is computed once
-// per picker.
+// free slots. Only busy changes between picks; the rest changes with an
+// agent's figures (update()).
 //
-// A node has thousands of agents, so a pick does not scan them. Members of a
-// kind are grouped by (total slots, available credits, trial flag): within a
-// group the load factor is the same, so the best member is the one with the
-// lowest static part. Each group is a bitset over the members in static-rank order,
-// and a pick compares only the groups' first members: O(groups) plus a word
-// scan, with groups ≤ the distinct (total, credits) pairs, e.g. 16 for agents
-// of 16 slots. Building it is O(n) per kind after one sort of the static
-// parts per picker. A member moves between groups when its availability
-// changes (availChanged). Ties, within a group or across groups with equal
-// scores, are broken uniformly at random over all tied members, as the scan
-// does. Tasks with affinity or exclusions (rare at the node) fall back to the
-// scan.
+// A node has thousands of agents, so a pick does not scan them, and the
+// picker is kept up to date instead of being rebuilt: update() takes one
+// agent's new figures (a heartbeat's load, a result's latency and success) in
+// O(log n). Members of a kind are grouped by (total slots, available
+// credits, trial flag, measured or not) in ./score-groups.ts: within a group
+// the load factor is the same, so the best member is the one with the lowest
+// static part, and a pick compares only the groups' heads: O(groups), e.g.
+// about 16 for agents of 16 slots. The unmeasured agents' prior (0.9 × the
+// fastest measured) and the trial cost (the slowest measured) are the
+// extremes of the measured latencies, kept as they change (Extremes), so the
+// scores are those a picker built from the same figures would give. Ties,
+// within a group or across groups with equal scores, are broken uniformly at
+// random over all tied members, as the scan does. Tasks with affinity or
+// exclusions (rare at the node) fall back to the scan. Explaining a pick
+// scores only the best few members of each group, not every agent.
 
 import { configObject, numberKey } from './config.js';
+import type { ExplainSubset } from './explain.js';
 import { BasePicker, type KindView } from './picker.js';
+import { Extremes, ScoreGroups, type Bucket } from './score-groups.js';
 import { registerPolicy } from './registry.js';
 import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule, TaskInfo } from './types.js';
 
@@ -55,120 +60,90 @@ export const UNMEASURED_SPEEDUP = 0.9;
 
 const clamp01 = (x: number): number => (x < 0 ? 0 : x > 1 ? 1 : x);
 
-/**
- * Members of one kind view with equal total slots, equal available credits and
- * equal trial flags, as a bitset over the view's members in static-rank order
- * (fastest first).
- */
-class Group {
-  size = 0;
-  /** No set bit below this word. */
-  hint = 0;
-  readonly bits: Uint32Array;
-  constructor(
-    readonly total: number,
-    readonly avail: number,
-    readonly trial: boolean,
-    words: number,
-  ) {
-    this.bits = new Uint32Array(words);
-  }
-}
-
-class ScoreIndex {
-  /** total → 2·avail + trial → group. */
-  readonly groups = new Map<number, Map<number, Group>>();
-  readonly nonEmpty = new Set<Group>();
-  /** Per member position: its group (undefined: no credit). */
-  readonly where: (Group | undefined)[];
-  /** Member positions in static-rank order, and each position's index there. */
-  readonly sorted: Int32Array;
-  readonly slot: Int32Array;
-  /** For index j of `sorted`: the end (exclusive) of the run of equal rank holding j. */
-  readonly runEnd: Int32Array;
-  readonly words: number;
-  constructor(sorted: Int32Array, runEnd: Int32Array) {
-    const n = sorted.length;
-    this.sorted = sorted;
-    this.runEnd = runEnd;
-    this.slot = new Int32Array(n);
-    for (let j = 0; j < n; j++) this.slot[sorted[j]!] = j;
-    this.where = new Array<Group | undefined>(n).fill(undefined);
-    this.words = (n + 31) >>> 5;
-  }
-}
-
-/** One group's tied best members: set bits of g in [from, to). */
+/** One group's tied best members: the head bucket of g. */
 interface Tie {
-  g: Group;
-  from: number;
-  to: number;
+  b: Bucket;
   count: number;
 }
 
 class NodeScorePicker extends BasePicker {
-  /** Expected service time before the load factor (lower is better), by candidate index. */
-  private readonly staticPart: Float64Array;
-  /** Dense rank of staticPart by candidate index (0 = lowest; equal parts, equal rank). */
-  private readonly rank: Int32Array;
-  /** Candidate indices by rank. */
-  private readonly order: Int32Array;
+  private readonly cfg: NodeScoreConfig;
+  /** Measured service time by candidate index (0: none yet). */
+  private readonly lat: Float64Array;
+  /** The success rate in the 1/p factor, floored, by candidate index. */
+  private readonly succ: Float64Array;
+  /** The resource stretch (1 + cpu·u.cpu + memory·u.memory), by candidate index. */
+  private readonly res: Float64Array;
+  /** The measured latencies' extremes: the prior of the unmeasured, the trial cost. */
+  private readonly latencies: Extremes;
   private readonly score: (v: KindView, pos: number) => number;
-  private readonly load: number;
   /** 1: no latency data and no slot freed through this picker yet (on trial, see delay()). */
   private readonly trial: Uint8Array;
-  /** Views built so far (a member leaving trial moves group in each). */
+  /** Views built so far (a member leaving trial, or rescored, moves group in each). */
   private readonly built: KindView[] = [];
-  /** What each running task of an agent on trial adds to its delay: the slowest measured time. */
-  private readonly trialMs: number;
   private readonly ties: Tie[] = [];
   private nTies = 0;
+  /** While update() replaces a candidate: availChanged leaves the index alone (update re-inserts). */
+  private quiet = false;
 
   constructor(cands: readonly Candidate[], random: () => number, cfg: NodeScoreConfig) {
     super(cands, random);
-    this.load = cfg.load;
-    let fastest = Infinity;
-    let slowest = 0;
-    for (const c of cands) {
-      if (!(c.latencyEwmaMs > 0)) continue;
-      if (c.latencyEwmaMs < fastest) fastest = c.latencyEwmaMs;
-      if (c.latencyEwmaMs > slowest) slowest = c.latencyEwmaMs;
-    }
-    const prior = fastest < Infinity ? fastest * UNMEASURED_SPEEDUP : cfg.latencyRefMs;
-    this.trialMs = slowest > 0 ? slowest : cfg.latencyRefMs;
-    this.trial = Uint8Array.from(cands, (c) => (c.latencyEwmaMs > 0 ? 0 : 1));
-    this.staticPart = Float64Array.from(cands, (c) => {
-      const t = c.latencyEwmaMs > 0 ? c.latencyEwmaMs : prior;
-      const p = Math.max(cfg.minSuccess, clamp01(c.successEwma));
-      return (t / p) * (1 + cfg.cpu * clamp01(c.utilization.cpu) + cfg.memory * clamp01(c.utilization.memory));
-    });
-    const st = this.staticPart;
-    this.order = Int32Array.from(cands, (_c, i) => i).sort((a, b) => st[a]! - st[b]! || a - b);
-    this.rank = new Int32Array(cands.length);
-    let r = -1;
-    for (let i = 0; i < this.order.length; i++) {
-      if (i === 0 || st[this.order[i]!] !== st[this.order[i - 1]!]) r++;
-      this.rank[this.order[i]!] = r;
-    }
+    this.cfg = cfg;
+    const n = cands.length;
+    this.lat = new Float64Array(n);
+    this.succ = new Float64Array(n);
+    this.res = new Float64Array(n);
+    this.trial = new Uint8Array(n);
+    this.latencies = new Extremes(n);
+    for (let i = 0; i < n; i++) this.figures(i, cands[i]!);
     this.score = (v, pos) => {
       const idx = v.members[pos]!;
-      return this.delay(this.staticPart[idx]!, v.total[pos]!, this.avail(v, pos), this.trial[idx] === 1);
+      return this.delay(this.staticOf(idx, this.prior()), v.total[pos]!, this.avail(v, pos), this.trial[idx] === 1);
     };
+  }
+
+  /** Take candidate i's figures, as a picker built from it would. */
+  private figures(i: number, c: Candidate): void {
+    const cfg = this.cfg;
+    const measured = c.latencyEwmaMs > 0;
+    this.lat[i] = measured ? c.latencyEwmaMs : 0;
+    this.succ[i] = Math.max(cfg.minSuccess, clamp01(c.successEwma));
+    this.res[i] = 1 + cfg.cpu * clamp01(c.utilization.cpu) + cfg.memory * clamp01(c.utilization.memory);
+    this.trial[i] = measured ? 0 : 1;
+    this.latencies.set(i, measured ? c.latencyEwmaMs : NaN);
+  }
+
+  /** Service time assumed for an agent without data: a little faster than the fastest measured one. */
+  private prior(): number {
+    const f = this.latencies.min();
+    return f < Infinity ? f * UNMEASURED_SPEEDUP : this.cfg.latencyRefMs;
+  }
+
+  /** Expected service time before the load factor (lower is better). */
+  private staticOf(idx: number, prior: number): number {
+    const t = this.lat[idx]! > 0 ? this.lat[idx]! : prior;
+    return (t / this.succ[idx]!) * this.res[idx]!;
+  }
+
+  /** What an index key orders by: the static part, or for the unmeasured the same with a unit prior. */
+  private keyOf(idx: number): number {
+    return this.lat[idx]! > 0 ? this.staticOf(idx, 0) : this.res[idx]! / this.succ[idx]!;
   }
 
   /**
    * Expected delay of a member with static part `st`, `total` slots of the
    * kind and `avail` credits. An agent without latency data is tried one
    * task at a time: until it frees a slot (a release through this picker, or
-   * a measurement in a later one), each task it runs adds the slowest
-   * measured service time, so it takes a second task only when the others
-   * are about as loaded. A cold node thus learns which agents answer before
-   * it has a single EWMA. Within a group (equal total, avail and trial flag)
-   * the order is by `st` alone.
+   * a measurement), each task it runs adds the slowest measured service time,
+   * so it takes a second task only when the others are about as loaded. A
+   * cold node thus learns which agents answer before it has a single EWMA.
+   * Within a group (equal total, avail and flags) the order is by `st` alone.
    */
   private delay(st: number, total: number, avail: number, trial: boolean): number {
     const busy = total - avail;
-    return st * (1 + this.load * (busy / total)) + (trial ? busy * this.trialMs : 0);
+    if (!trial) return st * (1 + this.cfg.load * (busy / total));
+    const slowest = this.latencies.max();
+    return st * (1 + this.cfg.load * (busy / total)) + busy * (slowest > 0 ? slowest : this.cfg.latencyRefMs);
   }
 
   protected override scoreRule(): ScoreRule {
@@ -179,79 +154,66 @@ class NodeScorePicker extends BasePicker {
     return this.score(v, pos);
   }
 
+  /** The built views holding candidate idx, with its position in each. */
+  private placesOf(idx: number): [KindView, number][] {
+    const out: [KindView, number][] = [];
+    for (const v of this.built) {
+      const pos = v.posOf![idx]!;
+      if (pos >= 0) out.push([v, pos]);
+    }
+    return out;
+  }
+
   override release(candidateId: string, kind: string): void {
     const idx = this.indexOf(candidateId);
     if (idx !== undefined && this.trial[idx] === 1) {
       // It answered: off trial. Move it to the group of its new flag in every view.
-      const moving: [KindView, number][] = [];
-      for (const v of this.built) {
-        const pos = v.posOf![idx]!;
-        if (pos >= 0) moving.push([v, pos]);
-      }
-      for (const [v, pos] of moving) this.unindex(v.ext as ScoreIndex, pos);
+      const places = this.placesOf(idx);
+      for (const [v, pos] of places) (v.ext as ScoreGroups).remove(pos);
       this.trial[idx] = 0;
-      for (const [v, pos] of moving) this.insert(v, v.ext as ScoreIndex, pos);
+      for (const [v, pos] of places) this.insert(v, pos);
     }
     super.release(candidateId, kind);
   }
 
+  /** An agent's new figures (load, latency, success, free slots): taken in place, O(log n) per kind it serves. */
+  update(c: Candidate): boolean {
+    const idx = this.indexOf(c.id);
+    if (idx === undefined) return false;
+    const places = this.placesOf(idx);
+    for (const [v, pos] of places) (v.ext as ScoreGroups).remove(pos);
+    this.quiet = true;
+    try {
+      const ok = this.replaceCandidate(idx, c);
+      if (ok) this.figures(idx, c);
+      return ok;
+    } finally {
+      this.quiet = false;
+      for (const [v, pos] of places) this.insert(v, pos);
+    }
+  }
+
   protected override initView(v: KindView): void {
-    const n = v.members.length;
-    const sorted = new Int32Array(n);
-    let j = 0;
-    for (let i = 0; i < this.order.length; i++) {
-      const p = v.posOf![this.order[i]!]!;
-      if (p >= 0) sorted[j++] = p;
-    }
-    const runEnd = new Int32Array(n);
-    for (let k = n - 1; k >= 0; k--) {
-      runEnd[k] =
-        k + 1 < n && this.rank[v.members[sorted[k]!]!] === this.rank[v.members[sorted[k + 1]!]!]
-          ? runEnd[k + 1]!
-          : k + 1;
-    }
-    const ix = new ScoreIndex(sorted, runEnd);
-    v.ext = ix;
+    v.ext = new ScoreGroups(v.members.length);
     this.built.push(v);
-    for (let p = 0; p < n; p++) this.insert(v, ix, p);
+    for (let p = 0; p < v.members.length; p++) this.insert(v, p);
   }
 
   protected override availChanged(v: KindView, pos: number): void {
-    const ix = v.ext as ScoreIndex;
+    if (this.quiet) return;
+    const ix = v.ext as ScoreGroups;
     const g = ix.where[pos];
     const a = this.avail(v, pos);
     if (g !== undefined ? g.avail === a : a < 1) return;
-    this.unindex(ix, pos);
-    this.insert(v, ix, pos);
+    ix.remove(pos);
+    this.insert(v, pos);
   }
 
-  private unindex(ix: ScoreIndex, pos: number): void {
-    const g = ix.where[pos];
-    if (g === undefined) return;
-    const j = ix.slot[pos]!;
-    g.bits[j >>> 5]! &= ~(1 << (j & 31));
-    if (--g.size === 0) ix.nonEmpty.delete(g);
-    ix.where[pos] = undefined;
-  }
-
-  private insert(v: KindView, ix: ScoreIndex, pos: number): void {
+  private insert(v: KindView, pos: number): void {
     const a = this.avail(v, pos);
     if (a < 1) return;
-    const t = v.total[pos]!;
-    const um = this.trial[v.members[pos]!] === 1;
-    let byAvail = ix.groups.get(t);
-    if (byAvail === undefined) ix.groups.set(t, (byAvail = new Map()));
-    let g = byAvail.get(2 * a + (um ? 1 : 0));
-    if (g === undefined) byAvail.set(2 * a + (um ? 1 : 0), (g = new Group(t, a, um, ix.words)));
-    const j = ix.slot[pos]!;
-    const wd = j >>> 5;
-    g.bits[wd]! |= 1 << (j & 31);
-    if (wd < g.hint) g.hint = wd;
-    ix.where[pos] = g;
-    if (g.size++ === 0) {
-      ix.nonEmpty.add(g);
-      g.hint = wd;
-    }
+    const idx = v.members[pos]!;
+    (v.ext as ScoreGroups).insert(pos, v.total[pos]!, a, this.trial[idx] === 1, this.lat[idx]! > 0, this.keyOf(idx));
   }
 
   protected select(v: KindView, task: TaskInfo): number {
@@ -262,83 +224,51 @@ class NodeScorePicker extends BasePicker {
     ) {
       return this.selectMin(v, this.score);
     }
-    const ix = v.ext as ScoreIndex;
+    const ix = v.ext as ScoreGroups;
+    const prior = this.prior();
     let best = Infinity;
     let count = 0;
     this.nTies = 0;
     for (const g of ix.nonEmpty) {
-      const j = firstSet(g);
-      const s = this.delay(this.staticPart[v.members[ix.sorted[j]!]!]!, g.total, g.avail, g.trial);
+      const b = g.head();
+      const st = g.measured ? b.key : this.staticOf(v.members[b.members[0]!]!, prior);
+      const s = this.delay(st, g.total, g.avail, g.trial);
       if (s > best) continue;
       if (s < best) {
         best = s;
         this.nTies = 0;
         count = 0;
       }
-      const to = ix.runEnd[j]!;
-      const c = countSet(g.bits, j, to);
-      const tie = (this.ties[this.nTies++] ??= { g, from: 0, to: 0, count: 0 });
-      tie.g = g;
-      tie.from = j;
-      tie.to = to;
-      tie.count = c;
-      count += c;
+      const tie = (this.ties[this.nTies++] ??= { b, count: 0 });
+      tie.b = b;
+      tie.count = b.members.length;
+      count += tie.count;
     }
     if (count === 0) return -1;
     let k = count === 1 ? 0 : Math.floor(this.random() * count);
     for (let i = 0; i < this.nTies; i++) {
       const tie = this.ties[i]!;
-      if (k < tie.count) return ix.sorted[nthSet(tie.g.bits, tie.from, tie.to, k)]!;
+      if (k < tie.count) return tie.b.members[k]!;
       k -= tie.count;
     }
     return -1;
   }
-}
 
-/** Index of the lowest set bit of a non-empty group (advances its hint). */
-function firstSet(g: Group): number {
-  const b = g.bits;
-  let w = g.hint;
-  while (b[w] === 0) w++;
-  g.hint = w;
-  const x = b[w]!;
-  return (w << 5) + (31 - Math.clz32(x & -x));
-}
-
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
-}
-
-/** Bits of word w within [from, to). */
-function maskedWord(b: Uint32Array, w: number, from: number, to: number): number {
-  let x = b[w]!;
-  const lo = w << 5;
-  if (from > lo) x &= ~0 << (from - lo);
-  if (to < lo + 32) x &= (1 << (to - lo)) - 1;
-  return x >>> 0;
-}
-
-function countSet(b: Uint32Array, from: number, to: number): number {
-  let n = 0;
-  for (let w = from >>> 5; w <= (to - 1) >>> 5; w++) n += popcount(maskedWord(b, w, from, to));
-  return n;
-}
-
-/** Index of the k-th (0-based) set bit in [from, to). */
-function nthSet(b: Uint32Array, from: number, to: number, k: number): number {
-  for (let w = from >>> 5; w <= (to - 1) >>> 5; w++) {
-    let x = maskedWord(b, w, from, to);
-    const c = popcount(x);
-    if (k >= c) {
-      k -= c;
-      continue;
-    }
-    while (k-- > 0) x &= x - 1;
-    return (w << 5) + (31 - Math.clz32(x & -x));
+  /**
+   * What explain scores: the best `limit` members of each group (so the best
+   * `limit` overall), not every agent; all of them when fewer than `limit`
+   * have a credit (the rest are listed as full) or the task has affinity or
+   * exclusions.
+   */
+  protected override explainSubset(v: KindView, task: TaskInfo, limit: number): ExplainSubset | undefined {
+    if ((task.affinity?.length ?? 0) > 0 || (task.exclude?.length ?? 0) > 0) return undefined;
+    const ix = v.ext as ScoreGroups;
+    const eligible = ix.count();
+    if (eligible < limit) return undefined;
+    const positions: number[] = [];
+    for (const g of ix.nonEmpty) g.best(limit, positions);
+    return { positions: positions.sort((a, b) => a - b), eligible };
   }
-  return from;
 }
 
 export const nodeScorePolicy: PolicyFactory<NodeScoreConfig> = {

@@ -14,34 +14,11 @@
 // creditSum adjusted, so credits(kind) stays exact (Σ min(kind, pool)).
 
 import { ContextRing, LOAD_BOUND, loadCap } from './context.js';
-import { contextRule, explainView, NO_SCORE } from './explain.js';
-import type { Candidate, Explanation, KindSlots, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
+import { buildView, KindView, labelSet, wholeCredits } from './picker-view.js';
+import { contextRule, explainView, NO_SCORE, type ExplainSubset } from './explain.js';
+import type { Candidate, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
 
-export class KindView {
-  /** Σ min(kind credit, pool credit) over members; 0 ⇒ queue without scanning. */
-  creditSum = 0;
-  /** Round-robin style cursor, free for the policy to use. */
-  cursor = 0;
-  /** Reusable buffer of member positions for policies that sample. */
-  readonly scratch: Int32Array;
-  /** Policy-specific per-kind data (e.g. WRR virtual deadlines). */
-  ext: unknown = undefined;
-  /** Member position by candidate index (-1: not a member), filled when the view is built. */
-  posOf: Int32Array | undefined = undefined;
-  /** The members on a hash ring, built on the first pick with a context key. */
-  ring: ContextRing | undefined = undefined;
-
-  constructor(
-    readonly kind: string,
-    /** Candidate indices (into the picker's candidate array). */
-    readonly members: Int32Array,
-    /** Credit overlay per member position; consumed by routes. */
-    readonly credits: Float64Array,
-    readonly total: Float64Array,
-  ) {
-    this.scratch = new Int32Array(members.length);
-  }
-}
+export { KindView };
 
 const SPILL_NO_KIND: PickResult = Object.freeze({ type: 'spillUp', reason: 'no candidate has the kind' });
 const SPILL_NO_MATCH: PickResult = Object.freeze({
@@ -78,11 +55,17 @@ export abstract class BasePicker implements Picker {
    * this times the mean load. Set by the registry from the cell's `contextLoadBound`.
    */
   contextBound = LOAD_BOUND;
+  /** The candidates, by index (replaceCandidate swaps one in). */
+  protected readonly cands: Candidate[];
+  /** The draining ones (explain lists them; replaceCandidate never changes who drains). */
+  private readonly drainingCands: readonly Candidate[];
 
   constructor(
-    protected readonly cands: readonly Candidate[],
+    cands: readonly Candidate[],
     protected readonly random: () => number,
   ) {
+    this.cands = cands.slice();
+    this.drainingCands = cands.filter((c) => c.draining);
     this.routes = cands.map((c) => Object.freeze({ type: 'route', candidate: c.id }) as PickResult);
     cands.forEach((c, i) => this.indexById.set(c.id, i));
     this.pool = Float64Array.from(cands, (c) => (c.sharedSlots ? wholeCredits(c.sharedSlots) : Infinity));
@@ -209,6 +192,56 @@ export abstract class BasePicker implements Picker {
     return c.active + c.queueDepth + this.sent[idx]!;
   }
 
+  /**
+   * Candidate `idx` has new figures (`c`, the same id): take them as a picker
+   * built from it would (credits from its free slots, its routes through this
+   * picker forgotten, since `c` counts them as active). False, and nothing
+   * changed, when that would change the views it belongs to (draining, its
+   * kinds, a kind's total reaching 0, shared slots or not): then rebuild.
+   * For pickers kept up to date (Picker.update); the policy re-derives its own
+   * figures of the candidate after this.
+   */
+  protected replaceCandidate(idx: number, c: Candidate): boolean {
+    const old = this.cands[idx]!;
+    if (c.id !== old.id || c.draining || old.draining) return false;
+    if ((c.sharedSlots === undefined) !== (old.sharedSlots === undefined) || c.slots.size !== old.slots.size)
+      return false;
+    for (const [k, s] of c.slots) {
+      const o = old.slots.get(k);
+      if (o === undefined || o.total > 0 !== s.total > 0) return false;
+    }
+    const places: [KindView, number][] = [];
+    for (const k of c.slots.keys()) {
+      const v = this.views.get(k);
+      if (v && v.posOf![idx]! >= 0) places.push([v, v.posOf![idx]!]);
+    }
+    for (const [v, p] of places) v.creditSum -= this.avail(v, p);
+    this.cands[idx] = c;
+    this.pool[idx] = c.sharedSlots ? wholeCredits(c.sharedSlots) : Infinity;
+    this.poolTotal[idx] = c.sharedSlots ? c.sharedSlots.total : Infinity;
+    this.sent[idx] = 0;
+    if (this.labelSets) this.labelSets[idx] = labelSet(c);
+    for (const [v, p] of places) {
+      const s = c.slots.get(v.kind)!;
+      v.total[p] = s.total;
+      v.credits[p] = wholeCredits(s);
+    }
+    for (const [v, p] of places) {
+      v.creditSum += this.avail(v, p);
+      this.availChanged(v, p);
+    }
+    return true;
+  }
+
+  /**
+   * Hook for explain: the member positions worth scoring (a superset of the
+   * best `limit` eligible ones) and how many are eligible, when the policy's
+   * index knows them without a scan; undefined: scan every member.
+   */
+  protected explainSubset(_v: KindView, _task: TaskInfo, _limit: number): ExplainSubset | undefined {
+    return undefined;
+  }
+
   /** What the policy's scores are and which way is better (explain); policies with a score override it. */
   protected scoreRule(): ScoreRule {
     return NO_SCORE;
@@ -222,7 +255,7 @@ export abstract class BasePicker implements Picker {
   explain(task: TaskInfo, chosen: string, limit: number): Explanation {
     const v = this.view(task.kind);
     const rule = contextRule(this.scoreRule(), task);
-    if (v === null) return explainView(rule, this.cands, task, chosen, limit, undefined);
+    if (v === null) return explainView(rule, this.drainingCands, task, chosen, limit, undefined);
     const aff = task.affinity ?? [];
     if (aff.length > 0 && !this.labelSets) this.labelSets = this.cands.map(labelSet);
     this.reqCount = 0;
@@ -233,7 +266,12 @@ export abstract class BasePicker implements Picker {
     const cpos = idx === undefined ? -1 : v.posOf![idx]!;
     if (cpos >= 0) this.adjust(v, cpos, +1);
     try {
-      return explainView(rule, this.cands, task, chosen, limit, {
+      let subset = this.explainSubset(v, task, limit);
+      if (subset !== undefined && cpos >= 0 && !subset.positions.includes(cpos)) {
+        subset = { positions: [...subset.positions, cpos].sort((a, b) => a - b), eligible: subset.eligible };
+      }
+      return explainView(rule, this.drainingCands, task, chosen, limit, {
+        subset,
         size: v.members.length,
         chosen: cpos,
         id: (p) => this.candidateAt(v, p).id,
@@ -366,34 +404,3 @@ export abstract class BasePicker implements Picker {
 
 const HOLDER_FULL = -2;
 const NO_HOLDER = -3;
-
-function buildView(cands: readonly Candidate[], kind: string): KindView | null {
-  const idx: number[] = [];
-  for (let i = 0; i < cands.length; i++) {
-    const c = cands[i]!;
-    const s = c.slots.get(kind);
-    // A candidate with zero total slots of a kind cannot ever take it.
-    if (!c.draining && s !== undefined && s.total > 0) idx.push(i);
-  }
-  if (idx.length === 0) return null;
-  const n = idx.length;
-  const credits = new Float64Array(n);
-  const total = new Float64Array(n);
-  for (let p = 0; p < n; p++) {
-    const s = cands[idx[p]!]!.slots.get(kind)!;
-    total[p] = s.total;
-    credits[p] = wholeCredits(s);
-  }
-  return new KindView(kind, Int32Array.from(idx), credits, total);
-}
-
-/** Summaries can be momentarily inconsistent; credits are whole, within [0, total]. */
-function wholeCredits(s: KindSlots): number {
-  return Math.max(0, Math.min(Math.floor(s.free), s.total));
-}
-
-function labelSet(c: Candidate): Set<string> {
-  const s = new Set<string>();
-  for (const l of c.labels) s.add(l.key + '\0' + l.value);
-  return s;
-}

@@ -132,6 +132,13 @@ export interface Picker {
    * best others), the rest only counted.
    */
   explain(task: TaskInfo, chosen: string, limit: number): Explanation;
+  /**
+   * Optional: take one known candidate's new figures in place, as a picker
+   * built with them would see it (true); false when it cannot (a candidate it
+   * does not hold, or one whose kinds or draining changed): rebuild. A cell
+   * keeps a picker that has it instead of rebuilding it on a timer.
+   */
+  update?(c: Candidate): boolean;
 }
 
 /** One candidate as a policy saw it for one pick (Picker.explain). */

@@ -1,0 +1,332 @@
+// `npm run bench:node`: what a node cell spends per placed task and per
+// heartbeat as its agents grow, in one process, deterministically: no
+// sockets, no other processes, virtual time.
+//
+// A real node Cell (its ledger, queue, dispatcher, policy picker, placement
+// trail, circuit breakers) with real AgentSessions on a VirtualScheduler; each
+// simulated agent is a stream object that the session writes encoded messages
+// to and that hands the node decoded ones (as grpc-js would), so the node's
+// code runs as it does in `meshlb serve` minus the transport. Per size of
+// --sizes (default 100, 1,000, 20,000 agents of 4 slots, heartbeating at the
+// interval their node gives them): the CPU of the node's code per placed task
+// (--tasks no-op tasks at --rate per virtual second, SubmitBatch-sized
+// submissions each virtual millisecond, results after --service-ms), per load
+// message with no tasks flowing, the GC time and picker rebuilds, and every
+// ratio to the first size. CPU is this process's `process.cpuUsage`, each
+// size in a fresh child process so one size's heap does not tax the next.
+//
+// `--base=REF` runs the same with the src/ of git REF (e.g. main), extracted
+// into tmp/, in the same run: the before/after of a change to the node path.
+// Writes bench/results/node-place-<timestamp>.json and .txt.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { mkdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { writeResults } from './lib/results.js';
+import { renderTable, type Cell as TableCell } from './lib/table.js';
+
+const arg = (name: string): string | undefined =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const num = (name: string, def: number): number => Number(arg(name) ?? def);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.join(here, '..');
+
+interface Figures {
+  impl: string;
+  agents: number;
+  tasks: number;
+  cpuUsPerTask: number;
+  gcMsPerKTask: number;
+  loads: number;
+  cpuUsPerLoad: number;
+  rebuilds: number;
+  heartbeatMs: number;
+  done: number;
+}
+
+if (process.argv.includes('--child')) await child();
+else await parent();
+
+async function parent(): Promise<void> {
+  const sizes = (arg('sizes') ?? '100,1000,20000').split(',').map(Number);
+  const base = arg('base');
+  const impls: [string, string][] = [];
+  if (base) impls.push([`${base}`, extractBase(base)]);
+  impls.push(['this tree', path.join(repo, 'src')]);
+  const load0 = os.loadavg()[0]!;
+  const rows: Figures[] = [];
+  // Alternate the impls per size, so the machine's load falls on both alike.
+  for (const n of sizes) {
+    for (const [name, src] of impls) {
+      const r = spawnSync(
+        process.execPath,
+        [
+          ...process.execArgv,
+          fileURLToPath(import.meta.url),
+          '--child',
+          `--src=${src}`,
+          `--impl=${name}`,
+          `--agents=${n}`,
+          ...process.argv.slice(2).filter((a) => !a.startsWith('--sizes') && !a.startsWith('--base')),
+        ],
+        { encoding: 'utf8', maxBuffer: 1 << 24 },
+      );
+      const line = r.stdout.trim().split('\n').pop() ?? '';
+      if (r.status !== 0 || !line.startsWith('{')) {
+        process.stderr.write(r.stderr);
+        throw new Error(`child for ${name} at ${n} agents failed (${r.status})`);
+      }
+      const f = JSON.parse(line) as Figures;
+      rows.push(f);
+      process.stdout.write(
+        `${name}, ${n} agents: ${f.cpuUsPerTask.toFixed(1)} µs/task, ${f.cpuUsPerLoad.toFixed(1)} µs/load\n`,
+      );
+    }
+  }
+  const load1 = os.loadavg()[0]!;
+  const header = [
+    'impl',
+    'agents',
+    'heartbeat',
+    'tasks done',
+    'CPU µs/task',
+    'ratio',
+    'GC ms/1k tasks',
+    'rebuilds',
+    'CPU µs/load',
+    'ratio',
+  ];
+  const table: TableCell[][] = [];
+  for (const [name] of impls) {
+    const mine = rows.filter((r) => r.impl === name);
+    const ref = mine[0]!;
+    for (const r of mine) {
+      table.push([
+        name,
+        r.agents,
+        `${r.heartbeatMs} ms`,
+        r.done,
+        r.cpuUsPerTask.toFixed(1),
+        `${(r.cpuUsPerTask / ref.cpuUsPerTask).toFixed(2)}x`,
+        r.gcMsPerKTask.toFixed(1),
+        r.rebuilds,
+        r.cpuUsPerLoad.toFixed(1),
+        `${(r.cpuUsPerLoad / ref.cpuUsPerLoad).toFixed(2)}x`,
+      ]);
+    }
+  }
+  const text = `${renderTable(header, table)}\nload average ${load0.toFixed(2)} → ${load1.toFixed(2)} (1 min), ${os.cpus().length} cpus\n`;
+  process.stdout.write(`\n${text}`);
+  const file = writeResults('node-place', { sizes, base: base ?? null, rows, loadavg: [load0, load1] });
+  writeFileSync(file.replace(/\.json$/, '.txt'), text);
+  process.stdout.write(`${file}\n`);
+}
+
+/** src/ of git `ref`, extracted once into tmp/base-<ref>/ (inside the repo, so its imports resolve to node_modules). */
+function extractBase(ref: string): string {
+  const dir = path.join(repo, 'tmp', `base-${ref.replace(/[^\w.-]/g, '_')}`);
+  if (existsSync(dir)) rmSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true });
+  const tar = execFileSync('git', ['-C', repo, 'archive', ref, 'src'], { maxBuffer: 1 << 28 });
+  execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  return path.join(dir, 'src');
+}
+
+/** A stream as AgentSessions sees one: it writes encoded messages and is handed decoded ones. */
+interface FakeCall {
+  on(ev: string, fn: (m: unknown) => void): FakeCall;
+  emit(ev: string, m?: unknown): boolean;
+  write(m: unknown, cb?: () => void): boolean;
+  end(): void;
+  getPeer(): string;
+}
+
+async function child(): Promise<void> {
+  const src = arg('src')!;
+  const n = num('agents', 100);
+  const rate = num('rate', 2000);
+  const tasks = num('tasks', 20000);
+  const serviceMs = num('service-ms', 5);
+  const slots = num('slots', 4);
+  const imp = async <T>(p: string): Promise<T> => (await import(pathToFileURL(path.join(src, p)).href)) as T;
+  const { Cell } = await imp<typeof import('../src/mesh/cell.js')>('mesh/cell.ts');
+  const { AgentSessions } = await imp<typeof import('../src/mesh/agent-sessions.js')>('mesh/agent-sessions.ts');
+  const { VirtualScheduler } =
+    await imp<typeof import('../src/mesh/virtual-scheduler.js')>('mesh/virtual-scheduler.ts');
+  const { parseTopology } = await imp<typeof import('../src/topology/parse.js')>('topology/parse.ts');
+  const { meshOf } = await imp<typeof import('../src/mesh/mesh-identity.js')>('mesh/mesh-identity.ts');
+  const { ConnectRequest, ConnectResponse } =
+    await imp<typeof import('../src/gen/meshlb/v1/agent.js')>('gen/meshlb/v1/agent.ts');
+  const { TaskSpec, Durability, ResultStatus } =
+    await imp<typeof import('../src/gen/meshlb/v1/task.js')>('gen/meshlb/v1/task.ts');
+  const { default: pino } = await import('pino');
+
+  const { chainTopologyYaml } = await imp<typeof import('../src/topology/chain.js')>('topology/chain.ts');
+  const topo = parseTopology(chainTopologyYaml({ name: 'bench-node', nodes: ['n'], basePort: 7900 }));
+  const spec = topo.byPath.get('/r/z/n')!;
+  const vs = new VirtualScheduler(1_000_000);
+  const cell = new Cell(topo, spec, 1, { scheduler: vs, seed: 1, log: pino({ level: 'silent' }) });
+  const sessions = new AgentSessions(cell, meshOf(topo));
+  cell.attach({ agents: sessions });
+  cell.start();
+  await settle();
+
+  let heartbeatMs = 1000;
+  const due = new Map<number, Map<number, { taskId: string; attempt: number }[]>>();
+  const calls: FakeCall[] = [];
+  let assigned = 0;
+  for (let i = 0; i < n; i++) {
+    const call = new EventEmitter() as unknown as FakeCall & EventEmitter;
+    call.write = (m: unknown, cb?: () => void): boolean => {
+      const bytes = ConnectResponse.encode(m as never).finish();
+      const msg = (
+        m as {
+          msg?: {
+            $case: string;
+            value: { tasks?: { taskId: string; attempt: number }[]; intervalMs?: number; heartbeatIntervalMs?: number };
+          };
+        }
+      ).msg;
+      if (msg?.$case === 'assignments') {
+        const at = vs.now() + serviceMs;
+        let byAgent = due.get(at);
+        if (!byAgent) due.set(at, (byAgent = new Map()));
+        const list = byAgent.get(i) ?? [];
+        for (const t of msg.value.tasks!) list.push({ taskId: t.taskId, attempt: t.attempt });
+        byAgent.set(i, list);
+        assigned += msg.value.tasks!.length;
+      } else if (msg?.$case === 'welcome') heartbeatMs = Math.max(heartbeatMs, msg.value.heartbeatIntervalMs!);
+      else if (msg?.$case === 'heartbeat') heartbeatMs = Math.max(heartbeatMs, msg.value.intervalMs!);
+      cb?.();
+      return bytes.length >= 0;
+    };
+    call.end = () => undefined;
+    call.getPeer = () => `agent-${i}`;
+    calls.push(call);
+    sessions.connect(call as never);
+    send(i, {
+      $case: 'hello',
+      value: {
+        agentId: `a${i}`,
+        kinds: ['work'],
+        slots,
+        labels: [],
+        mesh: topo.name,
+        meshId: meshOf(topo).id,
+        nodeCell: spec.path,
+        running: [],
+      },
+    });
+    if (i % 1000 === 999) await settle();
+  }
+  await settle();
+
+  function send(i: number, msg: unknown): void {
+    const req = ConnectRequest.decode(ConnectRequest.encode(ConnectRequest.fromPartial({ msg } as never)).finish());
+    calls[i]!.emit('data', req);
+  }
+  async function settle(): Promise<void> {
+    for (let k = 0; k < 5; k++) {
+      await new Promise<void>((r) => setImmediate(r));
+      vs.runDeferred();
+    }
+  }
+  /** Loads of the agents due in virtual millisecond t (agent i beats at t ≡ i mod interval). */
+  let loads = 0;
+  const beat = (t: number): void => {
+    for (let i = t % heartbeatMs; i < n; i += heartbeatMs) {
+      send(i, {
+        $case: 'load',
+        value: { cpu: ((i * 7919 + t) % 100) / 100, memory: 0.3, inFlight: 0, draining: false },
+      });
+      loads++;
+    }
+  };
+  const answer = (t: number): number => {
+    const byAgent = due.get(t);
+    if (!byAgent) return 0;
+    due.delete(t);
+    let k = 0;
+    for (const [i, list] of byAgent) {
+      send(i, {
+        $case: 'results',
+        value: {
+          results: list.map((x) => ({
+            taskId: x.taskId,
+            attempt: x.attempt,
+            status: ResultStatus.RESULT_STATUS_OK,
+            output: Buffer.alloc(0),
+          })),
+        },
+      });
+      k += list.length;
+    }
+    return k;
+  };
+  let done = 0;
+  let submitted = 0;
+  let carry = 0;
+  const step = async (withTasks: boolean): Promise<void> => {
+    const t = vs.now();
+    beat(t);
+    done += answer(t);
+    if (withTasks && submitted < tasks) {
+      carry += rate / 1000;
+      const k = Math.min(Math.floor(carry), tasks - submitted);
+      carry -= k;
+      if (k > 0) {
+        const specs = Array.from({ length: k }, () =>
+          TaskSpec.fromPartial({ kind: 'work', durability: Durability.DURABILITY_NONE, timeoutMs: 30_000 }),
+        );
+        submitted += k;
+        await cell.submit(specs);
+      }
+    }
+    vs.runDeferred();
+    vs.advance(1);
+  };
+
+  // Warm-up: V8 compiles the path; the heartbeat interval settles.
+  for (let t = 0; t < 3000 && submitted < Math.min(tasks, 4000); t++) await step(true);
+  while (done < submitted) await step(false);
+
+  // Heartbeats alone, 2 virtual seconds of loads.
+  const hb0 = process.cpuUsage();
+  const loads0 = loads;
+  for (let t = 0; t < 2000; t++) await step(false);
+  const hb = process.cpuUsage(hb0);
+  const hbLoads = loads - loads0;
+
+  // Tasks flowing.
+  let gcMs = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcMs += e.duration;
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  const rebuilds0 = cell.dispatcher.rebuilds;
+  submitted = 0;
+  done = 0;
+  const c0 = process.cpuUsage();
+  while (submitted < tasks || done < submitted) await step(true);
+  const c = process.cpuUsage(c0);
+  await new Promise<void>((r) => setTimeout(r, 50)); // GC entries arrive on a later turn
+  obs.disconnect();
+  const out: Figures = {
+    impl: arg('impl') ?? src,
+    agents: n,
+    tasks,
+    done,
+    cpuUsPerTask: (c.user + c.system) / tasks,
+    gcMsPerKTask: (gcMs * 1000) / tasks,
+    loads: hbLoads,
+    cpuUsPerLoad: (hb.user + hb.system) / Math.max(1, hbLoads),
+    rebuilds: cell.dispatcher.rebuilds - rebuilds0,
+    heartbeatMs,
+  };
+  if (assigned < tasks) throw new Error(`only ${assigned} assigned`);
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exit(0);
+}

@@ -1,0 +1,82 @@
+// The index under node-score (src/policies/score-groups.ts) against a plain
+// model: after any sequence of inserts, removals and re-keyings, every group's
+// head is its lowest key with all of its members, best() lists the lowest keys
+// in order, and Extremes has the set's min and max.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Extremes, ScoreGroups } from '../../src/policies/score-groups.js';
+import { assertProperty } from './arbitraries.js';
+
+const N = 40;
+const opArb = fc.record({
+  pos: fc.nat(N - 1),
+  avail: fc.integer({ min: 0, max: 3 }),
+  key: fc.constantFrom(1, 2, 2, 3, 5, 8, 13),
+});
+
+describe('ScoreGroups', () => {
+  it('keeps each group’s head and best members exact through any moves (heap compaction included)', () => {
+    assertProperty(
+      fc.property(fc.array(opArb, { maxLength: 400 }), (ops) => {
+        const ix = new ScoreGroups(N);
+        const model = new Map<number, { avail: number; key: number }>();
+        for (const o of ops) {
+          ix.remove(o.pos);
+          model.delete(o.pos);
+          if (o.avail > 0) {
+            ix.insert(o.pos, 4, o.avail, false, true, o.key);
+            model.set(o.pos, { avail: o.avail, key: o.key });
+          }
+          expect(ix.count()).toBe(model.size);
+          for (const g of ix.nonEmpty) {
+            const mine = [...model].filter(([, m]) => m.avail === g.avail);
+            expect(g.size).toBe(mine.length);
+            const low = Math.min(...mine.map(([, m]) => m.key));
+            const head = g.head();
+            expect(head.key).toBe(low);
+            expect([...head.members].sort((a, b) => a - b)).toEqual(
+              mine
+                .filter(([, m]) => m.key === low)
+                .map(([p]) => p)
+                .sort((a, b) => a - b),
+            );
+            const out: number[] = [];
+            g.best(5, out);
+            const keys = out.map((p) => model.get(p)!.key);
+            expect(keys).toEqual(
+              mine
+                .map(([, m]) => m.key)
+                .sort((a, b) => a - b)
+                .slice(0, 5),
+            );
+            expect(g.heap.length).toBeLessThanOrEqual(2 * g.size + 17);
+          }
+        }
+      }),
+    );
+  });
+});
+
+describe('Extremes', () => {
+  it('has the min and max of what the indices hold now', () => {
+    assertProperty(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(9), fc.option(fc.integer({ min: 1, max: 50 }), { nil: undefined })), {
+          maxLength: 300,
+        }),
+        (ops) => {
+          const x = new Extremes(10);
+          const held = new Map<number, number>();
+          for (const [i, v] of ops) {
+            x.set(i, v ?? NaN);
+            if (v === undefined) held.delete(i);
+            else held.set(i, v);
+            const vs = [...held.values()];
+            expect(x.min()).toBe(vs.length ? Math.min(...vs) : Infinity);
+            expect(x.max()).toBe(vs.length ? Math.max(...vs) : -Infinity);
+          }
+        },
+      ),
+    );
+  });
+});
