@@ -24,7 +24,7 @@ import { mkdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { writeResults } from './lib/results.js';
 import { renderTable, type Cell as TableCell } from './lib/table.js';
 
@@ -40,6 +40,11 @@ interface Figures {
   tasks: number;
   cpuUsPerTask: number;
   gcMsPerKTask: number;
+  scavengesPerKTask: number;
+  majorGcs: number;
+  heapMiB: number;
+  /** CPU per virtual second with no tasks: heartbeats, sweeps, timers. */
+  idleCpuMsPerS: number;
   loads: number;
   cpuUsPerLoad: number;
   rebuilds: number;
@@ -108,11 +113,14 @@ async function parent(): Promise<void> {
         name,
         r.agents,
         `${r.heartbeatMs} ms`,
-        r.done,
+        Math.round(r.heapMiB),
         r.cpuUsPerTask.toFixed(1),
         `${(r.cpuUsPerTask / ref.cpuUsPerTask).toFixed(2)}x`,
         r.gcMsPerKTask.toFixed(1),
+        r.scavengesPerKTask.toFixed(1),
+        r.majorGcs,
         r.rebuilds,
+        r.idleCpuMsPerS.toFixed(1),
         r.cpuUsPerLoad.toFixed(1),
         `${(r.cpuUsPerLoad / ref.cpuUsPerLoad).toFixed(2)}x`,
       ]);
@@ -302,16 +310,38 @@ async function child(): Promise<void> {
 
   // Tasks flowing.
   let gcMs = 0;
+  let scavenges = 0;
+  let majors = 0;
   const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) gcMs += e.duration;
+    for (const e of list.getEntries()) {
+      gcMs += e.duration;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+      else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors++;
+    }
   });
   obs.observe({ entryTypes: ['gc'] });
   const rebuilds0 = cell.dispatcher.rebuilds;
+  // --prof=DIR: a CPU profile of this phase alone (not the agents' connects), for where the time goes.
+  const profDir = arg('prof');
+  const inspector = profDir ? new (await import('node:inspector')).Session() : undefined;
+  const post = (m: string, p?: object): Promise<unknown> =>
+    new Promise((res, rej) => inspector!.post(m, p ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  if (inspector) {
+    inspector.connect();
+    await post('Profiler.enable');
+    await post('Profiler.start');
+  }
   submitted = 0;
   done = 0;
   const c0 = process.cpuUsage();
   while (submitted < tasks || done < submitted) await step(true);
   const c = process.cpuUsage(c0);
+  if (inspector) {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    mkdirSync(profDir!, { recursive: true });
+    writeFileSync(path.join(profDir!, `node-place-${n}.cpuprofile`), JSON.stringify(profile));
+  }
   await new Promise<void>((r) => setTimeout(r, 50)); // GC entries arrive on a later turn
   obs.disconnect();
   const out: Figures = {
@@ -321,6 +351,10 @@ async function child(): Promise<void> {
     done,
     cpuUsPerTask: (c.user + c.system) / tasks,
     gcMsPerKTask: (gcMs * 1000) / tasks,
+    scavengesPerKTask: (scavenges * 1000) / tasks,
+    majorGcs: majors,
+    heapMiB: process.memoryUsage().heapUsed / 2 ** 20,
+    idleCpuMsPerS: (hb.user + hb.system) / 1000 / 2,
     loads: hbLoads,
     cpuUsPerLoad: (hb.user + hb.system) / Math.max(1, hbLoads),
     rebuilds: cell.dispatcher.rebuilds - rebuilds0,

@@ -382,15 +382,22 @@ export class Breakers {
     }
   }
 
-  /** Targets per state, among `ids` (those without a breaker are closed). */
+  /**
+   * Targets per state, among `ids` (those without a breaker are closed). Only
+   * limiting targets can be open or half-open, so for a set of ids this
+   * looks at those alone: O(limiting), not O(targets), on every summary.
+   */
   counts(ids: Iterable<string>): BreakerCounts {
-    const out: BreakerCounts = { closed: 0, open: 0, halfOpen: 0 };
+    const present = ids instanceof Set ? (ids as ReadonlySet<string>) : new Set(ids);
+    const out: BreakerCounts = { closed: present.size, open: 0, halfOpen: 0 };
     const now = this.clock();
-    for (const id of ids) {
+    for (const id of this.limiting.keys()) {
+      if (!present.has(id)) continue;
       const s = this.byId.get(id)?.state(now) ?? 'closed';
+      if (s === 'closed') continue;
+      out.closed--;
       if (s === 'open') out.open++;
-      else if (s === 'half-open') out.halfOpen++;
-      else out.closed++;
+      else out.halfOpen++;
     }
     return out;
   }
