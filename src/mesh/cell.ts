@@ -380,12 +380,10 @@ export class Cell implements CellPort {
     this.dispatcher.invalidate();
   }
 
+  readonly agentChanged = (agentId: string): void => this.dispatcher.changed(agentId);
+
   slotFreed(candidate: string, kind: string): void {
     this.dispatcher.release(candidate, kind);
-  }
-
-  agentChanged(agentId: string): void {
-    this.dispatcher.changed(agentId);
   }
 
   capacityChanged(): void {
