@@ -43,6 +43,7 @@ const flow = {
 let preemptions = 0;
 /** Node summaries that offered queue room past the static prefetch, by forecast (docs/policies.md). */
 let prepositioned = 0;
+const debounce = { tasks: 0, folds: 0, started: 0 };
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -62,6 +63,9 @@ for (let seed = first; seed < first + count; seed++) {
   preemptions += res.stats.preemptions;
   prepositioned += res.stats.prepositioned;
   flow.resumed += res.stats.resumed;
+  debounce.tasks += res.stats.debounce.tasks;
+  debounce.folds += res.stats.debounce.folds;
+  debounce.started += res.stats.debounce.started;
   flow.leaderChanges += res.stats.faults.leaderChanges;
   flow.agentCrashes += res.stats.faults.agentCrashes;
   flow.replicaCrashes += res.stats.faults.replicaCrashes;
@@ -83,5 +87,8 @@ console.error(
 );
 console.error(`preemption: ${preemptions} attempts preempted for critical tasks (live replicas' counts)`);
 console.error(`forecasts: ${prepositioned} node summaries pre-positioned queue room past the static prefetch`);
+console.error(
+  `debounce: ${debounce.tasks} debounced tasks, ${debounce.folds} submits folded into them, ${debounce.started} started`,
+);
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);

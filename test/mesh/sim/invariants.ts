@@ -27,6 +27,7 @@ import { resumableOf } from '../../../src/mesh/home-checkpoints.js';
 import { isTerminal, type Ledger, type TaskRecord } from '../../../src/mesh/ledger.js';
 import type { AgentObserver } from './agent.js';
 import type { SimMesh } from './mesh.js';
+import { DebounceWatch } from './debounce.js';
 
 export type Check =
   | 'place'
@@ -42,6 +43,7 @@ export type Check =
   | 'idempotency'
   | 'flow'
   | 'checkpoint'
+  | 'debounce'
   | 'crash';
 
 export interface Violation {
@@ -78,6 +80,8 @@ export class Checker implements AgentObserver {
   /** Highest count seen per key, and attempts started per key (stats). */
   readonly keyPeak = new Map<string, number>();
   readonly keyStarts = new Map<string, number>();
+  /** Debounced tasks' windows and first starts (debounce.ts). */
+  readonly debounce: DebounceWatch;
 
   constructor(
     private readonly now: () => number,
@@ -86,7 +90,9 @@ export class Checker implements AgentObserver {
     private readonly keyLimits: ReadonlyMap<string, number> = new Map(),
     /** The topology turns preemption on: otherwise no task may be preempted. */
     private readonly preemption = false,
-  ) {}
+  ) {
+    this.debounce = new DebounceWatch(now);
+  }
 
   add(check: Check, what: string): void {
     // One line per distinct finding; a run that goes bad stops piling up copies.
@@ -157,6 +163,7 @@ export class Checker implements AgentObserver {
 
   started(agent: string, taskId: string, attempt: number, ckey = ''): void {
     const key = `${taskId}#${attempt}`;
+    this.debounce.started(taskId, this.now());
     // A round-robin group's member `group:m` counts against the group's limit.
     const group = ckey.slice(0, Math.max(0, ckey.indexOf(':')));
     if (ckey) this.keyStarted(this.keyLimits.has(group) ? group : ckey, `${agent}|${key}`);
@@ -216,6 +223,11 @@ export class Checker implements AgentObserver {
     const limit = this.keyLimits.get(ckey);
     if (limit !== undefined && set.size > limit)
       this.add('flow', `key ${ckey} has ${set.size} running at agents, limit ${limit}: ${[...set].join(' ')}`);
+  }
+
+  /** debounce, once drained: no debounced task started before its window could end (debounce.ts). */
+  debounceAtEnd(): void {
+    for (const why of this.debounce.early()) this.add('debounce', why);
   }
 
   /** flow, once drained: every key's count is back to zero, at the agents and in the root's ledger. */

@@ -10,6 +10,7 @@
 import { TaskState, type TaskRef } from '../../../src/gen/meshlb/v1/task.js';
 import type { KindCapacity } from '../../../src/gen/meshlb/v1/link.js';
 import { FlowState } from '../../../src/flow/flow-state.js';
+import { KeyedTasks } from '../../../src/flow/keyed.js';
 import { AgentSessions } from '../../../src/mesh/agent-sessions.js';
 import { ChildLink } from '../../../src/mesh/child-link.js';
 import { ChildLinks } from '../../../src/mesh/child-links.js';
@@ -90,6 +91,11 @@ export const MUTATIONS: readonly Mutation[] = [
             orig.apply(this, [items, results, forget] as never);
           },
       ),
+  },
+  {
+    check: 'debounce',
+    what: "a debounced task may start at once: the ledger's window is forgotten (holdUntil answers 0)",
+    apply: () => patch(KeyedTasks.prototype, 'holdUntil', () => () => 0),
   },
   {
     check: 'flow',

@@ -19,6 +19,7 @@ import { SimMesh, type SimReplica } from './mesh.js';
 import { SimNet } from './net.js';
 import { makeShape } from './topo.js';
 import { planFlow, planPreemption } from './flow.js';
+import { planDebounce } from './debounce.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 export interface SimOptions {
@@ -62,6 +63,8 @@ export interface SimResult {
     flow: Record<string, { limit: number; starts: number; peak: number }>;
     /** Attempts that started from a checkpoint an earlier attempt saved. */
     resumed: number;
+    /** Debounced tasks (answered at least once), submits folded into one, and those that started (debounce.ts). */
+    debounce: { tasks: number; folds: number; started: number };
   };
 }
 
@@ -126,7 +129,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
 
   const warm = 800;
   const healAt = warm + 2000 + rng.next() * 6000;
-  const workload = new Workload(rng.fork(), shape, mesh, checker, () => vs.now(), later, flow);
+  const workload = new Workload(rng.fork(), shape, mesh, checker, () => vs.now(), later, flow, planDebounce(o.seed));
   workload.plan(warm, healAt);
   const env: FaultEnv = {
     rng: rng.fork(),
@@ -177,6 +180,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   }
   const noneLost = checker.final(workload.accepted.values(), stateOf, (home) => mesh.leaderOf(home)?.cell.ledger);
   checker.flowAtEnd(mesh.leaderOf('/')?.cell.ledger);
+  checker.debounceAtEnd();
   const outcomes: Record<string, number> = {};
   for (const t of workload.accepted.values()) {
     const s = (t.logged ? stateOf(t.home, t.id) : t.ledger.get(t.id))?.state;
@@ -216,6 +220,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
         ]),
       ),
       resumed: checker.resumedFromCheckpoint,
+      debounce: checker.debounce.stats(),
     },
   };
 }

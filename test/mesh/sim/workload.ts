@@ -11,6 +11,7 @@ import type { Checker } from './invariants.js';
 import type { SimMesh } from './mesh.js';
 import type { Shape } from './topo.js';
 import { keyedSpec, type FlowPlan } from './flow.js';
+import { debounceBurst } from './debounce.js';
 
 export interface Accepted {
   readonly id: string;
@@ -49,8 +50,11 @@ export class Workload {
     private readonly later: (ms: number, fn: () => void) => void,
     /** Keyed tasks (flow.ts), drawn from their own stream. */
     private readonly flow?: FlowPlan,
+    /** Debounced bursts (debounce.ts), drawn from their own stream. */
+    private readonly debounce?: Rng,
   ) {}
   private flowSeq = 0;
+  private debounceBursts = 0;
 
   /** Plan the submits of the window [fromMs, toMs) of the run (relative times). */
   plan(fromMs: number, toMs: number): void {
@@ -61,6 +65,14 @@ export class Workload {
       this.later(at, () => this.burst(n));
     }
     for (let t = fromMs; t < toMs; t += 50 + this.rng.next() * 250) this.later(t, () => this.burst(1));
+    const d = this.debounce;
+    if (d) {
+      for (let b = d.int(1, 3); b > 0; b--) {
+        const at = fromMs + d.next() * (toMs - fromMs);
+        const submits = debounceBurst(d, this.shape.kinds, this.debounceBursts++);
+        this.later(at, () => this.debounced(at, submits));
+      }
+    }
     const f = this.flow;
     if (!f) return;
     for (let b = f.rng.int(2, 6); b > 0; b--) {
@@ -68,6 +80,21 @@ export class Workload {
       const n = f.rng.int(3, 25);
       this.later(at, () => this.keyedBurst(f, n));
     }
+  }
+
+  /** One debounce key's submits at the root, one after another; the checker learns each answer. */
+  private debounced(at: number, submits: readonly { spec: TaskSpec; atMs: number }[]): void {
+    const watch = this.checker.debounce;
+    const burstMs = watch.clock();
+    for (const { spec, atMs } of submits)
+      this.later(at + atMs, () => {
+        const sentMs = watch.clock();
+        this.submit('/', [spec], 0, (ids, ledger) => {
+          const id = ids[0]!;
+          if (!this.accepted.has(id)) this.accepted.set(id, { id, home: '/', logged: true, ledger });
+          this.checker.debounce.answered(id, spec, burstMs, sentMs);
+        });
+      });
   }
 
   /** Tasks naming concurrency keys, at the root (which holds the keys' counters). */
