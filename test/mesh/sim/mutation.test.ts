@@ -42,6 +42,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'idempotency',
       'flow',
       'checkpoint',
+      'debounce',
       'crash',
     ];
     expect(MUTATIONS.map((m) => m.check).sort()).toEqual([...named].sort());
