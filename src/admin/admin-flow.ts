@@ -1,8 +1,15 @@
 // AdminService's flow-control calls (docs/flow-control.md), at the root
 // cell's leader (the caller routes them there): SetConcurrencyLimit commits a
 // `flowLimitSet` command to the root's log, GetFlow lists every key with its
-// counts (permits from the ledger, tasks waiting from the leader's gate).
-import type { FlowKey, FlowRate, GetFlowResponse, SetConcurrencyLimitResponse } from '../gen/meshlb/v1/admin.js';
+// counts (permits from the ledger, tasks waiting from the leader's gate);
+// SetTenantWeight commits a `tenantWeightSet` (the tenants' DRR weights).
+import type {
+  FlowKey,
+  FlowRate,
+  GetFlowResponse,
+  SetConcurrencyLimitResponse,
+  SetTenantWeightResponse,
+} from '../gen/meshlb/v1/admin.js';
 import { emissionMs } from '../flow/gcra.js';
 import { strategyOf } from '../flow/flow-state.js';
 import type { Cell } from '../mesh/cell.js';
@@ -53,7 +60,24 @@ export function getFlow(cell: Cell): GetFlowResponse {
         waiting: backlog.get(`r:${key}`) ?? 0,
       };
     });
-  return { keys, rates };
+  const tenantWeights = [...f.weights]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([tenant, weight]) => ({ tenant, weight }));
+  return { keys, rates, tenantWeights };
+}
+
+/** The most a tenant may weigh: its tasks go out this many in a row at most. */
+export const MAX_TENANT_WEIGHT = 1000;
+
+/** SetTenantWeight: a `tenantWeightSet` command in the root's log (every replica's queues follow it). */
+export async function setTenantWeight(cell: Cell, tenant: string, weight: number): Promise<SetTenantWeightResponse> {
+  if (!tenant) throw invalidArgument('tenant is required');
+  checkLength('tenant', tenant, LIMITS.tenant);
+  if (weight > MAX_TENANT_WEIGHT) throw invalidArgument(`weight must be 0..${MAX_TENANT_WEIGHT}, got ${weight}`);
+  cell.home.mustLead();
+  await commit(cell, { type: 'tenantWeightSet', tenant, weight, atMs: cell.scheduler.now() }, true);
+  cell.log.info({ tenant, weight }, 'tenant weight set');
+  return { tenant: { tenant, weight: cell.ledger.flow.weight(tenant) }, replicated: replicated(cell) };
 }
 
 export async function setConcurrencyLimit(

@@ -50,7 +50,7 @@ import {
 } from './admin-route.js';
 import { breakerMessage, explainTask } from './admin-placement.js';
 import { checkTaskId, getTask, listTasks, replayDeadLetters, retryTask } from './admin-tasks.js';
-import { checkFlowCell, getFlow, setConcurrencyLimit } from './admin-flow.js';
+import { checkFlowCell, getFlow, setConcurrencyLimit, setTenantWeight } from './admin-flow.js';
 import { getVersionRamp, setVersionRamp } from './admin-versions.js';
 import { FLOW_OWNER } from '../flow/admission.js';
 import { liveAddress, MeshStatus } from './mesh-status.js';
@@ -323,6 +323,18 @@ export class Admin {
       answer(what, (req: RequestOf<M> & { cell: string }, call: Call<RequestOf<M>, ResponseOf<M>>) =>
         this.routed(method, req.cell, req, msLeft(call.getDeadline()), isForwarded(call.metadata), () => local(req)),
       );
+    /** A flow-control call, answered at the root's leader whatever replica is asked. */
+    const flow = <M extends AdminMethod>(
+      method: M,
+      what: string,
+      local: (req: RequestOf<M> & { cell: string }) => ResponseOf<M> | Promise<ResponseOf<M>>,
+    ) =>
+      answer(what, (req: RequestOf<M> & { cell: string }, call: Call<RequestOf<M>, ResponseOf<M>>) => {
+        checkFlowCell(req.cell);
+        return this.routed(method, FLOW_OWNER, req, msLeft(call.getDeadline()), isForwarded(call.metadata), () =>
+          local(req),
+        );
+      });
     const info = this.agentInfo;
     return {
       getTopology: answer('GetTopology', () => this.getTopology()),
@@ -368,27 +380,17 @@ export class Admin {
       setPolicy: answer('SetPolicy', (req, call) =>
         this.setPolicy(req, msLeft(call.getDeadline()), isForwarded(call.metadata)),
       ),
-      // Flow control is the root's (it owns every key's counter): routed there whatever replica is asked.
-      setConcurrencyLimit: answer('SetConcurrencyLimit', (req, call) => {
-        checkFlowCell(req.cell);
-        return this.routed(
-          'setConcurrencyLimit',
-          FLOW_OWNER,
-          req,
-          msLeft(call.getDeadline()),
-          isForwarded(call.metadata),
-          () => setConcurrencyLimit(cell, req.key, req.limit, req.strategy),
-        );
-      }),
+      // Flow control is the root's (it owns every key's counter and the weights): routed there from anywhere.
+      setConcurrencyLimit: flow('setConcurrencyLimit', 'SetConcurrencyLimit', (req) =>
+        setConcurrencyLimit(cell, req.key, req.limit, req.strategy),
+      ),
+      setTenantWeight: flow('setTenantWeight', 'SetTenantWeight', (req) =>
+        setTenantWeight(cell, req.tenant, req.weight),
+      ),
+      getFlow: flow('getFlow', 'GetFlow', () => getFlow(cell)),
       getScaleRecommendations: routed('getScaleRecommendations', 'GetScaleRecommendations', () =>
         scaleRecommendations(cell),
       ),
-      getFlow: answer('GetFlow', (req, call) => {
-        checkFlowCell(req.cell);
-        return this.routed('getFlow', FLOW_OWNER, req, msLeft(call.getDeadline()), isForwarded(call.metadata), () =>
-          getFlow(cell),
-        );
-      }),
       // A node cell's, at its leader; no cell: every node cell's (docs/flow-control.md, "Version ramps").
       setVersionRamp: answer('SetVersionRamp', (req, call) => setVersionRamp(cell, req, call, this.routed.bind(this))),
       getVersionRamp: answer('GetVersionRamp', (req, call) => getVersionRamp(cell, req, call, this.routed.bind(this))),

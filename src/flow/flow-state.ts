@@ -247,6 +247,20 @@ export class FlowState {
     if (strategy !== '' && strategy !== 'round-robin' && !this.groups.has(key)) this.runtimeStrategy.set(key, strategy);
   }
 
+  /** Tenant weights set at runtime: each tenant's quantum in the queues' DRR (default 1). */
+  readonly weights = new Map<string, number>();
+
+  /** A tenant's DRR quantum: its tasks go out this many at a time per turn. */
+  weight(tenant: string): number {
+    return this.weights.get(tenant) ?? 1;
+  }
+
+  /** An operator set a tenant's weight; 0 returns it to 1. */
+  setWeight(tenant: string, weight: number): void {
+    if (weight > 0) this.weights.set(tenant, weight);
+    else this.weights.delete(tenant);
+  }
+
   private give(ref: string): void {
     const key = this.permits.release(ref);
     if (key !== undefined) for (const l of this.freed) l(key);
@@ -260,6 +274,7 @@ export class FlowState {
       }),
       limits: [...this.runtime].map(([key, limit]) => ({ key, limit, strategy: this.runtimeStrategy.get(key) ?? '' })),
       rates: [...this.tats].map(([key, tatMs]) => ({ key, tatMs })),
+      tenantWeights: [...this.weights].map(([tenant, weight]) => ({ tenant, weight })),
     };
   }
 
@@ -273,5 +288,7 @@ export class FlowState {
     for (const l of f?.limits ?? []) this.setLimitQuietly(l.key, l.limit, strategyOf(l.strategy));
     this.tats.clear();
     for (const r of f?.rates ?? []) this.tats.set(r.key, r.tatMs);
+    this.weights.clear();
+    for (const w of f?.tenantWeights ?? []) this.weights.set(w.tenant, w.weight);
   }
 }

@@ -108,6 +108,10 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
     }
     case 'checkpointed':
       return { command: { $case: 'checkpointed', value: { checkpoint: c.checkpoint, atMs: c.atMs } } };
+    case 'tenantWeightSet':
+      return {
+        command: { $case: 'tenantWeightSet', value: { tenant: c.tenant, weight: c.weight, atMs: c.atMs } },
+      };
   }
 }
 
@@ -158,6 +162,8 @@ function fromMsg(m: LedgerCommandMsg): LedgerCommand {
     case 'checkpointed':
       if (!c.value.checkpoint) throw new LedgerCodecError('checkpointed command without a checkpoint');
       return { type: 'checkpointed', checkpoint: c.value.checkpoint, atMs: c.value.atMs };
+    case 'tenantWeightSet':
+      return { type: 'tenantWeightSet', tenant: c.value.tenant, weight: c.value.weight, atMs: c.value.atMs };
     case undefined:
       // A command from a newer version this one does not know: refusing beats skipping it silently.
       throw new LedgerCodecError('ledger command of an unknown kind');

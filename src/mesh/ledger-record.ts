@@ -80,7 +80,9 @@ export type LedgerCommand =
       readonly atMs: number;
     }
   /** The current attempt saved its progress (ledger-checkpoint.ts): the record keeps the latest. */
-  | { readonly type: 'checkpointed'; readonly checkpoint: TaskCheckpoint; readonly atMs: number };
+  | { readonly type: 'checkpointed'; readonly checkpoint: TaskCheckpoint; readonly atMs: number }
+  /** An operator set a tenant's DRR weight (0: back to 1). */
+  | { readonly type: 'tenantWeightSet'; readonly tenant: string; readonly weight: number; readonly atMs: number };
 
 /**
  * What operators set on the cell through its log (AdminService): replicated

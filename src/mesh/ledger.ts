@@ -181,6 +181,9 @@ export class Ledger {
         return [{ ok: true, id: cmd.key, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
       case 'checkpointed':
         return [applyCheckpoint(this.tasks.get(cmd.checkpoint.taskId), cmd.checkpoint, cmd.atMs)];
+      case 'tenantWeightSet':
+        this.flow.setWeight(cmd.tenant, cmd.weight);
+        return [{ ok: true, id: cmd.tenant, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
     }
   }
 

@@ -104,6 +104,19 @@ describe('flow state in the ledger', () => {
     expect(l.flow.permits.held('free')).toBe(3);
   });
 
+  it("a tenant's weight set at runtime is its DRR quantum; 0 returns it to 1; snapshots carry it", () => {
+    const l = ledger();
+    expect(l.flow.weight('gold')).toBe(1);
+    l.apply({ type: 'tenantWeightSet', tenant: 'gold', weight: 5, atMs: 1 });
+    expect(l.flow.weight('gold')).toBe(5);
+    const r = ledger();
+    r.restore(l.snapshot());
+    expect(r.flow.weight('gold')).toBe(5);
+    l.apply({ type: 'tenantWeightSet', tenant: 'gold', weight: 0, atMs: 2 });
+    expect(l.flow.weight('gold')).toBe(1);
+    expect(l.flow.toProto().tenantWeights).toEqual([]);
+  });
+
   it('a rate-limit key lets its burst start at once, then one per emission interval (times from the commands)', () => {
     const l = ledger();
     accept(l, ['a', 'b', 'c', 'd'], TaskSpec.fromPartial({ kind: 'k', rateLimitKey: 'r' }));
@@ -123,6 +136,7 @@ describe('flow state in the ledger', () => {
         tasks: ['a', 'b'].map((id) => ({ id, spec: keyed({ rateLimitKey: 'r' }), homeCell: '/', atMs: 0 })),
       },
       { type: 'flowLimitSet', key: 'c', limit: 5, atMs: 1 },
+      { type: 'tenantWeightSet', tenant: 'gold', weight: 5, atMs: 1 },
       {
         type: 'dispatched',
         refs: [

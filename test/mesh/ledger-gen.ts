@@ -133,6 +133,12 @@ const commandOf = (p: Pools): fc.Arbitrary<LedgerCommand> => {
       atMs: ms,
     }),
     record({ type: fc.constant('checkpointed' as const), checkpoint: checkpointOf(p), atMs: ms }),
+    record({
+      type: fc.constant('tenantWeightSet' as const),
+      tenant: p.keys,
+      weight: fc.integer({ min: 0, max: UINT32_MAX }),
+      atMs: ms,
+    }),
   );
 };
 

@@ -829,6 +829,27 @@ export interface SetConcurrencyLimitResponse {
   replicated: boolean;
 }
 
+export interface SetTenantWeightRequest {
+  tenant: string;
+  /** 1-1000; 0 returns the tenant to the default weight 1. */
+  weight: number;
+  /** The cell that owns the weights: "/" (empty: "/"). */
+  cell: string;
+}
+
+export interface SetTenantWeightResponse {
+  tenant:
+    | TenantWeight
+    | undefined;
+  /** Recorded in the root's Raft log (false: kept in this replica's memory). */
+  replicated: boolean;
+}
+
+export interface TenantWeight {
+  tenant: string;
+  weight: number;
+}
+
 export interface GetFlowRequest {
   /** The cell that owns the keys: "/" (empty: "/"). */
   cell: string;
@@ -839,6 +860,8 @@ export interface GetFlowResponse {
   keys: FlowKey[];
   /** Every rate-limit key of the topology, by key. */
   rates: FlowRate[];
+  /** Tenants with a weight set at runtime (SetTenantWeight), by tenant. */
+  tenantWeights: TenantWeight[];
 }
 
 /** One concurrency key as the root cell counts it. */
@@ -8536,6 +8559,279 @@ export const SetConcurrencyLimitResponse: MessageFns<SetConcurrencyLimitResponse
   },
 };
 
+function createBaseSetTenantWeightRequest(): SetTenantWeightRequest {
+  return { tenant: "", weight: 0, cell: "" };
+}
+
+export const SetTenantWeightRequest: MessageFns<SetTenantWeightRequest> = {
+  encode(message: SetTenantWeightRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    if (message.cell !== "") {
+      writer.uint32(26).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetTenantWeightRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetTenantWeightRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetTenantWeightRequest {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+    };
+  },
+
+  toJSON(message: SetTenantWeightRequest): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetTenantWeightRequest>): SetTenantWeightRequest {
+    return SetTenantWeightRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetTenantWeightRequest>): SetTenantWeightRequest {
+    const message = createBaseSetTenantWeightRequest();
+    message.tenant = object.tenant ?? "";
+    message.weight = object.weight ?? 0;
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseSetTenantWeightResponse(): SetTenantWeightResponse {
+  return { tenant: undefined, replicated: false };
+}
+
+export const SetTenantWeightResponse: MessageFns<SetTenantWeightResponse> = {
+  encode(message: SetTenantWeightResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== undefined) {
+      TenantWeight.encode(message.tenant, writer.uint32(10).fork()).join();
+    }
+    if (message.replicated !== false) {
+      writer.uint32(16).bool(message.replicated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetTenantWeightResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetTenantWeightResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = TenantWeight.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetTenantWeightResponse {
+    return {
+      tenant: isSet(object.tenant) ? TenantWeight.fromJSON(object.tenant) : undefined,
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+    };
+  },
+
+  toJSON(message: SetTenantWeightResponse): unknown {
+    const obj: any = {};
+    if (message.tenant !== undefined) {
+      obj.tenant = TenantWeight.toJSON(message.tenant);
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetTenantWeightResponse>): SetTenantWeightResponse {
+    return SetTenantWeightResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetTenantWeightResponse>): SetTenantWeightResponse {
+    const message = createBaseSetTenantWeightResponse();
+    message.tenant = (object.tenant !== undefined && object.tenant !== null)
+      ? TenantWeight.fromPartial(object.tenant)
+      : undefined;
+    message.replicated = object.replicated ?? false;
+    return message;
+  },
+};
+
+function createBaseTenantWeight(): TenantWeight {
+  return { tenant: "", weight: 0 };
+}
+
+export const TenantWeight: MessageFns<TenantWeight> = {
+  encode(message: TenantWeight, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TenantWeight {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTenantWeight();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TenantWeight {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+    };
+  },
+
+  toJSON(message: TenantWeight): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TenantWeight>): TenantWeight {
+    return TenantWeight.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TenantWeight>): TenantWeight {
+    const message = createBaseTenantWeight();
+    message.tenant = object.tenant ?? "";
+    message.weight = object.weight ?? 0;
+    return message;
+  },
+};
+
 function createBaseGetFlowRequest(): GetFlowRequest {
   return { cell: "" };
 }
@@ -8604,7 +8900,7 @@ export const GetFlowRequest: MessageFns<GetFlowRequest> = {
 };
 
 function createBaseGetFlowResponse(): GetFlowResponse {
-  return { keys: [], rates: [] };
+  return { keys: [], rates: [], tenantWeights: [] };
 }
 
 export const GetFlowResponse: MessageFns<GetFlowResponse> = {
@@ -8614,6 +8910,9 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     }
     for (const v of message.rates) {
       FlowRate.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.tenantWeights) {
+      TenantWeight.encode(v!, writer.uint32(482).fork()).join();
     }
     return writer;
   },
@@ -8647,6 +8946,14 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
             message.rates.push(FlowRate.decode(reader, reader.uint32()));
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.tenantWeights.push(TenantWeight.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8663,6 +8970,11 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     return {
       keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => FlowKey.fromJSON(e)) : [],
       rates: globalThis.Array.isArray(object?.rates) ? object.rates.map((e: any) => FlowRate.fromJSON(e)) : [],
+      tenantWeights: globalThis.Array.isArray(object?.tenantWeights)
+        ? object.tenantWeights.map((e: any) => TenantWeight.fromJSON(e))
+        : globalThis.Array.isArray(object?.tenant_weights)
+        ? object.tenant_weights.map((e: any) => TenantWeight.fromJSON(e))
+        : [],
     };
   },
 
@@ -8674,6 +8986,9 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     if (message.rates?.length) {
       obj.rates = message.rates.map((e) => FlowRate.toJSON(e));
     }
+    if (message.tenantWeights?.length) {
+      obj.tenantWeights = message.tenantWeights.map((e) => TenantWeight.toJSON(e));
+    }
     return obj;
   },
 
@@ -8684,6 +8999,7 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     const message = createBaseGetFlowResponse();
     message.keys = object.keys?.map((e) => FlowKey.fromPartial(e)) || [];
     message.rates = object.rates?.map((e) => FlowRate.fromPartial(e)) || [];
+    message.tenantWeights = object.tenantWeights?.map((e) => TenantWeight.fromPartial(e)) || [];
     return message;
   },
 };
@@ -10533,6 +10849,22 @@ export const AdminServiceService = {
     responseDeserialize: (value: Buffer): GetScaleRecommendationsResponse =>
       GetScaleRecommendationsResponse.decode(value),
   },
+  /**
+   * A tenant's weight in the deficit round robin of the queues (its tasks go
+   * out `weight` at a time per turn), recorded in the root's Raft log and
+   * answered by the root's leader (docs/flow-control.md, "Tenant weights").
+   */
+  setTenantWeight: {
+    path: "/meshlb.v1.AdminService/SetTenantWeight" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetTenantWeightRequest): Buffer =>
+      Buffer.from(SetTenantWeightRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetTenantWeightRequest => SetTenantWeightRequest.decode(value),
+    responseSerialize: (value: SetTenantWeightResponse): Buffer =>
+      Buffer.from(SetTenantWeightResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetTenantWeightResponse => SetTenantWeightResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -10619,6 +10951,12 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * the cell's leader, whose forecasts they are.
    */
   getScaleRecommendations: handleUnaryCall<GetScaleRecommendationsRequest, GetScaleRecommendationsResponse>;
+  /**
+   * A tenant's weight in the deficit round robin of the queues (its tasks go
+   * out `weight` at a time per turn), recorded in the root's Raft log and
+   * answered by the root's leader (docs/flow-control.md, "Tenant weights").
+   */
+  setTenantWeight: handleUnaryCall<SetTenantWeightRequest, SetTenantWeightResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -11054,6 +11392,26 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A tenant's weight in the deficit round robin of the queues (its tasks go
+   * out `weight` at a time per turn), recorded in the root's Raft log and
+   * answered by the root's leader (docs/flow-control.md, "Tenant weights").
+   */
+  setTenantWeight(
+    request: SetTenantWeightRequest,
+    callback: (error: ServiceError | null, response: SetTenantWeightResponse) => void,
+  ): ClientUnaryCall;
+  setTenantWeight(
+    request: SetTenantWeightRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetTenantWeightResponse) => void,
+  ): ClientUnaryCall;
+  setTenantWeight(
+    request: SetTenantWeightRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetTenantWeightResponse) => void,
   ): ClientUnaryCall;
 }
 

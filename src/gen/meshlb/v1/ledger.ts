@@ -43,6 +43,9 @@ export interface LedgerCommand {
     | { $case: "flowLimitSet"; value: LedgerFlowLimitSet }
     | { $case: "versionRampSet"; value: LedgerVersionRampSet }
     | { $case: "checkpointed"; value: LedgerCheckpointed }
+    | //
+    /** A tenant's weight in the queues' deficit round robin (AdminService.SetTenantWeight). */
+    { $case: "tenantWeightSet"; value: LedgerTenantWeightSet }
     | undefined;
 }
 
@@ -182,6 +185,13 @@ export interface LedgerFlowLimitSet {
   strategy: string;
 }
 
+/** 0: back to the default weight 1. */
+export interface LedgerTenantWeightSet {
+  tenant: string;
+  weight: number;
+  atMs: number;
+}
+
 /**
  * The whole ledger: restoring it gives a ledger that answers every later command
  * exactly as the one that was snapshotted.
@@ -236,6 +246,8 @@ export interface LedgerFlow {
   permits: LedgerPermit[];
   limits: LedgerFlowLimit[];
   rates: LedgerRate[];
+  /** Tenant weights set at runtime (the tenants' DRR quanta), by tenant. */
+  tenantWeights: LedgerTenantWeight[];
 }
 
 /** One concurrency permit: held by attempt `attempt` of a task, for its key. */
@@ -256,6 +268,11 @@ export interface LedgerFlowLimit {
   limit: number;
   /** Set at runtime with the limit; empty: the topology's. */
   strategy: string;
+}
+
+export interface LedgerTenantWeight {
+  tenant: string;
+  weight: number;
 }
 
 /** A rate-limit key's theoretical arrival time (GCRA), ms. */
@@ -458,6 +475,9 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "checkpointed":
         LedgerCheckpointed.encode(message.command.value, writer.uint32(322).fork()).join();
         break;
+      case "tenantWeightSet":
+        LedgerTenantWeightSet.encode(message.command.value, writer.uint32(482).fork()).join();
+        break;
     }
     return writer;
   },
@@ -595,6 +615,17 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
             message.command = { $case: "checkpointed", value: LedgerCheckpointed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.command = {
+              $case: "tenantWeightSet",
+              value: LedgerTenantWeightSet.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -655,6 +686,10 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
         ? { $case: "versionRampSet", value: LedgerVersionRampSet.fromJSON(object.version_ramp_set) }
         : isSet(object.checkpointed)
         ? { $case: "checkpointed", value: LedgerCheckpointed.fromJSON(object.checkpointed) }
+        : isSet(object.tenantWeightSet)
+        ? { $case: "tenantWeightSet", value: LedgerTenantWeightSet.fromJSON(object.tenantWeightSet) }
+        : isSet(object.tenant_weight_set)
+        ? { $case: "tenantWeightSet", value: LedgerTenantWeightSet.fromJSON(object.tenant_weight_set) }
         : undefined,
     };
   },
@@ -691,6 +726,8 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       obj.versionRampSet = LedgerVersionRampSet.toJSON(message.command.value);
     } else if (message.command?.$case === "checkpointed") {
       obj.checkpointed = LedgerCheckpointed.toJSON(message.command.value);
+    } else if (message.command?.$case === "tenantWeightSet") {
+      obj.tenantWeightSet = LedgerTenantWeightSet.toJSON(message.command.value);
     }
     return obj;
   },
@@ -788,6 +825,15 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "checkpointed": {
         if (object.command?.value !== undefined && object.command?.value !== null) {
           message.command = { $case: "checkpointed", value: LedgerCheckpointed.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "tenantWeightSet": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = {
+            $case: "tenantWeightSet",
+            value: LedgerTenantWeightSet.fromPartial(object.command.value),
+          };
         }
         break;
       }
@@ -2443,6 +2489,111 @@ export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
   },
 };
 
+function createBaseLedgerTenantWeightSet(): LedgerTenantWeightSet {
+  return { tenant: "", weight: 0, atMs: 0 };
+}
+
+export const LedgerTenantWeightSet: MessageFns<LedgerTenantWeightSet> = {
+  encode(message: LedgerTenantWeightSet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(25).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerTenantWeightSet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerTenantWeightSet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerTenantWeightSet {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerTenantWeightSet): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerTenantWeightSet>): LedgerTenantWeightSet {
+    return LedgerTenantWeightSet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerTenantWeightSet>): LedgerTenantWeightSet {
+    const message = createBaseLedgerTenantWeightSet();
+    message.tenant = object.tenant ?? "";
+    message.weight = object.weight ?? 0;
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseLedgerSnapshot(): LedgerSnapshot {
   return {
     version: 0,
@@ -2952,7 +3103,7 @@ export const LedgerSingleton: MessageFns<LedgerSingleton> = {
 };
 
 function createBaseLedgerFlow(): LedgerFlow {
-  return { permits: [], limits: [], rates: [] };
+  return { permits: [], limits: [], rates: [], tenantWeights: [] };
 }
 
 export const LedgerFlow: MessageFns<LedgerFlow> = {
@@ -2965,6 +3116,9 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     }
     for (const v of message.rates) {
       LedgerRate.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.tenantWeights) {
+      LedgerTenantWeight.encode(v!, writer.uint32(482).fork()).join();
     }
     return writer;
   },
@@ -3006,6 +3160,14 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
             message.rates.push(LedgerRate.decode(reader, reader.uint32()));
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.tenantWeights.push(LedgerTenantWeight.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3027,6 +3189,11 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
         ? object.limits.map((e: any) => LedgerFlowLimit.fromJSON(e))
         : [],
       rates: globalThis.Array.isArray(object?.rates) ? object.rates.map((e: any) => LedgerRate.fromJSON(e)) : [],
+      tenantWeights: globalThis.Array.isArray(object?.tenantWeights)
+        ? object.tenantWeights.map((e: any) => LedgerTenantWeight.fromJSON(e))
+        : globalThis.Array.isArray(object?.tenant_weights)
+        ? object.tenant_weights.map((e: any) => LedgerTenantWeight.fromJSON(e))
+        : [],
     };
   },
 
@@ -3041,6 +3208,9 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     if (message.rates?.length) {
       obj.rates = message.rates.map((e) => LedgerRate.toJSON(e));
     }
+    if (message.tenantWeights?.length) {
+      obj.tenantWeights = message.tenantWeights.map((e) => LedgerTenantWeight.toJSON(e));
+    }
     return obj;
   },
 
@@ -3052,6 +3222,7 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     message.permits = object.permits?.map((e) => LedgerPermit.fromPartial(e)) || [];
     message.limits = object.limits?.map((e) => LedgerFlowLimit.fromPartial(e)) || [];
     message.rates = object.rates?.map((e) => LedgerRate.fromPartial(e)) || [];
+    message.tenantWeights = object.tenantWeights?.map((e) => LedgerTenantWeight.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3278,6 +3449,91 @@ export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
     message.key = object.key ?? "";
     message.limit = object.limit ?? 0;
     message.strategy = object.strategy ?? "";
+    return message;
+  },
+};
+
+function createBaseLedgerTenantWeight(): LedgerTenantWeight {
+  return { tenant: "", weight: 0 };
+}
+
+export const LedgerTenantWeight: MessageFns<LedgerTenantWeight> = {
+  encode(message: LedgerTenantWeight, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerTenantWeight {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerTenantWeight();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerTenantWeight {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+    };
+  },
+
+  toJSON(message: LedgerTenantWeight): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerTenantWeight>): LedgerTenantWeight {
+    return LedgerTenantWeight.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerTenantWeight>): LedgerTenantWeight {
+    const message = createBaseLedgerTenantWeight();
+    message.tenant = object.tenant ?? "";
+    message.weight = object.weight ?? 0;
     return message;
   },
 };
