@@ -118,8 +118,7 @@ export class Cell implements CellPort {
     this.queue = new TaskQueue<WorkItem>({
       capacity: this.settings.queueCapacity + this.settings.forwardBuffer + 1024,
       onPush: (item, at) => this.forecasts.arrived(item.kind, at),
-      // Tenants' weights (AdminService.SetTenantWeight, in the root's ledger): their DRR quanta.
-      tenantQuantum: (tenant) => this.ledger.flow.weight(tenant),
+      tenantQuantum: (tenant) => this.ledger.flow.weight(tenant), // SetTenantWeight, in the root's ledger
     });
     this.routes = new RouteTable(this.queue);
     // Made before the modules that count into it; it reads the rest of the cell only later (at scrape time).
