@@ -10,7 +10,7 @@ import { status } from '@grpc/grpc-js';
 import { Agent } from '../../src/agent/index.js';
 import { MeshClient, MeshClientError } from '../../src/client/index.js';
 import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
-import { AdminServiceClient } from '../../src/gen/meshlb/v1/admin.js';
+import { AdminServiceClient, DrainAgentRequest } from '../../src/gen/meshlb/v1/admin.js';
 import { callerCredentials } from '../../src/security/caller.js';
 import { signJwt } from '../../src/security/jwt.js';
 import { TaskState } from '../../src/gen/meshlb/v1/task.js';
@@ -188,7 +188,9 @@ describe('clients and tenants', () => {
     closers.push(anon);
     const refused = await call((cb) => anon.getTopology({}, cb));
     expect(refused.err?.code).toBe(status.UNAUTHENTICATED);
-    const drain = await call((cb) => ops.drainAgent({ agentId: 'worker-1', reason: 'x' } as never, cb));
+    const drain = await call((cb) =>
+      ops.drainAgent(DrainAgentRequest.fromPartial({ agentId: 'worker-1', reason: 'x' }), cb),
+    );
     expect(drain.err?.code).toBe(status.PERMISSION_DENIED);
     expect(drain.err?.details).toContain('needs the role admin-write');
   });
