@@ -95,6 +95,10 @@ export interface RunSample {
   readonly meshMs: number;
   /** The agent that ran it ('' when it did not complete). */
   readonly agent: string;
+  /** How long the agent ran it, as it reported (run_micros), ms. */
+  readonly runMs?: number;
+  /** When it was submitted, ms after the first submit. */
+  readonly atMs?: number;
   readonly completed: boolean;
 }
 
@@ -110,8 +114,15 @@ export interface RunFigures {
   readonly clientP999: number;
   readonly meshP50: number;
   readonly meshP99: number;
+  /** p99 of the tasks submitted after the first second (the node has measured its agents by then). */
+  readonly clientP99After1s?: number;
   /** Completed tasks run by each group's agents, by prefix. */
   readonly byGroup: Record<string, number>;
+  /**
+   * Of the slowest 1% (client view): how many ran on each group's agents, and their
+   * median wait outside the agent (client time minus run time), ms.
+   */
+  readonly tail?: { byGroup: Record<string, number>; waitP50: number; runP50: number };
   /** 1-minute load average at the start and the end of the run. */
   readonly loadBefore: number;
   readonly loadAfter: number;
@@ -139,6 +150,11 @@ export function runFigures(
   const mesh = done.map((s) => s.meshMs).sort((a, b) => a - b);
   const byGroup: Record<string, number> = {};
   for (const g of groups) byGroup[g.prefix] = done.filter((s) => s.agent.startsWith(`${g.prefix}-`)).length;
+  const slowest = [...done].sort((a, b) => b.clientMs - a.clientMs).slice(0, Math.ceil(done.length / 100));
+  const tailGroups: Record<string, number> = {};
+  for (const g of groups) tailGroups[g.prefix] = slowest.filter((s) => s.agent.startsWith(`${g.prefix}-`)).length;
+  const run = slowest.map((s) => s.runMs ?? NaN).sort((a, b) => a - b);
+  const wait = slowest.map((s) => s.clientMs - (s.runMs ?? NaN)).sort((a, b) => a - b);
   return {
     policy,
     round,
@@ -150,7 +166,15 @@ export function runFigures(
     clientP999: quantile(client, 0.999),
     meshP50: quantile(mesh, 0.5),
     meshP99: quantile(mesh, 0.99),
+    clientP99After1s: quantile(
+      done
+        .filter((s) => (s.atMs ?? 0) >= 1000)
+        .map((s) => s.clientMs)
+        .sort((a, b) => a - b),
+      0.99,
+    ),
     byGroup,
+    tail: { byGroup: tailGroups, waitP50: quantile(wait, 0.5), runP50: quantile(run, 0.5) },
     loadBefore: extra.loadBefore,
     loadAfter: extra.loadAfter,
     ...(extra.cores ? { cores: extra.cores } : {}),

@@ -11,8 +11,13 @@
 //
 // Writes bench/results/two-speed-<time>.json and .txt (the table), prints the
 // table. Flags: --tasks=4000 --rate=800 --rounds=2 --policies=a,b,...
-// --quick (1,000 tasks, one round). Bounded: every wait has a deadline.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// --quick (1,000 tasks, one round), --durability=none (no Raft log writes for the
+// tasks), --data-root=DIR (where the node's data dir goes), --max-load=L
+// --max-wait=S (on a shared machine, start each run once the 1-minute load
+// average is at most L, waiting at most S seconds), --no-write. The table says
+// when the run's CPU share was raised (Linux autogroup nice: see docs/policies.md). Bounded: every
+// wait has a deadline.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,12 +56,26 @@ const OPTS: TwoSpeedOptions = {
 };
 /** The tasks' durability: logged (the default, as a user's tasks) or none (no Raft log writes). */
 const DURABILITY = arg('durability') === 'none' ? 'none' : 'logged';
+/**
+ * On a shared machine: before each run, wait (at most --max-wait seconds, default 300)
+ * until the 1-minute load average is at most this. Default: do not wait.
+ */
+const MAX_LOAD = Number(arg('max-load') ?? Infinity);
+const MAX_WAIT_MS = Number(arg('max-wait') ?? 300) * 1000;
 /** Where the node's data dir goes (default the OS temp dir). */
 const DATA_ROOT = arg('data-root') ?? os.tmpdir();
 const DEFAULT_POLICY = 'node-score';
 const BIN = fileURLToPath(new URL('../bin/meshlb.js', import.meta.url));
 const log = (s: string): void => void process.stderr.write(`[bench:two-speed] ${s}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** This session's autogroup nice on Linux (0: not raised, or no autogroups). */
+function autogroupNice(): number {
+  try {
+    return Number(/nice (-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 const load1 = (): number => Math.round(os.loadavg()[0]! * 100) / 100;
 
@@ -141,8 +160,10 @@ async function run(policy: string, round: number, seed: number): Promise<RunFigu
     const clientCpu0 = process.cpuUsage();
     const client = new MeshClient({ address: node, deadlineMs: 30_000 });
     const samples: Promise<RunSample>[] = [];
+    const start = performance.now();
     const one = async (): Promise<RunSample> => {
       const t0 = performance.now();
+      const atMs = t0 - start;
       try {
         const { taskId } = await client.submit({ kind: 'work', durability: DURABILITY });
         const rec = await client.waitForResult(taskId, { timeoutMs: 60_000 });
@@ -151,14 +172,15 @@ async function run(policy: string, round: number, seed: number): Promise<RunFigu
           clientMs: performance.now() - t0,
           meshMs: rec.updatedUnixMs - rec.createdUnixMs,
           agent: rec.result?.agentId ?? '',
+          runMs: (rec.result?.runMicros ?? NaN) / 1000,
+          atMs,
           completed,
         };
       } catch (err) {
         log(`task failed: ${(err as Error).message}`);
-        return { clientMs: performance.now() - t0, meshMs: NaN, agent: '', completed: false };
+        return { clientMs: performance.now() - t0, meshMs: NaN, agent: '', completed: false, atMs };
       }
     };
-    const start = performance.now();
     let sent = 0;
     while (sent < OPTS.tasks) {
       const due = dueBy(performance.now() - start, OPTS.rate, OPTS.tasks);
@@ -189,8 +211,8 @@ async function run(policy: string, round: number, seed: number): Promise<RunFigu
     const f = runFigures(policy, round, all, OPTS.groups, { submitRate, loadBefore, loadAfter, cores, ewma });
     log(
       `${policy} round ${round}: p50 ${f.clientP50.toFixed(1)} ms, p99 ${f.clientP99.toFixed(1)} ms ` +
-        `(home ${f.meshP99.toFixed(0)} ms), ${f.completed}/${f.tasks} completed, ` +
-        `slow agents ran ${f.byGroup['slow'] ?? 0}; load ${loadBefore} -> ${loadAfter}`,
+        `(home ${f.meshP99.toFixed(0)} ms; after the first second ${f.clientP99After1s?.toFixed(1)} ms), ${f.completed}/${f.tasks} completed, ` +
+        `slow agents ran ${f.byGroup['slow'] ?? 0}; slowest 1%: ${JSON.stringify(f.tail)}; load ${loadBefore} -> ${loadAfter}`,
     );
     return f;
   } finally {
@@ -207,13 +229,22 @@ log(
     .map((x) => x.toFixed(2))
     .join(' ')}`,
 );
-for (const [i, { policy, round }] of order.entries()) runs.push(await run(policy, round, i + 1));
+for (const [i, { policy, round }] of order.entries()) {
+  if (os.loadavg()[0]! > MAX_LOAD) {
+    const by = Date.now() + MAX_WAIT_MS;
+    while (os.loadavg()[0]! > MAX_LOAD && Date.now() < by) await sleep(2000);
+    log(`load average ${load1()} (waited for at most ${MAX_LOAD})`);
+  }
+  runs.push(await run(policy, round, i + 1));
+}
 const table = twoSpeedTable(runs, DEFAULT_POLICY);
 const verdict = twoSpeedVerdict(runs, DEFAULT_POLICY);
 const text = [
   `two-speed over real processes: ${OPTS.tasks} tasks at ${OPTS.rate}/s into one node cell; ` +
     OPTS.groups.map((g) => `${g.agents} x ${g.slots} slots at ${g.serviceMs}+-${g.jitterMs} ms`).join(', '),
-  `latency: client submit call to final record (home p99: the node's record, accepted to completed); rounds interleaved`,
+  `latency: client submit call to final record (home p99: the node's record, accepted to completed); rounds interleaved` +
+    (autogroupNice() !== 0 ? `; CPU share raised (autogroup nice ${autogroupNice()})` : '') +
+    (DURABILITY === 'none' ? '; durability none' : ''),
   '',
   table,
   '',
@@ -224,7 +255,13 @@ const text = [
 ].join('\n');
 console.log(text);
 if (!process.argv.includes('--no-write')) {
-  const file = writeResults('two-speed', { options: OPTS, runs, verdict });
+  const file = writeResults('two-speed', {
+    options: OPTS,
+    durability: DURABILITY,
+    autogroupNice: autogroupNice(),
+    runs,
+    verdict,
+  });
   writeBeside(file, '.txt', `${text}\n`);
   log(`wrote ${file}`);
 }
