@@ -20,7 +20,6 @@ import { SimNet } from './net.js';
 import { makeShape } from './topo.js';
 import { planFlow, planPreemption } from './flow.js';
 import { planDebounce } from './debounce.js';
-import { planSlots } from './slots.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 export interface SimOptions {
@@ -66,8 +65,6 @@ export interface SimResult {
     resumed: number;
     /** Debounced tasks (answered at least once), submits folded into one, and those that started (debounce.ts). */
     debounce: { tasks: number; folds: number; started: number };
-    /** Attempts of several slots started at agents, and the most slots any agent held at once, of its slots. */
-    multislot: { starts: number; peak: number };
   };
 }
 
@@ -132,17 +129,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
 
   const warm = 800;
   const healAt = warm + 2000 + rng.next() * 6000;
-  const workload = new Workload(
-    rng.fork(),
-    shape,
-    mesh,
-    checker,
-    () => vs.now(),
-    later,
-    flow,
-    planDebounce(o.seed),
-    planSlots(o.seed),
-  );
+  const workload = new Workload(rng.fork(), shape, mesh, checker, () => vs.now(), later, flow, planDebounce(o.seed));
   workload.plan(warm, healAt);
   const env: FaultEnv = {
     rng: rng.fork(),
@@ -226,7 +213,6 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       prepositioned,
       workload: workload.stats,
       faults,
-      multislot: { starts: checker.bigStarts, peak: checker.slotPeak },
       flow: Object.fromEntries(
         [...flow.limits].map(([k, limit]) => [
           k,
