@@ -18,11 +18,9 @@ import { isPolicyConfigError, policyFor } from '../mesh/cell-config.js';
 import type { AgentSession } from '../mesh/agent-session.js';
 import { checkLength, invalidArgument, MeshError, resourceExhausted } from '../util/errors.js';
 import { clip, LIMITS } from '../util/limits.js';
-import { commit } from './admin-tasks.js';
+import { commit, replicated } from './admin-tasks.js';
 
 const failedPrecondition = (msg: string) => new MeshError(status.FAILED_PRECONDITION, msg);
-const replicated = (cell: Cell): boolean => cell.ledgerLog.replication() !== undefined;
-
 export async function setCellDrain(cell: Cell, drain: boolean, reason: string): Promise<DrainCellResponse> {
   checkLength('reason', reason, LIMITS.reason);
   cell.home.mustLead();

@@ -15,9 +15,7 @@ import { strategyOf } from '../flow/flow-state.js';
 import type { Cell } from '../mesh/cell.js';
 import { checkLength, invalidArgument } from '../util/errors.js';
 import { LIMITS } from '../util/limits.js';
-import { commit } from './admin-tasks.js';
-
-const replicated = (cell: Cell): boolean => cell.ledgerLog.replication() !== undefined;
+import { commit, replicated } from './admin-tasks.js';
 
 /** The flow calls name the root or nothing: it owns every key's counter. */
 export function checkFlowCell(named: string): void {

@@ -163,6 +163,9 @@ function location(cell: Cell, rec: TaskRecord): string {
   return `sent to parent ${cell.spec.parent}`;
 }
 
+/** The cell's ledger is a Raft log (what an admin write answers as `replicated`). */
+export const replicated = (cell: Cell): boolean => cell.ledgerLog.replication() !== undefined;
+
 /** One command through the cell's log (logged) or straight to its ledger (durability NONE). */
 export function commit(cell: Cell, cmd: LedgerCommand, logged: boolean): Promise<ApplyResult[]> {
   if (!logged) return Promise.resolve(cell.ledger.apply(cmd));

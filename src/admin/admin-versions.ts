@@ -20,10 +20,8 @@ import { retire } from '../mesh/version-ramps.js';
 import { checkLength, invalidArgument, MeshError, toServiceError } from '../util/errors.js';
 import { LIMITS } from '../util/limits.js';
 import { isForwarded } from '../mesh/task-forward.js';
-import { commit } from './admin-tasks.js';
+import { commit, replicated } from './admin-tasks.js';
 import { msLeft, type AdminMethod, type RequestOf, type ResponseOf } from './admin-route.js';
-
-const replicated = (cell: Cell): boolean => cell.ledgerLog.replication() !== undefined;
 
 /** AdminService's routed(): `method` at the leader of the cell `named` (admin-service.ts). */
 type Routed = <M extends AdminMethod>(

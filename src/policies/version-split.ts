@@ -4,21 +4,10 @@
 // task of one session, goes to the same side, at every node and after any
 // restart. A pin below `percent` at one ramp stays below it at every larger
 // one, so raising a ramp only moves sessions from old to new, never back.
+import { hash32 } from './context.js';
 
-/** FNV-1a over the UTF-16 code units, then murmur3's finalizer (FNV alone leaves sequential ids clustered). */
-export function pinHash(pin: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < pin.length; i++) {
-    h ^= pin.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+/** The pin's 32-bit hash: the same as context routing's (FNV-1a mixed with murmur3's finalizer). */
+export const pinHash = (pin: string): number => hash32(pin);
 
 /** Where a pin falls in [0, 100). */
 export const pinPercent = (pin: string): number => (pinHash(pin) / 2 ** 32) * 100;
