@@ -49,6 +49,11 @@ export interface RaftCell {
   register(server: Server): void;
 }
 
+/** Replica ids of a cell are "<cell>#<n>" (src/topology/validate.ts); AddReplica keeps the form. */
+export function isReplicaIdOf(cell: string, id: string): boolean {
+  return id.startsWith(`${cell}#`) && /^[1-9][0-9]{0,8}$/.test(id.slice(cell.length + 1));
+}
+
 export function raftCell(o: RaftCellOptions): RaftCell {
   const peers: Record<string, string> = {};
   for (const r of o.spec.replicas) peers[r.id] = o.addresses?.(r.replica) ?? r.address;
@@ -77,6 +82,7 @@ export function raftCell(o: RaftCellOptions): RaftCell {
         log: o.log,
         ...(o.random ? { random: o.random } : {}),
         ...(o.join ? { join: true } : {}),
+        isPeerId: (id) => isReplicaIdOf(o.spec.path, id),
       },
     });
     return new RaftCellLog(log, o.scheduler ?? realScheduler);

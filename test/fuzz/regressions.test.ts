@@ -10,12 +10,27 @@
 //    uint64 past 2^53 (a term of 2^64-1), which the generated decoder refuses,
 //    got grpc-js's INTERNAL "Error deserializing request" on Stream and
 //    InstallSnapshot; now INVALID_ARGUMENT, as on every other meshlb service.
+// 3. Well-formed Raft messages were stepped whoever they named as sender: a
+//    heartbeat "from /r/z#1" (a replica of another cell) at term 621 made the
+//    one-voter root follow that phantom leader, and a forged snapshot from it
+//    with no voters took the root out of its own group: no leader ever again
+//    (seed 606699486). Now the runtime drops messages from ids that are not
+//    "<cell>#<n>", from itself or for another replica, and the core refuses a
+//    snapshot without voters. (A process that names a real member is the
+//    pretender mTLS keeps out: docs/security.md.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  RaftMessageType,
+  RaftServiceStatusRequest,
+  RaftServiceStatusResponse,
+  RaftServiceStreamRequest,
+  type RaftMessage,
+} from '../../src/gen/meshlb/v1/raft.js';
 import { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import { LIMITS } from '../../src/util/limits.js';
@@ -119,5 +134,76 @@ describe('RaftService answers hostile input (fuzzer findings)', () => {
       call.end();
     });
     expect(grpc.status[snap.code], snap.details).toBe('INVALID_ARGUMENT');
+  });
+
+  it('messages naming a foreign or forged sender do not move the root: it keeps its term and its lead', async () => {
+    const status = async (): Promise<RaftServiceStatusResponse> =>
+      new Promise((resolve, reject) =>
+        client.makeUnaryRequest(
+          '/meshlb.v1.RaftService/Status',
+          (r: RaftServiceStatusRequest) => Buffer.from(RaftServiceStatusRequest.encode(r).finish()),
+          (b: Buffer) => RaftServiceStatusResponse.decode(b),
+          { groupId: '/' },
+          new grpc.Metadata(),
+          { deadline: Date.now() + DEADLINE_MS },
+          (err, res) => (err || !res ? reject(err ?? new Error('no answer')) : resolve(res)),
+        ),
+      );
+    // The one voter elects itself; wait for it (bounded).
+    const until = Date.now() + 10_000;
+    let before = await status();
+    while (before.leaderId !== '/#1' && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+      before = await status();
+    }
+    expect(before.leaderId).toBe('/#1');
+
+    const msg = (m: Partial<RaftMessage>): RaftMessage => ({
+      type: RaftMessageType.RAFT_MESSAGE_TYPE_HEARTBEAT,
+      from: '/r/z#1',
+      to: '/#1',
+      term: 621,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+      snapshot: undefined,
+      ...m,
+    });
+    const forged = [
+      msg({}), // a replica of another cell
+      msg({ from: '/#1' }), // ourselves
+      msg({ from: 'x/#1' }), // not an id of this group
+      msg({ to: '/#9' }), // for someone else
+      msg({
+        type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAP,
+        from: '/#1',
+        index: 1000,
+        snapshot: { index: 1000, term: 700, conf: { voters: [], learners: [] } },
+      }),
+    ];
+    const sent = await new Promise<Answer>((resolve) => {
+      const call = client.makeBidiStreamRequest(
+        '/meshlb.v1.RaftService/Stream',
+        (r: RaftServiceStreamRequest) => Buffer.from(RaftServiceStreamRequest.encode(r).finish()),
+        identity,
+        new grpc.Metadata(),
+        { deadline: Date.now() + DEADLINE_MS },
+      );
+      call.on('data', () => undefined);
+      call.on('error', () => undefined);
+      call.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details }));
+      call.write({ groupId: '/', from: '/r/z#1', messages: forged, fromAddress: '', clusterId: '' });
+      call.end();
+    });
+    expect(grpc.status[sent.code], sent.details).toBe('OK');
+    const after = await status();
+    expect({ leader: after.leaderId, term: after.term, role: after.role }).toEqual({
+      leader: '/#1',
+      term: before.term,
+      role: before.role,
+    });
   });
 });

@@ -330,6 +330,8 @@ export class Raft implements StepContext {
 
   /** Follower: adopt a leader's snapshot. Returns false if it brings nothing new. */
   restore(s: Snapshot): boolean {
+    // No group is ever in a configuration without voters: such a snapshot is forged or corrupt.
+    if (s.meta.conf.voters.length === 0) return false;
     if (s.meta.index <= this.log.committed) return false;
     if (this.log.matchTerm(s.meta.index, s.meta.term)) {
       // We already hold that entry: just fast-forward the commit index.

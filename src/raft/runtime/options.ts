@@ -44,6 +44,13 @@ export interface ReplicaOptions {
   readonly clock?: RaftClock;
   /** Also handed to the LmdbStorage the replica opens. Silent when absent. */
   readonly log?: RaftLogger;
+  /**
+   * Whether `id` could name a replica of this group at all (meshlb: "<cell>#<n>").
+   * Messages from any other sender are dropped before the core sees them: a
+   * replica of another cell, or a stray or hostile sender, must not move our
+   * term or name our leader. Every sender is a candidate when absent.
+   */
+  readonly isPeerId?: (id: NodeId) => boolean;
 }
 
 export interface RequestOptions {
