@@ -40,6 +40,7 @@ import { ShuttingDownError } from './errors.js';
 import { Proposer } from './proposer.js';
 import { Requests } from './requests.js';
 import { Snapshotter } from './snapshotter.js';
+import { StrayFilter } from './strays.js';
 import type { ReplicaOptions, RequestOptions } from './options.js';
 import type { RaftEndpoint, RaftMember, ReplicaStatus, Transport } from './transport.js';
 
@@ -73,8 +74,7 @@ export class RaftReplica implements RaftEndpoint {
   private readonly ticker: RaftTimer;
   private readonly requests: Requests;
   private readonly leaderListeners = new Set<(leader: NodeId, term: number) => void>();
-  private readonly isPeerId: (id: NodeId) => boolean;
-  private strayLoggedAt = -Infinity;
+  private readonly strays: StrayFilter;
 
   constructor(opts: ReplicaOptions) {
     this.groupId = opts.groupId;
@@ -85,7 +85,7 @@ export class RaftReplica implements RaftEndpoint {
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.logger = opts.log ?? silentLogger;
-    this.isPeerId = opts.isPeerId ?? (() => true);
+    this.strays = new StrayFilter(this.id, opts.isPeerId ?? (() => true), this.clock, this.logger);
     let storage = opts.storage;
     if (!storage) {
       if (!opts.dataDir) throw new Error('raft replica: dataDir or storage is required');
@@ -263,11 +263,7 @@ export class RaftReplica implements RaftEndpoint {
   deliver(msgs: readonly Message[]): void {
     if (this.closed) return;
     for (const m of msgs) {
-      const stray = this.strayReason(m);
-      if (stray) {
-        this.logStray(m, stray);
-        continue;
-      }
+      if (!this.strays.admits(m)) continue;
       try {
         this.core.step(m);
       } catch (err) {
@@ -275,27 +271,6 @@ export class RaftReplica implements RaftEndpoint {
       }
     }
     this.kick();
-  }
-
-  /**
-   * Why a message from the network is not for the core, or ''. The core trusts
-   * `from`: a message claiming to come from ourselves, for someone else, or from
-   * an id no replica of this group can have is a misrouted or forged one.
-   */
-  private strayReason(m: Message): string {
-    if (m.from === this.id) return 'claims to come from this replica';
-    if (m.to !== this.id) return 'is addressed to another replica';
-    if (!this.isPeerId(m.from))
-      return `comes from ${JSON.stringify(m.from.slice(0, 64))}, not a replica id of this group`;
-    return '';
-  }
-
-  /** One line a second at most: a flood of strays must not become a flood of logs. */
-  private logStray(m: Message, why: string): void {
-    const now = this.clock.now();
-    if (now - this.strayLoggedAt < 1000) return;
-    this.strayLoggedAt = now;
-    this.logger.warn({ type: m.type, term: m.term, why }, 'dropping raft message from the network');
   }
 
   reportUnreachable(peer: NodeId): void {
