@@ -1,7 +1,8 @@
 // Per-key gauges of flow control (docs/flow-control.md), read from the cells
 // when scraped, with labels cell and key: only a cell that counts keys (the
 // root) has series. In flight and limit come from the ledger (the same on
-// every replica of the cell); waiting from the leader's gate (0 elsewhere).
+// every replica of the cell); waiting and oldest wait from the leader's gate
+// (no series elsewhere).
 import { Gauge, type Registry } from 'prom-client';
 import type { MeteredCell } from '../mesh/meter.js';
 
@@ -23,7 +24,25 @@ const GAUGES: readonly (readonly [string, string, Read])[] = [
   ],
   ['flow_waiting', 'Tasks waiting at the root leader for a permit of their concurrency key', (c) => backlog(c, 'c:')],
   ['flow_rate_waiting', 'Tasks waiting at the root leader for their rate-limit key', (c) => backlog(c, 'r:')],
+  [
+    'flow_oldest_wait_seconds',
+    'How long the longest-waiting task of a concurrency key has waited at the root leader for a permit',
+    (c) => oldest(c, 'c:'),
+  ],
+  [
+    'flow_rate_oldest_wait_seconds',
+    'How long the longest-waiting task of a rate-limit key has waited at the root leader',
+    (c) => oldest(c, 'r:'),
+  ],
 ];
+
+function oldest(c: MeteredCell, prefix: string): [string, number][] {
+  const now = c.scheduler.now();
+  const out: [string, number][] = [];
+  for (const [k, at] of c.home.flow.oldestWaiting())
+    if (k.startsWith(prefix)) out.push([k.slice(prefix.length), Math.max(0, now - at) / 1000]);
+  return out;
+}
 
 function backlog(c: MeteredCell, prefix: string): [string, number][] {
   const out: [string, number][] = [];

@@ -14,6 +14,7 @@ import { CellMeters } from './cell-metrics.js';
 import { createFamilies, type MeshFamilies } from './metric-families.js';
 import { registerPreemptionCounter } from './preemption-metrics.js';
 import { registerFlowGauges } from './flow-metrics.js';
+import { registerQueueGauges } from './queue-metrics.js';
 import { registerForecastGauges } from './forecast-metrics.js';
 import { listenBounded } from './http-listen.js';
 
@@ -39,6 +40,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   );
   const cells = new CellMeters(families);
   registerFlowGauges(registry, p, () => cells.byPath());
+  registerQueueGauges(registry, p, () => cells.byPath());
   registerPreemptionCounter(registry, p, () => cells.byPath());
   registerForecastGauges(registry, p, () => cells.byPath());
   return { ...families, registry, meter: cells.factory };

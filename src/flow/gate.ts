@@ -171,6 +171,17 @@ export class FlowGate<T extends GateItem> {
     return m;
   }
 
+  /** When the longest-waiting task of each `c:` / `r:` key was enqueued (gauges; O(waiting)). */
+  oldestWaiting(): Map<string, number> {
+    const m = new Map<string, number>();
+    const min = (wk: string, ws: Iterable<{ readonly enqueuedAt: number }>) => {
+      for (const w of ws) m.set(wk, Math.min(m.get(wk) ?? Infinity, w.enqueuedAt));
+    };
+    for (const [wk, list] of this.waiting) min(wk, list.values());
+    for (const [key, group] of this.groups) min(`c:${key}`, group.waiting());
+    return m;
+  }
+
   /** The task ended while waiting (cancelled, dead-lettered). */
   forget(taskId: string): void {
     this.unpromise(taskId);

@@ -37,6 +37,11 @@ export class RoundRobinWaiters<W> {
     return true;
   }
 
+  /** Every waiting task, member by member (gauges). */
+  *waiting(): IterableIterator<W> {
+    for (const line of this.lines.values()) yield* line.values();
+  }
+
   /** Let go up to `n` waiting tasks, one member's head at a time, in turn. */
   take(n: number): [taskId: string, w: W][] {
     const out: [string, W][] = [];

@@ -40,6 +40,12 @@ export interface CellMeter {
   close(): void;
 }
 
+/** What the queue gauges group by. */
+export interface KindTenant {
+  readonly kind: string;
+  readonly tenant: string;
+}
+
 /** What a meter reads of its cell (Cell implements it). */
 export interface MeteredCell {
   readonly path: string;
@@ -47,12 +53,16 @@ export interface MeteredCell {
   readonly scheduler: { now(): number };
   readonly ledger: Ledger;
   readonly ledgerLog: Leadership;
-  readonly queue: { readonly size: number };
+  readonly queue: { readonly size: number; withEnqueuedAt(): Iterable<readonly [KindTenant, number]> };
   inFlight(): number;
+  /** Items this cell holds a route for; `via` set = an attempt sent on (routes.ts). */
+  readonly routes: { values(): Iterable<KindTenant & { readonly via?: unknown }> };
   readonly agents: { readonly byId: { readonly size: number } } | undefined;
   readonly children: { readonly links: { readonly size: number } } | undefined;
   /** Tasks waiting for their flow key, by `c:key` / `r:key` (src/flow/gate.ts). */
-  readonly home: { readonly flow: { backlog(): ReadonlyMap<string, number> } };
+  readonly home: {
+    readonly flow: { backlog(): ReadonlyMap<string, number>; oldestWaiting(): ReadonlyMap<string, number> };
+  };
   /** Its forecasts per kind and the agents it should have (forecasts.ts). */
   readonly forecasts?: { recommendations(): readonly ScaleRecommendation[] };
   /** Its circuit breakers (dispatcher-breakers.ts): targets per state, and trips so far. */

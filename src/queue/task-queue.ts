@@ -143,6 +143,11 @@ export class TaskQueue<T extends QueueTask> {
     return out;
   }
 
+  /** Every queued task with when it was enqueued, in no particular order (queue gauges). */
+  *withEnqueuedAt(): IterableIterator<readonly [T, number]> {
+    for (const e of this.byId.values()) yield [e.task, e.enqueuedAt];
+  }
+
   /** Every queued task, in no particular order (admin views, the mesh simulator's checks). */
   *values(): IterableIterator<T> {
     for (const e of this.byId.values()) yield e.task;

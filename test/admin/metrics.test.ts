@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
+import { MAX_SERIES } from '../../src/admin/queue-metrics.js';
 import { createMetrics, metrics, startMetricsServer } from '../../src/admin/metrics.js';
 import { MeshFailure, ResultStatus, TaskSpec, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import { Ledger } from '../../src/mesh/ledger.js';
@@ -8,7 +9,13 @@ import type { MeteredCell } from '../../src/mesh/meter.js';
 import type { FlowConfig } from '../../src/flow/flow-state.js';
 
 /** A cell as a meter sees it, with every figure set by the test. */
-function fakeCell(path: string, raft?: ReplicationStatus, flow?: FlowConfig, backlog = new Map<string, number>()) {
+function fakeCell(
+  path: string,
+  raft?: ReplicationStatus,
+  flow?: FlowConfig,
+  backlog = new Map<string, number>(),
+  oldestWaiting = new Map<string, number>(),
+) {
   const ledger = new Ledger({ retention: 100, defaultMaxAttempts: 3, ...(flow ? { flow } : {}) });
   const log = new SoleLeader(ledger, `${path}#1`);
   let leaderChange: ((ev: { leader: string; leaderAddress: string; term: number; self: boolean }) => void) | undefined;
@@ -20,21 +27,26 @@ function fakeCell(path: string, raft?: ReplicationStatus, flow?: FlowConfig, bac
     },
   });
   let now = 1_000;
+  const queued: (readonly [{ kind: string; tenant: string }, number])[] = [];
+  const routed: { kind: string; tenant: string; via?: unknown }[] = [];
   const cell = {
     path,
     leading: true as boolean,
     scheduler: { now: () => now },
     ledger,
     ledgerLog,
-    queue: { size: 7 },
+    queue: { size: 7, withEnqueuedAt: () => queued },
     inFlight: () => 3,
+    routes: { values: () => routed },
     agents: { byId: { size: 2 } },
     children: undefined,
-    home: { flow: { backlog: () => backlog } },
+    home: { flow: { backlog: () => backlog, oldestWaiting: () => oldestWaiting } },
   } satisfies MeteredCell;
   return {
     cell,
     ledger,
+    queued,
+    routed,
     setNow: (t: number) => (now = t),
     leaderChanged: (leader: string) => leaderChange?.({ leader, leaderAddress: '', term: 2, self: false }),
   };
@@ -178,7 +190,7 @@ describe('metrics', () => {
     }
   });
 
-  it('has per-key flow gauges at the cell that counts keys: in flight, limit, waiting', async () => {
+  it('has per-key flow gauges at the cell that counts keys: in flight, limit, waiting, oldest wait', async () => {
     const m = createMetrics();
     const flow: FlowConfig = {
       defaultTimeoutMs: 1000,
@@ -195,6 +207,10 @@ describe('metrics', () => {
       new Map([
         ['c:cust', 4],
         ['r:llm', 2],
+      ]),
+      new Map([
+        ['c:cust', -500],
+        ['r:llm', 250],
       ]),
     );
     m.meter(f.cell);
@@ -214,7 +230,39 @@ describe('metrics', () => {
       'meshlb_flow_limit{cell="/",key="cust"} 3',
       'meshlb_flow_waiting{cell="/",key="cust"} 4',
       'meshlb_flow_rate_waiting{cell="/",key="llm"} 2',
+      'meshlb_flow_oldest_wait_seconds{cell="/",key="cust"} 1.5',
+      'meshlb_flow_rate_oldest_wait_seconds{cell="/",key="llm"} 0.75',
     ])
       expect(text).toContain(line);
+  });
+
+  it('has queue gauges per kind and tenant: backlog, oldest wait, in flight; past MAX_SERIES pairs the rest is "(other)"', async () => {
+    const m = createMetrics();
+    const f = fakeCell('/r/z/n1');
+    f.setNow(10_000);
+    f.queued.push([{ kind: 'gpu', tenant: 'acme' }, 7_500], [{ kind: 'gpu', tenant: 'acme' }, 9_000]);
+    f.queued.push([{ kind: 'cpu', tenant: 'free' }, 9_900]);
+    f.routed.push({ kind: 'gpu', tenant: 'acme', via: { type: 'agent' } }, { kind: 'gpu', tenant: 'acme' });
+    m.meter(f.cell);
+    let text = await m.registry.metrics();
+    for (const line of [
+      'meshlb_queue_backlog{cell="/r/z/n1",kind="gpu",tenant="acme"} 2',
+      'meshlb_queue_oldest_wait_seconds{cell="/r/z/n1",kind="gpu",tenant="acme"} 2.5',
+      'meshlb_queue_in_flight{cell="/r/z/n1",kind="gpu",tenant="acme"} 1',
+      'meshlb_queue_backlog{cell="/r/z/n1",kind="cpu",tenant="free"} 1',
+      'meshlb_queue_oldest_wait_seconds{cell="/r/z/n1",kind="cpu",tenant="free"} 0.1',
+      'meshlb_queue_in_flight{cell="/r/z/n1",kind="cpu",tenant="free"} 0',
+    ])
+      expect(text).toContain(line);
+
+    // A tenant per request cannot grow the series without bound.
+    const m2 = createMetrics();
+    const g = fakeCell('/');
+    for (let i = 0; i < MAX_SERIES + 50; i++) g.queued.push([{ kind: 'k', tenant: `t${i}` }, 1_000]);
+    m2.meter(g.cell);
+    text = await m2.registry.metrics();
+    const backlog = text.split('\n').filter((l) => l.startsWith('meshlb_queue_backlog{'));
+    expect(backlog).toHaveLength(MAX_SERIES + 1);
+    expect(text).toContain('meshlb_queue_backlog{cell="/",kind="k",tenant="(other)"} 50');
   });
 });

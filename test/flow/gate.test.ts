@@ -55,6 +55,7 @@ describe('FlowGate', () => {
     expect(gate.admit(d!, 4, now()).type).toBe('held');
     expect(gate.whyWaiting('c')).toBe('concurrency key c at its limit of 2');
     expect(gate.backlog()).toEqual(new Map([['c:c', 2]]));
+    expect(gate.oldestWaiting()).toEqual(new Map([['c:c', 3]]));
     // a's dispatch is applied (permit held) and settled: the room is the same, nobody goes.
     state.start(a!.spec, 'a', 1, now());
     gate.settled(a!);
@@ -68,6 +69,7 @@ describe('FlowGate', () => {
     gate.freed('c');
     expect(requeued).toEqual(['c', 'd']);
     expect(gate.backlog().size).toBe(0);
+    expect(gate.oldestWaiting().size).toBe(0);
   });
 
   it('cancel-newest: a task that would wait ends instead', () => {

@@ -63,6 +63,7 @@ describe('round-robin concurrency groups', () => {
     expect(state.permits.held('customers')).toBe(2);
     expect(state.permits.held('customers:a')).toBe(0);
     expect(gate.backlog().get('c:customers')).toBe(7);
+    expect(gate.oldestWaiting().get('c:customers')).toBe(0);
     expect(gate.whyWaiting('b1')).toBe(
       'concurrency group customers at its limit of 2 (customers:b waits its turn, round-robin)',
     );
