@@ -153,7 +153,10 @@ function location(cell: Cell, rec: TaskRecord): string {
     // its limit of 3", "waiting: debounced until T".
     const why = cell.home.flow.whyWaiting(rec.id) ?? cell.home.debounce.whyWaiting(rec);
     if (why !== undefined) return `waiting: ${why}`;
-    return cell.queue.has(nextAttemptId(rec.id)) ? 'queued' : 'queued (between attempts)';
+    const queued = cell.queue.get(nextAttemptId(rec.id));
+    // Its own reason (several slots, docs/gang.md): "waiting: no agent with 4 free slots".
+    if (queued?.waitingFor) return `waiting: ${queued.waitingFor}`;
+    return queued ? 'queued' : 'queued (between attempts)';
   }
   const item = cell.routes.get(routeKey(rec.id, rec.attempt));
   const via = item?.via;

@@ -309,7 +309,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       meshId: '',
       nodeCell: this.opts.nodeCell ?? '',
       // What still runs from a stream that broke: the node reserves it before assigning more.
-      running: [...this.executor.running.values()].map((t) => ({ taskId: t.id, attempt: t.attempt })),
+      running: this.executor.refs(),
     };
   }
 

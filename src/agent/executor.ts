@@ -3,9 +3,10 @@
 // AbortSignal, each finished attempt turned into exactly one TaskResult.
 //
 // Invariants:
-// - `running.size <= slots`: an assignment beyond the slots is refused with an
-//   ERROR result "over slots" and counted in refusedOverSlots (the node is
-//   trusted to respect slots; a healthy mesh keeps this 0).
+// - `used <= slots`, used being the slots of the running attempts (each its
+//   TaskSpec.slots, docs/gang.md): an assignment beyond the slots is refused
+//   with an ERROR result "over slots" and counted in refusedOverSlots (the node
+//   is trusted to respect slots; a healthy mesh keeps this 0).
 // - An attempt (`${taskId}#${attempt}`) runs at most once at a time; the same
 //   attempt assigned again while it runs is ignored (duplicateAssignments).
 // - A handler that finishes reports once, and only while its entry is still the
@@ -50,6 +51,8 @@ interface ExecutorPeer {
 export class Executor {
   /** Running handlers by `${taskId}#${attempt}`; its size is the in-flight count. */
   readonly running = new Map<string, RunningTask>();
+  /** Slots the running attempts hold (Σ their slots). */
+  used = 0;
   /** The node cell results are stamped with (from the latest Welcome). */
   nodeCell = '';
   private readonly handlers = new Map<string, TaskHandler>();
@@ -93,9 +96,10 @@ export class Executor {
         this.refuse(d, 'agent draining');
         continue;
       }
-      if (this.running.size >= this.slots) {
+      const cost = d.spec?.slots !== undefined && d.spec.slots > 1 ? d.spec.slots : 1;
+      if (this.used + cost > this.slots) {
         this.stats.refusedOverSlots++;
-        this.refuse(d, `over slots: agent ${this.agentId} holds ${this.running.size} of ${this.slots}`);
+        this.refuse(d, `over slots: agent ${this.agentId} holds ${this.used} of ${this.slots}, the task needs ${cost}`);
         continue;
       }
       const kind = d.spec?.kind ?? '';
@@ -109,6 +113,7 @@ export class Executor {
       t.saver = this.saver;
       if (this.tracer) t.startSpan(this.tracer, this.agentId, this.nodeCell);
       this.running.set(key, t);
+      this.used += t.slots;
       const n = this.running.size;
       this.stats.inFlight = n;
       if (n > this.stats.maxInFlight) this.stats.maxInFlight = n;
@@ -116,6 +121,15 @@ export class Executor {
       this.peer.started(t);
       this.run(t, handler);
     }
+  }
+
+  /** The running attempts as refs, with their slots when more than one (the hello's `running`). */
+  refs(): TaskRef[] {
+    return [...this.running.values()].map((t) => ({
+      taskId: t.id,
+      attempt: t.attempt,
+      slots: t.slots > 1 ? t.slots : undefined,
+    }));
   }
 
   /** Abort one attempt, or every running attempt of the task when attempt is 0. */
@@ -178,6 +192,7 @@ export class Executor {
   private finish(t: RunningTask, value: HandlerOutput, err: unknown): void {
     if (this.running.get(t.key) !== t) return; // closed meanwhile
     this.running.delete(t.key);
+    this.used -= t.slots;
     this.stats.inFlight = this.running.size;
     let status: ResultStatus;
     let output: Buffer | undefined;

@@ -128,7 +128,8 @@ export class Outbox {
     if (this.started.length > 0) {
       let refs: TaskRef[] | undefined;
       for (const t of this.started) {
-        if (link.running(t)) (refs ??= []).push({ taskId: t.id, attempt: t.attempt });
+        if (link.running(t))
+          (refs ??= []).push({ taskId: t.id, attempt: t.attempt, slots: t.slots > 1 ? t.slots : undefined });
       }
       this.started.length = 0;
       if (refs) link.write({ msg: { $case: 'started', value: { refs } } });

@@ -21,6 +21,8 @@ export interface AgentTask {
   readonly timeoutMs: number;
   /** The cell where the task was submitted. */
   readonly homeCell: string;
+  /** The agent's slots this attempt holds (TaskSpec.slots, at least 1; docs/gang.md). */
+  readonly slots: number;
   /** Aborted when the node cancels this attempt, or the agent is closed. */
   readonly signal: AbortSignal;
   /**
@@ -100,6 +102,7 @@ export class RunningTask implements AgentTask {
   readonly deadline: number | undefined;
   readonly timeoutMs: number;
   readonly homeCell: string;
+  readonly slots: number;
   /** performance.now() when the handler was called. */
   readonly startedAt: number;
   /** Map key: `${id}#${attempt}`. */
@@ -133,6 +136,7 @@ export class RunningTask implements AgentTask {
     this.payload = spec?.payload ?? EMPTY;
     this.deadline = spec && spec.deadlineUnixMs > 0 ? spec.deadlineUnixMs : undefined;
     this.timeoutMs = spec?.timeoutMs ?? 0;
+    this.slots = spec?.slots !== undefined && spec.slots > 1 ? spec.slots : 1;
     this.homeCell = d.homeCell;
     this.rawLabels = spec?.labels ?? [];
     this.traceParent = d.traceParent || (spec?.traceParent ?? '');

@@ -61,6 +61,8 @@ export interface TaskInput {
    * is live gets its id (`existing`); 'cancel': the live one is cancelled, this one runs.
    */
   singleton?: { key: string; mode?: 'skip' | 'cancel' };
+  /** Slots it takes at once on one agent (docs/gang.md): it lands only where that many are free. Default 1. */
+  slots?: number;
 }
 
 const PRIORITIES: Record<PriorityName, Priority> = {
@@ -119,6 +121,8 @@ function labels(rec: Record<string, string> | undefined): Label[] {
 export function toTaskSpec(t: TaskInput): TaskSpec {
   if (!t || typeof t.kind !== 'string') throw new TypeError('task.kind (a string) is required');
   const deadline = t.deadline instanceof Date ? t.deadline.getTime() : (t.deadline ?? 0);
+  if (t.slots !== undefined && !(Number.isInteger(t.slots) && t.slots >= 1))
+    throw new TypeError(`task.slots must be an integer >= 1, got ${String(t.slots)}`);
   return {
     idempotencyKey: t.idempotencyKey ?? '',
     kind: t.kind,
@@ -143,6 +147,7 @@ export function toTaskSpec(t: TaskInput): TaskSpec {
     debounceMaxWaitMs: t.debounce?.maxWaitMs ?? 0,
     singletonKey: t.singleton?.key ?? '',
     singletonMode: toSingletonMode(t.singleton?.mode),
+    slots: t.slots,
   };
 }
 

@@ -5,12 +5,37 @@
 // kind of (slots − inFlight), `total` = Σ slots and `healthy` = the number of
 // live agents of that kind (draining ones count in total and healthy, with no
 // free slots). Every change of an agent's state goes through account() (around
-// a change of dead/draining/load) or slotsTaken() (one slot at a time).
+// a change of dead/draining/load) or slotsTaken() (the slots of one attempt).
+// Beside the sums, per kind a count of agents by free slots (free > 0) and by
+// slots, so the largest free block and the largest agent (what a task of N
+// slots needs: docs/gang.md) cost O(distinct values), not O(agents).
 import type { AgentSession } from './agent-session.js';
 import type { Capacity, SubtreeLoad } from './port.js';
 
+/** The largest free slots at one agent, and the most slots of one agent, of a kind. */
+export interface Largest {
+  readonly free: number;
+  readonly total: number;
+}
+
+const bump = (m: Map<number, number>, k: number, d: number): void => {
+  const v = (m.get(k) ?? 0) + d;
+  if (v === 0) m.delete(k);
+  else m.set(k, v);
+};
+
+const maxKey = (m: Map<number, number> | undefined): number => {
+  let best = 0;
+  if (m) for (const k of m.keys()) if (k > best) best = k;
+  return best;
+};
+
 export class AgentCapacity {
   readonly byKind = new Map<string, Capacity>();
+  /** Per kind: agents by their free slots (> 0 only). */
+  private readonly byFree = new Map<string, Map<number, number>>();
+  /** Per kind: live agents by their slots. */
+  private readonly bySize = new Map<string, Map<number, number>>();
 
   /** Add (sign 1) or remove (sign -1) an agent's contribution. */
   account(s: AgentSession, sign: 1 | -1): void {
@@ -22,7 +47,13 @@ export class AgentCapacity {
       c.free += sign * free;
       c.total += sign * s.slots;
       c.healthy += sign;
-      if (c.total === 0 && c.healthy === 0) this.byKind.delete(k);
+      if (free > 0) bump(this.counts(this.byFree, k), free, sign);
+      bump(this.counts(this.bySize, k), s.slots, sign);
+      if (c.total === 0 && c.healthy === 0) {
+        this.byKind.delete(k);
+        this.byFree.delete(k);
+        this.bySize.delete(k);
+      }
     }
   }
 
@@ -34,21 +65,37 @@ export class AgentCapacity {
   }
 
   /**
-   * `delta` slots of a live agent were taken (1) or freed (-1): its free slots
-   * per kind move by -delta (what account(-1), change, account(1) would do;
-   * assigned + carried never exceeds slots, so free = slots - inFlight needs no clamp).
+   * `delta` slots of a live agent were taken (> 0) or freed (< 0), after its
+   * attempts changed: its free slots per kind move by -delta (what account(-1),
+   * change, account(1) would do; assigned + carried never exceeds slots, so
+   * free = slots - inFlight needs no clamp).
    */
-  slotsTaken(s: AgentSession, delta: 1 | -1): void {
+  slotsTaken(s: AgentSession, delta: number): void {
     if (s.dead || s.draining) return;
-    for (const k of s.kinds) this.byKind.get(k)!.free -= delta;
+    const after = s.slots - s.inFlight;
+    const before = after + delta;
+    for (const k of s.kinds) {
+      this.byKind.get(k)!.free -= delta;
+      const m = this.counts(this.byFree, k);
+      if (before > 0) bump(m, before, -1);
+      if (after > 0) bump(m, after, 1);
+    }
+  }
+
+  /** The largest free block at one agent and the largest agent of `kind` (0, 0: none). */
+  largest(kind: string): Largest {
+    return { free: maxKey(this.byFree.get(kind)), total: maxKey(this.bySize.get(kind)) };
+  }
+
+  private counts(m: Map<string, Map<number, number>>, kind: string): Map<number, number> {
+    let c = m.get(kind);
+    if (!c) m.set(kind, (c = new Map()));
+    return c;
   }
 }
 
 /** What a node reports of its agents: capacity per kind, and load averages over at most 64 agents (kept cheap). */
-export function subtreeLoad(
-  agents: ReadonlyMap<string, AgentSession>,
-  capacity: ReadonlyMap<string, Capacity>,
-): SubtreeLoad {
+export function subtreeLoad(agents: ReadonlyMap<string, AgentSession>, cap: AgentCapacity): SubtreeLoad {
   let cpu = 0;
   let memory = 0;
   let lat = 0;
@@ -63,7 +110,8 @@ export function subtreeLoad(
     n++;
   }
   return {
-    capacity,
+    capacity: cap.byKind,
+    largest: (kind) => cap.largest(kind),
     healthyAgents: agents.size,
     cpu: n ? cpu / n : 0,
     memory: n ? memory / n : 0,

@@ -14,8 +14,9 @@
 // slots of attempts, each only until its lease would have ended.
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { AgentCapacity } from './agent-capacity.js';
-import type { AgentSession, Carried } from './agent-session.js';
+import { carriedFrom, type AgentSession, type Carried } from './agent-session.js';
 import type { CellPort } from './port.js';
+import { refSlots } from './slot-map.js';
 import { routeKey } from './types.js';
 
 export class CarryOver {
@@ -38,9 +39,8 @@ export class CarryOver {
   remember(s: AgentSession): void {
     if (s.assigned.size + s.carried.size === 0) return;
     const held = new Map<string, Carried>();
-    for (const [key, item] of s.assigned)
-      held.set(key, { kind: item.kind, untilMs: item.sentMs + item.leaseMs, confirmed: false });
-    for (const [key, c] of s.carried) held.set(key, { kind: c.kind, untilMs: c.untilMs, confirmed: false });
+    for (const [key, item] of s.assigned) held.set(key, carriedFrom(item, false));
+    for (const [key, c] of s.carried) held.set(key, { ...c, confirmed: false });
     this.orphans.set(s.id, held);
   }
 
@@ -50,8 +50,8 @@ export class CarryOver {
     if (orphans === undefined) return;
     this.orphans.delete(s.id);
     for (const [key, c] of orphans) {
-      if (c.untilMs <= now || s.carried.size >= s.slots) continue;
-      s.carried.set(key, { kind: c.kind, untilMs: c.untilMs, confirmed: false });
+      if (c.untilMs <= now || s.carried.used + c.slots > s.slots) continue;
+      s.carried.set(key, { ...c, confirmed: false });
       this.holding.add(s);
     }
   }
@@ -69,8 +69,9 @@ export class CarryOver {
       const c = s.carried.get(key);
       // Adopted from the orphans with what was left of its lease: the agent says it runs on, so it
       // holds the slot as long as a fresh one would (sim:mesh seed 49: released early, over slots).
-      if (c !== undefined) s.carried.set(key, { kind: c.kind, untilMs: Math.max(c.untilMs, until), confirmed: true });
-      else if (s.carried.size < s.slots) s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
+      if (c !== undefined) s.carried.set(key, { ...c, untilMs: Math.max(c.untilMs, until), confirmed: true });
+      else if (s.carried.used + refSlots(ref) <= s.slots)
+        s.carried.set(key, { kind: undefined, slots: refSlots(ref), untilMs: until, confirmed: true });
     }
     if (s.carried.size > 0) this.holding.add(s);
   }
@@ -87,14 +88,15 @@ export class CarryOver {
         c.confirmed = true;
         continue;
       }
-      if (s.inFlight >= s.slots) continue; // it cannot run more than its slots: nothing to reserve
+      const cost = refSlots(ref);
+      if (s.inFlight + cost > s.slots) continue; // it cannot run more than its slots: nothing to reserve
       if (until === 0) {
         const settings = this.cell.settings;
         until = this.cell.scheduler.now() + settings.taskTimeoutMs + settings.leaseSlackMs;
       }
-      s.carried.set(key, { kind: undefined, untilMs: until, confirmed: true });
+      s.carried.set(key, { kind: undefined, slots: cost, untilMs: until, confirmed: true });
       this.holding.add(s);
-      this.capacity.slotsTaken(s, 1);
+      this.capacity.slotsTaken(s, cost);
       taken = true;
     }
     return taken;
@@ -141,9 +143,9 @@ export class CarryOver {
 
   private release(s: AgentSession, key: string, c: Carried): void {
     s.carried.delete(key);
-    this.capacity.slotsTaken(s, -1);
+    this.capacity.slotsTaken(s, -c.slots);
     if (!s.usable) return;
-    if (c.kind !== undefined) this.cell.slotFreed(s.id, c.kind);
+    if (c.kind !== undefined) this.cell.slotFreed(s.id, c.kind, c.slots);
     else this.cell.candidatesChanged();
     this.cell.capacityChanged();
   }

@@ -3,9 +3,10 @@
 // lives in agent-sessions.ts (the streams), agent-capacity.ts (free slots per
 // kind) and agent-carry.ts (attempts carried over a reconnect).
 //
-// Invariant: assigned.size + carried.size <= slots at all times (the node never
-// exceeds an agent's slots; a cancelled attempt keeps its slot until the agent
-// answers or dies, since it may still be running).
+// Invariant: the slots of assigned + carried attempts (each its TaskSpec.slots,
+// slot-map.ts) stay <= slots at all times (the node never exceeds an agent's
+// slots; a cancelled attempt keeps its slots until the agent answers or dies,
+// since it may still be running).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type {
   AgentHello,
@@ -20,6 +21,7 @@ import type { Label, TaskRef } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
 import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
+import { SlotMap, slotsOf } from './slot-map.js';
 import type { WorkItem } from './types.js';
 import { dispatchSize, wireDispatch } from './wire.js';
 
@@ -78,11 +80,21 @@ function mergeCancels(cs: readonly Cancels[]): Cancels {
 export interface Carried {
   /** Its kind when known (the session that assigned it). */
   readonly kind: string | undefined;
+  /** The slots it takes (its TaskSpec.slots, or what the agent named; 1 when unknown). */
+  readonly slots: number;
   /** Released at this time (ms) if no result came: when its lease would have ended. */
   readonly untilMs: number;
   /** Named by the agent in a `started` ref of this session. */
   confirmed: boolean;
 }
+
+/** An attempt assigned in a session as a carried one (its lease bounds it): for a session that lost it. */
+export const carriedFrom = (item: WorkItem, confirmed: boolean): Carried => ({
+  kind: item.kind,
+  slots: slotsOf(item.spec),
+  untilMs: item.sentMs + item.leaseMs,
+  confirmed,
+});
 
 /** Exponentially weighted moving average, seeded by its first sample. */
 export class Ewma {
@@ -135,9 +147,9 @@ export class AgentSession {
   readonly version: string;
   readonly slots: number;
   /** route key → every attempt given to the agent in this session and not yet answered. */
-  readonly assigned = new Map<string, WorkItem>();
+  readonly assigned = new SlotMap<WorkItem>((w) => slotsOf(w.spec));
   /** route key → attempts the agent still runs from before this session (agent-carry.ts). */
-  readonly carried = new Map<string, Carried>();
+  readonly carried = new SlotMap<Carried>((c) => c.slots);
   cpu = 0;
   memory = 0;
   /** It drains (by itself, or told to: it leaves once idle). */
@@ -199,9 +211,9 @@ export class AgentSession {
     this.drainOrdered = drain;
   }
 
-  /** Slots taken: attempts assigned in this session plus those carried from before. */
+  /** Slots taken: by attempts assigned in this session plus those carried from before (each its slots). */
   get inFlight(): number {
-    return this.assigned.size + this.carried.size;
+    return this.assigned.used + this.carried.used;
   }
 
   /** Counts toward capacity: alive and taking work. */
@@ -256,7 +268,7 @@ export const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.min(1, 
 /** Attempts an agent holds per kind (assigned in this session, and carried ones whose kind is known). */
 export function heldByKind(s: AgentSession): Map<string, number> {
   const n = new Map<string, number>();
-  for (const item of s.assigned.values()) n.set(item.kind, (n.get(item.kind) ?? 0) + 1);
-  for (const c of s.carried.values()) if (c.kind !== undefined) n.set(c.kind, (n.get(c.kind) ?? 0) + 1);
+  for (const item of s.assigned.values()) n.set(item.kind, (n.get(item.kind) ?? 0) + slotsOf(item.spec));
+  for (const c of s.carried.values()) if (c.kind !== undefined) n.set(c.kind, (n.get(c.kind) ?? 0) + c.slots);
   return n;
 }

@@ -23,6 +23,7 @@ import { agentCheckpoint } from './agent-checkpoint.js';
 import { CarryOver } from './agent-carry.js';
 import {
   AgentSession,
+  carriedFrom,
   clamp01,
   heartbeatFor,
   helloOverLimits,
@@ -32,6 +33,7 @@ import {
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
+import { slotsOf } from './slot-map.js';
 import { routeKey, type WorkItem } from './types.js';
 import { VersionRamps } from './version-ramps.js';
 
@@ -245,8 +247,9 @@ export class AgentSessions implements AgentSide {
         continue;
       }
       s.assigned.delete(key);
-      this.capacity.slotsTaken(s, -1);
-      if (s.usable) cell.slotFreed(s.id, item.kind);
+      const cost = slotsOf(item.spec);
+      this.capacity.slotsTaken(s, -cost);
+      if (s.usable) cell.slotFreed(s.id, item.kind, cost);
       s.latencyMs.add(now - item.sentMs);
       s.success.add(r.status === ResultStatus.RESULT_STATUS_OK ? 1 : 0);
       r.agentId = s.id;
@@ -263,13 +266,14 @@ export class AgentSessions implements AgentSide {
   /** Give an attempt to an agent the picker chose (it had a free slot). */
   assign(agentId: string, item: WorkItem): void {
     const s = this.byId.get(agentId);
-    if (!s || !s.usable || s.inFlight >= s.slots) {
+    const cost = slotsOf(item.spec);
+    if (!s || !s.usable || s.inFlight + cost > s.slots) {
       // The picker's view was stale: refuse it back toward its origin, uncounted.
       this.cell.bounce(item, `agent ${agentId} unavailable`);
       return;
     }
     s.assigned.set(item.key, item);
-    this.capacity.slotsTaken(s, 1);
+    this.capacity.slotsTaken(s, cost);
     const over = s.inFlight - s.slots;
     if (over > this.maxOverSlots) this.maxOverSlots = over;
     s.sendAssignment(item);
@@ -291,7 +295,7 @@ export class AgentSessions implements AgentSide {
     const item = s?.assigned.get(key);
     if (!s || !item) return undefined;
     s.assigned.delete(key);
-    s.carried.set(key, { kind: item.kind, untilMs: item.sentMs + item.leaseMs, confirmed: true });
+    s.carried.set(key, carriedFrom(item, true));
     return item;
   }
 
@@ -385,7 +389,7 @@ export class AgentSessions implements AgentSide {
   }
 
   load(): SubtreeLoad {
-    return subtreeLoad(this.byId, this.capacity.byKind);
+    return subtreeLoad(this.byId, this.capacity);
   }
 
   closeAll(): void {

@@ -383,8 +383,8 @@ export class Cell implements CellPort {
 
   readonly agentChanged = (agentId: string): void => this.dispatcher.changed(agentId);
 
-  slotFreed(candidate: string, kind: string): void {
-    this.dispatcher.release(candidate, kind);
+  slotFreed(candidate: string, kind: string, slots = 1): void {
+    this.dispatcher.release(candidate, kind, slots);
   }
 
   capacityChanged(): void {

@@ -13,6 +13,7 @@ import type { TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
 import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
+import { slotsOf } from './slot-map.js';
 import { creditOf } from './summary.js';
 import type { WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
@@ -60,6 +61,12 @@ export class ChildLink {
   readonly ackedSinceSummary = new Map<string, number>();
   /** Dispatches awaiting an ack: route key → kind (unacked_K counts these). */
   readonly sent = new Map<string, string>();
+  /** Per kind, from the latest summary: the roomiest agent's free slots, and the biggest agent (docs/gang.md). */
+  private readonly largestFree = new Map<string, number>();
+  private readonly largestTotal = new Map<string, number>();
+  /** Slots of dispatches of several slots: per route key awaiting an ack, and per kind since the summary. */
+  private readonly sentBig = new Map<string, number>();
+  private readonly bigSinceSummary = new Map<string, number>();
   readonly batcher: StreamBatcher<OpenResponse>;
   closed = false;
   /** When the child last sent anything (ms). */
@@ -108,9 +115,21 @@ export class ChildLink {
     return now - this.lastSentMs >= quietMs;
   }
 
+  /** Credits in slots: what the summary offered less the slots sent since (a task of N slots takes N). */
   credits(kind: string): number {
     const f = this.free.get(kind) ?? 0;
     return Math.max(0, f - (this.unacked.get(kind) ?? 0) - (this.ackedSinceSummary.get(kind) ?? 0));
+  }
+
+  /**
+   * For tasks of several slots: the child's roomiest agent's free slots as
+   * last reported, less the slots of such tasks sent since (each may have
+   * landed there), never above its credits; and its biggest agent.
+   */
+  largest(kind: string): { free: number; total: number } {
+    const total = this.largestTotal.get(kind) ?? this.total.get(kind) ?? 0;
+    const reported = this.largestFree.get(kind) ?? this.freeSlots.get(kind) ?? 0;
+    return { free: Math.max(0, Math.min(reported - (this.bigSinceSummary.get(kind) ?? 0), this.credits(kind))), total };
   }
 
   applySummary(s: Summary, now: number): void {
@@ -123,9 +142,16 @@ export class ChildLink {
     this.freeSlots.clear();
     this.preemptible.clear();
     this.overdraft.clear();
+    this.largestFree.clear();
+    this.largestTotal.clear();
+    this.bigSinceSummary.clear();
+    // Unacked big dispatches are not in this summary yet: they still count.
+    for (const [key, n] of this.sentBig) inc(this.bigSinceSummary, this.sent.get(key)!, n);
     for (const k of s.kinds) {
       if (k.preemptible > 0) this.preemptible.set(k.kind, k.preemptible);
       if (k.queued > 0) this.queued.set(k.kind, k.queued);
+      if (k.largestFree !== undefined) this.largestFree.set(k.kind, k.largestFree);
+      if (k.largestTotal !== undefined) this.largestTotal.set(k.kind, k.largestTotal);
       this.freeSlots.set(k.kind, k.freeSlots);
       this.free.set(k.kind, creditOf(k));
       this.total.set(k.kind, k.totalSlots);
@@ -134,20 +160,30 @@ export class ChildLink {
     this.ackedSinceSummary.clear();
   }
 
-  /** Send `item` down: it holds a credit of its kind until acked. */
+  /** Send `item` down: it holds its slots' credits of its kind until acked. */
   dispatch(item: WorkItem): void {
+    const n = slotsOf(item.spec);
     this.sent.set(item.key, item.kind);
-    inc(this.unacked, item.kind, 1);
+    inc(this.unacked, item.kind, n);
+    if (n > 1) {
+      this.sentBig.set(item.key, n);
+      inc(this.bigSinceSummary, item.kind, n);
+    }
     this.batcher.push(Lane.Dispatches, wireDispatch(item));
   }
 
-  /** The child answered the dispatch `key`: its credit moves (accepted) or returns (refused). Its kind, if it was ours. */
+  /** The child answered the dispatch `key`: its credits move (accepted) or return (refused). Its kind, if it was ours. */
   acked(key: string, accepted: boolean): string | undefined {
     const kind = this.sent.get(key);
     if (kind === undefined) return undefined;
     this.sent.delete(key);
-    inc(this.unacked, kind, -1);
-    if (accepted) inc(this.ackedSinceSummary, kind, 1);
+    const n = this.sentBig.get(key) ?? 1;
+    if (n > 1) {
+      this.sentBig.delete(key);
+      if (!accepted) inc(this.bigSinceSummary, kind, -n);
+    }
+    inc(this.unacked, kind, -n);
+    if (accepted) inc(this.ackedSinceSummary, kind, n);
     return kind;
   }
 

@@ -12,7 +12,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { LinkHello, OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
-import { makeCandidate, type Candidate } from '../policies/index.js';
+import { makeCandidate, type Candidate, type KindSlots } from '../policies/index.js';
 import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, overLimit } from '../util/limits.js';
 import { ChildLink } from './child-link.js';
@@ -322,8 +322,11 @@ export class ChildLinks implements ChildSide {
     for (const link of this.links.values()) {
       const s = link.summary;
       if (!s || link.closed) continue;
-      const slots = new Map<string, { free: number; total: number }>();
-      for (const [kind, total] of link.total) slots.set(kind, { free: link.credits(kind), total });
+      const slots = new Map<string, KindSlots>();
+      for (const [kind, total] of link.total) {
+        const big = link.largest(kind);
+        slots.set(kind, { free: link.credits(kind), total, largestFree: big.free, largestTotal: big.total });
+      }
       let depth = 0;
       for (const q of s.queue) depth += q.depth;
       out.push(
@@ -347,6 +350,8 @@ export class ChildLinks implements ChildSide {
 
   load(_now: number): SubtreeLoad {
     const capacity = new Map<string, Capacity>();
+    /** Per kind over the children: the roomiest agent's free slots and the biggest agent (docs/gang.md). */
+    const largest = new Map<string, { free: number; total: number }>();
     let healthyAgents = 0;
     let cpu = 0;
     let memory = 0;
@@ -368,10 +373,16 @@ export class ChildLinks implements ChildSide {
         c.free += s.draining ? 0 : link.credits(kind);
         c.total += total;
         c.healthy += link.healthy.get(kind) ?? 0;
+        const big = link.largest(kind);
+        const m = largest.get(kind);
+        const free = s.draining ? 0 : big.free;
+        if (!m) largest.set(kind, { free, total: big.total });
+        else largest.set(kind, { free: Math.max(m.free, free), total: Math.max(m.total, big.total) });
       }
     }
     return {
       capacity,
+      largest: (kind) => largest.get(kind) ?? { free: 0, total: 0 },
       healthyAgents,
       cpu: n ? cpu / n : 0,
       memory: n ? memory / n : 0,

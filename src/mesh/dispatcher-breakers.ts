@@ -132,7 +132,7 @@ export class BreakerGate {
         cut = true;
         this.held.set(kind, (this.held.get(kind) ?? 0) + (s.free - free));
       }
-      slots.set(kind, { free, total: s.total });
+      slots.set(kind, { ...s, free });
     }
     if (pool && room < pool.free) cut = true;
     if (!cut) return c;

@@ -32,6 +32,7 @@ import { Trail, TRAIL_CANDIDATES } from './dispatcher-trail.js';
 import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
+import { SlotHolds } from './slot-hold.js';
 import type { Preemptor } from './preemptor.js';
 
 /** Rebuild the picker at least this often (fresh scores), even with no change. */
@@ -79,6 +80,7 @@ export class Dispatcher {
   readonly breakers: BreakerGate;
   /** Recent placement decisions, explained (AdminService.ExplainTask). */
   readonly trail = new Trail();
+  readonly holds = new SlotHolds();
 
   constructor(deps: DispatcherDeps) {
     this.d = deps;
@@ -114,11 +116,11 @@ export class Dispatcher {
     this.schedule();
   }
 
-  /** One slot of `kind` at `candidate` came free: give the credit back to the live picker. */
-  release(candidate: string, kind: string): void {
+  /** `slots` of `kind` at `candidate` came free: give the credits back to the live picker. */
+  release(candidate: string, kind: string, slots = 1): void {
     // A breaker caps this target below its free slots: the credit must not go back uncapped.
     if (this.breakers.limits(candidate)) this.dirty = true;
-    else if (!this.dirty && this.picker !== undefined) this.picker.release(candidate, kind);
+    else if (!this.dirty && this.picker !== undefined) this.picker.release(candidate, kind, slots);
     this.schedule();
   }
 
@@ -182,7 +184,7 @@ export class Dispatcher {
         routes.taken(item);
         // A home task naming a flow key starts only within its key's limits (src/flow/gate.ts).
         const keyed = item.attempt === 0 && item.origin.type === 'home' && isKeyed(item.spec);
-        if (keyed && !this.admitted(item, popped.enqueuedAt, now)) continue;
+        if (this.holds.parks(popped, parked, now) || (keyed && !this.admitted(item, popped.enqueuedAt, now))) continue;
         const r = picker.pick(this.info(item));
         if (r.type === 'route') {
           this.breakers.sent(r.candidate);
@@ -195,6 +197,7 @@ export class Dispatcher {
           relay.reject(item, r.reason);
         } else if (r.type === 'queue' || !this.spill(item, homeNew, now)) {
           if (keyed) this.d.home.flow.settled(item);
+          if (this.holds.cannotGo(item, r, now, this.d)) continue;
           // This one cannot go now (its affinity or exclusions leave no candidate
           // with a credit, or nowhere to hand it): set it aside for this pump, so
           // the rest of its kind still goes while credits last. Put back at the
@@ -268,6 +271,7 @@ export class Dispatcher {
     // Every tier places a keyed task by its key, so it returns to the same subtree and agent.
     t.contextKey = item.spec.contextKey || undefined;
     t.contextHard = item.spec.contextHard;
+    t.slots = item.spec.slots;
     return t;
   }
 

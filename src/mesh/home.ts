@@ -41,7 +41,7 @@ import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
 import { leaseFor, retryBackoff, spilledLeaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
-import { FROM_HOME, makeItem, nextAttemptId, noAgentOfKind, routeKey, TO_PARENT, type WorkItem } from './types.js';
+import { FROM_HOME, makeItem, nextAttemptId, routeKey, TO_PARENT, unplaceableWhy, type WorkItem } from './types.js';
 
 export type { SubmitOutcome } from './home-submit.js';
 
@@ -246,7 +246,7 @@ export class Home {
     if (r.meshFailure === MeshFailure.MESH_FAILURE_UNPLACEABLE) {
       // Nowhere above had an agent of its kind for unplaceableTimeoutMs: it ends as it would have here
       // (unless that attempt already ended: `deadLettered` is not fenced by attempt in the ledger).
-      if (rec.state !== TaskState.TASK_STATE_QUEUED) this.deadLetter(r.taskId, noAgentOfKind(rec.spec.kind));
+      if (rec.state !== TaskState.TASK_STATE_QUEUED) this.deadLetter(r.taskId, unplaceableWhy(rec.spec, r.error));
       return;
     }
     const handedBack = r.status === ResultStatus.RESULT_STATUS_HANDED_BACK; // migrated: at once, uncounted

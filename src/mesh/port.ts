@@ -53,8 +53,8 @@ export interface CellPort {
 
   /** The candidates below changed (an agent came or went, a summary arrived): re-pick from fresh figures. */
   candidatesChanged(): void;
-  /** One slot of `kind` at `candidate` came free. */
-  slotFreed(candidate: string, kind: string): void;
+  /** One slot of `kind` at `candidate` came free (`slots` of them: a multi-slot attempt's). */
+  slotFreed(candidate: string, kind: string, slots?: number): void;
   /** An agent's figures changed (a load, results): its candidate is read again (AgentSide.candidate). */
   agentChanged(agentId: string): void;
   /** The capacity this cell reports upward may have changed. */
@@ -105,6 +105,11 @@ export interface SubtreeLoad {
   readonly memory: number;
   readonly latencyEwmaMs: number;
   readonly successEwma: number;
+  /**
+   * Per kind, the most free slots at one agent and the most slots of one agent
+   * in the subtree (multi-slot tasks, docs/gang.md); absent: free and total stand in.
+   */
+  readonly largest?: (kind: string) => { readonly free: number; readonly total: number };
 }
 
 /** The link to the parent, as the cell uses it. */

@@ -86,19 +86,26 @@ export class Summarizer {
       const room = ratio > 0 && c.healthy > 0 && forecasts ? forecasts.prefetch(kind, c.total, base) : base;
       const extra = Math.min(cell.settings.forwardBuffer, room);
       const held = cell.breakers?.heldBack(kind) ?? 0;
-      const credit = draining ? 0 : Math.max(0, c.free - held + extra - cell.queue.sizeOfKind(kind));
+      const queued = cell.queue.sizeOfKind(kind);
+      const credit = draining ? 0 : Math.max(0, c.free - held + extra - queued);
       const free = Math.min(credit, c.total);
       const f = forecasts?.forKind(kind);
+      // For tasks of several slots (docs/gang.md): the roomiest agent's free slots, less what
+      // waits here (it may go there first), and the biggest agent.
+      const big = load.largest?.(kind);
+      const largestFree = draining || !big ? free : Math.max(0, Math.min(big.free, c.free - held - queued));
       kinds.push({
         kind,
         freeSlots: free,
         totalSlots: c.total,
         healthyAgents: c.healthy,
         prefetchSlots: credit - free,
-        queued: cell.queue.sizeOfKind(kind),
         preemptible: draining ? 0 : (cell.preemptor?.preemptible(kind, now) ?? 0),
         forecastRate: f?.rate ?? 0,
         forecastServiceMs: f?.serviceMs ?? 0,
+        queued,
+        largestFree,
+        largestTotal: big ? big.total : c.total,
       });
     }
     if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));

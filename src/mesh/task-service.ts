@@ -202,7 +202,7 @@ export class TaskService {
   private submit(call: ServerUnaryCall<SubmitRequest, SubmitResponse>, cb: sendUnaryData<SubmitResponse>): void {
     try {
       const req = this.request(call);
-      const why = validateSpec(req.task, this.home.settings.maxPayloadBytes, this.home.scheduler.now());
+      const why = validateSpec(req.task, this.home.settings, this.home.scheduler.now());
       if (why) throw invalidArgument(why);
       const to = this.route(call.metadata);
       if (to.type === 'forward') {
@@ -257,7 +257,7 @@ export class TaskService {
     const where: number[] = [];
     let bad = 0;
     for (let i = 0; i < specs.length; i++) {
-      const why = validateSpec(specs[i], this.home.settings.maxPayloadBytes, now);
+      const why = validateSpec(specs[i], this.home.settings, now);
       if (why) {
         bad++;
         this.rejected(status.INVALID_ARGUMENT);

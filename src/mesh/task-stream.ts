@@ -111,7 +111,7 @@ export function serveSubmitStream(
     }
     unanswered++;
     pace();
-    const why = validateSpec(req.task, home.settings.maxPayloadBytes, home.scheduler.now());
+    const why = validateSpec(req.task, home.settings, home.scheduler.now());
     if (why) {
       if (pending.length > 0) flush(); // what came before is answered first
       chain = chain.then(() => {

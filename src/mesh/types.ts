@@ -11,6 +11,7 @@ import type { Logger } from '../util/log.js';
 import type { BatcherOptions } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
 import type { ForecastSettings } from '../forecast/index.js';
+import { slotsOf } from './slot-map.js';
 
 /**
  * Where an attempt came from, so its result goes back the same way:
@@ -72,6 +73,8 @@ export interface WorkItem {
   traceParent: string;
   /** A home attempt's checkpoint to resume from (set as it leaves, home.ts); forwarded items carry it in `wire`. */
   checkpoint: TaskCheckpoint | undefined;
+  /** Why it waits here when the reason is its own (several slots: docs/gang.md), '' otherwise: GetTask says it. */
+  waitingFor: string;
 }
 
 export const routeKey = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
@@ -112,6 +115,7 @@ export function makeItem(
     arrivedMs: now,
     traceParent: '',
     checkpoint: undefined,
+    waitingFor: '',
   };
 }
 
@@ -143,6 +147,16 @@ export type MeshFailureKind = 'lost' | 'requeue' | 'unplaceable' | 'rejected' | 
 
 /** Why a task of a kind nobody serves is dead-lettered (unplaceable.ts), at every tier. */
 export const noAgentOfKind = (kind: string): string => `no agent of kind ${kind}`;
+
+/**
+ * Why a task that waited out unplaceableTimeoutMs above its home is
+ * dead-lettered: "no agent of kind X", or for a task of several slots the
+ * reason the cell that gave up sent ("no agent with N slots").
+ */
+export function unplaceableWhy(spec: TaskSpec, error: string): string {
+  const sent = 'unplaceable: ';
+  return slotsOf(spec) > 1 && error.startsWith(sent) ? error.slice(sent.length) : noAgentOfKind(spec.kind);
+}
 
 const MESH_FAILURES: Record<MeshFailureKind, MeshFailure> = {
   lost: MeshFailure.MESH_FAILURE_LOST,

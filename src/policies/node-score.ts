@@ -164,7 +164,7 @@ class NodeScorePicker extends BasePicker {
     return out;
   }
 
-  override release(candidateId: string, kind: string): void {
+  override release(candidateId: string, kind: string, slots = 1): void {
     const idx = this.indexOf(candidateId);
     if (idx !== undefined && this.trial[idx] === 1) {
       // It answered: off trial. Move it to the group of its new flag in every view.
@@ -173,7 +173,7 @@ class NodeScorePicker extends BasePicker {
       this.trial[idx] = 0;
       for (const [v, pos] of places) this.insert(v, pos);
     }
-    super.release(candidateId, kind);
+    super.release(candidateId, kind, slots);
   }
 
   /** An agent's new figures (load, latency, success, free slots): taken in place, O(log n) per kind it serves. */

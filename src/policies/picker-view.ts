@@ -24,6 +24,8 @@ export class KindView {
     /** Credit overlay per member position; consumed by routes. */
     readonly credits: Float64Array,
     readonly total: Float64Array,
+    /** Per member: free slots at its roomiest agent (Infinity: an agent, avail says), less big routes since. */
+    readonly block: Float64Array,
   ) {
     this.scratch = new Int32Array(members.length);
   }
@@ -41,12 +43,14 @@ export function buildView(cands: readonly Candidate[], kind: string): KindView |
   const n = idx.length;
   const credits = new Float64Array(n);
   const total = new Float64Array(n);
+  const block = new Float64Array(n);
   for (let p = 0; p < n; p++) {
     const s = cands[idx[p]!]!.slots.get(kind)!;
     total[p] = s.total;
+    block[p] = s.largestFree ?? Infinity;
     credits[p] = wholeCredits(s);
   }
-  return new KindView(kind, Int32Array.from(idx), credits, total);
+  return new KindView(kind, Int32Array.from(idx), credits, total, block);
 }
 
 /** Summaries can be momentarily inconsistent; credits are whole, within [0, total]. */

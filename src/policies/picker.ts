@@ -15,6 +15,7 @@
 
 import { ContextRing, LOAD_BOUND, loadCap } from './context.js';
 import { buildView, KindView, labelSet, wholeCredits } from './picker-view.js';
+import { bestFit, waitOrSpill } from './multi-slot.js';
 import { contextRule, explainView, NO_SCORE, type ExplainSubset } from './explain.js';
 import type { Candidate, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
 
@@ -59,6 +60,7 @@ export abstract class BasePicker implements Picker {
   protected readonly cands: Candidate[];
   /** The draining ones (explain lists them; replaceCandidate never changes who drains). */
   private readonly drainingCands: readonly Candidate[];
+  private need = 1; // slots the task being picked takes (TaskInfo.slots): credits a route needs and takes
 
   constructor(
     cands: readonly Candidate[],
@@ -90,6 +92,7 @@ export abstract class BasePicker implements Picker {
   pick(task: TaskInfo): PickResult {
     if (!task.kind) return REJECT_NO_KIND;
     const v = this.view(task.kind);
+    this.need = task.slots !== undefined && task.slots > 1 ? task.slots : 1;
     if (v === null) return SPILL_NO_KIND;
     const aff = task.affinity;
     this.reqCount = 0;
@@ -98,6 +101,7 @@ export abstract class BasePicker implements Picker {
       for (let i = 0; i < aff.length; i++) this.reqLabels[this.reqCount++] = aff[i]!.key + '\0' + aff[i]!.value;
     }
     this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
+    if (this.need > 1) return this.pickSlots(v);
     if (task.contextKey) {
       const pos = this.selectByContext(v, task.contextKey, task.contextHard === true);
       if (pos >= 0) {
@@ -121,15 +125,25 @@ export abstract class BasePicker implements Picker {
     return SPILL_NO_MATCH;
   }
 
-  release(candidateId: string, kind: string): void {
+  release(candidateId: string, kind: string, slots = 1): void {
     const idx = this.indexById.get(candidateId);
     if (idx === undefined) return;
     const v = this.view(kind);
     if (v === null) return;
-    // Never above total: a stray release must not create capacity.
-    const poolRoom = this.pool[idx] === Infinity || this.pool[idx]! < this.poolTotal[idx]!;
     const p = v.posOf![idx]!;
-    if (p >= 0 && poolRoom && v.credits[p]! < v.total[p]!) this.adjust(v, p, +1);
+    // Never above total: a stray release must not create capacity.
+    const pooled = this.pool[idx] === Infinity ? Infinity : this.poolTotal[idx]! - this.pool[idx]!;
+    const n = Math.floor(Math.min(slots, v.total[p]! - v.credits[p]!, pooled));
+    if (p >= 0 && n >= 1) this.adjust(v, p, n);
+  }
+
+  private pickSlots(v: KindView): PickResult {
+    // several slots: best fit where one agent has them (multi-slot.ts)
+    const pos = bestFit(v, (p) => (this.ok(v, p) ? this.avail(v, p) : -1), this.random);
+    if (pos < 0) return waitOrSpill(this.need, v, (p) => (this.matches(v, p) ? this.candidateAt(v, p) : undefined));
+    this.adjust(v, pos, -this.need);
+    v.block[pos]! -= this.need;
+    return this.routes[v.members[pos]!]!;
   }
 
   take(candidateId: string, kind: string): void {
@@ -264,7 +278,7 @@ export abstract class BasePicker implements Picker {
     // Scores as the pick saw them: the chosen one's credit back for the scan.
     const idx = this.indexById.get(chosen);
     const cpos = idx === undefined ? -1 : v.posOf![idx]!;
-    if (cpos >= 0) this.adjust(v, cpos, +1);
+    if (cpos >= 0) this.adjust(v, cpos, this.need);
     try {
       let subset = this.explainSubset(v, task, limit);
       if (subset !== undefined && cpos >= 0 && !subset.positions.includes(cpos)) {
@@ -281,7 +295,7 @@ export abstract class BasePicker implements Picker {
         credits: (p) => this.avail(v, p),
       });
     } finally {
-      if (cpos >= 0) this.adjust(v, cpos, -1);
+      if (cpos >= 0) this.adjust(v, cpos, -this.need);
     }
   }
 
@@ -289,9 +303,10 @@ export abstract class BasePicker implements Picker {
     return this.excl !== undefined && this.excl.includes(this.cands[v.members[pos]!]!.id) ? 'excluded' : 'affinity';
   }
 
-  /** Eligible now: has a credit, matches affinity, not excluded. */
+  /** Eligible now: has the task's credits (and, for several slots, that many at one agent), matches affinity, not excluded. */
   protected ok(v: KindView, pos: number): boolean {
-    return v.credits[pos]! >= 1 && this.pool[v.members[pos]!]! >= 1 && this.matches(v, pos);
+    if (this.need > 1 && v.block[pos]! < this.need) return false;
+    return v.credits[pos]! >= this.need && this.pool[v.members[pos]!]! >= this.need && this.matches(v, pos);
   }
 
   /** Routable credits of the member now: min(kind credit, shared credit). */
@@ -328,8 +343,8 @@ export abstract class BasePicker implements Picker {
     return this.sent[v.members[pos]!]!;
   }
 
-  /** Moves one credit of member pos of v (and its pool), keeping every creditSum exact. */
-  private adjust(v: KindView, pos: number, delta: 1 | -1): void {
+  /** Moves `delta` credits of member pos of v (and its pool), keeping every creditSum exact. */
+  private adjust(v: KindView, pos: number, delta: number): void {
     const idx = v.members[pos]!;
     this.sent[idx]! -= delta;
     if (this.pool[idx] === Infinity) {

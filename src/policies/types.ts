@@ -39,6 +39,14 @@ export interface Utilization {
 export interface KindSlots {
   readonly free: number;
   readonly total: number;
+  /**
+   * A cell's most free slots at one agent below it, and the most slots of one
+   * agent (multi-slot tasks, docs/gang.md): a task of N slots needs
+   * largestFree >= N, and waits rather than spills while largestTotal >= N.
+   * Omitted for an agent (its free and total are one agent's).
+   */
+  readonly largestFree?: number;
+  readonly largestTotal?: number;
 }
 
 export interface Candidate {
@@ -96,6 +104,11 @@ export interface TaskInfo {
   readonly contextKey?: string;
   /** Hard: only the key's holder may take it (it waits for one); soft: overflow is allowed. */
   readonly contextHard?: boolean;
+  /**
+   * Slots it takes at one agent (TaskSpec.slots; omitted or 1: one). Above 1 it
+   * goes, best fit, only where that many are free at one agent (multi-slot.ts).
+   */
+  readonly slots?: number;
 }
 
 export type RejectCode = 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'RESOURCE_EXHAUSTED';
@@ -116,10 +129,10 @@ export type PickResult =
 export interface Picker {
   /** Synchronous; a `route` consumes one credit of the chosen candidate. */
   pick(task: TaskInfo): PickResult;
-  /** Give back a credit taken by a route that was not dispatched. */
-  release(candidateId: string, kind: string): void;
   /** Take a credit of the candidate as a route would, for a placement made outside pick() (preemption). */
   take(candidateId: string, kind: string): void;
+  /** Give back `slots` credits (default 1) taken by a route that was not dispatched, or freed by a result. */
+  release(candidateId: string, kind: string, slots?: number): void;
   /** Routable credits of `kind` now: Σ min(kind credit, shared credit) over non-draining candidates. */
   credits(kind: string): number;
   /** True if some non-draining candidate has the kind at all (else: spill up). */

@@ -31,6 +31,7 @@ function nodeWith(agents: AgentSession[], prefetchRatio?: number) {
   const side = {
     load: () => ({
       capacity: capacity.byKind,
+      largest: (kind: string) => capacity.largest(kind),
       healthyAgents: agents.length,
       cpu: 0,
       memory: 0,
@@ -45,6 +46,7 @@ function nodeWith(agents: AgentSession[], prefetchRatio?: number) {
 describe('a node summary never reports more free slots than slots', () => {
   it('two idle agents of 4 slots: 8 free of 8, and the prefetch (half the slots by default) apart', () => {
     expect(nodeWith([agent(4), agent(4)])).toEqual([
+      // The roomiest agent has 4 free of its 4 (a task of 5 slots cannot go there).
       {
         kind: 'k',
         freeSlots: 8,
@@ -55,6 +57,8 @@ describe('a node summary never reports more free slots than slots', () => {
         preemptible: 0,
         forecastRate: 0,
         forecastServiceMs: 0,
+        largestFree: 4,
+        largestTotal: 4,
       },
     ]);
     expect(nodeWith([agent(4), agent(4)], 1)[0]).toMatchObject({ freeSlots: 8, totalSlots: 8, prefetchSlots: 8 });

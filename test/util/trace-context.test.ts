@@ -54,7 +54,8 @@ describe('traceparent', () => {
   });
 
   it('bounds trace_parent and trace_state on a submitted spec, but takes a malformed one', () => {
-    const ok = (p: Partial<TaskSpec>) => validateSpec(TaskSpec.fromPartial({ kind: 'k', ...p }), 1024, 0);
+    const ok = (p: Partial<TaskSpec>) =>
+      validateSpec(TaskSpec.fromPartial({ kind: 'k', ...p }), { maxPayloadBytes: 1024, maxAgentSlots: 10_000 }, 0);
     expect(ok({ traceParent: 'not a traceparent', traceState: 'a=1' })).toBe('');
     expect(ok({ traceParent: 'x'.repeat(257) })).toMatch(/task\.trace_parent.*256/);
     expect(ok({ traceState: 'x'.repeat(513) })).toMatch(/task\.trace_state.*512/);

@@ -12,6 +12,7 @@ import {
   ResultStatus,
   type Dispatch,
   type Label,
+  type TaskRef,
   type TaskResult,
 } from '../../../src/gen/meshlb/v1/task.js';
 import type { MeshIdentity } from '../../../src/mesh/mesh-identity.js';
@@ -36,9 +37,21 @@ interface Running {
   done: boolean;
 }
 
+/** The slots an attempt takes (TaskSpec.slots, 0 meaning 1). */
+const cost = (d: Dispatch): number => Math.max(1, d.spec?.slots ?? 1);
+/** An attempt as the agent SDK names it: its slots when more than one. */
+const ref = (d: Dispatch): TaskRef => ({
+  taskId: d.taskId,
+  attempt: d.attempt,
+  slots: cost(d) > 1 ? cost(d) : undefined,
+});
+
 /** What the checker learns from agents. */
 export interface AgentObserver {
-  overSlots(agent: string, held: number, slots: number, key: string): void;
+  /** An assignment of `slots` came while `used` of the agent's `slots` were in use, too many: refused. */
+  overSlots(agent: string, used: number, slots: number, key: string, cost: number): void;
+  /** An attempt of `cost` slots started; `used` of the agent's `slots` are in use now. */
+  slotsInUse(agent: string, used: number, slots: number, cost: number): void;
   /** `key`: the task's concurrency key ('' for none). */
   started(agent: string, taskId: string, attempt: number, key?: string): void;
   /** An attempt arrived carrying the checkpoint `from` (attempt and seq; undefined: none) to resume from. */
@@ -77,9 +90,17 @@ export class SimAgent {
     private readonly obs: AgentObserver,
   ) {}
 
+  /** Attempts running now. */
   get held(): number {
     let n = 0;
     for (const r of this.running.values()) if (!r.done) n++;
+    return n;
+  }
+
+  /** Slots in use now: each running attempt's TaskSpec.slots (0 meaning 1). */
+  get used(): number {
+    let n = 0;
+    for (const r of this.running.values()) if (!r.done) n += cost(r.d);
     return n;
   }
 
@@ -113,9 +134,7 @@ export class SimAgent {
           mesh: this.mesh.name,
           meshId: this.mesh.id,
           nodeCell: this.shape.node,
-          running: [...this.running.values()]
-            .filter((r) => !r.done)
-            .map((r) => ({ taskId: r.d.taskId, attempt: r.d.attempt })),
+          running: [...this.running.values()].filter((r) => !r.done).map((r) => ref(r.d)),
         },
       },
     });
@@ -134,9 +153,7 @@ export class SimAgent {
         this.stats.sessions++;
         this.heartbeatMs = msg.value.heartbeatIntervalMs || 500;
         // What still runs is re-announced: `started` refs and the count in the first load.
-        const refs = [...this.running.values()]
-          .filter((r) => !r.done)
-          .map((r) => ({ taskId: r.d.taskId, attempt: r.d.attempt }));
+        const refs = [...this.running.values()].filter((r) => !r.done).map((r) => ref(r.d));
         if (refs.length > 0) call.write({ msg: { $case: 'started', value: { refs } } });
         this.heartbeat();
         const again = [...this.recent, ...this.outbox];
@@ -165,8 +182,8 @@ export class SimAgent {
     const key = `${d.taskId}#${d.attempt}`;
     this.stats.assigned++;
     if (this.running.has(key)) return; // a duplicate delivery: already running
-    if (this.held >= this.shape.slots) {
-      this.obs.overSlots(this.shape.id, this.held + 1, this.shape.slots, key);
+    if (this.used + cost(d) > this.shape.slots) {
+      this.obs.overSlots(this.shape.id, this.used, this.shape.slots, key, cost(d));
       this.stats.refused++;
       this.send(result(d, ResultStatus.RESULT_STATUS_ERROR, `over slots: agent ${this.shape.id}`));
       return;
@@ -176,7 +193,8 @@ export class SimAgent {
     this.obs.started(this.shape.id, d.taskId, d.attempt, d.spec?.concurrencyKey ?? '');
     const cp = d.checkpoint;
     this.obs.resumed(this.shape.id, d.taskId, d.attempt, cp && { attempt: cp.attempt, seq: cp.seq });
-    this.call?.write({ msg: { $case: 'started', value: { refs: [{ taskId: d.taskId, attempt: d.attempt }] } } });
+    this.obs.slotsInUse(this.shape.id, this.used, this.shape.slots, cost(d));
+    this.call?.write({ msg: { $case: 'started', value: { refs: [ref(d)] } } });
     const ms = Math.round(this.shape.serviceMs * this.slowFactor * (0.2 + this.rng.next() * 1.6));
     // Two checkpoints along the way (no random draw: the seed's other draws stay as they were).
     for (const seq of [1, 2]) this.net.vs.setTimer(Math.round((ms * seq) / 3), () => this.checkpoint(r, seq));

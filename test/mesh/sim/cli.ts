@@ -44,6 +44,8 @@ let preemptions = 0;
 /** Node summaries that offered queue room past the static prefetch, by forecast (docs/policies.md). */
 let prepositioned = 0;
 const debounce = { tasks: 0, folds: 0, started: 0 };
+/** Tasks of several slots over all seeds: attempts started at agents, the most slots an agent held of its slots. */
+const multi = { starts: 0, peak: 0 };
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -66,6 +68,8 @@ for (let seed = first; seed < first + count; seed++) {
   debounce.tasks += res.stats.debounce.tasks;
   debounce.folds += res.stats.debounce.folds;
   debounce.started += res.stats.debounce.started;
+  multi.starts += res.stats.multislot.starts;
+  multi.peak = Math.max(multi.peak, res.stats.multislot.peak);
   flow.leaderChanges += res.stats.faults.leaderChanges;
   flow.agentCrashes += res.stats.faults.agentCrashes;
   flow.replicaCrashes += res.stats.faults.replicaCrashes;
@@ -89,6 +93,9 @@ console.error(`preemption: ${preemptions} attempts preempted for critical tasks 
 console.error(`forecasts: ${prepositioned} node summaries pre-positioned queue room past the static prefetch`);
 console.error(
   `debounce: ${debounce.tasks} debounced tasks, ${debounce.folds} submits folded into them, ${debounce.started} started`,
+);
+console.error(
+  `multislot: ${multi.starts} attempts of 2-4 slots started at agents; most slots in use at an agent ${multi.peak.toFixed(2)} of its slots`,
 );
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);

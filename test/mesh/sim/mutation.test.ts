@@ -33,6 +33,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'terminal',
       'attempts',
       'slots',
+      'multislot',
       'capacity',
       'credits',
       'stale',

@@ -19,6 +19,7 @@ import { Trail, type Decision } from '../../../src/mesh/dispatcher-trail.js';
 import { Home } from '../../../src/mesh/home.js';
 import { isTerminal, Ledger, type LedgerCommand, type TaskRecord } from '../../../src/mesh/ledger.js';
 import { Relay } from '../../../src/mesh/relay.js';
+import { SlotMap } from '../../../src/mesh/slot-map.js';
 import { Summarizer } from '../../../src/mesh/summary.js';
 import type { WheelEntry } from '../../../src/mesh/timers.js';
 import { routeKey, type WorkItem } from '../../../src/mesh/types.js';
@@ -76,6 +77,32 @@ interface RelayInside {
   cancelRoute(item: WorkItem, why: string): void;
 }
 
+/** A SlotMap that counts its entries, not their slots (the multislot mutation). */
+function countEntries(): () => void {
+  const has = (m: Map<string, unknown>, k: string): boolean => Map.prototype.has.call(m, k);
+  return both(
+    patch(
+      SlotMap.prototype,
+      'set',
+      () =>
+        function (this: SlotMap<unknown>, key: string, value: unknown): SlotMap<unknown> {
+          if (!has(this, key)) this.used += 1;
+          Map.prototype.set.call(this, key, value);
+          return this;
+        },
+    ),
+    patch(
+      SlotMap.prototype,
+      'delete',
+      () =>
+        function (this: SlotMap<unknown>, key: string): boolean {
+          if (has(this, key)) this.used -= 1;
+          return Map.prototype.delete.call(this, key);
+        },
+    ),
+  );
+}
+
 export const MUTATIONS: readonly Mutation[] = [
   {
     check: 'checkpoint',
@@ -99,6 +126,11 @@ export const MUTATIONS: readonly Mutation[] = [
     what: "a debounced task may start at once: the ledger's window is forgotten (holdUntil answers 0)",
     debounce: true,
     apply: () => patch(KeyedTasks.prototype, 'holdUntil', () => () => 0),
+  },
+  {
+    check: 'multislot',
+    what: "a node counts an agent's attempts, not their slots (an attempt of 4 slots holds one)",
+    apply: countEntries,
   },
   {
     check: 'flow',

@@ -20,6 +20,7 @@ import { SimNet } from './net.js';
 import { makeShape } from './topo.js';
 import { planFlow, planPreemption } from './flow.js';
 import { planDebounce } from './debounce.js';
+import { planSlots } from './slots.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 export interface SimOptions {
@@ -72,6 +73,8 @@ export interface SimResult {
     resumed: number;
     /** Debounced tasks (answered at least once), submits folded into one, and those that started (debounce.ts). */
     debounce: { tasks: number; folds: number; started: number };
+    /** Attempts of several slots started at agents, and the most slots any agent held at once, of its slots. */
+    multislot: { starts: number; peak: number };
   };
 }
 
@@ -145,6 +148,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     later,
     flow,
     debounceOn(o) ? planDebounce(o.seed) : undefined,
+    planSlots(o.seed),
   );
   workload.plan(warm, healAt);
   const env: FaultEnv = {
@@ -229,6 +233,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       prepositioned,
       workload: workload.stats,
       faults,
+      multislot: { starts: checker.bigStarts, peak: checker.slotPeak },
       flow: Object.fromEntries(
         [...flow.limits].map(([k, limit]) => [
           k,

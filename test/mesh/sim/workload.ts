@@ -12,6 +12,7 @@ import type { SimMesh } from './mesh.js';
 import type { Shape } from './topo.js';
 import { keyedSpec, type FlowPlan } from './flow.js';
 import { debounceBurst } from './debounce.js';
+import { bigSpec, type SlotPlan } from './slots.js';
 
 export interface Accepted {
   readonly id: string;
@@ -52,9 +53,12 @@ export class Workload {
     private readonly flow?: FlowPlan,
     /** Debounced bursts (debounce.ts), drawn from their own stream. */
     private readonly debounce?: Rng,
+    /** Tasks of several slots (slots.ts), drawn from their own stream. */
+    private readonly slots?: SlotPlan,
   ) {}
   private flowSeq = 0;
   private debounceBursts = 0;
+  private slotSeq = 0;
 
   /** Plan the submits of the window [fromMs, toMs) of the run (relative times). */
   plan(fromMs: number, toMs: number): void {
@@ -71,6 +75,15 @@ export class Workload {
         const at = fromMs + d.next() * (toMs - fromMs);
         const submits = debounceBurst(d, this.shape.kinds, this.debounceBursts++);
         this.later(at, () => this.debounced(at, submits));
+      }
+    }
+    const s = this.slots;
+    if (s?.on) {
+      for (let b = s.rng.int(1, 4); b > 0; b--) {
+        const at = fromMs + s.rng.next() * (toMs - fromMs);
+        const n = s.rng.int(2, 12);
+        const home = s.rng.pick(this.shape.topology.cells).path;
+        this.later(at, () => this.bigBurst(s, home, n));
       }
     }
     const f = this.flow;
@@ -106,6 +119,19 @@ export class Workload {
         if (!this.accepted.has(id)) this.accepted.set(id, { id, home: '/', logged: true, ledger });
         if (f.rng.chance(0.05)) this.later(f.rng.int(0, 3000), () => this.cancel('/', id));
       }
+    });
+  }
+
+  /** Tasks of several slots at `home`. */
+  private bigBurst(s: SlotPlan, home: string, n: number): void {
+    const specs: TaskSpec[] = [];
+    for (let i = 0; i < n; i++) specs.push(bigSpec(s, this.shape.kinds, this.slotSeq++, this.now()));
+    this.submit(home, specs, 0, (ids, ledger) => {
+      ids.forEach((id, i) => {
+        const logged = specs[i]!.durability !== Durability.DURABILITY_NONE;
+        if (!this.accepted.has(id)) this.accepted.set(id, { id, home, logged, ledger });
+        if (s.rng.chance(0.05)) this.later(s.rng.int(0, 3000), () => this.cancel(home, id));
+      });
     });
   }
 

@@ -127,6 +127,15 @@ export interface KindCapacity {
    */
   forecastRate: number;
   forecastServiceMs: number;
+  /**
+   * The most free slots of the kind at one agent in the subtree (after what
+   * this cell holds for it), and the most slots any agent of the kind has: a
+   * task of N slots (TaskSpec.slots) goes to a child only with largest_free
+   * >= N, and waits rather than spills while largest_total >= N.
+   * Absent from peers that predate them (then free_slots and total_slots stand in).
+   */
+  largestFree?: number | undefined;
+  largestTotal?: number | undefined;
 }
 
 export interface QueueDepth {
@@ -738,6 +747,8 @@ function createBaseKindCapacity(): KindCapacity {
     preemptible: 0,
     forecastRate: 0,
     forecastServiceMs: 0,
+    largestFree: undefined,
+    largestTotal: undefined,
   };
 }
 
@@ -769,6 +780,12 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     }
     if (message.forecastServiceMs !== 0) {
       writer.uint32(409).double(message.forecastServiceMs);
+    }
+    if (message.largestFree !== undefined) {
+      writer.uint32(560).uint32(message.largestFree);
+    }
+    if (message.largestTotal !== undefined) {
+      writer.uint32(568).uint32(message.largestTotal);
     }
     return writer;
   },
@@ -858,6 +875,22 @@ export const KindCapacity: MessageFns<KindCapacity> = {
             message.forecastServiceMs = reader.double();
             continue;
           }
+          case 70: {
+            if (tag !== 560) {
+              break;
+            }
+
+            message.largestFree = reader.uint32();
+            continue;
+          }
+          case 71: {
+            if (tag !== 568) {
+              break;
+            }
+
+            message.largestTotal = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -905,6 +938,16 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         : isSet(object.forecast_service_ms)
         ? globalThis.Number(object.forecast_service_ms)
         : 0,
+      largestFree: isSet(object.largestFree)
+        ? globalThis.Number(object.largestFree)
+        : isSet(object.largest_free)
+        ? globalThis.Number(object.largest_free)
+        : undefined,
+      largestTotal: isSet(object.largestTotal)
+        ? globalThis.Number(object.largestTotal)
+        : isSet(object.largest_total)
+        ? globalThis.Number(object.largest_total)
+        : undefined,
     };
   },
 
@@ -937,6 +980,12 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.forecastServiceMs !== 0) {
       obj.forecastServiceMs = floatToJson(message.forecastServiceMs);
     }
+    if (message.largestFree !== undefined) {
+      obj.largestFree = Math.round(message.largestFree);
+    }
+    if (message.largestTotal !== undefined) {
+      obj.largestTotal = Math.round(message.largestTotal);
+    }
     return obj;
   },
 
@@ -954,6 +1003,8 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.preemptible = object.preemptible ?? 0;
     message.forecastRate = object.forecastRate ?? 0;
     message.forecastServiceMs = object.forecastServiceMs ?? 0;
+    message.largestFree = object.largestFree ?? undefined;
+    message.largestTotal = object.largestTotal ?? undefined;
     return message;
   },
 };

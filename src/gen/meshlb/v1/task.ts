@@ -471,6 +471,14 @@ export interface TaskSpec {
    */
   singletonKey: string;
   singletonMode: SingletonMode;
+  /**
+   * Slots the task takes on its agent at once (docs/gang.md): 0 = 1. It lands
+   * only on an agent with that many free slots of its kind, and every tier
+   * counts it as that many. Above the cell's maxAgentSlots (no agent can have
+   * so many) it is refused INVALID_ARGUMENT; while no agent anywhere has so
+   * many it waits ("no agent with N slots").
+   */
+  slots?: number | undefined;
 }
 
 /** An agent's answer for one attempt. The first result of the current attempt wins. */
@@ -577,6 +585,12 @@ export interface Dispatch {
 export interface TaskRef {
   taskId: string;
   attempt: number;
+  /**
+   * The slots the attempt takes (its TaskSpec.slots), set by an agent naming
+   * what it runs (hello.running, started): a node that did not assign it
+   * reserves that many. 0 = 1.
+   */
+  slots?: number | undefined;
 }
 
 export interface SubmitRequest {
@@ -779,6 +793,7 @@ function createBaseTaskSpec(): TaskSpec {
     debounceMaxWaitMs: 0,
     singletonKey: "",
     singletonMode: 0,
+    slots: undefined,
   };
 }
 
@@ -852,6 +867,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.singletonMode !== 0) {
       writer.uint32(672).int32(message.singletonMode);
+    }
+    if (message.slots !== undefined) {
+      writer.uint32(560).uint32(message.slots);
     }
     return writer;
   },
@@ -1053,6 +1071,14 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.singletonMode = reader.int32() as any;
             continue;
           }
+          case 70: {
+            if (tag !== 560) {
+              break;
+            }
+
+            message.slots = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1154,6 +1180,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         : isSet(object.singleton_mode)
         ? singletonModeFromJSON(object.singleton_mode)
         : 0,
+      slots: isSet(object.slots) ? globalThis.Number(object.slots) : undefined,
     };
   },
 
@@ -1228,6 +1255,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.singletonMode !== 0) {
       obj.singletonMode = singletonModeToJSON(message.singletonMode);
     }
+    if (message.slots !== undefined) {
+      obj.slots = Math.round(message.slots);
+    }
     return obj;
   },
 
@@ -1259,6 +1289,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     message.debounceMaxWaitMs = object.debounceMaxWaitMs ?? 0;
     message.singletonKey = object.singletonKey ?? "";
     message.singletonMode = object.singletonMode ?? 0;
+    message.slots = object.slots ?? undefined;
     return message;
   },
 };
@@ -2183,7 +2214,7 @@ export const Dispatch: MessageFns<Dispatch> = {
 };
 
 function createBaseTaskRef(): TaskRef {
-  return { taskId: "", attempt: 0 };
+  return { taskId: "", attempt: 0, slots: undefined };
 }
 
 export const TaskRef: MessageFns<TaskRef> = {
@@ -2193,6 +2224,9 @@ export const TaskRef: MessageFns<TaskRef> = {
     }
     if (message.attempt !== 0) {
       writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.slots !== undefined) {
+      writer.uint32(560).uint32(message.slots);
     }
     return writer;
   },
@@ -2226,6 +2260,14 @@ export const TaskRef: MessageFns<TaskRef> = {
             message.attempt = reader.uint32();
             continue;
           }
+          case 70: {
+            if (tag !== 560) {
+              break;
+            }
+
+            message.slots = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2246,6 +2288,7 @@ export const TaskRef: MessageFns<TaskRef> = {
         ? globalThis.String(object.task_id)
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      slots: isSet(object.slots) ? globalThis.Number(object.slots) : undefined,
     };
   },
 
@@ -2257,6 +2300,9 @@ export const TaskRef: MessageFns<TaskRef> = {
     if (message.attempt !== 0) {
       obj.attempt = Math.round(message.attempt);
     }
+    if (message.slots !== undefined) {
+      obj.slots = Math.round(message.slots);
+    }
     return obj;
   },
 
@@ -2267,6 +2313,7 @@ export const TaskRef: MessageFns<TaskRef> = {
     const message = createBaseTaskRef();
     message.taskId = object.taskId ?? "";
     message.attempt = object.attempt ?? 0;
+    message.slots = object.slots ?? undefined;
     return message;
   },
 };
