@@ -28,7 +28,9 @@ function session(
     labels: [{ key: 'zone', value: 'a' }],
     dead: false,
     draining: o.draining ?? false,
-    assigned: new Map(Array.from({ length: held }, (_, i) => [`t${i}#1`, { kind: kinds[0]! }])),
+    assigned: new Map(
+      Array.from({ length: held }, (_, i) => [`t${i}#1`, { kind: kinds[0]!, spec: TaskSpec.fromPartial({}) }]),
+    ),
     carried: new Map(),
   } as unknown as AgentSession;
 }
