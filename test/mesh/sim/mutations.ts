@@ -130,6 +130,8 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     check: 'multislot',
     what: "a node counts an agent's attempts, not their slots (an attempt of 4 slots holds one)",
+    // The slots it forgets are given to 1-slot tasks too: those assignments are the `slots` check's.
+    alsoMay: ['slots'],
     apply: countEntries,
   },
   {
