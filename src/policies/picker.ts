@@ -138,7 +138,6 @@ export abstract class BasePicker implements Picker {
   }
 
   private pickSlots(v: KindView): PickResult {
-    // several slots: best fit where one agent has them (multi-slot.ts)
     const pos = bestFit(v, (p) => (this.ok(v, p) ? this.avail(v, p) : -1), this.random);
     if (pos < 0) return waitOrSpill(this.need, v, (p) => (this.matches(v, p) ? this.candidateAt(v, p) : undefined));
     this.adjust(v, pos, -this.need);
