@@ -48,6 +48,7 @@ export function spec(durability: Durability = Durability.DURABILITY_NONE): TaskS
     debounceMaxWaitMs: 0,
     singletonKey: '',
     singletonMode: 0,
+    slots: 0,
   };
 }
 

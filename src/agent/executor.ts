@@ -96,7 +96,7 @@ export class Executor {
         this.refuse(d, 'agent draining');
         continue;
       }
-      const cost = d.spec?.slots !== undefined && d.spec.slots > 1 ? d.spec.slots : 1;
+      const cost = d.spec && d.spec.slots > 1 ? d.spec.slots : 1;
       if (this.used + cost > this.slots) {
         this.stats.refusedOverSlots++;
         this.refuse(d, `over slots: agent ${this.agentId} holds ${this.used} of ${this.slots}, the task needs ${cost}`);
@@ -128,7 +128,7 @@ export class Executor {
     return [...this.running.values()].map((t) => ({
       taskId: t.id,
       attempt: t.attempt,
-      slots: t.slots > 1 ? t.slots : undefined,
+      slots: t.slots > 1 ? t.slots : 0,
     }));
   }
 

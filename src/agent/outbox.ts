@@ -128,8 +128,7 @@ export class Outbox {
     if (this.started.length > 0) {
       let refs: TaskRef[] | undefined;
       for (const t of this.started) {
-        if (link.running(t))
-          (refs ??= []).push({ taskId: t.id, attempt: t.attempt, slots: t.slots > 1 ? t.slots : undefined });
+        if (link.running(t)) (refs ??= []).push({ taskId: t.id, attempt: t.attempt, slots: t.slots > 1 ? t.slots : 0 });
       }
       this.started.length = 0;
       if (refs) link.write({ msg: { $case: 'started', value: { refs } } });

@@ -136,7 +136,7 @@ export class RunningTask implements AgentTask {
     this.payload = spec?.payload ?? EMPTY;
     this.deadline = spec && spec.deadlineUnixMs > 0 ? spec.deadlineUnixMs : undefined;
     this.timeoutMs = spec?.timeoutMs ?? 0;
-    this.slots = spec?.slots !== undefined && spec.slots > 1 ? spec.slots : 1;
+    this.slots = spec && spec.slots > 1 ? spec.slots : 1;
     this.homeCell = d.homeCell;
     this.rawLabels = spec?.labels ?? [];
     this.traceParent = d.traceParent || (spec?.traceParent ?? '');

@@ -147,7 +147,7 @@ export function toTaskSpec(t: TaskInput): TaskSpec {
     debounceMaxWaitMs: t.debounce?.maxWaitMs ?? 0,
     singletonKey: t.singleton?.key ?? '',
     singletonMode: toSingletonMode(t.singleton?.mode),
-    slots: t.slots,
+    slots: t.slots ?? 0,
   };
 }
 

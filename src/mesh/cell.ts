@@ -395,7 +395,7 @@ export class Cell implements CellPort {
     const out: TaskRef[] = [];
     for (const item of this.routes.values()) {
       if (item.origin.type !== 'parent') continue;
-      out.push({ taskId: item.taskId, attempt: item.attempt });
+      out.push({ taskId: item.taskId, attempt: item.attempt, slots: 0 });
       if (out.length >= max) break;
     }
     return out;

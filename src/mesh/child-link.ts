@@ -150,8 +150,11 @@ export class ChildLink {
     for (const k of s.kinds) {
       if (k.preemptible > 0) this.preemptible.set(k.kind, k.preemptible);
       if (k.queued > 0) this.queued.set(k.kind, k.queued);
-      if (k.largestFree !== undefined) this.largestFree.set(k.kind, k.largestFree);
-      if (k.largestTotal !== undefined) this.largestTotal.set(k.kind, k.largestTotal);
+      // largest_total is never 0 beside agents of the kind: 0 is a peer that predates the fields.
+      if (k.largestTotal > 0) {
+        this.largestFree.set(k.kind, k.largestFree);
+        this.largestTotal.set(k.kind, k.largestTotal);
+      }
       this.freeSlots.set(k.kind, k.freeSlots);
       this.free.set(k.kind, creditOf(k));
       this.total.set(k.kind, k.totalSlots);

@@ -326,7 +326,7 @@ export class Dispatcher {
       routes.taken(item);
       if (item.origin.type === 'parent') {
         routes.drop(item);
-        out.push({ taskId: item.taskId, attempt: item.attempt });
+        out.push({ taskId: item.taskId, attempt: item.attempt, slots: 0 });
         given++;
       } else if (item.origin.type === 'home' && this.spill(item, homeNew, now)) given++;
       else keep.push(popped);

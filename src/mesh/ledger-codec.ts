@@ -54,7 +54,7 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
       return {
         command: {
           $case: 'dispatched',
-          value: { refs: c.refs.map((r) => ({ taskId: r.id, attempt: r.attempt })), atMs: c.atMs },
+          value: { refs: c.refs.map((r) => ({ taskId: r.id, attempt: r.attempt, slots: 0 })), atMs: c.atMs },
         },
       };
     case 'running':

@@ -142,7 +142,12 @@ export class Preemptor {
     });
     this.byKind.set(item.kind, (this.byKind.get(item.kind) ?? 0) + 1);
     const reason = `preempted by task ${by.taskId} (${by.priority}) at ${this.d.path}`;
-    s.sendPreemption({ ref: { taskId: item.taskId, attempt: item.attempt }, reason, graceMs, byTaskId: by.taskId });
+    s.sendPreemption({
+      ref: { taskId: item.taskId, attempt: item.attempt, slots: 0 },
+      reason,
+      graceMs,
+      byTaskId: by.taskId,
+    });
     this.d.log.info(
       { task: item.taskId, attempt: item.attempt, priority: item.priority, agent: v.agentId, by: by.taskId, graceMs },
       'task preempted',

@@ -182,7 +182,7 @@ export class Relay {
     this.d.routes.drop(item);
     const via = item.via;
     if (via === undefined) return;
-    const ref = { taskId: item.taskId, attempt: item.attempt };
+    const ref = { taskId: item.taskId, attempt: item.attempt, slots: 0 };
     const links = this.d.links;
     if (via.type === 'child') links.children?.sendCancel(via.cell, ref);
     else if (via.type === 'parent') links.parent?.sendCancel(ref);

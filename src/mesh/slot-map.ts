@@ -4,11 +4,10 @@
 import type { TaskRef, TaskSpec } from '../gen/meshlb/v1/task.js';
 
 /** The slots a task takes on its agent at once: TaskSpec.slots, 0 meaning 1. */
-export const slotsOf = (spec: Pick<TaskSpec, 'slots'>): number =>
-  spec.slots !== undefined && spec.slots > 1 ? spec.slots : 1;
+export const slotsOf = (spec: Pick<TaskSpec, 'slots'>): number => (spec.slots > 1 ? spec.slots : 1);
 
 /** The slots of an attempt an agent names (TaskRef.slots, 0 meaning 1). */
-export const refSlots = (ref: TaskRef): number => (ref.slots !== undefined && ref.slots > 1 ? ref.slots : 1);
+export const refSlots = (ref: TaskRef): number => (ref.slots > 1 ? ref.slots : 1);
 
 /**
  * A Map whose `used` is the sum of cost(value) over its entries, kept by every

@@ -57,11 +57,11 @@ export function validateSpec(spec: TaskSpec | undefined, bounds: SpecBounds, now
   if (spec.deadlineUnixMs < 0) return 'task.deadline_unix_ms must not be negative';
   if (spec.deadlineUnixMs > 0 && spec.deadlineUnixMs <= now) return 'task.deadline_unix_ms is in the past';
   if (spec.maxAttempts > 100) return 'task.max_attempts must be <= 100';
-  if (spec.slots !== undefined && spec.slots > maxAgentSlots)
+  if (spec.slots > maxAgentSlots)
     return `task.slots ${spec.slots} is over ${maxAgentSlots}, the most slots an agent may have`;
   // Not yet: a keyed task waiting for a block of slots would give its key's admission back and take it
   // again on every pump (docs/gang.md, "Not yet").
-  if ((spec.slots ?? 0) > 1 && (spec.concurrencyKey || spec.rateLimitKey || spec.debounceKey || spec.singletonKey))
+  if (spec.slots > 1 && (spec.concurrencyKey || spec.rateLimitKey || spec.debounceKey || spec.singletonKey))
     return 'a task of several slots cannot name a concurrency, rate-limit, debounce or singleton key yet';
   // A permit or rate spent must outlive a leader change: it is in the replicated ledger, with the task.
   if ((spec.concurrencyKey || spec.rateLimitKey) && spec.durability === Durability.DURABILITY_NONE)

@@ -225,7 +225,7 @@ describe('Agent', () => {
     const s = node.session()!;
     s.assign([dispatch('t1'), dispatch('t2')]);
     await waitFor(() => seen.length === 2, { what: 'handlers running' });
-    s.cancel([{ taskId: 't1', attempt: 1 }]);
+    s.cancel([{ taskId: 't1', attempt: 1, slots: 0 }]);
     const r = await waitFor(() => s.resultFor('t1'), { what: 'result of cancelled t1' });
     expect(r.status).toBe(ResultStatus.RESULT_STATUS_ERROR);
     expect(r.error).toMatch(/cancel/);

@@ -93,7 +93,7 @@ describe('agent checkpoints', () => {
     agent.on('taskEnd', (_t, _st, name) => statuses.push(name));
     s.assign([dispatch('t1', 'long')]);
     await waitFor(() => (agent.inFlight === 1 ? true : undefined), { what: 'the task running' });
-    s.handBack([{ taskId: 't1', attempt: 1 }], 'preempted', 10_000);
+    s.handBack([{ taskId: 't1', attempt: 1, slots: 0 }], 'preempted', 10_000);
     const r = await waitFor(() => s.resultFor('t1'), { what: 'the hand-back' });
     expect(r.status).toBe(ResultStatus.RESULT_STATUS_HANDED_BACK);
     expect(r.error).toBe('handed back: preempted');
@@ -119,8 +119,8 @@ describe('agent checkpoints', () => {
     await waitFor(() => (s.started.length === 2 ? true : undefined), { what: 'both started' });
     s.handBack(
       [
-        { taskId: 'slow', attempt: 1 },
-        { taskId: 'quick', attempt: 1 },
+        { taskId: 'slow', attempt: 1, slots: 0 },
+        { taskId: 'quick', attempt: 1, slots: 0 },
       ],
       'preempted',
       50,
@@ -148,7 +148,7 @@ describe('agent checkpoints', () => {
     );
     s.assign([dispatch('t1', 'long')]);
     await waitFor(() => (s.started.length === 1 ? true : undefined), { what: 'the task started' });
-    const ref = { taskId: 't1', attempt: 1 };
+    const ref = { taskId: 't1', attempt: 1, slots: 0 };
     s.send({
       msg: {
         $case: 'preemptions',

@@ -200,11 +200,13 @@ describe(`checkpoints and live migration over real gRPC (seed ${SEED})`, () => {
     const asked = requestHandBack(
       node.cell.agents!.byId,
       'pre-a',
-      [{ taskId: fourth.taskId, attempt: 1 }],
+      [{ taskId: fourth.taskId, attempt: 1, slots: 0 }],
       'preempted',
     );
     expect(asked).toHaveLength(1);
-    expect(requestHandBack(node.cell.agents!.byId, 'pre-b', [{ taskId: fourth.taskId, attempt: 1 }], 'x')).toEqual([]);
+    expect(
+      requestHandBack(node.cell.agents!.byId, 'pre-b', [{ taskId: fourth.taskId, attempt: 1, slots: 0 }], 'x'),
+    ).toEqual([]);
     const preempted = await cl.waitForResult(fourth.taskId, { timeoutMs: 20_000 });
     expect(preempted.stateName).toBe('completed');
     expect(outputJson(preempted)).toEqual({ next: 8, sum: sumTo(8) });

@@ -158,6 +158,7 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
       debounceMaxWaitMs: 0,
       singletonKey: '',
       singletonMode: 0,
+      slots: 0,
     },
     traceParent: '',
     checkpoint: undefined,

@@ -215,8 +215,8 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
         $case: 'started',
         value: {
           refs: [
-            { taskId: 'elsewhere-1', attempt: 1 },
-            { taskId: 'elsewhere-2', attempt: 3 },
+            { taskId: 'elsewhere-1', attempt: 1, slots: 0 },
+            { taskId: 'elsewhere-2', attempt: 3, slots: 0 },
           ],
         },
       },
@@ -270,7 +270,7 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
     });
     call.on('error', () => {});
     const hello = { agentId: 'declares', kinds: ['declared'], labels: [], slots: 1, version: 'test' };
-    const running = [{ taskId: 'forgotten', attempt: 2 }];
+    const running = [{ taskId: 'forgotten', attempt: 2, slots: 0 }];
     call.write({ msg: { $case: 'hello', value: { ...hello, mesh: '', meshId: '', nodeCell: '', running } } });
     await waitFor(() => sessions.byId.get('declares')?.inFlight === 1, {
       timeoutMs: 5000,

@@ -153,6 +153,8 @@ describe('child link credits', () => {
         preemptible: 0,
         forecastRate: 0,
         forecastServiceMs: 0,
+        largestFree: 0,
+        largestTotal: 0,
       },
     ],
     queue: [],

@@ -109,6 +109,8 @@ describe('a parent aggregates its children', () => {
     preemptible: 0,
     forecastRate: rate,
     forecastServiceMs: serviceMs,
+    largestFree: 0,
+    largestTotal: 0,
   });
   const child = (kinds: KindCapacity[], closed = false) => ({ closed, summary: { kinds } as unknown as Summary });
 

@@ -38,12 +38,12 @@ interface Running {
 }
 
 /** The slots an attempt takes (TaskSpec.slots, 0 meaning 1). */
-const cost = (d: Dispatch): number => Math.max(1, d.spec?.slots ?? 1);
+const cost = (d: Dispatch): number => Math.max(1, d.spec?.slots ?? 0);
 /** An attempt as the agent SDK names it: its slots when more than one. */
 const ref = (d: Dispatch): TaskRef => ({
   taskId: d.taskId,
   attempt: d.attempt,
-  slots: cost(d) > 1 ? cost(d) : undefined,
+  slots: cost(d) > 1 ? cost(d) : 0,
 });
 
 /** What the checker learns from agents. */

@@ -285,7 +285,7 @@ export class Checker implements AgentObserver {
         for (const item of cell.queue.values()) {
           if (!s.kinds.includes(item.kind) || !matches(s.labels, item.spec.affinity)) continue;
           // Too big for its free slots, or held behind a big task (slot-hold.ts, bounded by HOLD_MS): by design.
-          if (s.slots - s.inFlight < Math.max(1, item.spec.slots ?? 1) || item.waitingFor) continue;
+          if (s.slots - s.inFlight < Math.max(1, item.spec.slots) || item.waitingFor) continue;
           const k = `${cell.path}|${item.id}|${s.id}`;
           stillIdle.add(k);
           const since = this.idleSince.get(k) ?? now;

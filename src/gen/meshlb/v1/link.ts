@@ -132,10 +132,11 @@ export interface KindCapacity {
    * this cell holds for it), and the most slots any agent of the kind has: a
    * task of N slots (TaskSpec.slots) goes to a child only with largest_free
    * >= N, and waits rather than spills while largest_total >= N.
-   * Absent from peers that predate them (then free_slots and total_slots stand in).
+   * Both 0 from peers that predate them (then free_slots and total_slots stand
+   * in): largest_total is never 0 while the kind has agents.
    */
-  largestFree?: number | undefined;
-  largestTotal?: number | undefined;
+  largestFree: number;
+  largestTotal: number;
 }
 
 export interface QueueDepth {
@@ -747,8 +748,8 @@ function createBaseKindCapacity(): KindCapacity {
     preemptible: 0,
     forecastRate: 0,
     forecastServiceMs: 0,
-    largestFree: undefined,
-    largestTotal: undefined,
+    largestFree: 0,
+    largestTotal: 0,
   };
 }
 
@@ -781,10 +782,10 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.forecastServiceMs !== 0) {
       writer.uint32(409).double(message.forecastServiceMs);
     }
-    if (message.largestFree !== undefined) {
+    if (message.largestFree !== 0) {
       writer.uint32(560).uint32(message.largestFree);
     }
-    if (message.largestTotal !== undefined) {
+    if (message.largestTotal !== 0) {
       writer.uint32(568).uint32(message.largestTotal);
     }
     return writer;
@@ -942,12 +943,12 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         ? globalThis.Number(object.largestFree)
         : isSet(object.largest_free)
         ? globalThis.Number(object.largest_free)
-        : undefined,
+        : 0,
       largestTotal: isSet(object.largestTotal)
         ? globalThis.Number(object.largestTotal)
         : isSet(object.largest_total)
         ? globalThis.Number(object.largest_total)
-        : undefined,
+        : 0,
     };
   },
 
@@ -980,10 +981,10 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.forecastServiceMs !== 0) {
       obj.forecastServiceMs = floatToJson(message.forecastServiceMs);
     }
-    if (message.largestFree !== undefined) {
+    if (message.largestFree !== 0) {
       obj.largestFree = Math.round(message.largestFree);
     }
-    if (message.largestTotal !== undefined) {
+    if (message.largestTotal !== 0) {
       obj.largestTotal = Math.round(message.largestTotal);
     }
     return obj;
@@ -1003,8 +1004,8 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.preemptible = object.preemptible ?? 0;
     message.forecastRate = object.forecastRate ?? 0;
     message.forecastServiceMs = object.forecastServiceMs ?? 0;
-    message.largestFree = object.largestFree ?? undefined;
-    message.largestTotal = object.largestTotal ?? undefined;
+    message.largestFree = object.largestFree ?? 0;
+    message.largestTotal = object.largestTotal ?? 0;
     return message;
   },
 };

@@ -478,7 +478,7 @@ export interface TaskSpec {
    * so many) it is refused INVALID_ARGUMENT; while no agent anywhere has so
    * many it waits ("no agent with N slots").
    */
-  slots?: number | undefined;
+  slots: number;
 }
 
 /** An agent's answer for one attempt. The first result of the current attempt wins. */
@@ -590,7 +590,7 @@ export interface TaskRef {
    * what it runs (hello.running, started): a node that did not assign it
    * reserves that many. 0 = 1.
    */
-  slots?: number | undefined;
+  slots: number;
 }
 
 export interface SubmitRequest {
@@ -793,7 +793,7 @@ function createBaseTaskSpec(): TaskSpec {
     debounceMaxWaitMs: 0,
     singletonKey: "",
     singletonMode: 0,
-    slots: undefined,
+    slots: 0,
   };
 }
 
@@ -868,7 +868,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.singletonMode !== 0) {
       writer.uint32(672).int32(message.singletonMode);
     }
-    if (message.slots !== undefined) {
+    if (message.slots !== 0) {
       writer.uint32(560).uint32(message.slots);
     }
     return writer;
@@ -1180,7 +1180,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         : isSet(object.singleton_mode)
         ? singletonModeFromJSON(object.singleton_mode)
         : 0,
-      slots: isSet(object.slots) ? globalThis.Number(object.slots) : undefined,
+      slots: isSet(object.slots) ? globalThis.Number(object.slots) : 0,
     };
   },
 
@@ -1255,7 +1255,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.singletonMode !== 0) {
       obj.singletonMode = singletonModeToJSON(message.singletonMode);
     }
-    if (message.slots !== undefined) {
+    if (message.slots !== 0) {
       obj.slots = Math.round(message.slots);
     }
     return obj;
@@ -1289,7 +1289,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     message.debounceMaxWaitMs = object.debounceMaxWaitMs ?? 0;
     message.singletonKey = object.singletonKey ?? "";
     message.singletonMode = object.singletonMode ?? 0;
-    message.slots = object.slots ?? undefined;
+    message.slots = object.slots ?? 0;
     return message;
   },
 };
@@ -2214,7 +2214,7 @@ export const Dispatch: MessageFns<Dispatch> = {
 };
 
 function createBaseTaskRef(): TaskRef {
-  return { taskId: "", attempt: 0, slots: undefined };
+  return { taskId: "", attempt: 0, slots: 0 };
 }
 
 export const TaskRef: MessageFns<TaskRef> = {
@@ -2225,7 +2225,7 @@ export const TaskRef: MessageFns<TaskRef> = {
     if (message.attempt !== 0) {
       writer.uint32(16).uint32(message.attempt);
     }
-    if (message.slots !== undefined) {
+    if (message.slots !== 0) {
       writer.uint32(560).uint32(message.slots);
     }
     return writer;
@@ -2288,7 +2288,7 @@ export const TaskRef: MessageFns<TaskRef> = {
         ? globalThis.String(object.task_id)
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
-      slots: isSet(object.slots) ? globalThis.Number(object.slots) : undefined,
+      slots: isSet(object.slots) ? globalThis.Number(object.slots) : 0,
     };
   },
 
@@ -2300,7 +2300,7 @@ export const TaskRef: MessageFns<TaskRef> = {
     if (message.attempt !== 0) {
       obj.attempt = Math.round(message.attempt);
     }
-    if (message.slots !== undefined) {
+    if (message.slots !== 0) {
       obj.slots = Math.round(message.slots);
     }
     return obj;
@@ -2313,7 +2313,7 @@ export const TaskRef: MessageFns<TaskRef> = {
     const message = createBaseTaskRef();
     message.taskId = object.taskId ?? "";
     message.attempt = object.attempt ?? 0;
-    message.slots = object.slots ?? undefined;
+    message.slots = object.slots ?? 0;
     return message;
   },
 };
