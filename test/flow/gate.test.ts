@@ -121,6 +121,30 @@ describe('FlowGate', () => {
     expect(requeued).toEqual(['c', 'd', 'e']);
   });
 
+  it('a task let go for a permit that ends before it is admitted gives its room to the next waiting (sim:mesh seed 116)', () => {
+    // Room promised to a released task is held until it is admitted. If it ends first (cancelled,
+    // past its deadline, or parked behind a multi-slot hold until then), that room must go to the
+    // next in line: nothing else would ever wake the key's waiting tasks when no attempt runs.
+    const { state, gate, requeued, item, now } = setup();
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id) => item(id, { concurrencyKey: 'c' }));
+    for (const it of [a!, b!]) {
+      expect(gate.admit(it, 1, now()).type).toBe('go');
+      state.start(it.spec, it.taskId, 1, now());
+      gate.settled(it);
+    }
+    expect(gate.admit(c!, 3, now()).type).toBe('held');
+    expect(gate.admit(d!, 4, now()).type).toBe('held');
+    // a's permit comes back: c is let go (requeued), holding the room until admitted.
+    state.ended('a', 1);
+    gate.freed('c');
+    expect(requeued).toEqual(['c']);
+    // c ends while queued, never admitted: d goes in its place.
+    gate.forget('c');
+    expect(requeued).toEqual(['c', 'd']);
+    expect(gate.backlog().size).toBe(0);
+    expect(gate.admit(d!, 4, now()).type).toBe('go');
+  });
+
   it('forget() drops a waiting task; clear() drops everything and disarms the timers', () => {
     const { gate, requeued, advance, item, now, state } = setup();
     gate.admit(item('a', { concurrencyKey: 'c' }), 1, now());
