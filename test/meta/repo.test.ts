@@ -75,6 +75,20 @@ describe('repository', () => {
     expect(r.ok).toBe(true);
   });
 
+  it('has no explicit proto3 optional in the protos an agent in another language compiles', () => {
+    // Debian's protoc 3.x (the Python agent test, test/e2e/python-agent.test.ts) refuses it: a
+    // field whose zero value means "default" says the same. Checked here too, where no Python is.
+    const dir = join(root, 'proto', 'meshlb', 'v1');
+    const offenders = ['agent.proto', 'task.proto'].flatMap((f) =>
+      readFileSync(join(dir, f), 'utf8')
+        .split('\n')
+        .map((line, i) => ({ line: line.replace(/\/\/.*$/, ''), at: `${f}:${i + 1}` }))
+        .filter((l) => /^\s*optional\s/.test(l.line))
+        .map((l) => `${l.at}: ${l.line.trim()}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
   it(`has no hand-written source file over ${MAX_SOURCE_LINES} lines`, () => {
     const gen = join(root, 'src', 'gen') + sep;
     const offenders = filesUnder(join(root, 'src'))
