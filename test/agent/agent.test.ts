@@ -61,7 +61,7 @@ describe('Agent', () => {
     const s = node.session()!;
     s.assign([dispatch('t1', 'echo', '', 3)]);
     await waitFor(() => s.started.length === 1, { what: 'started ack' });
-    expect(s.started).toEqual([{ taskId: 't1', attempt: 3 }]);
+    expect(s.started).toEqual([{ taskId: 't1', attempt: 3, slots: 0 }]);
     g.open();
     await waitFor(() => s.resultFor('t1'), { what: 'result' });
     expect(s.resultFor('t1')!.attempt).toBe(3);
