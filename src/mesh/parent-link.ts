@@ -283,6 +283,9 @@ export class ParentLink implements ParentSide {
         // A sibling has room: give back queued work (bounded per ask), then report the new queue soon.
         for (const k of msg.value.kinds.slice(0, LIMITS.kindsPerAgent)) {
           const refs = cell.giveBack(k.kind, Math.min(k.max, LIMITS.tasksPerBatch));
+          // Their acks first (held for the next summary): the parent places them again at once,
+          // and a second dispatch of an attempt awaiting its ack leaks a credit (sim:mesh seed 56).
+          if (refs.length > 0) this.releaseAcks();
           for (const r of refs) this.batcher?.push(Lane.GivenBack, r);
         }
         cell.capacityChanged();
