@@ -39,9 +39,8 @@ export interface SimOptions {
   readonly tamper?: (mesh: SimMesh, agents: readonly SimAgent[]) => void;
   /**
    * Debounced bursts at the root (debounce.ts). KNOWN BUG (docs/simulator.md, "Known bugs"): with
-   * them, a few seeds show a debounced task starting before its window ends (65 and 108 with
-   * --no-raft) or tasks left QUEUED at the root (114): off unless asked for here or with
-   * MESHLB_SIM_DEBOUNCE=1, until fixed.
+   * them, a few seeds show a debounced task starting before its window ends (65 with --no-raft):
+   * off unless asked for here or with MESHLB_SIM_DEBOUNCE=1, until fixed.
    */
   readonly debounce?: boolean;
 }
