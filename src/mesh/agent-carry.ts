@@ -108,13 +108,27 @@ export class CarryOver {
     this.stats.carriedResults++;
   }
 
-  /** A load says the agent runs fewer attempts than we carry: release the excess, unconfirmed ones first. */
+  /**
+   * A preempted attempt its agent did not answer within the grace: the home stops waiting for it, but it
+   * may still run (or not have been read yet), so it holds its slot until its result or its lease ends.
+   */
+  keep(s: AgentSession, key: string, c: Carried): void {
+    s.carried.set(key, { ...c, ownSession: true });
+    this.holding.add(s);
+  }
+
+  /**
+   * A load says the agent runs fewer attempts than we carry: release the excess, unconfirmed ones first.
+   * Attempts of this session (keep) are neither released nor counted: the load may predate their
+   * assignment, so it says nothing of them — nor of the others while it may count them.
+   */
   trim(s: AgentSession, running: number): void {
-    let excess = s.carried.size - running;
+    let excess = -running;
+    for (const c of s.carried.values()) if (c.ownSession !== true) excess++;
     for (const pass of [false, true]) {
       for (const [key, c] of s.carried) {
         if (excess <= 0) break;
-        if (c.confirmed !== pass) continue;
+        if (c.confirmed !== pass || c.ownSession === true) continue;
         this.release(s, key, c);
         this.stats.carriedTrimmed++;
         excess--;

@@ -86,6 +86,12 @@ export interface Carried {
   readonly untilMs: number;
   /** Named by the agent in a `started` ref of this session. */
   confirmed: boolean;
+  /**
+   * Assigned in this very session (a preempted attempt past its grace: AgentSessions.carryOn). The agent
+   * may not have read its assignment when it wrote a load, so a load never trims it: its result or its
+   * lease frees the slot (sim:mesh seed 49: a load saying 0 freed it, and the agent went over its slots).
+   */
+  readonly ownSession?: boolean;
 }
 
 /** An attempt assigned in a session as a carried one (its lease bounds it): for a session that lost it. */

@@ -295,7 +295,7 @@ export class AgentSessions implements AgentSide {
     const item = s?.assigned.get(key);
     if (!s || !item) return undefined;
     s.assigned.delete(key);
-    s.carried.set(key, carriedFrom(item, true));
+    this.carry.keep(s, key, carriedFrom(item, true));
     return item;
   }
 

@@ -71,11 +71,6 @@ export function keyedSpec(f: FlowPlan, kinds: readonly string[], seq: number, no
  * the workload's critical tasks preempt lower ones on saturated kinds; every check holds through it.
  */
 export function planPreemption(seed: number): string[] {
-  // KNOWN BUG (docs/simulator.md, "Known bugs"): with preemption on, a few seeds give an agent
-  // a task past its slots or a parent a credit overdraft since the node-score picker is kept up
-  // to date in place (b3c981c). Preemption stays opt-in in the product; here it is off unless
-  // MESHLB_SIM_PREEMPTION=1 (to reproduce: seeds 49 and 62 with --no-raft).
-  if (process.env.MESHLB_SIM_PREEMPTION !== '1') return [];
   const rng = new Rng((Math.imul(seed, 0x85ebca6b) ^ 0x9ee) >>> 0);
   if (rng.chance(1 / 3)) return [];
   const min = rng.chance(0.8) ? 'critical' : 'high';
