@@ -185,8 +185,8 @@ export class FlowGate<T extends GateItem> {
   /** The task ended while waiting (cancelled, dead-lettered). */
   forget(taskId: string): void {
     // Let go for a permit and ended before it was admitted (queued behind a multi-slot hold until
-    // its deadline, sim:mesh seed 116): the room it held goes to the next waiting task, or no one
-    // wakes them while nothing of the key runs.
+    // its deadline, sim:mesh seed 116; cancelled, seed 114 with debounce bursts): the room it held
+    // goes to the next waiting task, or no one wakes them while nothing of the key runs.
     const promised = this.promised.get(taskId);
     this.unpromise(taskId);
     if (promised !== undefined) this.freed(promised);

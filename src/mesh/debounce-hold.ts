@@ -5,53 +5,82 @@
 // task, so it costs nothing per pump while it waits. Later submits push the
 // window: the timer then finds it later and waits again.
 //
+// The window is held by this replica's timers as well as by its clock: each
+// submit accepted here holds the task for what was left of its window at the
+// submit's own time, measured from now (accepted()). A clock that jumps
+// forward would otherwise end a window early: the ledger's check compares
+// clock readings only (sim:mesh seeds 65 and 108, a root whose clock jumped
+// 112 and 620 ms started debounced tasks before their windows).
+//
 // Soft state, the leader's: a new leader queues every QUEUED task from its
 // ledger (HomeRecovery.resume), and Home.enqueue brings the debounced ones here.
+//
+// Invariant: a task with timers armed is not in the queue; the last of its
+// timers to fire queues it (through hold(), which checks the clock again).
 import { TaskState } from '../gen/meshlb/v1/task.js';
 import type { Ledger, TaskRecord } from './ledger.js';
 import type { Scheduler } from './scheduler.js';
-import type { WorkItem } from './types.js';
+import { nextAttemptId, type WorkItem } from './types.js';
 import { isoTime } from '../util/iso-time.js';
 
 /** What the hold uses of Home (home.ts). */
 export interface DebounceHoldHost {
   readonly ledger: Ledger;
   readonly scheduler: Scheduler;
-  readonly d: { leading(): boolean };
+  readonly d: { leading(): boolean; readonly queue: { remove(id: string): unknown } };
   /** Queue the task's next attempt (Home.enqueue, which asks hold() first). */
   enqueue(rec: TaskRecord): void;
 }
 
 export class DebounceHold {
-  /** Tasks with a timer armed (at most one each). */
-  private readonly held = new Set<string>();
+  /** Tasks held, with the number of their timers still to fire. */
+  private readonly armed = new Map<string, number>();
 
   constructor(private readonly h: DebounceHoldHost) {}
 
-  /** True when `rec` is in its debounce window: a timer queues it when the window ends. */
+  /** True when `rec` is held (timers armed) or in its debounce window by the clock: a timer queues it later. */
   hold(rec: TaskRecord): boolean {
-    const until = this.h.ledger.keyed.holdUntil(rec);
-    const now = this.h.scheduler.now();
-    if (until <= now) return false;
-    if (this.held.has(rec.id)) return true;
-    this.held.add(rec.id);
-    this.h.scheduler.setTimer(until - now, () => {
-      this.held.delete(rec.id);
+    if (this.armed.has(rec.id)) return true;
+    const wait = this.h.ledger.keyed.holdUntil(rec) - this.h.scheduler.now();
+    if (wait <= 0) return false;
+    this.arm(rec, wait);
+    return true;
+  }
+
+  /**
+   * A submit stamped `atMs` was accepted here into debounced task `rec` (it made it, or was folded
+   * in): hold the task for what was left of its window at `atMs`, from now. One queued already (its
+   * earlier window ended) goes back into the hold; one not here (its start proposed, or waiting for
+   * a flow key) is left to the ledger, which refuses a start inside the window.
+   */
+  accepted(rec: TaskRecord | undefined, atMs: number): void {
+    if (!rec || rec.state !== TaskState.TASK_STATE_QUEUED || rec.attempt !== 0 || !this.h.d.leading()) return;
+    const ms = this.h.ledger.keyed.holdUntil(rec) - atMs;
+    if (ms <= 0) return;
+    if (!this.armed.has(rec.id) && this.h.d.queue.remove(nextAttemptId(rec.id)) === undefined) return;
+    this.arm(rec, ms);
+  }
+
+  private arm(rec: TaskRecord, ms: number): void {
+    this.armed.set(rec.id, (this.armed.get(rec.id) ?? 0) + 1);
+    this.h.scheduler.setTimer(ms, () => {
+      const left = (this.armed.get(rec.id) ?? 1) - 1;
+      if (left > 0) return void this.armed.set(rec.id, left);
+      this.armed.delete(rec.id);
       if (!this.h.d.leading()) return;
       const r = this.h.ledger.get(rec.id);
       if (r?.state === TaskState.TASK_STATE_QUEUED && r.attempt === rec.attempt) this.h.enqueue(r);
     });
-    return true;
   }
 
   /** Why a held task waits ("debounced until T"), or undefined. */
   whyWaiting(rec: TaskRecord): string | undefined {
-    if (!this.held.has(rec.id)) return undefined;
+    if (!this.armed.has(rec.id)) return undefined;
     return `debounced until ${isoTime(this.h.ledger.keyed.holdUntil(rec))}`;
   }
 
   get size(): number {
-    return this.held.size;
+    return this.armed.size;
   }
 }
 

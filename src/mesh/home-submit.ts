@@ -51,6 +51,8 @@ export interface SubmitHost {
   enqueue(rec: TaskRecord): void;
   /** Stop a task's attempt wherever it is (a singleton key's CANCEL ended it). */
   dropAttempt(rec: TaskRecord, why: string): void;
+  /** Debounced tasks held out of the queue (debounce-hold.ts). */
+  readonly debounce: { accepted(rec: TaskRecord | undefined, atMs: number): void };
 }
 
 /** Task ids: a random prefix drawn once, the leader's term (see leadTerm), a sequence number. */
@@ -179,6 +181,8 @@ export async function acceptSpecs(
     if (replaced) h.dropAttempt(replaced, replaced.reason);
     if (r.id !== f.id || r.existing) {
       outcomes.push({ id: r.id, existing: true, state: r.state });
+      // Folded into a debounced task: its window, pushed, is held from now by this leader's timers.
+      if (f.spec.debounceKey) h.debounce.accepted(ledger.get(r.id), f.atMs);
       continue;
     }
     outcomes.push({ id: f.id, existing: false, state: r.state });
@@ -187,6 +191,7 @@ export async function acceptSpecs(
     const rec = ledger.get(f.id)!;
     if (rec.spec.deadlineUnixMs > 0) h.d.timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
     h.enqueue(rec);
+    if (rec.spec.debounceKey) h.debounce.accepted(rec, f.atMs);
   }
   h.d.wake();
   return outcomes;

@@ -18,7 +18,7 @@ const SEARCH = 40;
 async function withBug(m: Mutation, seed: number): Promise<SimResult> {
   const undo = m.apply();
   try {
-    return await runSeed({ seed, raft: m.raft ?? false, debounce: m.debounce ?? false });
+    return await runSeed({ seed, raft: m.raft ?? false });
   } finally {
     undo();
   }
@@ -69,7 +69,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       const again = await withBug(m, found.seed);
       expect(again.violations, where).toEqual(found.violations);
       // And without the bug the same seed is clean.
-      const clean = await runSeed({ seed: found.seed, raft, debounce: m.debounce ?? false });
+      const clean = await runSeed({ seed: found.seed, raft });
       expect(clean.violations, where).toEqual([]);
     });
   }

@@ -35,8 +35,6 @@ export interface Mutation {
   readonly alsoMay?: readonly Check[];
   /** Put the bug in; returns the undo. */
   readonly apply: () => () => void;
-  /** The run needs debounced bursts (off by default while a known bug stands: sim.ts). */
-  readonly debounce?: boolean;
 }
 
 type Fn = (...args: never[]) => unknown;
@@ -124,7 +122,6 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     check: 'debounce',
     what: "a debounced task may start at once: the ledger's window is forgotten (holdUntil answers 0)",
-    debounce: true,
     apply: () => patch(KeyedTasks.prototype, 'holdUntil', () => () => 0),
   },
   {

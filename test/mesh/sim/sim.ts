@@ -37,12 +37,6 @@ export interface SimOptions {
   readonly cellLogLevel?: string;
   /** Called once the mesh is built, before the run (mutation tests break things here). */
   readonly tamper?: (mesh: SimMesh, agents: readonly SimAgent[]) => void;
-  /**
-   * Debounced bursts at the root (debounce.ts). KNOWN BUG (docs/simulator.md, "Known bugs"): with
-   * them, a few seeds show a debounced task starting before its window ends (65 with --no-raft):
-   * off unless asked for here or with MESHLB_SIM_DEBOUNCE=1, until fixed.
-   */
-  readonly debounce?: boolean;
 }
 
 export interface SimResult {
@@ -146,7 +140,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     () => vs.now(),
     later,
     flow,
-    debounceOn(o) ? planDebounce(o.seed) : undefined,
+    planDebounce(o.seed),
     planSlots(o.seed),
   );
   workload.plan(warm, healAt);
@@ -265,9 +259,4 @@ function anyLedger(mesh: SimMesh, home: string, id: string): TaskRecord | undefi
     if (rec) return rec;
   }
   return undefined;
-}
-
-/** Debounced bursts in this run: asked for, or MESHLB_SIM_DEBOUNCE=1 (see SimOptions.debounce). */
-function debounceOn(o: SimOptions): boolean {
-  return o.debounce ?? process.env.MESHLB_SIM_DEBOUNCE === '1';
 }
