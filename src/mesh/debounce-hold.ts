@@ -10,7 +10,10 @@
 // submit's own time, measured from now (accepted()). A clock that jumps
 // forward would otherwise end a window early: the ledger's check compares
 // clock readings only (sim:mesh seeds 65 and 108, a root whose clock jumped
-// 112 and 620 ms started debounced tasks before their windows).
+// 112 and 620 ms started debounced tasks before their windows). A window whose
+// latest submit another leader accepted is held a full period from when this
+// one queues the task: its clock cannot be compared with that leader's (seed
+// 132: a new root leader 280 ms ahead started a task 154 ms early).
 //
 // Soft state, the leader's: a new leader queues every QUEUED task from its
 // ledger (HomeRecovery.resume), and Home.enqueue brings the debounced ones here.
@@ -32,16 +35,29 @@ export interface DebounceHoldHost {
   enqueue(rec: TaskRecord): void;
 }
 
+/** Entries of `mine` past which those of tasks that moved on are dropped. */
+const MINE_MAX = 10_000;
+
 export class DebounceHold {
   /** Tasks held, with the number of their timers still to fire. */
   private readonly armed = new Map<string, number>();
+  /** Task → the window end (ledger time) its latest submit accepted here set. */
+  private readonly mine = new Map<string, number>();
 
   constructor(private readonly h: DebounceHoldHost) {}
 
-  /** True when `rec` is held (timers armed) or in its debounce window by the clock: a timer queues it later. */
+  /** True when `rec` is held (timers armed) or in its debounce window: a timer queues it later. */
   hold(rec: TaskRecord): boolean {
     if (this.armed.has(rec.id)) return true;
-    const wait = this.h.ledger.keyed.holdUntil(rec) - this.h.scheduler.now();
+    const until = rec.attempt === 0 ? this.h.ledger.keyed.holdUntil(rec) : 0;
+    if (until === 0) return false;
+    if (this.mine.get(rec.id) !== until) {
+      // Its window was last pushed under another leader (or before this one led again).
+      this.remember(rec.id, until);
+      this.arm(rec, rec.spec.debouncePeriodMs);
+      return true;
+    }
+    const wait = until - this.h.scheduler.now();
     if (wait <= 0) return false;
     this.arm(rec, wait);
     return true;
@@ -55,10 +71,20 @@ export class DebounceHold {
    */
   accepted(rec: TaskRecord | undefined, atMs: number): void {
     if (!rec || rec.state !== TaskState.TASK_STATE_QUEUED || rec.attempt !== 0 || !this.h.d.leading()) return;
-    const ms = this.h.ledger.keyed.holdUntil(rec) - atMs;
-    if (ms <= 0) return;
+    const until = this.h.ledger.keyed.holdUntil(rec);
+    this.remember(rec.id, until);
+    if (until - atMs <= 0) return;
     if (!this.armed.has(rec.id) && this.h.d.queue.remove(nextAttemptId(rec.id)) === undefined) return;
-    this.arm(rec, ms);
+    this.arm(rec, until - atMs);
+  }
+
+  private remember(id: string, until: number): void {
+    this.mine.set(id, until);
+    if (this.mine.size <= MINE_MAX) return;
+    for (const [k] of this.mine) {
+      const r = this.h.ledger.get(k);
+      if (r?.state !== TaskState.TASK_STATE_QUEUED || r.attempt !== 0) this.mine.delete(k);
+    }
   }
 
   private arm(rec: TaskRecord, ms: number): void {

@@ -1,8 +1,8 @@
 // A preempted attempt its agent has not answered within the grace keeps its
 // slot until the agent answers, even when a load says the agent runs nothing:
 // the agent may not have read the assignment yet when it wrote that load.
-// Found by the mesh simulator (MESHLB_SIM_PREEMPTION=1 npm run sim:mesh --
-// --seed 49 --no-raft): an agent paused with the victim's assignment unread
+// Found by the mesh simulator (npm run sim:mesh -- --seed 49 --no-raft, with
+// the preemption workload on): an agent paused with the victim's assignment unread
 // woke, sent loads saying 0 before reading it, the node freed the victim's
 // slot and filled it, and the agent was given more than its slots. Nor does
 // the slot stay held for good when the agent never answers: its lease ends.
