@@ -2,13 +2,17 @@
 // cell's leader (the caller routes them there): SetConcurrencyLimit commits a
 // `flowLimitSet` command to the root's log, GetFlow lists every key with its
 // counts (permits from the ledger, tasks waiting from the leader's gate);
-// SetTenantWeight commits a `tenantWeightSet` (the tenants' DRR weights).
+// SetTenantWeight commits a `tenantWeightSet` (the tenants' DRR weights),
+// SetTenantShare a `tenantShareSet` (a tenant's minimum and ceiling of slots).
 import type {
   FlowKey,
   FlowRate,
   GetFlowResponse,
   SetConcurrencyLimitResponse,
+  SetTenantShareRequest,
+  SetTenantShareResponse,
   SetTenantWeightResponse,
+  TenantShare,
 } from '../gen/meshlb/v1/admin.js';
 import { emissionMs } from '../flow/gcra.js';
 import { strategyOf } from '../flow/flow-state.js';
@@ -61,7 +65,41 @@ export function getFlow(cell: Cell): GetFlowResponse {
   const tenantWeights = [...f.weights]
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([tenant, weight]) => ({ tenant, weight }));
-  return { keys, rates, tenantWeights };
+  const tenantShares = f.shares.tenants().map((t) => tenantShare(cell, t));
+  return { keys, rates, tenantWeights, tenantShares };
+}
+
+function tenantShare(cell: Cell, tenant: string): TenantShare {
+  const f = cell.ledger.flow;
+  const s = f.shares.share(tenant);
+  const p = f.shares.permits;
+  return {
+    tenant,
+    minSlots: s.min,
+    maxSlots: s.max,
+    inFlight: p.held(tenant),
+    lingering: p.lingeringOf(tenant),
+    waiting: cell.home.flow.tenants.waitingOf(tenant),
+    runtime: f.shares.hasRuntime(tenant),
+    weight: f.weight(tenant),
+  };
+}
+
+/** The most slots a tenant's minimum or ceiling may name. */
+export const MAX_TENANT_SLOTS = 1_000_000;
+
+/** SetTenantShare: a `tenantShareSet` command in the root's log (its ledger counts, its leader's gate follows). */
+export async function setTenantShare(cell: Cell, req: SetTenantShareRequest): Promise<SetTenantShareResponse> {
+  const { tenant, minSlots: min, maxSlots: max } = req;
+  if (!tenant) throw invalidArgument('tenant is required');
+  checkLength('tenant', tenant, LIMITS.tenant);
+  if (min > MAX_TENANT_SLOTS || max > MAX_TENANT_SLOTS)
+    throw invalidArgument(`min_slots and max_slots must be 0..${MAX_TENANT_SLOTS}`);
+  if (max > 0 && min > max) throw invalidArgument(`min_slots (${min}) must not exceed max_slots (${max})`);
+  cell.home.mustLead();
+  await commit(cell, { type: 'tenantShareSet', tenant, min, max, atMs: cell.scheduler.now() }, true);
+  cell.log.info({ tenant, min, max }, 'tenant share set');
+  return { tenant: tenantShare(cell, tenant), replicated: replicated(cell) };
 }
 
 /** The most a tenant may weigh: its tasks go out this many in a row at most. */

@@ -5,7 +5,7 @@
 // status (mesh-status.ts) and the cell's Raft group (group-admin.ts).
 // Calls that name a cell are answered by its leader (admin-route.ts). Every
 // failure is a status via toServiceError with one log line.
-import type { ChannelCredentials, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import { status, type ChannelCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import {
   ReplicaRole,
   type AdminServiceServer,
@@ -35,7 +35,6 @@ import { isForwarded } from '../mesh/task-forward.js';
 import type { BreakerInfo } from '../mesh/dispatcher-breakers.js';
 import type { CellSpec, Tier } from '../topology/types.js';
 import { addReplica, groupMembers, removeReplica, transferLeader } from './group-admin.js';
-import { status } from '@grpc/grpc-js';
 import { checkLength, invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
 import { clip, LIMITS, truncate } from '../util/limits.js';
 import { cordonAgent, policyInForce, setCellDrain, setPolicy, uncordonAgent } from './admin-cell.js';
@@ -50,7 +49,7 @@ import {
 } from './admin-route.js';
 import { breakerMessage, explainTask } from './admin-placement.js';
 import { checkTaskId, getTask, listTasks, replayDeadLetters, retryTask } from './admin-tasks.js';
-import { checkFlowCell, getFlow, setConcurrencyLimit, setTenantWeight } from './admin-flow.js';
+import { checkFlowCell, getFlow, setConcurrencyLimit, setTenantShare, setTenantWeight } from './admin-flow.js';
 import { getVersionRamp, setVersionRamp } from './admin-versions.js';
 import { FLOW_OWNER } from '../flow/admission.js';
 import { liveAddress, MeshStatus } from './mesh-status.js';
@@ -387,6 +386,7 @@ export class Admin {
       setTenantWeight: flow('setTenantWeight', 'SetTenantWeight', (req) =>
         setTenantWeight(cell, req.tenant, req.weight),
       ),
+      setTenantShare: flow('setTenantShare', 'SetTenantShare', (req) => setTenantShare(cell, req)),
       getFlow: flow('getFlow', 'GetFlow', () => getFlow(cell)),
       getScaleRecommendations: routed('getScaleRecommendations', 'GetScaleRecommendations', () =>
         scaleRecommendations(cell),

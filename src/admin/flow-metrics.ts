@@ -3,6 +3,7 @@
 // root) has series. In flight and limit come from the ledger (the same on
 // every replica of the cell); waiting and oldest wait from the leader's gate
 // (no series elsewhere).
+// Tenant shares have three of their own per tenant (label tenant).
 import { Gauge, type Registry } from 'prom-client';
 import type { MeteredCell } from '../mesh/meter.js';
 
@@ -44,6 +45,26 @@ function oldest(c: MeteredCell, prefix: string): [string, number][] {
   return out;
 }
 
+const TENANT_GAUGES: readonly (readonly [string, string, Read])[] = [
+  [
+    'tenant_in_flight',
+    "Slots a tenant with a share holds: its attempts out, and lost ones that may still run (at the tasks' home)",
+    (c) => c.ledger.flow.shares.permits.counts(),
+  ],
+  ['tenant_min_slots', "A tenant's guaranteed minimum of slots (tenants with one)", (c) => share(c, 'min')],
+  ['tenant_max_slots', "A tenant's ceiling of slots in flight (tenants with one)", (c) => share(c, 'max')],
+  [
+    'tenant_waiting',
+    'Tasks waiting at the home leader because their tenant is at its ceiling',
+    (c) => c.ledger.flow.shares.tenants().map((t) => [t, c.home.flow.tenants.waitingOf(t)] as const),
+  ],
+];
+
+function share(c: MeteredCell, which: 'min' | 'max'): [string, number][] {
+  const s = c.ledger.flow.shares;
+  return s.tenants().flatMap((t): [string, number][] => (s.share(t)[which] > 0 ? [[t, s.share(t)[which]]] : []));
+}
+
 function backlog(c: MeteredCell, prefix: string): [string, number][] {
   const out: [string, number][] = [];
   for (const [k, n] of c.home.flow.backlog()) if (k.startsWith(prefix)) out.push([k.slice(prefix.length), n]);
@@ -65,6 +86,18 @@ export function registerFlowGauges(
       collect(this: Gauge<'cell' | 'key'>) {
         this.reset();
         for (const [cell, c] of cells()) for (const [key, v] of read(c)) this.set({ cell, key }, v);
+      },
+    });
+  }
+  for (const [name, help, read] of TENANT_GAUGES) {
+    new Gauge({
+      name: `${prefix}${name}`,
+      help,
+      labelNames: ['cell', 'tenant'],
+      registers: [registry],
+      collect(this: Gauge<'cell' | 'tenant'>) {
+        this.reset();
+        for (const [cell, c] of cells()) for (const [tenant, v] of read(c)) this.set({ cell, tenant }, v);
       },
     });
   }

@@ -16,6 +16,7 @@ import { ResultStatus, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/t
 import type { ConcurrencyStrategy, FlowSpec } from '../topology/types.js';
 import { emissionMs, gcra, type RateRule } from './gcra.js';
 import { PermitTable } from './permits.js';
+import { TenantShares, type OutRecord } from './tenant-shares.js';
 
 /** The flow settings of a cell: the topology's `flow:` section and the default task timeout. */
 export interface FlowConfig {
@@ -66,7 +67,11 @@ export class FlowState {
   /** Round-robin groups of the topology: a task's key `group:member` counts against `group`. */
   private readonly groups: ReadonlySet<string>;
 
+  /** Tenants' minimums and ceilings of slots and the slots each holds (tenant-shares.ts). */
+  readonly shares: TenantShares;
+
   constructor(private readonly cfg: FlowConfig) {
+    this.shares = new TenantShares(cfg.spec?.tenants);
     const rr = [...(cfg.spec?.concurrency ?? [])].filter(([, k]) => k.strategy === 'round-robin');
     this.groups = new Set(rr.map(([key]) => key));
   }
@@ -146,6 +151,7 @@ export class FlowState {
    * permit and its rate units, or refuse (false, nothing changed).
    */
   start(spec: TaskSpec, taskId: string, attempt: number, atMs: number): boolean {
+    if (!this.shares.fits(spec)) return false; // its tenant at its ceiling
     const ck = spec.concurrencyKey;
     const rk = spec.rateLimitKey;
     const rule = rk ? this.rateRule(rk) : undefined;
@@ -158,6 +164,7 @@ export class FlowState {
     const counter = ck && this.counterKey(ck);
     if (counter && !this.permits.acquire(counter, permitRef(taskId, attempt), this.limit(counter))) return false;
     if (rule) this.setTat(rk, tat, atMs);
+    this.shares.take(spec, permitRef(taskId, attempt));
     return true;
   }
 
@@ -200,9 +207,27 @@ export class FlowState {
    */
   stopped(spec: TaskSpec, taskId: string, attempt: number, atMs: number): void {
     const ref = permitRef(taskId, attempt);
+    const until = atMs + (spec.timeoutMs || this.cfg.defaultTimeoutMs) + (this.cfg.spec?.lingerMs ?? 0);
+    this.shares.linger(ref, until);
     if (!this.permits.has(ref) || this.permits.isLingering(ref)) return;
-    const lingerMs = this.cfg.spec?.lingerMs ?? 0;
-    this.permits.linger(ref, atMs + (spec.timeoutMs || this.cfg.defaultTimeoutMs) + lingerMs);
+    this.permits.linger(ref, until);
+  }
+
+  /** The attempt's permit (of its key or of its tenant's share) lingers: it may still run at its agent. */
+  isLingering(ref: string): boolean {
+    return this.permits.isLingering(ref) || this.shares.permits.isLingering(ref);
+  }
+
+  /** Lingering permits (keys' and tenants') whose time has come. */
+  due(now: number): string[] {
+    const out = this.permits.due(now);
+    for (const ref of this.shares.permits.due(now)) if (!this.permits.isLingering(ref)) out.push(ref);
+    return out;
+  }
+
+  /** An operator set a tenant's minimum and ceiling (both 0: the topology's); attempts out now count. */
+  setShare(tenant: string, min: number, max: number, records: Iterable<OutRecord>): void {
+    this.shares.set(tenant, min, max, records, permitRef);
   }
 
   /** A lingering permit came back (ledger command permitReturned). */
@@ -250,9 +275,9 @@ export class FlowState {
   /** Tenant weights set at runtime: each tenant's quantum in the queues' DRR (default 1). */
   readonly weights = new Map<string, number>();
 
-  /** A tenant's DRR quantum: its tasks go out this many at a time per turn. */
+  /** A tenant's DRR quantum: its tasks go out this many at a time per turn (runtime over topology). */
   weight(tenant: string): number {
-    return this.weights.get(tenant) ?? 1;
+    return this.weights.get(tenant) ?? this.shares.topologyWeight(tenant);
   }
 
   /** An operator set a tenant's weight; 0 returns it to 1. */
@@ -262,6 +287,7 @@ export class FlowState {
   }
 
   private give(ref: string): void {
+    this.shares.give(ref);
     const key = this.permits.release(ref);
     if (key !== undefined) for (const l of this.freed) l(key);
   }
@@ -275,6 +301,7 @@ export class FlowState {
       limits: [...this.runtime].map(([key, limit]) => ({ key, limit, strategy: this.runtimeStrategy.get(key) ?? '' })),
       rates: [...this.tats].map(([key, tatMs]) => ({ key, tatMs })),
       tenantWeights: [...this.weights].map(([tenant, weight]) => ({ tenant, weight })),
+      ...this.shares.toProto(),
     };
   }
 
@@ -290,5 +317,6 @@ export class FlowState {
     for (const r of f?.rates ?? []) this.tats.set(r.key, r.tatMs);
     this.weights.clear();
     for (const w of f?.tenantWeights ?? []) this.weights.set(w.tenant, w.weight);
+    this.shares.restore(f, permitRef);
   }
 }

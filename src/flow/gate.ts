@@ -16,6 +16,8 @@
 // A round-robin group's tasks (keys `group:member`) count against the group
 // and wait in one line per member; freed permits go to the members in turn
 // (round-robin.ts).
+// Before the keys, a task's tenant must be under its ceiling (tenant-gate.ts:
+// tenant shares), and a start admitted there is unreserved when the keys hold it.
 // Soft state, like the queue: a new leader starts empty and admits from its
 // ledger's counts.
 //
@@ -25,6 +27,7 @@ import type { TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { FlowState } from './flow-state.js';
 import { emissionMs, gcra } from './gcra.js';
 import { RoundRobinWaiters } from './round-robin.js';
+import { TenantGate } from './tenant-gate.js';
 import { isoTime } from '../util/iso-time.js';
 
 export type GateAnswer =
@@ -57,6 +60,9 @@ const HELD: GateAnswer = { type: 'held' };
 /** Needs flow control: names a key. */
 export const isKeyed = (spec: TaskSpec): boolean => spec.concurrencyKey !== '' || spec.rateLimitKey !== '';
 
+/** Goes through the gate: names a key, or its tenant has a share (tenant-shares.ts). */
+export const isGated = (spec: TaskSpec, state: FlowState): boolean => isKeyed(spec) || state.shares.applies(spec);
+
 export class FlowGate<T extends GateItem> {
   /** Concurrency key → starts admitted whose dispatch the ledger has not applied yet. */
   private readonly pending = new Map<string, number>();
@@ -82,14 +88,25 @@ export class FlowGate<T extends GateItem> {
   private epoch = 0;
   /** Tasks this leader decided to cancel for a newer one (cancel-in-progress): never chosen twice. */
   private readonly victims = new Set<string>();
+  /** Tenants' ceilings and minimums (tenant-gate.ts), asked before the keys. */
+  readonly tenants: TenantGate<T>;
 
   constructor(
     private readonly state: FlowState,
     private readonly host: GateHost<T>,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.tenants = new TenantGate(state.shares, host);
+  }
 
   admit(item: T, enqueuedAt: number, now: number): GateAnswer {
+    if (!this.tenants.admit(item, enqueuedAt)) return HELD;
+    const a = this.admitKeys(item, enqueuedAt, now);
+    if (a.type !== 'go') this.tenants.settled(item);
+    return a;
+  }
+
+  private admitKeys(item: T, enqueuedAt: number, now: number): GateAnswer {
     this.unpromise(item.taskId);
     const spec = item.spec;
     const named = spec.concurrencyKey;
@@ -125,6 +142,7 @@ export class FlowGate<T extends GateItem> {
 
   /** An admitted start did not leave after all (no target this pump), or the ledger applied it: unreserve. */
   settled(item: T): void {
+    this.tenants.settled(item);
     const ck = item.spec.concurrencyKey && this.state.counterKey(item.spec.concurrencyKey);
     if (!ck) return;
     const n = (this.pending.get(ck) ?? 0) - 1;
@@ -156,11 +174,11 @@ export class FlowGate<T extends GateItem> {
 
   /** Why the task waits here, or undefined when it does not. */
   whyWaiting(taskId: string): string | undefined {
-    return this.where.get(taskId)?.why;
+    return this.where.get(taskId)?.why ?? this.tenants.whyWaiting(taskId);
   }
 
   holds(taskId: string): boolean {
-    return this.where.has(taskId);
+    return this.where.has(taskId) || this.tenants.holds(taskId);
   }
 
   /** Tasks waiting per concurrency key (`c:`) and rate key (`r:`). */
@@ -184,6 +202,7 @@ export class FlowGate<T extends GateItem> {
 
   /** The task ended while waiting (cancelled, dead-lettered). */
   forget(taskId: string): void {
+    this.tenants.forget(taskId);
     // Let go for a permit and ended before it was admitted (queued behind a multi-slot hold until
     // its deadline, sim:mesh seed 116; cancelled, seed 114 with debounce bursts): the room it held
     // goes to the next waiting task, or no one wakes them while nothing of the key runs.
@@ -205,6 +224,7 @@ export class FlowGate<T extends GateItem> {
 
   /** This replica stopped leading: the new leader admits from its ledger. */
   clear(): void {
+    this.tenants.clear();
     this.pending.clear();
     this.promised.clear();
     this.promisedPer.clear();

@@ -17,7 +17,7 @@
 // truth. A slot freed by a result is handed back to the live picker
 // (release), not answered with a rebuild: at the node a rebuild is O(agents).
 // At a node a picker kept up to date is not rebuilt on a timer (dispatcher-updates.ts).
-import { isKeyed } from '../flow/gate.js';
+import { isGated } from '../flow/gate.js';
 import type { BreakerConfig, Candidate, Picker, Policy, TaskInfo } from '../policies/index.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
@@ -178,12 +178,12 @@ export class Dispatcher {
       }
       this.unplaceableKinds.placeable(kind);
       while (budget-- > 0 && picker.credits(kind) > 0) {
-        const popped = queue.popKind(kind, now);
+        const popped = this.next(kind, now);
         if (!popped) break;
         const item = popped.task;
         routes.taken(item);
-        // A home task naming a flow key starts only within its key's limits (src/flow/gate.ts).
-        const keyed = item.attempt === 0 && item.origin.type === 'home' && isKeyed(item.spec);
+        // A home task naming a flow key, or of a tenant with a share, starts only within its limits (src/flow/gate.ts).
+        const keyed = isNewHome(item) && isGated(item.spec, this.d.home.ledger.flow);
         if (this.holds.parks(popped, parked, now) || (keyed && !this.admitted(item, popped.enqueuedAt, now))) continue;
         const r = picker.pick(this.info(item));
         if (r.type === 'route') {
@@ -213,6 +213,15 @@ export class Dispatcher {
       if (queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) this.d.stats.creditStalls++;
     }
     this.d.home.startAttempts(homeNew, this.send);
+  }
+
+  /** The next item of `kind`: a new home task of a tenant under its minimum first (tenant-gate.ts), else the queue's order. */
+  private next(kind: string, now: number): Popped<WorkItem> | undefined {
+    const under = this.d.home.flow.tenants.underMin();
+    return (
+      (under.length > 0 ? this.d.queue.popFirstOf(kind, under, now, isNewHome) : undefined) ??
+      this.d.queue.popKind(kind, now)
+    );
   }
 
   /** Send queued item `id` to `candidate` now, outside the picker (preemptor.ts), `why` in its trail. */
@@ -401,3 +410,6 @@ export class Dispatcher {
     this.d.stats.dispatched++;
   }
 }
+
+/** A task homed here whose first attempt has not started: the flow gate and tenant shares apply to it. */
+const isNewHome = (item: WorkItem): boolean => item.attempt === 0 && item.origin.type === 'home';

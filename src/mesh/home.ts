@@ -111,10 +111,9 @@ export class Home {
       },
       () => scheduler.now(),
     );
-    // A permit came back or a limit changed (applied on every replica): the leader lets waiting tasks go.
-    deps.ledger.flow.onFreed((key) => {
-      if (deps.leading()) this.flow.freed(key);
-    });
+    // A permit came back or a limit or share changed (applied on every replica): the leader lets waiting tasks go.
+    deps.ledger.flow.onFreed((key) => deps.leading() && this.flow.freed(key));
+    deps.ledger.flow.shares.onFreed((tenant) => deps.leading() && this.flow.tenants.freed(tenant));
   }
 
   /** Validate and accept specs at this (home) cell (home-submit.ts). Throws MeshError for the batch as a whole. */
@@ -175,10 +174,8 @@ export class Home {
     const none: WorkItem[] = [];
     for (const it of items) (isLogged(it.spec) ? logged : none).push(it);
     const atMs = this.scheduler.now();
-    // Each admitted start (flow gate) stays counted as pending until the ledger has decided it.
-    const settle = (list: WorkItem[]): void => {
-      for (const it of list) if (it.spec.concurrencyKey) this.flow.settled(it);
-    };
+    // Each admitted start (flow gate: keys, tenant shares) stays counted as pending until the ledger has decided it.
+    const settle = (list: WorkItem[]): void => list.forEach((it) => this.flow.settled(it));
     const cmd = (list: WorkItem[]): LedgerCommand => ({
       type: 'dispatched',
       refs: list.map((it) => ({ id: it.taskId, attempt: (ledger.get(it.taskId)?.attempt ?? 0) + 1 })),
@@ -232,7 +229,7 @@ export class Home {
   result(r: TaskResult): void {
     // An agent answered an attempt whose permit lingers: done with it (a mesh failure says nothing of it).
     const fromAgent = r.agentId !== '' && r.meshFailure === MeshFailure.MESH_FAILURE_UNSPECIFIED;
-    if (fromAgent && this.ledger.flow.permits.isLingering(permitRef(r.taskId, r.attempt)))
+    if (fromAgent && this.ledger.flow.isLingering(permitRef(r.taskId, r.attempt)))
       this.returnPermit(r.taskId, r.attempt);
     const rec = this.ledger.get(r.taskId);
     if (!rec) return;
@@ -362,7 +359,7 @@ export class Home {
   /** From the cell's tick: lingering permits whose time has come go back through the log. */
   sweepPermits(now: number): void {
     if (!this.d.leading()) return;
-    for (const ref of this.ledger.flow.permits.due(now)) {
+    for (const ref of this.ledger.flow.due(now)) {
       const i = ref.lastIndexOf('#');
       this.returnPermit(ref.slice(0, i), Number(ref.slice(i + 1)));
     }

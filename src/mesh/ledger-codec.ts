@@ -112,6 +112,10 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
       return {
         command: { $case: 'tenantWeightSet', value: { tenant: c.tenant, weight: c.weight, atMs: c.atMs } },
       };
+    case 'tenantShareSet': {
+      const value = { tenant: c.tenant, minSlots: c.min, maxSlots: c.max, atMs: c.atMs };
+      return { command: { $case: 'tenantShareSet', value } };
+    }
   }
 }
 
@@ -164,6 +168,10 @@ function fromMsg(m: LedgerCommandMsg): LedgerCommand {
       return { type: 'checkpointed', checkpoint: c.value.checkpoint, atMs: c.value.atMs };
     case 'tenantWeightSet':
       return { type: 'tenantWeightSet', tenant: c.value.tenant, weight: c.value.weight, atMs: c.value.atMs };
+    case 'tenantShareSet': {
+      const { tenant, minSlots, maxSlots, atMs } = c.value;
+      return { type: 'tenantShareSet', tenant, min: minSlots, max: maxSlots, atMs };
+    }
     case undefined:
       // A command from a newer version this one does not know: refusing beats skipping it silently.
       throw new LedgerCodecError('ledger command of an unknown kind');

@@ -82,7 +82,15 @@ export type LedgerCommand =
   /** The current attempt saved its progress (ledger-checkpoint.ts): the record keeps the latest. */
   | { readonly type: 'checkpointed'; readonly checkpoint: TaskCheckpoint; readonly atMs: number }
   /** An operator set a tenant's DRR weight (0: back to 1). */
-  | { readonly type: 'tenantWeightSet'; readonly tenant: string; readonly weight: number; readonly atMs: number };
+  | { readonly type: 'tenantWeightSet'; readonly tenant: string; readonly weight: number; readonly atMs: number }
+  /** An operator set a tenant's minimum and ceiling of slots (both 0: the topology's). */
+  | {
+      readonly type: 'tenantShareSet';
+      readonly tenant: string;
+      readonly min: number;
+      readonly max: number;
+      readonly atMs: number;
+    };
 
 /**
  * What operators set on the cell through its log (AdminService): replicated

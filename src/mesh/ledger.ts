@@ -182,7 +182,9 @@ export class Ledger {
       case 'checkpointed':
         return [applyCheckpoint(this.tasks.get(cmd.checkpoint.taskId), cmd.checkpoint, cmd.atMs)];
       case 'tenantWeightSet':
-        this.flow.setWeight(cmd.tenant, cmd.weight);
+      case 'tenantShareSet': // a share counts the tenant's attempts out now
+        if (cmd.type === 'tenantShareSet') this.flow.setShare(cmd.tenant, cmd.min, cmd.max, this.tasks.values());
+        else this.flow.setWeight(cmd.tenant, cmd.weight);
         return [{ ok: true, id: cmd.tenant, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
     }
   }

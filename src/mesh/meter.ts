@@ -59,9 +59,13 @@ export interface MeteredCell {
   readonly routes: { values(): Iterable<KindTenant & { readonly via?: unknown }> };
   readonly agents: { readonly byId: { readonly size: number } } | undefined;
   readonly children: { readonly links: { readonly size: number } } | undefined;
-  /** Tasks waiting for their flow key, by `c:key` / `r:key` (src/flow/gate.ts). */
+  /** Tasks waiting for their flow key, by `c:key` / `r:key`, and for their tenant's ceiling (src/flow/gate.ts). */
   readonly home: {
-    readonly flow: { backlog(): ReadonlyMap<string, number>; oldestWaiting(): ReadonlyMap<string, number> };
+    readonly flow: {
+      backlog(): ReadonlyMap<string, number>;
+      oldestWaiting(): ReadonlyMap<string, number>;
+      readonly tenants: { waitingOf(t: string): number };
+    };
   };
   /** Its forecasts per kind and the agents it should have (forecasts.ts). */
   readonly forecasts?: { recommendations(): readonly ScaleRecommendation[] };

@@ -199,6 +199,29 @@ export class TaskQueue<T extends QueueTask> {
     return best === null ? undefined : this.takeFrom(best, now);
   }
 
+  /**
+   * The next task of `kind` of the first tenant in `tenants` that has one
+   * `accept` takes: of that tenant, the highest base priority, earliest soft
+   * deadline first (its tenant heap's head; a head `accept` refuses is passed
+   * over). Leaves the DRR turns as they are: tenant shares serve a tenant under
+   * its minimum this way, ahead of the weights. O(tenants) per call.
+   */
+  popFirstOf(kind: string, tenants: readonly string[], now: number, accept: (t: T) => boolean): Popped<T> | undefined {
+    const lanes = this.kindLanes.get(kind);
+    if (!lanes) return undefined;
+    this.collectExpired(now);
+    for (const tenant of tenants)
+      for (const lane of lanes) {
+        const e = lane.tenants.get(tenant)?.heap.peek();
+        if (e === undefined || !accept(e.task)) continue;
+        lane.delete(e);
+        this.forget(e, lane);
+        this.countPop(now);
+        return { task: e.task, enqueuedAt: e.enqueuedAt, waitedMs: Math.max(0, now - e.enqueuedAt) };
+      }
+    return undefined;
+  }
+
   /** The next task of one kind (same order, restricted to the kind). */
   popKind(kind: string, now: number): Popped<T> | undefined {
     return this.pop(now, (k) => k === kind);

@@ -10,10 +10,12 @@
 //       "tenant:*": { limit: 3 }           # a template: tenant:a, tenant:b... 3 each
 //     rateLimits:
 //       llm: { units: 100, periodMs: 1000, burst: 20 }
+//     tenants:                             # shares of the slots, per tenant
+//       gold: { weight: 5, min: 10, max: 40 }
 import { Collector, describe, isObj, type Obj } from './format.js';
-import type { ConcurrencyKeySpec, ConcurrencyStrategy, FlowSpec, RateLimitSpec } from './types.js';
+import type { ConcurrencyKeySpec, ConcurrencyStrategy, FlowSpec, RateLimitSpec, TenantShareSpec } from './types.js';
 
-const TOP = ['lingerMs', 'concurrency', 'rateLimits'];
+const TOP = ['lingerMs', 'concurrency', 'rateLimits', 'tenants'];
 const STRATEGIES: readonly ConcurrencyStrategy[] = ['queue', 'cancel-newest', 'cancel-in-progress', 'round-robin'];
 /**
  * Keys are matched as written (the same bound as a tenant name), or a
@@ -65,8 +67,23 @@ export function parseFlow(raw: unknown, c: Collector): FlowSpec | undefined {
     if (units !== undefined && periodMs !== undefined && burst !== undefined)
       rateLimits.set(key, { units, periodMs, burst });
   }
-  return { concurrency, rateLimits, lingerMs };
+  const tenants = new Map<string, TenantShareSpec>();
+  for (const [tenant, v] of entries(c, 'tenants', raw.tenants)) {
+    c.keys(`field "flow.tenants.${tenant}"`, v, ['weight', 'min', 'max']);
+    const weight = int(`tenants.${tenant}.weight`, v.weight, 1, 1);
+    const min = int(`tenants.${tenant}.min`, v.min, 0, 0);
+    const max = int(`tenants.${tenant}.max`, v.max, 0, 0);
+    if (weight !== undefined && weight > MAX_WEIGHT)
+      c.add(`field "flow.tenants.${tenant}.weight"`, `must be at most ${MAX_WEIGHT}, got ${weight}`);
+    else if (min !== undefined && max !== undefined && max > 0 && min > max)
+      c.add(`field "flow.tenants.${tenant}"`, `min (${min}) must not exceed max (${max})`);
+    else if (weight !== undefined && min !== undefined && max !== undefined) tenants.set(tenant, { weight, min, max });
+  }
+  return { concurrency, rateLimits, lingerMs, ...(tenants.size > 0 ? { tenants } : {}) };
 }
+
+/** The most a tenant may weigh (its tasks go out this many in a row at most); as SetTenantWeight. */
+const MAX_WEIGHT = 1000;
 
 function entries(c: Collector, field: string, raw: unknown): [string, Obj][] {
   if (raw === undefined || raw === null) return [];
@@ -95,5 +112,6 @@ export function flowToDocument(f: FlowSpec | undefined): Obj | undefined {
   const o: Obj = { lingerMs: f.lingerMs };
   if (f.concurrency.size) o.concurrency = Object.fromEntries([...f.concurrency].map(([k, v]) => [k, { ...v }]));
   if (f.rateLimits.size) o.rateLimits = Object.fromEntries([...f.rateLimits].map(([k, v]) => [k, { ...v }]));
+  if (f.tenants?.size) o.tenants = Object.fromEntries([...f.tenants].map(([k, v]) => [k, { ...v }]));
   return o;
 }

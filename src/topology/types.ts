@@ -133,6 +133,20 @@ export interface FlowSpec {
    * agent may still run it). Default 5000 ms.
    */
   readonly lingerMs: number;
+  /** Tenants' weights, guaranteed minimums and ceilings of slots (docs/flow-control.md, "Tenant shares"). */
+  readonly tenants?: ReadonlyMap<string, TenantShareSpec>;
+}
+
+/**
+ * A tenant's share of the slots its home cell dispatches to: `weight` its DRR
+ * quantum (default 1), `min` slots it gets ahead of weighted sharing while it
+ * has tasks waiting (0: none), `max` the most of its attempts in flight at
+ * once (0: no ceiling).
+ */
+export interface TenantShareSpec {
+  readonly weight: number;
+  readonly min: number;
+  readonly max: number;
 }
 
 /** Paths as written in the file: relative ones are relative to the topology file's directory. */

@@ -40,7 +40,13 @@ function fakeCell(
     routes: { values: () => routed },
     agents: { byId: { size: 2 } },
     children: undefined,
-    home: { flow: { backlog: () => backlog, oldestWaiting: () => oldestWaiting } },
+    home: {
+      flow: {
+        backlog: () => backlog,
+        oldestWaiting: () => oldestWaiting,
+        tenants: { waitingOf: (t: string) => backlog.get(`t:${t}`) ?? 0 },
+      },
+    },
   } satisfies MeteredCell;
   return {
     cell,
@@ -198,6 +204,7 @@ describe('metrics', () => {
         lingerMs: 0,
         concurrency: new Map([['cust', { limit: 3, strategy: 'queue' as const }]]),
         rateLimits: new Map(),
+        tenants: new Map([['gold', { weight: 2, min: 1, max: 3 }]]),
       },
     };
     const f = fakeCell(
@@ -207,6 +214,7 @@ describe('metrics', () => {
       new Map([
         ['c:cust', 4],
         ['r:llm', 2],
+        ['t:gold', 5],
       ]),
       new Map([
         ['c:cust', -500],
@@ -214,7 +222,7 @@ describe('metrics', () => {
       ]),
     );
     m.meter(f.cell);
-    const spec = TaskSpec.fromPartial({ kind: 'k', concurrencyKey: 'cust' });
+    const spec = TaskSpec.fromPartial({ kind: 'k', concurrencyKey: 'cust', tenant: 'gold' });
     f.ledger.apply({ type: 'accepted', tasks: ['a', 'b'].map((id) => ({ id, spec, homeCell: '/', atMs: 1 })) });
     f.ledger.apply({
       type: 'dispatched',
@@ -232,6 +240,10 @@ describe('metrics', () => {
       'meshlb_flow_rate_waiting{cell="/",key="llm"} 2',
       'meshlb_flow_oldest_wait_seconds{cell="/",key="cust"} 1.5',
       'meshlb_flow_rate_oldest_wait_seconds{cell="/",key="llm"} 0.75',
+      'meshlb_tenant_in_flight{cell="/",tenant="gold"} 2',
+      'meshlb_tenant_min_slots{cell="/",tenant="gold"} 1',
+      'meshlb_tenant_max_slots{cell="/",tenant="gold"} 3',
+      'meshlb_tenant_waiting{cell="/",tenant="gold"} 5',
     ])
       expect(text).toContain(line);
   });

@@ -56,7 +56,8 @@ const specOf = (p: Pools): fc.Arbitrary<TaskSpec> =>
     labels: fc.array(label, { maxLength: 3 }),
     affinity: fc.array(label, { maxLength: 2 }),
     priority: fc.constantFrom(...[0, 1, 2, 3, 4].map((n) => n as Priority)),
-    tenant: text(),
+    // Now and then a tenant the scripts give a share (tenantShareSet): its attempts hold tenant permits.
+    tenant: fc.oneof(text(), fc.constantFrom('k1', 'k2')),
     deadlineUnixMs: fc.maxSafeInteger(),
     timeoutMs: fc.integer({ min: 0, max: UINT32_MAX }),
     maxAttempts: p.maxAttempts,
@@ -137,6 +138,14 @@ const commandOf = (p: Pools): fc.Arbitrary<LedgerCommand> => {
       type: fc.constant('tenantWeightSet' as const),
       tenant: p.keys,
       weight: fc.integer({ min: 0, max: UINT32_MAX }),
+      atMs: ms,
+    }),
+    record({
+      type: fc.constant('tenantShareSet' as const),
+      tenant: p.keys,
+      // Small pools: ceilings that bind (tasks' tenants come from the same pool now and then).
+      min: p.attempt,
+      max: p.attempt,
       atMs: ms,
     }),
   );

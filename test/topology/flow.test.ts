@@ -77,4 +77,32 @@ describe('topology flow section', () => {
     expect(got.join('\n')).toMatch(/flow.rateLimits.r.units.*missing/);
     expect(got.join('\n')).toMatch(/flow.rateLimits.s.*must be a mapping/);
   });
+
+  it('reads tenant shares (weight 1, no minimum, no ceiling by default) and names their bad fields', () => {
+    const t = parseTopology(
+      doc(`flow:
+  tenants:
+    gold: { weight: 5, min: 10, max: 40 }
+    free: { max: 2 }
+`),
+    );
+    expect([...t.flow!.tenants!]).toEqual([
+      ['gold', { weight: 5, min: 10, max: 40 }],
+      ['free', { weight: 1, min: 0, max: 2 }],
+    ]);
+    expect(parseTopology(stringify(topologyToDocument(t))).flow).toEqual(t.flow);
+    const got = issues(
+      doc(`flow:
+  tenants:
+    a: { min: 5, max: 2 }
+    b: { weight: 0 }
+    c: { weight: 1001 }
+    d: { limit: 1 }
+`),
+    ).join('\n');
+    expect(got).toMatch(/flow.tenants.a.*min \(5\) must not exceed max \(2\)/);
+    expect(got).toMatch(/flow.tenants.b.weight.*integer >= 1/);
+    expect(got).toMatch(/flow.tenants.c.weight.*at most 1000/);
+    expect(got).toMatch(/"limit"/);
+  });
 });

@@ -862,6 +862,55 @@ export interface GetFlowResponse {
   rates: FlowRate[];
   /** Tenants with a weight set at runtime (SetTenantWeight), by tenant. */
   tenantWeights: TenantWeight[];
+  /**
+   * Tenants with a share (a minimum or a ceiling of slots, the topology's or
+   * set at runtime) or slots counted now, by tenant.
+   */
+  tenantShares: TenantShare[];
+}
+
+export interface SetTenantShareRequest {
+  tenant: string;
+  /**
+   * Slots the tenant gets ahead of weighted sharing while it has tasks
+   * waiting (0: none). At most max_slots when that is set.
+   */
+  minSlots: number;
+  /**
+   * The most attempts of the tenant in flight at once (0: no ceiling).
+   * Both 0: the tenant returns to the topology's share.
+   */
+  maxSlots: number;
+  /** The cell that holds the shares: "/" (empty: "/"). */
+  cell: string;
+}
+
+export interface SetTenantShareResponse {
+  tenant:
+    | TenantShare
+    | undefined;
+  /** Recorded in the root's Raft log (false: kept in this replica's memory). */
+  replicated: boolean;
+}
+
+/** One tenant's share as the root cell counts it. */
+export interface TenantShare {
+  tenant: string;
+  minSlots: number;
+  /** 0: no ceiling. */
+  maxSlots: number;
+  /**
+   * Attempts of the tenant counted against its share: out, and lost or
+   * stopped ones that may still run (lingering, included here).
+   */
+  inFlight: number;
+  lingering: number;
+  /** Tasks waiting at the root's leader because the tenant is at its ceiling. */
+  waiting: number;
+  /** Set at runtime (SetTenantShare), over the topology's. */
+  runtime: boolean;
+  /** The tenant's weight in the queues' deficit round robin. */
+  weight: number;
 }
 
 /** One concurrency key as the root cell counts it. */
@@ -8900,7 +8949,7 @@ export const GetFlowRequest: MessageFns<GetFlowRequest> = {
 };
 
 function createBaseGetFlowResponse(): GetFlowResponse {
-  return { keys: [], rates: [], tenantWeights: [] };
+  return { keys: [], rates: [], tenantWeights: [], tenantShares: [] };
 }
 
 export const GetFlowResponse: MessageFns<GetFlowResponse> = {
@@ -8913,6 +8962,9 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     }
     for (const v of message.tenantWeights) {
       TenantWeight.encode(v!, writer.uint32(482).fork()).join();
+    }
+    for (const v of message.tenantShares) {
+      TenantShare.encode(v!, writer.uint32(1042).fork()).join();
     }
     return writer;
   },
@@ -8954,6 +9006,14 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
             message.tenantWeights.push(TenantWeight.decode(reader, reader.uint32()));
             continue;
           }
+          case 130: {
+            if (tag !== 1042) {
+              break;
+            }
+
+            message.tenantShares.push(TenantShare.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8975,6 +9035,11 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
         : globalThis.Array.isArray(object?.tenant_weights)
         ? object.tenant_weights.map((e: any) => TenantWeight.fromJSON(e))
         : [],
+      tenantShares: globalThis.Array.isArray(object?.tenantShares)
+        ? object.tenantShares.map((e: any) => TenantShare.fromJSON(e))
+        : globalThis.Array.isArray(object?.tenant_shares)
+        ? object.tenant_shares.map((e: any) => TenantShare.fromJSON(e))
+        : [],
     };
   },
 
@@ -8989,6 +9054,9 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     if (message.tenantWeights?.length) {
       obj.tenantWeights = message.tenantWeights.map((e) => TenantWeight.toJSON(e));
     }
+    if (message.tenantShares?.length) {
+      obj.tenantShares = message.tenantShares.map((e) => TenantShare.toJSON(e));
+    }
     return obj;
   },
 
@@ -9000,6 +9068,412 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     message.keys = object.keys?.map((e) => FlowKey.fromPartial(e)) || [];
     message.rates = object.rates?.map((e) => FlowRate.fromPartial(e)) || [];
     message.tenantWeights = object.tenantWeights?.map((e) => TenantWeight.fromPartial(e)) || [];
+    message.tenantShares = object.tenantShares?.map((e) => TenantShare.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSetTenantShareRequest(): SetTenantShareRequest {
+  return { tenant: "", minSlots: 0, maxSlots: 0, cell: "" };
+}
+
+export const SetTenantShareRequest: MessageFns<SetTenantShareRequest> = {
+  encode(message: SetTenantShareRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.minSlots !== 0) {
+      writer.uint32(16).uint32(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      writer.uint32(24).uint32(message.maxSlots);
+    }
+    if (message.cell !== "") {
+      writer.uint32(34).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetTenantShareRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetTenantShareRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.minSlots = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxSlots = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetTenantShareRequest {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      minSlots: isSet(object.minSlots)
+        ? globalThis.Number(object.minSlots)
+        : isSet(object.min_slots)
+        ? globalThis.Number(object.min_slots)
+        : 0,
+      maxSlots: isSet(object.maxSlots)
+        ? globalThis.Number(object.maxSlots)
+        : isSet(object.max_slots)
+        ? globalThis.Number(object.max_slots)
+        : 0,
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+    };
+  },
+
+  toJSON(message: SetTenantShareRequest): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.minSlots !== 0) {
+      obj.minSlots = Math.round(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      obj.maxSlots = Math.round(message.maxSlots);
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetTenantShareRequest>): SetTenantShareRequest {
+    return SetTenantShareRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetTenantShareRequest>): SetTenantShareRequest {
+    const message = createBaseSetTenantShareRequest();
+    message.tenant = object.tenant ?? "";
+    message.minSlots = object.minSlots ?? 0;
+    message.maxSlots = object.maxSlots ?? 0;
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseSetTenantShareResponse(): SetTenantShareResponse {
+  return { tenant: undefined, replicated: false };
+}
+
+export const SetTenantShareResponse: MessageFns<SetTenantShareResponse> = {
+  encode(message: SetTenantShareResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== undefined) {
+      TenantShare.encode(message.tenant, writer.uint32(10).fork()).join();
+    }
+    if (message.replicated !== false) {
+      writer.uint32(16).bool(message.replicated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetTenantShareResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetTenantShareResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = TenantShare.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetTenantShareResponse {
+    return {
+      tenant: isSet(object.tenant) ? TenantShare.fromJSON(object.tenant) : undefined,
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+    };
+  },
+
+  toJSON(message: SetTenantShareResponse): unknown {
+    const obj: any = {};
+    if (message.tenant !== undefined) {
+      obj.tenant = TenantShare.toJSON(message.tenant);
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetTenantShareResponse>): SetTenantShareResponse {
+    return SetTenantShareResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetTenantShareResponse>): SetTenantShareResponse {
+    const message = createBaseSetTenantShareResponse();
+    message.tenant = (object.tenant !== undefined && object.tenant !== null)
+      ? TenantShare.fromPartial(object.tenant)
+      : undefined;
+    message.replicated = object.replicated ?? false;
+    return message;
+  },
+};
+
+function createBaseTenantShare(): TenantShare {
+  return { tenant: "", minSlots: 0, maxSlots: 0, inFlight: 0, lingering: 0, waiting: 0, runtime: false, weight: 0 };
+}
+
+export const TenantShare: MessageFns<TenantShare> = {
+  encode(message: TenantShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.minSlots !== 0) {
+      writer.uint32(16).uint32(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      writer.uint32(24).uint32(message.maxSlots);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(32).uint32(message.inFlight);
+    }
+    if (message.lingering !== 0) {
+      writer.uint32(40).uint32(message.lingering);
+    }
+    if (message.waiting !== 0) {
+      writer.uint32(48).uint32(message.waiting);
+    }
+    if (message.runtime !== false) {
+      writer.uint32(56).bool(message.runtime);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(64).uint32(message.weight);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TenantShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTenantShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.minSlots = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxSlots = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.inFlight = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lingering = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.waiting = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.runtime = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TenantShare {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      minSlots: isSet(object.minSlots)
+        ? globalThis.Number(object.minSlots)
+        : isSet(object.min_slots)
+        ? globalThis.Number(object.min_slots)
+        : 0,
+      maxSlots: isSet(object.maxSlots)
+        ? globalThis.Number(object.maxSlots)
+        : isSet(object.max_slots)
+        ? globalThis.Number(object.max_slots)
+        : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      lingering: isSet(object.lingering) ? globalThis.Number(object.lingering) : 0,
+      waiting: isSet(object.waiting) ? globalThis.Number(object.waiting) : 0,
+      runtime: isSet(object.runtime) ? globalThis.Boolean(object.runtime) : false,
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+    };
+  },
+
+  toJSON(message: TenantShare): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.minSlots !== 0) {
+      obj.minSlots = Math.round(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      obj.maxSlots = Math.round(message.maxSlots);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.lingering !== 0) {
+      obj.lingering = Math.round(message.lingering);
+    }
+    if (message.waiting !== 0) {
+      obj.waiting = Math.round(message.waiting);
+    }
+    if (message.runtime !== false) {
+      obj.runtime = message.runtime;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TenantShare>): TenantShare {
+    return TenantShare.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TenantShare>): TenantShare {
+    const message = createBaseTenantShare();
+    message.tenant = object.tenant ?? "";
+    message.minSlots = object.minSlots ?? 0;
+    message.maxSlots = object.maxSlots ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.lingering = object.lingering ?? 0;
+    message.waiting = object.waiting ?? 0;
+    message.runtime = object.runtime ?? false;
+    message.weight = object.weight ?? 0;
     return message;
   },
 };
@@ -10865,6 +11339,23 @@ export const AdminServiceService = {
       Buffer.from(SetTenantWeightResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SetTenantWeightResponse => SetTenantWeightResponse.decode(value),
   },
+  /**
+   * A tenant's guaranteed minimum of slots (served ahead of the weights while
+   * it has a backlog) and its ceiling (never more in flight), recorded in the
+   * root's Raft log and answered by the root's leader (docs/flow-control.md,
+   * "Tenant shares").
+   */
+  setTenantShare: {
+    path: "/meshlb.v1.AdminService/SetTenantShare" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetTenantShareRequest): Buffer =>
+      Buffer.from(SetTenantShareRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetTenantShareRequest => SetTenantShareRequest.decode(value),
+    responseSerialize: (value: SetTenantShareResponse): Buffer =>
+      Buffer.from(SetTenantShareResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetTenantShareResponse => SetTenantShareResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -10957,6 +11448,13 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * answered by the root's leader (docs/flow-control.md, "Tenant weights").
    */
   setTenantWeight: handleUnaryCall<SetTenantWeightRequest, SetTenantWeightResponse>;
+  /**
+   * A tenant's guaranteed minimum of slots (served ahead of the weights while
+   * it has a backlog) and its ceiling (never more in flight), recorded in the
+   * root's Raft log and answered by the root's leader (docs/flow-control.md,
+   * "Tenant shares").
+   */
+  setTenantShare: handleUnaryCall<SetTenantShareRequest, SetTenantShareResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -11412,6 +11910,27 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SetTenantWeightResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A tenant's guaranteed minimum of slots (served ahead of the weights while
+   * it has a backlog) and its ceiling (never more in flight), recorded in the
+   * root's Raft log and answered by the root's leader (docs/flow-control.md,
+   * "Tenant shares").
+   */
+  setTenantShare(
+    request: SetTenantShareRequest,
+    callback: (error: ServiceError | null, response: SetTenantShareResponse) => void,
+  ): ClientUnaryCall;
+  setTenantShare(
+    request: SetTenantShareRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetTenantShareResponse) => void,
+  ): ClientUnaryCall;
+  setTenantShare(
+    request: SetTenantShareRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetTenantShareResponse) => void,
   ): ClientUnaryCall;
 }
 

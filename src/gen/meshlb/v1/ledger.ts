@@ -46,6 +46,9 @@ export interface LedgerCommand {
     | //
     /** A tenant's weight in the queues' deficit round robin (AdminService.SetTenantWeight). */
     { $case: "tenantWeightSet"; value: LedgerTenantWeightSet }
+    | //
+    /** A tenant's guaranteed minimum and ceiling of slots (AdminService.SetTenantShare). */
+    { $case: "tenantShareSet"; value: LedgerTenantShareSet }
     | undefined;
 }
 
@@ -185,7 +188,17 @@ export interface LedgerFlowLimitSet {
   strategy: string;
 }
 
-/** 0: back to the default weight 1. */
+/**
+ * 0: back to the default weight 1.
+ * Both 0: the tenant's share returns to the topology's.
+ */
+export interface LedgerTenantShareSet {
+  tenant: string;
+  minSlots: number;
+  maxSlots: number;
+  atMs: number;
+}
+
 export interface LedgerTenantWeightSet {
   tenant: string;
   weight: number;
@@ -248,6 +261,10 @@ export interface LedgerFlow {
   rates: LedgerRate[];
   /** Tenant weights set at runtime (the tenants' DRR quanta), by tenant. */
   tenantWeights: LedgerTenantWeight[];
+  /** Tenant shares set at runtime (minimum and ceiling of slots), by tenant. */
+  tenantShares: LedgerTenantShare[];
+  /** One permit per attempt out of a tenant with a share (key: the tenant), as `permits` for keys. */
+  tenantPermits: LedgerPermit[];
 }
 
 /** One concurrency permit: held by attempt `attempt` of a task, for its key. */
@@ -268,6 +285,12 @@ export interface LedgerFlowLimit {
   limit: number;
   /** Set at runtime with the limit; empty: the topology's. */
   strategy: string;
+}
+
+export interface LedgerTenantShare {
+  tenant: string;
+  minSlots: number;
+  maxSlots: number;
 }
 
 export interface LedgerTenantWeight {
@@ -478,6 +501,9 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "tenantWeightSet":
         LedgerTenantWeightSet.encode(message.command.value, writer.uint32(482).fork()).join();
         break;
+      case "tenantShareSet":
+        LedgerTenantShareSet.encode(message.command.value, writer.uint32(1042).fork()).join();
+        break;
     }
     return writer;
   },
@@ -626,6 +652,14 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
             };
             continue;
           }
+          case 130: {
+            if (tag !== 1042) {
+              break;
+            }
+
+            message.command = { $case: "tenantShareSet", value: LedgerTenantShareSet.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -690,6 +724,10 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
         ? { $case: "tenantWeightSet", value: LedgerTenantWeightSet.fromJSON(object.tenantWeightSet) }
         : isSet(object.tenant_weight_set)
         ? { $case: "tenantWeightSet", value: LedgerTenantWeightSet.fromJSON(object.tenant_weight_set) }
+        : isSet(object.tenantShareSet)
+        ? { $case: "tenantShareSet", value: LedgerTenantShareSet.fromJSON(object.tenantShareSet) }
+        : isSet(object.tenant_share_set)
+        ? { $case: "tenantShareSet", value: LedgerTenantShareSet.fromJSON(object.tenant_share_set) }
         : undefined,
     };
   },
@@ -728,6 +766,8 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       obj.checkpointed = LedgerCheckpointed.toJSON(message.command.value);
     } else if (message.command?.$case === "tenantWeightSet") {
       obj.tenantWeightSet = LedgerTenantWeightSet.toJSON(message.command.value);
+    } else if (message.command?.$case === "tenantShareSet") {
+      obj.tenantShareSet = LedgerTenantShareSet.toJSON(message.command.value);
     }
     return obj;
   },
@@ -834,6 +874,12 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
             $case: "tenantWeightSet",
             value: LedgerTenantWeightSet.fromPartial(object.command.value),
           };
+        }
+        break;
+      }
+      case "tenantShareSet": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "tenantShareSet", value: LedgerTenantShareSet.fromPartial(object.command.value) };
         }
         break;
       }
@@ -2489,6 +2535,135 @@ export const LedgerFlowLimitSet: MessageFns<LedgerFlowLimitSet> = {
   },
 };
 
+function createBaseLedgerTenantShareSet(): LedgerTenantShareSet {
+  return { tenant: "", minSlots: 0, maxSlots: 0, atMs: 0 };
+}
+
+export const LedgerTenantShareSet: MessageFns<LedgerTenantShareSet> = {
+  encode(message: LedgerTenantShareSet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.minSlots !== 0) {
+      writer.uint32(16).uint32(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      writer.uint32(24).uint32(message.maxSlots);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(33).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerTenantShareSet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerTenantShareSet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.minSlots = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxSlots = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerTenantShareSet {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      minSlots: isSet(object.minSlots)
+        ? globalThis.Number(object.minSlots)
+        : isSet(object.min_slots)
+        ? globalThis.Number(object.min_slots)
+        : 0,
+      maxSlots: isSet(object.maxSlots)
+        ? globalThis.Number(object.maxSlots)
+        : isSet(object.max_slots)
+        ? globalThis.Number(object.max_slots)
+        : 0,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerTenantShareSet): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.minSlots !== 0) {
+      obj.minSlots = Math.round(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      obj.maxSlots = Math.round(message.maxSlots);
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerTenantShareSet>): LedgerTenantShareSet {
+    return LedgerTenantShareSet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerTenantShareSet>): LedgerTenantShareSet {
+    const message = createBaseLedgerTenantShareSet();
+    message.tenant = object.tenant ?? "";
+    message.minSlots = object.minSlots ?? 0;
+    message.maxSlots = object.maxSlots ?? 0;
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseLedgerTenantWeightSet(): LedgerTenantWeightSet {
   return { tenant: "", weight: 0, atMs: 0 };
 }
@@ -3103,7 +3278,7 @@ export const LedgerSingleton: MessageFns<LedgerSingleton> = {
 };
 
 function createBaseLedgerFlow(): LedgerFlow {
-  return { permits: [], limits: [], rates: [], tenantWeights: [] };
+  return { permits: [], limits: [], rates: [], tenantWeights: [], tenantShares: [], tenantPermits: [] };
 }
 
 export const LedgerFlow: MessageFns<LedgerFlow> = {
@@ -3119,6 +3294,12 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     }
     for (const v of message.tenantWeights) {
       LedgerTenantWeight.encode(v!, writer.uint32(482).fork()).join();
+    }
+    for (const v of message.tenantShares) {
+      LedgerTenantShare.encode(v!, writer.uint32(1042).fork()).join();
+    }
+    for (const v of message.tenantPermits) {
+      LedgerPermit.encode(v!, writer.uint32(1050).fork()).join();
     }
     return writer;
   },
@@ -3168,6 +3349,22 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
             message.tenantWeights.push(LedgerTenantWeight.decode(reader, reader.uint32()));
             continue;
           }
+          case 130: {
+            if (tag !== 1042) {
+              break;
+            }
+
+            message.tenantShares.push(LedgerTenantShare.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 131: {
+            if (tag !== 1050) {
+              break;
+            }
+
+            message.tenantPermits.push(LedgerPermit.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3194,6 +3391,16 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
         : globalThis.Array.isArray(object?.tenant_weights)
         ? object.tenant_weights.map((e: any) => LedgerTenantWeight.fromJSON(e))
         : [],
+      tenantShares: globalThis.Array.isArray(object?.tenantShares)
+        ? object.tenantShares.map((e: any) => LedgerTenantShare.fromJSON(e))
+        : globalThis.Array.isArray(object?.tenant_shares)
+        ? object.tenant_shares.map((e: any) => LedgerTenantShare.fromJSON(e))
+        : [],
+      tenantPermits: globalThis.Array.isArray(object?.tenantPermits)
+        ? object.tenantPermits.map((e: any) => LedgerPermit.fromJSON(e))
+        : globalThis.Array.isArray(object?.tenant_permits)
+        ? object.tenant_permits.map((e: any) => LedgerPermit.fromJSON(e))
+        : [],
     };
   },
 
@@ -3211,6 +3418,12 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     if (message.tenantWeights?.length) {
       obj.tenantWeights = message.tenantWeights.map((e) => LedgerTenantWeight.toJSON(e));
     }
+    if (message.tenantShares?.length) {
+      obj.tenantShares = message.tenantShares.map((e) => LedgerTenantShare.toJSON(e));
+    }
+    if (message.tenantPermits?.length) {
+      obj.tenantPermits = message.tenantPermits.map((e) => LedgerPermit.toJSON(e));
+    }
     return obj;
   },
 
@@ -3223,6 +3436,8 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     message.limits = object.limits?.map((e) => LedgerFlowLimit.fromPartial(e)) || [];
     message.rates = object.rates?.map((e) => LedgerRate.fromPartial(e)) || [];
     message.tenantWeights = object.tenantWeights?.map((e) => LedgerTenantWeight.fromPartial(e)) || [];
+    message.tenantShares = object.tenantShares?.map((e) => LedgerTenantShare.fromPartial(e)) || [];
+    message.tenantPermits = object.tenantPermits?.map((e) => LedgerPermit.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3449,6 +3664,115 @@ export const LedgerFlowLimit: MessageFns<LedgerFlowLimit> = {
     message.key = object.key ?? "";
     message.limit = object.limit ?? 0;
     message.strategy = object.strategy ?? "";
+    return message;
+  },
+};
+
+function createBaseLedgerTenantShare(): LedgerTenantShare {
+  return { tenant: "", minSlots: 0, maxSlots: 0 };
+}
+
+export const LedgerTenantShare: MessageFns<LedgerTenantShare> = {
+  encode(message: LedgerTenantShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.minSlots !== 0) {
+      writer.uint32(16).uint32(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      writer.uint32(24).uint32(message.maxSlots);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerTenantShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerTenantShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.minSlots = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxSlots = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerTenantShare {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      minSlots: isSet(object.minSlots)
+        ? globalThis.Number(object.minSlots)
+        : isSet(object.min_slots)
+        ? globalThis.Number(object.min_slots)
+        : 0,
+      maxSlots: isSet(object.maxSlots)
+        ? globalThis.Number(object.maxSlots)
+        : isSet(object.max_slots)
+        ? globalThis.Number(object.max_slots)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerTenantShare): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.minSlots !== 0) {
+      obj.minSlots = Math.round(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      obj.maxSlots = Math.round(message.maxSlots);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerTenantShare>): LedgerTenantShare {
+    return LedgerTenantShare.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerTenantShare>): LedgerTenantShare {
+    const message = createBaseLedgerTenantShare();
+    message.tenant = object.tenant ?? "";
+    message.minSlots = object.minSlots ?? 0;
+    message.maxSlots = object.maxSlots ?? 0;
     return message;
   },
 };
