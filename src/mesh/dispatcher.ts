@@ -215,13 +215,16 @@ export class Dispatcher {
     this.d.home.startAttempts(homeNew, this.send);
   }
 
-  /** The next item of `kind`: a new home task of a tenant under its minimum first (tenant-gate.ts), else the queue's order. */
+  /**
+   * The next item of `kind`: a new home task of a tenant under its minimum (tenant-gate.ts), sent on
+   * as guaranteed; else one a home sent so (every tier serves those first); else the queue's order.
+   */
   private next(kind: string, now: number): Popped<WorkItem> | undefined {
+    const q = this.d.queue;
     const under = this.d.home.flow.tenants.underMin();
-    return (
-      (under.length > 0 ? this.d.queue.popFirstOf(kind, under, now, isNewHome) : undefined) ??
-      this.d.queue.popKind(kind, now)
-    );
+    const p = under.length > 0 ? q.popFirstOf(kind, under, now, isNewHome) : undefined;
+    if (p) p.task.guaranteed = true;
+    return p ?? q.popGuaranteed(kind, now) ?? q.popKind(kind, now);
   }
 
   /** Send queued item `id` to `candidate` now, outside the picker (preemptor.ts), `why` in its trail. */

@@ -75,6 +75,11 @@ export interface WorkItem {
   checkpoint: TaskCheckpoint | undefined;
   /** Why it waits here when the reason is its own (several slots: docs/gang.md), '' otherwise: GetTask says it. */
   waitingFor: string;
+  /**
+   * Sent for a tenant under its guaranteed minimum (set by the home's dispatcher; forwarded items
+   * carry it in `wire`): every queue it waits in serves it ahead of its kind's others (src/queue).
+   */
+  guaranteed: boolean;
 }
 
 export const routeKey = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
@@ -116,6 +121,7 @@ export function makeItem(
     traceParent: '',
     checkpoint: undefined,
     waitingFor: '',
+    guaranteed: wire?.guaranteed ?? false,
   };
 }
 

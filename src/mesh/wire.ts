@@ -24,6 +24,7 @@ function untraced(item: WorkItem): Dispatch {
       leaseMs: item.leaseMs,
       traceParent: '',
       checkpoint: item.checkpoint,
+      guaranteed: item.guaranteed,
     }
   );
 }

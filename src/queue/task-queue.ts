@@ -26,6 +26,8 @@ export interface QueueTask {
   readonly tenant: string;
   /** Absolute deadline, ms on the same clock as `now`; undefined = none. */
   readonly deadline?: number;
+  /** Served ahead of its kind's others by popGuaranteed() (a tenant's guaranteed minimum). */
+  readonly guaranteed?: boolean;
 }
 
 export interface TaskQueueOptions<T extends QueueTask = QueueTask> {
@@ -73,6 +75,8 @@ export class TaskQueue<T extends QueueTask> {
     },
     (e) => e.dpos,
   );
+  /** Guaranteed tasks per kind, first come first (popGuaranteed). */
+  private readonly guaranteedOf = new Map<string, Set<Entry<T>>>();
   private expiredOut: T[] = [];
   private seq = 0;
   // Drain-rate estimate for the retry hint: pops counted per window.
@@ -222,6 +226,20 @@ export class TaskQueue<T extends QueueTask> {
     return undefined;
   }
 
+  /** The oldest queued guaranteed task of `kind` (a tenant's minimum, sent so by its home), ahead of the order above. */
+  popGuaranteed(kind: string, now: number): Popped<T> | undefined {
+    const set = this.guaranteedOf.get(kind);
+    if (set === undefined) return undefined;
+    this.collectExpired(now);
+    for (const e of set) {
+      e.sub.lane.delete(e);
+      this.forget(e, e.sub.lane);
+      this.countPop(now);
+      return { task: e.task, enqueuedAt: e.enqueuedAt, waitedMs: Math.max(0, now - e.enqueuedAt) };
+    }
+    return undefined;
+  }
+
   /** The next task of one kind (same order, restricted to the kind). */
   popKind(kind: string, now: number): Popped<T> | undefined {
     return this.pop(now, (k) => k === kind);
@@ -286,6 +304,11 @@ export class TaskQueue<T extends QueueTask> {
       sub: lane.tenantQ(task.tenant),
     };
     lane.add(e, fromHead);
+    if (task.guaranteed === true) {
+      let set = this.guaranteedOf.get(task.kind);
+      if (!set) this.guaranteedOf.set(task.kind, (set = new Set()));
+      set.add(e);
+    }
     if (deadline !== Infinity) this.deadlines.push(e);
     this.byId.set(e.id, e);
     this.perTenant.set(e.tenant, (this.perTenant.get(e.tenant) ?? 0) + 1);
@@ -308,6 +331,8 @@ export class TaskQueue<T extends QueueTask> {
   /** Bookkeeping after e left its lane. */
   private forget(e: Entry<T>, lane: Lane<T>): void {
     if (e.dpos >= 0) this.deadlines.remove(e);
+    const g = e.task.guaranteed === true ? this.guaranteedOf.get(lane.kind) : undefined;
+    if (g?.delete(e) && g.size === 0) this.guaranteedOf.delete(lane.kind);
     this.byId.delete(e.id);
     const n = this.perTenant.get(e.tenant)! - 1;
     if (n === 0) this.perTenant.delete(e.tenant);

@@ -162,6 +162,7 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
     },
     traceParent: '',
     checkpoint: undefined,
+    guaranteed: false,
   };
 }
 
@@ -355,6 +356,7 @@ export class FakeNode {
           leaseMs: 30_000,
           traceParent: '',
           checkpoint: undefined,
+          guaranteed: false,
         });
       }
       if (batch.length) s.assign(batch);

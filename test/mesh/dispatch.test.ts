@@ -302,6 +302,7 @@ describe('head-of-line: a task no agent can take does not hold up the rest of it
       spec: TaskSpec.fromPartial({ kind: 'k', ...p }),
       traceParent: '',
       checkpoint: undefined,
+      guaranteed: false,
     });
     const acks = cell.acceptForwarded([d(0, a100)], FROM_PARENT);
     await advance(5); // it waits longest: first in line

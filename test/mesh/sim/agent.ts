@@ -52,8 +52,8 @@ export interface AgentObserver {
   overSlots(agent: string, used: number, slots: number, key: string, cost: number): void;
   /** An attempt of `cost` slots started; `used` of the agent's `slots` are in use now. */
   slotsInUse(agent: string, used: number, slots: number, cost: number): void;
-  /** `key`: the task's concurrency key ('' for none). */
-  started(agent: string, taskId: string, attempt: number, key?: string): void;
+  /** `key`: the task's concurrency key ('' for none); `tenant`: its tenant. */
+  started(agent: string, taskId: string, attempt: number, key?: string, tenant?: string): void;
   /** An attempt arrived carrying the checkpoint `from` (attempt and seq; undefined: none) to resume from. */
   resumed(agent: string, taskId: string, attempt: number, from: { attempt: number; seq: number } | undefined): void;
   finished(agent: string, taskId: string, attempt: number, ok?: boolean): void;
@@ -190,7 +190,7 @@ export class SimAgent {
     }
     const r: Running = { d, key, done: false };
     this.running.set(key, r);
-    this.obs.started(this.shape.id, d.taskId, d.attempt, d.spec?.concurrencyKey ?? '');
+    this.obs.started(this.shape.id, d.taskId, d.attempt, d.spec?.concurrencyKey ?? '', d.spec?.tenant ?? '');
     const cp = d.checkpoint;
     this.obs.resumed(this.shape.id, d.taskId, d.attempt, cp && { attempt: cp.attempt, seq: cp.seq });
     this.obs.slotsInUse(this.shape.id, this.used, this.shape.slots, cost(d));

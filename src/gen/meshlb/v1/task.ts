@@ -578,7 +578,16 @@ export interface Dispatch {
    * The task's last checkpoint, saved by an earlier attempt: resume from it.
    * Unset on a first attempt or when no attempt saved one.
    */
-  checkpoint: TaskCheckpoint | undefined;
+  checkpoint:
+    | TaskCheckpoint
+    | undefined;
+  /**
+   * Sent by its home for a tenant under its guaranteed minimum of slots
+   * (docs/flow-control.md, "Tenant shares"): every tier below serves it
+   * ahead of the other queued tasks of its kind, so the minimum is met
+   * through the buffers of a saturated mesh. Agents may ignore it.
+   */
+  guaranteed: boolean;
 }
 
 /** Identifies one attempt of a task (cancels, acks). */
@@ -2031,7 +2040,16 @@ export const TaskCheckpoints: MessageFns<TaskCheckpoints> = {
 };
 
 function createBaseDispatch(): Dispatch {
-  return { taskId: "", attempt: 0, homeCell: "", spec: undefined, leaseMs: 0, traceParent: "", checkpoint: undefined };
+  return {
+    taskId: "",
+    attempt: 0,
+    homeCell: "",
+    spec: undefined,
+    leaseMs: 0,
+    traceParent: "",
+    checkpoint: undefined,
+    guaranteed: false,
+  };
 }
 
 export const Dispatch: MessageFns<Dispatch> = {
@@ -2056,6 +2074,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     }
     if (message.checkpoint !== undefined) {
       TaskCheckpoint.encode(message.checkpoint, writer.uint32(322).fork()).join();
+    }
+    if (message.guaranteed !== false) {
+      writer.uint32(1040).bool(message.guaranteed);
     }
     return writer;
   },
@@ -2129,6 +2150,14 @@ export const Dispatch: MessageFns<Dispatch> = {
             message.checkpoint = TaskCheckpoint.decode(reader, reader.uint32());
             continue;
           }
+          case 130: {
+            if (tag !== 1040) {
+              break;
+            }
+
+            message.guaranteed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2166,6 +2195,7 @@ export const Dispatch: MessageFns<Dispatch> = {
         ? globalThis.String(object.trace_parent)
         : "",
       checkpoint: isSet(object.checkpoint) ? TaskCheckpoint.fromJSON(object.checkpoint) : undefined,
+      guaranteed: isSet(object.guaranteed) ? globalThis.Boolean(object.guaranteed) : false,
     };
   },
 
@@ -2192,6 +2222,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     if (message.checkpoint !== undefined) {
       obj.checkpoint = TaskCheckpoint.toJSON(message.checkpoint);
     }
+    if (message.guaranteed !== false) {
+      obj.guaranteed = message.guaranteed;
+    }
     return obj;
   },
 
@@ -2209,6 +2242,7 @@ export const Dispatch: MessageFns<Dispatch> = {
     message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
       ? TaskCheckpoint.fromPartial(object.checkpoint)
       : undefined;
+    message.guaranteed = object.guaranteed ?? false;
     return message;
   },
 };
