@@ -40,6 +40,8 @@ const flow = {
   replicaCrashes: 0,
   resumed: 0,
 };
+/** Tenant shares over all seeds: attempts of capped tenants started, tenants, those that reached their ceiling, the highest peak/ceiling. */
+const shares = { starts: 0, tenants: 0, atCeiling: 0, worst: 0 };
 let preemptions = 0;
 /** Node summaries that offered queue room past the static prefetch, by forecast (docs/policies.md). */
 let prepositioned = 0;
@@ -61,6 +63,12 @@ for (let seed = first; seed < first + count; seed++) {
     flow.keys++;
     if (k.peak === k.limit) flow.atLimit++;
     flow.worst = Math.max(flow.worst, k.peak / k.limit);
+  }
+  for (const t of Object.values(res.stats.shares)) {
+    shares.starts += t.starts;
+    shares.tenants++;
+    if (t.peak === t.limit) shares.atCeiling++;
+    shares.worst = Math.max(shares.worst, t.peak / t.limit);
   }
   preemptions += res.stats.preemptions;
   prepositioned += res.stats.prepositioned;
@@ -88,6 +96,10 @@ console.error(
     `most running at once ${flow.worst.toFixed(2)} of the limit (faults: ${flow.leaderChanges} leader changes, ` +
     `${flow.replicaCrashes} replica crashes, ${flow.agentCrashes} agent crashes); ` +
     `${flow.resumed} attempts resumed from a checkpoint`,
+);
+console.error(
+  `shares: ${shares.starts} attempts of capped tenants started over ${shares.tenants} tenants; ` +
+    `${shares.atCeiling} reached their ceiling; most running at once ${shares.worst.toFixed(2)} of the ceiling`,
 );
 console.error(`preemption: ${preemptions} attempts preempted for critical tasks (live replicas' counts)`);
 console.error(`forecasts: ${prepositioned} node summaries pre-positioned queue room past the static prefetch`);

@@ -31,6 +31,7 @@ import { isTerminal, type Ledger, type TaskRecord } from '../../../src/mesh/ledg
 import type { AgentObserver } from './agent.js';
 import type { SimMesh } from './mesh.js';
 import { DebounceWatch } from './debounce.js';
+import { ShareWatch } from './shares.js';
 
 export type Check =
   | 'place'
@@ -48,6 +49,7 @@ export type Check =
   | 'flow'
   | 'checkpoint'
   | 'debounce'
+  | 'share'
   | 'crash';
 
 export interface Violation {
@@ -86,6 +88,8 @@ export class Checker implements AgentObserver {
   readonly keyStarts = new Map<string, number>();
   /** Debounced tasks' windows and first starts (debounce.ts). */
   readonly debounce: DebounceWatch;
+  /** Capped tenants' attempts running at the agents (shares.ts). */
+  readonly shares: ShareWatch;
 
   constructor(
     private readonly now: () => number,
@@ -94,8 +98,11 @@ export class Checker implements AgentObserver {
     private readonly keyLimits: ReadonlyMap<string, number> = new Map(),
     /** The topology turns preemption on: otherwise no task may be preempted. */
     private readonly preemption = false,
+    /** Tenant → its ceiling (the topology's `flow.tenants`). */
+    ceilings: ReadonlyMap<string, number> = new Map(),
   ) {
     this.debounce = new DebounceWatch(now);
+    this.shares = new ShareWatch(ceilings);
   }
 
   add(check: Check, what: string): void {
@@ -176,8 +183,10 @@ export class Checker implements AgentObserver {
     if (used > slots) this.add('multislot', `agent ${agent} holds ${used} of its ${slots} slots`);
   }
 
-  started(agent: string, taskId: string, attempt: number, ckey = ''): void {
+  started(agent: string, taskId: string, attempt: number, ckey = '', tenant = ''): void {
     const key = `${taskId}#${attempt}`;
+    const over = this.shares.started(tenant, `${agent}|${key}`);
+    if (over !== undefined) this.add('share', over);
     this.debounce.started(taskId, this.now());
     // A round-robin group's member `group:m` counts against the group's limit.
     const group = ckey.slice(0, Math.max(0, ckey.indexOf(':')));
@@ -222,6 +231,7 @@ export class Checker implements AgentObserver {
     const key = `${taskId}#${attempt}`;
     for (const [ck, set] of this.keyRunning)
       if (set.delete(`${agent}|${key}`) && set.size === 0) this.keyRunning.delete(ck);
+    this.shares.finished(`${agent}|${key}`);
     const at = this.runningAt.get(key);
     at?.delete(agent);
     if (at?.size === 0) this.runningAt.delete(key);
@@ -251,6 +261,7 @@ export class Checker implements AgentObserver {
       if (set.size > 0) this.add('flow', `key ${ck} still has ${set.size} running at agents at the end`);
     const held = root?.flow.permits.counts() ?? new Map<string, number>();
     for (const [ck, n] of held) this.add('flow', `key ${ck} still holds ${n} permits in the root's ledger at the end`);
+    for (const why of this.shares.atEnd(root)) this.add('share', why);
   }
 
   // ------------------------------------------------------------ the mesh, every step

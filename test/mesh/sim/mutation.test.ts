@@ -44,6 +44,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'flow',
       'checkpoint',
       'debounce',
+      'share',
       'crash',
     ];
     expect(MUTATIONS.map((m) => m.check).sort()).toEqual([...named].sort());

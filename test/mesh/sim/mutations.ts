@@ -11,6 +11,8 @@ import { TaskState, type TaskRef } from '../../../src/gen/meshlb/v1/task.js';
 import type { KindCapacity } from '../../../src/gen/meshlb/v1/link.js';
 import { FlowState } from '../../../src/flow/flow-state.js';
 import { KeyedTasks } from '../../../src/flow/keyed.js';
+import { TenantGate } from '../../../src/flow/tenant-gate.js';
+import { TenantShares } from '../../../src/flow/tenant-shares.js';
 import { AgentSessions } from '../../../src/mesh/agent-sessions.js';
 import { ChildLink } from '../../../src/mesh/child-link.js';
 import { ChildLinks } from '../../../src/mesh/child-links.js';
@@ -142,6 +144,15 @@ export const MUTATIONS: readonly Mutation[] = [
           function (this: FlowState, _spec: unknown, taskId: string, attempt: number): void {
             this.ended(taskId, attempt);
           },
+      ),
+  },
+  {
+    check: 'share',
+    what: "a tenant's ceiling is not checked: the ledger and the leader's gate let every attempt of it start",
+    apply: () =>
+      both(
+        patch(TenantShares.prototype, 'fits', () => () => true),
+        patch(TenantGate.prototype, 'admit', () => () => true),
       ),
   },
   {

@@ -21,6 +21,7 @@ import { makeShape } from './topo.js';
 import { planFlow, planPreemption } from './flow.js';
 import { planDebounce } from './debounce.js';
 import { planSlots } from './slots.js';
+import { planShares } from './shares.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 export interface SimOptions {
@@ -64,6 +65,8 @@ export interface SimResult {
     flow: Record<string, { limit: number; starts: number; peak: number }>;
     /** Attempts that started from a checkpoint an earlier attempt saved. */
     resumed: number;
+    /** Per capped tenant: its ceiling, attempts started at agents, the most seen running at the agents at once. */
+    shares: Record<string, { limit: number; starts: number; peak: number }>;
     /** Debounced tasks (answered at least once), submits folded into one, and those that started (debounce.ts). */
     debounce: { tasks: number; folds: number; started: number };
     /** Attempts of several slots started at agents, and the most slots any agent held at once, of its slots. */
@@ -108,10 +111,11 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   const maxReplicas = raft ? (o.maxReplicas ?? 5) : 1;
   const flow = planFlow(o.seed);
   const preemption = planPreemption(o.seed);
-  const shape = makeShape(rng.fork(), { maxReplicas, flowYaml: [...flow.yaml, ...preemption] });
+  const shares = planShares(o.seed);
+  const shape = makeShape(rng.fork(), { maxReplicas, flowYaml: [...flow.yaml, ...shares.yaml, ...preemption] });
   const vs = new VirtualScheduler(T0);
   const net = new SimNet(vs, rng.fork());
-  const checker = new Checker(() => vs.now() - T0, 50, flow.limits, preemption.length > 0);
+  const checker = new Checker(() => vs.now() - T0, 50, flow.limits, preemption.length > 0, shares.ceilings);
   const log = o.log ?? (() => undefined);
   const mesh = new SimMesh({
     topology: shape.topology,
@@ -142,6 +146,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     flow,
     planDebounce(o.seed),
     planSlots(o.seed),
+    shares,
   );
   workload.plan(warm, healAt);
   const env: FaultEnv = {
@@ -166,7 +171,8 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   const stateOf = (home: string, id: string) => mesh.leaderOf(home)?.cell.ledger.get(id) ?? anyLedger(mesh, home, id);
   const allEnded = (): boolean => {
     // Lingering permits go back too: a run ends with every key's count at zero (checked in final()).
-    if ((mesh.leaderOf('/')?.cell.ledger.flow.permits.total ?? 0) > 0) return false;
+    const rootFlow = mesh.leaderOf('/')?.cell.ledger.flow;
+    if ((rootFlow?.permits.total ?? 0) > 0 || (rootFlow?.shares.permits.total ?? 0) > 0) return false;
     for (const t of workload.accepted.values()) {
       // A NONE task gone with the leader that accepted it is not waited for (final() counts it).
       if (!t.logged && mesh.leaderOf(t.home)?.cell.ledger !== t.ledger) continue;
@@ -231,6 +237,12 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
         [...flow.limits].map(([k, limit]) => [
           k,
           { limit, starts: checker.keyStarts.get(k) ?? 0, peak: checker.keyPeak.get(k) ?? 0 },
+        ]),
+      ),
+      shares: Object.fromEntries(
+        [...shares.ceilings].map(([t, limit]) => [
+          t,
+          { limit, starts: checker.shares.starts.get(t) ?? 0, peak: checker.shares.peak.get(t) ?? 0 },
         ]),
       ),
       resumed: checker.resumedFromCheckpoint,

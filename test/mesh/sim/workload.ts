@@ -13,6 +13,7 @@ import type { Shape } from './topo.js';
 import { keyedSpec, type FlowPlan } from './flow.js';
 import { debounceBurst } from './debounce.js';
 import { bigSpec, type SlotPlan } from './slots.js';
+import { shareSpec, type SharePlan } from './shares.js';
 
 export interface Accepted {
   readonly id: string;
@@ -55,7 +56,10 @@ export class Workload {
     private readonly debounce?: Rng,
     /** Tasks of several slots (slots.ts), drawn from their own stream. */
     private readonly slots?: SlotPlan,
+    /** Tasks of tenants with a share (shares.ts), drawn from their own stream. */
+    private readonly shares?: SharePlan,
   ) {}
+  private shareSeq = 0;
   private flowSeq = 0;
   private debounceBursts = 0;
   private slotSeq = 0;
@@ -85,6 +89,12 @@ export class Workload {
         const home = s.rng.pick(this.shape.topology.cells).path;
         this.later(at, () => this.bigBurst(s, home, n));
       }
+    }
+    const sp = this.shares;
+    for (let b = sp ? sp.rng.int(2, 5) : 0; b > 0; b--) {
+      const at = fromMs + sp!.rng.next() * (toMs - fromMs);
+      const n = sp!.rng.int(3, 20);
+      this.later(at, () => this.shareBurst(sp!, n));
     }
     const f = this.flow;
     if (!f) return;
@@ -132,6 +142,18 @@ export class Workload {
         if (!this.accepted.has(id)) this.accepted.set(id, { id, home, logged, ledger });
         if (s.rng.chance(0.05)) this.later(s.rng.int(0, 3000), () => this.cancel(home, id));
       });
+    });
+  }
+
+  /** Tasks of tenants with a ceiling, at the root (a share is counted at the tasks' home). */
+  private shareBurst(p: SharePlan, n: number): void {
+    const specs: TaskSpec[] = [];
+    for (let i = 0; i < n; i++) specs.push(shareSpec(p, this.shape.kinds, this.shareSeq++));
+    this.submit('/', specs, 0, (ids, ledger) => {
+      for (const id of ids) {
+        if (!this.accepted.has(id)) this.accepted.set(id, { id, home: '/', logged: true, ledger });
+        if (p.rng.chance(0.05)) this.later(p.rng.int(0, 3000), () => this.cancel('/', id));
+      }
     });
   }
 
