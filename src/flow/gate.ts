@@ -28,6 +28,7 @@ import type { FlowState } from './flow-state.js';
 import { emissionMs, gcra } from './gcra.js';
 import { RoundRobinWaiters } from './round-robin.js';
 import { TenantGate } from './tenant-gate.js';
+import type { GateHost, GateItem } from './gate-host.js';
 import { isoTime } from '../util/iso-time.js';
 
 export type GateAnswer =
@@ -37,17 +38,7 @@ export type GateAnswer =
   /** Held, and the key's oldest task in progress is to be cancelled to make room (cancel-in-progress). */
   | { readonly type: 'preempt'; readonly victim: string; readonly why: string };
 
-export interface GateItem {
-  readonly taskId: string;
-  readonly spec: TaskSpec;
-}
-
-export interface GateHost<T> {
-  /** Back into the queue, keeping its age. */
-  requeue(item: T, enqueuedAt: number): void;
-  /** Run `fn` in `ms` (the cell's scheduler). */
-  later(ms: number, fn: () => void): void;
-}
+export type { GateHost, GateItem } from './gate-host.js';
 
 interface Waiting<T> {
   readonly item: T;

@@ -17,7 +17,7 @@
 //
 // Invariant: held(tenant) in the ledger + pending(tenant) + promised(tenant)
 // <= ceiling(tenant) for every start admitted here.
-import type { GateHost, GateItem } from './gate.js';
+import type { GateHost, GateItem } from './gate-host.js';
 import type { TenantShares } from './tenant-shares.js';
 
 interface Waiting<T> {
@@ -120,7 +120,10 @@ export class TenantGate<T extends GateItem> {
 
   /** The task ended while waiting or reserved (cancelled, dead-lettered). */
   forget(taskId: string): void {
-    this.unreserve(this.promised, taskId);
+    // Let go for a freed slot and ended before it was admitted: its room goes to the next waiting
+    // task (as the key gate's promises do), or nobody wakes them while nothing of the tenant runs.
+    const promised = this.unreserve(this.promised, taskId);
+    if (promised !== undefined) this.freed(promised);
     const tenant = this.where.get(taskId);
     if (tenant === undefined) return;
     this.where.delete(taskId);

@@ -223,6 +223,20 @@ describe('the tenant gate', () => {
     expect(gate.admit(item('e', 'capped'), 5, 0).type).toBe('held');
   });
 
+  it('a task let go for a freed slot that ends before it is admitted gives its room to the next waiting one', () => {
+    const { gate, requeued, item } = gateSetup();
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id) => item(id, 'capped'));
+    gate.admit(a!, 1, 0);
+    gate.admit(b!, 2, 0);
+    gate.admit(c!, 3, 0);
+    gate.admit(d!, 4, 0);
+    gate.settled(b!); // b did not leave: c is let go
+    expect(requeued).toEqual(['c']);
+    gate.forget('c'); // cancelled before it came back to the gate: d goes in its place
+    expect(requeued).toEqual(['c', 'd']);
+    expect(gate.admit(d!, 4, 0).type).toBe('go');
+  });
+
   it('a task held by its key gives its tenant reservation back; forget and clear drop what waits', () => {
     const flow: FlowSpec = { ...topology.flow!, concurrency: new Map([['k1', { limit: 1, strategy: 'queue' }]]) };
     const { gate, item } = gateSetup(flow);

@@ -72,7 +72,16 @@ describe('work stealing at the child', () => {
       $case: 'dispatches',
       value: {
         tasks: [
-          { taskId: 't1', attempt: 1, homeCell: '/', spec, leaseMs: 5000, traceParent: '', checkpoint: undefined },
+          {
+            taskId: 't1',
+            attempt: 1,
+            homeCell: '/',
+            spec,
+            leaseMs: 5000,
+            traceParent: '',
+            checkpoint: undefined,
+            guaranteed: false,
+          },
         ],
       },
     });

@@ -87,6 +87,7 @@ async function run(seed: number, vipMin: number): Promise<Run> {
   let cappedPeak = 0;
   const obs: AgentObserver = {
     overSlots: () => undefined,
+    slotsInUse: () => undefined,
     resumed: () => undefined,
     started: (_a, taskId, _n, _k, tenant = '') => {
       tenantOf.set(taskId, tenant);
