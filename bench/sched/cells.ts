@@ -7,11 +7,14 @@
 // EWMAs) computed every summaryIntervalMs and delivered staleMs later; a
 // parent's view of its children is in views.ts.
 
-import { makeCandidate, type Candidate, type Picker, type Policy } from '../../src/policies/index.js';
+import { makeCandidate, QUEUE_HELD, type Candidate, type Picker, type Policy } from '../../src/policies/index.js';
 import { TaskQueue } from '../../src/queue/index.js';
 import type { SimAgent, SimTask, Home } from './task.js';
 import type { CellSpec, SimTier } from './types.js';
 import { ChildViews, type Aggregate, type SimSummary } from './views.js';
+
+/** A node cell's tick (MeshSettings.tickMs default): a task held back for a faster agent is looked at again this soon. */
+const TICK_MS = 10;
 
 export class SimCell {
   readonly id: string;
@@ -34,6 +37,8 @@ export class SimCell {
   private dirty = true;
   private builtAt = -Infinity;
   private pumpScheduled = false;
+  /** A held-back task's re-pump is armed (one at a time). */
+  private tickArmed = false;
 
   constructor(
     readonly spec: CellSpec,
@@ -135,6 +140,7 @@ export class SimCell {
     const now = this.home.sched.now();
     const picker = this.getPicker(now);
     const parked: { task: SimTask; enqueuedAt: number }[] = [];
+    let held = false;
     for (const kind of [...this.queue.kinds()]) {
       let budget = this.queue.sizeOfKind(kind);
       if (!picker.hasKind(kind)) {
@@ -142,6 +148,7 @@ export class SimCell {
         if (this.parent) for (let p; budget-- > 0 && (p = this.queue.popKind(kind, now));) this.spill(p.task, now);
         continue;
       }
+      let ahead = 0;
       while (budget-- > 0 && picker.credits(kind) > 0) {
         const p = this.queue.popKind(kind, now);
         if (!p) break;
@@ -152,8 +159,11 @@ export class SimCell {
           tenant: t.tenant,
           ...(t.spec.affinity ? { affinity: t.spec.affinity } : {}),
           ...(t.exclude ? { exclude: t.exclude } : {}),
+          // As the dispatcher at a node: tasks of the kind set aside before it, and its wait here.
+          ...(this.tier === 'node' ? { queuedAhead: ahead, waitedMs: now - p.enqueuedAt } : {}),
         };
         const r = picker.pick(info);
+        if (r === QUEUE_HELD) held = true;
         if (r.type === 'route') {
           if (this.parent === undefined) this.home.served(t, now);
           this.route(t, r.candidate, now);
@@ -163,10 +173,19 @@ export class SimCell {
           throw new Error(`sim: task ${t.id} rejected: ${r.reason}`);
         } else {
           parked.push(p);
+          ahead++;
         }
       }
     }
     for (const p of parked) this.queue.requeue(p.task, p.enqueuedAt);
+    // Held back for a faster agent: the cell's tick pumps again (the dispatcher's sweep).
+    if (held && !this.tickArmed) {
+      this.tickArmed = true;
+      this.home.sched.setTimer(TICK_MS, () => {
+        this.tickArmed = false;
+        this.schedulePump();
+      });
+    }
     this.sweepExpired(now);
   }
 

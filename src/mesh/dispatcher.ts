@@ -19,6 +19,7 @@
 // At a node a picker kept up to date is not rebuilt on a timer (dispatcher-updates.ts).
 import { isGated } from '../flow/gate.js';
 import type { BreakerConfig, Candidate, Picker, Policy, TaskInfo } from '../policies/index.js';
+import { QUEUE_HELD } from '../policies/hold-back.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Home } from './home.js';
@@ -61,6 +62,7 @@ export interface DispatcherDeps {
 
 export class Dispatcher {
   private scheduled = false;
+  private heldBack = false; // a picker held a task back for a faster agent (node-score): the tick pumps again
   private dirty = true;
   private picker: Picker | undefined;
   private builtMs = 0;
@@ -102,7 +104,7 @@ export class Dispatcher {
       p.again = false;
       this.schedule();
     }
-    if (this.unplaceableKinds.due(now)) this.schedule();
+    if (this.unplaceableKinds.due(now) || this.heldBack) this.schedule();
   }
 
   /** Tasks waiting here for a kind no agent serves, per kind (GetCell). */
@@ -162,7 +164,7 @@ export class Dispatcher {
   }
 
   private pump(): void {
-    this.scheduled = false;
+    this.scheduled = this.heldBack = false;
     const { queue, routes, relay } = this.d;
     if (queue.size === 0) return;
     const now = this.d.scheduler.now();
@@ -185,7 +187,7 @@ export class Dispatcher {
         // A home task naming a flow key, or of a tenant with a share, starts only within its limits (src/flow/gate.ts).
         const keyed = isNewHome(item) && isGated(item.spec, this.d.home.ledger.flow);
         if (this.holds.parks(popped, parked, now) || (keyed && !this.admitted(item, popped.enqueuedAt, now))) continue;
-        const r = picker.pick(this.info(item));
+        const r = picker.pick(this.info(item, parked.length, now - popped.enqueuedAt));
         if (r.type === 'route') {
           this.breakers.sent(r.candidate);
           if (this.trail.enabled) this.explain(item, picker, r.candidate, now);
@@ -198,6 +200,7 @@ export class Dispatcher {
         } else if (r.type === 'queue' || !this.spill(item, homeNew, now)) {
           if (keyed) this.d.home.flow.settled(item);
           if (this.holds.cannotGo(item, r, now, this.d)) continue;
+          if (r === QUEUE_HELD) this.heldBack = true;
           // This one cannot go now (its affinity or exclusions leave no candidate
           // with a credit, or nowhere to hand it): set it aside for this pump, so
           // the rest of its kind still goes while credits last. Put back at the
@@ -268,8 +271,11 @@ export class Dispatcher {
   /** Items of the kind being pumped that cannot go this pump (reused). */
   private readonly parked: Popped<WorkItem>[] = [];
 
-  private info(item: WorkItem): TaskInfo {
+  /** `ahead`: items of the kind set aside before it this pump; `waited`: ms queued here (a node's picker may hold it). */
+  private info(item: WorkItem, ahead: number, waited: number): TaskInfo {
     const t = this.task;
+    t.queuedAhead = this.d.links.agents ? ahead : undefined;
+    t.waitedMs = waited;
     t.kind = item.kind;
     t.priority = item.priority;
     t.tenant = item.tenant;

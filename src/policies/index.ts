@@ -38,6 +38,7 @@ export {
 } from './registry.js';
 export { PolicyConfigError } from './config.js';
 export { BasePicker, KindView } from './picker.js';
+export { QUEUE_HELD, HOLD_GAIN, HOLD_SCAN, holdForAnswer, holdForFaster, mayHold, type Faster } from './hold-back.js';
 export { makeCandidate, type CandidateInit } from './candidate.js';
 export { seededRandom } from '../util/rng.js';
 export { globalGeoPolicy, GLOBAL_GEO_DEFAULT_WEIGHTS, type GlobalGeoConfig } from './global-geo.js';

@@ -27,10 +27,18 @@
 // random over all tied members, as the scan does. Tasks with affinity or
 // exclusions (rare at the node) fall back to the scan. Explaining a pick
 // scores only the best few members of each group, not every agent.
+//
+// Where the dispatcher keeps held tasks (a node's: TaskInfo.queuedAhead), the
+// best member may still be passed over for a faster full one that will free a
+// slot sooner (./hold-back.ts): the full measured members are indexed by
+// static part too, so this adds up the release rate of at most HOLD_SCAN of
+// them, and only when the fastest full one beats the pick by more than the
+// task has waited.
 
 import { configObject, numberKey } from './config.js';
 import type { ExplainSubset } from './explain.js';
 import { BasePicker, type KindView } from './picker.js';
+import { HELD, HOLD_GAIN, HOLD_SCAN, holdForAnswer, holdForFaster, mayHold, type Faster } from './hold-back.js';
 import { Extremes, ScoreGroups, type Bucket } from './score-groups.js';
 import { registerPolicy } from './registry.js';
 import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule, TaskInfo } from './types.js';
@@ -45,6 +53,8 @@ export interface NodeScoreConfig {
   readonly minSuccess: number;
   /** Service time assumed when no agent has latency data yet. */
   readonly latencyRefMs: number;
+  /** Longest a task is held back for a faster agent's slot (./hold-back.ts); 0: never held. */
+  readonly maxHoldMs: number;
 }
 
 export const NODE_SCORE_DEFAULTS: NodeScoreConfig = {
@@ -53,6 +63,7 @@ export const NODE_SCORE_DEFAULTS: NodeScoreConfig = {
   memory: 0.2,
   minSuccess: 0.05,
   latencyRefMs: 100,
+  maxHoldMs: 500,
 };
 
 /** An agent without latency data is assumed this fraction of the fastest measured one. */
@@ -181,7 +192,10 @@ class NodeScorePicker extends BasePicker {
     const idx = this.indexOf(c.id);
     if (idx === undefined) return false;
     const places = this.placesOf(idx);
-    for (const [v, pos] of places) (v.ext as ScoreGroups).remove(pos);
+    for (const [v, pos] of places) {
+      (v.ext as ScoreGroups).remove(pos);
+      (v.ext as ScoreGroups).slots -= v.total[pos]!;
+    }
     this.quiet = true;
     try {
       const ok = this.replaceCandidate(idx, c);
@@ -189,14 +203,20 @@ class NodeScorePicker extends BasePicker {
       return ok;
     } finally {
       this.quiet = false;
-      for (const [v, pos] of places) this.insert(v, pos);
+      for (const [v, pos] of places) {
+        (v.ext as ScoreGroups).slots += v.total[pos]!;
+        this.insert(v, pos);
+      }
     }
   }
 
   protected override initView(v: KindView): void {
-    v.ext = new ScoreGroups(v.members.length);
+    const ix = (v.ext = new ScoreGroups(v.members.length));
     this.built.push(v);
-    for (let p = 0; p < v.members.length; p++) this.insert(v, p);
+    for (let p = 0; p < v.members.length; p++) {
+      ix.slots += v.total[p]!;
+      this.insert(v, p);
+    }
   }
 
   protected override availChanged(v: KindView, pos: number): void {
@@ -211,9 +231,14 @@ class NodeScorePicker extends BasePicker {
 
   private insert(v: KindView, pos: number): void {
     const a = this.avail(v, pos);
-    if (a < 1) return;
     const idx = v.members[pos]!;
-    (v.ext as ScoreGroups).insert(pos, v.total[pos]!, a, this.trial[idx] === 1, this.lat[idx]! > 0, this.keyOf(idx));
+    const ix = v.ext as ScoreGroups;
+    // Full: only a measured member's speed is known to a hold-back.
+    if (a < 1) {
+      if (this.lat[idx]! > 0) ix.insertFull(pos, this.keyOf(idx), v.total[pos]!);
+      return;
+    }
+    ix.insert(pos, v.total[pos]!, a, this.trial[idx] === 1, this.lat[idx]! > 0, this.keyOf(idx));
   }
 
   protected select(v: KindView, task: TaskInfo): number {
@@ -246,12 +271,52 @@ class NodeScorePicker extends BasePicker {
     }
     if (count === 0) return -1;
     let k = count === 1 ? 0 : Math.floor(this.random() * count);
-    for (let i = 0; i < this.nTies; i++) {
+    let pos = -1;
+    for (let i = 0; i < this.nTies && pos < 0; i++) {
       const tie = this.ties[i]!;
-      if (k < tie.count) return tie.b.members[k]!;
-      k -= tie.count;
+      if (k < tie.count) pos = tie.b.members[k]!;
+      else k -= tie.count;
     }
-    return -1;
+    return pos >= 0 && mayHold(task, this.cfg.maxHoldMs) && this.holds(v, pos, best, task) ? HELD : pos;
+  }
+
+  private readonly faster: Faster = { rate: 0, soonestMs: Infinity };
+  private readonly scanned: number[] = [];
+
+  /** Whether the task should wait rather than go to member `pos` now, at `delay` ms (./hold-back.ts). */
+  private holds(v: KindView, pos: number, delay: number, task: TaskInfo): boolean {
+    const ix = v.ext as ScoreGroups;
+    const idx = v.members[pos]!;
+    const running = v.total[pos]! - this.avail(v, pos);
+    if (this.trial[idx] === 1) {
+      const fastest = this.latencies.min();
+      const answerMs = fastest < Infinity ? fastest : this.cfg.latencyRefMs;
+      if (holdForAnswer(task, running, ix.slots - v.creditSum - running > 0, answerMs)) return true;
+    }
+    // The full measured members faster than pos whose own delay could pay for the wait, fastest
+    // first; none: nothing to wait for. A member of static part s runs in at least
+    // s·(1 + load·(t − 1)/t), t the fewest slots of a full member: the head alone may rule it out.
+    const full = ix.full;
+    if (full.size === 0) return false;
+    const st = this.staticOf(idx, this.prior());
+    const limit = HOLD_GAIN * delay;
+    const head = full.head().key;
+    if (head >= st || this.delay(head, ix.fullMinTotal(), 1, false) >= limit) return false;
+    const f = this.faster;
+    f.rate = 0;
+    f.soonestMs = Infinity;
+    const out = this.scanned;
+    out.length = 0;
+    full.best(HOLD_SCAN, out, Math.min(st, limit));
+    for (const q of out) {
+      const s = this.keyOf(v.members[q]!);
+      const total = v.total[q]!;
+      const d = this.delay(s, total, 1, false);
+      if (d >= limit) continue;
+      f.rate += (total - this.avail(v, q)) / s;
+      if (d < f.soonestMs) f.soonestMs = d;
+    }
+    return holdForFaster(task, delay, f);
   }
 
   /**
@@ -284,6 +349,7 @@ export const nodeScorePolicy: PolicyFactory<NodeScoreConfig> = {
       memory: numberKey(n, o, 'memory', d.memory, { min: 0 }),
       minSuccess: numberKey(n, o, 'minSuccess', d.minSuccess, { min: 1e-3, max: 1 }),
       latencyRefMs: numberKey(n, o, 'latencyRefMs', d.latencyRefMs, { min: 1e-3 }),
+      maxHoldMs: numberKey(n, o, 'maxHoldMs', d.maxHoldMs, { min: 0 }),
     };
   },
   create(config, deps: PolicyDeps): Policy {

@@ -3,20 +3,19 @@
 // candidates (select()), so the safety rules (never route to a full, draining,
 // wrong-kind, excluded or affinity-failing candidate) live in one place.
 //
-// Per kind, a KindView is built lazily on the first pick of that kind: the
-// indices of non-draining candidates with slots of the kind, and a Float64Array
-// of remaining credits. Picks scan only that view, never sort, and return
-// cached route objects, so the route path allocates nothing.
+// Per kind, a KindView is built lazily on the first pick of that kind: the indices of
+// non-draining candidates with slots of the kind, and a Float64Array of remaining credits. Picks
+// scan only that view, never sort, and return cached route objects: the route path allocates nothing.
 //
-// Kinds may share a candidate's slots (an agent's slots serve every kind it
-// declares): then a per-candidate pool credit caps all its kinds, a route
-// consumes both, and every built view containing the candidate has its
-// creditSum adjusted, so credits(kind) stays exact (Σ min(kind, pool)).
+// Kinds may share a candidate's slots (an agent's slots serve every kind it declares): then a
+// per-candidate pool credit caps all its kinds, a route consumes both, and every built view
+// containing the candidate has its creditSum adjusted, so credits(kind) stays exact (Σ min(kind, pool)).
 
 import { ContextRing, LOAD_BOUND, loadCap } from './context.js';
 import { buildView, KindView, labelSet, wholeCredits } from './picker-view.js';
 import { bestFit, waitOrSpill } from './multi-slot.js';
 import { contextRule, explainView, NO_SCORE, type ExplainSubset } from './explain.js';
+import { HELD, QUEUE_HELD } from './hold-back.js';
 import type { Candidate, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
 
 export { KindView };
@@ -76,7 +75,7 @@ export abstract class BasePicker implements Picker {
     this.memberOf = cands.map(() => []);
   }
 
-  /** Choose a member position among those with ok(v, pos); -1 if none. */
+  /** Choose a member position among those with ok(v, pos); -1 if none; HELD to keep the task queued (./hold-back.ts). */
   protected abstract select(v: KindView, task: TaskInfo): number;
 
   /** Hook for per-kind policy data, called once when a view is built. */
@@ -118,6 +117,7 @@ export abstract class BasePicker implements Picker {
         this.adjust(v, pos, -1);
         return this.routes[v.members[pos]!]!;
       }
+      if (pos === HELD) return QUEUE_HELD;
     }
     // Slow path: nothing routable. Queue if some candidate could take it later.
     if (this.reqCount === 0 && this.excl === undefined) return QUEUE_FULL;

@@ -12,6 +12,11 @@
 // never needs the other members re-ordered. A bucket that empties stays in
 // the heap until it reaches the top (or the heap, past twice its live
 // buckets, is compacted), and is dropped then: amortised O(log n).
+//
+// The measured members with no credit are kept the same way in one more group
+// (full, never among nonEmpty) by their static part: a hold-back
+// (./hold-back.ts) adds up the release rate of the full agents faster than the
+// one it would pick, walking them fastest first.
 
 export class Bucket {
   /** Member positions in the view (unordered; a removal swaps the last in). */
@@ -66,10 +71,10 @@ export class Group {
   }
 
   /**
-   * Up to `limit` members with the lowest keys (ties in bucket order), best first: a best-first walk of the heap.
-   * Appends to `out`; returns how many it added.
+   * Up to `limit` members with the lowest keys (ties in bucket order), best first: a best-first walk of the heap,
+   * keys under `below` only. Appends to `out`; returns how many it added.
    */
-  best(limit: number, out: number[]): number {
+  best(limit: number, out: number[], below = Infinity): number {
     const h = this.heap;
     const frontier: number[] = h.length > 0 ? [0] : [];
     let added = 0;
@@ -77,6 +82,7 @@ export class Group {
       let at = 0;
       for (let i = 1; i < frontier.length; i++) if (h[frontier[i]!]!.key < h[frontier[at]!]!.key) at = i;
       const j = frontier[at]!;
+      if (h[j]!.key >= below) break;
       frontier[at] = frontier[frontier.length - 1]!;
       frontier.pop();
       const m = h[j]!.members;
@@ -93,6 +99,13 @@ export class ScoreGroups {
   /** total → (4·avail + 2·trial + measured) → group. */
   private readonly groups = new Map<number, Map<number, Group>>();
   readonly nonEmpty = new Set<Group>();
+  /** Measured members without a credit, keyed by static part (insertFull); not in nonEmpty. */
+  readonly full = new Group(0, 0, false, true);
+  /** Σ slots of the kind over the view's members (node-score keeps it as totals change). */
+  slots = 0;
+  /** Members of `full` by their total slots: the smallest total bounds a full member's delay from below. */
+  private readonly fullTotals = new Map<number, number>();
+  private readonly totalOf: Int32Array;
   readonly where: (Group | undefined)[];
   private readonly bucketOf: (Bucket | undefined)[];
   private readonly at: Int32Array;
@@ -101,6 +114,7 @@ export class ScoreGroups {
     this.where = new Array<Group | undefined>(n).fill(undefined);
     this.bucketOf = new Array<Bucket | undefined>(n).fill(undefined);
     this.at = new Int32Array(n);
+    this.totalOf = new Int32Array(n);
   }
 
   insert(pos: number, total: number, avail: number, trial: boolean, measured: boolean, key: number): void {
@@ -109,13 +123,32 @@ export class ScoreGroups {
     const gk = 4 * avail + (trial ? 2 : 0) + (measured ? 1 : 0);
     let g = byFlags.get(gk);
     if (g === undefined) byFlags.set(gk, (g = new Group(total, avail, trial, measured)));
+    if (g.size === 0) this.nonEmpty.add(g);
+    this.put(g, pos, key);
+  }
+
+  /** A measured member with no credit and `total` slots, by its static part (`full`). */
+  insertFull(pos: number, key: number, total: number): void {
+    this.put(this.full, pos, key);
+    this.totalOf[pos] = total;
+    this.fullTotals.set(total, (this.fullTotals.get(total) ?? 0) + 1);
+  }
+
+  /** The fewest slots a member of `full` has (Infinity: none). O(distinct totals). */
+  fullMinTotal(): number {
+    let m = Infinity;
+    for (const [t, n] of this.fullTotals) if (n > 0 && t < m) m = t;
+    return m;
+  }
+
+  private put(g: Group, pos: number, key: number): void {
     let b = g.byKey.get(key);
     if (b === undefined) g.byKey.set(key, (b = new Bucket(key)));
     this.at[pos] = b.members.length;
     b.members.push(pos);
     this.where[pos] = g;
     this.bucketOf[pos] = b;
-    if (g.size++ === 0) this.nonEmpty.add(g);
+    g.size++;
     g.add(b);
   }
 
@@ -132,6 +165,12 @@ export class ScoreGroups {
     }
     this.where[pos] = undefined;
     this.bucketOf[pos] = undefined;
+    if (g === this.full) {
+      const t = this.totalOf[pos]!;
+      const n = this.fullTotals.get(t)! - 1;
+      if (n > 0) this.fullTotals.set(t, n);
+      else this.fullTotals.delete(t);
+    }
     if (--g.size === 0) this.nonEmpty.delete(g);
   }
 

@@ -109,6 +109,15 @@ export interface TaskInfo {
    * goes, best fit, only where that many are free at one agent (multi-slot.ts).
    */
   readonly slots?: number;
+  /**
+   * Set by a dispatcher that keeps a task queued when a picker holds it back (a node's):
+   * tasks of its kind set aside ahead of it in this pump, and how long it has waited here
+   * (ms). A policy may then answer `queue` although a candidate has a credit (node-score:
+   * waiting for a faster agent's slot beats a slow agent now, ./hold-back.ts). Absent: the
+   * picker routes whenever it can.
+   */
+  readonly queuedAhead?: number;
+  readonly waitedMs?: number;
 }
 
 export type RejectCode = 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'RESOURCE_EXHAUSTED';

@@ -57,6 +57,40 @@ describe('ScoreGroups', () => {
   });
 });
 
+describe('ScoreGroups.full', () => {
+  it('holds the members without a credit apart from the groups, fastest first below a bound', () => {
+    assertProperty(
+      fc.property(fc.array(opArb, { maxLength: 300 }), fc.constantFrom(2, 5, 13, Infinity), (ops, below) => {
+        const ix = new ScoreGroups(N);
+        const full = new Map<number, number>();
+        const present = new Set<number>();
+        for (const o of ops) {
+          ix.remove(o.pos);
+          full.delete(o.pos);
+          if (o.avail > 0) ix.insert(o.pos, 4, o.avail, false, true, o.key);
+          else {
+            ix.insertFull(o.pos, o.key, 1 + (o.key % 4));
+            full.set(o.pos, o.key);
+          }
+          expect(ix.nonEmpty.has(ix.full)).toBe(false);
+          expect(ix.full.size).toBe(full.size);
+          expect(ix.fullMinTotal()).toBe(Math.min(...[...full.values()].map((k) => 1 + (k % 4))));
+          present.add(o.pos);
+          expect(ix.count()).toBe(present.size - full.size);
+          const out: number[] = [];
+          ix.full.best(6, out, below);
+          expect(out.map((p) => full.get(p)!)).toEqual(
+            [...full.values()]
+              .filter((k) => k < below)
+              .sort((a, b) => a - b)
+              .slice(0, 6),
+          );
+        }
+      }),
+    );
+  });
+});
+
 describe('Extremes', () => {
   it('has the min and max of what the indices hold now', () => {
     assertProperty(

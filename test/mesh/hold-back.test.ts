@@ -1,0 +1,119 @@
+// A node's dispatcher with node-score's hold-back (src/policies/hold-back.ts):
+// a task held for a faster agent's slot goes there when that agent answers,
+// and goes to the slower idle agent at last when none answers (liveness: the
+// cell's tick pumps while a task is held), once it waited maxHoldMs.
+import { describe, expect, it } from 'vitest';
+import { ResultStatus, TaskSpec, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
+import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
+import { Cell } from '../../src/mesh/cell.js';
+import { VersionRamps } from '../../src/mesh/version-ramps.js';
+import type { WorkItem } from '../../src/mesh/types.js';
+import { makeCandidate } from '../../src/policies/index.js';
+import { parseTopology } from '../../src/topology/parse.js';
+
+const TOPO = parseTopology(`
+name: unit
+tiers: { global: { policy: node-score } }
+addressing: { host: 127.0.0.1, basePort: 7000 }
+cells: { name: / }
+`);
+
+/** Agents 'fast' (1 slot, 20 ms measured) and 'slow' (1 slot, 160 ms), standing in for AgentSessions. */
+class TwoAgents {
+  readonly versions = new VersionRamps();
+  readonly held = new Map<string, WorkItem[]>([
+    ['fast', []],
+    ['slow', []],
+  ]);
+  private readonly ms: Record<string, number> = { fast: 20, slow: 160 };
+  candidates() {
+    return [...this.held].map(([id, h]) =>
+      makeCandidate({ id, slots: { k: [1 - h.length, 1] }, active: h.length, latencyEwmaMs: this.ms[id]! }),
+    );
+  }
+  load() {
+    return { capacity: new Map(), healthyAgents: 0, cpu: 0, memory: 0, latencyEwmaMs: 0, successEwma: 1 };
+  }
+  assign(agentId: string, item: WorkItem) {
+    this.held.get(agentId)!.push(item);
+  }
+  cancel() {}
+  sweep() {}
+  closeAll() {}
+  answer(cell: Cell, agentId: string) {
+    const item = this.held.get(agentId)!.shift()!;
+    const r: TaskResult = {
+      taskId: item.taskId,
+      attempt: item.attempt,
+      status: ResultStatus.RESULT_STATUS_OK,
+      output: Buffer.alloc(0),
+      error: '',
+      agentId,
+      nodeCell: '/',
+      runMicros: 0,
+      meshFailure: 0,
+      retryAfterMs: 0,
+    };
+    cell.deliverResult(r);
+    cell.dispatcher.release(agentId, 'k');
+  }
+}
+
+function setup() {
+  let now = 1_000_000;
+  const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, {
+    now: () => now,
+    seed: 7,
+    tickMs: 10,
+    taskTimeoutMs: 10_000,
+    leaseSlackMs: 0,
+  });
+  const agents = new TwoAgents();
+  cell.attach({ agents: agents as unknown as AgentSessions });
+  const settle = async () => {
+    for (let i = 0; i < 4; i++) await new Promise<void>((r) => setImmediate(r));
+  };
+  const advance = async (ms: number) => {
+    now += ms;
+    cell.tick();
+    await settle();
+  };
+  const where = (id: string) => [...agents.held].find(([, h]) => h.some((x) => x.taskId === id))?.[0];
+  return { cell, agents, settle, advance, where, spec: () => TaskSpec.fromPartial({ kind: 'k' }) };
+}
+
+describe('hold-back at a node', () => {
+  it('a task held for the full fast agent goes to it when it answers', async () => {
+    const { cell, agents, settle, advance, where, spec } = setup();
+    const [first] = await cell.submit([spec()]);
+    await settle();
+    expect(where(first!.id)).toBe('fast');
+    const [second] = await cell.submit([spec()]);
+    await settle();
+    // 1/(1/20) + 20 = 40 ms < 0.8 · 160: it waits, beside the idle slow agent.
+    expect(where(second!.id)).toBeUndefined();
+    await advance(10);
+    expect(where(second!.id)).toBeUndefined();
+    agents.answer(cell, 'fast');
+    await settle();
+    expect(where(second!.id)).toBe('fast');
+    expect(agents.held.get('slow')).toEqual([]);
+  });
+
+  it('a held task goes to the slow agent at last when the fast one never answers', async () => {
+    const { cell, settle, advance, where, spec } = setup();
+    await cell.submit([spec()]);
+    await settle();
+    const [second] = await cell.submit([spec()]);
+    await settle();
+    let waited = 0;
+    while (where(second!.id) === undefined && waited < 3000) {
+      await advance(10);
+      waited += 10;
+    }
+    expect(where(second!.id)).toBe('slow');
+    // It waits no longer than maxHoldMs (500 by default): found on the next tick.
+    expect(waited).toBeGreaterThanOrEqual(500);
+    expect(waited).toBeLessThanOrEqual(510);
+  });
+});
