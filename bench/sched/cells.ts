@@ -159,8 +159,11 @@ export class SimCell {
           tenant: t.tenant,
           ...(t.spec.affinity ? { affinity: t.spec.affinity } : {}),
           ...(t.exclude ? { exclude: t.exclude } : {}),
-          // As the dispatcher at a node: tasks of the kind set aside before it, and its wait here.
-          ...(this.tier === 'node' ? { queuedAhead: ahead, waitedMs: now - p.enqueuedAt } : {}),
+          // As the dispatcher at a node, for the tasks homed there (the entry cell): tasks of the kind
+          // set aside before it, and its wait here.
+          ...(this.tier === 'node' && this.parent === undefined
+            ? { queuedAhead: ahead, waitedMs: now - p.enqueuedAt }
+            : {}),
         };
         const r = picker.pick(info);
         if (r === QUEUE_HELD) held = true;

@@ -271,10 +271,10 @@ export class Dispatcher {
   /** Items of the kind being pumped that cannot go this pump (reused). */
   private readonly parked: Popped<WorkItem>[] = [];
 
-  /** `ahead`: items of the kind set aside before it this pump; `waited`: ms queued here (a node's picker may hold it). */
+  /** `ahead`: set aside before it this pump; `waited`: ms here. A node holds back home tasks only (hold-back.ts). */
   private info(item: WorkItem, ahead: number, waited: number): TaskInfo {
     const t = this.task;
-    t.queuedAhead = this.d.links.agents ? ahead : undefined;
+    t.queuedAhead = this.d.links.agents && item.origin.type === 'home' ? ahead : undefined;
     t.waitedMs = waited;
     t.kind = item.kind;
     t.priority = item.priority;

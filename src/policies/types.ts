@@ -110,7 +110,7 @@ export interface TaskInfo {
    */
   readonly slots?: number;
   /**
-   * Set by a dispatcher that keeps a task queued when a picker holds it back (a node's):
+   * Set by a dispatcher that keeps a task queued when a picker holds it back (a node's, for its home tasks):
    * tasks of its kind set aside ahead of it in this pump, and how long it has waited here
    * (ms). A policy may then answer `queue` although a candidate has a credit (node-score:
    * waiting for a faster agent's slot beats a slow agent now, ./hold-back.ts). Absent: the

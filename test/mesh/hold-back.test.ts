@@ -7,7 +7,7 @@ import { ResultStatus, TaskSpec, type TaskResult } from '../../src/gen/meshlb/v1
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
 import { Cell } from '../../src/mesh/cell.js';
 import { VersionRamps } from '../../src/mesh/version-ramps.js';
-import type { WorkItem } from '../../src/mesh/types.js';
+import { FROM_PARENT, type WorkItem } from '../../src/mesh/types.js';
 import { makeCandidate } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
 
@@ -98,6 +98,29 @@ describe('hold-back at a node', () => {
     await settle();
     expect(where(second!.id)).toBe('fast');
     expect(agents.held.get('slow')).toEqual([]);
+  });
+
+  it('a task its parent sent is not held: its line waits above, unseen, so it goes to the idle slow agent', async () => {
+    const { cell, settle, where, spec } = setup();
+    await cell.submit([spec()]);
+    await settle();
+    const acks = cell.acceptForwarded(
+      [
+        {
+          taskId: 'p1',
+          attempt: 1,
+          homeCell: '/elsewhere',
+          leaseMs: 60_000,
+          spec: spec(),
+          traceParent: '',
+          checkpoint: undefined,
+        },
+      ],
+      FROM_PARENT,
+    );
+    expect(acks.every((a) => a.accepted)).toBe(true);
+    await settle();
+    expect(where('p1')).toBe('slow');
   });
 
   it('a held task goes to the slow agent at last when the fast one never answers', async () => {
