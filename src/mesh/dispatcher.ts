@@ -1,22 +1,18 @@
-// Routing of queued work: one pump per turn of the event loop when anything
-// changed (new work, a summary, an ack, a freed agent slot). Per kind it asks
-// the tier's policy picker for a target while credits last:
+// Routing of queued work: one pump per turn of the event loop when anything changed (new work, a summary, an ack, a
+// freed agent slot). Per kind it asks the tier's policy picker for a target while credits last:
 //   route   → send to that child (dispatch) or agent (assignment);
 //   queue   → every target that could take it is full: leave it queued;
 //   spillUp → nothing below can take it: hand it to the parent;
 //   reject  → the task itself is unacceptable: end it.
-// A home item gets its attempt number from the ledger (Home.startAttempts, one
-// `dispatched` command per pump) before it leaves the cell; items from
-// elsewhere keep theirs. An item that cannot go now (queue, or a spillUp with
+// A home item gets its attempt number from the ledger (Home.startAttempts, one `dispatched` command per pump)
+// before it leaves the cell; items from elsewhere keep theirs. An item that cannot go now (queue, or a spillUp with
 // nowhere to go) waits without holding up the other items of its kind.
 //
-// The picker is rebuilt only when the candidates changed (dirty), at most once
-// per pump, and at least every PICKER_REFRESH_MS so scores follow the load and
-// latency figures; picks consume its credit overlay, and each send also counts
-// in the link's or agent's own accounting, so a rebuilt picker starts from the
-// truth. A slot freed by a result is handed back to the live picker
-// (release), not answered with a rebuild: at the node a rebuild is O(agents).
-// At a node a picker kept up to date is not rebuilt on a timer (dispatcher-updates.ts).
+// The picker is rebuilt only when the candidates changed (dirty), at most once per pump, and at least every
+// PICKER_REFRESH_MS so scores follow the load and latency figures; picks consume its credit overlay, and each send
+// also counts in the link's or agent's own accounting, so a rebuilt picker starts from the truth. A slot freed by a
+// result is handed back to the live picker (release), not answered with a rebuild: at the node a rebuild is
+// O(agents). At a node a picker kept up to date is not rebuilt on a timer (dispatcher-updates.ts).
 import { isGated } from '../flow/gate.js';
 import type { BreakerConfig, Candidate, Picker, Policy, TaskInfo } from '../policies/index.js';
 import { QUEUE_HELD } from '../policies/hold-back.js';

@@ -114,6 +114,7 @@ describe('hold-back at a node', () => {
           spec: spec(),
           traceParent: '',
           checkpoint: undefined,
+          guaranteed: false,
         },
       ],
       FROM_PARENT,
