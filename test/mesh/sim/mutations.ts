@@ -373,8 +373,9 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     check: 'crash',
     what: 'Relay.fire assumes the route of an expiry entry is still there (TypeError)',
-    // The run stops at the throw: what was in flight never ends (nor gives its concurrency permit back).
-    alsoMay: ['ended', 'flow'],
+    // The run stops at the throw: what was in flight never ends (nor gives its concurrency permit, or its
+    // tenant's slot, back).
+    alsoMay: ['ended', 'flow', 'share'],
     apply: () =>
       patch(
         Relay.prototype,
