@@ -49,6 +49,8 @@ export function spec(durability: Durability = Durability.DURABILITY_NONE): TaskS
     singletonKey: '',
     singletonMode: 0,
     slots: 0,
+    gangId: '',
+    gangSize: 0,
   };
 }
 

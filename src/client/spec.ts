@@ -63,6 +63,11 @@ export interface TaskInput {
   singleton?: { key: string; mode?: 'skip' | 'cancel' };
   /** Slots it takes at once on one agent (docs/gang.md): it lands only where that many are free. Default 1. */
   slots?: number;
+  /**
+   * A gang (docs/gang.md): every member names the same id and size and is submitted in one
+   * submitBatch at a node cell; the members start together or not at all, and run once.
+   */
+  gang?: { id: string; size: number };
 }
 
 const PRIORITIES: Record<PriorityName, Priority> = {
@@ -148,6 +153,8 @@ export function toTaskSpec(t: TaskInput): TaskSpec {
     singletonKey: t.singleton?.key ?? '',
     singletonMode: toSingletonMode(t.singleton?.mode),
     slots: t.slots ?? 0,
+    gangId: t.gang?.id ?? '',
+    gangSize: t.gang?.size ?? 0,
   };
 }
 

@@ -93,7 +93,7 @@ export class Cell implements CellPort {
     this.path = spec.path;
     this.tier = spec.tier;
     this.replicaId = spec.replicas.find((r) => r.replica === replica)?.id ?? `${spec.path}#${replica}`;
-    this.settings = resolveSettings(topology.defaults, opts);
+    this.settings = resolveSettings(topology.defaults, opts, spec.tier);
     const base = opts.scheduler ?? realScheduler;
     const now = opts.now;
     // A clock given apart from the scheduler replaces its clock only (tests move time by hand).

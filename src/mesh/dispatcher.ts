@@ -30,6 +30,7 @@ import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
 import { SlotHolds } from './slot-hold.js';
+import { Gangs, gangHost } from './gang.js';
 import type { Preemptor } from './preemptor.js';
 
 /** Rebuild the picker at least this often (fresh scores), even with no change. */
@@ -79,6 +80,8 @@ export class Dispatcher {
   /** Recent placement decisions, explained (AdminService.ExplainTask). */
   readonly trail = new Trail();
   readonly holds = new SlotHolds();
+  /** Gangs homed here: placed all-or-nothing, run once (gang.ts). */
+  readonly gangs: Gangs;
 
   constructor(deps: DispatcherDeps) {
     this.d = deps;
@@ -89,12 +92,14 @@ export class Dispatcher {
       () => this.invalidate(),
     );
     const { queue, routes, relay } = deps;
+    this.gangs = new Gangs(gangHost(deps.home), queue, deps.scheduler);
     this.unplaceableKinds = new Unplaceable({ queue, routes, relay, timeoutMs: deps.unplaceableTimeoutMs });
   }
 
   /** From the cell's tick: pump if an unplaceable task may have waited out its limit. */
   sweep(now: number): void {
     this.breakers.sweep(now);
+    this.gangs.sweep(now);
     const p = this.d.preemptor;
     if (p?.again) {
       p.again = false;
@@ -167,6 +172,7 @@ export class Dispatcher {
     const picker = this.getPicker(now);
     const homeNew: WorkItem[] = [];
     const parked = this.parked;
+    this.gangs.pumping();
     for (const kind of [...queue.kinds()]) {
       let budget = queue.sizeOfKind(kind);
       if (budget === 0) continue;
@@ -183,6 +189,21 @@ export class Dispatcher {
         // A home task naming a flow key, or of a tenant with a share, starts only within its limits (src/flow/gate.ts).
         const keyed = isNewHome(item) && isGated(item.spec, this.d.home.ledger.flow);
         if (this.holds.parks(popped, parked, now) || (keyed && !this.admitted(item, popped.enqueuedAt, now))) continue;
+        if (item.spec.gangId) {
+          // All its gang's members leave together in this pump, or none does (gang.ts).
+          for (const [m, c] of this.gangs.place(
+            popped,
+            picker,
+            (m) => picker.pick(this.info(m, 0, Infinity)),
+            parked,
+          )) {
+            this.breakers.sent(c);
+            if (this.trail.enabled)
+              this.trail.decided(m, now, this.policy.name, 'agent', c, undefined, 'with its gang');
+            this.route(m, this.viaFor(c), homeNew, now);
+          }
+          continue;
+        }
         const r = picker.pick(this.info(item, parked.length, now - popped.enqueuedAt));
         if (r.type === 'route') {
           this.breakers.sent(r.candidate);
@@ -303,7 +324,7 @@ export class Dispatcher {
     this.unplaceableKinds.placeable(kind);
     for (;;) {
       const popped = queue.popKind(kind, now);
-      if (!popped) return;
+      if (!popped) break;
       const item = popped.task;
       routes.taken(item);
       if (item.origin.type === 'parent') {
@@ -311,11 +332,10 @@ export class Dispatcher {
         relay.bounce(item, `no capacity for kind ${kind} under ${this.d.path}`);
         continue;
       }
-      if (!this.spill(item, homeNew, now)) {
-        routes.putBack(item, popped.enqueuedAt);
-        return;
-      }
+      if (!this.spill(item, homeNew, now)) this.parked.push(popped); // a gang member: it waits for its node's agents
     }
+    for (const p of this.parked) routes.putBack(p.task, p.enqueuedAt);
+    this.parked.length = 0;
   }
 
   /**
@@ -378,7 +398,8 @@ export class Dispatcher {
   }
 
   private spill(item: WorkItem, homeNew: WorkItem[], now: number): boolean {
-    if (!this.d.links.parent?.connected || item.origin.type === 'parent') return false;
+    // A gang member leaves its node only with its gang, to that node's agents (gang.ts).
+    if (!this.d.links.parent?.connected || item.origin.type === 'parent' || item.spec.gangId) return false;
     this.d.stats.spilled++;
     const note = `nothing below ${this.d.path} can take kind ${item.kind} now`;
     if (this.trail.enabled) this.trail.decided(item, now, this.policy.name, 'parent', this.d.parent, undefined, note);

@@ -20,6 +20,7 @@ import {
 } from './ledger.js';
 import type { Scheduler } from './scheduler.js';
 import { keyedRefusal } from '../flow/admission.js';
+import { gangRefusal, gangsOf } from './gang-index.js';
 import type { CellSettings } from './settings.js';
 import type { CellTimers } from './timers.js';
 import type { CellTracer, SubmitTrace } from './tracer.js';
@@ -117,11 +118,14 @@ export async function acceptSpecs(
     const why = keyedRefusal(spec, h.path, ledger.flow);
     if (why) throw new MeshError(why.code, why.message);
   }
+  const repeated = (s: TaskSpec): boolean => s.idempotencyKey !== '' && ledger.idForKey(s.idempotencyKey) !== undefined;
+  const gang = gangRefusal(specs, settings.nodeTier, h.path, gangsOf(ledger), repeated);
+  if (gang) throw new MeshError(gang.code, gang.message);
   const now = h.scheduler.now();
   const fresh: AcceptedTask[] = [];
   const out: (SubmitOutcome | number)[] = [];
   let newCount = 0;
-  for (const spec of specs) {
+  for (let spec of specs) {
     const known = spec.idempotencyKey ? ledger.idForKey(spec.idempotencyKey) : undefined;
     if (known !== undefined) {
       out.push({ id: known, existing: true, state: ledger.get(known)!.state });
@@ -130,6 +134,8 @@ export async function acceptSpecs(
     newCount++;
     out.push(fresh.length);
     const id = ids.next();
+    // A gang runs once (gang.ts): a failed member ends the gang, and the client submits it again.
+    if (spec.gangId) spec = { ...spec, maxAttempts: 1 };
     // Traced: the ledger keeps the spec naming this task's submit span, under which its attempts go.
     fresh.push({ id, spec: trace ? trace.start(id, spec) : spec, homeCell: h.path, atMs: now });
   }

@@ -87,7 +87,11 @@ export class Preemptor {
   private waiting(kind: string): WorkItem[] {
     const items = this.d.queue.oldestOfKind(kind, this.threshold, SCAN);
     return items.filter(
-      (it) => !this.matched.has(it.id) && !(it.origin.type === 'home' && it.attempt === 0 && isKeyed(it.spec)),
+      // A gang member goes only with its gang (gang.ts), never alone into a preempted slot.
+      (it) =>
+        !this.matched.has(it.id) &&
+        !it.spec.gangId &&
+        !(it.origin.type === 'home' && it.attempt === 0 && isKeyed(it.spec)),
     );
   }
 

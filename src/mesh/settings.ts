@@ -1,7 +1,7 @@
 // A cell's settings, resolved once: the topology's defaults, then the
 // options a replica was started with (tests and `meshlb dev` shorten them).
 import type { TaskSpec } from '../gen/meshlb/v1/task.js';
-import type { MeshDefaults } from '../topology/types.js';
+import type { MeshDefaults, Tier } from '../topology/types.js';
 import { DEFAULT_BATCHER_OPTIONS, type BatcherOptions } from './batcher.js';
 import { FORECAST_SETTINGS, type ForecastSettings } from '../forecast/index.js';
 import type { CellOptions } from './types.js';
@@ -31,12 +31,14 @@ export interface CellSettings {
   readonly checkpointMaxBytes: number;
   readonly checkpointIntervalMs: number;
   readonly batcher: BatcherOptions;
+  /** A node cell (agents connect to it): the only tier that homes gangs (docs/gang.md). */
+  readonly nodeTier: boolean;
 }
 
 /** 1 MiB: a checkpoint's default size limit. */
 export const DEFAULT_CHECKPOINT_MAX_BYTES = 1 << 20;
 
-export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSettings {
+export function resolveSettings(d: MeshDefaults, opts: CellOptions, tier?: Tier): CellSettings {
   return {
     heartbeatIntervalMs: opts.heartbeatIntervalMs ?? d.heartbeatIntervalMs,
     heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? d.heartbeatTimeoutMs,
@@ -63,6 +65,7 @@ export function resolveSettings(d: MeshDefaults, opts: CellOptions): CellSetting
     checkpointMaxBytes: Math.min(opts.checkpointMaxBytes ?? DEFAULT_CHECKPOINT_MAX_BYTES, d.maxMessageBytes / 4),
     checkpointIntervalMs: opts.checkpointIntervalMs ?? 500,
     batcher: { ...DEFAULT_BATCHER_OPTIONS, ...opts.batcher },
+    nodeTier: tier === 'node',
   };
 }
 

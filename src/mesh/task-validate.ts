@@ -4,6 +4,7 @@
 import { Durability, Priority, type Label, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import { LIMITS, overLimit } from '../util/limits.js';
 import { keyedSpecProblem } from '../flow/keyed.js';
+import { gangSpecProblem } from './gang-index.js';
 
 /** Specs per SubmitBatch. */
 export const MAX_BATCH = LIMITS.tasksPerBatch;
@@ -44,7 +45,8 @@ export function validateSpec(spec: TaskSpec | undefined, bounds: SpecBounds, now
     overLimit('task.trace_parent', spec.traceParent, LIMITS.traceParent) ||
     overLimit('task.trace_state', spec.traceState, LIMITS.traceState) ||
     overLimit('task.concurrency_key', spec.concurrencyKey, LIMITS.tenant) ||
-    overLimit('task.rate_limit_key', spec.rateLimitKey, LIMITS.tenant);
+    overLimit('task.rate_limit_key', spec.rateLimitKey, LIMITS.tenant) ||
+    overLimit('task.gang_id', spec.gangId, LIMITS.idempotencyKey);
   if (tooLong) return tooLong;
   if (spec.payload.length > maxPayloadBytes) {
     return `task.payload is ${spec.payload.length} bytes, over the cap of ${maxPayloadBytes}`;
@@ -63,6 +65,8 @@ export function validateSpec(spec: TaskSpec | undefined, bounds: SpecBounds, now
   // again on every pump (docs/gang.md, "Not yet").
   if (spec.slots > 1 && (spec.concurrencyKey || spec.rateLimitKey || spec.debounceKey || spec.singletonKey))
     return 'a task of several slots cannot name a concurrency, rate-limit, debounce or singleton key yet';
+  const gang = gangSpecProblem(spec);
+  if (gang) return gang;
   // A permit or rate spent must outlive a leader change: it is in the replicated ledger, with the task.
   if ((spec.concurrencyKey || spec.rateLimitKey) && spec.durability === Durability.DURABILITY_NONE)
     return 'a task with a concurrency or rate-limit key must be durability LOGGED';

@@ -159,6 +159,8 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
       singletonKey: '',
       singletonMode: 0,
       slots: 0,
+      gangId: '',
+      gangSize: 0,
     },
     traceParent: '',
     checkpoint: undefined,

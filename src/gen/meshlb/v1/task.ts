@@ -479,6 +479,15 @@ export interface TaskSpec {
    * many it waits ("no agent with N slots").
    */
   slots: number;
+  /**
+   * A gang (docs/gang.md): tasks placed all-or-nothing. Every member names the
+   * same gang_id and gang_size (2-64) and is submitted in one SubmitBatch at a
+   * node cell; the members start together, each on an agent of that node, or
+   * none starts. A gang runs once: any member ending other than COMPLETED
+   * cancels the others. Empty and 0: no gang.
+   */
+  gangId: string;
+  gangSize: number;
 }
 
 /** An agent's answer for one attempt. The first result of the current attempt wins. */
@@ -803,6 +812,8 @@ function createBaseTaskSpec(): TaskSpec {
     singletonKey: "",
     singletonMode: 0,
     slots: 0,
+    gangId: "",
+    gangSize: 0,
   };
 }
 
@@ -879,6 +890,12 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.slots !== 0) {
       writer.uint32(560).uint32(message.slots);
+    }
+    if (message.gangId !== "") {
+      writer.uint32(578).string(message.gangId);
+    }
+    if (message.gangSize !== 0) {
+      writer.uint32(584).uint32(message.gangSize);
     }
     return writer;
   },
@@ -1088,6 +1105,22 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.slots = reader.uint32();
             continue;
           }
+          case 72: {
+            if (tag !== 578) {
+              break;
+            }
+
+            message.gangId = reader.string();
+            continue;
+          }
+          case 73: {
+            if (tag !== 584) {
+              break;
+            }
+
+            message.gangSize = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1190,6 +1223,16 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         ? singletonModeFromJSON(object.singleton_mode)
         : 0,
       slots: isSet(object.slots) ? globalThis.Number(object.slots) : 0,
+      gangId: isSet(object.gangId)
+        ? globalThis.String(object.gangId)
+        : isSet(object.gang_id)
+        ? globalThis.String(object.gang_id)
+        : "",
+      gangSize: isSet(object.gangSize)
+        ? globalThis.Number(object.gangSize)
+        : isSet(object.gang_size)
+        ? globalThis.Number(object.gang_size)
+        : 0,
     };
   },
 
@@ -1267,6 +1310,12 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     if (message.slots !== 0) {
       obj.slots = Math.round(message.slots);
     }
+    if (message.gangId !== "") {
+      obj.gangId = message.gangId;
+    }
+    if (message.gangSize !== 0) {
+      obj.gangSize = Math.round(message.gangSize);
+    }
     return obj;
   },
 
@@ -1299,6 +1348,8 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     message.singletonKey = object.singletonKey ?? "";
     message.singletonMode = object.singletonMode ?? 0;
     message.slots = object.slots ?? 0;
+    message.gangId = object.gangId ?? "";
+    message.gangSize = object.gangSize ?? 0;
     return message;
   },
 };

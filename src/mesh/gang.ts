@@ -1,0 +1,192 @@
+// Gangs at their node cell (docs/gang.md): tasks placed all-or-nothing, never
+// left half-held. Who belongs to which gang, and what a submit checks, is in
+// gang-index.ts; this module is the dispatcher's placement pass and the rule
+// that a gang runs once.
+//
+// Placement (Gangs.place, from the dispatcher's pump): a member popped from the
+// queue is set aside, not picked, until every member of its gang waits in this
+// cell's queue, none of them started before. Then one pass picks an agent for
+// each member from the pump's picker: if every member got one, they all leave
+// in that pump (one `dispatched` command starts them together); if not, every
+// credit the pass took goes back (Picker.release) and all stay queued, saying
+// `for its gang (k of n members placeable)`. One pass per gang per pump.
+//
+// Runs once (Gangs.check, on every ledger change of a member and from the
+// tick): members have max_attempts 1 (home-submit.ts), and once any member
+// ended other than COMPLETED, or went back to the queue after it started
+// (a failure the mesh made that spends no attempt: a give-back, a preemption,
+// a hand-back, a refused dispatch), the leader cancels every live member, so
+// the gang ends as a whole and the client submits it again.
+import { TaskState } from '../gen/meshlb/v1/task.js';
+import type { PickResult, Picker } from '../policies/index.js';
+import type { Popped, TaskQueue } from '../queue/index.js';
+import { gangsOf, type GangIndex } from './gang-index.js';
+import type { Home } from './home.js';
+import { isTerminal, type Ledger, type TaskRecord } from './ledger.js';
+import type { Scheduler } from './scheduler.js';
+import { slotsOf } from './slot-map.js';
+import { nextAttemptId, type WorkItem } from './types.js';
+
+/** How often (ms) the tick looks over every gang (a new leader catches what the old one left). */
+const CHECK_EVERY_MS = 500;
+
+/** Why a member waits: not every member is queued here yet, or not every one has a place now. */
+export const gangQueued = (k: number, n: number): string => `for its gang (${k} of ${n} members queued here)`;
+export const gangPlaceable = (k: number, n: number): string => `for its gang (${k} of ${n} members placeable)`;
+
+/** What gangs use of their home (Home, through gangHost). */
+export interface GangHost {
+  readonly ledger: Ledger;
+  leading(): boolean;
+  cancel(id: string, why: string): Promise<unknown>;
+  warn(fields: object, msg: string): void;
+}
+
+export const gangHost = (home: Home): GangHost => ({
+  ledger: home.ledger,
+  leading: () => home.d.leading(),
+  cancel: (id, why) => home.cancel(id, why),
+  warn: (fields, msg) => home.log.warn(fields, msg),
+});
+
+export class Gangs {
+  readonly index: GangIndex;
+  /** Gangs the pass tried in the current pump (by pump number): one pass per gang per pump. */
+  private readonly tried = new Map<string, number>();
+  private pumpNo = 0;
+  /** Members whose cancel is proposed (once each). */
+  private readonly cancelling = new Set<string>();
+  private checkedMs = -Infinity;
+  private readonly dirty = new Set<string>();
+  private checkScheduled = false;
+
+  constructor(
+    private readonly home: GangHost,
+    private readonly queue: TaskQueue<WorkItem>,
+    private readonly scheduler: Scheduler,
+  ) {
+    this.index = gangsOf(home.ledger);
+    home.ledger.onChange((rec) => {
+      if (!rec.spec.gangId) return;
+      if (isTerminal(rec.state)) this.cancelling.delete(rec.id);
+      if (!this.home.leading()) return;
+      // Not inside the ledger's apply: a cancel proposes a command of its own.
+      this.dirty.add(rec.spec.gangId);
+      if (this.checkScheduled) return;
+      this.checkScheduled = true;
+      this.scheduler.defer(() => {
+        this.checkScheduled = false;
+        for (const id of this.dirty) this.check(id);
+        this.dirty.clear();
+      });
+    });
+  }
+
+  /** A new pump begins: every gang may be tried once in it. */
+  pumping(): void {
+    this.pumpNo++;
+    if (this.tried.size > 1024) this.tried.clear();
+  }
+
+  /**
+   * The dispatcher popped gang member `popped`: the members to route now with the agent each
+   * got (all of them), or none (every member stays queued; `popped` is parked). Credits taken
+   * by a pass that does not route are back in the picker when this returns.
+   */
+  place(
+    popped: Popped<WorkItem>,
+    picker: Picker,
+    pick: (m: WorkItem) => PickResult,
+    parked: Popped<WorkItem>[],
+  ): [WorkItem, string][] {
+    const item = popped.task;
+    const gang = item.spec.gangId;
+    const n = item.spec.gangSize;
+    const members = this.queuedMembers(item);
+    if (members.length < n || this.tried.get(gang) === this.pumpNo) {
+      if (members.length < n) item.waitingFor = gangQueued(members.length, n);
+      parked.push(popped);
+      return [];
+    }
+    this.tried.set(gang, this.pumpNo);
+    const placed: [WorkItem, string][] = [];
+    for (const m of members) {
+      const r = pick(m);
+      if (r.type === 'route') placed.push([m, r.candidate]);
+    }
+    if (placed.length < n) {
+      for (const [m, c] of placed) picker.release(c, m.kind, slotsOf(m.spec));
+      const why = gangPlaceable(placed.length, n);
+      for (const m of members) m.waitingFor = why;
+      parked.push(popped);
+      return [];
+    }
+    for (const m of members) {
+      m.waitingFor = '';
+      if (m !== item) this.queue.remove(m.id);
+    }
+    return placed;
+  }
+
+  /** The queued members of `item`'s gang that never started (`item` first), if `item` never started. */
+  private queuedMembers(item: WorkItem): WorkItem[] {
+    if (!unstarted(this.home.ledger.get(item.taskId))) return [];
+    const out = [item];
+    for (const id of this.index.members(item.spec.gangId)) {
+      if (id === item.taskId) continue;
+      const m = this.queue.get(nextAttemptId(id));
+      if (m && unstarted(this.home.ledger.get(id))) out.push(m);
+    }
+    return out;
+  }
+
+  /** From the cell's tick: every CHECK_EVERY_MS, look over every gang (leader only). */
+  sweep(now: number): void {
+    if (now - this.checkedMs < CHECK_EVERY_MS || !this.home.leading()) return;
+    this.checkedMs = now;
+    for (const id of [...this.index.ids()]) this.check(id);
+  }
+
+  /** Cancel every live member of gang `id` once one ended other than COMPLETED or went back after it started. */
+  check(id: string): void {
+    if (!this.home.leading()) return;
+    let cause: TaskRecord | undefined;
+    let live = 0;
+    for (const m of this.index.members(id)) {
+      const rec = this.home.ledger.get(m);
+      if (!rec) continue;
+      if (!isTerminal(rec.state)) live++;
+      if (broken(rec)) cause ??= rec;
+    }
+    if (live === 0) {
+      this.index.forget(id);
+      return;
+    }
+    if (!cause) return;
+    const why = `gang ${id}: member ${cause.id} ${isTerminal(cause.state) ? stateName(cause.state) : 'went back to the queue after it started'}`;
+    for (const m of this.index.members(id)) {
+      const rec = this.home.ledger.get(m);
+      if (!rec || isTerminal(rec.state) || this.cancelling.has(m)) continue;
+      this.cancelling.add(m);
+      this.home.cancel(m, why).catch((err: unknown) => {
+        this.cancelling.delete(m); // the next check proposes it again
+        this.home.warn({ err: String(err), id: m }, 'gang cancel failed');
+      });
+    }
+  }
+}
+
+/** Queued and not started in its current series (an operator's replay starts a new one). */
+function unstarted(rec: TaskRecord | undefined): boolean {
+  return rec !== undefined && rec.state === TaskState.TASK_STATE_QUEUED && rec.attempt === rec.attemptBase;
+}
+
+/** This member ends its gang: it ended other than COMPLETED, or waits again after it started. */
+function broken(rec: TaskRecord): boolean {
+  if (isTerminal(rec.state)) return rec.state !== TaskState.TASK_STATE_COMPLETED;
+  return rec.state === TaskState.TASK_STATE_QUEUED && rec.attempt > rec.attemptBase;
+}
+
+function stateName(s: TaskState): string {
+  return (TaskState[s] ?? String(s)).replace('TASK_STATE_', '').toLowerCase().replace('_', '-');
+}
