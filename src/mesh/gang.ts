@@ -51,8 +51,8 @@ export const gangHost = (home: Home): GangHost => ({
 
 export class Gangs {
   readonly index: GangIndex;
-  /** Gangs the pass tried in the current pump (by pump number): one pass per gang per pump. */
-  private readonly tried = new Map<string, number>();
+  /** Gangs the pass tried in the current pump (by pump number), and why they wait: one pass per gang per pump. */
+  private readonly tried = new Map<string, { readonly pump: number; why: string }>();
   private pumpNo = 0;
   /** Members whose cancel is proposed (once each). */
   private readonly cancelling = new Set<string>();
@@ -102,13 +102,18 @@ export class Gangs {
     const item = popped.task;
     const gang = item.spec.gangId;
     const n = item.spec.gangSize;
-    const members = this.queuedMembers(item);
-    if (members.length < n || this.tried.get(gang) === this.pumpNo) {
-      if (members.length < n) item.waitingFor = gangQueued(members.length, n);
+    const tried = this.tried.get(gang);
+    if (tried?.pump === this.pumpNo) {
+      item.waitingFor = tried.why; // the slot hold cleared it when it popped this member
       parked.push(popped);
       return [];
     }
-    this.tried.set(gang, this.pumpNo);
+    const members = this.queuedMembers(item);
+    if (members.length < n) {
+      item.waitingFor = gangQueued(members.length, n);
+      parked.push(popped);
+      return [];
+    }
     const placed: [WorkItem, string][] = [];
     for (const m of members) {
       const r = pick(m);
@@ -118,6 +123,7 @@ export class Gangs {
       for (const [m, c] of placed) picker.release(c, m.kind, slotsOf(m.spec));
       const why = gangPlaceable(placed.length, n);
       for (const m of members) m.waitingFor = why;
+      this.tried.set(gang, { pump: this.pumpNo, why });
       parked.push(popped);
       return [];
     }
