@@ -17,6 +17,9 @@
 //   checkpoint an attempt starts from the latest checkpoint its home ledger
 //              recorded for the task (what the ledger held when the attempt was
 //              dispatched: none of an older attempt, none missed);
+//   gang       no member of a gang is at an agent (its current attempt, in a
+//              session of its node) while another member that never started
+//              waits in the node's queue: a gang is never half-held (gang.ts);
 //   blocked    a queued task at a node never waits while an agent that could run
 //              it sits idle with a free slot (its circuit breaker closed), for
 //              longer than a bound;
@@ -39,6 +42,7 @@ export type Check =
   | 'attempts'
   | 'slots'
   | 'multislot'
+  | 'gang'
   | 'capacity'
   | 'credits'
   | 'stale'
@@ -284,6 +288,7 @@ export class Checker implements AgentObserver {
       this.trail(cell);
       const agents = cell.agents;
       if (!agents) continue;
+      this.gang(cell);
       if (agents.maxOverSlots > 0)
         this.add('slots', `node ${cell.path} gave an agent ${agents.maxOverSlots} over its slots`);
       for (const s of agents.byId.values()) {
@@ -308,6 +313,38 @@ export class Checker implements AgentObserver {
       }
     }
     for (const k of this.idleSince.keys()) if (!stillIdle.has(k)) this.idleSince.delete(k);
+  }
+
+  /** Gangs whose members were all at agents at once (by node and gang id). */
+  private readonly gangsWhole = new Set<string>();
+  private readonly gangReported = new Set<string>();
+  get gangStarts(): number {
+    return this.gangsWhole.size;
+  }
+
+  /** gang: no member at an agent while another member that never started waits in the queue. */
+  private gang(cell: Cell): void {
+    const at = new Map<string, number>();
+    for (const s of cell.agents!.byId.values())
+      for (const item of s.assigned.values()) {
+        const g = item.spec.gangId;
+        const rec = g ? cell.ledger.get(item.taskId) : undefined;
+        if (!rec || isTerminal(rec.state) || rec.attempt !== item.attempt) continue;
+        at.set(g, (at.get(g) ?? 0) + 1);
+        if (at.get(g) === item.spec.gangSize) this.gangsWhole.add(`${cell.path}|${g}`);
+      }
+    if (at.size === 0) return;
+    for (const item of cell.queue.values()) {
+      const g = item.spec.gangId;
+      if (!g || !at.has(g) || this.gangReported.has(item.taskId)) continue;
+      const rec = cell.ledger.get(item.taskId);
+      if (!rec || rec.state !== TaskState.TASK_STATE_QUEUED || rec.attempt !== rec.attemptBase) continue;
+      this.gangReported.add(item.taskId);
+      this.add(
+        'gang',
+        `${item.taskId} of gang ${g} waits in ${cell.path}'s queue while ${at.get(g)} members are at agents`,
+      );
+    }
   }
 
   /** Every attempt sent on from the cell went where the cell's trail says it chose. */

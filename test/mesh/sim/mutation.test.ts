@@ -34,6 +34,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'attempts',
       'slots',
       'multislot',
+      'gang',
       'capacity',
       'credits',
       'stale',

@@ -18,7 +18,10 @@ import { ChildLink } from '../../../src/mesh/child-link.js';
 import { ChildLinks } from '../../../src/mesh/child-links.js';
 import { Dispatcher } from '../../../src/mesh/dispatcher.js';
 import { Trail, type Decision } from '../../../src/mesh/dispatcher-trail.js';
+import { Gangs } from '../../../src/mesh/gang.js';
 import { Home } from '../../../src/mesh/home.js';
+import type { PickResult } from '../../../src/policies/index.js';
+import type { Popped } from '../../../src/queue/index.js';
 import { isTerminal, Ledger, type LedgerCommand, type TaskRecord } from '../../../src/mesh/ledger.js';
 import { Relay } from '../../../src/mesh/relay.js';
 import { SlotMap } from '../../../src/mesh/slot-map.js';
@@ -118,6 +121,28 @@ export const MUTATIONS: readonly Mutation[] = [
               send(item);
             };
             orig.apply(this, [items, results, forget] as never);
+          },
+      ),
+  },
+  {
+    check: 'gang',
+    what: 'the gang pass routes each member as it fits, not all or none',
+    apply: () =>
+      patch(
+        Gangs.prototype,
+        'place',
+        () =>
+          function (
+            this: Gangs,
+            popped: Popped<WorkItem>,
+            _picker: unknown,
+            pick: (m: WorkItem) => PickResult,
+            parked: Popped<WorkItem>[],
+          ): [WorkItem, string][] {
+            const r = pick(popped.task);
+            if (r.type === 'route') return [[popped.task, r.candidate]];
+            parked.push(popped);
+            return [];
           },
       ),
   },

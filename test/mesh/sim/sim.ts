@@ -22,6 +22,7 @@ import { planFlow, planPreemption } from './flow.js';
 import { planDebounce } from './debounce.js';
 import { planSlots } from './slots.js';
 import { planShares } from './shares.js';
+import { planGangs } from './gangs.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 export interface SimOptions {
@@ -71,6 +72,8 @@ export interface SimResult {
     debounce: { tasks: number; folds: number; started: number };
     /** Attempts of several slots started at agents, and the most slots any agent held at once, of its slots. */
     multislot: { starts: number; peak: number };
+    /** Gangs whose members were all at agents at once. */
+    gangs: { started: number };
   };
 }
 
@@ -147,6 +150,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     planDebounce(o.seed),
     planSlots(o.seed),
     shares,
+    planGangs(o.seed),
   );
   workload.plan(warm, healAt);
   const env: FaultEnv = {
@@ -233,6 +237,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       workload: workload.stats,
       faults,
       multislot: { starts: checker.bigStarts, peak: checker.slotPeak },
+      gangs: { started: checker.gangStarts },
       flow: Object.fromEntries(
         [...flow.limits].map(([k, limit]) => [
           k,

@@ -14,6 +14,7 @@ import { keyedSpec, type FlowPlan } from './flow.js';
 import { debounceBurst } from './debounce.js';
 import { bigSpec, type SlotPlan } from './slots.js';
 import { shareSpec, type SharePlan } from './shares.js';
+import { gangSpecs, type GangPlan } from './gangs.js';
 
 export interface Accepted {
   readonly id: string;
@@ -58,8 +59,11 @@ export class Workload {
     private readonly slots?: SlotPlan,
     /** Tasks of tenants with a share (shares.ts), drawn from their own stream. */
     private readonly shares?: SharePlan,
+    /** Gangs at node cells (gangs.ts), drawn from their own stream. */
+    private readonly gangs?: GangPlan,
   ) {}
   private shareSeq = 0;
+  private gangSeq = 0;
   private flowSeq = 0;
   private debounceBursts = 0;
   private slotSeq = 0;
@@ -95,6 +99,15 @@ export class Workload {
       const at = fromMs + sp!.rng.next() * (toMs - fromMs);
       const n = sp!.rng.int(3, 20);
       this.later(at, () => this.shareBurst(sp!, n));
+    }
+    const g = this.gangs;
+    if (g?.on) {
+      const nodes = this.shape.topology.cells.filter((c) => c.tier === 'node');
+      for (let b = g.rng.int(1, 4); b > 0; b--) {
+        const at = fromMs + g.rng.next() * (toMs - fromMs);
+        const home = g.rng.pick(nodes).path;
+        this.later(at, () => this.gangBurst(g, home));
+      }
     }
     const f = this.flow;
     if (!f) return;
@@ -154,6 +167,15 @@ export class Workload {
         if (!this.accepted.has(id)) this.accepted.set(id, { id, home: '/', logged: true, ledger });
         if (p.rng.chance(0.05)) this.later(p.rng.int(0, 3000), () => this.cancel('/', id));
       }
+    });
+  }
+
+  /** One gang, whole, at node cell `home`; now and then the client cancels a member. */
+  private gangBurst(g: GangPlan, home: string): void {
+    const specs = gangSpecs(g, this.shape.kinds, this.gangSeq++, this.now());
+    this.submit(home, specs, 0, (ids, ledger) => {
+      for (const id of ids) if (!this.accepted.has(id)) this.accepted.set(id, { id, home, logged: true, ledger });
+      if (g.rng.chance(0.1)) this.later(g.rng.int(0, 3000), () => this.cancel(home, g.rng.pick(ids)));
     });
   }
 
