@@ -177,7 +177,8 @@ export class Dispatcher {
       let budget = queue.sizeOfKind(kind);
       if (budget === 0) continue;
       if (!picker.hasKind(kind)) {
-        this.unservable(kind, now, homeNew);
+        const up = this.d.links.parent?.connected ? (it: WorkItem) => this.spill(it, homeNew, now) : undefined;
+        this.unplaceableKinds.unservable(kind, now, up, this.d.path);
         continue;
       }
       this.unplaceableKinds.placeable(kind);
@@ -312,30 +313,6 @@ export class Dispatcher {
 
   private viaFor(candidate: string): Via {
     return this.d.links.agents ? { type: 'agent', agentId: candidate } : { type: 'child', cell: candidate };
-  }
-
-  /** No target below has the kind: spill everything of it up, or wait here (the root, or no parent link) up to the limit. */
-  private unservable(kind: string, now: number, homeNew: WorkItem[]): void {
-    const { queue, routes, relay } = this.d;
-    if (!this.d.links.parent?.connected) {
-      this.unplaceableKinds.hold(kind, now);
-      return;
-    }
-    this.unplaceableKinds.placeable(kind);
-    for (;;) {
-      const popped = queue.popKind(kind, now);
-      if (!popped) break;
-      const item = popped.task;
-      routes.taken(item);
-      if (item.origin.type === 'parent') {
-        // The parent sent it against a capacity that is gone: refuse it, uncounted.
-        relay.bounce(item, `no capacity for kind ${kind} under ${this.d.path}`);
-        continue;
-      }
-      if (!this.spill(item, homeNew, now)) this.parked.push(popped); // a gang member: it waits for its node's agents
-    }
-    for (const p of this.parked) routes.putBack(p.task, p.enqueuedAt);
-    this.parked.length = 0;
   }
 
   /**

@@ -91,7 +91,9 @@ export function gangsOf(ledger: Ledger): GangIndex {
 
 /**
  * Why a batch's gangs cannot be accepted at this cell, or undefined. `known`: the spec's
- * idempotency key already names a task (a repeated submit, answered as `existing`).
+ * idempotency key already names a task (a repeated submit, answered as `existing`). `shared`:
+ * its tenant has a share here (src/flow/tenant-shares.ts), whose gate would let members go one
+ * at a time: not yet.
  */
 export function gangRefusal(
   specs: readonly TaskSpec[],
@@ -99,6 +101,7 @@ export function gangRefusal(
   path: string,
   index: GangIndex,
   known: (spec: TaskSpec) => boolean,
+  shared: (spec: TaskSpec) => boolean = () => false,
 ): { readonly code: status; readonly message: string } | undefined {
   const groups = new Map<string, TaskSpec[]>();
   for (const s of specs) if (s.gangId) (groups.get(s.gangId) ?? groups.set(s.gangId, []).get(s.gangId)!).push(s);
@@ -108,6 +111,7 @@ export function gangRefusal(
   for (const [id, members] of groups) {
     const size = members[0]!.gangSize;
     if (members.some((m) => m.gangSize !== size)) return invalid(`the members of gang ${id} disagree on gang_size`);
+    if (members.some(shared)) return invalid(`a member of gang ${id} is of a tenant with a share at ${path}`);
     if (members.length !== size)
       return invalid(`gang ${id} has ${members.length} of its ${size} members in this batch: submit a gang whole`);
     const repeated = members.filter(known).length;

@@ -119,7 +119,8 @@ export async function acceptSpecs(
     if (why) throw new MeshError(why.code, why.message);
   }
   const repeated = (s: TaskSpec): boolean => s.idempotencyKey !== '' && ledger.idForKey(s.idempotencyKey) !== undefined;
-  const gang = gangRefusal(specs, settings.nodeTier, h.path, gangsOf(ledger), repeated);
+  const shared = (s: TaskSpec): boolean => ledger.flow.shares.applies(s);
+  const gang = gangRefusal(specs, settings.nodeTier, h.path, gangsOf(ledger), repeated, shared);
   if (gang) throw new MeshError(gang.code, gang.message);
   const now = h.scheduler.now();
   const fresh: AcceptedTask[] = [];

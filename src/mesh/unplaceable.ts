@@ -35,6 +35,25 @@ export class Unplaceable {
     if (this.kinds.size > 0) this.kinds.delete(kind);
   }
 
+  /**
+   * No target below has `kind` (the dispatcher's pump): hand every task of it up (`up`), or with
+   * no parent to hand it to, wait here up to the limit (hold). One the parent sent goes back to
+   * it uncounted, as sent against a capacity that is gone; one `up` keeps (a gang member, which
+   * leaves its node only with its gang: gang.ts) waits.
+   */
+  unservable(kind: string, now: number, up: ((item: WorkItem) => boolean) | undefined, path: string): void {
+    if (!up) return this.hold(kind, now);
+    const { queue, routes, relay } = this.d;
+    this.placeable(kind);
+    const keep: Popped<WorkItem>[] = [];
+    for (let p = queue.popKind(kind, now); p !== undefined; p = queue.popKind(kind, now)) {
+      routes.taken(p.task);
+      if (p.task.origin.type === 'parent') relay.bounce(p.task, `no capacity for kind ${kind} under ${path}`);
+      else if (!up(p.task)) keep.push(p);
+    }
+    for (const p of keep) routes.putBack(p.task, p.enqueuedAt);
+  }
+
   /** A pump found `kind` unplaceable: its clock starts; tasks that waited out the limit end. */
   hold(kind: string, now: number): void {
     let k = this.kinds.get(kind);

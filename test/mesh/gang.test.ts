@@ -306,6 +306,7 @@ describe('what a submit of a gang must satisfy', () => {
     expect(gangRefusal(two, false, '/z', ix, no)?.code).toBe(status.INVALID_ARGUMENT);
     expect(gangRefusal([spec({}), spec({ gangSize: 3 })], true, '/n', ix, no)?.message).toMatch('disagree');
     expect(gangRefusal([spec({})], true, '/n', ix, no)?.message).toMatch('1 of its 2 members');
+    expect(gangRefusal(two, true, '/n', ix, no, () => true)?.message).toMatch('tenant with a share');
     ledger.apply({ type: 'accepted', tasks: two.map((s, i) => ({ id: `x${i}`, spec: s, homeCell: '/n', atMs: 0 })) });
     expect(gangRefusal(two, true, '/n', ix, no)?.code).toBe(status.ALREADY_EXISTS);
     expect(gangRefusal(two, true, '/n', ix, () => true)).toBeUndefined(); // submitted again: answered existing
