@@ -93,6 +93,8 @@ export class Dispatcher {
     );
     const { queue, routes, relay } = deps;
     this.gangs = new Gangs(gangHost(deps.home), queue, deps.scheduler);
+    if (deps.preemptor)
+      deps.preemptor.gated = (it) => !!it.spec.gangId || (isNewHome(it) && isGated(it.spec, deps.home.ledger.flow));
     this.unplaceableKinds = new Unplaceable({ queue, routes, relay, timeoutMs: deps.unplaceableTimeoutMs });
   }
 

@@ -83,16 +83,18 @@ export class Preemptor {
     return this.d.spec.enabled;
   }
 
-  /** Waiting tasks of `kind` that may preempt, with no victim yet (keyed home tasks pass their gate first). */
+  /**
+   * Set by the dispatcher: a waiting task that may not be placed outside its pump's gates. A new
+   * home task naming a flow key or of a tenant with a share passes its gate first (placed outside
+   * it, a task the tenant gate let go would keep its promised room for good, and its tenant's
+   * tasks would wait behind it); a gang member goes only with its gang (gang.ts).
+   */
+  gated: (item: WorkItem) => boolean = (it) => it.origin.type === 'home' && it.attempt === 0 && isKeyed(it.spec);
+
+  /** Waiting tasks of `kind` that may preempt, with no victim yet. */
   private waiting(kind: string): WorkItem[] {
     const items = this.d.queue.oldestOfKind(kind, this.threshold, SCAN);
-    return items.filter(
-      // A gang member goes only with its gang (gang.ts), never alone into a preempted slot.
-      (it) =>
-        !this.matched.has(it.id) &&
-        !it.spec.gangId &&
-        !(it.origin.type === 'home' && it.attempt === 0 && isKeyed(it.spec)),
-    );
+    return items.filter((it) => !this.matched.has(it.id) && !this.gated(it));
   }
 
   /** The dispatcher found no credit for `kind`: preempt (a node) or send a waiting task where it can (above). */

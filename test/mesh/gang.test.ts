@@ -17,6 +17,11 @@ import { gangRefusal, gangSpecProblem, gangsOf } from '../../src/mesh/gang-index
 import { VirtualScheduler } from '../../src/mesh/virtual-scheduler.js';
 import { FROM_HOME, makeItem, nextAttemptId, type WorkItem } from '../../src/mesh/types.js';
 import { assertProperty } from '../policies/arbitraries.js';
+import { parseTopology } from '../../src/topology/parse.js';
+import { Rng } from '../../src/util/rng.js';
+import { SimMesh } from './sim/mesh.js';
+import { SimNet } from './sim/net.js';
+import { SIM_CELL_OPTIONS } from './sim/sim.js';
 
 const CONFIGS: Record<string, unknown> = { 'region-wrr': { blackoutPeriodMs: 0 } };
 
@@ -318,3 +323,53 @@ describe('what a submit of a gang must satisfy', () => {
 function ok(taskId: string): TaskResult {
   return TaskResult.fromPartial({ taskId, attempt: 1, status: ResultStatus.RESULT_STATUS_OK, agentId: 'ag' });
 }
+
+describe('what the preemptor may place outside the pump (a waiting task it sends into a preempted slot)', () => {
+  // Found by the mesh simulator (npm run sim:mesh -- --seed 76 --no-raft, with gangs): a task of a
+  // tenant with a ceiling, let go by the tenant gate for a freed slot (its room promised), was sent
+  // by the preemptor past the gate; the promise was never kept nor given back, and the tenant's
+  // other tasks waited for good.
+  it('never a new home task of a tenant with a share, nor one with a flow key, nor a gang member', () => {
+    const vs = new VirtualScheduler(1_000_000);
+    const topology = parseTopology(`
+name: gated
+preemption: { minPriority: high, graceMs: 200, maxPerSecond: 10 }
+addressing: { host: 127.0.0.1, basePort: 20000 }
+flow:
+  tenants:
+    capped: { max: 2 }
+cells: { name: /, children: [{ name: r, children: [{ name: z, children: [{ name: n }] }] }] }
+`);
+    const mesh = new SimMesh({
+      topology,
+      vs,
+      net: new SimNet(vs, new Rng(1).fork(), [1, 1]),
+      rng: new Rng(2),
+      cellOptions: SIM_CELL_OPTIONS,
+    });
+    try {
+      const cellAt = (path: string) => [...mesh.replicas.values()].find((r) => r.cell.path === path)!.cell;
+      const item = (path: string, p: Partial<TaskSpec>, attempt = 0) =>
+        makeItem(
+          't',
+          attempt,
+          path,
+          TaskSpec.fromPartial({ kind: 'a', priority: 4, ...p }),
+          FROM_HOME,
+          undefined,
+          't#next',
+          1,
+          undefined,
+          0,
+        );
+      const root = cellAt('/').preemptor;
+      expect(root.gated(item('/', { tenant: 'capped' }))).toBe(true);
+      expect(root.gated(item('/', { concurrencyKey: 'k' }))).toBe(true);
+      expect(root.gated(item('/', { tenant: 'other' }))).toBe(false);
+      expect(root.gated(item('/', { tenant: 'capped' }, 2))).toBe(false); // admitted before: its attempt counts
+      expect(cellAt('/r/z/n').preemptor.gated(item('/r/z/n', { gangId: 'g', gangSize: 2 }))).toBe(true);
+    } finally {
+      mesh.close();
+    }
+  });
+});
