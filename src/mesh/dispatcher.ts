@@ -193,13 +193,10 @@ export class Dispatcher {
         const keyed = isNewHome(item) && isGated(item.spec, this.d.home.ledger.flow);
         if (this.holds.parks(popped, parked, now) || (keyed && !this.admitted(item, popped.enqueuedAt, now))) continue;
         if (item.spec.gangId) {
-          // All its gang's members leave together in this pump, or none does (gang.ts).
-          for (const [m, c] of this.gangs.place(
-            popped,
-            picker,
-            (m) => picker.pick(this.info(m, 0, Infinity)),
-            parked,
-          )) {
+          // All its gang's members leave together in this pump, or none does (gang.ts). None is held back
+          // for a faster agent (waited: Infinity): a member waits for its gang already.
+          const pick = (m: WorkItem): ReturnType<Picker['pick']> => picker.pick(this.info(m, 0, Infinity));
+          for (const [m, c] of this.gangs.place(popped, picker, pick, parked)) {
             this.breakers.sent(c);
             if (this.trail.enabled)
               this.trail.decided(m, now, this.policy.name, 'agent', c, undefined, 'with its gang');
