@@ -4,12 +4,11 @@
 // every replica of the cell); waiting and oldest wait from the leader's gate
 // (no series elsewhere).
 // Tenant shares have three of their own per tenant (label tenant).
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { MeteredCell } from '../mesh/meter.js';
+import { registerCellGauges, type CellGaugeSpec } from './cell-gauges.js';
 
-type Read = (c: MeteredCell) => Iterable<readonly [string, number]>;
-
-const GAUGES: readonly (readonly [string, string, Read])[] = [
+const GAUGES: readonly CellGaugeSpec[] = [
   [
     'flow_in_flight',
     'Concurrency permits held per key: attempts out, and lost ones that may still run (mesh-wide, at the root)',
@@ -37,15 +36,7 @@ const GAUGES: readonly (readonly [string, string, Read])[] = [
   ],
 ];
 
-function oldest(c: MeteredCell, prefix: string): [string, number][] {
-  const now = c.scheduler.now();
-  const out: [string, number][] = [];
-  for (const [k, at] of c.home.flow.oldestWaiting())
-    if (k.startsWith(prefix)) out.push([k.slice(prefix.length), Math.max(0, now - at) / 1000]);
-  return out;
-}
-
-const TENANT_GAUGES: readonly (readonly [string, string, Read])[] = [
+const TENANT_GAUGES: readonly CellGaugeSpec[] = [
   [
     'tenant_in_flight',
     "Slots a tenant with a share holds: its attempts out, and lost ones that may still run (at the tasks' home)",
@@ -65,10 +56,18 @@ function share(c: MeteredCell, which: 'min' | 'max'): [string, number][] {
   return s.tenants().flatMap((t): [string, number][] => (s.share(t)[which] > 0 ? [[t, s.share(t)[which]]] : []));
 }
 
-function backlog(c: MeteredCell, prefix: string): [string, number][] {
+/** The entries of a gate map (`c:key` / `r:key`) under `prefix`, by key, with `value` of each. */
+function ofPrefix(m: ReadonlyMap<string, number>, prefix: string, value: (n: number) => number): [string, number][] {
   const out: [string, number][] = [];
-  for (const [k, n] of c.home.flow.backlog()) if (k.startsWith(prefix)) out.push([k.slice(prefix.length), n]);
+  for (const [k, n] of m) if (k.startsWith(prefix)) out.push([k.slice(prefix.length), value(n)]);
   return out;
+}
+
+const backlog = (c: MeteredCell, prefix: string) => ofPrefix(c.home.flow.backlog(), prefix, (n) => n);
+
+function oldest(c: MeteredCell, prefix: string): [string, number][] {
+  const now = c.scheduler.now();
+  return ofPrefix(c.home.flow.oldestWaiting(), prefix, (at) => Math.max(0, now - at) / 1000);
 }
 
 /** Register the flow gauges; `cells` gives one replica per cell path when scraped. */
@@ -77,28 +76,6 @@ export function registerFlowGauges(
   prefix: string,
   cells: () => ReadonlyMap<string, MeteredCell>,
 ): void {
-  for (const [name, help, read] of GAUGES) {
-    new Gauge({
-      name: `${prefix}${name}`,
-      help,
-      labelNames: ['cell', 'key'],
-      registers: [registry],
-      collect(this: Gauge<'cell' | 'key'>) {
-        this.reset();
-        for (const [cell, c] of cells()) for (const [key, v] of read(c)) this.set({ cell, key }, v);
-      },
-    });
-  }
-  for (const [name, help, read] of TENANT_GAUGES) {
-    new Gauge({
-      name: `${prefix}${name}`,
-      help,
-      labelNames: ['cell', 'tenant'],
-      registers: [registry],
-      collect(this: Gauge<'cell' | 'tenant'>) {
-        this.reset();
-        for (const [cell, c] of cells()) for (const [tenant, v] of read(c)) this.set({ cell, tenant }, v);
-      },
-    });
-  }
+  registerCellGauges(registry, prefix, cells, 'key', GAUGES);
+  registerCellGauges(registry, prefix, cells, 'tenant', TENANT_GAUGES);
 }

@@ -2,9 +2,10 @@
 // read from the cells when scraped, with labels cell and kind: what an
 // autoscaler reads beside GetScaleRecommendations. The leader's figures (its
 // forecasts); a replica that does not lead shows what it measured itself.
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { ScaleRecommendation } from '../forecast/index.js';
 import type { MeteredCell } from '../mesh/meter.js';
+import { registerCellGauges } from './cell-gauges.js';
 
 type Read = (r: ScaleRecommendation) => number;
 
@@ -33,17 +34,15 @@ export function registerForecastGauges(
   prefix: string,
   cells: () => ReadonlyMap<string, MeteredCell>,
 ): void {
-  for (const [name, help, read] of GAUGES) {
-    new Gauge({
-      name: `${prefix}${name}`,
+  registerCellGauges(
+    registry,
+    prefix,
+    cells,
+    'kind',
+    GAUGES.map(([name, help, read]) => [
+      name,
       help,
-      labelNames: ['cell', 'kind'],
-      registers: [registry],
-      collect(this: Gauge<'cell' | 'kind'>) {
-        this.reset();
-        for (const [cell, c] of cells())
-          for (const r of c.forecasts?.recommendations() ?? []) this.set({ cell, kind: r.kind }, read(r));
-      },
-    });
-  }
+      (c: MeteredCell) => (c.forecasts?.recommendations() ?? []).map((r) => [r.kind, read(r)] as const),
+    ]),
+  );
 }
