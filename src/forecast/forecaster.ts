@@ -45,6 +45,8 @@ export interface KindForecast {
 
 /** Missed intervals fed as zeros after a stall at most this many; older ones are skipped. */
 const MAX_CATCH_UP = 64;
+/** Tasks per second under which a decayed rate counts as none (one task in ~30 years). */
+const IDLE_RATE = 1e-9;
 
 interface Series {
   arrivals: number;
@@ -100,7 +102,7 @@ export class Forecaster {
     for (const [kind, s] of this.kinds) {
       s.rate.update((s.arrivals * 1000) / step);
       if (s.served > 0) s.service.update(s.servedMs / s.served);
-      const active = s.arrivals > 0 || s.served > 0 || s.rate.forecast(this.config.horizon) > 1e-9;
+      const active = s.arrivals > 0 || s.served > 0 || s.rate.forecast(this.config.horizon) > IDLE_RATE;
       s.idle = active ? 0 : s.idle + 1;
       s.arrivals = s.served = s.servedMs = 0;
       if (s.idle >= this.config.forgetIntervals) this.kinds.delete(kind);
@@ -121,7 +123,10 @@ export class Forecaster {
   forecast(kind: string): KindForecast {
     const s = this.kinds.get(kind);
     const h = this.config.horizon;
-    return { kind, rate: s ? s.rate.forecast(h) : 0, serviceMs: s ? s.service.forecast(h) : 0 };
+    const rate = s ? s.rate.forecast(h) : 0;
+    // A smoothed rate only decays towards 0 once arrivals stop; below
+    // IDLE_RATE it is 0 (else the admin API shows rates such as 1e-26/s).
+    return { kind, rate: rate > IDLE_RATE ? rate : 0, serviceMs: s ? s.service.forecast(h) : 0 };
   }
 
   /** Every kind with a series, sorted. */

@@ -138,6 +138,16 @@ describe('Forecaster (per kind, per interval)', () => {
     expect(f.forecast('k').rate).toBeLessThan(2);
   });
 
+  it('reads a long-decayed rate as 0 while the kind is still kept (not 1e-26/s)', () => {
+    const f = new Forecaster({ ...config, forgetIntervals: 100_000 }, 0);
+    for (let i = 0; i < 5; i++) f.arrived('k', 50);
+    f.roll(100);
+    expect(f.forecast('k').rate).toBeGreaterThan(0);
+    f.roll(100 + 100 * 200);
+    expect(f.all().map((k) => k.kind)).toEqual(['k']);
+    expect(f.forecast('k').rate).toBe(0);
+  });
+
   it('survives a long stall and empty intervals with no NaN, and forgets idle kinds', () => {
     const f = new Forecaster({ ...config, forgetIntervals: 10 }, 0);
     f.arrived('k', 10);
