@@ -4,6 +4,7 @@
 import type { Topology } from '../topology/types.js';
 import { Replica } from '../mesh/replica.js';
 import type { CellOptions } from '../mesh/types.js';
+import type { LinkTransport } from '../mesh/link-dialer.js';
 import type { ReplicaSecurity } from '../security/replica-security.js';
 
 export interface MeshHarness {
@@ -24,7 +25,9 @@ export async function startMesh(
    * group on it) or its security (TLS and the guard, src/security).
    */
   opts: CellOptions & {
-    perCell?: (path: string) => CellOptions & { dataDir?: string; security?: ReplicaSecurity };
+    perCell?: (
+      path: string,
+    ) => CellOptions & { dataDir?: string; security?: ReplicaSecurity; linkTransport?: LinkTransport };
   } = {},
 ): Promise<MeshHarness> {
   const replicas = new Map<string, Replica>();

@@ -12,20 +12,15 @@
 // blackholed network): the stream is cancelled, attempts from the parent are
 // dropped and spill-ups fail back as on any break, and we reconnect with
 // backoff.
-import {
-  credentials,
-  status,
-  type ChannelCredentials,
-  type ClientDuplexStream,
-  type ServiceError,
-} from '@grpc/grpc-js';
-import { LinkServiceClient, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import type { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import { parentOf } from '../topology/paths.js';
 import { LIMITS } from '../util/limits.js';
 import { ResultKeeper } from './result-keeper.js';
 import { StreamBatcher } from './batcher.js';
+import { grpcLinkDialer, type DialedLink, type LinkCall, type LinkDialer } from './link-dialer.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
 import type { Summarizer } from './summary.js';
@@ -50,35 +45,13 @@ const MAX_HOLDING = 50_000;
 /** After a refusal that names the leader, try it this soon (ms). */
 const REDIRECT_DELAY_MS = 20;
 
-/** One LinkService.Open stream to a parent replica, and how to let go of its channel. */
-export interface DialedLink {
-  readonly call: ClientDuplexStream<OpenRequest, OpenResponse>;
-  close(): void;
-}
-
-/**
- * Opens a link stream to `address`: gRPC by default; the mesh simulator
- * passes its own (streams over a simulated network on virtual time).
- */
-export type LinkDialer = (address: string, maxMessageBytes: number) => DialedLink;
-
-/** The real dialer: a gRPC channel per stream (plaintext unless given TLS credentials), with keepalives. */
-export const grpcDialer =
-  (creds?: ChannelCredentials): LinkDialer =>
-  (address, max) => {
-    const client = new LinkServiceClient(address, creds ?? credentials.createInsecure(), {
-      'grpc.max_receive_message_length': max,
-      'grpc.max_send_message_length': max,
-      'grpc.keepalive_time_ms': 10_000,
-    });
-    return { call: client.open(), close: () => client.close() };
-  };
-export const grpcLinkDialer: LinkDialer = grpcDialer();
+// The dialers (grpc-js, the lean http2 client) live in link-dialer.ts.
+export { grpcDialer, grpcLinkDialer, type DialedLink, type LinkDialer } from './link-dialer.js';
 
 export class ParentLink implements ParentSide {
   connected = false;
   private dialed: DialedLink | undefined;
-  private call: ClientDuplexStream<OpenRequest, OpenResponse> | undefined;
+  private call: LinkCall | undefined;
   private batcher: StreamBatcher<OpenRequest> | undefined;
   /** When summaries go out and accepted acks are written (summary-pacer.ts). */
   private readonly pacer: SummaryPacer;
@@ -96,8 +69,8 @@ export class ParentLink implements ParentSide {
   private lastHeardMs = 0;
   /** Past the timeout at the previous tick (declared dead only if still so at the next one). */
   private suspect = false;
-  /** Streams opened, streams ended for silence (linkTimeoutMs). */
-  readonly stats = { opened: 0, timedOut: 0 };
+  /** Streams opened, streams ended for silence (linkTimeoutMs), the transport of the last (link-dialer.ts). */
+  readonly stats = { opened: 0, timedOut: 0, transport: '' };
   /** The address this replica serves on (reported in summaries). */
   selfAddress = '';
   /** The last refusal logged (another mesh or cell): logged once, not at every retry. */
@@ -161,6 +134,7 @@ export class ParentLink implements ParentSide {
     this.lastHeardMs = cell.scheduler.now();
     this.suspect = false;
     this.stats.opened++;
+    this.stats.transport = this.dialed.transport ?? '';
     const batcher = new StreamBatcher<OpenRequest>(
       call,
       [
@@ -245,7 +219,10 @@ export class ParentLink implements ParentSide {
         this.pacer.welcomed();
         this.resendHeld();
         this.batcher?.schedule();
-        cell.log.info({ parent: w.parentCell, replica: w.replicaId }, 'linked to parent');
+        cell.log.info(
+          { parent: w.parentCell, replica: w.replicaId, transport: this.stats.transport },
+          'linked to parent',
+        );
         cell.candidatesChanged();
         return;
       }
@@ -294,7 +271,7 @@ export class ParentLink implements ParentSide {
     }
   }
 
-  private broken(call: ClientDuplexStream<OpenRequest, OpenResponse>, why: string): void {
+  private broken(call: LinkCall, why: string): void {
     if (call !== this.call) return;
     this.call = undefined;
     this.batcher?.close();

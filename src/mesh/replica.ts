@@ -14,7 +14,8 @@ import { Cell } from './cell.js';
 import { ChildLinks } from './child-links.js';
 import { enableNoDelay, tolerantService } from './grpc-util.js';
 import { meshOf } from './mesh-identity.js';
-import { grpcDialer, ParentLink, type LinkDialer } from './parent-link.js';
+import { linkDialer, linkTransport, type LinkDialer, type LinkTransport } from './link-dialer.js';
+import { ParentLink } from './parent-link.js';
 import { raftCell, type RaftCell } from './raft-cell.js';
 import { TaskService } from './task-service.js';
 import { logger } from '../util/log.js';
@@ -44,6 +45,11 @@ export interface ReplicaOptions extends CellOptions {
    * topology). Absent: plaintext and open. The replica closes it.
    */
   readonly security?: ReplicaSecurity;
+  /**
+   * How the link to the parent is dialled (link-dialer.ts): grpc-js, or the
+   * lean http2 client. Default: MESHLB_LINK_TRANSPORT, else DEFAULT_LINK_TRANSPORT.
+   */
+  readonly linkTransport?: LinkTransport;
 }
 
 export class Replica {
@@ -87,7 +93,9 @@ export class Replica {
     wireCell(
       cell,
       opts.parentAddresses ?? (() => parentSpecAddresses(opts.topology, spec.parent)),
-      sec && spec.parent ? grpcDialer(sec.channelCredentials(spec.parent)) : undefined,
+      spec.parent
+        ? linkDialer(linkTransport(opts.linkTransport ?? process.env.MESHLB_LINK_TRANSPORT), spec.parent, sec)
+        : undefined,
     );
     this.tasks = new TaskService(cell, sec ? { credentials: sec.channelCredentials(spec.path) } : {});
   }

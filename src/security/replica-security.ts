@@ -9,6 +9,7 @@
 // slug ("root", "eu-west-1a") and the replica number.
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { isAbsolute, resolve } from 'node:path';
 import { cellSlug } from '../topology/paths.js';
 import type { Topology } from '../topology/types.js';
@@ -26,6 +27,8 @@ export interface ReplicaSecurity {
   serverCredentials(): grpc.ServerCredentials;
   /** Credentials for channels to replicas of `cell` (the parent, Raft peers, the leader); plaintext without tls. */
   channelCredentials(cell: string): grpc.ChannelCredentials;
+  /** The same as node:tls options (the lean link client, src/util/grpc-h2-client.ts); undefined without tls. */
+  tlsConnectOptions?(cell: string): ConnectionOptions | undefined;
   /** The guard for this replica's server. */
   interceptors(ctx: GuardContext): grpc.ServerInterceptor[];
   close(): void;
@@ -107,6 +110,7 @@ export function replicaSecurity(o: ReplicaSecurityOptions): ReplicaSecurity | un
   return {
     serverCredentials: () => tls?.serverCredentials() ?? grpc.ServerCredentials.createInsecure(),
     channelCredentials: (cell) => tls?.channelCredentials(cell) ?? grpc.credentials.createInsecure(),
+    tlsConnectOptions: (cell) => tls?.connectOptions(cell),
     interceptors: (ctx) => {
       let quotas: TenantQuotas | undefined;
       if (spec.quotas) {

@@ -14,7 +14,7 @@
 // exactly the cell we dialled). Addresses then may be anything the network
 // calls them (container names, pod DNS, NAT), with no certificate per name.
 import * as grpc from '@grpc/grpc-js';
-import type { PeerCertificate } from 'node:tls';
+import type { ConnectionOptions, PeerCertificate } from 'node:tls';
 import type { Logger } from '../util/log.js';
 import { ReloadingCertificateProvider, type CertFiles } from './cert-provider.js';
 import { describeIdentity, identitiesOf, replicaOf, type ReplicaIdentity } from './identity.js';
@@ -69,6 +69,20 @@ export class ReplicaTls {
       this.channels.set(cell, c);
     }
     return c;
+  }
+
+  /**
+   * The same as node:tls options for one new connection (the lean link
+   * client): the files as loaded now, so a rotation reaches the next connection.
+   */
+  connectOptions(cell: string): ConnectionOptions {
+    const c = this.provider.certs;
+    const meshId = this.o.self.meshId;
+    return {
+      ca: c.ca,
+      ...(c.cert && c.key ? { cert: c.cert, key: c.key } : {}),
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkReplica(cert, meshId, cell),
+    };
   }
 
   close(): void {
