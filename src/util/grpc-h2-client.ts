@@ -148,11 +148,16 @@ export class H2Channel {
       if (waiting || session.destroyed || !session.socket) return;
       waiting = setTimeout(() => session.destroy(new Error('keepalive ping not answered')), within);
       waiting.unref();
-      const sent = session.ping((err) => {
-        clearTimeout(waiting);
-        waiting = undefined;
-        if (err && !session.destroyed) session.destroy(err);
-      });
+      let sent = false;
+      try {
+        sent = session.ping((err) => {
+          clearTimeout(waiting);
+          waiting = undefined;
+          if (err && !session.destroyed) session.destroy(err);
+        });
+      } catch {
+        // Not connected yet, or closing: the next round tries again.
+      }
       if (!sent) {
         clearTimeout(waiting);
         waiting = undefined;

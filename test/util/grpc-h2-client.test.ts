@@ -6,10 +6,11 @@
 // merged into DATA frames, an oversize message (RESOURCE_EXHAUSTED, read or
 // written), an HTTP error without gRPC status, a server that does not read
 // (write callbacks wait for its window: nothing is buffered without bound),
-// an unreachable address (UNAVAILABLE) and cancel (CANCELLED).
+// an unreachable address (UNAVAILABLE), a silent peer (keepalive:
+// UNAVAILABLE) and cancel (CANCELLED).
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LinkServiceClient,
@@ -267,6 +268,31 @@ describe('the lean client against a raw HTTP/2 server', () => {
     await waitFor(() => streams.length > 0);
     c.cancel();
     expect((await o).error!.code).toBe(grpc.status.CANCELLED);
+  });
+
+  it('a peer that never answers a keepalive ping ends the call UNAVAILABLE', async () => {
+    // A TCP server that takes the bytes and says nothing (a peer gone silent behind a live socket).
+    const sink = createNetServer((sock) => {
+      sock.on('data', () => undefined);
+      sock.on('error', () => undefined);
+      sinks.push(sock);
+    });
+    const sinks: Socket[] = [];
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const ch = new H2Channel({
+      address: `127.0.0.1:${(sink.address() as AddressInfo).port}`,
+      maxMessageBytes: 1 << 20,
+      keepaliveMs: 50,
+      keepaliveTimeoutMs: 100,
+    });
+    channels.push(ch);
+    const c = ch.duplex(PATH, enc, dec);
+    c.write(hello('/a'));
+    const e = (await outcome(c)).error!;
+    expect(e.code).toBe(grpc.status.UNAVAILABLE);
+    expect(e.details).toBe('keepalive ping not answered');
+    for (const s of sinks) s.destroy();
+    await new Promise((r) => sink.close(r));
   });
 
   it('parses the addresses it can dial, and only those', () => {
