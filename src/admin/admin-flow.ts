@@ -3,14 +3,19 @@
 // `flowLimitSet` command to the root's log, GetFlow lists every key with its
 // counts (permits from the ledger, tasks waiting from the leader's gate);
 // SetTenantWeight commits a `tenantWeightSet` (the tenants' DRR weights),
-// SetTenantShare a `tenantShareSet` (a tenant's minimum and ceiling of slots).
+// SetTenantShare a `tenantShareSet` (a tenant's minimum and ceiling of slots),
+// SetKeyShare a `keyShareSet` (a key's weight, minimum and ceiling).
 import type {
   FlowKey,
   FlowRate,
   GetFlowResponse,
+  KeyShare,
+  SetKeyShareRequest,
+  SetKeyShareResponse,
   SetConcurrencyLimitResponse,
   SetTenantShareRequest,
   SetTenantShareResponse,
+  SetTenantWeightRequest,
   SetTenantWeightResponse,
   TenantShare,
 } from '../gen/meshlb/v1/admin.js';
@@ -66,7 +71,23 @@ export function getFlow(cell: Cell): GetFlowResponse {
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([tenant, weight]) => ({ tenant, weight }));
   const tenantShares = f.shares.tenants().map((t) => tenantShare(cell, t));
-  return { keys, rates, tenantWeights, tenantShares };
+  const keyShares = [...f.keyShares.subjects()].sort().map((k) => keyShare(cell, k));
+  return { keys, rates, tenantWeights, tenantShares, keyShares };
+}
+
+function keyShare(cell: Cell, key: string): KeyShare {
+  const f = cell.ledger.flow;
+  const s = f.keyShares.share(key);
+  return {
+    key,
+    weight: s.weight || 1,
+    minSlots: s.min,
+    maxSlots: s.max,
+    inFlight: f.permits.held(key),
+    lingering: f.permits.lingeringOf(key),
+    waiting: cell.home.flow.backlog().get(`c:${key}`) ?? 0,
+    runtime: f.keyShares.hasRuntime(key),
+  };
 }
 
 function tenantShare(cell: Cell, tenant: string): TenantShare {
@@ -102,11 +123,35 @@ export async function setTenantShare(cell: Cell, req: SetTenantShareRequest): Pr
   return { tenant: tenantShare(cell, tenant), replicated: replicated(cell) };
 }
 
+/**
+ * SetKeyShare: a `keyShareSet` command in the root's log. The key is one
+ * tasks count against (a round-robin group's name, not a member's), not a
+ * template: a template's keys are each their own and take no share.
+ */
+export async function setKeyShare(cell: Cell, req: SetKeyShareRequest): Promise<SetKeyShareResponse> {
+  const { key, weight, minSlots: min, maxSlots: max } = req;
+  if (!key) throw invalidArgument('key is required');
+  checkLength('key', key, LIMITS.tenant);
+  if (key.endsWith(':*')) throw invalidArgument(`${key} is a template: a share is set per key (name one, e.g. a:1)`);
+  const counter = cell.ledger.flow.counterKey(key);
+  if (counter !== key)
+    throw invalidArgument(`${key} is a member of round-robin group ${counter}: set the group's share (key ${counter})`);
+  if (weight > MAX_TENANT_WEIGHT) throw invalidArgument(`weight must be 0..${MAX_TENANT_WEIGHT}, got ${weight}`);
+  if (min > MAX_TENANT_SLOTS || max > MAX_TENANT_SLOTS)
+    throw invalidArgument(`min_slots and max_slots must be 0..${MAX_TENANT_SLOTS}`);
+  if (max > 0 && min > max) throw invalidArgument(`min_slots (${min}) must not exceed max_slots (${max})`);
+  cell.home.mustLead();
+  await commit(cell, { type: 'keyShareSet', key, weight, min, max, atMs: cell.scheduler.now() }, true);
+  cell.log.info({ key, weight, min, max }, 'key share set');
+  return { key: keyShare(cell, key), replicated: replicated(cell) };
+}
+
 /** The most a tenant may weigh: its tasks go out this many in a row at most. */
 export const MAX_TENANT_WEIGHT = 1000;
 
 /** SetTenantWeight: a `tenantWeightSet` command in the root's log (every replica's queues follow it). */
-export async function setTenantWeight(cell: Cell, tenant: string, weight: number): Promise<SetTenantWeightResponse> {
+export async function setTenantWeight(cell: Cell, req: SetTenantWeightRequest): Promise<SetTenantWeightResponse> {
+  const { tenant, weight } = req;
   if (!tenant) throw invalidArgument('tenant is required');
   checkLength('tenant', tenant, LIMITS.tenant);
   if (weight > MAX_TENANT_WEIGHT) throw invalidArgument(`weight must be 0..${MAX_TENANT_WEIGHT}, got ${weight}`);

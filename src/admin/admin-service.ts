@@ -49,7 +49,7 @@ import {
 } from './admin-route.js';
 import { breakerMessage, explainTask } from './admin-placement.js';
 import { checkTaskId, getTask, listTasks, replayDeadLetters, retryTask } from './admin-tasks.js';
-import { checkFlowCell, getFlow, setConcurrencyLimit, setTenantShare, setTenantWeight } from './admin-flow.js';
+import * as flows from './admin-flow.js';
 import { getVersionRamp, setVersionRamp } from './admin-versions.js';
 import { FLOW_OWNER } from '../flow/admission.js';
 import { liveAddress, MeshStatus } from './mesh-status.js';
@@ -329,7 +329,7 @@ export class Admin {
       local: (req: RequestOf<M> & { cell: string }) => ResponseOf<M> | Promise<ResponseOf<M>>,
     ) =>
       answer(what, (req: RequestOf<M> & { cell: string }, call: Call<RequestOf<M>, ResponseOf<M>>) => {
-        checkFlowCell(req.cell);
+        flows.checkFlowCell(req.cell);
         return this.routed(method, FLOW_OWNER, req, msLeft(call.getDeadline()), isForwarded(call.metadata), () =>
           local(req),
         );
@@ -381,13 +381,12 @@ export class Admin {
       ),
       // Flow control is the root's (it owns every key's counter and the weights): routed there from anywhere.
       setConcurrencyLimit: flow('setConcurrencyLimit', 'SetConcurrencyLimit', (req) =>
-        setConcurrencyLimit(cell, req.key, req.limit, req.strategy),
+        flows.setConcurrencyLimit(cell, req.key, req.limit, req.strategy),
       ),
-      setTenantWeight: flow('setTenantWeight', 'SetTenantWeight', (req) =>
-        setTenantWeight(cell, req.tenant, req.weight),
-      ),
-      setTenantShare: flow('setTenantShare', 'SetTenantShare', (req) => setTenantShare(cell, req)),
-      getFlow: flow('getFlow', 'GetFlow', () => getFlow(cell)),
+      setTenantWeight: flow('setTenantWeight', 'SetTenantWeight', (req) => flows.setTenantWeight(cell, req)),
+      setTenantShare: flow('setTenantShare', 'SetTenantShare', (req) => flows.setTenantShare(cell, req)),
+      setKeyShare: flow('setKeyShare', 'SetKeyShare', (req) => flows.setKeyShare(cell, req)),
+      getFlow: flow('getFlow', 'GetFlow', () => flows.getFlow(cell)),
       getScaleRecommendations: routed('getScaleRecommendations', 'GetScaleRecommendations', () =>
         scaleRecommendations(cell),
       ),

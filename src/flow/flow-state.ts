@@ -16,6 +16,7 @@ import { ResultStatus, type TaskResult, type TaskSpec } from '../gen/meshlb/v1/t
 import type { ConcurrencyStrategy, FlowSpec } from '../topology/types.js';
 import { emissionMs, gcra, type RateRule } from './gcra.js';
 import { PermitTable } from './permits.js';
+import { ShareTable, type Share } from './shares.js';
 import { TenantShares, type OutRecord } from './tenant-shares.js';
 
 /** The flow settings of a cell: the topology's `flow:` section and the default task timeout. */
@@ -52,6 +53,13 @@ export function strategyOf(s: string): ConcurrencyStrategy | '' {
 
 export const NO_FLOW: FlowConfig = { spec: undefined, defaultTimeoutMs: 30_000 };
 
+/**
+ * The queue's DRR subject of the tasks of a key with a share: a name no tenant
+ * takes in practice (a NUL first), so a key's lane never merges with a tenant's.
+ */
+export const keyLane = (key: string): string => `\u0000key:${key}`;
+const KEY_LANE = '\u0000key:';
+
 /** `taskId#attempt`, as permits are held. */
 export const permitRef = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
 
@@ -69,9 +77,13 @@ export class FlowState {
 
   /** Tenants' minimums and ceilings of slots and the slots each holds (tenant-shares.ts). */
   readonly shares: TenantShares;
+  /** Keys' weights, minimums and ceilings (shares.ts); a key's slots are its permits (`permits`). */
+  readonly keyShares: ShareTable;
 
   constructor(private readonly cfg: FlowConfig) {
     this.shares = new TenantShares(cfg.spec?.tenants);
+    const keyed = [...(cfg.spec?.concurrency ?? [])].flatMap(([k, c]) => (c.share ? [[k, c.share] as const] : []));
+    this.keyShares = new ShareTable(keyed.length > 0 ? new Map(keyed) : undefined);
     const rr = [...(cfg.spec?.concurrency ?? [])].filter(([, k]) => k.strategy === 'round-robin');
     this.groups = new Set(rr.map(([key]) => key));
   }
@@ -98,6 +110,36 @@ export class FlowState {
    */
   limit(key: string): number {
     return this.runtime.get(key) ?? this.concurrencySpec(key)?.limit ?? Infinity;
+  }
+
+  /** What a key's permits may not pass: the lower of its limit and its share's ceiling. */
+  cap(key: string): number {
+    const max = this.keyShares.empty ? 0 : this.keyShares.share(key).max;
+    return max > 0 ? Math.min(max, this.limit(key)) : this.limit(key);
+  }
+
+  /**
+   * The task's subject in the queues' DRR: its concurrency key's lane when the
+   * key (its counter: a group for a member) has a share, else its tenant.
+   */
+  laneOf(spec: TaskSpec): string {
+    if (this.keyShares.empty || spec.concurrencyKey === '') return spec.tenant;
+    const ck = this.counterKey(spec.concurrencyKey);
+    return this.keyShares.has(ck) ? keyLane(ck) : spec.tenant;
+  }
+
+  /** The queues' DRR options (src/queue): each task's subject (laneOf) and each subject's quantum (weight). */
+  get fairness() {
+    return {
+      tenantQuantum: (subject: string): number => this.weight(subject),
+      subjectOf: (t: { readonly spec: TaskSpec }): string => this.laneOf(t.spec),
+    };
+  }
+
+  /** An operator set a key's share (all 0: the topology's); a raised ceiling lets waiting tasks go. */
+  setKeyShare(key: string, share: Share): void {
+    this.keyShares.set(key, share);
+    for (const l of this.freed) l(key);
   }
 
   /** The topology's entry for a concurrency key: its own, else its template's. */
@@ -143,6 +185,7 @@ export class FlowState {
     const ks = new Set<string>(this.cfg.spec?.concurrency.keys() ?? []);
     for (const k of this.runtime.keys()) ks.add(k);
     for (const k of this.permits.counts().keys()) ks.add(k);
+    for (const k of this.keyShares.subjects()) ks.add(k);
     return ks;
   }
 
@@ -162,7 +205,7 @@ export class FlowState {
       tat = a.tat;
     }
     const counter = ck && this.counterKey(ck);
-    if (counter && !this.permits.acquire(counter, permitRef(taskId, attempt), this.limit(counter))) return false;
+    if (counter && !this.permits.acquire(counter, permitRef(taskId, attempt), this.cap(counter))) return false;
     if (rule) this.setTat(rk, tat, atMs);
     this.shares.take(spec, permitRef(taskId, attempt));
     return true;
@@ -227,7 +270,7 @@ export class FlowState {
 
   /** An operator set a tenant's minimum and ceiling (both 0: the topology's); attempts out now count. */
   setShare(tenant: string, min: number, max: number, records: Iterable<OutRecord>): void {
-    this.shares.set(tenant, min, max, records, permitRef);
+    this.shares.setShare(tenant, min, max, records, permitRef);
   }
 
   /** A lingering permit came back (ledger command permitReturned). */
@@ -275,9 +318,13 @@ export class FlowState {
   /** Tenant weights set at runtime: each tenant's quantum in the queues' DRR (default 1). */
   readonly weights = new Map<string, number>();
 
-  /** A tenant's DRR quantum: its tasks go out this many at a time per turn (runtime over topology). */
-  weight(tenant: string): number {
-    return this.weights.get(tenant) ?? this.shares.topologyWeight(tenant);
+  /**
+   * A DRR subject's quantum: its tasks go out this many at a time per turn. A
+   * tenant's (runtime over topology), or a key's share's (laneOf).
+   */
+  weight(subject: string): number {
+    if (subject.startsWith(KEY_LANE)) return this.keyShares.share(subject.slice(KEY_LANE.length)).weight || 1;
+    return this.weights.get(subject) ?? this.shares.topologyWeight(subject);
   }
 
   /** An operator set a tenant's weight; 0 returns it to 1. */
@@ -302,6 +349,9 @@ export class FlowState {
       rates: [...this.tats].map(([key, tatMs]) => ({ key, tatMs })),
       tenantWeights: [...this.weights].map(([tenant, weight]) => ({ tenant, weight })),
       ...this.shares.toProto(),
+      keyShares: this.keyShares
+        .runtimeEntries()
+        .map(([key, s]) => ({ key, weight: s.weight ?? 0, minSlots: s.min, maxSlots: s.max })),
     };
   }
 
@@ -318,5 +368,8 @@ export class FlowState {
     this.weights.clear();
     for (const w of f?.tenantWeights ?? []) this.weights.set(w.tenant, w.weight);
     this.shares.restore(f, permitRef);
+    this.keyShares.load(
+      (f?.keyShares ?? []).map((k) => [k.key, { min: k.minSlots, max: k.maxSlots, weight: k.weight }]),
+    );
   }
 }

@@ -24,7 +24,7 @@
 // Invariant: held(key) in the ledger + pending(key) <= limit(key) for every
 // start admitted here, so the leader never proposes more than the limit.
 import type { TaskSpec } from '../gen/meshlb/v1/task.js';
-import type { FlowState } from './flow-state.js';
+import { keyLane, type FlowState } from './flow-state.js';
 import { emissionMs, gcra } from './gcra.js';
 import { RoundRobinWaiters } from './round-robin.js';
 import { TenantGate } from './tenant-gate.js';
@@ -103,14 +103,14 @@ export class FlowGate<T extends GateItem> {
     const named = spec.concurrencyKey;
     const ck = named && this.state.counterKey(named);
     if (ck) {
-      const limit = this.state.limit(ck);
-      if (this.state.permits.held(ck) + (this.pending.get(ck) ?? 0) + (this.promisedPer.get(ck) ?? 0) >= limit) {
+      const limit = this.state.cap(ck);
+      if (this.count(ck) >= limit) {
         const strategy = this.state.strategy(ck);
         if (strategy === 'round-robin') {
           this.holdInGroup(ck, named, item, enqueuedAt, limit);
           return HELD;
         }
-        const why = `concurrency key ${ck} at its limit of ${limit}`;
+        const why = `concurrency key ${ck} at its ${limit < this.state.limit(ck) ? 'ceiling' : 'limit'} of ${limit}`;
         if (strategy === 'cancel-newest') return { type: 'cancel', why: `${why} (cancel-newest)` };
         this.hold(`c:${ck}`, item, enqueuedAt, why);
         return strategy === 'cancel-in-progress' ? this.preempt(ck, why) : HELD;
@@ -147,11 +147,7 @@ export class FlowGate<T extends GateItem> {
     const list = this.waiting.get(`c:${key}`);
     const group = this.groups.get(key);
     if (!list && !group) return;
-    const room =
-      this.state.limit(key) -
-      this.state.permits.held(key) -
-      (this.pending.get(key) ?? 0) -
-      (this.promisedPer.get(key) ?? 0);
+    const room = this.state.cap(key) - this.count(key);
     if (list) this.release(`c:${key}`, list, room, key);
     else if (group && room > 0) {
       for (const [id, w] of group.take(room)) {
@@ -161,6 +157,29 @@ export class FlowGate<T extends GateItem> {
       }
       if (group.size === 0) this.groups.delete(key);
     }
+  }
+
+  /** A key's slots counted now: permits in the ledger (lingering included), starts pending and promised here. */
+  count(key: string): number {
+    return this.state.permits.held(key) + (this.pending.get(key) ?? 0) + (this.promisedPer.get(key) ?? 0);
+  }
+
+  /**
+   * The DRR subjects (the queue's lanes) under their minimum, the furthest
+   * below (count / min) first: tenants (tenant-gate.ts) and keys with a share
+   * (their lanes, keyLane). The dispatcher serves their queued tasks first.
+   */
+  underMin(): readonly string[] {
+    const tenants = this.tenants.underMin();
+    if (this.state.keyShares.empty) return tenants;
+    let out: [string, number][] | undefined;
+    for (const [key, min] of this.state.keyShares.withMinimum()) {
+      const n = this.count(key);
+      if (n < min) (out ??= []).push([keyLane(key), n / min]);
+    }
+    if (!out) return tenants;
+    for (const t of tenants) out.push([t, this.tenants.count(t) / this.state.shares.share(t).min]);
+    return out.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1)).map(([s]) => s);
   }
 
   /** Why the task waits here, or undefined when it does not. */

@@ -19,16 +19,10 @@
 // counted from then on, whatever their number).
 import type { LedgerFlow } from '../gen/meshlb/v1/ledger.js';
 import { Durability, TaskState, type TaskSpec } from '../gen/meshlb/v1/task.js';
-import type { TenantShareSpec } from '../topology/types.js';
 import { PermitTable } from './permits.js';
+import { ShareTable } from './shares.js';
 
-/** A tenant's minimum and ceiling (0: none). */
-export interface Share {
-  readonly min: number;
-  readonly max: number;
-}
-
-const NONE: Share = { min: 0, max: 0 };
+export type { Share } from './shares.js';
 
 /** What a share needs to know of a ledger record when it is set (attempts already out). */
 export interface OutRecord {
@@ -41,50 +35,27 @@ export interface OutRecord {
 /** A task whose attempts count against its tenant's share: LOGGED (durability NONE never is). */
 export const isLoggedSpec = (spec: TaskSpec): boolean => spec.durability !== Durability.DURABILITY_NONE;
 
-export class TenantShares {
+/** The share table (shares.ts) by tenant, with the slots each tenant holds. */
+export class TenantShares extends ShareTable {
   readonly permits = new PermitTable();
-  /** Shares set at runtime (AdminService.SetTenantShare), over the topology's. */
-  private readonly runtime = new Map<string, Share>();
   private readonly freed: ((tenant: string) => void)[] = [];
-
-  constructor(private readonly topology: ReadonlyMap<string, TenantShareSpec> | undefined) {}
 
   /** Told when a tenant may start more (a permit came back, its share changed). Called on every replica. */
   onFreed(l: (tenant: string) => void): void {
     this.freed.push(l);
   }
 
-  /** The tenant's share now: runtime over topology. */
-  share(tenant: string): Share {
-    return this.runtime.get(tenant) ?? this.topology?.get(tenant) ?? NONE;
-  }
-
-  hasRuntime(tenant: string): boolean {
-    return this.runtime.has(tenant);
-  }
-
-  /** The topology's weight for the tenant (runtime weights are FlowState's), 1 by default. */
-  topologyWeight(tenant: string): number {
-    return this.topology?.get(tenant)?.weight ?? 1;
-  }
-
   /** The task's attempts count against its tenant's share (LOGGED, tenant with a minimum or a ceiling). */
   applies(spec: TaskSpec): boolean {
-    if (this.runtime.size === 0 && !this.topology) return false;
+    if (this.empty) return false;
     const s = this.share(spec.tenant);
     return (s.min > 0 || s.max > 0) && isLoggedSpec(spec);
   }
 
-  /** Tenants with a minimum (the dispatcher serves them first while under it). */
-  *withMinimum(): IterableIterator<[string, number]> {
-    for (const [t, s] of this.runtime) if (s.min > 0) yield [t, s.min];
-    for (const [t, s] of this.topology ?? []) if (s.min > 0 && !this.runtime.has(t)) yield [t, s.min];
-  }
-
-  /** Tenants with a share or permits held (admin, gauges), sorted. */
+  /** Tenants with a minimum or a ceiling, or permits held (admin, gauges), sorted. */
   tenants(): string[] {
-    const ts = new Set<string>(this.runtime.keys());
-    for (const [t, s] of this.topology ?? []) if (s.min > 0 || s.max > 0) ts.add(t);
+    const ts = new Set<string>();
+    for (const t of this.subjects()) if (this.share(t).min > 0 || this.share(t).max > 0) ts.add(t);
     for (const t of this.permits.counts().keys()) ts.add(t);
     return [...ts].sort();
   }
@@ -106,15 +77,14 @@ export class TenantShares {
    * attempts of the tenant out now are counted from here on (`records`: the
    * ledger's, in its order, so every replica counts the same).
    */
-  set(
+  setShare(
     tenant: string,
     min: number,
     max: number,
     records: Iterable<OutRecord>,
     ref: (id: string, n: number) => string,
   ): void {
-    if (min > 0 || max > 0) this.runtime.set(tenant, { min, max });
-    else this.runtime.delete(tenant);
+    this.set(tenant, { min, max });
     for (const r of records) {
       const out = r.state === TaskState.TASK_STATE_DISPATCHED || r.state === TaskState.TASK_STATE_RUNNING;
       if (out && r.spec.tenant === tenant && r.attempt > 0) this.take(r.spec, ref(r.id, r.attempt));
@@ -135,7 +105,7 @@ export class TenantShares {
 
   toProto(): Pick<LedgerFlow, 'tenantShares' | 'tenantPermits'> {
     return {
-      tenantShares: [...this.runtime].map(([tenant, s]) => ({ tenant, minSlots: s.min, maxSlots: s.max })),
+      tenantShares: this.runtimeEntries().map(([tenant, s]) => ({ tenant, minSlots: s.min, maxSlots: s.max })),
       tenantPermits: this.permits.entries().map((e) => {
         const i = e.ref.lastIndexOf('#');
         return { key: e.key, taskId: e.ref.slice(0, i), attempt: Number(e.ref.slice(i + 1)), untilMs: e.untilMs };
@@ -144,8 +114,7 @@ export class TenantShares {
   }
 
   restore(f: LedgerFlow | undefined, ref: (id: string, n: number) => string): void {
-    this.runtime.clear();
-    for (const s of f?.tenantShares ?? []) this.runtime.set(s.tenant, { min: s.minSlots, max: s.maxSlots });
+    this.load((f?.tenantShares ?? []).map((s) => [s.tenant, { min: s.minSlots, max: s.maxSlots }]));
     this.permits.load(
       (f?.tenantPermits ?? []).map((p) => ({ key: p.key, ref: ref(p.taskId, p.attempt), untilMs: p.untilMs })),
     );

@@ -118,7 +118,7 @@ export class Cell implements CellPort {
     this.queue = new TaskQueue<WorkItem>({
       capacity: this.settings.queueCapacity + this.settings.forwardBuffer + 1024,
       onPush: (item, at) => this.forecasts.arrived(item.kind, at),
-      tenantQuantum: (tenant) => this.ledger.flow.weight(tenant), // SetTenantWeight, in the root's ledger
+      ...this.ledger.flow.fairness, // DRR by tenant, or key with a share; runtime weights in the root's ledger
     });
     this.routes = new RouteTable(this.queue);
     // Made before the modules that count into it; it reads the rest of the cell only later (at scrape time).

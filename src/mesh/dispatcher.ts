@@ -236,12 +236,12 @@ export class Dispatcher {
   }
 
   /**
-   * The next item of `kind`: a new home task of a tenant under its minimum (tenant-gate.ts), sent on
+   * The next item of `kind`: a new home task of a tenant or key under its minimum (gate.ts), sent on
    * as guaranteed; else one a home sent so (every tier serves those first); else the queue's order.
    */
   private next(kind: string, now: number): Popped<WorkItem> | undefined {
     const q = this.d.queue;
-    const under = this.d.home.flow.tenants.underMin();
+    const under = this.d.home.flow.underMin();
     const p = under.length > 0 ? q.popFirstOf(kind, under, now, isNewHome) : undefined;
     if (p) p.task.guaranteed = true;
     return p ?? q.popGuaranteed(kind, now) ?? q.popKind(kind, now);

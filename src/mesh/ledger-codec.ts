@@ -116,6 +116,10 @@ function toMsg(c: LedgerCommand): LedgerCommandMsg {
       const value = { tenant: c.tenant, minSlots: c.min, maxSlots: c.max, atMs: c.atMs };
       return { command: { $case: 'tenantShareSet', value } };
     }
+    case 'keyShareSet': {
+      const value = { key: c.key, weight: c.weight, minSlots: c.min, maxSlots: c.max, atMs: c.atMs };
+      return { command: { $case: 'keyShareSet', value } };
+    }
   }
 }
 
@@ -171,6 +175,10 @@ function fromMsg(m: LedgerCommandMsg): LedgerCommand {
     case 'tenantShareSet': {
       const { tenant, minSlots, maxSlots, atMs } = c.value;
       return { type: 'tenantShareSet', tenant, min: minSlots, max: maxSlots, atMs };
+    }
+    case 'keyShareSet': {
+      const { key, weight, minSlots, maxSlots, atMs } = c.value;
+      return { type: 'keyShareSet', key, weight, min: minSlots, max: maxSlots, atMs };
     }
     case undefined:
       // A command from a newer version this one does not know: refusing beats skipping it silently.

@@ -90,6 +90,15 @@ export type LedgerCommand =
       readonly min: number;
       readonly max: number;
       readonly atMs: number;
+    }
+  /** An operator set a concurrency key's weight, minimum and ceiling (all 0: the topology's). */
+  | {
+      readonly type: 'keyShareSet';
+      readonly key: string;
+      readonly weight: number;
+      readonly min: number;
+      readonly max: number;
+      readonly atMs: number;
     };
 
 /**

@@ -35,6 +35,7 @@ import { TaskState } from '../gen/meshlb/v1/task.js';
 import { FlowState, NO_FLOW, strategyOf, type FlowConfig } from '../flow/flow-state.js';
 import { KeyedTasks } from '../flow/keyed.js';
 import { applyCheckpoint, dropCheckpointData } from './ledger-checkpoint.js';
+import { applyShareSet } from './ledger-shares.js';
 import {
   applyConfig,
   configToProto,
@@ -183,9 +184,8 @@ export class Ledger {
         return [applyCheckpoint(this.tasks.get(cmd.checkpoint.taskId), cmd.checkpoint, cmd.atMs)];
       case 'tenantWeightSet':
       case 'tenantShareSet': // a share counts the tenant's attempts out now
-        if (cmd.type === 'tenantShareSet') this.flow.setShare(cmd.tenant, cmd.min, cmd.max, this.tasks.values());
-        else this.flow.setWeight(cmd.tenant, cmd.weight);
-        return [{ ok: true, id: cmd.tenant, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
+      case 'keyShareSet': // a key's slots are its permits, counted from its first attempt
+        return [applyShareSet(this.flow, cmd, this.tasks.values())];
     }
   }
 

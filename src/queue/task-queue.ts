@@ -7,7 +7,8 @@
 //      minus floor(oldest wait / agingMs), floored at 0 (critical): a waiting
 //      low task climbs one level per agingMs, so it cannot starve;
 //   2. tie: the lane whose oldest task arrived first;
-//   3. within the lane, the tenant whose DRR turn it is;
+//   3. within the lane, the tenant whose DRR turn it is (or the DRR subject
+//      `subjectOf` names: a concurrency key with a share, src/flow);
 //   4. within the tenant, the earliest soft deadline
 //      min(deadline, enqueuedAt + softDeadlineMs) — EDF that still cannot
 //      starve a task without a deadline.
@@ -39,8 +40,10 @@ export interface TaskQueueOptions<T extends QueueTask = QueueTask> {
   readonly agingMs?: number;
   /** Soft deadline for EDF ordering inside a tenant; default 30000. */
   readonly softDeadlineMs?: number;
-  /** DRR quantum (tasks per turn) per tenant, integer >= 1; default 1 for all. */
+  /** DRR quantum (tasks per turn) per tenant (per DRR subject), integer >= 1; default 1 for all. */
   readonly tenantQuantum?: (tenant: string) => number;
+  /** The task's DRR subject, asked once as it is queued; default its tenant. */
+  readonly subjectOf?: (task: T) => string;
   /** Bounds of the retry hint returned when full; default 50..5000 ms. */
   readonly minRetryAfterMs?: number;
   readonly maxRetryAfterMs?: number;
@@ -89,6 +92,7 @@ export class TaskQueue<T extends QueueTask> {
   private readonly agingMs: number;
   private readonly softDeadlineMs: number;
   private readonly quantum: (tenant: string) => number;
+  private readonly subjectOf: ((task: T) => string) | undefined;
   private readonly minRetry: number;
   private readonly maxRetry: number;
   private readonly onPush: ((task: T, now: number) => void) | undefined;
@@ -105,6 +109,7 @@ export class TaskQueue<T extends QueueTask> {
     this.minRetry = opts.minRetryAfterMs ?? 50;
     this.maxRetry = opts.maxRetryAfterMs ?? 5000;
     this.onPush = opts.onPush;
+    this.subjectOf = opts.subjectOf;
   }
 
   get size(): number {
@@ -301,7 +306,7 @@ export class TaskQueue<T extends QueueTask> {
       dpos: -1,
       prev: null,
       next: null,
-      sub: lane.tenantQ(task.tenant),
+      sub: lane.tenantQ(this.subjectOf ? this.subjectOf(task) : task.tenant),
     };
     lane.add(e, fromHead);
     if (task.guaranteed === true) {

@@ -77,6 +77,7 @@ export const METHODS: Readonly<Record<string, Rule>> = {
   '/meshlb.v1.AdminService/SetConcurrencyLimit': { roles: WRITE },
   '/meshlb.v1.AdminService/SetTenantWeight': { roles: WRITE },
   '/meshlb.v1.AdminService/SetTenantShare': { roles: WRITE },
+  '/meshlb.v1.AdminService/SetKeyShare': { roles: WRITE },
   '/meshlb.v1.AdminService/GetFlow': { roles: READ },
   '/meshlb.v1.AdminService/SetVersionRamp': { roles: WRITE },
   '/meshlb.v1.AdminService/GetVersionRamp': { roles: READ },

@@ -8,12 +8,13 @@
 //       crawler: { limit: 10, strategy: cancel-newest }
 //       customers: { limit: 10, strategy: round-robin }   # tasks name customers:<id>
 //       "tenant:*": { limit: 3 }           # a template: tenant:a, tenant:b... 3 each
+//       batch: { limit: 20, weight: 2, min: 4, max: 10 }   # a key's share of the slots
 //     rateLimits:
 //       llm: { units: 100, periodMs: 1000, burst: 20 }
 //     tenants:                             # shares of the slots, per tenant
 //       gold: { weight: 5, min: 10, max: 40 }
 import { Collector, describe, isObj, type Obj } from './format.js';
-import type { ConcurrencyKeySpec, ConcurrencyStrategy, FlowSpec, RateLimitSpec, TenantShareSpec } from './types.js';
+import type { ConcurrencyKeySpec, ConcurrencyStrategy, FlowSpec, RateLimitSpec, ShareSpec } from './types.js';
 
 const TOP = ['lingerMs', 'concurrency', 'rateLimits', 'tenants'];
 const STRATEGIES: readonly ConcurrencyStrategy[] = ['queue', 'cancel-newest', 'cancel-in-progress', 'round-robin'];
@@ -41,7 +42,7 @@ export function parseFlow(raw: unknown, c: Collector): FlowSpec | undefined {
   const lingerMs = int('lingerMs', raw.lingerMs, 0, DEFAULT_LINGER_MS) ?? DEFAULT_LINGER_MS;
   const concurrency = new Map<string, ConcurrencyKeySpec>();
   for (const [key, v] of entries(c, 'concurrency', raw.concurrency)) {
-    c.keys(`field "flow.concurrency.${key}"`, v, ['limit', 'strategy']);
+    c.keys(`field "flow.concurrency.${key}"`, v, ['limit', 'strategy', 'weight', 'min', 'max']);
     const limit = int(`concurrency.${key}.limit`, v.limit, 1, undefined);
     if (v.limit === undefined) c.add(`field "flow.concurrency.${key}.limit"`, 'missing');
     let strategy: ConcurrencyStrategy = 'queue';
@@ -55,7 +56,14 @@ export function parseFlow(raw: unknown, c: Collector): FlowSpec | undefined {
     }
     if (strategy === 'round-robin' && key.includes(':'))
       c.add(`field "flow.concurrency.${key}"`, 'a round-robin group is named without ":" (tasks name group:member)');
-    else if (limit !== undefined) concurrency.set(key, { limit, strategy });
+    else if (limit !== undefined) {
+      const hasShare = v.weight !== undefined || v.min !== undefined || v.max !== undefined;
+      const share = hasShare ? parseShare(c, `concurrency.${key}`, v) : undefined;
+      if (hasShare && key.endsWith(':*'))
+        c.add(`field "flow.concurrency.${key}"`, 'a template cannot have a share (weight, min, max): name the key');
+      else if (!hasShare) concurrency.set(key, { limit, strategy });
+      else if (share) concurrency.set(key, { limit, strategy, share });
+    }
   }
   const rateLimits = new Map<string, RateLimitSpec>();
   for (const [key, v] of entries(c, 'rateLimits', raw.rateLimits)) {
@@ -67,19 +75,32 @@ export function parseFlow(raw: unknown, c: Collector): FlowSpec | undefined {
     if (units !== undefined && periodMs !== undefined && burst !== undefined)
       rateLimits.set(key, { units, periodMs, burst });
   }
-  const tenants = new Map<string, TenantShareSpec>();
+  const tenants = new Map<string, ShareSpec>();
   for (const [tenant, v] of entries(c, 'tenants', raw.tenants)) {
     c.keys(`field "flow.tenants.${tenant}"`, v, ['weight', 'min', 'max']);
-    const weight = int(`tenants.${tenant}.weight`, v.weight, 1, 1);
-    const min = int(`tenants.${tenant}.min`, v.min, 0, 0);
-    const max = int(`tenants.${tenant}.max`, v.max, 0, 0);
-    if (weight !== undefined && weight > MAX_WEIGHT)
-      c.add(`field "flow.tenants.${tenant}.weight"`, `must be at most ${MAX_WEIGHT}, got ${weight}`);
-    else if (min !== undefined && max !== undefined && max > 0 && min > max)
-      c.add(`field "flow.tenants.${tenant}"`, `min (${min}) must not exceed max (${max})`);
-    else if (weight !== undefined && min !== undefined && max !== undefined) tenants.set(tenant, { weight, min, max });
+    const share = parseShare(c, `tenants.${tenant}`, v);
+    if (share) tenants.set(tenant, share);
   }
   return { concurrency, rateLimits, lingerMs, ...(tenants.size > 0 ? { tenants } : {}) };
+}
+
+/** `weight` (1-1000, default 1), `min` and `max` (0: none; min at most max) of a tenant or a key. */
+function parseShare(c: Collector, where: string, v: Obj): ShareSpec | undefined {
+  const int = (f: string, x: unknown, min: number, dflt: number): number | undefined => {
+    if (x === undefined) return dflt;
+    if (typeof x === 'number' && Number.isSafeInteger(x) && x >= min) return x;
+    c.add(`field "flow.${where}.${f}"`, `must be an integer >= ${min}, got ${describe(x)}`);
+    return undefined;
+  };
+  const weight = int('weight', v.weight, 1, 1);
+  const min = int('min', v.min, 0, 0);
+  const max = int('max', v.max, 0, 0);
+  if (weight !== undefined && weight > MAX_WEIGHT)
+    c.add(`field "flow.${where}.weight"`, `must be at most ${MAX_WEIGHT}, got ${weight}`);
+  else if (min !== undefined && max !== undefined && max > 0 && min > max)
+    c.add(`field "flow.${where}"`, `min (${min}) must not exceed max (${max})`);
+  else if (weight !== undefined && min !== undefined && max !== undefined) return { weight, min, max };
+  return undefined;
 }
 
 /** The most a tenant may weigh (its tasks go out this many in a row at most); as SetTenantWeight. */
@@ -110,7 +131,10 @@ function entries(c: Collector, field: string, raw: unknown): [string, Obj][] {
 export function flowToDocument(f: FlowSpec | undefined): Obj | undefined {
   if (!f) return undefined;
   const o: Obj = { lingerMs: f.lingerMs };
-  if (f.concurrency.size) o.concurrency = Object.fromEntries([...f.concurrency].map(([k, v]) => [k, { ...v }]));
+  if (f.concurrency.size)
+    o.concurrency = Object.fromEntries(
+      [...f.concurrency].map(([k, { share, ...v }]) => [k, share ? { ...v, ...share } : { ...v }]),
+    );
   if (f.rateLimits.size) o.rateLimits = Object.fromEntries([...f.rateLimits].map(([k, v]) => [k, { ...v }]));
   if (f.tenants?.size) o.tenants = Object.fromEntries([...f.tenants].map(([k, v]) => [k, { ...v }]));
   return o;

@@ -116,6 +116,8 @@ export type ConcurrencyStrategy = 'queue' | 'cancel-newest' | 'cancel-in-progres
 export interface ConcurrencyKeySpec {
   readonly limit: number;
   readonly strategy: ConcurrencyStrategy;
+  /** The key's share of the slots: its weight, minimum and ceiling (docs/flow-control.md, "Key shares"). */
+  readonly share?: ShareSpec;
 }
 
 /** GCRA: `units` per `periodMs` sustained, `burst` at once from idle. */
@@ -138,16 +140,18 @@ export interface FlowSpec {
 }
 
 /**
- * A tenant's share of the slots its home cell dispatches to: `weight` its DRR
- * quantum (default 1), `min` slots it gets ahead of weighted sharing while it
- * has tasks waiting (0: none), `max` the most of its attempts in flight at
- * once (0: no ceiling).
+ * A tenant's or a concurrency key's share of the slots its home cell
+ * dispatches to: `weight` its DRR quantum (default 1), `min` slots it gets
+ * ahead of weighted sharing while it has tasks waiting (0: none), `max` the
+ * most of its attempts in flight at once (0: no ceiling).
  */
-export interface TenantShareSpec {
+export interface ShareSpec {
   readonly weight: number;
   readonly min: number;
   readonly max: number;
 }
+
+export type TenantShareSpec = ShareSpec;
 
 /** Paths as written in the file: relative ones are relative to the topology file's directory. */
 export interface SecuritySpec {

@@ -148,6 +148,15 @@ const commandOf = (p: Pools): fc.Arbitrary<LedgerCommand> => {
       max: p.attempt,
       atMs: ms,
     }),
+    record({
+      type: fc.constant('keyShareSet' as const),
+      // The specs' concurrency keys now and then: ceilings that bind the scripts' dispatches.
+      key: fc.oneof(p.keys, fc.constantFrom('c1', 'c2')),
+      weight: p.attempt,
+      min: p.attempt,
+      max: p.attempt,
+      atMs: ms,
+    }),
   );
 };
 

@@ -105,4 +105,34 @@ describe('topology flow section', () => {
     expect(got).toMatch(/flow.tenants.c.weight.*at most 1000/);
     expect(got).toMatch(/"limit"/);
   });
+
+  it("reads key shares next to a key's limit (weight 1 by default) and refuses them on templates and bad values", () => {
+    const t = parseTopology(
+      doc(`flow:
+  concurrency:
+    batch: { limit: 20, weight: 2, min: 4, max: 10 }
+    capped: { limit: 9, max: 3 }
+    plain: { limit: 1 }
+`),
+    );
+    expect([...t.flow!.concurrency]).toEqual([
+      ['batch', { limit: 20, strategy: 'queue', share: { weight: 2, min: 4, max: 10 } }],
+      ['capped', { limit: 9, strategy: 'queue', share: { weight: 1, min: 0, max: 3 } }],
+      ['plain', { limit: 1, strategy: 'queue' }],
+    ]);
+    expect(parseTopology(stringify(topologyToDocument(t))).flow).toEqual(t.flow);
+    const got = issues(
+      doc(`flow:
+  concurrency:
+    a: { limit: 5, min: 5, max: 2 }
+    b: { limit: 5, weight: 0 }
+    "t:*": { limit: 5, weight: 2 }
+    d: { weight: 2 }
+`),
+    ).join('\n');
+    expect(got).toMatch(/flow.concurrency.a.*min \(5\) must not exceed max \(2\)/);
+    expect(got).toMatch(/flow.concurrency.b.weight.*integer >= 1/);
+    expect(got).toMatch(/flow.concurrency.t:\*.*a template cannot have a share/);
+    expect(got).toMatch(/flow.concurrency.d.limit.*missing/);
+  });
 });

@@ -867,6 +867,11 @@ export interface GetFlowResponse {
    * set at runtime) or slots counted now, by tenant.
    */
   tenantShares: TenantShare[];
+  /**
+   * Concurrency keys with a share (a weight, a minimum or a ceiling, the
+   * topology's or set at runtime), by key.
+   */
+  keyShares: KeyShare[];
 }
 
 export interface SetTenantShareRequest {
@@ -911,6 +916,56 @@ export interface TenantShare {
   runtime: boolean;
   /** The tenant's weight in the queues' deficit round robin. */
   weight: number;
+}
+
+export interface SetKeyShareRequest {
+  /**
+   * The concurrency key (1-128 characters; a round-robin group's name for the
+   * group, not a template).
+   */
+  key: string;
+  /** Its weight in the root queue's deficit round robin, 1-1000 (0: 1). */
+  weight: number;
+  /**
+   * Slots the key gets ahead of weighted sharing while it has tasks waiting
+   * (0: none). At most max_slots when that is set.
+   */
+  minSlots: number;
+  /**
+   * The most attempts of the key in flight at once (0: no ceiling); with the
+   * key's concurrency limit, the lower holds. All three 0: the topology's share.
+   */
+  maxSlots: number;
+  /** The cell that holds the shares: "/" (empty: "/"). */
+  cell: string;
+}
+
+export interface SetKeyShareResponse {
+  key:
+    | KeyShare
+    | undefined;
+  /** Recorded in the root's Raft log (false: kept in this replica's memory). */
+  replicated: boolean;
+}
+
+/** One concurrency key's share as the root cell counts it. */
+export interface KeyShare {
+  key: string;
+  /** The key's DRR weight (1 when none was given). */
+  weight: number;
+  minSlots: number;
+  /** 0: no ceiling. */
+  maxSlots: number;
+  /**
+   * The key's permits: attempts out, and lost or stopped ones that may still
+   * run (lingering, included here).
+   */
+  inFlight: number;
+  lingering: number;
+  /** Tasks waiting at the root's leader for a slot of the key (its ceiling or its limit). */
+  waiting: number;
+  /** Set at runtime (SetKeyShare), over the topology's. */
+  runtime: boolean;
 }
 
 /** One concurrency key as the root cell counts it. */
@@ -8949,7 +9004,7 @@ export const GetFlowRequest: MessageFns<GetFlowRequest> = {
 };
 
 function createBaseGetFlowResponse(): GetFlowResponse {
-  return { keys: [], rates: [], tenantWeights: [], tenantShares: [] };
+  return { keys: [], rates: [], tenantWeights: [], tenantShares: [], keyShares: [] };
 }
 
 export const GetFlowResponse: MessageFns<GetFlowResponse> = {
@@ -8965,6 +9020,9 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     }
     for (const v of message.tenantShares) {
       TenantShare.encode(v!, writer.uint32(1042).fork()).join();
+    }
+    for (const v of message.keyShares) {
+      KeyShare.encode(v!, writer.uint32(1282).fork()).join();
     }
     return writer;
   },
@@ -9014,6 +9072,14 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
             message.tenantShares.push(TenantShare.decode(reader, reader.uint32()));
             continue;
           }
+          case 160: {
+            if (tag !== 1282) {
+              break;
+            }
+
+            message.keyShares.push(KeyShare.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -9040,6 +9106,11 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
         : globalThis.Array.isArray(object?.tenant_shares)
         ? object.tenant_shares.map((e: any) => TenantShare.fromJSON(e))
         : [],
+      keyShares: globalThis.Array.isArray(object?.keyShares)
+        ? object.keyShares.map((e: any) => KeyShare.fromJSON(e))
+        : globalThis.Array.isArray(object?.key_shares)
+        ? object.key_shares.map((e: any) => KeyShare.fromJSON(e))
+        : [],
     };
   },
 
@@ -9057,6 +9128,9 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     if (message.tenantShares?.length) {
       obj.tenantShares = message.tenantShares.map((e) => TenantShare.toJSON(e));
     }
+    if (message.keyShares?.length) {
+      obj.keyShares = message.keyShares.map((e) => KeyShare.toJSON(e));
+    }
     return obj;
   },
 
@@ -9069,6 +9143,7 @@ export const GetFlowResponse: MessageFns<GetFlowResponse> = {
     message.rates = object.rates?.map((e) => FlowRate.fromPartial(e)) || [];
     message.tenantWeights = object.tenantWeights?.map((e) => TenantWeight.fromPartial(e)) || [];
     message.tenantShares = object.tenantShares?.map((e) => TenantShare.fromPartial(e)) || [];
+    message.keyShares = object.keyShares?.map((e) => KeyShare.fromPartial(e)) || [];
     return message;
   },
 };
@@ -9474,6 +9549,425 @@ export const TenantShare: MessageFns<TenantShare> = {
     message.waiting = object.waiting ?? 0;
     message.runtime = object.runtime ?? false;
     message.weight = object.weight ?? 0;
+    return message;
+  },
+};
+
+function createBaseSetKeyShareRequest(): SetKeyShareRequest {
+  return { key: "", weight: 0, minSlots: 0, maxSlots: 0, cell: "" };
+}
+
+export const SetKeyShareRequest: MessageFns<SetKeyShareRequest> = {
+  encode(message: SetKeyShareRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    if (message.minSlots !== 0) {
+      writer.uint32(24).uint32(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      writer.uint32(32).uint32(message.maxSlots);
+    }
+    if (message.cell !== "") {
+      writer.uint32(42).string(message.cell);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetKeyShareRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetKeyShareRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.minSlots = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxSlots = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.cell = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetKeyShareRequest {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+      minSlots: isSet(object.minSlots)
+        ? globalThis.Number(object.minSlots)
+        : isSet(object.min_slots)
+        ? globalThis.Number(object.min_slots)
+        : 0,
+      maxSlots: isSet(object.maxSlots)
+        ? globalThis.Number(object.maxSlots)
+        : isSet(object.max_slots)
+        ? globalThis.Number(object.max_slots)
+        : 0,
+      cell: isSet(object.cell) ? globalThis.String(object.cell) : "",
+    };
+  },
+
+  toJSON(message: SetKeyShareRequest): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    if (message.minSlots !== 0) {
+      obj.minSlots = Math.round(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      obj.maxSlots = Math.round(message.maxSlots);
+    }
+    if (message.cell !== "") {
+      obj.cell = message.cell;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetKeyShareRequest>): SetKeyShareRequest {
+    return SetKeyShareRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetKeyShareRequest>): SetKeyShareRequest {
+    const message = createBaseSetKeyShareRequest();
+    message.key = object.key ?? "";
+    message.weight = object.weight ?? 0;
+    message.minSlots = object.minSlots ?? 0;
+    message.maxSlots = object.maxSlots ?? 0;
+    message.cell = object.cell ?? "";
+    return message;
+  },
+};
+
+function createBaseSetKeyShareResponse(): SetKeyShareResponse {
+  return { key: undefined, replicated: false };
+}
+
+export const SetKeyShareResponse: MessageFns<SetKeyShareResponse> = {
+  encode(message: SetKeyShareResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      KeyShare.encode(message.key, writer.uint32(10).fork()).join();
+    }
+    if (message.replicated !== false) {
+      writer.uint32(16).bool(message.replicated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetKeyShareResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetKeyShareResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = KeyShare.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replicated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetKeyShareResponse {
+    return {
+      key: isSet(object.key) ? KeyShare.fromJSON(object.key) : undefined,
+      replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
+    };
+  },
+
+  toJSON(message: SetKeyShareResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = KeyShare.toJSON(message.key);
+    }
+    if (message.replicated !== false) {
+      obj.replicated = message.replicated;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetKeyShareResponse>): SetKeyShareResponse {
+    return SetKeyShareResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetKeyShareResponse>): SetKeyShareResponse {
+    const message = createBaseSetKeyShareResponse();
+    message.key = (object.key !== undefined && object.key !== null) ? KeyShare.fromPartial(object.key) : undefined;
+    message.replicated = object.replicated ?? false;
+    return message;
+  },
+};
+
+function createBaseKeyShare(): KeyShare {
+  return { key: "", weight: 0, minSlots: 0, maxSlots: 0, inFlight: 0, lingering: 0, waiting: 0, runtime: false };
+}
+
+export const KeyShare: MessageFns<KeyShare> = {
+  encode(message: KeyShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    if (message.minSlots !== 0) {
+      writer.uint32(24).uint32(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      writer.uint32(32).uint32(message.maxSlots);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(40).uint32(message.inFlight);
+    }
+    if (message.lingering !== 0) {
+      writer.uint32(48).uint32(message.lingering);
+    }
+    if (message.waiting !== 0) {
+      writer.uint32(56).uint32(message.waiting);
+    }
+    if (message.runtime !== false) {
+      writer.uint32(64).bool(message.runtime);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.minSlots = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxSlots = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.inFlight = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.lingering = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.waiting = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.runtime = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyShare {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+      minSlots: isSet(object.minSlots)
+        ? globalThis.Number(object.minSlots)
+        : isSet(object.min_slots)
+        ? globalThis.Number(object.min_slots)
+        : 0,
+      maxSlots: isSet(object.maxSlots)
+        ? globalThis.Number(object.maxSlots)
+        : isSet(object.max_slots)
+        ? globalThis.Number(object.max_slots)
+        : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      lingering: isSet(object.lingering) ? globalThis.Number(object.lingering) : 0,
+      waiting: isSet(object.waiting) ? globalThis.Number(object.waiting) : 0,
+      runtime: isSet(object.runtime) ? globalThis.Boolean(object.runtime) : false,
+    };
+  },
+
+  toJSON(message: KeyShare): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    if (message.minSlots !== 0) {
+      obj.minSlots = Math.round(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      obj.maxSlots = Math.round(message.maxSlots);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.lingering !== 0) {
+      obj.lingering = Math.round(message.lingering);
+    }
+    if (message.waiting !== 0) {
+      obj.waiting = Math.round(message.waiting);
+    }
+    if (message.runtime !== false) {
+      obj.runtime = message.runtime;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KeyShare>): KeyShare {
+    return KeyShare.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KeyShare>): KeyShare {
+    const message = createBaseKeyShare();
+    message.key = object.key ?? "";
+    message.weight = object.weight ?? 0;
+    message.minSlots = object.minSlots ?? 0;
+    message.maxSlots = object.maxSlots ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.lingering = object.lingering ?? 0;
+    message.waiting = object.waiting ?? 0;
+    message.runtime = object.runtime ?? false;
     return message;
   },
 };
@@ -11356,6 +11850,20 @@ export const AdminServiceService = {
       Buffer.from(SetTenantShareResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SetTenantShareResponse => SetTenantShareResponse.decode(value),
   },
+  /**
+   * A concurrency key's share: its weight in the root queue's deficit round
+   * robin, a guaranteed minimum of slots and a ceiling, recorded in the root's
+   * Raft log and answered by the root's leader (docs/flow-control.md, "Key shares").
+   */
+  setKeyShare: {
+    path: "/meshlb.v1.AdminService/SetKeyShare" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetKeyShareRequest): Buffer => Buffer.from(SetKeyShareRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetKeyShareRequest => SetKeyShareRequest.decode(value),
+    responseSerialize: (value: SetKeyShareResponse): Buffer => Buffer.from(SetKeyShareResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetKeyShareResponse => SetKeyShareResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -11455,6 +11963,12 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * "Tenant shares").
    */
   setTenantShare: handleUnaryCall<SetTenantShareRequest, SetTenantShareResponse>;
+  /**
+   * A concurrency key's share: its weight in the root queue's deficit round
+   * robin, a guaranteed minimum of slots and a ceiling, recorded in the root's
+   * Raft log and answered by the root's leader (docs/flow-control.md, "Key shares").
+   */
+  setKeyShare: handleUnaryCall<SetKeyShareRequest, SetKeyShareResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -11931,6 +12445,26 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SetTenantShareResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A concurrency key's share: its weight in the root queue's deficit round
+   * robin, a guaranteed minimum of slots and a ceiling, recorded in the root's
+   * Raft log and answered by the root's leader (docs/flow-control.md, "Key shares").
+   */
+  setKeyShare(
+    request: SetKeyShareRequest,
+    callback: (error: ServiceError | null, response: SetKeyShareResponse) => void,
+  ): ClientUnaryCall;
+  setKeyShare(
+    request: SetKeyShareRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetKeyShareResponse) => void,
+  ): ClientUnaryCall;
+  setKeyShare(
+    request: SetKeyShareRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetKeyShareResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -49,6 +49,9 @@ export interface LedgerCommand {
     | //
     /** A tenant's guaranteed minimum and ceiling of slots (AdminService.SetTenantShare). */
     { $case: "tenantShareSet"; value: LedgerTenantShareSet }
+    | //
+    /** A concurrency key's weight, minimum and ceiling (AdminService.SetKeyShare). */
+    { $case: "keyShareSet"; value: LedgerKeyShareSet }
     | undefined;
 }
 
@@ -199,6 +202,14 @@ export interface LedgerTenantShareSet {
   atMs: number;
 }
 
+export interface LedgerKeyShareSet {
+  key: string;
+  weight: number;
+  minSlots: number;
+  maxSlots: number;
+  atMs: number;
+}
+
 export interface LedgerTenantWeightSet {
   tenant: string;
   weight: number;
@@ -265,6 +276,11 @@ export interface LedgerFlow {
   tenantShares: LedgerTenantShare[];
   /** One permit per attempt out of a tenant with a share (key: the tenant), as `permits` for keys. */
   tenantPermits: LedgerPermit[];
+  /**
+   * Key shares set at runtime (weight, minimum and ceiling), by key; the
+   * keys' slots are their permits (`permits`).
+   */
+  keyShares: LedgerKeyShare[];
 }
 
 /** One concurrency permit: held by attempt `attempt` of a task, for its key. */
@@ -289,6 +305,13 @@ export interface LedgerFlowLimit {
 
 export interface LedgerTenantShare {
   tenant: string;
+  minSlots: number;
+  maxSlots: number;
+}
+
+export interface LedgerKeyShare {
+  key: string;
+  weight: number;
   minSlots: number;
   maxSlots: number;
 }
@@ -504,6 +527,9 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "tenantShareSet":
         LedgerTenantShareSet.encode(message.command.value, writer.uint32(1042).fork()).join();
         break;
+      case "keyShareSet":
+        LedgerKeyShareSet.encode(message.command.value, writer.uint32(1282).fork()).join();
+        break;
     }
     return writer;
   },
@@ -660,6 +686,14 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
             message.command = { $case: "tenantShareSet", value: LedgerTenantShareSet.decode(reader, reader.uint32()) };
             continue;
           }
+          case 160: {
+            if (tag !== 1282) {
+              break;
+            }
+
+            message.command = { $case: "keyShareSet", value: LedgerKeyShareSet.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -728,6 +762,10 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
         ? { $case: "tenantShareSet", value: LedgerTenantShareSet.fromJSON(object.tenantShareSet) }
         : isSet(object.tenant_share_set)
         ? { $case: "tenantShareSet", value: LedgerTenantShareSet.fromJSON(object.tenant_share_set) }
+        : isSet(object.keyShareSet)
+        ? { $case: "keyShareSet", value: LedgerKeyShareSet.fromJSON(object.keyShareSet) }
+        : isSet(object.key_share_set)
+        ? { $case: "keyShareSet", value: LedgerKeyShareSet.fromJSON(object.key_share_set) }
         : undefined,
     };
   },
@@ -768,6 +806,8 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       obj.tenantWeightSet = LedgerTenantWeightSet.toJSON(message.command.value);
     } else if (message.command?.$case === "tenantShareSet") {
       obj.tenantShareSet = LedgerTenantShareSet.toJSON(message.command.value);
+    } else if (message.command?.$case === "keyShareSet") {
+      obj.keyShareSet = LedgerKeyShareSet.toJSON(message.command.value);
     }
     return obj;
   },
@@ -880,6 +920,12 @@ export const LedgerCommand: MessageFns<LedgerCommand> = {
       case "tenantShareSet": {
         if (object.command?.value !== undefined && object.command?.value !== null) {
           message.command = { $case: "tenantShareSet", value: LedgerTenantShareSet.fromPartial(object.command.value) };
+        }
+        break;
+      }
+      case "keyShareSet": {
+        if (object.command?.value !== undefined && object.command?.value !== null) {
+          message.command = { $case: "keyShareSet", value: LedgerKeyShareSet.fromPartial(object.command.value) };
         }
         break;
       }
@@ -2664,6 +2710,151 @@ export const LedgerTenantShareSet: MessageFns<LedgerTenantShareSet> = {
   },
 };
 
+function createBaseLedgerKeyShareSet(): LedgerKeyShareSet {
+  return { key: "", weight: 0, minSlots: 0, maxSlots: 0, atMs: 0 };
+}
+
+export const LedgerKeyShareSet: MessageFns<LedgerKeyShareSet> = {
+  encode(message: LedgerKeyShareSet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    if (message.minSlots !== 0) {
+      writer.uint32(24).uint32(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      writer.uint32(32).uint32(message.maxSlots);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(41).double(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerKeyShareSet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerKeyShareSet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.minSlots = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxSlots = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.atMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerKeyShareSet {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+      minSlots: isSet(object.minSlots)
+        ? globalThis.Number(object.minSlots)
+        : isSet(object.min_slots)
+        ? globalThis.Number(object.min_slots)
+        : 0,
+      maxSlots: isSet(object.maxSlots)
+        ? globalThis.Number(object.maxSlots)
+        : isSet(object.max_slots)
+        ? globalThis.Number(object.max_slots)
+        : 0,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerKeyShareSet): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    if (message.minSlots !== 0) {
+      obj.minSlots = Math.round(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      obj.maxSlots = Math.round(message.maxSlots);
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = floatToJson(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerKeyShareSet>): LedgerKeyShareSet {
+    return LedgerKeyShareSet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerKeyShareSet>): LedgerKeyShareSet {
+    const message = createBaseLedgerKeyShareSet();
+    message.key = object.key ?? "";
+    message.weight = object.weight ?? 0;
+    message.minSlots = object.minSlots ?? 0;
+    message.maxSlots = object.maxSlots ?? 0;
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseLedgerTenantWeightSet(): LedgerTenantWeightSet {
   return { tenant: "", weight: 0, atMs: 0 };
 }
@@ -3278,7 +3469,7 @@ export const LedgerSingleton: MessageFns<LedgerSingleton> = {
 };
 
 function createBaseLedgerFlow(): LedgerFlow {
-  return { permits: [], limits: [], rates: [], tenantWeights: [], tenantShares: [], tenantPermits: [] };
+  return { permits: [], limits: [], rates: [], tenantWeights: [], tenantShares: [], tenantPermits: [], keyShares: [] };
 }
 
 export const LedgerFlow: MessageFns<LedgerFlow> = {
@@ -3300,6 +3491,9 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     }
     for (const v of message.tenantPermits) {
       LedgerPermit.encode(v!, writer.uint32(1050).fork()).join();
+    }
+    for (const v of message.keyShares) {
+      LedgerKeyShare.encode(v!, writer.uint32(1282).fork()).join();
     }
     return writer;
   },
@@ -3365,6 +3559,14 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
             message.tenantPermits.push(LedgerPermit.decode(reader, reader.uint32()));
             continue;
           }
+          case 160: {
+            if (tag !== 1282) {
+              break;
+            }
+
+            message.keyShares.push(LedgerKeyShare.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3401,6 +3603,11 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
         : globalThis.Array.isArray(object?.tenant_permits)
         ? object.tenant_permits.map((e: any) => LedgerPermit.fromJSON(e))
         : [],
+      keyShares: globalThis.Array.isArray(object?.keyShares)
+        ? object.keyShares.map((e: any) => LedgerKeyShare.fromJSON(e))
+        : globalThis.Array.isArray(object?.key_shares)
+        ? object.key_shares.map((e: any) => LedgerKeyShare.fromJSON(e))
+        : [],
     };
   },
 
@@ -3424,6 +3631,9 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     if (message.tenantPermits?.length) {
       obj.tenantPermits = message.tenantPermits.map((e) => LedgerPermit.toJSON(e));
     }
+    if (message.keyShares?.length) {
+      obj.keyShares = message.keyShares.map((e) => LedgerKeyShare.toJSON(e));
+    }
     return obj;
   },
 
@@ -3438,6 +3648,7 @@ export const LedgerFlow: MessageFns<LedgerFlow> = {
     message.tenantWeights = object.tenantWeights?.map((e) => LedgerTenantWeight.fromPartial(e)) || [];
     message.tenantShares = object.tenantShares?.map((e) => LedgerTenantShare.fromPartial(e)) || [];
     message.tenantPermits = object.tenantPermits?.map((e) => LedgerPermit.fromPartial(e)) || [];
+    message.keyShares = object.keyShares?.map((e) => LedgerKeyShare.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3771,6 +3982,131 @@ export const LedgerTenantShare: MessageFns<LedgerTenantShare> = {
   fromPartial(object: DeepPartial<LedgerTenantShare>): LedgerTenantShare {
     const message = createBaseLedgerTenantShare();
     message.tenant = object.tenant ?? "";
+    message.minSlots = object.minSlots ?? 0;
+    message.maxSlots = object.maxSlots ?? 0;
+    return message;
+  },
+};
+
+function createBaseLedgerKeyShare(): LedgerKeyShare {
+  return { key: "", weight: 0, minSlots: 0, maxSlots: 0 };
+}
+
+export const LedgerKeyShare: MessageFns<LedgerKeyShare> = {
+  encode(message: LedgerKeyShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    if (message.minSlots !== 0) {
+      writer.uint32(24).uint32(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      writer.uint32(32).uint32(message.maxSlots);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerKeyShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerKeyShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.minSlots = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxSlots = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerKeyShare {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+      minSlots: isSet(object.minSlots)
+        ? globalThis.Number(object.minSlots)
+        : isSet(object.min_slots)
+        ? globalThis.Number(object.min_slots)
+        : 0,
+      maxSlots: isSet(object.maxSlots)
+        ? globalThis.Number(object.maxSlots)
+        : isSet(object.max_slots)
+        ? globalThis.Number(object.max_slots)
+        : 0,
+    };
+  },
+
+  toJSON(message: LedgerKeyShare): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    if (message.minSlots !== 0) {
+      obj.minSlots = Math.round(message.minSlots);
+    }
+    if (message.maxSlots !== 0) {
+      obj.maxSlots = Math.round(message.maxSlots);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerKeyShare>): LedgerKeyShare {
+    return LedgerKeyShare.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerKeyShare>): LedgerKeyShare {
+    const message = createBaseLedgerKeyShare();
+    message.key = object.key ?? "";
+    message.weight = object.weight ?? 0;
     message.minSlots = object.minSlots ?? 0;
     message.maxSlots = object.maxSlots ?? 0;
     return message;
