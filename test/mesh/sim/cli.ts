@@ -42,6 +42,8 @@ const flow = {
 };
 /** Tenant shares over all seeds: attempts of capped tenants started, tenants, those that reached their ceiling, the highest peak/ceiling. */
 const shares = { starts: 0, tenants: 0, atCeiling: 0, worst: 0 };
+/** The same for keys with a share (`key <k>` in the run's stats). */
+const keyShares = { starts: 0, keys: 0, atCeiling: 0, worst: 0 };
 let preemptions = 0;
 /** Node summaries that offered queue room past the static prefetch, by forecast (docs/policies.md). */
 let prepositioned = 0;
@@ -65,11 +67,14 @@ for (let seed = first; seed < first + count; seed++) {
     if (k.peak === k.limit) flow.atLimit++;
     flow.worst = Math.max(flow.worst, k.peak / k.limit);
   }
-  for (const t of Object.values(res.stats.shares)) {
-    shares.starts += t.starts;
-    shares.tenants++;
-    if (t.peak === t.limit) shares.atCeiling++;
-    shares.worst = Math.max(shares.worst, t.peak / t.limit);
+  for (const [subject, t] of Object.entries(res.stats.shares)) {
+    const key = subject.startsWith('key ');
+    const s = key ? keyShares : shares;
+    s.starts += t.starts;
+    if (key) keyShares.keys++;
+    else shares.tenants++;
+    if (t.peak === t.limit) s.atCeiling++;
+    s.worst = Math.max(s.worst, t.peak / t.limit);
   }
   preemptions += res.stats.preemptions;
   prepositioned += res.stats.prepositioned;
@@ -101,7 +106,9 @@ console.error(
 );
 console.error(
   `shares: ${shares.starts} attempts of capped tenants started over ${shares.tenants} tenants; ` +
-    `${shares.atCeiling} reached their ceiling; most running at once ${shares.worst.toFixed(2)} of the ceiling`,
+    `${shares.atCeiling} reached their ceiling; most running at once ${shares.worst.toFixed(2)} of the ceiling; ` +
+    `${keyShares.starts} attempts of keys with a ceiling over ${keyShares.keys} keys, ${keyShares.atCeiling} at their ` +
+    `ceiling, most running at once ${keyShares.worst.toFixed(2)} of it`,
 );
 console.error(`preemption: ${preemptions} attempts preempted for critical tasks (live replicas' counts)`);
 console.error(`forecasts: ${prepositioned} node summaries pre-positioned queue room past the static prefetch`);

@@ -104,9 +104,11 @@ export class Checker implements AgentObserver {
     private readonly preemption = false,
     /** Tenant → its ceiling (the topology's `flow.tenants`). */
     ceilings: ReadonlyMap<string, number> = new Map(),
+    /** Concurrency key → its share's ceiling (`flow.concurrency`, key shares). */
+    keyCeilings: ReadonlyMap<string, number> = new Map(),
   ) {
     this.debounce = new DebounceWatch(now);
-    this.shares = new ShareWatch(ceilings);
+    this.shares = new ShareWatch(ceilings, keyCeilings);
   }
 
   add(check: Check, what: string): void {
@@ -189,8 +191,7 @@ export class Checker implements AgentObserver {
 
   started(agent: string, taskId: string, attempt: number, ckey = '', tenant = ''): void {
     const key = `${taskId}#${attempt}`;
-    const over = this.shares.started(tenant, `${agent}|${key}`);
-    if (over !== undefined) this.add('share', over);
+    for (const over of this.shares.started(tenant, `${agent}|${key}`, ckey)) this.add('share', over);
     this.debounce.started(taskId, this.now());
     // A round-robin group's member `group:m` counts against the group's limit.
     const group = ckey.slice(0, Math.max(0, ckey.indexOf(':')));

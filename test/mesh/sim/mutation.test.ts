@@ -45,7 +45,8 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'flow',
       'checkpoint',
       'debounce',
-      'share',
+      'share', // a tenant's ceiling
+      'share', // a key's ceiling
       'crash',
     ];
     expect(MUTATIONS.map((m) => m.check).sort()).toEqual([...named].sort());

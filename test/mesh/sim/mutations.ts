@@ -173,6 +173,19 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   {
     check: 'share',
+    what: "a key's ceiling is not checked (only its limit): the ledger and the leader's gate let the key past it",
+    apply: () =>
+      patch(
+        FlowState.prototype,
+        'cap',
+        () =>
+          function (this: FlowState, key: string): number {
+            return this.limit(key);
+          },
+      ),
+  },
+  {
+    check: 'share',
     what: "a tenant's ceiling is not checked: the ledger and the leader's gate let every attempt of it start",
     apply: () =>
       both(

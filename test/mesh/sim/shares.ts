@@ -6,7 +6,11 @@
 // is not counted against its tenant's share). The Checker counts each capped
 // tenant's attempts running at the agents after every start (`share`): never
 // above its ceiling, through failovers, crashes and partitions; at the end
-// none run and the root's ledger holds none of their slots.
+// none run and the root's ledger holds none of their slots. Key shares the
+// same way, from a stream of their own: one or two concurrency keys with a
+// limit that never binds (10) and a ceiling of 1-3 (now and then a minimum and
+// a weight) under `flow.concurrency`, named by half of those tasks; the
+// `share` check counts each such key's attempts running at the agents too.
 import { Durability, Priority, TaskSpec } from '../../../src/gen/meshlb/v1/task.js';
 import type { Ledger } from '../../../src/mesh/ledger.js';
 import { Rng } from '../../../src/util/rng.js';
@@ -17,6 +21,10 @@ export interface SharePlan {
   readonly ceilings: ReadonlyMap<string, number>;
   /** Lines of the topology's `flow:` section (under `tenants:`). */
   readonly yaml: readonly string[];
+  /** Key shares: their own stream, key → its ceiling, lines under `flow.concurrency:`. */
+  readonly keyRng: Rng;
+  readonly keyCeilings: ReadonlyMap<string, number>;
+  readonly keyYaml: readonly string[];
 }
 
 export function planShares(seed: number): SharePlan {
@@ -30,7 +38,17 @@ export function planShares(seed: number): SharePlan {
     ceilings.set(tenant, max);
     yaml.push(`    ${tenant}: { weight: ${rng.int(1, 5)}, min: ${min}, max: ${max} }`);
   }
-  return { rng, ceilings, yaml };
+  const keyRng = new Rng((Math.imul(seed, 0x27d4eb2f) ^ 0x4b5) >>> 0);
+  const keyCeilings = new Map<string, number>();
+  const keyYaml: string[] = [];
+  for (let i = keyRng.int(1, 2); i > 0; i--) {
+    const key = `ks${keyCeilings.size}`;
+    const max = keyRng.int(1, 3);
+    const min = keyRng.chance(0.5) ? keyRng.int(1, max) : 0;
+    keyCeilings.set(key, max);
+    keyYaml.push(`    ${key}: { limit: 10, weight: ${keyRng.int(1, 5)}, min: ${min}, max: ${max} }`);
+  }
+  return { rng, ceilings, yaml, keyRng, keyCeilings, keyYaml };
 }
 
 /** A task of a tenant with a share: homed at the root, LOGGED. */
@@ -44,29 +62,37 @@ export function shareSpec(p: SharePlan, kinds: readonly string[], seq: number): 
     timeoutMs: r.chance(0.3) ? r.int(500, 3000) : 0,
     maxAttempts: r.chance(0.5) ? r.int(1, 4) : 0,
     durability: Durability.DURABILITY_LOGGED,
+    concurrencyKey: p.keyRng.chance(0.5) ? p.keyRng.pick([...p.keyCeilings.keys()]) : '',
   });
 }
 
-/** share: a tenant never has more attempts running at the agents than its ceiling. */
+/** share: a tenant, or a key with a share, never has more attempts running at the agents than its ceiling. */
 export class ShareWatch {
+  /** By subject: a tenant's name, or `key <key>`. */
   private readonly running = new Map<string, Set<string>>();
   readonly peak = new Map<string, number>();
   readonly starts = new Map<string, number>();
+  private readonly ceilings: ReadonlyMap<string, number>;
 
-  constructor(private readonly ceilings: ReadonlyMap<string, number>) {}
+  constructor(tenants: ReadonlyMap<string, number>, keys: ReadonlyMap<string, number> = new Map()) {
+    this.ceilings = new Map([...tenants, ...[...keys].map(([k, n]) => [`key ${k}`, n] as const)]);
+  }
 
-  /** An attempt started at an agent; a violation's text, or undefined. */
-  started(tenant: string, at: string): string | undefined {
-    const max = this.ceilings.get(tenant);
-    if (max === undefined) return undefined;
-    let set = this.running.get(tenant);
-    if (!set) this.running.set(tenant, (set = new Set()));
-    set.add(at);
-    this.starts.set(tenant, (this.starts.get(tenant) ?? 0) + 1);
-    this.peak.set(tenant, Math.max(this.peak.get(tenant) ?? 0, set.size));
-    return set.size > max
-      ? `tenant ${tenant} has ${set.size} running at agents, ceiling ${max}: ${[...set].join(' ')}`
-      : undefined;
+  /** An attempt started at an agent; the violations' texts (none: empty). */
+  started(tenant: string, at: string, key = ''): string[] {
+    const out: string[] = [];
+    for (const subject of key ? [tenant, `key ${key}`] : [tenant]) {
+      const max = this.ceilings.get(subject);
+      if (max === undefined) continue;
+      let set = this.running.get(subject);
+      if (!set) this.running.set(subject, (set = new Set()));
+      set.add(at);
+      this.starts.set(subject, (this.starts.get(subject) ?? 0) + 1);
+      this.peak.set(subject, Math.max(this.peak.get(subject) ?? 0, set.size));
+      const what = subject.startsWith('key ') ? subject : `tenant ${subject}`;
+      if (set.size > max) out.push(`${what} has ${set.size} running at agents, ceiling ${max}: ${[...set].join(' ')}`);
+    }
+    return out;
   }
 
   finished(at: string): void {
@@ -77,7 +103,8 @@ export class ShareWatch {
   atEnd(root: Ledger | undefined): string[] {
     const out: string[] = [];
     for (const [t, set] of this.running)
-      if (set.size > 0) out.push(`tenant ${t} still has ${set.size} running at the end`);
+      if (set.size > 0)
+        out.push(`${t.startsWith('key ') ? t : `tenant ${t}`} still has ${set.size} running at the end`);
     for (const [t, n] of root?.flow.shares.permits.counts() ?? [])
       out.push(`tenant ${t} still holds ${n} slots in the root's ledger at the end`);
     return out;

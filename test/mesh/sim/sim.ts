@@ -115,10 +115,12 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   const flow = planFlow(o.seed);
   const preemption = planPreemption(o.seed);
   const shares = planShares(o.seed);
-  const shape = makeShape(rng.fork(), { maxReplicas, flowYaml: [...flow.yaml, ...shares.yaml, ...preemption] });
+  const flowYaml = [...flow.yaml, ...shares.keyYaml, ...shares.yaml, ...preemption];
+  const shape = makeShape(rng.fork(), { maxReplicas, flowYaml });
   const vs = new VirtualScheduler(T0);
   const net = new SimNet(vs, rng.fork());
-  const checker = new Checker(() => vs.now() - T0, 50, flow.limits, preemption.length > 0, shares.ceilings);
+  const ceilings = [shares.ceilings, shares.keyCeilings] as const;
+  const checker = new Checker(() => vs.now() - T0, 50, flow.limits, preemption.length > 0, ...ceilings);
   const log = o.log ?? (() => undefined);
   const mesh = new SimMesh({
     topology: shape.topology,
@@ -245,7 +247,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
         ]),
       ),
       shares: Object.fromEntries(
-        [...shares.ceilings].map(([t, limit]) => [
+        [...shares.ceilings, ...[...shares.keyCeilings].map(([k, n]) => [`key ${k}`, n] as const)].map(([t, limit]) => [
           t,
           { limit, starts: checker.shares.starts.get(t) ?? 0, peak: checker.shares.peak.get(t) ?? 0 },
         ]),
