@@ -6,9 +6,9 @@
 // starts from them (docs/flow-control.md, "Where the counters live").
 //
 // Invariants:
-// - a key never holds more permits than its limit at the moment each was
-//   taken (start() refuses past it; a limit lowered at runtime only stops
-//   new starts);
+// - a key never holds more permits than its cap (the lower of its limit and
+//   its share's ceiling) at the moment each was taken (start() refuses past
+//   it; a limit or ceiling lowered at runtime only stops new starts);
 // - a rate key's TAT only grows, and a start is refused rather than let it
 //   run more than `burst` units ahead of the command's time.
 import type { LedgerFlow } from '../gen/meshlb/v1/ledger.js';

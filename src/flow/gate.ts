@@ -21,8 +21,13 @@
 // Soft state, like the queue: a new leader starts empty and admits from its
 // ledger's counts.
 //
-// Invariant: held(key) in the ledger + pending(key) <= limit(key) for every
-// start admitted here, so the leader never proposes more than the limit.
+// A key's share (FlowState.keyShares) adds a ceiling, held as the limit is
+// (cap(): the lower of the two), and a minimum: underMin() names the keys'
+// DRR lanes below it beside the tenants below theirs.
+//
+// Invariant: held(key) in the ledger + pending(key) + promised(key) <=
+// cap(key) for every start admitted here, so the leader never proposes more
+// than the limit or the ceiling.
 import type { TaskSpec } from '../gen/meshlb/v1/task.js';
 import { keyLane, type FlowState } from './flow-state.js';
 import { emissionMs, gcra } from './gcra.js';
