@@ -5,7 +5,8 @@
 // metadata, message). Against a raw HTTP/2 server: messages split across and
 // merged into DATA frames, an oversize message (RESOURCE_EXHAUSTED, read or
 // written), an HTTP error without gRPC status, a server that does not read
-// (write callbacks wait for its window: nothing is buffered without bound),
+// (write callbacks wait for its window: nothing is buffered without bound,
+// and the link's batcher sees it and trips its maxBufferedBytes),
 // an unreachable address (UNAVAILABLE), a silent peer (keepalive:
 // UNAVAILABLE) and cancel (CANCELLED).
 import * as grpc from '@grpc/grpc-js';
@@ -19,7 +20,9 @@ import {
   OpenResponse,
   type LinkServiceServer,
 } from '../../src/gen/meshlb/v1/link.js';
+import { StreamBatcher } from '../../src/mesh/batcher.js';
 import { linkDialer } from '../../src/mesh/link-dialer.js';
+import { realScheduler } from '../../src/mesh/scheduler.js';
 import { frameMessage } from '../../src/util/grpc-frame.js';
 import { H2Channel, H2DuplexCall, h2Target } from '../../src/util/grpc-h2-client.js';
 import { freePort } from '../helpers/process.js';
@@ -254,6 +257,46 @@ describe('the lean client against a raw HTTP/2 server', () => {
     expect(fired).toBeLessThan(4);
     server!.resume();
     await waitFor(() => fired === n, { what: `all ${n} write callbacks (fired ${fired})`, timeoutMs: 30_000 });
+    c.cancel();
+  });
+
+  it("with the link's batcher, a server that does not read trips maxBufferedBytes once", async () => {
+    let server: ServerHttp2Stream | undefined;
+    handlers.set('noread2', (s) => {
+      s.respond(ok);
+      s.pause();
+      server = s;
+    });
+    const c = call('noread2', 1 << 20);
+    c.on('error', () => undefined);
+    let overflow = 0;
+    const b = new StreamBatcher<OpenRequest>(
+      c,
+      [
+        {
+          wrap: (cells: string[]) =>
+            OpenRequest.fromPartial({ msg: { $case: 'summary', value: { cell: cells.join('') } } }),
+          sizeOf: (x: string) => x.length,
+        },
+      ],
+      { maxBatchItems: 1, maxBatchBytes: 1 << 20, maxBufferedBytes: 1 << 20 },
+      realScheduler,
+      () => overflow++,
+    );
+    await waitFor(
+      () => {
+        // 64 KiB items until the batcher sees more than 1 MiB unacknowledged by the stream.
+        if (overflow === 0) for (let i = 0; i < 4; i++) b.push(0, 'y'.repeat(64 << 10));
+        return overflow > 0;
+      },
+      { what: 'the batcher to overflow', timeoutMs: 10_000 },
+    );
+    expect(server).toBeDefined();
+    expect(overflow).toBe(1);
+    expect(b.bufferedBytes).toBeGreaterThan(1 << 20);
+    // Bounded: what went out is what the windows took, the rest waits counted in the batcher.
+    expect(b.bufferedBytes).toBeLessThan(4 << 20);
+    b.close();
     c.cancel();
   });
 
