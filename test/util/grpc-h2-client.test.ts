@@ -21,7 +21,7 @@ import {
   type LinkServiceServer,
 } from '../../src/gen/meshlb/v1/link.js';
 import { StreamBatcher } from '../../src/mesh/batcher.js';
-import { linkDialer } from '../../src/mesh/link-dialer.js';
+import { DEFAULT_LINK_TRANSPORT, linkDialer, linkTransport } from '../../src/mesh/link-dialer.js';
 import { realScheduler } from '../../src/mesh/scheduler.js';
 import { frameMessage } from '../../src/util/grpc-frame.js';
 import { H2Channel, H2DuplexCall, h2Target } from '../../src/util/grpc-h2-client.js';
@@ -145,11 +145,18 @@ describe('the lean client against a grpc-js server', () => {
     const gj = linkDialer('grpc-js', '/')(address, 1 << 20);
     expect(h2.call).toBeInstanceOf(H2DuplexCall);
     expect(gj.call).not.toBeInstanceOf(H2DuplexCall);
-    for (const d of [h2, gj]) {
+    // An address that is not host:port (a unix socket) goes through grpc-js.
+    const unix = linkDialer('http2', '/')('unix:/tmp/meshlb-no-such.sock', 1 << 20);
+    expect(unix.transport).toBe('grpc-js');
+    for (const d of [h2, gj, unix]) {
       d.call.on('error', () => undefined);
       d.call.cancel();
       d.close();
     }
+    expect(linkTransport(undefined)).toBe(DEFAULT_LINK_TRANSPORT);
+    expect(linkTransport('')).toBe(DEFAULT_LINK_TRANSPORT);
+    expect(linkTransport('grpc-js')).toBe('grpc-js');
+    expect(() => linkTransport('tcp')).toThrow('link transport must be one of grpc-js, http2, not "tcp"');
   });
 });
 
