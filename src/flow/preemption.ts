@@ -9,6 +9,8 @@
 // - only a waiting task of rank <= thresholdRank preempts (rank 0 = critical),
 //   and only an attempt of strictly lower priority (higher rank);
 // - one victim per waiting task, each victim once; at most `budget` victims;
+// - a task of N slots preempts only an attempt holding at least N (with no
+//   slot free, that agent then has N free; a smaller victim frees too few);
 // - the victim is the lowest priority running attempt, the youngest of those
 //   (the least work thrown away), then the smallest key (determinism).
 import type { PreemptionSpec } from '../topology/types.js';
@@ -32,6 +34,8 @@ export const PREEMPTION_DEFAULTS: PreemptionSpec = {
 export interface Preemptor {
   readonly id: string;
   readonly rank: number;
+  /** Slots it takes at one agent (omitted: 1). */
+  readonly slots?: number;
 }
 
 /** A running attempt on an agent that serves the kind. */
@@ -41,6 +45,8 @@ export interface RunningAttempt {
   readonly rank: number;
   /** When it was assigned (ms): the youngest goes first. */
   readonly startedMs: number;
+  /** Slots it holds (omitted: 1). */
+  readonly slots?: number;
 }
 
 export interface VictimChoice {
@@ -79,7 +85,7 @@ export function chooseVictims(o: PreemptionInput): VictimChoice[] {
     if (p.rank > o.thresholdRank) continue;
     let best: RunningAttempt | undefined;
     for (const r of o.running) {
-      if (r.rank <= p.rank || taken.has(r.key)) continue;
+      if (r.rank <= p.rank || taken.has(r.key) || (r.slots ?? 1) < (p.slots ?? 1)) continue;
       if (o.fits && !o.fits(p.id, r.agentId)) continue;
       if (best === undefined || better(r, best)) best = r;
     }

@@ -268,8 +268,11 @@ export class AgentSessions implements AgentSide {
     const s = this.byId.get(agentId);
     const cost = slotsOf(item.spec);
     if (!s || !s.usable || s.inFlight + cost > s.slots) {
-      // The picker's view was stale: refuse it back toward its origin, uncounted.
+      // The picker's view was stale: refuse it back toward its origin, uncounted. The pick took a
+      // credit no slot backs, and an idle agent sends no load to correct it: a live picker re-reads
+      // the agent now (a session gone or unusable makes it rebuild).
       this.cell.bounce(item, `agent ${agentId} unavailable`);
+      if (s) this.cell.agentChanged(s.id);
       return;
     }
     s.assigned.set(item.key, item);

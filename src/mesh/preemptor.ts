@@ -33,6 +33,7 @@ import type { PreemptionSpec } from '../topology/types.js';
 import type { Logger } from '../util/log.js';
 import type { AgentSessions } from './agent-sessions.js';
 import type { ChildLinks } from './child-links.js';
+import { slotsOf } from './slot-map.js';
 import { meshFailure, type WorkItem } from './types.js';
 
 /** A victim goes home this long after its grace if its agent has not answered (the answer may be on its way). */
@@ -115,13 +116,20 @@ export class Preemptor {
       freeSlots += Math.max(0, s.slots - s.inFlight);
       for (const item of s.assigned.values()) {
         if (this.victims.has(item.key)) continue;
-        running.push({ key: item.key, agentId: s.id, rank: PRIORITY_RANK[item.priority], startedMs: item.sentMs });
+        const slots = slotsOf(item.spec);
+        running.push({
+          key: item.key,
+          agentId: s.id,
+          rank: PRIORITY_RANK[item.priority],
+          startedMs: item.sentMs,
+          slots,
+        });
       }
     }
     const byId = new Map(waiting.map((w) => [w.id, w]));
     const choices = chooseVictims({
       freeSlots,
-      waiting: waiting.map((w) => ({ id: w.id, rank: PRIORITY_RANK[w.priority] })),
+      waiting: waiting.map((w) => ({ id: w.id, rank: PRIORITY_RANK[w.priority], slots: slotsOf(w.spec) })),
       running,
       thresholdRank: this.threshold,
       budget: this.budget.available(now),

@@ -67,6 +67,27 @@ describe('chooseVictims', () => {
     ).toEqual([]);
   });
 
+  it('gives a task of N slots only a victim holding at least N (seed 116: a 1-slot victim for a 2-slot task)', () => {
+    const one = run('l1#1', 3, 9, 'small');
+    const two = { ...run('l2#1', 3, 1, 'big'), slots: 2 };
+    const waiting: Preemptor[] = [{ id: 'c', rank: 0, slots: 2 }];
+    // The youngest lowest-priority attempt would be `one`; it frees one slot, too few.
+    expect(chooseVictims({ freeSlots: 0, waiting, running: [one, two], thresholdRank: 0, budget: 5 })).toEqual([
+      { preemptor: 'c', victim: two },
+    ]);
+    expect(chooseVictims({ freeSlots: 0, waiting, running: [one], thresholdRank: 0, budget: 5 })).toEqual([]);
+    // A one-slot task still takes the youngest.
+    expect(
+      chooseVictims({
+        freeSlots: 0,
+        waiting: [{ id: 'c', rank: 0 }],
+        running: [one, two],
+        thresholdRank: 0,
+        budget: 5,
+      }),
+    ).toEqual([{ preemptor: 'c', victim: one }]);
+  });
+
   const arbRunning = fc.uniqueArray(
     fc.record({
       key: fc.string({ minLength: 1, maxLength: 4 }),

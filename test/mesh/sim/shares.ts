@@ -62,7 +62,7 @@ export function shareSpec(p: SharePlan, kinds: readonly string[], seq: number): 
     timeoutMs: r.chance(0.3) ? r.int(500, 3000) : 0,
     maxAttempts: r.chance(0.5) ? r.int(1, 4) : 0,
     durability: Durability.DURABILITY_LOGGED,
-    concurrencyKey: p.keyRng.chance(0.4) ? p.keyRng.pick([...p.keyCeilings.keys()]) : '',
+    concurrencyKey: p.keyRng.chance(0.5) ? p.keyRng.pick([...p.keyCeilings.keys()]) : '',
   });
 }
 
