@@ -14,7 +14,7 @@
 // result is handed back to the live picker (release), not answered with a rebuild: at the node a rebuild is
 // O(agents). At a node a picker kept up to date is not rebuilt on a timer (dispatcher-updates.ts).
 import { isGated } from '../flow/gate.js';
-import type { BreakerConfig, Candidate, Picker, Policy, TaskInfo } from '../policies/index.js';
+import type { BreakerConfig, Candidate, Picker, Policy } from '../policies/index.js';
 import { QUEUE_HELD } from '../policies/hold-back.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
@@ -26,6 +26,7 @@ import type { Scheduler } from './scheduler.js';
 import { BreakerGate } from './dispatcher-breakers.js';
 import { AgentUpdates } from './dispatcher-updates.js';
 import { Trail, TRAIL_CANDIDATES } from './dispatcher-trail.js';
+import { PickInfo } from './dispatcher-info.js';
 import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
@@ -82,9 +83,13 @@ export class Dispatcher {
   readonly holds = new SlotHolds();
   /** Gangs homed here: placed all-or-nothing, run once (gang.ts). */
   readonly gangs: Gangs;
+  private readonly pickInfo: PickInfo;
 
   constructor(deps: DispatcherDeps) {
     this.d = deps;
+    this.pickInfo = new PickInfo(deps.links);
+    // New logged home tasks placed as they are accepted start in that entry (start-at-accept.ts).
+    deps.home.atAccept.placer = { place: (items) => this.placeNew(items), send: this.send };
     this.policy = deps.policy;
     this.breakers = new BreakerGate(
       deps.breaker,
@@ -195,7 +200,7 @@ export class Dispatcher {
         if (item.spec.gangId) {
           // All its gang's members leave together in this pump, or none does (gang.ts). None is held back
           // for a faster agent (waited: Infinity): a member waits for its gang already.
-          const pick = (m: WorkItem): ReturnType<Picker['pick']> => picker.pick(this.info(m, 0, Infinity));
+          const pick = (m: WorkItem): ReturnType<Picker['pick']> => picker.pick(this.pickInfo.of(m, 0, Infinity));
           for (const [m, c] of this.gangs.place(popped, picker, pick, parked)) {
             this.breakers.sent(c);
             if (this.trail.enabled)
@@ -204,7 +209,7 @@ export class Dispatcher {
           }
           continue;
         }
-        const r = picker.pick(this.info(item, parked.length, now - popped.enqueuedAt));
+        const r = picker.pick(this.pickInfo.of(item, parked.length, now - popped.enqueuedAt));
         if (r.type === 'route') {
           this.breakers.sent(r.candidate);
           if (this.trail.enabled) this.explain(item, picker, r.candidate, now);
@@ -247,6 +252,26 @@ export class Dispatcher {
     return p ?? q.popGuaranteed(kind, now) ?? q.popKind(kind, now);
   }
 
+  /**
+   * New home tasks, routed now if their kind has nothing queued here and the picker places them (the
+   * rest are not placed): their start rides in their `accepted` entry (start-at-accept.ts).
+   */
+  private placeNew(items: readonly WorkItem[]): WorkItem[] {
+    const now = this.d.scheduler.now();
+    const picker = this.getPicker(now);
+    const out: WorkItem[] = [];
+    for (const item of items) {
+      if (this.d.queue.sizeOfKind(item.kind) > 0 || !picker.hasKind(item.kind) || picker.credits(item.kind) <= 0)
+        continue;
+      const r = picker.pick(this.pickInfo.of(item, 0, 0));
+      if (r.type !== 'route') continue;
+      this.breakers.sent(r.candidate);
+      if (this.trail.enabled) this.explain(item, picker, r.candidate, now);
+      this.route(item, this.viaFor(r.candidate), out, now);
+    }
+    return out;
+  }
+
   /** Send queued item `id` to `candidate` now, outside the picker (preemptor.ts), `why` in its trail. */
   placeNow(id: string, candidate: string, why: string): boolean {
     const item = this.d.queue.remove(id);
@@ -273,42 +298,8 @@ export class Dispatcher {
     return g.type === 'go';
   }
 
-  /** One TaskInfo reused for every pick (pickers read it during pick() only). */
-  private readonly task: { -readonly [K in keyof TaskInfo]: TaskInfo[K] } = {
-    kind: '',
-    priority: 'normal',
-    tenant: '',
-    attempt: 0,
-    affinity: undefined,
-    exclude: undefined,
-    contextKey: undefined,
-    contextHard: false,
-  };
-  private readonly excludeOne: string[] = [''];
   /** Items of the kind being pumped that cannot go this pump (reused). */
   private readonly parked: Popped<WorkItem>[] = [];
-
-  /** `ahead`: set aside before it this pump; `waited`: ms here. A node holds back home tasks only (hold-back.ts). */
-  private info(item: WorkItem, ahead: number, waited: number): TaskInfo {
-    const t = this.task;
-    t.queuedAhead = this.d.links.agents && item.origin.type === 'home' ? ahead : undefined;
-    t.waitedMs = waited;
-    t.kind = item.kind;
-    t.priority = item.priority;
-    t.tenant = item.tenant;
-    t.attempt = item.attempt;
-    // Affinity names agent labels: only the node tier can check it (with the task's side of a version ramp).
-    t.affinity = this.d.links.agents ? this.d.links.agents.versions.affinity(item) : undefined;
-    if (item.exclude !== undefined) {
-      this.excludeOne[0] = item.exclude;
-      t.exclude = this.excludeOne;
-    } else t.exclude = undefined;
-    // Every tier places a keyed task by its key, so it returns to the same subtree and agent.
-    t.contextKey = item.spec.contextKey || undefined;
-    t.contextHard = item.spec.contextHard;
-    t.slots = item.spec.slots;
-    return t;
-  }
 
   private viaFor(candidate: string): Via {
     return this.d.links.agents ? { type: 'agent', agentId: candidate } : { type: 'child', cell: candidate };
@@ -368,7 +359,7 @@ export class Dispatcher {
   /** Record why `chosen` got the item (the picker's explanation, right after the pick). */
   private explain(item: WorkItem, picker: Picker, chosen: string, now: number): void {
     const scored = this.trail.mayScore(now);
-    const explanation = scored ? picker.explain(this.task, chosen, TRAIL_CANDIDATES) : undefined;
+    const explanation = scored ? picker.explain(this.pickInfo.task, chosen, TRAIL_CANDIDATES) : undefined;
     const note = scored ? '' : "not scored: past the cell's budget of scored decisions a second";
     this.trail.decided(item, now, this.policy.name, this.d.links.agents ? 'agent' : 'child', chosen, explanation, note);
   }

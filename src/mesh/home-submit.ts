@@ -6,7 +6,8 @@
 //
 // Invariant: a task is queued here only once its `accepted` command is
 // committed and only while this replica still leads; otherwise the new leader
-// queues it from its ledger.
+// queues it from its ledger. A task placed as it is accepted starts in the
+// same entry instead (start-at-accept.ts) and is not queued.
 import { status } from '@grpc/grpc-js';
 import type { TaskSpec, TaskState } from '../gen/meshlb/v1/task.js';
 import { MeshError, resourceExhausted } from '../util/errors.js';
@@ -24,6 +25,7 @@ import { gangRefusal, gangsOf } from './gang-index.js';
 import type { CellSettings } from './settings.js';
 import type { CellTimers } from './timers.js';
 import type { CellTracer, SubmitTrace } from './tracer.js';
+import type { StartAtAccept } from './start-at-accept.js';
 
 /** Specs per `accepted` proposal stay under this many bytes (payloads plus a fixed allowance per task). */
 const MAX_PROPOSAL_BYTES = 1 << 20;
@@ -52,6 +54,8 @@ export interface SubmitHost {
   enqueue(rec: TaskRecord): void;
   /** Stop a task's attempt wherever it is (a singleton key's CANCEL ended it). */
   dropAttempt(rec: TaskRecord, why: string): void;
+  /** Tasks started in their `accepted` entry (start-at-accept.ts). */
+  readonly atAccept: Pick<StartAtAccept, 'plan' | 'committed' | 'failed'>;
   /** Debounced tasks held out of the queue (debounce-hold.ts). */
   readonly debounce: { accepted(rec: TaskRecord | undefined, atMs: number): void };
 }
@@ -169,7 +173,22 @@ export async function acceptSpecs(
   if (logged !== undefined) {
     // One proposal per ~1 MiB of specs: a Raft entry must fit in one gRPC message to the followers.
     const chunks = chunkBySize(logged);
-    const answers = await Promise.all(chunks.map((c) => ledgerLog.propose([{ type: 'accepted', tasks: c }])));
+    // A task that can be placed now starts in the same entry (start-at-accept.ts): one commit, not two.
+    const answers = await Promise.all(
+      chunks.map((c) => {
+        const plan = h.atAccept.plan(c);
+        return ledgerLog.propose([{ type: 'accepted', tasks: c }, ...plan.cmds]).then(
+          (rs) => {
+            h.atAccept.committed(plan, rs[1]);
+            return rs;
+          },
+          (err: unknown) => {
+            h.atAccept.failed(plan, err);
+            throw err;
+          },
+        );
+      }),
+    );
     let j = 0;
     for (const [rs] of answers) for (const r of rs!) res[loggedAt![j++]!] = r;
   }
@@ -197,7 +216,8 @@ export async function acceptSpecs(
     if (!h.d.leading()) continue;
     const rec = ledger.get(f.id)!;
     if (rec.spec.deadlineUnixMs > 0) h.d.timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
-    h.enqueue(rec);
+    // Attempt 0: not started in its `accepted` entry, so it waits in the queue.
+    if (rec.attempt === 0) h.enqueue(rec);
     if (rec.spec.debounceKey) h.debounce.accepted(rec, f.atMs);
   }
   h.d.wake();

@@ -36,6 +36,7 @@ import { HomeRecovery } from './home-recovery.js';
 import { submitTraced, TaskIds, type SubmitOutcome } from './home-submit.js';
 import { DebounceHold, withLedgerSpec } from './debounce-hold.js';
 import { HomeCheckpoints, resumableOf } from './home-checkpoints.js';
+import { StartAtAccept } from './start-at-accept.js';
 import type { RouteTable } from './routes.js';
 import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
@@ -88,6 +89,8 @@ export class Home {
   readonly debounce = new DebounceHold(this);
   /** Checkpoints of running attempts on their way to the ledger, coalesced (home-checkpoints.ts). */
   readonly checkpoints: HomeCheckpoints;
+  /** New logged tasks placed as they are accepted start in that entry (start-at-accept.ts). */
+  readonly atAccept: StartAtAccept = new StartAtAccept(this);
 
   constructor(deps: HomeDeps) {
     this.d = deps;
@@ -199,7 +202,7 @@ export class Home {
     }
   }
 
-  private started(items: WorkItem[], results: ApplyResult[], send: (item: WorkItem) => void): void {
+  started(items: WorkItem[], results: ApplyResult[], send: (item: WorkItem) => void): void {
     // Committed after this replica stopped leading: the new leader leases these attempts from its ledger.
     if (!this.d.leading()) return;
     const { routes, timers } = this.d;

@@ -13,10 +13,14 @@ export interface LedgerLog {
   propose(cmds: readonly LedgerCommand[]): Promise<ApplyResult[][]>;
   /** Whether this replica may propose (the leader). */
   isLeader(): boolean;
+  /** True when propose() applies at once (nothing waits for a commit: start-at-accept.ts gains nothing). */
+  readonly immediate?: boolean;
 }
 
 /** One replica per cell: commit is applying. */
 export class LocalLedgerLog implements LedgerLog {
+  readonly immediate: boolean = true;
+
   constructor(private readonly ledger: { apply(cmd: LedgerCommand): ApplyResult[] }) {}
 
   propose(cmds: readonly LedgerCommand[]): Promise<ApplyResult[][]> {

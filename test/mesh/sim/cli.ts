@@ -47,6 +47,7 @@ const keyShares = { starts: 0, keys: 0, atCeiling: 0, worst: 0 };
 let preemptions = 0;
 /** Node summaries that offered queue room past the static prefetch, by forecast (docs/policies.md). */
 let prepositioned = 0;
+let startedAtAccept = 0;
 const debounce = { tasks: 0, folds: 0, started: 0 };
 /** Tasks of several slots over all seeds: attempts started at agents, the most slots an agent held of its slots. */
 const multi = { starts: 0, peak: 0 };
@@ -78,6 +79,7 @@ for (let seed = first; seed < first + count; seed++) {
   }
   preemptions += res.stats.preemptions;
   prepositioned += res.stats.prepositioned;
+  startedAtAccept += res.stats.startedAtAccept;
   flow.resumed += res.stats.resumed;
   debounce.tasks += res.stats.debounce.tasks;
   debounce.folds += res.stats.debounce.folds;
@@ -111,6 +113,9 @@ console.error(
     `ceiling, most running at once ${keyShares.worst.toFixed(2)} of it`,
 );
 console.error(`preemption: ${preemptions} attempts preempted for critical tasks (live replicas' counts)`);
+console.error(
+  `start at accept: ${startedAtAccept} LOGGED tasks started in their accepted entry (live replicas' counts)`,
+);
 console.error(`forecasts: ${prepositioned} node summaries pre-positioned queue room past the static prefetch`);
 console.error(
   `debounce: ${debounce.tasks} debounced tasks, ${debounce.folds} submits folded into them, ${debounce.started} started`,

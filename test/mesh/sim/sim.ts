@@ -60,6 +60,8 @@ export interface SimResult {
     preemptions: number;
     /** Node summaries that offered more queue room than the static prefetch, by forecast (live replicas' counts). */
     prepositioned: number;
+    /** LOGGED tasks started in their `accepted` entry (start-at-accept.ts; live replicas' counts). */
+    startedAtAccept: number;
     workload: WorkloadStats;
     faults: FaultStats;
     /** Per concurrency key: its limit, attempts started at agents, the most seen running at the agents at once. */
@@ -215,7 +217,9 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   let givenBack = 0;
   let preemptions = 0;
   let prepositioned = 0;
+  let startedAtAccept = 0;
   for (const rep of mesh.replicas.values()) {
+    startedAtAccept += rep.cell.home.atAccept.started;
     givenBack += rep.cell.stats.givenBack;
     for (const n of rep.cell.preemptor.byKind.values()) preemptions += n;
     prepositioned += rep.cell.forecasts.raised;
@@ -236,6 +240,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       givenBack,
       preemptions,
       prepositioned,
+      startedAtAccept,
       workload: workload.stats,
       faults,
       multislot: { starts: checker.bigStarts, peak: checker.slotPeak },

@@ -1,0 +1,46 @@
+// What a picker is told of the task it places (TaskInfo), built by the
+// dispatcher for every pick. One object reused for every pick: pickers read it
+// during pick() and explain() only, and a pump makes thousands of picks.
+import type { TaskInfo } from '../policies/index.js';
+import type { Links } from './port.js';
+import type { WorkItem } from './types.js';
+
+export class PickInfo {
+  /** The TaskInfo of the last pick (what explain() is asked about). */
+  readonly task: { -readonly [K in keyof TaskInfo]: TaskInfo[K] } = {
+    kind: '',
+    priority: 'normal',
+    tenant: '',
+    attempt: 0,
+    affinity: undefined,
+    exclude: undefined,
+    contextKey: undefined,
+    contextHard: false,
+  };
+  private readonly excludeOne: string[] = [''];
+
+  constructor(private readonly links: Links) {}
+
+  /** `ahead`: set aside before it this pump; `waited`: ms here. A node holds back home tasks only (hold-back.ts). */
+  of(item: WorkItem, ahead: number, waited: number): TaskInfo {
+    const t = this.task;
+    const agents = this.links.agents;
+    t.queuedAhead = agents && item.origin.type === 'home' ? ahead : undefined;
+    t.waitedMs = waited;
+    t.kind = item.kind;
+    t.priority = item.priority;
+    t.tenant = item.tenant;
+    t.attempt = item.attempt;
+    // Affinity names agent labels: only the node tier can check it (with the task's side of a version ramp).
+    t.affinity = agents ? agents.versions.affinity(item) : undefined;
+    if (item.exclude !== undefined) {
+      this.excludeOne[0] = item.exclude;
+      t.exclude = this.excludeOne;
+    } else t.exclude = undefined;
+    // Every tier places a keyed task by its key, so it returns to the same subtree and agent.
+    t.contextKey = item.spec.contextKey || undefined;
+    t.contextHard = item.spec.contextHard;
+    t.slots = item.spec.slots;
+    return t;
+  }
+}
