@@ -4,8 +4,9 @@
 //   queue   → every target that could take it is full: leave it queued;
 //   spillUp → nothing below can take it: hand it to the parent;
 //   reject  → the task itself is unacceptable: end it.
-// A home item gets its attempt number from the ledger (Home.startAttempts, one `dispatched` command per pump)
-// before it leaves the cell; items from elsewhere keep theirs. An item that cannot go now (queue, or a spillUp with
+// A home item gets its attempt number from the ledger (Home.startAttempts, one `dispatched` command per pump; or
+// placeNew, as a new logged task is accepted: start-at-accept.ts) before it leaves the cell; items from elsewhere keep
+// theirs. An item that cannot go now (queue, or a spillUp with
 // nowhere to go) waits without holding up the other items of its kind.
 //
 // The picker is rebuilt only when the candidates changed (dirty), at most once per pump, and at least every

@@ -9,7 +9,7 @@
 // Invariants:
 // - a home task waits in the queue (as `taskId#next`) only while its ledger
 //   state is QUEUED; its attempt number comes from the ledger when it leaves
-//   the cell (startAttempts), never before;
+//   the cell (startAttempts, or its `accepted` entry: start-at-accept.ts);
 // - every attempt sent on holds a lease entry on the timers; a lease that
 //   fires for an attempt that is still current fails it as lost;
 // - only committed commands move a task: results, failures and cancels for an

@@ -21,6 +21,13 @@
 // spec with the key in one batch folds into the first at apply, so its
 // `dispatched` names a task that does not exist and starts nothing.
 //
+// The price, at a failover only: a leader that stops leading while such an
+// entry commits does not send the attempt, and its successor, finding attempt
+// 1 out with no child or agent holding it, fails it as lost and counts it (it
+// may have run, as any attempt out at a failover: HomeRecovery.reconcile). A
+// task accepted alone would have been queued again uncounted; a task of
+// max_attempts 1 can end FAILED there instead of running. Never more runs.
+//
 // Invariants: a task's first attempt leaves the cell only once the entry
 // holding its `accepted` and `dispatched` committed; a task the ledger did not
 // start there (its result not ok) is QUEUED at attempt 0 and queued by the
