@@ -14,7 +14,8 @@
 //                                                 lmdb with fsync. --topology-addresses: bind at
 //                                                 the topology's address, and link to the parent's
 //                                                 replicas as the topology lists them.
-//   agents NODE_ADDR AGENTS SLOTS                 no-op SimAgents on one connection; each records
+//   agents NODE_ADDR AGENTS SLOTS                 no-op SimAgents on one connection (BENCH_AGENTS=sdk: the
+//                                                 agent SDK on its transport, MESHLB_AGENT_TRANSPORT); each records
 //                                                 dispatch latency (submit to agent start).
 //   agentsim NODE_ADDR AGENTS                     the real agent SDK (as `meshlb agent-sim`).
 //
@@ -217,13 +218,29 @@ async function cells(yaml: string, args: string[]): Promise<void> {
 }
 
 async function agents(address: string, n: number, slots: number): Promise<void> {
-  const client = new AgentServiceClient(address, credentials.createInsecure());
-  const onStart = (d: Dispatch): void => {
+  const onPayload = (payload: Uint8Array): void => {
     count++;
     lastUs = nowUs();
-    const t = payloadTimeUs(d.spec!.payload);
+    const t = payloadTimeUs(payload);
     if (t === t) samples.push(lastUs - t);
   };
+  // BENCH_AGENTS=sdk: the agent SDK (src/agent) on its transport (MESHLB_AGENT_TRANSPORT) instead of SimAgent.
+  if (process.env.BENCH_AGENTS === 'sdk') {
+    const { Agent, AgentChannelPool } = await import('../src/agent/index.js');
+    const pool = new AgentChannelPool();
+    const list = Array.from({ length: n }, (_, i) => {
+      const a = new Agent({ address, agentId: `bench-${i}`, kinds: ['bench'], slots, openStream: pool.openStream });
+      a.handle('bench', (t) => onPayload(t.payload));
+      return a;
+    });
+    await Promise.all(list.map((a) => a.start()));
+    console.error(`[bench] agents: ${n} agent SDK agents on ${pool.transport}`);
+    listen();
+    send({ type: 'ready' });
+    return;
+  }
+  const client = new AgentServiceClient(address, credentials.createInsecure());
+  const onStart = (d: Dispatch): void => onPayload(d.spec!.payload);
   const list: SimAgent[] = [];
   for (let i = 0; i < n; i++)
     list.push(new SimAgent({ address, agentId: `bench-${i}`, kinds: ['bench'], slots, client, onStart }));

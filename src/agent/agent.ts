@@ -9,14 +9,15 @@
 //   stream; results finished while disconnected wait in a bounded buffer and go
 //   out after the next Welcome; those sent shortly before a break go again.
 import { EventEmitter } from 'node:events';
-import { status as grpcStatus, type StatusObject, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { status as grpcStatus, type StatusObject } from '@grpc/grpc-js';
 import type { Tracer } from '@opentelemetry/api';
-import type { AgentHello, AgentServiceClient, Welcome } from '../gen/meshlb/v1/agent.js';
+import type { AgentHello, Welcome } from '../gen/meshlb/v1/agent.js';
 import type { ResultStatus } from '../gen/meshlb/v1/task.js';
 import { logger as rootLogger, type Logger } from '../util/log.js';
 import { callerCredentials, type CallerSecurity } from '../security/caller.js';
 import type { BackoffOptions } from './backoff.js';
 import { Connection, type AgentState, type NodeMessage } from './connection.js';
+import { leanSetup, type AgentTransportOptions } from './transport.js';
 import { AgentCheckpoints } from './checkpoints.js';
 import { newAgentStats, type AgentStats } from './stats.js';
 import { codeName, isRefusal, notNodeCell, resultStatusName, streamStatus } from './events.js';
@@ -33,7 +34,7 @@ const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** After a drain's deadline, how long results (e.g. of aborted handlers) may still take to go out. */
 const DRAIN_FLUSH_GRACE_MS = 2000;
 
-export interface AgentOptions {
+export interface AgentOptions extends AgentTransportOptions {
   /** host:port of the node cell replica, or several to fail over across (tried in turn). */
   address: string | readonly string[];
   /** Unique within the node cell. */
@@ -52,9 +53,6 @@ export interface AgentOptions {
   logger?: Logger;
   /** Max gRPC message size both ways (default 4 MiB); batches are cut to fit. */
   maxMessageBytes?: number;
-  /** Extra grpc-js channel options (used when the agent makes its own client). */
-  channelOptions?: ChannelOptions;
-  credentials?: ChannelCredentials;
   /**
    * TLS to the replicas (docs/security.md): `true` for the system's roots, or
    * a CA (and a client certificate) as files, re-read when they change, or
@@ -63,8 +61,6 @@ export interface AgentOptions {
   tls?: CallerSecurity['tls'];
   /** A bearer token sent with every call (a static token or a JWT, or a function for refreshing ones); needs tls. */
   token?: CallerSecurity['token'];
-  /** Supply the gRPC client per address, e.g. from an AgentChannelPool shared by many agents. */
-  clientFor?: (address: string) => AgentServiceClient;
   /** Results held while disconnected (default 10,000); beyond it the oldest are dropped (their leases lapse, the tasks retry). */
   maxBufferedResults?: number;
   /** Results sent this long before a stream broke are sent again after reconnecting (default 2000 ms). */
@@ -163,6 +159,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         channelOptions: opts.channelOptions,
         credentials: opts.credentials ?? callerCredentials(opts),
         clientFor: opts.clientFor,
+        openStream: opts.openStream,
+        lean: leanSetup(opts),
         loadProvider: opts.loadProvider,
         logger: () => this.logger(),
       },
@@ -233,6 +231,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** The address of the current (or last tried) node replica. */
   get address(): string {
     return this.connection.address;
+  }
+
+  /** What carries its stream to that address: 'grpc-js', 'http2' (the lean client), or 'pool' (openStream's). */
+  get transport(): 'grpc-js' | 'http2' | 'pool' {
+    return this.connection.transport;
   }
 
   /** Register the handler for a kind ('*' = any kind without its own handler). Chainable. */

@@ -14,7 +14,6 @@ import {
   credentials as grpcCredentials,
   type ChannelCredentials,
   type ChannelOptions,
-  type ClientDuplexStream,
   type StatusObject,
   status,
 } from '@grpc/grpc-js';
@@ -29,6 +28,7 @@ import {
 import type { Logger } from '../util/log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { sampleLoad } from './load.js';
+import { h2AgentStreams, type AgentCall, type AgentStreams, type AgentTransport, type LeanSetup } from './transport.js';
 
 /** After a follower names its leader, connect there this soon (ms); at most this many redirects in a row. */
 const LEADER_REDIRECT_MS = 20;
@@ -75,11 +75,14 @@ interface ConnectionOptions {
   channelOptions?: ChannelOptions;
   credentials?: ChannelCredentials;
   clientFor?: (address: string) => AgentServiceClient;
+  /** A stream per address from outside (a pool's); else the lean client when `lean` is set, else grpc-js. */
+  openStream?: (address: string) => AgentCall;
+  lean?: LeanSetup;
   loadProvider?: () => { cpu?: number; memory?: number; gpu?: number };
   logger: () => Logger;
 }
 
-type Call = ClientDuplexStream<ConnectRequest, ConnectResponse>;
+type Call = AgentCall;
 
 export class Connection {
   state: AgentState = 'idle';
@@ -95,6 +98,8 @@ export class Connection {
   private redirects = 0;
   private readonly backoff: Backoff;
   private readonly ownClients = new Map<string, AgentServiceClient>();
+  /** The lean client's connections, when the agent runs on it (addresses it cannot dial go to grpc-js). */
+  private readonly lean: AgentStreams | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private welcomeTimer: NodeJS.Timeout | undefined;
@@ -106,6 +111,18 @@ export class Connection {
   ) {
     this.backoff = new Backoff(opts.backoff, opts.random);
     this.maxMessageBytes = opts.maxMessageBytes;
+    if (opts.lean && !opts.openStream && !opts.clientFor)
+      this.lean = h2AgentStreams({
+        ...opts.lean,
+        maxMessageBytes: opts.maxMessageBytes,
+        fallback: (a) => this.clientFor(a).connect(),
+      });
+  }
+
+  /** The transport of the streams to the current address ('pool' for an outside opener). */
+  get transport(): AgentTransport | 'pool' {
+    if (this.opts.openStream) return 'pool';
+    return this.lean ? this.lean.transportFor(this.address) : 'grpc-js';
   }
 
   /** The address of the current (or last tried) node replica. */
@@ -120,7 +137,7 @@ export class Connection {
     const address = this.address;
     let call: Call;
     try {
-      call = this.clientFor(address).connect();
+      call = this.opts.openStream?.(address) ?? this.lean?.open(address) ?? this.clientFor(address).connect();
     } catch (err) {
       this.opts.logger().warn({ err, address }, 'agent: cannot open stream');
       this.scheduleReconnect(false);
@@ -203,6 +220,7 @@ export class Connection {
     call?.cancel();
     for (const c of this.ownClients.values()) c.close();
     this.ownClients.clear();
+    this.lean?.close();
   }
 
   private clientFor(address: string): AgentServiceClient {

@@ -107,6 +107,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
   const pool = new AgentChannelPool({
     channels: opts.channels ?? Math.max(1, Math.ceil(n / 1000)),
     ...(credentials ? { credentials } : {}),
+    ...(opts.security ? { security: opts.security } : {}),
   });
   const t0 = performance.now();
   const agents: Agent[] = [];
@@ -141,7 +142,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
       slots,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       random: seededRandom((seed * 7919 + i) >>> 0),
-      clientFor: pool.clientFor,
+      openStream: pool.openStream,
       ...(opts.mesh ? { mesh: opts.mesh } : {}),
     });
     for (const k of kinds) agent.handle(k, handler);

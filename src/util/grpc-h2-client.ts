@@ -1,6 +1,6 @@
 // A small gRPC client for one bidirectional stream, straight on node:http2:
 // the lean transport of the cell-to-cell link (docs/mesh.md, "Low-rate
-// path"). It speaks the gRPC wire protocol as any gRPC server expects it
+// path") and of the agent SDK's stream (src/agent/transport.ts). It speaks the gRPC wire protocol as any gRPC server expects it
 // (POST, content-type application/grpc, te: trailers, length-prefixed
 // messages, grpc-status and grpc-message in trailers or a trailers-only
 // response), so the server stays grpc-js and grpcurl and other clients are
@@ -8,8 +8,9 @@
 // interceptor and filter stacks, the per-message nextTick hops, pausing and
 // resuming the HTTP/2 stream for every message read.
 //
-// The call object has the part of grpc-js's ClientDuplexStream the link uses
-// (write with a callback, end, cancel; 'data', 'error' with a ServiceError
+// The call object has the part of grpc-js's ClientDuplexStream the link and
+// the agent SDK use (write with a callback, end, cancel; 'data', 'drain' after
+// a write() that returned false, 'error' with a ServiceError
 // whose code, details and metadata are what grpc-js would give, 'end' on an
 // OK status, 'status') and the same rules: exactly one of 'error' or 'end',
 // emitted on a later tick, never from inside write() or cancel().
@@ -214,6 +215,8 @@ export class H2DuplexCall<Req, Res> extends EventEmitter {
     });
     stream.on('trailers', (headers: IncomingHttpHeaders) => this.trailers(headers));
     stream.on('data', (chunk: Buffer) => this.read(chunk));
+    // write() returned false: 'drain' says when to write again (the agent's connection waits on it).
+    stream.on('drain', () => this.emit('drain'));
     stream.on('end', () => {
       this.readsDone = true;
       this.maybeOutput();
