@@ -13,7 +13,8 @@
 // linkTransport / MESHLB_LINK_TRANSPORT. What the lean client cannot honour
 // keeps grpc-js whatever the choice: given `credentials` or `channelOptions`
 // (grpc-js objects), a `clientFor`, a token from a function (asked per call),
-// or an address that is not host:port (unix sockets).
+// or an address that is not host:port (unix sockets); and, when no transport
+// is named, a proxy in grpc_proxy, https_proxy or http_proxy (grpc-js uses it).
 import type { ChannelCredentials, ChannelOptions, ClientDuplexStream, StatusObject } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
@@ -29,7 +30,7 @@ import type { CallerSecurity } from '../security/caller.js';
 export type AgentTransport = 'grpc-js' | 'http2';
 export const AGENT_TRANSPORTS: readonly AgentTransport[] = ['grpc-js', 'http2'];
 /** Chosen by measurement (docs/mesh.md, "Lean agent transport"). */
-export const DEFAULT_AGENT_TRANSPORT: AgentTransport = 'grpc-js';
+export const DEFAULT_AGENT_TRANSPORT: AgentTransport = 'http2';
 
 /** The transport named by `value` (an option or MESHLB_AGENT_TRANSPORT), the default when empty. */
 export function agentTransport(value: string | undefined): AgentTransport {
@@ -118,6 +119,8 @@ export function h2AgentStreams(o: H2AgentStreamsOptions): AgentStreams {
   };
 }
 
+const PROXY_VARS = ['grpc_proxy', 'https_proxy', 'http_proxy'];
+
 /** The SDK options that choose an agent's transport (part of AgentOptions). */
 export interface AgentTransportOptions {
   /** Extra grpc-js channel options (used when the agent makes its own client; they keep grpc-js). */
@@ -148,7 +151,10 @@ export interface LeanSetup {
  * unknown transport name.
  */
 export function leanSetup(o: AgentTransportOptions & CallerSecurity): LeanSetup | undefined {
-  if (agentTransport(o.transport ?? process.env.MESHLB_AGENT_TRANSPORT) !== 'http2') return undefined;
+  const named = o.transport ?? process.env.MESHLB_AGENT_TRANSPORT;
+  if (agentTransport(named) !== 'http2') return undefined;
+  // grpc-js goes through an HTTP CONNECT proxy these name; the lean client does not: unchosen, keep grpc-js.
+  if (!named && PROXY_VARS.some((v) => process.env[v])) return undefined;
   if (o.credentials !== undefined || o.channelOptions !== undefined || o.clientFor !== undefined) return undefined;
   if (o.openStream !== undefined || typeof o.token === 'function') return undefined;
   return {

@@ -52,12 +52,13 @@ async function serve(
 }
 
 describe('agent transport selection', () => {
-  it('names: the default when unset or empty, both names, an unknown MESHLB_AGENT_TRANSPORT refused', () => {
+  it('names: the default when unset or empty, both names, an unknown MESHLB_AGENT_TRANSPORT refused, a proxy', () => {
     expect(agentTransport(undefined)).toBe(DEFAULT_AGENT_TRANSPORT);
     expect(agentTransport('')).toBe(DEFAULT_AGENT_TRANSPORT);
     for (const t of AGENT_TRANSPORTS) expect(agentTransport(t)).toBe(t);
     expect(() => agentTransport('h2')).toThrow(RangeError);
     const before = process.env.MESHLB_AGENT_TRANSPORT;
+    const proxy = process.env.http_proxy;
     try {
       process.env.MESHLB_AGENT_TRANSPORT = 'http3';
       expect(() => new Agent({ address: '127.0.0.1:1', agentId: 'x', slots: 1 })).toThrow(/one of grpc-js, http2/);
@@ -68,9 +69,17 @@ describe('agent transport selection', () => {
       process.env.MESHLB_AGENT_TRANSPORT = 'grpc-js';
       expect(newAgent({ address: '127.0.0.1:1' }).transport).toBe('grpc-js');
       expect(newAgent({ address: '127.0.0.1:1', transport: 'http2' }).transport).toBe('http2');
+      delete process.env.MESHLB_AGENT_TRANSPORT;
+      expect(newAgent({ address: '127.0.0.1:1' }).transport).toBe(DEFAULT_AGENT_TRANSPORT);
+      // A proxy grpc-js would use keeps grpc-js unless a transport is named.
+      process.env.http_proxy = 'http://127.0.0.1:9';
+      expect(newAgent({ address: '127.0.0.1:1' }).transport).toBe('grpc-js');
+      expect(newAgent({ address: '127.0.0.1:1', transport: 'http2' }).transport).toBe('http2');
     } finally {
       if (before === undefined) delete process.env.MESHLB_AGENT_TRANSPORT;
       else process.env.MESHLB_AGENT_TRANSPORT = before;
+      if (proxy === undefined) delete process.env.http_proxy;
+      else process.env.http_proxy = proxy;
     }
   });
 
