@@ -17,3 +17,5 @@ export type { BackoffOptions } from './backoff.js';
 export { AgentChannelPool } from './pool.js';
 export type { AgentChannelPoolOptions } from './pool.js';
 export { ResultStatus } from '../gen/meshlb/v1/task.js';
+export { AGENT_TRANSPORTS, DEFAULT_AGENT_TRANSPORT, agentTransport } from './transport.js';
+export type { AgentCall, AgentTransport, AgentTransportOptions } from './transport.js';
