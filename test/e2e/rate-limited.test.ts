@@ -99,7 +99,10 @@ describe(`RATE_LIMITED answers over gRPC (seed ${SEED})`, () => {
     const later = [starts.get('first')![1]!, ...rest.map((_, i) => starts.get(`more-${i}`)![0]!)].sort((a, b) => a - b);
     // Nothing of the key started during the pause...
     expect(later[0]! - answeredAt).toBeGreaterThanOrEqual(HINT_MS - 5);
-    // ...and after it one per emission interval (50 ms): six starts span at least five intervals.
-    expect(later[later.length - 1]! - later[0]!).toBeGreaterThanOrEqual(5 * 50 - 10);
+    // ...and after it one per emission interval (50 ms): six starts span at least five intervals
+    // (an unpaced key would start all six within a few ms). The times are the agent's, one stream
+    // hop after the home let each go: on a loaded machine the first can arrive late by tens of ms
+    // (CI at load 25 saw a span of 239 ms), so the bound allows half an interval of delivery skew.
+    expect(later[later.length - 1]! - later[0]!).toBeGreaterThanOrEqual(5 * 50 - 25);
   });
 });
