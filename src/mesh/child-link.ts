@@ -53,9 +53,25 @@ export class ChildLink {
   readonly preemptible = new Map<string, number>();
   /** Per kind: critical tasks sent past the credits, for preemption, since the latest summary. */
   readonly overdraft = new Map<string, number>();
+  /**
+   * Per kind, since the latest summary, dispatches decided while the credits were short of their
+   * slots: all of them, and the guaranteed ones (a tenant's minimum, guaranteed.ts). The rest is
+   * preemption's (its overdraft counts them); the mesh simulator's `credits` check holds the link to that.
+   */
+  readonly pastCredit = new Map<string, number>();
+  readonly pastGuaranteed = new Map<string, number>();
   /** Per kind: the summary seq and time of our last steal ask (ask again only on a newer summary, after a pause). */
   private readonly askedSeq = new Map<string, number>();
   private readonly askedMs = new Map<string, number>();
+  /**
+   * Home attempts routed here whose `dispatched` command has not committed yet (their slots per
+   * kind): the picker took their credits, the link must too, or a picker rebuilt meanwhile would
+   * offer them again. They go on dispatch, or when the home's ledger decided not to send them.
+   */
+  private readonly promised = new Map<WorkItem, number>();
+  private readonly promisedOf = new Map<string, number>();
+  /** Promised items already counted in pastCredit when promised (the decision's moment, not the send's). */
+  private readonly judged = new WeakSet<WorkItem>();
   /** Per kind: dispatches sent and not yet acked, and those acked since the latest summary. */
   readonly unacked = new Map<string, number>();
   readonly ackedSinceSummary = new Map<string, number>();
@@ -118,7 +134,26 @@ export class ChildLink {
   /** Credits in slots: what the summary offered less the slots sent since (a task of N slots takes N). */
   credits(kind: string): number {
     const f = this.free.get(kind) ?? 0;
-    return Math.max(0, f - (this.unacked.get(kind) ?? 0) - (this.ackedSinceSummary.get(kind) ?? 0));
+    const out = (this.unacked.get(kind) ?? 0) + (this.ackedSinceSummary.get(kind) ?? 0);
+    return Math.max(0, f - out - (this.promisedOf.get(kind) ?? 0));
+  }
+
+  /** A home attempt routed here waits for its start to commit: its slots' credits are taken now. */
+  promise(item: WorkItem): void {
+    if (this.promised.has(item)) return;
+    const n = slotsOf(item.spec);
+    this.judge(item, n);
+    this.judged.add(item);
+    this.promised.set(item, n);
+    inc(this.promisedOf, item.kind, n);
+  }
+
+  /** Its start was decided (sent, refused, or this replica stopped leading): its promise goes. */
+  unpromise(item: WorkItem): void {
+    const n = this.promised.get(item);
+    if (n === undefined) return;
+    this.promised.delete(item);
+    inc(this.promisedOf, item.kind, -n);
   }
 
   /**
@@ -142,6 +177,8 @@ export class ChildLink {
     this.freeSlots.clear();
     this.preemptible.clear();
     this.overdraft.clear();
+    this.pastCredit.clear();
+    this.pastGuaranteed.clear();
     this.largestFree.clear();
     this.largestTotal.clear();
     this.bigSinceSummary.clear();
@@ -166,6 +203,8 @@ export class ChildLink {
   /** Send `item` down: it holds its slots' credits of its kind until acked. */
   dispatch(item: WorkItem): void {
     const n = slotsOf(item.spec);
+    this.unpromise(item);
+    if (!this.judged.delete(item)) this.judge(item, n);
     this.sent.set(item.key, item.kind);
     inc(this.unacked, item.kind, n);
     if (n > 1) {
@@ -173,6 +212,13 @@ export class ChildLink {
       inc(this.bigSinceSummary, item.kind, n);
     }
     this.batcher.push(Lane.Dispatches, wireDispatch(item));
+  }
+
+  /** Count `item` in pastCredit if the credits are short of its `n` slots now. */
+  private judge(item: WorkItem, n: number): void {
+    if (this.credits(item.kind) >= n) return;
+    inc(this.pastCredit, item.kind, 1);
+    if (item.guaranteed) inc(this.pastGuaranteed, item.kind, 1);
   }
 
   /** The child answered the dispatch `key`: its credits move (accepted) or return (refused). Its kind, if it was ours. */

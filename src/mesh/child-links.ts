@@ -305,6 +305,15 @@ export class ChildLinks implements ChildSide {
     link.dispatch(item);
   }
 
+  /** A home attempt routed to `child` waits for its start to commit (ChildLink.promise). */
+  promise(child: string, item: WorkItem): void {
+    this.links.get(child)?.promise(item);
+  }
+
+  unpromise(item: WorkItem): void {
+    if (item.via?.type === 'child') this.links.get(item.via.cell)?.unpromise(item);
+  }
+
   sendResult(child: string, r: TaskResult): void {
     this.links.get(child)?.sendResult(r);
   }

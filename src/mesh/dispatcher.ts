@@ -34,6 +34,8 @@ import { Unplaceable } from './unplaceable.js';
 import { SlotHolds } from './slot-hold.js';
 import { Gangs, gangHost } from './gang.js';
 import type { Preemptor } from './preemptor.js';
+import { Guaranteed, isNewHome } from './guaranteed.js';
+import { isLogged } from './ledger.js';
 
 /** Rebuild the picker at least this often (fresh scores), even with no change. */
 const PICKER_REFRESH_MS = 250;
@@ -85,6 +87,8 @@ export class Dispatcher {
   /** Gangs homed here: placed all-or-nothing, run once (gang.ts). */
   readonly gangs: Gangs;
   private readonly pickInfo: PickInfo;
+  /** A tenant's minimum: guaranteed attempts first, and past the credits (guaranteed.ts). */
+  readonly guaranteed: Guaranteed;
 
   constructor(deps: DispatcherDeps) {
     this.d = deps;
@@ -102,6 +106,12 @@ export class Dispatcher {
     if (deps.preemptor)
       deps.preemptor.gated = (it) => !!it.spec.gangId || (isNewHome(it) && isGated(it.spec, deps.home.ledger.flow));
     this.unplaceableKinds = new Unplaceable({ queue, routes, relay, timeoutMs: deps.unplaceableTimeoutMs });
+    this.guaranteed = new Guaranteed(deps, {
+      admitted: (it, at, now) => this.admitted(it, at, now),
+      capped: (cell) => this.breakers.limits(cell),
+      sendPast: (it, cell, why, homeNew) => this.placed(it, cell, why, homeNew, true),
+    });
+    deps.home.flow.onSettled = (it) => deps.links.children?.unpromise(it);
   }
 
   /** From the cell's tick: pump if an unplaceable task may have waited out its limit. */
@@ -191,7 +201,7 @@ export class Dispatcher {
       }
       this.unplaceableKinds.placeable(kind);
       while (budget-- > 0 && picker.credits(kind) > 0) {
-        const popped = this.next(kind, now);
+        const popped = this.guaranteed.next(kind, now);
         if (!popped) break;
         const item = popped.task;
         routes.taken(item);
@@ -202,12 +212,8 @@ export class Dispatcher {
           // All its gang's members leave together in this pump, or none does (gang.ts). None is held back
           // for a faster agent (waited: Infinity): a member waits for its gang already.
           const pick = (m: WorkItem): ReturnType<Picker['pick']> => picker.pick(this.pickInfo.of(m, 0, Infinity));
-          for (const [m, c] of this.gangs.place(popped, picker, pick, parked)) {
-            this.breakers.sent(c);
-            if (this.trail.enabled)
-              this.trail.decided(m, now, this.policy.name, 'agent', c, undefined, 'with its gang');
-            this.route(m, this.viaFor(c), homeNew, now);
-          }
+          const gang = this.gangs.place(popped, picker, pick, parked);
+          for (const [m, c] of gang) this.placed(m, c, 'with its gang', homeNew, true);
           continue;
         }
         const r = picker.pick(this.pickInfo.of(item, parked.length, now - popped.enqueuedAt));
@@ -234,6 +240,7 @@ export class Dispatcher {
       if (picker.credits(kind) <= 0 && this.breakers.blocks(kind)) this.handBack(kind, now);
       for (const p of parked) routes.putBack(p.task, p.enqueuedAt);
       parked.length = 0;
+      if (picker.credits(kind) <= 0) this.guaranteed.pastCredits(kind, now, homeNew);
       if (picker.credits(kind) <= 0 && this.d.preemptor?.enabled) this.d.preemptor.consider(kind, now);
       // Left queued for want of credit (counted once per pump and kind): at low rates this should stay 0.
       if (queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) this.d.stats.creditStalls++;
@@ -241,16 +248,13 @@ export class Dispatcher {
     this.d.home.startAttempts(homeNew, this.send);
   }
 
-  /**
-   * The next item of `kind`: a new home task of a tenant or key under its minimum (gate.ts), sent on
-   * as guaranteed; else one a home sent so (every tier serves those first); else the queue's order.
-   */
-  private next(kind: string, now: number): Popped<WorkItem> | undefined {
-    const q = this.d.queue;
-    const under = this.d.home.flow.underMin();
-    const p = under.length > 0 ? q.popFirstOf(kind, under, now, isNewHome) : undefined;
-    if (p) p.task.guaranteed = true;
-    return p ?? q.popGuaranteed(kind, now) ?? q.popKind(kind, now);
+  /** Routed outside the picker (a gang, past the credits, preemption's): `why` in its trail; `counted` by its breaker. */
+  private placed(item: WorkItem, candidate: string, why: string, homeNew: WorkItem[], counted: boolean): void {
+    const now = this.d.scheduler.now();
+    if (counted) this.breakers.sent(candidate);
+    const action = this.d.links.agents ? 'agent' : 'child';
+    if (this.trail.enabled) this.trail.decided(item, now, this.policy.name, action, candidate, undefined, why);
+    this.route(item, this.viaFor(candidate), homeNew, now);
   }
 
   /**
@@ -279,10 +283,7 @@ export class Dispatcher {
     if (!item) return false;
     this.d.routes.taken(item);
     const homeNew: WorkItem[] = [];
-    const now = this.d.scheduler.now();
-    const action = this.d.links.agents ? 'agent' : 'child';
-    if (this.trail.enabled) this.trail.decided(item, now, this.policy.name, action, candidate, undefined, why);
-    this.route(item, this.viaFor(candidate), homeNew, now);
+    this.placed(item, candidate, why, homeNew, false);
     // Its credit is taken as a pick's would be, now: a home item is sent only once its start commits,
     // and a picker rebuilt meanwhile would offer the slot again.
     if (!this.dirty) this.picker?.take(candidate, item.kind);
@@ -381,6 +382,7 @@ export class Dispatcher {
     if (item.origin.type === 'home' && item.attempt === 0) {
       homeNew.push(item);
       if (via.type === 'agent') this.updates.routed(item, via.agentId, now);
+      else if (via.type === 'child' && isLogged(item.spec)) this.d.links.children?.promise(via.cell, item);
       return;
     }
     this.d.routes.sent(item);
@@ -404,6 +406,3 @@ export class Dispatcher {
     this.d.stats.dispatched++;
   }
 }
-
-/** A task homed here whose first attempt has not started: the flow gate and tenant shares apply to it. */
-const isNewHome = (item: WorkItem): boolean => item.attempt === 0 && item.origin.type === 'home';

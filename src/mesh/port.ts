@@ -128,9 +128,25 @@ export interface ParentSide {
 }
 
 /** The links to the children, as the cell uses them. */
+/** What a cell reads of a child's link to send guaranteed attempts past the credits (guaranteed.ts, child-link.ts). */
+export interface ChildLinkView {
+  readonly cell: string;
+  readonly closed: boolean;
+  readonly summary: { readonly draining: boolean } | undefined;
+  /** Per kind, from the latest summary: total slots, healthy agents, tasks queued there. */
+  readonly total: ReadonlyMap<string, number>;
+  readonly healthy: ReadonlyMap<string, number>;
+  readonly queued: ReadonlyMap<string, number>;
+}
+
 export interface ChildSide {
+  readonly links: ReadonlyMap<string, ChildLinkView>;
   /** Send `item` down to `child`; bounces it when there is no link. */
   dispatch(child: string, item: WorkItem): void;
+  /** A home attempt routed to `child` waits for its start to commit: it holds the link's credit meanwhile. */
+  promise(child: string, item: WorkItem): void;
+  /** Its start was decided (sent, refused, or this replica stopped leading): the credit it held goes. */
+  unpromise(item: WorkItem): void;
   sendResult(child: string, r: TaskResult): void;
   sendCheckpoint(child: string, cp: TaskCheckpoint): void;
   sendCancel(child: string, ref: TaskRef): void;

@@ -45,6 +45,7 @@ const shares = { starts: 0, tenants: 0, atCeiling: 0, worst: 0 };
 /** The same for keys with a share (`key <k>` in the run's stats). */
 const keyShares = { starts: 0, keys: 0, atCeiling: 0, worst: 0 };
 let preemptions = 0;
+let guaranteedPast = 0;
 /** Node summaries that offered queue room past the static prefetch, by forecast (docs/policies.md). */
 let prepositioned = 0;
 let startedAtAccept = 0;
@@ -78,6 +79,7 @@ for (let seed = first; seed < first + count; seed++) {
     s.worst = Math.max(s.worst, t.peak / t.limit);
   }
   preemptions += res.stats.preemptions;
+  guaranteedPast += res.stats.guaranteedPast;
   prepositioned += res.stats.prepositioned;
   startedAtAccept += res.stats.startedAtAccept;
   flow.resumed += res.stats.resumed;
@@ -116,6 +118,7 @@ console.error(`preemption: ${preemptions} attempts preempted for critical tasks 
 console.error(
   `start at accept: ${startedAtAccept} LOGGED tasks started in their accepted entry (live replicas' counts)`,
 );
+console.error(`minimums: ${guaranteedPast} guaranteed attempts sent past a child's credits (live replicas' counts)`);
 console.error(`forecasts: ${prepositioned} node summaries pre-positioned queue room past the static prefetch`);
 console.error(
   `debounce: ${debounce.tasks} debounced tasks, ${debounce.folds} submits folded into them, ${debounce.started} started`,

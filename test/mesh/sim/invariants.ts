@@ -10,7 +10,10 @@
 //              slots over them is this check's (node and agent view);
 //   capacity   free slots never exceed total, in every summary a parent holds;
 //   credits    dispatch credits and their counts never go negative, and each
-//              link's unacked count is the dispatches awaiting an ack;
+//              link's unacked count is the dispatches awaiting an ack; nothing
+//              is sent past a child's credits but preemption's critical tasks
+//              (its overdraft) and guaranteed attempts, and a home never has
+//              more of a tenant's guaranteed attempts out than its minimum;
 //   stale      a task completes only from its current, live attempt, one an agent ran;
 //   trail      a cell's recorded placement of an attempt (ExplainTask) names
 //              where that attempt went from the cell;
@@ -287,6 +290,7 @@ export class Checker implements AgentObserver {
       }
       if (cell.children) for (const link of cell.children.links.values()) this.link(cell.path, link);
       this.trail(cell);
+      this.guaranteedOut(cell);
       const agents = cell.agents;
       if (!agents) continue;
       this.gang(cell);
@@ -348,6 +352,21 @@ export class Checker implements AgentObserver {
     }
   }
 
+  /**
+   * credits: a home sends a tenant's attempts guaranteed (past the credits, guaranteed.ts) only
+   * while the tenant holds fewer slots than its minimum: never more of them out than the minimum.
+   */
+  private guaranteedOut(cell: Cell): void {
+    let out: Map<string, number> | undefined;
+    for (const item of cell.routes.values())
+      if (item.guaranteed && item.origin.type === 'home')
+        (out ??= new Map()).set(item.tenant, (out.get(item.tenant) ?? 0) + 1);
+    for (const [tenant, n] of out ?? []) {
+      const min = cell.ledger.flow.shares.share(tenant).min;
+      if (n > min) this.add('credits', `${cell.path} has ${n} guaranteed attempts of ${tenant} out, minimum ${min}`);
+    }
+  }
+
   /** Every attempt sent on from the cell went where the cell's trail says it chose. */
   private trail(cell: Cell): void {
     const trail = cell.dispatcher.trail;
@@ -381,6 +400,16 @@ export class Checker implements AgentObserver {
       if (n < 0) this.add('credits', `${path} -> ${link.cell}: ${n} unacked dispatches of ${kind}`);
     for (const [kind, n] of raw.ackedSinceSummary)
       if (n < 0) this.add('credits', `${path} -> ${link.cell}: ${n} acked since summary of ${kind}`);
+    // Past the credits only what the cell may send so: guaranteed attempts (a tenant's minimum,
+    // bounded at their home: guaranteedBound) and preemption's critical tasks (its overdraft).
+    for (const [kind, n] of link.pastCredit) {
+      const allowed = (link.pastGuaranteed.get(kind) ?? 0) + (link.overdraft.get(kind) ?? 0);
+      if (n > allowed)
+        this.add(
+          'credits',
+          `${path} -> ${link.cell}: ${n} dispatches of ${kind} past the credits since the summary, ${allowed} guaranteed or preempting`,
+        );
+    }
     // The link's counters clamp at zero (a count that would go negative is
     // deleted), so a double decrement never shows as a negative number: it
     // shows as fewer unacked than dispatches awaiting an ack (`sent`), which

@@ -21,7 +21,7 @@ import { Trail, type Decision } from '../../../src/mesh/dispatcher-trail.js';
 import { Gangs } from '../../../src/mesh/gang.js';
 import { Home } from '../../../src/mesh/home.js';
 import type { PickResult } from '../../../src/policies/index.js';
-import type { Popped } from '../../../src/queue/index.js';
+import { TaskQueue, type Popped } from '../../../src/queue/index.js';
 import { isTerminal, Ledger, type LedgerCommand, type TaskRecord } from '../../../src/mesh/ledger.js';
 import { Relay } from '../../../src/mesh/relay.js';
 import { SlotMap } from '../../../src/mesh/slot-map.js';
@@ -187,6 +187,9 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     check: 'share',
     what: "a tenant's ceiling is not checked: the ledger and the leader's gate let every attempt of it start",
+    // The gate admitting without counting also leaves a tenant with a minimum under it for good: its
+    // attempts all go guaranteed, past the home's bound (credits).
+    alsoMay: ['credits'],
     apply: () =>
       both(
         patch(TenantShares.prototype, 'fits', () => () => true),
@@ -422,6 +425,32 @@ export const MUTATIONS: readonly Mutation[] = [
           function (this: RelayInside, e: Extract<WheelEntry, { type: 'route' }>): void {
             const item = this.d.routes.get(e.key)!;
             if (item.sentMs === e.stamp) this.cancelRoute(item, 'route expired');
+          },
+      ),
+  },
+  {
+    check: 'credits',
+    what: "TenantGate.underMin ignores the tenant's count (a minimum's guaranteed attempts unbounded)",
+    apply: () =>
+      patch(
+        TenantGate.prototype,
+        'underMin',
+        () =>
+          function (this: { shares: TenantShares }): readonly string[] {
+            return [...this.shares.withMinimum()].map(([t]) => t).sort();
+          },
+      ),
+  },
+  {
+    check: 'credits',
+    what: 'TaskQueue.popGuaranteed hands out any task when no guaranteed one waits (sent past the credits)',
+    apply: () =>
+      patch(
+        TaskQueue.prototype,
+        'popGuaranteed',
+        (orig) =>
+          function (this: TaskQueue<WorkItem>, kind: string, now: number): Popped<WorkItem> | undefined {
+            return (orig.apply(this, [kind, now] as never) as Popped<WorkItem> | undefined) ?? this.popKind(kind, now);
           },
       ),
   },

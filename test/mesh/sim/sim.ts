@@ -58,6 +58,8 @@ export interface SimResult {
     givenBack: number;
     /** Attempts preempted for critical tasks (live replicas' counts); 0 in runs with preemption off. */
     preemptions: number;
+    /** Guaranteed attempts (a tenant's minimum) cells sent past their children's credits (live replicas' counts). */
+    guaranteedPast: number;
     /** Node summaries that offered more queue room than the static prefetch, by forecast (live replicas' counts). */
     prepositioned: number;
     /** LOGGED tasks started in their `accepted` entry (start-at-accept.ts; live replicas' counts). */
@@ -218,9 +220,11 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   let preemptions = 0;
   let prepositioned = 0;
   let startedAtAccept = 0;
+  let guaranteedPast = 0;
   for (const rep of mesh.replicas.values()) {
     startedAtAccept += rep.cell.home.atAccept.started;
     givenBack += rep.cell.stats.givenBack;
+    guaranteedPast += rep.cell.dispatcher.guaranteed.sent;
     for (const n of rep.cell.preemptor.byKind.values()) preemptions += n;
     prepositioned += rep.cell.forecasts.raised;
   }
@@ -239,6 +243,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       noneLost,
       givenBack,
       preemptions,
+      guaranteedPast,
       prepositioned,
       startedAtAccept,
       workload: workload.stats,
