@@ -11,9 +11,10 @@
 //
 // The picker is rebuilt only when the candidates changed (dirty), at most once per pump, and at least every
 // PICKER_REFRESH_MS so scores follow the load and latency figures; picks consume its credit overlay, and each send
-// also counts in the link's or agent's own accounting, so a rebuilt picker starts from the truth. A slot freed by a
-// result is handed back to the live picker (release), not answered with a rebuild: at the node a rebuild is
-// O(agents). At a node a picker kept up to date is not rebuilt on a timer (dispatcher-updates.ts).
+// also counts in the link's or agent's own accounting (a home item's from its pick: promised until its start is
+// decided), so a rebuilt picker starts from the truth. A slot freed by a result is handed back to the live picker
+// (release), not answered with a rebuild: at the node a rebuild is O(agents). At a node a picker kept up to date is
+// not rebuilt on a timer (dispatcher-updates.ts).
 import { isGated } from '../flow/gate.js';
 import type { BreakerConfig, Candidate, Picker, Policy } from '../policies/index.js';
 import { QUEUE_HELD } from '../policies/hold-back.js';
@@ -76,7 +77,6 @@ export class Dispatcher {
   private policy: Policy;
   private readonly pumpNow = (): void => this.pump();
   private readonly send = (item: WorkItem): void => this.transmit(item);
-
   /** Tasks of kinds nobody serves, waiting here (the root, or cut off from the parent). */
   private readonly unplaceableKinds: Unplaceable;
   /** Circuit breakers per target: they cap the credits the picker sees. */
@@ -111,7 +111,6 @@ export class Dispatcher {
       capped: (cell) => this.breakers.limits(cell),
       sendPast: (it, cell, why, homeNew) => this.placed(it, cell, why, homeNew, true),
     });
-    deps.home.flow.onSettled = (it) => deps.links.children?.unpromise(it);
   }
 
   /** From the cell's tick: pump if an unplaceable task may have waited out its limit. */
@@ -245,7 +244,7 @@ export class Dispatcher {
       // Left queued for want of credit (counted once per pump and kind): at low rates this should stay 0.
       if (queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) this.d.stats.creditStalls++;
     }
-    this.d.home.startAttempts(homeNew, this.send);
+    this.start(homeNew);
   }
 
   /** Routed outside the picker (a gang, past the credits, preemption's): `why` in its trail; `counted` by its breaker. */
@@ -284,10 +283,9 @@ export class Dispatcher {
     this.d.routes.taken(item);
     const homeNew: WorkItem[] = [];
     this.placed(item, candidate, why, homeNew, false);
-    // Its credit is taken as a pick's would be, now: a home item is sent only once its start commits,
-    // and a picker rebuilt meanwhile would offer the slot again.
+    // Its credit is taken as a pick's would be (a home item is sent once its start commits; its link holds it meanwhile).
     if (!this.dirty) this.picker?.take(candidate, item.kind);
-    this.d.home.startAttempts(homeNew, this.send);
+    this.start(homeNew);
     this.schedule();
     return true;
   }
@@ -337,7 +335,7 @@ export class Dispatcher {
     for (const p of keep) routes.putBack(p.task, p.enqueuedAt);
     keep.length = 0;
     this.d.stats.givenBack += given;
-    this.d.home.startAttempts(homeNew, this.send);
+    this.start(homeNew);
     return out;
   }
 
@@ -382,12 +380,18 @@ export class Dispatcher {
     if (item.origin.type === 'home' && item.attempt === 0) {
       homeNew.push(item);
       if (via.type === 'agent') this.updates.routed(item, via.agentId, now);
-      else if (via.type === 'child' && isLogged(item.spec)) this.d.links.children?.promise(via.cell, item);
+      else if (via.type === 'child') this.d.links.children?.promise(via.cell, item);
       return;
     }
     this.d.routes.sent(item);
     this.transmit(item);
     this.d.relay.routed(item);
+  }
+
+  /** New home attempts leave once started (docs/mesh.md, "Credits"); a NONE one is sent or refused before this returns. */
+  private start(homeNew: WorkItem[]): void {
+    this.d.home.startAttempts(homeNew, this.send);
+    for (const it of homeNew) if (!isLogged(it.spec)) this.d.links.children?.unpromise(it);
   }
 
   private transmit(item: WorkItem): void {

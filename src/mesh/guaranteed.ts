@@ -69,7 +69,11 @@ export class Guaranteed {
   constructor(
     private readonly d: GuaranteedDeps,
     private readonly h: GuaranteedHost,
-  ) {}
+  ) {
+    // Every home attempt routed to a child holds that link's credit until its start is decided
+    // (ChildLink.promise; docs/mesh.md, "Credits"): the home's gate is told of each logged one.
+    d.home.flow.onSettled = (it) => d.links.children?.unpromise(it);
+  }
 
   /**
    * A new home task whose start counts against its subject's share (a tenant's or a key's: LOGGED,
