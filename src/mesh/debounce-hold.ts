@@ -20,7 +20,7 @@
 //
 // Invariant: a task with timers armed is not in the queue; the last of its
 // timers to fire queues it (through hold(), which checks the clock again).
-import { TaskState } from '../gen/meshlb/v1/task.js';
+import { TaskState, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { Ledger, TaskRecord } from './ledger.js';
 import type { Scheduler } from './scheduler.js';
 import { nextAttemptId, type WorkItem } from './types.js';
@@ -113,10 +113,12 @@ export class DebounceHold {
 /**
  * A debounced item queued before a later submit's payload was folded in
  * (committed between its queueing and its dispatch): send the ledger's spec,
- * the last payload.
+ * the last payload. The item itself takes it: it is the one its child link
+ * holds a promised credit for (ChildLink.promise), by identity.
  */
 export function withLedgerSpec(item: WorkItem, ledger: Ledger): WorkItem {
   if (!item.spec.debounceKey) return item;
   const rec = ledger.get(item.taskId);
-  return rec && rec.spec !== item.spec ? { ...item, spec: rec.spec } : item;
+  if (rec && rec.spec !== item.spec) (item as { spec: TaskSpec }).spec = rec.spec;
+  return item;
 }

@@ -12,10 +12,11 @@
 // there. So a minimum is met as fast as slots free at the nodes, not as fast
 // as credits climb four tiers.
 //
-// Bounded: the home sends an attempt guaranteed only while its tenant's count
-// (slots held in the ledger, lingering ones included, plus starts admitted and
-// not yet decided) is under its minimum, and admitting it counts it; so at most
-// (minimum − count) guaranteed attempts of a tenant are ever out at once, the
+// Bounded: the home sends an attempt guaranteed only while its subject's count
+// (a tenant's slots, or a key's permits, held in the ledger, lingering ones
+// included, plus starts admitted and not yet decided) is under its minimum, and
+// admitting it counts it (FlowGate.underMin); so at most (minimum − count)
+// guaranteed attempts of a tenant or key are ever out at once, the
 // only ones any tier sends past a credit besides preemption's. Cells below
 // forward what they get as guaranteed and mark nothing so themselves. The
 // mesh simulator's `credits` check holds every link to exactly that.

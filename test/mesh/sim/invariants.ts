@@ -32,6 +32,7 @@
 import { ResultStatus, TaskState, type Label } from '../../../src/gen/meshlb/v1/task.js';
 import type { Cell } from '../../../src/mesh/cell.js';
 import type { ChildLink } from '../../../src/mesh/child-link.js';
+import { keyLane } from '../../../src/flow/flow-state.js';
 import { resumableOf } from '../../../src/mesh/home-checkpoints.js';
 import { isTerminal, type Ledger, type TaskRecord } from '../../../src/mesh/ledger.js';
 import type { AgentObserver } from './agent.js';
@@ -353,17 +354,23 @@ export class Checker implements AgentObserver {
   }
 
   /**
-   * credits: a home sends a tenant's attempts guaranteed (past the credits, guaranteed.ts) only
-   * while the tenant holds fewer slots than its minimum: never more of them out than the minimum.
+   * credits: a home sends attempts guaranteed (past the credits, guaranteed.ts) only while their
+   * subject — a tenant, or a concurrency key with a share — holds fewer slots than its minimum:
+   * never more of a subject's out than its minimum.
    */
   private guaranteedOut(cell: Cell): void {
+    const flow = cell.ledger.flow;
     let out: Map<string, number> | undefined;
     for (const item of cell.routes.values())
-      if (item.guaranteed && item.origin.type === 'home')
-        (out ??= new Map()).set(item.tenant, (out.get(item.tenant) ?? 0) + 1);
-    for (const [tenant, n] of out ?? []) {
-      const min = cell.ledger.flow.shares.share(tenant).min;
-      if (n > min) this.add('credits', `${cell.path} has ${n} guaranteed attempts of ${tenant} out, minimum ${min}`);
+      if (item.guaranteed && item.origin.type === 'home') {
+        const lane = flow.laneOf(item.spec);
+        (out ??= new Map()).set(lane, (out.get(lane) ?? 0) + 1);
+      }
+    for (const [lane, n] of out ?? []) {
+      const key = lane.startsWith(keyLane('')) ? lane.slice(keyLane('').length) : undefined;
+      const min = key === undefined ? flow.shares.share(lane).min : flow.keyShares.share(key).min;
+      const what = key === undefined ? `tenant ${lane}` : `key ${key}`;
+      if (n > min) this.add('credits', `${cell.path} has ${n} guaranteed attempts of ${what} out, minimum ${min}`);
     }
   }
 
