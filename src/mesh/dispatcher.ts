@@ -34,6 +34,7 @@ import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
 import { SlotHolds } from './slot-hold.js';
 import { Gangs, gangHost } from './gang.js';
+import type { GangPick } from './gang-route.js';
 import type { Preemptor } from './preemptor.js';
 import { Guaranteed, isNewHome } from './guaranteed.js';
 import { isLogged } from './ledger.js';
@@ -208,10 +209,11 @@ export class Dispatcher {
         const keyed = isNewHome(item) && isGated(item.spec, this.d.home.ledger.flow);
         if (this.holds.parks(popped, parked, now) || (keyed && !this.admitted(item, popped.enqueuedAt, now))) continue;
         if (item.spec.gangId) {
-          // All its gang's members leave together in this pump, or none does (gang.ts). None is held back
-          // for a faster agent (waited: Infinity): a member waits for its gang already.
-          const pick = (m: WorkItem): ReturnType<Picker['pick']> => picker.pick(this.pickInfo.of(m, 0, Infinity));
-          const gang = this.gangs.place(popped, picker, pick, parked);
+          // All its gang's members leave together in this pump, to this node's agents or to one child, or none
+          // does (gang.ts). None is held back for a faster agent (waited: Infinity): it waits for its gang already.
+          const pick: GangPick = (m, exclude) => picker.pick({ ...this.pickInfo.of(m, 0, Infinity), exclude });
+          const kids = this.d.links.agents ? undefined : () => this.d.links.children!.candidates(now).map((c) => c.id);
+          const gang = this.gangs.place(popped, picker, pick, parked, kids);
           for (const [m, c] of gang) this.placed(m, c, 'with its gang', homeNew, true);
           continue;
         }
@@ -310,7 +312,7 @@ export class Dispatcher {
    * ones the queue would run next. An attempt from the parent is taken out of the
    * queue and its route dropped before it is returned, so it is never in two places;
    * a task homed here goes up as a spill-up (its attempt starts now). Spill-ups from
-   * our own children stay.
+   * our own children stay, and gang members (they move only as a whole gang: gang.ts).
    */
   giveBack(kind: string, max: number): TaskRef[] {
     const { queue, routes } = this.d;
@@ -325,7 +327,7 @@ export class Dispatcher {
       if (!popped) break;
       const item = popped.task;
       routes.taken(item);
-      if (item.origin.type === 'parent') {
+      if (item.origin.type === 'parent' && !item.spec.gangId) {
         routes.drop(item);
         out.push({ taskId: item.taskId, attempt: item.attempt, slots: 0 });
         given++;
@@ -342,7 +344,7 @@ export class Dispatcher {
   /**
    * Every target of `kind` is shut by its breaker: what the parent sent goes
    * back to it uncounted (a requeue), so its home places it elsewhere rather
-   * than have it wait out cool-downs here; the rest waits (parked).
+   * than have it wait out cool-downs here; the rest (and a gang, whole) waits (parked).
    */
   private handBack(kind: string, now: number): void {
     const { queue, routes, relay } = this.d;
@@ -350,7 +352,7 @@ export class Dispatcher {
       const popped = queue.popKind(kind, now);
       if (!popped) return;
       routes.taken(popped.task);
-      if (popped.task.origin.type === 'parent')
+      if (popped.task.origin.type === 'parent' && !popped.task.spec.gangId)
         relay.bounce(popped.task, `every target of kind ${kind} under ${this.d.path} has its circuit breaker open`);
       else this.parked.push(popped);
     }

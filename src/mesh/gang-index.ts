@@ -1,9 +1,10 @@
 // Gangs (TaskSpec.gang_id and gang_size, docs/gang.md): tasks placed
 // all-or-nothing at one node cell. This module holds what a submit checks and
-// which tasks belong to which gang; the placement pass and the rule that a gang
-// runs once are in gang.ts.
+// which tasks belong to which gang at its home; the placement pass and the rule
+// that a gang runs once are in gang.ts, the way down from a home above a node
+// in gang-route.ts.
 //
-// A gang is submitted whole, in one SubmitBatch, at a node cell (its home):
+// A gang is submitted whole, in one SubmitBatch, at any cell (its home):
 // every member names the same id and size, the batch holds exactly `size` of
 // them, and an id is reused only once every member of its last gang ended.
 import { status } from '@grpc/grpc-js';
@@ -97,7 +98,6 @@ export function gangsOf(ledger: Ledger): GangIndex {
  */
 export function gangRefusal(
   specs: readonly TaskSpec[],
-  nodeTier: boolean,
   path: string,
   index: GangIndex,
   known: (spec: TaskSpec) => boolean,
@@ -107,7 +107,6 @@ export function gangRefusal(
   for (const s of specs) if (s.gangId) (groups.get(s.gangId) ?? groups.set(s.gangId, []).get(s.gangId)!).push(s);
   if (groups.size === 0) return undefined;
   const invalid = (message: string): { code: status; message: string } => ({ code: status.INVALID_ARGUMENT, message });
-  if (!nodeTier) return invalid(`a gang is submitted at a node cell, whose agents it runs on (this is ${path})`);
   for (const [id, members] of groups) {
     const size = members[0]!.gangSize;
     if (members.some((m) => m.gangSize !== size)) return invalid(`the members of gang ${id} disagree on gang_size`);

@@ -18,9 +18,10 @@
 // a hand-back, a refused dispatch), the leader cancels every live member, so
 // the gang ends as a whole and the client submits it again.
 import { TaskState } from '../gen/meshlb/v1/task.js';
-import type { PickResult, Picker } from '../policies/index.js';
+import type { Picker } from '../policies/index.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import { gangsOf, type GangIndex } from './gang-index.js';
+import { GangRoute, TransitGangs, gangKey, gangNoChild, type GangPick } from './gang-route.js';
 import type { Home } from './home.js';
 import { isTerminal, type Ledger, type TaskRecord } from './ledger.js';
 import type { Scheduler } from './scheduler.js';
@@ -51,6 +52,10 @@ export const gangHost = (home: Home): GangHost => ({
 
 export class Gangs {
   readonly index: GangIndex;
+  /** The placement pass (gang-route.ts). */
+  readonly route = new GangRoute();
+  /** Members of gangs a parent sent here (gang-route.ts). */
+  private readonly transit = new TransitGangs();
   /** Gangs the pass tried in the current pump (by pump number), and why they wait: one pass per gang per pump. */
   private readonly tried = new Map<string, { readonly pump: number; why: string }>();
   private pumpNo = 0;
@@ -89,41 +94,41 @@ export class Gangs {
   }
 
   /**
-   * The dispatcher popped gang member `popped`: the members to route now with the agent each
+   * The dispatcher popped gang member `popped`: the members to route now with the target each
    * got (all of them), or none (every member stays queued; `popped` is parked). Credits taken
-   * by a pass that does not route are back in the picker when this returns.
+   * by a pass that does not route are back in the picker when this returns. `targets`: the
+   * children, above a node (every member goes to one of them: gang-route.ts); undefined at a node.
    */
   place(
     popped: Popped<WorkItem>,
     picker: Picker,
-    pick: (m: WorkItem) => PickResult,
+    pick: GangPick,
     parked: Popped<WorkItem>[],
+    targets?: () => readonly string[],
   ): [WorkItem, string][] {
     const item = popped.task;
-    const gang = item.spec.gangId;
+    const key = gangKey(item);
     const n = item.spec.gangSize;
-    const tried = this.tried.get(gang);
+    const tried = this.tried.get(key);
     if (tried?.pump === this.pumpNo) {
       item.waitingFor = tried.why; // the slot hold cleared it when it popped this member
       parked.push(popped);
       return [];
     }
-    const members = this.queuedMembers(item);
-    if (members.length < n) {
-      item.waitingFor = gangQueued(members.length, n);
+    // A gang homed here is known to the ledger; one a parent sent makes itself known as it is popped.
+    const [members, aside] =
+      item.origin.type === 'home' ? [this.queuedMembers(item), 0] : this.transit.members(item, this.queue, parked);
+    if (members.length !== n) {
+      // More than n: a gang under a reused id whose last gang's cancel has not reached here yet.
+      item.waitingFor = gangQueued(Math.min(members.length + aside, n), n);
       parked.push(popped);
       return [];
     }
-    const placed: [WorkItem, string][] = [];
-    for (const m of members) {
-      const r = pick(m);
-      if (r.type === 'route') placed.push([m, r.candidate]);
-    }
-    if (placed.length < n) {
-      for (const [m, c] of placed) picker.release(c, m.kind, slotsOf(m.spec));
-      const why = gangPlaceable(placed.length, n);
+    const placed = this.route.pass(members, picker, pick, targets);
+    if (!placed) {
+      const why = targets ? gangNoChild(n) : gangPlaceable(this.placeable(members, pick, picker), n);
       for (const m of members) m.waitingFor = why;
-      this.tried.set(gang, { pump: this.pumpNo, why });
+      this.tried.set(key, { pump: this.pumpNo, why });
       parked.push(popped);
       return [];
     }
@@ -131,7 +136,22 @@ export class Gangs {
       m.waitingFor = '';
       if (m !== item) this.queue.remove(m.id);
     }
+    if (item.origin.type !== 'home') this.transit.forget(item);
     return placed;
+  }
+
+  /** How many members have an agent now, one by one (for GetTask's reason); every credit goes back. */
+  private placeable(members: readonly WorkItem[], pick: GangPick, picker: Picker): number {
+    let k = 0;
+    const took: [WorkItem, string][] = [];
+    for (const m of members) {
+      const r = pick(m);
+      if (r.type !== 'route') continue;
+      k++;
+      took.push([m, r.candidate]);
+    }
+    for (const [m, c] of took) picker.release(c, m.kind, slotsOf(m.spec));
+    return k;
   }
 
   /** The queued members of `item`'s gang that never started (`item` first), if `item` never started. */

@@ -26,6 +26,7 @@ import type { CellSettings } from './settings.js';
 import type { CellTimers } from './timers.js';
 import type { CellTracer, SubmitTrace } from './tracer.js';
 import type { StartAtAccept } from './start-at-accept.js';
+import type { Logger } from '../util/log.js';
 
 /** Specs per `accepted` proposal stay under this many bytes (payloads plus a fixed allowance per task). */
 const MAX_PROPOSAL_BYTES = 1 << 20;
@@ -40,6 +41,7 @@ export interface SubmitOutcome {
 /** What accepting uses of Home (home.ts implements it). */
 export interface SubmitHost {
   readonly path: string;
+  readonly log: Logger;
   readonly scheduler: Scheduler;
   readonly d: {
     readonly ledger: Ledger;
@@ -124,8 +126,11 @@ export async function acceptSpecs(
   }
   const repeated = (s: TaskSpec): boolean => s.idempotencyKey !== '' && ledger.idForKey(s.idempotencyKey) !== undefined;
   const shared = (s: TaskSpec): boolean => ledger.flow.shares.applies(s);
-  const gang = gangRefusal(specs, settings.nodeTier, h.path, gangsOf(ledger), repeated, shared);
-  if (gang) throw new MeshError(gang.code, gang.message);
+  const gang = gangRefusal(specs, h.path, gangsOf(ledger), repeated, shared);
+  if (gang) {
+    h.log.warn({ code: gang.code, why: gang.message }, 'submit: gang refused');
+    throw new MeshError(gang.code, gang.message);
+  }
   const now = h.scheduler.now();
   const fresh: AcceptedTask[] = [];
   const out: (SubmitOutcome | number)[] = [];

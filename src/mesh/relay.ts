@@ -118,6 +118,10 @@ export class Relay {
     const task = taskLogFields(item.taskId, item.spec.traceParent);
     this.d.log.debug({ ...task, attempt: item.attempt, reason }, 'dispatch refused downstream; requeued');
     this.d.outcomes.handedBack(item.via);
+    // A gang member goes on only with its gang (gang-route.ts): refused, it does not wait here apart
+    // from the rest but goes back to its home as a requeue, which ends the gang whole there (gang.ts).
+    if (item.spec.gangId)
+      return this.failBack(item, 'requeue', `a member of gang ${item.spec.gangId} refused: ${reason}`);
     this.d.routes.requeue(item, this.d.scheduler.now());
     this.d.wake();
   }

@@ -31,7 +31,7 @@ export interface CellSettings {
   readonly checkpointMaxBytes: number;
   readonly checkpointIntervalMs: number;
   readonly batcher: BatcherOptions;
-  /** A node cell (agents connect to it): the only tier that homes gangs (docs/gang.md). */
+  /** A node cell (agents connect to it). */
   readonly nodeTier: boolean;
 }
 

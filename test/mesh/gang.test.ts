@@ -302,21 +302,21 @@ describe('what a submit of a gang must satisfy', () => {
     expect(gangSpecProblem(spec({ durability: Durability.DURABILITY_NONE }))).toMatch('LOGGED');
   });
 
-  it('per batch: a node cell, sizes agree, the whole gang, an id not live', () => {
+  it('per batch: at any tier, sizes agree, the whole gang, an id not live', () => {
     const ledger = new Ledger({ retention: 100, defaultMaxAttempts: 3 });
     const ix = gangsOf(ledger);
     const no = () => false;
     const two = [spec({}), spec({})];
-    expect(gangRefusal(two, true, '/n', ix, no)).toBeUndefined();
-    expect(gangRefusal(two, false, '/z', ix, no)?.code).toBe(status.INVALID_ARGUMENT);
-    expect(gangRefusal([spec({}), spec({ gangSize: 3 })], true, '/n', ix, no)?.message).toMatch('disagree');
-    expect(gangRefusal([spec({})], true, '/n', ix, no)?.message).toMatch('1 of its 2 members');
-    expect(gangRefusal(two, true, '/n', ix, no, () => true)?.message).toMatch('tenant with a share');
+    expect(gangRefusal(two, '/n', ix, no)).toBeUndefined();
+    expect(gangRefusal(two, '/z', ix, no)).toBeUndefined(); // above a node too: it goes down whole (gang-route.ts)
+    expect(gangRefusal([spec({}), spec({ gangSize: 3 })], '/n', ix, no)?.message).toMatch('disagree');
+    expect(gangRefusal([spec({})], '/n', ix, no)?.message).toMatch('1 of its 2 members');
+    expect(gangRefusal(two, '/n', ix, no, () => true)?.message).toMatch('tenant with a share');
     ledger.apply({ type: 'accepted', tasks: two.map((s, i) => ({ id: `x${i}`, spec: s, homeCell: '/n', atMs: 0 })) });
-    expect(gangRefusal(two, true, '/n', ix, no)?.code).toBe(status.ALREADY_EXISTS);
-    expect(gangRefusal(two, true, '/n', ix, () => true)).toBeUndefined(); // submitted again: answered existing
+    expect(gangRefusal(two, '/n', ix, no)?.code).toBe(status.ALREADY_EXISTS);
+    expect(gangRefusal(two, '/n', ix, () => true)).toBeUndefined(); // submitted again: answered existing
     for (const id of ['x0', 'x1']) ledger.apply({ type: 'cancelled', id, reason: '', atMs: 1 });
-    expect(gangRefusal(two, true, '/n', ix, no)).toBeUndefined(); // ended: its id may be used again
+    expect(gangRefusal(two, '/n', ix, no)).toBeUndefined(); // ended: its id may be used again
   });
 });
 

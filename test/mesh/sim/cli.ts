@@ -53,6 +53,7 @@ const debounce = { tasks: 0, folds: 0, started: 0 };
 /** Tasks of several slots over all seeds: attempts started at agents, the most slots an agent held of its slots. */
 const multi = { starts: 0, peak: 0 };
 let gangs = 0;
+let gangsAbove = 0;
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -88,6 +89,7 @@ for (let seed = first; seed < first + count; seed++) {
   debounce.started += res.stats.debounce.started;
   multi.starts += res.stats.multislot.starts;
   gangs += res.stats.gangs.started;
+  gangsAbove += res.stats.gangs.above;
   multi.peak = Math.max(multi.peak, res.stats.multislot.peak);
   flow.leaderChanges += res.stats.faults.leaderChanges;
   flow.agentCrashes += res.stats.faults.agentCrashes;
@@ -126,6 +128,6 @@ console.error(
 console.error(
   `multislot: ${multi.starts} attempts of 2-4 slots started at agents; most slots in use at an agent ${multi.peak.toFixed(2)} of its slots`,
 );
-console.error(`gangs: ${gangs} gangs had every member at an agent at once`);
+console.error(`gangs: ${gangs} gangs had every member at an agent at once (${gangsAbove} homed above their node)`);
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);

@@ -1,10 +1,12 @@
 // Gangs in the simulated runs (TaskSpec.gang_id and gang_size, docs/gang.md),
 // drawn from a random stream of their own (seeded from the run's seed), so
 // adding them changes none of the other draws: in 7 runs of 10, 1-4 gangs of
-// 2-4 members per run, each submitted whole at a node cell, of one kind or two,
-// of 1-2 slots each, with a deadline (a gang bigger than its node's free
-// slots waits until then). The Checker's `gang` check: no member of a gang is
-// at an agent while another member that never started waits in a queue.
+// 2-4 members per run, each submitted whole at a node cell or (half of them)
+// at a cell above one, of one kind or two, of 1-2 slots each, with a deadline
+// (a gang bigger than its node's free slots waits until then). The Checker's
+// `gang` check: no member of a gang is at an agent while another member that
+// never started waits in a queue, or while its current attempt waits in a
+// queue on its way down; and a gang's members at agents are all at one node.
 import { Durability, Priority, TaskSpec } from '../../../src/gen/meshlb/v1/task.js';
 import { Rng } from '../../../src/util/rng.js';
 

@@ -21,8 +21,11 @@
 //              recorded for the task (what the ledger held when the attempt was
 //              dispatched: none of an older attempt, none missed);
 //   gang       no member of a gang is at an agent (its current attempt, in a
-//              session of its node) while another member that never started
-//              waits in the node's queue: a gang is never half-held (gang.ts);
+//              session of a node) while another member that never started
+//              waits in its home's queue, or whose current attempt waits in a
+//              queue on its way down; and the members of a gang at agents are
+//              all at one node: a gang is never half-held nor split (gang.ts,
+//              gang-route.ts);
 //   blocked    a queued task at a node never waits while an agent that could run
 //              it sits idle with a free slot (its circuit breaker closed), for
 //              longer than a bound;
@@ -35,6 +38,7 @@ import type { ChildLink } from '../../../src/mesh/child-link.js';
 import { keyLane } from '../../../src/flow/flow-state.js';
 import { resumableOf } from '../../../src/mesh/home-checkpoints.js';
 import { isTerminal, type Ledger, type TaskRecord } from '../../../src/mesh/ledger.js';
+import type { WorkItem } from '../../../src/mesh/types.js';
 import type { AgentObserver } from './agent.js';
 import type { SimMesh } from './mesh.js';
 import { DebounceWatch } from './debounce.js';
@@ -279,9 +283,11 @@ export class Checker implements AgentObserver {
     const now = this.now();
     const queued = new Map<string, string>();
     const stillIdle = new Set<string>();
+    const leaders = new Map<string, Cell>();
     for (const rep of mesh.replicas.values()) {
       if (!rep.up || !rep.cell.leading) continue;
       const cell = rep.cell;
+      leaders.set(cell.path, cell);
       for (const item of cell.queue.values()) {
         if (item.attempt === 0) continue; // a home task waiting for its next attempt number
         const where = queued.get(item.key);
@@ -294,7 +300,6 @@ export class Checker implements AgentObserver {
       this.guaranteedOut(cell);
       const agents = cell.agents;
       if (!agents) continue;
-      this.gang(cell);
       if (agents.maxOverSlots > 0)
         this.add('slots', `node ${cell.path} gave an agent ${agents.maxOverSlots} over its slots`);
       for (const s of agents.byId.values()) {
@@ -319,38 +324,72 @@ export class Checker implements AgentObserver {
       }
     }
     for (const k of this.idleSince.keys()) if (!stillIdle.has(k)) this.idleSince.delete(k);
+    this.gangs(leaders);
   }
 
-  /** Gangs whose members were all at agents at once (by node and gang id). */
+  /** Gangs whose members were all at agents at once (by home and gang id), and those homed above a node. */
   private readonly gangsWhole = new Set<string>();
+  private readonly gangsWholeAbove = new Set<string>();
   private readonly gangReported = new Set<string>();
   get gangStarts(): number {
     return this.gangsWhole.size;
   }
+  get gangStartsAbove(): number {
+    return this.gangsWholeAbove.size;
+  }
 
-  /** gang: no member at an agent while another member that never started waits in the queue. */
-  private gang(cell: Cell): void {
-    const at = new Map<string, number>();
-    for (const s of cell.agents!.byId.values())
-      for (const item of s.assigned.values()) {
-        const g = item.spec.gangId;
-        const rec = g ? cell.ledger.get(item.taskId) : undefined;
-        if (!rec || isTerminal(rec.state) || rec.attempt !== item.attempt) continue;
-        at.set(g, (at.get(g) ?? 0) + 1);
-        if (at.get(g) === item.spec.gangSize) this.gangsWhole.add(`${cell.path}|${g}`);
-      }
-    if (at.size === 0) return;
-    for (const item of cell.queue.values()) {
-      const g = item.spec.gangId;
-      if (!g || !at.has(g) || this.gangReported.has(item.taskId)) continue;
-      const rec = cell.ledger.get(item.taskId);
-      if (!rec || rec.state !== TaskState.TASK_STATE_QUEUED || rec.attempt !== rec.attemptBase) continue;
-      this.gangReported.add(item.taskId);
-      this.add(
-        'gang',
-        `${item.taskId} of gang ${g} waits in ${cell.path}'s queue while ${at.get(g)} members are at agents`,
-      );
+  /**
+   * gang: no member at an agent while another member that never started waits in its home's
+   * queue, or while its current attempt waits in a queue on its way down to a node; a gang's
+   * members at agents are all at one node. `leaders`: the leading replica of each cell.
+   */
+  private gangs(leaders: ReadonlyMap<string, Cell>): void {
+    const at = new Map<string, { nodes: Set<string>; n: number }>();
+    const current = (item: WorkItem): TaskRecord | undefined => {
+      const rec = leaders.get(item.homeCell)?.ledger.get(item.taskId);
+      return rec && !isTerminal(rec.state) && rec.attempt === item.attempt ? rec : undefined;
+    };
+    for (const cell of leaders.values()) {
+      if (!cell.agents) continue;
+      for (const s of cell.agents.byId.values())
+        for (const item of s.assigned.values()) {
+          const g = item.spec.gangId;
+          if (!g || !current(item)) continue;
+          const key = `${item.homeCell}|${g}`;
+          let a = at.get(key);
+          if (!a) at.set(key, (a = { nodes: new Set(), n: 0 }));
+          a.nodes.add(cell.path);
+          a.n++;
+          if (a.nodes.size > 1 && !this.gangReported.has(key)) {
+            this.gangReported.add(key);
+            this.add(
+              'gang',
+              `gang ${g} of ${item.homeCell} is split: members at agents of ${[...a.nodes].join(' and ')}`,
+            );
+          }
+          if (a.n !== item.spec.gangSize) continue;
+          this.gangsWhole.add(key);
+          if (item.homeCell !== cell.path) this.gangsWholeAbove.add(key);
+        }
     }
+    if (at.size === 0) return;
+    for (const cell of leaders.values())
+      for (const item of cell.queue.values()) {
+        const g = item.spec.gangId;
+        const a = g ? at.get(`${item.homeCell}|${g}`) : undefined;
+        if (!a || this.gangReported.has(item.taskId)) continue;
+        const rec = cell.ledger.get(item.taskId);
+        const waits =
+          item.origin.type === 'home'
+            ? rec !== undefined && rec.state === TaskState.TASK_STATE_QUEUED && rec.attempt === rec.attemptBase
+            : item.attempt > 0 && current(item) !== undefined;
+        if (!waits) continue;
+        this.gangReported.add(item.taskId);
+        this.add(
+          'gang',
+          `${item.taskId} of gang ${g} waits in ${cell.path}'s queue while ${a.n} members are at agents`,
+        );
+      }
   }
 
   /**

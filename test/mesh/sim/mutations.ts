@@ -147,6 +147,31 @@ export const MUTATIONS: readonly Mutation[] = [
       ),
   },
   {
+    check: 'gang',
+    what: 'a cell routes a gang member its parent sent as a plain task: a gang from above goes out split',
+    apply: () =>
+      patch(
+        Gangs.prototype,
+        'place',
+        (orig) =>
+          function (
+            this: Gangs,
+            popped: Popped<WorkItem>,
+            picker: unknown,
+            pick: (m: WorkItem) => PickResult,
+            parked: Popped<WorkItem>[],
+            targets: unknown,
+          ): [WorkItem, string][] {
+            if (popped.task.origin.type === 'home')
+              return orig.apply(this, [popped, picker, pick, parked, targets] as never) as [WorkItem, string][];
+            const r = pick(popped.task);
+            if (r.type === 'route') return [[popped.task, r.candidate]];
+            parked.push(popped);
+            return [];
+          },
+      ),
+  },
+  {
     check: 'debounce',
     what: "a debounced task may start at once: the ledger's window is forgotten (holdUntil answers 0)",
     apply: () => patch(KeyedTasks.prototype, 'holdUntil', () => () => 0),

@@ -76,8 +76,8 @@ export interface SimResult {
     debounce: { tasks: number; folds: number; started: number };
     /** Attempts of several slots started at agents, and the most slots any agent held at once, of its slots. */
     multislot: { starts: number; peak: number };
-    /** Gangs whose members were all at agents at once. */
-    gangs: { started: number };
+    /** Gangs whose members were all at agents at once; `above`: those homed above their node. */
+    gangs: { started: number; above: number };
   };
 }
 
@@ -249,7 +249,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       workload: workload.stats,
       faults,
       multislot: { starts: checker.bigStarts, peak: checker.slotPeak },
-      gangs: { started: checker.gangStarts },
+      gangs: { started: checker.gangStarts, above: checker.gangStartsAbove },
       flow: Object.fromEntries(
         [...flow.limits].map(([k, limit]) => [
           k,

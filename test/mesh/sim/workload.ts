@@ -102,10 +102,12 @@ export class Workload {
     }
     const g = this.gangs;
     if (g?.on) {
-      const nodes = this.shape.topology.cells.filter((c) => c.tier === 'node');
+      const cells = this.shape.topology.cells;
+      const nodes = cells.filter((c) => c.tier === 'node');
       for (let b = g.rng.int(1, 4); b > 0; b--) {
         const at = fromMs + g.rng.next() * (toMs - fromMs);
-        const home = g.rng.pick(nodes).path;
+        // Half at a node cell, half above one (it goes down whole to one node: gang-route.ts).
+        const home = g.rng.pick(g.rng.chance(0.5) ? nodes : cells.filter((c) => c.tier !== 'node')).path;
         this.later(at, () => this.gangBurst(g, home));
       }
     }
@@ -170,7 +172,7 @@ export class Workload {
     });
   }
 
-  /** One gang, whole, at node cell `home`; now and then the client cancels a member. */
+  /** One gang, whole, at cell `home`; now and then the client cancels a member. */
   private gangBurst(g: GangPlan, home: string): void {
     const specs = gangSpecs(g, this.shape.kinds, this.gangSeq++, this.now());
     this.submit(home, specs, 0, (ids, ledger) => {
