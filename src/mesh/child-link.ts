@@ -80,6 +80,8 @@ export class ChildLink {
   /** Per kind, from the latest summary: the roomiest agent's free slots, and the biggest agent (docs/gang.md). */
   private readonly largestFree = new Map<string, number>();
   private readonly largestTotal = new Map<string, number>();
+  /** Per kind, from the latest summary: the most free slots at one node below (gangs, docs/gang.md). */
+  readonly nodeFree = new Map<string, number>();
   /** Slots of dispatches of several slots: per route key awaiting an ack, and per kind since the summary. */
   private readonly sentBig = new Map<string, number>();
   private readonly bigSinceSummary = new Map<string, number>();
@@ -181,6 +183,7 @@ export class ChildLink {
     this.pastGuaranteed.clear();
     this.largestFree.clear();
     this.largestTotal.clear();
+    this.nodeFree.clear();
     this.bigSinceSummary.clear();
     // Unacked big dispatches are not in this summary yet: they still count.
     for (const [key, n] of this.sentBig) inc(this.bigSinceSummary, this.sent.get(key)!, n);
@@ -193,6 +196,7 @@ export class ChildLink {
         this.largestTotal.set(k.kind, k.largestTotal);
       }
       this.freeSlots.set(k.kind, k.freeSlots);
+      if (k.nodeFree > 0) this.nodeFree.set(k.kind, k.nodeFree);
       this.free.set(k.kind, creditOf(k));
       this.total.set(k.kind, k.totalSlots);
       this.healthy.set(k.kind, k.healthyAgents);

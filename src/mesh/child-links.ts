@@ -334,7 +334,8 @@ export class ChildLinks implements ChildSide {
       const slots = new Map<string, KindSlots>();
       for (const [kind, total] of link.total) {
         const big = link.largest(kind);
-        slots.set(kind, { free: link.credits(kind), total, largestFree: big.free, largestTotal: big.total });
+        const nodeFree = link.nodeFree.get(kind) ?? 0;
+        slots.set(kind, { free: link.credits(kind), total, largestFree: big.free, largestTotal: big.total, nodeFree });
       }
       let depth = 0;
       for (const q of s.queue) depth += q.depth;
@@ -361,6 +362,7 @@ export class ChildLinks implements ChildSide {
     const capacity = new Map<string, Capacity>();
     /** Per kind over the children: the roomiest agent's free slots and the biggest agent (docs/gang.md). */
     const largest = new Map<string, { free: number; total: number }>();
+    const nodeFree = new Map<string, number>(); // the most free at one node below, per kind (gangs)
     let healthyAgents = 0;
     let cpu = 0;
     let memory = 0;
@@ -385,6 +387,7 @@ export class ChildLinks implements ChildSide {
         const big = link.largest(kind);
         const m = largest.get(kind);
         const free = s.draining ? 0 : big.free;
+        if (!s.draining) nodeFree.set(kind, Math.max(nodeFree.get(kind) ?? 0, link.nodeFree.get(kind) ?? 0));
         if (!m) largest.set(kind, { free, total: big.total });
         else largest.set(kind, { free: Math.max(m.free, free), total: Math.max(m.total, big.total) });
       }
@@ -392,6 +395,7 @@ export class ChildLinks implements ChildSide {
     return {
       capacity,
       largest: (kind) => largest.get(kind) ?? { free: 0, total: 0 },
+      nodeFree: (kind) => nodeFree.get(kind) ?? 0,
       healthyAgents,
       cpu: n ? cpu / n : 0,
       memory: n ? memory / n : 0,

@@ -212,7 +212,7 @@ export class Dispatcher {
           // All its gang's members leave together in this pump, to this node's agents or to one child, or none
           // does (gang.ts). None is held back for a faster agent (waited: Infinity): it waits for its gang already.
           const pick: GangPick = (m, exclude) => picker.pick({ ...this.pickInfo.of(m, 0, Infinity), exclude });
-          const kids = this.d.links.agents ? undefined : () => this.d.links.children!.candidates(now).map((c) => c.id);
+          const kids = this.d.links.agents ? undefined : () => this.d.links.children!.candidates(now);
           const gang = this.gangs.place(popped, picker, pick, parked, kids);
           for (const [m, c] of gang) this.placed(m, c, 'with its gang', homeNew, true);
           continue;

@@ -5,19 +5,21 @@
 // Two parts, both used by Gangs.place:
 // - GangRoute.pass: one placement pass over a gang's members. At a node any
 //   agent may take any member (one pick each). Above a node every member goes
-//   to ONE child: the policy picks the child for the first member, and the rest
-//   are picked with every other child excluded, so the child's credits (its
-//   free slots of each member's kind, and for a member of several slots a block
-//   that big at one agent) must hold them all. If they do not, the credits the
-//   try took go back (Picker.release) and the next child the policy prefers is
-//   tried, until one holds the gang or none is left: then the gang waits whole
-//   here. N members take N credits together or none.
+//   to ONE child, one whose summary shows a node below it with room for every
+//   member (KindCapacity.node_free: free slots at one node, no prefetch, per
+//   kind, less gangs sent there since that summary). The policy picks the child
+//   for the first member among those, and the rest are picked with every other
+//   child excluded, so the child's credits (and for a member of several slots a
+//   block that big at one agent) must hold them all. If they do not, the
+//   credits the try took go back (Picker.release) and the next child the policy
+//   prefers is tried, until one holds the gang or none is left: then the gang
+//   waits whole here. N members take N credits together or none.
 // - TransitGangs: which queued items are members of one gang that a parent
 //   sent here (origin parent). They are not in this cell's ledger; a member
-//   makes itself known each time the dispatcher pops it (a pump pops every
-//   queued task of a kind while it has credit), and its siblings are found by
-//   id in the queue. A gang key is its home and its id.
-import type { PickResult, Picker } from '../policies/index.js';
+//   makes itself known each time the dispatcher pops it, and while a gang is
+//   not known whole, the queue is looked through for the rest; its siblings
+//   are then found by id. A gang key is its home and its id.
+import type { Candidate, PickResult, Picker } from '../policies/index.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import { slotsOf } from './slot-map.js';
 import type { WorkItem } from './types.js';
@@ -33,30 +35,61 @@ export const gangKey = (item: WorkItem): string => `${item.homeCell}\n${item.spe
 
 export class GangRoute {
   /**
+   * Per child: the summary its node_free came in (its time), and the slots per kind of gangs sent
+   * there since: a second gang before the next summary sees the room the first one left.
+   */
+  private readonly sent = new Map<string, { stamp: number; slots: Map<string, number> }>();
+
+  /**
    * Every member with its target, or undefined (every credit the pass took is back in `picker`).
-   * `targets`: the children (above a node; all members go to one of them), or undefined (a node).
+   * `targets`: the children (above a node: all members go to one of them, one whose node_free
+   * holds every member of each kind); undefined at a node. `now`: the candidates' time.
    */
   pass(
     members: readonly WorkItem[],
     picker: Picker,
     pick: GangPick,
-    targets: (() => readonly string[]) | undefined,
+    targets: (() => readonly Candidate[]) | undefined,
+    now = 0,
   ): [WorkItem, string][] | undefined {
     if (!targets) return this.each(members, picker, pick);
-    const ids = targets();
-    const tried: string[] = [];
+    const need = new Map<string, number>();
+    for (const m of members) need.set(m.kind, (need.get(m.kind) ?? 0) + slotsOf(m.spec));
+    const cands = targets();
+    const ids = cands.map((c) => c.id);
+    // Children no node of which has room for the gang now are never tried.
+    const tried = cands.filter((c) => !this.holds(c, need, now)).map((c) => c.id);
     // At most one try per child: the first member's pick, past the children tried, names the next.
     while (tried.length < ids.length) {
       const first = pick(members[0]!, tried);
       if (first.type !== 'route') return undefined;
       const c = first.candidate;
+      if (!ids.includes(c)) {
+        // A child the picker still knows whose link is gone: not a place for a gang.
+        picker.release(c, members[0]!.kind, slotsOf(members[0]!.spec));
+        tried.push(c);
+        continue;
+      }
       const others = ids.filter((id) => id !== c);
       const placed = this.each(members.slice(1), picker, (m) => pick(m, others));
-      if (placed) return [[members[0]!, c], ...placed];
+      if (placed) {
+        const s = this.sent.get(c)!;
+        for (const [kind, n] of need) s.slots.set(kind, (s.slots.get(kind) ?? 0) + n);
+        return [[members[0]!, c], ...placed];
+      }
       picker.release(c, members[0]!.kind, slotsOf(members[0]!.spec));
       tried.push(c);
     }
     return undefined;
+  }
+
+  /** Whether one node below `c` has room for `need` (slots per kind), less gangs sent since its summary. */
+  private holds(c: Candidate, need: ReadonlyMap<string, number>, now: number): boolean {
+    const stamp = now - c.summaryAgeMs;
+    let s = this.sent.get(c.id);
+    if (!s || s.stamp !== stamp) this.sent.set(c.id, (s = { stamp, slots: new Map() }));
+    for (const [kind, n] of need) if ((c.slots.get(kind)?.nodeFree ?? 0) - (s.slots.get(kind) ?? 0) < n) return false;
+    return true;
   }
 
   /** One pick per member: all routed, or none (their credits back). */
@@ -102,6 +135,14 @@ export class TransitGangs {
       else if (parked.some((p) => p.task.id === id)) aside++;
       else set.delete(id);
     }
+    // Not every member known: look through the queue (once a pump: Gangs.place). Members that came in
+    // one batch are all queued before the first is popped, and no later pump need come to show them.
+    if (out.length + aside < item.spec.gangSize)
+      for (const m of queue.values())
+        if (m.spec.gangId === item.spec.gangId && !set.has(m.id) && gangKey(m) === key) {
+          set.add(m.id);
+          out.push(m);
+        }
     return [out, aside];
   }
 

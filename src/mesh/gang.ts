@@ -18,7 +18,7 @@
 // a hand-back, a refused dispatch), the leader cancels every live member, so
 // the gang ends as a whole and the client submits it again.
 import { TaskState } from '../gen/meshlb/v1/task.js';
-import type { Picker } from '../policies/index.js';
+import type { Candidate, Picker } from '../policies/index.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import { gangsOf, type GangIndex } from './gang-index.js';
 import { GangRoute, TransitGangs, gangKey, gangNoChild, type GangPick } from './gang-route.js';
@@ -104,7 +104,7 @@ export class Gangs {
     picker: Picker,
     pick: GangPick,
     parked: Popped<WorkItem>[],
-    targets?: () => readonly string[],
+    targets?: () => readonly Candidate[],
   ): [WorkItem, string][] {
     const item = popped.task;
     const key = gangKey(item);
@@ -120,11 +120,13 @@ export class Gangs {
       item.origin.type === 'home' ? [this.queuedMembers(item), 0] : this.transit.members(item, this.queue, parked);
     if (members.length !== n) {
       // More than n: a gang under a reused id whose last gang's cancel has not reached here yet.
-      item.waitingFor = gangQueued(Math.min(members.length + aside, n), n);
+      const why = gangQueued(Math.min(members.length + aside, n), n);
+      item.waitingFor = why;
+      this.tried.set(key, { pump: this.pumpNo, why });
       parked.push(popped);
       return [];
     }
-    const placed = this.route.pass(members, picker, pick, targets);
+    const placed = this.route.pass(members, picker, pick, targets, this.scheduler.now());
     if (!placed) {
       const why = targets ? gangNoChild(n) : gangPlaceable(this.placeable(members, pick, picker), n);
       for (const m of members) m.waitingFor = why;

@@ -110,6 +110,8 @@ export interface SubtreeLoad {
    * in the subtree (multi-slot tasks, docs/gang.md); absent: free and total stand in.
    */
   readonly largest?: (kind: string) => { readonly free: number; readonly total: number };
+  /** Per kind, the most free slots at one node cell in the subtree, less what waits on the way (gangs). */
+  readonly nodeFree?: (kind: string) => number;
 }
 
 /** The link to the parent, as the cell uses it. */

@@ -94,6 +94,9 @@ export class Summarizer {
       // waits here (it may go there first), and the biggest agent.
       const big = load.largest?.(kind);
       const largestFree = draining || !big ? free : Math.max(0, Math.min(big.free, c.free - held - queued));
+      // For gangs (docs/gang.md): the most free at one node, less what waits here (a node: its own free).
+      const below = cell.links.agents ? c.free - held : (load.nodeFree?.(kind) ?? 0);
+      const nodeFree = draining ? 0 : Math.max(0, below - queued);
       kinds.push({
         kind,
         freeSlots: free,
@@ -106,6 +109,7 @@ export class Summarizer {
         queued,
         largestFree,
         largestTotal: big ? big.total : c.total,
+        nodeFree,
       });
     }
     if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));

@@ -47,6 +47,11 @@ export interface KindSlots {
    */
   readonly largestFree?: number;
   readonly largestTotal?: number;
+  /**
+   * A cell's most free slots at one node cell below it (no prefetch): a gang homed above a node
+   * goes to a child only where its members of the kind fit in this (docs/gang.md). Omitted: none.
+   */
+  readonly nodeFree?: number;
 }
 
 export interface Candidate {

@@ -2,8 +2,10 @@
 // run by the real agent SDK: a gang of 3 waits while only 2 slots are free
 // (no member starts, each says why), lands whole when a third slot frees, and
 // ends whole when one member's agent is killed (that member lost, the others
-// cancelled). A gang submitted above a node, or with members that disagree on
-// its size, is refused INVALID_ARGUMENT.
+// cancelled). A gang submitted at the root waits there while no node has room
+// for all its members, then goes down the four tiers whole and runs on the
+// agents of one node, beside plain tasks. A gang with members that disagree on
+// its size, or part of a gang, is refused INVALID_ARGUMENT.
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/index.js';
@@ -23,9 +25,9 @@ class TrainAgent {
   readonly running = new Map<string, () => void>();
   readonly ran: string[] = [];
 
-  constructor(address: string, id: string, seed: number) {
-    this.agent = new Agent({ address, agentId: id, slots: 1, kinds: ['train'], random: seededRandom(seed) });
-    this.agent.handle('train', async (task) => {
+  constructor(address: string, id: string, seed: number, kind = 'train') {
+    this.agent = new Agent({ address, agentId: id, slots: 1, kinds: [kind], random: seededRandom(seed) });
+    this.agent.handle(kind, async (task) => {
       this.ran.push(task.id);
       try {
         await new Promise<void>((resolve) => {
@@ -121,7 +123,64 @@ describe(`gangs at one node (seed ${SEED})`, () => {
     for (const id of members) expect(agents.filter((a) => a.ran.includes(id))).toHaveLength(1);
   }, 60_000);
 
-  it('refuses a gang above a node, members that disagree on the size, or part of a gang', async () => {
+  it('a gang at the root waits there while no node holds it all, then runs whole on one node', async () => {
+    // Kind fit: 2 agents at /eu/west-1b/n1, 3 at /us/east-1a/n2. A gang of 3 fits the second node only.
+    const at = new Map<TrainAgent, string>();
+    for (const [node, n] of [
+      ['/eu/west-1b/n1', 2],
+      ['/us/east-1a/n2', 3],
+    ] as const) {
+      for (let i = 0; i < n; i++) {
+        const a = new TrainAgent(t.mesh.address(node), `fit-${node}-${i}`, SEED + 100 + at.size, 'fit');
+        at.set(a, node);
+        agents.push(a);
+        await a.agent.start();
+      }
+    }
+    const fit = [...at.keys()];
+    const top = new MeshClient({ address: t.mesh.address('/') });
+    const root = adminAt(t.mesh.address('/'));
+    try {
+      const busy = (ids: readonly string[]) => fit.filter((a) => ids.some((id) => a.running.has(id)));
+      // Every fit agent takes a plain task, then all but one at the big node are let go: no node has 3 free.
+      const plain = (await top.submitBatch(fit.map(() => ({ kind: 'fit' })))).map((s) => s.taskId);
+      await waitFor(() => busy(plain).length === fit.length, { timeoutMs: 20_000, what: 'every fit agent busy' });
+      const blocker = plain.find((id) => at.get(busy([id])[0]!) === '/us/east-1a/n2')!;
+      for (const id of plain) if (id !== blocker) busy([id])[0]!.finish(id);
+
+      const members = (await top.submitBatch(gang('top', 3).map((m) => ({ ...m, kind: 'fit' })))).map((s) => s.taskId);
+      for (const id of members)
+        await waitFor(
+          async () =>
+            (await root.call('getTask', { taskId: id })).location ===
+            'waiting: for its gang (no child with room for all 3 members)',
+          { timeoutMs: 15_000, what: `member ${id} waiting at the root for its gang` },
+        );
+      // Plain work runs beside it meanwhile, and no member holds an agent.
+      const more = (await top.submitBatch([{ kind: 'fit' }, { kind: 'fit' }])).map((s) => s.taskId);
+      await waitFor(() => busy(more).length === 2, { timeoutMs: 15_000, what: 'plain tasks running' });
+      expect(busy(members)).toHaveLength(0);
+      for (const id of more) busy([id])[0]!.finish(id);
+      for (const id of more)
+        expect((await top.waitForResult(id, { timeoutMs: 15_000 })).state).toBe(TaskState.TASK_STATE_COMPLETED);
+
+      // The big node's blocker ends: the gang goes down whole and runs there, one member per agent.
+      busy([blocker])[0]!.finish(blocker);
+      await waitFor(() => busy(members).length === 3, { timeoutMs: 20_000, what: 'the gang running' });
+      expect(new Set(busy(members).map((a) => at.get(a)))).toEqual(new Set(['/us/east-1a/n2']));
+      for (const id of members) busy([id])[0]!.finish(id);
+      for (const id of members) {
+        const r = await top.waitForResult(id, { timeoutMs: 15_000 });
+        expect(r.state).toBe(TaskState.TASK_STATE_COMPLETED);
+        expect(fit.filter((a) => a.ran.includes(id))).toHaveLength(1); // ran once
+      }
+    } finally {
+      top.close();
+      root.close();
+    }
+  }, 60_000);
+
+  it('refuses members that disagree on the size, or part of a gang', async () => {
     const refused = async (c: MeshClient, tasks: ReturnType<typeof gang>): Promise<number | undefined> => {
       try {
         await c.submitBatch(tasks);
@@ -130,15 +189,16 @@ describe(`gangs at one node (seed ${SEED})`, () => {
         return err instanceof MeshClientError ? err.code : -1;
       }
     };
-    const zone = new MeshClient({ address: t.mesh.address('/eu/west-1a') });
-    try {
-      expect(await refused(zone, gang('z', 2))).toBe(status.INVALID_ARGUMENT);
-    } finally {
-      zone.close();
-    }
     const bad = gang('s', 3);
     bad[2] = { ...bad[2]!, gang: { id: 's', size: 4 } };
     expect(await refused(client, bad)).toBe(status.INVALID_ARGUMENT);
     expect(await refused(client, gang('p', 3).slice(0, 2))).toBe(status.INVALID_ARGUMENT);
+    // Above a node too, with its reason.
+    const zone = new MeshClient({ address: t.mesh.address('/eu/west-1a') });
+    try {
+      expect(await refused(zone, gang('z', 2).slice(0, 1))).toBe(status.INVALID_ARGUMENT);
+    } finally {
+      zone.close();
+    }
   });
 });

@@ -155,6 +155,7 @@ describe('child link credits', () => {
         forecastServiceMs: 0,
         largestFree: 0,
         largestTotal: 0,
+        nodeFree: 0,
       },
     ],
     queue: [],

@@ -111,6 +111,7 @@ describe('a parent aggregates its children', () => {
     forecastServiceMs: serviceMs,
     largestFree: 0,
     largestTotal: 0,
+    nodeFree: 0,
   });
   const child = (kinds: KindCapacity[], closed = false) => ({ closed, summary: { kinds } as unknown as Summary });
 

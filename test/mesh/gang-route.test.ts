@@ -24,13 +24,17 @@ interface Child {
   /** Free slots per kind (absent: the child has no agent of the kind), and the most free at one agent. */
   readonly free: Partial<Record<'a' | 'b', number>>;
   readonly largest: number;
+  /** The most free slots at one node below it (node_free), at most its free ones; absent: all at one node. */
+  readonly node?: number;
 }
 
-/** A child cell as its summary shows it: free and total slots per kind, the roomiest agent. */
+/** A child cell as its summary shows it: credits and total slots per kind, the roomiest agent, the roomiest node. */
 function childCandidate(id: string, c: Child): Candidate {
   const slots = new Map<string, KindSlots>();
-  for (const [k, free] of Object.entries(c.free))
-    slots.set(k, { free, total: free + 2, largestFree: Math.min(free, c.largest), largestTotal: 4 });
+  for (const [k, free] of Object.entries(c.free)) {
+    const nodeFree = Math.min(free, c.node ?? free);
+    slots.set(k, { free, total: free + 2, largestFree: Math.min(free, c.largest), largestTotal: 4, nodeFree });
+  }
   return makeCandidate({ id, slots, healthyAgents: 2 });
 }
 
@@ -64,17 +68,21 @@ function room(c: Child, members: readonly Member[]): boolean {
     const of = members.filter((m) => m.kind === k);
     if (of.length === 0) continue;
     const free = c.free[k];
-    if (free === undefined || of.reduce((s, m) => s + m.slots, 0) > free) return false;
+    if (free === undefined || of.reduce((s, m) => s + m.slots, 0) > Math.min(free, c.node ?? free)) return false;
     const big = of.filter((m) => m.slots > 1).reduce((s, m) => s + m.slots, 0);
     if (big > Math.min(free, c.largest)) return false;
   }
   return true;
 }
 
-const childArb = fc.record({
-  free: fc.record({ a: fc.integer({ min: 0, max: 6 }), b: fc.integer({ min: 0, max: 6 }) }, { requiredKeys: [] }),
-  largest: fc.integer({ min: 1, max: 3 }),
-});
+const childArb = fc.record(
+  {
+    free: fc.record({ a: fc.integer({ min: 0, max: 6 }), b: fc.integer({ min: 0, max: 6 }) }, { requiredKeys: [] }),
+    largest: fc.integer({ min: 1, max: 3 }),
+    node: fc.integer({ min: 0, max: 6 }),
+  },
+  { requiredKeys: ['free', 'largest'] },
+);
 const memberArb = fc.record({ kind: fc.constantFrom<'a' | 'b'>('a', 'b'), slots: fc.integer({ min: 1, max: 2 }) });
 
 describe('the routing choice above a node, in every policy', () => {
@@ -87,13 +95,11 @@ describe('the routing choice above a node, in every policy', () => {
           fc.integer(),
           (children, members, seed) => {
             const ids = children.map((_, i) => `/c${i}`);
-            const p = createPolicy(name, CONFIGS[name], { random: seededRandom(seed) }).buildPicker(
-              children.map((c, i) => childCandidate(ids[i]!, c)),
-              1_000_000,
-            );
+            const cands = children.map((c, i) => childCandidate(ids[i]!, c));
+            const p = createPolicy(name, CONFIGS[name], { random: seededRandom(seed) }).buildPicker(cands, 1_000_000);
             const before = [p.credits('a'), p.credits('b')];
             const items = gang(members);
-            const placed = new GangRoute().pass(items, p, picks(p), () => ids);
+            const placed = new GangRoute().pass(items, p, picks(p), () => cands);
             if (placed) {
               expect(placed.map(([m]) => m)).toEqual(items);
               const targets = new Set(placed.map(([, c]) => c));
@@ -101,7 +107,7 @@ describe('the routing choice above a node, in every policy', () => {
               const c = children[ids.indexOf([...targets][0]!)]!;
               for (const k of ['a', 'b'] as const) {
                 const used = members.filter((m) => m.kind === k).reduce((s, m) => s + m.slots, 0);
-                expect(used).toBeLessThanOrEqual(c.free[k] ?? 0);
+                expect(used).toBeLessThanOrEqual(Math.min(c.free[k] ?? 0, c.node ?? Infinity));
                 expect(p.credits(k)).toBe(before[k === 'a' ? 0 : 1]! - used); // N members take N credits together
               }
             } else {
@@ -114,31 +120,49 @@ describe('the routing choice above a node, in every policy', () => {
     });
   }
 
-  const build = (children: Record<string, Child>): Picker =>
-    createPolicy('least-loaded', undefined, { random: seededRandom(1) }).buildPicker(
-      Object.entries(children).map(([id, c]) => childCandidate(id, c)),
-      0,
-    );
+  const build = (children: Record<string, Child>): [Picker, () => Candidate[]] => {
+    const cands = Object.entries(children).map(([id, c]) => childCandidate(id, c));
+    return [createPolicy('least-loaded', undefined, { random: seededRandom(1) }).buildPicker(cands, 0), () => cands];
+  };
 
   it('goes past the child the policy prefers for one member to the one with room for all', () => {
-    const p = build({ '/big': { free: { a: 6 }, largest: 3 }, '/both': { free: { a: 1, b: 1 }, largest: 1 } });
+    const [p, kids] = build({ '/big': { free: { a: 6 }, largest: 3 }, '/both': { free: { a: 1, b: 1 }, largest: 1 } });
     const items = gang([
       { kind: 'a', slots: 1 },
       { kind: 'b', slots: 1 },
     ]);
-    const placed = new GangRoute().pass(items, p, picks(p), () => ['/big', '/both']);
+    const placed = new GangRoute().pass(items, p, picks(p), kids);
     expect(placed?.map(([, c]) => c)).toEqual(['/both', '/both']);
     expect(p.credits('a')).toBe(6);
   });
 
+  it('goes only where one node below holds the gang, counting the gangs sent since the summary', () => {
+    // /agg has credits for 6 but its roomiest node 2 free; /one a node with 3.
+    const [p, kids] = build({
+      '/agg': { free: { a: 6 }, largest: 1, node: 2 },
+      '/one': { free: { a: 6 }, largest: 1, node: 3 },
+    });
+    const three = () =>
+      gang([
+        { kind: 'a', slots: 1 },
+        { kind: 'a', slots: 1 },
+        { kind: 'a', slots: 1 },
+      ]);
+    const route = new GangRoute();
+    expect(route.pass(three(), p, picks(p), kids)?.map(([, c]) => c)).toEqual(['/one', '/one', '/one']);
+    // The next gang of 3 before a new summary: /one's node is taken, /agg has none that holds it.
+    expect(route.pass(three(), p, picks(p), kids)).toBeUndefined();
+    expect(p.credits('a')).toBe(9);
+  });
+
   it('never spreads a gang that no one child holds: 2 + 2 free over two children do not take 3', () => {
-    const p = build({ '/x': { free: { a: 2 }, largest: 2 }, '/y': { free: { a: 2 }, largest: 2 } });
+    const [p, kids] = build({ '/x': { free: { a: 2 }, largest: 2 }, '/y': { free: { a: 2 }, largest: 2 } });
     const items = gang([
       { kind: 'a', slots: 1 },
       { kind: 'a', slots: 1 },
       { kind: 'a', slots: 1 },
     ]);
-    expect(new GangRoute().pass(items, p, picks(p), () => ['/x', '/y'])).toBeUndefined();
+    expect(new GangRoute().pass(items, p, picks(p), kids)).toBeUndefined();
     expect(p.credits('a')).toBe(4);
   });
 });
@@ -151,7 +175,7 @@ describe('members a parent sent, at a cell', () => {
     const host: GangHost = { ledger, leading: () => true, cancel: () => Promise.resolve(), warn: () => undefined };
     const gangs = new Gangs(host, queue, scheduler);
     /** One pump as the dispatcher's: every queued task of each kind popped, set aside ones put back per kind. */
-    const pump = (p: Picker, targets?: () => readonly string[]) => {
+    const pump = (p: Picker, targets?: () => readonly Candidate[]) => {
       gangs.pumping();
       const placed: [WorkItem, string][] = [];
       for (const kind of [...queue.kinds()]) {
@@ -174,11 +198,9 @@ describe('members a parent sent, at a cell', () => {
       { kind: 'a', slots: 1 },
       { kind: 'b', slots: 1 },
     ]);
-    const p = createPolicy('round-robin', undefined, { random: seededRandom(3) }).buildPicker(
-      ['/c0', '/c1', '/c2'].map((id) => childCandidate(id, { free: { a: 4, b: 4 }, largest: 2 })),
-      0,
-    );
-    const kids = () => ['/c0', '/c1', '/c2'];
+    const cands = ['/c0', '/c1', '/c2'].map((id) => childCandidate(id, { free: { a: 4, b: 4 }, largest: 2 }));
+    const p = createPolicy('round-robin', undefined, { random: seededRandom(3) }).buildPicker(cands, 0);
+    const kids = () => cands;
     for (const it of items.slice(0, 2)) c.queue.push(it, 0);
     expect(c.pump(p, kids)).toHaveLength(0);
     expect(c.pump(p, kids)).toHaveLength(0);
@@ -198,20 +220,22 @@ describe('members a parent sent, at a cell', () => {
       { kind: 'a', slots: 1 },
     ]);
     for (const it of items) c.queue.push(it, 0);
-    const tight = createPolicy('least-loaded', undefined, { random: seededRandom(1) }).buildPicker(
-      ['/c0', '/c1'].map((id) => childCandidate(id, { free: { a: 1 }, largest: 1 })),
-      0,
-    );
-    const kids = () => ['/c0', '/c1'];
-    for (let i = 0; i < 3; i++) expect(c.pump(tight, kids)).toHaveLength(0);
+    // Credits for 3 at /c0 (free and prefetch), but no node below it with 2 free; 1 at /c1.
+    const small = [
+      childCandidate('/c0', { free: { a: 3 }, largest: 1, node: 1 }),
+      childCandidate('/c1', { free: { a: 1 }, largest: 1 }),
+    ];
+    const tight = createPolicy('least-loaded', undefined, { random: seededRandom(1) }).buildPicker(small, 0);
+    for (let i = 0; i < 3; i++) expect(c.pump(tight, () => small)).toHaveLength(0);
     expect(c.queue.size).toBe(2);
     for (const it of items) expect(it.waitingFor).toBe(gangNoChild(2));
-    expect(tight.credits('a')).toBe(2);
-    const roomy = createPolicy('least-loaded', undefined, { random: seededRandom(1) }).buildPicker(
-      [childCandidate('/c0', { free: { a: 1 }, largest: 1 }), childCandidate('/c1', { free: { a: 2 }, largest: 1 })],
-      0,
-    );
-    expect(c.pump(roomy, kids).map(([, t]) => t)).toEqual(['/c1', '/c1']);
+    expect(tight.credits('a')).toBe(4);
+    const room = [
+      childCandidate('/c0', { free: { a: 3 }, largest: 1, node: 1 }),
+      childCandidate('/c1', { free: { a: 2 }, largest: 1 }),
+    ];
+    const roomy = createPolicy('least-loaded', undefined, { random: seededRandom(1) }).buildPicker(room, 0);
+    expect(c.pump(roomy, () => room).map(([, t]) => t)).toEqual(['/c1', '/c1']);
   });
 
   it('at a node (no children), go to agents all together or not at all', () => {
@@ -246,11 +270,9 @@ describe('members a parent sent, at a cell', () => {
     const stranger = makeItem('s1', 1, '/elsewhere', otherHome, FROM_PARENT, undefined, 's1#1', 1000, undefined, 0);
     c.queue.push(one[0]!, 0);
     c.queue.push(stranger, 0);
-    const p = createPolicy('least-loaded', undefined, { random: seededRandom(1) }).buildPicker(
-      [childCandidate('/c0', { free: { a: 4 }, largest: 1 })],
-      0,
-    );
-    const kids = () => ['/c0'];
+    const cands = [childCandidate('/c0', { free: { a: 4 }, largest: 1 })];
+    const p = createPolicy('least-loaded', undefined, { random: seededRandom(1) }).buildPicker(cands, 0);
+    const kids = () => cands;
     for (let i = 0; i < 3; i++) expect(c.pump(p, kids)).toHaveLength(0);
     c.queue.push(one[1]!, 0);
     let placed: [WorkItem, string][] = [];

@@ -137,6 +137,14 @@ export interface KindCapacity {
    */
   largestFree: number;
   largestTotal: number;
+  /**
+   * The most free slots of the kind at one node cell in the subtree, no
+   * prefetch, less what this cell and the cells on the way hold queued for
+   * it: a gang homed above a node (docs/gang.md) goes to a child only while
+   * its members of the kind fit in this. 0 from peers that predate it (no
+   * gang goes there).
+   */
+  nodeFree: number;
 }
 
 export interface QueueDepth {
@@ -750,6 +758,7 @@ function createBaseKindCapacity(): KindCapacity {
     forecastServiceMs: 0,
     largestFree: 0,
     largestTotal: 0,
+    nodeFree: 0,
   };
 }
 
@@ -787,6 +796,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     }
     if (message.largestTotal !== 0) {
       writer.uint32(568).uint32(message.largestTotal);
+    }
+    if (message.nodeFree !== 0) {
+      writer.uint32(1360).uint32(message.nodeFree);
     }
     return writer;
   },
@@ -892,6 +904,14 @@ export const KindCapacity: MessageFns<KindCapacity> = {
             message.largestTotal = reader.uint32();
             continue;
           }
+          case 170: {
+            if (tag !== 1360) {
+              break;
+            }
+
+            message.nodeFree = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -949,6 +969,11 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         : isSet(object.largest_total)
         ? globalThis.Number(object.largest_total)
         : 0,
+      nodeFree: isSet(object.nodeFree)
+        ? globalThis.Number(object.nodeFree)
+        : isSet(object.node_free)
+        ? globalThis.Number(object.node_free)
+        : 0,
     };
   },
 
@@ -987,6 +1012,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.largestTotal !== 0) {
       obj.largestTotal = Math.round(message.largestTotal);
     }
+    if (message.nodeFree !== 0) {
+      obj.nodeFree = Math.round(message.nodeFree);
+    }
     return obj;
   },
 
@@ -1006,6 +1034,7 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.forecastServiceMs = object.forecastServiceMs ?? 0;
     message.largestFree = object.largestFree ?? 0;
     message.largestTotal = object.largestTotal ?? 0;
+    message.nodeFree = object.nodeFree ?? 0;
     return message;
   },
 };
