@@ -65,7 +65,8 @@ export interface TaskInput {
   slots?: number;
   /**
    * A gang (docs/gang.md): every member names the same id and size and is submitted in one
-   * submitBatch at a node cell; the members start together or not at all, and run once.
+   * submitBatch (at a node cell, or above one: it goes down whole to one node); the members
+   * start together on one node or not at all, and run once.
    */
   gang?: { id: string; size: number };
 }

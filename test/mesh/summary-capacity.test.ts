@@ -8,6 +8,9 @@ import type { AgentSession } from '../../src/mesh/agent-session.js';
 import { AgentCapacity } from '../../src/mesh/agent-capacity.js';
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
 import { Cell } from '../../src/mesh/cell.js';
+import type { ChildLinks } from '../../src/mesh/child-links.js';
+import { FROM_PARENT, makeItem } from '../../src/mesh/types.js';
+import { TaskSpec } from '../../src/gen/meshlb/v1/task.js';
 import { parseTopology } from '../../src/topology/parse.js';
 
 const TOPO = parseTopology(`
@@ -59,6 +62,8 @@ describe('a node summary never reports more free slots than slots', () => {
         forecastServiceMs: 0,
         largestFree: 4,
         largestTotal: 4,
+        // A gang of up to 8 (docs/gang.md) fits this node: its free slots, without the prefetch.
+        nodeFree: 8,
       },
     ]);
     expect(nodeWith([agent(4), agent(4)], 1)[0]).toMatchObject({ freeSlots: 8, totalSlots: 8, prefetchSlots: 8 });
@@ -76,5 +81,30 @@ describe('a node summary never reports more free slots than slots', () => {
       expect(k!.freeSlots + k!.prefetchSlots).toBe(credit);
       expect(k!.freeSlots).toBeLessThanOrEqual(k!.totalSlots);
     }
+  });
+});
+
+describe('node_free: the most free slots at one node below, for gangs (docs/gang.md)', () => {
+  it("a node reports its agents' free slots without the prefetch; a cell above, its roomiest node's less what it holds queued", () => {
+    // 3 free at the agents; the credit offers the prefetch too (6 of 6), node_free does not.
+    expect(nodeWith([agent(4, 1), agent(2, 2)])[0]).toMatchObject({ freeSlots: 6, nodeFree: 3 });
+    const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, { seed: 1 });
+    const side = {
+      links: new Map(),
+      load: () => ({
+        capacity: new Map([['k', { free: 10, total: 12, healthy: 3 }]]),
+        nodeFree: (kind: string) => (kind === 'k' ? 5 : 0),
+        healthyAgents: 3,
+        cpu: 0,
+        memory: 0,
+        latencyEwmaMs: 0,
+        successEwma: 1,
+      }),
+    };
+    cell.attach({ children: side as unknown as ChildLinks });
+    const spec = TaskSpec.fromPartial({ kind: 'k' });
+    for (const id of ['a', 'b'])
+      cell.queue.push(makeItem(id, 1, '/x', spec, FROM_PARENT, undefined, `${id}#1`, 1000, undefined, 0), 0);
+    expect(cell.summaries.build(1, 0, '').kinds[0]).toMatchObject({ nodeFree: 3 });
   });
 });
