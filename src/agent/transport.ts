@@ -26,18 +26,16 @@ import {
 } from '../gen/meshlb/v1/agent.js';
 import { H2Channel, h2Target } from '../util/grpc-h2-client.js';
 import type { CallerSecurity } from '../security/caller.js';
+import { parseTransport, TRANSPORTS, type Transport } from '../util/transport.js';
 
-export type AgentTransport = 'grpc-js' | 'http2';
-export const AGENT_TRANSPORTS: readonly AgentTransport[] = ['grpc-js', 'http2'];
+export type AgentTransport = Transport;
+export const AGENT_TRANSPORTS: readonly AgentTransport[] = TRANSPORTS;
 /** Chosen by measurement (docs/mesh.md, "Lean agent transport"). */
 export const DEFAULT_AGENT_TRANSPORT: AgentTransport = 'http2';
 
 /** The transport named by `value` (an option or MESHLB_AGENT_TRANSPORT), the default when empty. */
-export function agentTransport(value: string | undefined): AgentTransport {
-  if (value === undefined || value === '') return DEFAULT_AGENT_TRANSPORT;
-  if ((AGENT_TRANSPORTS as readonly string[]).includes(value)) return value as AgentTransport;
-  throw new RangeError(`agent transport must be one of ${AGENT_TRANSPORTS.join(', ')}, not "${value}"`);
-}
+export const agentTransport = (value: string | undefined): AgentTransport =>
+  parseTransport('agent', value, DEFAULT_AGENT_TRANSPORT);
 
 /** What the agent's connection uses of a stream: grpc-js's ClientDuplexStream and the lean call both fit. */
 export interface AgentCall {

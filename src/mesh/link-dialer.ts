@@ -14,6 +14,7 @@ import { credentials, type ChannelCredentials, type ServiceError } from '@grpc/g
 import type { ConnectionOptions } from 'node:tls';
 import { LinkServiceClient, LinkServiceService, OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
 import { H2Channel, h2Target } from '../util/grpc-h2-client.js';
+import { parseTransport, TRANSPORTS, type Transport } from '../util/transport.js';
 
 /** What the link uses of a stream: grpc-js's ClientDuplexStream and the lean client's call both fit. */
 export interface LinkCall {
@@ -36,17 +37,14 @@ export interface DialedLink {
 /** Opens a link stream to `address`. */
 export type LinkDialer = (address: string, maxMessageBytes: number) => DialedLink;
 
-export type LinkTransport = 'grpc-js' | 'http2';
-export const LINK_TRANSPORTS: readonly LinkTransport[] = ['grpc-js', 'http2'];
+export type LinkTransport = Transport;
+export const LINK_TRANSPORTS: readonly LinkTransport[] = TRANSPORTS;
 /** Chosen by measurement (docs/mesh.md, "Low-rate path"). */
 export const DEFAULT_LINK_TRANSPORT: LinkTransport = 'http2';
 
 /** The transport named by `value` (an option or MESHLB_LINK_TRANSPORT), the default when empty. */
-export function linkTransport(value: string | undefined): LinkTransport {
-  if (value === undefined || value === '') return DEFAULT_LINK_TRANSPORT;
-  if ((LINK_TRANSPORTS as readonly string[]).includes(value)) return value as LinkTransport;
-  throw new RangeError(`link transport must be one of ${LINK_TRANSPORTS.join(', ')}, not "${value}"`);
-}
+export const linkTransport = (value: string | undefined): LinkTransport =>
+  parseTransport('link', value, DEFAULT_LINK_TRANSPORT);
 
 /** Keepalive pings on the link's connection (both transports). */
 const KEEPALIVE_MS = 10_000;
