@@ -17,21 +17,12 @@
 import { describe, expect, it } from 'vitest';
 import { setKeyShare } from '../../src/admin/admin-flow.js';
 import { SetKeyShareRequest } from '../../src/gen/meshlb/v1/admin.js';
-import { Durability, Priority, TaskSpec } from '../../src/gen/meshlb/v1/task.js';
-import { VirtualScheduler } from '../../src/mesh/virtual-scheduler.js';
-import { parseTopology } from '../../src/topology/parse.js';
-import { Rng } from '../../src/util/rng.js';
-import { SimAgent, type AgentObserver } from './sim/agent.js';
-import { SimMesh } from './sim/mesh.js';
-import { SimNet } from './sim/net.js';
-import { SIM_CELL_OPTIONS, settle } from './sim/sim.js';
+import { Durability } from '../../src/gen/meshlb/v1/task.js';
+import { settle } from './sim/sim.js';
+import { sharesMesh, SLOTS } from './shares-mesh.js';
 
 /** Seeds run (MESHLB_SEED=n runs that one); the baseline without the minimum runs on the first. */
 const SEEDS = process.env.MESHLB_SEED ? [Number(process.env.MESHLB_SEED)] : [1313, 1, 2, 3];
-const T0 = 1_760_000_000_000;
-const NODES = 8;
-const AGENT_SLOTS = 4;
-const SLOTS = NODES * 2 * AGENT_SLOTS;
 /** Tasks per weighted key: a backlog for the whole run (64 slots, ~1 s each: ~64 starts a second). */
 const BACKLOG = 900;
 /** Starts counted for the shares: while all three keys still have a backlog. */
@@ -39,27 +30,13 @@ const WINDOW = 500;
 /** Virtual time the busy slots are sampled for before vip submits. */
 const MEASURE_MS = 8000;
 
-function topology(): string {
-  const nodes = Array.from({ length: NODES }, (_, i) => `            - name: n${i}`).join('\n');
-  return `name: shares
-addressing: { host: 127.0.0.1, basePort: 20000 }
-flow:
+const FLOW_YAML = `flow:
   concurrency:
     ka: { limit: 1000, weight: 5 }
     kb: { limit: 1000, weight: 3 }
     kc: { limit: 1000, weight: 2 }
     vip: { limit: 1000 }
-    capped: { limit: 100, max: 3 }
-cells:
-  name: /
-  children:
-    - name: r0
-      children:
-        - name: z0
-          children:
-${nodes}
-`;
-}
+    capped: { limit: 100, max: 3 }`;
 
 interface Run {
   /** Key of each start at an agent, in order. */
@@ -76,11 +53,6 @@ interface Run {
 }
 
 async function run(seed: number, vipMin: number): Promise<Run> {
-  const rng = new Rng(seed);
-  const vs = new VirtualScheduler(T0);
-  const net = new SimNet(vs, rng.fork());
-  const topo = parseTopology(topology());
-  const mesh = new SimMesh({ topology: topo, vs, net, rng: rng.fork(), cellOptions: SIM_CELL_OPTIONS });
   const keyOf = new Map<string, string>();
   const running = new Map<string, number>();
   const starts: string[] = [];
@@ -90,58 +62,27 @@ async function run(seed: number, vipMin: number): Promise<Run> {
   let vipStarts = 0;
   let vipPeak = 0;
   let cappedPeak = 0;
-  const obs: AgentObserver = {
-    overSlots: () => undefined,
-    slotsInUse: () => undefined,
-    resumed: () => undefined,
-    started: (_a, taskId, _n, key = '') => {
+  const sm = sharesMesh(
+    seed,
+    FLOW_YAML,
+    (_tenant, taskId, _agent, key) => {
       keyOf.set(taskId, key);
       starts.push(key);
       const n = (running.get(key) ?? 0) + 1;
       running.set(key, n);
-      if (key === 'vip' && ++vipStarts === 10) vipStarted10Ms = vs.now() - vipSubmitted;
-      if (key === 'vip' && vs.now() - vipSubmitted <= 1000) vipPeak = Math.max(vipPeak, n);
+      if (key === 'vip' && ++vipStarts === 10) vipStarted10Ms = sm.vs.now() - vipSubmitted;
+      if (key === 'vip' && sm.vs.now() - vipSubmitted <= 1000) vipPeak = Math.max(vipPeak, n);
       if (key === 'capped') cappedPeak = Math.max(cappedPeak, n);
     },
-    finished: (_a, taskId) => {
+    (taskId) => {
       const t = keyOf.get(taskId) ?? '';
       running.set(t, (running.get(t) ?? 1) - 1);
     },
-  };
-  const agents: SimAgent[] = [];
-  for (let i = 0; i < NODES; i++)
-    for (let j = 0; j < 2; j++) {
-      const shape = {
-        id: `n${i}.a${j}`,
-        node: `/r0/z0/n${i}`,
-        kinds: ['k'],
-        labels: [],
-        slots: AGENT_SLOTS,
-        serviceMs: 1000,
-        failRate: 0,
-      };
-      agents.push(new SimAgent(shape, net, rng.fork(), mesh.mesh, () => mesh.endpointsOf(shape.node), obs));
-    }
-  for (const a of agents) a.start();
-  const step = async (ms: number): Promise<void> => {
-    for (let t = 0; t < ms; t += 10) {
-      vs.advance(10);
-      await settle(vs);
-    }
-  };
-  const submit = async (key: string, n: number, seq: number): Promise<void> => {
-    const specs = Array.from({ length: n }, (_, i) =>
-      TaskSpec.fromPartial({
-        kind: 'k',
-        tenant: 'acme',
-        concurrencyKey: key,
-        durability: Durability.DURABILITY_LOGGED,
-        priority: Priority.PRIORITY_NORMAL,
-        idempotencyKey: `${key}-${seq}-${i}`,
-      }),
-    );
-    await mesh.leaderOf('/')!.cell.submit(specs.map((s) => TaskSpec.decode(TaskSpec.encode(s).finish())));
-  };
+  );
+  const { vs, mesh, agents, step } = sm;
+  // Every task of one tenant, LOGGED, naming its key.
+  const submit = (key: string, n: number, seq: number): Promise<void> =>
+    sm.submit('acme', n, seq, { concurrencyKey: key, durability: Durability.DURABILITY_LOGGED });
   try {
     await step(800); // agents connect, links come up
     const root = mesh.leaderOf('/')!.cell;

@@ -1,5 +1,5 @@
-// The seeded mesh the tenant-share targets run on (tenant-shares-target.test.ts,
-// tenant-minimum-target.test.ts): the mesh simulator's SimMesh and SimAgents on
+// The seeded mesh the share targets run on (tenant-shares-target.test.ts,
+// tenant-minimum-target.test.ts, key-shares-target.test.ts): the mesh simulator's SimMesh and SimAgents on
 // virtual time, no faults, four tiers (/ → r0 → z0 → 8 nodes), 2 agents of 4
 // slots per node (64 slots), tasks of 0.2-1.8 s, every task submitted at the
 // root. `flowYaml` is the topology's `flow:` section.
@@ -23,8 +23,11 @@ export interface SharesMesh {
   readonly agents: readonly SimAgent[];
   /** Advance virtual time by `ms`, 10 ms at a time, settling the mesh after each. */
   step(ms: number): Promise<void>;
-  /** Submit `n` tasks of kind k for `tenant` at the root (idempotency keys `${tenant}-${seq}-${i}`). */
-  submit(tenant: string, n: number, seq: number): Promise<void>;
+  /**
+   * Submit `n` tasks of kind k for `tenant` at the root, with `extra` fields (a concurrency key,
+   * a durability); idempotency keys `${concurrency key or tenant}-${seq}-${i}`.
+   */
+  submit(tenant: string, n: number, seq: number, extra?: Partial<TaskSpec>): Promise<void>;
   close(): void;
 }
 
@@ -44,11 +47,11 @@ ${nodes}
 `;
 }
 
-/** Observe every start and end at the agents: `started(tenant, taskId, agent)`, `finished(taskId)`. */
+/** Observe every start and end at the agents: `started(tenant, taskId, agent, key)`, `finished(taskId)`. */
 export function sharesMesh(
   seed: number,
   flowYaml: string,
-  started: (tenant: string, taskId: string, agent: string) => void,
+  started: (tenant: string, taskId: string, agent: string, key: string) => void,
   finished: (taskId: string) => void,
 ): SharesMesh {
   const rng = new Rng(seed);
@@ -60,7 +63,7 @@ export function sharesMesh(
     overSlots: () => undefined,
     slotsInUse: () => undefined,
     resumed: () => undefined,
-    started: (agent, taskId, _n, _k, tenant = '') => started(tenant, taskId, agent),
+    started: (agent, taskId, _n, key = '', tenant = '') => started(tenant, taskId, agent, key),
     finished: (_a, taskId) => finished(taskId),
   };
   const agents: SimAgent[] = [];
@@ -88,13 +91,14 @@ export function sharesMesh(
         await settle(vs);
       }
     },
-    async submit(tenant, n, seq) {
+    async submit(tenant, n, seq, extra = {}) {
       const specs = Array.from({ length: n }, (_, i) =>
         TaskSpec.fromPartial({
           kind: 'k',
           tenant,
           priority: Priority.PRIORITY_NORMAL,
-          idempotencyKey: `${tenant}-${seq}-${i}`,
+          ...extra,
+          idempotencyKey: `${extra.concurrencyKey || tenant}-${seq}-${i}`,
         }),
       );
       await mesh.leaderOf('/')!.cell.submit(specs.map((s) => TaskSpec.decode(TaskSpec.encode(s).finish())));
