@@ -86,8 +86,6 @@ export class FlowGate<T extends GateItem> {
   private readonly victims = new Set<string>();
   /** Tenants' ceilings and minimums (tenant-gate.ts), asked before the keys. */
   readonly tenants: TenantGate<T>;
-  /** Told of every start settled() (the dispatcher drops the credit it promised a child for it). */
-  onSettled: ((item: T) => void) | undefined;
 
   constructor(
     private readonly state: FlowState,
@@ -140,7 +138,6 @@ export class FlowGate<T extends GateItem> {
 
   /** An admitted start did not leave after all (no target this pump), or the ledger applied it: unreserve. */
   settled(item: T): void {
-    this.onSettled?.(item);
     this.tenants.settled(item);
     const ck = item.spec.concurrencyKey && this.state.counterKey(item.spec.concurrencyKey);
     if (!ck) return;

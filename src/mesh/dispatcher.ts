@@ -37,7 +37,6 @@ import { Gangs, gangHost } from './gang.js';
 import type { GangPick } from './gang-route.js';
 import type { Preemptor } from './preemptor.js';
 import { Guaranteed, isNewHome } from './guaranteed.js';
-import { isLogged } from './ledger.js';
 
 /** Rebuild the picker at least this often (fresh scores), even with no change. */
 const PICKER_REFRESH_MS = 250;
@@ -77,7 +76,11 @@ export class Dispatcher {
   /** The tier policy: the topology's, or one an operator set (setPolicy). */
   private policy: Policy;
   private readonly pumpNow = (): void => this.pump();
-  private readonly send = (item: WorkItem): void => this.transmit(item);
+  /** Started home attempts are sent; a decided one's promised child credit goes (ChildLink.promise). */
+  private readonly startOut = {
+    send: (item: WorkItem): void => this.transmit(item),
+    decided: (item: WorkItem): void => this.d.links.children?.unpromise(item),
+  };
   /** Tasks of kinds nobody serves, waiting here (the root, or cut off from the parent). */
   private readonly unplaceableKinds: Unplaceable;
   /** Circuit breakers per target: they cap the credits the picker sees. */
@@ -95,7 +98,7 @@ export class Dispatcher {
     this.d = deps;
     this.pickInfo = new PickInfo(deps.links);
     // New logged home tasks placed as they are accepted start in that entry (start-at-accept.ts).
-    deps.home.atAccept.placer = { place: (items) => this.placeNew(items), send: this.send };
+    deps.home.atAccept.placer = { place: (items) => this.placeNew(items), ...this.startOut };
     this.policy = deps.policy;
     this.breakers = new BreakerGate(
       deps.breaker,
@@ -390,10 +393,9 @@ export class Dispatcher {
     this.d.relay.routed(item);
   }
 
-  /** New home attempts leave once started (docs/mesh.md, "Credits"); a NONE one is sent or refused before this returns. */
+  /** New home attempts leave once started (docs/mesh.md, "Credits"). */
   private start(homeNew: WorkItem[]): void {
-    this.d.home.startAttempts(homeNew, this.send);
-    for (const it of homeNew) if (!isLogged(it.spec)) this.d.links.children?.unpromise(it);
+    this.d.home.startAttempts(homeNew, this.startOut);
   }
 
   private transmit(item: WorkItem): void {

@@ -5,9 +5,9 @@
 //
 // Past the credits: when a cell above the nodes has no credit left for a kind,
 // its guaranteed attempts do not wait for one (pastCredits()): each goes to a
-// child at once, the child with the fewest guaranteed attempts sent past its
-// credits since its summary per slot of the kind (then the least queued per
-// slot), as preemption's critical tasks do. At the node it waits in the queue
+// child at once, the one where a slot should free soonest by the ages of the
+// attempts out there (childFor), as preemption's critical tasks go past the
+// credits too. At the node it waits in the queue
 // and takes the first slot of its kind that frees, ahead of everything queued
 // there. So a minimum is met as fast as slots free at the nodes, not as fast
 // as credits climb four tiers.
@@ -70,11 +70,7 @@ export class Guaranteed {
   constructor(
     private readonly d: GuaranteedDeps,
     private readonly h: GuaranteedHost,
-  ) {
-    // Every home attempt routed to a child holds that link's credit until its start is decided
-    // (ChildLink.promise; docs/mesh.md, "Credits"): the home's gate is told of each logged one.
-    d.home.flow.onSettled = (it) => d.links.children?.unpromise(it);
-  }
+  ) {}
 
   /**
    * A new home task whose start counts against its subject's share (a tenant's or a key's: LOGGED,
@@ -141,7 +137,7 @@ export class Guaranteed {
     if (times) times.push(now);
     else this.recent.set(child.cell, [now]);
     this.sent++;
-    const why = `guaranteed: no credit of kind ${kind}; its tenant is under its minimum`;
+    const why = `guaranteed: no credit of kind ${kind}; its tenant or key is under its minimum`;
     this.h.sendPast(item, child.cell, why, homeNew);
   }
 

@@ -36,7 +36,7 @@ import { HomeRecovery } from './home-recovery.js';
 import { submitTraced, TaskIds, type SubmitOutcome } from './home-submit.js';
 import { DebounceHold, withLedgerSpec } from './debounce-hold.js';
 import { HomeCheckpoints, resumableOf } from './home-checkpoints.js';
-import { StartAtAccept } from './start-at-accept.js';
+import { StartAtAccept, startsDecided, type StartOut } from './start-at-accept.js';
 import type { RouteTable } from './routes.js';
 import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
@@ -165,33 +165,32 @@ export class Home {
     this.d.wake();
   }
 
-  /**
-   * Give new home attempts their numbers (one `dispatched` command per
-   * durability per pump), then `send` each one the ledger started. Logged
-   * tasks are sent once the command is committed.
-   */
-  startAttempts(items: readonly WorkItem[], send: (item: WorkItem) => void): void {
+  /** New home attempts get their numbers (a `dispatched` command per durability per pump), logged ones once committed. */
+  startAttempts(items: readonly WorkItem[], out: StartOut): void {
     if (items.length === 0) return;
     const { ledger, ledgerLog } = this.d;
     const logged: WorkItem[] = [];
     const none: WorkItem[] = [];
     for (const it of items) (isLogged(it.spec) ? logged : none).push(it);
     const atMs = this.scheduler.now();
-    // Each admitted start (flow gate: keys, tenant shares) stays counted as pending until the ledger has decided it.
-    const settle = (list: WorkItem[]): void => list.forEach((it) => this.flow.settled(it));
+    // An admitted start (flow gate: keys, tenant shares) stays pending, its child's credit promised, until decided.
+    const settle = (list: WorkItem[]): void => startsDecided(list, this.flow, out);
     const cmd = (list: WorkItem[]): LedgerCommand => ({
       type: 'dispatched',
       refs: list.map((it) => ({ id: it.taskId, attempt: (ledger.get(it.taskId)?.attempt ?? 0) + 1 })),
       atMs,
     });
-    if (none.length > 0) this.started(none, ledger.apply(cmd(none)), send);
+    if (none.length > 0) {
+      this.started(none, ledger.apply(cmd(none)), out.send);
+      settle(none);
+    }
     if (logged.length > 0) {
       // Checkpoints not logged yet go first, in the same entry: the new attempts resume from them.
       const before = this.checkpoints.takePending(logged);
       ledgerLog.propose([...before, cmd(logged)]).then(
         (rs) => {
           settle(logged);
-          this.started(logged, rs[before.length]!, send);
+          this.started(logged, rs[before.length]!, out.send);
         },
         // The items left the queue: repair() queues them again (or leases them, if the command commits late).
         (err: unknown) => {

@@ -43,11 +43,30 @@ import { leaseFor, type CellSettings } from './settings.js';
 import { slotsOf } from './slot-map.js';
 import { FROM_HOME, makeItem, nextAttemptId, type WorkItem } from './types.js';
 
-/** The dispatcher's side: route new home items now (or not), and send a started one. */
-export interface AcceptPlacer {
+/** Where new home attempts go once the ledger decided their start (Home.startAttempts and here). */
+export interface StartOut {
+  /** Send one the ledger started. */
+  send(item: WorkItem): void;
+  /** Its start is decided, sent or not (a child link drops the credit it promised it: ChildLink.promise). */
+  decided(item: WorkItem): void;
+}
+
+/** Their starts are decided (sent or not): the flow gate's reservations and the promised child credits go. */
+export function startsDecided(
+  items: readonly WorkItem[],
+  flow: { settled(item: WorkItem): void },
+  out: StartOut,
+): void {
+  for (const it of items) {
+    flow.settled(it);
+    out.decided(it);
+  }
+}
+
+/** The dispatcher's side: route new home items now (or not), and where started ones go. */
+export interface AcceptPlacer extends StartOut {
   /** Those of `items` the picker routed now (each with its `via`); the rest are not placed. */
   place(items: readonly WorkItem[]): WorkItem[];
-  send(item: WorkItem): void;
 }
 
 /** What it uses of Home (home.ts). */
@@ -127,7 +146,7 @@ export class StartAtAccept {
   /** The entry committed: `results` are its `dispatched` command's (undefined when nothing was placed). */
   committed(plan: AcceptPlan, results: ApplyResult[] | undefined): void {
     if (plan.placed.length === 0 || !results || !this.placer) return;
-    for (const it of plan.placed) this.h.flow.settled(it);
+    this.decided(plan.placed);
     this.started += results.filter((r) => r.ok).length;
     this.h.started(plan.placed, results, this.placer.send);
   }
@@ -135,7 +154,11 @@ export class StartAtAccept {
   /** The proposal failed: its outcome is unknown (a late commit may start the tasks with nobody sending them). */
   failed(plan: AcceptPlan, err: unknown): void {
     if (plan.placed.length === 0) return;
-    for (const it of plan.placed) this.h.flow.settled(it);
+    this.decided(plan.placed);
     this.h.recovery.proposalFailed(err, 'accept and dispatch');
+  }
+
+  private decided(items: readonly WorkItem[]): void {
+    if (this.placer) startsDecided(items, this.h.flow, this.placer);
   }
 }
