@@ -8,12 +8,23 @@
 // balance is max/mean in-flight, sampled every 10 ms while the mean is at least
 // half the slots. The same tasks without keys give the baseline. Then one holder
 // leaves: the share of keys whose ring holder changes.
+//
+// With `reports` the agents report their caches to the node (AgentContexts: a
+// key held when it enters an agent's cache, dropped when it leaves it) and the
+// picker asks those reports before the ring (src/mesh/context-holders.ts). With
+// `staged` every agent starts with CACHE keys already warm (data staged ahead:
+// 4,096 keys, each at one agent chosen at random, not by the ring).
+import { ContextHolders } from '../../src/mesh/context-holders.js';
 import { ContextRing, LOAD_BOUND } from '../../src/policies/context.js';
 import { createPolicy, makeCandidate, seededRandom, type Picker } from '../../src/policies/index.js';
 import { Rng } from '../../src/util/rng.js';
 
 export interface ContextFigures {
   keyed: boolean;
+  /** Agents reported their caches (the picker asked the reports first). */
+  reports: boolean;
+  /** Agents started with staged keys. */
+  staged: boolean;
   tasks: number;
   warm: number;
   hitRate: number;
@@ -59,15 +70,22 @@ function zipf(n: number, s: number, rng: Rng): () => number {
   };
 }
 
-export function runContext(keyed: boolean, tasks = 60_000, seed = 11, bound = LOAD_BOUND): ContextFigures {
+export function runContext(
+  keyed: boolean,
+  tasks = 60_000,
+  seed = 11,
+  bound = LOAD_BOUND,
+  mode: { reports?: boolean; staged?: boolean } = {},
+): ContextFigures {
   const rng = new Rng(seed);
+  const holders = mode.reports ? new ContextHolders() : undefined;
   const key = zipf(KEYS, 1.1, rng);
   const config = bound === LOAD_BOUND ? undefined : { contextLoadBound: bound };
   const policy = createPolicy('node-score', config, { random: seededRandom(seed) });
   const ids = Array.from({ length: AGENTS }, (_, i) => `agent-${i}`);
   const inFlight = new Array<number>(AGENTS).fill(0);
-  const build = (): Picker =>
-    policy.buildPicker(
+  const build = (): Picker => {
+    const p = policy.buildPicker(
       ids.map((id, i) =>
         makeCandidate({
           id,
@@ -79,11 +97,26 @@ export function runContext(keyed: boolean, tasks = 60_000, seed = 11, bound = LO
       ),
       0,
     );
+    p.contexts = holders;
+    return p;
+  };
   const ratePerMs = (0.8 * AGENTS * SLOTS) / SERVICE_MS;
   const exp = (meanMs: number): number => -meanMs * Math.log(1 - rng.next());
   const done: Array<{ at: number; agent: number }> = [];
   const waiting: number[] = [];
   const caches = ids.map(() => new Map<number, true>());
+  if (mode.staged) {
+    const stage = new Rng(seed + 1);
+    const order = Array.from({ length: AGENTS * CACHE }, (_, k) => k);
+    for (let k = order.length - 1; k > 0; k--) {
+      const j = Math.floor(stage.next() * (k + 1));
+      [order[k], order[j]] = [order[j]!, order[k]!];
+    }
+    order.forEach((k, n) => caches[n % AGENTS]!.set(k, true));
+    caches.forEach((c, a) =>
+      holders?.apply(ids[a]!, { held: [...c.keys()].map((k) => `key-${k}`), dropped: [], reset: true }),
+    );
+  }
   const holds = (a: number, k: number): boolean => caches[a]!.has(k);
   const warmAnywhere = (k: number): boolean => caches.some((c) => c.has(k));
   let picker = build();
@@ -114,7 +147,13 @@ export function runContext(keyed: boolean, tasks = 60_000, seed = 11, bound = LO
     const cache = caches[a]!;
     cache.delete(k);
     cache.set(k, true);
-    if (cache.size > CACHE) cache.delete(cache.keys().next().value!);
+    const evicted = cache.size > CACHE ? cache.keys().next().value! : undefined;
+    if (evicted !== undefined) cache.delete(evicted);
+    holders?.apply(ids[a]!, {
+      held: [`key-${k}`],
+      dropped: evicted === undefined ? [] : [`key-${evicted}`],
+      reset: false,
+    });
     const wasBusy = busy();
     inFlight[a]!++;
     total++;
@@ -162,6 +201,8 @@ export function runContext(keyed: boolean, tasks = 60_000, seed = 11, bound = LO
   ratios.sort((a, b) => a - b);
   return {
     keyed,
+    reports: holders !== undefined,
+    staged: mode.staged === true,
     tasks,
     warm,
     hitRate: warm > 0 ? hits / warm : 0,

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { listPolicies } from '../../src/policies/index.js';
 import { machineInfo } from '../lib/results.js';
 import { keysMovedOnLeave, runContext, TIGHT_CONTEXT_BOUND } from './context.js';
+import { LOAD_BOUND } from '../../src/policies/context.js';
 import { forecastError, type ForecastError } from './forecast.js';
 import type { RunMetrics } from './metrics.js';
 import { renderForecastTable, renderScenarioTable, renderSvg, type RunRecord } from './report.js';
@@ -90,18 +91,24 @@ for (const runs of bySeed('herding')) {
   );
 }
 // Context routing (./context.ts): the same tasks with keys (the default load bound, and a
-// tighter one set by policyConfig contextLoadBound), without keys, and a holder leaving.
+// tighter one set by policyConfig contextLoadBound), without keys, and a holder leaving; then
+// with the agents reporting their caches, and with keys staged at agents the ring did not choose.
 const ctxTasks = Math.max(2_000, Math.round(60_000 * scale));
 const context = {
   keyed: runContext(true, ctxTasks),
   keyedTight: runContext(true, ctxTasks, 11, TIGHT_CONTEXT_BOUND),
   unkeyed: runContext(false, ctxTasks),
+  keyedReports: runContext(true, ctxTasks, 11, LOAD_BOUND, { reports: true }),
+  stagedRing: runContext(true, ctxTasks, 11, LOAD_BOUND, { staged: true }),
+  stagedReports: runContext(true, ctxTasks, 11, LOAD_BOUND, { staged: true, reports: true }),
   movedOnLeave: keysMovedOnLeave(),
 };
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-for (const f of [context.keyed, context.keyedTight, context.unkeyed])
+const ctxRuns = [context.keyed, context.keyedTight, context.unkeyed, context.keyedReports];
+for (const f of [...ctxRuns, context.stagedRing, context.stagedReports])
   lines.push(
-    `context routing, 64 agents, Zipf keys, 80% busy, ${f.keyed ? `keys, bound ${f.bound}` : 'no keys (baseline)'}: ` +
+    `context routing, 64 agents, Zipf keys, 80% busy, ${f.keyed ? `keys, bound ${f.bound}` : 'no keys (baseline)'}` +
+      `${f.staged ? ', keys staged' : ''}${f.reports ? ', agents report caches' : f.keyed ? ', ring only' : ''}: ` +
       `warm hits ${pct(f.hitRate)}; max/mean in flight: per agent over time ${f.timeAvgMaxOverMean.toFixed(2)}, ` +
       `instantaneous p99 ${f.p99MaxOverMean.toFixed(2)} (max ${f.maxOverMean.toFixed(2)}); ` +
       `placements past 1.25x the mean ${pct(f.overBoundShareBusy)} busy, ${pct(f.overBoundShare)} in all`,

@@ -19,6 +19,7 @@ import type { BackoffOptions } from './backoff.js';
 import { Connection, type AgentState, type NodeMessage } from './connection.js';
 import { leanSetup, type AgentTransportOptions } from './transport.js';
 import { AgentCheckpoints } from './checkpoints.js';
+import { AgentContextSet } from './contexts.js';
 import { newAgentStats, type AgentStats } from './stats.js';
 import { codeName, isRefusal, notNodeCell, resultStatusName, streamStatus } from './events.js';
 import type { ResultStatusName, StreamStatus } from './events.js';
@@ -53,11 +54,7 @@ export interface AgentOptions extends AgentTransportOptions {
   logger?: Logger;
   /** Max gRPC message size both ways (default 4 MiB); batches are cut to fit. */
   maxMessageBytes?: number;
-  /**
-   * TLS to the replicas (docs/security.md): `true` for the system's roots, or
-   * a CA (and a client certificate) as files, re-read when they change, or
-   * PEM. Default plaintext. Ignored when `credentials` is given.
-   */
+  /** TLS (docs/security.md): `true` for the system's roots, or a CA (and client certificate) as files (re-read on change) or PEM. */
   tls?: CallerSecurity['tls'];
   /** A bearer token sent with every call (a static token or a JWT, or a function for refreshing ones); needs tls. */
   token?: CallerSecurity['token'];
@@ -72,21 +69,17 @@ export interface AgentOptions extends AgentTransportOptions {
   /** Extra load figures (e.g. gpu) merged into every heartbeat. */
   loadProvider?: () => { cpu?: number; memory?: number; gpu?: number };
   version?: string;
-  /**
-   * The mesh this agent expects to join (the topology's `name`): a node of
-   * another mesh refuses the hello (the `helloRefused` event). Unset, any mesh is
-   * fine; the Welcome (and the `connected` event) says which one it joined.
-   */
+  /** The mesh to join (topology `name`): another mesh's node refuses the hello (`helloRefused`); unset, any (Welcome says which). */
   mesh?: string;
   /** The node cell this agent expects to reach (e.g. "/eu/west-1a/n1"); a node of another cell refuses it. */
   nodeCell?: string;
   /**
-   * Trace each run (docs/operations.md, "Traces"): a span around the handler,
-   * the child of the node's dispatch span (or of the submitter's, when the mesh
-   * does not trace), with AgentTask.context its context. Unset: no span; the
-   * task's trace id is still on AgentTask.traceId.
+   * Trace each run (docs/operations.md, "Traces"): a span around the handler, child of the node's dispatch span
+   * (or the submitter's), with AgentTask.context its context. Unset: no span (AgentTask.traceId still set).
    */
   tracer?: Tracer;
+  /** Context keys warm here from the start (see `contexts`). */
+  contexts?: readonly string[];
 }
 
 /** Counters of the three parts, kept in one object the agent exposes live. */
@@ -116,6 +109,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly agentId: string;
   readonly slots: number;
   readonly stats: AgentStats = newAgentStats();
+  /** Context keys held warm here (contexts.ts): the node sends tasks with these keys here first. */
+  readonly contexts: AgentContextSet;
   /** The latest Welcome from the node. */
   welcome: Welcome | undefined;
   /** How the last stream ended (or failed to open), to tell why an agent is not connected. */
@@ -194,6 +189,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       log: () => this.logger(),
     });
     this.checkpoints = cps;
+    this.contexts = new AgentContextSet(
+      { connected: () => this.connection.welcomed, write: (m) => this.connection.write(m) },
+      opts.contexts,
+    );
     this.executor.saver = (t, data, progress) => cps.save(t, data, progress);
     if (opts.tracer) this.executor.traceWith(opts.tracer);
     const connection = this.connection;
@@ -349,6 +348,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Tell the node what we still hold from before a reconnect: the attempts (re-announced as started) and their count in a load.
     this.outbox.reannounce(this.executor.running.values());
     this.connection.sendLoad();
+    this.contexts.announce();
     this.outbox.resume();
     this.logger().debug({ mesh: w.mesh, node: w.nodeCell, replica: w.replicaId, interval }, 'agent: connected');
     this.waiters.notify();

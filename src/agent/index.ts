@@ -15,6 +15,7 @@ export type { ResultStatusName, StreamStatus } from './events.js';
 export { Backoff, seededRandom } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
 export { AgentChannelPool } from './pool.js';
+export { AgentContextSet, MAX_HELD as MAX_HELD_CONTEXTS } from './contexts.js';
 export type { AgentChannelPoolOptions } from './pool.js';
 export { ResultStatus } from '../gen/meshlb/v1/task.js';
 export { AGENT_TRANSPORTS, DEFAULT_AGENT_TRANSPORT, agentTransport } from './transport.js';

@@ -30,6 +30,7 @@ import {
   HEARTBEATS_PER_SECOND,
   type Heartbeat,
 } from './agent-session.js';
+import { ContextHolders, contextsOverLimits } from './context-holders.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
@@ -60,6 +61,8 @@ export class AgentSessions implements AgentSide {
   private cordons: ReadonlySet<string> = new Set();
   /** Version ramps (the cell's replicated config): candidates carry their side of each (version-ramps.ts). */
   readonly versions = new VersionRamps();
+  /** Context keys the agents reported holding warm (context-holders.ts). */
+  readonly contexts = new ContextHolders();
 
   constructor(
     private readonly cell: CellPort,
@@ -135,6 +138,11 @@ export class AgentSessions implements AgentSide {
             return;
           case 'checkpoint':
             return agentCheckpoint(cell, session, m.value);
+          case 'contexts': {
+            const bad = contextsOverLimits(m.value);
+            if (bad) return fail(invalidArgument(bad), 'agent: contexts over limits');
+            return this.contexts.apply(session.id, m.value);
+          }
         }
       } catch (err) {
         fail(err, 'agent: message handling failed');
@@ -356,7 +364,10 @@ export class AgentSessions implements AgentSide {
     this.capacity.account(s, -1);
     s.dead = true;
     s.batcher.close();
-    if (this.byId.get(s.id) === s) this.byId.delete(s.id);
+    if (this.byId.get(s.id) === s) {
+      this.byId.delete(s.id);
+      this.contexts.forget(s.id);
+    }
     // Remember what it held: should it come back while these may still run, they hold its slots.
     this.carry.remember(s);
     const n = this.cell.agentLost(s.id, why);

@@ -177,6 +177,7 @@ export class Dispatcher {
       const cands = agents ? agents.candidates(now) : children ? children.candidates(now) : [];
       agents?.versions.observe(cands); // which sides of each version ramp have usable agents here
       this.picker = this.policy.buildPicker(this.breakers.apply(cands), now);
+      this.picker.contexts = agents?.contexts;
       this.dirty = false;
       this.builtMs = now;
       this.rebuilds++;

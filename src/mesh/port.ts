@@ -10,7 +10,7 @@
 // (no promise hops on the hot path).
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
-import type { Candidate } from '../policies/index.js';
+import type { Candidate, ContextLookup } from '../policies/index.js';
 import { notLeader, unavailable, type MeshError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { CellMeter } from './meter.js';
@@ -168,6 +168,8 @@ export interface AgentSide {
   readonly versions: VersionRamps;
   /** One live agent's candidate, for a picker kept up to date (absent: the picker is rebuilt instead). */
   candidate?(agentId: string, now: number): Candidate | undefined;
+  /** Context keys the agents reported holding warm (the picker asks before its ring). */
+  readonly contexts?: ContextLookup;
   load(): SubtreeLoad;
   /** From the cell timer: heartbeats, hello deadlines, carried attempts. */
   sweep(now: number): void;

@@ -26,6 +26,7 @@
 // the first pick that carries a key, and walked with a stamped visited array.
 
 import { numberKey } from './config.js';
+import type { ContextLookup } from './types.js';
 
 /**
  * No candidate's load (active + routed since the snapshot) goes past this times the mean:
@@ -132,4 +133,29 @@ export class ContextRing {
  */
 export function loadCap(totalLoad: number, members: number, bound = LOAD_BOUND): number {
   return Math.max(1, Math.floor((bound * (totalLoad + 1)) / Math.max(1, members)));
+}
+
+/**
+ * Where `key` goes among a kind's view: its first reported holder that `accept`
+ * takes, else the first member on `ring` from the key's point that it takes;
+ * -1 if none. `indexById` maps a candidate id to its index, `posOf` an index to
+ * its position in the view (-1: not of this kind).
+ */
+export function contextPick(
+  lookup: ContextLookup | undefined,
+  ring: ContextRing,
+  key: string,
+  indexById: ReadonlyMap<string, number>,
+  posOf: Int32Array,
+  accept: (pos: number) => boolean,
+): number {
+  const ids = lookup?.holders(key);
+  if (ids) {
+    for (let i = 0; i < ids.length; i++) {
+      const idx = indexById.get(ids[i]!);
+      const p = idx === undefined ? -1 : posOf[idx]!;
+      if (p >= 0 && accept(p)) return p;
+    }
+  }
+  return ring.walk(key, accept);
 }

@@ -12,6 +12,7 @@ import './least-loaded.js';
 
 export type {
   Candidate,
+  ContextLookup,
   KindSlots,
   Label,
   Picker,

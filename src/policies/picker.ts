@@ -11,12 +11,12 @@
 // per-candidate pool credit caps all its kinds, a route consumes both, and every built view
 // containing the candidate has its creditSum adjusted, so credits(kind) stays exact (Σ min(kind, pool)).
 
-import { ContextRing, LOAD_BOUND, loadCap } from './context.js';
+import { ContextRing, LOAD_BOUND, loadCap, contextPick } from './context.js';
 import { buildView, KindView, labelSet, wholeCredits } from './picker-view.js';
 import { bestFit, waitOrSpill } from './multi-slot.js';
 import { contextRule, explainView, NO_SCORE, type ExplainSubset } from './explain.js';
 import { HELD, QUEUE_HELD } from './hold-back.js';
-import type { Candidate, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
+import type { Candidate, ContextLookup, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
 
 export { KindView };
 
@@ -50,11 +50,10 @@ export abstract class BasePicker implements Picker {
   private reqLabels: string[] = [];
   private reqCount = 0;
   private excl: readonly string[] | undefined = undefined;
-  /**
-   * Context routing's load bound (./context.ts): a keyed route keeps its candidate within
-   * this times the mean load. Set by the registry from the cell's `contextLoadBound`.
-   */
+  /** Context routing's load bound (./context.ts); the registry sets it from `contextLoadBound`. */
   contextBound = LOAD_BOUND;
+  /** Contexts the candidates reported holding (a node's agents; Picker.contexts). */
+  contexts: ContextLookup | undefined;
   /** The candidates, by index (replaceCandidate swaps one in). */
   protected readonly cands: Candidate[];
   /** The draining ones (explain lists them; replaceCandidate never changes who drains). */
@@ -163,14 +162,14 @@ export abstract class BasePicker implements Picker {
   }
 
   /**
-   * The member a context key goes to (./context.ts), or: -1, soft and no member on the
-   * ring has room within the load bound (the policy chooses); HOLDER_FULL, hard and its
-   * holder has no credit; NO_HOLDER, hard and no member matches the task at all.
+   * The member a context key goes to (./context.ts): a reported holder first, then the ring;
+   * or -1, soft and none has room within the load bound (the policy chooses); HOLDER_FULL,
+   * hard and its holder has no credit; NO_HOLDER, hard and no member matches the task.
    */
   private selectByContext(v: KindView, key: string, hard: boolean): number {
     if (!v.ring) v.ring = new ContextRing(Array.from(v.members, (idx) => this.cands[idx]!.id));
     if (hard) {
-      const holder = v.ring.walk(key, (p) => this.matches(v, p));
+      const holder = contextPick(this.contexts, v.ring, key, this.indexById, v.posOf!, (p) => this.matches(v, p));
       if (holder < 0) return NO_HOLDER;
       return this.ok(v, holder) ? holder : HOLDER_FULL;
     }
@@ -183,16 +182,16 @@ export abstract class BasePicker implements Picker {
     }
     const cap = loadCap(total, v.members.length, this.contextBound);
     const quiet = total < slots / 2;
-    return v.ring.walk(key, (p) => this.ok(v, p) && (this.contextLoad(v, p) + 1 <= cap || (quiet && this.roomy(v, p))));
+    const fits = (p: number): boolean =>
+      this.ok(v, p) && (this.contextLoad(v, p) + 1 <= cap || (quiet && this.roomy(v, p)));
+    return contextPick(this.contexts, v.ring, key, this.indexById, v.posOf!, fits);
   }
 
   /**
-   * After one more task the member still has a share of its slots free that the load
-   * default bound would leave it (1 - 1/LOAD_BOUND, 20%; fixed, so a tighter contextBound
-   * does not loosen it): while the candidates are less than half
-   * busy it is nowhere near overload, so a key's holder keeps its key even when loads
-   * are low and stale (a burst counted against an upper tier's summary before the
-   * child reported it done).
+   * After one more task the member keeps the share of its slots free that the default bound
+   * would leave it (1 - 1/LOAD_BOUND, 20%; fixed): while the candidates are less than half
+   * busy a key's holder keeps its key even when loads are low and stale (a burst counted
+   * against an upper tier's summary before the child reported it done).
    */
   private roomy(v: KindView, pos: number): boolean {
     return this.avail(v, pos) - 1 >= v.total[pos]! * (1 - 1 / LOAD_BOUND);

@@ -166,6 +166,18 @@ export interface Picker {
    * keeps a picker that has it instead of rebuilding it on a timer.
    */
   update?(c: Candidate): boolean;
+  /** What the candidates reported holding warm (a node's agents): keyed tasks go there first (./context.ts). */
+  contexts?: ContextLookup | undefined;
+}
+
+/**
+ * What agents reported holding warm (a node's AgentContexts): for a key, the
+ * candidate ids that hold it, most recent report first. A picker asks it
+ * before the ring: a reported holder is warm whatever the ring says (its
+ * caches were staged there, or the key overflowed to it and stayed).
+ */
+export interface ContextLookup {
+  holders(key: string): readonly string[] | undefined;
 }
 
 /** One candidate as a policy saw it for one pick (Picker.explain). */

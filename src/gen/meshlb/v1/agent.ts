@@ -44,7 +44,26 @@ export interface ConnectRequest {
      * seq); answered by a CheckpointAck.
      */
     { $case: "checkpoint"; value: TaskCheckpoint }
+    | //
+    /**
+     * Context keys whose caches this agent holds warm now (added, dropped, or
+     * the whole set replaced): the node sends a keyed task to a reporting
+     * holder before it asks the hash ring (docs/policies.md, context routing).
+     */
+    { $case: "contexts"; value: AgentContexts }
     | undefined;
+}
+
+export interface AgentContexts {
+  /** Keys now warm here (each at most 256 bytes; at most 4,096 a message). */
+  held: string[];
+  /** Keys no longer warm here (evicted). */
+  dropped: string[];
+  /**
+   * The held keys replace every key reported before (applied before `held`);
+   * the SDK sends its whole set this way after each hello.
+   */
+  reset: boolean;
 }
 
 export interface AgentHello {
@@ -227,6 +246,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "checkpoint":
         TaskCheckpoint.encode(message.msg.value, writer.uint32(322).fork()).join();
         break;
+      case "contexts":
+        AgentContexts.encode(message.msg.value, writer.uint32(2002).fork()).join();
+        break;
     }
     return writer;
   },
@@ -284,6 +306,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.msg = { $case: "checkpoint", value: TaskCheckpoint.decode(reader, reader.uint32()) };
             continue;
           }
+          case 250: {
+            if (tag !== 2002) {
+              break;
+            }
+
+            message.msg = { $case: "contexts", value: AgentContexts.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -308,6 +338,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "started", value: AgentStarted.fromJSON(object.started) }
         : isSet(object.checkpoint)
         ? { $case: "checkpoint", value: TaskCheckpoint.fromJSON(object.checkpoint) }
+        : isSet(object.contexts)
+        ? { $case: "contexts", value: AgentContexts.fromJSON(object.contexts) }
         : undefined,
     };
   },
@@ -324,6 +356,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.started = AgentStarted.toJSON(message.msg.value);
     } else if (message.msg?.$case === "checkpoint") {
       obj.checkpoint = TaskCheckpoint.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "contexts") {
+      obj.contexts = AgentContexts.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -364,7 +398,114 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "contexts": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "contexts", value: AgentContexts.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseAgentContexts(): AgentContexts {
+  return { held: [], dropped: [], reset: false };
+}
+
+export const AgentContexts: MessageFns<AgentContexts> = {
+  encode(message: AgentContexts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.held) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.dropped) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.reset !== false) {
+      writer.uint32(24).bool(message.reset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentContexts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentContexts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.held.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.dropped.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.reset = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentContexts {
+    return {
+      held: globalThis.Array.isArray(object?.held) ? object.held.map((e: any) => globalThis.String(e)) : [],
+      dropped: globalThis.Array.isArray(object?.dropped) ? object.dropped.map((e: any) => globalThis.String(e)) : [],
+      reset: isSet(object.reset) ? globalThis.Boolean(object.reset) : false,
+    };
+  },
+
+  toJSON(message: AgentContexts): unknown {
+    const obj: any = {};
+    if (message.held?.length) {
+      obj.held = message.held;
+    }
+    if (message.dropped?.length) {
+      obj.dropped = message.dropped;
+    }
+    if (message.reset !== false) {
+      obj.reset = message.reset;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AgentContexts>): AgentContexts {
+    return AgentContexts.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AgentContexts>): AgentContexts {
+    const message = createBaseAgentContexts();
+    message.held = object.held?.map((e) => e) || [];
+    message.dropped = object.dropped?.map((e) => e) || [];
+    message.reset = object.reset ?? false;
     return message;
   },
 };
