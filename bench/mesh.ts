@@ -320,8 +320,9 @@ async function main(): Promise<void> {
     [
       'tasks/s, 4 tiers, process per cell',
       multiTp.tasksPerSecond,
-      '>= 10,000 and >= 25% echo',
-      yes(multiTp.tasksPerSecond >= 10_000 && multiTp.tasksPerSecond >= 0.25 * echoRt),
+      // Issue 12's target (also >= 3x BullMQ in the same run: npm run bench:peers).
+      '>= 50% echo',
+      yes(multiTp.tasksPerSecond >= 0.5 * echoRt),
       round(multiTp.tasksPerSecond / echoRt),
     ],
     ['  CPU µs per task (all processes)', multiTp.cpuUsPerTask, '-', '-', '-'],
