@@ -62,6 +62,8 @@ export interface AgentObserver {
 export class SimAgent {
   private call: ClientEnd<ConnectRequest, ConnectResponse> | undefined;
   private welcomed = false;
+  /** Context keys warm here (the last few keyed tasks it ran), reported to the node (AgentContexts). */
+  private readonly warm = new Set<string>();
   private readonly running = new Map<string, Running>();
   /** Results owed to the node, sent after the next welcome. */
   private outbox: TaskResult[] = [];
@@ -155,6 +157,8 @@ export class SimAgent {
         // What still runs is re-announced: `started` refs and the count in the first load.
         const refs = [...this.running.values()].filter((r) => !r.done).map((r) => ref(r.d));
         if (refs.length > 0) call.write({ msg: { $case: 'started', value: { refs } } });
+        if (this.warm.size > 0)
+          call.write({ msg: { $case: 'contexts', value: { held: [...this.warm], dropped: [], reset: true } } });
         this.heartbeat();
         const again = [...this.recent, ...this.outbox];
         this.recent = [];
@@ -211,6 +215,17 @@ export class SimAgent {
     this.stats.completed++;
     const st = how === 'ok' ? ResultStatus.RESULT_STATUS_OK : ResultStatus.RESULT_STATUS_ERROR;
     this.send(result(r.d, st, how === 'ok' ? '' : how));
+    if (how === 'ok' && r.d.spec?.contextKey) this.nowWarm(r.d.spec.contextKey);
+  }
+
+  /** A keyed task ran here: its key is warm; the oldest of more than 4 goes cold (no random draw). */
+  private nowWarm(key: string): void {
+    this.warm.delete(key);
+    this.warm.add(key);
+    const dropped = this.warm.size > 4 ? [this.warm.values().next().value as string] : [];
+    for (const k of dropped) this.warm.delete(k);
+    if (this.call && this.welcomed)
+      this.call.write({ msg: { $case: 'contexts', value: { held: [key], dropped, reset: false } } });
   }
 
   /** Save progress of a running attempt (skipped when it ended, or no stream is up: a later one follows). */

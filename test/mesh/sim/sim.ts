@@ -158,6 +158,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     shares,
     planGangs(o.seed),
   );
+  workload.contexts = new Rng(o.seed ^ 0x5eed_c7);
   workload.plan(warm, healAt);
   const env: FaultEnv = {
     rng: rng.fork(),

@@ -62,6 +62,8 @@ export class Workload {
     /** Gangs at node cells (gangs.ts), drawn from their own stream. */
     private readonly gangs?: GangPlan,
   ) {}
+  /** Context keys (soft, and a quarter hard), drawn from their own stream so the other draws stay. */
+  contexts: Rng | undefined;
   private shareSeq = 0;
   private gangSeq = 0;
   private flowSeq = 0;
@@ -184,7 +186,11 @@ export class Workload {
   private spec(): TaskSpec {
     const r = this.rng;
     const kind = r.chance(0.03) ? GHOST : r.pick(this.shape.kinds);
+    const c = this.contexts;
+    const keyed = c !== undefined && c.chance(0.2);
     return TaskSpec.fromPartial({
+      contextKey: keyed ? `ctx-${c.int(0, 11)}` : '',
+      contextHard: keyed && c.chance(0.25),
       idempotencyKey: `k${this.seq++}`,
       kind,
       affinity: r.chance(0.1) ? [r.pick(this.shape.gpuLabels)] : [],
