@@ -66,6 +66,7 @@ const MAX_WAIT_MS = Number(arg('max-wait') ?? 300) * 1000;
 const DATA_ROOT = arg('data-root') ?? os.tmpdir();
 const DEFAULT_POLICY = 'node-score';
 const BIN = fileURLToPath(new URL('../bin/meshlb.js', import.meta.url));
+const nodeFlags = (): string[] => (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const log = (s: string): void => void process.stderr.write(`[bench:two-speed] ${s}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** This session's autogroup nice on Linux (0: not raised, or no autogroups). */
@@ -115,7 +116,18 @@ async function run(policy: string, round: number, seed: number): Promise<RunFigu
     sup.start({
       name: 'serve',
       command: process.execPath,
-      args: [BIN, 'serve', '--topology', topology, '--cell', NODE_CELL, '--data-dir', join(dir, 'data')],
+      // BENCH_NODE_FLAGS: V8/node flags for the node's process only (e.g. --cpu-prof --cpu-prof-dir=DIR).
+      args: [
+        ...nodeFlags(),
+        BIN,
+        'serve',
+        '--topology',
+        topology,
+        '--cell',
+        NODE_CELL,
+        '--data-dir',
+        join(dir, 'data'),
+      ],
       env,
     });
     await until('the node SERVING', 60_000, async () =>
