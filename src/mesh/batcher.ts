@@ -37,7 +37,8 @@ export interface WritableStream<M> {
 }
 
 export class StreamBatcher<M> {
-  private readonly pending: unknown[][];
+  /** Items per lane, allocated at the first push: most of a node's 20,000 agent streams are idle. */
+  private pending: (unknown[] | undefined)[] | undefined;
   private scheduled = false;
   private readonly flushNow = (): void => this.flush();
   private closed = false;
@@ -59,9 +60,7 @@ export class StreamBatcher<M> {
     private readonly beforeFlush?: () => void,
     /** Counts each message written and its items (metrics). */
     private readonly meter: LinkMeter = NO_LINK,
-  ) {
-    this.pending = lanes.map(() => []);
-  }
+  ) {}
 
   get bufferedBytes(): number {
     return this.unflushed;
@@ -70,7 +69,8 @@ export class StreamBatcher<M> {
   /** Queue an item on lane `lane`; flushed on the next turn of the event loop. */
   push(lane: number, item: unknown): void {
     if (this.closed) return;
-    this.pending[lane]!.push(item);
+    const pending = (this.pending ??= new Array<unknown[] | undefined>(this.lanes.length));
+    (pending[lane] ??= []).push(item);
     this.schedule();
   }
 
@@ -86,11 +86,13 @@ export class StreamBatcher<M> {
     // Still marked scheduled: what beforeFlush pushes goes out in this flush.
     this.beforeFlush?.();
     this.scheduled = false;
+    const pending = this.pending;
+    if (pending === undefined) return;
     for (let l = 0; l < this.lanes.length; l++) {
-      const items = this.pending[l]!;
-      if (items.length === 0) continue;
+      const items = pending[l];
+      if (items === undefined || items.length === 0) continue;
       const lane = this.lanes[l]!;
-      this.pending[l] = [];
+      pending[l] = undefined;
       let start = 0;
       let bytes = 0;
       for (let i = 0; i < items.length; i++) {
@@ -129,6 +131,6 @@ export class StreamBatcher<M> {
   /** Stop writing. Queued items are dropped: the owner fails their attempts back itself (lost). */
   close(): void {
     this.closed = true;
-    for (let l = 0; l < this.pending.length; l++) this.pending[l] = [];
+    this.pending = undefined;
   }
 }
