@@ -90,6 +90,8 @@ export class Connection {
   maxMessageBytes: number;
   /** The live call saw a Welcome. */
   welcomed = false;
+  /** The live call carried a load after its Welcome: only then does a break start the backoff afresh. */
+  private loaded = false;
   /** The live call's write() returned false; set until its 'drain'. */
   writeBlocked = false;
   private call: Call | undefined;
@@ -144,7 +146,7 @@ export class Connection {
       return;
     }
     this.call = call;
-    this.welcomed = false;
+    this.welcomed = this.loaded = false;
     this.writeBlocked = false;
     call.on('data', (m: ConnectResponse) => this.onMessage(call, m));
     call.on('error', () => {}); // the 'status' event carries the outcome
@@ -196,6 +198,9 @@ export class Connection {
     });
     this.stats.heartbeatsSent++;
     this.stats.messagesSent++;
+    if (this.loaded) return;
+    this.loaded = true;
+    this.backoff.reset();
   }
 
   /**
@@ -253,7 +258,6 @@ export class Connection {
     this.welcomed = true;
     this.state = 'connected';
     this.redirects = 0;
-    this.backoff.reset();
     this.stats.connects++;
     if (w.maxMessageBytes > 0) this.maxMessageBytes = Math.min(this.opts.maxMessageBytes, w.maxMessageBytes);
     const interval = this.opts.heartbeatIntervalMs ?? (w.heartbeatIntervalMs || 1000);
@@ -293,7 +297,8 @@ export class Connection {
     if (call !== this.call) return;
     this.call = undefined;
     const wasWelcomed = this.welcomed;
-    this.welcomed = false;
+    const wasLoaded = this.loaded;
+    this.welcomed = this.loaded = false;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
     this.heartbeatTimer = this.welcomeTimer = undefined;
@@ -312,14 +317,19 @@ export class Connection {
       return;
     }
     this.redirects = 0; // hints that go round in circles (an election) end in the usual backoff
-    this.scheduleReconnect(wasWelcomed);
+    this.scheduleReconnect(wasLoaded);
   }
 
-  private scheduleReconnect(wasWelcomed: boolean): void {
+  /**
+   * After `healthy` (a welcomed stream that carried a load), the first retry comes within the initial
+   * backoff. A stream cut before its first load (a node in a connect storm: docs/mesh.md, Scale) keeps
+   * the backoff growing, so the agents it cut come back spread over longer and longer, not all at once.
+   */
+  private scheduleReconnect(healthy: boolean): void {
     if (this.state === 'closed') return;
     this.state = 'connecting';
     if (this.opts.addresses.length > 1) this.addrIndex = (this.addrIndex + 1) % this.opts.addresses.length;
-    if (wasWelcomed) this.backoff.reset();
+    if (healthy) this.backoff.reset();
     const delay = this.backoff.next();
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }

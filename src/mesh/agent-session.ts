@@ -152,17 +152,21 @@ export function helloOverLimits(h: AgentHello): string {
  * How each lane's items become one message: shared by every session (module-level, so
  * 20,000 sessions do not each hold 13 closures of their own).
  */
-const lane = <I>(wrap: (items: I[]) => ConnectResponse, sizeOf: (item: I) => number): BatchLane<never, ConnectResponse> =>
-  ({ wrap, sizeOf }) as unknown as BatchLane<never, ConnectResponse>;
+const lane = <I>(
+  wrap: (items: I[]) => ConnectResponse,
+  sizeOf: (item: I) => number,
+): BatchLane<never, ConnectResponse> => ({ wrap, sizeOf }) as unknown as BatchLane<never, ConnectResponse>;
+/** Lanes whose items all count about the same, in bytes. */
+const bytes = (n: number) => (): number => n;
 const LANES: readonly BatchLane<never, ConnectResponse>[] = [
   lane((tasks: Dispatch[]) => ({ msg: { $case: 'assignments', value: { tasks } } }), dispatchSize),
-  lane((items: Preemption[]) => ({ msg: { $case: 'preemptions', value: { items } } }), () => 120),
-  lane((refs: TaskRef[]) => ({ msg: { $case: 'cancels', value: { ...NOT_HANDED_BACK, refs } } }), () => 40),
-  lane((d: DrainOrder[]) => ({ msg: { $case: 'drain', value: d[d.length - 1]! } }), () => 16),
-  lane((h: HeartbeatChange[]) => ({ msg: { $case: 'heartbeat', value: h[h.length - 1]! } }), () => 16),
-  lane((acks: CheckpointAck[]) => ({ msg: { $case: 'checkpointAcks', value: { acks } } }), () => 64),
+  lane((items: Preemption[]) => ({ msg: { $case: 'preemptions', value: { items } } }), bytes(120)),
+  lane((refs: TaskRef[]) => ({ msg: { $case: 'cancels', value: { ...NOT_HANDED_BACK, refs } } }), bytes(40)),
+  lane((d: DrainOrder[]) => ({ msg: { $case: 'drain', value: d[d.length - 1]! } }), bytes(16)),
+  lane((h: HeartbeatChange[]) => ({ msg: { $case: 'heartbeat', value: h[h.length - 1]! } }), bytes(16)),
+  lane((acks: CheckpointAck[]) => ({ msg: { $case: 'checkpointAcks', value: { acks } } }), bytes(64)),
   // Hand-backs of one flush share a message: the last one's reason and grace.
-  lane((cs: Cancels[]) => ({ msg: { $case: 'cancels', value: mergeCancels(cs) } }), () => 64),
+  lane((cs: Cancels[]) => ({ msg: { $case: 'cancels', value: mergeCancels(cs) } }), bytes(64)),
 ];
 
 /** What an attempt costs in an agent's slots: the sessions' SlotMaps share these. */
@@ -187,6 +191,8 @@ export class AgentSession {
   cordoned = false;
   dead = false;
   lastSeenMs: number;
+  /** It has sent a message since its hello (until then its deadline is longer: agent-handshake.ts). */
+  heard = false;
   /** What the agent was told (its Welcome, then HeartbeatChange): within a session it only grows. */
   heartbeat: Heartbeat;
   readonly success = new Ewma(0.1, 1);
@@ -211,15 +217,14 @@ export class AgentSession {
     this.slots = hello.slots;
     this.lastSeenMs = connectedMs;
     this.heartbeat = heartbeat;
-    this.batcher = new StreamBatcher<ConnectResponse>(
-      call,
-      LANES,
-      batcher,
-      scheduler,
-      onOverflow,
-      undefined,
-      meter,
-    );
+    this.batcher = new StreamBatcher<ConnectResponse>(call, LANES, batcher, scheduler, onOverflow, undefined, meter);
+  }
+
+  /** A message came: true if it is the first since the hello. */
+  hear(): boolean {
+    const first = !this.heard;
+    this.heard = true;
+    return first;
   }
 
   /** Takes no new work: it drains, or it is cordoned (capacity and policies see either as draining). */

@@ -5,8 +5,8 @@
 // - one live session per agent id: a second hello with a live id is refused
 //   with ALREADY_EXISTS on the new stream;
 // - an agent silent for its heartbeat timeout (heartbeatTimeoutMs, stretched
-//   with the number of agents: heartbeatFor in agent-session.ts), or whose stream breaks, is dead:
-//   its attempts fail back to their homes at once as lost results, and what
+//   with the number of agents: heartbeatFor in agent-session.ts; longer until its first load: agent-handshake.ts),
+//   or whose stream breaks, is dead: its attempts fail back to their homes at once as lost results, and what
 //   it held is remembered for its next session (agent-carry.ts);
 // - capacity per kind (free/total/healthy) is kept incrementally
 //   (agent-capacity.ts), so summaries and credits cost O(kinds), not O(agents).
@@ -18,6 +18,7 @@ import type { Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
 import { candidateOf } from './agent-candidate.js';
+import { helloDeadlineMs, silenceLimitMs } from './agent-handshake.js';
 import { AgentCapacity, subtreeLoad } from './agent-capacity.js';
 import { agentCheckpoint } from './agent-checkpoint.js';
 import { CarryOver } from './agent-carry.js';
@@ -50,6 +51,8 @@ export class AgentSessions implements AgentSide {
   private timeoutFloorMs = 0;
   private lastScanMs = 0;
   private readonly pending = new Map<ServerDuplexStream<ConnectRequest, ConnectResponse>, number>();
+  /** Live sessions that have not spoken since their hello: with `pending`, the handshakes (agent-handshake.ts). */
+  private unheard = 0;
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
   private lastSweepMs = 0;
@@ -115,6 +118,7 @@ export class AgentSessions implements AgentSide {
           return;
         }
         session.lastSeenMs = cell.scheduler.now();
+        if (session.hear()) this.unheard--;
         switch (m.$case) {
           case 'hello':
             return fail(invalidArgument('hello sent twice'), 'agent: second hello');
@@ -199,6 +203,7 @@ export class AgentSessions implements AgentSide {
     if (h.running.length > 0) this.carry.declared(s, h.running, now);
     s.cordoned = this.cordons.has(id);
     this.byId.set(id, s);
+    this.unheard++;
     this.capacity.account(s, 1);
     call.write({
       msg: {
@@ -326,7 +331,8 @@ export class AgentSessions implements AgentSide {
    * Heartbeat and hello deadlines, carried attempts; a scan every quarter timeout (at most 250 ms), not
    * per task. A sweep that comes half a timeout late (this process was descheduled or blocked) declares
    * nobody dead: timers run before the event loop reads its sockets, where the hellos and loads sent
-   * meanwhile wait. The next one, after that read, judges (one skipped in a row at most).
+   * meanwhile wait. The next one, after that read, judges (one skipped in a row at most). Hellos and first
+   * loads get longer in a connect storm (agent-handshake.ts).
    */
   sweep(now: number): void {
     const hb = this.cell.settings.heartbeatTimeoutMs;
@@ -339,10 +345,11 @@ export class AgentSessions implements AgentSide {
     // Every session is scanned once per quarter of the shortest timeout any has, at most 250 ms at the
     // configured heartbeat and stretched with it (6.75 s at 20,000 agents): the same share of a timeout
     // at any size, so the scans cost a node about as much per second with 20,000 agents as with 1,000.
+    const handshakes = this.pending.size + this.unheard - 1; // besides the one judged
     if (now - this.lastScanMs >= (Math.min(250, hb / 4) * Math.max(hb, this.timeoutFloorMs)) / hb) {
       this.lastScanMs = now;
       for (const s of this.byId.values()) {
-        const timeout = s.heartbeat.timeoutMs;
+        const timeout = silenceLimitMs(s.heartbeat, s.heard, handshakes);
         if (!s.dead && now - s.lastSeenMs > timeout) {
           this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
           const why = deadlineExceeded(`agent ${s.id} missed heartbeats for ${timeout} ms`);
@@ -351,16 +358,18 @@ export class AgentSessions implements AgentSide {
       }
     }
     this.carry.expire(now);
+    const helloMs = helloDeadlineMs(hb, handshakes);
     for (const [call, since] of this.pending) {
-      if (now - since > hb) {
+      if (now - since > helloMs) {
         this.pending.delete(call);
-        failStream(call, deadlineExceeded(`no hello within ${hb} ms`), this.cell.log, 'agent: hello timeout');
+        failStream(call, deadlineExceeded(`no hello within ${helloMs} ms`), this.cell.log, 'agent: hello timeout');
       }
     }
   }
 
   private lost(s: AgentSession, why: string): void {
     if (s.dead) return;
+    if (!s.heard) this.unheard--;
     this.capacity.account(s, -1);
     s.dead = true;
     s.batcher.close();

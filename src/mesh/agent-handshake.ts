@@ -1,0 +1,31 @@
+// Deadlines for agents in their handshake: a stream waiting for its hello, and
+// a session welcomed that has not spoken since (its first load comes one
+// heartbeat interval after the Welcome). In a connect storm — thousands of
+// streams opened at once, by agent processes that are themselves short of
+// CPU — hellos and first loads arrive late, and cutting them only makes the
+// agents reconnect into the same storm (docs/mesh.md, Scale: 20,000 agents
+// over the example mesh on 2 cores did not converge). So both deadlines
+// stretch with the number of other streams in their handshake at the node
+// replica, by STORM_MS_PER_STREAM each, up to MAX_STORM_GRACE_MS; a session that has
+// spoken once is judged by its plain heartbeat timeout again.
+import type { Heartbeat } from './agent-session.js';
+
+/** Each stream in its handshake at a node replica gives the others this much longer (ms). */
+export const STORM_MS_PER_STREAM = 2;
+/** At most this much longer (ms): the SDK gives up waiting for a Welcome after 30 s anyway. */
+export const MAX_STORM_GRACE_MS = 30_000;
+
+/** The extra time, ms, while `handshakes` other streams wait for their hello or their first load. */
+export const stormGraceMs = (handshakes: number): number =>
+  Math.min(MAX_STORM_GRACE_MS, Math.max(0, handshakes) * STORM_MS_PER_STREAM);
+
+/** How long after its stream arrived a hello may come (`timeoutMs`: the configured heartbeat timeout). */
+export const helloDeadlineMs = (timeoutMs: number, handshakes: number): number => timeoutMs + stormGraceMs(handshakes);
+
+/**
+ * How long a session may stay silent: its heartbeat timeout once it has spoken
+ * since its hello; before that, one interval more (its first load is due one
+ * interval after the Welcome) and the storm's grace.
+ */
+export const silenceLimitMs = (hb: Heartbeat, heard: boolean, handshakes: number): number =>
+  heard ? hb.timeoutMs : hb.timeoutMs + hb.intervalMs + stormGraceMs(handshakes);
