@@ -69,7 +69,7 @@ function harness() {
         $case: 'welcome',
         value: {
           nodeCell: '/n',
-          replicaId: 1,
+          replicaId: 'n-1',
           heartbeatIntervalMs: 1000,
           heartbeatTimeoutMs: 3000,
           maxMessageBytes: 0,
