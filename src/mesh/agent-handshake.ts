@@ -29,3 +29,26 @@ export const helloDeadlineMs = (timeoutMs: number, handshakes: number): number =
  */
 export const silenceLimitMs = (hb: Heartbeat, heard: boolean, handshakes: number): number =>
   heard ? hb.timeoutMs : hb.timeoutMs + hb.intervalMs + stormGraceMs(handshakes);
+
+/** The streams of a node replica in their handshake: awaiting their hello, or their first message after it. */
+export class Handshakes<Call> {
+  /** Streams waiting for their hello, since when (ms). */
+  readonly pending = new Map<Call, number>();
+  /** Live sessions that have not spoken since their hello. */
+  unheard = 0;
+
+  /** Streams in their handshake besides the one judged. */
+  get others(): number {
+    return this.pending.size + this.unheard - 1;
+  }
+
+  /** End (`fail`) the streams whose hello is past its deadline (`timeoutMs`: the configured heartbeat timeout). */
+  expireHellos(now: number, timeoutMs: number, fail: (call: Call, deadlineMs: number) => void): void {
+    const deadline = helloDeadlineMs(timeoutMs, this.others);
+    for (const [call, since] of this.pending) {
+      if (now - since <= deadline) continue;
+      this.pending.delete(call);
+      fail(call, deadline);
+    }
+  }
+}

@@ -220,6 +220,16 @@ export class AgentSession {
     this.batcher = new StreamBatcher<ConnectResponse>(call, LANES, batcher, scheduler, onOverflow, undefined, meter);
   }
 
+  /** Stop writing and end the stream (the node shuts down). */
+  close(): void {
+    this.batcher.close();
+    try {
+      this.call.end();
+    } catch {
+      // gone
+    }
+  }
+
   /** A message came: true if it is the first since the hello. */
   hear(): boolean {
     const first = !this.heard;

@@ -18,7 +18,7 @@ import type { Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
 import { candidateOf } from './agent-candidate.js';
-import { helloDeadlineMs, silenceLimitMs } from './agent-handshake.js';
+import { Handshakes, silenceLimitMs } from './agent-handshake.js';
 import { AgentCapacity, subtreeLoad } from './agent-capacity.js';
 import { agentCheckpoint } from './agent-checkpoint.js';
 import { CarryOver } from './agent-carry.js';
@@ -50,9 +50,8 @@ export class AgentSessions implements AgentSide {
   /** ... and its timeout at least this (0: the configured one). */
   private timeoutFloorMs = 0;
   private lastScanMs = 0;
-  private readonly pending = new Map<ServerDuplexStream<ConnectRequest, ConnectResponse>, number>();
-  /** Live sessions that have not spoken since their hello: with `pending`, the handshakes (agent-handshake.ts). */
-  private unheard = 0;
+  /** Streams awaiting their hello, sessions awaiting their first message: their deadlines stretch in a storm. */
+  private readonly hs = new Handshakes<ServerDuplexStream<ConnectRequest, ConnectResponse>>();
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
   private lastSweepMs = 0;
@@ -83,14 +82,14 @@ export class AgentSessions implements AgentSide {
   connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
     const cell = this.cell;
     let session: AgentSession | undefined;
-    if (this.byId.size + this.pending.size >= this.maxAgents) {
+    if (this.byId.size + this.hs.pending.size >= this.maxAgents) {
       const why = `node ${cell.path} holds ${this.maxAgents} agent streams, its limit; try another node`;
       failStream(call, resourceExhausted(why, cell.settings.heartbeatTimeoutMs), cell.log, 'agent: too many agents');
       return;
     }
-    this.pending.set(call, cell.scheduler.now());
+    this.hs.pending.set(call, cell.scheduler.now());
     const fail = (err: unknown, what: string): void => {
-      this.pending.delete(call);
+      this.hs.pending.delete(call);
       if (session) this.lost(session, what);
       failStream(call, err, cell.log, what);
     };
@@ -113,12 +112,12 @@ export class AgentSessions implements AgentSide {
           if (refused) return fail(refused, 'agent: refused, another mesh or cell');
           const lead = cell.leaderHint();
           if (!lead.leading) return fail(notLeadingError(cell.path, lead), 'agent: not the leader');
-          this.pending.delete(call);
+          this.hs.pending.delete(call);
           session = this.hello(m.value, call);
           return;
         }
         session.lastSeenMs = cell.scheduler.now();
-        if (session.hear()) this.unheard--;
+        if (session.hear()) this.hs.unheard--;
         switch (m.$case) {
           case 'hello':
             return fail(invalidArgument('hello sent twice'), 'agent: second hello');
@@ -153,7 +152,7 @@ export class AgentSessions implements AgentSide {
       }
     });
     const gone = (why: string) => (): void => {
-      this.pending.delete(call);
+      this.hs.pending.delete(call);
       if (session) this.lost(session, why);
     };
     call.on('end', () => {
@@ -203,7 +202,7 @@ export class AgentSessions implements AgentSide {
     if (h.running.length > 0) this.carry.declared(s, h.running, now);
     s.cordoned = this.cordons.has(id);
     this.byId.set(id, s);
-    this.unheard++;
+    this.hs.unheard++;
     this.capacity.account(s, 1);
     call.write({
       msg: {
@@ -345,11 +344,10 @@ export class AgentSessions implements AgentSide {
     // Every session is scanned once per quarter of the shortest timeout any has, at most 250 ms at the
     // configured heartbeat and stretched with it (6.75 s at 20,000 agents): the same share of a timeout
     // at any size, so the scans cost a node about as much per second with 20,000 agents as with 1,000.
-    const handshakes = this.pending.size + this.unheard - 1; // besides the one judged
     if (now - this.lastScanMs >= (Math.min(250, hb / 4) * Math.max(hb, this.timeoutFloorMs)) / hb) {
       this.lastScanMs = now;
       for (const s of this.byId.values()) {
-        const timeout = silenceLimitMs(s.heartbeat, s.heard, handshakes);
+        const timeout = silenceLimitMs(s.heartbeat, s.heard, this.hs.others);
         if (!s.dead && now - s.lastSeenMs > timeout) {
           this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
           const why = deadlineExceeded(`agent ${s.id} missed heartbeats for ${timeout} ms`);
@@ -358,18 +356,14 @@ export class AgentSessions implements AgentSide {
       }
     }
     this.carry.expire(now);
-    const helloMs = helloDeadlineMs(hb, handshakes);
-    for (const [call, since] of this.pending) {
-      if (now - since > helloMs) {
-        this.pending.delete(call);
-        failStream(call, deadlineExceeded(`no hello within ${helloMs} ms`), this.cell.log, 'agent: hello timeout');
-      }
-    }
+    this.hs.expireHellos(now, hb, (call, ms) =>
+      failStream(call, deadlineExceeded(`no hello within ${ms} ms`), this.cell.log, 'agent: hello timeout'),
+    );
   }
 
   private lost(s: AgentSession, why: string): void {
     if (s.dead) return;
-    if (!s.heard) this.unheard--;
+    if (!s.heard) this.hs.unheard--;
     this.capacity.account(s, -1);
     s.dead = true;
     s.batcher.close();
@@ -416,13 +410,6 @@ export class AgentSessions implements AgentSide {
   }
 
   closeAll(): void {
-    for (const s of [...this.byId.values()]) {
-      s.batcher.close();
-      try {
-        s.call.end();
-      } catch {
-        // gone
-      }
-    }
+    for (const s of [...this.byId.values()]) s.close();
   }
 }
