@@ -13,9 +13,10 @@
 // server's `meshlb-retry-after-ms` hint, within the call's deadline.
 //
 // Waiting per task is cheap: waitForResult shares one WatchMany stream per
-// client (result-stream.ts) and single submits are coalesced into SubmitBatch
-// calls where the caller cannot tell (submit-coalescer.ts), so code that
-// submits and waits one task at a time gets close to batch throughput.
+// client (result-stream.ts) and single submits share one SubmitStream
+// (shared-submit.ts), or, where a cell has none, are coalesced into
+// SubmitBatch calls (submit-coalescer.ts), always where the caller cannot
+// tell, so code that submits and waits one task at a time is cheap.
 import {
   credentials as grpcCredentials,
   Metadata,
@@ -24,29 +25,32 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { callerCredentials } from '../security/caller.js';
-import { TaskServiceClient, type SubmitBatchItem, type Task, type TaskSpec } from '../gen/meshlb/v1/task.js';
+import { TaskServiceClient, type SubmitBatchItem, type SubmitResponse } from '../gen/meshlb/v1/task.js';
+import type { Task, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
 import type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult } from './options.js';
-import {
-  newIdempotencyKey,
-  outcomeUnknown,
-  retryableWatchError,
-  sleep,
-  SUBMIT_RETRY_DEFAULTS,
-  type SubmitRetryOptions,
-} from './retry.js';
+import { newIdempotencyKey, outcomeUnknown, sleep, SUBMIT_RETRY_DEFAULTS, type SubmitRetryOptions } from './retry.js';
 import { isTerminal, taskStateName, toTaskSpec, withStateName, type TaskInput, type TaskRecord } from './spec.js';
 import { endSubmit, startSubmit } from './trace.js';
 import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
 import { SubmitCoalescer } from './submit-coalescer.js';
+import { SharedSubmit, type SharedSubmitPorts } from './shared-submit.js';
 import { ResultStream, type WaitOpts } from './result-stream.js';
+import { waitPerTask } from './wait-one.js';
 
 export { SubmitStream, type SubmitItem };
 export type { SubmitRetryOptions };
 export type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult };
 
-type UnaryMethod = 'submit' | 'submitBatch' | 'get' | 'cancel';
+/** The unary calls: request and answer. */
+interface Unary {
+  submit: [{ task: TaskSpec }, SubmitResponse];
+  submitBatch: [{ tasks: TaskSpec[] }, { items: SubmitBatchItem[] }];
+  get: [{ taskId: string }, { task?: Task }];
+  cancel: [{ taskId: string; reason: string }, { task?: Task }];
+}
+type UnaryMethod = keyof Unary;
 
 const MAX_BATCH = 1000;
 
@@ -76,6 +80,8 @@ export class MeshClient {
   private readonly credentials: ChannelCredentials;
   /** Single submits grouped into SubmitBatch calls; undefined when turned off. */
   readonly coalescer: SubmitCoalescer | undefined;
+  /** Single submits on one shared SubmitStream (shared-submit.ts); undefined when turned off. */
+  readonly submits: SharedSubmit | undefined;
   /** The shared WatchMany stream(s) waitForResult uses; undefined when turned off. */
   readonly results: ResultStream | undefined;
 
@@ -98,6 +104,8 @@ export class MeshClient {
       batch: (specs: TaskSpec[], deadlineMs: number | undefined) => this.batchCall(specs, { deadlineMs }),
     };
     if (c !== false) this.coalescer = new SubmitCoalescer(ports, c === true ? {} : c);
+    const ss = opts.sharedSubmit;
+    if (ss !== false) this.submits = new SharedSubmit(this.sharedSubmitPorts(), ss === true ? {} : ss);
     const w = opts.sharedWatch;
     if (w === false) return;
     const first = () => this.preferred;
@@ -122,9 +130,9 @@ export class MeshClient {
     const spec = toTaskSpec(task);
     const auto = this.keyed(spec) && !folds(spec);
     const span = startSubmit(this.opts.tracer, opts.context, [spec]);
-    // With a tracer each submit keeps its own span and call: not coalesced.
-    const call = this.coalescer && !span ? this.coalescer.submit(spec, opts.deadlineMs) : this.submitCall(spec, opts);
-    const res = await endSubmit(span, call);
+    // With a tracer each submit keeps its own span and call: not on the stream, not coalesced.
+    const call = span ? this.submitCall(spec, opts) : (this.submits ?? this.coalescer)?.submit(spec, opts.deadlineMs);
+    const res = await endSubmit(span, call ?? this.submitCall(spec, opts));
     return {
       taskId: res.taskId,
       existing: res.existing && !auto,
@@ -156,7 +164,7 @@ export class MeshClient {
   }
 
   /** One Submit call: repeated after an unknown outcome when the spec has a key. */
-  private submitCall(spec: TaskSpec, opts: CallOpts): Promise<SubmitResult> {
+  private submitCall(spec: TaskSpec, opts: CallOpts): Promise<SubmitResponse> {
     return this.unary('submit', { task: spec }, opts, { safe: spec.idempotencyKey !== '', submit: true });
   }
 
@@ -266,39 +274,34 @@ export class MeshClient {
     return this.waitForResult(taskId, opts);
   }
 
-  /** One Watch stream per task; watches again when a stream ends early. */
-  private async waitPerTask(taskId: string, opts: WaitOpts): Promise<TaskRecord> {
-    const until = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
-    const backoff = new Backoff({ initialMs: 20, maxMs: 1000 }, this.random);
-    for (;;) {
-      const left = until - Date.now();
-      if (left <= 0) break;
-      try {
-        let last: TaskRecord | undefined;
-        for await (const t of this.watch(taskId, {
-          deadlineMs: Number.isFinite(left) ? left : undefined,
-          signal: opts.signal,
-        }))
-          last = t;
-        if (last && isTerminal(last.state)) return last;
-      } catch (e) {
-        const err = MeshClientError.from(e);
-        if (err.code === status.DEADLINE_EXCEEDED && !opts.signal?.aborted) break;
-        if (!retryableWatchError(err)) throw err;
-      }
-      await sleep(Math.min(backoff.next(), Math.max(0, until - Date.now())));
-    }
-    throw new MeshClientError(status.DEADLINE_EXCEEDED, `task ${taskId} did not finish within ${opts.timeoutMs} ms`);
+  /** One Watch stream per task (wait-one.ts). */
+  private waitPerTask(taskId: string, opts: WaitOpts): Promise<TaskRecord> {
+    return waitPerTask((id, o) => this.watch(id, o), this.random, taskId, opts);
   }
 
   close(): void {
     this.results?.close();
+    this.submits?.close();
     this.closed = true;
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
 
   // ---- plumbing ----
+
+  private sharedSubmitPorts(): SharedSubmitPorts {
+    return {
+      addresses: this.addresses,
+      first: () => this.preferred,
+      answered: (a) => (this.preferred = a),
+      open: (a) => this.clientFor(a).submitStream(new Metadata()),
+      fallback: (spec, deadlineMs) =>
+        this.coalescer ? this.coalescer.submit(spec, deadlineMs) : this.submitCall(spec, { deadlineMs }),
+      defaultDeadlineMs: this.defaultDeadlineMs,
+      retry: this.submitRetry,
+      random: this.random,
+    };
+  }
 
   private clientFor(address: string): TaskServiceClient {
     if (this.closed) throw new MeshClientError(status.CANCELLED, 'client closed');
@@ -338,20 +341,12 @@ export class MeshClient {
     });
   }
 
-  private async unary(method: 'submit', req: { task: TaskSpec }, opts: CallOpts, r: Repeat): Promise<SubmitResult>;
-  private async unary(
-    method: 'submitBatch',
-    req: { tasks: TaskSpec[] },
+  private async unary<M extends UnaryMethod>(
+    method: M,
+    req: Unary[M][0],
     opts: CallOpts,
     r: Repeat,
-  ): Promise<{ items: SubmitBatchItem[] }>;
-  private async unary(method: 'get', req: { taskId: string }, opts: CallOpts, r: Repeat): Promise<{ task?: Task }>;
-  private async unary(
-    method: 'cancel',
-    req: { taskId: string; reason: string },
-    opts: CallOpts,
-    r: Repeat,
-  ): Promise<{ task?: Task }>;
+  ): Promise<Unary[M][1]>;
   private async unary(method: UnaryMethod, req: unknown, opts: CallOpts, r: Repeat): Promise<unknown> {
     const callMs = opts.deadlineMs ?? this.defaultDeadlineMs;
     const deadline = Date.now() + callMs;

@@ -7,6 +7,7 @@ import type { Context, Tracer } from '@opentelemetry/api';
 import type { TaskState } from '../gen/meshlb/v1/task.js';
 import type { SubmitRetryOptions } from './retry.js';
 import type { SubmitCoalesceOptions } from './submit-coalescer.js';
+import type { SharedSubmitOptions } from './shared-submit.js';
 import type { ResultStreamOptions } from './result-stream.js';
 import type { TaskStateName } from './spec.js';
 import type { CallerSecurity } from '../security/caller.js';
@@ -58,6 +59,15 @@ export interface MeshClientOptions {
    * Submits under a tracer are never coalesced (each keeps its span).
    */
   submitCoalesce?: SubmitCoalesceOptions | boolean;
+  /**
+   * Single `submit` calls on one long-lived SubmitStream per client (default
+   * on; docs/sdk.md, "Waiting per task"): `maxInFlight` (default 1000; more
+   * wait in the client), `lingerMs` (default 250: an idle stream stays open
+   * this long). Refusals, retries and redirects answer as a unary Submit's
+   * would. A cell without SubmitStream, a tracer, or false: the unary path
+   * (coalesced unless `submitCoalesce: false`).
+   */
+  sharedSubmit?: SharedSubmitOptions | boolean;
   /**
    * waitForResult over one shared WatchMany stream per client (default on):
    * `maxIdsPerStream` (default 10,000; more open another stream), `lingerMs`
