@@ -300,6 +300,7 @@ export class MeshClient {
       defaultDeadlineMs: this.defaultDeadlineMs,
       retry: this.submitRetry,
       random: this.random,
+      retryExhausted: this.retry !== undefined,
     };
   }
 

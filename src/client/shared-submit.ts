@@ -34,7 +34,7 @@ import { status } from '@grpc/grpc-js';
 import { TaskState, type SubmitBatchItem, type SubmitResponse, type TaskSpec } from '../gen/meshlb/v1/task.js';
 import type { SubmitStreamRequest, SubmitStreamResponse } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
-import { MeshClientError } from './errors.js';
+import { MeshClientError, RETRY_AFTER_TRAILER } from './errors.js';
 import { outcomeUnknown, type SubmitRetryOptions } from './retry.js';
 
 /** MeshClientOptions.sharedSubmit. */
@@ -88,6 +88,8 @@ export interface SharedSubmitPorts {
   readonly retry:
     (SubmitRetryOptions & { maxAttempts: number; initialBackoffMs: number; maxBackoffMs: number }) | undefined;
   readonly random: () => number;
+  /** The caller opted in to retries of RESOURCE_EXHAUSTED (retryResourceExhausted). */
+  readonly retryExhausted: boolean;
   readonly clock?: Clock;
 }
 
@@ -248,16 +250,29 @@ export class SharedSubmit {
     if (item.code === status.OK && !item.existing)
       return this.settle(e, undefined, { taskId: item.taskId, existing: false, state: TaskState.TASK_STATE_QUEUED });
     if (item.code === status.INVALID_ARGUMENT) return this.settle(e, new MeshClientError(item.code, item.message));
+    if (item.code === status.RESOURCE_EXHAUSTED) {
+      // Saturation: what a unary Submit answers (with the hint), retried only when the caller opted in.
+      const hint: Record<string, string> =
+        item.retryAfterMs > 0 ? { [RETRY_AFTER_TRAILER]: String(item.retryAfterMs) } : {};
+      const err = new MeshClientError(item.code, item.message, hint);
+      if (!this.ports.retryExhausted) return this.settle(e, err);
+      return this.toFallback(e, item.retryAfterMs);
+    }
     // A key that named a task (its state is the cell's), or a status for the whole batch it went in.
     this.toFallback(e);
   }
 
-  private toFallback(e: Entry): void {
+  /** The submit goes down the unary path (after `delayMs`), which answers it. */
+  private toFallback(e: Entry, delayMs = 0): void {
     if (e.done) return;
     e.done = true;
     this.stats.fallbacks++;
-    const left = Math.max(1, e.until - this.clock.now());
-    this.ports.fallback(e.spec, left).then(e.resolve, e.reject);
+    const go = (): void => {
+      const left = Math.max(1, e.until - this.clock.now());
+      this.ports.fallback(e.spec, left).then(e.resolve, e.reject);
+    };
+    if (delayMs > 0) this.clock.setTimeout(go, Math.min(delayMs, Math.max(0, e.until - this.clock.now())));
+    else go();
   }
 
   private settle(e: Entry, err: unknown, res?: SubmitResponse): void {

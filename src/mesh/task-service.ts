@@ -261,7 +261,7 @@ export class TaskService {
       if (why) {
         bad++;
         this.rejected(status.INVALID_ARGUMENT);
-        items[i] = { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why };
+        items[i] = { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why, retryAfterMs: 0 };
       } else {
         good.push(specs[i]!);
         where.push(i);
@@ -277,13 +277,14 @@ export class TaskService {
           existing: false,
           code: status.INTERNAL,
           message: 'the leader answered fewer items than sent',
+          retryAfterMs: 0,
         };
       }
       return items;
     }
     const outs = await this.home.submit(good);
     for (let j = 0; j < outs.length; j++) {
-      items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '' };
+      items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '', retryAfterMs: 0 };
     }
     return items;
   }

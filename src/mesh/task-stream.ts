@@ -17,6 +17,9 @@ import type { Home } from './home.js';
 import { leaderTrailers, type Cancellable, type WriteRoute } from './task-forward.js';
 import { validateSpec } from './task-validate.js';
 
+/** The unary trailer whose hint an item carries (retry_after_ms). */
+const RETRY_AFTER = 'meshlb-retry-after-ms';
+
 export interface SubmitStreamDeps {
   readonly home: Home;
   /** Where the next batch goes (throws while no leader is ready). */
@@ -80,11 +83,13 @@ export function serveSubmitStream(
     } catch (err) {
       // Saturation, no leader, a failed forward: every request of the batch gets that status.
       const se = toServiceError(toMeshError(err));
+      const retryAfterMs = Number(se.metadata?.get(RETRY_AFTER)[0] ?? 0) || 0;
       return batch.map(() => ({
         taskId: '',
         existing: false,
         code: se.code ?? status.INTERNAL,
         message: se.details ?? '',
+        retryAfterMs,
       }));
     }
   };
@@ -118,7 +123,7 @@ export function serveSubmitStream(
         if (!open) return;
         answer({
           requestId: req.requestId,
-          item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why },
+          item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why, retryAfterMs: 0 },
         });
         pace();
       });

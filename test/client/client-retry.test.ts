@@ -7,7 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { expectMeshError, useClientFixture } from '../helpers/client-fixture.js';
 import { waitFor } from '../helpers/wait.js';
 
-const { startNode, newClient, cleanup } = useClientFixture(11);
+// Submits here take the unary path (`sharedSubmit: false`): the shared
+// SubmitStream's retries are tested in test/client/shared-submit-node.test.ts.
+const fixture = useClientFixture(11);
+const { startNode, cleanup } = fixture;
+const newClient: typeof fixture.newClient = (o) => fixture.newClient({ sharedSubmit: false, ...o });
 
 /**
  * A TCP proxy to `target` that passes the client's bytes on and, once the

@@ -121,13 +121,14 @@ describe('MeshClient', () => {
   it('RESOURCE_EXHAUSTED carries the retry hint; retry is opt-in and honours it', async () => {
     const node = await startNode();
     node.exhausted = { count: 1, retryAfterMs: 30 };
-    const plain = newClient({ address: node.address });
+    // The unary path (the stream's twin: test/client/shared-submit-node.test.ts).
+    const plain = newClient({ address: node.address, sharedSubmit: false });
     const err = await expectMeshError(plain.submit({ kind: 'x' }));
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(err.retryAfterMs).toBe(30);
 
     node.exhausted = { count: 2, retryAfterMs: 30 };
-    const retrying = newClient({ address: node.address, retryResourceExhausted: true });
+    const retrying = newClient({ address: node.address, retryResourceExhausted: true, sharedSubmit: false });
     const t0 = Date.now();
     const r = await retrying.submit({ kind: 'x' });
     expect(r.taskId).toMatch(/^t-/);

@@ -8,12 +8,14 @@ import { TaskState } from '../../src/client/index.js';
 import { expectMeshError, useClientFixture } from '../helpers/client-fixture.js';
 import { waitFor } from '../helpers/wait.js';
 
+// The coalescer is the path of cells without SubmitStream (and of `sharedSubmit: false`):
+// its clients here turn the shared SubmitStream off.
 const { startNode, newClient } = useClientFixture(12);
 
 describe('submit coalescing', () => {
   it('submits made together go as one SubmitBatch; each answers as its own Submit would', async () => {
     const node = await startNode();
-    const c = newClient({ address: node.address });
+    const c = newClient({ address: node.address, sharedSubmit: false });
     const first = await c.submit({ kind: 'echo', idempotencyKey: 'k1' });
     // Alone (nothing in flight): a plain Submit.
     expect(node.calls).toEqual({ submit: 1 });
@@ -42,14 +44,14 @@ describe('submit coalescing', () => {
 
   it('a refusal of one item rejects only its submit; off, every submit is its own call', async () => {
     const node = await startNode();
-    const c = newClient({ address: node.address, retryResourceExhausted: false });
+    const c = newClient({ address: node.address, retryResourceExhausted: false, sharedSubmit: false });
     node.exhausted = { count: 1, retryAfterMs: 5 };
     // FakeNode refuses per spec; the first spec of the batch takes the one refusal.
     const out = await Promise.allSettled([c.submit({ kind: 'echo' }), c.submit({ kind: 'echo' })]);
     expect(out.map((o) => o.status)).toEqual(['rejected', 'fulfilled']);
     expect(((out[0] as PromiseRejectedResult).reason as { code: number }).code).toBe(status.RESOURCE_EXHAUSTED);
 
-    const off = newClient({ address: node.address, submitCoalesce: false });
+    const off = newClient({ address: node.address, submitCoalesce: false, sharedSubmit: false });
     const before = node.calls.submit ?? 0;
     await Promise.all([0, 1, 2].map(() => off.submit({ kind: 'echo' })));
     expect(node.calls.submit).toBe(before + 3);
@@ -58,7 +60,7 @@ describe('submit coalescing', () => {
 
   it('submits with different deadlines never share a batch', async () => {
     const node = await startNode();
-    const c = newClient({ address: node.address });
+    const c = newClient({ address: node.address, sharedSubmit: false });
     await Promise.all([
       c.submit({ kind: 'echo' }, { deadlineMs: 5000 }),
       c.submit({ kind: 'echo' }, { deadlineMs: 5000 }),
@@ -71,7 +73,7 @@ describe('submit coalescing', () => {
 describe('waiting at a cell without WatchMany', () => {
   it('falls back to one Watch per task (UNIMPLEMENTED), and later waits go there directly', async () => {
     const node = await startNode();
-    const c = newClient({ address: node.address });
+    const c = newClient({ address: node.address, sharedSubmit: false });
     const ids = (await c.submitBatch([{ kind: 'echo' }, { kind: 'echo' }])).map((i) => i.taskId);
     const waits = ids.map((id) => c.waitForResult(id, { timeoutMs: 10_000 }));
     // Each wait moved to its own Watch stream.

@@ -78,7 +78,8 @@ describe('the shared waiting path (seed ' + SEED + ')', () => {
   it('N tasks submitted and waited one at a time all complete over one stream, submits coalesced', async () => {
     mesh = await OpsMesh.start({ slots: 32, serviceTimeMs: 1 });
     const { leader } = await roles(mesh);
-    const c = client(leader.address, SEED + 1);
+    // The coalesced unary path (SubmitStream's twin: test/client/shared-submit*.test.ts).
+    const c = client(leader.address, SEED + 1, { sharedSubmit: false });
     const N = 1500;
     const WORKERS = 200;
     const done: string[] = [];

@@ -189,6 +189,10 @@ export class FakeNode {
   readonly calls: Record<string, number> = {};
   /** Submits never answer (to test client deadlines). */
   hangSubmit = false;
+  /** SubmitStream answers UNIMPLEMENTED (a cell without it). */
+  noSubmitStream = false;
+  /** A SubmitStream request for this tenant ends the stream PERMISSION_DENIED. */
+  refuseTenant: string | undefined;
   /**
    * Behave like a tiny node: queue submitted tasks, assign them to connected
    * agents within their slots, complete them from the agents' results.
@@ -231,14 +235,8 @@ export class FakeNode {
           () => ({ items: (call.request.tasks as TaskSpec[]).map((t) => node.batchItem(t)) }),
           cb,
         ),
-      submitStream: (call: ServerDuplexStream<{ requestId: number; task: TaskSpec }, unknown>) => {
-        node.count('submitStream');
-        call.on('data', (req: { requestId: number; task: TaskSpec }) =>
-          call.write({ requestId: req.requestId, item: node.batchItem(req.task) }),
-        );
-        call.on('end', () => call.end());
-        call.on('error', () => {});
-      },
+      submitStream: (call: ServerDuplexStream<{ requestId: number; task: TaskSpec }, unknown>) =>
+        node.onSubmitStream(call),
       get: (call: Req, cb: Done) => node.unary('get', () => ({ task: node.mustGet(call.request.taskId) }), cb),
       cancel: (call: Req, cb: Done) =>
         node.unary(
@@ -377,6 +375,42 @@ export class FakeNode {
 
   // ---- TaskService ----
 
+  /**
+   * SubmitStream as the cell serves it: one answer per request, in order.
+   * `hangSubmit`: requests are taken (counted, recorded) and never answered;
+   * `redirectTo`: items FAILED_PRECONDITION (a forwarded batch that reached a
+   * replica no longer leading: no address per item); `refuseTenant`: a
+   * request for it ends the stream PERMISSION_DENIED (the guard's refusal);
+   * `noSubmitStream`: UNIMPLEMENTED.
+   */
+  private onSubmitStream(call: ServerDuplexStream<{ requestId: number; task: TaskSpec }, unknown>): void {
+    this.count('submitStream');
+    if (this.noSubmitStream) {
+      call.emit('error', { code: status.UNIMPLEMENTED, details: 'SubmitStream is not served here' });
+      return;
+    }
+    let open = true;
+    call.on('data', (req: { requestId: number; task: TaskSpec }) => {
+      if (!open) return;
+      this.count('streamItem');
+      if (this.refuseTenant !== undefined && req.task?.tenant === this.refuseTenant) {
+        open = false;
+        call.emit('error', { code: status.PERMISSION_DENIED, details: `tenant ${this.refuseTenant} refused` });
+        return;
+      }
+      if (this.hangSubmit) {
+        if (req.task) this.submitted.push(req.task);
+        return;
+      }
+      const item = this.redirectTo
+        ? { taskId: '', existing: false, code: status.FAILED_PRECONDITION, message: 'not the leader', retryAfterMs: 0 }
+        : this.batchItem(req.task);
+      call.write({ requestId: req.requestId, item });
+    });
+    call.on('end', () => open && call.end());
+    call.on('error', () => {});
+  }
+
   private count(method: string): void {
     this.calls[method] = (this.calls[method] ?? 0) + 1;
   }
@@ -428,10 +462,11 @@ export class FakeNode {
   private batchItem(spec: TaskSpec | undefined): SubmitBatchItem {
     try {
       const r = this.submitOne(spec);
-      return { taskId: r.taskId, existing: r.existing, code: 0, message: '' };
+      return { taskId: r.taskId, existing: r.existing, code: 0, message: '', retryAfterMs: 0 };
     } catch (err) {
       const e = err instanceof MeshError ? err : new MeshError(status.INTERNAL, String(err));
-      return { taskId: '', existing: false, code: e.code, message: e.message };
+      const retryAfterMs = Number(e.details['meshlb-retry-after-ms'] ?? 0);
+      return { taskId: '', existing: false, code: e.code, message: e.message, retryAfterMs };
     }
   }
 

@@ -636,6 +636,12 @@ export interface SubmitBatchItem {
   /** gRPC status code of this item (0 = OK). */
   code: number;
   message: string;
+  /**
+   * SubmitStream: the cell's retry hint for an item it could not decide
+   * (saturation, no leader), what the trailer meshlb-retry-after-ms says on a
+   * unary call; 0 = none.
+   */
+  retryAfterMs: number;
 }
 
 export interface SubmitBatchResponse {
@@ -2643,7 +2649,7 @@ export const SubmitBatchRequest: MessageFns<SubmitBatchRequest> = {
 };
 
 function createBaseSubmitBatchItem(): SubmitBatchItem {
-  return { taskId: "", existing: false, code: 0, message: "" };
+  return { taskId: "", existing: false, code: 0, message: "", retryAfterMs: 0 };
 }
 
 export const SubmitBatchItem: MessageFns<SubmitBatchItem> = {
@@ -2659,6 +2665,9 @@ export const SubmitBatchItem: MessageFns<SubmitBatchItem> = {
     }
     if (message.message !== "") {
       writer.uint32(34).string(message.message);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(1840).uint32(message.retryAfterMs);
     }
     return writer;
   },
@@ -2708,6 +2717,14 @@ export const SubmitBatchItem: MessageFns<SubmitBatchItem> = {
             message.message = reader.string();
             continue;
           }
+          case 230: {
+            if (tag !== 1840) {
+              break;
+            }
+
+            message.retryAfterMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2730,6 +2747,11 @@ export const SubmitBatchItem: MessageFns<SubmitBatchItem> = {
       existing: isSet(object.existing) ? globalThis.Boolean(object.existing) : false,
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      retryAfterMs: isSet(object.retryAfterMs)
+        ? globalThis.Number(object.retryAfterMs)
+        : isSet(object.retry_after_ms)
+        ? globalThis.Number(object.retry_after_ms)
+        : 0,
     };
   },
 
@@ -2747,6 +2769,9 @@ export const SubmitBatchItem: MessageFns<SubmitBatchItem> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.retryAfterMs !== 0) {
+      obj.retryAfterMs = Math.round(message.retryAfterMs);
+    }
     return obj;
   },
 
@@ -2759,6 +2784,7 @@ export const SubmitBatchItem: MessageFns<SubmitBatchItem> = {
     message.existing = object.existing ?? false;
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
+    message.retryAfterMs = object.retryAfterMs ?? 0;
     return message;
   },
 };
