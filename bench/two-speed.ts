@@ -62,6 +62,12 @@ const DURABILITY = arg('durability') === 'none' ? 'none' : 'logged';
  */
 const MAX_LOAD = Number(arg('max-load') ?? Infinity);
 const MAX_WAIT_MS = Number(arg('max-wait') ?? 300) * 1000;
+/**
+ * How the client submits: `stream` (the SDK's default: one shared SubmitStream), `batch`
+ * (sharedSubmit: false: Submit, or SubmitBatch when submits coalesce). Several (--submit=stream,batch):
+ * each policy runs once per way per round, interleaved, named `policy [way]`.
+ */
+const SUBMIT_MODES = (arg('submit') ?? 'stream').split(',');
 /** Where the node's data dir goes (default the OS temp dir). */
 const DATA_ROOT = arg('data-root') ?? os.tmpdir();
 const DEFAULT_POLICY = 'node-score';
@@ -101,7 +107,9 @@ function listAgents(address: string): Promise<AgentInfo[]> {
 }
 
 /** One run: fresh processes, the paced load, every process stopped. */
-async function run(policy: string, round: number, seed: number): Promise<RunFigures> {
+async function run(label: string, round: number, seed: number): Promise<RunFigures> {
+  const [policy, way] = label.split(' [') as [string, string | undefined];
+  const sharedSubmit = (way?.replace(']', '') ?? SUBMIT_MODES[0]) === 'stream';
   const dir = mkdtempSync(join(DATA_ROOT, 'meshlb-two-speed-'));
   const sup = new Supervisor({
     onUnexpectedExit: (name, code) => log(`${name} exited ${code} during the run`),
@@ -170,7 +178,7 @@ async function run(policy: string, round: number, seed: number): Promise<RunFigu
     for (const name of sup.names) pids[name] = sup.get(name).child.pid!;
     const cpu0 = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, procCpuUs(pid)]));
     const clientCpu0 = process.cpuUsage();
-    const client = new MeshClient({ address: node, deadlineMs: 30_000 });
+    const client = new MeshClient({ address: node, deadlineMs: 30_000, sharedSubmit });
     const samples: Promise<RunSample>[] = [];
     const start = performance.now();
     const one = async (): Promise<RunSample> => {
@@ -210,7 +218,11 @@ async function run(policy: string, round: number, seed: number): Promise<RunFigu
     for (const [n, pid] of Object.entries(pids)) cores[n] = round2((procCpuUs(pid) - cpu0[n]!) / wallUs);
     const cc = process.cpuUsage(clientCpu0);
     cores['client (this process)'] = round2((cc.user + cc.system) / wallUs);
-    log(`cores used over the load phase: ${JSON.stringify(cores)}`);
+    // CPU per task (µs): comparable across runs even when the machine's load starves a process.
+    const perTask = Object.fromEntries(
+      Object.entries(cores).map(([n, c]) => [n, Math.round((c * wallUs) / OPTS.tasks)]),
+    );
+    log(`cores used over the load phase: ${JSON.stringify(cores)}; CPU µs per task: ${JSON.stringify(perTask)}`);
     client.close();
     // The node's own measure of each agent (dispatch to result), by group.
     const ewma: Record<string, number> = {};
@@ -220,9 +232,9 @@ async function run(policy: string, round: number, seed: number): Promise<RunFigu
       ewma[g.prefix] = Math.round((10 * mine.reduce((t, a) => t + a.latencyEwmaMs, 0)) / Math.max(1, mine.length)) / 10;
     }
     log(`node-measured latency EWMA by group: ${JSON.stringify(ewma)}`);
-    const f = runFigures(policy, round, all, OPTS.groups, { submitRate, loadBefore, loadAfter, cores, ewma });
+    const f = runFigures(label, round, all, OPTS.groups, { submitRate, loadBefore, loadAfter, cores, ewma });
     log(
-      `${policy} round ${round}: p50 ${f.clientP50.toFixed(1)} ms, p99 ${f.clientP99.toFixed(1)} ms ` +
+      `${label} round ${round}: p50 ${f.clientP50.toFixed(1)} ms, p99 ${f.clientP99.toFixed(1)} ms ` +
         `(home ${f.meshP99.toFixed(0)} ms; after the first second ${f.clientP99After1s?.toFixed(1)} ms), ${f.completed}/${f.tasks} completed, ` +
         `slow agents ran ${f.byGroup['slow'] ?? 0}; slowest 1%: ${JSON.stringify(f.tail)}; load ${loadBefore} -> ${loadAfter}`,
     );
@@ -234,7 +246,10 @@ async function run(policy: string, round: number, seed: number): Promise<RunFigu
 }
 
 const runs: RunFigures[] = [];
-const order = runOrder(OPTS.policies, OPTS.rounds);
+const labels =
+  SUBMIT_MODES.length > 1 ? OPTS.policies.flatMap((p) => SUBMIT_MODES.map((m) => `${p} [${m}]`)) : OPTS.policies;
+const DEFAULT_LABEL = SUBMIT_MODES.length > 1 ? `${DEFAULT_POLICY} [${SUBMIT_MODES[0]}]` : DEFAULT_POLICY;
+const order = runOrder(labels, OPTS.rounds);
 log(
   `${order.length} runs: ${OPTS.tasks} tasks at ${OPTS.rate}/s each; ${os.cpus().length} cpus, load average ${os
     .loadavg()
@@ -249,20 +264,21 @@ for (const [i, { policy, round }] of order.entries()) {
   }
   runs.push(await run(policy, round, i + 1));
 }
-const table = twoSpeedTable(runs, DEFAULT_POLICY);
-const verdict = twoSpeedVerdict(runs, DEFAULT_POLICY);
+const table = twoSpeedTable(runs, DEFAULT_LABEL);
+const verdict = twoSpeedVerdict(runs, DEFAULT_LABEL);
 const text = [
   `two-speed over real processes: ${OPTS.tasks} tasks at ${OPTS.rate}/s into one node cell; ` +
     OPTS.groups.map((g) => `${g.agents} x ${g.slots} slots at ${g.serviceMs}+-${g.jitterMs} ms`).join(', '),
   `latency: client submit call to final record (home p99: the node's record, accepted to completed); rounds interleaved` +
     (autogroupNice() !== 0 ? `; CPU share raised (autogroup nice ${autogroupNice()})` : '') +
-    (DURABILITY === 'none' ? '; durability none' : ''),
+    (DURABILITY === 'none' ? '; durability none' : '') +
+    `; submits: ${SUBMIT_MODES.join(' vs ')}`,
   '',
   table,
   '',
   `load average (1 min) per run: ${runs.map((r) => `${r.policy}#${r.round} ${r.loadBefore}-${r.loadAfter}`).join(', ')}`,
   verdict.met
-    ? `target met: ${DEFAULT_POLICY} p99 under 60 ms in every round, no baseline better`
+    ? `target met: ${DEFAULT_LABEL} p99 under 60 ms in every round, no baseline better`
     : `target missed: ${verdict.why.join('; ')}`,
 ].join('\n');
 console.log(text);
@@ -270,6 +286,7 @@ if (!process.argv.includes('--no-write')) {
   const file = writeResults('two-speed', {
     options: OPTS,
     durability: DURABILITY,
+    submit: SUBMIT_MODES,
     autogroupNice: autogroupNice(),
     runs,
     verdict,
