@@ -4,8 +4,11 @@
 //   per-task  one Submit call and one Watch stream per task (the SDK with
 //             submitCoalesce: false, sharedWatch: false: the path before
 //             WatchMany)
-//   shared    the SDK's defaults: submits coalesced into SubmitBatch calls,
+//   shared    the SDK's defaults: submits on one shared SubmitStream,
 //             every wait on one shared WatchMany stream
+//   batch     (only with --modes=...) the defaults before the shared
+//             SubmitStream: submits coalesced into Submit/SubmitBatch calls
+//             (sharedSubmit: false), waits on the shared WatchMany stream
 //   stream-only  (only with --modes=...) one Submit call per task, waits on the
 //             shared stream: what each half is worth
 //
@@ -18,7 +21,7 @@
 // of the mesh process. The JSON goes to bench/results/client-wait-*.json.
 //
 // Options: --quick (2 s per point instead of 5), --rates=500,1000,4000,
-// --modes=per-task,shared.
+// --modes=per-task,shared (also batch, stream-only).
 import { submitLoad, type SubmitSummary } from '../src/cli/submit.js';
 import { chainTopologyYaml } from '../src/topology/chain.js';
 import { Proc } from './lib/proc.js';
@@ -36,7 +39,7 @@ const AGENTS = 100;
 const SLOTS = 16;
 const log = (s: string): void => void process.stderr.write(`[bench:client] ${s}\n`);
 
-type Mode = 'per-task' | 'shared' | 'stream-only';
+type Mode = 'per-task' | 'shared' | 'stream-only' | 'batch';
 
 const TOPOLOGY = chainTopologyYaml({
   name: 'bench-client',
@@ -148,7 +151,8 @@ function run(address: string, mode: Mode, rate: number, seconds: number): Promis
     concurrency: CONCURRENCY,
     kind: 'bench',
     durability: 'logged',
-    coalesce: mode === 'shared',
+    coalesce: mode === 'shared' || mode === 'batch',
+    sharedSubmit: mode === 'shared',
     sharedWatch: mode !== 'per-task',
     waitMs: 30_000,
     statsIntervalMs: 0,

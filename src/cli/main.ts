@@ -190,7 +190,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       num(0),
       2,
     )
-    .option('--no-coalesce', 'one Submit call per task (no client-side coalescing)')
+    .option('--no-coalesce', 'one Submit call per task (no shared SubmitStream, no client-side coalescing)')
+    .option('--no-shared-submit', 'submits as Submit/SubmitBatch calls (coalesced) instead of one shared SubmitStream')
     .option('--no-shared-watch', 'one Watch stream per task instead of one shared WatchMany stream')
     .option('--wait', 'wait for every result (the default)')
     .option('--no-wait', 'do not wait for results')
@@ -216,6 +217,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             durability: o.durability,
             batch: o.batch,
             coalesce: o.coalesce !== false,
+            sharedSubmit: o.sharedSubmit !== false && o.coalesce !== false,
             coalesceWindowMs: o.coalesceWindowMs,
             sharedWatch: o.sharedWatch !== false,
             wait: o.wait !== false,

@@ -4,10 +4,12 @@
 // percentiles. It always stops by itself.
 //
 // Each task is submitted and waited for on its own, as a user's code would:
-// the client SDK coalesces the submits into SubmitBatch calls (a submit made
+// the client SDK sends the submits on one shared SubmitStream (or, with
+// `sharedSubmit: false`, coalesces them into SubmitBatch calls: a submit made
 // while others are in flight waits up to `coalesceWindowMs` for company) and
 // waits for every result on one shared WatchMany stream; `coalesce: false`
-// and `sharedWatch: false` measure one Submit and one Watch per task.
+// (which also turns the shared stream off) and `sharedWatch: false` measure
+// one Submit and one Watch per task.
 import * as hdr from 'hdr-histogram-js';
 import { setMaxListeners } from 'node:events';
 import { status } from '@grpc/grpc-js';
@@ -43,8 +45,10 @@ export interface SubmitLoadOptions {
   timeoutMs?: number;
   /** Specs per SubmitBatch call the generator makes itself; 1/absent = one submit per task (coalesced by the client). */
   batch?: number;
-  /** Let the client coalesce single submits into SubmitBatch calls (default true). */
+  /** Let the client coalesce single submits into SubmitBatch calls (default true; false: one Submit per task). */
   coalesce?: boolean;
+  /** Single submits on one shared SubmitStream (default: true unless `coalesce` is false). */
+  sharedSubmit?: boolean;
   /** How long a submit made while others are in flight waits for company, ms (default 2). */
   coalesceWindowMs?: number;
   /** Wait for results over one shared WatchMany stream (default true); false: one Watch per task. */
@@ -160,6 +164,7 @@ export async function submitLoad(opts: SubmitLoadOptions): Promise<SubmitSummary
     random: seededRandom(seed + 1),
     submitCoalesce: opts.coalesce === false ? false : { windowMs: opts.coalesceWindowMs ?? COALESCE_WINDOW_MS },
     sharedWatch: opts.sharedWatch ?? true,
+    sharedSubmit: opts.sharedSubmit ?? opts.coalesce !== false,
   });
 
   const s: SubmitSummary = {
