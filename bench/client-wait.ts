@@ -39,7 +39,7 @@ const AGENTS = 100;
 const SLOTS = 16;
 const log = (s: string): void => void process.stderr.write(`[bench:client] ${s}\n`);
 
-type Mode = 'per-task' | 'shared' | 'stream-only' | 'batch';
+type Mode = 'per-task' | 'shared' | 'stream-only' | 'batch' | 'stream';
 
 const TOPOLOGY = chainTopologyYaml({
   name: 'bench-client',
@@ -152,7 +152,7 @@ function run(address: string, mode: Mode, rate: number, seconds: number): Promis
     kind: 'bench',
     durability: 'logged',
     coalesce: mode === 'shared' || mode === 'batch',
-    sharedSubmit: mode === 'shared',
+    sharedSubmit: mode === 'shared' || mode === 'stream',
     sharedWatch: mode !== 'per-task',
     waitMs: 30_000,
     statsIntervalMs: 0,

@@ -63,11 +63,18 @@ const DURABILITY = arg('durability') === 'none' ? 'none' : 'logged';
 const MAX_LOAD = Number(arg('max-load') ?? Infinity);
 const MAX_WAIT_MS = Number(arg('max-wait') ?? 300) * 1000;
 /**
- * How the client submits: `stream` (the SDK's default: one shared SubmitStream), `batch`
- * (sharedSubmit: false: Submit, or SubmitBatch when submits coalesce). Several (--submit=stream,batch):
- * each policy runs once per way per round, interleaved, named `policy [way]`.
+ * How the client submits: `shared` (the SDK's defaults: a submit alone on the shared
+ * SubmitStream, submits that coalesce in one SubmitBatch), `stream` (every submit on the
+ * stream: submitCoalesce false), `batch` (sharedSubmit false: Submit, or SubmitBatch when
+ * submits coalesce). Several (--submit=shared,batch): each policy runs once per way per
+ * round, interleaved, named `policy [way]`.
  */
-const SUBMIT_MODES = (arg('submit') ?? 'stream').split(',');
+const SUBMIT_MODES = (arg('submit') ?? 'shared').split(',');
+const SUBMIT_OPTIONS: Record<string, { sharedSubmit?: boolean; submitCoalesce?: boolean }> = {
+  shared: {},
+  stream: { submitCoalesce: false },
+  batch: { sharedSubmit: false },
+};
 /** Where the node's data dir goes (default the OS temp dir). */
 const DATA_ROOT = arg('data-root') ?? os.tmpdir();
 const DEFAULT_POLICY = 'node-score';
@@ -109,7 +116,7 @@ function listAgents(address: string): Promise<AgentInfo[]> {
 /** One run: fresh processes, the paced load, every process stopped. */
 async function run(label: string, round: number, seed: number): Promise<RunFigures> {
   const [policy, way] = label.split(' [') as [string, string | undefined];
-  const sharedSubmit = (way?.replace(']', '') ?? SUBMIT_MODES[0]) === 'stream';
+  const submitOptions = SUBMIT_OPTIONS[way?.replace(']', '') ?? SUBMIT_MODES[0]!] ?? {};
   const dir = mkdtempSync(join(DATA_ROOT, 'meshlb-two-speed-'));
   const sup = new Supervisor({
     onUnexpectedExit: (name, code) => log(`${name} exited ${code} during the run`),
@@ -178,7 +185,7 @@ async function run(label: string, round: number, seed: number): Promise<RunFigur
     for (const name of sup.names) pids[name] = sup.get(name).child.pid!;
     const cpu0 = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, procCpuUs(pid)]));
     const clientCpu0 = process.cpuUsage();
-    const client = new MeshClient({ address: node, deadlineMs: 30_000, sharedSubmit });
+    const client = new MeshClient({ address: node, deadlineMs: 30_000, ...submitOptions });
     const samples: Promise<RunSample>[] = [];
     const start = performance.now();
     const one = async (): Promise<RunSample> => {

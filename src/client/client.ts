@@ -99,8 +99,10 @@ export class MeshClient {
     this.submitRetry = opts.submitRetry === false ? undefined : { ...SUBMIT_RETRY_DEFAULTS, ...opts.submitRetry };
     this.credentials = opts.credentials ?? callerCredentials(opts) ?? grpcCredentials.createInsecure();
     const c = opts.submitCoalesce;
+    // A submit the coalescer sends alone rides the shared SubmitStream (when on); groups go as SubmitBatch.
     const ports = {
-      one: (spec: TaskSpec, deadlineMs: number | undefined) => this.submitCall(spec, { deadlineMs }),
+      one: (spec: TaskSpec, deadlineMs: number | undefined) =>
+        this.submits ? this.submits.submit(spec, deadlineMs) : this.submitCall(spec, { deadlineMs }),
       batch: (specs: TaskSpec[], deadlineMs: number | undefined) => this.batchCall(specs, { deadlineMs }),
     };
     if (c !== false) this.coalescer = new SubmitCoalescer(ports, c === true ? {} : c);
@@ -131,7 +133,7 @@ export class MeshClient {
     const auto = this.keyed(spec) && !folds(spec);
     const span = startSubmit(this.opts.tracer, opts.context, [spec]);
     // With a tracer each submit keeps its own span and call: not on the stream, not coalesced.
-    const call = span ? this.submitCall(spec, opts) : (this.submits ?? this.coalescer)?.submit(spec, opts.deadlineMs);
+    const call = span ? this.submitCall(spec, opts) : (this.coalescer ?? this.submits)?.submit(spec, opts.deadlineMs);
     const res = await endSubmit(span, call ?? this.submitCall(spec, opts));
     return {
       taskId: res.taskId,
@@ -295,8 +297,7 @@ export class MeshClient {
       first: () => this.preferred,
       answered: (a) => (this.preferred = a),
       open: (a) => this.clientFor(a).submitStream(new Metadata()),
-      fallback: (spec, deadlineMs) =>
-        this.coalescer ? this.coalescer.submit(spec, deadlineMs) : this.submitCall(spec, { deadlineMs }),
+      fallback: (spec, deadlineMs) => this.submitCall(spec, { deadlineMs }),
       defaultDeadlineMs: this.defaultDeadlineMs,
       retry: this.submitRetry,
       random: this.random,
