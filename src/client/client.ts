@@ -53,6 +53,7 @@ interface Unary {
 type UnaryMethod = keyof Unary;
 
 const MAX_BATCH = 1000;
+const STREAM_COALESCE = { busyAt: 8, minBatch: 4 };
 
 /** How a unary call may be repeated: `safe` to repeat at all; `submit` under the unknown-outcome policy. */
 interface Repeat {
@@ -105,8 +106,10 @@ export class MeshClient {
         this.submits ? this.submits.submit(spec, deadlineMs) : this.submitCall(spec, { deadlineMs }),
       batch: (specs: TaskSpec[], deadlineMs: number | undefined) => this.batchCall(specs, { deadlineMs }),
     };
-    if (c !== false) this.coalescer = new SubmitCoalescer(ports, c === true ? {} : c);
     const ss = opts.sharedSubmit;
+    // Singles cheap on the stream: the window only once submits pile up, batches of 4 or more.
+    const busy = ss === false ? {} : STREAM_COALESCE;
+    if (c !== false) this.coalescer = new SubmitCoalescer(ports, { ...busy, ...(c === true ? {} : c) });
     if (ss !== false) this.submits = new SharedSubmit(this.sharedSubmitPorts(), ss === true ? {} : ss);
     const w = opts.sharedWatch;
     if (w === false) return;

@@ -25,9 +25,21 @@ export interface SubmitCoalesceOptions {
   windowMs?: number;
   /** Submits per SubmitBatch (default 1000, the cell's limit per batch is higher). */
   maxBatch?: number;
+  /**
+   * With single submits cheap (on the shared SubmitStream): submits in flight
+   * before a new one waits `windowMs` for company (default 1: any), and the
+   * fewest that go as one SubmitBatch (default 2; fewer go one by one).
+   */
+  busyAt?: number;
+  minBatch?: number;
 }
 
-export const COALESCE_DEFAULTS: Required<SubmitCoalesceOptions> = { windowMs: 2, maxBatch: 1000 };
+export const COALESCE_DEFAULTS: Required<SubmitCoalesceOptions> = {
+  windowMs: 2,
+  maxBatch: 1000,
+  busyAt: 1,
+  minBatch: 2,
+};
 
 export interface CoalescerPorts {
   /** One Submit (with the client's redirects and retries). */
@@ -76,7 +88,7 @@ export class SubmitCoalescer {
       if (g.timer !== undefined) return;
       const group = g;
       g.timer =
-        this.inFlight === 0 || this.o.windowMs <= 0
+        this.inFlight < this.o.busyAt || this.o.windowMs <= 0
           ? setImmediate(() => this.flush(group))
           : setTimeout(() => this.flush(group), this.o.windowMs);
     });
@@ -96,10 +108,12 @@ export class SubmitCoalescer {
     const done = (): void => {
       this.inFlight--;
     };
-    if (items.length === 1) {
-      this.stats.singles++;
-      const w = items[0]!;
-      this.ports.one(w.spec, g.deadlineMs).then(w.resolve, w.reject).finally(done);
+    if (items.length < this.o.minBatch) {
+      this.inFlight--;
+      for (const w of items) {
+        this.stats.singles++;
+        this.alone(w, g.deadlineMs);
+      }
       return;
     }
     this.stats.batches++;
