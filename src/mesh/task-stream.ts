@@ -83,6 +83,12 @@ export function serveSubmitStream(
     } catch (err) {
       // Saturation, no leader, a failed forward: every request of the batch gets that status.
       const se = toServiceError(toMeshError(err));
+      // One line per refused batch, as a refused unary Submit logs one.
+      const level = se.code === status.INTERNAL ? 'error' : 'warn';
+      home.log[level](
+        { code: se.code, err: se.details, items: batch.length, peer: safePeer(call) },
+        'submit stream: batch refused',
+      );
       const retryAfterMs = Number(se.metadata?.get(RETRY_AFTER)[0] ?? 0) || 0;
       return batch.map(() => ({
         taskId: '',
