@@ -30,11 +30,12 @@ import type { Task, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
 import type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult } from './options.js';
-import { newIdempotencyKey, outcomeUnknown, sleep, SUBMIT_RETRY_DEFAULTS, type SubmitRetryOptions } from './retry.js';
+import { newIdempotencyKey, outcomeUnknown, READ, sleep, SUBMIT_RETRY_DEFAULTS } from './retry.js';
+import type { Repeat, SubmitRetryOptions } from './retry.js';
 import { isTerminal, taskStateName, toTaskSpec, withStateName, type TaskInput, type TaskRecord } from './spec.js';
 import { endSubmit, startSubmit } from './trace.js';
 import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
-import { SubmitCoalescer } from './submit-coalescer.js';
+import { SubmitCoalescer, type CoalescerPorts } from './submit-coalescer.js';
 import { SharedSubmit, type SharedSubmitPorts } from './shared-submit.js';
 import { ResultStream, type WaitOpts } from './result-stream.js';
 import { waitPerTask } from './wait-one.js';
@@ -54,14 +55,6 @@ type UnaryMethod = keyof Unary;
 
 const MAX_BATCH = 1000;
 const STREAM_COALESCE = { busyAt: 8, minBatch: 4 };
-
-/** How a unary call may be repeated: `safe` to repeat at all; `submit` under the unknown-outcome policy. */
-interface Repeat {
-  readonly safe: boolean;
-  readonly submit: boolean;
-}
-/** Get and cancel: safe to repeat (cancel of a cancelled task answers its record). */
-const READ: Repeat = { safe: true, submit: false };
 
 export class MeshClient {
   readonly addresses: readonly string[];
@@ -99,18 +92,23 @@ export class MeshClient {
     this.autoKey = opts.autoIdempotencyKey ?? true;
     this.submitRetry = opts.submitRetry === false ? undefined : { ...SUBMIT_RETRY_DEFAULTS, ...opts.submitRetry };
     this.credentials = opts.credentials ?? callerCredentials(opts) ?? grpcCredentials.createInsecure();
-    const c = opts.submitCoalesce;
-    // A submit the coalescer sends alone rides the shared SubmitStream (when on); groups go as SubmitBatch.
-    const ports = {
-      one: (spec: TaskSpec, deadlineMs: number | undefined) =>
-        this.submits ? this.submits.submit(spec, deadlineMs) : this.submitCall(spec, { deadlineMs }),
-      batch: (specs: TaskSpec[], deadlineMs: number | undefined) => this.batchCall(specs, { deadlineMs }),
+    const [c, ss] = [opts.submitCoalesce, opts.sharedSubmit];
+    const cOpts = typeof c === 'object' ? c : {};
+    const unary: CoalescerPorts = {
+      one: (spec, deadlineMs) => this.submitCall(spec, { deadlineMs }),
+      batch: (specs, deadlineMs) => this.batchCall(specs, { deadlineMs }),
     };
-    const ss = opts.sharedSubmit;
+    if (ss !== false) {
+      // What the stream hands back (a storm of "no leader" items in an election) goes coalesced, as before it.
+      const back = c === false ? undefined : new SubmitCoalescer(unary, cOpts);
+      const fallback = back ? back.submit.bind(back) : unary.one;
+      this.submits = new SharedSubmit(this.sharedSubmitPorts(fallback), ss === true ? {} : ss);
+    }
+    // A submit the coalescer sends alone rides the stream; groups go as SubmitBatch.
+    const ports = { ...unary, ...(this.submits ? { one: this.submits.submit.bind(this.submits) } : {}) };
     // Singles cheap on the stream: the window only once submits pile up, batches of 4 or more.
-    const busy = ss === false ? {} : STREAM_COALESCE;
-    if (c !== false) this.coalescer = new SubmitCoalescer(ports, { ...busy, ...(c === true ? {} : c) });
-    if (ss !== false) this.submits = new SharedSubmit(this.sharedSubmitPorts(), ss === true ? {} : ss);
+    if (c !== false)
+      this.coalescer = new SubmitCoalescer(ports, { ...(ss === false ? {} : STREAM_COALESCE), ...cOpts });
     const w = opts.sharedWatch;
     if (w === false) return;
     const first = () => this.preferred;
@@ -294,13 +292,13 @@ export class MeshClient {
 
   // ---- plumbing ----
 
-  private sharedSubmitPorts(): SharedSubmitPorts {
+  private sharedSubmitPorts(fallback: SharedSubmitPorts['fallback']): SharedSubmitPorts {
     return {
       addresses: this.addresses,
       first: () => this.preferred,
       answered: (a) => (this.preferred = a),
       open: (a) => this.clientFor(a).submitStream(new Metadata()),
-      fallback: (spec, deadlineMs) => this.submitCall(spec, { deadlineMs }),
+      fallback,
       defaultDeadlineMs: this.defaultDeadlineMs,
       retry: this.submitRetry,
       random: this.random,

@@ -20,6 +20,14 @@ export interface SubmitRetryOptions {
   maxBackoffMs?: number;
 }
 
+/** How a unary call may be repeated: `safe` to repeat at all; `submit` under the unknown-outcome policy. */
+export interface Repeat {
+  readonly safe: boolean;
+  readonly submit: boolean;
+}
+/** Get and cancel: safe to repeat (cancel of a cancelled task answers its record). */
+export const READ: Repeat = { safe: true, submit: false };
+
 export const SUBMIT_RETRY_DEFAULTS: Required<Omit<SubmitRetryOptions, 'attemptTimeoutMs'>> = {
   maxAttempts: 10,
   initialBackoffMs: 50,
