@@ -31,6 +31,7 @@ export type {
   TaskStateName,
   TaskRecord,
   SubmitCoalesceOptions,
+  SharedSubmitOptions,
   ResultStreamOptions,
   WaitOpts,
 } from './client/index.js';

@@ -10,6 +10,7 @@ export type {
 } from './client.js';
 export { newIdempotencyKey } from './retry.js';
 export type { SubmitCoalesceOptions } from './submit-coalescer.js';
+export type { SharedSubmitOptions } from './shared-submit.js';
 export type { ResultStreamOptions, WaitOpts } from './result-stream.js';
 export { MeshClientError, LEADER_ADDRESS_TRAILER, LEADER_TRAILER, RETRY_AFTER_TRAILER } from './errors.js';
 export { toTaskSpec, isTerminal, taskStateName, outputText, outputJson } from './spec.js';
