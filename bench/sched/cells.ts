@@ -7,7 +7,16 @@
 // EWMAs) computed every summaryIntervalMs and delivered staleMs later; a
 // parent's view of its children is in views.ts.
 
-import { makeCandidate, QUEUE_HELD, type Candidate, type Picker, type Policy } from '../../src/policies/index.js';
+import {
+  makeCandidate,
+  QUEUE_HELD,
+  speedGroups,
+  type AgentFigures,
+  type Candidate,
+  type Picker,
+  type Policy,
+  type SpeedGroups,
+} from '../../src/policies/index.js';
 import { TaskQueue } from '../../src/queue/index.js';
 import type { SimAgent, SimTask, Home } from './task.js';
 import type { CellSpec, SimTier } from './types.js';
@@ -308,7 +317,9 @@ export class SimCell {
     if (this.tier === 'node') this.aggregateAgents(a, now);
     else this.views.aggregate(a);
     for (const [k, c] of a.kinds) c.credit = Math.max(0, c.credit - this.queue.sizeOfKind(k));
+    const speed = this.tier === 'node' && this.home.settings.speedGroups ? this.speedGroups(a) : undefined;
     return {
+      ...(speed ? { speed } : {}),
       epoch: this.epoch,
       takenAt: now,
       kinds: a.kinds,
@@ -320,6 +331,29 @@ export class SimCell {
       healthyAgents: a.healthy,
       labels: [...a.labels.values()],
     };
+  }
+
+  /** A node's agents by speed per kind, with the mesh's code (src/mesh/node-completion.ts does the same). */
+  private speedGroups(a: Aggregate): Map<string, SpeedGroups> {
+    const out = new Map<string, SpeedGroups>();
+    for (const kind of a.kinds.keys()) {
+      const figures: AgentFigures[] = [];
+      for (const ag of this.agents) {
+        if (!ag.up || !ag.spec.kinds.includes(kind)) continue;
+        const free = Math.max(0, ag.spec.slots - ag.inFlight);
+        figures.push({
+          latencyEwmaMs: ag.latency.value,
+          successEwma: ag.success.value,
+          cpu: 0,
+          memory: 0,
+          slots: ag.spec.slots,
+          free: ag.spec.kinds.length === 1 ? free : Math.min(free, ag.spec.slots - (ag.heldByKind.get(kind) ?? 0)),
+        });
+      }
+      const c = speedGroups(figures, this.queue.sizeOfKind(kind));
+      if (c) out.set(kind, c);
+    }
+    return out;
   }
 
   /** A node's agents into its summary: free slots plus prefetch per kind, EWMAs, completions per second. */

@@ -1,4 +1,4 @@
-// npm run bench:sched [-- --scenario two-speed,herding] [--seeds 3] [--scale 0.5] [--no-write]
+// npm run bench:sched [-- --scenario two-speed,herding] [--seeds 3] [--scale 0.5] [--no-write] [--no-speeds]
 //
 // A discrete-event simulation of the real policies, pickers and TaskQueue on
 // virtual time (no sockets): seeded scenarios, each run with the tier defaults
@@ -19,6 +19,7 @@ import type { RunMetrics } from './metrics.js';
 import { renderForecastTable, renderScenarioTable, renderSvg, type RunRecord } from './report.js';
 import { SCENARIOS } from './scenarios.js';
 import { scenarioNames, scenarioRuns } from './suite.js';
+import type { Scenario } from './types.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,13 +34,18 @@ for (const n of names)
 if (!(scale > 0 && scale <= 1)) throw new Error(`--scale must be in (0, 1], got ${scale}`);
 if (!(Number.isInteger(seeds) && seeds >= 1)) throw new Error(`--seeds must be a whole number >= 1, got ${seeds}`);
 
+// --no-speeds: nodes report no speed groups, as peers that predate them (zone-least-conn places by load).
+const noSpeeds = process.argv.includes('--no-speeds');
+const withoutSpeeds = (sc: Scenario): Scenario =>
+  noSpeeds ? { ...sc, settings: { ...sc.settings, speedGroups: false } } : sc;
+
 const all: RunRecord[] = [];
 const described: Record<string, unknown>[] = [];
 /** The forecaster against the naive forecast, on each scenario's arrivals (./forecast.ts). */
 const forecasts: ForecastError[] = [];
 for (const n of names) {
   const runs: RunRecord[] = [];
-  const variants = Array.from({ length: seeds }, (_, v) => SCENARIOS[n]!(scale, v));
+  const variants = Array.from({ length: seeds }, (_, v) => withoutSpeeds(SCENARIOS[n]!(scale, v)));
   for (const [v, sc] of variants.entries()) {
     runs.push(...scenarioRuns(sc, v));
     forecasts.push(forecastError(sc, v));

@@ -74,6 +74,8 @@ export interface SimSettings {
   readonly retryBackoffMs: number;
   /** How long a parent takes to notice a dead child (link timeout). */
   readonly detectMs: number;
+  /** Nodes report their agents by speed in summaries (KindCapacity speed_*; false: as peers that predate them). */
+  readonly speedGroups: boolean;
 }
 
 export const DEFAULT_SETTINGS: SimSettings = {
@@ -87,6 +89,7 @@ export const DEFAULT_SETTINGS: SimSettings = {
   maxAttempts: 3,
   retryBackoffMs: 20,
   detectMs: 1500,
+  speedGroups: true,
 };
 
 export interface Scenario {

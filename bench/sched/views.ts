@@ -4,7 +4,13 @@
 // its unacked and acked-since-summary counts); its candidate carries the
 // summary as it is, stale by its age.
 
-import { makeCandidate, type Candidate, type Label } from '../../src/policies/index.js';
+import {
+  makeCandidate,
+  type Candidate,
+  type KindSlots,
+  type Label,
+  type SpeedGroups,
+} from '../../src/policies/index.js';
 
 export interface KindCredit {
   credit: number;
@@ -24,6 +30,8 @@ export interface SimSummary {
   readonly qps: number;
   readonly healthyAgents: number;
   readonly labels: readonly Label[];
+  /** A node's agents by speed per kind (src/policies/completion.ts), as the mesh's nodes report them. */
+  readonly speed?: ReadonlyMap<string, SpeedGroups>;
 }
 
 /** What the view needs of a child cell. */
@@ -111,8 +119,11 @@ export class ChildViews<C extends ChildRef> {
     for (const v of this.views.values()) {
       const s = v.summary;
       if (!v.alive || !s) continue;
-      const slots = new Map<string, { free: number; total: number }>();
-      for (const [k, c] of s.kinds) slots.set(k, { free: this.credits(v, k), total: c.total });
+      const slots = new Map<string, KindSlots>();
+      for (const [k, c] of s.kinds) {
+        const speed = s.speed?.get(k);
+        slots.set(k, { free: this.credits(v, k), total: c.total, ...(speed ? { speed } : {}) });
+      }
       out.push(
         makeCandidate({
           id: v.child.id,

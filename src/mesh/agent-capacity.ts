@@ -10,6 +10,7 @@
 // slots, so the largest free block and the largest agent (what a task of N
 // slots needs: docs/gang.md) cost O(distinct values), not O(agents).
 import type { AgentSession } from './agent-session.js';
+import { nodeSpeedGroups } from './node-completion.js';
 import type { Capacity, SubtreeLoad } from './port.js';
 
 /** The largest free slots at one agent, and the most slots of one agent, of a kind. */
@@ -112,6 +113,7 @@ export function subtreeLoad(agents: ReadonlyMap<string, AgentSession>, cap: Agen
   return {
     capacity: cap.byKind,
     largest: (kind) => cap.largest(kind),
+    speed: (kind, queued) => nodeSpeedGroups(agents, kind, queued),
     healthyAgents: agents.size,
     cpu: n ? cpu / n : 0,
     memory: n ? memory / n : 0,

@@ -10,6 +10,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { DispatchAck, OpenRequest, OpenResponse, Summary } from '../gen/meshlb/v1/link.js';
 import type { TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import type { KindSlots, SpeedGroups } from '../policies/index.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
 import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
@@ -82,6 +83,8 @@ export class ChildLink {
   private readonly largestTotal = new Map<string, number>();
   /** Per kind, from the latest summary: the most free slots at one node below (gangs, docs/gang.md). */
   readonly nodeFree = new Map<string, number>();
+  /** Per kind, from the latest summary: a node's agents by speed (src/policies/completion.ts); none: not reported. */
+  private readonly speed = new Map<string, SpeedGroups>();
   /** Slots of dispatches of several slots: per route key awaiting an ack, and per kind since the summary. */
   private readonly sentBig = new Map<string, number>();
   private readonly bigSinceSummary = new Map<string, number>();
@@ -169,6 +172,15 @@ export class ChildLink {
     return { free: Math.max(0, Math.min(reported - (this.bigSinceSummary.get(kind) ?? 0), this.credits(kind))), total };
   }
 
+  /** What the parent's picker sees of the kind here (child-links.ts candidates). */
+  kindSlots(kind: string, total: number): KindSlots {
+    const big = this.largest(kind);
+    const nodeFree = this.nodeFree.get(kind) ?? 0;
+    const g = this.speed.get(kind);
+    const s = { free: this.credits(kind), total, largestFree: big.free, largestTotal: big.total, nodeFree };
+    return g === undefined ? s : { ...s, speed: g };
+  }
+
   applySummary(s: Summary, now: number): void {
     this.summary = s;
     this.summaryAtMs = now;
@@ -184,6 +196,7 @@ export class ChildLink {
     this.largestFree.clear();
     this.largestTotal.clear();
     this.nodeFree.clear();
+    this.speed.clear();
     this.bigSinceSummary.clear();
     // Unacked big dispatches are not in this summary yet: they still count.
     for (const [key, n] of this.sentBig) inc(this.bigSinceSummary, this.sent.get(key)!, n);
@@ -197,6 +210,12 @@ export class ChildLink {
       }
       this.freeSlots.set(k.kind, k.freeSlots);
       if (k.nodeFree > 0) this.nodeFree.set(k.kind, k.nodeFree);
+      // Groups of a malformed report (lengths differ) are ignored: the parent places by load.
+      const n = k.speedServiceMs?.length ?? 0;
+      if (n > 0 && k.speedSlots?.length === n && k.speedFree?.length === n) {
+        const speed = { serviceMs: k.speedServiceMs, slots: k.speedSlots, free: k.speedFree, queued: k.queued };
+        this.speed.set(k.kind, speed);
+      }
       this.free.set(k.kind, creditOf(k));
       this.total.set(k.kind, k.totalSlots);
       this.healthy.set(k.kind, k.healthyAgents);

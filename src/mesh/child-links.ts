@@ -332,11 +332,7 @@ export class ChildLinks implements ChildSide {
       const s = link.summary;
       if (!s || link.closed) continue;
       const slots = new Map<string, KindSlots>();
-      for (const [kind, total] of link.total) {
-        const big = link.largest(kind);
-        const nodeFree = link.nodeFree.get(kind) ?? 0;
-        slots.set(kind, { free: link.credits(kind), total, largestFree: big.free, largestTotal: big.total, nodeFree });
-      }
+      for (const [kind, total] of link.total) slots.set(kind, link.kindSlots(kind, total));
       let depth = 0;
       for (const q of s.queue) depth += q.depth;
       out.push(

@@ -10,7 +10,7 @@
 // (no promise hops on the hot path).
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
 import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
-import type { Candidate, ContextLookup } from '../policies/index.js';
+import type { Candidate, ContextLookup, SpeedGroups } from '../policies/index.js';
 import { notLeader, unavailable, type MeshError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { CellMeter } from './meter.js';
@@ -112,6 +112,8 @@ export interface SubtreeLoad {
   readonly largest?: (kind: string) => { readonly free: number; readonly total: number };
   /** Per kind, the most free slots at one node cell in the subtree, less what waits on the way (gangs). */
   readonly nodeFree?: (kind: string) => number;
+  /** A node's: its agents of the kind by speed, with `queued` held here (node-completion.ts). */
+  readonly speed?: (kind: string, queued: number) => SpeedGroups | undefined;
 }
 
 /** The link to the parent, as the cell uses it. */

@@ -110,6 +110,9 @@ export class Summarizer {
         largestFree,
         largestTotal: big ? big.total : c.total,
         nodeFree,
+        speedServiceMs: [],
+        speedSlots: [],
+        speedFree: [],
       });
     }
     if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
@@ -130,7 +133,16 @@ export class Summarizer {
     const queue: QueueDepth[] = [];
     for (let i = 0; i < 4; i++) if (ranks[i]! > 0) queue.push({ priority: RANK_PRIORITY[i]!, depth: ranks[i]! });
     let free = 0;
-    for (const k of kinds) free += creditOf(k);
+    for (const k of kinds) {
+      free += creditOf(k);
+      // A node's agents by speed (node-completion.ts): only in a summary that goes out, as it costs O(agents).
+      const g = cell.draining ? undefined : load.speed?.(k.kind, k.queued);
+      if (g) {
+        k.speedServiceMs = g.serviceMs.slice();
+        k.speedSlots = g.slots.slice();
+        k.speedFree = g.free.slice();
+      }
+    }
     return {
       cell: cell.path,
       seq,

@@ -41,6 +41,7 @@ export { PolicyConfigError } from './config.js';
 export { BasePicker, KindView } from './picker.js';
 export { QUEUE_HELD, HOLD_GAIN, HOLD_SCAN, holdForAnswer, holdForFaster, mayHold, type Faster } from './hold-back.js';
 export { makeCandidate, type CandidateInit } from './candidate.js';
+export { CompletionCurve, speedGroups, SPEED_GROUPS, type AgentFigures, type SpeedGroups } from './completion.js';
 export { seededRandom } from '../util/rng.js';
 export { globalGeoPolicy, GLOBAL_GEO_DEFAULT_WEIGHTS, type GlobalGeoConfig } from './global-geo.js';
 export { regionWrrPolicy, reportedWeight, type RegionWrrConfig } from './region-wrr.js';

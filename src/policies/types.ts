@@ -52,6 +52,21 @@ export interface KindSlots {
    * goes to a child only where its members of the kind fit in this (docs/gang.md). Omitted: none.
    */
   readonly nodeFree?: number;
+  /**
+   * A node's agents of the kind by speed, from its summary (./completion.ts): zone-least-conn
+   * places by when a task sent there would complete. Omitted: not reported (place by load).
+   */
+  readonly speed?: SpeedGroups;
+}
+
+/** A node's agents of a kind in a few groups of similar speed, fastest first, as its summary reports them. */
+export interface SpeedGroups {
+  /** Expected service time per group, ms (node-score's T/p with its resource stretch). */
+  readonly serviceMs: readonly number[];
+  readonly slots: readonly number[];
+  readonly free: readonly number[];
+  /** Tasks of the kind the node held queued. */
+  readonly queued: number;
 }
 
 export interface Candidate {

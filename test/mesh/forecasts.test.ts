@@ -112,6 +112,9 @@ describe('a parent aggregates its children', () => {
     largestFree: 0,
     largestTotal: 0,
     nodeFree: 0,
+    speedServiceMs: [],
+    speedSlots: [],
+    speedFree: [],
   });
   const child = (kinds: KindCapacity[], closed = false) => ({ closed, summary: { kinds } as unknown as Summary });
 

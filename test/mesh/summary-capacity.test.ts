@@ -64,6 +64,10 @@ describe('a node summary never reports more free slots than slots', () => {
         largestTotal: 4,
         // A gang of up to 8 (docs/gang.md) fits this node: its free slots, without the prefetch.
         nodeFree: 8,
+        // This stand-in for the agents reports no speeds (node-completion.ts does for real sessions).
+        speedServiceMs: [],
+        speedSlots: [],
+        speedFree: [],
       },
     ]);
     expect(nodeWith([agent(4), agent(4)], 1)[0]).toMatchObject({ freeSlots: 8, totalSlots: 8, prefetchSlots: 8 });

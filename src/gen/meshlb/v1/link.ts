@@ -145,6 +145,17 @@ export interface KindCapacity {
    * gang goes there).
    */
   nodeFree: number;
+  /**
+   * A node's agents of the kind in at most 8 groups of similar speed, fastest
+   * first: each group's expected service time (ms, the node's measured
+   * latency over success rate), slots and free slots. The parent estimates
+   * from them, at the summary's age, when a task it sends would complete
+   * (docs/policies.md, "zone-least-conn"). Empty from cells above the nodes
+   * and from peers that predate the fields: the parent then places by load.
+   */
+  speedServiceMs: number[];
+  speedSlots: number[];
+  speedFree: number[];
 }
 
 export interface QueueDepth {
@@ -759,6 +770,9 @@ function createBaseKindCapacity(): KindCapacity {
     largestFree: 0,
     largestTotal: 0,
     nodeFree: 0,
+    speedServiceMs: [],
+    speedSlots: [],
+    speedFree: [],
   };
 }
 
@@ -799,6 +813,27 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     }
     if (message.nodeFree !== 0) {
       writer.uint32(1360).uint32(message.nodeFree);
+    }
+    if (message.speedServiceMs.length !== 0) {
+      writer.uint32(1762).fork();
+      for (const v of message.speedServiceMs) {
+        writer.double(v);
+      }
+      writer.join();
+    }
+    if (message.speedSlots.length !== 0) {
+      writer.uint32(1770).fork();
+      for (const v of message.speedSlots) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.speedFree.length !== 0) {
+      writer.uint32(1778).fork();
+      for (const v of message.speedFree) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -912,6 +947,60 @@ export const KindCapacity: MessageFns<KindCapacity> = {
             message.nodeFree = reader.uint32();
             continue;
           }
+          case 220: {
+            if (tag === 1761) {
+              message.speedServiceMs.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 1762) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.speedServiceMs.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 221: {
+            if (tag === 1768) {
+              message.speedSlots.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 1770) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.speedSlots.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 222: {
+            if (tag === 1776) {
+              message.speedFree.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 1778) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.speedFree.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -974,6 +1063,21 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         : isSet(object.node_free)
         ? globalThis.Number(object.node_free)
         : 0,
+      speedServiceMs: globalThis.Array.isArray(object?.speedServiceMs)
+        ? object.speedServiceMs.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.speed_service_ms)
+        ? object.speed_service_ms.map((e: any) => globalThis.Number(e))
+        : [],
+      speedSlots: globalThis.Array.isArray(object?.speedSlots)
+        ? object.speedSlots.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.speed_slots)
+        ? object.speed_slots.map((e: any) => globalThis.Number(e))
+        : [],
+      speedFree: globalThis.Array.isArray(object?.speedFree)
+        ? object.speedFree.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.speed_free)
+        ? object.speed_free.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -1015,6 +1119,15 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.nodeFree !== 0) {
       obj.nodeFree = Math.round(message.nodeFree);
     }
+    if (message.speedServiceMs?.length) {
+      obj.speedServiceMs = message.speedServiceMs.map((e) => floatToJson(e));
+    }
+    if (message.speedSlots?.length) {
+      obj.speedSlots = message.speedSlots.map((e) => Math.round(e));
+    }
+    if (message.speedFree?.length) {
+      obj.speedFree = message.speedFree.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -1035,6 +1148,9 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.largestFree = object.largestFree ?? 0;
     message.largestTotal = object.largestTotal ?? 0;
     message.nodeFree = object.nodeFree ?? 0;
+    message.speedServiceMs = object.speedServiceMs?.map((e) => e) || [];
+    message.speedSlots = object.speedSlots?.map((e) => e) || [];
+    message.speedFree = object.speedFree?.map((e) => e) || [];
     return message;
   },
 };
