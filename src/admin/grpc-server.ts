@@ -7,15 +7,28 @@
 // cell has no LinkService, a cell with no data dir no RaftService): the
 // server records every addService, including those a `register` callback
 // makes, so grpcurl never offers a method that answers UNIMPLEMENTED.
+//
+// The hot bidi streams (LEAN_METHODS: the link a parent serves its children,
+// the agent stream a node serves its agents) are served on the lean server
+// transport by default (src/util/grpc-h2-server.ts, docs/mesh.md "Lean server
+// transport"): same port, same sessions, same interceptors, without grpc-js's
+// per-message layers. `transport: 'grpc-js'` (or MESHLB_SERVER_TRANSPORT)
+// keeps grpc-js for everything, and so does a grpc-js without the private
+// shape the hook relies on (logged once).
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../util/log.js';
 import { logger as rootChild } from '../util/log.js';
+import type { LeanMethod } from '../util/grpc-h2-server-call.js';
+import { installLeanServer, type LeanServer } from '../util/grpc-h2-server.js';
+import { serverTransport, type Transport } from '../util/transport.js';
 import { ReplicaHealth, serviceNameOf } from './health.js';
 import { reflectionServices } from './reflection.js';
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Streams per HTTP/2 connection: one agent-sim process multiplexes 5,000+ agents on one. */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
+/** The bidi methods the lean server transport serves: a cell's link to its parent, an agent's stream. */
+export const LEAN_METHODS: readonly string[] = ['/meshlb.v1.LinkService/Open', '/meshlb.v1.AgentService/Connect'];
 
 export interface ServiceEntry {
   definition: grpc.ServiceDefinition;
@@ -51,15 +64,28 @@ export interface ReplicaServerOptions {
   credentials?: grpc.ServerCredentials;
   /** Run before every handler (the security guard); default none. */
   interceptors?: grpc.ServerInterceptor[];
+  /** Who serves LEAN_METHODS: the lean path (http2) or grpc-js; default MESHLB_SERVER_TRANSPORT, else http2. */
+  transport?: Transport;
 }
 
-/** A grpc.Server that records the services added to it, by fully qualified name. */
+/** A grpc.Server that records the services added to it, by fully qualified name, and its bidi methods' handlers. */
 class ServedServer extends grpc.Server {
   readonly served: string[] = [];
+  readonly bidi = new Map<string, LeanMethod>();
 
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
     super.addService(service, implementation);
     this.served.push(serviceNameOf(service));
+    for (const [name, m] of Object.entries(service)) {
+      const func = implementation[name] ?? (m.originalName ? implementation[m.originalName] : undefined);
+      if (!m.requestStream || !m.responseStream || typeof func !== 'function') continue;
+      this.bidi.set(m.path, {
+        path: m.path,
+        func: func as LeanMethod['func'],
+        serialize: m.responseSerialize as LeanMethod['serialize'],
+        deserialize: m.requestDeserialize as LeanMethod['deserialize'],
+      });
+    }
   }
 }
 
@@ -70,6 +96,10 @@ export interface ReplicaServer {
   health: { setServing(service: string, serving: boolean): void };
   /** Every service served, fully qualified (health and reflection included), in the order added. */
   readonly services: readonly string[];
+  /** Who serves LEAN_METHODS in fact: http2 only if asked for and the hook applied. */
+  readonly transport: Transport;
+  /** Calls served on the lean path so far (0 on grpc-js). */
+  readonly leanCalls: () => number;
   /** NOT_SERVING, then a graceful shutdown; after graceMs (default 2,000) the rest is cut. */
   close(graceMs?: number): Promise<void>;
 }
@@ -130,7 +160,12 @@ export async function startReplicaServer(o: ReplicaServerOptions): Promise<Repli
     );
   });
   const address = `${bindHost}:${port}`;
-  log.info({ address, services: server.served, tls: o.credentials?._isSecure() ?? false }, 'grpc server listening');
+  const lean = leanSide(server, o, log);
+  const transport: Transport = lean?.installed ? 'http2' : 'grpc-js';
+  log.info(
+    { address, services: server.served, tls: o.credentials?._isSecure() ?? false, transport },
+    'grpc server listening',
+  );
   let closing: Promise<void> | undefined;
   return {
     server,
@@ -138,6 +173,8 @@ export async function startReplicaServer(o: ReplicaServerOptions): Promise<Repli
     address,
     health,
     services: server.served,
+    transport,
+    leanCalls: () => lean?.calls ?? 0,
     close(graceMs = 2_000) {
       closing ??= new Promise<void>((resolve) => {
         health.setAll(false);
@@ -154,4 +191,26 @@ export async function startReplicaServer(o: ReplicaServerOptions): Promise<Repli
       return closing;
     },
   };
+}
+
+/** The lean server transport on `server` if asked for (undefined if not); a hook that cannot apply is logged once. */
+function leanSide(server: ServedServer, o: ReplicaServerOptions, log: Logger): LeanServer | undefined {
+  if (serverTransport(o.transport ?? process.env.MESHLB_SERVER_TRANSPORT) !== 'http2') return undefined;
+  const methods = new Map([...server.bidi].filter(([path]) => LEAN_METHODS.includes(path)));
+  if (methods.size === 0) return undefined;
+  const lean = installLeanServer(server, {
+    methods,
+    interceptors: o.interceptors ?? [],
+    credentialInterceptors: o.credentials?._getInterceptors() ?? [],
+    maxMessageBytes: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+  });
+  if (!lean.installed) warnOnce(log, lean.reason ?? 'unknown');
+  return lean;
+}
+
+let warned = false;
+function warnOnce(log: Logger, reason: string): void {
+  if (warned) return;
+  warned = true;
+  log.warn({ reason }, 'lean server transport unavailable: grpc-js serves every stream');
 }

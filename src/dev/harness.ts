@@ -25,9 +25,12 @@ export async function startMesh(
    * group on it) or its security (TLS and the guard, src/security).
    */
   opts: CellOptions & {
-    perCell?: (
-      path: string,
-    ) => CellOptions & { dataDir?: string; security?: ReplicaSecurity; linkTransport?: LinkTransport };
+    perCell?: (path: string) => CellOptions & {
+      dataDir?: string;
+      security?: ReplicaSecurity;
+      linkTransport?: LinkTransport;
+      serverTransport?: LinkTransport;
+    };
   } = {},
 ): Promise<MeshHarness> {
   const replicas = new Map<string, Replica>();

@@ -50,6 +50,8 @@ export interface ReplicaOptions extends CellOptions {
    * lean http2 client. Default: MESHLB_LINK_TRANSPORT, else DEFAULT_LINK_TRANSPORT.
    */
   readonly linkTransport?: LinkTransport;
+  /** Who serves the hot streams (link, agent) on this replica's port: default MESHLB_SERVER_TRANSPORT, else http2. */
+  readonly serverTransport?: LinkTransport;
 }
 
 export class Replica {
@@ -100,6 +102,12 @@ export class Replica {
     this.tasks = new TaskService(cell, sec ? { credentials: sec.channelCredentials(spec.path) } : {});
   }
 
+  /** Who serves the hot streams on this replica's port (http2 only if the hook applied), and the calls served lean so far. */
+  get serverTransport(): { transport: LinkTransport; leanCalls: number } {
+    if (!this.server) throw new Error('replica not started');
+    return { transport: this.server.transport, leanCalls: this.server.leanCalls() };
+  }
+
   get address(): string {
     if (!this.server) throw new Error('replica not started');
     return this.server.address;
@@ -135,6 +143,7 @@ export class Replica {
       maxMessageBytes: cell.settings.maxMessageBytes,
       services,
       log: cell.log,
+      ...(this.opts.serverTransport ? { transport: this.opts.serverTransport } : {}),
       ...(this.raft ? { register: (server: Server) => this.raft!.register(server) } : {}),
       ...(this.opts.security ? this.guarded(this.opts.security) : {}),
     });

@@ -1,7 +1,8 @@
 // gRPC's message framing on HTTP/2 (the "Length-Prefixed-Message" of the
 // gRPC wire protocol): one byte of flags (bit 0: compressed), four bytes of
-// big-endian length, then the message. Used by the lean link client
-// (grpc-h2-client.ts); the servers stay grpc-js.
+// big-endian length, then the message. Used by the lean client
+// (grpc-h2-client.ts) and the lean server side of the hot streams
+// (grpc-h2-server-call.ts).
 //
 // Bounded: a message longer than the reader's maximum is refused from its
 // header, before its body is buffered, so a reader holds at most one
@@ -42,7 +43,11 @@ export class Deframer {
   private body: Buffer | undefined;
   private bodyHave = 0;
 
-  constructor(private readonly maxMessageBytes: number) {}
+  constructor(
+    private readonly maxMessageBytes: number,
+    /** Why a compressed message is refused (the reader takes identity encoding only). */
+    private readonly compressedDetails = 'received a compressed message; this client accepts only identity encoding',
+  ) {}
 
   /** The whole messages completed by `chunk`, in order; throws FrameError (the stream is then unusable). */
   push(chunk: Uint8Array): Uint8Array[] {
@@ -91,8 +96,7 @@ export class Deframer {
   }
 
   private startBody(flags: number, length: number): void {
-    if ((flags & 1) !== 0)
-      throw new FrameError('received a compressed message; this client accepts only identity encoding', 'INTERNAL');
+    if ((flags & 1) !== 0) throw new FrameError(this.compressedDetails, 'INTERNAL');
     if (length > this.maxMessageBytes)
       throw new FrameError(
         `Received message larger than max (${length} vs. ${this.maxMessageBytes})`,
