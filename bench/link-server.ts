@@ -1,0 +1,158 @@
+// The two server transports side by side (`npm run bench:link-server`): two
+// echo server processes, each a replica server (src/admin/grpc-server.ts)
+// serving one bidi method at the link's path, one with the server transport
+// grpc-js and one with http2 (the lean server side, src/util/grpc-h2-server.ts).
+// This process drives one stream to each with the lean client (as a child
+// cell's link does), paced at a low rate (default 500 round trips/s, one
+// 64-byte message each way), in alternating passes in one run so machine load
+// hits both alike. Per pass: CPU per round trip of the server process and of
+// this process (the client), and round-trip p50/p99.
+//
+// Flags: --rate=N (500), --seconds=S per pass (4), --passes=P per transport (3).
+// `tsx bench/link-server.ts serve grpc-js|http2` is the server child.
+import type * as grpc from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startReplicaServer } from '../src/admin/grpc-server.js';
+import { H2Channel } from '../src/util/grpc-h2-client.js';
+import { parseTransport, TRANSPORTS, type Transport } from '../src/util/transport.js';
+
+const PATH = '/meshlb.v1.LinkService/Open';
+const identity = (b: Uint8Array): Buffer => b as Buffer;
+
+if (process.argv[2] === 'serve') {
+  const transport = parseTransport('server', process.argv[3], 'http2');
+  const definition = {
+    open: {
+      path: PATH,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    },
+  } as unknown as grpc.ServiceDefinition;
+  const open = (call: grpc.ServerDuplexStream<Buffer, Buffer>): void => {
+    call.on('data', (b: Buffer) => call.write(b));
+    call.on('end', () => call.end());
+    call.on('error', () => undefined);
+  };
+  const s = await startReplicaServer({
+    services: [{ definition, implementation: { open } }],
+    reflection: false,
+    transport,
+  });
+  if (s.transport !== transport) throw new Error(`asked for ${transport}, serving on ${s.transport}`);
+  process.stdout.write(`PORT ${s.port}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => void s.close(0).then(() => process.exit(0)));
+} else {
+  const arg = (name: string, dflt: number): number =>
+    Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt);
+  const RATE = arg('rate', 500);
+  const SECONDS = arg('seconds', 4);
+  const PASSES = arg('passes', 3);
+
+  const procCpuUs = (pid: number): number => {
+    const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(rest[11]) + Number(rest[12])) * 10_000; // utime + stime, ticks of 10 ms
+  };
+  const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+  const start = (t: Transport): Promise<{ child: ChildProcess; address: string }> => {
+    const me = fileURLToPath(import.meta.url);
+    const child = spawn(process.execPath, ['--import', 'tsx', me, 'serve', t], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, MESHLB_LOG_LEVEL: 'warn' },
+    });
+    return new Promise((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => reject(new Error(`${t} server did not start in 15 s`)), 15_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        const m = /PORT (\d+)/.exec((buf += d.toString()));
+        if (m) {
+          clearTimeout(timer);
+          resolve({ child, address: `127.0.0.1:${m[1]}` });
+        }
+      });
+    });
+  };
+
+  const pass = async (t: Transport, address: string, pid: number, seconds: number) => {
+    const ch = new H2Channel({ address, maxMessageBytes: 4 << 20 });
+    const call = ch.duplex(PATH, identity, identity);
+    const msg = Buffer.alloc(64, 7);
+    const sentAt: bigint[] = [];
+    const lat: number[] = [];
+    let got = 0;
+    call.on('data', () => void lat.push(Number(process.hrtime.bigint() - sentAt[got++]!) / 1e6));
+    call.on('error', () => undefined);
+    sentAt.push(process.hrtime.bigint());
+    call.write(msg); // one round trip to connect before measuring
+    while (got < 1) await new Promise((r) => setTimeout(r, 5));
+    lat.length = 0;
+    const total = Math.round(RATE * seconds);
+    const cpu0 = process.cpuUsage();
+    const srv0 = procCpuUs(pid);
+    const t0 = process.hrtime.bigint();
+    let sent = 0;
+    await new Promise<void>((resolve) => {
+      const tick = (): void => {
+        const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+        for (const due = Math.min(total, Math.floor((elapsedMs * RATE) / 1000) + 1); sent < due; sent++) {
+          sentAt.push(process.hrtime.bigint());
+          call.write(msg);
+        }
+        if (sent >= total) return resolve();
+        setTimeout(tick, Math.max(0, (sent * 1000) / RATE - elapsedMs));
+      };
+      tick();
+    });
+    const by = Date.now() + 5000;
+    while (got < total + 1 && Date.now() < by) await new Promise((r) => setTimeout(r, 5));
+    const c = process.cpuUsage(cpu0);
+    const srv = procCpuUs(pid) - srv0;
+    call.cancel();
+    ch.close();
+    lat.sort((a, b) => a - b);
+    const q = (p: number): number => Number((lat[Math.floor(p * (lat.length - 1))] ?? NaN).toFixed(3));
+    const n = got - 1;
+    return {
+      transport: t,
+      roundTrips: n,
+      serverUs: Math.round(srv / n),
+      clientUs: Math.round((c.user + c.system) / n),
+      p50Ms: q(0.5),
+      p99Ms: q(0.99),
+    };
+  };
+
+  const servers = new Map<Transport, { child: ChildProcess; address: string }>();
+  try {
+    for (const t of TRANSPORTS) servers.set(t, await start(t));
+    process.stderr.write(`[link-server] ${RATE}/s, ${SECONDS} s per pass, load ${load()}\n`);
+    for (const t of TRANSPORTS) await pass(t, servers.get(t)!.address, servers.get(t)!.child.pid!, 6); // warm-up (JIT)
+    const rows: Awaited<ReturnType<typeof pass>>[] = [];
+    for (let i = 0; i < PASSES; i++)
+      for (const t of TRANSPORTS) {
+        const s = servers.get(t)!;
+        const p = await pass(t, s.address, s.child.pid!, SECONDS);
+        rows.push(p);
+        process.stderr.write(`[link-server] ${JSON.stringify(p)} load ${load()}\n`);
+      }
+    for (const t of TRANSPORTS) {
+      const mine = rows.filter((r) => r.transport === t);
+      const avg = (k: 'serverUs' | 'clientUs'): number => Math.round(mine.reduce((s, r) => s + r[k], 0) / mine.length);
+      console.log(
+        `${t} server: ${avg('serverUs')} µs CPU per round trip (client ${avg('clientUs')} µs), ${mine.length} passes`,
+      );
+    }
+  } finally {
+    for (const s of servers.values()) {
+      s.child.stdin!.end();
+      s.child.kill('SIGTERM');
+    }
+  }
+}
