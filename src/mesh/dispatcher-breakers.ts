@@ -135,10 +135,11 @@ export class BreakerGate {
       slots.set(kind, { ...s, free });
     }
     if (pool && room < pool.free) cut = true;
-    if (!cut) return c;
+    if (!cut) return room > 0 ? makeCandidate({ ...c, limited: true }) : c;
     room = Math.max(0, Math.min(room, pool?.free ?? Infinity));
     return makeCandidate({
       ...c,
+      limited: true,
       slots,
       ...(pool ? { sharedSlots: { free: room, total: pool.total } } : {}),
     });

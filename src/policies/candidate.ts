@@ -21,6 +21,7 @@ export interface CandidateInit {
   readonly qps?: number;
   readonly summaryAgeMs?: number;
   readonly draining?: boolean;
+  readonly limited?: boolean;
 }
 
 export function makeCandidate(init: CandidateInit): Candidate {
@@ -60,6 +61,7 @@ export function makeCandidate(init: CandidateInit): Candidate {
     ...(init.costPerTask !== undefined ? { costPerTask: init.costPerTask } : {}),
     ...(init.rttMs !== undefined ? { rttMs: init.rttMs } : {}),
     ...(init.qps !== undefined ? { qps: init.qps } : {}),
+    ...(init.limited ? { limited: true } : {}),
   };
   return c;
 }

@@ -104,6 +104,11 @@ export interface Candidate {
   readonly summaryAgeMs: number;
   /** Draining candidates take no new tasks. */
   readonly draining: boolean;
+  /**
+   * Its circuit breaker limits it (half-open probes, slow start): its credits are the breaker's
+   * allowance, and a policy that prefers faster children must still let that allowance through.
+   */
+  readonly limited?: boolean;
 }
 
 export interface TaskInfo {

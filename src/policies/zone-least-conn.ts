@@ -123,6 +123,9 @@ class ZoneLeastConnPicker extends BasePicker {
   private earliest(v: KindView): number {
     const n = this.collectEligible(v);
     if (n === 0) return -1;
+    // A child its breaker limits gets its allowance (probes, slow start) whatever its speeds say:
+    // the speeds of a child that failed look slow until it runs tasks again.
+    for (let k = 0; k < n; k++) if (this.candidateAt(v, v.scratch[k]!).limited) return v.scratch[k]!;
     const d = Math.min(n, this.cfg.choices);
     const tol = this.cfg.tolerance;
     let best = -1;

@@ -149,6 +149,19 @@ describe('zone-least-conn by expected completion', () => {
     });
   });
 
+  it('lets a child its breaker limits (probes, slow start) have its allowance, however slow it looks', () => {
+    const fast = child('fast', { serviceMs: [20, 160], slots: [2, 6], free: [2, 6] }, 8);
+    const healing = makeCandidate({
+      ...child('healing', { serviceMs: [900], slots: [8], free: [1] }, 1),
+      limited: true,
+    });
+    for (let seed = 1; seed <= 10; seed++)
+      expect(pick([fast, healing], seed)).toEqual({ type: 'route', candidate: 'healing' });
+    // Without the breaker's mark the fast child wins.
+    const plain = child('healing', { serviceMs: [900], slots: [8], free: [1] }, 1);
+    expect(pick([fast, plain])).toEqual({ type: 'route', candidate: 'fast' });
+  });
+
   it('falls back to load per slot while any child of the kind does not report speeds', () => {
     const fast = child('fast', { serviceMs: [20, 160], slots: [2, 6], free: [1, 0] }, 1);
     expect(pick([child('slow', undefined, 8), fast])).toEqual({ type: 'route', candidate: 'slow' });
