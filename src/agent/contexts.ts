@@ -62,11 +62,7 @@ export class AgentContextSet {
 
   /** After a welcome: the whole set, replacing whatever the node knew of this agent. */
   announce(): void {
-    if (!this.used) return;
-    const all = this.list();
-    this.send({ held: all.slice(0, CONTEXTS_PER_MESSAGE), dropped: [], reset: true });
-    for (let i = CONTEXTS_PER_MESSAGE; i < all.length; i += CONTEXTS_PER_MESSAGE)
-      this.send({ held: all.slice(i, i + CONTEXTS_PER_MESSAGE), dropped: [], reset: false });
+    if (this.used) this.send({ held: this.list(), dropped: [], reset: true });
   }
 
   private add(key: string, dropped: string[]): void {
@@ -82,17 +78,21 @@ export class AgentContextSet {
 
   private send(m: AgentContexts): void {
     if (!this.port.connected()) return; // the next welcome announces the whole set
-    for (let i = 0; i < Math.max(m.held.length, m.dropped.length, 1); i += CONTEXTS_PER_MESSAGE) {
-      const part: AgentContexts = {
-        held: m.held.slice(i, i + CONTEXTS_PER_MESSAGE),
-        dropped: m.dropped.slice(i, i + CONTEXTS_PER_MESSAGE),
-        reset: m.reset && i === 0,
-      };
-      if (part.held.length + part.dropped.length > CONTEXTS_PER_MESSAGE) {
-        this.port.write({ msg: { $case: 'contexts', value: { ...part, held: [] } } });
-        this.port.write({ msg: { $case: 'contexts', value: { ...part, dropped: [], reset: false } } });
-      } else if (part.held.length + part.dropped.length > 0 || part.reset) {
-        this.port.write({ msg: { $case: 'contexts', value: part } });
+    const write = (value: AgentContexts): void => this.port.write({ msg: { $case: 'contexts', value } });
+    if (m.held.length + m.dropped.length <= CONTEXTS_PER_MESSAGE) {
+      if (m.held.length + m.dropped.length > 0 || m.reset) write(m);
+      return;
+    }
+    // Too many for one message: the drops, then the keys held, `reset` on the first.
+    let reset = m.reset;
+    for (const [list, isHeld] of [
+      [m.dropped, false],
+      [m.held, true],
+    ] as const) {
+      for (let i = 0; i < list.length; i += CONTEXTS_PER_MESSAGE) {
+        const part = list.slice(i, i + CONTEXTS_PER_MESSAGE);
+        write({ held: isHeld ? part : [], dropped: isHeld ? [] : part, reset });
+        reset = false;
       }
     }
   }
