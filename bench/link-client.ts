@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { H2Channel } from '../src/util/grpc-h2-client.js';
+import { pacedRoundTrips, type RoundTrips } from './lib/round-trips.js';
 
 const arg = (name: string, dflt: number): number =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt);
@@ -54,76 +55,17 @@ function open(t: Transport, address: string): { call: Stream; close(): void } {
   return { call, close: () => client.close() };
 }
 
-/** CPU time of process `pid` so far, µs (utime + stime from /proc/PID/stat, in ticks of 10 ms). */
-function procCpuUs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command; ticks of 1/100 s on Linux.
-  return (Number(rest[11]) + Number(rest[12])) * 10_000;
-}
-
-interface Pass {
+interface Pass extends RoundTrips {
   transport: Transport;
-  roundTrips: number;
-  clientUs: number;
-  serverUs: number;
-  p50Ms: number;
-  p99Ms: number;
 }
 
 async function pass(t: Transport, address: string, serverPid: number, seconds: number): Promise<Pass> {
   const { call, close } = open(t, address);
-  const msg = Buffer.alloc(64, 7);
-  const sentAt: bigint[] = [];
-  const lat: number[] = [];
-  let got = 0;
-  call.on('data', () => {
-    lat.push(Number(process.hrtime.bigint() - sentAt[got++]!) / 1e6);
-  });
-  call.on('error', () => undefined);
-  // One round trip to connect before measuring.
-  sentAt.push(process.hrtime.bigint());
-  call.write(msg);
-  while (got < 1) await new Promise((r) => setTimeout(r, 5));
-  lat.length = 0;
-  const total = Math.round(RATE * seconds);
-  const cpu0 = process.cpuUsage();
-  const srv0 = procCpuUs(serverPid);
-  const start = process.hrtime.bigint();
-  let sent = 0;
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6;
-      const due = Math.min(total, Math.floor((elapsedMs * RATE) / 1000) + 1);
-      while (sent < due) {
-        sentAt.push(process.hrtime.bigint());
-        call.write(msg);
-        sent++;
-      }
-      if (sent >= total) return resolve();
-      // Sleep until the next round trip is due.
-      setTimeout(tick, Math.max(0, (sent * 1000) / RATE - elapsedMs));
-    };
-    tick();
-  });
-  const by = Date.now() + 5000;
-  while (got < total + 1 && Date.now() < by) await new Promise((r) => setTimeout(r, 5));
-  const c = process.cpuUsage(cpu0);
-  const srv = procCpuUs(serverPid) - srv0;
-  call.cancel();
-  close();
-  lat.sort((a, b) => a - b);
-  const q = (p: number): number =>
-    Number((lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN).toFixed(3));
-  const n = got - 1;
-  return {
-    transport: t,
-    roundTrips: n,
-    clientUs: Math.round((c.user + c.system) / n),
-    serverUs: Math.round(srv / n),
-    p50Ms: q(0.5),
-    p99Ms: q(0.99),
-  };
+  try {
+    return { transport: t, ...(await pacedRoundTrips(call, serverPid, RATE, seconds)) };
+  } finally {
+    close();
+  }
 }
 
 const echo = fileURLToPath(new URL('./echo.ts', import.meta.url));

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { startReplicaServer } from '../src/admin/grpc-server.js';
 import { H2Channel } from '../src/util/grpc-h2-client.js';
 import { parseTransport, TRANSPORTS, type Transport } from '../src/util/transport.js';
+import { pacedRoundTrips } from './lib/round-trips.js';
 
 const PATH = '/meshlb.v1.LinkService/Open';
 const identity = (b: Uint8Array): Buffer => b as Buffer;
@@ -55,10 +56,6 @@ if (process.argv[2] === 'serve') {
   const SECONDS = arg('seconds', 4);
   const PASSES = arg('passes', 3);
 
-  const procCpuUs = (pid: number): number => {
-    const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(rest[11]) + Number(rest[12])) * 10_000; // utime + stime, ticks of 10 ms
-  };
   const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
   const start = (t: Transport): Promise<{ child: ChildProcess; address: string }> => {
@@ -82,51 +79,11 @@ if (process.argv[2] === 'serve') {
 
   const pass = async (t: Transport, address: string, pid: number, seconds: number) => {
     const ch = new H2Channel({ address, maxMessageBytes: 4 << 20 });
-    const call = ch.duplex(PATH, identity, identity);
-    const msg = Buffer.alloc(64, 7);
-    const sentAt: bigint[] = [];
-    const lat: number[] = [];
-    let got = 0;
-    call.on('data', () => void lat.push(Number(process.hrtime.bigint() - sentAt[got++]!) / 1e6));
-    call.on('error', () => undefined);
-    sentAt.push(process.hrtime.bigint());
-    call.write(msg); // one round trip to connect before measuring
-    while (got < 1) await new Promise((r) => setTimeout(r, 5));
-    lat.length = 0;
-    const total = Math.round(RATE * seconds);
-    const cpu0 = process.cpuUsage();
-    const srv0 = procCpuUs(pid);
-    const t0 = process.hrtime.bigint();
-    let sent = 0;
-    await new Promise<void>((resolve) => {
-      const tick = (): void => {
-        const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
-        for (const due = Math.min(total, Math.floor((elapsedMs * RATE) / 1000) + 1); sent < due; sent++) {
-          sentAt.push(process.hrtime.bigint());
-          call.write(msg);
-        }
-        if (sent >= total) return resolve();
-        setTimeout(tick, Math.max(0, (sent * 1000) / RATE - elapsedMs));
-      };
-      tick();
-    });
-    const by = Date.now() + 5000;
-    while (got < total + 1 && Date.now() < by) await new Promise((r) => setTimeout(r, 5));
-    const c = process.cpuUsage(cpu0);
-    const srv = procCpuUs(pid) - srv0;
-    call.cancel();
-    ch.close();
-    lat.sort((a, b) => a - b);
-    const q = (p: number): number => Number((lat[Math.floor(p * (lat.length - 1))] ?? NaN).toFixed(3));
-    const n = got - 1;
-    return {
-      transport: t,
-      roundTrips: n,
-      serverUs: Math.round(srv / n),
-      clientUs: Math.round((c.user + c.system) / n),
-      p50Ms: q(0.5),
-      p99Ms: q(0.99),
-    };
+    try {
+      return { transport: t, ...(await pacedRoundTrips(ch.duplex(PATH, identity, identity), pid, RATE, seconds)) };
+    } finally {
+      ch.close();
+    }
   };
 
   const servers = new Map<Transport, { child: ChildProcess; address: string }>();

@@ -68,20 +68,22 @@ export interface ReplicaServerOptions {
   transport?: Transport;
 }
 
-/** A grpc.Server that records the services added to it, by fully qualified name, and its bidi methods' handlers. */
+/** A grpc.Server that records the services added to it, by fully qualified name, and the handlers of LEAN_METHODS. */
 class ServedServer extends grpc.Server {
   readonly served: string[] = [];
-  readonly bidi = new Map<string, LeanMethod>();
+  readonly lean = new Map<string, LeanMethod>();
 
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
     super.addService(service, implementation);
     this.served.push(serviceNameOf(service));
     for (const [name, m] of Object.entries(service)) {
       const func = implementation[name] ?? (m.originalName ? implementation[m.originalName] : undefined);
-      if (!m.requestStream || !m.responseStream || typeof func !== 'function') continue;
-      this.bidi.set(m.path, {
+      if (!LEAN_METHODS.includes(m.path) || !m.requestStream || !m.responseStream || typeof func !== 'function')
+        continue;
+      this.lean.set(m.path, {
         path: m.path,
-        func: func as LeanMethod['func'],
+        // Bound as grpc-js binds a handler to its implementation.
+        func: (func as LeanMethod['func']).bind(implementation),
         serialize: m.responseSerialize as LeanMethod['serialize'],
         deserialize: m.requestDeserialize as LeanMethod['deserialize'],
       });
@@ -196,10 +198,9 @@ export async function startReplicaServer(o: ReplicaServerOptions): Promise<Repli
 /** The lean server transport on `server` if asked for (undefined if not); a hook that cannot apply is logged once. */
 function leanSide(server: ServedServer, o: ReplicaServerOptions, log: Logger): LeanServer | undefined {
   if (serverTransport(o.transport ?? process.env.MESHLB_SERVER_TRANSPORT) !== 'http2') return undefined;
-  const methods = new Map([...server.bidi].filter(([path]) => LEAN_METHODS.includes(path)));
-  if (methods.size === 0) return undefined;
+  if (server.lean.size === 0) return undefined;
   const lean = installLeanServer(server, {
-    methods,
+    methods: server.lean,
     interceptors: o.interceptors ?? [],
     credentialInterceptors: o.credentials?._getInterceptors() ?? [],
     maxMessageBytes: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,

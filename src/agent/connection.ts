@@ -198,9 +198,7 @@ export class Connection {
     });
     this.stats.heartbeatsSent++;
     this.stats.messagesSent++;
-    if (this.loaded) return;
-    this.loaded = true;
-    this.backoff.reset();
+    this.loaded = true; // the backoff starts afresh at the next reconnect (scheduleReconnect)
   }
 
   /**

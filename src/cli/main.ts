@@ -217,7 +217,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
             durability: o.durability,
             batch: o.batch,
             coalesce: o.coalesce !== false,
-            sharedSubmit: o.sharedSubmit !== false && o.coalesce !== false,
+            sharedSubmit: o.sharedSubmit === false ? false : undefined, // default: submitLoad's (with coalescing)
             coalesceWindowMs: o.coalesceWindowMs,
             sharedWatch: o.sharedWatch !== false,
             wait: o.wait !== false,

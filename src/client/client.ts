@@ -30,7 +30,17 @@ import type { Task, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
 import type { CallOpts, MeshClientOptions, RetryExhaustedOptions, SubmitResult } from './options.js';
-import { newIdempotencyKey, outcomeUnknown, READ, sleep, SUBMIT_RETRY_DEFAULTS } from './retry.js';
+import {
+  newIdempotencyKey,
+  nextAddress,
+  outcomeUnknown,
+  READ,
+  sleep,
+  SUBMIT_RETRY_DEFAULTS,
+  submitAttemptMs,
+  submitBackoff,
+  type SubmitRetry,
+} from './retry.js';
 import type { Repeat, SubmitRetryOptions } from './retry.js';
 import { isTerminal, taskStateName, toTaskSpec, withStateName, type TaskInput, type TaskRecord } from './spec.js';
 import { endSubmit, startSubmit } from './trace.js';
@@ -69,7 +79,7 @@ export class MeshClient {
   private readonly maxRedirects: number;
   private readonly random: () => number;
   private readonly autoKey: boolean;
-  private readonly submitRetry: (SubmitRetryOptions & typeof SUBMIT_RETRY_DEFAULTS) | undefined;
+  private readonly submitRetry: SubmitRetry | undefined;
   private closed = false;
   private readonly credentials: ChannelCredentials;
   /** Single submits grouped into SubmitBatch calls; undefined when turned off. */
@@ -250,7 +260,7 @@ export class MeshClient {
         }
         if (err.code === status.UNAVAILABLE && failovers < this.addresses.length - 1) {
           failovers++;
-          address = this.nextAddress(address);
+          address = nextAddress(this.addresses, address);
           continue;
         }
         throw err;
@@ -324,11 +334,6 @@ export class MeshClient {
     return c;
   }
 
-  private nextAddress(current: string): string {
-    const i = this.addresses.indexOf(current);
-    return this.addresses[(i + 1) % this.addresses.length]!;
-  }
-
   private invoke(address: string, method: UnaryMethod, req: unknown, deadline: number): Promise<unknown> {
     const client = this.clientFor(address) as unknown as Record<
       UnaryMethod,
@@ -355,7 +360,7 @@ export class MeshClient {
     const deadline = Date.now() + callMs;
     // Submits under the unknown-outcome policy: each attempt gets part of the deadline.
     const again = r.safe && r.submit ? this.submitRetry : undefined;
-    const attemptMs = again ? (again.attemptTimeoutMs ?? Math.max(1, Math.ceil(callMs / 2))) : Infinity;
+    const attemptMs = submitAttemptMs(again, callMs);
     let address = this.preferred;
     let hops = 0;
     let failovers = 0;
@@ -378,22 +383,19 @@ export class MeshClient {
         }
         if (again && !this.closed && outcomeUnknown(err) && attempts < again.maxAttempts) {
           // Same request, same keys, the next address: the cell answers the task if the lost attempt made it.
-          unknownBackoff ??= new Backoff(
-            { initialMs: again.initialBackoffMs, maxMs: Math.max(again.initialBackoffMs, again.maxBackoffMs) },
-            this.random,
-          );
+          unknownBackoff ??= submitBackoff(again, this.random);
           const wait = Math.max(unknownBackoff.next(), err.retryAfterMs ?? 0);
           if (Date.now() + wait < deadline) {
             attempts++;
             this.submitRetries++;
-            address = this.nextAddress(address);
+            address = nextAddress(this.addresses, address);
             await sleep(wait);
             continue;
           }
         }
         if (err.code === status.UNAVAILABLE && r.safe && !again && failovers < this.addresses.length - 1) {
           failovers++;
-          address = this.nextAddress(address);
+          address = nextAddress(this.addresses, address);
           continue;
         }
         if (err.code === status.RESOURCE_EXHAUSTED && this.retry && retries < this.retry.maxRetries) {

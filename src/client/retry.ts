@@ -5,6 +5,7 @@
 // has), and the only way to learn the outcome.
 import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
+import { Backoff } from '../agent/backoff.js';
 import type { MeshClientError } from './errors.js';
 
 export interface SubmitRetryOptions {
@@ -33,6 +34,25 @@ export const SUBMIT_RETRY_DEFAULTS: Required<Omit<SubmitRetryOptions, 'attemptTi
   initialBackoffMs: 50,
   maxBackoffMs: 2000,
 };
+
+/** The submit retry settings in force: the defaults under the caller's. */
+export type SubmitRetry = SubmitRetryOptions & typeof SUBMIT_RETRY_DEFAULTS;
+
+/** One attempt's share of a submit call of `callMs` under the unknown-outcome policy (none: the whole call). */
+export function submitAttemptMs(r: SubmitRetry | undefined, callMs: number): number {
+  return r ? (r.attemptTimeoutMs ?? Math.max(1, Math.ceil(callMs / 2))) : Infinity;
+}
+
+/** The jittered backoff between attempts of a submit whose outcome stayed unknown (the defaults without `r`). */
+export function submitBackoff(r: SubmitRetry | undefined, random: () => number): Backoff {
+  const { initialBackoffMs: initial, maxBackoffMs: max } = r ?? SUBMIT_RETRY_DEFAULTS;
+  return new Backoff({ initialMs: initial, maxMs: Math.max(initial, max) }, random);
+}
+
+/** The address after `current` in `addresses`, round the list (the first when `current` is not in it). */
+export function nextAddress(addresses: readonly string[], current: string): string {
+  return addresses[(addresses.indexOf(current) + 1) % addresses.length]!;
+}
 
 /** A random 128-bit idempotency key (32 hex digits) for a task the caller gave none. */
 export function newIdempotencyKey(): string {

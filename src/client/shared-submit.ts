@@ -35,7 +35,7 @@ import { TaskState, type SubmitBatchItem, type SubmitResponse, type TaskSpec } f
 import type { SubmitStreamRequest, SubmitStreamResponse } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError, RETRY_AFTER_TRAILER } from './errors.js';
-import { outcomeUnknown, type SubmitRetryOptions } from './retry.js';
+import { nextAddress, outcomeUnknown, submitAttemptMs, submitBackoff, type SubmitRetry } from './retry.js';
 
 /** MeshClientOptions.sharedSubmit. */
 export interface SharedSubmitOptions {
@@ -85,8 +85,7 @@ export interface SharedSubmitPorts {
   fallback(spec: TaskSpec, deadlineMs: number | undefined): Promise<SubmitResponse>;
   readonly defaultDeadlineMs: number;
   /** Resends after an unknown outcome (MeshClient's submitRetry); undefined: once per address on UNAVAILABLE. */
-  readonly retry:
-    (SubmitRetryOptions & { maxAttempts: number; initialBackoffMs: number; maxBackoffMs: number }) | undefined;
+  readonly retry: SubmitRetry | undefined;
   readonly random: () => number;
   /** The caller opted in to retries of RESOURCE_EXHAUSTED (retryResourceExhausted). */
   readonly retryExhausted: boolean;
@@ -145,11 +144,7 @@ export class SharedSubmit {
     this.o = { ...SHARED_SUBMIT_DEFAULTS, ...opts };
     this.o.maxInFlight = Math.max(1, this.o.maxInFlight);
     this.clock = ports.clock ?? REAL_CLOCK;
-    const r = ports.retry;
-    this.reopenBackoff = new Backoff(
-      { initialMs: r?.initialBackoffMs ?? 50, maxMs: Math.max(r?.initialBackoffMs ?? 50, r?.maxBackoffMs ?? 2000) },
-      ports.random,
-    );
+    this.reopenBackoff = submitBackoff(ports.retry, ports.random);
   }
 
   submit(spec: TaskSpec, deadlineMs: number | undefined): Promise<SubmitResponse> {
@@ -213,9 +208,7 @@ export class SharedSubmit {
   private send(e: Entry, c: Conn): void {
     const requestId = c.nextId++;
     e.sends++;
-    const r = this.ports.retry;
-    const callMs = e.deadlineMs ?? this.ports.defaultDeadlineMs;
-    const attemptMs = r ? (r.attemptTimeoutMs ?? Math.max(1, Math.ceil(callMs / 2))) : Infinity;
+    const attemptMs = submitAttemptMs(this.ports.retry, e.deadlineMs ?? this.ports.defaultDeadlineMs);
     e.attemptUntil = Math.min(e.until, this.clock.now() + attemptMs);
     c.pending.set(requestId, e);
     this.inFlight++;
@@ -324,8 +317,7 @@ export class SharedSubmit {
     this.stats.resent += again.length;
     this.queue.unshift(...again);
     // The next stream: the next address, after a jittered backoff (or the server's hint).
-    const i = this.ports.addresses.indexOf(c.address);
-    this.next = this.ports.addresses[(i + 1) % this.ports.addresses.length];
+    this.next = nextAddress(this.ports.addresses, c.address);
     if (this.queue.length === 0 || this.reopenTimer !== undefined) return;
     const wait = Math.max(this.reopenBackoff.next(), err.retryAfterMs ?? 0);
     this.reopenTimer = this.clock.setTimeout(() => {

@@ -104,18 +104,17 @@ export class SubmitCoalescer {
     g.items = [];
     if (this.groups.get(g.deadlineMs) === g) this.groups.delete(g.deadlineMs);
     if (items.length === 0) return;
-    this.inFlight++;
-    const done = (): void => {
-      this.inFlight--;
-    };
     if (items.length < this.o.minBatch) {
-      this.inFlight--;
       for (const w of items) {
         this.stats.singles++;
         this.alone(w, g.deadlineMs);
       }
       return;
     }
+    this.inFlight++;
+    const done = (): void => {
+      this.inFlight--;
+    };
     this.stats.batches++;
     this.stats.batched += items.length;
     this.ports

@@ -15,6 +15,7 @@ import { ChildLinks } from './child-links.js';
 import { enableNoDelay, tolerantService } from './grpc-util.js';
 import { meshOf } from './mesh-identity.js';
 import { linkDialer, linkTransport, type LinkDialer, type LinkTransport } from './link-dialer.js';
+import type { Transport } from '../util/transport.js';
 import { ParentLink } from './parent-link.js';
 import { raftCell, type RaftCell } from './raft-cell.js';
 import { TaskService } from './task-service.js';
@@ -51,7 +52,7 @@ export interface ReplicaOptions extends CellOptions {
    */
   readonly linkTransport?: LinkTransport;
   /** Who serves the hot streams (link, agent) on this replica's port: default MESHLB_SERVER_TRANSPORT, else http2. */
-  readonly serverTransport?: LinkTransport;
+  readonly serverTransport?: Transport;
 }
 
 export class Replica {
@@ -103,7 +104,7 @@ export class Replica {
   }
 
   /** Who serves the hot streams on this replica's port (http2 only if the hook applied), and the calls served lean so far. */
-  get serverTransport(): { transport: LinkTransport; leanCalls: number } {
+  get serverTransport(): { transport: Transport; leanCalls: number } {
     if (!this.server) throw new Error('replica not started');
     return { transport: this.server.transport, leanCalls: this.server.leanCalls() };
   }

@@ -43,7 +43,8 @@ const MAX_FORWARD_MS = 30_000;
 
 const LEADER_TRAILER = 'meshlb-leader';
 const LEADER_ADDRESS_TRAILER = 'meshlb-leader-address';
-const RETRY_AFTER_TRAILER = 'meshlb-retry-after-ms';
+/** The trailer that carries a retry hint (ms) with UNAVAILABLE or RESOURCE_EXHAUSTED. */
+export const RETRY_AFTER_TRAILER = 'meshlb-retry-after-ms';
 
 /** Where a write goes: served here, or relayed to the leader named. */
 export type WriteRoute =

@@ -14,11 +14,10 @@ import { LIMITS } from '../util/limits.js';
 import { toMeshError } from '../util/raft-status.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
-import { leaderTrailers, type Cancellable, type WriteRoute } from './task-forward.js';
+import { leaderTrailers, RETRY_AFTER_TRAILER, type Cancellable, type WriteRoute } from './task-forward.js';
 import { validateSpec } from './task-validate.js';
 
 /** The unary trailer whose hint an item carries (retry_after_ms). */
-const RETRY_AFTER = 'meshlb-retry-after-ms';
 
 export interface SubmitStreamDeps {
   readonly home: Home;
@@ -89,7 +88,7 @@ export function serveSubmitStream(
         { code: se.code, err: se.details, items: batch.length, peer: safePeer(call) },
         'submit stream: batch refused',
       );
-      const retryAfterMs = Number(se.metadata?.get(RETRY_AFTER)[0] ?? 0) || 0;
+      const retryAfterMs = Number(se.metadata?.get(RETRY_AFTER_TRAILER)[0] ?? 0) || 0;
       return batch.map(() => ({
         taskId: '',
         existing: false,

@@ -43,6 +43,8 @@ class ZoneLeastConnPicker extends BasePicker {
   private byCompletion = false;
   /** Completions a child's summary may have missed, by candidate index (before dividing by slots). */
   private readonly slack: Float64Array;
+  /** Some child's breaker limits it (this picker never updates candidates in place, so it holds). */
+  private readonly anyLimited: boolean;
 
   constructor(
     cands: readonly Candidate[],
@@ -51,6 +53,7 @@ class ZoneLeastConnPicker extends BasePicker {
     private readonly unseen: Float64Array,
   ) {
     super(cands, random);
+    this.anyLimited = cands.some((c) => c.limited === true);
     this.slack = Float64Array.from(cands, (c, i) => {
       const age = Math.max(0, c.summaryAgeMs);
       if (age === 0) return 0;
@@ -125,7 +128,8 @@ class ZoneLeastConnPicker extends BasePicker {
     if (n === 0) return -1;
     // A child its breaker limits gets its allowance (probes, slow start) whatever its speeds say:
     // the speeds of a child that failed look slow until it runs tasks again.
-    for (let k = 0; k < n; k++) if (this.candidateAt(v, v.scratch[k]!).limited) return v.scratch[k]!;
+    if (this.anyLimited)
+      for (let k = 0; k < n; k++) if (this.candidateAt(v, v.scratch[k]!).limited) return v.scratch[k]!;
     const d = Math.min(n, this.cfg.choices);
     const tol = this.cfg.tolerance;
     let best = -1;

@@ -14,6 +14,8 @@ export class FrameError extends Error {
   constructor(
     message: string,
     readonly code: 'RESOURCE_EXHAUSTED' | 'INTERNAL',
+    /** For a message over the limit: its length and the limit (a server words its refusal its own way). */
+    readonly sizes?: { readonly length: number; readonly max: number },
   ) {
     super(message);
   }
@@ -50,8 +52,8 @@ export class Deframer {
   ) {}
 
   /** The whole messages completed by `chunk`, in order; throws FrameError (the stream is then unusable). */
-  push(chunk: Uint8Array): Uint8Array[] {
-    const out: Uint8Array[] = [];
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
     let i = 0;
     for (;;) {
       if (this.bodyLength < 0) {
@@ -101,6 +103,7 @@ export class Deframer {
       throw new FrameError(
         `Received message larger than max (${length} vs. ${this.maxMessageBytes})`,
         'RESOURCE_EXHAUSTED',
+        { length, max: this.maxMessageBytes },
       );
     this.bodyLength = length;
   }

@@ -22,7 +22,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { TLSSocket } from 'node:tls';
-import { Deframer, FrameError, FRAME_HEADER_BYTES } from './grpc-frame.js';
+import { Deframer, FrameError, FRAME_HEADER_BYTES, frameMessage } from './grpc-frame.js';
 
 type Iface = grpc.ServerInterceptingCallInterface;
 type Listener = Parameters<Iface['start']>[0];
@@ -81,7 +81,6 @@ export class H2ServerCall implements Iface {
   private metadataSent = false;
   private statusSent = false;
   private cancelled = false;
-  private cancelNotified = false;
   private deadline: grpc.Deadline = Infinity;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private readonly host: string;
@@ -144,14 +143,8 @@ export class H2ServerCall implements Iface {
       });
     }
     if (!this.metadataSent) this.sendMetadata(new grpc.Metadata());
-    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(payload.length, 1);
-    payload.copy(frame, FRAME_HEADER_BYTES);
-    this.stream.write(frame, (err) => {
-      if (err) return this.sendStatus({ code: grpc.status.INTERNAL, details: 'Internal server error' });
-      callback();
-    });
+    // A write that fails destroys the stream: the call ends there ('close'), so no status is due here.
+    this.stream.write(frameMessage(payload), callback);
   }
 
   sendStatus(status: Status): void {
@@ -213,18 +206,21 @@ export class H2ServerCall implements Iface {
 
   private onData(chunk: Buffer): void {
     if (this.checkCancelled()) return;
-    let messages: Uint8Array[];
+    let messages: Buffer[];
     try {
       messages = this.deframer.push(chunk);
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
       // grpc-js's server words the oversize refusal "(N vs M)", its client "(N vs. M)".
-      return this.sendStatus({ code: grpc.status[err.code], details: err.message.replace(' vs. ', ' vs ') });
+      const details = err.sizes
+        ? `Received message larger than max (${err.sizes.length} vs ${err.sizes.max})`
+        : err.message;
+      return this.sendStatus({ code: grpc.status[err.code], details });
     }
     for (const bytes of messages) {
       let msg: unknown;
       try {
-        msg = this.method.deserialize(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        msg = this.method.deserialize(bytes);
       } catch {
         return this.sendStatus({ code: grpc.status.INTERNAL, details: 'Error deserializing request' });
       }
@@ -277,8 +273,7 @@ export class H2ServerCall implements Iface {
 
   /** Once, when the call is over (status sent or stream gone): the listener's onCancel, as grpc-js does. */
   private notifyCancel(): void {
-    if (this.cancelNotified) return;
-    this.cancelNotified = true;
+    if (this.cancelled) return;
     this.cancelled = true;
     clearTimeout(this.deadlineTimer);
     this.queue.length = 0;

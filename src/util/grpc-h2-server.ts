@@ -72,6 +72,19 @@ export function installLeanServer(server: grpc.Server, o: LeanServerOptions): Le
   const interceptors = [...(o.credentialInterceptors ?? []), ...o.interceptors];
   const state = { installed: true, calls: 0 };
   const onIdle = (server as unknown as { onStreamOpened?: (s: ServerHttp2Stream) => void }).onStreamOpened;
+  // What the interceptors are shown of each method, built once.
+  const definitions = new Map(
+    [...o.methods.values()].map((m) => [
+      m.path,
+      {
+        path: m.path,
+        requestStream: true,
+        responseStream: true,
+        requestDeserialize: m.deserialize,
+        responseSerialize: m.serialize,
+      } as grpc.ServerMethodDefinition<unknown, unknown>,
+    ]),
+  );
   for (const h2 of found) {
     const grpcListener = h2.listeners('stream')[0] as StreamListener;
     h2.removeListener('stream', grpcListener);
@@ -82,13 +95,7 @@ export function installLeanServer(server: grpc.Server, o: LeanServerOptions): Le
       // grpc-js's idle-connection accounting (grpc.max_connection_idle_ms), when it has it.
       if (typeof onIdle === 'function') onIdle.call(server, stream);
       const base: grpc.ServerInterceptingCallInterface = new H2ServerCall(stream, headers, method, o.maxMessageBytes);
-      const definition = {
-        path: method.path,
-        requestStream: true,
-        responseStream: true,
-        requestDeserialize: method.deserialize,
-        responseSerialize: method.serialize,
-      } as grpc.ServerMethodDefinition<unknown, unknown>;
+      const definition = definitions.get(method.path)!;
       const call = interceptors.reduce((c, interceptor) => interceptor(definition, c), base);
       serveBidi(call, method);
     });
