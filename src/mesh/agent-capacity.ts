@@ -95,29 +95,67 @@ export class AgentCapacity {
   }
 }
 
-/** What a node reports of its agents: capacity per kind, and load averages over at most 64 agents (kept cheap). */
+/**
+ * What a node reports of its agents: capacity per kind, and load averages over
+ * at most 64 agents (kept cheap). The parent link reads the capacity twice per
+ * task at low rates to judge whether a summary is due (summary-pacer.ts), and
+ * the averages only for a summary that goes out: they are taken when read.
+ */
 export function subtreeLoad(agents: ReadonlyMap<string, AgentSession>, cap: AgentCapacity): SubtreeLoad {
-  let cpu = 0;
-  let memory = 0;
-  let lat = 0;
-  let succ = 0;
-  let n = 0;
-  for (const s of agents.values()) {
-    if (n >= 64) break;
-    cpu += s.cpu;
-    memory += s.memory;
-    lat += s.latencyMs.value;
-    succ += s.success.value;
-    n++;
-  }
-  return {
-    capacity: cap.byKind,
-    largest: (kind) => cap.largest(kind),
-    speed: (kind, queued) => nodeSpeedGroups(agents, kind, queued),
-    healthyAgents: agents.size,
-    cpu: n ? cpu / n : 0,
-    memory: n ? memory / n : 0,
-    latencyEwmaMs: n ? lat / n : 0,
-    successEwma: n ? succ / n : 1,
-  };
+  return new NodeLoad(agents, cap);
 }
+
+class NodeLoad implements SubtreeLoad {
+  readonly capacity: ReadonlyMap<string, Capacity>;
+  readonly healthyAgents: number;
+  private avg: { cpu: number; memory: number; lat: number; succ: number } | undefined;
+
+  constructor(
+    private readonly agents: ReadonlyMap<string, AgentSession>,
+    private readonly cap: AgentCapacity,
+  ) {
+    this.capacity = cap.byKind;
+    this.healthyAgents = agents.size;
+  }
+
+  largest(kind: string): Largest {
+    return this.cap.largest(kind);
+  }
+
+  speed(kind: string, queued: number): ReturnType<typeof nodeSpeedGroups> {
+    return nodeSpeedGroups(this.agents, kind, queued);
+  }
+
+  get cpu(): number {
+    return this.averages().cpu;
+  }
+  get memory(): number {
+    return this.averages().memory;
+  }
+  get latencyEwmaMs(): number {
+    return this.averages().lat;
+  }
+  get successEwma(): number {
+    return this.averages().succ;
+  }
+
+  private averages(): { cpu: number; memory: number; lat: number; succ: number } {
+    if (this.avg) return this.avg;
+    let cpu = 0;
+    let memory = 0;
+    let lat = 0;
+    let succ = 0;
+    let n = 0;
+    for (const s of this.agents.values()) {
+      if (n >= 64) break;
+      cpu += s.cpu;
+      memory += s.memory;
+      lat += s.latencyMs.value;
+      succ += s.success.value;
+      n++;
+    }
+    return (this.avg = n ? { cpu: cpu / n, memory: memory / n, lat: lat / n, succ: succ / n } : NO_AGENTS);
+  }
+}
+
+const NO_AGENTS = Object.freeze({ cpu: 0, memory: 0, lat: 0, succ: 1 });

@@ -16,9 +16,10 @@ import { makeCandidate, type Candidate, type KindSlots } from '../policies/index
 import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, overLimit } from '../util/limits.js';
 import { ChildLink } from './child-link.js';
+import { childrenLoad } from './children-load.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
-import { notLeadingError, type Capacity, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
+import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
 import { planSteals, type StealView } from './steal.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -355,49 +356,7 @@ export class ChildLinks implements ChildSide {
   }
 
   load(_now: number): SubtreeLoad {
-    const capacity = new Map<string, Capacity>();
-    /** Per kind over the children: the roomiest agent's free slots and the biggest agent (docs/gang.md). */
-    const largest = new Map<string, { free: number; total: number }>();
-    const nodeFree = new Map<string, number>(); // the most free at one node below, per kind (gangs)
-    let healthyAgents = 0;
-    let cpu = 0;
-    let memory = 0;
-    let lat = 0;
-    let succ = 0;
-    let n = 0;
-    for (const link of this.links.values()) {
-      const s = link.summary;
-      if (!s || link.closed) continue;
-      n++;
-      healthyAgents += s.healthyAgents;
-      cpu += s.utilization?.cpu ?? 0;
-      memory += s.utilization?.memory ?? 0;
-      lat += s.latencyEwmaMs;
-      succ += s.successEwma;
-      for (const [kind, total] of link.total) {
-        let c = capacity.get(kind);
-        if (!c) capacity.set(kind, (c = { free: 0, total: 0, healthy: 0 }));
-        c.free += s.draining ? 0 : link.credits(kind);
-        c.total += total;
-        c.healthy += link.healthy.get(kind) ?? 0;
-        const big = link.largest(kind);
-        const m = largest.get(kind);
-        const free = s.draining ? 0 : big.free;
-        if (!s.draining) nodeFree.set(kind, Math.max(nodeFree.get(kind) ?? 0, link.nodeFree.get(kind) ?? 0));
-        if (!m) largest.set(kind, { free, total: big.total });
-        else largest.set(kind, { free: Math.max(m.free, free), total: Math.max(m.total, big.total) });
-      }
-    }
-    return {
-      capacity,
-      largest: (kind) => largest.get(kind) ?? { free: 0, total: 0 },
-      nodeFree: (kind) => nodeFree.get(kind) ?? 0,
-      healthyAgents,
-      cpu: n ? cpu / n : 0,
-      memory: n ? memory / n : 0,
-      latencyEwmaMs: n ? lat / n : 0,
-      successEwma: n ? succ / n : 1,
-    };
+    return childrenLoad(this.links.values());
   }
 
   closeAll(): void {

@@ -56,14 +56,14 @@ export class AgentUpdates {
    * only a rebuild will do: gone, or capped by a breaker). False: one could
    * not be taken in place, rebuild.
    */
-  apply(picker: Picker, candidate: (id: string) => Candidate | undefined, now: number): boolean {
+  apply(picker: Picker, candidate: (id: string, now: number) => Candidate | undefined, now: number): boolean {
     for (const id of this.touched) {
       const s = this.starting.get(id);
       if (s !== undefined) {
         if (now - s.sinceMs < STARTING_GRACE_MS) continue;
         this.starting.delete(id);
       }
-      const c = candidate(id);
+      const c = candidate(id, now);
       if (c === undefined || !picker.update!(c)) return false;
       this.touched.delete(id);
     }

@@ -166,13 +166,16 @@ export class Dispatcher {
     this.d.scheduler.defer(this.pumpNow);
   }
 
+  // An agent's candidate for getPicker's live updates (one closure, not one per pump); a breaker caps its target's
+  // credits (BreakerGate.apply): only a rebuild applies the cap.
+  private readonly fresh = (id: string, now: number): Candidate | undefined =>
+    this.breakers.limits(id) ? undefined : this.d.links.agents!.candidate!(id, now);
+
   private getPicker(now: number): Picker {
     const { agents, children } = this.d.links;
     const live = this.picker?.update !== undefined && agents?.candidate !== undefined;
-    // A breaker caps its target's credits (BreakerGate.apply): only a rebuild applies the cap.
-    const fresh = (id: string): Candidate | undefined =>
-      this.breakers.limits(id) ? undefined : agents!.candidate!(id, now);
-    if (live && !this.dirty && this.updates.pending && !this.updates.apply(this.picker!, fresh, now)) this.dirty = true;
+    if (live && !this.dirty && this.updates.pending && !this.updates.apply(this.picker!, this.fresh, now))
+      this.dirty = true;
     if (this.dirty || this.picker === undefined || (!live && now - this.builtMs >= PICKER_REFRESH_MS)) {
       const cands = agents ? agents.candidates(now) : children ? children.candidates(now) : [];
       agents?.versions.observe(cands); // which sides of each version ramp have usable agents here

@@ -16,14 +16,16 @@
 // summary + 1), so they are held and written just before the next summary (or
 // once MAX_HELD_ACKS pile up); nacks, which return credit, go at once.
 import type { DispatchAck, KindCapacity, Summary } from '../gen/meshlb/v1/link.js';
-import { capacitySignature, creditOf, type Summarizer } from './summary.js';
+import { creditOf, sameShape, type Summarizer } from './summary.js';
 
 /** Accepted acks held back at most this many before they are written anyway. */
 const MAX_HELD_ACKS = 256;
 
 export class SummaryPacer {
   private seq = 0;
-  private lastSig = '';
+  /** The kinds of the last summary sent, and whether the cell was draining then (undefined: none on this stream). */
+  private lastKinds: readonly KindCapacity[] | undefined;
+  private lastDraining = false;
   /** Per kind: free slots in our last summary, and dispatches we accepted since (the parent's view). */
   private readonly reportedFree = new Map<string, number>();
   private readonly acceptedSince = new Map<string, number>();
@@ -37,7 +39,7 @@ export class SummaryPacer {
   /** A parent welcomed a new stream: the next flush carries a summary, whatever changed. */
   welcomed(): void {
     this.due = true;
-    this.lastSig = '';
+    this.lastKinds = undefined;
   }
 
   /** We accepted a dispatch of `kind` from the parent: its ack waits for the next summary. */
@@ -79,12 +81,14 @@ export class SummaryPacer {
     // Judge from the kinds alone; the whole summary is built only when one goes out.
     const load = summaries.load(now);
     const kinds = summaries.kinds(load, now);
-    const sig = capacitySignature(kinds, summaries.draining);
-    if (!this.due && sig === this.lastSig && !this.parentViewOff(kinds)) return undefined;
+    const draining = summaries.draining;
+    const same = draining === this.lastDraining && sameShape(kinds, this.lastKinds);
+    if (!this.due && same && !this.parentViewOff(kinds)) return undefined;
     const s = summaries.build(this.seq + 1, now, selfAddress, load, kinds);
     this.seq++;
     this.due = false;
-    this.lastSig = sig;
+    this.lastKinds = s.kinds;
+    this.lastDraining = draining;
     this.lastSummaryMs = now;
     this.reportedFree.clear();
     this.acceptedSince.clear();

@@ -64,7 +64,8 @@ export class Summarizer {
 
   /**
    * Per kind the free and total slots this cell reports, sorted by kind: the
-   * part of a summary the parent link judges before deciding to send one.
+   * part of a summary the parent link judges before deciding to send one
+   * (twice per task at low rates, so the forecast fields wait for build).
    */
   kinds(load: SubtreeLoad, now = 0): KindCapacity[] {
     const cell = this.cell;
@@ -89,7 +90,6 @@ export class Summarizer {
       const queued = cell.queue.sizeOfKind(kind);
       const credit = draining ? 0 : Math.max(0, c.free - held + extra - queued);
       const free = Math.min(credit, c.total);
-      const f = forecasts?.forKind(kind);
       // For tasks of several slots (docs/gang.md): the roomiest agent's free slots, less what
       // waits here (it may go there first), and the biggest agent.
       const big = load.largest?.(kind);
@@ -104,8 +104,8 @@ export class Summarizer {
         healthyAgents: c.healthy,
         prefetchSlots: credit - free,
         preemptible: draining ? 0 : (cell.preemptor?.preemptible(kind, now) ?? 0),
-        forecastRate: f?.rate ?? 0,
-        forecastServiceMs: f?.serviceMs ?? 0,
+        forecastRate: 0, // filled in by build: the parent link judges without them
+        forecastServiceMs: 0,
         queued,
         largestFree,
         largestTotal: big ? big.total : c.total,
@@ -135,6 +135,9 @@ export class Summarizer {
     let free = 0;
     for (const k of kinds) {
       free += creditOf(k);
+      const f = cell.forecasts?.forKind(k.kind);
+      k.forecastRate = f?.rate ?? 0;
+      k.forecastServiceMs = f?.serviceMs ?? 0;
       // A node's agents by speed (node-completion.ts): only in a summary that goes out, as it costs O(agents).
       const g = cell.draining ? undefined : load.speed?.(k.kind, k.queued);
       if (g) {
@@ -168,13 +171,21 @@ export class Summarizer {
 export const creditOf = (k: KindCapacity): number => k.freeSlots + k.prefetchSlots;
 
 /**
- * The shape of a summary's capacity (kinds, totals, healthy agents, draining):
- * a change of it is always worth a summary. Free slots are judged separately
- * against the parent's view (parent-link.ts).
+ * The shape of a summary's capacity (kinds, totals, healthy agents, draining,
+ * whether a kind has attempts to preempt) is the same in `a` as in `b`, the
+ * kinds of the last summary sent (undefined: none since the stream opened): a
+ * change of it is always worth a summary. Free slots are judged separately
+ * against the parent's view (summary-pacer.ts). Compared field by field: it
+ * runs twice per task at low rates.
  */
-export function capacitySignature(kinds: readonly KindCapacity[], draining: boolean): string {
-  let sig = draining ? 'D' : '';
-  // Whether a kind has attempts to preempt, too: a parent holding a critical task learns it at once.
-  for (const k of kinds) sig += `${k.kind}:${k.totalSlots}/${k.healthyAgents}${k.preemptible > 0 ? '+' : ''};`;
-  return sig;
+export function sameShape(a: readonly KindCapacity[], b: readonly KindCapacity[] | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    // A kind gaining attempts to preempt, too: a parent holding a critical task learns it at once.
+    if (x.kind !== y.kind || x.totalSlots !== y.totalSlots || x.healthyAgents !== y.healthyAgents) return false;
+    if (x.preemptible > 0 !== y.preemptible > 0) return false;
+  }
+  return true;
 }

@@ -28,6 +28,52 @@ export interface ExplainSource {
   readonly subset?: ExplainSubset | undefined;
 }
 
+/** What a picker answers about member `pos` of its view `v` of a kind (BasePicker). */
+export interface ViewReads<V> {
+  id(v: V, pos: number): string;
+  ok(v: V, pos: number): boolean;
+  whyNot(v: V, pos: number): string;
+  score(v: V, pos: number, task: TaskInfo): number;
+  credits(v: V, pos: number): number;
+}
+
+/** An ExplainSource over one view, reused by a picker for each explanation (no closures per pick). */
+export class ViewSource<V> implements ExplainSource {
+  private v!: V;
+  private task!: TaskInfo;
+  size = 0;
+  chosen = -1;
+  subset: ExplainSubset | undefined;
+
+  constructor(private readonly reads: ViewReads<V>) {}
+
+  /** This source, now over `v` for `task` (explainView reads it synchronously). */
+  of(v: V, size: number, task: TaskInfo, chosen: number, subset: ExplainSubset | undefined): this {
+    this.v = v;
+    this.size = size;
+    this.task = task;
+    this.chosen = chosen;
+    this.subset = subset;
+    return this;
+  }
+
+  id(pos: number): string {
+    return this.reads.id(this.v, pos);
+  }
+  ok(pos: number): boolean {
+    return this.reads.ok(this.v, pos);
+  }
+  whyNot(pos: number): string {
+    return this.reads.whyNot(this.v, pos);
+  }
+  score(pos: number): number {
+    return this.reads.score(this.v, pos, this.task);
+  }
+  credits(pos: number): number {
+    return this.reads.credits(this.v, pos);
+  }
+}
+
 /** The members worth scoring for an explanation, and how many are eligible in all. */
 export interface ExplainSubset {
   /** Ascending positions; a superset of the best `limit` eligible members. */
@@ -81,15 +127,8 @@ export function explainView(
       if (top.length > want) top.pop();
     }
     if (sub !== undefined) eligible = sub.eligible;
-    const row = (p: number): ScoredCandidate => ({
-      id: src.id(p),
-      score: sign * key[p]!,
-      eligible: ok[p] === 1,
-      whyNot: ok[p] ? '' : src.whyNot(p),
-      credits: src.credits(p),
-    });
-    if (src.chosen >= 0) listed.push(row(src.chosen));
-    for (const p of top) listed.push(row(p));
+    if (src.chosen >= 0) listed.push(row(src, sign, src.chosen));
+    for (const p of top) listed.push(row(src, sign, p));
   }
   for (const c of cands) {
     const s = c.slots.get(task.kind);
@@ -98,6 +137,17 @@ export function explainView(
     if (listed.length < limit) listed.push({ id: c.id, score: NaN, eligible: false, whyNot: 'draining', credits: 0 });
   }
   return explained(rule, chosen, listed, total, eligible);
+}
+
+/** One listed member, from the scratch figures of the pass. */
+function row(src: ExplainSource, sign: number, p: number): ScoredCandidate {
+  return {
+    id: src.id(p),
+    score: sign * key[p]!,
+    eligible: ok[p] === 1,
+    whyNot: ok[p] ? '' : src.whyNot(p),
+    credits: src.credits(p),
+  };
 }
 
 /** Scratch for explainView, grown as needed (explanations are made one at a time, synchronously). */
@@ -122,16 +172,44 @@ function explained(
   total: number,
   eligible: number,
 ): Explanation {
-  const pick = listed[0]?.id === chosen ? listed[0] : undefined;
-  const rest = pick ? listed.slice(1) : listed;
-  return {
-    score: rule.score,
-    rule: rule.rule,
-    why: why(rule, pick, rest, eligible),
-    candidates: listed,
-    total,
-    eligible,
-  };
+  return new Explained(rule, chosen, listed, total, eligible);
+}
+
+/**
+ * An explanation whose sentence is worded when read: a cell records one per
+ * decision (dispatcher-trail.ts, up to 2,000 a second) and ExplainTask reads
+ * few of them, so the figures are kept and the words wait.
+ */
+class Explained implements Explanation {
+  readonly score: string;
+  readonly rule: string;
+  private worded: string | undefined;
+
+  constructor(
+    private readonly scoreRule: ScoreRule,
+    private readonly chosen: string,
+    readonly candidates: ScoredCandidate[],
+    readonly total: number,
+    readonly eligible: number,
+  ) {
+    this.score = scoreRule.score;
+    this.rule = scoreRule.rule;
+  }
+
+  get why(): string {
+    if (this.worded === undefined) {
+      const listed = this.candidates;
+      const pick = listed[0]?.id === this.chosen ? listed[0] : undefined;
+      this.worded = why(this.scoreRule, pick, pick ? listed.slice(1) : listed, this.eligible);
+    }
+    return this.worded;
+  }
+
+  /** As the plain object it stands for (logs, tests). */
+  toJSON(): Explanation {
+    const { score, rule, why, candidates, total, eligible } = this;
+    return { score, rule, why, candidates, total, eligible };
+  }
 }
 
 function why(rule: ScoreRule, pick: ScoredCandidate | undefined, rest: ScoredCandidate[], eligible: number): string {

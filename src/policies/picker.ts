@@ -14,7 +14,7 @@
 import { ContextRing, LOAD_BOUND, loadCap, contextPick } from './context.js';
 import { buildView, KindView, labelSet, wholeCredits } from './picker-view.js';
 import { bestFit, waitOrSpill } from './multi-slot.js';
-import { contextRule, explainView, NO_SCORE, type ExplainSubset } from './explain.js';
+import { contextRule, explainView, NO_SCORE, ViewSource, type ExplainSubset } from './explain.js';
 import { HELD, QUEUE_HELD } from './hold-back.js';
 import type { Candidate, ContextLookup, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
 
@@ -58,6 +58,14 @@ export abstract class BasePicker implements Picker {
   protected readonly cands: Candidate[];
   /** The draining ones (explain lists them; replaceCandidate never changes who drains). */
   private readonly drainingCands: readonly Candidate[];
+  /** What explain reads of a view (made once, not per call). */
+  private readonly explained = new ViewSource<KindView>({
+    id: (w, p) => this.candidateAt(w, p).id,
+    ok: (w, p) => this.ok(w, p),
+    whyNot: (w, p) => (!this.matches(w, p) ? this.mismatch(w, p) : 'full'),
+    score: (w, p, t) => this.scoreOf(w, p, t),
+    credits: (w, p) => this.avail(w, p),
+  });
   private need = 1; // slots the task being picked takes (TaskInfo.slots): credits a route needs and takes
 
   constructor(
@@ -282,16 +290,8 @@ export abstract class BasePicker implements Picker {
       if (subset !== undefined && cpos >= 0 && !subset.positions.includes(cpos)) {
         subset = { positions: [...subset.positions, cpos].sort((a, b) => a - b), eligible: subset.eligible };
       }
-      return explainView(rule, this.drainingCands, task, chosen, limit, {
-        subset,
-        size: v.members.length,
-        chosen: cpos,
-        id: (p) => this.candidateAt(v, p).id,
-        ok: (p) => this.ok(v, p),
-        whyNot: (p) => (!this.matches(v, p) ? this.mismatch(v, p) : 'full'),
-        score: (p) => this.scoreOf(v, p, task),
-        credits: (p) => this.avail(v, p),
-      });
+      const src = this.explained.of(v, v.members.length, task, cpos, subset);
+      return explainView(rule, this.drainingCands, task, chosen, limit, src);
     } finally {
       if (cpos >= 0) this.adjust(v, cpos, -this.need);
     }
