@@ -9,7 +9,7 @@
 // makes, so grpcurl never offers a method that answers UNIMPLEMENTED.
 //
 // The hot bidi streams (LEAN_METHODS: the link a parent serves its children,
-// the agent stream a node serves its agents) are served on the lean server
+// the agent stream a node serves its agents, a client's SubmitStream) are served on the lean server
 // transport by default (src/util/grpc-h2-server.ts, docs/mesh.md "Lean server
 // transport"): same port, same sessions, same interceptors, without grpc-js's
 // per-message layers. `transport: 'grpc-js'` (or MESHLB_SERVER_TRANSPORT)
@@ -27,8 +27,12 @@ import { reflectionServices } from './reflection.js';
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Streams per HTTP/2 connection: one agent-sim process multiplexes 5,000+ agents on one. */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
-/** The bidi methods the lean server transport serves: a cell's link to its parent, an agent's stream. */
-export const LEAN_METHODS: readonly string[] = ['/meshlb.v1.LinkService/Open', '/meshlb.v1.AgentService/Connect'];
+/** The bidi methods the lean server transport serves: a cell's link to its parent, an agent's stream, a client's submit stream. */
+export const LEAN_METHODS: readonly string[] = [
+  '/meshlb.v1.LinkService/Open',
+  '/meshlb.v1.AgentService/Connect',
+  '/meshlb.v1.TaskService/SubmitStream',
+];
 
 export interface ServiceEntry {
   definition: grpc.ServiceDefinition;

@@ -14,6 +14,9 @@
 //            error and sends nothing.
 //   end      end(trailers?) sends the status: OK, or the one an 'error' set,
 //            after the messages written before it.
+//   pause    pause() stops 'data' until resume(): the next message is not
+//            asked for, so what arrives waits in the call and HTTP/2 flow
+//            control holds the client (SubmitStream's bound, task-stream.ts).
 //   also     metadata, cancelled, getPeer, getDeadline, getHost, getPath,
 //            getAuthContext, getMetricsRecorder, sendMetadata.
 import * as grpc from '@grpc/grpc-js';
@@ -46,6 +49,9 @@ export class H2ServerDuplex extends EventEmitter {
   private needDrain = false;
   private ended = false;
   private pendingStatus: Status = { code: grpc.status.OK, details: 'OK' };
+  private paused = false;
+  /** A message was handed on while paused: the next one is asked for on resume. */
+  private readWanted = false;
 
   constructor(
     private readonly path: string,
@@ -83,6 +89,30 @@ export class H2ServerDuplex extends EventEmitter {
     this.ended = true;
     this.call.sendStatus({ ...this.pendingStatus, metadata: this.pendingStatus.metadata ?? trailers ?? null });
     return this;
+  }
+
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+
+  resume(): this {
+    this.paused = false;
+    if (this.readWanted) {
+      this.readWanted = false;
+      this.call.startRead();
+    }
+    return this;
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** After a message was handed on: ask for the next one, unless paused (then resume does). */
+  readNext(): void {
+    if (this.paused) this.readWanted = true;
+    else this.call.startRead();
   }
 
   get writableLength(): number {
@@ -155,7 +185,7 @@ export function serveBidi(call: Call, method: LeanMethod): void {
     },
     onReceiveMessage(msg) {
       duplex?.emit('data', msg);
-      call.startRead();
+      duplex?.readNext();
     },
     onReceiveHalfClose() {
       duplex?.emit('end');

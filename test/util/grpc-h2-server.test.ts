@@ -7,7 +7,8 @@
 // (grpc-message URI-encoded), trailers-only refusals, a message over the limit
 // read (from its header) or written (RESOURCE_EXHAUSTED), an undecodable one
 // (INTERNAL), grpc-timeout honoured (DEADLINE_EXCEEDED) or invalid (INTERNAL),
-// a client's reset seen by the handler as 'cancelled' then 'close'. On the
+// a client's reset seen by the handler as 'cancelled' then 'close', a handler
+// that pauses reading gets nothing more until it resumes. On the
 // lean path: writes to a client that does not read return false after 16
 // messages, their callbacks wait for the client's window, 'drain' follows; a
 // compressed-flag message on an identity call is refused (INTERNAL); a call
@@ -43,6 +44,8 @@ const welcome = (replicaId: string): OpenResponse =>
 /** What each call's handler saw, by the cell its first hello names. */
 const seen = new Map<string, string[]>();
 const flood = { writesTrue: 0, callbacks: 0, drained: false, lengthAtFalse: -1 };
+/** The 'pause' calls (one per transport), paused after their first message. */
+const pausedCalls: grpc.ServerDuplexStream<OpenRequest, OpenResponse>[] = [];
 
 /** The test LinkService: the first hello's cell says what to do. */
 function open(call: grpc.ServerDuplexStream<OpenRequest, OpenResponse>): void {
@@ -67,6 +70,13 @@ function open(call: grpc.ServerDuplexStream<OpenRequest, OpenResponse>): void {
       });
     }
     if (mode === 'big') call.write(welcome('y'.repeat(MAX)));
+    if (mode === 'pause') {
+      call.write(welcome(m.msg.value.replicaId));
+      if (!pausedCalls.includes(call)) {
+        call.pause();
+        pausedCalls.push(call);
+      }
+    }
     if (mode === 'flood') {
       const big = welcome('z'.repeat(8 * 1024));
       for (let i = 0; i < 64; i++) {
@@ -248,6 +258,22 @@ for (const transport of TRANSPORTS) {
       expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
       const b = await rawCall(address(), [], { keepOpen: true, headers: { 'grpc-timeout': 'soon' } }).done;
       expect(statusOf(b)).toEqual({ code: grpc.status.INTERNAL, details: 'Invalid grpc-timeout value "soon"' });
+    });
+
+    it('a handler that pauses gets no message until it resumes, then the rest in order', async () => {
+      pausedCalls.length = 0;
+      seen.delete('pause');
+      // Five messages in one write: the four after the first are at the server when the first is answered.
+      const all = Buffer.concat(Array.from({ length: 5 }, (_, i) => frameMessage(hello('pause', `p${i}`))));
+      const { req, done } = rawCall(address(), [all], { keepOpen: true });
+      await new Promise<void>((resolve) => req.once('data', () => resolve())); // p0 answered
+      expect(pausedCalls).toHaveLength(1);
+      expect(seen.get('pause')).toEqual(['data p0']);
+      pausedCalls[0]!.resume();
+      await waitFor(() => seen.get('pause')!.length === 5, { what: 'the rest read after resume' });
+      expect(seen.get('pause')).toEqual(['data p0', 'data p1', 'data p2', 'data p3', 'data p4']);
+      req.end();
+      await done;
     });
 
     it("a client's reset reaches the handler as 'cancelled' then 'close'", async () => {
