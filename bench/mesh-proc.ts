@@ -190,7 +190,10 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       out.counters = c.ledger.counters;
     }
     const node = [...started.values()].find((r) => r.cell.agents);
-    if (node) out.agentsConnected = node.cell.agents!.byId.size;
+    if (node) {
+      out.agentsConnected = node.cell.agents!.byId.size;
+      out.handshakes = node.cell.agents!.handshakes;
+    }
     let msgs = 0;
     let items = 0;
     for (const r of started.values()) {

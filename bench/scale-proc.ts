@@ -33,6 +33,7 @@ async function node(yaml: string, path: string): Promise<void> {
     }
     return {
       agentsConnected: agents?.byId.size ?? 0,
+      handshakes: agents?.handshakes,
       heartbeatIntervals: Object.fromEntries([...intervals].sort((a, b) => a[0] - b[0])),
       live: r.cell.ledger.liveCount,
     };
@@ -45,6 +46,26 @@ async function node(yaml: string, path: string): Promise<void> {
   rep.ready({ addresses: { [path]: r.address } });
 }
 
+/** What the agents of a process say of their streams: welcomed, given up for want of a Welcome, how the last ones ended. */
+function agentFigures(sims: readonly AgentSim[]): Record<string, unknown> {
+  let connected = 0;
+  let welcomeTimeouts = 0;
+  let connects = 0;
+  const last: Record<string, number> = {};
+  for (const sim of sims)
+    for (const a of sim.agents) {
+      if (a.state === 'connected') connected++;
+      welcomeTimeouts += a.stats.welcomeTimeouts;
+      connects += a.stats.connects;
+      const st = a.lastStatus;
+      if (st) {
+        const k = `${st.codeName}: ${st.details.slice(0, 60)}`;
+        last[k] = (last[k] ?? 0) + 1;
+      }
+    }
+  return { connected, welcomeTimeouts, connects, lastStatus: last };
+}
+
 /** Agents are started this many at a time, each group once the previous one is welcomed (or after 30 s). */
 const RAMP = 1000;
 
@@ -52,7 +73,7 @@ async function agentSim(address: string, n: number, prefix: string): Promise<voi
   // A node that gets thousands of hellos at once on a starved machine cuts the streams whose hello took
   // longer than its timeout to arrive; their reconnects keep the storm going. A ramp converges.
   const sims: AgentSim[] = [];
-  const rep = new ChildReporter(() => ({ connected: sims.reduce((k, s) => k + s.stats().connected, 0) }));
+  const rep = new ChildReporter(() => agentFigures(sims));
   rep.listen();
   rep.ready();
   for (let start = 0; start < n; start += RAMP) {

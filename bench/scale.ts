@@ -133,16 +133,49 @@ async function startSims(address: string, n: number, prefix: string): Promise<Pr
   return sims;
 }
 
-/** Wait until the node processes hold `n` agent streams in all (bounded); the seconds it took. */
-async function connected(nodes: Proc[], n: number, maxMs: number): Promise<{ agents: number; seconds: number }> {
+/**
+ * Wait until the node processes hold `n` agent streams in all (bounded); the seconds it took. Every 10 s
+ * it logs where the rest stand: streams awaiting their hello or first load at the nodes, and at the
+ * agents' side those welcomed, given up for want of a Welcome, and how their last streams ended.
+ */
+async function connected(
+  nodes: Proc[],
+  n: number,
+  maxMs: number,
+  sims: Proc[] = [],
+): Promise<{ agents: number; seconds: number }> {
   const t0 = Date.now();
   let agents: number;
+  let said = t0;
   for (;;) {
     const rs = await Promise.all(nodes.map((p) => p.report()));
     agents = rs.reduce((s, r) => s + ((r.agentsConnected as number) ?? 0), 0);
     if (agents >= n || Date.now() - t0 > maxMs) return { agents, seconds: round((Date.now() - t0) / 1000) };
+    if (Date.now() - said >= 10_000) {
+      said = Date.now();
+      log(`${round((said - t0) / 1000)} s: ${progress(rs, await Promise.all(sims.map((p) => p.report())))}`);
+    }
     await sleep(250);
   }
+}
+
+/** One line on a connect in progress, from the nodes' and the agent-sims' reports. */
+function progress(nodes: Record<string, unknown>[], sims: Record<string, unknown>[]): string {
+  const sum = (rs: Record<string, unknown>[], f: (r: Record<string, unknown>) => number): number =>
+    rs.reduce((s, r) => s + (f(r) || 0), 0);
+  const hs = (r: Record<string, unknown>) =>
+    (r.handshakes as { pending: number; unheard: number } | undefined) ?? { pending: 0, unheard: 0 };
+  const last: Record<string, number> = {};
+  for (const r of sims)
+    for (const [k, v] of Object.entries((r.lastStatus as Record<string, number>) ?? {})) last[k] = (last[k] ?? 0) + v;
+  const top = Object.entries(last)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 4);
+  return (
+    `nodes hold ${sum(nodes, (r) => r.agentsConnected as number)} (${sum(nodes, (r) => hs(r).pending)} awaiting a hello, ` +
+    `${sum(nodes, (r) => hs(r).unheard)} a first load); agents welcomed ${sum(sims, (r) => r.connected as number)}, ` +
+    `welcome timeouts ${sum(sims, (r) => r.welcomeTimeouts as number)}, last ends ${JSON.stringify(Object.fromEntries(top))}`
+  );
 }
 
 interface NodeRun {
@@ -170,7 +203,7 @@ async function nodeRun(n: number): Promise<NodeRun> {
   try {
     const address = m.addresses[NODE]!;
     sims.push(...(await startSims(address, n, `a${n}-`)));
-    const c = await connected([node], n, 60_000 + n * 5);
+    const c = await connected([node], n, 60_000 + n * 5, sims);
     log(`${c.agents}/${n} agents connected in ${c.seconds} s`);
     await sleep(1000); // every agent past its first load
     const cores = await idleCores([node, ...sims], IDLE_S);
@@ -278,7 +311,7 @@ async function meshRun(total: number): Promise<MeshRun> {
     for (const r of perNodeSims) if (r.status === 'fulfilled') sims.push(...r.value);
     const failed = perNodeSims.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    const c = await connected(nodes, total, 90_000 + total * 2);
+    const c = await connected(nodes, total, 90_000 + total * 2, sims);
     log(`${c.agents}/${total} agents connected in ${c.seconds} s`);
     const root = cells[0]!;
     await settled(root, 30_000);

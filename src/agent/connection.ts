@@ -42,6 +42,8 @@ export interface ConnectionStats {
   disconnects: number;
   messagesSent: number;
   heartbeatsSent: number;
+  /** Streams given up for want of a Welcome within welcomeTimeoutMs (a node in a connect storm, or a stream stuck on its connection). */
+  welcomeTimeouts: number;
   /** The interval loads go out at now: the Welcome's, lengthened by the node's HeartbeatChange (0 before a Welcome). */
   heartbeatIntervalMs: number;
 }
@@ -155,6 +157,7 @@ export class Connection {
     this.stats.messagesSent++;
     this.welcomeTimer = setTimeout(() => {
       if (this.call === call && !this.welcomed) {
+        this.stats.welcomeTimeouts++;
         this.opts.logger().warn({ address }, 'agent: no welcome in time, reconnecting');
         call.cancel();
       }

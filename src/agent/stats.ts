@@ -27,6 +27,7 @@ export function newAgentStats(): AgentStats {
     resultsDropped: 0,
     messagesSent: 0,
     heartbeatsSent: 0,
+    welcomeTimeouts: 0,
     heartbeatIntervalMs: 0,
     checkpointsSent: 0,
     checkpointsAccepted: 0,

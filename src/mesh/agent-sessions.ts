@@ -74,6 +74,11 @@ export class AgentSessions implements AgentSide {
     this.carry = new CarryOver(cell, this.capacity);
   }
 
+  /** Streams awaiting their hello, and sessions welcomed that have not spoken since (bench:scale reports them). */
+  get handshakes(): { pending: number; unheard: number } {
+    return { pending: this.hs.pending.size, unheard: this.hs.unheard };
+  }
+
   /** Carried attempts released by their result, and by a load. */
   get stats(): CarryOver['stats'] {
     return this.carry.stats;

@@ -22,6 +22,7 @@ function harness() {
     disconnects: 0,
     messagesSent: 0,
     heartbeatsSent: 0,
+    welcomeTimeouts: 0,
     heartbeatIntervalMs: 0,
   };
   const conn = new Connection(
