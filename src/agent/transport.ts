@@ -80,33 +80,62 @@ export function tlsConnectOptions(tls: NonNullable<CallerSecurity['tls']>): () =
 
 export interface H2AgentStreamsOptions extends LeanSetup {
   maxMessageBytes: number;
-  /** HTTP/2 connections per address, streams spread round-robin (an AgentChannelPool's `channels`; default 1). */
+  /** HTTP/2 connections per address at least, opened as streams need them (an AgentChannelPool's `channels`; default 1). */
   channels?: number;
+  /** Streams per connection at most (default STREAMS_PER_CONNECTION; lower when the server's SETTINGS say less). */
+  streamsPerConnection?: number;
   /** Where an address the lean client cannot dial goes (not host:port). */
   fallback: (address: string) => AgentCall;
+}
+
+/**
+ * Agent streams one pooled HTTP/2 connection carries at most before the pool opens another. A stream
+ * past the server's SETTINGS_MAX_CONCURRENT_STREAMS (a node's: 10,000) is not refused: it waits on its
+ * connection, its hello unsent, until another stream there ends, and its agent only times out waiting
+ * for a Welcome and opens another one on the same full connection (docs/mesh.md, Scale: 12,500 agents
+ * on one connection left 2,500 of them unwelcomed for good). Far below the node's limit, one lost
+ * connection also takes fewer agents with it.
+ */
+export const STREAMS_PER_CONNECTION = 1000;
+
+/**
+ * Which of `list` (connections with `openStreams`, `peerMaxStreams`) takes the next stream: the one with
+ * the fewest open, if it is below `cap` and below what its server allows; else -1 (open another).
+ */
+export function pickConnection(list: readonly { openStreams: number; peerMaxStreams: number }[], cap: number): number {
+  let best = -1;
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i]!;
+    if (c.openStreams >= Math.min(cap, c.peerMaxStreams)) continue;
+    if (best < 0 || c.openStreams < list[best]!.openStreams) best = i;
+  }
+  return best;
 }
 
 const encodeRequest = (m: ConnectRequest): Uint8Array => ConnectRequest.encode(m).finish();
 const decodeResponse = (b: Uint8Array): ConnectResponse => ConnectResponse.decode(b);
 
-/** Agent streams on the lean client: connections per address, shared by the streams opened here. */
+/**
+ * Agent streams on the lean client: connections per address, shared by the streams opened here, each
+ * stream on the least-loaded one with room (pickConnection), another connection opened when none has.
+ */
 export function h2AgentStreams(o: H2AgentStreamsOptions): AgentStreams {
   const channels = new Map<string, H2Channel[]>();
-  const next = new Map<string, number>();
   const n = Math.max(1, Math.floor(o.channels ?? 1));
+  const cap = Math.max(1, Math.floor(o.streamsPerConnection ?? STREAMS_PER_CONNECTION));
   const metadata: Record<string, string> = o.token !== undefined ? { authorization: `Bearer ${o.token}` } : {};
+  const channel = (address: string): H2Channel =>
+    new H2Channel({ address, maxMessageBytes: o.maxMessageBytes, ...(o.tls ? { tls: o.tls } : {}) });
   return {
     open(address) {
       if (!h2Target(address)) return o.fallback(address);
       let list = channels.get(address);
       if (!list) {
-        list = [];
-        for (let i = 0; i < n; i++)
-          list.push(new H2Channel({ address, maxMessageBytes: o.maxMessageBytes, ...(o.tls ? { tls: o.tls } : {}) }));
+        list = Array.from({ length: n }, () => channel(address));
         channels.set(address, list);
       }
-      const i = next.get(address) ?? 0;
-      next.set(address, (i + 1) % list.length);
+      let i = pickConnection(list, cap);
+      if (i < 0) i = list.push(channel(address)) - 1;
       return list[i]!.duplex(AgentServiceService.connect.path, encodeRequest, decodeResponse, metadata);
     },
     close() {

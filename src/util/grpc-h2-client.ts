@@ -60,6 +60,13 @@ export function h2Target(address: string): { host: string; port: number; authori
 
 /** One HTTP/2 connection to one address, opened at the first call; close() lets it go. */
 export class H2Channel {
+  /** Calls opened here that have not ended yet (a pool spreads its streams by it). */
+  openStreams = 0;
+  /**
+   * The server's SETTINGS_MAX_CONCURRENT_STREAMS once its SETTINGS came (Infinity before): streams past
+   * it wait on this connection, unsent, until others end.
+   */
+  peerMaxStreams = Number.POSITIVE_INFINITY;
   private session: ClientHttp2Session | undefined;
   private keepalive: NodeJS.Timeout | undefined;
   private closed = false;
@@ -105,6 +112,8 @@ export class H2Channel {
       return call;
     }
     call.attach(stream, () => this.session !== session || session.destroyed);
+    this.openStreams++;
+    call.once('status', () => this.openStreams--);
     return call;
   }
 
@@ -132,6 +141,10 @@ export class H2Channel {
     this.session = session;
     // Errors reach the streams (their 'error' and 'close'); the session must not throw them.
     session.on('error', () => undefined);
+    session.on('remoteSettings', (settings) => {
+      if (this.session === session && settings.maxConcurrentStreams !== undefined)
+        this.peerMaxStreams = settings.maxConcurrentStreams;
+    });
     session.on('close', () => {
       if (this.session === session) this.session = undefined;
       this.stopKeepalive();
