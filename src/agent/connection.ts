@@ -27,6 +27,7 @@ import {
 } from '../gen/meshlb/v1/agent.js';
 import type { Logger } from '../util/log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
+import { heartbeatWheel, type Beat } from './heartbeat-wheel.js';
 import { sampleLoad } from './load.js';
 import { h2AgentStreams, type AgentCall, type AgentStreams, type AgentTransport, type LeanSetup } from './transport.js';
 
@@ -104,7 +105,8 @@ export class Connection {
   private readonly ownClients = new Map<string, AgentServiceClient>();
   /** The lean client's connections, when the agent runs on it (addresses it cannot dial go to grpc-js). */
   private readonly lean: AgentStreams | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Its loads, on the process's shared heartbeat timer (heartbeat-wheel.ts). */
+  private readonly beat: Beat = { beat: () => this.sendLoad() };
   private reconnectTimer: NodeJS.Timeout | undefined;
   private welcomeTimer: NodeJS.Timeout | undefined;
 
@@ -278,20 +280,10 @@ export class Connection {
     this.beatEvery(h.intervalMs, Math.max(1, Math.floor(this.opts.random() * h.intervalMs)));
   }
 
-  /** Loads every `interval` ms, the first after `firstMs`. */
+  /** Loads every `interval` ms, the first after `firstMs`, on the process's shared heartbeat timer. */
   private beatEvery(interval: number, firstMs: number): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.stats.heartbeatIntervalMs = interval;
-    const every = (): void => {
-      this.heartbeatTimer = setInterval(() => this.sendLoad(), interval);
-      this.heartbeatTimer.unref();
-    };
-    if (firstMs === interval) return every();
-    this.heartbeatTimer = setTimeout(() => {
-      this.sendLoad();
-      every();
-    }, firstMs);
-    this.heartbeatTimer.unref();
+    heartbeatWheel.start(this.beat, interval, firstMs);
   }
 
   private onBroken(call: Call, s: StatusObject): void {
@@ -300,9 +292,9 @@ export class Connection {
     const wasWelcomed = this.welcomed;
     const wasLoaded = this.loaded;
     this.welcomed = this.loaded = false;
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    heartbeatWheel.stop(this.beat);
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
-    this.heartbeatTimer = this.welcomeTimer = undefined;
+    this.welcomeTimer = undefined;
     if (wasWelcomed && this.state !== 'closed') this.stats.disconnects++;
     this.peer.broken(s, wasWelcomed);
     // A replica that does not lead its node cell names the leader: go there next, soon, if it is
@@ -336,9 +328,9 @@ export class Connection {
   }
 
   private clearTimers(): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    heartbeatWheel.stop(this.beat);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
-    this.heartbeatTimer = this.reconnectTimer = this.welcomeTimer = undefined;
+    this.reconnectTimer = this.welcomeTimer = undefined;
   }
 }
