@@ -19,7 +19,8 @@ import type { BackoffOptions } from './backoff.js';
 import { Connection, type AgentState, type NodeMessage } from './connection.js';
 import { leanSetup, type AgentTransportOptions } from './transport.js';
 import { AgentCheckpoints } from './checkpoints.js';
-import { AgentContextSet } from './contexts.js';
+import { AgentContextSet, type ContextPort } from './contexts.js';
+import { RunTimes, type AgentSpeedOptions } from './speed.js';
 import { newAgentStats, type AgentStats } from './stats.js';
 import { codeName, isRefusal, notNodeCell, resultStatusName, streamStatus } from './events.js';
 import type { ResultStatusName, StreamStatus } from './events.js';
@@ -35,7 +36,7 @@ const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** After a drain's deadline, how long results (e.g. of aborted handlers) may still take to go out. */
 const DRAIN_FLUSH_GRACE_MS = 2000;
 
-export interface AgentOptions extends AgentTransportOptions {
+export interface AgentOptions extends AgentTransportOptions, AgentSpeedOptions {
   /** host:port of the node cell replica, or several to fail over across (tried in turn). */
   address: string | readonly string[];
   /** Unique within the node cell. */
@@ -86,9 +87,8 @@ export interface AgentOptions extends AgentTransportOptions {
 export interface AgentEvents {
   connected: [welcome: Welcome];
   /**
-   * A welcomed stream broke (the agent reconnects), or no address given is a node
-   * cell (they answer UNIMPLEMENTED): then the agent closes at once and start()
-   * rejects with the reason.
+   * A welcomed stream broke (the agent reconnects), or no address given is a node cell (they answer
+   * UNIMPLEMENTED): then the agent closes at once and start() rejects with the reason.
    */
   disconnected: [status: StreamStatus];
   /**
@@ -122,6 +122,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly executor: Executor;
   private readonly outbox: Outbox;
   private readonly checkpoints: AgentCheckpoints;
+  private readonly runTimes: RunTimes;
   private _draining = false;
   private drainPromise: Promise<void> | undefined;
   /** The last refusal logged: a node that keeps refusing is logged once, not at every retry. */
@@ -174,7 +175,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.outbox.start(t);
         if (this.listenerCount('taskStart') > 0) this.emit('taskStart', t);
       },
-      report: (r) => this.outbox.push(r),
+      report: (r) => this.outbox.push(this.runTimes.seen(r)),
       ended: (t, status) => {
         if (this.listenerCount('taskEnd') > 0) this.emit('taskEnd', t, status, resultStatusName(status));
         this.waiters.notify();
@@ -189,10 +190,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       log: () => this.logger(),
     });
     this.checkpoints = cps;
-    this.contexts = new AgentContextSet(
-      { connected: () => this.connection.welcomed, write: (m) => this.connection.write(m) },
-      opts.contexts,
-    );
+    const port: ContextPort = { connected: () => this.connection.welcomed, write: (m) => this.connection.write(m) };
+    this.contexts = new AgentContextSet(port, opts.contexts);
+    this.runTimes = new RunTimes(port, opts.expectedRunMs);
     this.executor.saver = (t, data, progress) => cps.save(t, data, progress);
     if (opts.tracer) this.executor.traceWith(opts.tracer);
     const connection = this.connection;
@@ -349,6 +349,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.outbox.reannounce(this.executor.running.values());
     this.connection.sendLoad();
     this.contexts.announce();
+    this.runTimes.announce();
     this.outbox.resume();
     this.logger().debug({ mesh: w.mesh, node: w.nodeCell, replica: w.replicaId, interval }, 'agent: connected');
     this.waiters.notify();

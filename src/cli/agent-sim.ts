@@ -23,6 +23,11 @@ export interface AgentSimOptions {
   serviceTimeMs?: number;
   /** Service time varies uniformly by +- this much, ms (default 0). */
   serviceJitterMs?: number;
+  /**
+   * The run time each agent declares to its node (AgentOptions.expectedRunMs), ms; the node places by it
+   * until it has measured the agent. Default: serviceTimeMs; 0 declares none (the node tries each agent).
+   */
+  expectedRunMs?: number;
   /** Fraction of attempts that fail with an ERROR (default 0). */
   failureRate?: number;
   /** Seed for service times, failures and reconnect jitter (default 1). */
@@ -99,6 +104,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
   const seed = opts.seed ?? 1;
   const mean = opts.serviceTimeMs ?? 0;
   const jitter = opts.serviceJitterMs ?? 0;
+  const declared = opts.expectedRunMs ?? mean;
   const failureRate = opts.failureRate ?? 0;
   const prefix = opts.idPrefix ?? 'sim';
   const labels = labelsRecord(opts.labels);
@@ -141,6 +147,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
       labels,
       slots,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      ...(declared > 0 ? { expectedRunMs: declared } : {}),
       random: seededRandom((seed * 7919 + i) >>> 0),
       openStream: pool.openStream,
       ...(opts.mesh ? { mesh: opts.mesh } : {}),

@@ -115,6 +115,13 @@ export class Ewma {
     this.value = initial;
   }
 
+  /** Stand in for a measure until the first add() (which replaces it); false once measured. */
+  prior(x: number): boolean {
+    if (this.seeded) return false;
+    this.value = x;
+    return true;
+  }
+
   add(x: number): void {
     if (!this.seeded) {
       this.value = x;

@@ -32,6 +32,7 @@ import {
   type Heartbeat,
 } from './agent-session.js';
 import { ContextHolders, contextsOverLimits } from './context-holders.js';
+import { speedRefusal, takeSpeed } from './agent-speed.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
@@ -151,6 +152,9 @@ export class AgentSessions implements AgentSide {
             if (bad) return fail(invalidArgument(bad), 'agent: contexts over limits');
             return this.contexts.apply(session.id, m.value);
           }
+          case 'speed':
+            if (!takeSpeed(session, m.value, cell)) fail(invalidArgument(speedRefusal(m.value)), 'agent: bad speed');
+            return;
         }
       } catch (err) {
         fail(err, 'agent: message handling failed');

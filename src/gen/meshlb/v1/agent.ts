@@ -51,7 +51,27 @@ export interface ConnectRequest {
      * holder before it asks the hash ring (docs/policies.md, context routing).
      */
     { $case: "contexts"; value: AgentContexts }
+    | //
+    /**
+     * How long a task runs here (measured by the agent, or declared): a node
+     * places by it until it has measured the agent itself.
+     */
+    { $case: "speed"; value: AgentSpeed }
     | undefined;
+}
+
+/**
+ * The agent's run time of a task, ms. The SDK sends it after each Welcome:
+ * the mean of its recent tasks' run times (kept across reconnects), else the
+ * figure its options declare; none when it knows neither. A node that has not
+ * measured the agent yet takes it as the agent's service time instead of
+ * trying the agent one task at a time (docs/policies.md, node-score).
+ */
+export interface AgentSpeed {
+  /** > 0; 0: unknown (the node keeps what it had). */
+  runMs: number;
+  /** From the agent's own recent tasks, not a declaration. */
+  measured: boolean;
 }
 
 export interface AgentContexts {
@@ -249,6 +269,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "contexts":
         AgentContexts.encode(message.msg.value, writer.uint32(2002).fork()).join();
         break;
+      case "speed":
+        AgentSpeed.encode(message.msg.value, writer.uint32(2322).fork()).join();
+        break;
     }
     return writer;
   },
@@ -314,6 +337,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.msg = { $case: "contexts", value: AgentContexts.decode(reader, reader.uint32()) };
             continue;
           }
+          case 290: {
+            if (tag !== 2322) {
+              break;
+            }
+
+            message.msg = { $case: "speed", value: AgentSpeed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -340,6 +371,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "checkpoint", value: TaskCheckpoint.fromJSON(object.checkpoint) }
         : isSet(object.contexts)
         ? { $case: "contexts", value: AgentContexts.fromJSON(object.contexts) }
+        : isSet(object.speed)
+        ? { $case: "speed", value: AgentSpeed.fromJSON(object.speed) }
         : undefined,
     };
   },
@@ -358,6 +391,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.checkpoint = TaskCheckpoint.toJSON(message.msg.value);
     } else if (message.msg?.$case === "contexts") {
       obj.contexts = AgentContexts.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "speed") {
+      obj.speed = AgentSpeed.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -404,7 +439,102 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "speed": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "speed", value: AgentSpeed.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseAgentSpeed(): AgentSpeed {
+  return { runMs: 0, measured: false };
+}
+
+export const AgentSpeed: MessageFns<AgentSpeed> = {
+  encode(message: AgentSpeed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runMs !== 0) {
+      writer.uint32(9).double(message.runMs);
+    }
+    if (message.measured !== false) {
+      writer.uint32(16).bool(message.measured);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentSpeed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentSpeed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.runMs = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.measured = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentSpeed {
+    return {
+      runMs: isSet(object.runMs)
+        ? globalThis.Number(object.runMs)
+        : isSet(object.run_ms)
+        ? globalThis.Number(object.run_ms)
+        : 0,
+      measured: isSet(object.measured) ? globalThis.Boolean(object.measured) : false,
+    };
+  },
+
+  toJSON(message: AgentSpeed): unknown {
+    const obj: any = {};
+    if (message.runMs !== 0) {
+      obj.runMs = floatToJson(message.runMs);
+    }
+    if (message.measured !== false) {
+      obj.measured = message.measured;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AgentSpeed>): AgentSpeed {
+    return AgentSpeed.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AgentSpeed>): AgentSpeed {
+    const message = createBaseAgentSpeed();
+    message.runMs = object.runMs ?? 0;
+    message.measured = object.measured ?? false;
     return message;
   },
 };
