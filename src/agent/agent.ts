@@ -349,7 +349,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.outbox.reannounce(this.executor.running.values());
     this.connection.sendLoad();
     this.contexts.announce();
-    this.runTimes.announce();
+    this.runTimes.announce(w);
     this.outbox.resume();
     this.logger().debug({ mesh: w.mesh, node: w.nodeCell, replica: w.replicaId, interval }, 'agent: connected');
     this.waiters.notify();

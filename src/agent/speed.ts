@@ -1,5 +1,5 @@
 // How long a task runs at this agent, told to its node (ConnectRequest.speed,
-// AgentSpeed) after every Welcome, so a node that has not measured the agent
+// AgentSpeed) after every Welcome from a node that takes it, so a node that has not measured the agent
 // yet (a node just started, a new leader, a reconnect to another replica)
 // places by it from the first task instead of trying the agent one task at a
 // time (docs/policies.md, node-score). The figure is the mean run time of the
@@ -7,6 +7,7 @@
 // the options declare (expectedRunMs); with neither, nothing is sent. While
 // connected the node measures the agent itself, so nothing more is sent.
 import { ResultStatus, type TaskResult } from '../gen/meshlb/v1/task.js';
+import type { Welcome } from '../gen/meshlb/v1/agent.js';
 import type { ContextPort } from './contexts.js';
 
 /** Weight of the newest run in the mean (the node's latency EWMA uses the same). */
@@ -48,10 +49,10 @@ export class RunTimes {
     return this.runs > 0 ? this.mean : this.declaredMs;
   }
 
-  /** After a Welcome: tell the node, when there is anything to tell. */
-  announce(): void {
+  /** After a Welcome: tell the node, when there is anything to tell and it takes it (an older node ends the stream). */
+  announce(w: Welcome): void {
     const runMs = this.runMs;
-    if (runMs > 0 && this.port.connected())
+    if (w.takesSpeed && runMs > 0 && this.port.connected())
       this.port.write({ msg: { $case: 'speed', value: { runMs, measured: this.runs > 0 } } });
   }
 }

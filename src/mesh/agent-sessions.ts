@@ -223,6 +223,7 @@ export class AgentSessions implements AgentSide {
           heartbeatTimeoutMs: hb.timeoutMs,
           maxMessageBytes: cell.settings.maxMessageBytes,
           maxCheckpointBytes: cell.settings.checkpointMaxBytes,
+          takesSpeed: true,
           mesh: this.mesh.name,
           meshId: this.mesh.id,
         },

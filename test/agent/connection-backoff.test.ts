@@ -75,6 +75,7 @@ function harness() {
           heartbeatTimeoutMs: 3000,
           maxMessageBytes: 0,
           maxCheckpointBytes: 0,
+          takesSpeed: false,
           mesh: '',
           meshId: '',
         },

@@ -4,10 +4,13 @@
 // latency EWMA only until the node's own first measurement.
 import { describe, expect, it } from 'vitest';
 import { RunTimes } from '../../src/agent/speed.js';
-import type { AgentSpeed, ConnectRequest } from '../../src/gen/meshlb/v1/agent.js';
+import type { AgentSpeed, ConnectRequest, Welcome } from '../../src/gen/meshlb/v1/agent.js';
 import { ResultStatus, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
+import { Agent } from '../../src/agent/index.js';
 import { Ewma, type AgentSession } from '../../src/mesh/agent-session.js';
 import { MAX_RUN_MS, speedRefusal, takeSpeed } from '../../src/mesh/agent-speed.js';
+import { dispatch, FakeNode } from '../helpers/fake-node.js';
+import { waitFor } from '../helpers/wait.js';
 
 function port(connected = true) {
   const sent: AgentSpeed[] = [];
@@ -20,6 +23,18 @@ function port(connected = true) {
   };
   return { p, sent };
 }
+
+const welcome = (takesSpeed = true): Welcome => ({
+  nodeCell: '/n',
+  replicaId: 'n#1',
+  heartbeatIntervalMs: 1000,
+  heartbeatTimeoutMs: 3000,
+  maxMessageBytes: 0,
+  mesh: '',
+  meshId: '',
+  maxCheckpointBytes: 0,
+  takesSpeed,
+});
 
 const result = (runMs: number, status = ResultStatus.RESULT_STATUS_OK): TaskResult => ({
   taskId: 't',
@@ -38,21 +53,22 @@ describe('RunTimes (agent side)', () => {
   it('announces the declared figure until it has run a task, then its own mean', () => {
     const { p, sent } = port();
     const rt = new RunTimes(p, 20);
-    rt.announce();
+    rt.announce(welcome());
     expect(sent).toEqual([{ runMs: 20, measured: false }]);
     rt.seen(result(100));
     rt.seen(result(50, ResultStatus.RESULT_STATUS_ERROR)); // a failure says nothing of the run time
     rt.seen(result(200));
-    rt.announce();
+    rt.announce(welcome());
     expect(sent[1]).toEqual({ runMs: 110, measured: true }); // 100, then 100 + 0.1 * (200 - 100)
   });
 
-  it('says nothing when it knows nothing, or while disconnected', () => {
+  it('says nothing when it knows nothing, to a node that does not take it, or while disconnected', () => {
     const { p, sent } = port();
-    new RunTimes(p, undefined).announce();
-    new RunTimes(p, 0).announce();
+    new RunTimes(p, undefined).announce(welcome());
+    new RunTimes(p, 0).announce(welcome());
+    new RunTimes(p, 30).announce(welcome(false)); // an older node would end the stream on it
     p.up = false;
-    new RunTimes(p, 30).announce();
+    new RunTimes(p, 30).announce(welcome());
     expect(sent).toEqual([]);
   });
 
@@ -94,5 +110,51 @@ describe('takeSpeed (node side)', () => {
     expect(s.latencyMs.value).toBe(0);
     takeSpeed(s, { runMs: 1e12, measured: false }, cell);
     expect(s.latencyMs.value).toBe(MAX_RUN_MS);
+  });
+});
+
+describe('an SDK agent and its node', () => {
+  it('declares its figure to a node that takes it, and its own mean after a reconnect', async () => {
+    const node = await FakeNode.start({ takesSpeed: true });
+    const agent = new Agent({ address: node.address, agentId: 'a1', slots: 2, expectedRunMs: 40 });
+    let open!: () => void;
+    agent.handle('k', () => new Promise<void>((r) => (open = r)));
+    try {
+      await agent.start();
+      const s1 = node.session('a1')!;
+      await waitFor(() => s1.speeds.length === 1, { what: 'the declared speed' });
+      expect(s1.speeds).toEqual([{ runMs: 40, measured: false }]);
+      s1.assign([dispatch('t1', 'k', 'x')]);
+      await waitFor(() => agent.inFlight === 1, { what: 't1 running' });
+      open();
+      const r = await waitFor(() => s1.resultFor('t1'), { what: 'the result of t1' });
+      s1.kill();
+      await waitFor(() => node.liveSessions().length === 1 && node.session('a1') !== s1, { what: 'a reconnect' });
+      const s2 = node.session('a1')!;
+      await waitFor(() => s2.speeds.length === 1, { what: 'the measured speed' });
+      expect(s2.speeds).toEqual([{ runMs: r.runMicros / 1000, measured: true }]);
+    } finally {
+      agent.close();
+      await node.stop();
+    }
+  });
+
+  it('sends nothing to a node that does not take it, and stays connected', async () => {
+    const node = await FakeNode.start();
+    const agent = new Agent({ address: node.address, agentId: 'a1', slots: 1, expectedRunMs: 40 }).handle(
+      'k',
+      () => {},
+    );
+    try {
+      await agent.start();
+      const s = node.session('a1')!;
+      s.assign([dispatch('t1', 'k', 'x')]); // a message after the welcome's, so anything sent with it has arrived
+      await waitFor(() => s.resultFor('t1'), { what: 'the result of t1' });
+      expect(s.speeds).toEqual([]);
+      expect(agent.state).toBe('connected');
+    } finally {
+      agent.close();
+      await node.stop();
+    }
   });
 });

@@ -16,6 +16,7 @@ import {
   AgentServiceService,
   type AgentHello,
   type AgentLoad,
+  type AgentSpeed,
   type CheckpointAck,
   type ConnectRequest,
   type ConnectResponse,
@@ -51,6 +52,8 @@ export interface FakeNodeOptions {
   maxCheckpointBytes?: number;
   /** Send a Welcome as soon as the hello arrives (default true). */
   autoWelcome?: boolean;
+  /** The Welcome's takes_speed (default false: the agent sends no AgentSpeed). */
+  takesSpeed?: boolean;
 }
 
 export class FakeAgentSession {
@@ -59,6 +62,7 @@ export class FakeAgentSession {
   readonly results: TaskResult[] = [];
   readonly started: TaskRef[] = [];
   readonly checkpoints: TaskCheckpoint[] = [];
+  readonly speeds: AgentSpeed[] = [];
   /** Messages carrying results (to check batching). */
   resultMessages = 0;
   messages = 0;
@@ -88,6 +92,7 @@ export class FakeAgentSession {
           mesh: '',
           meshId: '',
           maxCheckpointBytes: node.opts.maxCheckpointBytes ?? 1 << 20,
+          takesSpeed: node.opts.takesSpeed ?? false,
         },
       },
     });
@@ -302,6 +307,9 @@ export class FakeNode {
           break;
         case 'checkpoint':
           s.checkpoints.push(m.msg.value);
+          break;
+        case 'speed':
+          s.speeds.push(m.msg.value);
           break;
       }
     });

@@ -61,7 +61,8 @@ export interface ConnectRequest {
 }
 
 /**
- * The agent's run time of a task, ms. The SDK sends it after each Welcome:
+ * The agent's run time of a task, ms. The SDK sends it after each Welcome that
+ * says the node takes it (Welcome.takes_speed):
  * the mean of its recent tasks' run times (kept across reconnects), else the
  * figure its options declare; none when it knows neither. A node that has not
  * measured the agent yet takes it as the agent's service time instead of
@@ -201,6 +202,11 @@ export interface Welcome {
   meshId: string;
   /** The largest checkpoint data the node takes (bytes); 0: checkpoints are not supported. */
   maxCheckpointBytes: number;
+  /**
+   * The node takes AgentSpeed (ConnectRequest.speed). An older node ends the
+   * stream on a message it does not know, so an agent sends one only when set.
+   */
+  takesSpeed: boolean;
 }
 
 export interface Assignments {
@@ -1742,6 +1748,7 @@ function createBaseWelcome(): Welcome {
     mesh: "",
     meshId: "",
     maxCheckpointBytes: 0,
+    takesSpeed: false,
   };
 }
 
@@ -1770,6 +1777,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.maxCheckpointBytes !== 0) {
       writer.uint32(320).uint32(message.maxCheckpointBytes);
+    }
+    if (message.takesSpeed !== false) {
+      writer.uint32(2320).bool(message.takesSpeed);
     }
     return writer;
   },
@@ -1851,6 +1861,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.maxCheckpointBytes = reader.uint32();
             continue;
           }
+          case 290: {
+            if (tag !== 2320) {
+              break;
+            }
+
+            message.takesSpeed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1901,6 +1919,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.max_checkpoint_bytes)
         ? globalThis.Number(object.max_checkpoint_bytes)
         : 0,
+      takesSpeed: isSet(object.takesSpeed)
+        ? globalThis.Boolean(object.takesSpeed)
+        : isSet(object.takes_speed)
+        ? globalThis.Boolean(object.takes_speed)
+        : false,
     };
   },
 
@@ -1930,6 +1953,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.maxCheckpointBytes !== 0) {
       obj.maxCheckpointBytes = Math.round(message.maxCheckpointBytes);
     }
+    if (message.takesSpeed !== false) {
+      obj.takesSpeed = message.takesSpeed;
+    }
     return obj;
   },
 
@@ -1946,6 +1972,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.mesh = object.mesh ?? "";
     message.meshId = object.meshId ?? "";
     message.maxCheckpointBytes = object.maxCheckpointBytes ?? 0;
+    message.takesSpeed = object.takesSpeed ?? false;
     return message;
   },
 };
