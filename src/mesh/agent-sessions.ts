@@ -32,7 +32,7 @@ import {
   type Heartbeat,
 } from './agent-session.js';
 import { ContextHolders, contextsOverLimits } from './context-holders.js';
-import { speedRefusal, takeSpeed } from './agent-speed.js';
+import { measured, takeSpeed } from './agent-speed.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
@@ -153,8 +153,7 @@ export class AgentSessions implements AgentSide {
             return this.contexts.apply(session.id, m.value);
           }
           case 'speed':
-            if (!takeSpeed(session, m.value, cell)) fail(invalidArgument(speedRefusal(m.value)), 'agent: bad speed');
-            return;
+            return takeSpeed(session, m.value, cell, (why) => fail(invalidArgument(why), 'agent: bad speed'));
         }
       } catch (err) {
         fail(err, 'agent: message handling failed');
@@ -272,8 +271,7 @@ export class AgentSessions implements AgentSide {
       const cost = slotsOf(item.spec);
       this.capacity.slotsTaken(s, -cost);
       if (s.usable) cell.slotFreed(s.id, item.kind, cost);
-      s.latencyMs.add(now - item.sentMs);
-      s.success.add(r.status === ResultStatus.RESULT_STATUS_OK ? 1 : 0);
+      measured(s, now - item.sentMs, r.status === ResultStatus.RESULT_STATUS_OK);
       r.agentId = s.id;
       r.nodeCell = cell.path;
       cell.deliverResult(r, key);
@@ -307,8 +305,7 @@ export class AgentSessions implements AgentSide {
 
   cancel(agentId: string, ref: TaskRef, _why: string): void {
     const s = this.byId.get(agentId);
-    if (!s || s.dead) return;
-    if (s.assigned.has(routeKey(ref.taskId, ref.attempt))) s.sendCancel(ref);
+    if (s && !s.dead && s.assigned.has(routeKey(ref.taskId, ref.attempt))) s.sendCancel(ref);
   }
 
   /**
@@ -328,9 +325,7 @@ export class AgentSessions implements AgentSide {
   drainAgent(agentId: string, reason: string, migrateGraceMs?: number): AgentSession {
     const s = this.byId.get(agentId);
     if (!s || s.dead) throw notFound(`agent ${clip(agentId)} is not connected to ${this.cell.path}`);
-    this.capacity.account(s, -1);
-    s.draining = true;
-    this.capacity.account(s, 1);
+    this.capacity.update(s, () => (s.draining = true));
     s.sendDrain(reason, migrateGraceMs);
     this.changed();
     return s;

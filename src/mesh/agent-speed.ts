@@ -21,10 +21,21 @@ export function speedRefusal(m: AgentSpeed): string {
 
 /**
  * Agent `s`'s figure, as its service time while the node has measured none (the picker is told
- * at once). False: the figure is refused (speedRefusal), and the stream should end.
+ * at once); a refused one goes to `refuse` (the stream ends).
  */
-export function takeSpeed(s: AgentSession, m: AgentSpeed, cell: Pick<CellPort, 'agentChanged'>): boolean {
-  if (speedRefusal(m) !== '') return false;
+export function takeSpeed(
+  s: AgentSession,
+  m: AgentSpeed,
+  cell: Pick<CellPort, 'agentChanged'>,
+  refuse: (why: string) => void,
+): void {
+  const why = speedRefusal(m);
+  if (why !== '') return refuse(why);
   if (m.runMs > 0 && s.latencyMs.prior(Math.min(m.runMs, MAX_RUN_MS)) && s.usable) cell.agentChanged(s.id);
-  return true;
+}
+
+/** The node's own measure of an attempt of `s`: dispatch to result (ms), and whether it succeeded. */
+export function measured(s: AgentSession, ms: number, ok: boolean): void {
+  s.latencyMs.add(ms);
+  s.success.add(ok ? 1 : 0);
 }

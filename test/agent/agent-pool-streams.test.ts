@@ -42,6 +42,7 @@ async function node(): Promise<{ address: string; peers: Set<string> }> {
               heartbeatTimeoutMs: 180_000,
               maxMessageBytes: 0,
               maxCheckpointBytes: 0,
+              takesSpeed: false,
               mesh: '',
               meshId: '',
             },

@@ -137,6 +137,7 @@ describe('the shared heartbeat wheel', () => {
             heartbeatTimeoutMs: 3000,
             maxMessageBytes: 0,
             maxCheckpointBytes: 0,
+            takesSpeed: false,
             mesh: '',
             meshId: '',
           },

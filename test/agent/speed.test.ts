@@ -83,32 +83,36 @@ describe('takeSpeed (node side)', () => {
   function session() {
     const changed: string[] = [];
     const s = { id: 'a', latencyMs: new Ewma(0.1, 0), usable: true } as unknown as AgentSession;
-    return { s, changed, cell: { agentChanged: (id: string) => void changed.push(id) } };
+    const refused: string[] = [];
+    const take = (m: AgentSpeed): void =>
+      takeSpeed(s, m, { agentChanged: (id: string) => void changed.push(id) }, (why) => void refused.push(why));
+    return { s, changed, refused, take };
   }
 
   it('stands in for the latency EWMA until the first measurement replaces it', () => {
-    const { s, changed, cell } = session();
-    expect(takeSpeed(s, { runMs: 160, measured: false }, cell)).toBe(true);
+    const { s, changed, refused, take } = session();
+    take({ runMs: 160, measured: false });
     expect(s.latencyMs.value).toBe(160);
     expect(changed).toEqual(['a']);
     s.latencyMs.add(25); // the node's own first measurement: the figure goes entirely
     expect(s.latencyMs.value).toBe(25);
-    expect(takeSpeed(s, { runMs: 500, measured: true }, cell)).toBe(true); // later figures change nothing
+    take({ runMs: 500, measured: true }); // later figures change nothing
     expect(s.latencyMs.value).toBe(25);
     expect(changed).toEqual(['a']);
+    expect(refused).toEqual([]);
   });
 
   it('takes 0 as unknown, caps the figure, and refuses NaN, infinite or negative figures', () => {
-    const { s, changed, cell } = session();
-    expect(takeSpeed(s, { runMs: 0, measured: false }, cell)).toBe(true);
+    const { s, changed, refused, take } = session();
+    take({ runMs: 0, measured: false });
     expect(s.latencyMs.value).toBe(0);
     expect(changed).toEqual([]);
-    for (const runMs of [Number.NaN, Infinity, -5]) {
-      expect(takeSpeed(s, { runMs, measured: false }, cell)).toBe(false);
-      expect(speedRefusal({ runMs, measured: false })).toMatch(/finite number >= 0/);
-    }
+    for (const runMs of [Number.NaN, Infinity, -5]) take({ runMs, measured: false });
+    expect(refused).toHaveLength(3);
+    for (const why of refused) expect(why).toMatch(/speed.run_ms must be a finite number >= 0/);
+    expect(speedRefusal({ runMs: 1, measured: false })).toBe('');
     expect(s.latencyMs.value).toBe(0);
-    takeSpeed(s, { runMs: 1e12, measured: false }, cell);
+    take({ runMs: 1e12, measured: false });
     expect(s.latencyMs.value).toBe(MAX_RUN_MS);
   });
 });
