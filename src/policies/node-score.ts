@@ -1,8 +1,9 @@
 // Node tier: shortest expected delay over agents, from measured service time,
 // success rate, resources and occupied slots. Each eligible agent gets
 //   delay = T/p · (1 + cpu·u.cpu + memory·u.memory) · (1 + load·busy/slots)
-// T: the agent's latencyEwmaMs (an agent with none yet is assumed a little
-//    faster than the fastest measured one, so it gets tried, one task at a
+// T: the agent's latencyEwmaMs (until the node measures it, the run time the
+//    agent reports: src/mesh/agent-speed.ts; an agent with neither is assumed a
+//    little faster than the fastest known one, so it gets tried, one task at a
 //    time: see delay()); p: successEwma floored at minSuccess (a failed
 //    attempt is run again, so 1/p attempts per success); busy: its occupied
 //    slots of the kind, counting this picker's own routes (slots − credits).
