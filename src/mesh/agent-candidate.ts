@@ -7,6 +7,7 @@
 // makeCandidate's defaults and conversions.
 import type { Candidate, KindSlots, Label } from '../policies/index.js';
 import { heldByKind, type AgentSession } from './agent-session.js';
+import { latencyOf } from './agent-speed.js';
 
 /** `labels`: the agent's, as the node shows them (its version ramp's side among them: version-ramps.ts). */
 export function candidateOf(s: AgentSession, now: number, labels: readonly Label[]): Candidate {
@@ -30,7 +31,7 @@ export function candidateOf(s: AgentSession, now: number, labels: readonly Label
     queueDepth: 0,
     active: s.inFlight,
     utilization: { cpu: s.cpu, memory: s.memory, gpu: 0, network: 0 },
-    latencyEwmaMs: s.latencyMs.value,
+    latencyEwmaMs: latencyOf(s),
     successEwma: s.success.value,
     labels,
     summaryAgeMs: now - s.lastSeenMs,

@@ -10,6 +10,7 @@
 // slots, so the largest free block and the largest agent (what a task of N
 // slots needs: docs/gang.md) cost O(distinct values), not O(agents).
 import type { AgentSession } from './agent-session.js';
+import { latencyOf } from './agent-speed.js';
 import { nodeSpeedGroups } from './node-completion.js';
 import type { Capacity, SubtreeLoad } from './port.js';
 
@@ -150,7 +151,7 @@ class NodeLoad implements SubtreeLoad {
       if (n >= 64) break;
       cpu += s.cpu;
       memory += s.memory;
-      lat += s.latencyMs.value;
+      lat += latencyOf(s);
       succ += s.success.value;
       n++;
     }

@@ -107,19 +107,13 @@ export const carriedFrom = (item: WorkItem, confirmed: boolean): Carried => ({
 /** Exponentially weighted moving average, seeded by its first sample. */
 export class Ewma {
   value: number;
-  private seeded = false;
+  /** It has had a sample (until then `value` is the initial one). */
+  seeded = false;
   constructor(
     private readonly alpha: number,
     initial: number,
   ) {
     this.value = initial;
-  }
-
-  /** Stand in for a measure until the first add() (which replaces it); false once measured. */
-  prior(x: number): boolean {
-    if (this.seeded) return false;
-    this.value = x;
-    return true;
   }
 
   add(x: number): void {
@@ -204,6 +198,8 @@ export class AgentSession {
   heartbeat: Heartbeat;
   readonly success = new Ewma(0.1, 1);
   readonly latencyMs = new Ewma(0.1, 0);
+  /** Its own run time and the node's overhead, placed by until measured (agent-speed.ts). */
+  reported: { runMs: number; overhead: { readonly value: number } } | undefined = undefined;
   readonly batcher: StreamBatcher<ConnectResponse>;
 
   constructor(

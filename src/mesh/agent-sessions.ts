@@ -13,7 +13,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
-import { MeshFailure, ResultStatus } from '../gen/meshlb/v1/task.js';
+import { MeshFailure } from '../gen/meshlb/v1/task.js';
 import type { Candidate } from '../policies/index.js';
 import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
@@ -271,7 +271,7 @@ export class AgentSessions implements AgentSide {
       const cost = slotsOf(item.spec);
       this.capacity.slotsTaken(s, -cost);
       if (s.usable) cell.slotFreed(s.id, item.kind, cost);
-      measured(s, now - item.sentMs, r.status === ResultStatus.RESULT_STATUS_OK);
+      measured(s, now - item.sentMs, r, cell);
       r.agentId = s.id;
       r.nodeCell = cell.path;
       cell.deliverResult(r, key);

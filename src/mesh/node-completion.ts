@@ -6,6 +6,7 @@
 // to send one.
 import { speedGroups, type AgentFigures, type SpeedGroups } from '../policies/index.js';
 import { heldByKind, type AgentSession } from './agent-session.js';
+import { latencyOf } from './agent-speed.js';
 
 export function nodeSpeedGroups(
   agents: ReadonlyMap<string, AgentSession>,
@@ -22,7 +23,7 @@ function* figures(agents: ReadonlyMap<string, AgentSession>, kind: string): Gene
     // Several kinds share its slots: the kind's own credit, within the pool (agent-candidate.ts).
     const own = s.kinds.length === 1 ? free : Math.min(free, s.slots - (heldByKind(s).get(kind) ?? 0));
     yield {
-      latencyEwmaMs: s.latencyMs.value,
+      latencyEwmaMs: latencyOf(s),
       successEwma: s.success.value,
       cpu: s.cpu,
       memory: s.memory,

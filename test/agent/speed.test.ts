@@ -1,14 +1,15 @@
 // The agent's run-time report (src/agent/speed.ts): after each welcome, the
 // mean of its recent successful runs, else the declared figure, else nothing;
-// and the node's side (src/mesh/agent-speed.ts): a figure stands in for the
-// latency EWMA only until the node's own first measurement.
+// and the node's side (src/mesh/agent-speed.ts): a figure, plus the node's
+// own overhead per attempt, stands in for the latency EWMA until the node's
+// first measurement.
 import { describe, expect, it } from 'vitest';
 import { RunTimes } from '../../src/agent/speed.js';
 import type { AgentSpeed, ConnectRequest, Welcome } from '../../src/gen/meshlb/v1/agent.js';
 import { ResultStatus, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import { Agent } from '../../src/agent/index.js';
 import { Ewma, type AgentSession } from '../../src/mesh/agent-session.js';
-import { MAX_RUN_MS, speedRefusal, takeSpeed } from '../../src/mesh/agent-speed.js';
+import { latencyOf, MAX_RUN_MS, measured, speedRefusal, takeSpeed } from '../../src/mesh/agent-speed.js';
 import { dispatch, FakeNode } from '../helpers/fake-node.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -79,41 +80,60 @@ describe('RunTimes (agent side)', () => {
   });
 });
 
-describe('takeSpeed (node side)', () => {
-  function session() {
+describe('takeSpeed and measured (node side)', () => {
+  function node() {
     const changed: string[] = [];
-    const s = { id: 'a', latencyMs: new Ewma(0.1, 0), usable: true } as unknown as AgentSession;
     const refused: string[] = [];
-    const take = (m: AgentSpeed): void =>
-      takeSpeed(s, m, { agentChanged: (id: string) => void changed.push(id) }, (why) => void refused.push(why));
-    return { s, changed, refused, take };
+    const cell = { agentChanged: (id: string) => void changed.push(id) };
+    const session = (id: string) =>
+      ({
+        id,
+        latencyMs: new Ewma(0.1, 0),
+        success: new Ewma(0.1, 1),
+        usable: true,
+        dead: false,
+      }) as unknown as AgentSession;
+    const take = (s: AgentSession, m: AgentSpeed): void => takeSpeed(s, m, cell, (why) => void refused.push(why));
+    return { changed, refused, cell, session, take };
   }
 
-  it('stands in for the latency EWMA until the first measurement replaces it', () => {
-    const { s, changed, refused, take } = session();
-    take({ runMs: 160, measured: false });
-    expect(s.latencyMs.value).toBe(160);
-    expect(changed).toEqual(['a']);
-    s.latencyMs.add(25); // the node's own first measurement: the figure goes entirely
-    expect(s.latencyMs.value).toBe(25);
-    take({ runMs: 500, measured: true }); // later figures change nothing
-    expect(s.latencyMs.value).toBe(25);
-    expect(changed).toEqual(['a']);
+  it("places an agent by its report plus the node's overhead until the first measurement replaces it", () => {
+    const { changed, refused, cell, session, take } = node();
+    const fast = session('fast');
+    const slow = session('slow');
+    take(fast, { runMs: 20, measured: false });
+    take(slow, { runMs: 160, measured: false });
+    expect([latencyOf(fast), latencyOf(slow)]).toEqual([20, 160]); // no overhead known yet
+    expect(changed).toEqual(['fast', 'slow']);
+    changed.length = 0;
+    // The node's first measure of fast: 50 ms from dispatch to result for a 20 ms run, 30 of them its own.
+    measured(fast, 50, result(20), cell);
+    expect(latencyOf(fast)).toBe(50); // measured: the report is gone
+    expect(latencyOf(slow)).toBe(190); // 160 + 30: like with like
+    expect(changed).toEqual(['slow']); // the overhead moved (0 -> 30): the agents still on their report are re-read
+    changed.length = 0;
+    measured(fast, 52, result(20), cell); // 30 -> 30.2: within a fifth, nobody re-read
+    expect(changed).toEqual([]);
+    expect(latencyOf(slow)).toBeCloseTo(190.2, 6);
+    take(fast, { runMs: 500, measured: true }); // a report after a measurement changes nothing
+    expect(latencyOf(fast)).toBeCloseTo(50.2, 6);
+    expect(changed).toEqual([]);
     expect(refused).toEqual([]);
   });
 
   it('takes 0 as unknown, caps the figure, and refuses NaN, infinite or negative figures', () => {
-    const { s, changed, refused, take } = session();
-    take({ runMs: 0, measured: false });
-    expect(s.latencyMs.value).toBe(0);
+    const { changed, refused, session, take } = node();
+    const s = session('a');
+    take(s, { runMs: 0, measured: false });
+    expect(latencyOf(s)).toBe(0);
     expect(changed).toEqual([]);
-    for (const runMs of [Number.NaN, Infinity, -5]) take({ runMs, measured: false });
+    for (const runMs of [Number.NaN, Infinity, -5]) take(s, { runMs, measured: false });
     expect(refused).toHaveLength(3);
     for (const why of refused) expect(why).toMatch(/speed.run_ms must be a finite number >= 0/);
     expect(speedRefusal({ runMs: 1, measured: false })).toBe('');
-    expect(s.latencyMs.value).toBe(0);
-    take({ runMs: 1e12, measured: false });
-    expect(s.latencyMs.value).toBe(MAX_RUN_MS);
+    expect(latencyOf(s)).toBe(0);
+    take(s, { runMs: 1e12, measured: false });
+    expect(latencyOf(s)).toBe(MAX_RUN_MS);
   });
 });
 
