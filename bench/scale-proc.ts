@@ -8,9 +8,9 @@
 //                                  heartbeat intervals it gave them.
 //   agentsim NODE_ADDR N PREFIX    N agents of the agent SDK (startAgentSim, the code of
 //                                  `meshlb agent-sim`), 16 slots, kind `bench`, no-op
-//                                  handlers, heartbeating as the node says; started 1,000
-//                                  at a time (ids PREFIX<group>-<i>), each group once the
-//                                  previous one is welcomed.
+//                                  handlers, heartbeating as the node says; started on the
+//                                  parent's {cmd: 'go'}, 1,000 at a time (ids PREFIX<group>-<i>),
+//                                  each group once the previous one is welcomed.
 //
 // IPC as bench/lib/proc.ts (reset, report, count); it exits when the parent goes away.
 import { TaskState } from '../src/gen/meshlb/v1/task.js';
@@ -76,6 +76,8 @@ async function agentSim(address: string, n: number, prefix: string): Promise<voi
   const rep = new ChildReporter(() => agentFigures(sims));
   rep.listen();
   rep.ready();
+  // The parent says go once every agent-sim process is up, so starting processes does not compete with a storm.
+  await new Promise<void>((resolve) => process.on('message', (m: { cmd?: string }) => m?.cmd === 'go' && resolve()));
   for (let start = 0; start < n; start += RAMP) {
     const sim = startAgentSim({
       address,

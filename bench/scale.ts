@@ -117,7 +117,12 @@ async function idleCores(procs: Proc[], seconds: number): Promise<number[]> {
   return reports.map((r) => round3(r.cpuUs / r.wallUs));
 }
 
-/** Start agent-sim processes for `n` agents against `address` (at most PER_SIM each). */
+/** Their agents start connecting (each process holds them until told). */
+function go(sims: Proc[]): void {
+  for (const p of sims) p.child.send({ cmd: 'go' });
+}
+
+/** Start agent-sim processes for `n` agents against `address` (at most PER_SIM each); their agents wait for go(). */
 async function startSims(address: string, n: number, prefix: string): Promise<Proc[]> {
   const started = await Promise.allSettled(
     splitAgents(n, PER_SIM).map((k, i) =>
@@ -203,6 +208,7 @@ async function nodeRun(n: number): Promise<NodeRun> {
   try {
     const address = m.addresses[NODE]!;
     sims.push(...(await startSims(address, n, `a${n}-`)));
+    go(sims);
     const c = await connected([node], n, 60_000 + n * 5, sims);
     log(`${c.agents}/${n} agents connected in ${c.seconds} s`);
     await sleep(1000); // every agent past its first load
@@ -305,12 +311,14 @@ async function meshRun(total: number): Promise<MeshRun> {
     log(`idle with no agents: cells ${bare} cores`);
     const nodeCells = order.filter((c) => c.tier === 'node');
     const perNode = splitAgents(total, Math.ceil(total / nodeCells.length));
-    const perNodeSims = await Promise.allSettled(
-      nodeCells.map((c, i) => startSims(addr.get(c.path)!, perNode[i] ?? 0, `m${i}-`)),
-    );
-    for (const r of perNodeSims) if (r.status === 'fulfilled') sims.push(...r.value);
-    const failed = perNodeSims.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    // A node's agent-sims at a time, all of them before any agent connects: 24 processes compiling their
+    // sources at once, or while the first ones' agents storm, took over Proc.start's 60 s (00:04 and 00:08
+    // today, load 12-27).
+    const t0 = Date.now();
+    for (const [i, c] of nodeCells.entries())
+      sims.push(...(await startSims(addr.get(c.path)!, perNode[i] ?? 0, `m${i}-`)));
+    log(`${sims.length} agent-sim processes started in ${round((Date.now() - t0) / 1000)} s`);
+    go(sims);
     const c = await connected(nodes, total, 90_000 + total * 2, sims);
     log(`${c.agents}/${total} agents connected in ${c.seconds} s`);
     const root = cells[0]!;

@@ -160,20 +160,30 @@ export class H2Channel {
     let waiting: NodeJS.Timeout | undefined;
     const t = setInterval(() => {
       if (waiting || session.destroyed || !session.socket) return;
-      waiting = setTimeout(() => session.destroy(new Error('keepalive ping not answered')), within);
-      waiting.unref();
+      const timer = setTimeout(() => {
+        // Timers run before the event loop reads its sockets: after a stall of this process (a starved
+        // machine: docs/mesh.md, Scale) the answer may be in the socket, unread. Judge after this
+        // turn's reads (setImmediate runs after them), so a stall here does not cut a live peer and
+        // every stream on the connection with it.
+        setImmediate(() => {
+          if (waiting === timer && !session.destroyed) session.destroy(new Error('keepalive ping not answered'));
+        });
+      }, within);
+      timer.unref();
+      waiting = timer;
       let sent = false;
       try {
-        sent = session.ping((err) => {
-          clearTimeout(waiting);
-          waiting = undefined;
-          if (err && !session.destroyed) session.destroy(err);
+        sent = session.ping(() => {
+          clearTimeout(timer);
+          if (waiting === timer) waiting = undefined;
+          // An error here (a ping cancelled: the session closing, Node's limit of outstanding pings)
+          // says nothing of the peer: the timeout above judges it, the session's own close the rest.
         });
       } catch {
         // Not connected yet, or closing: the next round tries again.
       }
       if (!sent) {
-        clearTimeout(waiting);
+        clearTimeout(timer);
         waiting = undefined;
       }
     }, every);

@@ -10,7 +10,7 @@
 // an unreachable address (UNAVAILABLE), a silent peer (keepalive:
 // UNAVAILABLE) and cancel (CANCELLED).
 import * as grpc from '@grpc/grpc-js';
-import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { createServer, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -343,6 +343,32 @@ describe('the lean client against a raw HTTP/2 server', () => {
     expect(e.details).toBe('keepalive ping not answered');
     for (const s of sinks) s.destroy();
     await new Promise((r) => sink.close(r));
+  });
+
+  it('a ping that errors (cancelled) does not end the connection: only an unanswered one does', async () => {
+    handlers.set('hold', (s) => s.respond(ok));
+    const ch = new H2Channel({ address, maxMessageBytes: 1 << 20, keepaliveMs: 20, keepaliveTimeoutMs: 10_000 });
+    channels.push(ch);
+    const c = ch.duplex(PATH, enc, dec);
+    let ended = false;
+    c.on('status', () => (ended = true));
+    c.on('error', () => undefined);
+    c.write(hello('/a'));
+    await waitFor(() => streams.length > 0, { what: 'the stream at the server' });
+    // Every keepalive ping from now on comes back with the error Node gives a cancelled ping.
+    const session = (ch as unknown as { session: Http2Session }).session;
+    let pings = 0;
+    session.ping = ((cb: (err: Error | null, duration: number, payload: Buffer) => void) => {
+      pings++;
+      process.nextTick(() =>
+        cb(Object.assign(new Error('HTTP2 ping cancelled'), { code: 'ERR_HTTP2_PING_CANCEL' }), 0, Buffer.alloc(8)),
+      );
+      return true;
+    }) as Http2Session['ping'];
+    await waitFor(() => pings >= 5, { what: 'five keepalive rounds' });
+    expect(session.destroyed).toBe(false);
+    expect(ended).toBe(false);
+    c.cancel();
   });
 
   it('parses the addresses it can dial, and only those', () => {
