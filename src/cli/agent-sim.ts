@@ -25,7 +25,7 @@ export interface AgentSimOptions {
   serviceJitterMs?: number;
   /**
    * The run time each agent declares to its node (AgentOptions.expectedRunMs), ms; the node places by it
-   * until it has measured the agent. Default: serviceTimeMs; 0 declares none (the node tries each agent).
+   * until it has measured the agent. Default 0: none (the node tries each agent a task at a time).
    */
   expectedRunMs?: number;
   /** Fraction of attempts that fail with an ERROR (default 0). */
@@ -104,7 +104,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
   const seed = opts.seed ?? 1;
   const mean = opts.serviceTimeMs ?? 0;
   const jitter = opts.serviceJitterMs ?? 0;
-  const declared = opts.expectedRunMs ?? mean;
+  const declared = opts.expectedRunMs ?? 0;
   const failureRate = opts.failureRate ?? 0;
   const prefix = opts.idPrefix ?? 'sim';
   const labels = labelsRecord(opts.labels);

@@ -128,7 +128,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--labels <k=v,...>', 'agent labels', labels)
     .option('--service-time-ms <n>', 'mean simulated service time', num(0))
     .option('--service-jitter-ms <n>', 'uniform jitter added to the service time', num(0))
-    .option('--expected-run-ms <n>', 'run time the agents declare to the node until it measures them (0: none)', num(0))
+    .option('--expected-run-ms <n>', 'run time the agents declare to the node until it measures them', num(0))
     .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
     .option('--duration <s>', 'run this long, then drain and exit (default: until signalled)', num(0))
     .option('--id-prefix <p>', 'agent ids are <prefix>-<i>')
