@@ -3,7 +3,16 @@
 // from the processes' reports (bench/mesh-proc.ts): results counted and timed
 // by the home cell's ledger in `root`, CPU summed over every process.
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { Durability, Priority, TaskServiceClient, type TaskSpec } from '../../src/gen/meshlb/v1/task.js';
+import {
+  Durability,
+  Priority,
+  SubmitStreamRequest,
+  SubmitStreamResponse,
+  TaskServiceClient,
+  TaskServiceService,
+  type TaskSpec,
+} from '../../src/gen/meshlb/v1/task.js';
+import { H2Channel } from '../../src/util/grpc-h2-client.js';
 import { nowUs, stampPayload } from './clock.js';
 import type { LatencySummary } from './histogram.js';
 import type { Proc, Report } from './proc.js';
@@ -275,7 +284,19 @@ export async function paced(
   const cpu0 = process.cpuUsage();
   const n = Math.round(rate * seconds);
   let failed = 0;
-  const stream = client.submitStream();
+  // BENCH_CLIENT_TRANSPORT=http2: the paced SubmitStream on the lean client (src/util/grpc-h2-client.ts, the
+  // links' and agents' own) instead of grpc-js's: what a client would save on its side. Default grpc-js.
+  const channel =
+    process.env.BENCH_CLIENT_TRANSPORT === 'http2'
+      ? new H2Channel({ address: m.address, maxMessageBytes: 4 << 20 })
+      : undefined;
+  const stream = channel
+    ? channel.duplex(
+        TaskServiceService.submitStream.path,
+        (r: SubmitStreamRequest) => SubmitStreamRequest.encode(r).finish(),
+        (b) => SubmitStreamResponse.decode(b),
+      )
+    : client.submitStream();
   stream.on('data', (r: { item?: { code: number } }) => {
     if (r.item && r.item.code !== 0) failed++;
   });
@@ -311,6 +332,7 @@ export async function paced(
   const after = await reportAll(m);
   const c = process.cpuUsage(cpu0);
   client.close();
+  channel?.close();
   const names = [...m.cells.map((c) => c.name), 'agents'];
   return {
     rate,
