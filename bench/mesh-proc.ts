@@ -26,6 +26,7 @@
 // answers {type: 'report', ...} with counts, a latency summary and the CPU it
 // used since the reset. It exits when the IPC channel closes.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
 import { credentials } from '@grpc/grpc-js';
 import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
@@ -51,6 +52,26 @@ let lastUs = 0;
 let extra: () => Record<string, unknown> = () => ({});
 let wake0 = wakeups();
 let wait0 = runQueueWaitUs();
+
+/**
+ * Stalls of this process's event loop: GC pauses (V8's gc performance entries: young = scavenges, old =
+ * mark-compact, ms summed and the longest) and the loop's delay (perf_hooks' histogram, its p99 and max):
+ * what a task passing through waits for beside the CPU.
+ */
+const gc = { youngMs: 0, oldMs: 0, longestMs: 0, old: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as { detail?: { kind?: number } }).detail?.kind ?? 0;
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.youngMs += e.duration;
+    else {
+      gc.oldMs += e.duration;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.old++;
+    }
+    gc.longestMs = Math.max(gc.longestMs, e.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
 
 /** Time the main thread spent runnable but waiting for a CPU (Linux schedstat), µs; 0 elsewhere. */
 function runQueueWaitUs(): number {
@@ -107,6 +128,8 @@ function reset(): void {
   lastUs = 0;
   wake0 = wakeups();
   wait0 = runQueueWaitUs();
+  Object.assign(gc, { youngMs: 0, oldMs: 0, longestMs: 0, old: 0 });
+  loopDelay.reset();
 }
 
 function report(): Record<string, unknown> {
@@ -123,6 +146,14 @@ function report(): Record<string, unknown> {
     runQueueWaitUs: runQueueWaitUs() - wait0,
     wallUs: nowUs() - t0,
     lastUs,
+    stalls: {
+      gcYoungMs: Math.round(gc.youngMs),
+      gcOldMs: Math.round(gc.oldMs),
+      gcOld: gc.old,
+      gcLongestMs: Math.round(gc.longestMs * 10) / 10,
+      loopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100,
+      loopDelayMaxMs: Math.round(loopDelay.max / 1e4) / 100,
+    },
     ...extra(),
   };
 }
@@ -141,6 +172,17 @@ function listen(): void {
     process.exit(0);
   });
 }
+
+/** BENCH_LINGER_MS (and BENCH_LINGER_ITEMS): the cells' batcher linger (docs/mesh.md, "Batching"), for A/B runs. */
+const LINGER =
+  process.env.BENCH_LINGER_MS === undefined && process.env.BENCH_LINGER_ITEMS === undefined
+    ? undefined
+    : {
+        ...(process.env.BENCH_LINGER_MS !== undefined ? { lingerMs: Number(process.env.BENCH_LINGER_MS) } : {}),
+        ...(process.env.BENCH_LINGER_ITEMS !== undefined
+          ? { lingerMinItems: Number(process.env.BENCH_LINGER_ITEMS) }
+          : {}),
+      };
 
 async function cells(yaml: string, args: string[]): Promise<void> {
   const topology = parseTopology(yaml, '<bench>');
@@ -161,6 +203,7 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       replica: n ? Number(n) : 1,
       ...(fixed ? {} : { host: '127.0.0.1', port: 0 }),
       ...(dataDir ? { dataDir } : {}),
+      ...(LINGER ? { batcher: LINGER } : {}),
       ...(local || parentAddr || !fixed
         ? { parentAddresses: () => (local ? [local.address] : parentAddr ? [parentAddr] : []) }
         : {}),

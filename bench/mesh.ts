@@ -69,6 +69,9 @@ const ONLY = process.argv
 const runs = (phase: string): boolean => !ONLY || ONLY.includes(phase);
 /** --half-rate=N: the half-of-peak rate of (d) when (b) did not run (--only=paced); default half of (b)'s peak, else 1000. */
 const HALF_RATE = Number(process.argv.find((a) => a.startsWith('--half-rate='))?.slice(12) ?? 0);
+/** --sweep-rates=100,500: the sweep's fixed rates (default SWEEP_RATES; empty: half of peak alone), for A/B runs. */
+const SWEEP_ARG = process.argv.find((a) => a.startsWith('--sweep-rates='))?.slice(14);
+const SWEEP_FIXED = SWEEP_ARG === undefined ? SWEEP_RATES : SWEEP_ARG.split(',').filter(Boolean).map(Number);
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
 const TOPOLOGY = chainTopologyYaml({
@@ -261,8 +264,8 @@ async function main(): Promise<void> {
       }
       if (runs('paced') || runs('sweep')) {
         const peak = HALF_RATE ? 2 * HALF_RATE : multiTp.tasksPerSecond || 2000;
-        log(`(d) paced sweep: ${SWEEP_RATES.join(', ')} tasks/s and half of peak (${Math.round(peak / 2)})`);
-        sweepPoints = await sweep(multi, peak, QUICK, log);
+        log(`(d) paced sweep: ${SWEEP_FIXED.join(', ')} tasks/s and half of peak (${Math.round(peak / 2)})`);
+        sweepPoints = await sweep(multi, peak, QUICK, log, SWEEP_FIXED);
         pacedHalf = sweepPoints.find((p) => p.why !== 'fixed') ?? NO_PACED;
         log(
           `dispatch at ${pacedHalf.rate}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`,

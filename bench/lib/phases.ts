@@ -79,6 +79,8 @@ export interface MeshReport {
   wakeups: number[];
   runQueueWaitUs: number[];
   creditStalls: Record<string, number>;
+  /** Per cell process, then the agents: GC pauses and loop delay since the reset. */
+  stalls: unknown[];
 }
 
 export async function reportAll(m: Mesh): Promise<MeshReport> {
@@ -96,6 +98,7 @@ export async function reportAll(m: Mesh): Promise<MeshReport> {
     wakeups: [...cells.map((c) => c.wakeups), agents.wakeups],
     runQueueWaitUs: [...cells.map((c) => c.runQueueWaitUs), agents.runQueueWaitUs],
     creditStalls,
+    stalls: [...cells.map((c) => c.stalls), agents.stalls],
   };
 }
 
@@ -232,6 +235,8 @@ export interface Paced {
   messagesPerTask: Record<string, number>;
   /** Per process: share of its CPU time spent in the kernel (syscalls, wakeups). */
   systemCpuShare: Record<string, number>;
+  /** Per mesh process: GC pauses and event-loop delay during the phase (mesh-proc.ts, `stalls`). */
+  stalls: Record<string, unknown>;
 }
 
 export const NO_LAT: LatencySummary = {
@@ -260,6 +265,7 @@ export const NO_PACED: Paced = {
   runQueueWaitShare: {},
   messagesPerTask: {},
   systemCpuShare: {},
+  stalls: {},
 };
 
 /**
@@ -358,6 +364,7 @@ export async function paced(
         round((after.linkMessages[i]! - before.linkMessages[i]!) / Math.max(1, root.count)),
       ]),
     ),
+    stalls: Object.fromEntries(names.map((name, i) => [name, after.stalls[i]])),
     systemCpuShare: Object.fromEntries([
       ...m.cells.map((p, i) => [p.name, round(after.perCellSystem[i]! / Math.max(1, after.perCell[i]!))]),
       ['agents', round((after.agents.cpuSystemUs ?? 0) / Math.max(1, after.agents.cpuUs))],

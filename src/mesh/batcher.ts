@@ -5,23 +5,40 @@
 // them), splitting a lane into messages of at most maxBatchItems items and
 // about maxBatchBytes bytes.
 //
+// Linger (adaptive): a stream whose last message carried lingerMinItems items
+// or more and left less than lingerMs ago is busy, and more items are on the
+// way: its next flush waits until lingerMs after that message (a timer)
+// instead of going on the next turn, so under load a message carries what
+// lingerMs brings rather than what one turn did, and the writer and reader
+// each handle fewer messages. A quiet stream (a message of one item, or the
+// last one longer ago than lingerMs) flushes on the next turn as before: no
+// delay at low rates. Downstream of a lingering writer messages arrive at
+// least lingerMs apart, so a relay does not wait again. More than
+// maxBatchItems waiting ends the wait at once.
+//
 // Bounded: bytes handed to the stream whose write callback has not fired yet
 // are counted; past maxBufferedBytes the peer is not reading, and onOverflow
 // is called once (the owner closes the stream with RESOURCE_EXHAUSTED and
 // requeues what it held). Items are never dropped silently.
 import { NO_LINK, type LinkMeter } from './meter.js';
-import type { Scheduler } from './scheduler.js';
+import type { Scheduler, TimerHandle } from './scheduler.js';
 
 export interface BatcherOptions {
   readonly maxBatchItems: number;
   readonly maxBatchBytes: number;
   readonly maxBufferedBytes: number;
+  /** Longest a busy stream's flush waits after its previous message, ms (0 or absent: never waits). */
+  readonly lingerMs?: number;
+  /** A previous message of at least this many items marks the stream busy (default 2). */
+  readonly lingerMinItems?: number;
 }
 
 export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
   maxBatchItems: 512,
   maxBatchBytes: 1 << 20,
   maxBufferedBytes: 16 << 20,
+  lingerMs: 2,
+  lingerMinItems: 2,
 };
 
 export interface Lane<I, M> {
@@ -43,6 +60,17 @@ export class StreamBatcher<M> {
   private readonly flushNow = (): void => this.flush();
   private closed = false;
   private overflowed = false;
+  /** When the last flush wrote, on the scheduler's fine clock, and the items it wrote. */
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
+  private lastFlushItems = 0;
+  /** Items queued since the last flush, and the linger timer waiting to flush them. */
+  private queued = 0;
+  private lingering: TimerHandle | undefined;
+  /** While lingering, the one lane items were queued on (-1: none yet). */
+  private held = -1;
+  /** A linger ended by an item of another lane: the held lane's items, written first. */
+  private first = 0;
+  private firstItems: unknown[] | undefined;
   /** Bytes written to the stream whose write has not completed. */
   private unflushed = 0;
   /** Messages written (for tests and metrics). */
@@ -66,11 +94,17 @@ export class StreamBatcher<M> {
     return this.unflushed;
   }
 
-  /** Queue an item on lane `lane`; flushed on the next turn of the event loop. */
+  /** Queue an item on lane `lane`; flushed on the next turn of the event loop (or when a linger ends). */
   push(lane: number, item: unknown): void {
     if (this.closed) return;
     const pending = (this.pending ??= new Array<unknown[] | undefined>(this.lanes.length));
+    if (this.lingering !== undefined) {
+      if (this.held < 0) this.held = lane;
+      else if (lane !== this.held) this.endLinger();
+    }
     (pending[lane] ??= []).push(item);
+    // A message's worth waiting: no reason to wait for more.
+    if (++this.queued >= this.opts.maxBatchItems && this.lingering !== undefined) this.endLinger();
     this.schedule();
   }
 
@@ -78,31 +112,94 @@ export class StreamBatcher<M> {
   schedule(): void {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
+    const linger = this.opts.lingerMs ?? 0;
+    if (linger > 0 && this.lastFlushItems >= (this.opts.lingerMinItems ?? 2)) {
+      const wait = this.lastFlushAt + linger - this.fineNow();
+      const held = this.onlyLane();
+      if (wait > 0 && held !== undefined) {
+        this.held = held;
+        this.lingering = this.scheduler.setTimer(wait, this.flushNow);
+        return;
+      }
+    }
     this.scheduler.defer(this.flushNow);
+  }
+
+  /**
+   * Stop waiting: flush on the next turn. What the wait held (one lane's items, all pushed before anything
+   * else now queued) goes first, so the wait never lets a later item of an earlier lane overtake them.
+   */
+  private endLinger(): void {
+    this.lingering!.cancel();
+    this.lingering = undefined;
+    const items = this.held >= 0 ? this.pending?.[this.held] : undefined;
+    if (items !== undefined && items.length > 0) {
+      this.first = this.held;
+      this.firstItems = items;
+      this.pending![this.held] = undefined;
+    }
+    this.held = -1;
+    this.scheduler.defer(this.flushNow);
+  }
+
+  /** The one lane with items queued (-1: none), or undefined if several have. */
+  private onlyLane(): number | undefined {
+    const pending = this.pending;
+    let only = -1;
+    if (pending === undefined) return only;
+    for (let l = 0; l < pending.length; l++) {
+      if (pending[l] === undefined || pending[l]!.length === 0) continue;
+      if (only >= 0) return undefined;
+      only = l;
+    }
+    return only;
+  }
+
+  private fineNow(): number {
+    return this.scheduler.fineNow?.() ?? this.scheduler.now();
   }
 
   flush(): void {
     if (this.closed) return;
+    // Called early (a caller) or by the timer: no longer waiting; what beforeFlush pushes joins this flush.
+    this.lingering?.cancel();
+    this.lingering = undefined;
+    this.held = -1;
     // Still marked scheduled: what beforeFlush pushes goes out in this flush.
     this.beforeFlush?.();
     this.scheduled = false;
+    this.queued = 0;
+    const items0 = this.items;
+    const first = this.firstItems;
+    if (first !== undefined) {
+      this.firstItems = undefined;
+      this.writeLane(this.first, first);
+    }
     const pending = this.pending;
-    if (pending === undefined) return;
-    for (let l = 0; l < this.lanes.length; l++) {
-      const items = pending[l];
-      if (items === undefined || items.length === 0) continue;
-      const lane = this.lanes[l]!;
-      pending[l] = undefined;
-      let start = 0;
-      let bytes = 0;
-      for (let i = 0; i < items.length; i++) {
-        bytes += lane.sizeOf(items[i] as never);
-        const n = i - start + 1;
-        if (n >= this.opts.maxBatchItems || bytes >= this.opts.maxBatchBytes || i === items.length - 1) {
-          this.write(lane.wrap(items.slice(start, i + 1) as never[]), bytes, n);
-          start = i + 1;
-          bytes = 0;
-        }
+    if (pending !== undefined) {
+      for (let l = 0; l < this.lanes.length; l++) {
+        const items = pending[l];
+        if (items === undefined || items.length === 0) continue;
+        pending[l] = undefined;
+        this.writeLane(l, items);
+      }
+    }
+    this.lastFlushItems = this.items - items0;
+    if (this.lastFlushItems > 0) this.lastFlushAt = this.fineNow();
+  }
+
+  /** Items of lane `l` as messages of at most maxBatchItems items and about maxBatchBytes. */
+  private writeLane(l: number, items: unknown[]): void {
+    const lane = this.lanes[l]!;
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < items.length; i++) {
+      bytes += lane.sizeOf(items[i] as never);
+      const n = i - start + 1;
+      if (n >= this.opts.maxBatchItems || bytes >= this.opts.maxBatchBytes || i === items.length - 1) {
+        this.write(lane.wrap(items.slice(start, i + 1) as never[]), bytes, n);
+        start = i + 1;
+        bytes = 0;
       }
     }
   }
@@ -132,5 +229,8 @@ export class StreamBatcher<M> {
   close(): void {
     this.closed = true;
     this.pending = undefined;
+    this.firstItems = undefined;
+    this.lingering?.cancel();
+    this.lingering = undefined;
   }
 }

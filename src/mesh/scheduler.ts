@@ -22,6 +22,11 @@ export interface Scheduler {
   setTimer(delayMs: number, fn: () => void): TimerHandle;
   /** Call `fn` on a later turn, after the I/O already waiting (batching: one flush, one pump per turn). */
   defer(fn: () => void): void;
+  /**
+   * A monotonic clock in milliseconds with sub-millisecond resolution, for
+   * measuring short gaps (the batcher's linger); `now()` where absent.
+   */
+  fineNow?(): number;
 }
 
 /** Node's clock and timers. */
@@ -35,6 +40,7 @@ export const realScheduler: Scheduler = {
   defer(fn) {
     setImmediate(fn);
   },
+  fineNow: () => performance.now(),
 };
 
 /** Uniform [0, 1) from the platform: the default when no random source or seed is given. */

@@ -5,6 +5,7 @@ import { TimerWheel } from '../../src/mesh/wheel.js';
 import { ChildLink } from '../../src/mesh/child-link.js';
 import { DEFAULT_BATCHER_OPTIONS } from '../../src/mesh/batcher.js';
 import { realScheduler } from '../../src/mesh/scheduler.js';
+import { VirtualScheduler } from '../../src/mesh/virtual-scheduler.js';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
@@ -104,7 +105,7 @@ describe('StreamBatcher', () => {
     const b = new StreamBatcher(
       s,
       lanes,
-      { ...DEFAULT_BATCHER_OPTIONS, maxBufferedBytes: 500 },
+      { ...DEFAULT_BATCHER_OPTIONS, maxBufferedBytes: 500, lingerMs: 0 },
       realScheduler,
       () => overflows++,
     );
@@ -133,6 +134,125 @@ describe('StreamBatcher', () => {
     expect(s.written.map((m) => m.lane)).toEqual(['a', 'b']);
     await turn();
     expect(s.written).toHaveLength(2);
+  });
+});
+
+describe('StreamBatcher linger', () => {
+  const lanes = [{ wrap: (items: number[]) => ({ items }), sizeOf: () => 10 }];
+  const opts = { ...DEFAULT_BATCHER_OPTIONS, lingerMs: 2, lingerMinItems: 2, maxBatchItems: 50 };
+  const setup = () => {
+    const vs = new VirtualScheduler(1000);
+    const s = new FakeStream<{ items: number[] }>();
+    const b = new StreamBatcher(s, lanes, opts, vs, () => {});
+    const sizes = () => s.written.map((m) => m.items.length);
+    return { vs, s, b, sizes };
+  };
+
+  it('a quiet stream (one item a message) flushes on the next turn, never on a timer', () => {
+    const { vs, b, sizes } = setup();
+    for (let i = 0; i < 5; i++) {
+      b.push(0, i);
+      vs.runDeferred();
+      expect(vs.pendingTimers).toBe(0);
+      vs.advance(0.5);
+    }
+    expect(sizes()).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it('after a message of several items, what follows within lingerMs waits until lingerMs after it', () => {
+    const { vs, b, sizes } = setup();
+    b.push(0, 1);
+    b.push(0, 2);
+    vs.runDeferred(); // at 1000: [1, 2]
+    vs.advance(0.5);
+    b.push(0, 3);
+    vs.runDeferred();
+    expect(sizes()).toEqual([2]); // waiting, not sent on the next turn
+    vs.advance(1);
+    b.push(0, 4);
+    vs.runDeferred();
+    expect(sizes()).toEqual([2]);
+    vs.advance(0.4); // 1001.9: not yet
+    expect(sizes()).toEqual([2]);
+    vs.advance(0.1); // 1002: lingerMs after the first message
+    expect(sizes()).toEqual([2, 2]);
+  });
+
+  it('a busy stream whose last message left lingerMs ago or more flushes on the next turn', () => {
+    const { vs, b, sizes } = setup();
+    b.push(0, 1);
+    b.push(0, 2);
+    vs.runDeferred();
+    vs.advance(2);
+    b.push(0, 3);
+    vs.runDeferred();
+    expect(sizes()).toEqual([2, 1]);
+    expect(vs.pendingTimers).toBe(0);
+  });
+
+  it('a message worth of items waiting ends the wait on the next turn', () => {
+    const { vs, b, sizes } = setup();
+    b.push(0, 0);
+    b.push(0, 0);
+    vs.runDeferred();
+    for (let i = 0; i < 49; i++) b.push(0, i);
+    vs.runDeferred();
+    expect(sizes()).toEqual([2]);
+    b.push(0, 49);
+    vs.runDeferred();
+    expect(sizes()).toEqual([2, 50]);
+    expect(vs.pendingTimers).toBe(0);
+  });
+
+  it('an item of another lane ends the wait, and what the wait held goes first (push order kept)', () => {
+    const vs = new VirtualScheduler(1000);
+    const s = new FakeStream<{ lane: string; items: number[] }>();
+    const two = [
+      { wrap: (items: number[]) => ({ lane: 'control', items }), sizeOf: () => 10 },
+      { wrap: (items: number[]) => ({ lane: 'bulk', items }), sizeOf: () => 10 },
+    ];
+    const b = new StreamBatcher(s, two, opts, vs, () => {});
+    b.push(1, 1);
+    b.push(1, 2);
+    vs.runDeferred(); // a busy stream now
+    b.push(1, 3); // waits
+    vs.runDeferred();
+    b.push(1, 4);
+    vs.runDeferred();
+    expect(vs.pendingTimers).toBe(1);
+    b.push(0, 5); // the control item: next turn, after 3 and 4 that were queued before it
+    b.push(1, 6); // same turn as 5: lane order, as without a wait
+    vs.runDeferred();
+    expect(vs.pendingTimers).toBe(0);
+    expect(s.written.map((m) => `${m.lane}:${m.items.join(',')}`)).toEqual([
+      'bulk:1,2',
+      'bulk:3,4',
+      'control:5',
+      'bulk:6',
+    ]);
+  });
+
+  it('lingerMs 0 never waits; close() cancels a waiting flush and drops its items', () => {
+    const vs = new VirtualScheduler(0);
+    const s = new FakeStream<{ items: number[] }>();
+    const b = new StreamBatcher(s, lanes, { ...opts, lingerMs: 0 }, vs, () => {});
+    b.push(0, 1);
+    b.push(0, 2);
+    vs.runDeferred();
+    b.push(0, 3);
+    vs.runDeferred();
+    expect(s.written.map((m) => m.items.length)).toEqual([2, 1]);
+    const w = setup();
+    w.b.push(0, 1);
+    w.b.push(0, 2);
+    w.vs.runDeferred();
+    w.b.push(0, 3);
+    w.vs.runDeferred();
+    expect(w.vs.pendingTimers).toBe(1);
+    w.b.close();
+    expect(w.vs.pendingTimers).toBe(0);
+    w.vs.advance(10);
+    expect(w.sizes()).toEqual([2]);
   });
 });
 
