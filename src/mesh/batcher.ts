@@ -5,7 +5,7 @@
 // them), splitting a lane into messages of at most maxBatchItems items and
 // about maxBatchBytes bytes.
 //
-// Linger (adaptive): a stream whose last message carried lingerMinItems items
+// Linger (adaptive, opt-in: lingerMs > 0): a stream whose last message carried lingerMinItems items
 // or more and left less than lingerMs ago is busy, and more items are on the
 // way: its next flush waits until lingerMs after that message (a timer)
 // instead of going on the next turn, so under load a message carries what
@@ -37,7 +37,8 @@ export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
   maxBatchItems: 512,
   maxBatchBytes: 1 << 20,
   maxBufferedBytes: 16 << 20,
-  lingerMs: 2,
+  // Off until measured on a quiet machine (docs/mesh.md, "Half of peak"); BENCH_LINGER_MS turns it on in the bench.
+  lingerMs: 0,
   lingerMinItems: 2,
 };
 
