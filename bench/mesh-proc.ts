@@ -26,7 +26,7 @@
 // answers {type: 'report', ...} with counts, a latency summary and the CPU it
 // used since the reset. It exits when the IPC channel closes.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
 import { credentials } from '@grpc/grpc-js';
 import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
@@ -54,9 +54,9 @@ let wake0 = wakeups();
 let wait0 = runQueueWaitUs();
 
 /**
- * Stalls of this process's event loop: GC pauses (V8's gc performance entries: young = scavenges, old =
- * mark-compact, ms summed and the longest) and the loop's delay (perf_hooks' histogram, its p99 and max):
- * what a task passing through waits for beside the CPU.
+ * GC pauses of this process (V8's gc performance entries: young = scavenges, old = the rest, mark-compacts
+ * counted; ms summed and the longest): what a task passing through waits for beside the CPU. No loop-delay
+ * histogram: its timer would wake every process every few ms and change the wakeups measured.
  */
 const gc = { youngMs: 0, oldMs: 0, longestMs: 0, old: 0 };
 new PerformanceObserver((list) => {
@@ -70,8 +70,6 @@ new PerformanceObserver((list) => {
     gc.longestMs = Math.max(gc.longestMs, e.duration);
   }
 }).observe({ entryTypes: ['gc'] });
-const loopDelay = monitorEventLoopDelay({ resolution: 1 });
-loopDelay.enable();
 
 /** Time the main thread spent runnable but waiting for a CPU (Linux schedstat), µs; 0 elsewhere. */
 function runQueueWaitUs(): number {
@@ -129,7 +127,6 @@ function reset(): void {
   wake0 = wakeups();
   wait0 = runQueueWaitUs();
   Object.assign(gc, { youngMs: 0, oldMs: 0, longestMs: 0, old: 0 });
-  loopDelay.reset();
 }
 
 function report(): Record<string, unknown> {
@@ -151,8 +148,6 @@ function report(): Record<string, unknown> {
       gcOldMs: Math.round(gc.oldMs),
       gcOld: gc.old,
       gcLongestMs: Math.round(gc.longestMs * 10) / 10,
-      loopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100,
-      loopDelayMaxMs: Math.round(loopDelay.max / 1e4) / 100,
     },
     ...extra(),
   };

@@ -79,7 +79,7 @@ export interface MeshReport {
   wakeups: number[];
   runQueueWaitUs: number[];
   creditStalls: Record<string, number>;
-  /** Per cell process, then the agents: GC pauses and loop delay since the reset. */
+  /** Per cell process, then the agents: GC pauses since the reset. */
   stalls: unknown[];
 }
 
@@ -235,7 +235,7 @@ export interface Paced {
   messagesPerTask: Record<string, number>;
   /** Per process: share of its CPU time spent in the kernel (syscalls, wakeups). */
   systemCpuShare: Record<string, number>;
-  /** Per mesh process: GC pauses and event-loop delay during the phase (mesh-proc.ts, `stalls`). */
+  /** Per mesh process: GC pauses during the phase (mesh-proc.ts, `stalls`). */
   stalls: Record<string, unknown>;
 }
 
