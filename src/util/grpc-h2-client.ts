@@ -37,6 +37,7 @@ import { connect as netConnect, isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { Deframer, FrameError, frameMessage } from './grpc-frame.js';
+import { keepalive } from './h2-keepalive.js';
 
 export interface H2ChannelOptions {
   /** host:port (IPv6 as [addr]:port), optionally after `dns:` or `dns:///`. */
@@ -155,41 +156,7 @@ export class H2Channel {
 
   private startKeepalive(session: ClientHttp2Session): void {
     this.stopKeepalive();
-    const every = this.o.keepaliveMs ?? 10_000;
-    const within = this.o.keepaliveTimeoutMs ?? 20_000;
-    let waiting: NodeJS.Timeout | undefined;
-    const t = setInterval(() => {
-      if (waiting || session.destroyed || !session.socket) return;
-      const timer = setTimeout(() => {
-        // Timers run before the event loop reads its sockets: after a stall of this process (a starved
-        // machine: docs/mesh.md, Scale) the answer may be in the socket, unread. Judge after this
-        // turn's reads (setImmediate runs after them), so a stall here does not cut a live peer and
-        // every stream on the connection with it.
-        setImmediate(() => {
-          if (waiting === timer && !session.destroyed) session.destroy(new Error('keepalive ping not answered'));
-        });
-      }, within);
-      timer.unref();
-      waiting = timer;
-      let sent = false;
-      try {
-        sent = session.ping(() => {
-          clearTimeout(timer);
-          if (waiting === timer) waiting = undefined;
-          // An error here (a ping cancelled: the session closing, Node's limit of outstanding pings)
-          // says nothing of the peer: the timeout above judges it, the session's own close the rest.
-        });
-      } catch {
-        // Not connected yet, or closing: the next round tries again.
-      }
-      if (!sent) {
-        clearTimeout(timer);
-        waiting = undefined;
-      }
-    }, every);
-    t.unref();
-    this.keepalive = t;
-    session.once('close', () => clearTimeout(waiting));
+    this.keepalive = keepalive(session, this.o.keepaliveMs ?? 10_000, this.o.keepaliveTimeoutMs ?? 20_000);
   }
 
   private stopKeepalive(): void {
