@@ -24,6 +24,8 @@ export const MAX_RUN_MS = 3_600_000;
 const ALPHA = 0.1;
 /** The agents placed by a report are re-read when the overhead moved by this share since. */
 const REREAD_SHARE = 0.2;
+/** Sessions gone before their first result are swept out of the reported set from this size on (amortized O(1)). */
+const SWEEP_FLOOR = 1024;
 
 type Cell = Pick<CellPort, 'agentChanged'>;
 
@@ -33,6 +35,15 @@ class Overhead {
   private seeded = false;
   private told = 0;
   readonly reported = new Set<AgentSession>();
+  /** Sweep out the sessions gone since (never measured, never re-read) when the set reaches this. */
+  private sweepAt = SWEEP_FLOOR;
+
+  report(s: AgentSession): void {
+    this.reported.add(s);
+    if (this.reported.size < this.sweepAt) return;
+    for (const x of this.reported) if (x.dead) this.reported.delete(x);
+    this.sweepAt = Math.max(SWEEP_FLOOR, 2 * this.reported.size);
+  }
 
   add(ms: number, cell: Cell): void {
     this.value = this.seeded ? this.value + ALPHA * (ms - this.value) : ms;
@@ -46,9 +57,9 @@ class Overhead {
   }
 }
 
-/** One per node cell (its port), kept as long as the cell is. */
+/** One per node cell (its port), kept as long as the cell is; exported for tests. */
 const overheads = new WeakMap<object, Overhead>();
-function overheadOf(cell: Cell): Overhead {
+export function overheadOf(cell: Cell): Overhead {
   let o = overheads.get(cell);
   if (o === undefined) overheads.set(cell, (o = new Overhead()));
   return o;
@@ -75,7 +86,7 @@ export function takeSpeed(s: AgentSession, m: AgentSpeed, cell: Cell, refuse: (w
   if (!(m.runMs > 0) || s.latencyMs.seeded) return;
   const overhead = overheadOf(cell);
   s.reported = { runMs: Math.min(m.runMs, MAX_RUN_MS), overhead };
-  overhead.reported.add(s);
+  overhead.report(s);
   if (s.usable) cell.agentChanged(s.id);
 }
 

@@ -9,7 +9,7 @@ import type { AgentSpeed, ConnectRequest, Welcome } from '../../src/gen/meshlb/v
 import { ResultStatus, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import { Agent } from '../../src/agent/index.js';
 import { Ewma, type AgentSession } from '../../src/mesh/agent-session.js';
-import { latencyOf, MAX_RUN_MS, measured, speedRefusal, takeSpeed } from '../../src/mesh/agent-speed.js';
+import { latencyOf, MAX_RUN_MS, measured, overheadOf, speedRefusal, takeSpeed } from '../../src/mesh/agent-speed.js';
 import { dispatch, FakeNode } from '../helpers/fake-node.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -119,6 +119,16 @@ describe('takeSpeed and measured (node side)', () => {
     expect(latencyOf(fast)).toBeCloseTo(50.2, 6);
     expect(changed).toEqual([]);
     expect(refused).toEqual([]);
+  });
+
+  it('forgets agents gone before their first result (bounded however many come and go)', () => {
+    const { cell, session, take } = node();
+    for (let i = 0; i < 5000; i++) {
+      const s = session(`a${i}`);
+      take(s, { runMs: 20, measured: false });
+      (s as { dead: boolean }).dead = true; // gone before any result: nothing else removes it
+    }
+    expect(overheadOf(cell).reported.size).toBeLessThanOrEqual(1024);
   });
 
   it('takes 0 as unknown, caps the figure, and refuses NaN, infinite or negative figures', () => {
