@@ -19,6 +19,7 @@ import { annotateHelp } from './help.js';
 import { addTopologyCommands } from './topology-commands.js';
 import { load, withTelemetry } from './load.js';
 import { addSecurityCommands, callerSecurityFrom } from './security-flags.js';
+import { watchParent } from './parent-watch.js';
 
 export const EXIT_USAGE = 2;
 
@@ -404,13 +405,12 @@ export async function main(argv: string[]): Promise<number> {
 
 function isEntry(): boolean {
   const entry = process.argv[1];
-  if (!entry) return false;
-  return /(^|[\\/])(main\.(ts|js)|meshlb(\.js)?)$/.test(entry);
+  return entry !== undefined && /(^|[\\/])(main\.(ts|js)|meshlb(\.js)?)$/.test(entry);
 }
 
 if (isEntry()) {
-  // grpc-js logs some failures itself ("E No address added ..."), beside our one-line error;
-  // its own log stays available with GRPC_VERBOSITY, or with a debug log level.
+  watchParent(); // a child of `meshlb sim` stops with it (parent-watch.ts)
+  // grpc-js logs some failures itself ("E No address added ..."); GRPC_VERBOSITY or debug keeps them.
   if (process.env.GRPC_VERBOSITY === undefined && !wantsStack() && !process.argv.includes('debug'))
     process.env.GRPC_VERBOSITY = 'NONE';
   const code = await main(process.argv.slice(2));

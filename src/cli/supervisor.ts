@@ -2,8 +2,11 @@
 // and restart them (chaos), pause and resume them (a partition, as seen from
 // the others: the process stops answering without closing its sockets), and
 // tear everything down — on success, on error, on SIGINT/SIGTERM, and (kill -9
-// only, synchronously) when this process exits. Nothing is left running.
+// only, synchronously) when this process exits; when it is itself killed -9,
+// each child sees its parent pipe close and stops (parent-watch.ts). Nothing
+// is left running.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { PARENT_FD_ENV } from './parent-watch.js';
 
 export interface ProcSpec {
   name: string;
@@ -84,8 +87,9 @@ export class Supervisor {
     const { spec } = proc;
     const child = spawn(spec.command, spec.args, {
       cwd: spec.cwd,
-      env: spec.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // fd 3: a pipe the child watches, so it stops when this process dies (parent-watch.ts).
+      env: { ...(spec.env ?? process.env), [PARENT_FD_ENV]: '3' },
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
     proc.child = child;
     if (child.pid) this.everPids.push(child.pid);

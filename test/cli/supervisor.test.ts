@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Supervisor } from '../../src/cli/supervisor.js';
 import { waitFor } from '../helpers/wait.js';
 import { alive } from '../helpers/process.js';
@@ -110,5 +112,29 @@ describe('Supervisor', () => {
     sup.killAllSync();
     await p.exited;
     expect(alive(p.child.pid!)).toBe(false);
+  });
+
+  it('a child stops when its supervisor is killed -9 (its parent pipe closes)', async () => {
+    const host = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('./fixtures/orphan-host.ts', import.meta.url))],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    host.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    let childPid = 0;
+    try {
+      childPid = await waitFor(() => Number(out.split('\n')[0]) || undefined, {
+        timeoutMs: 30_000,
+        what: 'the child watching its parent pipe',
+      });
+      expect(alive(childPid)).toBe(true);
+      host.kill('SIGKILL');
+      // Without the pipe the child would live on, orphaned, until killed by hand.
+      await waitFor(() => !alive(childPid), { timeoutMs: 10_000, what: `child ${childPid} to stop` });
+    } finally {
+      if (host.exitCode === null) host.kill('SIGKILL');
+      if (childPid && alive(childPid)) process.kill(childPid, 'SIGKILL');
+    }
   });
 });
