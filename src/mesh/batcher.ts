@@ -37,8 +37,9 @@ export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
   maxBatchItems: 512,
   maxBatchBytes: 1 << 20,
   maxBufferedBytes: 16 << 20,
-  // Off until measured on a quiet machine (docs/mesh.md, "Half of peak"); BENCH_LINGER_MS turns it on in the bench.
-  lingerMs: 0,
+  // On: at half of peak it cut dispatch p99 in every quiet A/B pair, with no loss at 100 and
+  // 500/s, where messages carry one item and nothing waits (docs/mesh.md, "Half of peak").
+  lingerMs: 2,
   lingerMinItems: 2,
 };
 

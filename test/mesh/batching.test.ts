@@ -105,7 +105,7 @@ describe('StreamBatcher', () => {
     const b = new StreamBatcher(
       s,
       lanes,
-      { ...DEFAULT_BATCHER_OPTIONS, maxBufferedBytes: 500 },
+      { ...DEFAULT_BATCHER_OPTIONS, lingerMs: 0, maxBufferedBytes: 500 },
       realScheduler,
       () => overflows++,
     );

@@ -131,8 +131,8 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     vs,
     net,
     rng: rng.fork(),
-    // Odd seeds with the batcher's linger on (its waits and push order under faults), even seeds without (the default).
-    cellOptions: o.seed % 2 === 1 ? { ...SIM_CELL_OPTIONS, batcher: { lingerMs: 2 } } : SIM_CELL_OPTIONS,
+    // Odd seeds with the batcher's linger (the default: its waits and push order under faults), even seeds without.
+    cellOptions: { ...SIM_CELL_OPTIONS, batcher: { lingerMs: o.seed % 2 === 1 ? 2 : 0 } },
     raft,
     onCell: (r: SimReplica) => checker.attachLedger(r.id, r.cell.ledger),
     ...(o.cellLogLevel ? { logLevel: o.cellLogLevel } : {}),
