@@ -1,10 +1,11 @@
 // The one error type the client SDK throws: a gRPC status with the mesh's hints
 // (leader address, retry-after) lifted out of the trailers.
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { RETRY_AFTER_TRAILER } from '../util/errors.js';
 
 export const LEADER_ADDRESS_TRAILER = 'meshlb-leader-address';
 export const LEADER_TRAILER = 'meshlb-leader';
-export const RETRY_AFTER_TRAILER = 'meshlb-retry-after-ms';
+export { RETRY_AFTER_TRAILER };
 
 export class MeshClientError extends Error {
   /** gRPC status code (grpc-js `status`). */

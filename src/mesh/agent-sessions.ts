@@ -2,14 +2,13 @@
 //
 // Invariants:
 // - every session's assigned + carried stays within its slots (agent-session.ts);
-// - one live session per agent id: a second hello with a live id is refused
-//   with ALREADY_EXISTS on the new stream;
-// - an agent silent for its heartbeat timeout (heartbeatTimeoutMs, stretched
-//   with the number of agents: heartbeatFor in agent-session.ts; longer until its first load: agent-handshake.ts),
-//   or whose stream breaks, is dead: its attempts fail back to their homes at once as lost results, and what
-//   it held is remembered for its next session (agent-carry.ts);
-// - capacity per kind (free/total/healthy) is kept incrementally
-//   (agent-capacity.ts), so summaries and credits cost O(kinds), not O(agents).
+// - one live session per agent id: a second hello with a live id is refused (ALREADY_EXISTS, the new stream);
+// - an agent silent for its heartbeat timeout (heartbeatTimeoutMs, stretched with the number of agents:
+//   heartbeatFor in agent-session.ts; longer until its first load: agent-handshake.ts), or whose stream
+//   breaks, is dead: its attempts fail back to their homes at once as lost results, and what it held is
+//   remembered for its next session (agent-carry.ts);
+// - capacity per kind (free/total/healthy) is kept incrementally (agent-capacity.ts), so summaries and
+//   credits cost O(kinds), not O(agents).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
@@ -32,7 +31,7 @@ import {
   type Heartbeat,
 } from './agent-session.js';
 import { ContextHolders, contextsOverLimits } from './context-holders.js';
-import { measured, takeSpeed } from './agent-speed.js';
+import { Speeds } from './agent-speed.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
@@ -58,21 +57,21 @@ export class AgentSessions implements AgentSide {
   private lastSweepMs = 0;
   /** The last sweep came late and judged nobody (sweep). */
   private stallSkipped = false;
-  /** Instrumentation: the most attempts any agent held, relative to its slots (must stay <= 0). */
-  maxOverSlots = Number.NEGATIVE_INFINITY;
+  maxOverSlots = Number.NEGATIVE_INFINITY; // instrumentation: most attempts an agent held past its slots (<= 0)
   /** Agent ids an operator cordoned (the cell's replicated config): a session is cordoned from its hello on. */
   private cordons: ReadonlySet<string> = new Set();
   /** Version ramps (the cell's replicated config): candidates carry their side of each (version-ramps.ts). */
   readonly versions = new VersionRamps();
   /** Context keys the agents reported holding warm (context-holders.ts). */
   readonly contexts = new ContextHolders();
+  private readonly speeds: Speeds; // the agents' reported run times, the node's overhead (agent-speed.ts)
 
   constructor(
     private readonly cell: CellPort,
-    /** Named in the welcome; a hello naming another mesh (or another node cell) is refused. */
-    private readonly mesh: MeshIdentity,
+    private readonly mesh: MeshIdentity, // named in the welcome; a hello naming another mesh or node cell is refused
   ) {
     this.carry = new CarryOver(cell, this.capacity);
+    this.speeds = new Speeds(cell);
   }
 
   /** Streams awaiting their hello, and sessions welcomed that have not spoken since (bench:scale reports them). */
@@ -153,7 +152,7 @@ export class AgentSessions implements AgentSide {
             return this.contexts.apply(session.id, m.value);
           }
           case 'speed':
-            return takeSpeed(session, m.value, cell, (why) => fail(invalidArgument(why), 'agent: bad speed'));
+            return this.speeds.take(session, m.value, (why) => fail(invalidArgument(why), 'agent: bad speed'));
         }
       } catch (err) {
         fail(err, 'agent: message handling failed');
@@ -271,7 +270,7 @@ export class AgentSessions implements AgentSide {
       const cost = slotsOf(item.spec);
       this.capacity.slotsTaken(s, -cost);
       if (s.usable) cell.slotFreed(s.id, item.kind, cost);
-      measured(s, now - item.sentMs, r, cell);
+      this.speeds.measured(s, now - item.sentMs, r);
       r.agentId = s.id;
       r.nodeCell = cell.path;
       cell.deliverResult(r, key);
@@ -376,6 +375,7 @@ export class AgentSessions implements AgentSide {
       this.byId.delete(s.id);
       this.contexts.forget(s.id);
     }
+    this.speeds.forget(s);
     // Remember what it held: should it come back while these may still run, they hold its slots.
     this.carry.remember(s);
     const n = this.cell.agentLost(s.id, why);

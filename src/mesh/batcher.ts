@@ -5,7 +5,7 @@
 // them), splitting a lane into messages of at most maxBatchItems items and
 // about maxBatchBytes bytes.
 //
-// Linger (adaptive, opt-in: lingerMs > 0): a stream whose last message carried lingerMinItems items
+// Linger (adaptive; lingerMs > 0, 2 ms by default): a stream whose last message carried lingerMinItems items
 // or more and left less than lingerMs ago is busy, and more items are on the
 // way: its next flush waits until lingerMs after that message (a timer)
 // instead of going on the next turn, so under load a message carries what
@@ -65,8 +65,7 @@ export class StreamBatcher<M> {
   /** When the last flush wrote, on the scheduler's fine clock, and the items it wrote. */
   private lastFlushAt = Number.NEGATIVE_INFINITY;
   private lastFlushItems = 0;
-  /** Items queued since the last flush, and the linger timer waiting to flush them. */
-  private queued = 0;
+  /** The linger timer waiting to flush what is queued. */
   private lingering: TimerHandle | undefined;
   /** While lingering, the one lane items were queued on (-1: none yet). */
   private held = -1;
@@ -104,9 +103,10 @@ export class StreamBatcher<M> {
       if (this.held < 0) this.held = lane;
       else if (lane !== this.held) this.endLinger();
     }
-    (pending[lane] ??= []).push(item);
-    // A message's worth waiting: no reason to wait for more.
-    if (++this.queued >= this.opts.maxBatchItems && this.lingering !== undefined) this.endLinger();
+    const items = (pending[lane] ??= []);
+    items.push(item);
+    // A message's worth waiting (while lingering, only the held lane has items): no reason to wait for more.
+    if (this.lingering !== undefined && items.length >= this.opts.maxBatchItems) this.endLinger();
     this.schedule();
   }
 
@@ -115,7 +115,7 @@ export class StreamBatcher<M> {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
     const linger = this.opts.lingerMs ?? 0;
-    if (linger > 0 && this.lastFlushItems >= (this.opts.lingerMinItems ?? 2)) {
+    if (linger > 0 && this.lastFlushItems >= (this.opts.lingerMinItems ?? DEFAULT_BATCHER_OPTIONS.lingerMinItems!)) {
       const wait = this.lastFlushAt + linger - this.fineNow();
       const held = this.onlyLane();
       if (wait > 0 && held !== undefined) {
@@ -170,7 +170,6 @@ export class StreamBatcher<M> {
     // Still marked scheduled: what beforeFlush pushes goes out in this flush.
     this.beforeFlush?.();
     this.scheduled = false;
-    this.queued = 0;
     const items0 = this.items;
     const first = this.firstItems;
     if (first !== undefined) {

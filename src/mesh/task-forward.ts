@@ -32,7 +32,7 @@ import {
   type SubmitRequest,
   type SubmitResponse,
 } from '../gen/meshlb/v1/task.js';
-import { MeshError, resourceExhausted } from '../util/errors.js';
+import { MeshError, resourceExhausted, RETRY_AFTER_TRAILER } from '../util/errors.js';
 
 /** Request header marking a call a follower forwarded: the receiver never forwards it again. */
 export const FORWARDED_HEADER = 'meshlb-forwarded';
@@ -43,8 +43,6 @@ const MAX_FORWARD_MS = 30_000;
 
 const LEADER_TRAILER = 'meshlb-leader';
 const LEADER_ADDRESS_TRAILER = 'meshlb-leader-address';
-/** The trailer that carries a retry hint (ms) with UNAVAILABLE or RESOURCE_EXHAUSTED. */
-export const RETRY_AFTER_TRAILER = 'meshlb-retry-after-ms';
 
 /** Where a write goes: served here, or relayed to the leader named. */
 export type WriteRoute =

@@ -9,15 +9,13 @@
 // reading (HTTP/2 flow control then holds the client) until it catches up.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { SubmitBatchItem, SubmitStreamRequest, SubmitStreamResponse, TaskSpec } from '../gen/meshlb/v1/task.js';
-import { invalidArgument, toServiceError } from '../util/errors.js';
+import { invalidArgument, RETRY_AFTER_TRAILER, toServiceError } from '../util/errors.js';
 import { LIMITS } from '../util/limits.js';
 import { toMeshError } from '../util/raft-status.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
-import { leaderTrailers, RETRY_AFTER_TRAILER, type Cancellable, type WriteRoute } from './task-forward.js';
+import { leaderTrailers, type Cancellable, type WriteRoute } from './task-forward.js';
 import { validateSpec } from './task-validate.js';
-
-/** The unary trailer whose hint an item carries (retry_after_ms). */
 
 export interface SubmitStreamDeps {
   readonly home: Home;

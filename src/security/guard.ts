@@ -23,6 +23,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../util/log.js';
 import { clip, LIMITS } from '../util/limits.js';
+import { RETRY_AFTER_TRAILER } from '../util/errors.js';
 import { describeIdentity, identitiesOf, replicaOf, type ReplicaIdentity } from './identity.js';
 import { ANY_TENANT, describePrincipal, mayUseTenant, type Principal, type Role } from './principal.js';
 import { AUTHORIZATION } from './caller.js';
@@ -94,7 +95,6 @@ const OPEN_PREFIXES = [
   '/grpc.reflection.v1alpha.ServerReflection/',
 ];
 const FORWARDED_HEADER = 'meshlb-forwarded';
-const RETRY_AFTER_TRAILER = 'meshlb-retry-after-ms';
 
 export interface GuardOptions {
   readonly meshId: string;

@@ -37,9 +37,12 @@ export function notLeader(msg: string, leaderId: string, leaderAddress: string):
   });
 }
 
+/** The trailer that carries a retry hint (ms) with UNAVAILABLE or RESOURCE_EXHAUSTED. */
+export const RETRY_AFTER_TRAILER = 'meshlb-retry-after-ms';
+
 /** Saturated: the trailer `meshlb-retry-after-ms` says when to try again. */
 export function resourceExhausted(msg: string, retryAfterMs: number): MeshError {
-  return new MeshError(status.RESOURCE_EXHAUSTED, msg, { 'meshlb-retry-after-ms': String(retryAfterMs) });
+  return new MeshError(status.RESOURCE_EXHAUSTED, msg, { [RETRY_AFTER_TRAILER]: String(retryAfterMs) });
 }
 
 /**

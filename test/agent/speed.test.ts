@@ -9,7 +9,7 @@ import type { AgentSpeed, ConnectRequest, Welcome } from '../../src/gen/meshlb/v
 import { ResultStatus, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import { Agent } from '../../src/agent/index.js';
 import { Ewma, type AgentSession } from '../../src/mesh/agent-session.js';
-import { latencyOf, MAX_RUN_MS, measured, overheadOf, speedRefusal, takeSpeed } from '../../src/mesh/agent-speed.js';
+import { latencyOf, MAX_RUN_MS, speedRefusal, Speeds } from '../../src/mesh/agent-speed.js';
 import { dispatch, FakeNode } from '../helpers/fake-node.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -80,7 +80,7 @@ describe('RunTimes (agent side)', () => {
   });
 });
 
-describe('takeSpeed and measured (node side)', () => {
+describe('Speeds: take and measured (node side)', () => {
   function node() {
     const changed: string[] = [];
     const refused: string[] = [];
@@ -93,12 +93,14 @@ describe('takeSpeed and measured (node side)', () => {
         usable: true,
         dead: false,
       }) as unknown as AgentSession;
-    const take = (s: AgentSession, m: AgentSpeed): void => takeSpeed(s, m, cell, (why) => void refused.push(why));
-    return { changed, refused, cell, session, take };
+    const speeds = new Speeds(cell);
+    const take = (s: AgentSession, m: AgentSpeed): void => speeds.take(s, m, (why) => void refused.push(why));
+    const measured = (s: AgentSession, ms: number, r: TaskResult): void => speeds.measured(s, ms, r);
+    return { changed, refused, speeds, session, take, measured };
   }
 
   it("places an agent by its report plus the node's overhead until the first measurement replaces it", () => {
-    const { changed, refused, cell, session, take } = node();
+    const { changed, refused, session, take, measured } = node();
     const fast = session('fast');
     const slow = session('slow');
     take(fast, { runMs: 20, measured: false });
@@ -107,12 +109,12 @@ describe('takeSpeed and measured (node side)', () => {
     expect(changed).toEqual(['fast', 'slow']);
     changed.length = 0;
     // The node's first measure of fast: 50 ms from dispatch to result for a 20 ms run, 30 of them its own.
-    measured(fast, 50, result(20), cell);
+    measured(fast, 50, result(20));
     expect(latencyOf(fast)).toBe(50); // measured: the report is gone
     expect(latencyOf(slow)).toBe(190); // 160 + 30: like with like
     expect(changed).toEqual(['slow']); // the overhead moved (0 -> 30): the agents still on their report are re-read
     changed.length = 0;
-    measured(fast, 52, result(20), cell); // 30 -> 30.2: within a fifth, nobody re-read
+    measured(fast, 52, result(20)); // 30 -> 30.2: within a fifth, nobody re-read
     expect(changed).toEqual([]);
     expect(latencyOf(slow)).toBeCloseTo(190.2, 6);
     take(fast, { runMs: 500, measured: true }); // a report after a measurement changes nothing
@@ -122,13 +124,16 @@ describe('takeSpeed and measured (node side)', () => {
   });
 
   it('forgets agents gone before their first result (bounded however many come and go)', () => {
-    const { cell, session, take } = node();
+    const { changed, speeds, session, take, measured } = node();
     for (let i = 0; i < 5000; i++) {
       const s = session(`a${i}`);
       take(s, { runMs: 20, measured: false });
-      (s as { dead: boolean }).dead = true; // gone before any result: nothing else removes it
+      speeds.forget(s); // gone before any result, as AgentSessions.lost does
     }
-    expect(overheadOf(cell).reported.size).toBeLessThanOrEqual(1024);
+    expect(speeds.reported.size).toBeLessThanOrEqual(1024);
+    changed.length = 0;
+    measured(session('b'), 50, result(20)); // the overhead moves: nobody gone is re-read
+    expect(changed).toEqual([]);
   });
 
   it('takes 0 as unknown, caps the figure, and refuses NaN, infinite or negative figures', () => {
