@@ -12,8 +12,8 @@
 // Writes bench/results/two-speed-<time>.json and .txt (the table), prints the
 // table. Flags: --tasks=4000 --rate=800 --rounds=2 --policies=a,b,...
 // --quick (1,000 tasks, one round), --durability=none (no Raft log writes for the
-// tasks), --declared (the agents declare their mean service time: agent-sim
-// --expected-run-ms), --data-root=DIR (where the node's data dir goes), --max-load=L
+// tasks), --undeclared (the agents declare no run time: agent-sim --expected-run-ms 0;
+// by default agent-sim declares its mean service time), --data-root=DIR (where the node's data dir goes), --max-load=L
 // --max-wait=S (on a shared machine, start each run once the 1-minute load
 // average is at most L, waiting at most S seconds), --no-write. The table says
 // when the run's CPU share was raised (Linux autogroup nice: see docs/policies.md). Bounded: every
@@ -77,10 +77,10 @@ const SUBMIT_OPTIONS: Record<string, { sharedSubmit?: boolean; submitCoalesce?: 
   batch: { sharedSubmit: false },
 };
 /**
- * --declared: each agent declares its mean service time to the node (agent-sim --expected-run-ms),
- * so the cold node places by it instead of trying each agent a task at a time (docs/policies.md).
+ * agent-sim's agents declare their mean service time to the node (its default), so the cold node places by
+ * it instead of trying each agent a task at a time (docs/policies.md); --undeclared: they declare nothing.
  */
-const DECLARED = process.argv.includes('--declared');
+const UNDECLARED = process.argv.includes('--undeclared');
 /** Where the node's data dir goes (default the OS temp dir). */
 const DATA_ROOT = arg('data-root') ?? os.tmpdir();
 const DEFAULT_POLICY = 'node-score';
@@ -178,7 +178,7 @@ async function run(label: string, round: number, seed: number): Promise<RunFigur
           g.prefix,
           '--seed',
           String(seed * 10 + i),
-          ...(DECLARED ? ['--expected-run-ms', String(g.serviceMs)] : []),
+          ...(UNDECLARED ? ['--expected-run-ms', '0'] : []),
         ],
         env,
       });
@@ -286,7 +286,7 @@ const text = [
   `latency: client submit call to final record (home p99: the node's record, accepted to completed); rounds interleaved` +
     (autogroupNice() !== 0 ? `; CPU share raised (autogroup nice ${autogroupNice()})` : '') +
     (DURABILITY === 'none' ? '; durability none' : '') +
-    (DECLARED ? '; agents declare their run time' : '') +
+    (UNDECLARED ? '; agents declare no run time' : '') +
     `; submits: ${SUBMIT_MODES.join(' vs ')}`,
   '',
   table,
@@ -302,6 +302,7 @@ if (!process.argv.includes('--no-write')) {
     options: OPTS,
     durability: DURABILITY,
     submit: SUBMIT_MODES,
+    declared: !UNDECLARED,
     autogroupNice: autogroupNice(),
     runs,
     verdict,

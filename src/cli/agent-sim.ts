@@ -25,7 +25,8 @@ export interface AgentSimOptions {
   serviceJitterMs?: number;
   /**
    * The run time each agent declares to its node (AgentOptions.expectedRunMs), ms; the node places by it
-   * until it has measured the agent. Default 0: none (the node tries each agent a task at a time).
+   * until it has measured the agent. Default: serviceTimeMs, the mean the agents are configured to run for
+   * (they know it, so a cold node need not try each one a task at a time); 0: declare nothing.
    */
   expectedRunMs?: number;
   /** Fraction of attempts that fail with an ERROR (default 0). */
@@ -104,7 +105,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
   const seed = opts.seed ?? 1;
   const mean = opts.serviceTimeMs ?? 0;
   const jitter = opts.serviceJitterMs ?? 0;
-  const declared = opts.expectedRunMs ?? 0;
+  const declared = opts.expectedRunMs ?? mean;
   const failureRate = opts.failureRate ?? 0;
   const prefix = opts.idPrefix ?? 'sim';
   const labels = labelsRecord(opts.labels);

@@ -25,7 +25,7 @@ const APPLIED: Record<string, string> = {
   'agent-sim --labels': 'none',
   'agent-sim --service-time-ms': '0',
   'agent-sim --service-jitter-ms': '0',
-  'agent-sim --expected-run-ms': '0 (none)',
+  'agent-sim --expected-run-ms': 'the --service-time-ms (0: declare nothing)',
   'agent-sim --failure-rate': '0',
   'agent-sim --id-prefix': 'sim',
   'agent-sim --mesh': 'any',

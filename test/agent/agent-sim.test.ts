@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runAgentSim, startAgentSim } from '../../src/cli/agent-sim.js';
 import { MeshClient, TaskState } from '../../src/client/index.js';
-import { FakeNode } from '../helpers/fake-node.js';
+import { dispatch, FakeNode } from '../helpers/fake-node.js';
 import { waitFor } from '../helpers/wait.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -52,6 +52,35 @@ describe('agent-sim', () => {
     const final = await sim.stop();
     expect(final.connected).toBe(0);
     await waitFor(() => node.liveSessions().length === 0, { what: 'all streams closed' });
+  });
+
+  it('declares its mean service time to a node that takes it, unless told 0 or another figure', async () => {
+    const node = await FakeNode.start({ takesSpeed: true });
+    cleanups.push(() => node.stop());
+    const sims = [
+      startAgentSim({ address: node.address, agents: 2, serviceTimeMs: 20, serviceJitterMs: 10, idPrefix: 'dflt' }),
+      startAgentSim({ address: node.address, agents: 1, serviceTimeMs: 20, expectedRunMs: 0, idPrefix: 'none' }),
+      startAgentSim({ address: node.address, agents: 1, serviceTimeMs: 20, expectedRunMs: 35, idPrefix: 'told' }),
+      startAgentSim({ address: node.address, agents: 1, idPrefix: 'zero' }), // no service time: nothing to declare
+    ];
+    for (const sim of sims) cleanups.push(() => sim.stop({ graceful: false }));
+    for (const sim of sims) await sim.ready();
+    const byId = () => new Map(node.liveSessions().map((s) => [s.hello!.agentId, s.speeds]));
+    await waitFor(() => byId().get('told-0')?.length === 1 && byId().get('dflt-1')?.length === 1, {
+      what: 'the declared speeds',
+    });
+    // A message after the welcome's: anything sent with the welcome has arrived by its result.
+    for (const [i, id] of ['none-0', 'zero-0'].entries()) {
+      const s = node.liveSessions().find((x) => x.hello!.agentId === id)!;
+      s.assign([dispatch(`t${i}`, 'default', 'x')]);
+      await waitFor(() => s.resultFor(`t${i}`), { what: `the result of t${i}` });
+    }
+    const seen = byId();
+    expect(seen.get('dflt-0')).toEqual([{ runMs: 20, measured: false }]);
+    expect(seen.get('dflt-1')).toEqual([{ runMs: 20, measured: false }]);
+    expect(seen.get('told-0')).toEqual([{ runMs: 35, measured: false }]);
+    expect(seen.get('none-0')).toEqual([]);
+    expect(seen.get('zero-0')).toEqual([]);
   });
 
   it('runAgentSim stops by itself after durationS and prints one JSON summary', async () => {
