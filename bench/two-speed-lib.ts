@@ -119,10 +119,13 @@ export interface RunFigures {
   /** Completed tasks run by each group's agents, by prefix. */
   readonly byGroup: Record<string, number>;
   /**
-   * Of the slowest 1% (client view): how many ran on each group's agents, and their
-   * median wait outside the agent (client time minus run time), ms.
+   * Of the slowest 1% (client view): how many ran on each group's agents, how many were
+   * submitted in the run's first second (a cold node's), and their median wait outside the
+   * agent (client time minus run time), ms.
    */
-  readonly tail?: { byGroup: Record<string, number>; waitP50: number; runP50: number };
+  readonly tail?: { byGroup: Record<string, number>; firstSecond: number; waitP50: number; runP50: number };
+  /** The node's CPU per task (µs) over the run's first second and after it: what a cold node costs more. */
+  readonly nodeCpuUs?: { firstSecond: number; after: number };
   /** 1-minute load average at the start and the end of the run. */
   readonly loadBefore: number;
   readonly loadAfter: number;
@@ -143,6 +146,7 @@ export function runFigures(
     loadAfter: number;
     cores?: Record<string, number>;
     ewma?: Record<string, number>;
+    nodeCpuUs?: { firstSecond: number; after: number };
   },
 ): RunFigures {
   const done = samples.filter((s) => s.completed);
@@ -174,11 +178,17 @@ export function runFigures(
       0.99,
     ),
     byGroup,
-    tail: { byGroup: tailGroups, waitP50: quantile(wait, 0.5), runP50: quantile(run, 0.5) },
+    tail: {
+      byGroup: tailGroups,
+      firstSecond: slowest.filter((s) => (s.atMs ?? 0) < 1000).length,
+      waitP50: quantile(wait, 0.5),
+      runP50: quantile(run, 0.5),
+    },
     loadBefore: extra.loadBefore,
     loadAfter: extra.loadAfter,
     ...(extra.cores ? { cores: extra.cores } : {}),
     ...(extra.ewma ? { ewma: extra.ewma } : {}),
+    ...(extra.nodeCpuUs ? { nodeCpuUs: extra.nodeCpuUs } : {}),
   };
 }
 
@@ -191,8 +201,9 @@ const range = (xs: readonly number[]): string => {
 
 /**
  * One row per policy: p50 and p99 of each round (client view and the home's
- * record), the slow agents' share of the tasks, and the ratio of its p99 to
- * the default's in the same round (above 1: the default is better).
+ * record), the slow agents' share of the tasks, how many of the slowest 1% were
+ * submitted in the run's first second (a cold node's), and the ratio of its p99
+ * to the default's in the same round (above 1: the default is better).
  */
 export function twoSpeedTable(runs: readonly RunFigures[], defaultPolicy: string, slowPrefix = 'slow'): string {
   const policies = [...new Set(runs.map((r) => r.policy))];
@@ -208,12 +219,22 @@ export function twoSpeedTable(runs: readonly RunFigures[], defaultPolicy: string
       rs.map((r) => r.clientP99.toFixed(1)).join(' / '),
       rs.map((r) => r.meshP99.toFixed(0)).join(' / '),
       rs.map((r) => `${((100 * (r.byGroup[slowPrefix] ?? 0)) / Math.max(1, r.completed)).toFixed(1)}%`).join(' / '),
+      rs.map((r) => (r.tail ? String(r.tail.firstSecond) : '-')).join(' / '),
       rs.map((r) => `${r.completed}/${r.tasks}`).join(' / '),
       p === defaultPolicy ? '1' : ratios.length > 0 ? range(ratios) : '-',
     ];
   });
   return renderTable(
-    ['node policy', 'p50 ms (per round)', 'p99 ms', 'home p99 ms', 'on slow agents', 'completed', 'p99 / default p99'],
+    [
+      'node policy',
+      'p50 ms (per round)',
+      'p99 ms',
+      'home p99 ms',
+      'on slow agents',
+      'slowest 1% from 1st s',
+      'completed',
+      'p99 / default p99',
+    ],
     rows,
   );
 }

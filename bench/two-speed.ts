@@ -216,8 +216,12 @@ async function run(label: string, round: number, seed: number): Promise<RunFigur
       }
     };
     let sent = 0;
+    // The node's CPU at the end of the first second, and the tasks submitted by then: a cold node's cost.
+    let firstSecond: { cpuUs: number; sent: number } | undefined;
     while (sent < OPTS.tasks) {
-      const due = dueBy(performance.now() - start, OPTS.rate, OPTS.tasks);
+      const elapsed = performance.now() - start;
+      if (firstSecond === undefined && elapsed >= 1000) firstSecond = { cpuUs: procCpuUs(pids['serve']!), sent };
+      const due = dueBy(elapsed, OPTS.rate, OPTS.tasks);
       while (sent < due) {
         samples.push(one());
         sent++;
@@ -237,6 +241,13 @@ async function run(label: string, round: number, seed: number): Promise<RunFigur
       Object.entries(cores).map(([n, c]) => [n, Math.round((c * wallUs) / OPTS.tasks)]),
     );
     log(`cores used over the load phase: ${JSON.stringify(cores)}; CPU µs per task: ${JSON.stringify(perTask)}`);
+    const nodeCpuUs =
+      firstSecond && firstSecond.sent > 0 && firstSecond.sent < OPTS.tasks
+        ? {
+            firstSecond: Math.round((firstSecond.cpuUs - cpu0['serve']!) / firstSecond.sent),
+            after: Math.round((procCpuUs(pids['serve']!) - firstSecond.cpuUs) / (OPTS.tasks - firstSecond.sent)),
+          }
+        : undefined;
     client.close();
     // The node's own measure of each agent (dispatch to result), by group.
     const ewma: Record<string, number> = {};
@@ -246,11 +257,20 @@ async function run(label: string, round: number, seed: number): Promise<RunFigur
       ewma[g.prefix] = Math.round((10 * mine.reduce((t, a) => t + a.latencyEwmaMs, 0)) / Math.max(1, mine.length)) / 10;
     }
     log(`node-measured latency EWMA by group: ${JSON.stringify(ewma)}`);
-    const f = runFigures(label, round, all, OPTS.groups, { submitRate, loadBefore, loadAfter, cores, ewma });
+    const f = runFigures(label, round, all, OPTS.groups, {
+      submitRate,
+      loadBefore,
+      loadAfter,
+      cores,
+      ewma,
+      ...(nodeCpuUs ? { nodeCpuUs } : {}),
+    });
     log(
       `${label} round ${round}: p50 ${f.clientP50.toFixed(1)} ms, p99 ${f.clientP99.toFixed(1)} ms ` +
         `(home ${f.meshP99.toFixed(0)} ms; after the first second ${f.clientP99After1s?.toFixed(1)} ms), ${f.completed}/${f.tasks} completed, ` +
-        `slow agents ran ${f.byGroup['slow'] ?? 0}; slowest 1%: ${JSON.stringify(f.tail)}; load ${loadBefore} -> ${loadAfter}`,
+        `slow agents ran ${f.byGroup['slow'] ?? 0}; slowest 1%: ${JSON.stringify(f.tail)}; ` +
+        `node CPU µs per task in the first second ${nodeCpuUs?.firstSecond ?? '-'}, after ${nodeCpuUs?.after ?? '-'}; ` +
+        `load ${loadBefore} -> ${loadAfter}`,
     );
     return f;
   } finally {

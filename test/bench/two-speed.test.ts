@@ -73,6 +73,28 @@ describe('bench:two-speed (pure parts)', () => {
     expect(f.completed).toBe(100);
   });
 
+  it('counts the slowest 1% submitted in the first second, and tables it', () => {
+    // 200 tasks: the two slowest (the 1%) were submitted at 0.5 s and 1.5 s.
+    const samples: RunSample[] = Array.from({ length: 200 }, (_, i) => ({
+      clientMs: i === 10 ? 300 : i === 150 ? 250 : 20,
+      meshMs: 18,
+      agent: 'fast-0',
+      atMs: i * 10,
+      completed: true,
+    }));
+    const f = runFigures('node-score', 1, samples, TWO_SPEED_DEFAULTS.groups, {
+      submitRate: 800,
+      loadBefore: 1,
+      loadAfter: 1,
+      nodeCpuUs: { firstSecond: 900, after: 700 },
+    });
+    expect(f.tail!.firstSecond).toBe(1);
+    expect(f.nodeCpuUs).toEqual({ firstSecond: 900, after: 700 });
+    expect(twoSpeedTable([f], 'node-score')).toMatch(
+      /slowest 1% from 1st s[\s\S]*node-score \(default\) .* 1 +200\/200/,
+    );
+  });
+
   it('tables ratios to the default of the same round and judges the target', () => {
     const mk = (policy: string, round: number, p99: number): RunFigures => ({
       ...figures(policy, round, p99),
