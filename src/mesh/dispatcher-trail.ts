@@ -36,14 +36,44 @@ export interface Decision {
   readonly note: string;
 }
 
+/** A ring slot: written in place for each decision (no allocation per task), copied out when read. */
+interface Slot {
+  taskId: string;
+  attempt: number;
+  kind: string;
+  atMs: number;
+  policy: string;
+  action: Decision['action'];
+  chosen: string;
+  explanation: Explanation | undefined;
+  note: string;
+}
+
 export class Trail {
-  private readonly ring: (Decision | undefined)[];
+  private readonly ring: Slot[];
   private next = 0;
-  /** Task id → its latest decision's slot in the ring. */
-  private readonly byTask = new Map<string, number>();
+  private filled = 0;
+  /**
+   * Task id → its latest decision's slot, built when read (ExplainTask, the mesh simulator's
+   * checks) and dropped by the next record: a map kept up to date cost a set and a delete per
+   * decision on every cell's hot path (docs/mesh.md, "Performance").
+   */
+  private index: Map<string, number> | undefined;
+  /** Home decisions recorded before their attempt is numbered (sent() fills it in): task id → slot. */
+  private readonly unnumbered = new Map<string, number>();
 
   constructor(readonly capacity = TRAIL_DECISIONS) {
-    this.ring = new Array<Decision | undefined>(capacity).fill(undefined);
+    this.ring = Array.from({ length: capacity }, () => ({
+      taskId: '',
+      attempt: 0,
+      kind: '',
+      atMs: 0,
+      policy: '',
+      action: 'child' as Decision['action'],
+      chosen: '',
+      explanation: undefined,
+      note: '',
+    }));
   }
 
   private tokens = EXPLAIN_PER_SECOND;
@@ -69,13 +99,7 @@ export class Trail {
   }
 
   record(d: Decision): void {
-    if (this.capacity === 0) return;
-    const slot = this.next;
-    this.next = (slot + 1) % this.capacity;
-    const old = this.ring[slot];
-    if (old !== undefined && this.byTask.get(old.taskId) === slot) this.byTask.delete(old.taskId);
-    this.ring[slot] = d;
-    this.byTask.set(d.taskId, slot);
+    this.decided(d, d.atMs, d.policy, d.action, d.chosen, d.explanation, d.note);
   }
 
   /** Record a decision about `item` made at `atMs` (record's fields, from the item). */
@@ -88,25 +112,54 @@ export class Trail {
     explanation: Explanation | undefined,
     note: string,
   ): void {
-    const { taskId, attempt, kind } = item;
-    this.record({ taskId, attempt, kind, atMs, policy, action, chosen, explanation, note });
+    if (this.capacity === 0) return;
+    const i = this.next;
+    this.next = i + 1 === this.capacity ? 0 : i + 1;
+    if (this.filled < this.capacity) this.filled++;
+    const s = this.ring[i]!;
+    if (s.attempt === 0 && s.taskId !== '' && this.unnumbered.get(s.taskId) === i) this.unnumbered.delete(s.taskId);
+    s.taskId = item.taskId;
+    s.attempt = item.attempt;
+    s.kind = item.kind;
+    s.atMs = atMs;
+    s.policy = policy;
+    s.action = action;
+    s.chosen = chosen;
+    s.explanation = explanation;
+    s.note = note;
+    if (item.attempt === 0) this.unnumbered.set(item.taskId, i);
+    this.index = undefined;
   }
 
   /** A home attempt got its number after the pick (Home.startAttempts): fill it in. */
   sent(item: WorkItem): void {
     if (item.origin.type !== 'home') return;
-    const slot = this.byTask.get(item.taskId);
-    const d = slot === undefined ? undefined : this.ring[slot];
-    if (d !== undefined && d.attempt === 0) d.attempt = item.attempt;
+    const i = this.unnumbered.get(item.taskId);
+    if (i === undefined) return;
+    this.unnumbered.delete(item.taskId);
+    const s = this.ring[i]!;
+    if (s.taskId === item.taskId && s.attempt === 0) s.attempt = item.attempt;
   }
 
   /** The latest decision about the task here, if still in the ring. */
   latest(taskId: string): Decision | undefined {
-    const slot = this.byTask.get(taskId);
-    return slot === undefined ? undefined : this.ring[slot];
+    const i = this.indexed().get(taskId);
+    return i === undefined ? undefined : { ...this.ring[i]! };
   }
 
+  /** Tasks with a decision in the ring. */
   get size(): number {
-    return this.byTask.size;
+    return this.indexed().size;
+  }
+
+  private indexed(): Map<string, number> {
+    if (this.index !== undefined) return this.index;
+    const index = new Map<string, number>();
+    // Oldest to newest: a task's later decision replaces its earlier one.
+    for (let n = this.filled, i = (this.next - n + this.capacity) % this.capacity; n > 0; n--) {
+      index.set(this.ring[i]!.taskId, i);
+      i = i + 1 === this.capacity ? 0 : i + 1;
+    }
+    return (this.index = index);
   }
 }

@@ -17,7 +17,7 @@ import { AgentSessions } from '../../../src/mesh/agent-sessions.js';
 import { ChildLink } from '../../../src/mesh/child-link.js';
 import { ChildLinks } from '../../../src/mesh/child-links.js';
 import { Dispatcher } from '../../../src/mesh/dispatcher.js';
-import { Trail, type Decision } from '../../../src/mesh/dispatcher-trail.js';
+import { Trail } from '../../../src/mesh/dispatcher-trail.js';
 import { Gangs } from '../../../src/mesh/gang.js';
 import { Home } from '../../../src/mesh/home.js';
 import type { PickResult } from '../../../src/policies/index.js';
@@ -428,11 +428,12 @@ export const MUTATIONS: readonly Mutation[] = [
     apply: () =>
       patch(
         Trail.prototype,
-        'record',
+        'decided',
         (orig) =>
-          function (this: Trail, d: Decision): void {
-            const other = d.explanation?.candidates[1]?.id;
-            orig.apply(this, [other === undefined ? d : { ...d, chosen: other }] as never);
+          function (this: Trail, ...args: Parameters<Trail['decided']>): void {
+            const other = args[5]?.candidates[1]?.id;
+            if (other !== undefined) args[4] = other;
+            orig.apply(this, args as never);
           },
       ),
   },
