@@ -10,11 +10,40 @@
 // Chosen per replica (ReplicaOptions.linkTransport, else the environment
 // variable MESHLB_LINK_TRANSPORT, else DEFAULT_LINK_TRANSPORT). The mesh
 // simulator passes its own dialer (streams on virtual time).
-import { credentials, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  makeGenericClientConstructor,
+  type ChannelCredentials,
+  type ClientOptions,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import type { ConnectionOptions } from 'node:tls';
-import { LinkServiceClient, LinkServiceService, OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
+import {
+  LinkServiceService,
+  type LinkServiceClient,
+  type OpenRequest,
+  type OpenResponse,
+} from '../gen/meshlb/v1/link.js';
 import { H2Channel, h2Target } from '../util/grpc-h2-client.js';
 import { parseTransport, TRANSPORTS, type Transport } from '../util/transport.js';
+import { decodeOpenRequest, decodeOpenResponse, encodeOpenRequest, encodeOpenResponse } from './wire-codec.js';
+
+/** LinkService with the mesh's codec (wire-codec.ts: relayed items go as the bytes they came as), both ends. */
+export const LINK_SERVICE = {
+  open: {
+    ...LinkServiceService.open,
+    requestSerialize: encodeOpenRequest,
+    requestDeserialize: (b: Buffer): OpenRequest => decodeOpenRequest(b),
+    responseSerialize: encodeOpenResponse,
+    responseDeserialize: (b: Buffer): OpenResponse => decodeOpenResponse(b),
+  },
+} as const;
+
+const LinkClient = makeGenericClientConstructor(LINK_SERVICE, 'meshlb.v1.LinkService') as unknown as new (
+  address: string,
+  credentials: ChannelCredentials,
+  options?: Partial<ClientOptions>,
+) => LinkServiceClient;
 
 /** What the link uses of a stream: grpc-js's ClientDuplexStream and the lean client's call both fit. */
 export interface LinkCall {
@@ -53,7 +82,7 @@ const KEEPALIVE_MS = 10_000;
 export const grpcDialer =
   (creds?: ChannelCredentials): LinkDialer =>
   (address, max) => {
-    const client = new LinkServiceClient(address, creds ?? credentials.createInsecure(), {
+    const client = new LinkClient(address, creds ?? credentials.createInsecure(), {
       'grpc.max_receive_message_length': max,
       'grpc.max_send_message_length': max,
       'grpc.keepalive_time_ms': KEEPALIVE_MS,
@@ -61,9 +90,6 @@ export const grpcDialer =
     return { call: client.open(), close: () => client.close(), transport: 'grpc-js' };
   };
 export const grpcLinkDialer: LinkDialer = grpcDialer();
-
-const encodeRequest = (m: OpenRequest): Uint8Array => OpenRequest.encode(m).finish();
-const decodeResponse = (b: Uint8Array): OpenResponse => OpenResponse.decode(b);
 
 /**
  * The lean dialer: one HTTP/2 connection per stream, plaintext, or TLS with
@@ -81,7 +107,7 @@ export const h2Dialer =
       keepaliveMs: KEEPALIVE_MS,
       ...(tls ? { tls } : {}),
     });
-    const call = channel.duplex(LinkServiceService.open.path, encodeRequest, decodeResponse);
+    const call = channel.duplex(LinkServiceService.open.path, encodeOpenRequest, decodeOpenResponse);
     return { call, close: () => channel.close(), transport: 'http2' };
   };
 

@@ -3,7 +3,7 @@
 // AdminService, health, reflection), and its link to the parent.
 import type { Server, ServerCredentials, ServerDuplexStream, ServerInterceptor } from '@grpc/grpc-js';
 import { AgentServiceService, type ConnectRequest, type ConnectResponse } from '../gen/meshlb/v1/agent.js';
-import { LinkServiceService, type OpenRequest, type OpenResponse } from '../gen/meshlb/v1/link.js';
+import type { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
 import { TaskServiceService } from '../gen/meshlb/v1/task.js';
 import { AdminServiceService } from '../gen/meshlb/v1/admin.js';
 import { startReplicaServer, type ReplicaServer, type ServiceEntry } from '../admin/grpc-server.js';
@@ -14,9 +14,10 @@ import { Cell } from './cell.js';
 import { ChildLinks } from './child-links.js';
 import { enableNoDelay, tolerantService } from './grpc-util.js';
 import { meshOf } from './mesh-identity.js';
-import { linkDialer, linkTransport, type LinkDialer, type LinkTransport } from './link-dialer.js';
+import { LINK_SERVICE, linkDialer, linkTransport, type LinkDialer, type LinkTransport } from './link-dialer.js';
 import type { Transport } from '../util/transport.js';
 import { ParentLink } from './parent-link.js';
+import { encodeConnectResponse } from './wire-codec.js';
 import { raftCell, type RaftCell } from './raft-cell.js';
 import { TaskService } from './task-service.js';
 import { logger } from '../util/log.js';
@@ -123,7 +124,10 @@ export class Replica {
     if (cell.agents) {
       const agents = cell.agents;
       services.push({
-        definition: tolerantService(AgentServiceService),
+        // Assignments go as the bytes the node got them in (wire-codec.ts).
+        definition: tolerantService({
+          connect: { ...AgentServiceService.connect, responseSerialize: encodeConnectResponse },
+        }),
         implementation: {
           connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => agents.connect(call),
         },
@@ -132,7 +136,7 @@ export class Replica {
     if (cell.children) {
       const children = cell.children;
       services.push({
-        definition: tolerantService(LinkServiceService),
+        definition: tolerantService(LINK_SERVICE),
         implementation: { open: (call: ServerDuplexStream<OpenRequest, OpenResponse>) => children.open(call) },
       });
     }

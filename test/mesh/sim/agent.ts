@@ -6,7 +6,8 @@
 // and send a result twice. It is also the checker's eye on slots: an
 // assignment beyond them is refused as the SDK refuses it, and recorded.
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { ConnectRequest, ConnectResponse } from '../../../src/gen/meshlb/v1/agent.js';
+import { ConnectRequest, type ConnectResponse } from '../../../src/gen/meshlb/v1/agent.js';
+import { AGENT_RESPONSE_CODEC } from '../../../src/mesh/wire-codec.js';
 import {
   MeshFailure,
   ResultStatus,
@@ -118,7 +119,7 @@ export class SimAgent {
 
   private connect(to: string): void {
     if (this.crashed) return;
-    const call = this.net.open(this.shape.id, to, 'agent', ConnectRequest, ConnectResponse);
+    const call = this.net.open(this.shape.id, to, 'agent', ConnectRequest, AGENT_RESPONSE_CODEC);
     this.call = call;
     this.welcomed = false;
     call.on('data', (m: ConnectResponse) => this.onMessage(call, m));

@@ -4,13 +4,13 @@
 // the VirtualScheduler. Only sockets, the clock and (for Raft cells) the disk
 // are simulated.
 import { pino } from 'pino';
-import { OpenRequest, OpenResponse } from '../../../src/gen/meshlb/v1/link.js';
 import { Cell } from '../../../src/mesh/cell.js';
 import { meshOf, type MeshIdentity } from '../../../src/mesh/mesh-identity.js';
 import type { LinkDialer } from '../../../src/mesh/parent-link.js';
 import { RaftCellLog } from '../../../src/mesh/raft-cell-log.js';
 import { RaftLedgerLog } from '../../../src/mesh/raft-ledger-log.js';
 import { wireCell } from '../../../src/mesh/replica.js';
+import { LINK_REQUEST_CODEC, LINK_RESPONSE_CODEC } from '../../../src/mesh/wire-codec.js';
 import type { Scheduler } from '../../../src/mesh/scheduler.js';
 import type { CellOptions } from '../../../src/mesh/types.js';
 import type { VirtualScheduler } from '../../../src/mesh/virtual-scheduler.js';
@@ -103,7 +103,7 @@ export class SimMesh {
       ...(factory ? { replicatedLog: factory } : {}),
     });
     const dial: LinkDialer = (address) => ({
-      call: net.open(rep.id, address, 'link', OpenRequest, OpenResponse) as never,
+      call: net.open(rep.id, address, 'link', LINK_REQUEST_CODEC, LINK_RESPONSE_CODEC) as never,
       close: () => undefined,
     });
     const parent = topology.byPath.get(rep.spec.parent);

@@ -1,0 +1,170 @@
+// The link and agent streams' codec: the generated protobuf code, except that
+// a cell relays what it only routes as the bytes it received.
+//
+// A dispatch a region, zone or node cell passes on is the one it decoded
+// (wire.ts: same attempt, lease and spec), and a result a middle cell passes
+// up is the one its child sent. Decoding them here keeps each one's encoded
+// bytes beside it (a view into the received message, no copy); encoding
+// writes those bytes again instead of walking the object, so a relayed item
+// costs one copy instead of an encode (docs/mesh.md, "Performance"). Fields
+// this replica's proto does not know pass through as they came (protobuf
+// readers skip fields they do not know).
+//
+// The bytes go with the object they were decoded as, not with copies of it:
+// a copy (wire.ts's traced dispatch, `{ ...d, traceParent }`) carries the
+// symbol along but names another owner, so it is encoded field by field. The
+// mesh never changes a decoded dispatch, spec or result in place; a node
+// rewrites what its agents send (agent-sessions.ts), which is decoded by the
+// generated code and has no bytes kept.
+//
+// Every message is written with one writer per process, kept between
+// messages, so a batch of hundreds of items does not regrow a buffer each time.
+import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
+import { ConnectResponse } from '../gen/meshlb/v1/agent.js';
+import { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
+import { Dispatch, TaskResult } from '../gen/meshlb/v1/task.js';
+
+const RAW = Symbol('meshlb.wire.raw');
+
+/** The encoded bytes of `of`, as received: `buf` from `start` to `end` (a view is made only to write them). */
+interface Raw {
+  readonly of: object;
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+}
+
+type WithRaw = { [RAW]?: Raw };
+
+/** Where the bytes `m` was decoded from are, if it is that very object. */
+function rawOf(m: object): Raw | undefined {
+  const r = (m as WithRaw)[RAW];
+  return r !== undefined && r.of === m ? r : undefined;
+}
+
+/** Whether `m` will be written as the bytes it came as (tests). */
+export const relaysRaw = (m: object): boolean => rawOf(m) !== undefined;
+
+const writer = new BinaryWriter();
+
+/**
+ * `write` run on the shared writer, its bytes as a Buffer (grpc-js wants one) without another copy.
+ * The writer is reset either way: an encode that throws (a value out of range) leaves nothing behind.
+ */
+function encodeWith(write: () => void): Buffer {
+  let u: Uint8Array;
+  try {
+    write();
+  } finally {
+    u = writer.finish();
+  }
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/** Field `tag` (length-delimited) holding `items` as repeated field 1, each as it came or encoded. */
+function writeList<T extends object>(tag: number, items: readonly T[], enc: (m: T, w: BinaryWriter) => unknown): void {
+  writer.uint32(tag).fork();
+  for (const m of items) {
+    const raw = rawOf(m);
+    if (raw !== undefined) writer.uint32(10).bytes(raw.buf.subarray(raw.start, raw.end));
+    else {
+      enc(m, writer.uint32(10).fork());
+      writer.join();
+    }
+  }
+  writer.join();
+}
+
+const encDispatch = (d: Dispatch, w: BinaryWriter): unknown => Dispatch.encode(d, w);
+const encResult = (r: TaskResult, w: BinaryWriter): unknown => TaskResult.encode(r, w);
+
+// Tags (field << 3 | 2) of the lists relayed as they came.
+const RESPONSE_DISPATCHES = 18; // OpenResponse.dispatches
+const REQUEST_RESULTS = 34; // OpenRequest.results
+const REQUEST_SPILL_UPS = 42; // OpenRequest.spill_ups
+const AGENT_ASSIGNMENTS = 18; // ConnectResponse.assignments
+
+export const encodeOpenResponse = (m: OpenResponse): Buffer =>
+  encodeWith(() => {
+    const msg = m.msg;
+    if (msg?.$case === 'dispatches') writeList(RESPONSE_DISPATCHES, msg.value.tasks, encDispatch);
+    else OpenResponse.encode(m, writer);
+  });
+
+export const encodeOpenRequest = (m: OpenRequest): Buffer =>
+  encodeWith(() => {
+    const msg = m.msg;
+    if (msg?.$case === 'results') writeList(REQUEST_RESULTS, msg.value.results, encResult);
+    else if (msg?.$case === 'spillUps') writeList(REQUEST_SPILL_UPS, msg.value.tasks, encDispatch);
+    else OpenRequest.encode(m, writer);
+  });
+
+export const encodeConnectResponse = (m: ConnectResponse): Buffer =>
+  encodeWith(() => {
+    const msg = m.msg;
+    if (msg?.$case === 'assignments') writeList(AGENT_ASSIGNMENTS, msg.value.tasks, encDispatch);
+    else ConnectResponse.encode(m, writer);
+  });
+
+/**
+ * `bytes` as one length-delimited field `tag` holding only repeated field 1 (a list of items),
+ * each decoded with `dec` and kept with its bytes; undefined if the message is anything else
+ * (the generated decoder takes it then).
+ */
+function readList<T extends object>(
+  bytes: Uint8Array,
+  tag: number,
+  dec: (r: BinaryReader, len: number) => T,
+): T[] | undefined {
+  if (bytes.length === 0 || bytes[0] !== tag) return undefined;
+  const reader = new BinaryReader(bytes);
+  reader.uint32();
+  const end = reader.uint32() + reader.pos;
+  // One field, the whole message: otherwise (a later field of the oneof wins) leave it to the generated code.
+  if (end !== bytes.length) return undefined;
+  const out: T[] = [];
+  while (reader.pos < end) {
+    if (reader.uint32() !== 10) return undefined;
+    const len = reader.uint32();
+    const start = reader.pos;
+    const m = dec(reader, len);
+    if (reader.pos !== start + len) return undefined;
+    (m as WithRaw)[RAW] = { of: m, buf: bytes, start, end: start + len };
+    out.push(m);
+  }
+  return out;
+}
+
+const decDispatch = (r: BinaryReader, len: number): Dispatch => Dispatch.decode(r, len);
+const decResult = (r: BinaryReader, len: number): TaskResult => TaskResult.decode(r, len);
+
+export function decodeOpenResponse(bytes: Uint8Array): OpenResponse {
+  const tasks = readList(bytes, RESPONSE_DISPATCHES, decDispatch);
+  if (tasks !== undefined) return { msg: { $case: 'dispatches', value: { tasks } } };
+  return OpenResponse.decode(bytes);
+}
+
+export function decodeOpenRequest(bytes: Uint8Array): OpenRequest {
+  if (bytes.length > 0 && bytes[0] === REQUEST_RESULTS) {
+    const results = readList(bytes, REQUEST_RESULTS, decResult);
+    if (results !== undefined) return { msg: { $case: 'results', value: { results } } };
+  } else if (bytes.length > 0 && bytes[0] === REQUEST_SPILL_UPS) {
+    const tasks = readList(bytes, REQUEST_SPILL_UPS, decDispatch);
+    if (tasks !== undefined) return { msg: { $case: 'spillUps', value: { tasks } } };
+  }
+  return OpenRequest.decode(bytes);
+}
+
+/** The codecs as the mesh simulator's streams take them (test/mesh/sim/net.ts). */
+export const LINK_REQUEST_CODEC = {
+  encode: (m: OpenRequest) => ({ finish: () => encodeOpenRequest(m) }),
+  decode: decodeOpenRequest,
+};
+export const LINK_RESPONSE_CODEC = {
+  encode: (m: OpenResponse) => ({ finish: () => encodeOpenResponse(m) }),
+  decode: decodeOpenResponse,
+};
+export const AGENT_RESPONSE_CODEC = {
+  encode: (m: ConnectResponse) => ({ finish: () => encodeConnectResponse(m) }),
+  decode: (b: Uint8Array) => ConnectResponse.decode(b),
+};

@@ -1,0 +1,132 @@
+// The link and agent codec (wire-codec.ts): a relayed dispatch or result goes
+// as the bytes it came as, anything else as the generated code writes it.
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { describe, expect, it } from 'vitest';
+import { ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
+import { OpenRequest, OpenResponse } from '../../src/gen/meshlb/v1/link.js';
+import { Dispatch, Priority, ResultStatus, TaskResult, TaskSpec } from '../../src/gen/meshlb/v1/task.js';
+import { wireDispatch } from '../../src/mesh/wire.js';
+import {
+  decodeOpenRequest,
+  decodeOpenResponse,
+  encodeConnectResponse,
+  encodeOpenRequest,
+  encodeOpenResponse,
+  relaysRaw,
+} from '../../src/mesh/wire-codec.js';
+import { makeItem, routeKey, FROM_PARENT } from '../../src/mesh/types.js';
+
+const dispatch = (i: number): Dispatch =>
+  Dispatch.fromPartial({
+    taskId: `t${i}`,
+    attempt: 1 + (i % 3),
+    homeCell: '/',
+    leaseMs: 30_000,
+    spec: { kind: 'k', payload: Buffer.from([i, 1, 2]), priority: Priority.PRIORITY_HIGH, tenant: `n${i % 2}` },
+    guaranteed: i % 2 === 0,
+  });
+
+const result = (i: number): TaskResult =>
+  TaskResult.fromPartial({
+    taskId: `t${i}`,
+    attempt: 1,
+    status: ResultStatus.RESULT_STATUS_OK,
+    output: Buffer.from('out'),
+    agentId: 'a1',
+    nodeCell: '/r/z/n',
+    runMicros: 10 + i,
+  });
+
+const dispatches = (tasks: Dispatch[]): OpenResponse => ({ msg: { $case: 'dispatches', value: { tasks } } });
+const tasksOf = (m: OpenResponse): Dispatch[] => (m.msg?.$case === 'dispatches' ? m.msg.value.tasks : []);
+const bytesOf = (m: OpenResponse): Buffer => Buffer.from(OpenResponse.encode(m).finish());
+
+/** `d` encoded with an extra field 99 (a string) that this proto does not know. */
+function withUnknownField(d: Dispatch): Uint8Array {
+  const w = Dispatch.encode(d);
+  w.uint32((99 << 3) | 2).string('from a newer root');
+  return w.finish();
+}
+
+describe('wire codec', () => {
+  it('writes what the generated code writes, and decodes to the same objects', () => {
+    const m = dispatches([0, 1, 2, 3].map(dispatch));
+    const bytes = bytesOf(m);
+    expect(Buffer.compare(encodeOpenResponse(m), bytes)).toBe(0);
+    const back = decodeOpenResponse(bytes);
+    expect(OpenResponse.toJSON(back)).toEqual(OpenResponse.toJSON(OpenResponse.decode(bytes)));
+    expect(tasksOf(back).every(relaysRaw)).toBe(true);
+    // Written again, the decoded items are their own bytes.
+    expect(Buffer.compare(encodeOpenResponse(back), bytes)).toBe(0);
+
+    const up: OpenRequest = { msg: { $case: 'results', value: { results: [0, 1, 2].map(result) } } };
+    const upBytes = Buffer.from(OpenRequest.encode(up).finish());
+    expect(Buffer.compare(encodeOpenRequest(up), upBytes)).toBe(0);
+    const upBack = decodeOpenRequest(upBytes);
+    expect(OpenRequest.toJSON(upBack)).toEqual(OpenRequest.toJSON(OpenRequest.decode(upBytes)));
+    expect(Buffer.compare(encodeOpenRequest(upBack), upBytes)).toBe(0);
+    const spill: OpenRequest = { msg: { $case: 'spillUps', value: { tasks: [dispatch(5)] } } };
+    const spillBytes = Buffer.from(OpenRequest.encode(spill).finish());
+    expect(OpenRequest.toJSON(decodeOpenRequest(spillBytes))).toEqual(
+      OpenRequest.toJSON(OpenRequest.decode(spillBytes)),
+    );
+    // Other messages: the generated code both ways.
+    const acks: OpenRequest = { msg: { $case: 'acks', value: { acks: [] } } };
+    expect(Buffer.compare(encodeOpenRequest(acks), Buffer.from(OpenRequest.encode(acks).finish()))).toBe(0);
+    expect(decodeOpenRequest(encodeOpenRequest(acks))).toEqual(acks);
+  });
+
+  it('passes on fields it does not know, inside a relayed dispatch', () => {
+    const inner = withUnknownField(dispatch(7));
+    const w = new BinaryWriter();
+    w.uint32(18).fork().uint32(10).bytes(inner).join();
+    const bytes = w.finish();
+    const got = decodeOpenResponse(bytes);
+    expect(tasksOf(got)[0]!.taskId).toBe('t7');
+    // Relayed down (a dispatch) and to an agent (an assignment): the unknown field is still there.
+    expect(Buffer.from(encodeOpenResponse(got)).includes(Buffer.from('from a newer root'))).toBe(true);
+    const assign: ConnectResponse = { msg: { $case: 'assignments', value: { tasks: tasksOf(got) } } };
+    const out = encodeConnectResponse(assign);
+    expect(out.includes(Buffer.from('from a newer root'))).toBe(true);
+    expect(ConnectResponse.decode(out)).toEqual(ConnectResponse.decode(ConnectResponse.encode(assign).finish()));
+  });
+
+  it("writes a changed copy field by field: a traced dispatch names this cell's span", () => {
+    const d = tasksOf(decodeOpenResponse(bytesOf(dispatches([dispatch(1)]))))[0]!;
+    const item = makeItem(
+      d.taskId,
+      d.attempt,
+      d.homeCell,
+      d.spec!,
+      FROM_PARENT,
+      undefined,
+      routeKey(d.taskId, 1),
+      30_000,
+      d,
+      0,
+    );
+    expect(wireDispatch(item)).toBe(d);
+    item.traceParent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const traced = wireDispatch(item);
+    expect(relaysRaw(traced)).toBe(false);
+    const sent = tasksOf(decodeOpenResponse(encodeOpenResponse(dispatches([traced]))))[0]!;
+    expect(sent.traceParent).toBe(item.traceParent);
+    expect(TaskSpec.toJSON(sent.spec!)).toEqual(TaskSpec.toJSON(d.spec!));
+  });
+
+  it('a message that fails to encode leaves nothing behind for the next one', () => {
+    const bad = { ...dispatch(1), attempt: -1 };
+    expect(() => encodeOpenResponse(dispatches([dispatch(2), bad]))).toThrow();
+    const ok = dispatches([dispatch(3)]);
+    expect(Buffer.compare(encodeOpenResponse(ok), bytesOf(ok))).toBe(0);
+  });
+
+  it('takes a message of several fields as the generated code does (the last of the oneof wins)', () => {
+    const w = new BinaryWriter();
+    OpenResponse.encode(dispatches([dispatch(1)]), w);
+    OpenResponse.encode({ msg: { $case: 'drain', value: { reason: 'x', drain: true } } }, w);
+    const bytes = w.finish();
+    expect(OpenResponse.toJSON(decodeOpenResponse(bytes))).toEqual(OpenResponse.toJSON(OpenResponse.decode(bytes)));
+    expect(decodeOpenResponse(bytes).msg?.$case).toBe('drain');
+  });
+});
