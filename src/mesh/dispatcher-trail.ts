@@ -16,8 +16,12 @@ import type { WorkItem } from './types.js';
 export const TRAIL_DECISIONS = 1024;
 /** Candidates listed per decision: the chosen one and the best others. */
 export const TRAIL_CANDIDATES = 8;
-/** Decisions a cell scores per second (a burst of as many). */
-export const EXPLAIN_PER_SECOND = 2000;
+/**
+ * Decisions a cell scores per second (a burst of as many). Every decision at a few hundred tasks a
+ * second; at full rate scoring 2,000 a second cost a node ~10% of its CPU for decisions the ring
+ * overwrites within a tenth of a second (docs/mesh.md, "Performance").
+ */
+export const EXPLAIN_PER_SECOND = 500;
 
 export interface Decision {
   readonly taskId: string;

@@ -44,8 +44,11 @@ describe('Trail', () => {
     let n = 0;
     while (t.mayScore(1000)) n++;
     expect(n).toBe(EXPLAIN_PER_SECOND);
-    expect(t.mayScore(1001)).toBe(true); // two tokens a ms
-    expect(t.mayScore(1001)).toBe(true);
-    expect(t.mayScore(1001)).toBe(false);
+    const msPerToken = 1000 / EXPLAIN_PER_SECOND;
+    expect(t.mayScore(1000 + msPerToken)).toBe(true);
+    expect(t.mayScore(1000 + msPerToken)).toBe(false);
+    expect(t.mayScore(1000 + 3 * msPerToken)).toBe(true); // two more tokens
+    expect(t.mayScore(1000 + 3 * msPerToken)).toBe(true);
+    expect(t.mayScore(1000 + 3 * msPerToken)).toBe(false);
   });
 });
