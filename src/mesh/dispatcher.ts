@@ -394,7 +394,6 @@ export class Dispatcher {
     }
     this.d.routes.sent(item);
     this.transmit(item);
-    this.d.relay.routed(item);
   }
 
   /** New home attempts leave once started (docs/mesh.md, "Credits"). */

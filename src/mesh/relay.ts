@@ -270,17 +270,20 @@ export class Relay {
     this.sendBack(item.origin, meshFailure(item, kind, why, this.d.path));
   }
 
-  /** A forwarded attempt was sent on: its route expires if no result or cancel comes. */
-  routed(item: WorkItem): void {
-    if (item.origin.type === 'home') return;
-    const due = this.d.scheduler.now() + item.leaseMs + this.d.settings.leaseSlackMs;
-    this.d.timers.schedule(due, { type: 'route', key: item.key, stamp: item.sentMs });
-  }
-
-  /** A route expiry came due: drop the route if it is the same sending. */
+  /**
+   * A route expiry came due: drop the route if nothing sent it on since the entry was made. A
+   * forwarded attempt has one entry, made as it arrived (acceptForwarded); one sent on since
+   * (item.sentMs moved) gets its next entry now, a lease and slack from that sending, instead of
+   * one per sending: at full rate every cell held two entries per task for the lease's 30-odd
+   * seconds, nearly all for routes long gone.
+   */
   fire(e: Extract<WheelEntry, { type: 'route' }>): void {
     const item = this.d.routes.get(e.key);
-    if (item && item.sentMs === e.stamp) this.cancelRoute(item, 'route expired');
+    if (item === undefined) return;
+    if (item.sentMs === e.stamp) return this.cancelRoute(item, 'route expired');
+    if (item.origin.type === 'home' || item.sentMs < e.stamp) return;
+    const due = item.sentMs + item.leaseMs + this.d.settings.leaseSlackMs;
+    this.d.timers.schedule(due, { type: 'route', key: item.key, stamp: item.sentMs });
   }
 
   /** The queue reported forwarded `item` expired. */
