@@ -249,7 +249,7 @@ export class ChildLink {
     const kind = this.sent.get(key);
     if (kind === undefined) return undefined;
     this.sent.delete(key);
-    const n = this.sentBig.get(key) ?? 1;
+    const n = this.sentBig.size === 0 ? 1 : (this.sentBig.get(key) ?? 1);
     if (n > 1) {
       this.sentBig.delete(key);
       if (!accepted) inc(this.bigSinceSummary, kind, -n);

@@ -117,6 +117,9 @@ function readList<T extends object>(
   dec: (r: BinaryReader, len: number) => T,
 ): T[] | undefined {
   if (bytes.length === 0 || bytes[0] !== tag) return undefined;
+  // Read through a plain Uint8Array: views cut from a Buffer (each item's payload or output, and
+  // its bytes when relayed) are Buffers too, and making one costs more than a plain view.
+  if (bytes instanceof Buffer) bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const reader = new BinaryReader(bytes);
   reader.uint32();
   const end = reader.uint32() + reader.pos;
