@@ -187,7 +187,7 @@ export class AgentSession {
   cpu = 0;
   memory = 0;
   /** It drains (by itself, or told to: it leaves once idle). */
-  private drainOrdered = false;
+  drainOrdered = false;
   /** An operator cordoned it (CordonAgent): no new assignments, it stays connected. */
   cordoned = false;
   dead = false;

@@ -127,15 +127,15 @@ export class AgentSessions implements AgentSide {
           case 'hello':
             return fail(invalidArgument('hello sent twice'), 'agent: second hello');
           case 'load': {
-            const l = m.value;
-            this.capacity.account(session, -1);
-            session.cpu = clamp01(l.cpu);
-            session.memory = clamp01(l.memory);
-            if (l.draining) session.draining = true;
-            this.capacity.account(session, 1);
-            if (session.carried.size > l.inFlight) this.carry.trim(session, l.inFlight);
-            if (l.draining) this.changed();
-            else cell.agentChanged(session.id);
+            const [l, s] = [m.value, session];
+            if (l.draining && !s.drainOrdered) {
+              this.capacity.update(s, () => (s.draining = true)); // capacity moves with a load only here
+              this.changed();
+            }
+            if (s.carried.size > l.inFlight) this.carry.trim(s, l.inFlight);
+            s.cpu = clamp01(l.cpu);
+            s.memory = clamp01(l.memory);
+            if (s.usable) cell.agentChanged(s.id); // the picker re-reads it (a cordoned one's would rebuild it)
             return;
           }
           case 'results':
