@@ -9,10 +9,20 @@
 // Beside the sums, per kind a count of agents by free slots (free > 0) and by
 // slots, so the largest free block and the largest agent (what a task of N
 // slots needs: docs/gang.md) cost O(distinct values), not O(agents).
+import type { SpeedGroups } from '../policies/index.js';
 import type { AgentSession } from './agent-session.js';
 import { latencyOf } from './agent-speed.js';
 import { nodeSpeedGroups } from './node-completion.js';
 import type { Capacity, SubtreeLoad } from './port.js';
+
+/**
+ * A kind's speed groups (node-completion.ts, O(agents)) are computed again for a summary when the
+ * capacity changed since (an agent came, went or drained, a slot was taken or freed: every result),
+ * else at most this often: what changes alone is agents' cpu and memory (their loads, each already up
+ * to an interval old) and reported speeds. A node sends its parent a summary every summaryIntervalMs
+ * (150 ms): with 12,500 idle agents that was ~1 ms of CPU per summary, 7 a second, for the same groups.
+ */
+export const SPEED_REFRESH_MS = 1000;
 
 /** The largest free slots at one agent, and the most slots of one agent, of a kind. */
 export interface Largest {
@@ -38,10 +48,14 @@ export class AgentCapacity {
   private readonly byFree = new Map<string, Map<number, number>>();
   /** Per kind: live agents by their slots. */
   private readonly bySize = new Map<string, Map<number, number>>();
+  /** Bumped by every change of the sums (account, slotsTaken): cached speed groups are stale. */
+  private version = 0;
+  private readonly speeds = new Map<string, { version: number; atMs: number; groups: SpeedGroups | undefined }>();
 
   /** Add (sign 1) or remove (sign -1) an agent's contribution. */
   account(s: AgentSession, sign: 1 | -1): void {
     if (s.dead) return;
+    this.version++;
     const free = s.draining ? 0 : Math.max(0, s.slots - s.inFlight);
     for (const k of s.kinds) {
       let c = this.byKind.get(k);
@@ -55,6 +69,7 @@ export class AgentCapacity {
         this.byKind.delete(k);
         this.byFree.delete(k);
         this.bySize.delete(k);
+        this.speeds.delete(k);
       }
     }
   }
@@ -74,6 +89,7 @@ export class AgentCapacity {
    */
   slotsTaken(s: AgentSession, delta: number): void {
     if (s.dead || s.draining) return;
+    this.version++;
     const after = s.slots - s.inFlight;
     const before = after + delta;
     for (const k of s.kinds) {
@@ -82,6 +98,15 @@ export class AgentCapacity {
       if (before > 0) bump(m, before, -1);
       if (after > 0) bump(m, after, 1);
     }
+  }
+
+  /** `kind`'s speed groups from `compute`, or as computed last if nothing but figures changed since, within SPEED_REFRESH_MS. */
+  speedGroups(kind: string, now: number, compute: () => SpeedGroups | undefined): SpeedGroups | undefined {
+    const c = this.speeds.get(kind);
+    if (c !== undefined && c.version === this.version && now - c.atMs < SPEED_REFRESH_MS) return c.groups;
+    const groups = compute();
+    this.speeds.set(kind, { version: this.version, atMs: now, groups });
+    return groups;
   }
 
   /** The largest free block at one agent and the largest agent of `kind` (0, 0: none). */
@@ -102,8 +127,8 @@ export class AgentCapacity {
  * task at low rates to judge whether a summary is due (summary-pacer.ts), and
  * the averages only for a summary that goes out: they are taken when read.
  */
-export function subtreeLoad(agents: ReadonlyMap<string, AgentSession>, cap: AgentCapacity): SubtreeLoad {
-  return new NodeLoad(agents, cap);
+export function subtreeLoad(agents: ReadonlyMap<string, AgentSession>, cap: AgentCapacity, now: number): SubtreeLoad {
+  return new NodeLoad(agents, cap, now);
 }
 
 class NodeLoad implements SubtreeLoad {
@@ -114,6 +139,7 @@ class NodeLoad implements SubtreeLoad {
   constructor(
     private readonly agents: ReadonlyMap<string, AgentSession>,
     private readonly cap: AgentCapacity,
+    private readonly now: number,
   ) {
     this.capacity = cap.byKind;
     this.healthyAgents = agents.size;
@@ -123,8 +149,9 @@ class NodeLoad implements SubtreeLoad {
     return this.cap.largest(kind);
   }
 
-  speed(kind: string, queued: number): ReturnType<typeof nodeSpeedGroups> {
-    return nodeSpeedGroups(this.agents, kind, queued);
+  speed(kind: string, queued: number): SpeedGroups | undefined {
+    const g = this.cap.speedGroups(kind, this.now, () => nodeSpeedGroups(this.agents, kind, 0));
+    return g && { ...g, queued: Math.max(0, queued) };
   }
 
   get cpu(): number {

@@ -411,7 +411,7 @@ export class AgentSessions implements AgentSide {
   }
 
   load(): SubtreeLoad {
-    return subtreeLoad(this.byId, this.capacity);
+    return subtreeLoad(this.byId, this.capacity, this.cell.scheduler.now());
   }
 
   closeAll(): void {
