@@ -1,7 +1,7 @@
 // The processes of `npm run bench:scale` (bench/scale.ts forks this file with IPC):
 //
-//   node TOPOLOGY_YAML PATH        one replica of the node cell PATH, alone (no parent
-//                                  link, port 0): it is the home of the tasks the bench
+//   node TOPOLOGY_YAML PATH [UP]   one replica of the cell PATH (port 0), alone or
+//                                  linked to a parent replica at address UP: the home of the tasks the bench
 //                                  submits to it and records, per completed task,
 //                                  submit-to-result latency from the submit time in the
 //                                  payload; it reports its agent streams and the
@@ -20,9 +20,10 @@ import { startAgentSim, type AgentSim } from '../src/cli/agent-sim.js';
 import { nowUs, payloadTimeUs } from './lib/clock.js';
 import { ChildReporter } from './lib/child.js';
 
-async function node(yaml: string, path: string): Promise<void> {
+async function node(yaml: string, path: string, up: string | undefined): Promise<void> {
   const topology = parseTopology(yaml, '<bench:scale>');
-  const r = new Replica({ topology, cell: path, host: '127.0.0.1', port: 0, parentAddresses: () => [] });
+  const parents = up ? [up] : [];
+  const r = new Replica({ topology, cell: path, host: '127.0.0.1', port: 0, parentAddresses: () => parents });
   await r.start();
   const rep = new ChildReporter(() => {
     const agents = r.cell.agents;
@@ -93,5 +94,5 @@ async function agentSim(address: string, n: number, prefix: string): Promise<voi
 }
 
 const [role, ...args] = process.argv.slice(2);
-if (role === 'node') await node(args[0]!, args[1]!);
+if (role === 'node') await node(args[0]!, args[1]!, args[2]);
 else if (role === 'agentsim') await agentSim(args[0]!, Number(args[1]), args[2]!);

@@ -27,7 +27,8 @@
 // and .txt (the tables). Flags: --sizes=100,1000,5000,20000 --per-sim=5000
 // --rate=2000 --batch=50 --load-seconds=8 --idle-seconds=4 --mesh-agents=8000
 // (0: skip (b)) --mesh-rate=500 --only=node|mesh --quick (sizes 100,1000,2000;
-// 4,000 mesh agents; 4 s of load).
+// 4,000 mesh agents; 4 s of load) --with-parent (in (a) the node links to a zone
+// replica of its own, so it sends summaries as in a mesh; the zone's idle CPU too).
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +63,8 @@ const SLOTS = 16;
 const PROC = fileURLToPath(new URL('./scale-proc.ts', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../deploy/topologies/example.yaml', import.meta.url));
 const NODE = '/r/z/n';
+const ZONE = '/r/z';
+const WITH_PARENT = process.argv.includes('--with-parent');
 const round3 = (v: number): number => Math.round(v * 1000) / 1000;
 const log = (s: string): void => void process.stderr.write(`[bench:scale] ${s}\n`);
 
@@ -191,6 +194,8 @@ interface NodeRun {
   rssIdleMiB: number;
   rssPeakMiB: number;
   idleCoresNode: number;
+  /** --with-parent: the zone replica's, with the node's summaries coming in. */
+  idleCoresZone: number | undefined;
   idleCoresAgentSims: number;
   load: Load;
   loadCoresNode: number;
@@ -202,8 +207,11 @@ interface NodeRun {
 }
 
 async function nodeRun(n: number): Promise<NodeRun> {
-  log(`(a) one node replica, ${n} agents`);
-  const [node, m] = await Proc.start(`node ${NODE}`, ['node', chainTopology(), NODE], PROC);
+  log(`(a) one node replica, ${n} agents${WITH_PARENT ? ', under its zone replica' : ''}`);
+  // --with-parent: the node links to a zone replica (its own process), so it sends summaries as in a mesh.
+  const zone = WITH_PARENT ? await Proc.start(`zone ${ZONE}`, ['node', chainTopology(), ZONE], PROC) : undefined;
+  const up = zone ? [zone[1].addresses[ZONE]!] : [];
+  const [node, m] = await Proc.start(`node ${NODE}`, ['node', chainTopology(), NODE, ...up], PROC);
   const sims: Proc[] = [];
   try {
     const address = m.addresses[NODE]!;
@@ -212,11 +220,12 @@ async function nodeRun(n: number): Promise<NodeRun> {
     const c = await connected([node], n, 60_000 + n * 5, sims);
     log(`${c.agents}/${n} agents connected in ${c.seconds} s`);
     await sleep(1000); // every agent past its first load
-    const cores = await idleCores([node, ...sims], IDLE_S);
+    const cores = await idleCores([node, ...sims, ...(zone ? [zone[0]] : [])], IDLE_S);
+    const zoneCores = zone ? cores.pop()! : undefined;
     const rep = await node.report();
     const rssIdle = procRssMiB(node.pid);
     log(
-      `idle: node ${cores[0]} cores, agent-sims ${round(cores.slice(1).reduce((s, x) => s + x, 0))}; RSS ${round(rssIdle)} MiB`,
+      `idle: node ${cores[0]} cores, agent-sims ${round(cores.slice(1).reduce((s, x) => s + x, 0))}${zone ? `, zone ${zoneCores}` : ''}; RSS ${round(rssIdle)} MiB`,
     );
     const l = await load(address, node, sims, LOAD_S);
     const after = await Promise.all([node, ...sims].map((p) => p.report()));
@@ -234,6 +243,7 @@ async function nodeRun(n: number): Promise<NodeRun> {
       rssIdleMiB: round(rssIdle),
       rssPeakMiB: round(procPeakRssMiB(node.pid)),
       idleCoresNode: cores[0]!,
+      idleCoresZone: zoneCores,
       idleCoresAgentSims: round3(cores.slice(1).reduce((s, x) => s + x, 0)),
       load: l,
       loadCoresNode: loadCores,
@@ -244,6 +254,7 @@ async function nodeRun(n: number): Promise<NodeRun> {
   } finally {
     for (const s of sims) await s.stop();
     await node.stop();
+    await zone?.[0].stop();
   }
 }
 
