@@ -45,7 +45,16 @@ function rawOf(m: object): Raw | undefined {
 /** Whether `m` will be written as the bytes it came as (tests). */
 export const relaysRaw = (m: object): boolean => rawOf(m) !== undefined;
 
+/** How many bytes `m` will be written as, if as it came (fields this proto does not know count too). */
+export function keptBytes(m: object): number {
+  const r = rawOf(m);
+  return r === undefined ? 0 : r.end - r.start;
+}
+
 const writer = new BinaryWriter();
+
+/** Slack, in bytes, a received message's backing buffer may have beyond twice its size before it is copied. */
+const SMALL_BACKING = 4096;
 
 /**
  * `write` run on the shared writer, its bytes as a Buffer (grpc-js wants one) without another copy.
@@ -120,6 +129,9 @@ function readList<T extends object>(
   // Read through a plain Uint8Array: views cut from a Buffer (each item's payload or output, and
   // its bytes when relayed) are Buffers too, and making one costs more than a plain view.
   if (bytes instanceof Buffer) bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // A message cut from a larger buffer (a socket read of 64 KiB, a pool slab) is copied first: an
+  // item kept (queued, awaiting its result) then holds its own message, not all that came with it.
+  if (bytes.buffer.byteLength > 2 * bytes.byteLength + SMALL_BACKING) bytes = bytes.slice();
   const reader = new BinaryReader(bytes);
   reader.uint32();
   const end = reader.uint32() + reader.pos;

@@ -3,6 +3,7 @@
 // bytes, for message splitting and the unread-bytes bound).
 import type { Dispatch, TaskCheckpoint, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { WorkItem } from './types.js';
+import { keptBytes } from './wire-codec.js';
 
 /**
  * The Dispatch for an item: the one it arrived as (same attempt, lease and
@@ -29,15 +30,18 @@ function untraced(item: WorkItem): Dispatch {
   );
 }
 
+// A relayed item goes as the bytes it came as (wire-codec.ts), fields a newer sender added included:
+// it counts as those when they are more than the estimate.
 export function dispatchSize(d: Dispatch): number {
   const s = d.spec;
   // Trace context counts too: a caller's trace_state alone may be 512 characters.
   const trace = d.traceParent.length + (s ? s.traceParent.length + s.traceState.length : 0);
-  return 96 + trace + (s?.payload.length ?? 0) + (s?.kind.length ?? 0) + (d.checkpoint?.data.length ?? 0);
+  const est = 96 + trace + (s?.payload.length ?? 0) + (s?.kind.length ?? 0) + (d.checkpoint?.data.length ?? 0);
+  return Math.max(est, keptBytes(d));
 }
 
 export function resultSize(r: TaskResult): number {
-  return 64 + r.output.length + r.error.length;
+  return Math.max(64 + r.output.length + r.error.length, keptBytes(r));
 }
 
 export function checkpointSize(c: TaskCheckpoint): number {

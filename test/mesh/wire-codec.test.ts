@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
 import { OpenRequest, OpenResponse } from '../../src/gen/meshlb/v1/link.js';
 import { Dispatch, Priority, ResultStatus, TaskResult, TaskSpec } from '../../src/gen/meshlb/v1/task.js';
-import { wireDispatch } from '../../src/mesh/wire.js';
+import { dispatchSize, wireDispatch } from '../../src/mesh/wire.js';
 import {
   decodeOpenRequest,
   decodeOpenResponse,
@@ -128,5 +128,28 @@ describe('wire codec', () => {
     const bytes = w.finish();
     expect(OpenResponse.toJSON(decodeOpenResponse(bytes))).toEqual(OpenResponse.toJSON(OpenResponse.decode(bytes)));
     expect(decodeOpenResponse(bytes).msg?.$case).toBe('drain');
+  });
+
+  it('copies a message cut from a larger buffer, so a kept item holds only its own message', () => {
+    const bytes = bytesOf(dispatches([dispatch(1), dispatch(2)]));
+    // As a socket read delivers it: a view into a much larger buffer, other data around it.
+    const read = new Uint8Array(64 * 1024);
+    read.set(bytes, 1000);
+    const view = read.subarray(1000, 1000 + bytes.length);
+    const [kept] = tasksOf(decodeOpenResponse(view));
+    read.fill(0); // the read buffer reused for the next read
+    expect(relaysRaw(kept!)).toBe(true);
+    expect(OpenResponse.decode(encodeOpenResponse(dispatches([kept!])))).toEqual(dispatches([dispatch(1)]));
+  });
+
+  it("counts a relayed item's batch size by the bytes it goes as (a newer sender's fields too)", () => {
+    const w = Dispatch.encode(dispatch(3));
+    w.uint32((99 << 3) | 2).bytes(new Uint8Array(20_000)); // a field this proto does not know
+    const inner = w.finish();
+    const outer = new BinaryWriter();
+    outer.uint32(18).fork().uint32(10).bytes(inner).join();
+    const [d] = tasksOf(decodeOpenResponse(outer.finish()));
+    expect(dispatchSize(d!)).toBeGreaterThanOrEqual(inner.length);
+    expect(dispatchSize(dispatch(3))).toBeLessThan(1000);
   });
 });

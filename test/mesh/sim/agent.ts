@@ -7,7 +7,8 @@
 // assignment beyond them is refused as the SDK refuses it, and recorded.
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { ConnectRequest, type ConnectResponse } from '../../../src/gen/meshlb/v1/agent.js';
-import { AGENT_RESPONSE_CODEC } from '../../../src/mesh/wire-codec.js';
+import { PRODUCT_CODECS } from './wire-check.js';
+import type { Codec } from './net.js';
 import {
   MeshFailure,
   ResultStatus,
@@ -91,6 +92,8 @@ export class SimAgent {
     /** The node cell's replica endpoints, in order: a refusal naming the leader is followed. */
     private readonly replicas: () => readonly string[],
     private readonly obs: AgentObserver,
+    /** How the node's messages are read (wire-check.ts); the product's codec by default. */
+    private readonly codec: Codec<ConnectResponse> = PRODUCT_CODECS.agentResponse,
   ) {}
 
   /** Attempts running now. */
@@ -119,7 +122,7 @@ export class SimAgent {
 
   private connect(to: string): void {
     if (this.crashed) return;
-    const call = this.net.open(this.shape.id, to, 'agent', ConnectRequest, AGENT_RESPONSE_CODEC);
+    const call = this.net.open(this.shape.id, to, 'agent', ConnectRequest, this.codec);
     this.call = call;
     this.welcomed = false;
     call.on('data', (m: ConnectResponse) => this.onMessage(call, m));

@@ -29,6 +29,9 @@
 //   blocked    a queued task at a node never waits while an agent that could run
 //              it sits idle with a free slot (its circuit breaker closed), for
 //              longer than a bound;
+//   wire       what a stream writes is the object it was written from (half of
+//              the seeds: wire-check.ts), so a relayed item changed in place is
+//              not dropped on the wire unseen;
 // and, once faults healed and the run drained:
 //   ended      every accepted task ended with exactly one terminal record.
 // Each check names itself in the violation, so a mutation test can show it fire.
@@ -62,6 +65,7 @@ export type Check =
   | 'checkpoint'
   | 'debounce'
   | 'share'
+  | 'wire'
   | 'crash';
 
 export interface Violation {

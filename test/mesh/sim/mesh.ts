@@ -10,7 +10,7 @@ import type { LinkDialer } from '../../../src/mesh/parent-link.js';
 import { RaftCellLog } from '../../../src/mesh/raft-cell-log.js';
 import { RaftLedgerLog } from '../../../src/mesh/raft-ledger-log.js';
 import { wireCell } from '../../../src/mesh/replica.js';
-import { LINK_REQUEST_CODEC, LINK_RESPONSE_CODEC } from '../../../src/mesh/wire-codec.js';
+import { PRODUCT_CODECS, type WireCodecs } from './wire-check.js';
 import type { Scheduler } from '../../../src/mesh/scheduler.js';
 import type { CellOptions } from '../../../src/mesh/types.js';
 import type { VirtualScheduler } from '../../../src/mesh/virtual-scheduler.js';
@@ -47,6 +47,8 @@ export interface MeshOptions {
   readonly onCell?: (r: SimReplica) => void;
   /** Log lines of the cells (verbose runs); silent otherwise. */
   readonly logLevel?: string;
+  /** The link codecs (wire-check.ts: checked ones); the product's by default. */
+  readonly codecs?: WireCodecs;
 }
 
 /** Raft timing in the simulator: elections in 300-600 ms as by default, heartbeats every 60 ms. */
@@ -88,6 +90,7 @@ export class SimMesh {
 
   private build(rep: SimReplica): Cell {
     const { vs, net, rng, topology } = this.o;
+    const codecs = this.o.codecs ?? PRODUCT_CODECS;
     const scheduler: Scheduler = {
       now: () => vs.now() + rep.skewMs,
       setTimer: (ms, fn) => vs.setTimer(ms, fn),
@@ -103,7 +106,7 @@ export class SimMesh {
       ...(factory ? { replicatedLog: factory } : {}),
     });
     const dial: LinkDialer = (address) => ({
-      call: net.open(rep.id, address, 'link', LINK_REQUEST_CODEC, LINK_RESPONSE_CODEC) as never,
+      call: net.open(rep.id, address, 'link', codecs.linkRequest, codecs.linkResponse) as never,
       close: () => undefined,
     });
     const parent = topology.byPath.get(rep.spec.parent);

@@ -50,6 +50,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'debounce',
       'share', // a tenant's ceiling
       'share', // a key's ceiling
+      'wire',
       'crash',
     ];
     expect(MUTATIONS.map((m) => m.check).sort()).toEqual([...named].sort());

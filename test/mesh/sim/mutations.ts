@@ -7,7 +7,7 @@
 // A bug the product fences twice shows only where the first fence has a gap:
 // the home checks a task has not ended before it proposes an end, so a ledger
 // that applies a second end is seen only with two ends in flight (Raft cells).
-import { TaskState, type TaskRef } from '../../../src/gen/meshlb/v1/task.js';
+import { TaskState, type Dispatch, type TaskRef } from '../../../src/gen/meshlb/v1/task.js';
 import type { KindCapacity } from '../../../src/gen/meshlb/v1/link.js';
 import { FlowState } from '../../../src/flow/flow-state.js';
 import { KeyedTasks } from '../../../src/flow/keyed.js';
@@ -434,6 +434,20 @@ export const MUTATIONS: readonly Mutation[] = [
             const other = args[5]?.candidates[1]?.id;
             if (other !== undefined) args[4] = other;
             orig.apply(this, args as never);
+          },
+      ),
+  },
+  {
+    check: 'wire',
+    what: "Relay.acceptForwarded marks a relayed dispatch's spec in place (lost: it goes on as the bytes it came as)",
+    apply: () =>
+      patch(
+        Relay.prototype,
+        'acceptForwarded',
+        (orig) =>
+          function (this: Relay, tasks: readonly Dispatch[], origin: unknown): unknown {
+            for (const d of tasks) if (d.spec !== undefined) d.spec.traceState = 'relayed';
+            return orig.call(this, tasks as never, origin as never);
           },
       ),
   },

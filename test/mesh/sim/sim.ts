@@ -24,6 +24,7 @@ import { planSlots } from './slots.js';
 import { planShares } from './shares.js';
 import { planGangs } from './gangs.js';
 import { Workload, type WorkloadStats } from './workload.js';
+import { checkedCodecs, PRODUCT_CODECS } from './wire-check.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -126,6 +127,8 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   const ceilings = [shares.ceilings, shares.keyCeilings] as const;
   const checker = new Checker(() => vs.now() - T0, 50, flow.limits, preemption.length > 0, ...ceilings);
   const log = o.log ?? (() => undefined);
+  // Half of the seeds (both linger modes) check every message written against its object (wire-check.ts).
+  const codecs = o.seed % 4 < 2 ? checkedCodecs((what) => checker.add('wire', what)) : PRODUCT_CODECS;
   const mesh = new SimMesh({
     topology: shape.topology,
     vs,
@@ -135,11 +138,12 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
     cellOptions: { ...SIM_CELL_OPTIONS, batcher: { lingerMs: o.seed % 2 === 1 ? 2 : 0 } },
     raft,
     onCell: (r: SimReplica) => checker.attachLedger(r.id, r.cell.ledger),
+    codecs,
     ...(o.cellLogLevel ? { logLevel: o.cellLogLevel } : {}),
   });
   const later = (ms: number, fn: () => void): void => void vs.setTimer(Math.max(0, Math.round(T0 + ms - vs.now())), fn);
   const agents = shape.agents.map(
-    (a) => new SimAgent(a, net, rng.fork(), mesh.mesh, () => mesh.endpointsOf(a.node), checker),
+    (a) => new SimAgent(a, net, rng.fork(), mesh.mesh, () => mesh.endpointsOf(a.node), checker, codecs.agentResponse),
   );
   for (const a of agents) later(rng.next() * 300, () => a.start());
   o.tamper?.(mesh, agents);
