@@ -72,6 +72,11 @@ const HALF_RATE = Number(process.argv.find((a) => a.startsWith('--half-rate='))?
 /** --sweep-rates=100,500: the sweep's fixed rates (default SWEEP_RATES; empty: half of peak alone), for A/B runs. */
 const SWEEP_ARG = process.argv.find((a) => a.startsWith('--sweep-rates='))?.slice(14);
 const SWEEP_FIXED = SWEEP_ARG === undefined ? SWEEP_RATES : SWEEP_ARG.split(',').filter(Boolean).map(Number);
+/**
+ * --point-seconds=N: every sweep point runs N seconds (default 3-10 s, by rate): e.g. 20 at half of peak so the
+ * root's ledger reaches its retention (100,000 ended tasks) inside the phase, as in a long-running mesh.
+ */
+const POINT_SECONDS = Number(process.argv.find((a) => a.startsWith('--point-seconds='))?.slice(16) ?? 0);
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
 const TOPOLOGY = chainTopologyYaml({
@@ -265,7 +270,7 @@ async function main(): Promise<void> {
       if (runs('paced') || runs('sweep')) {
         const peak = HALF_RATE ? 2 * HALF_RATE : multiTp.tasksPerSecond || 2000;
         log(`(d) paced sweep: ${SWEEP_FIXED.join(', ')} tasks/s and half of peak (${Math.round(peak / 2)})`);
-        sweepPoints = await sweep(multi, peak, QUICK, log, SWEEP_FIXED);
+        sweepPoints = await sweep(multi, peak, QUICK, log, SWEEP_FIXED, POINT_SECONDS);
         pacedHalf = sweepPoints.find((p) => p.why !== 'fixed') ?? NO_PACED;
         log(
           `dispatch at ${pacedHalf.rate}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`,

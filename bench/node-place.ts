@@ -18,13 +18,14 @@
 // `--base=REF` runs the same with the src/ of git REF (e.g. main), extracted
 // into tmp/, in the same run: the before/after of a change to the node path.
 // Writes bench/results/node-place-<timestamp>.json and .txt.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { extractBase } from './lib/base-src.js';
 import { writeResults } from './lib/results.js';
 import { renderTable, type Cell as TableCell } from './lib/table.js';
 
@@ -59,7 +60,7 @@ async function parent(): Promise<void> {
   const sizes = (arg('sizes') ?? '100,1000,20000').split(',').map(Number);
   const base = arg('base');
   const impls: [string, string][] = [];
-  if (base) impls.push([`${base}`, extractBase(base)]);
+  if (base) impls.push([`${base}`, extractBase(repo, base)]);
   impls.push(['this tree', path.join(repo, 'src')]);
   const load0 = os.loadavg()[0]!;
   const rows: Figures[] = [];
@@ -134,16 +135,6 @@ async function parent(): Promise<void> {
   const file = writeResults('node-place', { sizes, base: base ?? null, rows, loadavg: [load0, load1] });
   writeFileSync(file.replace(/\.json$/, '.txt'), text);
   process.stdout.write(`${file}\n`);
-}
-
-/** src/ of git `ref`, extracted once into tmp/base-<ref>/ (inside the repo, so its imports resolve to node_modules). */
-function extractBase(ref: string): string {
-  const dir = path.join(repo, 'tmp', `base-${ref.replace(/[^\w.-]/g, '_')}`);
-  if (existsSync(dir)) rmSync(dir, { recursive: true });
-  mkdirSync(dir, { recursive: true });
-  const tar = execFileSync('git', ['-C', repo, 'archive', ref, 'src'], { maxBuffer: 1 << 28 });
-  execFileSync('tar', ['-x', '-C', dir], { input: tar });
-  return path.join(dir, 'src');
 }
 
 /** A stream as AgentSessions sees one: it writes encoded messages and is handed decoded ones. */

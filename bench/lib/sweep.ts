@@ -30,13 +30,15 @@ export async function sweep(
   quick: boolean,
   log: (s: string) => void,
   fixed: readonly number[] = SWEEP_RATES,
+  /** Seconds per point; 0: pointSeconds(). */
+  seconds = 0,
 ): Promise<SweepPoint[]> {
   const rates: [number, string][] = fixed.map((r) => [r, 'fixed']);
   if (Number.isFinite(peak) && peak > 0) rates.push([Math.max(100, Math.round(peak / 2)), 'half of peak']);
   rates.sort((a, b) => a[0] - b[0]);
   const out: SweepPoint[] = [];
   for (const [rate, why] of rates) {
-    const p = await paced(m, rate, pointSeconds(rate, quick), 'batch');
+    const p = await paced(m, rate, seconds || pointSeconds(rate, quick), 'batch');
     log(
       `sweep ${rate}/s (${why}): submit→result p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} p99.9 ${p.submitToResult.p999Ms} ms, dispatch p99 ${p.dispatch.p99Ms} ms, ${p.completed}/${p.tasks} done, ${p.cpuUsPerTask} µs CPU/task ${JSON.stringify(p.cpuUsPerTaskByProcess)}, wakeups/task ${JSON.stringify(p.wakeupsPerTask)}, messages/task ${JSON.stringify(p.messagesPerTask)}, waiting for CPU ${JSON.stringify(p.runQueueWaitShare)}, stalls ${JSON.stringify(p.stalls)}`,
     );

@@ -28,6 +28,7 @@ import {
   toProtoTask,
   type ApplyResult,
   type LedgerCommand,
+  type TaskEntry,
   type TaskRecord,
 } from '../mesh/ledger.js';
 import { nextAttemptId, routeKey } from '../mesh/types.js';
@@ -85,12 +86,15 @@ export function listTasks(cell: Cell, req: ListTasksRequest): ListTasksResponse 
   const after = req.pageToken ? decodeToken(req.pageToken) : undefined;
   const sign = req.newestFirst ? -1 : 1;
   const cmp = (a: Key, b: Key): number => sign * compareKeys(a, b);
-  // The size + 1 first records after the token, in order (one more tells whether a next page exists).
-  const best: TaskRecord[] = [];
-  for (const rec of cell.ledger.records()) {
+  // The size + 1 first tasks after the token, in order (one more tells whether a next page exists). A
+  // terminal task is held encoded (src/mesh/ledger-tasks.ts): decoded only for a kind or tenant filter.
+  const best: TaskEntry[] = [];
+  for (const rec of cell.ledger.entries()) {
     if (states.size > 0 && !states.has(rec.state)) continue;
-    if (req.kind && rec.spec.kind !== req.kind) continue;
-    if (req.tenant && rec.spec.tenant !== req.tenant) continue;
+    if (req.kind || req.tenant) {
+      const spec = cell.ledger.get(rec.id)!.spec;
+      if ((req.kind && spec.kind !== req.kind) || (req.tenant && spec.tenant !== req.tenant)) continue;
+    }
     const key = keyOf(rec);
     if (after && cmp(key, after) <= 0) continue;
     if (best.length > size && cmp(key, keyOf(best[best.length - 1]!)) >= 0) continue;
@@ -108,13 +112,13 @@ export function listTasks(cell: Cell, req: ListTasksRequest): ListTasksResponse 
   const last = page[page.length - 1];
   return {
     cell: cell.path,
-    tasks: page.map((r) => taskBrief(cell, r)),
+    tasks: page.map((r) => taskBrief(cell, cell.ledger.get(r.id)!)),
     nextPageToken: best.length > size && last ? encodeToken(keyOf(last)) : '',
   };
 }
 
 type Key = readonly [number, string];
-const keyOf = (r: TaskRecord): Key => [r.createdMs, r.id];
+const keyOf = (r: TaskEntry): Key => [r.createdMs, r.id];
 const compareKeys = (a: Key, b: Key): number => (a[0] !== b[0] ? a[0] - b[0] : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
 
 function encodeToken(k: Key): string {

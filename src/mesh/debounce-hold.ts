@@ -82,7 +82,7 @@ export class DebounceHold {
     this.mine.set(id, until);
     if (this.mine.size <= MINE_MAX) return;
     for (const [k] of this.mine) {
-      const r = this.h.ledger.get(k);
+      const r = this.h.ledger.live(k);
       if (r?.state !== TaskState.TASK_STATE_QUEUED || r.attempt !== 0) this.mine.delete(k);
     }
   }
@@ -94,7 +94,7 @@ export class DebounceHold {
       if (left > 0) return void this.armed.set(rec.id, left);
       this.armed.delete(rec.id);
       if (!this.h.d.leading()) return;
-      const r = this.h.ledger.get(rec.id);
+      const r = this.h.ledger.live(rec.id);
       if (r?.state === TaskState.TASK_STATE_QUEUED && r.attempt === rec.attempt) this.h.enqueue(r);
     });
   }
@@ -118,7 +118,7 @@ export class DebounceHold {
  */
 export function withLedgerSpec(item: WorkItem, ledger: Ledger): WorkItem {
   if (!item.spec.debounceKey) return item;
-  const rec = ledger.get(item.taskId);
+  const rec = ledger.live(item.taskId);
   if (rec && rec.spec !== item.spec) (item as { spec: TaskSpec }).spec = rec.spec;
   return item;
 }

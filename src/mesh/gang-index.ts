@@ -61,8 +61,7 @@ export class GangIndex {
   /** True if a member of gang `id` is live. */
   live(id: string): boolean {
     for (const m of this.members(id)) {
-      const rec = this.ledger.get(m);
-      if (rec && !isTerminal(rec.state)) return true;
+      if (this.ledger.live(m)) return true;
     }
     return false;
   }

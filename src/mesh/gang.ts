@@ -158,12 +158,12 @@ export class Gangs {
 
   /** The queued members of `item`'s gang that never started (`item` first), if `item` never started. */
   private queuedMembers(item: WorkItem): WorkItem[] {
-    if (!unstarted(this.home.ledger.get(item.taskId))) return [];
+    if (!unstarted(this.home.ledger.live(item.taskId))) return [];
     const out = [item];
     for (const id of this.index.members(item.spec.gangId)) {
       if (id === item.taskId) continue;
       const m = this.queue.get(nextAttemptId(id));
-      if (m && unstarted(this.home.ledger.get(id))) out.push(m);
+      if (m && unstarted(this.home.ledger.live(id))) out.push(m);
     }
     return out;
   }
@@ -193,8 +193,7 @@ export class Gangs {
     if (!cause) return;
     const why = `gang ${id}: member ${cause.id} ${isTerminal(cause.state) ? stateName(cause.state) : 'went back to the queue after it started'}`;
     for (const m of this.index.members(id)) {
-      const rec = this.home.ledger.get(m);
-      if (!rec || isTerminal(rec.state) || this.cancelling.has(m)) continue;
+      if (!this.home.ledger.live(m) || this.cancelling.has(m)) continue;
       this.cancelling.add(m);
       this.home.cancel(m, why).catch((err: unknown) => {
         this.cancelling.delete(m); // the next check proposes it again

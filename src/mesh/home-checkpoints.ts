@@ -66,7 +66,7 @@ export class HomeCheckpoints {
     const h = this.h;
     if (!h.d.leading()) return;
     this.stats.received++;
-    const rec = h.ledger.get(cp.taskId);
+    const rec = h.ledger.live(cp.taskId);
     if (!checkpointable(rec, cp.attempt)) {
       this.stats.stale++;
       return;

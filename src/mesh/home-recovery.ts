@@ -17,7 +17,7 @@
 import { TaskState } from '../gen/meshlb/v1/task.js';
 import type { TaskQueue } from '../queue/index.js';
 import type { Logger } from '../util/log.js';
-import { isLogged, isTerminal, type ApplyResult, type Ledger, type LedgerCommand, type TaskRecord } from './ledger.js';
+import { isLogged, type ApplyResult, type Ledger, type LedgerCommand, type TaskRecord } from './ledger.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler, TimerHandle } from './scheduler.js';
 import { leaseFor, type CellSettings } from './settings.js';
@@ -79,8 +79,7 @@ export class HomeRecovery {
     let queued = 0;
     let out = 0;
     this.unclaimed.clear();
-    for (const rec of ledger.records()) {
-      if (isTerminal(rec.state)) continue;
+    for (const rec of ledger.liveRecords()) {
       if (rec.spec.deadlineUnixMs > 0) timers.schedule(rec.spec.deadlineUnixMs, { type: 'deadline', id: rec.id });
       if (rec.state === TaskState.TASK_STATE_QUEUED) {
         queued++;
@@ -107,8 +106,8 @@ export class HomeRecovery {
    * current (the caller cancels it below).
    */
   adopt(child: string, ref: { readonly taskId: string; readonly attempt: number }): boolean {
-    const rec = this.h.ledger.get(ref.taskId);
-    if (!rec || isTerminal(rec.state) || rec.attempt !== ref.attempt || rec.state === TaskState.TASK_STATE_QUEUED) {
+    const rec = this.h.ledger.live(ref.taskId);
+    if (!rec || rec.attempt !== ref.attempt || rec.state === TaskState.TASK_STATE_QUEUED) {
       return false;
     }
     this.unclaimed.delete(rec.id);
@@ -141,9 +140,8 @@ export class HomeRecovery {
       this.h.log.warn({ attempts: lost.length }, 'attempts out under the old leader that no child holds: retrying');
     const now = this.h.scheduler.now();
     for (const [id, attempt] of lost) {
-      const rec = this.h.ledger.get(id);
-      if (!rec || isTerminal(rec.state) || rec.attempt !== attempt || rec.state === TaskState.TASK_STATE_QUEUED)
-        continue;
+      const rec = this.h.ledger.live(id);
+      if (!rec || rec.attempt !== attempt || rec.state === TaskState.TASK_STATE_QUEUED) continue;
       if (this.h.d.routes.has(routeKey(id, attempt))) continue;
       this.h.commit(
         {
@@ -173,9 +171,7 @@ export class HomeRecovery {
     this.h.flow.clear();
     this.rearmed.clear();
     this.unclaimed.clear();
-    for (const rec of this.h.ledger.records()) {
-      if (!isTerminal(rec.state)) this.h.d.queue.remove(nextAttemptId(rec.id));
-    }
+    for (const rec of this.h.ledger.liveRecords()) this.h.d.queue.remove(nextAttemptId(rec.id));
   }
 
   /** A proposal failed while leading: repair for a few seconds (a late commit may still apply). */
@@ -199,8 +195,7 @@ export class HomeRecovery {
     const { queue, routes, settings, timers } = this.h.d;
     const now = this.h.scheduler.now();
     let fixed = 0;
-    for (const rec of this.h.ledger.records()) {
-      if (isTerminal(rec.state)) continue;
+    for (const rec of this.h.ledger.liveRecords()) {
       if (rec.spec.deadlineUnixMs > 0 && rec.spec.deadlineUnixMs <= now) {
         this.h.deadLetter(rec.id, 'deadline passed');
         continue;

@@ -138,7 +138,7 @@ export async function acceptSpecs(
   for (let spec of specs) {
     const known = spec.idempotencyKey ? ledger.idForKey(spec.idempotencyKey) : undefined;
     if (known !== undefined) {
-      out.push({ id: known, existing: true, state: ledger.get(known)!.state });
+      out.push({ id: known, existing: true, state: ledger.stateOf(known)! });
       continue;
     }
     newCount++;
@@ -213,7 +213,7 @@ export async function acceptSpecs(
     if (r.id !== f.id || r.existing) {
       outcomes.push({ id: r.id, existing: true, state: r.state });
       // Folded into a debounced task: its window, pushed, is held from now by this leader's timers.
-      if (f.spec.debounceKey) h.debounce.accepted(ledger.get(r.id), f.atMs);
+      if (f.spec.debounceKey) h.debounce.accepted(ledger.live(r.id), f.atMs);
       continue;
     }
     outcomes.push({ id: f.id, existing: false, state: r.state });

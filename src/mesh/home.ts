@@ -177,7 +177,7 @@ export class Home {
     const settle = (list: WorkItem[]): void => startsDecided(list, this.flow, out);
     const cmd = (list: WorkItem[]): LedgerCommand => ({
       type: 'dispatched',
-      refs: list.map((it) => ({ id: it.taskId, attempt: (ledger.get(it.taskId)?.attempt ?? 0) + 1 })),
+      refs: list.map((it) => ({ id: it.taskId, attempt: (ledger.live(it.taskId)?.attempt ?? 0) + 1 })),
       atMs,
     });
     if (none.length > 0) {
@@ -212,13 +212,13 @@ export class Home {
       // Past its key's limit after all (the ledger decides): it waits again. Cancelled or ended
       // meanwhile: nothing to send (its credit returns with the next summary).
       if (!res.ok) {
-        const rec = res.why === 'limited' ? this.ledger.get(res.id) : undefined;
+        const rec = res.why === 'limited' ? this.ledger.live(res.id) : undefined;
         if (rec?.state === TaskState.TASK_STATE_QUEUED) this.enqueue(rec);
         continue;
       }
       item.attempt = res.attempt;
       item.key = routeKey(item.taskId, item.attempt);
-      item.checkpoint = resumableOf(this.ledger.get(item.taskId));
+      item.checkpoint = resumableOf(this.ledger.live(item.taskId));
       // Handed up, it may wait at the top for an agent of its kind (unplaceable.ts): the lease covers that.
       if (item.via === TO_PARENT) item.leaseMs = spilledLeaseFor(item.spec, this.settings);
       routes.sent(item);
@@ -233,9 +233,8 @@ export class Home {
     const fromAgent = r.agentId !== '' && r.meshFailure === MeshFailure.MESH_FAILURE_UNSPECIFIED;
     if (fromAgent && this.ledger.flow.isLingering(permitRef(r.taskId, r.attempt)))
       this.returnPermit(r.taskId, r.attempt);
-    const rec = this.ledger.get(r.taskId);
-    if (!rec) return;
-    if (isTerminal(rec.state) || rec.attempt !== r.attempt) return; // stale: fenced
+    const rec = this.ledger.live(r.taskId);
+    if (!rec || rec.attempt !== r.attempt) return; // ended, or stale: fenced
     const atMs = this.scheduler.now();
     const logged = isLogged(rec.spec);
     if (r.status === ResultStatus.RESULT_STATUS_OK) {
@@ -274,7 +273,9 @@ export class Home {
   /** A failed attempt was committed: queue the task again, at once (lost) or after backoff. */
   afterFailure(res: ApplyResult, immediate: boolean): void {
     if (!res.ok || res.state !== TaskState.TASK_STATE_QUEUED) return;
-    const rec = this.ledger.get(res.id)!;
+    // Another command of the same batch may have ended it since (a cancel): nothing to queue then.
+    const rec = this.ledger.live(res.id);
+    if (!rec) return;
     if (immediate) {
       this.enqueue(rec);
       return;
@@ -308,8 +309,8 @@ export class Home {
   }
 
   deadLetter(id: string, reason: string): void {
-    const rec = this.ledger.get(id);
-    if (!rec || isTerminal(rec.state)) return;
+    const rec = this.ledger.live(id);
+    if (!rec) return;
     this.commit({ type: 'deadLettered', id, reason, atMs: this.scheduler.now() }, isLogged(rec.spec), () => {
       this.dropAttempt(rec, reason);
       this.log.info({ ...taskLogFields(id, rec.spec.traceParent), reason: clip(reason) }, 'task dead-lettered');
@@ -327,9 +328,8 @@ export class Home {
     if (!this.d.leading()) return;
     switch (e.type) {
       case 'lease': {
-        const rec = this.ledger.get(e.id);
-        if (!rec || isTerminal(rec.state) || rec.attempt !== e.attempt || rec.state === TaskState.TASK_STATE_QUEUED)
-          return;
+        const rec = this.ledger.live(e.id);
+        if (!rec || rec.attempt !== e.attempt || rec.state === TaskState.TASK_STATE_QUEUED) return;
         this.dropAttempt(rec, 'lease lapsed');
         this.commit(
           {
@@ -348,7 +348,7 @@ export class Home {
       }
       case 'retry': {
         this.retrying.delete(e.id);
-        const rec = this.ledger.get(e.id);
+        const rec = this.ledger.live(e.id);
         if (rec && rec.state === TaskState.TASK_STATE_QUEUED && rec.attempt === e.attempt) this.enqueue(rec);
         return;
       }

@@ -8,8 +8,12 @@
 // for logged tasks directly: they go through a LedgerLog: LocalLedgerLog applies
 // at once on the one replica of a cell, RaftLedgerLog (raft-ledger-log.ts)
 // replicates the commands through the cell's Raft group first. snapshot() and
-// restore() carry the whole state, so Raft can compact the log behind it.
-// The commands, their answers and the task record are in ledger-record.ts.
+// restore() carry the whole state, so Raft can compact the log behind it
+// (ledger-snapshot.ts). The commands, their answers and the task record are in
+// ledger-record.ts. How tasks are held and read is ledger-tasks.ts: a live
+// task as its record object, a terminal one as its encoded record
+// (ledger-retained.ts), read back as a copy by get(); the mesh's own paths
+// look up live tasks with live(), has() and stateOf(), which decode nothing.
 //
 // Invariants (checked by test/mesh/ledger.test.ts):
 // - one idempotency key names one task id for as long as the task is retained;
@@ -30,19 +34,18 @@
 // (`flow`, src/flow/flow-state.ts: permits per concurrency key, rate state) and
 // debounce and singleton keys (`keyed`, src/flow/keyed.ts) are in the same log
 // and snapshot: the cell's one replicated state machine.
-import { LedgerSnapshot, type LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { TaskState } from '../gen/meshlb/v1/task.js';
 import { FlowState, NO_FLOW, strategyOf, type FlowConfig } from '../flow/flow-state.js';
 import { KeyedTasks } from '../flow/keyed.js';
 import { applyCheckpoint, dropCheckpointData } from './ledger-checkpoint.js';
+import { LedgerTasks } from './ledger-tasks.js';
+import { decodeSnapshot, encodeSnapshot } from './ledger-snapshot.js';
 import { applyShareSet } from './ledger-shares.js';
 import {
   applyConfig,
   configToProto,
   emptyConfig,
-  fromLedgerRecord,
   restoreConfig,
-  isTerminal,
   keepResult,
   newRecord,
   type AcceptedTask,
@@ -55,6 +58,7 @@ import {
 export { isLogged, isTerminal, MAX_CORDONED, toProtoTask } from './ledger-record.js';
 export { LocalLedgerLog, type LedgerLog } from './ledger-log.js';
 export type { AcceptedTask, ApplyResult, CellConfig, LedgerCommand, TaskRecord } from './ledger-record.js';
+export type { TaskEntry } from './ledger-tasks.js';
 
 export interface LedgerOptions {
   /** Terminal tasks kept for Get/Watch and idempotency; the oldest is evicted first. */
@@ -73,12 +77,7 @@ export type ChangeListener = (rec: TaskRecord) => void;
 /** A hard cap on attempts, counted or not, so nothing cycles forever. */
 const UNCOUNTED_ATTEMPT_SLACK = 20;
 
-export class Ledger {
-  private readonly tasks = new Map<string, TaskRecord>();
-  private readonly byKey = new Map<string, string>();
-  /** Terminal task ids, oldest first (Map keeps insertion order: O(1) eviction). */
-  private readonly terminalOrder = new Map<string, true>();
-  private live = 0;
+export class Ledger extends LedgerTasks {
   private readonly terminalListeners: TerminalListener[] = [];
   private readonly changeListeners: ChangeListener[] = [];
   /** Told after restore() replaced the whole ledger (no per-record change was reported for it). */
@@ -94,6 +93,7 @@ export class Ledger {
   readonly keyed = new KeyedTasks();
 
   constructor(private readonly opts: LedgerOptions) {
+    super(opts.retention);
     this.flow = new FlowState(opts.flow ?? NO_FLOW);
   }
 
@@ -111,23 +111,6 @@ export class Ledger {
 
   onConfig(l: (c: CellConfig) => void): void {
     this.configListeners.push(l);
-  }
-
-  get(id: string): TaskRecord | undefined {
-    return this.tasks.get(id);
-  }
-
-  idForKey(key: string): string | undefined {
-    return this.byKey.get(key);
-  }
-
-  /** Tasks not yet terminal. */
-  get liveCount(): number {
-    return this.live;
-  }
-
-  get size(): number {
-    return this.tasks.size;
   }
 
   maxAttempts(rec: TaskRecord): number {
@@ -160,8 +143,8 @@ export class Ledger {
       case 'cancelled':
       case 'deadLettered': {
         const rec = this.tasks.get(cmd.id);
-        if (!rec) return [{ ok: false, id: cmd.id, why: 'unknown' }];
-        if (isTerminal(rec.state)) return [{ ok: false, id: cmd.id, why: 'terminal', state: rec.state }];
+        if (rec === undefined) return [{ ok: false, id: cmd.id, why: 'unknown' }];
+        if (typeof rec === 'number') return [this.terminal(cmd.id, rec)];
         const to = cmd.type === 'cancelled' ? TaskState.TASK_STATE_CANCELLED : TaskState.TASK_STATE_DEAD_LETTERED;
         this.stop(rec, to, cmd.reason, cmd.atMs);
         return [this.ok(rec)];
@@ -180,23 +163,25 @@ export class Ledger {
       case 'flowLimitSet':
         this.flow.setLimit(cmd.key, cmd.limit, strategyOf(cmd.strategy ?? ''));
         return [{ ok: true, id: cmd.key, state: TaskState.TASK_STATE_UNSPECIFIED, attempt: 0 }];
-      case 'checkpointed':
-        return [applyCheckpoint(this.tasks.get(cmd.checkpoint.taskId), cmd.checkpoint, cmd.atMs)];
+      case 'checkpointed': {
+        const v = this.tasks.get(cmd.checkpoint.taskId);
+        if (typeof v === 'number') return [this.terminal(cmd.checkpoint.taskId, v)];
+        return [applyCheckpoint(v, cmd.checkpoint, cmd.atMs)];
+      }
       case 'tenantWeightSet':
       case 'tenantShareSet': // a share counts the tenant's attempts out now
       case 'keyShareSet': // a key's slots are its permits, counted from its first attempt
-        return [applyShareSet(this.flow, cmd, this.tasks.values())];
+        return [applyShareSet(this.flow, cmd, this.liveRecords())];
     }
   }
 
   /** A new attempt series for a task that ended other than COMPLETED. */
   private replay(id: string, reason: string, atMs: number): ApplyResult {
-    const rec = this.tasks.get(id);
-    if (!rec) return { ok: false, id, why: 'unknown' };
-    if (!isTerminal(rec.state)) return { ok: false, id, why: 'live', state: rec.state };
-    if (rec.state === TaskState.TASK_STATE_COMPLETED) return { ok: false, id, why: 'terminal', state: rec.state };
-    this.terminalOrder.delete(id);
-    this.live++;
+    const h = this.tasks.get(id);
+    if (h === undefined) return { ok: false, id, why: 'unknown' };
+    if (typeof h !== 'number') return { ok: false, id, why: 'live', state: h.state };
+    if (this.retained.state(h) === TaskState.TASK_STATE_COMPLETED) return this.terminal(id, h);
+    const rec = this.reopened(id, h);
     rec.failures = 0;
     rec.attemptBase = rec.attempt;
     rec.replays++;
@@ -214,29 +199,23 @@ export class Ledger {
   private accept(t: AcceptedTask): ApplyResult {
     const key = t.spec.idempotencyKey;
     if (key) {
-      const existing = this.byKey.get(key);
-      if (existing !== undefined) {
-        const rec = this.tasks.get(existing)!;
-        return { ok: true, id: existing, existing: true, state: rec.state, attempt: rec.attempt };
-      }
+      const existing = this.idForKey(key);
+      if (existing !== undefined) return this.known(existing);
     }
-    const prior = this.tasks.get(t.id);
-    if (prior) return { ok: true, id: t.id, existing: true, state: prior.state, attempt: prior.attempt };
+    if (this.tasks.has(t.id)) return this.known(t.id);
     // A debounce or singleton key may fold the submit into a live task (src/flow/keyed.ts).
-    const k = this.keyed.admit(t.id, t.spec, t.atMs, (id) => this.tasks.get(id));
+    const k = this.keyed.admit(t.id, t.spec, t.atMs, (id) => this.live(id));
     if (k.type !== 'new') {
-      if (k.type === 'merged') this.changed(this.tasks.get(k.rec.id)!);
+      if (k.type === 'merged') this.changed(this.live(k.rec.id)!);
       return { ok: true, id: k.rec.id, existing: true, state: k.rec.state, attempt: k.rec.attempt };
     }
     const rec = newRecord(t);
-    this.tasks.set(t.id, rec);
-    if (key) this.byKey.set(key, t.id);
-    this.live++;
+    this.added(rec);
     this.counters.accepted++;
     this.changed(rec);
     if (!k.replaces) return this.ok(rec);
     const why = `singleton key ${t.spec.singletonKey}: replaced by task ${t.id}`;
-    this.stop(this.tasks.get(k.replaces.id)!, TaskState.TASK_STATE_CANCELLED, why, t.atMs);
+    this.stop(this.live(k.replaces.id)!, TaskState.TASK_STATE_CANCELLED, why, t.atMs);
     return { ...this.ok(rec), replaced: k.replaces.id };
   }
 
@@ -248,8 +227,8 @@ export class Ledger {
 
   private dispatched(id: string, attempt: number, atMs: number): ApplyResult {
     const rec = this.tasks.get(id);
-    if (!rec) return { ok: false, id, why: 'unknown' };
-    if (isTerminal(rec.state)) return { ok: false, id, why: 'terminal', state: rec.state };
+    if (rec === undefined) return { ok: false, id, why: 'unknown' };
+    if (typeof rec === 'number') return this.terminal(id, rec);
     // Numbers only grow (the fence). A new attempt starts only once the last
     // one ended (QUEUED): superseding one still out would let it run on
     // uncounted, past max_attempts (a dispatch committed late, after a repair
@@ -296,8 +275,8 @@ export class Ledger {
   /** The record if `attempt` is its current, non-terminal attempt. */
   private current(id: string, attempt: number): { ok: true; rec: TaskRecord } | { ok: false; res: ApplyResult } {
     const rec = this.tasks.get(id);
-    if (!rec) return { ok: false, res: { ok: false, id, why: 'unknown' } };
-    if (isTerminal(rec.state)) return { ok: false, res: { ok: false, id, why: 'terminal', state: rec.state } };
+    if (rec === undefined) return { ok: false, res: { ok: false, id, why: 'unknown' } };
+    if (typeof rec === 'number') return { ok: false, res: this.terminal(id, rec) };
     if (attempt !== rec.attempt || rec.state === TaskState.TASK_STATE_QUEUED) {
       return { ok: false, res: { ok: false, id, why: 'stale', state: rec.state } };
     }
@@ -315,28 +294,14 @@ export class Ledger {
     rec.reason = reason;
     rec.updatedMs = atMs;
     dropCheckpointData(rec);
-    this.live--;
     if (state === TaskState.TASK_STATE_COMPLETED) this.counters.completed++;
     else if (state === TaskState.TASK_STATE_FAILED) this.counters.failed++;
     else if (state === TaskState.TASK_STATE_CANCELLED) this.counters.cancelled++;
     else this.counters.deadLettered++;
-    this.terminalOrder.set(rec.id, true);
     this.keyed.ended(rec);
     for (const l of this.terminalListeners) l(rec);
     this.changed(rec);
-    this.evict();
-  }
-
-  private evict(): void {
-    while (this.terminalOrder.size > this.opts.retention) {
-      const oldest = this.terminalOrder.keys().next().value as string;
-      this.terminalOrder.delete(oldest);
-      const rec = this.tasks.get(oldest);
-      this.tasks.delete(oldest);
-      if (rec?.spec.idempotencyKey && this.byKey.get(rec.spec.idempotencyKey) === oldest) {
-        this.byKey.delete(rec.spec.idempotencyKey);
-      }
-    }
+    this.ended(rec);
   }
 
   private changed(rec: TaskRecord): void {
@@ -347,29 +312,15 @@ export class Ledger {
     return { ok: true, id: rec.id, state: rec.state, attempt: rec.attempt };
   }
 
-  /** Every retained record, for snapshots and admin; live ones first is not guaranteed. */
-  records(): IterableIterator<TaskRecord> {
-    return this.tasks.values();
-  }
-
   /**
-   * The whole state as bytes (a LedgerSnapshot, proto/meshlb/v1/ledger.proto):
-   * every record in the map's order, the terminal (eviction) order and the
-   * counters. The idempotency index and the live count follow from the records.
+   * The whole state as bytes (a LedgerSnapshot, ledger-snapshot.ts): every
+   * record in the map's order, the terminal (eviction) order and the counters.
+   * The idempotency index and the live count follow from the records.
    */
   snapshot(): Uint8Array {
-    const at = new Map<string, number>();
-    const records: LedgerRecord[] = [];
-    for (const rec of this.tasks.values()) {
-      at.set(rec.id, records.length);
-      records.push(rec);
-    }
-    const terminalOrder = [...this.terminalOrder.keys()].map((id) => at.get(id)!);
-    const counters = { ...this.counters };
-    const config = configToProto(this.config);
     const [flow, keyed] = [this.flow.toProto(), this.keyed.toProto()];
-    const snap = { version: SNAPSHOT_VERSION, records, terminalOrder, counters, config, flow, keyed };
-    return LedgerSnapshot.encode(snap).finish();
+    const rest = { counters: { ...this.counters }, config: configToProto(this.config), flow, keyed };
+    return encodeSnapshot(this.tasks.values(), this.retained, rest);
   }
 
   /**
@@ -378,26 +329,8 @@ export class Ledger {
    * Listeners are not called. Throws on a snapshot that is not self-consistent.
    */
   restore(bytes: Uint8Array): void {
-    const snap = LedgerSnapshot.decode(bytes);
-    if (snap.version !== SNAPSHOT_VERSION) throw new Error(`ledger snapshot version ${snap.version} not supported`);
-    const records = snap.records.map(fromLedgerRecord);
-    const terminal = new Map<string, true>();
-    for (const i of snap.terminalOrder) {
-      const rec = records[i];
-      if (!rec || !isTerminal(rec.state) || terminal.has(rec.id)) throw new Error(`ledger snapshot: bad terminal ${i}`);
-      terminal.set(rec.id, true);
-    }
-    this.tasks.clear();
-    this.byKey.clear();
-    this.terminalOrder.clear();
-    this.live = 0;
-    for (const rec of records) {
-      this.tasks.set(rec.id, rec);
-      if (rec.spec.idempotencyKey) this.byKey.set(rec.spec.idempotencyKey, rec.id);
-      if (!isTerminal(rec.state)) this.live++;
-    }
-    if (terminal.size + this.live !== this.tasks.size) throw new Error('ledger snapshot: terminal order incomplete');
-    for (const id of terminal.keys()) this.terminalOrder.set(id, true);
+    const { snap, records, terminal } = decodeSnapshot(bytes);
+    this.restoreTasks(records, terminal);
     const c = snap.counters;
     Object.assign(this.counters, {
       accepted: c?.accepted ?? 0,
@@ -413,5 +346,3 @@ export class Ledger {
     for (const l of this.configListeners) l(this.config);
   }
 }
-
-const SNAPSHOT_VERSION = 1;

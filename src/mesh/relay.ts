@@ -135,7 +135,7 @@ export class Relay {
     const item = this.d.routes.get(key);
     if (item === undefined) {
       // Not ours to route: the home ledger fences it, or it is stale (an attempt no longer held here).
-      if (this.d.home.ledger.get(r.taskId)) this.d.home.result(r);
+      if (this.d.home.ledger.has(r.taskId)) this.d.home.result(r);
       return;
     }
     this.d.routes.drop(item);
@@ -168,7 +168,7 @@ export class Relay {
     const item = this.d.routes.get(routeKey(cp.taskId, cp.attempt));
     const origin = item?.origin;
     if (origin === undefined || origin.type === 'home') {
-      if (this.d.home.ledger.get(cp.taskId)) this.d.home.checkpoints.offer(cp);
+      if (this.d.home.ledger.has(cp.taskId)) this.d.home.checkpoints.offer(cp);
     } else if (origin.type === 'parent') this.d.links.parent?.sendCheckpoint(cp);
     else this.d.links.children?.sendCheckpoint(origin.cell, cp);
   }

@@ -6,7 +6,7 @@
 // the codec, and checked by the spec validation.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Durability, SingletonMode, TaskSpec, TaskState } from '../../src/gen/meshlb/v1/task.js';
+import { Durability, SingletonMode, TaskResult, TaskSpec, TaskState } from '../../src/gen/meshlb/v1/task.js';
 import { keyedSpecProblem } from '../../src/flow/keyed.js';
 import { Ledger, type ApplyResult } from '../../src/mesh/ledger.js';
 import { decodeCommands, encodeCommands } from '../../src/mesh/ledger-codec.js';
@@ -116,7 +116,7 @@ describe('singleton keys in the ledger', () => {
       state: TaskState.TASK_STATE_DISPATCHED,
     });
     expect(l.get('b')).toBeUndefined();
-    l.apply({ type: 'completed', result: { taskId: 'a', attempt: 1 } as never, atMs: 3 });
+    l.apply({ type: 'completed', result: TaskResult.fromPartial({ taskId: 'a', attempt: 1 }), atMs: 3 });
     expect(accept(l, 'c', single(SingletonMode.SINGLETON_MODE_SKIP), 4)).toMatchObject({ id: 'c' });
     expect(l.get('c')!.state).toBe(TaskState.TASK_STATE_QUEUED);
   });

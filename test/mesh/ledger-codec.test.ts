@@ -12,11 +12,20 @@ import { anyCommand, canonical, commandFor, script, SEED, spec } from './ledger-
 
 const ledger = () => new Ledger({ retention: 3, defaultMaxAttempts: 2 });
 
-/** Deep equality including the things toStrictEqual on Maps does not see: record order and terminal order. */
+/**
+ * Deep equality including the things toStrictEqual on Maps does not see: record order and terminal order.
+ * The task map and the compact store of terminal records are compared through records() and the snapshot:
+ * the store's handles and slabs depend on its history (a restored store starts afresh), not on the state.
+ */
 function expectSameLedger(b: Ledger, a: Ledger): void {
-  expect(b).toStrictEqual(a);
+  expect(fields(b)).toStrictEqual(fields(a));
   expect([...b.records()]).toStrictEqual([...a.records()]);
   expect(Buffer.from(b.snapshot())).toEqual(Buffer.from(a.snapshot()));
+}
+
+function fields(l: Ledger): Record<string, unknown> {
+  const { tasks: _tasks, retained: _retained, ...rest } = l as unknown as Record<string, unknown>;
+  return rest;
 }
 
 describe('ledger command codec', () => {

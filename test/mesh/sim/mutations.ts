@@ -63,9 +63,12 @@ const both =
 
 /** The private parts of the classes a mutation reaches into. */
 interface LedgerInside {
-  tasks: Map<string, TaskRecord>;
+  /** A live task's record, a terminal one's handle in the compact store (src/mesh/ledger-tasks.ts). */
+  tasks: Map<string, TaskRecord | number>;
   byKey: Map<string, string>;
+  get(id: string): TaskRecord | undefined;
   finish(rec: TaskRecord, state: TaskState, reason: string, atMs: number): void;
+  terminal(id: string, h: number): unknown;
 }
 interface SessionsInside {
   byId: AgentSessions['byId'];
@@ -310,8 +313,8 @@ export const MUTATIONS: readonly Mutation[] = [
         () =>
           function (this: LedgerInside, id: string) {
             const rec = this.tasks.get(id);
-            if (!rec) return { ok: false, res: { ok: false, id, why: 'unknown' } };
-            if (isTerminal(rec.state)) return { ok: false, res: { ok: false, id, why: 'terminal', state: rec.state } };
+            if (rec === undefined) return { ok: false, res: { ok: false, id, why: 'unknown' } };
+            if (typeof rec === 'number') return { ok: false, res: this.terminal(id, rec) };
             return { ok: true, rec };
           },
       ),
@@ -329,7 +332,8 @@ export const MUTATIONS: readonly Mutation[] = [
         (orig) =>
           function (this: LedgerInside, cmd: LedgerCommand) {
             const ends = cmd.type === 'cancelled' || cmd.type === 'deadLettered';
-            const rec = ends ? this.tasks.get(cmd.id) : undefined;
+            // A terminal task is held compact: the bug ends a copy of it a second time.
+            const rec = ends ? this.get(cmd.id) : undefined;
             if (!ends || !rec || !isTerminal(rec.state)) return orig.apply(this, [cmd] as never);
             const to = cmd.type === 'cancelled' ? TaskState.TASK_STATE_CANCELLED : TaskState.TASK_STATE_DEAD_LETTERED;
             this.finish(rec, to, cmd.reason, cmd.atMs);
