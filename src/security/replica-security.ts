@@ -42,7 +42,8 @@ export interface GuardContext extends Pick<GuardOptions, 'cell' | 'children' | '
   readonly ledger: {
     onChange(l: (rec: TaskRecord) => void): void;
     onRestored(l: () => void): void;
-    records(): Iterable<TaskRecord>;
+    /** The unfinished tasks' records (ended ones are held compact and not counted). */
+    liveRecords(): Iterable<TaskRecord>;
   };
 }
 
@@ -115,9 +116,9 @@ export function replicaSecurity(o: ReplicaSecurityOptions): ReplicaSecurity | un
       let quotas: TenantQuotas | undefined;
       if (spec.quotas) {
         const q = (quotas = new TenantQuotas(spec.quotas));
-        q.rebuild(ctx.ledger.records());
+        q.rebuild(ctx.ledger.liveRecords());
         ctx.ledger.onChange((rec) => q.changed(rec));
-        ctx.ledger.onRestored(() => q.rebuild(ctx.ledger.records()));
+        ctx.ledger.onRestored(() => q.rebuild(ctx.ledger.liveRecords()));
       }
       const { ledger: _ledger, ...guard } = ctx;
       return [guardInterceptor({ ...guard, meshId: o.topology.id, auth, tls: tls !== undefined, quotas, log })];
