@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
-import type { ConnectRequest, ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
+import { AgentHello, type ConnectRequest, type ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
 import { Durability, TaskSpec } from '../../src/gen/meshlb/v1/task.js';
 import { AgentSessions } from '../../src/mesh/agent-sessions.js';
 import { Cell } from '../../src/mesh/cell.js';
@@ -39,17 +39,14 @@ function node(n: number) {
     sessions.connect(call as never);
     send(i, {
       $case: 'hello',
-      value: {
+      value: AgentHello.fromPartial({
         agentId: `a${i}`,
         kinds: ['k'],
         slots: 1,
-        labels: [],
-        version: '',
         mesh: topo.name,
         meshId: meshOf(topo).id,
         nodeCell: spec.path,
-        running: [],
-      },
+      }),
     });
   }
   const load = (i: number, cpu: number, draining = false): void =>

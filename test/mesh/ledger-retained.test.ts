@@ -4,7 +4,7 @@
 // exact copy, replayed from them, evicted oldest first.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MeshFailure, ResultStatus, TaskSpec, TaskState, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
+import { ResultStatus, TaskResult, TaskSpec, TaskState } from '../../src/gen/meshlb/v1/task.js';
 import { Ledger, type TaskRecord } from '../../src/mesh/ledger.js';
 import { RetainedRecords } from '../../src/mesh/ledger-retained.js';
 import { SEED } from './ledger-gen.js';
@@ -40,18 +40,8 @@ function terminalRecord(n: number, state: TaskState, payloadBytes: number): Task
   };
 }
 
-const ok = (id: string, attempt: number): TaskResult => ({
-  taskId: id,
-  attempt,
-  status: ResultStatus.RESULT_STATUS_OK,
-  output: Buffer.from('out'),
-  error: '',
-  agentId: 'a',
-  nodeCell: '/n',
-  runMicros: 1,
-  meshFailure: MeshFailure.MESH_FAILURE_UNSPECIFIED,
-  retryAfterMs: 0,
-});
+const ok = (id: string, attempt: number): TaskResult =>
+  TaskResult.fromPartial({ taskId: id, attempt, status: ResultStatus.RESULT_STATUS_OK, output: Buffer.from('out') });
 
 type Op = { t: 'add'; state: number; bytes: number } | { t: 'drop'; pick: number } | { t: 'evict' };
 
