@@ -25,6 +25,8 @@ const SEED = Number(process.env.MESHLB_SEED ?? Date.now() % 100_000);
 const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const TASKS = 150;
 const LIMIT = 3;
+/** Each task's run timeout: a lingering permit comes back this long (plus flow.lingerMs) after its attempt lapsed. */
+const RUN_TIMEOUT_MS = 5_000;
 
 const sup = new Supervisor();
 const agents: Agent[] = [];
@@ -133,7 +135,16 @@ ${zones.map((z, i) => `        - name: z${i + 1}\n          replicas: [{ address
 
       client = new MeshClient({ address: roots });
       const items = await client.submitBatch(
-        Array.from({ length: TASKS }, (_, i) => ({ kind: 'work', concurrencyKey: 'cust', payload: `t${i}` })),
+        // A 5 s run timeout (tasks run 100-300 ms): an attempt the old leader committed but had not yet
+        // written to its link when it was killed is retried by the new leader, and its permit lingers for
+        // the attempt's timeout and flow.lingerMs (the new leader cannot tell that it never ran), so it is
+        // back within the wait below; the cell default (30 s) would outlast it.
+        Array.from({ length: TASKS }, (_, i) => ({
+          kind: 'work',
+          concurrencyKey: 'cust',
+          payload: `t${i}`,
+          timeoutMs: RUN_TIMEOUT_MS,
+        })),
         { deadlineMs: 20_000 },
       );
       for (const it of items) expect(it.ok, why()).toBe(true);
