@@ -15,13 +15,12 @@
 // run, alternated with this tree's `--rounds` times (default 2), each run in a
 // fresh child process started with --expose-gc.
 // Writes bench/results/ledger-heap-<timestamp>.json and .txt.
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { extractBase } from './lib/base-src.js';
+import { implsFor, runChild } from './lib/base-src.js';
 import { writeResults } from './lib/results.js';
 import { renderTable, type Cell } from './lib/table.js';
 
@@ -56,32 +55,15 @@ else parent();
 function parent(): void {
   const base = arg('base');
   const rounds = Number(arg('rounds') ?? 2);
-  const impls: [string, string][] = [];
-  if (base) impls.push([base, extractBase(repo, base)]);
-  impls.push(['this tree', path.join(repo, 'src')]);
+  const impls = implsFor(repo, base);
   const load0 = os.loadavg()[0]!;
   const rows: Figures[] = [];
   for (let r = 0; r < rounds; r++) {
     for (const [name, src] of impls) {
-      const out = spawnSync(
-        process.execPath,
-        [
-          '--expose-gc',
-          ...process.execArgv,
-          fileURLToPath(import.meta.url),
-          '--child',
-          `--src=${src}`,
-          `--impl=${name}`,
-          ...process.argv.slice(2).filter((a) => !a.startsWith('--base') && !a.startsWith('--rounds')),
-        ],
-        { encoding: 'utf8', maxBuffer: 1 << 24 },
-      );
-      const line = out.stdout.trim().split('\n').pop() ?? '';
-      if (out.status !== 0 || !line.startsWith('{')) {
-        process.stderr.write(out.stderr);
-        throw new Error(`child for ${name} failed (${out.status})`);
-      }
-      const f = JSON.parse(line) as Figures;
+      const args = process.argv.slice(2).filter((a) => !a.startsWith('--base') && !a.startsWith('--rounds'));
+      const f = runChild<Figures>(fileURLToPath(import.meta.url), [`--src=${src}`, `--impl=${name}`, ...args], name, [
+        '--expose-gc',
+      ]);
       rows.push(f);
       process.stdout.write(`${name}: ${f.heapBytesPerTask} B/task, ${f.cpuUsPerTask.toFixed(2)} µs/task\n`);
     }

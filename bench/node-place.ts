@@ -18,14 +18,13 @@
 // `--base=REF` runs the same with the src/ of git REF (e.g. main), extracted
 // into tmp/, in the same run: the before/after of a change to the node path.
 // Writes bench/results/node-place-<timestamp>.json and .txt.
-import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
-import { extractBase } from './lib/base-src.js';
+import { implsFor, runChild } from './lib/base-src.js';
 import { writeResults } from './lib/results.js';
 import { renderTable, type Cell as TableCell } from './lib/table.js';
 
@@ -59,33 +58,18 @@ else await parent();
 async function parent(): Promise<void> {
   const sizes = (arg('sizes') ?? '100,1000,20000').split(',').map(Number);
   const base = arg('base');
-  const impls: [string, string][] = [];
-  if (base) impls.push([`${base}`, extractBase(repo, base)]);
-  impls.push(['this tree', path.join(repo, 'src')]);
+  const impls = implsFor(repo, base);
   const load0 = os.loadavg()[0]!;
   const rows: Figures[] = [];
   // Alternate the impls per size, so the machine's load falls on both alike.
   for (const n of sizes) {
     for (const [name, src] of impls) {
-      const r = spawnSync(
-        process.execPath,
-        [
-          ...process.execArgv,
-          fileURLToPath(import.meta.url),
-          '--child',
-          `--src=${src}`,
-          `--impl=${name}`,
-          `--agents=${n}`,
-          ...process.argv.slice(2).filter((a) => !a.startsWith('--sizes') && !a.startsWith('--base')),
-        ],
-        { encoding: 'utf8', maxBuffer: 1 << 24 },
+      const args = process.argv.slice(2).filter((a) => !a.startsWith('--sizes') && !a.startsWith('--base'));
+      const f = runChild<Figures>(
+        fileURLToPath(import.meta.url),
+        [`--src=${src}`, `--impl=${name}`, `--agents=${n}`, ...args],
+        `${name} at ${n} agents`,
       );
-      const line = r.stdout.trim().split('\n').pop() ?? '';
-      if (r.status !== 0 || !line.startsWith('{')) {
-        process.stderr.write(r.stderr);
-        throw new Error(`child for ${name} at ${n} agents failed (${r.status})`);
-      }
-      const f = JSON.parse(line) as Figures;
       rows.push(f);
       process.stdout.write(
         `${name}, ${n} agents: ${f.cpuUsPerTask.toFixed(1)} µs/task, ${f.cpuUsPerLoad.toFixed(1)} µs/load\n`,

@@ -22,7 +22,15 @@ import { AdminServiceService } from '../gen/meshlb/v1/admin.js';
 import type { Cell } from '../mesh/cell.js';
 import { notLeadingError } from '../mesh/port.js';
 import { FORWARDED_HEADER } from '../mesh/task-forward.js';
-import { checkLength, MeshError, notFound, unavailable } from '../util/errors.js';
+import {
+  checkLength,
+  LEADER_ADDRESS_TRAILER,
+  LEADER_TRAILER,
+  MeshError,
+  notFound,
+  RETRY_AFTER_TRAILER,
+  unavailable,
+} from '../util/errors.js';
 import { clip, LIMITS } from '../util/limits.js';
 
 export type AdminMethod = keyof typeof AdminServiceService;
@@ -36,7 +44,7 @@ const CLIENT_IDLE_MS = 30_000;
 export const DEFAULT_ADMIN_DEADLINE_MS = 5_000;
 /** How long a call waits for its cell's leader to be known (an election) before UNAVAILABLE. */
 const ELECTION_WAIT_MS = 2_000;
-const TRAILERS = ['meshlb-leader', 'meshlb-leader-address', 'meshlb-retry-after-ms'];
+const TRAILERS = [LEADER_TRAILER, LEADER_ADDRESS_TRAILER, RETRY_AFTER_TRAILER];
 
 /** The `authorization` header of the call being answered, for the calls it makes (see the header). */
 const caller = new AsyncLocalStorage<string>();

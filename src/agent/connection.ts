@@ -30,6 +30,7 @@ import { Backoff, type BackoffOptions } from './backoff.js';
 import { heartbeatWheel, type Beat } from './heartbeat-wheel.js';
 import { sampleLoad } from './load.js';
 import { h2AgentStreams, type AgentCall, type AgentStreams, type AgentTransport, type LeanSetup } from './transport.js';
+import { LEADER_ADDRESS_TRAILER } from '../util/errors.js';
 
 /** After a follower names its leader, connect there this soon (ms); at most this many redirects in a row. */
 const LEADER_REDIRECT_MS = 20;
@@ -299,7 +300,7 @@ export class Connection {
     this.peer.broken(s, wasWelcomed);
     // A replica that does not lead its node cell names the leader: go there next, soon, if it is
     // one of our addresses (an agent never follows a hint to an address it was not given).
-    const hint = s.code === status.FAILED_PRECONDITION ? s.metadata?.get('meshlb-leader-address')[0] : undefined;
+    const hint = s.code === status.FAILED_PRECONDITION ? s.metadata?.get(LEADER_ADDRESS_TRAILER)[0] : undefined;
     const to = typeof hint === 'string' ? this.opts.addresses.indexOf(hint) : -1;
     if (to >= 0 && to !== this.addrIndex && this.state !== 'closed' && this.redirects < MAX_REDIRECTS) {
       this.redirects++;

@@ -3,6 +3,7 @@
 // printouts say `UNIMPLEMENTED` and `ok` rather than 12 and 1.
 import { status as grpcStatus, type StatusObject } from '@grpc/grpc-js';
 import { ResultStatus } from '../gen/meshlb/v1/task.js';
+import { LEADER_TRAILER } from '../util/errors.js';
 
 /** A result status by name. */
 export type ResultStatusName = 'unspecified' | 'ok' | 'error' | 'fatal' | 'rate_limited' | 'handed_back';
@@ -45,5 +46,5 @@ export function isRefusal(s: StatusObject): boolean {
   if (s.code === grpcStatus.INVALID_ARGUMENT) return true;
   // A secured node (docs/security.md): no valid token, or a token without the agent role.
   if (s.code === grpcStatus.UNAUTHENTICATED || s.code === grpcStatus.PERMISSION_DENIED) return true;
-  return s.code === grpcStatus.FAILED_PRECONDITION && s.metadata.get('meshlb-leader').length === 0;
+  return s.code === grpcStatus.FAILED_PRECONDITION && s.metadata.get(LEADER_TRAILER).length === 0;
 }

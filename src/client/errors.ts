@@ -1,11 +1,9 @@
 // The one error type the client SDK throws: a gRPC status with the mesh's hints
 // (leader address, retry-after) lifted out of the trailers.
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { RETRY_AFTER_TRAILER } from '../util/errors.js';
+import { LEADER_ADDRESS_TRAILER, LEADER_TRAILER, RETRY_AFTER_TRAILER } from '../util/errors.js';
 
-export const LEADER_ADDRESS_TRAILER = 'meshlb-leader-address';
-export const LEADER_TRAILER = 'meshlb-leader';
-export { RETRY_AFTER_TRAILER };
+export { LEADER_ADDRESS_TRAILER, LEADER_TRAILER, RETRY_AFTER_TRAILER };
 
 export class MeshClientError extends Error {
   /** gRPC status code (grpc-js `status`). */

@@ -187,7 +187,7 @@ export class AgentSession {
   cpu = 0;
   memory = 0;
   /** It drains (by itself, or told to: it leaves once idle). */
-  drainOrdered = false;
+  private drainOrdered = false;
   /** An operator cordoned it (CordonAgent): no new assignments, it stays connected. */
   cordoned = false;
   dead = false;
@@ -247,6 +247,11 @@ export class AgentSession {
 
   set draining(drain: boolean) {
     this.drainOrdered = drain;
+  }
+
+  /** Draining by its own word or an order, a cordon aside (a cordoned agent may start draining too). */
+  get leaving(): boolean {
+    return this.drainOrdered;
   }
 
   /** Slots taken: by attempts assigned in this session plus those carried from before (each its slots). */

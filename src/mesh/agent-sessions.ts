@@ -128,7 +128,7 @@ export class AgentSessions implements AgentSide {
             return fail(invalidArgument('hello sent twice'), 'agent: second hello');
           case 'load': {
             const [l, s] = [m.value, session];
-            if (l.draining && !s.drainOrdered) {
+            if (l.draining && !s.leaving) {
               this.capacity.update(s, () => (s.draining = true)); // capacity moves with a load only here
               this.changed();
             }

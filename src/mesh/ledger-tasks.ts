@@ -4,7 +4,7 @@
 // change records; this part decides how they are kept, found and evicted.
 import type { TaskState } from '../gen/meshlb/v1/task.js';
 import { RetainedRecords } from './ledger-retained.js';
-import { isTerminal, type ApplyResult, type TaskRecord } from './ledger-record.js';
+import type { ApplyResult, TaskRecord } from './ledger-record.js';
 
 /** A retained task as ListTasks filters and orders it: a terminal one's is read without decoding it. */
 export interface TaskEntry {
@@ -22,7 +22,6 @@ export class LedgerTasks {
   private readonly byKey = new Map<string, string>();
   /** Terminal tasks, oldest first: eviction takes the oldest. */
   protected readonly retained = new RetainedRecords();
-  protected liveTasks = 0;
 
   /** `retention`: terminal tasks kept; the oldest is evicted first. */
   constructor(private readonly retention: number) {}
@@ -53,9 +52,9 @@ export class LedgerTasks {
     return this.byKey.get(key);
   }
 
-  /** Tasks not yet terminal. */
+  /** Tasks not yet terminal: every task held but those held compact. */
   get liveCount(): number {
-    return this.liveTasks;
+    return this.tasks.size - this.retained.size;
   }
 
   get size(): number {
@@ -84,12 +83,10 @@ export class LedgerTasks {
   protected added(rec: TaskRecord): void {
     this.tasks.set(rec.id, rec);
     if (rec.spec.idempotencyKey) this.byKey.set(rec.spec.idempotencyKey, rec.id);
-    this.liveTasks++;
   }
 
   /** A task ended: held compact from now on (whoever was told keeps the object), the oldest evicted. */
   protected ended(rec: TaskRecord): void {
-    this.liveTasks--;
     this.tasks.set(rec.id, this.retained.add(rec));
     while (this.retained.size > this.retention) {
       const { id, key } = this.retained.evictOldest()!;
@@ -103,7 +100,6 @@ export class LedgerTasks {
     const rec = this.retained.record(h);
     this.retained.drop(h);
     this.tasks.set(id, rec);
-    this.liveTasks++;
     return rec;
   }
 
@@ -118,16 +114,17 @@ export class LedgerTasks {
     return { ok: false, id, why: 'terminal', state: this.retained.state(h) };
   }
 
-  /** Replace every task: `records` in acceptance order, the terminal ones among them in eviction order. */
+  /**
+   * Replace every task: `records` in acceptance order, the terminal ones among them in eviction order
+   * (all of them: decodeSnapshot checks it, so what is not held compact is live).
+   */
   protected restoreTasks(records: readonly TaskRecord[], terminal: readonly TaskRecord[]): void {
     this.tasks.clear();
     this.byKey.clear();
     this.retained.clear();
-    this.liveTasks = 0;
     for (const rec of records) {
       this.tasks.set(rec.id, rec);
       if (rec.spec.idempotencyKey) this.byKey.set(rec.spec.idempotencyKey, rec.id);
-      if (!isTerminal(rec.state)) this.liveTasks++;
     }
     // Held compact in eviction order (a map's set keeps a key's place).
     for (const rec of terminal) this.tasks.set(rec.id, this.retained.add(rec));

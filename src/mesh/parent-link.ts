@@ -27,6 +27,7 @@ import type { Summarizer } from './summary.js';
 import { SummaryPacer } from './summary-pacer.js';
 import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
+import { LEADER_ADDRESS_TRAILER } from '../util/errors.js';
 
 const enum Lane {
   Acks,
@@ -189,7 +190,7 @@ export class ParentLink implements ParentSide {
     });
     call.on('error', (err: ServiceError) => {
       // A parent replica that does not lead names its leader: go there next, soon.
-      const hint = err.code === status.FAILED_PRECONDITION ? err.metadata?.get('meshlb-leader-address')[0] : undefined;
+      const hint = err.code === status.FAILED_PRECONDITION ? err.metadata?.get(LEADER_ADDRESS_TRAILER)[0] : undefined;
       if (typeof hint === 'string' && hint !== '') this.preferred = hint;
       else if (err.code === status.FAILED_PRECONDITION && err.details !== this.lastRefusal) {
         // Another mesh or cell at that address: a configuration error, said once (we keep retrying).

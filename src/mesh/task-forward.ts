@@ -32,7 +32,13 @@ import {
   type SubmitRequest,
   type SubmitResponse,
 } from '../gen/meshlb/v1/task.js';
-import { MeshError, resourceExhausted, RETRY_AFTER_TRAILER } from '../util/errors.js';
+import {
+  LEADER_ADDRESS_TRAILER,
+  LEADER_TRAILER,
+  MeshError,
+  resourceExhausted,
+  RETRY_AFTER_TRAILER,
+} from '../util/errors.js';
 
 /** Request header marking a call a follower forwarded: the receiver never forwards it again. */
 export const FORWARDED_HEADER = 'meshlb-forwarded';
@@ -40,9 +46,6 @@ export const FORWARDED_HEADER = 'meshlb-forwarded';
 export const DEFAULT_MAX_FORWARDING = 1024;
 /** A forwarded call whose caller set no deadline still ends: a gone leader must not hold a slot forever. */
 const MAX_FORWARD_MS = 30_000;
-
-const LEADER_TRAILER = 'meshlb-leader';
-const LEADER_ADDRESS_TRAILER = 'meshlb-leader-address';
 
 /** Where a write goes: served here, or relayed to the leader named. */
 export type WriteRoute =

@@ -29,11 +29,15 @@ export function checkLength(field: string, value: string, max: number): void {
   if (why) throw invalidArgument(why);
 }
 
+/** The trailers that name the cell's leader (its replica id, its address) on a refusal by a follower. */
+export const LEADER_TRAILER = 'meshlb-leader';
+export const LEADER_ADDRESS_TRAILER = 'meshlb-leader-address';
+
 /** Not the leader: the trailer `meshlb-leader` names who is (id and address when known). */
 export function notLeader(msg: string, leaderId: string, leaderAddress: string): MeshError {
   return new MeshError(status.FAILED_PRECONDITION, msg, {
-    'meshlb-leader': leaderId,
-    'meshlb-leader-address': leaderAddress,
+    [LEADER_TRAILER]: leaderId,
+    [LEADER_ADDRESS_TRAILER]: leaderAddress,
   });
 }
 
