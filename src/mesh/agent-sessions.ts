@@ -55,8 +55,7 @@ export class AgentSessions implements AgentSide {
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
   private lastSweepMs = 0;
-  /** The last sweep came late and judged nobody (sweep). */
-  private stallSkipped = false;
+  private stallEndMs = 0; // the last skipped (late) sweep: silence counts from it (sweep); 0: none
   maxOverSlots = Number.NEGATIVE_INFINITY; // instrumentation: most attempts an agent held past its slots (<= 0)
   /** Agent ids an operator cordoned (the cell's replicated config): a session is cordoned from its hello on. */
   private cordons: ReadonlySet<string> = new Set();
@@ -332,27 +331,28 @@ export class AgentSessions implements AgentSide {
 
   /**
    * Heartbeat and hello deadlines, carried attempts; a scan every quarter timeout (at most 250 ms), not
-   * per task. A sweep that comes half a timeout late (this process was descheduled or blocked) declares
-   * nobody dead: timers run before the event loop reads its sockets, where the hellos and loads sent
-   * meanwhile wait. The next one, after that read, judges (one skipped in a row at most). Hellos and first
+   * per task. A sweep half a timeout late (this process was descheduled or blocked) declares nobody dead:
+   * timers run before the event loop reads its sockets, where the loads sent meanwhile wait. Silence then
+   * counts from that sweep (an agent's load sent after the stall may wait a loop turn more) until a late
+   * sweep follows a skipped one: a process always late judges plainly every other sweep. Hellos and first
    * loads get longer in a connect storm (agent-handshake.ts).
    */
   sweep(now: number): void {
     const hb = this.cell.settings.heartbeatTimeoutMs;
     const gap = now - this.lastSweepMs;
     if (gap < Math.min(250, hb / 4)) return;
-    const stalled = this.lastSweepMs > 0 && gap > hb / 2 && !this.stallSkipped;
+    const late = this.lastSweepMs > 0 && gap > hb / 2;
+    const skip = late && this.stallEndMs !== this.lastSweepMs;
     this.lastSweepMs = now;
-    this.stallSkipped = stalled;
-    if (stalled) return;
-    // Every session is scanned once per quarter of the shortest timeout any has, at most 250 ms at the
-    // configured heartbeat and stretched with it (6.75 s at 20,000 agents): the same share of a timeout
-    // at any size, so the scans cost a node about as much per second with 20,000 agents as with 1,000.
+    if (late) this.stallEndMs = skip ? now : 0; // late twice in a row: plain judgment
+    if (skip) return;
+    // A scan per quarter of the shortest timeout any session has (at most 250 ms, 6.75 s at 20,000 agents):
+    // the same share of a timeout at any size, so scans cost about as much per second at 20,000 as at 1,000.
     if (now - this.lastScanMs >= (Math.min(250, hb / 4) * Math.max(hb, this.timeoutFloorMs)) / hb) {
       this.lastScanMs = now;
       for (const s of this.byId.values()) {
         const timeout = silenceLimitMs(s.heartbeat, s.heard, this.hs.others);
-        if (!s.dead && now - s.lastSeenMs > timeout) {
+        if (!s.dead && now - Math.max(s.lastSeenMs, this.stallEndMs) > timeout) {
           this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
           const why = deadlineExceeded(`agent ${s.id} missed heartbeats for ${timeout} ms`);
           failStream(s.call, why, this.cell.log, 'agent dead');

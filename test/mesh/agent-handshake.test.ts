@@ -33,8 +33,11 @@ describe('handshake deadlines', () => {
   });
 });
 
-/** A node cell on virtual time with AgentSessions, and agent streams as objects that record how they ended. */
-function node() {
+/**
+ * A node cell on virtual time with AgentSessions, and agent streams as objects that record how they ended.
+ * Unstarted (`start` false), no tick sweeps: the test calls `sessions.sweep` itself, late when it likes.
+ */
+function node(start = true) {
   const topo = parseTopology(chainTopologyYaml({ name: 'storm', nodes: ['n'], basePort: 7950 }));
   const spec = topo.byPath.get('/r/z/n')!;
   const vs = new VirtualScheduler(1_000_000);
@@ -47,7 +50,7 @@ function node() {
   });
   const sessions = new AgentSessions(cell, meshOf(topo));
   cell.attach({ agents: sessions });
-  cell.start();
+  if (start) cell.start();
   const ended = new Map<number, string>();
   const calls: EventEmitter[] = [];
   const open = (i: number): void => {
@@ -81,7 +84,7 @@ function node() {
   const wait = (ms: number): void => {
     for (let t = 0; t < ms; t += 50) vs.advance(50);
   };
-  return { sessions, ended, open, hello, load, wait };
+  return { sessions, ended, open, hello, load, wait, vs };
 }
 
 describe('a connect storm at a node replica (virtual time)', () => {
@@ -133,5 +136,58 @@ describe('a connect storm at a node replica (virtual time)', () => {
     n.wait(500);
     expect([...n.ended.keys()]).toEqual([N - 1]);
     expect(n.ended.get(N - 1)).toMatch(/no hello within 3000 ms/);
+  });
+});
+
+describe('a node whose own sweeps come late (virtual time, sweeps called by hand)', () => {
+  /** Agents 0 and 1 welcomed and heard at the start; returns the node and that time. */
+  const twoHeard = () => {
+    const n = node(false);
+    for (const i of [0, 1]) {
+      n.open(i);
+      n.hello(i);
+      n.load(i);
+    }
+    const t0 = n.vs.now();
+    n.sessions.sweep(t0);
+    return { n, t0 };
+  };
+
+  it('counts silence from a stall, not from before it: a load that waits a loop turn more is not a death', () => {
+    const { n, t0 } = twoHeard();
+    // Stalled for 5 s (past the 3 s timeout): the late sweep judges nobody.
+    n.vs.advanceTo(t0 + 5000);
+    n.sessions.sweep(t0 + 5000);
+    expect(n.ended.size).toBe(0);
+    // The next sweep comes on time but before the loop has read agent 0's load: still nobody dead
+    // (counted from before the stall, both would be: 5.75 s of silence).
+    n.vs.advanceTo(t0 + 5750);
+    n.sessions.sweep(t0 + 5750);
+    expect(n.ended.size).toBe(0);
+    n.load(0);
+    // Sweeps on time from now on: a timeout after the stall, agent 1 is still silent: dead; agent 0 stays.
+    for (let t = t0 + 6250; t <= t0 + 7750; t += 500) {
+      n.vs.advanceTo(t);
+      n.sessions.sweep(t);
+      n.load(0);
+    }
+    expect(n.ended.size).toBe(0);
+    n.vs.advanceTo(t0 + 8250);
+    n.sessions.sweep(t0 + 8250);
+    expect([...n.ended.keys()]).toEqual([1]);
+    expect(n.ended.get(1)).toMatch(/missed heartbeats for 3000 ms/);
+    expect(n.sessions.byId.has('a0')).toBe(true);
+  });
+
+  it('a process that is always late still finds a silent agent dead (every other sweep judges plainly)', () => {
+    const { n, t0 } = twoHeard();
+    // Every sweep 2 s after the last: past half the timeout, within it. Agent 0 keeps speaking.
+    for (let k = 1; k <= 3; k++) {
+      n.vs.advanceTo(t0 + 2000 * k);
+      n.load(0);
+      n.sessions.sweep(t0 + 2000 * k);
+    }
+    expect([...n.ended.keys()]).toEqual([1]);
+    expect(n.sessions.byId.has('a0')).toBe(true);
   });
 });
