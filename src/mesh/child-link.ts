@@ -95,8 +95,8 @@ export class ChildLink {
   /** When we last wrote to it (ms), and the batcher's message count then. */
   lastSentMs = 0;
   private sentMark = 0;
-  /** Past the timeout at the previous check (declared dead only if still so at the next one). */
-  suspect = false;
+  /** Past the timeout since this tick (ms; 0: not), declared dead only if still so a quarter timeout on. */
+  suspectSinceMs = 0;
 
   constructor(
     readonly cell: string,

@@ -95,7 +95,7 @@ export class ChildLinks implements ChildSide {
         }
         if (link.closed) return;
         link.lastSeenMs = cell.scheduler.now();
-        link.suspect = false;
+        link.suspectSinceMs = 0;
         this.handle(link, m);
       } catch (err) {
         fail(err, 'link: message handling failed');
@@ -261,8 +261,10 @@ export class ChildLinks implements ChildSide {
   /**
    * From the cell's tick: keepalives to quiet links, and the end of silent
    * ones. A link past the timeout is only suspected at first and declared dead
-   * at a later tick if still silent, so a stall of our own event loop (data
-   * waiting in the socket, timers run first) cannot kill a healthy link.
+   * at a tick a quarter timeout later if still silent, so a stall of our own
+   * event loop (data waiting in the socket, timers run first; a message the
+   * peer's timer wrote after the stall may wait a loop turn more) cannot kill a
+   * healthy link.
    */
   tick(now: number): void {
     const timeout = this.cell.settings.linkTimeoutMs;
@@ -271,11 +273,11 @@ export class ChildLinks implements ChildSide {
     for (const link of this.links.values()) {
       if (link.closed) continue;
       if (now - link.lastSeenMs > timeout) {
-        if (link.suspect) (dead ??= []).push(link);
-        else link.suspect = true;
+        if (link.suspectSinceMs === 0) link.suspectSinceMs = now;
+        else if (now - link.suspectSinceMs >= timeout / 4) (dead ??= []).push(link);
         continue;
       }
-      link.suspect = false;
+      link.suspectSinceMs = 0;
       if (link.quietFor(now, keepalive)) link.sendKeepalive();
     }
     for (const [call, since] of this.pending) {

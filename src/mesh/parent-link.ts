@@ -68,8 +68,8 @@ export class ParentLink implements ParentSide {
   private kept: ResultKeeper | undefined;
   /** When the parent last sent anything on the current stream (ms; its opening counts). */
   private lastHeardMs = 0;
-  /** Past the timeout at the previous tick (declared dead only if still so at the next one). */
-  private suspect = false;
+  /** Past the timeout since this tick (ms; 0: not), declared dead only if still so a quarter timeout on. */
+  private suspectSinceMs = 0;
   /** Streams opened, streams ended for silence (linkTimeoutMs), the transport of the last (link-dialer.ts). */
   readonly stats = { opened: 0, timedOut: 0, transport: '' };
   /** The address this replica serves on (reported in summaries). */
@@ -133,7 +133,7 @@ export class ParentLink implements ParentSide {
     const call = this.dialed.call;
     this.call = call;
     this.lastHeardMs = cell.scheduler.now();
-    this.suspect = false;
+    this.suspectSinceMs = 0;
     this.stats.opened++;
     this.stats.transport = this.dialed.transport ?? '';
     const batcher = new StreamBatcher<OpenRequest>(
@@ -179,7 +179,7 @@ export class ParentLink implements ParentSide {
       if (call !== this.call) return;
       cell.meter.parent.received();
       this.lastHeardMs = cell.scheduler.now();
-      this.suspect = false;
+      this.suspectSinceMs = 0;
       try {
         this.handle(m);
       } catch (err) {
@@ -302,11 +302,9 @@ export class ParentLink implements ParentSide {
     }
     const timeout = this.cell.settings.linkTimeoutMs;
     if (now - this.lastHeardMs > timeout) {
-      // Suspect first, dead at a later tick: a stall of our own loop is not the parent's silence.
-      if (!this.suspect) {
-        this.suspect = true;
-        return;
-      }
+      // Suspect first, dead a quarter timeout later: a stall of our own loop is not the parent's silence.
+      if (this.suspectSinceMs === 0) this.suspectSinceMs = now;
+      if (now - this.suspectSinceMs < timeout / 4) return;
       const silent = now - this.lastHeardMs;
       this.stats.timedOut++;
       this.cell.log.warn(
@@ -317,7 +315,7 @@ export class ParentLink implements ParentSide {
       call.cancel();
       return;
     }
-    this.suspect = false;
+    this.suspectSinceMs = 0;
     this.kept?.prune(now);
     if (this.connected && this.pacer.periodic(now, this.cell.settings.summaryIntervalMs)) this.batcher?.schedule();
   }
