@@ -21,6 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import v8 from 'node:v8';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
@@ -43,6 +44,8 @@ interface Figures {
   scavengesPerKTask: number;
   majorGcs: number;
   heapMiB: number;
+  /** Old-generation growth per task over the phase (KiB; what scavenges promoted, while no mark-compact ran). */
+  promotedKiBPerTask: number;
   /** CPU per virtual second with no tasks: heartbeats, sweeps, timers. */
   idleCpuMsPerS: number;
   loads: number;
@@ -72,7 +75,7 @@ async function parent(): Promise<void> {
       );
       rows.push(f);
       process.stdout.write(
-        `${name}, ${n} agents: ${f.cpuUsPerTask.toFixed(1)} µs/task, ${f.cpuUsPerLoad.toFixed(1)} µs/load\n`,
+        `${name}, ${n} agents: ${f.cpuUsPerTask.toFixed(1)} µs/task, ${f.promotedKiBPerTask.toFixed(2)} KiB/task promoted, ${f.cpuUsPerLoad.toFixed(1)} µs/load\n`,
       );
     }
   }
@@ -86,6 +89,7 @@ async function parent(): Promise<void> {
     'ratio',
     'GC pause ms/1k tasks',
     'scavenges/1k',
+    'promoted KiB/task',
     'major GCs',
     'rebuilds',
     'idle CPU ms/s',
@@ -106,6 +110,7 @@ async function parent(): Promise<void> {
         `${(r.cpuUsPerTask / ref.cpuUsPerTask).toFixed(2)}x`,
         r.gcMsPerKTask.toFixed(1),
         r.scavengesPerKTask.toFixed(1),
+        Number.isNaN(r.promotedKiBPerTask) ? '-' : r.promotedKiBPerTask.toFixed(2),
         r.majorGcs,
         r.rebuilds,
         r.idleCpuMsPerS.toFixed(1),
@@ -119,6 +124,14 @@ async function parent(): Promise<void> {
   const file = writeResults('node-place', { sizes, base: base ?? null, rows, loadavg: [load0, load1] });
   writeFileSync(file.replace(/\.json$/, '.txt'), text);
   process.stdout.write(`${file}\n`);
+}
+
+/** Bytes in the old generation's spaces (objects a scavenge promoted land there). */
+function oldBytes(): number {
+  let n = 0;
+  for (const sp of v8.getHeapSpaceStatistics())
+    if (sp.space_name === 'old_space' || sp.space_name === 'lo_space') n += sp.space_used_size;
+  return n;
 }
 
 /** A stream as AgentSessions sees one: it writes encoded messages and is handed decoded ones. */
@@ -305,20 +318,40 @@ async function child(): Promise<void> {
   const inspector = profDir ? new (await import('node:inspector')).Session() : undefined;
   const post = (m: string, p?: object): Promise<unknown> =>
     new Promise((res, rej) => inspector!.post(m, p ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  // --heap-prof=DIR: sampled allocations of this phase still uncollected at its end (no GC forced): what
+  // survived a scavenge, dead or alive in the old generation (a mark-compact would have dropped the dead).
+  const heapDir = arg('heap-prof');
+  const hinspector = heapDir ? new (await import('node:inspector')).Session() : undefined;
+  const hpost = (m: string, p?: object): Promise<unknown> =>
+    new Promise((res, rej) => hinspector!.post(m, p ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  if (hinspector) {
+    hinspector.connect();
+    await hpost('HeapProfiler.enable');
+    await hpost('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true });
+  }
   if (inspector) {
     inspector.connect();
     await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: 100 });
     await post('Profiler.start');
   }
   submitted = 0;
   done = 0;
+  const old0 = oldBytes();
   const c0 = process.cpuUsage();
   while (submitted < tasks || done < submitted) await step(true);
   const c = process.cpuUsage(c0);
+  const promoted = oldBytes() - old0;
   if (inspector) {
     const { profile } = (await post('Profiler.stop')) as { profile: unknown };
     mkdirSync(profDir!, { recursive: true });
     writeFileSync(path.join(profDir!, `node-place-${n}.cpuprofile`), JSON.stringify(profile));
+  }
+  if (hinspector) {
+    const { profile } = (await hpost('HeapProfiler.getSamplingProfile')) as { profile: unknown };
+    await hpost('HeapProfiler.stopSampling');
+    mkdirSync(heapDir!, { recursive: true });
+    writeFileSync(path.join(heapDir!, `node-place-${n}.heapprofile`), JSON.stringify(profile));
   }
   await new Promise<void>((r) => setTimeout(r, 50)); // GC entries arrive on a later turn
   obs.disconnect();
@@ -332,6 +365,7 @@ async function child(): Promise<void> {
     scavengesPerKTask: (scavenges * 1000) / tasks,
     majorGcs: majors,
     heapMiB: process.memoryUsage().heapUsed / 2 ** 20,
+    promotedKiBPerTask: majors === 0 ? promoted / 1024 / tasks : NaN,
     idleCpuMsPerS: (hb.user + hb.system) / 1000 / 2,
     loads: hbLoads,
     cpuUsPerLoad: (hb.user + hb.system) / Math.max(1, hbLoads),

@@ -18,6 +18,7 @@ import type {
   HeartbeatChange,
   Preemption,
 } from '../gen/meshlb/v1/agent.js';
+import type { Candidate } from '../policies/index.js';
 import { LIMITS, overCount, overLimit } from '../util/limits.js';
 import type { Dispatch, Label, TaskRef } from '../gen/meshlb/v1/task.js';
 import { StreamBatcher, type BatcherOptions, type Lane as BatchLane } from './batcher.js';
@@ -201,6 +202,8 @@ export class AgentSession {
   /** Its own run time and the node's overhead, placed by until measured (agent-speed.ts). */
   reported: { runMs: number; overhead: { readonly value: number } } | undefined = undefined;
   readonly batcher: StreamBatcher<ConnectResponse>;
+  /** What the node's picker sees of it, refreshed in place (agent-candidate.ts); built at first use. */
+  candidate: Candidate | undefined = undefined;
 
   constructor(
     readonly id: string,
