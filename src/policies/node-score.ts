@@ -192,8 +192,11 @@ class NodeScorePicker extends BasePicker {
   update(c: Candidate): boolean {
     const idx = this.indexOf(c.id);
     if (idx === undefined) return false;
-    const places = this.placesOf(idx);
-    for (const [v, pos] of places) {
+    // The views holding it (replaceCandidate moves no member between views): walked twice, not
+    // gathered into a list, as this runs for every load and result.
+    for (const v of this.built) {
+      const pos = v.posOf![idx]!;
+      if (pos < 0) continue;
       (v.ext as ScoreGroups).remove(pos);
       (v.ext as ScoreGroups).slots -= v.total[pos]!;
     }
@@ -204,7 +207,9 @@ class NodeScorePicker extends BasePicker {
       return ok;
     } finally {
       this.quiet = false;
-      for (const [v, pos] of places) {
+      for (const v of this.built) {
+        const pos = v.posOf![idx]!;
+        if (pos < 0) continue;
         (v.ext as ScoreGroups).slots += v.total[pos]!;
         this.insert(v, pos);
       }

@@ -9,9 +9,12 @@
 // A group keeps its members in buckets of equal key (exact ties: every agent
 // without data shares one) on a binary min-heap of buckets, so moving a member
 // (a route, a release, a new heartbeat or latency figure) is O(log n) and
-// never needs the other members re-ordered. A bucket that empties stays in
-// the heap until it reaches the top (or the heap, past twice its live
-// buckets, is compacted), and is dropped then: amortised O(log n).
+// never needs the other members re-ordered. A bucket knows its place in the
+// heap: one that empties leaves the heap at once and is kept for the next new
+// key, so a move allocates nothing. At 20,000 agents nearly every load and
+// result gives its agent a key of its own; a new bucket per move (and the
+// emptied ones left in the heap until compacted) outlived the next scavenge
+// and was promoted (docs/mesh.md, Scale).
 //
 // The measured members with no credit are kept the same way in one more group
 // (full, never among nonEmpty) by their static part: a hold-back
@@ -21,15 +24,18 @@
 export class Bucket {
   /** Member positions in the view (unordered; a removal swaps the last in). */
   readonly members: number[] = [];
-  inHeap = false;
-  constructor(readonly key: number) {}
+  /** Its index in its group's heap while it has members; -1 while kept spare. */
+  hi = -1;
+  constructor(public key: number) {}
 }
 
 export class Group {
   size = 0;
-  /** Min-heap of buckets by key. */
-  heap: Bucket[] = [];
+  /** Min-heap of the buckets with members, by key. */
+  readonly heap: Bucket[] = [];
   readonly byKey = new Map<number, Bucket>();
+  /** Emptied buckets, for the next new key. */
+  private readonly spare: Bucket[] = [];
   constructor(
     readonly total: number,
     readonly avail: number,
@@ -38,36 +44,29 @@ export class Group {
     readonly measured: boolean,
   ) {}
 
-  /** The bucket of the lowest key with members (the group is not empty). */
+  /** The bucket of the lowest key (the group is not empty). */
   head(): Bucket {
-    const h = this.heap;
-    while (h[0]!.members.length === 0) {
-      const b = popHeap(h);
-      b.inHeap = false;
-      this.byKey.delete(b.key);
-    }
-    return h[0]!;
+    return this.heap[0]!;
   }
 
-  add(b: Bucket): void {
-    if (b.inHeap) return;
-    b.inHeap = true;
+  /** The bucket of `key`, in the heap (a spare one reused, or a new one). */
+  bucket(key: number): Bucket {
+    let b = this.byKey.get(key);
+    if (b !== undefined) return b;
+    b = this.spare.pop();
+    if (b === undefined) b = new Bucket(key);
+    else b.key = key;
+    this.byKey.set(key, b);
     pushHeap(this.heap, b);
-    if (this.heap.length > 2 * this.size + 16) this.compact();
+    return b;
   }
 
-  /** Drop the empty buckets and re-heapify. */
-  private compact(): void {
-    const live: Bucket[] = [];
-    for (const b of this.heap) {
-      if (b.members.length > 0) live.push(b);
-      else {
-        b.inHeap = false;
-        this.byKey.delete(b.key);
-      }
-    }
-    live.sort((a, b) => a.key - b.key);
-    this.heap = live;
+  /** Bucket b has no members left: out of the heap, kept spare. */
+  emptied(b: Bucket): void {
+    this.byKey.delete(b.key);
+    removeHeap(this.heap, b.hi);
+    b.hi = -1;
+    this.spare.push(b);
   }
 
   /**
@@ -142,14 +141,12 @@ export class ScoreGroups {
   }
 
   private put(g: Group, pos: number, key: number): void {
-    let b = g.byKey.get(key);
-    if (b === undefined) g.byKey.set(key, (b = new Bucket(key)));
+    const b = g.bucket(key);
     this.at[pos] = b.members.length;
     b.members.push(pos);
     this.where[pos] = g;
     this.bucketOf[pos] = b;
     g.size++;
-    g.add(b);
   }
 
   remove(pos: number): void {
@@ -165,6 +162,7 @@ export class ScoreGroups {
     }
     this.where[pos] = undefined;
     this.bucketOf[pos] = undefined;
+    if (m.length === 0) g.emptied(b);
     if (g === this.full) {
       const t = this.totalOf[pos]!;
       const n = this.fullTotals.get(t)! - 1;
@@ -183,45 +181,62 @@ export class ScoreGroups {
 }
 
 function pushHeap(h: Bucket[], b: Bucket): void {
-  let i = h.length;
   h.push(b);
+  siftUp(h, h.length - 1, b);
+}
+
+/** Take the bucket at index i out of heap h. */
+function removeHeap(h: Bucket[], i: number): void {
+  const last = h.pop()!;
+  if (i === h.length) return;
+  if (i > 0 && h[(i - 1) >> 1]!.key > last.key) siftUp(h, i, last);
+  else siftDown(h, i, last);
+}
+
+/** Put b at index i or above, moving larger parents down. */
+function siftUp(h: Bucket[], i: number, b: Bucket): void {
   while (i > 0) {
     const p = (i - 1) >> 1;
-    if (h[p]!.key <= b.key) break;
-    h[i] = h[p]!;
+    const q = h[p]!;
+    if (q.key <= b.key) break;
+    h[i] = q;
+    q.hi = i;
     i = p;
   }
   h[i] = b;
+  b.hi = i;
 }
 
-function popHeap(h: Bucket[]): Bucket {
-  const top = h[0]!;
-  const last = h.pop()!;
-  if (h.length === 0) return top;
-  let i = 0;
+/** Put b at index i or below, moving smaller children up. */
+function siftDown(h: Bucket[], i: number, b: Bucket): void {
   const n = h.length;
   for (;;) {
     const l = 2 * i + 1;
     if (l >= n) break;
     const r = l + 1;
     const c = r < n && h[r]!.key < h[l]!.key ? r : l;
-    if (h[c]!.key >= last.key) break;
-    h[i] = h[c]!;
+    const q = h[c]!;
+    if (q.key >= b.key) break;
+    h[i] = q;
+    q.hi = i;
     i = c;
   }
-  h[i] = last;
-  return top;
+  h[i] = b;
+  b.hi = i;
 }
 
 /**
  * The lowest and highest of a set of values that change one index at a time
  * (the measured latencies: the prior of the unmeasured and the trial cost).
- * Lazy heaps: an entry counts while its index still holds its value.
+ * Lazy heaps: an entry counts while its index still holds its value. An entry
+ * is two numbers in parallel arrays, not an object: a result moves its agent's
+ * latency, and at 20,000 agents an entry object lived until the heaps were
+ * rebuilt (past twice the values held), long enough to be promoted.
  */
 export class Extremes {
   private readonly value: Float64Array;
-  private lo: Entry[] = [];
-  private hi: Entry[] = [];
+  private lo = new Lazy();
+  private hi = new Lazy();
   private live = 0;
 
   constructor(n: number) {
@@ -236,9 +251,9 @@ export class Extremes {
     const has = !Number.isNaN(v);
     this.live += (has ? 1 : 0) - (had ? 1 : 0);
     if (!has) return;
-    pushEntry(this.lo, { k: v, i });
-    pushEntry(this.hi, { k: -v, i });
-    if (this.lo.length > 2 * this.live + 16) {
+    this.lo.push(v, i);
+    this.hi.push(-v, i);
+    if (this.lo.size > 2 * this.live + 16) {
       this.lo = this.rebuilt(1);
       this.hi = this.rebuilt(-1);
     }
@@ -254,49 +269,61 @@ export class Extremes {
     return -this.top(this.hi, -1);
   }
 
-  private top(h: Entry[], sign: 1 | -1): number {
-    while (h.length > 0 && this.value[h[0]!.i] !== sign * h[0]!.k) popEntry(h);
-    return h.length > 0 ? h[0]!.k : Infinity;
+  private top(h: Lazy, sign: 1 | -1): number {
+    while (h.size > 0 && this.value[h.i[0]!] !== sign * h.k[0]!) h.pop();
+    return h.size > 0 ? h.k[0]! : Infinity;
   }
 
-  private rebuilt(sign: 1 | -1): Entry[] {
-    const out: Entry[] = [];
-    for (let i = 0; i < this.value.length; i++)
-      if (!Number.isNaN(this.value[i]!)) out.push({ k: sign * this.value[i]!, i });
-    return out.sort((a, b) => a.k - b.k);
+  private rebuilt(sign: 1 | -1): Lazy {
+    const h = new Lazy();
+    for (let i = 0; i < this.value.length; i++) if (!Number.isNaN(this.value[i]!)) h.push(sign * this.value[i]!, i);
+    return h;
   }
 }
 
-interface Entry {
-  readonly k: number;
-  readonly i: number;
-}
+/** A binary min-heap of (key, index) pairs held in two arrays. */
+class Lazy {
+  readonly k: number[] = [];
+  readonly i: number[] = [];
 
-function pushEntry(h: Entry[], e: Entry): void {
-  let i = h.length;
-  h.push(e);
-  while (i > 0) {
-    const p = (i - 1) >> 1;
-    if (h[p]!.k <= e.k) break;
-    h[i] = h[p]!;
-    i = p;
+  get size(): number {
+    return this.k.length;
   }
-  h[i] = e;
-}
 
-function popEntry(h: Entry[]): void {
-  const last = h.pop()!;
-  const n = h.length;
-  if (n === 0) return;
-  let i = 0;
-  for (;;) {
-    const l = 2 * i + 1;
-    if (l >= n) break;
-    const r = l + 1;
-    const c = r < n && h[r]!.k < h[l]!.k ? r : l;
-    if (h[c]!.k >= last.k) break;
-    h[i] = h[c]!;
-    i = c;
+  push(key: number, idx: number): void {
+    const { k, i: ix } = this;
+    let j = k.length;
+    k.push(key);
+    ix.push(idx);
+    while (j > 0) {
+      const p = (j - 1) >> 1;
+      if (k[p]! <= key) break;
+      k[j] = k[p]!;
+      ix[j] = ix[p]!;
+      j = p;
+    }
+    k[j] = key;
+    ix[j] = idx;
   }
-  h[i] = last;
+
+  pop(): void {
+    const { k, i: ix } = this;
+    const key = k.pop()!;
+    const idx = ix.pop()!;
+    const n = k.length;
+    if (n === 0) return;
+    let j = 0;
+    for (;;) {
+      const l = 2 * j + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && k[r]! < k[l]! ? r : l;
+      if (k[c]! >= key) break;
+      k[j] = k[c]!;
+      ix[j] = ix[c]!;
+      j = c;
+    }
+    k[j] = key;
+    ix[j] = idx;
+  }
 }
