@@ -14,6 +14,12 @@
 // message with no tasks flowing, the GC time and picker rebuilds, and every
 // ratio to the first size. CPU is this process's `process.cpuUsage`, each
 // size in a fresh child process so one size's heap does not tax the next.
+// "promoted KiB/task" is the old generation's growth over the task phase per
+// task (what scavenges promoted, plus what V8 allocated there directly; shown
+// while no mark-compact ran in the phase): bytes, so the machine's load does not
+// move it. --prof=DIR writes a CPU profile of the task phase; --heap-prof=DIR
+// the sampled allocations of the phase that no scavenge collected (promoted,
+// whether still alive or not).
 //
 // `--base=REF` runs the same with the src/ of git REF (e.g. main), extracted
 // into tmp/, in the same run: the before/after of a change to the node path.
