@@ -26,8 +26,9 @@
 // answers {type: 'report', ...} with counts, a latency summary and the CPU it
 // used since the reset. It exits when the IPC channel closes.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { constants, performance, PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
+import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { credentials } from '@grpc/grpc-js';
 import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
 import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
@@ -58,18 +59,66 @@ let wait0 = runQueueWaitUs();
  * counted; ms summed and the longest): what a task passing through waits for beside the CPU. No loop-delay
  * histogram: its timer would wake every process every few ms and change the wakeups measured.
  */
-const gc = { youngMs: 0, oldMs: 0, longestMs: 0, old: 0 };
+const gc = { youngMs: 0, oldMs: 0, longestMs: 0, old: 0, young: 0 };
+/**
+ * BENCH_GC_TAIL=DIR: each phase's GC pauses (start and length on nowUs's clock) and, at the root, each task's
+ * submit time and latency, written to DIR/<pid>-<phase>.json at each report: bench/gc-tail.ts matches the
+ * slowest tasks against the pauses of every process.
+ */
+const TAIL_DIR = process.env.BENCH_GC_TAIL;
+/** performance.now() (ms since timeOrigin) to nowUs's clock: both are the monotonic clock. */
+const perfToUs = nowUs() - performance.now() * 1000;
+let gcTrace: number[] = [];
+let taskTrace: number[] = [];
+let phases = 0;
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const kind = (e as { detail?: { kind?: number } }).detail?.kind ?? 0;
-    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.youngMs += e.duration;
-    else {
+    if (TAIL_DIR) gcTrace.push(Math.round(perfToUs + e.startTime * 1000), Math.round(e.duration * 1000), kind);
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+      gc.youngMs += e.duration;
+      gc.young++;
+    } else {
       gc.oldMs += e.duration;
       if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.old++;
     }
     gc.longestMs = Math.max(gc.longestMs, e.duration);
   }
 }).observe({ entryTypes: ['gc'] });
+
+/**
+ * Bytes this process allocated on the V8 heap since the reset: what each collection found in use before it,
+ * less what the previous one left, plus what is in use now beyond the last one's leftovers (v8.GCProfiler
+ * reports both sides of every collection). Buffers' backing stores are outside the heap and not counted.
+ */
+let gcProf = new GCProfiler();
+let heapAfter = 0;
+let allocated = 0;
+function allocStart(): void {
+  gcProf.stop();
+  gcProf = new GCProfiler();
+  gcProf.start();
+  heapAfter = getHeapStatistics().used_heap_size;
+  allocated = 0;
+}
+/** Since the reset (a process may be asked for several reports in one phase). */
+function allocBytes(): number {
+  const r = gcProf.stop();
+  let bytes = 0;
+  let after = heapAfter;
+  for (const s of r?.statistics ?? []) {
+    bytes += Math.max(0, s.beforeGC.heapStatistics.usedHeapSize - after);
+    after = s.afterGC.heapStatistics.usedHeapSize;
+  }
+  const used = getHeapStatistics().used_heap_size;
+  bytes += Math.max(0, used - after);
+  heapAfter = used;
+  allocated += bytes;
+  // Keep counting from here: a report does not end the measurement (the next reset does).
+  gcProf = new GCProfiler();
+  gcProf.start();
+  return allocated;
+}
 
 /** Time the main thread spent runnable but waiting for a CPU (Linux schedstat), µs; 0 elsewhere. */
 function runQueueWaitUs(): number {
@@ -116,9 +165,41 @@ function profileStop(): void {
   });
 }
 
+/**
+ * BENCH_HEAP_PHASE=DIR: a sampling heap profile of each measured phase that counts every allocation, also of
+ * objects collected since (V8's includeObjectsCollectedBy*GC), written to DIR/<pid>-<n>.heapprofile: where
+ * the bytes a task allocates come from. Sampling costs CPU: read it for shares, not for totals.
+ */
+const HEAP_DIR = process.env.BENCH_HEAP_PHASE;
+let heapProfiler: Session | undefined;
+let heapProfiles = 0;
+
+function heapStart(): void {
+  if (!HEAP_DIR) return;
+  heapProfiler ??= (() => {
+    const s = new Session();
+    s.connect();
+    s.post('HeapProfiler.enable');
+    return s;
+  })();
+  heapProfiler.post('HeapProfiler.startSampling', {
+    samplingInterval: 2048,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+}
+
+function heapStop(): void {
+  heapProfiler?.post('HeapProfiler.stopSampling', (err, r) => {
+    if (!err) writeFileSync(`${HEAP_DIR}/${process.pid}-${++heapProfiles}.heapprofile`, JSON.stringify(r.profile));
+  });
+}
+
 function reset(): void {
   profileStop();
   profileStart();
+  heapStop();
+  heapStart();
   samples = new Samples();
   count = 0;
   cpu0 = process.cpuUsage();
@@ -126,11 +207,29 @@ function reset(): void {
   lastUs = 0;
   wake0 = wakeups();
   wait0 = runQueueWaitUs();
-  Object.assign(gc, { youngMs: 0, oldMs: 0, longestMs: 0, old: 0 });
+  Object.assign(gc, { youngMs: 0, oldMs: 0, longestMs: 0, old: 0, young: 0 });
+  allocStart();
+  gcTrace = [];
+  taskTrace = [];
+  phases++;
 }
 
 function report(): Record<string, unknown> {
   const c = process.cpuUsage(cpu0);
+  const alloc = allocBytes();
+  if (TAIL_DIR)
+    writeFileSync(
+      `${TAIL_DIR}/${process.pid}-${phases}.json`,
+      JSON.stringify({
+        label:
+          process.argv
+            .slice(3)
+            .filter((a) => a.startsWith('/') || /^\d/.test(a))
+            .join(' ') || process.argv[2],
+        gc: gcTrace,
+        tasks: taskTrace,
+      }),
+    );
   const hist = new LatencyHistogram();
   samples.forEach((us) => hist.recordUs(us));
   return {
@@ -148,6 +247,8 @@ function report(): Record<string, unknown> {
       gcOldMs: Math.round(gc.oldMs),
       gcOld: gc.old,
       gcLongestMs: Math.round(gc.longestMs * 10) / 10,
+      gcYoung: gc.young,
+      allocBytes: alloc,
     },
     ...extra(),
   };
@@ -164,6 +265,7 @@ function listen(): void {
   });
   process.on('disconnect', () => {
     profileStop();
+    heapStop();
     process.exit(0);
   });
 }
@@ -215,6 +317,7 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       lastUs = nowUs();
       const t = payloadTimeUs(rec.spec.payload);
       if (t === t) samples.push(lastUs - t);
+      if (TAIL_DIR && t === t) taskTrace.push(t, lastUs - t);
     });
   }
   extra = () => {

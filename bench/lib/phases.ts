@@ -237,6 +237,8 @@ export interface Paced {
   systemCpuShare: Record<string, number>;
   /** Per mesh process: GC pauses during the phase (mesh-proc.ts, `stalls`). */
   stalls: Record<string, unknown>;
+  /** Per mesh process: bytes allocated on its V8 heap per task (mesh-proc.ts, `stalls.allocBytes`). */
+  allocBytesPerTask: Record<string, number>;
 }
 
 export const NO_LAT: LatencySummary = {
@@ -266,6 +268,7 @@ export const NO_PACED: Paced = {
   messagesPerTask: {},
   systemCpuShare: {},
   stalls: {},
+  allocBytesPerTask: {},
 };
 
 /**
@@ -365,6 +368,12 @@ export async function paced(
       ]),
     ),
     stalls: Object.fromEntries(names.map((name, i) => [name, after.stalls[i]])),
+    allocBytesPerTask: Object.fromEntries(
+      names.map((name, i) => [
+        name,
+        Math.round(((after.stalls[i] as { allocBytes?: number }).allocBytes ?? 0) / Math.max(1, root.count)),
+      ]),
+    ),
     systemCpuShare: Object.fromEntries([
       ...m.cells.map((p, i) => [p.name, round(after.perCellSystem[i]! / Math.max(1, after.perCell[i]!))]),
       ['agents', round((after.agents.cpuSystemUs ?? 0) / Math.max(1, after.agents.cpuUs))],

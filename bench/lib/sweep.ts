@@ -40,7 +40,7 @@ export async function sweep(
   for (const [rate, why] of rates) {
     const p = await paced(m, rate, seconds || pointSeconds(rate, quick), 'batch');
     log(
-      `sweep ${rate}/s (${why}): submit→result p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} p99.9 ${p.submitToResult.p999Ms} ms, dispatch p99 ${p.dispatch.p99Ms} ms, ${p.completed}/${p.tasks} done, ${p.cpuUsPerTask} µs CPU/task ${JSON.stringify(p.cpuUsPerTaskByProcess)}, wakeups/task ${JSON.stringify(p.wakeupsPerTask)}, messages/task ${JSON.stringify(p.messagesPerTask)}, waiting for CPU ${JSON.stringify(p.runQueueWaitShare)}, stalls ${JSON.stringify(p.stalls)}`,
+      `sweep ${rate}/s (${why}): submit→result p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} p99.9 ${p.submitToResult.p999Ms} ms, dispatch p99 ${p.dispatch.p99Ms} ms, ${p.completed}/${p.tasks} done, ${p.cpuUsPerTask} µs CPU/task ${JSON.stringify(p.cpuUsPerTaskByProcess)}, wakeups/task ${JSON.stringify(p.wakeupsPerTask)}, messages/task ${JSON.stringify(p.messagesPerTask)}, waiting for CPU ${JSON.stringify(p.runQueueWaitShare)}, stalls ${JSON.stringify(p.stalls)}, heap bytes allocated/task ${JSON.stringify(p.allocBytesPerTask)}`,
     );
     out.push({ ...p, why });
   }
