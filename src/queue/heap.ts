@@ -69,7 +69,9 @@ export class IndexedHeap<T> {
         this.head++;
       }
       if (this.head === this.a.length) {
-        this.a.length = 0;
+        // Emptied by popping, not `length = 0`, which would drop the backing store and make the next
+        // push allocate one (a tenant's heap empties with every task at low rates).
+        while (this.a.length > 0) this.a.pop();
         this.head = 0;
       } else if (this.head >= COMPACT_AT && 2 * this.head >= this.a.length) this.compact();
       return;

@@ -36,6 +36,8 @@ export class TenantQ<T> {
   );
   /** Tasks this tenant may still take in its current turn (0 = turn not begun). */
   deficit = 0;
+  /** In the ring (has tasks); an idle one stays in its lane's map, out of the ring, until swept. */
+  active = true;
   ringPrev: TenantQ<T> = this;
   ringNext: TenantQ<T> = this;
 
@@ -50,22 +52,33 @@ export class Lane<T> {
   /** Oldest (head) and newest (tail) entries by arrival. */
   head: Entry<T> | null = null;
   tail: Entry<T> | null = null;
-  /** Active tenants only, so memory is bounded by queued tasks. */
+  /**
+   * Active tenants, and up to maxIdle idle ones (their queues emptied): kept so that a tenant whose
+   * queue empties and fills with every task (low rates) does not build its queue again each time;
+   * memory stays bounded by queued tasks plus maxIdle.
+   */
   readonly tenants = new Map<string, TenantQ<T>>();
+  private idle = 0;
   /** Whose turn it is; null iff the lane is empty. */
   cur: TenantQ<T> | null = null;
 
   constructor(
     readonly kind: string,
     readonly rank: number,
+    private readonly maxIdle = 0,
   ) {}
 
-  /** The tenant queue for `tenant`, joining the ring at the end of the round if new. */
+  /** The tenant queue for `tenant`, joining the ring at the end of the round if new or idle. */
   tenantQ(tenant: string): TenantQ<T> {
     let t = this.tenants.get(tenant);
-    if (t) return t;
-    t = new TenantQ<T>(tenant, this);
-    this.tenants.set(tenant, t);
+    if (t?.active) return t;
+    if (t) {
+      t.active = true;
+      this.idle--;
+    } else {
+      t = new TenantQ<T>(tenant, this);
+      this.tenants.set(tenant, t);
+    }
     const c = this.cur;
     if (c === null) {
       this.cur = t;
@@ -127,7 +140,8 @@ export class Lane<T> {
     e.prev = e.next = null;
     this.size--;
     if (t.heap.size === 0) {
-      this.tenants.delete(t.tenant);
+      t.active = false;
+      if (++this.idle > this.maxIdle) this.sweep();
       t.deficit = 0;
       if (t.ringNext === t) {
         this.cur = null;
@@ -138,5 +152,11 @@ export class Lane<T> {
       }
       t.ringNext = t.ringPrev = t;
     }
+  }
+
+  /** Drop the idle tenants. */
+  private sweep(): void {
+    for (const [tenant, t] of this.tenants) if (!t.active) this.tenants.delete(tenant);
+    this.idle = 0;
   }
 }

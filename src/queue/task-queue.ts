@@ -62,14 +62,27 @@ export interface Popped<T> {
   readonly waitedMs: number;
 }
 
+/**
+ * Kinds and tenants whose queues emptied are kept, so that at low rates, where a cell's queue empties
+ * and fills again with every task, a task does not build its kind's four lanes, its tenant's queue and
+ * their maps again each time (allocation that shows up as scavenges every cell pauses for; docs/mesh.md,
+ * "Allocation at low rate"). Past this many idle ones, the idle ones are dropped, so memory stays bounded
+ * by the queued tasks and the kinds and tenants seen last.
+ */
+const MAX_IDLE = 32;
+
 const OK: PushResult = Object.freeze({ ok: true });
 const DUPLICATE: PushResult = Object.freeze({ ok: false, reason: 'duplicate' });
 const EXPIRED: PushResult = Object.freeze({ ok: false, reason: 'expired' });
 
 export class TaskQueue<T extends QueueTask> {
   private readonly byId = new Map<string, Entry<T>>();
+  /** Every kind with queued tasks, and up to MAX_IDLE without (idleKinds of them). */
   private readonly kindLanes = new Map<string, Lane<T>[]>();
+  private idleKinds = 0;
+  /** Queued tasks per tenant; up to MAX_IDLE tenants at 0 (idleTenants of them). */
   private readonly perTenant = new Map<string, number>();
+  private idleTenants = 0;
   private readonly depth = [0, 0, 0, 0];
   private readonly deadlines = new IndexedHeap<Entry<T>>(
     (a, b) => a.deadline < b.deadline,
@@ -123,12 +136,12 @@ export class TaskQueue<T extends QueueTask> {
 
   sizeOfKind(kind: string): number {
     const lanes = this.kindLanes.get(kind);
-    return lanes ? lanes[0]!.size + lanes[1]!.size + lanes[2]!.size + lanes[3]!.size : 0;
+    return lanes ? laneSize(lanes) : 0;
   }
 
   /** Kinds with queued tasks. */
-  kinds(): IterableIterator<string> {
-    return this.kindLanes.keys();
+  *kinds(): IterableIterator<string> {
+    for (const [kind, lanes] of this.kindLanes) if (laneSize(lanes) > 0) yield kind;
   }
 
   has(id: string): boolean {
@@ -286,9 +299,9 @@ export class TaskQueue<T extends QueueTask> {
   private insert(task: T, enqueuedAt: number, fromHead = false): void {
     let lanes = this.kindLanes.get(task.kind);
     if (!lanes) {
-      lanes = [0, 1, 2, 3].map((r) => new Lane<T>(task.kind, r));
+      lanes = [0, 1, 2, 3].map((r) => new Lane<T>(task.kind, r, MAX_IDLE));
       this.kindLanes.set(task.kind, lanes);
-    }
+    } else if (laneSize(lanes) === 0) this.idleKinds--;
     const rank = PRIORITY_RANK[task.priority];
     if (rank === undefined) throw new RangeError(`TaskQueue: unknown priority ${String(task.priority)}`);
     const lane = lanes[rank]!;
@@ -316,7 +329,9 @@ export class TaskQueue<T extends QueueTask> {
     }
     if (deadline !== Infinity) this.deadlines.push(e);
     this.byId.set(e.id, e);
-    this.perTenant.set(e.tenant, (this.perTenant.get(e.tenant) ?? 0) + 1);
+    const n = this.perTenant.get(e.tenant);
+    if (n === 0) this.idleTenants--;
+    this.perTenant.set(e.tenant, (n ?? 0) + 1);
     this.depth[rank]!++;
   }
 
@@ -340,10 +355,16 @@ export class TaskQueue<T extends QueueTask> {
     if (g?.delete(e) && g.size === 0) this.guaranteedOf.delete(lane.kind);
     this.byId.delete(e.id);
     const n = this.perTenant.get(e.tenant)! - 1;
-    if (n === 0) this.perTenant.delete(e.tenant);
-    else this.perTenant.set(e.tenant, n);
+    this.perTenant.set(e.tenant, n);
+    if (n === 0 && ++this.idleTenants > MAX_IDLE) {
+      for (const [tenant, c] of this.perTenant) if (c === 0) this.perTenant.delete(tenant);
+      this.idleTenants = 0;
+    }
     this.depth[e.rank]!--;
-    if (this.sizeOfKind(lane.kind) === 0) this.kindLanes.delete(lane.kind);
+    if (this.sizeOfKind(lane.kind) === 0 && ++this.idleKinds > MAX_IDLE) {
+      for (const [kind, lanes] of this.kindLanes) if (laneSize(lanes) === 0) this.kindLanes.delete(kind);
+      this.idleKinds = 0;
+    }
   }
 
   private collectExpired(now: number): void {
@@ -375,6 +396,10 @@ export class TaskQueue<T extends QueueTask> {
     const ms = Math.ceil(Math.max(1, this.capacity * 0.01) / rate);
     return Math.min(this.maxRetry, Math.max(this.minRetry, ms));
   }
+}
+
+function laneSize<T>(lanes: readonly Lane<T>[]): number {
+  return lanes[0]!.size + lanes[1]!.size + lanes[2]!.size + lanes[3]!.size;
 }
 
 function older<T>(a: Entry<T>, b: Entry<T>): boolean {

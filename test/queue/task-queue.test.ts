@@ -111,6 +111,42 @@ describe('TaskQueue', () => {
     ).toBe('ggfggfggffff');
   });
 
+  it('a tenant whose queue emptied and filled again waits its turn like a newcomer', () => {
+    const queue = q();
+    for (let i = 0; i < 4; i++) queue.push(t('normal', { tenant: 'big' }), 0);
+    queue.push(t('normal', { tenant: 'small' }), 0);
+    // small takes its one task and goes idle; back with two, it joins at the end of the round.
+    expect(
+      drain(queue, 0)
+        .map((x) => x.tenant[0])
+        .slice(0, 2),
+    ).toEqual(['b', 's']);
+    for (let i = 0; i < 4; i++) queue.push(t('normal', { tenant: 'big' }), 1);
+    queue.push(t('normal', { tenant: 'small' }), 1);
+    const first = queue.pop(1)!.task.tenant;
+    queue.push(t('normal', { tenant: 'small' }), 2);
+    expect([first, ...drain(queue, 2).map((x) => x.tenant)].map((x) => x[0]).join('')).toBe('bsbsbb');
+  });
+
+  it('keeps at most a bounded number of emptied kinds and tenants (memory bounded by queued tasks)', () => {
+    const queue = q();
+    for (let i = 0; i < 500; i++) {
+      queue.push(t('normal', { kind: `k${i}`, tenant: `t${i}` }), i);
+      expect(queue.pop(i)?.task.kind).toBe(`k${i}`);
+    }
+    const inside = queue as unknown as { kindLanes: Map<string, unknown>; perTenant: Map<string, number> };
+    expect(inside.kindLanes.size).toBeLessThanOrEqual(33);
+    expect(inside.perTenant.size).toBeLessThanOrEqual(33);
+    expect([...queue.kinds()]).toEqual([]);
+    expect(queue.sizeOfKind('k499')).toBe(0);
+    // An emptied kind still serves, and tenant caps still count from 0.
+    const capped = q({ maxPerTenant: 1 });
+    capped.push(t('normal', { tenant: 'x' }), 0);
+    capped.pop(0);
+    expect(capped.push(t('normal', { tenant: 'x' }), 0).ok).toBe(true);
+    expect(capped.push(t('normal', { tenant: 'x' }), 0).ok).toBe(false);
+  });
+
   it('is bounded: full and tenant-full answers carry a retry hint', () => {
     const queue = q({ capacity: 3, maxPerTenant: 2, minRetryAfterMs: 10, maxRetryAfterMs: 900 });
     expect(queue.push(t('normal', { tenant: 'x' }), 0).ok).toBe(true);
