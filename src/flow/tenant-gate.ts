@@ -95,6 +95,8 @@ export class TenantGate<T extends GateItem> {
    * (and cheap) when no tenant has a minimum.
    */
   underMin(): readonly string[] {
+    // Asked at every pump for every kind: with no shares, no generator (it allocates even over empty maps).
+    if (this.shares.empty) return NO_TENANTS;
     let out: [string, number][] | undefined;
     for (const [tenant, min] of this.shares.withMinimum()) {
       const n = this.count(tenant);
