@@ -204,21 +204,29 @@ export class TaskQueue<T extends QueueTask> {
    */
   pop(now: number, accept?: (kind: string) => boolean): Popped<T> | undefined {
     this.collectExpired(now);
-    let best: Lane<T> | null = null;
-    let bestRank = 0;
-    for (const [kind, lanes] of this.kindLanes) {
-      if (accept !== undefined && !accept(kind)) continue;
-      for (let r = 0; r < 4; r++) {
-        const lane = lanes[r]!;
-        if (lane.head === null) continue;
-        const rank = this.effectiveRank(lane, now);
-        if (best === null || rank < bestRank || (rank === bestRank && older(lane.head, best.head!))) {
-          best = lane;
-          bestRank = rank;
-        }
+    this.best = null;
+    for (const [kind, lanes] of this.kindLanes) if (accept === undefined || accept(kind)) this.bestOf(lanes, now);
+    const best = this.best as Lane<T> | null;
+    this.best = null;
+    return best === null ? undefined : this.takeFrom(best, now);
+  }
+
+  /** Scratch of pop() and popKind(): the lane to serve so far, and its effective rank. */
+  private best: Lane<T> | null = null;
+  private bestRank = 0;
+
+  /** Consider the lanes of one kind for `best`. */
+  private bestOf(lanes: readonly Lane<T>[], now: number): void {
+    for (let r = 0; r < 4; r++) {
+      const lane = lanes[r]!;
+      if (lane.head === null) continue;
+      const rank = this.effectiveRank(lane, now);
+      const best = this.best;
+      if (best === null || rank < this.bestRank || (rank === this.bestRank && older(lane.head, best.head!))) {
+        this.best = lane;
+        this.bestRank = rank;
       }
     }
-    return best === null ? undefined : this.takeFrom(best, now);
   }
 
   /**
@@ -260,7 +268,15 @@ export class TaskQueue<T extends QueueTask> {
 
   /** The next task of one kind (same order, restricted to the kind). */
   popKind(kind: string, now: number): Popped<T> | undefined {
-    return this.pop(now, (k) => k === kind);
+    // As pop(now, (k) => k === kind), without a closure per call (the dispatcher pops per task).
+    this.collectExpired(now);
+    const lanes = this.kindLanes.get(kind);
+    if (lanes === undefined) return undefined;
+    this.best = null;
+    this.bestOf(lanes, now);
+    const best = this.best as Lane<T> | null;
+    this.best = null;
+    return best === null ? undefined : this.takeFrom(best, now);
   }
 
   /** Cancel: removes and returns the task, or undefined if not queued. */
