@@ -16,7 +16,7 @@ import { makeCandidate, type Candidate, type KindSlots } from '../policies/index
 import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, overLimit } from '../util/limits.js';
 import { ChildLink } from './child-link.js';
-import { childrenLoad } from './children-load.js';
+import { ChildrenLoads } from './children-load.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
@@ -44,6 +44,7 @@ export class ChildLinks implements ChildSide {
   readonly links = new Map<string, ChildLink>();
   /** Links ended for silence (linkTimeoutMs). */
   readonly stats = { timedOut: 0, stealAsks: 0, givenBack: 0 };
+  private readonly loads = new ChildrenLoads();
   /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
   private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
 
@@ -357,8 +358,9 @@ export class ChildLinks implements ChildSide {
     return out;
   }
 
+  /** Refreshed in place at each call (children-load.ts): read it before the next. */
   load(_now: number): SubtreeLoad {
-    return childrenLoad(this.links.values());
+    return this.loads.of(this.links.values());
   }
 
   closeAll(): void {

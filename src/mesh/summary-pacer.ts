@@ -83,7 +83,10 @@ export class SummaryPacer {
     const kinds = summaries.kinds(load, now);
     const draining = summaries.draining;
     const same = draining === this.lastDraining && sameShape(kinds, this.lastKinds);
-    if (!this.due && same && !this.parentViewOff(kinds)) return undefined;
+    if (!this.due && same && !this.parentViewOff(kinds)) {
+      summaries.recycle(kinds);
+      return undefined;
+    }
     const s = summaries.build(this.seq + 1, now, selfAddress, load, kinds);
     this.seq++;
     this.due = false;

@@ -48,8 +48,23 @@ const NO_LOAD: SubtreeLoad = {
   successEwma: 1,
 };
 
+/** Sorted by kind (one function, not a closure per call). */
+const byKind = (a: KindCapacity, b: KindCapacity): number => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0);
+
 export class Summarizer {
+  /**
+   * The kinds of a judgement that sent no summary (recycle()), filled in again by the next kinds(): the
+   * parent link judges before every flush toward its parent, and at low rates nearly every judgement
+   * sends nothing, so it allocates nothing once the kinds are known (docs/mesh.md, "Allocation at low rate").
+   */
+  private spare: KindCapacity[] | undefined;
+
   constructor(private readonly cell: SummarySource) {}
+
+  /** `kinds` (from kinds()) went into no summary and is referenced nowhere: the next kinds() may refill it. */
+  recycle(kinds: KindCapacity[]): void {
+    this.spare = kinds;
+  }
 
   get draining(): boolean {
     return this.cell.draining;
@@ -69,7 +84,9 @@ export class Summarizer {
    */
   kinds(load: SubtreeLoad, now = 0): KindCapacity[] {
     const cell = this.cell;
-    const kinds: KindCapacity[] = [];
+    const kinds = this.spare ?? [];
+    this.spare = undefined;
+    let n = 0;
     // A node also takes a small prefetch (a fraction of its slots) to queue
     // locally, so an agent that frees a slot gets work without a round trip.
     // The parent's credit is what it may send: free below plus that prefetch,
@@ -97,25 +114,37 @@ export class Summarizer {
       // For gangs (docs/gang.md): the most free at one node, less what waits here (a node: its own free).
       const below = cell.links.agents ? c.free - held : (load.nodeFree?.(kind) ?? 0);
       const nodeFree = draining ? 0 : Math.max(0, below - queued);
-      kinds.push({
+      // A recycled object was in no summary: its speed lists are still the empty ones it was made with.
+      const k = (kinds[n++] ??= {
         kind,
-        freeSlots: free,
-        totalSlots: c.total,
-        healthyAgents: c.healthy,
-        prefetchSlots: credit - free,
-        preemptible: draining ? 0 : (cell.preemptor?.preemptible(kind, now) ?? 0),
+        freeSlots: 0,
+        totalSlots: 0,
+        healthyAgents: 0,
+        prefetchSlots: 0,
+        preemptible: 0,
         forecastRate: 0, // filled in by build: the parent link judges without them
         forecastServiceMs: 0,
-        queued,
-        largestFree,
-        largestTotal: big ? big.total : c.total,
-        nodeFree,
+        queued: 0,
+        largestFree: 0,
+        largestTotal: 0,
+        nodeFree: 0,
         speedServiceMs: [],
         speedSlots: [],
         speedFree: [],
       });
+      k.kind = kind;
+      k.freeSlots = free;
+      k.totalSlots = c.total;
+      k.healthyAgents = c.healthy;
+      k.prefetchSlots = credit - free;
+      k.preemptible = draining ? 0 : (cell.preemptor?.preemptible(kind, now) ?? 0);
+      k.queued = queued;
+      k.largestFree = largestFree;
+      k.largestTotal = big ? big.total : c.total;
+      k.nodeFree = nodeFree;
     }
-    if (kinds.length > 1) kinds.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
+    if (kinds.length !== n) kinds.length = n;
+    if (n > 1) kinds.sort(byKind);
     return kinds;
   }
 

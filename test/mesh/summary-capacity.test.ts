@@ -112,3 +112,34 @@ describe('node_free: the most free slots at one node below, for gangs (docs/gang
     expect(cell.summaries.build(1, 0, '').kinds[0]).toMatchObject({ nodeFree: 3 });
   });
 });
+
+describe('kinds judged and not sent are refilled, never a summary that went out', () => {
+  it('a recycled list is filled with the new figures; one not recycled is left as it was', () => {
+    const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, { seed: 1 });
+    let capacity = new Map([
+      ['a', { free: 2, total: 4, healthy: 1 }],
+      ['b', { free: 3, total: 4, healthy: 1 }],
+    ]);
+    const side = {
+      links: new Map(),
+      load: () => ({ capacity, healthyAgents: 2, cpu: 0, memory: 0, latencyEwmaMs: 0, successEwma: 1 }),
+    };
+    cell.attach({ children: side as unknown as ChildLinks });
+    const s = cell.summaries;
+    const judged = s.kinds(s.load(0), 0);
+    expect(judged.map((k) => [k.kind, k.freeSlots])).toEqual([
+      ['a', 2],
+      ['b', 3],
+    ]);
+    s.recycle(judged);
+    capacity = new Map([['b', { free: 1, total: 4, healthy: 1 }]]);
+    const again = s.kinds(s.load(0), 0);
+    expect(again).toBe(judged);
+    expect(again.map((k) => [k.kind, k.freeSlots, k.speedServiceMs])).toEqual([['b', 1, []]]);
+    // Sent (not recycled): the next judgement builds its own.
+    const sent = s.build(1, 0, '').kinds;
+    capacity = new Map([['b', { free: 4, total: 4, healthy: 1 }]]);
+    expect(s.kinds(s.load(0), 0)).not.toBe(sent);
+    expect(sent[0]!.freeSlots).toBe(1);
+  });
+});
