@@ -168,7 +168,8 @@ function profileStop(): void {
 /**
  * BENCH_HEAP_PHASE=DIR: a sampling heap profile of each measured phase that counts every allocation, also of
  * objects collected since (V8's includeObjectsCollectedBy*GC), written to DIR/<pid>-<n>.heapprofile: where
- * the bytes a task allocates come from. Sampling costs CPU: read it for shares, not for totals.
+ * the bytes a task allocates come from (BENCH_HEAP_LIVE=1: only what is alive at the phase's end, what
+ * outlives scavenges). Sampling costs CPU: read it for shares, not for totals.
  */
 const HEAP_DIR = process.env.BENCH_HEAP_PHASE;
 let heapProfiler: Session | undefined;
@@ -182,10 +183,12 @@ function heapStart(): void {
     s.post('HeapProfiler.enable');
     return s;
   })();
+  // BENCH_HEAP_LIVE=1: only what is still alive when the phase ends (what outlives scavenges).
+  const all = process.env.BENCH_HEAP_LIVE !== '1';
   heapProfiler.post('HeapProfiler.startSampling', {
     samplingInterval: 2048,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
+    includeObjectsCollectedByMajorGC: all,
+    includeObjectsCollectedByMinorGC: all,
   });
 }
 
