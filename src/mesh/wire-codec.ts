@@ -170,6 +170,23 @@ export function decodeOpenRequest(bytes: Uint8Array): OpenRequest {
   return OpenRequest.decode(bytes);
 }
 
+/**
+ * `r` as encoded bytes: those it came as, or encoded now. A view valid only until the next encode in
+ * this process: copy it out at once (result-keeper.ts keeps results so, not as objects).
+ */
+export function resultBytes(r: TaskResult): Uint8Array {
+  const raw = rawOf(r);
+  if (raw !== undefined) return raw.buf.subarray(raw.start, raw.end);
+  return encodeWith(() => TaskResult.encode(r, writer));
+}
+
+/** A result from bytes resultBytes gave (and the caller copied): relayed again as those very bytes. */
+export function decodeResult(bytes: Uint8Array): TaskResult {
+  const m = TaskResult.decode(bytes);
+  (m as WithRaw)[RAW] = { of: m, buf: bytes, start: 0, end: bytes.length };
+  return m;
+}
+
 /** The codecs as the mesh simulator's streams take them (test/mesh/sim/net.ts). */
 export const LINK_REQUEST_CODEC = {
   encode: (m: OpenRequest) => ({ finish: () => encodeOpenRequest(m) }),
