@@ -168,8 +168,8 @@ function profileStop(): void {
 /**
  * BENCH_HEAP_PHASE=DIR: a sampling heap profile of each measured phase that counts every allocation, also of
  * objects collected since (V8's includeObjectsCollectedBy*GC), written to DIR/<pid>-<n>.heapprofile: where
- * the bytes a task allocates come from (BENCH_HEAP_LIVE=1: only what is alive at the phase's end, what
- * outlives scavenges). Sampling costs CPU: read it for shares, not for totals.
+ * the bytes a task allocates come from (BENCH_HEAP_LIVE=1: only what is alive at the phase's end;
+ * =survivors: what outlived a scavenge). Sampling costs CPU: read it for shares, not for totals.
  */
 const HEAP_DIR = process.env.BENCH_HEAP_PHASE;
 let heapProfiler: Session | undefined;
@@ -183,12 +183,13 @@ function heapStart(): void {
     s.post('HeapProfiler.enable');
     return s;
   })();
-  // BENCH_HEAP_LIVE=1: only what is still alive when the phase ends (what outlives scavenges).
-  const all = process.env.BENCH_HEAP_LIVE !== '1';
+  // BENCH_HEAP_LIVE=1: only what is still alive when the phase ends; =survivors: what outlived a scavenge
+  // (collected by mark-compacts or alive at the end), i.e. what each scavenge copied.
+  const live = process.env.BENCH_HEAP_LIVE;
   heapProfiler.post('HeapProfiler.startSampling', {
     samplingInterval: 2048,
-    includeObjectsCollectedByMajorGC: all,
-    includeObjectsCollectedByMinorGC: all,
+    includeObjectsCollectedByMajorGC: live !== '1',
+    includeObjectsCollectedByMinorGC: live === undefined,
   });
 }
 
