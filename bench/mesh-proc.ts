@@ -25,7 +25,7 @@
 // IPC: the parent sends {cmd: 'reset'} and {cmd: 'report'}; this process
 // answers {type: 'report', ...} with counts, a latency summary and the CPU it
 // used since the reset. It exits when the IPC channel closes.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants, performance, PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
@@ -66,6 +66,7 @@ const gc = { youngMs: 0, oldMs: 0, longestMs: 0, old: 0, young: 0 };
  * slowest tasks against the pauses of every process.
  */
 const TAIL_DIR = process.env.BENCH_GC_TAIL;
+if (TAIL_DIR) mkdirSync(TAIL_DIR, { recursive: true });
 /** performance.now() (ms since timeOrigin) to nowUs's clock: both are the monotonic clock. */
 const perfToUs = nowUs() - performance.now() * 1000;
 let gcTrace: number[] = [];
@@ -172,6 +173,7 @@ function profileStop(): void {
  * =survivors: what outlived a scavenge). Sampling costs CPU: read it for shares, not for totals.
  */
 const HEAP_DIR = process.env.BENCH_HEAP_PHASE;
+if (HEAP_DIR) mkdirSync(HEAP_DIR, { recursive: true });
 let heapProfiler: Session | undefined;
 let heapProfiles = 0;
 
