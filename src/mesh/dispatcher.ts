@@ -33,6 +33,7 @@ import type { CellTracer } from './tracer.js';
 import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
 import { SlotHolds } from './slot-hold.js';
+import { HeldLines } from './held-lines.js';
 import { Gangs, gangHost } from './gang.js';
 import type { GangPick } from './gang-route.js';
 import type { Preemptor } from './preemptor.js';
@@ -64,7 +65,7 @@ export interface DispatcherDeps {
 
 export class Dispatcher {
   private scheduled = false;
-  private heldBack = false; // a picker held a task back for a faster agent (node-score): the tick pumps again
+  private readonly held = new HeldLines(); // lines held back for a faster agent (node-score): held-lines.ts
   private dirty = true;
   private picker: Picker | undefined;
   private builtMs = 0;
@@ -126,7 +127,7 @@ export class Dispatcher {
       p.again = false;
       this.schedule();
     }
-    if (this.unplaceableKinds.due(now) || this.heldBack) this.schedule();
+    if (this.unplaceableKinds.due(now) || this.held.tick()) this.schedule();
   }
 
   /** Tasks waiting here for a kind no agent serves, per kind (GetCell). */
@@ -190,7 +191,8 @@ export class Dispatcher {
   }
 
   private pump(): void {
-    this.scheduled = this.heldBack = false;
+    this.scheduled = false;
+    this.held.pumping();
     const { queue, routes, relay } = this.d;
     if (queue.size === 0) return;
     const now = this.d.scheduler.now();
@@ -237,12 +239,11 @@ export class Dispatcher {
         } else if (r.type === 'queue' || !this.spill(item, homeNew, now)) {
           if (keyed) this.d.home.flow.settled(item);
           if (this.holds.cannotGo(item, r, now, this.d)) continue;
-          if (r === QUEUE_HELD) this.heldBack = true;
-          // This one cannot go now (its affinity or exclusions leave no candidate
-          // with a credit, or nowhere to hand it): set it aside for this pump, so
-          // the rest of its kind still goes while credits last. Put back at the
-          // head it would be popped again, and stop its kind for everyone.
+          // This one cannot go now (its affinity or exclusions leave no candidate with a credit, or nowhere to
+          // hand it): set it aside for this pump, so the rest of its kind still goes while credits last. Put back
+          // at the head it would be popped again, and stop its kind for everyone.
           parked.push(popped);
+          if (r === QUEUE_HELD && this.held.leaveLine(picker, this.pickInfo.task, queue.sizeOfKind(kind))) break;
         }
       }
       if (picker.credits(kind) <= 0 && this.breakers.blocks(kind)) this.handBack(kind, now);

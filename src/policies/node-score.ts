@@ -286,6 +286,17 @@ class NodeScorePicker extends BasePicker {
     return pos >= 0 && mayHold(task, this.cfg.maxHoldMs) && this.holds(v, pos, best, task) ? HELD : pos;
   }
 
+  /**
+   * Whether pick(task) would hold this task back now, taking nothing (Picker.wouldHold): only a task that
+   * select() may hold (kept by the dispatcher, one slot, no affinity, exclusions or context key).
+   */
+  wouldHold(task: TaskInfo): boolean {
+    if (task.queuedAhead === undefined || task.contextKey || (task.slots ?? 1) > 1) return false;
+    if ((task.affinity?.length ?? 0) > 0 || (task.exclude?.length ?? 0) > 0) return false;
+    const v = this.view(task.kind);
+    return v !== null && v.creditSum > 0 && this.select(v, task) === HELD;
+  }
+
   private readonly faster: Faster = { rate: 0, soonestMs: Infinity };
   private readonly scanned: number[] = [];
 

@@ -395,7 +395,7 @@ export abstract class BasePicker implements Picker {
     return n;
   }
 
-  private view(kind: string): KindView | null {
+  protected view(kind: string): KindView | null {
     let v = this.views.get(kind);
     if (v === undefined) {
       v = buildView(this.cands, kind);

@@ -186,6 +186,12 @@ export interface Picker {
    * keeps a picker that has it instead of rebuilding it on a timer.
    */
   update?(c: Candidate): boolean;
+  /**
+   * Optional: whether pick(task) would hold the task back now (QUEUE_HELD, ./hold-back.ts), taking nothing.
+   * A dispatcher asks it for the last task of a line whose head was held: the hold is monotone in the place in
+   * line, so the whole line would be held (node-score).
+   */
+  wouldHold?(task: TaskInfo): boolean;
   /** What the candidates reported holding warm (a node's agents): keyed tasks go there first (./context.ts). */
   contexts?: ContextLookup | undefined;
 }

@@ -3,12 +3,12 @@
 // and goes to the slower idle agent at last when none answers (liveness: the
 // cell's tick pumps while a task is held), once it waited maxHoldMs.
 import { describe, expect, it } from 'vitest';
-import { ResultStatus, TaskSpec, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
+import { Dispatch, ResultStatus, TaskSpec, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
 import { Cell } from '../../src/mesh/cell.js';
 import { VersionRamps } from '../../src/mesh/version-ramps.js';
 import { FROM_PARENT, type WorkItem } from '../../src/mesh/types.js';
-import { makeCandidate } from '../../src/policies/index.js';
+import { createPolicy, makeCandidate, seededRandom, type Picker } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
 
 const TOPO = parseTopology(`
@@ -57,6 +57,22 @@ class TwoAgents {
     cell.deliverResult(r);
     cell.dispatcher.release(agentId, 'k');
   }
+}
+
+/** node-score set on the cell's dispatcher, counting the picks its pickers make (pick, not wouldHold). */
+function countingPolicy(cell: Cell): { picks: number } {
+  const count = { picks: 0 };
+  const policy = createPolicy('node-score', undefined, { random: seededRandom(7) });
+  cell.dispatcher.setPolicy({
+    name: policy.name,
+    buildPicker: (cands, now): Picker => {
+      const p = policy.buildPicker(cands, now);
+      const pick = p.pick.bind(p);
+      p.pick = (t) => (count.picks++, pick(t));
+      return p;
+    },
+  });
+  return count;
 }
 
 function setup() {
@@ -139,5 +155,48 @@ describe('hold-back at a node', () => {
     // It waits no longer than maxHoldMs (500 by default): found on the next tick.
     expect(waited).toBeGreaterThanOrEqual(500);
     expect(waited).toBeLessThanOrEqual(510);
+  });
+
+  // One fast slot at 20 ms: held while (k + 1) · 20 + 20 < 0.8 · 160, k = 0..4; the sixth in line goes to 'slow'.
+  it('a pump leaves a held line queued: one pick for its head, not one per task; the tick scans it whole', async () => {
+    const { cell, settle, advance, where, spec } = setup();
+    const count = countingPolicy(cell);
+    await cell.submit([spec()]);
+    await settle();
+    const line = await cell.submit([spec(), spec(), spec(), spec()]);
+    await settle();
+    expect(line.every((t) => where(t.id) === undefined)).toBe(true);
+    count.picks = 0;
+    cell.dispatcher.schedule();
+    await settle();
+    expect(count.picks).toBe(1); // every task of the line was picked again before
+    count.picks = 0;
+    await advance(10);
+    expect(count.picks).toBe(4);
+    expect(line.every((t) => where(t.id) === undefined)).toBe(true);
+  });
+
+  it('past the threshold the overflow still goes to the slow agent in the same pump', async () => {
+    const { cell, settle, where, spec } = setup();
+    await cell.submit([spec()]);
+    await settle();
+    const line = await cell.submit([spec(), spec(), spec(), spec(), spec(), spec()]);
+    await settle();
+    expect(line.map((t) => where(t.id) ?? '-')).toEqual(['-', '-', '-', '-', '-', 'slow']);
+  });
+
+  it('a task the hold does not apply to, behind a held line, goes within a tick', async () => {
+    const { cell, settle, advance, where, spec } = setup();
+    await cell.submit([spec()]);
+    await settle();
+    await cell.submit([spec(), spec()]);
+    await settle();
+    const acks = cell.acceptForwarded(
+      [Dispatch.fromPartial({ taskId: 'p1', attempt: 1, homeCell: '/x', leaseMs: 60_000, spec: spec() })],
+      FROM_PARENT,
+    );
+    expect(acks.every((a) => a.accepted)).toBe(true);
+    await advance(10);
+    expect(where('p1')).toBe('slow');
   });
 });
