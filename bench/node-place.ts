@@ -21,6 +21,10 @@
 // the sampled allocations of the phase that no scavenge collected (promoted,
 // whether still alive or not).
 //
+// --slow-agents=N gives the last N agents --slow-service-ms (default 8x --service-ms): the two-speed case, where
+// node-score holds tasks back for the fast agents while those are full (e.g. --sizes=20 --slow-agents=10
+// --service-ms=45 --slow-service-ms=200 --rate=800: fast turnover just above the rate, as on a cold node).
+//
 // `--base=REF` runs the same with the src/ of git REF (e.g. main), extracted
 // into tmp/, in the same run: the before/after of a change to the node path.
 // Writes bench/results/node-place-<timestamp>.json and .txt.
@@ -156,6 +160,10 @@ async function child(): Promise<void> {
   const tasks = num('tasks', 20000);
   const serviceMs = num('service-ms', 5);
   const slots = num('slots', 4);
+  // --slow-agents=N: the last N agents run --slow-service-ms (default 8x) instead: two speeds, as bench:two-speed
+  // has them, so node-score holds tasks back for the fast agents whenever those are full (hold-back.ts).
+  const slowAgents = num('slow-agents', 0);
+  const slowMs = num('slow-service-ms', serviceMs * 8);
   const imp = async <T>(p: string): Promise<T> => (await import(pathToFileURL(path.join(src, p)).href)) as T;
   const { Cell } = await imp<typeof import('../src/mesh/cell.js')>('mesh/cell.ts');
   const { AgentSessions } = await imp<typeof import('../src/mesh/agent-sessions.js')>('mesh/agent-sessions.ts');
@@ -196,7 +204,7 @@ async function child(): Promise<void> {
         }
       ).msg;
       if (msg?.$case === 'assignments') {
-        const at = vs.now() + serviceMs;
+        const at = vs.now() + (i >= n - slowAgents ? slowMs : serviceMs);
         let byAgent = due.get(at);
         if (!byAgent) due.set(at, (byAgent = new Map()));
         const list = byAgent.get(i) ?? [];
