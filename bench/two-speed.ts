@@ -92,7 +92,8 @@ const WARMUP_TASKS = process.argv.includes('--no-warmup') ? 0 : Number(arg('warm
 const DATA_ROOT = arg('data-root') ?? os.tmpdir();
 const DEFAULT_POLICY = 'node-score';
 const BIN = fileURLToPath(new URL('../bin/meshlb.js', import.meta.url));
-const nodeFlags = (): string[] => (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const flagsOf = (name: string): string[] => (process.env[name] ?? '').split(' ').filter(Boolean);
+const nodeFlags = (): string[] => flagsOf('BENCH_NODE_FLAGS');
 const log = (s: string): void => void process.stderr.write(`[bench:two-speed] ${s}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** This session's autogroup nice on Linux (0: not raised, or no autogroups). */
@@ -166,7 +167,9 @@ async function run(label: string, round: number, seed: number, tasks = OPTS.task
       sup.start({
         name: `agent-sim ${g.prefix}`,
         command: process.execPath,
+        // BENCH_AGENT_FLAGS: V8/node flags for the agent-sim processes (e.g. --cpu-prof --cpu-prof-dir=DIR).
         args: [
+          ...flagsOf('BENCH_AGENT_FLAGS'),
           BIN,
           'agent-sim',
           '--address',
