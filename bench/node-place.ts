@@ -65,6 +65,10 @@ interface Figures {
   done: number;
 }
 
+/** A figure with `digits` decimals, or '-' where a child (e.g. a --base one that predates it) gave none. */
+const fixed = (v: number | null | undefined, digits: number): string =>
+  typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-';
+
 if (process.argv.includes('--child')) await child();
 else await parent();
 
@@ -85,7 +89,7 @@ async function parent(): Promise<void> {
       );
       rows.push(f);
       process.stdout.write(
-        `${name}, ${n} agents: ${f.cpuUsPerTask.toFixed(1)} µs/task, ${f.promotedKiBPerTask.toFixed(2)} KiB/task promoted, ${f.cpuUsPerLoad.toFixed(1)} µs/load\n`,
+        `${name}, ${n} agents: ${fixed(f.cpuUsPerTask, 1)} µs/task, ${fixed(f.promotedKiBPerTask, 2)} KiB/task promoted, ${fixed(f.cpuUsPerLoad, 1)} µs/load\n`,
       );
     }
   }
@@ -120,7 +124,7 @@ async function parent(): Promise<void> {
         `${(r.cpuUsPerTask / ref.cpuUsPerTask).toFixed(2)}x`,
         r.gcMsPerKTask.toFixed(1),
         r.scavengesPerKTask.toFixed(1),
-        Number.isNaN(r.promotedKiBPerTask) ? '-' : r.promotedKiBPerTask.toFixed(2),
+        fixed(r.promotedKiBPerTask, 2),
         r.majorGcs,
         r.rebuilds,
         r.idleCpuMsPerS.toFixed(1),
