@@ -243,11 +243,7 @@ export class TaskQueue<T extends QueueTask> {
     for (const tenant of tenants)
       for (const lane of lanes) {
         const e = lane.tenants.get(tenant)?.heap.peek();
-        if (e === undefined || !accept(e.task)) continue;
-        lane.delete(e);
-        this.forget(e, lane);
-        this.countPop(now);
-        return { task: e.task, enqueuedAt: e.enqueuedAt, waitedMs: Math.max(0, now - e.enqueuedAt) };
+        if (e !== undefined && accept(e.task)) return this.takeFrom(lane, now, e);
       }
     return undefined;
   }
@@ -257,12 +253,7 @@ export class TaskQueue<T extends QueueTask> {
     const set = this.guaranteedOf.get(kind);
     if (set === undefined) return undefined;
     this.collectExpired(now);
-    for (const e of set) {
-      e.sub.lane.delete(e);
-      this.forget(e, e.sub.lane);
-      this.countPop(now);
-      return { task: e.task, enqueuedAt: e.enqueuedAt, waitedMs: Math.max(0, now - e.enqueuedAt) };
-    }
+    for (const e of set) return this.takeFrom(e.sub.lane, now, e);
     return undefined;
   }
 
@@ -351,8 +342,10 @@ export class TaskQueue<T extends QueueTask> {
     this.depth[rank]!++;
   }
 
-  private takeFrom(lane: Lane<T>, now: number): Popped<T> {
-    const e = lane.take(this.quantum);
+  /** Takes `e` out of `lane` and the queue; without `e`, the lane's next by its DRR turns. */
+  private takeFrom(lane: Lane<T>, now: number, e?: Entry<T>): Popped<T> {
+    if (e === undefined) e = lane.take(this.quantum);
+    else lane.delete(e);
     this.forget(e, lane);
     this.countPop(now);
     return { task: e.task, enqueuedAt: e.enqueuedAt, waitedMs: Math.max(0, now - e.enqueuedAt) };
