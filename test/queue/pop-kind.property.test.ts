@@ -3,27 +3,16 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PRIORITIES, TaskQueue, type QueueTask } from '../../src/queue/index.js';
+import { TaskQueue, type QueueTask } from '../../src/queue/index.js';
 import { assertProperty } from '../policies/arbitraries.js';
+import { pushArb, tickArb, type PushOp, type TickOp } from './arbitraries.js';
 
-type Op =
-  | { op: 'push'; kind: string; tenant: string; priority: (typeof PRIORITIES)[number]; ttl: number | null }
-  | { op: 'pop'; kind: string }
-  | { op: 'tick'; ms: number };
+type Op = PushOp | { op: 'pop'; kind: string } | TickOp;
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 5,
-    arbitrary: fc.record({
-      op: fc.constant('push' as const),
-      kind: fc.constantFrom('a', 'b', 'c'),
-      tenant: fc.constantFrom('t1', 't2', 't3'),
-      priority: fc.constantFrom(...PRIORITIES),
-      ttl: fc.option(fc.integer({ min: -10, max: 3000 }), { nil: null }),
-    }),
-  },
+  { weight: 5, arbitrary: pushArb },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('pop' as const), kind: fc.constantFrom('a', 'b', 'c', 'd') }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 1500 }) }) },
+  { weight: 2, arbitrary: tickArb },
 );
 
 describe('TaskQueue.popKind', () => {

@@ -4,25 +4,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PRIORITIES, PRIORITY_RANK, TaskQueue, type QueueTask } from '../../src/queue/index.js';
 import { assertProperty } from '../policies/arbitraries.js';
+import { pushArb, tickArb, type PushOp, type TickOp } from './arbitraries.js';
 
-type Op =
-  | { op: 'push'; kind: string; tenant: string; priority: (typeof PRIORITIES)[number]; ttl: number | null }
-  | { op: 'pop'; kinds: string[] | null }
-  | { op: 'remove'; pick: number }
-  | { op: 'expire' }
-  | { op: 'tick'; ms: number };
+type Op = PushOp | { op: 'pop'; kinds: string[] | null } | { op: 'remove'; pick: number } | { op: 'expire' } | TickOp;
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 5,
-    arbitrary: fc.record({
-      op: fc.constant('push' as const),
-      kind: fc.constantFrom('a', 'b', 'c'),
-      tenant: fc.constantFrom('t1', 't2', 't3'),
-      priority: fc.constantFrom(...PRIORITIES),
-      ttl: fc.option(fc.integer({ min: -10, max: 3000 }), { nil: null }),
-    }),
-  },
+  { weight: 5, arbitrary: pushArb },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -32,7 +19,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('remove' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('expire' as const) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 1500 }) }) },
+  { weight: 2, arbitrary: tickArb },
 );
 
 const AGING = 1000;
