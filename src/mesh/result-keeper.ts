@@ -88,10 +88,6 @@ class RecentBytes {
     this.big = new Array<Uint8Array | undefined>(capacity);
   }
 
-  get size(): number {
-    return this.count;
-  }
-
   /** The oldest entry's time (undefined: none). */
   oldestAt(): number | undefined {
     return this.count > 0 ? this.atMs[this.head] : undefined;
@@ -118,6 +114,15 @@ class RecentBytes {
     this.start[i] = this.pos;
     this.len[i] = n;
     this.pos += n;
+  }
+
+  /** Drop every entry and every chunk. */
+  clear(): void {
+    this.big.fill(undefined);
+    this.head = this.count = 0;
+    this.chunks.length = 0;
+    this.firstNo = 0;
+    this.pos = CHUNK;
   }
 
   /** Drop the oldest entry, and the chunks no entry uses any more (never the one being written). */
@@ -186,9 +191,8 @@ export class ResultKeeper {
   /** A parent replica welcomed us: what to write again (recent ones only after a break), oldest first. */
   takeForResend(now: number): { recent: TaskResult[]; held: TaskResult[] } {
     this.prune(now);
-    let recent: TaskResult[] = [];
-    if (this.broke) recent = this.recent.drain();
-    else while (this.recent.size > 0) this.recent.shift();
+    const recent = this.broke ? this.recent.drain() : [];
+    this.recent.clear();
     this.broke = false;
     return { recent, held: this.held.drain() };
   }
@@ -196,7 +200,7 @@ export class ResultKeeper {
   /** Stopped leading: nothing here is ours to send any more. */
   clear(): void {
     this.held.drain();
-    while (this.recent.size > 0) this.recent.shift();
+    this.recent.clear();
     this.broke = false;
   }
 }
