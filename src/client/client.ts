@@ -42,13 +42,14 @@ import {
   type SubmitRetry,
 } from './retry.js';
 import type { Repeat, SubmitRetryOptions } from './retry.js';
-import { isTerminal, taskStateName, toTaskSpec, withStateName, type TaskInput, type TaskRecord } from './spec.js';
+import { taskStateName, toTaskSpec, withStateName, type TaskInput, type TaskRecord } from './spec.js';
 import { endSubmit, startSubmit } from './trace.js';
 import { SubmitStream, toItem, type SubmitItem } from './submit-stream.js';
 import { SubmitCoalescer, type CoalescerPorts } from './submit-coalescer.js';
 import { SharedSubmit, type SharedSubmitPorts } from './shared-submit.js';
-import { ResultStream, type WaitOpts } from './result-stream.js';
+import { ResultStream, type FollowOpts, type WaitOpts } from './result-stream.js';
 import { waitPerTask } from './wait-one.js';
+import { followChanges, tapChanges, watchPerTask, type WatchOpts, type WatchPorts } from './watch-one.js';
 
 export { SubmitStream, type SubmitItem };
 export type { SubmitRetryOptions };
@@ -88,6 +89,9 @@ export class MeshClient {
   readonly submits: SharedSubmit | undefined;
   /** The shared WatchMany stream(s) waitForResult uses; undefined when turned off. */
   readonly results: ResultStream | undefined;
+  /** The shared WatchMany stream(s) with all_changes that watch() uses; undefined when turned off. */
+  readonly changes: ResultStream | undefined;
+  private readonly watchPorts: WatchPorts;
 
   constructor(private readonly opts: MeshClientOptions) {
     const addrs = typeof opts.address === 'string' ? [opts.address] : [...opts.address];
@@ -96,6 +100,16 @@ export class MeshClient {
     this.preferred = addrs[0]!;
     this.defaultDeadlineMs = opts.deadlineMs ?? 10_000;
     this.maxRedirects = opts.maxRedirects ?? 3;
+    this.watchPorts = {
+      addresses: addrs,
+      preferred: () => this.preferred,
+      redirect: (address) => {
+        this.redirects++;
+        this.preferred = address;
+      },
+      clientFor: (address) => this.clientFor(address),
+      maxRedirects: this.maxRedirects,
+    };
     this.random = opts.random ?? Math.random;
     const r = opts.retryResourceExhausted;
     this.retry = r ? { maxRetries: 5, fallbackMs: 50, ...(r === true ? {} : r) } : undefined;
@@ -123,9 +137,10 @@ export class MeshClient {
     if (w === false) return;
     const first = () => this.preferred;
     const clientFor = (a: string) => this.clientFor(a);
-    const fallback = (id: string, o: WaitOpts) => this.waitPerTask(id, o);
+    const fallback = (id: string, o: FollowOpts) => this.waitPerTask(id, o);
     const rs = { addresses: this.addresses, first, clientFor, fallback, random: this.random };
     this.results = new ResultStream(rs, w === true ? {} : w);
+    this.changes = new ResultStream(rs, { ...(w === true ? {} : w), allChanges: true });
   }
 
   /** The address calls go to first (the last one that answered, or the leader a follower named). */
@@ -218,57 +233,18 @@ export class MeshClient {
 
   /**
    * The task now and at every change; the iterator ends after a terminal state
-   * (completed, failed, cancelled, dead-lettered). Breaking out of the loop cancels the watch.
+   * (completed, failed, cancelled, dead-lettered). Breaking out of the loop ends the watch.
+   * Watches share one WatchMany stream with `all_changes` (re-subscribed on another
+   * stream if it breaks) unless `sharedWatch: false`; a cell without WatchMany gets
+   * one Watch per task.
    */
-  async *watch(
-    taskId: string,
-    opts: { deadlineMs?: number; signal?: AbortSignal } = {},
-  ): AsyncGenerator<TaskRecord, void, undefined> {
-    const deadline = opts.deadlineMs !== undefined ? Date.now() + opts.deadlineMs : Infinity;
-    let address = this.preferred;
-    let hops = 0;
-    let failovers = 0;
-    for (;;) {
-      if (opts.signal?.aborted)
-        throw new MeshClientError(status.CANCELLED, 'watch aborted', {}, { cause: opts.signal.reason });
-      const call = this.clientFor(address).watch({ taskId }, new Metadata(), { deadline });
-      const onAbort = () => call.cancel();
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      // Cancel (RST_STREAM) only a watch the caller abandons. A stream that reached a
-      // terminal state or failed is over already: thousands of needless RSTs at once
-      // trip HTTP/2 flood protection and take the whole connection down.
-      let over = false;
-      try {
-        for await (const msg of call as AsyncIterable<{ task?: Task }>) {
-          if (!msg.task) continue;
-          if (isTerminal(msg.task.state)) over = true;
-          yield withStateName(msg.task);
-          if (over) return;
-        }
-        over = true;
-        return;
-      } catch (e) {
-        over = true;
-        const err = MeshClientError.from(e);
-        if (opts.signal?.aborted)
-          throw new MeshClientError(status.CANCELLED, 'watch aborted', {}, { cause: opts.signal.reason });
-        if (err.code === status.FAILED_PRECONDITION && err.leaderAddress && hops < this.maxRedirects) {
-          hops++;
-          this.redirects++;
-          address = this.preferred = err.leaderAddress;
-          continue;
-        }
-        if (err.code === status.UNAVAILABLE && failovers < this.addresses.length - 1) {
-          failovers++;
-          address = nextAddress(this.addresses, address);
-          continue;
-        }
-        throw err;
-      } finally {
-        opts.signal?.removeEventListener('abort', onAbort);
-        if (!over) call.cancel();
-      }
-    }
+  watch(taskId: string, opts: WatchOpts = {}): AsyncGenerator<TaskRecord, void, undefined> {
+    const changes = this.changes;
+    return changes ? followChanges((id, o) => changes.wait(id, o), taskId, opts) : this.watchPerTask(taskId, opts);
+  }
+
+  private watchPerTask(taskId: string, opts: WatchOpts): AsyncGenerator<TaskRecord, void, undefined> {
+    return watchPerTask(this.watchPorts, taskId, opts);
   }
 
   /**
@@ -287,13 +263,15 @@ export class MeshClient {
     return this.waitForResult(taskId, opts);
   }
 
-  /** One Watch stream per task (wait-one.ts). */
-  private waitPerTask(taskId: string, opts: WaitOpts): Promise<TaskRecord> {
-    return waitPerTask((id, o) => this.watch(id, o), this.random, taskId, opts);
+  /** One Watch stream per task (wait-one.ts); `onChange` hears each change before the end. */
+  private waitPerTask(taskId: string, opts: FollowOpts): Promise<TaskRecord> {
+    const watch = (id: string, o: WatchOpts) => tapChanges(this.watchPerTask(id, o), opts.onChange);
+    return waitPerTask(watch, this.random, taskId, opts);
   }
 
   close(): void {
     this.results?.close();
+    this.changes?.close();
     this.submits?.close();
     this.closed = true;
     for (const c of this.clients.values()) c.close();

@@ -10,11 +10,16 @@
 //   nothing: its ids are parked and added again on a new stream;
 // - a Conn holds at most `maxIdsPerStream` ids (more go on another Conn);
 // - a Conn with no ids ends after `lingerMs` (the process may exit then);
+// - with `allChanges` (the shared path of watch()) the cell also sends each id's
+//   record when it is added and every change after; waiters hear them through
+//   onChange, a waiter that joins later hears the latest at once, and a change
+//   repeated by a new stream (same state, attempt and update time) is skipped;
 // - a cell that does not serve WatchMany (UNIMPLEMENTED), or a stream refused
 //   for a reason a new stream cannot fix, sends the ids concerned down the
 //   per-task path (`fallback`: one Watch each), which answers each precisely.
-import { Metadata, status, type ClientDuplexStream } from '@grpc/grpc-js';
-import type { Task, TaskServiceClient, WatchManyRequest, WatchManyResponse } from '../gen/meshlb/v1/task.js';
+import { status } from '@grpc/grpc-js';
+import type { Task, TaskServiceClient, WatchManyResponse } from '../gen/meshlb/v1/task.js';
+import { Conn } from './watch-conn.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError } from './errors.js';
 import { isTerminal, withStateName, type TaskRecord } from './spec.js';
@@ -26,13 +31,18 @@ export interface ResultStreamOptions {
   lingerMs?: number;
 }
 
+/** The stream's kind: results only, or (`allChanges`) every change before the result too. */
+export interface ResultStreamMode extends ResultStreamOptions {
+  allChanges?: boolean;
+}
+
 export interface ResultStreamPorts {
   /** The replicas, and the one to start at. */
   readonly addresses: readonly string[];
   first(): string;
   clientFor(address: string): TaskServiceClient;
   /** The per-task path (a Watch per task), for cells without WatchMany. */
-  fallback(id: string, opts: WaitOpts): Promise<TaskRecord>;
+  fallback(id: string, opts: FollowOpts): Promise<TaskRecord>;
   readonly random: () => number;
 }
 
@@ -41,16 +51,20 @@ export interface WaitOpts {
   signal?: AbortSignal;
 }
 
+/** A wait that also hears every change before the result (a stream with `allChanges`). */
+export interface FollowOpts extends WaitOpts {
+  onChange?: (t: TaskRecord) => void;
+}
+
 interface Waiter {
   resolve(t: TaskRecord): void;
   reject(e: unknown): void;
   readonly signal: AbortSignal | undefined;
+  readonly onChange: ((t: TaskRecord) => void) | undefined;
   /** When the caller's timeout ends (Date.now() ms; Infinity: none). */
   readonly until: number;
   cleanup(): void;
 }
-
-const MAX_IDS_PER_MESSAGE = 1000;
 
 /** Retryable: a new stream (or a later add) can succeed. */
 function retryable(code: status, details: string): boolean {
@@ -67,101 +81,6 @@ function retryable(code: status, details: string): boolean {
       return /RST_STREAM|Session closed|Connection dropped|stream/i.test(details);
     default:
       return false;
-  }
-}
-
-/** One WatchMany call and the ids it carries. */
-class Conn {
-  readonly ids = new Set<string>();
-  private toAdd: string[] = [];
-  private toDrop: string[] = [];
-  private flushing = false;
-  ending = false;
-  ended = false;
-  private linger: NodeJS.Timeout | undefined;
-  private failure: MeshClientError | undefined;
-  readonly call: ClientDuplexStream<WatchManyRequest, WatchManyResponse>;
-
-  constructor(
-    readonly address: string,
-    hub: ResultStream,
-    client: TaskServiceClient,
-    private readonly lingerMs: number,
-  ) {
-    this.call = client.watchMany(new Metadata());
-    this.call.on('data', (res: WatchManyResponse) => hub.onResponse(this, res));
-    this.call.on('error', (e) => (this.failure = MeshClientError.from(e)));
-    this.call.on('status', (s: { code: status; details: string }) => {
-      this.ended = true;
-      clearTimeout(this.linger);
-      const err = this.failure ?? new MeshClientError(s.code, s.details || 'watch stream ended');
-      hub.onEnded(this, err);
-    });
-  }
-
-  get room(): boolean {
-    return !this.ending && !this.ended;
-  }
-
-  add(id: string): void {
-    this.ids.add(id);
-    this.toAdd.push(id);
-    clearTimeout(this.linger);
-    this.linger = undefined;
-    this.schedule();
-  }
-
-  drop(id: string): void {
-    if (!this.ids.delete(id)) return;
-    this.toDrop.push(id);
-    this.schedule();
-  }
-
-  /** An id answered (its record came, or an error entry): no more to send for it. */
-  forget(id: string): void {
-    this.ids.delete(id);
-    this.idleCheck();
-  }
-
-  cancel(): void {
-    this.ending = true;
-    clearTimeout(this.linger);
-    this.call.cancel();
-  }
-
-  private schedule(): void {
-    if (this.flushing) return;
-    this.flushing = true;
-    setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.flushing = false;
-    if (this.ended || this.ending) return;
-    const drop = this.toDrop.filter((id) => !this.ids.has(id));
-    const add = this.toAdd.filter((id) => this.ids.has(id));
-    this.toAdd = [];
-    this.toDrop = [];
-    for (let i = 0; i < Math.max(add.length, drop.length); i += MAX_IDS_PER_MESSAGE) {
-      this.call.write({
-        taskIds: add.slice(i, i + MAX_IDS_PER_MESSAGE),
-        allChanges: false,
-        unwatchTaskIds: drop.slice(i, i + MAX_IDS_PER_MESSAGE),
-      });
-    }
-    this.idleCheck();
-  }
-
-  private idleCheck(): void {
-    if (this.ids.size > 0 || this.ending || this.ended || this.linger) return;
-    this.linger = setTimeout(() => {
-      this.linger = undefined;
-      if (this.ids.size > 0 || this.ended) return;
-      // Half-close: the cell ends the stream, as nothing is watched.
-      this.ending = true;
-      this.call.end();
-    }, this.lingerMs);
-    this.linger.unref();
   }
 }
 
@@ -182,15 +101,19 @@ export class ResultStream {
   private closed = false;
   private readonly maxIds: number;
   private readonly lingerMs: number;
+  private readonly allChanges: boolean;
+  /** With `allChanges`: each watched id's latest change, for a waiter that joins later and to skip repeats. */
+  private readonly latest = new Map<string, TaskRecord>();
   /** Streams opened, and streams that broke while ids were waiting (tests, benchmarks). */
   readonly stats = { streams: 0, broken: 0, resubscribed: 0 };
 
   constructor(
     private readonly ports: ResultStreamPorts,
-    opts: ResultStreamOptions = {},
+    opts: ResultStreamMode = {},
   ) {
     this.maxIds = Math.max(1, opts.maxIdsPerStream ?? 10_000);
     this.lingerMs = opts.lingerMs ?? 250;
+    this.allChanges = opts.allChanges ?? false;
     this.backoff = new Backoff({ initialMs: 20, maxMs: 1000 }, ports.random);
   }
 
@@ -199,7 +122,8 @@ export class ResultStream {
     return this.waiting.size;
   }
 
-  wait(id: string, opts: WaitOpts): Promise<TaskRecord> {
+  /** The task's final record; with `allChanges`, `opts.onChange` hears each change before it. */
+  wait(id: string, opts: FollowOpts): Promise<TaskRecord> {
     if (this.unsupported || this.closed) return this.ports.fallback(id, opts);
     if (opts.signal?.aborted) return Promise.reject(aborted(opts.signal));
     return new Promise<TaskRecord>((resolve, reject) => {
@@ -209,6 +133,7 @@ export class ResultStream {
         resolve,
         reject,
         signal,
+        onChange: opts.onChange,
         until: opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity,
         cleanup: () => {
           clearTimeout(timer);
@@ -224,6 +149,8 @@ export class ResultStream {
       const set = this.waiting.get(id);
       if (set) {
         set.add(w);
+        const last = this.latest.get(id);
+        if (last) w.onChange?.(last);
         return;
       }
       this.waiting.set(id, new Set([w]));
@@ -304,7 +231,16 @@ export class ResultStream {
   }
 
   private delivered(conn: Conn, t: Task): void {
-    if (!isTerminal(t.state)) return;
+    if (!isTerminal(t.state)) {
+      const set = this.allChanges ? this.waiting.get(t.id) : undefined;
+      const last = this.latest.get(t.id);
+      // A new stream answers an id added again with its record now: a repeat when nothing changed.
+      if (!set || this.carrier.get(t.id) !== conn || (last && sameChange(last, t))) return;
+      const rec = withStateName(t);
+      this.latest.set(t.id, rec);
+      for (const w of set) w.onChange?.(rec);
+      return;
+    }
     conn.forget(t.id);
     if (!this.waiting.has(t.id)) return;
     this.carrier.delete(t.id);
@@ -317,7 +253,7 @@ export class ResultStream {
     let conn = this.conns.find((c) => c.room && c.ids.size < this.maxIds);
     if (!conn) {
       const address = (this.address ??= this.ports.first());
-      conn = new Conn(address, this, this.ports.clientFor(address), this.lingerMs);
+      conn = new Conn(address, this, this.ports.clientFor(address), this.lingerMs, this.allChanges);
       this.conns.push(conn);
       this.stats.streams++;
     }
@@ -345,7 +281,7 @@ export class ResultStream {
   private toFallback(id: string): void {
     this.settle(id, (w) => {
       const timeoutMs = Number.isFinite(w.until) ? Math.max(0, w.until - Date.now()) : undefined;
-      this.ports.fallback(id, { timeoutMs, signal: w.signal }).then(w.resolve, w.reject);
+      this.ports.fallback(id, { timeoutMs, signal: w.signal, onChange: w.onChange }).then(w.resolve, w.reject);
     });
   }
 
@@ -357,6 +293,7 @@ export class ResultStream {
     w.reject(err);
     if (set.size > 0) return;
     this.waiting.delete(id);
+    this.latest.delete(id);
     this.parked.delete(id);
     const conn = this.carrier.get(id);
     this.carrier.delete(id);
@@ -367,6 +304,7 @@ export class ResultStream {
     const set = this.waiting.get(id);
     if (!set) return;
     this.waiting.delete(id);
+    this.latest.delete(id);
     for (const w of set) {
       w.cleanup();
       fn(w);
@@ -378,6 +316,10 @@ export class ResultStream {
     const i = a.indexOf(current);
     return a[(i + 1) % a.length]!;
   }
+}
+
+function sameChange(a: TaskRecord, b: Task): boolean {
+  return a.state === b.state && a.attempt === b.attempt && a.updatedUnixMs === b.updatedUnixMs;
 }
 
 function aborted(signal: AbortSignal): MeshClientError {

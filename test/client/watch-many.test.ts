@@ -4,10 +4,11 @@
 // task get every result over one WatchMany stream, through a replica kill
 // (the stream breaks, the client re-subscribes its pending ids elsewhere);
 // the protocol's edges (unknown ids, tasks already ended, all_changes,
-// unwatch, the per-stream limit, half-close) on a raw stream.
+// unwatch, the per-stream limit, half-close) on a raw stream. watch() shares
+// one WatchMany stream with all_changes the same way.
 import { credentials, Metadata, status, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MeshClient } from '../../src/client/index.js';
+import { MeshClient, type TaskRecord } from '../../src/client/index.js';
 import {
   TaskServiceClient,
   TaskState,
@@ -72,6 +73,23 @@ function rawStream(address: string) {
     send: (taskIds: string[], allChanges = false, unwatchTaskIds: string[] = []) =>
       call.write({ taskIds, allChanges, unwatchTaskIds }),
   };
+}
+
+async function collect(it: AsyncIterable<TaskRecord>): Promise<TaskRecord[]> {
+  const out: TaskRecord[] = [];
+  for await (const r of it) out.push(r);
+  return out;
+}
+
+/** Changes in order, none repeated, then the task's completion as the last record. */
+function expectChangesThenEnd(recs: TaskRecord[]): void {
+  expect(recs.at(-1)!.state).toBe(TaskState.TASK_STATE_COMPLETED);
+  for (let i = 1; i < recs.length; i++) {
+    const [a, b] = [recs[i - 1]!, recs[i]!];
+    expect(b.updatedUnixMs).toBeGreaterThanOrEqual(a.updatedUnixMs);
+    expect([a.state, a.attempt, a.updatedUnixMs]).not.toEqual([b.state, b.attempt, b.updatedUnixMs]);
+    expect(a.state).not.toBe(TaskState.TASK_STATE_COMPLETED);
+  }
 }
 
 describe('the shared waiting path (seed ' + SEED + ')', () => {
@@ -155,6 +173,63 @@ describe('the shared waiting path (seed ' + SEED + ')', () => {
     expect(onFollower.results!.stats.broken).toBe(0);
     const next = await waitFor(() => mesh!.leader(), { timeoutMs: 10_000, what: 'a new leader' });
     expect(next.cell.ledger.size).toBe(N);
+  });
+
+  it('watch() of many tasks shares one all_changes stream; a late second watcher hears the latest change at once', async () => {
+    mesh = await OpsMesh.start({ slots: 4, serviceTimeMs: 200 });
+    const { leader } = await roles(mesh);
+    const c = client(leader.address, SEED + 5);
+    const N = 40;
+    const items = await c.submitBatch(Array.from({ length: N }, (_, i) => ({ kind: 'echo', payload: `w-${i}` })));
+    expect(items.every((i) => i.ok)).toBe(true);
+    const watched = await Promise.all(items.map((i) => collect(c.watch(i.taskId, { deadlineMs: 30_000 }))));
+    for (const recs of watched) expectChangesThenEnd(recs);
+    // The first watches were registered while most tasks waited for a slot: they saw more than the end.
+    expect(watched.filter((r) => r.length > 1).length).toBeGreaterThan(N / 2);
+    expect(c.changes!.stats.streams).toBe(1);
+    expect(c.changes!.pending).toBe(0);
+    expect(c.results!.stats.streams).toBe(0);
+
+    // Two watchers of one running task: the second, joining later, starts from the latest change.
+    const t = await c.submit({ kind: 'echo', payload: 'late' });
+    const first: TaskRecord[] = [];
+    const done = (async () => {
+      for await (const r of c.watch(t.taskId)) first.push(r);
+    })();
+    await waitFor(() => first.length >= 1 || undefined, { what: "the first watcher's first change" });
+    const second = await collect(c.watch(t.taskId));
+    await done;
+    expectChangesThenEnd(first);
+    expectChangesThenEnd(second);
+    expect(second[0]!.updatedUnixMs).toBeGreaterThanOrEqual(first[0]!.updatedUnixMs);
+    expect(second.at(-1)).toEqual(first.at(-1));
+    // Breaking out early drops the id from the stream: the cell watches nothing.
+    const u = await c.submit({ kind: 'nobody-runs-this' });
+    for await (const r of c.watch(u.taskId)) {
+      expect(r.state).not.toBe(TaskState.TASK_STATE_COMPLETED);
+      break;
+    }
+    await waitFor(() => leader.tasks.watchers.streams === 0 || undefined, { what: 'the id unwatched' });
+    expect(c.changes!.pending).toBe(0);
+  });
+
+  it('watch() through a replica kill: the stream is re-subscribed elsewhere, every watch ends, no change repeats', async () => {
+    mesh = await OpsMesh.start({ slots: 4, serviceTimeMs: 60 });
+    const { leader, followers } = await roles(mesh);
+    const c = client([leader.address, ...followers.map((f) => f.address)], SEED + 6);
+    const N = 120;
+    const items = await c.submitBatch(Array.from({ length: N }, (_, i) => ({ kind: 'echo', payload: `x-${i}` })));
+    const ended = new Set<string>();
+    const watches = items.map((i) =>
+      collect(c.watch(i.taskId, { deadlineMs: 30_000 })).then((recs) => (ended.add(i.taskId), recs)),
+    );
+    await waitFor(() => ended.size >= 10 || undefined, { timeoutMs: 20_000, intervalMs: 2, what: 'the first ends' });
+    expect(ended.size).toBeLessThan(N);
+    mesh.roots.delete(mesh.numberOf(leader));
+    await leader.close(0);
+    for (const recs of await Promise.all(watches)) expectChangesThenEnd(recs);
+    expect(c.changes!.stats.broken).toBeGreaterThanOrEqual(1);
+    expect(c.changes!.stats.resubscribed).toBeGreaterThan(0);
   });
 
   it('on a raw stream: unknown ids, tasks already ended, all_changes, unwatch, the limit per stream, half-close', async () => {
