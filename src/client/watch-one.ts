@@ -106,7 +106,12 @@ export async function* followChanges(
   const stop = new AbortController();
   const onAbort = () => stop.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let last: TaskRecord | undefined;
   const onChange = (rec: TaskRecord): void => {
+    // The per-task fallback watches again after a broken stream: the record it starts with may be a repeat.
+    if (last && last.state === rec.state && last.attempt === rec.attempt && last.updatedUnixMs === rec.updatedUnixMs)
+      return;
+    last = rec;
     if (unread.length >= MAX_UNREAD) unread.shift();
     unread.push(rec);
     wake?.();
