@@ -15,7 +15,7 @@
 // tasks), --undeclared (the agents declare no run time: agent-sim --expected-run-ms 0;
 // by default agent-sim declares its mean service time), --data-root=DIR (where the node's data dir goes), --max-load=L
 // --max-wait=S (on a shared machine, start each run once the 1-minute load
-// average is at most L, waiting at most S seconds), --no-write, --warmup=N (first
+// average is at most L, waiting at most S seconds), --no-write, --phases (where the slow tasks waited, phase by phase), --warmup=N (first
 // an unmeasured run of N tasks, default --tasks, so that the client in this process
 // is warm in every measured run and not only after the first; --no-warmup: none). The table says
 // when the run's CPU share was raised (Linux autogroup nice: see docs/policies.md). Bounded: every
@@ -31,6 +31,7 @@ import { MeshClient } from '../src/client/index.js';
 import { AdminServiceClient, type AgentInfo } from '../src/gen/meshlb/v1/admin.js';
 import { TaskState } from '../src/gen/meshlb/v1/task.js';
 import { freePort } from './lib/ports.js';
+import { phaseReport } from './two-speed-phases.js';
 import { procCpuUs } from './lib/procfs.js';
 import { writeBeside, writeResults } from './lib/results.js';
 import {
@@ -91,6 +92,8 @@ const WARMUP_TASKS = process.argv.includes('--no-warmup') ? 0 : Number(arg('warm
 /** Where the node's data dir goes (default the OS temp dir). */
 const DATA_ROOT = arg('data-root') ?? os.tmpdir();
 const DEFAULT_POLICY = 'node-score';
+/** Per run, where the slow tasks' time went, phase by phase (bench/two-speed-phases.ts; the first second needs --tasks=1000). */
+const PHASES = process.argv.includes('--phases');
 const BIN = fileURLToPath(new URL('../bin/meshlb.js', import.meta.url));
 const flagsOf = (name: string): string[] => (process.env[name] ?? '').split(' ').filter(Boolean);
 const nodeFlags = (): string[] => flagsOf('BENCH_NODE_FLAGS');
@@ -211,14 +214,25 @@ async function run(label: string, round: number, seed: number, tasks = OPTS.task
       try {
         const { taskId } = await client.submit({ kind: 'work', durability: DURABILITY });
         const rec = await client.waitForResult(taskId, { timeoutMs: 60_000 });
+        const t1 = performance.now();
         const completed = rec.state === TaskState.TASK_STATE_COMPLETED;
         return {
-          clientMs: performance.now() - t0,
+          clientMs: t1 - t0,
           meshMs: rec.updatedUnixMs - rec.createdUnixMs,
           agent: rec.result?.agentId ?? '',
           runMs: (rec.result?.runMicros ?? NaN) / 1000,
           atMs,
           completed,
+          // For --phases: the same clock as the node's record (unix ms).
+          ...(PHASES
+            ? {
+                taskId,
+                startUnixMs: performance.timeOrigin + t0,
+                endUnixMs: performance.timeOrigin + t1,
+                createdUnixMs: Number(rec.createdUnixMs),
+                updatedUnixMs: Number(rec.updatedUnixMs),
+              }
+            : {}),
         };
       } catch (err) {
         log(`task failed: ${(err as Error).message}`);
@@ -257,6 +271,7 @@ async function run(label: string, round: number, seed: number, tasks = OPTS.task
           }
         : undefined;
     client.close();
+    if (PHASES) log(`${label} round ${round}, phases:\n${await phaseReport(node, all)}`);
     // The node's own measure of each agent (dispatch to result), by group.
     const ewma: Record<string, number> = {};
     const seen = await listAgents(node);

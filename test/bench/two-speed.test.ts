@@ -17,6 +17,7 @@ import {
   type RunFigures,
   type RunSample,
 } from '../../bench/two-speed-lib.js';
+import { PHASES, phasesOf, type PhaseSample } from '../../bench/two-speed-phases.js';
 
 const ADDRS = ['127.0.0.1:7001', '127.0.0.1:7002', '127.0.0.1:7003', '127.0.0.1:7004'];
 
@@ -108,5 +109,26 @@ describe('bench:two-speed (pure parts)', () => {
     const bad = twoSpeedVerdict([mk('node-score', 1, 70), mk('random', 1, 65)], 'node-score');
     expect(bad.met).toBe(false);
     expect(bad.why).toEqual(['round 1: node-score p99 70.0 ms', 'round 1: random p99 65.0 ms < 70.0 ms']);
+  });
+});
+
+describe('two-speed phases (--phases)', () => {
+  it('splits a task time into submit, queued, agent, run and deliver, which add up to the client time', () => {
+    const s: PhaseSample = {
+      clientMs: 100,
+      meshMs: 80,
+      agent: 'fast-1',
+      runMs: 20,
+      atMs: 5,
+      completed: true,
+      taskId: 't',
+      startUnixMs: 1000,
+      createdUnixMs: 1004,
+      updatedUnixMs: 1084,
+      endUnixMs: 1100,
+    };
+    const p = phasesOf(s, 1040);
+    expect(p).toEqual({ submit: 4, queued: 36, agent: 24, run: 20, deliver: 16 });
+    expect(PHASES.reduce((t, k) => t + p[k], 0)).toBe(s.clientMs);
   });
 });
