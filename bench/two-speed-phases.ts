@@ -9,6 +9,7 @@
 //   deliver: the node's completion to the client holding the final record (the result's commit, WatchMany)
 // The node keeps its last 1,024 decisions (src/mesh/dispatcher-trail.ts): the first second of a run is
 // explained only in a run of at most about 1,000 tasks (`--tasks=1000`); what is not is counted, not guessed.
+import { appendFileSync } from 'node:fs';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { AdminServiceClient } from '../src/gen/meshlb/v1/admin.js';
 import { quantile, type RunSample } from './two-speed-lib.js';
@@ -114,6 +115,12 @@ export async function phaseReport(
     address,
     [...new Set([...slowest, ...first, ...later.slice(-400)])].map((s) => s.taskId),
   );
+  // BENCH_PHASES_DUMP=FILE: the slowest 1%, task by task (appended, one JSON line a run), to match against other records.
+  const dump = process.env.BENCH_PHASES_DUMP;
+  if (dump) {
+    const one = (s: PhaseSample) => ({ at: s.startUnixMs, on: s.agent, ...phasesOf(s, pick.get(s.taskId) ?? NaN) });
+    appendFileSync(dump, `${JSON.stringify(slowest.map(one))}\n`);
+  }
   return [
     row('slowest 1%', slowest, pick, slowPrefix),
     row(
