@@ -241,10 +241,13 @@ async function run(label: string, round: number, seed: number, tasks = OPTS.task
     };
     let sent = 0;
     // The node's CPU at the end of the first second, and the tasks submitted by then: a cold node's cost.
-    let firstSecond: { cpuUs: number; sent: number } | undefined;
+    let firstSecond: { cpuUs: number; sent: number; all: Record<string, number> } | undefined;
     while (sent < tasks) {
       const elapsed = performance.now() - start;
-      if (firstSecond === undefined && elapsed >= 1000) firstSecond = { cpuUs: procCpuUs(pids['serve']!), sent };
+      if (firstSecond === undefined && elapsed >= 1000) {
+        const all = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, procCpuUs(pid)]));
+        firstSecond = { cpuUs: all['serve']!, sent, all };
+      }
       const due = dueBy(elapsed, OPTS.rate, tasks);
       while (sent < due) {
         samples.push(one());
@@ -270,6 +273,15 @@ async function run(label: string, round: number, seed: number, tasks = OPTS.task
             after: Math.round((procCpuUs(pids['serve']!) - firstSecond.cpuUs) / (tasks - firstSecond.sent)),
           }
         : undefined;
+    if (firstSecond && firstSecond.sent > 0 && firstSecond.sent < tasks) {
+      // Every process's cold cost, not only the node's: the agent-sims start cold in every run too.
+      const fs = firstSecond;
+      const each = Object.entries(pids).map(([n, pid]) => {
+        const first = Math.round((fs.all[n]! - cpu0[n]!) / fs.sent);
+        return `${n} ${first} / ${Math.round((procCpuUs(pid) - fs.all[n]!) / (tasks - fs.sent))}`;
+      });
+      log(`CPU µs per task, first second / after: ${each.join(', ')}`);
+    }
     client.close();
     if (PHASES) log(`${label} round ${round}, phases:\n${await phaseReport(node, all)}`);
     // The node's own measure of each agent (dispatch to result), by group.
