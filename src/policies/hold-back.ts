@@ -7,10 +7,17 @@
 // agents freeing slots at R = Σ busy/T per ms, the k-th task held back gets a
 // slot after about (k + 1)/R ms and then runs in their delay D, so it waits
 // while
-//   (k + 1)/R + D < HOLD_GAIN · delay (what the slower agent offers now).
-// HOLD_GAIN < 1: a task waits only to finish clearly sooner (20%), not for
-// agents about as fast, whose EWMAs differ by noise: there a hold would buy
-// little and cost a re-pump. What it waited already is spent either way, so it
+//   (k + 1)/R + D / HOLD_GAIN < delay (what the slower agent offers now).
+// HOLD_GAIN < 1: a task waits only for agents clearly faster (D under 80% of
+// the delay offered), not for agents about as fast, whose EWMAs differ by
+// noise: there a hold would buy little and cost a re-pump. The margin is a
+// share of D, the figure a hold bets on, not of the delay offered: with
+// `(k + 1)/R + D < HOLD_GAIN · delay` (sessions 7-10) a slower agent 8x slower
+// kept a fifth of its own delay as margin, and a cold node whose fast agents'
+// turnover was still that of cold code (their D high) sent its first second's
+// overflow to slow agents 25% sooner than this rule. At D = HOLD_GAIN · delay
+// both rules hold nothing; above it this one holds longer, by 0.2 · delay −
+// 0.25 · D. What it waited already is spent either way, so it
 // does not enter the comparison: counting it sent the tasks that had queued at
 // a CPU-starved node to slow agents, whose service time then came on top of
 // their wait. The hold is bounded by maxHoldMs of waiting at the cell (the
@@ -42,7 +49,7 @@ export const QUEUE_HELD: PickResult = Object.freeze({
   reason: 'waiting for a faster candidate to free a slot',
 });
 
-/** A hold must promise to finish in at most this share of the delay offered now. */
+/** A hold waits only for agents whose delay is at most this share of the delay offered now (and keeps 1/HOLD_GAIN − 1 of theirs as margin). */
 export const HOLD_GAIN = 0.8;
 
 /** Members, fastest first, whose release rate a hold-back adds up: bounds its cost at large nodes. */
@@ -61,11 +68,11 @@ export function mayHold(task: TaskInfo, maxHoldMs: number): boolean {
 
 /**
  * Wait for a faster agent's slot rather than go now to one offering `delayMs`:
- * (k + 1)/R + D < HOLD_GAIN · delay, k the tasks of the kind held ahead of it.
+ * (k + 1)/R + D / HOLD_GAIN < delay, k the tasks of the kind held ahead of it.
  */
 export function holdForFaster(task: TaskInfo, delayMs: number, faster: Faster): boolean {
   if (!(faster.rate > 0)) return false;
-  return ((task.queuedAhead ?? 0) + 1) / faster.rate + faster.soonestMs < HOLD_GAIN * delayMs;
+  return ((task.queuedAhead ?? 0) + 1) / faster.rate + faster.soonestMs / HOLD_GAIN < delayMs;
 }
 
 /**

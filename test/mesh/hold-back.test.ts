@@ -106,7 +106,7 @@ describe('hold-back at a node', () => {
     expect(where(first!.id)).toBe('fast');
     const [second] = await cell.submit([spec()]);
     await settle();
-    // 1/(1/20) + 20 = 40 ms < 0.8 · 160: it waits, beside the idle slow agent.
+    // 1/(1/20) + 20 / 0.8 = 45 ms < 160: it waits, beside the idle slow agent.
     expect(where(second!.id)).toBeUndefined();
     await advance(10);
     expect(where(second!.id)).toBeUndefined();
@@ -157,7 +157,7 @@ describe('hold-back at a node', () => {
     expect(waited).toBeLessThanOrEqual(510);
   });
 
-  // One fast slot at 20 ms: held while (k + 1) · 20 + 20 < 0.8 · 160, k = 0..4; the sixth in line goes to 'slow'.
+  // One fast slot at 20 ms: held while (k + 1) · 20 + 20 / 0.8 < 160, k = 0..5; the seventh in line goes to 'slow'.
   it('a pump leaves a held line queued: one pick for its head, not one per task; the tick scans it whole', async () => {
     const { cell, settle, advance, where, spec } = setup();
     const count = countingPolicy(cell);
@@ -180,9 +180,9 @@ describe('hold-back at a node', () => {
     const { cell, settle, where, spec } = setup();
     await cell.submit([spec()]);
     await settle();
-    const line = await cell.submit([spec(), spec(), spec(), spec(), spec(), spec()]);
+    const line = await cell.submit([spec(), spec(), spec(), spec(), spec(), spec(), spec()]);
     await settle();
-    expect(line.map((t) => where(t.id) ?? '-')).toEqual(['-', '-', '-', '-', '-', 'slow']);
+    expect(line.map((t) => where(t.id) ?? '-')).toEqual(['-', '-', '-', '-', '-', '-', 'slow']);
   });
 
   it('a task the hold does not apply to, behind a held line, goes within a tick', async () => {

@@ -13,20 +13,30 @@ const task = (queuedAhead: number | undefined, waitedMs: number): TaskInfo => ({
 });
 
 // Four fast agents of 4 slots at 20 ms, all full: they free 16/20 = 0.8 slots a ms; a freed
-// one runs the task in 20 · (1 + 3/4) = 35 ms. The slow agent offers 160 ms now; a hold must
-// promise HOLD_GAIN of that, 128 ms.
+// one runs the task in 20 · (1 + 3/4) = 35 ms, 43.75 with the margin (35 / HOLD_GAIN). The slow
+// agent offers 160 ms now.
 const fast = { rate: 0.8, soonestMs: 35 };
 
 describe('holdForFaster', () => {
-  it('holds while (k + 1)/R + D beats HOLD_GAIN of the offered delay (the queue threshold)', () => {
+  it('holds while (k + 1)/R + D / HOLD_GAIN beats the offered delay (the queue threshold)', () => {
     expect(HOLD_GAIN).toBe(0.8);
     expect(holdForFaster(task(0, 0), 160, fast)).toBe(true);
-    // (k + 1)/0.8 + 35 < 128 up to k = 73.
-    expect(holdForFaster(task(73, 0), 160, fast)).toBe(true);
-    expect(holdForFaster(task(74, 0), 160, fast)).toBe(false);
+    // (k + 1)/0.8 + 43.75 < 160 up to k = 91 (the margin a share of D: with 0.2 of the offered delay,
+    // sessions 7-10, only up to k = 73).
+    expect(holdForFaster(task(91, 0), 160, fast)).toBe(true);
+    expect(holdForFaster(task(92, 0), 160, fast)).toBe(false);
     // What it waited is spent either way: it does not enter the comparison (mayHold bounds it).
     expect(holdForFaster(task(0, 500), 160, fast)).toBe(true);
-    expect(holdForFaster(task(74, 500), 160, fast)).toBe(false);
+    expect(holdForFaster(task(92, 500), 160, fast)).toBe(false);
+  });
+
+  it('keeps a margin of a quarter of D, whatever the offered delay', () => {
+    // D 40 ms: it holds only while the wait ahead is under delay − 50 ms.
+    const one = { rate: 0.1, soonestMs: 40 };
+    expect(holdForFaster(task(0, 0), 60.1, one)).toBe(true);
+    expect(holdForFaster(task(0, 0), 60, one)).toBe(false);
+    expect(holdForFaster(task(4, 0), 100.1, one)).toBe(true);
+    expect(holdForFaster(task(4, 0), 100, one)).toBe(false);
   });
 
   it('does not wait for agents about as fast (their gain is under 1 − HOLD_GAIN)', () => {

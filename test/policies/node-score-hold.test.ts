@@ -11,7 +11,7 @@ import { cand, picker, task } from './helpers.js';
 
 // Fast: 4 agents of 4 slots at 20 ms, all full (16 busy: they free 0.8 slots a ms).
 // Slow: one idle agent at 160 ms. Waiting for a fast slot: (k + 1)/0.8 + 20·1.75 ms, held
-// while under 0.8 · 160 = 128 ms (HOLD_GAIN).
+// while that plus a quarter of 20·1.75 (35 / HOLD_GAIN) is under 160 ms: up to k = 91.
 const fleet = (): Candidate[] => [
   ...[0, 1, 2, 3].map((i) => cand(`fast-${i}`, { slots: { a: [0, 4] }, active: 4, latencyEwmaMs: 20 })),
   cand('slow', { slots: { a: [4, 4] }, latencyEwmaMs: 160 }),
@@ -28,8 +28,8 @@ describe('node-score holds a task back for a faster agent', () => {
   });
 
   it('routes to the slow agent past the queue threshold, or once it waited maxHoldMs', () => {
-    expect(picker('node-score', fleet()).pick(kept(73, 0))).toBe(QUEUE_HELD);
-    expect(picker('node-score', fleet()).pick(kept(74, 0))).toEqual({ type: 'route', candidate: 'slow' });
+    expect(picker('node-score', fleet()).pick(kept(91, 0))).toBe(QUEUE_HELD);
+    expect(picker('node-score', fleet()).pick(kept(92, 0))).toEqual({ type: 'route', candidate: 'slow' });
     expect(picker('node-score', fleet()).pick(kept(0, 499))).toBe(QUEUE_HELD);
     expect(picker('node-score', fleet()).pick(kept(0, 500))).toEqual({ type: 'route', candidate: 'slow' });
   });
