@@ -167,7 +167,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         message: (m) => this.onMessage(m),
         broken: (s, wasWelcomed) => this.onBroken(s, wasWelcomed),
         writable: () => this.outbox.scheduleFlush(),
-        load: () => ({ inFlight: this.executor.running.size, draining: this._draining }),
+        load: () => ({ inFlight: this.executor.running.size + this.outbox.pendingResults, draining: this._draining }),
       },
     );
     this.executor = new Executor(opts.agentId, opts.slots, this.stats, {

@@ -64,7 +64,11 @@ interface ConnectionPeer {
   broken(status: StatusObject, wasWelcomed: boolean): void;
   /** A blocked stream can take writes again. */
   writable(): void;
-  /** What a heartbeat reports besides cpu and memory. */
+  /**
+   * What a heartbeat reports besides cpu and memory. inFlight counts finished attempts whose results
+   * are not yet written: a heartbeat due in the same turn goes out before the result's flush, and a
+   * node that carries the attempt over a reconnect would release it early and drop its result.
+   */
   load(): { inFlight: number; draining: boolean };
 }
 

@@ -301,6 +301,27 @@ describe('Agent', () => {
     await waitFor(() => s2.results.length === 2, { what: 'results on the new stream' });
   });
 
+  it('a heartbeat in the turn a task ends counts it until its result is written (the node would drop a carried result)', async () => {
+    const node = await startNode({ heartbeatIntervalMs: 60_000 });
+    const g = gate();
+    const agent = newAgent({ address: node.address, slots: 2 }).handle('echo', () => g.p);
+    await agent.start();
+    const s = node.session()!;
+    s.assign([dispatch('t1')]);
+    await waitFor(() => agent.inFlight === 1, { what: 't1 running' });
+    // The handler ends; its result waits for the outbox's flush (setImmediate), and a heartbeat due in
+    // this turn's timers goes first: as on a loaded machine, where timers bunch up in one turn.
+    g.open();
+    for (let i = 0; i < 20 && agent.stats.tasksOk === 0; i++) await Promise.resolve(); // microtasks only: no flush
+    expect(agent.stats.tasksOk).toBe(1);
+    expect(agent.inFlight).toBe(0);
+    const loads = s.loads.length;
+    (agent as unknown as { connection: { sendLoad(): void } }).connection.sendLoad();
+    await waitFor(() => s.loads.length > loads && s.resultFor('t1'), { what: 'the load and the result' });
+    expect(s.loads[loads]!.load.inFlight, 'the load written before the result').toBe(1);
+    expect(s.results.length).toBe(1);
+  });
+
   it('keeps retrying while the node is down and comes back when it returns on the same port', async () => {
     const node = await startNode();
     const agent = newAgent({
