@@ -36,6 +36,7 @@ import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { slotsOf } from './slot-map.js';
+import { StallClock } from './stall-clock.js';
 import { routeKey, type WorkItem } from './types.js';
 import { VersionRamps } from './version-ramps.js';
 
@@ -55,7 +56,7 @@ export class AgentSessions implements AgentSide {
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
   private lastSweepMs = 0;
-  private stallEndMs = 0; // the last skipped (late) sweep: silence counts from it (sweep); 0: none
+  private readonly stalls = new StallClock(() => Math.min(250, this.cell.settings.heartbeatTimeoutMs / 4));
   maxOverSlots = Number.NEGATIVE_INFINITY; // instrumentation: most attempts an agent held past its slots (<= 0)
   /** Agent ids an operator cordoned (the cell's replicated config): a session is cordoned from its hello on. */
   private cordons: ReadonlySet<string> = new Set();
@@ -331,28 +332,22 @@ export class AgentSessions implements AgentSide {
 
   /**
    * Heartbeat and hello deadlines, carried attempts; a scan every quarter timeout (at most 250 ms), not
-   * per task. A sweep half a timeout late (this process was descheduled or blocked) declares nobody dead:
-   * timers run before the event loop reads its sockets, where the loads sent meanwhile wait. Silence then
-   * counts from that sweep (an agent's load sent after the stall may wait a loop turn more) until a late
-   * sweep follows a skipped one: a process always late judges plainly every other sweep. Hellos and first
-   * loads get longer in a connect storm (agent-handshake.ts).
+   * per task. Silence leaves out this process's own stalls (stall-clock.ts: ticks further apart than
+   * that quarter): timers run before the event loop reads its sockets, where the loads sent meanwhile
+   * wait. Hellos and first loads get longer in a connect storm (agent-handshake.ts).
    */
   sweep(now: number): void {
     const hb = this.cell.settings.heartbeatTimeoutMs;
-    const gap = now - this.lastSweepMs;
-    if (gap < Math.min(250, hb / 4)) return;
-    const late = this.lastSweepMs > 0 && gap > hb / 2;
-    const skip = late && this.stallEndMs !== this.lastSweepMs;
+    this.stalls.tick(now);
+    if (now - this.lastSweepMs < Math.min(250, hb / 4)) return;
     this.lastSweepMs = now;
-    if (late) this.stallEndMs = skip ? now : 0; // late twice in a row: plain judgment
-    if (skip) return;
     // A scan per quarter of the shortest timeout any session has (at most 250 ms, 6.75 s at 20,000 agents):
     // the same share of a timeout at any size, so scans cost about as much per second at 20,000 as at 1,000.
     if (now - this.lastScanMs >= (Math.min(250, hb / 4) * Math.max(hb, this.timeoutFloorMs)) / hb) {
       this.lastScanMs = now;
       for (const s of this.byId.values()) {
         const timeout = silenceLimitMs(s.heartbeat, s.heard, this.hs.others);
-        if (!s.dead && now - Math.max(s.lastSeenMs, this.stallEndMs) > timeout) {
+        if (!s.dead && this.stalls.silence(s.lastSeenMs, now) > timeout) {
           this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
           const why = deadlineExceeded(`agent ${s.id} missed heartbeats for ${timeout} ms`);
           failStream(s.call, why, this.cell.log, 'agent dead');

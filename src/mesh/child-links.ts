@@ -20,6 +20,7 @@ import { ChildrenLoads } from './children-load.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
+import { StallClock } from './stall-clock.js';
 import { planSteals, type StealView } from './steal.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -45,6 +46,7 @@ export class ChildLinks implements ChildSide {
   /** Links ended for silence (linkTimeoutMs). */
   readonly stats = { timedOut: 0, stealAsks: 0, givenBack: 0 };
   private readonly loads = new ChildrenLoads();
+  private readonly stalls = new StallClock(() => this.cell.settings.linkTimeoutMs / 4);
   /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
   private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
 
@@ -261,28 +263,31 @@ export class ChildLinks implements ChildSide {
 
   /**
    * From the cell's tick: keepalives to quiet links, and the end of silent
-   * ones. A link past the timeout is only suspected at first and declared dead
-   * at a tick a quarter timeout later if still silent, so a stall of our own
-   * event loop (data waiting in the socket, timers run first; a message the
-   * peer's timer wrote after the stall may wait a loop turn more) cannot kill a
-   * healthy link.
+   * ones. Silence leaves out our own stalls (stall-clock.ts: ticks more than
+   * a quarter timeout apart), and a link past the timeout is only suspected at
+   * first and declared dead a quarter timeout later if still silent, so a stall
+   * of our own event loop (data waiting in the socket, timers run first; a
+   * message the peer's timer wrote after the stall may wait a loop turn more)
+   * cannot kill a healthy link.
    */
   tick(now: number): void {
     const timeout = this.cell.settings.linkTimeoutMs;
     const keepalive = this.cell.settings.summaryIntervalMs;
+    const stalls = this.stalls;
+    stalls.tick(now);
     let dead: ChildLink[] | undefined;
     for (const link of this.links.values()) {
       if (link.closed) continue;
-      if (now - link.lastSeenMs > timeout) {
+      if (stalls.silence(link.lastSeenMs, now) > timeout) {
         if (link.suspectSinceMs === 0) link.suspectSinceMs = now;
-        else if (now - link.suspectSinceMs >= timeout / 4) (dead ??= []).push(link);
+        else if (stalls.silence(link.suspectSinceMs, now) >= timeout / 4) (dead ??= []).push(link);
         continue;
       }
       link.suspectSinceMs = 0;
       if (link.quietFor(now, keepalive)) link.sendKeepalive();
     }
     for (const [call, since] of this.pending) {
-      if (now - since <= timeout) continue;
+      if (stalls.silence(since, now) <= timeout) continue;
       this.pending.delete(call);
       failStream(call, deadlineExceeded(`no hello within ${timeout} ms`), this.cell.log, 'link: hello timeout');
     }

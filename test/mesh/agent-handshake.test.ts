@@ -152,6 +152,14 @@ describe('a node whose own sweeps come late (virtual time, sweeps called by hand
     n.sessions.sweep(t0);
     return { n, t0 };
   };
+  /** Sweeps on time (a tick every 10 ms) from `from` to `to`; agent 0 sends a load every interval. */
+  const onTime = (n: ReturnType<typeof node>, from: number, to: number): void => {
+    for (let t = from + 10; t <= to; t += 10) {
+      n.vs.advanceTo(t);
+      n.sessions.sweep(t);
+      if ((t - from) % HB.intervalMs === 0) n.load(0);
+    }
+  };
 
   it('counts silence from a stall, not from before it: a load that waits a loop turn more is not a death', () => {
     const { n, t0 } = twoHeard();
@@ -159,34 +167,43 @@ describe('a node whose own sweeps come late (virtual time, sweeps called by hand
     n.vs.advanceTo(t0 + 5000);
     n.sessions.sweep(t0 + 5000);
     expect(n.ended.size).toBe(0);
-    // The next sweep comes on time but before the loop has read agent 0's load: still nobody dead
-    // (counted from before the stall, both would be: 5.75 s of silence).
-    n.vs.advanceTo(t0 + 5750);
-    n.sessions.sweep(t0 + 5750);
-    expect(n.ended.size).toBe(0);
+    // Ticks on time; agent 0's load is read a loop turn after the stall, and every interval after it.
+    n.vs.advanceTo(t0 + 5010);
+    n.sessions.sweep(t0 + 5010);
     n.load(0);
-    // Sweeps on time from now on: a timeout after the stall, agent 1 is still silent: dead; agent 0 stays.
-    for (let t = t0 + 6250; t <= t0 + 7750; t += 500) {
-      n.vs.advanceTo(t);
-      n.sessions.sweep(t);
-      n.load(0);
-    }
+    onTime(n, t0 + 5010, t0 + 7700);
     expect(n.ended.size).toBe(0);
-    n.vs.advanceTo(t0 + 8250);
-    n.sessions.sweep(t0 + 8250);
+    // A timeout after the stall, less the 250 ms of it that count, agent 1 is still silent: dead.
+    onTime(n, t0 + 7700, t0 + 8100);
     expect([...n.ended.keys()]).toEqual([1]);
     expect(n.ended.get(1)).toMatch(/missed heartbeats for 3000 ms/);
     expect(n.sessions.byId.has('a0')).toBe(true);
   });
 
-  it('a process that is always late still finds a silent agent dead (every other sweep judges plainly)', () => {
+  it('stalls in a row are each left out: a load read between them keeps its agent (judged plainly, it died)', () => {
     const { n, t0 } = twoHeard();
-    // Every sweep 2 s after the last: past half the timeout, within it. Agent 0 keeps speaking.
+    // Three stalls of 3.5 s, each past the timeout; agent 0's load is read in the turn after each.
     for (let k = 1; k <= 3; k++) {
+      n.vs.advanceTo(t0 + 3500 * k);
+      n.sessions.sweep(t0 + 3500 * k);
+      n.load(0);
+    }
+    expect(n.ended.size).toBe(0);
+    expect(n.sessions.byId.has('a0')).toBe(true);
+  });
+
+  it('a process that is always late still finds a silent agent dead (each stall counts its first 250 ms)', () => {
+    const { n, t0 } = twoHeard();
+    // Every sweep 2 s after the last: of each gap, 250 ms (a sweep's period) counts. Agent 0 keeps speaking.
+    let k = 0;
+    while (!n.ended.has(1) && k < 20) {
+      k++;
       n.vs.advanceTo(t0 + 2000 * k);
       n.load(0);
       n.sessions.sweep(t0 + 2000 * k);
     }
+    // 250 ms of each 2 s: past the 3 s timeout at the 13th sweep (26 s on the wall clock).
+    expect(k).toBe(13);
     expect([...n.ended.keys()]).toEqual([1]);
     expect(n.sessions.byId.has('a0')).toBe(true);
   });

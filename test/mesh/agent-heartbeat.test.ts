@@ -178,7 +178,7 @@ describe(`a node stalled for longer than the heartbeat timeout (seed ${SEED})`, 
     await mesh?.close();
   });
 
-  it('reads the loads waiting in its sockets before it declares anyone dead (a late sweep judges nobody)', async () => {
+  it('reads the loads waiting in its sockets before it declares anyone dead (a stall of its own is not silence)', async () => {
     const sessions = mesh.replicas.get(NODE)!.cell.agents!;
     agent = new Agent({
       address: mesh.address(NODE),
