@@ -36,7 +36,7 @@ import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { slotsOf } from './slot-map.js';
-import { StallClock } from './stall-clock.js';
+import { StallClock, stallAllowMs } from './stall-clock.js';
 import { routeKey, type WorkItem } from './types.js';
 import { VersionRamps } from './version-ramps.js';
 
@@ -56,7 +56,9 @@ export class AgentSessions implements AgentSide {
   private readonly capacity = new AgentCapacity();
   private readonly carry: CarryOver;
   private lastSweepMs = 0;
-  private readonly stalls = new StallClock(() => Math.min(250, this.cell.settings.heartbeatTimeoutMs / 4));
+  private readonly stalls = new StallClock(() =>
+    stallAllowMs(this.cell.settings, Math.min(250, this.cell.settings.heartbeatTimeoutMs / 4)),
+  );
   maxOverSlots = Number.NEGATIVE_INFINITY; // instrumentation: most attempts an agent held past its slots (<= 0)
   /** Agent ids an operator cordoned (the cell's replicated config): a session is cordoned from its hello on. */
   private cordons: ReadonlySet<string> = new Set();

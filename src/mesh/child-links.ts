@@ -20,7 +20,7 @@ import { ChildrenLoads } from './children-load.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
-import { StallClock } from './stall-clock.js';
+import { StallClock, stallAllowMs } from './stall-clock.js';
 import { planSteals, type StealView } from './steal.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -46,7 +46,9 @@ export class ChildLinks implements ChildSide {
   /** Links ended for silence (linkTimeoutMs). */
   readonly stats = { timedOut: 0, stealAsks: 0, givenBack: 0 };
   private readonly loads = new ChildrenLoads();
-  private readonly stalls = new StallClock(() => this.cell.settings.linkTimeoutMs / 4);
+  private readonly stalls = new StallClock(() =>
+    stallAllowMs(this.cell.settings, this.cell.settings.linkTimeoutMs / 4),
+  );
   /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
   private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
 

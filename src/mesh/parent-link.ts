@@ -24,7 +24,7 @@ import { grpcLinkDialer, type DialedLink, type LinkCall, type LinkDialer } from 
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
 import type { Summarizer } from './summary.js';
-import { StallClock } from './stall-clock.js';
+import { StallClock, stallAllowMs } from './stall-clock.js';
 import { SummaryPacer } from './summary-pacer.js';
 import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
@@ -72,7 +72,9 @@ export class ParentLink implements ParentSide {
   /** Past the timeout since this tick (ms; 0: not), declared dead only if still so a quarter timeout on. */
   private suspectSinceMs = 0;
   /** Our own stalls, left out of the parent's silence (stall-clock.ts). */
-  private readonly stalls = new StallClock(() => this.cell.settings.linkTimeoutMs / 4);
+  private readonly stalls = new StallClock(() =>
+    stallAllowMs(this.cell.settings, this.cell.settings.linkTimeoutMs / 4),
+  );
   /** Streams opened, streams ended for silence (linkTimeoutMs), the transport of the last (link-dialer.ts). */
   readonly stats = { opened: 0, timedOut: 0, transport: '' };
   /** The address this replica serves on (reported in summaries). */

@@ -11,6 +11,11 @@
 //
 // Pure: the caller passes the times (its scheduler's now()).
 
+/** The gap between ticks that is no stall: `periodMs` (a quarter timeout), and never under two ticks. */
+export function stallAllowMs(settings: { readonly tickMs: number }, periodMs: number): number {
+  return Math.max(2 * settings.tickMs, periodMs);
+}
+
 /** Stalls remembered; a silence older than the oldest is judged with the stalls since it only. */
 const KEPT = 256;
 
