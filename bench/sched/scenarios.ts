@@ -126,6 +126,25 @@ export const SCENARIOS: Readonly<Record<string, ScenarioFactory>> = {
       () => [poisson(0, 5000 * k, 800)],
     ),
 
+  // The same node cold, as bench:two-speed starts it: over real processes a fresh node's own work per task costs more
+  // in its first second (cold code), so the fast agents' turnover as it measures them is slower then. Here their tasks
+  // take 2.5x as long for their first second (50 ms: 40 slots turn over 800 tasks a second, the rate offered).
+  'two-speed-cold': (k, v) =>
+    make(
+      'two-speed-cold',
+      'two-speed with the fast agents 2.5x slower for their first second (a cold node: issue 11 over real processes)',
+      11 + 1000 * v,
+      node('/n', [
+        ...Array.from({ length: 10 }, (_, i) =>
+          agent(`/n/fast${i}`, { speed: 8, slowStartMs: 1000, slowStartFactor: 2.5 }),
+        ),
+        ...Array.from({ length: 10 }, (_, i) => agent(`/n/slow${i}`, { speed: 1 })),
+      ]),
+      { work: 160 },
+      { t0: 1 },
+      () => [poisson(0, 5000 * k, 800)],
+    ),
+
   heterogeneous: (k, v) => {
     const rng = new Rng(21 + 1000 * v);
     const mix: Mix = {
