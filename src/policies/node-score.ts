@@ -40,7 +40,7 @@ import { configObject, numberKey } from './config.js';
 import type { ExplainSubset } from './explain.js';
 import { BasePicker, type KindView } from './picker.js';
 import { HELD, HOLD_GAIN, HOLD_SCAN, holdForAnswer, holdForFaster, mayHold, type Faster } from './hold-back.js';
-import { Extremes, ScoreGroups, type Bucket } from './score-groups.js';
+import { bestOverall, Extremes, ScoreGroups, type Bucket } from './score-groups.js';
 import { registerPolicy } from './registry.js';
 import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule, TaskInfo } from './types.js';
 
@@ -337,10 +337,10 @@ class NodeScorePicker extends BasePicker {
   }
 
   /**
-   * What explain scores: the best `limit` members of each group (so the best
-   * `limit` overall), not every agent; all of them when fewer than `limit`
-   * have a credit (the rest are listed as full) or the task has affinity or
-   * exclusions.
+   * What explain scores: the best `limit` members over all groups (and those tied with the last), found
+   * by walking the groups' heaps at once by delay, not every agent (nor `limit` of every group: at 20,000
+   * agents each scored member is a cold one); all of them when fewer than `limit` have a credit (the
+   * rest are listed as full) or the task has affinity or exclusions.
    */
   protected override explainSubset(v: KindView, task: TaskInfo, limit: number): ExplainSubset | undefined {
     if ((task.affinity?.length ?? 0) > 0 || (task.exclude?.length ?? 0) > 0) return undefined;
@@ -348,7 +348,10 @@ class NodeScorePicker extends BasePicker {
     const eligible = ix.count();
     if (eligible < limit) return undefined;
     const positions: number[] = [];
-    for (const g of ix.nonEmpty) g.best(limit, positions);
+    const prior = this.prior();
+    bestOverall(ix.nonEmpty, limit, positions, (g, b) =>
+      this.delay(g.measured ? b.key : this.staticOf(v.members[b.members[0]!]!, prior), g.total, g.avail, g.trial),
+    );
     return { positions: positions.sort((a, b) => a - b), eligible };
   }
 }

@@ -93,6 +93,51 @@ export class Group {
   }
 }
 
+/** Relative slack under which two delays count as tied (float rounding of the same figures). */
+const TIED = 1e-12;
+
+/**
+ * Up to `limit` members of `groups` with the lowest `delayOf(group, bucket)` (a delay that grows with the key
+ * within each group), plus the members of buckets tied with the last one taken (up to `limit` each): a
+ * best-first walk of every group's heap at once, so it reads about `limit` buckets and their children, not
+ * `limit` of every group. Appends positions to `out` (unordered).
+ */
+export function bestOverall(
+  groups: Iterable<Group>,
+  limit: number,
+  out: number[],
+  delayOf: (g: Group, b: Bucket) => number,
+): void {
+  const fg: Group[] = [];
+  const fj: number[] = [];
+  const fd: number[] = [];
+  const push = (g: Group, j: number): void => {
+    if (j >= g.heap.length) return;
+    fg.push(g);
+    fj.push(j);
+    fd.push(delayOf(g, g.heap[j]!));
+  };
+  for (const g of groups) push(g, 0);
+  let added = 0;
+  let last = -Infinity;
+  while (fg.length > 0) {
+    let at = 0;
+    for (let i = 1; i < fd.length; i++) if (fd[i]! < fd[at]!) at = i;
+    const [g, j, d] = [fg[at]!, fj[at]!, fd[at]!];
+    if (added >= limit && d > last + Math.abs(last) * TIED) break;
+    const n = fg.length - 1;
+    [fg[at], fj[at], fd[at]] = [fg[n]!, fj[n]!, fd[n]!];
+    fg.pop();
+    fj.pop();
+    fd.pop();
+    const m = g.heap[j]!.members;
+    for (let i = 0; i < m.length && i < limit; i++, added++) out.push(m[i]!);
+    last = d;
+    push(g, 2 * j + 1);
+    push(g, 2 * j + 2);
+  }
+}
+
 /** Per view: the groups, and each member position's place in them. */
 export class ScoreGroups {
   /** total → (4·avail + 2·trial + measured) → group. */

@@ -4,7 +4,7 @@
 // in order, and Extremes has the set's min and max.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Extremes, ScoreGroups } from '../../src/policies/score-groups.js';
+import { bestOverall, Extremes, ScoreGroups } from '../../src/policies/score-groups.js';
 import { assertProperty } from './arbitraries.js';
 
 const N = 40;
@@ -54,6 +54,35 @@ describe('ScoreGroups', () => {
             g.heap.forEach((b, i) => expect(b.hi).toBe(i));
           }
         }
+      }),
+    );
+  });
+});
+
+describe('bestOverall', () => {
+  it('finds the lowest delays over all groups at once (a delay growing with the key in each group)', () => {
+    assertProperty(
+      fc.property(fc.array(opArb, { maxLength: 200 }), fc.integer({ min: 1, max: 12 }), (ops, limit) => {
+        const ix = new ScoreGroups(N);
+        const model = new Map<number, { avail: number; key: number }>();
+        for (const o of ops) {
+          ix.remove(o.pos);
+          model.delete(o.pos);
+          if (o.avail > 0) {
+            ix.insert(o.pos, 4, o.avail, false, true, o.key);
+            model.set(o.pos, { avail: o.avail, key: o.key });
+          }
+        }
+        // The load factor of node-score's delay: fewer credits, longer.
+        const delay = (avail: number, key: number): number => key * (1 + (4 - avail) / 4);
+        const out: number[] = [];
+        bestOverall(ix.nonEmpty, limit, out, (g, b) => delay(g.avail, b.key));
+        expect(new Set(out).size).toBe(out.length);
+        const got = out.map((p) => delay(model.get(p)!.avail, model.get(p)!.key)).sort((a, b) => a - b);
+        const want = [...model.values()].map((m) => delay(m.avail, m.key)).sort((a, b) => a - b);
+        // Every one of the best `limit` delays is there; what else is there ties with the last of them.
+        expect(got.slice(0, limit)).toEqual(want.slice(0, limit));
+        if (got.length > limit) expect(got[got.length - 1]).toBe(want[limit - 1]);
       }),
     );
   });
