@@ -72,6 +72,13 @@ export const UNMEASURED_SPEEDUP = 0.9;
 
 const clamp01 = (x: number): number => (x < 0 ? 0 : x > 1 ? 1 : x);
 
+/** NodeScorePicker.fig: a candidate's figures at FIG·idx + LAT, SUCC, RES, TRIAL. */
+const FIG = 4;
+const LAT = 0;
+const SUCC = 1;
+const RES = 2;
+const TRIAL = 3;
+
 /** One group's tied best members: the head bucket of g. */
 interface Tie {
   b: Bucket;
@@ -80,17 +87,17 @@ interface Tie {
 
 class NodeScorePicker extends BasePicker {
   private readonly cfg: NodeScoreConfig;
-  /** Measured service time by candidate index (0: none yet). */
-  private readonly lat: Float64Array;
-  /** The success rate in the 1/p factor, floored, by candidate index. */
-  private readonly succ: Float64Array;
-  /** The resource stretch (1 + cpu·u.cpu + memory·u.memory), by candidate index. */
-  private readonly res: Float64Array;
+  /**
+   * A candidate index's figures, side by side at FIG·idx (one read of an agent's figures is one cache
+   * line, not one per figure: at 20,000 agents most agents a task touches were last touched seconds ago):
+   * +LAT measured service time (0: none yet); +SUCC the success rate in the 1/p factor, floored; +RES the
+   * resource stretch (1 + cpu·u.cpu + memory·u.memory); +TRIAL 1 with no latency data and no slot freed
+   * through this picker yet (on trial, see delay()).
+   */
+  private readonly fig: Float64Array;
   /** The measured latencies' extremes: the prior of the unmeasured, the trial cost. */
   private readonly latencies: Extremes;
   private readonly score: (v: KindView, pos: number) => number;
-  /** 1: no latency data and no slot freed through this picker yet (on trial, see delay()). */
-  private readonly trial: Uint8Array;
   /** Views built so far (a member leaving trial, or rescored, moves group in each). */
   private readonly built: KindView[] = [];
   private readonly ties: Tie[] = [];
@@ -102,15 +109,12 @@ class NodeScorePicker extends BasePicker {
     super(cands, random);
     this.cfg = cfg;
     const n = cands.length;
-    this.lat = new Float64Array(n);
-    this.succ = new Float64Array(n);
-    this.res = new Float64Array(n);
-    this.trial = new Uint8Array(n);
+    this.fig = new Float64Array(FIG * n);
     this.latencies = new Extremes(n);
     for (let i = 0; i < n; i++) this.figures(i, cands[i]!);
     this.score = (v, pos) => {
       const idx = v.members[pos]!;
-      return this.delay(this.staticOf(idx, this.prior()), v.total[pos]!, this.avail(v, pos), this.trial[idx] === 1);
+      return this.delay(this.staticOf(idx, this.prior()), v.total[pos]!, this.avail(v, pos), this.onTrial(idx));
     };
   }
 
@@ -118,10 +122,12 @@ class NodeScorePicker extends BasePicker {
   private figures(i: number, c: Candidate): void {
     const cfg = this.cfg;
     const measured = c.latencyEwmaMs > 0;
-    this.lat[i] = measured ? c.latencyEwmaMs : 0;
-    this.succ[i] = Math.max(cfg.minSuccess, clamp01(c.successEwma));
-    this.res[i] = 1 + cfg.cpu * clamp01(c.utilization.cpu) + cfg.memory * clamp01(c.utilization.memory);
-    this.trial[i] = measured ? 0 : 1;
+    const f = this.fig;
+    const at = FIG * i;
+    f[at + LAT] = measured ? c.latencyEwmaMs : 0;
+    f[at + SUCC] = Math.max(cfg.minSuccess, clamp01(c.successEwma));
+    f[at + RES] = 1 + cfg.cpu * clamp01(c.utilization.cpu) + cfg.memory * clamp01(c.utilization.memory);
+    f[at + TRIAL] = measured ? 0 : 1;
     this.latencies.set(i, measured ? c.latencyEwmaMs : NaN);
   }
 
@@ -133,13 +139,26 @@ class NodeScorePicker extends BasePicker {
 
   /** Expected service time before the load factor (lower is better). */
   private staticOf(idx: number, prior: number): number {
-    const t = this.lat[idx]! > 0 ? this.lat[idx]! : prior;
-    return (t / this.succ[idx]!) * this.res[idx]!;
+    const f = this.fig;
+    const at = FIG * idx;
+    const t = f[at + LAT]! > 0 ? f[at + LAT]! : prior;
+    return (t / f[at + SUCC]!) * f[at + RES]!;
   }
 
   /** What an index key orders by: the static part, or for the unmeasured the same with a unit prior. */
   private keyOf(idx: number): number {
-    return this.lat[idx]! > 0 ? this.staticOf(idx, 0) : this.res[idx]! / this.succ[idx]!;
+    const at = FIG * idx;
+    return this.measured(idx) ? this.staticOf(idx, 0) : this.fig[at + RES]! / this.fig[at + SUCC]!;
+  }
+
+  /** Candidate idx has latency data (measured, or reported: agent-speed.ts). */
+  private measured(idx: number): boolean {
+    return this.fig[FIG * idx + LAT]! > 0;
+  }
+
+  /** Candidate idx is on trial (see delay()). */
+  private onTrial(idx: number): boolean {
+    return this.fig[FIG * idx + TRIAL] === 1;
   }
 
   /**
@@ -178,11 +197,11 @@ class NodeScorePicker extends BasePicker {
 
   override release(candidateId: string, kind: string, slots = 1): void {
     const idx = this.indexOf(candidateId);
-    if (idx !== undefined && this.trial[idx] === 1) {
+    if (idx !== undefined && this.onTrial(idx)) {
       // It answered: off trial. Move it to the group of its new flag in every view.
       const places = this.placesOf(idx);
       for (const [v, pos] of places) (v.ext as ScoreGroups).remove(pos);
-      this.trial[idx] = 0;
+      this.fig[FIG * idx + TRIAL] = 0;
       for (const [v, pos] of places) this.insert(v, pos);
     }
     super.release(candidateId, kind, slots);
@@ -228,7 +247,7 @@ class NodeScorePicker extends BasePicker {
   protected override availChanged(v: KindView, pos: number): void {
     if (this.quiet) return;
     const ix = v.ext as ScoreGroups;
-    const g = ix.where[pos];
+    const g = ix.where(pos);
     const a = this.avail(v, pos);
     if (g !== undefined ? g.avail === a : a < 1) return;
     ix.remove(pos);
@@ -241,10 +260,10 @@ class NodeScorePicker extends BasePicker {
     const ix = v.ext as ScoreGroups;
     // Full: only a measured member's speed is known to a hold-back.
     if (a < 1) {
-      if (this.lat[idx]! > 0) ix.insertFull(pos, this.keyOf(idx), v.total[pos]!);
+      if (this.measured(idx)) ix.insertFull(pos, this.keyOf(idx), v.total[pos]!);
       return;
     }
-    ix.insert(pos, v.total[pos]!, a, this.trial[idx] === 1, this.lat[idx]! > 0, this.keyOf(idx));
+    ix.insert(pos, v.total[pos]!, a, this.onTrial(idx), this.measured(idx), this.keyOf(idx));
   }
 
   protected select(v: KindView, task: TaskInfo): number {
@@ -305,7 +324,7 @@ class NodeScorePicker extends BasePicker {
     const ix = v.ext as ScoreGroups;
     const idx = v.members[pos]!;
     const running = v.total[pos]! - this.avail(v, pos);
-    if (this.trial[idx] === 1) {
+    if (this.onTrial(idx)) {
       const fastest = this.latencies.min();
       const answerMs = fastest < Infinity ? fastest : this.cfg.latencyRefMs;
       if (holdForAnswer(task, running, ix.slots - v.creditSum - running > 0, answerMs)) return true;

@@ -26,7 +26,11 @@ export class Bucket {
   readonly members: number[] = [];
   /** Its index in its group's heap while it has members; -1 while kept spare. */
   hi = -1;
-  constructor(public key: number) {}
+  constructor(
+    public key: number,
+    /** The group whose heap (or spare list) holds it: a member's group is read through its bucket. */
+    readonly group: Group,
+  ) {}
 }
 
 export class Group {
@@ -54,7 +58,7 @@ export class Group {
     let b = this.byKey.get(key);
     if (b !== undefined) return b;
     b = this.spare.pop();
-    if (b === undefined) b = new Bucket(key);
+    if (b === undefined) b = new Bucket(key, this);
     else b.key = key;
     this.byKey.set(key, b);
     pushHeap(this.heap, b);
@@ -150,12 +154,11 @@ export class ScoreGroups {
   /** Members of `full` by their total slots: the smallest total bounds a full member's delay from below. */
   private readonly fullTotals = new Map<number, number>();
   private readonly totalOf: Int32Array;
-  readonly where: (Group | undefined)[];
+  /** Each member position's bucket (its group is the bucket's: one array read per move, not two). */
   private readonly bucketOf: (Bucket | undefined)[];
   private readonly at: Int32Array;
 
   constructor(n: number) {
-    this.where = new Array<Group | undefined>(n).fill(undefined);
     this.bucketOf = new Array<Bucket | undefined>(n).fill(undefined);
     this.at = new Int32Array(n);
     this.totalOf = new Int32Array(n);
@@ -189,15 +192,19 @@ export class ScoreGroups {
     const b = g.bucket(key);
     this.at[pos] = b.members.length;
     b.members.push(pos);
-    this.where[pos] = g;
     this.bucketOf[pos] = b;
     g.size++;
   }
 
+  /** The group member `pos` is in (undefined: none). */
+  where(pos: number): Group | undefined {
+    return this.bucketOf[pos]?.group;
+  }
+
   remove(pos: number): void {
-    const g = this.where[pos];
-    if (g === undefined) return;
-    const b = this.bucketOf[pos]!;
+    const b = this.bucketOf[pos];
+    if (b === undefined) return;
+    const g = b.group;
     const m = b.members;
     const i = this.at[pos]!;
     const last = m.pop()!;
@@ -205,7 +212,6 @@ export class ScoreGroups {
       m[i] = last;
       this.at[last] = i;
     }
-    this.where[pos] = undefined;
     this.bucketOf[pos] = undefined;
     if (m.length === 0) g.emptied(b);
     if (g === this.full) {
