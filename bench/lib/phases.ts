@@ -214,9 +214,12 @@ function sumBatching(r: { root: Report; agents: Report }): { messages: number; i
   return x ?? { messages: 0, items: 0 };
 }
 
+/** How a paced phase submits each millisecond's tasks (see paced()). */
+export type PacedMode = 'stream' | 'batch' | 'stream-batch';
+
 export interface Paced {
   rate: number;
-  mode: 'stream' | 'batch' | '';
+  mode: PacedMode | '';
   tasksPerCall: number;
   tasks: number;
   completed: number;
@@ -277,13 +280,15 @@ export const NO_PACED: Paced = {
  * on one SubmitStream (a client submitting tasks one by one); with `batch`,
  * all of them in one SubmitBatch (a batching client at high rates: SubmitStream
  * answers every task with its own message, which at thousands per second
- * costs the client and the root more than the mesh's own work).
+ * costs the client and the root more than the mesh's own work); with
+ * `stream-batch`, all of them in one SubmitStream message (`tasks`), answered
+ * in one (what the client SDK sends when submits pile up).
  */
 export async function paced(
   m: Mesh,
   rate: number,
   seconds: number,
-  mode: 'stream' | 'batch',
+  mode: PacedMode,
   durability: Durability = Durability.DURABILITY_NONE,
 ): Promise<Paced> {
   const client = new TaskServiceClient(m.address, credentials.createInsecure());
@@ -306,8 +311,9 @@ export async function paced(
         (b) => SubmitStreamResponse.decode(b),
       )
     : client.submitStream();
-  stream.on('data', (r: { item?: { code: number } }) => {
+  stream.on('data', (r: { item?: { code: number }; items: { code: number }[] }) => {
     if (r.item && r.item.code !== 0) failed++;
+    for (const it of r.items) if (it.code !== 0) failed++;
   });
   stream.on('error', () => undefined);
   const start = nowUs();
@@ -316,8 +322,12 @@ export async function paced(
   await new Promise<void>((resolve) => {
     const tick = (): void => {
       const due = Math.min(n, Math.floor(((nowUs() - start) / 1e6) * rate));
-      if (mode === 'stream') while (sent < due) stream.write({ requestId: sent++, task: spec(durability) });
-      else if (due > sent) {
+      if (mode === 'stream') while (sent < due) stream.write({ requestId: sent++, task: spec(durability), tasks: [] });
+      else if (mode === 'stream-batch' && due > sent) {
+        const tasks: TaskSpec[] = [];
+        for (; sent < due; sent++) tasks.push(spec(durability));
+        stream.write({ requestId: calls++, task: undefined, tasks });
+      } else if (due > sent) {
         const tasks: TaskSpec[] = [];
         while (sent < due) {
           tasks.push(spec(durability));

@@ -6,7 +6,7 @@
 // each), wakeups and link messages per task per process. Printed as a table;
 // charted as latency against offered rate (chart.ts).
 import { logLogChart } from './chart.js';
-import { paced, round, type Mesh, type Paced } from './phases.js';
+import { paced, round, type Mesh, type Paced, type PacedMode } from './phases.js';
 import { renderTable, type Cell } from './table.js';
 
 export const SWEEP_RATES = [100, 500, 2000, 8000] as const;
@@ -38,7 +38,8 @@ export async function sweep(
   rates.sort((a, b) => a[0] - b[0]);
   const out: SweepPoint[] = [];
   for (const [rate, why] of rates) {
-    const p = await paced(m, rate, seconds || pointSeconds(rate, quick), 'batch');
+    const mode = (process.env.BENCH_SWEEP_MODE as PacedMode | undefined) ?? 'batch';
+    const p = await paced(m, rate, seconds || pointSeconds(rate, quick), mode);
     log(
       `sweep ${rate}/s (${why}): submit→result p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} p99.9 ${p.submitToResult.p999Ms} ms, dispatch p99 ${p.dispatch.p99Ms} ms, ${p.completed}/${p.tasks} done, ${p.cpuUsPerTask} µs CPU/task ${JSON.stringify(p.cpuUsPerTaskByProcess)}, wakeups/task ${JSON.stringify(p.wakeupsPerTask)}, messages/task ${JSON.stringify(p.messagesPerTask)}, waiting for CPU ${JSON.stringify(p.runQueueWaitShare)}, stalls ${JSON.stringify(p.stalls)}, heap bytes allocated/task ${JSON.stringify(p.allocBytesPerTask)}`,
     );

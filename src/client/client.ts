@@ -126,10 +126,11 @@ export class MeshClient {
       // What the stream hands back (a storm of "no leader" items in an election) goes coalesced, as before it.
       const back = c === false ? undefined : new SubmitCoalescer(unary, cOpts);
       const fallback = back ? back.submit.bind(back) : unary.one;
-      this.submits = new SharedSubmit(this.sharedSubmitPorts(fallback), ss === true ? {} : ss);
+      this.submits = new SharedSubmit(this.sharedSubmitPorts(fallback, unary.batch), ss === true ? {} : ss);
     }
-    // A submit the coalescer sends alone rides the stream; groups go as SubmitBatch.
-    const ports = { ...unary, ...(this.submits ? { one: this.submits.submit.bind(this.submits) } : {}) };
+    // What the coalescer sends rides the stream: alone, or a group in one message (SubmitBatch where the cell has none).
+    const s = this.submits;
+    const ports = s ? { one: s.submit.bind(s), batch: s.submitBatch.bind(s) } : unary;
     // Singles cheap on the stream: the window only once submits pile up, batches of 4 or more.
     if (c !== false)
       this.coalescer = new SubmitCoalescer(ports, { ...(ss === false ? {} : STREAM_COALESCE), ...cOpts });
@@ -280,13 +281,17 @@ export class MeshClient {
 
   // ---- plumbing ----
 
-  private sharedSubmitPorts(fallback: SharedSubmitPorts['fallback']): SharedSubmitPorts {
+  private sharedSubmitPorts(
+    fallback: SharedSubmitPorts['fallback'],
+    fallbackBatch: SharedSubmitPorts['fallbackBatch'],
+  ): SharedSubmitPorts {
     return {
       addresses: this.addresses,
       first: () => this.preferred,
       answered: (a) => (this.preferred = a),
       open: (a) => this.clientFor(a).submitStream(new Metadata()),
       fallback,
+      fallbackBatch,
       defaultDeadlineMs: this.defaultDeadlineMs,
       retry: this.submitRetry,
       random: this.random,

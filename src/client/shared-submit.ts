@@ -23,7 +23,9 @@
 //   outcome unknown, as a unary deadline); one unanswered for the attempt
 //   timeout marks the stream hung: it is cancelled and its submits resent;
 // - a cell without SubmitStream (UNIMPLEMENTED) sends this and every later
-//   submit down the unary path.
+//   submit down the unary path;
+// - a batch (the coalescer's groups) is one message answered in one (`tasks`,
+//   `items`: stream-batch.ts); a cell that reads no `tasks` gets SubmitBatch.
 // Only keyed specs ride the stream (MeshClient keys every spec unless
 // `autoIdempotencyKey: false`): a resend must be safe.
 //
@@ -35,7 +37,11 @@ import { TaskState, type SubmitBatchItem, type SubmitResponse, type TaskSpec } f
 import type { SubmitStreamRequest, SubmitStreamResponse } from '../gen/meshlb/v1/task.js';
 import { Backoff } from '../agent/backoff.js';
 import { MeshClientError, RETRY_AFTER_TRAILER } from './errors.js';
+import { REAL_CLOCK, type Clock } from './clock.js';
+import { merge, undecided, weight } from './stream-batch.js';
 import { nextAddress, outcomeUnknown, submitAttemptMs, submitBackoff, type SubmitRetry } from './retry.js';
+
+export type { Clock };
 
 /** MeshClientOptions.sharedSubmit. */
 export interface SharedSubmitOptions {
@@ -57,23 +63,6 @@ export interface SubmitCall {
   on(ev: 'status', fn: (s: { code: status; details: string }) => void): unknown;
 }
 
-export interface Clock {
-  now(): number;
-  /** `weak`: the timer alone does not keep the process alive. */
-  setTimeout(fn: () => void, ms: number, weak?: boolean): unknown;
-  clearTimeout(h: unknown): void;
-}
-
-const REAL_CLOCK: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms, weak) => {
-    const t = setTimeout(fn, ms);
-    if (weak) t.unref();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 export interface SharedSubmitPorts {
   readonly addresses: readonly string[];
   /** Where the next stream opens (the client's preferred address). */
@@ -83,6 +72,8 @@ export interface SharedSubmitPorts {
   open(address: string): SubmitCall;
   /** The unary path (coalesced or one Submit), with the client's redirects and retries. */
   fallback(spec: TaskSpec, deadlineMs: number | undefined): Promise<SubmitResponse>;
+  /** The unary path for a batch (one SubmitBatch), with the client's redirects and retries. */
+  fallbackBatch(specs: TaskSpec[], deadlineMs: number | undefined): Promise<SubmitBatchItem[]>;
   readonly defaultDeadlineMs: number;
   /** Resends after an unknown outcome (MeshClient's submitRetry); undefined: once per address on UNAVAILABLE. */
   readonly retry: SubmitRetry | undefined;
@@ -94,6 +85,8 @@ export interface SharedSubmitPorts {
 
 interface Entry {
   readonly spec: TaskSpec;
+  /** A batch (`submitBatch`): its specs, sent in one message and answered in one, as SubmitBatch's items. */
+  readonly batch?: { readonly specs: TaskSpec[]; resolve(items: SubmitBatchItem[]): void };
   readonly deadlineMs: number | undefined;
   /** The submit's deadline and its current attempt's (clock ms). */
   readonly until: number;
@@ -134,6 +127,8 @@ export class SharedSubmit {
   private closed = false;
   /** A cell without SubmitStream: everything goes down the unary path. */
   off = false;
+  /** A cell that does not take batches on the stream (older than `tasks`): batches go as SubmitBatch. */
+  batchesOff = false;
   /** Streams opened, broken (not by linger), submits sent again on a new stream, handed to the unary path. */
   readonly stats = { streams: 0, broken: 0, resent: 0, fallbacks: 0 };
 
@@ -149,14 +144,26 @@ export class SharedSubmit {
 
   submit(spec: TaskSpec, deadlineMs: number | undefined): Promise<SubmitResponse> {
     if (this.off || this.closed || spec.idempotencyKey === '') return this.ports.fallback(spec, deadlineMs);
-    return new Promise<SubmitResponse>((resolve, reject) => {
-      const now = this.clock.now();
-      const until = now + (deadlineMs ?? this.ports.defaultDeadlineMs);
-      const e: Entry = { spec, deadlineMs, until, attemptUntil: until, sends: 0, done: false, resolve, reject };
-      this.queue.push(e);
-      this.armAt(until);
-      this.pump();
-    });
+    return new Promise<SubmitResponse>((resolve, reject) => this.enqueue({ spec, resolve, reject }, deadlineMs));
+  }
+
+  /**
+   * Several submits in one stream message, answered in one: the items a SubmitBatch of them would
+   * answer (the coalescer reads them). Resent, failed over and timed out as single submits are.
+   */
+  submitBatch(specs: TaskSpec[], deadlineMs: number | undefined): Promise<SubmitBatchItem[]> {
+    if (this.off || this.batchesOff || this.closed || specs.some((s) => s.idempotencyKey === ''))
+      return this.ports.fallbackBatch(specs, deadlineMs);
+    return new Promise<SubmitBatchItem[]>((resolve, reject) =>
+      this.enqueue({ spec: specs[0]!, batch: { specs, resolve }, resolve: () => undefined, reject }, deadlineMs),
+    );
+  }
+
+  private enqueue(e: Pick<Entry, 'spec' | 'batch' | 'resolve' | 'reject'>, deadlineMs: number | undefined): void {
+    const until = this.clock.now() + (deadlineMs ?? this.ports.defaultDeadlineMs);
+    this.queue.push({ ...e, deadlineMs, until, attemptUntil: until, sends: 0, done: false });
+    this.armAt(until);
+    this.pump();
   }
 
   /** Submits sent and not answered. */
@@ -211,13 +218,15 @@ export class SharedSubmit {
     const attemptMs = submitAttemptMs(this.ports.retry, e.deadlineMs ?? this.ports.defaultDeadlineMs);
     e.attemptUntil = Math.min(e.until, this.clock.now() + attemptMs);
     c.pending.set(requestId, e);
-    this.inFlight++;
+    this.inFlight += weight(e);
     this.armAt(e.attemptUntil);
     if (c.linger !== undefined) {
       this.clock.clearTimeout(c.linger);
       c.linger = undefined;
     }
-    c.call.write({ requestId, task: e.spec });
+    c.call.write(
+      e.batch ? { requestId, task: undefined, tasks: e.batch.specs } : { requestId, task: e.spec, tasks: [] },
+    );
   }
 
   // ---- answers ----
@@ -226,13 +235,14 @@ export class SharedSubmit {
     const e = c.pending.get(res.requestId);
     if (!e) return;
     c.pending.delete(res.requestId);
-    this.inFlight--;
+    this.inFlight -= weight(e);
     if (!c.answered) {
       c.answered = true;
       this.reopenBackoff.attempt = 0;
       this.ports.answered(c.address);
     }
-    this.answer(e, res.item);
+    if (e.batch) this.answerBatch(e, e.batch, res);
+    else this.answer(e, res.item);
     if (this.queue.length > 0) this.pump();
     else if (c.pending.size === 0 && c === this.conn) this.idle(c);
   }
@@ -255,14 +265,32 @@ export class SharedSubmit {
     this.toFallback(e);
   }
 
-  /** The submit goes down the unary path (after `delayMs`), which answers it. */
-  private toFallback(e: Entry, delayMs = 0): void {
+  private answerBatch(e: Entry, b: NonNullable<Entry['batch']>, res: SubmitStreamResponse): void {
+    if (e.done) return;
+    if (res.items.length !== b.specs.length) {
+      // Refused whole, or a cell that reads no `tasks` (it saw a request without a task): SubmitBatch answers it.
+      if (res.items.length === 0) this.batchesOff = true;
+      return this.toFallback(e);
+    }
+    const again = undecided(res.items, this.ports.retryExhausted);
+    if (again.at.length === 0) {
+      e.done = true;
+      return b.resolve(res.items);
+    }
+    this.toFallback(e, again.waitMs, { items: res.items, at: again.at });
+  }
+
+  /** The submit goes down the unary path (after `delayMs`), which answers it (of a batch, `part.at` alone). */
+  private toFallback(e: Entry, delayMs = 0, part?: { items: SubmitBatchItem[]; at: number[] }): void {
     if (e.done) return;
     e.done = true;
     this.stats.fallbacks++;
     const go = (): void => {
       const left = Math.max(1, e.until - this.clock.now());
-      this.ports.fallback(e.spec, left).then(e.resolve, e.reject);
+      const b = e.batch;
+      if (b)
+        this.ports.fallbackBatch(part ? part.at.map((i) => b.specs[i]!) : b.specs, left).then(merge(b, part), e.reject);
+      else this.ports.fallback(e.spec, left).then(e.resolve, e.reject);
     };
     if (delayMs > 0) this.clock.setTimeout(go, Math.min(delayMs, Math.max(0, e.until - this.clock.now())));
     else go();
@@ -294,7 +322,7 @@ export class SharedSubmit {
     if (this.conn === c) this.conn = undefined;
     const left = [...c.pending.values()]; // in request order
     c.pending.clear();
-    this.inFlight -= left.length;
+    for (const e of left) this.inFlight -= weight(e);
     if (this.closed) return;
     if (left.length === 0 && err.code === status.OK) return this.pump();
     if (err.code === status.UNIMPLEMENTED) {
@@ -359,7 +387,7 @@ export class SharedSubmit {
       for (const [id, e] of c.pending) {
         if (e.until <= now) {
           c.pending.delete(id);
-          this.inFlight--;
+          this.inFlight -= weight(e);
           this.settle(e, deadline(e));
         } else if (e.attemptUntil <= now) hung = true;
       }

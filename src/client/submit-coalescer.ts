@@ -17,7 +17,7 @@
 // Submits with different deadlines are never grouped together.
 import { status } from '@grpc/grpc-js';
 import { TaskState, type SubmitBatchItem, type SubmitResponse, type TaskSpec } from '../gen/meshlb/v1/task.js';
-import { MeshClientError } from './errors.js';
+import { MeshClientError, RETRY_AFTER_TRAILER } from './errors.js';
 
 /** The coalescing settings (MeshClientOptions.submitCoalesce). */
 export interface SubmitCoalesceOptions {
@@ -139,7 +139,7 @@ export class SubmitCoalescer {
       const w = items[i]!;
       const a = answers[i];
       if (!a) w.reject(new MeshClientError(status.INTERNAL, 'the cell answered fewer items than sent'));
-      else if (a.code !== status.OK) w.reject(new MeshClientError(a.code, a.message));
+      else if (a.code !== status.OK) w.reject(new MeshClientError(a.code, a.message, hint(a)));
       else if (a.existing)
         this.alone(w, deadlineMs); // its state, as Submit answers it
       else w.resolve({ taskId: a.taskId, existing: false, state: TaskState.TASK_STATE_QUEUED });
@@ -155,4 +155,9 @@ export class SubmitCoalescer {
         this.inFlight--;
       });
   }
+}
+
+/** An item's retry hint (saturation), as a unary call carries it in its trailers. */
+function hint(a: SubmitBatchItem): Record<string, string> {
+  return a.retryAfterMs > 0 ? { [RETRY_AFTER_TRAILER]: String(a.retryAfterMs) } : {};
 }

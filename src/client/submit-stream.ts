@@ -69,7 +69,7 @@ export class SubmitStream {
     const requestId = this.nextId++;
     return new Promise<SubmitItem>((resolve, reject) => {
       this.pending.set(requestId, { resolve, reject });
-      this.call.write({ requestId, task: spec });
+      this.call.write({ requestId, task: spec, tasks: [] });
     });
   }
 

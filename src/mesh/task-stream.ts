@@ -2,10 +2,12 @@
 // arrive in one turn of the event loop go as one batch (on a follower, one
 // SubmitBatch forwarded to the leader). Batches start at once, without waiting
 // for the ones before them, but responses are written in request order:
-// task.proto promises one response per request, in order.
+// task.proto promises one response per request, in order. A request carries
+// one spec (`task`, answered in `item`) or several (`tasks`, answered in
+// `items`): a batching client pays one message each way, not one per task.
 //
 // Memory stays bounded whatever the client does: with LIMITS.streamInFlight
-// requests unanswered, or answers the client is not reading, the stream stops
+// specs unanswered, or answers the client is not reading, the stream stops
 // reading (HTTP/2 flow control then holds the client) until it catches up.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { SubmitBatchItem, SubmitStreamRequest, SubmitStreamResponse, TaskSpec } from '../gen/meshlb/v1/task.js';
@@ -15,7 +17,7 @@ import { toMeshError } from '../util/raft-status.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
 import { leaderTrailers, type Cancellable, type WriteRoute } from './task-forward.js';
-import { validateSpec } from './task-validate.js';
+import { MAX_BATCH, validateSpec } from './task-validate.js';
 
 export interface SubmitStreamDeps {
   readonly home: Home;
@@ -46,7 +48,7 @@ export function serveSubmitStream(
   /** The leader last forwarded to: its hint goes in the trailers. */
   let forwardedTo: { leader: string; address: string } | undefined;
   const upstream = d.upstreamOf(call);
-  /** Requests received and not yet answered; answers the client has not taken yet. */
+  /** Specs received and not yet answered; answers the client has not taken yet. */
   let unanswered = 0;
   let unread = false;
   let paused = false;
@@ -57,9 +59,12 @@ export function serveSubmitStream(
     if (full) call.pause();
     else call.resume();
   };
-  const answer = (res: SubmitStreamResponse): void => {
+  /** `specs`: how many the request carried (a batch refused whole is answered in one `item`). */
+  const answer = (res: SubmitStreamResponse, specs = res.items.length || 1): void => {
     if (res.item && res.item.code !== status.OK) d.rejected(res.item.code);
-    unanswered--;
+    // Bad specs of a batch were counted where they were refused (submitMany).
+    for (const it of res.items) if (it.code !== status.OK && it.code !== status.INVALID_ARGUMENT) d.rejected(it.code);
+    unanswered -= specs;
     call.write(res);
     // Counted in answers, not against the stream's small high-water mark: a batch of answers is normal.
     if (call.writableLength >= LIMITS.streamInFlight) unread = true;
@@ -73,7 +78,7 @@ export function serveSubmitStream(
       const to = d.route();
       if (to.type === 'forward') forwardedTo = to;
       return await d.submitMany(
-        batch.map((r) => r.task),
+        batch.flatMap((r) => (r.tasks.length > 0 ? r.tasks : [r.task])),
         to,
         upstream,
       );
@@ -87,13 +92,15 @@ export function serveSubmitStream(
         'submit stream: batch refused',
       );
       const retryAfterMs = Number(se.metadata?.get(RETRY_AFTER_TRAILER)[0] ?? 0) || 0;
-      return batch.map(() => ({
-        taskId: '',
-        existing: false,
-        code: se.code ?? status.INTERNAL,
-        message: se.details ?? '',
-        retryAfterMs,
-      }));
+      return batch.flatMap((r) =>
+        (r.tasks.length > 0 ? r.tasks : [r.task]).map(() => ({
+          taskId: '',
+          existing: false,
+          code: se.code ?? status.INTERNAL,
+          message: se.details ?? '',
+          retryAfterMs,
+        })),
+      );
     }
   };
   const flush = (): void => {
@@ -104,7 +111,12 @@ export function serveSubmitStream(
     chain = chain.then(async () => {
       const items = await work;
       if (!open) return;
-      for (let i = 0; i < batch.length; i++) answer({ requestId: batch[i]!.requestId, item: items[i] });
+      let at = 0;
+      for (const r of batch) {
+        const n = r.tasks.length;
+        if (n === 0) answer({ requestId: r.requestId, item: items[at++], items: [] });
+        else answer({ requestId: r.requestId, item: undefined, items: items.slice(at, (at += n)) });
+      }
       pace();
     });
   };
@@ -117,17 +129,18 @@ export function serveSubmitStream(
       open = false;
       return;
     }
-    unanswered++;
+    unanswered += req.tasks.length || 1;
     pace();
-    const why = validateSpec(req.task, home.settings, home.scheduler.now());
+    // A batch's specs are checked one by one where it is submitted (a bad one fails alone).
+    const why = req.tasks.length > 0 ? batchProblem(req) : validateSpec(req.task, home.settings, home.scheduler.now());
     if (why) {
       if (pending.length > 0) flush(); // what came before is answered first
       chain = chain.then(() => {
         if (!open) return;
-        answer({
-          requestId: req.requestId,
-          item: { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why, retryAfterMs: 0 },
-        });
+        const item = { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why, retryAfterMs: 0 };
+        if (req.tasks.length > 0)
+          home.log.warn({ peer: safePeer(call), items: req.tasks.length, err: why }, 'submit stream: batch refused');
+        answer({ requestId: req.requestId, item, items: [] }, req.tasks.length || 1);
         pace();
       });
       return;
@@ -154,4 +167,12 @@ export function serveSubmitStream(
   };
   call.on('cancelled', gone);
   call.on('error', gone);
+}
+
+/** Why a request's batch is refused whole, if it is. */
+function batchProblem(req: SubmitStreamRequest): string | undefined {
+  if (req.task) return 'set task or tasks, not both';
+  if (req.tasks.length > MAX_BATCH)
+    return `tasks has ${req.tasks.length} items, over the limit of ${MAX_BATCH} per batch`;
+  return undefined;
 }

@@ -12,7 +12,7 @@ const { startNode, newClient } = useClientFixture(13);
 const HEX128 = /^[0-9a-f]{32}$/;
 
 describe('the shared SubmitStream against a fake node', () => {
-  it('concurrent submits ride one stream: no unary call; with the coalescer, a pile-up goes as SubmitBatch', async () => {
+  it('concurrent submits ride one stream: no unary call; with the coalescer, a pile-up goes in one stream message', async () => {
     const node = await startNode();
     const c = newClient({ address: node.address, submitCoalesce: false });
     const out = await Promise.all(Array.from({ length: 50 }, () => c.submit({ kind: 'echo' })));
@@ -20,12 +20,21 @@ describe('the shared SubmitStream against a fake node', () => {
     expect(out.every((r) => r.stateName === 'queued' && !r.existing)).toBe(true);
     expect(node.calls).toEqual({ submitStream: 1, streamItem: 50 });
     expect(node.submitted.every((s) => HEX128.test(s.idempotencyKey))).toBe(true);
-    // The defaults: three at once are singles on the stream; fifty at once, one SubmitBatch.
+    // The defaults: three at once are singles on the stream; fifty at once, one batch message on it (no SubmitBatch).
     const d = newClient({ address: node.address });
     await Promise.all([0, 1, 2].map(() => d.submit({ kind: 'echo' })));
     expect(d.coalescer!.stats).toEqual({ batches: 0, batched: 0, singles: 3 });
-    await Promise.all(Array.from({ length: 50 }, () => d.submit({ kind: 'echo' })));
+    const many = await Promise.all(Array.from({ length: 50 }, () => d.submit({ kind: 'echo' })));
+    expect(new Set(many.map((r) => r.taskId)).size).toBe(50);
     expect(d.coalescer!.stats.batches).toBe(1);
+    expect(node.calls.streamBatch).toBe(1);
+    expect(node.calls.submitBatch).toBeUndefined();
+    // A cell that reads no batches on the stream answers it as a request without a task: SubmitBatch from then on.
+    node.streamBatches = false;
+    const e = newClient({ address: node.address });
+    const old = await Promise.all(Array.from({ length: 50 }, () => e.submit({ kind: 'echo' })));
+    expect(old.every((r) => r.stateName === 'queued')).toBe(true);
+    expect(e.submits!.batchesOff).toBe(true);
     expect(node.calls.submitBatch).toBe(1);
   });
 

@@ -20,6 +20,7 @@ import {
 } from '../../src/gen/meshlb/v1/task.js';
 
 const SEED = 20261206;
+const ITEM: SubmitBatchItem = { taskId: '', existing: false, code: 0, message: '', retryAfterMs: 0 };
 
 class FakeClock implements Clock {
   t = 0;
@@ -88,8 +89,16 @@ class FakeCall implements SubmitCall {
     const res: SubmitStreamResponse = {
       requestId,
       item: { taskId: '', existing: false, code: 0, message: '', retryAfterMs: 0, ...item },
+      items: [],
     };
     this.emit('data', res);
+  }
+  /** A batch request answered in `items`. */
+  answerItems(requestId: number, items: Partial<SubmitBatchItem>[]): void {
+    if (this.over) return;
+    this.answered.add(requestId);
+    const full = items.map((it) => ({ taskId: '', existing: false, code: 0, message: '', retryAfterMs: 0, ...it }));
+    this.emit('data', { requestId, item: undefined, items: full } satisfies SubmitStreamResponse);
   }
   fail(code: status, details: string): void {
     if (this.over) return;
@@ -104,6 +113,7 @@ interface Rig {
   clock: FakeClock;
   calls: FakeCall[];
   fallbacks: { spec: TaskSpec; deadlineMs: number | undefined }[];
+  batchFallbacks: TaskSpec[][];
   preferred: { address: string };
   last(): FakeCall;
 }
@@ -114,6 +124,7 @@ function rig(
   const clock = new FakeClock();
   const calls: FakeCall[] = [];
   const fallbacks: Rig['fallbacks'] = [];
+  const batchFallbacks: TaskSpec[][] = [];
   const preferred = { address: 'a' };
   const ports: SharedSubmitPorts = {
     addresses: ['a', 'b', 'c'],
@@ -134,6 +145,10 @@ function rig(
           state: TaskState.TASK_STATE_RUNNING,
         });
       }),
+    fallbackBatch: (specs) => {
+      batchFallbacks.push(specs);
+      return Promise.resolve(specs.map((x) => ({ ...ITEM, taskId: `u-${x.idempotencyKey}` })));
+    },
     defaultDeadlineMs: 10_000,
     retry: o.retry === false ? undefined : { maxAttempts: 10, initialBackoffMs: 50, maxBackoffMs: 2000 },
     random: seededRandom(SEED),
@@ -141,7 +156,7 @@ function rig(
     clock,
   };
   const s = new SharedSubmit(ports, { maxInFlight: o.maxInFlight ?? 1000, lingerMs: 250 });
-  return { s, clock, calls, fallbacks, preferred, last: () => calls[calls.length - 1]! };
+  return { s, clock, calls, fallbacks, batchFallbacks, preferred, last: () => calls[calls.length - 1]! };
 }
 
 const spec = (key: string, more: Parameters<typeof toTaskSpec>[0] = { kind: 'k' }): TaskSpec => {
@@ -197,6 +212,84 @@ describe('SharedSubmit: answers per item', () => {
     expect(r.fallbacks).toHaveLength(1);
     expect(r.fallbacks[0]!.deadlineMs).toBe(4960);
     expect(o.value?.taskId).toBe('u-k');
+  });
+});
+
+describe('SharedSubmit: batches in one message', () => {
+  it('a batch goes as one message and resolves with its items; a broken stream sends it again whole, same keys', async () => {
+    const r = rig({ maxInFlight: 4 });
+    const batch = outcome(r.s.submitBatch([spec('b1'), spec('b2'), spec('b3')], undefined));
+    const one = outcome(r.s.submit(spec('k1'), undefined));
+    const two = outcome(r.s.submit(spec('k2'), undefined)); // past maxInFlight (the batch counts its three): waits
+    const a = r.last();
+    expect(a.writes.map((w) => [w.task?.idempotencyKey, w.tasks.map((t) => t.idempotencyKey)])).toEqual([
+      [undefined, ['b1', 'b2', 'b3']],
+      ['k1', []],
+    ]);
+    a.answer(2, { taskId: 't-k1' }); // room for k2
+    expect(a.writes.map((w) => w.task?.idempotencyKey)).toEqual([undefined, 'k1', 'k2']);
+    a.fail(status.UNAVAILABLE, 'Connection dropped');
+    r.clock.advance(50);
+    const b = r.last();
+    expect(b.writes.map((w) => [w.task?.idempotencyKey, w.tasks.map((t) => t.idempotencyKey)])).toEqual([
+      [undefined, ['b1', 'b2', 'b3']],
+      ['k2', []],
+    ]);
+    b.answerItems(1, [{ taskId: 't-b1' }, { code: status.INVALID_ARGUMENT, message: 'bad' }, { taskId: 't-b3' }]);
+    b.answer(2, { taskId: 't-k2' });
+    await settle();
+    // The items as SubmitBatch answers them (the coalescer reads them).
+    expect(batch.value?.map((i) => [i.taskId, i.code])).toEqual([
+      ['t-b1', 0],
+      ['', status.INVALID_ARGUMENT],
+      ['t-b3', 0],
+    ]);
+    expect([one.value?.taskId, two.value?.taskId]).toEqual(['t-k1', 't-k2']);
+    expect(r.s.stats).toMatchObject({ streams: 2, broken: 1, resent: 2, fallbacks: 0 });
+    expect(r.s.sent).toBe(0);
+  });
+
+  it('a cell that reads no `tasks` (it answers the batch in `item`): batches go as SubmitBatch from then on', async () => {
+    const r = rig();
+    const first = outcome(r.s.submitBatch([spec('b1'), spec('b2')], undefined));
+    r.last().answer(1, { code: status.INVALID_ARGUMENT, message: 'task is required' });
+    await settle();
+    expect(first.value?.map((i) => i.taskId)).toEqual(['u-b1', 'u-b2']);
+    expect(r.s.batchesOff).toBe(true);
+    const later = outcome(r.s.submitBatch([spec('b3')], 5000));
+    await settle();
+    expect(later.value?.map((i) => i.taskId)).toEqual(['u-b3']);
+    expect(r.batchFallbacks.map((b) => b.map((x) => x.idempotencyKey))).toEqual([['b1', 'b2'], ['b3']]);
+    expect(r.last().writes).toHaveLength(1); // the later batch never went on the stream
+  });
+
+  it("items the cell could not decide (no leader) go down SubmitBatch's path alone; the decided ones stand", async () => {
+    const r = rig();
+    const o = outcome(r.s.submitBatch([spec('b1'), spec('b2'), spec('b3'), spec('b4')], 5000));
+    r.last().answerItems(1, [
+      { taskId: 't-b1' },
+      { code: status.UNAVAILABLE, message: 'no leader', retryAfterMs: 100 },
+      { code: status.INVALID_ARGUMENT, message: 'bad' },
+      { code: status.RESOURCE_EXHAUSTED, message: 'queue full', retryAfterMs: 40 },
+    ]);
+    await settle();
+    expect(r.batchFallbacks.map((b) => b.map((x) => x.idempotencyKey))).toEqual([['b2']]);
+    // Saturation is the caller's to retry (retryResourceExhausted is off here): its item stands, with the hint.
+    expect(o.value?.map((i) => [i.taskId, i.code, i.retryAfterMs])).toEqual([
+      ['t-b1', 0, 0],
+      ['u-b2', 0, 0],
+      ['', status.INVALID_ARGUMENT, 0],
+      ['', status.RESOURCE_EXHAUSTED, 40],
+    ]);
+  });
+
+  it('a batch not answered by its deadline rejects DEADLINE_EXCEEDED', async () => {
+    const r = rig({ retry: false });
+    const o = outcome(r.s.submitBatch([spec('b1'), spec('b2')], 300));
+    r.clock.advance(300);
+    await settle();
+    expect(o.error?.code).toBe(status.DEADLINE_EXCEEDED);
+    expect(r.s.sent).toBe(0);
   });
 });
 

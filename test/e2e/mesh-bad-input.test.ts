@@ -262,7 +262,7 @@ describe('bad input', () => {
     const call = raw.submitStream();
     call.on('error', () => {});
     for (let i = 0; i < 50; i++)
-      call.write({ requestId: i, task: TaskSpec.fromPartial({ kind: 'echo', idempotencyKey: `mid-${i}` }) });
+      call.write({ requestId: i, task: TaskSpec.fromPartial({ kind: 'echo', idempotencyKey: `mid-${i}` }), tasks: [] });
     await new Promise((r) => setTimeout(r, 20));
     call.cancel();
     // Unary: the client's deadline passes before the answer.

@@ -196,6 +196,8 @@ export class FakeNode {
   hangSubmit = false;
   /** SubmitStream answers UNIMPLEMENTED (a cell without it). */
   noSubmitStream = false;
+  /** SubmitStream takes batches (`tasks`); false: a cell older than them. */
+  streamBatches = true;
   /** A SubmitStream request for this tenant ends the stream PERMISSION_DENIED. */
   refuseTenant: string | undefined;
   /**
@@ -389,7 +391,7 @@ export class FakeNode {
    * `redirectTo`: items FAILED_PRECONDITION (a forwarded batch that reached a
    * replica no longer leading: no address per item); `refuseTenant`: a
    * request for it ends the stream PERMISSION_DENIED (the guard's refusal);
-   * `noSubmitStream`: UNIMPLEMENTED.
+   * `noSubmitStream`: UNIMPLEMENTED. A request with `tasks` is answered in `items`.
    */
   private onSubmitStream(call: ServerDuplexStream<{ requestId: number; task: TaskSpec }, unknown>): void {
     this.count('submitStream');
@@ -398,22 +400,34 @@ export class FakeNode {
       return;
     }
     let open = true;
-    call.on('data', (req: { requestId: number; task: TaskSpec }) => {
+    call.on('data', (req: { requestId: number; task?: TaskSpec; tasks?: TaskSpec[] }) => {
       if (!open) return;
-      this.count('streamItem');
-      if (this.refuseTenant !== undefined && req.task?.tenant === this.refuseTenant) {
+      // `streamBatches` false: a cell older than `tasks`, which sees a request without a task.
+      const batch = this.streamBatches && (req.tasks?.length ?? 0) > 0;
+      const specs = batch ? req.tasks! : [req.task];
+      if (batch) this.count('streamBatch');
+      for (let i = 0; i < specs.length; i++) this.count('streamItem');
+      if (this.refuseTenant !== undefined && specs.some((t) => t?.tenant === this.refuseTenant)) {
         open = false;
         call.emit('error', { code: status.PERMISSION_DENIED, details: `tenant ${this.refuseTenant} refused` });
         return;
       }
       if (this.hangSubmit) {
-        if (req.task) this.submitted.push(req.task);
+        for (const t of specs) if (t) this.submitted.push(t);
         return;
       }
-      const item = this.redirectTo
-        ? { taskId: '', existing: false, code: status.FAILED_PRECONDITION, message: 'not the leader', retryAfterMs: 0 }
-        : this.batchItem(req.task);
-      call.write({ requestId: req.requestId, item });
+      const items = specs.map((t) =>
+        this.redirectTo
+          ? {
+              taskId: '',
+              existing: false,
+              code: status.FAILED_PRECONDITION,
+              message: 'not the leader',
+              retryAfterMs: 0,
+            }
+          : this.batchItem(t),
+      );
+      call.write(batch ? { requestId: req.requestId, items } : { requestId: req.requestId, item: items[0], items: [] });
     });
     call.on('end', () => open && call.end());
     call.on('error', () => {});

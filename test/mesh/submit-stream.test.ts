@@ -2,7 +2,8 @@
 // order (task.proto), whatever mix of valid and rejected specs arrives in one
 // turn of the event loop (issue 8: rejected requests were answered at once,
 // valid ones only after their batch was flushed, so a bad spec overtook the
-// good ones sent before it).
+// good ones sent before it). A request may carry a batch of specs (`tasks`),
+// answered in `items`.
 import { credentials, Server, ServerCredentials, status, type StatusObject } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -12,6 +13,7 @@ import {
   type SubmitStreamResponse,
 } from '../../src/gen/meshlb/v1/task.js';
 import { Cell } from '../../src/mesh/cell.js';
+import { MAX_BATCH } from '../../src/mesh/task-validate.js';
 import { tolerantService } from '../../src/mesh/grpc-util.js';
 import { TaskService } from '../../src/mesh/task-service.js';
 import { parseTopology } from '../../src/topology/parse.js';
@@ -54,6 +56,7 @@ describe('SubmitStream at the leader', () => {
       call.write({
         requestId: i,
         task: TaskSpec.fromPartial({ kind: bad.has(i) ? '' : 'echo', idempotencyKey: `s${i}` }),
+        tasks: [],
       });
       if (i % 40 === 39) await new Promise((r) => setImmediate(r));
     }
@@ -65,5 +68,52 @@ describe('SubmitStream at the leader', () => {
       if (bad.has(i)) expect(r.item).toMatchObject({ code: status.INVALID_ARGUMENT, taskId: '' });
       else expect(cell.ledger.get(r.item!.taskId)?.spec.idempotencyKey).toBe(`s${i}`);
     }
+  });
+  it('answers a batch request in `items`, one per spec in order, singles and batches interleaved', async () => {
+    const { cell, client } = await leader();
+    const call = client.submitStream();
+    const got: SubmitStreamResponse[] = [];
+    call.on('data', (r: SubmitStreamResponse) => got.push(r));
+    const ended = new Promise<StatusObject>((resolve) => call.on('status', resolve));
+    const spec = (key: string, kind = 'echo') => TaskSpec.fromPartial({ kind, idempotencyKey: key });
+    // Request 0 a single, 1 a batch of 5 with bad specs at 0 and 3, 2 a single, 3 both fields, 4 over the limit,
+    // 5 a batch of one; 6 a batch whose specs repeat keys of request 1 (the tasks it made answer existing).
+    call.write({ requestId: 0, task: spec('a'), tasks: [] });
+    call.write({
+      requestId: 1,
+      task: undefined,
+      tasks: ['', 'b1', 'b2', '', 'b4'].map((k) => spec(k || 'bad', k ? 'echo' : '')),
+    });
+    call.write({ requestId: 2, task: spec('c'), tasks: [] });
+    call.write({ requestId: 3, task: spec('d'), tasks: [spec('d1')] });
+    call.write({
+      requestId: 4,
+      task: undefined,
+      tasks: Array.from({ length: MAX_BATCH + 1 }, (_, i) => spec(`o${i}`)),
+    });
+    await new Promise((r) => setImmediate(r)); // the next requests in another turn: another batch
+    call.write({ requestId: 5, task: undefined, tasks: [spec('e')] });
+    call.write({ requestId: 6, task: undefined, tasks: [spec('b1'), spec('b2')] });
+    call.end();
+    expect((await ended).code).toBe(status.OK);
+    expect(got.map((r) => Number(r.requestId))).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    const key = (id: string) => cell.ledger.get(id)?.spec.idempotencyKey;
+    expect(key(got[0]!.item!.taskId)).toBe('a');
+    expect(got[0]!.items).toEqual([]);
+    expect(got[1]!.item).toBeUndefined();
+    expect(got[1]!.items.map((i) => i.code)).toEqual([3, 0, 0, 3, 0].map((c) => c as status));
+    expect(got[1]!.items.map((i) => (i.code === 0 ? key(i.taskId) : i.taskId))).toEqual(['', 'b1', 'b2', '', 'b4']);
+    expect(key(got[2]!.item!.taskId)).toBe('c');
+    expect(got[3]!.item).toMatchObject({ code: status.INVALID_ARGUMENT, message: 'set task or tasks, not both' });
+    expect(got[4]!.item).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect(got[4]!.item!.message).toMatch(/over the limit of \d+ per batch/);
+    expect(got[4]!.items).toEqual([]);
+    expect(key(got[5]!.items[0]!.taskId)).toBe('e');
+    expect(got[6]!.items.map((i) => [i.taskId, i.existing])).toEqual([
+      [got[1]!.items[1]!.taskId, true],
+      [got[1]!.items[2]!.taskId, true],
+    ]);
+    // Nothing of the refused requests 3 and 4 was submitted.
+    expect(cell.ledger.size).toBe(6);
   });
 });

@@ -266,7 +266,7 @@ describe('TaskService on a follower forwards writes to the leader (seed ' + SEED
     const ended = new Promise<StatusObject>((resolve) => call.on('status', resolve));
     const bad = new Set([0, 17, 18, 149, 299]);
     for (let i = 0; i < 300; i++) {
-      call.write({ requestId: i, task: spec(1000 + i, bad.has(i) ? '' : 'echo') });
+      call.write({ requestId: i, task: spec(1000 + i, bad.has(i) ? '' : 'echo'), tasks: [] });
       // Several turns of the event loop, so the follower cuts several batches.
       if (i % 60 === 59) await new Promise((r) => setImmediate(r));
     }

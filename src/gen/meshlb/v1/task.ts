@@ -651,12 +651,20 @@ export interface SubmitBatchResponse {
 export interface SubmitStreamRequest {
   /** Echoed in the response so a client can pipeline. */
   requestId: number;
+  /**
+   * One task (answered in `item`), or several in `tasks` (answered in `items`,
+   * one per spec, in order; at most as many as a SubmitBatch takes). A request
+   * with both is refused INVALID_ARGUMENT. Several specs in one message cost
+   * the client and the cell one message each way instead of one per task.
+   */
   task: TaskSpec | undefined;
+  tasks: TaskSpec[];
 }
 
 export interface SubmitStreamResponse {
   requestId: number;
   item: SubmitBatchItem | undefined;
+  items: SubmitBatchItem[];
 }
 
 export interface GetRequest {
@@ -2859,7 +2867,7 @@ export const SubmitBatchResponse: MessageFns<SubmitBatchResponse> = {
 };
 
 function createBaseSubmitStreamRequest(): SubmitStreamRequest {
-  return { requestId: 0, task: undefined };
+  return { requestId: 0, task: undefined, tasks: [] };
 }
 
 export const SubmitStreamRequest: MessageFns<SubmitStreamRequest> = {
@@ -2869,6 +2877,9 @@ export const SubmitStreamRequest: MessageFns<SubmitStreamRequest> = {
     }
     if (message.task !== undefined) {
       TaskSpec.encode(message.task, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.tasks) {
+      TaskSpec.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2902,6 +2913,14 @@ export const SubmitStreamRequest: MessageFns<SubmitStreamRequest> = {
             message.task = TaskSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tasks.push(TaskSpec.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2922,6 +2941,7 @@ export const SubmitStreamRequest: MessageFns<SubmitStreamRequest> = {
         ? globalThis.Number(object.request_id)
         : 0,
       task: isSet(object.task) ? TaskSpec.fromJSON(object.task) : undefined,
+      tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => TaskSpec.fromJSON(e)) : [],
     };
   },
 
@@ -2933,6 +2953,9 @@ export const SubmitStreamRequest: MessageFns<SubmitStreamRequest> = {
     if (message.task !== undefined) {
       obj.task = TaskSpec.toJSON(message.task);
     }
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => TaskSpec.toJSON(e));
+    }
     return obj;
   },
 
@@ -2943,12 +2966,13 @@ export const SubmitStreamRequest: MessageFns<SubmitStreamRequest> = {
     const message = createBaseSubmitStreamRequest();
     message.requestId = object.requestId ?? 0;
     message.task = (object.task !== undefined && object.task !== null) ? TaskSpec.fromPartial(object.task) : undefined;
+    message.tasks = object.tasks?.map((e) => TaskSpec.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseSubmitStreamResponse(): SubmitStreamResponse {
-  return { requestId: 0, item: undefined };
+  return { requestId: 0, item: undefined, items: [] };
 }
 
 export const SubmitStreamResponse: MessageFns<SubmitStreamResponse> = {
@@ -2958,6 +2982,9 @@ export const SubmitStreamResponse: MessageFns<SubmitStreamResponse> = {
     }
     if (message.item !== undefined) {
       SubmitBatchItem.encode(message.item, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.items) {
+      SubmitBatchItem.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2991,6 +3018,14 @@ export const SubmitStreamResponse: MessageFns<SubmitStreamResponse> = {
             message.item = SubmitBatchItem.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.items.push(SubmitBatchItem.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3011,6 +3046,7 @@ export const SubmitStreamResponse: MessageFns<SubmitStreamResponse> = {
         ? globalThis.Number(object.request_id)
         : 0,
       item: isSet(object.item) ? SubmitBatchItem.fromJSON(object.item) : undefined,
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => SubmitBatchItem.fromJSON(e)) : [],
     };
   },
 
@@ -3021,6 +3057,9 @@ export const SubmitStreamResponse: MessageFns<SubmitStreamResponse> = {
     }
     if (message.item !== undefined) {
       obj.item = SubmitBatchItem.toJSON(message.item);
+    }
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => SubmitBatchItem.toJSON(e));
     }
     return obj;
   },
@@ -3034,6 +3073,7 @@ export const SubmitStreamResponse: MessageFns<SubmitStreamResponse> = {
     message.item = (object.item !== undefined && object.item !== null)
       ? SubmitBatchItem.fromPartial(object.item)
       : undefined;
+    message.items = object.items?.map((e) => SubmitBatchItem.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3815,8 +3855,9 @@ export const TaskServiceService = {
     responseDeserialize: (value: Buffer): SubmitBatchResponse => SubmitBatchResponse.decode(value),
   },
   /**
-   * Many submissions on one stream; one response per request, in order. On a
-   * follower the requests of each read turn go to the leader as one SubmitBatch.
+   * Many submissions on one stream; one response per request, in order. A
+   * request carries one spec or a batch of them. On a follower the requests of
+   * each read turn go to the leader as one SubmitBatch.
    */
   submitStream: {
     path: "/meshlb.v1.TaskService/SubmitStream" as const,
@@ -3885,8 +3926,9 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   submit: handleUnaryCall<SubmitRequest, SubmitResponse>;
   submitBatch: handleUnaryCall<SubmitBatchRequest, SubmitBatchResponse>;
   /**
-   * Many submissions on one stream; one response per request, in order. On a
-   * follower the requests of each read turn go to the leader as one SubmitBatch.
+   * Many submissions on one stream; one response per request, in order. A
+   * request carries one spec or a batch of them. On a follower the requests of
+   * each read turn go to the leader as one SubmitBatch.
    */
   submitStream: handleBidiStreamingCall<SubmitStreamRequest, SubmitStreamResponse>;
   get: handleUnaryCall<GetRequest, GetResponse>;
@@ -3942,8 +3984,9 @@ export interface TaskServiceClient extends Client {
     callback: (error: ServiceError | null, response: SubmitBatchResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Many submissions on one stream; one response per request, in order. On a
-   * follower the requests of each read turn go to the leader as one SubmitBatch.
+   * Many submissions on one stream; one response per request, in order. A
+   * request carries one spec or a batch of them. On a follower the requests of
+   * each read turn go to the leader as one SubmitBatch.
    */
   submitStream(): ClientDuplexStream<SubmitStreamRequest, SubmitStreamResponse>;
   submitStream(options: Partial<CallOptions>): ClientDuplexStream<SubmitStreamRequest, SubmitStreamResponse>;
