@@ -5,7 +5,7 @@
 // silent peer later by up to that much: an upper bound on detection adds it.
 // On a quiet machine it is about 0 and the bound is the plain one.
 export interface StallMeter {
-  /** Stalled so far (ms). */
+  /** Stalled so far (ms); after stop(), until then. */
   readonly stalledMs: number;
   stop(): void;
 }
@@ -26,10 +26,16 @@ export function stallMeter(): StallMeter {
     last = now;
   }, EVERY_MS);
   timer.unref();
+  let stopped = false;
   return {
     get stalledMs() {
-      return stalled + late(performance.now());
+      return stopped ? stalled : stalled + late(performance.now());
     },
-    stop: () => clearInterval(timer),
+    stop: () => {
+      if (stopped) return;
+      clearInterval(timer);
+      stalled += late(performance.now());
+      stopped = true;
+    },
   };
 }
