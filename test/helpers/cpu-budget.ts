@@ -27,3 +27,12 @@ export async function withinCpu<T>(budgetMs: number, what: string, run: () => Pr
     clearInterval(timer);
   }
 }
+
+/** CPU ms this process spent since the call: the bound for a synchronous test (nothing can interrupt it). */
+export function cpuClock(): () => number {
+  const start = process.cpuUsage();
+  return () => {
+    const u = process.cpuUsage(start);
+    return (u.user + u.system) / 1000;
+  };
+}
