@@ -102,7 +102,7 @@ class NodeScorePicker extends BasePicker {
   private readonly built: KindView[] = [];
   private readonly ties: Tie[] = [];
   private nTies = 0;
-  /** While update() replaces a candidate: availChanged leaves the index alone (update re-inserts). */
+  /** While update() replaces a candidate, or release() takes one off trial: availChanged leaves the index alone (they re-insert). */
   private quiet = false;
 
   constructor(cands: readonly Candidate[], random: () => number, cfg: NodeScoreConfig) {
@@ -197,14 +197,26 @@ class NodeScorePicker extends BasePicker {
 
   override release(candidateId: string, kind: string, slots = 1): void {
     const idx = this.indexOf(candidateId);
-    if (idx !== undefined && this.onTrial(idx)) {
-      // It answered: off trial. Move it to the group of its new flag in every view.
-      const places = this.placesOf(idx);
+    if (idx === undefined || !this.onTrial(idx)) return super.release(candidateId, kind, slots);
+    // It answered: off trial. One move in every view, to the group of its new flag and credits (not one
+    // for the flag, then one for the credits: at 20,000 agents most results are an agent's first). A
+    // view of `kind` not built yet is built by the release, with the credits before it: then two moves.
+    const places = this.placesOf(idx);
+    if (!this.built.some((v) => v.kind === kind)) {
       for (const [v, pos] of places) (v.ext as ScoreGroups).remove(pos);
       this.fig[FIG * idx + TRIAL] = 0;
       for (const [v, pos] of places) this.insert(v, pos);
+      return super.release(candidateId, kind, slots);
     }
-    super.release(candidateId, kind, slots);
+    for (const [v, pos] of places) (v.ext as ScoreGroups).remove(pos);
+    this.fig[FIG * idx + TRIAL] = 0;
+    this.quiet = true;
+    try {
+      super.release(candidateId, kind, slots);
+    } finally {
+      this.quiet = false;
+      for (const [v, pos] of places) this.insert(v, pos);
+    }
   }
 
   /** An agent's new figures (load, latency, success, free slots): taken in place, O(log n) per kind it serves. */
