@@ -261,16 +261,17 @@ describe(`link liveness (seed ${SEED})`, () => {
     // The fake parent: per stream, `mode` decides what it does after the hello.
     type Mode = 'welcome-then-silent' | 'silent' | 'keepalive';
     let mode: Mode = 'welcome-then-silent';
-    const opened: { mode: Mode; at: number; cancelledAt?: number }[] = [];
+    const opened: { mode: Mode; at: number; welcomedAt?: number; cancelledAt?: number }[] = [];
     const server = new grpc.Server();
     server.addService(LinkServiceService, {
       open: (call: grpc.ServerDuplexStream<OpenRequest, OpenResponse>) => {
-        const rec: { mode: Mode; at: number; cancelledAt?: number } = { mode, at: Date.now() };
+        const rec: (typeof opened)[number] = { mode, at: Date.now() };
         opened.push(rec);
         let ka: NodeJS.Timeout | undefined;
         call.on('data', (m: OpenRequest) => {
           if (m.msg?.$case !== 'hello') return;
           if (rec.mode === 'silent') return;
+          rec.welcomedAt = Date.now();
           call.write({
             msg: {
               $case: 'welcome',
@@ -307,9 +308,11 @@ describe(`link liveness (seed ${SEED})`, () => {
     const link = child.cell.parent!;
 
     // 1. Welcomed, then silence: parent_connected goes false after the timeout, the stream is cancelled.
-    await waitFor(() => link.connected, { timeoutMs: 5000, what: 'the child to be welcomed' });
-    const welcomedAt = Date.now();
+    // Timed from the welcome's writing (the parent's last word; the test sees the link connected later
+    // when this process stalls), with the stalls since it.
     const stalls = meter();
+    await waitFor(() => link.connected, { timeoutMs: 5000, what: 'the child to be welcomed' });
+    const welcomedAt = opened.at(-1)!.welcomedAt!;
     expect((await adminGetCell(child.address)).parentConnected).toBe(true);
     mode = 'silent'; // the next stream gets no welcome at all
     const lostAt = await waitFor(() => (!link.connected ? Date.now() : undefined), {
