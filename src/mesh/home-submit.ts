@@ -43,11 +43,14 @@ export interface SubmitHost {
   readonly path: string;
   readonly log: Logger;
   readonly scheduler: Scheduler;
+  /** Ids of the tasks this replica accepts. */
+  readonly ids: TaskIds;
   readonly d: {
     readonly ledger: Ledger;
     readonly ledgerLog: LedgerLog;
     readonly settings: CellSettings;
     readonly timers: CellTimers;
+    readonly tracer: CellTracer;
     wake(): void;
     leading(): boolean;
   };
@@ -111,13 +114,34 @@ export function submitTraced(
   );
 }
 
-/** Validate and accept specs at this (home) cell. Throws MeshError for the batch as a whole. */
+/** Validate and accept specs at this (home) cell. Rejects with a MeshError for the batch as a whole. */
 export async function acceptSpecs(
   h: SubmitHost,
   ids: TaskIds,
   specs: readonly TaskSpec[],
   trace?: SubmitTrace,
 ): Promise<SubmitOutcome[]> {
+  return acceptNow(h, ids, specs, trace);
+}
+
+/**
+ * acceptSpecs for the task service's own paths: the outcomes at once when no
+ * spec is logged and the cell does not trace (nothing to wait for), else a
+ * promise of them; throws a MeshError for the batch as a whole instead of
+ * rejecting. At 500 tasks/s a SubmitStream's batches hold one task each, and
+ * the promises, async frames and closures a batch went through were a fifth
+ * of the root's heap allocation per task (docs/mesh.md, "Session 11: the root").
+ */
+export function submitNow(h: SubmitHost, specs: readonly TaskSpec[]): SubmitOutcome[] | Promise<SubmitOutcome[]> {
+  return h.d.tracer.enabled ? submitTraced(h, h.ids, specs, h.d.tracer) : acceptNow(h, h.ids, specs);
+}
+
+function acceptNow(
+  h: SubmitHost,
+  ids: TaskIds,
+  specs: readonly TaskSpec[],
+  trace?: SubmitTrace,
+): SubmitOutcome[] | Promise<SubmitOutcome[]> {
   const { ledger, ledgerLog, settings } = h.d;
   h.mustLead();
   for (const spec of specs) {
@@ -175,28 +199,41 @@ export async function acceptSpecs(
     const rs = ledger.apply({ type: 'accepted', tasks: none });
     for (let j = 0; j < rs.length; j++) res[noneAt[j]!] = rs[j]!;
   }
-  if (logged !== undefined) {
-    // One proposal per ~1 MiB of specs: a Raft entry must fit in one gRPC message to the followers.
-    const chunks = chunkBySize(logged);
-    // A task that can be placed now starts in the same entry (start-at-accept.ts): one commit, not two.
-    const answers = await Promise.all(
-      chunks.map((c) => {
-        const plan = h.atAccept.plan(c);
-        return ledgerLog.propose([{ type: 'accepted', tasks: c }, ...plan.cmds]).then(
-          (rs) => {
-            h.atAccept.committed(plan, rs[1]);
-            return rs;
-          },
-          (err: unknown) => {
-            h.atAccept.failed(plan, err);
-            throw err;
-          },
-        );
-      }),
-    );
+  if (logged === undefined) return outcomesOf(h, fresh, out, res);
+  const at = loggedAt!;
+  // One proposal per ~1 MiB of specs: a Raft entry must fit in one gRPC message to the followers.
+  const chunks = chunkBySize(logged);
+  // A task that can be placed now starts in the same entry (start-at-accept.ts): one commit, not two.
+  const answers = Promise.all(
+    chunks.map((c) => {
+      const plan = h.atAccept.plan(c);
+      return ledgerLog.propose([{ type: 'accepted', tasks: c }, ...plan.cmds]).then(
+        (rs) => {
+          h.atAccept.committed(plan, rs[1]);
+          return rs;
+        },
+        (err: unknown) => {
+          h.atAccept.failed(plan, err);
+          throw err;
+        },
+      );
+    }),
+  );
+  return answers.then((all) => {
     let j = 0;
-    for (const [rs] of answers) for (const r of rs!) res[loggedAt![j++]!] = r;
-  }
+    for (const [rs] of all) for (const r of rs!) res[at[j++]!] = r;
+    return outcomesOf(h, fresh, out, res);
+  });
+}
+
+/** The answers in the caller's order, once every new task's `accepted` applied; queues what is to be queued. */
+function outcomesOf(
+  h: SubmitHost,
+  fresh: readonly AcceptedTask[],
+  out: readonly (SubmitOutcome | number)[],
+  res: readonly ApplyResult[],
+): SubmitOutcome[] {
+  const ledger = h.d.ledger;
   const outcomes: SubmitOutcome[] = [];
   for (const o of out) {
     if (typeof o !== 'number') {

@@ -80,7 +80,7 @@ export class Home {
   /** Failover and repair: back on track from the ledger (home-recovery.ts). */
   readonly recovery: HomeRecovery;
   /** Ids of the tasks this replica accepts (home-submit.ts). */
-  private readonly ids: TaskIds;
+  readonly ids: TaskIds;
   /** Home tasks waiting for their concurrency or rate-limit key (src/flow/gate.ts): soft, the leader's. */
   readonly flow: FlowGate<WorkItem>;
   /** Lingering permits whose return is proposed and not yet applied (once each). */

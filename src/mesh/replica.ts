@@ -4,7 +4,6 @@
 import type { Server, ServerCredentials, ServerDuplexStream, ServerInterceptor } from '@grpc/grpc-js';
 import { AgentServiceService, type ConnectRequest, type ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import type { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
-import { TaskServiceService } from '../gen/meshlb/v1/task.js';
 import { AdminServiceService } from '../gen/meshlb/v1/admin.js';
 import { startReplicaServer, type ReplicaServer, type ServiceEntry } from '../admin/grpc-server.js';
 import { Admin } from '../admin/admin-service.js';
@@ -19,7 +18,7 @@ import type { Transport } from '../util/transport.js';
 import { ParentLink } from './parent-link.js';
 import { encodeConnectResponse } from './wire-codec.js';
 import { raftCell, type RaftCell } from './raft-cell.js';
-import { TaskService } from './task-service.js';
+import { TASK_SERVICE, TaskService } from './task-service.js';
 import { logger } from '../util/log.js';
 import type { CellOptions } from './types.js';
 import type { ReplicaSecurity } from '../security/replica-security.js';
@@ -118,7 +117,7 @@ export class Replica {
   async start(): Promise<this> {
     const cell = this.cell;
     const services: ServiceEntry[] = [
-      { definition: tolerantService(TaskServiceService), implementation: this.tasks.implementation() },
+      { definition: tolerantService(TASK_SERVICE), implementation: this.tasks.implementation() },
       { definition: tolerantService(AdminServiceService), implementation: this.admin.implementation() },
     ];
     if (cell.agents) {

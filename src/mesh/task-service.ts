@@ -39,11 +39,14 @@ import type {
   WatchRequest,
   WatchResponse,
 } from '../gen/meshlb/v1/task.js';
+import { TaskServiceService } from '../gen/meshlb/v1/task.js';
+import { encodeSubmitBatchResponse, encodeSubmitStreamResponse } from './wire-codec.js';
 import { checkLength, invalidArgument, notFound, notLeader, toServiceError } from '../util/errors.js';
 import { clip, LIMITS } from '../util/limits.js';
 import { toMeshError } from '../util/raft-status.js';
 import { isUndecodable, safePeer } from './grpc-util.js';
-import type { Home } from './home.js';
+import type { Home, SubmitOutcome } from './home.js';
+import { submitNow } from './home-submit.js';
 import type { CellMeter } from './meter.js';
 import { isTerminal, toProtoTask, type TaskRecord } from './ledger.js';
 import { ReadBarrier } from './read-barrier.js';
@@ -62,6 +65,13 @@ import { serveSubmitStream } from './task-stream.js';
 import { TaskWatchers } from './task-watch.js';
 import { serveWatchMany } from './task-watch-many.js';
 import { MAX_BATCH, validateSpec } from './task-validate.js';
+
+/** TaskService as a replica serves it: its submit answers written on the shared writer (wire-codec.ts). */
+export const TASK_SERVICE = {
+  ...TaskServiceService,
+  submitStream: { ...TaskServiceService.submitStream, responseSerialize: encodeSubmitStreamResponse },
+  submitBatch: { ...TaskServiceService.submitBatch, responseSerialize: encodeSubmitBatchResponse },
+};
 
 /** What the service needs of its cell (Cell implements it). */
 export interface TaskCell {
@@ -231,10 +241,19 @@ export class TaskService {
         this.relay(call, cb, to, 'submitBatch', req);
         return;
       }
-      this.submitMany(req.tasks, LOCAL).then(
-        (items) => cb(null, { items }),
-        (err: unknown) => this.fail(cb, err, 'submit batch failed', safePeer(call)),
-      );
+      let items: SubmitBatchItem[] | Promise<SubmitBatchItem[]>;
+      try {
+        items = this.submitMany(req.tasks, LOCAL);
+      } catch (err) {
+        items = Promise.reject(err);
+      }
+      // Answered in this turn when nothing was to wait for (submitNow, home-submit.ts).
+      if (Array.isArray(items)) cb(null, { items });
+      else
+        items.then(
+          (items) => cb(null, { items }),
+          (err: unknown) => this.fail(cb, err, 'submit batch failed', safePeer(call)),
+        );
     } catch (err) {
       this.fail(cb, err, 'submit batch refused', safePeer(call));
     }
@@ -243,14 +262,15 @@ export class TaskService {
   /**
    * One item per spec, in order; a bad spec fails alone, saturation (or a
    * failed forward) fails the batch. Forwarded: the good specs go to the
-   * leader as one SubmitBatch.
+   * leader as one SubmitBatch. Local: the items at once when the home had
+   * nothing to wait for (submitNow); throws instead of rejecting.
    */
-  private async submitMany(
+  private submitMany(
     specs: readonly (TaskSpec | undefined)[],
     to: WriteRoute,
     deadline: Deadline = Infinity,
     upstream?: Set<Cancellable>,
-  ): Promise<SubmitBatchItem[]> {
+  ): SubmitBatchItem[] | Promise<SubmitBatchItem[]> {
     const now = this.home.scheduler.now();
     const items: SubmitBatchItem[] = new Array(specs.length);
     const good: TaskSpec[] = [];
@@ -270,23 +290,27 @@ export class TaskService {
     if (bad > 0) this.home.log.warn({ bad, of: specs.length }, 'submit batch: invalid specs refused');
     if (good.length === 0) return items;
     if (to.type === 'forward') {
-      const res = await this.forwarder.forward(to, 'submitBatch', { tasks: good }, deadline, upstream);
-      for (let j = 0; j < where.length; j++) {
-        items[where[j]!] = res.items[j] ?? {
-          taskId: '',
-          existing: false,
-          code: status.INTERNAL,
-          message: 'the leader answered fewer items than sent',
-          retryAfterMs: 0,
-        };
+      return this.forwarder.forward(to, 'submitBatch', { tasks: good }, deadline, upstream).then((res) => {
+        for (let j = 0; j < where.length; j++) {
+          items[where[j]!] = res.items[j] ?? {
+            taskId: '',
+            existing: false,
+            code: status.INTERNAL,
+            message: 'the leader answered fewer items than sent',
+            retryAfterMs: 0,
+          };
+        }
+        return items;
+      });
+    }
+    const fill = (outs: readonly SubmitOutcome[]): SubmitBatchItem[] => {
+      for (let j = 0; j < outs.length; j++) {
+        items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '', retryAfterMs: 0 };
       }
       return items;
-    }
-    const outs = await this.home.submit(good);
-    for (let j = 0; j < outs.length; j++) {
-      items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '', retryAfterMs: 0 };
-    }
-    return items;
+    };
+    const outs = submitNow(this.home, good);
+    return Array.isArray(outs) ? fill(outs) : outs.then(fill);
   }
 
   private submitStream(call: ServerDuplexStream<SubmitStreamRequest, SubmitStreamResponse>): void {

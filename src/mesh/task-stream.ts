@@ -23,12 +23,15 @@ export interface SubmitStreamDeps {
   readonly home: Home;
   /** Where the next batch goes (throws while no leader is ready). */
   route(): WriteRoute;
-  /** One item per spec, in order (bad specs fail alone); rejects for the whole batch. */
+  /**
+   * One item per spec, in order (bad specs fail alone), at once when nothing was to wait for; throws or
+   * rejects for the whole batch.
+   */
   submitMany(
     specs: readonly (TaskSpec | undefined)[],
     to: WriteRoute,
     upstream: Set<Cancellable>,
-  ): Promise<SubmitBatchItem[]>;
+  ): SubmitBatchItem[] | Promise<SubmitBatchItem[]>;
   /** Count a refused request (metrics). */
   rejected(code: status): void;
   /** The set of calls forwarded for this stream, cancelled when the stream is. */
@@ -41,8 +44,18 @@ export function serveSubmitStream(
 ): void {
   const home = d.home;
   let open = true;
-  // Responses keep request order: each write waits for the ones before it.
+  // Responses keep request order: each write waits for the ones before it. A batch answered at once
+  // (submitNow, home-submit.ts) is written at once when no write waits on the chain: no promise per batch.
   let chain: Promise<void> = Promise.resolve();
+  /** Writes chained and not yet run. */
+  let waiting = 0;
+  const later = (write: () => void): void => {
+    waiting++;
+    chain = chain.then(() => {
+      waiting--;
+      if (open) write();
+    });
+  };
   let pending: SubmitStreamRequest[] = [];
   let scheduled = false;
   /** The leader last forwarded to: its hint goes in the trailers. */
@@ -73,52 +86,65 @@ export function serveSubmitStream(
     unread = false;
     pace();
   });
-  const itemsFor = async (batch: SubmitStreamRequest[]): Promise<SubmitBatchItem[]> => {
+  const itemsFor = (batch: SubmitStreamRequest[]): SubmitBatchItem[] | Promise<SubmitBatchItem[]> => {
     try {
       const to = d.route();
       if (to.type === 'forward') forwardedTo = to;
-      return await d.submitMany(
-        batch.flatMap((r) => (r.tasks.length > 0 ? r.tasks : [r.task])),
+      const items = d.submitMany(
+        batch.length === 1 && batch[0]!.tasks.length === 0
+          ? [batch[0]!.task]
+          : batch.flatMap((r) => (r.tasks.length > 0 ? r.tasks : [r.task])),
         to,
         upstream,
       );
+      return Array.isArray(items) ? items : items.catch((err: unknown) => refused(batch, err));
     } catch (err) {
-      // Saturation, no leader, a failed forward: every request of the batch gets that status.
-      const se = toServiceError(toMeshError(err));
-      // One line per refused batch, as a refused unary Submit logs one.
-      const level = se.code === status.INTERNAL ? 'error' : 'warn';
-      home.log[level](
-        { code: se.code, err: se.details, items: batch.length, peer: safePeer(call) },
-        'submit stream: batch refused',
-      );
-      const retryAfterMs = Number(se.metadata?.get(RETRY_AFTER_TRAILER)[0] ?? 0) || 0;
-      return batch.flatMap((r) =>
-        (r.tasks.length > 0 ? r.tasks : [r.task]).map(() => ({
-          taskId: '',
-          existing: false,
-          code: se.code ?? status.INTERNAL,
-          message: se.details ?? '',
-          retryAfterMs,
-        })),
-      );
+      return refused(batch, err);
     }
+  };
+  const refused = (batch: SubmitStreamRequest[], err: unknown): SubmitBatchItem[] => {
+    // Saturation, no leader, a failed forward: every request of the batch gets that status.
+    const se = toServiceError(toMeshError(err));
+    // One line per refused batch, as a refused unary Submit logs one.
+    const level = se.code === status.INTERNAL ? 'error' : 'warn';
+    home.log[level](
+      { code: se.code, err: se.details, items: batch.length, peer: safePeer(call) },
+      'submit stream: batch refused',
+    );
+    const retryAfterMs = Number(se.metadata?.get(RETRY_AFTER_TRAILER)[0] ?? 0) || 0;
+    return batch.flatMap((r) =>
+      (r.tasks.length > 0 ? r.tasks : [r.task]).map(() => ({
+        taskId: '',
+        existing: false,
+        code: se.code ?? status.INTERNAL,
+        message: se.details ?? '',
+        retryAfterMs,
+      })),
+    );
+  };
+  const answerAll = (batch: SubmitStreamRequest[], items: SubmitBatchItem[]): void => {
+    let at = 0;
+    for (const r of batch) {
+      const n = r.tasks.length;
+      if (n === 0) answer({ requestId: r.requestId, item: items[at++], items: [] });
+      else answer({ requestId: r.requestId, item: undefined, items: items.slice(at, (at += n)) });
+    }
+    pace();
   };
   const flush = (): void => {
     scheduled = false;
     const batch = pending;
     pending = [];
     const work = itemsFor(batch);
-    chain = chain.then(async () => {
-      const items = await work;
-      if (!open) return;
-      let at = 0;
-      for (const r of batch) {
-        const n = r.tasks.length;
-        if (n === 0) answer({ requestId: r.requestId, item: items[at++], items: [] });
-        else answer({ requestId: r.requestId, item: undefined, items: items.slice(at, (at += n)) });
-      }
-      pace();
-    });
+    if (!Array.isArray(work)) {
+      waiting++;
+      chain = chain.then(async () => {
+        const items = await work;
+        waiting--;
+        if (open) answerAll(batch, items);
+      });
+    } else if (waiting > 0) later(() => answerAll(batch, work));
+    else if (open) answerAll(batch, work);
   };
   call.on('data', (req: SubmitStreamRequest) => {
     if (!open) return;
@@ -135,8 +161,7 @@ export function serveSubmitStream(
     const why = req.tasks.length > 0 ? batchProblem(req) : validateSpec(req.task, home.settings, home.scheduler.now());
     if (why) {
       if (pending.length > 0) flush(); // what came before is answered first
-      chain = chain.then(() => {
-        if (!open) return;
+      later(() => {
         const item = { taskId: '', existing: false, code: status.INVALID_ARGUMENT, message: why, retryAfterMs: 0 };
         if (req.tasks.length > 0)
           home.log.warn({ peer: safePeer(call), items: req.tasks.length, err: why }, 'submit stream: batch refused');

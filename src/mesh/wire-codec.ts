@@ -22,7 +22,7 @@
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
-import { Dispatch, TaskResult } from '../gen/meshlb/v1/task.js';
+import { Dispatch, SubmitBatchResponse, SubmitStreamResponse, TaskResult } from '../gen/meshlb/v1/task.js';
 
 const RAW = Symbol('meshlb.wire.raw');
 
@@ -114,6 +114,13 @@ export const encodeConnectResponse = (m: ConnectResponse): Buffer =>
     if (msg?.$case === 'assignments') writeList(AGENT_ASSIGNMENTS, msg.value.tasks, encDispatch);
     else ConnectResponse.encode(m, writer);
   });
+
+// A home cell's answers to SubmitStream and SubmitBatch on the shared writer: the generated
+// serializers make a writer and copy its bytes for every answer (one per task at low rates).
+export const encodeSubmitStreamResponse = (m: SubmitStreamResponse): Buffer =>
+  encodeWith(() => SubmitStreamResponse.encode(m, writer));
+export const encodeSubmitBatchResponse = (m: SubmitBatchResponse): Buffer =>
+  encodeWith(() => SubmitBatchResponse.encode(m, writer));
 
 /**
  * `bytes` as one length-delimited field `tag` holding only repeated field 1 (a list of items),
