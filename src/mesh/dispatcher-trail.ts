@@ -9,7 +9,7 @@
 // hundred agents), so a cell scores at most EXPLAIN_PER_SECOND decisions a
 // second (a token bucket); past it a decision still names where the task went,
 // unscored. No task waits for it: the dispatcher records after the pick.
-import type { Explanation } from '../policies/index.js';
+import { explanationOf, madeUnder, type Explanation, type ScoreRule } from '../policies/index.js';
 import type { WorkItem } from './types.js';
 
 /** Decisions a cell keeps (the ring). */
@@ -40,7 +40,13 @@ export interface Decision {
   readonly note: string;
 }
 
-/** A ring slot: written in place for each decision (no allocation per task), copied out when read. */
+/**
+ * A ring slot: written in place for each decision (no allocation per task), copied out when read. An
+ * explanation made by explainView is kept as its rule and figures: its listed candidates go into the
+ * trail's typed arrays (Figures), so the objects a decision came with die young instead of being copied
+ * by every scavenge while the decision stays in the ring (1-2 s at 500 tasks/s; docs/mesh.md, "Session
+ * 11: the root"). Another explanation is kept as it is (`explanation`).
+ */
 interface Slot {
   taskId: string;
   attempt: number;
@@ -51,6 +57,64 @@ interface Slot {
   chosen: string;
   explanation: Explanation | undefined;
   note: string;
+  /** The kept explanation's rule (undefined: none kept as figures), totals and candidates listed. */
+  rule: ScoreRule | undefined;
+  total: number;
+  eligible: number;
+  listed: number;
+}
+
+/** The candidates each slot lists, TRAIL_CANDIDATES a slot. */
+class Figures {
+  readonly ids: string[];
+  readonly whyNot: string[];
+  readonly scores: Float64Array;
+  readonly credits: Float64Array;
+  readonly eligible: Uint8Array;
+
+  constructor(n: number) {
+    this.ids = new Array<string>(n).fill('');
+    this.whyNot = new Array<string>(n).fill('');
+    this.scores = new Float64Array(n);
+    this.credits = new Float64Array(n);
+    this.eligible = new Uint8Array(n);
+  }
+
+  /** Keep `e` in slot `s` (number `i`) if it is explainView's; false if not. */
+  keep(s: Slot, i: number, e: Explanation): boolean {
+    const made = madeUnder(e);
+    if (made === undefined || made.chosen !== s.chosen || e.candidates.length > TRAIL_CANDIDATES) return false;
+    const c = e.candidates;
+    for (let j = 0, at = i * TRAIL_CANDIDATES; j < c.length; j++, at++) {
+      const m = c[j]!;
+      this.ids[at] = m.id;
+      this.whyNot[at] = m.whyNot;
+      this.scores[at] = m.score;
+      this.credits[at] = m.credits;
+      this.eligible[at] = m.eligible ? 1 : 0;
+    }
+    s.rule = made.scoreRule;
+    s.total = e.total;
+    s.eligible = e.eligible;
+    s.listed = c.length;
+    return true;
+  }
+
+  /** Slot `s`'s explanation again (a new object each read). */
+  explanation(s: Slot, i: number): Explanation | undefined {
+    if (s.rule === undefined) return s.explanation;
+    const listed = [];
+    for (let j = 0, at = i * TRAIL_CANDIDATES; j < s.listed; j++, at++) {
+      listed.push({
+        id: this.ids[at]!,
+        score: this.scores[at]!,
+        eligible: this.eligible[at] === 1,
+        whyNot: this.whyNot[at]!,
+        credits: this.credits[at]!,
+      });
+    }
+    return explanationOf(s.rule, s.chosen, listed, s.total, s.eligible);
+  }
 }
 
 export class Trail {
@@ -77,8 +141,15 @@ export class Trail {
       chosen: '',
       explanation: undefined,
       note: '',
+      rule: undefined,
+      total: 0,
+      eligible: 0,
+      listed: 0,
     }));
+    this.figures = new Figures(capacity * TRAIL_CANDIDATES);
   }
+
+  private readonly figures: Figures;
 
   private tokens = EXPLAIN_PER_SECOND;
   private refilledMs = Number.NEGATIVE_INFINITY;
@@ -129,7 +200,8 @@ export class Trail {
     s.policy = policy;
     s.action = action;
     s.chosen = chosen;
-    s.explanation = explanation;
+    s.rule = undefined;
+    s.explanation = explanation !== undefined && this.figures.keep(s, i, explanation) ? undefined : explanation;
     s.note = note;
     if (item.attempt === 0) this.unnumbered.set(item.taskId, i);
     this.index = undefined;
@@ -148,7 +220,11 @@ export class Trail {
   /** The latest decision about the task here, if still in the ring. */
   latest(taskId: string): Decision | undefined {
     const i = this.indexed().get(taskId);
-    return i === undefined ? undefined : { ...this.ring[i]! };
+    if (i === undefined) return undefined;
+    const s = this.ring[i]!;
+    const { atMs, policy, action, chosen, note } = s;
+    const explanation = this.figures.explanation(s, i);
+    return { taskId, attempt: s.attempt, kind: s.kind, atMs, policy, action, chosen, explanation, note };
   }
 
   /** Tasks with a decision in the ring. */

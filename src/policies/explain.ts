@@ -186,8 +186,8 @@ class Explained implements Explanation {
   private worded: string | undefined;
 
   constructor(
-    private readonly scoreRule: ScoreRule,
-    private readonly chosen: string,
+    readonly scoreRule: ScoreRule,
+    readonly chosen: string,
     readonly candidates: ScoredCandidate[],
     readonly total: number,
     readonly eligible: number,
@@ -210,6 +210,26 @@ class Explained implements Explanation {
     const { score, rule, why, candidates, total, eligible } = this;
     return { score, rule, why, candidates, total, eligible };
   }
+}
+
+/**
+ * What a compact store keeps of an explanation besides its figures (dispatcher-trail.ts keeps those in
+ * typed arrays, so a decision held for seconds is no object a scavenge copies): the rule it was made
+ * under and the chosen one; undefined for one made other than by explainView.
+ */
+export function madeUnder(e: Explanation): { readonly scoreRule: ScoreRule; readonly chosen: string } | undefined {
+  return e instanceof Explained ? e : undefined;
+}
+
+/** The explanation again from what madeUnder and the figures kept: it answers as the one explainView made. */
+export function explanationOf(
+  rule: ScoreRule,
+  chosen: string,
+  listed: ScoredCandidate[],
+  total: number,
+  eligible: number,
+): Explanation {
+  return new Explained(rule, chosen, listed, total, eligible);
 }
 
 function why(rule: ScoreRule, pick: ScoredCandidate | undefined, rest: ScoredCandidate[], eligible: number): string {

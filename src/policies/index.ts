@@ -38,6 +38,7 @@ export {
   DEFAULT_POLICY_BY_TIER,
 } from './registry.js';
 export { PolicyConfigError } from './config.js';
+export { explanationOf, madeUnder } from './explain.js';
 export { BasePicker, KindView } from './picker.js';
 export { QUEUE_HELD, HOLD_GAIN, HOLD_SCAN, holdForAnswer, holdForFaster, mayHold, type Faster } from './hold-back.js';
 export { makeCandidate, type CandidateInit } from './candidate.js';
