@@ -148,9 +148,7 @@ function acceptNow(
     const why = keyedRefusal(spec, h.path, ledger.flow);
     if (why) throw new MeshError(why.code, why.message);
   }
-  const repeated = (s: TaskSpec): boolean => s.idempotencyKey !== '' && ledger.idForKey(s.idempotencyKey) !== undefined;
-  const shared = (s: TaskSpec): boolean => ledger.flow.shares.applies(s);
-  const gang = gangRefusal(specs, h.path, gangsOf(ledger), repeated, shared);
+  const gang = hasGang(specs) ? gangRefusalAt(h.path, ledger, specs) : undefined;
   if (gang) {
     h.log.warn({ code: gang.code, why: gang.message }, 'submit: gang refused');
     throw new MeshError(gang.code, gang.message);
@@ -264,6 +262,19 @@ function outcomesOf(
   }
   h.d.wake();
   return outcomes;
+}
+
+/** Whether any spec names a gang (most batches: none, and nothing more to check). */
+function hasGang(specs: readonly TaskSpec[]): boolean {
+  for (const s of specs) if (s.gangId) return true;
+  return false;
+}
+
+/** gang-index.ts's refusal for a batch at this cell, if any. */
+function gangRefusalAt(path: string, ledger: Ledger, specs: readonly TaskSpec[]): ReturnType<typeof gangRefusal> {
+  const repeated = (s: TaskSpec): boolean => s.idempotencyKey !== '' && ledger.idForKey(s.idempotencyKey) !== undefined;
+  const shared = (s: TaskSpec): boolean => ledger.flow.shares.applies(s);
+  return gangRefusal(specs, path, gangsOf(ledger), repeated, shared);
 }
 
 function chunkBySize(tasks: AcceptedTask[]): AcceptedTask[][] {

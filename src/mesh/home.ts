@@ -36,7 +36,7 @@ import { HomeRecovery } from './home-recovery.js';
 import { submitTraced, TaskIds, type SubmitOutcome } from './home-submit.js';
 import { DebounceHold, withLedgerSpec } from './debounce-hold.js';
 import { HomeCheckpoints, resumableOf } from './home-checkpoints.js';
-import { StartAtAccept, startsDecided, type StartOut } from './start-at-accept.js';
+import { dispatchedOf, itemLogged, StartAtAccept, startsDecided, type StartOut } from './start-at-accept.js';
 import type { RouteTable } from './routes.js';
 import type { CellTracer } from './tracer.js';
 import type { Scheduler } from './scheduler.js';
@@ -169,39 +169,33 @@ export class Home {
   startAttempts(items: readonly WorkItem[], out: StartOut): void {
     if (items.length === 0) return;
     const { ledger, ledgerLog } = this.d;
-    const logged: WorkItem[] = [];
-    const none: WorkItem[] = [];
-    for (const it of items) (isLogged(it.spec) ? logged : none).push(it);
+    // A pump's new tasks are mostly of one durability: then `items` is that list as it is (no copy, no closure).
+    const mixed = items.some(itemLogged);
+    const none = mixed ? items.filter((it) => !itemLogged(it)) : items;
     const atMs = this.scheduler.now();
     // An admitted start (flow gate: keys, tenant shares) stays pending, its child's credit promised, until decided.
-    const settle = (list: WorkItem[]): void => startsDecided(list, this.flow, out);
-    const cmd = (list: WorkItem[]): LedgerCommand => ({
-      type: 'dispatched',
-      refs: list.map((it) => ({ id: it.taskId, attempt: (ledger.live(it.taskId)?.attempt ?? 0) + 1 })),
-      atMs,
-    });
     if (none.length > 0) {
-      this.started(none, ledger.apply(cmd(none)), out.send);
-      settle(none);
+      this.started(none, ledger.apply(dispatchedOf(ledger, none, atMs)), out.send);
+      startsDecided(none, this.flow, out);
     }
-    if (logged.length > 0) {
-      // Checkpoints not logged yet go first, in the same entry: the new attempts resume from them.
-      const before = this.checkpoints.takePending(logged);
-      ledgerLog.propose([...before, cmd(logged)]).then(
-        (rs) => {
-          settle(logged);
-          this.started(logged, rs[before.length]!, out.send);
-        },
-        // The items left the queue: repair() queues them again (or leases them, if the command commits late).
-        (err: unknown) => {
-          settle(logged);
-          this.recovery.proposalFailed(err, 'dispatch');
-        },
-      );
-    }
+    if (!mixed) return;
+    const logged = items.filter(itemLogged);
+    // Checkpoints not logged yet go first, in the same entry: the new attempts resume from them.
+    const before = this.checkpoints.takePending(logged);
+    ledgerLog.propose([...before, dispatchedOf(ledger, logged, atMs)]).then(
+      (rs) => {
+        startsDecided(logged, this.flow, out);
+        this.started(logged, rs[before.length]!, out.send);
+      },
+      // The items left the queue: repair() queues them again (or leases them, if the command commits late).
+      (err: unknown) => {
+        startsDecided(logged, this.flow, out);
+        this.recovery.proposalFailed(err, 'dispatch');
+      },
+    );
   }
 
-  started(items: WorkItem[], results: ApplyResult[], send: (item: WorkItem) => void): void {
+  started(items: readonly WorkItem[], results: ApplyResult[], send: (item: WorkItem) => void): void {
     // Committed after this replica stopped leading: the new leader leases these attempts from its ledger.
     if (!this.d.leading()) return;
     const { routes, timers } = this.d;

@@ -37,7 +37,7 @@
 import { isGated } from '../flow/gate.js';
 import type { FlowState } from '../flow/flow-state.js';
 import type { TaskSpec } from '../gen/meshlb/v1/task.js';
-import { isLogged, type AcceptedTask, type ApplyResult, type LedgerCommand } from './ledger.js';
+import { isLogged, type AcceptedTask, type ApplyResult, type Ledger, type LedgerCommand } from './ledger.js';
 import type { Scheduler } from './scheduler.js';
 import { leaseFor, type CellSettings } from './settings.js';
 import { slotsOf } from './slot-map.js';
@@ -61,6 +61,19 @@ export function startsDecided(
     flow.settled(it);
     out.decided(it);
   }
+}
+
+/** Whether a work item's task is logged (replicated). */
+export const itemLogged = (it: WorkItem): boolean => isLogged(it.spec);
+
+/** The `dispatched` command starting the next attempt of each of `items` (home tasks in the ledger). */
+export function dispatchedOf(ledger: Ledger, items: readonly WorkItem[], atMs: number): LedgerCommand {
+  const refs = new Array<{ id: string; attempt: number }>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const id = items[i]!.taskId;
+    refs[i] = { id, attempt: (ledger.live(id)?.attempt ?? 0) + 1 };
+  }
+  return { type: 'dispatched', refs, atMs };
 }
 
 /** The dispatcher's side: route new home items now (or not), and where started ones go. */

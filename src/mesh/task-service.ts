@@ -91,6 +91,14 @@ export interface TaskServiceOptions {
   readonly credentials?: ChannelCredentials | undefined;
 }
 
+/** `items` with the accepted ones' answers at their places `where`. */
+function filled(items: SubmitBatchItem[], where: readonly number[], outs: readonly SubmitOutcome[]): SubmitBatchItem[] {
+  for (let j = 0; j < outs.length; j++) {
+    items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '', retryAfterMs: 0 };
+  }
+  return items;
+}
+
 /** A task id a caller sent: required, and within its limit before any lookup. */
 function checkTaskId(id: string): void {
   if (!id) throw invalidArgument('task_id is required');
@@ -303,14 +311,8 @@ export class TaskService {
         return items;
       });
     }
-    const fill = (outs: readonly SubmitOutcome[]): SubmitBatchItem[] => {
-      for (let j = 0; j < outs.length; j++) {
-        items[where[j]!] = { taskId: outs[j]!.id, existing: outs[j]!.existing, code: 0, message: '', retryAfterMs: 0 };
-      }
-      return items;
-    };
     const outs = submitNow(this.home, good);
-    return Array.isArray(outs) ? fill(outs) : outs.then(fill);
+    return Array.isArray(outs) ? filled(items, where, outs) : outs.then((o) => filled(items, where, o));
   }
 
   private submitStream(call: ServerDuplexStream<SubmitStreamRequest, SubmitStreamResponse>): void {
