@@ -16,6 +16,10 @@ import { Cell } from '../../src/mesh/cell.js';
 import { MAX_BATCH } from '../../src/mesh/task-validate.js';
 import { tolerantService } from '../../src/mesh/grpc-util.js';
 import { TaskService } from '../../src/mesh/task-service.js';
+import { serveSubmitStream } from '../../src/mesh/task-stream.js';
+import { LOCAL } from '../../src/mesh/task-forward.js';
+import type { SubmitBatchItem, SubmitStreamRequest } from '../../src/gen/meshlb/v1/task.js';
+import { EventEmitter } from 'node:events';
 import { parseTopology } from '../../src/topology/parse.js';
 
 const TOPOLOGY = parseTopology(`
@@ -115,5 +119,60 @@ describe('SubmitStream at the leader', () => {
     ]);
     // Nothing of the refused requests 3 and 4 was submitted.
     expect(cell.ledger.size).toBe(6);
+  });
+});
+
+describe('SubmitStream: batches answered at once and later', () => {
+  // A batch the home answers at once (NONE tasks, submitNow) is written at once only when no earlier
+  // batch's answer is still waiting (a LOGGED one, a forward): otherwise it waits its turn.
+  it('keeps request order when a batch answered at once follows one still waiting', async () => {
+    const cell = new Cell(TOPOLOGY, TOPOLOGY.byPath.get('/')!, 1, { seed: 11 });
+    cleanups.push(() => cell.close());
+    const written: number[] = [];
+    const call = Object.assign(new EventEmitter(), {
+      writableLength: 0,
+      write: (r: SubmitStreamResponse) => void written.push(Number(r.requestId)),
+      pause: () => undefined,
+      resume: () => undefined,
+      end: () => undefined,
+    });
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    const item = (n: number): SubmitBatchItem => ({
+      taskId: `t${n}`,
+      existing: false,
+      code: 0,
+      message: '',
+      retryAfterMs: 0,
+    });
+    let batches = 0;
+    serveSubmitStream(call as never, {
+      home: cell.home,
+      route: () => LOCAL,
+      // The first batch waits (as a LOGGED one waits for its commit); the others are answered at once.
+      submitMany: (specs) => {
+        const n = batches++;
+        const items = specs.map((_, i) => item(10 * n + i));
+        return n === 0 ? held.then(() => items) : items;
+      },
+      rejected: () => undefined,
+      upstreamOf: () => new Set(),
+    });
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const send = (id: number): boolean =>
+      call.emit('data', { requestId: id, task: TaskSpec.fromPartial({ kind: 'echo' }) } as SubmitStreamRequest);
+    send(0);
+    await turn();
+    send(1);
+    send(2);
+    await turn();
+    expect(batches).toBe(2);
+    expect(written).toEqual([]); // the second batch waits for the first
+    release();
+    await turn();
+    expect(written).toEqual([0, 1, 2]);
+    send(3);
+    await turn();
+    expect(written).toEqual([0, 1, 2, 3]); // nothing waiting: answered in the turn it was flushed
   });
 });
