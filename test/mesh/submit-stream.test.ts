@@ -18,7 +18,7 @@ import { tolerantService } from '../../src/mesh/grpc-util.js';
 import { TaskService } from '../../src/mesh/task-service.js';
 import { serveSubmitStream } from '../../src/mesh/task-stream.js';
 import { LOCAL } from '../../src/mesh/task-forward.js';
-import type { SubmitBatchItem, SubmitStreamRequest } from '../../src/gen/meshlb/v1/task.js';
+import { SubmitStreamRequest, type SubmitBatchItem } from '../../src/gen/meshlb/v1/task.js';
 import { EventEmitter } from 'node:events';
 import { parseTopology } from '../../src/topology/parse.js';
 
@@ -160,7 +160,10 @@ describe('SubmitStream: batches answered at once and later', () => {
     });
     const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
     const send = (id: number): boolean =>
-      call.emit('data', { requestId: id, task: TaskSpec.fromPartial({ kind: 'echo' }) } as SubmitStreamRequest);
+      call.emit(
+        'data',
+        SubmitStreamRequest.fromPartial({ requestId: id, task: TaskSpec.fromPartial({ kind: 'echo' }) }),
+      );
     send(0);
     await turn();
     send(1);
