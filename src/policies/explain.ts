@@ -136,7 +136,7 @@ export function explainView(
     total++;
     if (listed.length < limit) listed.push({ id: c.id, score: NaN, eligible: false, whyNot: 'draining', credits: 0 });
   }
-  return explained(rule, chosen, listed, total, eligible);
+  return explanationOf(rule, chosen, listed, total, eligible);
 }
 
 /** One listed member, from the scratch figures of the pass. */
@@ -159,20 +159,6 @@ function before(okA: number, a: number, okB: number, b: number): boolean {
   if (okA !== okB) return okA > okB;
   if (Number.isNaN(b)) return !Number.isNaN(a);
   return a < b;
-}
-
-/**
- * The explanation of a pick from the candidates listed (the chosen one first,
- * then the best others, as BasePicker.explain chose them), with why it won.
- */
-function explained(
-  rule: ScoreRule,
-  chosen: string,
-  listed: ScoredCandidate[],
-  total: number,
-  eligible: number,
-): Explanation {
-  return new Explained(rule, chosen, listed, total, eligible);
 }
 
 /**
@@ -221,7 +207,11 @@ export function madeUnder(e: Explanation): { readonly scoreRule: ScoreRule; read
   return e instanceof Explained ? e : undefined;
 }
 
-/** The explanation again from what madeUnder and the figures kept: it answers as the one explainView made. */
+/**
+ * The explanation of a pick from the candidates listed (the chosen one first, then the best
+ * others, as BasePicker.explain chose them), with why it won; also the explanation again from
+ * what madeUnder and the figures kept (dispatcher-trail.ts): it answers as the one explainView made.
+ */
 export function explanationOf(
   rule: ScoreRule,
   chosen: string,

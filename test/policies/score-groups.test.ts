@@ -14,19 +14,27 @@ const opArb = fc.record({
   key: fc.constantFrom(1, 2, 2, 3, 5, 8, 13),
 });
 
+type Model = Map<number, { avail: number; key: number }>;
+
+const indexAndModel = (): { ix: ScoreGroups; model: Model } => ({ ix: new ScoreGroups(N), model: new Map() });
+
+/** One op on the index and the model alike: the member out, then in again where it has a credit. */
+function apply(ix: ScoreGroups, model: Model, o: { pos: number; avail: number; key: number }): void {
+  ix.remove(o.pos);
+  model.delete(o.pos);
+  if (o.avail > 0) {
+    ix.insert(o.pos, 4, o.avail, false, true, o.key);
+    model.set(o.pos, { avail: o.avail, key: o.key });
+  }
+}
+
 describe('ScoreGroups', () => {
   it('keeps each group’s head and best members exact through any moves (emptied buckets out of the heap at once)', () => {
     assertProperty(
       fc.property(fc.array(opArb, { maxLength: 400 }), (ops) => {
-        const ix = new ScoreGroups(N);
-        const model = new Map<number, { avail: number; key: number }>();
+        const { ix, model } = indexAndModel();
         for (const o of ops) {
-          ix.remove(o.pos);
-          model.delete(o.pos);
-          if (o.avail > 0) {
-            ix.insert(o.pos, 4, o.avail, false, true, o.key);
-            model.set(o.pos, { avail: o.avail, key: o.key });
-          }
+          apply(ix, model, o);
           expect(ix.count()).toBe(model.size);
           for (const g of ix.nonEmpty) {
             const mine = [...model].filter(([, m]) => m.avail === g.avail);
@@ -63,16 +71,8 @@ describe('bestOverall', () => {
   it('finds the lowest delays over all groups at once (a delay growing with the key in each group)', () => {
     assertProperty(
       fc.property(fc.array(opArb, { maxLength: 200 }), fc.integer({ min: 1, max: 12 }), (ops, limit) => {
-        const ix = new ScoreGroups(N);
-        const model = new Map<number, { avail: number; key: number }>();
-        for (const o of ops) {
-          ix.remove(o.pos);
-          model.delete(o.pos);
-          if (o.avail > 0) {
-            ix.insert(o.pos, 4, o.avail, false, true, o.key);
-            model.set(o.pos, { avail: o.avail, key: o.key });
-          }
-        }
+        const { ix, model } = indexAndModel();
+        for (const o of ops) apply(ix, model, o);
         // The load factor of node-score's delay: fewer credits, longer.
         const delay = (avail: number, key: number): number => key * (1 + (4 - avail) / 4);
         const out: number[] = [];
