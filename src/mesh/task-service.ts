@@ -249,13 +249,8 @@ export class TaskService {
         this.relay(call, cb, to, 'submitBatch', req);
         return;
       }
-      let items: SubmitBatchItem[] | Promise<SubmitBatchItem[]>;
-      try {
-        items = this.submitMany(req.tasks, LOCAL);
-      } catch (err) {
-        items = Promise.reject(err);
-      }
-      // Answered in this turn when nothing was to wait for (submitNow, home-submit.ts).
+      // Answered in this turn when nothing was to wait for (submitNow, home-submit.ts); a throw is refused below.
+      const items = this.submitMany(req.tasks, LOCAL);
       if (Array.isArray(items)) cb(null, { items });
       else
         items.then(

@@ -90,13 +90,7 @@ export function serveSubmitStream(
     try {
       const to = d.route();
       if (to.type === 'forward') forwardedTo = to;
-      const items = d.submitMany(
-        batch.length === 1 && batch[0]!.tasks.length === 0
-          ? [batch[0]!.task]
-          : batch.flatMap((r) => (r.tasks.length > 0 ? r.tasks : [r.task])),
-        to,
-        upstream,
-      );
+      const items = d.submitMany(batch.length === 1 ? specsOf(batch[0]!) : batch.flatMap(specsOf), to, upstream);
       return Array.isArray(items) ? items : items.catch((err: unknown) => refused(batch, err));
     } catch (err) {
       return refused(batch, err);
@@ -113,7 +107,7 @@ export function serveSubmitStream(
     );
     const retryAfterMs = Number(se.metadata?.get(RETRY_AFTER_TRAILER)[0] ?? 0) || 0;
     return batch.flatMap((r) =>
-      (r.tasks.length > 0 ? r.tasks : [r.task]).map(() => ({
+      specsOf(r).map(() => ({
         taskId: '',
         existing: false,
         code: se.code ?? status.INTERNAL,
@@ -200,4 +194,9 @@ function batchProblem(req: SubmitStreamRequest): string | undefined {
   if (req.tasks.length > MAX_BATCH)
     return `tasks has ${req.tasks.length} items, over the limit of ${MAX_BATCH} per batch`;
   return undefined;
+}
+
+/** A request's specs: its batch, or its one task. */
+function specsOf(r: SubmitStreamRequest): (TaskSpec | undefined)[] {
+  return r.tasks.length > 0 ? r.tasks : [r.task];
 }
