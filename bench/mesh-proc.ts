@@ -287,6 +287,11 @@ const LINGER =
           : {}),
       };
 
+/** The lanes of parent-link.ts (up), child-link.ts (down) and agent-session.ts (agent), in their order. */
+const UP_LANES = ['acks', 'checkpoints', 'results', 'spillUps', 'cancels', 'givenBack', 'summary'];
+const DOWN_LANES = ['acks', 'checkpoints', 'results', 'cancels', 'dispatches', 'steals', 'keepalive'];
+const AGENT_LANES = ['assignments', 'preemptions', 'cancels', 'drain', 'heartbeat', 'checkpointAcks', 'handBacks'];
+
 async function cells(yaml: string, args: string[]): Promise<void> {
   const topology = parseTopology(yaml, '<bench>');
   const dataDir = args.find((a) => a.startsWith('--data='))?.slice(7);
@@ -359,6 +364,21 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       }
     }
     out.batching = { messages: msgs, items };
+    // Per cell, the messages it wrote per lane (batcher.ts laneMessages), named: what each message carried.
+    const lanes = (into: Record<string, number>, side: string, names: readonly string[], c?: number[]): void => {
+      for (let i = 0; c && i < c.length; i++)
+        if (c[i]) into[`${side}.${names[i]}`] = (into[`${side}.${names[i]}`] ?? 0) + c[i]!;
+    };
+    out.laneMessages = Object.fromEntries(
+      [...started].map(([p, r]) => {
+        const into: Record<string, number> = {};
+        for (const l of r.cell.children?.links.values() ?? []) lanes(into, 'down', DOWN_LANES, l.batcher.laneMessages);
+        for (const s of r.cell.agents?.byId.values() ?? []) lanes(into, 'agent', AGENT_LANES, s.batcher.laneMessages);
+        const pb = (r.cell.parent as unknown as { batcher?: { laneMessages?: number[] } } | undefined)?.batcher;
+        lanes(into, 'up', UP_LANES, pb?.laneMessages);
+        return [p, into];
+      }),
+    );
     // Pumps that left work queued for want of credit, per cell (since start).
     out.creditStalls = Object.fromEntries([...started].map(([p, r]) => [p, r.cell.stats.creditStalls]));
     return out;

@@ -264,7 +264,7 @@ async function main(): Promise<void> {
         log('(c) paced 500 tasks/s');
         pacedLow = await paced(multi, 500, QUICK ? 3 : 6, 'stream');
         log(
-          `paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, messages/task ${JSON.stringify(pacedLow.messagesPerTask)}, system CPU share ${JSON.stringify(pacedLow.systemCpuShare)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}, heap bytes allocated/task ${JSON.stringify(pacedLow.allocBytesPerTask)}, stalls ${JSON.stringify(pacedLow.stalls)}`,
+          `paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, messages/task ${JSON.stringify(pacedLow.messagesPerTask)} by lane ${JSON.stringify(pacedLow.messagesPerTaskByLane)}, system CPU share ${JSON.stringify(pacedLow.systemCpuShare)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}, heap bytes allocated/task ${JSON.stringify(pacedLow.allocBytesPerTask)}, stalls ${JSON.stringify(pacedLow.stalls)}`,
         );
       }
       if (runs('paced') || runs('sweep')) {

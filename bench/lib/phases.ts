@@ -76,6 +76,8 @@ export interface MeshReport {
   perCellSystem: number[];
   /** Per cell process: stream messages its links and agent sessions wrote (since it started). */
   linkMessages: number[];
+  /** Per cell process: of those, per lane ('up.results', 'down.dispatches', 'agent.assignments', ...). */
+  laneMessages: Record<string, number>[];
   wakeups: number[];
   runQueueWaitUs: number[];
   creditStalls: Record<string, number>;
@@ -95,6 +97,10 @@ export async function reportAll(m: Mesh): Promise<MeshReport> {
     perCell: cells.map((c) => c.cpuUs),
     perCellSystem: cells.map((c) => c.cpuSystemUs ?? 0),
     linkMessages: cells.map((c) => (c.batching as { messages: number } | undefined)?.messages ?? 0),
+    laneMessages: cells.map((c) => {
+      const byCell = (c.laneMessages ?? {}) as Record<string, Record<string, number>>;
+      return Object.assign({}, ...Object.values(byCell)) as Record<string, number>;
+    }),
     wakeups: [...cells.map((c) => c.wakeups), agents.wakeups],
     runQueueWaitUs: [...cells.map((c) => c.runQueueWaitUs), agents.runQueueWaitUs],
     creditStalls,
@@ -236,6 +242,8 @@ export interface Paced {
   runQueueWaitShare: Record<string, number>;
   /** Per cell process: link and agent-stream messages it wrote, per task. */
   messagesPerTask: Record<string, number>;
+  /** Per cell process: those messages by lane, per task (what each carried: results, dispatches, acks, ...). */
+  messagesPerTaskByLane: Record<string, Record<string, number>>;
   /** Per process: share of its CPU time spent in the kernel (syscalls, wakeups). */
   systemCpuShare: Record<string, number>;
   /** Per mesh process: GC pauses during the phase (mesh-proc.ts, `stalls`). */
@@ -269,6 +277,7 @@ export const NO_PACED: Paced = {
   wakeupsPerTask: {},
   runQueueWaitShare: {},
   messagesPerTask: {},
+  messagesPerTaskByLane: {},
   systemCpuShare: {},
   stalls: {},
   allocBytesPerTask: {},
@@ -377,6 +386,14 @@ export async function paced(
         round((after.linkMessages[i]! - before.linkMessages[i]!) / Math.max(1, root.count)),
       ]),
     ),
+    messagesPerTaskByLane: Object.fromEntries(
+      m.cells.map((p, i) => {
+        const a = after.laneMessages[i]!;
+        const b = before.laneMessages[i]!;
+        const per = Object.entries(a).map(([k, v]) => [k, round((v - (b[k] ?? 0)) / Math.max(1, root.count))] as const);
+        return [p.name, Object.fromEntries(per.filter(([, v]) => v > 0))];
+      }),
+    ),
     stalls: Object.fromEntries(names.map((name, i) => [name, after.stalls[i]])),
     allocBytesPerTask: Object.fromEntries(
       names.map((name, i) => [
@@ -395,6 +412,7 @@ export async function paced(
 /** CPU each process burns with no tasks (timers, heartbeats, summaries), µs per second of wall time. */
 export async function idleCpu(m: Mesh, ms: number): Promise<Record<string, number>> {
   await resetAll(m);
+  const before = await reportAll(m);
   const t0 = nowUs();
   await sleep(ms);
   const r = await reportAll(m);
@@ -406,6 +424,11 @@ export async function idleCpu(m: Mesh, ms: number): Promise<Record<string, numbe
   m.cells.forEach((c, i) => {
     out[c.name] = Math.round(r.perCell[i]! / s);
     out[`${c.name} wakeups/s`] = Math.round(r.wakeups[i]! / s);
+    // The messages it wrote per second, by lane (summaries up, keepalives down, heartbeats to agents, ...).
+    for (const [lane, v] of Object.entries(r.laneMessages[i]!)) {
+      const per = (v - (before.laneMessages[i]![lane] ?? 0)) / s;
+      if (per > 0) out[`${c.name} ${lane}/s`] = round(per);
+    }
   });
   return out;
 }

@@ -77,6 +77,8 @@ export class StreamBatcher<M> {
   /** Messages written (for tests and metrics). */
   messages = 0;
   items = 0;
+  /** Messages written per lane (made at the first write: most of a node's agent streams stay idle). */
+  laneMessages: number[] | undefined;
 
   constructor(
     private readonly stream: WritableStream<M>,
@@ -198,6 +200,7 @@ export class StreamBatcher<M> {
       bytes += lane.sizeOf(items[i] as never);
       const n = i - start + 1;
       if (n >= this.opts.maxBatchItems || bytes >= this.opts.maxBatchBytes || i === items.length - 1) {
+        (this.laneMessages ??= new Array<number>(this.lanes.length).fill(0))[l]!++;
         this.write(lane.wrap(items.slice(start, i + 1) as never[]), bytes, n);
         start = i + 1;
         bytes = 0;
