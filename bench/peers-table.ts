@@ -14,6 +14,8 @@ export interface Side {
   pacedCompleted: number;
   pacedCpuUsPerTask: number;
   pacedCpuUsPerTaskByProcess: Record<string, number>;
+  /** Each paced pass (bench:peers runs several, the sides alternated); `paced` and `pacedCpuUsPerTask` are medians. */
+  pacedPasses?: readonly { p99Ms: number; cpuUsPerTask: number }[];
 }
 
 /** a / b to two decimals; '-' when either is missing or b is 0. */
@@ -43,6 +45,33 @@ export function peerRows(m: Side, b: Side, echoRoundTripsPerSecond: number, rate
     row(`paced ${rate}/s: submit→result p99 ms`, m.paced.p99Ms, b.paced.p99Ms),
     row(`paced ${rate}/s: submit→result p99.9 ms`, m.paced.p999Ms, b.paced.p999Ms),
     row(`paced ${rate}/s: CPU µs per task, all processes`, m.pacedCpuUsPerTask, b.pacedCpuUsPerTask),
+    ...passRows(m.pacedPasses ?? [], b.pacedPasses ?? []),
+  ];
+}
+
+const range = (xs: readonly number[]): Cell => {
+  const v = xs.filter((x) => Number.isFinite(x));
+  return v.length === 0 ? '-' : `${Math.min(...v)}-${Math.max(...v)}`;
+};
+
+/** With several passes: their spread, and meshlb / BullMQ per pair (pass i of each side ran side by side). */
+function passRows(m: readonly { p99Ms: number; cpuUsPerTask: number }[], b: typeof m): Cell[][] {
+  if (m.length < 2 && b.length < 2) return [];
+  const pairs = (f: (p: (typeof m)[number]) => number): Cell =>
+    range(m.slice(0, b.length).map((p, i) => Math.round((f(p) / f(b[i]!)) * 100) / 100));
+  return [
+    [
+      `  passes (medians above): p99 ms, min-max`,
+      range(m.map((p) => p.p99Ms)),
+      range(b.map((p) => p.p99Ms)),
+      pairs((p) => p.p99Ms),
+    ],
+    [
+      `  passes: CPU µs per task, min-max`,
+      range(m.map((p) => p.cpuUsPerTask)),
+      range(b.map((p) => p.cpuUsPerTask)),
+      pairs((p) => p.cpuUsPerTask),
+    ],
   ];
 }
 

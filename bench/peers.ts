@@ -10,7 +10,14 @@
 //   (c) paced 500/s: meshlb one task per SubmitStream message; BullMQ one
 //       Queue.add per job; every millisecond the tasks due are sent. Each side
 //       first runs 5 s (2 with --quick) at 1,000/s the same way, not measured:
-//       V8 compiles the code that runs per message at low rates then.
+//       V8 compiles the code that runs per message at low rates then. Then
+//       --paced-passes passes (default 3, 1 with --quick) of 6 s (3) per side,
+//       the sides alternated pass by pass (A B, B A, A B, ...) with both
+//       systems up, so a pair's two passes meet the same machine: one pass's
+//       CPU per task swings ~1.6x between runs here (docs/mesh.md, "The paced
+//       swing"). The table gives each side's medians, the passes' spread, and
+//       meshlb / BullMQ per pair; a wakeup probe (bench/lib/wake-probe.ts) is
+//       taken after each pair.
 //
 // Submit-to-result: from the submit time carried in the task (job) to the
 // result recorded — by meshlb's home ledger, by BullMQ's worker when it emits
@@ -25,7 +32,7 @@
 // skipped with a message; nothing is installed. BullMQ jobs are removed once
 // complete (removeOnComplete), as a queue that runs for long would.
 //
-// Flags: --quick (smaller counts), --only=meshlb|bullmq, --bullmq-concurrency=N.
+// Flags: --quick (smaller counts), --only=meshlb|bullmq, --bullmq-concurrency=N, --paced-passes=K.
 // Bounded: every phase stops by count or time; about two minutes in all.
 // Writes bench/results/peers-<timestamp>.json and .txt (the table).
 import { writeFileSync } from 'node:fs';
@@ -41,6 +48,8 @@ import { procCpuUs } from './lib/procfs.js';
 import { Proc } from './lib/proc.js';
 import { findRedisServer, REDIS_MISSING, startRedis, type Redis } from './lib/redis.js';
 import { writeResults } from './lib/results.js';
+import { spread } from './lib/passes.js';
+import { wakeProbe } from './lib/wake-probe.js';
 import { peerRows, renderPeers, type Side } from './peers-table.js';
 import { QUEUE, type BenchJob } from './peers-bullmq.js';
 
@@ -55,6 +64,7 @@ const PACED_S = QUICK ? 3 : 6;
 const WARM_S = QUICK ? 2 : 5;
 const WARM_RATE = 1000;
 const RATE = 500;
+const PASSES = Math.max(1, flag('paced-passes', QUICK ? 1 : 3));
 const AGENTS = 100;
 const SLOTS = 16;
 const WORKER = fileURLToPath(new URL('./peers-bullmq.ts', import.meta.url));
@@ -71,7 +81,22 @@ const EMPTY: Side = {
   pacedCpuUsPerTaskByProcess: {},
 };
 
-async function meshlb(): Promise<Side> {
+/** One paced pass of a side: its latency, CPU per task and where that CPU went. */
+interface Pass {
+  latency: LatencySummary;
+  completed: number;
+  cpuUsPerTask: number;
+  byProcess: Record<string, number>;
+}
+
+/** A side started, measured at full rate and warmed for the paced passes; `pass` runs one, `stop` ends it. */
+interface Running {
+  full: Omit<Side, 'paced' | 'pacedCompleted' | 'pacedCpuUsPerTask' | 'pacedCpuUsPerTaskByProcess'>;
+  pass(): Promise<Pass>;
+  stop(): Promise<void>;
+}
+
+async function meshlb(): Promise<Running> {
   log(`meshlb: four tiers, process per cell, ${AGENTS} no-op agents x ${SLOTS} slots`);
   const m = await startChainMesh(AGENTS, SLOTS);
   try {
@@ -82,22 +107,30 @@ async function meshlb(): Promise<Side> {
     // The paced path's own warm-up, as bench/mesh.ts does (and BullMQ gets below): the full-rate phase leaves
     // the code that runs once per message at low rates uncompiled, and V8 would compile it during the measurement.
     await paced(m, WARM_RATE, WARM_S, 'stream');
-    const p = await paced(m, RATE, PACED_S, 'stream');
-    log(
-      `meshlb paced ${RATE}/s: p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} ms, ${p.cpuUsPerTask} µs CPU/task`,
-    );
     return {
-      tasksPerSecond: tp.tasksPerSecond,
-      fullRate: full,
-      cpuUsPerTask: tp.cpuUsPerTask,
-      cpuUsPerTaskByProcess: tp.cpuUsPerTaskByProcess,
-      paced: p.submitToResult,
-      pacedCompleted: p.completed,
-      pacedCpuUsPerTask: p.cpuUsPerTask,
-      pacedCpuUsPerTaskByProcess: p.cpuUsPerTaskByProcess,
+      full: {
+        tasksPerSecond: tp.tasksPerSecond,
+        fullRate: full,
+        cpuUsPerTask: tp.cpuUsPerTask,
+        cpuUsPerTaskByProcess: tp.cpuUsPerTaskByProcess,
+      },
+      pass: async () => {
+        const p = await paced(m, RATE, PACED_S, 'stream');
+        log(
+          `meshlb paced ${RATE}/s: p50 ${p.submitToResult.p50Ms} p99 ${p.submitToResult.p99Ms} ms, ${p.cpuUsPerTask} µs CPU/task`,
+        );
+        return {
+          latency: p.submitToResult,
+          completed: p.completed,
+          cpuUsPerTask: p.cpuUsPerTask,
+          byProcess: p.cpuUsPerTaskByProcess,
+        };
+      },
+      stop: () => m.stop(),
     };
-  } finally {
+  } catch (err) {
     await m.stop();
+    throw err;
   }
 }
 
@@ -176,7 +209,7 @@ async function addPaced(q: Queue<BenchJob>, rate: number, seconds: number): Prom
   await Promise.all(pending);
 }
 
-async function bullmq(redis: Redis): Promise<Side> {
+async function bullmq(redis: Redis): Promise<Running> {
   log(
     `BullMQ: redis-server ${redis.version} on 127.0.0.1:${redis.port} (no persistence), one worker of concurrency ${CONCURRENCY}`,
   );
@@ -185,6 +218,10 @@ async function bullmq(redis: Redis): Promise<Side> {
     connection: { host: '127.0.0.1', port: redis.port },
     defaultJobOptions: { removeOnComplete: true, removeOnFail: true },
   });
+  const stop = async (): Promise<void> => {
+    await q.close();
+    await worker.stop();
+  };
   try {
     await q.waitUntilReady();
     await bullPhase(worker, redis, 5_000, 20_000, () => addFullRate(q, 5_000)); // warm-up
@@ -194,23 +231,44 @@ async function bullmq(redis: Redis): Promise<Side> {
       `BullMQ full rate: ${tps} jobs/s (${full.completed}/${N}), p99 ${full.latency.p99Ms} ms, ${full.cpuUsPerTask} µs CPU/job`,
     );
     await bullPhase(worker, redis, WARM_RATE * WARM_S, 15_000, () => addPaced(q, WARM_RATE, WARM_S)); // paced warm-up
-    const n = RATE * PACED_S;
-    const p = await bullPhase(worker, redis, n, 15_000, () => addPaced(q, RATE, PACED_S));
-    log(`BullMQ paced ${RATE}/s: p50 ${p.latency.p50Ms} p99 ${p.latency.p99Ms} ms, ${p.cpuUsPerTask} µs CPU/job`);
     return {
-      tasksPerSecond: tps,
-      fullRate: full.latency,
-      cpuUsPerTask: full.cpuUsPerTask,
-      cpuUsPerTaskByProcess: full.byProcess,
-      paced: p.latency,
-      pacedCompleted: p.completed,
-      pacedCpuUsPerTask: p.cpuUsPerTask,
-      pacedCpuUsPerTaskByProcess: p.byProcess,
+      full: {
+        tasksPerSecond: tps,
+        fullRate: full.latency,
+        cpuUsPerTask: full.cpuUsPerTask,
+        cpuUsPerTaskByProcess: full.byProcess,
+      },
+      pass: async () => {
+        const p = await bullPhase(worker, redis, RATE * PACED_S, 15_000, () => addPaced(q, RATE, PACED_S));
+        log(`BullMQ paced ${RATE}/s: p50 ${p.latency.p50Ms} p99 ${p.latency.p99Ms} ms, ${p.cpuUsPerTask} µs CPU/job`);
+        return { latency: p.latency, completed: p.completed, cpuUsPerTask: p.cpuUsPerTask, byProcess: p.byProcess };
+      },
+      stop,
     };
-  } finally {
-    await q.close();
-    await worker.stop();
+  } catch (err) {
+    await stop();
+    throw err;
   }
+}
+
+/** A side's paced figures over its passes: medians (latency per percentile), the median pass's CPU split. */
+function sideOf(r: Running | undefined, passes: readonly Pass[]): Side {
+  if (!r) return EMPTY;
+  const med = (f: (p: Pass) => number): number => spread(passes.map(f)).median;
+  const cpu = med((p) => p.cpuUsPerTask);
+  return {
+    ...r.full,
+    paced: {
+      ...passes[0]!.latency,
+      p50Ms: med((p) => p.latency.p50Ms),
+      p99Ms: med((p) => p.latency.p99Ms),
+      p999Ms: med((p) => p.latency.p999Ms),
+    },
+    pacedCompleted: med((p) => p.completed),
+    pacedCpuUsPerTask: cpu,
+    pacedCpuUsPerTaskByProcess: passes.find((p) => p.cpuUsPerTask === cpu)?.byProcess ?? {},
+    pacedPasses: passes.map((p) => ({ p99Ms: p.latency.p99Ms, cpuUsPerTask: p.cpuUsPerTask })),
+  };
 }
 
 async function main(): Promise<void> {
@@ -222,27 +280,49 @@ async function main(): Promise<void> {
   const echoRt = echo.unbatched.roundTripsPerSecond;
   log(`echo: ${Math.round(echoRt)} rt/s unbatched`);
 
-  const mesh = ONLY === 'bullmq' ? EMPTY : await meshlb();
-  let bull = EMPTY;
+  let mesh: Running | undefined;
+  let bull: Running | undefined;
+  let redis: Redis | undefined;
   let skipped = '';
   let redisVersion = '';
-  if (ONLY !== 'meshlb') {
-    const bin = findRedisServer();
-    if (!bin) {
-      skipped = REDIS_MISSING;
-      log(skipped);
-    } else {
-      const redis = await startRedis(bin);
-      redisVersion = redis.version;
-      try {
+  const meshPasses: Pass[] = [];
+  const bullPasses: Pass[] = [];
+  const probes: number[] = [];
+  try {
+    if (ONLY !== 'bullmq') mesh = await meshlb();
+    if (ONLY !== 'meshlb') {
+      const bin = findRedisServer();
+      if (!bin) {
+        skipped = REDIS_MISSING;
+        log(skipped);
+      } else {
+        redis = await startRedis(bin);
+        redisVersion = redis.version;
         bull = await bullmq(redis);
-      } finally {
-        await redis.stop();
       }
     }
+    // The paced passes, the sides alternated (A B, B A, ...): a pair's two passes meet the same machine.
+    log(`(c) paced ${RATE}/s: ${PASSES} passes of ${PACED_S} s per side, alternated`);
+    for (let i = 0; i < PASSES; i++) {
+      const order: [Running | undefined, Pass[]][] = [
+        [mesh, meshPasses],
+        [bull, bullPasses],
+      ];
+      if (i % 2 === 1) order.reverse();
+      for (const [side, into] of order) if (side) into.push(await side.pass());
+      probes.push((await wakeProbe()).usPerWakeup);
+    }
+  } finally {
+    await mesh?.stop();
+    await bull?.stop();
+    await redis?.stop();
   }
+  const meshSide = sideOf(mesh, meshPasses);
+  const bullSide = sideOf(bull, bullPasses);
+  const probe = spread(probes);
+  log(`empty wakeup (probe after each pair) median ${probe.median} µs (${probe.min}-${probe.max})`);
 
-  const table = renderPeers(peerRows(mesh, bull, echoRt, RATE));
+  const table = renderPeers(peerRows(meshSide, bullSide, echoRt, RATE));
   const load1 = os.loadavg();
   const data = {
     quick: QUICK,
@@ -251,14 +331,15 @@ async function main(): Promise<void> {
     echo: echo.unbatched,
     meshlb: {
       setup: `chain / → /r → /r/z → /r/z/n, a process per cell, durability NONE, ${AGENTS} no-op agents x ${SLOTS} slots`,
-      ...mesh,
+      ...meshSide,
     },
     bullmq: {
       setup: `redis-server ${redisVersion || '-'} (no persistence, loopback), one Worker process of concurrency ${CONCURRENCY}, jobs removed on completion`,
       skipped,
-      ...bull,
+      ...bullSide,
     },
-    tasks: { fullRate: N, pacedRate: RATE, pacedSeconds: PACED_S },
+    tasks: { fullRate: N, pacedRate: RATE, pacedSeconds: PACED_S, pacedPasses: PASSES },
+    emptyWakeupUs: { ...probe, each: probes },
     table,
   };
   const file = writeResults('peers', data);

@@ -69,6 +69,30 @@ describe('peer table', () => {
     expect(byName.get('  share of echo round trips/s (unbatched)')?.slice(1, 3)).toEqual([0.5, 0.17]);
     expect(byName.get('paced 500/s: submit→result p99 ms')?.[3]).toBe(0.8);
     expect(byName.get('paced 500/s: CPU µs per task, all processes')?.[3]).toBe(0.5);
+    // Several passes: their spread per side, and meshlb / BullMQ per pair (pass i against pass i).
+    const passes = (xs: [number, number][]) => xs.map(([p99Ms, cpuUsPerTask]) => ({ p99Ms, cpuUsPerTask }));
+    const paired = peerRows(
+      {
+        ...side(30_000, 60, 4),
+        pacedPasses: passes([
+          [4, 900],
+          [6, 1500],
+        ]),
+      },
+      {
+        ...side(10_000, 120, 5),
+        pacedPasses: passes([
+          [2, 600],
+          [3, 1000],
+        ]),
+      },
+      60_000,
+      500,
+    );
+    const cpuRow = paired.find((r) => r[0] === '  passes: CPU µs per task, min-max');
+    expect(cpuRow).toEqual(['  passes: CPU µs per task, min-max', '900-1500', '600-1000', '1.5-1.5']);
+    expect(paired.find((r) => String(r[0]).includes('p99 ms, min-max'))?.slice(1)).toEqual(['4-6', '2-3', '2-2']);
+    expect(rows.some((r) => String(r[0]).includes('min-max'))).toBe(false);
     const skipped = { ...side(NaN, NaN, NaN), pacedCompleted: NaN };
     const gap = peerRows(side(30_000, 60, 4), skipped, 60_000, 500);
     expect(gap[0]).toEqual(['tasks/s, full rate (more is better)', 30_000, 'not run', '-']);
