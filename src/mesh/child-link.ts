@@ -28,7 +28,7 @@ const enum Lane {
   Dispatches,
   /** Work stealing asks (steal.ts). */
   Steals,
-  /** An empty `acks` batch: "still here", when nothing else went out for summaryIntervalMs. */
+  /** An empty `acks` batch: "still here", when nothing else went out for idleLinkIntervalMs (summary-pacer.ts). */
   Keepalive,
 }
 

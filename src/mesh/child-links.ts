@@ -3,8 +3,9 @@
 // cancels; down to it: welcome, dispatches, cancels, drain, results (of tasks
 // it spilled up) and acks (of its spill-ups). Credits per link: child-link.ts.
 //
-// Liveness: the child sends a summary at least every summaryIntervalMs, and the
-// parent writes something at least as often (an empty `acks` batch when it had
+// Liveness: the child sends a summary at least every idleLinkIntervalMs
+// (summary-pacer.ts: every summaryIntervalMs unless idle), and the parent
+// writes something at least that often (an empty `acks` batch when it had
 // nothing else to say), so either end can tell a silent peer (a cut network
 // that blackholes packets keeps TCP "up" for a long time) from a quiet one. A
 // child with no message for linkTimeoutMs is dead: its stream ends with
@@ -21,6 +22,7 @@ import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
 import { StallClock, stallAllowMs } from './stall-clock.js';
+import { idleLinkIntervalMs } from './summary-pacer.js';
 import { planSteals, type StealView } from './steal.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -274,7 +276,8 @@ export class ChildLinks implements ChildSide {
    */
   tick(now: number): void {
     const timeout = this.cell.settings.linkTimeoutMs;
-    const keepalive = this.cell.settings.summaryIntervalMs;
+    // Only liveness rides a keepalive: four per link timeout (summary-pacer.ts), not one per summary interval.
+    const keepalive = idleLinkIntervalMs(this.cell.settings);
     const stalls = this.stalls;
     stalls.tick(now);
     let dead: ChildLink[] | undefined;
