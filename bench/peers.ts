@@ -8,7 +8,8 @@
 //       500 with 8 in flight, one Worker process (no-op processor, concurrency
 //       --bullmq-concurrency, default 100), one redis-server;
 //   (c) paced 500/s: meshlb one task per SubmitStream message; BullMQ one
-//       Queue.add per job; every millisecond the tasks due are sent. Each side
+//       Queue.add per job; the tasks due are sent, then the client sleeps
+//       until the next is due (at least 1 ms). Each side
 //       first runs 5 s (2 with --quick) at 1,000/s the same way, not measured:
 //       V8 compiles the code that runs per message at low rates then. Then
 //       --paced-passes passes (default 3, 1 with --quick) of 6 s (3) per side,
@@ -188,7 +189,11 @@ async function addFullRate(q: Queue<BenchJob>, n: number): Promise<void> {
   await Promise.all(Array.from({ length: 8 }, lane));
 }
 
-/** `rate` jobs/s for `seconds`: every millisecond the jobs due, one Queue.add each. */
+/**
+ * `rate` jobs/s for `seconds`, one Queue.add each, paced as meshlb's client is (bench/lib/phases.ts `paced`):
+ * the jobs due, then sleep until the next is due (at least a millisecond). Polling every millisecond instead
+ * woke the producer twice per job at 500/s, CPU that meshlb's side did not pay.
+ */
 async function addPaced(q: Queue<BenchJob>, rate: number, seconds: number): Promise<void> {
   const n = Math.round(rate * seconds);
   const start = nowUs();
@@ -202,7 +207,7 @@ async function addPaced(q: Queue<BenchJob>, rate: number, seconds: number): Prom
         pending.push(q.add('bench', { t: nowUs() }));
       }
       if (sent >= n) resolve();
-      else setTimeout(tick, 1);
+      else setTimeout(tick, Math.max(1, Math.ceil((start + ((sent + 1) / rate) * 1e6 - nowUs()) / 1000)));
     };
     tick();
   });
