@@ -18,7 +18,7 @@ import {
   type SpeedGroups,
 } from '../../src/policies/index.js';
 import { TaskQueue } from '../../src/queue/index.js';
-import type { SimAgent, SimTask, Home } from './task.js';
+import { Ewma, type SimAgent, type SimTask, type Home } from './task.js';
 import type { CellSpec, SimTier } from './types.js';
 import { ChildViews, type Aggregate, type SimSummary } from './views.js';
 
@@ -242,6 +242,11 @@ export class SimCell {
     const now = this.home.sched.now();
     this.release(a, t, t.runMs);
     a.latency.add(t.runMs);
+    if (a.spec.kinds.length > 1) {
+      let k = a.latencyByKind.get(t.kind);
+      if (k === undefined) a.latencyByKind.set(t.kind, (k = new Ewma(0.1, 0)));
+      k.add(t.runMs);
+    }
     a.success.add(ok ? 1 : 0);
     this.completions++;
     // A freed slot goes back to the live picker (the mesh's slotFreed): no rebuild.
@@ -281,7 +286,11 @@ export class SimCell {
         if (a.spec.kinds.length === 1) slots.set(a.spec.kinds[0]!, shared);
         else
           for (const k of a.spec.kinds)
-            slots.set(k, { free: a.spec.slots - (a.heldByKind.get(k) ?? 0), total: a.spec.slots });
+            slots.set(k, {
+              free: a.spec.slots - (a.heldByKind.get(k) ?? 0),
+              total: a.spec.slots,
+              ...(this.home.settings.kindLatency ? { latencyEwmaMs: a.latencyByKind.get(k)?.value ?? 0 } : {}),
+            });
         out.push(
           makeCandidate({
             id: a.spec.id,
@@ -341,8 +350,9 @@ export class SimCell {
       for (const ag of this.agents) {
         if (!ag.up || !ag.spec.kinds.includes(kind)) continue;
         const free = Math.max(0, ag.spec.slots - ag.inFlight);
+        const own = this.home.settings.kindLatency ? (ag.latencyByKind.get(kind)?.value ?? 0) : 0;
         figures.push({
-          latencyEwmaMs: ag.latency.value,
+          latencyEwmaMs: own > 0 ? own : ag.latency.value,
           successEwma: ag.success.value,
           cpu: 0,
           memory: 0,

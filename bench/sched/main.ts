@@ -1,4 +1,4 @@
-// npm run bench:sched [-- --scenario two-speed,herding] [--seeds 3] [--scale 0.5] [--no-write] [--no-speeds]
+// npm run bench:sched [-- --scenario two-speed,herding] [--seeds 3] [--scale 0.5] [--no-write] [--no-speeds] [--no-kind-latency]
 //
 // A discrete-event simulation of the real policies, pickers and TaskQueue on
 // virtual time (no sockets): seeded scenarios, each run with the tier defaults
@@ -36,8 +36,16 @@ if (!(Number.isInteger(seeds) && seeds >= 1)) throw new Error(`--seeds must be a
 
 // --no-speeds: nodes report no speed groups, as peers that predate them (zone-least-conn places by load).
 const noSpeeds = process.argv.includes('--no-speeds');
-const withoutSpeeds = (sc: Scenario): Scenario =>
-  noSpeeds ? { ...sc, settings: { ...sc.settings, speedGroups: false } } : sc;
+// --no-kind-latency: nodes measure one latency per agent over all its kinds, as before session 12.
+const noKindLatency = process.argv.includes('--no-kind-latency');
+const withoutSpeeds = (sc: Scenario): Scenario => ({
+  ...sc,
+  settings: {
+    ...sc.settings,
+    ...(noSpeeds ? { speedGroups: false } : {}),
+    ...(noKindLatency ? { kindLatency: false } : {}),
+  },
+});
 
 const all: RunRecord[] = [];
 const described: Record<string, unknown>[] = [];

@@ -81,6 +81,8 @@ export class SimAgent {
   upMs = 0;
   busyMs = 0;
   latency = new Ewma(0.1, 0);
+  /** Per kind, for an agent of several kinds (the node's per-kind EWMA: src/mesh/agent-speed.ts). */
+  readonly latencyByKind = new Map<string, Ewma>();
   success = new Ewma(0.1, 1);
   readonly running = new Set<SimTask>();
   readonly labelSet: ReadonlySet<string>;

@@ -76,6 +76,8 @@ export interface SimSettings {
   readonly detectMs: number;
   /** Nodes report their agents by speed in summaries (KindCapacity speed_*; false: as peers that predate them). */
   readonly speedGroups: boolean;
+  /** Nodes measure an agent of several kinds per kind (false: one EWMA over its kinds, as before session 12). */
+  readonly kindLatency: boolean;
 }
 
 export const DEFAULT_SETTINGS: SimSettings = {
@@ -90,6 +92,7 @@ export const DEFAULT_SETTINGS: SimSettings = {
   retryBackoffMs: 20,
   detectMs: 1500,
   speedGroups: true,
+  kindLatency: true,
 };
 
 export interface Scenario {

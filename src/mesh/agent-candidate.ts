@@ -13,12 +13,12 @@
 // order, so pickers see one object shape), without its defaults and conversions.
 import type { Candidate, KindSlots, Label } from '../policies/index.js';
 import { heldByKind, type AgentSession } from './agent-session.js';
-import { latencyOf } from './agent-speed.js';
+import { kindLatencyOf, latencyOf } from './agent-speed.js';
 
 /** A Candidate as its session refreshes it (readonly to pickers). */
 interface LiveCandidate {
   id: string;
-  slots: Map<string, { free: number; total: number }>;
+  slots: Map<string, { free: number; total: number; latencyEwmaMs?: number }>;
   healthyAgents: number;
   queueDepth: number;
   active: number;
@@ -43,7 +43,11 @@ export function candidateOf(s: AgentSession, now: number, labels: readonly Label
     // kind, a slot freed by a would never reach b until a rebuild.
     c.sharedSlots.free = free;
     const held = heldByKind(s);
-    for (const [k, ks] of c.slots) ks.free = Math.max(0, s.slots - (held.get(k) ?? 0));
+    for (const [k, ks] of c.slots) {
+      ks.free = Math.max(0, s.slots - (held.get(k) ?? 0));
+      // Its own time of each kind: its latency below mixes them (agent-speed.ts, kindLatencyOf).
+      ks.latencyEwmaMs = kindLatencyOf(s, k);
+    }
   }
   c.active = s.inFlight;
   c.utilization.cpu = s.cpu;
@@ -62,7 +66,7 @@ function build(s: AgentSession, labels: readonly Label[]): LiveCandidate {
   const one = s.kinds.length === 1;
   // One pool of slots for all its kinds: picks of any kind consume it.
   if (one) slots.set(s.kinds[0]!, { free: 0, total: s.slots });
-  else for (const k of s.kinds) slots.set(k, { free: 0, total: s.slots });
+  else for (const k of s.kinds) slots.set(k, { free: 0, total: s.slots, latencyEwmaMs: 0 });
   const base: LiveCandidate = {
     id: s.id,
     slots,

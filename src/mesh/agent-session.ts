@@ -199,6 +199,8 @@ export class AgentSession {
   heartbeat: Heartbeat;
   readonly success = new Ewma(0.1, 1);
   readonly latencyMs = new Ewma(0.1, 0);
+  /** Per kind, for an agent of several (its latencyMs mixes them: agent-speed.ts); made at its first result. */
+  kindLatencyMs: Map<string, Ewma> | undefined = undefined;
   /** Its own run time and the node's overhead, placed by until measured (agent-speed.ts). */
   reported: { runMs: number; overhead: { readonly value: number } } | undefined = undefined;
   readonly batcher: StreamBatcher<ConnectResponse>;

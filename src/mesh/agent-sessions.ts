@@ -272,7 +272,7 @@ export class AgentSessions implements AgentSide {
       const cost = slotsOf(item.spec);
       this.capacity.slotsTaken(s, -cost);
       if (s.usable) cell.slotFreed(s.id, item.kind, cost);
-      this.speeds.measured(s, now - item.sentMs, r);
+      this.speeds.measured(s, now - item.sentMs, r, item.kind);
       r.agentId = s.id;
       r.nodeCell = cell.path;
       cell.deliverResult(r, key);

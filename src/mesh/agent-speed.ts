@@ -32,6 +32,15 @@ export function latencyOf(s: AgentSession): number {
   return s.latencyMs.seeded || r === undefined ? s.latencyMs.value : r.runMs + r.overhead.value;
 }
 
+/**
+ * The node's measure of `s`'s attempts of `kind` alone, for an agent of several kinds (0: none yet, or one
+ * kind: latencyOf). One EWMA over an agent's kinds took a kind mix for speed: an agent that ran mostly 40
+ * ms tasks of one kind looked slow for its 13 ms tasks of another (docs/policies.md, node-score).
+ */
+export function kindLatencyOf(s: AgentSession, kind: string): number {
+  return s.kindLatencyMs?.get(kind)?.value ?? 0;
+}
+
 /** Why the node refuses the figure, or '' to take it (0 is "unknown"). */
 export function speedRefusal(m: AgentSpeed): string {
   return Number.isFinite(m.runMs) && m.runMs >= 0 ? '' : `speed.run_ms must be a finite number >= 0, got ${m.runMs}`;
@@ -58,9 +67,16 @@ export class Speeds {
     if (s.usable) this.cell.agentChanged(s.id);
   }
 
-  /** The node's own measure of an attempt of `s` that ended with `r`: dispatch to result, `ms`. */
-  measured(s: AgentSession, ms: number, r: TaskResult): void {
+  /** The node's own measure of an attempt of `s` of `kind` that ended with `r`: dispatch to result, `ms`. */
+  measured(s: AgentSession, ms: number, r: TaskResult, kind: string): void {
     s.latencyMs.add(ms);
+    // Per kind only for its declared kinds (bounded: an agent serves few, fixed at its hello).
+    if (s.kinds.length > 1 && s.kinds.includes(kind)) {
+      const m = (s.kindLatencyMs ??= new Map());
+      let e = m.get(kind);
+      if (e === undefined) m.set(kind, (e = new Ewma(0.1, 0)));
+      e.add(ms);
+    }
     s.success.add(r.status === ResultStatus.RESULT_STATUS_OK ? 1 : 0);
     if (s.reported !== undefined) this.forget(s);
     if (r.runMicros > 0) this.addOverhead(Math.max(0, ms - r.runMicros / 1000));

@@ -6,7 +6,7 @@
 // to send one.
 import { speedGroups, type AgentFigures, type SpeedGroups } from '../policies/index.js';
 import { heldByKind, type AgentSession } from './agent-session.js';
-import { latencyOf } from './agent-speed.js';
+import { kindLatencyOf, latencyOf } from './agent-speed.js';
 
 export function nodeSpeedGroups(
   agents: ReadonlyMap<string, AgentSession>,
@@ -22,8 +22,9 @@ function* figures(agents: ReadonlyMap<string, AgentSession>, kind: string): Gene
     const free = s.draining ? 0 : Math.max(0, s.slots - s.inFlight);
     // Several kinds share its slots: the kind's own credit, within the pool (agent-candidate.ts).
     const own = s.kinds.length === 1 ? free : Math.min(free, s.slots - (heldByKind(s).get(kind) ?? 0));
+    const kindMs = kindLatencyOf(s, kind);
     yield {
-      latencyEwmaMs: latencyOf(s),
+      latencyEwmaMs: kindMs > 0 ? kindMs : latencyOf(s),
       successEwma: s.success.value,
       cpu: s.cpu,
       memory: s.memory,

@@ -1,10 +1,12 @@
 // Node tier: shortest expected delay over agents, from measured service time,
 // success rate, resources and occupied slots. Each eligible agent gets
 //   delay = T/p · (1 + cpu·u.cpu + memory·u.memory) · (1 + load·busy/slots)
-// T: the agent's latencyEwmaMs (until the node measures it, the run time the
-//    agent reports: src/mesh/agent-speed.ts; an agent with neither is assumed a
-//    little faster than the fastest known one, so it gets tried, one task at a
-//    time: see delay()); p: successEwma floored at minSuccess (a failed
+// T: the agent's service time of the task's kind (KindSlots.latencyEwmaMs, for
+//    an agent of several kinds: one EWMA over its kinds took a kind mix for
+//    speed), else its latencyEwmaMs (until the node measures it, the run time
+//    the agent reports: src/mesh/agent-speed.ts; an agent with neither is
+//    assumed a little faster than the fastest known one, so it gets tried, one
+//    task at a time: see delay()); p: successEwma floored at minSuccess (a failed
 //    attempt is run again, so 1/p attempts per success); busy: its occupied
 //    slots of the kind, counting this picker's own routes (slots − credits).
 // The lowest delay wins (random tie-break). With load = 1 an agent more than
@@ -36,39 +38,15 @@
 // them, and only when the fastest full one beats the pick by more than the
 // task has waited.
 
-import { configObject, numberKey } from './config.js';
 import type { ExplainSubset } from './explain.js';
 import { BasePicker, type KindView } from './picker.js';
 import { HELD, HOLD_GAIN, HOLD_SCAN, holdForAnswer, holdForFaster, mayHold, type Faster } from './hold-back.js';
 import { bestOverall, Extremes, ScoreGroups, type Bucket } from './score-groups.js';
+import { UNMEASURED_SPEEDUP, parseNodeScoreConfig, type NodeScoreConfig } from './node-score-config.js';
 import { registerPolicy } from './registry.js';
 import type { Candidate, Picker, Policy, PolicyDeps, PolicyFactory, ScoreRule, TaskInfo } from './types.js';
 
-export interface NodeScoreConfig {
-  /** Stretch of the expected service time per occupied fraction of the slots. */
-  readonly load: number;
-  /** Stretch at full cpu and at full memory use. */
-  readonly cpu: number;
-  readonly memory: number;
-  /** Floor of the success rate in the 1/p retry factor. */
-  readonly minSuccess: number;
-  /** Service time assumed when no agent has latency data yet. */
-  readonly latencyRefMs: number;
-  /** Longest a task is held back for a faster agent's slot (./hold-back.ts); 0: never held. */
-  readonly maxHoldMs: number;
-}
-
-export const NODE_SCORE_DEFAULTS: NodeScoreConfig = {
-  load: 1,
-  cpu: 0.2,
-  memory: 0.2,
-  minSuccess: 0.05,
-  latencyRefMs: 100,
-  maxHoldMs: 500,
-};
-
-/** An agent without latency data is assumed this fraction of the fastest measured one. */
-export const UNMEASURED_SPEEDUP = 0.9;
+export { NODE_SCORE_DEFAULTS, UNMEASURED_SPEEDUP, type NodeScoreConfig } from './node-score-config.js';
 
 const clamp01 = (x: number): number => (x < 0 ? 0 : x > 1 ? 1 : x);
 
@@ -113,8 +91,7 @@ class NodeScorePicker extends BasePicker {
     this.latencies = new Extremes(n);
     for (let i = 0; i < n; i++) this.figures(i, cands[i]!);
     this.score = (v, pos) => {
-      const idx = v.members[pos]!;
-      return this.delay(this.staticOf(idx, this.prior()), v.total[pos]!, this.avail(v, pos), this.onTrial(idx));
+      return this.delay(this.staticOf(v, pos, this.prior()), v.total[pos]!, this.avail(v, pos), this.onTrial(v.members[pos]!));
     };
   }
 
@@ -137,18 +114,33 @@ class NodeScorePicker extends BasePicker {
     return f < Infinity ? f * UNMEASURED_SPEEDUP : this.cfg.latencyRefMs;
   }
 
-  /** Expected service time before the load factor (lower is better). */
-  private staticOf(idx: number, prior: number): number {
+  /**
+   * Member pos's expected service time of v's kind before the load factor (lower is better): its time of the
+   * kind if measured (ScoreGroups.kindMs), else its own, else the prior.
+   */
+  private staticOf(v: KindView, pos: number, prior: number): number {
     const f = this.fig;
-    const at = FIG * idx;
-    const t = f[at + LAT]! > 0 ? f[at + LAT]! : prior;
+    const at = FIG * v.members[pos]!;
+    const own = (v.ext as ScoreGroups).kindMs?.[pos] ?? 0;
+    const t = f[at + LAT]! > 0 ? (own > 0 ? own : f[at + LAT]!) : prior;
     return (t / f[at + SUCC]!) * f[at + RES]!;
   }
 
   /** What an index key orders by: the static part, or for the unmeasured the same with a unit prior. */
-  private keyOf(idx: number): number {
-    const at = FIG * idx;
-    return this.measured(idx) ? this.staticOf(idx, 0) : this.fig[at + RES]! / this.fig[at + SUCC]!;
+  private keyOf(v: KindView, pos: number): number {
+    const at = FIG * v.members[pos]!;
+    return this.measured(v.members[pos]!) ? this.staticOf(v, pos, 0) : this.fig[at + RES]! / this.fig[at + SUCC]!;
+  }
+
+  /**
+   * Member pos's measured time of v's kind from candidate c (KindSlots.latencyEwmaMs; 0: none), kept only
+   * where some member of the view has one: an agent of one kind has no figure but its own.
+   */
+  private kindFigure(v: KindView, pos: number, c: Candidate): void {
+    const ms = c.slots.get(v.kind)?.latencyEwmaMs ?? 0;
+    const ix = v.ext as ScoreGroups;
+    if (ms > 0) (ix.kindMs ??= new Float64Array(v.members.length))[pos] = ms;
+    else if (ix.kindMs !== undefined) ix.kindMs[pos] = 0;
   }
 
   /** Candidate idx has latency data (measured, or reported: agent-speed.ts). */
@@ -232,8 +224,9 @@ class NodeScorePicker extends BasePicker {
       (v.ext as ScoreGroups).slots -= v.total[pos]!;
     }
     this.quiet = true;
+    let ok = false;
     try {
-      const ok = this.replaceCandidate(idx, c);
+      ok = this.replaceCandidate(idx, c);
       if (ok) this.figures(idx, c);
       return ok;
     } finally {
@@ -242,6 +235,7 @@ class NodeScorePicker extends BasePicker {
         const pos = v.posOf![idx]!;
         if (pos < 0) continue;
         (v.ext as ScoreGroups).slots += v.total[pos]!;
+        if (ok) this.kindFigure(v, pos, c);
         this.insert(v, pos);
       }
     }
@@ -250,6 +244,7 @@ class NodeScorePicker extends BasePicker {
   protected override initView(v: KindView): void {
     const ix = (v.ext = new ScoreGroups(v.members.length));
     this.built.push(v);
+    for (let p = 0; p < v.members.length; p++) this.kindFigure(v, p, this.cands[v.members[p]!]!);
     for (let p = 0; p < v.members.length; p++) {
       ix.slots += v.total[p]!;
       this.insert(v, p);
@@ -272,10 +267,10 @@ class NodeScorePicker extends BasePicker {
     const ix = v.ext as ScoreGroups;
     // Full: only a measured member's speed is known to a hold-back.
     if (a < 1) {
-      if (this.measured(idx)) ix.insertFull(pos, this.keyOf(idx), v.total[pos]!);
+      if (this.measured(idx)) ix.insertFull(pos, this.keyOf(v, pos), v.total[pos]!);
       return;
     }
-    ix.insert(pos, v.total[pos]!, a, this.onTrial(idx), this.measured(idx), this.keyOf(idx));
+    ix.insert(pos, v.total[pos]!, a, this.onTrial(idx), this.measured(idx), this.keyOf(v, pos));
   }
 
   protected select(v: KindView, task: TaskInfo): number {
@@ -293,7 +288,7 @@ class NodeScorePicker extends BasePicker {
     this.nTies = 0;
     for (const g of ix.nonEmpty) {
       const b = g.head();
-      const st = g.measured ? b.key : this.staticOf(v.members[b.members[0]!]!, prior);
+      const st = g.measured ? b.key : this.staticOf(v, b.members[0]!, prior);
       const s = this.delay(st, g.total, g.avail, g.trial);
       if (s > best) continue;
       if (s < best) {
@@ -346,7 +341,7 @@ class NodeScorePicker extends BasePicker {
     // s·(1 + load·(t − 1)/t), t the fewest slots of a full member: the head alone may rule it out.
     const full = ix.full;
     if (full.size === 0) return false;
-    const st = this.staticOf(idx, this.prior());
+    const st = this.staticOf(v, pos, this.prior());
     const limit = HOLD_GAIN * delay;
     const head = full.head().key;
     if (head >= st || this.delay(head, ix.fullMinTotal(), 1, false) >= limit) return false;
@@ -357,7 +352,7 @@ class NodeScorePicker extends BasePicker {
     out.length = 0;
     full.best(HOLD_SCAN, out, Math.min(st, limit));
     for (const q of out) {
-      const s = this.keyOf(v.members[q]!);
+      const s = this.keyOf(v, q);
       const total = v.total[q]!;
       const d = this.delay(s, total, 1, false);
       if (d >= limit) continue;
@@ -381,7 +376,7 @@ class NodeScorePicker extends BasePicker {
     const positions: number[] = [];
     const prior = this.prior();
     bestOverall(ix.nonEmpty, limit, positions, (g, b) =>
-      this.delay(g.measured ? b.key : this.staticOf(v.members[b.members[0]!]!, prior), g.total, g.avail, g.trial),
+      this.delay(g.measured ? b.key : this.staticOf(v, b.members[0]!, prior), g.total, g.avail, g.trial),
     );
     return { positions: positions.sort((a, b) => a - b), eligible };
   }
@@ -390,19 +385,7 @@ class NodeScorePicker extends BasePicker {
 export const nodeScorePolicy: PolicyFactory<NodeScoreConfig> = {
   name: 'node-score',
   description: 'shortest expected delay from measured service time, success rate, resources and free slots (node tier)',
-  parseConfig(raw) {
-    const n = 'node-score';
-    const o = configObject(n, raw, Object.keys(NODE_SCORE_DEFAULTS));
-    const d = NODE_SCORE_DEFAULTS;
-    return {
-      load: numberKey(n, o, 'load', d.load, { min: 0 }),
-      cpu: numberKey(n, o, 'cpu', d.cpu, { min: 0 }),
-      memory: numberKey(n, o, 'memory', d.memory, { min: 0 }),
-      minSuccess: numberKey(n, o, 'minSuccess', d.minSuccess, { min: 1e-3, max: 1 }),
-      latencyRefMs: numberKey(n, o, 'latencyRefMs', d.latencyRefMs, { min: 1e-3 }),
-      maxHoldMs: numberKey(n, o, 'maxHoldMs', d.maxHoldMs, { min: 0 }),
-    };
-  },
+  parseConfig: parseNodeScoreConfig,
   create(config, deps: PolicyDeps): Policy {
     return {
       name: 'node-score',

@@ -151,6 +151,8 @@ export class ScoreGroups {
   readonly full = new Group(0, 0, false, true);
   /** Σ slots of the kind over the view's members (node-score keeps it as totals change). */
   slots = 0;
+  /** Per member position, its measured time of the view's kind (0: none); undefined while no member has one. */
+  kindMs: Float64Array | undefined = undefined;
   /** Members of `full` by their total slots: the smallest total bounds a full member's delay from below. */
   private readonly fullTotals = new Map<number, number>();
   private readonly totalOf: Int32Array;

@@ -57,6 +57,11 @@ export interface KindSlots {
    * places by when a task sent there would complete. Omitted: not reported (place by load).
    */
   readonly speed?: SpeedGroups;
+  /**
+   * An agent's measured service time of this kind, ms, where it serves several (its latencyEwmaMs
+   * mixes them): node-score places the kind by it. Omitted or 0: not measured, the agent's figure.
+   */
+  readonly latencyEwmaMs?: number;
 }
 
 /** A node's agents of a kind in a few groups of similar speed, fastest first, as its summary reports them. */

@@ -9,7 +9,7 @@ import type { AgentSpeed, ConnectRequest, Welcome } from '../../src/gen/meshlb/v
 import { ResultStatus, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import { Agent } from '../../src/agent/index.js';
 import { Ewma, type AgentSession } from '../../src/mesh/agent-session.js';
-import { latencyOf, MAX_RUN_MS, speedRefusal, Speeds } from '../../src/mesh/agent-speed.js';
+import { kindLatencyOf, latencyOf, MAX_RUN_MS, speedRefusal, Speeds } from '../../src/mesh/agent-speed.js';
 import { dispatch, FakeNode } from '../helpers/fake-node.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -85,9 +85,10 @@ describe('Speeds: take and measured (node side)', () => {
     const changed: string[] = [];
     const refused: string[] = [];
     const cell = { agentChanged: (id: string) => void changed.push(id) };
-    const session = (id: string) =>
+    const session = (id: string, kinds = ['work']) =>
       ({
         id,
+        kinds,
         latencyMs: new Ewma(0.1, 0),
         success: new Ewma(0.1, 1),
         usable: true,
@@ -95,7 +96,8 @@ describe('Speeds: take and measured (node side)', () => {
       }) as unknown as AgentSession;
     const speeds = new Speeds(cell);
     const take = (s: AgentSession, m: AgentSpeed): void => speeds.take(s, m, (why) => void refused.push(why));
-    const measured = (s: AgentSession, ms: number, r: TaskResult): void => speeds.measured(s, ms, r);
+    const measured = (s: AgentSession, ms: number, r: TaskResult, kind = 'work'): void =>
+      speeds.measured(s, ms, r, kind);
     return { changed, refused, speeds, session, take, measured };
   }
 
@@ -121,6 +123,24 @@ describe('Speeds: take and measured (node side)', () => {
     expect(latencyOf(fast)).toBeCloseTo(50.2, 6);
     expect(changed).toEqual([]);
     expect(refused).toEqual([]);
+  });
+
+  it('measures an agent of several kinds per kind as well, and only its declared kinds', () => {
+    const { session, measured } = node();
+    const multi = session('multi', ['embed', 'tool']);
+    for (let i = 0; i < 30; i++) measured(multi, 40, result(38), 'embed');
+    for (let i = 0; i < 3; i++) measured(multi, 13, result(11), 'tool');
+    measured(multi, 500, result(11), 'other'); // not declared: its own figure only
+    // The agent's figure mixes its kinds (mostly embed, one 500 ms outlier); each kind's is its own.
+    expect(latencyOf(multi)).toBeGreaterThan(60);
+    expect(kindLatencyOf(multi, 'tool')).toBeCloseTo(13, 6);
+    expect(kindLatencyOf(multi, 'embed')).toBeCloseTo(40, 6);
+    expect(kindLatencyOf(multi, 'other')).toBe(0);
+    expect([...multi.kindLatencyMs!.keys()].sort()).toEqual(['embed', 'tool']);
+    const single = session('single', ['tool']);
+    measured(single, 13, result(11), 'tool');
+    expect(single.kindLatencyMs).toBeUndefined(); // one kind: its figure is the kind's
+    expect(kindLatencyOf(single, 'tool')).toBe(0);
   });
 
   it('forgets agents gone before their first result (bounded however many come and go)', () => {

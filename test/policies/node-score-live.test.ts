@@ -25,6 +25,8 @@ interface Agent {
   slots: number;
   held: Map<string, number>;
   lat: number;
+  /** Per kind, for an agent of several (agent-speed.ts kindLatencyOf); absent: not measured. */
+  kindLat: Map<string, number>;
   succ: number;
   cpu: number;
   mem: number;
@@ -35,9 +37,12 @@ const inFlight = (a: Agent): number => [...a.held.values()].reduce((x, y) => x +
 /** As src/mesh/agent-candidate.ts builds an agent's candidate. */
 function candidateOf(a: Agent): Candidate {
   const free = Math.max(0, a.slots - inFlight(a));
-  const slots: Record<string, [number, number]> = {};
+  const slots: Record<string, { free: number; total: number; latencyEwmaMs?: number }> = {};
   for (const k of a.kinds)
-    slots[k] = a.kinds.length === 1 ? [free, a.slots] : [a.slots - (a.held.get(k) ?? 0), a.slots];
+    slots[k] =
+      a.kinds.length === 1
+        ? { free, total: a.slots }
+        : { free: a.slots - (a.held.get(k) ?? 0), total: a.slots, latencyEwmaMs: a.kindLat.get(k) ?? 0 };
   return makeCandidate({
     id: a.id,
     slots,
@@ -55,7 +60,8 @@ function refDelay(agents: readonly Agent[], a: Agent, kind: string): number {
   const measured = agents.map((x) => x.lat).filter((l) => l > 0);
   const prior = measured.length ? Math.min(...measured) * UNMEASURED_SPEEDUP : d.latencyRefMs;
   const trialMs = measured.length ? Math.max(...measured) : d.latencyRefMs;
-  const t = a.lat > 0 ? a.lat : prior;
+  // A measured agent's time of the kind, else its own; the unmeasured the prior.
+  const t = a.lat > 0 ? (a.kindLat.get(kind) ?? a.lat) : prior;
   const st = (t / Math.max(d.minSuccess, a.succ)) * (1 + d.cpu * a.cpu + d.memory * a.mem);
   const credit = Math.min(
     a.slots - (a.kinds.length > 1 ? (a.held.get(kind) ?? 0) : inFlight(a)),
@@ -129,7 +135,17 @@ describe('node-score kept up to date (update) against a fresh picker', () => {
           const agents: Agent[] = [];
           let next = 0;
           const join = (kinds: readonly string[], slots: number): void => {
-            agents.push({ id: `a${next++}`, kinds, slots, held: new Map(), lat: 0, succ: 1, cpu: 0, mem: 0 });
+            agents.push({
+              id: `a${next++}`,
+              kinds,
+              slots,
+              held: new Map(),
+              lat: 0,
+              kindLat: new Map(),
+              succ: 1,
+              cpu: 0,
+              mem: 0,
+            });
           };
           for (let i = 0; i < n0; i++) join(i % 3 === 2 ? ['a', 'b'] : [i % 2 ? 'b' : 'a'], 1 + (i % 4));
           const build = (): Picker => policy.buildPicker(agents.map(candidateOf), 0);
@@ -153,6 +169,8 @@ describe('node-score kept up to date (update) against a fresh picker', () => {
               if (kind === undefined) continue;
               a.held.set(kind, a.held.get(kind)! - 1);
               a.lat = o.lat;
+              // Kinds of one agent that run for different times: b three times a's (a mix in a.lat).
+              if (a.kinds.length > 1) a.kindLat.set(kind, kind === 'b' ? 3 * o.lat : o.lat / 2);
               a.succ = o.ok ? 1 : 0.5;
               // As AgentSessions does: the freed slot back to the picker, then the new figures.
               live.release(a.id, kind);
@@ -209,7 +227,17 @@ describe('node-score kept up to date (update) against a fresh picker', () => {
   });
 
   it('refuses what only a rebuild can take: an unknown agent, a draining one, other kinds', () => {
-    const a: Agent = { id: 'x', kinds: ['a'], slots: 2, held: new Map(), lat: 0, succ: 1, cpu: 0, mem: 0 };
+    const a: Agent = {
+      id: 'x',
+      kinds: ['a'],
+      slots: 2,
+      held: new Map(),
+      lat: 0,
+      kindLat: new Map(),
+      succ: 1,
+      cpu: 0,
+      mem: 0,
+    };
     const p = createPolicy('node-score', undefined, { random: seededRandom(1) }).buildPicker([candidateOf(a)], 0);
     expect(p.update!(makeCandidate({ id: 'y', slots: { a: [1, 1] } }))).toBe(false);
     expect(p.update!(makeCandidate({ id: 'x', slots: { a: [2, 2] }, draining: true }))).toBe(false);
