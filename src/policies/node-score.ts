@@ -91,7 +91,12 @@ class NodeScorePicker extends BasePicker {
     this.latencies = new Extremes(n);
     for (let i = 0; i < n; i++) this.figures(i, cands[i]!);
     this.score = (v, pos) => {
-      return this.delay(this.staticOf(v, pos, this.prior()), v.total[pos]!, this.avail(v, pos), this.onTrial(v.members[pos]!));
+      return this.delay(
+        this.staticOf(v, pos, this.prior()),
+        v.total[pos]!,
+        this.avail(v, pos),
+        this.onTrial(v.members[pos]!),
+      );
     };
   }
 
