@@ -28,7 +28,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants, performance, PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
-import { GCProfiler, getHeapStatistics } from 'node:v8';
+import { GCProfiler, getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { credentials } from '@grpc/grpc-js';
 import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
 import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
@@ -72,6 +72,7 @@ const perfToUs = nowUs() - performance.now() * 1000;
 let gcTrace: number[] = [];
 let taskTrace: number[] = [];
 let phases = 0;
+let reportsInPhase = 0;
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const kind = (e as { detail?: { kind?: number } }).detail?.kind ?? 0;
@@ -95,12 +96,24 @@ new PerformanceObserver((list) => {
 let gcProf = new GCProfiler();
 let heapAfter = 0;
 let allocated = 0;
+/**
+ * The old generation's intake since the reset: `promoted`, what scavenges moved into it (old space's used size
+ * after each less before), and `oldAdded`, that plus what was allocated there directly between collections
+ * (pretenured objects, large objects: old and large-object space in use before each collection less after
+ * the previous one). What fills the old generation sets how often the mark-compacts come.
+ */
+let promoted = 0;
+let oldAdded = 0;
+let oldAfter = 0;
 function allocStart(): void {
   gcProf.stop();
   gcProf = new GCProfiler();
   gcProf.start();
   heapAfter = getHeapStatistics().used_heap_size;
+  oldAfter = oldUsed(getHeapSpaceStatistics());
   allocated = 0;
+  promoted = 0;
+  oldAdded = 0;
 }
 /** Since the reset (a process may be asked for several reports in one phase). */
 function allocBytes(): number {
@@ -110,15 +123,38 @@ function allocBytes(): number {
   for (const s of r?.statistics ?? []) {
     bytes += Math.max(0, s.beforeGC.heapStatistics.usedHeapSize - after);
     after = s.afterGC.heapStatistics.usedHeapSize;
+    const oldBefore = oldUsed(s.beforeGC.heapSpaceStatistics);
+    const oldNow = oldUsed(s.afterGC.heapSpaceStatistics);
+    oldAdded += Math.max(0, oldBefore - oldAfter);
+    if (s.gcType === 'Scavenge') {
+      promoted += Math.max(0, oldNow - oldBefore);
+      oldAdded += Math.max(0, oldNow - oldBefore);
+    }
+    oldAfter = oldNow;
   }
   const used = getHeapStatistics().used_heap_size;
   bytes += Math.max(0, used - after);
   heapAfter = used;
+  const oldUsedNow = oldUsed(getHeapSpaceStatistics());
+  oldAdded += Math.max(0, oldUsedNow - oldAfter);
+  oldAfter = oldUsedNow;
   allocated += bytes;
   // Keep counting from here: a report does not end the measurement (the next reset does).
   gcProf = new GCProfiler();
   gcProf.start();
   return allocated;
+}
+
+/** Old and large-object space in use (V8's names, as v8.GCProfiler and getHeapSpaceStatistics give them). */
+function oldUsed(
+  spaces: readonly { spaceName?: string; space_name?: string; spaceUsedSize?: number; space_used_size?: number }[],
+): number {
+  let n = 0;
+  for (const sp of spaces) {
+    const name = sp.spaceName ?? sp.space_name;
+    if (name === 'old_space' || name === 'large_object_space') n += sp.spaceUsedSize ?? sp.space_used_size ?? 0;
+  }
+  return n;
 }
 
 /** Time the main thread spent runnable but waiting for a CPU (Linux schedstat), µs; 0 elsewhere. */
@@ -218,10 +254,18 @@ function reset(): void {
   gcTrace = [];
   taskTrace = [];
   phases++;
+  reportsInPhase = 0;
 }
 
 function report(): Record<string, unknown> {
   const c = process.cpuUsage(cpu0);
+  reportsInPhase++;
+  if (
+    process.env.BENCH_HEAP_SNAPSHOT &&
+    phases === Number(process.env.BENCH_HEAP_SNAPSHOT_PHASE ?? 4) &&
+    reportsInPhase === 2
+  )
+    writeHeapSnapshot(`${process.env.BENCH_HEAP_SNAPSHOT}/${process.pid}-${phases}.heapsnapshot`);
   const alloc = allocBytes();
   if (TAIL_DIR)
     writeFileSync(
@@ -255,6 +299,8 @@ function report(): Record<string, unknown> {
       gcLongestMs: Math.round(gc.longestMs * 10) / 10,
       gcYoung: gc.young,
       allocBytes: alloc,
+      promotedBytes: promoted,
+      oldAddedBytes: oldAdded,
     },
     ...extra(),
   };
