@@ -11,6 +11,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { DispatchAck, OpenRequest, OpenResponse, Summary } from '../gen/meshlb/v1/link.js';
 import type { TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
 import type { KindSlots, SpeedGroups } from '../policies/index.js';
+import { StringMap } from '../util/string-map.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
 import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
@@ -76,8 +77,8 @@ export class ChildLink {
   /** Per kind: dispatches sent and not yet acked, and those acked since the latest summary. */
   readonly unacked = new Map<string, number>();
   readonly ackedSinceSummary = new Map<string, number>();
-  /** Dispatches awaiting an ack: route key → kind (unacked_K counts these). */
-  readonly sent = new Map<string, string>();
+  /** Dispatches awaiting an ack: route key → kind (unacked_K counts these); its table is not remade per task. */
+  readonly sent = new StringMap<string>();
   /** Per kind, from the latest summary: the roomiest agent's free slots, and the biggest agent (docs/gang.md). */
   private readonly largestFree = new Map<string, number>();
   private readonly largestTotal = new Map<string, number>();

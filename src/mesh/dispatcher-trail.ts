@@ -10,6 +10,7 @@
 // second (a token bucket); past it a decision still names where the task went,
 // unscored. No task waits for it: the dispatcher records after the pick.
 import { explanationOf, madeUnder, type Explanation, type ScoreRule } from '../policies/index.js';
+import { StringMap } from '../util/string-map.js';
 import type { WorkItem } from './types.js';
 
 /** Decisions a cell keeps (the ring). */
@@ -127,8 +128,11 @@ export class Trail {
    * decision on every cell's hot path (docs/mesh.md, "Performance").
    */
   private index: Map<string, number> | undefined;
-  /** Home decisions recorded before their attempt is numbered (sent() fills it in): task id → slot. */
-  private readonly unnumbered = new Map<string, number>();
+  /**
+   * Home decisions recorded before their attempt is numbered (sent() fills it in): task id → slot. Set
+   * and deleted once per home task: a StringMap, whose table is not remade (src/util/string-map.ts).
+   */
+  private readonly unnumbered = new StringMap<number>();
 
   constructor(readonly capacity = TRAIL_DECISIONS) {
     this.ring = Array.from({ length: capacity }, () => ({

@@ -62,6 +62,8 @@ export class Relay {
   /** Refuse forwarded work (a drain order from the parent, or shutting down). */
   draining = false;
   private readonly d: RelayDeps;
+  /** When the route sweep's wheel entry comes due (Infinity: none armed). */
+  private sweepAt = Infinity;
 
   constructor(deps: RelayDeps) {
     this.d = deps;
@@ -96,7 +98,7 @@ export class Relay {
         acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason: `queue ${r.reason}` });
         continue;
       }
-      this.d.timers.schedule(now + item.leaseMs + settings.leaseSlackMs, { type: 'route', key, stamp: item.sentMs });
+      this.armRouteSweep(now + item.leaseMs + settings.leaseSlackMs);
       acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: true, reason: '' });
     }
     this.d.wake();
@@ -219,6 +221,7 @@ export class Relay {
   clear(): void {
     const all = [...this.d.routes.values()];
     for (const item of all) this.d.routes.drop(item);
+    this.sweepAt = Infinity;
   }
 
   private dropOrigin(match: (o: Origin) => boolean, why: string): void {
@@ -271,19 +274,26 @@ export class Relay {
   }
 
   /**
-   * A route expiry came due: drop the route if nothing sent it on since the entry was made. A
-   * forwarded attempt has one entry, made as it arrived (acceptForwarded); one sent on since
-   * (item.sentMs moved) gets its next entry now, a lease and slack from that sending, instead of
-   * one per sending: at full rate every cell held two entries per task for the lease's 30-odd
-   * seconds, nearly all for routes long gone.
+   * The route sweep came due: drop every forwarded route whose lease and slack ran out since it came or
+   * was last sent on (routes.ts, `lapsed`), and arm the sweep again for the next one due. One wheel entry
+   * per cell, not one per attempt: at every rate each cell held one per attempt for the lease's 30-odd
+   * seconds, nearly all for routes long gone, and they filled the old generation (docs/mesh.md, "Half of
+   * peak: what outlives a scavenge"). An entry superseded by an earlier one is ignored.
    */
   fire(e: Extract<WheelEntry, { type: 'route' }>): void {
-    const item = this.d.routes.get(e.key);
-    if (item === undefined) return;
-    if (item.sentMs === e.stamp) return this.cancelRoute(item, 'route expired');
-    if (item.origin.type === 'home' || item.sentMs < e.stamp) return;
-    const due = item.sentMs + item.leaseMs + this.d.settings.leaseSlackMs;
-    this.d.timers.schedule(due, { type: 'route', key: item.key, stamp: item.sentMs });
+    if (e.at !== this.sweepAt) return;
+    this.sweepAt = Infinity;
+    const lapsed: WorkItem[] = [];
+    const next = this.d.routes.lapsed(this.d.scheduler.now(), this.d.settings.leaseSlackMs, lapsed);
+    for (const item of lapsed) this.cancelRoute(item, 'route expired');
+    if (next < Infinity) this.armRouteSweep(next);
+  }
+
+  /** The sweep runs by `at` (earlier if armed earlier already). */
+  private armRouteSweep(at: number): void {
+    if (at >= this.sweepAt) return;
+    this.sweepAt = at;
+    this.d.timers.schedule(at, { type: 'route', at });
   }
 
   /** The queue reported forwarded `item` expired. */

@@ -12,14 +12,19 @@
 // - An attempt leaves `routes` once: its result went back, it was cancelled,
 //   failed back, or its route expired. Dropping the route of an attempt that
 //   still waits in the queue takes it out of the queue too.
+// - A forwarded attempt's route expires a lease and the slack after it came or
+//   was last sent on (`lapsed`): the table is swept for them, no timer entry
+//   per attempt (one outlived its attempt by the lease, ~30 s, in every cell).
 // - `forwardQueued` = forwarded (non-home) items in the queue, plus those the
 //   queue found expired and has not reported yet (expired()). admit() refuses
 //   nothing by it; the caller checks it against forwardBuffer first.
 import type { PushResult, TaskQueue } from '../queue/index.js';
+import { StringMap } from '../util/string-map.js';
 import type { WorkItem } from './types.js';
 
 export class RouteTable {
-  private readonly routes = new Map<string, WorkItem>();
+  /** No Map: one churned per attempt made its new tables in the old generation (src/util/string-map.ts). */
+  private readonly routes = new StringMap<WorkItem>();
   private queuedForward = 0;
 
   constructor(private readonly queue: TaskQueue<WorkItem>) {}
@@ -41,6 +46,7 @@ export class RouteTable {
     return this.routes.has(key);
   }
 
+  /** Every route, in no particular order; collect before changing the table. */
   values(): IterableIterator<WorkItem> {
     return this.routes.values();
   }
@@ -90,6 +96,22 @@ export class RouteTable {
     if (item.via === undefined && this.queue.remove(item.id) !== undefined && item.origin.type !== 'home') {
       this.queuedForward--;
     }
+  }
+
+  /**
+   * Push to `out` the forwarded routes whose time is up by `now` (`item.sentMs + item.leaseMs + slackMs`:
+   * a lease and the slack after the attempt came or was last sent on); returns when the next of the others
+   * is due (Infinity: none). O(routes): the caller sweeps only when one may be due.
+   */
+  lapsed(now: number, slackMs: number, out: WorkItem[]): number {
+    let next = Infinity;
+    for (const item of this.routes.values()) {
+      if (item.origin.type === 'home') continue;
+      const due = item.sentMs + item.leaseMs + slackMs;
+      if (due <= now) out.push(item);
+      else if (due < next) next = due;
+    }
+    return next;
   }
 
   /** The queue reported forwarded `item` expired (it is out of the queue already). */

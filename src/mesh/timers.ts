@@ -16,7 +16,8 @@ export type WheelEntry =
   | { readonly type: 'lease'; readonly id: string; readonly attempt: number }
   | { readonly type: 'retry'; readonly id: string; readonly attempt: number }
   | { readonly type: 'deadline'; readonly id: string }
-  | { readonly type: 'route'; readonly key: string; readonly stamp: number };
+  /** Sweep the route table for lapsed routes (relay.ts): one entry at a time per cell, at the next one due. */
+  | { readonly type: 'route'; readonly at: number };
 
 /** An idle cell's timer fires at least this often (sweeps, periodic summaries, reconnects, queued deadlines). */
 const IDLE_TICK_MS = 50;
@@ -26,8 +27,13 @@ const SLOW_TICK_MS = 50;
 export class CellTimers {
   /** Retries and deadlines, at tickMs. */
   private readonly wheel: TimerWheel<WheelEntry>;
-  /** Leases and route expiries (seconds away; a few tens of ms late is fine), at SLOW_TICK_MS. */
+  /** Route sweeps (seconds away; a few tens of ms late is fine), at SLOW_TICK_MS. */
   private readonly slowWheel: TimerWheel<WheelEntry>;
+  /**
+   * Leases, at SLOW_TICK_MS: each its task id with its attempt beside it, no entry object. One per attempt
+   * sent, for the lease's 30-odd seconds; the entry the fire callback gets is made as it fires.
+   */
+  private readonly leaseWheel: TimerWheel<string>;
   /** When the armed timer fires (ms on the scheduler's clock); Infinity when none is armed. */
   private armedFor = Infinity;
   /** Armed while started and not closed (a tick re-arms it). */
@@ -45,6 +51,7 @@ export class CellTimers {
     const now = scheduler.now();
     this.wheel = new TimerWheel(tickMs, now);
     this.slowWheel = new TimerWheel(Math.max(tickMs, SLOW_TICK_MS), now);
+    this.leaseWheel = new TimerWheel(Math.max(tickMs, SLOW_TICK_MS), now);
   }
 
   start(): void {
@@ -58,11 +65,13 @@ export class CellTimers {
     this.closed = true;
     this.wheel.clear();
     this.slowWheel.clear();
+    this.leaseWheel.clear();
   }
 
   /** Schedule a wheel entry; wakes the timer earlier if it sleeps past it. */
   schedule(dueMs: number, e: WheelEntry): void {
-    if (e.type === 'lease' || e.type === 'route') this.slowWheel.add(dueMs, e);
+    if (e.type === 'lease') this.leaseWheel.add(dueMs, e.id, e.attempt);
+    else if (e.type === 'route') this.slowWheel.add(dueMs, e);
     else this.wheel.add(dueMs, e);
     if (dueMs < this.armedFor && this.timer !== undefined) this.setTimer(this.scheduler.now(), dueMs);
   }
@@ -72,6 +81,7 @@ export class CellTimers {
     const now = this.scheduler.now();
     this.wheel.advance(now, (e) => this.fire(e, now));
     this.slowWheel.advance(now, (e) => this.fire(e, now));
+    this.leaseWheel.advance(now, (id, attempt) => this.fire({ type: 'lease', id, attempt }, now));
     this.sweep(now);
   }
 
@@ -83,6 +93,8 @@ export class CellTimers {
     if (fine !== undefined && fine < at) at = fine;
     const slow = this.slowWheel.nextDue(now, IDLE_TICK_MS);
     if (slow !== undefined && slow < at) at = slow;
+    const lease = this.leaseWheel.nextDue(now, IDLE_TICK_MS);
+    if (lease !== undefined && lease < at) at = lease;
     this.setTimer(now, at);
   }
 

@@ -7,10 +7,22 @@
 //
 // The wheel reads time only through the injected clock; tests drive it with
 // advance(now) and no real timers.
+//
+// An entry may carry a number beside it (`n`, kept in a parallel array): an
+// entry that needs a string and a number (a lease: task id and attempt) is then
+// no object of its own. Such entries wait seconds, so every one outlived the
+// scavenges and filled the old generation (docs/mesh.md, "Half of peak: what
+// outlives a scavenge").
+
+/** One slot's entries and their numbers, index for index. */
+interface Slot<T> {
+  readonly entries: T[];
+  readonly nums: number[];
+}
 
 export class TimerWheel<T> {
   /** slot number → entries due in that slot. */
-  private readonly slots = new Map<number, T[]>();
+  private readonly slots = new Map<number, Slot<T>>();
   /** The next slot not yet fired. */
   private cursor: number;
   private count = 0;
@@ -26,21 +38,22 @@ export class TimerWheel<T> {
     return this.count;
   }
 
-  /** Schedule `entry` to fire at or after `dueMs` (at most one tick late). */
-  add(dueMs: number, entry: T): void {
+  /** Schedule `entry` (with its number `n`) to fire at or after `dueMs` (at most one tick late). */
+  add(dueMs: number, entry: T, n = 0): void {
     // Never into a slot already fired: it would wait for a full scan.
     const slot = Math.max(Math.ceil(dueMs / this.tickMs), this.cursor);
     let list = this.slots.get(slot);
     if (!list) {
-      list = [];
+      list = { entries: [], nums: [] };
       this.slots.set(slot, list);
     }
-    list.push(entry);
+    list.entries.push(entry);
+    list.nums.push(n);
     this.count++;
   }
 
   /** Fire every entry due by `now`, in due order. */
-  advance(now: number, fire: (entry: T) => void): void {
+  advance(now: number, fire: (entry: T, n: number) => void): void {
     const last = Math.floor(now / this.tickMs);
     // Jumps over long idle gaps: only visit slots that exist.
     if (last - this.cursor > 4096) {
@@ -54,12 +67,13 @@ export class TimerWheel<T> {
     while (this.cursor <= last) this.fireSlot(this.cursor++, fire);
   }
 
-  private fireSlot(slot: number, fire: (entry: T) => void): void {
+  private fireSlot(slot: number, fire: (entry: T, n: number) => void): void {
     const list = this.slots.get(slot);
     if (!list) return;
     this.slots.delete(slot);
-    this.count -= list.length;
-    for (const e of list) fire(e);
+    const { entries, nums } = list;
+    this.count -= entries.length;
+    for (let i = 0; i < entries.length; i++) fire(entries[i]!, nums[i]!);
   }
 
   /**

@@ -16,6 +16,7 @@
 // to an expired list the caller drains with takeExpired() or expire(now).
 // Costs: push/pop/remove O(log n) + O(kinds) lane scan per pop.
 
+import { StringMap } from '../util/string-map.js';
 import { IndexedHeap } from './heap.js';
 import { Lane, type Entry } from './lane.js';
 import { PRIORITIES, PRIORITY_RANK, type Priority } from './priority.js';
@@ -76,7 +77,7 @@ const DUPLICATE: PushResult = Object.freeze({ ok: false, reason: 'duplicate' });
 const EXPIRED: PushResult = Object.freeze({ ok: false, reason: 'expired' });
 
 export class TaskQueue<T extends QueueTask> {
-  private readonly byId = new Map<string, Entry<T>>();
+  private readonly byId = new StringMap<Entry<T>>();
   /** Every kind with queued tasks, and up to MAX_IDLE without (idleKinds of them). */
   private readonly kindLanes = new Map<string, Lane<T>[]>();
   private idleKinds = 0;

@@ -35,6 +35,17 @@ describe('TimerWheel', () => {
     expect(w.size).toBe(0);
   });
 
+  it('gives each entry back with the number it was added with (a lease: id and attempt, no object)', () => {
+    const w = new TimerWheel<string>(10, 0);
+    w.add(30, 'x', 3);
+    w.add(5, 'y', 1);
+    w.add(30, 'x', 4);
+    w.add(12, 'z');
+    const fired: string[] = [];
+    w.advance(40, (e, n) => fired.push(`${e}#${n}`));
+    expect(fired).toEqual(['y#1', 'z#0', 'x#3', 'x#4']);
+  });
+
   it('an entry added while firing, or for a past time, fires on a later advance', () => {
     const w = new TimerWheel<string>(10, 0);
     const fired: string[] = [];

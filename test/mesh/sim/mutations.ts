@@ -79,7 +79,11 @@ interface DispatcherInside {
   d: { queue: { kinds(): IterableIterator<string> }; links: { agents: unknown } };
 }
 interface RelayInside {
-  d: { routes: { get(key: string): WorkItem | undefined } };
+  d: {
+    routes: { lapsed(now: number, slackMs: number, out: WorkItem[]): number };
+    scheduler: { now(): number };
+    settings: { leaseSlackMs: number };
+  };
   cancelRoute(item: WorkItem, why: string): void;
 }
 
@@ -457,7 +461,7 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   {
     check: 'crash',
-    what: 'Relay.fire assumes the route of an expiry entry is still there (TypeError)',
+    what: 'Relay.fire assumes the route whose due time armed the sweep is still there (TypeError)',
     // The run stops at the throw: what was in flight never ends (nor gives its concurrency permit, or its
     // tenant's slot, back).
     alsoMay: ['ended', 'flow', 'share'],
@@ -466,9 +470,10 @@ export const MUTATIONS: readonly Mutation[] = [
         Relay.prototype,
         'fire',
         () =>
-          function (this: RelayInside, e: Extract<WheelEntry, { type: 'route' }>): void {
-            const item = this.d.routes.get(e.key)!;
-            if (item.sentMs === e.stamp) this.cancelRoute(item, 'route expired');
+          function (this: RelayInside): void {
+            const lapsed: WorkItem[] = [];
+            this.d.routes.lapsed(this.d.scheduler.now(), this.d.settings.leaseSlackMs, lapsed);
+            this.cancelRoute(lapsed[0]!, 'route expired');
           },
       ),
   },
