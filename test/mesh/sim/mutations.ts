@@ -193,6 +193,9 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     check: 'flow',
     what: "a lost or stopped attempt's concurrency permit comes back at once (its agent may still run it)",
+    // The returned permit lets another task of the key start while the lost attempt's agent still runs
+    // it: the key then has more attempts running at agents than its limit, which is the share check's.
+    alsoMay: ['share'],
     apply: () =>
       patch(
         FlowState.prototype,
