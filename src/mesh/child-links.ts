@@ -3,11 +3,11 @@
 // cancels; down to it: welcome, dispatches, cancels, drain, results (of tasks
 // it spilled up) and acks (of its spill-ups). Credits per link: child-link.ts.
 //
-// Liveness: the child sends a summary at least every idleLinkIntervalMs
-// (summary-pacer.ts: every summaryIntervalMs unless idle), and the parent
-// writes something at least that often (an empty `acks` batch when it had
-// nothing else to say), so either end can tell a silent peer (a cut network
-// that blackholes packets keeps TCP "up" for a long time) from a quiet one. A
+// Liveness: the child sends a summary at least every summaryIntervalMs, and
+// the parent writes something at least every idleLinkIntervalMs
+// (summary-pacer.ts; an empty `acks` batch when it had nothing else to say),
+// so either end can tell a silent peer (a cut network that blackholes
+// packets keeps TCP "up" for a long time) from a quiet one. A
 // child with no message for linkTimeoutMs is dead: its stream ends with
 // DEADLINE_EXCEEDED and its attempts fail back as lost at once, as on a break.
 import type { ServerDuplexStream } from '@grpc/grpc-js';

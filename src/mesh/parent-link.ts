@@ -7,7 +7,8 @@
 // written (held until the next summary; nacks at once) is summary-pacer.ts.
 //
 // Liveness: the parent writes at least every idleLinkIntervalMs (an empty
-// `acks` batch when idle; summary-pacer.ts). A parent silent for linkTimeoutMs — no welcome
+// `acks` batch when idle; summary-pacer.ts), we send a summary at least every
+// summaryIntervalMs. A parent silent for linkTimeoutMs — no welcome
 // after the hello, or nothing since — is gone even if TCP says otherwise (a
 // blackholed network): the stream is cancelled, attempts from the parent are
 // dropped and spill-ups fail back as on any break, and we reconnect with
@@ -25,7 +26,7 @@ import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
 import type { Summarizer } from './summary.js';
 import { StallClock, stallAllowMs } from './stall-clock.js';
-import { idleLinkIntervalMs, SummaryPacer } from './summary-pacer.js';
+import { SummaryPacer } from './summary-pacer.js';
 import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
 import { LEADER_ADDRESS_TRAILER } from '../util/errors.js';
@@ -323,9 +324,7 @@ export class ParentLink implements ParentSide {
     }
     this.suspectSinceMs = 0;
     this.kept?.prune(now);
-    const { settings } = this.cell;
-    if (this.connected && this.pacer.periodic(now, settings.summaryIntervalMs, idleLinkIntervalMs(settings)))
-      this.batcher?.schedule();
+    if (this.connected && this.pacer.periodic(now, this.cell.settings.summaryIntervalMs)) this.batcher?.schedule();
   }
 
   /** Capacity below changed: a summary goes out with the next flush if it differs. */

@@ -12,13 +12,6 @@
 // per task at low rates; one it needs is never held back. Skipping is always
 // safe: between summaries the parent's credit only shrinks.
 //
-// An idle cell whose last summary showed it idle (nothing in flight, nothing
-// queued, no dispatch accepted since) sends the periodic summary only every
-// idleLinkIntervalMs (linkTimeoutMs / 4, at least summaryIntervalMs): it
-// then says "still here" and nothing else a placement reads, and each one
-// wakes this cell and its parent (docs/mesh.md, "Idle CPU"). Any dispatch,
-// task or change of shape brings the summaryIntervalMs pace back at once.
-//
 // Accepted acks do not move the parent's credit (unacked − 1, acked since the
 // summary + 1), so they are held and written just before the next summary (or
 // once MAX_HELD_ACKS pile up); nacks, which return credit, go at once.
@@ -29,10 +22,11 @@ import { creditOf, sameShape, type Summarizer } from './summary.js';
 const MAX_HELD_ACKS = 256;
 
 /**
- * How often an idle link still says "still here", either way (the child's summary, the parent's keepalive):
- * four times per link timeout, and never more often than summaries. Failure detection reads only the
- * silence against linkTimeoutMs, so it is unchanged; a live peer's longest silence goes from
- * summaryIntervalMs to this (500 ms by default, against the 2,000 ms timeout).
+ * How often a parent with nothing else to write to a child still says "still here" (a keepalive,
+ * child-links.ts): four times per link timeout, and never more often than summaries. Failure detection
+ * reads only the silence against linkTimeoutMs, so it is unchanged; a live parent's longest silence goes
+ * from summaryIntervalMs to this (500 ms by default, against the 2,000 ms timeout). The child's periodic
+ * summary keeps summaryIntervalMs: placement reads more of it than liveness (docs/mesh.md, "Session 12").
  */
 export function idleLinkIntervalMs(s: { readonly summaryIntervalMs: number; readonly linkTimeoutMs: number }): number {
   return Math.max(s.summaryIntervalMs, s.linkTimeoutMs / 4);
@@ -50,8 +44,6 @@ export class SummaryPacer {
   private held: DispatchAck[] = [];
   private lastSummaryMs = 0;
   private due = false;
-  /** The last summary sent showed nothing in flight and nothing queued. */
-  private lastIdle = false;
 
   constructor(private readonly summaries: Summarizer) {}
 
@@ -84,13 +76,9 @@ export class SummaryPacer {
     this.held = [];
   }
 
-  /**
-   * From the periodic tick: true when a summary is due because intervalMs passed since the last one, or
-   * idleMs while the cell stays as idle as its last summary showed it (nothing accepted since).
-   */
-  periodic(now: number, intervalMs: number, idleMs: number = intervalMs): boolean {
-    const quiet = this.lastIdle && this.acceptedSince.size === 0 && this.summaries.idle;
-    if (now - this.lastSummaryMs < (quiet ? idleMs : intervalMs)) return false;
+  /** From the periodic tick: true when a summary is due because summaryIntervalMs passed since the last one. */
+  periodic(now: number, intervalMs: number): boolean {
+    if (now - this.lastSummaryMs < intervalMs) return false;
     this.due = true;
     return true;
   }
@@ -116,7 +104,6 @@ export class SummaryPacer {
     this.lastKinds = s.kinds;
     this.lastDraining = draining;
     this.lastSummaryMs = now;
-    this.lastIdle = s.activeTasks === 0 && s.queue.length === 0;
     this.reportedFree.clear();
     this.acceptedSince.clear();
     for (const k of s.kinds) this.reportedFree.set(k.kind, creditOf(k));

@@ -70,11 +70,6 @@ export class Summarizer {
     return this.cell.draining;
   }
 
-  /** Nothing in flight through the cell and nothing queued in it (what a summary's activeTasks and queue show). */
-  get idle(): boolean {
-    return this.cell.routes.size === 0 && this.cell.queue.size === 0;
-  }
-
   load(now: number): SubtreeLoad {
     const { agents, children } = this.cell.links;
     if (agents) return agents.load();
