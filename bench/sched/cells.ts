@@ -1,6 +1,6 @@
 // The simulated cells. Each cell runs the real TaskQueue and the real
-// policy's picker with the dispatch loop of src/mesh/dispatcher.ts (per kind,
-// while credits last; parked tasks requeued keeping their age; spill up when
+// policy's picker with the dispatch loop of src/mesh/dispatcher.ts (per kind, in
+// the mesh's order of kinds (src/mesh/kind-order.ts), while credits last; parked tasks requeued keeping their age; spill up when
 // no candidate has the kind). What is simplified, and why it does not change
 // a placement: links are a fixed delay with no loss; a summary is the mesh's
 // (free + prefetch − queued per kind, active, queue depth, latency and success
@@ -18,6 +18,7 @@ import {
   type SpeedGroups,
 } from '../../src/policies/index.js';
 import { TaskQueue } from '../../src/queue/index.js';
+import { kindOrder } from '../../src/mesh/kind-order.js';
 import { Ewma, type SimAgent, type SimTask, type Home } from './task.js';
 import type { CellSpec, SimTier } from './types.js';
 import { ChildViews, type Aggregate, type SimSummary } from './views.js';
@@ -150,7 +151,7 @@ export class SimCell {
     const picker = this.getPicker(now);
     const parked: { task: SimTask; enqueuedAt: number }[] = [];
     let held = false;
-    for (const kind of [...this.queue.kinds()]) {
+    for (const kind of kindOrder(this.queue, now)) {
       let budget = this.queue.sizeOfKind(kind);
       if (!picker.hasKind(kind)) {
         // No candidate has the kind: hand its tasks up (the home keeps them).

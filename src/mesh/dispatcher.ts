@@ -1,5 +1,6 @@
 // Routing of queued work: one pump per turn of the event loop when anything changed (new work, a summary, an ack, a
-// freed agent slot). Per kind it asks the tier's policy picker for a target while credits last:
+// freed agent slot). Per kind (lowest effective rank, then oldest task first: kind-order.ts, so kinds that share
+// slots take turns) it asks the tier's policy picker for a target while credits last:
 //   route   → send to that child (dispatch) or agent (assignment);
 //   queue   → every target that could take it is full: leave it queued;
 //   spillUp → nothing below can take it: hand it to the parent;
@@ -38,6 +39,8 @@ import { Gangs, gangHost } from './gang.js';
 import type { GangPick } from './gang-route.js';
 import type { Preemptor } from './preemptor.js';
 import { Guaranteed, isNewHome } from './guaranteed.js';
+import { giveBack, handBack } from './dispatcher-giveback.js';
+import { kindOrder } from './kind-order.js';
 
 /** Rebuild the picker at least this often (fresh scores), even with no change. */
 const PICKER_REFRESH_MS = 250;
@@ -200,7 +203,7 @@ export class Dispatcher {
     const homeNew: WorkItem[] = [];
     const parked = this.parked;
     this.gangs.pumping();
-    for (const kind of [...queue.kinds()]) {
+    for (const kind of kindOrder(queue, now)) {
       let budget = queue.sizeOfKind(kind);
       if (budget === 0) continue;
       if (!picker.hasKind(kind)) {
@@ -246,7 +249,7 @@ export class Dispatcher {
           if (r === QUEUE_HELD && this.held.leaveLine(picker, this.pickInfo.task, queue.sizeOfKind(kind))) break;
         }
       }
-      if (picker.credits(kind) <= 0 && this.breakers.blocks(kind)) this.handBack(kind, now);
+      if (picker.credits(kind) <= 0 && this.breakers.blocks(kind)) handBack(this.d, kind, now, parked);
       for (const p of parked) routes.putBack(p.task, p.enqueuedAt);
       parked.length = 0;
       if (picker.credits(kind) <= 0) this.guaranteed.pastCredits(kind, now, homeNew);
@@ -315,55 +318,12 @@ export class Dispatcher {
     return this.d.links.agents ? { type: 'agent', agentId: candidate } : { type: 'child', cell: candidate };
   }
 
-  /**
-   * Work stealing, the child's half (steal.ts): up to `max` queued tasks of `kind`, the
-   * ones the queue would run next. An attempt from the parent is taken out of the
-   * queue and its route dropped before it is returned, so it is never in two places;
-   * a task homed here goes up as a spill-up (its attempt starts now). Spill-ups from
-   * our own children stay, and gang members (they move only as a whole gang: gang.ts).
-   */
+  /** Work stealing, the child's half: up to `max` queued tasks of `kind` back to the parent (dispatcher-giveback.ts). */
   giveBack(kind: string, max: number): TaskRef[] {
-    const { queue, routes } = this.d;
-    const out: TaskRef[] = [];
-    if (!this.d.links.parent?.connected) return out;
-    const now = this.d.scheduler.now();
     const homeNew: WorkItem[] = [];
-    const keep = this.parked;
-    let given = 0;
-    while (given < max) {
-      const popped = queue.popKind(kind, now);
-      if (!popped) break;
-      const item = popped.task;
-      routes.taken(item);
-      if (item.origin.type === 'parent' && !item.spec.gangId) {
-        routes.drop(item);
-        out.push({ taskId: item.taskId, attempt: item.attempt, slots: 0 });
-        given++;
-      } else if (item.origin.type === 'home' && this.spill(item, homeNew, now)) given++;
-      else keep.push(popped);
-    }
-    for (const p of keep) routes.putBack(p.task, p.enqueuedAt);
-    keep.length = 0;
-    this.d.stats.givenBack += given;
+    const out = giveBack(this.d, kind, max, homeNew, (it, h, now) => this.spill(it, h, now));
     this.start(homeNew);
     return out;
-  }
-
-  /**
-   * Every target of `kind` is shut by its breaker: what the parent sent goes
-   * back to it uncounted (a requeue), so its home places it elsewhere rather
-   * than have it wait out cool-downs here; the rest (and a gang, whole) waits (parked).
-   */
-  private handBack(kind: string, now: number): void {
-    const { queue, routes, relay } = this.d;
-    for (let n = queue.sizeOfKind(kind); n > 0; n--) {
-      const popped = queue.popKind(kind, now);
-      if (!popped) return;
-      routes.taken(popped.task);
-      if (popped.task.origin.type === 'parent' && !popped.task.spec.gangId)
-        relay.bounce(popped.task, `every target of kind ${kind} under ${this.d.path} has its circuit breaker open`);
-      else this.parked.push(popped);
-    }
   }
 
   /** Record why `chosen` got the item (the picker's explanation, right after the pick). */

@@ -17,6 +17,7 @@
 // Costs: push/pop/remove O(log n) + O(kinds) lane scan per pop.
 
 import { StringMap } from '../util/string-map.js';
+import { DrainRate } from './drain-rate.js';
 import { IndexedHeap } from './heap.js';
 import { Lane, type Entry } from './lane.js';
 import { PRIORITIES, PRIORITY_RANK, type Priority } from './priority.js';
@@ -96,10 +97,8 @@ export class TaskQueue<T extends QueueTask> {
   private readonly guaranteedOf = new Map<string, Set<Entry<T>>>();
   private expiredOut: T[] = [];
   private seq = 0;
-  // Drain-rate estimate for the retry hint: pops counted per window.
-  private windowStart = NaN;
-  private windowPops = 0;
-  private ratePerMs = 0;
+  /** Pops per window: the retry hint's drain rate. */
+  private readonly drain: DrainRate;
 
   private readonly capacity: number;
   private readonly maxPerTenant: number;
@@ -107,8 +106,6 @@ export class TaskQueue<T extends QueueTask> {
   private readonly softDeadlineMs: number;
   private readonly quantum: (tenant: string) => number;
   private readonly subjectOf: ((task: T) => string) | undefined;
-  private readonly minRetry: number;
-  private readonly maxRetry: number;
   private readonly onPush: ((task: T, now: number) => void) | undefined;
 
   constructor(opts: TaskQueueOptions<T>) {
@@ -120,8 +117,7 @@ export class TaskQueue<T extends QueueTask> {
     this.softDeadlineMs = opts.softDeadlineMs ?? 30_000;
     const q = opts.tenantQuantum;
     this.quantum = q ? (t) => Math.max(1, Math.floor(q(t)) || 1) : () => 1;
-    this.minRetry = opts.minRetryAfterMs ?? 50;
-    this.maxRetry = opts.maxRetryAfterMs ?? 5000;
+    this.drain = new DrainRate(this.capacity, opts.minRetryAfterMs ?? 50, opts.maxRetryAfterMs ?? 5000);
     this.onPush = opts.onPush;
     this.subjectOf = opts.subjectOf;
   }
@@ -179,9 +175,9 @@ export class TaskQueue<T extends QueueTask> {
   push(task: T, now: number): PushResult {
     if (this.byId.has(task.id)) return DUPLICATE;
     if (task.deadline !== undefined && task.deadline <= now) return EXPIRED;
-    if (this.byId.size >= this.capacity) return { ok: false, reason: 'full', retryAfterMs: this.retryHint(now) };
+    if (this.byId.size >= this.capacity) return { ok: false, reason: 'full', retryAfterMs: this.drain.hint(now) };
     if ((this.perTenant.get(task.tenant) ?? 0) >= this.maxPerTenant) {
-      return { ok: false, reason: 'tenant-full', retryAfterMs: this.retryHint(now) };
+      return { ok: false, reason: 'tenant-full', retryAfterMs: this.drain.hint(now) };
     }
     this.insert(task, now);
     this.onPush?.(task, now);
@@ -262,13 +258,30 @@ export class TaskQueue<T extends QueueTask> {
   popKind(kind: string, now: number): Popped<T> | undefined {
     // As pop(now, (k) => k === kind), without a closure per call (the dispatcher pops per task).
     this.collectExpired(now);
+    const best = this.nextLane(kind, now);
+    return best === null ? undefined : this.takeFrom(best, now);
+  }
+
+  /**
+   * Whether pop() would serve kind `a`'s next task before kind `b`'s now (lowest effective rank, then
+   * oldest): the order a pump serves its kinds in (src/mesh/kind-order.ts). A kind with none goes last.
+   */
+  servesBefore(a: string, b: string, now: number): boolean {
+    const la = this.nextLane(a, now);
+    const rank = this.bestRank;
+    const lb = this.nextLane(b, now);
+    if (la === null || lb === null) return la !== null;
+    return rank < this.bestRank || (rank === this.bestRank && older(la.head!, lb.head!));
+  }
+
+  /** The lane of `kind` pop() would serve now (its effective rank left in bestRank), or null. */
+  private nextLane(kind: string, now: number): Lane<T> | null {
     const lanes = this.kindLanes.get(kind);
-    if (lanes === undefined) return undefined;
     this.best = null;
-    this.bestOf(lanes, now);
+    if (lanes !== undefined) this.bestOf(lanes, now);
     const best = this.best as Lane<T> | null;
     this.best = null;
-    return best === null ? undefined : this.takeFrom(best, now);
+    return best;
   }
 
   /** Cancel: removes and returns the task, or undefined if not queued. */
@@ -348,7 +361,7 @@ export class TaskQueue<T extends QueueTask> {
     if (e === undefined) e = lane.take(this.quantum);
     else lane.delete(e);
     this.forget(e, lane);
-    this.countPop(now);
+    this.drain.popped(now);
     return { task: e.task, enqueuedAt: e.enqueuedAt, waitedMs: Math.max(0, now - e.enqueuedAt) };
   }
 
@@ -382,29 +395,6 @@ export class TaskQueue<T extends QueueTask> {
       this.unlink(e);
       this.expiredOut.push(e.task);
     }
-  }
-
-  private countPop(now: number): void {
-    if (Number.isNaN(this.windowStart)) this.windowStart = now;
-    this.windowPops++;
-    const elapsed = now - this.windowStart;
-    if (elapsed >= 1000) {
-      this.ratePerMs = this.windowPops / elapsed;
-      this.windowStart = now;
-      this.windowPops = 0;
-    }
-  }
-
-  /** Time to drain ~1% of capacity at the recent pop rate, clamped. */
-  private retryHint(now: number): number {
-    // An open window older than a full one means pops stopped or slowed:
-    // its own rate is the fresher (lower) estimate. Same before any window closed.
-    const elapsed = now - this.windowStart;
-    let rate = this.ratePerMs;
-    if ((elapsed > 1000 || rate <= 0) && elapsed > 0) rate = this.windowPops / elapsed;
-    if (!(rate > 0)) return this.maxRetry;
-    const ms = Math.ceil(Math.max(1, this.capacity * 0.01) / rate);
-    return Math.min(this.maxRetry, Math.max(this.minRetry, ms));
   }
 }
 
