@@ -9,6 +9,7 @@
 // replica, by STORM_MS_PER_STREAM each, up to MAX_STORM_GRACE_MS; a session that has
 // spoken once is judged by its plain heartbeat timeout again.
 import type { Heartbeat } from './agent-session.js';
+import type { StallClock } from './stall-clock.js';
 
 /** Each stream in its handshake at a node replica gives the others this much longer (ms). */
 export const STORM_MS_PER_STREAM = 2;
@@ -42,11 +43,19 @@ export class Handshakes<Call> {
     return this.pending.size + this.unheard - 1;
   }
 
-  /** End (`fail`) the streams whose hello is past its deadline (`timeoutMs`: the configured heartbeat timeout). */
-  expireHellos(now: number, timeoutMs: number, fail: (call: Call, deadlineMs: number) => void): void {
+  /**
+   * End (`fail`) the streams whose hello is past its deadline (`timeoutMs`: the configured heartbeat timeout),
+   * counted without this process's own stalls (`stalls`, stall-clock.ts): a hello sent during one waits unread.
+   */
+  expireHellos(
+    stalls: StallClock,
+    now: number,
+    timeoutMs: number,
+    fail: (call: Call, deadlineMs: number) => void,
+  ): void {
     const deadline = helloDeadlineMs(timeoutMs, this.others);
     for (const [call, since] of this.pending) {
-      if (now - since <= deadline) continue;
+      if (stalls.silence(since, now) <= deadline) continue;
       this.pending.delete(call);
       fail(call, deadline);
     }

@@ -357,7 +357,7 @@ export class AgentSessions implements AgentSide {
       }
     }
     this.carry.expire(now);
-    this.hs.expireHellos(now, hb, (call, ms) =>
+    this.hs.expireHellos(this.stalls, now, hb, (call, ms) =>
       failStream(call, deadlineExceeded(`no hello within ${ms} ms`), this.cell.log, 'agent: hello timeout'),
     );
   }

@@ -37,9 +37,10 @@ import { Relay } from './relay.js';
 import { RouteTable } from './routes.js';
 import { realRandom, realScheduler, type Scheduler } from './scheduler.js';
 import { resolveSettings, type CellSettings } from './settings.js';
+import { StallClock, stallAllowMs } from './stall-clock.js';
 import { Summarizer } from './summary.js';
 import { CellTimers } from './timers.js';
-import { routeKey, type CellOptions, type CellStats, type Origin, type WorkItem } from './types.js';
+import { type CellOptions, type CellStats, type Origin, type WorkItem } from './types.js';
 
 export class Cell implements CellPort {
   readonly path: string;
@@ -56,6 +57,8 @@ export class Cell implements CellPort {
   readonly meter: CellMeter;
   /** Where task spans go; NO_TRACER unless the replica was given a tracer. */
   readonly tracer: CellTracer;
+  /** This process's stalls as the parent link and the child links judge silence (CellPort.linkStalls). */
+  readonly linkStalls = new StallClock(() => stallAllowMs(this.settings, this.settings.linkTimeoutMs / 4));
   /**
    * This replica makes the cell's decisions now: it leads and its ledger held
    * everything committed before its term when it started leading. Only then
@@ -392,25 +395,11 @@ export class Cell implements CellPort {
   }
 
   heldFromParent(max: number): TaskRef[] {
-    const out: TaskRef[] = [];
-    for (const item of this.routes.values()) {
-      if (item.origin.type !== 'parent') continue;
-      out.push({ taskId: item.taskId, attempt: item.attempt, slots: 0 });
-      if (out.length >= max) break;
-    }
-    return out;
+    return this.relay.heldFromParent(max);
   }
 
   childHolds(child: string, refs: readonly TaskRef[]): void {
-    let cancelled = 0;
-    for (const ref of refs) {
-      if (this.routes.has(routeKey(ref.taskId, ref.attempt))) continue;
-      if (this.home.recovery.adopt(child, ref)) continue;
-      // Not an attempt anyone here waits for (a stale one, or one of a cell that changed leader): stop it.
-      this.children?.sendCancel(child, ref);
-      cancelled++;
-    }
-    if (cancelled > 0) this.log.info({ child, cancelled }, 'child holds attempts nobody waits for: cancelled');
+    this.relay.childHolds(child, refs);
   }
 
   setDraining(drain: boolean): void {

@@ -21,7 +21,6 @@ import { ChildrenLoads } from './children-load.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
-import { StallClock, stallAllowMs } from './stall-clock.js';
 import { idleLinkIntervalMs } from './summary-pacer.js';
 import { planSteals, type StealView } from './steal.js';
 import { routeKey, type WorkItem } from './types.js';
@@ -48,9 +47,6 @@ export class ChildLinks implements ChildSide {
   /** Links ended for silence (linkTimeoutMs). */
   readonly stats = { timedOut: 0, stealAsks: 0, givenBack: 0 };
   private readonly loads = new ChildrenLoads();
-  private readonly stalls = new StallClock(() =>
-    stallAllowMs(this.cell.settings, this.cell.settings.linkTimeoutMs / 4),
-  );
   /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
   private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
 
@@ -278,7 +274,7 @@ export class ChildLinks implements ChildSide {
     const timeout = this.cell.settings.linkTimeoutMs;
     // Only liveness rides a keepalive: four per link timeout (summary-pacer.ts), not one per summary interval.
     const keepalive = idleLinkIntervalMs(this.cell.settings);
-    const stalls = this.stalls;
+    const stalls = this.cell.linkStalls;
     stalls.tick(now);
     let dead: ChildLink[] | undefined;
     for (const link of this.links.values()) {

@@ -25,7 +25,6 @@ import { grpcLinkDialer, type DialedLink, type LinkCall, type LinkDialer } from 
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
 import type { Summarizer } from './summary.js';
-import { StallClock, stallAllowMs } from './stall-clock.js';
 import { SummaryPacer } from './summary-pacer.js';
 import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
@@ -72,10 +71,6 @@ export class ParentLink implements ParentSide {
   private lastHeardMs = 0;
   /** Past the timeout since this tick (ms; 0: not), declared dead only if still so a quarter timeout on. */
   private suspectSinceMs = 0;
-  /** Our own stalls, left out of the parent's silence (stall-clock.ts). */
-  private readonly stalls = new StallClock(() =>
-    stallAllowMs(this.cell.settings, this.cell.settings.linkTimeoutMs / 4),
-  );
   /** Streams opened, streams ended for silence (linkTimeoutMs), the transport of the last (link-dialer.ts). */
   readonly stats = { opened: 0, timedOut: 0, transport: '' };
   /** The address this replica serves on (reported in summaries). */
@@ -300,7 +295,8 @@ export class ParentLink implements ParentSide {
 
   /** From the cell's periodic tick: periodic summaries and reconnects. */
   tick(now: number): void {
-    this.stalls.tick(now);
+    const stalls = this.cell.linkStalls;
+    stalls.tick(now);
     if (this.closed || !this.running) return;
     const call = this.call;
     if (call === undefined) {
@@ -308,10 +304,10 @@ export class ParentLink implements ParentSide {
       return;
     }
     const timeout = this.cell.settings.linkTimeoutMs;
-    if (this.stalls.silence(this.lastHeardMs, now) > timeout) {
+    if (stalls.silence(this.lastHeardMs, now) > timeout) {
       // Suspect first, dead a quarter timeout later: a stall of our own loop is not the parent's silence.
       if (this.suspectSinceMs === 0) this.suspectSinceMs = now;
-      if (this.stalls.silence(this.suspectSinceMs, now) < timeout / 4) return;
+      if (stalls.silence(this.suspectSinceMs, now) < timeout / 4) return;
       const silent = now - this.lastHeardMs;
       this.stats.timedOut++;
       this.cell.log.warn(

@@ -15,6 +15,7 @@ import { notLeader, unavailable, type MeshError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { CellMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
+import type { StallClock } from './stall-clock.js';
 import type { CellSettings } from './settings.js';
 import type { Origin, WorkItem } from './types.js';
 import type { VersionRamps } from './version-ramps.js';
@@ -29,6 +30,11 @@ export interface CellPort {
   readonly random: () => number;
   /** Where the links count their messages (metrics). */
   readonly meter: CellMeter;
+  /**
+   * The cell's own stalls, one clock for the parent link and the child links (allowance a quarter
+   * linkTimeoutMs, stall-clock.ts): each ticks it before judging a silence, the second at the same time adds nothing.
+   */
+  readonly linkStalls: StallClock;
 
   /** Dispatches from the parent (down) or spill-ups from a child (up): queue them; one ack per dispatch, in order. */
   acceptForwarded(tasks: readonly Dispatch[], origin: Origin): DispatchAck[];

@@ -217,6 +217,30 @@ export class Relay {
     this.viaLost((v) => v.type === 'parent', `parent of ${this.d.path} unreachable`);
   }
 
+  /** Attempts held here that came from the parent (for the link hello), at most `max`. */
+  heldFromParent(max: number): TaskRef[] {
+    const out: TaskRef[] = [];
+    for (const item of this.d.routes.values()) {
+      if (item.origin.type !== 'parent') continue;
+      out.push({ taskId: item.taskId, attempt: item.attempt, slots: 0 });
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
+  /** A child (re)linked holding these attempts from us: adopt the current ones of our tasks, cancel the rest. */
+  childHolds(child: string, refs: readonly TaskRef[]): void {
+    let cancelled = 0;
+    for (const ref of refs) {
+      if (this.d.routes.has(routeKey(ref.taskId, ref.attempt))) continue;
+      if (this.d.home.recovery.adopt(child, ref)) continue;
+      // Not an attempt anyone here waits for (a stale one, or one of a cell that changed leader): stop it.
+      this.d.links.children?.sendCancel(child, ref);
+      cancelled++;
+    }
+    if (cancelled > 0) this.d.log.info({ child, cancelled }, 'child holds attempts nobody waits for: cancelled');
+  }
+
   /** This replica stopped leading its cell: forget every attempt held here, telling no one (the links are gone). */
   clear(): void {
     const all = [...this.d.routes.values()];

@@ -31,8 +31,9 @@ export class StallClock {
   /** `allowMs`: the longest gap between ticks that is not a stall (read at each tick: settings may change). */
   constructor(private readonly allowMs: () => number) {}
 
-  /** From every tick, before anything is judged. */
+  /** From every tick, before anything is judged. Shared: a tick not later than the last adds nothing. */
   tick(now: number): void {
+    if (now <= this.lastTickMs) return;
     const gap = now - this.lastTickMs;
     const allow = this.allowMs();
     if (this.lastTickMs > 0 && gap > allow) {

@@ -192,6 +192,29 @@ describe('a node whose own sweeps come late (virtual time, sweeps called by hand
     expect(n.sessions.byId.has('a0')).toBe(true);
   });
 
+  it("a hello read after a stall is taken: the stall is not the stream's wait (judged plainly, both were cut)", () => {
+    const n = node(false);
+    const t0 = n.vs.now();
+    n.sessions.sweep(t0);
+    n.open(0);
+    n.open(1);
+    // Stalled for 5 s, past the 3 s hello deadline: the late sweep cuts neither stream.
+    n.vs.advanceTo(t0 + 5000);
+    n.sessions.sweep(t0 + 5000);
+    expect(n.ended.size).toBe(0);
+    // Stream 0's hello and load are read in the turn after; stream 1 never says hello.
+    n.hello(0);
+    n.load(0);
+    expect(n.sessions.byId.has('a0')).toBe(true);
+    onTime(n, t0 + 5000, t0 + 7700);
+    expect(n.ended.size).toBe(0);
+    // A deadline after the stall, less the 250 ms of it that count: stream 1 is cut, agent 0 stays.
+    onTime(n, t0 + 7700, t0 + 8100);
+    expect([...n.ended.keys()]).toEqual([1]);
+    expect(n.ended.get(1)).toMatch(/no hello within 3000 ms/);
+    expect(n.sessions.byId.has('a0')).toBe(true);
+  });
+
   it('a process that is always late still finds a silent agent dead (each stall counts its first 250 ms)', () => {
     const { n, t0 } = twoHeard();
     // Every sweep 2 s after the last: of each gap, 250 ms (a sweep's period) counts. Agent 0 keeps speaking.

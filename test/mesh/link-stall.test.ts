@@ -62,7 +62,7 @@ function zone() {
       $case: 'summary',
       value: { cell: child, seq: 1, kinds: [], healthyAgents: 0, successEwma: 1 } as never,
     });
-  return { vs, links, ended, open, keepalive };
+  return { vs, cell, links, ended, open, keepalive };
 }
 
 describe('child links after a stall of the parent (virtual time, ticks by hand)', () => {
@@ -124,5 +124,22 @@ describe('child links after a stall of the parent (virtual time, ticks by hand)'
     }
     expect(z.ended.size).toBe(0);
     expect(z.links.stats.timedOut).toBe(0);
+  });
+
+  it('one clock for the parent link and the child links: a stall the parent link ticked first still counts here', () => {
+    const z = zone();
+    z.open('/r/z/n1');
+    const t0 = z.vs.now();
+    z.cell.linkStalls.tick(t0);
+    z.links.tick(t0);
+    // Stalled for 1 s; in the cell's sweep the parent link ticks the shared clock first, at the same time.
+    z.vs.advanceTo(t0 + 1000);
+    z.cell.linkStalls.tick(t0 + 1000);
+    z.links.tick(t0 + 1000);
+    z.vs.advanceTo(t0 + 1010);
+    z.cell.linkStalls.tick(t0 + 1010);
+    z.links.tick(t0 + 1010);
+    expect(z.ended.size).toBe(0);
+    expect(z.cell.linkStalls.silence(t0, t0 + 1010)).toBe(1010 - (1000 - TIMEOUT / 4));
   });
 });

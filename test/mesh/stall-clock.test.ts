@@ -20,6 +20,16 @@ describe(`StallClock (seed ${SEED})`, () => {
     expect(c.silence(2460, 2460)).toBe(0);
   });
 
+  it("shared by several judges (the cell's links): a tick at or before the last adds nothing", () => {
+    const c = new StallClock(() => 100);
+    c.tick(1000);
+    c.tick(1400); // the first judge sees the 300 ms stall
+    c.tick(1400); // the second, in the same sweep, adds nothing
+    c.tick(1290); // nor does a time before it (it would make the next gap look like a stall)
+    c.tick(1450);
+    expect(c.silence(1000, 1450)).toBe(450 - 300);
+  });
+
   it('matches a plain sum over random ticks (seeded), within the stalls it keeps', () => {
     const rng = new Rng(SEED);
     const c = new StallClock(() => 50);
