@@ -1,9 +1,52 @@
+import { relative } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 // Tests that measure failover times on a dozen real processes run after the
 // rest, alone: run beside other test files on a 2-core machine, the CPU they
 // wait for is what they would measure.
 const ALONE = ['test/e2e/raft-chaos-netns.test.ts'];
+
+// The slowest files, longest first (seconds in a quiet fresh-clone CI run, session 11). Two workers
+// take files in order: a long file taken last runs on alone at the end while the other worker idles
+// (a fresh clone has no timings cached, so vitest's own order is by file, not by time). Longest first
+// ended the main project's files ~60 s sooner in a replay of that run's timings (docs/architecture.md,
+// "How it is tested").
+const SLOW_FIRST = [
+  'test/soak/soak.test.ts', // 124 s, wall-bound (2 minutes of load): beside CPU-bound files
+  'test/cli/operations-sims.test.ts', // 106
+  'test/cli/operations-recipes.test.ts', // 63
+  'test/mesh/sim/sim.test.ts', // ~58 at 60 seeds a mode (143 at 150)
+  'test/cli/readme-recipes.test.ts', // 55
+  'test/meta/repo.test.ts', // 46
+  'test/mesh/sim/mutation.test.ts', // 44
+  'test/cli/sim-netns.test.ts', // 32
+  'test/e2e/mesh-partition-netns.test.ts', // 26
+  'test/cli/flow-failover.test.ts', // 23
+  'test/e2e/raft-kill.test.ts', // 17
+  'test/client/watch-many.test.ts', // 16
+  'test/fuzz/grpc-fuzz.test.ts', // 14
+  'test/security/serve-secure.test.ts', // 14
+  'test/e2e/flow-limits.test.ts', // 13
+  'test/cli/sim-e2e.test.ts', // 12
+  'test/e2e/raft-partition-netns.test.ts', // 11
+];
+
+class SlowFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const base = await super.sort(files);
+    const rank = (f: TestSpecification): number => {
+      const i = SLOW_FIRST.indexOf(relative(f.project.config.root, f.moduleId));
+      return i < 0 ? SLOW_FIRST.length : i;
+    };
+    const group = (f: TestSpecification): number => f.project.config.sequence.groupOrder;
+    // Stable: the groups' order first (ALONE last), then the slow files, then vitest's own order.
+    return base
+      .map((f, i) => ({ f, i }))
+      .sort((a, b) => group(a.f) - group(b.f) || rank(a.f) - rank(b.f) || a.i - b.i)
+      .map((x) => x.f);
+  }
+}
 
 export default defineConfig({
   test: {
@@ -14,6 +57,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     maxWorkers: 2,
+    sequence: { sequencer: SlowFirst },
     projects: [
       {
         extends: true,
