@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTopology } from '../../src/topology/parse.js';
 import { allCommands, asRoot, commandsUnder, moveTopologies, planOf, type Moved } from './operations.js';
+import { WALL_GUARD_MS } from '../helpers/cpu-budget.js';
+import { treeCpuMs, withinTreeCpu } from '../helpers/tree-cpu.js';
 import { bash, freeRange, noStack, shrink, type Ran } from './recipes.js';
 
 const hasSudo = spawnSync('bash', ['-c', 'command -v sudo']).status === 0;
@@ -20,8 +22,31 @@ const canNetns =
   spawnSync('bash', ['-c', 'command -v ip']).status === 0 &&
   !process.env.MESHLB_NO_NETNS;
 
+/** CPU a simulation below may spend, all its processes together (session 12, load 12-31: ha.yaml 57.8 s, example.yaml 30.0 s, --netns 36.5 s). */
+const SIM_CPU_MS = 240_000;
+
 async function ok(cmd: string, timeoutMs: number): Promise<Ran> {
   const r = await bash(cmd, timeoutMs);
+  expect(r.code, `${cmd}\nstdout:\n${r.stdout.slice(-3000)}\nstderr:\n${r.stderr.slice(-3000)}`).toBe(0);
+  noStack(r);
+  return r;
+}
+
+/**
+ * `ok` for a multi-process simulation: bounded by the CPU this test's processes spend (`cpuMs`), not by the
+ * wall clock, which on a loaded 2-core machine is that CPU times the load; a far wall guard for a hang that
+ * spins nothing. MESHLB_TEST_CPU=1 prints what each spent.
+ */
+async function okWithinCpu(cmd: string, cpuMs: number): Promise<Ran> {
+  const stop = new AbortController();
+  const t0 = treeCpuMs();
+  const r = await withinTreeCpu(
+    cpuMs,
+    cmd,
+    () => bash(cmd, WALL_GUARD_MS - 60_000, process.env, stop.signal),
+    () => stop.abort(),
+  );
+  if (process.env.MESHLB_TEST_CPU) console.info(`cpu ${Math.round(treeCpuMs() - t0)} ms: ${cmd}`);
   expect(r.code, `${cmd}\nstdout:\n${r.stdout.slice(-3000)}\nstderr:\n${r.stderr.slice(-3000)}`).toBe(0);
   noStack(r);
   return r;
@@ -76,9 +101,9 @@ describe('docs/operations.md: simulations, chaos and deploy, as written', () => 
     expect(r.stderr).toContain(`127.0.0.1:${port}/metrics`);
   });
 
-  it('sim runs ha.yaml as processes (the inline command)', { timeout: 240_000 }, async () => {
+  it('sim runs ha.yaml as processes (the inline command)', { timeout: WALL_GUARD_MS }, async () => {
     const cmd = allCommands().find((c) => c === 'npx meshlb sim --topology deploy/topologies/ha.yaml')!;
-    const r = await ok(`${m.cmd(cmd)} --duration 3 --rate 50 --agents-per-node 2`, 230_000);
+    const r = await okWithinCpu(`${m.cmd(cmd)} --duration 3 --rate 50 --agents-per-node 2`, SIM_CPU_MS);
     expect(r.stdout).toMatch(/^sim: ok in /m);
     expect(r.stdout).toMatch(/tasks acknowledged 150, lost 0/);
     for (const c of loadTopology(m.ha).cells) expect(r.stderr).toContain(c.replicas[0]!.address);
@@ -86,14 +111,14 @@ describe('docs/operations.md: simulations, chaos and deploy, as written', () => 
 
   const [example, , netns] = commandsUnder('Multi-process simulation');
 
-  it('sim runs example.yaml with agents on every node', { timeout: 240_000 }, async () => {
-    const r = await ok(shrink(m.cmd(example!), /--duration 20/, '--duration 2'), 230_000);
+  it('sim runs example.yaml with agents on every node', { timeout: WALL_GUARD_MS }, async () => {
+    const r = await okWithinCpu(shrink(m.cmd(example!), /--duration 20/, '--duration 2'), SIM_CPU_MS);
     expect(r.stdout).toMatch(/^sim: ok in /m);
     expect(r.stdout).toMatch(/tasks acknowledged 400, lost 0/);
   });
 
-  it.runIf(canNetns)('sim --netns: one network namespace per replica', { timeout: 300_000 }, async () => {
-    const r = await ok(shrink(asRoot(m.cmd(netns!), hasSudo), /--duration 20$/, '--duration 6'), 290_000);
+  it.runIf(canNetns)('sim --netns: one network namespace per replica', { timeout: WALL_GUARD_MS }, async () => {
+    const r = await okWithinCpu(shrink(asRoot(m.cmd(netns!), hasSudo), /--duration 20$/, '--duration 6'), SIM_CPU_MS);
     const rep = simReport(r);
     expect(rep).toMatchObject({ ok: true, lost: 0 });
     expect(rep.acknowledged).toBeGreaterThan(0);

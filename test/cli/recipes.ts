@@ -61,20 +61,32 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL
   }
 }
 
-/** Run `script` with bash from the repository root (its whole process group killed on timeout). */
-export function bash(script: string, timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<Ran> {
+/**
+ * Run `script` with bash from the repository root (its whole process group killed on timeout, or when
+ * `signal` aborts: a test bounded by CPU time, tree-cpu.ts).
+ */
+export function bash(
+  script: string,
+  timeoutMs: number,
+  env: NodeJS.ProcessEnv = process.env,
+  signal?: AbortSignal,
+): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = spawnBash(script, env);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
+    const stop = (why: string): void => {
       killGroup(child);
-      reject(new Error(`did not finish within ${timeoutMs} ms: ${script}\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, timeoutMs);
+      reject(new Error(`${why}: ${script}\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    };
+    const timer = setTimeout(() => stop(`did not finish within ${timeoutMs} ms`), timeoutMs);
+    const onAbort = (): void => stop('stopped (past its CPU budget)');
+    signal?.addEventListener('abort', onAbort, { once: true });
     child.on('close', (code) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       resolve({ code, stdout, stderr });
     });
   });

@@ -44,6 +44,8 @@ export interface SoakOptions {
   /** Where the JSON figures go (none when absent). */
   readonly out?: string;
   readonly progress?: (line: string) => void;
+  /** Ends the run early (its processes stopped, the reason among the problems): a test's CPU budget. */
+  readonly signal?: AbortSignal;
 }
 
 export interface SoakResult {
@@ -131,6 +133,20 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   const churn = { kills: 0, terms: 0, starts: 0 };
   let client: MeshClient | undefined;
   const timers: NodeJS.Timeout[] = [];
+  /** A wait that ends the run when `o.signal` aborts. */
+  const pause = (ms: number): Promise<void> =>
+    new Promise((res, rej) => {
+      const stop = (): void => {
+        clearTimeout(t);
+        rej(new Error(String(o.signal?.reason ?? 'aborted')));
+      };
+      const t = setTimeout(() => {
+        o.signal?.removeEventListener('abort', stop);
+        res();
+      }, ms);
+      if (o.signal?.aborted) stop();
+      else o.signal?.addEventListener('abort', stop, { once: true });
+    });
   try {
     // 1. every replica, then all SERVING
     for (const c of topology.cells) {
@@ -156,7 +172,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
       while ((await checkHealth(r.address, '', 1000)) !== 'SERVING') {
         if (Date.now() > readyBy) throw new Error(`replica ${r.id} at ${r.address} not SERVING after 120 s`);
         if (problems.length) throw new Error(problems.join('; '));
-        await new Promise((res) => setTimeout(res, 200));
+        await pause(200);
       }
     }
     // 2. two agent-sims per node cell
@@ -270,12 +286,12 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
       );
     }, 15_000);
     timers.push(progressTimer);
-    await new Promise((res) => setTimeout(res, durationMs));
+    await pause(durationMs);
     sample();
     for (const t of timers.splice(0)) clearInterval(t);
     // 4. let what is in flight finish (bounded), then count what did not
     const drainBy = Date.now() + 60_000;
-    while (pending.size && Date.now() < drainBy) await new Promise((res) => setTimeout(res, 200));
+    while (pending.size && Date.now() < drainBy) await pause(200);
     tasks.unfinished = pending.size;
   } catch (err) {
     problems.push(`soak stopped: ${err instanceof Error ? err.message : String(err)}`);

@@ -8,12 +8,19 @@
 // the verdict. The found seed then replays to the same violations, and runs
 // clean without the bug (the violation is the bug's, not the seed's).
 import { describe, expect, it } from 'vitest';
+import { WALL_GUARD_MS, withinCpu } from '../../helpers/cpu-budget.js';
 import type { Check } from './invariants.js';
 import { MUTATIONS, type Mutation } from './mutations.js';
 import { replayCommand, runSeed, type SimResult } from './sim.js';
 
 /** Seeds tried per mutation before the test gives up (most fire within the first few). */
 const SEARCH = 40;
+/**
+ * CPU a mutation's search, replay and clean run may spend before it is called hung (the slowest took
+ * 4.4 s alone): bounded by CPU, not by the wall clock, which on a loaded machine is that CPU times the load
+ * (under load 18-40 the file took 385 s and two of its tests passed the 60 s wall bound).
+ */
+const CPU_MS = 60_000;
 
 async function withBug(m: Mutation, seed: number): Promise<SimResult> {
   const undo = m.apply();
@@ -57,27 +64,32 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
   });
 
   for (const m of MUTATIONS) {
-    it(`${m.check}: ${m.what}`, async () => {
-      let hit: SimResult | undefined;
-      const tried: string[] = [];
-      for (let seed = 1; seed <= SEARCH && hit === undefined; seed++) {
-        const r = await withBug(m, seed);
-        if (r.violations.some((v) => v.check === m.check)) hit = r;
-        else tried.push(`${seed}:${checksOf(r).join(',') || '-'}`);
-      }
-      expect(hit, `no seed of 1..${SEARCH} shows ${m.check} (seed:checks ${tried.join(' ')})`).toBeDefined();
-      const found = hit!;
-      const raft = m.raft ?? false;
-      const where = `seed ${found.seed}: ${replayCommand(found.seed, { maxReplicas: 5, raft, faults: 1 })}`;
-      // Exactly this check, beside the consequences the mutation names (and says why).
-      const others = checksOf(found).filter((c) => c !== m.check && !(m.alsoMay ?? []).includes(c));
-      expect(others, `${where}\n${found.violations.map((v) => `[${v.check}] ${v.what}`).join('\n')}`).toEqual([]);
-      // The seed replays the same run, violation for violation.
-      const again = await withBug(m, found.seed);
-      expect(again.violations, where).toEqual(found.violations);
-      // And without the bug the same seed is clean.
-      const clean = await runSeed({ seed: found.seed, raft });
-      expect(clean.violations, where).toEqual([]);
-    });
+    it(`${m.check}: ${m.what}`, { timeout: WALL_GUARD_MS }, () =>
+      withinCpu(CPU_MS, `${m.check} mutation`, () => shown(m)),
+    );
   }
 });
+
+/** The first seed that shows `m`'s check with the bug in, shown to replay exactly and to run clean without it. */
+async function shown(m: Mutation): Promise<void> {
+  let hit: SimResult | undefined;
+  const tried: string[] = [];
+  for (let seed = 1; seed <= SEARCH && hit === undefined; seed++) {
+    const r = await withBug(m, seed);
+    if (r.violations.some((v) => v.check === m.check)) hit = r;
+    else tried.push(`${seed}:${checksOf(r).join(',') || '-'}`);
+  }
+  expect(hit, `no seed of 1..${SEARCH} shows ${m.check} (seed:checks ${tried.join(' ')})`).toBeDefined();
+  const found = hit!;
+  const raft = m.raft ?? false;
+  const where = `seed ${found.seed}: ${replayCommand(found.seed, { maxReplicas: 5, raft, faults: 1 })}`;
+  // Exactly this check, beside the consequences the mutation names (and says why).
+  const others = checksOf(found).filter((c) => c !== m.check && !(m.alsoMay ?? []).includes(c));
+  expect(others, `${where}\n${found.violations.map((v) => `[${v.check}] ${v.what}`).join('\n')}`).toEqual([]);
+  // The seed replays the same run, violation for violation.
+  const again = await withBug(m, found.seed);
+  expect(again.violations, where).toEqual(found.violations);
+  // And without the bug the same seed is clean.
+  const clean = await runSeed({ seed: found.seed, raft });
+  expect(clean.violations, where).toEqual([]);
+}
