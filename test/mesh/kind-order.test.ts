@@ -4,41 +4,11 @@
 // `a` entered first, and `b`'s older task waited behind `a`'s newer one.
 import { describe, expect, it } from 'vitest';
 import { TaskSpec, TaskState } from '../../src/gen/meshlb/v1/task.js';
-import { VirtualScheduler } from '../../src/mesh/virtual-scheduler.js';
-import { parseTopology } from '../../src/topology/parse.js';
-import { Rng } from '../../src/util/rng.js';
-import { SimAgent } from './sim/agent.js';
-import { Checker } from './sim/invariants.js';
-import { SimMesh } from './sim/mesh.js';
-import { SimNet } from './sim/net.js';
-import { settle, SIM_CELL_OPTIONS } from './sim/sim.js';
-
-const TOPO = parseTopology(`
-name: kinds
-tiers: { node: { policy: least-loaded } }
-addressing: { host: 127.0.0.1, basePort: 20000 }
-cells: { name: /, children: [{ name: r, children: [{ name: z, children: [{ name: n }] }] }] }
-`);
+import { twoKindAgent } from './sim/two-kind-agent.js';
 
 describe('a pump over kinds that share slots', () => {
   it('hands a freed slot to the kind whose task waited longest, not the kind that entered the queue first', async () => {
-    const T0 = 1_000_000;
-    const vs = new VirtualScheduler(T0);
-    const rng = new Rng(11);
-    const net = new SimNet(vs, rng.fork(), [1, 1]);
-    const checker = new Checker(() => vs.now() - T0);
-    const mesh = new SimMesh({ topology: TOPO, vs, net, rng: rng.fork(), cellOptions: SIM_CELL_OPTIONS });
-    const shape = { id: 'x', node: '/r/z/n', kinds: ['a', 'b'], labels: [], slots: 1, serviceMs: 5000, failRate: 0 };
-    const agent = new SimAgent(shape, net, rng.fork(), mesh.mesh, () => mesh.endpointsOf('/r/z/n'), checker);
-    agent.start();
-    const run = async (ms: number): Promise<void> => {
-      for (let t = 0; t < ms; t += 5) {
-        vs.advance(5);
-        await settle(vs);
-      }
-    };
-    await run(500); // linked, welcomed, summaries up
-    const node = mesh.leaderOf('/r/z/n')!.cell;
+    const { node, checker, mesh, run } = await twoKindAgent(11); // linked, welcomed, summaries up
     const state = (id: string) => node.ledger.get(id)!.state;
     const submit = async (kind: string): Promise<string> =>
       (await node.submit([TaskSpec.fromPartial({ kind })]))[0]!.id;

@@ -32,6 +32,19 @@ interface Agent {
   mem: number;
 }
 
+/** An agent that has run nothing yet: no latency measured, every attempt a success. */
+const freshAgent = (id: string, kinds: readonly string[], slots: number): Agent => ({
+  id,
+  kinds,
+  slots,
+  held: new Map(),
+  lat: 0,
+  kindLat: new Map(),
+  succ: 1,
+  cpu: 0,
+  mem: 0,
+});
+
 const inFlight = (a: Agent): number => [...a.held.values()].reduce((x, y) => x + y, 0);
 
 /** As src/mesh/agent-candidate.ts builds an agent's candidate. */
@@ -135,17 +148,7 @@ describe('node-score kept up to date (update) against a fresh picker', () => {
           const agents: Agent[] = [];
           let next = 0;
           const join = (kinds: readonly string[], slots: number): void => {
-            agents.push({
-              id: `a${next++}`,
-              kinds,
-              slots,
-              held: new Map(),
-              lat: 0,
-              kindLat: new Map(),
-              succ: 1,
-              cpu: 0,
-              mem: 0,
-            });
+            agents.push(freshAgent(`a${next++}`, kinds, slots));
           };
           for (let i = 0; i < n0; i++) join(i % 3 === 2 ? ['a', 'b'] : [i % 2 ? 'b' : 'a'], 1 + (i % 4));
           const build = (): Picker => policy.buildPicker(agents.map(candidateOf), 0);
@@ -227,17 +230,7 @@ describe('node-score kept up to date (update) against a fresh picker', () => {
   });
 
   it('refuses what only a rebuild can take: an unknown agent, a draining one, other kinds', () => {
-    const a: Agent = {
-      id: 'x',
-      kinds: ['a'],
-      slots: 2,
-      held: new Map(),
-      lat: 0,
-      kindLat: new Map(),
-      succ: 1,
-      cpu: 0,
-      mem: 0,
-    };
+    const a = freshAgent('x', ['a'], 2);
     const p = createPolicy('node-score', undefined, { random: seededRandom(1) }).buildPicker([candidateOf(a)], 0);
     expect(p.update!(makeCandidate({ id: 'y', slots: { a: [1, 1] } }))).toBe(false);
     expect(p.update!(makeCandidate({ id: 'x', slots: { a: [2, 2] }, draining: true }))).toBe(false);
