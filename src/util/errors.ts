@@ -2,7 +2,7 @@
 // are values or these typed errors; they become a gRPC status in exactly one
 // place (toServiceError), so every handler answers the same way.
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { LIMITS, overLimit, truncate } from './limits.js';
+import { LIMITS, overLimit, truncate, wellFormed } from './limits.js';
 
 export class MeshError extends Error {
   constructor(
@@ -53,14 +53,19 @@ export function resourceExhausted(msg: string, retryAfterMs: number): MeshError 
  * Map anything thrown inside a handler to a ServiceError; unknown errors become
  * INTERNAL. The message is cut to LIMITS.statusMessage whatever made it: it
  * travels as an HTTP/2 trailer, and one past the peer's header-list limit is
- * never delivered (the call would hang until its deadline).
+ * never delivered (the call would hang until its deadline). Lone surrogates
+ * become U+FFFD (wellFormed: the trailer is URI-encoded).
  */
 export function toServiceError(err: unknown): Partial<ServiceError> {
   const metadata = new Metadata();
   if (err instanceof MeshError) {
     for (const [k, v] of Object.entries(err.details)) metadata.set(k, v);
-    return { code: err.code, details: truncate(err.message, LIMITS.statusMessage), metadata };
+    return { code: err.code, details: wellFormed(truncate(err.message, LIMITS.statusMessage)), metadata };
   }
   const message = err instanceof Error ? err.message : String(err);
-  return { code: status.INTERNAL, details: truncate(`internal error: ${message}`, LIMITS.statusMessage), metadata };
+  return {
+    code: status.INTERNAL,
+    details: wellFormed(truncate(`internal error: ${message}`, LIMITS.statusMessage)),
+    metadata,
+  };
 }

@@ -23,6 +23,7 @@ import * as grpc from '@grpc/grpc-js';
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import { Deframer, FrameError, FRAME_HEADER_BYTES, frameMessage } from './grpc-frame.js';
+import { wellFormed } from './limits.js';
 
 type Iface = grpc.ServerInterceptingCallInterface;
 type Listener = Parameters<Iface['start']>[0];
@@ -152,7 +153,7 @@ export class H2ServerCall implements Iface {
     this.statusSent = true;
     const trailers = {
       'grpc-status': status.code,
-      'grpc-message': encodeURI(status.details ?? ''),
+      'grpc-message': encodeURI(wellFormed(status.details ?? '')),
       ...(status.metadata ? status.metadata.toHttp2Headers() : {}),
     };
     if (this.metadataSent) {

@@ -94,12 +94,26 @@ export function clip(s: string, max: number = LIMITS.echo): string {
   return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
 }
 
-/** A message cut to `max` characters, with a marker saying how much was dropped. */
+/** A message cut to `max` characters, with a marker saying how much was dropped; never inside a surrogate pair. */
 export function truncate(s: string, max: number): string {
   if (s.length <= max) return s;
   const marker = (n: number): string => `… (${n} more characters)`;
-  const keep = Math.max(0, max - marker(s.length).length);
+  let keep = Math.max(0, max - marker(s.length).length);
+  if (keep > 0 && isHighSurrogate(s.charCodeAt(keep - 1))) keep--;
   return s.slice(0, keep) + marker(s.length - keep);
+}
+
+const isHighSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdbff;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * `s` with every lone surrogate replaced by U+FFFD. A status message travels URI-encoded in a
+ * trailer, and encodeURI throws on a lone surrogate (in grpc-js's server that throw is uncaught:
+ * the process dies). They come from V8's own messages (JSON.parse names the UTF-16 unit it
+ * choked on, half of an emoji) and from any cut of caller input.
+ */
+export function wellFormed(s: string): string {
+  return s.replace(LONE_SURROGATE, '\uFFFD');
 }
 
 /** Why `value` is over `max`, or '' when it fits. `field` names it as in the proto (`task.tenant`). */

@@ -247,6 +247,13 @@ describe(`AdminService across the mesh (seed ${SEED})`, () => {
         status.INVALID_ARGUMENT,
         /unknown config key "weight"/,
       ],
+      // V8's JSON.parse message names the UTF-16 unit it stopped at (half an emoji): a lone surrogate in a
+      // status message made grpc-js's encodeURI throw, uncaught, and the replica died (found by the fuzz test).
+      [
+        root.refused('setPolicy', { policy: 'p2c', configJson: '\u{1F600}\u{1F600}' }),
+        status.INVALID_ARGUMENT,
+        /config_json is not JSON: Unexpected token '\uFFFD'/,
+      ],
       [root.refused('setPolicy', { tier: 'planet', policy: 'p2c' }), status.INVALID_ARGUMENT, /tier "planet"/],
       [root.refused('setPolicy', {}), status.INVALID_ARGUMENT, /policy is required/],
       [
