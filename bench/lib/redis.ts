@@ -4,6 +4,7 @@
 // says how to get it and skips the peer.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { freePort } from './ports.js';
 
 export const REDIS_MISSING =
   "redis-server not found: BullMQ is skipped. To measure it, install Debian's Redis (as root: apt-get install -y redis-server; the bench starts and stops its own instance, the system service is not needed) or put redis-server on PATH.";
@@ -14,17 +15,7 @@ export function findRedisServer(): string {
   return r.status === 0 ? r.stdout.trim() : '';
 }
 
-/** A loopback port nobody listens on right now (the kernel picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Redis {
   readonly port: number;

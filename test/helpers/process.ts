@@ -11,8 +11,15 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (for configs that need a fixed port). */
-export function freePort(): Promise<number> {
+/**
+ * Ports this process has handed out: the kernel may give the same free port
+ * to two listen(0) calls in a row (the first was closed at once), and a
+ * topology with two replicas on one address is refused. CI saw it once
+ * ("duplicate address 127.0.0.1:42251").
+ */
+const handedOut = new Set<number>();
+
+function onePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -21,4 +28,16 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago and never handed out before in this process. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = await onePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('freePort: 100 tries gave only ports already handed out');
 }
