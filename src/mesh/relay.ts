@@ -302,15 +302,21 @@ export class Relay {
    * was last sent on (routes.ts, `lapsed`), and arm the sweep again for the next one due. One wheel entry
    * per cell, not one per attempt: at every rate each cell held one per attempt for the lease's 30-odd
    * seconds, nearly all for routes long gone, and they filled the old generation (docs/mesh.md, "Half of
-   * peak: what outlives a scavenge"). An entry superseded by an earlier one is ignored.
+   * peak: what outlives a scavenge"). An entry superseded by an earlier one is ignored. At most one
+   * sweep per half slack while routes lapse.
    */
   fire(e: Extract<WheelEntry, { type: 'route' }>): void {
     if (e.at !== this.sweepAt) return;
     this.sweepAt = Infinity;
     const lapsed: WorkItem[] = [];
-    const next = this.d.routes.lapsed(this.d.scheduler.now(), this.d.settings.leaseSlackMs, lapsed);
+    const now = this.d.scheduler.now();
+    const slack = this.d.settings.leaseSlackMs;
+    const next = this.d.routes.lapsed(now, slack, lapsed);
     for (const item of lapsed) this.cancelRoute(item, 'route expired');
-    if (next < Infinity) this.armRouteSweep(next);
+    // Not sooner than half the slack from now: routes lapsing a few ms apart (a subtree gone quiet at
+    // 500/s) would otherwise sweep the whole table every wheel tick. A route then ends at most half
+    // the slack after its due time.
+    if (next < Infinity) this.armRouteSweep(Math.max(next, now + slack / 2));
   }
 
   /** The sweep runs by `at` (earlier if armed earlier already). */

@@ -181,4 +181,30 @@ describe('Relay route sweep', () => {
     r.scheduler.advance(9000);
     expect(r.routes.size).toBe(0);
   });
+
+  it('sweeps at most once per half slack while routes lapse a few ms apart, each by half the slack after its time', () => {
+    const r = relay();
+    const cancelledAt = new Map<string, number>();
+    const dueAt = new Map<string, number>();
+    for (let n = 0; n < 200; n++) {
+      r.accept(n, 3000);
+      r.send(n);
+      dueAt.set(`t${n}`, r.scheduler.now() + 3000 + SLACK + SLACK);
+      r.scheduler.advance(5);
+    }
+    const before = r.scheduled();
+    for (let step = 0; step < 100 && r.routes.size > 0; step++) {
+      const seen = r.cancels.length;
+      r.scheduler.advance(50);
+      for (const id of r.cancels.slice(seen)) cancelledAt.set(id, r.scheduler.now());
+    }
+    expect(r.routes.size).toBe(0);
+    expect(cancelledAt.size).toBe(200);
+    // 1,000 ms of lapsing routes: one sweep per 250 ms and the last, not one per route (200 before).
+    expect(r.scheduled() - before).toBeLessThanOrEqual(6);
+    for (const [id, at] of cancelledAt) {
+      expect(at, id).toBeGreaterThanOrEqual(dueAt.get(id)! - 50);
+      expect(at, id).toBeLessThanOrEqual(dueAt.get(id)! + SLACK / 2 + 50);
+    }
+  });
 });
