@@ -23,6 +23,9 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 
+/** The empty default of every bytes field here (scripts/gen-shared-empty.mjs): never written to. */
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
+
 export const protobufPackage = "meshlb.v1";
 
 export const protobufFileName = "meshlb/v1/raft.proto";
@@ -319,7 +322,7 @@ export interface RaftServiceStatusResponse {
 }
 
 function createBaseRaftEntry(): RaftEntry {
-  return { term: 0, index: 0, type: 0, data: Buffer.alloc(0) };
+  return { term: 0, index: 0, type: 0, data: EMPTY_BYTES };
 }
 
 export const RaftEntry: MessageFns<RaftEntry> = {
@@ -401,7 +404,7 @@ export const RaftEntry: MessageFns<RaftEntry> = {
       term: isSet(object.term) ? globalThis.Number(object.term) : 0,
       index: isSet(object.index) ? globalThis.Number(object.index) : 0,
       type: isSet(object.type) ? raftEntryTypeFromJSON(object.type) : 0,
-      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : EMPTY_BYTES,
     };
   },
 
@@ -430,7 +433,7 @@ export const RaftEntry: MessageFns<RaftEntry> = {
     message.term = object.term ?? 0;
     message.index = object.index ?? 0;
     message.type = object.type ?? 0;
-    message.data = object.data ?? Buffer.alloc(0);
+    message.data = object.data ?? EMPTY_BYTES;
     return message;
   },
 };

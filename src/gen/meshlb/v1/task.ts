@@ -23,6 +23,9 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 
+/** The empty default of every bytes field here (scripts/gen-shared-empty.mjs): never written to. */
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
+
 export const protobufPackage = "meshlb.v1";
 
 export const protobufFileName = "meshlb/v1/task.proto";
@@ -811,7 +814,7 @@ function createBaseTaskSpec(): TaskSpec {
     deadlineUnixMs: 0,
     timeoutMs: 0,
     maxAttempts: 0,
-    payload: Buffer.alloc(0),
+    payload: EMPTY_BYTES,
     durability: 0,
     traceParent: "",
     traceState: "",
@@ -1174,7 +1177,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         : isSet(object.max_attempts)
         ? globalThis.Number(object.max_attempts)
         : 0,
-      payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : Buffer.alloc(0),
+      payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : EMPTY_BYTES,
       durability: isSet(object.durability) ? durabilityFromJSON(object.durability) : 0,
       traceParent: isSet(object.traceParent)
         ? globalThis.String(object.traceParent)
@@ -1347,7 +1350,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     message.deadlineUnixMs = object.deadlineUnixMs ?? 0;
     message.timeoutMs = object.timeoutMs ?? 0;
     message.maxAttempts = object.maxAttempts ?? 0;
-    message.payload = object.payload ?? Buffer.alloc(0);
+    message.payload = object.payload ?? EMPTY_BYTES;
     message.durability = object.durability ?? 0;
     message.traceParent = object.traceParent ?? "";
     message.traceState = object.traceState ?? "";
@@ -1373,7 +1376,7 @@ function createBaseTaskResult(): TaskResult {
     taskId: "",
     attempt: 0,
     status: 0,
-    output: Buffer.alloc(0),
+    output: EMPTY_BYTES,
     error: "",
     agentId: "",
     nodeCell: "",
@@ -1532,7 +1535,7 @@ export const TaskResult: MessageFns<TaskResult> = {
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
       status: isSet(object.status) ? resultStatusFromJSON(object.status) : 0,
-      output: isSet(object.output) ? Buffer.from(bytesFromBase64(object.output)) : Buffer.alloc(0),
+      output: isSet(object.output) ? Buffer.from(bytesFromBase64(object.output)) : EMPTY_BYTES,
       error: isSet(object.error) ? globalThis.String(object.error) : "",
       agentId: isSet(object.agentId)
         ? globalThis.String(object.agentId)
@@ -1605,7 +1608,7 @@ export const TaskResult: MessageFns<TaskResult> = {
     message.taskId = object.taskId ?? "";
     message.attempt = object.attempt ?? 0;
     message.status = object.status ?? 0;
-    message.output = object.output ?? Buffer.alloc(0);
+    message.output = object.output ?? EMPTY_BYTES;
     message.error = object.error ?? "";
     message.agentId = object.agentId ?? "";
     message.nodeCell = object.nodeCell ?? "";
@@ -1857,7 +1860,7 @@ export const Task: MessageFns<Task> = {
 };
 
 function createBaseTaskCheckpoint(): TaskCheckpoint {
-  return { taskId: "", attempt: 0, data: Buffer.alloc(0), progress: 0, seq: 0, atUnixMs: 0, sizeBytes: 0 };
+  return { taskId: "", attempt: 0, data: EMPTY_BYTES, progress: 0, seq: 0, atUnixMs: 0, sizeBytes: 0 };
 }
 
 export const TaskCheckpoint: MessageFns<TaskCheckpoint> = {
@@ -1975,7 +1978,7 @@ export const TaskCheckpoint: MessageFns<TaskCheckpoint> = {
         ? globalThis.String(object.task_id)
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
-      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : EMPTY_BYTES,
       progress: isSet(object.progress) ? globalThis.Number(object.progress) : 0,
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
       atUnixMs: isSet(object.atUnixMs)
@@ -2024,7 +2027,7 @@ export const TaskCheckpoint: MessageFns<TaskCheckpoint> = {
     const message = createBaseTaskCheckpoint();
     message.taskId = object.taskId ?? "";
     message.attempt = object.attempt ?? 0;
-    message.data = object.data ?? Buffer.alloc(0);
+    message.data = object.data ?? EMPTY_BYTES;
     message.progress = object.progress ?? 0;
     message.seq = object.seq ?? 0;
     message.atUnixMs = object.atUnixMs ?? 0;
