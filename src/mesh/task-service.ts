@@ -40,7 +40,7 @@ import type {
   WatchResponse,
 } from '../gen/meshlb/v1/task.js';
 import { TaskServiceService } from '../gen/meshlb/v1/task.js';
-import { encodeSubmitBatchResponse, encodeSubmitStreamResponse } from './wire-codec.js';
+import { decodeSubmitBatchRequest, encodeSubmitBatchResponse, encodeSubmitStreamResponse } from './wire-codec.js';
 import { checkLength, invalidArgument, notFound, notLeader, toServiceError } from '../util/errors.js';
 import { clip, LIMITS } from '../util/limits.js';
 import { toMeshError } from '../util/raft-status.js';
@@ -70,7 +70,11 @@ import { MAX_BATCH, validateSpec } from './task-validate.js';
 export const TASK_SERVICE = {
   ...TaskServiceService,
   submitStream: { ...TaskServiceService.submitStream, responseSerialize: encodeSubmitStreamResponse },
-  submitBatch: { ...TaskServiceService.submitBatch, responseSerialize: encodeSubmitBatchResponse },
+  submitBatch: {
+    ...TaskServiceService.submitBatch,
+    requestDeserialize: decodeSubmitBatchRequest,
+    responseSerialize: encodeSubmitBatchResponse,
+  },
 };
 
 /** What the service needs of its cell (Cell implements it). */

@@ -4,11 +4,20 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { describe, expect, it } from 'vitest';
 import { ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
 import { OpenRequest, OpenResponse } from '../../src/gen/meshlb/v1/link.js';
-import { Dispatch, Priority, ResultStatus, TaskResult, TaskSpec } from '../../src/gen/meshlb/v1/task.js';
+import {
+  Dispatch,
+  Priority,
+  ResultStatus,
+  SubmitBatchRequest,
+  TaskResult,
+  TaskSpec,
+} from '../../src/gen/meshlb/v1/task.js';
 import { dispatchSize, wireDispatch } from '../../src/mesh/wire.js';
 import {
   decodeOpenRequest,
   decodeOpenResponse,
+  decodeSubmitBatchRequest,
+  DISPATCH_FIELDS,
   encodeConnectResponse,
   encodeOpenRequest,
   encodeOpenResponse,
@@ -151,5 +160,69 @@ describe('wire codec', () => {
     const [d] = tasksOf(decodeOpenResponse(outer.finish()));
     expect(dispatchSize(d!)).toBeGreaterThanOrEqual(inner.length);
     expect(dispatchSize(dispatch(3))).toBeLessThan(1000);
+  });
+
+  describe('a home dispatch carries its spec as the client submitted it', () => {
+    const specs = [0, 1, 2].map((i) =>
+      TaskSpec.fromPartial({
+        kind: 'k',
+        payload: Buffer.from([i, 9]),
+        tenant: i === 2 ? '' : `n${i}`,
+        labels: [{ key: 'a', value: `${i}` }],
+        deadlineUnixMs: 1_700_000_000_000 + i,
+      }),
+    );
+    const submitted = (): TaskSpec[] =>
+      decodeSubmitBatchRequest(Buffer.from(SubmitBatchRequest.encode({ tasks: specs }).finish())).tasks;
+    const home = (spec: TaskSpec, i: number): Dispatch =>
+      Dispatch.fromPartial({
+        taskId: `t${i}`,
+        attempt: 1 + i,
+        homeCell: '/',
+        spec,
+        leaseMs: 30_000,
+        traceParent: i === 1 ? '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' : '',
+        checkpoint: i === 2 ? { taskId: `t${i}`, attempt: 1, data: Buffer.from('cp'), progress: 0.5 } : undefined,
+        guaranteed: i === 0,
+      });
+
+    it('decodes a SubmitBatch as the generated code does, and writes the same dispatch bytes', () => {
+      const got = submitted();
+      expect(got.map((s) => TaskSpec.toJSON(s))).toEqual(specs.map((s) => TaskSpec.toJSON(s)));
+      expect(got.every(relaysRaw)).toBe(true);
+      // Dispatch is spread (not copied whole) to keep the spec object, as the dispatcher's items do.
+      const out = dispatches(got.map((s, i) => ({ ...home(s, i), spec: s })));
+      expect(Buffer.compare(encodeOpenResponse(out), bytesOf(out))).toBe(0);
+    });
+
+    it('passes on a spec field this proto does not know', () => {
+      const w = new BinaryWriter();
+      const inner = TaskSpec.encode(specs[0]!);
+      inner.uint32((99 << 3) | 2).string('from a newer client');
+      w.uint32(10).bytes(inner.finish());
+      const [spec] = decodeSubmitBatchRequest(w.finish()).tasks;
+      const out = encodeOpenResponse(dispatches([{ ...home(spec!, 0), spec: spec! }]));
+      expect(out.includes(Buffer.from('from a newer client'))).toBe(true);
+    });
+
+    it("writes a spec whose tenant was filled in after decoding (the auth guard's) field by field", () => {
+      const spec = submitted()[2]!;
+      spec.tenant = 'acme';
+      expect(relaysRaw(spec)).toBe(false);
+      const sent = tasksOf(decodeOpenResponse(encodeOpenResponse(dispatches([{ ...home(spec, 2), spec }]))));
+      expect(sent[0]!.spec!.tenant).toBe('acme');
+    });
+
+    it('takes anything but a list of specs as the generated code does', () => {
+      const w = new BinaryWriter();
+      w.uint32((5 << 3) | 0).uint32(7); // a field SubmitBatchRequest does not have
+      SubmitBatchRequest.encode({ tasks: specs }, w);
+      const bytes = w.finish();
+      expect(decodeSubmitBatchRequest(bytes)).toEqual(SubmitBatchRequest.decode(bytes));
+    });
+
+    it('names every Dispatch field (a new one must be written by encDispatch too)', () => {
+      expect([...DISPATCH_FIELDS].sort()).toEqual(Object.keys(Dispatch.fromPartial({})).sort());
+    });
   });
 });
