@@ -19,6 +19,7 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { TaskState } from '../gen/meshlb/v1/task.js';
 import { fromLedgerRecord, type TaskRecord } from './ledger-record.js';
+import { encodeRecord } from './wire-codec.js';
 
 /** Entries per chunk: a chunk's memory goes back once its last entry left. */
 const CHUNK_ENTRIES = 2048;
@@ -91,7 +92,8 @@ export class RetainedRecords {
 
   /** Hold a terminal record; its handle. The record object is not kept. */
   add(rec: TaskRecord): number {
-    const bytes = LedgerRecord.encode(rec, this.writer).finish();
+    // The spec and result as the bytes they came as, when they did (wire-codec.ts).
+    const bytes = encodeRecord(rec, this.writer);
     let last = this.chunks[this.chunks.length - 1];
     if (!last || last.count === this.chunkEntries) this.chunks.push((last = new Chunk(this.next, this.chunkEntries)));
     last.add(rec, bytes);

@@ -21,6 +21,7 @@
 // messages, so a batch of hundreds of items does not regrow a buffer each time.
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { ConnectResponse } from '../gen/meshlb/v1/agent.js';
+import { LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
 import {
   Dispatch,
@@ -70,18 +71,50 @@ const writer = new BinaryWriter();
 /** Slack, in bytes, a received message's backing buffer may have beyond twice its size before it is copied. */
 const SMALL_BACKING = 4096;
 
+/** BinaryWriter's own fields (private in its types), read by finishView where this version has them. */
+interface WriterState {
+  buffer: Uint8Array;
+  pos: number;
+  stackPos: number[];
+}
+
+const stateOf = (w: BinaryWriter): WriterState => w as unknown as WriterState;
+
+const VIEWABLE = ((): boolean => {
+  const s = stateOf(new BinaryWriter().uint32(1));
+  return s.buffer instanceof Uint8Array && s.pos === 1 && Array.isArray(s.stackPos);
+})();
+
 /**
- * `write` run on the shared writer, its bytes as a Buffer (grpc-js wants one) without another copy.
- * The writer is reset either way: an encode that throws (a value out of range) leaves nothing behind.
+ * What `w` holds, and `w` reset, as finish() does, but as a view into the writer's own buffer: finish()
+ * copies into a new ArrayBuffer, which past 64 bytes is an allocation outside the heap (a terminal
+ * record at the root, a result kept at the node: one per task). Valid only until `w` is written
+ * again: copy it out at once. finish() itself where the writer lacks those fields.
+ */
+export function finishView(w: BinaryWriter): Uint8Array {
+  if (!VIEWABLE) return w.finish();
+  const s = stateOf(w);
+  const v = s.buffer.subarray(0, s.pos);
+  s.pos = 0;
+  s.stackPos.length = 0;
+  return v;
+}
+
+/**
+ * `write` run on the shared writer, its bytes copied once into a Buffer (grpc-js wants one; a small
+ * one is cut from Node's pool, not a new ArrayBuffer). The writer is reset either way: an encode
+ * that throws (a value out of range) leaves nothing behind.
  */
 function encodeWith(write: () => void): Buffer {
   let u: Uint8Array;
   try {
     write();
   } finally {
-    u = writer.finish();
+    u = finishView(writer);
   }
-  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  const b = Buffer.allocUnsafe(u.length);
+  b.set(u);
+  return b;
 }
 
 /** Field `tag` (length-delimited) holding `items` as repeated field 1, each as it came or encoded. */
@@ -166,6 +199,26 @@ export const encodeSubmitStreamResponse = (m: SubmitStreamResponse): Buffer =>
   encodeWith(() => SubmitStreamResponse.encode(m, writer));
 export const encodeSubmitBatchResponse = (m: SubmitBatchResponse): Buffer =>
   encodeWith(() => SubmitBatchResponse.encode(m, writer));
+
+/**
+ * A ledger record as LedgerRecord.encode writes it, except its spec and result when they are the
+ * very objects decoded with their bytes (a spec as the client submitted it, a result as a child sent
+ * it): those bytes, after the other fields (a reader takes fields in any order). A terminal record is
+ * encoded once (ledger-retained.ts); at the root at full rate that encode was ~8% of the cell. A view
+ * into `w` (finishView): copy it out before `w` writes again.
+ */
+export function encodeRecord(rec: LedgerRecord, w: BinaryWriter): Uint8Array {
+  const spec = rec.spec === undefined ? undefined : rawOf(rec.spec);
+  const result = rec.result === undefined ? undefined : rawOf(rec.result);
+  if (spec === undefined && result === undefined) return finishView(LedgerRecord.encode(rec, w));
+  LedgerRecord.encode(
+    { ...rec, spec: spec === undefined ? rec.spec : undefined, result: result === undefined ? rec.result : undefined },
+    w,
+  );
+  if (spec !== undefined) w.uint32(18).bytes(spec.buf.subarray(spec.start, spec.end)); // LedgerRecord.spec
+  if (result !== undefined) w.uint32(74).bytes(result.buf.subarray(result.start, result.end)); // LedgerRecord.result
+  return finishView(w);
+}
 
 /**
  * `bytes` as one length-delimited field `tag` holding only repeated field 1 (a list of items),
@@ -255,7 +308,13 @@ export function decodeOpenRequest(bytes: Uint8Array): OpenRequest {
 export function resultBytes(r: TaskResult): Uint8Array {
   const raw = rawOf(r);
   if (raw !== undefined) return raw.buf.subarray(raw.start, raw.end);
-  return encodeWith(() => TaskResult.encode(r, writer));
+  try {
+    TaskResult.encode(r, writer);
+  } catch (err) {
+    finishView(writer);
+    throw err;
+  }
+  return finishView(writer);
 }
 
 /** A result from bytes resultBytes gave (and the caller copied): relayed again as those very bytes. */

@@ -3,6 +3,7 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { describe, expect, it } from 'vitest';
 import { ConnectResponse } from '../../src/gen/meshlb/v1/agent.js';
+import { LedgerRecord } from '../../src/gen/meshlb/v1/ledger.js';
 import { OpenRequest, OpenResponse } from '../../src/gen/meshlb/v1/link.js';
 import {
   Dispatch,
@@ -11,6 +12,7 @@ import {
   SubmitBatchRequest,
   TaskResult,
   TaskSpec,
+  TaskState,
 } from '../../src/gen/meshlb/v1/task.js';
 import { dispatchSize, wireDispatch } from '../../src/mesh/wire.js';
 import {
@@ -19,6 +21,9 @@ import {
   decodeSubmitBatchRequest,
   DISPATCH_FIELDS,
   encodeConnectResponse,
+  encodeRecord,
+  finishView,
+  resultBytes,
   encodeOpenRequest,
   encodeOpenResponse,
   relaysRaw,
@@ -224,5 +229,57 @@ describe('wire codec', () => {
     it('names every Dispatch field (a new one must be written by encDispatch too)', () => {
       expect([...DISPATCH_FIELDS].sort()).toEqual(Object.keys(Dispatch.fromPartial({})).sort());
     });
+  });
+
+  it("writes a terminal ledger record's spec and result as the bytes they came as, read back the same", () => {
+    const [spec] = decodeSubmitBatchRequest(
+      Buffer.from(
+        SubmitBatchRequest.encode({
+          tasks: [TaskSpec.fromPartial({ kind: 'k', tenant: 'n', payload: Buffer.from('p') })],
+        }).finish(),
+      ),
+    ).tasks;
+    const up: OpenRequest = { msg: { $case: 'results', value: { results: [result(4)] } } };
+    const back = decodeOpenRequest(Buffer.from(OpenRequest.encode(up).finish()));
+    const r = back.msg?.$case === 'results' ? back.msg.value.results[0]! : result(0);
+    expect(relaysRaw(spec!) && relaysRaw(r)).toBe(true);
+    const rec = LedgerRecord.fromPartial({
+      id: 't4',
+      homeCell: '/',
+      createdMs: 1.5,
+      state: TaskState.TASK_STATE_COMPLETED,
+      attempt: 2,
+      updatedMs: 9.25,
+      reason: 'done',
+      preemptions: 1,
+      preemptedBy: 't1',
+    });
+    const w = new BinaryWriter();
+    for (const [s, res] of [
+      [spec!, r],
+      [spec!, undefined],
+      [TaskSpec.fromPartial({ kind: 'k' }), r],
+      [TaskSpec.fromPartial({ kind: 'k' }), result(1)],
+    ] as const) {
+      const full = { ...rec, spec: s, result: res };
+      const want = LedgerRecord.decode(LedgerRecord.encode(full).finish());
+      expect(LedgerRecord.toJSON(LedgerRecord.decode(encodeRecord(full, w)))).toEqual(LedgerRecord.toJSON(want));
+    }
+  });
+
+  it('finishView gives what finish() would and resets the writer; messages are copies the next encode leaves alone', () => {
+    const w = new BinaryWriter();
+    const want = TaskResult.encode(result(3)).finish();
+    TaskResult.encode(result(3), w);
+    expect(Buffer.compare(finishView(w), want)).toBe(0);
+    w.fork().uint32(1); // left unjoined, as by an encode that threw
+    finishView(w);
+    expect(Buffer.compare(finishView(TaskResult.encode(result(3), w)), want)).toBe(0);
+    // A result's bytes (result-keeper.ts copies them out at once): the same as the generated code's.
+    expect(Buffer.compare(resultBytes(result(3)), want)).toBe(0);
+    const first = encodeOpenResponse(dispatches([dispatch(1)]));
+    const copy = Buffer.from(first);
+    encodeOpenResponse(dispatches([dispatch(2), dispatch(3)]));
+    expect(Buffer.compare(first, copy)).toBe(0);
   });
 });
