@@ -22,6 +22,7 @@ import {
   DISPATCH_FIELDS,
   encodeConnectResponse,
   encodeRecord,
+  RECORD_FIELDS,
   finishView,
   resultBytes,
   encodeOpenRequest,
@@ -253,6 +254,7 @@ describe('wire codec', () => {
       reason: 'done',
       preemptions: 1,
       preemptedBy: 't1',
+      checkpoint: { taskId: 't4', attempt: 2, progress: 0.5, seq: 3 },
     });
     const w = new BinaryWriter();
     for (const [s, res] of [
@@ -261,10 +263,11 @@ describe('wire codec', () => {
       [TaskSpec.fromPartial({ kind: 'k' }), r],
       [TaskSpec.fromPartial({ kind: 'k' }), result(1)],
     ] as const) {
+      // Byte for byte what the generated code writes (no field here it does not know).
       const full = { ...rec, spec: s, result: res };
-      const want = LedgerRecord.decode(LedgerRecord.encode(full).finish());
-      expect(LedgerRecord.toJSON(LedgerRecord.decode(encodeRecord(full, w)))).toEqual(LedgerRecord.toJSON(want));
+      expect(Buffer.compare(encodeRecord(full, w), LedgerRecord.encode(full).finish())).toBe(0);
     }
+    expect([...RECORD_FIELDS].sort()).toEqual(Object.keys(LedgerRecord.fromPartial({})).sort());
   });
 
   it('finishView gives what finish() would and resets the writer; messages are copies the next encode leaves alone', () => {
