@@ -15,7 +15,8 @@
 // symbol along but names another owner, so it is encoded field by field. The
 // mesh never changes a decoded dispatch, spec or result in place; a node
 // rewrites what its agents send (agent-sessions.ts), which is decoded by the
-// generated code and has no bytes kept.
+// generated code and has no bytes kept until the node encodes the rewritten
+// result once to remember it (resultBytes), and writes those bytes up.
 //
 // Every message is written with one writer per process, kept between
 // messages, so a batch of hundreds of items does not regrow a buffer each time.
@@ -332,8 +333,9 @@ export function decodeOpenRequest(bytes: Uint8Array): OpenRequest {
 }
 
 /**
- * `r` as encoded bytes: those it came as, or encoded now. A view valid only until the next encode in
- * this process: copy it out at once (result-keeper.ts keeps results so, not as objects).
+ * `r` as encoded bytes (result-keeper.ts keeps results so, not as objects, and copies them): those it
+ * came as, or encoded now and kept with it, so the link writes them as they are instead of encoding
+ * the result again (a node's results: it names itself and the agent in them). `r` must not change after.
  */
 export function resultBytes(r: TaskResult): Uint8Array {
   const raw = rawOf(r);
@@ -344,7 +346,10 @@ export function resultBytes(r: TaskResult): Uint8Array {
     finishView(writer);
     throw err;
   }
-  return finishView(writer);
+  // Its own copy (a result's few dozen bytes sit in the heap, not in an ArrayBuffer outside it).
+  const bytes = finishView(writer).slice();
+  (r as WithRaw)[RAW] = { of: r, buf: bytes, start: 0, end: bytes.length };
+  return bytes;
 }
 
 /** A result from bytes resultBytes gave (and the caller copied): relayed again as those very bytes. */

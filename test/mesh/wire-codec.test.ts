@@ -278,8 +278,14 @@ describe('wire codec', () => {
     w.fork().uint32(1); // left unjoined, as by an encode that threw
     finishView(w);
     expect(Buffer.compare(finishView(TaskResult.encode(result(3), w)), want)).toBe(0);
-    // A result's bytes (result-keeper.ts copies them out at once): the same as the generated code's.
-    expect(Buffer.compare(resultBytes(result(3)), want)).toBe(0);
+    // A result's bytes (result-keeper.ts copies them): the same as the generated code's, and the link
+    // then writes the result as those bytes (a node's rewritten result is encoded once).
+    const mine = result(3);
+    expect(relaysRaw(mine)).toBe(false);
+    expect(Buffer.compare(resultBytes(mine), want)).toBe(0);
+    expect(relaysRaw(mine)).toBe(true);
+    const up: OpenRequest = { msg: { $case: 'results', value: { results: [mine, result(4)] } } };
+    expect(Buffer.compare(encodeOpenRequest(up), Buffer.from(OpenRequest.encode(up).finish()))).toBe(0);
     const first = encodeOpenResponse(dispatches([dispatch(1)]));
     const copy = Buffer.from(first);
     encodeOpenResponse(dispatches([dispatch(2), dispatch(3)]));
