@@ -4,8 +4,9 @@
 // no candidate has the kind). What is simplified, and why it does not change
 // a placement: links are a fixed delay with no loss; a summary is the mesh's
 // (free + prefetch − queued per kind, active, queue depth, latency and success
-// EWMAs) computed every summaryIntervalMs and delivered staleMs later; a
-// parent's view of its children is in views.ts.
+// EWMAs), sent when the mesh's pacer would send it (./pacer.ts: at least every
+// summaryIntervalMs, and early when the parent's credit view is off) and
+// delivered staleMs later; a parent's view of its children is in views.ts.
 
 import {
   makeCandidate,
@@ -22,6 +23,7 @@ import { kindOrder } from '../../src/mesh/kind-order.js';
 import { Ewma, type SimAgent, type SimTask, type Home } from './task.js';
 import type { CellSpec, SimTier } from './types.js';
 import { ChildViews, type Aggregate, type SimSummary } from './views.js';
+import { SimPacer } from './pacer.js';
 
 /** A node cell's tick (MeshSettings.tickMs default): a task held back for a faster agent is looked at again this soon. */
 const TICK_MS = 10;
@@ -49,6 +51,9 @@ export class SimCell {
   private pumpScheduled = false;
   /** A held-back task's re-pump is armed (one at a time). */
   private tickArmed = false;
+  /** When summaries go up (./pacer.ts); a judgement is armed for this turn. */
+  private readonly pacer = new SimPacer();
+  private judgeArmed = false;
 
   constructor(
     readonly spec: CellSpec,
@@ -87,9 +92,50 @@ export class SimCell {
   }
 
   schedulePump(): void {
+    this.changed();
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
     this.home.sched.defer(() => this.pump());
+  }
+
+  /**
+   * Something moved the capacity or the queue: the pacer judges on this turn, after the pump (as
+   * the parent link judges before each flush). Only with a rule that sends early.
+   */
+  private changed(): void {
+    if (this.parent === undefined || this.judgeArmed || this.home.settings.summaryRule === 'periodic') return;
+    this.judgeArmed = true;
+    this.home.sched.defer(() => {
+      this.judgeArmed = false;
+      this.judge();
+    });
+  }
+
+  private judge(): void {
+    if (!this.up) return;
+    const now = this.home.sched.now();
+    const st = this.home.settings;
+    const s = this.summarize(now);
+    if (this.pacer.due(now, st.summaryRule, s, st.speedCheckMs)) this.sendSummary(s);
+  }
+
+  /**
+   * From the cell's tick: a summary at least every summaryIntervalMs (`always`: the periodic
+   * rule's own timer), and a speed judgement its rate bound put off.
+   */
+  periodicSummary(now: number, always: boolean): void {
+    if (!this.up || !this.parent) return;
+    if (always || now - this.pacer.lastSentAt >= this.home.settings.summaryIntervalMs)
+      this.sendSummary(this.summarize(now));
+    else if (this.pacer.speedRecheck(now, this.home.settings.speedCheckMs)) this.judge();
+  }
+
+  private sendSummary(s: SimSummary): void {
+    const parent = this.parent!;
+    this.pacer.sent(s);
+    this.home.summarySent();
+    const st = this.home.settings;
+    this.home.sched.setTimer(st.staleMs + st.linkMs, () => parent.deliver(this, s));
   }
 
   /** A task arrives from the parent (or is submitted here, at home). */
@@ -105,6 +151,7 @@ export class SimCell {
       return;
     }
     if (!fromChild) {
+      if (this.parent) this.pacer.accepted(t.kind);
       t.path.push(this);
       this.held++;
       this.checkCredit(t.kind);

@@ -1,4 +1,4 @@
-// npm run bench:sched [-- --scenario two-speed,herding] [--seeds 3] [--scale 0.5] [--no-write] [--no-speeds] [--no-kind-latency]
+// npm run bench:sched [-- --scenario two-speed,herding] [--seeds 3] [--policies round-robin,random] [--scale 0.5] [--no-write] [--no-speeds] [--no-kind-latency]
 //
 // A discrete-event simulation of the real policies, pickers and TaskQueue on
 // virtual time (no sockets): seeded scenarios, each run with the tier defaults
@@ -20,6 +20,7 @@ import { renderForecastTable, renderScenarioTable, renderSvg, type RunRecord } f
 import { SCENARIOS } from './scenarios.js';
 import { scenarioNames, scenarioRuns } from './suite.js';
 import type { Scenario } from './types.js';
+import type { SummaryRule } from './pacer.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -38,12 +39,25 @@ if (!(Number.isInteger(seeds) && seeds >= 1)) throw new Error(`--seeds must be a
 const noSpeeds = process.argv.includes('--no-speeds');
 // --no-kind-latency: nodes measure one latency per agent over all its kinds, as before session 12.
 const noKindLatency = process.argv.includes('--no-kind-latency');
+// --policies a,b: only these in place of the defaults (every registered one by default).
+const only = arg('policies')?.split(',') ?? listPolicies();
+for (const p of only)
+  if (!listPolicies().includes(p)) throw new Error(`unknown policy ${p}; known: ${listPolicies().join(', ')}`);
+// --summary-rule periodic|credit|speed and --summary-gap MS (the speed rule's bound): when child cells send summaries (./pacer.ts).
+const summaryRule = arg('summary-rule');
+const summaryGap = arg('summary-gap');
+if (summaryRule !== undefined && !['periodic', 'credit', 'speed'].includes(summaryRule))
+  throw new Error(`--summary-rule must be periodic, credit or speed, got ${summaryRule}`);
+if (summaryGap !== undefined && !(Number(summaryGap) >= 0))
+  throw new Error(`--summary-gap must be >= 0 ms, got ${summaryGap}`);
 const withoutSpeeds = (sc: Scenario): Scenario => ({
   ...sc,
   settings: {
     ...sc.settings,
     ...(noSpeeds ? { speedGroups: false } : {}),
     ...(noKindLatency ? { kindLatency: false } : {}),
+    ...(summaryRule !== undefined ? { summaryRule: summaryRule as SummaryRule } : {}),
+    ...(summaryGap !== undefined ? { speedCheckMs: Number(summaryGap) } : {}),
   },
 });
 
@@ -55,7 +69,7 @@ for (const n of names) {
   const runs: RunRecord[] = [];
   const variants = Array.from({ length: seeds }, (_, v) => withoutSpeeds(SCENARIOS[n]!(scale, v)));
   for (const [v, sc] of variants.entries()) {
-    runs.push(...scenarioRuns(sc, v));
+    runs.push(...scenarioRuns(sc, v, only));
     forecasts.push(forecastError(sc, v));
     const { name, description, seed, tasks, tiers, settings, faults } = sc;
     described.push({ name, variant: v, description, seed, tasks: tasks.length, tiers, settings, faults });
@@ -96,6 +110,19 @@ for (const runs of bySeed('heterogeneous')) {
   lines.push(
     `heterogeneous (seed ${def.variant}): default p99 ${def.metrics.p99Ms.toFixed(1)} ms; best other: ${worst.tier} ${worst.policy} x${(worst.metrics.p99Ms / def.metrics.p99Ms).toFixed(2)}`,
   );
+}
+{
+  // Finding 3: the zone default against round robin there, seed by seed (its narrowest baseline).
+  const xs = bySeed('heterogeneous').map((runs) => {
+    const def = runs.find((r) => r.tier === 'default')!;
+    const rr = runs.find((r) => r.tier === 'zone' && r.policy === 'round-robin');
+    return rr ? rr.metrics.p99Ms / def.metrics.p99Ms : NaN;
+  });
+  if (xs.length > 0 && xs.every(Number.isFinite))
+    lines.push(
+      `heterogeneous: zone round-robin p99 / default p99 by seed ${xs.map((x) => x.toFixed(2)).join(' ')}; ` +
+        `default ahead in ${xs.filter((x) => x > 1).length} of ${xs.length}`,
+    );
 }
 for (const runs of bySeed('herding')) {
   const def = runs.find((r) => r.tier === 'default')!;

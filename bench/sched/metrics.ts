@@ -54,6 +54,8 @@ export interface RunMetrics {
   readonly deadlineMisses: number;
   /** Assignments past an agent's slots or deliveries past a node's advertised credit (must be 0). */
   readonly creditViolations: number;
+  /** Summaries the child cells sent their parents, per task (arrived). */
+  readonly summariesPerTask: number;
   /** max/mean per-agent load at each probe time. */
   readonly probes: readonly { readonly atMs: number; readonly maxOverMean: number; readonly mean: number }[];
   /** Completion-time quantiles for the CDF chart: [quantile, ms]. */
@@ -75,6 +77,7 @@ export class Metrics {
   inversions = 0;
   inversionsBeyondAging = 0;
   creditViolations = 0;
+  summaries = 0;
   firstArrival = Infinity;
   lastCompletion = 0;
   readonly probes: { atMs: number; maxOverMean: number; mean: number }[] = [];
@@ -270,6 +273,7 @@ export class Metrics {
       deadlineTasks: this.deadlineTasks,
       deadlineMisses: this.deadlineMisses,
       creditViolations: this.creditViolations,
+      summariesPerTask: this.summaries / Math.max(1, totalTasks),
       probes: this.probes,
       cdf,
       utilizationByAgent: utilization,

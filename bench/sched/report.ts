@@ -65,6 +65,7 @@ export function renderScenarioTable(runs: readonly RunRecord[]): string {
     'inv>aging',
     'misses',
     'load max/mean',
+    'sum/task',
   ];
   if (variants > 1) header.splice(4, 0, 'p99 x range');
   const rows: Cell[][] = groups(runs).map((g) => {
@@ -85,6 +86,7 @@ export function renderScenarioTable(runs: readonly RunRecord[]): string {
       mean(ms.map((m) => m.inversionsBeyondAging)),
       mean(ms.map((m) => m.deadlineMisses)),
       probes.length ? mean(probes).toFixed(2) : '-',
+      mean(ms.map((m) => m.summariesPerTask)).toFixed(2),
     ];
     if (variants > 1) row.splice(4, 0, `${Math.min(...p99s).toFixed(2)}-${Math.max(...p99s).toFixed(2)}`);
     return row;

@@ -11,6 +11,9 @@ import { Ewma, SimAgent, SimTask, type Home } from './task.js';
 import { Metrics, type RunMetrics } from './metrics.js';
 import type { CellSpec, PolicyByTier, Scenario, SimSettings } from './types.js';
 
+/** A cell's tick (MeshSettings.tickMs), when summaries may also go early. */
+const SUMMARY_TICK_MS = 10;
+
 export interface RunOptions {
   /** Stop this long after the last arrival even if tasks are left (they count as unfinished). */
   readonly maxDrainMs?: number;
@@ -60,12 +63,12 @@ class Run implements Home {
     for (const c of this.cells) {
       const parent = c.parent;
       if (parent) {
+        // Periodic: every summaryIntervalMs from a random phase (the bench before session 13). Else
+        // the mesh's tick (10 ms) sends one when summaryIntervalMs passed since the last, early or not.
+        const periodic = s.summaryRule === 'periodic';
         const every = (): void => {
-          if (c.up) {
-            const sum = c.summarize(sched.now());
-            sched.setTimer(s.staleMs + s.linkMs, () => parent.deliver(c, sum));
-          }
-          sched.setTimer(s.summaryIntervalMs, every);
+          c.periodicSummary(sched.now(), periodic);
+          sched.setTimer(periodic ? s.summaryIntervalMs : SUMMARY_TICK_MS, every);
         };
         sched.setTimer(rng.next() * s.summaryIntervalMs, every);
       }
@@ -162,6 +165,10 @@ class Run implements Home {
 
   violation(): void {
     this.metrics.creditViolations++;
+  }
+
+  summarySent(): void {
+    this.metrics.summaries++;
   }
 
   private leavePath(t: SimTask): void {

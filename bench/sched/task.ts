@@ -22,6 +22,8 @@ export interface Home {
   served(t: SimTask, now: number): void;
   started(t: SimTask, a: SimAgent, now: number): void;
   violation(): void;
+  /** A child cell sent its parent a summary. */
+  summarySent(): void;
 }
 
 export class SimTask implements QueueTask {

@@ -4,6 +4,7 @@
 // simulator mirrors (summary period and staleness, prefetch, aging, retries).
 
 import type { Label, Priority } from '../../src/policies/index.js';
+import { SPEED_CHECK_MS, type SummaryRule } from './pacer.js';
 
 export type SimTier = 'region' | 'zone' | 'node';
 
@@ -57,7 +58,7 @@ export interface Fault {
 }
 
 export interface SimSettings {
-  /** A child cell computes a summary this often (ms). */
+  /** A child cell sends a summary at least this often (ms). */
   readonly summaryIntervalMs: number;
   /** ...and its parent gets it this much later: how stale the parent's view is. */
   readonly staleMs: number;
@@ -76,6 +77,10 @@ export interface SimSettings {
   readonly detectMs: number;
   /** Nodes report their agents by speed in summaries (KindCapacity speed_*; false: as peers that predate them). */
   readonly speedGroups: boolean;
+  /** When a child cell sends a summary besides every summaryIntervalMs (./pacer.ts; `credit`: the mesh's rules). */
+  readonly summaryRule: SummaryRule;
+  /** The `speed` rule judges at most this often, and not sooner after a summary (ms). */
+  readonly speedCheckMs: number;
   /** Nodes measure an agent of several kinds per kind (false: one EWMA over its kinds, as before session 12). */
   readonly kindLatency: boolean;
 }
@@ -93,6 +98,8 @@ export const DEFAULT_SETTINGS: SimSettings = {
   detectMs: 1500,
   speedGroups: true,
   kindLatency: true,
+  summaryRule: 'credit',
+  speedCheckMs: SPEED_CHECK_MS,
 };
 
 export interface Scenario {
