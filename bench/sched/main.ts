@@ -124,6 +124,22 @@ for (const runs of bySeed('heterogeneous')) {
         `default ahead in ${xs.filter((x) => x > 1).length} of ${xs.length}`,
     );
 }
+{
+  // Finding 2: the issue's CV is across all agents; the default's over the agents that ran
+  // anything, and within each speed class, beside it (means over seeds).
+  const defs = bySeed('heterogeneous').map((runs) => runs.find((r) => r.tier === 'default')!.metrics);
+  if (defs.length > 0) {
+    const avg = (f: (m: RunMetrics) => number): string => (defs.reduce((a, m) => a + f(m), 0) / defs.length).toFixed(2);
+    const classes = defs[0]!.utilizationBySpeed.map((c, i) => {
+      const at = (m: RunMetrics) => m.utilizationBySpeed[i] ?? { mean: NaN, cv: NaN };
+      return `${c.speeds} mean ${avg((m) => at(m).mean)} cv ${avg((m) => at(m).cv)}`;
+    });
+    lines.push(
+      `heterogeneous, default: utilization CV across agents ${avg((m) => m.utilizationCv)}, ` +
+        `across agents that ran anything ${avg((m) => m.utilizationCvBusy)}; by speed class: ${classes.join('; ')}`,
+    );
+  }
+}
 for (const runs of bySeed('herding')) {
   const def = runs.find((r) => r.tier === 'default')!;
   const at1s = def.metrics.probes.find((p) => p.atMs === 4000 * scale);

@@ -46,6 +46,15 @@ export interface RunMetrics {
   readonly utilizationMean: number;
   /** Coefficient of variation (std/mean) of utilization across agents. */
   readonly utilizationCv: number;
+  /** The same over the agents that ran anything (utilization above 0). */
+  readonly utilizationCvBusy: number;
+  /** Per speed class (x1-2, x2-4, x4-8: an octave of speed each), its agents' mean utilization and CV. */
+  readonly utilizationBySpeed: readonly {
+    readonly speeds: string;
+    readonly agents: number;
+    readonly mean: number;
+    readonly cv: number;
+  }[];
   /** Mean total-variation distance between backlogged tenants' service shares and their weights (0..1). */
   readonly tenantShareError: number | null;
   readonly inversions: number;
@@ -242,7 +251,7 @@ export class Metrics {
     this.windowStart = now;
   }
 
-  finish(end: number, totalTasks: number, utilization: readonly number[]): RunMetrics {
+  finish(end: number, totalTasks: number, utilization: readonly number[], speeds: readonly number[]): RunMetrics {
     const ts = Float64Array.from(this.times).sort();
     const q = (p: number): number => (ts.length === 0 ? NaN : ts[Math.min(ts.length - 1, Math.floor(p * ts.length))]!);
     const mean = ts.length ? ts.reduce((a, b) => a + b, 0) / ts.length : NaN;
@@ -267,6 +276,11 @@ export class Metrics {
       throughput: (this.completed / span) * 1000,
       utilizationMean: um,
       utilizationCv: um > 0 ? Math.sqrt(uv) / um : 0,
+      utilizationCvBusy: cvOf(utilization.filter((u) => u > 0)).cv,
+      utilizationBySpeed: [1, 2, 4].flatMap((lo) => {
+        const us = utilization.filter((_, i) => speeds[i]! >= lo && (speeds[i]! < 2 * lo || lo === 4));
+        return us.length ? [{ speeds: `x${lo}-${2 * lo}`, agents: us.length, ...cvOf(us) }] : [];
+      }),
       tenantShareError: this.shareWeight > 0 ? this.shareErrSum / this.shareWeight : null,
       inversions: this.inversions,
       inversionsBeyondAging: this.inversionsBeyondAging,
@@ -290,4 +304,11 @@ export class Metrics {
 
 function laneOf(t: SimTask): string {
   return t.kind + '\0' + t.priority;
+}
+
+/** Mean and coefficient of variation (std/mean) of `xs`. */
+function cvOf(xs: readonly number[]): { mean: number; cv: number } {
+  const m = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const v = xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, xs.length);
+  return { mean: m, cv: m > 0 ? Math.sqrt(v) / m : 0 };
 }

@@ -106,7 +106,12 @@ class Run implements Home {
       const upMs = a.upMs + (a.up ? end - a.upSince : 0);
       return upMs > 0 ? Math.min(1, a.busyMs / (a.spec.slots * upMs)) : 0;
     });
-    return this.metrics.finish(end, tasks.length, util);
+    return this.metrics.finish(
+      end,
+      tasks.length,
+      util,
+      this.agents.map((a) => a.spec.speed),
+    );
   }
 
   private submit(t: SimTask, now: number): void {

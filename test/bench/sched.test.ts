@@ -54,6 +54,19 @@ describe('bench:sched', () => {
     expect(a.completed).toBeGreaterThan(0);
   });
 
+  it("sends summaries as the mesh's pacer does: early when the parent's credit view is off, never past credit", () => {
+    const sc = SCENARIOS['heterogeneous']!(0.1, 0);
+    const with_ = (summaryRule: 'periodic' | 'credit') =>
+      runScenario({ ...sc, settings: { ...sc.settings, summaryRule } }, DEFAULTS);
+    const periodic = with_('periodic');
+    const credit = with_('credit');
+    // Periodic: four nodes every 50 ms; the pacer adds the early ones (the nodes' credit moves
+    // by an eighth of their slots within a few tasks at 60% load).
+    expect(credit.summariesPerTask).toBeGreaterThan(1.5 * periodic.summariesPerTask);
+    expect(credit.creditViolations).toBe(0);
+    expect(credit.completed + credit.failed).toBe(sc.tasks.length);
+  });
+
   it('context routing: bound kept at placement and per agent over time; the baseline balances (issue 11)', () => {
     const keyed = runContext(true, 20_000);
     const tight = runContext(true, 20_000, 11, TIGHT_CONTEXT_BOUND);
