@@ -1,9 +1,10 @@
 // When a simulated child cell sends its parent a summary. `credit` (the
-// default): the rules of src/mesh/summary-pacer.ts, with its code: every
-// summaryIntervalMs, and early when the shape of the capacity changed or the
-// parent's view of a kind's credit (the credit of the last summary minus the
-// dispatches accepted since) is off from the truth (creditViewOff), judged
-// once per turn, as the parent link judges before each flush. `periodic` (the
+// default): the rules of src/mesh/summary-pacer.ts: every summaryIntervalMs,
+// and early when the shape of the capacity changed or the parent's view of a
+// kind's credit (the credit of the last summary minus the dispatches accepted
+// since) is off from the truth (creditViewOff: SummaryPacer.parentViewOff's
+// rule, written out here), judged once per turn, as the parent link judges
+// before each flush. `periodic` (the
 // bench before session 13, which left the early summaries out): every
 // summaryIntervalMs and never else. `speed` (tried in session 13, not in the
 // mesh: docs/policies.md, finding 3): also when a node's expected completion of
@@ -13,8 +14,21 @@
 // after a summary.
 
 import { CompletionCurve, type SpeedGroups } from '../../src/policies/index.js';
-import { creditViewOff } from '../../src/mesh/summary-pacer.js';
 import type { SimSummary } from './views.js';
+
+/**
+ * The parent's view of a kind's credit (`view`: the last summary's minus the dispatches accepted
+ * since) against the truth (`credit`, of `total` slots), as SummaryPacer.parentViewOff judges it:
+ * above it by any amount, below it by an eighth of the slots, or below it while the view is itself
+ * at or under that eighth (the parent nearly out of credit). Keep the two alike.
+ */
+export function creditViewOff(credit: number, total: number, view: number): boolean {
+  const gap = credit - view;
+  if (gap === 0) return false;
+  if (gap < 0) return true;
+  const threshold = Math.max(1, Math.floor(total / 8));
+  return gap >= threshold || view <= threshold;
+}
 
 /** The speed rule's bound by default (ms): a node whose fast agents stay full would otherwise send one per turn. */
 export const SPEED_CHECK_MS = 10;

@@ -114,22 +114,12 @@ export class SummaryPacer {
   private parentViewOff(kinds: readonly KindCapacity[]): boolean {
     for (const k of kinds) {
       const view = (this.reportedFree.get(k.kind) ?? 0) - (this.acceptedSince.get(k.kind) ?? 0);
-      if (creditViewOff(creditOf(k), k.totalSlots, view)) return true;
+      const gap = creditOf(k) - view;
+      if (gap === 0) continue;
+      if (gap < 0) return true;
+      const threshold = Math.max(1, Math.floor(k.totalSlots / 8));
+      if (gap >= threshold || view <= threshold) return true;
     }
     return false;
   }
-}
-
-/**
- * The parent's view of a kind's credit (`view`: our last summary's minus the dispatches accepted
- * since) against the truth (`credit`, of `total` slots): above it by any amount (the parent could
- * send more than fits), below it by an eighth of the slots, or below it while the view is itself
- * at or under that eighth (the parent is nearly out of credit). bench:sched's nodes use it too.
- */
-export function creditViewOff(credit: number, total: number, view: number): boolean {
-  const gap = credit - view;
-  if (gap === 0) return false;
-  if (gap < 0) return true;
-  const threshold = Math.max(1, Math.floor(total / 8));
-  return gap >= threshold || view <= threshold;
 }

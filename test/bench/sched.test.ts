@@ -10,6 +10,10 @@ import { SCENARIOS } from '../../bench/sched/scenarios.js';
 import { runScenario } from '../../bench/sched/sim.js';
 import { runContext, TIGHT_CONTEXT_BOUND } from '../../bench/sched/context.js';
 import { DEFAULTS, scenarioRuns } from '../../bench/sched/suite.js';
+import { creditViewOff } from '../../bench/sched/pacer.js';
+import { DispatchAck, KindCapacity, Summary } from '../../src/gen/meshlb/v1/link.js';
+import type { Summarizer } from '../../src/mesh/summary.js';
+import { SummaryPacer } from '../../src/mesh/summary-pacer.js';
 
 describe('bench:sched', () => {
   it('runs the two-speed case with every node policy, same tasks, and renders table and chart', () => {
@@ -65,6 +69,38 @@ describe('bench:sched', () => {
     expect(credit.summariesPerTask).toBeGreaterThan(1.5 * periodic.summariesPerTask);
     expect(credit.creditViolations).toBe(0);
     expect(credit.completed + credit.failed).toBe(sc.tasks.length);
+  });
+
+  it("the bench's credit rule is the mesh pacer's (SummaryPacer) for every view and truth", () => {
+    for (const total of [1, 8, 32]) {
+      for (let reported = 0; reported <= total; reported++) {
+        for (let accepted = 0; accepted <= reported; accepted++) {
+          for (let credit = 0; credit <= total; credit++) {
+            const truth = { free: reported };
+            const kinds = () => [
+              KindCapacity.fromPartial({ kind: 'k', freeSlots: truth.free, totalSlots: total, healthyAgents: 1 }),
+            ];
+            const summarizer = {
+              draining: false,
+              load: () => ({}),
+              kinds,
+              recycle: () => undefined,
+              build: (seq: number, _n: number, _a: string, _l: unknown, ks: KindCapacity[]) =>
+                Summary.fromPartial({ seq, kinds: ks }),
+            } as unknown as Summarizer;
+            const pacer = new SummaryPacer(summarizer);
+            pacer.welcomed();
+            expect(pacer.next(0, 'n')).toBeDefined();
+            for (let i = 0; i < accepted; i++) pacer.accepted('k', DispatchAck.fromPartial({ accepted: true }));
+            truth.free = credit;
+            const sent = pacer.next(1, 'n') !== undefined;
+            expect(sent, `total ${total} reported ${reported} accepted ${accepted} credit ${credit}`).toBe(
+              creditViewOff(credit, total, reported - accepted),
+            );
+          }
+        }
+      }
+    }
   });
 
   it('context routing: bound kept at placement and per agent over time; the baseline balances (issue 11)', () => {
