@@ -37,6 +37,8 @@ import { Replica } from '../src/mesh/replica.js';
 import { SimAgent } from '../src/dev/sim-agent.js';
 import { parseTopology } from '../src/topology/parse.js';
 import { nowUs, payloadTimeUs, Samples } from './lib/clock.js';
+import { HopTrace, taskSeq } from './lib/hop-trace.js';
+import type { TracerFactory } from '../src/mesh/tracer.js';
 import { LatencyHistogram } from './lib/histogram.js';
 
 type Msg = { cmd: 'reset' } | { cmd: 'report' } | { cmd: 'count' };
@@ -65,7 +67,26 @@ const gc = { youngMs: 0, oldMs: 0, longestMs: 0, old: 0, young: 0 };
  * submit time and latency, written to DIR/<pid>-<phase>.json at each report: bench/gc-tail.ts matches the
  * slowest tasks against the pauses of every process.
  */
-const TAIL_DIR = process.env.BENCH_GC_TAIL;
+const HOPS_DIR = process.env.BENCH_HOPS;
+const TAIL_DIR = process.env.BENCH_GC_TAIL ?? HOPS_DIR;
+/**
+ * BENCH_HOPS=DIR: what BENCH_GC_TAIL writes, and per attempt in each cell when it arrived and was sent on,
+ * in the agents when it started, with this process's CPU samples (lib/hop-trace.ts): `npx tsx bench/hops.ts
+ * DIR PHASE` splits the dispatch time hop by hop.
+ */
+const hopTrace = HOPS_DIR ? new HopTrace() : undefined;
+/** A cell's tracer that records hops (and makes no span: '' keeps the Dispatch untraced, wire.ts). */
+const hopTracer: TracerFactory | undefined = hopTrace
+  ? () => ({
+      enabled: true,
+      submits: () => ({ start: (_id, spec) => spec, end: () => undefined }),
+      dispatched: (item) => {
+        hopTrace.record(taskSeq(item.taskId), hopTrace.epochMsToUs(item.arrivedMs), nowUs());
+        return '';
+      },
+      resultBack: () => undefined,
+    })
+  : undefined;
 if (TAIL_DIR) mkdirSync(TAIL_DIR, { recursive: true });
 /** performance.now() (ms since timeOrigin) to nowUs's clock: both are the monotonic clock. */
 const perfToUs = nowUs() - performance.now() * 1000;
@@ -253,6 +274,7 @@ function reset(): void {
   allocStart();
   gcTrace = [];
   taskTrace = [];
+  hopTrace?.reset();
   phases++;
   reportsInPhase = 0;
 }
@@ -276,8 +298,12 @@ function report(): Record<string, unknown> {
             .slice(3)
             .filter((a) => a.startsWith('/') || /^\d/.test(a))
             .join(' ') || process.argv[2],
+        role: process.argv[2],
         gc: gcTrace,
         tasks: taskTrace,
+        runQueueWaitUs: runQueueWaitUs() - wait0,
+        wallUs: nowUs() - t0,
+        ...(hopTrace?.dump() ?? {}),
       }),
     );
   const hist = new LatencyHistogram();
@@ -358,6 +384,7 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       ...(fixed ? {} : { host: '127.0.0.1', port: 0 }),
       ...(dataDir ? { dataDir } : {}),
       ...(LINGER ? { batcher: LINGER } : {}),
+      ...(hopTracer ? { tracer: hopTracer } : {}),
       ...(local || parentAddr || !fixed
         ? { parentAddresses: () => (local ? [local.address] : parentAddr ? [parentAddr] : []) }
         : {}),
@@ -456,7 +483,10 @@ async function agents(address: string, n: number, slots: number): Promise<void> 
     return;
   }
   const client = new AgentServiceClient(address, credentials.createInsecure());
-  const onStart = (d: Dispatch): void => onPayload(d.spec!.payload);
+  const onStart = (d: Dispatch): void => {
+    onPayload(d.spec!.payload);
+    if (hopTrace) hopTrace.record(taskSeq(d.taskId), payloadTimeUs(d.spec!.payload), lastUs);
+  };
   const list: SimAgent[] = [];
   for (let i = 0; i < n; i++)
     list.push(new SimAgent({ address, agentId: `bench-${i}`, kinds: ['bench'], slots, client, onStart }));
