@@ -34,6 +34,7 @@ import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
 import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
 import { TaskState } from '../src/gen/meshlb/v1/task.js';
 import { Replica } from '../src/mesh/replica.js';
+import { cellHeapFlags } from '../src/util/heap-flags.js';
 import { SimAgent } from '../src/dev/sim-agent.js';
 import { parseTopology } from '../src/topology/parse.js';
 import { nowUs, payloadTimeUs, Samples } from './lib/clock.js';
@@ -365,6 +366,8 @@ const DOWN_LANES = ['acks', 'checkpoints', 'results', 'cancels', 'dispatches', '
 const AGENT_LANES = ['assignments', 'preemptions', 'cancels', 'drain', 'heartbeat', 'checkpointAcks', 'handBacks'];
 
 async function cells(yaml: string, args: string[]): Promise<void> {
+  // As `meshlb serve` does (MESHLB_PRETENURE=1: V8's default, for A/B runs).
+  cellHeapFlags();
   const topology = parseTopology(yaml, '<bench>');
   const dataDir = args.find((a) => a.startsWith('--data='))?.slice(7);
   const fixed = args.includes('--topology-addresses');

@@ -20,6 +20,7 @@ import type { MeterFactory } from '../mesh/meter.js';
 import type { TracerFactory } from '../mesh/tracer.js';
 import type { Logger } from '../util/log.js';
 import type { Topology } from '../topology/types.js';
+import { cellHeapFlags } from '../util/heap-flags.js';
 
 export interface ServeOptions {
   topologyFile: string;
@@ -86,6 +87,7 @@ function newReplica(o: ConstructorParameters<typeof Replica>[0]): Replica {
 }
 
 export async function runServe(opts: ServeOptions): Promise<number> {
+  cellHeapFlags();
   const log = logger({ component: 'serve', cell: opts.cell });
   const topology = loadTopology(opts.topologyFile);
   const { replica: spec } = findReplica(topology, opts.cell, opts.replica ?? 1);

@@ -30,15 +30,15 @@ export interface Largest {
   readonly total: number;
 }
 
+// A count that falls to 0 keeps its entry: the keys are slot counts (few), and a Map set and deleted per
+// task remakes its table, in the old generation where the map lives (docs/mesh.md, "Half of peak").
 const bump = (m: Map<number, number>, k: number, d: number): void => {
-  const v = (m.get(k) ?? 0) + d;
-  if (v === 0) m.delete(k);
-  else m.set(k, v);
+  m.set(k, (m.get(k) ?? 0) + d);
 };
 
 const maxKey = (m: Map<number, number> | undefined): number => {
   let best = 0;
-  if (m) for (const k of m.keys()) if (k > best) best = k;
+  if (m) for (const [k, n] of m) if (n > 0 && k > best) best = k;
   return best;
 };
 

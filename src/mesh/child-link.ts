@@ -68,9 +68,11 @@ export class ChildLink {
   /**
    * Home attempts routed here whose `dispatched` command has not committed yet (their slots per
    * kind): the picker took their credits, the link must too, or a picker rebuilt meanwhile would
-   * offer them again. They go on dispatch, or when the home's ledger decided not to send them.
+   * offer them again. They go on dispatch, or when the home's ledger decided not to send them. Keyed by
+   * the item's id (one per attempt), in a StringMap: set and deleted per task, a Map remade its table.
    */
-  private readonly promised = new Map<WorkItem, number>();
+  private readonly promised = new StringMap<number>();
+  /** Per kind, their slots; a kind's entry stays at 0 (it goes 0, 1, 0 every pump: a Map remade its table). */
   private readonly promisedOf = new Map<string, number>();
   /** Promised items already counted in pastCredit when promised (the decision's moment, not the send's). */
   private readonly judged = new WeakSet<WorkItem>();
@@ -146,20 +148,20 @@ export class ChildLink {
 
   /** A home attempt routed here waits for its start to commit: its slots' credits are taken now. */
   promise(item: WorkItem): void {
-    if (this.promised.has(item)) return;
+    if (this.promised.has(item.id)) return;
     const n = slotsOf(item.spec);
     this.judge(item, n);
     this.judged.add(item);
-    this.promised.set(item, n);
-    inc(this.promisedOf, item.kind, n);
+    this.promised.set(item.id, n);
+    this.promisedOf.set(item.kind, (this.promisedOf.get(item.kind) ?? 0) + n);
   }
 
   /** Its start was decided (sent, refused, or this replica stopped leading): its promise goes. */
   unpromise(item: WorkItem): void {
-    const n = this.promised.get(item);
+    const n = this.promised.get(item.id);
     if (n === undefined) return;
-    this.promised.delete(item);
-    inc(this.promisedOf, item.kind, -n);
+    this.promised.delete(item.id);
+    this.promisedOf.set(item.kind, this.promisedOf.get(item.kind)! - n);
   }
 
   /**

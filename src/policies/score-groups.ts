@@ -21,6 +21,8 @@
 // (./hold-back.ts) adds up the release rate of the full agents faster than the
 // one it would pick, walking them fastest first.
 
+import { NumberMap } from '../util/number-map.js';
+
 export class Bucket {
   /** Member positions in the view (unordered; a removal swaps the last in). */
   readonly members: number[] = [];
@@ -37,7 +39,8 @@ export class Group {
   size = 0;
   /** Min-heap of the buckets with members, by key. */
   readonly heap: Bucket[] = [];
-  readonly byKey = new Map<number, Bucket>();
+  /** Its buckets by key: a NumberMap, since keys come and go per pick and release (no table per move). */
+  readonly byKey = new NumberMap<Bucket>();
   /** Emptied buckets, for the next new key. */
   private readonly spare: Bucket[] = [];
   constructor(
@@ -153,7 +156,10 @@ export class ScoreGroups {
   slots = 0;
   /** Per member position, its measured time of the view's kind (0: none); undefined while no member has one. */
   kindMs: Float64Array | undefined = undefined;
-  /** Members of `full` by their total slots: the smallest total bounds a full member's delay from below. */
+  /**
+   * Members of `full` by their total slots: the smallest total bounds a full member's delay from below. A
+   * total whose count falls to 0 keeps its entry (few distinct totals; no Map table remade per move).
+   */
   private readonly fullTotals = new Map<number, number>();
   private readonly totalOf: Int32Array;
   /** Each member position's bucket (its group is the bucket's: one array read per move, not two). */
@@ -218,9 +224,7 @@ export class ScoreGroups {
     if (m.length === 0) g.emptied(b);
     if (g === this.full) {
       const t = this.totalOf[pos]!;
-      const n = this.fullTotals.get(t)! - 1;
-      if (n > 0) this.fullTotals.set(t, n);
-      else this.fullTotals.delete(t);
+      this.fullTotals.set(t, this.fullTotals.get(t)! - 1);
     }
     if (--g.size === 0) this.nonEmpty.delete(g);
   }
