@@ -149,7 +149,11 @@ export function bestOverall(
 export class ScoreGroups {
   /** total → (4·avail + 2·trial + measured) → group. */
   private readonly groups = new Map<number, Map<number, Group>>();
-  readonly nonEmpty = new Set<Group>();
+  /**
+   * The groups with members, in the order they last became non-empty (as a Set would keep them). An array:
+   * groups empty and fill per pick and release, and a Set remade its table each time it emptied.
+   */
+  readonly nonEmpty: Group[] = [];
   /** Measured members without a credit, keyed by static part (insertFull); not in nonEmpty. */
   readonly full = new Group(0, 0, false, true);
   /** Σ slots of the kind over the view's members (node-score keeps it as totals change). */
@@ -178,7 +182,7 @@ export class ScoreGroups {
     const gk = 4 * avail + (trial ? 2 : 0) + (measured ? 1 : 0);
     let g = byFlags.get(gk);
     if (g === undefined) byFlags.set(gk, (g = new Group(total, avail, trial, measured)));
-    if (g.size === 0) this.nonEmpty.add(g);
+    if (g.size === 0) this.nonEmpty.push(g);
     this.put(g, pos, key);
   }
 
@@ -226,7 +230,8 @@ export class ScoreGroups {
       const t = this.totalOf[pos]!;
       this.fullTotals.set(t, this.fullTotals.get(t)! - 1);
     }
-    if (--g.size === 0) this.nonEmpty.delete(g);
+    // `full` is never among them.
+    if (--g.size === 0 && g !== this.full) this.nonEmpty.splice(this.nonEmpty.indexOf(g), 1);
   }
 
   /** Members with a credit (every group's size). */

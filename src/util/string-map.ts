@@ -58,6 +58,12 @@ export class StringMap<V> {
   }
 
   set(key: string, value: V): this {
+    this.put(key, value);
+    return this;
+  }
+
+  /** set() without its subclass's overrides: grow() re-inserts with it (SlotMap counts its sets). */
+  private put(key: string, value: V): void {
     const h = hashOf(key);
     const { keyAt, hashAt, mask } = this;
     let i = h & mask;
@@ -66,18 +72,18 @@ export class StringMap<V> {
       if (k === undefined) break;
       if (hashAt[i] === h && k === key) {
         this.valueAt[i] = value;
-        return this;
+        return;
       }
     }
     if ((this.count + 1) * 2 > keyAt.length) {
       this.grow();
-      return this.set(key, value);
+      this.put(key, value);
+      return;
     }
     keyAt[i] = key;
     this.valueAt[i] = value;
     hashAt[i] = h;
     this.count++;
-    return this;
   }
 
   delete(key: string): boolean {
@@ -136,7 +142,7 @@ export class StringMap<V> {
     this.hashAt = new Int32Array(cap);
     this.mask = cap - 1;
     this.count = 0;
-    for (let i = 0; i < keys.length; i++) if (keys[i] !== undefined) this.set(keys[i]!, values[i]!);
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== undefined) this.put(keys[i]!, values[i]!);
   }
 }
 

@@ -31,6 +31,10 @@ describe('SlotMap', () => {
     expect(m.used).toBe(1);
     m.clear();
     expect(m.used).toBe(0);
+    // Past its table's first size (it grows at half full, re-inserting every entry): counted once each.
+    for (let i = 0; i < 40; i++) m.set(`k${i}`, 1 + (i % 3));
+    expect(m.used).toBe(79);
+    expect(m.size).toBe(40);
   });
 
   it('slotsOf: 0 means 1', () => {

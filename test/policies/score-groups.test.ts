@@ -103,7 +103,10 @@ describe('ScoreGroups.full', () => {
             ix.insertFull(o.pos, o.key, 1 + (o.key % 4));
             full.set(o.pos, o.key);
           }
-          expect(ix.nonEmpty.has(ix.full)).toBe(false);
+          expect(ix.nonEmpty.includes(ix.full)).toBe(false);
+          // Each group with members once, and none without.
+          expect(new Set(ix.nonEmpty).size).toBe(ix.nonEmpty.length);
+          for (const g of ix.nonEmpty) expect(g.size).toBeGreaterThan(0);
           expect(ix.full.size).toBe(full.size);
           expect(ix.fullMinTotal()).toBe(Math.min(...[...full.values()].map((k) => 1 + (k % 4))));
           present.add(o.pos);

@@ -25,6 +25,7 @@ import { TaskQueue, type Popped } from '../../../src/queue/index.js';
 import { isTerminal, Ledger, type LedgerCommand, type TaskRecord } from '../../../src/mesh/ledger.js';
 import { Relay } from '../../../src/mesh/relay.js';
 import { SlotMap } from '../../../src/mesh/slot-map.js';
+import { StringMap } from '../../../src/util/string-map.js';
 import { Summarizer } from '../../../src/mesh/summary.js';
 import type { WheelEntry } from '../../../src/mesh/timers.js';
 import { routeKey, type WorkItem } from '../../../src/mesh/types.js';
@@ -89,7 +90,7 @@ interface RelayInside {
 
 /** A SlotMap that counts its entries, not their slots (the multislot mutation). */
 function countEntries(): () => void {
-  const has = (m: Map<string, unknown>, k: string): boolean => Map.prototype.has.call(m, k);
+  const has = (m: StringMap<unknown>, k: string): boolean => StringMap.prototype.has.call(m, k);
   return both(
     patch(
       SlotMap.prototype,
@@ -97,7 +98,7 @@ function countEntries(): () => void {
       () =>
         function (this: SlotMap<unknown>, key: string, value: unknown): SlotMap<unknown> {
           if (!has(this, key)) this.used += 1;
-          Map.prototype.set.call(this, key, value);
+          StringMap.prototype.set.call(this, key, value);
           return this;
         },
     ),
@@ -107,7 +108,7 @@ function countEntries(): () => void {
       () =>
         function (this: SlotMap<unknown>, key: string): boolean {
           if (has(this, key)) this.used -= 1;
-          return Map.prototype.delete.call(this, key);
+          return StringMap.prototype.delete.call(this, key);
         },
     ),
   );
