@@ -5,6 +5,7 @@
 // scheduler (virtual-scheduler.ts) and replay a run exactly from a seed.
 // test/mesh/purity.test.ts keeps this the only file that touches the real
 // clock, timers or Math.random.
+import { turnDefer } from '../util/turn-defer.js';
 
 /** A timer set with Scheduler.setTimer. */
 export interface TimerHandle {
@@ -20,7 +21,10 @@ export interface Scheduler {
    * alive by itself (real timers are unref'd): the servers and streams do.
    */
   setTimer(delayMs: number, fn: () => void): TimerHandle;
-  /** Call `fn` on a later turn, after the I/O already waiting (batching: one flush, one pump per turn). */
+  /**
+   * Call `fn` later, never from inside this call: on a later turn, after the I/O already waiting (batching:
+   * one flush, one pump per turn), or, after a quiet spell, at the end of this turn (src/util/turn-defer.ts).
+   */
   defer(fn: () => void): void;
   /**
    * A monotonic clock in milliseconds with sub-millisecond resolution, for
@@ -29,17 +33,21 @@ export interface Scheduler {
   fineNow?(): number;
 }
 
+/** MESHLB_DEFER=turn: every deferral on the next turn (setImmediate), as before session 13, for A/B runs. */
+const deferral = turnDefer(() => performance.now(), { soon: process.env.MESHLB_DEFER !== 'turn' });
+
 /** Node's clock and timers. */
 export const realScheduler: Scheduler = {
   now: Date.now,
   setTimer(delayMs, fn) {
-    const t = setTimeout(fn, delayMs);
+    const t = setTimeout(() => {
+      deferral.turned();
+      fn();
+    }, delayMs);
     t.unref();
     return { cancel: () => clearTimeout(t) };
   },
-  defer(fn) {
-    setImmediate(fn);
-  },
+  defer: deferral.defer,
   fineNow: () => performance.now(),
 };
 

@@ -129,10 +129,18 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
       'TASK_STATE_COMPLETED',
       'TASK_STATE_COMPLETED',
     ]);
-    // The first two ran again (attempt 2, their attempt 1 was failed back as lost when the stream died);
-    // the late attempt-1 results reached the node and were fenced at home.
-    expect(done[0]!.attempt).toBe(2);
-    expect(done[1]!.attempt).toBe(2);
+    // The first two ran again, once each (their attempt 1 was failed back as lost when the stream died), the
+    // third once; the late attempt-1 results reached the node and were fenced at home. A re-dispatch that a
+    // middle cell hands back for want of capacity (the carried attempts fill the node) counts an attempt
+    // without running: which task takes one is timing (the final attempt was 3 in session 12 under load, and
+    // at every run with session 13's deferral), so the attempts run, not the attempt numbers, are asserted.
+    for (const [i, id] of ids.entries())
+      expect(
+        started.filter((s) => s.startsWith(`${id}#`)),
+        started.join(' '),
+      ).toHaveLength(i < 2 ? 2 : 1);
+    expect(done[0]!.attempt).toBeGreaterThanOrEqual(2);
+    expect(done[1]!.attempt).toBeGreaterThanOrEqual(2);
     expect(a.stats.refusedOverSlots).toBe(0);
     expect(a.stats.maxInFlight).toBeLessThanOrEqual(2);
     expect(Math.max(...overlap)).toBeLessThanOrEqual(2);
@@ -175,10 +183,16 @@ describe(`agent reconnect accounting at the node (seed ${SEED})`, () => {
       backoff: { initialMs: 10, maxMs: 50 },
     });
     agents.push(reborn);
-    reborn.handle('hang', (t) => `attempt ${t.attempt}`);
+    const ran: string[] = [];
+    reborn.handle('hang', (t) => {
+      ran.push(t.id);
+      return `attempt ${t.attempt}`;
+    });
     await reborn.start();
     const done = await Promise.all(items.map((i) => client.waitForResult(i.taskId, { timeoutMs: 15_000 })));
-    expect(done.every((t) => t.state === TaskState.TASK_STATE_COMPLETED && t.attempt === 2)).toBe(true);
+    // Each ran once more (a re-dispatch handed back for capacity on the way counts an attempt, not a run).
+    expect(done.every((t) => t.state === TaskState.TASK_STATE_COMPLETED && t.attempt >= 2)).toBe(true);
+    expect(ran.sort()).toEqual(items.map((i) => i.taskId).sort());
     // Lease is 30 s + 2 s: the slots came back at the new process's first load (within 5 s, plus what
     // this process stood still meanwhile on a loaded machine).
     stalls.stop();

@@ -1,0 +1,81 @@
+// Deferring work to "later in this turn" or "the next turn" of the event loop.
+//
+// A cell relays a message at low rate in three steps: the read (an I/O callback), the pump (deferred), the
+// batcher's flush (deferred again). On setImmediate each deferral is a turn of the loop of its own: one more
+// epoll_pwait with a zero timeout, timers and check handles, a fresh entry into JavaScript. And Node's HTTP/2
+// sends what a flush wrote from a native immediate, which a write made inside a setImmediate callback only
+// reaches on the turn after that. So one relayed message cost a middle cell four epoll_pwait calls at 500
+// tasks/s (read, pump, flush, send), three of them turns with nothing to wait for (docs/mesh.md, "Session 13:
+// fewer turns per relayed message").
+//
+// What a turn buys is coalescing: under load, the reads of one turn feed one pump and one flush. A deferral
+// after a quiet spell (nothing deferred for QUIET_MS) has nothing to coalesce with, so it runs as a
+// microtask, at the end of the code running now: the pump right after the read that asked for it, the flush
+// right after the pump, and Node's HTTP/2 sends the write before the read's callback returns. Deferrals that
+// follow each other closely go to the next turn as before, so busy streams still batch.
+//
+// Bounded, so that work deferring itself cannot keep the loop from its I/O: a run is at most SOON_MAX
+// microtask deferrals, and what deferred work defers continues its run whatever the clock says (a slow pump
+// that asks for another pump does not find the process quiet); and at most TURN_MAX microtask deferrals go
+// by without a turn of the loop being seen (one of these setImmediate callbacks, or a timer: `turned`).
+
+/** A deferral this long after the previous one finds the process quiet (ms). */
+export const QUIET_MS = 0.25;
+/** Microtask deferrals in a run at most (a pump, its flushes, and what they defer), before the next turn. */
+export const SOON_MAX = 4;
+/** Microtask deferrals at most between two turns of the loop seen. */
+export const TURN_MAX = 64;
+
+export interface TurnDefer {
+  /** Call `fn` later: at the end of this turn after a quiet spell, else on the next turn. Never from inside. */
+  readonly defer: (fn: () => void) => void;
+  /** The loop turned (a timer fired): microtask deferrals are allowed again. */
+  readonly turned: () => void;
+}
+
+/**
+ * Deferral for the real event loop. `clock` is monotonic, in ms. `soon: false` always takes the next turn
+ * (setImmediate: the behaviour before session 13, for A/B runs, MESHLB_DEFER=turn).
+ */
+export function turnDefer(
+  clock: () => number,
+  opts: { readonly soon?: boolean; readonly quietMs?: number; readonly max?: number; readonly turnMax?: number } = {},
+): TurnDefer {
+  if (opts.soon === false) return { defer: (fn) => void setImmediate(fn), turned: () => undefined };
+  const quietMs = opts.quietMs ?? QUIET_MS;
+  const max = opts.max ?? SOON_MAX;
+  const turnMax = opts.turnMax ?? TURN_MAX;
+  /** Above 0 while a microtask-deferred fn runs: what it defers continues its run. */
+  let depth = 0;
+  let run = 0;
+  let sinceTurn = 0;
+  /** When the last deferral from outside a run was asked for. */
+  let last = Number.NEGATIVE_INFINITY;
+  const turned = (): void => {
+    sinceTurn = 0;
+  };
+  const defer = (fn: () => void): void => {
+    if (depth === 0) {
+      const t = clock();
+      if (t - last >= quietMs) run = 0;
+      last = t;
+    }
+    if (run < max && sinceTurn < turnMax) {
+      run++;
+      sinceTurn++;
+      queueMicrotask(() => {
+        depth++;
+        try {
+          fn();
+        } finally {
+          depth--;
+        }
+      });
+    } else
+      setImmediate(() => {
+        sinceTurn = 0;
+        fn();
+      });
+  };
+  return { defer, turned };
+}
