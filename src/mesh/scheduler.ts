@@ -33,8 +33,13 @@ export interface Scheduler {
   fineNow?(): number;
 }
 
-/** MESHLB_DEFER=turn: every deferral on the next turn (setImmediate), as before session 13, for A/B runs. */
-const deferral = turnDefer(() => performance.now(), { soon: process.env.MESHLB_DEFER !== 'turn' });
+/**
+ * Every deferral on the next turn (setImmediate). MESHLB_DEFER=soon runs a deferral after a quiet spell
+ * at the end of this turn instead: fewer system calls per relayed message, but in the alternated runs on
+ * a quiet machine at the end of session 13 it cost 14-48% of full-rate throughput (docs/mesh.md,
+ * "Session 13: fewer turns per relayed message"), so it is opt-in.
+ */
+const deferral = turnDefer(() => performance.now(), { soon: process.env.MESHLB_DEFER === 'soon' });
 
 /** Node's clock and timers. */
 export const realScheduler: Scheduler = {

@@ -35,7 +35,7 @@ export interface TurnDefer {
 
 /**
  * Deferral for the real event loop. `clock` is monotonic, in ms. `soon: false` always takes the next turn
- * (setImmediate: the behaviour before session 13, for A/B runs, MESHLB_DEFER=turn).
+ * (setImmediate: the real scheduler's default; `soon: true` is MESHLB_DEFER=soon).
  */
 export function turnDefer(
   clock: () => number,
