@@ -9,7 +9,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/index.js';
 import { checkHealth } from '../../src/cli/health-check.js';
@@ -19,12 +18,11 @@ import { TaskState } from '../../src/gen/meshlb/v1/task.js';
 import { seededRandom } from '../../src/policies/index.js';
 import { adminAt } from '../admin/admin-client.js';
 import { WALL_GUARD_MS } from '../helpers/cpu-budget.js';
-import { alive, freePort } from '../helpers/process.js';
+import { alive, freePort, serveArgs } from '../helpers/process.js';
 import { treeCpuMs, withinTreeCpu } from '../helpers/tree-cpu.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_SEED ?? Date.now() % 100_000);
-const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const TASKS = 150;
 const LIMIT = 3;
 /** Each task's run timeout: a lingering permit comes back this long (plus flow.lingerMs) after its attempt lapsed. */
@@ -99,17 +97,11 @@ ${zones.map((z, i) => `        - name: z${i + 1}\n          replicas: [{ address
     sup.start({
       name,
       command: process.execPath,
-      args: [
-        join(repo, 'bin', 'meshlb.js'),
-        'serve',
-        '--topology',
-        topo,
-        '--cell',
-        cell,
+      args: serveArgs(topo, cell, [
         ...(replica > 0 ? ['--replica', String(replica)] : []),
         '--data-dir',
         join(dir, name),
-      ],
+      ]),
     });
   roots.forEach((_, i) => serve(`root-${i}`, '/', i + 1));
   serve('r', '/r', 0);

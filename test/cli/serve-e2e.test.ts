@@ -6,7 +6,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createFileRegistry, fromBinary } from '@bufbuild/protobuf';
@@ -14,9 +13,8 @@ import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { Supervisor } from '../../src/cli/supervisor.js';
 import { checkHealth } from '../../src/cli/health-check.js';
 import { waitFor } from '../helpers/wait.js';
-import { freePort } from '../helpers/process.js';
+import { freePort, serveArgs } from '../helpers/process.js';
 
-const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const require = createRequire(import.meta.url);
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -32,16 +30,7 @@ describe('meshlb serve (real process)', () => {
     const proc = sup.start({
       name: 'serve',
       command: process.execPath,
-      args: [
-        join(repo, 'bin', 'meshlb.js'),
-        'serve',
-        '--topology',
-        topo,
-        '--cell',
-        '/',
-        '--data-dir',
-        join(dir, 'data'),
-      ],
+      args: serveArgs(topo, '/', ['--data-dir', join(dir, 'data')]),
     });
     await waitFor(async () => (await checkHealth(address, '', 1000)) === 'SERVING', {
       timeoutMs: 30_000,

@@ -11,7 +11,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, startMetricsServer, type MetricsServer } from '../../src/admin/metrics.js';
 import { Agent, seededRandom } from '../../src/agent/index.js';
@@ -21,11 +20,10 @@ import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
 import { chainTopologyYaml } from '../../src/topology/chain.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import { cellSlug } from '../../src/topology/paths.js';
-import { freePort } from '../helpers/process.js';
+import { freePort, serveArgs } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 20261215);
-const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 const TOPOLOGY = parseTopology(chainTopologyYaml({ name: 'metrics', basePort: 7600 }));
 const CELLS = ['/', '/r', '/r/z', '/r/z/n1'] as const;
@@ -221,18 +219,7 @@ describe('meshlb serve --metrics-port (real process)', () => {
       sup.start({
         name: 'serve',
         command: process.execPath,
-        args: [
-          join(repo, 'bin', 'meshlb.js'),
-          'serve',
-          '--topology',
-          topo,
-          '--cell',
-          '/',
-          '--data-dir',
-          join(dir, 'data'),
-          '--metrics-port',
-          String(metricsPort),
-        ],
+        args: serveArgs(topo, '/', ['--data-dir', join(dir, 'data'), '--metrics-port', String(metricsPort)]),
       });
       const url = `http://127.0.0.1:${metricsPort}/metrics`;
       await waitFor(

@@ -17,7 +17,6 @@ import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ROOT_CONTEXT, trace, type Span } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
@@ -38,11 +37,10 @@ import { chainTopologyYaml } from '../../src/topology/chain.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import { cellTracer, startTracing, type Tracing } from '../../src/trace/index.js';
 import { formatTraceParent } from '../../src/util/trace-context.js';
-import { freePort } from '../helpers/process.js';
+import { freePort, serveArgs } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 20261216);
-const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const TOPOLOGY = parseTopology(chainTopologyYaml({ name: 'traces', basePort: 7700 }));
 const TIERS = [
   ['/', 'global'],
@@ -291,16 +289,7 @@ describe('meshlb serve --otlp-endpoint (real process)', () => {
       sup.start({
         name: 'serve',
         command: process.execPath,
-        args: [
-          join(repo, 'bin', 'meshlb.js'),
-          'serve',
-          '--topology',
-          topo,
-          '--cell',
-          '/',
-          '--data-dir',
-          join(dir, 'data'),
-        ],
+        args: serveArgs(topo, '/', ['--data-dir', join(dir, 'data')]),
         env: { ...process.env, MESHLB_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: '100' },
       });
       const client = new MeshClient({ address, deadlineMs: 10_000 });

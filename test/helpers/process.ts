@@ -1,5 +1,15 @@
 // Small process and port helpers shared by the tests that start real processes.
 
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'meshlb.js');
+
+/** The argument list (after node itself) of `meshlb serve --topology topo --cell cell ...extra`. */
+export function serveArgs(topo: string, cell: string, extra: readonly string[] = []): string[] {
+  return [bin, 'serve', '--topology', topo, '--cell', cell, ...extra];
+}
+
 /** Whether a process with this pid exists (signal 0 probes without killing). */
 export function alive(pid: number): boolean {
   try {
