@@ -54,7 +54,7 @@ export interface SimOptions {
   seed: number;
   json: boolean;
   logLevel?: string;
-  /** The meshlb entry to run (default: this checkout's bin/meshlb.js). */
+  /** The meshlb entry to run (default: MESHLB_SIM_BIN, else this checkout's bin/meshlb.js). */
   bin?: string;
   /** How long to wait for every replica to be SERVING (default 90 s: 30 processes starting on 2 cores take a while). */
   readyTimeoutMs?: number;
@@ -73,8 +73,13 @@ export interface SimOptions {
 const replicaProc = (cell: string, n: number) => `replica ${cell}#${n}`;
 const agentProc = (cell: string) => `agents ${cell}`;
 
+/**
+ * This checkout's bin/meshlb.js, or MESHLB_SIM_BIN: the test suite points it at the built
+ * dist/src/cli/main.js when dist/ is as new as src/ (test/global-setup.ts), since each of a sim's
+ * 10-40 processes spends about a second of CPU more starting through tsx's hooks.
+ */
 function defaultBin(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'meshlb.js');
+  return process.env.MESHLB_SIM_BIN || resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'meshlb.js');
 }
 
 function chaosKinds(c: SimOptions['chaos']): ChaosKind[] {

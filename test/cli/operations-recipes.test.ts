@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshClient } from '../../src/client/index.js';
 import { TaskState } from '../../src/gen/meshlb/v1/task.js';
 import { loadTopology } from '../../src/topology/parse.js';
+import { MESHLB_ENTRY } from '../helpers/entry.js';
 import { waitFor } from '../helpers/wait.js';
 import { allCommands, commandsUnder, moveTopologies, planOf, withFiveRootReplicas, type Moved } from './operations.js';
 import { bash, killGroup, noStack, repo, spawnBash, type Ran } from './recipes.js';
@@ -45,7 +46,7 @@ function serveAll(topologyFile: string): { procs: ChildProcess[]; stop: () => Pr
       procs.push(
         spawn(
           process.execPath,
-          ['bin/meshlb.js', 'serve', '--topology', topologyFile, '--cell', c.path, '--replica', String(r.replica)],
+          [MESHLB_ENTRY, 'serve', '--topology', topologyFile, '--cell', c.path, '--replica', String(r.replica)],
           { cwd: repo, env: { ...env, MESHLB_LOG_LEVEL: 'warn' }, stdio: 'ignore' },
         ),
       );
@@ -85,7 +86,7 @@ describe('the grpcurl cheat-sheet, the admin API and meshlb status, against the 
     mesh = serveAll(m.example);
     const agentSim = (address: string, args: string[]): void => {
       agents.push(
-        spawn(process.execPath, ['bin/meshlb.js', 'agent-sim', '--address', m.addr(address), ...args], {
+        spawn(process.execPath, [MESHLB_ENTRY, 'agent-sim', '--address', m.addr(address), ...args], {
           cwd: repo,
           env: { ...env, MESHLB_LOG_LEVEL: 'warn' },
           stdio: 'ignore',
@@ -298,19 +299,7 @@ describe('cells on Raft: ha.yaml root replicas, leadership hand-over, adding and
         const file = withFiveRootReplicas(m, join(dir, 'ha', 'ha5.yaml'));
         joiner = spawn(
           process.execPath,
-          [
-            'bin/meshlb.js',
-            'serve',
-            '--topology',
-            file,
-            '--cell',
-            '/',
-            '--replica',
-            '4',
-            '--join',
-            '--log-level',
-            'warn',
-          ],
+          [MESHLB_ENTRY, 'serve', '--topology', file, '--cell', '/', '--replica', '4', '--join', '--log-level', 'warn'],
           { cwd: repo, env, stdio: 'ignore' },
         );
       }

@@ -1,13 +1,13 @@
 // Small process and port helpers shared by the tests that start real processes.
 
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { MESHLB_ENTRY } from './entry.js';
 
-const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'meshlb.js');
-
-/** The argument list (after node itself) of `meshlb serve --topology topo --cell cell ...extra`. */
+/**
+ * The argument list (after node itself) of `meshlb serve --topology topo --cell cell ...extra`, from the
+ * built dist/ when it is as new as src/ (./entry.ts), else bin/meshlb.js.
+ */
 export function serveArgs(topo: string, cell: string, extra: readonly string[] = []): string[] {
-  return [bin, 'serve', '--topology', topo, '--cell', cell, ...extra];
+  return [MESHLB_ENTRY, 'serve', '--topology', topo, '--cell', cell, ...extra];
 }
 
 /** Whether a process with this pid exists (signal 0 probes without killing). */
