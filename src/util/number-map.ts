@@ -10,6 +10,8 @@
 // is in slot order (no particular order), and the map must not change while it
 // is iterated.
 
+import { fmix32 } from './mix32.js';
+
 const MIN_CAPACITY = 8;
 
 const scratch = new Float64Array(1);
@@ -18,12 +20,7 @@ const words = new Int32Array(scratch.buffer);
 /** A double's bits folded to 32, then murmur3's finalizer. -0 hashes as 0 (callers normalize first). */
 export function numberHash(k: number): number {
   scratch[0] = k;
-  let h = words[0]! ^ Math.imul(words[1]!, 0x9e3779b1);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  return fmix32(words[0]! ^ Math.imul(words[1]!, 0x9e3779b1));
 }
 
 /** SameValueZero as Map uses it: -0 is 0, NaN equals NaN. */

@@ -14,6 +14,8 @@
 // Iteration is in slot order (no particular order), and the map must not
 // change while it is iterated: callers collect first, then act.
 
+import { fmix32 } from './mix32.js';
+
 /** The least capacity (slots); always a power of two. */
 const MIN_CAPACITY = 8;
 
@@ -150,9 +152,5 @@ export class StringMap<V> {
 export function hashOf(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  return fmix32(h);
 }
