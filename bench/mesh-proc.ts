@@ -34,6 +34,7 @@ import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
 import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
 import { TaskState } from '../src/gen/meshlb/v1/task.js';
 import { Replica } from '../src/mesh/replica.js';
+import { realDeferCounts } from '../src/mesh/scheduler.js';
 import { cellHeapFlags } from '../src/util/heap-flags.js';
 import { SimAgent } from '../src/dev/sim-agent.js';
 import { parseTopology } from '../src/topology/parse.js';
@@ -440,6 +441,14 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       }
     }
     out.batching = { messages: msgs, items };
+    // How much each pump and each deferral batched (the process's cells together; one cell in multi mode).
+    let pumps = 0;
+    let dispatched = 0;
+    for (const r of started.values()) {
+      pumps += r.cell.stats.pumps;
+      dispatched += r.cell.stats.dispatched;
+    }
+    out.flow = { pumps, dispatched, ...realDeferCounts };
     // Per cell, the messages it wrote per lane (batcher.ts laneMessages), named: what each message carried.
     const lanes = (into: Record<string, number>, side: string, names: readonly string[], c?: number[]): void => {
       for (let i = 0; c && i < c.length; i++)

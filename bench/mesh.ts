@@ -261,6 +261,7 @@ async function main(): Promise<void> {
       if (runs('multi') || runs('durable')) {
         multiTp = await throughput(multi, N, 20_000);
         log(`multi-process: ${multiTp.tasksPerSecond} tasks/s, ${multiTp.cpuUsPerTask} µs CPU/task`);
+        log(`multi-process flow per 1,000 tasks (pumps, deferrals, messages): ${JSON.stringify(multiTp.flow)}`);
       }
       if (runs('paced') || runs('paced500') || runs('sweep')) {
         idle = await idleCpu(multi, 2000);
@@ -279,7 +280,7 @@ async function main(): Promise<void> {
         lowPasses = await pacedPasses(multi, 500, QUICK ? 3 : 6, PACED_PASSES, log);
         pacedLow = lowPasses.median;
         log(
-          `paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, messages/task ${JSON.stringify(pacedLow.messagesPerTask)} by lane ${JSON.stringify(pacedLow.messagesPerTaskByLane)}, system CPU share ${JSON.stringify(pacedLow.systemCpuShare)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}, heap bytes allocated/task ${JSON.stringify(pacedLow.allocBytesPerTask)}, stalls ${JSON.stringify(pacedLow.stalls)}`,
+          `paced 500/s: p50 ${pacedLow.submitToResult.p50Ms} p99 ${pacedLow.submitToResult.p99Ms} ms, dispatch p99 ${pacedLow.dispatch.p99Ms} ms, ${pacedLow.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedLow.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedLow.creditStalls)}, wakeups/task ${JSON.stringify(pacedLow.wakeupsPerTask)}, messages/task ${JSON.stringify(pacedLow.messagesPerTask)} by lane ${JSON.stringify(pacedLow.messagesPerTaskByLane)}, system CPU share ${JSON.stringify(pacedLow.systemCpuShare)}, waiting for CPU ${JSON.stringify(pacedLow.runQueueWaitShare)}, heap bytes allocated/task ${JSON.stringify(pacedLow.allocBytesPerTask)}, flow ${JSON.stringify(pacedLow.flow)}, stalls ${JSON.stringify(pacedLow.stalls)}`,
         );
       }
       if (runs('paced') || runs('sweep')) {
@@ -288,7 +289,7 @@ async function main(): Promise<void> {
         sweepPoints = await sweep(multi, peak, QUICK, log, SWEEP_FIXED, POINT_SECONDS);
         pacedHalf = sweepPoints.find((p) => p.why !== 'fixed') ?? NO_PACED;
         log(
-          `dispatch at ${pacedHalf.rate}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}`,
+          `dispatch at ${pacedHalf.rate}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}, flow ${JSON.stringify(pacedHalf.flow)}`,
         );
       }
     } finally {

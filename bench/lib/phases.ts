@@ -83,6 +83,67 @@ export interface MeshReport {
   creditStalls: Record<string, number>;
   /** Per cell process, then the agents: GC pauses since the reset. */
   stalls: unknown[];
+  /** Per cell process: pumps, deferrals and messages written since it started (counters). */
+  flow: Flow[];
+}
+
+/** Counters of a cell process (mesh-proc.ts `flow` and `batching`). */
+interface Flow {
+  pumps: number;
+  dispatched: number;
+  soon: number;
+  next: number;
+  quiet: number;
+  messages: number;
+  items: number;
+}
+
+/** Per cell process, per 1,000 tasks of a phase: how much each pump, deferral and message batched. */
+export interface FlowPerTask {
+  pumps: number;
+  dispatchedPerPump: number;
+  messages: number;
+  itemsPerMessage: number;
+  /** Deferrals run as microtasks, on the next turn, and quiet spells seen, per 1,000 tasks. */
+  soon: number;
+  next: number;
+  quiet: number;
+}
+
+function flowOf(c: Report): Flow {
+  const f = (c.flow ?? {}) as Partial<Flow>;
+  const b = (c.batching ?? {}) as { messages?: number; items?: number };
+  return {
+    pumps: f.pumps ?? 0,
+    dispatched: f.dispatched ?? 0,
+    soon: f.soon ?? 0,
+    next: f.next ?? 0,
+    quiet: f.quiet ?? 0,
+    messages: b.messages ?? 0,
+    items: b.items ?? 0,
+  };
+}
+
+/** Per cell, the flow counters between two reports: per 1,000 tasks, and per pump and message. */
+export function flowPerTask(m: Mesh, a: MeshReport, b: MeshReport, tasks: number): Record<string, FlowPerTask> {
+  const out: Record<string, FlowPerTask> = {};
+  const n = Math.max(1, tasks) / 1000;
+  m.cells.forEach((c, i) => {
+    const x = a.flow[i]!;
+    const y = b.flow[i]!;
+    const pumps = y.pumps - x.pumps;
+    const msgs = y.messages - x.messages;
+    out[c.name] = {
+      pumps: round(pumps / n),
+      dispatchedPerPump: round((y.dispatched - x.dispatched) / Math.max(1, pumps)),
+      messages: round(msgs / n),
+      itemsPerMessage: round((y.items - x.items) / Math.max(1, msgs)),
+      soon: round((y.soon - x.soon) / n),
+      next: round((y.next - x.next) / n),
+      quiet: round((y.quiet - x.quiet) / n),
+    };
+  });
+  return out;
 }
 
 export async function reportAll(m: Mesh): Promise<MeshReport> {
@@ -105,6 +166,7 @@ export async function reportAll(m: Mesh): Promise<MeshReport> {
     runQueueWaitUs: [...cells.map((c) => c.runQueueWaitUs), agents.runQueueWaitUs],
     creditStalls,
     stalls: [...cells.map((c) => c.stalls), agents.stalls],
+    flow: cells.map(flowOf),
   };
 }
 
@@ -126,6 +188,8 @@ export interface Throughput {
   cpuUsPerTaskByProcess: Record<string, number>;
   rejectedBatches: number;
   itemsPerMessage: number;
+  /** Per cell process: pumps, deferrals, messages per 1,000 tasks and what each batched. */
+  flow: Record<string, FlowPerTask>;
 }
 
 export const NO_TP: Throughput = {
@@ -137,6 +201,7 @@ export const NO_TP: Throughput = {
   cpuUsPerTaskByProcess: {},
   rejectedBatches: 0,
   itemsPerMessage: NaN,
+  flow: {},
 };
 
 /** Submit `n` tasks as fast as the root admits them; tasks/s from first submit to last result. */
@@ -201,6 +266,7 @@ export async function throughput(
     cpuUsPerTaskByProcess: byProc,
     rejectedBatches: rejected,
     itemsPerMessage: round((b.items - batchMsgs0.items) / Math.max(1, b.messages - batchMsgs0.messages)),
+    flow: flowPerTask(m, before, after, done),
   };
 }
 
@@ -250,6 +316,8 @@ export interface Paced {
   stalls: Record<string, unknown>;
   /** Per mesh process: bytes allocated on its V8 heap per task (mesh-proc.ts, `stalls.allocBytes`). */
   allocBytesPerTask: Record<string, number>;
+  /** Per cell process: pumps, deferrals, messages per 1,000 tasks and what each batched. */
+  flow: Record<string, FlowPerTask>;
 }
 
 export const NO_LAT: LatencySummary = {
@@ -281,6 +349,7 @@ export const NO_PACED: Paced = {
   systemCpuShare: {},
   stalls: {},
   allocBytesPerTask: {},
+  flow: {},
 };
 
 /**
@@ -401,6 +470,7 @@ export async function paced(
         Math.round(((after.stalls[i] as { allocBytes?: number }).allocBytes ?? 0) / Math.max(1, root.count)),
       ]),
     ),
+    flow: flowPerTask(m, before, after, root.count),
     systemCpuShare: Object.fromEntries([
       ...m.cells.map((p, i) => [p.name, round(after.perCellSystem[i]! / Math.max(1, after.perCell[i]!))]),
       ['agents', round((after.agents.cpuSystemUs ?? 0) / Math.max(1, after.agents.cpuUs))],

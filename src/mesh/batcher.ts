@@ -21,7 +21,7 @@
 // is called once (the owner closes the stream with RESOURCE_EXHAUSTED and
 // requeues what it held). Items are never dropped silently.
 import { NO_LINK, type LinkMeter } from './meter.js';
-import type { Scheduler, TimerHandle } from './scheduler.js';
+import { nextBatchAverage, type Scheduler, type TimerHandle } from './scheduler.js';
 
 export interface BatcherOptions {
   readonly maxBatchItems: number;
@@ -65,6 +65,8 @@ export class StreamBatcher<M> {
   /** When the last flush wrote, on the scheduler's fine clock, and the items it wrote. */
   private lastFlushAt = Number.NEGATIVE_INFINITY;
   private lastFlushItems = 0;
+  /** Items per flush that wrote, averaged over the last few: a light stream's flush may run this turn. */
+  private flushBatch = 1;
   /** The linger timer waiting to flush what is queued. */
   private lingering: TimerHandle | undefined;
   /** While lingering, the one lane items were queued on (-1: none yet). */
@@ -126,7 +128,7 @@ export class StreamBatcher<M> {
         return;
       }
     }
-    this.scheduler.defer(this.flushNow);
+    this.scheduler.defer(this.flushNow, this.flushBatch);
   }
 
   /**
@@ -143,7 +145,7 @@ export class StreamBatcher<M> {
       this.pending![this.held] = undefined;
     }
     this.held = -1;
-    this.scheduler.defer(this.flushNow);
+    this.scheduler.defer(this.flushNow, this.flushBatch);
   }
 
   /** The one lane with items queued (-1: none), or undefined if several have. */
@@ -188,7 +190,10 @@ export class StreamBatcher<M> {
       }
     }
     this.lastFlushItems = this.items - items0;
-    if (this.lastFlushItems > 0) this.lastFlushAt = this.fineNow();
+    if (this.lastFlushItems > 0) {
+      this.lastFlushAt = this.fineNow();
+      this.flushBatch = nextBatchAverage(this.flushBatch, this.lastFlushItems);
+    }
   }
 
   /** Items of lane `l` as messages of at most maxBatchItems items and about maxBatchBytes. */

@@ -81,7 +81,7 @@ export class Cell implements CellPort {
   readonly forecasts: CellForecasts;
   /** What is attached above and below, as the modules use it. */
   readonly links: Links = { parent: undefined, children: undefined, agents: undefined };
-  readonly stats: CellStats = { dispatched: 0, spilled: 0, creditStalls: 0, givenBack: 0 };
+  readonly stats: CellStats = { dispatched: 0, spilled: 0, creditStalls: 0, givenBack: 0, pumps: 0 };
   /** The same attachments with their own types (admin, tests, the replica's lifecycle). */
   agents: AgentSessions | undefined;
   children: ChildLinks | undefined;
@@ -100,7 +100,9 @@ export class Cell implements CellPort {
     const base = opts.scheduler ?? realScheduler;
     const now = opts.now;
     // A clock given apart from the scheduler replaces its clock only (tests move time by hand).
-    this.scheduler = now ? { now, setTimer: (ms, fn) => base.setTimer(ms, fn), defer: (fn) => base.defer(fn) } : base;
+    this.scheduler = now
+      ? { now, setTimer: (ms, fn) => base.setTimer(ms, fn), defer: (fn, batch) => base.defer(fn, batch) }
+      : base;
     this.random = opts.random ?? (opts.seed !== undefined ? seededRandom(opts.seed) : realRandom);
     this.log = opts.log ?? logger({ component: 'cell', cell: this.path, replica: this.replicaId });
     this.ledger = new Ledger({

@@ -25,7 +25,7 @@ import type { Home } from './home.js';
 import type { Links } from './port.js';
 import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
-import type { Scheduler } from './scheduler.js';
+import { nextBatchAverage, type Scheduler } from './scheduler.js';
 import { BreakerGate } from './dispatcher-breakers.js';
 import { AgentUpdates } from './dispatcher-updates.js';
 import { Trail, TRAIL_CANDIDATES } from './dispatcher-trail.js';
@@ -74,6 +74,8 @@ export class Dispatcher {
   private builtMs = 0;
   /** Picker rebuilds (for tests and the bench). */
   rebuilds = 0;
+  /** Items a pump sent on, averaged over the last few pumps: a light pump may run this turn (turn-defer.ts). */
+  private pumpBatch = 1;
   /** Agents whose figures changed since the picker took them (a live picker only). */
   private readonly updates = new AgentUpdates();
   private readonly d: DispatcherDeps;
@@ -167,7 +169,7 @@ export class Dispatcher {
   schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    this.d.scheduler.defer(this.pumpNow);
+    this.d.scheduler.defer(this.pumpNow, this.pumpBatch);
   }
 
   // An agent's candidate for getPicker's live updates (one closure, not one per pump); a breaker caps its target's
@@ -198,6 +200,9 @@ export class Dispatcher {
     this.held.pumping();
     const { queue, routes, relay } = this.d;
     if (queue.size === 0) return;
+    const stats = this.d.stats;
+    const sent0 = stats.dispatched + stats.spilled;
+    stats.pumps++;
     const now = this.d.scheduler.now();
     const picker = this.getPicker(now);
     const homeNew: WorkItem[] = [];
@@ -255,8 +260,10 @@ export class Dispatcher {
       if (picker.credits(kind) <= 0) this.guaranteed.pastCredits(kind, now, homeNew);
       if (picker.credits(kind) <= 0 && this.d.preemptor?.enabled) this.d.preemptor.consider(kind, now);
       // Left queued for want of credit (counted once per pump and kind): at low rates this should stay 0.
-      if (queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) this.d.stats.creditStalls++;
+      if (queue.sizeOfKind(kind) > 0 && picker.credits(kind) <= 0) stats.creditStalls++;
     }
+    // Sent on in the pump, and new home tasks (they leave once started, maybe after this returns).
+    this.pumpBatch = nextBatchAverage(this.pumpBatch, stats.dispatched + stats.spilled - sent0 + homeNew.length);
     this.start(homeNew);
   }
 

@@ -5,7 +5,9 @@
 // scheduler (virtual-scheduler.ts) and replay a run exactly from a seed.
 // test/mesh/purity.test.ts keeps this the only file that touches the real
 // clock, timers or Math.random.
-import { turnDefer } from '../util/turn-defer.js';
+import { turnDefer, type DeferMode } from '../util/turn-defer.js';
+
+export { nextBatchAverage } from '../util/turn-defer.js';
 
 /** A timer set with Scheduler.setTimer. */
 export interface TimerHandle {
@@ -24,8 +26,9 @@ export interface Scheduler {
   /**
    * Call `fn` later, never from inside this call: on a later turn, after the I/O already waiting (batching:
    * one flush, one pump per turn), or, after a quiet spell, at the end of this turn (src/util/turn-defer.ts).
+   * `batch`: the caller's recent batch size (nextBatchAverage); a light caller's deferral may run this turn.
    */
-  defer(fn: () => void): void;
+  defer(fn: () => void, batch?: number): void;
   /**
    * A monotonic clock in milliseconds with sub-millisecond resolution, for
    * measuring short gaps (the batcher's linger); `now()` where absent.
@@ -34,12 +37,20 @@ export interface Scheduler {
 }
 
 /**
- * Every deferral on the next turn (setImmediate). MESHLB_DEFER=soon runs a deferral after a quiet spell
- * at the end of this turn instead: fewer system calls per relayed message, but in the alternated runs on
- * a quiet machine at the end of session 13 it cost 14-48% of full-rate throughput (docs/mesh.md,
- * "Session 13: fewer turns per relayed message"), so it is opt-in.
+ * By default (`light`) a deferral after a quiet spell runs at the end of this turn when its caller's batches
+ * are light (a pump or a flush of about one item: low rate), else on the next turn (setImmediate), so at full
+ * rate every deferral takes the next turn as before. MESHLB_DEFER=turn: always the next turn; `soon`: any
+ * caller after a quiet spell (session 13's rule; at full rate it ran the pumps inside reads, with a third less
+ * in each: docs/mesh.md, "Session 14: a deferral only for light callers").
  */
-const deferral = turnDefer(() => performance.now(), { soon: process.env.MESHLB_DEFER === 'soon' });
+const DEFER_MODES: readonly string[] = ['turn', 'light', 'soon'];
+const envMode = process.env.MESHLB_DEFER ?? '';
+const deferral = turnDefer(() => performance.now(), {
+  mode: DEFER_MODES.includes(envMode) ? (envMode as DeferMode) : 'light',
+});
+
+/** The real scheduler's deferrals so far, by where they ran (the bench reports them per task). */
+export const realDeferCounts = deferral.counts;
 
 /** Node's clock and timers. */
 export const realScheduler: Scheduler = {

@@ -18,6 +18,7 @@ import { isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
 import { leaderTrailers, type Cancellable, type WriteRoute } from './task-forward.js';
 import { MAX_BATCH, validateSpec } from './task-validate.js';
+import { nextBatchAverage } from './scheduler.js';
 
 export interface SubmitStreamDeps {
   readonly home: Home;
@@ -58,6 +59,8 @@ export function serveSubmitStream(
   };
   let pending: SubmitStreamRequest[] = [];
   let scheduled = false;
+  /** Tasks per flush, averaged: a light stream's flush may run this turn (turn-defer.ts). */
+  let flushBatch = 1;
   /** The leader last forwarded to: its hint goes in the trailers. */
   let forwardedTo: { leader: string; address: string } | undefined;
   const upstream = d.upstreamOf(call);
@@ -129,6 +132,9 @@ export function serveSubmitStream(
     scheduled = false;
     const batch = pending;
     pending = [];
+    let tasks = 0;
+    for (const r of batch) tasks += r.tasks.length || 1;
+    flushBatch = nextBatchAverage(flushBatch, tasks);
     const work = itemsFor(batch);
     if (!Array.isArray(work)) {
       waiting++;
@@ -170,7 +176,7 @@ export function serveSubmitStream(
       // A flush forced by a bad spec in between leaves nothing for this one.
       home.scheduler.defer(() => {
         if (scheduled) flush();
-      });
+      }, flushBatch);
     }
   });
   call.on('end', () => {

@@ -24,6 +24,7 @@ import { failStream, isUndecodable, safePeer } from './grpc-util.js';
 import type { Home } from './home.js';
 import { isTerminal, toProtoTask } from './ledger.js';
 import type { TaskWatcher, TaskWatchers } from './task-watch.js';
+import { nextBatchAverage } from './scheduler.js';
 
 type ManyCall = ServerDuplexStream<WatchManyRequest, WatchManyResponse>;
 
@@ -54,6 +55,8 @@ class WatchManyStream implements TaskWatcher {
   private outTasks: Task[] = [];
   private outErrors: WatchManyError[] = [];
   private flushing = false;
+  /** Tasks per flush, averaged: a light stream's flush may run this turn (turn-defer.ts). */
+  private flushBatch = 1;
   private open = true;
   private halfClosed = false;
   private readonly maxIds: number;
@@ -173,7 +176,7 @@ class WatchManyStream implements TaskWatcher {
   private schedule(): void {
     if (this.flushing || !this.open) return;
     this.flushing = true;
-    this.d.home.scheduler.defer(() => this.flush());
+    this.d.home.scheduler.defer(() => this.flush(), this.flushBatch);
   }
 
   /** Everything ready goes out, cut into responses of bounded size. */
@@ -182,6 +185,7 @@ class WatchManyStream implements TaskWatcher {
     if (!this.open) return;
     const tasks = this.outTasks;
     const errors = this.outErrors;
+    this.flushBatch = nextBatchAverage(this.flushBatch, tasks.length + errors.length);
     this.outTasks = [];
     this.outErrors = [];
     let i = 0;

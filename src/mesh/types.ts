@@ -207,6 +207,8 @@ export interface CellStats {
   givenBack: number;
   /** Pumps that left work of a kind queued for want of credit (at low rates this should stay 0). */
   creditStalls: number;
+  /** Pumps that found work queued (dispatched per pump: how much one pump batches). */
+  pumps: number;
 }
 
 export interface CellOptions {
