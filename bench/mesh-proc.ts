@@ -40,6 +40,7 @@ import { SimAgent } from '../src/dev/sim-agent.js';
 import { parseTopology } from '../src/topology/parse.js';
 import { nowUs, payloadTimeUs, Samples } from './lib/clock.js';
 import { HopTrace, taskSeq } from './lib/hop-trace.js';
+import { FlushProbe } from './lib/flush-probe.js';
 import type { TracerFactory } from '../src/mesh/tracer.js';
 import { LatencyHistogram } from './lib/histogram.js';
 
@@ -277,6 +278,7 @@ function reset(): void {
   gcTrace = [];
   taskTrace = [];
   hopTrace?.reset();
+  flushProbe?.reset();
   phases++;
   reportsInPhase = 0;
 }
@@ -361,6 +363,9 @@ const LINGER =
           : {}),
       };
 
+/** BENCH_FLUSH=1: how long each written message waited in its batcher and in its write (lib/flush-probe.ts). */
+const flushProbe = process.env.BENCH_FLUSH ? new FlushProbe() : undefined;
+
 /** The lanes of parent-link.ts (up), child-link.ts (down) and agent-session.ts (agent), in their order. */
 const UP_LANES = ['acks', 'checkpoints', 'results', 'spillUps', 'cancels', 'givenBack', 'summary'];
 const DOWN_LANES = ['acks', 'checkpoints', 'results', 'cancels', 'dispatches', 'steals', 'keepalive'];
@@ -389,6 +394,7 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       ...(dataDir ? { dataDir } : {}),
       ...(LINGER ? { batcher: LINGER } : {}),
       ...(hopTracer ? { tracer: hopTracer } : {}),
+      ...(flushProbe ? { meter: flushProbe.meter } : {}),
       ...(local || parentAddr || !fixed
         ? { parentAddresses: () => (local ? [local.address] : parentAddr ? [parentAddr] : []) }
         : {}),
@@ -449,6 +455,7 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       dispatched += r.cell.stats.dispatched;
     }
     out.flow = { pumps, dispatched, ...realDeferCounts };
+    if (flushProbe) out.flushes = flushProbe.summary();
     // Per cell, the messages it wrote per lane (batcher.ts laneMessages), named: what each message carried.
     const lanes = (into: Record<string, number>, side: string, names: readonly string[], c?: number[]): void => {
       for (let i = 0; c && i < c.length; i++)

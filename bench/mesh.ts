@@ -289,7 +289,7 @@ async function main(): Promise<void> {
         sweepPoints = await sweep(multi, peak, QUICK, log, SWEEP_FIXED, POINT_SECONDS);
         pacedHalf = sweepPoints.find((p) => p.why !== 'fixed') ?? NO_PACED;
         log(
-          `dispatch at ${pacedHalf.rate}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}, flow ${JSON.stringify(pacedHalf.flow)}`,
+          `dispatch at ${pacedHalf.rate}/s: p50 ${pacedHalf.dispatch.p50Ms} p99 ${pacedHalf.dispatch.p99Ms} ms, ${pacedHalf.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedHalf.cpuUsPerTaskByProcess)}, credit stalls ${JSON.stringify(pacedHalf.creditStalls)}, wakeups/task ${JSON.stringify(pacedHalf.wakeupsPerTask)}, waiting for CPU ${JSON.stringify(pacedHalf.runQueueWaitShare)}, flow ${JSON.stringify(pacedHalf.flow)}${process.env.BENCH_FLUSH ? `, batcher wait and write ${JSON.stringify(pacedHalf.flushes)}` : ''}`,
         );
       }
     } finally {

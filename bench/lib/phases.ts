@@ -85,6 +85,8 @@ export interface MeshReport {
   stalls: unknown[];
   /** Per cell process: pumps, deferrals and messages written since it started (counters). */
   flow: Flow[];
+  /** Per cell process (BENCH_FLUSH=1): its messages' waits in the batcher and writes since the reset. */
+  flushes: unknown[];
 }
 
 /** Counters of a cell process (mesh-proc.ts `flow` and `batching`). */
@@ -167,6 +169,7 @@ export async function reportAll(m: Mesh): Promise<MeshReport> {
     creditStalls,
     stalls: [...cells.map((c) => c.stalls), agents.stalls],
     flow: cells.map(flowOf),
+    flushes: cells.map((c) => c.flushes),
   };
 }
 
@@ -318,6 +321,8 @@ export interface Paced {
   allocBytesPerTask: Record<string, number>;
   /** Per cell process: pumps, deferrals, messages per 1,000 tasks and what each batched. */
   flow: Record<string, FlowPerTask>;
+  /** Per cell process (BENCH_FLUSH=1): per link kind, batcher wait and write time of its messages. */
+  flushes: Record<string, unknown>;
 }
 
 export const NO_LAT: LatencySummary = {
@@ -350,6 +355,7 @@ export const NO_PACED: Paced = {
   stalls: {},
   allocBytesPerTask: {},
   flow: {},
+  flushes: {},
 };
 
 /**
@@ -471,6 +477,7 @@ export async function paced(
       ]),
     ),
     flow: flowPerTask(m, before, after, root.count),
+    flushes: Object.fromEntries(m.cells.map((p, i) => [p.name, after.flushes[i]])),
     systemCpuShare: Object.fromEntries([
       ...m.cells.map((p, i) => [p.name, round(after.perCellSystem[i]! / Math.max(1, after.perCell[i]!))]),
       ['agents', round((after.agents.cpuSystemUs ?? 0) / Math.max(1, after.agents.cpuUs))],

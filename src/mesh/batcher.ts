@@ -74,6 +74,9 @@ export class StreamBatcher<M> {
   /** A linger ended by an item of another lane: the held lane's items, written first. */
   private first = 0;
   private firstItems: unknown[] | undefined;
+  /** With a probing meter (meter.flushed): when the first item of the next flush was pushed, and when it flushed. */
+  private firstPushAt = NaN;
+  private flushedAt = 0;
   /** Bytes written to the stream whose write has not completed. */
   private unflushed = 0;
   /** Messages written (for tests and metrics). */
@@ -109,6 +112,7 @@ export class StreamBatcher<M> {
     }
     const items = (pending[lane] ??= []);
     items.push(item);
+    if (this.meter.flushed !== undefined && this.firstPushAt !== this.firstPushAt) this.firstPushAt = this.fineNow();
     // A message's worth waiting (while lingering, only the held lane has items): no reason to wait for more.
     if (this.lingering !== undefined && items.length >= this.opts.maxBatchItems) this.endLinger();
     this.schedule();
@@ -174,6 +178,7 @@ export class StreamBatcher<M> {
     // Still marked scheduled: what beforeFlush pushes goes out in this flush.
     this.beforeFlush?.();
     this.scheduled = false;
+    if (this.meter.flushed !== undefined) this.flushedAt = this.fineNow();
     const items0 = this.items;
     const first = this.firstItems;
     if (first !== undefined) {
@@ -189,6 +194,7 @@ export class StreamBatcher<M> {
         this.writeLane(l, items);
       }
     }
+    this.firstPushAt = NaN;
     this.lastFlushItems = this.items - items0;
     if (this.lastFlushItems > 0) {
       this.lastFlushAt = this.fineNow();
@@ -219,10 +225,20 @@ export class StreamBatcher<M> {
     this.messages++;
     this.items += n;
     this.meter.sent(n);
+    const probe = this.meter.flushed;
     try {
-      this.stream.write(msg, () => {
-        this.unflushed -= bytes;
-      });
+      if (probe === undefined)
+        this.stream.write(msg, () => {
+          this.unflushed -= bytes;
+        });
+      else {
+        const at = this.flushedAt;
+        const waited = at - this.firstPushAt;
+        this.stream.write(msg, () => {
+          this.unflushed -= bytes;
+          probe.call(this.meter, waited, this.fineNow() - at);
+        });
+      }
     } catch {
       // A stream that already ended: its owner learns of it through 'error'/'end'.
       this.unflushed -= bytes;

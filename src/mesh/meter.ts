@@ -22,6 +22,12 @@ export interface LinkMeter {
   sent(items: number): void;
   /** One message read. */
   received(): void;
+  /**
+   * One message written (the bench's probe; metrics leave it out, and the batcher then reads no clock): how
+   * long its flush's first item waited in the batcher (push to flush: a linger or a deferral), and the write
+   * from the flush until its callback (the HTTP/2 send), ms.
+   */
+  flushed?(waitMs: number, writeMs: number): void;
 }
 
 export interface CellMeter {
