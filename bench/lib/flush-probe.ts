@@ -9,6 +9,21 @@ const KINDS: readonly LinkKind[] = ['parent', 'child', 'agent'];
 interface Probe {
   wait: LatencyHistogram;
   write: LatencyHistogram;
+  /** Deferred flushes only: deferral to run. */
+  turn: LatencyHistogram;
+  /** Flushes the linger timer ran. */
+  lingered: number;
+}
+
+export interface FlushSummary {
+  /** Per message: its flush's first item, push to flush. */
+  wait: LatencySummary;
+  /** Per message: flush to the write's callback. */
+  write: LatencySummary;
+  /** Per message of a deferred flush: deferral to flush (the turn it waited behind). */
+  turn: LatencySummary;
+  /** Messages of flushes the linger timer ran. */
+  lingered: number;
 }
 
 export class FlushProbe {
@@ -19,10 +34,12 @@ export class FlushProbe {
     const link = (kind: LinkKind): LinkMeter => ({
       sent: () => undefined,
       received: () => undefined,
-      flushed: (waitMs, writeMs) => {
+      flushed: (waitMs, writeMs, turnMs) => {
         const p = this.probe(kind);
         p.wait.recordMs(waitMs);
         p.write.recordMs(writeMs);
+        if (turnMs === turnMs) p.turn.recordMs(turnMs);
+        else p.lingered++;
       },
     });
     return {
@@ -37,7 +54,10 @@ export class FlushProbe {
 
   private probe(kind: LinkKind): Probe {
     let p = this.probes.get(kind);
-    if (!p) this.probes.set(kind, (p = { wait: new LatencyHistogram(), write: new LatencyHistogram() }));
+    if (!p) {
+      p = { wait: new LatencyHistogram(), write: new LatencyHistogram(), turn: new LatencyHistogram(), lingered: 0 };
+      this.probes.set(kind, p);
+    }
     return p;
   }
 
@@ -46,11 +66,12 @@ export class FlushProbe {
   }
 
   /** Per link kind that wrote since the reset (parent: up, results; child: down, dispatches; agent). */
-  summary(): Record<string, { wait: LatencySummary; write: LatencySummary }> {
-    const out: Record<string, { wait: LatencySummary; write: LatencySummary }> = {};
+  summary(): Record<string, FlushSummary> {
+    const out: Record<string, FlushSummary> = {};
     for (const k of KINDS) {
       const p = this.probes.get(k);
-      if (p) out[k] = { wait: p.wait.summary(), write: p.write.summary() };
+      if (p)
+        out[k] = { wait: p.wait.summary(), write: p.write.summary(), turn: p.turn.summary(), lingered: p.lingered };
     }
     return out;
   }

@@ -77,6 +77,8 @@ export class StreamBatcher<M> {
   /** With a probing meter (meter.flushed): when the first item of the next flush was pushed, and when it flushed. */
   private firstPushAt = NaN;
   private flushedAt = 0;
+  /** With a probing meter: when the pending flush was deferred (NaN: it waits on the linger timer). */
+  private deferredAt = NaN;
   /** Bytes written to the stream whose write has not completed. */
   private unflushed = 0;
   /** Messages written (for tests and metrics). */
@@ -132,6 +134,7 @@ export class StreamBatcher<M> {
         return;
       }
     }
+    if (this.meter.flushed !== undefined) this.deferredAt = this.fineNow();
     this.scheduler.defer(this.flushNow, this.flushBatch);
   }
 
@@ -149,6 +152,7 @@ export class StreamBatcher<M> {
       this.pending![this.held] = undefined;
     }
     this.held = -1;
+    if (this.meter.flushed !== undefined) this.deferredAt = this.fineNow();
     this.scheduler.defer(this.flushNow, this.flushBatch);
   }
 
@@ -195,6 +199,7 @@ export class StreamBatcher<M> {
       }
     }
     this.firstPushAt = NaN;
+    this.deferredAt = NaN;
     this.lastFlushItems = this.items - items0;
     if (this.lastFlushItems > 0) {
       this.lastFlushAt = this.fineNow();
@@ -234,9 +239,10 @@ export class StreamBatcher<M> {
       else {
         const at = this.flushedAt;
         const waited = at - this.firstPushAt;
+        const turn = at - this.deferredAt;
         this.stream.write(msg, () => {
           this.unflushed -= bytes;
-          probe.call(this.meter, waited, this.fineNow() - at);
+          probe.call(this.meter, waited, this.fineNow() - at, turn);
         });
       }
     } catch {

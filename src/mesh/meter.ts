@@ -25,9 +25,10 @@ export interface LinkMeter {
   /**
    * One message written (the bench's probe; metrics leave it out, and the batcher then reads no clock): how
    * long its flush's first item waited in the batcher (push to flush: a linger or a deferral), and the write
-   * from the flush until its callback (the HTTP/2 send), ms.
+   * from the flush until its callback (the HTTP/2 send), ms; `turnMs`: of the wait, the time from the flush's
+   * deferral to its run (the rest of the turn it waited behind), NaN for a flush the linger timer ran.
    */
-  flushed?(waitMs: number, writeMs: number): void;
+  flushed?(waitMs: number, writeMs: number, turnMs: number): void;
 }
 
 export interface CellMeter {
