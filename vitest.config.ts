@@ -7,29 +7,31 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 // wait for is what they would measure.
 const ALONE = ['test/e2e/raft-chaos-netns.test.ts'];
 
-// The slowest files, longest first (seconds in a quiet fresh-clone CI run, session 11). Two workers
-// take files in order: a long file taken last runs on alone at the end while the other worker idles
-// (a fresh clone has no timings cached, so vitest's own order is by file, not by time). Longest first
-// ended the main project's files ~60 s sooner in a replay of that run's timings (docs/architecture.md,
-// "How it is tested").
+// The slowest files, longest first (seconds in session 13's fresh-clone CI run, vitest 700 s; "now": the
+// same files' CPU after session 14's changes, docs/architecture.md "How it is tested"). Two workers take files
+// in order: a long file taken last runs on alone at the end while the other worker idles (a fresh clone has
+// no timings cached, so vitest's own order is by file, not by time). The soak goes first: it waits on the
+// clock (2 minutes of load), and meta/repo beside it runs tsc, eslint and prettier at once on the core the
+// soak leaves.
 const SLOW_FIRST = [
-  'test/soak/soak.test.ts', // 124 s, wall-bound (2 minutes of load): beside CPU-bound files
-  'test/cli/operations-sims.test.ts', // 106
-  'test/cli/operations-recipes.test.ts', // 63
-  'test/mesh/sim/sim.test.ts', // ~58 at 60 seeds a mode (143 at 150)
-  'test/cli/readme-recipes.test.ts', // 55
-  'test/meta/repo.test.ts', // 46
-  'test/mesh/sim/mutation.test.ts', // 44
-  'test/cli/sim-netns.test.ts', // 32
-  'test/e2e/mesh-partition-netns.test.ts', // 26
-  'test/cli/flow-failover.test.ts', // 23
-  'test/e2e/raft-kill.test.ts', // 17
-  'test/client/watch-many.test.ts', // 16
-  'test/fuzz/grpc-fuzz.test.ts', // 14
-  'test/security/serve-secure.test.ts', // 14
-  'test/e2e/flow-limits.test.ts', // 13
-  'test/cli/sim-e2e.test.ts', // 12
-  'test/e2e/raft-partition-netns.test.ts', // 11
+  'test/soak/soak.test.ts', // 130 s, wall-bound (2 minutes of load): beside CPU-bound files
+  'test/meta/repo.test.ts', // 84 (tsc, eslint, prettier ~30 s of CPU each, now at once)
+  'test/cli/operations-sims.test.ts', // 131 (processes from dist/ now: about half the CPU)
+  'test/mesh/sim/mutation.test.ts', // 91 (now 52 simulator runs, was 93)
+  'test/mesh/sim/sim.test.ts', // 85 (60 seeds a mode)
+  'test/cli/operations-recipes.test.ts', // 79 (processes from dist/ now)
+  'test/cli/readme-recipes.test.ts', // 69 (the sim's processes from dist/ now)
+  'test/cli/flow-failover.test.ts', // 26
+  'test/fuzz/grpc-fuzz.test.ts', // 21
+  'test/e2e/mesh-partition-netns.test.ts', // 19
+  'test/e2e/raft-kill.test.ts', // 18
+  'test/client/watch-many.test.ts', // 18
+  'test/security/serve-secure.test.ts', // 15
+  'test/cli/sim-e2e.test.ts', // 14
+  'test/e2e/flow-limits.test.ts', // 14
+  'test/cli/sim-netns.test.ts', // 13
+  'test/e2e/live-page.test.ts', // 10
+  'test/e2e/raft-partition-netns.test.ts', // 9
 ];
 
 class SlowFirst extends BaseSequencer {
