@@ -53,6 +53,8 @@ export class SimCell {
   private tickArmed = false;
   /** When summaries go up (./pacer.ts); a judgement is armed for this turn. */
   private readonly pacer = new SimPacer();
+  /** Per kind, the sequence number of the last dispatch taken in from the parent (summaries carry it). */
+  private readonly received = new Map<string, number>();
   private judgeArmed = false;
 
   constructor(
@@ -151,7 +153,11 @@ export class SimCell {
       return;
     }
     if (!fromChild) {
-      if (this.parent) this.pacer.accepted(t.kind);
+      if (this.tier === 'node') this.home.atNode(t, this, now);
+      if (this.parent) {
+        this.pacer.accepted(t.kind);
+        this.received.set(t.kind, t.sendSeq);
+      }
       t.path.push(this);
       this.held++;
       this.checkCredit(t.kind);
@@ -226,6 +232,7 @@ export class SimCell {
         if (r === QUEUE_HELD) held = true;
         if (r.type === 'route') {
           if (this.parent === undefined) this.home.served(t, now);
+          this.home.routed(this, t, picker, r.candidate, now);
           this.route(t, r.candidate, now);
         } else if (r.type === 'spillUp' && this.parent) {
           this.spill(t, now);
@@ -268,7 +275,7 @@ export class SimCell {
     }
     const link = this.home.settings.linkMs;
     const child = this.views.child(to);
-    this.views.sent(to, t.kind, now + link);
+    t.sendSeq = this.views.sent(to, t.kind);
     this.home.sched.setTimer(link, () => child.receive(t, this.home.sched.now()));
   }
 
@@ -387,6 +394,7 @@ export class SimCell {
       qps: a.qps,
       healthyAgents: a.healthy,
       labels: [...a.labels.values()],
+      received: new Map(this.received),
     };
   }
 

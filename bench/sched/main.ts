@@ -1,4 +1,5 @@
 // npm run bench:sched [-- --scenario two-speed,herding] [--seeds 3] [--policies round-robin,random] [--scale 0.5] [--no-write] [--no-speeds] [--no-kind-latency]
+//   [--summary-rule periodic|credit|speed] [--summary-gap MS] [--policy-config JSON] [--policy-seed N]
 //
 // A discrete-event simulation of the real policies, pickers and TaskQueue on
 // virtual time (no sockets): seeded scenarios, each run with the tier defaults
@@ -50,6 +51,12 @@ if (summaryRule !== undefined && !['periodic', 'credit', 'speed'].includes(summa
   throw new Error(`--summary-rule must be periodic, credit or speed, got ${summaryRule}`);
 if (summaryGap !== undefined && !(Number(summaryGap) >= 0))
   throw new Error(`--summary-gap must be >= 0 ms, got ${summaryGap}`);
+// --policy-config '{"zone-least-conn":{"choices":4}}': a policy's config wherever it runs (else its defaults).
+const policyConfig = arg('policy-config');
+// --policy-seed N: the policies draw other random numbers over the same tasks (how much p99 moves by chance alone).
+const policySeed = arg('policy-seed');
+if (policySeed !== undefined && !Number.isInteger(Number(policySeed)))
+  throw new Error(`--policy-seed must be a whole number, got ${policySeed}`);
 const withoutSpeeds = (sc: Scenario): Scenario => ({
   ...sc,
   settings: {
@@ -58,6 +65,8 @@ const withoutSpeeds = (sc: Scenario): Scenario => ({
     ...(noKindLatency ? { kindLatency: false } : {}),
     ...(summaryRule !== undefined ? { summaryRule: summaryRule as SummaryRule } : {}),
     ...(summaryGap !== undefined ? { speedCheckMs: Number(summaryGap) } : {}),
+    ...(policyConfig !== undefined ? { policyConfig: JSON.parse(policyConfig) as Record<string, unknown> } : {}),
+    ...(policySeed !== undefined ? { policySeed: Number(policySeed) } : {}),
   },
 });
 
@@ -80,6 +89,10 @@ for (const n of names) {
   console.log(`\n== ${first.name}: ${first.description}`);
   console.log(`   ${first.tasks.length} tasks, ${seeds} seed(s), ${runs.length} runs, ${wall.toFixed(1)} s wall`);
   console.log(renderScenarioTable(runs));
+  if (seeds > 1) {
+    const ms = runs.filter((r) => r.tier === 'default').map((r) => r.metrics.p99Ms.toFixed(1));
+    console.log(`   default p99 by seed, ms: ${ms.join(' ')}`);
+  }
 }
 
 // Arrival-rate forecast error at the entry cell, h summary intervals ahead, against the last interval's rate.

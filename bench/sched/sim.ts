@@ -3,7 +3,7 @@
 // and the probes. Deterministic: the scenario's seed drives the workload, and
 // each cell's policy gets its own seeded random source.
 
-import { createPolicy, seededRandom } from '../../src/policies/index.js';
+import { createPolicy, seededRandom, type Picker } from '../../src/policies/index.js';
 import { VirtualScheduler } from '../../src/mesh/virtual-scheduler.js';
 import { Rng } from '../../src/util/rng.js';
 import { SimCell } from './cells.js';
@@ -17,6 +17,21 @@ const SUMMARY_TICK_MS = 10;
 export interface RunOptions {
   /** Stop this long after the last arrival even if tasks are left (they count as unfinished). */
   readonly maxDrainMs?: number;
+  /** Told where each attempt went and when (./trace.ts); nothing else reads it. */
+  readonly trace?: TraceSink;
+}
+
+/** Per-attempt events of a run, for tracing where tasks went (./trace.ts). */
+export interface TraceSink {
+  /** The home popped the attempt and sent it on. */
+  served?(t: SimTask, now: number): void;
+  /** The attempt reached a node cell (from its parent, or submitted there). */
+  atNode?(t: SimTask, node: SimCell, now: number): void;
+  started?(t: SimTask, a: SimAgent, now: number): void;
+  /** The task's successful result is back at home. */
+  completed?(t: SimTask, now: number): void;
+  /** A cell's picker routed the attempt to `to`. */
+  routed?(cell: SimCell, t: SimTask, picker: Picker, to: string, now: number): void;
 }
 
 class Run implements Home {
@@ -34,14 +49,16 @@ class Run implements Home {
   constructor(
     private readonly sc: Scenario,
     policies: PolicyByTier,
+    private readonly trace: TraceSink | undefined,
   ) {
     this.settings = sc.settings;
     this.baseMs = sc.kinds;
     this.tenantWeights = sc.tenants;
     this.metrics = new Metrics(sc.settings.agingMs, sc.tenants);
     const build = (spec: CellSpec, parent: SimCell | undefined): SimCell => {
-      const random = seededRandom((sc.seed * 7919 + this.cells.length * 104729) >>> 0);
-      const policy = createPolicy(policies[spec.tier], undefined, { random });
+      const random = seededRandom((sc.seed * 7919 + this.cells.length * 104729 + (sc.settings.policySeed ?? 0)) >>> 0);
+      const name = policies[spec.tier];
+      const policy = createPolicy(name, sc.settings.policyConfig?.[name], { random });
       const c = new SimCell(spec, parent, policy, this);
       this.cells.push(c);
       this.byTarget.set(spec.id, c);
@@ -134,6 +151,7 @@ class Run implements Home {
     t.done = true;
     this.finished++;
     this.metrics.completedTask(t, back);
+    this.trace?.completed?.(t, back);
   }
 
   lost(t: SimTask, now: number): void {
@@ -162,10 +180,20 @@ class Run implements Home {
     if (t.homeServed) return;
     t.homeServed = true;
     this.metrics.served(t, now);
+    this.trace?.served?.(t, now);
   }
 
   started(t: SimTask, a: SimAgent, now: number): void {
     this.metrics.started(t, a.labelSet, now);
+    this.trace?.started?.(t, a, now);
+  }
+
+  atNode(t: SimTask, node: SimCell, now: number): void {
+    this.trace?.atNode?.(t, node, now);
+  }
+
+  routed(cell: SimCell, t: SimTask, picker: Picker, to: string, now: number): void {
+    this.trace?.routed?.(cell, t, picker, to, now);
   }
 
   violation(): void {
@@ -279,5 +307,5 @@ class Run implements Home {
 
 /** Run `sc` with `policies` per tier and return what it measured. */
 export function runScenario(sc: Scenario, policies: PolicyByTier, opts: RunOptions = {}): RunMetrics {
-  return new Run(sc, policies).run(opts);
+  return new Run(sc, policies, opts.trace).run(opts);
 }

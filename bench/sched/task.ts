@@ -5,6 +5,7 @@ import type { Priority, QueueTask } from '../../src/queue/index.js';
 import type { TimerHandle } from '../../src/mesh/scheduler.js';
 import type { VirtualScheduler } from '../../src/mesh/virtual-scheduler.js';
 import type { SimCell } from './cells.js';
+import type { Picker } from '../../src/policies/index.js';
 import type { AgentSpec, SimSettings, TaskSpec } from './types.js';
 
 /** What the cells report to the run (sim.ts): the task's home side. */
@@ -21,6 +22,10 @@ export interface Home {
   /** The home cell popped the task and sent it on. */
   served(t: SimTask, now: number): void;
   started(t: SimTask, a: SimAgent, now: number): void;
+  /** The attempt reached a node cell (tracing only). */
+  atNode(t: SimTask, node: SimCell, now: number): void;
+  /** The cell's picker routed the attempt to `to` (tracing only: `picker.explain` still sees the pick). */
+  routed(cell: SimCell, t: SimTask, picker: Picker, to: string, now: number): void;
   violation(): void;
   /** A child cell sent its parent a summary. */
   summarySent(): void;
@@ -40,6 +45,8 @@ export class SimTask implements QueueTask {
   /** Cells whose subtree holds the current attempt (their `held` counts it). */
   path: SimCell[] = [];
   exclude: string[] | undefined = undefined;
+  /** The sequence number of its last dispatch from a parent to a child cell (views.ts). */
+  sendSeq = 0;
   timer: TimerHandle | undefined = undefined;
   agent: SimAgent | undefined = undefined;
   startedAt = 0;

@@ -83,6 +83,10 @@ export interface SimSettings {
   readonly speedCheckMs: number;
   /** Nodes measure an agent of several kinds per kind (false: one EWMA over its kinds, as before session 12). */
   readonly kindLatency: boolean;
+  /** A policy's config wherever it runs, by policy name (`--policy-config`; none: its defaults). */
+  readonly policyConfig?: Readonly<Record<string, unknown>>;
+  /** Added to every cell's policy seed (`--policy-seed`): the same tasks, other random draws. */
+  readonly policySeed?: number;
 }
 
 export const DEFAULT_SETTINGS: SimSettings = {

@@ -30,6 +30,11 @@ export interface SimSummary {
   readonly qps: number;
   readonly healthyAgents: number;
   readonly labels: readonly Label[];
+  /**
+   * Per kind, the sequence number of the last dispatch from the parent the child had taken in when
+   * it took this summary (the mesh's child acknowledges dispatches; the parent counts the unacked).
+   */
+  readonly received: ReadonlyMap<string, number>;
   /** A node's agents by speed per kind (src/policies/completion.ts), as the mesh's nodes report them. */
   readonly speed?: ReadonlyMap<string, SpeedGroups>;
 }
@@ -47,8 +52,8 @@ interface ChildView<C extends ChildRef> {
   alive: boolean;
   /** Summaries of older incarnations are ignored once the child is known dead. */
   minEpoch: number;
-  /** Per kind, arrival times at the child of dispatches not yet in a summary (from `head`). */
-  readonly sends: Map<string, { at: number[]; head: number }>;
+  /** Per kind, sequence numbers of dispatches not yet in a summary (from `head`), and the last one given. */
+  readonly sends: Map<string, { seq: number[]; head: number; last: number }>;
 }
 
 /** Sums of the live children's summaries, for the parent's own summary. */
@@ -80,10 +85,13 @@ export class ChildViews<C extends ChildRef> {
     if (s.epoch < v.minEpoch) return false;
     v.summary = s;
     v.alive = true;
-    for (const q of v.sends.values()) {
-      while (q.head < q.at.length && q.at[q.head]! <= s.takenAt) q.head++;
-      if (q.head > 256 && q.head * 2 > q.at.length) {
-        q.at.splice(0, q.head);
+    // By sequence, not by time: the credit rule takes a summary between two dispatches that reach
+    // the child at the same instant, and by time the second counted as seen (credit violations).
+    for (const [kind, q] of v.sends) {
+      const seen = s.received.get(kind) ?? 0;
+      while (q.head < q.seq.length && q.seq[q.head]! <= seen) q.head++;
+      if (q.head > 256 && q.head * 2 > q.seq.length) {
+        q.seq.splice(0, q.head);
         q.head = 0;
       }
     }
@@ -96,22 +104,23 @@ export class ChildViews<C extends ChildRef> {
     v.alive = false;
     v.minEpoch = child.epoch + (child.up ? 0 : 1);
     if (!child.up) v.summary = undefined;
-    for (const q of v.sends.values()) q.head = q.at.length;
+    for (const q of v.sends.values()) q.head = q.seq.length;
   }
 
-  /** A dispatch of `kind` to the child that reaches it at `arrivesAt`. */
-  sent(id: string, kind: string, arrivesAt: number): void {
+  /** A dispatch of `kind` to the child: its sequence number, which the task carries to the child. */
+  sent(id: string, kind: string): number {
     const v = this.views.get(id)!;
     let q = v.sends.get(kind);
-    if (!q) v.sends.set(kind, (q = { at: [], head: 0 }));
-    q.at.push(arrivesAt);
+    if (!q) v.sends.set(kind, (q = { seq: [], head: 0, last: 0 }));
+    q.seq.push(++q.last);
+    return q.last;
   }
 
   private credits(v: ChildView<C>, kind: string): number {
     const k = v.summary?.kinds.get(kind);
     if (!k) return 0;
     const q = v.sends.get(kind);
-    return Math.max(0, k.credit - (q ? q.at.length - q.head : 0));
+    return Math.max(0, k.credit - (q ? q.seq.length - q.head : 0));
   }
 
   candidates(now: number): Candidate[] {

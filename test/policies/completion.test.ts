@@ -91,9 +91,22 @@ describe('CompletionCurve (what the parent estimates)', () => {
   it("counts a busy fast slot as free again once the summary's age passes its service time", () => {
     const busy = { serviceMs: [20, 160], slots: [4, 4], free: [0, 4], queued: 0 };
     expect(new CompletionCurve(busy, 0).at(0)).toBe(160);
-    expect(new CompletionCurve(busy, 5).at(0)).toBe(20); // 4 x 5/20 = one slot back
-    expect(new CompletionCurve(busy, 5).at(1)).toBe(160);
+    // At 20 ms every busy fast slot is back for sure: the count is certain.
     expect(new CompletionCurve(busy, 20).at(3)).toBe(20);
+    expect(new CompletionCurve(busy, 20).at(4)).toBe(160);
+  });
+
+  it('weighs where a task may run while a busy slot is only probably back (root mean square)', () => {
+    const busy = { serviceMs: [20, 160], slots: [4, 4], free: [0, 4], queued: 0 };
+    // 5 ms of 20: each of the 4 busy fast slots is back with probability 1/4; one is expected, so
+    // the next task runs fast with probability P(X >= 1), X ~ N(1, 4 x 1/4 x 3/4), and else slow.
+    const p = normalCdf((1 - 0.5) / Math.sqrt(0.75));
+    const c = new CompletionCurve(busy, 5);
+    expect(c.at(0)).toBeCloseTo(Math.sqrt(p * 20 ** 2 + (1 - p) * 160 ** 2), 4);
+    // Between the two, well above the mean count's "fast", and later tasks are likelier slow.
+    expect(c.at(0)).toBeGreaterThan(60);
+    expect(c.at(1)).toBeGreaterThan(c.at(0));
+    expect(c.at(1)).toBeLessThan(160);
   });
 
   it('drains a queue at the release rate past one release per slot', () => {
@@ -103,6 +116,29 @@ describe('CompletionCurve (what the parent estimates)', () => {
     // 500 ms: 20 releases; 16 of them drained the queue to 4, which take the 4 slots freed last:
     // the next task waits for one release.
     expect(new CompletionCurve(full, 500).at(0)).toBeCloseTo((1 + 4) / 0.04, 9);
+  });
+
+  it("is the free slot's service time whenever the count is certain (no age, or past every service time)", () => {
+    assertProperty(
+      fc.property(fc.array(agentArb, { minLength: 1, maxLength: 30 }), fc.nat(40), (agents, queued) => {
+        // No age: the reported free slots, behind the queue. Past every service time, nothing queued:
+        // every slot back.
+        for (const [age, q] of [
+          [0, queued],
+          [1e9, 0],
+        ] as const) {
+          const g = speedGroups(agents, q);
+          if (!g) return;
+          const c = new CompletionCurve(g, age);
+          const free = age === 0 ? g.free : g.slots;
+          let cum = 0;
+          for (let i = 0; i < free.length; i++) {
+            for (let n = cum; n < cum + free[i]!; n++) if (n >= q) expect(c.at(n - q)).toBe(g.serviceMs[i]);
+            cum += free[i]!;
+          }
+        }
+      }),
+    );
   });
 
   it('is finite, positive, and grows by 1/R a task once past the free slots', () => {
@@ -192,6 +228,25 @@ describe('zone-least-conn by expected completion', () => {
     expect(strict.pick({ kind: 'a', priority: 'normal' })).toEqual({ type: 'route', candidate: 'busy' });
   });
 
+  it('sends the second task to a node with a certain free slot, not to one whose fast slot is only probably back', () => {
+    // "maybe": its 4 fast slots (20 ms) were busy 15 ms ago, 3 of them back by now on the mean;
+    // "sure": a fresh summary, 8 free slots at 30 ms. The first task takes maybe's likely fast
+    // slot; the second would be its second of three expected, which is back with probability
+    // 0.96 only, its slow slots 160 ms otherwise. The mean count alone sent all three there.
+    const maybe = makeCandidate({
+      id: 'maybe',
+      slots: new Map([
+        ['a', { free: 8, total: 8, speed: { serviceMs: [20, 160], slots: [4, 4], free: [0, 4], queued: 0 } }],
+      ]),
+      active: 4,
+      summaryAgeMs: 15,
+    });
+    const sure = child('sure', { serviceMs: [30], slots: [8], free: [8] });
+    const p = createPolicy('zone-least-conn', undefined, { random: seededRandom(1) }).buildPicker([maybe, sure], 0);
+    const picks = Array.from({ length: 3 }, () => p.pick({ kind: 'a', priority: 'normal' }));
+    expect(picks.map((r) => (r.type === 'route' ? r.candidate : r.type))).toEqual(['maybe', 'sure', 'sure']);
+  });
+
   it('explains a pick by expected completion', () => {
     const p = createPolicy('zone-least-conn', undefined, { random: seededRandom(3) }).buildPicker(
       [
@@ -210,3 +265,16 @@ describe('zone-least-conn by expected completion', () => {
     ]);
   });
 });
+
+/** The standard normal CDF by numeric integration (independent of the code under test). */
+function normalCdf(x: number): number {
+  const steps = 20_000;
+  const lo = -10;
+  const h = (x - lo) / steps;
+  let sum = 0;
+  for (let i = 0; i < steps; i++) {
+    const t = lo + (i + 0.5) * h;
+    sum += Math.exp((-t * t) / 2);
+  }
+  return (sum * h) / Math.sqrt(2 * Math.PI);
+}
