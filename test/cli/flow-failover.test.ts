@@ -108,8 +108,10 @@ ${zones.map((z, i) => `        - name: z${i + 1}\n          replicas: [{ address
   zones.forEach((_, i) => serve(`z${i + 1}`, `/r/z${i + 1}`, 0));
   nodes.forEach((_, i) => serve(`n${i + 1}`, `/r/z${i + 1}/n`, 0));
   for (const a of [...roots, region, ...zones, ...nodes])
+    // Eleven replicas start at once: at load 10+ one took over 30 s to serve (session 14, unchanged
+    // main too), so the wait is generous; the run as a whole stays bounded by its CPU budget.
     await waitFor(async () => (await checkHealth(a, '', 1000).catch(() => 'DOWN')) === 'SERVING', {
-      timeoutMs: 30_000,
+      timeoutMs: 90_000,
       what: `${a} SERVING`,
     });
   await waitFor(async () => (await leaderOf(roots)) !== undefined, { timeoutMs: 20_000, what: 'a root leader' });
