@@ -5,8 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { numberHash, NumberMap } from '../../src/util/number-map.js';
 import { assertProperty } from '../policies/arbitraries.js';
-
-type Op = { op: 'set'; key: number; value: number } | { op: 'delete'; key: number } | { op: 'clear' };
+import { mapOpArb, replayAgainstMap } from './map-model.js';
 
 // Keys as node-score's groups have them (static parts and factors: fractions, a few integers), plus the
 // values a Map treats specially; a few dozen so the map grows and churns.
@@ -15,11 +14,7 @@ const keyArb = fc.oneof(
   fc.integer({ min: -3, max: 10 }),
   fc.constantFrom(0, -0, Number.NaN, Infinity, -Infinity, 1e-300, 2 ** 53),
 );
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ op: fc.constant('set' as const), key: keyArb, value: fc.integer() }) },
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('delete' as const), key: keyArb }) },
-  { weight: 1, arbitrary: fc.constant({ op: 'clear' as const }) },
-);
+const opArb = mapOpArb(keyArb);
 
 const sorted = (xs: [number, number][]): [number, number][] =>
   [...xs].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
@@ -39,22 +34,7 @@ describe('NumberMap', () => {
   it('answers as a Map after every set, delete and clear', () => {
     assertProperty(
       fc.property(fc.array(opArb, { maxLength: 300 }), fc.integer({ min: 1, max: 64 }), (ops, capacity) => {
-        const m = new NumberMap<number>(capacity);
-        const model = new Map<number, number>();
-        for (const o of ops) {
-          if (o.op === 'set') {
-            m.set(o.key, o.value);
-            model.set(o.key, o.value);
-          } else if (o.op === 'delete') {
-            expect(m.delete(o.key)).toBe(model.delete(o.key));
-            expect(m.has(o.key)).toBe(false);
-            expect(m.get(o.key)).toBeUndefined();
-          } else {
-            m.clear();
-            model.clear();
-          }
-          same(m, model);
-        }
+        replayAgainstMap(new NumberMap<number>(capacity), ops, same);
       }),
     );
   });

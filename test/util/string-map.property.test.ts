@@ -5,16 +5,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hashOf, StringMap } from '../../src/util/string-map.js';
 import { assertProperty } from '../policies/arbitraries.js';
-
-type Op = { op: 'set'; key: string; value: number } | { op: 'delete'; key: string } | { op: 'clear' };
+import { mapOpArb, replayAgainstMap } from './map-model.js';
 
 // Keys as the mesh's are (task ids with an attempt), a few dozen of them so the map grows and churns.
 const keyArb = fc.integer({ min: 0, max: 40 }).map((n) => `0${n.toString(36)}task#${n % 3}`);
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ op: fc.constant('set' as const), key: keyArb, value: fc.integer() }) },
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('delete' as const), key: keyArb }) },
-  { weight: 1, arbitrary: fc.constant({ op: 'clear' as const }) },
-);
+const opArb = mapOpArb(keyArb);
 
 function same(m: StringMap<number>, model: Map<string, number>): void {
   expect(m.size).toBe(model.size);
@@ -32,22 +27,7 @@ describe('StringMap', () => {
   it('answers as a Map after every set, delete and clear', () => {
     assertProperty(
       fc.property(fc.array(opArb, { maxLength: 300 }), fc.integer({ min: 1, max: 64 }), (ops, capacity) => {
-        const m = new StringMap<number>(capacity);
-        const model = new Map<string, number>();
-        for (const o of ops) {
-          if (o.op === 'set') {
-            m.set(o.key, o.value);
-            model.set(o.key, o.value);
-          } else if (o.op === 'delete') {
-            expect(m.delete(o.key)).toBe(model.delete(o.key));
-            expect(m.has(o.key)).toBe(false);
-            expect(m.get(o.key)).toBeUndefined();
-          } else {
-            m.clear();
-            model.clear();
-          }
-          same(m, model);
-        }
+        replayAgainstMap(new StringMap<number>(capacity), ops, same);
       }),
     );
   });
