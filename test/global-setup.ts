@@ -21,7 +21,7 @@ import { join, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
 
-/** The first source under src/ whose built .js under dist/ is missing or older, if any. */
+/** The first source under src/ whose built .js (or copied asset: the live page's files) under dist/ is missing or older, if any. */
 function staleSource(dir: string): string | undefined {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
@@ -29,7 +29,7 @@ function staleSource(dir: string): string | undefined {
     if (st.isDirectory()) {
       const stale = staleSource(p);
       if (stale !== undefined) return stale;
-    } else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) {
+    } else if (!name.endsWith('.d.ts')) {
       const built = join(root, 'dist', relative(root, p)).replace(/\.ts$/, '.js');
       if (!existsSync(built) || statSync(built).mtimeMs < st.mtimeMs) return relative(root, p);
     }

@@ -75,16 +75,30 @@ export interface PageServerOptions {
 /** Serve the live page for the mesh as `admin`'s replica sees it, on `port` (0: any free port). */
 export async function startPageServer(admin: Admin, port: number, opts: PageServerOptions = {}): Promise<PageServer> {
   const host = opts.host ?? '127.0.0.1';
-  // Read once: the page is a few kilobytes and must not change under a running replica.
-  const files = new Map<string, Buffer>();
-  for (const { file } of Object.values(FILES)) {
-    files.set(file, readFileSync(new URL(`./page/${file}`, import.meta.url)));
-  }
+  const files = pageFiles();
   const server: Server = createServer((req, res) => {
     void handle(admin, files, opts.registry, req, res).catch((err: unknown) => fail(res, err));
   });
   const l = await listenBounded(server, port, host, 32);
   return { port: l.port, url: `${l.base}/`, close: l.close };
+}
+
+/**
+ * The page's files, read once (a few kilobytes that must not change under a running replica) from page/ next
+ * to this module: src/admin/page in a checkout, dist/src/admin/page in a build (scripts/copy-assets.mjs, run
+ * by `npm run build`, copies them there; tsc copies only what it compiles).
+ */
+function pageFiles(): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  for (const { file } of Object.values(FILES)) {
+    const url = new URL(`./page/${file}`, import.meta.url);
+    try {
+      files.set(file, readFileSync(url));
+    } catch (err) {
+      throw new Error(`the live page's ${file} is missing (${(err as Error).message}): npm run build copies it`);
+    }
+  }
+  return files;
 }
 
 async function handle(

@@ -1,23 +1,21 @@
-// Where the protos a replica serves come from: this repository's proto/
-// (found from the module's own location, in src/ or dist/), and the health and
+// Where the protos a replica serves come from: the package's proto/ (found from
+// the package root, util/package-root.ts: a checkout, dist/ or an installed
+// package), and the health and
 // reflection protos inside their npm packages. Apart from descriptors.ts (how
 // descriptors are built from them) because finding files on disk is the only
 // part that depends on how meshlb was installed.
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../util/package-root.js';
 
 const require = createRequire(import.meta.url);
 
-/** The repository's proto/ directory, found from this module's location (src/admin or dist/src/admin). */
+/** The package's proto/ directory (the package root's; the image and the npm package ship it). */
 export function repoProtoDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const up of ['../../proto', '../../../proto']) {
-    const p = join(here, up);
-    if (existsSync(join(p, 'meshlb', 'v1'))) return p;
-  }
-  throw new Error(`cannot find proto/meshlb/v1 above ${here}`);
+  const p = packagePath('proto');
+  if (!existsSync(join(p, 'meshlb', 'v1'))) throw new Error(`cannot find proto/meshlb/v1 in the package: ${p}`);
+  return p;
 }
 
 /** One source tree: an include directory and the import paths to load from it. */

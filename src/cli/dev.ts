@@ -9,7 +9,6 @@
 // accepted must reach exactly one terminal record; `lost` counts those that
 // did not by the end (after waiting for the drain, bounded), and
 // `duplicates_recorded` those with more than one terminal record.
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, status } from '@grpc/grpc-js';
 import { build as buildHistogram } from 'hdr-histogram-js';
@@ -22,6 +21,7 @@ import type { TracerFactory } from '../mesh/tracer.js';
 import { SimAgent } from '../dev/sim-agent.js';
 import { seededRandom } from '../policies/index.js';
 import { loadTopology } from '../topology/parse.js';
+import { packagePath } from '../util/package-root.js';
 import type { Topology } from '../topology/types.js';
 import { progressLines, progressTo } from './progress.js';
 import { servePage } from './serve.js';
@@ -76,10 +76,12 @@ export interface DevReport {
   max_agent_over_slots: number;
 }
 
-/** The topology file given, else deploy/topologies/example.yaml: the one source for dev, sim and deploy. */
+/**
+ * The topology file given, else the package's deploy/topologies/example.yaml (found from the package root, so
+ * also from dist/ and an installed package): the one source for dev, sim and deploy.
+ */
 function defaultTopology(file?: string): Topology {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return loadTopology(file ?? join(here, '..', '..', 'deploy', 'topologies', 'example.yaml'));
+  return loadTopology(file ?? packagePath('deploy', 'topologies', 'example.yaml'));
 }
 
 export async function runDev(opts: DevOptions = {}): Promise<number> {

@@ -13,14 +13,14 @@
 //
 // Every child is torn down at the end, on error, and on SIGINT/SIGTERM; then
 // the namespaces and (unless keepData) the data root are removed.
-import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadTopology, parseTopology } from '../topology/parse.js';
 import { CliFailure } from './load.js';
 import { cellSlug } from '../topology/paths.js';
 import type { CellSpec, Tier, Topology } from '../topology/types.js';
+import { packagePath } from '../util/package-root.js';
 import { seededRandom } from '../util/rng.js';
 import { checkHealth } from './health-check.js';
 import { NetnsLab, probeNetns, type NetnsProbe } from './netns.js';
@@ -74,12 +74,13 @@ const replicaProc = (cell: string, n: number) => `replica ${cell}#${n}`;
 const agentProc = (cell: string) => `agents ${cell}`;
 
 /**
- * This checkout's bin/meshlb.js, or MESHLB_SIM_BIN: the test suite points it at the built
+ * The package's bin/meshlb.js (found from the package root: a checkout, dist/ or an installed package), or
+ * MESHLB_SIM_BIN: the test suite points it at the built
  * dist/src/cli/main.js when dist/ is as new as src/ (test/global-setup.ts), since each of a sim's
  * 10-40 processes spends about a second of CPU more starting through tsx's hooks.
  */
 function defaultBin(): string {
-  return process.env.MESHLB_SIM_BIN || resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'meshlb.js');
+  return process.env.MESHLB_SIM_BIN || packagePath('bin', 'meshlb.js');
 }
 
 function chaosKinds(c: SimOptions['chaos']): ChaosKind[] {

@@ -1,7 +1,8 @@
 // A reader of deploy/Dockerfile for the deploy tests: there is no container
 // engine here, so the tests check the image's instructions and run its start
 // and health commands outside a container. Covers what that Dockerfile uses:
-// comments, `\` continuations, exec (JSON) and shell forms, ENV key=value.
+// comments, `\` continuations, exec (JSON) and shell forms, ENV key=value,
+// stages (`FROM image AS name`) and COPY's `--from=<stage>`.
 import { readFileSync } from 'node:fs';
 
 export interface Instruction {
@@ -9,12 +10,31 @@ export interface Instruction {
   args: string;
 }
 
-export interface Dockerfile {
+/** One COPY: its sources (in the build context, or in stage `from`'s filesystem) and its destination. */
+export interface Copy {
+  from: string | undefined;
+  sources: string[];
+  dest: string;
+}
+
+/** The instructions of one stage, from its FROM (included) to the next FROM. */
+export interface Stage {
+  /** The `AS` name, if any. */
+  name: string | undefined;
+  /** The base image. */
+  base: string;
   instructions: Instruction[];
   /** The last instruction with this keyword (the one in force), or undefined. */
   last(keyword: string): Instruction | undefined;
   all(keyword: string): Instruction[];
-  /** Every ENV, in order, later ones winning. */
+  copies: Copy[];
+}
+
+/** The file's stages; the fields outside `stages` are the final stage's: the image that gets run. */
+export interface Dockerfile extends Stage {
+  stages: Stage[];
+  stage(name: string): Stage;
+  /** Every ENV of the final stage, in order, later ones winning. */
   env: Record<string, string>;
   /** ENTRYPOINT and CMD in exec form. */
   entrypoint: string[];
@@ -23,25 +43,64 @@ export interface Dockerfile {
 }
 
 export function readDockerfile(path: string): Dockerfile {
-  const instructions = parseInstructions(readFileSync(path, 'utf8'));
-  const all = (k: string) => instructions.filter((i) => i.keyword === k);
-  const last = (k: string) => all(k).at(-1);
+  const stages = splitStages(parseInstructions(readFileSync(path, 'utf8')));
+  const image = stages.at(-1);
+  if (image === undefined) throw new Error(`${path}: no FROM`);
   const env: Record<string, string> = {};
-  for (const i of all('ENV')) {
+  for (const i of image.all('ENV')) {
     for (const pair of i.args.split(/\s+/)) {
       const eq = pair.indexOf('=');
       if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
   }
   return {
-    instructions,
-    all,
-    last,
+    ...image,
+    stages,
+    stage: (name) => {
+      const st = stages.find((x) => x.name === name);
+      if (st === undefined) throw new Error(`${path}: no stage ${name}`);
+      return st;
+    },
     env,
-    entrypoint: execForm(last('ENTRYPOINT')?.args),
-    cmd: execForm(last('CMD')?.args),
-    healthcheck: parseHealthcheck(last('HEALTHCHECK')?.args),
+    entrypoint: execForm(image.last('ENTRYPOINT')?.args),
+    cmd: execForm(image.last('CMD')?.args),
+    healthcheck: parseHealthcheck(image.last('HEALTHCHECK')?.args),
   };
+}
+
+function splitStages(instructions: Instruction[]): Stage[] {
+  const groups: Instruction[][] = [];
+  for (const i of instructions) {
+    if (i.keyword === 'FROM') groups.push([i]);
+    else if (groups.length === 0) {
+      if (i.keyword !== 'ARG') throw new Error(`${i.keyword} before the first FROM`);
+    } else groups.at(-1)!.push(i);
+  }
+  return groups.map((instructions) => {
+    const m = /^(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?$/i.exec(instructions[0]!.args);
+    if (!m) throw new Error(`unexpected FROM: ${instructions[0]!.args}`);
+    const all = (k: string) => instructions.filter((i) => i.keyword === k);
+    return {
+      name: m[2],
+      base: m[1]!,
+      instructions,
+      all,
+      last: (k: string) => all(k).at(-1),
+      copies: all('COPY').map((c) => parseCopy(c.args)),
+    };
+  });
+}
+
+/** `COPY [--from=stage] [--chown=...] src... dest` (the shell form, no spaces inside paths). */
+function parseCopy(args: string): Copy {
+  const words = args.split(/\s+/);
+  let from: string | undefined;
+  while (words[0]?.startsWith('--')) {
+    const flag = words.shift()!;
+    if (flag.startsWith('--from=')) from = flag.slice('--from='.length);
+  }
+  if (words.length < 2) throw new Error(`COPY needs a source and a destination: ${args}`);
+  return { from, sources: words.slice(0, -1), dest: words.at(-1)! };
 }
 
 function parseInstructions(text: string): Instruction[] {
