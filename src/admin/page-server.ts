@@ -95,7 +95,9 @@ function pageFiles(): Map<string, Buffer> {
     try {
       files.set(file, readFileSync(url));
     } catch (err) {
-      throw new Error(`the live page's ${file} is missing (${(err as Error).message}): npm run build copies it`);
+      throw new Error(`the live page's ${file} is missing (${(err as Error).message}): npm run build copies it`, {
+        cause: err,
+      });
     }
   }
   return files;

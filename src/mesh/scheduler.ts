@@ -5,7 +5,7 @@
 // scheduler (virtual-scheduler.ts) and replay a run exactly from a seed.
 // test/mesh/purity.test.ts keeps this the only file that touches the real
 // clock, timers or Math.random.
-import { turnDefer, type DeferMode } from '../util/turn-defer.js';
+import { deferModeFrom, turnDefer } from '../util/turn-defer.js';
 
 export { nextBatchAverage } from '../util/turn-defer.js';
 
@@ -41,13 +41,10 @@ export interface Scheduler {
  * are light (a pump or a flush of about one item: low rate), else on the next turn (setImmediate), so at full
  * rate every deferral takes the next turn as before. MESHLB_DEFER=turn: always the next turn; `soon`: any
  * caller after a quiet spell (session 13's rule; at full rate it ran the pumps inside reads, with a third less
- * in each: docs/mesh.md, "Session 14: a deferral only for light callers").
+ * in each: docs/mesh.md, "Session 14: a deferral only for light callers"). Any other value: `light`, with a
+ * warning naming these (deferModeFrom, once per process).
  */
-const DEFER_MODES: readonly string[] = ['turn', 'light', 'soon'];
-const envMode = process.env.MESHLB_DEFER ?? '';
-const deferral = turnDefer(() => performance.now(), {
-  mode: DEFER_MODES.includes(envMode) ? (envMode as DeferMode) : 'light',
-});
+const deferral = turnDefer(() => performance.now(), { mode: deferModeFrom(process.env.MESHLB_DEFER) });
 
 /** The real scheduler's deferrals so far, by where they ran (the bench reports them per task). */
 export const realDeferCounts = deferral.counts;

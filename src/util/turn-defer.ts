@@ -27,6 +27,8 @@
 // if its caller also says it is light: its recent batches (pumps, flushes) carried on average fewer than
 // LIGHT_BATCH items. A caller that says nothing takes the next turn.
 
+import { logger } from './log.js';
+
 /** A deferral this long after the previous one finds the process quiet (ms). */
 export const QUIET_MS = 0.25;
 /** Microtask deferrals in a run at most (a pump, its flushes, and what they defer), before the next turn. */
@@ -44,6 +46,30 @@ export const nextBatchAverage = (avg: number, items: number): number => avg + (i
  * caller whose batches are light. `soon`: a microtask after a quiet spell for any caller (session 13's rule).
  */
 export type DeferMode = 'turn' | 'light' | 'soon';
+
+/** The values MESHLB_DEFER accepts (src/mesh/scheduler.ts reads it). */
+export const DEFER_MODES: readonly DeferMode[] = ['turn', 'light', 'soon'];
+
+let warnedUnknownMode = false;
+
+/**
+ * MESHLB_DEFER's value as a mode: `light` when unset or empty, and for a value it does not know too, but then
+ * with a warning naming the accepted values, once per process (a typo must not pass for a measured setting).
+ */
+export function deferModeFrom(value: string | undefined, warn: (message: string) => void = warnLog): DeferMode {
+  if (value === undefined || value === '') return 'light';
+  const mode = DEFER_MODES.find((m) => m === value);
+  if (mode !== undefined) return mode;
+  if (!warnedUnknownMode) {
+    warnedUnknownMode = true;
+    warn(`unknown MESHLB_DEFER ${JSON.stringify(value)}: using light (accepted: ${DEFER_MODES.join(', ')})`);
+  }
+  return 'light';
+}
+
+function warnLog(message: string): void {
+  logger({ component: 'turn-defer' }).warn(message);
+}
 
 export interface TurnDefer {
   /**

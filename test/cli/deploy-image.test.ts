@@ -7,9 +7,9 @@
 // the uid's permissions inside a real container.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { generateDeploy } from '../../src/topology/deploy/index.js';
@@ -17,6 +17,7 @@ import { loadTopology } from '../../src/topology/parse.js';
 import { alive, freePort } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 import { durationMs, readDockerfile } from './dockerfile.js';
+import { assembleImage } from './image-layout.js';
 
 const repo = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const dockerfile = readDockerfile(join(repo, 'deploy', 'Dockerfile'));
@@ -123,19 +124,12 @@ describe('the image start command, outside a container', () => {
   });
 
   it('the files the Dockerfile COPYs are all the replica needs', async () => {
-    // The WORKDIR as the COPY instructions fill it; node_modules is the
-    // checkout's (dev dependencies included: `npm ci --omit=dev` is not run here).
-    const workdir = dockerfile.last('WORKDIR')!.args;
-    const app = mkdtempSync(join(tmpdir(), 'meshlb-app-'));
-    for (const { args } of dockerfile.all('COPY')) {
-      const parts = args.split(/\s+/);
-      const dest = posix.relative(workdir, posix.resolve(workdir, parts.at(-1)!));
-      for (const src of parts.slice(0, -1)) {
-        const to = parts.length > 2 || dest === '' ? join(app, dest, posix.basename(src)) : join(app, dest);
-        cpSync(join(repo, src), to, { recursive: true });
-      }
-    }
-    symlinkSync(join(repo, 'node_modules'), join(app, 'node_modules'), 'dir');
+    // The WORKDIR as the final stage's COPYs fill it (image-layout.ts): dist/src from this checkout's build
+    // (npm ci builds it; a stale one still serves, packaged.test.ts runs the build stage itself), the
+    // production node_modules only, no sources: bin/meshlb.js runs the compiled CLI, as in the image.
+    const app = assembleImage(dockerfile, repo, repo);
+    expect(existsSync(join(app, 'src'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules', 'tsx'))).toBe(false);
     await startServeStop(app);
   });
 });

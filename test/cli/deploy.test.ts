@@ -244,10 +244,31 @@ describe('generated deploy files', () => {
     expect(dockerfile.all('RUN').some((r) => r.args.includes(`chown ${imageUid}:${imageUid} /data`))).toBe(true);
     expect(dockerfile.last('VOLUME')!.args).toBe('/data');
     expect(dockerfile.last('EXPOSE')!.args).toBe(String(CONTAINER_PORT));
-    // runtime dependencies only: tsx runs the sources, so it must be one of them
+    // The image runs the compiled CLI (packaged.test.ts runs it from this layout): a build stage compiles,
+    // the image takes its dist/src, production dependencies only, no sources, no tsx (a dev dependency).
+    expect(dockerfile.stages.map((s) => s.name)).toEqual(['build', undefined]);
+    expect(dockerfile.stage('build').all('RUN').at(-1)!.args).toBe('npm run build');
     expect(dockerfile.all('RUN').some((r) => r.args.includes('npm ci --omit=dev'))).toBe(true);
+    expect(dockerfile.copies.filter((c) => c.from === 'build')).toEqual([
+      { from: 'build', sources: ['/app/dist/src'], dest: './dist/src' },
+    ]);
+    expect(dockerfile.copies.flatMap((c) => c.sources)).not.toContain('src');
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as Any;
-    expect(pkg.dependencies).toHaveProperty('tsx');
+    expect(pkg.dependencies).not.toHaveProperty('tsx');
+    expect(pkg.devDependencies).toHaveProperty('tsx');
+    // npm ci runs the package's prepare script: in each stage its file is copied before, or scripts are off
+    // (the image before session 15 failed here: `node scripts/prepare.mjs`, a file it had not copied).
+    const prepareFile = /^node (\S+)$/.exec(pkg.scripts.prepare as string)![1]!;
+    for (const stage of dockerfile.stages) {
+      const ci = stage.instructions.findIndex((i) => i.keyword === 'RUN' && i.args.includes('npm ci'));
+      const args = stage.instructions[ci]!.args;
+      const copiedBefore = stage.instructions
+        .slice(0, ci)
+        .filter((i) => i.keyword === 'COPY')
+        .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+      const has = copiedBefore.some((src) => prepareFile === src || prepareFile.startsWith(`${src}/`));
+      expect(has || args.includes('--ignore-scripts'), `stage ${stage.name ?? 'image'}: ${args}`).toBe(true);
+    }
     const hc = dockerfile.healthcheck!;
     expect(hc.command).toBe('node bin/meshlb.js health --address "$MESHLB_HEALTH_ADDRESS"');
     expect(dockerfile.env.MESHLB_HEALTH_ADDRESS).toBe(`127.0.0.1:${CONTAINER_PORT}`);

@@ -22,7 +22,8 @@ describe("the package entry ('meshlb')", () => {
       main: string;
     };
     expect(pkg.scripts.prepare).toBe('node scripts/prepare.mjs');
-    expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json');
+    // tsc, then the files it does not compile (the live page's): scripts/copy-assets.mjs
+    expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json && node scripts/copy-assets.mjs');
     const build = json('tsconfig.build.json') as { extends: string; include: string[] };
     const base = json('tsconfig.json') as { compilerOptions: { outDir: string; rootDir: string } };
     expect(build.extends).toBe('./tsconfig.json');
@@ -34,18 +35,22 @@ describe("the package entry ('meshlb')", () => {
   });
 
   it('prepare skips with a line where there is nothing to build with', () => {
+    // Not as `npx` runs it: prepare.mjs exits at once, silently, under npm exec (npm_command=exec), which
+    // `npx vitest` passes on to every child.
+    const env = { ...process.env };
+    delete env.npm_command;
     const dir = mkdtempSync(join(tmpdir(), 'meshlb-prepare-'));
     try {
       mkdirSync(join(dir, 'scripts'));
       cpSync(join(repo, 'scripts', 'prepare.mjs'), join(dir, 'scripts', 'prepare.mjs'));
       // An installed package: no sources.
-      let r = spawnSync(process.execPath, [join(dir, 'scripts', 'prepare.mjs')], { encoding: 'utf8' });
+      let r = spawnSync(process.execPath, [join(dir, 'scripts', 'prepare.mjs')], { encoding: 'utf8', env });
       expect(r.status).toBe(0);
       expect(r.stderr).toMatch(/no sources to build.*skipped/);
       // `npm ci --omit=dev`: sources, but no TypeScript to build them with.
       mkdirSync(join(dir, 'src'));
       writeFileSync(join(dir, 'src', 'index.ts'), 'export {};\n');
-      r = spawnSync(process.execPath, [join(dir, 'scripts', 'prepare.mjs')], { encoding: 'utf8' });
+      r = spawnSync(process.execPath, [join(dir, 'scripts', 'prepare.mjs')], { encoding: 'utf8', env });
       expect(r.status).toBe(0);
       expect(r.stderr).toMatch(/TypeScript is not installed/);
       expect(existsSync(join(dir, 'dist'))).toBe(false);

@@ -9,7 +9,8 @@
 // The build is this checkout's dist/ when test/global-setup.ts found it as new as every source, else the
 // Dockerfile's build stage run once in a temp directory.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkHealth } from '../../src/cli/health-check.js';
@@ -250,5 +251,42 @@ describe('the compiled CLI in the image layout (no sources, production dependenc
     };
     expect(result).toMatchObject({ ok: true, lost: 0 });
     expect(result.submit?.completed).toBe(50);
+  });
+});
+
+describe('bin/meshlb.js picks its entry', () => {
+  /** A package dir holding bin/meshlb.js and stand-ins for the two entries, each printing its name. */
+  function stub(withSource: boolean, withDist: boolean): string {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlb-bin-'));
+    temps.push(dir);
+    mkdirSync(join(dir, 'bin'));
+    cpSync(join(repo, 'bin', 'meshlb.js'), join(dir, 'bin', 'meshlb.js'));
+    if (withSource) {
+      mkdirSync(join(dir, 'src', 'cli'), { recursive: true });
+      writeFileSync(join(dir, 'src', 'cli', 'main.ts'), "console.log('source');\n");
+    }
+    if (withDist) {
+      mkdirSync(join(dir, 'dist', 'src', 'cli'), { recursive: true });
+      writeFileSync(join(dir, 'dist', 'src', 'cli', 'main.js'), "console.log('dist');\n");
+    }
+    return dir;
+  }
+  const bin = (dir: string) =>
+    spawnSync(process.execPath, [join(dir, 'bin', 'meshlb.js')], { cwd: dir, encoding: 'utf8', timeout: RUN_MS });
+
+  it('sources but no tsx (npm ci --omit=dev in a checkout): the built dist/, else a clear error', () => {
+    // No node_modules here: tsx cannot be found, as after `npm ci --omit=dev`.
+    let r = bin(stub(true, true));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('dist');
+    r = bin(stub(true, false));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/tsx is not installed .* no dist\/: run `npm ci`/);
+  });
+
+  it('no sources and no dist/: says the package was not built', () => {
+    const r = bin(stub(false, false));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/dist\/src\/cli\/main\.js is missing: this package was not built/);
   });
 });
