@@ -256,6 +256,17 @@ describe('generated deploy files', () => {
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as Any;
     expect(pkg.dependencies).not.toHaveProperty('tsx');
     expect(pkg.devDependencies).toHaveProperty('tsx');
+    // No source the stages copy from the build context is left out of it by .dockerignore.
+    const ignored = readFileSync(join(repo, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    const glob = (p: string) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/|$)`);
+    for (const src of dockerfile.stages
+      .flatMap((st) => st.copies.filter((c) => c.from === undefined))
+      .flatMap((c) => c.sources))
+      for (const p of ignored) expect(glob(p).test(src), `COPY ${src} is in .dockerignore (${p})`).toBe(false);
+    expect(ignored).toContain('node_modules');
     // npm ci runs the package's prepare script: in each stage its file is copied before, or scripts are off
     // (the image before session 15 failed here: `node scripts/prepare.mjs`, a file it had not copied).
     const prepareFile = /^node (\S+)$/.exec(pkg.scripts.prepare as string)![1]!;
