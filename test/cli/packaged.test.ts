@@ -124,13 +124,14 @@ describe('the compiled CLI in the image layout (no sources, production dependenc
     expect(r.status, r.stderr).toBe(0);
     const packed = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files
       .map((f) => f.path)
-      .filter((p) => !/^(README|LICENSE|CHANGELOG)/i.test(p));
+      .filter((p) => !/^(README|CHANGELOG)/i.test(p)); // the image carries LICENSE too, not the README
     const image = files(app, ['node_modules', 'package-lock.json']);
     // dist/src compared file by file only when the image's dist/ is this checkout's (else it is a fresh build).
     const current = (process.env.MESHLB_TEST_ENTRY ?? '').startsWith(join(repo, 'dist'));
     const cut = (l: string[]) => (current ? l : l.filter((p) => !p.startsWith('dist/')));
     expect(cut(image)).toEqual(cut(packed).sort());
-    expect(packed.some((p) => p.startsWith('dist/src/admin/page/'))).toBe(true);
+    // The live page's files are in what ships: the checkout's dist/ when it is current, else the fresh build's.
+    expect((current ? packed : image).some((p) => p.startsWith('dist/src/admin/page/'))).toBe(true);
   });
 
   it('dev --json completes every task on the package default topology', async () => {
