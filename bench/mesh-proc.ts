@@ -34,7 +34,7 @@ import { AgentServiceClient } from '../src/gen/meshlb/v1/agent.js';
 import type { Dispatch } from '../src/gen/meshlb/v1/task.js';
 import { TaskState } from '../src/gen/meshlb/v1/task.js';
 import { Replica } from '../src/mesh/replica.js';
-import { realDeferCounts } from '../src/mesh/scheduler.js';
+import { realDeferCounts, realScheduler, type Scheduler } from '../src/mesh/scheduler.js';
 import { cellHeapFlags } from '../src/util/heap-flags.js';
 import { SimAgent } from '../src/dev/sim-agent.js';
 import { parseTopology } from '../src/topology/parse.js';
@@ -77,7 +77,7 @@ const TAIL_DIR = process.env.BENCH_GC_TAIL ?? HOPS_DIR;
  * in the agents when it started, with this process's CPU samples (lib/hop-trace.ts): `npx tsx bench/hops.ts
  * DIR PHASE` splits the dispatch time hop by hop.
  */
-const hopTrace = HOPS_DIR ? new HopTrace() : undefined;
+const hopTrace = HOPS_DIR ? new HopTrace(process.argv[2] === 'agents') : undefined;
 /** A cell's tracer that records hops (and makes no span: '' keeps the Dispatch untraced, wire.ts). */
 const hopTracer: TracerFactory | undefined = hopTrace
   ? () => ({
@@ -87,8 +87,23 @@ const hopTracer: TracerFactory | undefined = hopTrace
         hopTrace.record(taskSeq(item.taskId), hopTrace.epochMsToUs(item.arrivedMs), nowUs());
         return '';
       },
-      resultBack: () => undefined,
+      resultBack: (item) => hopTrace.recordBack(taskSeq(item.taskId)),
     })
+  : undefined;
+/** BENCH_HOPS: the real scheduler, each timer callback recorded (start, length) for bench/hops.ts. */
+const hopScheduler: Scheduler | undefined = hopTrace
+  ? {
+      ...realScheduler,
+      setTimer: (delayMs, fn) =>
+        realScheduler.setTimer(delayMs, () => {
+          const start = nowUs();
+          try {
+            fn();
+          } finally {
+            hopTrace.recordTimer(start, delayMs);
+          }
+        }),
+    }
   : undefined;
 if (TAIL_DIR) mkdirSync(TAIL_DIR, { recursive: true });
 /** performance.now() (ms since timeOrigin) to nowUs's clock: both are the monotonic clock. */
@@ -394,6 +409,7 @@ async function cells(yaml: string, args: string[]): Promise<void> {
       ...(dataDir ? { dataDir } : {}),
       ...(LINGER ? { batcher: LINGER } : {}),
       ...(hopTracer ? { tracer: hopTracer } : {}),
+      ...(hopScheduler ? { scheduler: hopScheduler } : {}),
       ...(flushProbe ? { meter: flushProbe.meter } : {}),
       ...(local || parentAddr || !fixed
         ? { parentAddresses: () => (local ? [local.address] : parentAddr ? [parentAddr] : []) }

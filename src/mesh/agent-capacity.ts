@@ -36,9 +36,11 @@ const bump = (m: Map<number, number>, k: number, d: number): void => {
   m.set(k, (m.get(k) ?? 0) + d);
 };
 
+// Over the keys, not the entries: an entry array per key per call was ~2 KB per task at a node at 500/s (the
+// summary judgement reads it at every flush toward the parent; docs/mesh.md, "Session 15").
 const maxKey = (m: Map<number, number> | undefined): number => {
   let best = 0;
-  if (m) for (const [k, n] of m) if (n > 0 && k > best) best = k;
+  if (m) for (const k of m.keys()) if (k > best && m.get(k)! > 0) best = k;
   return best;
 };
 

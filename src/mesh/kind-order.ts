@@ -10,13 +10,14 @@
 
 /** What the order reads of the queue (src/queue/task-queue.ts). */
 export interface KindQueue {
-  kinds(): IterableIterator<string>;
+  /** A fresh array the order may sort in place. */
+  kinds(): string[];
   servesBefore(a: string, b: string, now: number): boolean;
 }
 
 /** The kinds with queued tasks, in the order a pump at `now` serves them (the mesh's dispatcher and bench:sched). */
 export function kindOrder(queue: KindQueue, now: number): string[] {
-  const kinds = [...queue.kinds()];
+  const kinds = queue.kinds();
   if (kinds.length > 1) kinds.sort((a, b) => (a === b ? 0 : queue.servesBefore(a, b, now) ? -1 : 1));
   return kinds;
 }

@@ -136,9 +136,15 @@ export class TaskQueue<T extends QueueTask> {
     return lanes ? laneSize(lanes) : 0;
   }
 
-  /** Kinds with queued tasks. */
-  *kinds(): IterableIterator<string> {
-    for (const [kind, lanes] of this.kindLanes) if (laneSize(lanes) > 0) yield kind;
+  /**
+   * Kinds with queued tasks, a new array (a pump reads it once: kind-order.ts). Not a generator over the map's
+   * entries: that made a generator, an entry array per kind and a result per kind at every pump, ~0.4 KB per
+   * task at 500/s in every cell (docs/mesh.md, "Session 15").
+   */
+  kinds(): string[] {
+    const out: string[] = [];
+    for (const kind of this.kindLanes.keys()) if (laneSize(this.kindLanes.get(kind)!) > 0) out.push(kind);
+    return out;
   }
 
   has(id: string): boolean {

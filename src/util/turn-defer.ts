@@ -26,6 +26,12 @@
 // "Session 14: a deferral only for light callers"). So by default (`light`) a deferral runs as a microtask only
 // if its caller also says it is light: its recent batches (pumps, flushes) carried on average fewer than
 // LIGHT_BATCH items. A caller that says nothing takes the next turn.
+//
+// Cheap per deferral: Node's queueMicrotask makes an AsyncResource, a bound function and a closure per call,
+// and each deferral here made a closure of its own, ~1 KB of heap per relayed task in every cell at 500/s
+// (docs/mesh.md, "Session 15"). Deferred functions wait in FIFOs instead and each deferral queues one shared
+// runner, as a reaction of a resolved promise (a microtask, no AsyncResource) or a setImmediate; runners and
+// functions pair up in order, so each function runs exactly where its own microtask or immediate would have.
 
 import { logger } from './log.js';
 
@@ -89,6 +95,37 @@ export interface DeferCounts {
   quiet: number;
 }
 
+/** A FIFO of functions on a ring that grows (a shift is O(1); nothing allocated per push once grown). */
+class FnQueue {
+  private buf: (() => void)[] = new Array<() => void>(16);
+  private head = 0;
+  private size = 0;
+  push(fn: () => void): void {
+    if (this.size === this.buf.length) {
+      const next = new Array<() => void>(this.buf.length * 2);
+      for (let i = 0; i < this.size; i++) next[i] = this.buf[(this.head + i) % this.buf.length]!;
+      this.buf = next;
+      this.head = 0;
+    }
+    this.buf[(this.head + this.size++) % this.buf.length] = fn;
+  }
+  shift(): () => void {
+    const fn = this.buf[this.head]!;
+    this.buf[this.head] = undefined as never;
+    this.head = (this.head + 1) % this.buf.length;
+    this.size--;
+    return fn;
+  }
+}
+
+const resolved = Promise.resolve();
+
+/** An error thrown by a deferred function: uncaught, as from queueMicrotask or setImmediate, not a rejection. */
+const rethrow = (err: unknown): void =>
+  queueMicrotask(() => {
+    throw err;
+  });
+
 /** Deferral for the real event loop. `clock` is monotonic, in ms; `mode` `light` unless given. */
 export function turnDefer(
   clock: () => number,
@@ -96,11 +133,24 @@ export function turnDefer(
 ): TurnDefer {
   const counts: DeferCounts = { soon: 0, next: 0, quiet: 0 };
   const anyCaller = opts.mode === 'soon';
+  /** Functions waiting for their turn, and for their microtask. */
+  const turns = new FnQueue();
+  const soon = new FnQueue();
+  /** Above 0 while a microtask-deferred fn runs: what it defers continues its run. */
+  let depth = 0;
+  let run = 0;
+  let sinceTurn = 0;
+  const onTurn = (): void => {
+    sinceTurn = 0;
+    const fn = turns.shift();
+    fn();
+  };
   if (opts.mode === 'turn')
     return {
       defer: (fn) => {
         counts.next++;
-        setImmediate(fn);
+        turns.push(fn);
+        setImmediate(onTurn);
       },
       turned: () => undefined,
       counts,
@@ -108,14 +158,21 @@ export function turnDefer(
   const quietMs = opts.quietMs ?? QUIET_MS;
   const max = opts.max ?? SOON_MAX;
   const turnMax = opts.turnMax ?? TURN_MAX;
-  /** Above 0 while a microtask-deferred fn runs: what it defers continues its run. */
-  let depth = 0;
-  let run = 0;
-  let sinceTurn = 0;
   /** When the last deferral from outside a run was asked for. */
   let last = Number.NEGATIVE_INFINITY;
   const turned = (): void => {
     sinceTurn = 0;
+  };
+  const onSoon = (): void => {
+    const fn = soon.shift();
+    depth++;
+    try {
+      fn();
+    } catch (err) {
+      rethrow(err);
+    } finally {
+      depth--;
+    }
   };
   const defer = (fn: () => void, batch?: number): void => {
     if (depth === 0) {
@@ -130,20 +187,12 @@ export function turnDefer(
       run++;
       sinceTurn++;
       counts.soon++;
-      queueMicrotask(() => {
-        depth++;
-        try {
-          fn();
-        } finally {
-          depth--;
-        }
-      });
+      soon.push(fn);
+      void resolved.then(onSoon);
     } else {
       counts.next++;
-      setImmediate(() => {
-        sinceTurn = 0;
-        fn();
-      });
+      turns.push(fn);
+      setImmediate(onTurn);
     }
   };
   return { defer, turned, counts };
