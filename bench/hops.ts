@@ -166,11 +166,23 @@ cells.forEach((c, i) => {
   if (next) segs.push({ name: `${c.name} → ${next.name}`, from: 2 + 2 * i, to: 3 + 2 * i, proc: next, sender: c });
 });
 const started = 2 * cells.length + 1;
-segs.push({ name: `${cells.at(-1)!.name} → agent start`, from: started - 1, to: started, proc: agents, sender: cells.at(-1)! });
+segs.push({
+  name: `${cells.at(-1)!.name} → agent start`,
+  from: started - 1,
+  to: started,
+  proc: agents,
+  sender: cells.at(-1)!,
+});
 const withBack = cells.every((c) => c.back.size > 0);
 if (withBack) {
   const up = [...cells].reverse();
-  segs.push({ name: `agent start → ${up[0]!.name} (back)`, from: started, to: started + 1, proc: up[0]!, sender: agents });
+  segs.push({
+    name: `agent start → ${up[0]!.name} (back)`,
+    from: started,
+    to: started + 1,
+    proc: up[0]!,
+    sender: agents,
+  });
   for (let i = 1; i < up.length; i++)
     segs.push({
       name: `${up[i - 1]!.name} → ${up[i]!.name} (back)`,
@@ -228,9 +240,7 @@ if (steal.length >= 6) {
   );
 }
 const f4 = (parts: number[][]) =>
-  parts[0]
-    ? parts[0].map((_, i) => ms(mean(parts.map((p) => p[i]!)))).join(' / ')
-    : '-';
+  parts[0] ? parts[0].map((_, i) => ms(mean(parts.map((p) => p[i]!)))).join(' / ') : '-';
 const rows: Cell[][] = used.map((s) => {
   const all = tasks.map((t) => t[s.to]! - t[s.from]!);
   const tail = slow.map((t) => t[s.to]! - t[s.from]!);
@@ -270,7 +280,12 @@ console.log(
 // share names the cause. `idle` is neither process busy nor waiting: the bytes in the kernel, or a process's
 // other threads.
 const CAUSES = ['GC pause', 'CPU wait', 'timer', 'running', 'stolen', 'idle'] as const;
-const medians = used.map((s) => pct(tasks.map((t) => t[s.to]! - t[s.from]!), 0.5));
+const medians = used.map((s) =>
+  pct(
+    tasks.map((t) => t[s.to]! - t[s.from]!),
+    0.5,
+  ),
+);
 const tally = new Map<string, number>();
 const excessBy = CAUSES.map(() => 0);
 const hopOf = new Map<string, number>();
@@ -299,4 +314,9 @@ console.log(
   `slowest ${slow.length}, time beyond the median hop by hop: ${CAUSES.map((c, k) => `${c} ${Math.round((100 * excessBy[k]!) / tot)}%`).join(', ')}`,
 );
 console.log(`  each put down to its largest cause: ${[...tally].map(([c, n]) => `${c} ${n}`).join(', ')}`);
-console.log(`  the hop where each lost most: ${[...hopOf].sort((a, b) => b[1] - a[1]).map(([h, n]) => `${h} ${n}`).join(', ')}`);
+console.log(
+  `  the hop where each lost most: ${[...hopOf]
+    .sort((a, b) => b[1] - a[1])
+    .map(([h, n]) => `${h} ${n}`)
+    .join(', ')}`,
+);

@@ -217,7 +217,9 @@ export class StreamBatcher<M> {
       const n = i - start + 1;
       if (n >= this.opts.maxBatchItems || bytes >= this.opts.maxBatchBytes || i === items.length - 1) {
         (this.laneMessages ??= new Array<number>(this.lanes.length).fill(0))[l]!++;
-        this.write(lane.wrap(items.slice(start, i + 1) as never[]), bytes, n);
+        // The whole list as one message (the usual case) goes as it is: flush() has let go of it.
+        const part = start === 0 && i === items.length - 1 ? items : items.slice(start, i + 1);
+        this.write(lane.wrap(part as never[]), bytes, n);
         start = i + 1;
         bytes = 0;
       }

@@ -21,6 +21,7 @@
 // Every message is written with one writer per process, kept between
 // messages, so a batch of hundreds of items does not regrow a buffer each time.
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
+import { FRAME_HEADER_BYTES, withFramed, type FramingSerializer } from '../util/grpc-frame.js';
 import { ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import { LedgerRecord } from '../gen/meshlb/v1/ledger.js';
 import { OpenRequest, OpenResponse } from '../gen/meshlb/v1/link.js';
@@ -102,21 +103,35 @@ export function finishView(w: BinaryWriter): Uint8Array {
 }
 
 /**
- * `write` run on the shared writer, its bytes copied once into a Buffer (grpc-js wants one; a small
- * one is cut from Node's pool, not a new ArrayBuffer). The writer is reset either way: an encode
- * that throws (a value out of range) leaves nothing behind.
+ * `write(m)` run on the shared writer, its bytes copied once into a Buffer (grpc-js wants one; a small
+ * one is cut from Node's pool, not a new ArrayBuffer); `framed`: behind gRPC's 5-byte length prefix, so
+ * the lean transports write it as it is (util/grpc-frame.ts `frameOf`: one copy and one Buffer per
+ * message, not two). The writer is reset either way: an encode that throws (a value out of range) leaves
+ * nothing behind. No closure per message: the writing function and its message are passed apart.
  */
-function encodeWith(write: () => void): Buffer {
+function encodeWith<T>(write: (m: T) => unknown, m: T, framed: boolean): Buffer {
   let u: Uint8Array;
   try {
-    write();
+    write(m);
   } finally {
     u = finishView(writer);
   }
-  const b = Buffer.allocUnsafe(u.length);
-  b.set(u);
+  const head = framed ? FRAME_HEADER_BYTES : 0;
+  const b = Buffer.allocUnsafe(head + u.length);
+  if (framed) {
+    b[0] = 0;
+    b.writeUInt32BE(u.length, 1);
+  }
+  b.set(u, head);
   return b;
 }
+
+/** A serializer of `write`'s messages, plain (grpc-js) and framed (the lean transports). */
+const serializer = <T>(write: (m: T) => unknown): FramingSerializer<T> =>
+  withFramed(
+    (m: T) => encodeWith(write, m, false),
+    (m: T) => encodeWith(write, m, true),
+  );
 
 /** Field `tag` (length-delimited) holding `items` as repeated field 1, each as it came or encoded. */
 function writeList<T extends object>(tag: number, items: readonly T[], enc: (m: T, w: BinaryWriter) => unknown): void {
@@ -172,34 +187,31 @@ const REQUEST_RESULTS = 34; // OpenRequest.results
 const REQUEST_SPILL_UPS = 42; // OpenRequest.spill_ups
 const AGENT_ASSIGNMENTS = 18; // ConnectResponse.assignments
 
-export const encodeOpenResponse = (m: OpenResponse): Buffer =>
-  encodeWith(() => {
-    const msg = m.msg;
-    if (msg?.$case === 'dispatches') writeList(RESPONSE_DISPATCHES, msg.value.tasks, encDispatch);
-    else OpenResponse.encode(m, writer);
-  });
+export const encodeOpenResponse = serializer((m: OpenResponse): void => {
+  const msg = m.msg;
+  if (msg?.$case === 'dispatches') writeList(RESPONSE_DISPATCHES, msg.value.tasks, encDispatch);
+  else OpenResponse.encode(m, writer);
+});
 
-export const encodeOpenRequest = (m: OpenRequest): Buffer =>
-  encodeWith(() => {
-    const msg = m.msg;
-    if (msg?.$case === 'results') writeList(REQUEST_RESULTS, msg.value.results, encResult);
-    else if (msg?.$case === 'spillUps') writeList(REQUEST_SPILL_UPS, msg.value.tasks, encDispatch);
-    else OpenRequest.encode(m, writer);
-  });
+export const encodeOpenRequest = serializer((m: OpenRequest): void => {
+  const msg = m.msg;
+  if (msg?.$case === 'results') writeList(REQUEST_RESULTS, msg.value.results, encResult);
+  else if (msg?.$case === 'spillUps') writeList(REQUEST_SPILL_UPS, msg.value.tasks, encDispatch);
+  else OpenRequest.encode(m, writer);
+});
 
-export const encodeConnectResponse = (m: ConnectResponse): Buffer =>
-  encodeWith(() => {
-    const msg = m.msg;
-    if (msg?.$case === 'assignments') writeList(AGENT_ASSIGNMENTS, msg.value.tasks, encDispatch);
-    else ConnectResponse.encode(m, writer);
-  });
+export const encodeConnectResponse = serializer((m: ConnectResponse): void => {
+  const msg = m.msg;
+  if (msg?.$case === 'assignments') writeList(AGENT_ASSIGNMENTS, msg.value.tasks, encDispatch);
+  else ConnectResponse.encode(m, writer);
+});
 
 // A home cell's answers to SubmitStream and SubmitBatch on the shared writer: the generated
 // serializers make a writer and copy its bytes for every answer (one per task at low rates).
-export const encodeSubmitStreamResponse = (m: SubmitStreamResponse): Buffer =>
-  encodeWith(() => SubmitStreamResponse.encode(m, writer));
-export const encodeSubmitBatchResponse = (m: SubmitBatchResponse): Buffer =>
-  encodeWith(() => SubmitBatchResponse.encode(m, writer));
+export const encodeSubmitStreamResponse = serializer((m: SubmitStreamResponse) =>
+  SubmitStreamResponse.encode(m, writer),
+);
+export const encodeSubmitBatchResponse = serializer((m: SubmitBatchResponse) => SubmitBatchResponse.encode(m, writer));
 
 /**
  * A ledger record as LedgerRecord.encode writes it, field for field and in its order, except its spec

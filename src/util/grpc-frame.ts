@@ -33,6 +33,23 @@ export function frameMessage(payload: Uint8Array): Buffer {
 }
 
 /**
+ * A serializer that can also write its message already framed (one Buffer, one copy: src/mesh/wire-codec.ts
+ * for the link, agent and submit streams). grpc-js calls it as a plain serializer and never sees `framed`.
+ */
+export type FramingSerializer<T> = ((m: T) => Buffer) & { readonly framed?: (m: T) => Buffer };
+
+/** `plain` with its framed variant attached. */
+export function withFramed<T>(plain: (m: T) => Buffer, framed: (m: T) => Buffer): FramingSerializer<T> {
+  return Object.assign(plain, { framed });
+}
+
+/** `m` serialized and framed: in one go when `serialize` has a framed variant, else serialized, then framed. */
+export function frameOf<T>(serialize: (m: T) => Uint8Array, m: T): Buffer {
+  const framed = (serialize as FramingSerializer<T>).framed;
+  return framed !== undefined ? framed(m) : frameMessage(serialize(m));
+}
+
+/**
  * Splits a byte stream into gRPC messages, whatever the chunking: a message
  * may come in many chunks and a chunk may hold many messages.
  */

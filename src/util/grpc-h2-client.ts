@@ -36,7 +36,7 @@ import {
 import { connect as netConnect, isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { Deframer, FrameError, frameMessage } from './grpc-frame.js';
+import { Deframer, FRAME_HEADER_BYTES, FrameError, frameOf } from './grpc-frame.js';
 import { keepalive } from './h2-keepalive.js';
 
 export interface H2ChannelOptions {
@@ -226,23 +226,23 @@ export class H2DuplexCall<Req, Res> extends EventEmitter {
       if (cb) process.nextTick(cb);
       return false;
     }
-    let bytes: Uint8Array;
+    let frame: Buffer;
     try {
-      bytes = this.encode(msg);
+      frame = frameOf(this.encode, msg);
     } catch (err) {
       this.fail(status.INTERNAL, `Request message serialization failure: ${(err as Error).message}`);
       if (cb) process.nextTick(cb);
       return false;
     }
-    if (bytes.length > this.maxMessageBytes) {
+    if (frame.length - FRAME_HEADER_BYTES > this.maxMessageBytes) {
       this.fail(
         status.RESOURCE_EXHAUSTED,
-        `Sent message larger than max (${bytes.length} vs. ${this.maxMessageBytes})`,
+        `Sent message larger than max (${frame.length - FRAME_HEADER_BYTES} vs. ${this.maxMessageBytes})`,
       );
       if (cb) process.nextTick(cb);
       return false;
     }
-    return stream.write(frameMessage(bytes), cb);
+    return stream.write(frame, cb);
   }
 
   /** Half-close: no more writes; reads go on until the server's status. */

@@ -22,7 +22,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { TLSSocket } from 'node:tls';
-import { Deframer, FrameError, FRAME_HEADER_BYTES, frameMessage } from './grpc-frame.js';
+import { Deframer, FrameError, FRAME_HEADER_BYTES, frameOf } from './grpc-frame.js';
 import { wellFormed } from './limits.js';
 
 type Iface = grpc.ServerInterceptingCallInterface;
@@ -131,21 +131,21 @@ export class H2ServerCall implements Iface {
 
   sendMessage(message: unknown, callback: () => void): void {
     if (this.checkCancelled()) return;
-    let payload: Buffer;
+    let frame: Buffer;
     try {
-      payload = this.method.serialize(message);
+      frame = frameOf(this.method.serialize, message);
     } catch {
       return this.sendStatus({ code: grpc.status.INTERNAL, details: 'Error serializing response' });
     }
-    if (payload.length > this.maxMessageBytes) {
+    if (frame.length - FRAME_HEADER_BYTES > this.maxMessageBytes) {
       return this.sendStatus({
         code: grpc.status.RESOURCE_EXHAUSTED,
-        details: `Sent message larger than max (${payload.length + FRAME_HEADER_BYTES} vs. ${this.maxMessageBytes})`,
+        details: `Sent message larger than max (${frame.length} vs. ${this.maxMessageBytes})`,
       });
     }
     if (!this.metadataSent) this.sendMetadata(new grpc.Metadata());
     // A write that fails destroys the stream: the call ends there ('close'), so no status is due here.
-    this.stream.write(frameMessage(payload), callback);
+    this.stream.write(frame, callback);
   }
 
   sendStatus(status: Status): void {
