@@ -95,24 +95,26 @@ export interface DeferCounts {
   quiet: number;
 }
 
-/** A FIFO of functions on a ring that grows (a shift is O(1); nothing allocated per push once grown). */
+/** A FIFO of functions on a ring that doubles when full (a power of two: a mask, no division; O(1) shift). */
 class FnQueue {
   private buf: (() => void)[] = new Array<() => void>(16);
+  private mask = 15;
   private head = 0;
   private size = 0;
   push(fn: () => void): void {
     if (this.size === this.buf.length) {
       const next = new Array<() => void>(this.buf.length * 2);
-      for (let i = 0; i < this.size; i++) next[i] = this.buf[(this.head + i) % this.buf.length]!;
+      for (let i = 0; i < this.size; i++) next[i] = this.buf[(this.head + i) & this.mask]!;
       this.buf = next;
+      this.mask = next.length - 1;
       this.head = 0;
     }
-    this.buf[(this.head + this.size++) % this.buf.length] = fn;
+    this.buf[(this.head + this.size++) & this.mask] = fn;
   }
   shift(): () => void {
     const fn = this.buf[this.head]!;
     this.buf[this.head] = undefined as never;
-    this.head = (this.head + 1) % this.buf.length;
+    this.head = (this.head + 1) & this.mask;
     this.size--;
     return fn;
   }
