@@ -14,6 +14,7 @@ import type { AgentSession } from './agent-session.js';
 import { latencyOf } from './agent-speed.js';
 import { nodeSpeedGroups } from './node-completion.js';
 import type { Capacity, SubtreeLoad } from './port.js';
+import { NodeLabels, type LabelsOfKind } from './label-groups.js';
 
 /**
  * A kind's speed groups (node-completion.ts, O(agents)) are computed again for a summary when the
@@ -53,12 +54,15 @@ export class AgentCapacity {
   /** Bumped by every change of the sums (account, slotsTaken): cached speed groups are stale. */
   private version = 0;
   private readonly speeds = new Map<string, { version: number; atMs: number; groups: SpeedGroups | undefined }>();
+  /** Per kind, the agents' label sets with their slots (label-groups.ts: what a task with affinity may find here). */
+  readonly labels = new NodeLabels();
 
   /** Add (sign 1) or remove (sign -1) an agent's contribution. */
   account(s: AgentSession, sign: 1 | -1): void {
     if (s.dead) return;
     this.version++;
     const free = s.draining ? 0 : Math.max(0, s.slots - s.inFlight);
+    this.labels.account(s, sign, free);
     for (const k of s.kinds) {
       let c = this.byKind.get(k);
       if (!c) this.byKind.set(k, (c = { free: 0, total: 0, healthy: 0 }));
@@ -94,6 +98,7 @@ export class AgentCapacity {
     this.version++;
     const after = s.slots - s.inFlight;
     const before = after + delta;
+    this.labels.taken(s, delta);
     for (const k of s.kinds) {
       this.byKind.get(k)!.free -= delta;
       const m = this.counts(this.byFree, k);
@@ -149,6 +154,10 @@ class NodeLoad implements SubtreeLoad {
 
   largest(kind: string): Largest {
     return this.cap.largest(kind);
+  }
+
+  labels(kind: string): LabelsOfKind {
+    return this.cap.labels.describe(kind);
   }
 
   speed(kind: string, queued: number): SpeedGroups | undefined {

@@ -18,6 +18,7 @@ import { deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '
 import { LIMITS, overLimit } from '../util/limits.js';
 import { ChildLink } from './child-link.js';
 import { ChildrenLoads } from './children-load.js';
+import { kindLabelsOf } from './label-groups.js';
 import { failStream, isUndecodable } from './grpc-util.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
@@ -356,6 +357,7 @@ export class ChildLinks implements ChildSide {
           latencyEwmaMs: s.latencyEwmaMs,
           successEwma: s.successEwma,
           labels: s.labels,
+          kindLabels: kindLabelsOf(s), // its agents' label sets per kind: tasks with affinity (label-groups.ts)
           summaryAgeMs: now - link.summaryAtMs,
           draining: s.draining,
         }),

@@ -4,6 +4,8 @@
 // so this is one pass over the links with no closures and, once the kinds are
 // known, no allocation per call.
 import type { ChildLink } from './child-link.js';
+import type { KindCapacity, Summary } from '../gen/meshlb/v1/link.js';
+import { mergeLabels, type LabelsOfKind } from './label-groups.js';
 import type { Capacity, SubtreeLoad } from './port.js';
 
 const NONE = Object.freeze({ free: 0, total: 0 });
@@ -28,6 +30,9 @@ class ChildrenLoad implements SubtreeLoad {
   /** Per kind: the most free at one node below (gangs). */
   private readonly atNode = new Map<string, number>();
   private pass = 0;
+  /** The summaries of the last refresh's open, non-draining links (labels() merges theirs: label-groups.ts). */
+  private readonly summaries: Summary[] = [];
+  private readonly ofKind: KindCapacity[] = [];
   healthyAgents = 0;
   cpu = 0;
   memory = 0;
@@ -42,10 +47,12 @@ class ChildrenLoad implements SubtreeLoad {
     let succ = 0;
     let n = 0;
     let healthyAgents = 0;
+    this.summaries.length = 0;
     for (const link of links) {
       const s = link.summary;
       if (!s || link.closed) continue;
       n++;
+      if (!s.draining) this.summaries.push(s);
       healthyAgents += s.healthyAgents;
       cpu += s.utilization?.cpu ?? 0;
       memory += s.utilization?.memory ?? 0;
@@ -90,6 +97,17 @@ class ChildrenLoad implements SubtreeLoad {
 
   largest(kind: string): { readonly free: number; readonly total: number } {
     return this.big.get(kind) ?? NONE;
+  }
+
+  /** The label sets of `kind` below, merged from the children's (a summary that goes out: O(children × groups)). */
+  labels(kind: string): LabelsOfKind {
+    const of = this.ofKind;
+    of.length = 0;
+    for (const s of this.summaries) {
+      const k = s.kinds.find((x) => x.kind === kind);
+      if (k !== undefined) of.push(k);
+    }
+    return mergeLabels(of);
   }
 
   nodeFree(kind: string): number {

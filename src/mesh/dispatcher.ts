@@ -17,7 +17,7 @@
 // (release), not answered with a rebuild: at the node a rebuild is O(agents). At a node a picker kept up to date is
 // not rebuilt on a timer (dispatcher-updates.ts).
 import { isGated } from '../flow/gate.js';
-import type { BreakerConfig, Candidate, Picker, Policy } from '../policies/index.js';
+import { SPILL_NO_AFFINITY, type BreakerConfig, type Candidate, type Picker, type Policy } from '../policies/index.js';
 import { QUEUE_HELD } from '../policies/hold-back.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
@@ -235,6 +235,7 @@ export class Dispatcher {
           continue;
         }
         const r = picker.pick(this.pickInfo.of(item, parked.length, now - popped.enqueuedAt));
+        if (r !== SPILL_NO_AFFINITY) this.unplaceableKinds.matched(item);
         if (r.type === 'route') {
           this.breakers.sent(r.candidate);
           if (this.trail.enabled) this.explain(item, picker, r.candidate, now);
@@ -247,6 +248,8 @@ export class Dispatcher {
         } else if (r.type === 'queue' || !this.spill(item, homeNew, now)) {
           if (keyed) this.d.home.flow.settled(item);
           if (this.holds.cannotGo(item, r, now, this.d)) continue;
+          // No agent below matches its affinity, and it cannot go up: it waits as unplaceable (unplaceable.ts).
+          if (r === SPILL_NO_AFFINITY && this.unplaceableKinds.unmatched(item, now)) continue;
           // This one cannot go now (its affinity or exclusions leave no candidate with a credit, or nowhere to
           // hand it): set it aside for this pump, so the rest of its kind still goes while credits last. Put back
           // at the head it would be popped again, and stop its kind for everyone.

@@ -19,6 +19,7 @@ import type { StallClock } from './stall-clock.js';
 import type { CellSettings } from './settings.js';
 import type { Origin, WorkItem } from './types.js';
 import type { VersionRamps } from './version-ramps.js';
+import type { LabelsOfKind } from './label-groups.js';
 
 export interface CellPort {
   readonly path: string;
@@ -118,6 +119,8 @@ export interface SubtreeLoad {
   readonly largest?: (kind: string) => { readonly free: number; readonly total: number };
   /** Per kind, the most free slots at one node cell in the subtree, less what waits on the way (gangs). */
   readonly nodeFree?: (kind: string) => number;
+  /** Per kind, the label sets its agents offer, bounded (label-groups.ts); absent: not described. */
+  readonly labels?: (kind: string) => LabelsOfKind;
   /** A node's: its agents of the kind by speed, with `queued` held here (node-completion.ts). */
   readonly speed?: (kind: string, queued: number) => SpeedGroups | undefined;
 }

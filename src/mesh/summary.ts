@@ -9,6 +9,7 @@ import type { TaskQueue } from '../queue/index.js';
 import type { Links, SubtreeLoad } from './port.js';
 import type { CellSettings } from './settings.js';
 import type { WorkItem } from './types.js';
+import { UNKNOWN_LABELS } from './label-groups.js';
 
 /** What a summary reads of its cell. */
 export interface SummarySource {
@@ -131,6 +132,9 @@ export class Summarizer {
         speedServiceMs: [],
         speedSlots: [],
         speedFree: [],
+        labelGroups: [], // filled in by build, as the speed lists
+        unknownLabelKeys: [],
+        labelsKnown: false,
       });
       k.kind = kind;
       k.freeSlots = free;
@@ -174,6 +178,11 @@ export class Summarizer {
         k.speedSlots = g.slots.slice();
         k.speedFree = g.free.slice();
       }
+      // The label sets its agents offer (label-groups.ts), for the parent's tasks with affinity.
+      const labels = load.labels?.(k.kind) ?? UNKNOWN_LABELS;
+      k.labelGroups = labels.groups;
+      k.unknownLabelKeys = labels.unknownKeys;
+      k.labelsKnown = labels.known;
     }
     return {
       cell: cell.path,

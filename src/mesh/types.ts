@@ -154,14 +154,20 @@ export type MeshFailureKind = 'lost' | 'requeue' | 'unplaceable' | 'rejected' | 
 /** Why a task of a kind nobody serves is dead-lettered (unplaceable.ts), at every tier. */
 export const noAgentOfKind = (kind: string): string => `no agent of kind ${kind}`;
 
+/** Why a task whose affinity no agent matches is dead-lettered (unplaceable.ts): "no agent of kind X matches k=v, ...". */
+export const noAgentMatches = (kind: string, affinity: readonly { key: string; value: string }[]): string =>
+  `${noAgentOfKind(kind)} matches ${affinity.map((l) => `${l.key}=${l.value}`).join(', ')}`;
+
 /**
  * Why a task that waited out unplaceableTimeoutMs above its home is
- * dead-lettered: "no agent of kind X", or for a task of several slots the
- * reason the cell that gave up sent ("no agent with N slots").
+ * dead-lettered: "no agent of kind X", or the reason the cell that gave up
+ * sent for a task of several slots ("no agent with N slots") or with affinity
+ * ("no agent of kind X matches gpu=h100").
  */
 export function unplaceableWhy(spec: TaskSpec, error: string): string {
   const sent = 'unplaceable: ';
-  return slotsOf(spec) > 1 && error.startsWith(sent) ? error.slice(sent.length) : noAgentOfKind(spec.kind);
+  const told = slotsOf(spec) > 1 || spec.affinity.length > 0;
+  return told && error.startsWith(sent) ? error.slice(sent.length) : noAgentOfKind(spec.kind);
 }
 
 const MESH_FAILURES: Record<MeshFailureKind, MeshFailure> = {

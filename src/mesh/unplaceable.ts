@@ -12,10 +12,17 @@
 // unplaceable here until a pump finds it placeable again (a candidate below
 // has it, or the parent can take it), or a check finds no task of it left to
 // wait. A task's wait counts from max(since, when it was queued here).
+//
+// A task whose affinity no agent below matches (the picker's SPILL_NO_AFFINITY:
+// no child's summary names a matching label set, no agent here carries the
+// labels) is held the same way, one task at a time, since its kind's other
+// tasks may go: `unmatched` holds it from the first pump that found it so until
+// one finds a match (it went, or waits for a matching agent's slot), and it ends
+// "no agent of kind X matches k=v" (docs/mesh.md, "Affinity through the tiers").
 import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
-import { noAgentOfKind, type WorkItem } from './types.js';
+import { noAgentMatches, noAgentOfKind, type WorkItem } from './types.js';
 
 export interface UnplaceableDeps {
   readonly queue: TaskQueue<WorkItem>;
@@ -27,6 +34,10 @@ export interface UnplaceableDeps {
 export class Unplaceable {
   /** Per unplaceable kind: since when, and when a task of it may have waited out the limit (ms). */
   private readonly kinds = new Map<string, { since: number; checkAt: number }>();
+  /** Tasks whose affinity nothing below matches, by route key: since when (the item, to tell attempts apart). */
+  private readonly unmatchedTasks = new Map<string, { item: WorkItem; since: number }>();
+  /** When the first of them waits out the limit (Infinity: none). */
+  private unmatchedAt = Infinity;
 
   constructor(private readonly d: UnplaceableDeps) {}
 
@@ -64,8 +75,38 @@ export class Unplaceable {
     else k.checkAt = next;
   }
 
+  /**
+   * No candidate below may match `item`'s affinity and it cannot be handed up (the dispatcher's pump):
+   * it waits here, counted, up to the limit, then ends (true: it left). One the parent sent was sent
+   * against a summary that said otherwise: it waits for a match or its lease, uncounted.
+   */
+  unmatched(item: WorkItem, now: number): boolean {
+    if (item.origin.type === 'parent') return false;
+    let u = this.unmatchedTasks.get(item.key);
+    if (u === undefined || u.item !== item) this.unmatchedTasks.set(item.key, (u = { item, since: now }));
+    const why = noAgentMatches(item.kind, item.spec.affinity);
+    if (now - u.since < this.d.timeoutMs) {
+      item.waitingFor = why;
+      this.unmatchedAt = Math.min(this.unmatchedAt, u.since + this.d.timeoutMs);
+      return false;
+    }
+    this.unmatchedTasks.delete(item.key);
+    this.d.relay.unplaceable(item, why);
+    return true;
+  }
+
+  /** A pick found a match for `item` (it went, or waits for a matching slot): it is not unplaceable. */
+  matched(item: WorkItem): void {
+    if (this.unmatchedTasks.size > 0) this.unmatchedTasks.delete(item.key);
+  }
+
   /** Some task may have waited out the limit (the cell's tick asks, so a pump looks). */
   due(now: number): boolean {
+    for (const [key, u] of this.unmatchedTasks) if (this.d.routes.get(key) !== u.item) this.unmatchedTasks.delete(key);
+    if (this.unmatchedAt <= now) {
+      this.unmatchedAt = Infinity;
+      return true;
+    }
     for (const [kind, k] of this.kinds) {
       if (this.d.queue.sizeOfKind(kind) === 0) this.kinds.delete(kind);
       else if (k.checkAt <= now) return true;
@@ -76,6 +117,11 @@ export class Unplaceable {
   /** Tasks waiting here unplaceable, per kind (GetCell). O(routes): for operators, not the hot path. */
   counts(): Map<string, number> {
     const out = new Map<string, number>();
+    for (const [key, u] of this.unmatchedTasks) {
+      // Gone from here meanwhile (ended, cancelled, sent on): forgotten.
+      if (this.d.routes.get(key) !== u.item || u.item.via !== undefined) this.unmatchedTasks.delete(key);
+      else if (!this.kinds.has(u.item.kind)) out.set(u.item.kind, (out.get(u.item.kind) ?? 0) + 1);
+    }
     if (this.kinds.size === 0) return out;
     const fromParent = new Map<string, number>();
     for (const item of this.d.routes.values()) {
@@ -84,7 +130,7 @@ export class Unplaceable {
     }
     for (const kind of this.kinds.keys()) {
       const n = this.d.queue.sizeOfKind(kind) - (fromParent.get(kind) ?? 0);
-      if (n > 0) out.set(kind, n);
+      if (n > 0) out.set(kind, n); // every task of the kind: those held for affinity are among them
     }
     return out;
   }

@@ -1,7 +1,7 @@
 // A convenience constructor for Candidate with neutral defaults, for the cell
 // code that maps summaries/agents to candidates and for tests.
 
-import type { Candidate, KindSlots, Label, Utilization } from './types.js';
+import type { Candidate, KindLabels, KindSlots, Label, Utilization } from './types.js';
 
 export interface CandidateInit {
   readonly id: string;
@@ -16,6 +16,8 @@ export interface CandidateInit {
   readonly latencyEwmaMs?: number;
   readonly successEwma?: number;
   readonly labels?: readonly Label[] | Readonly<Record<string, string>>;
+  /** A child cell's label sets per kind (Candidate.kindLabels). */
+  readonly kindLabels?: ReadonlyMap<string, KindLabels>;
   readonly costPerTask?: number;
   readonly rttMs?: number;
   readonly qps?: number;
@@ -58,6 +60,7 @@ export function makeCandidate(init: CandidateInit): Candidate {
             : (init.sharedSlots as KindSlots),
         }
       : {}),
+    ...(init.kindLabels !== undefined ? { kindLabels: init.kindLabels } : {}),
     ...(init.costPerTask !== undefined ? { costPerTask: init.costPerTask } : {}),
     ...(init.rttMs !== undefined ? { rttMs: init.rttMs } : {}),
     ...(init.qps !== undefined ? { qps: init.qps } : {}),

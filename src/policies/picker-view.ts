@@ -57,9 +57,3 @@ export function buildView(cands: readonly Candidate[], kind: string): KindView |
 export function wholeCredits(s: KindSlots): number {
   return Math.max(0, Math.min(Math.floor(s.free), s.total));
 }
-
-export function labelSet(c: Candidate): Set<string> {
-  const s = new Set<string>();
-  for (const l of c.labels) s.add(l.key + '\0' + l.value);
-  return s;
-}

@@ -12,26 +12,15 @@
 // containing the candidate has its creditSum adjusted, so credits(kind) stays exact (Σ min(kind, pool)).
 
 import { ContextRing, LOAD_BOUND, loadCap, contextPick } from './context.js';
-import { buildView, KindView, labelSet, wholeCredits } from './picker-view.js';
+import { buildView, KindView, wholeCredits } from './picker-view.js';
+import { AffinityMatch } from './affinity.js';
 import { bestFit, waitOrSpill } from './multi-slot.js';
 import { contextRule, explainView, NO_SCORE, ViewSource, type ExplainSubset } from './explain.js';
 import { HELD, QUEUE_HELD } from './hold-back.js';
+import { QUEUE_FULL, QUEUE_HOLDER, REJECT_NO_KIND, SPILL_NO_AFFINITY, SPILL_NO_KIND, SPILL_NO_MATCH } from './pick-results.js';
 import type { Candidate, ContextLookup, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
 
-export { KindView };
-
-const SPILL_NO_KIND: PickResult = Object.freeze({ type: 'spillUp', reason: 'no candidate has the kind' });
-const SPILL_NO_MATCH: PickResult = Object.freeze({
-  type: 'spillUp',
-  reason: 'no candidate of the kind matches affinity/exclusions',
-});
-const QUEUE_FULL: PickResult = Object.freeze({ type: 'queue', reason: 'all candidates of the kind are full' });
-const QUEUE_HOLDER: PickResult = Object.freeze({ type: 'queue', reason: "the context key's holder is full" });
-const REJECT_NO_KIND: PickResult = Object.freeze({
-  type: 'reject',
-  code: 'INVALID_ARGUMENT',
-  reason: 'task has no kind',
-});
+export { KindView, SPILL_NO_AFFINITY };
 
 export abstract class BasePicker implements Picker {
   private readonly views = new Map<string, KindView | null>();
@@ -44,11 +33,8 @@ export abstract class BasePicker implements Picker {
   private readonly sent: Float64Array;
   /** Built views containing each pooled candidate, with its position in them. */
   private readonly memberOf: Array<Array<KindView | number>>;
-  /** "key\0value" per candidate, built only if some task carries affinity. */
-  private labelSets: Set<string>[] | undefined;
-  // Per-pick requirements, held in fields so ok() needs no closure.
-  private reqLabels: string[] = [];
-  private reqCount = 0;
+  /** The task's affinity, per pick (./affinity.ts); held in a field so ok() needs no closure. */
+  private readonly aff: AffinityMatch;
   private excl: readonly string[] | undefined = undefined;
   /** Context routing's load bound (./context.ts); the registry sets it from `contextLoadBound`. */
   contextBound = LOAD_BOUND;
@@ -62,7 +48,7 @@ export abstract class BasePicker implements Picker {
   private readonly explained = new ViewSource<KindView>({
     id: (w, p) => this.candidateAt(w, p).id,
     ok: (w, p) => this.ok(w, p),
-    whyNot: (w, p) => (!this.matches(w, p) ? this.mismatch(w, p) : 'full'),
+    whyNot: (w, p) => (!this.matches(w, p) ? this.mismatch(w, p) : this.fullWhy(w, p)),
     score: (w, p, t) => this.scoreOf(w, p, t),
     credits: (w, p) => this.avail(w, p),
   });
@@ -80,6 +66,7 @@ export abstract class BasePicker implements Picker {
     this.poolTotal = Float64Array.from(cands, (c) => (c.sharedSlots ? c.sharedSlots.total : Infinity));
     this.sent = new Float64Array(cands.length);
     this.memberOf = cands.map(() => []);
+    this.aff = new AffinityMatch(this.cands);
   }
 
   /** Choose a member position among those with ok(v, pos); -1 if none; HELD to keep the task queued (./hold-back.ts). */
@@ -100,20 +87,12 @@ export abstract class BasePicker implements Picker {
     const v = this.view(task.kind);
     this.need = task.slots !== undefined && task.slots > 1 ? task.slots : 1;
     if (v === null) return SPILL_NO_KIND;
-    const aff = task.affinity;
-    this.reqCount = 0;
-    if (aff && aff.length > 0) {
-      if (!this.labelSets) this.labelSets = this.cands.map(labelSet);
-      for (let i = 0; i < aff.length; i++) this.reqLabels[this.reqCount++] = aff[i]!.key + '\0' + aff[i]!.value;
-    }
+    this.aff.set(task.kind, task.affinity);
     this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
     if (this.need > 1) return this.pickSlots(v);
     if (task.contextKey) {
       const pos = this.selectByContext(v, task.contextKey, task.contextHard === true);
-      if (pos >= 0) {
-        this.adjust(v, pos, -1);
-        return this.routes[v.members[pos]!]!;
-      }
+      if (pos >= 0) return this.taken(v, pos);
       if (pos === HOLDER_FULL) return QUEUE_HOLDER;
       if (pos === NO_HOLDER) return SPILL_NO_MATCH;
     }
@@ -121,15 +100,21 @@ export abstract class BasePicker implements Picker {
       const pos = this.select(v, task);
       if (pos >= 0) {
         if (!this.ok(v, pos)) throw new Error(`policy chose an ineligible candidate (bug)`);
-        this.adjust(v, pos, -1);
-        return this.routes[v.members[pos]!]!;
+        return this.taken(v, pos);
       }
       if (pos === HELD) return QUEUE_HELD;
     }
     // Slow path: nothing routable. Queue if some candidate could take it later.
-    if (this.reqCount === 0 && this.excl === undefined) return QUEUE_FULL;
+    if (this.aff.count === 0 && this.excl === undefined) return QUEUE_FULL;
     for (let p = 0; p < v.members.length; p++) if (this.matches(v, p)) return QUEUE_FULL;
-    return SPILL_NO_MATCH;
+    return this.aff.count > 0 && !v.members.some((idx) => this.aff.matches(idx)) ? SPILL_NO_AFFINITY : SPILL_NO_MATCH;
+  }
+
+  /** Route to member pos: its credits (and a described child's matching room) taken. */
+  private taken(v: KindView, pos: number): PickResult {
+    this.adjust(v, pos, -this.need);
+    this.aff.routed(v.members[pos]!, this.need);
+    return this.routes[v.members[pos]!]!;
   }
 
   release(candidateId: string, kind: string, slots = 1): void {
@@ -147,9 +132,8 @@ export abstract class BasePicker implements Picker {
   private pickSlots(v: KindView): PickResult {
     const pos = bestFit(v, (p) => (this.ok(v, p) ? this.avail(v, p) : -1), this.random);
     if (pos < 0) return waitOrSpill(this.need, v, (p) => (this.matches(v, p) ? this.candidateAt(v, p) : undefined));
-    this.adjust(v, pos, -this.need);
     v.block[pos]! -= this.need;
-    return this.routes[v.members[pos]!]!;
+    return this.taken(v, pos);
   }
 
   take(candidateId: string, kind: string): void {
@@ -240,7 +224,7 @@ export abstract class BasePicker implements Picker {
     this.pool[idx] = c.sharedSlots ? wholeCredits(c.sharedSlots) : Infinity;
     this.poolTotal[idx] = c.sharedSlots ? c.sharedSlots.total : Infinity;
     this.sent[idx] = 0;
-    if (this.labelSets) this.labelSets[idx] = labelSet(c);
+    this.aff.replaced(idx);
     for (const [v, p] of places) {
       const s = c.slots.get(v.kind)!;
       v.total[p] = s.total;
@@ -276,15 +260,13 @@ export abstract class BasePicker implements Picker {
     const v = this.view(task.kind);
     const rule = contextRule(this.scoreRule(), task);
     if (v === null) return explainView(rule, this.drainingCands, task, chosen, limit, undefined);
-    const aff = task.affinity ?? [];
-    if (aff.length > 0 && !this.labelSets) this.labelSets = this.cands.map(labelSet);
-    this.reqCount = 0;
-    for (const l of aff) this.reqLabels[this.reqCount++] = l.key + '\0' + l.value;
+    this.aff.set(task.kind, task.affinity);
     this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
     // Scores as the pick saw them: the chosen one's credit back for the scan.
     const idx = this.indexById.get(chosen);
     const cpos = idx === undefined ? -1 : v.posOf![idx]!;
     if (cpos >= 0) this.adjust(v, cpos, this.need);
+    if (cpos >= 0) this.aff.routed(idx!, -this.need);
     try {
       let subset = this.explainSubset(v, task, limit);
       if (subset !== undefined && cpos >= 0 && !subset.positions.includes(cpos)) {
@@ -294,7 +276,15 @@ export abstract class BasePicker implements Picker {
       return explainView(rule, this.drainingCands, task, chosen, limit, src);
     } finally {
       if (cpos >= 0) this.adjust(v, cpos, -this.need);
+      if (cpos >= 0) this.aff.routed(idx!, this.need);
     }
+  }
+
+  /** A matching child with credits whose matching agents are all busy says so (ExplainTask). */
+  private fullWhy(v: KindView, pos: number): string {
+    return this.aff.count > 0 && v.credits[pos]! >= this.need && this.aff.credit(v.members[pos]!) < this.need
+      ? 'affinity: matching agents full'
+      : 'full';
   }
 
   private mismatch(v: KindView, pos: number): string {
@@ -304,7 +294,9 @@ export abstract class BasePicker implements Picker {
   /** Eligible now: has the task's credits (and, for several slots, that many at one agent), matches affinity, not excluded. */
   protected ok(v: KindView, pos: number): boolean {
     if (this.need > 1 && v.block[pos]! < this.need) return false;
-    return v.credits[pos]! >= this.need && this.pool[v.members[pos]!]! >= this.need && this.matches(v, pos);
+    const idx = v.members[pos]!;
+    if (v.credits[pos]! < this.need || this.pool[idx]! < this.need || !this.matches(v, pos)) return false;
+    return this.aff.count === 0 || this.aff.credit(idx) >= this.need;
   }
 
   /** Routable credits of the member now: min(kind credit, shared credit). */
@@ -315,11 +307,7 @@ export abstract class BasePicker implements Picker {
   private matches(v: KindView, pos: number): boolean {
     const idx = v.members[pos]!;
     if (this.excl !== undefined && this.excl.includes(this.cands[idx]!.id)) return false;
-    if (this.reqCount > 0) {
-      const set = this.labelSets![idx]!;
-      for (let i = 0; i < this.reqCount; i++) if (!set.has(this.reqLabels[i]!)) return false;
-    }
-    return true;
+    return this.aff.count === 0 || this.aff.matches(idx);
   }
 
   /** The candidate's index in this picker, if it has one. */

@@ -74,6 +74,23 @@ export interface SpeedGroups {
   readonly queued: number;
 }
 
+/** Agents of a kind in a subtree that carry `labels`: their free and total slots. */
+export interface LabelGroupInfo {
+  readonly labels: readonly Label[];
+  readonly free: number;
+  readonly total: number;
+}
+
+/**
+ * The label sets a subtree's agents of one kind offer (a child's summary): at most a few groups;
+ * `unknownKeys` are label keys left out of every group to stay within the bounds, so an affinity
+ * on one of them may match any group.
+ */
+export interface KindLabels {
+  readonly groups: readonly LabelGroupInfo[];
+  readonly unknownKeys: readonly string[];
+}
+
 export interface Candidate {
   /** Child cell path (`/eu`) or agent id at a node cell. */
   readonly id: string;
@@ -101,6 +118,13 @@ export interface Candidate {
    * values: a cell aggregating a subtree advertises every value present in it.
    */
   readonly labels: readonly Label[];
+  /**
+   * A child cell's: per kind, the label sets its agents offer, from its summary (./affinity.ts):
+   * a task with affinity goes only where a matching agent may be. A kind without an entry is not
+   * described (a peer that predates it, a subtree past the bounds): any affinity may match there.
+   * Omitted (an agent at a node): the candidate's own `labels` are matched.
+   */
+  readonly kindLabels?: ReadonlyMap<string, KindLabels>;
   readonly costPerTask?: number;
   readonly rttMs?: number;
   /** Completed tasks per second (the ORCA "qps" of weighted round robin). */

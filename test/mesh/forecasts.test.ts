@@ -115,6 +115,9 @@ describe('a parent aggregates its children', () => {
     speedServiceMs: [],
     speedSlots: [],
     speedFree: [],
+    labelGroups: [],
+    unknownLabelKeys: [],
+    labelsKnown: false,
   });
   const child = (kinds: KindCapacity[], closed = false) => ({ closed, summary: { kinds } as unknown as Summary });
 

@@ -68,6 +68,9 @@ describe('a node summary never reports more free slots than slots', () => {
         speedServiceMs: [],
         speedSlots: [],
         speedFree: [],
+        labelGroups: [],
+        unknownLabelKeys: [],
+        labelsKnown: false,
       },
     ]);
     expect(nodeWith([agent(4), agent(4)], 1)[0]).toMatchObject({ freeSlots: 8, totalSlots: 8, prefetchSlots: 8 });

@@ -156,6 +156,28 @@ export interface KindCapacity {
   speedServiceMs: number[];
   speedSlots: number[];
   speedFree: number[];
+  /**
+   * The label sets the subtree's agents of the kind offer, for tasks with
+   * affinity (docs/mesh.md, "Affinity through the tiers"): at most 8 groups,
+   * each a set of labels with the free and total slots of the agents that
+   * carry it (free: the agents' own, no prefetch, nothing queued subtracted).
+   * A zone merges its nodes' groups, a region its zones'. Past 8 distinct
+   * sets (or 4,096 characters of labels) the key with the most distinct values
+   * is left out of every group, again until they fit, and named in
+   * unknown_label_keys: an affinity on such a key may match any group.
+   * labels_known false (peers that predate these fields, a subtree past the
+   * bounds, a child that did not say): any affinity may match here.
+   */
+  labelGroups: LabelGroup[];
+  unknownLabelKeys: string[];
+  labelsKnown: boolean;
+}
+
+/** Agents of one kind in a subtree that carry these labels (KindCapacity.label_groups). */
+export interface LabelGroup {
+  labels: Label[];
+  freeSlots: number;
+  totalSlots: number;
 }
 
 export interface QueueDepth {
@@ -773,6 +795,9 @@ function createBaseKindCapacity(): KindCapacity {
     speedServiceMs: [],
     speedSlots: [],
     speedFree: [],
+    labelGroups: [],
+    unknownLabelKeys: [],
+    labelsKnown: false,
   };
 }
 
@@ -834,6 +859,15 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    for (const v of message.labelGroups) {
+      LabelGroup.encode(v!, writer.uint32(2402).fork()).join();
+    }
+    for (const v of message.unknownLabelKeys) {
+      writer.uint32(2410).string(v!);
+    }
+    if (message.labelsKnown !== false) {
+      writer.uint32(2416).bool(message.labelsKnown);
     }
     return writer;
   },
@@ -1001,6 +1035,30 @@ export const KindCapacity: MessageFns<KindCapacity> = {
 
             break;
           }
+          case 300: {
+            if (tag !== 2402) {
+              break;
+            }
+
+            message.labelGroups.push(LabelGroup.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 301: {
+            if (tag !== 2410) {
+              break;
+            }
+
+            message.unknownLabelKeys.push(reader.string());
+            continue;
+          }
+          case 302: {
+            if (tag !== 2416) {
+              break;
+            }
+
+            message.labelsKnown = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1078,6 +1136,21 @@ export const KindCapacity: MessageFns<KindCapacity> = {
         : globalThis.Array.isArray(object?.speed_free)
         ? object.speed_free.map((e: any) => globalThis.Number(e))
         : [],
+      labelGroups: globalThis.Array.isArray(object?.labelGroups)
+        ? object.labelGroups.map((e: any) => LabelGroup.fromJSON(e))
+        : globalThis.Array.isArray(object?.label_groups)
+        ? object.label_groups.map((e: any) => LabelGroup.fromJSON(e))
+        : [],
+      unknownLabelKeys: globalThis.Array.isArray(object?.unknownLabelKeys)
+        ? object.unknownLabelKeys.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.unknown_label_keys)
+        ? object.unknown_label_keys.map((e: any) => globalThis.String(e))
+        : [],
+      labelsKnown: isSet(object.labelsKnown)
+        ? globalThis.Boolean(object.labelsKnown)
+        : isSet(object.labels_known)
+        ? globalThis.Boolean(object.labels_known)
+        : false,
     };
   },
 
@@ -1128,6 +1201,15 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     if (message.speedFree?.length) {
       obj.speedFree = message.speedFree.map((e) => Math.round(e));
     }
+    if (message.labelGroups?.length) {
+      obj.labelGroups = message.labelGroups.map((e) => LabelGroup.toJSON(e));
+    }
+    if (message.unknownLabelKeys?.length) {
+      obj.unknownLabelKeys = message.unknownLabelKeys;
+    }
+    if (message.labelsKnown !== false) {
+      obj.labelsKnown = message.labelsKnown;
+    }
     return obj;
   },
 
@@ -1151,6 +1233,118 @@ export const KindCapacity: MessageFns<KindCapacity> = {
     message.speedServiceMs = object.speedServiceMs?.map((e) => e) || [];
     message.speedSlots = object.speedSlots?.map((e) => e) || [];
     message.speedFree = object.speedFree?.map((e) => e) || [];
+    message.labelGroups = object.labelGroups?.map((e) => LabelGroup.fromPartial(e)) || [];
+    message.unknownLabelKeys = object.unknownLabelKeys?.map((e) => e) || [];
+    message.labelsKnown = object.labelsKnown ?? false;
+    return message;
+  },
+};
+
+function createBaseLabelGroup(): LabelGroup {
+  return { labels: [], freeSlots: 0, totalSlots: 0 };
+}
+
+export const LabelGroup: MessageFns<LabelGroup> = {
+  encode(message: LabelGroup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.labels) {
+      Label.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.freeSlots !== 0) {
+      writer.uint32(16).uint32(message.freeSlots);
+    }
+    if (message.totalSlots !== 0) {
+      writer.uint32(24).uint32(message.totalSlots);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LabelGroup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLabelGroup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.labels.push(Label.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.freeSlots = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalSlots = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LabelGroup {
+    return {
+      labels: globalThis.Array.isArray(object?.labels) ? object.labels.map((e: any) => Label.fromJSON(e)) : [],
+      freeSlots: isSet(object.freeSlots)
+        ? globalThis.Number(object.freeSlots)
+        : isSet(object.free_slots)
+        ? globalThis.Number(object.free_slots)
+        : 0,
+      totalSlots: isSet(object.totalSlots)
+        ? globalThis.Number(object.totalSlots)
+        : isSet(object.total_slots)
+        ? globalThis.Number(object.total_slots)
+        : 0,
+    };
+  },
+
+  toJSON(message: LabelGroup): unknown {
+    const obj: any = {};
+    if (message.labels?.length) {
+      obj.labels = message.labels.map((e) => Label.toJSON(e));
+    }
+    if (message.freeSlots !== 0) {
+      obj.freeSlots = Math.round(message.freeSlots);
+    }
+    if (message.totalSlots !== 0) {
+      obj.totalSlots = Math.round(message.totalSlots);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LabelGroup>): LabelGroup {
+    return LabelGroup.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LabelGroup>): LabelGroup {
+    const message = createBaseLabelGroup();
+    message.labels = object.labels?.map((e) => Label.fromPartial(e)) || [];
+    message.freeSlots = object.freeSlots ?? 0;
+    message.totalSlots = object.totalSlots ?? 0;
     return message;
   },
 };
