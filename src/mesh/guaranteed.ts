@@ -31,6 +31,7 @@ import type { Home } from './home.js';
 import type { ChildLinkView, ChildSide, Links } from './port.js';
 import type { RouteTable } from './routes.js';
 import type { WorkItem } from './types.js';
+import { summaryMayMatch } from './label-groups.js';
 
 /** The dispatcher's parts it works with. */
 export interface GuaranteedDeps {
@@ -109,9 +110,10 @@ export class Guaranteed {
       const p = queue.popFirstOf(kind, under, now, (it) => this.counted(it) && loose(it));
       if (!p) break;
       routes.taken(p.task);
-      const child = this.childFor(children, kind, undefined, now);
+      const child = this.childFor(children, p.task, undefined, now);
       if (child === undefined) {
         this.kept.push(p);
+        if (p.task.spec.affinity.length > 0) continue; // no child for its labels: others may still go
         break;
       }
       if (this.h.admitted(p.task, p.enqueuedAt, now)) {
@@ -124,7 +126,7 @@ export class Guaranteed {
     for (let p = queue.popGuaranteed(kind, now); p; p = queue.popGuaranteed(kind, now)) {
       routes.taken(p.task);
       const child =
-        p.task.origin.type === 'parent' && loose(p.task) && this.childFor(children, kind, p.task.exclude, now);
+        p.task.origin.type === 'parent' && loose(p.task) && this.childFor(children, p.task, p.task.exclude, now);
       if (child) this.send(p.task, child, kind, homeNew, now);
       else this.kept.push(p);
     }
@@ -174,10 +176,11 @@ export class Guaranteed {
    */
   private childFor(
     children: ChildSide,
-    kind: string,
+    item: WorkItem,
     exclude: string | undefined,
     now: number,
   ): ChildLinkView | undefined {
+    const kind = item.kind;
     let best: ChildLinkView | undefined;
     let bestAt = Infinity;
     let bestPast = Infinity;
@@ -185,6 +188,7 @@ export class Guaranteed {
     const out = this.outTimes(kind);
     for (const l of children.links.values()) {
       if (l.closed || !l.summary || l.summary.draining || l.cell === exclude || this.h.capped(l.cell)) continue;
+      if (!summaryMayMatch(l.summary, kind, item.spec.affinity)) continue; // no agent there for its affinity
       const total = l.total.get(kind) ?? 0;
       if (total <= 0 || (l.healthy.get(kind) ?? 0) <= 0) continue;
       const k = this.recentTo(l.cell, now);

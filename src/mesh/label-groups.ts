@@ -20,7 +20,7 @@
 // O(children × groups).
 import type { KindCapacity, LabelGroup, Summary } from '../gen/meshlb/v1/link.js';
 import type { Label } from '../gen/meshlb/v1/task.js';
-import type { KindLabels } from '../policies/index.js';
+import { matchingRoom, type KindLabels } from '../policies/index.js';
 
 export const MAX_LABEL_GROUPS = 8;
 export const MAX_LABEL_CHARS = 4096;
@@ -154,7 +154,7 @@ export class NodeLabels {
   account(s: LabelledAgent, sign: 1 | -1, free: number): void {
     let sets = this.of.get(s);
     if (sets === undefined) {
-      const key = canonical(s.labels, NO_KEYS);
+      const key = canonical(s.labels ?? [], NO_KEYS); // test doubles may carry none
       sets = s.kinds.map((kind) => this.setOf(kind, key.key, key.labels));
       this.of.set(s, sets);
     }
@@ -204,13 +204,27 @@ export class NodeLabels {
 
 const NO_KEYS: ReadonlySet<string> = new Set();
 
-const candidateLabels = new WeakMap<Summary, ReadonlyMap<string, KindLabels>>();
+const candidateLabels = new WeakMap<SummaryKinds, ReadonlyMap<string, KindLabels>>();
+
+/** What kindLabelsOf reads of a summary. */
+export type SummaryKinds = Pick<Summary, 'kinds'>;
+
+/**
+ * Whether a task of `kind` needing `affinity` may find a matching agent below a child with this
+ * summary (placements outside the picker: guaranteed attempts, preemption's critical tasks).
+ */
+export function summaryMayMatch(s: SummaryKinds, kind: string, affinity: readonly Label[]): boolean {
+  if (affinity.length === 0) return true;
+  const k = kindLabelsOf(s).get(kind);
+  if (k === undefined) return true;
+  return matchingRoom(k, affinity.map((l) => l.key + '\0' + l.value), affinity.map((l) => l.key), affinity.length) >= 0;
+}
 
 /**
  * What a child's summary says of its agents' labels per kind, for its candidate (made once per
  * summary): kinds it does not describe are left out, so any affinity may match there.
  */
-export function kindLabelsOf(s: Summary): ReadonlyMap<string, KindLabels> {
+export function kindLabelsOf(s: SummaryKinds): ReadonlyMap<string, KindLabels> {
   let m = candidateLabels.get(s);
   if (m === undefined) {
     const out = new Map<string, KindLabels>();

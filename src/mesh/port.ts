@@ -19,7 +19,7 @@ import type { StallClock } from './stall-clock.js';
 import type { CellSettings } from './settings.js';
 import type { Origin, WorkItem } from './types.js';
 import type { VersionRamps } from './version-ramps.js';
-import type { LabelsOfKind } from './label-groups.js';
+import type { LabelsOfKind, SummaryKinds } from './label-groups.js';
 
 export interface CellPort {
   readonly path: string;
@@ -145,7 +145,7 @@ export interface ParentSide {
 export interface ChildLinkView {
   readonly cell: string;
   readonly closed: boolean;
-  readonly summary: { readonly draining: boolean } | undefined;
+  readonly summary: (SummaryKinds & { readonly draining: boolean }) | undefined;
   /** Per kind, from the latest summary: total slots, healthy agents, tasks queued there. */
   readonly total: ReadonlyMap<string, number>;
   readonly healthy: ReadonlyMap<string, number>;

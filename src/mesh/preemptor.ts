@@ -34,6 +34,7 @@ import type { Logger } from '../util/log.js';
 import type { AgentSessions } from './agent-sessions.js';
 import type { ChildLinks } from './child-links.js';
 import { slotsOf } from './slot-map.js';
+import { summaryMayMatch } from './label-groups.js';
 import { meshFailure, type WorkItem } from './types.js';
 
 /** A victim goes home this long after its grace if its agent has not answered (the answer may be on its way). */
@@ -226,6 +227,7 @@ export class Preemptor {
       let room = 0;
       for (const link of children.links.values()) {
         if (link.closed || link.summary?.draining || link.cell === item.exclude) continue;
+        if (link.summary && !summaryMayMatch(link.summary, kind, item.spec.affinity)) continue; // label-groups.ts
         const r = (link.preemptible.get(kind) ?? 0) - (link.overdraft.get(kind) ?? 0);
         if (r > room) [best, room] = [link.cell, r];
       }

@@ -34,8 +34,8 @@ export interface UnplaceableDeps {
 export class Unplaceable {
   /** Per unplaceable kind: since when, and when a task of it may have waited out the limit (ms). */
   private readonly kinds = new Map<string, { since: number; checkAt: number }>();
-  /** Tasks whose affinity nothing below matches, by route key: since when (the item, to tell attempts apart). */
-  private readonly unmatchedTasks = new Map<string, { item: WorkItem; since: number }>();
+  /** Tasks whose affinity nothing below matches: since when. */
+  private readonly unmatchedTasks = new Map<WorkItem, number>();
   /** When the first of them waits out the limit (Infinity: none). */
   private unmatchedAt = Infinity;
 
@@ -82,27 +82,27 @@ export class Unplaceable {
    */
   unmatched(item: WorkItem, now: number): boolean {
     if (item.origin.type === 'parent') return false;
-    let u = this.unmatchedTasks.get(item.key);
-    if (u === undefined || u.item !== item) this.unmatchedTasks.set(item.key, (u = { item, since: now }));
+    let since = this.unmatchedTasks.get(item);
+    if (since === undefined) this.unmatchedTasks.set(item, (since = now));
     const why = noAgentMatches(item.kind, item.spec.affinity);
-    if (now - u.since < this.d.timeoutMs) {
+    if (now - since < this.d.timeoutMs) {
       item.waitingFor = why;
-      this.unmatchedAt = Math.min(this.unmatchedAt, u.since + this.d.timeoutMs);
+      this.unmatchedAt = Math.min(this.unmatchedAt, since + this.d.timeoutMs);
       return false;
     }
-    this.unmatchedTasks.delete(item.key);
+    this.unmatchedTasks.delete(item);
     this.d.relay.unplaceable(item, why);
     return true;
   }
 
   /** A pick found a match for `item` (it went, or waits for a matching slot): it is not unplaceable. */
   matched(item: WorkItem): void {
-    if (this.unmatchedTasks.size > 0) this.unmatchedTasks.delete(item.key);
+    if (this.unmatchedTasks.size > 0) this.unmatchedTasks.delete(item);
   }
 
   /** Some task may have waited out the limit (the cell's tick asks, so a pump looks). */
   due(now: number): boolean {
-    for (const [key, u] of this.unmatchedTasks) if (this.d.routes.get(key) !== u.item) this.unmatchedTasks.delete(key);
+    for (const item of this.unmatchedTasks.keys()) if (!this.waits(item)) this.unmatchedTasks.delete(item);
     if (this.unmatchedAt <= now) {
       this.unmatchedAt = Infinity;
       return true;
@@ -117,10 +117,9 @@ export class Unplaceable {
   /** Tasks waiting here unplaceable, per kind (GetCell). O(routes): for operators, not the hot path. */
   counts(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const [key, u] of this.unmatchedTasks) {
-      // Gone from here meanwhile (ended, cancelled, sent on): forgotten.
-      if (this.d.routes.get(key) !== u.item || u.item.via !== undefined) this.unmatchedTasks.delete(key);
-      else if (!this.kinds.has(u.item.kind)) out.set(u.item.kind, (out.get(u.item.kind) ?? 0) + 1);
+    for (const item of this.unmatchedTasks.keys()) {
+      if (!this.waits(item)) this.unmatchedTasks.delete(item);
+      else if (!this.kinds.has(item.kind)) out.set(item.kind, (out.get(item.kind) ?? 0) + 1);
     }
     if (this.kinds.size === 0) return out;
     const fromParent = new Map<string, number>();
@@ -133,6 +132,11 @@ export class Unplaceable {
       if (n > 0) out.set(kind, n); // every task of the kind: those held for affinity are among them
     }
     return out;
+  }
+
+  /** Still queued here (not ended, cancelled or sent on meanwhile: then forgotten). */
+  private waits(item: WorkItem): boolean {
+    return this.d.queue.get(item.id) === item;
   }
 
   /** End the tasks of `kind` that waited out the limit; when the next one will have (Infinity: none waits). */
