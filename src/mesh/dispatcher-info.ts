@@ -33,7 +33,11 @@ export class PickInfo {
     t.attempt = item.attempt;
     // Affinity names agent labels: a node checks its agents' (with the task's side of a version ramp), a cell
     // above its children's label sets (label-groups.ts, src/policies/affinity.ts).
-    t.affinity = agents ? agents.versions.affinity(item) : item.spec.affinity.length > 0 ? item.spec.affinity : undefined;
+    t.affinity = agents
+      ? agents.versions.affinity(item)
+      : item.spec.affinity.length > 0
+        ? item.spec.affinity
+        : undefined;
     if (item.exclude !== undefined) {
       this.excludeOne[0] = item.exclude;
       t.exclude = this.excludeOne;

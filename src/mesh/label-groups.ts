@@ -46,7 +46,10 @@ function canonical(labels: readonly Label[], drop: ReadonlySet<string>): { key: 
   const pairs = new Map<string, Label>();
   for (const l of labels) if (!drop.has(l.key)) pairs.set(l.key + '\0' + l.value, l);
   const keys = [...pairs.keys()].sort();
-  return { key: keys.join('\u0001'), labels: keys.map((k) => ({ key: pairs.get(k)!.key, value: pairs.get(k)!.value })) };
+  return {
+    key: keys.join('\u0001'),
+    labels: keys.map((k) => ({ key: pairs.get(k)!.key, value: pairs.get(k)!.value })),
+  };
 }
 
 const charsOf = (labels: readonly Label[]): number => labels.reduce((n, l) => n + l.key.length + l.value.length, 0);
@@ -80,7 +83,8 @@ export function fitGroups(
       return { groups, unknownKeys: [...drop].sort(), index, known: true };
     // Leave out the key with the most distinct values (then the most characters, then by name).
     const values = new Map<string, Set<string>>();
-    for (const g of groups) for (const l of g) (values.get(l.key) ?? values.set(l.key, new Set()).get(l.key)!).add(l.value);
+    for (const g of groups)
+      for (const l of g) (values.get(l.key) ?? values.set(l.key, new Set()).get(l.key)!).add(l.value);
     let worst = '';
     let score = [-1, -1];
     for (const [key, vals] of values) {
@@ -217,7 +221,14 @@ export function summaryMayMatch(s: SummaryKinds, kind: string, affinity: readonl
   if (affinity.length === 0) return true;
   const k = kindLabelsOf(s).get(kind);
   if (k === undefined) return true;
-  return matchingRoom(k, affinity.map((l) => l.key + '\0' + l.value), affinity.map((l) => l.key), affinity.length) >= 0;
+  return (
+    matchingRoom(
+      k,
+      affinity.map((l) => l.key + '\0' + l.value),
+      affinity.map((l) => l.key),
+      affinity.length,
+    ) >= 0
+  );
 }
 
 /**

@@ -17,7 +17,14 @@ import { AffinityMatch } from './affinity.js';
 import { bestFit, waitOrSpill } from './multi-slot.js';
 import { contextRule, explainView, NO_SCORE, ViewSource, type ExplainSubset } from './explain.js';
 import { HELD, QUEUE_HELD } from './hold-back.js';
-import { QUEUE_FULL, QUEUE_HOLDER, REJECT_NO_KIND, SPILL_NO_AFFINITY, SPILL_NO_KIND, SPILL_NO_MATCH } from './pick-results.js';
+import {
+  QUEUE_FULL,
+  QUEUE_HOLDER,
+  REJECT_NO_KIND,
+  SPILL_NO_AFFINITY,
+  SPILL_NO_KIND,
+  SPILL_NO_MATCH,
+} from './pick-results.js';
 import type { Candidate, ContextLookup, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
 
 export { KindView, SPILL_NO_AFFINITY };

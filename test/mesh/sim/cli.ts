@@ -54,6 +54,8 @@ const debounce = { tasks: 0, folds: 0, started: 0 };
 const multi = { starts: 0, peak: 0 };
 let gangs = 0;
 let gangsAbove = 0;
+let affinitySent = 0;
+let affinityUnmatched = 0;
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -90,6 +92,8 @@ for (let seed = first; seed < first + count; seed++) {
   multi.starts += res.stats.multislot.starts;
   gangs += res.stats.gangs.started;
   gangsAbove += res.stats.gangs.above;
+  affinitySent += res.stats.affinity.sent;
+  affinityUnmatched += res.stats.affinity.unmatched;
   multi.peak = Math.max(multi.peak, res.stats.multislot.peak);
   flow.leaderChanges += res.stats.faults.leaderChanges;
   flow.agentCrashes += res.stats.faults.agentCrashes;
@@ -129,5 +133,8 @@ console.error(
   `multislot: ${multi.starts} attempts of 2-4 slots started at agents; most slots in use at an agent ${multi.peak.toFixed(2)} of its slots`,
 );
 console.error(`gangs: ${gangs} gangs had every member at an agent at once (${gangsAbove} homed above their node)`);
+console.error(
+  `affinity: ${affinitySent} attempts with affinity sent down by cells above the nodes; ${affinityUnmatched} tasks ended "no agent of kind X matches ..."`,
+);
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);

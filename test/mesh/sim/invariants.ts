@@ -29,6 +29,9 @@
 //   blocked    a queued task at a node never waits while an agent that could run
 //              it sits idle with a free slot (its circuit breaker closed), for
 //              longer than a bound;
+//   affinity   a cell above the nodes never sends a task with affinity to a
+//              child whose subtree has long had no agent with its labels while a
+//              sibling has one (affinity.ts);
 //   wire       what a stream writes is the object it was written from (half of
 //              the seeds: wire-check.ts), so a relayed item changed in place is
 //              not dropped on the wire unseen;
@@ -38,6 +41,7 @@
 import { ResultStatus, TaskState, type Label } from '../../../src/gen/meshlb/v1/task.js';
 import type { Cell } from '../../../src/mesh/cell.js';
 import type { ChildLink } from '../../../src/mesh/child-link.js';
+import { AffinityWatch } from './affinity.js';
 import { keyLane } from '../../../src/flow/flow-state.js';
 import { resumableOf } from '../../../src/mesh/home-checkpoints.js';
 import { isTerminal, type Ledger, type TaskRecord } from '../../../src/mesh/ledger.js';
@@ -53,6 +57,7 @@ export type Check =
   | 'attempts'
   | 'slots'
   | 'multislot'
+  | 'affinity'
   | 'gang'
   | 'capacity'
   | 'credits'
@@ -120,6 +125,7 @@ export class Checker implements AgentObserver {
     keyCeilings: ReadonlyMap<string, number> = new Map(),
   ) {
     this.debounce = new DebounceWatch(now);
+    this.affinity = new AffinityWatch((check, what) => this.add(check, what));
     this.shares = new ShareWatch(ceilings, keyCeilings);
   }
 
@@ -193,6 +199,8 @@ export class Checker implements AgentObserver {
 
   /** Attempts of several slots started at agents, and the most slots in use at an agent relative to its slots. */
   bigStarts = 0;
+  /** Tasks with affinity sent down by cells above the nodes (affinity.ts). */
+  readonly affinity: AffinityWatch;
   slotPeak = 0;
 
   slotsInUse(agent: string, used: number, slots: number, cost: number): void {
@@ -329,6 +337,7 @@ export class Checker implements AgentObserver {
     }
     for (const k of this.idleSince.keys()) if (!stillIdle.has(k)) this.idleSince.delete(k);
     this.gangs(leaders);
+    this.affinity.step(leaders, now);
   }
 
   /** Gangs whose members were all at agents at once (by home and gang id), and those homed above a node. */

@@ -56,6 +56,7 @@ describe('mesh simulator: each check fires on the bug it guards against', () => 
       'attempts',
       'slots',
       'multislot',
+      'affinity',
       'gang', // two bugs: a gang half-held at its node, and a gang split over nodes from above them
       'gang',
       'capacity',

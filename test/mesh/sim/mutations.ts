@@ -20,7 +20,7 @@ import { Dispatcher } from '../../../src/mesh/dispatcher.js';
 import { Trail } from '../../../src/mesh/dispatcher-trail.js';
 import { Gangs } from '../../../src/mesh/gang.js';
 import { Home } from '../../../src/mesh/home.js';
-import type { PickResult } from '../../../src/policies/index.js';
+import { AffinityMatch, type PickResult } from '../../../src/policies/index.js';
 import { TaskQueue, type Popped } from '../../../src/queue/index.js';
 import { isTerminal, Ledger, type LedgerCommand, type TaskRecord } from '../../../src/mesh/ledger.js';
 import { Relay } from '../../../src/mesh/relay.js';
@@ -186,6 +186,13 @@ export const MUTATIONS: readonly Mutation[] = [
             return [];
           },
       ),
+  },
+  {
+    check: 'affinity',
+    what: "cells above the nodes ignore their children's label sets: any child may match any affinity",
+    // Sent where no agent matches, a task waits there for its lease and is retried: it may outlast the drain bound.
+    alsoMay: ['ended'],
+    apply: () => patch(AffinityMatch.prototype, 'roomOf', () => () => Infinity),
   },
   {
     check: 'debounce',

@@ -79,6 +79,8 @@ export interface SimResult {
     multislot: { starts: number; peak: number };
     /** Gangs whose members were all at agents at once; `above`: those homed above their node. */
     gangs: { started: number; above: number };
+    /** Tasks with affinity sent down by cells above the nodes; tasks that ended "no agent of kind X matches ...". */
+    affinity: { sent: number; unmatched: number };
   };
 }
 
@@ -217,8 +219,11 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   checker.flowAtEnd(mesh.leaderOf('/')?.cell.ledger);
   checker.debounceAtEnd();
   const outcomes: Record<string, number> = {};
+  let unmatchedEnds = 0;
   for (const t of workload.accepted.values()) {
-    const s = (t.logged ? stateOf(t.home, t.id) : t.ledger.get(t.id))?.state;
+    const rec = t.logged ? stateOf(t.home, t.id) : t.ledger.get(t.id);
+    if (rec?.state === TaskState.TASK_STATE_DEAD_LETTERED && / matches /.test(rec.reason)) unmatchedEnds++;
+    const s = rec?.state;
     const name = s === undefined ? 'missing' : stateName(s);
     outcomes[name] = (outcomes[name] ?? 0) + 1;
   }
@@ -256,6 +261,7 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
       faults,
       multislot: { starts: checker.bigStarts, peak: checker.slotPeak },
       gangs: { started: checker.gangStarts, above: checker.gangStartsAbove },
+      affinity: { sent: checker.affinity.sent, unmatched: unmatchedEnds },
       flow: Object.fromEntries(
         [...flow.limits].map(([k, limit]) => [
           k,
