@@ -108,7 +108,9 @@ function described(fit: ReturnType<typeof fitGroups>, slots: readonly Slots[]): 
     g.freeSlots += Math.max(0, slots[i]!.free);
     g.totalSlots += Math.max(0, slots[i]!.total);
   }
-  groups.sort((a, b) => b.totalSlots - a.totalSlots);
+  // Most slots first; ties by labels, so a description does not depend on the order agents came in.
+  const name = (g: LabelGroup): string => g.labels.map((l) => l.key + '\0' + l.value).join('\u0001');
+  groups.sort((a, b) => b.totalSlots - a.totalSlots || (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
   return { groups, unknownKeys: fit.unknownKeys, known: true };
 }
 
