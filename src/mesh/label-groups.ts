@@ -120,7 +120,7 @@ export function mergeLabels(children: readonly (KindCapacity | undefined)[]): La
   const slots: Slots[] = [];
   const unknown = new Set<string>();
   for (const k of children) {
-    if (k === undefined || !k.labelsKnown) return UNKNOWN_LABELS;
+    if (k === undefined || !withinBounds(k)) return UNKNOWN_LABELS;
     for (const key of k.unknownLabelKeys) unknown.add(key);
     for (const g of k.labelGroups) {
       input.push(g);
@@ -129,6 +129,10 @@ export function mergeLabels(children: readonly (KindCapacity | undefined)[]): La
   }
   return described(fitGroups(input, unknown), slots);
 }
+
+/** A child describes the kind, within the bounds (past them: a malformed peer, taken as not describing it). */
+const withinBounds = (k: KindCapacity): boolean =>
+  k.labelsKnown && k.labelGroups.length <= MAX_LABEL_GROUPS && k.unknownLabelKeys.length <= MAX_UNKNOWN_KEYS;
 
 /** One exact label set of a node's agents of a kind. */
 interface Exact extends Slots {
@@ -242,7 +246,7 @@ export function kindLabelsOf(s: SummaryKinds): ReadonlyMap<string, KindLabels> {
   if (m === undefined) {
     const out = new Map<string, KindLabels>();
     for (const k of s.kinds) {
-      if (!k.labelsKnown) continue;
+      if (!withinBounds(k)) continue;
       const groups = k.labelGroups.map((g) => ({ labels: g.labels, free: g.freeSlots, total: g.totalSlots }));
       out.set(k.kind, { groups, unknownKeys: k.unknownLabelKeys });
     }

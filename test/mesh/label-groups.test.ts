@@ -185,3 +185,16 @@ describe('label groups: what a summary says of its agents labels, per kind', () 
     expect(fitGroups([{ labels: [] }], keys).known).toBe(false);
   });
 });
+
+describe('label groups from a peer past the bounds', () => {
+  it('a child reporting more groups than the bound is taken as not describing the kind (any affinity may match)', () => {
+    const groups = Array.from({ length: MAX_LABEL_GROUPS + 1 }, (_, i) => ({
+      labels: [{ key: 'gpu', value: `g${i}` }],
+      freeSlots: 1,
+      totalSlots: 1,
+    }));
+    const k = wire('k0', { groups, unknownKeys: [], known: true });
+    expect(mergeLabels([k]).known).toBe(false);
+    expect(summaryMayMatch({ kinds: [k] }, 'k0', [{ key: 'gpu', value: 'nope' }])).toBe(true);
+  });
+});
