@@ -247,9 +247,13 @@ export class Dispatcher {
           relay.reject(item, r.reason);
         } else if (r.type === 'queue' || !this.spill(item, homeNew, now)) {
           if (keyed) this.d.home.flow.settled(item);
-          if (this.holds.cannotGo(item, r, now, this.d)) continue;
           // No agent below matches its affinity, and it cannot go up: it waits as unplaceable (unplaceable.ts).
-          if (r === SPILL_NO_AFFINITY && this.unplaceableKinds.unmatched(item, now)) continue;
+          if (
+            r === SPILL_NO_AFFINITY
+              ? this.unplaceableKinds.unmatched(item, now)
+              : this.holds.cannotGo(item, r, now, this.d)
+          )
+            continue;
           // This one cannot go now (its affinity or exclusions leave no candidate with a credit, or nowhere to
           // hand it): set it aside for this pump, so the rest of its kind still goes while credits last. Put back
           // at the head it would be popped again, and stop its kind for everyone.

@@ -101,7 +101,7 @@ export abstract class BasePicker implements Picker {
       const pos = this.selectByContext(v, task.contextKey, task.contextHard === true);
       if (pos >= 0) return this.taken(v, pos);
       if (pos === HOLDER_FULL) return QUEUE_HOLDER;
-      if (pos === NO_HOLDER) return SPILL_NO_MATCH;
+      if (pos === NO_HOLDER) return this.noMatch(v);
     }
     if (v.creditSum > 0) {
       const pos = this.select(v, task);
@@ -114,6 +114,11 @@ export abstract class BasePicker implements Picker {
     // Slow path: nothing routable. Queue if some candidate could take it later.
     if (this.aff.count === 0 && this.excl === undefined) return QUEUE_FULL;
     for (let p = 0; p < v.members.length; p++) if (this.matches(v, p)) return QUEUE_FULL;
+    return this.noMatch(v);
+  }
+
+  /** No member matches: for want of one with the affinity (exclusions aside), or only of one not excluded. */
+  private noMatch(v: KindView): PickResult {
     return this.aff.count > 0 && !v.members.some((idx) => this.aff.matches(idx)) ? SPILL_NO_AFFINITY : SPILL_NO_MATCH;
   }
 
@@ -138,6 +143,7 @@ export abstract class BasePicker implements Picker {
 
   private pickSlots(v: KindView): PickResult {
     const pos = bestFit(v, (p) => (this.ok(v, p) ? this.avail(v, p) : -1), this.random);
+    if (pos < 0 && this.aff.count > 0 && !v.members.some((idx) => this.aff.matches(idx))) return SPILL_NO_AFFINITY;
     if (pos < 0) return waitOrSpill(this.need, v, (p) => (this.matches(v, p) ? this.candidateAt(v, p) : undefined));
     v.block[pos]! -= this.need;
     return this.taken(v, pos);

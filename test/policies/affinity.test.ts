@@ -46,6 +46,15 @@ describe('affinity above the nodes: children filtered by their label sets', () =
     expect(excluded).not.toBe(SPILL_NO_AFFINITY);
   });
 
+  it('a task with a context key or of several slots that nothing matches also answers SPILL_NO_AFFINITY', () => {
+    const cands = [child('/eu', 10, [[[], 10, 10]]), child('/us', 10, [[H100, 2, 2]])];
+    const a100 = [gpu('a100')];
+    for (const extra of [{ contextKey: 'k', contextHard: true }, { contextKey: 'k' }, { slots: 2 }])
+      expect(picker('region-wrr', cands).pick(task('a', { affinity: a100, ...extra })), JSON.stringify(extra)).toBe(
+        SPILL_NO_AFFINITY,
+      );
+  });
+
   it('a kind a child does not describe (a peer that predates the fields, past the bounds) may match anything', () => {
     const old = cand('/old', { slots: { a: [5, 5] }, kindLabels: new Map() });
     const p = picker('zone-least-conn', [child('/eu', 10, [[[], 10, 10]]), old]);
