@@ -203,8 +203,10 @@ export const MUTATIONS: readonly Mutation[] = [
     check: 'multislot',
     what: "a node counts an agent's attempts, not their slots (an attempt of 4 slots holds one)",
     seenAt: 9,
-    // The slots it forgets are given to 1-slot tasks too: those assignments are the `slots` check's.
-    alsoMay: ['slots'],
+    // The slots it forgets are given to 1-slot tasks too: those assignments are the `slots` check's. And an
+    // agent whose slots it miscounts may never show enough free at once for a big task, which then waits at
+    // the root past the drain bound (`ended`: seed 9 since tasks with affinity are placed above the nodes).
+    alsoMay: ['slots', 'ended'],
     apply: countEntries,
   },
   {
