@@ -40,7 +40,7 @@ import { resolveSettings, type CellSettings } from './settings.js';
 import { StallClock, stallAllowMs } from './stall-clock.js';
 import { Summarizer } from './summary.js';
 import { CellTimers } from './timers.js';
-import { type CellOptions, type CellStats, type Origin, type WorkItem } from './types.js';
+import { type CellOptions, type CellStats, type GivenRef, type Origin, type WorkItem } from './types.js';
 
 export class Cell implements CellPort {
   readonly path: string;
@@ -350,15 +350,15 @@ export class Cell implements CellPort {
     this.relay.deliverCheckpoint(cp);
   }
 
-  nacked(key: string, reason: string): void {
-    this.relay.nacked(key, reason);
+  nacked(key: string, reason: string, send = 0): void {
+    this.relay.nacked(key, reason, send);
   }
 
   queuedOfKind(kind: string): number {
     return this.queue.sizeOfKind(kind);
   }
 
-  giveBack(kind: string, max: number): TaskRef[] {
+  giveBack(kind: string, max: number): GivenRef[] {
     return this.dispatcher.giveBack(kind, max);
   }
 

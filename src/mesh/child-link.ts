@@ -7,9 +7,17 @@
 // those acked after the latest summary. The child always sends a summary after
 // a flush that carried acks, computed after handling the dispatches, so a
 // summary counts every dispatch acked before it; nacks return the credit.
+//
+// Every dispatch on the link carries a number unique there (Dispatch.send, from the
+// cell's counter: ChildLinks), and the bookkeeping is keyed by it, not by the attempt:
+// an attempt refused below is sent again under its number (docs/mesh.md, "Attempt
+// numbers and refusals"), maybe before the child's held ack of the first send came,
+// and that late ack must settle the first send, not the second. A child that predates
+// the field (its hello lacks send_numbers) is matched by attempt, as before.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { DispatchAck, OpenRequest, OpenResponse, Summary } from '../gen/meshlb/v1/link.js';
 import type { TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import { NumberMap } from '../util/number-map.js';
 import type { KindSlots, SpeedGroups } from '../policies/index.js';
 import { StringMap } from '../util/string-map.js';
 import { StreamBatcher, type BatcherOptions } from './batcher.js';
@@ -17,8 +25,9 @@ import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import { slotsOf } from './slot-map.js';
 import { creditOf } from './summary.js';
-import type { WorkItem } from './types.js';
+import { routeKey, sendCounter, type WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
+import { withSend } from './wire-codec.js';
 
 const enum Lane {
   Acks,
@@ -79,8 +88,10 @@ export class ChildLink {
   /** Per kind: dispatches sent and not yet acked, and those acked since the latest summary. */
   readonly unacked = new Map<string, number>();
   readonly ackedSinceSummary = new Map<string, number>();
-  /** Dispatches awaiting an ack: route key → kind (unacked_K counts these); its table is not remade per task. */
-  readonly sent = new StringMap<string>();
+  /** Dispatches awaiting an ack, by their send number (unacked_K counts their slots); its table is not remade per task. */
+  readonly sent = new NumberMap<WorkItem>();
+  /** A child that predates send numbers: route key → the send awaiting its ack (undefined for one that echoes them). */
+  private readonly byKey: StringMap<number> | undefined;
   /** Per kind, from the latest summary: the roomiest agent's free slots, and the biggest agent (docs/gang.md). */
   private readonly largestFree = new Map<string, number>();
   private readonly largestTotal = new Map<string, number>();
@@ -88,8 +99,8 @@ export class ChildLink {
   readonly nodeFree = new Map<string, number>();
   /** Per kind, from the latest summary: a node's agents by speed (src/policies/completion.ts); none: not reported. */
   private readonly speed = new Map<string, SpeedGroups>();
-  /** Slots of dispatches of several slots: per route key awaiting an ack, and per kind since the summary. */
-  private readonly sentBig = new Map<string, number>();
+  /** Slots of dispatches of several slots: per send awaiting an ack, and per kind since the summary. */
+  private readonly sentBig = new Map<number, number>();
   private readonly bigSinceSummary = new Map<string, number>();
   readonly batcher: StreamBatcher<OpenResponse>;
   closed = false;
@@ -109,7 +120,12 @@ export class ChildLink {
     onOverflow: (bytes: number) => void,
     /** Counts the messages written to it (the cell's child-link meter). */
     meter: LinkMeter = NO_LINK,
+    /** The next send number on this cell's child links (unique on each: ChildLinks). */
+    private readonly nextSend: () => number = sendCounter(),
+    /** The child echoes Dispatch.send (its hello's send_numbers): false keys its acks by attempt. */
+    numbered = true,
   ) {
+    this.byKey = numbered ? undefined : new StringMap<number>();
     this.batcher = new StreamBatcher<OpenResponse>(
       call,
       [
@@ -202,7 +218,7 @@ export class ChildLink {
     this.speed.clear();
     this.bigSinceSummary.clear();
     // Unacked big dispatches are not in this summary yet: they still count.
-    for (const [key, n] of this.sentBig) inc(this.bigSinceSummary, this.sent.get(key)!, n);
+    for (const [send, n] of this.sentBig) inc(this.bigSinceSummary, this.sent.get(send)!.kind, n);
     for (const k of s.kinds) {
       if (k.preemptible > 0) this.preemptible.set(k.kind, k.preemptible);
       if (k.queued > 0) this.queued.set(k.kind, k.queued);
@@ -226,18 +242,27 @@ export class ChildLink {
     this.ackedSinceSummary.clear();
   }
 
-  /** Send `item` down: it holds its slots' credits of its kind until acked. */
+  /** Send `item` down under a new send number: it holds its slots' credits of its kind until that send is acked. */
   dispatch(item: WorkItem): void {
     const n = slotsOf(item.spec);
     this.unpromise(item);
     if (!this.judged.delete(item)) this.judge(item, n);
-    this.sent.set(item.key, item.kind);
+    const send = this.nextSend();
+    item.sendNo = send;
+    if (this.byKey !== undefined) {
+      // A child that predates send numbers answers by attempt: an earlier send of this attempt still
+      // awaiting its ack was refused past the child after it accepted it (its ack, held, says accepted).
+      const earlier = this.byKey.get(item.key);
+      if (earlier !== undefined) this.settle(earlier, true);
+      this.byKey.set(item.key, send);
+    }
+    this.sent.set(send, item);
     inc(this.unacked, item.kind, n);
     if (n > 1) {
-      this.sentBig.set(item.key, n);
+      this.sentBig.set(send, n);
       inc(this.bigSinceSummary, item.kind, n);
     }
-    this.batcher.push(Lane.Dispatches, wireDispatch(item));
+    this.batcher.push(Lane.Dispatches, withSend(wireDispatch(item), send));
   }
 
   /** Count `item` in pastCredit if the credits are short of its `n` slots now. */
@@ -247,19 +272,42 @@ export class ChildLink {
     if (item.guaranteed) inc(this.pastGuaranteed, item.kind, 1);
   }
 
-  /** The child answered the dispatch `key`: its credits move (accepted) or return (refused). Its kind, if it was ours. */
-  acked(key: string, accepted: boolean): string | undefined {
-    const kind = this.sent.get(key);
-    if (kind === undefined) return undefined;
-    this.sent.delete(key);
-    const n = this.sentBig.size === 0 ? 1 : (this.sentBig.get(key) ?? 1);
+  /**
+   * The child answered a dispatch: that send's credits move (accepted) or return (refused). The item
+   * and the send number, if it was a send awaiting its ack here; undefined for anything else (a
+   * duplicate, or an ack naming an attempt that send was not of).
+   */
+  acked(a: DispatchAck): WorkItem | undefined {
+    let send = a.send;
+    if (this.byKey !== undefined) {
+      const key = routeKey(a.taskId, a.attempt);
+      send = this.byKey.get(key) ?? 0;
+      this.byKey.delete(key);
+    }
+    const item = this.sent.get(send);
+    if (item === undefined || item.taskId !== a.taskId || item.attempt !== a.attempt) return undefined;
+    this.settle(send, a.accepted);
+    return item;
+  }
+
+  /** Send `send` was answered (or, for a child without send numbers, superseded as accepted). */
+  private settle(send: number, accepted: boolean): void {
+    const kind = this.sent.get(send)!.kind;
+    this.sent.delete(send);
+    const n = this.sentBig.size === 0 ? 1 : (this.sentBig.get(send) ?? 1);
     if (n > 1) {
-      this.sentBig.delete(key);
+      this.sentBig.delete(send);
       if (!accepted) inc(this.bigSinceSummary, kind, -n);
     }
     inc(this.unacked, kind, -n);
     if (accepted) inc(this.ackedSinceSummary, kind, n);
-    return kind;
+  }
+
+  /** The kinds and slots of the sends awaiting an ack (the mesh simulator's `credits` check). */
+  awaitingAck(): Map<string, number> {
+    const out = new Map<string, number>();
+    this.sent.forEach((item) => out.set(item.kind, (out.get(item.kind) ?? 0) + slotsOf(item.spec)));
+    return out;
   }
 
   sendAck(a: DispatchAck): void {

@@ -24,7 +24,7 @@ import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
 import { idleLinkIntervalMs } from './summary-pacer.js';
 import { planSteals, type StealView } from './steal.js';
-import { routeKey, type WorkItem } from './types.js';
+import { routeKey, sendCounter, type WorkItem } from './types.js';
 
 /** A child is asked for a kind at most once per this many summary intervals (steal.ts). */
 const STEAL_PAUSE_SUMMARIES = 2;
@@ -50,6 +50,8 @@ export class ChildLinks implements ChildSide {
   private readonly loads = new ChildrenLoads();
   /** Streams opened with no hello yet, and when (ended after linkTimeoutMs). */
   private readonly pending = new Map<ServerDuplexStream<OpenRequest, OpenResponse>, number>();
+  /** Send numbers of this cell's dispatches (Dispatch.send): one counter for every child link, so unique on each. */
+  private readonly nextSend = sendCounter();
 
   constructor(
     private readonly cell: CellPort,
@@ -93,7 +95,7 @@ export class ChildLinks implements ChildSide {
             return fail(notFound(`cell ${clip(child)} is not a child of ${cell.path}`), 'link: unknown cell');
           }
           this.pending.delete(call);
-          link = this.accept(child, call);
+          link = this.accept(child, call, h.sendNumbers);
           cell.childHolds(child, m.value.holding.slice(0, MAX_HOLDING));
           return;
         }
@@ -122,7 +124,7 @@ export class ChildLinks implements ChildSide {
     call.on('close', gone);
   }
 
-  private accept(child: string, call: ServerDuplexStream<OpenRequest, OpenResponse>): ChildLink {
+  private accept(child: string, call: ServerDuplexStream<OpenRequest, OpenResponse>, numbered: boolean): ChildLink {
     const cell = this.cell;
     const prev = this.links.get(child);
     const link: ChildLink = new ChildLink(
@@ -135,6 +137,8 @@ export class ChildLinks implements ChildSide {
         failStream(call, resourceExhausted(`link to ${child}: ${bytes} bytes unread`, 1000), cell.log, 'link overflow');
       },
       cell.meter.child,
+      this.nextSend,
+      numbered,
     );
     if (prev) {
       // The child (or its new leader) reconnected: the old stream's attempts are lost.
@@ -181,19 +185,24 @@ export class ChildLinks implements ChildSide {
       }
       case 'givenBack': {
         // Unstarted attempts the child took out of its queue for us: place them again here.
-        const refs = m.value.refs.slice(0, LIMITS.tasksPerBatch);
-        for (const r of refs) cell.nacked(routeKey(r.taskId, r.attempt), `given back by ${link.cell} (work stealing)`);
-        this.stats.givenBack += refs.length;
+        // Each names the send it came with (0 from a child that predates send numbers): an earlier send's is ignored.
+        const { refs, sends } = m.value;
+        const n = Math.min(refs.length, LIMITS.tasksPerBatch);
+        for (let i = 0; i < n; i++) {
+          const r = refs[i]!;
+          cell.nacked(routeKey(r.taskId, r.attempt), `given back by ${link.cell} (work stealing)`, sends[i] ?? 0);
+        }
+        this.stats.givenBack += n;
         cell.candidatesChanged();
         return;
       }
       case 'acks': {
         let nack = false;
         for (const a of m.value.acks) {
-          const key = routeKey(a.taskId, a.attempt);
-          if (link.acked(key, a.accepted) === undefined || a.accepted) continue;
+          const item = link.acked(a);
+          if (item === undefined || a.accepted) continue;
           nack = true;
-          cell.nacked(key, a.reason);
+          cell.nacked(item.key, a.reason, a.send || item.sendNo);
         }
         if (nack) cell.candidatesChanged();
         return;

@@ -2,13 +2,12 @@
 // a kind's queued tasks because a sibling idles: steal.ts) and, when every target of a kind has its circuit
 // breaker open, the attempts the parent sent (dispatcher-breakers.ts). Taken out of dispatcher.ts as a concern
 // of its own; the dispatcher owns when these run.
-import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Links } from './port.js';
 import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
-import type { CellStats, WorkItem } from './types.js';
+import type { CellStats, GivenRef, WorkItem } from './types.js';
 
 /** What giving back reads of the dispatcher's deps (DispatcherDeps). */
 export interface GiveBackDeps {
@@ -31,9 +30,9 @@ export type SpillUp = (item: WorkItem, homeNew: WorkItem[], now: number) => bool
  * a task homed here goes up as a spill-up (its attempt starts now: into `homeNew`).
  * Spill-ups from our own children stay, and gang members (they move only as a whole gang: gang.ts).
  */
-export function giveBack(d: GiveBackDeps, kind: string, max: number, homeNew: WorkItem[], spill: SpillUp): TaskRef[] {
+export function giveBack(d: GiveBackDeps, kind: string, max: number, homeNew: WorkItem[], spill: SpillUp): GivenRef[] {
   const { queue, routes } = d;
-  const out: TaskRef[] = [];
+  const out: GivenRef[] = [];
   if (!d.links.parent?.connected) return out;
   const now = d.scheduler.now();
   const keep: Popped<WorkItem>[] = [];
@@ -45,7 +44,7 @@ export function giveBack(d: GiveBackDeps, kind: string, max: number, homeNew: Wo
     routes.taken(item);
     if (item.origin.type === 'parent' && !item.spec.gangId) {
       routes.drop(item);
-      out.push({ taskId: item.taskId, attempt: item.attempt, slots: 0 });
+      out.push({ taskId: item.taskId, attempt: item.attempt, slots: 0, send: item.cameAs });
       given++;
     } else if (item.origin.type === 'home' && spill(item, homeNew, now)) given++;
     else keep.push(popped);

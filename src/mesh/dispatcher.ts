@@ -19,7 +19,6 @@
 import { isGated } from '../flow/gate.js';
 import { SPILL_NO_AFFINITY, type BreakerConfig, type Candidate, type Picker, type Policy } from '../policies/index.js';
 import { QUEUE_HELD } from '../policies/hold-back.js';
-import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Home } from './home.js';
 import type { Links } from './port.js';
@@ -31,7 +30,7 @@ import { AgentUpdates } from './dispatcher-updates.js';
 import { Trail, TRAIL_CANDIDATES } from './dispatcher-trail.js';
 import { PickInfo } from './dispatcher-info.js';
 import type { CellTracer } from './tracer.js';
-import { TO_PARENT, type CellStats, type Via, type WorkItem } from './types.js';
+import { TO_PARENT, type CellStats, type GivenRef, type Via, type WorkItem } from './types.js';
 import { Unplaceable } from './unplaceable.js';
 import { SlotHolds } from './slot-hold.js';
 import { HeldLines } from './held-lines.js';
@@ -333,7 +332,7 @@ export class Dispatcher {
   }
 
   /** Work stealing, the child's half: up to `max` queued tasks of `kind` back to the parent (dispatcher-giveback.ts). */
-  giveBack(kind: string, max: number): TaskRef[] {
+  giveBack(kind: string, max: number): GivenRef[] {
     const homeNew: WorkItem[] = [];
     const out = giveBack(this.d, kind, max, homeNew, (it, h, now) => this.spill(it, h, now));
     this.start(homeNew);

@@ -26,8 +26,9 @@ import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
 import type { Summarizer } from './summary.js';
 import { SummaryPacer } from './summary-pacer.js';
-import { FROM_PARENT, routeKey, type WorkItem } from './types.js';
+import { FROM_PARENT, routeKey, sendCounter, type GivenRef, type WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
+import { withSend } from './wire-codec.js';
 import { LEADER_ADDRESS_TRAILER } from '../util/errors.js';
 
 const enum Lane {
@@ -73,6 +74,8 @@ export class ParentLink implements ParentSide {
   private suspectSinceMs = 0;
   /** Streams opened, streams ended for silence (linkTimeoutMs), the transport of the last (link-dialer.ts). */
   readonly stats = { opened: 0, timedOut: 0, transport: '' };
+  /** Send numbers of our spill-ups (Dispatch.send). */
+  private readonly nextSend = sendCounter();
   /** The address this replica serves on (reported in summaries). */
   selfAddress = '';
   /** The last refusal logged (another mesh or cell): logged once, not at every retry. */
@@ -148,7 +151,7 @@ export class ParentLink implements ParentSide {
         { wrap: (results: TaskResult[]) => ({ msg: { $case: 'results', value: { results } } }), sizeOf: resultSize },
         { wrap: (tasks: Dispatch[]) => ({ msg: { $case: 'spillUps', value: { tasks } } }), sizeOf: dispatchSize },
         { wrap: (refs: TaskRef[]) => ({ msg: { $case: 'cancels', value: { refs } } }), sizeOf: () => 40 },
-        { wrap: (refs: TaskRef[]) => ({ msg: { $case: 'givenBack', value: { refs } } }), sizeOf: () => 40 },
+        { wrap: (refs: GivenRef[]) => ({ msg: { $case: 'givenBack', value: givenBack(refs) } }), sizeOf: () => 44 },
         { wrap: (s) => ({ msg: { $case: 'summary', value: s[s.length - 1]! } }), sizeOf: () => 200 },
       ],
       cell.settings.batcher,
@@ -173,6 +176,7 @@ export class ParentLink implements ParentSide {
           mesh: this.mesh.name,
           meshId: this.mesh.id,
           parentCell: parentOf(cell.path),
+          sendNumbers: true,
         },
       },
     });
@@ -256,7 +260,7 @@ export class ParentLink implements ParentSide {
         for (const cp of msg.value.checkpoints) cell.deliverCheckpoint(cp);
         return;
       case 'acks':
-        for (const a of msg.value.acks) if (!a.accepted) cell.nacked(routeKey(a.taskId, a.attempt), a.reason);
+        for (const a of msg.value.acks) if (!a.accepted) cell.nacked(routeKey(a.taskId, a.attempt), a.reason, a.send);
         return;
       case 'steal': {
         // A sibling has room: give back queued work (bounded per ask), then report the new queue soon.
@@ -376,7 +380,9 @@ export class ParentLink implements ParentSide {
       this.cell.bounce(item, 'parent unreachable');
       return;
     }
-    this.batcher.push(Lane.SpillUps, wireDispatch(item));
+    // Numbered on this link (Dispatch.send): the parent's nack names this send, not an earlier one of the attempt.
+    item.sendNo = this.nextSend();
+    this.batcher.push(Lane.SpillUps, withSend(wireDispatch(item), item.sendNo));
   }
 
   close(): void {
@@ -390,4 +396,10 @@ export class ParentLink implements ParentSide {
     this.call?.cancel();
     this.dialed?.close();
   }
+}
+
+/** Given-back attempts as GivenBack: each with the send number it came with. */
+function givenBack(given: GivenRef[]): { refs: TaskRef[]; sends: number[] } {
+  const refs = given.map((r) => ({ taskId: r.taskId, attempt: r.attempt, slots: r.slots }));
+  return { refs, sends: given.map((r) => r.send) };
 }

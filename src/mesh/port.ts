@@ -17,7 +17,7 @@ import type { CellMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import type { StallClock } from './stall-clock.js';
 import type { CellSettings } from './settings.js';
-import type { Origin, WorkItem } from './types.js';
+import type { GivenRef, Origin, WorkItem } from './types.js';
 import type { VersionRamps } from './version-ramps.js';
 import type { LabelsOfKind, SummaryKinds } from './label-groups.js';
 
@@ -45,7 +45,8 @@ export interface CellPort {
   /** A running attempt's checkpoint from an agent, a child, or the parent: on toward its home (relay.ts). */
   deliverCheckpoint(cp: TaskCheckpoint): void;
   /** A dispatch we sent (route `key`) was refused downstream: hold the attempt here again. */
-  nacked(key: string, reason: string): void;
+  /** `send`: the refused send's number (Dispatch.send; 0 from a peer that predates it). */
+  nacked(key: string, reason: string, send?: number): void;
   /** A side could not hand `item` on after all: it goes back to its origin uncounted (requeue). */
   bounce(item: WorkItem, why: string): void;
   /** Cancels from the parent (down) or from a child (of tasks it spilled up). */
@@ -81,7 +82,7 @@ export interface CellPort {
    * The parent asks for up to `max` queued tasks of `kind` back (work stealing): the
    * attempts it sent, taken out of the queue (returned), and tasks homed here, spilled up.
    */
-  giveBack(kind: string, max: number): TaskRef[];
+  giveBack(kind: string, max: number): GivenRef[];
 }
 
 export interface LeaderHint {

@@ -79,27 +79,28 @@ export class Relay {
       const reason = this.checkForwarded(d);
       if (reason) {
         this.d.meter.rejected(refusalCode(reason));
-        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason });
+        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason, send: d.send });
         continue;
       }
       const key = routeKey(d.taskId, d.attempt);
       if (routes.has(key)) {
         // A duplicate of an attempt we hold: accept (idempotent), keep the first.
-        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: true, reason: '' });
+        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: true, reason: '', send: d.send });
         continue;
       }
       const spec = d.spec!;
       const leaseMs = d.leaseMs || leaseFor(spec, settings);
       const wire = d.leaseMs > 0 ? d : undefined;
       const item = makeItem(d.taskId, d.attempt, d.homeCell, spec, origin, exclude, key, leaseMs, wire, now);
+      item.cameAs = d.send;
       const r = routes.admit(item, now);
       if (!r.ok) {
         this.d.meter.rejected(r.reason === 'expired' ? status.DEADLINE_EXCEEDED : status.RESOURCE_EXHAUSTED);
-        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason: `queue ${r.reason}` });
+        acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: false, reason: `queue ${r.reason}`, send: d.send });
         continue;
       }
       this.armRouteSweep(now + item.leaseMs + settings.leaseSlackMs);
-      acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: true, reason: '' });
+      acks.push({ taskId: d.taskId, attempt: d.attempt, accepted: true, reason: '', send: d.send });
     }
     this.d.wake();
     return acks;
@@ -113,10 +114,15 @@ export class Relay {
     return '';
   }
 
-  /** A dispatched attempt was refused downstream: hold it again here. */
-  nacked(key: string, reason: string): void {
+  /**
+   * A dispatched attempt was refused downstream (a nack, or given back): hold it again here. `send`
+   * names the refused send (0: a peer that predates send numbers): a late answer to an earlier send
+   * of the attempt, which went out again since, is not this send's and changes nothing.
+   */
+  nacked(key: string, reason: string, send = 0): void {
     const item = this.d.routes.get(key);
     if (!item || item.via === undefined) return;
+    if (send !== 0 && item.sendNo !== send) return;
     const task = taskLogFields(item.taskId, item.spec.traceParent);
     this.d.log.debug({ ...task, attempt: item.attempt, reason }, 'dispatch refused downstream; requeued');
     this.d.outcomes.handedBack(item.via);

@@ -1,7 +1,7 @@
 // Shared vocabulary of the mesh core: work items, where they came from, where
 // they went, the results the mesh makes itself, and the options of one cell
 // replica.
-import type { Dispatch, TaskCheckpoint, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
+import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult, TaskSpec } from '../gen/meshlb/v1/task.js';
 import { MeshFailure, Priority as PbPriority, ResultStatus } from '../gen/meshlb/v1/task.js';
 import type { Priority } from '../queue/index.js';
 import type { LogFactory } from './leadership.js';
@@ -80,6 +80,24 @@ export interface WorkItem {
    * carry it in `wire`): every queue it waits in serves it ahead of its kind's others (src/queue).
    */
   guaranteed: boolean;
+  /**
+   * The number of this cell's latest send of it on a link (Dispatch.send; 0: not sent on a link): an
+   * ack, nack or give-back naming another send of the attempt is a late answer to an earlier one.
+   */
+  sendNo: number;
+  /** The Dispatch.send it arrived with from the parent or a child (0: none): echoed when it is given back. */
+  cameAs: number;
+}
+
+/** An attempt given back, and the Dispatch.send it came with (GivenBack.sends: the parent ignores an earlier send's). */
+export interface GivenRef extends TaskRef {
+  readonly send: number;
+}
+
+/** Send numbers 1, 2, ... (Dispatch.send; wrapping within uint32, never 0): one counter per cell side. */
+export function sendCounter(): () => number {
+  let n = 0;
+  return () => (n = n >= 0xffffffff ? 1 : n + 1);
 }
 
 export const routeKey = (taskId: string, attempt: number): string => `${taskId}#${attempt}`;
@@ -122,6 +140,8 @@ export function makeItem(
     checkpoint: undefined,
     waitingFor: '',
     guaranteed: wire?.guaranteed ?? false,
+    sendNo: 0,
+    cameAs: 0,
   };
 }
 

@@ -48,6 +48,8 @@ interface Raw {
    * (security/guard.ts), and a spec so changed is written field by field.
    */
   readonly tenant?: string;
+  /** A dispatch relayed with this cell's send number (withSend): the bytes, then Dispatch.send. */
+  readonly send?: number;
 }
 
 type WithRaw = { [RAW]?: Raw };
@@ -138,7 +140,11 @@ function writeList<T extends object>(tag: number, items: readonly T[], enc: (m: 
   writer.uint32(tag).fork();
   for (const m of items) {
     const raw = rawOf(m);
-    if (raw !== undefined) writer.uint32(10).bytes(raw.buf.subarray(raw.start, raw.end));
+    if (raw !== undefined && raw.send !== undefined) {
+      // Protobuf keeps the last of a repeated scalar field: this send number wins over the one it came with.
+      writer.uint32(10).fork().raw(raw.buf.subarray(raw.start, raw.end));
+      writer.uint32(DISPATCH_SEND).uint32(raw.send).join();
+    } else if (raw !== undefined) writer.uint32(10).bytes(raw.buf.subarray(raw.start, raw.end));
     else {
       enc(m, writer.uint32(10).fork());
       writer.join();
@@ -166,6 +172,22 @@ function encDispatch(d: Dispatch, w: BinaryWriter): void {
   if (d.traceParent !== '') w.uint32(50).string(d.traceParent);
   if (d.checkpoint !== undefined) TaskCheckpoint.encode(d.checkpoint, w.uint32(322).fork()).join();
   if (d.guaranteed) w.uint32(1040).bool(true);
+  if (d.send !== 0) w.uint32(DISPATCH_SEND).uint32(d.send);
+}
+
+/** Dispatch.send's tag (field 330, varint). */
+const DISPATCH_SEND = 2640;
+
+/**
+ * `d` as this cell sends it on one link: numbered `send` there (Dispatch.send, docs/mesh.md "The link
+ * protocol"). A copy (the decoded dispatch is never changed in place); a relayed one is still written
+ * as the bytes it came as, with the new number after them.
+ */
+export function withSend(d: Dispatch, send: number): Dispatch {
+  const out = { ...d, send };
+  const r = rawOf(d);
+  if (r !== undefined) (out as WithRaw)[RAW] = { of: out, buf: r.buf, start: r.start, end: r.end, send };
+  return out;
 }
 
 /** The Dispatch fields encDispatch writes (a test fails when the proto gains one it does not). */
@@ -178,6 +200,7 @@ export const DISPATCH_FIELDS = [
   'traceParent',
   'checkpoint',
   'guaranteed',
+  'send',
 ] as const;
 const encResult = (r: TaskResult, w: BinaryWriter): unknown => TaskResult.encode(r, w);
 

@@ -26,6 +26,7 @@ function untraced(item: WorkItem): Dispatch {
       traceParent: '',
       checkpoint: item.checkpoint,
       guaranteed: item.guaranteed,
+      send: 0,
     }
   );
 }

@@ -196,6 +196,7 @@ describe('bounded inputs (real gRPC)', () => {
       mesh: '',
       meshId: '',
       parentCell: '',
+      sendNumbers: false,
     };
     const cases: [Partial<LinkHello>, string, number][] = [
       [{ cell: big(KB * KB) }, 'hello.cell', LIMITS.cellPath],

@@ -210,6 +210,7 @@ describe('bad input', () => {
             mesh: '',
             meshId: '',
             parentCell: '',
+            sendNumbers: false,
           },
         },
       });

@@ -170,6 +170,7 @@ export function dispatch(taskId: string, kind = 'echo', payload: string | Buffer
     traceParent: '',
     checkpoint: undefined,
     guaranteed: false,
+    send: 0,
   };
 }
 
@@ -367,6 +368,7 @@ export class FakeNode {
           traceParent: '',
           checkpoint: undefined,
           guaranteed: false,
+          send: 0,
         });
       }
       if (batch.length) s.assign(batch);

@@ -303,6 +303,7 @@ describe('head-of-line: a task no agent can take does not hold up the rest of it
       traceParent: '',
       checkpoint: undefined,
       guaranteed: false,
+      send: 0,
     });
     const acks = cell.acceptForwarded([d(0, a100)], FROM_PARENT);
     await advance(5); // it waits longest: first in line

@@ -81,6 +81,7 @@ describe('work stealing at the child', () => {
             traceParent: '',
             checkpoint: undefined,
             guaranteed: false,
+            send: 0,
           },
         ],
       },

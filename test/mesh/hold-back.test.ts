@@ -131,6 +131,7 @@ describe('hold-back at a node', () => {
           traceParent: '',
           checkpoint: undefined,
           guaranteed: false,
+          send: 0,
         },
       ],
       FROM_PARENT,

@@ -107,7 +107,16 @@ class FakeChild {
     this.send({
       msg: {
         $case: 'hello',
-        value: { cell, replicaId: `${cell}#1`, term: 0, holding: [], mesh: '', meshId: '', parentCell: '' },
+        value: {
+          cell,
+          replicaId: `${cell}#1`,
+          term: 0,
+          holding: [],
+          mesh: '',
+          meshId: '',
+          parentCell: '',
+          sendNumbers: false,
+        },
       },
     });
     this.sendSummary(4);

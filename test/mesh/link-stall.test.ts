@@ -52,6 +52,7 @@ function zone() {
         mesh: topo.name,
         meshId: meshOf(topo).id,
         parentCell: spec.path,
+        sendNumbers: false,
       },
     });
   };

@@ -165,6 +165,7 @@ describe('mesh identity', () => {
               mesh: '',
               meshId: '',
               parentCell: '',
+              sendNumbers: false,
               ...hello,
             },
           },
@@ -204,7 +205,16 @@ describe('mesh identity', () => {
     call.write({
       msg: {
         $case: 'hello',
-        value: { cell: '/eu', replicaId: 'x', term: 0, holding: [], mesh: 'alpha', meshId: ALPHA.id, parentCell: '/' },
+        value: {
+          cell: '/eu',
+          replicaId: 'x',
+          term: 0,
+          holding: [],
+          mesh: 'alpha',
+          meshId: ALPHA.id,
+          parentCell: '/',
+          sendNumbers: false,
+        },
       },
     });
     expect(await welcome).toMatchObject({ parentCell: '/', mesh: 'alpha', meshId: ALPHA.id });

@@ -69,7 +69,16 @@ function openLink(address: string, creds: grpc.ChannelCredentials, cell: string)
     call.write({
       msg: {
         $case: 'hello',
-        value: { cell, replicaId: `${cell}#1`, term: 1, holding: [], mesh: '', meshId: '', parentCell: '' },
+        value: {
+          cell,
+          replicaId: `${cell}#1`,
+          term: 1,
+          holding: [],
+          mesh: '',
+          meshId: '',
+          parentCell: '',
+          sendNumbers: false,
+        },
       },
     });
   });

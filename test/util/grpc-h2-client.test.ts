@@ -34,7 +34,16 @@ const dec = (b: Uint8Array): OpenResponse => OpenResponse.decode(b);
 const hello = (cell: string): OpenRequest => ({
   msg: {
     $case: 'hello',
-    value: { cell, replicaId: 'x#1', term: 0, holding: [], mesh: 'm', meshId: 'id', parentCell: '/' },
+    value: {
+      cell,
+      replicaId: 'x#1',
+      term: 0,
+      holding: [],
+      mesh: 'm',
+      meshId: 'id',
+      parentCell: '/',
+      sendNumbers: false,
+    },
   },
 });
 const welcome = (replicaId: string): OpenResponse =>

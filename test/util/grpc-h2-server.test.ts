@@ -34,7 +34,7 @@ const hello = (cell: string, replicaId = 'x'): Buffer =>
     OpenRequest.encode({
       msg: {
         $case: 'hello',
-        value: { cell, replicaId, term: 0, holding: [], mesh: 'm', meshId: 'id', parentCell: '/' },
+        value: { cell, replicaId, term: 0, holding: [], mesh: 'm', meshId: 'id', parentCell: '/', sendNumbers: false },
       },
     }).finish(),
   );

@@ -452,8 +452,6 @@ export class Checker implements AgentObserver {
     const raw = link as unknown as {
       unacked: Map<string, number>;
       ackedSinceSummary: Map<string, number>;
-      /** Slots of the dispatches of several slots awaiting an ack (the others take one). */
-      sentBig: Map<string, number>;
     };
     for (const [kind, n] of raw.unacked)
       if (n < 0) this.add('credits', `${path} -> ${link.cell}: ${n} unacked dispatches of ${kind}`);
@@ -472,9 +470,8 @@ export class Checker implements AgentObserver {
     // The link's counters clamp at zero (a count that would go negative is
     // deleted), so a double decrement never shows as a negative number: it
     // shows as fewer unacked than dispatches awaiting an ack (`sent`), which
-    // over-grants credit. unacked_K must equal the slots of the sent entries of kind K.
-    const awaiting = new Map<string, number>();
-    for (const [key, kind] of link.sent) awaiting.set(kind, (awaiting.get(kind) ?? 0) + (raw.sentBig.get(key) ?? 1));
+    // over-grants credit. unacked_K must equal the slots of the sends of kind K awaiting an ack.
+    const awaiting = link.awaitingAck();
     for (const kind of new Set([...awaiting.keys(), ...raw.unacked.keys()])) {
       const n = raw.unacked.get(kind) ?? 0;
       const want = awaiting.get(kind) ?? 0;

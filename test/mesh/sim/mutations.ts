@@ -8,7 +8,7 @@
 // the home checks a task has not ended before it proposes an end, so a ledger
 // that applies a second end is seen only with two ends in flight (Raft cells).
 import { TaskState, type Dispatch, type TaskRef } from '../../../src/gen/meshlb/v1/task.js';
-import type { KindCapacity } from '../../../src/gen/meshlb/v1/link.js';
+import type { DispatchAck, KindCapacity } from '../../../src/gen/meshlb/v1/link.js';
 import { FlowState } from '../../../src/flow/flow-state.js';
 import { KeyedTasks } from '../../../src/flow/keyed.js';
 import { TenantGate } from '../../../src/flow/tenant-gate.js';
@@ -280,15 +280,15 @@ export const MUTATIONS: readonly Mutation[] = [
         ChildLink.prototype,
         'acked',
         (orig) =>
-          function (this: ChildLink, key: string, accepted: boolean): string | undefined {
-            const kind = orig.apply(this, [key, accepted] as never) as string | undefined;
-            if (kind !== undefined) {
+          function (this: ChildLink, a: DispatchAck): WorkItem | undefined {
+            const item = orig.apply(this, [a] as never) as WorkItem | undefined;
+            if (item !== undefined) {
               // The link's own helper (inc) clamps at zero: the count vanishes rather than go negative.
-              const v = (this.unacked.get(kind) ?? 0) - 1;
-              if (v <= 0) this.unacked.delete(kind);
-              else this.unacked.set(kind, v);
+              const v = (this.unacked.get(item.kind) ?? 0) - 1;
+              if (v <= 0) this.unacked.delete(item.kind);
+              else this.unacked.set(item.kind, v);
             }
-            return kind;
+            return item;
           },
       ),
   },

@@ -63,6 +63,12 @@ export interface OpenRequest {
 
 export interface GivenBack {
   refs: TaskRef[];
+  /**
+   * sends[i]: the Dispatch.send refs[i] came with (0: none). Shorter or
+   * empty from peers that predate it: the parent then takes the attempt's
+   * latest send there.
+   */
+  sends: number[];
 }
 
 export interface LinkHello {
@@ -87,6 +93,12 @@ export interface LinkHello {
   mesh: string;
   meshId: string;
   parentCell: string;
+  /**
+   * This child echoes Dispatch.send in its acks and give-backs. false from
+   * peers that predate it: the parent matches their acks by attempt, one send
+   * of an attempt awaiting an ack at a time (as before the field).
+   */
+  sendNumbers: boolean;
 }
 
 /**
@@ -228,6 +240,8 @@ export interface DispatchAck {
   accepted: boolean;
   /** Why a dispatch was refused (no capacity, no such kind, draining...). */
   reason: string;
+  /** The Dispatch.send this answers (0 from peers that predate it). */
+  send: number;
 }
 
 export interface DispatchAcks {
@@ -535,13 +549,20 @@ export const OpenRequest: MessageFns<OpenRequest> = {
 };
 
 function createBaseGivenBack(): GivenBack {
-  return { refs: [] };
+  return { refs: [], sends: [] };
 }
 
 export const GivenBack: MessageFns<GivenBack> = {
   encode(message: GivenBack, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.refs) {
       TaskRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.sends.length !== 0) {
+      writer.uint32(2642).fork();
+      for (const v of message.sends) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -567,6 +588,24 @@ export const GivenBack: MessageFns<GivenBack> = {
             message.refs.push(TaskRef.decode(reader, reader.uint32()));
             continue;
           }
+          case 330: {
+            if (tag === 2640) {
+              message.sends.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 2642) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.sends.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -580,13 +619,19 @@ export const GivenBack: MessageFns<GivenBack> = {
   },
 
   fromJSON(object: any): GivenBack {
-    return { refs: globalThis.Array.isArray(object?.refs) ? object.refs.map((e: any) => TaskRef.fromJSON(e)) : [] };
+    return {
+      refs: globalThis.Array.isArray(object?.refs) ? object.refs.map((e: any) => TaskRef.fromJSON(e)) : [],
+      sends: globalThis.Array.isArray(object?.sends) ? object.sends.map((e: any) => globalThis.Number(e)) : [],
+    };
   },
 
   toJSON(message: GivenBack): unknown {
     const obj: any = {};
     if (message.refs?.length) {
       obj.refs = message.refs.map((e) => TaskRef.toJSON(e));
+    }
+    if (message.sends?.length) {
+      obj.sends = message.sends.map((e) => Math.round(e));
     }
     return obj;
   },
@@ -597,12 +642,13 @@ export const GivenBack: MessageFns<GivenBack> = {
   fromPartial(object: DeepPartial<GivenBack>): GivenBack {
     const message = createBaseGivenBack();
     message.refs = object.refs?.map((e) => TaskRef.fromPartial(e)) || [];
+    message.sends = object.sends?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseLinkHello(): LinkHello {
-  return { cell: "", replicaId: "", term: 0, holding: [], mesh: "", meshId: "", parentCell: "" };
+  return { cell: "", replicaId: "", term: 0, holding: [], mesh: "", meshId: "", parentCell: "", sendNumbers: false };
 }
 
 export const LinkHello: MessageFns<LinkHello> = {
@@ -627,6 +673,9 @@ export const LinkHello: MessageFns<LinkHello> = {
     }
     if (message.parentCell !== "") {
       writer.uint32(58).string(message.parentCell);
+    }
+    if (message.sendNumbers !== false) {
+      writer.uint32(2640).bool(message.sendNumbers);
     }
     return writer;
   },
@@ -700,6 +749,14 @@ export const LinkHello: MessageFns<LinkHello> = {
             message.parentCell = reader.string();
             continue;
           }
+          case 330: {
+            if (tag !== 2640) {
+              break;
+            }
+
+            message.sendNumbers = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -733,6 +790,11 @@ export const LinkHello: MessageFns<LinkHello> = {
         : isSet(object.parent_cell)
         ? globalThis.String(object.parent_cell)
         : "",
+      sendNumbers: isSet(object.sendNumbers)
+        ? globalThis.Boolean(object.sendNumbers)
+        : isSet(object.send_numbers)
+        ? globalThis.Boolean(object.send_numbers)
+        : false,
     };
   },
 
@@ -759,6 +821,9 @@ export const LinkHello: MessageFns<LinkHello> = {
     if (message.parentCell !== "") {
       obj.parentCell = message.parentCell;
     }
+    if (message.sendNumbers !== false) {
+      obj.sendNumbers = message.sendNumbers;
+    }
     return obj;
   },
 
@@ -774,6 +839,7 @@ export const LinkHello: MessageFns<LinkHello> = {
     message.mesh = object.mesh ?? "";
     message.meshId = object.meshId ?? "";
     message.parentCell = object.parentCell ?? "";
+    message.sendNumbers = object.sendNumbers ?? false;
     return message;
   },
 };
@@ -1918,7 +1984,7 @@ export const Summary: MessageFns<Summary> = {
 };
 
 function createBaseDispatchAck(): DispatchAck {
-  return { taskId: "", attempt: 0, accepted: false, reason: "" };
+  return { taskId: "", attempt: 0, accepted: false, reason: "", send: 0 };
 }
 
 export const DispatchAck: MessageFns<DispatchAck> = {
@@ -1934,6 +2000,9 @@ export const DispatchAck: MessageFns<DispatchAck> = {
     }
     if (message.reason !== "") {
       writer.uint32(34).string(message.reason);
+    }
+    if (message.send !== 0) {
+      writer.uint32(2640).uint32(message.send);
     }
     return writer;
   },
@@ -1983,6 +2052,14 @@ export const DispatchAck: MessageFns<DispatchAck> = {
             message.reason = reader.string();
             continue;
           }
+          case 330: {
+            if (tag !== 2640) {
+              break;
+            }
+
+            message.send = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2005,6 +2082,7 @@ export const DispatchAck: MessageFns<DispatchAck> = {
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
       accepted: isSet(object.accepted) ? globalThis.Boolean(object.accepted) : false,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      send: isSet(object.send) ? globalThis.Number(object.send) : 0,
     };
   },
 
@@ -2022,6 +2100,9 @@ export const DispatchAck: MessageFns<DispatchAck> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.send !== 0) {
+      obj.send = Math.round(message.send);
+    }
     return obj;
   },
 
@@ -2034,6 +2115,7 @@ export const DispatchAck: MessageFns<DispatchAck> = {
     message.attempt = object.attempt ?? 0;
     message.accepted = object.accepted ?? false;
     message.reason = object.reason ?? "";
+    message.send = object.send ?? 0;
     return message;
   },
 };

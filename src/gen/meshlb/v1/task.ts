@@ -600,6 +600,18 @@ export interface Dispatch {
    * through the buffers of a saturated mesh. Agents may ignore it.
    */
   guaranteed: boolean;
+  /**
+   * The sender's number for this send on this link (a child link or a parent
+   * link), unique among its sends there: the receiver echoes it in the
+   * DispatchAck and in GivenBack, so the sender's bookkeeping (credits,
+   * acks, give-backs) names one send, and a late answer to an earlier send of
+   * the same attempt never touches a later one (a refused attempt is sent
+   * again under its number: docs/mesh.md, "Attempt numbers and refusals").
+   * A cell relaying a dispatch writes its own number over the one it came
+   * with. 0 from peers that predate it (then the attempt names the send), and
+   * in assignments to agents, which ignore it.
+   */
+  send: number;
 }
 
 /** Identifies one attempt of a task (cancels, acks). */
@@ -2117,6 +2129,7 @@ function createBaseDispatch(): Dispatch {
     traceParent: "",
     checkpoint: undefined,
     guaranteed: false,
+    send: 0,
   };
 }
 
@@ -2145,6 +2158,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     }
     if (message.guaranteed !== false) {
       writer.uint32(1040).bool(message.guaranteed);
+    }
+    if (message.send !== 0) {
+      writer.uint32(2640).uint32(message.send);
     }
     return writer;
   },
@@ -2226,6 +2242,14 @@ export const Dispatch: MessageFns<Dispatch> = {
             message.guaranteed = reader.bool();
             continue;
           }
+          case 330: {
+            if (tag !== 2640) {
+              break;
+            }
+
+            message.send = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2264,6 +2288,7 @@ export const Dispatch: MessageFns<Dispatch> = {
         : "",
       checkpoint: isSet(object.checkpoint) ? TaskCheckpoint.fromJSON(object.checkpoint) : undefined,
       guaranteed: isSet(object.guaranteed) ? globalThis.Boolean(object.guaranteed) : false,
+      send: isSet(object.send) ? globalThis.Number(object.send) : 0,
     };
   },
 
@@ -2293,6 +2318,9 @@ export const Dispatch: MessageFns<Dispatch> = {
     if (message.guaranteed !== false) {
       obj.guaranteed = message.guaranteed;
     }
+    if (message.send !== 0) {
+      obj.send = Math.round(message.send);
+    }
     return obj;
   },
 
@@ -2311,6 +2339,7 @@ export const Dispatch: MessageFns<Dispatch> = {
       ? TaskCheckpoint.fromPartial(object.checkpoint)
       : undefined;
     message.guaranteed = object.guaranteed ?? false;
+    message.send = object.send ?? 0;
     return message;
   },
 };
