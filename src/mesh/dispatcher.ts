@@ -366,6 +366,8 @@ export class Dispatcher {
       else if (via.type === 'child') this.d.links.children?.promise(via.cell, item);
       return;
     }
+    // A home attempt sent again after a refusal: its lease runs from this send (home-refusals.ts).
+    if (item.origin.type === 'home') this.d.home.refusals.resent(item, now);
     this.d.routes.sent(item);
     this.transmit(item);
   }

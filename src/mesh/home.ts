@@ -36,6 +36,7 @@ import { HomeRecovery } from './home-recovery.js';
 import { submitTraced, TaskIds, type SubmitOutcome } from './home-submit.js';
 import { DebounceHold, withLedgerSpec } from './debounce-hold.js';
 import { HomeCheckpoints, resumableOf } from './home-checkpoints.js';
+import { HomeRefusals } from './home-refusals.js';
 import { dispatchedOf, itemLogged, StartAtAccept, startsDecided, type StartOut } from './start-at-accept.js';
 import type { RouteTable } from './routes.js';
 import type { CellTracer } from './tracer.js';
@@ -91,6 +92,8 @@ export class Home {
   readonly checkpoints: HomeCheckpoints;
   /** New logged tasks placed as they are accepted start in that entry (start-at-accept.ts). */
   readonly atAccept: StartAtAccept = new StartAtAccept(this);
+  /** Attempts refused before they started keep their number (home-refusals.ts). */
+  readonly refusals: HomeRefusals;
 
   constructor(deps: HomeDeps) {
     this.d = deps;
@@ -102,6 +105,7 @@ export class Home {
     this.recovery = new HomeRecovery(this);
     this.checkpoints = new HomeCheckpoints(this);
     this.ids = new TaskIds(deps.random);
+    this.refusals = new HomeRefusals(deps);
     const { queue, scheduler } = deps;
     this.flow = new FlowGate<WorkItem>(
       deps.ledger.flow,
@@ -216,7 +220,8 @@ export class Home {
       // Handed up, it may wait at the top for an agent of its kind (unplaceable.ts): the lease covers that.
       if (item.via === TO_PARENT) item.leaseMs = spilledLeaseFor(item.spec, this.settings);
       routes.sent(item);
-      timers.schedule(now + item.leaseMs, { type: 'lease', id: item.taskId, attempt: item.attempt });
+      item.leaseDue = now + item.leaseMs;
+      timers.schedule(item.leaseDue, { type: 'lease', id: item.taskId, attempt: item.attempt });
       send(item);
     }
   }
@@ -324,6 +329,7 @@ export class Home {
       case 'lease': {
         const rec = this.ledger.live(e.id);
         if (!rec || rec.attempt !== e.attempt || rec.state === TaskState.TASK_STATE_QUEUED) return;
+        if (!this.refusals.lapsed(e.id, e.attempt, now)) return;
         this.dropAttempt(rec, 'lease lapsed');
         this.commit(
           {

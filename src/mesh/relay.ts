@@ -10,7 +10,14 @@
 // dropped (routes.ts) in the same step.
 import { status } from '@grpc/grpc-js';
 import type { DispatchAck } from '../gen/meshlb/v1/link.js';
-import type { Dispatch, TaskCheckpoint, TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
+import {
+  MeshFailure,
+  ResultStatus,
+  type Dispatch,
+  type TaskCheckpoint,
+  type TaskRef,
+  type TaskResult,
+} from '../gen/meshlb/v1/task.js';
 import type { Logger } from '../util/log.js';
 import { taskLogFields } from '../util/trace-context.js';
 import type { Home } from './home.js';
@@ -130,6 +137,8 @@ export class Relay {
     // from the rest but goes back to its home as a requeue, which ends the gang whole there (gang.ts).
     if (item.spec.gangId)
       return this.failBack(item, 'requeue', `a member of gang ${item.spec.gangId} refused: ${reason}`);
+    // A home attempt keeps its number a bounded number of times (home-refusals.ts), then goes to the ledger.
+    if (item.origin.type === 'home' && !this.d.home.refusals.keep(item)) return this.failBack(item, 'requeue', reason);
     this.d.routes.requeue(item, this.d.scheduler.now());
     this.d.wake();
   }
@@ -146,8 +155,12 @@ export class Relay {
       if (this.d.home.ledger.has(r.taskId)) this.d.home.result(r);
       return;
     }
-    this.d.routes.drop(item);
     if (item.via !== undefined) this.d.outcomes.result(item.via, r, item.kind);
+    // A home attempt refused on its way (never started) waits here again under its number (home-refusals.ts).
+    if (r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE && r.status === ResultStatus.RESULT_STATUS_ERROR) {
+      if (item.via !== undefined && this.d.home.refusals.keep(item)) return this.requeueHome(item);
+    }
+    this.d.routes.drop(item);
     this.d.meter.resultBack(item.arrivedMs, item.origin.type === 'home', r);
     if (this.d.tracer.enabled) this.d.tracer.resultBack(item, r, this.d.scheduler.now());
     this.sendBack(item.origin, r);
@@ -276,9 +289,16 @@ export class Relay {
     return lost.length;
   }
 
-  /** An attempt that could not be handed on after all: back to its origin, not counted. */
+  /** An attempt that could not be handed on after all: back to its origin, not counted (a home attempt keeps its number). */
   bounce(item: WorkItem, why: string): void {
-    this.failBack(item, 'requeue', why);
+    if (item.via !== undefined && this.d.home.refusals.keep(item)) this.requeueHome(item);
+    else this.failBack(item, 'requeue', why);
+  }
+
+  /** A home attempt's send was refused before it started: it waits in the queue again, its route and number kept. */
+  private requeueHome(item: WorkItem): void {
+    this.d.routes.requeue(item, this.d.scheduler.now());
+    this.d.wake();
   }
 
   /**

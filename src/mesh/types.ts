@@ -87,6 +87,9 @@ export interface WorkItem {
   sendNo: number;
   /** The Dispatch.send it arrived with from the parent or a child (0: none): echoed when it is given back. */
   cameAs: number;
+  /** A home attempt: refusals it kept its number through (home-refusals.ts), and when its lease lapses (ms). */
+  refusals: number;
+  leaseDue: number;
 }
 
 /** An attempt given back, and the Dispatch.send it came with (GivenBack.sends: the parent ignores an earlier send's). */
@@ -142,6 +145,8 @@ export function makeItem(
     guaranteed: wire?.guaranteed ?? false,
     sendNo: 0,
     cameAs: 0,
+    refusals: 0,
+    leaseDue: 0,
   };
 }
 

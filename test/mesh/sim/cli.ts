@@ -56,6 +56,7 @@ let gangs = 0;
 let gangsAbove = 0;
 let affinitySent = 0;
 let affinityUnmatched = 0;
+const refusals = { kept: 0, renumbered: 0 };
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -83,6 +84,8 @@ for (let seed = first; seed < first + count; seed++) {
   }
   preemptions += res.stats.preemptions;
   guaranteedPast += res.stats.guaranteedPast;
+  refusals.kept += res.stats.refusals.kept;
+  refusals.renumbered += res.stats.refusals.renumbered;
   prepositioned += res.stats.prepositioned;
   startedAtAccept += res.stats.startedAtAccept;
   flow.resumed += res.stats.resumed;
@@ -135,6 +138,7 @@ console.error(
 console.error(`gangs: ${gangs} gangs had every member at an agent at once (${gangsAbove} homed above their node)`);
 console.error(
   `affinity: ${affinitySent} attempts with affinity sent down by cells above the nodes; ${affinityUnmatched} tasks ended "no agent of kind X matches ..."`,
+  `refusals: ${refusals.kept} refused sends of home attempts kept their number, ${refusals.renumbered} took a new one past the bound (live replicas' counts)`,
 );
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);
