@@ -40,7 +40,7 @@ import { resolveSettings, type CellSettings } from './settings.js';
 import { StallClock, stallAllowMs } from './stall-clock.js';
 import { Summarizer } from './summary.js';
 import { CellTimers } from './timers.js';
-import { type CellOptions, type CellStats, type GivenRef, type Origin, type WorkItem } from './types.js';
+import { type CellOptions, type CellStats, type GivenRef, type Origin, type Via, type WorkItem } from './types.js';
 
 export class Cell implements CellPort {
   readonly path: string;
@@ -342,8 +342,8 @@ export class Cell implements CellPort {
     this.relay.deliverResult(r, key);
   }
 
-  deliverResults(results: readonly TaskResult[]): void {
-    this.relay.deliverResults(results);
+  deliverResults(results: readonly TaskResult[], from?: Via): void {
+    this.relay.deliverResults(results, from);
   }
 
   deliverCheckpoint(cp: TaskCheckpoint): void {

@@ -25,7 +25,7 @@ import { NO_LINK, type LinkMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import { slotsOf } from './slot-map.js';
 import { creditOf } from './summary.js';
-import { routeKey, sendCounter, type WorkItem } from './types.js';
+import { routeKey, sendCounter, type Via, type WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
 import { withSend } from './wire-codec.js';
 
@@ -52,6 +52,8 @@ const inc = (m: Map<string, number>, k: string, d: number): void => {
 
 export class ChildLink {
   summary: Summary | undefined;
+  /** Where an attempt sent on this link went (a route's via). */
+  readonly via: Via;
   summaryAtMs = 0;
   /** Per kind, from the latest summary: free plus prefetch slots (the credit basis). */
   readonly free = new Map<string, number>();
@@ -126,6 +128,7 @@ export class ChildLink {
     numbered = true,
   ) {
     this.byKey = numbered ? undefined : new StringMap<number>();
+    this.via = { type: 'child', cell };
     this.batcher = new StreamBatcher<OpenResponse>(
       call,
       [

@@ -208,7 +208,7 @@ export class ChildLinks implements ChildSide {
         return;
       }
       case 'results':
-        cell.deliverResults(m.value.results);
+        cell.deliverResults(m.value.results, link.via);
         return;
       case 'checkpoints':
         for (const cp of m.value.checkpoints) cell.deliverCheckpoint(cp);

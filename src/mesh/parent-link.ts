@@ -26,7 +26,7 @@ import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import type { CellPort, ParentSide } from './port.js';
 import type { Summarizer } from './summary.js';
 import { SummaryPacer } from './summary-pacer.js';
-import { FROM_PARENT, routeKey, sendCounter, type GivenRef, type WorkItem } from './types.js';
+import { FROM_PARENT, routeKey, sendCounter, TO_PARENT, type GivenRef, type WorkItem } from './types.js';
 import { checkpointSize, dispatchSize, resultSize, wireDispatch } from './wire.js';
 import { withSend } from './wire-codec.js';
 import { LEADER_ADDRESS_TRAILER } from '../util/errors.js';
@@ -254,7 +254,7 @@ export class ParentLink implements ParentSide {
         cell.setDraining(msg.value.drain);
         return;
       case 'results':
-        cell.deliverResults(msg.value.results);
+        cell.deliverResults(msg.value.results, TO_PARENT);
         return;
       case 'checkpoints':
         for (const cp of msg.value.checkpoints) cell.deliverCheckpoint(cp);

@@ -17,7 +17,7 @@ import type { CellMeter } from './meter.js';
 import type { Scheduler } from './scheduler.js';
 import type { StallClock } from './stall-clock.js';
 import type { CellSettings } from './settings.js';
-import type { GivenRef, Origin, WorkItem } from './types.js';
+import type { GivenRef, Origin, Via, WorkItem } from './types.js';
 import type { VersionRamps } from './version-ramps.js';
 import type { LabelsOfKind, SummaryKinds } from './label-groups.js';
 
@@ -41,7 +41,8 @@ export interface CellPort {
   acceptForwarded(tasks: readonly Dispatch[], origin: Origin): DispatchAck[];
   /** A result from an agent, a child, or the parent (of a task we spilled up). `key` is its routeKey when known. */
   deliverResult(r: TaskResult, key?: string): void;
-  deliverResults(results: readonly TaskResult[]): void;
+  /** `from`: the link they came on (a refusal from another place than where its attempt went is stale). */
+  deliverResults(results: readonly TaskResult[], from?: Via): void;
   /** A running attempt's checkpoint from an agent, a child, or the parent: on toward its home (relay.ts). */
   deliverCheckpoint(cp: TaskCheckpoint): void;
   /** A dispatch we sent (route `key`) was refused downstream: hold the attempt here again. */

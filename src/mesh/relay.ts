@@ -143,12 +143,13 @@ export class Relay {
     this.d.wake();
   }
 
-  deliverResults(results: readonly TaskResult[]): void {
-    for (const r of results) this.deliverResult(r);
+  /** Results from a link (`from`: a child's, or the parent's), or made here. */
+  deliverResults(results: readonly TaskResult[], from?: Via): void {
+    for (const r of results) this.deliverResult(r, routeKey(r.taskId, r.attempt), from);
   }
 
   /** A result goes back along its route; one with no route still reaches the ledger if we are its home. */
-  deliverResult(r: TaskResult, key = routeKey(r.taskId, r.attempt)): void {
+  deliverResult(r: TaskResult, key = routeKey(r.taskId, r.attempt), from?: Via): void {
     const item = this.d.routes.get(key);
     if (item === undefined) {
       // Not ours to route: the home ledger fences it, or it is stale (an attempt no longer held here).
@@ -156,8 +157,10 @@ export class Relay {
       return;
     }
     if (item.via !== undefined) this.d.outcomes.result(item.via, r, item.kind);
-    // A home attempt refused on its way (never started) waits here again under its number (home-refusals.ts).
     if (r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE && r.status === ResultStatus.RESULT_STATUS_ERROR) {
+      // A refusal from another place than where the attempt went now answers an earlier send: stale.
+      if (from !== undefined && !sameVia(item.via, from)) return;
+      // A home attempt refused on its way (never started) waits here again under its number (home-refusals.ts).
       if (item.via !== undefined && this.d.home.refusals.keep(item)) return this.requeueHome(item);
     }
     this.d.routes.drop(item);
@@ -366,4 +369,10 @@ function refusalCode(r: Refusal): status {
   if (r === 'draining') return status.UNAVAILABLE;
   if (r === 'buffer full') return status.RESOURCE_EXHAUSTED;
   return status.INVALID_ARGUMENT;
+}
+
+/** Whether a result that came from `from` came from where the attempt went (`via`). */
+function sameVia(via: Via | undefined, from: Via): boolean {
+  if (via === undefined || via.type !== from.type) return false;
+  return via.type !== 'child' || (from.type === 'child' && via.cell === from.cell);
 }

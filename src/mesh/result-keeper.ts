@@ -18,7 +18,7 @@
 // waits for, longer (docs/mesh.md, "Allocation at low rate"). A re-sent one is
 // decoded from its bytes and relayed as them, so fields this replica does not
 // know go on as they came.
-import type { TaskResult } from '../gen/meshlb/v1/task.js';
+import { MeshFailure, type TaskResult } from '../gen/meshlb/v1/task.js';
 import { decodeResult, resultBytes } from './wire-codec.js';
 
 /** Results held while unlinked, and results remembered after writing, at most. */
@@ -166,8 +166,14 @@ export class ResultKeeper {
     this.recent = new RecentBytes(capacity);
   }
 
-  /** A result was written to a welcoming parent. */
+  /**
+   * A result was written to a welcoming parent. A refusal (`requeue:`) is not kept to write again: the
+   * parent that read it may have sent its attempt again under the same number since (docs/mesh.md,
+   * "Attempt numbers and refusals"), and a second copy would refuse that send; one the parent lost
+   * in the break it counted lost with the link.
+   */
   wrote(r: TaskResult, now: number): void {
+    if (r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE) return;
     this.recent.push(resultBytes(r), now);
   }
 
