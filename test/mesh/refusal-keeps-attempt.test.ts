@@ -42,6 +42,8 @@ cells:
       children:
         - name: z
           children: [{ name: n }]
+        - name: y
+          children: [{ name: n }]
 `);
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -71,6 +73,8 @@ class FakeZone {
   constructor(
     address: string,
     private readonly onDispatch: (d: Dispatch) => void,
+    private readonly cell = '/r/z',
+    private readonly free = 4,
   ) {
     const client = new LinkServiceClient(address, grpc.credentials.createInsecure());
     this.call = client.open();
@@ -87,8 +91,8 @@ class FakeZone {
       msg: {
         $case: 'hello',
         value: {
-          cell: '/r/z',
-          replicaId: '/r/z#1',
+          cell: this.cell,
+          replicaId: `${this.cell}#1`,
           term: 0,
           holding: [],
           mesh: mesh.name,
@@ -112,9 +116,18 @@ class FakeZone {
   /** A summary: 4 free slots of kind work. Returns its seq. */
   summary(): number {
     const s = Summary.fromPartial({
-      cell: '/r/z',
+      cell: this.cell,
       seq: ++this.seq,
-      kinds: [{ kind: 'work', freeSlots: 4, totalSlots: 4, healthyAgents: 1, largestFree: 4, largestTotal: 4 }],
+      kinds: [
+        {
+          kind: 'work',
+          freeSlots: this.free,
+          totalSlots: 4,
+          healthyAgents: 1,
+          largestFree: this.free,
+          largestTotal: 4,
+        },
+      ],
       healthyAgents: 1,
       successEwma: 1,
     });
@@ -158,6 +171,8 @@ describe(`a refused dispatch keeps its attempt number (seed ${SEED})`, () => {
       if (zone.dispatches.length === 1) zone.results([result(d, false)]);
     });
     const link = () => region.cell.children!.links.get('/r/z');
+    // A sibling zone with no free slot: never sent anything, it writes a stale refusal later.
+    const other = new FakeZone(region.address, () => {}, '/r/y', 0);
     await waitFor(() => root.cell.children?.links.get('/r')?.summary?.kinds.some((k) => k.freeSlots > 0), {
       timeoutMs: 10_000,
       what: "the zone's capacity reported to the root through /r",
@@ -195,6 +210,17 @@ describe(`a refused dispatch keeps its attempt number (seed ${SEED})`, () => {
     expect(route?.via).toEqual({ type: 'child', cell: '/r/z' });
     expect(route?.sendNo).toBe(second.send);
     expect(zone.dispatches).toHaveLength(2);
+    // A refusal from another link than where the attempt went (as a child re-sending results after a
+    // break would write one) answers no send of ours there: dropped, the route stays.
+    other.results([result(first, false)]);
+    const otherSeq = other.summary();
+    await waitFor(() => (region.cell.children!.links.get('/r/y')?.summary?.seq ?? 0) >= otherSeq, {
+      timeoutMs: 5000,
+      what: "/r to read /r/y's summary",
+    });
+    expect(region.cell.routes.get(routeKey(taskId, 1))?.via).toEqual({ type: 'child', cell: '/r/z' });
+    expect(root.cell.home.refusals.stats.kept).toBe(1);
+    expect(other.dispatches).toHaveLength(0);
 
     zone.results([result(second, true)]);
     const done = await client.waitForResult(taskId, { timeoutMs: 10_000 });

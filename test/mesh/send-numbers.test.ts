@@ -7,7 +7,8 @@
 // (`credits`). A child that predates the field (hello without send_numbers) is matched by
 // attempt, as before.
 import { describe, expect, it } from 'vitest';
-import { Dispatch, TaskSpec } from '../../src/gen/meshlb/v1/task.js';
+import { Dispatch, MeshFailure, ResultStatus, TaskResult, TaskSpec } from '../../src/gen/meshlb/v1/task.js';
+import { ResultKeeper } from '../../src/mesh/result-keeper.js';
 import { OpenResponse, type DispatchAck, type Summary } from '../../src/gen/meshlb/v1/link.js';
 import { DEFAULT_BATCHER_OPTIONS } from '../../src/mesh/batcher.js';
 import { ChildLink } from '../../src/mesh/child-link.js';
@@ -157,6 +158,19 @@ describe('child link: per-send numbers', () => {
     expect(l.acked(ack(t, 0, false))).toBe(t);
     expect(l.unacked.get('k')).toBeUndefined();
     consistent(l);
+  });
+});
+
+describe('result keeper: refusals are not written again after a break', () => {
+  it('keeps results to re-send, but not a requeue: refusal (a second copy would refuse the next send)', () => {
+    const keeper = new ResultKeeper(4000);
+    const r = (taskId: string, meshFailure: MeshFailure): TaskResult =>
+      TaskResult.fromPartial({ taskId, attempt: 1, status: ResultStatus.RESULT_STATUS_ERROR, meshFailure });
+    keeper.wrote(r('refused', MeshFailure.MESH_FAILURE_REQUEUE), 0);
+    keeper.wrote(r('lost', MeshFailure.MESH_FAILURE_LOST), 0);
+    keeper.wrote(r('ran', MeshFailure.MESH_FAILURE_UNSPECIFIED), 0);
+    keeper.broken();
+    expect(keeper.takeForResend(1).recent.map((x) => x.taskId)).toEqual(['lost', 'ran']);
   });
 });
 
