@@ -23,7 +23,7 @@
 // - a new attempt starts only from QUEUED (after the last one ended), so every
 //   attempt that may have run ends once, counted or not: at most max_attempts
 //   counted ones run (the attempt number, a fence, also counts dispatches
-//   refused before they started);
+//   refused before they started past the home's bound: home-refusals.ts);
 // - at most `retention` terminal tasks are kept; the oldest is evicted first;
 // - only a `replayed` command reopens a terminal task (FAILED, DEAD_LETTERED,
 //   CANCELLED; never COMPLETED), as a new attempt series: so a task reaches a
@@ -259,7 +259,7 @@ export class Ledger extends LedgerTasks {
     } else if (rec.failures >= max || rec.attempt - rec.attemptBase >= max + UNCOUNTED_ATTEMPT_SLACK) {
       const to = cmd.lapse ? TaskState.TASK_STATE_DEAD_LETTERED : TaskState.TASK_STATE_FAILED;
       // Attempts are those counted against max_attempts; the attempt number
-      // also counts dispatches refused before they started (uncounted).
+      // also counts dispatches refused before they started past the home's bound (uncounted: home-refusals.ts).
       const why =
         rec.failures >= max
           ? `${rec.failures} of ${max} attempts`

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { TaskSpec, TaskState, type TaskRef } from '../../src/gen/meshlb/v1/task.js';
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
 import { Cell } from '../../src/mesh/cell.js';
+import { KEPT_PER_ATTEMPT } from '../../src/mesh/home-refusals.js';
 import { isTerminal, type ApplyResult, type LedgerCommand } from '../../src/mesh/ledger.js';
 import { SoleLeader } from '../../src/mesh/leadership.js';
 import type { AgentSide, CellPort, SubtreeLoad } from '../../src/mesh/port.js';
@@ -147,10 +148,30 @@ describe('attempts never exceed max_attempts', () => {
     }
     const rec = cell.ledger.get(x!.id)!;
     expect(rec.state).toBe(TaskState.TASK_STATE_DEAD_LETTERED);
-    // Two refusals (uncounted), then three lapsed leases: three attempts ran, of three.
-    expect(agent.given).toEqual([`${x!.id}#3`, `${x!.id}#4`, `${x!.id}#5`]);
+    // Two refusals (uncounted; attempt 1 keeps its number through them: docs/mesh.md, "Attempt numbers and
+    // refusals"), then three lapsed leases: three attempts ran, of three, numbered as they ran.
+    expect(agent.given).toEqual([`${x!.id}#1`, `${x!.id}#2`, `${x!.id}#3`]);
+    expect(cell.home.refusals.stats).toEqual({ kept: 2, renumbered: 0 });
     expect(rec.failures).toBe(3);
     expect(rec.reason).toBe('lost: lease lapsed (3 of 3 attempts)');
+    cell.close();
+  });
+
+  it('an attempt refused for ever keeps its number 8 times, then takes the next: the ledger cap still ends it', async () => {
+    const { vs, cell, agent, settle } = setup(3);
+    agent.refuse = 1_000_000;
+    const [x] = await cell.submit([TaskSpec.fromPartial({ kind: 'k' })]);
+    const live = () => !isTerminal(cell.ledger.get(x!.id)!.state);
+    for (let i = 0; i < 200 && live(); i++) {
+      vs.advance(100);
+      await settle();
+    }
+    const rec = cell.ledger.get(x!.id)!;
+    expect(rec.state).toBe(TaskState.TASK_STATE_FAILED);
+    // max_attempts + 20 numbers, each through KEPT_PER_ATTEMPT (8) refusals and the one that moved it on.
+    expect(rec.reason).toBe('requeue: agent a unavailable (0 of 3 attempts, 23 dispatches)');
+    expect(cell.home.refusals.stats).toEqual({ kept: 23 * KEPT_PER_ATTEMPT, renumbered: 23 });
+    expect(agent.given).toEqual([]);
     cell.close();
   });
 });
