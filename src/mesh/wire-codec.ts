@@ -142,8 +142,10 @@ function writeList<T extends object>(tag: number, items: readonly T[], enc: (m: 
     const raw = rawOf(m);
     if (raw !== undefined && raw.send !== undefined) {
       // Protobuf keeps the last of a repeated scalar field: this send number wins over the one it came with.
-      writer.uint32(10).fork().raw(raw.buf.subarray(raw.start, raw.end));
-      writer.uint32(DISPATCH_SEND).uint32(raw.send).join();
+      // Its length is known (the tag takes 2 bytes), so no fork and join.
+      const len = raw.end - raw.start + 2 + varintSize(raw.send);
+      writer.uint32(10).uint32(len).raw(raw.buf.subarray(raw.start, raw.end));
+      writer.uint32(DISPATCH_SEND).uint32(raw.send);
     } else if (raw !== undefined) writer.uint32(10).bytes(raw.buf.subarray(raw.start, raw.end));
     else {
       enc(m, writer.uint32(10).fork());
@@ -175,8 +177,11 @@ function encDispatch(d: Dispatch, w: BinaryWriter): void {
   if (d.send !== 0) w.uint32(DISPATCH_SEND).uint32(d.send);
 }
 
-/** Dispatch.send's tag (field 330, varint). */
+/** Dispatch.send's tag (field 330, varint): two bytes on the wire. */
 const DISPATCH_SEND = 2640;
+
+/** Bytes of a uint32 as a varint. */
+const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
 
 /**
  * `d` as this cell sends it on one link: numbered `send` there (Dispatch.send, docs/mesh.md "The link
