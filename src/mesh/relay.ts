@@ -156,13 +156,12 @@ export class Relay {
       if (this.d.home.ledger.has(r.taskId)) this.d.home.result(r);
       return;
     }
+    const refusal = r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE && r.status === ResultStatus.RESULT_STATUS_ERROR;
+    // A refusal from another place than where the attempt went now answers an earlier send: stale.
+    if (refusal && from !== undefined && !sameVia(item.via, from)) return;
     if (item.via !== undefined) this.d.outcomes.result(item.via, r, item.kind);
-    if (r.meshFailure === MeshFailure.MESH_FAILURE_REQUEUE && r.status === ResultStatus.RESULT_STATUS_ERROR) {
-      // A refusal from another place than where the attempt went now answers an earlier send: stale.
-      if (from !== undefined && !sameVia(item.via, from)) return;
-      // A home attempt refused on its way (never started) waits here again under its number (home-refusals.ts).
-      if (item.via !== undefined && this.d.home.refusals.keep(item)) return this.requeueHome(item);
-    }
+    // A home attempt refused on its way (never started) waits here again under its number (home-refusals.ts).
+    if (refusal && item.via !== undefined && this.d.home.refusals.keep(item)) return this.requeueHome(item);
     this.d.routes.drop(item);
     this.d.meter.resultBack(item.arrivedMs, item.origin.type === 'home', r);
     if (this.d.tracer.enabled) this.d.tracer.resultBack(item, r, this.d.scheduler.now());
