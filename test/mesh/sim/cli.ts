@@ -138,6 +138,8 @@ console.error(
 console.error(`gangs: ${gangs} gangs had every member at an agent at once (${gangsAbove} homed above their node)`);
 console.error(
   `affinity: ${affinitySent} attempts with affinity sent down by cells above the nodes; ${affinityUnmatched} tasks ended "no agent of kind X matches ..."`,
+);
+console.error(
   `refusals: ${refusals.kept} refused sends of home attempts kept their number, ${refusals.renumbered} took a new one past the bound (live replicas' counts)`,
 );
 console.log(`seeds=${count} violations=${violations}`);
