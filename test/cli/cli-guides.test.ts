@@ -15,25 +15,13 @@ import { errorLine } from '../../src/cli/errors.js';
 import { progressTo } from '../../src/cli/progress.js';
 import { runSubmit } from '../../src/cli/submit.js';
 import { FakeNode } from '../helpers/fake-node.js';
+import { runToExit, type Ran } from '../helpers/process.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 
-function run(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repo, 'bin', 'meshlb.js'), ...args], { cwd: repo });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`meshlb ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[], timeoutMs = 60_000): Promise<Ran> {
+  const child = spawn(process.execPath, [join(repo, 'bin', 'meshlb.js'), ...args], { cwd: repo });
+  return runToExit(child, `meshlb ${args.join(' ')}`, timeoutMs);
 }
 
 /** Every command and subcommand with its path, e.g. ['topology show', cmd]. */

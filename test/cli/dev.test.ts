@@ -4,28 +4,16 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runToExit, type Ran } from '../helpers/process.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 
-function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repo, 'bin', 'meshlb.js'), ...args], {
-      cwd: repo,
-      env: { ...process.env, MESHLB_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`meshlb ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+function runCli(args: string[], timeoutMs: number): Promise<Ran> {
+  const child = spawn(process.execPath, [join(repo, 'bin', 'meshlb.js'), ...args], {
+    cwd: repo,
+    env: { ...process.env, MESHLB_LOG_LEVEL: 'warn' },
   });
+  return runToExit(child, `meshlb ${args.join(' ')}`, timeoutMs);
 }
 
 describe('meshlb dev', () => {

@@ -15,7 +15,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkHealth } from '../../src/cli/health-check.js';
 import { reflectMethods } from '../fuzz/reflect.js';
-import { alive, freePort } from '../helpers/process.js';
+import { alive, freePort, runToExit, type Ran } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 import { readDockerfile } from './dockerfile.js';
 import { assembleImage, buildStage } from './image-layout.js';
@@ -29,12 +29,6 @@ const BUILD_MS = 150_000;
 let app = '';
 const temps: string[] = [];
 const children: number[] = [];
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** The image's environment: this one's without the test suite's entry overrides, plus the Dockerfile's ENV. */
 function imageEnv(): NodeJS.ProcessEnv {
@@ -54,21 +48,7 @@ function start(args: string[]): ReturnType<typeof spawn> {
 }
 
 function run(args: string[], timeoutMs = RUN_MS): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = start(args);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`meshlb ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runToExit(start(args), `meshlb ${args.join(' ')}`, timeoutMs);
 }
 
 /** Files under `dir`, relative, skipping `skip` at the top. */
