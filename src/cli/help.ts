@@ -8,6 +8,9 @@
 
 import type { Command } from 'commander';
 
+// `--version` prints the package's own version (package.json), not a copy of it here.
+export { packageVersion } from '../util/package-root.js';
+
 /** Defaults the commands apply themselves, by `<command> <flag>` (or `* <flag>` for every command). */
 const APPLIED: Record<string, string> = {
   'serve --listen': "the topology address's host",

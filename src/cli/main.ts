@@ -15,7 +15,7 @@ import {
   type Opts,
 } from './flags.js';
 import { reportFailure, wantsStack } from './errors.js';
-import { annotateHelp } from './help.js';
+import { annotateHelp, packageVersion } from './help.js';
 import { addTopologyCommands } from './topology-commands.js';
 import { load, withTelemetry } from './load.js';
 import { addSecurityCommands, callerSecurityFrom } from './security-flags.js';
@@ -28,7 +28,7 @@ export const CHAOS = ['kill-leaders', 'kill-agents', 'partition', 'restart', 'pa
 export function buildProgram(run: (code: Promise<number>) => void): Command {
   const program = new Command('meshlb')
     .description('A gRPC hierarchical mesh of balancer cells that distributes tasks to fleets of agents')
-    .version('0.1.0')
+    .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 

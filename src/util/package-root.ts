@@ -43,6 +43,12 @@ export function packagePath(...parts: string[]): string {
   return join(packageRoot(), ...parts);
 }
 
+/** meshlb's version, from its package.json (what `meshlb --version` prints). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+}
+
 function isMeshlbPackage(file: string): boolean {
   if (!existsSync(file)) return false;
   try {
