@@ -139,8 +139,7 @@ export class Relay {
       return this.failBack(item, 'requeue', `a member of gang ${item.spec.gangId} refused: ${reason}`);
     // A home attempt keeps its number a bounded number of times (home-refusals.ts), then goes to the ledger.
     if (item.origin.type === 'home' && !this.d.home.refusals.keep(item)) return this.failBack(item, 'requeue', reason);
-    this.d.routes.requeue(item, this.d.scheduler.now());
-    this.d.wake();
+    this.holdAgain(item);
   }
 
   /** Results from a link (`from`: a child's, or the parent's), or made here. */
@@ -161,7 +160,7 @@ export class Relay {
     if (refusal && from !== undefined && !sameVia(item.via, from)) return;
     if (item.via !== undefined) this.d.outcomes.result(item.via, r, item.kind);
     // A home attempt refused on its way (never started) waits here again under its number (home-refusals.ts).
-    if (refusal && item.via !== undefined && this.d.home.refusals.keep(item)) return this.requeueHome(item);
+    if (refusal && item.via !== undefined && this.d.home.refusals.keep(item)) return this.holdAgain(item);
     this.d.routes.drop(item);
     this.d.meter.resultBack(item.arrivedMs, item.origin.type === 'home', r);
     if (this.d.tracer.enabled) this.d.tracer.resultBack(item, r, this.d.scheduler.now());
@@ -293,12 +292,12 @@ export class Relay {
 
   /** An attempt that could not be handed on after all: back to its origin, not counted (a home attempt keeps its number). */
   bounce(item: WorkItem, why: string): void {
-    if (item.via !== undefined && this.d.home.refusals.keep(item)) this.requeueHome(item);
+    if (item.via !== undefined && this.d.home.refusals.keep(item)) this.holdAgain(item);
     else this.failBack(item, 'requeue', why);
   }
 
-  /** A home attempt's send was refused before it started: it waits in the queue again, its route and number kept. */
-  private requeueHome(item: WorkItem): void {
+  /** A send refused before it started: the attempt waits in this cell's queue again, its route (and number) kept. */
+  private holdAgain(item: WorkItem): void {
     this.d.routes.requeue(item, this.d.scheduler.now());
     this.d.wake();
   }
