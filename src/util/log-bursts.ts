@@ -59,7 +59,8 @@ export class LogBursts {
 
   /** True when the line should be written. */
   admit(level: number, msg: string): boolean {
-    if (level < INFO || level > WARN) return true;
+    // A line with no message text (`log.warn(err)`) has nothing to be one of a burst by.
+    if (level < INFO || level > WARN || msg === '') return true;
     const t = this.now();
     if (t - this.windowStart >= this.windowMs) this.roll(t);
     let b = this.bursts.get(msg);

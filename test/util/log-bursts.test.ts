@@ -45,6 +45,7 @@ describe('LogBursts', () => {
     }
     expect(Array.from({ length: 20 }, () => h.b.admit(50, 'a')).every(Boolean)).toBe(true);
     expect(Array.from({ length: 20 }, () => h.b.admit(20, 'a')).every(Boolean)).toBe(true);
+    expect(Array.from({ length: 20 }, () => h.b.admit(40, '')).every(Boolean)).toBe(true); // no message text: not a burst of one
     h.advance(1_000);
     expect(h.reports).toEqual([
       { level: 30, msg: 'a', count: 3 },
