@@ -20,7 +20,7 @@
 // O(children × groups).
 import type { KindCapacity, LabelGroup, Summary } from '../gen/meshlb/v1/link.js';
 import type { Label } from '../gen/meshlb/v1/task.js';
-import { matchingRoom, type KindLabels } from '../policies/index.js';
+import { kindMayMatch, type KindLabels } from '../policies/index.js';
 
 export const MAX_LABEL_GROUPS = 8;
 export const MAX_LABEL_CHARS = 4096;
@@ -224,17 +224,8 @@ export type SummaryKinds = Pick<Summary, 'kinds'>;
  * summary (placements outside the picker: guaranteed attempts, preemption's critical tasks).
  */
 export function summaryMayMatch(s: SummaryKinds, kind: string, affinity: readonly Label[]): boolean {
-  if (affinity.length === 0) return true;
   const k = kindLabelsOf(s).get(kind);
-  if (k === undefined) return true;
-  return (
-    matchingRoom(
-      k,
-      affinity.map((l) => l.key + '\0' + l.value),
-      affinity.map((l) => l.key),
-      affinity.length,
-    ) >= 0
-  );
+  return k === undefined || kindMayMatch(k, affinity);
 }
 
 /**

@@ -49,11 +49,15 @@ export function matchingRoom(k: KindLabels, pairs: readonly string[], keys: read
   return room;
 }
 
-/** Whether an agent with these labels, or a subtree with these groups, may take a task of `kind` requiring `affinity`. */
-export function mayMatch(c: Candidate, kind: string, affinity: TaskInfo['affinity']): boolean {
-  const m = new AffinityMatch([c]);
-  m.set(kind, affinity);
-  return m.matches(0);
+/**
+ * Whether a subtree whose agents of a kind offer the groups of `k` may take a task requiring `affinity`
+ * (placements outside the picker: guaranteed attempts, preemption's critical tasks).
+ */
+export function kindMayMatch(k: KindLabels, affinity: NonNullable<TaskInfo['affinity']>): boolean {
+  if (affinity.length === 0) return true;
+  const pairs = affinity.map((l) => pairOf(l.key, l.value));
+  const keys = affinity.map((l) => l.key);
+  return matchingRoom(k, pairs, keys, affinity.length) >= 0;
 }
 
 export class AffinityMatch {

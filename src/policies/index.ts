@@ -42,7 +42,7 @@ export {
 export { PolicyConfigError } from './config.js';
 export { explanationOf, madeUnder } from './explain.js';
 export { BasePicker, KindView, SPILL_NO_AFFINITY } from './picker.js';
-export { AffinityMatch, matchingRoom, mayMatch } from './affinity.js';
+export { AffinityMatch, kindMayMatch, matchingRoom } from './affinity.js';
 export { QUEUE_HELD, HOLD_GAIN, HOLD_SCAN, holdForAnswer, holdForFaster, mayHold, type Faster } from './hold-back.js';
 export { makeCandidate, type CandidateInit } from './candidate.js';
 export { CompletionCurve, speedGroups, SPEED_GROUPS, type AgentFigures, type SpeedGroups } from './completion.js';
