@@ -269,7 +269,7 @@ async function main(): Promise<void> {
         // The paced path's own JIT warm-up: the full-rate warm-up leaves code that runs per message at low rates
         // (one task per message, a flush per task) unoptimized, and V8 would spend the measured phase compiling
         // it: in a first 500/s pass V8 still compiled ~150 functions per process, and it cost 25-40% more CPU
-        // per task than the third pass (docs/mesh.md, "Low-rate path"). A long-running mesh is past this.
+        // per task than the third pass (docs/performance.md, "Low-rate path"). A long-running mesh is past this.
         pacedWarm = await paced(multi, 1000, QUICK ? 3 : 8, 'stream');
         log(
           `paced warm-up 1000/s: ${pacedWarm.cpuUsPerTask} µs CPU/task ${JSON.stringify(pacedWarm.cpuUsPerTaskByProcess)}`,

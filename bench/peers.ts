@@ -15,7 +15,7 @@
 //       --paced-passes passes (default 3, 1 with --quick) of 6 s (3) per side,
 //       the sides alternated pass by pass (A B, B A, A B, ...) with both
 //       systems up, so a pair's two passes meet the same machine: one pass's
-//       CPU per task swings ~1.6x between runs here (docs/mesh.md, "The paced
+//       CPU per task swings ~1.6x between runs here (docs/performance.md, "Session 12: the paced
 //       swing"). The table gives each side's medians, the passes' spread, and
 //       meshlb / BullMQ per pair; a wakeup probe (bench/lib/wake-probe.ts) is
 //       taken after each pair.

@@ -14,7 +14,7 @@
 //       long each process waited for a CPU (the machine's other load).
 //   (b) the example mesh (deploy/topologies/example.yaml: 15 cells, 8 nodes), a
 //       process per cell, with --mesh-agents agents in all spread over the 8
-//       nodes (default 8,000; the issue's figure is 100,000: docs/mesh.md, Scale): the cells' idle CPU
+//       nodes (default 8,000; the issue's figure is 100,000: docs/performance.md, Scale): the cells' idle CPU
 //       before any agent connects and with all of them, the agent-sims' idle
 //       CPU, the node replicas' RSS, then tasks at --mesh-rate (default 500) per
 //       second submitted at the root.

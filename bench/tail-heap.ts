@@ -1,5 +1,5 @@
 // `npx tsx --expose-gc bench/tail-heap.ts`: the heap each per-message step that session 15 changed allocates,
-// the old way against the new, in one process, alternated (docs/mesh.md, "Session 15: the paced tail, hop by
+// the old way against the new, in one process, alternated (docs/performance.md, "Session 15: the paced tail, hop by
 // hop"). At 500 tasks/s a cell runs each of these once or twice per task, so bytes per op here are bytes per
 // task there; unlike the mesh bench's `heap bytes allocated/task`, they do not move with the machine's load
 // (which changes how many tasks a message carries). Per case: heap bytes allocated per op (v8.GCProfiler:

@@ -2,7 +2,7 @@
 // every bytes field of a new message its own `Buffer.alloc(0)`, so decoding a
 // TaskSpec or a TaskResult made a Buffer it threw away at once (the field is
 // then read from the wire, or stays empty). At full rate that was 3-4% of a
-// relaying cell's time (docs/mesh.md, "Full rate: session 13"). One shared
+// relaying cell's time (docs/performance.md, "Full rate: session 13"). One shared
 // empty Buffer per generated file serves instead: a zero-length Buffer holds
 // nothing to change, and the generated code only ever replaces the field.
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';

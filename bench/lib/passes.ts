@@ -1,6 +1,6 @@
 // The paced 500/s phase as several passes of the same length, each with a wakeup probe beside it
 // (wake-probe.ts). On this 2-core VM one pass's CPU per task swings ~1.6x between runs of the same tree
-// with the same wakeups, messages and GC per task (docs/mesh.md, "The paced swing"), so one pass says
+// with the same wakeups, messages and GC per task (docs/performance.md, "Session 12: the paced swing"), so one pass says
 // little; the spread of a few, and the probe next to each, say how much is the machine.
 import type { Mesh, Paced } from './phases.js';
 import { paced } from './phases.js';

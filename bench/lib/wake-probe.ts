@@ -1,7 +1,7 @@
 // What one wakeup of an idle Node process costs on this machine right now: a fresh `node` process sleeps
 // on an empty 2 ms timer WAKES times and reports its CPU per wakeup (process.cpuUsage). At low rates a
 // mesh process wakes about twice per task, so this cost moves CPU per task from one run to the next:
-// read a paced pass's CPU per task beside the probe taken next to it (docs/mesh.md, "The paced swing").
+// read a paced pass's CPU per task beside the probe taken next to it (docs/performance.md, "Session 12: the paced swing").
 import { execFile } from 'node:child_process';
 
 const WAKES = 500;

@@ -10,7 +10,7 @@
 //
 // The hot bidi streams (LEAN_METHODS: the link a parent serves its children,
 // the agent stream a node serves its agents, a client's SubmitStream) are served on the lean server
-// transport by default (src/util/grpc-h2-server.ts, docs/mesh.md "Lean server
+// transport by default (src/util/grpc-h2-server.ts, docs/performance.md "Lean server
 // transport"): same port, same sessions, same interceptors, without grpc-js's
 // per-message layers. `transport: 'grpc-js'` (or MESHLB_SERVER_TRANSPORT)
 // keeps grpc-js for everything, and so does a grpc-js without the private

@@ -320,7 +320,7 @@ export class Connection {
 
   /**
    * After `healthy` (a welcomed stream that carried a load), the first retry comes within the initial
-   * backoff. A stream cut before its first load (a node in a connect storm: docs/mesh.md, Scale) keeps
+   * backoff. A stream cut before its first load (a node in a connect storm: docs/performance.md, Scale) keeps
    * the backoff growing, so the agents it cut come back spread over longer and longer, not all at once.
    */
   private scheduleReconnect(healthy: boolean): void {

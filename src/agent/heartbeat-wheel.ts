@@ -4,7 +4,7 @@
 // all at once. With a timer per agent, a process holding thousands (agent-sim,
 // a worker pool) woke up for nearly every load, and so did its node: each
 // wakeup, its write and its read cost far more than the load itself
-// (docs/mesh.md, Scale: 12,500 agents of three processes on one node, 0.045
+// (docs/performance.md, Scale: 12,500 agents of three processes on one node, 0.045
 // cores at the node and 0.10 in the agents' processes, ~450 and ~160 wakeups
 // a second). Here a load goes on the first tick of a shared grid at or after
 // its due time: every load due in a tick goes out in one turn of the event

@@ -6,7 +6,7 @@
 //   http2    the lean client on node:http2 (src/util/grpc-h2-client.ts, the
 //            one the cell-to-cell link uses): the same protocol without
 //            grpc-js's call layers, cheaper per message at low rate
-//            (docs/mesh.md, "Lean agent transport").
+//            (docs/performance.md, "Lean agent transport").
 //
 // Chosen per agent (AgentOptions.transport, else the environment variable
 // MESHLB_AGENT_TRANSPORT, else DEFAULT_AGENT_TRANSPORT), named as the link's
@@ -30,7 +30,7 @@ import { parseTransport, TRANSPORTS, type Transport } from '../util/transport.js
 
 export type AgentTransport = Transport;
 export const AGENT_TRANSPORTS: readonly AgentTransport[] = TRANSPORTS;
-/** Chosen by measurement (docs/mesh.md, "Lean agent transport"). */
+/** Chosen by measurement (docs/performance.md, "Lean agent transport"). */
 export const DEFAULT_AGENT_TRANSPORT: AgentTransport = 'http2';
 
 /** The transport named by `value` (an option or MESHLB_AGENT_TRANSPORT), the default when empty. */
@@ -92,7 +92,7 @@ export interface H2AgentStreamsOptions extends LeanSetup {
  * Agent streams one pooled HTTP/2 connection carries at most before the pool opens another. A stream
  * past the server's SETTINGS_MAX_CONCURRENT_STREAMS (a node's: 10,000) is not refused: it waits on its
  * connection, its hello unsent, until another stream there ends, and its agent only times out waiting
- * for a Welcome and opens another one on the same full connection (docs/mesh.md, Scale: 12,500 agents
+ * for a Welcome and opens another one on the same full connection (docs/performance.md, Scale: 12,500 agents
  * on one connection left 2,500 of them unwelcomed for good). Far below the node's limit, one lost
  * connection also takes fewer agents with it.
  */

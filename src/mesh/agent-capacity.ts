@@ -32,13 +32,13 @@ export interface Largest {
 }
 
 // A count that falls to 0 keeps its entry: the keys are slot counts (few), and a Map set and deleted per
-// task remakes its table, in the old generation where the map lives (docs/mesh.md, "Half of peak").
+// task remakes its table, in the old generation where the map lives (docs/performance.md, "Half of peak").
 const bump = (m: Map<number, number>, k: number, d: number): void => {
   m.set(k, (m.get(k) ?? 0) + d);
 };
 
 // Over the keys, not the entries: an entry array per key per call was ~2 KB per task at a node at 500/s (the
-// summary judgement reads it at every flush toward the parent; docs/mesh.md, "Session 15").
+// summary judgement reads it at every flush toward the parent; docs/performance.md, "Session 15").
 const maxKey = (m: Map<number, number> | undefined): number => {
   let best = 0;
   if (m) for (const k of m.keys()) if (k > best && m.get(k)! > 0) best = k;

@@ -3,7 +3,7 @@
 // heartbeat interval after the Welcome). In a connect storm — thousands of
 // streams opened at once, by agent processes that are themselves short of
 // CPU — hellos and first loads arrive late, and cutting them only makes the
-// agents reconnect into the same storm (docs/mesh.md, Scale: 20,000 agents
+// agents reconnect into the same storm (docs/performance.md, Scale: 20,000 agents
 // over the example mesh on 2 cores did not converge). So both deadlines
 // stretch with the number of other streams in their handshake at the node
 // replica, by STORM_MS_PER_STREAM each, up to MAX_STORM_GRACE_MS; a session that has

@@ -38,7 +38,7 @@ export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
   maxBatchBytes: 1 << 20,
   maxBufferedBytes: 16 << 20,
   // On: at half of peak it cut dispatch p99 in every quiet A/B pair, with no loss at 100 and
-  // 500/s, where messages carry one item and nothing waits (docs/mesh.md, "Half of peak").
+  // 500/s, where messages carry one item and nothing waits (docs/performance.md, "Half of peak").
   lingerMs: 2,
   lingerMinItems: 2,
 };

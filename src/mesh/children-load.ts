@@ -21,7 +21,7 @@ interface KindLoad extends Capacity {
 /**
  * Refreshed in place (refresh()) rather than made per call: the parent link judges whether a summary is
  * due before every flush toward its parent, and a new object with three maps each time was a tenth of
- * what a middle cell allocated per task at low rates (docs/mesh.md, "Allocation at low rate").
+ * what a middle cell allocated per task at low rates (docs/performance.md, "Allocation at low rate").
  */
 class ChildrenLoad implements SubtreeLoad {
   readonly capacity = new Map<string, KindLoad>();

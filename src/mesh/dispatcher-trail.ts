@@ -20,7 +20,7 @@ export const TRAIL_CANDIDATES = 8;
 /**
  * Decisions a cell scores per second (a burst of as many). Every decision at a few hundred tasks a
  * second; at full rate scoring 2,000 a second cost a node ~10% of its CPU for decisions the ring
- * overwrites within a tenth of a second (docs/mesh.md, "Performance").
+ * overwrites within a tenth of a second (docs/performance.md, "The mesh bench").
  */
 export const EXPLAIN_PER_SECOND = 500;
 
@@ -45,7 +45,7 @@ export interface Decision {
  * A ring slot: written in place for each decision (no allocation per task), copied out when read. An
  * explanation made by explainView is kept as its rule and figures: its listed candidates go into the
  * trail's typed arrays (Figures), so the objects a decision came with die young instead of being copied
- * by every scavenge while the decision stays in the ring (1-2 s at 500 tasks/s; docs/mesh.md, "Session
+ * by every scavenge while the decision stays in the ring (1-2 s at 500 tasks/s; docs/performance.md, "Session
  * 11: the root"). Another explanation is kept as it is (`explanation`).
  */
 interface Slot {
@@ -125,7 +125,7 @@ export class Trail {
   /**
    * Task id → its latest decision's slot, built when read (ExplainTask, the mesh simulator's
    * checks) and dropped by the next record: a map kept up to date cost a set and a delete per
-   * decision on every cell's hot path (docs/mesh.md, "Performance").
+   * decision on every cell's hot path (docs/performance.md, "The mesh bench").
    */
   private index: Map<string, number> | undefined;
   /**

@@ -130,7 +130,7 @@ export async function acceptSpecs(
  * promise of them; throws a MeshError for the batch as a whole instead of
  * rejecting. At 500 tasks/s a SubmitStream's batches hold one task each, and
  * the promises, async frames and closures a batch went through were a fifth
- * of the root's heap allocation per task (docs/mesh.md, "Session 11: the root").
+ * of the root's heap allocation per task (docs/performance.md, "Session 11: the root").
  */
 export function submitNow(h: SubmitHost, specs: readonly TaskSpec[]): SubmitOutcome[] | Promise<SubmitOutcome[]> {
   return h.d.tracer.enabled ? submitTraced(h, h.ids, specs, h.d.tracer) : acceptNow(h, h.ids, specs);

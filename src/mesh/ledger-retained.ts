@@ -5,7 +5,7 @@
 // record, its spec, its result, their buffers, strings and arrays) each cost
 // about 1 KB of heap and a dozen objects that every mark-compact walks: at
 // half of peak the root's heap was 61-82 MB of them and its full GCs paused
-// 10-93 ms (docs/mesh.md, "Half of peak"). Here each is its LedgerRecord
+// 10-93 ms (docs/performance.md, "Half of peak"). Here each is its LedgerRecord
 // encoding (the snapshot's own form, so a snapshot copies the bytes as they
 // are) in a shared slab, in the order the tasks ended: no object per task,
 // only its id (the ledger's map key) in an array. Reading one decodes a copy.

@@ -5,7 +5,7 @@
 //   grpc-js  a grpc-js channel per stream (LinkServiceClient).
 //   http2    the lean client on node:http2 (src/util/grpc-h2-client.ts): the
 //            same protocol without grpc-js's call layers, cheaper per
-//            message at low rate (docs/mesh.md, "Low-rate path").
+//            message at low rate (docs/performance.md, "Low-rate path").
 //
 // Chosen per replica (ReplicaOptions.linkTransport, else the environment
 // variable MESHLB_LINK_TRANSPORT, else DEFAULT_LINK_TRANSPORT). The mesh
@@ -68,7 +68,7 @@ export type LinkDialer = (address: string, maxMessageBytes: number) => DialedLin
 
 export type LinkTransport = Transport;
 export const LINK_TRANSPORTS: readonly LinkTransport[] = TRANSPORTS;
-/** Chosen by measurement (docs/mesh.md, "Low-rate path"). */
+/** Chosen by measurement (docs/performance.md, "Low-rate path"). */
 export const DEFAULT_LINK_TRANSPORT: LinkTransport = 'http2';
 
 /** The transport named by `value` (an option or MESHLB_LINK_TRANSPORT), the default when empty. */

@@ -328,7 +328,7 @@ export class Relay {
    * The route sweep came due: drop every forwarded route whose lease and slack ran out since it came or
    * was last sent on (routes.ts, `lapsed`), and arm the sweep again for the next one due. One wheel entry
    * per cell, not one per attempt: at every rate each cell held one per attempt for the lease's 30-odd
-   * seconds, nearly all for routes long gone, and they filled the old generation (docs/mesh.md, "Half of
+   * seconds, nearly all for routes long gone, and they filled the old generation (docs/performance.md, "Half of
    * peak: what outlives a scavenge"). An entry superseded by an earlier one is ignored. At most one
    * sweep per half slack while routes lapse.
    */

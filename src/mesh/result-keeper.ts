@@ -15,7 +15,7 @@
 // the window, and as objects (each result, its strings and buffers) they
 // outlived the scavenges of every such cell — copied, promoted and collected
 // again — which made each scavenge, a pause every task passing the cell
-// waits for, longer (docs/mesh.md, "Allocation at low rate"). A re-sent one is
+// waits for, longer (docs/performance.md, "Allocation at low rate"). A re-sent one is
 // decoded from its bytes and relayed as them, so fields this replica does not
 // know go on as they came.
 import { MeshFailure, type TaskResult } from '../gen/meshlb/v1/task.js';

@@ -41,7 +41,7 @@ export interface Scheduler {
  * are light (a pump or a flush of about one item: low rate), else on the next turn (setImmediate), so at full
  * rate every deferral takes the next turn as before. MESHLB_DEFER=turn: always the next turn; `soon`: any
  * caller after a quiet spell (session 13's rule; at full rate it ran the pumps inside reads, with a third less
- * in each: docs/mesh.md, "Session 14: a deferral only for light callers"). Any other value: `light`, with a
+ * in each: docs/performance.md, "Session 14: a deferral only for light callers"). Any other value: `light`, with a
  * warning naming these (deferModeFrom, once per process).
  */
 const deferral = turnDefer(() => performance.now(), { mode: deferModeFrom(process.env.MESHLB_DEFER) });

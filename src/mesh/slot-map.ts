@@ -14,7 +14,7 @@ export const refSlots = (ref: TaskRef): number => (ref.slots > 1 ? ref.slots : 1
  * A map whose `used` is the sum of cost(value) over its entries, kept by every
  * set, delete and clear (the only ways it changes). A StringMap: an agent
  * session's attempts are set and deleted per task, and a Map remade its table
- * in the old generation, where a session lives (docs/mesh.md, "Half of peak:
+ * in the old generation, where a session lives (docs/performance.md, "Half of peak:
  * hops, and pretenuring"). It iterates in no particular order.
  */
 export class SlotMap<V> extends StringMap<V> {

@@ -7,7 +7,7 @@
 // `accepted` proposal: one commit instead of two before it leaves, with the
 // same guarantee, because the entry applies both or neither and the attempt
 // is sent only after it committed (Home.started, as for any start). Measured
-// in docs/mesh.md ("Durable (LOGGED) tasks") and docs/policies.md.
+// in docs/performance.md ("Durable (LOGGED) tasks") and docs/policies.md.
 //
 // Which tasks (at a cell whose log commits through Raft): logged, of one
 // slot, with no debounce or singleton key (the ledger may fold those into

@@ -26,7 +26,7 @@ const MAX_HELD_ACKS = 256;
  * child-links.ts): four times per link timeout, and never more often than summaries. Failure detection
  * reads only the silence against linkTimeoutMs, so it is unchanged; a live parent's longest silence goes
  * from summaryIntervalMs to this (500 ms by default, against the 2,000 ms timeout). The child's periodic
- * summary keeps summaryIntervalMs: placement reads more of it than liveness (docs/mesh.md, "Session 12").
+ * summary keeps summaryIntervalMs: placement reads more of it than liveness (docs/performance.md, "Session 12").
  */
 export function idleLinkIntervalMs(s: { readonly summaryIntervalMs: number; readonly linkTimeoutMs: number }): number {
   return Math.max(s.summaryIntervalMs, s.linkTimeoutMs / 4);

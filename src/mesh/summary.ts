@@ -56,7 +56,7 @@ export class Summarizer {
   /**
    * The kinds of a judgement that sent no summary (recycle()), filled in again by the next kinds(): the
    * parent link judges before every flush toward its parent, and at low rates nearly every judgement
-   * sends nothing, so it allocates nothing once the kinds are known (docs/mesh.md, "Allocation at low rate").
+   * sends nothing, so it allocates nothing once the kinds are known (docs/performance.md, "Allocation at low rate").
    */
   private spare: KindCapacity[] | undefined;
 

@@ -11,7 +11,7 @@
 // An entry may carry a number beside it (`n`, kept in a parallel array): an
 // entry that needs a string and a number (a lease: task id and attempt) is then
 // no object of its own. Such entries wait seconds, so every one outlived the
-// scavenges and filled the old generation (docs/mesh.md, "Half of peak: what
+// scavenges and filled the old generation (docs/performance.md, "Half of peak: what
 // outlives a scavenge").
 
 /** One slot's entries and their numbers, index for index. */

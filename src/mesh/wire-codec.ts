@@ -6,7 +6,7 @@
 // up is the one its child sent. Decoding them here keeps each one's encoded
 // bytes beside it (a view into the received message, no copy); encoding
 // writes those bytes again instead of walking the object, so a relayed item
-// costs one copy instead of an encode (docs/mesh.md, "Performance"). Fields
+// costs one copy instead of an encode (docs/performance.md, "The mesh bench"). Fields
 // this replica's proto does not know pass through as they came (protobuf
 // readers skip fields they do not know).
 //
@@ -158,7 +158,7 @@ function writeList<T extends object>(tag: number, items: readonly T[], enc: (m: 
 /**
  * A dispatch made here (a home's attempt) as Dispatch.encode writes it, field for field, except its
  * spec: the bytes the client submitted it as, when the spec is that very object (decodeSubmitBatchRequest).
- * At the root that encode was 7% of the cell's time at full rate (docs/mesh.md, "Full rate: session 13").
+ * At the root that encode was 7% of the cell's time at full rate (docs/performance.md, "Full rate: session 13").
  */
 function encDispatch(d: Dispatch, w: BinaryWriter): void {
   const spec = d.spec === undefined ? undefined : rawOf(d.spec);

@@ -14,7 +14,7 @@
 // key, so a move allocates nothing. At 20,000 agents nearly every load and
 // result gives its agent a key of its own; a new bucket per move (and the
 // emptied ones left in the heap until compacted) outlived the next scavenge
-// and was promoted (docs/mesh.md, Scale).
+// and was promoted (docs/performance.md, Scale).
 //
 // The measured members with no credit are kept the same way in one more group
 // (full, never among nonEmpty) by their static part: a hold-back

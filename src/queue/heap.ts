@@ -10,7 +10,7 @@
 // The first push out of order, or a removal from the middle, turns the rest
 // into a plain heap (it is one already, once moved to the front); an empty
 // heap starts in order again. At full rate this took the root's queue from
-// ~4% of its CPU in sift-downs to ~0 (docs/mesh.md, "Performance").
+// ~4% of its CPU in sift-downs to ~0 (docs/performance.md, "The mesh bench").
 
 /** Taken minimums that leave this many slots before `head` (and half the array) are dropped by a copy. */
 const COMPACT_AT = 1024;

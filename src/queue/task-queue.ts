@@ -67,7 +67,7 @@ export interface Popped<T> {
 /**
  * Kinds and tenants whose queues emptied are kept, so that at low rates, where a cell's queue empties
  * and fills again with every task, a task does not build its kind's four lanes, its tenant's queue and
- * their maps again each time (allocation that shows up as scavenges every cell pauses for; docs/mesh.md,
+ * their maps again each time (allocation that shows up as scavenges every cell pauses for; docs/performance.md,
  * "Allocation at low rate"). Past this many idle ones, the idle ones are dropped, so memory stays bounded
  * by the queued tasks and the kinds and tenants seen last.
  */
@@ -139,7 +139,7 @@ export class TaskQueue<T extends QueueTask> {
   /**
    * Kinds with queued tasks, a new array (a pump reads it once: kind-order.ts). Not a generator over the map's
    * entries: that made a generator, an entry array per kind and a result per kind at every pump, ~0.4 KB per
-   * task at 500/s in every cell (docs/mesh.md, "Session 15").
+   * task at 500/s in every cell (docs/performance.md, "Session 15").
    */
   kinds(): string[] {
     const out: string[] = [];

@@ -1,5 +1,5 @@
 // A small gRPC client for one bidirectional stream, straight on node:http2:
-// the lean transport of the cell-to-cell link (docs/mesh.md, "Low-rate
+// the lean transport of the cell-to-cell link (docs/performance.md, "Low-rate
 // path") and of the agent SDK's stream (src/agent/transport.ts). It speaks the gRPC wire protocol as any gRPC server expects it
 // (POST, content-type application/grpc, te: trailers, length-prefixed
 // messages, grpc-status and grpc-message in trailers or a trailers-only

@@ -1,6 +1,6 @@
 // The server side of one gRPC call on an HTTP/2 stream grpc-js's server
 // accepted, without grpc-js's per-message layers: the lean server transport
-// of the hot bidi streams (grpc-h2-server.ts, docs/mesh.md "Lean server
+// of the hot bidi streams (grpc-h2-server.ts, docs/performance.md "Lean server
 // transport"). It implements grpc-js's ServerInterceptingCallInterface, so
 // the server's interceptors (the security guard) wrap it exactly as they wrap
 // grpc-js's own call, and it answers on the wire as grpc-js does: the same

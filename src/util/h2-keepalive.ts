@@ -12,7 +12,7 @@ export function keepalive(session: ClientHttp2Session, every: number, within: nu
     if (waiting || session.destroyed || !session.socket) return;
     const timer = setTimeout(() => {
       // Timers run before the event loop reads its sockets: after a stall of this process (a starved
-      // machine: docs/mesh.md, Scale) the answer may be in the socket, unread. Judge after this
+      // machine: docs/performance.md, Scale) the answer may be in the socket, unread. Judge after this
       // turn's reads (setImmediate runs after them), so a stall here does not cut a live peer and
       // every stream on the connection with it.
       setImmediate(() => {

@@ -7,7 +7,7 @@
 // their sites: every later one of them is then old-generation garbage, and the old generation fills
 // until a mark-compact pauses the cell. At half of peak the root took in ~1.9 KB of old generation per
 // task and the node ~1.1 KB, each with a mark-compact per 10 s; without pretenuring 0.27-0.29 and
-// 0.6-0.7 KB, and none (docs/mesh.md, "Half of peak: hops, and pretenuring"). MESHLB_PRETENURE=1 keeps V8's
+// 0.6-0.7 KB, and none (docs/performance.md, "Half of peak: hops, and pretenuring"). MESHLB_PRETENURE=1 keeps V8's
 // default.
 import { setFlagsFromString } from 'node:v8';
 

@@ -4,7 +4,7 @@
 // A V8 Map keyed by doubles boxes each key (a heap number per entry) and makes
 // a new table as it grows, shrinks and fills with deleted entries; one churned
 // per task in a long-lived object puts its tables straight into the old
-// generation (docs/mesh.md, "Half of peak: what outlives a scavenge").
+// generation (docs/performance.md, "Half of peak: what outlives a scavenge").
 //
 // Keys compare as a Map's do (SameValueZero: -0 is 0, NaN is NaN). Iteration
 // is in slot order (no particular order), and the map must not change while it

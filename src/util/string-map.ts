@@ -8,7 +8,7 @@
 // in the old generation, where each is garbage at the next. A map churned per
 // task (a cell's routes, a queue's ids) so put a table every few tasks straight
 // into the old generation of every cell, and the old generation filled with
-// them between mark-compacts (docs/mesh.md, "Half of peak: what outlives a
+// them between mark-compacts (docs/performance.md, "Half of peak: what outlives a
 // scavenge").
 //
 // Iteration is in slot order (no particular order), and the map must not

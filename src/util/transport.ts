@@ -16,7 +16,7 @@ export function parseTransport(what: string, value: string | undefined, dflt: Tr
   throw new RangeError(`${what} transport must be one of ${TRANSPORTS.join(', ')}, not "${value}"`);
 }
 
-/** The server side's default, chosen by measurement (docs/mesh.md, "Lean server transport"). */
+/** The server side's default, chosen by measurement (docs/performance.md, "Lean server transport"). */
 export const DEFAULT_SERVER_TRANSPORT: Transport = 'http2';
 
 /** The server transport named by `value` (ReplicaServerOptions.transport or MESHLB_SERVER_TRANSPORT), the default when empty. */

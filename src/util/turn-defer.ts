@@ -5,7 +5,7 @@
 // epoll_pwait with a zero timeout, timers and check handles, a fresh entry into JavaScript. And Node's HTTP/2
 // sends what a flush wrote from a native immediate, which a write made inside a setImmediate callback only
 // reaches on the turn after that. So one relayed message cost a middle cell four epoll_pwait calls at 500
-// tasks/s (read, pump, flush, send), three of them turns with nothing to wait for (docs/mesh.md, "Session 13:
+// tasks/s (read, pump, flush, send), three of them turns with nothing to wait for (docs/performance.md, "Session 13:
 // fewer turns per relayed message").
 //
 // What a turn buys is coalescing: under load, the reads of one turn feed one pump and one flush. A deferral
@@ -22,14 +22,14 @@
 // A quiet spell alone does not say there is nothing to coalesce: at full rate a middle cell reads a lingered
 // batch every ~2 ms, handles it in well under that and is quiet again, so under session 13's rule (`soon`)
 // nearly every deferral there ran as a microtask, the pump inside the read of the first message instead of
-// after the turn's reads: a third fewer items per pump and per message written, 40% more messages (docs/mesh.md,
+// after the turn's reads: a third fewer items per pump and per message written, 40% more messages (docs/performance.md,
 // "Session 14: a deferral only for light callers"). So by default (`light`) a deferral runs as a microtask only
 // if its caller also says it is light: its recent batches (pumps, flushes) carried on average fewer than
 // LIGHT_BATCH items. A caller that says nothing takes the next turn.
 //
 // Cheap per deferral: Node's queueMicrotask makes an AsyncResource, a bound function and a closure per call,
 // and each deferral here made a closure of its own, ~1 KB of heap per relayed task in every cell at 500/s
-// (docs/mesh.md, "Session 15"). Deferred functions wait in FIFOs instead and each deferral queues one shared
+// (docs/performance.md, "Session 15"). Deferred functions wait in FIFOs instead and each deferral queues one shared
 // runner, as a reaction of a resolved promise (a microtask, no AsyncResource) or a setImmediate; runners and
 // functions pair up in order, so each function runs exactly where its own microtask or immediate would have.
 

@@ -4,7 +4,7 @@
 // hello unsent, until another stream there ends. Before the pool counted its
 // streams, 12,500 agents of one process on one connection left 2,500 of them
 // never welcomed (each welcome timeout reopened the stream on the same full
-// connection: docs/mesh.md, Scale). Here the server allows 4 streams a
+// connection: docs/performance.md, Scale). Here the server allows 4 streams a
 // connection and 10 agents share a pool of one channel: every agent must be
 // welcomed, on 3 connections or more.
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
