@@ -49,9 +49,15 @@ const TRAILERS = [LEADER_TRAILER, LEADER_ADDRESS_TRAILER, RETRY_AFTER_TRAILER];
 /** The `authorization` header of the call being answered, for the calls it makes (see the header). */
 const caller = new AsyncLocalStorage<string>();
 
-/** Run `fn` answering a caller whose `authorization` header is `authorization` ('' for none). */
+/**
+ * Run `fn` answering a caller whose `authorization` header is `authorization` ('' for none). With none,
+ * `fn` runs as it is: there is nothing to pass on, and a first AsyncLocalStorage.run turns on Node's
+ * promise and async hooks for the whole process, for good (every promise, timer and immediate then
+ * pays for them: about 5% of a node cell's CPU per task, docs/policies.md "Session 16"), so a mesh
+ * without tokens never pays it.
+ */
 export function asCaller<T>(authorization: string, fn: () => T): T {
-  return caller.run(authorization, fn);
+  return authorization === '' ? fn() : caller.run(authorization, fn);
 }
 
 /** Where a call is answered: here, or at `address` (the leader of `cell`). */
