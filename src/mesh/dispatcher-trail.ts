@@ -9,7 +9,7 @@
 // hundred agents), so a cell scores at most EXPLAIN_PER_SECOND decisions a
 // second (a token bucket); past it a decision still names where the task went,
 // unscored. No task waits for it: the dispatcher records after the pick.
-import { explanationOf, madeUnder, type Explanation, type ScoreRule } from '../policies/index.js';
+import { explanationOf, madeUnder, type ExplainSink, type Explanation, type ScoreRule } from '../policies/index.js';
 import { StringMap } from '../util/string-map.js';
 import type { WorkItem } from './types.js';
 
@@ -118,6 +118,51 @@ class Figures {
   }
 }
 
+/**
+ * Where a scored decision's figures go as the picker finds them (Picker.explainTo): straight into its
+ * slot's typed arrays, with no object per candidate nor per explanation (a node scores up to
+ * EXPLAIN_PER_SECOND decisions a second; docs/policies.md, "Session 16"). At most TRAIL_CANDIDATES rows.
+ */
+class FigureSink implements ExplainSink {
+  private slot: Slot | undefined;
+  private base = 0;
+  private n = 0;
+
+  constructor(private readonly f: Figures) {}
+
+  /** Write slot `s` (number `i`) from its first row. */
+  at(s: Slot, i: number): this {
+    this.slot = s;
+    this.base = i * TRAIL_CANDIDATES;
+    this.n = 0;
+    return this;
+  }
+
+  row(id: string, score: number, eligible: boolean, whyNot: string, credits: number): void {
+    if (this.n === TRAIL_CANDIDATES) return;
+    const at = this.base + this.n++;
+    const f = this.f;
+    f.ids[at] = id;
+    f.whyNot[at] = whyNot;
+    f.scores[at] = score;
+    f.credits[at] = credits;
+    f.eligible[at] = eligible ? 1 : 0;
+  }
+
+  counts(total: number, eligible: number): void {
+    const s = this.slot!;
+    s.total = total;
+    s.eligible = eligible;
+    s.listed = this.n;
+  }
+
+  /** The rows and counts given were made under `rule`: the slot answers with them from now on. */
+  done(rule: ScoreRule): void {
+    this.slot!.rule = rule;
+    this.slot = undefined;
+  }
+}
+
 export class Trail {
   private readonly ring: Slot[];
   private next = 0;
@@ -151,9 +196,11 @@ export class Trail {
       listed: 0,
     }));
     this.figures = new Figures(capacity * TRAIL_CANDIDATES);
+    this.sink = new FigureSink(this.figures);
   }
 
   private readonly figures: Figures;
+  private readonly sink: FigureSink;
 
   private tokens = EXPLAIN_PER_SECOND;
   private refilledMs = Number.NEGATIVE_INFINITY;
@@ -209,6 +256,21 @@ export class Trail {
     s.note = note;
     if (item.attempt === 0) this.unnumbered.set(item.taskId, i);
     this.index = undefined;
+  }
+
+  /**
+   * Where the figures of the decision just recorded (decided, with no explanation) go as the picker
+   * finds them (Picker.explainTo); then `scored(rule)`. Until then (or if the scoring threw) the
+   * decision reads as unscored.
+   */
+  scoring(): ExplainSink {
+    const i = (this.next - 1 + this.capacity) % this.capacity;
+    return this.sink.at(this.ring[i]!, i);
+  }
+
+  /** The figures given to scoring()'s sink were made under `rule`. */
+  scored(rule: ScoreRule): void {
+    this.sink.done(rule);
   }
 
   /** A home attempt got its number after the pick (Home.startAttempts): fill it in. */

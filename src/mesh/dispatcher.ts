@@ -342,9 +342,9 @@ export class Dispatcher {
   /** Record why `chosen` got the item (the picker's explanation, right after the pick). */
   private explain(item: WorkItem, picker: Picker, chosen: string, now: number): void {
     const scored = this.trail.mayScore(now);
-    const explanation = scored ? picker.explain(this.pickInfo.task, chosen, TRAIL_CANDIDATES) : undefined;
     const note = scored ? '' : "not scored: past the cell's budget of scored decisions a second";
-    this.trail.decided(item, now, this.policy.name, this.d.links.agents ? 'agent' : 'child', chosen, explanation, note);
+    this.trail.decided(item, now, this.policy.name, this.d.links.agents ? 'agent' : 'child', chosen, undefined, note);
+    if (scored) this.trail.scored(picker.explainTo(this.pickInfo.task, chosen, TRAIL_CANDIDATES, this.trail.scoring()));
   }
 
   private spill(item: WorkItem, homeNew: WorkItem[], now: number): boolean {

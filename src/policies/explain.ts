@@ -2,7 +2,9 @@
 // pick, put in order and summed up in a sentence. Pure; the scan itself is
 // BasePicker's, the scores and their meaning each policy's (scoreOf,
 // scoreRule), so every policy explains itself through the one interface.
-import type { Candidate, Explanation, ScoredCandidate, ScoreRule, TaskInfo } from './types.js';
+import type { Candidate, ExplainSink, Explanation, ScoredCandidate, ScoreRule, TaskInfo } from './types.js';
+
+export type { ExplainSink };
 
 /** What a policy without scores of its own says (a baseline that draws or takes turns overrides the rule). */
 export const NO_SCORE: ScoreRule = { score: 'none', rule: 'any eligible candidate', better: 'none' };
@@ -81,6 +83,12 @@ export interface ExplainSubset {
   readonly eligible: number;
 }
 
+/** `subset` holding member `pos` too (-1: none to add). */
+export function withMember(subset: ExplainSubset | undefined, pos: number): ExplainSubset | undefined {
+  if (subset === undefined || pos < 0 || subset.positions.includes(pos)) return subset;
+  return { positions: [...subset.positions, pos].sort((a, b) => a - b), eligible: subset.eligible };
+}
+
 /**
  * The chosen one, then the best others up to `limit` (eligible first, by the
  * policy's score): one pass over the members (or the subset the policy
@@ -96,19 +104,59 @@ export function explainView(
   limit: number,
   src: ExplainSource | undefined,
 ): Explanation {
-  const listed: ScoredCandidate[] = [];
+  const list = new ListSink();
+  explainInto(list, rule, cands, task, limit, src);
+  return explanationOf(rule, chosen, list.listed, list.total, list.eligible);
+}
+
+/** The explanation `explain` gives to a list (Picker.explain from Picker.explainTo). */
+export function explained(chosen: string, explain: (sink: ExplainSink) => ScoreRule): Explanation {
+  const list = new ListSink();
+  const rule = explain(list);
+  return explanationOf(rule, chosen, list.listed, list.total, list.eligible);
+}
+
+/** Collects an explanation's rows as objects. */
+class ListSink implements ExplainSink {
+  readonly listed: ScoredCandidate[] = [];
+  total = 0;
+  eligible = 0;
+  row(id: string, score: number, eligible: boolean, whyNot: string, credits: number): void {
+    this.listed.push({ id, score, eligible, whyNot, credits });
+  }
+  counts(total: number, eligible: number): void {
+    this.total = total;
+    this.eligible = eligible;
+  }
+}
+
+/**
+ * explainView's figures, given to `sink` as they are found: the listed candidates in order (the chosen
+ * one first), then the counts. Makes no object per candidate: a cell's trail writes them straight into
+ * its typed arrays (src/mesh/dispatcher-trail.ts).
+ */
+export function explainInto(
+  sink: ExplainSink,
+  rule: ScoreRule,
+  cands: readonly Candidate[],
+  task: TaskInfo,
+  limit: number,
+  src: ExplainSource | undefined,
+): void {
+  let listed = 0;
   let total = 0;
   let eligible = 0;
   if (src !== undefined) {
     const n = (total = src.size);
-    const sign = rule.better === 'higher' ? -1 : 1;
     if (key.length < n) {
       key = new Float64Array(Math.max(n, 2 * key.length));
       ok = new Uint8Array(key.length);
     }
+    const sign = rule.better === 'higher' ? -1 : 1;
     // One pass: every member's figures, and the best `want` others kept in order (insertion, want <= limit).
     const want = Math.max(0, limit - (src.chosen >= 0 ? 1 : 0));
-    const top: number[] = [];
+    const top = scratchTop;
+    top.length = 0;
     const sub = src.subset;
     if (sub !== undefined && src.chosen >= 0 && !sub.positions.includes(src.chosen)) {
       throw new Error('explain: the subset must hold the chosen member (bug)');
@@ -127,28 +175,29 @@ export function explainView(
       if (top.length > want) top.pop();
     }
     if (sub !== undefined) eligible = sub.eligible;
-    if (src.chosen >= 0) listed.push(row(src, sign, src.chosen));
-    for (const p of top) listed.push(row(src, sign, p));
+    if (src.chosen >= 0) row(sink, src, sign, src.chosen);
+    for (const p of top) row(sink, src, sign, p);
+    listed = (src.chosen >= 0 ? 1 : 0) + top.length;
   }
   for (const c of cands) {
     const s = c.slots.get(task.kind);
     if (!c.draining || s === undefined || !(s.total > 0)) continue;
     total++;
-    if (listed.length < limit) listed.push({ id: c.id, score: NaN, eligible: false, whyNot: 'draining', credits: 0 });
+    if (listed < limit) {
+      listed++;
+      sink.row(c.id, NaN, false, 'draining', 0);
+    }
   }
-  return explanationOf(rule, chosen, listed, total, eligible);
+  sink.counts(total, eligible);
 }
 
 /** One listed member, from the scratch figures of the pass. */
-function row(src: ExplainSource, sign: number, p: number): ScoredCandidate {
-  return {
-    id: src.id(p),
-    score: sign * key[p]!,
-    eligible: ok[p] === 1,
-    whyNot: ok[p] ? '' : src.whyNot(p),
-    credits: src.credits(p),
-  };
+function row(sink: ExplainSink, src: ExplainSource, sign: number, p: number): void {
+  sink.row(src.id(p), sign * key[p]!, ok[p] === 1, ok[p] ? '' : src.whyNot(p), src.credits(p));
 }
+
+/** The best others of the pass in order (explanations are made one at a time, synchronously). */
+const scratchTop: number[] = [];
 
 /** Scratch for explainView, grown as needed (explanations are made one at a time, synchronously). */
 let key = new Float64Array(64);

@@ -23,6 +23,7 @@ export type {
   PolicyDeps,
   PolicyFactory,
   Explanation,
+  ExplainSink,
   Priority,
   RejectCode,
   ScoredCandidate,

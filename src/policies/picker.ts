@@ -15,7 +15,16 @@ import { ContextRing, LOAD_BOUND, loadCap, contextPick } from './context.js';
 import { buildView, KindView, wholeCredits } from './picker-view.js';
 import { AffinityMatch } from './affinity.js';
 import { bestFit, waitOrSpill } from './multi-slot.js';
-import { contextRule, explainView, NO_SCORE, ViewSource, type ExplainSubset } from './explain.js';
+import {
+  contextRule,
+  explained,
+  explainInto,
+  NO_SCORE,
+  ViewSource,
+  withMember,
+  type ExplainSubset,
+} from './explain.js';
+import { collectEligible, HOLDER_FULL, NO_HOLDER, selectMin } from './picker-select.js';
 import { HELD, QUEUE_HELD } from './hold-back.js';
 import {
   QUEUE_FULL,
@@ -25,7 +34,16 @@ import {
   SPILL_NO_KIND,
   SPILL_NO_MATCH,
 } from './pick-results.js';
-import type { Candidate, ContextLookup, Explanation, PickResult, Picker, ScoreRule, TaskInfo } from './types.js';
+import type {
+  Candidate,
+  ContextLookup,
+  ExplainSink,
+  Explanation,
+  PickResult,
+  Picker,
+  ScoreRule,
+  TaskInfo,
+} from './types.js';
 
 export { KindView, SPILL_NO_AFFINITY };
 
@@ -270,9 +288,13 @@ export abstract class BasePicker implements Picker {
   }
 
   explain(task: TaskInfo, chosen: string, limit: number): Explanation {
+    return explained(chosen, (sink) => this.explainTo(task, chosen, limit, sink));
+  }
+
+  explainTo(task: TaskInfo, chosen: string, limit: number, sink: ExplainSink): ScoreRule {
     const v = this.view(task.kind);
     const rule = contextRule(this.scoreRule(), task);
-    if (v === null) return explainView(rule, this.drainingCands, task, chosen, limit, undefined);
+    if (v === null) return (explainInto(sink, rule, this.drainingCands, task, limit, undefined), rule);
     this.aff.set(task.kind, task.affinity);
     this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
     // Scores as the pick saw them: the chosen one's credit back for the scan.
@@ -281,12 +303,10 @@ export abstract class BasePicker implements Picker {
     if (cpos >= 0) this.adjust(v, cpos, this.need);
     if (cpos >= 0) this.aff.routed(idx!, -this.need);
     try {
-      let subset = this.explainSubset(v, task, limit);
-      if (subset !== undefined && cpos >= 0 && !subset.positions.includes(cpos)) {
-        subset = { positions: [...subset.positions, cpos].sort((a, b) => a - b), eligible: subset.eligible };
-      }
+      const subset = withMember(this.explainSubset(v, task, limit), cpos);
       const src = this.explained.of(v, v.members.length, task, cpos, subset);
-      return explainView(rule, this.drainingCands, task, chosen, limit, src);
+      explainInto(sink, rule, this.drainingCands, task, limit, src);
+      return rule;
     } finally {
       if (cpos >= 0) this.adjust(v, cpos, -this.need);
       if (cpos >= 0) this.aff.routed(idx!, this.need);
@@ -367,33 +387,15 @@ export abstract class BasePicker implements Picker {
     }
   }
 
-  /**
-   * The eligible member with the lowest score(v, pos), ties broken uniformly
-   * at random (reservoir sampling, so no array of ties is built).
-   */
+  /** The eligible member with the lowest score(v, pos), ties broken uniformly at random (./picker-select.ts). */
   protected selectMin(v: KindView, score: (v: KindView, pos: number) => number): number {
-    let best = -1;
-    let bestScore = Infinity;
-    let ties = 0;
-    for (let p = 0; p < v.members.length; p++) {
-      if (!this.ok(v, p)) continue;
-      const s = score(v, p);
-      if (best < 0 || s < bestScore) {
-        best = p;
-        bestScore = s;
-        ties = 1;
-      } else if (s === bestScore && this.random() * ++ties < 1) {
-        best = p;
-      }
-    }
-    return best;
+    return selectMin(v, this.isOk, score, this.random);
   }
+  private readonly isOk = (v: KindView, pos: number): boolean => this.ok(v, pos);
 
   /** Fills v.scratch with eligible positions; returns how many. */
   protected collectEligible(v: KindView): number {
-    let n = 0;
-    for (let p = 0; p < v.members.length; p++) if (this.ok(v, p)) v.scratch[n++] = p;
-    return n;
+    return collectEligible(v, this.isOk);
   }
 
   protected view(kind: string): KindView | null {
@@ -415,6 +417,3 @@ export abstract class BasePicker implements Picker {
     return v;
   }
 }
-
-const HOLDER_FULL = -2;
-const NO_HOLDER = -3;

@@ -208,6 +208,8 @@ export interface Picker {
    * best others), the rest only counted.
    */
   explain(task: TaskInfo, chosen: string, limit: number): Explanation;
+  /** explain's figures given to `sink` as found (no object per candidate); returns the rule they were made under. */
+  explainTo(task: TaskInfo, chosen: string, limit: number, sink: ExplainSink): ScoreRule;
   /**
    * Optional: take one known candidate's new figures in place, as a picker
    * built with them would see it (true); false when it cannot (a candidate it
@@ -233,6 +235,12 @@ export interface Picker {
  */
 export interface ContextLookup {
   holders(key: string): readonly string[] | undefined;
+}
+
+/** Where Picker.explainTo puts an explanation's figures: the listed candidates in order, then the counts. */
+export interface ExplainSink {
+  row(id: string, score: number, eligible: boolean, whyNot: string, credits: number): void;
+  counts(total: number, eligible: number): void;
 }
 
 /** One candidate as a policy saw it for one pick (Picker.explain). */

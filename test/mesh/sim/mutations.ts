@@ -17,7 +17,14 @@ import { AgentSessions } from '../../../src/mesh/agent-sessions.js';
 import { ChildLink } from '../../../src/mesh/child-link.js';
 import { ChildLinks } from '../../../src/mesh/child-links.js';
 import { Dispatcher } from '../../../src/mesh/dispatcher.js';
-import { Trail } from '../../../src/mesh/dispatcher-trail.js';
+import { Trail, TRAIL_CANDIDATES } from '../../../src/mesh/dispatcher-trail.js';
+
+/** What the trail mutation reaches inside a Trail (its ring slots and the figures of their rows). */
+interface Internals {
+  next: number;
+  ring: Array<{ chosen: string; listed: number }>;
+  figures: { ids: string[] };
+}
 import { Gangs } from '../../../src/mesh/gang.js';
 import { Home } from '../../../src/mesh/home.js';
 import { AffinityMatch, type PickResult } from '../../../src/policies/index.js';
@@ -460,12 +467,15 @@ export const MUTATIONS: readonly Mutation[] = [
     apply: () =>
       patch(
         Trail.prototype,
-        'decided',
+        'scored',
         (orig) =>
-          function (this: Trail, ...args: Parameters<Trail['decided']>): void {
-            const other = args[5]?.candidates[1]?.id;
-            if (other !== undefined) args[4] = other;
+          // The decision's figures came through scoring()'s sink: name its second row (the runner-up) instead.
+          function (this: Trail, ...args: Parameters<Trail['scored']>): void {
             orig.apply(this, args as never);
+            const t = this as unknown as Internals;
+            const i = (t.next - 1 + this.capacity) % this.capacity;
+            const s = t.ring[i]!;
+            if (s.listed > 1) s.chosen = t.figures.ids[i * TRAIL_CANDIDATES + 1]!;
           },
       ),
   },
