@@ -13,16 +13,24 @@ export function encodeEntry(e: Entry): Buffer {
   const buf = Buffer.allocUnsafe(HEADER + e.data.length);
   buf.writeUInt8(VERSION, 4);
   buf.writeUInt8(e.type, 5);
-  buf.writeBigUInt64BE(BigInt(e.term), 6);
+  writeU64(buf, e.term, 6);
   buf.set(e.data, HEADER);
   buf.writeUInt32BE(entryCrc(e.index, buf), 0);
   return buf;
 }
 
+/** `n` (a safe integer >= 0) as a big-endian u64 at `at`: writeBigUInt64BE's bytes without a BigInt per call. */
+function writeU64(buf: Buffer, n: number, at: number): void {
+  buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), at);
+  buf.writeUInt32BE(n >>> 0, at + 4);
+}
+
+/** The index's 8 bytes for the CRC (one buffer: crc32 reads it synchronously). */
+const indexBytes = Buffer.alloc(8);
+
 function entryCrc(index: number, buf: Uint8Array): number {
-  const idx = Buffer.allocUnsafe(8);
-  idx.writeBigUInt64BE(BigInt(index));
-  return crc32(buf.subarray(4), crc32(idx));
+  writeU64(indexBytes, index, 0);
+  return crc32(buf.subarray(4), crc32(indexBytes));
 }
 
 /** Decode a stored entry; returns undefined if the record fails its checksum or shape. */
