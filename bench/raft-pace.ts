@@ -3,7 +3,7 @@
 // proposals of 300 bytes and one ReadIndex read every 5 ms (1,600 proposals/s), in this process,
 // for --ms (default 4,000) after a 1 s warm-up. CPU is process.cpuUsage (lmdb's writer thread
 // and V8's helpers included) over the proposals made; the figure is the runtime's and storage's
-// alone (no ledger, no gRPC). For an A/B, run it from two trees in turn (docs/mesh.md, "Durable
+// alone (no ledger, no gRPC). For an A/B, run it from two trees in turn (docs/performance.md, "Durable
 // (LOGGED) tasks"). Bounded: every proposal has the runtime's deadline, the run a fixed length.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';

@@ -7,7 +7,7 @@
 //
 // Deadlines share one timer (Deadlines, below), armed for the earliest: a timer set and cancelled per
 // request cost a node cell about 4% of its CPU per logged task (two commits, a read barrier;
-// docs/mesh.md, "Durable (LOGGED) tasks"). Each request still fails at its own deadline.
+// docs/performance.md, "Durable (LOGGED) tasks"). Each request still fails at its own deadline.
 import { realClock, type RaftClock, type RaftTimer } from './clock.js';
 import { TimeoutError } from './errors.js';
 
