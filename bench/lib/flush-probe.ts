@@ -48,6 +48,7 @@ export class FlushProbe {
       agent: link('agent'),
       resultBack: () => undefined,
       rejected: () => undefined,
+      streamEnded: () => undefined,
       close: () => undefined,
     };
   };

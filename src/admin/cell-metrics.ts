@@ -11,7 +11,7 @@
 import { status } from '@grpc/grpc-js';
 import type { Counter, Gauge } from 'prom-client';
 import { MeshFailure, TaskState, type TaskResult } from '../gen/meshlb/v1/task.js';
-import type { CellMeter, LinkKind, LinkMeter, MeteredCell, MeterFactory } from '../mesh/meter.js';
+import type { CellMeter, EndedStream, LinkKind, LinkMeter, MeteredCell, MeterFactory, StreamEnd } from '../mesh/meter.js';
 import type { TaskRecord } from '../mesh/ledger.js';
 import type { GaugeName, MeshFamilies } from './metric-families.js';
 import type { CounterSeries, HistogramSeries } from './series.js';
@@ -132,6 +132,7 @@ class PromCellMeter implements CellMeter {
   private readonly retried: CounterSeries;
   private readonly completed = new Map<TaskState, CounterSeries>();
   private readonly rejections = new Map<status, CounterSeries>();
+  private readonly ends = new Map<string, CounterSeries>();
   private readonly dispatchLatency: HistogramSeries;
   private readonly taskLatency: HistogramSeries;
   private readonly unsubscribe: () => void;
@@ -191,6 +192,16 @@ class PromCellMeter implements CellMeter {
     if (!s) {
       s = this.f.rejected.series({ cell: this.cell.path, reason: reasonLabel(code) });
       this.rejections.set(code, s);
+    }
+    s.inc();
+  }
+
+  streamEnded(stream: EndedStream, reason: StreamEnd): void {
+    const key = `${stream}/${reason}`;
+    let s = this.ends.get(key);
+    if (!s) {
+      s = this.f.streamsEnded.series({ cell: this.cell.path, stream, reason });
+      this.ends.set(key, s);
     }
     s.inc();
   }

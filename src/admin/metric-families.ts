@@ -42,6 +42,8 @@ export interface MeshFamilies {
   readonly tasksRetried: SeriesCounter;
   /** Requests and forwarded dispatches refused; reason = the gRPC status, snake case (invalid_argument, ...). */
   readonly rejected: SeriesCounter;
+  /** Agent and link streams a cell ended with an error; stream = agent|link, reason = StreamEnd (src/mesh/meter.ts). */
+  readonly streamsEnded: SeriesCounter;
   /** Arrival at the cell (submit, at the home) -> agent start, seconds. */
   readonly dispatchLatency: SeriesHistogram;
   /** Submit -> outcome recorded at the home; arrival -> result back at the cells an attempt passed. Seconds. */
@@ -99,6 +101,11 @@ export function createFamilies(
     tasksRetried: counter('tasks_retried_total', 'Attempts after the first started at the home cell', ['cell']),
     rejected: counter('requests_rejected_total', 'Requests and forwarded dispatches refused, by gRPC status', [
       'cell',
+      'reason',
+    ]),
+    streamsEnded: counter('streams_ended_total', 'Agent and link streams the cell ended with an error, by reason', [
+      'cell',
+      'stream',
       'reason',
     ]),
     dispatchLatency: histogram(

@@ -11,15 +11,15 @@
 //   credits cost O(kinds), not O(agents).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
-import type { TaskRef, TaskResult } from '../gen/meshlb/v1/task.js';
-import { MeshFailure } from '../gen/meshlb/v1/task.js';
+import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Candidate } from '../policies/index.js';
-import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
+import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted, toServiceError } from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
 import { candidateOf } from './agent-candidate.js';
 import { Handshakes, silenceLimitMs } from './agent-handshake.js';
 import { AgentCapacity, subtreeLoad } from './agent-capacity.js';
 import { agentCheckpoint } from './agent-checkpoint.js';
+import { takeResults } from './agent-results.js';
 import { CarryOver } from './agent-carry.js';
 import {
   AgentSession,
@@ -32,7 +32,9 @@ import {
 } from './agent-session.js';
 import { ContextHolders, contextsOverLimits } from './context-holders.js';
 import { Speeds } from './agent-speed.js';
-import { failStream, isUndecodable } from './grpc-util.js';
+import { isUndecodable } from './grpc-util.js';
+import { endStream } from './stream-ends.js';
+import { HelloAdmission } from './agent-admission.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { slotsOf } from './slot-map.js';
@@ -53,9 +55,12 @@ export class AgentSessions implements AgentSide {
   private lastScanMs = 0;
   /** Streams awaiting their hello, sessions awaiting their first message: their deadlines stretch in a storm. */
   private readonly hs = new Handshakes<ServerDuplexStream<ConnectRequest, ConnectResponse>>();
-  private readonly capacity = new AgentCapacity();
-  private readonly carry: CarryOver;
+  readonly capacity = new AgentCapacity();
+  readonly carry: CarryOver;
   private lastSweepMs = 0;
+  /** New agent streams admitted per second (agent-admission.ts; the topology's helloRatePerSecond, tests change it). */
+  admission: HelloAdmission;
+  private refusalLogMs = Number.NEGATIVE_INFINITY;
   private readonly stalls = new StallClock(() =>
     stallAllowMs(this.cell.settings, Math.min(250, this.cell.settings.heartbeatTimeoutMs / 4)),
   );
@@ -66,7 +71,7 @@ export class AgentSessions implements AgentSide {
   readonly versions = new VersionRamps();
   /** Context keys the agents reported holding warm (context-holders.ts). */
   readonly contexts = new ContextHolders();
-  private readonly speeds: Speeds; // the agents' reported run times, the node's overhead (agent-speed.ts)
+  readonly speeds: Speeds; // the agents' reported run times, the node's overhead (agent-speed.ts)
 
   constructor(
     private readonly cell: CellPort,
@@ -74,6 +79,7 @@ export class AgentSessions implements AgentSide {
   ) {
     this.carry = new CarryOver(cell, this.capacity);
     this.speeds = new Speeds(cell);
+    this.admission = new HelloAdmission(cell.settings.helloRatePerSecond);
   }
 
   /** Streams awaiting their hello, and sessions welcomed that have not spoken since (bench:scale reports them). */
@@ -91,14 +97,15 @@ export class AgentSessions implements AgentSide {
     let session: AgentSession | undefined;
     if (this.byId.size + this.hs.pending.size >= this.maxAgents) {
       const why = `node ${cell.path} holds ${this.maxAgents} agent streams, its limit; try another node`;
-      failStream(call, resourceExhausted(why, cell.settings.heartbeatTimeoutMs), cell.log, 'agent: too many agents');
-      return;
+      const err = resourceExhausted(why, cell.settings.heartbeatTimeoutMs);
+      return endStream(call, err, cell, 'agent', 'agent: too many agents', 'full');
     }
+    if (this.admit(call)) return;
     this.hs.pending.set(call, cell.scheduler.now());
     const fail = (err: unknown, what: string): void => {
       this.hs.pending.delete(call);
       if (session) this.lost(session, what);
-      failStream(call, err, cell.log, what);
+      endStream(call, err, cell, 'agent', what);
     };
     call.on('data', (req: ConnectRequest) => {
       cell.meter.agent.received();
@@ -141,7 +148,7 @@ export class AgentSessions implements AgentSide {
             return;
           }
           case 'results':
-            this.results(session, m.value.results);
+            takeResults(cell, this, session, m.value.results);
             return;
           case 'started':
             if (this.carry.started(session, m.value.refs)) this.changed();
@@ -177,6 +184,25 @@ export class AgentSessions implements AgentSide {
     call.on('close', gone('agent stream closed'));
   }
 
+  /**
+   * Past the hello admission rate (agent-admission.ts): end the stream RESOURCE_EXHAUSTED with its retry
+   * hint, counted; logged once a second with the count, not per stream (a storm refuses thousands).
+   */
+  private admit(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): boolean {
+    const now = this.cell.scheduler.now();
+    const wait = this.admission.take(now);
+    if (wait === undefined) return false;
+    this.cell.meter.streamEnded('agent', 'hello_rate');
+    const rate = this.admission.ratePerSecond;
+    const err = resourceExhausted(`node ${this.cell.path} admits ${rate} agent streams a second; retry in ${wait} ms`, wait);
+    call.emit('error', toServiceError(err));
+    if (now - this.refusalLogMs >= 1000) {
+      this.cell.log.warn({ refused: this.admission.refused, rate, retryMs: wait }, 'agent: streams over the hello rate');
+      this.refusalLogMs = now;
+    }
+    return true;
+  }
+
   private hello(h: AgentHello, call: ServerDuplexStream<ConnectRequest, ConnectResponse>): AgentSession {
     const cell = this.cell;
     const id = h.agentId;
@@ -201,7 +227,7 @@ export class AgentSessions implements AgentSide {
       (bytes) => {
         this.lost(s, 'agent not reading');
         const why = resourceExhausted(`agent ${id} stopped reading (${bytes} bytes unread)`, 1000);
-        failStream(call, why, cell.log, 'agent overflow');
+        endStream(call, why, cell, 'agent', 'agent overflow', 'not_reading');
       },
       cell.meter.agent,
     );
@@ -243,45 +269,6 @@ export class AgentSessions implements AgentSide {
     this.intervalFloorMs = hb.intervalMs;
     this.timeoutFloorMs = hb.timeoutMs;
     return hb;
-  }
-
-  private results(s: AgentSession, results: readonly TaskResult[]): void {
-    const cell = this.cell;
-    const now = cell.scheduler.now();
-    let unknown = 0;
-    for (const r of results) {
-      const key = routeKey(r.taskId, r.attempt);
-      // Only the mesh makes mesh failures: an agent's result is its own.
-      if (r.meshFailure !== MeshFailure.MESH_FAILURE_UNSPECIFIED) r.meshFailure = MeshFailure.MESH_FAILURE_UNSPECIFIED;
-      const item = s.assigned.get(key);
-      if (item === undefined) {
-        const c = s.carried.get(key);
-        if (c === undefined) {
-          unknown++;
-          continue;
-        }
-        // An attempt from before this session: its slot frees; the result goes on like any
-        // other (it was failed back as lost, so the home drops it as stale).
-        this.carry.answered(s, key, c);
-        r.agentId = s.id;
-        r.nodeCell = cell.path;
-        cell.deliverResult(r, key);
-        continue;
-      }
-      s.assigned.delete(key);
-      const cost = slotsOf(item.spec);
-      this.capacity.slotsTaken(s, -cost);
-      if (s.usable) cell.slotFreed(s.id, item.kind, cost);
-      this.speeds.measured(s, now - item.sentMs, r, item.kind);
-      r.agentId = s.id;
-      r.nodeCell = cell.path;
-      cell.deliverResult(r, key);
-    }
-    if (unknown > 0)
-      cell.log.warn({ agent: s.id, unknown }, 'agent sent results for attempts it does not hold; ignored');
-    // Freed slots went back to the live picker (slotFreed), new latency and success figures follow: no rebuild.
-    if (s.usable) cell.agentChanged(s.id);
-    cell.capacityChanged();
   }
 
   /** Give an attempt to an agent the picker chose (it had a free slot). */
@@ -352,14 +339,15 @@ export class AgentSessions implements AgentSide {
         if (!s.dead && this.stalls.silence(s.lastSeenMs, now) > timeout) {
           this.lost(s, `no heartbeat for ${now - s.lastSeenMs} ms`);
           const why = deadlineExceeded(`agent ${s.id} missed heartbeats for ${timeout} ms`);
-          failStream(s.call, why, this.cell.log, 'agent dead');
+          endStream(s.call, why, this.cell, 'agent', 'agent dead', 'silent');
         }
       }
     }
     this.carry.expire(now);
-    this.hs.expireHellos(this.stalls, now, hb, (call, ms) =>
-      failStream(call, deadlineExceeded(`no hello within ${ms} ms`), this.cell.log, 'agent: hello timeout'),
-    );
+    this.hs.expireHellos(this.stalls, now, hb, (call, ms) => {
+      const why = deadlineExceeded(`no hello within ${ms} ms`);
+      endStream(call, why, this.cell, 'agent', 'agent: hello timeout', 'hello_timeout');
+    });
   }
 
   private lost(s: AgentSession, why: string): void {

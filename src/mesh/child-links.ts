@@ -19,7 +19,8 @@ import { LIMITS, overLimit } from '../util/limits.js';
 import { ChildLink } from './child-link.js';
 import { ChildrenLoads } from './children-load.js';
 import { kindLabelsOf } from './label-groups.js';
-import { failStream, isUndecodable } from './grpc-util.js';
+import { isUndecodable } from './grpc-util.js';
+import { endStream } from './stream-ends.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type CellPort, type ChildSide, type SubtreeLoad } from './port.js';
 import { idleLinkIntervalMs } from './summary-pacer.js';
@@ -69,7 +70,7 @@ export class ChildLinks implements ChildSide {
     const fail = (err: unknown, what: string): void => {
       this.pending.delete(call);
       if (link) this.lost(link, what);
-      failStream(call, err, cell.log, what);
+      endStream(call, err, cell, 'link', what);
     };
     call.on('data', (msg: OpenRequest) => {
       cell.meter.child.received();
@@ -134,7 +135,7 @@ export class ChildLinks implements ChildSide {
       cell.scheduler,
       (bytes) => {
         this.lost(link, 'child not reading');
-        failStream(call, resourceExhausted(`link to ${child}: ${bytes} bytes unread`, 1000), cell.log, 'link overflow');
+        endStream(call, resourceExhausted(`link to ${child}: ${bytes} bytes unread`, 1000), cell, 'link', 'link overflow', 'not_reading');
       },
       cell.meter.child,
       this.nextSend,
@@ -300,19 +301,16 @@ export class ChildLinks implements ChildSide {
     for (const [call, since] of this.pending) {
       if (stalls.silence(since, now) <= timeout) continue;
       this.pending.delete(call);
-      failStream(call, deadlineExceeded(`no hello within ${timeout} ms`), this.cell.log, 'link: hello timeout');
+      const why = deadlineExceeded(`no hello within ${timeout} ms`);
+      endStream(call, why, this.cell, 'link', 'link: hello timeout', 'hello_timeout');
     }
     if (dead === undefined) return;
     for (const link of dead) {
       const silent = now - link.lastSeenMs;
       this.stats.timedOut++;
       this.lost(link, `no message for ${silent} ms (linkTimeoutMs ${timeout})`);
-      failStream(
-        link.call,
-        deadlineExceeded(`link from ${link.cell}: no message for ${silent} ms`),
-        this.cell.log,
-        'child link timed out',
-      );
+      const why = deadlineExceeded(`link from ${link.cell}: no message for ${silent} ms`);
+      endStream(link.call, why, this.cell, 'link', 'child link timed out', 'silent');
     }
   }
 

@@ -16,6 +16,31 @@ import type { ScaleRecommendation } from '../forecast/index.js';
 
 export type LinkKind = 'parent' | 'child' | 'agent';
 
+/** The streams a cell serves and may end: agents' (AgentService.Connect) and its children's links. */
+export type EndedStream = 'agent' | 'link';
+/**
+ * Why a cell ended a stream (the `reason` label of meshlb_streams_ended_total, docs/operations.md):
+ * hello_rate  past the replica's hello admission rate (agent-admission.ts), told when to come back;
+ * full        the replica holds its most agent streams;
+ * not_leader  a follower, naming its leader (or no leader yet);
+ * refused     a hello naming another mesh or cell, or from a cell that is no child;
+ * duplicate   an agent id already connected;
+ * bad_message undecodable, empty, out of order or over limits;
+ * hello_timeout no hello in time;  silent  no heartbeat (agent) or no message (link) in time;
+ * not_reading the peer stopped reading (its unread bytes over the bound);  error  anything else.
+ */
+export type StreamEnd =
+  | 'hello_rate'
+  | 'full'
+  | 'not_leader'
+  | 'refused'
+  | 'duplicate'
+  | 'bad_message'
+  | 'hello_timeout'
+  | 'silent'
+  | 'not_reading'
+  | 'error';
+
 /** Counts of one kind of link of one cell, shared by every link of that kind (no object per link). */
 export interface LinkMeter {
   /** One message written, carrying `items` items (batcher.ts). */
@@ -43,6 +68,8 @@ export interface CellMeter {
   resultBack(arrivedMs: number, home: boolean, r: TaskResult): void;
   /** A request or a forwarded dispatch refused here, answered with `code`. */
   rejected(code: status): void;
+  /** An agent stream or a child's link stream this cell ended with an error, and why (StreamEnd). */
+  streamEnded(stream: EndedStream, reason: StreamEnd): void;
   /** The cell closed: stop reading it. */
   close(): void;
 }
@@ -96,5 +123,6 @@ export const NO_METER: CellMeter = {
   agent: NO_LINK,
   resultBack: () => undefined,
   rejected: () => undefined,
+  streamEnded: () => undefined,
   close: () => undefined,
 };

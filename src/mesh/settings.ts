@@ -31,6 +31,8 @@ export interface CellSettings {
   readonly checkpointMaxBytes: number;
   readonly checkpointIntervalMs: number;
   readonly batcher: BatcherOptions;
+  /** New agent streams a node replica admits per second (agent-admission.ts); 0: no bound. */
+  readonly helloRatePerSecond: number;
   /** A node cell (agents connect to it). */
   readonly nodeTier: boolean;
 }
@@ -65,6 +67,7 @@ export function resolveSettings(d: MeshDefaults, opts: CellOptions, tier?: Tier)
     checkpointMaxBytes: Math.min(opts.checkpointMaxBytes ?? DEFAULT_CHECKPOINT_MAX_BYTES, d.maxMessageBytes / 4),
     checkpointIntervalMs: opts.checkpointIntervalMs ?? 500,
     batcher: { ...DEFAULT_BATCHER_OPTIONS, ...opts.batcher },
+    helloRatePerSecond: opts.helloRatePerSecond ?? d.helloRatePerSecond,
     nodeTier: tier === 'node',
   };
 }

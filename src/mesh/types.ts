@@ -293,6 +293,8 @@ export interface CellOptions {
   readonly forecast?: Partial<ForecastSettings>;
   /** Max slots one agent may declare. Default 10,000. */
   readonly maxAgentSlots?: number;
+  /** New agent streams a node replica admits per second (agent-admission.ts); 0: no bound. Default: the topology's. */
+  readonly helloRatePerSecond?: number;
   /** The largest checkpoint an agent may save (bytes, under the max message size). Default 1 MiB. */
   readonly checkpointMaxBytes?: number;
   /** A logged task's checkpoints go to the log at most once per this interval (ms), the latest winning. Default 500. */

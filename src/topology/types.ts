@@ -62,6 +62,11 @@ export interface MeshDefaults {
   readonly unplaceableTimeoutMs: number;
   readonly dataDir: string; // default ".data"
   /**
+   * New agent streams each node replica admits per second, a burst of half a second's worth; the rest are
+   * told when to come back (RESOURCE_EXHAUSTED with a retry hint; docs/agent-protocol.md). Default 2000.
+   */
+  readonly helloRatePerSecond: number;
+  /**
    * Nodes size the queue room they offer their parent (prefetch) by their
    * arrival forecast, up to their slots (docs/policies.md, "Forecasts and scale
    * recommendations"). Default true; false keeps the static prefetch share.
