@@ -11,7 +11,15 @@
 import { status } from '@grpc/grpc-js';
 import type { Counter, Gauge } from 'prom-client';
 import { MeshFailure, TaskState, type TaskResult } from '../gen/meshlb/v1/task.js';
-import type { CellMeter, EndedStream, LinkKind, LinkMeter, MeteredCell, MeterFactory, StreamEnd } from '../mesh/meter.js';
+import type {
+  CellMeter,
+  EndedStream,
+  LinkKind,
+  LinkMeter,
+  MeteredCell,
+  MeterFactory,
+  StreamEnd,
+} from '../mesh/meter.js';
 import type { TaskRecord } from '../mesh/ledger.js';
 import type { GaugeName, MeshFamilies } from './metric-families.js';
 import type { CounterSeries, HistogramSeries } from './series.js';

@@ -15,15 +15,15 @@ import type { AgentHello, Welcome } from '../gen/meshlb/v1/agent.js';
 import type { ResultStatus } from '../gen/meshlb/v1/task.js';
 import { logger as rootLogger, type Logger } from '../util/log.js';
 import { callerCredentials, type CallerSecurity } from '../security/caller.js';
-import type { BackoffOptions } from './backoff.js';
+import type { ReconnectOptions } from './leader-hints.js';
 import { Connection, type AgentState, type NodeMessage } from './connection.js';
 import { leanSetup, type AgentTransportOptions } from './transport.js';
 import { AgentCheckpoints } from './checkpoints.js';
 import { AgentContextSet, type ContextPort } from './contexts.js';
 import { RunTimes, type AgentSpeedOptions } from './speed.js';
 import { newAgentStats, type AgentStats } from './stats.js';
-import { codeName, isRefusal, notNodeCell, resultStatusName, streamStatus } from './events.js';
-import type { ResultStatusName, StreamStatus } from './events.js';
+import { codeName, isRefusal, notNodeCell, resultStatusName, streamStatus, type StreamStatus } from './events.js';
+import type { ResultStatusName } from './events.js';
 import { Executor } from './executor.js';
 import { StateWaiters } from './waiters.js';
 import { Outbox } from './outbox.js';
@@ -36,8 +36,8 @@ const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** After a drain's deadline, how long results (e.g. of aborted handlers) may still take to go out. */
 const DRAIN_FLUSH_GRACE_MS = 2000;
 
-export interface AgentOptions extends AgentTransportOptions, AgentSpeedOptions {
-  /** host:port of the node cell replica, or several to fail over across (tried in turn). */
+export interface AgentOptions extends AgentTransportOptions, AgentSpeedOptions, ReconnectOptions {
+  /** host:port of the node cell replica, or several to fail over across (tried in turn); leader hints: leaderHints. */
   address: string | readonly string[];
   /** Unique within the node cell. */
   agentId: string;
@@ -48,8 +48,6 @@ export interface AgentOptions extends AgentTransportOptions, AgentSpeedOptions {
   slots: number;
   /** Heartbeat period; default: the node's (its Welcome, lengthened by a HeartbeatChange), else 1000. */
   heartbeatIntervalMs?: number;
-  /** Reconnect backoff (full jitter). Defaults: 100 ms initial, 5 s max, x2. */
-  backoff?: BackoffOptions;
   /** Random source for the jitter (inject a seeded one for reproducible runs). */
   random?: () => number;
   logger?: Logger;
@@ -147,6 +145,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.connection = new Connection(
       {
         addresses,
+        leaderHints: opts.leaderHints,
         backoff: opts.backoff,
         random: opts.random ?? Math.random,
         maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,

@@ -30,11 +30,11 @@ import { Backoff, type BackoffOptions } from './backoff.js';
 import { heartbeatWheel, type Beat } from './heartbeat-wheel.js';
 import { sampleLoad } from './load.js';
 import { h2AgentStreams, type AgentCall, type AgentStreams, type AgentTransport, type LeanSetup } from './transport.js';
-import { LEADER_ADDRESS_TRAILER } from '../util/errors.js';
+import { LEADER_ADDRESS_TRAILER, RETRY_AFTER_TRAILER } from '../util/errors.js';
+import { LEADER_REDIRECT_MS, NodeAddresses, type LeaderHints } from './leader-hints.js';
 
-/** After a follower names its leader, connect there this soon (ms); at most this many redirects in a row. */
-const LEADER_REDIRECT_MS = 20;
-const MAX_REDIRECTS = 3;
+/** A node's retry hint is taken up to this long (ms), with up to a quarter more of jitter. */
+const MAX_RETRY_AFTER_MS = 60_000;
 export type AgentState = 'idle' | 'connecting' | 'connected' | 'closed';
 
 export interface ConnectionStats {
@@ -74,6 +74,8 @@ interface ConnectionPeer {
 
 interface ConnectionOptions {
   addresses: readonly string[];
+  /** Leader hints to addresses not given: followed (default) or not (leader-hints.ts). */
+  leaderHints?: LeaderHints;
   backoff?: BackoffOptions;
   random: () => number;
   /** Configured max message size; a Welcome may lower it. */
@@ -103,9 +105,8 @@ export class Connection {
   /** The live call's write() returned false; set until its 'drain'. */
   writeBlocked = false;
   private call: Call | undefined;
-  private addrIndex = 0;
-  /** Leader hints followed in a row (reset by a welcome or a plain reconnect). */
-  private redirects = 0;
+  /** The given addresses and the leader address learned from a hint (leader-hints.ts). */
+  private readonly addrs: NodeAddresses;
   private readonly backoff: Backoff;
   private readonly ownClients = new Map<string, AgentServiceClient>();
   /** The lean client's connections, when the agent runs on it (addresses it cannot dial go to grpc-js). */
@@ -121,6 +122,7 @@ export class Connection {
     private readonly peer: ConnectionPeer,
   ) {
     this.backoff = new Backoff(opts.backoff, opts.random);
+    this.addrs = new NodeAddresses(opts.addresses, opts.leaderHints);
     this.maxMessageBytes = opts.maxMessageBytes;
     if (opts.lean && !opts.openStream && !opts.clientFor)
       this.lean = h2AgentStreams({
@@ -138,7 +140,7 @@ export class Connection {
 
   /** The address of the current (or last tried) node replica. */
   get address(): string {
-    return this.opts.addresses[this.addrIndex]!;
+    return this.addrs.current;
   }
 
   connect(): void {
@@ -265,7 +267,7 @@ export class Connection {
     this.welcomeTimer = undefined;
     this.welcomed = true;
     this.state = 'connected';
-    this.redirects = 0;
+    this.addrs.welcomed();
     this.stats.connects++;
     if (w.maxMessageBytes > 0) this.maxMessageBytes = Math.min(this.opts.maxMessageBytes, w.maxMessageBytes);
     const interval = this.opts.heartbeatIntervalMs ?? (w.heartbeatIntervalMs || 1000);
@@ -302,20 +304,16 @@ export class Connection {
     this.welcomeTimer = undefined;
     if (wasWelcomed && this.state !== 'closed') this.stats.disconnects++;
     this.peer.broken(s, wasWelcomed);
-    // A replica that does not lead its node cell names the leader: go there next, soon, if it is
-    // one of our addresses (an agent never follows a hint to an address it was not given).
+    // A replica that does not lead its node cell names the leader: go there next, soon (leader-hints.ts
+    // says which hints an agent follows).
     const hint = s.code === status.FAILED_PRECONDITION ? s.metadata?.get(LEADER_ADDRESS_TRAILER)[0] : undefined;
-    const to = typeof hint === 'string' ? this.opts.addresses.indexOf(hint) : -1;
-    if (to >= 0 && to !== this.addrIndex && this.state !== 'closed' && this.redirects < MAX_REDIRECTS) {
-      this.redirects++;
+    if (typeof hint === 'string' && this.state !== 'closed' && this.addrs.redirect(hint)) {
       this.opts.logger().info({ from: this.address, to: hint }, 'agent: going to the node cell leader');
-      this.addrIndex = to;
       this.state = 'connecting';
       this.reconnectTimer = setTimeout(() => this.connect(), LEADER_REDIRECT_MS);
       return;
     }
-    this.redirects = 0; // hints that go round in circles (an election) end in the usual backoff
-    this.scheduleReconnect(wasLoaded);
+    this.scheduleReconnect(wasLoaded, retryAfterOf(s));
   }
 
   /**
@@ -323,13 +321,25 @@ export class Connection {
    * backoff. A stream cut before its first load (a node in a connect storm: docs/performance.md, Scale) keeps
    * the backoff growing, so the agents it cut come back spread over longer and longer, not all at once.
    */
-  private scheduleReconnect(healthy: boolean): void {
+  private scheduleReconnect(healthy: boolean, retryAfterMs = 0): void {
     if (this.state === 'closed') return;
     this.state = 'connecting';
-    if (this.opts.addresses.length > 1) this.addrIndex = (this.addrIndex + 1) % this.opts.addresses.length;
+    const forgotten = this.addrs.next();
+    if (forgotten !== undefined) this.forget(forgotten);
     if (healthy) this.backoff.reset();
-    const delay = this.backoff.next();
+    // A node over its hello rate says when to come back (agent-admission.ts): then, plus up to a quarter
+    // of jitter, so the agents it refused together do not return together.
+    const hinted = retryAfterMs > 0 ? retryAfterMs * (1 + this.opts.random() / 4) : 0;
+    const delay = Math.max(this.backoff.next(), hinted);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Let go of the connections to a learned address (its stream ended: leader-hints.ts). */
+  private forget(address: string): void {
+    if (this.opts.addresses.includes(address)) return;
+    this.ownClients.get(address)?.close();
+    this.ownClients.delete(address);
+    this.lean?.forget(address);
   }
 
   private clearTimers(): void {
@@ -338,4 +348,11 @@ export class Connection {
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
     this.reconnectTimer = this.welcomeTimer = undefined;
   }
+}
+
+/** The retry hint (ms) of a RESOURCE_EXHAUSTED or UNAVAILABLE end (trailer meshlb-retry-after-ms), else 0. */
+function retryAfterOf(s: StatusObject): number {
+  if (s.code !== status.RESOURCE_EXHAUSTED && s.code !== status.UNAVAILABLE) return 0;
+  const v = Number(s.metadata?.get(RETRY_AFTER_TRAILER)[0]);
+  return Number.isFinite(v) && v > 0 ? Math.min(v, MAX_RETRY_AFTER_MS) : 0;
 }

@@ -20,3 +20,4 @@ export type { AgentChannelPoolOptions } from './pool.js';
 export { ResultStatus } from '../gen/meshlb/v1/task.js';
 export { AGENT_TRANSPORTS, DEFAULT_AGENT_TRANSPORT, agentTransport } from './transport.js';
 export type { AgentCall, AgentTransport, AgentTransportOptions } from './transport.js';
+export type { LeaderHints, ReconnectOptions } from './leader-hints.js';

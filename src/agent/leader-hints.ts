@@ -18,6 +18,7 @@
 //   broken, or the leader stopped): the agent goes back to its given addresses,
 //   and a follower there names the new leader.
 // 'given' keeps the strict rule: hints are followed only to given addresses.
+import type { BackoffOptions } from './backoff.js';
 
 /** After a follower names its leader, connect there this soon (ms); at most this many redirects in a row. */
 export const LEADER_REDIRECT_MS = 20;
@@ -25,7 +26,10 @@ export const MAX_REDIRECTS = 3;
 
 export type LeaderHints = 'follow' | 'given';
 
-export interface LeaderHintOptions {
+/** The agent's options on reconnecting (AgentOptions extends them). */
+export interface ReconnectOptions {
+  /** Reconnect backoff (full jitter). Defaults: 100 ms initial, 5 s max, x2. */
+  backoff?: BackoffOptions;
   /**
    * 'follow' (default): go to the leader a follower names even when its address was not given (one at a time,
    * forgotten when its stream ends); 'given': only to addresses given in `address`.

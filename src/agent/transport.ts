@@ -52,6 +52,8 @@ export interface AgentCall {
 export interface AgentStreams {
   open(address: string): AgentCall;
   close(): void;
+  /** Close the connections to `address` (a leader address learned from a hint, forgotten: leader-hints.ts). */
+  forget(address: string): void;
   /** Which transport carries the streams to `address`. */
   transportFor(address: string): AgentTransport;
 }
@@ -137,6 +139,10 @@ export function h2AgentStreams(o: H2AgentStreamsOptions): AgentStreams {
       let i = pickConnection(list, cap);
       if (i < 0) i = list.push(channel(address)) - 1;
       return list[i]!.duplex(AgentServiceService.connect.path, encodeRequest, decodeResponse, metadata);
+    },
+    forget(address) {
+      for (const c of channels.get(address) ?? []) c.close();
+      channels.delete(address);
     },
     close() {
       for (const list of channels.values()) for (const c of list) c.close();

@@ -13,7 +13,14 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Candidate } from '../policies/index.js';
-import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted, toServiceError } from '../util/errors.js';
+import {
+  alreadyExists,
+  deadlineExceeded,
+  invalidArgument,
+  notFound,
+  resourceExhausted,
+  toServiceError,
+} from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
 import { candidateOf } from './agent-candidate.js';
 import { Handshakes, silenceLimitMs } from './agent-handshake.js';
@@ -194,10 +201,16 @@ export class AgentSessions implements AgentSide {
     if (wait === undefined) return false;
     this.cell.meter.streamEnded('agent', 'hello_rate');
     const rate = this.admission.ratePerSecond;
-    const err = resourceExhausted(`node ${this.cell.path} admits ${rate} agent streams a second; retry in ${wait} ms`, wait);
+    const err = resourceExhausted(
+      `node ${this.cell.path} admits ${rate} agent streams a second; retry in ${wait} ms`,
+      wait,
+    );
     call.emit('error', toServiceError(err));
     if (now - this.refusalLogMs >= 1000) {
-      this.cell.log.warn({ refused: this.admission.refused, rate, retryMs: wait }, 'agent: streams over the hello rate');
+      this.cell.log.warn(
+        { refused: this.admission.refused, rate, retryMs: wait },
+        'agent: streams over the hello rate',
+      );
       this.refusalLogMs = now;
     }
     return true;

@@ -135,7 +135,14 @@ export class ChildLinks implements ChildSide {
       cell.scheduler,
       (bytes) => {
         this.lost(link, 'child not reading');
-        endStream(call, resourceExhausted(`link to ${child}: ${bytes} bytes unread`, 1000), cell, 'link', 'link overflow', 'not_reading');
+        endStream(
+          call,
+          resourceExhausted(`link to ${child}: ${bytes} bytes unread`, 1000),
+          cell,
+          'link',
+          'link overflow',
+          'not_reading',
+        );
       },
       cell.meter.child,
       this.nextSend,
