@@ -3,7 +3,7 @@
 // connections (AgentChannelPool), so thousands of agents cost one socket each
 // per channel, not one per agent. Service time and failures come from one seed.
 import type { Label } from '../gen/meshlb/v1/task.js';
-import { Agent, AgentChannelPool, seededRandom, type AgentTask } from '../agent/index.js';
+import { Agent, AgentChannelPool, seededRandom, type AgentTask, type LeaderHints } from '../agent/index.js';
 import { progressLines, progressTo } from './progress.js';
 import { callerCredentials, type CallerSecurity } from '../security/caller.js';
 
@@ -41,6 +41,8 @@ export interface AgentSimOptions {
   idPrefix?: string;
   /** Print one JSON summary on stdout at exit (progress lines still go to stderr). */
   json?: boolean;
+  /** Leader hints to addresses not given: 'follow' (default) or 'given' (AgentOptions.leaderHints). */
+  leaderHints?: LeaderHints;
   /** HTTP/2 connections shared by the agents (default: one per 1000 agents). */
   channels?: number;
   /** Progress line period, ms (default 1000; 0 = none). */
@@ -151,6 +153,7 @@ export function startAgentSim(opts: AgentSimOptions): AgentSim {
       ...(declared > 0 ? { expectedRunMs: declared } : {}),
       random: seededRandom((seed * 7919 + i) >>> 0),
       openStream: pool.openStream,
+      leaderHints: opts.leaderHints,
       ...(opts.mesh ? { mesh: opts.mesh } : {}),
     });
     for (const k of kinds) agent.handle(k, handler);

@@ -6,7 +6,6 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   applyLogLevel,
   int,
-  labels,
   list,
   logLevelOption,
   num,
@@ -17,6 +16,7 @@ import {
 import { reportFailure, wantsStack } from './errors.js';
 import { annotateHelp, packageVersion } from './help.js';
 import { addTopologyCommands } from './topology-commands.js';
+import { addAgentSimCommand } from './agent-sim-command.js';
 import { load, withTelemetry } from './load.js';
 import { addSecurityCommands, callerSecurityFrom } from './security-flags.js';
 import { watchParent } from './parent-watch.js';
@@ -119,51 +119,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       );
     });
 
-  program
-    .command('agent-sim')
-    .description('many simulated agents in one process, connected to a node cell')
-    .requiredOption('--address <host:port>', 'node cell replica address')
-    .option('--agents <n>', 'agents to run', int(1), 10)
-    .option('--slots <n>', 'slots per agent', int(1), 4)
-    .option('--kinds <list>', 'task kinds the agents take', list(), ['default'])
-    .option('--labels <k=v,...>', 'agent labels', labels)
-    .option('--service-time-ms <n>', 'mean simulated service time', num(0))
-    .option('--service-jitter-ms <n>', 'uniform jitter added to the service time', num(0))
-    .option('--expected-run-ms <n>', 'run time the agents declare to the node until it measures them', num(0))
-    .option('--failure-rate <f>', 'fraction of attempts that fail', num(0, 1))
-    .option('--duration <s>', 'run this long, then drain and exit (default: until signalled)', num(0))
-    .option('--id-prefix <p>', 'agent ids are <prefix>-<i>')
-    .option('--mesh <name>', 'the mesh (topology name) the agents expect; a node of another mesh refuses them')
-    .option('--channels <n>', 'HTTP/2 connections shared by the agents (default one per 1000 agents)', int(1))
-    .option('--seed <s>', 'random seed', int(0))
-    .option('--json', 'print one JSON summary on stdout at exit')
-    .addOption(logLevelOption())
-    .action((o: Opts) => {
-      applyLogLevel(o);
-      run(
-        (async () => {
-          const runAgentSim = await load<(opts: Opts) => Promise<number>>('agent-sim.js', 'runAgentSim');
-          return runAgentSim({
-            address: o.address,
-            agents: o.agents,
-            slots: o.slots,
-            kinds: o.kinds,
-            labels: o.labels ?? [],
-            serviceTimeMs: o.serviceTimeMs,
-            serviceJitterMs: o.serviceJitterMs,
-            expectedRunMs: o.expectedRunMs,
-            failureRate: o.failureRate,
-            durationS: o.duration,
-            idPrefix: o.idPrefix,
-            mesh: o.mesh,
-            channels: o.channels,
-            seed: o.seed,
-            json: o.json === true,
-            security: callerSecurityFrom(o),
-          });
-        })(),
-      );
-    });
+  addAgentSimCommand(program, run);
 
   program
     .command('submit')
