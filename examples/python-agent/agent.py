@@ -5,8 +5,11 @@ It keeps one AgentService.Connect stream open to a node cell, says hello
 (naming what it still runs after a reconnect), heartbeats at the Welcome's
 interval, runs assignments within its slots on threads, acks them as started,
 sends one result per attempt, honours cancels (cooperatively: the handler
-checks an Event) and drain orders, and reconnects with full-jitter backoff,
-following the node's leader hint when the leader is one of its addresses.
+checks an Event) and drain orders, saves checkpoints and resumes from the one a
+dispatch carries, hands attempts back when the node asks (a Cancels with
+hand_back, a DrainOrder with migrate), and reconnects with full-jitter backoff,
+following the node's leader hint (to an address it was not given too, unless
+--leader-hints given) and waiting out a node's retry hint.
 
 It needs Python 3.9+, grpcio and stubs generated from proto/meshlb/v1/agent.proto
 and task.proto (see README.md next to this file):
@@ -16,17 +19,16 @@ and task.proto (see README.md next to this file):
     PYTHONPATH=OUT python3 examples/python-agent/agent.py --address 127.0.0.1:7103 --agent-id py-1
 
 Each event is printed as one JSON line on stdout (welcome, start, cancel,
-result, drain, disconnected, exit), so a test or a person can follow it.
+hand_back, checkpoint_ack, result, drain, disconnected, exit), so a test or a
+person can follow it.
 Exit codes: 0 after a drain (ordered by the node, or SIGTERM/SIGINT); 1 when
 the address is not a node cell (UNIMPLEMENTED); 2 for bad usage.
 """
 
 import argparse
 import faulthandler
-import json
 import os
 import queue
-import random
 import signal
 import sys
 import threading
@@ -35,6 +37,9 @@ import time
 try:
     import grpc
     from meshlb.v1 import agent_pb2, agent_pb2_grpc, task_pb2
+    from handlers import HANDLERS, emit, outcome
+    from handback import HandBacks
+    from addresses import Addresses, Backoff, trailer
 except ImportError as e:  # pragma: no cover - a setup problem, said plainly
     sys.stderr.write(
         "agent.py: %s\n  install grpcio (Debian: apt-get install python3-grpcio python3-grpc-tools) and generate the\n"
@@ -51,69 +56,11 @@ RESEND_WINDOW_S = 2.0
 MAX_BATCH = 256
 # The Welcome may be late under load; past this the stream is dropped and retried.
 WELCOME_TIMEOUT_S = 30.0
-BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.1, 5.0
 
 
-def emit(event, **fields):
-    """One JSON line per event on stdout."""
-    fields["event"] = event
-    fields["t"] = round(time.time(), 3)
-    sys.stdout.write(json.dumps(fields, sort_keys=True) + "\n")
-    sys.stdout.flush()
-
-
-class Cancelled(Exception):
-    pass
-
-
-class RateLimited(Exception):
-    """What the handler calls said "too many requests": run again after retry_after_ms without
-    spending an attempt; the task's rate-limit key pauses mesh-wide as long (RESULT_STATUS_RATE_LIMITED)."""
-
-    def __init__(self, message, retry_after_ms):
-        super().__init__(message)
-        self.retry_after_ms = max(0, min(int(retry_after_ms), 0xFFFFFFFF))
-
-
-class Fatal(Exception):
-    """A failure a retry cannot fix: the task fails at once (RESULT_STATUS_FATAL)."""
-
-
-def echo(task):
-    """The example kind: the payload comes back as the output.
-
-    A JSON object payload may ask for more: {"sleep_ms": n} waits first (and
-    stops early when the attempt is cancelled), {"error": "why"} fails the
-    attempt (retried), {"fatal": "why"} fails the task at once, and
-    {"rate_limited_ms": n} answers the first attempt RATE_LIMITED with that hint.
-    """
-    spec = task["dispatch"].spec
-    payload = spec.payload
-    try:
-        ask = json.loads(payload.decode("utf-8")) if payload[:1] == b"{" else {}
-    except ValueError:
-        ask = {}
-    if not isinstance(ask, dict):
-        ask = {}
-    if ask.get("sleep_ms"):
-        if task["cancel"].wait(float(ask["sleep_ms"]) / 1000.0):
-            raise Cancelled()
-    if ask.get("fatal"):
-        raise Fatal(str(ask["fatal"]))
-    if ask.get("rate_limited_ms") and task["dispatch"].attempt == 1:
-        raise RateLimited("too many requests", ask["rate_limited_ms"])
-    if ask.get("error"):
-        raise RuntimeError(str(ask["error"]))
-    return payload
-
-
-HANDLERS = {"echo": echo}
-
-
-class Agent:
-    def __init__(self, addresses, agent_id, slots, kinds, labels, mesh, node_cell):
-        self.addresses = addresses
-        self.addr_index = 0
+class Agent(HandBacks):
+    def __init__(self, addresses, agent_id, slots, kinds, labels, mesh, node_cell, follow_hints=True):
+        self.addresses = Addresses(addresses, follow_hints)
         self.agent_id = agent_id
         self.slots = slots
         self.kinds = kinds
@@ -132,7 +79,17 @@ class Agent:
         self.welcome = None
         self.heartbeat_s = 1.0
         self.changed = threading.Condition(self.lock)
-        self.stats = {"connects": 0, "ok": 0, "error": 0, "fatal": 0, "rate_limited": 0, "cancelled": 0, "heartbeats": 0}
+        self.stats = {
+            "connects": 0,
+            "ok": 0,
+            "error": 0,
+            "fatal": 0,
+            "rate_limited": 0,
+            "handed_back": 0,
+            "cancelled": 0,
+            "heartbeats": 0,
+            "checkpoints": 0,
+        }
 
     # ---- the stream ----
 
@@ -155,18 +112,17 @@ class Agent:
 
     def run(self):
         """Connect, serve, reconnect; returns the exit code."""
-        backoff = BACKOFF_INITIAL_S
-        redirects = 0
+        backoff = Backoff()
         while True:
-            address = self.addresses[self.addr_index]
+            address = self.addresses.current
             outbox = queue.Queue()
             hello = self.hello()
             emit("hello", address=address, running=len(hello.hello.running))
             outbox.put(hello)
             welcomed, err = self.serve(address, outbox)
             if welcomed:
-                backoff = BACKOFF_INITIAL_S
-                redirects = 0
+                backoff.reset()
+                self.addresses.welcomed()
             with self.lock:
                 done = self.draining and not self.running and not self.pending
             if done:
@@ -184,16 +140,13 @@ class Agent:
                 emit("exit", reason="not a node cell", stats=self.stats)
                 return 1
             hint = trailer(err, "meshlb-leader-address") if code == grpc.StatusCode.FAILED_PRECONDITION else None
-            if hint in self.addresses and redirects < 3:
-                # A follower named its leader, and we were given that address: go there now.
-                redirects += 1
-                self.addr_index = self.addresses.index(hint)
+            if self.addresses.redirect(hint):
+                # A follower named its leader: go there now (docs/agent-protocol.md, "Which replica").
                 time.sleep(0.02)
                 continue
-            redirects = 0
-            self.addr_index = (self.addr_index + 1) % len(self.addresses)
-            time.sleep(random.uniform(0, backoff))  # full jitter
-            backoff = min(BACKOFF_MAX_S, backoff * 2)
+            self.addresses.next()
+            retry = trailer(err, "meshlb-retry-after-ms") if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+            time.sleep(backoff.next(retry))
 
     def serve(self, address, outbox):
         """One stream, until it ends. Returns (welcomed, error or None)."""
@@ -225,9 +178,21 @@ class Agent:
                 elif kind == "assignments":
                     self.on_assignments(msg.assignments.tasks)
                 elif kind == "cancels":
-                    self.on_cancels(msg.cancels.refs)
+                    c = msg.cancels
+                    if c.hand_back:
+                        self.hand_back(c.refs, c.reason or "asked back by the node", c.grace_ms)
+                    else:
+                        self.on_cancels(c.refs)
+                elif kind == "checkpoint_acks":
+                    for k in msg.checkpoint_acks.acks:
+                        emit("checkpoint_ack", task_id=k.task_id, attempt=k.attempt, seq=k.seq, accepted=k.accepted, error=k.error)
                 elif kind == "drain":
-                    emit("drain", reason=msg.drain.reason, ordered=True)
+                    d = msg.drain
+                    emit("drain", reason=d.reason, ordered=True, migrate=d.migrate)
+                    if d.migrate:
+                        with self.lock:
+                            refs = [task_pb2.TaskRef(task_id=t, attempt=a) for (t, a) in self.running]
+                        self.hand_back(refs, d.reason or "drained with migration", d.grace_ms)
                     self.start_drain()
             return welcomed, None
         except grpc.RpcError as e:
@@ -303,7 +268,17 @@ class Agent:
                 if handler is None:
                     self.report_locked(d, task_pb2.RESULT_STATUS_ERROR, b"", "no handler for kind %r" % d.spec.kind)
                     continue
-                task = {"dispatch": d, "cancel": threading.Event(), "t0": time.monotonic()}
+                task = {
+                    "dispatch": d,
+                    "cancel": threading.Event(),
+                    "hand_back": threading.Event(),
+                    "why": "",
+                    "t0": time.monotonic(),
+                    "seq": 0,
+                    # The checkpoint to resume from (bytes), if an earlier attempt saved one.
+                    "resume": d.checkpoint.data if d.HasField("checkpoint") else b"",
+                }
+                task["checkpoint"] = lambda data, progress=0.0, task=task: self.save(task, data, progress)
                 self.running[key] = task
                 launch.append((handler, task))
             # The acks go out before any of these attempts can report: a `started` the node
@@ -322,18 +297,14 @@ class Agent:
         try:
             out = handler(task)
             output = out if isinstance(out, bytes) else str(out).encode("utf-8")
-        except Cancelled:
-            status, err = task_pb2.RESULT_STATUS_ERROR, "cancelled"
-        except Fatal as e:
-            status, err = task_pb2.RESULT_STATUS_FATAL, str(e) or "fatal"
-        except RateLimited as e:
-            status, err, retry_after_ms = task_pb2.RESULT_STATUS_RATE_LIMITED, str(e) or "rate limited", e.retry_after_ms
-        except Exception as e:  # a handler's failure is the attempt's result, retried if attempts remain
-            status, err = task_pb2.RESULT_STATUS_ERROR, str(e) or type(e).__name__
+        except Exception as e:
+            status, err, retry_after_ms = outcome(task, e)
         name = task_pb2.ResultStatus.Name(status).replace("RESULT_STATUS_", "").lower()
         with self.lock:
+            if self.running.get((d.task_id, d.attempt)) is not task:
+                return  # handed back already: its grace ran out (hand_back)
             self.stats[name] += 1
-            if task["cancel"].is_set():
+            if task["cancel"].is_set() and not task["hand_back"].is_set():
                 self.stats["cancelled"] += 1
             del self.running[(d.task_id, d.attempt)]
             micros = int((time.monotonic() - task["t0"]) * 1e6)
@@ -398,16 +369,6 @@ class Agent:
             self.stream.put(None)  # half-close: the node ends its side, serve() returns
 
 
-def trailer(err, key):
-    try:
-        for k, v in err.trailing_metadata() or ():
-            if k == key:
-                return v
-    except Exception:
-        pass
-    return None
-
-
 def cpu_load():
     try:
         return min(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
@@ -424,13 +385,21 @@ def main(argv):
     p.add_argument("--labels", default="", help="k=v,... (default: none)")
     p.add_argument("--mesh", default="", help="the mesh (topology name) expected (default: any)")
     p.add_argument("--node-cell", default="", help="the node cell expected, e.g. /eu/west-1a/n1 (default: any)")
+    p.add_argument(
+        "--leader-hints",
+        choices=["follow", "given"],
+        default="follow",
+        help="follow a follower's leader hint to an address not given, or only to given ones (default: follow)",
+    )
     a = p.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid> prints every thread's stack
     if a.slots < 1:
         p.error("--slots must be >= 1")
     labels = [tuple(kv.split("=", 1)) for kv in a.labels.split(",") if "=" in kv]
     kinds = [k for k in a.kinds.split(",") if k]
-    agent = Agent([x for x in a.address.split(",") if x], a.agent_id, a.slots, kinds, labels, a.mesh, a.node_cell)
+    addresses = [x for x in a.address.split(",") if x]
+    follow = a.leader_hints == "follow"
+    agent = Agent(addresses, a.agent_id, a.slots, kinds, labels, a.mesh, a.node_cell, follow)
 
     def on_signal(signum, _frame):
         # Not here: the main thread may be inside emit() or hold the lock. A thread does it.

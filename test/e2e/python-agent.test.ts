@@ -6,8 +6,10 @@
 // to write an agent: echo tasks complete, errors retry and fatal errors do not,
 // a cancel reaches the handler and its slot frees on the result, heartbeats
 // keep the stream alive, a restarted node is reconnected to with the running
-// attempt named in the hello, a drain order and SIGTERM end the agent cleanly,
-// and a non-node address makes it exit at once with the reason.
+// attempt named in the hello, checkpoints are saved and a later attempt resumes
+// from them, a hand-back (a Cancels with hand_back, a drain with migration) ends
+// the attempt HANDED_BACK with no attempt spent, a drain order and SIGTERM end
+// the agent cleanly, and a non-node address makes it exit at once with the reason.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshClient, outputText, taskStateName } from '../../src/client/index.js';
 import { startMesh, type MeshHarness } from '../../src/dev/harness.js';
 import { AdminServiceClient } from '../../src/gen/meshlb/v1/admin.js';
+import { TaskRef } from '../../src/gen/meshlb/v1/task.js';
+import { requestHandBack } from '../../src/mesh/agent-checkpoint.js';
 import { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
 import { waitFor } from '../helpers/wait.js';
@@ -111,7 +115,7 @@ class PyAgent {
   private async dump(): Promise<string> {
     this.signal('SIGUSR1');
     await new Promise((r) => setTimeout(r, 300));
-    return `last events: ${JSON.stringify(this.events.slice(-8))}\nstderr: ${this.stderr.slice(-4000)}`;
+    return `last events: ${JSON.stringify(this.events.filter((e) => e.event !== 'checkpoint_ack').slice(-12))}\nstderr: ${this.stderr.slice(-4000)}`;
   }
 
   signal(sig: NodeJS.Signals): void {
@@ -261,6 +265,60 @@ describe.skipIf(skip)('a Python agent from the protos (examples/python-agent)', 
     expect(taskStateName(t.state)).toBe('completed');
     const r = await client.submit({ kind: 'echo', payload: 'after restart' });
     expect(outputText(await client.waitForResult(r.taskId, { timeoutMs: 20_000 }))).toBe('after restart');
+  }, 60_000);
+
+  it('checkpoints, hands back on a Cancels with hand_back, and the next attempt resumes from the checkpoint', async () => {
+    // Agents of the `steps` kind only, so the echo agent py-1 takes none of it.
+    const a = start(['--address', mesh.address(NODE), '--agent-id', 'py-steps-1', '--kinds', 'steps', '--slots', '1']);
+    await a.until('welcome');
+    const t = await client.submit({ kind: 'steps', payload: { steps: 30, step_ms: 100 }, maxAttempts: 1 });
+    // Three checkpoints taken by the node (accepted acks): progress is on its way home.
+    await a.until('checkpoint_ack', (e) => e.task_id === t.taskId && e.accepted === true && (e.seq as number) >= 3);
+    const b = start(['--address', mesh.address(NODE), '--agent-id', 'py-steps-2', '--kinds', 'steps', '--slots', '1']);
+    await b.until('welcome');
+    const node = mesh.replicas.get(NODE)!;
+    const asked = requestHandBack(
+      node.cell.agents!.byId,
+      'py-steps-1',
+      [TaskRef.fromPartial({ taskId: t.taskId, attempt: 1 })],
+      'test',
+      5000,
+    );
+    expect(asked).toHaveLength(1);
+    await a.until('hand_back', (e) => e.task_id === t.taskId && e.reason === 'test');
+    await a.until('result', (e) => e.task_id === t.taskId && e.status === 'handed_back');
+    // The next attempt (on py-steps-2: py-steps-1 is busy only until its result, so either may take it) resumes.
+    const done = await client.waitForResult(t.taskId, { timeoutMs: 30_000 });
+    expect(taskStateName(done.state)).toBe('completed');
+    // max_attempts 1, yet attempt 2 ran: a hand-back spends no attempt.
+    expect(done.attempt).toBe(2);
+    const out = JSON.parse(outputText(done)) as { steps: number; resumed_from: number };
+    expect(out.steps).toBe(30);
+    expect(out.resumed_from).toBeGreaterThanOrEqual(3);
+  }, 60_000);
+
+  it('a drain with migration hands the running attempt back; another agent resumes it', async () => {
+    const a = start(['--address', mesh.address(NODE), '--agent-id', 'py-mig-1', '--kinds', 'steps2', '--slots', '1']);
+    await a.until('welcome');
+    const t = await client.submit({ kind: 'steps2', payload: { steps: 30, step_ms: 100 }, maxAttempts: 1 });
+    await a.until('checkpoint_ack', (e) => e.task_id === t.taskId && e.accepted === true && (e.seq as number) >= 3);
+    const b = start(['--address', mesh.address(NODE), '--agent-id', 'py-mig-2', '--kinds', 'steps2', '--slots', '1']);
+    await b.until('welcome');
+    const admin2 = new AdminServiceClient(mesh.address(NODE), grpc.credentials.createInsecure());
+    await new Promise<void>((resolve, reject) =>
+      admin2.drainAgent({ agentId: 'py-mig-1', reason: 'move', migrate: true, graceMs: 5000 }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+    admin2.close();
+    await a.until('drain', (e) => e.reason === 'move' && e.migrate === true);
+    await a.until('result', (e) => e.task_id === t.taskId && e.status === 'handed_back');
+    expect(await a.exitCode()).toBe(0);
+    const done = await client.waitForResult(t.taskId, { timeoutMs: 30_000 });
+    expect(taskStateName(done.state)).toBe('completed');
+    expect(done.attempt).toBe(2);
+    expect(done.result?.agentId).toBe('py-mig-2');
+    expect((JSON.parse(outputText(done)) as { resumed_from: number }).resumed_from).toBeGreaterThanOrEqual(3);
   }, 60_000);
 
   it('a drain order: the running task finishes, the agent half-closes and exits 0', async () => {
