@@ -6,6 +6,10 @@
 //                                  submit-to-result latency from the submit time in the
 //                                  payload; it reports its agent streams and the
 //                                  heartbeat intervals it gave them.
+//   stormnode TOPOLOGY_YAML PATH PORT RATE  a node replica on PORT (so a restart finds its agents again)
+//                                  admitting RATE agent streams a second (0: no bound); it reports the
+//                                  agent streams it ended by reason (meshlb_streams_ended_total's reasons)
+//                                  and those it refused over the rate (bench/scale-storm.ts).
 //   agentsim NODE_ADDR N PREFIX    N agents of the agent SDK (startAgentSim, the code of
 //                                  `meshlb agent-sim`), 16 slots, kind `bench`, no-op
 //                                  handlers, heartbeating as the node says; started on the
@@ -14,6 +18,7 @@
 //
 // IPC as bench/lib/proc.ts (reset, report, count); it exits when the parent goes away.
 import { TaskState } from '../src/gen/meshlb/v1/task.js';
+import { NO_METER, type MeterFactory } from '../src/mesh/meter.js';
 import { Replica } from '../src/mesh/replica.js';
 import { parseTopology } from '../src/topology/parse.js';
 import { startAgentSim, type AgentSim } from '../src/cli/agent-sim.js';
@@ -43,6 +48,25 @@ async function node(yaml: string, path: string, up: string | undefined): Promise
     if (rec.state !== TaskState.TASK_STATE_COMPLETED) return;
     rep.record(nowUs() - payloadTimeUs(rec.spec.payload));
   });
+  rep.listen();
+  rep.ready({ addresses: { [path]: r.address } });
+}
+
+async function stormNode(yaml: string, path: string, port: number, rate: number): Promise<void> {
+  const topology = parseTopology(yaml, '<bench:scale storm>');
+  const ends: Record<string, number> = {};
+  const meter: MeterFactory = () => ({
+    ...NO_METER,
+    streamEnded: (stream, reason) => void (ends[`${stream}/${reason}`] = (ends[`${stream}/${reason}`] ?? 0) + 1),
+  });
+  const r = new Replica({ topology, cell: path, host: '127.0.0.1', port, helloRatePerSecond: rate, meter });
+  await r.start();
+  const rep = new ChildReporter(() => ({
+    agentsConnected: r.cell.agents?.byId.size ?? 0,
+    handshakes: r.cell.agents?.handshakes,
+    ends: { ...ends },
+    refusedOverRate: r.cell.agents?.admission.refused ?? 0,
+  }));
   rep.listen();
   rep.ready({ addresses: { [path]: r.address } });
 }
@@ -95,4 +119,5 @@ async function agentSim(address: string, n: number, prefix: string): Promise<voi
 
 const [role, ...args] = process.argv.slice(2);
 if (role === 'node') await node(args[0]!, args[1]!, args[2]);
+else if (role === 'stormnode') await stormNode(args[0]!, args[1]!, Number(args[2]), Number(args[3]));
 else if (role === 'agentsim') await agentSim(args[0]!, Number(args[1]), args[2]!);

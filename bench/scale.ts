@@ -26,7 +26,7 @@
 // with the defaults on 2 shared cores). Writes bench/results/scale-<timestamp>.json
 // and .txt (the tables). Flags: --sizes=100,1000,5000,20000 --per-sim=5000
 // --rate=2000 --batch=50 --load-seconds=8 --idle-seconds=4 --mesh-agents=8000
-// (0: skip (b)) --mesh-rate=500 --only=node|mesh --quick (sizes 100,1000,2000;
+// (0: skip (b)) --mesh-rate=500 --only=node|mesh|storm (storm: bench/scale-storm.ts, its flags there) --quick (sizes 100,1000,2000;
 // 4,000 mesh agents; 4 s of load) --with-parent (in (a) the node links to a zone
 // replica of its own, so it sends summaries as in a mesh; the zone's idle CPU too).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -430,9 +430,12 @@ async function main(): Promise<void> {
   const load0 = os.loadavg();
   log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cpus`);
   const runs: NodeRun[] = [];
-  if (ONLY !== 'mesh') for (const n of SIZES) runs.push(await nodeRun(n));
-  const mesh = ONLY !== 'node' && MESH_AGENTS > 0 ? await meshRun(MESH_AGENTS) : undefined;
+  if (ONLY === undefined || ONLY === 'node') for (const n of SIZES) runs.push(await nodeRun(n));
+  const mesh = (ONLY === undefined || ONLY === 'mesh') && MESH_AGENTS > 0 ? await meshRun(MESH_AGENTS) : undefined;
+  // A reconnect storm with and without hello admission (bench/scale-storm.ts): only when asked (--only=storm).
+  const storm = ONLY === 'storm' ? await (await import('./scale-storm.js')).stormRuns() : undefined;
   const tables = [
+    storm ? `a reconnect storm against one node replica (bench/scale-storm.ts)\n${storm.table}` : '',
     runs.length ? `one node replica (x: ratio to the ${runs[0]!.agents}-agent run)\n${nodeTable(runs)}` : '',
     mesh ? `the example mesh, ${mesh.agents} agents\n${meshTable(mesh)}` : '',
   ]
@@ -454,6 +457,7 @@ async function main(): Promise<void> {
     },
     node: runs,
     mesh: mesh ?? null,
+    storm: storm?.rounds ?? null,
     tables,
   });
   writeFileSync(file.replace(/\.json$/, '.txt'), `${tables}\n`);
