@@ -13,14 +13,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentHello, ConnectRequest, ConnectResponse } from '../gen/meshlb/v1/agent.js';
 import type { TaskRef } from '../gen/meshlb/v1/task.js';
 import type { Candidate } from '../policies/index.js';
-import {
-  alreadyExists,
-  deadlineExceeded,
-  invalidArgument,
-  notFound,
-  resourceExhausted,
-  toServiceError,
-} from '../util/errors.js';
+import { alreadyExists, deadlineExceeded, invalidArgument, notFound, resourceExhausted } from '../util/errors.js';
 import { LIMITS, truncate } from '../util/limits.js';
 import { candidateOf } from './agent-candidate.js';
 import { Handshakes, silenceLimitMs } from './agent-handshake.js';
@@ -41,7 +34,7 @@ import { ContextHolders, contextsOverLimits } from './context-holders.js';
 import { Speeds } from './agent-speed.js';
 import { isUndecodable } from './grpc-util.js';
 import { endStream } from './stream-ends.js';
-import { HelloAdmission } from './agent-admission.js';
+import { HelloAdmission, HelloGate } from './agent-admission.js';
 import { clip, refuseHello, type MeshIdentity } from './mesh-identity.js';
 import { notLeadingError, type AgentSide, type CellPort, type SubtreeLoad } from './port.js';
 import { slotsOf } from './slot-map.js';
@@ -65,9 +58,8 @@ export class AgentSessions implements AgentSide {
   readonly capacity = new AgentCapacity();
   readonly carry: CarryOver;
   private lastSweepMs = 0;
-  /** New agent streams admitted per second (agent-admission.ts; the topology's helloRatePerSecond, tests change it). */
-  admission: HelloAdmission;
-  private refusalLogMs = Number.NEGATIVE_INFINITY;
+  /** New agent streams admitted per second (agent-admission.ts; the topology's helloRatePerSecond). */
+  private readonly gate: HelloGate;
   private readonly stalls = new StallClock(() =>
     stallAllowMs(this.cell.settings, Math.min(250, this.cell.settings.heartbeatTimeoutMs / 4)),
   );
@@ -86,12 +78,17 @@ export class AgentSessions implements AgentSide {
   ) {
     this.carry = new CarryOver(cell, this.capacity);
     this.speeds = new Speeds(cell);
-    this.admission = new HelloAdmission(cell.settings.helloRatePerSecond);
+    this.gate = new HelloGate(cell, new HelloAdmission(cell.settings.helloRatePerSecond));
   }
 
   /** Streams awaiting their hello, and sessions welcomed that have not spoken since (bench:scale reports them). */
   get handshakes(): { pending: number; unheard: number } {
     return { pending: this.hs.pending.size, unheard: this.hs.unheard };
+  }
+
+  /** The hello admission bucket: streams admitted and refused so far. */
+  get admission(): HelloAdmission {
+    return this.gate.bucket;
   }
 
   /** Carried attempts released by their result, and by a load. */
@@ -107,7 +104,7 @@ export class AgentSessions implements AgentSide {
       const err = resourceExhausted(why, cell.settings.heartbeatTimeoutMs);
       return endStream(call, err, cell, 'agent', 'agent: too many agents', 'full');
     }
-    if (this.admit(call)) return;
+    if (this.gate.refused(call)) return;
     this.hs.pending.set(call, cell.scheduler.now());
     const fail = (err: unknown, what: string): void => {
       this.hs.pending.delete(call);
@@ -189,31 +186,6 @@ export class AgentSessions implements AgentSide {
     call.on('error', gone('agent stream error'));
     call.on('cancelled', gone('agent stream cancelled'));
     call.on('close', gone('agent stream closed'));
-  }
-
-  /**
-   * Past the hello admission rate (agent-admission.ts): end the stream RESOURCE_EXHAUSTED with its retry
-   * hint, counted; logged once a second with the count, not per stream (a storm refuses thousands).
-   */
-  private admit(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): boolean {
-    const now = this.cell.scheduler.now();
-    const wait = this.admission.take(now);
-    if (wait === undefined) return false;
-    this.cell.meter.streamEnded('agent', 'hello_rate');
-    const rate = this.admission.ratePerSecond;
-    const err = resourceExhausted(
-      `node ${this.cell.path} admits ${rate} agent streams a second; retry in ${wait} ms`,
-      wait,
-    );
-    call.emit('error', toServiceError(err));
-    if (now - this.refusalLogMs >= 1000) {
-      this.cell.log.warn(
-        { refused: this.admission.refused, rate, retryMs: wait },
-        'agent: streams over the hello rate',
-      );
-      this.refusalLogMs = now;
-    }
-    return true;
   }
 
   private hello(h: AgentHello, call: ServerDuplexStream<ConnectRequest, ConnectResponse>): AgentSession {
