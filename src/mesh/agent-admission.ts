@@ -3,7 +3,7 @@
 // After a node restarts, every agent it held reconnects within its backoff: tens of
 // thousands of streams in a few seconds. Taking them all at once left hellos unread
 // past their deadline on a busy machine, the agents cut, and their reconnects kept
-// the storm going (docs/mesh.md, Scale). So a replica admits new agent streams
+// the storm going (docs/performance.md, Scale). So a replica admits new agent streams
 // through a token bucket (`helloRatePerSecond`, topology defaults; a burst of half a
 // second's worth), and ends the rest at once RESOURCE_EXHAUSTED with a retry hint
 // (trailer meshlb-retry-after-ms) that spreads them: the k-th stream refused in a row

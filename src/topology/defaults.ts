@@ -23,7 +23,7 @@ export const DEFAULTS: MeshDefaults = {
   queueCapacity: 100_000,
   unplaceableTimeoutMs: 300_000,
   dataDir: '.data',
-  // A reconnect storm admitted at this pace: 20,000 agents in 10 s (docs/mesh.md, Scale: one replica took
+  // A reconnect storm admitted at this pace: 20,000 agents in 10 s (docs/performance.md, Scale: one replica took
   // 20,000 ramped hellos in 6.8 s on 2 cores while their agent-sims competed for the same cores).
   helloRatePerSecond: 2000,
   forecastPrefetch: true,
