@@ -2,7 +2,8 @@
 // helloRatePerSecond and ends the rest RESOURCE_EXHAUSTED with a retry hint the SDK waits out (with
 // jitter). The bucket's arithmetic on its own, then a storm of agents against a real node replica over
 // real gRPC: all of them connect, each refusal is counted in meshlb_streams_ended_total (read from
-// /metrics), and the agents came back when told rather than at their backoff (few refusals per agent).
+// /metrics, and a link stream a zone ends likewise), and the agents came back when told rather than at their
+// backoff (few refusals per agent).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { credentials, status, type StatusObject } from '@grpc/grpc-js';
 import { createMetrics, startMetricsServer } from '../../src/admin/metrics.js';
 import { Agent, seededRandom } from '../../src/agent/index.js';
 import { AgentHello, AgentServiceClient } from '../../src/gen/meshlb/v1/agent.js';
+import { LinkHello, LinkServiceClient, OpenRequest } from '../../src/gen/meshlb/v1/link.js';
 import { HelloAdmission, MAX_RETRY_MS, MIN_RETRY_MS } from '../../src/mesh/agent-admission.js';
 import { Replica } from '../../src/mesh/replica.js';
 import { parseTopology } from '../../src/topology/parse.js';
@@ -155,10 +157,30 @@ cells:
     expect(bad.code).toBe(status.INVALID_ARGUMENT);
     expect(bad.details).toMatch(/slots/);
 
+    // A link stream the zone ends: a hello from a cell that is not its child (NOT_FOUND), counted as refused.
+    const zone = await new Replica({
+      topology: topo,
+      cell: '/r/z',
+      dataDir: join(dir, 'z'),
+      seed: SEED + 1,
+      meter: m.meter,
+    }).start();
+    cleanups.push(() => zone.close(0));
+    await waitFor(() => zone.cell.leading || undefined, { timeoutMs: 10_000, what: 'the zone leading' });
+    const links = new LinkServiceClient(zone.address, credentials.createInsecure());
+    cleanups.push(() => links.close());
+    const link = links.open();
+    const linkEnded = new Promise<StatusObject>((resolve) => link.on('status', resolve));
+    link.on('error', () => undefined);
+    const hello = LinkHello.fromPartial({ cell: '/r/z/stranger', replicaId: 'x', mesh: 'admission' });
+    link.write(OpenRequest.fromPartial({ msg: { $case: 'hello', value: hello } }));
+    expect((await linkEnded).code).toBe(status.NOT_FOUND);
+
     const text = await (await fetch(server.url)).text();
     const ends = (reason: string) =>
       sample(text, 'meshlb_streams_ended_total', { cell: NODE, stream: 'agent', reason });
     expect(ends('hello_rate')).toBe(adm.refused);
     expect(ends('bad_message')).toBe(1);
+    expect(sample(text, 'meshlb_streams_ended_total', { cell: '/r/z', stream: 'link', reason: 'refused' })).toBe(1);
   });
 });
