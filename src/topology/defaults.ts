@@ -23,9 +23,10 @@ export const DEFAULTS: MeshDefaults = {
   queueCapacity: 100_000,
   unplaceableTimeoutMs: 300_000,
   dataDir: '.data',
-  // A reconnect storm admitted at this pace: 20,000 agents in 10 s (docs/performance.md, Scale: one replica took
-  // 20,000 ramped hellos in 6.8 s on 2 cores while their agent-sims competed for the same cores).
-  helloRatePerSecond: 2000,
+  // New agent streams a node replica admits a second. Above what one replica took in unaided on 2 cores (12,500
+  // reconnects in 5.9 s, about 2,100 a second: docs/performance.md, "Reconnect storms"), where 2,000 a second
+  // only slowed a storm the node would have absorbed; it bounds a flood beyond what a replica can take in.
+  helloRatePerSecond: 5000,
   forecastPrefetch: true,
 };
 
