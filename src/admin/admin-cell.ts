@@ -4,10 +4,12 @@
 // is a ledger command (ledger.ts `config`), so it is replicated with the
 // cell's Raft log and every replica, and every later leader, applies it
 // (src/mesh/cell-config.ts). A replica with no Raft group (meshlb dev) keeps
-// it in memory: `replicated: false` in the answer says which.
+// it in memory: `replicated: false` in the answer says which. Also GetCell's
+// refusal counts (`refusalCounts`).
 import { status } from '@grpc/grpc-js';
 import type {
   AgentInfo,
+  CellRefusals,
   CordonAgentResponse,
   DrainCellResponse,
   PolicyResult,
@@ -126,4 +128,16 @@ export async function setPolicy(cell: Cell, policy: string, configJson: string, 
   await commit(cell, cmd, true);
   const now = policyInForce(cell);
   return { cell: cell.path, policy: now.policy, configJson: now.configJson, replicated: replicated(cell), error: '' };
+}
+
+/** GetCell's `refusals`: the cell's refused sends (src/mesh/home-refusals.ts, refusal-wait.ts). */
+export function refusalCounts(c: ReturnType<Cell['home']['refusals']['counts']>): CellRefusals {
+  return {
+    kept: c.kept,
+    renumbered: c.renumbered,
+    resentAtOnce: c.immediate,
+    backedOff: c.delayed,
+    backoffMs: Math.round(c.delayedMs),
+    noMatchBelow: c.noMatchBelow,
+  };
 }

@@ -37,7 +37,7 @@ import type { CellSpec, Tier } from '../topology/types.js';
 import { addReplica, groupMembers, removeReplica, transferLeader } from './group-admin.js';
 import { checkLength, invalidArgument, MeshError, notFound, toServiceError } from '../util/errors.js';
 import { clip, LIMITS, truncate } from '../util/limits.js';
-import { cordonAgent, policyInForce, setCellDrain, setPolicy, uncordonAgent } from './admin-cell.js';
+import { cordonAgent, policyInForce, refusalCounts, setCellDrain, setPolicy, uncordonAgent } from './admin-cell.js';
 import {
   AdminRouter,
   asCaller,
@@ -226,6 +226,7 @@ export class Admin {
       policy: policy.policy,
       policyConfigJson: policy.configJson,
       policyOverridden: policy.overridden,
+      refusals: refusalCounts(cell.home.refusals.counts()),
     };
   }
 

@@ -132,7 +132,12 @@ export class Cell implements CellPort {
     this.timers = new CellTimers(
       this.scheduler,
       this.settings.tickMs,
-      (e, at) => (e.type === 'route' ? this.relay.fire(e) : this.home.fire(e, at)),
+      (e, at) =>
+        e.type === 'route'
+          ? this.relay.fire(e)
+          : e.type === 'resend'
+            ? this.home.refusals.wait.fire(e)
+            : this.home.fire(e, at),
       (at) => this.sweep(at),
     );
     const wake = (): void => this.dispatcher.schedule();

@@ -2,6 +2,7 @@
 // dispatcher for every pick. One object reused for every pick: pickers read it
 // during pick() and explain() only, and a pump makes thousands of picks.
 import type { TaskInfo } from '../policies/index.js';
+import { labelsKey } from './label-groups.js';
 import type { Links } from './port.js';
 import type { WorkItem } from './types.js';
 
@@ -16,8 +17,10 @@ export class PickInfo {
     exclude: undefined,
     contextKey: undefined,
     contextHard: false,
+    noMatchBelow: undefined,
   };
   private readonly excludeOne: string[] = [''];
+  private readonly noMatchOne: string[] = [''];
 
   constructor(private readonly links: Links) {}
 
@@ -42,10 +45,24 @@ export class PickInfo {
       this.excludeOne[0] = item.exclude;
       t.exclude = this.excludeOne;
     } else t.exclude = undefined;
+    t.noMatchBelow = this.noMatchBelow(item);
     // Every tier places a keyed task by its key, so it returns to the same subtree and agent.
     t.contextKey = item.spec.contextKey || undefined;
     t.contextHard = item.spec.contextHard;
     t.slots = item.spec.slots;
     return t;
+  }
+
+  /** The child that said no agent below it matches `item`, while its label description is unchanged (refusal-wait.ts). */
+  private noMatchBelow(item: WorkItem): readonly string[] | undefined {
+    const note = item.refused;
+    if (note === undefined || note.noMatchChild === '') return undefined;
+    const now = labelsKey(this.links.children?.links.get(note.noMatchChild)?.summary, item.kind);
+    if (now !== note.noMatchLabels) {
+      note.noMatchChild = ''; // it changed: the child may be asked again
+      return undefined;
+    }
+    this.noMatchOne[0] = note.noMatchChild;
+    return this.noMatchOne;
   }
 }

@@ -114,7 +114,13 @@ export class Dispatcher {
     this.gangs = new Gangs(gangHost(deps.home), queue, deps.scheduler);
     if (deps.preemptor)
       deps.preemptor.gated = (it) => !!it.spec.gangId || (isNewHome(it) && isGated(it.spec, deps.home.ledger.flow));
-    this.unplaceableKinds = new Unplaceable({ queue, routes, relay, timeoutMs: deps.unplaceableTimeoutMs });
+    this.unplaceableKinds = new Unplaceable({
+      queue,
+      routes,
+      relay,
+      timeoutMs: deps.unplaceableTimeoutMs,
+      path: deps.path,
+    });
     this.guaranteed = new Guaranteed(deps, {
       admitted: (it, at, now) => this.admitted(it, at, now),
       capped: (cell) => this.breakers.limits(cell),
@@ -366,8 +372,8 @@ export class Dispatcher {
       else if (via.type === 'child') this.d.links.children?.promise(via.cell, item);
       return;
     }
-    // A home attempt sent again after a refusal: its lease runs from this send (home-refusals.ts).
-    if (item.origin.type === 'home') this.d.home.refusals.resent(item, now);
+    // Sent again after a refusal: it waits no more; a home attempt's lease runs from this send (home-refusals.ts).
+    if (item.origin.type === 'home' || item.refused !== undefined) this.d.home.refusals.resent(item, now);
     this.d.routes.sent(item);
     this.transmit(item);
   }

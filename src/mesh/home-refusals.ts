@@ -18,9 +18,15 @@
 // as before (an uncounted `attemptFailed`, a new number), so the ledger's cap on dispatches
 // (max_attempts + 20 numbers) still stops a task that bounces for ever. Gang members are never kept
 // (a refused member ends its gang whole at the home: gang.ts).
-import { TaskState } from '../gen/meshlb/v1/task.js';
-import type { Ledger } from './ledger.js';
+//
+// Sent again after a backoff, and told: refusal-wait.ts. While a kept attempt waits at home, GetTask
+// and Watch at the home leader say QUEUED and why (`view`): soft state of the leader, no ledger entry
+// per refusal (docs/mesh.md, "What GetTask says of a refused attempt").
+import { TaskState, type Task } from '../gen/meshlb/v1/task.js';
+import { toProtoTask, type Ledger, type TaskRecord } from './ledger.js';
+import { RefusalWait, type RefusalCounts } from './refusal-wait.js';
 import type { RouteTable } from './routes.js';
+import type { Scheduler } from './scheduler.js';
 import type { CellTimers } from './timers.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -32,13 +38,54 @@ export interface RefusalDeps {
   readonly routes: RouteTable;
   readonly timers: CellTimers;
   readonly leading: () => boolean;
+  readonly scheduler: Scheduler;
+  readonly random: () => number;
+  readonly wake: () => void;
 }
 
 export class HomeRefusals {
   /** Refusals of home attempts that kept their number, and those past KEPT_PER_ATTEMPT that took a new one. */
   readonly stats = { kept: 0, renumbered: 0 };
+  /** Refused attempts of every origin waiting to be sent again: backoff, notes, no match below (refusal-wait.ts). */
+  readonly wait: RefusalWait;
 
-  constructor(private readonly d: RefusalDeps) {}
+  constructor(private readonly d: RefusalDeps) {
+    this.wait = new RefusalWait(d);
+  }
+
+  /** Every count of refusals here (GetCell, metrics). */
+  counts(): RefusalCounts & { kept: number; renumbered: number } {
+    return { ...this.stats, ...this.wait.counts };
+  }
+
+  /**
+   * The refusals of home attempt `item`'s task so far, for its backoff: this number's, plus KEPT_PER_ATTEMPT
+   * for each earlier number that ended uncounted (refused past the bound, or refused on its way to the
+   * ledger), so a new number does not start the backoff over.
+   */
+  refusalsSoFar(item: WorkItem): number {
+    const rec = this.d.ledger.live(item.taskId);
+    if (!rec) return item.refusals;
+    const uncounted = rec.attempt - rec.attemptBase - 1 - rec.failures - rec.preemptions;
+    return item.refusals + KEPT_PER_ATTEMPT * Math.max(0, uncounted);
+  }
+
+  /**
+   * GetTask's and Watch's answer for `rec` at this replica: the ledger's record, except that an attempt
+   * refused before it started and waiting here again says QUEUED and why (`Task.waiting`); only the
+   * leader knows (followers and a new leader answer from the ledger: DISPATCHED).
+   */
+  view(rec: TaskRecord): Task {
+    const t = toProtoTask(rec);
+    if (rec.attempt === 0 || rec.state !== TaskState.TASK_STATE_DISPATCHED || !this.d.leading()) return t;
+    const item = this.d.routes.get(routeKey(rec.id, rec.attempt));
+    const why = item?.origin.type === 'home' ? this.wait.waiting(item, this.d.scheduler.now()) : '';
+    if (why !== '') {
+      t.state = TaskState.TASK_STATE_QUEUED;
+      t.waiting = why;
+    }
+    return t;
+  }
 
   /**
    * A send of home attempt `item` was refused before it started: true when it keeps its number (the
@@ -57,8 +104,10 @@ export class HomeRefusals {
     return true;
   }
 
-  /** Home attempt `item` is sent again (after a refusal): its lease runs from now. */
+  /** Attempt `item` is sent again (after a refusal): it waits no more; a home attempt's lease runs from now. */
   resent(item: WorkItem, now: number): void {
+    if (item.refused !== undefined) this.wait.sent(item);
+    if (item.origin.type !== 'home') return;
     item.leaseDue = now + item.leaseMs;
     this.d.timers.schedule(item.leaseDue, { type: 'lease', id: item.taskId, attempt: item.attempt });
   }

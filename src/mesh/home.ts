@@ -322,7 +322,7 @@ export class Home {
   }
 
   /** A lease, retry or deadline entry came due. */
-  fire(e: Exclude<WheelEntry, { type: 'route' }>, now: number): void {
+  fire(e: Exclude<WheelEntry, { type: 'route' | 'resend' }>, now: number): void {
     // Timers armed while leading are moot after a step-down: the new leader re-arms its own.
     if (!this.d.leading()) return;
     switch (e.type) {

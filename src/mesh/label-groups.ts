@@ -245,3 +245,23 @@ export function kindLabelsOf(s: SummaryKinds): ReadonlyMap<string, KindLabels> {
   }
   return m;
 }
+
+const labelKeys = new WeakMap<KindLabels, string>();
+
+/**
+ * What a child's summary says of the label sets of its agents of `kind`, as a string that changes
+ * when they do (and not with free slots): a child that said no agent below it matches a task is
+ * skipped for that task until this changes (refusal-wait.ts). '-' where the summary does not describe
+ * the kind (any affinity may match there), '' with no summary.
+ */
+export function labelsKey(s: SummaryKinds | undefined, kind: string): string {
+  if (s === undefined) return '';
+  const k = kindLabelsOf(s).get(kind);
+  if (k === undefined) return '-';
+  let key = labelKeys.get(k);
+  if (key === undefined) {
+    const sets = k.groups.map((g) => g.labels.map((l) => `${l.key}=${l.value}`).join(',')).sort();
+    labelKeys.set(k, (key = `${sets.join(';')}|${[...k.unknownKeys].sort().join(',')}`));
+  }
+  return key;
+}

@@ -231,6 +231,7 @@ export function toProtoTask(rec: TaskRecord): Task {
     reason: rec.reason,
     // What and when, never the bytes (up to the checkpoint limit each).
     checkpoint: rec.checkpoint && { ...rec.checkpoint, data: NO_DATA },
+    waiting: '', // the home leader's to say (home-refusals.ts `view`)
   };
 }
 

@@ -26,6 +26,8 @@ import type { Links } from './port.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
 import type { CellTracer } from './tracer.js';
+import { labelsKey } from './label-groups.js';
+import { saysNoMatch } from './refusal-wait.js';
 import { leaseFor, type CellSettings } from './settings.js';
 import type { CellTimers, WheelEntry } from './timers.js';
 import {
@@ -139,7 +141,7 @@ export class Relay {
       return this.failBack(item, 'requeue', `a member of gang ${item.spec.gangId} refused: ${reason}`);
     // A home attempt keeps its number a bounded number of times (home-refusals.ts), then goes to the ledger.
     if (item.origin.type === 'home' && !this.d.home.refusals.keep(item)) return this.failBack(item, 'requeue', reason);
-    this.holdAgain(item);
+    this.holdAgain(item, viaName(item.via, this.d.path), reason);
   }
 
   /** Results from a link (`from`: a child's, or the parent's), or made here. */
@@ -160,7 +162,16 @@ export class Relay {
     if (refusal && from !== undefined && !sameVia(item.via, from)) return;
     if (item.via !== undefined) this.d.outcomes.result(item.via, r, item.kind);
     // A home attempt refused on its way (never started) waits here again under its number (home-refusals.ts).
-    if (refusal && item.via !== undefined && this.d.home.refusals.keep(item)) return this.holdAgain(item);
+    if (refusal && item.via !== undefined && this.d.home.refusals.keep(item)) {
+      // No agent below that child matches its affinity: the picker skips it for this task (refusal-wait.ts).
+      if (item.via.type === 'child' && saysNoMatch(r.error))
+        this.d.home.refusals.wait.noMatch(
+          item,
+          item.via.cell,
+          labelsKey(this.d.links.children?.links.get(item.via.cell)?.summary, item.kind),
+        );
+      return this.holdAgain(item, r.nodeCell || viaName(item.via, this.d.path), r.error);
+    }
     this.d.routes.drop(item);
     this.d.meter.resultBack(item.arrivedMs, item.origin.type === 'home', r);
     if (this.d.tracer.enabled) this.d.tracer.resultBack(item, r, this.d.scheduler.now());
@@ -292,14 +303,18 @@ export class Relay {
 
   /** An attempt that could not be handed on after all: back to its origin, not counted (a home attempt keeps its number). */
   bounce(item: WorkItem, why: string): void {
-    if (item.via !== undefined && this.d.home.refusals.keep(item)) this.holdAgain(item);
+    if (item.via !== undefined && this.d.home.refusals.keep(item)) this.holdAgain(item, this.d.path, why);
     else this.failBack(item, 'requeue', why);
   }
 
-  /** A send refused before it started: the attempt waits in this cell's queue again, its route (and number) kept. */
-  private holdAgain(item: WorkItem): void {
-    this.d.routes.requeue(item, this.d.scheduler.now());
-    this.d.wake();
+  /**
+   * A send refused before it started: the attempt waits in this cell's queue again, its route (and
+   * number) kept, at once the first time, then after a backoff (refusal-wait.ts). `by` refused it.
+   */
+  private holdAgain(item: WorkItem, by: string, why: string): void {
+    const refusals = this.d.home.refusals;
+    const n = item.origin.type === 'home' ? refusals.refusalsSoFar(item) : ++item.refusals;
+    refusals.wait.hold(item, by, why, n);
   }
 
   /**
@@ -367,6 +382,12 @@ function refusalCode(r: Refusal): status {
   if (r === 'draining') return status.UNAVAILABLE;
   if (r === 'buffer full') return status.RESOURCE_EXHAUSTED;
   return status.INVALID_ARGUMENT;
+}
+
+/** The place an attempt went, for people: a child cell's path, an agent's id, or the parent. */
+function viaName(via: Via | undefined, path: string): string {
+  if (via === undefined) return path;
+  return via.type === 'child' ? via.cell : via.type === 'agent' ? `agent ${via.agentId}` : 'the parent';
 }
 
 /** Whether a result that came from `from` came from where the attempt went (`via`). */

@@ -62,7 +62,7 @@ import {
   type WriteRoute,
 } from './task-forward.js';
 import { serveSubmitStream } from './task-stream.js';
-import { TaskWatchers } from './task-watch.js';
+import { watchLedger, type TaskWatchers } from './task-watch.js';
 import { serveWatchMany } from './task-watch-many.js';
 import { MAX_BATCH, validateSpec } from './task-validate.js';
 
@@ -135,15 +135,8 @@ export class TaskService {
       credentials: opts.credentials,
     });
     this.barrier = new ReadBarrier(() => cell.ledgerLog.readIndex());
-    const watchers = (this.watchers = new TaskWatchers(() => home.retryHintMs()));
-    home.ledger.onChange((rec) => watchers.changed(rec));
-    // A follower that caught up by snapshot skipped the changes in it: tell each watcher where its task is now.
-    home.ledger.onRestored(() => {
-      for (const id of watchers.ids()) {
-        const rec = home.ledger.get(id);
-        if (rec) watchers.changed(rec);
-      }
-    });
+    // Told of every ledger change, and at the leader of refused attempts waiting again (task-watch.ts).
+    this.watchers = watchLedger(home, () => home.retryHintMs());
   }
 
   /** Tasks with at least one watcher. */
@@ -349,7 +342,7 @@ export class TaskService {
       const id = this.request(call).taskId;
       checkTaskId(id);
       await this.readBarrier();
-      cb(null, { task: toProtoTask(this.find(id)) });
+      cb(null, { task: this.home.refusals.view(this.find(id)) }); // QUEUED, and why, for a refused attempt at the leader
     } catch (err) {
       this.fail(cb, err, 'get refused', safePeer(call));
     }
@@ -392,7 +385,7 @@ export class TaskService {
       return;
     }
     if (call.cancelled) return;
-    call.write({ task: toProtoTask(rec) });
+    call.write({ task: this.home.refusals.view(rec) });
     if (isTerminal(rec.state)) {
       call.end();
       return;

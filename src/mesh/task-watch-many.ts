@@ -157,7 +157,7 @@ class WatchManyStream implements TaskWatcher {
       }
       this.watched.set(id, all);
       this.d.watchers.watch(id, this);
-      if (all) this.send(toProtoTask(rec));
+      if (all) this.send(this.d.home.refusals.view(rec)); // a refused attempt waiting at the leader: QUEUED, why
     }
     this.maybeEnd();
   }

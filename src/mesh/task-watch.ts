@@ -37,7 +37,11 @@ export class TaskWatchers {
     perReplica: LIMITS.watchersPerReplica,
   };
 
-  constructor(private readonly retryHintMs: () => number) {}
+  constructor(
+    private readonly retryHintMs: () => number,
+    /** The view of a record a watcher is sent (the home leader's says why a refused attempt waits). */
+    private readonly view: (rec: TaskRecord) => Task = toProtoTask,
+  ) {}
 
   /** Tasks with at least one watcher. */
   get tasks(): number {
@@ -113,7 +117,7 @@ export class TaskWatchers {
     const set = this.byTask.get(rec.id);
     if (!set) return;
     let proto: Task | undefined;
-    const task = (): Task => (proto ??= toProtoTask(rec));
+    const task = (): Task => (proto ??= this.view(rec));
     const done = isTerminal(rec.state);
     if (done) {
       this.count -= set.size;
@@ -131,4 +135,33 @@ export class TaskWatchers {
     const err = new MeshError(status.UNAVAILABLE, 'replica shutting down');
     for (const w of all) w.shutdown(err);
   }
+}
+
+/** What watchLedger reads of the home (home.ts, home-refusals.ts). */
+export interface WatchedHome {
+  readonly ledger: {
+    onChange(fn: (rec: TaskRecord) => void): void;
+    onRestored(fn: () => void): void;
+    get(id: string): TaskRecord | undefined;
+  };
+  readonly refusals: { view(rec: TaskRecord): Task; readonly wait: { onChange: ((id: string) => void) | undefined } };
+}
+
+/**
+ * A replica's watchers, told of every change of a watched task's record, and at the home leader of an
+ * attempt refused before it started that waits again or leaves again (soft state: no ledger change).
+ */
+export function watchLedger(home: WatchedHome, retryHintMs: () => number): TaskWatchers {
+  const watchers = new TaskWatchers(retryHintMs, (rec) => home.refusals.view(rec));
+  const tell = (id: string): void => {
+    const rec = home.ledger.get(id);
+    if (rec) watchers.changed(rec);
+  };
+  home.ledger.onChange((rec) => watchers.changed(rec));
+  home.refusals.wait.onChange = (id) => watchers.tasks > 0 && tell(id);
+  // A follower that caught up by snapshot skipped the changes in it: tell each watcher where its task is now.
+  home.ledger.onRestored(() => {
+    for (const id of watchers.ids()) tell(id);
+  });
+  return watchers;
 }

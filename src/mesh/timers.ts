@@ -17,7 +17,9 @@ export type WheelEntry =
   | { readonly type: 'retry'; readonly id: string; readonly attempt: number }
   | { readonly type: 'deadline'; readonly id: string }
   /** Sweep the route table for lapsed routes (relay.ts): one entry at a time per cell, at the next one due. */
-  | { readonly type: 'route'; readonly at: number };
+  | { readonly type: 'route'; readonly at: number }
+  /** A refused attempt's backoff ended (refusal-wait.ts): `key` its route, `at` when it was due. */
+  | { readonly type: 'resend'; readonly key: string; readonly at: number };
 
 /** An idle cell's timer fires at least this often (sweeps, periodic summaries, reconnects, queued deadlines). */
 const IDLE_TICK_MS = 50;

@@ -90,6 +90,21 @@ export interface WorkItem {
   /** A home attempt: refusals it kept its number through (home-refusals.ts), and when its lease lapses (ms). */
   refusals: number;
   leaseDue: number;
+  /** The latest refusal of a send of it, while it waits here again (refusal-wait.ts); undefined: none. */
+  refused: RefusalNote | undefined;
+}
+
+/**
+ * Why a refused attempt waits here again, and until when (refusal-wait.ts): the cell that refused it,
+ * the refusal's text, when it may leave again (ms; 0: at once), and the child that said no agent below
+ * matches its affinity with that child's label description then ('' / undefined: none said so).
+ */
+export interface RefusalNote {
+  by: string;
+  why: string;
+  resendAt: number;
+  noMatchChild: string;
+  noMatchLabels: string | undefined;
 }
 
 /** An attempt given back, and the Dispatch.send it came with (GivenBack.sends: the parent ignores an earlier send's). */
@@ -147,6 +162,7 @@ export function makeItem(
     cameAs: 0,
     refusals: 0,
     leaseDue: 0,
+    refused: undefined,
   };
 }
 

@@ -19,9 +19,11 @@
 // tasks may go: `unmatched` holds it from the first pump that found it so until
 // one finds a match (it went, or waits for a matching agent's slot), and it ends
 // "no agent of kind X matches k=v" (docs/mesh.md, "Affinity through the tiers").
+// One the parent sent goes back to it at once, "no match below" (`unmatched`).
 import type { Popped, TaskQueue } from '../queue/index.js';
 import type { Relay } from './relay.js';
 import type { RouteTable } from './routes.js';
+import { NO_MATCH_BELOW } from './refusal-wait.js';
 import { noAgentMatches, noAgentOfKind, type WorkItem } from './types.js';
 
 export interface UnplaceableDeps {
@@ -29,6 +31,8 @@ export interface UnplaceableDeps {
   readonly routes: RouteTable;
   readonly relay: Relay;
   readonly timeoutMs: number;
+  /** This cell's path (a give-back's reason names it). */
+  readonly path: string;
 }
 
 export class Unplaceable {
@@ -78,10 +82,15 @@ export class Unplaceable {
   /**
    * No candidate below may match `item`'s affinity and it cannot be handed up (the dispatcher's pump):
    * it waits here, counted, up to the limit, then ends (true: it left). One the parent sent was sent
-   * against a summary that said otherwise: it waits for a match or its lease, uncounted.
+   * against a summary that said otherwise (outdated, from a peer that predates the label fields, or
+   * past their bounds): it goes back at once, uncounted, saying so (refusal-wait.ts NO_MATCH_BELOW),
+   * and the parent sends it there no more while that child's label description stays as it is.
    */
   unmatched(item: WorkItem, now: number): boolean {
-    if (item.origin.type === 'parent') return false;
+    if (item.origin.type === 'parent') {
+      this.d.relay.bounce(item, `${NO_MATCH_BELOW} ${this.d.path}: ${noAgentMatches(item.kind, item.spec.affinity)}`);
+      return true;
+    }
     let since = this.unmatchedTasks.get(item);
     if (since === undefined) this.unmatchedTasks.set(item, (since = now));
     const why = noAgentMatches(item.kind, item.spec.affinity);

@@ -70,13 +70,18 @@ export class AffinityMatch {
   private labelSets: (Set<string> | undefined)[] | undefined;
   /** Per candidate: its matching room for the current task (NaN: not computed yet; -1: no match). */
   private room: Float64Array | undefined;
+  /** Candidates that said no agent below them matches the current task (TaskInfo.noMatchBelow). */
+  private refuted: readonly string[] | undefined;
   /** Per candidate: slots this picker routed there for tasks with affinity (described children only). */
   private sent: Float64Array | undefined;
 
   constructor(private readonly cands: readonly Candidate[]) {}
 
-  /** The task being picked needs these labels for a task of `kind` (none: every check passes). */
-  set(kind: string, affinity: TaskInfo['affinity']): void {
+  /**
+   * The task being picked needs these labels for a task of `kind` (none: every check passes);
+   * `noMatch`: candidates that said none of their agents matches it (they match nothing for it).
+   */
+  set(kind: string, affinity: TaskInfo['affinity'], noMatch?: readonly string[]): void {
     this.count = 0;
     if (affinity === undefined || affinity.length === 0) return;
     this.kind = kind;
@@ -86,12 +91,14 @@ export class AffinityMatch {
     }
     if (this.room === undefined) this.room = new Float64Array(this.cands.length);
     this.room.fill(NaN);
+    this.refuted = noMatch !== undefined && noMatch.length > 0 ? noMatch : undefined;
   }
 
   /** Candidate `idx` may hold an agent that matches (count 0: yes). */
   matches(idx: number): boolean {
     if (this.count === 0) return true;
     const c = this.cands[idx]!;
+    if (this.refuted !== undefined && this.refuted.includes(c.id)) return false;
     if (c.kindLabels === undefined) return this.agentMatches(idx, c);
     return this.roomOf(idx) >= 0;
   }
@@ -104,6 +111,7 @@ export class AffinityMatch {
   credit(idx: number): number {
     if (this.count === 0) return Infinity;
     const c = this.cands[idx]!;
+    if (this.refuted !== undefined && this.refuted.includes(c.id)) return 0;
     if (c.kindLabels === undefined || !c.kindLabels.has(this.kind)) return Infinity;
     return Math.max(0, this.roomOf(idx) - (this.sent?.[idx] ?? 0));
   }

@@ -112,7 +112,7 @@ export abstract class BasePicker implements Picker {
     const v = this.view(task.kind);
     this.need = task.slots !== undefined && task.slots > 1 ? task.slots : 1;
     if (v === null) return SPILL_NO_KIND;
-    this.aff.set(task.kind, task.affinity);
+    this.aff.set(task.kind, task.affinity, task.noMatchBelow);
     this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
     if (this.need > 1) return this.pickSlots(v);
     if (task.contextKey) {
@@ -295,7 +295,7 @@ export abstract class BasePicker implements Picker {
     const v = this.view(task.kind);
     const rule = contextRule(this.scoreRule(), task);
     if (v === null) return (explainInto(sink, rule, this.drainingCands, task, limit, undefined), rule);
-    this.aff.set(task.kind, task.affinity);
+    this.aff.set(task.kind, task.affinity, task.noMatchBelow);
     this.excl = task.exclude && task.exclude.length > 0 ? task.exclude : undefined;
     // Scores as the pick saw them: the chosen one's credit back for the scan.
     const idx = this.indexById.get(chosen);

@@ -152,6 +152,11 @@ export interface TaskInfo {
   /** Candidates that must not get this task (e.g. the one that just failed it). */
   readonly exclude?: readonly string[];
   /**
+   * Children that said no agent below them matches this task's affinity (a "no match below" refusal),
+   * their label description unchanged since: treated as matching nothing (./affinity.ts).
+   */
+  readonly noMatchBelow?: readonly string[];
+  /**
    * Tasks with the same context key go where the key's caches are warm (./context.ts:
    * consistent hashing with bounded loads), whatever the policy; empty = none.
    */

@@ -479,6 +479,7 @@ export class FakeNode {
       result: undefined,
       reason: '',
       checkpoint: undefined,
+      waiting: '',
     });
     return { taskId: id, existing: false, state: TaskState.TASK_STATE_QUEUED };
   }

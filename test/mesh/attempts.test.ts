@@ -6,6 +6,7 @@ import { TaskSpec, TaskState, type TaskRef } from '../../src/gen/meshlb/v1/task.
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
 import { Cell } from '../../src/mesh/cell.js';
 import { KEPT_PER_ATTEMPT } from '../../src/mesh/home-refusals.js';
+import { RESEND_MAX_MS } from '../../src/mesh/refusal-wait.js';
 import { isTerminal, type ApplyResult, type LedgerCommand } from '../../src/mesh/ledger.js';
 import { SoleLeader } from '../../src/mesh/leadership.js';
 import type { AgentSide, CellPort, SubtreeLoad } from '../../src/mesh/port.js';
@@ -160,14 +161,21 @@ describe('attempts never exceed max_attempts', () => {
   it('an attempt refused for ever keeps its number 8 times, then takes the next: the ledger cap still ends it', async () => {
     const { vs, cell, agent, settle } = setup(3);
     agent.refuse = 1_000_000;
+    const t0 = vs.now();
     const [x] = await cell.submit([TaskSpec.fromPartial({ kind: 'k' })]);
     const live = () => !isTerminal(cell.ledger.get(x!.id)!.state);
-    for (let i = 0; i < 200 && live(); i++) {
+    // Re-sends after a refusal back off (refusal-wait.ts): about 1 s apart past the first few, so the
+    // 23 x 9 sends take minutes of virtual time, not the two seconds of round trips they took before.
+    for (let i = 0; i < 4000 && live(); i++) {
       vs.advance(100);
       await settle();
     }
     const rec = cell.ledger.get(x!.id)!;
     expect(rec.state).toBe(TaskState.TASK_STATE_FAILED);
+    const sends = 23 * (KEPT_PER_ATTEMPT + 1);
+    const seconds = (rec.updatedMs - t0) / 1000;
+    expect(seconds).toBeGreaterThan(sends * (RESEND_MAX_MS / 2 / 1000) * 0.8);
+    expect(cell.home.refusals.wait.counts.immediate).toBe(1); // only the task's first refusal goes at once
     // max_attempts + 20 numbers, each through KEPT_PER_ATTEMPT (8) refusals and the one that moved it on.
     expect(rec.reason).toBe('requeue: agent a unavailable (0 of 3 attempts, 23 dispatches)');
     expect(cell.home.refusals.stats).toEqual({ kept: 23 * KEPT_PER_ATTEMPT, renumbered: 23 });

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { MeshFailure, ResultStatus, TaskSpec, TaskState, type TaskResult } from '../../src/gen/meshlb/v1/task.js';
 import { Cell } from '../../src/mesh/cell.js';
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
+import type { ParentLink } from '../../src/mesh/parent-link.js';
 import { FROM_PARENT, type WorkItem } from '../../src/mesh/types.js';
 import { makeCandidate } from '../../src/policies/index.js';
 import { parseTopology } from '../../src/topology/parse.js';
@@ -292,8 +293,20 @@ describe('head-of-line: a task no agent can take does not hold up the rest of it
     expect(agents.maxOver).toBe(0);
   });
 
-  it('at a node: a dispatch from the parent that no agent matches does not hold up the ones behind it', async () => {
+  it('at a node: a dispatch from the parent that no agent matches goes back at once, "no match below", and holds up nothing', async () => {
     const { cell, agents, settle, advance } = setup({ a: 2 });
+    // The parent this node answers (refusal-wait.ts NO_MATCH_BELOW): only the results it is sent matter here.
+    const toParent: TaskResult[] = [];
+    const parent = {
+      connected: true,
+      sendResult: (r: TaskResult) => void toParent.push(r),
+      sendCheckpoint: () => undefined,
+      sendCancel: () => undefined,
+      spillUp: () => undefined,
+      capacityChanged: () => undefined,
+      tick: () => undefined,
+    };
+    cell.attach({ agents: agents as unknown as AgentSessions, parent: parent as unknown as ParentLink });
     const d = (i: number, p: Partial<TaskSpec> = {}) => ({
       taskId: `t${i}`,
       attempt: 1,
@@ -311,7 +324,12 @@ describe('head-of-line: a task no agent can take does not hold up the rest of it
     expect(acks.every((a) => a.accepted)).toBe(true);
     await settle();
     expect(ids(agents.all())).toEqual(['t1', 't2']);
-    expect(cell.queue.has('t0#1')).toBe(true);
+    // Before session 16 it waited here for its lease (and could end "lease lapsed" after its retries).
+    expect(cell.queue.has('t0#1')).toBe(false);
+    expect(cell.routes.has('t0#1')).toBe(false);
+    expect(toParent.map((r) => [r.taskId, r.attempt, r.meshFailure, r.error])).toEqual([
+      ['t0', 1, MeshFailure.MESH_FAILURE_REQUEUE, 'requeue: no match below /: no agent of kind k matches gpu=a100'],
+    ]);
   });
 });
 

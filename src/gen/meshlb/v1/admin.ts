@@ -341,6 +341,28 @@ export interface GetCellResponse {
   policy: string;
   policyConfigJson: string;
   policyOverridden: boolean;
+  /**
+   * Sends this cell's attempts were refused before they started (nacks,
+   * give-backs, `requeue:` results), since this replica started
+   * (docs/mesh.md, "Attempt numbers and refusals").
+   */
+  refusals: CellRefusals | undefined;
+}
+
+/** Refusals counted at one replica of a cell, since it started. */
+export interface CellRefusals {
+  /** Home attempts that kept their number, and those past the bound that took a new one. */
+  kept: number;
+  renumbered: number;
+  /**
+   * Refused attempts queued again at once (a task's first refusal), and
+   * those held for a backoff first, with the backoffs' sum in ms.
+   */
+  resentAtOnce: number;
+  backedOff: number;
+  backoffMs: number;
+  /** Refusals saying no agent below a child matches a task's affinity. */
+  noMatchBelow: number;
 }
 
 /** A number of tasks of one kind. */
@@ -2067,6 +2089,7 @@ function createBaseGetCellResponse(): GetCellResponse {
     policy: "",
     policyConfigJson: "",
     policyOverridden: false,
+    refusals: undefined,
   };
 }
 
@@ -2158,6 +2181,9 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     }
     if (message.policyOverridden !== false) {
       writer.uint32(232).bool(message.policyOverridden);
+    }
+    if (message.refusals !== undefined) {
+      CellRefusals.encode(message.refusals, writer.uint32(2810).fork()).join();
     }
     return writer;
   },
@@ -2407,6 +2433,14 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
             message.policyOverridden = reader.bool();
             continue;
           }
+          case 351: {
+            if (tag !== 2810) {
+              break;
+            }
+
+            message.refusals = CellRefusals.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2526,6 +2560,7 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
         : isSet(object.policy_overridden)
         ? globalThis.Boolean(object.policy_overridden)
         : false,
+      refusals: isSet(object.refusals) ? CellRefusals.fromJSON(object.refusals) : undefined,
     };
   },
 
@@ -2618,6 +2653,9 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     if (message.policyOverridden !== false) {
       obj.policyOverridden = message.policyOverridden;
     }
+    if (message.refusals !== undefined) {
+      obj.refusals = CellRefusals.toJSON(message.refusals);
+    }
     return obj;
   },
 
@@ -2657,6 +2695,174 @@ export const GetCellResponse: MessageFns<GetCellResponse> = {
     message.policy = object.policy ?? "";
     message.policyConfigJson = object.policyConfigJson ?? "";
     message.policyOverridden = object.policyOverridden ?? false;
+    message.refusals = (object.refusals !== undefined && object.refusals !== null)
+      ? CellRefusals.fromPartial(object.refusals)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCellRefusals(): CellRefusals {
+  return { kept: 0, renumbered: 0, resentAtOnce: 0, backedOff: 0, backoffMs: 0, noMatchBelow: 0 };
+}
+
+export const CellRefusals: MessageFns<CellRefusals> = {
+  encode(message: CellRefusals, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kept !== 0) {
+      writer.uint32(8).uint64(message.kept);
+    }
+    if (message.renumbered !== 0) {
+      writer.uint32(16).uint64(message.renumbered);
+    }
+    if (message.resentAtOnce !== 0) {
+      writer.uint32(24).uint64(message.resentAtOnce);
+    }
+    if (message.backedOff !== 0) {
+      writer.uint32(32).uint64(message.backedOff);
+    }
+    if (message.backoffMs !== 0) {
+      writer.uint32(40).uint64(message.backoffMs);
+    }
+    if (message.noMatchBelow !== 0) {
+      writer.uint32(48).uint64(message.noMatchBelow);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CellRefusals {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCellRefusals();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kept = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.renumbered = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.resentAtOnce = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.backedOff = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.backoffMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.noMatchBelow = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CellRefusals {
+    return {
+      kept: isSet(object.kept) ? globalThis.Number(object.kept) : 0,
+      renumbered: isSet(object.renumbered) ? globalThis.Number(object.renumbered) : 0,
+      resentAtOnce: isSet(object.resentAtOnce)
+        ? globalThis.Number(object.resentAtOnce)
+        : isSet(object.resent_at_once)
+        ? globalThis.Number(object.resent_at_once)
+        : 0,
+      backedOff: isSet(object.backedOff)
+        ? globalThis.Number(object.backedOff)
+        : isSet(object.backed_off)
+        ? globalThis.Number(object.backed_off)
+        : 0,
+      backoffMs: isSet(object.backoffMs)
+        ? globalThis.Number(object.backoffMs)
+        : isSet(object.backoff_ms)
+        ? globalThis.Number(object.backoff_ms)
+        : 0,
+      noMatchBelow: isSet(object.noMatchBelow)
+        ? globalThis.Number(object.noMatchBelow)
+        : isSet(object.no_match_below)
+        ? globalThis.Number(object.no_match_below)
+        : 0,
+    };
+  },
+
+  toJSON(message: CellRefusals): unknown {
+    const obj: any = {};
+    if (message.kept !== 0) {
+      obj.kept = Math.round(message.kept);
+    }
+    if (message.renumbered !== 0) {
+      obj.renumbered = Math.round(message.renumbered);
+    }
+    if (message.resentAtOnce !== 0) {
+      obj.resentAtOnce = Math.round(message.resentAtOnce);
+    }
+    if (message.backedOff !== 0) {
+      obj.backedOff = Math.round(message.backedOff);
+    }
+    if (message.backoffMs !== 0) {
+      obj.backoffMs = Math.round(message.backoffMs);
+    }
+    if (message.noMatchBelow !== 0) {
+      obj.noMatchBelow = Math.round(message.noMatchBelow);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CellRefusals>): CellRefusals {
+    return CellRefusals.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CellRefusals>): CellRefusals {
+    const message = createBaseCellRefusals();
+    message.kept = object.kept ?? 0;
+    message.renumbered = object.renumbered ?? 0;
+    message.resentAtOnce = object.resentAtOnce ?? 0;
+    message.backedOff = object.backedOff ?? 0;
+    message.backoffMs = object.backoffMs ?? 0;
+    message.noMatchBelow = object.noMatchBelow ?? 0;
     return message;
   },
 };

@@ -539,7 +539,16 @@ export interface Task {
    * The last checkpoint the home recorded (docs/agent-protocol.md), without
    * its data: size_bytes, attempt, progress and at_unix_ms. Unset: none.
    */
-  checkpoint: TaskCheckpoint | undefined;
+  checkpoint:
+    | TaskCheckpoint
+    | undefined;
+  /**
+   * Why a task in state QUEUED waits, when the home leader knows: its attempt
+   * was refused before it started and waits to be sent again, e.g. "refused
+   * by /eu/west-1a: buffer full; next try in 120 ms" (docs/mesh.md, "What
+   * GetTask says of a refused attempt"). Empty otherwise.
+   */
+  waiting: string;
 }
 
 /**
@@ -1643,6 +1652,7 @@ function createBaseTask(): Task {
     result: undefined,
     reason: "",
     checkpoint: undefined,
+    waiting: "",
   };
 }
 
@@ -1677,6 +1687,9 @@ export const Task: MessageFns<Task> = {
     }
     if (message.checkpoint !== undefined) {
       TaskCheckpoint.encode(message.checkpoint, writer.uint32(322).fork()).join();
+    }
+    if (message.waiting !== "") {
+      writer.uint32(2802).string(message.waiting);
     }
     return writer;
   },
@@ -1774,6 +1787,14 @@ export const Task: MessageFns<Task> = {
             message.checkpoint = TaskCheckpoint.decode(reader, reader.uint32());
             continue;
           }
+          case 350: {
+            if (tag !== 2802) {
+              break;
+            }
+
+            message.waiting = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1810,6 +1831,7 @@ export const Task: MessageFns<Task> = {
       result: isSet(object.result) ? TaskResult.fromJSON(object.result) : undefined,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       checkpoint: isSet(object.checkpoint) ? TaskCheckpoint.fromJSON(object.checkpoint) : undefined,
+      waiting: isSet(object.waiting) ? globalThis.String(object.waiting) : "",
     };
   },
 
@@ -1845,6 +1867,9 @@ export const Task: MessageFns<Task> = {
     if (message.checkpoint !== undefined) {
       obj.checkpoint = TaskCheckpoint.toJSON(message.checkpoint);
     }
+    if (message.waiting !== "") {
+      obj.waiting = message.waiting;
+    }
     return obj;
   },
 
@@ -1867,6 +1892,7 @@ export const Task: MessageFns<Task> = {
     message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
       ? TaskCheckpoint.fromPartial(object.checkpoint)
       : undefined;
+    message.waiting = object.waiting ?? "";
     return message;
   },
 };
