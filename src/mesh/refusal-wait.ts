@@ -121,7 +121,12 @@ export class RefusalWait {
   waiting(item: WorkItem, now: number): string {
     const note = item.refused;
     if (item.via !== undefined || note === undefined || note.by === '') return '';
-    const next = note.resendAt > now ? `next try in ${note.resendAt - now} ms` : 'waiting for a target with credit';
+    const next =
+      note.resendAt > now
+        ? `next try in ${note.resendAt - now} ms`
+        : item.waitingFor !== ''
+          ? `now waiting: ${item.waitingFor}` // its own reason to wait here (unplaceable.ts, slot-hold.ts)
+          : 'waiting for a target with credit';
     return `refused by ${note.by}: ${clipWhy(note.why)}; ${next}`;
   }
 }
