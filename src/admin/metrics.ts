@@ -13,6 +13,7 @@ import type { MeterFactory } from '../mesh/meter.js';
 import { CellMeters } from './cell-metrics.js';
 import { createFamilies, type MeshFamilies } from './metric-families.js';
 import { registerPreemptionCounter } from './preemption-metrics.js';
+import { registerRefusalCounters } from './refusal-metrics.js';
 import { registerFlowGauges } from './flow-metrics.js';
 import { registerQueueGauges } from './queue-metrics.js';
 import { registerForecastGauges } from './forecast-metrics.js';
@@ -42,6 +43,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   registerFlowGauges(registry, p, () => cells.byPath());
   registerQueueGauges(registry, p, () => cells.byPath());
   registerPreemptionCounter(registry, p, () => cells.byPath());
+  registerRefusalCounters(registry, p, () => cells.byPath());
   registerForecastGauges(registry, p, () => cells.byPath());
   return { ...families, registry, meter: cells.factory };
 }

@@ -100,6 +100,8 @@ export interface MeteredCell {
       oldestWaiting(): ReadonlyMap<string, number>;
       readonly tenants: { waitingOf(t: string): number };
     };
+    /** Refused sends of its attempts, since the replica started (home-refusals.ts, refusal-wait.ts). */
+    readonly refusals?: { counts(): RefusalTotals };
   };
   /** Its forecasts per kind and the agents it should have (forecasts.ts). */
   readonly forecasts?: { recommendations(): readonly ScaleRecommendation[] };
@@ -110,6 +112,16 @@ export interface MeteredCell {
   };
   /** Attempts it preempted, per kind (preemptor.ts). */
   readonly preemptor?: { readonly byKind: ReadonlyMap<string, number> };
+}
+
+/** What meshlb_refusals_total reads of a cell (home-refusals.ts `counts`). */
+export interface RefusalTotals {
+  readonly kept: number;
+  readonly renumbered: number;
+  readonly immediate: number;
+  readonly delayed: number;
+  readonly delayedMs: number;
+  readonly noMatchBelow: number;
 }
 
 /** Builds a cell's meter; called once by the Cell constructor, which may not have its links attached yet. */

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { TaskSpec, TaskState, type Task, type TaskRef } from '../../src/gen/meshlb/v1/task.js';
 import type { AgentSessions } from '../../src/mesh/agent-sessions.js';
+import { createMetrics } from '../../src/admin/metrics.js';
 import { Cell } from '../../src/mesh/cell.js';
 import type { AgentSide, CellPort, SubtreeLoad } from '../../src/mesh/port.js';
 import { RESEND_BASE_MS, RESEND_MAX_MS, resendDelay } from '../../src/mesh/refusal-wait.js';
@@ -27,6 +28,7 @@ const SEED = 16;
 /** One agent that refuses (bounces, uncounted) the next `refuse` assignments and keeps the rest. */
 class Agent implements AgentSide {
   readonly versions = new VersionRamps();
+  readonly byId = new Map<string, never>(); // what the metrics read of a node's sessions
   readonly given: string[] = [];
   /** When each assignment came (virtual ms), refused or not. */
   readonly at: number[] = [];
@@ -55,7 +57,13 @@ class Agent implements AgentSide {
 
 function setup() {
   const vs = new VirtualScheduler(1_000_000);
-  const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, { scheduler: vs, seed: SEED, taskTimeoutMs: 1000 });
+  const metrics = createMetrics();
+  const cell = new Cell(TOPO, TOPO.byPath.get('/')!, 1, {
+    scheduler: vs,
+    seed: SEED,
+    taskTimeoutMs: 1000,
+    meter: metrics.meter,
+  });
   const agent = new Agent(() => vs.now());
   agent.cell = cell;
   cell.attach({ agents: agent as unknown as AgentSessions });
@@ -66,7 +74,7 @@ function setup() {
       vs.runDeferred();
     }
   };
-  return { vs, cell, agent, settle };
+  return { vs, cell, agent, settle, metrics };
 }
 
 describe(`re-sends after a refusal back off (seed ${SEED})`, () => {
@@ -84,7 +92,7 @@ describe(`re-sends after a refusal back off (seed ${SEED})`, () => {
   });
 
   it('a refused attempt waits at home QUEUED and says why; Watch is told; it leaves as the same attempt', async () => {
-    const { vs, cell, agent, settle } = setup();
+    const { vs, cell, agent, settle, metrics } = setup();
     agent.refuse = 4;
     const watchers = watchLedger(cell.home, () => 100);
     const seen: Task[] = [];
@@ -115,6 +123,10 @@ describe(`re-sends after a refusal back off (seed ${SEED})`, () => {
     expect(states.join('')).toBe('D' + 'QD'.repeat(4));
     expect(seen.filter((t) => t.waiting !== '').every((t) => t.waiting.startsWith('refused by /'))).toBe(true);
     expect(cell.home.refusals.counts()).toMatchObject({ kept: 4, renumbered: 0, immediate: 1, delayed: 3 });
+    const scraped = await metrics.registry.metrics();
+    expect(scraped).toMatch(/meshlb_refusals_total\{cell="\/",outcome="kept"\} 4\n/);
+    expect(scraped).toMatch(/meshlb_refusals_total\{cell="\/",outcome="backed_off"\} 3\n/);
+    expect(scraped).toMatch(/meshlb_refusal_backoff_seconds_total\{cell="\/"\} 0\.\d+\n/);
     cell.close();
   });
 
