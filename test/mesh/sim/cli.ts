@@ -56,7 +56,7 @@ let gangs = 0;
 let gangsAbove = 0;
 let affinitySent = 0;
 let affinityUnmatched = 0;
-const refusals = { kept: 0, renumbered: 0 };
+const refusals = { kept: 0, renumbered: 0, backedOff: 0, noMatchBelow: 0 };
 const t0 = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   const res = await runSeed({
@@ -86,6 +86,8 @@ for (let seed = first; seed < first + count; seed++) {
   guaranteedPast += res.stats.guaranteedPast;
   refusals.kept += res.stats.refusals.kept;
   refusals.renumbered += res.stats.refusals.renumbered;
+  refusals.backedOff += res.stats.refusals.backedOff;
+  refusals.noMatchBelow += res.stats.refusals.noMatchBelow;
   prepositioned += res.stats.prepositioned;
   startedAtAccept += res.stats.startedAtAccept;
   flow.resumed += res.stats.resumed;
@@ -140,7 +142,7 @@ console.error(
   `affinity: ${affinitySent} attempts with affinity sent down by cells above the nodes; ${affinityUnmatched} tasks ended "no agent of kind X matches ..."`,
 );
 console.error(
-  `refusals: ${refusals.kept} refused sends of home attempts kept their number, ${refusals.renumbered} took a new one past the bound (live replicas' counts)`,
+  `refusals: ${refusals.kept} refused sends of home attempts kept their number, ${refusals.renumbered} took a new one past the bound; ${refusals.backedOff} re-sends backed off, ${refusals.noMatchBelow} "no match below" (live replicas' counts)`,
 );
 console.log(`seeds=${count} violations=${violations}`);
 process.exit(violations > 0 ? 1 : 0);

@@ -62,7 +62,7 @@ export interface SimResult {
     /** Guaranteed attempts (a tenant's minimum) cells sent past their children's credits (live replicas' counts). */
     guaranteedPast: number;
     /** Refusals of home attempts that kept their number, and those that took a new one past the bound (home-refusals.ts). */
-    refusals: { kept: number; renumbered: number };
+    refusals: { kept: number; renumbered: number; backedOff: number; noMatchBelow: number };
     /** Node summaries that offered more queue room than the static prefetch, by forecast (live replicas' counts). */
     prepositioned: number;
     /** LOGGED tasks started in their `accepted` entry (start-at-accept.ts; live replicas' counts). */
@@ -234,10 +234,12 @@ export async function runSeed(o: SimOptions): Promise<SimResult> {
   let prepositioned = 0;
   let startedAtAccept = 0;
   let guaranteedPast = 0;
-  const refusals = { kept: 0, renumbered: 0 };
+  const refusals = { kept: 0, renumbered: 0, backedOff: 0, noMatchBelow: 0 };
   for (const rep of mesh.replicas.values()) {
     refusals.kept += rep.cell.home.refusals.stats.kept;
     refusals.renumbered += rep.cell.home.refusals.stats.renumbered;
+    refusals.backedOff += rep.cell.home.refusals.wait.counts.delayed;
+    refusals.noMatchBelow += rep.cell.home.refusals.wait.counts.noMatchBelow;
     startedAtAccept += rep.cell.home.atAccept.started;
     givenBack += rep.cell.stats.givenBack;
     guaranteedPast += rep.cell.dispatcher.guaranteed.sent;
