@@ -139,7 +139,7 @@ function decodeToken(token: string): Key {
 export function getTask(cell: Cell, id: string): GetTaskResponse {
   const rec = record(cell, id);
   return {
-    task: toProtoTask(rec),
+    task: cell.home.refusals.view(rec), // the ledger's record; QUEUED for a refused attempt waiting here again
     failures: rec.failures,
     maxAttempts: cell.ledger.maxAttempts(rec),
     replays: rec.replays,
@@ -164,6 +164,8 @@ function location(cell: Cell, rec: TaskRecord): string {
   }
   const item = cell.routes.get(routeKey(rec.id, rec.attempt));
   const via = item?.via;
+  // Refused before it started, it waits here to be sent again (src/mesh/refusal-wait.ts): "waiting: refused by ...".
+  if (item && !via) return `waiting: ${cell.home.refusals.wait.waiting(item, cell.scheduler.now()) || 'queued again'}`;
   if (!via) return `attempt ${rec.attempt} out (no route here: from before a change of leader)`;
   if (via.type === 'child') return `sent to child ${via.cell}`;
   if (via.type === 'agent') return `assigned to agent ${via.agentId}`;

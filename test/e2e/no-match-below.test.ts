@@ -17,7 +17,7 @@
 import { credentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshClient } from '../../src/client/index.js';
-import { AdminServiceClient, type GetCellResponse } from '../../src/gen/meshlb/v1/admin.js';
+import { AdminServiceClient, type GetCellResponse, type GetTaskResponse } from '../../src/gen/meshlb/v1/admin.js';
 import type { Summary } from '../../src/gen/meshlb/v1/link.js';
 import { TaskState } from '../../src/gen/meshlb/v1/task.js';
 import type { SimAgent } from '../../src/dev/sim-agent.js';
@@ -167,6 +167,12 @@ describe(`a task sent on a stale summary comes back "no match below", over real 
     const waiting = await client.get(sent.taskId);
     expect([TaskState[waiting.state], waiting.attempt]).toEqual(['TASK_STATE_QUEUED', 1]);
     expect(waiting.waiting).toMatch(/^refused by \/a: no match below \/a: no agent of kind echo matches gpu=a100; /);
+    // AdminService.GetTask says so too, in `location`.
+    const adminView = await new Promise<GetTaskResponse>((resolve, reject) =>
+      admin.getTask({ taskId: sent.taskId, cell: '/' }, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+    expect(adminView.task?.state).toBe(TaskState.TASK_STATE_QUEUED);
+    expect(adminView.location).toMatch(/^waiting: refused by \/a: no match below \/a: /);
     // Not asked again while the view stands: the root's picker is rebuilt (each summary /a still sends
     // marks it stale, and a pump reconsiders the held task) several times over with no second send.
     const dispatcher = t.mesh.replicas.get('/')!.cell.dispatcher;
