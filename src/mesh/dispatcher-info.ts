@@ -53,8 +53,16 @@ export class PickInfo {
     return t;
   }
 
-  /** The child that said no agent below it matches `item`, while its label description is unchanged (refusal-wait.ts). */
+  /**
+   * The child that said no agent below it matches `item`, while its label description is unchanged
+   * (refusal-wait.ts); or the child that spilled a task with affinity up, having no candidate below it
+   * (so, with none elsewhere, it waits here as unplaceable and ends "no agent ... matches", not by a lease).
+   */
   private noMatchBelow(item: WorkItem): readonly string[] | undefined {
+    if (item.exclude !== undefined && item.spec.affinity.length > 0) {
+      this.noMatchOne[0] = item.exclude;
+      return this.noMatchOne;
+    }
     const note = item.refused;
     if (note === undefined || note.noMatchChild === '') return undefined;
     const now = labelsKey(this.links.children?.links.get(note.noMatchChild)?.summary, item.kind);

@@ -27,6 +27,7 @@ import { toProtoTask, type Ledger, type TaskRecord } from './ledger.js';
 import { RefusalWait, type RefusalCounts } from './refusal-wait.js';
 import type { RouteTable } from './routes.js';
 import type { Scheduler } from './scheduler.js';
+import { leaseFor, spilledLeaseFor, type CellSettings } from './settings.js';
 import type { CellTimers } from './timers.js';
 import { routeKey, type WorkItem } from './types.js';
 
@@ -41,6 +42,7 @@ export interface RefusalDeps {
   readonly scheduler: Scheduler;
   readonly random: () => number;
   readonly wake: () => void;
+  readonly settings: CellSettings;
 }
 
 export class HomeRefusals {
@@ -108,6 +110,9 @@ export class HomeRefusals {
   resent(item: WorkItem, now: number): void {
     if (item.refused !== undefined) this.wait.sent(item);
     if (item.origin.type !== 'home') return;
+    // Handed up this time (its match below refuted, say), it may wait at the top for an agent: the lease covers that.
+    const spilled = item.via?.type === 'parent';
+    item.leaseMs = spilled ? spilledLeaseFor(item.spec, this.d.settings) : leaseFor(item.spec, this.d.settings);
     item.leaseDue = now + item.leaseMs;
     this.d.timers.schedule(item.leaseDue, { type: 'lease', id: item.taskId, attempt: item.attempt });
   }

@@ -89,11 +89,15 @@ describe(`a task no agent below matches is given back at once, over real gRPC (s
     );
     const plain = await client.submit({ kind: 'echo' });
     const sent = await client.submit({ kind: 'echo', affinity: { gpu: 'a100' } });
+    // One homed at /a: given back by n1 to /a, which hands it up to the root (nothing else below /a may
+    // match); the root, /a excluded, holds it as unplaceable, and its home ends it with the same reason.
+    const atRegion = new MeshClient({ address: t.mesh.address('/a') });
+    const fromA = await atRegion.submit({ kind: 'echo', affinity: { gpu: 'a100' } });
     expect((await client.waitForResult(plain.taskId, { timeoutMs: 10_000 })).state).toBe(
       TaskState.TASK_STATE_COMPLETED,
     );
     // Given back by n1 and held at the root for want of a match: counted there as unplaceable.
-    await waitFor(async () => (await rootCell()).unplaceable === 1, { timeoutMs: 5000, what: '1 unplaceable at "/"' });
+    await waitFor(async () => (await rootCell()).unplaceable === 2, { timeoutMs: 5000, what: '2 unplaceable at "/"' });
     const waiting = await client.get(sent.taskId);
     expect({ state: TaskState[waiting.state], attempt: waiting.attempt }).toEqual({
       state: 'TASK_STATE_QUEUED',
@@ -111,6 +115,13 @@ describe(`a task no agent below matches is given back at once, over real gRPC (s
     });
     // It waited the limit at the root, not leases at n1; /a was not asked again (its labels unchanged).
     expect(done.updatedUnixMs - done.createdUnixMs).toBeGreaterThanOrEqual(WAIT_MS);
+    const doneA = await atRegion.waitForResult(fromA.taskId, { timeoutMs: 20_000 });
+    atRegion.close();
+    expect({ state: TaskState[doneA.state], reason: doneA.reason, attempt: doneA.attempt }).toEqual({
+      state: 'TASK_STATE_DEAD_LETTERED',
+      reason: 'no agent of kind echo matches gpu=a100',
+      attempt: 1,
+    });
     const root = await rootCell();
     expect(root.refusals).toMatchObject({ noMatchBelow: 1, kept: 1, renumbered: 0 });
   }, 40_000);
