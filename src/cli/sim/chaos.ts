@@ -6,8 +6,9 @@
 // Events come in rounds; each round holds every enabled kind once, in a seeded
 // order, so a short run still sees every kind and a long one mixes them. Gaps
 // between events are drawn around `everyMs`. The sim runs events one at a time
-// (each is undone before the next), so at most one fault is in force: a
-// minority of any 3-replica cell, never its quorum.
+// (each is undone before the next, and an event on a cell whose replica was
+// restarted waits until that replica serves again), so at most one fault is in
+// force: a minority of any 3-replica cell, never its quorum.
 import { seededRandom } from '../../util/rng.js';
 import { TIERS, type Tier } from '../../topology/types.js';
 

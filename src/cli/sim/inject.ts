@@ -68,10 +68,17 @@ export async function runChaos(
   out: ChaosOutcome,
 ): Promise<void> {
   const background: Array<Promise<unknown>> = [];
+  // A cell's replica restarted by the last event may still be starting when the next event comes: a second
+  // fault on that cell then would take its quorum (a killed leader's cell losing a second replica to a
+  // partition stalled a global failover for 4 s). So an event on a cell waits until its restarted replica
+  // serves again (bounded by untilServing's 60 s and by `stop`).
+  const back = new Map<string, Promise<unknown>>();
   for (const plan of schedule) {
     await pause(ctx.workloadAt + plan.atMs - Date.now(), stop);
+    await back.get(plan.cell);
+    back.delete(plan.cell);
     if (stop.aborted) break;
-    await runOne(ctx, plan, stop, out, background);
+    await runOne(ctx, plan, stop, out, background, back);
   }
   await Promise.all(background);
 }
@@ -82,6 +89,7 @@ async function runOne(
   stop: AbortSignal,
   out: ChaosOutcome,
   background: Array<Promise<unknown>>,
+  back: Map<string, Promise<unknown>>,
 ): Promise<void> {
   const { sup } = ctx;
   const cell: CellSpec = ctx.topology.byPath.get(plan.cell)!;
@@ -108,12 +116,13 @@ async function runOne(
     sup.restart(name);
     out.restarts++;
     const address = cell.replicas.find((r) => r.replica === replica)?.address;
-    if (plan.kind !== 'kill-agents' && address)
-      background.push(
-        untilServing(address, stop).then((ok) => {
-          if (ok) ev.backMs = Date.now() - at;
-        }),
-      );
+    if (plan.kind !== 'kill-agents' && address) {
+      const serving = untilServing(address, stop).then((ok) => {
+        if (ok) ev.backMs = Date.now() - at;
+      });
+      background.push(serving);
+      back.set(plan.cell, serving);
+    }
   };
   const now = Date.now();
   ev.atMs = now - ctx.startedAt;
