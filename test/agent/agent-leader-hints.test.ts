@@ -4,16 +4,12 @@
 // the follower's hint to the leader; when that leader stops, it forgets the learned address, goes back
 // to the follower it was given, and follows it to the new leader. With `leaderHints: 'given'` it keeps
 // the strict rule and stays refused.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { credentials } from '@grpc/grpc-js';
 import { Agent, type AgentOptions } from '../../src/agent/index.js';
 import { AgentServiceClient } from '../../src/gen/meshlb/v1/agent.js';
-import { Replica } from '../../src/mesh/replica.js';
-import { parseTopology } from '../../src/topology/parse.js';
-import { freePort } from '../helpers/process.js';
+import type { Replica } from '../../src/mesh/replica.js';
+import { startNodeCell } from '../helpers/node-cell.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 20261208);
@@ -22,39 +18,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** Three replicas of node cell /r/z/n1, started; the others of the tree are addresses only. */
-async function nodeCell(): Promise<Replica[]> {
-  const p = await Promise.all([0, 1, 2, 3, 4, 5].map(() => freePort()));
-  const a = (i: number) => `{ address: "127.0.0.1:${p[i]}" }`;
-  const topo = parseTopology(`
-name: leaderhints
-cells:
-  name: /
-  replicas: [${a(3)}]
-  children:
-    - name: r
-      replicas: [${a(4)}]
-      children:
-        - name: z
-          replicas: [${a(5)}]
-          children: [{ name: n1, replicas: [${a(0)}, ${a(1)}, ${a(2)}] }]
-`);
-  const dirs = mkdtempSync(join(tmpdir(), 'meshlb-leaderhints-'));
-  cleanups.push(() => rmSync(dirs, { recursive: true, force: true }));
-  const nodes: Replica[] = [];
-  for (const n of [1, 2, 3]) {
-    const r = await new Replica({
-      topology: topo,
-      cell: '/r/z/n1',
-      replica: n,
-      dataDir: join(dirs, `n1-${n}`),
-      seed: SEED + n,
-    }).start();
-    nodes.push(r);
-    cleanups.push(() => r.close(0));
-  }
-  return nodes;
-}
+/** Three replicas of node cell /r/z/n1, started. */
+const nodeCell = (): Promise<Replica[]> => startNodeCell('leaderhints', SEED, cleanups);
 
 /** The leader, once the live followers name it. */
 async function settledLeader(nodes: readonly Replica[]): Promise<Replica> {

@@ -2,16 +2,11 @@
 // one process over real gRPC): given every replica's address, followers first,
 // it is refused by a follower naming the leader and connects to the leader at
 // once, instead of waiting out a reconnect backoff.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { credentials } from '@grpc/grpc-js';
 import { Agent } from '../../src/agent/index.js';
 import { AgentServiceClient } from '../../src/gen/meshlb/v1/agent.js';
-import { Replica } from '../../src/mesh/replica.js';
-import { parseTopology } from '../../src/topology/parse.js';
-import { freePort } from '../helpers/process.js';
+import { startNodeCell } from '../helpers/node-cell.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SEED = Number(process.env.MESHLB_TEST_SEED ?? 20261209);
@@ -22,36 +17,7 @@ afterEach(async () => {
 
 describe(`an agent of a replicated node cell (seed ${SEED})`, () => {
   it('follows a follower’s leader hint to the leader among its addresses', async () => {
-    const p = await Promise.all([0, 1, 2, 3, 4, 5].map(() => freePort()));
-    const a = (i: number) => `{ address: "127.0.0.1:${p[i]}" }`;
-    // Only the node cell runs here; the others need addresses, not processes.
-    const topo = parseTopology(`
-name: agentleader
-cells:
-  name: /
-  replicas: [${a(3)}]
-  children:
-    - name: r
-      replicas: [${a(4)}]
-      children:
-        - name: z
-          replicas: [${a(5)}]
-          children: [{ name: n1, replicas: [${a(0)}, ${a(1)}, ${a(2)}] }]
-`);
-    const dirs = mkdtempSync(join(tmpdir(), 'meshlb-agentleader-'));
-    cleanups.push(() => rmSync(dirs, { recursive: true, force: true }));
-    const nodes: Replica[] = [];
-    for (const n of [1, 2, 3]) {
-      const r = await new Replica({
-        topology: topo,
-        cell: '/r/z/n1',
-        replica: n,
-        dataDir: join(dirs, `n1-${n}`),
-        seed: SEED + n,
-      }).start();
-      nodes.push(r);
-      cleanups.push(() => r.close(0));
-    }
+    const nodes = await startNodeCell('agentleader', SEED, cleanups);
     const leader = await waitFor(() => nodes.find((r) => r.cell.leading), { timeoutMs: 15_000, what: 'a leader' });
     const followers = nodes.filter((r) => r !== leader);
     await waitFor(() => followers.every((f) => f.cell.leaderHint().leader === leader.cell.replicaId) || undefined, {
