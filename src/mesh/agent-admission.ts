@@ -10,11 +10,12 @@
 // is told to come back when the bucket will have admitted the k-1 before it, so the
 // refused come back about as fast as the replica takes them in (the SDK adds up to a
 // quarter of jitter). The bucket is pure (the caller passes the time); the gate
-// ends the streams it refuses, counts and logs them.
+// ends the streams it refuses as any ended agent stream (stream-ends.ts).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { resourceExhausted, toServiceError } from '../util/errors.js';
+import { resourceExhausted } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { CellMeter } from './meter.js';
+import { endStream } from './stream-ends.js';
 
 /** A refused stream is told to come back no sooner than this (ms)... */
 export const MIN_RETRY_MS = 50;
@@ -73,37 +74,25 @@ interface GateCell {
 
 /** A node replica's door for agent streams: the bucket, and what happens to a stream it refuses. */
 export class HelloGate {
-  private loggedMs = Number.NEGATIVE_INFINITY;
-
   constructor(
     private readonly cell: GateCell,
     readonly bucket: HelloAdmission,
   ) {}
 
   /**
-   * Past the rate: end `call` RESOURCE_EXHAUSTED with its retry hint (before its hello is read), counted
-   * (streams ended, reason hello_rate); logged once a second with the count, not per stream (a storm refuses
-   * thousands). Returns whether it was refused.
+   * Past the rate: end `call` RESOURCE_EXHAUSTED with its retry hint (before its hello is read), as any
+   * ended agent stream is: counted (streams ended, reason hello_rate) and logged, a storm's thousands of
+   * lines cut by the logger to 10 a second and a count (src/util/log-bursts.ts). Returns whether it was refused.
    */
   refused(call: ServerDuplexStream<unknown, unknown>): boolean {
-    const now = this.cell.scheduler.now();
-    const wait = this.bucket.take(now);
+    const wait = this.bucket.take(this.cell.scheduler.now());
     if (wait === undefined) return false;
-    this.cell.meter.streamEnded('agent', 'hello_rate');
     const rate = this.bucket.ratePerSecond;
     const err = resourceExhausted(
       `node ${this.cell.path} admits ${rate} agent streams a second; retry in ${wait} ms`,
       wait,
     );
-    try {
-      call.emit('error', toServiceError(err));
-    } catch {
-      // already closed
-    }
-    if (now - this.loggedMs >= 1000) {
-      this.cell.log.warn({ refused: this.bucket.refused, rate, retryMs: wait }, 'agent: streams over the hello rate');
-      this.loggedMs = now;
-    }
+    endStream(call, err, this.cell, 'agent', 'agent: stream over the hello rate', 'hello_rate');
     return true;
   }
 }
