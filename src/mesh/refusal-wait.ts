@@ -73,7 +73,7 @@ export class RefusalWait {
   hold(item: WorkItem, by: string, why: string, n: number): void {
     const now = this.d.scheduler.now();
     const delay = resendDelay(n, this.d.random);
-    const note = (item.refused ??= { by, why, resendAt: 0, noMatchChild: '', noMatchLabels: undefined });
+    const note = noteOf(item);
     note.by = by;
     note.why = why;
     note.resendAt = delay > 0 ? now + delay : 0;
@@ -93,7 +93,7 @@ export class RefusalWait {
   /** Note that the child `item` went to said no agent below it matches (`labels`: its description now). */
   noMatch(item: WorkItem, child: string, labels: string): void {
     this.counts.noMatchBelow++;
-    const note = (item.refused ??= { by: '', why: '', resendAt: 0, noMatchChild: '', noMatchLabels: undefined });
+    const note = noteOf(item);
     note.noMatchChild = child;
     note.noMatchLabels = labels;
   }
@@ -129,6 +129,11 @@ export class RefusalWait {
           : 'waiting for a target with credit';
     return `refused by ${note.by}: ${clipWhy(note.why)}; ${next}`;
   }
+}
+
+/** The refusal note on `item`, made on its first use. */
+function noteOf(item: WorkItem): NonNullable<WorkItem['refused']> {
+  return (item.refused ??= { by: '', why: '', resendAt: 0, noMatchChild: '', noMatchLabels: undefined });
 }
 
 /** A refusal's text without its `requeue: ` prefix, at most 200 characters. */
